@@ -1,0 +1,301 @@
+"""The `leadrouter` command line: thin wrappers that read files, call the core, and print.
+
+Every failure a user can cause (a bad policy, a missing file, a malformed flag) ends in a sentence
+and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from bot.card import card_content, render_text
+from bot.files import BadRow, InputFileError, LeadRow, count_rows, read_accounts, read_leads
+from routing.accounts import AccountIndex
+from routing.engine import Decision
+from routing.explain import explain
+from routing.model import Lead, Outcome, OutOfOffice
+from routing.policy import Policy, PolicyError, default_policy_path, load_policy
+from routing.simulation import Simulation, team_shares
+
+app = typer.Typer(
+    name="leadrouter",
+    help="Route each new B2B lead to the right rep, explain why, and tell them in Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="The policy file (default: $LEADROUTER_RULES, else routing.yml)."),
+]
+PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as a sentence, exit code 1."""
+
+
+def main() -> None:
+    try:
+        app()
+    except CliError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+def _policy(path: Path | None) -> Policy:
+    file = path or default_policy_path()
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        raise CliError(f"the policy has problems:\n{exc.report()}") from None
+    for warning in policy.warnings:
+        err.print(f"[yellow]{warning.format(str(file))}[/yellow]")
+    return policy
+
+
+def _parse_now(text: str | None, policy: Policy) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"--now '{text}' is not an ISO-8601 time such as 2026-11-17T15:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=policy.timezone)
+    return moment
+
+
+def _accounts(path: Path | None, policy: Policy) -> AccountIndex | None:
+    if path is None:
+        return None
+    rep_ids = {rep.id.lower(): rep.id for rep in policy.reps.values()}
+    rep_ids.update({rep.email.lower(): rep.id for rep in policy.reps.values() if rep.email})
+    try:
+        accounts, bad = read_accounts(path, rep_ids)
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    for row in bad:
+        err.print(f"[yellow]{path}:{row.line}: {row.message}[/yellow]")
+    return AccountIndex(accounts)
+
+
+def _leads(path: Path) -> Iterator[Lead]:
+    """Valid leads in file order; bad rows reported on stderr with their line number."""
+    try:
+        rows: Iterable[LeadRow | BadRow] = read_leads(path)
+        total = count_rows(path) if sys.stderr.isatty() else 0
+        if total < PROGRESS_THRESHOLD:
+            for row in rows:
+                yield from _take(row, path)
+            return
+        with Progress(
+            TextColumn("routing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("routing", total=total)
+            for row in rows:
+                progress.advance(task)
+                yield from _take(row, path)
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _take(row: LeadRow | BadRow, path: Path) -> Iterator[Lead]:
+    if isinstance(row, BadRow):
+        err.print(f"[yellow]{path}:{row.line}: skipped: {row.message}[/yellow]")
+    else:
+        yield row.lead
+
+
+@app.command()
+def check(
+    file: Annotated[Path | None, typer.Argument(help="The policy file to check.")] = None,
+) -> None:
+    """Check a policy file: exit 0 with a summary, or 1 with every error and its line."""
+    path = file or default_policy_path()
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        err.print(exc.report())
+        errors = sum(1 for p in exc.problems if p.severity == "error")
+        err.print(f"{path}: {errors} error{'s' if errors != 1 else ''}")
+        raise typer.Exit(1) from None
+    for warning in policy.warnings:
+        err.print(warning.format(str(path)))
+    out.print(
+        f"{path}: ok: {len(policy.reps)} reps, {len(policy.teams)} teams, "
+        f"{len(policy.rules)} rules, "
+        f"{len(policy.qualify)} qualification rules, {len(policy.managers)} managers"
+        + (f", {len(policy.warnings)} warnings" if policy.warnings else "")
+    )
+
+
+@app.command()
+def simulate(
+    leads: Annotated[Path, typer.Argument(help="Leads as CSV (with a header) or JSON Lines.")],
+    rules: RulesOption = None,
+    accounts: Annotated[
+        Path | None, typer.Option(help="Accounts CSV: id,name,domain,owner,tier.")
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="Route as if it were this ISO-8601 time (default: now).")
+    ] = None,
+    ooo: Annotated[
+        list[str] | None, typer.Option("--ooo", help="Mark this rep out of office.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per lead per line.")
+    ] = False,
+    explain_all: Annotated[
+        bool, typer.Option("--explain", help="Print the full explanation of each lead.")
+    ] = False,
+) -> None:
+    """Dry-run the policy over a file of leads. Writes nothing anywhere."""
+    policy = _policy(rules)
+    moment = _parse_now(now, policy)
+    away = _out_of_office(ooo or [], policy)
+    simulation = Simulation(policy, moment, _accounts(accounts, policy), away)
+    if as_json:
+        for lead in _leads(leads):
+            decision = simulation.route(lead)
+            out.print(json.dumps(decision_json(decision)), soft_wrap=True, markup=False)
+        return
+    decisions = [simulation.route(lead) for lead in _leads(leads)]
+    _print_results(policy, decisions, explain_all=explain_all)
+
+
+def _out_of_office(rep_ids: list[str], policy: Policy) -> dict[str, OutOfOffice]:
+    unknown = [r for r in rep_ids if r not in policy.reps]
+    if unknown:
+        raise CliError(
+            f"--ooo {unknown[0]}: no rep with that id in the policy "
+            f"(reps: {', '.join(policy.reps)})"
+        )
+    return {r: OutOfOffice(reason="marked out of office for this run") for r in rep_ids}
+
+
+def decision_json(decision: Decision) -> dict[str, object]:
+    return {
+        "id": decision.lead_id,
+        "outcome": decision.outcome.value,
+        "rep": decision.rep,
+        "team": decision.team,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "sla_seconds": decision.sla_seconds,
+    }
+
+
+def _print_results(policy: Policy, decisions: list[Decision], *, explain_all: bool) -> None:
+    table = Table(title=f"{len(decisions)} leads routed", box=box.SIMPLE_HEAD, expand=True)
+    for column in ("lead", "rep", "team"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("rule", ratio=1, overflow="fold")
+    table.add_column("reason", ratio=3, overflow="fold")
+    for d in decisions:
+        rep = policy.rep_name(d.rep) if d.rep else f"({d.outcome.value})"
+        # Lead data is shown as plain Text so a company named "[red]" is not read as markup.
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (d.lead_id, rep, d.team or d.queue or "", d.rule or "", d.reason)
+            )
+        )
+    out.print(table)
+    outcomes = {o: sum(1 for d in decisions if d.outcome is o) for o in Outcome}
+    out.print("  ".join(f"{o.value}: {n}" for o, n in outcomes.items()))
+    for team, shares in team_shares(policy, decisions).items():
+        dist = Table(
+            title=f"team {team} · {policy.teams[team].distribution.value.replace('_', ' ')}"
+        )
+        for column in ("rep", "leads", "expected share"):
+            dist.add_column(column, justify="left" if column == "rep" else "right")
+        for share in shares:
+            dist.add_row(
+                Text(policy.rep_name(share.rep)), str(share.count), f"{share.expected:.1f}"
+            )
+        out.print(dist)
+    if explain_all:
+        for d in decisions:
+            out.print()
+            out.print(explain(d, policy), markup=False)
+
+
+DEMO_NOW = "2026-11-17T17:15:00+00:00"  # a Tuesday: New York 12:15, Los Angeles 09:15, London 17:15
+DEMO_OUT_OF_OFFICE = "carol"
+
+
+def _interesting(decisions: list[Decision]) -> Decision:
+    """The lead whose card best shows off a reason: a fallback, else a skipped rep, else any."""
+    assigned = [d for d in decisions if d.outcome is Outcome.ASSIGNED]
+    for wanted in (lambda d: d.fallback_used, lambda d: " is " in d.reason):
+        for decision in assigned:
+            if wanted(decision):
+                return decision
+    return assigned[0]
+
+
+def examples_dir() -> Path:
+    """The bundled examples: inside the installed package, or beside it in a source checkout."""
+    packaged = Path(str(resources.files("bot"))) / "examples"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "examples"
+
+
+@app.command()
+def demo(
+    now: Annotated[str, typer.Option(help="The moment the demo routes at (ISO-8601).")] = DEMO_NOW,
+) -> None:
+    """Route ~50 realistic leads with the example policy: table, distribution, and one card."""
+    folder = examples_dir()
+    policy = _policy(folder / "routing.yml")
+    moment = _parse_now(now, policy)
+    back = datetime(2026, 11, 23, 9, tzinfo=policy.reps[DEMO_OUT_OF_OFFICE].tz)
+    away = {DEMO_OUT_OF_OFFICE: OutOfOffice(until=back, reason="vacation")}
+    simulation = Simulation(policy, moment, _accounts(folder / "demo-accounts.csv", policy), away)
+    decisions = [simulation.route(lead) for lead in _leads(folder / "demo-leads.csv")]
+    out.print(
+        f"[bold]leadrouter demo[/bold]: the example policy ({folder / 'routing.yml'}) routing "
+        f"{len(decisions)} leads at {moment:%a %d %b %Y %H:%M %Z}, with "
+        f"{policy.rep_name(DEMO_OUT_OF_OFFICE)} out of office. Nothing is written anywhere."
+    )
+    _print_results(policy, decisions, explain_all=False)
+    sample = _interesting(decisions)
+    card = card_content(
+        sample, policy, offered_at=moment.astimezone(policy.reps[sample.rep or ""].tz)
+    )
+    out.print(
+        Panel(Text(render_text(card)), title="How the assignment card reads in Slack", expand=False)
+    )
+    out.print(
+        Panel(Text(explain(sample, policy)), title=f"leadrouter why {sample.lead_id}", expand=False)
+    )
+    out.print(
+        "Try: leadrouter simulate examples/demo-leads.csv --rules examples/routing.yml "
+        "--accounts examples/demo-accounts.csv --now 2026-11-17T17:15:00Z --ooo carol --explain"
+    )

@@ -1,0 +1,283 @@
+"""Match a lead to a known account: by registrable domain first, then by fuzzy company name.
+
+Matching is the most expensive step of a routing decision, so `AccountIndex` does all the
+normalising once, when it is built, and answers a lead with a dict lookup (domain) or with one
+`rapidfuzz` pass over a small candidate set taken from blocking keys (name). It never scans
+every account for a lead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+
+from routing.domains import registrable_domain
+from routing.model import Account, AccountMatch
+
+# Stripped from the end of a name, longest first and repeatedly, so "Acme Pty Ltd" and
+# "Acme GmbH & Co. KG" both come down to "acme". Written in normalised form ("&" is "and", dots
+# are gone), which is why "l.l.c." is just "llc". "a s" is the Danish and Norwegian "A/S".
+_LEGAL_SUFFIXES: frozenset[tuple[str, ...]] = frozenset(
+    tuple(suffix.split())
+    for suffix in (
+        "inc",
+        "incorporated",
+        "llc",
+        "ltd",
+        "limited",
+        "gmbh",
+        "ag",
+        "plc",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "sa",
+        "sas",
+        "sarl",
+        "srl",
+        "spa",
+        "bv",
+        "nv",
+        "pty",
+        "pty ltd",
+        "oy",
+        "ab",
+        "as",
+        "a s",
+        "kk",
+        "kg",
+        "llp",
+        "lp",
+        "lda",
+        "sl",
+        "se",
+        "ulc",
+        "pte",
+        "co ltd",
+        "and co",
+        "gmbh and co kg",
+    )
+)
+_SUFFIX_LENGTHS = sorted({len(suffix) for suffix in _LEGAL_SUFFIXES}, reverse=True)
+
+# Dots and apostrophes join what they separate ("S.A." -> "sa", "O'Brien" -> "obrien"); every
+# other character that is not part of a word separates words ("Hewlett-Packard").
+_JOINERS = re.compile(r"[.'’‘`´]")
+_SEPARATORS = re.compile(r"[^\w\s]|_")
+
+# The most candidates a lead is scored against, unless its rarest key alone has more. Each costs
+# about 0.1 µs, so this keeps a typical name lookup well under 50 µs; the next, more common key
+# would mostly add accounts that merely share a frequent word ("t:global") with the lead.
+MAX_CANDIDATES = 500
+
+
+def _keep_marks(found: re.Match[str]) -> str:
+    # `\w` does not cover marks that survive accent stripping (Devanagari vowel signs, for
+    # one); they are part of the word, so dropping them would split "टाटा" in two.
+    char = found.group()
+    return char if unicodedata.category(char).startswith("M") else " "
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    # Recomposing puts Hangul syllables (decomposed into jamo above) back together.
+    return unicodedata.normalize("NFC", bare)
+
+
+def _tokens(text: str) -> list[str]:
+    text = text.replace("&", " and ")
+    text = _JOINERS.sub("", text)
+    return _SEPARATORS.sub(_keep_marks, text).split()
+
+
+def _normalise(name: str | None) -> str:
+    if not name:
+        return ""
+    # Case is folded before accents are stripped: folding can itself produce combining marks
+    # ("ǰ" folds to "j" + caron), which would otherwise survive the first pass but not a second.
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    tokens = _tokens(folded if folded.isascii() else _strip_accents(folded))
+    if not tokens:
+        # A name made only of accents or marks: keep them rather than return nothing.
+        tokens = _tokens(folded)
+    while len(tokens) > 1 and tokens[0] == "the":
+        del tokens[0]
+    end = len(tokens)
+    stripped = True
+    while stripped:
+        stripped = False
+        for length in _SUFFIX_LENGTHS:
+            if length <= end and tuple(tokens[end - length : end]) in _LEGAL_SUFFIXES:
+                end -= length
+                stripped = True
+                break
+        # "Smith & Co Ltd" loses "co ltd" before "and co" can match; the "and" left dangling
+        # belonged to the suffix.
+        if stripped and end and tokens[end - 1] == "and":
+            end -= 1
+    # "AG" or "Company Limited" are all suffix; the whole name is a better key than nothing.
+    return " ".join(tokens[:end] if end else tokens)
+
+
+@lru_cache(maxsize=65536)
+def company_key(name: str | None) -> str:
+    """A company name normalised for matching; "" when the name has no letters or digits.
+
+    "Société Générale S.A." -> "societe generale", "The Müller GmbH & Co. KG" -> "muller",
+    "Acme, Inc." -> "acme". Letters and digits of every script are kept ("Яндекс" -> "яндекс").
+    Applying it to its own result changes nothing.
+    """
+    return _normalise(name)
+
+
+def name_blocking_keys(key: str) -> frozenset[str]:
+    """The blocking keys of a normalised name (a `company_key` result).
+
+    "t:<token>" for every token of two or more characters, and "p:<first four characters of the
+    key without spaces>" so that a typo in one word still shares a key with the right account.
+    Two names can only be fuzzy-matched if they share at least one key.
+
+    The keys are plain strings on purpose: the storage layer can keep (key, account id) rows in
+    an indexed table, fetch the accounts that share a key with a lead
+    (`WHERE key IN (...)`), and match against an `AccountIndex` built from just those. That
+    finds the same account whenever the full index does, though it may also find one the full
+    index passes over because a key's posting list was too long there.
+    """
+    if not key:
+        return frozenset()
+    keys = {f"t:{token}" for token in key.split() if len(token) >= 2}
+    keys.add(f"p:{key.replace(' ', '')[:4]}")
+    return frozenset(keys)
+
+
+class _Posting:
+    """The names that share one blocking key, in tie-breaking order (lowest account id first)."""
+
+    __slots__ = ("names", "numbers")
+
+    def __init__(self) -> None:
+        self.numbers: list[int] = []
+        self.names: list[str] = []
+
+
+def _sort_tokens(key: str) -> str:
+    return " ".join(sorted(key.split()))
+
+
+class AccountIndex:
+    """Accounts indexed for matching leads, by registrable domain and by company-name keys.
+
+    Built once from every account the router knows; a lead is then matched without looking at
+    more than a few hundred of them. When several accounts qualify equally (same domain, or
+    same name score), the one with the lowest id, compared as strings, wins, so a decision
+    never depends on the order the accounts were loaded in. Ids must be unique.
+    """
+
+    __slots__ = ("_by_domain", "_by_id", "_name_accounts", "_names", "_postings")
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        ordered = sorted(accounts, key=lambda account: account.id)
+        self._by_id: dict[str, Account] = {}
+        self._by_domain: dict[str, Account] = {}
+        # `token_sort_ratio` is `ratio` over token-sorted strings. Sorting each account's tokens
+        # here, once, makes a candidate cost about a third of what `token_sort_ratio` spends
+        # re-sorting it on every lookup. Names equal once sorted score the same against any
+        # lead, so they share one number, given in order of their lowest account id.
+        self._names: list[str] = []
+        self._name_accounts: list[Account] = []
+        self._postings: dict[str, _Posting] = {}
+        numbers: dict[str, int] = {}
+        for account in ordered:
+            if self._by_id.setdefault(account.id, account) is not account:
+                raise ValueError(f"account id {account.id!r} appears more than once")
+            domain = registrable_domain(account.domain)
+            if domain is not None:
+                self._by_domain.setdefault(domain, account)
+            # Not the cached `company_key`: that cache is for leads, which repeat; each account
+            # name is normalised exactly once, here.
+            key = _normalise(account.name)
+            name = _sort_tokens(key)
+            if not name or name in numbers:
+                continue
+            number = numbers[name] = len(self._names)
+            self._names.append(name)
+            self._name_accounts.append(account)
+            for block in name_blocking_keys(key):
+                posting = self._postings.get(block)
+                if posting is None:
+                    posting = self._postings[block] = _Posting()
+                posting.numbers.append(number)
+                posting.names.append(name)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, account_id: str) -> Account | None:
+        return self._by_id.get(account_id)
+
+    def match(
+        self, *, domain: str | None, company: str | None, threshold: float
+    ) -> AccountMatch | None:
+        """The account a lead belongs to, or None.
+
+        `domain` must already be a registrable domain ("acme.co.uk") and not a free-mail one:
+        the caller knows which domains say nothing about the company, and a lookup here is only
+        a dict access. A domain match wins outright with score 100. Otherwise the closest
+        company name scoring at least `threshold` (0-100) wins, scored with
+        `fuzz.token_sort_ratio` over `company_key` names. Not `WRatio`: its partial matching
+        scores "acme" against "acme holdings international" 90, which would route every
+        small "Acme" lead to whichever big group has the word in its name.
+
+        Only accounts sharing a blocking key with the company are scored: the rarest keys
+        first, adding more common ones while the candidates stay under `MAX_CANDIDATES`.
+        """
+        if not 0 <= threshold <= 100:
+            raise ValueError(f"threshold must be between 0 and 100, not {threshold!r}")
+        if domain:
+            account = self._by_domain.get(domain)
+            if account is not None:
+                return AccountMatch(account=account, method="domain", score=100.0)
+        key = company_key(company)
+        if not key:
+            return None
+        numbers, names = self._candidates(key)
+        if not numbers:
+            return None
+        best = process.extractOne(
+            _sort_tokens(key), names, scorer=fuzz.ratio, processor=None, score_cutoff=threshold
+        )
+        if best is None:
+            return None
+        _, score, position = best
+        # extractOne keeps the first of equal scores, and candidates are in lowest-id order.
+        account = self._name_accounts[numbers[position]]
+        return AccountMatch(account=account, method="name", score=round(score, 1))
+
+    def _candidates(self, key: str) -> tuple[list[int], list[str]]:
+        postings = self._postings
+        # The block breaks ties between equally long lists: set order varies between processes.
+        found = sorted(
+            (len(postings[block].numbers), block)
+            for block in name_blocking_keys(key)
+            if block in postings
+        )
+        if not found:
+            return [], []
+        chosen = [postings[found[0][1]]]
+        gathered = found[0][0]
+        for size, block in found[1:]:
+            if gathered + size > MAX_CANDIDATES:
+                break
+            chosen.append(postings[block])
+            gathered += size
+        if len(chosen) == 1:
+            return chosen[0].numbers, chosen[0].names
+        numbers = sorted({number for posting in chosen for number in posting.numbers})
+        names = self._names
+        return numbers, [names[number] for number in numbers]

@@ -1,0 +1,434 @@
+"""The `when:` language of the policy, compiled once into plain closures.
+
+A compiled condition is called with a lead's *folded* facts (strings casefolded, numbers as
+they are) and returns None when it holds, or a `Miss` naming the clause that did not. Nothing is
+formatted on the hot path: a `Miss` holds the clause's precomputed description and the name of
+the field, and the explanation reads the actual value from the facts only when someone asks.
+
+    when: {region: NA}                               equality, strings case-insensitive
+    when: {industry: [Healthcare, Biotech]}          any of
+    when: {employees: {gte: 200, lt: 1000}}          operators, all must hold
+    when: {all: [...]} / {any: [...]} / {not: {...}} combinators
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+LEAD_FIELDS = frozenset(
+    {
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "name",
+        "company",
+        "domain",
+        "website",
+        "title",
+        "phone",
+        "country",
+        "state",
+        "employees",
+        "industry",
+        "source",
+        "score",
+        "product",
+        "crm_system",
+        "crm_id",
+        # derived by normalisation
+        "email_domain",
+        "email_domain_type",
+        "email_disposable",
+        "region",
+        "segment",
+    }
+)
+ACCOUNT_FIELDS = frozenset(
+    {
+        "account.matched",
+        "account.id",
+        "account.name",
+        "account.owner",
+        "account.tier",
+        "account.domain",
+        "account.match_method",
+        "account.match_score",
+    }
+)
+OPERATORS = ("gte", "gt", "lte", "lt", "ne", "in", "not_in", "contains", "matches", "exists")
+COMBINATORS = ("all", "any", "not")
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """The clause that did not hold, and the field whose value the explanation should show."""
+
+    clause: str
+    field: str | None
+
+
+Check = Callable[[Mapping[str, Any]], Miss | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    check: Check
+    description: str
+    fields: frozenset[str]
+    catch_all: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionError:
+    path: tuple[str | int, ...]
+    message: str
+
+
+def always(_facts: Mapping[str, Any]) -> Miss | None:
+    return None
+
+
+CATCH_ALL = Condition(always, "always", frozenset(), catch_all=True)
+
+
+def fold(value: Any) -> Any:
+    """The form a value is compared in: strings casefolded and stripped, everything else as is."""
+    if isinstance(value, str):
+        return value.strip().casefold()
+    return value
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def compile_condition(
+    raw: Any, *, allow_account: bool = True, path: tuple[str | int, ...] = ("when",)
+) -> tuple[Condition, list[ConditionError]]:
+    """Compile a `when:` value. Returns the condition and every error found (all at once)."""
+    if raw is None or (isinstance(raw, Mapping) and not raw):
+        return CATCH_ALL, []
+    compiler = _Compiler(allow_account)
+    condition = compiler.node(raw, path)
+    return condition, compiler.errors
+
+
+class _Compiler:
+    def __init__(self, allow_account: bool) -> None:
+        self.allow_account = allow_account
+        self.errors: list[ConditionError] = []
+
+    def fail(self, path: tuple[str | int, ...], message: str) -> Condition:
+        self.errors.append(ConditionError(path, message))
+        return CATCH_ALL
+
+    def node(self, raw: Any, path: tuple[str | int, ...]) -> Condition:
+        if not isinstance(raw, Mapping):
+            return self.fail(
+                path, f"a condition is a mapping such as {{region: NA}}, not {_show(raw)}"
+            )
+        if not raw:
+            return self.fail(path, "an empty condition; leave `when` out to match every lead")
+        parts = [self.entry(str(key), value, (*path, str(key))) for key, value in raw.items()]
+        return _all_of(parts)
+
+    def entry(self, key: str, value: Any, path: tuple[str | int, ...]) -> Condition:
+        if key in ("all", "any"):
+            if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+                return self.fail(path, f"`{key}` takes a non-empty list of conditions")
+            parts = [self.node(item, (*path, i)) for i, item in enumerate(value)]
+            return _all_of(parts) if key == "all" else _any_of(parts)
+        if key == "not":
+            return _not(self.node(value, path))
+        field = self.field(key, path)
+        if field is None:
+            return CATCH_ALL
+        if isinstance(value, Mapping):
+            if not value:
+                return self.fail(path, "an empty operator mapping")
+            ops = [
+                self.operator(field, str(op), arg, (*path, str(op))) for op, arg in value.items()
+            ]
+            return _all_of(ops)
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            return self.one_of(field, value, path, negate=False)
+        return self.equals(field, value, path)
+
+    def field(self, key: str, path: tuple[str | int, ...]) -> str | None:
+        if key in LEAD_FIELDS:
+            return key
+        if key.startswith("fields.") and len(key) > len("fields."):
+            return key
+        if key in ACCOUNT_FIELDS:
+            if not self.allow_account:
+                self.fail(path, f"`{key}` is not known yet: accounts are matched after qualifying")
+                return None
+            return key
+        hint = _suggest(key, [*LEAD_FIELDS, *ACCOUNT_FIELDS, *COMBINATORS])
+        self.fail(path, f"unknown field `{key}`{hint}; custom fields are written fields.NAME")
+        return None
+
+    def scalar(self, value: Any, path: tuple[str | int, ...]) -> bool:
+        if isinstance(value, str | int | float | bool):
+            return True
+        self.fail(path, f"expected a single value (text, number or true/false), got {_show(value)}")
+        return False
+
+    def equals(self, field: str, value: Any, path: tuple[str | int, ...]) -> Condition:
+        if not self.scalar(value, path):
+            return CATCH_ALL
+        return _equals(field, value)
+
+    def one_of(
+        self, field: str, values: Sequence[Any], path: tuple[str | int, ...], *, negate: bool
+    ) -> Condition:
+        if not values:
+            return self.fail(path, "an empty list matches nothing; list at least one value")
+        if not all(self.scalar(v, (*path, i)) for i, v in enumerate(values)):
+            return CATCH_ALL
+        return _one_of(field, values, negate=negate)
+
+    def operator(self, field: str, op: str, arg: Any, path: tuple[str | int, ...]) -> Condition:
+        if op in ("gte", "gt", "lte", "lt"):
+            if not is_number(arg):
+                return self.fail(path, f"`{op}` compares numbers; got {_show(arg)}")
+            return _compare(field, op, float(arg))
+        if op == "ne":
+            if not self.scalar(arg, path):
+                return CATCH_ALL
+            return _not(_equals(field, arg), f"{field} is not {_show(arg)}")
+        if op in ("in", "not_in"):
+            if not isinstance(arg, Sequence) or isinstance(arg, str):
+                return self.fail(path, f"`{op}` takes a list of values")
+            return self.one_of(field, arg, path, negate=op == "not_in")
+        if op == "contains":
+            if not self.scalar(arg, path):
+                return CATCH_ALL
+            return _contains(field, arg)
+        if op == "matches":
+            if not isinstance(arg, str):
+                return self.fail(path, "`matches` takes a regular expression as text")
+            try:
+                pattern = re.compile(arg, re.IGNORECASE)
+            except re.error as exc:
+                return self.fail(path, f"`{arg}` is not a valid regular expression: {exc}")
+            return _matches(field, pattern)
+        if op == "exists":
+            if not isinstance(arg, bool):
+                return self.fail(path, "`exists` takes true or false")
+            return _exists(field, arg)
+        return self.fail(
+            path,
+            f"unknown operator `{op}`{_suggest(op, OPERATORS)}; use one of {', '.join(OPERATORS)}",
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, Sequence):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return str(value)
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _leaf(check: Check, description: str, field: str) -> Condition:
+    return Condition(check, description, frozenset({field}), catch_all=False)
+
+
+def _equals(field: str, value: Any) -> Condition:
+    description = f"{field} is {_show(value)}"
+    miss = Miss(description, field)
+    if isinstance(value, bool):
+
+        def check_bool(facts: Mapping[str, Any]) -> Miss | None:
+            return None if facts.get(field) is value else miss
+
+        return _leaf(check_bool, description, field)
+    if is_number(value):
+        number = float(value)
+
+        def check_number(facts: Mapping[str, Any]) -> Miss | None:
+            actual = facts.get(field)
+            return None if is_number(actual) and actual == number else miss
+
+        return _leaf(check_number, description, field)
+    wanted = fold(str(value))
+
+    def check_text(facts: Mapping[str, Any]) -> Miss | None:
+        actual = facts.get(field)
+        if actual is None:
+            return miss
+        if isinstance(actual, str):
+            return None if actual == wanted else miss
+        return None if fold(_text(actual)) == wanted else miss
+
+    return _leaf(check_text, description, field)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _one_of(field: str, values: Sequence[Any], *, negate: bool) -> Condition:
+    shown = ", ".join(_show(v) for v in values)
+    description = f"{field} is {'not ' if negate else ''}one of {shown}"
+    miss = Miss(description, field)
+    texts = frozenset(fold(_text(v)) for v in values if not isinstance(v, bool))
+    flags = frozenset(v for v in values if isinstance(v, bool))
+
+    def member(actual: Any) -> bool:
+        if actual is None:
+            return False
+        if isinstance(actual, bool):
+            return actual in flags
+        if isinstance(actual, str):
+            return actual in texts
+        return fold(_text(actual)) in texts
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        return miss if member(facts.get(field)) == negate else None
+
+    return _leaf(check, description, field)
+
+
+_COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "gte": (">=", lambda a, b: a >= b),
+    "gt": (">", lambda a, b: a > b),
+    "lte": ("<=", lambda a, b: a <= b),
+    "lt": ("<", lambda a, b: a < b),
+}
+
+
+def _compare(field: str, op: str, bound: float) -> Condition:
+    symbol, holds = _COMPARISONS[op]
+    description = f"{field} {symbol} {_text(bound)}"
+    miss = Miss(description, field)
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        actual = facts.get(field)
+        if isinstance(actual, int | float) and not isinstance(actual, bool):
+            return None if holds(actual, bound) else miss
+        if isinstance(actual, str):  # custom fields from a CSV arrive as text
+            try:
+                return None if holds(float(actual), bound) else miss
+            except ValueError:
+                return miss
+        return miss
+
+    return _leaf(check, description, field)
+
+
+def _contains(field: str, value: Any) -> Condition:
+    description = f"{field} contains {_show(value)}"
+    miss = Miss(description, field)
+    wanted = fold(_text(value))
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        actual = facts.get(field)
+        if isinstance(actual, str):
+            return None if wanted in actual else miss
+        if isinstance(actual, Sequence):
+            return None if any(fold(_text(item)) == wanted for item in actual) else miss
+        return miss
+
+    return _leaf(check, description, field)
+
+
+def _matches(field: str, pattern: re.Pattern[str]) -> Condition:
+    description = f"{field} matches /{pattern.pattern}/"
+    miss = Miss(description, field)
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        actual = facts.get(field)
+        if actual is None:
+            return miss
+        return None if pattern.search(_text(actual)) else miss
+
+    return _leaf(check, description, field)
+
+
+def _exists(field: str, wanted: bool) -> Condition:
+    description = f"{field} is {'set' if wanted else 'not set'}"
+    miss = Miss(description, field)
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        actual = facts.get(field)
+        present = actual is not None and actual != ""
+        return None if present == wanted else miss
+
+    return _leaf(check, description, field)
+
+
+def _all_of(parts: list[Condition]) -> Condition:
+    real = [p for p in parts if not p.catch_all]
+    if not real:
+        return CATCH_ALL
+    if len(real) == 1:
+        return real[0]
+    checks = tuple(p.check for p in real)
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        for part in checks:
+            miss = part(facts)
+            if miss is not None:
+                return miss
+        return None
+
+    return Condition(
+        check,
+        " and ".join(_group(p) for p in real),
+        frozenset().union(*(p.fields for p in real)),
+        catch_all=False,
+    )
+
+
+def _any_of(parts: list[Condition]) -> Condition:
+    if any(p.catch_all for p in parts):
+        return CATCH_ALL
+    checks = tuple(p.check for p in parts)
+    description = " or ".join(_group(p) for p in parts)
+    miss = Miss(f"none of: {description}", None)
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        for part in checks:
+            if part(facts) is None:
+                return None
+        return miss
+
+    return Condition(check, description, frozenset().union(*(p.fields for p in parts)), False)
+
+
+def _not(inner: Condition, description: str | None = None) -> Condition:
+    text = description or f"not ({inner.description})"
+    single_field = next(iter(inner.fields)) if len(inner.fields) == 1 else None
+    miss = Miss(text, single_field)
+    inner_check = inner.check
+
+    def check(facts: Mapping[str, Any]) -> Miss | None:
+        return miss if inner_check(facts) is None else None
+
+    return Condition(check, text, inner.fields, catch_all=False)
+
+
+def _group(condition: Condition) -> str:
+    text = condition.description
+    return f"({text})" if " and " in text or " or " in text else text

@@ -1,0 +1,90 @@
+"""Picking one rep inside a team: round robin, smooth weighted round robin, least loaded.
+
+Each picker is a pure function of the team's members, who is eligible right now, and the team's
+`TeamState`; it returns the chosen rep and the team's next state. Nobody is owed leads for time
+they could not take them: a rep who was out of office, off hours or at capacity is simply not in
+`eligible`, so the rotation moves past them and the weighted counters of absent reps do not grow.
+When they come back they take their normal share from then on, not a flood of catch-up leads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TeamState:
+    """Where a team's rotation stands.
+
+    `last_rep` is the rep who got the team's previous lead (round robin and least-loaded ties go
+    on from there); `current` holds the smooth-weighted-round-robin counters of the weighted
+    distribution. Keyed by rep id rather than position, so editing the member list keeps places.
+    """
+
+    last_rep: str | None = None
+    current: Mapping[str, int] = field(default_factory=dict)
+
+
+def rotation_order(members: Sequence[str], last_rep: str | None) -> list[str]:
+    """Members in the order their turns come, starting after `last_rep`."""
+    if last_rep is None or last_rep not in members:
+        return list(members)
+    start = members.index(last_rep) + 1
+    return [*members[start:], *members[:start]]
+
+
+def pick_round_robin(
+    members: Sequence[str], is_eligible: Callable[[str], bool], state: TeamState
+) -> tuple[str | None, TeamState]:
+    """The next member in strict rotation who is eligible. Stops asking at the first one."""
+    for rep in rotation_order(members, state.last_rep):
+        if is_eligible(rep):
+            return rep, TeamState(rep, state.current)
+    return None, state
+
+
+def pick_least_loaded(
+    members: Sequence[str], eligible: Sequence[str], loads: Mapping[str, int], state: TeamState
+) -> tuple[str | None, TeamState]:
+    """The eligible member with the fewest open leads; ties go by rotation order."""
+    if not eligible:
+        return None, state
+    allowed = set(eligible)
+    best: str | None = None
+    best_load = 0
+    for rep in rotation_order(members, state.last_rep):
+        if rep not in allowed:
+            continue
+        load = loads.get(rep, 0)
+        if best is None or load < best_load:
+            best, best_load = rep, load
+    return best, TeamState(best, state.current)
+
+
+def pick_weighted(
+    eligible: Sequence[str], weights: Mapping[str, int], state: TeamState
+) -> tuple[str | None, TeamState]:
+    """Smooth weighted round robin over the eligible members.
+
+    Every eligible member's counter grows by its weight; the highest counter wins and gives back
+    the total weight of this round. Over any run of picks from a fresh state each rep's count
+    stays within one of its weighted share, and picks interleave (a, b, a, c, a...) instead of
+    coming in blocks. Only eligible members' counters move, which is what keeps absence debt-free.
+    """
+    if not eligible:
+        return None, state
+    current = dict(state.current)
+    total = 0
+    best: str | None = None
+    best_value = 0
+    for rep in eligible:
+        weight = weights.get(rep, 1)
+        total += weight
+        value = current.get(rep, 0) + weight
+        current[rep] = value
+        if best is None or value > best_value:
+            best, best_value = rep, value
+    assert best is not None
+    current[best] -= total
+    return best, TeamState(best, current)

@@ -1,0 +1,472 @@
+"""The routing decision: one pure function from a lead and the world as it is to a `Decision`.
+
+    route(lead, policy=..., accounts=..., state=..., now=...) -> Decision
+
+It reads no clock and touches no database: `now` and the `RoutingState` (open loads, who is out
+of office, each team's rotation) are passed in, and the team's next rotation state comes back in
+the decision for the caller to save. `simulate`, `/routing why`, the tests and production all run
+this same function, so what an admin simulates is what happens live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from routing.accounts import AccountIndex
+from routing.calendar import unavailable_reason
+from routing.distribution import TeamState, pick_least_loaded, pick_round_robin, pick_weighted
+from routing.model import AccountMatch, Lead, Outcome, OutOfOffice
+from routing.normalize import Facts, normalize
+from routing.policy import Distribution, Policy, Rep, Rule, Target, TargetKind, Team
+
+
+class Stage(StrEnum):
+    NORMALISE = "normalise"
+    QUALIFY = "qualify"
+    ACCOUNT = "account"
+    STICKY = "sticky"
+    RULE = "rule"
+    TARGET = "target"
+    REP = "rep"
+    FALLBACK = "fallback"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of a decision's trace.
+
+    For a rule: `subject` is its name, `ok` whether it matched, `detail` the clause that decided,
+    and `field`/`value` the lead's value for that clause. For a rep: `ok` is True for the rep who
+    was chosen, and `detail` says why any other was skipped ("outside working hours").
+    """
+
+    stage: Stage
+    subject: str
+    ok: bool
+    detail: str = ""
+    field: str | None = None
+    value: Any = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingState:
+    """What the engine needs to know about the world besides the policy and the accounts."""
+
+    open_loads: Mapping[str, int] = field(default_factory=dict)
+    out_of_office: Mapping[str, OutOfOffice] = field(default_factory=dict)
+    teams: Mapping[str, TeamState] = field(default_factory=dict)
+    # account id -> reps holding that account's open leads, most recent first (sticky accounts)
+    account_reps: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    lead_id: str
+    outcome: Outcome
+    reason: str
+    rep: str | None = None
+    team: str | None = None
+    rule: str | None = None
+    method: str | None = None
+    queue: str | None = None
+    channel: str | None = None
+    sla_seconds: int | None = None
+    account: AccountMatch | None = None
+    team_state: TeamState | None = None
+    fallback_used: bool = False
+    trace: tuple[Step, ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+METHOD_LABELS = {
+    Distribution.ROUND_ROBIN: "round robin",
+    Distribution.WEIGHTED: "weighted round robin",
+    Distribution.LEAST_LOADED: "least loaded",
+    "account_owner": "account owner",
+    "direct": "named rep",
+    "sticky": "sticky account",
+}
+
+EMPTY_TEAM_STATE = TeamState()
+
+
+@dataclass(slots=True)
+class _Pick:
+    rep: str
+    team: str | None
+    method: str
+    team_state: TeamState | None = None
+
+
+class _Context:
+    """One routing run: the inputs, the trace being written, and the eligibility checks."""
+
+    __slots__ = ("excluded", "facts", "match", "now", "policy", "skips", "state", "steps")
+
+    def __init__(
+        self,
+        policy: Policy,
+        state: RoutingState,
+        now: datetime,
+        excluded: Mapping[str, str],
+        facts: Facts,
+    ) -> None:
+        self.policy = policy
+        self.state = state
+        self.now = now
+        self.excluded = excluded
+        self.facts = facts
+        self.match: AccountMatch | None = None
+        self.steps: list[Step] = []
+        # (rep id, why) in the order met; `why` follows the rep's name: "is outside working hours".
+        # Reps passed over only for lacking the rule's skill are traced but left out of the
+        # one-line reason: that is the rule working, not news for the rep.
+        self.skips: list[tuple[str, str]] = []
+
+    def unavailable(self, rep: Rep, skill: str | None) -> tuple[str, str | None] | None:
+        """Why `rep` cannot take this lead now, as (short reason, longer note); None if they can."""
+        excluded = self.excluded.get(rep.id)
+        if excluded is not None:
+            return excluded, None
+        away = self.state.out_of_office.get(rep.id)
+        if away is not None and away.covers(self.now):
+            return _away_reason(away, rep)
+        if skill is not None and skill not in rep.skills:
+            return _no_skill(skill), None
+        if rep.hours is not None:
+            reason = unavailable_reason(rep.hours, self.now)
+            if reason is not None:
+                short, _, _ = reason.partition(" (")
+                return f"is {short}", reason
+        if rep.capacity is not None:
+            load = self.state.open_loads.get(rep.id, 0)
+            if load >= rep.capacity:
+                return f"is at capacity ({load}/{rep.capacity} open leads)", None
+        return None
+
+    def eligible(self, rep_id: str, skill: str | None = None) -> bool:
+        rep = self.policy.reps[rep_id]
+        why = self.unavailable(rep, skill)
+        if why is None:
+            return True
+        short, note = why
+        self.steps.append(Step(Stage.REP, rep_id, False, short, note=note))
+        if not (skill is not None and short == _no_skill(skill)):
+            self.skips.append((rep_id, short))
+        return False
+
+    def chose(self, rep_id: str, how: str) -> None:
+        self.steps.append(Step(Stage.REP, rep_id, True, how))
+
+
+def _no_skill(skill: str) -> str:
+    return f"does not have skill {skill}"
+
+
+def _away_reason(away: OutOfOffice, rep: Rep) -> tuple[str, str | None]:
+    if away.until is None:
+        short = "is out of office"
+    else:
+        local = away.until.astimezone(rep.tz)
+        short = f"is out of office until {local:%a %d %b %H:%M %Z}"
+    return short, away.reason
+
+
+def route(
+    lead: Lead,
+    *,
+    policy: Policy,
+    now: datetime,
+    accounts: AccountIndex | None = None,
+    state: RoutingState | None = None,
+    excluded: Mapping[str, str] | None = None,
+) -> Decision:
+    """Decide whose `lead` is.
+
+    `excluded` maps reps who must not get this lead to why, phrased to follow their name
+    ("rejected this lead", "let its SLA lapse").
+    """
+    if now.tzinfo is None:
+        raise ValueError("route() needs a timezone-aware `now`")
+    facts = normalize(lead, policy)
+    ctx = _Context(policy, state or RoutingState(), now, excluded or {}, facts)
+    if facts.notes:
+        ctx.steps.append(Step(Stage.NORMALISE, "lead", True, "; ".join(facts.notes)))
+
+    for qualify in policy.qualify:
+        miss = qualify.when.check(facts.folded)
+        if miss is None:
+            ctx.steps.append(Step(Stage.QUALIFY, qualify.name, True, qualify.when.description))
+            outcome = Outcome(qualify.outcome)
+            return _decide(ctx, outcome, f"{qualify.name} → {outcome.value}", rule=qualify.name)
+        ctx.steps.append(_miss_step(Stage.QUALIFY, qualify.name, miss.clause, miss.field, facts))
+
+    ctx.match = _match_account(ctx, accounts)
+    facts.add_account(ctx.match)
+
+    if policy.sticky_accounts and ctx.match is not None:
+        sticky = _sticky(ctx, ctx.match)
+        if sticky is not None:
+            holder = policy.rep_name(sticky.rep)
+            reason = f"Sticky account {ctx.match.account.name} · {holder} holds its open leads"
+            return _assign(ctx, sticky, None, reason)
+
+    for rule in policy.rules:
+        miss = rule.when.check(facts.folded)
+        if miss is not None:
+            ctx.steps.append(_miss_step(Stage.RULE, rule.name, miss.clause, miss.field, facts))
+            continue
+        ctx.steps.append(Step(Stage.RULE, rule.name, True, rule.when.description))
+        return _apply_rule(ctx, rule)
+
+    ctx.steps.append(
+        Step(Stage.FALLBACK, policy.fallback.name or "unmatched", True, "no rule matched")
+    )
+    return _queue(ctx, policy.fallback, None, f"No rule matched → {policy.fallback.name} queue")
+
+
+def _miss_step(stage: Stage, name: str, clause: str, field_name: str | None, facts: Facts) -> Step:
+    value = facts.get(field_name) if field_name else None
+    return Step(stage, name, False, clause, field_name, value)
+
+
+def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch | None:
+    facts = ctx.facts
+    if accounts is None:
+        return None
+    domain = facts.get("domain")
+    company = facts.get("company")
+    match = accounts.match(domain=domain, company=company, threshold=ctx.policy.fuzzy_threshold)
+    if match is None:
+        looked = ", ".join(
+            part
+            for part in (
+                f"domain {domain}" if domain else "",
+                f"company '{company}'" if company else "",
+            )
+            if part
+        )
+        ctx.steps.append(
+            Step(
+                Stage.ACCOUNT,
+                "none",
+                False,
+                f"no account matched ({looked or 'nothing to match on'})",
+            )
+        )
+        return None
+    how = "domain" if match.method == "domain" else f"company name, score {match.score:g}"
+    ctx.steps.append(Step(Stage.ACCOUNT, match.account.name, True, f"matched by {how}"))
+    return match
+
+
+def _sticky(ctx: _Context, match: AccountMatch) -> _Pick | None:
+    holders = ctx.state.account_reps.get(match.account.id)
+    if not holders:
+        return None
+    for rep_id in holders:
+        if rep_id in ctx.policy.reps and ctx.eligible(rep_id):
+            ctx.steps.append(
+                Step(Stage.STICKY, match.account.name, True, f"{rep_id} holds its open leads")
+            )
+            ctx.chose(rep_id, "holds this account's open leads")
+            return _Pick(rep_id, ctx.policy.first_team_of(rep_id), "sticky")
+    ctx.steps.append(
+        Step(Stage.STICKY, match.account.name, False, "no rep holding its open leads is available")
+    )
+    return None
+
+
+def _apply_rule(ctx: _Context, rule: Rule) -> Decision:
+    target = rule.assign
+    if target.kind is TargetKind.QUEUE:
+        return _queue(ctx, target, rule, f"{rule.name} → {target.name} queue")
+    pick = _resolve(ctx, target)
+    if pick is not None:
+        return _assign(ctx, pick, rule, _assigned_reason(ctx, rule.name, pick))
+    failed = _failure(ctx, target)
+    if rule.fallback is not None:
+        ctx.steps.append(
+            Step(Stage.FALLBACK, rule.fallback.describe(), True, "the rule's fallback")
+        )
+        if rule.fallback.kind is TargetKind.QUEUE:
+            return _queue(
+                ctx,
+                rule.fallback,
+                rule,
+                f"{rule.name} · {failed} → {rule.fallback.name} queue",
+                fallback=True,
+            )
+        already_said = {rep_id for rep_id, _ in ctx.skips}
+        ctx.skips.clear()
+        pick = _resolve(ctx, rule.fallback)
+        if pick is not None:
+            label = METHOD_LABELS.get(pick.method, pick.method)
+            reason = f"{rule.name} · {failed} → fallback {rule.fallback.describe()} · {label}"
+            ctx.skips = [skip for skip in ctx.skips if skip[0] not in already_said]
+            if ctx.skips:
+                reason += f" · {_skip_summary(ctx)}"
+            return _assign(ctx, pick, rule, reason, fallback=True)
+        failed = f"{failed}; nobody in fallback {rule.fallback.describe()} either"
+    policy_fallback = ctx.policy.fallback
+    ctx.steps.append(
+        Step(Stage.FALLBACK, policy_fallback.describe(), True, "the policy's fallback")
+    )
+    return _queue(
+        ctx,
+        policy_fallback,
+        rule,
+        f"{rule.name} · {failed} → {policy_fallback.name} queue",
+        fallback=True,
+    )
+
+
+def _resolve(ctx: _Context, target: Target) -> _Pick | None:
+    policy = ctx.policy
+    if target.kind is TargetKind.TEAM:
+        assert target.name is not None
+        return _pick_from_team(ctx, policy.teams[target.name], target.skill)
+    if target.kind is TargetKind.REP:
+        assert target.name is not None
+        if ctx.eligible(target.name):
+            ctx.chose(target.name, "named by the rule")
+            return _Pick(target.name, policy.first_team_of(target.name), "direct")
+        return None
+    if target.kind is TargetKind.ACCOUNT_OWNER:
+        owner = ctx.match.account.owner if ctx.match else None
+        if owner is None:
+            ctx.steps.append(
+                Step(
+                    Stage.TARGET,
+                    "account owner",
+                    False,
+                    "the lead matched no account with an owner",
+                )
+            )
+            return None
+        if owner not in policy.reps:
+            ctx.steps.append(
+                Step(
+                    Stage.TARGET,
+                    "account owner",
+                    False,
+                    f"the account's owner {owner} is not a rep in the policy",
+                )
+            )
+            return None
+        if ctx.eligible(owner):
+            ctx.chose(owner, f"owns {ctx.match.account.name if ctx.match else 'the account'}")
+            return _Pick(owner, policy.first_team_of(owner), "account_owner")
+        return None
+    raise AssertionError(f"queue targets are not resolved to reps: {target}")
+
+
+def _pick_from_team(ctx: _Context, team: Team, skill: str | None) -> _Pick | None:
+    state = ctx.state.teams.get(team.name, EMPTY_TEAM_STATE)
+    if team.distribution is Distribution.ROUND_ROBIN:
+        rep, new_state = pick_round_robin(team.members, lambda r: ctx.eligible(r, skill), state)
+    else:
+        eligible = [m for m in team.members if ctx.eligible(m, skill)]
+        if team.distribution is Distribution.WEIGHTED:
+            weights = {m: ctx.policy.reps[m].weight for m in eligible}
+            rep, new_state = pick_weighted(eligible, weights, state)
+        else:
+            rep, new_state = pick_least_loaded(team.members, eligible, ctx.state.open_loads, state)
+    if rep is None:
+        return None
+    ctx.chose(rep, f"{METHOD_LABELS[team.distribution]} in team {team.name}")
+    return _Pick(rep, team.name, team.distribution.value, new_state)
+
+
+def _skip_summary(ctx: _Context, shown: int = 2) -> str:
+    parts = [f"{ctx.policy.rep_name(rep_id)} {why}" for rep_id, why in ctx.skips[:shown]]
+    if len(ctx.skips) > shown:
+        parts.append(f"{len(ctx.skips) - shown} more skipped")
+    return "; ".join(parts)
+
+
+def _failure(ctx: _Context, target: Target) -> str:
+    """Why a target yielded no rep, for the one-line reason."""
+    if target.kind is TargetKind.TEAM:
+        text = f"nobody in {target.describe()} available"
+        return f"{text} ({_skip_summary(ctx)})" if ctx.skips else text
+    if ctx.skips:  # a named rep or the account owner, who was unavailable
+        return _skip_summary(ctx)
+    return ctx.steps[-1].detail  # the account had no owner, or one who is not a rep
+
+
+def _assigned_reason(ctx: _Context, rule_name: str, pick: _Pick) -> str:
+    policy = ctx.policy
+    if pick.method == "account_owner":
+        account = ctx.match.account.name if ctx.match else "the account"
+        parts = [rule_name, f"{policy.rep_name(pick.rep)} owns {account}"]
+    elif pick.method == "direct":
+        parts = [rule_name, f"named rep {policy.rep_name(pick.rep)}"]
+    else:
+        parts = [rule_name, METHOD_LABELS.get(pick.method, pick.method)]
+    if ctx.skips:
+        parts.append(_skip_summary(ctx))
+    return " · ".join(parts)
+
+
+def _sla_seconds(ctx: _Context, rule: Rule | None) -> int:
+    sla = ctx.policy.sla
+    if rule is not None and rule.sla_seconds is not None:
+        return rule.sla_seconds
+    source = ctx.facts.folded.get("source")
+    if isinstance(source, str) and source in sla.by_source:
+        return sla.by_source[source]
+    return sla.default
+
+
+def _assign(
+    ctx: _Context, pick: _Pick, rule: Rule | None, reason: str, *, fallback: bool = False
+) -> Decision:
+    return Decision(
+        lead_id=ctx.facts.lead.id,
+        outcome=Outcome.ASSIGNED,
+        reason=reason,
+        rep=pick.rep,
+        team=pick.team,
+        rule=rule.name if rule else "Sticky account",
+        method=pick.method,
+        sla_seconds=_sla_seconds(ctx, rule),
+        account=ctx.match,
+        team_state=pick.team_state,
+        fallback_used=fallback,
+        trace=tuple(ctx.steps),
+        facts=ctx.facts.values,
+    )
+
+
+def _queue(
+    ctx: _Context, target: Target, rule: Rule | None, reason: str, *, fallback: bool = False
+) -> Decision:
+    return Decision(
+        lead_id=ctx.facts.lead.id,
+        outcome=Outcome.QUEUED,
+        reason=reason,
+        rule=rule.name if rule else None,
+        queue=target.name,
+        channel=target.channel,
+        account=ctx.match,
+        fallback_used=fallback,
+        trace=tuple(ctx.steps),
+        facts=ctx.facts.values,
+    )
+
+
+def _decide(ctx: _Context, outcome: Outcome, reason: str, *, rule: str) -> Decision:
+    return Decision(
+        lead_id=ctx.facts.lead.id,
+        outcome=outcome,
+        reason=reason,
+        rule=rule,
+        trace=tuple(ctx.steps),
+        facts=ctx.facts.values,
+    )

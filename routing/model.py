@@ -1,0 +1,87 @@
+"""Plain data the routing core works on: leads in, accounts to match, decisions out.
+
+Nothing here does I/O or reads the clock. Everything is a frozen, slotted dataclass so a
+decision can be computed tens of thousands of times a second and compared in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    ASSIGNED = "assigned"
+    QUEUED = "queued"
+    NURTURE = "nurture"
+    DISQUALIFIED = "disqualified"
+
+
+class CrmSystem(StrEnum):
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """A lead as it arrived, validated but not yet normalised."""
+
+    id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    domain: str | None = None
+    website: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    country: str | None = None
+    state: str | None = None
+    employees: int | None = None
+    industry: str | None = None
+    source: str | None = None
+    score: float | None = None
+    product: str | None = None
+    crm_system: CrmSystem | None = None
+    crm_id: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        return name or self.email or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A known customer or prospect account; `owner` is a rep id from the policy."""
+
+    id: str
+    name: str
+    domain: str | None = None
+    owner: str | None = None
+    tier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMatch:
+    account: Account
+    method: str  # "domain" or "name"
+    score: float  # 100 for a domain match, the fuzzy score for a name match
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfOffice:
+    """A rep is away from `since` (None: already) until `until` (None: until further notice)."""
+
+    until: datetime | None = None
+    reason: str | None = None
+    since: datetime | None = None
+
+    def covers(self, now: datetime) -> bool:
+        if self.since is not None and now < self.since:
+            return False
+        return self.until is None or now < self.until

@@ -1,0 +1,88 @@
+"""A dry run: route leads one after another, each routed lead staying open for the rest of the run.
+
+This is the engine plus the bookkeeping a database would do live (open loads, rotation state,
+which rep holds which account), kept in memory, so capacity, least-loaded and sticky accounts
+behave in `simulate` and `demo` as they would in production. Nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from routing.accounts import AccountIndex
+from routing.distribution import TeamState
+from routing.engine import Decision, RoutingState, route
+from routing.model import Lead, Outcome, OutOfOffice
+from routing.policy import Distribution, Policy
+
+
+@dataclass
+class Simulation:
+    policy: Policy
+    now: datetime
+    accounts: AccountIndex | None = None
+    out_of_office: Mapping[str, OutOfOffice] = field(default_factory=dict)
+    loads: Counter[str] = field(default_factory=Counter)
+    teams: dict[str, TeamState] = field(default_factory=dict)
+    account_reps: dict[str, list[str]] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def route(self, lead: Lead) -> Decision:
+        state = RoutingState(self.loads, self.out_of_office, self.teams, self.account_reps)
+        decision = route(
+            lead, policy=self.policy, now=self.now, accounts=self.accounts, state=state
+        )
+        self.apply(decision)
+        return decision
+
+    def apply(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+        if decision.outcome is not Outcome.ASSIGNED or decision.rep is None:
+            return
+        self.loads[decision.rep] += 1
+        if decision.team is not None and decision.team_state is not None:
+            self.teams[decision.team] = decision.team_state
+        if decision.account is not None:
+            holders = self.account_reps.setdefault(decision.account.account.id, [])
+            if decision.rep in holders:
+                holders.remove(decision.rep)
+            holders.insert(0, decision.rep)
+
+    def run(self, leads: Iterable[Lead]) -> list[Decision]:
+        return [self.route(lead) for lead in leads]
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    rep: str
+    count: int
+    expected: float
+
+
+def team_shares(policy: Policy, decisions: Iterable[Decision]) -> dict[str, list[Share]]:
+    """Per team: how many leads each member got through the team's distribution, against the
+    share the distribution aims for (weights for `weighted`, equal otherwise)."""
+    counts: dict[str, Counter[str]] = {}
+    for decision in decisions:
+        if (
+            decision.outcome is Outcome.ASSIGNED
+            and decision.team_state is not None
+            and decision.team
+        ):
+            counts.setdefault(decision.team, Counter())[decision.rep or ""] += 1
+    shares: dict[str, list[Share]] = {}
+    for name, counter in counts.items():
+        team = policy.teams[name]
+        total = sum(counter.values())
+        if team.distribution is Distribution.WEIGHTED:
+            weights = {m: policy.reps[m].weight for m in team.members}
+        else:
+            weights = dict.fromkeys(team.members, 1)
+        weight_sum = sum(weights.values())
+        shares[name] = [
+            Share(m, counter.get(m, 0), total * weights[m] / weight_sum) for m in team.members
+        ]
+    return shares
