@@ -6,13 +6,14 @@ and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec
 
 import typer
 from rich import box
@@ -38,13 +39,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a message is one line however narrow the terminal, so it can be grepped and piped.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RulesOption = Annotated[
     Path | None,
     typer.Option("--rules", help="The policy file (default: $LEADROUTER_RULES, else routing.yml)."),
 ]
+P = ParamSpec("P")
 PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
 
 
@@ -53,11 +56,21 @@ class CliError(Exception):
 
 
 def main() -> None:
-    try:
-        app()
-    except CliError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+    app()
+
+
+def friendly(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn a CliError raised anywhere inside a command into a sentence and exit code 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except CliError as exc:
+            err.print(Text(f"error: {exc}"))
+            raise typer.Exit(1) from None
+
+    return run
 
 
 def _policy(path: Path | None) -> Policy:
@@ -67,7 +80,7 @@ def _policy(path: Path | None) -> Policy:
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
-        err.print(f"[yellow]{warning.format(str(file))}[/yellow]")
+        err.print(Text(warning.format(str(file)), style="yellow"))
     return policy
 
 
@@ -95,7 +108,7 @@ def _accounts(path: Path | None, policy: Policy) -> AccountIndex | None:
     except InputFileError as exc:
         raise CliError(str(exc)) from None
     for row in bad:
-        err.print(f"[yellow]{path}:{row.line}: {row.message}[/yellow]")
+        err.print(Text(f"{path}:{row.line}: {row.message}", style="yellow"))
     return AccountIndex(accounts)
 
 
@@ -126,7 +139,7 @@ def _leads(path: Path) -> Iterator[Lead]:
 
 def _take(row: LeadRow | BadRow, path: Path) -> Iterator[Lead]:
     if isinstance(row, BadRow):
-        err.print(f"[yellow]{path}:{row.line}: skipped: {row.message}[/yellow]")
+        err.print(Text(f"{path}:{row.line}: skipped: {row.message}", style="yellow"))
     else:
         yield row.lead
 
@@ -140,12 +153,12 @@ def check(
     try:
         policy = load_policy(path)
     except PolicyError as exc:
-        err.print(exc.report())
+        err.print(Text(exc.report()))
         errors = sum(1 for p in exc.problems if p.severity == "error")
         err.print(f"{path}: {errors} error{'s' if errors != 1 else ''}")
         raise typer.Exit(1) from None
     for warning in policy.warnings:
-        err.print(warning.format(str(path)))
+        err.print(Text(warning.format(str(path))))
     out.print(
         f"{path}: ok: {len(policy.reps)} reps, {len(policy.teams)} teams, "
         f"{len(policy.rules)} rules, "
@@ -155,6 +168,7 @@ def check(
 
 
 @app.command()
+@friendly
 def simulate(
     leads: Annotated[Path, typer.Argument(help="Leads as CSV (with a header) or JSON Lines.")],
     rules: RulesOption = None,
@@ -268,6 +282,7 @@ def examples_dir() -> Path:
 
 
 @app.command()
+@friendly
 def demo(
     now: Annotated[str, typer.Option(help="The moment the demo routes at (ISO-8601).")] = DEMO_NOW,
 ) -> None:

@@ -86,10 +86,6 @@ class WorkingHours:
             if problem is not None:
                 raise CalendarError(problem)
 
-    @property
-    def overnight(self) -> bool:
-        return self.end < self.start
-
 
 # --- parsing what admins write ---------------------------------------------------------------
 
@@ -179,7 +175,7 @@ def _split_country(code: str) -> tuple[str, str | None]:
     if country not in supported:
         raise CalendarError(
             f"there is no public holiday calendar for {country!r}; "
-            "use a supported ISO code like GB or US, or leave holidays_country empty"
+            "use a supported ISO code like GB or US, or leave holidays out"
         )
     if subdivision is None:
         return country, None
@@ -221,7 +217,9 @@ def unavailable_reason(hours: WorkingHours, now: datetime) -> str | None:
     skipped or repeated hour is taken as the clock shows it. A working day that is a holiday
     reports the holiday; a day off reports the day, before the time of day is considered.
     """
-    if now.utcoffset() is None:
+    # Checks tzinfo rather than utcoffset(), which would add a third to this function's cost; a
+    # tzinfo whose offset is None is not something zoneinfo or datetime.UTC ever produce.
+    if now.tzinfo is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
     local = now.astimezone(hours.tz)
     clock = local.time()
@@ -243,7 +241,17 @@ def unavailable_reason(hours: WorkingHours, now: datetime) -> str | None:
             return f"on a public holiday ({name})"
     if inside:
         return None
-    return f"outside working hours ({clock:%H:%M} in {hours.tz}, works {start:%H:%M}-{end:%H:%M})"
+    # Not "{clock:%H:%M}": strftime is the most expensive step left, and most reps considered
+    # for a lead at night take this path.
+    return (
+        f"outside working hours ({clock.hour:02d}:{clock.minute:02d} in {hours.tz}, "
+        f"works {_hours_label(start, end)})"
+    )
+
+
+@lru_cache(maxsize=256)
+def _hours_label(start: time, end: time) -> str:
+    return f"{start:%H:%M}-{end:%H:%M}"
 
 
 def next_working_start(hours: WorkingHours, now: datetime) -> datetime:

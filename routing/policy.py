@@ -459,10 +459,15 @@ def _schema_problems(exc: ValidationError, tree: Mapping[str, Any]) -> Iterator[
                 message += f"; expected one of {', '.join(known)}"
         elif kind == "missing":
             message = f"`{path[-1]}` is required"
+        elif kind == "too_short" and path[-1] == "members":
+            message = "a team needs at least one member"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
-        elif kind in ("literal_error", "enum"):
-            message = f"{message.replace('Input should be', 'must be')}; got {error['input']!r}"
+        elif message.startswith("Input should be"):
+            message = message.replace("Input should be", "must be").split(", unable to")[0]
+            value = error.get("input")
+            if isinstance(value, str | int | float | bool):
+                message += f"; got {value!r}"
         yield Problem(path, message)
 
 

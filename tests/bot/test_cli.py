@@ -1,0 +1,179 @@
+"""The command line, run in-process through typer's runner and once as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+POLICY = str(EXAMPLES / "routing.yml")
+runner = CliRunner()
+
+JSON_KEYS = ["id", "outcome", "rep", "team", "rule", "reason", "sla_seconds"]
+
+
+def test_check_summarises_a_good_policy() -> None:
+    result = runner.invoke(app, ["check", POLICY])
+    assert result.exit_code == 0
+    assert result.stdout.strip().endswith(
+        "ok: 5 reps, 3 teams, 6 rules, 2 qualification rules, 1 managers"
+    )
+
+
+def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("reps:\n  - id: a\n    weight: heavy\nteams:\n  t: {members: [b]}\n")
+    result = runner.invoke(app, ["check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:3:5: reps[0].weight: must be a valid integer; got 'heavy'" in result.stderr
+    assert f"{bad}:5:17: teams.t.members[0]: `b` is not a rep defined under reps" in result.stderr
+    assert result.stderr.strip().endswith("2 errors")
+    assert "Traceback" not in result.output
+
+
+def test_check_reads_the_policy_path_from_the_environment(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check"], env={"LEADROUTER_RULES": str(tmp_path / "missing.yml")})
+    assert result.exit_code == 1
+    assert "missing.yml: no such policy file" in result.stderr
+
+
+def test_simulate_json_prints_exactly_the_documented_keys(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text(
+        '{"id": "A", "email": "cto@bigco.com", "country": "US", "employees": 5000}\n'
+        '{"id": "B", "email": "x@gmail.com"}\n'
+        "this line is not json\n"
+        '{"id": "C", "email": "ops@firm.jp", "country": "JP", "employees": 3000}\n'
+    )
+    result = runner.invoke(
+        app, ["simulate", str(leads), "--rules", POLICY, "--now", "2026-11-17T17:15:00Z", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [list(r) for r in rows] == [JSON_KEYS] * 3
+    assert rows[0] == {
+        "id": "A",
+        "outcome": "assigned",
+        "rep": "alice",
+        "team": "enterprise",
+        "rule": "Enterprise North America",
+        "reason": "Enterprise North America · weighted round robin",
+        "sla_seconds": 300,
+    }
+    assert rows[1]["outcome"] == "nurture" and rows[1]["rep"] is None
+    assert rows[2]["outcome"] == "queued" and rows[2]["sla_seconds"] is None
+    assert f"{leads}:3: skipped: not valid JSON" in result.stderr
+
+
+def test_simulate_keeps_leads_open_so_capacity_binds_over_the_run(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yml"
+    policy.write_text(
+        "reps:\n  - {id: a, capacity: 2}\n  - {id: b, capacity: 1}\n"
+        "teams:\n  t: {members: [a, b], distribution: least_loaded}\n"
+        "rules:\n  - {name: All, assign: {team: t}}\n"
+    )
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,company\n1,x\n2,x\n3,x\n4,x\n")
+    result = runner.invoke(app, ["simulate", str(leads), "--rules", str(policy), "--json"])
+    reps = [json.loads(line)["rep"] for line in result.stdout.splitlines()]
+    assert reps == ["a", "b", "a", None]
+
+
+def test_simulate_marks_reps_out_of_office_and_rejects_unknown_ones(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email,country,employees\n1,cto@bigco.com,US,5000\n2,cfo@bigco.com,US,5000\n"
+    )
+    args = ["simulate", str(leads), "--rules", POLICY, "--now", "2026-11-17T17:15:00Z", "--json"]
+    result = runner.invoke(app, [*args, "--ooo", "alice"])
+    assert [json.loads(line)["rep"] for line in result.stdout.splitlines()] == ["bob", "bob"]
+    unknown = runner.invoke(app, [*args, "--ooo", "zoe"])
+    assert unknown.exit_code == 1
+    assert "--ooo zoe: no rep with that id" in unknown.stderr
+
+
+def test_simulate_rejects_a_bad_now_with_a_sentence(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id\n1\n")
+    result = runner.invoke(app, ["simulate", str(leads), "--rules", POLICY, "--now", "tuesday"])
+    assert result.exit_code == 1
+    assert "--now 'tuesday' is not an ISO-8601 time" in result.stderr
+
+
+def test_simulate_with_accounts_routes_to_owners_and_reports_bad_rows(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(
+        "id,name,domain,owner,tier\nA1,Initech,initech.com,bob@example.com,Gold\nA2,,x.com,,\n"
+    )
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email\n1,p@initech.com\n")
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            str(leads),
+            "--rules",
+            POLICY,
+            "--accounts",
+            str(accounts),
+            "--json",
+            "--now",
+            "2026-11-17T17:15:00Z",
+        ],
+    )
+    assert json.loads(result.stdout)["rep"] == "bob"
+    assert f"{accounts}:3: an account needs an id and a name" in result.stderr
+
+
+def test_simulate_table_shows_each_lead_and_the_distribution(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    rows = "".join(f"{i},cto{i}@bigco.com,US,5000\n" for i in range(6))
+    leads.write_text("id,email,country,employees\n" + rows)
+    result = runner.invoke(
+        app,
+        ["simulate", str(leads), "--rules", POLICY, "--now", "2026-11-17T17:15:00Z"],
+        env={"COLUMNS": "160"},
+    )
+    assert result.exit_code == 0
+    assert "6 leads routed" in result.stdout
+    assert "team enterprise · weighted" in result.stdout
+    assert "│ Alice Adams │     4 │            4.0 │" in result.stdout
+    assert "│ Bob Brown   │     2 │            2.0 │" in result.stdout
+
+
+def test_a_missing_leads_file_is_a_sentence() -> None:
+    result = runner.invoke(app, ["simulate", "/nonexistent/leads.csv", "--rules", POLICY])
+    assert result.exit_code == 1
+    assert "no such file" in result.stderr
+
+
+def test_the_demo_runs_as_an_installed_command_and_covers_every_branch() -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "leadrouter"), "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    for branch in (
+        "Existing account owner · Alice Adams owns Initech",  # named account by domain
+        "Alice Adams owns Tyrell Corporation",  # fuzzy company name
+        "Free email domain → nurture",
+        "Students → disqualified",
+        "Sticky account Stark Industries",
+        "EMEA · least loaded · Dan Doyle is outside working hours",  # territory, off hours
+        "Enterprise North America · weighted round robin",  # segment
+        "→ fallback team smb",  # skills and a rule fallback, Carol being out of office
+        "No rule matched → unmatched queue",
+        "How the assignment card reads in Slack",
+    ):
+        assert branch in text, branch
+    assert "demo-leads.csv:52: skipped:" in done.stderr

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from routing.leads import InvalidLead, parse_lead
+from routing.model import CrmSystem
+
+
+def errors_of(data: Any) -> dict[str, str]:
+    with pytest.raises(InvalidLead) as caught:
+        parse_lead(data)
+    return {e.field: e.message for e in caught.value.errors}
+
+
+def test_a_lead_needs_an_id() -> None:
+    assert "id" in errors_of({"email": "a@b.com"})
+    assert "id" in errors_of({"id": "   "})
+    assert "id" in errors_of({"id": True})
+
+
+def test_numbers_as_ids_are_kept_as_text() -> None:
+    assert parse_lead({"id": 42}).id == "42"
+
+
+def test_every_problem_in_a_lead_is_reported_at_once() -> None:
+    errors = errors_of(
+        {
+            "id": "L1",
+            "email": "not-an-email",
+            "employees": "-3",
+            "score": "high",
+            "crm_system": "pipedrive",
+        }
+    )
+    assert errors == {
+        "email": "'not-an-email' is not an e-mail address",
+        "employees": "must be a whole number of 0 or more",
+        "score": "must be a number",
+        "crm_system": "'pipedrive' is not one of salesforce, hubspot",
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"), [("1,200", 1200), ("250", 250), (3.0, 3), ("", None), (0, 0)]
+)
+def test_employee_counts_accept_whole_numbers_as_text_or_numbers(
+    raw: Any, parsed: int | None
+) -> None:
+    assert parse_lead({"id": "L", "employees": raw}).employees == parsed
+
+
+@pytest.mark.parametrize("raw", ["12.5", 12.5, "ten", True, -1, [1]])
+def test_employee_counts_reject_anything_else(raw: Any) -> None:
+    assert "employees" in errors_of({"id": "L", "employees": raw})
+
+
+def test_emails_are_lowercased_and_strings_trimmed() -> None:
+    lead = parse_lead({"id": " L1 ", "email": " Ana@Example.COM ", "company": "  Acme "})
+    assert (lead.id, lead.email, lead.company) == ("L1", "ana@example.com", "Acme")
+
+
+def test_crm_id_needs_its_system() -> None:
+    assert "crm_system" in errors_of({"id": "L", "crm_id": "00Q1"})
+    lead = parse_lead({"id": "L", "crm_id": "00Q1", "crm_system": "Salesforce"})
+    assert lead.crm_system is CrmSystem.SALESFORCE
+
+
+def test_unknown_keys_and_dotted_columns_become_custom_fields() -> None:
+    lead = parse_lead(
+        {"id": "L", "fields": {"plan": "pro"}, "fields.seats": "40", "utm_source": "ads"}
+    )
+    assert dict(lead.fields) == {"plan": "pro", "seats": "40", "utm_source": "ads"}
+
+
+def test_nested_objects_and_oversized_text_are_rejected() -> None:
+    errors = errors_of(
+        {"id": "L", "company": {"name": "x"}, "title": "x" * 1001, "fields": {"a": {"b": 1}}}
+    )
+    assert set(errors) == {"company", "title", "fields.a"}
+
+
+def test_a_lead_that_is_not_an_object_is_rejected() -> None:
+    assert errors_of(["not", "an", "object"]) == {"lead": "a lead is a JSON object of fields"}

@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from routing.policy import (
+    Distribution,
+    PolicyError,
+    TargetKind,
+    load_policy,
+    parse_policy,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(textwrap.dedent(text), source="routing.yml")
+    return [p.format("routing.yml") for p in caught.value.problems]
+
+
+MINIMAL = """\
+reps:
+  - id: alice
+teams:
+  core:
+    members: [alice]
+rules:
+  - name: Everyone
+    assign: {team: core}
+"""
+
+
+def test_the_reference_policy_loads_unchanged() -> None:
+    policy = load_policy(EXAMPLES / "routing.yml")
+    assert list(policy.reps) == ["alice", "bob", "carol", "dan", "erin"]
+    assert policy.teams["enterprise"].distribution is Distribution.WEIGHTED
+    assert policy.teams["emea"].distribution is Distribution.LEAST_LOADED
+    assert [r.name for r in policy.rules][:2] == ["Existing account owner", "EMEA"]
+    assert policy.rules[0].assign.kind is TargetKind.ACCOUNT_OWNER
+    assert policy.rules[3].fallback is not None and policy.rules[3].fallback.name == "smb"
+    assert policy.sla.default == 15 * 60
+    assert policy.sla.by_source == {"demo_request": 300, "content_download": 3600}
+    assert policy.rules[2].sla_seconds == 300
+    assert policy.fallback.name == "unmatched" and policy.fallback.channel == "C01TRIAGE"
+    assert policy.reps["bob"].tz.key == "America/New_York"  # the policy's default zone
+    assert policy.reps["alice"].weight == 2 and policy.reps["alice"].capacity == 25
+    assert policy.region_overrides["GB"] == "EMEA"
+    assert policy.warnings == ()
+
+
+def test_a_minimal_policy_gets_defaults() -> None:
+    policy = parse_policy(MINIMAL)
+    assert policy.sla.default == 900
+    assert policy.fuzzy_threshold == 90
+    assert policy.segments == ((1000, "Enterprise"), (200, "MidMarket"), (0, "SMB"))
+    assert policy.fallback.name == "unmatched"
+    assert policy.teams["core"].distribution is Distribution.ROUND_ROBIN
+
+
+def test_unknown_keys_are_reported_with_line_column_and_a_suggestion() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: alice
+            capacty: 5
+        """
+    )
+    assert problems == [
+        "routing.yml:3:5: reps[0].capacty: unknown key `capacty` (did you mean `capacity`?); "
+        "expected one of id, name, slack, email, timezone, hours, days, capacity, weight, skills, "
+        "holidays, salesforce_user_id, hubspot_owner_id"
+    ]
+
+
+def test_every_error_is_reported_at_once_in_file_order() -> None:
+    problems = problems_of(
+        """\
+        timezone: Mars/Olympus
+        reps:
+          - id: alice
+            timezone: America/New_Yrok
+            hours: "25:00-17:00"
+            holidays: XX
+          - id: alice
+        managers:
+          - id: maria
+            digest: "every monday"
+        teams:
+          sales:
+            members: [alice, zed]
+            manager: mario
+            distribution: random
+          empty:
+            members: []
+        sla:
+          default: 15 minutes
+        rules:
+          - name: Catch all
+            assign: {team: sales}
+          - name: Never reached
+            when: {region: {eq: NA}}
+            assign: {team: nowhere}
+        """
+    )
+    text = "\n".join(problems)
+    expected_fragments = [
+        "routing.yml:1:1: timezone: unknown time zone 'Mars/Olympus'",
+        "routing.yml:4:5: reps[0].timezone: unknown time zone 'America/New_Yrok' "
+        "(did you mean America/New_York?)",
+        "routing.yml:5:5: reps[0].hours: '25:00-17:00'",
+        "routing.yml:6:5: reps[0].holidays:",
+        "routing.yml:7:5: reps[1].id: duplicate id `alice` (first at reps[0])",
+        "routing.yml:10:5: managers[0].digest: 'every monday' is not a cron expression",
+        "routing.yml:13:22: teams.sales.members[1]: `zed` is not a rep defined under reps",
+        "routing.yml:14:5: teams.sales.manager: `mario` is not a manager defined under managers "
+        "(did you mean `maria`?)",
+        "routing.yml:15:5: teams.sales.distribution: must be 'round_robin', 'weighted' or "
+        "'least_loaded'; got 'random'",
+        "routing.yml:17:5: teams.empty.members: a team needs at least one member",
+        "routing.yml:19:3: sla.default: '15 minutes' is not a duration",
+        "routing.yml:23:5: warning: rules[1]: comes after the catch-all rule `Catch all` "
+        "and can never match",
+        "routing.yml:24:21: rules[1].when.region.eq: unknown operator `eq`",
+        "routing.yml:25:14: rules[1].assign.team: `nowhere` is not a team defined under teams",
+    ]
+    for fragment in expected_fragments:
+        assert fragment in text, f"missing {fragment!r} in:\n{text}"
+    lines = [int(p.split(":")[1]) for p in problems]
+    assert lines == sorted(lines)
+
+
+def test_broken_yaml_is_one_clear_error_with_its_line() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: alice
+            name: "Alice
+        teams: {}
+        """
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("routing.yml:")
+    assert "not valid YAML" in problems[0]
+
+
+def test_a_duplicate_yaml_key_is_reported_not_silently_overwritten() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: alice
+        reps:
+          - id: bob
+        """
+    )
+    assert len(problems) == 1 and "not valid YAML" in problems[0] and "duplicate" in problems[0]
+
+
+def test_conditions_are_checked_field_operator_and_value() -> None:
+    problems = problems_of(
+        MINIMAL
+        + """\
+  - name: Bad conditions
+    when:
+      all:
+        - {regoin: NA}
+        - {employees: {gte: many}}
+        - {title: {matches: "(unclosed"}}
+        - {industry: []}
+        - {source: {exists: maybe}}
+    assign: {team: core}
+"""
+    )
+    text = "\n".join(problems)
+    assert "rules[1].when.all[0].regoin: unknown field `regoin` (did you mean `region`?)" in text
+    assert "rules[1].when.all[1].employees.gte: `gte` compares numbers; got 'many'" in text
+    assert (
+        "rules[1].when.all[2].title.matches: `(unclosed` is not a valid regular expression" in text
+    )
+    assert "rules[1].when.all[3].industry: an empty list matches nothing" in text
+    assert "rules[1].when.all[4].source.exists: `exists` takes true or false" in text
+
+
+def test_qualification_cannot_look_at_the_account_which_is_matched_later() -> None:
+    problems = problems_of(
+        MINIMAL
+        + """\
+qualify:
+  - name: Customers
+    when: {account.matched: true}
+    outcome: nurture
+"""
+    )
+    assert any("accounts are matched after qualifying" in p for p in problems)
+
+
+def test_a_country_in_two_regions_is_an_error() -> None:
+    problems = problems_of(MINIMAL + "regions:\n  NA: [US, CA]\n  NORTH: [Canada]\n")
+    assert any("regions.NORTH[0]: CA is already in region NA" in p for p in problems)
+
+
+def test_a_skill_nobody_in_the_team_has_is_a_warning_not_an_error() -> None:
+    policy = parse_policy(
+        MINIMAL
+        + """\
+  - name: Specialists
+    when: {industry: Healthcare}
+    assign: {team: core, skill: healthcare}
+"""
+    )
+    assert len(policy.warnings) >= 1
+    assert any(
+        "no member of team core has skill `healthcare`" in w.message for w in policy.warnings
+    )
+
+
+def test_missing_required_keys_are_named() -> None:
+    problems = problems_of("rules:\n  - when: {region: NA}\n")
+    text = "\n".join(problems)
+    assert "rules[0].name: `name` is required" in text
+    assert "rules[0].assign: `assign` is required" in text
+
+
+def test_durations_accept_every_written_form() -> None:
+    policy = parse_policy(MINIMAL + "sla:\n  default: 1h30m\n  by_source: {chat: 30s, event: 2d}\n")
+    assert policy.sla.default == 5400
+    assert policy.sla.by_source == {"chat": 30, "event": 172800}
+
+
+def test_a_missing_file_is_a_sentence_not_a_traceback(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path / "nope.yml")
+    assert caught.value.report().endswith("no such policy file")
+
+
+def test_a_policy_that_is_not_a_mapping_is_rejected() -> None:
+    assert problems_of("- just\n- a list\n") == [
+        "routing.yml: the policy must be a YAML mapping of keys"
+    ]
+
+
+def test_custom_regions_override_the_default_only_for_the_countries_they_list() -> None:
+    policy = parse_policy(MINIMAL + "regions:\n  DACH: [Germany, AT, ch]\n")
+    assert policy.region_overrides == {"DE": "DACH", "AT": "DACH", "CH": "DACH"}
+
+
+def test_a_rule_target_may_be_a_named_queue_with_its_own_channel() -> None:
+    policy = parse_policy(
+        MINIMAL
+        + """\
+  - name: Partners
+    when: {source: partner}
+    assign: {queue: partners, channel: C0PARTNER}
+  - name: Triage
+    when: {source: unknown}
+    assign: queue
+"""
+    )
+    partners, triage = policy.rules[1], policy.rules[2]
+    assert (partners.assign.kind, partners.assign.name, partners.assign.channel) == (
+        TargetKind.QUEUE,
+        "partners",
+        "C0PARTNER",
+    )
+    assert (triage.assign.kind, triage.assign.name) == (TargetKind.QUEUE, "unmatched")
