@@ -235,8 +235,9 @@ class AccountIndex:
         scores "acme" against "acme holdings international" 90, which would route every
         small "Acme" lead to whichever big group has the word in its name.
 
-        Only accounts sharing a blocking key with the company are scored: the rarest keys
-        first, adding more common ones while the candidates stay under `MAX_CANDIDATES`.
+        Only accounts sharing a blocking key with the company are scored: those of its rarest
+        key, however many, then those of more common keys while the total stays within
+        `MAX_CANDIDATES`.
         """
         if not 0 <= threshold <= 100:
             raise ValueError(f"threshold must be between 0 and 100, not {threshold!r}")
