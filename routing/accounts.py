@@ -61,7 +61,21 @@ _LEGAL_SUFFIXES: frozenset[tuple[str, ...]] = frozenset(
         "co ltd",
         "and co",
         "gmbh and co kg",
+        "pvt",
+        "pvt ltd",
+        "private limited",
+        "ltda",
+        "sa de cv",
+        "bhd",
+        "sdn bhd",
     )
+)
+
+# Words too common to say which company a name is: kept in the name (they count in its score),
+# but never used to find candidates, where they would only add noise ("t:and" alone can list
+# thousands of accounts).
+_STOP_WORDS = frozenset(
+    {"and", "of", "the", "de", "du", "des", "la", "le", "y", "et", "und", "for"}
 )
 _SUFFIX_LENGTHS = sorted({len(suffix) for suffix in _LEGAL_SUFFIXES}, reverse=True)
 
@@ -70,10 +84,11 @@ _SUFFIX_LENGTHS = sorted({len(suffix) for suffix in _LEGAL_SUFFIXES}, reverse=Tr
 _JOINERS = re.compile(r"[.'’‘`´]")
 _SEPARATORS = re.compile(r"[^\w\s]|_")
 
-# The most candidates a lead is scored against, unless its rarest key alone has more. Scoring
-# one costs 0.05 to 0.25 µs (more when its name is not in the CPU cache), so this keeps a typical
-# name lookup well under 50 µs. A key too common to fit ("t:global") would mostly add accounts
-# that share nothing with the lead but a frequent word.
+# The most candidates a lead is scored against. Scoring one costs 0.05 to 0.25 µs (more when its
+# name is not in the CPU cache), so this keeps a name lookup well under 100 µs. A key listing more
+# accounts than this ("t:global") is too common to say which company a lead is: it is never
+# scanned, even when the lead shares nothing rarer, because it would mostly add accounts that
+# share nothing with the lead but a frequent word, at a millisecond a lead.
 MAX_CANDIDATES = 500
 
 
@@ -151,7 +166,7 @@ def name_blocking_keys(key: str) -> frozenset[str]:
     """
     if not key:
         return frozenset()
-    keys = {f"t:{token}" for token in key.split() if len(token) >= 2}
+    keys = {f"t:{token}" for token in key.split() if len(token) >= 2 and token not in _STOP_WORDS}
     keys.add(f"p:{key.replace(' ', '')[:4]}")
     return frozenset(keys)
 
@@ -174,7 +189,7 @@ class AccountIndex:
     """Accounts indexed for matching leads, by registrable domain and by company-name keys.
 
     Built once from every account the router knows; a lead's name is then scored against a few
-    hundred of them at most, unless even its rarest blocking key is a common one. When several
+    hundred of them at most. When several
     accounts qualify equally (same domain, or same name score), the one with the lowest id,
     compared as strings, wins, so a decision never depends on the order the accounts were
     loaded in. Ids must be unique.
@@ -197,7 +212,8 @@ class AccountIndex:
         for account in ordered:
             if self._by_id.setdefault(account.id, account) is not account:
                 raise ValueError(f"account id {account.id!r} appears more than once")
-            domain = registrable_domain(account.domain)
+            # The uncached function: the cache is for leads, which repeat; accounts do not.
+            domain = registrable_domain.__wrapped__(account.domain)
             if domain is not None:
                 self._by_domain.setdefault(domain, account)
             # Not the cached `company_key`: that cache is for leads, which repeat; each account
@@ -236,8 +252,7 @@ class AccountIndex:
         small "Acme" lead to whichever big group has the word in its name.
 
         Only accounts sharing a blocking key with the company are scored: those of its rarest
-        key, however many, then those of more common keys while the total stays within
-        `MAX_CANDIDATES`.
+        key, then those of more common keys, while the total stays within `MAX_CANDIDATES`.
         """
         if not 0 <= threshold <= 100:
             raise ValueError(f"threshold must be between 0 and 100, not {threshold!r}")
@@ -248,20 +263,33 @@ class AccountIndex:
         key = company_key(company)
         if not key:
             return None
-        numbers, names = self._candidates(key)
-        if not numbers:
+        query = _sort_tokens(key)
+        best_score = -1.0
+        best_number = -1
+        # Each chosen posting is scored on its own rather than merged into one list: merging
+        # (dedupe, sort) cost more than the scoring. An account in two postings is scored twice,
+        # which changes nothing. Within a posting, extractOne keeps the first of equal scores,
+        # and postings are in lowest-id order, so ties still go to the lowest id.
+        for posting in self._candidates(key):
+            found = process.extractOne(
+                query,
+                posting.names,
+                scorer=fuzz.ratio,
+                processor=None,
+                score_cutoff=max(threshold, best_score),
+            )
+            if found is None:
+                continue
+            _, score, position = found
+            number = posting.numbers[position]
+            if score > best_score or (score == best_score and number < best_number):
+                best_score, best_number = score, number
+        if best_number < 0:
             return None
-        best = process.extractOne(
-            _sort_tokens(key), names, scorer=fuzz.ratio, processor=None, score_cutoff=threshold
-        )
-        if best is None:
-            return None
-        _, score, position = best
-        # extractOne keeps the first of equal scores, and candidates are in lowest-id order.
-        account = self._name_accounts[numbers[position]]
-        return AccountMatch(account=account, method="name", score=round(score, 1))
+        account = self._name_accounts[best_number]
+        return AccountMatch(account=account, method="name", score=round(best_score, 1))
 
-    def _candidates(self, key: str) -> tuple[list[int], list[str]]:
+    def _candidates(self, key: str) -> list[_Posting]:
         postings = self._postings
         # The block breaks ties between equally long lists: set order varies between processes.
         found = sorted(
@@ -269,8 +297,8 @@ class AccountIndex:
             for block in name_blocking_keys(key)
             if block in postings
         )
-        if not found:
-            return [], []
+        if not found or found[0][0] > MAX_CANDIDATES:
+            return []
         chosen = [postings[found[0][1]]]
         gathered = found[0][0]
         for size, block in found[1:]:
@@ -278,8 +306,4 @@ class AccountIndex:
                 break
             chosen.append(postings[block])
             gathered += size
-        if len(chosen) == 1:
-            return chosen[0].numbers, chosen[0].names
-        numbers = sorted({number for posting in chosen for number in posting.numbers})
-        names = self._names
-        return numbers, [names[number] for number in numbers]
+        return chosen

@@ -347,3 +347,24 @@ def _no_working_time(hours: WorkingHours) -> CalendarError:
 
 def _describe_days(days: frozenset[int]) -> str:
     return ", ".join(_DAY_NAMES[day][:3].lower() for day in sorted(days))
+
+
+class OffHoursMemo:
+    """Who is off working hours in one minute, filled in as reps are looked at.
+
+    Working hours are whole minutes and holidays whole days, so the answer holds for the whole
+    minute; the memo is kept on the policy (`Policy.off_hours`) and starts afresh each minute.
+    """
+
+    __slots__ = ("minute", "reasons")
+
+    def __init__(self) -> None:
+        self.minute = -1
+        self.reasons: dict[str, str | None] = {}
+
+    def at(self, now: datetime) -> dict[str, str | None]:
+        minute = int(now.timestamp()) // 60
+        if minute != self.minute:
+            self.minute = minute
+            self.reasons = {}
+        return self.reasons

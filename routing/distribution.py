@@ -65,26 +65,35 @@ def pick_least_loaded(
 def pick_weighted(
     eligible: Sequence[str], weights: Mapping[str, int], state: TeamState
 ) -> tuple[str | None, TeamState]:
-    """Smooth weighted round robin over the eligible members.
+    """Smooth weighted round robin, choosing by earliest deadline.
 
-    Every eligible member's counter grows by its weight; the highest counter wins and gives back
-    the total weight of this round. Over any run of picks from a fresh state each rep's count
-    stays within one of its weighted share, and picks interleave (a, b, a, c, a...) instead of
-    coming in blocks. Only eligible members' counters move, which is what keeps absence debt-free.
+    Each pick, every eligible member's credit grows by its weight (W is the eligible weights'
+    sum); the chosen member gives back W. A member's next lead is *due* when its credit would
+    reach W, which is ceil((W - credit) / weight) picks away. We choose the member whose lead is
+    due soonest among those with credit > 0 (ties: more credit, then member order).
+
+    Plain smooth weighted round robin (the nginx rule: highest credit wins) interleaves well but
+    can fall more than one lead behind a member's share: weights 1,1,1,1,7,7 after 13 picks give
+    a weight-7 member 4 leads against a share of 5.06. Choosing by deadline is earliest-deadline-
+    first scheduling of each member's "k-th lead" windows, which on one stream keeps every
+    member within one lead of n * weight / W after every pick n, from a fresh state.
+
+    Only eligible members' credits move, which is what keeps absence debt-free.
     """
     if not eligible:
         return None, state
     current = dict(state.current)
-    total = 0
+    total = sum(weights.get(rep, 1) for rep in eligible)
     best: str | None = None
-    best_value = 0
+    best_key: tuple[bool, int, int] | None = None
     for rep in eligible:
         weight = weights.get(rep, 1)
-        total += weight
-        value = current.get(rep, 0) + weight
-        current[rep] = value
-        if best is None or value > best_value:
-            best, best_value = rep, value
+        credit = current.get(rep, 0) + weight
+        current[rep] = credit
+        due_in = -((credit - total) // weight)  # ceil((total - credit) / weight)
+        key = (credit <= 0, due_in, -credit)
+        if best_key is None or key < best_key:
+            best, best_key = rep, key
     assert best is not None
     current[best] -= total
     return best, TeamState(best, current)

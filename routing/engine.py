@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from routing.accounts import AccountIndex
 from routing.calendar import unavailable_reason
@@ -35,13 +35,15 @@ class Stage(StrEnum):
     FALLBACK = "fallback"
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One line of a decision's trace.
 
     For a rule: `subject` is its name, `ok` whether it matched, `detail` the clause that decided,
     and `field`/`value` the lead's value for that clause. For a rep: `ok` is True for the rep who
     was chosen, and `detail` says why any other was skipped ("outside working hours").
+
+    A NamedTuple rather than a frozen dataclass: a decision writes a few dozen of these, and
+    building a tuple costs a fraction of a frozen dataclass's per-field __setattr__.
     """
 
     stage: Stage
@@ -106,7 +108,17 @@ class _Pick:
 class _Context:
     """One routing run: the inputs, the trace being written, and the eligibility checks."""
 
-    __slots__ = ("excluded", "facts", "match", "now", "policy", "skips", "state", "steps")
+    __slots__ = (
+        "excluded",
+        "facts",
+        "match",
+        "now",
+        "off_hours",
+        "policy",
+        "skips",
+        "state",
+        "steps",
+    )
 
     def __init__(
         self,
@@ -119,6 +131,7 @@ class _Context:
         self.policy = policy
         self.state = state
         self.now = now
+        self.off_hours = policy.off_hours.at(now)
         self.excluded = excluded
         self.facts = facts
         self.match: AccountMatch | None = None
@@ -128,44 +141,50 @@ class _Context:
         # one-line reason: that is the rule working, not news for the rep.
         self.skips: list[tuple[str, str]] = []
 
-    def unavailable(self, rep: Rep, skill: str | None) -> tuple[str, str | None] | None:
-        """Why `rep` cannot take this lead now, as (short reason, longer note); None if they can."""
-        excluded = self.excluded.get(rep.id)
-        if excluded is not None:
-            return excluded, None
-        away = self.state.out_of_office.get(rep.id)
-        if away is not None and away.covers(self.now):
-            return _away_reason(away, rep)
-        if skill is not None and skill not in rep.skills:
-            return _no_skill(skill), None
-        if rep.hours is not None:
-            reason = unavailable_reason(rep.hours, self.now)
-            if reason is not None:
-                short, _, _ = reason.partition(" (")
-                return f"is {short}", reason
-        if rep.capacity is not None:
-            load = self.state.open_loads.get(rep.id, 0)
-            if load >= rep.capacity:
-                return f"is at capacity ({load}/{rep.capacity} open leads)", None
-        return None
-
     def eligible(self, rep_id: str, skill: str | None = None) -> bool:
+        """Whether `rep_id` can take this lead now; if not, the skip goes into the trace.
+
+        The hottest function of a decision (called for every team member considered), hence
+        one flat function with the cheap checks first and strings built only for a skip.
+        """
         rep = self.policy.reps[rep_id]
-        why = self.unavailable(rep, skill)
-        if why is None:
-            return True
-        short, note = why
-        self.steps.append(Step(Stage.REP, rep_id, False, short, note=note))
-        if not (skill is not None and short == _no_skill(skill)):
-            self.skips.append((rep_id, short))
+        excluded = self.excluded.get(rep_id) if self.excluded else None
+        if excluded is not None:
+            return self.skip(rep_id, excluded)
+        away = self.state.out_of_office.get(rep_id)
+        if away is not None and away.covers(self.now):
+            short, note = _away_reason(away, rep)
+            return self.skip(rep_id, short, note)
+        if skill is not None and skill not in rep.skills:
+            return self.skip(rep_id, f"does not have skill {skill}", in_reason=False)
+        if rep.hours is not None:
+            off = self.off_hours.get(rep_id, _NOT_LOOKED_UP)
+            if off is _NOT_LOOKED_UP:
+                off = self.off_hours[rep_id] = unavailable_reason(rep.hours, self.now)
+            if off is not None:
+                return self.skip(rep_id, f"is {off.partition(' (')[0]}", off)
+        if rep.capacity is not None:
+            load = self.state.open_loads.get(rep_id, 0)
+            if load >= rep.capacity:
+                return self.skip(rep_id, f"is at capacity ({load}/{rep.capacity} open leads)")
+        return True
+
+    def skip(
+        self, rep_id: str, why: str, note: str | None = None, *, in_reason: bool = True
+    ) -> bool:
+        self.steps.append(_step(Step, (Stage.REP, rep_id, False, why, None, None, note)))
+        if in_reason:
+            self.skips.append((rep_id, why))
         return False
 
     def chose(self, rep_id: str, how: str) -> None:
-        self.steps.append(Step(Stage.REP, rep_id, True, how))
+        self.steps.append(_step(Step, (Stage.REP, rep_id, True, how, None, None, None)))
 
 
-def _no_skill(skill: str) -> str:
-    return f"does not have skill {skill}"
+# Trace steps are built with tuple.__new__ on the hot path: one C call, where the NamedTuple's
+# own __new__ is a Python function (a decision writes a few dozen steps).
+_step = tuple.__new__
+_NOT_LOOKED_UP: Any = object()
 
 
 def _away_reason(away: OutOfOffice, rep: Rep) -> tuple[str, str | None]:
@@ -198,13 +217,19 @@ def route(
     if facts.notes:
         ctx.steps.append(Step(Stage.NORMALISE, "lead", True, "; ".join(facts.notes)))
 
+    steps = ctx.steps
+    values = facts.values
     for qualify in policy.qualify:
         miss = qualify.when.check(facts.folded)
         if miss is None:
-            ctx.steps.append(Step(Stage.QUALIFY, qualify.name, True, qualify.when.description))
+            steps.append(Step(Stage.QUALIFY, qualify.name, True, qualify.when.description))
             outcome = Outcome(qualify.outcome)
             return _decide(ctx, outcome, f"{qualify.name} → {outcome.value}", rule=qualify.name)
-        ctx.steps.append(_miss_step(Stage.QUALIFY, qualify.name, miss.clause, miss.field, facts))
+        field_name = miss.field
+        value = values.get(field_name) if field_name else None
+        steps.append(
+            _step(Step, (Stage.QUALIFY, qualify.name, False, miss.clause, field_name, value, None))
+        )
 
     ctx.match = _match_account(ctx, accounts)
     facts.add_account(ctx.match)
@@ -216,23 +241,23 @@ def route(
             reason = f"Sticky account {ctx.match.account.name} · {holder} holds its open leads"
             return _assign(ctx, sticky, None, reason)
 
+    folded = facts.folded
     for rule in policy.rules:
-        miss = rule.when.check(facts.folded)
+        miss = rule.when.check(folded)
         if miss is not None:
-            ctx.steps.append(_miss_step(Stage.RULE, rule.name, miss.clause, miss.field, facts))
+            field_name = miss.field
+            value = values.get(field_name) if field_name else None
+            steps.append(
+                _step(Step, (Stage.RULE, rule.name, False, miss.clause, field_name, value, None))
+            )
             continue
-        ctx.steps.append(Step(Stage.RULE, rule.name, True, rule.when.description))
+        steps.append(Step(Stage.RULE, rule.name, True, rule.when.description))
         return _apply_rule(ctx, rule)
 
     ctx.steps.append(
         Step(Stage.FALLBACK, policy.fallback.name or "unmatched", True, "no rule matched")
     )
     return _queue(ctx, policy.fallback, None, f"No rule matched → {policy.fallback.name} queue")
-
-
-def _miss_step(stage: Stage, name: str, clause: str, field_name: str | None, facts: Facts) -> Step:
-    value = facts.get(field_name) if field_name else None
-    return Step(stage, name, False, clause, field_name, value)
 
 
 def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch | None:

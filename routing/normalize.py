@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from routing.conditions import fold
 from routing.domains import registrable_domain
 from routing.freemail import email_domain_type, is_disposable
 from routing.geo import default_region, normalize_country
@@ -28,20 +27,41 @@ class Facts:
     def get(self, name: str) -> Any:
         return self.values.get(name)
 
-    def set(self, name: str, value: Any) -> None:
-        self.values[name] = value
-        self.folded[name] = fold(value)
-
     def add_account(self, match: AccountMatch | None) -> None:
-        account = match.account if match else None
-        self.set("account.matched", match is not None)
-        self.set("account.id", account.id if account else None)
-        self.set("account.name", account.name if account else None)
-        self.set("account.owner", account.owner if account else None)
-        self.set("account.tier", account.tier if account else None)
-        self.set("account.domain", account.domain if account else None)
-        self.set("account.match_method", match.method if match else None)
-        self.set("account.match_score", match.score if match else None)
+        if match is None:
+            self.values.update(_NO_ACCOUNT)
+            self.folded.update(_NO_ACCOUNT)
+            return
+        account = match.account
+        found = {
+            "account.matched": True,
+            "account.id": account.id,
+            "account.name": account.name,
+            "account.owner": account.owner,
+            "account.tier": account.tier,
+            "account.domain": account.domain,
+            "account.match_method": match.method,
+            "account.match_score": match.score,
+        }
+        self.values.update(found)
+        self.folded.update(_folded(found))
+
+
+_NO_ACCOUNT: dict[str, Any] = {
+    "account.matched": False,
+    "account.id": None,
+    "account.name": None,
+    "account.owner": None,
+    "account.tier": None,
+    "account.domain": None,
+    "account.match_method": None,
+    "account.match_score": None,
+}
+
+
+def _folded(values: dict[str, Any]) -> dict[str, Any]:
+    """`conditions.fold` over a whole dict, inlined: this runs for every lead."""
+    return {k: v.strip().casefold() if type(v) is str else v for k, v in values.items()}
 
 
 def segment_for(employees: int | None, policy: Policy) -> str | None:
@@ -102,5 +122,4 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
     }
     for key, value in lead.fields.items():
         values[f"fields.{key}"] = value
-    folded = {key: fold(value) for key, value in values.items()}
-    return Facts(lead, values, folded, notes)
+    return Facts(lead, values, _folded(values), notes)

@@ -32,7 +32,7 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
-from routing.calendar import CalendarError, WorkingHours, parse_days, parse_hours
+from routing.calendar import CalendarError, OffHoursMemo, WorkingHours, parse_days, parse_hours
 from routing.calendar import validate_holidays_country as holidays_problem
 from routing.conditions import Condition, compile_condition
 from routing.durations import DurationError, parse_duration
@@ -365,6 +365,9 @@ class Policy:
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
     teams_of_rep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # who is off working hours this minute, filled in by the engine as it looks (a memo of a
+    # pure function of the policy and the minute; see engine.OffHoursMemo)
+    off_hours: OffHoursMemo = field(default_factory=OffHoursMemo, compare=False, repr=False)
 
     def first_team_of(self, rep_id: str) -> str | None:
         teams = self.teams_of_rep.get(rep_id)
