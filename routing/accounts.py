@@ -8,8 +8,10 @@ every account for a lead.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -172,13 +174,35 @@ def name_blocking_keys(key: str) -> frozenset[str]:
 
 
 class _Posting:
-    """The names that share one blocking key, in tie-breaking order (lowest account id first)."""
+    """The names that share one blocking key, shortest first (then lowest account number), so
+    that a lookup can score just the band of lengths able to reach the threshold."""
 
-    __slots__ = ("names", "numbers")
+    __slots__ = ("lengths", "names", "numbers")
 
     def __init__(self) -> None:
         self.numbers: list[int] = []
         self.names: list[str] = []
+        self.lengths: list[int] = []
+
+    def seal(self) -> None:
+        order = sorted(zip(self.names, self.numbers, strict=True), key=lambda p: (len(p[0]), p[1]))
+        self.names = [name for name, _ in order]
+        self.numbers = [number for _, number in order]
+        self.lengths = [len(name) for name in self.names]
+
+    def band(self, length: int, cutoff: float) -> tuple[int, int]:
+        """The slice of names whose length leaves `ratio` a chance to reach `cutoff`.
+
+        `ratio` is 100 * (1 - indel distance / total length), and the distance is at least the
+        difference in length, so a name of length L can score at most 200 * min / (q + L)
+        against a query of length q. Names outside the band cannot reach the cutoff.
+        """
+        share = cutoff / 100
+        if share <= 0:
+            return 0, len(self.names)
+        shortest = math.ceil(share * length / (2 - share) - 1e-9)
+        longest = math.floor(length * (2 - share) / share + 1e-9)
+        return bisect_left(self.lengths, shortest), bisect_right(self.lengths, longest)
 
 
 def _sort_tokens(key: str) -> str:
@@ -189,10 +213,9 @@ class AccountIndex:
     """Accounts indexed for matching leads, by registrable domain and by company-name keys.
 
     Built once from every account the router knows; a lead's name is then scored against a few
-    hundred of them at most. When several
-    accounts qualify equally (same domain, or same name score), the one with the lowest id,
-    compared as strings, wins, so a decision never depends on the order the accounts were
-    loaded in. Ids must be unique.
+    hundred of them at most. When several accounts qualify equally (same domain, or same name
+    score), the shorter name, then the lowest id (compared as strings) wins, so a decision never
+    depends on the order the accounts were loaded in. Ids must be unique.
     """
 
     __slots__ = ("_by_domain", "_by_id", "_name_accounts", "_names", "_postings")
@@ -231,6 +254,8 @@ class AccountIndex:
                     posting = self._postings[block] = _Posting()
                 posting.numbers.append(number)
                 posting.names.append(name)
+        for posting in self._postings.values():
+            posting.seal()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -264,30 +289,33 @@ class AccountIndex:
         if not key:
             return None
         query = _sort_tokens(key)
-        best_score = -1.0
-        best_number = -1
-        # Each chosen posting is scored on its own rather than merged into one list: merging
-        # (dedupe, sort) cost more than the scoring. An account in two postings is scored twice,
-        # which changes nothing. Within a posting, extractOne keeps the first of equal scores,
-        # and postings are in lowest-id order, so ties still go to the lowest id.
+        # Ties go to the shorter name, then the lower account number: the order each posting is
+        # sorted in, so extractOne's "first of equal scores" within a posting agrees with the
+        # comparison across postings. Merging the postings (dedupe, sort) cost more than scoring
+        # an account twice; only the band of lengths that can still reach the cutoff is scored.
+        best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
         for posting in self._candidates(key):
+            cutoff = threshold if best is None else -best[0]
+            low, high = posting.band(len(query), cutoff)
+            if low >= high:
+                continue
             found = process.extractOne(
                 query,
-                posting.names,
+                posting.names[low:high],
                 scorer=fuzz.ratio,
                 processor=None,
-                score_cutoff=max(threshold, best_score),
+                score_cutoff=cutoff,
             )
             if found is None:
                 continue
             _, score, position = found
-            number = posting.numbers[position]
-            if score > best_score or (score == best_score and number < best_number):
-                best_score, best_number = score, number
-        if best_number < 0:
+            candidate = (-score, posting.lengths[low + position], posting.numbers[low + position])
+            if best is None or candidate < best:
+                best = candidate
+        if best is None:
             return None
-        account = self._name_accounts[best_number]
-        return AccountMatch(account=account, method="name", score=round(best_score, 1))
+        account = self._name_accounts[best[2]]
+        return AccountMatch(account=account, method="name", score=round(-best[0], 1))
 
     def _candidates(self, key: str) -> list[_Posting]:
         postings = self._postings

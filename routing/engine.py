@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from routing.accounts import AccountIndex
 from routing.calendar import unavailable_reason
@@ -66,8 +68,11 @@ class RoutingState:
     account_reps: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
+    """What the engine decided and why. Treat it as read-only; it is not frozen only because a
+    frozen dataclass's __init__ costs a __setattr__ per field, once per lead."""
+
     lead_id: str
     outcome: Outcome
     reason: str
@@ -131,7 +136,7 @@ class _Context:
         self.policy = policy
         self.state = state
         self.now = now
-        self.off_hours = policy.off_hours.at(now)
+        self.off_hours: dict[str, str | None] | None = None  # looked up when first needed
         self.excluded = excluded
         self.facts = facts
         self.match: AccountMatch | None = None
@@ -158,9 +163,12 @@ class _Context:
         if skill is not None and skill not in rep.skills:
             return self.skip(rep_id, f"does not have skill {skill}", in_reason=False)
         if rep.hours is not None:
-            off = self.off_hours.get(rep_id, _NOT_LOOKED_UP)
+            memo = self.off_hours
+            if memo is None:
+                memo = self.off_hours = self.policy.off_hours.at(self.now)
+            off = memo.get(rep_id, _NOT_LOOKED_UP)
             if off is _NOT_LOOKED_UP:
-                off = self.off_hours[rep_id] = unavailable_reason(rep.hours, self.now)
+                off = memo[rep_id] = unavailable_reason(rep.hours, self.now)
             if off is not None:
                 return self.skip(rep_id, f"is {off.partition(' (')[0]}", off)
         if rep.capacity is not None:
@@ -188,12 +196,15 @@ _NOT_LOOKED_UP: Any = object()
 
 
 def _away_reason(away: OutOfOffice, rep: Rep) -> tuple[str, str | None]:
-    if away.until is None:
-        short = "is out of office"
-    else:
-        local = away.until.astimezone(rep.tz)
-        short = f"is out of office until {local:%a %d %b %H:%M %Z}"
-    return short, away.reason
+    return _away_text(away.until, rep.tz), away.reason
+
+
+@lru_cache(maxsize=4096)
+def _away_text(until: datetime | None, tz: ZoneInfo) -> str:
+    # Cached: an absent rep is skipped, and this formatted, for every lead of their teams.
+    if until is None:
+        return "is out of office"
+    return f"is out of office until {until.astimezone(tz):%a %d %b %H:%M %Z}"
 
 
 def route(
@@ -268,22 +279,13 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
     company = facts.get("company")
     match = accounts.match(domain=domain, company=company, threshold=ctx.policy.fuzzy_threshold)
     if match is None:
-        looked = ", ".join(
-            part
-            for part in (
-                f"domain {domain}" if domain else "",
-                f"company '{company}'" if company else "",
-            )
-            if part
-        )
-        ctx.steps.append(
-            Step(
-                Stage.ACCOUNT,
-                "none",
-                False,
-                f"no account matched ({looked or 'nothing to match on'})",
-            )
-        )
+        if domain and company:
+            looked = f"domain {domain}, company '{company}'"
+        elif domain or company:
+            looked = f"domain {domain}" if domain else f"company '{company}'"
+        else:
+            looked = "nothing to match on"
+        ctx.steps.append(Step(Stage.ACCOUNT, "none", False, f"no account matched ({looked})"))
         return None
     how = "domain" if match.method == "domain" else f"company name, score {match.score:g}"
     ctx.steps.append(Step(Stage.ACCOUNT, match.account.name, True, f"matched by {how}"))

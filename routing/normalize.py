@@ -23,6 +23,7 @@ class Facts:
     values: dict[str, Any]
     folded: dict[str, Any]
     notes: list[str]
+    wanted: frozenset[str]  # the fields the policy's conditions read
 
     def get(self, name: str) -> Any:
         return self.values.get(name)
@@ -44,7 +45,7 @@ class Facts:
             "account.match_score": match.score,
         }
         self.values.update(found)
-        self.folded.update(_folded(found))
+        self.folded.update(_folded(found, self.wanted))
 
 
 _NO_ACCOUNT: dict[str, Any] = {
@@ -59,9 +60,11 @@ _NO_ACCOUNT: dict[str, Any] = {
 }
 
 
-def _folded(values: dict[str, Any]) -> dict[str, Any]:
-    """`conditions.fold` over a whole dict, inlined: this runs for every lead."""
-    return {k: v.strip().casefold() if type(v) is str else v for k, v in values.items()}
+def _folded(values: dict[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
+    """`conditions.fold` over the facts some condition reads, inlined: this runs for every lead."""
+    return {
+        k: v.strip().casefold() if type(v) is str else v for k, v in values.items() if k in wanted
+    }
 
 
 def segment_for(employees: int | None, policy: Policy) -> str | None:
@@ -122,4 +125,6 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
     }
     for key, value in lead.fields.items():
         values[f"fields.{key}"] = value
-    return Facts(lead, values, _folded(values), notes)
+    return Facts(
+        lead, values, _folded(values, policy.condition_fields), notes, policy.condition_fields
+    )

@@ -364,6 +364,8 @@ class Policy:
     fallback: Target
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
+    # every field some condition reads: only these are casefolded for each lead
+    condition_fields: frozenset[str] = frozenset()
     teams_of_rep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # who is off working hours this minute, filled in by the engine as it looks (a memo of a
     # pure function of the policy and the minute; see engine.OffHoursMemo)
@@ -880,5 +882,8 @@ def _compile(
         fallback=Target(TargetKind.QUEUE, spec.fallback.queue, channel=spec.fallback.channel),
         warnings=warnings,
         source=source,
+        condition_fields=frozenset().union(
+            *(q.when.fields for q in qualify), *(r.when.fields for r in rules)
+        ),
         teams_of_rep={k: tuple(v) for k, v in teams_of_rep.items()},
     )

@@ -331,16 +331,29 @@ def numbered(leads: Sequence[Lead]) -> list[Lead]:
     return [replace(lead, id=f"L-{n}") for n, lead in enumerate(leads, 1)]
 
 
+# Out of office (since, until) in hours from now; None is open-ended. Away from `since`
+# inclusive until `until` exclusive, so "back right now" can take leads and "off right now" not.
+ABSENCES = (
+    (None, None),  # until further notice
+    (-24, 0),  # back right now
+    (0, 24),  # off right now
+    (None, 1),  # back in an hour
+    (-72, -24),  # back since yesterday
+    (24, None),  # off from tomorrow
+)
+
+
 @st.composite
 def absences(draw: st.DrawFn, rep_ids: Sequence[str], now: datetime) -> dict[str, OutOfOffice]:
-    """Out-of-office entries starting and ending around `now`, some exactly at it."""
-    offset = st.sampled_from((-72, -24, -1, 0, 0, 0, 1, 24))
-    moment = st.none() | offset.map(lambda hours: now.astimezone(UTC) + timedelta(hours=hours))
+    def hours_from_now(hours: int | None) -> datetime | None:
+        return None if hours is None else now.astimezone(UTC) + timedelta(hours=hours)
+
     away = draw(st.lists(st.sampled_from(rep_ids), max_size=2, unique=True)) if rep_ids else []
-    return {
-        rep_id: OutOfOffice(since=draw(moment), until=draw(moment), reason="vacation")
-        for rep_id in away
-    }
+    entries = {}
+    for rep_id in away:
+        since, until = draw(st.sampled_from(ABSENCES))
+        entries[rep_id] = OutOfOffice(hours_from_now(until), "vacation", hours_from_now(since))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -466,8 +479,7 @@ def off_duty_reason(rep: RepCase, case: PolicyCase, now: datetime) -> str | None
 def why_unavailable(
     rep_id: str, step: Routed, scenario: Scenario, skill: str | None = None
 ) -> str | None:
-    """Why the rep could not take the step's lead, worked out from what was drawn; None if they
-    could."""
+    """Why the rep could not take the step's lead, from what was drawn; None if they could."""
     case, now = scenario.case, scenario.now
     rep = case.reps[rep_id]
     if rep_id in step.excluded:
@@ -491,7 +503,7 @@ def named_by(target: Any, step: Routed, case: PolicyCase) -> list[tuple[str, str
     if target == "account_owner":
         match = step.decision.account
         owner = match.account.owner if match else None
-        return [(owner, None)] if owner in case.reps else []
+        return [(owner, None)] if owner is not None and owner in case.reps else []
     if isinstance(target, Mapping) and "rep" in target:
         return [(target["rep"], None)]
     if isinstance(target, Mapping) and "team" in target:
@@ -524,6 +536,7 @@ def assert_rep_was_eligible(step: Routed, scenario: Scenario) -> None:
     assert rep_id in case.reps, f"{rep_id!r} is not a rep of the policy"
     if decision.method == "sticky":
         match = decision.account
+        assert case.sticky
         assert match is not None
         assert rep_id in step.holders_before.get(match.account.id, ()), (
             f"{rep_id} got {decision.lead_id} as sticky without holding {match.account.id}"
@@ -609,7 +622,7 @@ def test_round_robin_team_routes_leads_in_rotation_of_its_available_members(
 
 @settings(max_examples=300)
 @given(weights=st.lists(st.integers(1, 10), min_size=1, max_size=8), leads=st.integers(1, 120))
-@example(weights=[1, 1, 1, 1, 7, 7], leads=13)  # fails: the last rep has 4, share 5.06
+@example(weights=[1, 1, 1, 1, 7, 7], leads=13)  # highest credit wins: 4 leads of share 5.06
 def test_weighted_picks_keep_every_rep_within_one_lead_of_their_share(
     weights: list[int], leads: int
 ) -> None:
@@ -630,7 +643,7 @@ def test_weighted_picks_keep_every_rep_within_one_lead_of_their_share(
 
 @settings(max_examples=60, deadline=None)
 @given(weights=st.lists(st.integers(1, 10), min_size=1, max_size=6), leads=st.integers(1, 60))
-@example(weights=[1, 1, 1, 1, 7, 7], leads=13)  # fails: r5 has 4 after 13 leads, share 5.06
+@example(weights=[1, 1, 1, 1, 7, 7], leads=13)  # highest credit wins: 4 leads of share 5.06
 def test_weighted_team_routes_every_prefix_of_leads_within_one_of_each_share(
     weights: list[int], leads: int
 ) -> None:
@@ -651,7 +664,7 @@ def test_weighted_team_routes_every_prefix_of_leads_within_one_of_each_share(
 # --- 3. and 4. eligibility and capacity ---------------------------------------------------------
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scenario=scenarios())
 def test_no_lead_is_ever_assigned_to_a_rep_who_could_not_take_it(scenario: Scenario) -> None:
     for step in play(scenario):
@@ -659,7 +672,7 @@ def test_no_lead_is_ever_assigned_to_a_rep_who_could_not_take_it(scenario: Scena
             assert_rep_was_eligible(step, scenario)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(scenario=scenarios(max_leads=40))
 def test_no_rep_ever_holds_more_open_leads_than_their_capacity(scenario: Scenario) -> None:
     case = scenario.case
@@ -680,16 +693,19 @@ def test_no_rep_ever_holds_more_open_leads_than_their_capacity(scenario: Scenari
                 )
 
 
-@settings(max_examples=80, deadline=None)
+# --- and the other way round: nobody who could take a lead is passed over ----------------------
+
+
+@settings(max_examples=60, deadline=None)
 @given(scenario=scenarios())
 def test_a_rule_falls_back_only_when_nobody_it_names_could_take_the_lead(
     scenario: Scenario,
 ) -> None:
     for step in play(scenario):
         decision = step.decision
-        if not decision.fallback_used or decision.rule not in scenario.case.rules:
+        rule = scenario.case.rules.get(decision.rule or "")
+        if not decision.fallback_used or rule is None:
             continue
-        rule = scenario.case.rules[decision.rule]
         passed_over = named_by(rule.assign, step, scenario.case)
         if decision.outcome is Outcome.QUEUED:
             passed_over += named_by(rule.fallback, step, scenario.case)
@@ -699,7 +715,7 @@ def test_a_rule_falls_back_only_when_nobody_it_names_could_take_the_lead(
             )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(scenario=scenarios())
 def test_a_team_gives_each_lead_to_the_available_member_whose_turn_it_is(
     scenario: Scenario,
@@ -710,12 +726,37 @@ def test_a_team_gives_each_lead_to_the_available_member_whose_turn_it_is(
             continue
         rule = scenario.case.rules[decision.rule or ""]
         target = rule.fallback if decision.fallback_used else rule.assign
-        assert decision.team == target["team"]
-        expected = whose_turn(step, scenario, decision.team, target.get("skill"))
+        team = target["team"]
+        assert decision.team == team
+        expected = whose_turn(step, scenario, team, target.get("skill"))
         assert decision.rep == expected, (
             f"{decision.lead_id} went to {decision.rep} by {decision.method} in team "
-            f"{decision.team}, but it was {expected}'s turn"
+            f"{team}, but it was {expected}'s turn"
         )
+
+
+@cache
+def lone_rep_policy() -> Policy:
+    return single_team_policy("round_robin", [1])
+
+
+@settings(max_examples=100)
+@given(
+    now=moments(),
+    since=st.none() | st.sampled_from((-3600, -1, 0, 1, 3600)),
+    until=st.none() | st.sampled_from((-3600, -1, 0, 1, 3600)),
+)
+def test_a_rep_is_out_of_office_from_since_up_to_but_not_including_until(
+    now: datetime, since: int | None, until: int | None
+) -> None:
+    def seconds_from_now(seconds: int | None) -> datetime | None:
+        return None if seconds is None else now.astimezone(UTC) + timedelta(seconds=seconds)
+
+    away = OutOfOffice(until=seconds_from_now(until), since=seconds_from_now(since))
+    state = RoutingState(out_of_office={"r0": away})
+    decision = route(Lead("L-1"), policy=lone_rep_policy(), now=now, state=state)
+    is_away_now = (since is None or since <= 0) and (until is None or until > 0)
+    assert (decision.rep is None) == is_away_now, f"{away} at {now.isoformat()}: {decision.reason}"
 
 
 # --- 5. one outcome per lead -------------------------------------------------------------------
@@ -796,9 +837,9 @@ def routing_states(draw: st.DrawFn, policy: Policy, now: datetime) -> RoutingSta
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
-    policy=st.just(example_policy()) | policy_cases().map(lambda case: case.policy),
+    policy=st.builds(example_policy) | policy_cases().map(lambda case: case.policy),
     raw=lead_dicts,
     now=moments(),
     data=st.data(),
@@ -913,10 +954,10 @@ def test_a_weighted_rep_back_from_absence_gets_no_more_than_their_share_plus_one
 def test_a_weighted_rep_is_owed_nothing_however_long_they_were_away(
     weights: list[int], data: st.DataObject, before: int, away_for: int, back_for: int
 ) -> None:
-    """After a warm-up the window after the return does not start from a fresh state, and any
-    window of smooth weighted round robin may be over its share by the rounding carried in (at
-    most one lead) plus the rounding at its end (under one): so strictly under share + 2, however
-    long the absence. Counters that grew while the rep was away would break this for long ones.
+    """After a warm-up, the leads after the return do not start from a fresh state: a run of them
+    may be over its share by what was carried in (at most one lead, the prefix bound) plus what
+    is left at its end (under one), so strictly under share + 2, however long the absence.
+    Credit that grew while the rep was away would break this for long absences.
     """
     policy = single_team_policy("weighted", weights)
     absent = data.draw(st.sampled_from(sorted(policy.reps)), label="absent rep")
