@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -319,19 +319,24 @@ class AccountIndex:
 
     def _candidates(self, key: str) -> list[_Posting]:
         postings = self._postings
-        # The block breaks ties between equally long lists: set order varies between processes.
-        found = sorted(
-            (len(postings[block].numbers), block)
+        sizes = {
+            block: len(postings[block].numbers)
             for block in name_blocking_keys(key)
             if block in postings
-        )
-        if not found or found[0][0] > MAX_CANDIDATES:
-            return []
-        chosen = [postings[found[0][1]]]
-        gathered = found[0][0]
-        for size, block in found[1:]:
-            if gathered + size > MAX_CANDIDATES:
-                break
-            chosen.append(postings[block])
-            gathered += size
-        return chosen
+        }
+        return [postings[block] for block in choose_keys(sizes)]
+
+
+def choose_keys(sizes: Mapping[str, int]) -> list[str]:
+    """Which blocking keys to score, given how many accounts each lists: rarest first, while
+    the total stays within MAX_CANDIDATES. The index and the storage layer's prefetch both use
+    this, so a lead is matched against the same candidates in memory and from the database."""
+    # The key breaks ties between equally long lists: set order varies between processes.
+    chosen: list[str] = []
+    gathered = 0
+    for size, block in sorted((size, block) for block, size in sizes.items()):
+        if gathered + size > MAX_CANDIDATES:
+            break
+        chosen.append(block)
+        gathered += size
+    return chosen

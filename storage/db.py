@@ -1,0 +1,129 @@
+"""Engines and transactions for the two supported databases.
+
+SQLite (the embedded default) is one writer at a time: every transaction starts with
+`BEGIN IMMEDIATE`, so a decision's reads and writes are never interleaved with another's, and a
+busy timeout makes other processes wait rather than fail. PostgreSQL runs transactions
+concurrently; the service layer keeps rotation and capacity right there with compare-and-set
+updates (see `storage.repository`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def check_url(url: str) -> str:
+    """The URL as SQLAlchemy wants it, or a DatabaseUrlError saying what is accepted."""
+    if url.startswith(("postgres://", "postgresql://")):
+        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise DatabaseUrlError(
+        "DATABASE_URL must be sqlite+aiosqlite:///path/to/file.db or "
+        "postgresql+asyncpg://user@host/dbname"
+    )
+
+
+@dataclass
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    # SQLite takes one writer at a time anyway; queueing writers in-process avoids them
+    # spinning on the busy timeout against each other.
+    write_lock: asyncio.Lock | None = field(default=None)
+    # SQLite: a second engine whose transactions BEGIN DEFERRED, so reads (health checks, `why`)
+    # run beside a writer under WAL instead of queueing for the write lock.
+    read_engine: AsyncEngine | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        if self.write_lock is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self.write_lock, self.sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        engine = self.read_engine or self.engine
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            yield session
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def create_tables(self) -> None:
+        """For tests and throwaway databases; real ones are migrated (`leadrouter db upgrade`)."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(SQLModel.metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
+
+
+def open_database(url: str, *, pool_size: int = 10) -> Database:
+    url = check_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _sqlite_pragmas(engine, immediate=True)
+        reader = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _sqlite_pragmas(reader, immediate=False)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        return Database(engine, sessions, asyncio.Lock(), read_engine=reader)
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's own would be a deferred one).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

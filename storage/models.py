@@ -1,0 +1,212 @@
+"""The tables. One module, as SQLModel's docs suggest: every table and its indexes in one place.
+
+Times are stored as naive UTC (SQLite has no time zones) and come back aware, through `UtcDateTime`.
+JSON columns hold what the pure core produced (a lead's raw payload, its facts, a decision's trace).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    OFFERED = "offered"
+    CLAIMED = "claimed"
+    QUEUED = "queued"
+    NURTURE = "nurture"
+    DISQUALIFIED = "disqualified"
+    CLOSED = "closed"
+
+
+class OfferStatus(StrEnum):
+    OFFERED = "offered"
+    CLAIMED = "claimed"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    REASSIGNED = "reassigned"
+    CLOSED = "closed"
+
+
+OPEN_OFFER_STATUSES = (OfferStatus.OFFERED.value, OfferStatus.CLAIMED.value)
+
+
+class LeadRow(SQLModel, table=True):
+    __tablename__ = "leads"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(sa_column=Column(String(255), nullable=False, unique=True))
+    status: str = Field(max_length=16, index=True)
+    rep_id: str | None = Field(default=None, max_length=64, index=True)
+    team: str | None = Field(default=None, max_length=64)
+    rule: str | None = Field(default=None, max_length=255)
+    queue: str | None = Field(default=None, max_length=64)
+    reason: str = Field(default="")
+    account_id: str | None = Field(default=None, max_length=255, index=True)
+    email: str | None = Field(default=None, max_length=1000, index=True)
+    company: str | None = Field(default=None, max_length=1000)
+    crm_system: str | None = Field(default=None, max_length=16)
+    crm_id: str | None = Field(default=None, max_length=1000, index=True)
+    source: str | None = Field(default=None, max_length=1000)
+    raw: dict[str, Any] = _json()
+    facts: dict[str, Any] = _json()
+    created_at: datetime = _when(index=True)
+    updated_at: datetime = _when()
+
+
+class AccountRow(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True, max_length=255)
+    name: str = Field(max_length=1000)
+    domain: str | None = Field(default=None, max_length=255, index=True)  # registrable domain
+    website: str | None = Field(default=None, max_length=1000)
+    owner_rep: str | None = Field(default=None, max_length=64)
+    tier: str | None = Field(default=None, max_length=255)
+    crm_system: str | None = Field(default=None, max_length=16)
+    updated_at: datetime = _when()
+
+
+class AccountKeyRow(SQLModel, table=True):
+    """Blocking keys of account names (`routing.accounts.name_blocking_keys`), for candidates."""
+
+    __tablename__ = "account_keys"
+    __table_args__ = (Index("ix_account_keys_key", "key"),)
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", ondelete="CASCADE")
+    key: str = Field(primary_key=True, max_length=255)
+
+
+class RepStateRow(SQLModel, table=True):
+    """A rep's live state: open leads (kept as a counter, checked by compare-and-set) and
+    out-of-office. Reps themselves live in the policy file."""
+
+    __tablename__ = "rep_state"
+
+    rep_id: str = Field(primary_key=True, max_length=64)
+    open_count: int = 0
+    away: bool = False
+    away_since: datetime | None = _when(nullable=True)
+    away_until: datetime | None = _when(nullable=True)
+    away_reason: str | None = Field(default=None, max_length=1000)
+    updated_at: datetime = _when()
+
+
+class TeamStateRow(SQLModel, table=True):
+    """A team's rotation, versioned: a decision is saved only if the version it read is current."""
+
+    __tablename__ = "team_state"
+
+    team: str = Field(primary_key=True, max_length=64)
+    last_rep: str | None = Field(default=None, max_length=64)
+    current: dict[str, Any] = _json()
+    version: int = 0
+
+
+class OfferRow(SQLModel, table=True):
+    __tablename__ = "offers"
+    __table_args__ = (Index("ix_offers_status_due", "status", "sla_due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="leads.id", index=True)
+    rep_id: str = Field(max_length=64, index=True)
+    team: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=16)
+    offered_at: datetime = _when()
+    sla_due_at: datetime | None = _when(nullable=True)
+    closed_at: datetime | None = _when(nullable=True)
+    reassignments: int = 0  # how many times this lead had been reassigned before this offer
+    channel: str | None = Field(default=None, max_length=64)
+    message_ts: str | None = Field(default=None, max_length=64)
+    lease_owner: str | None = Field(default=None, max_length=255)
+    lease_until: datetime | None = _when(nullable=True)
+
+
+class DecisionRow(SQLModel, table=True):
+    __tablename__ = "decisions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="leads.id", index=True)
+    at: datetime = _when()
+    outcome: str = Field(max_length=16)
+    rep_id: str | None = Field(default=None, max_length=64)
+    team: str | None = Field(default=None, max_length=64)
+    rule: str | None = Field(default=None, max_length=255)
+    reason: str = ""
+    sla_seconds: int | None = None
+    trace: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class AuditEventRow(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int | None = Field(default=None, foreign_key="leads.id", index=True)
+    at: datetime = _when(index=True)
+    kind: str = Field(max_length=32)
+    actor: str | None = Field(default=None, max_length=255)
+    rule: str | None = Field(default=None, max_length=255)
+    reason: str | None = None
+    data: dict[str, Any] = _json()
+
+
+class OutboxRow(SQLModel, table=True):
+    """Side effects (a Slack card, a CRM write) committed with the decision that caused them
+    and carried out afterwards, with retries; `dedupe_key` makes queuing one twice impossible."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_outbox_dedupe_key"),
+        Index("ix_outbox_pending", "done_at", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64)
+    dedupe_key: str = Field(max_length=255)
+    payload: dict[str, Any] = _json()
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    done_at: datetime | None = _when(nullable=True)
+    failed_at: datetime | None = _when(nullable=True)
+    last_error: str | None = None
+    created_at: datetime = _when()
+
+
+class ProcessedRequestRow(SQLModel, table=True):
+    """Keys of requests already acted on (Slack retries, repeated actions)."""
+
+    __tablename__ = "processed_requests"
+
+    key: str = Field(primary_key=True, max_length=255)
+    at: datetime = _when()
