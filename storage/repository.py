@@ -1,0 +1,356 @@
+"""Loading and saving, as keyword-only functions over a session. No decisions are made here.
+
+Concurrency on PostgreSQL rests on two compare-and-set updates, done last in a decision's
+transaction: the team's rotation (`save_team_state`: only if its version is the one read) and the
+chosen rep's open-lead count (`count_open_lead`: only if it is the count read). If either finds
+the row changed, `Conflict` is raised, the transaction rolls back, and the service routes again
+with fresh state. On SQLite transactions never overlap, so neither ever fails there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from routing.accounts import MAX_CANDIDATES, choose_keys, company_key, name_blocking_keys
+from routing.distribution import TeamState
+from routing.domains import registrable_domain
+from routing.model import Account, OutOfOffice
+from storage.models import (
+    OPEN_OFFER_STATUSES,
+    AccountKeyRow,
+    AccountRow,
+    AuditEventRow,
+    DecisionRow,
+    LeadRow,
+    OfferRow,
+    OfferStatus,
+    OutboxRow,
+    RepStateRow,
+    TeamStateRow,
+)
+
+
+class Conflict(Exception):
+    """Another transaction changed what this one read; route again with fresh state."""
+
+
+# --- reading the state a decision needs ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepStates:
+    open_loads: dict[str, int]
+    out_of_office: dict[str, OutOfOffice]
+
+
+async def load_rep_states(*, session: AsyncSession) -> RepStates:
+    rows = (await session.execute(select(RepStateRow))).scalars().all()
+    loads = {row.rep_id: row.open_count for row in rows if row.open_count}
+    away = {
+        row.rep_id: OutOfOffice(until=row.away_until, reason=row.away_reason, since=row.away_since)
+        for row in rows
+        if row.away
+    }
+    return RepStates(loads, away)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamStates:
+    states: dict[str, TeamState]
+    versions: dict[str, int]  # a team with no row yet is absent
+
+
+async def load_team_states(*, session: AsyncSession) -> TeamStates:
+    rows = (await session.execute(select(TeamStateRow))).scalars().all()
+    return TeamStates(
+        {row.team: TeamState(row.last_rep, dict(row.current)) for row in rows},
+        {row.team: row.version for row in rows},
+    )
+
+
+async def candidate_accounts(
+    *, session: AsyncSession, domain: str | None, company: str | None
+) -> list[Account]:
+    """The accounts the matcher could pick for a lead: those on its domain, and those sharing the
+    blocking keys `AccountIndex` would score (`choose_keys`). Matching against an index of just
+    these gives the same answer as an index of every account."""
+    found: dict[str, AccountRow] = {}
+    if domain:
+        rows = (
+            await session.execute(select(AccountRow).where(col(AccountRow.domain) == domain))
+        ).scalars()
+        found.update((row.id, row) for row in rows)
+    keys = name_blocking_keys(company_key(company)) if company else frozenset()
+    if keys:
+        counted = await session.execute(
+            select(col(AccountKeyRow.key), func.count())
+            .where(col(AccountKeyRow.key).in_(sorted(keys)))
+            .group_by(col(AccountKeyRow.key))
+        )
+        chosen = choose_keys({key: count for key, count in counted.tuples()})
+        if chosen:
+            rows = (
+                await session.execute(
+                    select(AccountRow)
+                    .join(AccountKeyRow, col(AccountKeyRow.account_id) == col(AccountRow.id))
+                    .where(col(AccountKeyRow.key).in_(chosen))
+                    .limit(2 * MAX_CANDIDATES)
+                )
+            ).scalars()
+            found.update((row.id, row) for row in rows)
+    return [_account(row) for row in found.values()]
+
+
+def _account(row: AccountRow) -> Account:
+    return Account(row.id, row.name, row.domain, row.owner_rep, row.tier)
+
+
+async def reps_holding_account(*, session: AsyncSession, account_id: str) -> list[str]:
+    """Reps with open offers on the account's leads, most recent first (for sticky accounts)."""
+    rows = await session.execute(
+        select(col(OfferRow.rep_id), func.max(col(OfferRow.offered_at)).label("latest"))
+        .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
+        .where(col(LeadRow.account_id) == account_id)
+        .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
+        .group_by(col(OfferRow.rep_id))
+        .order_by(func.max(col(OfferRow.offered_at)).desc())
+    )
+    return [rep for rep, _ in rows.tuples()]
+
+
+async def find_lead(*, session: AsyncSession, external_id: str) -> LeadRow | None:
+    result = await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
+    return result.scalars().first()
+
+
+async def current_offer(*, session: AsyncSession, lead_id: int) -> OfferRow | None:
+    """The lead's latest offer."""
+    result = await session.execute(
+        select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id).desc())
+    )
+    return result.scalars().first()
+
+
+async def offers_of_lead(*, session: AsyncSession, lead_id: int) -> Sequence[OfferRow]:
+    result = await session.execute(
+        select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id))
+    )
+    return result.scalars().all()
+
+
+async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequence[OfferRow]:
+    result = await session.execute(
+        select(OfferRow)
+        .where(col(OfferRow.rep_id) == rep_id, col(OfferRow.status) == OfferStatus.OFFERED.value)
+        .order_by(col(OfferRow.id))
+    )
+    return result.scalars().all()
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+async def save_team_state(
+    *, session: AsyncSession, team: str, state: TeamState, read_version: int | None
+) -> None:
+    """Store a team's new rotation, if nobody changed it since `read_version` (None: no row)."""
+    values = {"last_rep": state.last_rep, "current": dict(state.current)}
+    if read_version is None:
+        try:
+            async with session.begin_nested():
+                await session.execute(insert(TeamStateRow).values(team=team, version=1, **values))
+        except IntegrityError:
+            raise Conflict(f"team {team} was created meanwhile") from None
+        return
+    result = await session.execute(
+        update(TeamStateRow)
+        .where(and_(col(TeamStateRow.team) == team, col(TeamStateRow.version) == read_version))
+        .values(version=read_version + 1, **values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"team {team} rotated meanwhile")
+
+
+async def count_open_lead(
+    *, session: AsyncSession, rep_id: str, read_count: int, now: datetime
+) -> None:
+    """One more open lead for `rep_id`, if its count is still `read_count`."""
+    result = await session.execute(
+        update(RepStateRow)
+        .where(and_(col(RepStateRow.rep_id) == rep_id, col(RepStateRow.open_count) == read_count))
+        .values(open_count=read_count + 1, updated_at=now)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return
+    if read_count != 0:
+        raise Conflict(f"{rep_id}'s open leads changed meanwhile")
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                insert(RepStateRow).values(rep_id=rep_id, open_count=1, away=False, updated_at=now)
+            )
+    except IntegrityError:
+        raise Conflict(f"{rep_id}'s state was created meanwhile") from None
+
+
+async def release_open_lead(*, session: AsyncSession, rep_id: str, now: datetime) -> None:
+    await session.execute(
+        update(RepStateRow)
+        .where(and_(col(RepStateRow.rep_id) == rep_id, col(RepStateRow.open_count) > 0))
+        .values(open_count=col(RepStateRow.open_count) - 1, updated_at=now)
+    )
+
+
+async def set_away(
+    *,
+    session: AsyncSession,
+    rep_id: str,
+    away: bool,
+    since: datetime | None,
+    until: datetime | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    result = await session.execute(
+        update(RepStateRow)
+        .where(col(RepStateRow.rep_id) == rep_id)
+        .values(away=away, away_since=since, away_until=until, away_reason=reason, updated_at=now)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(
+            RepStateRow(
+                rep_id=rep_id,
+                open_count=0,
+                away=away,
+                away_since=since,
+                away_until=until,
+                away_reason=reason,
+                updated_at=now,
+            )
+        )
+        await session.flush()
+
+
+async def change_offer_status(
+    *, session: AsyncSession, offer_id: int, from_status: str, to_status: str, now: datetime
+) -> bool:
+    """Compare-and-set an offer's status; True for the one caller that made the change."""
+    closing = to_status not in OPEN_OFFER_STATUSES
+    result = await session.execute(
+        update(OfferRow)
+        .where(and_(col(OfferRow.id) == offer_id, col(OfferRow.status) == from_status))
+        .values(status=to_status, **({"closed_at": now} if closing else {}))
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def add_audit(
+    *,
+    session: AsyncSession,
+    lead_id: int | None,
+    at: datetime,
+    kind: str,
+    actor: str | None = None,
+    rule: str | None = None,
+    reason: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEventRow(
+            lead_id=lead_id,
+            at=at,
+            kind=kind,
+            actor=actor,
+            rule=rule,
+            reason=reason,
+            data=dict(data or {}),
+        )
+    )
+
+
+def add_outbox(
+    *, session: AsyncSession, kind: str, dedupe_key: str, payload: Mapping[str, Any], now: datetime
+) -> None:
+    session.add(
+        OutboxRow(
+            kind=kind,
+            dedupe_key=dedupe_key,
+            payload=dict(payload),
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def add_decision(*, session: AsyncSession, row: DecisionRow) -> None:
+    session.add(row)
+
+
+async def audit_of_lead(*, session: AsyncSession, lead_id: int) -> Sequence[AuditEventRow]:
+    result = await session.execute(
+        select(AuditEventRow)
+        .where(col(AuditEventRow.lead_id) == lead_id)
+        .order_by(col(AuditEventRow.id))
+    )
+    return result.scalars().all()
+
+
+async def latest_decision(*, session: AsyncSession, lead_id: int) -> DecisionRow | None:
+    result = await session.execute(
+        select(DecisionRow)
+        .where(col(DecisionRow.lead_id) == lead_id)
+        .order_by(col(DecisionRow.id).desc())
+    )
+    return result.scalars().first()
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+async def upsert_accounts(
+    *,
+    session: AsyncSession,
+    accounts: Iterable[Account],
+    now: datetime,
+    crm_system: str | None = None,
+) -> int:
+    """Insert or replace accounts and their name keys. Returns how many were written."""
+    count = 0
+    for account in accounts:
+        existing = await session.get(AccountRow, account.id)
+        domain = registrable_domain(account.domain)
+        if existing is None:
+            session.add(
+                AccountRow(
+                    id=account.id,
+                    name=account.name,
+                    domain=domain,
+                    website=account.domain,
+                    owner_rep=account.owner,
+                    tier=account.tier,
+                    crm_system=crm_system,
+                    updated_at=now,
+                )
+            )
+        else:
+            existing.name = account.name
+            existing.domain, existing.website = domain, account.domain
+            existing.owner_rep, existing.tier = account.owner, account.tier
+            existing.updated_at = now
+            await session.execute(
+                delete(AccountKeyRow).where(col(AccountKeyRow.account_id) == account.id)
+            )
+        await session.flush()
+        for key in name_blocking_keys(company_key(account.name)):
+            session.add(AccountKeyRow(account_id=account.id, key=key))
+        count += 1
+    await session.flush()
+    return count

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.service import Service
+from routing.policy import Policy, load_policy
+from storage.db import Database, open_database
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Tuesday 17 Nov 2026, 17:15 UTC: Alice (Los Angeles) and Bob (New York) are working.
+TUESDAY = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, now: datetime = TUESDAY) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return load_policy(EXAMPLES / "routing.yml")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+    await db.create_tables()
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+def make_service(policy: Policy, clock: Clock) -> Callable[[Database], Service]:
+    def make(db: Database) -> Service:
+        return Service(db=db, policy=lambda: policy, clock=clock)
+
+    return make

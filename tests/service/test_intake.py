@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.service import Service
+from routing.leads import parse_lead
+from storage.db import Database
+from storage.models import DecisionRow, LeadRow, OfferRow, OutboxRow
+
+
+def lead(**fields: Any) -> Any:
+    fields.setdefault("id", "L-1")
+    return parse_lead(fields)
+
+
+ENTERPRISE = {
+    "email": "cto@bigco.com",
+    "country": "US",
+    "employees": 5000,
+    "source": "demo_request",
+}
+
+
+async def count(db: Database, table: Any) -> int:
+    async with db.reading() as session:
+        return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_new_lead_is_stored_routed_offered_and_queued_for_slack(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    result = await service.intake(lead(**ENTERPRISE))
+    assert result.created
+    assert result.lead.rep == "alice" and result.lead.status == "offered"
+    assert result.lead.sla_due_at is not None
+    assert (await count(sqlite_db, LeadRow), await count(sqlite_db, OfferRow)) == (1, 1)
+    assert await count(sqlite_db, DecisionRow) == 1
+    async with sqlite_db.reading() as session:
+        outbox = (await session.execute(select(OutboxRow))).scalars().all()
+        decision = (await session.execute(select(DecisionRow))).scalars().one()
+    assert [item.kind for item in outbox] == ["slack.offer_card"]
+    assert any(step["stage"] == "rule" and step["ok"] for step in decision.trace)
+
+
+async def test_a_repeated_external_id_returns_the_stored_decision_and_changes_nothing(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    first = await service.intake(lead(**ENTERPRISE))
+    again = await service.intake(lead(**ENTERPRISE, company="Changed"))
+    assert not again.created
+    assert again.lead == first.lead
+    assert (await count(sqlite_db, OfferRow), await count(sqlite_db, OutboxRow)) == (1, 1)
+
+
+async def test_two_hundred_concurrent_intakes_of_one_id_make_one_lead_one_offer_one_card(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    results = await asyncio.gather(*(service.intake(lead(**ENTERPRISE)) for _ in range(200)))
+    assert sum(r.created for r in results) == 1
+    assert len({r.lead for r in results}) == 1
+    assert await count(sqlite_db, LeadRow) == 1
+    assert await count(sqlite_db, OfferRow) == 1
+    assert await count(sqlite_db, OutboxRow) == 1
+
+
+async def test_rotation_and_loads_carry_from_one_lead_to_the_next(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    reps = [
+        (await service.intake(lead(**{**ENTERPRISE, "id": f"L{i}"}))).lead.rep for i in range(6)
+    ]
+    assert reps.count("alice") == 4 and reps.count("bob") == 2
