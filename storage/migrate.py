@@ -1,0 +1,80 @@
+"""Database migrations (Alembic), applied by `leadrouter serve` at start and by
+`leadrouter db upgrade`.
+
+The scripts live in `storage/migrations/versions/`. After changing `storage/models.py`, write the
+next one with `revision(url_of_a_database_at_head, "what changed")`, which autogenerates it, and
+read it before committing: `tests/storage/test_migrations.py` fails while models and migrations
+disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from storage.db import check_url
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # ConfigParser interpolation would read a "%" in a password as a placeholder.
+    config.set_main_option("sqlalchemy.url", check_url(url).replace("%", "%%"))
+    return config
+
+
+def _in_own_thread(work: Any) -> None:
+    """Alembic's async environment runs its own event loop, which cannot nest inside a running
+    one (as in `serve`); a short-lived thread gives it a loop of its own either way."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed back to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="migrations")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (idempotent)."""
+    _in_own_thread(lambda: command.upgrade(_config(url), revision))
+
+
+def revision(url: str, message: str) -> None:
+    """Autogenerate a migration from the difference between the models and the database."""
+    _in_own_thread(lambda: command.revision(_config(url), message=message, autogenerate=True))
+
+
+def current(url: str) -> str | None:
+    """The revision the database is at (None for a database never migrated)."""
+    found: list[str | None] = []
+
+    async def read() -> None:
+        engine = create_async_engine(check_url(url))
+        try:
+            async with engine.connect() as connection:
+                found.append(
+                    await connection.run_sync(
+                        lambda sync: MigrationContext.configure(sync).get_current_revision()
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    _in_own_thread(lambda: asyncio.run(read()))
+    return found[0]

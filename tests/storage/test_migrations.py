@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+from storage.migrate import current, upgrade
+
+
+def differences(url: str) -> list[object]:
+    async def compare() -> list[object]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync), SQLModel.metadata
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(compare())
+
+
+def test_a_fresh_database_is_migrated_to_exactly_the_models(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    assert current(url) is None
+    upgrade(url)
+    assert current(url) == "0001"
+    assert differences(url) == []
+
+
+def test_upgrading_twice_changes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
+    upgrade(url)
+    upgrade(url)
+    assert current(url) == "0001"
+
+
+async def test_upgrade_works_from_inside_a_running_event_loop(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'loop.db'}"
+    upgrade(url)  # `serve` migrates with its loop already running
+    assert current(url) == "0001"
