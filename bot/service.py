@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,8 +117,7 @@ class Service:
                     existing = await repo.find_lead(session=session, external_id=lead.id)
                     if existing is not None:
                         return IntakeResult(False, await self._view(session, existing))
-                    if attempt >= 3 and not self.db.is_sqlite:
-                        await _serialise(session)
+                    await self._routing_lock(session, attempt)
                     row = LeadRow(
                         external_id=lead.id,
                         status=LeadStatus.NEW.value,
@@ -142,6 +142,16 @@ class Service:
                         raise
                     return IntakeResult(False, await self._view(session, existing))
         raise RuntimeError(f"lead {lead.id}: could not save a decision after {MAX_ATTEMPTS} tries")
+
+    async def _routing_lock(self, session: AsyncSession, attempt: int) -> None:
+        """PostgreSQL: every routing transaction holds the routing lock shared, so they run side
+        by side and rely on compare-and-set; after a few conflicts an attempt takes it
+        exclusively, waits for the others to finish, and runs alone, so it cannot lose again.
+        SQLite needs none: its transactions never overlap."""
+        if self.db.is_sqlite:
+            return
+        function = "pg_advisory_xact_lock" if attempt >= 3 else "pg_advisory_xact_lock_shared"
+        await session.execute(text(f"SELECT {function}(:key)"), {"key": ROUTING_LOCK_KEY})
 
     async def _backoff(self, attempt: int) -> None:
         self.conflicts += 1
@@ -339,6 +349,7 @@ class Service:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.db.transaction() as session:
+                    await self._routing_lock(session, attempt)
                     row = await self._lead(session, external_id)
                     offer = await repo.current_offer(session=session, lead_id=row.id or 0)
                     if offer is None or offer.status != OfferStatus.OFFERED or offer.rep_id != by:
@@ -437,6 +448,7 @@ class Service:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.db.transaction() as session:
+                    await self._routing_lock(session, attempt)
                     offer = await session.get(OfferRow, offer_id)
                     if offer is None or offer.status != expected_status:
                         return None
@@ -516,13 +528,6 @@ class Service:
         if row is None:
             raise UnknownLead(f"no lead with id {external_id}")
         return row
-
-
-async def _serialise(session: AsyncSession) -> None:
-    """After repeated conflicts, take PostgreSQL's routing lock so this attempt runs alone."""
-    from sqlalchemy import text
-
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK_KEY})
 
 
 ROUTING_LOCK_KEY = 0x1EAD_0001
