@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,8 +27,16 @@ from routing.model import Lead, Outcome
 from routing.normalize import normalize
 from routing.policy import Policy
 from storage import repository as repo
-from storage.db import Database
-from storage.models import DecisionRow, LeadRow, LeadStatus, OfferRow, OfferStatus
+from storage.db import Database, TransientDatabaseError
+from storage.models import (
+    AuditEventRow,
+    DecisionRow,
+    LeadRow,
+    LeadStatus,
+    OfferRow,
+    OfferStatus,
+    OutboxRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,37 +120,65 @@ class Service:
 
     async def intake(self, lead: Lead) -> IntakeResult:
         """Route a new lead, exactly once per external id."""
+        return (await self.intake_many([lead]))[0]
+
+    async def intake_many(self, leads: Sequence[Lead]) -> list[IntakeResult]:
+        """Route a batch of leads in one transaction, in order, exactly once per external id.
+
+        The state is loaded once and carried from lead to lead in memory, as `simulate` does, so
+        a batch costs a handful of queries rather than a dozen per lead. An id already stored,
+        or repeated within the batch, answers with the stored (or first) decision.
+        """
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.db.transaction() as session:
-                    existing = await repo.find_lead(session=session, external_id=lead.id)
-                    if existing is not None:
-                        return IntakeResult(False, await self._view(session, existing))
                     await self._routing_lock(session, attempt)
-                    row = LeadRow(
-                        external_id=lead.id,
-                        status=LeadStatus.NEW.value,
-                        raw=_raw(lead),
-                        created_at=self.clock(),
-                        updated_at=self.clock(),
-                    )
-                    _copy_lead_fields(row, lead)
-                    session.add(row)
-                    await session.flush()
-                    view = await self._route_and_save(
-                        session, row, lead, excluded={}, kind="routed"
-                    )
-                    return IntakeResult(True, view)
-            except repo.Conflict:
+                    return await self._intake_in(session, leads)
+            except (repo.Conflict, IntegrityError, TransientDatabaseError):
+                # IntegrityError: a concurrent request committed one of these ids first; the
+                # next attempt finds it stored and answers with it.
                 await self._backoff(attempt)
-            except IntegrityError:
-                # The same external id committed by a concurrent request: answer with that one.
-                async with self.db.reading() as session:
-                    existing = await repo.find_lead(session=session, external_id=lead.id)
-                    if existing is None:
-                        raise
-                    return IntakeResult(False, await self._view(session, existing))
-        raise RuntimeError(f"lead {lead.id}: could not save a decision after {MAX_ATTEMPTS} tries")
+        raise RuntimeError(f"could not save {len(leads)} decisions after {MAX_ATTEMPTS} tries")
+
+    async def _intake_in(self, session: AsyncSession, leads: Sequence[Lead]) -> list[IntakeResult]:
+        stored = await repo.find_leads(session=session, external_ids=[lead.id for lead in leads])
+        fresh: dict[str, Lead] = {}
+        for lead in leads:
+            if lead.id not in stored and lead.id not in fresh:
+                fresh[lead.id] = lead
+        views: dict[str, LeadView] = {}
+        if fresh:
+            policy = self.policy()
+            now = self.clock()
+            world = await _World.load(session, policy, list(fresh.values()))
+            decided = [
+                (lead, world.route(lead, policy, now, excluded={})) for lead in fresh.values()
+            ]
+            ids = await repo.insert_leads(
+                session=session,
+                rows=[_lead_values(lead, decision, now) for lead, decision in decided],
+            )
+            due = await _save(
+                session,
+                [(ids[lead.id], lead.id, decision, 0) for lead, decision in decided],
+                now,
+                kind="routed",
+                actor=None,
+            )
+            await world.commit(session, now)
+            views = {
+                lead.id: _view_of_decision(lead.id, decision, due.get(lead.id))
+                for lead, decision in decided
+            }
+        results = []
+        answered: set[str] = set()
+        for lead in leads:
+            if lead.id in stored:
+                results.append(IntakeResult(False, await self._view(session, stored[lead.id])))
+            else:
+                results.append(IntakeResult(lead.id not in answered, views[lead.id]))
+                answered.add(lead.id)
+        return results
 
     async def _routing_lock(self, session: AsyncSession, attempt: int) -> None:
         """PostgreSQL: every routing transaction holds the routing lock shared, so they run side
@@ -156,136 +193,6 @@ class Service:
     async def _backoff(self, attempt: int) -> None:
         self.conflicts += 1
         await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-
-    async def _route_and_save(
-        self,
-        session: AsyncSession,
-        row: LeadRow,
-        lead: Lead,
-        *,
-        excluded: dict[str, str],
-        kind: str,
-        actor: str | None = None,
-        reassignments: int = 0,
-    ) -> LeadView:
-        """Route `lead` (stored as `row`) with fresh state and save everything it decides."""
-        policy = self.policy()
-        now = self.clock()
-        decision, versions = await self._decide(session, lead, policy, now, excluded)
-        assert row.id is not None
-        row.status = _STATUS_OF_OUTCOME[decision.outcome].value
-        row.rep_id, row.team, row.rule = decision.rep, decision.team, decision.rule
-        row.queue, row.reason, row.updated_at = decision.queue, decision.reason, now
-        row.facts = _jsonable(dict(decision.facts))
-        row.account_id = decision.account.account.id if decision.account else None
-        repo.add_decision(
-            session=session,
-            row=DecisionRow(
-                lead_id=row.id,
-                at=now,
-                outcome=decision.outcome.value,
-                rep_id=decision.rep,
-                team=decision.team,
-                rule=decision.rule,
-                reason=decision.reason,
-                sla_seconds=decision.sla_seconds,
-                trace=[_jsonable(step._asdict()) for step in decision.trace],
-            ),
-        )
-        repo.add_audit(
-            session=session,
-            lead_id=row.id,
-            at=now,
-            kind=kind,
-            actor=actor,
-            rule=decision.rule,
-            reason=decision.reason,
-            data={"outcome": decision.outcome.value, "rep": decision.rep, "team": decision.team},
-        )
-        sla_due_at = None
-        if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
-            if decision.team is not None and decision.team_state is not None:
-                await repo.save_team_state(
-                    session=session,
-                    team=decision.team,
-                    state=decision.team_state,
-                    read_version=versions.get(decision.team),
-                )
-            await repo.count_open_lead(
-                session=session,
-                rep_id=decision.rep,
-                read_count=_load_of(decision.rep, versions),
-                now=now,
-            )
-            sla_due_at = now + timedelta(seconds=decision.sla_seconds or 0)
-            offer = OfferRow(
-                lead_id=row.id,
-                rep_id=decision.rep,
-                team=decision.team,
-                status=OfferStatus.OFFERED.value,
-                offered_at=now,
-                sla_due_at=sla_due_at,
-                reassignments=reassignments,
-            )
-            session.add(offer)
-            await session.flush()
-            repo.add_outbox(
-                session=session,
-                kind="slack.offer_card",
-                dedupe_key=f"offer-card:{offer.id}",
-                payload={"offer_id": offer.id, "lead_id": row.id},
-                now=now,
-            )
-        elif decision.outcome is Outcome.QUEUED:
-            repo.add_outbox(
-                session=session,
-                kind="slack.queue_post",
-                dedupe_key=f"queue-post:{row.id}:{reassignments}",
-                payload={"lead_id": row.id, "queue": decision.queue, "channel": decision.channel},
-                now=now,
-            )
-        await session.flush()
-        return _view_of(row, sla_due_at)
-
-    async def _decide(
-        self,
-        session: AsyncSession,
-        lead: Lead,
-        policy: Policy,
-        now: datetime,
-        excluded: dict[str, str],
-    ) -> tuple[Decision, dict[str, int]]:
-        """Load the state the engine needs for this lead, and route it.
-
-        Returns the decision and the versions it was made with: each team's rotation version
-        under the team's name, each rep's open-lead count under "load:<rep>".
-        """
-        facts = normalize(lead, policy)
-        accounts = await repo.candidate_accounts(
-            session=session, domain=facts.get("domain"), company=facts.get("company")
-        )
-        index = AccountIndex(accounts) if accounts else None
-        account_reps: dict[str, list[str]] = {}
-        if index is not None and policy.sticky_accounts:
-            match = index.match(
-                domain=facts.get("domain"),
-                company=facts.get("company"),
-                threshold=policy.fuzzy_threshold,
-            )
-            if match is not None:
-                holders = await repo.reps_holding_account(
-                    session=session, account_id=match.account.id
-                )
-                account_reps[match.account.id] = holders
-        reps = await repo.load_rep_states(session=session)
-        teams = await repo.load_team_states(session=session)
-        state = RoutingState(reps.open_loads, reps.out_of_office, teams.states, account_reps)
-        decision = route(
-            lead, policy=policy, now=now, accounts=index, state=state, excluded=excluded
-        )
-        versions = dict(teams.versions)
-        versions.update({f"load:{rep}": count for rep, count in reps.open_loads.items()})
-        return decision, versions
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -363,7 +270,7 @@ class Service:
                         actor=by,
                         reason=reason,
                     )
-            except repo.Conflict:
+            except (repo.Conflict, TransientDatabaseError):
                 await self._backoff(attempt)
         raise RuntimeError(f"lead {external_id}: could not re-route after {MAX_ATTEMPTS} tries")
 
@@ -463,7 +370,7 @@ class Service:
                         actor=None,
                         reason=reason,
                     )
-            except repo.Conflict:
+            except (repo.Conflict, TransientDatabaseError):
                 await self._backoff(attempt)
         raise RuntimeError(f"offer {offer_id}: could not re-route after {MAX_ATTEMPTS} tries")
 
@@ -488,7 +395,6 @@ class Service:
         )
         if not changed:
             raise repo.Conflict(f"offer {offer.id} changed meanwhile")
-        await repo.release_open_lead(session=session, rep_id=offer.rep_id, now=now)
         excluded = await self._excluded(session, row.id or 0)
         repo.add_audit(
             session=session,
@@ -499,15 +405,25 @@ class Service:
             reason=reason,
             data={"rep": offer.rep_id},
         )
-        view = await self._route_and_save(
+        policy = self.policy()
+        lead = _lead_of(row)
+        world = await _World.load(session, policy, [lead])
+        world.release(offer.rep_id)
+        decision = world.route(lead, policy, now, excluded=excluded)
+        reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
+        for name, value in _lead_values(lead, decision, now).items():
+            if name not in ("external_id", "raw", "created_at"):
+                setattr(row, name, value)
+        assert row.id is not None
+        due = await _save(
             session,
-            row,
-            _lead_of(row),
-            excluded=excluded,
+            [(row.id, row.external_id, decision, reassignments)],
+            now,
             kind="rerouted",
             actor=actor,
-            reassignments=offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0),
         )
+        await world.commit(session, now)
+        view = _view_of_decision(row.external_id, decision, due.get(row.external_id))
         return Move(row.external_id, offer.rep_id, view)
 
     async def _excluded(self, session: AsyncSession, lead_id: int) -> dict[str, str]:
@@ -533,23 +449,222 @@ class Service:
 ROUTING_LOCK_KEY = 0x1EAD_0001
 
 
-def _load_of(rep: str, versions: dict[str, int]) -> int:
-    return versions.get(f"load:{rep}", 0)
+class _World:
+    """The routing state inside one transaction: loaded once, carried from decision to decision
+    in memory, and saved at the end with compare-and-set against what was read."""
+
+    def __init__(
+        self,
+        reps: repo.RepStates,
+        teams: repo.TeamStates,
+        index: AccountIndex | None,
+        account_reps: dict[str, list[str]],
+    ) -> None:
+        self.read_loads = dict(reps.open_loads)
+        self.loads = Counter(reps.open_loads)
+        self.away = reps.out_of_office
+        self.read_versions = teams.versions
+        self.teams = dict(teams.states)
+        self.index = index
+        self.account_reps = account_reps
+        self.touched_teams: set[str] = set()
+
+    @classmethod
+    async def load(cls, session: AsyncSession, policy: Policy, leads: Sequence[Lead]) -> _World:
+        facts = [normalize(lead, policy) for lead in leads]
+        lookups = [(f.get("domain"), f.get("company")) for f in facts]
+        candidates = await repo.candidate_accounts(session=session, lookups=lookups)
+        index = None
+        account_reps: dict[str, list[str]] = {}
+        if candidates.accounts:
+            index = AccountIndex(candidates.accounts, key_sizes=candidates.key_sizes)
+            if policy.sticky_accounts:
+                matched = {
+                    match.account.id
+                    for domain, company in lookups
+                    if (
+                        match := index.match(
+                            domain=domain, company=company, threshold=policy.fuzzy_threshold
+                        )
+                    )
+                    is not None
+                }
+                account_reps = await repo.reps_holding_accounts(
+                    session=session, account_ids=matched
+                )
+        reps = await repo.load_rep_states(session=session)
+        teams = await repo.load_team_states(session=session)
+        return cls(reps, teams, index, account_reps)
+
+    def route(
+        self, lead: Lead, policy: Policy, now: datetime, *, excluded: dict[str, str]
+    ) -> Decision:
+        state = RoutingState(self.loads, self.away, self.teams, self.account_reps)
+        decision = route(
+            lead, policy=policy, now=now, accounts=self.index, state=state, excluded=excluded
+        )
+        if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
+            self.loads[decision.rep] += 1
+            if decision.team is not None and decision.team_state is not None:
+                self.teams[decision.team] = decision.team_state
+                self.touched_teams.add(decision.team)
+            if decision.account is not None:
+                holders = self.account_reps.setdefault(decision.account.account.id, [])
+                if decision.rep in holders:
+                    holders.remove(decision.rep)
+                holders.insert(0, decision.rep)
+        return decision
+
+    def release(self, rep: str) -> None:
+        """One open lead fewer for `rep` (its offer was just closed in this transaction)."""
+        self.loads[rep] = max(0, self.loads[rep] - 1)
+
+    async def commit(self, session: AsyncSession, now: datetime) -> None:
+        """Save rotations and loads, if nobody else changed them meanwhile (else Conflict).
+
+        Rows are written in one order (teams, then reps, each sorted), so two transactions never
+        wait on each other's rows the other way round."""
+        for team in sorted(self.touched_teams):
+            await repo.save_team_state(
+                session=session,
+                team=team,
+                state=self.teams[team],
+                read_version=self.read_versions.get(team),
+            )
+        for rep in sorted(set(self.loads) | set(self.read_loads)):
+            added = self.loads[rep] - self.read_loads.get(rep, 0)
+            if added:
+                await repo.count_open_leads(
+                    session=session,
+                    rep_id=rep,
+                    read_count=self.read_loads.get(rep, 0),
+                    added=added,
+                    now=now,
+                )
+
+
+async def _save(
+    session: AsyncSession,
+    decided: Sequence[tuple[int, str, Decision, int]],
+    now: datetime,
+    *,
+    kind: str,
+    actor: str | None,
+) -> dict[str, datetime]:
+    """Write what each decision (lead id, external id, decision, reassignments so far) says:
+    the decision with its trace, the audit event, the offer and the outbox item, each table in
+    one bulk insert. Returns the SLA deadline of each lead that was offered."""
+    decisions: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    offers: list[dict[str, Any]] = []
+    queued: list[dict[str, Any]] = []
+    deadlines: list[tuple[int, datetime]] = []
+    for lead_id, _external_id, decision, reassignments in decided:
+        decisions.append(
+            {
+                "lead_id": lead_id,
+                "at": now,
+                "outcome": decision.outcome.value,
+                "rep_id": decision.rep,
+                "team": decision.team,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "sla_seconds": decision.sla_seconds,
+                "trace": [step._asdict() for step in decision.trace],
+            }
+        )
+        audits.append(
+            {
+                "lead_id": lead_id,
+                "at": now,
+                "kind": kind,
+                "actor": actor,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "data": {
+                    "outcome": decision.outcome.value,
+                    "rep": decision.rep,
+                    "team": decision.team,
+                },
+            }
+        )
+        if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
+            due = now + timedelta(seconds=decision.sla_seconds or 0)
+            deadlines.append((lead_id, due))
+            offers.append(
+                {
+                    "lead_id": lead_id,
+                    "rep_id": decision.rep,
+                    "team": decision.team,
+                    "status": OfferStatus.OFFERED.value,
+                    "offered_at": now,
+                    "sla_due_at": due,
+                    "reassignments": reassignments,
+                }
+            )
+        elif decision.outcome is Outcome.QUEUED:
+            queued.append(
+                repo.outbox_values(
+                    kind="slack.queue_post",
+                    dedupe_key=f"queue-post:{lead_id}:{reassignments}",
+                    payload={
+                        "lead_id": lead_id,
+                        "queue": decision.queue,
+                        "channel": decision.channel,
+                    },
+                    now=now,
+                )
+            )
+    await repo.insert_rows(session=session, table=DecisionRow, rows=decisions)
+    await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
+    offer_ids = await repo.insert_offers(session=session, rows=offers)
+    cards = [
+        repo.outbox_values(
+            kind="slack.offer_card",
+            dedupe_key=f"offer-card:{offer_id}",
+            payload={"offer_id": offer_id, "lead_id": offer["lead_id"]},
+            now=now,
+        )
+        for offer, offer_id in zip(offers, offer_ids, strict=True)
+    ]
+    await repo.insert_rows(session=session, table=OutboxRow, rows=[*cards, *queued])
+    by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
+    return {by_lead[lead_id]: due for lead_id, due in deadlines}
+
+
+def _lead_values(lead: Lead, decision: Decision, now: datetime) -> dict[str, Any]:
+    return {
+        "external_id": lead.id,
+        "status": _STATUS_OF_OUTCOME[decision.outcome].value,
+        "rep_id": decision.rep,
+        "team": decision.team,
+        "rule": decision.rule,
+        "queue": decision.queue,
+        "reason": decision.reason,
+        "account_id": decision.account.account.id if decision.account else None,
+        "email": lead.email,
+        "company": lead.company,
+        "crm_system": lead.crm_system.value if lead.crm_system else None,
+        "crm_id": lead.crm_id,
+        "source": lead.source,
+        "raw": _raw(lead),
+        "facts": dict(decision.facts),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _view_of_decision(external_id: str, decision: Decision, due: datetime | None) -> LeadView:
+    status = _STATUS_OF_OUTCOME[decision.outcome].value
+    return LeadView(
+        external_id, status, decision.rep, decision.team, decision.rule, decision.reason, due
+    )
 
 
 def _view_of(row: LeadRow, sla_due_at: datetime | None) -> LeadView:
     return LeadView(
         row.external_id, row.status, row.rep_id, row.team, row.rule, row.reason, sla_due_at
     )
-
-
-_LEAD_COLUMNS = ("email", "company", "source", "crm_id")
-
-
-def _copy_lead_fields(row: LeadRow, lead: Lead) -> None:
-    for name in _LEAD_COLUMNS:
-        setattr(row, name, getattr(lead, name))
-    row.crm_system = lead.crm_system.value if lead.crm_system else None
 
 
 def _raw(lead: Lead) -> dict[str, Any]:

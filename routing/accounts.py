@@ -218,9 +218,15 @@ class AccountIndex:
     depends on the order the accounts were loaded in. Ids must be unique.
     """
 
-    __slots__ = ("_by_domain", "_by_id", "_name_accounts", "_names", "_postings")
+    __slots__ = ("_by_domain", "_by_id", "_key_sizes", "_name_accounts", "_names", "_postings")
 
-    def __init__(self, accounts: Iterable[Account]) -> None:
+    def __init__(
+        self, accounts: Iterable[Account], *, key_sizes: Mapping[str, int] | None = None
+    ) -> None:
+        """`key_sizes`: for an index of accounts prefetched from a database, how many accounts
+        each blocking key lists in the whole table, so that keys are chosen as the full index
+        would choose them (the accounts of every key so chosen must all be among `accounts`)."""
+        self._key_sizes = key_sizes
         ordered = sorted(accounts, key=lambda account: account.id)
         self._by_id: dict[str, Account] = {}
         self._by_domain: dict[str, Account] = {}
@@ -319,12 +325,12 @@ class AccountIndex:
 
     def _candidates(self, key: str) -> list[_Posting]:
         postings = self._postings
-        sizes = {
-            block: len(postings[block].numbers)
-            for block in name_blocking_keys(key)
-            if block in postings
-        }
-        return [postings[block] for block in choose_keys(sizes)]
+        blocks = name_blocking_keys(key)
+        if self._key_sizes is not None:
+            sizes = {block: self._key_sizes[block] for block in blocks if block in self._key_sizes}
+        else:
+            sizes = {block: len(postings[block].numbers) for block in blocks if block in postings}
+        return [postings[block] for block in choose_keys(sizes) if block in postings]
 
 
 def choose_keys(sizes: Mapping[str, int]) -> list[str]:

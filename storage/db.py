@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +28,22 @@ from sqlmodel import SQLModel
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
+# transaction back and running it again is safe.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+class TransientDatabaseError(Exception):
+    """A transaction the database rolled back on its own (deadlock, serialization): retry it."""
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    for cause in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
 
 
 class DatabaseUrlError(ValueError):
@@ -63,12 +80,17 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        if self.write_lock is None:
-            async with self.sessions() as session, session.begin():
+        try:
+            if self.write_lock is None:
+                async with self.sessions() as session, session.begin():
+                    yield session
+                return
+            async with self.write_lock, self.sessions() as session, session.begin():
                 yield session
-            return
-        async with self.write_lock, self.sessions() as session, session.begin():
-            yield session
+        except DBAPIError as exc:
+            if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+                raise TransientDatabaseError(str(exc.orig)) from exc
+            raise
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -2,7 +2,7 @@
 
 Concurrency on PostgreSQL rests on two compare-and-set updates, done last in a decision's
 transaction: the team's rotation (`save_team_state`: only if its version is the one read) and the
-chosen rep's open-lead count (`count_open_lead`: only if it is the count read). If either finds
+chosen rep's open-lead count (`count_open_leads`: only if it is the count read). If either finds
 the row changed, `Conflict` is raised, the transaction rolls back, and the service routes again
 with fresh state. On SQLite transactions never overlap, so neither ever fails there.
 """
@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
-from routing.accounts import MAX_CANDIDATES, choose_keys, company_key, name_blocking_keys
+from routing.accounts import choose_keys, company_key, name_blocking_keys
 from routing.distribution import TeamState
 from routing.domains import registrable_domain
 from routing.model import Account, OutOfOffice
@@ -76,54 +76,91 @@ async def load_team_states(*, session: AsyncSession) -> TeamStates:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The accounts that could match a batch of leads, and how many accounts each of their
+    blocking keys lists in the whole table (see `AccountIndex(key_sizes=...)`)."""
+
+    accounts: list[Account]
+    key_sizes: dict[str, int]
+
+
+_IN_CHUNK = 500  # values per IN (...) list
+
+
+def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        yield ordered[start : start + _IN_CHUNK]
+
+
 async def candidate_accounts(
-    *, session: AsyncSession, domain: str | None, company: str | None
-) -> list[Account]:
-    """The accounts the matcher could pick for a lead: those on its domain, and those sharing the
-    blocking keys `AccountIndex` would score (`choose_keys`). Matching against an index of just
-    these gives the same answer as an index of every account."""
-    found: dict[str, AccountRow] = {}
-    if domain:
-        rows = (
-            await session.execute(select(AccountRow).where(col(AccountRow.domain) == domain))
-        ).scalars()
-        found.update((row.id, row) for row in rows)
-    keys = name_blocking_keys(company_key(company)) if company else frozenset()
-    if keys:
+    *, session: AsyncSession, lookups: Sequence[tuple[str | None, str | None]]
+) -> Candidates:
+    """For leads given as (registrable domain, company name): the accounts on their domains, and
+    the accounts of the blocking keys `AccountIndex` would score for each (`choose_keys`).
+    An index of just these, told the true key sizes, matches like an index of every account."""
+    domains = {domain for domain, _ in lookups if domain}
+    keys_of = [
+        name_blocking_keys(company_key(company)) if company else frozenset()
+        for _, company in lookups
+    ]
+    sizes: dict[str, int] = {}
+    for chunk in _chunks(frozenset().union(*keys_of)):
         counted = await session.execute(
             select(col(AccountKeyRow.key), func.count())
-            .where(col(AccountKeyRow.key).in_(sorted(keys)))
+            .where(col(AccountKeyRow.key).in_(chunk))
             .group_by(col(AccountKeyRow.key))
         )
-        chosen = choose_keys({key: count for key, count in counted.tuples()})
-        if chosen:
-            rows = (
-                await session.execute(
-                    select(AccountRow)
-                    .join(AccountKeyRow, col(AccountKeyRow.account_id) == col(AccountRow.id))
-                    .where(col(AccountKeyRow.key).in_(chosen))
-                    .limit(2 * MAX_CANDIDATES)
-                )
-            ).scalars()
-            found.update((row.id, row) for row in rows)
-    return [_account(row) for row in found.values()]
+        sizes.update(counted.all())
+    chosen: set[str] = set()
+    for keys in keys_of:
+        chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
+    found: dict[str, AccountRow] = {}
+    for chunk in _chunks(domains):
+        rows = await session.execute(select(AccountRow).where(col(AccountRow.domain).in_(chunk)))
+        found.update((row.id, row) for row in rows.scalars())
+    for chunk in _chunks(chosen):
+        rows = await session.execute(
+            select(AccountRow)
+            .join(AccountKeyRow, col(AccountKeyRow.account_id) == col(AccountRow.id))
+            .where(col(AccountKeyRow.key).in_(chunk))
+        )
+        found.update((row.id, row) for row in rows.scalars())
+    return Candidates([_account(row) for row in found.values()], sizes)
 
 
 def _account(row: AccountRow) -> Account:
     return Account(row.id, row.name, row.domain, row.owner_rep, row.tier)
 
 
-async def reps_holding_account(*, session: AsyncSession, account_id: str) -> list[str]:
-    """Reps with open offers on the account's leads, most recent first (for sticky accounts)."""
-    rows = await session.execute(
-        select(col(OfferRow.rep_id), func.max(col(OfferRow.offered_at)).label("latest"))
-        .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
-        .where(col(LeadRow.account_id) == account_id)
-        .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
-        .group_by(col(OfferRow.rep_id))
-        .order_by(func.max(col(OfferRow.offered_at)).desc())
-    )
-    return [rep for rep, _ in rows.tuples()]
+async def reps_holding_accounts(
+    *, session: AsyncSession, account_ids: Iterable[str]
+) -> dict[str, list[str]]:
+    """Per account: reps with open offers on its leads, most recent first (sticky accounts)."""
+    holders: dict[str, list[str]] = {}
+    latest = func.max(col(OfferRow.offered_at))
+    for chunk in _chunks(set(account_ids)):
+        rows = await session.execute(
+            select(col(LeadRow.account_id), col(OfferRow.rep_id), latest)
+            .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
+            .where(col(LeadRow.account_id).in_(chunk))
+            .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
+            .group_by(col(LeadRow.account_id), col(OfferRow.rep_id))
+            .order_by(latest.desc())
+        )
+        for account_id, rep_id, _when in rows.all():
+            if account_id is not None:
+                holders.setdefault(account_id, []).append(rep_id)
+    return holders
+
+
+async def find_leads(*, session: AsyncSession, external_ids: Iterable[str]) -> dict[str, LeadRow]:
+    found: dict[str, LeadRow] = {}
+    for chunk in _chunks(set(external_ids)):
+        rows = await session.execute(select(LeadRow).where(col(LeadRow.external_id).in_(chunk)))
+        found.update((row.external_id, row) for row in rows.scalars())
+    return found
 
 
 async def find_lead(*, session: AsyncSession, external_id: str) -> LeadRow | None:
@@ -179,14 +216,14 @@ async def save_team_state(
         raise Conflict(f"team {team} rotated meanwhile")
 
 
-async def count_open_lead(
-    *, session: AsyncSession, rep_id: str, read_count: int, now: datetime
+async def count_open_leads(
+    *, session: AsyncSession, rep_id: str, read_count: int, added: int, now: datetime
 ) -> None:
-    """One more open lead for `rep_id`, if its count is still `read_count`."""
+    """`added` more open leads for `rep_id`, if its count is still `read_count`."""
     result = await session.execute(
         update(RepStateRow)
         .where(and_(col(RepStateRow.rep_id) == rep_id, col(RepStateRow.open_count) == read_count))
-        .values(open_count=read_count + 1, updated_at=now)
+        .values(open_count=read_count + added, updated_at=now)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return
@@ -195,18 +232,12 @@ async def count_open_lead(
     try:
         async with session.begin_nested():
             await session.execute(
-                insert(RepStateRow).values(rep_id=rep_id, open_count=1, away=False, updated_at=now)
+                insert(RepStateRow).values(
+                    rep_id=rep_id, open_count=added, away=False, updated_at=now
+                )
             )
     except IntegrityError:
         raise Conflict(f"{rep_id}'s state was created meanwhile") from None
-
-
-async def release_open_lead(*, session: AsyncSession, rep_id: str, now: datetime) -> None:
-    await session.execute(
-        update(RepStateRow)
-        .where(and_(col(RepStateRow.rep_id) == rep_id, col(RepStateRow.open_count) > 0))
-        .values(open_count=col(RepStateRow.open_count) - 1, updated_at=now)
-    )
 
 
 async def set_away(
@@ -274,6 +305,52 @@ def add_audit(
             data=dict(data or {}),
         )
     )
+
+
+async def insert_rows(
+    *, session: AsyncSession, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """One bulk INSERT (Core, executemany): no ORM objects for rows nobody reads back."""
+    if rows:
+        await session.execute(insert(table), list(rows))
+
+
+async def insert_leads(
+    *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Insert leads in bulk; their database ids by external id."""
+    if not rows:
+        return {}
+    result = await session.execute(
+        insert(LeadRow).returning(
+            col(LeadRow.id), col(LeadRow.external_id), sort_by_parameter_order=True
+        ),
+        list(rows),
+    )
+    return {external_id: lead_id for lead_id, external_id in result.all() if lead_id is not None}
+
+
+async def insert_offers(*, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert offers in bulk; their ids, in the order given."""
+    if not rows:
+        return []
+    result = await session.execute(
+        insert(OfferRow).returning(col(OfferRow.id), sort_by_parameter_order=True), list(rows)
+    )
+    return [offer_id for (offer_id,) in result.all() if offer_id is not None]
+
+
+def outbox_values(
+    *, kind: str, dedupe_key: str, payload: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload": dict(payload),
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def add_outbox(
