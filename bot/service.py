@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.accounts import AccountIndex
 from routing.engine import Decision, RoutingState, route
-from routing.model import Lead, Outcome
+from routing.model import Account, Lead, Outcome
 from routing.normalize import normalize
 from routing.policy import Policy
 from storage import repository as repo
@@ -304,6 +304,25 @@ class Service:
                 data={"rep": rep_id, "until": until.isoformat() if until else None},
             )
         return await self._move_all_of(rep_id, reason="out of office", kind="rep_out_of_office")
+
+    async def import_accounts(
+        self, accounts: Sequence[Account], *, crm_system: str | None = None
+    ) -> tuple[int, int]:
+        """Insert or replace accounts (and their name-matching keys). Returns (created, updated).
+
+        Owners must be rep ids of the policy; an unknown owner is an error for the whole batch,
+        so a typo never leaves accounts silently unowned."""
+        policy = self.policy()
+        unknown = sorted({a.owner for a in accounts if a.owner and a.owner not in policy.reps})
+        if unknown:
+            raise ServiceError(f"account owners not in the policy: {', '.join(unknown[:10])}")
+        duplicates = len(accounts) - len({a.id for a in accounts})
+        if duplicates:
+            raise ServiceError(f"{duplicates} account ids appear more than once")
+        async with self.db.transaction() as session:
+            return await repo.upsert_accounts(
+                session=session, accounts=accounts, now=self.clock(), crm_system=crm_system
+            )
 
     async def set_back(self, rep_id: str, *, by: str | None = None) -> None:
         now = self.clock()

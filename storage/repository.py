@@ -395,39 +395,45 @@ async def latest_decision(*, session: AsyncSession, lead_id: int) -> DecisionRow
 async def upsert_accounts(
     *,
     session: AsyncSession,
-    accounts: Iterable[Account],
+    accounts: Sequence[Account],
     now: datetime,
     crm_system: str | None = None,
-) -> int:
-    """Insert or replace accounts and their name keys. Returns how many were written."""
-    count = 0
-    for account in accounts:
-        existing = await session.get(AccountRow, account.id)
-        domain = registrable_domain(account.domain)
-        if existing is None:
-            session.add(
-                AccountRow(
-                    id=account.id,
-                    name=account.name,
-                    domain=domain,
-                    website=account.domain,
-                    owner_rep=account.owner,
-                    tier=account.tier,
-                    crm_system=crm_system,
-                    updated_at=now,
-                )
-            )
-        else:
-            existing.name = account.name
-            existing.domain, existing.website = domain, account.domain
-            existing.owner_rep, existing.tier = account.owner, account.tier
-            existing.updated_at = now
-            await session.execute(
-                delete(AccountKeyRow).where(col(AccountKeyRow.account_id) == account.id)
-            )
-        await session.flush()
-        for key in name_blocking_keys(company_key(account.name)):
-            session.add(AccountKeyRow(account_id=account.id, key=key))
-        count += 1
-    await session.flush()
-    return count
+) -> tuple[int, int]:
+    """Insert or replace accounts and their name keys in bulk. Returns (created, updated)."""
+    ids = [account.id for account in accounts]
+    existing: set[str] = set()
+    for chunk in _chunks(ids):
+        rows = await session.execute(
+            select(col(AccountRow.id)).where(col(AccountRow.id).in_(chunk))
+        )
+        existing.update(account_id for (account_id,) in rows.all())
+    for chunk in _chunks(existing):
+        await session.execute(delete(AccountKeyRow).where(col(AccountKeyRow.account_id).in_(chunk)))
+        await session.execute(delete(AccountRow).where(col(AccountRow.id).in_(chunk)))
+    await insert_rows(
+        session=session,
+        table=AccountRow,
+        rows=[
+            {
+                "id": account.id,
+                "name": account.name,
+                "domain": registrable_domain(account.domain),
+                "website": account.domain,
+                "owner_rep": account.owner,
+                "tier": account.tier,
+                "crm_system": crm_system,
+                "updated_at": now,
+            }
+            for account in accounts
+        ],
+    )
+    await insert_rows(
+        session=session,
+        table=AccountKeyRow,
+        rows=[
+            {"account_id": account.id, "key": key}
+            for account in accounts
+            for key in name_blocking_keys(company_key(account.name))
+        ],
+    )
+    return len(accounts) - len(existing), len(existing)

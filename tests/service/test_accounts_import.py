@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.service import Service, ServiceError
+from routing.leads import parse_lead
+from routing.model import Account
+from storage.db import Database
+from storage.models import AccountKeyRow, AccountRow
+
+
+async def count(db: Database, table: type[AccountRow] | type[AccountKeyRow]) -> int:
+    async with db.reading() as session:
+        return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_imported_accounts_route_leads_to_their_owners_by_domain_and_by_name(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    created, updated = await service.import_accounts(
+        [
+            Account("A1", "Initech", "https://www.initech.com", owner="bob"),
+            Account("A2", "Tyrell Corporation", "tyrell.com", owner="alice"),
+        ]
+    )
+    assert (created, updated) == (2, 0)
+    by_domain = await service.intake(parse_lead({"id": "L1", "email": "p@sales.initech.com"}))
+    by_name = await service.intake(
+        parse_lead({"id": "L2", "email": "e@tyrellcorp.net", "company": "Tyrel Corp"})
+    )
+    assert (by_domain.lead.rep, by_domain.lead.rule) == ("bob", "Existing account owner")
+    assert (by_name.lead.rep, by_name.lead.rule) == ("alice", "Existing account owner")
+
+
+async def test_reimporting_an_account_replaces_it_and_its_name_keys(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    await service.import_accounts([Account("A1", "Initech Holdings", "initech.com", owner="bob")])
+    keys_before = await count(sqlite_db, AccountKeyRow)
+    assert await service.import_accounts([Account("A1", "Initech", "initech.com")]) == (0, 1)
+    assert await count(sqlite_db, AccountRow) == 1
+    assert await count(sqlite_db, AccountKeyRow) < keys_before
+    lead = await service.intake(parse_lead({"id": "L1", "email": "p@initech.com"}))
+    assert lead.lead.rule != "Existing account owner"  # the new version has no owner
+
+
+async def test_an_unknown_owner_rejects_the_whole_batch(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    with pytest.raises(ServiceError, match="not in the policy: zed"):
+        await service.import_accounts(
+            [Account("A1", "Initech", "initech.com", owner="bob"), Account("A2", "X", None, "zed")]
+        )
+    assert await count(sqlite_db, AccountRow) == 0
