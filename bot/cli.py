@@ -6,14 +6,19 @@ and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from itertools import islice
 from pathlib import Path
-from typing import Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, ParamSpec
 
 import typer
 from rich import box
@@ -32,6 +37,10 @@ from routing.model import Lead, Outcome, OutOfOffice
 from routing.policy import Policy, PolicyError, default_policy_path, load_policy
 from routing.simulation import Simulation, team_shares
 
+if TYPE_CHECKING:
+    from bot.bootstrap import App
+    from bot.settings import Settings
+
 app = typer.Typer(
     name="leadrouter",
     help="Route each new B2B lead to the right rep, explain why, and tell them in Slack.",
@@ -47,8 +56,11 @@ RulesOption = Annotated[
     Path | None,
     typer.Option("--rules", help="The policy file (default: $LEADROUTER_RULES, else routing.yml)."),
 ]
+db_app = typer.Typer(name="db", help="The database.", no_args_is_help=True)
+app.add_typer(db_app)
 P = ParamSpec("P")
 PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
+log = logging.getLogger("leadrouter")
 
 
 class CliError(Exception):
@@ -314,3 +326,205 @@ def demo(
         "Try: leadrouter simulate examples/demo-leads.csv --rules examples/routing.yml "
         "--accounts examples/demo-accounts.csv --now 2026-11-17T17:15:00Z --ooo carol --explain"
     )
+
+
+# --- serve, import, db upgrade: the commands that use the database --------------------------
+#
+# Their modules (aiohttp, SQLAlchemy, Alembic) are imported inside the commands: together they
+# triple the start-up time of `check` and `simulate`, which need none of them.
+
+# Leads routed per transaction: the service loads the state once per group, so bigger groups
+# are faster, up to where one transaction holds the database (and the progress bar) too long.
+IMPORT_GROUP = 500
+INVALID_SHOWN = 20
+
+
+def _settings(*, rules: Path | None = None) -> Settings:
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(rules=rules) if rules is not None else load_settings()
+    except SettingsError as exc:
+        raise CliError(f"the settings have problems: {exc}") from None
+
+
+def _upgrade(url: str) -> str | None:
+    """Apply the database migrations; the revision the database is at afterwards."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage import migrate
+
+    try:
+        migrate.upgrade(url)
+        return migrate.current(url)
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        raise CliError(f"cannot migrate the database: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+@app.command()
+@friendly
+def serve() -> None:
+    """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
+
+    Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Applies database migrations before listening.
+    """
+    settings = _settings()
+    if settings.webhook_secret is None:
+        raise CliError(
+            "LEADROUTER_WEBHOOK_SECRET is not set: POST /leads needs it to check that each lead "
+            "comes from you. Set it to a long random string, e.g. the output of "
+            "`openssl rand -hex 32`, and sign requests with it."
+        )
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    policy = _policy(settings.rules)
+    _upgrade(settings.database_url)
+    asyncio.run(_serve(settings, policy))
+
+
+async def _serve(settings: Settings, policy: Policy) -> None:
+    from bot.bootstrap import bootstrap
+    from bot.http import build_http_app, run
+    from bot.metrics import Metrics
+
+    application = bootstrap(settings, policy=policy)
+    try:
+        await run(
+            build_http_app(application, metrics=Metrics()),
+            host=settings.host,
+            port=settings.port,
+            started=lambda url: log.info("leadrouter listening on %s", url),
+        )
+    except OSError as exc:  # only binding can fail here: requests' errors never reach run()
+        raise CliError(
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})"
+        ) from None
+    finally:
+        await application.close()
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    repeated: int = 0
+    invalid: list[BadRow] = field(default_factory=list)
+
+
+@app.command("import")
+@friendly
+def import_leads(
+    file: Annotated[Path, typer.Argument(help="Leads as CSV (with a header) or JSON Lines.")],
+    rules: RulesOption = None,
+) -> None:
+    """Route every lead in a file into the database, as POST /leads would. Safe to run again:
+    a lead whose id is already stored is counted as repeated and left as it is."""
+    settings = _settings(rules=rules)
+    policy = _policy(settings.rules)
+    _check_readable(file)  # before migrating a database for nothing
+    _upgrade(settings.database_url)
+    summary = asyncio.run(_import(settings, policy, file))
+    out.print(
+        Text(
+            f"{file}: created {summary.created}, repeated {summary.repeated}, "
+            f"invalid {len(summary.invalid)}"
+        )
+    )
+    for row in summary.invalid[:INVALID_SHOWN]:
+        out.print(Text(f"{file}:{row.line}: {row.message}"))
+    if len(summary.invalid) > INVALID_SHOWN:
+        out.print(f"… and {len(summary.invalid) - INVALID_SHOWN} more invalid rows")
+
+
+def _check_readable(path: Path) -> None:
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+async def _import(settings: Settings, policy: Policy, path: Path) -> ImportSummary:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.bootstrap import bootstrap
+
+    application = bootstrap(settings, policy=policy)
+    summary = ImportSummary()
+    try:
+        with _import_progress(path) as advance:
+            rows = iter(read_leads(path))
+            while group := list(islice(rows, IMPORT_GROUP)):
+                await _import_group(application, group, summary)
+                advance(len(group))
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise CliError(_stopped(path, summary, "the file is not UTF-8 text")) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(
+            _stopped(path, summary, f"the database failed: {_first_line(exc)}")
+        ) from None
+    finally:
+        await application.close()
+    return summary
+
+
+async def _import_group(
+    application: App, group: list[LeadRow | BadRow], summary: ImportSummary
+) -> None:
+    summary.invalid.extend(row for row in group if isinstance(row, BadRow))
+    leads = [row.lead for row in group if isinstance(row, LeadRow)]
+    for result in await application.service.intake_many(leads) if leads else []:
+        if result.created:
+            summary.created += 1
+        else:
+            summary.repeated += 1
+
+
+def _stopped(path: Path, summary: ImportSummary, why: str) -> str:
+    return (
+        f"{path}: stopped: {why}, after {summary.created} created and {summary.repeated} "
+        "repeated. Run the import again to go on: leads already stored are skipped."
+    )
+
+
+@contextmanager
+def _import_progress(path: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal, nothing elsewhere; call the function with rows done."""
+    if not sys.stderr.isatty():
+        yield lambda rows: None
+        return
+    try:
+        total: int | None = count_rows(path)
+    except OSError:
+        total = None  # reading the file will say why, as a sentence
+    with Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("importing", total=total)
+        yield lambda rows: progress.advance(task, rows)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Apply the database migrations (DATABASE_URL) and print the revision it is at."""
+    settings = _settings()
+    revision = _upgrade(settings.database_url)
+    out.print(f"database upgraded: at revision {revision}")

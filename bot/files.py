@@ -84,6 +84,10 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | BadRow]]:
             except json.JSONDecodeError as exc:
                 yield number, BadRow(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
                 continue
+            except (ValueError, RecursionError):
+                # ValueError: an integer longer than Python converts; RecursionError: nesting
+                yield number, BadRow(number, "not usable JSON (a number too long, or too deep)")
+                continue
             if not isinstance(data, dict):
                 yield number, BadRow(number, "a lead is a JSON object of fields")
                 continue

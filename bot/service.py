@@ -237,8 +237,16 @@ class Service:
                 now=now,
             )
             if not won:
-                await session.refresh(offer)
-                return ClaimResult(False, offer.rep_id, await self._view(session, row))
+                # Someone else changed the offer first. Read what is there now (a new statement
+                # sees their commit) rather than answer from the stale rows read above.
+                await session.refresh(row)
+                current = await repo.current_offer(session=session, lead_id=row.id or 0)
+                if current is not None:
+                    await session.refresh(current)
+                if current is not None and current.status == OfferStatus.CLAIMED:
+                    return ClaimResult(False, current.rep_id, await self._view(session, row))
+                holder = policy.rep_name(current.rep_id) if current is not None else "nobody"
+                raise NotAllowed(f"lead {external_id} was moved meanwhile; it is with {holder} now")
             row.status, row.updated_at = LeadStatus.CLAIMED.value, now
             repo.add_audit(
                 session=session,

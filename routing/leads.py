@@ -60,6 +60,29 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _too_long(value: str | int, limit: int) -> bool:
+    # An int is measured before str() turns it into text: str() refuses ints past 4,300 digits.
+    if isinstance(value, int):
+        return abs(value) >= int(10**limit)
+    return len(value.strip()) > limit
+
+
+def unstorable(text: str) -> bool:
+    """Text no database will store: a NUL, or half of a UTF-16 surrogate pair ("\\ud800")
+    that JSON allows and UTF-8 cannot encode."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_UNSTORABLE = "contains a character that cannot be stored (a NUL or a lone surrogate)"
+MAX_EMPLOYEES = 100_000_000
+
+
 def parse_lead(data: Mapping[str, Any]) -> Lead:
     """Validate one lead. Unknown top-level keys are kept under `fields`; `fields.X` keys too."""
     if not isinstance(data, Mapping):
@@ -70,8 +93,10 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
     lead_id = data.get("id")
     if isinstance(lead_id, bool) or not isinstance(lead_id, str | int) or not _text(lead_id):
         errors.append(FieldError("id", "is required: the lead's id in the system it came from"))
-    elif len(str(lead_id).strip()) > MAX_ID_LENGTH:
+    elif _too_long(lead_id, MAX_ID_LENGTH):
         errors.append(FieldError("id", f"is longer than {MAX_ID_LENGTH} characters"))
+    elif unstorable(str(lead_id)):
+        errors.append(FieldError("id", _UNSTORABLE))
     else:
         values["id"] = str(lead_id).strip()
 
@@ -80,9 +105,15 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
         if isinstance(raw, Mapping | list):
             errors.append(FieldError(name, "must be text, not a list or an object"))
             continue
+        if isinstance(raw, int) and not isinstance(raw, bool) and _too_long(raw, MAX_TEXT_LENGTH):
+            errors.append(FieldError(name, f"is longer than {MAX_TEXT_LENGTH} characters"))
+            continue
         text = _text(raw)
         if text is not None and len(text) > MAX_TEXT_LENGTH:
             errors.append(FieldError(name, f"is longer than {MAX_TEXT_LENGTH} characters"))
+            continue
+        if text is not None and unstorable(text):
+            errors.append(FieldError(name, _UNSTORABLE))
             continue
         values[name] = text
 
@@ -94,7 +125,7 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
             errors.append(FieldError("email", f"'{email}' is not an e-mail address"))
 
     employees = _whole_number(data.get("employees"))
-    if employees is _INVALID:
+    if employees is _INVALID or (employees is not None and employees > MAX_EMPLOYEES):
         errors.append(FieldError("employees", "must be a whole number of 0 or more"))
     else:
         values["employees"] = employees
@@ -147,18 +178,31 @@ def _number(value: Any) -> Any:
         return None
     if isinstance(value, bool):
         return _INVALID
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
             number = float(value.strip())
-        except ValueError:
+        else:
             return _INVALID
-    else:
+    except (ValueError, OverflowError):  # OverflowError: an integer too big for a float
         return _INVALID
     if number != number or number in (float("inf"), float("-inf")):
         return _INVALID
     return number
+
+
+def _plain_scalar(value: Any) -> bool:
+    """A custom field value a database and a condition can both handle."""
+    if isinstance(value, str):
+        return len(value) <= MAX_TEXT_LENGTH and not unstorable(value)
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return abs(value) < 2**53  # what JSON numbers round-trip through a float
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    return False
 
 
 def _custom_fields(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
@@ -174,12 +218,23 @@ def _custom_fields(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldE
             continue
         name = str(key)
         sources.append((name.removeprefix("fields."), value))
-    for name, value in sources:
+    for raw_name, value in sources:
+        name = str(raw_name)
         if not name:
             continue
-        if isinstance(value, Mapping):
+        if len(name) > 255 or unstorable(name):
+            errors.append(FieldError("fields", "a custom field's name is too long or unstorable"))
+            continue
+        if isinstance(value, Mapping) or (
+            isinstance(value, list) and not all(_plain_scalar(item) for item in value)
+        ):
             errors.append(
-                FieldError(f"fields.{name}", "must be text, a number, true/false or a list")
+                FieldError(f"fields.{name}", "must be text, a number, true/false or a list of them")
+            )
+            continue
+        if not _plain_scalar(value) and not isinstance(value, list):
+            errors.append(
+                FieldError(f"fields.{name}", "must be text, a number, true/false or a list of them")
             )
             continue
         if isinstance(value, str):

@@ -371,6 +371,25 @@ def add_decision(*, session: AsyncSession, row: DecisionRow) -> None:
     session.add(row)
 
 
+async def count_open_offers(*, session: AsyncSession) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(OfferRow)
+        .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
+    )
+    return int(result.scalar_one())
+
+
+async def outbox_depth(*, session: AsyncSession) -> int:
+    """Outbox items still to carry out (not done, not given up on)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(col(OutboxRow.done_at).is_(None), col(OutboxRow.failed_at).is_(None))
+    )
+    return int(result.scalar_one())
+
+
 async def audit_of_lead(*, session: AsyncSession, lead_id: int) -> Sequence[AuditEventRow]:
     result = await session.execute(
         select(AuditEventRow)

@@ -83,3 +83,22 @@ def test_nested_objects_and_oversized_text_are_rejected() -> None:
 
 def test_a_lead_that_is_not_an_object_is_rejected() -> None:
     assert errors_of(["not", "an", "object"]) == {"lead": "a lead is a JSON object of fields"}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"id": "L", "company": "Acme\ud800"}, "company"),
+        ({"id": "L", "title": "a\x00b"}, "title"),
+        ({"id": "L\ud800"}, "id"),
+        ({"id": "L", "score": 10**400}, "score"),
+        ({"id": "L", "employees": 10**40}, "employees"),
+        ({"id": "L", "fields": {"note": "x\x00"}}, "fields.note"),
+        ({"id": "L", "fields": {"tags": [{"a": 1}]}}, "fields.tags"),
+        ({"id": "L", "fields": {"big": 2**60}}, "fields.big"),
+    ],
+)
+def test_values_no_database_can_store_are_refused_with_a_sentence(
+    data: dict[str, Any], field: str
+) -> None:
+    assert field in errors_of(data)

@@ -9,6 +9,7 @@ import pytest
 from bot.service import Service
 from routing.policy import Policy, load_policy
 from storage.db import Database, open_database
+from tests.pg import PostgresServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Tuesday 17 Nov 2026, 17:15 UTC: Alice (Los Angeles) and Bob (New York) are working.
@@ -44,6 +45,36 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     await db.create_tables()
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database of this test's own (no tables yet)."""
+    name = await postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        await postgres_server.drop_database(name)
+
+
+@pytest.fixture
+async def postgres_db(postgres_url: str) -> AsyncIterator[Database]:
+    db = open_database(postgres_url)
+    try:
+        await db.create_tables()
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """The same test on each supported database, tables created.
+
+    Looked up by name, not declared, so that a run of SQLite tests alone never starts PostgreSQL.
+    """
+    database: Database = request.getfixturevalue(f"{request.param}_db")
+    return database
 
 
 @pytest.fixture

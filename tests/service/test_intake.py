@@ -31,16 +31,16 @@ async def count(db: Database, table: Any) -> int:
 
 
 async def test_a_new_lead_is_stored_routed_offered_and_queued_for_slack(
-    sqlite_db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_service: Callable[[Database], Service]
 ) -> None:
-    service = make_service(sqlite_db)
+    service = make_service(db)
     result = await service.intake(lead(**ENTERPRISE))
     assert result.created
     assert result.lead.rep == "alice" and result.lead.status == "offered"
     assert result.lead.sla_due_at is not None
-    assert (await count(sqlite_db, LeadRow), await count(sqlite_db, OfferRow)) == (1, 1)
-    assert await count(sqlite_db, DecisionRow) == 1
-    async with sqlite_db.reading() as session:
+    assert (await count(db, LeadRow), await count(db, OfferRow)) == (1, 1)
+    assert await count(db, DecisionRow) == 1
+    async with db.reading() as session:
         outbox = (await session.execute(select(OutboxRow))).scalars().all()
         decision = (await session.execute(select(DecisionRow))).scalars().one()
     assert [item.kind for item in outbox] == ["slack.offer_card"]
@@ -48,32 +48,32 @@ async def test_a_new_lead_is_stored_routed_offered_and_queued_for_slack(
 
 
 async def test_a_repeated_external_id_returns_the_stored_decision_and_changes_nothing(
-    sqlite_db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_service: Callable[[Database], Service]
 ) -> None:
-    service = make_service(sqlite_db)
+    service = make_service(db)
     first = await service.intake(lead(**ENTERPRISE))
     again = await service.intake(lead(**ENTERPRISE, company="Changed"))
     assert not again.created
     assert again.lead == first.lead
-    assert (await count(sqlite_db, OfferRow), await count(sqlite_db, OutboxRow)) == (1, 1)
+    assert (await count(db, OfferRow), await count(db, OutboxRow)) == (1, 1)
 
 
 async def test_two_hundred_concurrent_intakes_of_one_id_make_one_lead_one_offer_one_card(
-    sqlite_db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_service: Callable[[Database], Service]
 ) -> None:
-    service = make_service(sqlite_db)
+    service = make_service(db)
     results = await asyncio.gather(*(service.intake(lead(**ENTERPRISE)) for _ in range(200)))
     assert sum(r.created for r in results) == 1
     assert len({r.lead for r in results}) == 1
-    assert await count(sqlite_db, LeadRow) == 1
-    assert await count(sqlite_db, OfferRow) == 1
-    assert await count(sqlite_db, OutboxRow) == 1
+    assert await count(db, LeadRow) == 1
+    assert await count(db, OfferRow) == 1
+    assert await count(db, OutboxRow) == 1
 
 
 async def test_rotation_and_loads_carry_from_one_lead_to_the_next(
-    sqlite_db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_service: Callable[[Database], Service]
 ) -> None:
-    service = make_service(sqlite_db)
+    service = make_service(db)
     reps = [
         (await service.intake(lead(**{**ENTERPRISE, "id": f"L{i}"}))).lead.rep for i in range(6)
     ]

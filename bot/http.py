@@ -1,0 +1,329 @@
+"""The HTTP front door: `POST /leads`, `GET /healthz`, `GET /metrics`.
+
+A request is checked in this order, and the first failure answers:
+
+    503  no webhook secret configured (nothing can be authenticated)
+    413  body over 1 MiB (declared or actually read)
+    401  X-Leadrouter-Timestamp / X-Leadrouter-Signature missing, wrong or stale
+    415  Content-Type is not application/json
+    400  not JSON, or JSON that is neither a lead object nor {"leads": [1..1000 objects]}
+    422  a lead is invalid: {"errors": [{"field", "message"}]}, every problem at once
+
+The signature is checked on the raw bytes before any parsing, so an unauthenticated caller gets
+nothing past a 401. Success, one lead: 201 with the decision (`LeadView.as_json()`), or 200 with
+the stored decision when the external id was routed before. Success, a batch: 200 with
+{"results": [...]}, one decision per lead in input order, each with "created": true|false.
+
+A batch is validated whole first: one invalid lead and nothing is stored. It is then routed in
+one transaction (`Service.intake_many`), in input order, so rotation follows the order the caller
+sent and a repeated id later in the same batch comes back as a repeat of the first; either every
+lead of the batch is stored or none is, and resending a batch is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.bootstrap import App
+from bot.metrics import CONTENT_TYPE, Metrics
+from routing.leads import FieldError, InvalidLead, parse_lead
+from routing.model import Lead
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+MAX_BATCH = 1000
+SIGNATURE_TOLERANCE_S = 300
+# Deeper JSON than any lead needs would only reach the recursion limit further down.
+MAX_DEPTH = 32
+# RFC 8259: integers beyond ±2^53 do not survive other JSON implementations, and Python's own
+# float() overflows on the far larger ones it would otherwise accept.
+MAX_SAFE_INTEGER = 2**53
+SHUTDOWN_TIMEOUT_S = 30.0
+
+TIMESTAMP_HEADER = "X-Leadrouter-Timestamp"
+SIGNATURE_HEADER = "X-Leadrouter-Signature"
+
+APP_KEY = web.AppKey("leadrouter", App)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadBody(ValueError):
+    """The body is not a lead or a batch of leads (400); the message says what it must be."""
+
+
+def build_http_app(app: App, *, metrics: Metrics) -> web.Application:
+    http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_middleware])
+    http[APP_KEY] = app
+    http[METRICS_KEY] = metrics
+    http.router.add_post("/leads", post_leads)
+    http.router.add_get("/healthz", healthz)
+    http.router.add_get("/metrics", metrics_text)
+    return http
+
+
+# --- POST /leads ---------------------------------------------------------------------------------
+
+
+async def post_leads(request: web.Request) -> web.Response:
+    app, metrics = request.app[APP_KEY], request.app[METRICS_KEY]
+    secret = app.settings.webhook_secret
+    if secret is None:
+        return _error(
+            503,
+            "LEADROUTER_WEBHOOK_SECRET is not set, so no lead can be authenticated; "
+            "set it and restart the server",
+        )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _too_large()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large()
+    problem = signature_problem(
+        secret.get_secret_value().encode(),
+        timestamp=request.headers.get(TIMESTAMP_HEADER),
+        signature=request.headers.get(SIGNATURE_HEADER),
+        body=body,
+        now=app.service.clock().timestamp(),
+    )
+    if problem is not None:
+        return _error(401, problem)
+    if request.content_type != "application/json":
+        return _error(415, "send the lead as JSON, with Content-Type: application/json")
+    try:
+        items, is_batch = _leads_of(decode_json(body))
+    except BadBody as exc:
+        return _error(400, str(exc))
+
+    leads, errors = _parse_all(items, is_batch=is_batch)
+    if errors:
+        metrics.lead("invalid", len(items) - len(leads))
+        return web.json_response(
+            {"errors": [{"field": e.field, "message": e.message} for e in errors]}, status=422
+        )
+
+    parsed = time.perf_counter()
+    results = await app.service.intake_many(leads)
+    elapsed = time.perf_counter() - parsed  # a batch's decisions all commit together
+    for result in results:
+        if result.created:
+            metrics.decision_seconds.observe(elapsed)
+            metrics.lead(result.lead.status)
+        else:
+            metrics.lead("repeat")
+    if not is_batch:
+        (only,) = results
+        return web.json_response(only.lead.as_json(), status=201 if only.created else 200)
+    return web.json_response(
+        {"results": [{**r.lead.as_json(), "created": r.created} for r in results]}
+    )
+
+
+def signature_problem(
+    secret: bytes, *, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> str | None:
+    """Why the request is not authentic, or None when it is. Never mentions the secret."""
+    if not timestamp:
+        return f"missing {TIMESTAMP_HEADER} header (the time of sending, in unix seconds)"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return f"{TIMESTAMP_HEADER} must be the time of sending in whole unix seconds"
+    if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_S:
+        # A captured request cannot be replayed once the window has passed.
+        return f"{TIMESTAMP_HEADER} is more than 5 minutes away from the server's clock"
+    if not signature:
+        return f"missing {SIGNATURE_HEADER} header"
+    expected = "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, "sha256").hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
+        return (
+            f"{SIGNATURE_HEADER} does not match: it must be sha256= and the hex HMAC-SHA256, "
+            f'keyed by the webhook secret, of "{{timestamp}}.{{body}}"'
+        )
+    return None
+
+
+def decode_json(body: bytes) -> Any:
+    """The body as JSON that every part below can store and answer with, or BadBody."""
+    try:
+        data = json.loads(
+            body,
+            parse_constant=_no_constant,
+            parse_int=_safe_int,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
+    except BadBody:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and bytes that are not UTF-8/16/32
+        raise BadBody(f"the body is not valid JSON ({_first_line(exc)})") from None
+    _check_values(data)
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise BadBody(f"the body is not valid JSON ({name} is not a JSON number)")
+
+
+def _safe_int(text: str) -> int:
+    # Checked on the text, before int() could spend time on a very long one.
+    if len(text.lstrip("-")) > 16 or abs(int(text)) > MAX_SAFE_INTEGER:
+        raise BadBody(f"the number {text[:20]} is too large; numbers must be within ±2^53")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadBody(f"the number {text[:20]} is too large")
+    return value
+
+
+def _check_values(data: Any) -> None:
+    """Depth, and text the databases can store: no lone surrogates (not UTF-8 at all) and no
+    NUL characters (which PostgreSQL text cannot hold)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadBody("text in the body must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadBody("text in the body must be valid Unicode (it has a lone surrogate)") from None
+
+
+def _first_line(exc: ValueError) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _leads_of(data: Any) -> tuple[list[Any], bool]:
+    """The leads in the body and whether it was a batch, or BadBody."""
+    if not isinstance(data, dict):
+        raise BadBody('the body must be one lead as a JSON object, or {"leads": [...]}')
+    # Only an object whose one key is "leads" is a batch: a single lead may well carry a
+    # custom field called "leads".
+    if list(data) != ["leads"]:
+        return [data], False
+    items = data["leads"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise BadBody(f'"leads" must be a list of 1 to {MAX_BATCH} leads')
+    return items, True
+
+
+def _parse_all(items: list[Any], *, is_batch: bool) -> tuple[list[Lead], list[FieldError]]:
+    leads: list[Lead] = []
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        prefix = f"leads[{index}]" if is_batch else ""
+        if not isinstance(item, dict):
+            errors.append(FieldError(prefix or "lead", "a lead is a JSON object of fields"))
+            continue
+        try:
+            leads.append(parse_lead(item))
+        except InvalidLead as exc:
+            errors.extend(
+                FieldError(f"{prefix}.{e.field}" if prefix else e.field, e.message)
+                for e in exc.errors
+            )
+    return leads, errors
+
+
+# --- GET /healthz, GET /metrics --------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    if await request.app[APP_KEY].db.ping():
+        return web.json_response({"status": "ok"})
+    return web.json_response(
+        {"status": "unavailable", "error": "the database does not answer"}, status=503
+    )
+
+
+async def metrics_text(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS_KEY]
+    await metrics.read_database(request.app[APP_KEY].db)
+    # Set whole: aiohttp's content_type= would drop the version parameter Prometheus reads.
+    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error answers JSON: aiohttp's own (404, 405) too, and an unknown exception becomes a
+    500 with an id that finds its traceback in the log. 4xx and 5xx are counted."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = _error(exc.status, exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+    except Exception:
+        error_id = secrets.token_hex(6)
+        log.exception("internal error %s on %s %s", error_id, request.method, request.path)
+        response = web.json_response({"error": "internal error", "id": error_id}, status=500)
+    if response.status >= 400:
+        request.app[METRICS_KEY].http_error(response.status)
+    return response
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _too_large() -> web.Response:
+    return _error(
+        413, f"the body is larger than 1 MiB ({MAX_BODY_BYTES} bytes); send fewer leads at once"
+    )
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+async def run(
+    http: web.Application, *, host: str, port: int, started: Callable[[str], None]
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish the requests in flight (up to
+    SHUTDOWN_TIMEOUT_S) and run the app's cleanup. `started` gets the URL once it listens."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(http, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        shown_host = f"[{host}]" if ":" in host else host
+        started(f"http://{shown_host}:{port}")
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

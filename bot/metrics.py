@@ -1,0 +1,83 @@
+"""What `GET /metrics` exposes, in Prometheus's text format.
+
+Each `Metrics` has a registry of its own rather than prometheus-client's global one, so a process
+(or a test) can build any number of apps without their series colliding. Counters and the
+histogram are updated by the HTTP handlers; the two gauges describe the database, not this
+process, so they are read from it at scrape time and are right whichever process did the work.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from storage import repository as repo
+from storage.db import Database
+from storage.models import LeadStatus
+
+# Outcomes of `POST /leads`, per lead: the status a new lead was given, or what else happened.
+# Created up front so every series exists (at 0) from the first scrape.
+OUTCOMES = (
+    LeadStatus.OFFERED.value,
+    LeadStatus.QUEUED.value,
+    LeadStatus.NURTURE.value,
+    LeadStatus.DISQUALIFIED.value,
+    "repeat",
+    "invalid",
+)
+
+# The format generate_latest writes (prometheus-client names this constant only from 0.21 on).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# A decision is one short transaction: tens of milliseconds, seconds when something is wrong.
+DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.leads = Counter(
+            "leadrouter_leads_total",
+            "Leads received by POST /leads, by outcome: the new lead's status, "
+            "repeat (an external id already routed) or invalid.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self.leads.labels(outcome)
+        self.decision_seconds = Histogram(
+            "leadrouter_decision_seconds",
+            "Time from a new lead parsed to its decision committed.",
+            buckets=DECISION_BUCKETS,
+            registry=self.registry,
+        )
+        self.open_offers = Gauge(
+            "leadrouter_open_offers",
+            "Offers offered to a rep or claimed and not yet closed (read from the database).",
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "leadrouter_outbox_depth",
+            "Side effects (Slack cards, CRM writes) waiting to be carried out "
+            "(read from the database).",
+            registry=self.registry,
+        )
+        self.http_errors = Counter(
+            "leadrouter_http_errors_total",
+            "HTTP responses with a 4xx or 5xx status, by status.",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def lead(self, outcome: str, count: int = 1) -> None:
+        self.leads.labels(outcome).inc(count)
+
+    def http_error(self, status: int) -> None:
+        self.http_errors.labels(str(status)).inc()
+
+    async def read_database(self, db: Database) -> None:
+        async with db.reading() as session:
+            self.open_offers.set(await repo.count_open_offers(session=session))
+            self.outbox_depth.set(await repo.outbox_depth(session=session))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from bot.bootstrap import App, bootstrap
+from bot.http import build_http_app
+from bot.metrics import Metrics
+from bot.settings import Settings
+from routing.policy import Policy, load_policy
+from storage.db import Database, open_database
+from tests.bot.webhook import SECRET
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Tuesday 17 Nov 2026, 17:15 UTC: Alice (Los Angeles) and Bob (New York) are working.
+TUESDAY = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+
+Client = TestClient
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+class Clock:
+    """A clock the tests move by hand; it dates both the decisions and the signatures."""
+
+    def __init__(self, now: datetime = TUESDAY) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def timestamp(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def policy() -> Policy:
+    return load_policy(EXAMPLES / "routing.yml")
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    return tmp_path / "leads.db"
+
+
+@pytest.fixture
+async def sqlite_db(database_path: Path) -> AsyncIterator[Database]:
+    db = open_database(f"sqlite+aiosqlite:///{database_path}")
+    await db.create_tables()
+    yield db
+    await db.dispose()
+
+
+def settings_for(database_path: Path, *, secret: str | None = SECRET) -> Settings:
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{database_path}",
+        webhook_secret=SecretStr(secret) if secret is not None else None,
+        rules=EXAMPLES / "routing.yml",
+    )
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+async def make_client(
+    database_path: Path, sqlite_db: Database, policy: Policy, clock: Clock, metrics: Metrics
+) -> AsyncIterator[MakeClient]:
+    """The real aiohttp app on a real loopback port, over the test's SQLite database."""
+    clients: list[Client] = []
+
+    async def make(*, secret: str | None = SECRET, app: App | None = None) -> Client:
+        application = app or bootstrap(
+            settings_for(database_path, secret=secret), db=sqlite_db, policy=policy, clock=clock
+        )
+        client = TestClient(TestServer(build_http_app(application, metrics=metrics)))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> Client:
+    return await make_client()

@@ -1,0 +1,420 @@
+"""`POST /leads`, `/healthz` and `/metrics` through the real aiohttp app on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.bootstrap import bootstrap
+from bot.metrics import Metrics
+from bot.service import IntakeResult, Service
+from routing.model import Lead
+from routing.policy import Policy
+from storage.db import Database, open_database
+from storage.models import DecisionRow, LeadRow, OfferRow, OutboxRow
+from tests.bot.conftest import Client, Clock, MakeClient, settings_for
+from tests.bot.webhook import SECRET, as_body, row_counts, signed
+from tests.pg import PostgresServer
+
+VIEW_KEYS = ["id", "status", "rep", "team", "rule", "reason", "sla_due_at"]
+ENTERPRISE = {"email": "cto@bigco.com", "country": "US", "employees": 5000}
+NOTHING = dict.fromkeys(("leads", "offers", "decisions", "outbox", "audit_events"), 0)
+
+
+def lead(lead_id: str, **fields: Any) -> dict[str, Any]:
+    return {"id": lead_id, **ENTERPRISE, **fields}
+
+
+async def post(client: Client, data: Any, clock: Clock, **sign: Any) -> tuple[int, dict[str, Any]]:
+    body = data if isinstance(data, bytes) else as_body(data)
+    response = await client.post(
+        "/leads", data=body, headers=signed(body, at=clock.timestamp(), **sign)
+    )
+    return response.status, await response.json()
+
+
+def stored(database_path: Path) -> dict[str, int]:
+    counts = row_counts(database_path)
+    return {table: counts[table] for table in NOTHING}
+
+
+# --- one lead ------------------------------------------------------------------------------------
+
+
+async def test_a_signed_new_lead_is_routed_and_answered_201_with_its_decision(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    status, body = await post(client, lead("L-1"), clock)
+    assert status == 201
+    assert list(body) == VIEW_KEYS
+    assert body["id"] == "L-1" and body["status"] == "offered" and body["rep"] == "alice"
+    assert body["team"] == "enterprise" and body["rule"] == "Enterprise North America"
+    assert body["sla_due_at"] == "2026-11-17T17:20:00+00:00"
+    assert stored(database_path) == dict.fromkeys(NOTHING, 1)
+
+
+async def test_the_same_external_id_again_answers_200_with_the_stored_decision(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    _, first = await post(client, lead("L-1"), clock)
+    clock.advance(minutes=1)
+    status, again = await post(client, lead("L-1", company="Changed Inc"), clock)
+    assert status == 200
+    assert again == first
+    assert stored(database_path)["offers"] == 1
+
+
+async def test_an_invalid_lead_is_refused_422_with_every_problem(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    status, body = await post(client, {"id": "L-1", "email": "x", "employees": -3}, clock)
+    assert status == 422
+    assert body == {
+        "errors": [
+            {"field": "email", "message": "'x' is not an e-mail address"},
+            {"field": "employees", "message": "must be a whole number of 0 or more"},
+        ]
+    }
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_lead_with_a_custom_field_named_leads_is_one_lead_not_a_batch(
+    client: Client, clock: Clock
+) -> None:
+    status, body = await post(client, lead("L-1", leads="three"), clock)
+    assert status == 201 and body["id"] == "L-1"
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+def _without(headers: dict[str, str], name: str) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k != name}
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("no headers", "missing X-Leadrouter-Timestamp"),
+        ("no signature", "missing X-Leadrouter-Signature"),
+        ("no timestamp", "missing X-Leadrouter-Timestamp"),
+        ("wrong secret", "X-Leadrouter-Signature does not match"),
+        ("body changed after signing", "X-Leadrouter-Signature does not match"),
+        ("timestamp changed after signing", "X-Leadrouter-Signature does not match"),
+        ("hex without the sha256= prefix", "X-Leadrouter-Signature does not match"),
+        ("timestamp not a number", "must be the time of sending in whole unix seconds"),
+        ("signed six minutes ago", "more than 5 minutes away"),
+        ("signed six minutes ahead", "more than 5 minutes away"),
+    ],
+)
+async def test_a_missing_wrong_or_stale_signature_is_refused_401_and_stores_nothing(
+    client: Client, clock: Clock, database_path: Path, case: str, expected: str
+) -> None:
+    body = as_body(lead("L-1"))
+    headers = signed(body, at=clock.timestamp())
+    if case == "no headers":
+        headers = {"Content-Type": "application/json"}
+    elif case == "no signature":
+        headers = _without(headers, "X-Leadrouter-Signature")
+    elif case == "no timestamp":
+        headers = _without(headers, "X-Leadrouter-Timestamp")
+    elif case == "wrong secret":
+        headers = signed(body, at=clock.timestamp(), secret="another-secret-of-some-length")
+    elif case == "body changed after signing":
+        body = as_body(lead("L-2"))
+    elif case == "timestamp changed after signing":
+        headers["X-Leadrouter-Timestamp"] = str(int(clock.timestamp()) - 1)
+    elif case == "hex without the sha256= prefix":
+        headers["X-Leadrouter-Signature"] = headers["X-Leadrouter-Signature"].removeprefix(
+            "sha256="
+        )
+    elif case == "timestamp not a number":
+        headers["X-Leadrouter-Timestamp"] = "1.7e9"
+    elif case == "signed six minutes ago":
+        headers = signed(body, at=clock.timestamp() - 360)
+    elif case == "signed six minutes ahead":
+        headers = signed(body, at=clock.timestamp() + 360)
+    response = await client.post("/leads", data=body, headers=headers)
+    text = await response.text()
+    assert response.status == 401
+    assert expected in json.loads(text)["error"]
+    assert SECRET not in text
+    assert stored(database_path) == NOTHING
+
+
+async def test_the_signature_is_checked_before_the_body_is_read_as_json(
+    client: Client, clock: Clock
+) -> None:
+    response = await client.post(
+        "/leads", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 401
+
+
+async def test_a_signature_made_within_five_minutes_is_accepted(
+    client: Client, clock: Clock
+) -> None:
+    body = as_body(lead("L-1"))
+    response = await client.post(
+        "/leads", data=body, headers=signed(body, at=clock.timestamp() - 299)
+    )
+    assert response.status == 201
+
+
+async def test_without_a_webhook_secret_post_leads_answers_503_naming_the_variable(
+    make_client: MakeClient, clock: Clock
+) -> None:
+    client = await make_client(secret=None)
+    status, body = await post(client, lead("L-1"), clock)
+    assert status == 503
+    assert "LEADROUTER_WEBHOOK_SECRET is not set" in body["error"]
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 64 * 1024):
+        yield body[start : start + 64 * 1024]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_over_one_mebibyte_is_refused_413_with_json(
+    client: Client, clock: Clock, database_path: Path, declared: bool
+) -> None:
+    body = as_body(lead("L-1", notes="x" * (1 << 20)))
+    headers = signed(body, at=clock.timestamp())
+    data: Any = body if declared else _chunks(body)
+    response = await client.post("/leads", data=data, headers=headers)
+    assert response.status == 413
+    assert "larger than 1 MiB" in (await response.json())["error"]
+    assert stored(database_path) == NOTHING
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_body_not_sent_as_application_json_is_refused_415(
+    client: Client, clock: Clock, content_type: str | None
+) -> None:
+    status, body = await post(client, lead("L-1"), clock, content_type=content_type)
+    assert status == 415
+    assert "application/json" in body["error"]
+
+
+async def test_application_json_with_a_charset_is_accepted(client: Client, clock: Clock) -> None:
+    status, _ = await post(
+        client, lead("L-1"), clock, content_type="application/json; charset=utf-8"
+    )
+    assert status == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{", "not valid JSON"),
+        (b"\xff\xfe\xfa", "not valid JSON"),
+        (b"[]", "one lead as a JSON object"),
+        (b'[{"id": "L-1"}]', "one lead as a JSON object"),
+        (b'"L-1"', "one lead as a JSON object"),
+        (b"42", "one lead as a JSON object"),
+        (b'{"leads": []}', '"leads" must be a list of 1 to 1000 leads'),
+        (b'{"leads": {"id": "L-1"}}', '"leads" must be a list of 1 to 1000 leads'),
+        (as_body({"leads": [{"id": f"L-{i}"} for i in range(1001)]}), "1 to 1000"),
+        (b'{"id": "L-1", "score": NaN}', "NaN is not a JSON number"),
+        (b'{"id": "L-1", "score": 1e999}', "too large"),
+        (b'{"id": "L-1", "score": ' + b"9" * 5000 + b"}", "too large"),
+        (b'{"id": "L-1", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested deeper"),
+        (b'{"id": "L-1", "x": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+        (b'{"id": "L-1", "company": "\\ud800"}', "lone surrogate"),
+        (b'{"id": "L-1\\u0000"}', "NUL"),
+    ],
+)
+async def test_broken_json_or_a_body_of_the_wrong_shape_is_refused_400(
+    client: Client, clock: Clock, database_path: Path, body: bytes, expected: str
+) -> None:
+    status, answer = await post(client, body, clock)
+    assert status == 400
+    assert expected in answer["error"]
+    assert stored(database_path) == NOTHING
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+async def test_a_batch_is_answered_in_input_order_with_a_created_flag_for_each_lead(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    await post(client, lead("OLD"), clock)
+    batch = {"leads": [lead("B-1"), lead("OLD"), lead("B-2"), lead("B-1", company="Again")]}
+    status, body = await post(client, batch, clock)
+    assert status == 200
+    results = body["results"]
+    assert [(r["id"], r["created"]) for r in results] == [
+        ("B-1", True),
+        ("OLD", False),
+        ("B-2", True),
+        ("B-1", False),
+    ]
+    assert all(list(r) == [*VIEW_KEYS, "created"] for r in results)
+    assert results[3] == {**results[0], "created": False}
+    # Routed in the order sent: OLD went to Alice, then weighted 2:1 gives Bob, then Alice.
+    assert [r["rep"] for r in results] == ["bob", "alice", "alice", "bob"]
+    assert stored(database_path)["leads"] == 3
+
+
+async def test_one_invalid_lead_in_a_batch_refuses_the_whole_batch_and_stores_nothing(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    batch = {"leads": [lead("B-1"), lead("B-2", email="nope"), "not a lead", lead("")]}
+    status, body = await post(client, batch, clock)
+    assert status == 422
+    assert body["errors"] == [
+        {"field": "leads[1].email", "message": "'nope' is not an e-mail address"},
+        {"field": "leads[2]", "message": "a lead is a JSON object of fields"},
+        {
+            "field": "leads[3].id",
+            "message": "is required: the lead's id in the system it came from",
+        },
+    ]
+    assert stored(database_path) == NOTHING
+
+
+async def test_two_hundred_concurrent_posts_of_one_id_make_one_lead_one_offer_one_outbox_row(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    answers = await asyncio.gather(*(post(client, lead("SAME"), clock) for _ in range(200)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * 199 + [201]
+    assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
+    counts = row_counts(database_path)
+    assert (counts["leads"], counts["offers"], counts["outbox"], counts["decisions"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+
+
+async def test_on_postgresql_two_hundred_concurrent_posts_of_one_id_still_make_one_of_each(
+    postgres_server: PostgresServer,
+    make_client: MakeClient,
+    policy: Policy,
+    clock: Clock,
+    database_path: Path,
+) -> None:
+    # PostgreSQL runs the intakes truly at once: the losers of the race on the external id
+    # must still be answered 200 with the winner's decision, never a 5xx.
+    name = await postgres_server.create_database()
+    db = open_database(postgres_server.url(name))
+    try:
+        await db.create_tables()
+        app = bootstrap(settings_for(database_path), db=db, policy=policy, clock=clock)
+        client = await make_client(app=app)
+        answers = await asyncio.gather(*(post(client, lead("SAME"), clock) for _ in range(200)))
+        assert sorted(status for status, _ in answers) == [200] * 199 + [201]
+        assert len({json.dumps(body, sort_keys=True) for _, body in answers}) == 1
+        async with db.reading() as session:
+            counts = [
+                (await session.execute(select(func.count()).select_from(table))).scalar_one()
+                for table in (LeadRow, OfferRow, OutboxRow, DecisionRow)
+            ]
+        assert counts == [1, 1, 1, 1]
+    finally:
+        await db.dispose()
+        await postgres_server.drop_database(name)
+
+
+# --- errors nobody caused --------------------------------------------------------------------
+
+
+class ExplodingService(Service):
+    async def intake_many(self, leads: Sequence[Lead]) -> list[IntakeResult]:
+        raise RuntimeError("the disk is on fire")
+
+
+async def test_an_unexpected_error_answers_500_with_an_id_that_finds_it_in_the_log(
+    make_client: MakeClient,
+    clock: Clock,
+    database_path: Path,
+    sqlite_db: Database,
+    policy: Policy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = bootstrap(settings_for(database_path), db=sqlite_db, policy=policy, clock=clock)
+    app.service = ExplodingService(db=sqlite_db, policy=lambda: policy, clock=clock)
+    client = await make_client(app=app)
+    with caplog.at_level(logging.ERROR, logger="bot.http"):
+        status, body = await post(client, lead("L-1"), clock)
+    assert status == 500
+    assert body == {"error": "internal error", "id": body["id"]}
+    (record,) = caplog.records
+    assert body["id"] in record.getMessage()
+    assert "the disk is on fire" in (record.exc_text or "")
+
+
+async def test_unknown_paths_and_methods_answer_json_404_and_405(client: Client) -> None:
+    missing = await client.get("/nowhere")
+    assert (missing.status, await missing.json()) == (404, {"error": "Not Found"})
+    wrong = await client.get("/leads")
+    assert wrong.status == 405
+    assert wrong.headers["Allow"] == "POST"
+    assert (await wrong.json())["error"] == "Method Not Allowed"
+
+
+# --- health and metrics ----------------------------------------------------------------------
+
+
+async def test_healthz_is_ok_while_the_database_answers(client: Client) -> None:
+    response = await client.get("/healthz")
+    assert (response.status, await response.json()) == (200, {"status": "ok"})
+
+
+async def test_healthz_answers_503_when_the_database_does_not(
+    make_client: MakeClient, tmp_path: Path, policy: Policy, clock: Clock
+) -> None:
+    unreachable = tmp_path / "no-such-folder" / "leads.db"
+    db = open_database(f"sqlite+aiosqlite:///{unreachable}")
+    app = bootstrap(settings_for(unreachable), db=db, policy=policy, clock=clock)
+    client = await make_client(app=app)
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert (await response.json())["status"] == "unavailable"
+    await db.dispose()
+
+
+async def test_metrics_count_outcomes_errors_and_decisions_and_read_the_database(
+    client: Client, clock: Clock
+) -> None:
+    await post(client, lead("L-1"), clock)
+    await post(client, lead("L-1"), clock)
+    await post(client, lead("L-2", email="nope"), clock)
+    await client.post("/leads", data=b"{}", headers={"Content-Type": "application/json"})
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await response.text()
+    for line in (
+        'leadrouter_leads_total{outcome="offered"} 1.0',
+        'leadrouter_leads_total{outcome="repeat"} 1.0',
+        'leadrouter_leads_total{outcome="invalid"} 1.0',
+        'leadrouter_leads_total{outcome="queued"} 0.0',
+        'leadrouter_http_errors_total{status="401"} 1.0',
+        'leadrouter_http_errors_total{status="422"} 1.0',
+        "leadrouter_decision_seconds_count 1.0",
+        "leadrouter_open_offers 1.0",
+        "leadrouter_outbox_depth 1.0",
+    ):
+        assert line in text.splitlines(), line
+
+
+def test_every_app_has_metrics_of_its_own() -> None:
+    first, second = Metrics(), Metrics()
+    first.lead("offered")
+    assert b'leadrouter_leads_total{outcome="offered"} 1.0' in first.render()
+    assert b'leadrouter_leads_total{outcome="offered"} 0.0' in second.render()

@@ -1,0 +1,111 @@
+"""`leadrouter import`: a file of leads through the same intake as `POST /leads`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+from tests.bot.conftest import EXAMPLES
+from tests.bot.webhook import row_counts
+
+runner = CliRunner()
+POLICY = str(EXAMPLES / "routing.yml")
+
+LEADS_CSV = """\
+id,email,company,country,employees,industry
+I-1,cto@bigco.com,BigCo,US,5000,
+I-2,ops@firm.de,Firm,DE,300,
+I-3,me@gmail.com,,,,
+I-1,cto@bigco.com,BigCo again,US,5000,
+I-4,not-an-email,X,US,10,
+,anon@nowhere.com,No Id,US,10,
+I-5,it@clinic.com,Clinic,US,40,Healthcare
+"""
+
+
+def run_import(file: Path, database: Path) -> tuple[int, str, str]:
+    result = runner.invoke(
+        app,
+        ["import", str(file), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_routes_good_rows_counts_repeats_and_lists_bad_rows_by_line(
+    tmp_path: Path,
+) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text(LEADS_CSV)
+    code, out, _ = run_import(leads, database)
+    assert code == 0
+    assert out.splitlines() == [
+        f"{leads}: created 4, repeated 1, invalid 2",
+        f"{leads}:6: email: 'not-an-email' is not an e-mail address",
+        f"{leads}:7: id: is required: the lead's id in the system it came from",
+    ]
+    with sqlite3.connect(database) as db:
+        stored = dict(db.execute("SELECT external_id, status FROM leads"))
+        decided = db.execute("SELECT count(DISTINCT lead_id) FROM decisions").fetchone()[0]
+        company = db.execute("SELECT company FROM leads WHERE external_id = 'I-1'").fetchone()[0]
+    assert sorted(stored) == ["I-1", "I-2", "I-3", "I-5"]
+    assert stored["I-3"] == "nurture"
+    assert decided == 4
+    assert company == "BigCo"  # the first row with an id is the one routed; later ones repeat
+
+
+def test_importing_the_same_file_twice_creates_nothing_new(tmp_path: Path) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text(LEADS_CSV)
+    run_import(leads, database)
+    before = row_counts(database)
+    code, out, _ = run_import(leads, database)
+    assert code == 0
+    assert out.splitlines()[0] == f"{leads}: created 0, repeated 5, invalid 2"
+    assert row_counts(database) == before
+
+
+def test_import_lists_the_first_twenty_invalid_rows_and_counts_the_rest(tmp_path: Path) -> None:
+    leads, database = tmp_path / "leads.jsonl", tmp_path / "leads.db"
+    rows = [json.dumps({"id": f"J-{i}", "email": f"ops@firm{i}.de"}) for i in range(60)]
+    rows += [json.dumps({"id": f"BAD-{i}", "employees": "many"}) for i in range(24)]
+    rows.append("{not json")
+    leads.write_text("\n".join(rows) + "\n")
+    code, out, _ = run_import(leads, database)
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0] == f"{leads}: created 60, repeated 0, invalid 25"
+    assert lines[1] == f"{leads}:61: employees: must be a whole number of 0 or more"
+    assert len(lines) == 1 + 20 + 1
+    assert lines[-1] == "… and 5 more invalid rows"
+    assert row_counts(database)["leads"] == 60
+
+
+def test_import_of_a_missing_file_exits_1_and_touches_no_database(tmp_path: Path) -> None:
+    code, _, err = run_import(tmp_path / "nowhere.csv", tmp_path / "leads.db")
+    assert code == 1
+    assert err.strip() == f"error: {tmp_path / 'nowhere.csv'}: no such file"
+    assert not (tmp_path / "leads.db").exists()
+
+
+def test_import_of_a_file_without_an_id_column_exits_1(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("email,company\ncto@bigco.com,BigCo\n")
+    code, _, err = run_import(leads, tmp_path / "leads.db")
+    assert code == 1
+    assert "the first line must be a header naming the columns, with `id`" in err
+
+
+def test_import_with_bad_settings_exits_1_with_a_sentence(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(LEADS_CSV)
+    result = runner.invoke(
+        app, ["import", str(leads), "--rules", POLICY], env={"DATABASE_URL": "mysql://db/x"}
+    )
+    assert result.exit_code == 1
+    assert "DATABASE_URL must be sqlite+aiosqlite:///" in result.stderr
+    assert "Traceback" not in result.output
