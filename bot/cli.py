@@ -33,7 +33,7 @@ from bot.files import BadRow, InputFileError, LeadRow, count_rows, read_accounts
 from routing.accounts import AccountIndex
 from routing.engine import Decision
 from routing.explain import explain
-from routing.model import Lead, Outcome, OutOfOffice
+from routing.model import Account, Lead, Outcome, OutOfOffice
 from routing.policy import Policy, PolicyError, default_policy_path, load_policy
 from routing.simulation import Simulation, team_shares
 
@@ -58,6 +58,10 @@ RulesOption = Annotated[
 ]
 db_app = typer.Typer(name="db", help="The database.", no_args_is_help=True)
 app.add_typer(db_app)
+accounts_app = typer.Typer(
+    name="accounts", help="The accounts leads are matched against.", no_args_is_help=True
+)
+app.add_typer(accounts_app)
 P = ParamSpec("P")
 PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
 log = logging.getLogger("leadrouter")
@@ -113,15 +117,20 @@ def _parse_now(text: str | None, policy: Policy) -> datetime:
 def _accounts(path: Path | None, policy: Policy) -> AccountIndex | None:
     if path is None:
         return None
-    rep_ids = {rep.id.lower(): rep.id for rep in policy.reps.values()}
-    rep_ids.update({rep.email.lower(): rep.id for rep in policy.reps.values() if rep.email})
     try:
-        accounts, bad = read_accounts(path, rep_ids)
+        accounts, bad = read_accounts(path, _rep_ids(policy))
     except InputFileError as exc:
         raise CliError(str(exc)) from None
     for row in bad:
         err.print(Text(f"{path}:{row.line}: {row.message}", style="yellow"))
     return AccountIndex(accounts)
+
+
+def _rep_ids(policy: Policy) -> dict[str, str]:
+    """Rep ids by the ways an accounts file may name an owner: id or e-mail, any case."""
+    rep_ids = {rep.id.lower(): rep.id for rep in policy.reps.values()}
+    rep_ids.update({rep.email.lower(): rep.id for rep in policy.reps.values() if rep.email})
+    return rep_ids
 
 
 def _leads(path: Path) -> Iterator[Lead]:
@@ -519,6 +528,56 @@ def _import_progress(path: Path) -> Iterator[Callable[[int], None]]:
     ) as progress:
         task = progress.add_task("importing", total=total)
         yield lambda rows: progress.advance(task, rows)
+
+
+ACCOUNT_GROUP = 5000
+
+
+@accounts_app.command("import")
+@friendly
+def accounts_import(
+    file: Annotated[Path, typer.Argument(help="Accounts CSV: id,name,domain,owner,tier.")],
+    rules: RulesOption = None,
+) -> None:
+    """Load accounts into the database for `serve` and `import` to match leads against. An
+    account whose id is already stored is replaced. `owner` is a rep's id or e-mail."""
+    settings = _settings(rules=rules)
+    policy = _policy(settings.rules)
+    _check_readable(file)
+    try:
+        accounts, bad = read_accounts(file, _rep_ids(policy))
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    for row in bad:
+        err.print(Text(f"{file}:{row.line}: {row.message}", style="yellow"))
+    _upgrade(settings.database_url)
+    created, updated = asyncio.run(_import_accounts(settings, policy, accounts))
+    out.print(
+        Text(
+            f"{file}: {created} accounts created, {updated} replaced, {len(bad)} rows with problems"
+        )
+    )
+
+
+async def _import_accounts(
+    settings: Settings, policy: Policy, accounts: list[Account]
+) -> tuple[int, int]:
+    from bot.bootstrap import bootstrap
+    from bot.service import ServiceError
+
+    application = bootstrap(settings, policy=policy)
+    created = updated = 0
+    try:
+        for start in range(0, len(accounts), ACCOUNT_GROUP):
+            new, replaced = await application.service.import_accounts(
+                accounts[start : start + ACCOUNT_GROUP]
+            )
+            created, updated = created + new, updated + replaced
+    except ServiceError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await application.close()
+    return created, updated
 
 
 @db_app.command("upgrade")

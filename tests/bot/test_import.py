@@ -109,3 +109,38 @@ def test_import_with_bad_settings_exits_1_with_a_sentence(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "DATABASE_URL must be sqlite+aiosqlite:///" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -> None:
+    # No working hours in this policy: the import routes at the real time, whatever day it is.
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: alice}\n  - {id: bob, email: bob@example.com}\n"
+        "teams:\n  all: {members: [alice, bob]}\n"
+        "rules:\n  - {name: Owner, when: {account.owner: {exists: true}}, assign: account_owner}\n"
+    )
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text(
+        "id,name,domain,owner,tier\n"
+        "A1,Initech,https://www.initech.com,bob@example.com,Gold\n"
+        "A2,Tyrell Corporation,tyrell.com,alice,\n"
+        "A3,Ghost Co,ghost.io,nobody-we-know,\n"
+    )
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    command = ["accounts", "import", str(accounts), "--rules", str(policy)]
+    loaded = runner.invoke(app, command, env=env)
+    assert loaded.exit_code == 0, loaded.output
+    assert (
+        loaded.stdout.strip() == f"{accounts}: 3 accounts created, 0 replaced, 1 rows with problems"
+    )
+    assert f"{accounts}:4: owner 'nobody-we-know' is not a rep id or e-mail" in loaded.stderr
+    again = runner.invoke(app, command, env=env)
+    assert "0 accounts created, 3 replaced" in again.stdout
+
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,company\nL1,p@initech.com,\nL2,e@tyrellcorp.net,Tyrel Corp\n")
+    imported = runner.invoke(app, ["import", str(leads), "--rules", str(policy)], env=env)
+    assert imported.exit_code == 0, imported.output
+    with sqlite3.connect(database) as connection:
+        owners = dict(connection.execute("SELECT external_id, rep_id FROM leads ORDER BY 1"))
+    assert owners == {"L1": "bob", "L2": "alice"}
