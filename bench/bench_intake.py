@@ -136,7 +136,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def environment(database_url: str, policy: Path, port: int = 0) -> dict[str, str]:
+def environment(database_url: str, policy: Path, port: int = 3000) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADROUTER_", "DATABASE_"))}
     env.update(
         DATABASE_URL=database_url,
@@ -245,13 +245,13 @@ async def post_at_rate(url: str, rate: float, seconds: float, seed: int) -> dict
     }
 
 
-async def bench_post(folder: Path, seconds: float) -> dict[str, Any]:
+async def bench_post(folder: Path, seconds: float, rate: float) -> dict[str, Any]:
     policy = write_policy(folder)
     server = Serve(f"sqlite+aiosqlite:///{folder / 'post.db'}", policy)
     try:
         await server.ready()
         await post_at_rate(server.url, 50, 2, seed=99)  # warm up: imports, caches, the policy
-        result = await post_at_rate(server.url, 100, seconds, seed=1)
+        result = await post_at_rate(server.url, rate, seconds, seed=1)
         result["serve_rss_mb"] = round(server.rss_mb()[1], 1)
         return result
     finally:
@@ -378,6 +378,7 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["post", "import", "rss"])
+    parser.add_argument("--rate", type=float, default=100, help="POSTs per second (post)")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -387,7 +388,7 @@ async def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="leadrouter-bench-") as temp:
         folder = Path(temp)
         if args.only in (None, "post"):
-            results["post"] = await bench_post(folder, 10 if args.quick else 60)
+            results["post"] = await bench_post(folder, 10 if args.quick else 60, args.rate)
             print("post:", json.dumps(results["post"]), flush=True)
         if args.only in (None, "import"):
             results["import"] = bench_import(folder, 5000 if args.quick else 20000)

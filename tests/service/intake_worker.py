@@ -48,6 +48,7 @@ async def main(
             "created": sum(r.created for r in done),
             "statuses": Counter(r.lead.status for r in done),
             "conflicts": service.conflicts,
+            "transactions": service.transactions,
             "errors": errors[:5],
             "error_count": len(errors),
         }

@@ -78,3 +78,15 @@ async def test_rotation_and_loads_carry_from_one_lead_to_the_next(
         (await service.intake(lead(**{**ENTERPRISE, "id": f"L{i}"}))).lead.rep for i in range(6)
     ]
     assert reps.count("alice") == 4 and reps.count("bob") == 2
+
+
+async def test_concurrent_intakes_are_committed_together_not_one_transaction_each(
+    db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(db)
+    leads = [lead(**{**ENTERPRISE, "id": f"G{i}"}) for i in range(50)]
+    results = await asyncio.gather(*(service.intake(one) for one in leads))
+    assert [r.lead.id for r in results] == [one.id for one in leads]
+    assert all(r.created for r in results)
+    assert service.transactions < 10
+    assert await count(db, OfferRow) == 50

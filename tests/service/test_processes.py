@@ -94,7 +94,8 @@ async def test_three_processes_intaking_a_thousand_leads_into_one_round_robin_te
     assert max(per_rep.values()) - min(per_rep.values()) <= 1, per_rep
     assert await count_rows(db, OfferRow) == 1000
     assert await leads_with_several_open_offers(db) == {}
-    assert await team_version(db, "pool") == 1000
+    # Each committed transaction (group commit routes several leads in one) rotated the team once.
+    assert await team_version(db, "pool") == sum(s["transactions"] for s in summaries)
     assert await stored_open_counts(db) == per_rep
 
 
