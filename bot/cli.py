@@ -137,22 +137,9 @@ def _leads(path: Path) -> Iterator[Lead]:
     """Valid leads in file order; bad rows reported on stderr with their line number."""
     try:
         rows: Iterable[LeadRow | BadRow] = read_leads(path)
-        total = count_rows(path) if sys.stderr.isatty() else 0
-        if total < PROGRESS_THRESHOLD:
+        with _progress(path, "routing") as advance:
             for row in rows:
-                yield from _take(row, path)
-            return
-        with Progress(
-            TextColumn("routing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("routing", total=total)
-            for row in rows:
-                progress.advance(task)
+                advance(1)
                 yield from _take(row, path)
     except InputFileError as exc:
         raise CliError(str(exc)) from None
@@ -471,7 +458,7 @@ async def _import(settings: Settings, policy: Policy, path: Path) -> ImportSumma
     application = bootstrap(settings, policy=policy)
     summary = ImportSummary()
     try:
-        with _import_progress(path) as advance:
+        with _progress(path, "importing") as advance:
             rows = iter(read_leads(path))
             while group := list(islice(rows, IMPORT_GROUP)):
                 await _import_group(application, group, summary)
@@ -509,25 +496,30 @@ def _stopped(path: Path, summary: ImportSummary, why: str) -> str:
 
 
 @contextmanager
-def _import_progress(path: Path) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal, nothing elsewhere; call the function with rows done."""
-    if not sys.stderr.isatty():
+def _progress(path: Path, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal for files big enough to watch, nothing elsewhere; call the
+    function it gives with the number of rows done."""
+    total = _rows_or_none(path) if sys.stderr.isatty() else None
+    if total is None or total < PROGRESS_THRESHOLD:
         yield lambda rows: None
         return
-    try:
-        total: int | None = count_rows(path)
-    except OSError:
-        total = None  # reading the file will say why, as a sentence
     with Progress(
-        TextColumn("importing"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task("importing", total=total)
+        task = progress.add_task(label, total=total)
         yield lambda rows: progress.advance(task, rows)
+
+
+def _rows_or_none(path: Path) -> int | None:
+    try:
+        return count_rows(path)
+    except OSError:
+        return None  # reading the file will say why, as a sentence
 
 
 ACCOUNT_GROUP = 5000

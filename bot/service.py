@@ -330,25 +330,17 @@ class Service:
         now = self.clock()
         if until is not None and until <= now:
             raise ServiceError("the end of an absence must be in the future")
-        async with self.db.transaction() as session:
-            await repo.set_away(
-                session=session,
-                rep_id=rep_id,
-                away=True,
-                since=now,
-                until=until,
-                reason=reason,
-                now=now,
-            )
-            repo.add_audit(
-                session=session,
-                lead_id=None,
-                at=now,
-                kind="out_of_office",
-                actor=by or rep_id,
-                reason=reason,
-                data={"rep": rep_id, "until": until.isoformat() if until else None},
-            )
+        data = {"rep": rep_id, "until": until.isoformat() if until else None}
+        await self._record_away(
+            rep_id,
+            away=True,
+            since=now,
+            until=until,
+            reason=reason,
+            actor=by or rep_id,
+            kind="out_of_office",
+            data=data,
+        )
         return await self._move_all_of(rep_id, reason="out of office", kind="rep_out_of_office")
 
     async def import_accounts(
@@ -371,24 +363,48 @@ class Service:
             )
 
     async def set_back(self, rep_id: str, *, by: str | None = None) -> None:
+        await self._record_away(
+            rep_id,
+            away=False,
+            since=None,
+            until=None,
+            reason=None,
+            actor=by or rep_id,
+            kind="back",
+            data={"rep": rep_id},
+        )
+
+    async def _record_away(
+        self,
+        rep_id: str,
+        *,
+        away: bool,
+        since: datetime | None,
+        until: datetime | None,
+        reason: str | None,
+        actor: str,
+        kind: str,
+        data: dict[str, Any],
+    ) -> None:
         now = self.clock()
         async with self.db.transaction() as session:
             await repo.set_away(
                 session=session,
                 rep_id=rep_id,
-                away=False,
-                since=None,
-                until=None,
-                reason=None,
+                away=away,
+                since=since,
+                until=until,
+                reason=reason,
                 now=now,
             )
             repo.add_audit(
                 session=session,
                 lead_id=None,
                 at=now,
-                kind="back",
-                actor=by or rep_id,
-                data={"rep": rep_id},
+                kind=kind,
+                actor=actor,
+                reason=reason,
+                data=data,
             )
 
     async def _move_all_of(self, rep_id: str, *, reason: str, kind: str) -> list[Move]:
