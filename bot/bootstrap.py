@@ -25,6 +25,7 @@ class App:
     policy: Policy
 
     async def close(self) -> None:
+        await self.service.aclose()
         await self.db.dispose()
 
 

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
+EXCLUSIVE_ATTEMPT = 3  # from this attempt on, a routing transaction runs alone (PostgreSQL)
 
 _STATUS_OF_OUTCOME = {
     Outcome.ASSIGNED: LeadStatus.OFFERED,
@@ -136,27 +137,46 @@ class Service:
         self._waiting.append((lead, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting())
+            # Also when it is cancelled before it ever ran (its own handler never starts). Only
+            # then: after a normal end, leads queued meanwhile belong to the next committer.
+            self._committer.add_done_callback(_fail_if_cancelled(self))
         return await asyncio.shield(future)
 
     async def _commit_waiting(self) -> None:
-        while self._waiting:
-            group, self._waiting = (
-                self._waiting[:GROUP_COMMIT_MAX],
-                self._waiting[GROUP_COMMIT_MAX:],
-            )
-            try:
-                results = await self.intake_many([lead for lead, _ in group])
-            except Exception:
-                # One lead must not fail the others: route each of the group on its own.
-                for lead, future in group:
-                    try:
-                        _settle(future, (await self.intake_many([lead]))[0])
-                    except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
-                continue
-            for (_lead, future), result in zip(group, results, strict=True):
-                _settle(future, result)
+        group: list[tuple[Lead, asyncio.Future[IntakeResult]]] = []
+        try:
+            while self._waiting:
+                group = self._waiting[:GROUP_COMMIT_MAX]
+                self._waiting = self._waiting[GROUP_COMMIT_MAX:]
+                try:
+                    results = await self.intake_many([lead for lead, _ in group])
+                except Exception:
+                    # One lead must not fail the others: route each of the group on its own.
+                    for lead, future in group:
+                        try:
+                            _settle(future, (await self.intake_many([lead]))[0])
+                        except Exception as exc:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for (_lead, future), result in zip(group, results, strict=True):
+                    _settle(future, result)
+        except BaseException:
+            # Cancelled (shutdown) or failed outright: nobody may wait for an answer forever.
+            self._waiting = [*group, *self._waiting]
+            self._fail_waiting()
+            raise
+
+    def _fail_waiting(self) -> None:
+        stranded, self._waiting = self._waiting, []
+        for _lead, future in stranded:
+            if not future.done():
+                future.set_exception(ServiceError("leadrouter is shutting down; send it again"))
+
+    async def aclose(self) -> None:
+        """Let leads already waiting for the group commit be routed, then stop."""
+        if self._committer is not None and not self._committer.done():
+            await self._committer
 
     async def intake_many(self, leads: Sequence[Lead]) -> list[IntakeResult]:
         """Route a batch of leads in one transaction, in order, exactly once per external id.
@@ -172,9 +192,13 @@ class Service:
                     results = await self._intake_in(session, leads)
                 self.transactions += 1
                 return results
-            except (repo.Conflict, IntegrityError, TransientDatabaseError):
-                # IntegrityError: a concurrent request committed one of these ids first; the
-                # next attempt finds it stored and answers with it.
+            except IntegrityError as exc:
+                # A concurrent request committed one of these ids first: the next attempt finds
+                # it stored and answers with it. Any other violation would only repeat.
+                if "external_id" not in str(exc.orig):
+                    raise
+                await self._backoff(attempt)
+            except (repo.Conflict, TransientDatabaseError):
                 await self._backoff(attempt)
         raise RuntimeError(f"could not save {len(leads)} decisions after {MAX_ATTEMPTS} tries")
 
@@ -225,7 +249,8 @@ class Service:
         SQLite needs none: its transactions never overlap."""
         if self.db.is_sqlite:
             return
-        function = "pg_advisory_xact_lock" if attempt >= 3 else "pg_advisory_xact_lock_shared"
+        exclusive = attempt >= EXCLUSIVE_ATTEMPT
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         await session.execute(text(f"SELECT {function}(:key)"), {"key": ROUTING_LOCK_KEY})
 
     async def _backoff(self, attempt: int) -> None:
@@ -388,6 +413,9 @@ class Service:
     ) -> None:
         now = self.clock()
         async with self.db.transaction() as session:
+            # Exclusively: an intake already under way finishes first (so its offer is found and
+            # moved below) and none starts until this commits (so none sees the rep as present).
+            await self._routing_lock(session, attempt=EXCLUSIVE_ATTEMPT)
             await repo.set_away(
                 session=session,
                 rep_id=rep_id,
@@ -740,6 +768,14 @@ def _view_of_decision(external_id: str, decision: Decision, due: datetime | None
     return LeadView(
         external_id, status, decision.rep, decision.team, decision.rule, decision.reason, due
     )
+
+
+def _fail_if_cancelled(service: Service) -> Callable[[asyncio.Task[None]], None]:
+    def check(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            service._fail_waiting()
+
+    return check
 
 
 def _settle(future: asyncio.Future[IntakeResult], result: IntakeResult) -> None:

@@ -168,7 +168,11 @@ def name_blocking_keys(key: str) -> frozenset[str]:
     """
     if not key:
         return frozenset()
-    keys = {f"t:{token}" for token in key.split() if len(token) >= 2 and token not in _STOP_WORDS}
+    # Tokens are cut to 60 characters: keys are stored in an indexed column, and no real
+    # company word is that long.
+    keys = {
+        f"t:{token[:60]}" for token in key.split() if len(token) >= 2 and token not in _STOP_WORDS
+    }
     keys.add(f"p:{key.replace(' ', '')[:4]}")
     return frozenset(keys)
 

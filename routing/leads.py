@@ -30,7 +30,8 @@ TEXT_FIELDS = (
     "crm_id",
 )
 KNOWN_FIELDS = frozenset({"id", "employees", "score", "crm_system", "fields", *TEXT_FIELDS})
-MAX_ID_LENGTH = 255
+MAX_ID_LENGTH = 255  # also crm_id: both are indexed, and an index entry has a size limit
+MAX_EMAIL_LENGTH = 254  # the longest address SMTP allows
 MAX_TEXT_LENGTH = 1000
 MAX_CUSTOM_FIELDS = 100
 
@@ -119,10 +120,14 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
 
     email = values.get("email")
     if email is not None:
-        if _EMAIL.match(email):
-            values["email"] = email.lower()
+        lowered = email.lower()  # lowercasing can lengthen text ("İ"): measure after it
+        if len(lowered) > MAX_EMAIL_LENGTH or not _EMAIL.match(lowered):
+            errors.append(FieldError("email", f"'{email[:80]}' is not an e-mail address"))
         else:
-            errors.append(FieldError("email", f"'{email}' is not an e-mail address"))
+            values["email"] = lowered
+    crm_id = values.get("crm_id")
+    if crm_id is not None and len(crm_id) > MAX_ID_LENGTH:
+        errors.append(FieldError("crm_id", f"is longer than {MAX_ID_LENGTH} characters"))
 
     employees = _whole_number(data.get("employees"))
     if employees is _INVALID or (employees is not None and employees > MAX_EMPLOYEES):
@@ -166,7 +171,8 @@ def _whole_number(value: Any) -> Any:
         return int(value) if value.is_integer() and value >= 0 else _INVALID
     if isinstance(value, str):
         text = value.strip().replace(",", "").replace("_", "")
-        if text.isdigit():
+        # isascii: str.isdigit() also accepts "²" and other digits int() refuses.
+        if text.isascii() and text.isdigit() and len(text) <= 12:
             return int(text)
         if not text:
             return None

@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -55,6 +55,11 @@ def check_url(url: str) -> str:
     if url.startswith(("postgres://", "postgresql://")):
         url = "postgresql+asyncpg://" + url.split("://", 1)[1]
     if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        try:
+            _ = make_url(url).port
+        except (ValueError, ArgumentError):
+            # Not echoing the URL: it may carry a password.
+            raise DatabaseUrlError("DATABASE_URL is not a valid URL (check the port)") from None
         return url
     raise DatabaseUrlError(
         "DATABASE_URL must be sqlite+aiosqlite:///path/to/file.db or "
@@ -100,7 +105,8 @@ class Database:
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as connection:
+            # The read engine on SQLite: a health check must not queue behind writers.
+            async with (self.read_engine or self.engine).connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
             return False
@@ -118,16 +124,21 @@ class Database:
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Database:
+    """hide_parameters: database errors and logs never carry a lead's personal data."""
     url = check_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
+        )
         _sqlite_pragmas(engine, immediate=True)
-        reader = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        reader = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
+        )
         _sqlite_pragmas(reader, immediate=False)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         return Database(engine, sessions, asyncio.Lock(), read_engine=reader)
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
     )
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 

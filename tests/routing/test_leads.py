@@ -102,3 +102,15 @@ def test_values_no_database_can_store_are_refused_with_a_sentence(
     data: dict[str, Any], field: str
 ) -> None:
     assert field in errors_of(data)
+
+
+@pytest.mark.parametrize("raw", ["²", "1" * 5000, "١٢"])
+def test_digits_that_are_not_ascii_or_absurdly_long_are_not_employee_counts(raw: str) -> None:
+    assert "employees" in errors_of({"id": "L", "employees": raw})
+
+
+def test_an_email_is_measured_after_lowercasing_and_a_crm_id_is_short() -> None:
+    errors = errors_of(
+        {"id": "L", "email": "İ" * 200 + "@x.example", "crm_system": "hubspot", "crm_id": "9" * 256}
+    )
+    assert set(errors) == {"email", "crm_id"}

@@ -1,0 +1,89 @@
+"""Regressions for problems a review of the service layer found, each reproduced first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from sqlalchemy import text
+
+from bot.service import ROUTING_LOCK_KEY, Service, ServiceError
+from routing.policy import Policy, load_policy
+from storage.db import Database, DatabaseUrlError, check_url
+from tests.service.conftest import Clock
+from tests.service.support import TRIO_POLICY, new_lead, write_policy
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    return load_policy(write_policy(tmp_path, TRIO_POLICY))
+
+
+async def test_going_away_waits_for_routing_already_under_way_on_postgresql(
+    postgres_url: str,
+    postgres_db: Database,
+    make_service: Callable[[Database], Service],
+    clock: Clock,
+) -> None:
+    # A routing transaction holds the routing lock shared. Were the absence to commit meanwhile,
+    # that transaction could still hand the rep a lead nobody would move again.
+    service = make_service(postgres_db)
+    routing = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        transaction = routing.transaction()
+        await transaction.start()
+        await routing.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK_KEY)
+        going = asyncio.create_task(
+            service.set_out_of_office("ann", until=clock.now + timedelta(hours=1), reason="x")
+        )
+        await asyncio.sleep(0.5)
+        assert not going.done()
+        await transaction.commit()
+        assert await asyncio.wait_for(going, timeout=10) == []
+    finally:
+        await routing.close()
+
+
+async def test_a_health_check_does_not_wait_behind_a_writer_on_sqlite(sqlite_db: Database) -> None:
+    async with sqlite_db.transaction() as session:
+        await session.execute(text("SELECT 1"))  # the write lock is held from here
+        assert await asyncio.wait_for(sqlite_db.ping(), timeout=2)
+
+
+async def test_leads_waiting_for_a_group_commit_are_answered_even_when_it_is_cancelled(
+    db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(db)
+    waiting = [asyncio.create_task(service.intake(new_lead(f"L-{n}"))) for n in range(4)]
+    await asyncio.sleep(0)  # all four queued, the committer started
+    assert service._committer is not None
+    service._committer.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), timeout=5)
+    assert all(isinstance(r, ServiceError) or not isinstance(r, BaseException) for r in results)
+
+
+async def test_a_violation_other_than_a_repeated_id_is_not_retried(
+    sqlite_db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(sqlite_db)
+    async with sqlite_db.transaction() as session:  # the card the first offer would queue
+        await session.execute(
+            text(
+                "INSERT INTO outbox (kind, dedupe_key, payload, attempts, next_attempt_at, "
+                "created_at) VALUES ('x', 'offer-card:1', '{}', 0, '2026-01-01', '2026-01-01')"
+            )
+        )
+    with pytest.raises(Exception, match="dedupe_key"):
+        await service.intake_many([new_lead("L-1")])
+    assert service.conflicts == 0
+
+
+def test_a_database_url_with_a_bad_port_is_a_sentence_that_hides_the_password() -> None:
+    with pytest.raises(DatabaseUrlError) as caught:
+        check_url("postgresql+asyncpg://user:s3cret@db:notaport/leads")
+    assert "s3cret" not in str(caught.value)
+    assert "DATABASE_URL" in str(caught.value)
