@@ -312,12 +312,15 @@ def demo(
     card = card_content(
         sample, policy, offered_at=moment.astimezone(policy.reps[sample.rep or ""].tz)
     )
-    out.print(
-        Panel(Text(render_text(card)), title="How the assignment card reads in Slack", expand=False)
+    # soft_wrap off for panels: their long lines must wrap inside the border, not be cut.
+    card_panel = Panel(
+        Text(render_text(card)), title="How the assignment card reads in Slack", expand=False
     )
-    out.print(
-        Panel(Text(explain(sample, policy)), title=f"leadrouter why {sample.lead_id}", expand=False)
+    out.print(card_panel, soft_wrap=False)
+    why_panel = Panel(
+        Text(explain(sample, policy)), title=f"leadrouter why {sample.lead_id}", expand=False
     )
+    out.print(why_panel, soft_wrap=False)
     out.print(
         "Try: leadrouter simulate examples/demo-leads.csv --rules examples/routing.yml "
         "--accounts examples/demo-accounts.csv --now 2026-11-17T17:15:00Z --ooo carol --explain"

@@ -177,3 +177,5 @@ def test_the_demo_runs_as_an_installed_command_and_covers_every_branch() -> None
     ):
         assert branch in text, branch
     assert "demo-leads.csv:52: skipped:" in done.stderr
+    card = text.split("How the assignment card reads in Slack", 1)[1].split("leadrouter why", 1)[0]
+    assert "round robin" in card, "the card's reason must wrap inside the panel, not be cut off"
