@@ -177,5 +177,11 @@ def test_the_demo_runs_as_an_installed_command_and_covers_every_branch() -> None
     ):
         assert branch in text, branch
     assert "demo-leads.csv:52: skipped:" in done.stderr
-    card = text.split("How the assignment card reads in Slack", 1)[1].split("leadrouter why", 1)[0]
-    assert "round robin" in card, "the card's reason must wrap inside the panel, not be cut off"
+
+
+def test_the_demo_card_wraps_its_reason_inside_the_panel_on_a_narrow_terminal() -> None:
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    card = result.stdout.split("How the assignment card reads in Slack", 1)[1]
+    card = card.split("leadrouter why", 1)[0]
+    assert "· round robin" in card, "the reason was cut off at the panel's edge"
