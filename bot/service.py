@@ -12,10 +12,10 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from routing.engine import Decision, RoutingState, route
 from routing.model import Account, Lead, Outcome
 from routing.normalize import normalize
 from routing.policy import Policy
+from routing.simulation import record
 from storage import repository as repo
 from storage.db import Database, TransientDatabaseError
 from storage.models import (
@@ -41,6 +42,7 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
+T = TypeVar("T")
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
 EXCLUSIVE_ATTEMPT = 3  # from this attempt on, a routing transaction runs alone (PostgreSQL)
 
@@ -185,13 +187,22 @@ class Service:
         a batch costs a handful of queries rather than a dozen per lead. An id already stored,
         or repeated within the batch, answers with the stored (or first) decision.
         """
+        return await self._routing_transaction(
+            lambda session: self._intake_in(session, leads), f"{len(leads)} new leads"
+        )
+
+    async def _routing_transaction(
+        self, work: Callable[[AsyncSession], Awaitable[T]], what: str
+    ) -> T:
+        """Run `work` in a transaction that routes, again with fresh state for as long as it
+        loses a race (up to MAX_ATTEMPTS; see `_routing_lock` for why it then cannot lose)."""
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.db.transaction() as session:
                     await self._routing_lock(session, attempt)
-                    results = await self._intake_in(session, leads)
+                    result = await work(session)
                 self.transactions += 1
-                return results
+                return result
             except IntegrityError as exc:
                 # A concurrent request committed one of these ids first: the next attempt finds
                 # it stored and answers with it. Any other violation would only repeat.
@@ -200,7 +211,7 @@ class Service:
                 await self._backoff(attempt)
             except (repo.Conflict, TransientDatabaseError):
                 await self._backoff(attempt)
-        raise RuntimeError(f"could not save {len(leads)} decisions after {MAX_ATTEMPTS} tries")
+        raise RuntimeError(f"{what}: could not save a decision after {MAX_ATTEMPTS} tries")
 
     async def _intake_in(self, session: AsyncSession, leads: Sequence[Lead]) -> list[IntakeResult]:
         stored = await repo.find_leads(session=session, external_ids=[lead.id for lead in leads])
@@ -324,26 +335,23 @@ class Service:
 
     async def reject(self, external_id: str, *, by: str, reason: str) -> Move:
         """The offered rep declines: route the lead again without everyone who declined it."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                async with self.db.transaction() as session:
-                    await self._routing_lock(session, attempt)
-                    row = await self._lead(session, external_id)
-                    offer = await repo.current_offer(session=session, lead_id=row.id or 0)
-                    if offer is None or offer.status != OfferStatus.OFFERED or offer.rep_id != by:
-                        raise NotAllowed(f"lead {external_id} is not offered to you")
-                    return await self._move(
-                        session,
-                        row,
-                        offer,
-                        to_status=OfferStatus.REJECTED,
-                        kind="rejected",
-                        actor=by,
-                        reason=reason,
-                    )
-            except (repo.Conflict, TransientDatabaseError):
-                await self._backoff(attempt)
-        raise RuntimeError(f"lead {external_id}: could not re-route after {MAX_ATTEMPTS} tries")
+
+        async def work(session: AsyncSession) -> Move:
+            row = await self._lead(session, external_id)
+            offer = await repo.current_offer(session=session, lead_id=row.id or 0)
+            if offer is None or offer.status != OfferStatus.OFFERED or offer.rep_id != by:
+                raise NotAllowed(f"lead {external_id} is not offered to you")
+            return await self._move(
+                session,
+                row,
+                offer,
+                to_status=OfferStatus.REJECTED,
+                kind="rejected",
+                actor=by,
+                reason=reason,
+            )
+
+        return await self._routing_transaction(work, f"lead {external_id}")
 
     async def set_out_of_office(
         self, rep_id: str, *, until: datetime | None, reason: str | None, by: str | None = None
@@ -461,27 +469,24 @@ class Service:
         Returns None when the offer was no longer open (claimed or moved meanwhile): the one
         caller that changes an offer's status is the one that moves it.
         """
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                async with self.db.transaction() as session:
-                    await self._routing_lock(session, attempt)
-                    offer = await session.get(OfferRow, offer_id)
-                    if offer is None or offer.status != expected_status:
-                        return None
-                    row = await session.get(LeadRow, offer.lead_id)
-                    assert row is not None
-                    return await self._move(
-                        session,
-                        row,
-                        offer,
-                        to_status=OfferStatus.REASSIGNED,
-                        kind=kind,
-                        actor=None,
-                        reason=reason,
-                    )
-            except (repo.Conflict, TransientDatabaseError):
-                await self._backoff(attempt)
-        raise RuntimeError(f"offer {offer_id}: could not re-route after {MAX_ATTEMPTS} tries")
+
+        async def work(session: AsyncSession) -> Move | None:
+            offer = await session.get(OfferRow, offer_id)
+            if offer is None or offer.status != expected_status:
+                return None
+            row = await session.get(LeadRow, offer.lead_id)
+            assert row is not None
+            return await self._move(
+                session,
+                row,
+                offer,
+                to_status=OfferStatus.REASSIGNED,
+                kind=kind,
+                actor=None,
+                reason=reason,
+            )
+
+        return await self._routing_transaction(work, f"offer {offer_id}")
 
     async def _move(
         self,
@@ -612,16 +617,11 @@ class _World:
         decision = route(
             lead, policy=policy, now=now, accounts=self.index, state=state, excluded=excluded
         )
-        if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
-            self.loads[decision.rep] += 1
-            if decision.team is not None and decision.team_state is not None:
-                self.teams[decision.team] = decision.team_state
-                self.touched_teams.add(decision.team)
-            if decision.account is not None:
-                holders = self.account_reps.setdefault(decision.account.account.id, [])
-                if decision.rep in holders:
-                    holders.remove(decision.rep)
-                holders.insert(0, decision.rep)
+        rotated = record(
+            decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps
+        )
+        if rotated and decision.team is not None:
+            self.touched_teams.add(decision.team)
         return decision
 
     def release(self, rep: str) -> None:

@@ -40,19 +40,34 @@ class Simulation:
 
     def apply(self, decision: Decision) -> None:
         self.decisions.append(decision)
-        if decision.outcome is not Outcome.ASSIGNED or decision.rep is None:
-            return
-        self.loads[decision.rep] += 1
-        if decision.team is not None and decision.team_state is not None:
-            self.teams[decision.team] = decision.team_state
-        if decision.account is not None:
-            holders = self.account_reps.setdefault(decision.account.account.id, [])
-            if decision.rep in holders:
-                holders.remove(decision.rep)
-            holders.insert(0, decision.rep)
+        record(decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps)
 
     def run(self, leads: Iterable[Lead]) -> list[Decision]:
         return [self.route(lead) for lead in leads]
+
+
+def record(
+    decision: Decision,
+    *,
+    loads: Counter[str],
+    teams: dict[str, TeamState],
+    account_reps: dict[str, list[str]],
+) -> bool:
+    """What an assignment changes in the routing state, applied in place: the rep's load, the
+    team's rotation and who holds the account. True when the team's rotation moved. The service
+    layer does the same bookkeeping inside a transaction before saving it."""
+    if decision.outcome is not Outcome.ASSIGNED or decision.rep is None:
+        return False
+    loads[decision.rep] += 1
+    if decision.account is not None:
+        holders = account_reps.setdefault(decision.account.account.id, [])
+        if decision.rep in holders:
+            holders.remove(decision.rep)
+        holders.insert(0, decision.rep)
+    if decision.team is not None and decision.team_state is not None:
+        teams[decision.team] = decision.team_state
+        return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

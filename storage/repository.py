@@ -28,7 +28,6 @@ from storage.models import (
     AccountKeyRow,
     AccountRow,
     AuditEventRow,
-    DecisionRow,
     LeadRow,
     OfferRow,
     OfferStatus,
@@ -353,24 +352,6 @@ def outbox_values(
     }
 
 
-def add_outbox(
-    *, session: AsyncSession, kind: str, dedupe_key: str, payload: Mapping[str, Any], now: datetime
-) -> None:
-    session.add(
-        OutboxRow(
-            kind=kind,
-            dedupe_key=dedupe_key,
-            payload=dict(payload),
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-
-
-def add_decision(*, session: AsyncSession, row: DecisionRow) -> None:
-    session.add(row)
-
-
 async def count_open_offers(*, session: AsyncSession) -> int:
     result = await session.execute(
         select(func.count())
@@ -388,24 +369,6 @@ async def outbox_depth(*, session: AsyncSession) -> int:
         .where(col(OutboxRow.done_at).is_(None), col(OutboxRow.failed_at).is_(None))
     )
     return int(result.scalar_one())
-
-
-async def audit_of_lead(*, session: AsyncSession, lead_id: int) -> Sequence[AuditEventRow]:
-    result = await session.execute(
-        select(AuditEventRow)
-        .where(col(AuditEventRow.lead_id) == lead_id)
-        .order_by(col(AuditEventRow.id))
-    )
-    return result.scalars().all()
-
-
-async def latest_decision(*, session: AsyncSession, lead_id: int) -> DecisionRow | None:
-    result = await session.execute(
-        select(DecisionRow)
-        .where(col(DecisionRow.lead_id) == lead_id)
-        .order_by(col(DecisionRow.id).desc())
-    )
-    return result.scalars().first()
 
 
 # --- accounts -----------------------------------------------------------------------------------
