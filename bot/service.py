@@ -731,10 +731,10 @@ async def _save(
         repo.outbox_values(
             kind="slack.offer_card",
             dedupe_key=f"offer-card:{offer_id}",
-            payload={"offer_id": offer_id, "lead_id": offer["lead_id"]},
+            payload={"offer_id": offer_id, "lead_id": lead_id},
             now=now,
         )
-        for offer, offer_id in zip(offers, offer_ids, strict=True)
+        for lead_id, offer_id in sorted(offer_ids.items())
     ]
     await repo.insert_rows(session=session, table=OutboxRow, rows=[*cards, *queued])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage.sqlite_driver import OneTripDbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -127,13 +128,14 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
     """hide_parameters: database errors and logs never carry a lead's personal data."""
     url = check_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
-        )
+        sqlite_options: dict[str, Any] = {
+            "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            "hide_parameters": True,
+            "module": OneTripDbapi(),
+        }
+        engine = create_async_engine(url, **sqlite_options)
         _sqlite_pragmas(engine, immediate=True)
-        reader = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
-        )
+        reader = create_async_engine(url, **sqlite_options)
         _sqlite_pragmas(reader, immediate=False)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         return Database(engine, sessions, asyncio.Lock(), read_engine=reader)

@@ -306,37 +306,52 @@ def add_audit(
     )
 
 
+# The ORM's bulk INSERT leaves out a row's None values (so column defaults apply) and so splits
+# the rows into one statement per distinct set of None columns: nearly one per row for leads.
+# Every value here is explicit, so NULL is what is meant and all rows go in one batch.
+_ONE_BATCH = {"render_nulls": True}
+
+
 async def insert_rows(
     *, session: AsyncSession, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """One bulk INSERT (Core, executemany): no ORM objects for rows nobody reads back."""
+    """One bulk INSERT (executemany): no ORM objects for rows nobody reads back."""
     if rows:
-        await session.execute(insert(table), list(rows))
+        await session.execute(insert(table), list(rows), execution_options=_ONE_BATCH)
 
 
 async def insert_leads(
     *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
 ) -> dict[str, int]:
-    """Insert leads in bulk; their database ids by external id."""
+    """Insert leads in bulk; their database ids by external id.
+
+    Matched up by external id rather than by position: asking for RETURNING in parameter order
+    makes SQLAlchemy send SQLite one INSERT per row."""
     if not rows:
         return {}
     result = await session.execute(
-        insert(LeadRow).returning(
-            col(LeadRow.id), col(LeadRow.external_id), sort_by_parameter_order=True
-        ),
+        insert(LeadRow).returning(col(LeadRow.id), col(LeadRow.external_id)),
         list(rows),
+        execution_options=_ONE_BATCH,
     )
     return {external_id: lead_id for lead_id, external_id in result.all() if lead_id is not None}
 
 
-async def insert_offers(*, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert offers in bulk; their ids, in the order given."""
+async def insert_offers(
+    *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+) -> dict[int, int]:
+    """Insert offers in bulk, at most one per lead; their ids by lead id."""
     if not rows:
-        return []
+        return {}
+    leads = [row["lead_id"] for row in rows]
+    if len(set(leads)) != len(leads):
+        raise ValueError("insert_offers takes at most one offer per lead")
     result = await session.execute(
-        insert(OfferRow).returning(col(OfferRow.id), sort_by_parameter_order=True), list(rows)
+        insert(OfferRow).returning(col(OfferRow.id), col(OfferRow.lead_id)),
+        list(rows),
+        execution_options=_ONE_BATCH,
     )
-    return [offer_id for (offer_id,) in result.all() if offer_id is not None]
+    return {lead_id: offer_id for offer_id, lead_id in result.all() if offer_id is not None}
 
 
 def outbox_values(

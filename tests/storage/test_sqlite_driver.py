@@ -1,0 +1,219 @@
+"""The SQLite driver: each statement in one trip to aiosqlite's thread, with the answers a DBAPI
+cursor gives (rows, rowcount, lastrowid, errors), and bulk inserts in one statement."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from storage import repository as repo
+from storage.db import Database, open_database
+from storage.models import AuditEventRow, LeadRow
+
+NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every function aiosqlite is asked to run on its thread, in order."""
+    seen: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return seen
+
+
+def _lead(external_id: str, **values: Any) -> dict[str, Any]:
+    return {
+        "external_id": external_id,
+        "status": "queued",
+        "rep_id": None,
+        "team": None,
+        "rule": None,
+        "queue": None,
+        "reason": "",
+        "account_id": None,
+        "email": None,
+        "company": None,
+        "crm_system": None,
+        "crm_id": None,
+        "source": None,
+        "raw": {},
+        "facts": {},
+        "created_at": NOW,
+        "updated_at": NOW,
+        **values,
+    }
+
+
+def _statements(db: Database) -> list[str]:
+    seen: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split()[0].upper())
+
+    return seen
+
+
+async def test_a_query_takes_one_trip_to_the_database_thread(
+    db: Database, trips: list[str]
+) -> None:
+    async with db.transaction() as session:
+        await session.execute(text("SELECT 0"))  # the transaction's BEGIN goes first
+        trips.clear()
+        result = await session.execute(text("SELECT 1 UNION ALL SELECT 2"))
+        assert trips == ["_run"]
+        assert [row[0] for row in result] == [1, 2]
+
+
+async def test_a_routing_transaction_takes_one_trip_per_statement_plus_its_commit(
+    db: Database, trips: list[str]
+) -> None:
+    statements = _statements(db)
+    async with db.transaction() as session:
+        await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
+        await session.execute(text("SELECT count(*) FROM leads"))
+    assert statements == ["BEGIN", "INSERT", "SELECT"]
+    assert trips.count("_run") == len(statements)
+    # Then the commit, and the pool's rollback-on-return: a no-op after a commit, but it is
+    # what keeps a connection whose transaction was cut short from going back half-open.
+    assert trips[len(statements) :] == ["commit", "rollback"]
+
+
+async def test_an_update_reports_how_many_rows_it_changed(db: Database) -> None:
+    async with db.transaction() as session:
+        await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b"), _lead("c")])
+        changed = await session.execute(
+            text("UPDATE leads SET status = 'claimed' WHERE external_id IN ('a', 'b')")
+        )
+        untouched = await session.execute(
+            text("UPDATE leads SET status = 'claimed' WHERE external_id = 'nobody'")
+        )
+    assert changed.rowcount == 2  # type: ignore[attr-defined]
+    assert untouched.rowcount == 0  # type: ignore[attr-defined]
+
+
+async def test_an_insert_reports_the_row_id_it_made(db: Database) -> None:
+    async with db.transaction() as session:
+        row = LeadRow(**_lead("orm"))
+        session.add(row)
+        await session.flush()
+        stored = await session.execute(text("SELECT id FROM leads WHERE external_id = 'orm'"))
+    assert row.id == stored.scalar_one()
+
+
+async def test_a_failed_statement_raises_the_drivers_error_and_the_connection_goes_on(
+    db: Database,
+) -> None:
+    async def insert_twice() -> None:
+        async with db.transaction() as session:
+            await repo.insert_leads(session=session, rows=[_lead("twice")])
+            await repo.insert_leads(session=session, rows=[_lead("twice")])
+
+    async def read_nothing() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(IntegrityError):
+        await insert_twice()
+    with pytest.raises(OperationalError):
+        await read_nothing()
+    async with db.transaction() as session:
+        count = await session.execute(text("SELECT count(*) FROM leads"))
+        assert count.scalar_one() == 0  # the first transaction rolled back whole
+
+
+async def test_leads_with_different_missing_values_go_in_in_one_statement(db: Database) -> None:
+    rows = [
+        _lead("a", rep_id="ann", team="trio", status="offered"),
+        _lead("b", queue="unmatched"),
+        _lead("c", rule="Junk", status="nurture", email="c@example.com"),
+        *(_lead(f"bulk-{n}", company=f"Company {n}" if n % 2 else None) for n in range(200)),
+    ]
+    statements = _statements(db)
+    async with db.transaction() as session:
+        ids = await repo.insert_leads(session=session, rows=rows)
+        stored = dict((await session.execute(text("SELECT external_id, id FROM leads"))).all())
+    assert statements.count("INSERT") == 1
+    assert ids == stored
+    assert len(ids) == len(rows)
+
+
+async def test_rows_nobody_reads_back_go_in_in_one_statement(db: Database) -> None:
+    async with db.transaction() as session:
+        ids = await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
+    statements = _statements(db)
+    audits = [
+        {
+            "lead_id": ids["a"],
+            "at": NOW,
+            "kind": "routed",
+            "actor": None,
+            "rule": None,
+            "reason": "x",
+            "data": {},
+        },
+        {
+            "lead_id": ids["b"],
+            "at": NOW,
+            "kind": "claimed",
+            "actor": "ann",
+            "rule": "Everyone",
+            "reason": "y",
+            "data": {"rep": "ann"},
+        },
+    ]
+    async with db.transaction() as session:
+        await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
+        actors = (
+            (await session.execute(text("SELECT actor FROM audit_events ORDER BY id")))
+            .scalars()
+            .all()
+        )
+    assert statements.count("INSERT") == 1
+    assert actors == [None, "ann"]
+
+
+async def test_offers_come_back_by_lead_and_two_for_one_lead_are_refused(db: Database) -> None:
+    async with db.transaction() as session:
+        ids = await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
+        offer = {
+            "rep_id": "ann",
+            "team": "trio",
+            "status": "offered",
+            "offered_at": NOW,
+            "sla_due_at": NOW,
+            "reassignments": 0,
+        }
+        offers = await repo.insert_offers(
+            session=session,
+            rows=[{**offer, "lead_id": ids["b"]}, {**offer, "lead_id": ids["a"]}],
+        )
+        stored = dict((await session.execute(text("SELECT lead_id, id FROM offers"))).all())
+        with pytest.raises(ValueError, match="at most one offer per lead"):
+            await repo.insert_offers(
+                session=session,
+                rows=[{**offer, "lead_id": ids["a"]}, {**offer, "lead_id": ids["a"]}],
+            )
+    assert offers == stored
+    assert set(offers) == {ids["a"], ids["b"]}
