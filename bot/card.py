@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from routing.durations import format_duration
 from routing.engine import Decision
@@ -25,8 +27,27 @@ class CardContent:
 
 
 def card_content(decision: Decision, policy: Policy, *, offered_at: datetime) -> CardContent:
-    facts = decision.facts
-    name = facts.get("name") or decision.lead_id
+    return card_content_of(
+        decision.facts,
+        lead_id=decision.lead_id,
+        reason=decision.reason,
+        rep_name=policy.rep_name(decision.rep),
+        sla_seconds=decision.sla_seconds,
+        offered_at=offered_at,
+    )
+
+
+def card_content_of(
+    facts: Mapping[str, Any],
+    *,
+    lead_id: str,
+    reason: str,
+    rep_name: str,
+    sla_seconds: int | None,
+    offered_at: datetime,
+) -> CardContent:
+    """The card from a decision's facts, also as stored (the lead's `facts`, the decision row)."""
+    name = facts.get("name") or lead_id
     title = f"{name} · {facts['company']}" if facts.get("company") else str(name)
     fields: list[tuple[str, str]] = []
     if facts.get("title"):
@@ -46,14 +67,14 @@ def card_content(decision: Decision, policy: Policy, *, offered_at: datetime) ->
         if value is not None and value != "":
             text = f"{value:g}" if isinstance(value, float) else str(value)
             fields.append((label, text))
-    due = offered_at + timedelta(seconds=decision.sla_seconds) if decision.sla_seconds else None
+    due = offered_at + timedelta(seconds=sla_seconds) if sla_seconds else None
     return CardContent(
         title=title,
         fields=tuple(fields),
-        reason=decision.reason,
-        rep_name=policy.rep_name(decision.rep),
+        reason=reason,
+        rep_name=rep_name,
         sla_due_at=due,
-        sla_seconds=decision.sla_seconds,
+        sla_seconds=sla_seconds,
     )
 
 

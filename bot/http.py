@@ -23,16 +23,18 @@ lead of the batch is stored or none is, and resending a batch is always safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.bootstrap import App
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -71,7 +73,34 @@ def build_http_app(app: App, *, metrics: Metrics) -> web.Application:
     http.router.add_post("/leads", post_leads)
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/metrics", metrics_text)
+    if app.slack is not None and not app.settings.socket_mode:
+        http.router.add_post("/slack/events", slack_events)
+    if app.delivery is not None:
+        http.cleanup_ctx.append(_deliver_cards)
     return http
+
+
+# --- Slack --------------------------------------------------------------------------------------
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    """Slack's events, actions, view submissions and slash commands, handed to Bolt, which checks
+    the signature (401 when it is wrong or stale, and nothing runs) and acks."""
+    slack = request.app[APP_KEY].slack
+    assert slack is not None
+    response = await slack.async_dispatch(await to_bolt_request(request))
+    return await to_aiohttp_response(response)
+
+
+async def _deliver_cards(http: web.Application) -> AsyncIterator[None]:
+    """The card delivery runs beside the server, from start-up to shutdown."""
+    delivery = http[APP_KEY].delivery
+    assert delivery is not None
+    task = asyncio.create_task(delivery.run(), name="slack-delivery")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # --- POST /leads ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -37,6 +38,7 @@ from storage.models import (
     OfferRow,
     OfferStatus,
     OutboxRow,
+    ProcessedRequestRow,
 )
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,9 @@ class Service:
     # many routing transactions were committed.
     conflicts: int = 0
     transactions: int = 0
+    # Called after each commit that may have queued outbox items (cards, card updates), so the
+    # Slack delivery can start at once instead of at its next poll.
+    on_outbox: Callable[[], None] | None = None
     _waiting: list[tuple[Lead, asyncio.Future[IntakeResult]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
 
@@ -202,6 +207,7 @@ class Service:
                     await self._routing_lock(session, attempt)
                     result = await work(session)
                 self.transactions += 1
+                self._outbox_written()
                 return result
             except IntegrityError as exc:
                 # A concurrent request committed one of these ids first: the next attempt finds
@@ -264,9 +270,23 @@ class Service:
         function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         await session.execute(text(f"SELECT {function}(:key)"), {"key": ROUTING_LOCK_KEY})
 
+    def _outbox_written(self) -> None:
+        if self.on_outbox is not None:
+            self.on_outbox()
+
     async def _backoff(self, attempt: int) -> None:
         self.conflicts += 1
         await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+
+    async def first_time(self, key: str) -> bool:
+        """Remember a request's key; False if it was already seen (Slack retried it)."""
+        try:
+            async with self.db.transaction() as session:
+                session.add(ProcessedRequestRow(key=key[:255], at=self.clock()))
+                await session.flush()
+        except IntegrityError:
+            return False
+        return True
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -330,8 +350,21 @@ class Service:
                 actor=by,
                 data={"rep": offer.rep_id},
             )
+            side_effects = [_settle_card(offer.id or 0, now)]
+            if row.crm_system and row.crm_id:
+                side_effects.append(
+                    repo.outbox_values(
+                        kind=OutboxKind.CRM_OWNER,
+                        dedupe_key=f"crm-owner:{offer.id}",
+                        payload={"lead_id": row.id, "rep": offer.rep_id},
+                        now=now,
+                    )
+                )
+            await repo.insert_rows(session=session, table=OutboxRow, rows=side_effects)
             await session.flush()
-            return ClaimResult(True, offer.rep_id, _view_of(row, None))
+            result = ClaimResult(True, offer.rep_id, _view_of(row, None))
+        self._outbox_written()
+        return result
 
     async def reject(self, external_id: str, *, by: str, reason: str) -> Move:
         """The offered rep declines: route the lead again without everyone who declined it."""
@@ -510,6 +543,9 @@ class Service:
         if not changed:
             raise repo.Conflict(f"offer {offer.id} changed meanwhile")
         excluded = await self._excluded(session, row.id or 0)
+        await repo.insert_rows(
+            session=session, table=OutboxRow, rows=[_settle_card(offer.id or 0, now)]
+        )
         repo.add_audit(
             session=session,
             lead_id=row.id,
@@ -714,7 +750,7 @@ async def _save(
         elif decision.outcome is Outcome.QUEUED:
             queued.append(
                 repo.outbox_values(
-                    kind="slack.queue_post",
+                    kind=OutboxKind.QUEUE_POST,
                     dedupe_key=f"queue-post:{lead_id}:{reassignments}",
                     payload={
                         "lead_id": lead_id,
@@ -729,7 +765,7 @@ async def _save(
     offer_ids = await repo.insert_offers(session=session, rows=offers)
     cards = [
         repo.outbox_values(
-            kind="slack.offer_card",
+            kind=OutboxKind.OFFER_CARD,
             dedupe_key=f"offer-card:{offer_id}",
             payload={"offer_id": offer_id, "lead_id": lead_id},
             now=now,
@@ -739,6 +775,22 @@ async def _save(
     await repo.insert_rows(session=session, table=OutboxRow, rows=[*cards, *queued])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
     return {by_lead[lead_id]: due for lead_id, due in deadlines}
+
+
+class OutboxKind(StrEnum):
+    OFFER_CARD = "slack.offer_card"  # post the card for a new offer
+    SETTLE_CARD = "slack.settle_card"  # the offer was claimed or moved: update its card
+    QUEUE_POST = "slack.queue_post"  # a lead went to a queue: post it to the queue's channel
+    CRM_OWNER = "crm.set_owner"  # write the owner back to the CRM record
+
+
+def _settle_card(offer_id: int, now: datetime) -> dict[str, Any]:
+    return repo.outbox_values(
+        kind=OutboxKind.SETTLE_CARD,
+        dedupe_key=f"settle-card:{offer_id}",
+        payload={"offer_id": offer_id},
+        now=now,
+    )
 
 
 def _lead_values(lead: Lead, decision: Decision, now: datetime) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.db import DatabaseUrlError, check_url
@@ -21,6 +21,10 @@ ENV_NAMES = {
     "host": "HOST",
     "port": "PORT",
     "log_level": "LOG_LEVEL",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_api_url": "SLACK_API_URL",
 }
 
 
@@ -37,6 +41,19 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, ge=1, le=65535, alias="PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # Slack: without a bot token leadrouter routes and stores, and the cards wait in the outbox.
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")  # Socket Mode
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
 
     @field_validator("database_url")
     @classmethod
@@ -52,6 +69,40 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (use a long random string)")
         return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token (it starts with xoxb-)")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token with connections:write (xapp-...)")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _slack_mode(self) -> Settings:
+        if self.slack_bot_token is None:
+            if self.slack_app_token is not None:
+                raise ValueError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not; set both")
+            return self
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is needed to receive Slack's requests over HTTP "
+                "(or set SLACK_APP_TOKEN to use Socket Mode)"
+            )
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -69,8 +120,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else "settings"
-            name = ENV_NAMES.get(field, field.upper())
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message}")
+            if not error["loc"]:  # a rule across settings: its message names them
+                lines.append(message)
+                continue
+            field = str(error["loc"][0])
+            lines.append(f"{ENV_NAMES.get(field, field.upper())}: {message}")
         raise SettingsError("; ".join(lines)) from None

@@ -381,6 +381,21 @@ class Policy:
         rep = self.reps.get(rep_id)
         return rep.name if rep else rep_id
 
+    def rep_of_slack(self, user_id: str) -> str | None:
+        """The rep whose `slack` id this is."""
+        return next((rep.id for rep in self.reps.values() if rep.slack == user_id), None)
+
+    def manager_of_slack(self, user_id: str) -> str | None:
+        """The manager whose `slack` id this is."""
+        return next((m.id for m in self.managers.values() if m.slack == user_id), None)
+
+    def slack_of(self, person_id: str | None) -> str | None:
+        """The Slack id of a rep or manager, if the policy names one."""
+        if person_id is None:
+            return None
+        person = self.reps.get(person_id) or self.managers.get(person_id)
+        return person.slack if person else None
+
 
 DEFAULT_SEGMENTS = {"SMB": 0, "MidMarket": 200, "Enterprise": 1000}
 

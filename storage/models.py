@@ -147,8 +147,10 @@ class OfferRow(SQLModel, table=True):
     sla_due_at: datetime | None = _when(nullable=True)
     closed_at: datetime | None = _when(nullable=True)
     reassignments: int = 0  # how many times this lead had been reassigned before this offer
-    channel: str | None = Field(default=None, max_length=64)
+    channel: str | None = Field(default=None, max_length=64)  # the rep's DM with the card
     message_ts: str | None = Field(default=None, max_length=64)
+    team_channel: str | None = Field(default=None, max_length=64)  # the copy in the team's channel
+    team_message_ts: str | None = Field(default=None, max_length=64)
     lease_owner: str | None = Field(default=None, max_length=255)
     lease_until: datetime | None = _when(nullable=True)
 

@@ -434,3 +434,73 @@ async def upsert_accounts(
         ],
     )
     return len(accounts) - len(existing), len(existing)
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+async def due_outbox(
+    *, session: AsyncSession, kinds: Sequence[str], now: datetime, limit: int
+) -> Sequence[OutboxRow]:
+    """Items of these kinds that are due and neither done nor given up, oldest first."""
+    result = await session.execute(
+        select(OutboxRow)
+        .where(
+            col(OutboxRow.kind).in_(kinds),
+            col(OutboxRow.done_at).is_(None),
+            col(OutboxRow.failed_at).is_(None),
+            col(OutboxRow.next_attempt_at) <= now,
+        )
+        .order_by(col(OutboxRow.id))
+        .limit(limit)
+    )
+    return result.scalars().all()
+
+
+async def lease_outbox(
+    *, session: AsyncSession, item_id: int, seen_next_attempt: datetime, until: datetime
+) -> bool:
+    """Take an item for one attempt: compare-and-set on its next attempt time, which moves to
+    the end of the lease, so another worker (or replica) skips it until then."""
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.id) == item_id,
+            col(OutboxRow.next_attempt_at) == seen_next_attempt,
+            col(OutboxRow.done_at).is_(None),
+        )
+        .values(next_attempt_at=until, attempts=OutboxRow.attempts + 1)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def finish_outbox(
+    *,
+    session: AsyncSession,
+    item_id: int,
+    now: datetime,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+) -> None:
+    """Done (no error), to be tried again at `retry_at`, or given up (an error, no retry)."""
+    if error is None:
+        values: dict[str, Any] = {"done_at": now, "last_error": None}
+    elif retry_at is not None:
+        values = {"next_attempt_at": retry_at, "last_error": error}
+    else:
+        values = {"failed_at": now, "last_error": error}
+    await session.execute(update(OutboxRow).where(col(OutboxRow.id) == item_id).values(**values))
+
+
+async def outbox_pending(*, session: AsyncSession, dedupe_key: str) -> bool:
+    """Whether the item queued under `dedupe_key` is still to be done (not done, not given up)."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(
+            col(OutboxRow.dedupe_key) == dedupe_key,
+            col(OutboxRow.done_at).is_(None),
+            col(OutboxRow.failed_at).is_(None),
+        )
+    )
+    return bool(result.scalar_one())

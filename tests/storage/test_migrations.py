@@ -10,6 +10,8 @@ from sqlmodel import SQLModel
 
 from storage.migrate import current, upgrade
 
+HEAD = "0002"  # the newest revision in storage/migrations/versions
+
 
 def differences(url: str) -> list[object]:
     async def compare() -> list[object]:
@@ -31,7 +33,7 @@ def test_a_fresh_database_is_migrated_to_exactly_the_models(tmp_path: Path) -> N
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     assert current(url) is None
     upgrade(url)
-    assert current(url) == "0001"
+    assert current(url) == HEAD
     assert differences(url) == []
 
 
@@ -39,10 +41,10 @@ def test_upgrading_twice_changes_nothing(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}"
     upgrade(url)
     upgrade(url)
-    assert current(url) == "0001"
+    assert current(url) == HEAD
 
 
 async def test_upgrade_works_from_inside_a_running_event_loop(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'loop.db'}"
     upgrade(url)  # `serve` migrates with its loop already running
-    assert current(url) == "0001"
+    assert current(url) == HEAD

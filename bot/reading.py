@@ -1,0 +1,410 @@
+"""The service layer's read side: what Slack shows (cards, `/routing why`, the queue, App Home).
+
+Plain data out, no Slack formatting: `bot/slack` renders it. Each function reads in one session
+from the read engine, so it never waits behind a routing transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bot.card import CardContent, card_content_of
+from routing.durations import format_duration
+from routing.engine import Decision, Stage, Step
+from routing.explain import explain
+from routing.model import Outcome
+from routing.policy import Policy
+from storage.db import Database
+from storage.models import (
+    AuditEventRow,
+    DecisionRow,
+    LeadRow,
+    LeadStatus,
+    OfferRow,
+    OfferStatus,
+    RepStateRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking, as the policy knows them (a person may be both a rep and a manager)."""
+
+    rep: str | None
+    manager: str | None
+
+    @property
+    def known(self) -> bool:
+        return self.rep is not None or self.manager is not None
+
+    @property
+    def id(self) -> str | None:
+        return self.rep or self.manager
+
+
+def viewer_of(policy: Policy, slack_user: str) -> Viewer:
+    return Viewer(policy.rep_of_slack(slack_user), policy.manager_of_slack(slack_user))
+
+
+@dataclass(frozen=True, slots=True)
+class OfferCard:
+    """Everything needed to post or update one offer's card."""
+
+    offer_id: int
+    lead_id: str
+    status: str
+    rep: str
+    rep_slack: str | None
+    team_channel: str | None
+    content: CardContent
+    note: str | None  # for a reassignment: why it moved and how long the lead has waited
+    channel: str | None  # where the card was posted (the rep's DM), once it was
+    message_ts: str | None
+    team_message_ts: str | None
+    settled: str | None  # for a closed offer: what happened, as a sentence with ids in it
+
+
+@dataclass(frozen=True, slots=True)
+class StoryEvent:
+    at: datetime
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadStory:
+    lead_id: str
+    explanation: str
+    events: tuple[StoryEvent, ...]
+
+
+class NotVisible(Exception):
+    """The lead exists but this viewer may not see it; the message says so in a sentence."""
+
+
+@dataclass
+class Reader:
+    db: Database
+    policy: Callable[[], Policy]
+    clock: Callable[[], datetime]
+
+    # --- cards ---------------------------------------------------------------------------------
+
+    async def offer_card(self, offer_id: int) -> OfferCard | None:
+        async with self.db.reading() as session:
+            offer = await session.get(OfferRow, offer_id)
+            if offer is None:
+                return None
+            lead = await session.get(LeadRow, offer.lead_id)
+            assert lead is not None
+            decision = await _decision_for(session, offer)
+            earlier = await _earlier_offers(session, offer)
+            settled = (
+                await _settled_sentence(session, offer, lead) if offer.status != "offered" else None
+            )
+        policy = self.policy()
+        content = card_content_of(
+            lead.facts,
+            lead_id=lead.external_id,
+            reason=decision.reason if decision else lead.reason,
+            rep_name=policy.rep_name(offer.rep_id),
+            sla_seconds=decision.sla_seconds if decision else None,
+            offered_at=offer.offered_at,
+        )
+        team = policy.teams.get(offer.team) if offer.team else None
+        return OfferCard(
+            offer_id=offer_id,
+            lead_id=lead.external_id,
+            status=offer.status,
+            rep=offer.rep_id,
+            rep_slack=policy.slack_of(offer.rep_id),
+            team_channel=team.channel if team else None,
+            content=content,
+            note=_reassignment_note(policy, earlier, lead, offer),
+            channel=offer.channel,
+            message_ts=offer.message_ts,
+            team_message_ts=offer.team_message_ts,
+            settled=settled,
+        )
+
+    async def record_posted(
+        self,
+        offer_id: int,
+        *,
+        channel: str | None = None,
+        ts: str | None = None,
+        team_channel: str | None = None,
+        team_ts: str | None = None,
+    ) -> None:
+        """Store where a card went, so it is updated in place and never posted twice."""
+        values: dict[str, Any] = {}
+        if ts is not None:
+            values |= {"channel": channel, "message_ts": ts}
+        if team_ts is not None:
+            values |= {"team_channel": team_channel, "team_message_ts": team_ts}
+        if values:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(OfferRow).where(col(OfferRow.id) == offer_id).values(**values)
+                )
+
+    async def queued_card(self, lead_id: int) -> CardContent | None:
+        """The card of a lead waiting in a queue; None once it is not queued any more."""
+        async with self.db.reading() as session:
+            lead = await session.get(LeadRow, lead_id)
+        if lead is None or lead.status != LeadStatus.QUEUED.value:
+            return None
+        return card_content_of(
+            lead.facts,
+            lead_id=lead.external_id,
+            reason=lead.reason,
+            rep_name="nobody",
+            sla_seconds=None,
+            offered_at=lead.created_at,
+        )
+
+    # --- /routing why --------------------------------------------------------------------------
+
+    async def find_lead_id(self, reference: str) -> str | None:
+        """A lead's external id from its external id, e-mail or CRM id (the newest match)."""
+        ref = reference.strip()
+        async with self.db.reading() as session:
+            result = await session.execute(
+                select(col(LeadRow.external_id))
+                .where(
+                    or_(
+                        col(LeadRow.external_id) == ref,
+                        col(LeadRow.email) == ref.lower(),
+                        col(LeadRow.crm_id) == ref,
+                    )
+                )
+                .order_by((col(LeadRow.external_id) == ref).desc(), col(LeadRow.id).desc())
+                .limit(1)
+            )
+            return result.scalar_one_or_none()
+
+    async def story(self, reference: str, viewer: Viewer) -> LeadStory | None:
+        """The full explanation and what happened since; None for an unknown lead.
+
+        Reps see leads that were offered to them; managers see every lead."""
+        external_id = await self.find_lead_id(reference)
+        if external_id is None:
+            return None
+        policy = self.policy()
+        async with self.db.reading() as session:
+            lead = (
+                await session.execute(
+                    select(LeadRow).where(col(LeadRow.external_id) == external_id)
+                )
+            ).scalar_one()
+            offers = (
+                (
+                    await session.execute(
+                        select(OfferRow)
+                        .where(col(OfferRow.lead_id) == lead.id)
+                        .order_by(col(OfferRow.id))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if viewer.manager is None and viewer.rep not in {o.rep_id for o in offers}:
+                raise NotVisible(
+                    f"lead {external_id} was never offered to you; ask your manager about it"
+                )
+            first = (
+                await session.execute(
+                    select(DecisionRow)
+                    .where(col(DecisionRow.lead_id) == lead.id)
+                    .order_by(col(DecisionRow.id))
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            audits = (
+                (
+                    await session.execute(
+                        select(AuditEventRow)
+                        .where(col(AuditEventRow.lead_id) == lead.id)
+                        .order_by(col(AuditEventRow.id))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
+        return LeadStory(external_id, explanation, tuple(_story_event(policy, a) for a in audits))
+
+    # --- queue and App Home ----------------------------------------------------------------------
+
+    async def open_offers(self, rep_id: str) -> Sequence[tuple[OfferRow, LeadRow]]:
+        async with self.db.reading() as session:
+            result = await session.execute(
+                select(OfferRow, LeadRow)
+                .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
+                .where(
+                    col(OfferRow.rep_id) == rep_id,
+                    col(OfferRow.status) == OfferStatus.OFFERED.value,
+                )
+                .order_by(col(OfferRow.id))
+            )
+            return [(offer, lead) for offer, lead in result.all()]
+
+    async def queued_leads(self, limit: int = 10) -> tuple[int, Sequence[LeadRow]]:
+        """How many leads wait in the unmatched queue, and the oldest `limit` of them."""
+        async with self.db.reading() as session:
+            size = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(LeadRow)
+                    .where(col(LeadRow.status) == LeadStatus.QUEUED.value)
+                )
+            ).scalar_one()
+            oldest = (
+                (
+                    await session.execute(
+                        select(LeadRow)
+                        .where(col(LeadRow.status) == LeadStatus.QUEUED.value)
+                        .order_by(col(LeadRow.created_at), col(LeadRow.id))
+                        .limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            return size, oldest
+
+    async def rep_states(self) -> dict[str, RepStateRow]:
+        async with self.db.reading() as session:
+            rows = (await session.execute(select(RepStateRow))).scalars().all()
+            return {row.rep_id: row for row in rows}
+
+
+async def _decision_for(session: AsyncSession, offer: OfferRow) -> DecisionRow | None:
+    """The decision that made this offer: the lead's latest up to the moment it was offered."""
+    result = await session.execute(
+        select(DecisionRow)
+        .where(col(DecisionRow.lead_id) == offer.lead_id, col(DecisionRow.at) <= offer.offered_at)
+        .order_by(col(DecisionRow.id).desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def _earlier_offers(session: AsyncSession, offer: OfferRow) -> Sequence[OfferRow]:
+    result = await session.execute(
+        select(OfferRow)
+        .where(col(OfferRow.lead_id) == offer.lead_id, col(OfferRow.id) < (offer.id or 0))
+        .order_by(col(OfferRow.id))
+    )
+    return result.scalars().all()
+
+
+_MOVED_WHY = {
+    OfferStatus.REJECTED.value: "rejected by",
+    OfferStatus.REASSIGNED.value: "taken from",
+    OfferStatus.EXPIRED.value: "not claimed in time by",
+}
+
+
+def _reassignment_note(
+    policy: Policy, earlier: Sequence[OfferRow], lead: LeadRow, offer: OfferRow
+) -> str | None:
+    if not earlier:
+        return None
+    last = earlier[-1]
+    how = _MOVED_WHY.get(last.status, "moved from")
+    waited = format_duration(int((offer.offered_at - lead.created_at).total_seconds()))
+    return f"Reassigned to you: {how} {policy.rep_name(last.rep_id)} · waiting {waited}"
+
+
+async def _settled_sentence(session: AsyncSession, offer: OfferRow, lead: LeadRow) -> str:
+    """What became of a closed offer, for its card. Names people by `{rep:ID}` placeholders
+    that the Slack side turns into mentions (the reader knows no Slack formatting)."""
+    audit = (
+        await session.execute(
+            select(AuditEventRow)
+            .where(
+                col(AuditEventRow.lead_id) == lead.id,
+                col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
+                col(AuditEventRow.kind).in_(
+                    ["claimed", "rejected", "reassigned", "rep_out_of_office", "sla_expired"]
+                ),
+            )
+            .order_by(col(AuditEventRow.id))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if offer.status == OfferStatus.CLAIMED.value:
+        return f"Claimed by {{rep:{offer.rep_id}}}"
+    now_with = f"{{rep:{lead.rep_id}}}" if lead.rep_id else f"the {lead.queue or 'unmatched'} queue"
+    reason = audit.reason if audit is not None and audit.reason else None
+    if offer.status == OfferStatus.REJECTED.value:
+        because = f": {reason}" if reason else ""
+        return f"Rejected by {{rep:{offer.rep_id}}}{because} · now with {now_with}"
+    because = f": {reason}" if reason else ""
+    return f"Reassigned to {now_with}{because}"
+
+
+def _decision_of(lead: LeadRow, row: DecisionRow) -> Decision:
+    """A stored decision back as the engine's `Decision`, so `explain` reads it as it was made."""
+    trace = tuple(
+        Step(
+            Stage(step["stage"]),
+            step["subject"],
+            step["ok"],
+            step.get("detail", ""),
+            step.get("field"),
+            step.get("value"),
+            step.get("note"),
+        )
+        for step in row.trace
+    )
+    return Decision(
+        lead_id=lead.external_id,
+        outcome=Outcome(row.outcome),
+        reason=row.reason,
+        rep=row.rep_id,
+        team=row.team,
+        rule=row.rule,
+        queue=lead.queue if row.outcome == Outcome.QUEUED.value else None,
+        sla_seconds=row.sla_seconds,
+        trace=trace,
+        facts=lead.facts,
+    )
+
+
+_EVENT_WORDS = {
+    "routed": "routed",
+    "rerouted": "routed again",
+    "claimed": "claimed",
+    "rejected": "rejected",
+    "reassigned": "reassigned",
+    "rep_out_of_office": "moved: the rep went out of office",
+    "sla_expired": "moved: not claimed in time",
+}
+
+
+def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
+    data = audit.data or {}
+    words = _EVENT_WORDS.get(audit.kind, audit.kind.replace("_", " "))
+    parts = [words[0].upper() + words[1:]]
+    rep = data.get("rep")
+    if audit.kind in ("routed", "rerouted"):
+        outcome = data.get("outcome")
+        if outcome == Outcome.ASSIGNED.value:
+            parts.append(f"to {policy.rep_name(rep)}")
+        elif outcome:
+            parts.append(f"→ {outcome}")
+    elif rep:
+        parts.append(f"({policy.rep_name(rep)})")
+    if audit.actor and audit.actor != rep:
+        parts.append(f"by {policy.rep_name(audit.actor)}")
+    if audit.reason:
+        parts.append(f"· {audit.reason}")
+    return StoryEvent(audit.at, " ".join(parts))

@@ -1,0 +1,481 @@
+"""Block Kit for leadrouter: the lead card, the reject modal and the App Home.
+
+Every builder goes through `slack_sdk.models` and ends in `to_dict()`, so Slack's own validators
+check the limits before anything is sent, and returns plain data ready for the Web API. Whatever a
+lead or the policy supplies (names, companies, reasons, field values) passes through `escape`, so a
+company called "<!channel>" is shown as text and pings nobody.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.card import CardContent
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from routing.durations import format_duration
+
+# Slack's published limits. slack_sdk checks most of them when a block is serialised; the builders
+# stay under them by construction so a long lead never turns into a failed post.
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_FIELDS = 10
+MAX_HEADER = 150
+MAX_VALUE = 2000  # a button's value, and so the longest lead id a card can carry
+MAX_NOTE = 500
+ELLIPSIS = "…"
+
+REJECT_REASONS = (
+    "Not my territory",
+    "Existing customer / already working it",
+    "Not a fit / junk",
+    "Conflict of interest",
+    "Other",
+)
+
+_DATE_STYLE_FORBIDDEN = re.compile(r"[\^|<>]")
+_URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    text: str  # the notification fallback
+    blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    lead_id: str  # the lead's external id: every button's value
+    content: CardContent
+    crm_url: str | None = None
+    note: str | None = None  # already-safe mrkdwn shown above the reason
+
+
+@dataclass(frozen=True, slots=True)
+class HomeOffer:
+    lead_id: str
+    title: str
+    reason: str
+    offered_at: datetime
+    sla_due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RepLoad:
+    name: str
+    open: int
+    capacity: int | None
+    away: bool
+    away_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLoad:
+    team: str
+    reps: tuple[RepLoad, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HomeData:
+    name: str  # the viewer's name
+    is_rep: bool
+    offers: tuple[HomeOffer, ...]  # the viewer's open offers, oldest first
+    away: bool
+    away_until: datetime | None
+    away_reason: str | None
+    is_manager: bool
+    teams: tuple[TeamLoad, ...]  # managers only
+    queue_size: int  # managers only
+    queue_oldest_at: datetime | None  # managers only
+    now: datetime
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Make a string safe to show in mrkdwn: it can no longer mention, link or format anything."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def slack_date(when: datetime, style: str = "{date_short_pretty} at {time}") -> str:
+    """A date Slack shows in each reader's own time zone, with a UTC fallback for old clients."""
+    if when.tzinfo is None:
+        raise ValueError(f"{when!r} has no time zone; Slack dates need an aware datetime")
+    if _DATE_STYLE_FORBIDDEN.search(style):
+        raise ValueError(f"date style {style!r} may not contain ^, |, < or >")
+    fallback = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(when.timestamp())}^{style}|{fallback}>"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, ending in "…" when cut.
+
+    The cut never leaves half an entity ("&am") or half a Slack token ("<!date^17") behind: after
+    `escape` every "&" starts an entity and every "<" starts a token we wrote ourselves.
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS)]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    lt = cut.rfind("<")
+    if lt != -1 and ">" not in cut[lt:]:
+        cut = cut[:lt]
+    return cut + ELLIPSIS
+
+
+def _how_many_fit(sizes: Sequence[int], budget: int, reserve: int) -> int:
+    """How many leading items fit in `budget`, keeping `reserve` free for an "… and N more" line
+    whenever some are left out. Callers pass a budget of at least `reserve`."""
+    if sum(sizes) <= budget:
+        return len(sizes)
+    used = 0
+    for count, size in enumerate(sizes):
+        if used + size + reserve > budget:
+            return count
+        used += size
+    return len(sizes)
+
+
+def _and_more(count: int) -> str:
+    return f"{ELLIPSIS} and {count} more"
+
+
+def _mrkdwn(text: str, limit: int = MAX_TEXT) -> MarkdownTextObject:
+    return MarkdownTextObject(text=clip(text, limit))
+
+
+def _plain(text: str, limit: int) -> PlainTextObject:
+    return PlainTextObject(text=clip(text, limit), emoji=True)
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=_mrkdwn(text))
+
+
+def _button_value(lead_id: str) -> str:
+    if not lead_id or len(lead_id) > MAX_VALUE:
+        raise ValueError(
+            f"lead id must be 1 to {MAX_VALUE} characters to fit a button's value; "
+            f"got {len(lead_id)}"
+        )
+    return lead_id
+
+
+def _crm_link(url: str) -> str:
+    parts = urlsplit(url)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.netloc
+        or _URL_FORBIDDEN.search(url)
+    ):
+        raise ValueError(f"CRM link {url[:100]!r} is not an http(s) URL")
+    # "|" and ">" would end the link early; "&" is escaped as Slack itself writes links.
+    safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    link = f"<{safe}|Open in CRM>"
+    if len(link) > MAX_TEXT:
+        raise ValueError(f"CRM link is {len(url)} characters, too long for a Slack message")
+    return link
+
+
+def _messages(blocks: Sequence[Block]) -> list[dict[str, Any]]:
+    if len(blocks) > MAX_MESSAGE_BLOCKS:  # the card has a fixed shape; this guards future edits
+        raise ValueError(f"a message may hold {MAX_MESSAGE_BLOCKS} blocks; built {len(blocks)}")
+    return [b.to_dict() for b in blocks]
+
+
+# --- the lead card -------------------------------------------------------------------------------
+
+
+def _title(content: CardContent) -> str:
+    return escape(content.title) or "New lead"
+
+
+def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
+    if not fields:
+        return None
+    shown = fields if len(fields) <= MAX_FIELDS else fields[: MAX_FIELDS - 1]
+    texts = [
+        _mrkdwn(f"*{clip(escape(label), 100)}*\n{escape(value)}", MAX_FIELD_TEXT)
+        for label, value in shown
+    ]
+    if len(shown) < len(fields):
+        texts.append(_mrkdwn(f"_{_and_more(len(fields) - len(shown))}_", MAX_FIELD_TEXT))
+    return SectionBlock(fields=texts)
+
+
+def _deadline(content: CardContent) -> str | None:
+    if content.sla_due_at is None:
+        return None
+    text = f"Claim by {slack_date(content.sla_due_at)}"
+    if content.sla_seconds:
+        text += f" (within {format_duration(content.sla_seconds)})"
+    return text
+
+
+def _card_blocks(view: CardView, *, status: str | None) -> list[Block]:
+    content = view.content
+    blocks: list[Block] = [HeaderBlock(text=_plain(_title(content), MAX_HEADER))]
+    if status is not None:
+        blocks.append(_section(status))
+    fields = _fields(content.fields)
+    if fields is not None:
+        blocks.append(fields)
+    if view.note:
+        blocks.append(_section(view.note))
+    blocks.append(_section(f"*Why you:* {escape(content.reason)}"))
+    # A settled card drops the deadline: once claimed or moved, "Claim by" would only mislead.
+    deadline = _deadline(content) if status is None else None
+    if deadline:
+        blocks.append(_section(deadline))
+    if view.crm_url:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_crm_link(view.crm_url))]))
+    return blocks
+
+
+def offer_card(view: CardView) -> Message:
+    """The card a rep gets when a lead is offered to them: the facts, why them, three buttons."""
+    value = _button_value(view.lead_id)
+    blocks = _card_blocks(view, status=None)
+    blocks.append(
+        ActionsBlock(
+            block_id=BlockId.CARD_ACTIONS,
+            elements=[
+                ButtonElement(
+                    text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
+                ),
+                ButtonElement(text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value),
+                ButtonElement(text=_plain("I'm out", 75), action_id=ActionId.MARK_OOO, value=value),
+            ],
+        )
+    )
+    text = clip(f"New lead for you: {_title(view.content)}", MAX_TEXT)
+    return Message(text=text, blocks=_messages(blocks))
+
+
+def settled_card(view: CardView, status: str) -> Message:
+    """The card once nobody needs to act on it; `status` is mrkdwn the caller made safe."""
+    blocks = _card_blocks(view, status=status)
+    text = clip(f"{_title(view.content)}: {status}", MAX_TEXT)
+    return Message(text=text, blocks=_messages(blocks))
+
+
+# --- the reject modal ----------------------------------------------------------------------------
+
+
+def reject_modal(lead_id: str, title: str) -> dict[str, Any]:
+    # Both inputs are optional for Slack: the handler asks for a reason itself (`reject_reason`), so
+    # a rep may give a choice, a note, or both.
+    view = View(
+        type="modal",
+        callback_id=CallbackId.REJECT_MODAL,
+        private_metadata=_button_value(lead_id),
+        title=_plain("Reject lead", 24),
+        submit=_plain("Reject", 24),
+        close=_plain("Cancel", 24),
+        blocks=[
+            _section(f"*{escape(title) or 'New lead'}*"),
+            InputBlock(
+                block_id=BlockId.REJECT_REASON,
+                label=_plain("Why are you passing on this lead?", 2000),
+                optional=True,
+                element=RadioButtonsElement(
+                    action_id=ActionId.REJECT_REASON,
+                    options=[Option(value=r, text=_plain(r, 75)) for r in REJECT_REASONS],
+                ),
+            ),
+            InputBlock(
+                block_id=BlockId.REJECT_NOTE,
+                label=_plain("Anything the next rep or RevOps should know?", 2000),
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id=ActionId.REJECT_NOTE, multiline=True, max_length=MAX_NOTE
+                ),
+            ),
+        ],
+    )
+    return view.to_dict()
+
+
+def reject_reason(state_values: Mapping[str, Any]) -> str | None:
+    """The reason from a reject modal's `view.state.values`; None when the rep gave neither."""
+    choice_state = state_values.get(BlockId.REJECT_REASON, {}).get(ActionId.REJECT_REASON, {})
+    selected = choice_state.get("selected_option") or {}
+    choice = (selected.get("value") or "").strip()
+    note_state = state_values.get(BlockId.REJECT_NOTE, {}).get(ActionId.REJECT_NOTE, {})
+    note = (note_state.get("value") or "").strip()
+    if choice and note:
+        return f"{choice}: {note}"
+    return choice or note or None
+
+
+# --- the App Home --------------------------------------------------------------------------------
+
+
+def _offer_blocks(index: int, offer: HomeOffer) -> list[Block]:
+    value = _button_value(offer.lead_id)
+    lines = [
+        f"*{clip(escape(offer.title), 300) or 'New lead'}*",
+        clip(escape(offer.reason), 2000),
+    ]
+    when = f"Offered {slack_date(offer.offered_at)}"
+    if offer.sla_due_at is not None:
+        when += f" · Claim by {slack_date(offer.sla_due_at)}"
+    lines.append(when)
+    return [
+        _section("\n".join(lines)),
+        ActionsBlock(
+            block_id=f"home_offer_{index}",
+            elements=[
+                ButtonElement(
+                    text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
+                ),
+                ButtonElement(text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value),
+            ],
+        ),
+    ]
+
+
+def _capped_groups(groups: Sequence[list[Block]], budget: int) -> list[Block]:
+    """The first groups that fit in `budget` blocks, then "… and N more"; never over budget."""
+    if budget < 1:
+        return []
+    count = _how_many_fit([len(g) for g in groups], budget, reserve=1)
+    blocks = [block for group in groups[:count] for block in group]
+    if count < len(groups):
+        blocks.append(ContextBlock(elements=[_mrkdwn(_and_more(len(groups) - count))]))
+    return blocks
+
+
+def _availability(home: HomeData) -> SectionBlock:
+    if not home.away:
+        return SectionBlock(
+            text=_mrkdwn("You're available for new leads."),
+            accessory=ButtonElement(text=_plain("I'm out", 75), action_id=ActionId.HOME_AWAY),
+        )
+    until = slack_date(home.away_until) if home.away_until else "further notice"
+    text = f"You're out of office until {until}."
+    if home.away_reason:
+        text += f"\n{clip(escape(home.away_reason), 1000)}"
+    return SectionBlock(
+        text=_mrkdwn(text),
+        accessory=ButtonElement(text=_plain("I'm back", 75), action_id=ActionId.HOME_BACK),
+    )
+
+
+def _rep_line(rep: RepLoad) -> str:
+    load = f"{rep.open}/{rep.capacity}" if rep.capacity is not None else f"{rep.open} (no cap)"
+    line = f"• {clip(escape(rep.name), 150)}: {load}"
+    if rep.away:
+        line += f" · out until {slack_date(rep.away_until) if rep.away_until else 'further notice'}"
+    return line
+
+
+def _team_section(team: TeamLoad) -> SectionBlock:
+    head = f"*{clip(escape(team.team), 150) or 'Unnamed team'}*"
+    lines = [_rep_line(rep) for rep in team.reps] or ["_no reps_"]
+    more = "\n" + _and_more(len(lines))
+    count = _how_many_fit(
+        [len(line) + 1 for line in lines], MAX_TEXT - len(head), reserve=len(more)
+    )
+    text = "\n".join([head, *lines[:count]])
+    if count < len(lines):
+        text += "\n" + _and_more(len(lines) - count)
+    return _section(text)
+
+
+def _queue_line(home: HomeData) -> str:
+    if home.queue_size <= 0:
+        return "*Unmatched queue:* empty"
+    noun = "lead" if home.queue_size == 1 else "leads"
+    text = f"*Unmatched queue:* {home.queue_size} {noun}"
+    if home.queue_oldest_at is not None:
+        waited = max(0.0, (home.now - home.queue_oldest_at).total_seconds())
+        text += f", oldest waiting {format_duration(waited)}"
+    return text
+
+
+def _split_budget(budget: int, offers_need: int, teams_need: int) -> tuple[int, int]:
+    """Share `budget` blocks between a rep's offers and a manager's teams; each gets at least half
+    when both want more than fits."""
+    if offers_need + teams_need <= budget:
+        return offers_need, budget - offers_need
+    offers = min(offers_need, max(budget // 2, budget - teams_need))
+    return offers, budget - offers
+
+
+def home_view(home: HomeData) -> dict[str, Any]:
+    """The App Home: a rep's open leads and availability, a manager's team load and queue."""
+    if not home.is_rep and not home.is_manager:
+        text = (
+            f"Hi {clip(escape(home.name), 150)}. You're not in the routing policy, so no leads are "
+            "routed to you here. Ask a RevOps admin to add your Slack id to the policy."
+        )
+        return View(type="home", blocks=[_section(text)]).to_dict()
+
+    rep_head: list[Block] = []
+    rep_tail: list[Block] = []
+    offer_groups: list[list[Block]] = []
+    if home.is_rep:
+        rep_head = [HeaderBlock(text=_plain("Your leads", MAX_HEADER))]
+        offer_groups = [_offer_blocks(i, offer) for i, offer in enumerate(home.offers)]
+        if not offer_groups:
+            offer_groups = [[_section("No open leads.")]]
+        rep_tail = [DividerBlock(), _availability(home)]
+
+    manager_head: list[Block] = []
+    manager_tail: list[Block] = []
+    team_groups: list[list[Block]] = []
+    if home.is_manager:
+        manager_head = [HeaderBlock(text=_plain("Your teams", MAX_HEADER))]
+        if home.is_rep:
+            manager_head.insert(0, DividerBlock())
+        team_groups = [[_team_section(team)] for team in home.teams]
+        if not team_groups:
+            team_groups = [[_section("No teams in the policy.")]]
+        manager_tail = [_section(_queue_line(home))]
+
+    fixed = len(rep_head) + len(rep_tail) + len(manager_head) + len(manager_tail)
+    offers_budget, teams_budget = _split_budget(
+        MAX_VIEW_BLOCKS - fixed,
+        sum(len(g) for g in offer_groups),
+        sum(len(g) for g in team_groups),
+    )
+    blocks = [
+        *rep_head,
+        *_capped_groups(offer_groups, offers_budget),
+        *rep_tail,
+        *manager_head,
+        *_capped_groups(team_groups, teams_budget),
+        *manager_tail,
+    ]
+    return View(type="home", blocks=blocks).to_dict()

@@ -1,0 +1,236 @@
+"""Carry the outbox's Slack items out: post cards, update them when settled, post queued leads.
+
+Each item is leased by compare-and-set before it is tried (so two workers or two replicas never
+both try it), and finished or rescheduled afterwards. A card is posted at most once per offer:
+the message ts is stored on the offer, and an item whose offer already has one is done. Posts are
+paced per channel under Slack's one message per second per channel, with channels served side
+by side; 429s (after the client's own Retry-After retries), 5xx and timeouts are tried again
+with backoff; anything else is recorded as given up, with Slack's error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.reading import OfferCard, Reader
+from bot.service import OutboxKind
+from bot.slack.blocks import CardView, Message, escape, mention, offer_card, settled_card
+from routing.policy import Policy
+from storage import repository as repo
+from storage.db import Database
+from storage.models import OutboxRow
+
+log = logging.getLogger(__name__)
+
+SLACK_KINDS = (OutboxKind.OFFER_CARD, OutboxKind.SETTLE_CARD, OutboxKind.QUEUE_POST)
+LEASE = timedelta(seconds=60)
+POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
+MAX_BACKOFF_S = 300.0
+BATCH = 200
+CONCURRENCY = 32
+# Slack errors worth trying again; any other error code will not go away by itself.
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
+)
+
+
+class _Retry(Exception):
+    """Try this item again later (the message says why)."""
+
+
+class _GiveUp(Exception):
+    """This item cannot succeed as it stands (the message says why): record it, do not retry."""
+
+
+@dataclass
+class CardDelivery:
+    db: Database
+    reader: Reader
+    client: AsyncWebClient
+    policy: Callable[[], Policy]
+    clock: Callable[[], datetime]
+    poll_every_s: float = 1.0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _next_post: dict[str, float] = field(default_factory=dict)  # channel -> monotonic slot
+    _channel_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    delivered: int = 0
+
+    def wake(self) -> None:
+        """New items were committed: look at once rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        while True:
+            try:
+                done = await self.deliver_due()
+            except Exception:
+                log.exception("outbox: a delivery round failed; trying again shortly")
+                done = 0
+            if done:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_every_s)
+
+    async def deliver_due(self) -> int:
+        """One round: every item due now, channels side by side. Returns how many were tried."""
+        now = self.clock()
+        async with self.db.reading() as session:
+            items = await repo.due_outbox(session=session, kinds=SLACK_KINDS, now=now, limit=BATCH)
+        if not items:
+            return 0
+        slots = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(item: OutboxRow) -> None:
+            async with slots:
+                await self._deliver(item)
+
+        await asyncio.gather(*(one(item) for item in items))
+        return len(items)
+
+    async def _deliver(self, item: OutboxRow) -> None:
+        assert item.id is not None
+        now = self.clock()
+        async with self.db.transaction() as session:
+            mine = await repo.lease_outbox(
+                session=session,
+                item_id=item.id,
+                seen_next_attempt=item.next_attempt_at,
+                until=now + LEASE,
+            )
+        if not mine:
+            return
+        error: str | None = None
+        retry_at: datetime | None = None
+        try:
+            await self._carry_out(item)
+        except _Retry as exc:
+            error, retry_at = str(exc), self.clock() + timedelta(seconds=_backoff(item.attempts))
+        except _GiveUp as exc:
+            error = str(exc)
+            log.warning("outbox: item %s (%s) given up: %s", item.id, item.kind, error)
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", "")) if exc.response is not None else ""
+            status = exc.response.status_code if exc.response is not None else 0
+            error = f"Slack answered {status} {code}".strip()
+            if status == 429 or status >= 500 or code in _TRANSIENT_ERRORS:
+                retry_at = self.clock() + timedelta(seconds=_backoff(item.attempts))
+            else:
+                log.warning("outbox: item %s (%s) given up: %s", item.id, item.kind, error)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"Slack could not be reached ({type(exc).__name__})"
+            retry_at = self.clock() + timedelta(seconds=_backoff(item.attempts))
+        async with self.db.transaction() as session:
+            await repo.finish_outbox(
+                session=session, item_id=item.id, now=self.clock(), error=error, retry_at=retry_at
+            )
+        if error is None:
+            self.delivered += 1
+
+    async def _carry_out(self, item: OutboxRow) -> None:
+        payload = item.payload
+        if item.kind == OutboxKind.OFFER_CARD:
+            await self._post_card(int(payload["offer_id"]))
+        elif item.kind == OutboxKind.SETTLE_CARD:
+            await self._settle_card(int(payload["offer_id"]))
+        elif item.kind == OutboxKind.QUEUE_POST:
+            await self._post_queued(payload)
+
+    async def _post_card(self, offer_id: int) -> None:
+        card = await self.reader.offer_card(offer_id)
+        if card is None or card.status != "offered":
+            return  # claimed or moved before its card went out: nobody needs it now
+        if card.rep_slack is None:
+            raise _GiveUp(f"rep {card.rep} has no slack id in the policy")
+        message = offer_card(_view(card))
+        if card.message_ts is None:
+            channel, ts = await self._post(card.rep_slack, message)
+            await self.reader.record_posted(offer_id, channel=channel, ts=ts)
+        if card.team_channel and card.team_message_ts is None:
+            channel, ts = await self._post(card.team_channel, message)
+            await self.reader.record_posted(offer_id, team_channel=channel, team_ts=ts)
+
+    async def _settle_card(self, offer_id: int) -> None:
+        card = await self.reader.offer_card(offer_id)
+        if card is None or card.settled is None:
+            return
+        if card.message_ts is None:
+            async with self.db.reading() as session:
+                waiting = await repo.outbox_pending(
+                    session=session, dedupe_key=f"offer-card:{offer_id}"
+                )
+            if waiting:
+                raise _Retry("the card itself is not posted yet")
+            return  # it never went out: nothing to update
+        message = settled_card(_view(card), self._sentence(card.settled))
+        await self.client.chat_update(
+            channel=card.channel or "", ts=card.message_ts, text=message.text, blocks=message.blocks
+        )
+        if card.team_channel and card.team_message_ts:
+            await self.client.chat_update(
+                channel=card.team_channel,
+                ts=card.team_message_ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+
+    async def _post_queued(self, payload: dict[str, Any]) -> None:
+        channel = payload.get("channel")
+        if not channel:
+            return
+        content = await self.reader.queued_card(int(payload["lead_id"]))
+        if content is None:
+            return  # assigned meanwhile
+        view = CardView(lead_id=content.title, content=content)
+        queue = escape(str(payload.get("queue") or "unmatched"))
+        await self._post(str(channel), settled_card(view, f"Waiting in the *{queue}* queue"))
+
+    async def _post(self, channel: str, message: Message) -> tuple[str, str]:
+        """chat.postMessage, paced per channel. Returns (channel, ts) as Slack answered."""
+        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            wait = self._next_post.get(channel, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_post[channel] = time.monotonic() + POST_INTERVAL_S
+            response = await self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False
+            )
+        return str(response["channel"]), str(response["ts"])
+
+    def _sentence(self, settled: str) -> str:
+        """The reader's `{rep:ID}` placeholders as Slack mentions (or escaped names)."""
+        policy = self.policy()
+        out: list[str] = []
+        for part in settled.split("{rep:"):
+            if not out:
+                out.append(escape(part))
+                continue
+            rep_id, _, rest = part.partition("}")
+            slack_id = policy.slack_of(rep_id)
+            out.append(mention(slack_id) if slack_id else escape(policy.rep_name(rep_id)))
+            out.append(escape(rest))
+        return "".join(out)
+
+
+def _view(card: OfferCard) -> CardView:
+    return CardView(
+        lead_id=card.lead_id, content=card.content, note=escape(card.note) if card.note else None
+    )
+
+
+def _backoff(attempts: int) -> float:
+    return min(MAX_BACKOFF_S, 2.0 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)

@@ -1,0 +1,371 @@
+"""The Slack app end to end: the real Bolt app behind the real aiohttp server, signed requests
+in, the real AsyncWebClient out to a fake Slack Web API on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from bot.bootstrap import App, bootstrap
+from bot.http import build_http_app
+from bot.metrics import Metrics
+from bot.settings import Settings
+from routing.leads import parse_lead
+from routing.policy import parse_policy
+from storage.db import Database
+from storage.models import AuditEventRow, OfferRow, OutboxRow
+from tests.bot.conftest import Clock
+from tests.fakes.slack import (
+    FakeSlack,
+    action_body,
+    command_body,
+    event_body,
+    json_signed_headers,
+    slack_signed_headers,
+    view_submission_body,
+)
+
+SIGNING_SECRET = "slack-signing-secret-for-tests"
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: ben, name: Ben Baker, slack: UBEN}
+  - {id: cat, name: Cat Cole, slack: UCAT}
+  - {id: dot, name: Dot Drake}
+managers:
+  - {id: mia, name: Mia Moss, slack: UMIA}
+teams:
+  trio: {members: [ann, ben, cat], distribution: round_robin, manager: mia, channel: CTRIO}
+rules:
+  - name: Everyone
+    assign: {team: trio}
+"""
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def app(
+    tmp_path: Path, sqlite_db: Database, clock: Clock, slack: FakeSlack
+) -> AsyncIterator[App]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
+        slack_bot_token=SecretStr("xoxb-test-token"),
+        slack_signing_secret=SecretStr(SIGNING_SECRET),
+        slack_api_url=slack.api_url,
+    )
+    # The Web API client is the one built from the settings, retry handlers and all.
+    application = bootstrap(settings, db=sqlite_db, policy=parse_policy(POLICY), clock=clock)
+    yield application
+    await application.service.aclose()
+
+
+@pytest.fixture
+async def http(app: App) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def send(http: TestClient, body: str, *, json_body: bool = False, **sign: Any) -> int:
+    headers = (
+        json_signed_headers(body, SIGNING_SECRET, **sign)
+        if json_body
+        else slack_signed_headers(body, SIGNING_SECRET, **sign)
+    )
+    response = await http.post("/slack/events", data=body, headers=headers)
+    return response.status
+
+
+async def new_lead(app: App, lead_id: str = "L-1", **fields: Any) -> str:
+    lead = parse_lead({"id": lead_id, "company": "Acme Corp", "first_name": "Jo", **fields})
+    result = await app.service.intake(lead)
+    assert result.lead.rep is not None
+    return result.lead.rep
+
+
+async def offers(db: Database) -> list[OfferRow]:
+    async with db.reading() as session:
+        return list((await session.execute(select(OfferRow).order_by(OfferRow.id))).scalars())
+
+
+def texts(blocks: Any) -> str:
+    return json.dumps(blocks)
+
+
+async def test_a_new_lead_is_carded_in_the_reps_dm_and_the_teams_channel(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    posts = await slack.wait_for("chat.postMessage", count=2)
+    channels = {call.params["channel"] for call in posts}
+    assert channels == {f"U{rep.upper()}", "CTRIO"}
+    blocks = posts[0].params["blocks"]
+    assert "claim_lead" in texts(blocks) and '"value": "L-1"' in texts(blocks)
+    assert "<!date^" in texts(blocks)
+    await _until(lambda: _all_posted(sqlite_db))
+    (offer,) = await offers(sqlite_db)
+    assert offer.channel == f"D{rep.upper()}" and offer.message_ts
+    assert offer.team_channel == "CTRIO" and offer.team_message_ts
+
+
+async def test_a_claim_updates_the_card_in_place_and_a_second_click_is_told_who_holds_it(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    await _until(lambda: _all_posted(sqlite_db))
+    user = f"U{rep.upper()}"
+    assert await send(http, action_body("claim_lead", "L-1", user)) == 200
+    updates = await slack.wait_for("chat.update", count=2)
+    assert all(f"Claimed by <@{user}>" in texts(u.params["blocks"]) for u in updates)
+    assert all("claim_lead" not in texts(u.params["blocks"]) for u in updates)
+    (offer,) = await offers(sqlite_db)
+    assert offer.status == "claimed"
+
+    other = "UBEN" if user != "UBEN" else "UCAT"
+    assert await send(http, action_body("claim_lead", "L-1", other, trigger_id="t2")) == 200
+    (ephemeral,) = await slack.wait_for("chat.postEphemeral")
+    assert ephemeral.params["user"] == other
+    assert "is offered to" in ephemeral.params["text"] or "holds" in ephemeral.params["text"]
+
+
+async def test_a_forged_or_stale_signature_is_refused_401_and_nothing_happens(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    body = action_body("claim_lead", "L-1", f"U{rep.upper()}")
+    forged = slack_signed_headers(body, "not-the-secret-at-all")
+    assert (await http.post("/slack/events", data=body, headers=forged)).status == 401
+    assert await send(http, body, timestamp=int(time.time()) - 600) == 401
+    await asyncio.sleep(0.2)
+    (offer,) = await offers(sqlite_db)
+    assert offer.status == "offered"
+    assert slack.calls_to("chat.update") == []
+
+
+async def test_twenty_concurrent_claims_make_one_claim_and_one_update(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    await _until(lambda: _all_posted(sqlite_db))
+    user = f"U{rep.upper()}"
+    statuses = await asyncio.gather(
+        *(send(http, action_body("claim_lead", "L-1", user, trigger_id=f"t{n}")) for n in range(20))
+    )
+    assert statuses == [200] * 20
+    await slack.wait_for("chat.update", count=2)
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("chat.update")) == 2  # the DM and the team channel, once each
+    async with sqlite_db.reading() as session:
+        claims = (
+            (await session.execute(select(AuditEventRow).where(AuditEventRow.kind == "claimed")))
+            .scalars()
+            .all()
+        )
+    assert len(claims) == 1
+
+
+async def test_reject_asks_for_a_reason_then_routes_the_lead_to_someone_else(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    await _until(lambda: _all_posted(sqlite_db))
+    user = f"U{rep.upper()}"
+    assert await send(http, action_body("reject_lead", "L-1", user)) == 200
+    (modal,) = await slack.wait_for("views.open")
+    assert modal.params["view"]["private_metadata"] == "L-1"
+
+    empty = view_submission_body("reject_lead_modal", "L-1", {}, user)
+    response = await http.post(
+        "/slack/events", data=empty, headers=slack_signed_headers(empty, SIGNING_SECRET)
+    )
+    assert (await response.json())["response_action"] == "errors"
+
+    values = {
+        "reject_reason": {
+            "reject_reason_choice": {
+                "type": "radio_buttons",
+                "selected_option": {"value": "Not my territory"},
+            }
+        },
+        "reject_note": {"reject_reason_note": {"type": "plain_text_input", "value": "EMEA"}},
+    }
+    body = view_submission_body("reject_lead_modal", "L-1", values, user, view_id="V2")
+    assert await send(http, body) == 200
+    await slack.wait_for("chat.update", count=2)
+    await slack.wait_for("chat.postMessage", count=5)  # new card x2 and the note to the rep
+    first, second = await offers(sqlite_db)
+    assert first.status == "rejected" and second.rep_id != first.rep_id
+    update = slack.calls_to("chat.update")[0]
+    assert "Rejected by" in texts(update.params["blocks"])
+    async with sqlite_db.reading() as session:
+        audit = (
+            await session.execute(select(AuditEventRow).where(AuditEventRow.kind == "rejected"))
+        ).scalar_one()
+    assert audit.reason == "Not my territory: EMEA"
+
+
+async def test_im_out_moves_the_reps_open_leads_and_says_where(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app, "L-1")
+    for n in range(2, 5):
+        await new_lead(app, f"L-{n}")
+    await slack.wait_for("chat.postMessage", count=8)
+    user = f"U{rep.upper()}"
+    assert await send(http, action_body("mark_ooo", "L-1", user)) == 200
+    (ephemeral,) = await slack.wait_for("chat.postEphemeral")
+    assert "out of office" in ephemeral.params["text"]
+    assert "Moved 2 open leads" in ephemeral.params["text"]
+    mine = [o for o in await offers(sqlite_db) if o.rep_id == rep]
+    assert {o.status for o in mine} == {"reassigned"}
+
+
+async def test_routing_why_explains_the_decision_and_its_story_to_the_rep(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    rep = await new_lead(app)
+    body = command_body(
+        "why L-1", f"U{rep.upper()}", response_url=slack.response_url("why"), trigger_id="c1"
+    )
+    assert await send(http, body) == 200
+    (answer,) = await slack.wait_for("response")
+    assert "Everyone" in answer.params["text"] and "Routed to" in answer.params["text"]
+    assert answer.params["response_type"] == "ephemeral"
+
+
+async def test_routing_why_about_a_lead_never_offered_to_you_is_refused(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    rep = await new_lead(app)
+    someone_else = next(u for u in ("UANN", "UBEN", "UCAT") if u != f"U{rep.upper()}")
+    body = command_body("why L-1", someone_else, response_url=slack.response_url("w2"))
+    await send(http, body)
+    (answer,) = await slack.wait_for("response")
+    assert "never offered to you" in answer.params["text"]
+
+
+async def test_routing_pto_for_a_manager_marks_a_rep_and_help_for_nonsense(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    body = command_body("pto for 3d <@UBEN|ben>", "UMIA", response_url=slack.response_url("p"))
+    await send(http, body)
+    (answer,) = await slack.wait_for("response")
+    assert "Ben Baker is out of office until <!date^" in answer.params["text"]
+    body = command_body(
+        "pto for 3d <@UANN|ann>", "UBEN", response_url=slack.response_url("q"), trigger_id="c2"
+    )
+    await send(http, body)
+    answers = await slack.wait_for("response", count=2)
+    assert "Only managers" in answers[1].params["text"]
+    body = command_body("frobnicate", "UANN", response_url=slack.response_url("h"), trigger_id="c3")
+    await send(http, body)
+    answers = await slack.wait_for("response", count=3)
+    assert "/routing" in answers[2].params["text"] and "Traceback" not in answers[2].params["text"]
+
+
+async def test_a_slack_retry_of_an_event_is_acted_on_once(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    body = event_body({"type": "app_home_opened", "user": "UANN", "tab": "home"}, event_id="Ev9")
+    assert await send(http, body, json_body=True) == 200
+    assert await send(http, body, json_body=True) == 200
+    await slack.wait_for("views.publish")
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("views.publish")) == 1
+
+
+async def test_a_hostile_company_name_pings_and_links_nobody(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await new_lead(app, company="<!channel> <http://evil.example|click> & co")
+    post = (await slack.wait_for("chat.postMessage"))[0]
+    shown = texts(post.params["blocks"]) + post.params["text"]
+    assert "<!channel>" not in shown and "<http://evil" not in shown
+    assert "&lt;!channel&gt;" in shown
+
+
+async def test_a_card_slack_refuses_with_429_or_500_is_retried_and_posted_once(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    slack.fail("chat.postMessage", status=429, retry_after=1, times=1)
+    slack.fail("chat.postMessage", status=500, times=3)  # more than the client's own retries
+    await new_lead(app)
+    await _until(lambda: _refused(slack, 3), within=10)
+    await asyncio.sleep(0.2)
+    assert slack.calls_to("chat.postMessage") == []  # the outbox waits out its backoff ...
+    clock.advance(minutes=10)
+    assert app.delivery is not None
+    app.delivery.wake()  # ... and tries again once it is over
+    await slack.wait_for("chat.postMessage", count=2, timeout=10)
+    await _until(lambda: _all_posted(sqlite_db), within=10)
+    await asyncio.sleep(0.3)
+    assert len(slack.calls_to("chat.postMessage")) == 2
+    assert len(slack.refused) == 4
+
+
+async def test_a_card_slack_refuses_for_good_is_recorded_and_not_retried(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    slack.fail("chat.postMessage", status=200, error="channel_not_found", times=1)
+    await new_lead(app)
+    await _until(lambda: _outbox_failed(sqlite_db))
+    async with sqlite_db.reading() as session:
+        failed = (
+            await session.execute(select(OutboxRow).where(OutboxRow.failed_at.is_not(None)))  # type: ignore[union-attr]
+        ).scalar_one()
+    assert "channel_not_found" in (failed.last_error or "")
+    assert "xoxb" not in (failed.last_error or "")
+
+
+async def _all_posted(db: Database) -> bool:
+    async with db.reading() as session:
+        pending = (
+            await session.execute(
+                select(OutboxRow).where(
+                    OutboxRow.done_at.is_(None),  # type: ignore[union-attr]
+                    OutboxRow.kind == "slack.offer_card",
+                )
+            )
+        ).first()
+    return pending is None
+
+
+async def _outbox_failed(db: Database) -> bool:
+    async with db.reading() as session:
+        row = (
+            await session.execute(
+                select(OutboxRow).where(OutboxRow.failed_at.is_not(None))  # type: ignore[union-attr]
+            )
+        ).first()
+    return row is not None
+
+
+async def _until(check: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not come true in time")
+        await asyncio.sleep(0.02)
+
+
+async def _refused(slack: FakeSlack, count: int) -> bool:
+    return len(slack.refused) >= count

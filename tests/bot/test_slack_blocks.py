@@ -1,0 +1,468 @@
+"""The Block Kit builders: what a card, the reject modal and the App Home say, and that no lead can
+break out of its text or past Slack's limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+from bot.card import CardContent
+from bot.slack.blocks import (
+    REJECT_REASONS,
+    CardView,
+    HomeData,
+    HomeOffer,
+    RepLoad,
+    TeamLoad,
+    clip,
+    escape,
+    home_view,
+    mention,
+    offer_card,
+    reject_modal,
+    reject_reason,
+    settled_card,
+    slack_date,
+)
+from bot.slack.ids import ActionId, BlockId, CallbackId
+
+NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+DUE = NOW + timedelta(minutes=5)
+CRM = "https://acme.my.salesforce.com/lightning/r/Lead/00Q1/view?a=1&b=2"
+HOSTILE = "<!channel> & <http://evil.example|click>"
+# What may legitimately follow "<" in our mrkdwn: dates, mentions and our own CRM link.
+OWN_TOKEN = re.compile(
+    r"<(!date\^\d+\^[^|<>]*\|[^<>]*"
+    r"|@U[A-Z0-9]+"
+    r"|https://acme\.my\.salesforce\.com/[^<>|]*\|Open in CRM)>"
+)
+
+
+def content(**overrides: Any) -> CardContent:
+    values: dict[str, Any] = {
+        "title": "Ada Lovelace · Analytical Engines",
+        "fields": (
+            ("Title", "CTO"),
+            ("Company size", "5,000 employees · enterprise"),
+            ("Region", "EMEA · GB"),
+            ("Source", "webinar"),
+            ("Score", "87"),
+            ("Product", "Routing"),
+        ),
+        "reason": "Rule enterprise-emea: round robin in team EMEA",
+        "rep_name": "Alice",
+        "sla_due_at": DUE,
+        "sla_seconds": 300,
+    }
+    values.update(overrides)
+    return CardContent(**values)
+
+
+def texts(node: Any) -> Iterator[str]:
+    """Every string a reader could see: the `text` of each text object, however deeply nested."""
+    if isinstance(node, dict):
+        if node.get("type") in ("mrkdwn", "plain_text") and isinstance(node.get("text"), str):
+            yield node["text"]
+        for value in node.values():
+            yield from texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from texts(item)
+
+
+def blocks_of_type(blocks: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [b for b in blocks if b["type"] == kind]
+
+
+def assert_safe(text: str) -> None:
+    """No "<" except tokens we wrote, no "&" except the three entities."""
+    rest = OWN_TOKEN.sub("", text)
+    assert "<" not in rest, text
+    assert ">" not in rest, text
+    assert re.search(r"&(?!amp;|lt;|gt;)", rest) is None, text
+
+
+def assert_within_limits(blocks: list[dict[str, Any]], max_blocks: int) -> None:
+    assert len(blocks) <= max_blocks
+    for block in blocks:
+        Block.parse(block).to_dict()  # type: ignore[union-attr]  # slack_sdk's own validators
+        for text in texts(block):
+            assert 1 <= len(text) <= 3000
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= 2000
+        assert len(block.get("fields", [])) <= 10
+
+
+# --- text helpers --------------------------------------------------------------------------------
+
+
+def test_escape_turns_the_three_control_characters_into_entities_ampersand_first() -> None:
+    assert escape("a & <b> &lt;") == "a &amp; &lt;b&gt; &amp;lt;"
+
+
+def test_mention_is_a_user_token() -> None:
+    assert mention("U01ALICE") == "<@U01ALICE>"
+
+
+def test_slack_date_carries_the_unix_time_and_a_utc_fallback() -> None:
+    assert (
+        slack_date(DUE) == "<!date^1794936000^{date_short_pretty} at {time}|2026-11-17 17:20 UTC>"
+    )
+    assert slack_date(DUE, "{time}").startswith("<!date^1794936000^{time}|")
+
+
+def test_slack_date_refuses_a_naive_datetime() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        slack_date(datetime(2026, 11, 17, 17, 20))
+
+
+def test_clip_never_cuts_an_entity_or_a_token_in_half() -> None:
+    assert clip("abc", 3) == "abc"
+    assert clip("abcdef", 4) == "abc…"
+    assert clip("ab &amp; cd", 6) == "ab …"
+    assert clip("x " + slack_date(DUE), 20) == "x …"
+
+
+# --- the offer card ------------------------------------------------------------------------------
+
+
+def test_the_offer_card_shows_header_fields_reason_deadline_and_three_buttons() -> None:
+    message = offer_card(CardView(lead_id="L-42", content=content(), crm_url=CRM))
+    blocks = message.blocks
+
+    assert message.text == "New lead for you: Ada Lovelace · Analytical Engines"
+    assert blocks[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "Ada Lovelace · Analytical Engines", "emoji": True},
+    }
+    fields = [f["text"] for f in blocks[1]["fields"]]
+    assert fields[0] == "*Title*\nCTO"
+    assert "*Company size*\n5,000 employees · enterprise" in fields
+    assert len(fields) == 6
+    all_text = list(texts(blocks))
+    assert "*Why you:* Rule enterprise-emea: round robin in team EMEA" in all_text
+    assert f"Claim by {slack_date(DUE)} (within 5m)" in all_text
+    assert any("<!date^" in t for t in all_text)
+    assert (
+        "<https://acme.my.salesforce.com/lightning/r/Lead/00Q1/view?a=1&amp;b=2|Open in CRM>"
+        in (all_text)
+    )
+
+    (actions,) = blocks_of_type(blocks, "actions")
+    assert actions["block_id"] == BlockId.CARD_ACTIONS
+    buttons = actions["elements"]
+    assert [b["action_id"] for b in buttons] == [ActionId.CLAIM, ActionId.REJECT, ActionId.MARK_OOO]
+    assert [b["value"] for b in buttons] == ["L-42"] * 3
+    assert [b.get("style") for b in buttons] == ["primary", None, None]
+    assert [b["text"]["text"] for b in buttons] == ["Claim", "Reject", "I'm out"]
+
+
+def test_the_note_sits_above_the_reason() -> None:
+    note = f"Reassigned from {mention('U01BOB')}, who is out of office"
+    blocks = offer_card(CardView(lead_id="L-42", content=content(), note=note)).blocks
+    all_text = list(texts(blocks))
+    assert all_text.index(note) < next(i for i, t in enumerate(all_text) if t.startswith("*Why"))
+
+
+def test_a_card_without_deadline_fields_or_crm_link_leaves_those_lines_out() -> None:
+    bare = content(fields=(), sla_due_at=None, sla_seconds=None)
+    blocks = offer_card(CardView(lead_id="L-1", content=bare)).blocks
+    assert [b["type"] for b in blocks] == ["header", "section", "actions"]
+    assert not any("Claim by" in t or "CRM" in t for t in texts(blocks))
+
+
+def test_hostile_lead_data_is_escaped_in_every_text_of_the_card() -> None:
+    hostile = content(
+        title=f"{HOSTILE} · {HOSTILE}",
+        fields=(("Title", HOSTILE), ("Company size", "<!here>"), ("Source", "a&b")),
+        reason=f"because {HOSTILE}",
+    )
+    view = CardView(lead_id="L-42", content=hostile, crm_url=CRM)
+    for message in (offer_card(view), settled_card(view, f"Claimed by {mention('U01ALICE')}")):
+        assert_safe(message.text)
+        for text in texts(message.blocks):
+            assert_safe(text)
+        assert (
+            "&lt;!channel&gt; &amp; &lt;http://evil.example|click&gt;"
+            in message.blocks[0]["text"]["text"]
+        )
+        assert any("a&amp;b" in t for t in texts(message.blocks))
+
+
+def test_a_crm_link_that_is_not_http_is_refused() -> None:
+    for url in (
+        "javascript:alert(1)",
+        "ftp://crm.example/x",
+        "https://",
+        "https://crm.example/a b",
+    ):
+        with pytest.raises(ValueError, match="not an http"):
+            offer_card(CardView(lead_id="L-1", content=content(), crm_url=url))
+
+
+def test_a_crm_link_cannot_close_its_own_token_early() -> None:
+    url = "https://acme.my.salesforce.com/x?q=a|b>c<d"
+    blocks = offer_card(CardView(lead_id="L-1", content=content(), crm_url=url)).blocks
+    assert "<https://acme.my.salesforce.com/x?q=a%7Cb%3Ec%3Cd|Open in CRM>" in list(texts(blocks))
+
+
+def test_a_lead_id_too_long_for_a_button_value_is_refused() -> None:
+    with pytest.raises(ValueError, match="lead id"):
+        offer_card(CardView(lead_id="x" * 2001, content=content()))
+    assert offer_card(CardView(lead_id="x" * 2000, content=content())).blocks
+
+
+def test_a_long_reason_long_title_and_twenty_fields_stay_within_slack_limits() -> None:
+    huge = content(
+        title="T&" * 200,
+        fields=tuple((f"Field {i}", "<v>" * 1000) for i in range(20)),
+        reason="because & " * 1000,
+    )
+    view = CardView(lead_id="L-1", content=huge, crm_url=CRM, note="n" * 5000)
+    for message in (offer_card(view), settled_card(view, "s" * 4000)):
+        assert_within_limits(message.blocks, max_blocks=50)
+        for text in texts(message.blocks):
+            assert_safe(text)
+        (fields,) = [b["fields"] for b in message.blocks if "fields" in b]
+        assert len(fields) == 10
+        assert fields[-1]["text"] == "_… and 11 more_"
+        header = message.blocks[0]["text"]["text"]
+        assert header.startswith("T&amp;T&amp;")
+        assert header.endswith("T…")  # cut before an entity, never through one
+
+
+# --- the settled card ----------------------------------------------------------------------------
+
+
+def test_a_settled_card_has_no_buttons_and_shows_the_status_under_the_header() -> None:
+    status = f"Claimed by {mention('U01ALICE')} {slack_date(NOW)}"
+    message = settled_card(CardView(lead_id="L-42", content=content(), crm_url=CRM), status)
+    blocks = message.blocks
+    assert blocks_of_type(blocks, "actions") == []
+    assert blocks[1]["text"]["text"] == status
+    assert not any("Claim by" in t for t in texts(blocks))
+    assert any("Why you" in t for t in texts(blocks))
+    assert message.text == f"Ada Lovelace · Analytical Engines: {status}"
+
+
+# --- the reject modal ----------------------------------------------------------------------------
+
+
+def test_the_reject_modal_carries_the_lead_and_the_named_ids() -> None:
+    modal = reject_modal("L-42", "Ada & <!channel>")
+    View(**modal).to_dict()
+    assert modal["type"] == "modal"
+    assert modal["callback_id"] == CallbackId.REJECT_MODAL
+    assert modal["private_metadata"] == "L-42"
+    assert modal["title"]["text"] == "Reject lead"
+    assert modal["submit"]["text"] == "Reject"
+    assert modal["close"]["text"] == "Cancel"
+    section, reason, note = modal["blocks"]
+    assert section["text"]["text"] == "*Ada &amp; &lt;!channel&gt;*"
+    assert reason["block_id"] == BlockId.REJECT_REASON
+    assert reason["element"]["type"] == "radio_buttons"
+    assert reason["element"]["action_id"] == ActionId.REJECT_REASON
+    assert [o["value"] for o in reason["element"]["options"]] == list(REJECT_REASONS)
+    assert "Not my territory" in REJECT_REASONS
+    assert note["block_id"] == BlockId.REJECT_NOTE
+    assert note["optional"] is True
+    assert note["element"] == {
+        "type": "plain_text_input",
+        "action_id": ActionId.REJECT_NOTE,
+        "multiline": True,
+        "max_length": 500,
+    }
+
+
+def state(choice: str | None = None, note: str | None = None) -> dict[str, Any]:
+    selected = {"text": {"type": "plain_text", "text": choice}, "value": choice} if choice else None
+    return {
+        BlockId.REJECT_REASON: {
+            ActionId.REJECT_REASON: {"type": "radio_buttons", "selected_option": selected}
+        },
+        BlockId.REJECT_NOTE: {ActionId.REJECT_NOTE: {"type": "plain_text_input", "value": note}},
+    }
+
+
+def test_reject_reason_combines_the_choice_and_the_note() -> None:
+    assert reject_reason(state("Not my territory")) == "Not my territory"
+    assert reject_reason(state("Other", " ex-employee ")) == "Other: ex-employee"
+    assert reject_reason(state(note="spam form fill")) == "spam form fill"
+
+
+def test_reject_reason_is_none_when_the_rep_gave_neither() -> None:
+    assert reject_reason(state()) is None
+    assert reject_reason(state(note="   ")) is None
+    assert reject_reason({}) is None
+
+
+# --- the App Home --------------------------------------------------------------------------------
+
+
+def offer(i: int, title: str = "Ada · Engines") -> HomeOffer:
+    return HomeOffer(
+        lead_id=f"L-{i}",
+        title=title,
+        reason="round robin in EMEA",
+        offered_at=NOW - timedelta(minutes=3),
+        sla_due_at=DUE,
+    )
+
+
+def home(**overrides: Any) -> HomeData:
+    values: dict[str, Any] = {
+        "name": "Alice",
+        "is_rep": True,
+        "offers": (),
+        "away": False,
+        "away_until": None,
+        "away_reason": None,
+        "is_manager": False,
+        "teams": (),
+        "queue_size": 0,
+        "queue_oldest_at": None,
+        "now": NOW,
+    }
+    values.update(overrides)
+    return HomeData(**values)
+
+
+def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
+    view = home_view(home(offers=(offer(1, "A <!channel>"), offer(2))))
+    View(**view).to_dict()
+    blocks = view["blocks"]
+    assert view["type"] == "home"
+    assert blocks[0]["text"]["text"] == "Your leads"
+    actions = blocks_of_type(blocks, "actions")
+    assert [a["block_id"] for a in actions] == ["home_offer_0", "home_offer_1"]
+    for action, lead in zip(actions, ("L-1", "L-2"), strict=True):
+        assert [b["action_id"] for b in action["elements"]] == [ActionId.CLAIM, ActionId.REJECT]
+        assert [b["value"] for b in action["elements"]] == [lead, lead]
+        assert action["elements"][0]["style"] == "primary"
+    first = blocks[1]["text"]["text"]
+    assert first.startswith("*A &lt;!channel&gt;*\nround robin in EMEA\n")
+    assert f"Claim by {slack_date(DUE)}" in first
+    assert any("You're available" in t for t in texts(blocks))
+    (available,) = [b for b in blocks if b.get("accessory")]
+    assert available["accessory"]["action_id"] == ActionId.HOME_AWAY
+    assert available["accessory"]["text"]["text"] == "I'm out"
+    for text in texts(blocks):
+        assert_safe(text)
+
+
+def test_a_rep_without_offers_is_told_so() -> None:
+    blocks = home_view(home())["blocks"]
+    assert "No open leads." in list(texts(blocks))
+    assert blocks_of_type(blocks, "actions") == []
+
+
+def test_an_away_rep_sees_until_when_and_why_with_an_im_back_button() -> None:
+    until = NOW + timedelta(days=2)
+    blocks = home_view(home(away=True, away_until=until, away_reason="PTO <!here>"))["blocks"]
+    (section,) = [b for b in blocks if b.get("accessory")]
+    assert section["text"]["text"] == (
+        f"You're out of office until {slack_date(until)}.\nPTO &lt;!here&gt;"
+    )
+    assert section["accessory"]["action_id"] == ActionId.HOME_BACK
+    assert section["accessory"]["text"]["text"] == "I'm back"
+
+
+def test_an_away_rep_without_an_end_date_is_out_until_further_notice() -> None:
+    blocks = home_view(home(away=True))["blocks"]
+    assert "You're out of office until further notice." in list(texts(blocks))
+
+
+def test_a_manager_sees_each_team_load_and_the_unmatched_queue() -> None:
+    back = NOW + timedelta(days=1)
+    teams = (
+        TeamLoad(
+            team="EMEA",
+            reps=(
+                RepLoad(name="Alice", open=3, capacity=5, away=False, away_until=None),
+                RepLoad(name="Bob <!channel>", open=1, capacity=None, away=True, away_until=back),
+            ),
+        ),
+        TeamLoad(
+            team="NA",
+            reps=(RepLoad(name="Cy", open=0, capacity=2, away=True, away_until=None),),
+        ),
+    )
+    oldest = NOW - timedelta(hours=2, minutes=5)
+    view = home_view(
+        home(is_rep=False, is_manager=True, teams=teams, queue_size=4, queue_oldest_at=oldest)
+    )
+    View(**view).to_dict()
+    all_text = list(texts(view["blocks"]))
+    assert "Your leads" not in all_text
+    assert "Your teams" in all_text
+    assert (
+        f"*EMEA*\n• Alice: 3/5\n• Bob &lt;!channel&gt;: 1 (no cap) · out until {slack_date(back)}"
+        in all_text
+    )
+    assert "*NA*\n• Cy: 0/2 · out until further notice" in all_text
+    assert all_text[-1] == "*Unmatched queue:* 4 leads, oldest waiting 2h 5m"
+
+
+def test_an_empty_queue_says_so() -> None:
+    blocks = home_view(home(is_rep=False, is_manager=True))["blocks"]
+    assert list(texts(blocks))[-1] == "*Unmatched queue:* empty"
+
+
+def test_a_rep_who_also_manages_sees_both_parts() -> None:
+    teams = (TeamLoad(team="EMEA", reps=()),)
+    all_text = list(texts(home_view(home(is_manager=True, teams=teams, offers=(offer(1),)))))
+    assert all_text.index("Your leads") < all_text.index("Your teams")
+    assert "*EMEA*\n_no reps_" in all_text
+
+
+def test_a_stranger_is_told_to_ask_revops_to_add_them() -> None:
+    view = home_view(home(name="Mallory <!channel>", is_rep=False))
+    (block,) = view["blocks"]
+    text = block["text"]["text"]
+    assert "not in the routing policy" in text
+    assert "RevOps admin" in text
+    assert "Slack id" in text
+    assert_safe(text)
+
+
+def test_three_hundred_offers_stay_within_a_hundred_blocks_and_say_how_many_more() -> None:
+    offers = tuple(offer(i) for i in range(300))
+    view = home_view(home(offers=offers))
+    View(**view).to_dict()
+    blocks = view["blocks"]
+    assert len(blocks) <= 100
+    shown = len(blocks_of_type(blocks, "actions"))
+    assert f"… and {300 - shown} more" in list(texts(blocks))
+    assert len({b["block_id"] for b in blocks if "block_id" in b}) == shown
+
+
+def test_a_manager_with_hundreds_of_offers_teams_and_reps_stays_within_limits() -> None:
+    reps = tuple(
+        RepLoad(name=f"Rep {i} & co", open=i, capacity=10, away=i % 2 == 0, away_until=NOW)
+        for i in range(200)
+    )
+    teams = tuple(TeamLoad(team=f"Team {i}", reps=reps) for i in range(300))
+    for is_rep in (True, False):
+        view = home_view(
+            home(
+                is_rep=is_rep,
+                offers=tuple(offer(i, "x" * 5000) for i in range(300)),
+                is_manager=True,
+                teams=teams,
+                queue_size=1,
+                queue_oldest_at=NOW,
+            )
+        )
+        View(**view).to_dict()
+        assert_within_limits(view["blocks"], max_blocks=100)
+        all_text = list(texts(view["blocks"]))
+        assert any(t.endswith("more") and t.startswith("*Team 0*") for t in all_text)
+        assert all_text[-1] == "*Unmatched queue:* 1 lead, oldest waiting 0s"

@@ -1,0 +1,615 @@
+"""A fake Slack Web API on a loopback port, and the signed requests Slack sends the app.
+
+The fake answers the methods leadrouter calls with Slack's response shapes (trimmed to what a
+client reads), records each call, and can be told to fail, stall or rate-limit the way Slack
+does. Tests point the real `AsyncWebClient` (or `leadrouter serve`) at `api_url`, as
+bolt-python's `tests/mock_web_api_server/` does, instead of patching the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
+
+TEAM_ID = "T0001"
+APP_ID = "A0001"
+BOT_USER_ID = "UBOT"
+BOT_ID = "B0001"
+DEFAULT_TZ = "America/New_York"
+# Nothing listens on port 1, so an app that calls a response_url fails loudly.
+RESPONSE_URL = "http://127.0.0.1:1/response"
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+# Fields slack_sdk sends as JSON strings when a method goes out as a form body.
+_JSON_FIELDS = ("blocks", "attachments", "view")
+_FIRST_TS_US = 1_700_000_000_000_100  # "1700000000.000100", in microseconds
+_POLL_S = 0.01
+
+Params = dict[str, Any]
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to the fake. For a refused one, `status` and `error` say how it was answered."""
+
+    method: str
+    params: Params
+    at: float  # time.monotonic() when the request arrived
+    status: int = 200
+    error: str | None = None
+
+
+@dataclass
+class _Failure:
+    status: int
+    times: int
+    retry_after: int | None
+    error: str | None
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass
+class _Answer:
+    body: Body
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.body.get("ok") is True
+
+
+class FakeSlack:
+    """Slack's Web API at `api_url`: pass it as `base_url` to `AsyncWebClient`.
+
+    `calls` holds the requests answered `ok: true`, in arrival order; `refused` holds the rest
+    (missing token, injected failures, rate limits, unknown methods, bad arguments), each with
+    the status and error it got. A call is recorded when it arrives, before any `delay`.
+    """
+
+    def __init__(self, *, post_rate_per_channel: float | None = None, post_burst: int = 3) -> None:
+        self.calls: list[Call] = []
+        self.refused: list[Call] = []
+        self.user_tz: dict[str, str] = {}
+        self.user_email: dict[str, str] = {}
+        # (channel, ts) -> the message as last posted or updated.
+        self.messages: dict[tuple[str, str], Body] = {}
+        self._post_rate = post_rate_per_channel
+        self._post_burst = post_burst
+        self._buckets: dict[str, _Bucket] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._delays: dict[str, float] = {}
+        # The server may run on another thread's loop (`in_thread`) than the test reading it.
+        self._lock = threading.Lock()
+        self._ts = itertools.count(_FIRST_TS_US, 100)
+        self._view_ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._methods: dict[str, Callable[[Params], Body]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._post_ephemeral,
+            "conversations.open": self._open_conversation,
+            "views.open": self._open_view,
+            "views.publish": self._publish_view,
+            "views.update": self._update_view,
+            "users.info": self._user_info,
+        }
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("this FakeSlack is already running")
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/response/{key}", self._respond)
+        # A short shutdown_timeout: stopping should not wait out a `delay` nobody is awaiting.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @classmethod
+    @contextmanager
+    def in_thread(
+        cls, *, post_rate_per_channel: float | None = None, post_burst: int = 3
+    ) -> Iterator[FakeSlack]:
+        """A running fake on its own event loop in a background thread, for synchronous tests
+        and for tests whose app runs in a subprocess."""
+        slack = cls(post_rate_per_channel=post_rate_per_channel, post_burst=post_burst)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-slack", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(slack.start(), loop).result(timeout=10)
+            yield slack
+        finally:
+            asyncio.run_coroutine_threadsafe(slack.stop(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeSlack has not been started")
+        return self._port
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    # -- what tests arrange -----------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        status: int = 500,
+        times: int = 1,
+        retry_after: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Answer the next `times` calls of `method` with HTTP `status` and `{"ok": false}`.
+
+        `retry_after` adds a `Retry-After` header; `error` is the body's error, which by
+        default is "ratelimited" for a 429 and "fatal_error" otherwise. Calls to `fail` for
+        the same method queue up one after the other.
+        """
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        with self._lock:
+            failure = _Failure(status, times, retry_after, error)
+            self._failures.setdefault(method, []).append(failure)
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer every later call of `method` after `seconds` (0 to answer at once again)."""
+        with self._lock:
+            self._delays[method] = seconds
+
+    # -- what tests read --------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    # A `timeout` argument rather than asyncio.timeout: the failure message names what was seen.
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:  # noqa: ASYNC109
+        """Every answered call of `method`, once there are at least `count` of them."""
+        deadline = time.monotonic() + timeout
+        while len(calls := self.calls_to(method)) < count:
+            if time.monotonic() >= deadline:
+                raise AssertionError(self._not_enough(method, count, timeout, calls))
+            await asyncio.sleep(_POLL_S)
+        return calls
+
+    def wait_for_blocking(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """`wait_for` for synchronous tests, with the fake running `in_thread`."""
+        deadline = time.monotonic() + timeout
+        while len(calls := self.calls_to(method)) < count:
+            if time.monotonic() >= deadline:
+                raise AssertionError(self._not_enough(method, count, timeout, calls))
+            time.sleep(_POLL_S)
+        return calls
+
+    def _not_enough(self, method: str, count: int, timeout: float, calls: list[Call]) -> str:
+        with self._lock:
+            answered = [call.method for call in self.calls]
+            refused = [f"{call.method} ({call.status} {call.error})" for call in self.refused]
+        return (
+            f"expected {count} answered {method} call(s) within {timeout:g}s, got {len(calls)}; "
+            f"answered so far: {answered or 'none'}; refused: {refused or 'none'}"
+        )
+
+    # -- answering --------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        arrived = time.monotonic()
+        try:
+            params = await _read_params(request)
+        except ValueError:
+            params, answer = {}, _Answer(_error("invalid_json"))
+        else:
+            answer = self._answer(method, params, request.headers.get("Authorization", ""))
+        with self._lock:
+            if answer.ok:
+                self.calls.append(Call(method, params, arrived))
+            else:
+                error = answer.body.get("error")
+                self.refused.append(Call(method, params, arrived, answer.status, error))
+            delay = self._delays.get(method, 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        """A post to a slash command's `response_url` (see `response_url`), recorded as a call
+        of the method "response" with the JSON it carried."""
+        params = await request.json()
+        with self._lock:
+            self.calls.append(Call("response", params, time.monotonic()))
+        return web.Response(text="ok")
+
+    def response_url(self, key: str = "1") -> str:
+        """A `response_url` that lands here, for `command_body(..., response_url=...)`."""
+        return f"http://127.0.0.1:{self.port}/response/{key}"
+
+    def _answer(self, method: str, params: Params, authorization: str) -> _Answer:
+        # Any token slack_sdk would send; the point is to catch a client built without one.
+        if not authorization.startswith("Bearer xox"):
+            return _Answer(_error("not_authed"))
+        with self._lock:
+            failure = self._take_failure(method)
+            if failure is not None:
+                headers = {}
+                if failure.retry_after is not None:
+                    headers["Retry-After"] = str(failure.retry_after)
+                default = "ratelimited" if failure.status == 429 else "fatal_error"
+                return _Answer(_error(failure.error or default), failure.status, headers)
+            if method == "chat.postMessage" and not self._take_post_token(params):
+                return _Answer(_error("ratelimited"), 429, {"Retry-After": "1"})
+            handler = self._methods.get(method)
+            if handler is None:
+                return _Answer(_error("unknown_method"))
+            return _Answer(handler(params))
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        failure.times -= 1
+        if failure.times == 0:
+            queue.pop(0)
+        return failure
+
+    def _take_post_token(self, params: Params) -> bool:
+        """Slack's per-channel posting limit as a token bucket; True when the post may go."""
+        channel = params.get("channel")
+        if self._post_rate is None or not isinstance(channel, str) or not channel:
+            return True
+        channel = _dm_channel(channel)
+        now = time.monotonic()
+        bucket = self._buckets.setdefault(channel, _Bucket(float(self._post_burst), now))
+        refill = (now - bucket.updated) * self._post_rate
+        bucket.tokens = min(float(self._post_burst), bucket.tokens + refill)
+        bucket.updated = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+    def _next_ts(self) -> str:
+        micros = next(self._ts)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _next_view(self, view: Body, view_id: str | None = None) -> Body:
+        return {
+            **view,
+            "id": view_id or f"V{next(self._view_ids):010d}",
+            "team_id": TEAM_ID,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "hash": f"{time.time():.6f}",
+        }
+
+    # -- the methods, called with the lock held ---------------------------------------------
+
+    def _auth_test(self, params: Params) -> Body:
+        return {
+            "ok": True,
+            "url": "https://leadrouter-test.slack.com/",
+            "team": "Leadrouter Test",
+            "user": "leadrouter",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _post_message(self, params: Params) -> Body:
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return _error("channel_not_found")
+        if not any(params.get(key) for key in ("text", "blocks", "attachments")):
+            return _error("no_text")
+        channel, ts = _dm_channel(channel), self._next_ts()
+        message = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+            "text": params.get("text", ""),
+            "blocks": params.get("blocks", []),
+        }
+        self.messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _update(self, params: Params) -> Body:
+        channel, ts = params.get("channel"), params.get("ts")
+        if not isinstance(channel, str) or not channel:
+            return _error("channel_not_found")
+        if not isinstance(ts, str) or not ts:
+            return _error("message_not_found")
+        text = params.get("text", "")
+        previous = self.messages.get((channel, ts), {"type": "message", "ts": ts})
+        self.messages[(channel, ts)] = {
+            **previous,
+            "text": text,
+            "blocks": params.get("blocks", []),
+        }
+        return {"ok": True, "channel": channel, "ts": ts, "text": text}
+
+    def _post_ephemeral(self, params: Params) -> Body:
+        if not params.get("channel"):
+            return _error("channel_not_found")
+        if not params.get("user"):
+            return _error("user_not_found")
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _open_conversation(self, params: Params) -> Body:
+        users = [user for user in str(params.get("users", "")).split(",") if user]
+        if not users:
+            return _error("users_list_not_supplied")
+        if len(users) == 1:
+            channel = _dm_channel(users[0])
+        else:
+            channel = "G" + "".join(user[1:] for user in users)
+        return {"ok": True, "channel": {"id": channel}}
+
+    def _open_view(self, params: Params) -> Body:
+        view = params.get("view")
+        if not params.get("trigger_id") or not isinstance(view, dict):
+            return _error("invalid_arguments")
+        return {"ok": True, "view": self._next_view(view)}
+
+    def _publish_view(self, params: Params) -> Body:
+        view = params.get("view")
+        if not params.get("user_id") or not isinstance(view, dict):
+            return _error("invalid_arguments")
+        return {"ok": True, "view": self._next_view(view)}
+
+    def _update_view(self, params: Params) -> Body:
+        view, view_id = params.get("view"), params.get("view_id")
+        if not (view_id or params.get("external_id")) or not isinstance(view, dict):
+            return _error("invalid_arguments")
+        return {"ok": True, "view": self._next_view(view, str(view_id) if view_id else None)}
+
+    def _user_info(self, params: Params) -> Body:
+        user = params.get("user")
+        if not isinstance(user, str) or not user:
+            return _error("user_not_found")
+        tz = self.user_tz.get(user, DEFAULT_TZ)
+        offset = datetime.now(ZoneInfo(tz)).utcoffset()
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": TEAM_ID,
+                "name": user.lower(),
+                "is_bot": False,
+                "tz": tz,
+                "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
+                "profile": {"email": self.user_email.get(user, f"{user.lower()}@example.com")},
+            },
+        }
+
+
+def _error(error: str) -> Body:
+    return {"ok": False, "error": error}
+
+
+def _dm_channel(channel: str) -> str:
+    """Posting to a user id lands in the DM Slack opens with them: U123 -> D123."""
+    return "D" + channel[1:] if channel.startswith("U") else channel
+
+
+async def _read_params(request: web.Request) -> Params:
+    """The query string, then a JSON or form body, with JSON-string fields decoded."""
+    params: Params = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == JSON:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("a JSON body must be an object")
+            params.update(body)
+        else:
+            form = await request.post()
+            params.update({key: value for key, value in form.items() if isinstance(value, str)})
+    for key in _JSON_FIELDS:
+        value = params.get(key)
+        if isinstance(value, str):
+            # Left as the string when it is not JSON, so the test sees what was sent.
+            with suppress(ValueError):
+                params[key] = json.loads(value)
+    return params
+
+
+# -- requests into the app, signed as Slack signs them --------------------------------------
+
+
+def slack_signed_headers(
+    body: str, secret: str, timestamp: int | None = None, *, content_type: str = FORM
+) -> dict[str, str]:
+    """The headers Slack sends with `body`; `timestamp` defaults to now (Slack allows 5 min)."""
+    at = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=at, body=body)
+    if signature is None:  # only when there is no timestamp, and there always is one
+        raise ValueError("could not sign the body")
+    return {
+        "X-Slack-Request-Timestamp": at,
+        "X-Slack-Signature": signature,
+        "Content-Type": content_type,
+    }
+
+
+def json_signed_headers(body: str, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """`slack_signed_headers` for the Events API, whose bodies are JSON."""
+    return slack_signed_headers(body, secret, timestamp, content_type=JSON)
+
+
+def _user(user_id: str) -> Body:
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM_ID}
+
+
+def action_body(
+    action_id: str,
+    value: str,
+    user_id: str,
+    *,
+    channel: str = "D0ALICE",
+    message_ts: str = "1700000000.000100",
+    trigger_id: str = "trig.1",
+) -> str:
+    """The form body of a button press on a message (a `block_actions` interaction)."""
+    payload = {
+        "type": "block_actions",
+        "user": _user(user_id),
+        "team": {"id": TEAM_ID, "domain": "leadrouter-test"},
+        "api_app_id": APP_ID,
+        "token": "legacy",
+        "container": {
+            "type": "message",
+            "channel_id": channel,
+            "message_ts": message_ts,
+            "is_ephemeral": False,
+        },
+        "channel": {"id": channel},
+        "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
+        "response_url": RESPONSE_URL,
+        "trigger_id": trigger_id,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "lead_actions",
+                "value": value,
+                "action_ts": "1700000001.000100",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def command_body(
+    text: str,
+    user_id: str,
+    *,
+    command: str = "/routing",
+    response_url: str = RESPONSE_URL,
+    trigger_id: str = "trig.1",
+) -> str:
+    """The form body of a slash command typed in #general."""
+    return urlencode(
+        {
+            "token": "legacy",
+            "team_id": TEAM_ID,
+            "team_domain": "leadrouter-test",
+            "channel_id": "C0GENERAL",
+            "channel_name": "general",
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": command,
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+            "api_app_id": APP_ID,
+        }
+    )
+
+
+def view_submission_body(
+    callback_id: str,
+    private_metadata: str,
+    values: Mapping[str, Any],
+    user_id: str,
+    *,
+    view_id: str = "V0000000001",
+) -> str:
+    """The form body of a modal's submission; `values` is `state.values`, by block and action."""
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": "leadrouter-test"},
+        "user": _user(user_id),
+        "api_app_id": APP_ID,
+        "token": "legacy",
+        "trigger_id": "trig.1",
+        "view": {
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": dict(values)},
+            "hash": "1700000000.abcdef",
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        },
+        "response_urls": [],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def event_body(event: Mapping[str, Any], *, event_id: str = "Ev0001") -> str:
+    """The JSON body of an Events API delivery; send it with `json_signed_headers`."""
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": dict(event),
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1_700_000_000,
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": TEAM_ID,
+                    "user_id": BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+        }
+    )
