@@ -396,6 +396,21 @@ async def _serve(settings: Settings, policy: Policy) -> None:
     from bot.metrics import Metrics
 
     application = bootstrap(settings, policy=policy)
+    socket = None
+    if application.slack is not None and settings.socket_mode:
+        # Socket Mode: Slack's requests come over a websocket leadrouter opens, not to HTTP.
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        assert settings.slack_app_token is not None
+        socket = AsyncSocketModeHandler(
+            application.slack, settings.slack_app_token.get_secret_value()
+        )
+        await socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt
+        log.info("connected to Slack in Socket Mode")
+    elif application.slack is not None:
+        log.info("Slack requests are served at POST /slack/events")
+    else:
+        log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
     try:
         await run(
             build_http_app(application, metrics=Metrics()),
@@ -408,6 +423,8 @@ async def _serve(settings: Settings, policy: Policy) -> None:
             f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})"
         ) from None
     finally:
+        if socket is not None:
+            await socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt
         await application.close()
 
 

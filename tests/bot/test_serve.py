@@ -47,7 +47,9 @@ class Servers:
     folder: Path
     started: list[Server] = field(default_factory=list)
 
-    def start(self, database: Path, *, secret: str = SECRET) -> Server:
+    def start(
+        self, database: Path, *, secret: str = SECRET, extra_env: dict[str, str] | None = None
+    ) -> Server:
         port = free_port()
         log = self.folder / f"serve-{len(self.started)}.log"
         env = {
@@ -58,6 +60,7 @@ class Servers:
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "LOG_LEVEL": "INFO",
+            **(extra_env or {}),
         }
         with log.open("wb") as sink:
             process = subprocess.Popen(
