@@ -344,6 +344,8 @@ async def _settled_sentence(session: AsyncSession, offer: OfferRow, lead: LeadRo
         return f"Claimed by {{rep:{offer.rep_id}}}"
     now_with = f"{{rep:{lead.rep_id}}}" if lead.rep_id else f"the {lead.queue or 'unmatched'} queue"
     reason = audit.reason if audit is not None and audit.reason else None
+    if reason is not None:  # a rep's own words must not read as one of our placeholders
+        reason = reason.replace("{rep:", "{rep :")
     if offer.status == OfferStatus.REJECTED.value:
         because = f": {reason}" if reason else ""
         return f"Rejected by {{rep:{offer.rep_id}}}{because} · now with {now_with}"
