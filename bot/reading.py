@@ -154,13 +154,14 @@ class Reader:
                     update(OfferRow).where(col(OfferRow.id) == offer_id).values(**values)
                 )
 
-    async def queued_card(self, lead_id: int) -> CardContent | None:
-        """The card of a lead waiting in a queue; None once it is not queued any more."""
+    async def queued_card(self, lead_id: int) -> tuple[str, CardContent] | None:
+        """A lead waiting in a queue: its external id and its card; None once it is not
+        queued any more."""
         async with self.db.reading() as session:
             lead = await session.get(LeadRow, lead_id)
         if lead is None or lead.status != LeadStatus.QUEUED.value:
             return None
-        return card_content_of(
+        return lead.external_id, card_content_of(
             lead.facts,
             lead_id=lead.external_id,
             reason=lead.reason,

@@ -191,10 +191,11 @@ class CardDelivery:
         channel = payload.get("channel")
         if not channel:
             return
-        content = await self.reader.queued_card(int(payload["lead_id"]))
-        if content is None:
+        queued = await self.reader.queued_card(int(payload["lead_id"]))
+        if queued is None:
             return  # assigned meanwhile
-        view = CardView(lead_id=content.title, content=content)
+        external_id, content = queued
+        view = CardView(lead_id=external_id, content=content)
         queue = escape(str(payload.get("queue") or "unmatched"))
         await self._post(str(channel), settled_card(view, f"Waiting in the *{queue}* queue"))
 

@@ -98,6 +98,14 @@ async def new_lead(app: App, lead_id: str = "L-1", **fields: Any) -> str:
     return result.lead.rep
 
 
+async def carded_lead(app: App, slack: FakeSlack, db: Database) -> str:
+    """Route lead L-1 and wait until both its cards are posted; the rep's Slack id."""
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    await _until(lambda: _all_posted(db))
+    return f"U{rep.upper()}"
+
+
 async def offers(db: Database) -> list[OfferRow]:
     async with db.reading() as session:
         return list((await session.execute(select(OfferRow).order_by(OfferRow.id))).scalars())
@@ -126,10 +134,7 @@ async def test_a_new_lead_is_carded_in_the_reps_dm_and_the_teams_channel(
 async def test_a_claim_updates_the_card_in_place_and_a_second_click_is_told_who_holds_it(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
-    rep = await new_lead(app)
-    await slack.wait_for("chat.postMessage", count=2)
-    await _until(lambda: _all_posted(sqlite_db))
-    user = f"U{rep.upper()}"
+    user = await carded_lead(app, slack, sqlite_db)
     assert await send(http, action_body("claim_lead", "L-1", user)) == 200
     updates = await slack.wait_for("chat.update", count=2)
     assert all(f"Claimed by <@{user}>" in texts(u.params["blocks"]) for u in updates)
@@ -162,10 +167,7 @@ async def test_a_forged_or_stale_signature_is_refused_401_and_nothing_happens(
 async def test_twenty_concurrent_claims_make_one_claim_and_one_update(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
-    rep = await new_lead(app)
-    await slack.wait_for("chat.postMessage", count=2)
-    await _until(lambda: _all_posted(sqlite_db))
-    user = f"U{rep.upper()}"
+    user = await carded_lead(app, slack, sqlite_db)
     statuses = await asyncio.gather(
         *(send(http, action_body("claim_lead", "L-1", user, trigger_id=f"t{n}")) for n in range(20))
     )
@@ -185,10 +187,7 @@ async def test_twenty_concurrent_claims_make_one_claim_and_one_update(
 async def test_reject_asks_for_a_reason_then_routes_the_lead_to_someone_else(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
-    rep = await new_lead(app)
-    await slack.wait_for("chat.postMessage", count=2)
-    await _until(lambda: _all_posted(sqlite_db))
-    user = f"U{rep.upper()}"
+    user = await carded_lead(app, slack, sqlite_db)
     assert await send(http, action_body("reject_lead", "L-1", user)) == 200
     (modal,) = await slack.wait_for("views.open")
     assert modal.params["view"]["private_metadata"] == "L-1"
