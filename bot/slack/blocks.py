@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
     RadioButtonsElement,
     SectionBlock,
+    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -46,6 +47,7 @@ MAX_FIELDS = 10
 MAX_HEADER = 150
 MAX_VALUE = 2000  # a button's value, and so the longest lead id a card can carry
 MAX_NOTE = 500
+MAX_BLOCK_ID = 255
 ELLIPSIS = "…"
 
 REJECT_REASONS = (
@@ -286,6 +288,40 @@ def settled_card(view: CardView, status: str) -> Message:
     """The card once nobody needs to act on it; `status` is mrkdwn the caller made safe."""
     blocks = _card_blocks(view, status=status)
     text = clip(f"{_title(view.content)}: {status}", MAX_TEXT)
+    return Message(text=text, blocks=_messages(blocks))
+
+
+def assign_control(lead_id: str) -> ActionsBlock:
+    """A user picker that offers a queued lead to whoever a manager chooses.
+
+    A select carries no value of its own, so the lead's id travels in the block id."""
+    block_id = f"{BlockId.ASSIGN_PREFIX}{_button_value(lead_id)}"
+    if len(block_id) > MAX_BLOCK_ID:
+        raise ValueError(f"lead id is too long for an Assign control ({len(lead_id)} characters)")
+    return ActionsBlock(
+        block_id=block_id,
+        elements=[
+            UserSelectElement(
+                placeholder=_plain("Assign to…", 150),
+                action_id=ActionId.ASSIGN,
+            )
+        ],
+    )
+
+
+def assigned_lead(block_id: str) -> str | None:
+    """The lead id an Assign control's block id carries; None for any other block."""
+    prefix = BlockId.ASSIGN_PREFIX.value
+    if not block_id.startswith(prefix):
+        return None
+    return block_id[len(prefix) :] or None
+
+
+def queued_post(view: CardView, queue: str) -> Message:
+    """A lead waiting in a queue, posted to the queue's channel with an Assign picker."""
+    blocks = _card_blocks(view, status=f"Waiting in the *{escape(queue)}* queue")
+    blocks.append(assign_control(view.lead_id))
+    text = clip(f"{_title(view.content)}: waiting in the {escape(queue)} queue", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 

@@ -26,7 +26,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
-from bot.slack.blocks import CardView, Message, escape, mention, offer_card, settled_card
+from bot.slack.blocks import (
+    CardView,
+    Message,
+    escape,
+    mention,
+    offer_card,
+    queued_post,
+    settled_card,
+)
 from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database
@@ -196,8 +204,7 @@ class CardDelivery:
             return  # assigned meanwhile
         external_id, content = queued
         view = CardView(lead_id=external_id, content=content)
-        queue = escape(str(payload.get("queue") or "unmatched"))
-        await self._post(str(channel), settled_card(view, f"Waiting in the *{queue}* queue"))
+        await self._post(str(channel), queued_post(view, str(payload.get("queue") or "unmatched")))
 
     async def _post(self, channel: str, message: Message) -> tuple[str, str]:
         """chat.postMessage, paced per channel. Returns (channel, ts) as Slack answered."""

@@ -13,6 +13,7 @@ class ActionId(StrEnum):
     HOME_BACK = "home_come_back"  # App Home: "I'm back" toggle, off
     REJECT_REASON = "reject_reason_choice"  # in the reject modal
     REJECT_NOTE = "reject_reason_note"  # in the reject modal
+    ASSIGN = "assign_lead"  # a user picker on a queued lead (queue posts, digests)
 
 
 class CallbackId(StrEnum):
@@ -23,3 +24,5 @@ class BlockId(StrEnum):
     CARD_ACTIONS = "lead_actions"
     REJECT_REASON = "reject_reason"
     REJECT_NOTE = "reject_note"
+    # A queued lead's Assign picker sits in a block whose id names the lead: `assign:<lead id>`.
+    ASSIGN_PREFIX = "assign:"
