@@ -26,3 +26,4 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_routing
+	$(BIN)/python -m bench.bench_slack

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from bot.crm_links import links_from
 from bot.reading import Reader
 from bot.service import Service
 from bot.settings import Settings
@@ -56,7 +57,7 @@ def bootstrap(
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
     service = Service(db=database, policy=lambda: loaded, clock=now)
-    reader = Reader(db=database, policy=lambda: loaded, clock=now)
+    reader = Reader(db=database, policy=lambda: loaded, clock=now, crm_links=links_from(settings))
     slack_app = delivery = None
     if settings.slack_enabled:
         from bot.slack.app import SlackParts, build_client, build_slack_app

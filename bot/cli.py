@@ -413,7 +413,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
     try:
         await run(
-            build_http_app(application, metrics=Metrics()),
+            build_http_app(application, metrics=Metrics(), run_jobs=True),
             host=settings.host,
             port=settings.port,
             started=lambda url: log.info("leadrouter listening on %s", url),
@@ -590,6 +590,22 @@ async def _import_accounts(
     finally:
         await application.close()
     return created, updated
+
+
+@app.command()
+@friendly
+def jobs(rules: RulesOption = None) -> None:
+    """List the scheduled jobs `leadrouter serve` runs, each with its next run."""
+    from bot.jobs import declare_jobs, next_runs
+
+    policy = _policy(rules)
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("job", "what", "next run (UTC)"):
+        table.add_column(column)
+    for job, next_run in next_runs(declare_jobs(policy), datetime.now(UTC)):
+        when = f"{next_run.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if next_run else "never"
+        table.add_row(job.name, Text(job.what), when)
+    out.print(table)
 
 
 @db_app.command("upgrade")

@@ -66,7 +66,9 @@ class BadBody(ValueError):
     """The body is not a lead or a batch of leads (400); the message says what it must be."""
 
 
-def build_http_app(app: App, *, metrics: Metrics) -> web.Application:
+def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web.Application:
+    """The aiohttp application. With `run_jobs` (`leadrouter serve`), the scheduled jobs (the SLA
+    watchdog, digests) run beside it from start-up to shutdown."""
     http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_middleware])
     http[APP_KEY] = app
     http[METRICS_KEY] = metrics
@@ -77,6 +79,8 @@ def build_http_app(app: App, *, metrics: Metrics) -> web.Application:
         http.router.add_post("/slack/events", slack_events)
     if app.delivery is not None:
         http.cleanup_ctx.append(_deliver_cards)
+    if run_jobs:
+        http.cleanup_ctx.append(_run_jobs)
     return http
 
 
@@ -101,6 +105,15 @@ async def _deliver_cards(http: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
+    from bot.jobs import declare_jobs, start_scheduler
+
+    app = http[APP_KEY]
+    scheduler = start_scheduler(declare_jobs(app.policy), app.service)
+    yield
+    scheduler.shutdown(wait=False)
 
 
 # --- POST /leads ---------------------------------------------------------------------------------

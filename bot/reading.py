@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.card import CardContent, card_content_of
+from bot.crm_links import CrmLinks, no_links
 from routing.durations import format_duration
 from routing.engine import Decision, Stage, Step
 from routing.explain import explain
@@ -69,6 +70,14 @@ class OfferCard:
     message_ts: str | None
     team_message_ts: str | None
     settled: str | None  # for a closed offer: what happened, as a sentence with ids in it
+    crm_url: str | None = None  # the lead's record in its CRM, when the CRM is configured
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedCard:
+    lead_id: str  # the external id
+    queue: str
+    content: CardContent
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,7 @@ class Reader:
     db: Database
     policy: Callable[[], Policy]
     clock: Callable[[], datetime]
+    crm_links: CrmLinks = no_links
 
     # --- cards ---------------------------------------------------------------------------------
 
@@ -131,6 +141,7 @@ class Reader:
             message_ts=offer.message_ts,
             team_message_ts=offer.team_message_ts,
             settled=settled,
+            crm_url=self.crm_links(lead.crm_system, lead.crm_id),
         )
 
     async def record_posted(
@@ -154,14 +165,13 @@ class Reader:
                     update(OfferRow).where(col(OfferRow.id) == offer_id).values(**values)
                 )
 
-    async def queued_card(self, lead_id: int) -> tuple[str, CardContent] | None:
-        """A lead waiting in a queue: its external id and its card; None once it is not
-        queued any more."""
+    async def queued_card(self, lead_id: int) -> QueuedCard | None:
+        """A lead waiting in a queue, as its card; None once it is not queued any more."""
         async with self.db.reading() as session:
             lead = await session.get(LeadRow, lead_id)
         if lead is None or lead.status != LeadStatus.QUEUED.value:
             return None
-        return lead.external_id, card_content_of(
+        content = card_content_of(
             lead.facts,
             lead_id=lead.external_id,
             reason=lead.reason,
@@ -169,6 +179,7 @@ class Reader:
             sla_seconds=None,
             offered_at=lead.created_at,
         )
+        return QueuedCard(lead.external_id, lead.queue or "unmatched", content)
 
     # --- /routing why --------------------------------------------------------------------------
 
@@ -334,7 +345,7 @@ async def _settled_sentence(session: AsyncSession, offer: OfferRow, lead: LeadRo
                 col(AuditEventRow.lead_id) == lead.id,
                 col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
                 col(AuditEventRow.kind).in_(
-                    ["claimed", "rejected", "reassigned", "rep_out_of_office", "sla_expired"]
+                    ["claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed"]
                 ),
             )
             .order_by(col(AuditEventRow.id))
@@ -389,7 +400,7 @@ _EVENT_WORDS = {
     "rejected": "rejected",
     "reassigned": "reassigned",
     "rep_out_of_office": "moved: the rep went out of office",
-    "sla_expired": "moved: not claimed in time",
+    "sla_missed": "moved: not claimed in time",
 }
 
 

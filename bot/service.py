@@ -23,9 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.accounts import AccountIndex
+from routing.calendar import sla_deadline
+from routing.durations import format_duration
 from routing.engine import Decision, RoutingState, route
 from routing.model import Account, Lead, Outcome
 from routing.normalize import normalize
+from routing.overrides import assigned_by_hand, queued_after_misses
 from routing.policy import Policy
 from routing.simulation import record
 from storage import repository as repo
@@ -47,6 +50,7 @@ MAX_ATTEMPTS = 12
 T = TypeVar("T")
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
 EXCLUSIVE_ATTEMPT = 3  # from this attempt on, a routing transaction runs alone (PostgreSQL)
+SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 
 _STATUS_OF_OUTCOME = {
     Outcome.ASSIGNED: LeadStatus.OFFERED,
@@ -243,6 +247,7 @@ class Service:
                 now,
                 kind="routed",
                 actor=None,
+                policy=policy,
             )
             await world.commit(session, now)
             views = {
@@ -521,6 +526,208 @@ class Service:
 
         return await self._routing_transaction(work, f"offer {offer_id}")
 
+    # --- the SLA watchdog ----------------------------------------------------------------------
+
+    async def sweep(self, *, batch: int = SWEEP_BATCH) -> SweepResult:
+        """Reassign every offer past its deadline and still unclaimed, then queue the reminders
+        that are due. Batch by batch, each its own transaction: a sweep cut short (a restart)
+        leaves whole batches done and the rest for the next sweep, never half a reassignment."""
+        total = SweepResult()
+        while True:
+            done = await self._routing_transaction(
+                lambda session: self._sweep_batch(session, batch), "the SLA sweep"
+            )
+            total = total + done
+            if done.expired < batch:
+                break
+        total = total + SweepResult(reminded=await self._queue_reminders(batch))
+        return total
+
+    async def _sweep_batch(self, session: AsyncSession, batch: int) -> SweepResult:
+        now = self.clock()
+        overdue = await repo.overdue_offers(
+            session=session, now=now, limit=batch, skip_locked=not self.db.is_sqlite
+        )
+        if not overdue:
+            return SweepResult()
+        offer_ids = [offer.id or 0 for offer in overdue]
+        closed = await repo.close_offers(
+            session=session, offer_ids=offer_ids, to_status=OfferStatus.EXPIRED.value, now=now
+        )
+        if closed != len(overdue):
+            raise repo.Conflict("an overdue offer was claimed or moved meanwhile")
+        policy = self.policy()
+        rows = await repo.leads_by_id(session=session, ids=[o.lead_id for o in overdue])
+        history = await repo.offers_of_leads(session=session, lead_ids=list(rows))
+        leads = {lead_id: _lead_of(row) for lead_id, row in rows.items()}
+        world = await _World.load(session, policy, list(leads.values()))
+        decided: list[tuple[int, str, Decision, int]] = []
+        audits: list[dict[str, Any]] = []
+        alerts: list[dict[str, Any]] = []
+        result = SweepResult(expired=len(overdue))
+        for offer in overdue:
+            row, lead = rows[offer.lead_id], leads[offer.lead_id]
+            world.release(offer.rep_id)
+            earlier = [o for o in history.get(offer.lead_id, []) if o.id != offer.id]
+            missed_by = [o.rep_id for o in earlier if o.status == OfferStatus.EXPIRED.value]
+            missed_by.append(offer.rep_id)
+            allowed = offer.sla_seconds or int(
+                ((offer.sla_due_at or now) - offer.offered_at).total_seconds()
+            )
+            waited = format_duration(allowed)
+            audits.append(
+                {
+                    "lead_id": row.id,
+                    "at": now,
+                    "kind": SLA_MISSED,
+                    "actor": None,
+                    "rule": None,
+                    "reason": f"not claimed within {waited}",
+                    "data": {"rep": offer.rep_id, "offer_id": offer.id},
+                }
+            )
+            if len(missed_by) > policy.sla.max_reassignments:
+                decision = queued_after_misses(lead, policy=policy, missed_by=missed_by)
+            else:
+                excluded = _excluded_reps([*earlier, offer], expired=offer.id)
+                decision = world.route(lead, policy, now, excluded=excluded)
+            if decision.outcome is Outcome.QUEUED:
+                result = result + SweepResult(queued=1)
+                alerts.extend(_manager_alerts(policy, offer, row, now))
+            else:
+                result = result + SweepResult(reassigned=1)
+            for name, value in _lead_values(lead, decision, now).items():
+                if name not in ("external_id", "raw", "created_at"):
+                    setattr(row, name, value)
+            decided.append((row.id or 0, row.external_id, decision, offer.reassignments + 1))
+        settle = [_settle_card(offer_id, now) for offer_id in offer_ids]
+        await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
+        await repo.insert_rows(session=session, table=OutboxRow, rows=[*settle, *alerts])
+        await _save(
+            session,
+            decided,
+            now,
+            kind="rerouted",
+            actor=None,
+            policy=policy,
+        )
+        await world.commit(session, now)
+        return result
+
+    async def _queue_reminders(self, batch: int) -> int:
+        """Queue a reminder for every open offer at half its SLA (when the policy asks)."""
+        queued = 0
+        while True:
+            now = self.clock()
+            async with self.db.transaction() as session:
+                due = await repo.due_reminders(
+                    session=session, now=now, limit=batch, skip_locked=not self.db.is_sqlite
+                )
+                taken = await repo.clear_reminders(session=session, offer_ids=due)
+                await repo.insert_rows(
+                    session=session,
+                    table=OutboxRow,
+                    rows=[
+                        repo.outbox_values(
+                            kind=OutboxKind.REMINDER,
+                            dedupe_key=f"reminder:{offer_id}",
+                            payload={"offer_id": offer_id},
+                            now=now,
+                        )
+                        for offer_id in taken
+                    ],
+                )
+            queued += len(taken)
+            if taken:
+                self._outbox_written()
+            if len(due) < batch:
+                return queued
+
+    # --- manager digests -----------------------------------------------------------------------
+
+    async def queue_digest(self, manager_id: str, *, due_at: datetime, runner: str) -> bool:
+        """Queue `manager_id`'s digest for the tick at `due_at`, once however many replicas
+        try: the first to record the tick queues it. False if another already had. The digest
+        covers the time since the manager's previous tick (none before: the last day)."""
+        if manager_id not in self.policy().managers:
+            raise ServiceError(f"no manager with id {manager_id} in the policy")
+        job = f"digest:{manager_id}"
+        now = self.clock()
+        async with self.db.transaction() as session:
+            if not await repo.take_job_run(
+                session=session, job=job, due_at=due_at, runner=runner, now=now
+            ):
+                return False
+            since = await repo.previous_job_run(session=session, job=job, before=due_at)
+            await repo.insert_rows(
+                session=session,
+                table=OutboxRow,
+                rows=[
+                    repo.outbox_values(
+                        kind=OutboxKind.DIGEST,
+                        dedupe_key=f"{job}:{due_at.isoformat()}",
+                        payload={
+                            "manager": manager_id,
+                            "since": (since or due_at - timedelta(days=1)).isoformat(),
+                            "until": due_at.isoformat(),
+                        },
+                        now=now,
+                    )
+                ],
+            )
+        self._outbox_written()
+        return True
+
+    # --- the unmatched queue -------------------------------------------------------------------
+
+    async def assign(self, external_id: str, *, rep_id: str, by: str) -> LeadView:
+        """A manager offers a lead waiting in a queue to the rep of their choosing; from there
+        it is an offer like any other (card, Claim, SLA)."""
+        policy = self.policy()
+        if by not in policy.managers:
+            raise NotAllowed("only managers named in the policy may assign leads from the queue")
+        if rep_id not in policy.reps:
+            raise ServiceError(f"{rep_id} is not a rep in the policy")
+
+        async def work(session: AsyncSession) -> LeadView:
+            row = await self._lead(session, external_id)
+            if row.status != LeadStatus.QUEUED.value:
+                holder = f" ({policy.rep_name(row.rep_id)})" if row.rep_id else ""
+                raise NotAllowed(
+                    f"lead {external_id} is not in a queue: it is {row.status}{holder}"
+                )
+            now = self.clock()
+            lead = _lead_of(row)
+            decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
+            world = await _World.load(session, policy, [lead])
+            world.take(rep_id)
+            for name, value in _lead_values(lead, decision, now).items():
+                if name not in ("external_id", "raw", "created_at"):
+                    setattr(row, name, value)
+            offers = await repo.offers_of_lead(session=session, lead_id=row.id or 0)
+            reassignments = offers[-1].reassignments + 1 if offers else 0
+            repo.add_audit(
+                session=session,
+                lead_id=row.id,
+                at=now,
+                kind="assigned",
+                actor=by,
+                reason=f"to {policy.rep_name(rep_id)}",
+                data={"rep": rep_id},
+            )
+            due = await _save(
+                session,
+                [(row.id or 0, row.external_id, decision, reassignments)],
+                now,
+                kind="rerouted",
+                actor=by,
+                policy=policy,
+            )
+            await world.commit(session, now)
+            return _view_of_decision(row.external_id, decision, due.get(row.external_id))
+
+        return await self._routing_transaction(work, f"lead {external_id}")
+
     async def _move(
         self,
         session: AsyncSession,
@@ -571,23 +778,15 @@ class Service:
             now,
             kind="rerouted",
             actor=actor,
+            policy=policy,
         )
         await world.commit(session, now)
         view = _view_of_decision(row.external_id, decision, due.get(row.external_id))
         return Move(row.external_id, offer.rep_id, view)
 
     async def _excluded(self, session: AsyncSession, lead_id: int) -> dict[str, str]:
-        """Reps who must not get this lead again, and why (phrased to follow their name)."""
-        why = {
-            OfferStatus.REJECTED.value: "rejected this lead",
-            OfferStatus.REASSIGNED.value: "already had this lead",
-            OfferStatus.EXPIRED.value: "let this lead's SLA lapse",
-        }
-        excluded: dict[str, str] = {}
-        for offer in await repo.offers_of_lead(session=session, lead_id=lead_id):
-            if offer.status in why:
-                excluded[offer.rep_id] = why[offer.status]
-        return excluded
+        offers = await repo.offers_of_lead(session=session, lead_id=lead_id)
+        return _excluded_reps(offers, expired=None)
 
     async def _lead(self, session: AsyncSession, external_id: str) -> LeadRow:
         row = await repo.find_lead(session=session, external_id=external_id)
@@ -664,6 +863,10 @@ class _World:
         """One open lead fewer for `rep` (its offer was just closed in this transaction)."""
         self.loads[rep] = max(0, self.loads[rep] - 1)
 
+    def take(self, rep: str) -> None:
+        """One open lead more for `rep` (offered outside the engine, by hand)."""
+        self.loads[rep] += 1
+
     async def commit(self, session: AsyncSession, now: datetime) -> None:
         """Save rotations and loads, if nobody else changed them meanwhile (else Conflict).
 
@@ -676,16 +879,13 @@ class _World:
                 state=self.teams[team],
                 read_version=self.read_versions.get(team),
             )
-        for rep in sorted(set(self.loads) | set(self.read_loads)):
-            added = self.loads[rep] - self.read_loads.get(rep, 0)
-            if added:
-                await repo.count_open_leads(
-                    session=session,
-                    rep_id=rep,
-                    read_count=self.read_loads.get(rep, 0),
-                    added=added,
-                    now=now,
-                )
+        changes = [
+            (rep, self.read_loads.get(rep, 0), self.loads[rep] - self.read_loads.get(rep, 0))
+            for rep in sorted(set(self.loads) | set(self.read_loads))
+        ]
+        await repo.count_open_leads_many(
+            session=session, changes=[change for change in changes if change[2]], now=now
+        )
 
 
 async def _save(
@@ -695,6 +895,7 @@ async def _save(
     *,
     kind: str,
     actor: str | None,
+    policy: Policy,
 ) -> dict[str, datetime]:
     """Write what each decision (lead id, external id, decision, reassignments so far) says:
     the decision with its trace, the audit event, the offer and the outbox item, each table in
@@ -734,8 +935,13 @@ async def _save(
             }
         )
         if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
-            due = now + timedelta(seconds=decision.sla_seconds or 0)
+            seconds = decision.sla_seconds or 0
+            rep = policy.reps[decision.rep]
+            due = decision.sla_due_at or sla_deadline(policy.sla, rep, now, seconds)
             deadlines.append((lead_id, due))
+            remind_at = None
+            if policy.sla.remind_at_half and seconds >= 2:
+                remind_at = sla_deadline(policy.sla, rep, now, seconds // 2)
             offers.append(
                 {
                     "lead_id": lead_id,
@@ -744,7 +950,9 @@ async def _save(
                     "status": OfferStatus.OFFERED.value,
                     "offered_at": now,
                     "sla_due_at": due,
+                    "sla_seconds": seconds,
                     "reassignments": reassignments,
+                    "remind_at": remind_at,
                 }
             )
         elif decision.outcome is Outcome.QUEUED:
@@ -777,11 +985,66 @@ async def _save(
     return {by_lead[lead_id]: due for lead_id, due in deadlines}
 
 
+SLA_MISSED = "sla_missed"  # audit kind: a rep let an offer's SLA lapse (data: rep, offer_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    expired: int = 0  # offers found past their deadline
+    reassigned: int = 0  # of those, leads offered to another rep
+    queued: int = 0  # of those, leads sent to the queue (no rep left, or too many misses)
+    reminded: int = 0  # reminders queued at half the SLA
+
+    def __add__(self, other: SweepResult) -> SweepResult:
+        return SweepResult(
+            self.expired + other.expired,
+            self.reassigned + other.reassigned,
+            self.queued + other.queued,
+            self.reminded + other.reminded,
+        )
+
+
+def _excluded_reps(offers: Sequence[OfferRow], *, expired: int | None) -> dict[str, str]:
+    """Reps who must not get the lead again, and why (phrased to follow their name)."""
+    why = {
+        OfferStatus.REJECTED.value: "rejected this lead",
+        OfferStatus.REASSIGNED.value: "already had this lead",
+        OfferStatus.EXPIRED.value: "let this lead's SLA lapse",
+    }
+    excluded: dict[str, str] = {}
+    for offer in offers:
+        status = OfferStatus.EXPIRED.value if offer.id == expired else offer.status
+        if status in why:
+            excluded[offer.rep_id] = why[status]
+    return excluded
+
+
+def _manager_alerts(
+    policy: Policy, offer: OfferRow, row: LeadRow, now: datetime
+) -> list[dict[str, Any]]:
+    """Outbox items telling the managers of the offer's team that its lead went to the queue;
+    a team without a manager tells every manager in the policy, so nobody misses it."""
+    team = policy.teams.get(offer.team) if offer.team else None
+    managers = [team.manager] if team is not None and team.manager else sorted(policy.managers)
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.MANAGER_ALERT,
+            dedupe_key=f"manager-alert:{offer.id}:{manager}",
+            payload={"lead_id": row.id, "manager": manager, "offer_id": offer.id},
+            now=now,
+        )
+        for manager in managers
+    ]
+
+
 class OutboxKind(StrEnum):
     OFFER_CARD = "slack.offer_card"  # post the card for a new offer
     SETTLE_CARD = "slack.settle_card"  # the offer was claimed or moved: update its card
     QUEUE_POST = "slack.queue_post"  # a lead went to a queue: post it to the queue's channel
     CRM_OWNER = "crm.set_owner"  # write the owner back to the CRM record
+    REMINDER = "slack.reminder"  # half the SLA has passed: nudge the rep
+    MANAGER_ALERT = "slack.manager_alert"  # the watchdog gave up on a lead: tell its manager
+    DIGEST = "slack.digest"  # a manager's scheduled digest
 
 
 def _settle_card(offer_id: int, now: datetime) -> dict[str, Any]:

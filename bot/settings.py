@@ -8,6 +8,7 @@ sentence naming the variable, never a traceback; secrets are `SecretStr`, never 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,9 @@ ENV_NAMES = {
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
     "slack_api_url": "SLACK_API_URL",
+    "salesforce_instance_url": "SALESFORCE_INSTANCE_URL",
+    "hubspot_portal_id": "HUBSPOT_PORTAL_ID",
+    "hubspot_app_url": "HUBSPOT_APP_URL",
 }
 
 
@@ -46,6 +50,10 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")  # Socket Mode
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    # CRM records: where a lead's "Open in CRM" link points (and, for Salesforce, its API).
+    salesforce_instance_url: str | None = Field(None, alias="SALESFORCE_INSTANCE_URL")
+    hubspot_portal_id: str | None = Field(None, alias="HUBSPOT_PORTAL_ID")
+    hubspot_app_url: str = Field("https://app.hubspot.com", alias="HUBSPOT_APP_URL")
 
     @property
     def slack_enabled(self) -> bool:
@@ -91,6 +99,31 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("salesforce_instance_url")
+    @classmethod
+    def _salesforce_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _site_url(value, example="https://acme.my.salesforce.com")
+
+    @field_validator("hubspot_app_url")
+    @classmethod
+    def _hubspot_url(cls, value: str) -> str:
+        return _site_url(value, example="https://app.hubspot.com (or https://app-eu1.hubspot.com)")
+
+    @field_validator("hubspot_portal_id")
+    @classmethod
+    def _portal_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError(
+                "must be the HubSpot account id, digits only (the number after /contacts/ "
+                "in the address of any HubSpot record)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _slack_mode(self) -> Settings:
         if self.slack_bot_token is None:
@@ -111,6 +144,21 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+
+def _site_url(value: str, *, example: str) -> str:
+    """An https site address with nothing after the host, without its trailing slash."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    try:
+        host, _ = parts.hostname, parts.port  # .port raises for a port that is not a number
+    except ValueError:
+        host = None
+    if parts.scheme != "https" or not host or " " in url or not url.isprintable():
+        raise ValueError(f"must be an https:// address such as {example}")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"must be the site address alone, such as {example}, with no path")
+    return url
 
 
 def load_settings(**overrides: object) -> Settings:

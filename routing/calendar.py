@@ -14,9 +14,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import holidays
+
+if TYPE_CHECKING:  # the policy imports this module; these are only its types
+    from routing.policy import Rep, Sla
 
 __all__ = [
     "WEEKDAYS",
@@ -28,6 +32,7 @@ __all__ = [
     "next_working_start",
     "parse_days",
     "parse_hours",
+    "sla_deadline",
     "unavailable_reason",
     "validate_holidays_country",
 ]
@@ -56,8 +61,10 @@ class CalendarError(ValueError):
 class WorkingHours:
     """A rep's working time: wall-clock `start`-`end` in `tz` on `days` (Monday=0).
 
-    `end` before `start` is an overnight shift. `holidays_country` is an ISO 3166 alpha-2 code,
-    optionally with a subdivision ("US-CA", "GB-SCT"); its public holidays are days off.
+    `end` before `start` is an overnight shift, and `end` of `time.max` (23:59:59.999999) runs to
+    midnight: the policy gives a rep with `holidays` but no `hours` 00:00 to `time.max` on every
+    day. `holidays_country` is an ISO 3166 alpha-2 code, optionally with a subdivision ("US-CA",
+    "GB-SCT"); its public holidays are days off.
     """
 
     start: time
@@ -302,15 +309,51 @@ def add_working_time(hours: WorkingHours, start: datetime, seconds: int) -> date
     raise _no_working_time(hours)
 
 
+def sla_deadline(sla: Sla, rep: Rep, start: datetime, seconds: int) -> datetime:
+    """When an SLA of `seconds` given to `rep` at `start` falls due, on the policy's `sla.clock`.
+
+    `wall`: `start` plus `seconds`. `business`: only `rep`'s working time counts, their days off
+    and public holidays skipped (`add_working_time`), so a 15-minute SLA given at 17:55 to a
+    09:00-18:00 rep falls due at 09:10 on their next working day. A rep who keeps no hours counts
+    wall time; one with `holidays` but no `hours` counts every day but their holidays.
+
+    Given in UTC, whatever the zone of `start`. Raises ValueError for a naive `start` or negative
+    `seconds`, and CalendarError when a year passes with no working time in it (which a calendar
+    of weekly working days and public holidays never does).
+    """
+    zone = start.tzinfo
+    if zone is None:
+        raise ValueError(f"start must be timezone-aware, got {start!r}")
+    if seconds < 0:
+        raise ValueError(f"seconds must not be negative, got {seconds}")
+    hours = rep.hours
+    if hours is not None and sla.clock == "business":
+        return add_working_time(hours, start, seconds).astimezone(UTC)
+    # The engine computes this for every assigned lead, hence timedelta's positional form (the
+    # keyword one costs half as much again) and no conversion when `start` is in UTC already.
+    # Added in UTC, not in `start`'s zone: aware arithmetic within one zone moves the wall clock,
+    # and 00:30 plus an hour would read 01:30 on the night that hour does not exist.
+    length = timedelta(0, seconds)
+    return start + length if zone is UTC else start.astimezone(UTC) + length
+
+
 def _working_periods(hours: WorkingHours, after: datetime) -> Iterator[tuple[datetime, datetime]]:
     """(start, end) in UTC of each non-empty working period, from the one that may contain `after`.
 
     Stops once `_SEARCH_DAYS` pass without a working day, so callers' loops are bounded.
     """
     tz, start, end = hours.tz, hours.start, hours.end
-    end_offset = _ONE_DAY if end < start else timedelta(0)
-    # Yesterday's overnight shift may still be running at `after`.
-    day = after.astimezone(tz).date() - _ONE_DAY
+    overnight = end < start
+    if end == time.max:
+        # "Until the end of the day": to midnight, not one microsecond short of it, so that whole
+        # days of working time join up and a day holds exactly 24 hours (23 or 25 when the clocks
+        # change).
+        end, end_offset = time.min, _ONE_DAY
+    else:
+        end_offset = _ONE_DAY if overnight else timedelta(0)
+    day = after.astimezone(tz).date()
+    if overnight:
+        day -= _ONE_DAY  # yesterday's overnight shift may still be running at `after`
     last_found = day
     while (day - last_found).days <= _SEARCH_DAYS:
         if day.weekday() in hours.days and not (

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from routing.accounts import AccountIndex
-from routing.calendar import unavailable_reason
+from routing.calendar import sla_deadline, unavailable_reason
 from routing.distribution import TeamState, pick_least_loaded, pick_round_robin, pick_weighted
 from routing.model import AccountMatch, Lead, Outcome, OutOfOffice
 from routing.normalize import Facts, normalize
@@ -83,6 +83,8 @@ class Decision:
     queue: str | None = None
     channel: str | None = None
     sla_seconds: int | None = None
+    # When the assigned rep's SLA falls due, in UTC, on the policy's `sla.clock` (sla_deadline).
+    sla_due_at: datetime | None = None
     account: AccountMatch | None = None
     team_state: TeamState | None = None
     fallback_used: bool = False
@@ -454,6 +456,8 @@ def _sla_seconds(ctx: _Context, rule: Rule | None) -> int:
 def _assign(
     ctx: _Context, pick: _Pick, rule: Rule | None, reason: str, *, fallback: bool = False
 ) -> Decision:
+    policy = ctx.policy
+    sla_seconds = _sla_seconds(ctx, rule)
     return Decision(
         lead_id=ctx.facts.lead.id,
         outcome=Outcome.ASSIGNED,
@@ -462,7 +466,8 @@ def _assign(
         team=pick.team,
         rule=rule.name if rule else "Sticky account",
         method=pick.method,
-        sla_seconds=_sla_seconds(ctx, rule),
+        sla_seconds=sla_seconds,
+        sla_due_at=sla_deadline(policy.sla, policy.reps[pick.rep], ctx.now, sla_seconds),
         account=ctx.match,
         team_state=pick.team_state,
         fallback_used=fallback,

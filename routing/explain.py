@@ -103,11 +103,11 @@ def explain(decision: Decision, policy: Policy) -> str:
 def outcome_sentence(decision: Decision, policy: Policy) -> str:
     if decision.outcome is Outcome.ASSIGNED:
         team = f" (team {decision.team})" if decision.team else ""
-        sla = (
-            f", to be claimed within {format_duration(decision.sla_seconds)}"
-            if decision.sla_seconds
-            else ""
-        )
+        sla = ""
+        if decision.sla_seconds:
+            sla = f", to be claimed within {format_duration(decision.sla_seconds)}"
+            if policy.sla.clock == "business":
+                sla += " of working hours"
         return f"assigned to {policy.rep_name(decision.rep)}{team}{sla}"
     if decision.outcome is Outcome.QUEUED:
         channel = f" (posted to {decision.channel})" if decision.channel else ""

@@ -144,10 +144,10 @@ def _country(value: str) -> str:
 
 def _cron(value: str) -> str:
     # Validated by the parser the scheduler will run it with, so the two can never disagree.
-    from apscheduler.triggers.cron import CronTrigger
+    from routing.cron import crontab_trigger
 
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        crontab_trigger(value, timezone="UTC")
     except ValueError as exc:
         raise ValueError(
             f"'{value}' is not a cron expression ({exc}); write five fields like '0 9 * * mon-fri'"

@@ -136,7 +136,10 @@ class TeamStateRow(SQLModel, table=True):
 
 class OfferRow(SQLModel, table=True):
     __tablename__ = "offers"
-    __table_args__ = (Index("ix_offers_status_due", "status", "sla_due_at"),)
+    __table_args__ = (
+        Index("ix_offers_status_due", "status", "sla_due_at"),
+        Index("ix_offers_status_remind", "status", "remind_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="leads.id", index=True)
@@ -153,6 +156,9 @@ class OfferRow(SQLModel, table=True):
     team_message_ts: str | None = Field(default=None, max_length=64)
     lease_owner: str | None = Field(default=None, max_length=255)
     lease_until: datetime | None = _when(nullable=True)
+    sla_seconds: int | None = None  # the SLA as the policy gave it (on its wall or business clock)
+    # When to remind the rep (half the SLA, if the policy asks); cleared once it is queued.
+    remind_at: datetime | None = _when(nullable=True)
 
 
 class DecisionRow(SQLModel, table=True):
@@ -203,6 +209,20 @@ class OutboxRow(SQLModel, table=True):
     failed_at: datetime | None = _when(nullable=True)
     last_error: str | None = None
     created_at: datetime = _when()
+
+
+class JobRunRow(SQLModel, table=True):
+    """One tick of a scheduled job that must run once however many replicas are up (a manager's
+    digest): the replica whose insert of (job, due_at) succeeds runs it; the others skip it."""
+
+    __tablename__ = "job_runs"
+
+    job: str = Field(primary_key=True, max_length=128)  # e.g. "digest:maria"
+    due_at: datetime = Field(sa_column=Column(UtcDateTime(), primary_key=True))
+    runner: str = Field(max_length=255)  # host:pid of the replica that took it
+    started_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)
+    error: str | None = None
 
 
 class ProcessedRequestRow(SQLModel, table=True):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -28,6 +28,7 @@ from storage.models import (
     AccountKeyRow,
     AccountRow,
     AuditEventRow,
+    JobRunRow,
     LeadRow,
     OfferRow,
     OfferStatus,
@@ -191,6 +192,138 @@ async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequ
     return result.scalars().all()
 
 
+async def leads_by_id(*, session: AsyncSession, ids: Iterable[int]) -> dict[int, LeadRow]:
+    found: dict[int, LeadRow] = {}
+    for chunk in _id_chunks(ids):
+        rows = await session.execute(select(LeadRow).where(col(LeadRow.id).in_(chunk)))
+        found.update((row.id or 0, row) for row in rows.scalars())
+    return found
+
+
+async def offers_of_leads(
+    *, session: AsyncSession, lead_ids: Iterable[int]
+) -> dict[int, list[OfferRow]]:
+    """Every offer of these leads, oldest first, by lead id."""
+    found: dict[int, list[OfferRow]] = {}
+    for chunk in _id_chunks(lead_ids):
+        rows = await session.execute(
+            select(OfferRow).where(col(OfferRow.lead_id).in_(chunk)).order_by(col(OfferRow.id))
+        )
+        for row in rows.scalars():
+            found.setdefault(row.lead_id, []).append(row)
+    return found
+
+
+def _id_chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), _IN_CHUNK):
+        yield ordered[start : start + _IN_CHUNK]
+
+
+async def overdue_offers(
+    *, session: AsyncSession, now: datetime, limit: int, skip_locked: bool
+) -> Sequence[OfferRow]:
+    """Unclaimed offers past their deadline, most overdue first.
+
+    With `skip_locked` (PostgreSQL) the rows are locked for this transaction and rows another
+    sweeper holds are passed over, so two replicas sweeping at once split the work instead of
+    colliding on it."""
+    statement = (
+        select(OfferRow)
+        .where(
+            col(OfferRow.status) == OfferStatus.OFFERED.value,
+            col(OfferRow.sla_due_at) <= now,
+        )
+        .order_by(col(OfferRow.sla_due_at), col(OfferRow.id))
+        .limit(limit)
+    )
+    if skip_locked:
+        statement = statement.with_for_update(skip_locked=True)
+    return (await session.execute(statement)).scalars().all()
+
+
+async def close_offers(
+    *, session: AsyncSession, offer_ids: Sequence[int], to_status: str, now: datetime
+) -> int:
+    """Compare-and-set many open offers to `to_status` at once; how many were still open."""
+    changed = 0
+    for chunk in _id_chunks(offer_ids):
+        result = await session.execute(
+            update(OfferRow)
+            .where(col(OfferRow.id).in_(chunk), col(OfferRow.status) == OfferStatus.OFFERED.value)
+            .values(status=to_status, closed_at=now, remind_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        changed += result.rowcount  # type: ignore[attr-defined]
+    return changed
+
+
+async def due_reminders(
+    *, session: AsyncSession, now: datetime, limit: int, skip_locked: bool
+) -> Sequence[int]:
+    """Ids of open offers whose reminder is due (see `overdue_offers` for `skip_locked`)."""
+    statement = (
+        select(col(OfferRow.id))
+        .where(
+            col(OfferRow.status) == OfferStatus.OFFERED.value,
+            col(OfferRow.remind_at) <= now,
+        )
+        .order_by(col(OfferRow.remind_at))
+        .limit(limit)
+    )
+    if skip_locked:
+        statement = statement.with_for_update(skip_locked=True)
+    return [i for i in (await session.execute(statement)).scalars().all() if i is not None]
+
+
+async def clear_reminders(*, session: AsyncSession, offer_ids: Sequence[int]) -> list[int]:
+    """Mark these offers' reminders as taken (compare-and-set); the ids this call took."""
+    taken: list[int] = []
+    for chunk in _id_chunks(offer_ids):
+        result = await session.execute(
+            update(OfferRow)
+            .where(col(OfferRow.id).in_(chunk), col(OfferRow.remind_at).is_not(None))
+            .values(remind_at=None)
+            .returning(col(OfferRow.id))
+            .execution_options(synchronize_session=False)
+        )
+        taken.extend(i for i in result.scalars().all() if i is not None)
+    return taken
+
+
+async def take_job_run(
+    *, session: AsyncSession, job: str, due_at: datetime, runner: str, now: datetime
+) -> bool:
+    """Record that `runner` runs `job`'s tick at `due_at`; False if another replica already did."""
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                insert(JobRunRow).values(job=job, due_at=due_at, runner=runner, started_at=now)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+async def previous_job_run(*, session: AsyncSession, job: str, before: datetime) -> datetime | None:
+    """The tick before `before` at which `job` ran, if any."""
+    result = await session.execute(
+        select(func.max(col(JobRunRow.due_at))).where(
+            col(JobRunRow.job) == job, col(JobRunRow.due_at) < before
+        )
+    )
+    value = result.scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+
+
+async def last_job_runs(*, session: AsyncSession) -> dict[str, datetime]:
+    """Each job's latest tick that ran."""
+    result = await session.execute(
+        select(col(JobRunRow.job), func.max(col(JobRunRow.due_at))).group_by(col(JobRunRow.job))
+    )
+    return {job: at for job, at in result.all() if isinstance(at, datetime)}
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 
@@ -210,9 +343,38 @@ async def save_team_state(
         update(TeamStateRow)
         .where(and_(col(TeamStateRow.team) == team, col(TeamStateRow.version) == read_version))
         .values(version=read_version + 1, **values)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"team {team} rotated meanwhile")
+
+
+async def count_open_leads_many(
+    *, session: AsyncSession, changes: Sequence[tuple[str, int, int]], now: datetime
+) -> None:
+    """`count_open_leads` for each (rep id, read count, added), in one executemany for the reps
+    whose row is known to exist, where the driver reports the rows an executemany changed
+    (SQLite does); one statement per rep otherwise. A rep on a batch of leads spread over a
+    hundred reps would otherwise cost a hundred round trips."""
+    bulk = [change for change in changes if change[1] > 0]
+    connection = await session.connection()
+    if len(bulk) > 1 and connection.dialect.supports_sane_multi_rowcount:
+        table = _table(RepStateRow)
+        result = await session.execute(
+            update(table)
+            .where(table.c.rep_id == bindparam("b_rep"), table.c.open_count == bindparam("b_read"))
+            .values(open_count=bindparam("b_count"), updated_at=bindparam("b_now")),
+            [
+                {"b_rep": rep, "b_read": read, "b_count": read + added, "b_now": now}
+                for rep, read, added in bulk
+            ],
+        )
+        if result.rowcount != len(bulk):  # type: ignore[attr-defined]
+            raise Conflict("some rep's open leads changed meanwhile")
+        done = {rep for rep, _read, _added in bulk}
+        changes = [change for change in changes if change[0] not in done]
+    for rep, read, added in changes:
+        await count_open_leads(session=session, rep_id=rep, read_count=read, added=added, now=now)
 
 
 async def count_open_leads(
@@ -223,6 +385,7 @@ async def count_open_leads(
         update(RepStateRow)
         .where(and_(col(RepStateRow.rep_id) == rep_id, col(RepStateRow.open_count) == read_count))
         .values(open_count=read_count + added, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return

@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_command
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.managers import digest_on_demand, register_managers
 from routing.calendar import next_working_start
 from routing.durations import format_duration
 from routing.policy import Policy
@@ -83,6 +84,7 @@ def build_slack_app(settings: Settings, parts: SlackParts, client: AsyncWebClien
 
 def register(app: AsyncApp, parts: SlackParts) -> None:
     app.middleware(_drop_repeats(parts.service))
+    register_managers(app, parts)
 
     @app.action(ActionId.CLAIM)
     async def claim(
@@ -188,8 +190,16 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         client: AsyncWebClient,
     ) -> None:
         await ack()
-        text = await _answer_command(parts, client, command)
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+        answer = await _answer_command(parts, client, command)
+        if isinstance(answer, blocks.Message):
+            await respond(
+                text=answer.text,
+                blocks=answer.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        else:
+            await respond(text=answer, response_type="ephemeral", replace_original=False)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
@@ -278,7 +288,7 @@ def _moved(policy: Policy, moves: list[Move]) -> str:
 
 async def _answer_command(
     parts: SlackParts, client: AsyncWebClient, command: dict[str, Any]
-) -> str:
+) -> str | blocks.Message:
     policy = parts.policy()
     user = command["user_id"]
     viewer = viewer_of(policy, user)
@@ -295,7 +305,7 @@ async def _answer_command(
     if isinstance(parsed, Queue):
         return await _queue(parts, viewer)
     assert isinstance(parsed, Digest)
-    return "Digests come with the SLA watchdog; `/routing queue` shows the unmatched queue now."
+    return await digest_on_demand(parts, viewer)
 
 
 def _viewer_tz(policy: Policy, viewer: Viewer) -> Any:

@@ -244,7 +244,7 @@ def _deadline(content: CardContent) -> str | None:
     return text
 
 
-def _card_blocks(view: CardView, *, status: str | None) -> list[Block]:
+def _card_blocks(view: CardView, *, status: str | None, why: str = "Why you") -> list[Block]:
     content = view.content
     blocks: list[Block] = [HeaderBlock(text=_plain(_title(content), MAX_HEADER))]
     if status is not None:
@@ -254,7 +254,7 @@ def _card_blocks(view: CardView, *, status: str | None) -> list[Block]:
         blocks.append(fields)
     if view.note:
         blocks.append(_section(view.note))
-    blocks.append(_section(f"*Why you:* {escape(content.reason)}"))
+    blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
     # A settled card drops the deadline: once claimed or moved, "Claim by" would only mislead.
     deadline = _deadline(content) if status is None else None
     if deadline:
@@ -317,11 +317,30 @@ def assigned_lead(block_id: str) -> str | None:
     return block_id[len(prefix) :] or None
 
 
-def queued_post(view: CardView, queue: str) -> Message:
-    """A lead waiting in a queue, posted to the queue's channel with an Assign picker."""
-    blocks = _card_blocks(view, status=f"Waiting in the *{escape(queue)}* queue")
+def queued_post(view: CardView, queue: str, *, alert: bool = False) -> Message:
+    """A lead waiting in a queue with an Assign picker: posted to the queue's channel, or with
+    `alert` to a manager when the SLA watchdog gave up on it."""
+    status = f"Waiting in the *{escape(queue)}* queue"
+    if alert:
+        status = f":rotating_light: Nobody claimed this lead in time. {status}"
+    blocks = _card_blocks(view, status=status, why="Why")
     blocks.append(assign_control(view.lead_id))
     text = clip(f"{_title(view.content)}: waiting in the {escape(queue)} queue", MAX_TEXT)
+    return Message(text=text, blocks=_messages(blocks))
+
+
+def reminder(view: CardView) -> Message:
+    """Half the SLA has passed and the lead is still unclaimed: one line, in the card's thread."""
+    due = view.content.sla_due_at
+    when = f": claim it by {slack_date(due)}" if due is not None else ""
+    text = clip(
+        f":hourglass_flowing_sand: Still yours to claim, *{_title(view.content)}*{when}", MAX_TEXT
+    )
+    value = _button_value(view.lead_id)
+    claim = ButtonElement(
+        text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
+    )
+    blocks = [_section(text), ActionsBlock(block_id=BlockId.CARD_ACTIONS, elements=[claim])]
     return Message(text=text, blocks=_messages(blocks))
 
 

@@ -24,6 +24,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.digest import load_digest
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
 from bot.slack.blocks import (
@@ -33,8 +34,10 @@ from bot.slack.blocks import (
     mention,
     offer_card,
     queued_post,
+    reminder,
     settled_card,
 )
+from bot.slack.digest import digest_message
 from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database
@@ -42,7 +45,14 @@ from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
 
-SLACK_KINDS = (OutboxKind.OFFER_CARD, OutboxKind.SETTLE_CARD, OutboxKind.QUEUE_POST)
+SLACK_KINDS = (
+    OutboxKind.OFFER_CARD,
+    OutboxKind.SETTLE_CARD,
+    OutboxKind.QUEUE_POST,
+    OutboxKind.REMINDER,
+    OutboxKind.MANAGER_ALERT,
+    OutboxKind.DIGEST,
+)
 LEASE = timedelta(seconds=60)
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 MAX_BACKOFF_S = 300.0
@@ -156,6 +166,12 @@ class CardDelivery:
             await self._settle_card(int(payload["offer_id"]))
         elif item.kind == OutboxKind.QUEUE_POST:
             await self._post_queued(payload)
+        elif item.kind == OutboxKind.REMINDER:
+            await self._remind(int(payload["offer_id"]))
+        elif item.kind == OutboxKind.MANAGER_ALERT:
+            await self._alert_manager(payload)
+        elif item.kind == OutboxKind.DIGEST:
+            await self._post_digest(payload)
 
     async def _post_card(self, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)
@@ -202,11 +218,52 @@ class CardDelivery:
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
-        external_id, content = queued
-        view = CardView(lead_id=external_id, content=content)
-        await self._post(str(channel), queued_post(view, str(payload.get("queue") or "unmatched")))
+        view = CardView(lead_id=queued.lead_id, content=queued.content)
+        await self._post(str(channel), queued_post(view, queued.queue))
 
-    async def _post(self, channel: str, message: Message) -> tuple[str, str]:
+    async def _remind(self, offer_id: int) -> None:
+        """Half the SLA has gone: a nudge in the card's thread (or the DM, if it has none yet)."""
+        card = await self.reader.offer_card(offer_id)
+        if card is None or card.status != "offered":
+            return  # claimed or moved meanwhile: nothing to remind of
+        if card.rep_slack is None:
+            raise _GiveUp(f"rep {card.rep} has no slack id in the policy")
+        message = reminder(_view(card))
+        await self._post(card.channel or card.rep_slack, message, thread_ts=card.message_ts)
+
+    async def _alert_manager(self, payload: dict[str, Any]) -> None:
+        """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
+        manager = str(payload["manager"])
+        slack_id = self.policy().slack_of(manager)
+        if slack_id is None:
+            raise _GiveUp(f"manager {manager} has no slack id in the policy")
+        queued = await self.reader.queued_card(int(payload["lead_id"]))
+        if queued is None:
+            return  # assigned meanwhile
+        view = CardView(lead_id=queued.lead_id, content=queued.content)
+        await self._post(slack_id, queued_post(view, queued.queue, alert=True))
+
+    async def _post_digest(self, payload: dict[str, Any]) -> None:
+        manager_id = str(payload["manager"])
+        policy = self.policy()
+        manager = policy.managers.get(manager_id)
+        if manager is None:
+            raise _GiveUp(f"manager {manager_id} is no longer in the policy")
+        if manager.slack is None:
+            raise _GiveUp(f"manager {manager_id} has no slack id in the policy")
+        async with self.db.reading() as session:
+            digest = await load_digest(
+                session,
+                policy,
+                manager_id=manager_id,
+                since=datetime.fromisoformat(payload["since"]),
+                now=datetime.fromisoformat(payload["until"]),
+            )
+        await self._post(manager.slack, digest_message(digest, manager_tz=manager.tz))
+
+    async def _post(
+        self, channel: str, message: Message, *, thread_ts: str | None = None
+    ) -> tuple[str, str]:
         """chat.postMessage, paced per channel. Returns (channel, ts) as Slack answered."""
         lock = self._channel_locks.setdefault(channel, asyncio.Lock())
         async with lock:
@@ -215,7 +272,11 @@ class CardDelivery:
                 await asyncio.sleep(wait)
             self._next_post[channel] = time.monotonic() + POST_INTERVAL_S
             response = await self.client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                thread_ts=thread_ts,
             )
         return str(response["channel"]), str(response["ts"])
 
@@ -236,7 +297,10 @@ class CardDelivery:
 
 def _view(card: OfferCard) -> CardView:
     return CardView(
-        lead_id=card.lead_id, content=card.content, note=escape(card.note) if card.note else None
+        lead_id=card.lead_id,
+        content=card.content,
+        crm_url=card.crm_url,
+        note=escape(card.note) if card.note else None,
     )
 
 

@@ -4,6 +4,10 @@ The fake answers the methods leadrouter calls with Slack's response shapes (trim
 client reads), records each call, and can be told to fail, stall or rate-limit the way Slack
 does. Tests point the real `AsyncWebClient` (or `leadrouter serve`) at `api_url`, as
 bolt-python's `tests/mock_web_api_server/` does, instead of patching the client.
+
+It is also Slack's side of Socket Mode: `apps.connections.open`, called with an app-level token
+(xapp-), answers a one-time `ws://` URL on the same port; a client that connects is greeted with
+Slack's `hello`, and the test pushes envelopes to it (`send_envelope`) and reads its acks.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, Self
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
 TEAM_ID = "T0001"
@@ -34,6 +38,12 @@ DEFAULT_TZ = "America/New_York"
 RESPONSE_URL = "http://127.0.0.1:1/response"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+
+# Methods that take an app-level token (xapp-); every other method takes a bot or user token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+SOCKET_PATH = "/link/"
+# The envelope types Slack sends over a Socket Mode connection.
+ENVELOPE_TYPES = ("events_api", "interactive", "slash_commands")
 
 # Fields slack_sdk sends as JSON strings when a method goes out as a form body.
 _JSON_FIELDS = ("blocks", "attachments", "view")
@@ -53,6 +63,31 @@ class Call:
     at: float  # time.monotonic() when the request arrived
     status: int = 200
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """What a Socket Mode client sent back for an envelope: its id and, when the envelope
+    accepts one, the response payload (a slash command's answer, a modal's errors)."""
+
+    envelope_id: str
+    payload: Body | None
+    at: float  # time.monotonic() when it arrived
+
+
+@dataclass
+class Connection:
+    """One Socket Mode websocket a client opened; `closed_at` is set once it has closed."""
+
+    ticket: str
+    opened_at: float
+    closed_at: float | None = None
+    close_code: int | None = None  # 1000 when the client closed it cleanly, 1006 when it vanished
+    socket: web.WebSocketResponse | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
 
 
 @dataclass
@@ -95,6 +130,13 @@ class FakeSlack:
         self.user_email: dict[str, str] = {}
         # (channel, ts) -> the message as last posted or updated.
         self.messages: dict[tuple[str, str], Body] = {}
+        # Socket Mode: every websocket opened, in order, and every ack received, in order.
+        self.connections: list[Connection] = []
+        self.acks: list[Ack] = []
+        self._tickets: set[str] = set()
+        self._ticket_numbers = itertools.count(1)
+        self._envelope_numbers = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._post_rate = post_rate_per_channel
         self._post_burst = post_burst
         self._buckets: dict[str, _Bucket] = {}
@@ -107,6 +149,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._methods: dict[str, Callable[[Params], Body]] = {
+            "apps.connections.open": self._open_connection,
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
@@ -126,17 +169,24 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/response/{key}", self._respond)
+        app.router.add_get(SOCKET_PATH, self._socket)
         # A short shutdown_timeout: stopping should not wait out a `delay` nobody is awaiting.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        if runner is None:
+            return
+        with self._lock:
+            sockets = [c.socket for c in self.connections if c.open and c.socket is not None]
+        for socket in sockets:  # else cleanup waits for each handler to time out
+            await socket.close(code=1001, message=b"fake Slack stopping")
+        await runner.cleanup()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -232,6 +282,117 @@ class FakeSlack:
             time.sleep(_POLL_S)
         return calls
 
+    # -- Socket Mode ------------------------------------------------------------------------
+
+    async def wait_for_connection(self, count: int = 1, timeout: float = 5.0) -> Connection:  # noqa: ASYNC109
+        """The newest open Socket Mode connection, once at least `count` were ever opened."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                opened = list(self.connections)
+            open_now = [connection for connection in opened if connection.open]
+            if len(opened) >= count and open_now:
+                return open_now[-1]
+            if time.monotonic() >= deadline:
+                with self._lock:
+                    refused = [f"{c.method} ({c.status} {c.error})" for c in self.refused]
+                raise AssertionError(
+                    f"expected {count} Socket Mode connection(s), one of them open, within "
+                    f"{timeout:g}s; opened {len(opened)}, {len(open_now)} still open; "
+                    f"apps.connections.open answered {len(self.calls_to('apps.connections.open'))} "
+                    f"time(s); refused: {refused or 'none'}"
+                )
+            await asyncio.sleep(_POLL_S)
+
+    async def send_envelope(
+        self,
+        type: str,
+        payload: Mapping[str, Any],
+        *,
+        accepts_response_payload: bool | None = None,
+        envelope_id: str | None = None,
+        retry_attempt: int = 0,
+    ) -> str:
+        """Push one envelope down the newest open connection, as Slack does; its envelope id.
+
+        `type` is "events_api", "interactive" or "slash_commands"; `payload` is what Slack would
+        have POSTed over HTTP (the event callback, the interaction payload, the command's
+        fields). Slack lets a client answer slash commands and interactions in the ack, so
+        `accepts_response_payload` defaults to True for those and False for events. Callable
+        from any event loop: the send runs on the fake's own."""
+        if type not in ENVELOPE_TYPES:
+            raise ValueError(f"unknown envelope type {type!r}; use one of {ENVELOPE_TYPES}")
+        if envelope_id is None:
+            envelope_id = f"env-{next(self._envelope_numbers):04d}-{time.time_ns() % 10**9:09d}"
+        envelope: Body = {
+            "envelope_id": envelope_id,
+            "type": type,
+            "payload": dict(payload),
+            "accepts_response_payload": (
+                type != "events_api"
+                if accepts_response_payload is None
+                else accepts_response_payload
+            ),
+        }
+        if type == "events_api":  # only events are retried, and say so
+            envelope |= {"retry_attempt": retry_attempt, "retry_reason": ""}
+        await self._on_own_loop(self._send_to_newest(envelope))
+        return envelope_id
+
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Tell the connected client to reconnect, as Slack does every few hours; it should
+        call apps.connections.open again and open a new connection."""
+        message = {
+            "type": "disconnect",
+            "reason": reason,
+            "debug_info": {"host": "fake-slack"},
+        }
+        await self._on_own_loop(self._send_to_newest(message))
+
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:  # noqa: ASYNC109
+        """The client's ack of `envelope_id`, once it has arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                acks = list(self.acks)
+            for ack in acks:
+                if ack.envelope_id == envelope_id:
+                    return ack
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"no ack of envelope {envelope_id} within {timeout:g}s; acked so far: "
+                    f"{[ack.envelope_id for ack in acks] or 'none'}"
+                )
+            await asyncio.sleep(_POLL_S)
+
+    async def wait_for_close(self, connection: Connection, timeout: float = 5.0) -> int | None:  # noqa: ASYNC109
+        """The code `connection` closed with (1000: the client closed it), once it has."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not connection.open:
+                    return connection.close_code
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"the Socket Mode connection is still open after {timeout:g}s")
+            await asyncio.sleep(_POLL_S)
+
+    def acks_of(self, envelope_id: str) -> list[Ack]:
+        with self._lock:
+            return [ack for ack in self.acks if ack.envelope_id == envelope_id]
+
+    async def _on_own_loop(self, coroutine: Any) -> None:
+        if self._loop is None:
+            coroutine.close()
+            raise RuntimeError("FakeSlack has not been started")
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+    async def _send_to_newest(self, message: Body) -> None:
+        with self._lock:
+            sockets = [c.socket for c in self.connections if c.open and c.socket is not None]
+        if not sockets:
+            raise AssertionError("no Socket Mode client is connected to the fake Slack")
+        await sockets[-1].send_str(json.dumps(message))
+
     def _not_enough(self, method: str, count: int, timeout: float, calls: list[Call]) -> str:
         with self._lock:
             answered = [call.method for call in self.calls]
@@ -275,10 +436,63 @@ class FakeSlack:
         """A `response_url` that lands here, for `command_body(..., response_url=...)`."""
         return f"http://127.0.0.1:{self.port}/response/{key}"
 
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        """A Socket Mode connection: a ticket from apps.connections.open (once only), Slack's
+        hello, then every text message the client sends is read as an ack."""
+        ticket = request.query.get("ticket", "")
+        arrived = time.monotonic()
+        with self._lock:
+            known = ticket in self._tickets
+            self._tickets.discard(ticket)
+            if not known:
+                params = {"ticket": ticket}
+                self.refused.append(Call("socket", params, arrived, 401, "invalid_ticket"))
+        if not known:
+            return web.Response(status=401, text="unknown or used ticket")
+        socket = web.WebSocketResponse()  # answers the client's pings with pongs
+        await socket.prepare(request)
+        connection = Connection(ticket=ticket, opened_at=arrived, socket=socket)
+        with self._lock:
+            self.connections.append(connection)
+            open_now = sum(c.open for c in self.connections)
+        await socket.send_str(json.dumps(_hello(open_now)))
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    self._receive(str(message.data))
+        finally:
+            with self._lock:
+                connection.closed_at = time.monotonic()
+                connection.close_code = socket.close_code
+        return socket
+
+    def _receive(self, text: str) -> None:
+        arrived = time.monotonic()
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        with self._lock:
+            if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+                payload = message.get("payload")
+                self.acks.append(
+                    Ack(
+                        message["envelope_id"],
+                        payload if isinstance(payload, dict) else None,
+                        arrived,
+                    )
+                )
+            else:
+                self.refused.append(Call("socket", {"text": text}, arrived, 400, "not_an_ack"))
+
     def _answer(self, method: str, params: Params, authorization: str) -> _Answer:
-        # Any token slack_sdk would send; the point is to catch a client built without one.
-        if not authorization.startswith("Bearer xox"):
+        # Any token slack_sdk would send; the point is to catch a client built without one, or
+        # one that sends the app-level token where the bot token belongs, or the other way round.
+        token = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else ""
+        if not token.startswith(("xox", "xapp-")):
             return _Answer(_error("not_authed"))
+        if token.startswith("xapp-") != (method in _APP_TOKEN_METHODS):
+            return _Answer(_error("not_allowed_token_type"))
         with self._lock:
             failure = self._take_failure(method)
             if failure is not None:
@@ -335,6 +549,14 @@ class FakeSlack:
         }
 
     # -- the methods, called with the lock held ---------------------------------------------
+
+    def _open_connection(self, params: Params) -> Body:
+        ticket = f"{next(self._ticket_numbers):06d}"
+        self._tickets.add(ticket)
+        return {
+            "ok": True,
+            "url": f"ws://127.0.0.1:{self.port}{SOCKET_PATH}?ticket={ticket}&app_id={APP_ID}",
+        }
 
     def _auth_test(self, params: Params) -> Body:
         return {
@@ -440,6 +662,20 @@ def _error(error: str) -> Body:
     return {"ok": False, "error": error}
 
 
+def _hello(num_connections: int) -> Body:
+    """What Slack sends first on a new Socket Mode connection."""
+    return {
+        "type": "hello",
+        "num_connections": num_connections,
+        "debug_info": {
+            "host": "fake-slack",
+            "build_number": 1,
+            "approximate_connection_time": 18060,
+        },
+        "connection_info": {"app_id": APP_ID},
+    }
+
+
 def _dm_channel(channel: str) -> str:
     """Posting to a user id lands in the DM Slack opens with them: U123 -> D123."""
     return "D" + channel[1:] if channel.startswith("U") else channel
@@ -501,9 +737,34 @@ def action_body(
     channel: str = "D0ALICE",
     message_ts: str = "1700000000.000100",
     trigger_id: str = "trig.1",
+    response_url: str = RESPONSE_URL,
 ) -> str:
     """The form body of a button press on a message (a `block_actions` interaction)."""
-    payload = {
+    payload = action_payload(
+        action_id,
+        value,
+        user_id,
+        channel=channel,
+        message_ts=message_ts,
+        trigger_id=trigger_id,
+        response_url=response_url,
+    )
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def action_payload(
+    action_id: str,
+    value: str,
+    user_id: str,
+    *,
+    channel: str = "D0ALICE",
+    message_ts: str = "1700000000.000100",
+    trigger_id: str = "trig.1",
+    response_url: str = RESPONSE_URL,
+) -> Body:
+    """A `block_actions` payload: over HTTP it is `action_body`'s form field, in Socket Mode an
+    "interactive" envelope's payload."""
+    return {
         "type": "block_actions",
         "user": _user(user_id),
         "team": {"id": TEAM_ID, "domain": "leadrouter-test"},
@@ -517,7 +778,7 @@ def action_body(
         },
         "channel": {"id": channel},
         "message": {"type": "message", "ts": message_ts, "text": "", "blocks": []},
-        "response_url": RESPONSE_URL,
+        "response_url": response_url,
         "trigger_id": trigger_id,
         "actions": [
             {
@@ -529,7 +790,6 @@ def action_body(
             }
         ],
     }
-    return urlencode({"payload": json.dumps(payload)})
 
 
 def command_body(
@@ -542,21 +802,36 @@ def command_body(
 ) -> str:
     """The form body of a slash command typed in #general."""
     return urlencode(
-        {
-            "token": "legacy",
-            "team_id": TEAM_ID,
-            "team_domain": "leadrouter-test",
-            "channel_id": "C0GENERAL",
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": user_id.lower(),
-            "command": command,
-            "text": text,
-            "response_url": response_url,
-            "trigger_id": trigger_id,
-            "api_app_id": APP_ID,
-        }
+        command_payload(
+            text, user_id, command=command, response_url=response_url, trigger_id=trigger_id
+        )
     )
+
+
+def command_payload(
+    text: str,
+    user_id: str,
+    *,
+    command: str = "/routing",
+    response_url: str = RESPONSE_URL,
+    trigger_id: str = "trig.1",
+) -> dict[str, str]:
+    """A slash command's fields: over HTTP `command_body` form-encodes them, in Socket Mode
+    they are a "slash_commands" envelope's payload as they are."""
+    return {
+        "token": "legacy",
+        "team_id": TEAM_ID,
+        "team_domain": "leadrouter-test",
+        "channel_id": "C0GENERAL",
+        "channel_name": "general",
+        "user_id": user_id,
+        "user_name": user_id.lower(),
+        "command": command,
+        "text": text,
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+        "api_app_id": APP_ID,
+    }
 
 
 def view_submission_body(

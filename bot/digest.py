@@ -1,0 +1,181 @@
+"""What a manager's digest shows: the unmatched queue, SLA misses, load against capacity, absences.
+
+Plain data out, no Slack formatting (`bot.slack.digest` renders it). Read in four statements
+whatever the number of reps or leads: the reps' live state, the queue's size and its oldest
+leads, and the misses counted per rep by the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bot.service import SLA_MISSED, ServiceError
+from routing.policy import Policy
+from storage import repository as repo
+from storage.models import AuditEventRow, LeadRow, LeadStatus
+
+# How far back a digest looks for SLA misses when there was no digest before it.
+FIRST_PERIOD = timedelta(hours=24)
+QUEUE_SHOWN = 10  # the oldest queued leads listed one by one, each with an Assign control
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLead:
+    lead_id: str  # the external id, which an Assign control carries
+    company: str | None
+    source: str | None
+    queue: str | None
+    created_at: datetime  # when the lead arrived: its age is how long it has waited for anyone
+
+
+@dataclass(frozen=True, slots=True)
+class RepMisses:
+    rep_id: str
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepLoad:
+    rep_id: str
+    name: str
+    open: int  # open leads (offered or claimed), as capacity counts them
+    capacity: int | None  # None: the policy sets no limit
+
+
+@dataclass(frozen=True, slots=True)
+class RepAway:
+    rep_id: str
+    name: str
+    until: datetime | None  # None: until further notice
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerDigest:
+    """One manager's digest for the period [since, now).
+
+    The queue is shown whole; the rest covers the reps of the teams the manager manages, or
+    every rep of the policy for a manager who manages no team."""
+
+    manager_id: str
+    since: datetime
+    now: datetime
+    queue_size: int
+    oldest: tuple[QueuedLead, ...]  # at most QUEUE_SHOWN, oldest first
+    misses: tuple[RepMisses, ...]  # reps who missed an SLA in the period, most misses first
+    loads: tuple[RepLoad, ...]  # every rep in scope, in policy order
+    away: tuple[RepAway, ...]  # reps out of office now, in policy order
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to tell: an empty queue, no misses, nobody out, nobody holding a lead."""
+        return (
+            self.queue_size == 0
+            and not self.misses
+            and not self.away
+            and all(load.open == 0 for load in self.loads)
+        )
+
+
+def reps_of_manager(policy: Policy, manager_id: str) -> tuple[str, ...]:
+    """The reps a manager looks after: the members of their teams, in policy order, each once;
+    every rep of the policy for a manager who manages no team."""
+    teams = [team for team in policy.teams.values() if team.manager == manager_id]
+    if not teams:
+        return tuple(policy.reps)
+    return tuple(dict.fromkeys(member for team in teams for member in team.members))
+
+
+async def load_digest(
+    session: AsyncSession,
+    policy: Policy,
+    *,
+    manager_id: str,
+    since: datetime | None,
+    now: datetime,
+) -> ManagerDigest:
+    """The digest of `manager_id` for SLA misses in [since, now); `since` None: the last 24 h.
+
+    Consecutive digests, each starting where the previous one ended, count every miss once."""
+    if manager_id not in policy.managers:
+        raise ServiceError(f"no manager with id {manager_id} in the policy")
+    start = since if since is not None else now - FIRST_PERIOD
+    scope = reps_of_manager(policy, manager_id)
+
+    states = await repo.load_rep_states(session=session)
+    queue_size, oldest = await _queue(session)
+    missed = await _misses_by_rep(session, start=start, end=now)
+
+    misses = sorted(
+        (
+            RepMisses(rep, policy.rep_name(rep), missed[rep])
+            for rep in scope
+            if missed.get(rep, 0) > 0
+        ),
+        key=lambda m: -m.count,  # stable: equal counts stay in policy order
+    )
+    loads = tuple(
+        RepLoad(rep, policy.rep_name(rep), states.open_loads.get(rep, 0), policy.reps[rep].capacity)
+        for rep in scope
+    )
+    away = tuple(
+        RepAway(rep, policy.rep_name(rep), absence.until, absence.reason)
+        for rep in scope
+        if (absence := states.out_of_office.get(rep)) is not None and absence.covers(now)
+    )
+    return ManagerDigest(
+        manager_id=manager_id,
+        since=start,
+        now=now,
+        queue_size=queue_size,
+        oldest=oldest,
+        misses=tuple(misses),
+        loads=loads,
+        away=away,
+    )
+
+
+async def _queue(session: AsyncSession) -> tuple[int, tuple[QueuedLead, ...]]:
+    queued = col(LeadRow.status) == LeadStatus.QUEUED.value
+    size = int(
+        (
+            await session.execute(select(func.count()).select_from(LeadRow).where(queued))
+        ).scalar_one()
+    )
+    if size == 0:
+        return 0, ()
+    rows = await session.execute(
+        select(
+            col(LeadRow.external_id),
+            col(LeadRow.company),
+            col(LeadRow.source),
+            col(LeadRow.queue),
+            col(LeadRow.created_at),
+        )
+        .where(queued)
+        .order_by(col(LeadRow.created_at), col(LeadRow.id))
+        .limit(QUEUE_SHOWN)
+    )
+    return size, tuple(QueuedLead(*row) for row in rows.all())
+
+
+async def _misses_by_rep(
+    session: AsyncSession, *, start: datetime, end: datetime
+) -> dict[str, int]:
+    rep = col(AuditEventRow.data)["rep"].as_string()
+    rows = await session.execute(
+        select(rep, func.count())
+        .where(
+            col(AuditEventRow.kind) == SLA_MISSED,
+            col(AuditEventRow.at) >= start,
+            col(AuditEventRow.at) < end,
+        )
+        .group_by(rep)
+    )
+    return {rep_id: int(count) for rep_id, count in rows.all() if rep_id is not None}

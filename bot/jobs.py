@@ -1,0 +1,148 @@
+"""The scheduled jobs, declared in one place by name.
+
+Each job is a thin call into the service layer, and each run is guarded: a run that fails is
+logged (its transaction has rolled back) and the scheduler carries on to the next one.
+APScheduler only says *when*; what a job did lives in leadrouter's own tables (the offers it
+moved, the outbox items it queued, `job_runs` for the once-per-tick digests), so its job store
+stays in memory and a restart or a second replica never loses or doubles an action.
+
+    jobs = declare_jobs(policy)
+    scheduler = start_scheduler(jobs, service)   # inside the running loop (`leadrouter serve`)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.service import Service
+from routing.cron import crontab_trigger
+from routing.durations import format_duration
+from routing.policy import Policy
+
+log = logging.getLogger(__name__)
+
+SWEEP = "sla-sweep"
+DIGEST_PREFIX = "digest:"
+# How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
+# tick missed for longer than this is not worth sending late.
+_LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    what: str  # one line for `leadrouter jobs`
+    trigger: BaseTrigger
+    call: Callable[[Service], Awaitable[object]]
+    at_start: bool = False  # also run once as soon as the scheduler starts (catch up)
+
+
+def runner_name() -> str:
+    """Which replica did a run: recorded with once-per-tick jobs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def declare_jobs(policy: Policy) -> list[Job]:
+    jobs = [
+        Job(
+            SWEEP,
+            f"every {format_duration(policy.sla.check_every)}: reassign offers past their SLA"
+            + ("; remind at half the SLA" if policy.sla.remind_at_half else ""),
+            IntervalTrigger(seconds=policy.sla.check_every, timezone=UTC),
+            _sweep,
+            # After a restart, offers that fell due while nobody was sweeping move at once.
+            at_start=True,
+        )
+    ]
+    for manager in sorted(policy.managers.values(), key=lambda m: m.id):
+        if not manager.digest:
+            continue
+        trigger = crontab_trigger(manager.digest, manager.tz)
+        jobs.append(
+            Job(
+                f"{DIGEST_PREFIX}{manager.id}",
+                f"{manager.name}'s digest, cron `{manager.digest}` in {manager.tz.key}",
+                trigger,
+                _digest_tick(manager.id, trigger),
+            )
+        )
+    return jobs
+
+
+async def _sweep(service: Service) -> object:
+    return await service.sweep()
+
+
+def _digest_tick(manager_id: str, trigger: BaseTrigger) -> Callable[[Service], Awaitable[object]]:
+    async def tick(service: Service) -> bool:
+        # Every replica computes the same tick from the cron, so the database can tell them apart.
+        due_at = latest_tick(trigger, service.clock())
+        if due_at is None:
+            return False
+        return await service.queue_digest(manager_id, due_at=due_at, runner=runner_name())
+
+    return tick
+
+
+def latest_tick(trigger: BaseTrigger, now: datetime) -> datetime | None:
+    """The trigger's latest fire time at or before `now` (None if none in the last week)."""
+    for lookback in _LOOKBACK:
+        tick: datetime | None = trigger.get_next_fire_time(None, now - lookback)
+        if tick is None or tick > now:
+            continue
+        while True:
+            following: datetime | None = trigger.get_next_fire_time(
+                tick, tick + timedelta(seconds=1)
+            )
+            if following is None or following > now:
+                return tick.astimezone(UTC)
+            tick = following
+    return None
+
+
+def next_runs(jobs: Sequence[Job], now: datetime) -> list[tuple[Job, datetime | None]]:
+    """Each job with the next time it fires after `now`."""
+    runs: list[tuple[Job, datetime | None]] = []
+    for job in jobs:
+        next_run: datetime | None = job.trigger.get_next_fire_time(None, now)
+        runs.append((job, next_run))
+    return runs
+
+
+def start_scheduler(jobs: Sequence[Job], service: Service) -> AsyncIOScheduler:
+    """Start the jobs on the running event loop. Stop with `scheduler.shutdown(wait=False)`."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    for job in jobs:
+        options = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
+        scheduler.add_job(
+            _guarded(job, service),
+            trigger=job.trigger,
+            id=job.name,
+            name=job.name,
+            max_instances=1,  # a slow sweep is never overlapped by the next one
+            coalesce=True,  # runs missed while busy collapse into one
+            misfire_grace_time=None,  # late is better than never
+            **options,
+        )
+    scheduler.start()
+    return scheduler
+
+
+def _guarded(job: Job, service: Service) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job.call(service)
+        except Exception:
+            log.exception("job %s failed; it runs again at its next time", job.name)
+
+    run.__name__ = job.name
+    return run

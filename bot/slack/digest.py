@@ -1,0 +1,188 @@
+"""A manager's digest as a Slack message.
+
+The period in the header is written in the manager's own time zone, not as a Slack date: a header
+block is plain text, where Slack's `<!date^...>` tokens do not render, and the period starts at the
+manager's own `digest` time, which is written in that zone. The zone's abbreviation goes with it,
+for a manager reading away from home. Times further down (when someone is back) are Slack dates,
+as on cards and the App Home, so they read in each reader's own zone.
+
+The shape is fixed whatever the number of reps or leads: a header, the queue (at most ten leads,
+two blocks each), then one section each for misses, load and absences, cut with "… and N more"
+when a list outgrows Slack's 3,000 characters. That is at most 27 blocks of Slack's 50.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.digest import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
+from bot.slack.blocks import (
+    ELLIPSIS,
+    MAX_BLOCK_ID,
+    MAX_HEADER,
+    MAX_MESSAGE_BLOCKS,
+    MAX_TEXT,
+    Message,
+    assign_control,
+    clip,
+    escape,
+    slack_date,
+)
+from bot.slack.ids import BlockId
+from routing.durations import format_duration
+
+_WEEK_DAYS = 7
+
+
+def digest_message(digest: ManagerDigest, *, manager_tz: ZoneInfo) -> Message:
+    """The digest for one manager; a single line when there is nothing to tell."""
+    period = period_start(digest.since, digest.now, manager_tz)
+    if digest.empty:
+        line = (
+            f"All clear: nothing in the queue, no SLA misses since {period}, nobody out, "
+            "no open leads."
+        )
+        return Message(text=line, blocks=[_section(line).to_dict()])
+
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(f"Routing digest since {period}", MAX_HEADER)))
+    ]
+    blocks.extend(_queue_blocks(digest))
+    blocks.append(DividerBlock())
+    blocks.append(_misses_section(digest.misses, period))
+    blocks.append(_loads_section(digest.loads))
+    blocks.append(_away_section(digest.away))
+    if len(blocks) > MAX_MESSAGE_BLOCKS:  # the shape is fixed; this guards future edits
+        raise ValueError(f"a message may hold {MAX_MESSAGE_BLOCKS} blocks; built {len(blocks)}")
+    return Message(text=_summary(digest), blocks=[block.to_dict() for block in blocks])
+
+
+def period_start(since: datetime, now: datetime, tz: ZoneInfo) -> str:
+    """`since` as the manager reads it: "Mon 09:00 EST" within the last week, else with the date."""
+    local = since.astimezone(tz)
+    if (now.astimezone(tz).date() - local.date()).days < _WEEK_DAYS:
+        return local.strftime("%a %H:%M %Z")
+    return f"{local:%a} {local.day} {local:%b %H:%M %Z}"
+
+
+# --- parts ---------------------------------------------------------------------------------------
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_TEXT)))
+
+
+def _waited(digest: ManagerDigest, lead: QueuedLead) -> str:
+    return format_duration(max(0.0, (digest.now - lead.created_at).total_seconds()))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _queue_blocks(digest: ManagerDigest) -> list[Block]:
+    if digest.queue_size == 0:
+        return [_section("*Unmatched queue:* empty")]
+    head = f"*Unmatched queue:* {_plural(digest.queue_size, 'lead')}"
+    if digest.oldest:
+        head += f", oldest waiting {_waited(digest, digest.oldest[0])}"
+    blocks: list[Block] = [_section(head)]
+    # Name the queue only when the leads shown sit in more than one.
+    several = len({lead.queue for lead in digest.oldest}) > 1
+    for lead in digest.oldest:
+        blocks.append(_section(_lead_line(digest, lead, show_queue=several)))
+        # An id too long to travel in a block id is listed without the picker rather than
+        # costing the manager the whole digest.
+        if len(BlockId.ASSIGN_PREFIX) + len(lead.lead_id) <= MAX_BLOCK_ID:
+            blocks.append(assign_control(lead.lead_id))
+    hidden = digest.queue_size - len(digest.oldest)
+    if hidden > 0:
+        text = f"{ELLIPSIS} and {hidden} more"
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=text)]))
+    return blocks
+
+
+def _lead_line(digest: ManagerDigest, lead: QueuedLead, *, show_queue: bool) -> str:
+    parts = [f"*{clip(escape(lead.lead_id), 300)}*"]
+    if lead.company:
+        parts.append(clip(escape(lead.company), 300))
+    if lead.source:
+        parts.append(clip(escape(lead.source), 150))
+    if show_queue and lead.queue:
+        parts.append(f"in {clip(escape(lead.queue), 150)}")
+    parts.append(f"waiting {_waited(digest, lead)}")
+    return " · ".join(parts)
+
+
+def _name(name: str) -> str:
+    return clip(escape(name), 150)
+
+
+def _list_section(head: str, lines: Sequence[str]) -> SectionBlock:
+    """`head` and as many of `lines` as fit in one section, then "… and N more"."""
+    text = head
+    for shown, line in enumerate(lines):
+        rest = len(lines) - shown
+        more = f"\n{ELLIPSIS} and {rest - 1} more" if rest > 1 else ""
+        if len(text) + 1 + len(line) + len(more) > MAX_TEXT:
+            return _section(f"{text}\n{ELLIPSIS} and {rest} more")
+        text += "\n" + line
+    return _section(text)
+
+
+def _misses_section(misses: Sequence[RepMisses], period: str) -> SectionBlock:
+    if not misses:
+        return _section(f"*SLA misses since {period}:* none")
+    total = sum(m.count for m in misses)
+    return _list_section(
+        f"*SLA misses since {period}:* {total}",
+        [f"• {_name(m.name)}: {m.count}" for m in misses],
+    )
+
+
+def _load(load: RepLoad) -> str:
+    if load.capacity is None:
+        return f"• {_name(load.name)}: {load.open} (no cap)"
+    full = " · full" if load.open >= load.capacity else ""
+    return f"• {_name(load.name)}: {load.open}/{load.capacity}{full}"
+
+
+def _loads_section(loads: Sequence[RepLoad]) -> SectionBlock:
+    if not loads:
+        return _section("*Open leads against capacity:* no reps")
+    return _list_section("*Open leads against capacity*", [_load(load) for load in loads])
+
+
+def _away_line(rep: RepAway) -> str:
+    until = slack_date(rep.until) if rep.until is not None else "further notice"
+    line = f"• {_name(rep.name)} until {until}"
+    if rep.reason:
+        line += f" · {clip(escape(rep.reason), 100)}"
+    return line
+
+
+def _away_section(away: Sequence[RepAway]) -> SectionBlock:
+    if not away:
+        return _section("*Out of office:* nobody")
+    return _list_section("*Out of office*", [_away_line(rep) for rep in away])
+
+
+def _summary(digest: ManagerDigest) -> str:
+    """The notification's text: the three numbers a manager acts on."""
+    misses = sum(m.count for m in digest.misses)
+    return (
+        f"Routing digest: {_plural(digest.queue_size, 'lead')} in the queue, "
+        f"{misses} SLA miss{'' if misses == 1 else 'es'}, {len(digest.away)} out of office"
+    )

@@ -1,0 +1,84 @@
+"""What managers do in Slack: assign a queued lead with its Assign picker, and `/routing digest`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.digest import load_digest
+from bot.reading import Viewer, viewer_of
+from bot.service import ServiceError
+from bot.slack import blocks
+from bot.slack.digest import digest_message
+from bot.slack.ids import ActionId
+from storage import repository as repo
+
+if TYPE_CHECKING:
+    from bot.slack.app import SlackParts
+
+ONLY_MANAGERS = "Only managers named in the routing policy can assign leads from the queue."
+
+
+def register_managers(app: AsyncApp, parts: SlackParts) -> None:
+    @app.action(ActionId.ASSIGN)
+    async def assign(
+        ack: Callable[..., Awaitable[None]],
+        body: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
+        await ack()
+        answer = await _assign(parts, body)
+        if isinstance(answer, str):
+            await respond(text=answer, response_type="ephemeral", replace_original=False)
+        else:
+            # The post (queue channel, manager's DM or digest) now says who has the lead, and
+            # its picker is gone, so nobody assigns it twice from a stale message.
+            text, kept = answer
+            await respond(text=text, blocks=kept, replace_original=True)
+
+
+async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, list[Any]]:
+    policy = parts.policy()
+    action = body["actions"][0]
+    lead_id = blocks.assigned_lead(str(action.get("block_id", "")))
+    chosen = action.get("selected_user")
+    viewer = viewer_of(policy, body["user"]["id"])
+    if viewer.manager is None:
+        return ONLY_MANAGERS
+    if lead_id is None or not chosen:
+        return "Pick a rep to assign the lead to."
+    rep = policy.rep_of_slack(chosen)
+    if rep is None:
+        return f"{blocks.mention(chosen)} is not a rep in the routing policy."
+    try:
+        view = await parts.service.assign(lead_id, rep_id=rep, by=viewer.manager)
+    except ServiceError as exc:
+        return blocks.escape(str(exc))
+    due = f", to claim by {blocks.slack_date(view.sla_due_at)}" if view.sla_due_at else ""
+    line = (
+        f":white_check_mark: Assigned to {blocks.mention(chosen)} by "
+        f"{blocks.mention(body['user']['id'])}{due}."
+    )
+    message = body.get("message") or {}
+    kept = [
+        block
+        for block in message.get("blocks") or []
+        if blocks.assigned_lead(str(block.get("block_id", ""))) != lead_id
+    ]
+    kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
+    return line, kept
+
+
+async def digest_on_demand(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
+    """`/routing digest`: the caller's digest now, covering the time since their last one."""
+    if viewer.manager is None:
+        return "Digests are for managers named in the routing policy."
+    policy = parts.policy()
+    manager = policy.managers[viewer.manager]
+    now = parts.clock()
+    async with parts.reader.db.reading() as session:
+        since = await repo.previous_job_run(session=session, job=f"digest:{manager.id}", before=now)
+        digest = await load_digest(session, policy, manager_id=manager.id, since=since, now=now)
+    return digest_message(digest, manager_tz=manager.tz)

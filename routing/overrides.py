@@ -1,0 +1,68 @@
+"""Decisions made around the rules rather than by them: the watchdog giving up on a lead nobody
+claims, and a manager handing a queued lead to a rep of their choosing.
+
+They come out as the engine's own `Decision`, trace included, so they are stored, explained by
+`/routing why` and carded exactly like a routed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from routing.calendar import sla_deadline
+from routing.engine import Decision, Stage, Step
+from routing.model import Lead, Outcome
+from routing.normalize import normalize
+from routing.policy import Policy
+
+
+def queued_after_misses(lead: Lead, *, policy: Policy, missed_by: Sequence[str]) -> Decision:
+    """The lead goes to the fallback queue: `missed_by` (rep ids, oldest first) each let its SLA
+    lapse, and the policy allows no more reassignments."""
+    facts = normalize(lead, policy)
+    queue = policy.fallback.name or "unmatched"
+    names = ", ".join(policy.rep_name(rep) for rep in missed_by)
+    misses = len(missed_by)
+    detail = f"not claimed by {names}; sla.max_reassignments is {policy.sla.max_reassignments}"
+    return Decision(
+        lead_id=lead.id,
+        outcome=Outcome.QUEUED,
+        reason=f"Not claimed after {misses} offer{'s' if misses != 1 else ''} → {queue} queue",
+        rule="SLA watchdog",
+        queue=queue,
+        channel=policy.fallback.channel,
+        fallback_used=True,
+        trace=(Step(Stage.FALLBACK, queue, True, detail),),
+        facts=facts.values,
+    )
+
+
+def assigned_by_hand(lead: Lead, *, policy: Policy, rep: str, by: str, now: datetime) -> Decision:
+    """`by` (a manager) gives the lead to `rep` at `now`, whatever the rules would say. The SLA
+    is the one the policy sets for the lead's source, else its default, on the policy's clock."""
+    if rep not in policy.reps:
+        raise ValueError(f"{rep} is not a rep in the policy")
+    facts = normalize(lead, policy)
+    source = facts.folded.get("source")
+    sla = policy.sla
+    seconds = sla.by_source.get(source, sla.default) if isinstance(source, str) else sla.default
+    who = policy.rep_name(by) if by in policy.reps else _manager_name(policy, by)
+    return Decision(
+        lead_id=lead.id,
+        outcome=Outcome.ASSIGNED,
+        reason=f"Assigned by {who}",
+        rep=rep,
+        team=None,
+        rule="Assigned by hand",
+        method="direct",
+        sla_seconds=seconds,
+        sla_due_at=sla_deadline(sla, policy.reps[rep], now, seconds),
+        trace=(Step(Stage.TARGET, policy.rep_name(rep), True, f"chosen by {who}"),),
+        facts=facts.values,
+    )
+
+
+def _manager_name(policy: Policy, manager_id: str) -> str:
+    manager = policy.managers.get(manager_id)
+    return manager.name if manager is not None else manager_id

@@ -1,0 +1,113 @@
+"""The scheduled jobs: what is declared, when digests tick in a manager's zone, that a failing
+run neither stops the scheduler nor the next run, and `leadrouter jobs`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+from typer.testing import CliRunner
+
+from bot.cli import app as cli
+from bot.jobs import Job, declare_jobs, latest_tick, start_scheduler
+from routing.cron import crontab_trigger
+from routing.policy import parse_policy
+
+POLICY = """\
+reps:
+  - {id: ann}
+managers:
+  - {id: mia, name: Mia Moss, timezone: Europe/Berlin, digest: "0 9 * * 1-5"}
+  - {id: ned, name: Ned Noon, timezone: America/New_York, digest: "30 16 * * fri"}
+  - {id: ola}
+teams:
+  solo: {members: [ann], manager: mia}
+rules:
+  - {name: Everyone, assign: {team: solo}}
+sla: {check_every: 30s, remind_at_half: true}
+"""
+BERLIN_WEEKDAYS_AT_9 = crontab_trigger("0 9 * * 1-5", "Europe/Berlin")
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_the_sweep_and_one_digest_per_manager_with_a_cron_are_declared() -> None:
+    jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY))}
+
+    assert set(jobs) == {"sla-sweep", "digest:mia", "digest:ned"}
+    sweep = jobs["sla-sweep"]
+    assert isinstance(sweep.trigger, IntervalTrigger)
+    assert sweep.trigger.interval == timedelta(seconds=30)
+    assert sweep.at_start and "remind at half" in sweep.what
+    assert "America/New_York" in jobs["digest:ned"].what
+
+
+@pytest.mark.parametrize(
+    ("now", "tick"),
+    [
+        (utc(2026, 11, 18, 8, 30), utc(2026, 11, 18, 8, 0)),  # Wed 09:30 CET
+        (utc(2026, 11, 18, 8, 0), utc(2026, 11, 18, 8, 0)),  # exactly on the tick
+        (utc(2026, 11, 18, 7, 59), utc(2026, 11, 17, 8, 0)),  # before: yesterday's
+        (utc(2026, 11, 23, 7, 0), utc(2026, 11, 20, 8, 0)),  # Monday early: Friday's
+        (utc(2026, 7, 1, 7, 30), utc(2026, 7, 1, 7, 0)),  # summer: 09:00 CEST is 07:00 UTC
+        (utc(2026, 3, 30, 7, 5), utc(2026, 3, 30, 7, 0)),  # the Monday after clocks went forward
+        (utc(2026, 10, 26, 8, 5), utc(2026, 10, 26, 8, 0)),  # the Monday after they went back
+    ],
+)
+def test_a_digest_ticks_at_the_managers_local_time(now: datetime, tick: datetime) -> None:
+    assert latest_tick(BERLIN_WEEKDAYS_AT_9, now) == tick
+
+
+def test_a_cron_that_has_not_fired_for_over_a_week_has_no_tick() -> None:
+    yearly = crontab_trigger("0 9 1 1 *", "UTC")
+    assert latest_tick(yearly, utc(2026, 6, 1, 0, 0)) is None
+
+
+async def test_a_failing_run_is_logged_and_the_job_runs_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[int] = []
+    third_run = asyncio.Event()
+
+    async def flaky(service: Any) -> None:
+        runs.append(len(runs))
+        if len(runs) == 3:
+            third_run.set()
+        if len(runs) == 1:
+            raise RuntimeError("the database went away")
+
+    job = Job("flaky", "fails once", IntervalTrigger(seconds=0.1), flaky, at_start=True)
+    with caplog.at_level(logging.ERROR, logger="bot.jobs"):
+        scheduler = start_scheduler([job], service=None)  # type: ignore[arg-type]
+        try:
+            async with asyncio.timeout(5):
+                await third_run.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "job flaky failed; it runs again at its next time"
+    ]
+
+
+def test_leadrouter_jobs_lists_each_job_with_its_next_run(tmp_path: Path) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+
+    result = CliRunner().invoke(cli, ["jobs", "--rules", str(rules)])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.split()[:1] == ["sla-sweep"] for line in lines)
+    (ned,) = [line for line in lines if line.strip().startswith("digest:ned")]
+    next_run = datetime.strptime(" ".join(ned.split()[-2:]), "%Y-%m-%d %H:%M:%S")
+    # Fridays 16:30 in New York: 21:30 UTC in winter, 20:30 in summer.
+    assert next_run.weekday() == 4 and next_run.strftime("%M") == "30"
+    assert next_run.hour in (20, 21)

@@ -1,0 +1,101 @@
+"""`leadrouter serve` in Socket Mode as a real process against the fake Slack: it opens the
+websocket with its app token, a lead's card goes out over the Web API, and a Claim click and a
+`/routing why` come in as envelopes, are acked, and act; `/slack/events` is not served."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.bot.test_serve import Servers, post, terminate, wait_until_ready
+from tests.fakes.slack import FakeSlack, action_payload, command_payload
+
+BOT_TOKEN = "xoxb-socket-test-token-0000"
+APP_TOKEN = "xapp-1-A0001-socket-test-token"
+SLOW = 15.0  # a subprocess on a busy machine: generous, and only ever waited out on failure
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+teams:
+  solo: {members: [ann]}
+rules:
+  - name: Everyone
+    assign: {team: solo}
+"""
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    started = Servers(tmp_path)
+    yield started
+    started.stop_all()
+
+
+async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket(
+    servers: Servers, tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY)
+    with FakeSlack.in_thread() as slack:
+        server = servers.start(
+            tmp_path / "leads.db",
+            extra_env={
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_APP_TOKEN": APP_TOKEN,
+                "SLACK_API_URL": slack.api_url,
+                "LEADROUTER_RULES": str(rules),
+            },
+        )
+        await wait_until_ready(server)
+        connection = await slack.wait_for_connection(timeout=SLOW)
+
+        async with aiohttp.ClientSession() as session:
+            status, lead = await post(session, server, {"id": "L-1", "company": "Acme"})
+            assert (status, lead["rep"]) == (201, "ann")
+            (card,) = await slack.wait_for("chat.postMessage", timeout=SLOW)
+            assert card.params["channel"] == "UANN"
+            assert "claim_lead" in json.dumps(card.params["blocks"])
+            ((channel, ts),) = slack.messages
+
+            click = action_payload(
+                "claim_lead",
+                "L-1",
+                "UANN",
+                channel=channel,
+                message_ts=ts,
+                response_url=slack.response_url("claim"),
+            )
+            claim = await slack.send_envelope("interactive", click)
+            assert (await slack.wait_for_ack(claim, timeout=SLOW)).payload is None
+            (update,) = await slack.wait_for("chat.update", timeout=SLOW)
+            assert (update.params["channel"], update.params["ts"]) == (channel, ts)
+            claimed = json.dumps(update.params["blocks"])
+            assert "Claimed by <@UANN>" in claimed
+            assert "claim_lead" not in claimed  # the buttons are gone
+
+            why = command_payload(
+                "why L-1", "UANN", response_url=slack.response_url("why"), trigger_id="trig.why"
+            )
+            command = await slack.send_envelope("slash_commands", why)
+            await slack.wait_for_ack(command, timeout=SLOW)
+            (answer,) = await slack.wait_for("response", timeout=SLOW)
+            assert "Everyone" in answer.params["text"]  # the rule that matched
+            assert "Claimed (Ann Archer)" in answer.params["text"]
+            assert answer.params["response_type"] == "ephemeral"
+
+            # Slack's requests come only over the websocket: there is no HTTP door for them.
+            async with session.post(f"{server.url}/slack/events", data="{}") as response:
+                assert response.status == 404
+
+        assert len(slack.acks_of(claim)) == len(slack.acks_of(command)) == 1
+        assert terminate(server) == 0
+        # serve closed its websocket on the way out: 1000, where a vanished client leaves 1006.
+        assert await slack.wait_for_close(connection, timeout=SLOW) == 1000
+    log = server.output()
+    assert "connected to Slack in Socket Mode" in log
+    assert BOT_TOKEN not in log and APP_TOKEN not in log
+    assert "Traceback" not in log

@@ -1,0 +1,256 @@
+"""The SLA watchdog, the unmatched queue and the digests as Slack shows them: the real Bolt app and
+delivery, signed requests in, the real AsyncWebClient out to the fake Slack on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from bot.bootstrap import App, bootstrap
+from bot.http import build_http_app
+from bot.metrics import Metrics
+from bot.settings import Settings
+from routing.leads import parse_lead
+from routing.policy import parse_policy
+from storage.db import Database
+from storage.models import LeadRow, OfferRow
+from tests.bot.conftest import Clock
+from tests.fakes.slack import FakeSlack, action_payload, command_body, slack_signed_headers
+
+SIGNING_SECRET = "slack-signing-secret-for-tests"
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: ben, name: Ben Baker, slack: UBEN}
+  - {id: dot, name: Dot Drake, slack: UDOT}
+managers:
+  - {id: mia, name: Mia Moss, slack: UMIA, timezone: Europe/Berlin, digest: "0 9 * * 1-5"}
+teams:
+  duo: {members: [ann, ben], distribution: round_robin, manager: mia}
+rules:
+  - name: Everyone
+    assign: {team: duo}
+fallback: {queue: unmatched, channel: CQUEUE}
+sla: {default: 10m, remind_at_half: true, max_reassignments: 1}
+"""
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def app(
+    tmp_path: Path, sqlite_db: Database, clock: Clock, slack: FakeSlack
+) -> AsyncIterator[App]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
+        slack_bot_token=SecretStr("xoxb-test-token"),
+        slack_signing_secret=SecretStr(SIGNING_SECRET),
+        slack_api_url=slack.api_url,
+    )
+    application = bootstrap(settings, db=sqlite_db, policy=parse_policy(POLICY), clock=clock)
+    yield application
+    await application.service.aclose()
+
+
+@pytest.fixture
+async def http(app: App) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def send(http: TestClient, body: str) -> int:
+    headers = slack_signed_headers(body, SIGNING_SECRET)
+    response = await http.post("/slack/events", data=body, headers=headers)
+    return response.status
+
+
+def assign_body(lead_id: str, chosen: str, by: str, *, response_url: str) -> str:
+    """A manager picking `chosen` in a queued lead's Assign picker."""
+    payload = action_payload("assign_lead", "", by, channel="CQUEUE", response_url=response_url)
+    payload["actions"] = [
+        {
+            "type": "users_select",
+            "action_id": "assign_lead",
+            "block_id": f"assign:{lead_id}",
+            "selected_user": chosen,
+            "action_ts": f"{datetime.now(UTC).timestamp():.6f}",
+        }
+    ]
+    payload["message"]["blocks"] = [
+        {"type": "section", "block_id": "s1", "text": {"type": "mrkdwn", "text": "the lead"}},
+        {"type": "actions", "block_id": f"assign:{lead_id}", "elements": []},
+    ]
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def texts(blocks: Any) -> str:
+    return json.dumps(blocks)
+
+
+async def offers(db: Database) -> list[OfferRow]:
+    async with db.reading() as session:
+        return list((await session.execute(select(OfferRow).order_by(OfferRow.id))).scalars())
+
+
+async def posted_offer(db: Database) -> OfferRow:
+    """The first offer, once its card's ts is stored (just after Slack answered the post)."""
+    for _ in range(500):
+        offer = (await offers(db))[0]
+        if offer.message_ts is not None:
+            return offer
+        await asyncio.sleep(0.01)
+    raise AssertionError("the card's message ts was never stored")
+
+
+async def lead_status(db: Database, external_id: str) -> str:
+    async with db.reading() as session:
+        row = (
+            await session.execute(select(LeadRow).where(LeadRow.external_id == external_id))
+        ).scalar_one()
+        return row.status
+
+
+async def carded(app: App, slack: FakeSlack, count: int = 1) -> None:
+    lead = parse_lead({"id": "L-1", "company": "Acme Corp", "first_name": "Jo"})
+    await app.service.intake(lead)
+    await slack.wait_for("chat.postMessage", count=count)
+
+
+async def test_an_unclaimed_lead_moves_on_and_both_cards_say_so(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await carded(app, slack)
+    clock.advance(minutes=11)
+
+    await app.service.sweep()
+
+    (update,) = await slack.wait_for("chat.update")
+    assert update.params["channel"] == "DANN"
+    assert "Reassigned to <@UBEN>: not claimed within 10m" in texts(update.params["blocks"])
+    posts = await slack.wait_for("chat.postMessage", count=2)
+    assert posts[1].params["channel"] == "UBEN"
+    new_card = texts(posts[1].params["blocks"])
+    assert "Reassigned to you: not claimed in time by Ann Archer" in new_card
+    assert "waiting 11m" in new_card and "claim_lead" in new_card
+
+
+async def test_at_half_the_sla_the_rep_is_reminded_in_the_cards_thread(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await carded(app, slack)
+    offer = await posted_offer(sqlite_db)
+    clock.advance(minutes=5)
+
+    await app.service.sweep()
+
+    reminder = (await slack.wait_for("chat.postMessage", count=2))[1]
+    assert reminder.params["channel"] == "DANN"
+    assert reminder.params["thread_ts"] == offer.message_ts
+    assert "Still yours to claim" in reminder.params["text"]
+    assert "claim_lead" in texts(reminder.params["blocks"])
+
+
+async def queued_lead(app: App, slack: FakeSlack, clock: Clock) -> None:
+    """L-1 missed by ann and then ben: in the unmatched queue (max_reassignments is 1)."""
+    await carded(app, slack)
+    clock.advance(minutes=11)
+    await app.service.sweep()
+    await slack.wait_for("chat.postMessage", count=2)
+    clock.advance(minutes=11)
+    await app.service.sweep()
+
+
+async def test_after_the_last_miss_the_queue_and_the_manager_get_the_lead_with_assign(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+
+    posts = await slack.wait_for("chat.postMessage", count=4)
+    by_channel = {call.params["channel"]: texts(call.params["blocks"]) for call in posts[2:]}
+    assert set(by_channel) == {"CQUEUE", "UMIA"}
+    assert all('"block_id": "assign:L-1"' in blocks for blocks in by_channel.values())
+    assert "users_select" in by_channel["UMIA"]
+    assert "Nobody claimed this lead in time" in by_channel["UMIA"]
+    assert "Not claimed after 2 offers" in by_channel["CQUEUE"]
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+
+
+async def test_a_manager_assigns_a_queued_lead_and_the_post_says_to_whom(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+    await slack.wait_for("chat.postMessage", count=4)
+
+    body = assign_body("L-1", "UDOT", "UMIA", response_url=slack.response_url("assign"))
+    assert await send(http, body) == 200
+
+    (answer,) = await slack.wait_for("response")
+    assert answer.params["replace_original"] is True
+    assert "Assigned to <@UDOT> by <@UMIA>" in answer.params["text"]
+    assert "assign:L-1" not in texts(answer.params["blocks"])
+    card = (await slack.wait_for("chat.postMessage", count=5))[4]
+    assert card.params["channel"] == "UDOT" and "claim_lead" in texts(card.params["blocks"])
+    assert await lead_status(sqlite_db, "L-1") == "offered"
+    assert (await offers(sqlite_db))[-1].rep_id == "dot"
+
+
+async def test_a_rep_cannot_assign_from_the_queue(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+
+    body = assign_body("L-1", "UANN", "UANN", response_url=slack.response_url("assign"))
+    assert await send(http, body) == 200
+
+    (answer,) = await slack.wait_for("response")
+    assert answer.params.get("replace_original") is False
+    assert "Only managers" in answer.params["text"]
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+
+
+async def test_routing_digest_answers_a_manager_with_the_digest_and_a_rep_with_a_sentence(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+
+    manager = command_body(
+        "digest", "UMIA", response_url=slack.response_url("mia"), trigger_id="t.mia"
+    )
+    assert await send(http, manager) == 200
+    rep = command_body("digest", "UANN", response_url=slack.response_url("ann"), trigger_id="t.ann")
+    assert await send(http, rep) == 200
+
+    answers = {call.params["text"]: call for call in await slack.wait_for("response", count=2)}
+    digest = next(call for text, call in answers.items() if "Digests are for" not in text)
+    blocks = texts(digest.params["blocks"])
+    assert '"block_id": "assign:L-1"' in blocks
+    assert "Ann Archer" in blocks and "Ben Baker" in blocks  # one SLA miss each
+    assert any(text == "Digests are for managers named in the routing policy." for text in answers)
+
+
+async def test_a_scheduled_digest_is_posted_to_the_manager_once_per_tick(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    tick = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+    assert await app.service.queue_digest("mia", due_at=tick, runner="one")
+    assert not await app.service.queue_digest("mia", due_at=tick, runner="two")
+
+    (post,) = await slack.wait_for("chat.postMessage")
+    assert post.params["channel"] == "UMIA"
+    assert post.params["text"].startswith("All clear")
