@@ -26,4 +26,6 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_routing
+	$(BIN)/python -m bench.bench_intake
 	$(BIN)/python -m bench.bench_slack
+	$(BIN)/python -m bench.bench_sweep

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
-from collections.abc import Iterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.pg import PostgresDidNotStart, PostgresServer, missing_binaries, start_postgres
+
+
+@pytest.fixture(autouse=True)
+async def no_stray_tasks() -> AsyncIterator[None]:
+    """Cancel the tasks a test leaves behind, before its event loop closes.
+
+    Bolt runs each listener as a task of its own after the ack, so a test can end while one is
+    still finishing. The loop's own shutdown cancels such a task once; one whose cleanup awaits
+    again (a database session rolling back) would then keep the loop, and CI, waiting forever.
+    Here it is cancelled until it ends, and named in the log when once was not enough."""
+    yield
+    me = asyncio.current_task()
+    for attempt in range(5):
+        stray = [task for task in asyncio.all_tasks() if task is not me and not task.done()]
+        if not stray:
+            return
+        if attempt:
+            logging.getLogger("tests").warning("tasks still running after cancel: %s", stray)
+        for task in stray:
+            task.cancel()
+        await asyncio.wait(stray, timeout=2)
 
 
 @pytest.fixture(scope="session")
