@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import ClientSession, web
+from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.bootstrap import App
@@ -100,18 +100,11 @@ async def _deliver_cards(http: web.Application) -> AsyncIterator[None]:
     """The card delivery runs beside the server, from start-up to shutdown."""
     delivery = http[APP_KEY].delivery
     assert delivery is not None
-    # One connection pool for every Web API call (cards, updates, answers): left to itself the
-    # client opens a session, and a TCP connection, per call, which cost more CPU than the call.
-    own_session = delivery.client.session is None
-    if own_session:
-        delivery.client.session = ClientSession()
     task = asyncio.create_task(delivery.run(), name="slack-delivery")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    if own_session and delivery.client.session is not None:
-        await delivery.client.session.close()
 
 
 async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
