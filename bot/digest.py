@@ -17,7 +17,7 @@ from sqlmodel import col
 from bot.service import SLA_MISSED, ServiceError
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import AuditEventRow, LeadRow, LeadStatus
+from storage.models import AuditEventRow
 
 # How far back a digest looks for SLA misses when there was no digest before it.
 FIRST_PERIOD = timedelta(hours=24)
@@ -142,27 +142,11 @@ async def load_digest(
 
 
 async def _queue(session: AsyncSession) -> tuple[int, tuple[QueuedLead, ...]]:
-    queued = col(LeadRow.status) == LeadStatus.QUEUED.value
-    size = int(
-        (
-            await session.execute(select(func.count()).select_from(LeadRow).where(queued))
-        ).scalar_one()
+    size, rows = await repo.queued_leads(session=session, limit=QUEUE_SHOWN)
+    return size, tuple(
+        QueuedLead(row.external_id, row.company, row.source, row.queue, row.created_at)
+        for row in rows
     )
-    if size == 0:
-        return 0, ()
-    rows = await session.execute(
-        select(
-            col(LeadRow.external_id),
-            col(LeadRow.company),
-            col(LeadRow.source),
-            col(LeadRow.queue),
-            col(LeadRow.created_at),
-        )
-        .where(queued)
-        .order_by(col(LeadRow.created_at), col(LeadRow.id))
-        .limit(QUEUE_SHOWN)
-    )
-    return size, tuple(QueuedLead(*row) for row in rows.all())
 
 
 async def _misses_by_rep(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -22,6 +22,7 @@ from routing.engine import Decision, Stage, Step
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy
+from storage import repository as repo
 from storage.db import Database
 from storage.models import (
     AuditEventRow,
@@ -270,26 +271,7 @@ class Reader:
     async def queued_leads(self, limit: int = 10) -> tuple[int, Sequence[LeadRow]]:
         """How many leads wait in the unmatched queue, and the oldest `limit` of them."""
         async with self.db.reading() as session:
-            size = (
-                await session.execute(
-                    select(func.count())
-                    .select_from(LeadRow)
-                    .where(col(LeadRow.status) == LeadStatus.QUEUED.value)
-                )
-            ).scalar_one()
-            oldest = (
-                (
-                    await session.execute(
-                        select(LeadRow)
-                        .where(col(LeadRow.status) == LeadStatus.QUEUED.value)
-                        .order_by(col(LeadRow.created_at), col(LeadRow.id))
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            return size, oldest
+            return await repo.queued_leads(session=session, limit=limit)
 
     async def rep_states(self) -> dict[str, RepStateRow]:
         async with self.db.reading() as session:

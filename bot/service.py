@@ -596,9 +596,7 @@ class Service:
                 alerts.extend(_manager_alerts(policy, offer, row, now))
             else:
                 result = result + SweepResult(reassigned=1)
-            for name, value in _lead_values(lead, decision, now).items():
-                if name not in ("external_id", "raw", "created_at"):
-                    setattr(row, name, value)
+            _redecide(row, lead, decision, now)
             decided.append((row.id or 0, row.external_id, decision, offer.reassignments + 1))
         settle = [_settle_card(offer_id, now) for offer_id in offer_ids]
         await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
@@ -701,9 +699,7 @@ class Service:
             decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
             world = await _World.load(session, policy, [lead])
             world.take(rep_id)
-            for name, value in _lead_values(lead, decision, now).items():
-                if name not in ("external_id", "raw", "created_at"):
-                    setattr(row, name, value)
+            _redecide(row, lead, decision, now)
             offers = await repo.offers_of_lead(session=session, lead_id=row.id or 0)
             reassignments = offers[-1].reassignments + 1 if offers else 0
             repo.add_audit(
@@ -768,9 +764,7 @@ class Service:
         world.release(offer.rep_id)
         decision = world.route(lead, policy, now, excluded=excluded)
         reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
-        for name, value in _lead_values(lead, decision, now).items():
-            if name not in ("external_id", "raw", "created_at"):
-                setattr(row, name, value)
+        _redecide(row, lead, decision, now)
         assert row.id is not None
         due = await _save(
             session,
@@ -1076,6 +1070,13 @@ def _lead_values(lead: Lead, decision: Decision, now: datetime) -> dict[str, Any
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime) -> None:
+    """A stored lead takes a new decision (its identity and arrival stay as they were)."""
+    for name, value in _lead_values(lead, decision, now).items():
+        if name not in ("external_id", "raw", "created_at"):
+            setattr(row, name, value)
 
 
 def _view_of_decision(external_id: str, decision: Decision, due: datetime | None) -> LeadView:

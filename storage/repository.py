@@ -30,6 +30,7 @@ from storage.models import (
     AuditEventRow,
     JobRunRow,
     LeadRow,
+    LeadStatus,
     OfferRow,
     OfferStatus,
     OutboxRow,
@@ -218,6 +219,23 @@ def _id_chunks(ids: Iterable[int]) -> Iterable[list[int]]:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), _IN_CHUNK):
         yield ordered[start : start + _IN_CHUNK]
+
+
+async def queued_leads(*, session: AsyncSession, limit: int) -> tuple[int, Sequence[LeadRow]]:
+    """How many leads wait in a queue, and the `limit` that have waited longest."""
+    queued = col(LeadRow.status) == LeadStatus.QUEUED.value
+    size = (
+        await session.execute(select(func.count()).select_from(LeadRow).where(queued))
+    ).scalar_one()
+    if not size:
+        return 0, ()
+    oldest = await session.execute(
+        select(LeadRow)
+        .where(queued)
+        .order_by(col(LeadRow.created_at), col(LeadRow.id))
+        .limit(limit)
+    )
+    return int(size), oldest.scalars().all()
 
 
 async def overdue_offers(

@@ -12,9 +12,10 @@ from bot.bootstrap import App, bootstrap
 from bot.http import build_http_app
 from bot.metrics import Metrics
 from bot.settings import Settings
-from routing.policy import Policy, load_policy
+from routing.policy import Policy, load_policy, parse_policy
 from storage.db import Database, open_database
 from tests.bot.webhook import SECRET
+from tests.fakes.slack import FakeSlack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Tuesday 17 Nov 2026, 17:15 UTC: Alice (Los Angeles) and Bob (New York) are working.
@@ -100,3 +101,39 @@ async def make_client(
 @pytest.fixture
 async def client(make_client: MakeClient) -> Client:
     return await make_client()
+
+
+# --- the Slack app against the fake Slack --------------------------------------------------------
+
+SLACK_SIGNING_SECRET = "slack-signing-secret-for-tests"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def app(
+    tmp_path: Path, sqlite_db: Database, clock: Clock, slack: FakeSlack, slack_policy: str
+) -> AsyncIterator[App]:
+    """The application with Slack on, for a module that names its policy in `slack_policy`.
+    The Web API client is the one built from the settings, retry handlers and all."""
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
+        slack_bot_token=SecretStr("xoxb-test-token"),
+        slack_signing_secret=SecretStr(SLACK_SIGNING_SECRET),
+        slack_api_url=slack.api_url,
+    )
+    application = bootstrap(settings, db=sqlite_db, policy=parse_policy(slack_policy), clock=clock)
+    yield application
+    await application.service.aclose()
+
+
+@pytest.fixture
+async def http(app: App) -> AsyncIterator[TestClient]:
+    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
+    await client.start_server()
+    yield client
+    await client.close()

@@ -6,23 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.bootstrap import App, bootstrap
-from bot.http import build_http_app
-from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.bootstrap import App
 from routing.leads import parse_lead
-from routing.policy import parse_policy
 from storage.db import Database
 from storage.models import AuditEventRow, OfferRow, OutboxRow
+from tests.bot.conftest import SLACK_SIGNING_SECRET as SIGNING_SECRET
 from tests.bot.conftest import Clock
 from tests.fakes.slack import (
     FakeSlack,
@@ -34,7 +28,6 @@ from tests.fakes.slack import (
     view_submission_body,
 )
 
-SIGNING_SECRET = "slack-signing-secret-for-tests"
 POLICY = """\
 reps:
   - {id: ann, name: Ann Archer, slack: UANN}
@@ -52,33 +45,8 @@ rules:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def app(
-    tmp_path: Path, sqlite_db: Database, clock: Clock, slack: FakeSlack
-) -> AsyncIterator[App]:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
-        slack_bot_token=SecretStr("xoxb-test-token"),
-        slack_signing_secret=SecretStr(SIGNING_SECRET),
-        slack_api_url=slack.api_url,
-    )
-    # The Web API client is the one built from the settings, retry handlers and all.
-    application = bootstrap(settings, db=sqlite_db, policy=parse_policy(POLICY), clock=clock)
-    yield application
-    await application.service.aclose()
-
-
-@pytest.fixture
-async def http(app: App) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
-    await client.start_server()
-    yield client
-    await client.close()
+def slack_policy() -> str:
+    return POLICY
 
 
 async def send(http: TestClient, body: str, *, json_body: bool = False, **sign: Any) -> int:

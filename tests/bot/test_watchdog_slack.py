@@ -5,29 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.bootstrap import App, bootstrap
-from bot.http import build_http_app
-from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.bootstrap import App
 from routing.leads import parse_lead
-from routing.policy import parse_policy
 from storage.db import Database
 from storage.models import LeadRow, OfferRow
 from tests.bot.conftest import Clock
-from tests.fakes.slack import FakeSlack, action_payload, command_body, slack_signed_headers
+from tests.bot.test_slack_app import send
+from tests.fakes.slack import FakeSlack, action_payload, command_body
 
-SIGNING_SECRET = "slack-signing-secret-for-tests"
 POLICY = """\
 reps:
   - {id: ann, name: Ann Archer, slack: UANN}
@@ -46,38 +39,8 @@ sla: {default: 10m, remind_at_half: true, max_reassignments: 1}
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def app(
-    tmp_path: Path, sqlite_db: Database, clock: Clock, slack: FakeSlack
-) -> AsyncIterator[App]:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
-        slack_bot_token=SecretStr("xoxb-test-token"),
-        slack_signing_secret=SecretStr(SIGNING_SECRET),
-        slack_api_url=slack.api_url,
-    )
-    application = bootstrap(settings, db=sqlite_db, policy=parse_policy(POLICY), clock=clock)
-    yield application
-    await application.service.aclose()
-
-
-@pytest.fixture
-async def http(app: App) -> AsyncIterator[TestClient]:
-    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
-    await client.start_server()
-    yield client
-    await client.close()
-
-
-async def send(http: TestClient, body: str) -> int:
-    headers = slack_signed_headers(body, SIGNING_SECRET)
-    response = await http.post("/slack/events", data=body, headers=headers)
-    return response.status
+def slack_policy() -> str:
+    return POLICY
 
 
 def assign_body(lead_id: str, chosen: str, by: str, *, response_url: str) -> str:
