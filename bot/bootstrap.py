@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from bot.crm_links import links_from
 from bot.reading import Reader
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.crm.sync import CrmLink
+    from bot.crm.writeback import CrmWorker
+    from bot.outbox import OutboxWorker
     from bot.slack.delivery import CardDelivery
 
 
@@ -35,9 +40,22 @@ class App:
     reader: Reader
     slack: AsyncApp | None = None  # None when SLACK_BOT_TOKEN is not set
     delivery: CardDelivery | None = None
+    crm: dict[str, CrmLink] = field(default_factory=dict)  # by system, the configured CRMs
+    crm_workers: list[CrmWorker] = field(default_factory=list)
+
+    @property
+    def workers(self) -> list[OutboxWorker]:
+        """Everything that carries out the outbox, to run beside the server."""
+        return [*([self.delivery] if self.delivery else []), *self.crm_workers]
+
+    def wake_workers(self) -> None:
+        for worker in self.workers:
+            worker.wake()
 
     async def close(self) -> None:
         await self.service.aclose()
+        for link in self.crm.values():
+            link.calls.close()
         await self.db.dispose()
 
 
@@ -69,12 +87,19 @@ def bootstrap(
         delivery = CardDelivery(
             db=database, reader=reader, client=client, policy=lambda: loaded, clock=now
         )
-        service.on_outbox = delivery.wake
+    crm = crm_links(settings, lambda: loaded)
+    crm_workers = []
+    if crm:
+        from bot.crm.writeback import CrmWorker
+
+        crm_workers = [
+            CrmWorker(db=database, clock=now, service=service, link=link) for link in crm.values()
+        ]
     # Everything loaded so far lives as long as the process: keep the collector from walking it
     # on every full collection (it doubled the time per decision in the routing benchmark).
     gc.collect()
     gc.freeze()
-    return App(
+    app = App(
         settings=settings,
         db=database,
         service=service,
@@ -82,4 +107,51 @@ def bootstrap(
         reader=reader,
         slack=slack_app,
         delivery=delivery,
+        crm=crm,
+        crm_workers=crm_workers,
     )
+    if app.workers:
+        service.on_outbox = app.wake_workers
+    return app
+
+
+def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, CrmLink]:
+    """The CRMs the settings hold credentials for, each with its call runner and owner map.
+    Nothing connects here: the first call logs in."""
+    if not (settings.salesforce_enabled or settings.hubspot_enabled):
+        return {}
+    from bot.crm import hubspot, salesforce
+    from bot.crm.base import CrmCalls, CrmClient
+    from bot.crm.owners import OwnerDirectory
+    from bot.crm.sync import CrmLink
+
+    spec = policy().crm
+    clients: list[CrmClient] = []
+    if settings.salesforce_enabled:
+        connect = salesforce.connector(
+            instance_url=settings.salesforce_instance_url,
+            access_token=_secret(settings.salesforce_access_token),
+            username=settings.salesforce_username,
+            password=_secret(settings.salesforce_password),
+            security_token=_secret(settings.salesforce_security_token),
+            client_id=settings.salesforce_client_id,
+            client_secret=_secret(settings.salesforce_client_secret),
+            domain=settings.salesforce_domain,
+        )
+        clients.append(salesforce.SalesforceCrm(connect, tier_field=spec.salesforce.tier_field))
+    if settings.hubspot_access_token is not None:
+        client = hubspot.client(
+            access_token=settings.hubspot_access_token.get_secret_value(),
+            api_url=settings.hubspot_api_url,
+            concurrency=settings.crm_concurrency,
+        )
+        clients.append(hubspot.HubSpotCrm(client, tier_property=spec.hubspot.tier_property))
+    links = {}
+    for crm in clients:
+        calls = CrmCalls(concurrency=settings.crm_concurrency)
+        links[crm.system] = CrmLink(crm, calls, OwnerDirectory(crm, calls, policy))
+    return links
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

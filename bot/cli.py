@@ -62,6 +62,8 @@ accounts_app = typer.Typer(
     name="accounts", help="The accounts leads are matched against.", no_args_is_help=True
 )
 app.add_typer(accounts_app)
+crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", no_args_is_help=True)
+app.add_typer(crm_app)
 P = ParamSpec("P")
 PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
 log = logging.getLogger("leadrouter")
@@ -596,16 +598,59 @@ async def _import_accounts(
 @friendly
 def jobs(rules: RulesOption = None) -> None:
     """List the scheduled jobs `leadrouter serve` runs, each with its next run."""
+    from bot.bootstrap import crm_links
     from bot.jobs import declare_jobs, next_runs
 
     policy = _policy(rules)
+    crm = crm_links(_settings(rules=rules), lambda: policy)  # connects to nothing
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("job", "what", "next run (UTC)"):
         table.add_column(column)
-    for job, next_run in next_runs(declare_jobs(policy), datetime.now(UTC)):
+    for job, next_run in next_runs(declare_jobs(policy, crm), datetime.now(UTC)):
         when = f"{next_run.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if next_run else "never"
         table.add_row(job.name, Text(job.what), when)
     out.print(table)
+
+
+@crm_app.command("check")
+@friendly
+def crm_check(rules: RulesOption = None) -> None:
+    """Check each configured CRM's credentials and which reps map to a CRM owner."""
+    from bot.bootstrap import crm_links
+    from bot.crm.sync import CrmCheck, check, display_name
+
+    policy = _policy(rules)
+    links = crm_links(_settings(rules=rules), lambda: policy)
+    if not links:
+        raise CliError(
+            "no CRM is configured: set SALESFORCE_ACCESS_TOKEN (with SALESFORCE_INSTANCE_URL), "
+            "SALESFORCE_USERNAME and SALESFORCE_PASSWORD, SALESFORCE_CLIENT_ID and "
+            "SALESFORCE_CLIENT_SECRET, or HUBSPOT_ACCESS_TOKEN"
+        )
+
+    async def run() -> list[CrmCheck]:
+        try:
+            return [await check(link) for link in links.values()]
+        finally:
+            for link in links.values():
+                link.calls.close()
+
+    problems = 0
+    for result in asyncio.run(run()):
+        name = display_name(result.system)
+        if result.mapping is None:
+            problems += 1
+            out.print(f"{name}: cannot connect: {result.error}")
+            continue
+        out.print(f"{name}: {result.connected}")
+        for rep_id, owner_id in result.mapping.owners.items():
+            how = "set in the policy" if rep_id in result.mapping.explicit else "by email"
+            out.print(f"  {rep_id} -> {owner_id} ({how})")
+        for why in result.mapping.missing.values():
+            problems += 1
+            out.print(f"  missing: {why}")
+    if problems:
+        raise CliError(f"{problems} problem(s) to fix before owners can be written back")
 
 
 @db_app.command("upgrade")

@@ -34,9 +34,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from hubspot.exceptions import InvalidSignatureTimestampError
+from hubspot.utils.signature import Signature
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.bootstrap import App
+from bot.crm.base import is_hubspot_id
 from bot.metrics import CONTENT_TYPE, Metrics
 from routing.leads import FieldError, InvalidLead, parse_lead
 from routing.model import Lead
@@ -77,8 +80,9 @@ def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web
     http.router.add_get("/metrics", metrics_text)
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
-    if app.delivery is not None:
-        http.cleanup_ctx.append(_deliver_cards)
+    http.router.add_post("/webhooks/hubspot", hubspot_webhook)
+    if app.workers:
+        http.cleanup_ctx.append(_run_workers)
     if run_jobs:
         http.cleanup_ctx.append(_run_jobs)
     return http
@@ -96,24 +100,105 @@ async def slack_events(request: web.Request) -> web.Response:
     return await to_aiohttp_response(response)
 
 
-async def _deliver_cards(http: web.Application) -> AsyncIterator[None]:
-    """The card delivery runs beside the server, from start-up to shutdown."""
-    delivery = http[APP_KEY].delivery
-    assert delivery is not None
-    task = asyncio.create_task(delivery.run(), name="slack-delivery")
+async def _run_workers(http: web.Application) -> AsyncIterator[None]:
+    """The outbox workers (Slack cards, CRM writes) run beside the server, start to shutdown."""
+    tasks = [
+        asyncio.create_task(worker.run(), name=f"outbox:{','.join(worker.kinds)}")
+        for worker in http[APP_KEY].workers
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
     from bot.jobs import declare_jobs, start_scheduler
 
     app = http[APP_KEY]
-    scheduler = start_scheduler(declare_jobs(app.policy), app.service)
+    scheduler = start_scheduler(declare_jobs(app.policy, app.crm), app.service)
     yield
     scheduler.shutdown(wait=False)
+
+
+# --- POST /webhooks/hubspot --------------------------------------------------------------------
+
+HUBSPOT_SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
+HUBSPOT_TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
+MAX_WEBHOOK_EVENTS = 1000
+
+
+async def hubspot_webhook(request: web.Request) -> web.Response:
+    """HubSpot's webhook: contact.creation events queue each contact to be fetched and routed.
+    Answers at once (HubSpot waits 5 seconds at most); other subscription types are ignored."""
+    app = request.app[APP_KEY]
+    secret = app.settings.hubspot_client_secret
+    if secret is None or "hubspot" not in app.crm:
+        return _error(
+            503,
+            "HubSpot webhooks need HUBSPOT_CLIENT_SECRET (to check them) and "
+            "HUBSPOT_ACCESS_TOKEN (to fetch the contacts); set both and restart",
+        )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _too_large()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large()
+    problem = hubspot_signature_problem(
+        secret.get_secret_value(),
+        signature=request.headers.get(HUBSPOT_SIGNATURE_HEADER),
+        timestamp=request.headers.get(HUBSPOT_TIMESTAMP_HEADER),
+        body=body,
+        uri=app.settings.hubspot_webhook_url or str(request.url),
+    )
+    if problem is not None:
+        return _error(401, problem)
+    try:
+        events = decode_json(body)
+    except BadBody as exc:
+        return _error(400, str(exc))
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        return _error(400, "a HubSpot webhook body is a JSON array of event objects")
+    if len(events) > MAX_WEBHOOK_EVENTS:
+        return _error(413, f"at most {MAX_WEBHOOK_EVENTS} events per request")
+    contacts = [
+        str(event["objectId"])
+        for event in events
+        if event.get("subscriptionType") == "contact.creation"
+        and is_hubspot_id(str(event.get("objectId", "")))
+    ]
+    queued = await app.service.queue_crm_contacts(contacts)
+    ignored = len(events) - len(contacts)
+    return web.json_response(
+        {"queued": queued, "repeated": len(contacts) - queued, "ignored": ignored}
+    )
+
+
+def hubspot_signature_problem(
+    secret: str, *, signature: str | None, timestamp: str | None, body: bytes, uri: str
+) -> str | None:
+    """Why HubSpot's v3 signature does not hold (None when it does), by HubSpot's own helper:
+    base64 HMAC-SHA256 of method, URI, body and timestamp, the timestamp within 5 minutes."""
+    if not signature or not timestamp:
+        return f"missing {HUBSPOT_SIGNATURE_HEADER} or {HUBSPOT_TIMESTAMP_HEADER}"
+    try:
+        valid = Signature.is_valid(
+            signature=signature,
+            client_secret=secret,
+            request_body=body.decode("utf-8"),
+            http_uri=uri,
+            http_method="POST",
+            signature_version="v3",
+            timestamp=timestamp,
+        )
+    except InvalidSignatureTimestampError:
+        return "the request timestamp is missing, malformed or older than 5 minutes"
+    except UnicodeDecodeError:
+        return "the body is not UTF-8, so it cannot carry a valid signature"
+    return None if valid else "the signature does not match (check HUBSPOT_CLIENT_SECRET)"
 
 
 # --- POST /leads ---------------------------------------------------------------------------------

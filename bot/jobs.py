@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -28,9 +30,16 @@ from routing.cron import crontab_trigger
 from routing.durations import format_duration
 from routing.policy import Policy
 
+if TYPE_CHECKING:
+    from bot.crm.sync import CrmLink
+
 log = logging.getLogger(__name__)
 
 SWEEP = "sla-sweep"
+SALESFORCE_LEADS = "salesforce-leads"
+ACCOUNTS_PREFIX = "accounts:"
+# The first poll after Salesforce polling is switched on routes leads this recent, not all.
+FIRST_LOOK_BACK = timedelta(minutes=15)
 DIGEST_PREFIX = "digest:"
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
 # tick missed for longer than this is not worth sending late.
@@ -51,7 +60,8 @@ def runner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def declare_jobs(policy: Policy) -> list[Job]:
+def declare_jobs(policy: Policy, crm: Mapping[str, CrmLink] | None = None) -> list[Job]:
+    """The jobs the policy asks for; CRM jobs only for the CRMs `crm` holds (configured)."""
     jobs = [
         Job(
             SWEEP,
@@ -75,7 +85,51 @@ def declare_jobs(policy: Policy) -> list[Job]:
                 _digest_tick(manager.id, trigger),
             )
         )
+    jobs.extend(_crm_jobs(policy, crm or {}))
     return jobs
+
+
+def _crm_jobs(policy: Policy, crm: Mapping[str, CrmLink]) -> list[Job]:
+    from bot.crm import sync
+
+    jobs = []
+    salesforce = crm.get("salesforce")
+    every = policy.crm.salesforce.poll_leads_every
+    if salesforce is not None and every:
+        queue = policy.crm.salesforce.intake_queue
+        jobs.append(
+            Job(
+                SALESFORCE_LEADS,
+                f"every {format_duration(every)}: route new Salesforce leads"
+                + (f" owned by queue {queue}" if queue else ""),
+                IntervalTrigger(seconds=every, timezone=UTC),
+                lambda service: sync.poll_salesforce_leads(
+                    service, salesforce, first_look_back=FIRST_LOOK_BACK
+                ),
+                at_start=True,
+            )
+        )
+    for system, link in sorted(crm.items()):
+        spec = policy.crm.salesforce if system == "salesforce" else policy.crm.hubspot
+        if not spec.sync_accounts_every:
+            continue
+        jobs.append(
+            Job(
+                f"{ACCOUNTS_PREFIX}{system}",
+                f"every {format_duration(spec.sync_accounts_every)}: "
+                f"bring in accounts changed in {sync.display_name(system)}",
+                IntervalTrigger(seconds=spec.sync_accounts_every, timezone=UTC),
+                partial(_sync_accounts, link=link),
+                at_start=True,
+            )
+        )
+    return jobs
+
+
+async def _sync_accounts(service: Service, *, link: CrmLink) -> object:
+    from bot.crm.sync import sync_accounts
+
+    return await sync_accounts(service, link)
 
 
 async def _sweep(service: Service) -> object:

@@ -356,14 +356,9 @@ class Service:
                 data={"rep": offer.rep_id},
             )
             side_effects = [_settle_card(offer.id or 0, now)]
-            if row.crm_system and row.crm_id:
+            if policy.crm.write_on == "claim" and row.crm_system and row.crm_id:
                 side_effects.append(
-                    repo.outbox_values(
-                        kind=OutboxKind.CRM_OWNER,
-                        dedupe_key=f"crm-owner:{offer.id}",
-                        payload={"lead_id": row.id, "rep": offer.rep_id},
-                        now=now,
-                    )
+                    owner_write(row.crm_system, row.id or 0, offer.rep_id, offer.id or 0, now)
                 )
             await repo.insert_rows(session=session, table=OutboxRow, rows=side_effects)
             await session.flush()
@@ -431,6 +426,61 @@ class Service:
         async with self.db.transaction() as session:
             return await repo.upsert_accounts(
                 session=session, accounts=accounts, now=self.clock(), crm_system=crm_system
+            )
+
+    # --- CRM intake and sync ----------------------------------------------------------------
+
+    async def queue_crm_contacts(self, contact_ids: Sequence[str]) -> int:
+        """Contacts HubSpot announced: queue each once to be fetched and routed (the webhook's
+        answer must not wait on HubSpot's API). Returns how many were new."""
+        now = self.clock()
+        rows = [
+            repo.outbox_values(
+                kind=OutboxKind.HUBSPOT_CONTACT,
+                dedupe_key=f"hubspot-contact:{contact_id}",
+                payload={"contact_id": contact_id},
+                now=now,
+            )
+            for contact_id in dict.fromkeys(contact_ids)
+        ]
+        async with self.db.transaction() as session:
+            queued = await repo.queue_outbox_once(session=session, rows=rows)
+        self._outbox_written()
+        return queued
+
+    async def intake_from_crm(self, leads: Sequence[Lead]) -> tuple[int, int]:
+        """Route leads read from a CRM, each record once even if it also came in another way
+        (POST /leads with its crm_id; both the webhook and the poll). Returns (created,
+        repeated)."""
+        by_system: dict[str, list[str]] = {}
+        for lead in leads:
+            if lead.crm_system is not None and lead.crm_id:
+                by_system.setdefault(lead.crm_system.value, []).append(lead.crm_id)
+        async with self.db.reading() as session:
+            stored = {
+                (system, crm_id)
+                for system, ids in by_system.items()
+                for crm_id in await repo.stored_crm_ids(
+                    session=session, crm_system=system, crm_ids=ids
+                )
+            }
+        fresh = [
+            lead
+            for lead in leads
+            if (lead.crm_system.value if lead.crm_system else None, lead.crm_id) not in stored
+        ]
+        results = await self.intake_many(fresh) if fresh else []
+        created = sum(1 for result in results if result.created)
+        return created, len(leads) - created
+
+    async def crm_cursor(self, name: str) -> datetime | None:
+        async with self.db.reading() as session:
+            return await repo.crm_cursor(session=session, name=name)
+
+    async def move_crm_cursor(self, name: str, watermark: datetime) -> None:
+        async with self.db.transaction() as session:
+            await repo.move_crm_cursor(
+                session=session, name=name, watermark=watermark, now=self.clock()
             )
 
     async def set_back(self, rep_id: str, *, by: str | None = None) -> None:
@@ -974,7 +1024,16 @@ async def _save(
         )
         for lead_id, offer_id in sorted(offer_ids.items())
     ]
-    await repo.insert_rows(session=session, table=OutboxRow, rows=[*cards, *queued])
+    writes: list[dict[str, Any]] = []
+    if policy.crm.write_on == "assign" and offer_ids:
+        leads = await repo.leads_by_id(session=session, ids=offer_ids)
+        rep_of = {lead_id: decision.rep or "" for lead_id, _e, decision, _r in decided}
+        writes = [
+            owner_write(lead.crm_system, lead_id, rep_of[lead_id], offer_ids[lead_id], now)
+            for lead_id, lead in sorted(leads.items())
+            if lead.crm_system and lead.crm_id
+        ]
+    await repo.insert_rows(session=session, table=OutboxRow, rows=[*cards, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
     return {by_lead[lead_id]: due for lead_id, due in deadlines}
 
@@ -1035,10 +1094,29 @@ class OutboxKind(StrEnum):
     OFFER_CARD = "slack.offer_card"  # post the card for a new offer
     SETTLE_CARD = "slack.settle_card"  # the offer was claimed or moved: update its card
     QUEUE_POST = "slack.queue_post"  # a lead went to a queue: post it to the queue's channel
-    CRM_OWNER = "crm.set_owner"  # write the owner back to the CRM record
+    SALESFORCE_OWNER = "crm.set_owner.salesforce"  # write the owner back to the CRM record
+    HUBSPOT_OWNER = "crm.set_owner.hubspot"
+    HUBSPOT_CONTACT = "crm.take_contact.hubspot"  # a contact HubSpot announced: fetch and route
     REMINDER = "slack.reminder"  # half the SLA has passed: nudge the rep
     MANAGER_ALERT = "slack.manager_alert"  # the watchdog gave up on a lead: tell its manager
     DIGEST = "slack.digest"  # a manager's scheduled digest
+
+
+OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
+CRM_OWNER_SET = "crm_owner_set"  # audit: the CRM record's owner is now the rep
+CRM_WRITE_FAILED = "crm_write_failed"  # audit: the owner could not be written, and will not be
+
+
+def owner_write(
+    crm_system: str, lead_id: int, rep_id: str, offer_id: int, now: datetime
+) -> dict[str, Any]:
+    """The outbox item that sets the lead's CRM record owner to the rep of this offer."""
+    return repo.outbox_values(
+        kind=OWNER_WRITE_KINDS[crm_system],
+        dedupe_key=f"crm-owner:{offer_id}",
+        payload={"lead_id": lead_id, "rep": rep_id, "offer_id": offer_id},
+        now=now,
+    )
 
 
 def _settle_card(offer_id: int, now: datetime) -> dict[str, Any]:

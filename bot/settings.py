@@ -29,6 +29,18 @@ ENV_NAMES = {
     "salesforce_instance_url": "SALESFORCE_INSTANCE_URL",
     "hubspot_portal_id": "HUBSPOT_PORTAL_ID",
     "hubspot_app_url": "HUBSPOT_APP_URL",
+    "salesforce_access_token": "SALESFORCE_ACCESS_TOKEN",
+    "salesforce_username": "SALESFORCE_USERNAME",
+    "salesforce_password": "SALESFORCE_PASSWORD",
+    "salesforce_security_token": "SALESFORCE_SECURITY_TOKEN",
+    "salesforce_client_id": "SALESFORCE_CLIENT_ID",
+    "salesforce_client_secret": "SALESFORCE_CLIENT_SECRET",
+    "salesforce_domain": "SALESFORCE_DOMAIN",
+    "hubspot_access_token": "HUBSPOT_ACCESS_TOKEN",
+    "hubspot_client_secret": "HUBSPOT_CLIENT_SECRET",
+    "hubspot_api_url": "HUBSPOT_API_URL",
+    "hubspot_webhook_url": "HUBSPOT_WEBHOOK_URL",
+    "crm_concurrency": "CRM_CONCURRENCY",
 }
 
 
@@ -54,6 +66,22 @@ class Settings(BaseSettings):
     salesforce_instance_url: str | None = Field(None, alias="SALESFORCE_INSTANCE_URL")
     hubspot_portal_id: str | None = Field(None, alias="HUBSPOT_PORTAL_ID")
     hubspot_app_url: str = Field("https://app.hubspot.com", alias="HUBSPOT_APP_URL")
+    # Salesforce API credentials, one of: an access token (with SALESFORCE_INSTANCE_URL);
+    # username, password and security token; or a connected app's client credentials.
+    salesforce_access_token: SecretStr | None = Field(None, alias="SALESFORCE_ACCESS_TOKEN")
+    salesforce_username: str | None = Field(None, alias="SALESFORCE_USERNAME")
+    salesforce_password: SecretStr | None = Field(None, alias="SALESFORCE_PASSWORD")
+    salesforce_security_token: SecretStr | None = Field(None, alias="SALESFORCE_SECURITY_TOKEN")
+    salesforce_client_id: str | None = Field(None, alias="SALESFORCE_CLIENT_ID")
+    salesforce_client_secret: SecretStr | None = Field(None, alias="SALESFORCE_CLIENT_SECRET")
+    salesforce_domain: str | None = Field(None, alias="SALESFORCE_DOMAIN")  # login, test, acme.my
+    # HubSpot: a private app's token; the app's client secret signs its webhooks.
+    hubspot_access_token: SecretStr | None = Field(None, alias="HUBSPOT_ACCESS_TOKEN")
+    hubspot_client_secret: SecretStr | None = Field(None, alias="HUBSPOT_CLIENT_SECRET")
+    hubspot_api_url: str = Field("https://api.hubapi.com", alias="HUBSPOT_API_URL")
+    # The address HubSpot posts webhooks to, when a proxy in front changes how it looks here.
+    hubspot_webhook_url: str | None = Field(None, alias="HUBSPOT_WEBHOOK_URL")
+    crm_concurrency: int = Field(16, ge=1, le=64, alias="CRM_CONCURRENCY")
 
     @property
     def slack_enabled(self) -> bool:
@@ -62,6 +90,21 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def salesforce_enabled(self) -> bool:
+        return any(
+            value is not None
+            for value in (
+                self.salesforce_access_token,
+                self.salesforce_username,
+                self.salesforce_client_id,
+            )
+        )
+
+    @property
+    def hubspot_enabled(self) -> bool:
+        return self.hubspot_access_token is not None
 
     @field_validator("database_url")
     @classmethod
@@ -111,6 +154,24 @@ class Settings(BaseSettings):
     def _hubspot_url(cls, value: str) -> str:
         return _site_url(value, example="https://app.hubspot.com (or https://app-eu1.hubspot.com)")
 
+    @field_validator("hubspot_api_url")
+    @classmethod
+    def _hubspot_api(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")) or " " in value:
+            raise ValueError("must be an http(s) URL such as https://api.hubapi.com")
+        return value
+
+    @field_validator("salesforce_domain")
+    @classmethod
+    def _salesforce_domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().removesuffix(".salesforce.com")
+        if not value or not all(part.isalnum() or "-" in part for part in value.split(".")):
+            raise ValueError("must be login, test, or your My Domain such as acme.my")
+        return value
+
     @field_validator("hubspot_portal_id")
     @classmethod
     def _portal_id(cls, value: str | None) -> str | None:
@@ -134,6 +195,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SLACK_SIGNING_SECRET is needed to receive Slack's requests over HTTP "
                 "(or set SLACK_APP_TOKEN to use Socket Mode)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _salesforce_login(self) -> Settings:
+        if self.salesforce_access_token is not None:
+            if self.salesforce_instance_url is None:
+                raise ValueError(
+                    "SALESFORCE_ACCESS_TOKEN needs SALESFORCE_INSTANCE_URL "
+                    "(such as https://acme.my.salesforce.com)"
+                )
+        elif self.salesforce_username is not None:
+            if self.salesforce_password is None:
+                raise ValueError("SALESFORCE_USERNAME needs SALESFORCE_PASSWORD")
+        elif self.salesforce_client_id is not None and (
+            self.salesforce_client_secret is None or self.salesforce_domain is None
+        ):
+            raise ValueError(
+                "SALESFORCE_CLIENT_ID needs SALESFORCE_CLIENT_SECRET and SALESFORCE_DOMAIN "
+                "(your My Domain, such as acme.my)"
             )
         return self
 

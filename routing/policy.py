@@ -217,6 +217,28 @@ class AccountsSpec(_Strict):
     sticky: bool = False
 
 
+SalesforceQueueId = Annotated[str, Field(pattern=r"^00G[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")]
+ApiFieldName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")]
+
+
+class SalesforceSpec(_Strict):
+    poll_leads_every: Duration | None = None  # take new Leads this often; off when absent
+    intake_queue: SalesforceQueueId | None = None  # only Leads owned by this queue
+    sync_accounts_every: Duration | None = None
+    tier_field: ApiFieldName | None = None  # the Account field holding the tier
+
+
+class HubSpotSpec(_Strict):
+    sync_accounts_every: Duration | None = None
+    tier_property: ApiFieldName | None = None  # the company property holding the tier
+
+
+class CrmSpec(_Strict):
+    write_on: Literal["claim", "assign"] = "claim"  # when the owner goes to the CRM record
+    salesforce: SalesforceSpec = SalesforceSpec()
+    hubspot: HubSpotSpec = HubSpotSpec()
+
+
 class RepTarget(_Strict):
     rep: str
 
@@ -260,6 +282,7 @@ class PolicySpec(_Strict):
     accounts: AccountsSpec = AccountsSpec()
     rules: list[RuleSpec] = []
     fallback: FallbackSpec = FallbackSpec()
+    crm: CrmSpec = CrmSpec()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +385,7 @@ class Policy:
     fuzzy_threshold: float
     sticky_accounts: bool
     fallback: Target
+    crm: CrmSpec = field(default_factory=CrmSpec)
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
     # every field some condition reads: only these are casefolded for each lead
@@ -895,6 +919,7 @@ def _compile(
         fuzzy_threshold=spec.accounts.fuzzy_threshold,
         sticky_accounts=spec.accounts.sticky,
         fallback=Target(TargetKind.QUEUE, spec.fallback.queue, channel=spec.fallback.channel),
+        crm=spec.crm,
         warnings=warnings,
         source=source,
         condition_fields=frozenset().union(

@@ -225,6 +225,17 @@ class JobRunRow(SQLModel, table=True):
     error: str | None = None
 
 
+class CrmCursorRow(SQLModel, table=True):
+    """How far a CRM sync has read ("salesforce:leads", "hubspot:accounts"): the newest
+    creation or modification time already committed here. Moved only after what it covers is."""
+
+    __tablename__ = "crm_cursors"
+
+    name: str = Field(primary_key=True, max_length=64)
+    watermark: datetime = _when()
+    updated_at: datetime = _when()
+
+
 class ProcessedRequestRow(SQLModel, table=True):
     """Keys of requests already acted on (Slack retries, repeated actions)."""
 

@@ -28,6 +28,7 @@ from storage.models import (
     AccountKeyRow,
     AccountRow,
     AuditEventRow,
+    CrmCursorRow,
     JobRunRow,
     LeadRow,
     LeadStatus,
@@ -685,3 +686,61 @@ async def outbox_pending(*, session: AsyncSession, dedupe_key: str) -> bool:
         )
     )
     return bool(result.scalar_one())
+
+
+async def queue_outbox_once(*, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Queue items whose dedupe key is not queued yet (a webhook sent twice queues once).
+    Returns how many were new."""
+    if not rows:
+        return 0
+    keys = [row["dedupe_key"] for row in rows]
+    queued: set[str] = set()
+    for chunk in _chunks(keys):
+        found = await session.execute(
+            select(col(OutboxRow.dedupe_key)).where(col(OutboxRow.dedupe_key).in_(chunk))
+        )
+        queued.update(key for (key,) in found.all())
+    fresh = {row["dedupe_key"]: row for row in rows if row["dedupe_key"] not in queued}
+    await insert_rows(session=session, table=OutboxRow, rows=list(fresh.values()))
+    return len(fresh)
+
+
+# --- CRM sync -----------------------------------------------------------------------------------
+
+
+async def crm_cursor(*, session: AsyncSession, name: str) -> datetime | None:
+    row = await session.get(CrmCursorRow, name)
+    return row.watermark if row is not None else None
+
+
+async def move_crm_cursor(
+    *, session: AsyncSession, name: str, watermark: datetime, now: datetime
+) -> None:
+    """Move the cursor forward to `watermark` (never back: a slower replica's older page must
+    not undo a newer one's progress)."""
+    moved = await session.execute(
+        update(CrmCursorRow)
+        .where(col(CrmCursorRow.name) == name, col(CrmCursorRow.watermark) < watermark)
+        .values(watermark=watermark, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount:  # type: ignore[attr-defined]
+        return
+    if await session.get(CrmCursorRow, name) is None:
+        session.add(CrmCursorRow(name=name, watermark=watermark, updated_at=now))
+        await session.flush()
+
+
+async def stored_crm_ids(
+    *, session: AsyncSession, crm_system: str, crm_ids: Iterable[str]
+) -> set[str]:
+    """Which of these CRM record ids already arrived as leads (by any route)."""
+    stored: set[str] = set()
+    for chunk in _chunks(crm_ids):
+        rows = await session.execute(
+            select(col(LeadRow.crm_id)).where(
+                col(LeadRow.crm_system) == crm_system, col(LeadRow.crm_id).in_(chunk)
+            )
+        )
+        stored.update(crm_id for (crm_id,) in rows.all() if crm_id is not None)
+    return stored

@@ -11,13 +11,11 @@ with backoff; anything else is recorded as given up, with Slack's error code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -25,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.digest import load_digest
+from bot.outbox import GiveUp, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
 from bot.slack.blocks import (
@@ -40,7 +39,6 @@ from bot.slack.blocks import (
 from bot.slack.digest import digest_message
 from routing.policy import Policy
 from storage import repository as repo
-from storage.db import Database
 from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -53,112 +51,35 @@ SLACK_KINDS = (
     OutboxKind.MANAGER_ALERT,
     OutboxKind.DIGEST,
 )
-LEASE = timedelta(seconds=60)
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
-MAX_BACKOFF_S = 300.0
-BATCH = 200
-CONCURRENCY = 32
 # Slack errors worth trying again; any other error code will not go away by itself.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
 )
 
 
-class _Retry(Exception):
-    """Try this item again later (the message says why)."""
-
-
-class _GiveUp(Exception):
-    """This item cannot succeed as it stands (the message says why): record it, do not retry."""
-
-
-@dataclass
-class CardDelivery:
-    db: Database
+@dataclass(kw_only=True)
+class CardDelivery(OutboxWorker):
     reader: Reader
     client: AsyncWebClient
     policy: Callable[[], Policy]
-    clock: Callable[[], datetime]
-    poll_every_s: float = 1.0
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    kinds: tuple[str, ...] = SLACK_KINDS
     _next_post: dict[str, float] = field(default_factory=dict)  # channel -> monotonic slot
     _channel_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    delivered: int = 0
 
-    def wake(self) -> None:
-        """New items were committed: look at once rather than at the next poll."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Deliver until cancelled."""
-        while True:
-            try:
-                done = await self.deliver_due()
-            except Exception:
-                log.exception("outbox: a delivery round failed; trying again shortly")
-                done = 0
-            if done:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_every_s)
-
-    async def deliver_due(self) -> int:
-        """One round: every item due now, channels side by side. Returns how many were tried."""
-        now = self.clock()
-        async with self.db.reading() as session:
-            items = await repo.due_outbox(session=session, kinds=SLACK_KINDS, now=now, limit=BATCH)
-        if not items:
-            return 0
-        slots = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(item: OutboxRow) -> None:
-            async with slots:
-                await self._deliver(item)
-
-        await asyncio.gather(*(one(item) for item in items))
-        return len(items)
-
-    async def _deliver(self, item: OutboxRow) -> None:
-        assert item.id is not None
-        now = self.clock()
-        async with self.db.transaction() as session:
-            mine = await repo.lease_outbox(
-                session=session,
-                item_id=item.id,
-                seen_next_attempt=item.next_attempt_at,
-                until=now + LEASE,
-            )
-        if not mine:
-            return
-        error: str | None = None
-        retry_at: datetime | None = None
-        try:
-            await self._carry_out(item)
-        except _Retry as exc:
-            error, retry_at = str(exc), self.clock() + timedelta(seconds=_backoff(item.attempts))
-        except _GiveUp as exc:
-            error = str(exc)
-            log.warning("outbox: item %s (%s) given up: %s", item.id, item.kind, error)
-        except SlackApiError as exc:
+    def failure(self, exc: Exception) -> Retry | GiveUp | None:
+        if isinstance(exc, SlackApiError):
             code = str(exc.response.get("error", "")) if exc.response is not None else ""
             status = exc.response.status_code if exc.response is not None else 0
             error = f"Slack answered {status} {code}".strip()
             if status == 429 or status >= 500 or code in _TRANSIENT_ERRORS:
-                retry_at = self.clock() + timedelta(seconds=_backoff(item.attempts))
-            else:
-                log.warning("outbox: item %s (%s) given up: %s", item.id, item.kind, error)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = f"Slack could not be reached ({type(exc).__name__})"
-            retry_at = self.clock() + timedelta(seconds=_backoff(item.attempts))
-        async with self.db.transaction() as session:
-            await repo.finish_outbox(
-                session=session, item_id=item.id, now=self.clock(), error=error, retry_at=retry_at
-            )
-        if error is None:
-            self.delivered += 1
+                return Retry(error)
+            return GiveUp(error)
+        if isinstance(exc, aiohttp.ClientError | TimeoutError):
+            return Retry(f"Slack could not be reached ({type(exc).__name__})")
+        return None
 
-    async def _carry_out(self, item: OutboxRow) -> None:
+    async def carry_out(self, item: OutboxRow) -> None:
         payload = item.payload
         if item.kind == OutboxKind.OFFER_CARD:
             await self._post_card(int(payload["offer_id"]))
@@ -178,7 +99,7 @@ class CardDelivery:
         if card is None or card.status != "offered":
             return  # claimed or moved before its card went out: nobody needs it now
         if card.rep_slack is None:
-            raise _GiveUp(f"rep {card.rep} has no slack id in the policy")
+            raise GiveUp(f"rep {card.rep} has no slack id in the policy")
         message = offer_card(_view(card))
         if card.message_ts is None:
             channel, ts = await self._post(card.rep_slack, message)
@@ -197,7 +118,7 @@ class CardDelivery:
                     session=session, dedupe_key=f"offer-card:{offer_id}"
                 )
             if waiting:
-                raise _Retry("the card itself is not posted yet")
+                raise Retry("the card itself is not posted yet")
             return  # it never went out: nothing to update
         message = settled_card(_view(card), self._sentence(card.settled))
         await self.client.chat_update(
@@ -227,7 +148,7 @@ class CardDelivery:
         if card is None or card.status != "offered":
             return  # claimed or moved meanwhile: nothing to remind of
         if card.rep_slack is None:
-            raise _GiveUp(f"rep {card.rep} has no slack id in the policy")
+            raise GiveUp(f"rep {card.rep} has no slack id in the policy")
         message = reminder(_view(card))
         await self._post(card.channel or card.rep_slack, message, thread_ts=card.message_ts)
 
@@ -236,7 +157,7 @@ class CardDelivery:
         manager = str(payload["manager"])
         slack_id = self.policy().slack_of(manager)
         if slack_id is None:
-            raise _GiveUp(f"manager {manager} has no slack id in the policy")
+            raise GiveUp(f"manager {manager} has no slack id in the policy")
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
@@ -248,9 +169,9 @@ class CardDelivery:
         policy = self.policy()
         manager = policy.managers.get(manager_id)
         if manager is None:
-            raise _GiveUp(f"manager {manager_id} is no longer in the policy")
+            raise GiveUp(f"manager {manager_id} is no longer in the policy")
         if manager.slack is None:
-            raise _GiveUp(f"manager {manager_id} has no slack id in the policy")
+            raise GiveUp(f"manager {manager_id} has no slack id in the policy")
         async with self.db.reading() as session:
             digest = await load_digest(
                 session,
@@ -302,7 +223,3 @@ def _view(card: OfferCard) -> CardView:
         crm_url=card.crm_url,
         note=escape(card.note) if card.note else None,
     )
-
-
-def _backoff(attempts: int) -> float:
-    return min(MAX_BACKOFF_S, 2.0 ** max(0, attempts - 1)) * random.uniform(0.8, 1.2)

@@ -10,7 +10,7 @@ from sqlmodel import SQLModel
 
 from storage.migrate import current, upgrade
 
-HEAD = "0003"  # the newest revision in storage/migrations/versions
+HEAD = "0004"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:

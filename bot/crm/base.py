@@ -1,0 +1,145 @@
+"""What the service layer needs from a CRM, whichever CRM it is.
+
+Both vendors' clients are synchronous (requests, urllib3). `CrmCalls` runs them on a thread pool
+of its own, sized to the concurrency bound, so a slow CRM neither blocks the event loop nor takes
+the threads other work uses; and it holds every call back while the CRM has asked us to wait
+(429 with Retry-After), so one rate-limit answer slows all callers, not just the one that got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+def is_hubspot_id(value: str) -> bool:
+    """HubSpot's object ids (contacts, owners) are numbers."""
+    return value.isascii() and value.isdigit() and 0 < len(value) <= 20
+
+
+class CrmError(Exception):
+    """A CRM call failed; the message is a sentence for people and carries no credential."""
+
+
+class CrmTransient(CrmError):
+    """Worth trying again: a rate limit (with the wait the CRM asked for), a 5xx, a timeout."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CrmPermanent(CrmError):
+    """Will not succeed by trying again: the record is gone, the owner invalid, no permission."""
+
+
+class CrmNotConfigured(CrmError):
+    """The settings name no credentials for this CRM."""
+
+
+@dataclass(frozen=True, slots=True)
+class CrmOwner:
+    id: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CrmAccount:
+    """An account (Salesforce Account, HubSpot company) as the accounts table keeps it."""
+
+    id: str
+    name: str
+    website: str | None
+    owner_id: str | None
+    tier: str | None
+    modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    accounts: Sequence[CrmAccount]
+    last_modified: datetime | None  # the newest modification time on this page
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """A new lead as the CRM holds it, in the field names `routing.leads.parse_lead` reads."""
+
+    crm_id: str
+    values: Mapping[str, Any]
+    created_at: datetime
+
+
+class CrmClient(Protocol):
+    """One CRM, as the service layer and the jobs use it. Every method is synchronous and is
+    called through `CrmCalls`; each raises CrmTransient or CrmPermanent, never vendor types."""
+
+    system: str  # "salesforce" | "hubspot", as in a lead's crm_system
+
+    def whoami(self) -> str:
+        """Check the credentials with one cheap call; a sentence naming who we are connected as."""
+        ...
+
+    def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
+        """The CRM owner (user) id for each email that has one, keyed by lowercased email."""
+        ...
+
+    def set_owner(self, record_id: str, owner_id: str) -> None:
+        """Make `owner_id` the owner of the lead or contact `record_id`; never creates one."""
+        ...
+
+    def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
+        """Accounts changed at or after `since` (all of them for None), oldest change first."""
+        ...
+
+
+@dataclass
+class CrmCalls:
+    """Runs one CRM's synchronous calls off the event loop, at most `concurrency` at a time,
+    and none while a Retry-After the CRM sent is still running."""
+
+    concurrency: int = 16
+    _pool: ThreadPoolExecutor | None = None
+    _paused_until: float = 0.0  # time.monotonic() before which no call starts
+    _slots: asyncio.Semaphore | None = None
+    paused: int = field(default=0)  # how many times a Retry-After held the calls back
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="crm")
+            self._slots = asyncio.Semaphore(self.concurrency)
+        assert self._slots is not None
+        async with self._slots:
+            await self._while_paused()
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            except CrmTransient as exc:
+                if exc.retry_after:
+                    self.pause(exc.retry_after)
+                raise
+
+    async def _while_paused(self) -> None:
+        while True:  # a call that ends while we sleep may extend the pause
+            wait = self._paused_until - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Start no call for `seconds` (a later pause extends, an earlier one never shortens)."""
+        until = time.monotonic() + seconds
+        if until > self._paused_until:
+            self._paused_until = until
+            self.paused += 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,94 @@
+"""Which CRM owner each rep is, and which rep each CRM owner is.
+
+A rep's owner id is the policy's explicit one (`salesforce_user_id`, `hubspot_owner_id`) when
+given, else the CRM user whose email is the rep's. Lookups by email are cached for `ttl_s` and
+refreshed together, so a thousand write-backs cost one owners query, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.crm.base import CrmCalls, CrmClient, CrmPermanent
+from routing.policy import Policy, Rep
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerMap:
+    owners: dict[str, str]  # rep id -> CRM owner id
+    missing: dict[str, str]  # rep id -> why it has none (a sentence)
+    explicit: frozenset[str]  # reps whose owner id the policy gives
+
+
+@dataclass
+class OwnerDirectory:
+    crm: CrmClient
+    calls: CrmCalls
+    policy: Callable[[], Policy]
+    ttl_s: float = 600.0
+    _by_email: dict[str, str] = field(default_factory=dict)
+    _fetched_at: float | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def owner_of(self, rep_id: str) -> str:
+        """The rep's owner id; CrmPermanent with a sentence saying what to fix when none."""
+        mapping = await self.mapping()
+        if rep_id in mapping.owners:
+            return mapping.owners[rep_id]
+        raise CrmPermanent(mapping.missing.get(rep_id, f"{rep_id} is not a rep in the policy"))
+
+    async def rep_of(self, owner_id: str) -> str | None:
+        mapping = await self.mapping()
+        return next((rep for rep, owner in mapping.owners.items() if owner == owner_id), None)
+
+    async def mapping(self, *, fresh: bool = False) -> OwnerMap:
+        policy = self.policy()
+        await self._refresh(policy, force=fresh)
+        owners: dict[str, str] = {}
+        missing: dict[str, str] = {}
+        explicit: set[str] = set()
+        for rep in policy.reps.values():
+            given = self._explicit(rep)
+            if given:
+                owners[rep.id] = given
+                explicit.add(rep.id)
+            elif not rep.email:
+                missing[rep.id] = (
+                    f"rep {rep.id} has no email in the policy to find their {self._name} user by "
+                    f"(or set {self._override} on the rep)"
+                )
+            elif rep.email.lower() in self._by_email:
+                owners[rep.id] = self._by_email[rep.email.lower()]
+            else:
+                missing[rep.id] = (
+                    f"no active {self._name} user has rep {rep.id}'s email {rep.email} "
+                    f"(or set {self._override} on the rep)"
+                )
+        return OwnerMap(owners, missing, frozenset(explicit))
+
+    async def _refresh(self, policy: Policy, *, force: bool) -> None:
+        emails = [r.email for r in policy.reps.values() if r.email and not self._explicit(r)]
+        async with self._lock:
+            stale = self._fetched_at is None or time.monotonic() - self._fetched_at > self.ttl_s
+            unknown = any(email.lower() not in self._by_email for email in emails)
+            if not (force or stale or (unknown and self._fetched_at is None)):
+                return
+            if emails:
+                self._by_email = await self.calls(self.crm.owners_by_email, emails)
+            self._fetched_at = time.monotonic()
+
+    def _explicit(self, rep: Rep) -> str | None:
+        if self.crm.system == "salesforce":
+            return rep.salesforce_user_id
+        return rep.hubspot_owner_id
+
+    @property
+    def _name(self) -> str:
+        return "Salesforce" if self.crm.system == "salesforce" else "HubSpot"
+
+    @property
+    def _override(self) -> str:
+        return "salesforce_user_id" if self.crm.system == "salesforce" else "hubspot_owner_id"

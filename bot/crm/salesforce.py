@@ -1,0 +1,284 @@
+"""Salesforce through simple-salesforce: the owner on a Lead, new Leads, Accounts, Users.
+
+The client logs in lazily (a password or client-credentials login is a network call) and once:
+simple-salesforce renews an expired session itself for the login flows. A bare access token
+cannot be renewed, so its expiry is a permanent error with a sentence saying what to set.
+
+Record ids come from outside (a lead's `crm_id`), and simple-salesforce puts them into the URL
+as given: each is checked to be a Salesforce id of the right object before any call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, cast
+
+import requests
+from simple_salesforce.api import Salesforce, SFType
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+from simple_salesforce.format import format_soql
+
+from bot.crm.base import AccountPage, CrmAccount, CrmPermanent, CrmTransient, LeadRecord
+
+API_VERSION = "59.0"
+TIMEOUT_S = 30.0
+# 15- or 18-character ids; the first three characters name the object (00Q Lead, 001 Account,
+# 005 User, 00G Group such as a lead queue).
+_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+LEAD_PREFIX, USER_PREFIX, QUEUE_PREFIX = "00Q", "005", "00G"
+# Error codes Salesforce sends for conditions that pass by themselves.
+_TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+LEAD_FIELDS = {
+    "Email": "email",
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Company": "company",
+    "Website": "website",
+    "Title": "title",
+    "Phone": "phone",
+    "Country": "country",
+    "State": "state",
+    "Industry": "industry",
+    "LeadSource": "source",
+    "NumberOfEmployees": "employees",
+}
+
+
+def is_record_id(value: str, prefix: str) -> bool:
+    return bool(_ID.match(value)) and value.startswith(prefix)
+
+
+class SalesforceCrm:
+    system = "salesforce"
+
+    def __init__(
+        self,
+        connect: Callable[[requests.Session], Salesforce],
+        *,
+        tier_field: str | None = None,
+    ) -> None:
+        self._connect = connect
+        self._sf: Salesforce | None = None
+        self._login = threading.Lock()
+        self._retry_after = threading.local()  # the last response's Retry-After, per thread
+        self.tier_field = tier_field
+
+    # --- the Protocol ----------------------------------------------------------------------
+
+    def whoami(self) -> str:
+        sf = self._client()
+        limits = self._call(lambda: sf.restful("limits"))
+        remaining = (limits or {}).get("DailyApiRequests", {}).get("Remaining")
+        where = f"connected to {sf.sf_instance}"
+        return f"{where}, {remaining} API requests left today" if remaining is not None else where
+
+    def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
+        wanted = sorted({email.strip().lower() for email in emails if email.strip()})
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 200):
+            soql = format_soql(
+                "SELECT Id, Email FROM User WHERE IsActive = true AND Email IN {emails}",
+                emails=wanted[start : start + 200],
+            )
+            for record in self._query_all(soql):
+                email = str(record.get("Email") or "").lower()
+                found.setdefault(email, str(record["Id"]))
+        return found
+
+    def set_owner(self, record_id: str, owner_id: str) -> None:
+        if not is_record_id(record_id, LEAD_PREFIX):
+            raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")
+        if not is_record_id(owner_id, USER_PREFIX):
+            raise CrmPermanent(f"{owner_id!r} is not a Salesforce user id (005...)")
+        sf = self._client()
+        leads = cast(SFType, sf.Lead)
+        self._call(lambda: leads.update(record_id, {"OwnerId": owner_id}))
+
+    def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
+        fields = ["Id", "Name", "Website", "OwnerId", "LastModifiedDate"]
+        if self.tier_field:
+            fields.append(self.tier_field)
+        where = f" WHERE LastModifiedDate >= {_soql_time(since)}" if since else ""
+        soql = f"SELECT {', '.join(fields)} FROM Account{where} ORDER BY LastModifiedDate, Id"
+        for records in self._pages(soql):
+            accounts = [self._account(record) for record in records]
+            yield AccountPage(accounts, max(a.modified_at for a in accounts))
+
+    # --- leads in --------------------------------------------------------------------------
+
+    def new_leads(
+        self, since: datetime | None, *, queue_id: str | None
+    ) -> Iterator[list[LeadRecord]]:
+        """Leads created at or after `since` (oldest first), in pages; only those owned by the
+        intake queue when one is named. Repeats at the boundary are left to intake's idempotency."""
+        if queue_id is not None and not is_record_id(queue_id, QUEUE_PREFIX):
+            raise CrmPermanent(f"{queue_id!r} is not a Salesforce queue id (00G...)")
+        conditions = []
+        if since is not None:
+            conditions.append(f"CreatedDate >= {_soql_time(since)}")
+        if queue_id is not None:
+            conditions.append(f"OwnerId = '{queue_id}'")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        fields = ", ".join(["Id", "CreatedDate", *LEAD_FIELDS])
+        soql = f"SELECT {fields} FROM Lead{where} ORDER BY CreatedDate, Id"
+        for records in self._pages(soql):
+            yield [self._lead(record) for record in records]
+
+    # --- the parts -------------------------------------------------------------------------
+
+    def _pages(self, soql: str) -> Iterator[list[dict[str, Any]]]:
+        """The query's records a batch at a time, following Salesforce's cursor."""
+        sf = self._client()
+        result = self._call(lambda: sf.query(soql))
+        while True:
+            records = list(result.get("records", []))
+            if records:
+                yield records
+            if result.get("done", True) or not result.get("nextRecordsUrl"):
+                return
+            url = result["nextRecordsUrl"]
+            result = self._call(partial(sf.query_more, url, identifier_is_url=True))
+
+    def _account(self, record: dict[str, Any]) -> CrmAccount:
+        tier = record.get(self.tier_field) if self.tier_field else None
+        return CrmAccount(
+            id=str(record["Id"]),
+            name=str(record.get("Name") or record["Id"]),
+            website=record.get("Website") or None,
+            owner_id=record.get("OwnerId") or None,
+            tier=str(tier) if tier not in (None, "") else None,
+            modified_at=_parse_time(record["LastModifiedDate"]),
+        )
+
+    @staticmethod
+    def _lead(record: dict[str, Any]) -> LeadRecord:
+        values: dict[str, Any] = {
+            ours: record[theirs]
+            for theirs, ours in LEAD_FIELDS.items()
+            if record.get(theirs) not in (None, "")
+        }
+        return LeadRecord(
+            crm_id=str(record["Id"]), values=values, created_at=_parse_time(record["CreatedDate"])
+        )
+
+    def _client(self) -> Salesforce:
+        with self._login:
+            if self._sf is None:
+                session = requests.Session()
+                session.hooks["response"].append(self._remember_retry_after)
+                session.request = _with_timeout(session.request)  # type: ignore[method-assign]
+                self._sf = self._call(lambda: self._connect(session))
+            return self._sf
+
+    def _remember_retry_after(self, response: requests.Response, **_: Any) -> None:
+        self._retry_after.value = response.headers.get("Retry-After")
+
+    def _query_all(self, soql: str) -> list[dict[str, Any]]:
+        sf = self._client()
+        result = self._call(lambda: sf.query_all(soql))
+        return list(result.get("records", []))
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run one client call, turning its failures into CrmTransient or CrmPermanent."""
+        self._retry_after.value = None
+        try:
+            return fn()
+        except SalesforceAuthenticationFailed as exc:
+            reason = f"{exc.code}: {exc.message}"
+            raise CrmPermanent(f"Salesforce refused the login ({reason})") from None
+        except SalesforceExpiredSession:
+            raise CrmPermanent(
+                "Salesforce says the session is invalid or expired; SALESFORCE_ACCESS_TOKEN cannot "
+                "be renewed by leadrouter: set a new one, or use a username/password or "
+                "client-credentials login"
+            ) from None
+        except SalesforceResourceNotFound:
+            raise CrmPermanent("Salesforce has no such record (deleted or merged?)") from None
+        except (SalesforceMalformedRequest, SalesforceRefusedRequest) as exc:
+            code, message = _first_error(exc)
+            if code in _TRANSIENT_CODES:
+                raise CrmTransient(f"Salesforce: {code}", retry_after=self._wait()) from None
+            raise CrmPermanent(f"Salesforce refused it: {code} {message}".strip()) from None
+        except SalesforceError as exc:
+            if exc.status == 429 or exc.status >= 500:
+                raise CrmTransient(
+                    f"Salesforce answered {exc.status}", retry_after=self._wait()
+                ) from None
+            code, message = _first_error(exc)
+            raise CrmPermanent(f"Salesforce answered {exc.status}: {code} {message}") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise CrmTransient(f"Salesforce could not be reached ({type(exc).__name__})") from None
+
+    def _wait(self) -> float | None:
+        value = getattr(self._retry_after, "value", None)
+        try:
+            return max(0.0, float(value)) if value is not None else None
+        except ValueError:
+            return None
+
+
+def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
+    def timed(*args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", TIMEOUT_S)
+        return request(*args, **kwargs)
+
+    return timed
+
+
+def _first_error(exc: SalesforceError) -> tuple[str, str]:
+    content: Any = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", "")), str(content[0].get("message", ""))
+    return "", str(content)[:200] if content else ""
+
+
+def _soql_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _parse_time(value: str) -> datetime:
+    # Salesforce writes 2026-11-20T09:15:00.000+0000
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+def connector(
+    *,
+    instance_url: str | None,
+    access_token: str | None,
+    username: str | None,
+    password: str | None,
+    security_token: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    domain: str | None,
+) -> Callable[[requests.Session], Salesforce]:
+    """How to log in, from whichever credentials the settings hold (checked there to be whole)."""
+
+    def connect(session: requests.Session) -> Salesforce:
+        common: dict[str, Any] = {"session": session, "version": API_VERSION}
+        if access_token:
+            return Salesforce(instance_url=instance_url, session_id=access_token, **common)
+        if username and password:
+            return Salesforce(
+                username=username,
+                password=password,
+                security_token=security_token or "",
+                domain=domain,
+                **common,
+            )
+        return Salesforce(
+            consumer_key=client_id, consumer_secret=client_secret, domain=domain, **common
+        )
+
+    return connect

@@ -1,0 +1,149 @@
+"""The CRM use cases that read from a CRM: new Salesforce leads, accounts, the mapping check.
+
+Each reads a page from the CRM (off the event loop, through `CrmCalls`), commits what it read
+through the service layer, and only then moves the page's cursor: a run stopped half way
+resumes from the last committed page, and reading a page twice is harmless because intake and
+the account upsert are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from bot.crm.base import CrmCalls, CrmClient, CrmError
+from bot.crm.hubspot import HubSpotCrm
+from bot.crm.owners import OwnerDirectory, OwnerMap
+from bot.crm.salesforce import SalesforceCrm
+from bot.service import Service
+from routing.leads import InvalidLead, parse_lead
+from routing.model import Account, Lead
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LEADS_CURSOR = "salesforce:leads"
+
+
+def display_name(system: str) -> str:
+    return {"salesforce": "Salesforce", "hubspot": "HubSpot"}.get(system, system)
+
+
+def accounts_cursor(system: str) -> str:
+    return f"{system}:accounts"
+
+
+@dataclass
+class CrmLink:
+    """One configured CRM: its client, the runner its calls go through, who its owners are."""
+
+    crm: CrmClient
+    calls: CrmCalls
+    owners: OwnerDirectory
+
+    @property
+    def system(self) -> str:
+        return self.crm.system
+
+    async def next_page(self, pages: Iterator[T]) -> T | None:
+        """The next page of a CRM read, fetched on the CRM's threads; None after the last."""
+        page: T | None = await self.calls(next, pages, None)
+        return page
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    created: int = 0
+    repeated: int = 0
+    invalid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    created: int = 0
+    updated: int = 0
+    unowned: int = 0  # accounts whose CRM owner is no rep of the policy
+
+
+def lead_of(system: str, crm_id: str, values: dict[str, Any]) -> Lead:
+    """A CRM record as a lead; its external id names the CRM, so it never meets another's."""
+    identity = {"id": f"{system}:{crm_id}", "crm_system": system, "crm_id": crm_id}
+    return parse_lead({**values, **identity})
+
+
+async def poll_salesforce_leads(
+    service: Service, link: CrmLink, *, first_look_back: timedelta
+) -> PollResult:
+    """Route Salesforce leads created since the cursor. The first poll looks back only
+    `first_look_back`: switching polling on must not route years of old leads."""
+    assert isinstance(link.crm, SalesforceCrm)
+    since = await service.crm_cursor(LEADS_CURSOR)
+    if since is None:
+        since = service.clock() - first_look_back
+    queue = service.policy().crm.salesforce.intake_queue
+    pages = link.crm.new_leads(since, queue_id=queue)
+    created = repeated = invalid = 0
+    while (page := await link.next_page(pages)) is not None:
+        leads: list[Lead] = []
+        for record in page:
+            try:
+                leads.append(lead_of("salesforce", record.crm_id, dict(record.values)))
+            except InvalidLead as exc:
+                invalid += 1
+                log.warning("salesforce lead %s not routed: %s", record.crm_id, exc)
+        new, again = await service.intake_from_crm(leads)
+        created, repeated = created + new, repeated + again
+        await service.move_crm_cursor(LEADS_CURSOR, max(r.created_at for r in page))
+    return PollResult(created, repeated, invalid)
+
+
+async def sync_accounts(service: Service, link: CrmLink) -> SyncResult:
+    """Bring accounts changed in the CRM since the cursor into the accounts table, owners
+    mapped to reps (an owner who is no rep leaves the account unowned, and is counted)."""
+    name = accounts_cursor(link.system)
+    since = await service.crm_cursor(name)
+    mapping = await link.owners.mapping()
+    rep_of = {owner: rep for rep, owner in mapping.owners.items()}
+    pages = link.crm.accounts_modified_since(since)
+    created = updated = unowned = 0
+    while (page := await link.next_page(pages)) is not None:
+        accounts = []
+        for found in {a.id: a for a in page.accounts}.values():  # newest copy of each
+            owner = rep_of.get(found.owner_id) if found.owner_id else None
+            unowned += found.owner_id is not None and owner is None
+            accounts.append(Account(found.id, found.name, found.website, owner, found.tier))
+        new, changed = await service.import_accounts(accounts, crm_system=link.system)
+        created, updated = created + new, updated + changed
+        if page.last_modified is not None:
+            await service.move_crm_cursor(name, page.last_modified)
+    return SyncResult(created, updated, unowned)
+
+
+async def take_hubspot_contact(service: Service, link: CrmLink, contact_id: str) -> bool:
+    """Fetch a contact HubSpot announced and route it. True if it was new here."""
+    assert isinstance(link.crm, HubSpotCrm)
+    record = await link.calls(link.crm.contact, contact_id)
+    lead = lead_of("hubspot", record.crm_id, dict(record.values))
+    created, _ = await service.intake_from_crm([lead])
+    return created == 1
+
+
+@dataclass(frozen=True, slots=True)
+class CrmCheck:
+    system: str
+    connected: str | None  # who we are connected as; None when the credentials failed
+    error: str | None
+    mapping: OwnerMap | None
+
+
+async def check(link: CrmLink) -> CrmCheck:
+    """Credentials and the rep-to-owner mapping, for `leadrouter crm check`."""
+    try:
+        connected = await link.calls(link.crm.whoami)
+        mapping = await link.owners.mapping(fresh=True)
+    except CrmError as exc:
+        return CrmCheck(link.system, None, str(exc), None)
+    return CrmCheck(link.system, connected, None, mapping)
