@@ -617,7 +617,8 @@ def jobs(rules: RulesOption = None) -> None:
 def crm_check(rules: RulesOption = None) -> None:
     """Check each configured CRM's credentials and which reps map to a CRM owner."""
     from bot.bootstrap import crm_links
-    from bot.crm.sync import CrmCheck, check, display_name
+    from bot.crm.sync import CrmCheck, check
+    from bot.crm_links import crm_name
 
     policy = _policy(rules)
     links = crm_links(_settings(rules=rules), lambda: policy)
@@ -637,7 +638,7 @@ def crm_check(rules: RulesOption = None) -> None:
 
     problems = 0
     for result in asyncio.run(run()):
-        name = display_name(result.system)
+        name = crm_name(result.system)
         if result.mapping is None:
             problems += 1
             out.print(f"{name}: cannot connect: {result.error}")

@@ -21,6 +21,14 @@ from routing.model import CrmSystem
 if TYPE_CHECKING:
     from bot.settings import Settings
 
+_NAMES = {CrmSystem.SALESFORCE.value: "Salesforce", CrmSystem.HUBSPOT.value: "HubSpot"}
+
+
+def crm_name(system: str | None) -> str:
+    """The CRM's name as people write it ("the CRM" when unknown)."""
+    return _NAMES.get(system or "", "the CRM")
+
+
 # (crm_system, crm_id) -> the record's address, or None when there is none to give.
 CrmLinks = Callable[[str | None, str | None], str | None]
 

@@ -14,14 +14,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.service import SLA_MISSED, ServiceError
+from bot.service import CRM_WRITE_FAILED, SLA_MISSED, ServiceError
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import AuditEventRow
+from storage.models import AuditEventRow, LeadRow
 
 # How far back a digest looks for SLA misses when there was no digest before it.
 FIRST_PERIOD = timedelta(hours=24)
 QUEUE_SHOWN = 10  # the oldest queued leads listed one by one, each with an Assign control
+CRM_SHOWN = 10  # failed CRM write-backs listed one by one
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,16 @@ class RepAway:
 
 
 @dataclass(frozen=True, slots=True)
+class CrmFailure:
+    """An owner write-back given up for good: the CRM record still names someone else."""
+
+    lead_id: str  # the external id
+    rep_name: str
+    system: str  # salesforce | hubspot
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class ManagerDigest:
     """One manager's digest for the period [since, now).
 
@@ -71,6 +82,8 @@ class ManagerDigest:
     misses: tuple[RepMisses, ...]  # reps who missed an SLA in the period, most misses first
     loads: tuple[RepLoad, ...]  # every rep in scope, in policy order
     away: tuple[RepAway, ...]  # reps out of office now, in policy order
+    crm_failures: tuple[CrmFailure, ...] = ()  # at most CRM_SHOWN, newest first
+    crm_failures_total: int = 0
 
     @property
     def empty(self) -> bool:
@@ -79,6 +92,7 @@ class ManagerDigest:
             self.queue_size == 0
             and not self.misses
             and not self.away
+            and not self.crm_failures_total
             and all(load.open == 0 for load in self.loads)
         )
 
@@ -111,6 +125,7 @@ async def load_digest(
     states = await repo.load_rep_states(session=session)
     queue_size, oldest = await _queue(session)
     missed = await _misses_by_rep(session, start=start, end=now)
+    failures = await _crm_failures(session, policy, scope, start=start, end=now)
 
     misses = sorted(
         (
@@ -138,6 +153,8 @@ async def load_digest(
         misses=tuple(misses),
         loads=loads,
         away=away,
+        crm_failures=tuple(failures[:CRM_SHOWN]),
+        crm_failures_total=len(failures),
     )
 
 
@@ -163,3 +180,35 @@ async def _misses_by_rep(
         .group_by(rep)
     )
     return {rep_id: int(count) for rep_id, count in rows.all() if rep_id is not None}
+
+
+async def _crm_failures(
+    session: AsyncSession,
+    policy: Policy,
+    scope: tuple[str, ...],
+    *,
+    start: datetime,
+    end: datetime,
+) -> list[CrmFailure]:
+    """Write-backs given up in the period for the manager's reps' leads, newest first."""
+    rows = await session.execute(
+        select(AuditEventRow, col(LeadRow.external_id))
+        .join(LeadRow, col(LeadRow.id) == col(AuditEventRow.lead_id))
+        .where(
+            col(AuditEventRow.kind) == CRM_WRITE_FAILED,
+            col(AuditEventRow.at) >= start,
+            col(AuditEventRow.at) < end,
+        )
+        .order_by(col(AuditEventRow.id).desc())
+    )
+    in_scope = set(scope)
+    return [
+        CrmFailure(
+            external_id,
+            policy.rep_name(rep),
+            str(audit.data.get("system", "")),
+            audit.reason or "",
+        )
+        for audit, external_id in rows.all()
+        if (rep := (audit.data or {}).get("rep")) in in_scope
+    ]

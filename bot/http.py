@@ -194,7 +194,7 @@ def hubspot_signature_problem(
             signature_version="v3",
             timestamp=timestamp,
         )
-    except InvalidSignatureTimestampError:
+    except (InvalidSignatureTimestampError, OSError):  # OSError: beyond the platform's time_t
         return "the request timestamp is missing, malformed or older than 5 minutes"
     except UnicodeDecodeError:
         return "the body is not UTF-8, so it cannot carry a valid signature"

@@ -25,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.crm_links import crm_name
 from bot.service import Service
 from routing.cron import crontab_trigger
 from routing.durations import format_duration
@@ -117,7 +118,7 @@ def _crm_jobs(policy: Policy, crm: Mapping[str, CrmLink]) -> list[Job]:
             Job(
                 f"{ACCOUNTS_PREFIX}{system}",
                 f"every {format_duration(spec.sync_accounts_every)}: "
-                f"bring in accounts changed in {sync.display_name(system)}",
+                f"bring in accounts changed in {crm_name(system)}",
                 IntervalTrigger(seconds=spec.sync_accounts_every, timezone=UTC),
                 partial(_sync_accounts, link=link),
                 at_start=True,

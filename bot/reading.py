@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.card import CardContent, card_content_of
-from bot.crm_links import CrmLinks, no_links
+from bot.crm_links import CrmLinks, crm_name, no_links
+from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED
 from routing.durations import format_duration
 from routing.engine import Decision, Stage, Step
 from routing.explain import explain
@@ -389,6 +390,11 @@ _EVENT_WORDS = {
 def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
     data = audit.data or {}
     words = _EVENT_WORDS.get(audit.kind, audit.kind.replace("_", " "))
+    crm = crm_name(data.get("system"))
+    if audit.kind == CRM_OWNER_SET:
+        words = f"owner set in {crm}"
+    elif audit.kind == CRM_WRITE_FAILED:
+        words = f"owner NOT set in {crm}, given up"
     parts = [words[0].upper() + words[1:]]
     rep = data.get("rep")
     if audit.kind in ("routed", "rerouted"):

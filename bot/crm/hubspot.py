@@ -55,13 +55,16 @@ class HubSpotCrm:
     def __init__(self, client: HubSpot, *, tier_property: str | None = None) -> None:
         self._client = client
         self.tier_property = tier_property
+        # Each `client.crm...._api` access builds a new ApiClient with a connection pool of its
+        # own: taken once here, every call shares one pool instead of opening a connection.
+        self._owners_api = client.crm.owners.owners_api
+        self._contacts_api = client.crm.contacts.basic_api
+        self._companies_api = client.crm.companies.search_api
 
     # --- the Protocol ----------------------------------------------------------------------
 
     def whoami(self) -> str:
-        page = self._call(
-            lambda: self._client.crm.owners.owners_api.get_page(limit=1, _request_timeout=TIMEOUT_S)
-        )
+        page = self._call(lambda: self._owners_api.get_page(limit=1, _request_timeout=TIMEOUT_S))
         return f"connected to HubSpot; the token reads owners ({len(page.results)} on a first page)"
 
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
@@ -71,7 +74,7 @@ class HubSpotCrm:
         while True:
             page = self._call(
                 partial(
-                    self._client.crm.owners.owners_api.get_page,
+                    self._owners_api.get_page,
                     limit=PAGE,
                     after=after,
                     _request_timeout=TIMEOUT_S,
@@ -91,11 +94,7 @@ class HubSpotCrm:
         if not is_hubspot_id(owner_id):
             raise CrmPermanent(f"{owner_id!r} is not a HubSpot owner id (digits)")
         change = SimplePublicObjectInput(properties={"hubspot_owner_id": owner_id})
-        self._call(
-            lambda: self._client.crm.contacts.basic_api.update(
-                record_id, change, _request_timeout=TIMEOUT_S
-            )
-        )
+        self._call(lambda: self._contacts_api.update(record_id, change, _request_timeout=TIMEOUT_S))
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         properties = ["name", "domain", "website", "hubspot_owner_id", "hs_lastmodifieddate"]
@@ -115,7 +114,7 @@ class HubSpotCrm:
                 )
                 page = self._call(
                     partial(
-                        self._client.crm.companies.search_api.do_search,
+                        self._companies_api.do_search,
                         request,
                         _request_timeout=TIMEOUT_S,
                     )
@@ -141,7 +140,7 @@ class HubSpotCrm:
         if not is_hubspot_id(contact_id):
             raise CrmPermanent(f"{contact_id!r} is not a HubSpot contact id (digits)")
         found = self._call(
-            lambda: self._client.crm.contacts.basic_api.get_by_id(
+            lambda: self._contacts_api.get_by_id(
                 contact_id, properties=list(CONTACT_PROPERTIES), _request_timeout=TIMEOUT_S
             )
         )

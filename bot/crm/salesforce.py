@@ -195,7 +195,9 @@ class SalesforceCrm:
         try:
             return fn()
         except SalesforceAuthenticationFailed as exc:
-            reason = f"{exc.code}: {exc.message}"
+            # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's
+            # format template there); earlier releases kept it in `message`.
+            reason = f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
             raise CrmPermanent(f"Salesforce refused the login ({reason})") from None
         except SalesforceExpiredSession:
             raise CrmPermanent(

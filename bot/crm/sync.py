@@ -28,10 +28,6 @@ T = TypeVar("T")
 LEADS_CURSOR = "salesforce:leads"
 
 
-def display_name(system: str) -> str:
-    return {"salesforce": "Salesforce", "hubspot": "HubSpot"}.get(system, system)
-
-
 def accounts_cursor(system: str) -> str:
     return f"{system}:accounts"
 

@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.crm_links import crm_name
 from bot.digest import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
 from bot.slack.blocks import (
     ELLIPSIS,
@@ -64,6 +65,8 @@ def digest_message(digest: ManagerDigest, *, manager_tz: ZoneInfo) -> Message:
     blocks.append(_misses_section(digest.misses, period))
     blocks.append(_loads_section(digest.loads))
     blocks.append(_away_section(digest.away))
+    if digest.crm_failures_total:
+        blocks.append(_crm_section(digest))
     if len(blocks) > MAX_MESSAGE_BLOCKS:  # the shape is fixed; this guards future edits
         raise ValueError(f"a message may hold {MAX_MESSAGE_BLOCKS} blocks; built {len(blocks)}")
     return Message(text=_summary(digest), blocks=[block.to_dict() for block in blocks])
@@ -177,6 +180,22 @@ def _away_section(away: Sequence[RepAway]) -> SectionBlock:
     if not away:
         return _section("*Out of office:* nobody")
     return _list_section("*Out of office*", [_away_line(rep) for rep in away])
+
+
+def _crm_section(digest: ManagerDigest) -> SectionBlock:
+    lines = [
+        f"• `{clip(escape(f.lead_id), 100)}` ({_name(f.rep_name)}, "
+        f"{crm_name(f.system)}): {clip(escape(f.error), 200)}"
+        for f in digest.crm_failures
+    ]
+    hidden = digest.crm_failures_total - len(digest.crm_failures)
+    if hidden:
+        lines.append(f"{ELLIPSIS} and {hidden} more")
+    return _list_section(
+        f"*CRM owner write-backs given up:* {digest.crm_failures_total} "
+        "(the record still names its old owner; `/routing why <lead>` tells the story)",
+        lines,
+    )
 
 
 def _summary(digest: ManagerDigest) -> str:

@@ -1,0 +1,563 @@
+"""Salesforce end to end through `bootstrap`: new Leads polled and routed, Accounts synced, the
+owner written back by the outbox worker, failures retried or surfaced.
+
+simple-salesforce runs for real against `responses` (unregistered URLs fail; nothing leaves the
+machine); the database is a real SQLite file; the clock is the test's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from sqlalchemy import select
+from sqlmodel import col
+
+from bot.bootstrap import App, bootstrap
+from bot.crm.sync import LEADS_CURSOR, accounts_cursor, poll_salesforce_leads, sync_accounts
+from bot.digest import load_digest
+from bot.reading import Viewer
+from bot.service import OutboxKind
+from bot.settings import Settings
+from routing.policy import load_policy
+from storage.models import AccountRow, LeadRow, OutboxRow
+from tests.service.conftest import Clock
+
+INSTANCE = "https://acme.my.salesforce.com"
+DATA = f"{INSTANCE}/services/data/v59.0"
+QUERY = f"{DATA}/query/"
+TOKEN = "00Dxx!flow-token"
+ANN_USER, BEN_USER = "0055e00000AnnAAAAA", "0055e00000BenBBBBB"
+NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, email: ann@acme.example}
+  - {id: ben, name: Ben Baker, email: Ben@Acme.example}
+  - {id: cat, name: Cat Cole, salesforce_user_id: 0055e00000CatCCCCC}
+managers:
+  - {id: mia, name: Mia Moss}
+teams:
+  trio: {members: [ann, ben, cat], distribution: round_robin, manager: mia}
+rules:
+  - name: Everyone
+    assign: {team: trio}
+crm:
+  salesforce:
+    poll_leads_every: 1m
+    sync_accounts_every: 15m
+    tier_field: Tier__c
+"""
+
+
+def _sf_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _lead(number: int, created: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "attributes": {"type": "Lead"},
+        "Id": f"00Q5e00000Lead{number:04d}",
+        "CreatedDate": _sf_time(created),
+        "Email": f"buyer{number}@corp{number}.example",
+        "FirstName": "Pat",
+        "LastName": f"Buyer {number}",
+        "Company": f"Corp {number}",
+        "NumberOfEmployees": 250,
+        "LeadSource": "Web",
+        **fields,
+    }
+
+
+def _page(records: list[dict[str, Any]], next_url: str | None = None) -> dict[str, Any]:
+    page: dict[str, Any] = {"totalSize": len(records), "done": next_url is None, "records": records}
+    if next_url:
+        page["nextRecordsUrl"] = next_url
+    return page
+
+
+def _soql(call: Any) -> str:
+    return parse_qs(urlsplit(call.request.url).query).get("q", [""])[0]
+
+
+def _users() -> dict[str, Any]:
+    return _page(
+        [
+            {"attributes": {"type": "User"}, "Id": ANN_USER, "Email": "ann@acme.example"},
+            {"attributes": {"type": "User"}, "Id": BEN_USER, "Email": "ben@acme.example"},
+        ]
+    )
+
+
+def _is_user_query(request: Any) -> tuple[bool, str]:
+    query = parse_qs(urlsplit(request.url).query).get("q", [""])[0]
+    return ("FROM User" in query, "not the User query")
+
+
+def _is_query_of(sobject: str) -> Any:
+    def match(request: Any) -> tuple[bool, str]:
+        query = parse_qs(urlsplit(request.url).query).get("q", [""])[0]
+        return (f"FROM {sobject}" in query, f"not a query of {sobject}")
+
+    return match
+
+
+@pytest.fixture
+def salesforce() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+async def app(tmp_path: Path, clock: Clock) -> AsyncIterator[App]:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    settings = Settings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}",
+        LEADROUTER_RULES=rules,
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    application = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    await application.db.create_tables()
+    yield application
+    await application.close()
+
+
+async def _leads(app: App) -> dict[str, LeadRow]:
+    async with app.db.reading() as session:
+        rows = (await session.execute(select(LeadRow))).scalars().all()
+        return {row.external_id: row for row in rows}
+
+
+async def _outbox(app: App, kind: str) -> list[OutboxRow]:
+    async with app.db.reading() as session:
+        rows = await session.execute(
+            select(OutboxRow).where(col(OutboxRow.kind) == kind).order_by(col(OutboxRow.id))
+        )
+        return list(rows.scalars().all())
+
+
+# --- leads in -----------------------------------------------------------------------------------
+
+
+async def test_the_first_poll_routes_leads_of_the_last_15_minutes_across_pages(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    first, second = NOW - timedelta(minutes=10), NOW - timedelta(minutes=2)
+    salesforce.get(
+        QUERY,
+        json=_page([_lead(1, first)], next_url="/services/data/v59.0/query/01g-2000"),
+        match=[_is_query_of("Lead")],
+    )
+    salesforce.get(f"{QUERY}01g-2000", json=_page([_lead(2, second)]))
+
+    result = await poll_salesforce_leads(
+        app.service, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
+    )
+
+    assert (result.created, result.repeated, result.invalid) == (2, 0, 0)
+    assert "CreatedDate >= 2026-11-17T17:00:00.000Z" in _soql(salesforce.calls[0])
+    leads = await _leads(app)
+    assert sorted(leads) == ["salesforce:00Q5e00000Lead0001", "salesforce:00Q5e00000Lead0002"]
+    one = leads["salesforce:00Q5e00000Lead0001"]
+    assert (one.crm_system, one.crm_id, one.status) == (
+        "salesforce",
+        "00Q5e00000Lead0001",
+        "offered",
+    )
+    assert await app.service.crm_cursor(LEADS_CURSOR) == second
+
+
+async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    mark = NOW - timedelta(minutes=3)
+    await app.service.move_crm_cursor(LEADS_CURSOR, mark)
+    # The lead at the watermark comes again (>=): intake knows it and routes only the new one.
+    salesforce.get(QUERY, json=_page([_lead(1, mark)]), match=[_is_query_of("Lead")])
+    await poll_salesforce_leads(app.service, app.crm["salesforce"], first_look_back=timedelta())
+    salesforce.replace(
+        responses.GET,
+        QUERY,
+        json=_page([_lead(1, mark), _lead(2, NOW)]),
+        match=[_is_query_of("Lead")],
+    )
+    result = await poll_salesforce_leads(
+        app.service, app.crm["salesforce"], first_look_back=timedelta()
+    )
+    assert (result.created, result.repeated) == (1, 1)
+    assert "CreatedDate >= 2026-11-17T17:12:00.000Z" in _soql(salesforce.calls[0])
+    assert len(await _leads(app)) == 2
+    assert await app.service.crm_cursor(LEADS_CURSOR) == NOW
+
+
+async def test_a_poll_that_fails_half_way_keeps_the_committed_page_and_resumes_after_it(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    early = NOW - timedelta(minutes=9)
+    salesforce.get(
+        QUERY,
+        json=_page([_lead(1, early)], next_url="/services/data/v59.0/query/01g-2000"),
+        match=[_is_query_of("Lead")],
+    )
+    salesforce.get(f"{QUERY}01g-2000", status=503, json=[{"errorCode": "SERVER_UNAVAILABLE"}])
+    with pytest.raises(Exception, match="Salesforce"):
+        await poll_salesforce_leads(
+            app.service, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
+        )
+    assert list(await _leads(app)) == ["salesforce:00Q5e00000Lead0001"]
+    assert await app.service.crm_cursor(LEADS_CURSOR) == early
+
+
+async def test_a_salesforce_lead_that_is_not_a_valid_lead_is_counted_and_the_rest_are_routed(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    salesforce.get(
+        QUERY,
+        json=_page([_lead(1, NOW, Email="not an email"), _lead(2, NOW)]),
+        match=[_is_query_of("Lead")],
+    )
+    result = await poll_salesforce_leads(
+        app.service, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
+    )
+    assert (result.created, result.invalid) == (1, 1)
+    assert list(await _leads(app)) == ["salesforce:00Q5e00000Lead0002"]
+
+
+async def test_only_leads_owned_by_the_intake_queue_are_asked_for_when_one_is_named(
+    tmp_path: Path, clock: Clock, salesforce: responses.RequestsMock
+) -> None:
+    rules = tmp_path / "queue.yml"
+    rules.write_text(POLICY + "    intake_queue: 00G5e00000QuEuEABC\n", encoding="utf-8")
+    settings = Settings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'q.db'}",
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    application = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    await application.db.create_tables()
+    try:
+        salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Lead")])
+        await poll_salesforce_leads(
+            application.service, application.crm["salesforce"], first_look_back=timedelta()
+        )
+    finally:
+        await application.close()
+    assert "OwnerId = '00G5e00000QuEuEABC'" in _soql(salesforce.calls[0])
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+def _account(number: int, modified: datetime, owner: str | None, **fields: Any) -> dict[str, Any]:
+    return {
+        "attributes": {"type": "Account"},
+        "Id": f"0015e00000Acct{number:04d}",
+        "Name": f"Account {number} Inc",
+        "Website": f"https://www.account{number}.co.uk/about",
+        "OwnerId": owner,
+        "LastModifiedDate": _sf_time(modified),
+        "Tier__c": "Gold",
+        **fields,
+    }
+
+
+async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    t1, t2 = NOW - timedelta(days=2), NOW - timedelta(days=1)
+    salesforce.get(
+        QUERY,
+        json=_page(
+            [_account(1, t1, ANN_USER), _account(2, t1, "0055e00000NoRepXXX")],
+            next_url="/services/data/v59.0/query/01g-acc",
+        ),
+        match=[_is_query_of("Account")],
+    )
+    salesforce.get(f"{QUERY}01g-acc", json=_page([_account(3, t2, "0055e00000CatCCCCC")]))
+
+    result = await sync_accounts(app.service, app.crm["salesforce"])
+
+    assert (result.created, result.updated, result.unowned) == (3, 0, 1)
+    async with app.db.reading() as session:
+        rows = {a.id: a for a in (await session.execute(select(AccountRow))).scalars().all()}
+    one = rows["0015e00000Acct0001"]
+    assert (one.name, one.domain, one.owner_rep, one.tier, one.crm_system) == (
+        "Account 1 Inc",
+        "account1.co.uk",
+        "ann",
+        "Gold",
+        "salesforce",
+    )
+    assert rows["0015e00000Acct0002"].owner_rep is None  # its owner is no rep
+    assert rows["0015e00000Acct0003"].owner_rep == "cat"  # named in the policy, no lookup
+    assert await app.service.crm_cursor(accounts_cursor("salesforce")) == t2
+    account_queries = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)]
+    assert "WHERE" not in account_queries[0]  # the first sync takes every account
+
+    salesforce.replace(
+        responses.GET,
+        QUERY,
+        json=_page([_account(3, NOW, BEN_USER, Name="Account 3 Renamed")]),
+        match=[_is_query_of("Account")],
+    )
+    again = await sync_accounts(app.service, app.crm["salesforce"])
+    assert (again.created, again.updated) == (0, 1)
+    last = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)][-1]
+    assert "LastModifiedDate >= 2026-11-16T17:15:00.000Z" in last
+    async with app.db.reading() as session:
+        renamed = await session.get(AccountRow, "0015e00000Acct0003")
+    assert renamed is not None and (renamed.name, renamed.owner_rep) == ("Account 3 Renamed", "ben")
+
+
+# --- write-back ---------------------------------------------------------------------------------
+
+
+async def _claimed_salesforce_lead(app: App, external_id: str, crm_id: str) -> None:
+    from routing.leads import parse_lead
+
+    lead = parse_lead(
+        {
+            "id": external_id,
+            "email": "pat@corp.example",
+            "crm_system": "salesforce",
+            "crm_id": crm_id,
+        }
+    )
+    result = await app.service.intake(lead)
+    assert result.lead.rep is not None
+    await app.service.claim(external_id, by=result.lead.rep)
+
+
+def _patches(salesforce: responses.RequestsMock) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (str(call.request.url), json.loads(call.request.body))
+        for call in salesforce.calls
+        if call.request.method == "PATCH"
+    ]
+
+
+async def test_a_claim_sets_the_lead_owner_to_the_reps_salesforce_user(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH", status=204)
+    await _claimed_salesforce_lead(app, "L-1", "00Q5e00000AbCdEFGH")  # ann's
+
+    (worker,) = app.crm_workers
+    assert await worker.deliver_due() == 1
+
+    assert _patches(salesforce) == [
+        (f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH", {"OwnerId": ANN_USER})
+    ]
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.done_at is not None and item.failed_at is None
+    story = await app.reader.story("L-1", Viewer(rep=None, manager="mia"))
+    assert story is not None and any("Owner set in Salesforce" in e.what for e in story.events)
+
+
+async def test_a_rate_limited_write_is_retried_no_sooner_than_asked_and_then_succeeds(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    url = f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH"
+    salesforce.patch(url, status=503, headers={"Retry-After": "1"}, json=[{"errorCode": "X"}])
+    await _claimed_salesforce_lead(app, "L-1", "00Q5e00000AbCdEFGH")
+    (worker,) = app.crm_workers
+
+    await worker.deliver_due()
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.done_at is None and item.failed_at is None and item.attempts == 1
+    assert item.next_attempt_at >= NOW + timedelta(seconds=1)
+    assert "503" in (item.last_error or "")
+    assert await worker.deliver_due() == 0  # not due yet
+
+    salesforce.replace(responses.PATCH, url, status=204)
+    clock.advance(seconds=5)
+    assert await worker.deliver_due() == 1
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.done_at is not None and item.attempts == 2
+    assert len(_patches(salesforce)) == 2
+
+
+async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_digest(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.patch(
+        f"{DATA}/sobjects/Lead/00Q5e00000GoneAAAA",
+        status=404,
+        json=[{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+    )
+    await _claimed_salesforce_lead(app, "L-gone", "00Q5e00000GoneAAAA")
+    (worker,) = app.crm_workers
+    await worker.deliver_due()
+    clock.advance(hours=1)
+    assert await worker.deliver_due() == 0  # given up: never tried again
+
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.failed_at is not None and item.attempts == 1
+    assert "no such record" in (item.last_error or "")
+    story = await app.reader.story("L-gone", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    (failed,) = [e.what for e in story.events if "NOT set" in e.what]
+    assert "Salesforce" in failed and "no such record" in failed
+    async with app.db.reading() as session:
+        digest = await load_digest(
+            session, app.policy, manager_id="mia", since=NOW - timedelta(hours=1), now=clock()
+        )
+    assert digest.crm_failures_total == 1
+    assert digest.crm_failures[0].lead_id == "L-gone"
+
+
+async def test_a_rep_with_no_salesforce_user_is_a_failure_that_says_what_to_set(
+    tmp_path: Path, clock: Clock, salesforce: responses.RequestsMock
+) -> None:
+    rules = tmp_path / "nouser.yml"
+    rules.write_text(POLICY.replace("Ben@Acme.example", "ben@elsewhere.example"), encoding="utf-8")
+    settings = Settings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'n.db'}",
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    application = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    await application.db.create_tables()
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    try:
+        from routing.leads import parse_lead
+
+        for n in (1, 2):  # round robin: ann, then ben
+            lead = {"id": f"L-{n}", "crm_system": "salesforce", "crm_id": f"00Q5e00000Lead000{n}"}
+            result = await application.service.intake(parse_lead(lead))
+            assert result.lead.rep is not None
+            await application.service.claim(f"L-{n}", by=result.lead.rep)
+        salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000Lead0001", status=204)
+        await application.crm_workers[0].deliver_due()
+        items = await _outbox(application, OutboxKind.SALESFORCE_OWNER)
+    finally:
+        await application.close()
+    assert [i.payload["rep"] for i in items] == ["ann", "ben"]
+    assert items[0].done_at is not None
+    assert items[1].failed_at is not None
+    assert "salesforce_user_id" in (items[1].last_error or "")
+    assert "ben@elsewhere.example" in (items[1].last_error or "")
+
+
+async def test_write_backs_survive_a_restart(
+    tmp_path: Path, clock: Clock, salesforce: responses.RequestsMock
+) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    settings = Settings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'restart.db'}",
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    first = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    await first.db.create_tables()
+    await _claimed_salesforce_lead(first, "L-1", "00Q5e00000AbCdEFGH")
+    await first.close()  # stopped before its worker ran
+
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH", status=204)
+    second = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    try:
+        assert await second.crm_workers[0].deliver_due() == 1
+    finally:
+        await second.close()
+    assert _patches(salesforce) == [
+        (f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH", {"OwnerId": ANN_USER})
+    ]
+
+
+# --- the command line and the jobs -------------------------------------------------------------
+
+
+def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY.replace("Ben@Acme.example", "ben@elsewhere.example"), encoding="utf-8")
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Max": 100000, "Remaining": 99000}})
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {
+        "SALESFORCE_INSTANCE_URL": INSTANCE,
+        "SALESFORCE_ACCESS_TOKEN": TOKEN,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+    }
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+    assert result.exit_code == 1, result.output
+    assert (
+        "Salesforce: connected to acme.my.salesforce.com, 99000 API requests left" in result.output
+    )
+    assert f"ann -> {ANN_USER} (by email)" in result.output
+    assert "cat -> 0055e00000CatCCCCC (set in the policy)" in result.output
+    assert "missing: no active Salesforce user has rep ben's email ben@elsewhere.example" in (
+        result.output
+    )
+    assert "1 problem(s)" in result.output
+    assert TOKEN not in result.output
+
+
+def test_crm_check_says_so_when_the_token_is_refused_without_repeating_it(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    salesforce.get(
+        f"{DATA}/limits",
+        status=401,
+        json=[{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}],
+    )
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+    assert result.exit_code == 1
+    assert "Salesforce: cannot connect:" in result.output
+    assert "SALESFORCE_ACCESS_TOKEN" in result.output and TOKEN not in result.output
+
+
+def test_without_credentials_crm_check_names_the_settings_to_give(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env={})
+    assert result.exit_code == 1
+    assert "no CRM is configured" in result.output and "HUBSPOT_ACCESS_TOKEN" in result.output
+
+
+async def test_the_crm_jobs_exist_only_for_a_configured_crm_and_run_through_the_service(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    from bot.jobs import declare_jobs
+
+    assert {job.name for job in declare_jobs(app.policy)} == {"sla-sweep"}
+    jobs = {job.name: job for job in declare_jobs(app.policy, app.crm)}
+    assert set(jobs) == {"sla-sweep", "salesforce-leads", "accounts:salesforce"}
+    assert jobs["salesforce-leads"].at_start and jobs["accounts:salesforce"].at_start
+
+    salesforce.get(QUERY, json=_page([_lead(1, NOW)]), match=[_is_query_of("Lead")])
+    await jobs["salesforce-leads"].call(app.service)
+    assert list(await _leads(app)) == ["salesforce:00Q5e00000Lead0001"]

@@ -1,0 +1,103 @@
+"""The service layer's side of the CRMs: when write-backs are queued, CRM leads routed once,
+HubSpot's announced contacts queued once, sync cursors that only move forward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from bot.service import OutboxKind, Service
+from routing.policy import Policy, load_policy
+from storage.db import Database
+from storage.models import OutboxRow
+from tests.service.conftest import Clock
+from tests.service.support import TRIO_POLICY, new_lead, write_policy
+
+
+def _policy(tmp_path: Path, write_on: str) -> Policy:
+    return load_policy(write_policy(tmp_path, TRIO_POLICY + f"crm:\n  write_on: {write_on}\n"))
+
+
+async def _outbox(db: Database, kind: str) -> list[OutboxRow]:
+    async with db.reading() as session:
+        rows = await session.execute(
+            select(OutboxRow).where(col(OutboxRow.kind) == kind).order_by(col(OutboxRow.id))
+        )
+        return list(rows.scalars().all())
+
+
+async def test_by_default_the_owner_is_written_back_when_the_rep_claims_not_before(
+    db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    service = Service(db=db, policy=lambda: _policy(tmp_path, "claim"), clock=clock)
+    await service.intake(new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
+    assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
+    await service.claim("L-1", by="ann")
+    (write,) = await _outbox(db, OutboxKind.SALESFORCE_OWNER)
+    assert write.payload["rep"] == "ann"
+
+
+async def test_with_write_on_assign_every_offer_writes_the_owner_and_the_claim_adds_nothing(
+    db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    service = Service(db=db, policy=lambda: _policy(tmp_path, "assign"), clock=clock)
+    await service.intake(new_lead("L-1", crm_system="hubspot", crm_id="501"))
+    await service.reject("L-1", by="ann", reason="not my patch")
+    await service.claim("L-1", by="ben")
+    await service.intake(new_lead("L-2"))  # no CRM record: nothing to write
+    writes = await _outbox(db, OutboxKind.HUBSPOT_OWNER)
+    assert [w.payload["rep"] for w in writes] == ["ann", "ben"]
+    assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
+
+
+async def test_a_crm_record_already_routed_under_another_id_is_not_routed_again(
+    db: Database, make_service: Callable[[Database], Service], tmp_path: Path
+) -> None:
+    service = make_service(db)
+    await service.intake(new_lead("web-7", crm_system="hubspot", crm_id="77"))
+    created, repeated = await service.intake_from_crm(
+        [
+            new_lead("hubspot:77", crm_system="hubspot", crm_id="77"),
+            new_lead("hubspot:78", crm_system="hubspot", crm_id="78"),
+            new_lead("salesforce:77", crm_system="salesforce", crm_id="77"),  # another CRM's 77
+        ]
+    )
+    assert (created, repeated) == (2, 1)
+    again = await service.intake_from_crm(
+        [new_lead("hubspot:78", crm_system="hubspot", crm_id="78")]
+    )
+    assert again == (0, 1)
+
+
+async def test_each_announced_contact_is_queued_once_however_often_hubspot_sends_it(
+    db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(db)
+    assert await service.queue_crm_contacts(["1", "2", "2"]) == 2
+    assert await service.queue_crm_contacts(["2", "3"]) == 1
+    items = await _outbox(db, OutboxKind.HUBSPOT_CONTACT)
+    assert [item.payload["contact_id"] for item in items] == ["1", "2", "3"]
+
+
+async def test_a_sync_cursor_moves_forward_and_never_back(
+    db: Database, make_service: Callable[[Database], Service], clock: Clock
+) -> None:
+    service = make_service(db)
+    assert await service.crm_cursor("salesforce:leads") is None
+    first = clock.now - timedelta(hours=1)
+    await service.move_crm_cursor("salesforce:leads", first)
+    await service.move_crm_cursor("salesforce:leads", first - timedelta(minutes=5))
+    assert await service.crm_cursor("salesforce:leads") == first
+    await service.move_crm_cursor("salesforce:leads", clock.now)
+    assert await service.crm_cursor("salesforce:leads") == clock.now
+    assert await service.crm_cursor("hubspot:accounts") is None
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    return load_policy(write_policy(tmp_path, TRIO_POLICY))
