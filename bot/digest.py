@@ -1,8 +1,8 @@
 """What a manager's digest shows: the unmatched queue, SLA misses, load against capacity, absences.
 
-Plain data out, no Slack formatting (`bot.slack.digest` renders it). Read in four statements
+Plain data out, no Slack formatting (`bot.slack.digest` renders it). Read in five statements
 whatever the number of reps or leads: the reps' live state, the queue's size and its oldest
-leads, and the misses counted per rep by the database.
+leads, the misses counted per rep by the database, and the CRM write-backs given up.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from hubspot.crm.companies import PublicObjectSearchRequest
 from hubspot.crm.contacts import ApiException as ContactsError
 from hubspot.crm.contacts import SimplePublicObjectInput
 from hubspot.crm.owners import ApiException as OwnersError
+from urllib3.util.retry import Retry
 
 from bot.crm.base import (
     AccountPage,
@@ -234,4 +235,7 @@ def client(*, access_token: str, api_url: str, concurrency: int) -> HubSpot:
         access_token=access_token,
         host=api_url.rstrip("/"),
         connection_pool_maxsize=concurrency,
+        # urllib3's default retries would sleep out a 429's Retry-After in the calling thread and
+        # send again, unseen by `CrmCalls`, which must pause every caller: the 429 comes to us.
+        retry=Retry(total=3, respect_retry_after_header=False),
     )

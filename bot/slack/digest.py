@@ -7,8 +7,9 @@ for a manager reading away from home. Times further down (when someone is back) 
 as on cards and the App Home, so they read in each reader's own zone.
 
 The shape is fixed whatever the number of reps or leads: a header, the queue (at most ten leads,
-two blocks each), then one section each for misses, load and absences, cut with "… and N more"
-when a list outgrows Slack's 3,000 characters. That is at most 27 blocks of Slack's 50.
+two blocks each), then one section each for misses, load and absences (and CRM write-backs given
+up, when there are any), cut with "… and N more" when a list outgrows Slack's 3,000 characters.
+That is at most 28 blocks of Slack's 50.
 """
 
 from __future__ import annotations

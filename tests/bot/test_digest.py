@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from bot.digest import (
+    CrmFailure,
     ManagerDigest,
     QueuedLead,
     RepAway,
@@ -310,7 +311,7 @@ async def test_the_digest_takes_the_same_few_statements_however_much_there_is(
 
     assert digest.queue_size > 10 and len(digest.misses) == 4 and len(digest.away) == 4
     assert len(statements) == few + 1  # the ten oldest are read only when the queue has any
-    assert len(statements) <= 4
+    assert len(statements) <= 5
 
 
 # --- how it reads in Slack -----------------------------------------------------------------------
@@ -451,6 +452,31 @@ def test_nothing_to_report_in_a_part_says_so() -> None:
     assert "*Out of office:* nobody" in text
     assert "*Unmatched queue:* empty" in text
     assert assign_blocks(digest_message(busy, manager_tz=NEW_YORK).blocks) == []
+
+
+def test_crm_write_backs_given_up_are_listed_escaped_with_the_rest_counted() -> None:
+    failures = tuple(
+        CrmFailure(f"L-{n}", "Ann Archer", "salesforce", "Salesforce has no such record")
+        for n in range(10)
+    )
+    hostile = CrmFailure("<!channel>", "Ben Baker", "hubspot", "HubSpot answered 400: <b>&</b>")
+    message = digest_message(
+        digest(crm_failures=(hostile, *failures[:9]), crm_failures_total=14),
+        manager_tz=NEW_YORK,
+    )
+    (section,) = [t for t in texts(message.blocks) if t.startswith("*CRM owner write-backs")]
+    lines = section.splitlines()
+    assert lines[0].startswith("*CRM owner write-backs given up:* 14")
+    assert (
+        lines[1]
+        == "• `&lt;!channel&gt;` (Ben Baker, HubSpot): "
+        "HubSpot answered 400: &lt;b&gt;&amp;&lt;/b&gt;"
+    )
+    assert lines[2] == "• `L-0` (Ann Archer, Salesforce): Salesforce has no such record"
+    assert lines[-1].endswith("and 4 more")
+    assert not digest(crm_failures_total=1).empty
+    quiet = digest_message(digest(), manager_tz=NEW_YORK)
+    assert "CRM" not in all_text(quiet.blocks)
 
 
 HOSTILE = "<!channel> & <http://evil.example|click>"
