@@ -468,8 +468,7 @@ def test_crm_write_backs_given_up_are_listed_escaped_with_the_rest_counted() -> 
     lines = section.splitlines()
     assert lines[0].startswith("*CRM owner write-backs given up:* 14")
     assert (
-        lines[1]
-        == "• `&lt;!channel&gt;` (Ben Baker, HubSpot): "
+        lines[1] == "• `&lt;!channel&gt;` (Ben Baker, HubSpot): "
         "HubSpot answered 400: &lt;b&gt;&amp;&lt;/b&gt;"
     )
     assert lines[2] == "• `L-0` (Ann Archer, Salesforce): Salesforce has no such record"
