@@ -29,3 +29,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_intake
 	$(BIN)/python -m bench.bench_slack
 	$(BIN)/python -m bench.bench_sweep
+	$(BIN)/python -m bench.bench_crm
