@@ -153,8 +153,10 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         # Let us issue BEGIN ourselves (pysqlite's own would be a deferred one).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The wait first: switching a new file to WAL takes a lock another connection (the
+        # migrations, the writer) may hold at start-up, and without it that fails at once.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
