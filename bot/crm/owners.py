@@ -73,8 +73,7 @@ class OwnerDirectory:
         emails = [r.email for r in policy.reps.values() if r.email and not self._explicit(r)]
         async with self._lock:
             stale = self._fetched_at is None or time.monotonic() - self._fetched_at > self.ttl_s
-            unknown = any(email.lower() not in self._by_email for email in emails)
-            if not (force or stale or (unknown and self._fetched_at is None)):
+            if not (force or stale):
                 return
             if emails:
                 self._by_email = await self.calls(self.crm.owners_by_email, emails)
