@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from bot.crm.sync import CrmLink
     from bot.crm.writeback import CrmWorker
-    from bot.outbox import OutboxWorker
+    from bot.outbox import OutboxWorker, Taker
     from bot.slack.delivery import CardDelivery
 
 
@@ -51,6 +51,10 @@ class App:
     def wake_workers(self) -> None:
         for worker in self.workers:
             worker.wake()
+
+    def takers(self) -> dict[str, Taker]:
+        """The kinds a worker running here carries out: the service hands those over."""
+        return {kind: w.take for w in self.workers if w.running for kind in w.kinds}
 
     async def close(self) -> None:
         await self.service.aclose()
@@ -112,6 +116,7 @@ def bootstrap(
     )
     if app.workers:
         service.on_outbox = app.wake_workers
+        service.takers = app.takers
     return app
 
 

@@ -3,6 +3,11 @@
 Each item is leased by compare-and-set before it is tried, so two workers (or two replicas) never
 both try it, and finished or rescheduled afterwards. A worker says which kinds it carries out,
 how (`carry_out`), and which of its callee's errors are worth another try (`failure`).
+
+Items queued by this process while a worker of theirs runs here skip the polling: the service
+commits them already leased to this process (`leased_at_birth`) and hands them over (`take`),
+and each is carried out at once, on its own, without a read or a lease of its own. Should the
+process die first, the lease runs out and any worker (or replica) polls the item up as usual.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,13 +58,45 @@ class OutboxWorker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     kinds: tuple[str, ...] = ()
+    running: bool = False  # in `run`: items may be handed over rather than polled
+    _slots: asyncio.Semaphore | None = None
+    _taken: set[asyncio.Task[None]] = field(default_factory=set)
 
     def wake(self) -> None:
         """New items were committed: look at once rather than at the next poll."""
         self._wake.set()
 
+    def take(self, items: Sequence[OutboxRow]) -> None:
+        """Items just committed leased to this process (`leased_at_birth`): carry each out now."""
+        for item in items:
+            task = asyncio.create_task(self._deliver_taken(item), name=f"outbox:{item.id}")
+            self._taken.add(task)
+            task.add_done_callback(self._taken.discard)
+
+    async def _deliver_taken(self, item: OutboxRow) -> None:
+        try:
+            async with self._slot():
+                await self._deliver(item, leased=True)
+        except Exception:
+            log.exception("outbox: item %s (%s) failed; it is tried again", item.id, item.kind)
+
+    def _slot(self) -> asyncio.Semaphore:
+        # One semaphore for handed-over items and polled rounds alike: `concurrency` in all.
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        return self._slots
+
     async def run(self) -> None:
         """Carry out items until cancelled."""
+        self.running = True
+        try:
+            await self._poll()
+        finally:
+            self.running = False
+            for task in list(self._taken):
+                task.cancel()  # their items stay leased, and are polled up when that runs out
+
+    async def _poll(self) -> None:
         while True:
             try:
                 done = await self.deliver_due()
@@ -79,7 +117,7 @@ class OutboxWorker:
             )
         if not items:
             return 0
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slot()
 
         async def one(item: OutboxRow) -> None:
             async with slots:
@@ -101,17 +139,21 @@ class OutboxWorker:
     ) -> None:
         """Called in the transaction that closes an attempt (to record more than the item)."""
 
-    async def _deliver(self, item: OutboxRow) -> None:
+    async def _deliver(self, item: OutboxRow, *, leased: bool = False) -> None:
+        """One attempt. `leased`: the item came leased (handed over), so it is not leased
+        again, unless it waited so long for a slot that the lease might run out meanwhile."""
         assert item.id is not None
-        async with self.db.transaction() as session:
-            mine = await repo.lease_outbox(
-                session=session,
-                item_id=item.id,
-                seen_next_attempt=item.next_attempt_at,
-                until=self.clock() + LEASE,
-            )
-        if not mine:
-            return
+        if not leased or self.clock() >= item.next_attempt_at - LEASE / 2:
+            async with self.db.transaction() as session:
+                mine = await repo.lease_outbox(
+                    session=session,
+                    item_id=item.id,
+                    seen_next_attempt=item.next_attempt_at,
+                    until=self.clock() + LEASE,
+                    counted=not leased,  # a lease at birth counted its attempt already
+                )
+            if not mine:
+                return
         error: str | None = None
         retry_at: datetime | None = None
         try:
@@ -140,6 +182,56 @@ class OutboxWorker:
             )
         if error is None:
             self.delivered += 1
+
+
+def leased_at_birth(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """An outbox row to insert already leased to the process that queues it (see `take`): its
+    first attempt is under way from the moment it is committed."""
+    return {**row, "next_attempt_at": now + LEASE, "attempts": row["attempts"] + 1}
+
+
+def as_taken(row: dict[str, Any], item_id: int) -> OutboxRow:
+    """The item handed to `take` for a row inserted by `leased_at_birth`: as a poll would have
+    read it just before leasing it (the lease's attempt not counted yet)."""
+    return OutboxRow(**{**row, "id": item_id, "attempts": row["attempts"] - 1})
+
+
+Taker = Callable[[Sequence[OutboxRow]], None]  # a running worker's `take`
+
+
+@dataclass
+class Queued:
+    """The outbox items one transaction queues. Those of a kind a worker running in this
+    process carries out (`takers`) are inserted leased to it and handed over once committed;
+    the rest wait for a poll (`polled` counts them)."""
+
+    takers: Mapping[str, Taker]
+    clock: Callable[[], datetime]
+    taken: list[tuple[Taker, OutboxRow]] = field(default_factory=list)
+    polled: int = 0
+
+    async def add(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        now = self.clock()
+        leased: list[tuple[Taker, dict[str, Any]]] = []
+        prepared: list[dict[str, Any]] = []
+        for row in rows:
+            taker = self.takers.get(row["kind"])
+            if taker is not None and row["next_attempt_at"] <= now:
+                row = leased_at_birth(row, now)
+                leased.append((taker, row))
+            else:
+                self.polled += 1
+            prepared.append(row)
+        ids = await repo.insert_outbox(session=session, rows=prepared)
+        self.taken += [(taker, as_taken(row, ids[row["dedupe_key"]])) for taker, row in leased]
+
+    def hand_over(self) -> None:
+        """After commit: each worker gets its items, in the order they were queued."""
+        by_taker: dict[Taker, list[OutboxRow]] = {}
+        for taker, item in self.taken:
+            by_taker.setdefault(taker, []).append(item)
+        for taker, items in by_taker.items():
+            taker(items)
 
 
 def backoff(attempts: int) -> float:

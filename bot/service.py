@@ -12,7 +12,8 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.outbox import Queued, Taker
 from routing.accounts import AccountIndex
 from routing.calendar import sla_deadline
 from routing.durations import format_duration
@@ -40,7 +42,6 @@ from storage.models import (
     LeadStatus,
     OfferRow,
     OfferStatus,
-    OutboxRow,
     ProcessedRequestRow,
 )
 
@@ -127,9 +128,12 @@ class Service:
     # many routing transactions were committed.
     conflicts: int = 0
     transactions: int = 0
-    # Called after each commit that may have queued outbox items (cards, card updates), so the
-    # Slack delivery can start at once instead of at its next poll.
+    # Called after each commit that queued outbox items left for a poll, so the workers look
+    # at once instead of at their next poll.
     on_outbox: Callable[[], None] | None = None
+    # The workers running in this process, by the kinds they carry out: items of those kinds
+    # skip the poll (see `bot.outbox.Queued`).
+    takers: Callable[[], Mapping[str, Taker]] = dict
     _waiting: list[tuple[Lead, asyncio.Future[IntakeResult]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
 
@@ -200,6 +204,17 @@ class Service:
             lambda session: self._intake_in(session, leads), f"{len(leads)} new leads"
         )
 
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction whose outbox items (`_queue`) go to work once it commits."""
+        queued = Queued(self.takers(), self.clock)
+        async with self.db.transaction() as session:
+            session.info[_QUEUED] = queued
+            yield session
+        queued.hand_over()
+        if queued.polled:
+            self._outbox_written()
+
     async def _routing_transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], what: str
     ) -> T:
@@ -207,11 +222,10 @@ class Service:
         loses a race (up to MAX_ATTEMPTS; see `_routing_lock` for why it then cannot lose)."""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self.db.transaction() as session:
+                async with self._transaction() as session:
                     await self._routing_lock(session, attempt)
                     result = await work(session)
                 self.transactions += 1
-                self._outbox_written()
                 return result
             except IntegrityError as exc:
                 # A concurrent request committed one of these ids first: the next attempt finds
@@ -314,7 +328,7 @@ class Service:
     async def claim(self, external_id: str, *, by: str) -> ClaimResult:
         """Claim the lead's open offer. Exactly one of any number of concurrent claims wins."""
         policy = self.policy()
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             row = await self._lead(session, external_id)
             offer = await repo.current_offer(session=session, lead_id=row.id or 0)
             if offer is None:
@@ -360,10 +374,9 @@ class Service:
                 side_effects.append(
                     owner_write(row.crm_system, row.id or 0, offer.rep_id, offer.id or 0, now)
                 )
-            await repo.insert_rows(session=session, table=OutboxRow, rows=side_effects)
+            await _queue(session, side_effects)
             await session.flush()
             result = ClaimResult(True, offer.rep_id, _view_of(row, None))
-        self._outbox_written()
         return result
 
     async def reject(self, external_id: str, *, by: str, reason: str) -> Move:
@@ -650,7 +663,7 @@ class Service:
             decided.append((row.id or 0, row.external_id, decision, offer.reassignments + 1))
         settle = [_settle_card(offer_id, now) for offer_id in offer_ids]
         await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
-        await repo.insert_rows(session=session, table=OutboxRow, rows=[*settle, *alerts])
+        await _queue(session, [*settle, *alerts])
         await _save(
             session,
             decided,
@@ -667,15 +680,14 @@ class Service:
         queued = 0
         while True:
             now = self.clock()
-            async with self.db.transaction() as session:
+            async with self._transaction() as session:
                 due = await repo.due_reminders(
                     session=session, now=now, limit=batch, skip_locked=not self.db.is_sqlite
                 )
                 taken = await repo.clear_reminders(session=session, offer_ids=due)
-                await repo.insert_rows(
-                    session=session,
-                    table=OutboxRow,
-                    rows=[
+                await _queue(
+                    session,
+                    [
                         repo.outbox_values(
                             kind=OutboxKind.REMINDER,
                             dedupe_key=f"reminder:{offer_id}",
@@ -686,8 +698,6 @@ class Service:
                     ],
                 )
             queued += len(taken)
-            if taken:
-                self._outbox_written()
             if len(due) < batch:
                 return queued
 
@@ -701,16 +711,15 @@ class Service:
             raise ServiceError(f"no manager with id {manager_id} in the policy")
         job = f"digest:{manager_id}"
         now = self.clock()
-        async with self.db.transaction() as session:
+        async with self._transaction() as session:
             if not await repo.take_job_run(
                 session=session, job=job, due_at=due_at, runner=runner, now=now
             ):
                 return False
             since = await repo.previous_job_run(session=session, job=job, before=due_at)
-            await repo.insert_rows(
-                session=session,
-                table=OutboxRow,
-                rows=[
+            await _queue(
+                session,
+                [
                     repo.outbox_values(
                         kind=OutboxKind.DIGEST,
                         dedupe_key=f"{job}:{due_at.isoformat()}",
@@ -723,7 +732,6 @@ class Service:
                     )
                 ],
             )
-        self._outbox_written()
         return True
 
     # --- the unmatched queue -------------------------------------------------------------------
@@ -796,9 +804,7 @@ class Service:
         if not changed:
             raise repo.Conflict(f"offer {offer.id} changed meanwhile")
         excluded = await self._excluded(session, row.id or 0)
-        await repo.insert_rows(
-            session=session, table=OutboxRow, rows=[_settle_card(offer.id or 0, now)]
-        )
+        await _queue(session, [_settle_card(offer.id or 0, now)])
         repo.add_audit(
             session=session,
             lead_id=row.id,
@@ -1033,7 +1039,7 @@ async def _save(
             for lead_id, lead in sorted(leads.items())
             if lead.crm_system and lead.crm_id
         ]
-    await repo.insert_rows(session=session, table=OutboxRow, rows=[*cards, *queued, *writes])
+    await _queue(session, [*cards, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
     return {by_lead[lead_id]: due for lead_id, due in deadlines}
 
@@ -1117,6 +1123,14 @@ def owner_write(
         payload={"lead_id": lead_id, "rep": rep_id, "offer_id": offer_id},
         now=now,
     )
+
+
+_QUEUED = "leadrouter.outbox"  # where a Service transaction keeps its `Queued` (session.info)
+
+
+async def _queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue outbox items in this transaction (opened by `Service._transaction`)."""
+    await session.info[_QUEUED].add(session, rows)
 
 
 def _settle_card(offer_id: int, now: datetime) -> dict[str, Any]:

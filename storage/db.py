@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage.sqlite_driver import OneTripDbapi
+from storage.sqlite_driver import OneTripConnection, OneTripDbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -163,4 +163,10 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Sent with the transaction's first statement rather than as a trip of its own.
+        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        dbapi_connection = connection.connection.dbapi_connection
+        if isinstance(dbapi_connection, OneTripConnection):
+            dbapi_connection.begin_with_next_statement(statement)
+        else:
+            connection.exec_driver_sql(statement)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -53,14 +53,76 @@ class RepStates:
     out_of_office: dict[str, OutOfOffice]
 
 
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]  # set by table=True
+
+
+# The statements of every routing transaction are built once, here, with parameters: building
+# a statement (and its cache key) cost SQLAlchemy more than SQLite took to run it. They read
+# plain rows, not mapped objects, for the same reason.
+_REPS = _table(RepStateRow)
+_TEAMS = _table(TeamStateRow)
+_ACCOUNTS = _table(AccountRow)
+_KEYS = _table(AccountKeyRow)
+_ACCOUNT_COLUMNS = (
+    _ACCOUNTS.c.id,
+    _ACCOUNTS.c.name,
+    _ACCOUNTS.c.domain,
+    _ACCOUNTS.c.owner_rep,
+    _ACCOUNTS.c.tier,
+)
+_REP_STATES = select(
+    _REPS.c.rep_id,
+    _REPS.c.open_count,
+    _REPS.c.away,
+    _REPS.c.away_since,
+    _REPS.c.away_until,
+    _REPS.c.away_reason,
+).where(or_(_REPS.c.open_count != 0, _REPS.c.away))
+_TEAM_STATES = select(_TEAMS.c.team, _TEAMS.c.last_rep, _TEAMS.c.current, _TEAMS.c.version)
+_KEY_SIZES = (
+    select(_KEYS.c.key, func.count())
+    .where(_KEYS.c.key.in_(bindparam("keys", expanding=True)))
+    .group_by(_KEYS.c.key)
+)
+_ACCOUNTS_ON_DOMAINS = select(*_ACCOUNT_COLUMNS).where(
+    _ACCOUNTS.c.domain.in_(bindparam("domains", expanding=True))
+)
+_ACCOUNTS_OF_KEYS = (
+    select(*_ACCOUNT_COLUMNS)
+    .join(_KEYS, _KEYS.c.account_id == _ACCOUNTS.c.id)
+    .where(_KEYS.c.key.in_(bindparam("keys", expanding=True)))
+)
+_LEADS_BY_EXTERNAL_ID = select(LeadRow).where(
+    col(LeadRow.external_id).in_(bindparam("external_ids", expanding=True))
+)
+# `count_open_leads`: compare-and-set on the count read (b_ names: SQLAlchemy reserves the
+# column names for the SET clause's own parameters).
+_COUNT_OPEN_LEADS = (
+    update(_REPS)
+    .where(_REPS.c.rep_id == bindparam("b_rep"), _REPS.c.open_count == bindparam("b_read"))
+    .values(open_count=bindparam("b_count"), updated_at=bindparam("b_now"))
+)
+_ROTATE_TEAM = (
+    update(_TEAMS)
+    .where(_TEAMS.c.team == bindparam("b_team"), _TEAMS.c.version == bindparam("b_read"))
+    .values(
+        version=bindparam("b_version"),
+        last_rep=bindparam("b_last_rep"),
+        current=bindparam("b_current", type_=_TEAMS.c.current.type),
+    )
+)
+
+
 async def load_rep_states(*, session: AsyncSession) -> RepStates:
-    rows = (await session.execute(select(RepStateRow))).scalars().all()
-    loads = {row.rep_id: row.open_count for row in rows if row.open_count}
-    away = {
-        row.rep_id: OutOfOffice(until=row.away_until, reason=row.away_reason, since=row.away_since)
-        for row in rows
-        if row.away
-    }
+    rows = await session.execute(_REP_STATES)
+    loads: dict[str, int] = {}
+    away: dict[str, OutOfOffice] = {}
+    for rep_id, open_count, is_away, since, until, reason in rows:
+        if open_count:
+            loads[rep_id] = open_count
+        if is_away:
+            away[rep_id] = OutOfOffice(until=until, reason=reason, since=since)
     return RepStates(loads, away)
 
 
@@ -71,10 +133,10 @@ class TeamStates:
 
 
 async def load_team_states(*, session: AsyncSession) -> TeamStates:
-    rows = (await session.execute(select(TeamStateRow))).scalars().all()
+    rows = (await session.execute(_TEAM_STATES)).all()
     return TeamStates(
-        {row.team: TeamState(row.last_rep, dict(row.current)) for row in rows},
-        {row.team: row.version for row in rows},
+        {team: TeamState(last_rep, dict(current)) for team, last_rep, current, _v in rows},
+        {team: version for team, _last, _current, version in rows},
     )
 
 
@@ -109,31 +171,18 @@ async def candidate_accounts(
     ]
     sizes: dict[str, int] = {}
     for chunk in _chunks(frozenset().union(*keys_of)):
-        counted = await session.execute(
-            select(col(AccountKeyRow.key), func.count())
-            .where(col(AccountKeyRow.key).in_(chunk))
-            .group_by(col(AccountKeyRow.key))
-        )
-        sizes.update(counted.all())
+        sizes.update((await session.execute(_KEY_SIZES, {"keys": chunk})).all())
     chosen: set[str] = set()
     for keys in keys_of:
         chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
-    found: dict[str, AccountRow] = {}
+    found: dict[str, Account] = {}
     for chunk in _chunks(domains):
-        rows = await session.execute(select(AccountRow).where(col(AccountRow.domain).in_(chunk)))
-        found.update((row.id, row) for row in rows.scalars())
+        rows = await session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
+        found.update((row[0], Account(*row)) for row in rows)
     for chunk in _chunks(chosen):
-        rows = await session.execute(
-            select(AccountRow)
-            .join(AccountKeyRow, col(AccountKeyRow.account_id) == col(AccountRow.id))
-            .where(col(AccountKeyRow.key).in_(chunk))
-        )
-        found.update((row.id, row) for row in rows.scalars())
-    return Candidates([_account(row) for row in found.values()], sizes)
-
-
-def _account(row: AccountRow) -> Account:
-    return Account(row.id, row.name, row.domain, row.owner_rep, row.tier)
+        rows = await session.execute(_ACCOUNTS_OF_KEYS, {"keys": chunk})
+        found.update((row[0], Account(*row)) for row in rows)
+    return Candidates(list(found.values()), sizes)
 
 
 async def reps_holding_accounts(
@@ -160,7 +209,7 @@ async def reps_holding_accounts(
 async def find_leads(*, session: AsyncSession, external_ids: Iterable[str]) -> dict[str, LeadRow]:
     found: dict[str, LeadRow] = {}
     for chunk in _chunks(set(external_ids)):
-        rows = await session.execute(select(LeadRow).where(col(LeadRow.external_id).in_(chunk)))
+        rows = await session.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": chunk})
         found.update((row.external_id, row) for row in rows.scalars())
     return found
 
@@ -359,10 +408,14 @@ async def save_team_state(
             raise Conflict(f"team {team} was created meanwhile") from None
         return
     result = await session.execute(
-        update(TeamStateRow)
-        .where(and_(col(TeamStateRow.team) == team, col(TeamStateRow.version) == read_version))
-        .values(version=read_version + 1, **values)
-        .execution_options(synchronize_session=False)
+        _ROTATE_TEAM,
+        {
+            "b_team": team,
+            "b_read": read_version,
+            "b_version": read_version + 1,
+            "b_last_rep": state.last_rep,
+            "b_current": values["current"],
+        },
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"team {team} rotated meanwhile")
@@ -378,11 +431,8 @@ async def count_open_leads_many(
     bulk = [change for change in changes if change[1] > 0]
     connection = await session.connection()
     if len(bulk) > 1 and connection.dialect.supports_sane_multi_rowcount:
-        table = _table(RepStateRow)
         result = await session.execute(
-            update(table)
-            .where(table.c.rep_id == bindparam("b_rep"), table.c.open_count == bindparam("b_read"))
-            .values(open_count=bindparam("b_count"), updated_at=bindparam("b_now")),
+            _COUNT_OPEN_LEADS,
             [
                 {"b_rep": rep, "b_read": read, "b_count": read + added, "b_now": now}
                 for rep, read, added in bulk
@@ -401,10 +451,8 @@ async def count_open_leads(
 ) -> None:
     """`added` more open leads for `rep_id`, if its count is still `read_count`."""
     result = await session.execute(
-        update(RepStateRow)
-        .where(and_(col(RepStateRow.rep_id) == rep_id, col(RepStateRow.open_count) == read_count))
-        .values(open_count=read_count + added, updated_at=now)
-        .execution_options(synchronize_session=False)
+        _COUNT_OPEN_LEADS,
+        {"b_rep": rep_id, "b_read": read_count, "b_count": read_count + added, "b_now": now},
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return
@@ -502,10 +550,6 @@ async def insert_rows(
         await session.execute(insert(_table(table)), list(rows))
 
 
-def _table(model: type[SQLModel]) -> Table:
-    return model.__table__  # type: ignore[attr-defined, no-any-return]  # set by table=True
-
-
 async def insert_leads(
     *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
 ) -> dict[str, int]:
@@ -520,6 +564,28 @@ async def insert_leads(
         insert(table).returning(table.c.id, table.c.external_id), list(rows)
     )
     return {external_id: lead_id for lead_id, external_id in result.all()}
+
+
+async def insert_outbox(
+    *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
+    """Insert outbox items in bulk; their ids by dedupe key (unique, so a fair match)."""
+    if not rows:
+        return {}
+    table = _table(OutboxRow)
+    result = await session.execute(
+        insert(table).returning(table.c.id, table.c.dedupe_key), list(rows)
+    )
+    return {dedupe_key: item_id for item_id, dedupe_key in result.all()}
+
+
+async def record_card_posted(
+    *, session: AsyncSession, offer_id: int, posted: Mapping[str, str]
+) -> None:
+    """Where an offer's card went (channel and ts, in the DM and/or the team channel), so it
+    is updated in place and never posted twice."""
+    if posted:
+        await session.execute(update(OfferRow).where(col(OfferRow.id) == offer_id).values(**posted))
 
 
 async def insert_offers(
@@ -640,10 +706,19 @@ async def due_outbox(
 
 
 async def lease_outbox(
-    *, session: AsyncSession, item_id: int, seen_next_attempt: datetime, until: datetime
+    *,
+    session: AsyncSession,
+    item_id: int,
+    seen_next_attempt: datetime,
+    until: datetime,
+    counted: bool = True,
 ) -> bool:
     """Take an item for one attempt: compare-and-set on its next attempt time, which moves to
-    the end of the lease, so another worker (or replica) skips it until then."""
+    the end of the lease, so another worker (or replica) skips it until then. `counted`: the
+    lease starts an attempt (False: it extends one already counted)."""
+    values: dict[str, Any] = {"next_attempt_at": until}
+    if counted:
+        values["attempts"] = OutboxRow.attempts + 1
     result = await session.execute(
         update(OutboxRow)
         .where(
@@ -651,7 +726,7 @@ async def lease_outbox(
             col(OutboxRow.next_attempt_at) == seen_next_attempt,
             col(OutboxRow.done_at).is_(None),
         )
-        .values(next_attempt_at=until, attempts=OutboxRow.attempts + 1)
+        .values(**values)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 

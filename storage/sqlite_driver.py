@@ -32,8 +32,17 @@ from sqlalchemy.util.concurrency import await_
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
-    """On the database thread: the whole statement, from cursor to closed cursor."""
+def _run(
+    connection: sqlite3.Connection,
+    begin: str | None,
+    operation: str,
+    parameters: Any,
+    many: bool,
+) -> _Outcome:
+    """On the database thread: the transaction's BEGIN if it is still to be sent, then the whole
+    statement, from cursor to closed cursor."""
+    if begin is not None:
+        connection.execute(begin)
     cursor = connection.cursor()
     try:
         if many:
@@ -91,10 +100,12 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
+        begin, adapted.pending_begin = adapted.pending_begin, None
         try:
             outcome: _Outcome = await_(
                 connection._execute(  # type: ignore[no-untyped-call]  # aiosqlite's, untyped
-                    _run, connection._conn, operation, parameters, many
+                    _run, connection._conn, begin, operation, parameters, many
                 )
             )
         except Exception as error:
@@ -103,10 +114,40 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
 
-class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """Two trips fewer per transaction: BEGIN travels with the transaction's first statement
+    (`begin_with_next_statement`), and a commit or rollback with nothing to end (a transaction
+    that ran no statement, or the pool's reset of a connection already committed) stays here."""
+
+    __slots__ = ("pending_begin",)
     # mypy reads the base's attribute as exactly its class, not any subclass of it.
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.pending_begin: str | None = None
+
+    def begin_with_next_statement(self, statement: str) -> None:
+        self.pending_begin = statement
+
+    def commit(self) -> None:
+        if self._nothing_to_end():
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self._nothing_to_end():
+            return
+        super().rollback()
+
+    def _nothing_to_end(self) -> bool:
+        if self.pending_begin is not None:
+            self.pending_begin = None  # the transaction never reached the database
+            return True
+        raw = self._connection._connection  # aiosqlite's own sqlite3 connection
+        # Read on this thread: sqlite3 lets any thread read `in_transaction`, and nothing runs
+        # on this connection meanwhile (SQLAlchemy uses a connection from one place at a time).
+        return raw is not None and not raw.in_transaction
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
@@ -117,4 +158,4 @@ class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
 
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdapt_aiosqlite_connection:
         stock = super().connect(*args, **kwargs)
-        return _OneTripConnection(self, stock._connection)
+        return OneTripConnection(self, stock._connection)

@@ -2,7 +2,8 @@
 
 Each item is leased by compare-and-set before it is tried (so two workers or two replicas never
 both try it), and finished or rescheduled afterwards. A card is posted at most once per offer:
-the message ts is stored on the offer, and an item whose offer already has one is done. Posts are
+the message ts is stored on the offer in the transaction that ends the item, and an item whose
+offer already has one is done. Posts are
 paced per channel under Slack's one message per second per channel, with channels served side
 by side; 429s (after the client's own Retry-After retries), 5xx and timeouts are tried again
 with backoff; anything else is recorded as given up, with Slack's error code.
@@ -21,6 +22,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.digest import load_digest
 from bot.outbox import GiveUp, OutboxWorker, Retry
@@ -66,6 +68,8 @@ class CardDelivery(OutboxWorker):
     kinds: tuple[str, ...] = SLACK_KINDS
     _next_post: dict[str, float] = field(default_factory=dict)  # channel -> monotonic slot
     _channel_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # item id -> (offer id, where its card went): stored with the item's end, in one transaction
+    _posted: dict[int, tuple[int, dict[str, str]]] = field(default_factory=dict)
 
     def failure(self, exc: Exception) -> Retry | GiveUp | None:
         if isinstance(exc, SlackApiError):
@@ -82,7 +86,8 @@ class CardDelivery(OutboxWorker):
     async def carry_out(self, item: OutboxRow) -> None:
         payload = item.payload
         if item.kind == OutboxKind.OFFER_CARD:
-            await self._post_card(int(payload["offer_id"]))
+            assert item.id is not None
+            await self._post_card(item.id, int(payload["offer_id"]))
         elif item.kind == OutboxKind.SETTLE_CARD:
             await self._settle_card(int(payload["offer_id"]))
         elif item.kind == OutboxKind.QUEUE_POST:
@@ -94,19 +99,29 @@ class CardDelivery(OutboxWorker):
         elif item.kind == OutboxKind.DIGEST:
             await self._post_digest(payload)
 
-    async def _post_card(self, offer_id: int) -> None:
+    async def finished(
+        self, session: AsyncSession, item: OutboxRow, *, error: str | None, gave_up: bool
+    ) -> None:
+        # Also after a failure: a DM posted before the team channel's post failed stays posted.
+        if item.id is not None and item.id in self._posted:
+            offer_id, posted = self._posted.pop(item.id)
+            await repo.record_card_posted(session=session, offer_id=offer_id, posted=posted)
+
+    async def _post_card(self, item_id: int, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved before its card went out: nobody needs it now
         if card.rep_slack is None:
             raise GiveUp(f"rep {card.rep} has no slack id in the policy")
         message = offer_card(_view(card))
+        posted: dict[str, str] = {}
+        self._posted[item_id] = (offer_id, posted)
         if card.message_ts is None:
             channel, ts = await self._post(card.rep_slack, message)
-            await self.reader.record_posted(offer_id, channel=channel, ts=ts)
+            posted |= {"channel": channel, "message_ts": ts}
         if card.team_channel and card.team_message_ts is None:
             channel, ts = await self._post(card.team_channel, message)
-            await self.reader.record_posted(offer_id, team_channel=channel, team_ts=ts)
+            posted |= {"team_channel": channel, "team_message_ts": ts}
 
     async def _settle_card(self, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)

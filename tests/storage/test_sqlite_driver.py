@@ -3,6 +3,7 @@ cursor gives (rows, rowcount, lastrowid, errors), and bulk inserts in one statem
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,11 +94,46 @@ async def test_a_routing_transaction_takes_one_trip_per_statement_plus_its_commi
     async with db.transaction() as session:
         await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
         await session.execute(text("SELECT count(*) FROM leads"))
-    assert statements == ["BEGIN", "INSERT", "SELECT"]
-    assert trips.count("_run") == len(statements)
-    # Then the commit, and the pool's rollback-on-return: a no-op after a commit, but it is
-    # what keeps a connection whose transaction was cut short from going back half-open.
-    assert trips[len(statements) :] == ["commit", "rollback"]
+    # BEGIN IMMEDIATE travels with the first statement; the pool's rollback-on-return after a
+    # commit has nothing to end and makes no trip.
+    assert statements == ["INSERT", "SELECT"]
+    assert trips == ["_run", "_run", "commit"]
+
+
+async def test_the_write_lock_is_held_from_the_first_statement(
+    db: Database, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "driver.db", timeout=0, isolation_level=None)
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT 1"))  # a read: the BEGIN IMMEDIATE went with it
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free again once committed
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+async def test_a_transaction_that_ran_nothing_makes_no_trip(db: Database, trips: list[str]) -> None:
+    async with db.transaction():
+        pass
+    assert trips == []
+
+
+async def test_a_transaction_cut_short_is_rolled_back_before_its_connection_is_reused(
+    db: Database,
+) -> None:
+    async def cut_short() -> None:
+        async with db.transaction() as session:
+            await repo.insert_leads(session=session, rows=[_lead("half")])
+            raise RuntimeError("cut short")
+
+    with pytest.raises(RuntimeError):
+        await cut_short()
+    async with db.transaction() as session:
+        count = await session.execute(text("SELECT count(*) FROM leads"))
+        assert count.scalar_one() == 0
 
 
 async def test_an_update_reports_how_many_rows_it_changed(db: Database) -> None:
