@@ -7,7 +7,7 @@ app = bootstrap(settings, clock=FakeClock(), policy=policy_for_test)
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from bot.crm_links import links_from
 from bot.reading import Reader
-from bot.service import Service
+from bot.service import NewOffer, Service
 from bot.settings import Settings
 from routing.policy import Policy, load_policy
 from storage.db import Database, open_database
@@ -91,6 +91,7 @@ def bootstrap(
         delivery = CardDelivery(
             db=database, reader=reader, client=client, policy=lambda: loaded, clock=now
         )
+        service.on_new_offers = _remembered_while_running(delivery, reader)
     crm = crm_links(settings, lambda: loaded)
     crm_workers = []
     if crm:
@@ -118,6 +119,19 @@ def bootstrap(
         service.on_outbox = app.wake_workers
         service.takers = app.takers
     return app
+
+
+def _remembered_while_running(
+    delivery: CardDelivery, reader: Reader
+) -> Callable[[Sequence[NewOffer]], None]:
+    """New offers are remembered for their cards only while the delivery runs here, when their
+    cards are handed over at commit and posted straight away (see `Reader.new_offer_card`)."""
+
+    def remember(offers: Sequence[NewOffer]) -> None:
+        if delivery.running:
+            reader.remember_new_offers(offers)
+
+    return remember
 
 
 def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, CrmLink]:

@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.bootstrap import App
@@ -79,6 +79,8 @@ def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
+    if app.slack is not None:
+        http.cleanup_ctx.append(_keep_slack_connections)
     if app.workers:
         http.cleanup_ctx.append(_run_workers)
     if run_jobs:
@@ -96,6 +98,18 @@ async def slack_events(request: web.Request) -> web.Response:
     assert slack is not None
     response = await slack.async_dispatch(await to_bolt_request(request))
     return await to_aiohttp_response(response)
+
+
+async def _keep_slack_connections(http: web.Application) -> AsyncIterator[None]:
+    """One HTTP session for every Web API call, so connections to Slack are kept open and
+    reused: slack_sdk's client otherwise opens (and closes) a connection per call."""
+    slack = http[APP_KEY].slack
+    assert slack is not None
+    session = ClientSession()
+    slack.client.session = session
+    yield
+    slack.client.session = None  # a call still under way after this opens its own
+    await session.close()
 
 
 async def _run_workers(http: web.Application) -> AsyncIterator[None]:

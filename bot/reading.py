@@ -6,8 +6,10 @@ from the read engine, so it never waits behind a routing transaction.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, func, or_, select
@@ -17,7 +19,7 @@ from sqlmodel import col
 
 from bot.card import CardContent, card_content_of
 from bot.crm_links import CrmLinks, crm_name, no_links
-from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED
+from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED, NewOffer
 from routing.durations import format_duration
 from routing.engine import Decision, Stage, Step
 from routing.explain import explain
@@ -99,14 +101,56 @@ class NotVisible(Exception):
     """The lead exists but this viewer may not see it; the message says so in a sentence."""
 
 
+# How long a new offer's card is shown as intake made it (`Reader.new_offer_card`) rather than
+# read back: long enough for the hand-over to the card delivery, short enough that a card which
+# waited (a channel's pace, a retry) is read as it stands when it goes out.
+NEW_OFFER_FRESH_S = 2.0
+NEW_OFFERS_KEPT = 10_000
+
+
 @dataclass
 class Reader:
     db: Database
     policy: Callable[[], Policy]
     clock: Callable[[], datetime]
     crm_links: CrmLinks = no_links
+    # offer id -> (the offer as intake made it, time.monotonic() when told), oldest first
+    _new_offers: OrderedDict[int, tuple[NewOffer, float]] = field(default_factory=OrderedDict)
 
     # --- cards ---------------------------------------------------------------------------------
+
+    def remember_new_offers(self, offers: Sequence[NewOffer]) -> None:
+        """Intake's `on_new_offers`: cards about to go out, as committed."""
+        now = time.monotonic()
+        for offer in offers:
+            self._new_offers[offer.offer_id] = (offer, now)
+        while len(self._new_offers) > NEW_OFFERS_KEPT:
+            self._new_offers.popitem(last=False)
+
+    async def new_offer_card(self, offer_id: int) -> OfferCard | None:
+        """The card of an offer intake has just made, without a read if it was made within
+        NEW_OFFER_FRESH_S (posting it is then the very next thing); otherwise `offer_card`."""
+        remembered = self._new_offers.pop(offer_id, None)
+        if remembered is None or time.monotonic() - remembered[1] > NEW_OFFER_FRESH_S:
+            return await self.offer_card(offer_id)
+        offer = remembered[0]
+        policy = self.policy()
+        return _offer_card(
+            policy,
+            offer_id=offer_id,
+            lead_id=offer.external_id,
+            rep=offer.rep,
+            team=offer.team,
+            content=card_content_of(
+                offer.facts,
+                lead_id=offer.external_id,
+                reason=offer.reason,
+                rep_name=policy.rep_name(offer.rep),
+                sla_seconds=offer.sla_seconds,
+                offered_at=offer.offered_at,
+            ),
+            crm_url=self.crm_links(offer.crm_system, offer.crm_id),
+        )
 
     async def offer_card(self, offer_id: int) -> OfferCard | None:
         async with self.db.reading() as session:
@@ -126,21 +170,20 @@ class Reader:
             sla_seconds=decision.sla_seconds if decision else None,
             offered_at=offer.offered_at,
         )
-        team = policy.teams.get(offer.team) if offer.team else None
-        return OfferCard(
+        return _offer_card(
+            policy,
             offer_id=offer_id,
             lead_id=lead.external_id,
-            status=offer.status,
             rep=offer.rep_id,
-            rep_slack=policy.slack_of(offer.rep_id),
-            team_channel=team.channel if team else None,
+            team=offer.team,
             content=content,
+            crm_url=self.crm_links(lead.crm_system, lead.crm_id),
+            status=offer.status,
             note=_reassignment_note(policy, previous, lead, offer),
             channel=offer.channel,
             message_ts=offer.message_ts,
             team_message_ts=offer.team_message_ts,
             settled=settled,
-            crm_url=self.crm_links(lead.crm_system, lead.crm_id),
         )
 
     async def queued_card(self, lead_id: int) -> QueuedCard | None:
@@ -254,6 +297,41 @@ class Reader:
         async with self.db.reading() as session:
             rows = (await session.execute(select(RepStateRow))).scalars().all()
             return {row.rep_id: row for row in rows}
+
+
+def _offer_card(
+    policy: Policy,
+    *,
+    offer_id: int,
+    lead_id: str,
+    rep: str,
+    team: str | None,
+    content: CardContent,
+    crm_url: str | None,
+    status: str = OfferStatus.OFFERED.value,
+    note: str | None = None,
+    channel: str | None = None,
+    message_ts: str | None = None,
+    team_message_ts: str | None = None,
+    settled: str | None = None,
+) -> OfferCard:
+    """A card, with who it goes to looked up in the policy; by default, a new offer's."""
+    team_of = policy.teams.get(team) if team else None
+    return OfferCard(
+        offer_id=offer_id,
+        lead_id=lead_id,
+        status=status,
+        rep=rep,
+        rep_slack=policy.slack_of(rep),
+        team_channel=team_of.channel if team_of else None,
+        content=content,
+        note=note,
+        channel=channel,
+        message_ts=message_ts,
+        team_message_ts=team_message_ts,
+        settled=settled,
+        crm_url=crm_url,
+    )
 
 
 def _card_rows() -> Select[OfferRow, LeadRow, DecisionRow, OfferRow]:

@@ -134,6 +134,8 @@ class Service:
     # The workers running in this process, by the kinds they carry out: items of those kinds
     # skip the poll (see `bot.outbox.Queued`).
     takers: Callable[[], Mapping[str, Taker]] = dict
+    # Told of each offer intake made, once committed (and before its card is handed over).
+    on_new_offers: Callable[[Sequence[NewOffer]], None] | None = None
     _waiting: list[tuple[Lead, asyncio.Future[IntakeResult]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
 
@@ -208,9 +210,13 @@ class Service:
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction whose outbox items (`_queue`) go to work once it commits."""
         queued = Queued(self.takers(), self.clock)
+        made: list[NewOffer] = []
         async with self.db.transaction() as session:
             session.info[_QUEUED] = queued
+            session.info[_NEW_OFFERS] = made
             yield session
+        if made and self.on_new_offers is not None:
+            self.on_new_offers(made)
         queued.hand_over()
         if queued.polled:
             self._outbox_written()
@@ -251,11 +257,9 @@ class Service:
             decided = [
                 (lead, world.route(lead, policy, now, excluded={})) for lead in fresh.values()
             ]
-            ids = await repo.insert_leads(
-                session=session,
-                rows=[_lead_values(lead, decision, now) for lead, decision in decided],
-            )
-            due = await _save(
+            rows = [_lead_values(lead, decision, now) for lead, decision in decided]
+            ids = await repo.insert_leads(session=session, rows=rows)
+            saved = await _save(
                 session,
                 [(ids[lead.id], lead.id, decision, 0) for lead, decision in decided],
                 now,
@@ -264,8 +268,10 @@ class Service:
                 policy=policy,
             )
             await world.commit(session, now)
+            if self.on_new_offers is not None:
+                session.info[_NEW_OFFERS] += _new_offers(rows, ids, saved.offer_ids, decided, now)
             views = {
-                lead.id: _view_of_decision(lead.id, decision, due.get(lead.id))
+                lead.id: _view_of_decision(lead.id, decision, saved.deadlines.get(lead.id))
                 for lead, decision in decided
             }
         results = []
@@ -769,7 +775,7 @@ class Service:
                 reason=f"to {policy.rep_name(rep_id)}",
                 data={"rep": rep_id},
             )
-            due = await _save(
+            saved = await _save(
                 session,
                 [(row.id or 0, row.external_id, decision, reassignments)],
                 now,
@@ -778,7 +784,8 @@ class Service:
                 policy=policy,
             )
             await world.commit(session, now)
-            return _view_of_decision(row.external_id, decision, due.get(row.external_id))
+            due = saved.deadlines.get(row.external_id)
+            return _view_of_decision(row.external_id, decision, due)
 
         return await self._routing_transaction(work, f"lead {external_id}")
 
@@ -822,7 +829,7 @@ class Service:
         reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
         _redecide(row, lead, decision, now)
         assert row.id is not None
-        due = await _save(
+        saved = await _save(
             session,
             [(row.id, row.external_id, decision, reassignments)],
             now,
@@ -831,7 +838,7 @@ class Service:
             policy=policy,
         )
         await world.commit(session, now)
-        view = _view_of_decision(row.external_id, decision, due.get(row.external_id))
+        view = _view_of_decision(row.external_id, decision, saved.deadlines.get(row.external_id))
         return Move(row.external_id, offer.rep_id, view)
 
     async def _excluded(self, session: AsyncSession, lead_id: int) -> dict[str, str]:
@@ -946,10 +953,10 @@ async def _save(
     kind: str,
     actor: str | None,
     policy: Policy,
-) -> dict[str, datetime]:
+) -> _Saved:
     """Write what each decision (lead id, external id, decision, reassignments so far) says:
     the decision with its trace, the audit event, the offer and the outbox item, each table in
-    one bulk insert. Returns the SLA deadline of each lead that was offered."""
+    one bulk insert."""
     decisions: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
@@ -1041,7 +1048,59 @@ async def _save(
         ]
     await _queue(session, [*cards, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
-    return {by_lead[lead_id]: due for lead_id, due in deadlines}
+    return _Saved({by_lead[lead_id]: due for lead_id, due in deadlines}, offer_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    deadlines: dict[str, datetime]  # external id -> SLA deadline, for each lead offered
+    offer_ids: dict[int, int]  # lead id -> the offer made
+
+
+@dataclass(frozen=True, slots=True)
+class NewOffer:
+    """An offer intake just made, with what its card shows, so that the card can go out
+    without reading back what this process has just written (see `on_new_offers`)."""
+
+    offer_id: int
+    external_id: str
+    rep: str
+    team: str | None
+    facts: dict[str, Any]
+    reason: str
+    sla_seconds: int | None
+    offered_at: datetime
+    crm_system: str | None
+    crm_id: str | None
+
+
+def _new_offers(
+    rows: Sequence[dict[str, Any]],
+    ids: Mapping[str, int],
+    offer_ids: Mapping[int, int],
+    decided: Sequence[tuple[Lead, Decision]],
+    now: datetime,
+) -> list[NewOffer]:
+    made = []
+    for row, (lead, decision) in zip(rows, decided, strict=True):
+        offer_id = offer_ids.get(ids[lead.id])
+        if offer_id is None or decision.rep is None:
+            continue
+        made.append(
+            NewOffer(
+                offer_id=offer_id,
+                external_id=lead.id,
+                rep=decision.rep,
+                team=decision.team,
+                facts=row["facts"],
+                reason=decision.reason,
+                sla_seconds=decision.sla_seconds,
+                offered_at=now,
+                crm_system=row["crm_system"],
+                crm_id=row["crm_id"],
+            )
+        )
+    return made
 
 
 SLA_MISSED = "sla_missed"  # audit kind: a rep let an offer's SLA lapse (data: rep, offer_id)
@@ -1125,7 +1184,9 @@ def owner_write(
     )
 
 
-_QUEUED = "leadrouter.outbox"  # where a Service transaction keeps its `Queued` (session.info)
+# What a Service transaction keeps in session.info: its `Queued`, and the offers intake made.
+_QUEUED = "leadrouter.outbox"
+_NEW_OFFERS = "leadrouter.new_offers"
 
 
 async def _queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

@@ -108,7 +108,7 @@ class CardDelivery(OutboxWorker):
             await repo.record_card_posted(session=session, offer_id=offer_id, posted=posted)
 
     async def _post_card(self, item_id: int, offer_id: int) -> None:
-        card = await self.reader.offer_card(offer_id)
+        card = await self.reader.new_offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved before its card went out: nobody needs it now
         if card.rep_slack is None:

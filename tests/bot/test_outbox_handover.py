@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from bot.bootstrap import App
 from bot.outbox import LEASE
+from bot.service import NewOffer
 from bot.slack.delivery import SLACK_KINDS
 from routing.leads import parse_lead
 from storage.db import Database
@@ -180,3 +181,79 @@ async def test_without_a_running_worker_items_are_committed_due_for_a_poll(
 
 async def _done(db: Database) -> bool:
     return (await card_item(db)).done_at is not None
+
+
+def all_statements(db: Database) -> list[str]:
+    """Every statement sent from now on, as its verb and table."""
+    seen: list[str] = []
+
+    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = statement.split()
+        table = next((w for w in words[1:4] if w.lower() in TABLES), "?")
+        seen.append(f"{words[0].upper()} {table.lower()}")
+
+    return seen
+
+
+TABLES = {"outbox", "offers", "leads", "decisions"}
+
+
+async def test_a_new_offers_card_goes_out_without_reading_back_what_intake_wrote(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    await intake(app, "L-0")  # the delivery's first poll and start-up are behind us
+    await slack.wait_for("chat.postMessage")
+    await until(lambda: _all_done(sqlite_db))
+
+    await intake(app, "L-1")
+    statements = all_statements(sqlite_db)
+    await slack.wait_for("chat.postMessage", count=2)
+    await until(lambda: _all_done(sqlite_db))
+    # Nothing read: the item ends, with the card's ts stored, in one transaction.
+    assert sorted(statements) == ["UPDATE offers", "UPDATE outbox"]
+
+
+async def test_a_remembered_card_is_the_card_read_back_from_the_database(
+    app: App, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    made: list[NewOffer] = []
+    app.service.on_new_offers = made.extend
+    await app.service.intake(
+        parse_lead(
+            {
+                "id": "L-9",
+                "company": "Acme Corp",
+                "first_name": "Jo",
+                "title": "CTO",
+                "employees": 450,
+                "country": "DE",
+                "source": "demo_request",
+                "score": 87.5,
+            }
+        )
+    )
+    (offer,) = made
+    app.reader.remember_new_offers(made)
+    remembered = await app.reader.new_offer_card(offer.offer_id)
+    assert remembered == await app.reader.offer_card(offer.offer_id)
+
+
+async def test_a_remembered_card_that_waited_is_read_back_as_it_stands(
+    app: App, slack: FakeSlack, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[NewOffer] = []
+    app.service.on_new_offers = made.extend
+    await intake(app)
+    (offer,) = made
+    app.reader.remember_new_offers(made)
+    await app.service.claim("L-1", by="ann")
+    monkeypatch.setattr("bot.reading.NEW_OFFER_FRESH_S", 0.0)
+    card = await app.reader.new_offer_card(offer.offer_id)
+    assert card is not None and card.status == "claimed"
+
+
+async def _all_done(db: Database) -> bool:
+    async with db.reading() as session:
+        rows = (await session.execute(select(OutboxRow))).scalars().all()
+    return all(row.done_at is not None for row in rows)
