@@ -170,7 +170,11 @@ HOMES: tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...] = (
     (3, ("com.br", "com.mx", "com"), ("Ltda.", "S.A. de C.V.", "S.A.", "")),
     (1, ("sg", "com.sg"), ("Pte Ltd", "Pte. Ltd.", "")),
 )  # fmt: skip
-ALL_SUFFIXES = sorted({s for _, _, suffixes in HOMES for s in suffixes if s}, key=len, reverse=True)
+# Longest first, ties by name: a set's order differs between processes, and the leads built
+# from this must be the same in every run.
+ALL_SUFFIXES = sorted(
+    {s for _, _, suffixes in HOMES for s in suffixes if s}, key=lambda s: (-len(s), s)
+)
 
 FREE_MAIL = (
     "gmail.com", "gmail.com", "gmail.com", "yahoo.com", "hotmail.com", "outlook.com",

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -329,12 +329,18 @@ def sla_deadline(sla: Sla, rep: Rep, start: datetime, seconds: int) -> datetime:
     hours = rep.hours
     if hours is not None and sla.clock == "business":
         return add_working_time(hours, start, seconds).astimezone(UTC)
-    # The engine computes this for every assigned lead, hence timedelta's positional form (the
-    # keyword one costs half as much again) and no conversion when `start` is in UTC already.
-    # Added in UTC, not in `start`'s zone: aware arithmetic within one zone moves the wall clock,
-    # and 00:30 plus an hour would read 01:30 on the night that hour does not exist.
-    length = timedelta(0, seconds)
+    # The engine computes this for every assigned lead, hence the cached length (an SLA is one
+    # of a handful of lengths, and building a timedelta costs more than adding it) and no
+    # conversion when `start` is in UTC already. Added in UTC, not in `start`'s zone: aware
+    # arithmetic within one zone moves the wall clock, and 00:30 plus an hour would read 01:30
+    # on the night that hour does not exist.
+    length = _duration(seconds)
     return start + length if zone is UTC else start.astimezone(UTC) + length
+
+
+@lru_cache(maxsize=256)
+def _duration(seconds: int) -> timedelta:
+    return timedelta(0, seconds)
 
 
 def _working_periods(hours: WorkingHours, after: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -397,17 +403,24 @@ class OffHoursMemo:
 
     Working hours are whole minutes and holidays whole days, so the answer holds for the whole
     minute; the memo is kept on the policy (`Policy.off_hours`) and starts afresh each minute.
+    It maps a rep id to None when the rep is at work, else to what the engine records for the
+    skip (built from `unavailable_reason`); the engine is its only reader, hence `Any`.
     """
 
-    __slots__ = ("minute", "reasons")
+    __slots__ = ("last_now", "minute", "reasons")
 
     def __init__(self) -> None:
+        self.last_now: datetime | None = None
         self.minute = -1
-        self.reasons: dict[str, str | None] = {}
+        self.reasons: dict[str, Any] = {}
 
-    def at(self, now: datetime) -> dict[str, str | None]:
-        minute = int(now.timestamp()) // 60
-        if minute != self.minute:
-            self.minute = minute
-            self.reasons = {}
+    def at(self, now: datetime) -> dict[str, Any]:
+        # A caller routing many leads at one `now` passes the same object every time: that
+        # skips `timestamp()`, which has to look up the zone's offset.
+        if now is not self.last_now:
+            minute = int(now.timestamp()) // 60
+            if minute != self.minute:
+                self.minute = minute
+                self.reasons = {}
+            self.last_now = now
         return self.reasons

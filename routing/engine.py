@@ -10,7 +10,7 @@ this same function, so what an admin simulates is what happens live.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from routing.accounts import AccountIndex
 from routing.calendar import sla_deadline, unavailable_reason
-from routing.distribution import TeamState, pick_least_loaded, pick_round_robin, pick_weighted
+from routing.distribution import TeamState, pick_least_loaded, pick_weighted, rotation_order
 from routing.model import AccountMatch, Lead, Outcome, OutOfOffice
 from routing.normalize import Facts, normalize
 from routing.policy import Distribution, Policy, Rep, Rule, Target, TargetKind, Team
@@ -103,6 +103,21 @@ METHOD_LABELS = {
 
 EMPTY_TEAM_STATE = TeamState()
 
+# Enum members as module constants for the hot path: on Python 3.11 `Stage.RULE` goes through
+# the enum's metaclass (about 70 ns), and a decision names a stage a few dozen times.
+_NORMALISE = Stage.NORMALISE
+_QUALIFY = Stage.QUALIFY
+_ACCOUNT = Stage.ACCOUNT
+_RULE = Stage.RULE
+_REP = Stage.REP
+_FALLBACK = Stage.FALLBACK
+_ROUND_ROBIN = Distribution.ROUND_ROBIN
+_WEIGHTED = Distribution.WEIGHTED
+_TEAM = TargetKind.TEAM
+_QUEUE = TargetKind.QUEUE
+_ASSIGNED = Outcome.ASSIGNED
+_QUEUED = Outcome.QUEUED
+
 
 @dataclass(slots=True)
 class _Pick:
@@ -116,12 +131,15 @@ class _Context:
     """One routing run: the inputs, the trace being written, and the eligibility checks."""
 
     __slots__ = (
+        "away",
         "excluded",
         "facts",
+        "loads",
         "match",
         "now",
         "off_hours",
         "policy",
+        "reps",
         "skips",
         "state",
         "steps",
@@ -138,7 +156,11 @@ class _Context:
         self.policy = policy
         self.state = state
         self.now = now
-        self.off_hours: dict[str, str | None] | None = None  # looked up when first needed
+        # Held directly: `eligible` reads them for every team member considered.
+        self.reps = policy.reps
+        self.away = state.out_of_office
+        self.loads = state.open_loads
+        self.off_hours: dict[str, _OffHours | None] | None = None  # looked up when first needed
         self.excluded = excluded
         self.facts = facts
         self.match: AccountMatch | None = None
@@ -149,52 +171,98 @@ class _Context:
         self.skips: list[tuple[str, str]] = []
 
     def eligible(self, rep_id: str, skill: str | None = None) -> bool:
-        """Whether `rep_id` can take this lead now; if not, the skip goes into the trace.
+        """Whether `rep_id` can take this lead now; if not, the skip goes into the trace."""
+        return bool(self.eligible_among((rep_id,), skill, first=True))
 
-        The hottest function of a decision (called for every team member considered), hence
-        one flat function with the cheap checks first and strings built only for a skip.
+    def eligible_among(
+        self, rep_ids: Iterable[str], skill: str | None = None, *, first: bool = False
+    ) -> list[str]:
+        """Those of `rep_ids` who can take this lead now, in order; each skip goes into the trace.
+
+        With `first`, the checks stop at the first eligible rep (a round robin's pick). The
+        hottest code of a decision: a weighted or least-loaded team checks every member. Hence
+        one loop over the members rather than a call each, with what it reads held in locals,
+        the cheap checks first, and strings built only for a skip (the off-hours ones once a
+        minute, in `Policy.off_hours`).
         """
-        rep = self.policy.reps[rep_id]
-        excluded = self.excluded.get(rep_id) if self.excluded else None
-        if excluded is not None:
-            return self.skip(rep_id, excluded)
-        away = self.state.out_of_office.get(rep_id)
-        if away is not None and away.covers(self.now):
-            short, note = _away_reason(away, rep)
-            return self.skip(rep_id, short, note)
-        if skill is not None and skill not in rep.skills:
-            return self.skip(rep_id, f"does not have skill {skill}", in_reason=False)
-        if rep.hours is not None:
-            memo = self.off_hours
-            if memo is None:
-                memo = self.off_hours = self.policy.off_hours.at(self.now)
-            off = memo.get(rep_id, _NOT_LOOKED_UP)
-            if off is _NOT_LOOKED_UP:
-                off = memo[rep_id] = unavailable_reason(rep.hours, self.now)
-            if off is not None:
-                return self.skip(rep_id, f"is {off.partition(' (')[0]}", off)
-        if rep.capacity is not None:
-            load = self.state.open_loads.get(rep_id, 0)
-            if load >= rep.capacity:
-                return self.skip(rep_id, f"is at capacity ({load}/{rep.capacity} open leads)")
-        return True
+        reps = self.reps
+        away_of = self.away
+        loads = self.loads
+        excluded = self.excluded
+        now = self.now
+        steps = self.steps
+        skips = self.skips
+        memo = self.off_hours
+        eligible: list[str] = []
+        for rep_id in rep_ids:
+            rep = reps[rep_id]
+            if excluded:
+                why = excluded.get(rep_id)
+                if why is not None:
+                    self.skip(rep_id, why)
+                    continue
+            away = away_of.get(rep_id)
+            if away is not None and away.covers(now):
+                short, note = _away_reason(away, rep)
+                self.skip(rep_id, short, note)
+                continue
+            if skill is not None and skill not in rep.skills:
+                self.skip(rep_id, f"does not have skill {skill}", in_reason=False)
+                continue
+            hours = rep.hours
+            if hours is not None:
+                if memo is None:
+                    memo = self.off_hours = self.policy.off_hours.at(now)
+                off = memo.get(rep_id, _NOT_LOOKED_UP)
+                if off is _NOT_LOOKED_UP:
+                    off = memo[rep_id] = _off_hours(rep_id, unavailable_reason(hours, now))
+                if off is not None:
+                    steps.append(off.step)
+                    skips.append(off.skip)
+                    continue
+            capacity = rep.capacity
+            if capacity is not None:
+                load = loads.get(rep_id, 0)
+                if load >= capacity:
+                    self.skip(rep_id, f"is at capacity ({load}/{capacity} open leads)")
+                    continue
+            eligible.append(rep_id)
+            if first:
+                break
+        return eligible
 
     def skip(
         self, rep_id: str, why: str, note: str | None = None, *, in_reason: bool = True
     ) -> bool:
-        self.steps.append(_step(Step, (Stage.REP, rep_id, False, why, None, None, note)))
+        self.steps.append(_step(Step, (_REP, rep_id, False, why, None, None, note)))
         if in_reason:
             self.skips.append((rep_id, why))
         return False
 
     def chose(self, rep_id: str, how: str) -> None:
-        self.steps.append(_step(Step, (Stage.REP, rep_id, True, how, None, None, None)))
+        self.steps.append(_step(Step, (_REP, rep_id, True, how, None, None, None)))
 
 
 # Trace steps are built with tuple.__new__ on the hot path: one C call, where the NamedTuple's
 # own __new__ is a Python function (a decision writes a few dozen steps).
 _step = tuple.__new__
 _NOT_LOOKED_UP: Any = object()
+
+
+class _OffHours(NamedTuple):
+    """A rep's skip for being off working hours, written once a minute (`Policy.off_hours`) and
+    shared by every decision of that minute: a rep off hours is skipped for every lead of their
+    teams, and steps and skips are immutable tuples."""
+
+    step: Step
+    skip: tuple[str, str]
+
+
+def _off_hours(rep_id: str, reason: str | None) -> _OffHours | None:
+    if reason is None:
+        return None
+    why = f"is {reason.partition(' (')[0]}"
+    return _OffHours(_step(Step, (_REP, rep_id, False, why, None, None, reason)), (rep_id, why))
 
 
 def _away_reason(away: OutOfOffice, rep: Rep) -> tuple[str, str | None]:
@@ -228,21 +296,23 @@ def route(
     facts = normalize(lead, policy)
     ctx = _Context(policy, state or RoutingState(), now, excluded or {}, facts)
     if facts.notes:
-        ctx.steps.append(Step(Stage.NORMALISE, "lead", True, "; ".join(facts.notes)))
+        ctx.steps.append(Step(_NORMALISE, "lead", True, "; ".join(facts.notes)))
 
-    steps = ctx.steps
-    values = facts.values
+    # Every lead is checked against every qualify rule and most rules, each writing a step:
+    # these loops read their lookups from locals.
+    add_step = ctx.steps.append
+    value_of = facts.values.get
+    folded = facts.folded  # `add_account` adds the account's facts to these same dicts
     for qualify in policy.qualify:
-        miss = qualify.when.check(facts.folded)
+        miss = qualify.when.check(folded)
         if miss is None:
-            steps.append(Step(Stage.QUALIFY, qualify.name, True, qualify.when.description))
+            detail = qualify.when.description
+            add_step(_step(Step, (_QUALIFY, qualify.name, True, detail, None, None, None)))
             outcome = Outcome(qualify.outcome)
             return _decide(ctx, outcome, f"{qualify.name} → {outcome.value}", rule=qualify.name)
         field_name = miss.field
-        value = values.get(field_name) if field_name else None
-        steps.append(
-            _step(Step, (Stage.QUALIFY, qualify.name, False, miss.clause, field_name, value, None))
-        )
+        value = value_of(field_name) if field_name else None
+        add_step(_step(Step, (_QUALIFY, qualify.name, False, miss.clause, field_name, value, None)))
 
     ctx.match = _match_account(ctx, accounts)
     facts.add_account(ctx.match)
@@ -254,22 +324,27 @@ def route(
             reason = f"Sticky account {ctx.match.account.name} · {holder} holds its open leads"
             return _assign(ctx, sticky, None, reason)
 
-    folded = facts.folded
     for rule in policy.rules:
-        miss = rule.when.check(folded)
+        when = rule.when
+        gate = when.gate
+        # `Gate` inline (see its docstring): most rules a lead goes past miss on their first
+        # clause, and this settles those without the one or two calls of `when.check`.
+        if gate is not None and (
+            (actual := folded.get(gate.field)) is None
+            or (type(actual) is str and actual not in gate.accepted)
+        ):
+            miss = gate.miss
+        else:
+            miss = when.check(folded)
         if miss is not None:
             field_name = miss.field
-            value = values.get(field_name) if field_name else None
-            steps.append(
-                _step(Step, (Stage.RULE, rule.name, False, miss.clause, field_name, value, None))
-            )
+            value = value_of(field_name) if field_name else None
+            add_step(_step(Step, (_RULE, rule.name, False, miss.clause, field_name, value, None)))
             continue
-        steps.append(Step(Stage.RULE, rule.name, True, rule.when.description))
+        add_step(_step(Step, (_RULE, rule.name, True, rule.when.description, None, None, None)))
         return _apply_rule(ctx, rule)
 
-    ctx.steps.append(
-        Step(Stage.FALLBACK, policy.fallback.name or "unmatched", True, "no rule matched")
-    )
+    ctx.steps.append(Step(_FALLBACK, policy.fallback.name or "unmatched", True, "no rule matched"))
     return _queue(ctx, policy.fallback, None, f"No rule matched → {policy.fallback.name} queue")
 
 
@@ -277,8 +352,8 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
     facts = ctx.facts
     if accounts is None:
         return None
-    domain = facts.get("domain")
-    company = facts.get("company")
+    domain = facts.values.get("domain")
+    company = facts.values.get("company")
     match = accounts.match(domain=domain, company=company, threshold=ctx.policy.fuzzy_threshold)
     if match is None:
         if domain and company:
@@ -287,10 +362,12 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
             looked = f"domain {domain}" if domain else f"company '{company}'"
         else:
             looked = "nothing to match on"
-        ctx.steps.append(Step(Stage.ACCOUNT, "none", False, f"no account matched ({looked})"))
+        detail = f"no account matched ({looked})"
+        ctx.steps.append(_step(Step, (_ACCOUNT, "none", False, detail, None, None, None)))
         return None
     how = "domain" if match.method == "domain" else f"company name, score {match.score:g}"
-    ctx.steps.append(Step(Stage.ACCOUNT, match.account.name, True, f"matched by {how}"))
+    detail = f"matched by {how}"
+    ctx.steps.append(_step(Step, (_ACCOUNT, match.account.name, True, detail, None, None, None)))
     return match
 
 
@@ -313,17 +390,15 @@ def _sticky(ctx: _Context, match: AccountMatch) -> _Pick | None:
 
 def _apply_rule(ctx: _Context, rule: Rule) -> Decision:
     target = rule.assign
-    if target.kind is TargetKind.QUEUE:
+    if target.kind is _QUEUE:
         return _queue(ctx, target, rule, f"{rule.name} → {target.name} queue")
     pick = _resolve(ctx, target)
     if pick is not None:
         return _assign(ctx, pick, rule, _assigned_reason(ctx, rule.name, pick))
     failed = _failure(ctx, target)
     if rule.fallback is not None:
-        ctx.steps.append(
-            Step(Stage.FALLBACK, rule.fallback.describe(), True, "the rule's fallback")
-        )
-        if rule.fallback.kind is TargetKind.QUEUE:
+        ctx.steps.append(Step(_FALLBACK, rule.fallback.describe(), True, "the rule's fallback"))
+        if rule.fallback.kind is _QUEUE:
             return _queue(
                 ctx,
                 rule.fallback,
@@ -343,9 +418,7 @@ def _apply_rule(ctx: _Context, rule: Rule) -> Decision:
             return _assign(ctx, pick, rule, reason, fallback=True)
         failed = f"{failed}; nobody in fallback {rule.fallback.describe()} either"
     policy_fallback = ctx.policy.fallback
-    ctx.steps.append(
-        Step(Stage.FALLBACK, policy_fallback.describe(), True, "the policy's fallback")
-    )
+    ctx.steps.append(Step(_FALLBACK, policy_fallback.describe(), True, "the policy's fallback"))
     return _queue(
         ctx,
         policy_fallback,
@@ -357,7 +430,7 @@ def _apply_rule(ctx: _Context, rule: Rule) -> Decision:
 
 def _resolve(ctx: _Context, target: Target) -> _Pick | None:
     policy = ctx.policy
-    if target.kind is TargetKind.TEAM:
+    if target.kind is _TEAM:
         assert target.name is not None
         return _pick_from_team(ctx, policy.teams[target.name], target.skill)
     if target.kind is TargetKind.REP:
@@ -397,11 +470,16 @@ def _resolve(ctx: _Context, target: Target) -> _Pick | None:
 
 def _pick_from_team(ctx: _Context, team: Team, skill: str | None) -> _Pick | None:
     state = ctx.state.teams.get(team.name, EMPTY_TEAM_STATE)
-    if team.distribution is Distribution.ROUND_ROBIN:
-        rep, new_state = pick_round_robin(team.members, lambda r: ctx.eligible(r, skill), state)
+    if team.distribution is _ROUND_ROBIN:
+        # `pick_round_robin` spelled out: the members, in rotation order, go through one pass of
+        # the eligibility checks that stops at the first eligible one, rather than one call each.
+        rotation = rotation_order(team.members, state.last_rep)
+        found = ctx.eligible_among(rotation, skill, first=True)
+        rep = found[0] if found else None
+        new_state = TeamState(rep, state.current) if rep is not None else state
     else:
-        eligible = [m for m in team.members if ctx.eligible(m, skill)]
-        if team.distribution is Distribution.WEIGHTED:
+        eligible = ctx.eligible_among(team.members, skill)
+        if team.distribution is _WEIGHTED:
             weights = {m: ctx.policy.reps[m].weight for m in eligible}
             rep, new_state = pick_weighted(eligible, weights, state)
         else:
@@ -421,7 +499,7 @@ def _skip_summary(ctx: _Context, shown: int = 2) -> str:
 
 def _failure(ctx: _Context, target: Target) -> str:
     """Why a target yielded no rep, for the one-line reason."""
-    if target.kind is TargetKind.TEAM:
+    if target.kind is _TEAM:
         text = f"nobody in {target.describe()} available"
         return f"{text} ({_skip_summary(ctx)})" if ctx.skips else text
     if ctx.skips:  # a named rep or the account owner, who was unavailable
@@ -460,7 +538,7 @@ def _assign(
     sla_seconds = _sla_seconds(ctx, rule)
     return Decision(
         lead_id=ctx.facts.lead.id,
-        outcome=Outcome.ASSIGNED,
+        outcome=_ASSIGNED,
         reason=reason,
         rep=pick.rep,
         team=pick.team,
@@ -481,7 +559,7 @@ def _queue(
 ) -> Decision:
     return Decision(
         lead_id=ctx.facts.lead.id,
-        outcome=Outcome.QUEUED,
+        outcome=_QUEUED,
         reason=reason,
         rule=rule.name if rule else None,
         queue=target.name,

@@ -63,6 +63,10 @@ def email_domain_type(domain: str | None) -> DomainType | None:
     host = _host(domain)
     if host is None:
         return None
-    if _listed(host, FREE_EMAIL_DOMAINS) or _listed(host, _DISPOSABLE):
-        return "free"
-    return "business"
+    # `_listed` in both lists, in one walk up the host's parent domains.
+    while True:
+        if host in FREE_EMAIL_DOMAINS or host in _DISPOSABLE:
+            return "free"
+        _, dot, host = host.partition(".")
+        if not dot:
+            return "business"

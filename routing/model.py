@@ -51,7 +51,9 @@ class Lead:
 
     @property
     def display_name(self) -> str:
-        name = " ".join(part for part in (self.first_name, self.last_name) if part)
+        # Spelled out rather than joined from a generator: normalisation asks for it every lead.
+        first, last = self.first_name, self.last_name
+        name = f"{first} {last}" if first and last else first or last
         return name or self.email or self.id
 
 

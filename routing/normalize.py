@@ -8,7 +8,8 @@ lead instead of once per rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from routing.domains import registrable_domain
 from routing.freemail import email_domain_type, is_disposable
@@ -34,18 +35,19 @@ class Facts:
             self.folded.update(_NO_ACCOUNT)
             return
         account = match.account
-        found = {
-            "account.matched": True,
-            "account.id": account.id,
-            "account.name": account.name,
-            "account.owner": account.owner,
-            "account.tier": account.tier,
-            "account.domain": account.domain,
-            "account.match_method": match.method,
-            "account.match_score": match.score,
-        }
-        self.values.update(found)
-        self.folded.update(_folded(found, self.wanted))
+        values = self.values
+        values["account.matched"] = True
+        values["account.id"] = account.id
+        values["account.name"] = account.name
+        values["account.owner"] = account.owner
+        values["account.tier"] = account.tier
+        values["account.domain"] = account.domain
+        values["account.match_method"] = match.method
+        values["account.match_score"] = match.score
+        folded = self.folded
+        for key in _fold_plan(self.wanted).account:
+            value = values[key]
+            folded[key] = value.strip().casefold() if type(value) is str else value
 
 
 _NO_ACCOUNT: dict[str, Any] = {
@@ -60,11 +62,67 @@ _NO_ACCOUNT: dict[str, Any] = {
 }
 
 
-def _folded(values: dict[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
-    """`conditions.fold` over the facts some condition reads, inlined: this runs for every lead."""
-    return {
-        k: v.strip().casefold() if type(v) is str else v for k, v in values.items() if k in wanted
-    }
+# Strings already folded (as `conditions.fold` does), by their text. Most facts repeat from lead
+# to lead (a country, a region, a source, "business"), and a lookup costs less than strip() and
+# casefold(). Bounded, because some facts are free text: past the bound, strings are folded
+# each time.
+_FOLDED: dict[str, str] = {}
+_FOLDED_MAX = 10_000
+
+
+def _fold_text(text: str) -> str:
+    folded = text.strip().casefold()
+    if len(_FOLDED) < _FOLDED_MAX:
+        _FOLDED[text] = folded
+    return folded
+
+
+# The lead's own facts, in the order `normalize` writes them: every lead has each of these.
+_LEAD_FACTS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "name",
+    "company",
+    "domain",
+    "website",
+    "title",
+    "phone",
+    "country",
+    "state",
+    "employees",
+    "industry",
+    "source",
+    "score",
+    "product",
+    "crm_system",
+    "crm_id",
+    "email_domain",
+    "email_domain_type",
+    "email_disposable",
+    "region",
+    "segment",
+)
+
+
+class _FoldPlan(NamedTuple):
+    """Which facts the policy's conditions read: folding just those is cheaper than testing
+    every fact of every lead against `Policy.condition_fields`."""
+
+    lead: tuple[str, ...]  # of the lead's own facts, which every lead has
+    custom: tuple[str, ...]  # custom fields ("fields.plan"), which a lead may lack
+    account: tuple[str, ...]  # of the matched account's facts
+
+
+@lru_cache(maxsize=64)
+def _fold_plan(wanted: frozenset[str]) -> _FoldPlan:
+    # Keyed on the policy's `condition_fields`: a frozenset caches its hash, so this is cheap.
+    return _FoldPlan(
+        lead=tuple(key for key in _LEAD_FACTS if key in wanted),
+        custom=tuple(sorted(key for key in wanted if key.startswith("fields."))),
+        account=tuple(key for key in _NO_ACCOUNT if key in wanted),
+    )
 
 
 def segment_for(employees: int | None, policy: Policy) -> str | None:
@@ -80,7 +138,10 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
     notes: list[str] = []
     email_domain = lead.email.rpartition("@")[2] if lead.email else None
     domain_type = email_domain_type(email_domain)
-    domain = registrable_domain(lead.domain) or registrable_domain(lead.website)
+    # Most leads have neither field: skipping the call skips a cache lookup of None.
+    domain = registrable_domain(lead.domain) if lead.domain else None
+    if domain is None and lead.website:
+        domain = registrable_domain(lead.website)
     if domain is None and (lead.domain or lead.website):
         notes.append(f"'{lead.domain or lead.website}' has no registrable domain")
     if domain is None and email_domain and domain_type == "business":
@@ -96,6 +157,14 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
     region = policy.region_overrides.get(country) if country else None
     if region is None:
         region = default_region(country)
+    if not email_domain:
+        email_disposable = None
+    elif domain_type == "free":
+        email_disposable = is_disposable(email_domain)
+    else:
+        # A business domain is on neither the free nor the disposable list, and no domain type
+        # means no host: not disposable either way, without a second pass over both lists.
+        email_disposable = False
 
     values: dict[str, Any] = {
         "id": lead.id,
@@ -119,12 +188,24 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
         "crm_id": lead.crm_id,
         "email_domain": email_domain,
         "email_domain_type": domain_type,
-        "email_disposable": is_disposable(email_domain) if email_domain else None,
+        "email_disposable": email_disposable,
         "region": region,
         "segment": segment_for(lead.employees, policy),
     }
-    for key, value in lead.fields.items():
-        values[f"fields.{key}"] = value
-    return Facts(
-        lead, values, _folded(values, policy.condition_fields), notes, policy.condition_fields
-    )
+    if lead.fields:
+        for key, value in lead.fields.items():
+            values[f"fields.{key}"] = value
+    wanted = policy.condition_fields
+    plan = _fold_plan(wanted)
+    # The facts some condition reads, folded; the walrus reads each value once. A folded form
+    # is never falsy unless it is "", which `_fold_text` gives again.
+    known = _FOLDED.get
+    folded = {
+        key: (known(value) or _fold_text(value)) if type(value := values[key]) is str else value
+        for key in plan.lead
+    }
+    for key in plan.custom:
+        if key in values:
+            value = values[key]
+            folded[key] = value.strip().casefold() if type(value) is str else value
+    return Facts(lead, values, folded, notes, wanted)

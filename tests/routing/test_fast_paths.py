@@ -1,0 +1,305 @@
+"""The shortcuts the router takes for speed give the answers of the plain definitions they replace.
+
+Each test names the shortcut (a gate on a condition, a fold plan, a byte table, a cached step) and
+checks it against the slower, obvious way of computing the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rapidfuzz import fuzz
+
+from routing import normalize as normalize_module
+from routing.accounts import AccountIndex, _keep_marks, _tokens, choose_keys, name_blocking_keys
+from routing.accounts import _normalise as normalise_name
+from routing.conditions import LEAD_FIELDS, compile_condition, fold
+from routing.engine import RoutingState, route
+from routing.freemail import email_domain_type, is_disposable
+from routing.leads import parse_lead
+from routing.model import Account, AccountMatch
+from routing.normalize import _LEAD_FACTS, _NO_ACCOUNT, normalize
+from routing.policy import Policy, parse_policy
+
+POLICY_TEXT = textwrap.dedent(
+    """\
+    reps:
+      - {id: ann, timezone: America/New_York, hours: "09:00-17:00"}
+      - {id: ben, timezone: America/New_York, skills: [french]}
+      - {id: cat, timezone: Europe/Paris, hours: "09:00-17:00", skills: [french]}
+    teams:
+      na: {members: [ann, ben, cat], distribution: least_loaded}
+      rr: {members: [ann, ben, cat]}
+    qualify:
+      - name: Students
+        when: {title: {contains: student}}
+        outcome: disqualified
+    rules:
+      - name: Quebec
+        when: {country: CA, state: [QC], fields.plan: [pro, enterprise]}
+        assign: {team: na, skill: french}
+      - name: Owned
+        when: {account.tier: [Enterprise, Growth], account.owner: {exists: true}}
+        assign: account_owner
+      - name: North America
+        when: {region: NA}
+        assign: {team: rr}
+    """
+)
+POLICY = parse_policy(POLICY_TEXT)
+
+
+def _wanted_folded(values: dict[str, Any], wanted: frozenset[str]) -> dict[str, Any]:
+    """What `Facts.folded` is by definition: the facts some condition reads, folded."""
+    return {key: fold(value) for key, value in values.items() if key in wanted}
+
+
+# --- normalisation: the fold plan and the folded-string memo ------------------------------
+
+
+def test_the_fold_plan_knows_every_fact_normalisation_writes() -> None:
+    facts = normalize(parse_lead({"id": "L-1"}), POLICY)
+
+    assert tuple(facts.values) == _LEAD_FACTS
+    assert set(_LEAD_FACTS) == LEAD_FIELDS
+
+
+TEXT = st.sampled_from(["", " ", "US", "us ", " Canada", "QC", "Pro", "ENTERPRISE", "Étudiant"])
+CUSTOM_VALUE = st.one_of(TEXT, st.integers(-5, 5), st.booleans(), st.lists(TEXT, max_size=2))
+
+
+@settings(max_examples=200)
+@given(
+    country=TEXT,
+    state=TEXT,
+    title=TEXT,
+    employees=st.one_of(st.none(), st.integers(0, 20_000)),
+    custom=st.dictionaries(st.sampled_from(["plan", "other", "x"]), CUSTOM_VALUE, max_size=3),
+    tier=st.one_of(st.none(), TEXT),
+    matched=st.booleans(),
+    memo_size=st.sampled_from([0, 10_000]),
+)
+def test_folded_facts_are_the_facts_some_condition_reads_folded(
+    country: str,
+    state: str,
+    title: str,
+    employees: int | None,
+    custom: dict[str, Any],
+    tier: str | None,
+    matched: bool,
+    memo_size: int,
+) -> None:
+    raw: dict[str, Any] = {"id": "L-1", "country": country, "state": state, "title": title}
+    raw.update(employees=employees, fields=custom)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(normalize_module, "_FOLDED_MAX", memo_size)
+        facts = normalize(parse_lead(raw), POLICY)
+        assert facts.folded == _wanted_folded(facts.values, POLICY.condition_fields)
+
+        account = Account(id="a1", name="Acme", owner="ann", tier=tier)
+        facts.add_account(AccountMatch(account, "name", 91.0) if matched else None)
+
+    expected = _wanted_folded(facts.values, POLICY.condition_fields)
+    if not matched:
+        expected.update(_NO_ACCOUNT)  # an unmatched lead's account facts are all set, to None
+    assert facts.folded == expected
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@acme.com",
+        "a@gmail.com",
+        "a@mailinator.com",
+        "a@eu.mailinator.com",
+        "a@21cn.com",  # on the disposable list, but a real provider: ours wins
+        "a@sub.gmail.com",
+        None,
+    ],
+)
+def test_the_disposable_flag_is_what_is_disposable_says(email: str | None) -> None:
+    facts = normalize(parse_lead({"id": "L-1", "email": email}), POLICY)
+    domain = email.rpartition("@")[2] if email else None
+
+    assert facts.values["email_disposable"] == (is_disposable(domain) if domain else None)
+    assert facts.values["email_domain_type"] == email_domain_type(domain)
+
+
+# --- conditions: gates --------------------------------------------------------------------
+
+WHEN = st.sampled_from(
+    [
+        {"region": "NA"},
+        {"region": ["NA", "EMEA"]},
+        {"region": {"in": ["NA", 5, True]}},
+        {"region": {"not_in": ["NA"]}},
+        {"region": {"ne": "NA"}},
+        {"region": 5},
+        {"region": True},
+        {"region": {"exists": True}},
+        {"all": [{"region": "NA"}, {"segment": "SMB"}]},
+        {"all": [{"region": {"exists": True}}, {"segment": "SMB"}]},
+        {"region": "NA", "segment": ["SMB", "MidMarket"], "employees": {"gte": 10}},
+        {"any": [{"region": "NA"}, {"segment": "SMB"}]},
+        {"not": {"region": "NA"}},
+    ]
+)
+FACT = st.sampled_from([None, "", "na", "emea", "NA", "smb", 5, 5.0, True, False, ["na"]])
+
+
+@settings(max_examples=500)
+@given(when=WHEN, region=FACT, segment=FACT, employees=FACT)
+def test_a_condition_whose_gate_closes_misses_with_the_gates_miss(
+    when: dict[str, Any], region: Any, segment: Any, employees: Any
+) -> None:
+    condition, errors = compile_condition(when)
+    assert not errors
+    facts = {"region": region, "segment": segment, "employees": employees}
+
+    gate = condition.gate
+    if gate is None:
+        return
+    actual = facts.get(gate.field)
+    if actual is None or (type(actual) is str and actual not in gate.accepted):
+        assert condition.check(facts) is gate.miss
+
+
+def test_equalities_and_in_lists_have_gates_and_negations_do_not() -> None:
+    def gate_of(when: dict[str, Any]) -> Any:
+        return compile_condition(when)[0].gate
+
+    assert gate_of({"region": "NA"}) is not None
+    assert gate_of({"region": ["NA", "EMEA"]}) is not None
+    assert gate_of({"region": "NA", "segment": "SMB"}) is not None
+    assert gate_of({"region": {"not_in": ["NA"]}}) is None
+    assert gate_of({"region": {"ne": "NA"}}) is None
+    assert gate_of({"any": [{"region": "NA"}, {"segment": "SMB"}]}) is None
+    assert gate_of({"employees": {"gte": 10}}) is None
+
+
+# --- accounts: the ASCII byte table and the name match ------------------------------------
+
+_JOINERS = re.compile(r"[.'’‘`´]")
+_SEPARATORS = re.compile(r"[^\w\s]|_")
+
+
+def _tokens_by_the_patterns(text: str) -> list[str]:
+    text = text.replace("&", " and ")
+    return _SEPARATORS.sub(_keep_marks, _JOINERS.sub("", text)).split()
+
+
+def test_the_ascii_byte_table_splits_names_as_the_patterns_do() -> None:
+    for first in range(128):
+        for second in range(128):
+            text = f"a{chr(first)}b{chr(second)}c"
+            assert _tokens(text) == _tokens_by_the_patterns(text), repr(text)
+
+
+@given(st.text(max_size=20))
+def test_names_in_any_script_split_as_the_patterns_do(text: str) -> None:
+    assert _tokens(text) == _tokens_by_the_patterns(text)
+
+
+WORDS = ["acme", "acne", "global", "data", "dat", "labs", "lab", "north", "wind", "and", "co"]
+NAME = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
+
+
+def _best_by_brute_force(accounts: list[Account], company: str, threshold: float) -> Any:
+    """The name match by its definition, scanning every account the chosen keys list.
+
+    Equal sorted names are one candidate, the lowest id's, whose blocking keys are its own;
+    the best is the highest score, then the shortest name, then the lowest id.
+    """
+    first_of: dict[str, tuple[Account, str]] = {}
+    for account in sorted(accounts, key=lambda a: a.id):
+        key = normalise_name(account.name)
+        name = " ".join(sorted(key.split()))
+        if name and name not in first_of:
+            first_of[name] = (account, key)
+    lead_key = normalise_name(company)
+    if not lead_key:
+        return None
+    query = " ".join(sorted(lead_key.split()))
+    sizes: dict[str, int] = {}
+    for _, key in first_of.values():
+        for block in name_blocking_keys(key):
+            sizes[block] = sizes.get(block, 0) + 1
+    lead_blocks = name_blocking_keys(lead_key)
+    chosen = set(choose_keys({block: sizes[block] for block in lead_blocks if block in sizes}))
+    scored = [
+        (-fuzz.ratio(query, name), len(name), account.id, account)
+        for name, (account, key) in first_of.items()
+        if name_blocking_keys(key) & chosen
+    ]
+    scored = [entry for entry in scored if -entry[0] >= threshold]
+    if not scored:
+        return None
+    score, _, _, account = min(scored, key=lambda entry: entry[:3])
+    return AccountMatch(account=account, method="name", score=round(-score, 1))
+
+
+@settings(max_examples=300)
+@given(
+    names=st.lists(NAME, min_size=1, max_size=12),
+    company=NAME,
+    threshold=st.sampled_from([60.0, 75.5, 88.0, 100.0]),
+)
+def test_a_name_match_is_the_best_candidate_of_the_chosen_keys(
+    names: list[str], company: str, threshold: float
+) -> None:
+    accounts = [Account(id=f"a{n:02d}", name=name) for n, name in enumerate(names)]
+    index = AccountIndex(reversed(accounts))
+
+    found = index.match(domain=None, company=company, threshold=threshold)
+
+    assert found == _best_by_brute_force(accounts, company, threshold)
+
+
+def test_an_exact_name_under_a_later_key_beats_a_close_one_under_the_first() -> None:
+    # The lead's rarest key is "p:acme", which lists "Acme Globa" (close) but not "Global Acme"
+    # (the same words, so the same name once sorted): that one is under "t:acme" and "t:global".
+    accounts = [
+        Account(id="a1", name="Acme Globa"),
+        *(Account(id=f"f{n:03d}", name=f"Filler{n} Acme") for n in range(10)),
+        *(Account(id=f"g{n:03d}", name=f"Global Filler{n}") for n in range(10)),
+        Account(id="z9", name="Global Acme"),
+    ]
+    found = AccountIndex(accounts).match(domain=None, company="Acme Global", threshold=80)
+
+    assert found is not None
+    assert (found.account.id, found.score) == ("z9", 100.0)
+
+
+# --- the engine: steps shared within a minute ---------------------------------------------
+
+NEW_YORK_1659 = datetime(2026, 11, 17, 21, 59, tzinfo=UTC)  # a Tuesday, 16:59 in New York
+
+
+def _decide(policy: Policy, now: datetime, **raw: Any) -> Any:
+    return route(parse_lead({"id": "L-1", **raw}), policy=policy, now=now, state=RoutingState())
+
+
+def test_a_rep_off_hours_is_skipped_alike_by_every_decision_of_the_minute() -> None:
+    lead = {"country": "US", "title": "CTO"}
+    first = _decide(POLICY, NEW_YORK_1659, **lead)
+    again = _decide(POLICY, NEW_YORK_1659, **lead)
+
+    assert again.trace == first.trace
+    assert again.reason == first.reason
+
+
+def test_the_off_hours_memo_starts_afresh_each_minute() -> None:
+    lead = {"country": "US", "title": "CTO"}
+    at_1659 = _decide(POLICY, NEW_YORK_1659, **lead)
+    at_1700 = _decide(POLICY, NEW_YORK_1659 + timedelta(minutes=1), **lead)
+    fresh = parse_policy(POLICY_TEXT)
+
+    assert at_1659.rep == "ann"
+    assert at_1700.trace == _decide(fresh, NEW_YORK_1659 + timedelta(minutes=1), **lead).trace
+    assert at_1700.rep != "ann"
