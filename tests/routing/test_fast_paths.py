@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
+from routing import domains
 from routing import normalize as normalize_module
 from routing.accounts import AccountIndex, _keep_marks, _tokens, choose_keys, name_blocking_keys
 from routing.accounts import _normalise as normalise_name
@@ -303,3 +304,48 @@ def test_the_off_hours_memo_starts_afresh_each_minute() -> None:
     assert at_1659.rep == "ann"
     assert at_1700.trace == _decide(fresh, NEW_YORK_1659 + timedelta(minutes=1), **lead).trace
     assert at_1700.rep != "ann"
+
+
+# --- registrable domains: plain hosts under a flat TLD skip tldextract -------------------------
+
+
+def _by_tldextract(host: str) -> str | None:
+    parts = domains._extract(host)
+    return f"{parts.domain}.{parts.suffix}" if parts.suffix and parts.domain else None
+
+
+def test_suffix_rules_find_the_longest_listed_suffix_and_leave_the_irregular_to_tldextract() -> (
+    None
+):
+    rules = domains.SuffixRules(["com", "uk", "co.uk", "jm", "*.jm", "jp", "!city.kobe.jp"])
+    assert rules.registrable("www.acme.com") == "acme.com"
+    assert rules.registrable("www.acme.co.uk") == "acme.co.uk"
+    assert rules.registrable("acme.uk") == "acme.uk"
+    assert rules.registrable("co.uk") is None  # a suffix itself has no registrable domain
+    assert rules.registrable("acme.com.jm") is domains.UNKNOWN  # a wildcard rule's TLD
+    assert rules.registrable("a.city.kobe.jp") is domains.UNKNOWN  # an exception's TLD
+    assert rules.registrable("acme.example") is domains.UNKNOWN  # not listed at all
+    assert rules.registrable("xn--mller-kva.com") is domains.UNKNOWN  # punycode
+    assert rules.registrable("acme.com:8080") is domains.UNKNOWN  # not a plain name
+
+
+def test_every_listed_suffix_gives_what_tldextract_gives() -> None:
+    for suffix in sorted(domains._extract.tlds):
+        tail = suffix.lstrip("*.!")
+        for host in (f"acme.{tail}", f"www.eu.acme.{tail}", tail):
+            assert domains.registrable_domain.__wrapped__(host) == _by_tldextract(host), host
+
+
+_LABEL = st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    labels=st.lists(_LABEL, min_size=0, max_size=4),
+    suffix=st.sampled_from(sorted(domains._extract.tlds)),
+)
+def test_any_host_gets_the_registrable_domain_tldextract_gives(
+    labels: list[str], suffix: str
+) -> None:
+    host = ".".join([*labels, suffix.lstrip("*.!")])
+    assert domains.registrable_domain.__wrapped__(host) == _by_tldextract(host)
