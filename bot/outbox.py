@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -60,25 +61,30 @@ class OutboxWorker:
     kinds: tuple[str, ...] = ()
     running: bool = False  # in `run`: items may be handed over rather than polled
     _slots: asyncio.Semaphore | None = None
-    _taken: set[asyncio.Task[None]] = field(default_factory=set)
+    _handed: deque[OutboxRow] = field(default_factory=deque)  # taken, not yet begun
+    _takers: set[asyncio.Task[None]] = field(default_factory=set)  # at most `concurrency`
 
     def wake(self) -> None:
         """New items were committed: look at once rather than at the next poll."""
         self._wake.set()
 
     def take(self, items: Sequence[OutboxRow]) -> None:
-        """Items just committed leased to this process (`leased_at_birth`): carry each out now."""
-        for item in items:
-            task = asyncio.create_task(self._deliver_taken(item), name=f"outbox:{item.id}")
-            self._taken.add(task)
-            task.add_done_callback(self._taken.discard)
+        """Items just committed leased to this process (`leased_at_birth`): carry them out now,
+        begun in order, `concurrency` at a time (a burst waits in a queue, not a task apiece)."""
+        self._handed.extend(items)
+        for _ in range(min(len(self._handed), self.concurrency - len(self._takers))):
+            task = asyncio.create_task(self._carry_out_handed(), name="outbox:handed")
+            self._takers.add(task)
+            task.add_done_callback(self._takers.discard)
 
-    async def _deliver_taken(self, item: OutboxRow) -> None:
-        try:
-            async with self._slot():
-                await self._deliver(item, leased=True)
-        except Exception:
-            log.exception("outbox: item %s (%s) failed; it is tried again", item.id, item.kind)
+    async def _carry_out_handed(self) -> None:
+        while self._handed:
+            item = self._handed.popleft()
+            try:
+                async with self._slot():
+                    await self._deliver(item, leased=True)
+            except Exception:
+                log.exception("outbox: item %s (%s) failed; it is tried again", item.id, item.kind)
 
     def _slot(self) -> asyncio.Semaphore:
         # One semaphore for handed-over items and polled rounds alike: `concurrency` in all.
@@ -93,8 +99,10 @@ class OutboxWorker:
             await self._poll()
         finally:
             self.running = False
-            for task in list(self._taken):
-                task.cancel()  # their items stay leased, and are polled up when that runs out
+            # Items handed over and not finished stay leased, and are polled up when that ends.
+            self._handed.clear()
+            for task in list(self._takers):
+                task.cancel()
 
     async def _poll(self) -> None:
         while True:

@@ -124,8 +124,12 @@ class Reader:
         now = time.monotonic()
         for offer in offers:
             self._new_offers[offer.offer_id] = (offer, now)
-        while len(self._new_offers) > NEW_OFFERS_KEPT:
-            self._new_offers.popitem(last=False)
+        # Oldest first: drop what is too old to be used, and keep the number bounded anyway.
+        kept = self._new_offers
+        while kept and (
+            len(kept) > NEW_OFFERS_KEPT or now - next(iter(kept.values()))[1] > NEW_OFFER_FRESH_S
+        ):
+            kept.popitem(last=False)
 
     async def new_offer_card(self, offer_id: int) -> OfferCard | None:
         """The card of an offer intake has just made, without a read if it was made within

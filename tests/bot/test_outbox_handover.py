@@ -257,3 +257,29 @@ async def _all_done(db: Database) -> bool:
     async with db.reading() as session:
         rows = (await session.execute(select(OutboxRow))).scalars().all()
     return all(row.done_at is not None for row in rows)
+
+
+async def test_a_burst_handed_over_waits_in_a_queue_and_each_card_goes_out_once(
+    app: App, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    assert app.delivery is not None
+    kept: list[OutboxRow] = []
+    dropping_takers(app, kept)
+    for n in range(4):  # one rep, one DM: posts are paced a second apart
+        await intake(app, f"L-{n}")
+    app.delivery.concurrency = 2
+
+    app.delivery.take(kept)
+    assert len(app.delivery._takers) == 2  # two carriers for four items, not a task apiece
+    posts = await slack.wait_for("chat.postMessage", count=4, timeout=10)
+    await until(lambda: _all_done(sqlite_db))
+    values = [
+        element["value"]
+        for post in posts
+        for block in post.params["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "claim_lead"
+    ]
+    # Begun in order, two at a time: the two under way race for the DM's next slot.
+    assert sorted(values) == [f"L-{n}" for n in range(4)]
