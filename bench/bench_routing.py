@@ -1091,6 +1091,7 @@ def run_leads(
     sticky = 0
     steps = 0
     loop_ns = 0
+    decide_ns = 0
     cpu_ns = 0
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     gc_watch = _GcWatch()
@@ -1108,10 +1109,13 @@ def run_leads(
                 t0 = time.perf_counter_ns()
                 decision = route(lead, policy=policy, now=now, accounts=index, state=state)
                 t1 = time.perf_counter_ns()
-                times.append(t1 - t0)
-                kinds.append(kind)
                 sim.apply(decision)
                 sim.decisions.pop()  # keep the bookkeeping, not a list of 100k decisions
+                # Deciding and carrying the state along, as a live router does; the figures
+                # gathered below are the benchmark's own and are not counted.
+                decide_ns += time.perf_counter_ns() - t0
+                times.append(t1 - t0)
+                kinds.append(kind)
                 outcomes[decision.outcome.value] += 1
                 if decision.account is not None:
                     matched[decision.account.method] += 1
@@ -1145,7 +1149,7 @@ def run_leads(
         "leads": len(times),
         "start": start.isoformat(),
         "step_ms": step / timedelta(milliseconds=1),
-        "decisions_per_s": round(len(times) * 1e9 / loop_ns),
+        "decisions_per_s": round(len(times) * 1e9 / decide_ns),
         "route_only_decisions_per_s": round(len(times) * 1e9 / route_ns),
         # The share of the wall-clock time this process had a core: below ~0.95, other work on
         # the machine took turns with it and the wall-clock figures above are pessimistic.
