@@ -83,7 +83,7 @@ class OutboxWorker:
             try:
                 async with self._slot():
                     await self._deliver(item, leased=True)
-            except Exception:
+            except Exception:  # the database, say: the item stays leased, then is polled up
                 log.exception("outbox: item %s (%s) failed; it is tried again", item.id, item.kind)
 
     def _slot(self) -> asyncio.Semaphore:
@@ -139,7 +139,7 @@ class OutboxWorker:
 
     def failure(self, exc: Exception) -> Retry | GiveUp | None:
         """What an error from `carry_out` means: Retry, GiveUp, or None for a bug (logged, and
-        the item is tried again when its lease runs out)."""
+        the item is tried again a lease's length later)."""
         return None
 
     async def finished(
@@ -169,7 +169,11 @@ class OutboxWorker:
         except Exception as exc:
             outcome = exc if isinstance(exc, Retry | GiveUp) else self.failure(exc)
             if outcome is None:
-                raise
+                # A bug: tried again when the lease would have run out, and the attempt still
+                # closed properly (a card posted before the bug keeps its recorded ts).
+                log.exception("outbox: item %s (%s) failed unexpectedly", item.id, item.kind)
+                outcome = Retry(f"failed unexpectedly ({type(exc).__name__}); see the log")
+                outcome.after = LEASE.total_seconds()
             error = str(outcome)
             attempt = item.attempts + 1
             if isinstance(outcome, Retry) and (

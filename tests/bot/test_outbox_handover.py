@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.bootstrap import App
-from bot.outbox import LEASE
+from bot.outbox import LEASE, OutboxWorker
 from bot.service import NewOffer
 from bot.slack.delivery import SLACK_KINDS
 from routing.leads import parse_lead
@@ -283,3 +285,34 @@ async def test_a_burst_handed_over_waits_in_a_queue_and_each_card_goes_out_once(
     ]
     # Begun in order, two at a time: the two under way race for the DM's next slot.
     assert sorted(values) == [f"L-{n}" for n in range(4)]
+
+
+@dataclass(kw_only=True)
+class BuggyWorker(OutboxWorker):
+    """Carries out card items by failing in a way no `failure` rule knows (a bug)."""
+
+    kinds: tuple[str, ...] = ("slack.offer_card",)
+    closed: list[int] = field(default_factory=list)
+
+    async def carry_out(self, item: OutboxRow) -> None:
+        raise KeyError("ts")
+
+    async def finished(
+        self, session: AsyncSession, item: OutboxRow, *, error: str | None, gave_up: bool
+    ) -> None:
+        assert item.id is not None
+        self.closed.append(item.id)
+
+
+async def test_a_bug_while_carrying_out_still_closes_the_attempt_and_retries_a_lease_later(
+    app: App, sqlite_db: Database, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await intake(app)
+    worker = BuggyWorker(db=sqlite_db, clock=clock)
+    assert await worker.deliver_due() == 1
+    item = await card_item(sqlite_db)
+    assert worker.closed == [item.id]  # what the attempt did is recorded (a card's ts, say)
+    assert item.done_at is None and item.failed_at is None
+    assert item.last_error == "failed unexpectedly (KeyError); see the log"
+    assert item.next_attempt_at >= clock() + LEASE
+    assert "failed unexpectedly" in caplog.text

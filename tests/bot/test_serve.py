@@ -128,7 +128,7 @@ async def test_serve_routes_a_signed_lead_and_stops_cleanly_on_sigterm(
         status, body = await post(session, server, {"id": "L-1", "email": "ops@firm.de"})
     assert status == 201
     assert body["id"] == "L-1"
-    assert terminate(server) == 0
+    assert terminate(server) == 0, server.output()  # the log says why, if not
     log = server.output()
     assert f"leadrouter listening on {server.url}" in log
     assert SECRET not in log
@@ -221,7 +221,7 @@ async def test_a_server_killed_mid_stream_loses_no_acknowledged_lead_and_doubles
     second = servers.start(database)
     await wait_until_ready(second)
     resent = await send_all(second)
-    assert terminate(second) == 0
+    assert terminate(second) == 0, second.output()  # the log says why, if not
 
     assert len(resent) == STREAM
     assert {status for status, _ in resent.values()} <= {200, 201}

@@ -62,7 +62,7 @@ async def test_serve_posts_cards_to_slack_and_answers_slack_commands(
                 f"{server.url}/slack/events", data=body, headers=forged
             ) as response:
                 assert response.status == 401
-        assert terminate(server) == 0
+        assert terminate(server) == 0, server.output()  # the log says why, if not
     log = server.output()
     assert BOT_TOKEN not in log and SIGNING_SECRET not in log
     assert "Traceback" not in log

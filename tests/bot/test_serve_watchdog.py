@@ -57,5 +57,5 @@ async def test_serve_reoffers_an_unclaimed_lead_to_another_rep_within_seconds(
         (update,) = slack.wait_for_blocking("chat.update", timeout=15)
         assert "not claimed within 2s" in str(update.params["blocks"])
         assert second.at - first.at < 6
-        assert terminate(server) == 0
+        assert terminate(server) == 0, server.output()  # the log says why, if not
     assert "Traceback" not in server.output()

@@ -92,7 +92,7 @@ async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket
                 assert response.status == 404
 
         assert len(slack.acks_of(claim)) == len(slack.acks_of(command)) == 1
-        assert terminate(server) == 0
+        assert terminate(server) == 0, server.output()  # the log says why, if not
         # serve closed its websocket on the way out: 1000, where a vanished client leaves 1006.
         assert await slack.wait_for_close(connection, timeout=SLOW) == 1000
     log = server.output()
