@@ -188,13 +188,17 @@ def name_blocking_keys(key: str) -> frozenset[str]:
     """
     if not key:
         return frozenset()
+    return frozenset(_blocking_keys(key, key.split()))
+
+
+def _blocking_keys(key: str, tokens: list[str]) -> set[str]:
+    """`name_blocking_keys` of a non-empty `key` split into `tokens`, as a set: a lookup has
+    split the key already, and only iterates over the keys."""
     # Tokens are cut to 60 characters: keys are stored in an indexed column, and no real
     # company word is that long.
-    keys = {
-        f"t:{token[:60]}" for token in key.split() if len(token) >= 2 and token not in _STOP_WORDS
-    }
+    keys = {f"t:{token[:60]}" for token in tokens if len(token) >= 2 and token not in _STOP_WORDS}
     keys.add(f"p:{key.replace(' ', '')[:4]}")
-    return frozenset(keys)
+    return keys
 
 
 class _Posting:
@@ -329,11 +333,13 @@ class AccountIndex:
         if domain:
             account = self._by_domain.get(domain)
             if account is not None:
-                return AccountMatch(account=account, method="domain", score=100.0)
+                # Positional: a class called with keywords goes through a dict of them.
+                return AccountMatch(account, "domain", 100.0)
         key = company_key(company)
         if not key:
             return None
-        query = _sort_tokens(key)
+        tokens = key.split()
+        query = " ".join(sorted(tokens))  # `_sort_tokens`, reusing the split
         # Ties go to the shorter name, then the lower account number: the order each posting is
         # sorted in, so extractOne's "first of equal scores" within a posting agrees with the
         # comparison across postings. Merging the postings (dedupe, sort) cost more than scoring
@@ -341,7 +347,7 @@ class AccountIndex:
         best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
         cutoff = threshold
         shortest, longest = _length_bounds(len(query), cutoff)
-        for posting in self._candidates(key):
+        for posting in self._candidates(key, tokens):
             low, high = posting.band(shortest, longest)
             if low >= high:
                 continue
@@ -368,16 +374,16 @@ class AccountIndex:
         if best is None:
             return None
         account = self._name_accounts[best[2]]
-        return AccountMatch(account=account, method="name", score=round(-best[0], 1))
+        return AccountMatch(account, "name", round(-best[0], 1))
 
-    def _candidates(self, key: str) -> list[_Posting]:
+    def _candidates(self, key: str, tokens: list[str]) -> list[_Posting]:
         # One pass over the lead's keys, sizes and postings together: this runs for every lead
         # matched by name, and building the `sizes` mapping of `choose_keys` cost more than
         # the choice itself. The choice is `choose_keys`'s, through `_rarest_first`.
         postings = self._postings
         key_sizes = self._key_sizes
         listed: list[tuple[int, str, _Posting | None]] = []
-        for block in name_blocking_keys(key):
+        for block in _blocking_keys(key, tokens):
             posting = postings.get(block)
             if key_sizes is None:
                 if posting is not None:

@@ -377,15 +377,29 @@ def _contains(field: str, value: Any) -> Condition:
     return _leaf(check, description, field)
 
 
+# How many texts a `matches` condition remembers the outcome of (see `_matches`).
+_MATCHES_MEMO_MAX = 1_000
+
+
 def _matches(field: str, pattern: re.Pattern[str]) -> Condition:
     description = f"{field} matches /{pattern.pattern}/"
     miss = Miss(description, field)
+    # Whether the pattern is found in a text, by the text: a qualify rule's pattern is tried on
+    # every lead, the texts it reads (titles) repeat from lead to lead, and a lookup costs a
+    # fraction of a search. Bounded, because the texts are free.
+    found: dict[str, bool] = {}
 
     def check(facts: Mapping[str, Any]) -> Miss | None:
         actual = facts.get(field)
         if actual is None:
             return miss
-        return None if pattern.search(_text(actual)) else miss
+        text = _text(actual)
+        hit = found.get(text)
+        if hit is None:
+            hit = pattern.search(text) is not None
+            if len(found) < _MATCHES_MEMO_MAX:
+                found[text] = hit
+        return None if hit else miss
 
     return _leaf(check, description, field)
 

@@ -228,6 +228,11 @@ _DEFAULT_REGION_OF: Mapping[str, str] = {
 
 def default_region(alpha2: str | None) -> str | None:
     """NA, LATAM, EMEA or APAC for a country; None when the country is unknown."""
+    # Normalisation calls this with the code normalize_country gave, for every lead: a code
+    # is its own normalisation, so one lookup settles it.
+    region = _DEFAULT_REGION_OF.get(alpha2) if alpha2 else None
+    if region is not None:
+        return region
     code = normalize_country(alpha2)
     return _DEFAULT_REGION_OF.get(code) if code else None
 

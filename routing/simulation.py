@@ -56,18 +56,27 @@ def record(
     """What an assignment changes in the routing state, applied in place: the rep's load, the
     team's rotation and who holds the account. True when the team's rotation moved. The service
     layer does the same bookkeeping inside a transaction before saving it."""
-    if decision.outcome is not Outcome.ASSIGNED or decision.rep is None:
+    rep = decision.rep
+    if decision.outcome is not _ASSIGNED or rep is None:
         return False
-    loads[decision.rep] += 1
+    loads[rep] += 1
     if decision.account is not None:
-        holders = account_reps.setdefault(decision.account.account.id, [])
-        if decision.rep in holders:
-            holders.remove(decision.rep)
-        holders.insert(0, decision.rep)
+        account_id = decision.account.account.id
+        holders = account_reps.get(account_id)
+        if holders is None:
+            # Not setdefault(account_id, []): that would build a list for every assignment.
+            account_reps[account_id] = [rep]
+        else:
+            if rep in holders:
+                holders.remove(rep)
+            holders.insert(0, rep)
     if decision.team is not None and decision.team_state is not None:
         teams[decision.team] = decision.team_state
         return True
     return False
+
+
+_ASSIGNED = Outcome.ASSIGNED  # read for every decision; see engine._ASSIGNED
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ checks it against the slower, obvious way of computing the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -16,15 +17,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
-from routing import domains
+from routing import conditions as conditions_module
+from routing import domains, geo
+from routing import engine as engine_module
 from routing import normalize as normalize_module
-from routing.accounts import AccountIndex, _keep_marks, _tokens, choose_keys, name_blocking_keys
+from routing.accounts import (
+    AccountIndex,
+    _blocking_keys,
+    _keep_marks,
+    _tokens,
+    choose_keys,
+    company_key,
+    name_blocking_keys,
+)
 from routing.accounts import _normalise as normalise_name
 from routing.conditions import LEAD_FIELDS, compile_condition, fold
-from routing.engine import RoutingState, route
+from routing.distribution import rotation_order
+from routing.engine import Decision, RoutingState, route
 from routing.freemail import email_domain_type, is_disposable
+from routing.geo import default_region, normalize_country
 from routing.leads import parse_lead
-from routing.model import Account, AccountMatch
+from routing.model import Account, AccountMatch, OutOfOffice
 from routing.normalize import _LEAD_FACTS, _NO_ACCOUNT, normalize
 from routing.policy import Policy, parse_policy
 
@@ -349,3 +362,279 @@ def test_any_host_gets_the_registrable_domain_tldextract_gives(
 ) -> None:
     host = ".".join([*labels, suffix.lstrip("*.!")])
     assert domains.registrable_domain.__wrapped__(host) == _by_tldextract(host)
+
+
+def test_only_hosts_under_a_wildcard_or_exception_name_are_left_to_tldextract() -> None:
+    rules = domains.SuffixRules(["uk", "co.uk", "*.sch.uk", "jp", "co.jp", "!city.kobe.jp"])
+    assert rules.registrable("www.acme.co.uk") == "acme.co.uk"  # under uk, not under sch.uk
+    assert rules.registrable("acme.co.jp") == "acme.co.jp"
+    assert rules.registrable("acme.kobe.jp") is domains.UNKNOWN  # under kobe.jp
+    assert rules.registrable("a.school.sch.uk") is domains.UNKNOWN
+    assert rules.registrable("sch.uk") is domains.UNKNOWN
+
+
+_IRREGULAR = sorted(s.lstrip("*.!") for s in domains._extract.tlds if s.startswith(("*", "!")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    labels=st.lists(
+        st.sampled_from(["acme", "www", "city", "sch", "co", "kobe", "nom"]), max_size=3
+    ),
+    suffix=st.sampled_from([*_IRREGULAR, "co.uk", "co.jp", "com.br", "uk", "jp", "br"]),
+)
+def test_hosts_under_the_tlds_of_irregular_rules_get_what_tldextract_gives(
+    labels: list[str], suffix: str
+) -> None:
+    host = ".".join([*labels, suffix])
+    assert domains.registrable_domain.__wrapped__(host) == _by_tldextract(host)
+
+
+# --- accounts: the lookup's blocking keys -------------------------------------------------
+
+
+@given(st.text(max_size=30))
+def test_a_lookups_blocking_keys_are_the_names_blocking_keys(company: str) -> None:
+    key = company_key(company)
+    if key:
+        assert _blocking_keys(key, key.split()) == name_blocking_keys(key)
+
+
+# --- conditions: the `matches` memo --------------------------------------------------------
+
+
+def test_a_pattern_condition_remembers_what_searching_gives() -> None:
+    condition, errors = compile_condition({"title": {"matches": r"\b(intern|job seeker)\b"}})
+    assert not errors
+    texts = ["Intern", "intern ", "Internal auditor", "Job Seeker", "CEO", "", 5, 5.0, "intern"]
+    pattern = re.compile(r"\b(intern|job seeker)\b", re.IGNORECASE)
+    for _ in range(2):  # the second time from the memo
+        for text in texts:
+            expected = pattern.search(text if isinstance(text, str) else str(int(text)))
+            assert (condition.check({"title": text}) is None) == bool(expected), text
+
+
+def test_a_pattern_condition_past_its_memo_bound_still_searches() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conditions_module, "_MATCHES_MEMO_MAX", 0)
+        condition, _ = compile_condition({"title": {"matches": "^vp"}})
+        assert condition.check({"title": "vp sales"}) is None
+        assert condition.check({"title": "cfo"}) is not None
+
+
+# --- the engine: rules laid out per policy ------------------------------------------------
+
+RUNS_POLICY = parse_policy(
+    textwrap.dedent(
+        """\
+        reps:
+          - {id: ann, timezone: America/New_York}
+        teams:
+          na: {members: [ann]}
+        qualify:
+          - name: Free mail
+            when: {email_domain_type: free, source: [webinar]}
+            outcome: nurture
+        rules:
+          - name: NA big
+            when: {region: NA, segment: [Enterprise, Strategic]}
+            assign: {team: na}
+          - name: NA healthcare
+            when: {region: NA, industry: [Healthcare, Biotech]}
+            assign: {team: na}
+          - name: NA plan
+            when: {region: [na], fields.plan: pro}
+            assign: {team: na}
+          - name: Quebec
+            when: {country: CA, state: [QC]}
+            assign: {team: na}
+          - name: Britain
+            when: {country: [GB, IE]}
+            assign: {team: na}
+          - name: Plan
+            when: {fields.plan: [pro, enterprise]}
+            assign: {team: na}
+          - name: Plan again
+            when: {fields.plan: enterprise, country: US}
+            assign: {team: na}
+          - name: Unfolded
+            when: {fields.other: x}
+            assign: {team: na}
+          - name: Unfolded again
+            when: {fields.other: [y]}
+            assign: {team: na}
+        """
+    )
+)
+
+
+def _plain_steps(policy: Policy, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The qualify and rule steps by definition: every condition checked in full, in order."""
+    folded = _wanted_folded(values, policy.condition_fields)
+    steps: list[tuple[Any, ...]] = []
+    for stage, rules in (("qualify", policy.qualify), ("rule", policy.rules)):
+        for rule in rules:
+            miss = rule.when.check(folded)
+            if miss is None:
+                steps.append((stage, rule.name, True, rule.when.description, None, None))
+                return steps
+            value = values.get(miss.field) if miss.field else None
+            steps.append((stage, rule.name, False, miss.clause, miss.field, value))
+    return steps
+
+
+REGION_TEXT = st.sampled_from([None, "US", "us", "CA", "GB", "ie ", "DE", "Atlantis"])
+
+
+@settings(max_examples=300)
+@given(
+    country=REGION_TEXT,
+    state=st.sampled_from([None, "QC", "qc", "ON"]),
+    employees=st.sampled_from([None, 5, 500, 5000, 50_000]),
+    industry=st.sampled_from([None, "Healthcare", "biotech ", "Retail"]),
+    email=st.sampled_from([None, "a@gmail.com", "a@acme.com"]),
+    source=st.sampled_from([None, "webinar", "Webinar", "event"]),
+    custom=st.dictionaries(st.sampled_from(["plan", "other"]), CUSTOM_VALUE, max_size=2),
+    memo_size=st.sampled_from([0, 1_000]),
+)
+def test_the_rule_steps_are_every_condition_checked_in_turn(
+    country: str | None,
+    state: str | None,
+    employees: int | None,
+    industry: str | None,
+    email: str | None,
+    source: str | None,
+    custom: dict[str, Any],
+    memo_size: int,
+) -> None:
+    raw: dict[str, Any] = {"id": "L-1", "country": country, "state": state, "email": email}
+    raw.update(employees=employees, industry=industry, source=source, fields=custom)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_module, "_RUN_MEMO_MAX", memo_size)
+        for _ in range(2):  # the second time, the runs' steps may come from their memos
+            decision = route(
+                parse_lead(raw), policy=RUNS_POLICY, now=NEW_YORK_1659, state=RoutingState()
+            )
+            steps = [
+                (str(s.stage), s.subject, s.ok, s.detail, s.field, s.value)
+                for s in decision.trace
+                if s.stage in ("qualify", "rule")
+            ]
+            assert steps == _plain_steps(RUNS_POLICY, dict(decision.facts))
+
+
+def test_rules_gated_on_a_fact_the_policy_folds_share_a_run() -> None:
+    plan = engine_module._plan(RUNS_POLICY)
+    runs = [len(line.run.lines) if line.run else 0 for line in plan.rules]
+    # NA big .. NA plan on region; Quebec, Britain on country; Plan, Plan again on fields.plan;
+    # fields.other is folded too (a condition reads it).
+    assert runs == [3, 2, 0, 2, 0, 2, 0, 2, 0]
+
+
+# --- the engine: team members checked once a minute ---------------------------------------
+
+TEAMS_POLICY_TEXT = textwrap.dedent(
+    """\
+    reps:
+      - {id: ann, timezone: America/New_York, hours: "09:00-17:00", capacity: 1}
+      - {id: ben, timezone: America/New_York, skills: [french], weight: 3}
+      - {id: cat, timezone: Europe/Paris, hours: "09:00-17:00", skills: [french]}
+      - {id: dan, timezone: Asia/Tokyo, hours: "09:00-17:00", capacity: 2, weight: 2}
+      - {id: eve, timezone: America/Los_Angeles}
+    teams:
+      rr: {members: [ann, ben, cat, dan, eve]}
+      weighted: {members: [ann, ben, cat, dan, eve], distribution: weighted}
+      least: {members: [eve, dan, cat, ben, ann], distribution: least_loaded}
+    rules:
+      - name: French
+        when: {fields.lang: fr}
+        assign: {team: rr, skill: french}
+      - name: Weighted
+        when: {fields.team: weighted}
+        assign: {team: weighted}
+      - name: Weighted French
+        when: {fields.team: weighted-fr}
+        assign: {team: weighted, skill: french}
+      - name: Least
+        when: {fields.team: least}
+        assign: {team: least}
+      - name: Everyone
+        assign: {team: rr}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"lang": "fr"}, {"team": "weighted"}, {"team": "weighted-fr"}, {"team": "least"}],
+)
+def test_decisions_with_the_team_memos_warm_are_those_of_a_fresh_policy(
+    fields: dict[str, str],
+) -> None:
+    def decide_in_turn(policy_for: Any) -> list[Decision]:
+        away = {"eve": OutOfOffice(until=NEW_YORK_1659 + timedelta(hours=1))}
+        loads: dict[str, int] = {}
+        teams: dict[str, Any] = {}
+        decisions = []
+        for number in range(12):
+            now = NEW_YORK_1659 + timedelta(seconds=20 * number)  # crosses 17:00 in New York
+            lead = parse_lead({"id": f"L-{number}", "fields": fields})
+            excluded = {"ben": "rejected this lead"} if number % 5 == 4 else None
+            state = RoutingState(loads, away if number % 2 else {}, teams, {})
+            decision = route(lead, policy=policy_for(), now=now, state=state, excluded=excluded)
+            if decision.rep is not None:
+                loads[decision.rep] = loads.get(decision.rep, 0) + 1
+            if decision.team is not None and decision.team_state is not None:
+                teams[decision.team] = decision.team_state
+            decisions.append(decision)
+        return decisions
+
+    warm = parse_policy(TEAMS_POLICY_TEXT)
+    expected = decide_in_turn(lambda: parse_policy(TEAMS_POLICY_TEXT))
+    assert decide_in_turn(lambda: warm) == expected
+    assert any(step.stage == "rep" and not step.ok for d in expected for step in d.trace)
+
+
+@given(
+    ids=st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=5),
+    last=st.sampled_from([None, "a", "b", "c", "z"]),
+)
+def test_members_rotate_as_their_ids_do(ids: list[str], last: str | None) -> None:
+    members = [(rep_id, position) for position, rep_id in enumerate(ids)]
+    rotated = engine_module._rotated(members, tuple(ids), last)  # type: ignore[arg-type]
+    assert [rep_id for rep_id, _ in rotated] == rotation_order(ids, last)
+
+
+# --- the engine: decisions built positionally -----------------------------------------------
+
+
+def test_decisions_are_built_in_the_order_of_their_fields() -> None:
+    # `_assign` and `_queue` pass Decision's fields by position, in this order.
+    assert [f.name for f in dataclasses.fields(Decision)] == [
+        "lead_id",
+        "outcome",
+        "reason",
+        "rep",
+        "team",
+        "rule",
+        "method",
+        "queue",
+        "channel",
+        "sla_seconds",
+        "sla_due_at",
+        "account",
+        "team_state",
+        "fallback_used",
+        "trace",
+        "facts",
+    ]
+
+
+# --- normalisation: regions of country codes ----------------------------------------------
+
+
+def test_every_country_code_with_a_default_region_is_its_own_normalisation() -> None:
+    # `default_region` looks a code up directly before normalising it.
+    for code in geo._DEFAULT_REGION_OF:
+        assert normalize_country(code) == code
+        assert default_region(code) == geo._DEFAULT_REGION_OF[normalize_country(code)]
