@@ -156,7 +156,12 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         # The wait first: switching a new file to WAL takes a lock another connection (the
         # migrations, the writer) may hold at start-up, and without it that fails at once.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Asked first, set only when it is not WAL yet (a new file): setting it takes a lock
+        # that a connection opened while another process writes could be refused at once,
+        # busy timeout or not, even though the file is long in WAL mode.
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -253,3 +253,20 @@ async def test_offers_come_back_by_lead_and_two_for_one_lead_are_refused(db: Dat
             )
     assert offers == stored
     assert set(offers) == {ids["a"], ids["b"]}
+
+
+async def test_a_new_database_file_is_put_in_wal_mode_and_an_old_one_left_in_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fresh.db"
+    for _ in range(2):  # the second engine finds the file already in WAL mode
+        database = open_database(f"sqlite+aiosqlite:///{path}")
+        async with database.transaction() as session:
+            mode = (await session.execute(text("PRAGMA journal_mode"))).scalar_one()
+        await database.dispose()
+        assert mode == "wal"
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
