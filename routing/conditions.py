@@ -18,35 +18,35 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-LEAD_FIELDS = frozenset(
-    {
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "name",
-        "company",
-        "domain",
-        "website",
-        "title",
-        "phone",
-        "country",
-        "state",
-        "employees",
-        "industry",
-        "source",
-        "score",
-        "product",
-        "crm_system",
-        "crm_id",
-        # derived by normalisation
-        "email_domain",
-        "email_domain_type",
-        "email_disposable",
-        "region",
-        "segment",
-    }
+# The lead's own facts, in the order `normalize` writes them: every lead has each of these.
+LEAD_FACTS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "name",
+    "company",
+    "domain",
+    "website",
+    "title",
+    "phone",
+    "country",
+    "state",
+    "employees",
+    "industry",
+    "source",
+    "score",
+    "product",
+    "crm_system",
+    "crm_id",
+    # derived by normalisation
+    "email_domain",
+    "email_domain_type",
+    "email_disposable",
+    "region",
+    "segment",
 )
+LEAD_FIELDS = frozenset(LEAD_FACTS)
 ACCOUNT_FIELDS = frozenset(
     {
         "account.matched",

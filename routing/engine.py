@@ -527,10 +527,10 @@ def route(
         # The gate inline, as in the rules loop below.
         if field_name is not None:
             actual = folded.get(field_name)
-            if actual is None and absent is not None:
-                add_step(absent)
-                continue
             if actual is None or (type(actual) is str and actual not in accepted):
+                if actual is None and absent is not None:
+                    add_step(absent)
+                    continue
                 value = value_of(field_name)
                 add_step(_step(Step, (_QUALIFY, name, False, clause, field_name, value, None)))
                 continue
@@ -565,17 +565,15 @@ def route(
         # next rules are gated on the same fact, their steps may have been too (`_Run`).
         if field_name is not None:
             actual = folded.get(field_name)
-            if run is not None and (
-                actual is None or (type(actual) is str and actual not in accepted)
-            ):
-                closed = run.closed(value_of(field_name), actual)
-                extend_steps(closed)
-                at += len(closed) - 1
-                continue
-            if actual is None and absent is not None:
-                add_step(absent)
-                continue
             if actual is None or (type(actual) is str and actual not in accepted):
+                if run is not None:
+                    closed = run.closed(value_of(field_name), actual)
+                    extend_steps(closed)
+                    at += len(closed) - 1
+                    continue
+                if actual is None and absent is not None:
+                    add_step(absent)
+                    continue
                 value = value_of(field_name)
                 add_step(_step(Step, (_RULE, name, False, clause, field_name, value, None)))
                 continue

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from routing.conditions import LEAD_FACTS
 from routing.domains import registrable_domain
 from routing.freemail import email_domain_type, is_disposable
 from routing.geo import default_region, normalize_country
@@ -77,33 +78,7 @@ def _fold_text(text: str) -> str:
     return folded
 
 
-# The lead's own facts, in the order `normalize` writes them: every lead has each of these.
-_LEAD_FACTS = (
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "name",
-    "company",
-    "domain",
-    "website",
-    "title",
-    "phone",
-    "country",
-    "state",
-    "employees",
-    "industry",
-    "source",
-    "score",
-    "product",
-    "crm_system",
-    "crm_id",
-    "email_domain",
-    "email_domain_type",
-    "email_disposable",
-    "region",
-    "segment",
-)
+_LEAD_FACTS = LEAD_FACTS  # the order `normalize` writes them in
 
 
 class _FoldPlan(NamedTuple):
