@@ -26,9 +26,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage.sqlite_driver import OneTripConnection, OneTripDbapi
+from storage.sqlite_driver import BUSY_TIMEOUT_MS, OneTripConnection, OneTripDbapi
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
+# The writer's connections leave checkpoints to us (see `storage.sqlite_driver`): one runs on a
+# reading connection's thread after this many write transactions. SQLite's own would come every
+# 1,000 WAL pages, which is a few hundred transactions of intake.
+CHECKPOINT_EVERY = 100
 
 # PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
 # transaction back and running it again is safe.
@@ -78,6 +82,8 @@ class Database:
     # SQLite: a second engine whose transactions BEGIN DEFERRED, so reads (health checks, `why`)
     # run beside a writer under WAL instead of queueing for the write lock.
     read_engine: AsyncEngine | None = None
+    _writes_since_checkpoint: int = 0
+    _checkpoint: asyncio.Task[None] | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,10 +99,29 @@ class Database:
                 return
             async with self.write_lock, self.sessions() as session, session.begin():
                 yield session
+            self._written()
         except DBAPIError as exc:
             if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
                 raise TransientDatabaseError(str(exc.orig)) from exc
             raise
+
+    def _written(self) -> None:
+        self._writes_since_checkpoint += 1
+        if self._writes_since_checkpoint < CHECKPOINT_EVERY or self.read_engine is None:
+            return
+        if self._checkpoint is None or self._checkpoint.done():
+            self._writes_since_checkpoint = 0
+            self._checkpoint = asyncio.create_task(self.checkpoint())
+
+    async def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, as far as no reader still needs it
+        (PASSIVE: never waits, never blocks a writer), on a reading connection's thread."""
+        if self.read_engine is None:
+            return
+        async with self.read_engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection  # aiosqlite's connection
+            await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -119,6 +144,8 @@ class Database:
             await connection.run_sync(SQLModel.metadata.create_all)
 
     async def dispose(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
         await self.engine.dispose()
         if self.read_engine is not None:
             await self.read_engine.dispose()
@@ -164,6 +191,12 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if immediate:
+            # The writer's connections work on the event loop's thread, where nothing may wait
+            # (see `storage.sqlite_driver`): a BEGIN that would wait goes to the database
+            # thread instead, and checkpoints to `Database.checkpoint`.
+            cursor.execute("PRAGMA busy_timeout=0")
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -172,6 +205,6 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         dbapi_connection = connection.connection.dbapi_connection
         if isinstance(dbapi_connection, OneTripConnection):
-            dbapi_connection.begin_with_next_statement(statement)
+            dbapi_connection.begin_with_next_statement(statement, takes_write_lock=immediate)
         else:
             connection.exec_driver_sql(statement)

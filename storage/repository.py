@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Insert, Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -23,6 +24,7 @@ from routing.accounts import choose_keys, company_key, name_blocking_keys
 from routing.distribution import TeamState
 from routing.domains import registrable_domain
 from routing.model import Account, OutOfOffice
+from storage import direct
 from storage.models import (
     OPEN_OFFER_STATUSES,
     AccountKeyRow,
@@ -93,6 +95,12 @@ _ACCOUNTS_OF_KEYS = (
     .join(_KEYS, _KEYS.c.account_id == _ACCOUNTS.c.id)
     .where(_KEYS.c.key.in_(bindparam("keys", expanding=True)))
 )
+_LEADS = _table(LeadRow)
+# Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
+# mapped objects costs the ORM more than the query, even for no rows.
+_STORED_EXTERNAL_IDS = select(_LEADS.c.external_id).where(
+    _LEADS.c.external_id.in_(bindparam("external_ids", expanding=True))
+)
 _LEADS_BY_EXTERNAL_ID = select(LeadRow).where(
     col(LeadRow.external_id).in_(bindparam("external_ids", expanding=True))
 )
@@ -103,6 +111,18 @@ _COUNT_OPEN_LEADS = (
     .where(_REPS.c.rep_id == bindparam("b_rep"), _REPS.c.open_count == bindparam("b_read"))
     .values(open_count=bindparam("b_count"), updated_at=bindparam("b_now"))
 )
+_INSERT_LEADS = insert(_LEADS).returning(_LEADS.c.id, _LEADS.c.external_id)
+_OFFERS = _table(OfferRow)
+_INSERT_OFFERS = insert(_OFFERS).returning(_OFFERS.c.id, _OFFERS.c.lead_id)
+_OUTBOX = _table(OutboxRow)
+_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id, _OUTBOX.c.dedupe_key)
+
+
+@cache
+def _insert_into(table: type[SQLModel]) -> Insert:
+    return insert(_table(table))
+
+
 _ROTATE_TEAM = (
     update(_TEAMS)
     .where(_TEAMS.c.team == bindparam("b_team"), _TEAMS.c.version == bindparam("b_read"))
@@ -115,7 +135,7 @@ _ROTATE_TEAM = (
 
 
 async def load_rep_states(*, session: AsyncSession) -> RepStates:
-    rows = await session.execute(_REP_STATES)
+    rows = (await direct.run(session, _REP_STATES)).rows
     loads: dict[str, int] = {}
     away: dict[str, OutOfOffice] = {}
     for rep_id, open_count, is_away, since, until, reason in rows:
@@ -133,7 +153,7 @@ class TeamStates:
 
 
 async def load_team_states(*, session: AsyncSession) -> TeamStates:
-    rows = (await session.execute(_TEAM_STATES)).all()
+    rows = (await direct.run(session, _TEAM_STATES)).rows
     return TeamStates(
         {team: TeamState(last_rep, dict(current)) for team, last_rep, current, _v in rows},
         {team: version for team, _last, _current, version in rows},
@@ -171,16 +191,16 @@ async def candidate_accounts(
     ]
     sizes: dict[str, int] = {}
     for chunk in _chunks(frozenset().union(*keys_of)):
-        sizes.update((await session.execute(_KEY_SIZES, {"keys": chunk})).all())
+        sizes.update((await direct.run(session, _KEY_SIZES, {"keys": chunk})).rows)
     chosen: set[str] = set()
     for keys in keys_of:
         chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
     found: dict[str, Account] = {}
     for chunk in _chunks(domains):
-        rows = await session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
+        rows = (await direct.run(session, _ACCOUNTS_ON_DOMAINS, {"domains": chunk})).rows
         found.update((row[0], Account(*row)) for row in rows)
     for chunk in _chunks(chosen):
-        rows = await session.execute(_ACCOUNTS_OF_KEYS, {"keys": chunk})
+        rows = (await direct.run(session, _ACCOUNTS_OF_KEYS, {"keys": chunk})).rows
         found.update((row[0], Account(*row)) for row in rows)
     return Candidates(list(found.values()), sizes)
 
@@ -209,6 +229,9 @@ async def reps_holding_accounts(
 async def find_leads(*, session: AsyncSession, external_ids: Iterable[str]) -> dict[str, LeadRow]:
     found: dict[str, LeadRow] = {}
     for chunk in _chunks(set(external_ids)):
+        stored = await direct.run(session, _STORED_EXTERNAL_IDS, {"external_ids": chunk})
+        if not (chunk := stored.scalars()):
+            continue
         rows = await session.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": chunk})
         found.update((row.external_id, row) for row in rows.scalars())
     return found
@@ -407,7 +430,8 @@ async def save_team_state(
         except IntegrityError:
             raise Conflict(f"team {team} was created meanwhile") from None
         return
-    result = await session.execute(
+    result = await direct.run(
+        session,
         _ROTATE_TEAM,
         {
             "b_team": team,
@@ -417,7 +441,7 @@ async def save_team_state(
             "b_current": values["current"],
         },
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise Conflict(f"team {team} rotated meanwhile")
 
 
@@ -429,8 +453,7 @@ async def count_open_leads_many(
     (SQLite does); one statement per rep otherwise. A rep on a batch of leads spread over a
     hundred reps would otherwise cost a hundred round trips."""
     bulk = [change for change in changes if change[1] > 0]
-    connection = await session.connection()
-    if len(bulk) > 1 and connection.dialect.supports_sane_multi_rowcount:
+    if len(bulk) > 1 and (await session.connection()).dialect.supports_sane_multi_rowcount:
         result = await session.execute(
             _COUNT_OPEN_LEADS,
             [
@@ -450,11 +473,12 @@ async def count_open_leads(
     *, session: AsyncSession, rep_id: str, read_count: int, added: int, now: datetime
 ) -> None:
     """`added` more open leads for `rep_id`, if its count is still `read_count`."""
-    result = await session.execute(
+    result = await direct.run(
+        session,
         _COUNT_OPEN_LEADS,
         {"b_rep": rep_id, "b_read": read_count, "b_count": read_count + added, "b_now": now},
     )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if result.rowcount == 1:
         return
     if read_count != 0:
         raise Conflict(f"{rep_id}'s open leads changed meanwhile")
@@ -547,7 +571,7 @@ async def insert_rows(
 ) -> None:
     """One bulk INSERT (executemany)."""
     if rows:
-        await session.execute(insert(_table(table)), list(rows))
+        await direct.insert(session, _insert_into(table), rows)
 
 
 async def insert_leads(
@@ -559,11 +583,8 @@ async def insert_leads(
     makes SQLAlchemy send SQLite one INSERT per row."""
     if not rows:
         return {}
-    table = _table(LeadRow)
-    result = await session.execute(
-        insert(table).returning(table.c.id, table.c.external_id), list(rows)
-    )
-    return {external_id: lead_id for lead_id, external_id in result.all()}
+    result = await direct.insert(session, _INSERT_LEADS, rows)
+    return {external_id: lead_id for lead_id, external_id in result.rows}
 
 
 async def insert_outbox(
@@ -572,11 +593,8 @@ async def insert_outbox(
     """Insert outbox items in bulk; their ids by dedupe key (unique, so a fair match)."""
     if not rows:
         return {}
-    table = _table(OutboxRow)
-    result = await session.execute(
-        insert(table).returning(table.c.id, table.c.dedupe_key), list(rows)
-    )
-    return {dedupe_key: item_id for item_id, dedupe_key in result.all()}
+    result = await direct.insert(session, _INSERT_OUTBOX, rows)
+    return {dedupe_key: item_id for item_id, dedupe_key in result.rows}
 
 
 async def record_card_posted(
@@ -597,9 +615,8 @@ async def insert_offers(
     leads = [row["lead_id"] for row in rows]
     if len(set(leads)) != len(leads):
         raise ValueError("insert_offers takes at most one offer per lead")
-    table = _table(OfferRow)
-    result = await session.execute(insert(table).returning(table.c.id, table.c.lead_id), list(rows))
-    return {lead_id: offer_id for offer_id, lead_id in result.all()}
+    result = await direct.insert(session, _INSERT_OFFERS, rows)
+    return {lead_id: offer_id for offer_id, lead_id in result.rows}
 
 
 def outbox_values(

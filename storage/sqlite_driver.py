@@ -1,23 +1,34 @@
-"""aiosqlite for SQLAlchemy with one trip to the database thread per statement.
+"""aiosqlite for SQLAlchemy, with write transactions run on the event loop's thread.
 
 aiosqlite runs each sqlite3 call on its own thread and hands the answer back to the event loop.
 SQLAlchemy's stock adapter makes four such trips per statement (open a cursor, execute, fetch
-the rows, close the cursor), and on a small virtual machine each trip costs a few hundred
-microseconds of thread wake-ups, while SQLite itself answers in tens: a routing transaction was
-spending three quarters of its time crossing between threads. This cursor does the whole
-statement in one trip and keeps what it returned (rows, description, rowcount, lastrowid) on
-the event loop's side. The connection, its thread and everything else stay aiosqlite's.
+the rows, close the cursor), and on a small virtual machine each trip costs a hundred
+microseconds or more of thread wake-ups, while SQLite itself answers in tens. This driver:
 
-It leans on `Connection._execute` (queue a function for the connection's thread), which
-SQLAlchemy's own adapter also reaches past aiosqlite's public surface to use; the SQLite tests
-of the service layer all run through it, so a change there fails loudly.
+- runs a statement in one trip (cursor to closed cursor), and keeps what it returned (rows,
+  description, rowcount, lastrowid) on the event loop's side;
+- sends BEGIN with the transaction's first statement, and makes no trip for a commit or
+  rollback with nothing to end (the pool's reset of a connection already committed);
+- makes no trip at all in a write transaction (`BEGIN IMMEDIATE`) once it holds SQLite's write
+  lock. Taking the lock is tried at once, without waiting (`busy_timeout` 0 on the writer's
+  connections); only when another connection writes does the BEGIN go to the database thread,
+  to wait there. Holding the lock under WAL, no statement and no COMMIT waits on anyone, and
+  each takes SQLite tens of microseconds: less than a trip would. What could take longer, a
+  checkpoint of the WAL into the database file (disk syncs), is left to `Database`, which runs
+  it on a reading connection's thread (`wal_autocheckpoint` 0 on the writer's connections).
+
+The connection, its thread and everything else stay aiosqlite's. It leans on
+`Connection._execute` (queue a function for the connection's thread) and `Connection._conn`
+(the sqlite3 connection), which SQLAlchemy's own adapter also reaches past aiosqlite's public
+surface to use; the SQLite tests of the service layer all run through it, so a change there
+fails loudly.
 """
 
 from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -30,6 +41,29 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, list[Any], int, int | None]
+
+BUSY_TIMEOUT_MS = 30_000  # how long a connection waits for another's lock before failing
+
+
+def _begin_at_once(connection: sqlite3.Connection, begin: str) -> bool:
+    """BEGIN without waiting (the connection's busy timeout is 0); False if another connection
+    holds the lock it needs."""
+    try:
+        connection.execute(begin)
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    return True
+
+
+def _begin_waiting(connection: sqlite3.Connection, begin: str) -> None:
+    """On the database thread: BEGIN, waiting for the lock up to BUSY_TIMEOUT_MS."""
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        connection.execute(begin)
+    finally:
+        connection.execute("PRAGMA busy_timeout=0")
 
 
 def _run(
@@ -101,13 +135,22 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
+        raw = connection._conn
         begin, adapted.pending_begin = adapted.pending_begin, None
         try:
-            outcome: _Outcome = await_(
-                connection._execute(  # type: ignore[no-untyped-call]  # aiosqlite's, untyped
-                    _run, connection._conn, begin, operation, parameters, many
+            if begin is not None and adapted.begin_takes_write_lock:
+                if not _begin_at_once(raw, begin):
+                    await_(connection._execute(_begin_waiting, raw, begin))  # type: ignore[no-untyped-call]
+                adapted.holds_write_lock = True
+                begin = None
+            if adapted.holds_write_lock:
+                outcome: _Outcome = _run(raw, None, operation, parameters, many)
+            else:
+                outcome = await_(
+                    connection._execute(  # type: ignore[no-untyped-call]  # aiosqlite's, untyped
+                        _run, raw, begin, operation, parameters, many
+                    )
                 )
-            )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, rows, self._rowcount, self._lastrowid = outcome
@@ -117,28 +160,48 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """Two trips fewer per transaction: BEGIN travels with the transaction's first statement
     (`begin_with_next_statement`), and a commit or rollback with nothing to end (a transaction
-    that ran no statement, or the pool's reset of a connection already committed) stays here."""
+    that ran no statement, or the pool's reset of a connection already committed) stays here.
+    A transaction begun with `takes_write_lock` runs on the event loop's thread once it holds
+    the lock (`holds_write_lock`), its COMMIT or ROLLBACK included."""
 
-    __slots__ = ("pending_begin",)
+    __slots__ = ("begin_takes_write_lock", "holds_write_lock", "pending_begin")
     # mypy reads the base's attribute as exactly its class, not any subclass of it.
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.pending_begin: str | None = None
+        self.begin_takes_write_lock = False
+        self.holds_write_lock = False
 
-    def begin_with_next_statement(self, statement: str) -> None:
+    @property
+    def sqlite_connection(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for running a statement on the event loop's thread
+        while `holds_write_lock` (see `storage.direct`)."""
+        raw: sqlite3.Connection = self._connection._conn
+        return raw
+
+    def begin_with_next_statement(self, statement: str, *, takes_write_lock: bool) -> None:
         self.pending_begin = statement
+        self.begin_takes_write_lock = takes_write_lock
 
     def commit(self) -> None:
-        if self._nothing_to_end():
-            return
-        super().commit()
+        self._end(super().commit, "COMMIT")
 
     def rollback(self) -> None:
+        self._end(super().rollback, "ROLLBACK")
+
+    def _end(self, on_thread: Callable[[], None], statement: str) -> None:
+        held, self.holds_write_lock = self.holds_write_lock, False
         if self._nothing_to_end():
             return
-        super().rollback()
+        if not held:
+            on_thread()
+            return
+        try:
+            self.sqlite_connection.execute(statement)
+        except Exception as error:
+            self._handle_exception(error)
 
     def _nothing_to_end(self) -> bool:
         if self.pending_begin is not None:
@@ -157,5 +220,7 @@ class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *args: Any, **kwargs: Any) -> AsyncAdapt_aiosqlite_connection:
+        # Made on the database thread, used from the event loop's too (one at a time).
+        kwargs["check_same_thread"] = False
         stock = super().connect(*args, **kwargs)
         return OneTripConnection(self, stock._connection)

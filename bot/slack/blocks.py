@@ -1,7 +1,8 @@
 """Block Kit for leadrouter: the lead card, the reject modal and the App Home.
 
-Every builder goes through `slack_sdk.models` and ends in `to_dict()`, so Slack's own validators
-check the limits before anything is sent, and returns plain data ready for the Web API. Whatever a
+Every builder goes through `slack_sdk.models` (the card's classes by way of `bot.slack.kit`, which
+finds their validators faster) and ends in `to_dict()`, so Slack's own validators check the
+limits before anything is sent, and returns plain data ready for the Web API. Whatever a
 lead or the policy supplies (names, companies, reasons, field values) passes through `escape`, so a
 company called "<!channel>" is shown as text and pings nobody.
 """
@@ -16,25 +17,27 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
-    ContextBlock,
     DividerBlock,
-    HeaderBlock,
     InputBlock,
-    MarkdownTextObject,
     Option,
     PlainTextInputElement,
-    PlainTextObject,
     RadioButtonsElement,
-    SectionBlock,
     UserSelectElement,
 )
 from slack_sdk.models.views import View
 
 from bot.card import CardContent
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.kit import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 from routing.durations import format_duration
 
 # Slack's published limits. slack_sdk checks most of them when a block is serialised; the builders

@@ -25,6 +25,7 @@ from storage.db import Database
 from storage.models import OfferRow, OutboxRow
 from tests.bot.conftest import Clock
 from tests.fakes.slack import FakeSlack
+from tests.sqlite_trace import opening, sqlite_statements
 
 POLICY = """\
 reps:
@@ -61,18 +62,6 @@ async def posted_ts(db: Database) -> str | None:
     return offer.message_ts
 
 
-def outbox_statements(db: Database) -> list[str]:
-    """The SQL sent to the outbox table from now on, each as its first two words."""
-    seen: list[str] = []
-
-    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "outbox" in statement:
-            seen.append(" ".join(statement.split()[:2]).upper())
-
-    return seen
-
-
 async def until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
     deadline = time.monotonic() + within
     while not await check():
@@ -99,7 +88,7 @@ async def test_a_card_queued_while_the_delivery_runs_is_posted_without_a_poll_or
     app.delivery.poll_every_s = 3600  # from its next wait on: no poll would find the card soon
     app.delivery.wake()
     await asyncio.sleep(0.2)
-    statements = outbox_statements(sqlite_db)
+    statements = sqlite_statements(sqlite_db)
 
     started = time.monotonic()
     await intake(app)
@@ -108,7 +97,8 @@ async def test_a_card_queued_while_the_delivery_runs_is_posted_without_a_poll_or
     await until(lambda: _done(sqlite_db))
 
     # Queued with the decision; then, once carried out, done with the card's ts in one update.
-    assert statements == ["INSERT INTO", "UPDATE OUTBOX"]
+    on_outbox = [opening(s) for s in statements if " outbox " in f"{s.lower()} "]
+    assert on_outbox == ["INSERT INTO", "UPDATE OUTBOX"]
     item = await card_item(sqlite_db)
     assert item.attempts == 1
     assert await posted_ts(sqlite_db) is not None

@@ -1,9 +1,12 @@
-"""The SQLite driver: each statement in one trip to aiosqlite's thread, with the answers a DBAPI
-cursor gives (rows, rowcount, lastrowid, errors), and bulk inserts in one statement."""
+"""The SQLite driver: each statement in one trip to aiosqlite's thread, a write transaction that
+holds the lock in none, with the answers a DBAPI cursor gives (rows, rowcount, lastrowid,
+errors), and bulk inserts in one statement."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +14,13 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, LeadRow
+from tests.sqlite_trace import opening, sqlite_statements
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 
@@ -66,20 +70,14 @@ def _lead(external_id: str, **values: Any) -> dict[str, Any]:
     }
 
 
-def _statements(db: Database) -> list[str]:
-    seen: list[str] = []
-
-    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement.split()[0].upper())
-
-    return seen
+def _first_words(statements: list[str]) -> list[str]:
+    return [opening(statement, 1) for statement in statements]
 
 
-async def test_a_query_takes_one_trip_to_the_database_thread(
+async def test_a_query_in_a_read_transaction_takes_one_trip_to_the_database_thread(
     db: Database, trips: list[str]
 ) -> None:
-    async with db.transaction() as session:
+    async with db.reading() as session:
         await session.execute(text("SELECT 0"))  # the transaction's BEGIN goes first
         trips.clear()
         result = await session.execute(text("SELECT 1 UNION ALL SELECT 2"))
@@ -87,17 +85,46 @@ async def test_a_query_takes_one_trip_to_the_database_thread(
         assert [row[0] for row in result] == [1, 2]
 
 
-async def test_a_routing_transaction_takes_one_trip_per_statement_plus_its_commit(
+async def test_a_write_transaction_makes_no_trip_while_nobody_else_writes(
     db: Database, trips: list[str]
 ) -> None:
-    statements = _statements(db)
+    statements = sqlite_statements(db)
     async with db.transaction() as session:
         await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
-        await session.execute(text("SELECT count(*) FROM leads"))
-    # BEGIN IMMEDIATE travels with the first statement; the pool's rollback-on-return after a
-    # commit has nothing to end and makes no trip.
-    assert statements == ["INSERT", "SELECT"]
-    assert trips == ["_run", "_run", "commit"]
+        count = await session.execute(text("SELECT count(*) FROM leads"))
+        assert count.scalar_one() == 2
+    # BEGIN IMMEDIATE took the lock at once, on the event loop's thread, with everything after
+    # it; the pool's rollback-on-return after a commit has nothing to end.
+    assert _first_words(statements) == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
+    assert trips == []
+
+
+async def test_a_begin_that_must_wait_for_another_writer_waits_on_the_database_thread(
+    db: Database, trips: list[str], tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "driver.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    threading.Timer(0.3, other.execute, args=("ROLLBACK",)).start()
+    try:
+        async with db.transaction() as session:
+            await repo.insert_leads(session=session, rows=[_lead("waited")])
+    finally:
+        ticker.cancel()
+        other.close()
+    assert trips == ["_begin_waiting"]  # the BEGIN went to wait; nothing else made a trip
+    assert ticks >= 10  # and the event loop went on meanwhile
+    async with db.reading() as session:
+        stored = await session.execute(text("SELECT external_id FROM leads"))
+        assert stored.scalars().all() == ["waited"]
 
 
 async def test_the_write_lock_is_held_from_the_first_statement(
@@ -186,19 +213,19 @@ async def test_leads_with_different_missing_values_go_in_in_one_statement(db: Da
         _lead("c", rule="Junk", status="nurture", email="c@example.com"),
         *(_lead(f"bulk-{n}", company=f"Company {n}" if n % 2 else None) for n in range(200)),
     ]
-    statements = _statements(db)
+    statements = sqlite_statements(db)
     async with db.transaction() as session:
         ids = await repo.insert_leads(session=session, rows=rows)
         stored = dict((await session.execute(text("SELECT external_id, id FROM leads"))).all())
-    assert statements.count("INSERT") == 1
+    assert _first_words(statements).count("INSERT") == 1
     assert ids == stored
     assert len(ids) == len(rows)
 
 
-async def test_rows_nobody_reads_back_go_in_in_one_statement(db: Database) -> None:
+async def test_rows_nobody_reads_back_go_in_without_a_trip(db: Database, trips: list[str]) -> None:
     async with db.transaction() as session:
         ids = await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
-    statements = _statements(db)
+    statements = sqlite_statements(db)
     audits = [
         {
             "lead_id": ids["a"],
@@ -226,7 +253,8 @@ async def test_rows_nobody_reads_back_go_in_in_one_statement(db: Database) -> No
             .scalars()
             .all()
         )
-    assert statements.count("INSERT") == 1
+    assert _first_words(statements).count("INSERT") == 2  # one executemany, a step per row
+    assert trips == []
     assert actors == [None, "ann"]
 
 
@@ -270,3 +298,23 @@ async def test_a_new_database_file_is_put_in_wal_mode_and_an_old_one_left_in_it(
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         raw.close()
+
+
+async def test_the_wal_is_checkpointed_into_the_database_file_every_so_many_writes(
+    db: Database, tmp_path: Path
+) -> None:
+    """The writer's connections never checkpoint (that could mean disk syncs on the event loop):
+    `Database` has one run on a reading connection's thread instead."""
+    from storage.db import CHECKPOINT_EVERY
+
+    for n in range(CHECKPOINT_EVERY):
+        async with db.transaction() as session:
+            await repo.insert_leads(session=session, rows=[_lead(f"lead-{n}")])
+    assert db._checkpoint is not None
+    await db._checkpoint
+    # `immutable=1` reads the database file alone, as if there were no WAL.
+    file_only = sqlite3.connect(f"file:{tmp_path / 'driver.db'}?immutable=1", uri=True)
+    try:
+        assert file_only.execute("SELECT count(*) FROM leads").fetchone()[0] == CHECKPOINT_EVERY
+    finally:
+        file_only.close()

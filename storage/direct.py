@@ -1,0 +1,259 @@
+"""The routing transaction's statements, run straight on SQLite's cursor.
+
+A routing transaction on SQLite is a dozen small statements that SQLite answers in a few dozen
+microseconds each, while SQLAlchemy's execution around each one (the async session, compiling
+IN lists, processing parameters and rows) cost three to five times that: most of the time from
+a lead's POST to its Slack card. So the hot statements of `storage.repository` go through
+`run` (and `insert`). Once the transaction holds SQLite's write lock and runs on the event loop
+(`OneTripConnection.holds_write_lock`), these execute the statement as SQLAlchemy compiled it,
+with the type processing SQLAlchemy would apply, on the sqlite3 connection of the session.
+
+Everywhere else (PostgreSQL, SQLite's first statement of a transaction, which takes the lock on
+the database thread, a session with unflushed objects) `run` is `session.execute`, and the
+tests of `tests/storage/test_direct.py` hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CursorResult, Executable, Insert, Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from storage.sqlite_driver import OneTripConnection
+
+_Processor = Callable[[Any], Any] | None
+_EXPANDING = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
+_CONNECTION = "storage.direct.connection"  # session.info: (transaction, DBAPI connection, dialect)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a statement returned: its rows (typed as SQLAlchemy would give them) and how many
+    rows it changed."""
+
+    rows: list[tuple[Any, ...]]
+    rowcount: int
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled once for SQLite (qmark style): the SQL split around its expanding
+    IN lists, and per parameter and per returned column the processor SQLAlchemy applies."""
+
+    pieces: tuple[str, ...]  # the SQL around each expanding list: len(expanding) + 1 pieces
+    expanding: tuple[str, ...]
+    names: tuple[str, ...]  # the parameters in order, an expanding one where its list goes
+    binds: tuple[_Processor, ...]
+    returns_rows: bool
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, its processor)
+    # For parameters not given: the values written into the statement, and an INSERT's scalar
+    # column defaults.
+    defaults: Mapping[str, Any]
+
+    def sql(self, parameters: Mapping[str, Any]) -> str:
+        if not self.expanding:
+            return self.pieces[0]
+        parts = [self.pieces[0]]
+        for name, after in zip(self.expanding, self.pieces[1:], strict=True):
+            parts.append(", ".join("?" * len(parameters[name])))
+            parts.append(after)
+        return "".join(parts)
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        values: list[Any] = []
+        for name, process in zip(self.names, self.binds, strict=True):
+            value = parameters[name] if name in parameters else self.defaults[name]
+            if name in self.expanding:
+                values.extend(value if process is None else map(process, value))
+            else:
+                values.append(value if process is None else process(value))
+        return values
+
+    def rows(self, raw: list[Any]) -> list[tuple[Any, ...]]:
+        """sqlite3's rows (tuples), each column that SQLAlchemy would process processed."""
+        if not self.processed:
+            return raw
+        rows = []
+        for row in raw:
+            values = list(row)
+            for index, process in self.processed:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            rows.append(tuple(values))
+        return rows
+
+
+_cache: dict[tuple[int, int, frozenset[str]], tuple[Executable, _Compiled]] = {}
+
+
+def _compiled(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _Compiled:
+    """Compiled on first use per statement, dialect and (for an INSERT) set of keys given.
+    The statement is kept in the cache beside its compiled form, so its id is never reused."""
+    cache_key = (id(statement), id(dialect), keys)
+    found = _cache.get(cache_key)
+    if found is not None:
+        return found[1]
+    defaults: dict[str, Any] = {}
+    column_keys = None
+    if isinstance(statement, Insert):
+        table = statement.table
+        assert isinstance(table, Table)
+        for column in table.columns:
+            default = column.default
+            if column.key in keys or default is None:
+                continue
+            if not default.is_scalar:
+                raise _Unsupported(f"{column.key} has a computed default")
+            defaults[column.key] = default.arg
+        column_keys = sorted(keys | defaults.keys())
+    if not isinstance(statement, ClauseElement):
+        raise _Unsupported("not a SQL statement")
+    compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+    if not isinstance(compiled, SQLCompiler) or compiled.positiontup is None:
+        raise _Unsupported("the dialect does not take positional parameters")
+    pieces = _EXPANDING.split(compiled.string)
+    expanding = tuple(pieces[1::2])
+    names = tuple(compiled.positiontup)
+    for name in names:  # values written into the statement itself, as `open_count != 0`
+        bind = compiled.binds[name]
+        if not bind.required and name not in defaults:
+            defaults[name] = bind.effective_value
+    binds = tuple(
+        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    )
+    columns = getattr(statement, "exported_columns", ())
+    results = [
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+    ]
+    processed = tuple(
+        (index, process) for index, process in enumerate(results) if process is not None
+    )
+    made = _Compiled(
+        tuple(pieces[0::2]), expanding, names, binds, bool(results), processed, defaults
+    )
+    _cache[cache_key] = (statement, made)
+    return made
+
+
+class _Unsupported(Exception):
+    """A statement this shortcut does not run (it falls back to the session)."""
+
+
+async def _cursor_of(session: AsyncSession) -> tuple[sqlite3.Connection, Dialect] | None:
+    """The sqlite3 connection to run on, if the session's transaction holds the write lock on
+    the event loop's side and has nothing unflushed that a statement ought to see first."""
+    if session.new or session.dirty or session.deleted:
+        return None
+    transaction = session.sync_session.get_transaction()
+    known = session.info.get(_CONNECTION)
+    if known is None or known[0] is not transaction:
+        # Asked once per transaction: `session.connection()` is a greenlet switch each time.
+        connection = await session.connection()
+        adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        known = (transaction, adapted, connection.dialect)
+        session.info[_CONNECTION] = known
+    _transaction, adapted, dialect = known
+    if not isinstance(adapted, OneTripConnection) or not adapted.holds_write_lock:
+        return None
+    return adapted.sqlite_connection, dialect
+
+
+async def run(
+    session: AsyncSession,
+    statement: Executable,
+    parameters: Mapping[str, Any] | None = None,
+) -> Outcome:
+    """`session.execute(statement, parameters)`, its rows fetched."""
+    params = parameters or {}
+    target = await _cursor_of(session)
+    if target is not None and all(
+        not isinstance(value, (list, tuple)) or value for value in params.values()
+    ):
+        raw, dialect = target
+        try:
+            compiled = _compiled(statement, dialect, frozenset(params))
+        except _Unsupported:
+            pass
+        else:
+            sql = compiled.sql(params)
+            cursor = _execute(raw, sql, compiled.values(params), dialect)
+            try:
+                rows = compiled.rows(cursor.fetchall())
+                return Outcome(rows, cursor.rowcount)
+            finally:
+                cursor.close()
+    result = await session.execute(statement, parameters)
+    assert isinstance(result, CursorResult)  # a statement, not an ORM query
+    rows = [tuple(row) for row in result.all()] if result.returns_rows else []
+    return Outcome(rows, result.rowcount)
+
+
+async def insert(
+    session: AsyncSession, statement: Insert, rows: Sequence[Mapping[str, Any]]
+) -> Outcome:
+    """`session.execute(statement, rows)` for rows with the same keys; with RETURNING, the
+    returned rows in no particular order (match them up by a unique column)."""
+    if not rows:
+        return Outcome([], 0)
+    keys = frozenset(rows[0])
+    target = await _cursor_of(session)
+    if target is not None and all(frozenset(row) == keys for row in rows):
+        raw, dialect = target
+        try:
+            compiled = _compiled(statement, dialect, keys)
+        except _Unsupported:
+            pass
+        else:
+            sql = compiled.sql({})
+            if not compiled.returns_rows:
+                cursor = _execute_many(raw, sql, [compiled.values(row) for row in rows], dialect)
+                cursor.close()
+                return Outcome([], len(rows))
+            returned: list[tuple[Any, ...]] = []
+            for row in rows:
+                cursor = _execute(raw, sql, compiled.values(row), dialect)
+                returned.extend(compiled.rows(cursor.fetchall()))
+                cursor.close()
+            return Outcome(returned, len(rows))
+    result = await session.execute(statement, list(rows))
+    assert isinstance(result, CursorResult)
+    found = [tuple(row) for row in result.all()] if result.returns_rows else []
+    return Outcome(found, len(rows))
+
+
+def _execute(
+    raw: sqlite3.Connection, sql: str, values: Sequence[Any], dialect: Dialect
+) -> sqlite3.Cursor:
+    try:
+        return raw.execute(sql, values)
+    except sqlite3.Error as error:
+        raise _wrapped(sql, error, dialect) from error
+
+
+def _execute_many(
+    raw: sqlite3.Connection, sql: str, values: Sequence[Sequence[Any]], dialect: Dialect
+) -> sqlite3.Cursor:
+    try:
+        return raw.executemany(sql, values)
+    except sqlite3.Error as error:
+        raise _wrapped(sql, error, dialect) from error
+
+
+def _wrapped(sql: str, error: sqlite3.Error, dialect: Dialect) -> BaseException:
+    """The error SQLAlchemy would have raised (an IntegrityError for a unique key, ...),
+    without the parameters: they may be a lead's personal data."""
+    return DBAPIError.instance(
+        sql, None, error, sqlite3.Error, hide_parameters=True, dialect=dialect
+    )
