@@ -10,6 +10,8 @@ updates (see `storage.repository`).
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,11 +30,14 @@ from sqlmodel import SQLModel
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.sqlite_driver import BUSY_TIMEOUT_MS, OneTripConnection, OneTripDbapi
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
-# The writer's connections leave checkpoints to us (see `storage.sqlite_driver`): one runs on a
-# reading connection's thread after this many write transactions. SQLite's own would come every
-# 1,000 WAL pages, which is a few hundred transactions of intake.
-CHECKPOINT_EVERY = 100
+# The writer's connections leave checkpoints to `Database` (see `storage.sqlite_driver`): one
+# runs on a reading connection's thread once the WAL file has grown past this, as SQLite's own
+# would at 1,000 pages. Once all of it is copied, the next write starts the WAL over, cut back
+# to nothing (journal_size_limit 0), so its size is what is left to copy.
+CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 
 # PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
 # transaction back and running it again is safe.
@@ -82,7 +87,7 @@ class Database:
     # SQLite: a second engine whose transactions BEGIN DEFERRED, so reads (health checks, `why`)
     # run beside a writer under WAL instead of queueing for the write lock.
     read_engine: AsyncEngine | None = None
-    _writes_since_checkpoint: int = 0
+    wal_path: str | None = None  # SQLite: the WAL file, whose size says when to checkpoint
     _checkpoint: asyncio.Task[None] | None = None
 
     @property
@@ -106,12 +111,15 @@ class Database:
             raise
 
     def _written(self) -> None:
-        self._writes_since_checkpoint += 1
-        if self._writes_since_checkpoint < CHECKPOINT_EVERY or self.read_engine is None:
+        if self.wal_path is None or (self._checkpoint and not self._checkpoint.done()):
             return
-        if self._checkpoint is None or self._checkpoint.done():
-            self._writes_since_checkpoint = 0
+        try:
+            size = os.stat(self.wal_path).st_size
+        except OSError:
+            return  # no WAL file (yet): nothing to copy
+        if size > CHECKPOINT_WAL_BYTES:
             self._checkpoint = asyncio.create_task(self.checkpoint())
+            self._checkpoint.add_done_callback(_log_failure)
 
     async def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file, as far as no reader still needs it
@@ -144,11 +152,19 @@ class Database:
             await connection.run_sync(SQLModel.metadata.create_all)
 
     async def dispose(self) -> None:
-        if self._checkpoint is not None:
-            await self._checkpoint
-        await self.engine.dispose()
-        if self.read_engine is not None:
-            await self.read_engine.dispose()
+        try:
+            if self._checkpoint is not None:  # its failure, if any, is logged already
+                await asyncio.gather(self._checkpoint, return_exceptions=True)
+        finally:
+            await self.engine.dispose()
+            if self.read_engine is not None:
+                await self.read_engine.dispose()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # Not fatal: the WAL keeps what was not copied, and the next checkpoint copies it.
+        log.warning("WAL checkpoint failed: %s", error)
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Database:
@@ -165,7 +181,9 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
         reader = create_async_engine(url, **sqlite_options)
         _sqlite_pragmas(reader, immediate=False)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        return Database(engine, sessions, asyncio.Lock(), read_engine=reader)
+        database = make_url(url).database
+        wal = f"{database}-wal" if database and database != ":memory:" else None
+        return Database(engine, sessions, asyncio.Lock(), read_engine=reader, wal_path=wal)
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
     )
@@ -187,16 +205,21 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         # that a connection opened while another process writes could be refused at once,
         # busy timeout or not, even though the file is long in WAL mode.
         cursor.execute("PRAGMA journal_mode")
-        if str(cursor.fetchone()[0]).lower() != "wal":
+        mode = str(cursor.fetchone()[0]).lower()
+        if mode != "wal":
             cursor.execute("PRAGMA journal_mode=WAL")
+            mode = str(cursor.fetchone()[0]).lower()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        if immediate:
+        if immediate and mode == "wal" and isinstance(dbapi_connection, OneTripConnection):
             # The writer's connections work on the event loop's thread, where nothing may wait
-            # (see `storage.sqlite_driver`): a BEGIN that would wait goes to the database
-            # thread instead, and checkpoints to `Database.checkpoint`.
+            # (see `storage.sqlite_driver`): a BEGIN that would wait goes to the database thread
+            # instead, and checkpoints to `Database.checkpoint`. Only under WAL: without it, a
+            # COMMIT would have to wait for readers.
             cursor.execute("PRAGMA busy_timeout=0")
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute("PRAGMA journal_size_limit=0")
+            dbapi_connection.writes_inline = True
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

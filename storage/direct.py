@@ -3,14 +3,15 @@
 A routing transaction on SQLite is a dozen small statements that SQLite answers in a few dozen
 microseconds each, while SQLAlchemy's execution around each one (the async session, compiling
 IN lists, processing parameters and rows) cost three to five times that: most of the time from
-a lead's POST to its Slack card. So the hot statements of `storage.repository` go through
-`run` (and `insert`). Once the transaction holds SQLite's write lock and runs on the event loop
-(`OneTripConnection.holds_write_lock`), these execute the statement as SQLAlchemy compiled it,
-with the type processing SQLAlchemy would apply, on the sqlite3 connection of the session.
+a lead's POST to its Slack card. So the hot statements of `storage.repository` go through `run`
+and `insert`. In a write transaction on the event loop's side (`OneTripConnection`, which takes
+the write lock here if the transaction has not yet), these run the statement as SQLAlchemy
+compiled it, with the type processing SQLAlchemy would apply, on the session's sqlite3
+connection. SQLAlchemy's statement events and echo do not see them; SQLite's trace hook does.
 
-Everywhere else (PostgreSQL, SQLite's first statement of a transaction, which takes the lock on
-the database thread, a session with unflushed objects) `run` is `session.execute`, and the
-tests of `tests/storage/test_direct.py` hold the two to the same answers.
+Everywhere else they are `session.execute`: PostgreSQL, reading sessions, a session with
+unflushed objects, bulk work (`INLINE_MAX_ROWS`), and any statement with parameters this does
+not handle. `tests/storage/test_direct.py` holds the two ways to the same answers and bytes.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.sqltypes import TupleType
 
-from storage.sqlite_driver import OneTripConnection
+from storage.sqlite_driver import INLINE_MAX_ROWS, INLINE_MAX_VALUES, OneTripConnection
 
 _Processor = Callable[[Any], Any] | None
 _EXPANDING = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
@@ -95,16 +97,25 @@ class _Compiled:
         return rows
 
 
-_cache: dict[tuple[int, int, frozenset[str]], tuple[Executable, _Compiled]] = {}
+# By statement, dialect and (for an INSERT) the keys given: the compiled form, or None for a
+# statement this shortcut leaves to the session. The statement and dialect are kept beside it,
+# so neither id is reused while the entry lives.
+_cache: dict[tuple[int, int, frozenset[str]], tuple[Executable, Dialect, _Compiled | None]] = {}
 
 
-def _compiled(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _Compiled:
-    """Compiled on first use per statement, dialect and (for an INSERT) set of keys given.
-    The statement is kept in the cache beside its compiled form, so its id is never reused."""
+def _compiled(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _Compiled | None:
     cache_key = (id(statement), id(dialect), keys)
     found = _cache.get(cache_key)
-    if found is not None:
-        return found[1]
+    if found is None:
+        try:
+            made: _Compiled | None = _compile(statement, dialect, keys)
+        except _Unsupported:
+            made = None
+        found = _cache[cache_key] = (statement, dialect, made)
+    return found[2]
+
+
+def _compile(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> _Compiled:
     defaults: dict[str, Any] = {}
     column_keys = None
     if isinstance(statement, Insert):
@@ -126,10 +137,14 @@ def _compiled(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> 
     pieces = _EXPANDING.split(compiled.string)
     expanding = tuple(pieces[1::2])
     names = tuple(compiled.positiontup)
-    for name in names:  # values written into the statement itself, as `open_count != 0`
+    for name in names:
         bind = compiled.binds[name]
+        if bind.callable is not None or bind.literal_execute:
+            raise _Unsupported(f"{name} is not a plain parameter")
+        if bind.expanding != (name in expanding) or isinstance(bind.type, TupleType):
+            raise _Unsupported(f"{name} is not a plain list of values")
         if not bind.required and name not in defaults:
-            defaults[name] = bind.effective_value
+            defaults[name] = bind.value  # written into the statement, as `open_count != 0`
     binds = tuple(
         compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
@@ -140,11 +155,9 @@ def _compiled(statement: Executable, dialect: Dialect, keys: frozenset[str]) -> 
     processed = tuple(
         (index, process) for index, process in enumerate(results) if process is not None
     )
-    made = _Compiled(
+    return _Compiled(
         tuple(pieces[0::2]), expanding, names, binds, bool(results), processed, defaults
     )
-    _cache[cache_key] = (statement, made)
-    return made
 
 
 class _Unsupported(Exception):
@@ -152,21 +165,29 @@ class _Unsupported(Exception):
 
 
 async def _cursor_of(session: AsyncSession) -> tuple[sqlite3.Connection, Dialect] | None:
-    """The sqlite3 connection to run on, if the session's transaction holds the write lock on
-    the event loop's side and has nothing unflushed that a statement ought to see first."""
+    """The sqlite3 connection to run on, if the session's transaction holds the write lock (or
+    is about to take it with its BEGIN IMMEDIATE) and has nothing unflushed that a statement
+    ought to see first."""
     if session.new or session.dirty or session.deleted:
         return None
     transaction = session.sync_session.get_transaction()
     known = session.info.get(_CONNECTION)
-    if known is None or known[0] is not transaction:
+    if transaction is None or known is None or known[0] is not transaction:
         # Asked once per transaction: `session.connection()` is a greenlet switch each time.
-        connection = await session.connection()
+        connection = await session.connection()  # begins the transaction if need be
+        transaction = session.sync_session.get_transaction()
         adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
         known = (transaction, adapted, connection.dialect)
         session.info[_CONNECTION] = known
-    _transaction, adapted, dialect = known
-    if not isinstance(adapted, OneTripConnection) or not adapted.holds_write_lock:
+    transaction, adapted, dialect = known
+    if transaction is None or not transaction.is_active:
+        return None  # let the session say why (a rollback pending, ...)
+    if not isinstance(adapted, OneTripConnection):
         return None
+    if not adapted.holds_write_lock:
+        await adapted.take_write_lock()  # the transaction's BEGIN IMMEDIATE, if still to go
+        if not adapted.holds_write_lock:
+            return None
     return adapted.sqlite_connection, dialect
 
 
@@ -177,16 +198,13 @@ async def run(
 ) -> Outcome:
     """`session.execute(statement, parameters)`, its rows fetched."""
     params = parameters or {}
+    lists = [len(value) for value in params.values() if isinstance(value, list | tuple)]
     target = await _cursor_of(session)
-    if target is not None and all(
-        not isinstance(value, (list, tuple)) or value for value in params.values()
-    ):
+    # An empty list is SQLAlchemy's to render; a long one, the database thread's to run.
+    if target is not None and all(lists) and sum(lists) + len(params) <= INLINE_MAX_VALUES:
         raw, dialect = target
-        try:
-            compiled = _compiled(statement, dialect, frozenset(params))
-        except _Unsupported:
-            pass
-        else:
+        compiled = _compiled(statement, dialect, frozenset(params))
+        if compiled is not None:
             sql = compiled.sql(params)
             cursor = _execute(raw, sql, compiled.values(params), dialect)
             try:
@@ -209,13 +227,12 @@ async def insert(
         return Outcome([], 0)
     keys = frozenset(rows[0])
     target = await _cursor_of(session)
-    if target is not None and all(frozenset(row) == keys for row in rows):
+    # Many rows are the database thread's to insert (see INLINE_MAX_ROWS).
+    uniform = len(rows) <= INLINE_MAX_ROWS and all(frozenset(row) == keys for row in rows)
+    if target is not None and uniform:
         raw, dialect = target
-        try:
-            compiled = _compiled(statement, dialect, keys)
-        except _Unsupported:
-            pass
-        else:
+        compiled = _compiled(statement, dialect, keys)
+        if compiled is not None:
             sql = compiled.sql({})
             if not compiled.returns_rows:
                 cursor = _execute_many(raw, sql, [compiled.values(row) for row in rows], dialect)

@@ -43,6 +43,11 @@ from sqlalchemy.util.concurrency import await_
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 BUSY_TIMEOUT_MS = 30_000  # how long a connection waits for another's lock before failing
+# Bulk work still goes to the database thread, lock held or not: an executemany of more rows, or
+# a statement with more values, than these (an import, an upsert of accounts), and then the
+# COMMIT that writes it all out. The event loop would stall for its whole length otherwise.
+INLINE_MAX_ROWS = 50
+INLINE_MAX_VALUES = 500
 
 
 def _begin_at_once(connection: sqlite3.Connection, begin: str) -> bool:
@@ -51,7 +56,7 @@ def _begin_at_once(connection: sqlite3.Connection, begin: str) -> bool:
     try:
         connection.execute(begin)
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # any of the extended codes
             return False
         raise
     return True
@@ -138,14 +143,13 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         raw = connection._conn
         begin, adapted.pending_begin = adapted.pending_begin, None
         try:
-            if begin is not None and adapted.begin_takes_write_lock:
-                if not _begin_at_once(raw, begin):
-                    await_(connection._execute(_begin_waiting, raw, begin))  # type: ignore[no-untyped-call]
-                adapted.holds_write_lock = True
+            if begin is not None and adapted.begin_takes_write_lock and adapted.writes_inline:
+                adapted.take_write_lock_here(begin)
                 begin = None
-            if adapted.holds_write_lock:
+            if adapted.holds_write_lock and not _bulky(parameters, many=many):
                 outcome: _Outcome = _run(raw, None, operation, parameters, many)
             else:
+                adapted.ran_bulk = adapted.holds_write_lock
                 outcome = await_(
                     connection._execute(  # type: ignore[no-untyped-call]  # aiosqlite's, untyped
                         _run, raw, begin, operation, parameters, many
@@ -157,14 +161,27 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
 
+def _bulky(parameters: Any, *, many: bool) -> bool:
+    if many:
+        return len(parameters) > INLINE_MAX_ROWS
+    return parameters is not None and len(parameters) > INLINE_MAX_VALUES
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """Two trips fewer per transaction: BEGIN travels with the transaction's first statement
     (`begin_with_next_statement`), and a commit or rollback with nothing to end (a transaction
     that ran no statement, or the pool's reset of a connection already committed) stays here.
-    A transaction begun with `takes_write_lock` runs on the event loop's thread once it holds
-    the lock (`holds_write_lock`), its COMMIT or ROLLBACK included."""
+    A transaction begun with `takes_write_lock` on a connection that `writes_inline` runs on
+    the event loop's thread once it holds the lock (`holds_write_lock`), its COMMIT or ROLLBACK
+    included, bulk work aside (`INLINE_MAX_ROWS`)."""
 
-    __slots__ = ("begin_takes_write_lock", "holds_write_lock", "pending_begin")
+    __slots__ = (
+        "begin_takes_write_lock",
+        "holds_write_lock",
+        "pending_begin",
+        "ran_bulk",
+        "writes_inline",
+    )
     # mypy reads the base's attribute as exactly its class, not any subclass of it.
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
@@ -173,6 +190,10 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.pending_begin: str | None = None
         self.begin_takes_write_lock = False
         self.holds_write_lock = False
+        self.ran_bulk = False  # this transaction sent bulk work to the thread: its COMMIT too
+        # Set by whoever opens the connection, once it is in WAL mode with a busy timeout of 0
+        # and no automatic checkpoints (see `storage.db`); the module's docstring says why.
+        self.writes_inline = False
 
     @property
     def sqlite_connection(self) -> sqlite3.Connection:
@@ -185,6 +206,40 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.pending_begin = statement
         self.begin_takes_write_lock = takes_write_lock
 
+    def take_write_lock_here(self, begin: str) -> None:
+        """BEGIN on this thread if the lock is free, else on the database thread, waiting."""
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        if not _begin_at_once(connection._conn, begin):
+            await_(connection._execute(_begin_waiting, connection._conn, begin))  # type: ignore[no-untyped-call]
+        self.holds_write_lock = True
+
+    async def take_write_lock(self) -> None:
+        """`take_write_lock_here` for a caller on the event loop (`storage.direct`), if this
+        connection's transaction is still to begin with a BEGIN that takes the lock."""
+        begin = self.pending_begin
+        if begin is None or not self.begin_takes_write_lock or not self.writes_inline:
+            return
+        self.pending_begin = None
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        try:
+            if not _begin_at_once(connection._conn, begin):
+                await connection._execute(_begin_waiting, connection._conn, begin)  # type: ignore[no-untyped-call]
+        except Exception as error:
+            self._handle_exception(error)
+        self.holds_write_lock = True
+
+    def close(self) -> None:
+        self._forget_transaction()
+        super().close()
+
+    def terminate(self) -> None:
+        self._forget_transaction()
+        super().terminate()
+
+    def _forget_transaction(self) -> None:
+        self.pending_begin = None
+        self.holds_write_lock = self.ran_bulk = False
+
     def commit(self) -> None:
         self._end(super().commit, "COMMIT")
 
@@ -192,10 +247,11 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self._end(super().rollback, "ROLLBACK")
 
     def _end(self, on_thread: Callable[[], None], statement: str) -> None:
-        held, self.holds_write_lock = self.holds_write_lock, False
+        here = self.holds_write_lock and not self.ran_bulk
+        self.holds_write_lock = self.ran_bulk = False
         if self._nothing_to_end():
             return
-        if not held:
+        if not here:
             on_thread()
             return
         try:

@@ -23,6 +23,7 @@ from routing.model import Account
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, DecisionRow, LeadRow
+from storage.sqlite_driver import INLINE_MAX_ROWS
 from tests.sqlite_trace import sqlite_statements
 
 NOW = datetime(
@@ -256,7 +257,7 @@ async def test_an_object_added_but_not_flushed_is_seen_by_the_next_statement(
     assert await _direct(db, add_then_find) == {"pending"}
 
 
-async def test_the_statements_go_direct_only_once_the_write_lock_is_held(
+async def test_the_first_statement_takes_the_write_lock_and_goes_direct_too(
     databases: tuple[Database, Database],
 ) -> None:
     db, _ = databases
@@ -264,9 +265,25 @@ async def test_the_statements_go_direct_only_once_the_write_lock_is_held(
     run_by_sqlite = sqlite_statements(db)
 
     async with db.transaction() as session:
-        await repo.load_team_states(session=session)  # first: it carries the BEGIN
-        await repo.load_team_states(session=session)  # then direct
+        await repo.load_team_states(session=session)
+        await repo.load_team_states(session=session)
 
-    team_reads = [s for s in run_by_sqlite if "FROM team_state" in s]
-    assert len(team_reads) == 2
-    assert len([s for s in through_sqlalchemy if "FROM team_state" in s]) == 1
+    assert [s.split()[0] for s in run_by_sqlite] == ["BEGIN", "SELECT", "SELECT", "COMMIT"]
+    assert through_sqlalchemy == []
+
+
+async def test_many_rows_go_through_sqlalchemy_to_the_database_thread(
+    databases: tuple[Database, Database],
+) -> None:
+    db, _ = databases
+    through_sqlalchemy = _executions(db)
+    many = [_lead(f"bulk-{n}") for n in range(INLINE_MAX_ROWS + 1)]
+    few = [_lead(f"few-{n}") for n in range(INLINE_MAX_ROWS)]
+
+    async with db.transaction() as session:
+        bulk_ids = await repo.insert_leads(session=session, rows=many)
+        few_ids = await repo.insert_leads(session=session, rows=few)
+
+    assert len([s for s in through_sqlalchemy if s.startswith("INSERT INTO leads")]) == 1
+    assert set(bulk_ids) == {row["external_id"] for row in many}
+    assert set(few_ids) == {row["external_id"] for row in few}

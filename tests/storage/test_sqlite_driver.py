@@ -94,8 +94,9 @@ async def test_a_write_transaction_makes_no_trip_while_nobody_else_writes(
         count = await session.execute(text("SELECT count(*) FROM leads"))
         assert count.scalar_one() == 2
     # BEGIN IMMEDIATE took the lock at once, on the event loop's thread, with everything after
-    # it; the pool's rollback-on-return after a commit has nothing to end.
-    assert _first_words(statements) == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
+    # it (a lead an INSERT, see `storage.direct`); the pool's rollback-on-return after a commit
+    # has nothing to end.
+    assert _first_words(statements) == ["BEGIN", "INSERT", "INSERT", "SELECT", "COMMIT"]
     assert trips == []
 
 
@@ -300,21 +301,39 @@ async def test_a_new_database_file_is_put_in_wal_mode_and_an_old_one_left_in_it(
         raw.close()
 
 
-async def test_the_wal_is_checkpointed_into_the_database_file_every_so_many_writes(
+async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past_its_limit(
     db: Database, tmp_path: Path
 ) -> None:
     """The writer's connections never checkpoint (that could mean disk syncs on the event loop):
     `Database` has one run on a reading connection's thread instead."""
-    from storage.db import CHECKPOINT_EVERY
+    from storage.db import CHECKPOINT_WAL_BYTES
 
-    for n in range(CHECKPOINT_EVERY):
+    payload = {"notes": "x" * 100_000}
+    written = 0
+    while db._checkpoint is None:  # started by the first write to find the WAL too big
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead(f"lead-{n}")])
-    assert db._checkpoint is not None
+            await repo.insert_leads(session=session, rows=[_lead(f"lead-{written}", raw=payload)])
+        written += 1
+        assert written < 100, "no checkpoint was started"
+    assert (tmp_path / "driver.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
+    assert written > CHECKPOINT_WAL_BYTES // 200_000  # not before it grew (a lead's ~100 KB)
     await db._checkpoint
     # `immutable=1` reads the database file alone, as if there were no WAL.
     file_only = sqlite3.connect(f"file:{tmp_path / 'driver.db'}?immutable=1", uri=True)
     try:
-        assert file_only.execute("SELECT count(*) FROM leads").fetchone()[0] == CHECKPOINT_EVERY
+        assert file_only.execute("SELECT count(*) FROM leads").fetchone()[0] == written
     finally:
         file_only.close()
+
+
+async def test_bulk_work_goes_to_the_database_thread_and_its_commit_with_it(
+    db: Database, trips: list[str]
+) -> None:
+    from storage.sqlite_driver import INLINE_MAX_ROWS
+
+    async with db.transaction() as session:
+        await session.execute(
+            text("INSERT INTO processed_requests (key, at) VALUES (:key, :at)"),
+            [{"key": f"k{n}", "at": "2026-11-17"} for n in range(INLINE_MAX_ROWS + 1)],
+        )
+    assert trips == ["_run", "commit"]
