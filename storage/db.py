@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
 # The writer's connections leave checkpoints to `Database` (see `storage.sqlite_driver`): one
 # runs on a reading connection's thread once the WAL file has grown past this, as SQLite's own
-# would at 1,000 pages. Once all of it is copied, the next write starts the WAL over, cut back
-# to nothing (journal_size_limit 0), so its size is what is left to copy.
+# would at 1,000 pages. Once all of it is copied, the next write starts the WAL over from its
+# beginning, the file cut back to this size (journal_size_limit), so it grows past it again
+# only when that much more is written.
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 
 # PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
@@ -123,10 +124,12 @@ class Database:
 
     async def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file, as far as no reader still needs it
-        (PASSIVE: never waits, never blocks a writer), on a reading connection's thread."""
-        if self.read_engine is None:
+        (PASSIVE: never waits on anyone), on a reading connection's thread. Writers here wait
+        meanwhile, as they would for SQLite's own checkpoint: the WAL starts over only if the
+        next write finds all of it copied."""
+        if self.read_engine is None or self.write_lock is None:
             return
-        async with self.read_engine.connect() as connection:
+        async with self.write_lock, self.read_engine.connect() as connection:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection  # aiosqlite's connection
             await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -218,7 +221,7 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
             # COMMIT would have to wait for readers.
             cursor.execute("PRAGMA busy_timeout=0")
             cursor.execute("PRAGMA wal_autocheckpoint=0")
-            cursor.execute("PRAGMA journal_size_limit=0")
+            cursor.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
             dbapi_connection.writes_inline = True
         cursor.close()
 
