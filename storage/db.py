@@ -90,6 +90,8 @@ class Database:
     read_engine: AsyncEngine | None = None
     wal_path: str | None = None  # SQLite: the WAL file, whose size says when to checkpoint
     _checkpoint: asyncio.Task[None] | None = None
+    _checkpointed_at: int = 0  # the WAL file's size after a checkpoint that left some behind
+    _end_next_on_thread: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,6 +106,12 @@ class Database:
                     yield session
                 return
             async with self.write_lock, self.sessions() as session, session.begin():
+                if self._end_next_on_thread:
+                    self._end_next_on_thread = False
+                    connection = await session.connection()
+                    adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+                    if isinstance(adapted, OneTripConnection):
+                        adapted.end_on_thread()
                 yield session
             self._written()
         except DBAPIError as exc:
@@ -118,7 +126,9 @@ class Database:
             size = os.stat(self.wal_path).st_size
         except OSError:
             return  # no WAL file (yet): nothing to copy
-        if size > CHECKPOINT_WAL_BYTES:
+        # Past the limit, and grown by a quarter of it since the last checkpoint: a reader
+        # that kept the WAL from starting over must not make every write checkpoint again.
+        if size > max(CHECKPOINT_WAL_BYTES, self._checkpointed_at + CHECKPOINT_WAL_BYTES // 4):
             self._checkpoint = asyncio.create_task(self.checkpoint())
             self._checkpoint.add_done_callback(_log_failure)
 
@@ -126,13 +136,24 @@ class Database:
         """Copy what the WAL holds into the database file, as far as no reader still needs it
         (PASSIVE: never waits on anyone), on a reading connection's thread. Writers here wait
         meanwhile, as they would for SQLite's own checkpoint: the WAL starts over only if the
-        next write finds all of it copied."""
+        next write finds all of it copied. That write syncs the WAL's new header to disk, so
+        its COMMIT is sent to the database thread (`_end_next_on_thread`)."""
         if self.read_engine is None or self.write_lock is None:
             return
         async with self.write_lock, self.read_engine.connect() as connection:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection  # aiosqlite's connection
-            await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            # Read to the end and closed: a statement left open would hold a read snapshot,
+            # which keeps the WAL from starting over.
+            async with driver.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+                ((busy, in_wal, copied),) = await cursor.fetchall()
+        if not busy and in_wal == copied:
+            # All copied: the next write starts the WAL over and cuts its file back to the
+            # limit (journal_size_limit), syncing the new header on the way.
+            self._checkpointed_at = 0
+            self._end_next_on_thread = True
+        elif self.wal_path is not None:
+            self._checkpointed_at = os.stat(self.wal_path).st_size
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

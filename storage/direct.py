@@ -182,10 +182,9 @@ async def _cursor_of(session: AsyncSession) -> tuple[sqlite3.Connection, Dialect
         return None  # let the session say why (a rollback pending, ...)
     if not isinstance(adapted, OneTripConnection):
         return None
-    if not adapted.holds_write_lock:
-        await adapted.take_write_lock()  # the transaction's BEGIN IMMEDIATE, if still to go
-        if not adapted.holds_write_lock:
-            return None
+    # The transaction's BEGIN IMMEDIATE, if still to go, when the lock is free.
+    if not adapted.try_take_write_lock():
+        return None
     return adapted.sqlite_connection, dialect
 
 
@@ -225,8 +224,10 @@ async def insert(
         return Outcome([], 0)
     keys = frozenset(rows[0])
     target = await _cursor_of(session)
-    # Many rows are the database thread's to insert (see INLINE_MAX_ROWS).
-    uniform = len(rows) <= INLINE_MAX_ROWS and all(frozenset(row) == keys for row in rows)
+    # Many rows are the database thread's to insert (see INLINE_MAX_ROWS), counted as the
+    # driver counts them: the values of one multi-row INSERT, or the rows of an executemany.
+    small = len(rows) <= INLINE_MAX_ROWS and len(rows) * len(keys) <= INLINE_MAX_VALUES
+    uniform = small and all(frozenset(row) == keys for row in rows)
     if target is not None and uniform:
         raw, dialect = target
         compiled = _compiled(statement, dialect, keys)

@@ -149,7 +149,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             if adapted.holds_write_lock and not _bulky(parameters, many=many):
                 outcome: _Outcome = _run(raw, None, operation, parameters, many)
             else:
-                adapted.ran_bulk = adapted.holds_write_lock
+                adapted.ends_on_thread |= adapted.holds_write_lock
                 outcome = await_(
                     connection._execute(  # type: ignore[no-untyped-call]  # aiosqlite's, untyped
                         _run, raw, begin, operation, parameters, many
@@ -163,7 +163,10 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 def _bulky(parameters: Any, *, many: bool) -> bool:
     if many:
-        return len(parameters) > INLINE_MAX_ROWS
+        rows = len(parameters)
+        return rows > INLINE_MAX_ROWS or (
+            rows > 0 and rows * len(parameters[0]) > INLINE_MAX_VALUES
+        )
     return parameters is not None and len(parameters) > INLINE_MAX_VALUES
 
 
@@ -177,9 +180,9 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     __slots__ = (
         "begin_takes_write_lock",
+        "ends_on_thread",
         "holds_write_lock",
         "pending_begin",
-        "ran_bulk",
         "writes_inline",
     )
     # mypy reads the base's attribute as exactly its class, not any subclass of it.
@@ -190,7 +193,9 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.pending_begin: str | None = None
         self.begin_takes_write_lock = False
         self.holds_write_lock = False
-        self.ran_bulk = False  # this transaction sent bulk work to the thread: its COMMIT too
+        # This transaction's COMMIT goes to the database thread: it sent bulk work there, or
+        # its COMMIT may sync the disk (`end_on_thread`).
+        self.ends_on_thread = False
         # Set by whoever opens the connection, once it is in WAL mode with a busy timeout of 0
         # and no automatic checkpoints (see `storage.db`); the module's docstring says why.
         self.writes_inline = False
@@ -213,20 +218,29 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             await_(connection._execute(_begin_waiting, connection._conn, begin))  # type: ignore[no-untyped-call]
         self.holds_write_lock = True
 
-    async def take_write_lock(self) -> None:
-        """`take_write_lock_here` for a caller on the event loop (`storage.direct`), if this
-        connection's transaction is still to begin with a BEGIN that takes the lock."""
+    def try_take_write_lock(self) -> bool:
+        """For a caller on the event loop (`storage.direct`): whether this connection's
+        transaction holds the write lock, taking it first if its BEGIN IMMEDIATE is still to go
+        and the lock is free. Otherwise nothing changes: the BEGIN goes with the next statement
+        through SQLAlchemy, which waits for the lock on the database thread, and reports a
+        failure and cleans up after one (or after a cancellation) as for any statement."""
         begin = self.pending_begin
         if begin is None or not self.begin_takes_write_lock or not self.writes_inline:
-            return
-        self.pending_begin = None
+            return self.holds_write_lock
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         try:
             if not _begin_at_once(connection._conn, begin):
-                await connection._execute(_begin_waiting, connection._conn, begin)  # type: ignore[no-untyped-call]
-        except Exception as error:
-            self._handle_exception(error)
+                return False
+        except sqlite3.Error:
+            return False  # SQLAlchemy's BEGIN will meet it again, and report it
+        self.pending_begin = None
         self.holds_write_lock = True
+        return True
+
+    def end_on_thread(self) -> None:
+        """Send this transaction's COMMIT to the database thread: the first write after a
+        checkpoint starts the WAL over, and SQLite syncs its new header to disk then."""
+        self.ends_on_thread = True
 
     def close(self) -> None:
         self._forget_transaction()
@@ -238,7 +252,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def _forget_transaction(self) -> None:
         self.pending_begin = None
-        self.holds_write_lock = self.ran_bulk = False
+        self.holds_write_lock = self.ends_on_thread = False
 
     def commit(self) -> None:
         self._end(super().commit, "COMMIT")
@@ -247,8 +261,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self._end(super().rollback, "ROLLBACK")
 
     def _end(self, on_thread: Callable[[], None], statement: str) -> None:
-        here = self.holds_write_lock and not self.ran_bulk
-        self.holds_write_lock = self.ran_bulk = False
+        here = self.holds_write_lock and not self.ends_on_thread
+        self.holds_write_lock = self.ends_on_thread = False
         if self._nothing_to_end():
             return
         if not here:

@@ -278,12 +278,11 @@ async def test_many_rows_go_through_sqlalchemy_to_the_database_thread(
     db, _ = databases
     through_sqlalchemy = _executions(db)
     many = [_lead(f"bulk-{n}") for n in range(INLINE_MAX_ROWS + 1)]
-    few = [_lead(f"few-{n}") for n in range(INLINE_MAX_ROWS)]
 
     async with db.transaction() as session:
         bulk_ids = await repo.insert_leads(session=session, rows=many)
-        few_ids = await repo.insert_leads(session=session, rows=few)
+        one_id = await repo.insert_leads(session=session, rows=[_lead("one")])
 
     assert len([s for s in through_sqlalchemy if s.startswith("INSERT INTO leads")]) == 1
     assert set(bulk_ids) == {row["external_id"] for row in many}
-    assert set(few_ids) == {row["external_id"] for row in few}
+    assert set(one_id) == {"one"}

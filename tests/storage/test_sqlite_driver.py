@@ -302,7 +302,7 @@ async def test_a_new_database_file_is_put_in_wal_mode_and_an_old_one_left_in_it(
 
 
 async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past_its_limit(
-    db: Database, tmp_path: Path
+    db: Database, tmp_path: Path, trips: list[str]
 ) -> None:
     """The writer's connections never checkpoint (that could mean disk syncs on the event loop):
     `Database` has one run on a reading connection's thread instead."""
@@ -324,10 +324,41 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
         assert file_only.execute("SELECT count(*) FROM leads").fetchone()[0] == written
     finally:
         file_only.close()
-    # All of it copied, the next write starts the WAL over, its file cut back to the limit.
-    async with db.transaction() as session:
-        await repo.insert_leads(session=session, rows=[_lead("after")])
+    # All of it copied, the next write starts the WAL over, its file cut back to the limit;
+    # that COMMIT syncs the WAL's new header, so it goes to the database thread. Not the next.
+    for name in ("after", "later"):
+        trips.clear()
+        async with db.transaction() as session:
+            await repo.insert_leads(session=session, rows=[_lead(name)])
+        assert trips == (["commit"] if name == "after" else [])
     assert (tmp_path / "driver.db-wal").stat().st_size <= CHECKPOINT_WAL_BYTES
+
+
+async def test_a_reader_that_keeps_the_wal_from_starting_over_does_not_make_every_write_checkpoint(
+    db: Database, tmp_path: Path
+) -> None:
+    from storage.db import CHECKPOINT_WAL_BYTES
+
+    payload = {"notes": "x" * 100_000}
+    reader = sqlite3.connect(tmp_path / "driver.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM leads").fetchone()  # holds its snapshot
+        n = 0
+        while db._checkpoint is None:
+            async with db.transaction() as session:
+                await repo.insert_leads(session=session, rows=[_lead(f"a-{n}", raw=payload)])
+            n += 1
+        first = db._checkpoint
+        await first
+        for m in range(5):  # ~0.5 MB more: under a quarter of the limit
+            async with db.transaction() as session:
+                await repo.insert_leads(session=session, rows=[_lead(f"b-{m}", raw=payload)])
+            await asyncio.sleep(0)
+        assert db._checkpoint is first  # none started again yet
+        assert (tmp_path / "driver.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
+    finally:
+        reader.close()
 
 
 async def test_bulk_work_goes_to_the_database_thread_and_its_commit_with_it(
