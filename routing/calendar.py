@@ -271,7 +271,12 @@ def next_working_start(hours: WorkingHours, now: datetime) -> datetime:
     moment = _as_utc(now)
     for period_start, _ in _working_periods(hours, moment):
         if period_start > moment:
-            return period_start.astimezone(hours.tz)
+            start = period_start.astimezone(hours.tz)
+            # A period wholly inside the hour the clocks skip (02:00-02:01 on the night they go
+            # forward) shows on the wall clock after its own end: the rep is never seen at work
+            # in it, so the next one is their next working period.
+            if unavailable_reason(hours, start) is None:
+                return start
     raise _no_working_time(hours)
 
 

@@ -311,7 +311,7 @@ async def test_the_digest_takes_the_same_few_statements_however_much_there_is(
 
     assert digest.queue_size > 10 and len(digest.misses) == 4 and len(digest.away) == 4
     assert len(statements) == few + 1  # the ten oldest are read only when the queue has any
-    assert len(statements) <= 5
+    assert len(statements) <= 6  # rep state is two narrow reads
 
 
 # --- how it reads in Slack -----------------------------------------------------------------------

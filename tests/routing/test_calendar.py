@@ -538,3 +538,14 @@ def test_a_rep_is_available_at_the_start_of_their_next_working_period(
     start = next_working_start(hours, now)
     assert start.astimezone(UTC) > now.astimezone(UTC)
     assert unavailable_reason(hours, start) is None
+
+
+def test_a_working_period_wholly_in_the_skipped_hour_is_passed_over() -> None:
+    """02:00-02:01 in New York does not happen on 12 March 2028 (02:00 becomes 03:00): the
+    next working period after that morning's start is the following night's."""
+    hours = WorkingHours(
+        start=time(2, 0), end=time(2, 1), days=frozenset(range(7)), tz=ZoneInfo("America/New_York")
+    )
+    start = next_working_start(hours, datetime(2028, 3, 11, 7, 0, tzinfo=ZoneInfo("Europe/London")))
+    assert start == datetime(2028, 3, 13, 2, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert unavailable_reason(hours, start) is None
