@@ -231,7 +231,12 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA journal_mode")
         mode = str(cursor.fetchone()[0]).lower()
         if mode != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except Exception:
+                # Another connection switching it at the same moment may refuse this one: what
+                # counts is that the file is in WAL mode now, whoever put it there.
+                cursor.execute("PRAGMA journal_mode")
             mode = str(cursor.fetchone()[0]).lower()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -10,16 +10,20 @@ disagree.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.db import check_url
+from storage.sqlite_driver import BUSY_TIMEOUT_MS
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -53,6 +57,18 @@ def _in_own_thread(work: Any) -> None:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` up to `revision` (idempotent)."""
     _in_own_thread(lambda: command.upgrade(_config(url), revision))
+    _use_wal(url)
+
+
+def _use_wal(url: str) -> None:
+    """SQLite: put the file in WAL mode here, once, before anything serves from it. Left to the
+    server's first connections, two of them switching a new file at the same moment could
+    refuse each other ("database is locked"), busy timeout or not."""
+    parsed = make_url(check_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    with closing(sqlite3.connect(parsed.database, timeout=BUSY_TIMEOUT_MS / 1000)) as raw:
+        raw.execute("PRAGMA journal_mode=WAL")
 
 
 def revision(url: str, message: str) -> None:

@@ -48,3 +48,16 @@ async def test_upgrade_works_from_inside_a_running_event_loop(tmp_path: Path) ->
     url = f"sqlite+aiosqlite:///{tmp_path / 'loop.db'}"
     upgrade(url)  # `serve` migrates with its loop already running
     assert current(url) == HEAD
+
+
+def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
+    """Before a server opens it: its first connections need not race to switch it."""
+    import sqlite3
+
+    path = tmp_path / "fresh.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
