@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -52,8 +53,6 @@ async def test_upgrade_works_from_inside_a_running_event_loop(tmp_path: Path) ->
 
 def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
     """Before a server opens it: its first connections need not race to switch it."""
-    import sqlite3
-
     path = tmp_path / "fresh.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
     raw = sqlite3.connect(path)

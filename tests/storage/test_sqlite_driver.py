@@ -18,8 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage import repository as repo
-from storage.db import Database, open_database
+from storage.db import CHECKPOINT_WAL_BYTES, Database, open_database
 from storage.models import AuditEventRow, LeadRow
+from storage.sqlite_driver import INLINE_MAX_ROWS
 from tests.sqlite_trace import opening, sqlite_statements
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
@@ -306,8 +307,6 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
 ) -> None:
     """The writer's connections never checkpoint (that could mean disk syncs on the event loop):
     `Database` has one run on a reading connection's thread instead."""
-    from storage.db import CHECKPOINT_WAL_BYTES
-
     payload = {"notes": "x" * 100_000}
     written = 0
     while db._checkpoint is None:  # started by the first write to find the WAL too big
@@ -337,8 +336,6 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
 async def test_a_reader_that_keeps_the_wal_from_starting_over_does_not_make_every_write_checkpoint(
     db: Database, tmp_path: Path
 ) -> None:
-    from storage.db import CHECKPOINT_WAL_BYTES
-
     payload = {"notes": "x" * 100_000}
     reader = sqlite3.connect(tmp_path / "driver.db", isolation_level=None)
     try:
@@ -364,8 +361,6 @@ async def test_a_reader_that_keeps_the_wal_from_starting_over_does_not_make_ever
 async def test_bulk_work_goes_to_the_database_thread_and_its_commit_with_it(
     db: Database, trips: list[str]
 ) -> None:
-    from storage.sqlite_driver import INLINE_MAX_ROWS
-
     async with db.transaction() as session:
         await session.execute(
             text("INSERT INTO processed_requests (key, at) VALUES (:key, :at)"),
@@ -379,8 +374,6 @@ async def test_the_wal_stays_near_its_limit_however_long_writes_go_on(
 ) -> None:
     """Writers wait for a checkpoint under way, so the next write finds the WAL all copied and
     starts it over; with writes racing the checkpoint, it would only ever grow."""
-    from storage.db import CHECKPOINT_WAL_BYTES
-
     payload = {"notes": "x" * 30_000}
     largest = 0
     for n in range(400):  # about three times the limit, written
