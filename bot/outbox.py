@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import repository as repo
 from storage.db import Database
+from storage.direct import Tx
 from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class Queued:
     taken: list[tuple[Taker, OutboxRow]] = field(default_factory=list)
     polled: int = 0
 
-    async def add(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    async def add(self, session: Tx, rows: Sequence[dict[str, Any]]) -> None:
         now = self.clock()
         leased: list[tuple[Taker, dict[str, Any]]] = []
         prepared: list[dict[str, Any]] = []

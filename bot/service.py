@@ -13,7 +13,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -33,8 +33,10 @@ from routing.normalize import normalize
 from routing.overrides import assigned_by_hand, queued_after_misses
 from routing.policy import Policy
 from routing.simulation import record
+from storage import direct
 from storage import repository as repo
 from storage.db import Database, TransientDatabaseError
+from storage.direct import Tx
 from storage.models import (
     AuditEventRow,
     DecisionRow,
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 T = TypeVar("T")
+S = TypeVar("S", bound=Tx)  # a transaction of either kind (see `storage.direct`)
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
 EXCLUSIVE_ATTEMPT = 3  # from this attempt on, a routing transaction runs alone (PostgreSQL)
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
@@ -202,19 +205,26 @@ class Service:
         a batch costs a handful of queries rather than a dozen per lead. An id already stored,
         or repeated within the batch, answers with the stored (or first) decision.
         """
-        return await self._routing_transaction(
-            lambda session: self._intake_in(session, leads), f"{len(leads)} new leads"
+        # Plain statements only, without an ORM session where the database allows (see
+        # `Database.lean_transaction`): this transaction is on the way from POST to card.
+        return await self._retrying(
+            lambda: self._queueing(self.db.lean_transaction()),
+            lambda tx: self._intake_in(tx, leads),
+            f"{len(leads)} new leads",
         )
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction whose outbox items (`_queue`) go to work once it commits."""
+        return self._queueing(self.db.transaction())
+
+    @asynccontextmanager
+    async def _queueing(self, transaction: AbstractAsyncContextManager[S]) -> AsyncIterator[S]:
         queued = Queued(self.takers(), self.clock)
         made: list[NewOffer] = []
-        async with self.db.transaction() as session:
-            session.info[_QUEUED] = queued
-            session.info[_NEW_OFFERS] = made
-            yield session
+        async with transaction as tx:
+            tx.info[_QUEUED] = queued
+            tx.info[_NEW_OFFERS] = made
+            yield tx
         if made and self.on_new_offers is not None:
             self.on_new_offers(made)
         queued.hand_over()
@@ -224,13 +234,21 @@ class Service:
     async def _routing_transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], what: str
     ) -> T:
+        return await self._retrying(self._transaction, work, what)
+
+    async def _retrying(
+        self,
+        transaction: Callable[[], AbstractAsyncContextManager[S]],
+        work: Callable[[S], Awaitable[T]],
+        what: str,
+    ) -> T:
         """Run `work` in a transaction that routes, again with fresh state for as long as it
         loses a race (up to MAX_ATTEMPTS; see `_routing_lock` for why it then cannot lose)."""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self._transaction() as session:
-                    await self._routing_lock(session, attempt)
-                    result = await work(session)
+                async with transaction() as tx:
+                    await self._routing_lock(tx, attempt)
+                    result = await work(tx)
                 self.transactions += 1
                 return result
             except IntegrityError as exc:
@@ -243,7 +261,7 @@ class Service:
                 await self._backoff(attempt)
         raise RuntimeError(f"{what}: could not save a decision after {MAX_ATTEMPTS} tries")
 
-    async def _intake_in(self, session: AsyncSession, leads: Sequence[Lead]) -> list[IntakeResult]:
+    async def _intake_in(self, session: Tx, leads: Sequence[Lead]) -> list[IntakeResult]:
         stored = await repo.find_leads(session=session, external_ids=[lead.id for lead in leads])
         fresh: dict[str, Lead] = {}
         for lead in leads:
@@ -278,13 +296,14 @@ class Service:
         answered: set[str] = set()
         for lead in leads:
             if lead.id in stored:
-                results.append(IntakeResult(False, await self._view(session, stored[lead.id])))
+                orm = await direct.as_session(session)
+                results.append(IntakeResult(False, await self._view(orm, stored[lead.id])))
             else:
                 results.append(IntakeResult(lead.id not in answered, views[lead.id]))
                 answered.add(lead.id)
         return results
 
-    async def _routing_lock(self, session: AsyncSession, attempt: int) -> None:
+    async def _routing_lock(self, session: Tx, attempt: int) -> None:
         """PostgreSQL: every routing transaction holds the routing lock shared, so they run side
         by side and rely on compare-and-set; after a few conflicts an attempt takes it
         exclusively, waits for the others to finish, and runs alone, so it cannot lose again.
@@ -293,7 +312,8 @@ class Service:
             return
         exclusive = attempt >= EXCLUSIVE_ATTEMPT
         function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        await session.execute(text(f"SELECT {function}(:key)"), {"key": ROUTING_LOCK_KEY})
+        orm = await direct.as_session(session)
+        await orm.execute(text(f"SELECT {function}(:key)"), {"key": ROUTING_LOCK_KEY})
 
     def _outbox_written(self) -> None:
         if self.on_outbox is not None:
@@ -876,7 +896,7 @@ class _World:
         self.touched_teams: set[str] = set()
 
     @classmethod
-    async def load(cls, session: AsyncSession, policy: Policy, leads: Sequence[Lead]) -> _World:
+    async def load(cls, session: Tx, policy: Policy, leads: Sequence[Lead]) -> _World:
         facts = [normalize(lead, policy) for lead in leads]
         lookups = [(f.get("domain"), f.get("company")) for f in facts]
         candidates = await repo.candidate_accounts(session=session, lookups=lookups)
@@ -924,7 +944,7 @@ class _World:
         """One open lead more for `rep` (offered outside the engine, by hand)."""
         self.loads[rep] += 1
 
-    async def commit(self, session: AsyncSession, now: datetime) -> None:
+    async def commit(self, session: Tx, now: datetime) -> None:
         """Save rotations and loads, if nobody else changed them meanwhile (else Conflict).
 
         Rows are written in one order (teams, then reps, each sorted), so two transactions never
@@ -946,7 +966,7 @@ class _World:
 
 
 async def _save(
-    session: AsyncSession,
+    session: Tx,
     decided: Sequence[tuple[int, str, Decision, int]],
     now: datetime,
     *,
@@ -1189,7 +1209,7 @@ _QUEUED = "leadrouter.outbox"
 _NEW_OFFERS = "leadrouter.new_offers"
 
 
-async def _queue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def _queue(session: Tx, rows: Sequence[dict[str, Any]]) -> None:
     """Queue outbox items in this transaction (opened by `Service._transaction`)."""
     await session.info[_QUEUED].add(session, rows)
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage.direct import Tx
+from storage.inline import InlineTransaction
 from storage.sqlite_driver import BUSY_TIMEOUT_MS, OneTripConnection, OneTripDbapi
 
 log = logging.getLogger(__name__)
@@ -92,10 +95,18 @@ class Database:
     _checkpoint: asyncio.Task[None] | None = None
     _checkpointed_at: int = 0  # the WAL file's size after a checkpoint that left some behind
     _end_next_on_thread: bool = False
+    # SQLite: the connection inline transactions run on, kept checked out (`lean_transaction`).
+    _inline_connection: tuple[AsyncConnection, OneTripConnection] | None = None
+    _inline_unavailable: bool = False
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    @property
+    def inline_connection(self) -> OneTripConnection | None:
+        """The connection inline transactions run on, once opened (see `lean_transaction`)."""
+        return self._inline_connection[1] if self._inline_connection else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -105,18 +116,84 @@ class Database:
                 async with self.sessions() as session, session.begin():
                     yield session
                 return
-            async with self.write_lock, self.sessions() as session, session.begin():
-                if self._end_next_on_thread:
-                    self._end_next_on_thread = False
-                    connection = await session.connection()
-                    adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
-                    if isinstance(adapted, OneTripConnection):
-                        adapted.end_on_thread()
+            async with self.write_lock, self._session_transaction() as session:
                 yield session
             self._written()
         except DBAPIError as exc:
             if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
                 raise TransientDatabaseError(str(exc.orig)) from exc
+            raise
+
+    @asynccontextmanager
+    async def lean_transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction for plain statements (`storage.direct`), committed when the
+        block ends and rolled back if it raises. On SQLite, an `InlineTransaction` when it can
+        be (see `storage.inline`); otherwise, and on PostgreSQL, `transaction`'s session."""
+        if self.write_lock is None:
+            async with self.transaction() as session:
+                yield session
+            return
+        async with self.write_lock:
+            inline = await self._begin_inline()
+            if inline is None:
+                async with self._session_transaction() as session:
+                    yield session
+            else:
+                try:
+                    yield inline
+                except BaseException:
+                    await self._abandon(inline)
+                    raise
+                try:
+                    await inline.commit()
+                except BaseException:
+                    await self._abandon(inline)
+                    raise
+        self._written()
+
+    @asynccontextmanager
+    async def _session_transaction(self) -> AsyncIterator[AsyncSession]:
+        """SQLite, holding `write_lock`: a session's write transaction."""
+        async with self.sessions() as session, session.begin():
+            if self._end_next_on_thread:
+                self._end_next_on_thread = False
+                connection = await session.connection()
+                adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+                if isinstance(adapted, OneTripConnection):
+                    adapted.end_on_thread()
+            yield session
+
+    async def _begin_inline(self) -> InlineTransaction | None:
+        """Holding `write_lock`: an inline transaction begun on the connection kept for them,
+        or None where a session's must do: not in WAL mode, the write lock held by another
+        process (a session's BEGIN waits for it), or a COMMIT due on the database thread."""
+        if self._inline_unavailable or self._end_next_on_thread:
+            return None
+        if self._inline_connection is not None and self._inline_connection[0].invalidated:
+            stale, _adapted = self._inline_connection  # closed since (see `InlineTransaction`)
+            self._inline_connection = None
+            await stale.close()
+        if self._inline_connection is None:
+            connection = await self.engine.connect()
+            raw = await connection.get_raw_connection()
+            adapted: Any = raw.dbapi_connection
+            if not isinstance(adapted, OneTripConnection) or not adapted.writes_inline:
+                await connection.close()
+                self._inline_unavailable = True
+                return None
+            self._inline_connection = (connection, adapted)
+        inline = InlineTransaction(*self._inline_connection)
+        return inline if inline.begin() else None
+
+    async def _abandon(self, inline: InlineTransaction) -> None:
+        """Roll back; failing that, close the connection (which rolls back whatever it held)
+        so that no later transaction finds it half-ended."""
+        try:
+            await inline.rollback()
+        except BaseException:
+            log.warning("an inline transaction could not be rolled back; closing its connection")
+            self._inline_connection = None
+            await inline.connection.invalidate()
             raise
 
     def _written(self) -> None:
@@ -179,6 +256,10 @@ class Database:
         try:
             if self._checkpoint is not None:  # its failure, if any, is logged already
                 await asyncio.gather(self._checkpoint, return_exceptions=True)
+            if self._inline_connection is not None:
+                connection, _adapted = self._inline_connection
+                self._inline_connection = None
+                await connection.close()
         finally:
             await self.engine.dispose()
             if self.read_engine is not None:

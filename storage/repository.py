@@ -25,6 +25,7 @@ from routing.distribution import TeamState
 from routing.domains import registrable_domain
 from routing.model import Account, OutOfOffice
 from storage import direct
+from storage.direct import Tx
 from storage.models import (
     OPEN_OFFER_STATUSES,
     AccountKeyRow,
@@ -94,6 +95,17 @@ _ACCOUNTS_OF_KEYS = (
     .where(_KEYS.c.key.in_(bindparam("keys", expanding=True)))
 )
 _LEADS = _table(LeadRow)
+_OFFERS = _table(OfferRow)
+_LATEST_OFFER = func.max(_OFFERS.c.offered_at)
+# Per account, the reps with open offers on its leads, most recent first (sticky accounts).
+_HOLDERS_OF_ACCOUNTS = (
+    select(_LEADS.c.account_id, _OFFERS.c.rep_id, _LATEST_OFFER)
+    .join(_LEADS, _LEADS.c.id == _OFFERS.c.lead_id)
+    .where(_LEADS.c.account_id.in_(bindparam("account_ids", expanding=True)))
+    .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
+    .group_by(_LEADS.c.account_id, _OFFERS.c.rep_id)
+    .order_by(_LATEST_OFFER.desc())
+)
 # Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
 # mapped objects costs the ORM more than the query, even for no rows.
 _STORED_EXTERNAL_IDS = select(_LEADS.c.external_id).where(
@@ -110,7 +122,6 @@ _COUNT_OPEN_LEADS = (
     .values(open_count=bindparam("b_count"), updated_at=bindparam("b_now"))
 )
 _INSERT_LEADS = insert(_LEADS).returning(_LEADS.c.id, _LEADS.c.external_id)
-_OFFERS = _table(OfferRow)
 _INSERT_OFFERS = insert(_OFFERS).returning(_OFFERS.c.id, _OFFERS.c.lead_id)
 _OUTBOX = _table(OutboxRow)
 _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id, _OUTBOX.c.dedupe_key)
@@ -132,7 +143,7 @@ _ROTATE_TEAM = (
 )
 
 
-async def load_rep_states(*, session: AsyncSession) -> RepStates:
+async def load_rep_states(*, session: Tx) -> RepStates:
     loads: dict[str, int] = dict((await direct.run(session, _OPEN_LOADS)).rows)
     away = {
         rep_id: OutOfOffice(until=until, reason=reason, since=since)
@@ -147,7 +158,7 @@ class TeamStates:
     versions: dict[str, int]  # a team with no row yet is absent
 
 
-async def load_team_states(*, session: AsyncSession) -> TeamStates:
+async def load_team_states(*, session: Tx) -> TeamStates:
     rows = (await direct.run(session, _TEAM_STATES)).rows
     return TeamStates(
         {team: TeamState(last_rep, dict(current)) for team, last_rep, current, _v in rows},
@@ -174,7 +185,7 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
 
 
 async def candidate_accounts(
-    *, session: AsyncSession, lookups: Sequence[tuple[str | None, str | None]]
+    *, session: Tx, lookups: Sequence[tuple[str | None, str | None]]
 ) -> Candidates:
     """For leads given as (registrable domain, company name): the accounts on their domains, and
     the accounts of the blocking keys `AccountIndex` would score for each (`choose_keys`).
@@ -200,34 +211,25 @@ async def candidate_accounts(
     return Candidates(list(found.values()), sizes)
 
 
-async def reps_holding_accounts(
-    *, session: AsyncSession, account_ids: Iterable[str]
-) -> dict[str, list[str]]:
+async def reps_holding_accounts(*, session: Tx, account_ids: Iterable[str]) -> dict[str, list[str]]:
     """Per account: reps with open offers on its leads, most recent first (sticky accounts)."""
     holders: dict[str, list[str]] = {}
-    latest = func.max(col(OfferRow.offered_at))
     for chunk in _chunks(set(account_ids)):
-        rows = await session.execute(
-            select(col(LeadRow.account_id), col(OfferRow.rep_id), latest)
-            .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
-            .where(col(LeadRow.account_id).in_(chunk))
-            .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
-            .group_by(col(LeadRow.account_id), col(OfferRow.rep_id))
-            .order_by(latest.desc())
-        )
-        for account_id, rep_id, _when in rows.all():
+        rows = (await direct.run(session, _HOLDERS_OF_ACCOUNTS, {"account_ids": chunk})).rows
+        for account_id, rep_id, _when in rows:
             if account_id is not None:
                 holders.setdefault(account_id, []).append(rep_id)
     return holders
 
 
-async def find_leads(*, session: AsyncSession, external_ids: Iterable[str]) -> dict[str, LeadRow]:
+async def find_leads(*, session: Tx, external_ids: Iterable[str]) -> dict[str, LeadRow]:
     found: dict[str, LeadRow] = {}
     for chunk in _chunks(set(external_ids)):
         stored = await direct.run(session, _STORED_EXTERNAL_IDS, {"external_ids": chunk})
         if not (chunk := stored.scalars()):
             continue
-        rows = await session.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": chunk})
+        orm = await direct.as_session(session)
+        rows = await orm.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": chunk})
         found.update((row.external_id, row) for row in rows.scalars())
     return found
 
@@ -261,10 +263,11 @@ async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequ
     return result.scalars().all()
 
 
-async def leads_by_id(*, session: AsyncSession, ids: Iterable[int]) -> dict[int, LeadRow]:
+async def leads_by_id(*, session: Tx, ids: Iterable[int]) -> dict[int, LeadRow]:
     found: dict[int, LeadRow] = {}
+    orm = await direct.as_session(session)
     for chunk in _id_chunks(ids):
-        rows = await session.execute(select(LeadRow).where(col(LeadRow.id).in_(chunk)))
+        rows = await orm.execute(select(LeadRow).where(col(LeadRow.id).in_(chunk)))
         found.update((row.id or 0, row) for row in rows.scalars())
     return found
 
@@ -414,14 +417,15 @@ async def last_job_runs(*, session: AsyncSession) -> dict[str, datetime]:
 
 
 async def save_team_state(
-    *, session: AsyncSession, team: str, state: TeamState, read_version: int | None
+    *, session: Tx, team: str, state: TeamState, read_version: int | None
 ) -> None:
     """Store a team's new rotation, if nobody changed it since `read_version` (None: no row)."""
     values = {"last_rep": state.last_rep, "current": dict(state.current)}
     if read_version is None:
+        orm = await direct.as_session(session)
         try:
-            async with session.begin_nested():
-                await session.execute(insert(TeamStateRow).values(team=team, version=1, **values))
+            async with orm.begin_nested():
+                await orm.execute(insert(TeamStateRow).values(team=team, version=1, **values))
         except IntegrityError:
             raise Conflict(f"team {team} was created meanwhile") from None
         return
@@ -441,22 +445,23 @@ async def save_team_state(
 
 
 async def count_open_leads_many(
-    *, session: AsyncSession, changes: Sequence[tuple[str, int, int]], now: datetime
+    *, session: Tx, changes: Sequence[tuple[str, int, int]], now: datetime
 ) -> None:
     """`count_open_leads` for each (rep id, read count, added), in one executemany for the reps
     whose row is known to exist, where the driver reports the rows an executemany changed
     (SQLite does); one statement per rep otherwise. A rep on a batch of leads spread over a
     hundred reps would otherwise cost a hundred round trips."""
     bulk = [change for change in changes if change[1] > 0]
-    if len(bulk) > 1 and (await session.connection()).dialect.supports_sane_multi_rowcount:
-        result = await session.execute(
+    if len(bulk) > 1 and await direct.counts_rows_of_many(session):
+        result = await direct.run_many(
+            session,
             _COUNT_OPEN_LEADS,
             [
                 {"b_rep": rep, "b_read": read, "b_count": read + added, "b_now": now}
                 for rep, read, added in bulk
             ],
         )
-        if result.rowcount != len(bulk):  # type: ignore[attr-defined]
+        if result.rowcount != len(bulk):
             raise Conflict("some rep's open leads changed meanwhile")
         done = {rep for rep, _read, _added in bulk}
         changes = [change for change in changes if change[0] not in done]
@@ -465,7 +470,7 @@ async def count_open_leads_many(
 
 
 async def count_open_leads(
-    *, session: AsyncSession, rep_id: str, read_count: int, added: int, now: datetime
+    *, session: Tx, rep_id: str, read_count: int, added: int, now: datetime
 ) -> None:
     """`added` more open leads for `rep_id`, if its count is still `read_count`."""
     result = await direct.run(
@@ -477,9 +482,10 @@ async def count_open_leads(
         return
     if read_count != 0:
         raise Conflict(f"{rep_id}'s open leads changed meanwhile")
+    orm = await direct.as_session(session)
     try:
-        async with session.begin_nested():
-            await session.execute(
+        async with orm.begin_nested():
+            await orm.execute(
                 insert(RepStateRow).values(
                     rep_id=rep_id, open_count=added, away=False, updated_at=now
                 )
@@ -562,33 +568,29 @@ def add_audit(
 
 
 async def insert_rows(
-    *, session: AsyncSession, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
+    *, session: Tx, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """One bulk INSERT (executemany)."""
     if rows:
-        await direct.insert(session, _insert_into(table), rows)
+        await direct.run_many(session, _insert_into(table), rows)
 
 
-async def insert_leads(
-    *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
-) -> dict[str, int]:
+async def insert_leads(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Insert leads in bulk; their database ids by external id.
 
     Matched up by external id rather than by position: asking for RETURNING in parameter order
     makes SQLAlchemy send SQLite one INSERT per row."""
     if not rows:
         return {}
-    result = await direct.insert(session, _INSERT_LEADS, rows)
+    result = await direct.run_many(session, _INSERT_LEADS, rows)
     return {external_id: lead_id for lead_id, external_id in result.rows}
 
 
-async def insert_outbox(
-    *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
-) -> dict[str, int]:
+async def insert_outbox(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Insert outbox items in bulk; their ids by dedupe key (unique, so a fair match)."""
     if not rows:
         return {}
-    result = await direct.insert(session, _INSERT_OUTBOX, rows)
+    result = await direct.run_many(session, _INSERT_OUTBOX, rows)
     return {dedupe_key: item_id for item_id, dedupe_key in result.rows}
 
 
@@ -601,16 +603,14 @@ async def record_card_posted(
         await session.execute(update(OfferRow).where(col(OfferRow.id) == offer_id).values(**posted))
 
 
-async def insert_offers(
-    *, session: AsyncSession, rows: Sequence[Mapping[str, Any]]
-) -> dict[int, int]:
+async def insert_offers(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
     """Insert offers in bulk, at most one per lead; their ids by lead id."""
     if not rows:
         return {}
     leads = [row["lead_id"] for row in rows]
     if len(set(leads)) != len(leads):
         raise ValueError("insert_offers takes at most one offer per lead")
-    result = await direct.insert(session, _INSERT_OFFERS, rows)
+    result = await direct.run_many(session, _INSERT_OFFERS, rows)
     return {lead_id: offer_id for offer_id, lead_id in result.rows}
 
 

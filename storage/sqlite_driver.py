@@ -208,6 +208,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         return raw
 
     def begin_with_next_statement(self, statement: str, *, takes_write_lock: bool) -> None:
+        if self.holds_write_lock:
+            return  # begun already, by an inline transaction that a session joins (`begin_here`)
         self.pending_begin = statement
         self.begin_takes_write_lock = takes_write_lock
 
@@ -217,6 +219,22 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         if not _begin_at_once(connection._conn, begin):
             await_(connection._execute(_begin_waiting, connection._conn, begin))  # type: ignore[no-untyped-call]
         self.holds_write_lock = True
+
+    def begin_here(self, begin: str) -> bool:
+        """For an inline transaction (`storage.inline`): BEGIN on this thread if the write lock
+        is free at once. False, with nothing begun, if another connection holds it or the BEGIN
+        failed otherwise: a session's transaction then waits for the lock on the database
+        thread, and reports any failure as for any statement."""
+        if not self.writes_inline or self.pending_begin is not None or self.holds_write_lock:
+            return False
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        try:
+            if not _begin_at_once(connection._conn, begin):
+                return False
+        except sqlite3.Error:
+            return False
+        self.holds_write_lock = True
+        return True
 
     def try_take_write_lock(self) -> bool:
         """For a caller on the event loop (`storage.direct`): whether this connection's
@@ -243,14 +261,15 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.ends_on_thread = True
 
     def close(self) -> None:
-        self._forget_transaction()
+        self.forget_transaction()
         super().close()
 
     def terminate(self) -> None:
-        self._forget_transaction()
+        self.forget_transaction()
         super().terminate()
 
-    def _forget_transaction(self) -> None:
+    def forget_transaction(self) -> None:
+        """Clear what this object knows of the transaction (ended, or the connection closed)."""
         self.pending_begin = None
         self.holds_write_lock = self.ends_on_thread = False
 

@@ -24,6 +24,8 @@ def sqlite_statements(db: Database) -> list[str]:
         dbapi_connection.sqlite_connection.set_trace_callback(trace)
 
     event.listen(db.engine.sync_engine, "checkout", on_checkout)
+    if db.inline_connection is not None:  # kept checked out: no checkout to come
+        db.inline_connection.sqlite_connection.set_trace_callback(trace)
     return seen
 
 

@@ -2,7 +2,8 @@
 and answer exactly what SQLAlchemy's execution would, which they skip.
 
 Each test does the same work twice, on two databases: once in a write transaction that holds the
-lock (where the statements go direct) and once in a session that does not (where they go through
+lock (where the statements go direct), of either kind (a session's, or an inline transaction's
+with no session unless asked for), and once in a session that does not (where they go through
 `session.execute`), then compares the answers and the stored bytes."""
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.distribution import TeamState
 from routing.model import Account
+from storage import direct
 from storage import repository as repo
 from storage.db import Database, open_database
+from storage.direct import InlineTransaction, Tx
 from storage.models import AuditEventRow, DecisionRow, LeadRow
 from storage.sqlite_driver import INLINE_MAX_ROWS
 from tests.sqlite_trace import sqlite_statements
@@ -32,7 +34,8 @@ NOW = datetime(
 LATER = NOW + timedelta(minutes=5, microseconds=123_456)
 TABLES = ("leads", "decisions", "audit_events", "offers", "outbox", "rep_state", "team_state")
 
-Work = Callable[[AsyncSession], Awaitable[Any]]
+Work = Callable[[Tx], Awaitable[Any]]
+Way = Callable[[Database, Work], Awaitable[Any]]  # how the direct side runs its work
 
 
 @pytest.fixture
@@ -56,11 +59,25 @@ def _executions(db: Database) -> list[str]:
     return seen
 
 
-async def _direct(db: Database, work: Work) -> Any:
-    """`work` in a write transaction that holds the lock, so its statements may go direct."""
+async def _in_a_session(db: Database, work: Work) -> Any:
+    """`work` in a session's write transaction that holds the lock, so its statements may go
+    direct."""
     async with db.transaction() as session:
         await session.execute(text("SELECT 1"))  # the BEGIN IMMEDIATE goes with this one
         return await work(session)
+
+
+async def _inline(db: Database, work: Work) -> Any:
+    """`work` in an inline transaction: no session, unless `direct.as_session` asks for one."""
+    async with db.lean_transaction() as tx:
+        assert isinstance(tx, InlineTransaction)
+        return await work(tx)
+
+
+@pytest.fixture(params=[_in_a_session, _inline], ids=["session", "inline"])
+def direct_way(request: pytest.FixtureRequest) -> Way:
+    way: Way = request.param
+    return way
 
 
 async def _through_sqlalchemy(db: Database, work: Work) -> Any:
@@ -104,7 +121,7 @@ def _lead(external_id: str, **values: Any) -> dict[str, Any]:
     }
 
 
-async def _write_a_routing_transaction(session: AsyncSession) -> dict[str, Any]:
+async def _write_a_routing_transaction(session: Tx) -> dict[str, Any]:
     ids = await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b", rep_id=None)])
     decision = {
         "lead_id": ids["a"],
@@ -157,12 +174,14 @@ async def _write_a_routing_transaction(session: AsyncSession) -> dict[str, Any]:
 
 
 async def test_a_routing_transaction_written_direct_is_stored_as_sqlalchemy_stores_it(
-    databases: tuple[Database, Database], tmp_path: Path
+    databases: tuple[Database, Database],
+    tmp_path: Path,
+    direct_way: Way,
 ) -> None:
     direct_db, plain_db = databases
     skipped, executed = _executions(direct_db), _executions(plain_db)
 
-    direct = await _direct(direct_db, _write_a_routing_transaction)
+    direct = await direct_way(direct_db, _write_a_routing_transaction)
     plain = await _through_sqlalchemy(plain_db, _write_a_routing_transaction)
 
     assert direct == plain
@@ -173,7 +192,7 @@ async def test_a_routing_transaction_written_direct_is_stored_as_sqlalchemy_stor
     assert any("INSERT INTO leads" in s for s in executed)
 
 
-async def _read_the_routing_state(session: AsyncSession) -> dict[str, Any]:
+async def _read_the_routing_state(session: Tx) -> dict[str, Any]:
     reps = await repo.load_rep_states(session=session)
     teams = await repo.load_team_states(session=session)
     candidates = await repo.candidate_accounts(
@@ -190,10 +209,10 @@ async def _read_the_routing_state(session: AsyncSession) -> dict[str, Any]:
 
 
 async def test_the_routing_state_read_direct_is_what_sqlalchemy_reads(
-    databases: tuple[Database, Database],
+    databases: tuple[Database, Database], direct_way: Way
 ) -> None:
     for db in databases:
-        await _direct(db, _write_a_routing_transaction)
+        await direct_way(db, _write_a_routing_transaction)
         async with db.transaction() as session:
             await repo.set_away(
                 session=session,
@@ -216,7 +235,7 @@ async def test_the_routing_state_read_direct_is_what_sqlalchemy_reads(
     direct_db, plain_db = databases
     skipped = _executions(direct_db)
 
-    direct = await _direct(direct_db, _read_the_routing_state)
+    direct = await direct_way(direct_db, _read_the_routing_state)
     plain = await _through_sqlalchemy(plain_db, _read_the_routing_state)
 
     assert direct == plain
@@ -228,16 +247,16 @@ async def test_the_routing_state_read_direct_is_what_sqlalchemy_reads(
 
 
 async def test_a_duplicate_key_raises_sqlalchemys_integrity_error_without_the_values(
-    databases: tuple[Database, Database],
+    databases: tuple[Database, Database], direct_way: Way
 ) -> None:
     db, _ = databases
 
-    async def insert_twice(session: AsyncSession) -> None:
+    async def insert_twice(session: Tx) -> None:
         await repo.insert_leads(session=session, rows=[_lead("twice", email="private@example.com")])
         await repo.insert_leads(session=session, rows=[_lead("twice", email="private@example.com")])
 
     with pytest.raises(IntegrityError) as raised:
-        await _direct(db, insert_twice)
+        await direct_way(db, insert_twice)
     assert "UNIQUE" in str(raised.value)
     assert "private@example.com" not in str(raised.value)
     async with db.reading() as session:
@@ -246,15 +265,18 @@ async def test_a_duplicate_key_raises_sqlalchemys_integrity_error_without_the_va
 
 
 async def test_an_object_added_but_not_flushed_is_seen_by_the_next_statement(
-    databases: tuple[Database, Database],
+    databases: tuple[Database, Database], direct_way: Way
 ) -> None:
     db, _ = databases
 
-    async def add_then_find(session: AsyncSession) -> set[str]:
-        session.add(LeadRow(**{**_lead("pending"), "reason": ""}))
+    async def add_then_find(session: Tx) -> set[str]:
+        orm = await direct.as_session(session)
+        orm.add(LeadRow(**{**_lead("pending"), "reason": ""}))
         return set(await repo.find_leads(session=session, external_ids=["pending"]))
 
-    assert await _direct(db, add_then_find) == {"pending"}
+    assert await direct_way(db, add_then_find) == {"pending"}
+    async with db.reading() as session:  # and it was committed with the rest
+        assert await repo.find_lead(session=session, external_id="pending") is not None
 
 
 async def test_the_first_statement_takes_the_write_lock_and_goes_direct_too(

@@ -8,11 +8,8 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -22,8 +19,7 @@ from storage.db import CHECKPOINT_WAL_BYTES, Database, open_database
 from storage.models import AuditEventRow, LeadRow
 from storage.sqlite_driver import INLINE_MAX_ROWS
 from tests.sqlite_trace import opening, sqlite_statements
-
-NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+from tests.storage.rows import NOW, queued_lead
 
 
 @pytest.fixture
@@ -32,43 +28,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.create_tables()
     yield database
     await database.dispose()
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every function aiosqlite is asked to run on its thread, in order."""
-    seen: list[str] = []
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return seen
-
-
-def _lead(external_id: str, **values: Any) -> dict[str, Any]:
-    return {
-        "external_id": external_id,
-        "status": "queued",
-        "rep_id": None,
-        "team": None,
-        "rule": None,
-        "queue": None,
-        "reason": "",
-        "account_id": None,
-        "email": None,
-        "company": None,
-        "crm_system": None,
-        "crm_id": None,
-        "source": None,
-        "raw": {},
-        "facts": {},
-        "created_at": NOW,
-        "updated_at": NOW,
-        **values,
-    }
 
 
 def _first_words(statements: list[str]) -> list[str]:
@@ -91,7 +50,7 @@ async def test_a_write_transaction_makes_no_trip_while_nobody_else_writes(
 ) -> None:
     statements = sqlite_statements(db)
     async with db.transaction() as session:
-        await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
+        await repo.insert_leads(session=session, rows=[queued_lead("a"), queued_lead("b")])
         count = await session.execute(text("SELECT count(*) FROM leads"))
         assert count.scalar_one() == 2
     # BEGIN IMMEDIATE took the lock at once, on the event loop's thread, with everything after
@@ -118,7 +77,7 @@ async def test_a_begin_that_must_wait_for_another_writer_waits_on_the_database_t
     threading.Timer(0.3, other.execute, args=("ROLLBACK",)).start()
     try:
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead("waited")])
+            await repo.insert_leads(session=session, rows=[queued_lead("waited")])
     finally:
         ticker.cancel()
         other.close()
@@ -155,7 +114,7 @@ async def test_a_transaction_cut_short_is_rolled_back_before_its_connection_is_r
 ) -> None:
     async def cut_short() -> None:
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead("half")])
+            await repo.insert_leads(session=session, rows=[queued_lead("half")])
             raise RuntimeError("cut short")
 
     with pytest.raises(RuntimeError):
@@ -167,7 +126,9 @@ async def test_a_transaction_cut_short_is_rolled_back_before_its_connection_is_r
 
 async def test_an_update_reports_how_many_rows_it_changed(db: Database) -> None:
     async with db.transaction() as session:
-        await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b"), _lead("c")])
+        await repo.insert_leads(
+            session=session, rows=[queued_lead("a"), queued_lead("b"), queued_lead("c")]
+        )
         changed = await session.execute(
             text("UPDATE leads SET status = 'claimed' WHERE external_id IN ('a', 'b')")
         )
@@ -180,7 +141,7 @@ async def test_an_update_reports_how_many_rows_it_changed(db: Database) -> None:
 
 async def test_an_insert_reports_the_row_id_it_made(db: Database) -> None:
     async with db.transaction() as session:
-        row = LeadRow(**_lead("orm"))
+        row = LeadRow(**queued_lead("orm"))
         session.add(row)
         await session.flush()
         stored = await session.execute(text("SELECT id FROM leads WHERE external_id = 'orm'"))
@@ -192,8 +153,8 @@ async def test_a_failed_statement_raises_the_drivers_error_and_the_connection_go
 ) -> None:
     async def insert_twice() -> None:
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead("twice")])
-            await repo.insert_leads(session=session, rows=[_lead("twice")])
+            await repo.insert_leads(session=session, rows=[queued_lead("twice")])
+            await repo.insert_leads(session=session, rows=[queued_lead("twice")])
 
     async def read_nothing() -> None:
         async with db.transaction() as session:
@@ -210,10 +171,10 @@ async def test_a_failed_statement_raises_the_drivers_error_and_the_connection_go
 
 async def test_leads_with_different_missing_values_go_in_in_one_statement(db: Database) -> None:
     rows = [
-        _lead("a", rep_id="ann", team="trio", status="offered"),
-        _lead("b", queue="unmatched"),
-        _lead("c", rule="Junk", status="nurture", email="c@example.com"),
-        *(_lead(f"bulk-{n}", company=f"Company {n}" if n % 2 else None) for n in range(200)),
+        queued_lead("a", rep_id="ann", team="trio", status="offered"),
+        queued_lead("b", queue="unmatched"),
+        queued_lead("c", rule="Junk", status="nurture", email="c@example.com"),
+        *(queued_lead(f"bulk-{n}", company=f"Company {n}" if n % 2 else None) for n in range(200)),
     ]
     statements = sqlite_statements(db)
     async with db.transaction() as session:
@@ -226,7 +187,7 @@ async def test_leads_with_different_missing_values_go_in_in_one_statement(db: Da
 
 async def test_rows_nobody_reads_back_go_in_without_a_trip(db: Database, trips: list[str]) -> None:
     async with db.transaction() as session:
-        ids = await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
+        ids = await repo.insert_leads(session=session, rows=[queued_lead("a"), queued_lead("b")])
     statements = sqlite_statements(db)
     audits = [
         {
@@ -262,7 +223,7 @@ async def test_rows_nobody_reads_back_go_in_without_a_trip(db: Database, trips: 
 
 async def test_offers_come_back_by_lead_and_two_for_one_lead_are_refused(db: Database) -> None:
     async with db.transaction() as session:
-        ids = await repo.insert_leads(session=session, rows=[_lead("a"), _lead("b")])
+        ids = await repo.insert_leads(session=session, rows=[queued_lead("a"), queued_lead("b")])
         offer = {
             "rep_id": "ann",
             "team": "trio",
@@ -311,7 +272,9 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
     written = 0
     while db._checkpoint is None:  # started by the first write to find the WAL too big
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead(f"lead-{written}", raw=payload)])
+            await repo.insert_leads(
+                session=session, rows=[queued_lead(f"lead-{written}", raw=payload)]
+            )
         written += 1
         assert written < 100, "no checkpoint was started"
     assert (tmp_path / "driver.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
@@ -328,7 +291,7 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
     for name in ("after", "later"):
         trips.clear()
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead(name)])
+            await repo.insert_leads(session=session, rows=[queued_lead(name)])
         assert trips == (["commit"] if name == "after" else [])
     assert (tmp_path / "driver.db-wal").stat().st_size <= CHECKPOINT_WAL_BYTES
 
@@ -344,13 +307,13 @@ async def test_a_reader_that_keeps_the_wal_from_starting_over_does_not_make_ever
         n = 0
         while db._checkpoint is None:
             async with db.transaction() as session:
-                await repo.insert_leads(session=session, rows=[_lead(f"a-{n}", raw=payload)])
+                await repo.insert_leads(session=session, rows=[queued_lead(f"a-{n}", raw=payload)])
             n += 1
         first = db._checkpoint
         await first
         for m in range(5):  # ~0.5 MB more: under a quarter of the limit
             async with db.transaction() as session:
-                await repo.insert_leads(session=session, rows=[_lead(f"b-{m}", raw=payload)])
+                await repo.insert_leads(session=session, rows=[queued_lead(f"b-{m}", raw=payload)])
             await asyncio.sleep(0)
         assert db._checkpoint is first  # none started again yet
         assert (tmp_path / "driver.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
@@ -378,7 +341,7 @@ async def test_the_wal_stays_near_its_limit_however_long_writes_go_on(
     largest = 0
     for n in range(400):  # about three times the limit, written
         async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[_lead(f"lead-{n}", raw=payload)])
+            await repo.insert_leads(session=session, rows=[queued_lead(f"lead-{n}", raw=payload)])
         largest = max(largest, (tmp_path / "driver.db-wal").stat().st_size)
         await asyncio.sleep(0)  # a checkpoint under way gets its turn, as between requests
     assert largest < 1.5 * CHECKPOINT_WAL_BYTES

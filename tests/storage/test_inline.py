@@ -1,0 +1,245 @@
+"""Inline transactions (`Database.lean_transaction` on SQLite): plain statements on the event
+loop's thread with no ORM session, a session joined to the same transaction when one is asked
+for, and a session's transaction wherever an inline one cannot be had."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.distribution import TeamState
+from storage import direct
+from storage import repository as repo
+from storage.db import Database, open_database
+from storage.direct import InlineTransaction
+from storage.models import AuditEventRow, LeadRow
+from storage.sqlite_driver import INLINE_MAX_ROWS
+from tests.sqlite_trace import opening, sqlite_statements
+from tests.storage.rows import NOW, queued_lead
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+def _through_sqlalchemy(db: Database) -> list[str]:
+    """Statements that go through SQLAlchemy's execution from now on."""
+    seen: list[str] = []
+    event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    return seen
+
+
+async def _open_both(db: Database) -> None:
+    """Open the connection kept for inline transactions and one in the pool for sessions, so
+    that no trip counted afterwards is one of opening a connection."""
+    async with db.lean_transaction():
+        pass
+    async with db.transaction() as session:
+        await session.execute(text("SELECT 1"))
+
+
+async def _external_ids(db: Database) -> list[str]:
+    async with db.reading() as session:
+        stored = await session.execute(text("SELECT external_id FROM leads ORDER BY id"))
+        return list(stored.scalars().all())
+
+
+async def test_a_transaction_of_plain_statements_goes_to_sqlite_alone(
+    db: Database, trips: list[str]
+) -> None:
+    through_sqlalchemy = _through_sqlalchemy(db)
+    for name in ("first", "second"):  # the first opens the connection kept for them
+        statements = sqlite_statements(db)
+        async with db.lean_transaction() as tx:
+            assert isinstance(tx, InlineTransaction)
+            await repo.load_team_states(session=tx)
+            await repo.insert_leads(session=tx, rows=[queued_lead(name)])
+        assert [opening(s, 1) for s in statements] == ["BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert through_sqlalchemy == []
+    assert trips == []  # nothing went to the database thread
+    assert await _external_ids(db) == ["first", "second"]
+
+
+async def test_a_session_asked_for_works_in_the_same_transaction_and_commits_with_it(
+    db: Database,
+) -> None:
+    async with db.lean_transaction() as tx:
+        assert isinstance(tx, InlineTransaction)
+        ids = await repo.insert_leads(session=tx, rows=[queued_lead("inline")])
+        session = await direct.as_session(tx)
+        assert await direct.as_session(tx) is session  # one per transaction
+        found = (await session.execute(select(LeadRow))).scalars().all()
+        assert [lead.external_id for lead in found] == ["inline"]  # it sees the inline write
+        session.add(AuditEventRow(lead_id=ids["inline"], at=NOW, kind="routed", data={}))
+        # An inline statement after it sees the ORM's object too: it is flushed first.
+        assert await repo.find_leads(session=tx, external_ids=["inline"])
+        audits = await direct.run(tx, text("SELECT count(*) FROM audit_events"))
+        assert audits.rows == [(1,)]
+    async with db.reading() as reading:
+        count = await reading.execute(text("SELECT count(*) FROM audit_events"))
+        assert count.scalar_one() == 1
+    assert await _external_ids(db) == ["inline"]
+
+
+async def test_a_failure_rolls_back_what_both_wrote_and_the_next_transaction_is_inline_again(
+    db: Database,
+) -> None:
+    async def fails() -> None:
+        async with db.lean_transaction() as tx:
+            await repo.insert_leads(session=tx, rows=[queued_lead("inline")])
+            session = await direct.as_session(tx)
+            session.add(LeadRow(**queued_lead("orm")))
+            await session.flush()
+            raise RuntimeError("cut short")
+
+    with pytest.raises(RuntimeError):
+        await fails()
+    assert await _external_ids(db) == []
+    kept = db.inline_connection
+    assert kept is not None and not kept.sqlite_connection.in_transaction
+    async with db.lean_transaction() as tx:
+        assert isinstance(tx, InlineTransaction)
+        await repo.insert_leads(session=tx, rows=[queued_lead("after")])
+    assert await _external_ids(db) == ["after"]
+
+
+async def test_a_conflict_in_a_savepoint_rolls_the_whole_transaction_back(db: Database) -> None:
+    async with db.lean_transaction() as tx:
+        await repo.save_team_state(
+            session=tx, team="trio", state=TeamState("ann", {}), read_version=None
+        )
+
+    async def created_twice() -> None:
+        async with db.lean_transaction() as tx:
+            await repo.insert_leads(session=tx, rows=[queued_lead("lost")])
+            await repo.save_team_state(
+                session=tx, team="trio", state=TeamState("ben", {}), read_version=None
+            )
+
+    with pytest.raises(repo.Conflict):
+        await created_twice()
+    assert await _external_ids(db) == []
+    async with db.reading() as session:
+        teams = await repo.load_team_states(session=session)
+        assert teams.states["trio"] == TeamState("ann", {})
+
+
+async def test_bulk_work_goes_through_the_joined_session_to_the_thread_and_its_commit_too(
+    db: Database, trips: list[str]
+) -> None:
+    many = [queued_lead(f"bulk-{n}") for n in range(INLINE_MAX_ROWS + 1)]
+    async with db.lean_transaction() as tx:
+        assert isinstance(tx, InlineTransaction)
+        ids = await repo.insert_leads(session=tx, rows=many)
+        await repo.insert_leads(session=tx, rows=[queued_lead("one")])
+    assert trips == ["_run", "commit"]  # the bulk INSERT, then COMMIT; the small one inline
+    assert len(ids) == len(many)
+    assert len(await _external_ids(db)) == len(many) + 1
+
+
+async def test_cancelled_while_bulk_work_runs_on_the_thread_nothing_is_kept(
+    db: Database,
+) -> None:
+    many = [queued_lead(f"bulk-{n}", raw={"notes": "x" * 2_000}) for n in range(20_000)]
+    started = asyncio.Event()
+
+    async def bulk() -> None:
+        async with db.lean_transaction() as tx:
+            started.set()
+            await repo.insert_leads(session=tx, rows=many)
+
+    task = asyncio.create_task(bulk())
+    await started.wait()
+    await asyncio.sleep(0.01)  # the INSERT is under way on the database thread
+    cut_short = db.inline_connection
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with db.lean_transaction() as tx:
+        assert isinstance(tx, InlineTransaction)
+        await repo.insert_leads(session=tx, rows=[queued_lead("after")])
+    # SQLAlchemy closed the connection the statement was cut short on (rolling it back), and
+    # the next transaction opened another.
+    assert db.inline_connection is not cut_short
+    assert await _external_ids(db) == ["after"]
+
+
+async def test_with_another_writer_holding_the_lock_it_waits_in_a_sessions_transaction(
+    db: Database, tmp_path: Path, trips: list[str]
+) -> None:
+    await _open_both(db)
+    trips.clear()
+    other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    threading.Timer(0.3, other.execute, args=("ROLLBACK",)).start()
+    try:
+        async with db.lean_transaction() as tx:
+            assert isinstance(tx, AsyncSession)
+            await repo.insert_leads(session=tx, rows=[queued_lead("waited")])
+    finally:
+        ticker.cancel()
+        other.close()
+    assert trips == ["_begin_waiting"]  # it waited on the database thread
+    assert ticks >= 10  # and the event loop went on meanwhile
+    assert await _external_ids(db) == ["waited"]
+
+
+async def test_the_first_commit_after_a_complete_checkpoint_goes_to_the_thread(
+    db: Database, trips: list[str]
+) -> None:
+    await _open_both(db)
+    async with db.lean_transaction() as tx:
+        await repo.insert_leads(session=tx, rows=[queued_lead("before")])
+    await db.checkpoint()  # all of the WAL copied: the next write starts it over
+    for name in ("after", "later"):
+        trips.clear()
+        async with db.lean_transaction() as tx:
+            assert isinstance(tx, AsyncSession if name == "after" else InlineTransaction)
+            await repo.insert_leads(session=tx, rows=[queued_lead(name)])
+        assert trips == (["commit"] if name == "after" else [])
+    assert await _external_ids(db) == ["before", "after", "later"]
+
+
+async def test_a_database_not_in_wal_mode_gets_sessions() -> None:
+    db = open_database("sqlite+aiosqlite:///:memory:")
+    try:
+        await db.create_tables()
+        for n in range(2):
+            async with db.lean_transaction() as tx:
+                assert isinstance(tx, AsyncSession)
+                await repo.insert_leads(session=tx, rows=[queued_lead(f"lead-{n}")])
+        assert db.inline_connection is None
+    finally:
+        await db.dispose()
+
+
+async def test_dispose_gives_the_kept_connection_back(tmp_path: Path) -> None:
+    db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'kept.db'}")
+    await db.create_tables()
+    async with db.lean_transaction():
+        pass
+    pool = db.engine.sync_engine.pool
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]  # a QueuePool's count
+    await db.dispose()
+    assert db.inline_connection is None
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
