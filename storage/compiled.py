@@ -192,7 +192,11 @@ def run_many_here(
     if not all(frozenset(row) == keys for row in rows):
         return None
     found = compiled(statement, dialect, keys)
-    if found is None:
+    # An IN list per row, or RETURNING from anything but an INSERT (SQLAlchemy refuses UPDATE
+    # ... RETURNING over many rows), are the session's to run or refuse.
+    if found is None or any(name not in found.defaults for name in found.expanding):
+        return None
+    if found.returns_rows and not isinstance(statement, Insert):
         return None
     sql = found.sql({})
     if not found.returns_rows:
@@ -202,13 +206,15 @@ def run_many_here(
         finally:
             cursor.close()
     returned: list[tuple[Any, ...]] = []
+    changed = 0
     for row in rows:
         cursor = _execute(raw, sql, found.values(row), dialect)
         try:
             returned.extend(found.rows(cursor.fetchall()))
+            changed += cursor.rowcount
         finally:
             cursor.close()
-    return Outcome(returned, len(rows))
+    return Outcome(returned, changed)
 
 
 def execute_here(raw: sqlite3.Connection, sql: str, dialect: Dialect) -> None:
@@ -222,7 +228,7 @@ def _execute(
     try:
         return raw.execute(sql, values)
     except sqlite3.Error as error:
-        raise _wrapped(sql, error, dialect) from error
+        raise wrapped(sql, error, dialect) from error
 
 
 def _execute_many(
@@ -231,10 +237,10 @@ def _execute_many(
     try:
         return raw.executemany(sql, values)
     except sqlite3.Error as error:
-        raise _wrapped(sql, error, dialect) from error
+        raise wrapped(sql, error, dialect) from error
 
 
-def _wrapped(sql: str, error: sqlite3.Error, dialect: Dialect) -> BaseException:
+def wrapped(sql: str, error: sqlite3.Error, dialect: Dialect) -> BaseException:
     """The error SQLAlchemy would have raised (an IntegrityError for a unique key, ...),
     without the parameters: they may be a lead's personal data."""
     return DBAPIError.instance(

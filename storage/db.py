@@ -169,9 +169,12 @@ class Database:
         process (a session's BEGIN waits for it), or a COMMIT due on the database thread."""
         if self._inline_unavailable or self._end_next_on_thread:
             return None
-        if self._inline_connection is not None and self._inline_connection[0].invalidated:
-            stale, _adapted = self._inline_connection  # closed since (see `InlineTransaction`)
+        if self._inline_connection is not None and not _idle(*self._inline_connection):
+            stale, _adapted = self._inline_connection
             self._inline_connection = None
+            if not stale.invalidated:  # closed by SQLAlchemy after a cancellation: expected
+                log.warning("the connection for inline transactions was left in a transaction")
+                await stale.invalidate()  # closing it rolls back, and lets go of the lock
             await stale.close()
         if self._inline_connection is None:
             connection = await self.engine.connect()
@@ -256,14 +259,25 @@ class Database:
         try:
             if self._checkpoint is not None:  # its failure, if any, is logged already
                 await asyncio.gather(self._checkpoint, return_exceptions=True)
-            if self._inline_connection is not None:
-                connection, _adapted = self._inline_connection
-                self._inline_connection = None
-                await connection.close()
+            if self._inline_connection is not None and self.write_lock is not None:
+                async with self.write_lock:  # not under a transaction still running on it
+                    connection, _adapted = self._inline_connection
+                    self._inline_connection = None
+                    await connection.close()
         finally:
             await self.engine.dispose()
             if self.read_engine is not None:
                 await self.read_engine.dispose()
+
+
+def _idle(connection: AsyncConnection, adapted: OneTripConnection) -> bool:
+    """Whether a kept connection is open and in no transaction, as far as SQLAlchemy, the
+    driver and SQLite each know: a new inline transaction may begin on it."""
+    if connection.invalidated or connection.get_transaction() is not None:
+        return False
+    if adapted.holds_write_lock or adapted.pending_begin is not None:
+        return False
+    return not adapted.sqlite_connection.in_transaction
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -16,14 +16,18 @@ COMMIT (`OneTripConnection.ends_on_thread`).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import CursorResult, Executable
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, AsyncTransaction
 
-from storage.compiled import Outcome, execute_here, run_here, run_many_here
+from storage.compiled import Outcome, execute_here, run_here, run_many_here, wrapped
 from storage.sqlite_driver import OneTripConnection
+
+BEGIN = "BEGIN IMMEDIATE"
 
 
 class InlineTransaction:
@@ -37,16 +41,19 @@ class InlineTransaction:
         self.info: dict[str, Any] = {}  # as `AsyncSession.info`: what the caller keeps with it
         self._session: AsyncSession | None = None
         self._joined: AsyncTransaction | None = None
+        self._ended = False
 
     def begin(self) -> bool:
         """BEGIN IMMEDIATE if the write lock is free at once; False (and nothing begun) if
-        another connection holds it, or the BEGIN failed: a session's transaction waits for
-        the lock, and reports what went wrong."""
-        return self.adapted.begin_here("BEGIN IMMEDIATE")
+        another connection holds it: a session's transaction waits for it."""
+        try:
+            return self.adapted.begin_here(BEGIN)
+        except sqlite3.Error as error:
+            raise wrapped(BEGIN, error, self.dialect) from error
 
     async def run(self, statement: Executable, parameters: Mapping[str, Any] | None) -> Outcome:
         params = parameters or {}
-        if not self._unflushed():
+        if self._runs_here():
             outcome = run_here(self.adapted.sqlite_connection, self.dialect, statement, params)
             if outcome is not None:
                 return outcome
@@ -56,7 +63,7 @@ class InlineTransaction:
         return Outcome(rows, result.rowcount)
 
     async def run_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> Outcome:
-        if not self._unflushed():
+        if self._runs_here():
             raw = self.adapted.sqlite_connection
             outcome = run_many_here(raw, self.dialect, statement, rows)
             if outcome is not None:
@@ -68,6 +75,8 @@ class InlineTransaction:
 
     async def session(self) -> AsyncSession:
         """An ORM session in this transaction, made on first need."""
+        if self._ended:
+            raise InvalidRequestError("this transaction has ended")
         if self._session is None:
             # SQLAlchemy's own transaction on the connection, for the session to join: it sends
             # no BEGIN, the connection having begun already (`begin_here`).
@@ -79,11 +88,19 @@ class InlineTransaction:
             )
         return self._session
 
-    def _unflushed(self) -> bool:
-        """Whether the session has objects a statement ought to see first: then the statement
-        goes through the session, which flushes them."""
-        session = self._session
-        return session is not None and bool(session.new or session.dirty or session.deleted)
+    def _runs_here(self) -> bool:
+        """Whether a statement may run on sqlite3 here: only in this transaction, still open.
+        Otherwise it goes through the session: to flush the objects it has first, or to raise
+        as SQLAlchemy does once the session rolled the transaction back (after a failed flush),
+        rather than run outside any transaction."""
+        if self._ended:
+            raise InvalidRequestError("this transaction has ended")
+        session, joined = self._session, self._joined
+        if session is None:
+            return self.adapted.holds_write_lock
+        unflushed = session.new or session.dirty or session.deleted
+        active = joined is not None and joined.is_active and self.adapted.holds_write_lock
+        return active and not unflushed
 
     async def commit(self) -> None:
         if self._session is not None:
@@ -94,6 +111,7 @@ class InlineTransaction:
         await self._end("ROLLBACK")
 
     async def _end(self, statement: str) -> None:
+        self._ended = True
         session, self._session = self._session, None
         joined, self._joined = self._joined, None
         if session is not None:
@@ -107,6 +125,16 @@ class InlineTransaction:
             # The driver ends it, here or (after bulk work) on the database thread.
             await (joined.commit() if statement == "COMMIT" else joined.rollback())
             return
+        if self.connection.get_transaction() is not None:
+            # SQLAlchemy's transaction, ended by a failure (a flush, a COMMIT) but kept on the
+            # connection until rolled back: let go of it, or no session could join again.
+            await self.connection.rollback()
+            if statement == "COMMIT":
+                self._end_here("ROLLBACK")
+                raise InvalidRequestError("this transaction was rolled back; nothing committed")
+        self._end_here(statement)
+
+    def _end_here(self, statement: str) -> None:
         self.adapted.forget_transaction()
         raw = self.adapted.sqlite_connection
         if raw.in_transaction:

@@ -222,16 +222,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def begin_here(self, begin: str) -> bool:
         """For an inline transaction (`storage.inline`): BEGIN on this thread if the write lock
-        is free at once. False, with nothing begun, if another connection holds it or the BEGIN
-        failed otherwise: a session's transaction then waits for the lock on the database
-        thread, and reports any failure as for any statement."""
+        is free at once; False, with nothing begun, if another connection holds it (a session's
+        transaction then waits for it on the database thread). Raises the BEGIN's failure."""
         if not self.writes_inline or self.pending_begin is not None or self.holds_write_lock:
-            return False
+            raise RuntimeError("an inline transaction needs a connection in WAL mode, idle")
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        try:
-            if not _begin_at_once(connection._conn, begin):
-                return False
-        except sqlite3.Error:
+        if not _begin_at_once(connection._conn, begin):
             return False
         self.holds_write_lock = True
         return True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.distribution import TeamState
@@ -58,8 +59,10 @@ async def _external_ids(db: Database) -> list[str]:
 async def test_a_transaction_of_plain_statements_goes_to_sqlite_alone(
     db: Database, trips: list[str]
 ) -> None:
+    await _open_both(db)
+    trips.clear()
     through_sqlalchemy = _through_sqlalchemy(db)
-    for name in ("first", "second"):  # the first opens the connection kept for them
+    for name in ("first", "second"):
         statements = sqlite_statements(db)
         async with db.lean_transaction() as tx:
             assert isinstance(tx, InlineTransaction)
@@ -151,17 +154,18 @@ async def test_bulk_work_goes_through_the_joined_session_to_the_thread_and_its_c
 async def test_cancelled_while_bulk_work_runs_on_the_thread_nothing_is_kept(
     db: Database,
 ) -> None:
-    many = [queued_lead(f"bulk-{n}", raw={"notes": "x" * 2_000}) for n in range(20_000)]
+    many = [queued_lead(f"bulk-{n}") for n in range(500)]
     started = asyncio.Event()
 
     async def bulk() -> None:
         async with db.lean_transaction() as tx:
             started.set()
+            # Its first wait is for the database thread, where the INSERT goes (bulk work):
+            # the cancellation below lands there.
             await repo.insert_leads(session=tx, rows=many)
 
     task = asyncio.create_task(bulk())
     await started.wait()
-    await asyncio.sleep(0.01)  # the INSERT is under way on the database thread
     cut_short = db.inline_connection
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -243,3 +247,85 @@ async def test_dispose_gives_the_kept_connection_back(tmp_path: Path) -> None:
     await db.dispose()
     assert db.inline_connection is None
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def _a_commit_that_fails(db: Database, *, joined: bool) -> None:
+    """A transaction whose COMMIT fails: a foreign key checked only then (deferred) is broken."""
+    async with db.lean_transaction() as tx:
+        await direct.run(tx, text("PRAGMA defer_foreign_keys=ON"))
+        await repo.insert_leads(session=tx, rows=[queued_lead("lost")])
+        await direct.run(
+            tx,
+            text("INSERT INTO audit_events (lead_id, at, kind, data) VALUES (999, :at, 'x', '{}')"),
+            {"at": NOW},
+        )
+        if joined:
+            await direct.as_session(tx)
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["alone", "with-a-session"])
+async def test_after_a_commit_that_failed_the_next_transactions_work_sessions_and_all(
+    db: Database, joined: bool
+) -> None:
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        await _a_commit_that_fails(db, joined=joined)
+    for name in ("after", "later"):
+        async with db.lean_transaction() as tx:
+            assert isinstance(tx, InlineTransaction)
+            await repo.insert_leads(session=tx, rows=[queued_lead(name)])
+            # A session joins it: SQLAlchemy let go of the failed transaction.
+            await repo.save_team_state(
+                session=tx, team=name, state=TeamState(None, {}), read_version=None
+            )
+    assert await _external_ids(db) == ["after", "later"]
+
+
+async def test_once_a_failed_flush_rolled_the_transaction_back_no_statement_runs_outside_it(
+    db: Database,
+) -> None:
+    async with db.lean_transaction() as tx:
+        await repo.insert_leads(session=tx, rows=[queued_lead("taken")])
+
+    async def carries_on_after_a_failed_flush() -> None:
+        async with db.lean_transaction() as tx:
+            session = await direct.as_session(tx)
+            session.add(LeadRow(**queued_lead("taken")))  # a duplicate external id
+            with pytest.raises(IntegrityError):
+                await session.flush()  # the session rolls the whole transaction back
+            await repo.insert_leads(session=tx, rows=[queued_lead("leaked")])
+
+    with pytest.raises(InvalidRequestError):  # SQLAlchemy's PendingRollbackError
+        await carries_on_after_a_failed_flush()
+    assert await _external_ids(db) == ["taken"]
+
+
+async def test_a_transaction_used_after_its_block_refuses(db: Database) -> None:
+    async with db.lean_transaction() as tx:
+        await repo.insert_leads(session=tx, rows=[queued_lead("inside")])
+    with pytest.raises(InvalidRequestError, match="ended"):
+        await repo.insert_leads(session=tx, rows=[queued_lead("outside")])
+    with pytest.raises(InvalidRequestError, match="ended"):
+        await direct.as_session(tx)
+    assert await _external_ids(db) == ["inside"]
+
+
+async def test_open_leads_counted_for_many_reps_at_once_refuse_a_count_that_moved(
+    db: Database,
+) -> None:
+    async with db.lean_transaction() as tx:
+        for rep in ("ann", "ben"):
+            await repo.count_open_leads(session=tx, rep_id=rep, read_count=0, added=2, now=NOW)
+
+    async def count_on_a_stale_read() -> None:
+        async with db.lean_transaction() as tx:
+            changes = [("ann", 2, 1), ("ben", 1, 1)]  # ben's count is 2, not 1
+            await repo.count_open_leads_many(session=tx, changes=changes, now=NOW)
+
+    with pytest.raises(repo.Conflict):
+        await count_on_a_stale_read()
+    async with db.lean_transaction() as tx:
+        await repo.count_open_leads_many(
+            session=tx, changes=[("ann", 2, 1), ("ben", 2, 3)], now=NOW
+        )
+        loads = await repo.load_rep_states(session=tx)
+    assert loads.open_loads == {"ann": 3, "ben": 5}
