@@ -13,8 +13,9 @@ from bot.http import build_http_app
 from bot.metrics import Metrics
 from bot.settings import Settings
 from routing.policy import Policy, load_policy, parse_policy
-from storage.db import Database, open_database
+from storage.db import Database
 from tests.bot.webhook import SECRET
+from tests.databases import sqlite_database
 from tests.fakes.slack import FakeSlack
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -58,10 +59,8 @@ def database_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def sqlite_db(database_path: Path) -> AsyncIterator[Database]:
-    db = open_database(f"sqlite+aiosqlite:///{database_path}")
-    await db.create_tables()
-    yield db
-    await db.dispose()
+    async with sqlite_database(database_path) as db:
+        yield db
 
 
 def settings_for(database_path: Path, *, secret: str | None = SECRET) -> Settings:

@@ -9,6 +9,7 @@ import pytest
 from bot.service import Service
 from routing.policy import Policy, load_policy
 from storage.db import Database, open_database
+from tests.databases import sqlite_database
 from tests.pg import PostgresServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -41,10 +42,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
-    await db.create_tables()
-    yield db
-    await db.dispose()
+    async with sqlite_database(tmp_path / "test.db") as db:
+        yield db
 
 
 @pytest.fixture

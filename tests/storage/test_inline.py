@@ -5,9 +5,6 @@ for, and a session's transaction wherever an inline one cannot be had."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +20,7 @@ from storage.direct import InlineTransaction
 from storage.models import AuditEventRow, LeadRow
 from storage.sqlite_driver import INLINE_MAX_ROWS
 from tests.sqlite_trace import opening, sqlite_statements
-from tests.storage.rows import NOW, queued_lead
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
-    await database.create_tables()
-    yield database
-    await database.dispose()
+from tests.storage.support import NOW, another_writer, queued_lead
 
 
 def _through_sqlalchemy(db: Database) -> list[str]:
@@ -184,27 +173,14 @@ async def test_with_another_writer_holding_the_lock_it_waits_in_a_sessions_trans
 ) -> None:
     await _open_both(db)
     trips.clear()
-    other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    ticker = asyncio.create_task(tick())
-    threading.Timer(0.3, other.execute, args=("ROLLBACK",)).start()
-    try:
-        async with db.lean_transaction() as tx:
-            assert isinstance(tx, AsyncSession)
-            await repo.insert_leads(session=tx, rows=[queued_lead("waited")])
-    finally:
-        ticker.cancel()
-        other.close()
+    async with (
+        another_writer(tmp_path / "storage.db", for_s=0.3) as ticks,
+        db.lean_transaction() as tx,
+    ):
+        assert isinstance(tx, AsyncSession)
+        await repo.insert_leads(session=tx, rows=[queued_lead("waited")])
     assert trips == ["_begin_waiting"]  # it waited on the database thread
-    assert ticks >= 10  # and the event loop went on meanwhile
+    assert ticks.count >= 10  # and the event loop went on meanwhile
     assert await _external_ids(db) == ["waited"]
 
 

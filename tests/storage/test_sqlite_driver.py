@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +17,7 @@ from storage.db import CHECKPOINT_WAL_BYTES, Database, open_database
 from storage.models import AuditEventRow, LeadRow
 from storage.sqlite_driver import INLINE_MAX_ROWS
 from tests.sqlite_trace import opening, sqlite_statements
-from tests.storage.rows import NOW, queued_lead
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = open_database(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
-    await database.create_tables()
-    yield database
-    await database.dispose()
+from tests.storage.support import NOW, another_writer, queued_lead
 
 
 def _first_words(statements: list[str]) -> list[str]:
@@ -63,26 +53,13 @@ async def test_a_write_transaction_makes_no_trip_while_nobody_else_writes(
 async def test_a_begin_that_must_wait_for_another_writer_waits_on_the_database_thread(
     db: Database, trips: list[str], tmp_path: Path
 ) -> None:
-    other = sqlite3.connect(tmp_path / "driver.db", isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    ticker = asyncio.create_task(tick())
-    threading.Timer(0.3, other.execute, args=("ROLLBACK",)).start()
-    try:
-        async with db.transaction() as session:
-            await repo.insert_leads(session=session, rows=[queued_lead("waited")])
-    finally:
-        ticker.cancel()
-        other.close()
+    async with (
+        another_writer(tmp_path / "storage.db", for_s=0.3) as ticks,
+        db.transaction() as session,
+    ):
+        await repo.insert_leads(session=session, rows=[queued_lead("waited")])
     assert trips == ["_begin_waiting"]  # the BEGIN went to wait; nothing else made a trip
-    assert ticks >= 10  # and the event loop went on meanwhile
+    assert ticks.count >= 10  # and the event loop went on meanwhile
     async with db.reading() as session:
         stored = await session.execute(text("SELECT external_id FROM leads"))
         assert stored.scalars().all() == ["waited"]
@@ -91,7 +68,7 @@ async def test_a_begin_that_must_wait_for_another_writer_waits_on_the_database_t
 async def test_the_write_lock_is_held_from_the_first_statement(
     db: Database, tmp_path: Path
 ) -> None:
-    other = sqlite3.connect(tmp_path / "driver.db", timeout=0, isolation_level=None)
+    other = sqlite3.connect(tmp_path / "storage.db", timeout=0, isolation_level=None)
     try:
         async with db.transaction() as session:
             await session.execute(text("SELECT 1"))  # a read: the BEGIN IMMEDIATE went with it
@@ -277,11 +254,11 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
             )
         written += 1
         assert written < 100, "no checkpoint was started"
-    assert (tmp_path / "driver.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
+    assert (tmp_path / "storage.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
     assert written > CHECKPOINT_WAL_BYTES // 200_000  # not before it grew (a lead's ~100 KB)
     await db._checkpoint
     # `immutable=1` reads the database file alone, as if there were no WAL.
-    file_only = sqlite3.connect(f"file:{tmp_path / 'driver.db'}?immutable=1", uri=True)
+    file_only = sqlite3.connect(f"file:{tmp_path / 'storage.db'}?immutable=1", uri=True)
     try:
         assert file_only.execute("SELECT count(*) FROM leads").fetchone()[0] == written
     finally:
@@ -293,14 +270,14 @@ async def test_the_wal_is_checkpointed_into_the_database_file_once_it_grows_past
         async with db.transaction() as session:
             await repo.insert_leads(session=session, rows=[queued_lead(name)])
         assert trips == (["commit"] if name == "after" else [])
-    assert (tmp_path / "driver.db-wal").stat().st_size <= CHECKPOINT_WAL_BYTES
+    assert (tmp_path / "storage.db-wal").stat().st_size <= CHECKPOINT_WAL_BYTES
 
 
 async def test_a_reader_that_keeps_the_wal_from_starting_over_does_not_make_every_write_checkpoint(
     db: Database, tmp_path: Path
 ) -> None:
     payload = {"notes": "x" * 100_000}
-    reader = sqlite3.connect(tmp_path / "driver.db", isolation_level=None)
+    reader = sqlite3.connect(tmp_path / "storage.db", isolation_level=None)
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM leads").fetchone()  # holds its snapshot
@@ -316,7 +293,7 @@ async def test_a_reader_that_keeps_the_wal_from_starting_over_does_not_make_ever
                 await repo.insert_leads(session=session, rows=[queued_lead(f"b-{m}", raw=payload)])
             await asyncio.sleep(0)
         assert db._checkpoint is first  # none started again yet
-        assert (tmp_path / "driver.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
+        assert (tmp_path / "storage.db-wal").stat().st_size > CHECKPOINT_WAL_BYTES
     finally:
         reader.close()
 
@@ -342,6 +319,6 @@ async def test_the_wal_stays_near_its_limit_however_long_writes_go_on(
     for n in range(400):  # about three times the limit, written
         async with db.transaction() as session:
             await repo.insert_leads(session=session, rows=[queued_lead(f"lead-{n}", raw=payload)])
-        largest = max(largest, (tmp_path / "driver.db-wal").stat().st_size)
+        largest = max(largest, (tmp_path / "storage.db-wal").stat().st_size)
         await asyncio.sleep(0)  # a checkpoint under way gets its turn, as between requests
     assert largest < 1.5 * CHECKPOINT_WAL_BYTES
