@@ -25,12 +25,12 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.compiled import Outcome, run_here, run_many_here
-from storage.inline import InlineTransaction
+from storage.inline import InlineTransaction, executed
 from storage.sqlite_driver import OneTripConnection
 
 __all__ = ["InlineTransaction", "Outcome", "Tx", "as_session", "run", "run_many"]
@@ -61,10 +61,7 @@ async def run(
         outcome = run_here(raw, dialect, statement, parameters or {})
         if outcome is not None:
             return outcome
-    result = await tx.execute(statement, parameters)
-    assert isinstance(result, CursorResult)  # a statement, not an ORM query
-    rows = [tuple(row) for row in result.all()] if result.returns_rows else []
-    return Outcome(rows, result.rowcount)
+    return await executed(tx, statement, parameters)
 
 
 async def run_many(tx: Tx, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> Outcome:
@@ -81,10 +78,7 @@ async def run_many(tx: Tx, statement: Executable, rows: Sequence[Mapping[str, An
         outcome = run_many_here(raw, dialect, statement, rows)
         if outcome is not None:
             return outcome
-    result = await tx.execute(statement, list(rows))
-    assert isinstance(result, CursorResult)
-    found = [tuple(row) for row in result.all()] if result.returns_rows else []
-    return Outcome(found, result.rowcount)
+    return await executed(tx, statement, list(rows))
 
 
 async def counts_rows_of_many(tx: Tx) -> bool:

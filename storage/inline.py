@@ -30,6 +30,19 @@ from storage.sqlite_driver import OneTripConnection
 BEGIN = "BEGIN IMMEDIATE"
 
 
+async def executed(
+    session: AsyncSession,
+    statement: Executable,
+    parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+) -> Outcome:
+    """`session.execute(statement, parameters)` (one set, or a list of them), its rows fetched:
+    the way around the shortcut, for whatever it does not run."""
+    result = await session.execute(statement, parameters)
+    assert isinstance(result, CursorResult)  # a statement, not an ORM query
+    rows = [tuple(row) for row in result.all()] if result.returns_rows else []
+    return Outcome(rows, result.rowcount)
+
+
 class InlineTransaction:
     """One write transaction on `connection`, whose sqlite3 connection `adapted` holds the write
     lock from `begin` until `commit` or `rollback`."""
@@ -57,10 +70,7 @@ class InlineTransaction:
             outcome = run_here(self.adapted.sqlite_connection, self.dialect, statement, params)
             if outcome is not None:
                 return outcome
-        result = await (await self.session()).execute(statement, parameters)
-        assert isinstance(result, CursorResult)  # a statement, not an ORM query
-        rows = [tuple(row) for row in result.all()] if result.returns_rows else []
-        return Outcome(rows, result.rowcount)
+        return await executed(await self.session(), statement, parameters)
 
     async def run_many(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> Outcome:
         if self._runs_here():
@@ -68,10 +78,7 @@ class InlineTransaction:
             outcome = run_many_here(raw, self.dialect, statement, rows)
             if outcome is not None:
                 return outcome
-        result = await (await self.session()).execute(statement, list(rows))
-        assert isinstance(result, CursorResult)
-        found = [tuple(row) for row in result.all()] if result.returns_rows else []
-        return Outcome(found, result.rowcount)
+        return await executed(await self.session(), statement, list(rows))
 
     async def session(self) -> AsyncSession:
         """An ORM session in this transaction, made on first need."""
