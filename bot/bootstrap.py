@@ -7,7 +7,7 @@ app = bootstrap(settings, clock=FakeClock(), policy=policy_for_test)
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -54,7 +54,7 @@ class App:
 
     def takers(self) -> dict[str, Taker]:
         """The kinds a worker running here carries out: the service hands those over."""
-        return {kind: w.take for w in self.workers if w.running for kind in w.kinds}
+        return {kind: w for w in self.workers if w.running for kind in w.kinds}
 
     async def close(self) -> None:
         await self.service.aclose()
@@ -88,9 +88,18 @@ def bootstrap(
         client = slack_client or build_client(settings)
         parts = SlackParts(service=service, reader=reader, policy=lambda: loaded, clock=now)
         slack_app = build_slack_app(settings, parts, client)
+        # The outbox retries posts itself, honouring Retry-After and looking for a post whose
+        # answer was lost before posting again: a client retrying on its own could post twice.
+        delivery_client = slack_client or build_client(settings, retries=False)
         delivery = CardDelivery(
-            db=database, reader=reader, client=client, policy=lambda: loaded, clock=now
+            db=database,
+            reader=reader,
+            client=delivery_client,
+            policy=lambda: loaded,
+            clock=now,
+            on_undeliverable=_escalated(service),
         )
+        service.cards = True
         service.on_new_offers = _remembered_while_running(delivery, reader)
     crm = crm_links(settings, lambda: loaded)
     crm_workers = []
@@ -119,6 +128,13 @@ def bootstrap(
         service.on_outbox = app.wake_workers
         service.takers = app.takers
     return app
+
+
+def _escalated(service: Service) -> Callable[[int, str], Awaitable[None]]:
+    async def escalate(offer_id: int, why: str) -> None:
+        await service.card_undeliverable(offer_id, why)
+
+    return escalate
 
 
 def _remembered_while_running(

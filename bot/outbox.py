@@ -1,13 +1,19 @@
 """Carrying out the outbox: the loop every kind of side effect shares (Slack posts, CRM writes).
 
-Each item is leased by compare-and-set before it is tried, so two workers (or two replicas) never
-both try it, and finished or rescheduled afterwards. A worker says which kinds it carries out,
-how (`carry_out`), and which of its callee's errors are worth another try (`failure`).
+An attempt holds its item by a lease named by a token, for as long as it runs: claimed in
+batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas take different items), renewed every
+few seconds while the process lives, and ended only by the attempt that holds it (compare-and-set
+on the token). A replica that dies lets its leases run out within `LEASE`, and any other takes
+the items up. What an attempt learns (a message's ts, an owner written) lives on the attempt.
+
+Items with a lane (a Slack channel, say) go out one after another in their lane, paced by
+`pace_s`, lanes side by side: a backlog in one lane never delays another, and waiting for a
+lane's turn takes none of the `concurrency` slots, which only calls in flight hold. A lane that
+is told to wait (Slack's Retry-After) waits, with its next item at its head, and tells every
+replica through the database.
 
 Items queued by this process while a worker of theirs runs here skip the polling: the service
-commits them already leased to this process (`leased_at_birth`) and hands them over (`take`),
-and each is carried out at once, on its own, without a read or a lease of its own. Should the
-process die first, the lease runs out and any worker (or replica) polls the item up as usual.
+commits them already leased to this worker (`leased_at_birth`) and hands them over (`take`).
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,15 +41,30 @@ from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=10)  # how long a dead worker's items wait before another takes them
+RENEW_EVERY_S = 3.0  # a live worker renews its leases this often, well within LEASE
 MAX_BACKOFF_S = 300.0
-BATCH = 200
+BATCH = 200  # items claimed per round
+MAX_HELD = 2_000  # items one worker holds at once (queued in its lanes or under way)
 
 
 class Retry(Exception):
-    """Try this item again later (the message says why), not before `after` seconds if given."""
+    """Try this item again later (the message says why), not before `after` seconds if given.
+    `unsure`: the call may have taken effect all the same (a timeout), so the next attempt
+    looks before acting again."""
 
-    def __init__(self, message: str, *, after: float | None = None) -> None:
+    def __init__(self, message: str, *, after: float | None = None, unsure: bool = False) -> None:
+        super().__init__(message)
+        self.after = after
+        self.unsure = unsure
+
+
+class Hold(Exception):
+    """The destination asked to be left alone for `after` seconds (Slack's Retry-After): the
+    attempt waits at the head of its lane and tries again, and nothing else goes to that lane
+    meanwhile, from this replica or any other."""
+
+    def __init__(self, message: str, *, after: float) -> None:
         super().__init__(message)
         self.after = after
 
@@ -48,168 +73,345 @@ class GiveUp(Exception):
     """This item cannot succeed as it stands (the message says why): record it, do not retry."""
 
 
+@dataclass(eq=False)
+class Attempt:
+    """One try at one item, from its claim to its end. What the try learns along the way (a
+    message posted, an owner written) is kept here, for `finished` to record."""
+
+    item: OutboxRow
+    token: str
+    unsure: bool = False  # an earlier attempt may have acted already: look before acting
+    notes: dict[str, Any] = field(default_factory=dict)
+    lost: bool = False  # another worker took the item (its lease ran out): end it quietly
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def id(self) -> int:
+        assert self.item.id is not None
+        return self.item.id
+
+
+@dataclass(eq=False)
+class _Lane:
+    name: str
+    waiting: deque[Attempt] = field(default_factory=deque)
+    free_at: float = 0.0  # time.monotonic() from which the next call may go
+    task: asyncio.Task[None] | None = None
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 @dataclass(kw_only=True)
 class OutboxWorker:
     db: Database
     clock: Callable[[], datetime]
     poll_every_s: float = 1.0
-    concurrency: int = 32
+    concurrency: int = 32  # calls in flight at once
+    pace_s: float = 0.0  # the least time between two calls of one lane
     # Transient failures are retried with backoff; after this many attempts the item is given up.
     max_attempts: int | None = None
+    owner: str = field(default_factory=default_owner)
     delivered: int = 0
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-
     kinds: tuple[str, ...] = ()
     running: bool = False  # in `run`: items may be handed over rather than polled
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _slots: asyncio.Semaphore | None = None
-    _handed: deque[OutboxRow] = field(default_factory=deque)  # taken, not yet begun
-    _takers: set[asyncio.Task[None]] = field(default_factory=set)  # at most `concurrency`
+    _held: dict[int, Attempt] = field(default_factory=dict)  # by item id, until ended
+    _lanes: dict[str, _Lane] = field(default_factory=dict)
+    _laneless: deque[Attempt] = field(default_factory=deque)  # waiting for a carrier
+    _carriers: set[asyncio.Task[None]] = field(default_factory=set)  # at most `concurrency`
+    _rounds: int = 0
+
+    @property
+    def birth_token(self) -> str:
+        """The token of items this worker's process commits leased to it (`leased_at_birth`)."""
+        return f"{self.owner}:born"
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     def wake(self) -> None:
         """New items were committed: look at once rather than at the next poll."""
         self._wake.set()
 
     def take(self, items: Sequence[OutboxRow]) -> None:
-        """Items just committed leased to this process (`leased_at_birth`): carry them out now,
-        begun in order, `concurrency` at a time (a burst waits in a queue, not a task apiece)."""
-        self._handed.extend(items)
-        for _ in range(min(len(self._handed), self.concurrency - len(self._takers))):
-            task = asyncio.create_task(self._carry_out_handed(), name="outbox:handed")
-            self._takers.add(task)
-            task.add_done_callback(self._takers.discard)
+        """Items just committed leased to this worker (`leased_at_birth`): carry them out now,
+        each in its lane, in the order given."""
+        for item in items:
+            self._dispatch(Attempt(item, item.lease_token or self.birth_token))
 
-    async def _carry_out_handed(self) -> None:
-        while self._handed:
-            item = self._handed.popleft()
-            try:
-                async with self._slot():
-                    await self._deliver(item, leased=True)
-            except Exception:  # the database, say: the item stays leased, then is polled up
-                log.exception("outbox: item %s (%s) failed; it is tried again", item.id, item.kind)
+    def lane_of(self, item: OutboxRow) -> str | None:
+        return item.lane
 
-    def _slot(self) -> asyncio.Semaphore:
-        # One semaphore for handed-over items and polled rounds alike: `concurrency` in all.
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        return self._slots
+    # --- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Carry out items until cancelled."""
         self.running = True
+        renewing = asyncio.create_task(self._renew_forever(), name="outbox:renew")
         try:
             await self._poll()
         finally:
             self.running = False
-            # Items handed over and not finished stay leased, and are polled up when that ends.
-            self._handed.clear()
-            for task in list(self._takers):
-                task.cancel()
+            renewing.cancel()
+            # Attempts not ended keep their leases, which run out: another worker takes them.
+            for task in [*self._carriers, *(lane.task for lane in self._lanes.values())]:
+                if task is not None:
+                    task.cancel()
+            self._held.clear()
+            self._lanes.clear()
+            self._laneless.clear()
 
     async def _poll(self) -> None:
         while True:
             try:
-                done = await self.deliver_due()
+                claimed = await self._claim()
             except Exception:
                 log.exception("outbox: a round of %s failed; trying again shortly", self.kinds)
-                done = 0
-            if done:
+                claimed = []
+            for attempt in claimed:
+                self._dispatch(attempt)
+            if claimed and self.held < MAX_HELD:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_every_s)
 
     async def deliver_due(self) -> int:
-        """One round: every item due now, side by side. Returns how many were tried."""
-        async with self.db.reading() as session:
-            items = await repo.due_outbox(
-                session=session, kinds=self.kinds, now=self.clock(), limit=BATCH
+        """One round: claim what is due now and carry it out. Returns how many were tried,
+        once all of them have ended."""
+        claimed = await self._claim()
+        under_way = [self._dispatch(attempt) for attempt in claimed]
+        for attempt in under_way:
+            await attempt.ended.wait()
+        return len(claimed)
+
+    async def _claim(self) -> list[Attempt]:
+        room = min(BATCH, MAX_HELD - self.held)
+        if room <= 0:
+            return []
+        self._rounds += 1
+        token = f"{self.owner}:{self._rounds}"
+        now = self.clock()
+        async with self.db.transaction() as session:
+            claimed = await repo.claim_outbox(
+                session=session,
+                kinds=self.kinds,
+                now=now,
+                until=now + LEASE,
+                token=token,
+                limit=room,
+                skip_locked=not self.db.is_sqlite,
             )
-        if not items:
-            return 0
-        slots = self._slot()
+        return [Attempt(c.item, token, unsure=c.unsure) for c in claimed]
 
-        async def one(item: OutboxRow) -> None:
-            async with slots:
-                await self._deliver(item)
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY_S)
+            try:
+                await self.renew()
+            except Exception:
+                log.exception("outbox: leases of %s could not be renewed", self.kinds)
 
-        await asyncio.gather(*(one(item) for item in items))
-        return len(items)
+    async def renew(self) -> None:
+        """Extend the lease of every attempt not ended; one another worker took is marked lost."""
+        held = {item_id: attempt.token for item_id, attempt in self._held.items()}
+        if not held:
+            return
+        async with self.db.transaction() as session:
+            kept = await repo.renew_outbox(session=session, held=held, until=self.clock() + LEASE)
+        for item_id in held.keys() - kept:
+            attempt = self._held.get(item_id)
+            if attempt is not None and attempt.token == held[item_id]:
+                log.warning("outbox: item %s was taken by another worker", item_id)
+                attempt.lost = True
 
-    async def carry_out(self, item: OutboxRow) -> None:
+    # --- lanes and carriers ----------------------------------------------------------------------
+
+    def _dispatch(self, attempt: Attempt) -> Attempt:
+        """Start `attempt` in its lane (or among the carriers); returns the attempt under way."""
+        running = self._held.get(attempt.id)
+        if running is not None:
+            # Already under way here, and its lease ran out before it was renewed (a clock
+            # that jumped, a stalled loop): this worker claimed it again, so the attempt under
+            # way holds the new lease rather than a second attempt starting.
+            running.token = attempt.token
+            return running
+        self._held[attempt.id] = attempt
+        name = self.lane_of(attempt.item)
+        if name is None:
+            self._laneless.append(attempt)
+            if len(self._carriers) < self.concurrency:
+                task = asyncio.create_task(self._carry_laneless(), name="outbox:carrier")
+                self._carriers.add(task)
+                task.add_done_callback(self._carriers.discard)
+            return attempt
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = _Lane(name)
+        lane.waiting.append(attempt)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._carry_lane(lane), name=f"outbox:lane:{name}")
+        return attempt
+
+    async def _carry_laneless(self) -> None:
+        while self._laneless:
+            await self._attempt(self._laneless.popleft(), lane=None)
+
+    async def _carry_lane(self, lane: _Lane) -> None:
+        try:
+            while lane.waiting:
+                wait = lane.free_at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                attempt = lane.waiting[0]
+                held = await self._attempt(attempt, lane=lane)
+                if held is None:
+                    lane.waiting.popleft()
+        finally:
+            if not lane.waiting and self._lanes.get(lane.name) is lane:
+                del self._lanes[lane.name]
+
+    def _slot(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        return self._slots
+
+    # --- one attempt ---------------------------------------------------------------------------
+
+    async def carry_out(self, attempt: Attempt) -> None:
         raise NotImplementedError
 
-    def failure(self, exc: Exception) -> Retry | GiveUp | None:
-        """What an error from `carry_out` means: Retry, GiveUp, or None for a bug (logged, and
-        the item is tried again a lease's length later)."""
+    def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
+        """What an error from `carry_out` means: Retry, Hold, GiveUp, or None for a bug (logged,
+        and the item is tried again a lease's length later)."""
         return None
 
     async def finished(
-        self, session: AsyncSession, item: OutboxRow, *, error: str | None, gave_up: bool
+        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
-        """Called in the transaction that closes an attempt (to record more than the item)."""
+        """Called in the transaction that ends an attempt (to record more than the item)."""
 
-    async def _deliver(self, item: OutboxRow, *, leased: bool = False) -> None:
-        """One attempt. `leased`: the item came leased (handed over), so it is not leased
-        again, unless it waited so long for a slot that the lease might run out meanwhile."""
-        assert item.id is not None
-        if not leased or self.clock() >= item.next_attempt_at - LEASE / 2:
-            async with self.db.transaction() as session:
-                mine = await repo.lease_outbox(
-                    session=session,
-                    item_id=item.id,
-                    seen_next_attempt=item.next_attempt_at,
-                    until=self.clock() + LEASE,
-                    counted=not leased,  # a lease at birth counted its attempt already
-                )
-            if not mine:
-                return
+    async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
+        """Called once the attempt's end is committed (for work of its own transaction)."""
+
+    async def _attempt(self, attempt: Attempt, *, lane: _Lane | None) -> float | None:
+        """Carry out one attempt and end it. Returns the seconds its lane must wait before the
+        attempt is tried again (a Hold), or None once it has ended."""
+        if attempt.lost:
+            self._end_quietly(attempt)
+            return None
         error: str | None = None
         retry_at: datetime | None = None
+        unsure = False
         try:
-            await self.carry_out(item)
+            async with self._slot():
+                await self.carry_out(attempt)
         except Exception as exc:
-            outcome = exc if isinstance(exc, Retry | GiveUp) else self.failure(exc)
+            outcome = exc if isinstance(exc, Retry | Hold | GiveUp) else self.failure(exc)
+            if isinstance(outcome, Hold) and lane is not None:
+                await self._hold(lane, outcome)
+                return outcome.after
+            if isinstance(outcome, Hold):
+                outcome = Retry(str(outcome), after=outcome.after)
             if outcome is None:
-                # A bug: tried again when the lease would have run out, and the attempt still
-                # closed properly (a card posted before the bug keeps its recorded ts).
-                log.exception("outbox: item %s (%s) failed unexpectedly", item.id, item.kind)
-                outcome = Retry(f"failed unexpectedly ({type(exc).__name__}); see the log")
-                outcome.after = LEASE.total_seconds()
+                log.exception(
+                    "outbox: item %s (%s) failed unexpectedly", attempt.id, attempt.item.kind
+                )
+                outcome = Retry(
+                    f"failed unexpectedly ({type(exc).__name__}); see the log",
+                    after=LEASE.total_seconds(),
+                    unsure=True,
+                )
             error = str(outcome)
-            attempt = item.attempts + 1
+            unsure = isinstance(outcome, Retry) and outcome.unsure
+            tries = attempt.item.attempts
             if isinstance(outcome, Retry) and (
-                self.max_attempts is None or attempt < self.max_attempts
+                self.max_attempts is None or tries < self.max_attempts
             ):
-                wait = max(backoff(item.attempts), outcome.after or 0.0)
+                wait = max(backoff(tries), outcome.after or 0.0)
                 retry_at = self.clock() + timedelta(seconds=wait)
             else:
                 if isinstance(outcome, Retry):
-                    error = f"gave up after {attempt} attempts; the last: {error}"
-                log.warning("outbox: item %s (%s) given up: %s", item.id, item.kind, error)
-        async with self.db.transaction() as session:
-            await repo.finish_outbox(
-                session=session, item_id=item.id, now=self.clock(), error=error, retry_at=retry_at
-            )
-            await self.finished(
-                session, item, error=error, gave_up=error is not None and retry_at is None
-            )
-        if error is None:
-            self.delivered += 1
+                    error = f"gave up after {tries} attempts; the last: {error}"
+                log.warning(
+                    "outbox: item %s (%s) given up: %s", attempt.id, attempt.item.kind, error
+                )
+        finally:
+            if lane is not None and "paced_at" in attempt.notes:
+                lane.free_at = max(lane.free_at, time.monotonic() + self.pace_s)
+        gave_up = error is not None and retry_at is None
+        try:
+            async with self.db.transaction() as session:
+                mine = await repo.finish_outbox(
+                    session=session,
+                    item_id=attempt.id,
+                    token=attempt.token,
+                    now=self.clock(),
+                    error=error,
+                    retry_at=retry_at,
+                    unsure=unsure,
+                )
+                if not mine:
+                    log.warning("outbox: item %s was taken by another worker", attempt.id)
+                await self.finished(session, attempt, error=error, gave_up=gave_up and mine)
+                paced_at = attempt.notes.get("paced_at")
+                if lane is not None and isinstance(paced_at, datetime):
+                    await repo.pace_lane(
+                        session=session,
+                        lane=lane.name,
+                        not_before=paced_at + timedelta(seconds=self.pace_s),
+                    )
+            if error is None and mine:
+                self.delivered += 1
+            if mine:
+                await self.after_end(attempt, error=error, gave_up=gave_up)
+        except Exception:
+            # The database, say: the lease runs out and the item is tried again.
+            log.exception("outbox: item %s (%s) could not be ended", attempt.id, attempt.item.kind)
+        finally:
+            self._end_quietly(attempt)
+        return None
+
+    def _end_quietly(self, attempt: Attempt) -> None:
+        if self._held.get(attempt.id) is attempt:
+            del self._held[attempt.id]
+        attempt.ended.set()
+
+    async def _hold(self, lane: _Lane, hold: Hold) -> None:
+        """Slack said when to come back: nothing goes to this lane before then, from any
+        replica (the lane's pace in the database) or from this one (its lane waits)."""
+        lane.free_at = max(lane.free_at, time.monotonic() + hold.after)
+        log.info("outbox: lane %s held for %.0f s: %s", lane.name, hold.after, hold)
+        until = self.clock() + timedelta(seconds=hold.after)
+        try:
+            async with self.db.transaction() as session:
+                await repo.pace_lane(session=session, lane=lane.name, not_before=until)
+        except Exception:
+            log.exception("outbox: the hold on lane %s could not be shared", lane.name)
 
 
-def leased_at_birth(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """An outbox row to insert already leased to the process that queues it (see `take`): its
-    first attempt is under way from the moment it is committed."""
-    return {**row, "next_attempt_at": now + LEASE, "attempts": row["attempts"] + 1}
+def leased_at_birth(row: dict[str, Any], now: datetime, token: str) -> dict[str, Any]:
+    """An outbox row to insert already leased to the worker whose token this is (see `take`):
+    its first attempt is under way from the moment it is committed."""
+    return {
+        **row,
+        "next_attempt_at": now + LEASE,
+        "attempts": row["attempts"] + 1,
+        "lease_token": token,
+    }
 
 
-def as_taken(row: dict[str, Any], item_id: int) -> OutboxRow:
-    """The item handed to `take` for a row inserted by `leased_at_birth`: as a poll would have
-    read it just before leasing it (the lease's attempt not counted yet)."""
-    return OutboxRow(**{**row, "id": item_id, "attempts": row["attempts"] - 1})
+class Taker(Protocol):
+    """A running worker, as the service sees it: what it takes over at commit."""
 
+    @property
+    def birth_token(self) -> str: ...
 
-Taker = Callable[[Sequence[OutboxRow]], None]  # a running worker's `take`
+    def take(self, items: Sequence[OutboxRow]) -> None: ...
 
 
 @dataclass
@@ -230,21 +432,23 @@ class Queued:
         for row in rows:
             taker = self.takers.get(row["kind"])
             if taker is not None and row["next_attempt_at"] <= now:
-                row = leased_at_birth(row, now)
+                row = leased_at_birth(row, now, taker.birth_token)
                 leased.append((taker, row))
             else:
                 self.polled += 1
             prepared.append(row)
         ids = await repo.insert_outbox(session=session, rows=prepared)
-        self.taken += [(taker, as_taken(row, ids[row["dedupe_key"]])) for taker, row in leased]
+        self.taken += [
+            (taker, OutboxRow(**row, id=ids[row["dedupe_key"]])) for taker, row in leased
+        ]
 
     def hand_over(self) -> None:
         """After commit: each worker gets its items, in the order they were queued."""
-        by_taker: dict[Taker, list[OutboxRow]] = {}
+        by_taker: dict[int, tuple[Taker, list[OutboxRow]]] = {}
         for taker, item in self.taken:
-            by_taker.setdefault(taker, []).append(item)
-        for taker, items in by_taker.items():
-            taker(items)
+            by_taker.setdefault(id(taker), (taker, []))[1].append(item)
+        for taker, items in by_taker.values():
+            taker.take(items)
 
 
 def backoff(attempts: int) -> float:

@@ -75,6 +75,8 @@ class OfferCard:
     team_message_ts: str | None
     settled: str | None  # for a closed offer: what happened, as a sentence with ids in it
     crm_url: str | None = None  # the lead's record in its CRM, when the CRM is configured
+    sla_seconds: int | None = None
+    sla_due_at: datetime | None = None  # None until the SLA runs (see `OfferRow.card_posted_at`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,8 @@ class Reader:
     async def new_offer_card(self, offer_id: int) -> OfferCard | None:
         """The card of an offer intake has just made, without a read if it was made within
         NEW_OFFER_FRESH_S (posting it is then the very next thing); otherwise `offer_card`."""
-        remembered = self._new_offers.pop(offer_id, None)
+        # Not taken out: the DM card and its copy in the team's channel both read it.
+        remembered = self._new_offers.get(offer_id)
         if remembered is None or time.monotonic() - remembered[1] > NEW_OFFER_FRESH_S:
             return await self.offer_card(offer_id)
         offer = remembered[0]
@@ -154,6 +157,8 @@ class Reader:
                 offered_at=offer.offered_at,
             ),
             crm_url=self.crm_links(offer.crm_system, offer.crm_id),
+            sla_seconds=offer.sla_seconds,
+            sla_due_at=offer.sla_due_at,
         )
 
     async def offer_card(self, offer_id: int) -> OfferCard | None:
@@ -188,6 +193,8 @@ class Reader:
             message_ts=offer.message_ts,
             team_message_ts=offer.team_message_ts,
             settled=settled,
+            sla_seconds=offer.sla_seconds,
+            sla_due_at=offer.sla_due_at,
         )
 
     async def queued_card(self, lead_id: int) -> QueuedCard | None:
@@ -318,6 +325,8 @@ def _offer_card(
     message_ts: str | None = None,
     team_message_ts: str | None = None,
     settled: str | None = None,
+    sla_seconds: int | None = None,
+    sla_due_at: datetime | None = None,
 ) -> OfferCard:
     """A card, with who it goes to looked up in the policy; by default, a new offer's."""
     team_of = policy.teams.get(team) if team else None
@@ -335,6 +344,8 @@ def _offer_card(
         team_message_ts=team_message_ts,
         settled=settled,
         crm_url=crm_url,
+        sla_seconds=sla_seconds,
+        sla_due_at=sla_due_at,
     )
 
 

@@ -139,6 +139,9 @@ class Service:
     takers: Callable[[], Mapping[str, Taker]] = dict
     # Told of each offer intake made, once committed (and before its card is handed over).
     on_new_offers: Callable[[Sequence[NewOffer]], None] | None = None
+    # Cards are posted (Slack is configured): an offer's SLA runs from its card's post, not
+    # from the decision, so nobody is charged for a card they could not see.
+    cards: bool = False
     _waiting: list[tuple[Lead, asyncio.Future[IntakeResult]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
 
@@ -284,10 +287,14 @@ class Service:
                 kind="routed",
                 actor=None,
                 policy=policy,
+                cards=self.cards,
             )
             await world.commit(session, now)
             if self.on_new_offers is not None:
-                session.info[_NEW_OFFERS] += _new_offers(rows, ids, saved.offer_ids, decided, now)
+                stored_due = {} if self.cards else saved.deadlines
+                session.info[_NEW_OFFERS] += _new_offers(
+                    rows, ids, saved.offer_ids, decided, now, stored_due
+                )
             views = {
                 lead.id: _view_of_decision(lead.id, decision, saved.deadlines.get(lead.id))
                 for lead, decision in decided
@@ -615,6 +622,15 @@ class Service:
 
         return await self._routing_transaction(work, f"offer {offer_id}")
 
+    async def card_undeliverable(self, offer_id: int, why: str) -> Move | None:
+        """The rep's card could not be delivered (Slack refused it for good): the lead moves on
+        to the next rep who can take it (or the queue), and the rep is not charged a miss."""
+        return await self.reassign(
+            offer_id,
+            reason=f"the card could not be delivered in Slack: {why}",
+            kind=CARD_UNDELIVERABLE,
+        )
+
     # --- the SLA watchdog ----------------------------------------------------------------------
 
     async def sweep(self, *, batch: int = SWEEP_BATCH) -> SweepResult:
@@ -697,6 +713,7 @@ class Service:
             kind="rerouted",
             actor=None,
             policy=policy,
+            cards=self.cards,
         )
         await world.commit(session, now)
         return result
@@ -719,8 +736,9 @@ class Service:
                             dedupe_key=f"reminder:{offer_id}",
                             payload={"offer_id": offer_id},
                             now=now,
+                            lane=self.policy().slack_of(rep_id),
                         )
-                        for offer_id in taken
+                        for offer_id, rep_id in taken
                     ],
                 )
             queued += len(taken)
@@ -755,6 +773,7 @@ class Service:
                             "until": due_at.isoformat(),
                         },
                         now=now,
+                        lane=self.policy().slack_of(manager_id),
                     )
                 ],
             )
@@ -802,6 +821,7 @@ class Service:
                 kind="rerouted",
                 actor=by,
                 policy=policy,
+                cards=self.cards,
             )
             await world.commit(session, now)
             due = saved.deadlines.get(row.external_id)
@@ -856,6 +876,7 @@ class Service:
             kind="rerouted",
             actor=actor,
             policy=policy,
+            cards=self.cards,
         )
         await world.commit(session, now)
         view = _view_of_decision(row.external_id, decision, saved.deadlines.get(row.external_id))
@@ -973,10 +994,12 @@ async def _save(
     kind: str,
     actor: str | None,
     policy: Policy,
+    cards: bool,
 ) -> _Saved:
     """Write what each decision (lead id, external id, decision, reassignments so far) says:
     the decision with its trace, the audit event, the offer and the outbox item, each table in
-    one bulk insert."""
+    one bulk insert. `cards`: the offer's SLA waits for its card (the deadline returned is the
+    one it will have if the card goes out at once)."""
     decisions: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
@@ -1026,10 +1049,10 @@ async def _save(
                     "team": decision.team,
                     "status": OfferStatus.OFFERED.value,
                     "offered_at": now,
-                    "sla_due_at": due,
+                    "sla_due_at": None if cards else due,
                     "sla_seconds": seconds,
                     "reassignments": reassignments,
-                    "remind_at": remind_at,
+                    "remind_at": None if cards else remind_at,
                 }
             )
         elif decision.outcome is Outcome.QUEUED:
@@ -1043,30 +1066,27 @@ async def _save(
                         "channel": decision.channel,
                     },
                     now=now,
+                    lane=decision.channel,
                 )
             )
     await repo.insert_rows(session=session, table=DecisionRow, rows=decisions)
     await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
     offer_ids = await repo.insert_offers(session=session, rows=offers)
-    cards = [
-        repo.outbox_values(
-            kind=OutboxKind.OFFER_CARD,
-            dedupe_key=f"offer-card:{offer_id}",
-            payload={"offer_id": offer_id, "lead_id": lead_id},
-            now=now,
-        )
-        for lead_id, offer_id in sorted(offer_ids.items())
-    ]
+    decision_of = {lead_id: decision for lead_id, _e, decision, _r in decided}
+    posts = []
+    for lead_id, offer_id in sorted(offer_ids.items()):
+        posts += card_items(policy, decision_of[lead_id], lead_id, offer_id, now)
     writes: list[dict[str, Any]] = []
     if policy.crm.write_on == "assign" and offer_ids:
         leads = await repo.leads_by_id(session=session, ids=offer_ids)
-        rep_of = {lead_id: decision.rep or "" for lead_id, _e, decision, _r in decided}
         writes = [
-            owner_write(lead.crm_system, lead_id, rep_of[lead_id], offer_ids[lead_id], now)
+            owner_write(
+                lead.crm_system, lead_id, decision_of[lead_id].rep or "", offer_ids[lead_id], now
+            )
             for lead_id, lead in sorted(leads.items())
             if lead.crm_system and lead.crm_id
         ]
-    await _queue(session, [*cards, *queued, *writes])
+    await _queue(session, [*posts, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
     return _Saved({by_lead[lead_id]: due for lead_id, due in deadlines}, offer_ids)
 
@@ -1089,6 +1109,7 @@ class NewOffer:
     facts: dict[str, Any]
     reason: str
     sla_seconds: int | None
+    sla_due_at: datetime | None  # None while it waits for the card (see `Service.cards`)
     offered_at: datetime
     crm_system: str | None
     crm_id: str | None
@@ -1100,6 +1121,7 @@ def _new_offers(
     offer_ids: Mapping[int, int],
     decided: Sequence[tuple[Lead, Decision]],
     now: datetime,
+    deadlines: Mapping[str, datetime],
 ) -> list[NewOffer]:
     made = []
     for row, (lead, decision) in zip(rows, decided, strict=True):
@@ -1115,6 +1137,7 @@ def _new_offers(
                 facts=row["facts"],
                 reason=decision.reason,
                 sla_seconds=decision.sla_seconds,
+                sla_due_at=deadlines.get(lead.id),
                 offered_at=now,
                 crm_system=row["crm_system"],
                 crm_id=row["crm_id"],
@@ -1124,6 +1147,7 @@ def _new_offers(
 
 
 SLA_MISSED = "sla_missed"  # audit kind: a rep let an offer's SLA lapse (data: rep, offer_id)
+CARD_UNDELIVERABLE = "card_undeliverable"  # audit kind: the rep's card could not be posted
 
 
 @dataclass(frozen=True, slots=True)
@@ -1170,13 +1194,15 @@ def _manager_alerts(
             dedupe_key=f"manager-alert:{offer.id}:{manager}",
             payload={"lead_id": row.id, "manager": manager, "offer_id": offer.id},
             now=now,
+            lane=policy.slack_of(manager),
         )
         for manager in managers
     ]
 
 
 class OutboxKind(StrEnum):
-    OFFER_CARD = "slack.offer_card"  # post the card for a new offer
+    OFFER_CARD = "slack.offer_card"  # post the card for a new offer, in the rep's DM
+    TEAM_CARD = "slack.team_card"  # post its copy in the team's channel
     SETTLE_CARD = "slack.settle_card"  # the offer was claimed or moved: update its card
     QUEUE_POST = "slack.queue_post"  # a lead went to a queue: post it to the queue's channel
     SALESFORCE_OWNER = "crm.set_owner.salesforce"  # write the owner back to the CRM record
@@ -1212,6 +1238,35 @@ _NEW_OFFERS = "leadrouter.new_offers"
 async def _queue(session: Tx, rows: Sequence[dict[str, Any]]) -> None:
     """Queue outbox items in this transaction (opened by `Service._transaction`)."""
     await session.info[_QUEUED].add(session, rows)
+
+
+def card_items(
+    policy: Policy, decision: Decision, lead_id: int, offer_id: int, now: datetime
+) -> list[dict[str, Any]]:
+    """The outbox items that post a new offer's card: in the rep's DM, and a copy in the team's
+    channel if it has one. Two items, each in its own lane and each posted at most once."""
+    payload = {"offer_id": offer_id, "lead_id": lead_id}
+    items = [
+        repo.outbox_values(
+            kind=OutboxKind.OFFER_CARD,
+            dedupe_key=f"offer-card:{offer_id}",
+            payload=payload,
+            now=now,
+            lane=policy.slack_of(decision.rep),
+        )
+    ]
+    team = policy.teams.get(decision.team) if decision.team else None
+    if team is not None and team.channel:
+        items.append(
+            repo.outbox_values(
+                kind=OutboxKind.TEAM_CARD,
+                dedupe_key=f"team-card:{offer_id}",
+                payload=payload,
+                now=now,
+                lane=team.channel,
+            )
+        )
+    return items
 
 
 def _settle_card(offer_id: int, now: datetime) -> dict[str, Any]:

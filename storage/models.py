@@ -157,6 +157,9 @@ class OfferRow(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, max_length=255)
     lease_until: datetime | None = _when(nullable=True)
     sla_seconds: int | None = None  # the SLA as the policy gave it (on its wall or business clock)
+    # When the rep's card reached Slack: the SLA runs from then (`sla_due_at` stays empty until
+    # it did, where cards are posted at all), so nobody is charged for a card they never saw.
+    card_posted_at: datetime | None = _when(nullable=True)
     # When to remind the rep (half the SLA, if the policy asks); cleared once it is queued.
     remind_at: datetime | None = _when(nullable=True)
 
@@ -202,13 +205,31 @@ class OutboxRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=64)
     dedupe_key: str = Field(max_length=255)
+    # Where the item goes (a Slack channel or user id), when it is paced per destination: items
+    # of one lane go out one after another, lanes side by side (see `bot.outbox`).
+    lane: str | None = Field(default=None, max_length=255)
     payload: dict[str, Any] = _json()
     attempts: int = 0
+    # While an attempt runs, `next_attempt_at` is the end of its lease (renewed as it runs) and
+    # `lease_token` names it: only that attempt may end the item. Left set after an attempt
+    # ended (or its process died) without knowing whether its call took effect, it tells the
+    # next attempt to look before acting again.
+    lease_token: str | None = Field(default=None, max_length=255)
     next_attempt_at: datetime = _when()
     done_at: datetime | None = _when(nullable=True)
     failed_at: datetime | None = _when(nullable=True)
     last_error: str | None = None
     created_at: datetime = _when()
+
+
+class SlackLaneRow(SQLModel, table=True):
+    """A destination's pace, shared by every replica: nothing is posted to `lane` before
+    `not_before` (one post a second, or longer after Slack's Retry-After)."""
+
+    __tablename__ = "slack_lanes"
+
+    lane: str = Field(primary_key=True, max_length=255)
+    not_before: datetime = _when()
 
 
 class JobRunRow(SQLModel, table=True):

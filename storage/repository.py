@@ -15,7 +15,21 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -39,6 +53,7 @@ from storage.models import (
     OfferStatus,
     OutboxRow,
     RepStateRow,
+    SlackLaneRow,
     TeamStateRow,
 )
 
@@ -365,18 +380,21 @@ async def due_reminders(
     return [i for i in (await session.execute(statement)).scalars().all() if i is not None]
 
 
-async def clear_reminders(*, session: AsyncSession, offer_ids: Sequence[int]) -> list[int]:
-    """Mark these offers' reminders as taken (compare-and-set); the ids this call took."""
-    taken: list[int] = []
+async def clear_reminders(
+    *, session: AsyncSession, offer_ids: Sequence[int]
+) -> list[tuple[int, str]]:
+    """Mark these offers' reminders as taken (compare-and-set); the (offer id, rep id) of each
+    this call took."""
+    taken: list[tuple[int, str]] = []
     for chunk in _id_chunks(offer_ids):
         result = await session.execute(
             update(OfferRow)
             .where(col(OfferRow.id).in_(chunk), col(OfferRow.remind_at).is_not(None))
             .values(remind_at=None)
-            .returning(col(OfferRow.id))
+            .returning(col(OfferRow.id), col(OfferRow.rep_id))
             .execution_options(synchronize_session=False)
         )
-        taken.extend(i for i in result.scalars().all() if i is not None)
+        taken.extend((offer_id, rep_id) for offer_id, rep_id in result.all() if offer_id)
     return taken
 
 
@@ -595,12 +613,36 @@ async def insert_outbox(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> di
 
 
 async def record_card_posted(
-    *, session: AsyncSession, offer_id: int, posted: Mapping[str, str]
-) -> None:
-    """Where an offer's card went (channel and ts, in the DM and/or the team channel), so it
-    is updated in place and never posted twice."""
-    if posted:
-        await session.execute(update(OfferRow).where(col(OfferRow.id) == offer_id).values(**posted))
+    *,
+    session: AsyncSession,
+    offer_id: int,
+    team_copy: bool,
+    channel: str,
+    ts: str,
+    sla_due_at: datetime | None = None,
+    remind_at: datetime | None = None,
+    posted_at: datetime | None = None,
+) -> bool:
+    """Where an offer's card went (the rep's DM, or the copy in the team's channel), so it is
+    updated in place and never posted twice; for the DM card, also when it was posted and the
+    SLA deadline that runs from then. False if a card was recorded there already (this one is
+    a second copy)."""
+    if team_copy:
+        values: dict[str, Any] = {"team_channel": channel, "team_message_ts": ts}
+        unset = col(OfferRow.team_message_ts).is_(None)
+    else:
+        values = {"channel": channel, "message_ts": ts}
+        unset = col(OfferRow.message_ts).is_(None)
+        if posted_at is not None:
+            values |= {"card_posted_at": posted_at, "sla_due_at": sla_due_at}
+            values |= {"remind_at": remind_at}
+    result = await session.execute(
+        update(OfferRow)
+        .where(col(OfferRow.id) == offer_id, unset)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def insert_offers(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
@@ -615,13 +657,20 @@ async def insert_offers(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> di
 
 
 def outbox_values(
-    *, kind: str, dedupe_key: str, payload: Mapping[str, Any], now: datetime
+    *,
+    kind: str,
+    dedupe_key: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    lane: str | None = None,
 ) -> dict[str, Any]:
     return {
         "kind": kind,
         "dedupe_key": dedupe_key,
+        "lane": lane,
         "payload": dict(payload),
         "attempts": 0,
+        "lease_token": None,
         "next_attempt_at": now,
         "created_at": now,
     }
@@ -699,66 +748,151 @@ async def upsert_accounts(
 # --- the outbox ---------------------------------------------------------------------------------
 
 
-async def due_outbox(
-    *, session: AsyncSession, kinds: Sequence[str], now: datetime, limit: int
-) -> Sequence[OutboxRow]:
-    """Items of these kinds that are due and neither done nor given up, oldest first."""
-    result = await session.execute(
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An item taken for one attempt. `unsure`: an earlier attempt ended (or its process died)
+    without knowing whether its call took effect, so this one must look before acting."""
+
+    item: OutboxRow
+    unsure: bool
+
+
+UNSURE = "unsure"  # the lease token an attempt leaves when it cannot tell what its call did
+
+
+def _lane_free(now: datetime) -> Any:
+    lanes = _table(SlackLaneRow)
+    held = select(lanes.c.lane).where(lanes.c.lane == _OUTBOX.c.lane, lanes.c.not_before > now)
+    return or_(_OUTBOX.c.lane.is_(None), ~held.exists())
+
+
+async def claim_outbox(
+    *,
+    session: AsyncSession,
+    kinds: Sequence[str],
+    now: datetime,
+    until: datetime,
+    token: str,
+    limit: int,
+    skip_locked: bool,
+) -> list[Claimed]:
+    """Take up to `limit` items of these kinds that are due, oldest first, each for one
+    attempt named `token` and leased until `until`. Items whose lane is held (Slack's pace or
+    Retry-After) are left. `skip_locked` (PostgreSQL): rows another replica is taking are
+    passed over rather than waited for."""
+    query = (
         select(OutboxRow)
         .where(
             col(OutboxRow.kind).in_(kinds),
             col(OutboxRow.done_at).is_(None),
             col(OutboxRow.failed_at).is_(None),
             col(OutboxRow.next_attempt_at) <= now,
+            _lane_free(now),
         )
         .order_by(col(OutboxRow.id))
         .limit(limit)
+        .execution_options(populate_existing=True)
     )
-    return result.scalars().all()
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    found = list((await session.execute(query)).scalars().all())
+    if not found:
+        return []
+    ids = [row.id for row in found]
+    await session.execute(
+        update(OutboxRow)
+        .where(col(OutboxRow.id).in_(ids))
+        .values(next_attempt_at=until, lease_token=token, attempts=OutboxRow.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = []
+    for row in found:
+        session.expunge(row)
+        unsure = row.lease_token is not None
+        row.next_attempt_at, row.lease_token, row.attempts = until, token, row.attempts + 1
+        claimed.append(Claimed(row, unsure))
+    return claimed
 
 
-async def lease_outbox(
-    *,
-    session: AsyncSession,
-    item_id: int,
-    seen_next_attempt: datetime,
-    until: datetime,
-    counted: bool = True,
-) -> bool:
-    """Take an item for one attempt: compare-and-set on its next attempt time, which moves to
-    the end of the lease, so another worker (or replica) skips it until then. `counted`: the
-    lease starts an attempt (False: it extends one already counted)."""
-    values: dict[str, Any] = {"next_attempt_at": until}
-    if counted:
-        values["attempts"] = OutboxRow.attempts + 1
-    result = await session.execute(
+async def renew_outbox(
+    *, session: AsyncSession, held: Mapping[int, str], until: datetime
+) -> set[int]:
+    """Extend the leases of attempts still running (item id -> its token) to `until`. Returns
+    the ids still held: an item missing was taken by another worker (its lease had run out)."""
+    if not held:
+        return set()
+    renewed = await session.execute(
         update(OutboxRow)
         .where(
-            col(OutboxRow.id) == item_id,
-            col(OutboxRow.next_attempt_at) == seen_next_attempt,
+            col(OutboxRow.id).in_(list(held)),
+            col(OutboxRow.lease_token).in_(set(held.values())),
             col(OutboxRow.done_at).is_(None),
+            col(OutboxRow.failed_at).is_(None),
         )
-        .values(**values)
+        .values(next_attempt_at=until)
+        .returning(col(OutboxRow.id), col(OutboxRow.lease_token))
+        .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return {item_id for item_id, token in renewed.all() if item_id and held.get(item_id) == token}
 
 
 async def finish_outbox(
     *,
     session: AsyncSession,
     item_id: int,
+    token: str | None,
     now: datetime,
     error: str | None = None,
     retry_at: datetime | None = None,
-) -> None:
-    """Done (no error), to be tried again at `retry_at`, or given up (an error, no retry)."""
+    unsure: bool = False,
+) -> bool:
+    """End an attempt: done (no error), to be tried again at `retry_at`, or given up (an error,
+    no retry). Only the attempt holding the item may end it (compare-and-set on `token`); False
+    if another had taken it meanwhile. `unsure`: the attempt cannot tell whether its call took
+    effect, so the next one is told to look first."""
+    values: dict[str, Any] = {"lease_token": UNSURE if unsure else None}
     if error is None:
-        values: dict[str, Any] = {"done_at": now, "last_error": None}
+        values |= {"done_at": now, "last_error": None}
     elif retry_at is not None:
-        values = {"next_attempt_at": retry_at, "last_error": error}
+        values |= {"next_attempt_at": retry_at, "last_error": error}
     else:
-        values = {"failed_at": now, "last_error": error}
-    await session.execute(update(OutboxRow).where(col(OutboxRow.id) == item_id).values(**values))
+        values |= {"failed_at": now, "last_error": error}
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.id) == item_id,
+            col(OutboxRow.lease_token) == token
+            if token is not None
+            else col(OutboxRow.lease_token).is_(None),
+            col(OutboxRow.done_at).is_(None),
+            col(OutboxRow.failed_at).is_(None),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def pace_lane(*, session: AsyncSession, lane: str, not_before: datetime) -> None:
+    """Nothing goes to `lane` before `not_before` (a later time already set stands)."""
+    lanes = _table(SlackLaneRow)
+    dialect = (await session.connection()).dialect.name
+    upsert = (sqlite_insert if dialect == "sqlite" else pg_insert)(lanes).values(
+        lane=lane, not_before=not_before
+    )
+    later = case(
+        (upsert.excluded.not_before > lanes.c.not_before, upsert.excluded.not_before),
+        else_=lanes.c.not_before,
+    )
+    await session.execute(
+        upsert.on_conflict_do_update(index_elements=[lanes.c.lane], set_={"not_before": later})
+    )
+
+
+async def lane_free_at(*, session: AsyncSession, lane: str) -> datetime | None:
+    """When `lane` may be posted to next, as every replica has agreed so far (None: any time)."""
+    row = await session.get(SlackLaneRow, lane, populate_existing=True)
+    return row.not_before if row is not None else None
 
 
 async def outbox_pending(*, session: AsyncSession, dedupe_key: str) -> bool:

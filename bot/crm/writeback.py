@@ -10,17 +10,16 @@ manager digest show it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crm.base import CrmPermanent, CrmTransient
 from bot.crm.sync import CrmLink, take_hubspot_contact
-from bot.outbox import GiveUp, OutboxWorker, Retry
+from bot.outbox import Attempt, GiveUp, OutboxWorker, Retry
 from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED, OWNER_WRITE_KINDS, OutboxKind, Service
 from routing.leads import InvalidLead
 from storage import repository as repo
-from storage.models import OutboxRow
 
 
 @dataclass(kw_only=True)
@@ -28,7 +27,6 @@ class CrmWorker(OutboxWorker):
     service: Service
     link: CrmLink
     max_attempts: int | None = 12  # with backoff capped at 5 minutes: about half an hour
-    _written: dict[int, str] = field(default_factory=dict)  # item id -> owner id written
 
     def __post_init__(self) -> None:
         system = self.link.system
@@ -37,16 +35,18 @@ class CrmWorker(OutboxWorker):
             kinds.append(OutboxKind.HUBSPOT_CONTACT)
         self.kinds = tuple(kinds)
 
-    async def carry_out(self, item: OutboxRow) -> None:
+    async def carry_out(self, attempt: Attempt) -> None:
+        item = attempt.item
         if item.kind == OutboxKind.HUBSPOT_CONTACT:
             try:
                 await take_hubspot_contact(self.service, self.link, str(item.payload["contact_id"]))
             except InvalidLead as exc:
                 raise GiveUp(f"the contact is not a lead leadrouter can route: {exc}") from None
             return
-        await self._set_owner(item)
+        await self._set_owner(attempt)
 
-    async def _set_owner(self, item: OutboxRow) -> None:
+    async def _set_owner(self, attempt: Attempt) -> None:
+        item = attempt.item
         lead_id, rep_id = int(item.payload["lead_id"]), str(item.payload["rep"])
         async with self.service.db.reading() as session:
             leads = await repo.leads_by_id(session=session, ids=[lead_id])
@@ -55,8 +55,7 @@ class CrmWorker(OutboxWorker):
             return  # gone, or moved on to another rep: that offer queued its own write
         owner_id = await self.link.owners.owner_of(rep_id)
         await self.link.calls(self.link.crm.set_owner, lead.crm_id, owner_id)
-        assert item.id is not None
-        self._written[item.id] = owner_id
+        attempt.notes["owner"] = owner_id
 
     def failure(self, exc: Exception) -> Retry | GiveUp | None:
         if isinstance(exc, CrmTransient):
@@ -66,11 +65,12 @@ class CrmWorker(OutboxWorker):
         return None
 
     async def finished(
-        self, session: AsyncSession, item: OutboxRow, *, error: str | None, gave_up: bool
+        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
-        if item.kind == OutboxKind.HUBSPOT_CONTACT or item.id is None:
+        item = attempt.item
+        if item.kind == OutboxKind.HUBSPOT_CONTACT:
             return
-        written = self._written.pop(item.id, None)
+        written = attempt.notes.get("owner")
         if written is None and not gave_up:
             return
         repo.add_audit(

@@ -42,19 +42,21 @@ NOT_IN_POLICY = (
 )
 
 
-def build_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: `SLACK_API_URL` as its base, retrying connection errors, 429s (after
-    Retry-After) and 5xx a few times before the outbox's own backoff takes over."""
+def build_client(settings: Settings, *, retries: bool = True) -> AsyncWebClient:
+    """The Web API client: `SLACK_API_URL` as its base. With `retries`, it tries connection
+    errors, 429s (after Retry-After) and 5xx again a few times itself (for answers to people);
+    the outbox's client does not (`bot.slack.delivery` retries, paces and deduplicates)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
     return AsyncWebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=10,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=handlers if retries else [],
     )
 
 

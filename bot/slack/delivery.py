@@ -1,31 +1,32 @@
 """Carry the outbox's Slack items out: post cards, update them when settled, post queued leads.
 
-Each item is leased by compare-and-set before it is tried (so two workers or two replicas never
-both try it), and finished or rescheduled afterwards. A card is posted at most once per offer:
-the message ts is stored on the offer in the transaction that ends the item, and an item whose
-offer already has one is done. Posts are
-paced per channel under Slack's one message per second per channel, with channels served side
-by side; 429s (after the client's own Retry-After retries), 5xx and timeouts are tried again
-with backoff; anything else is recorded as given up, with Slack's error code.
+Every post goes to its lane (the rep's DM, a channel): one post a second per lane, lanes side by
+side, and a lane Slack answers 429 waits out its Retry-After (see `bot.outbox`). Each post
+carries the outbox item's key in its message metadata, and the message ts is stored the moment
+Slack returns it, in the transaction that ends the attempt. An attempt that cannot tell whether
+its post went out (a timeout, a 5xx, a process that died) leaves that said on the item, and the
+next attempt looks for the message in the channel's history before posting again. The DM card
+and its copy in the team's channel are two items, each posted at most once; the SLA of an offer
+runs from its DM card's post.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.digest import load_digest
-from bot.outbox import GiveUp, OutboxWorker, Retry
+from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
 from bot.slack.blocks import (
@@ -39,14 +40,15 @@ from bot.slack.blocks import (
     settled_card,
 )
 from bot.slack.digest import digest_message
+from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
 
 SLACK_KINDS = (
     OutboxKind.OFFER_CARD,
+    OutboxKind.TEAM_CARD,
     OutboxKind.SETTLE_CARD,
     OutboxKind.QUEUE_POST,
     OutboxKind.REMINDER,
@@ -54,10 +56,33 @@ SLACK_KINDS = (
     OutboxKind.DIGEST,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
+CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
+# The metadata every post carries, so a post whose answer was lost can be found again.
+POST_EVENT = "leadrouter_post"
+HISTORY_PAGES = 10  # pages of 200 messages looked through for a post whose answer was lost
+# How far before an item was queued its post is looked for: Slack's clock (a message's ts) and
+# this server's may differ by that much.
+CLOCK_SKEW_S = 300
 # Slack errors worth trying again; any other error code will not go away by itself.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PostedCard:
+    """A card Slack accepted, as it is to be recorded on its offer."""
+
+    offer_id: int
+    team_copy: bool
+    channel: str
+    ts: str
+    posted_at: datetime | None = None  # DM cards: the SLA runs from here
+    sla_due_at: datetime | None = None
+    remind_at: datetime | None = None
+
+
+Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
 
 
 @dataclass(kw_only=True)
@@ -66,62 +91,117 @@ class CardDelivery(OutboxWorker):
     client: AsyncWebClient
     policy: Callable[[], Policy]
     kinds: tuple[str, ...] = SLACK_KINDS
-    _next_post: dict[str, float] = field(default_factory=dict)  # channel -> monotonic slot
-    _channel_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    # item id -> (offer id, where its card went): stored with the item's end, in one transaction
-    _posted: dict[int, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    pace_s: float = POST_INTERVAL_S
+    call_timeout_s: float = CALL_TIMEOUT_S
+    # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
+    on_undeliverable: Undeliverable | None = None
 
-    def failure(self, exc: Exception) -> Retry | GiveUp | None:
+    def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
         if isinstance(exc, SlackApiError):
-            code = str(exc.response.get("error", "")) if exc.response is not None else ""
-            status = exc.response.status_code if exc.response is not None else 0
+            response = exc.response
+            code = str(response.get("error", "")) if response is not None else ""
+            status = response.status_code if response is not None else 0
             error = f"Slack answered {status} {code}".strip()
-            if status == 429 or status >= 500 or code in _TRANSIENT_ERRORS:
-                return Retry(error)
+            if status == 429:
+                return Hold(error, after=_retry_after(response))
+            if status >= 500 or code in _TRANSIENT_ERRORS:
+                return Retry(error, unsure=True)  # Slack may have acted before it failed
             return GiveUp(error)
-        if isinstance(exc, aiohttp.ClientError | TimeoutError):
-            return Retry(f"Slack could not be reached ({type(exc).__name__})")
+        if isinstance(exc, TimeoutError):
+            return Retry(f"Slack did not answer within {self.call_timeout_s:g} s", unsure=True)
+        if isinstance(exc, aiohttp.ClientError):
+            return Retry(f"Slack could not be reached ({type(exc).__name__})", unsure=True)
         return None
 
-    async def carry_out(self, item: OutboxRow) -> None:
-        payload = item.payload
-        if item.kind == OutboxKind.OFFER_CARD:
-            assert item.id is not None
-            await self._post_card(item.id, int(payload["offer_id"]))
-        elif item.kind == OutboxKind.SETTLE_CARD:
+    async def carry_out(self, attempt: Attempt) -> None:
+        kind, payload = attempt.item.kind, attempt.item.payload
+        if kind in (OutboxKind.OFFER_CARD, OutboxKind.TEAM_CARD):
+            await self._post_card(attempt, int(payload["offer_id"]), kind == OutboxKind.TEAM_CARD)
+        elif kind == OutboxKind.SETTLE_CARD:
             await self._settle_card(int(payload["offer_id"]))
-        elif item.kind == OutboxKind.QUEUE_POST:
-            await self._post_queued(payload)
-        elif item.kind == OutboxKind.REMINDER:
-            await self._remind(int(payload["offer_id"]))
-        elif item.kind == OutboxKind.MANAGER_ALERT:
-            await self._alert_manager(payload)
-        elif item.kind == OutboxKind.DIGEST:
-            await self._post_digest(payload)
+        elif kind == OutboxKind.QUEUE_POST:
+            await self._post_queued(attempt, payload)
+        elif kind == OutboxKind.REMINDER:
+            await self._remind(attempt, int(payload["offer_id"]))
+        elif kind == OutboxKind.MANAGER_ALERT:
+            await self._alert_manager(attempt, payload)
+        elif kind == OutboxKind.DIGEST:
+            await self._post_digest(attempt, payload)
 
     async def finished(
-        self, session: AsyncSession, item: OutboxRow, *, error: str | None, gave_up: bool
+        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
-        # Also after a failure: a DM posted before the team channel's post failed stays posted.
-        if item.id is not None and item.id in self._posted:
-            offer_id, posted = self._posted.pop(item.id)
-            await repo.record_card_posted(session=session, offer_id=offer_id, posted=posted)
+        # Whatever became of the attempt: a card Slack accepted is recorded, never posted again.
+        card = attempt.notes.get("card")
+        if not isinstance(card, PostedCard):
+            return
+        first = await repo.record_card_posted(
+            session=session,
+            offer_id=card.offer_id,
+            team_copy=card.team_copy,
+            channel=card.channel,
+            ts=card.ts,
+            posted_at=card.posted_at,
+            sla_due_at=card.sla_due_at,
+            remind_at=card.remind_at,
+        )
+        if not first:
+            attempt.notes["duplicate"] = card
 
-    async def _post_card(self, item_id: int, offer_id: int) -> None:
+    async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
+        duplicate = attempt.notes.get("duplicate")
+        if isinstance(duplicate, PostedCard):
+            # Another attempt's copy was recorded first (a lease that ran out under a frozen
+            # process): this one is taken back, so the rep sees one card.
+            log.warning("outbox: offer %s had two cards; deleting the second", duplicate.offer_id)
+            await self._call(self.client.chat_delete, channel=duplicate.channel, ts=duplicate.ts)
+        if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
+            await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
+
+    async def _post_card(self, attempt: Attempt, offer_id: int, team_copy: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved before its card went out: nobody needs it now
-        if card.rep_slack is None:
-            raise GiveUp(f"rep {card.rep} has no slack id in the policy")
-        message = offer_card(_view(card))
-        posted: dict[str, str] = {}
-        self._posted[item_id] = (offer_id, posted)
-        if card.message_ts is None:
-            channel, ts = await self._post(card.rep_slack, message)
-            posted |= {"channel": channel, "message_ts": ts}
-        if card.team_channel and card.team_message_ts is None:
-            channel, ts = await self._post(card.team_channel, message)
-            posted |= {"team_channel": channel, "team_message_ts": ts}
+        if team_copy:
+            if card.team_channel is None or card.team_message_ts is not None:
+                return
+            channel = card.team_channel
+        else:
+            if card.message_ts is not None:
+                return
+            if card.rep_slack is None:
+                raise GiveUp(f"rep {card.rep} has no slack id in the policy")
+            channel = card.rep_slack
+        now = self.clock()
+        due, remind_at = self._deadlines(card, now)
+        view = _view(card)
+        if due is not None:
+            view = replace(view, content=replace(view.content, sla_due_at=due))
+        posted_channel, ts = await self._post(attempt, channel, offer_card(view))
+        starts_sla = not team_copy and card.sla_due_at is None
+        attempt.notes["card"] = PostedCard(
+            offer_id,
+            team_copy,
+            posted_channel,
+            ts,
+            posted_at=now if not team_copy else None,
+            sla_due_at=due if starts_sla else card.sla_due_at,
+            remind_at=remind_at if starts_sla else None,
+        )
+
+    def _deadlines(self, card: OfferCard, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """The SLA deadline (and reminder) of a card posted now, or the one already running."""
+        if card.sla_due_at is not None or not card.sla_seconds:
+            return card.sla_due_at, None
+        policy = self.policy()
+        rep = policy.reps.get(card.rep)
+        if rep is None:
+            return now + timedelta(seconds=card.sla_seconds), None
+        due = sla_deadline(policy.sla, rep, now, card.sla_seconds)
+        remind_at = None
+        if policy.sla.remind_at_half and card.sla_seconds >= 2:
+            remind_at = sla_deadline(policy.sla, rep, now, card.sla_seconds // 2)
+        return due, remind_at
 
     async def _settle_card(self, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)
@@ -134,20 +214,21 @@ class CardDelivery(OutboxWorker):
                 )
             if waiting:
                 raise Retry("the card itself is not posted yet")
-            return  # it never went out: nothing to update
         message = settled_card(_view(card), self._sentence(card.settled))
-        await self.client.chat_update(
-            channel=card.channel or "", ts=card.message_ts, text=message.text, blocks=message.blocks
-        )
-        if card.team_channel and card.team_message_ts:
-            await self.client.chat_update(
-                channel=card.team_channel,
-                ts=card.team_message_ts,
-                text=message.text,
-                blocks=message.blocks,
-            )
+        for channel, ts in (
+            (card.channel, card.message_ts),
+            (card.team_channel, card.team_message_ts),
+        ):
+            if channel and ts:
+                await self._call(
+                    self.client.chat_update,
+                    channel=channel,
+                    ts=ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                )
 
-    async def _post_queued(self, payload: dict[str, Any]) -> None:
+    async def _post_queued(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         channel = payload.get("channel")
         if not channel:
             return
@@ -155,9 +236,9 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(str(channel), queued_post(view, queued.queue))
+        await self._post(attempt, str(channel), queued_post(view, queued.queue))
 
-    async def _remind(self, offer_id: int) -> None:
+    async def _remind(self, attempt: Attempt, offer_id: int) -> None:
         """Half the SLA has gone: a nudge in the card's thread (or the DM, if it has none yet)."""
         card = await self.reader.offer_card(offer_id)
         if card is None or card.status != "offered":
@@ -165,9 +246,11 @@ class CardDelivery(OutboxWorker):
         if card.rep_slack is None:
             raise GiveUp(f"rep {card.rep} has no slack id in the policy")
         message = reminder(_view(card))
-        await self._post(card.channel or card.rep_slack, message, thread_ts=card.message_ts)
+        await self._post(
+            attempt, card.channel or card.rep_slack, message, thread_ts=card.message_ts
+        )
 
-    async def _alert_manager(self, payload: dict[str, Any]) -> None:
+    async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
         manager = str(payload["manager"])
         slack_id = self.policy().slack_of(manager)
@@ -177,9 +260,9 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(slack_id, queued_post(view, queued.queue, alert=True))
+        await self._post(attempt, slack_id, queued_post(view, queued.queue, alert=True))
 
-    async def _post_digest(self, payload: dict[str, Any]) -> None:
+    async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         manager_id = str(payload["manager"])
         policy = self.policy()
         manager = policy.managers.get(manager_id)
@@ -195,26 +278,76 @@ class CardDelivery(OutboxWorker):
                 since=datetime.fromisoformat(payload["since"]),
                 now=datetime.fromisoformat(payload["until"]),
             )
-        await self._post(manager.slack, digest_message(digest, manager_tz=manager.tz))
+        await self._post(attempt, manager.slack, digest_message(digest, manager_tz=manager.tz))
 
     async def _post(
-        self, channel: str, message: Message, *, thread_ts: str | None = None
+        self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None
     ) -> tuple[str, str]:
-        """chat.postMessage, paced per channel. Returns (channel, ts) as Slack answered."""
-        lock = self._channel_locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            wait = self._next_post.get(channel, 0.0) - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next_post[channel] = time.monotonic() + POST_INTERVAL_S
-            response = await self.client.chat_postMessage(
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks,
-                unfurl_links=False,
-                thread_ts=thread_ts,
-            )
+        """chat.postMessage in the attempt's lane, tagged with the item's key. Returns (channel,
+        ts) as Slack answered; for an attempt after one that cannot tell whether it posted,
+        the message that one posted, if Slack has it."""
+        key = attempt.item.dedupe_key
+        if attempt.unsure:
+            found = await self._find_post(channel, key, since=attempt.item.created_at)
+            if found is not None:
+                log.info("outbox: %s was posted already (%s); not posting it again", key, found[1])
+                return found
+        attempt.notes["paced_at"] = self.clock()
+        response = await self._call(
+            self.client.chat_postMessage,
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            thread_ts=thread_ts,
+            metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
+        )
         return str(response["channel"]), str(response["ts"])
+
+    async def _find_post(
+        self, channel: str, key: str, *, since: datetime
+    ) -> tuple[str, str] | None:
+        """The message tagged `key` in `channel` (a user id: the DM with them) posted since
+        `since`, if there is one. A channel whose history the app may not read is reported and
+        taken as holding none (the post goes out again: a second copy beats a lost card)."""
+        try:
+            if channel.startswith(("U", "W")):
+                opened = await self._call(self.client.conversations_open, users=channel)
+                channel = str(opened["channel"]["id"])
+            cursor: str | None = None
+            for _ in range(HISTORY_PAGES):
+                page = await self._call(
+                    self.client.conversations_history,
+                    channel=channel,
+                    oldest=f"{since.timestamp() - CLOCK_SKEW_S:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for message in page.get("messages") or []:
+                    metadata = message.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if metadata.get("event_type") == POST_EVENT and payload.get("key") == key:
+                        return channel, str(message["ts"])
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not page.get("has_more") or cursor is None:
+                    return None
+        except SlackApiError as exc:
+            failure = self.failure(exc)
+            if not isinstance(failure, GiveUp):
+                raise
+            log.warning(
+                "outbox: could not look for %s in %s (%s); posting it again", key, channel, failure
+            )
+        return None
+
+    async def _call(
+        self, method: Callable[..., Awaitable[AsyncSlackResponse]], **arguments: Any
+    ) -> AsyncSlackResponse:
+        """One Web API call, given up after `call_timeout_s` (whatever the HTTP session's own
+        timeout says)."""
+        async with asyncio.timeout(self.call_timeout_s):
+            return await method(**arguments)
 
     def _sentence(self, settled: str) -> str:
         """The reader's `{rep:ID}` placeholders as Slack mentions (or escaped names)."""
@@ -229,6 +362,16 @@ class CardDelivery(OutboxWorker):
             out.append(mention(slack_id) if slack_id else escape(policy.rep_name(rep_id)))
             out.append(escape(rest))
         return "".join(out)
+
+
+def _retry_after(response: Any) -> float:
+    """Slack's Retry-After, in seconds (one if it sent none or something unreadable)."""
+    headers = getattr(response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(1.0, float(value)) if value is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _view(card: OfferCard) -> CardView:

@@ -5,6 +5,7 @@ their own; should the process die first, the lease runs out and a poll takes the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.bootstrap import App
-from bot.outbox import LEASE, OutboxWorker
+from bot.outbox import LEASE, Attempt, OutboxWorker
 from bot.service import NewOffer
 from bot.slack.delivery import SLACK_KINDS
 from routing.leads import parse_lead
@@ -70,15 +71,23 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> No
         await asyncio.sleep(0.02)
 
 
-def dropping_takers(app: App, kept: list[OutboxRow] | None = None) -> None:
-    """Hand items over to nobody (or into `kept`): the process 'dies' between commit and
+@dataclass
+class DroppingTaker:
+    """Takes items over for nobody (or into `kept`): the process 'dies' between commit and
     delivery, as far as these items are concerned."""
 
-    def take(items: Sequence[OutboxRow]) -> None:
-        if kept is not None:
-            kept.extend(items)
+    birth_token: str
+    kept: list[OutboxRow] | None = None
 
-    app.service.takers = lambda: dict.fromkeys(SLACK_KINDS, take)
+    def take(self, items: Sequence[OutboxRow]) -> None:
+        if self.kept is not None:
+            self.kept.extend(items)
+
+
+def dropping_takers(app: App, kept: list[OutboxRow] | None = None) -> None:
+    assert app.delivery is not None
+    taker = DroppingTaker(app.delivery.birth_token, kept)
+    app.service.takers = lambda: dict.fromkeys(SLACK_KINDS, taker)
 
 
 async def test_a_card_queued_while_the_delivery_runs_is_posted_without_a_poll_or_a_lease(
@@ -101,10 +110,11 @@ async def test_a_card_queued_while_the_delivery_runs_is_posted_without_a_poll_or
     assert on_outbox == ["INSERT INTO", "UPDATE OUTBOX"]
     item = await card_item(sqlite_db)
     assert item.attempts == 1
+    assert item.lease_token is None  # ended cleanly: the next attempt, if any, need not look
     assert await posted_ts(sqlite_db) is not None
 
 
-async def test_a_card_whose_process_died_before_carrying_it_out_is_polled_up_after_its_lease(
+async def test_a_card_whose_process_died_before_carrying_it_out_is_looked_for_then_posted(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     assert app.delivery is not None
@@ -112,52 +122,119 @@ async def test_a_card_whose_process_died_before_carrying_it_out_is_polled_up_aft
     await intake(app)
     item = await card_item(sqlite_db)
     assert item.next_attempt_at == clock() + LEASE  # committed leased to the process
-    assert item.attempts == 1
+    assert item.attempts == 1 and item.lease_token == app.delivery.birth_token
 
     assert await app.delivery.deliver_due() == 0  # nobody else may take it meanwhile
     clock.advance(seconds=LEASE.total_seconds() + 1)
     assert await app.delivery.deliver_due() == 1
-    await slack.wait_for("chat.postMessage")
-    assert len(slack.calls_to("chat.postMessage")) == 1
+    # The dead process might have posted it: its DM is looked through before posting again.
+    assert [c.method for c in slack.calls] == [
+        "conversations.open",
+        "conversations.history",
+        "chat.postMessage",
+    ]
     item = await card_item(sqlite_db)
     assert item.done_at is not None
     assert item.attempts == 2
     assert await posted_ts(sqlite_db) is not None
 
 
-async def test_an_item_that_waited_past_half_its_lease_is_leased_again_before_it_is_tried(
+async def test_a_card_posted_by_a_process_that_died_before_recording_it_is_not_posted_again(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     assert app.delivery is not None
     kept: list[OutboxRow] = []
     dropping_takers(app, kept)
     await intake(app)
-    clock.advance(seconds=LEASE.total_seconds() / 2 + 1)
-
+    # The process posted the card, and died before the transaction that records its ts.
+    app.delivery.finished = _dies  # type: ignore[method-assign]
     app.delivery.take(kept)
     await slack.wait_for("chat.postMessage")
-    await until(lambda: _done(sqlite_db))
-    item = await card_item(sqlite_db)
-    assert item.attempts == 1  # the lease was extended, not a second attempt begun
+    await asyncio.sleep(0.2)
+    assert await posted_ts(sqlite_db) is None
+    del app.delivery.finished
+
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert await app.delivery.deliver_due() == 1
+    ((channel, ts),) = slack.messages
+    assert await posted_ts(sqlite_db) == ts  # found in the DM's history and recorded
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert (await card_item(sqlite_db)).done_at is not None
 
 
-async def test_an_item_another_worker_leased_meanwhile_is_left_to_it(
+async def _dies(*_args: Any, **_kwargs: Any) -> None:
+    raise ConnectionError("the process is gone")
+
+
+async def test_a_lease_is_renewed_while_its_attempt_waits_for_slack(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     assert app.delivery is not None
     kept: list[OutboxRow] = []
     dropping_takers(app, kept)
     await intake(app)
-    clock.advance(seconds=LEASE.total_seconds() + 1)
-    # The lease ran out and another replica's poll took the item.
-    async with sqlite_db.transaction() as session:
-        await session.execute(update(OutboxRow).values(next_attempt_at=clock() + LEASE, attempts=2))
-
+    slack.delay("chat.postMessage", 1.0)
     app.delivery.take(kept)
-    await asyncio.sleep(0.5)
-    assert slack.calls_to("chat.postMessage") == []
+    await until(lambda: _posting(slack))
+    clock.advance(seconds=LEASE.total_seconds() - 1)
+    await app.delivery.renew()  # as the worker does every few seconds while it runs
+    assert (await card_item(sqlite_db)).next_attempt_at == clock() + LEASE
+    clock.advance(seconds=LEASE.total_seconds() - 1)  # past the first lease: still held
+    assert await app.delivery.deliver_due() == 0
+    await until(lambda: _done(sqlite_db))
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def _posting(slack: FakeSlack) -> bool:
+    return bool(slack.calls_to("chat.postMessage"))
+
+
+async def test_an_attempt_whose_item_another_worker_took_does_not_end_it_but_keeps_its_card(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    assert app.delivery is not None
+    kept: list[OutboxRow] = []
+    dropping_takers(app, kept)
+    await intake(app)
+    slack.delay("chat.postMessage", 0.5)
+    app.delivery.take(kept)
+    await until(lambda: _posting(slack))
+    # Meanwhile the lease ran out (a frozen process) and another replica took the item.
+    async with sqlite_db.transaction() as session:
+        await session.execute(update(OutboxRow).values(lease_token="other:1", attempts=2))
+    await until(lambda: _ts_recorded(sqlite_db))
+    await asyncio.sleep(0.2)
     item = await card_item(sqlite_db)
-    assert item.done_at is None and item.attempts == 2
+    assert item.done_at is None and item.lease_token == "other:1"  # the other attempt's to end
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def _ts_recorded(db: Database) -> bool:
+    return await posted_ts(db) is not None
+
+
+async def test_a_second_copy_of_a_card_is_deleted_once_the_first_is_found_recorded(
+    app: App, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    assert app.delivery is not None
+    made: list[NewOffer] = []
+    app.service.on_new_offers = made.extend
+    kept: list[OutboxRow] = []
+    dropping_takers(app, kept)
+    await intake(app)
+    app.reader.remember_new_offers(made)
+    # Another attempt posted and recorded the card while this one's copy was on its way.
+    async with sqlite_db.transaction() as session:
+        await session.execute(update(OfferRow).values(channel="DANN", message_ts="1.000001"))
+    app.delivery.take(kept)
+    await until(lambda: _deleted(slack))
+    ((channel, ts),) = slack.deleted
+    assert channel == "DANN" and ts != "1.000001"
+    assert await posted_ts(sqlite_db) == "1.000001"
+
+
+async def _deleted(slack: FakeSlack) -> bool:
+    return bool(slack.deleted)
 
 
 async def test_without_a_running_worker_items_are_committed_due_for_a_poll(
@@ -202,8 +279,9 @@ async def test_a_new_offers_card_goes_out_without_reading_back_what_intake_wrote
     statements = all_statements(sqlite_db)
     await slack.wait_for("chat.postMessage", count=2)
     await until(lambda: _all_done(sqlite_db))
-    # Nothing read: the item ends, with the card's ts stored, in one transaction.
-    assert sorted(statements) == ["UPDATE offers", "UPDATE outbox"]
+    # Nothing read: the item ends, with the card's ts stored and the DM's pace shared with
+    # other replicas, in one transaction.
+    assert sorted(statements) == ["INSERT ?", "UPDATE offers", "UPDATE outbox"]
 
 
 async def test_a_remembered_card_is_the_card_read_back_from_the_database(
@@ -251,18 +329,16 @@ async def _all_done(db: Database) -> bool:
     return all(row.done_at is not None for row in rows)
 
 
-async def test_a_burst_handed_over_waits_in_a_queue_and_each_card_goes_out_once(
+async def test_a_burst_for_one_rep_goes_out_in_order_a_second_apart_each_card_once(
     app: App, slack: FakeSlack, sqlite_db: Database
 ) -> None:
     assert app.delivery is not None
     kept: list[OutboxRow] = []
     dropping_takers(app, kept)
-    for n in range(4):  # one rep, one DM: posts are paced a second apart
+    for n in range(4):  # one rep, one DM: one lane, paced a second apart
         await intake(app, f"L-{n}")
-    app.delivery.concurrency = 2
 
     app.delivery.take(kept)
-    assert len(app.delivery._takers) == 2  # two carriers for four items, not a task apiece
     posts = await slack.wait_for("chat.postMessage", count=4, timeout=10)
     await until(lambda: _all_done(sqlite_db))
     values = [
@@ -273,8 +349,10 @@ async def test_a_burst_handed_over_waits_in_a_queue_and_each_card_goes_out_once(
         for element in block["elements"]
         if element["action_id"] == "claim_lead"
     ]
-    # Begun in order, two at a time: the two under way race for the DM's next slot.
-    assert sorted(values) == [f"L-{n}" for n in range(4)]
+    assert values == [f"L-{n}" for n in range(4)]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(posts)]
+    assert min(gaps) >= 0.95
+    assert len(slack.calls_to("chat.postMessage")) == 4
 
 
 @dataclass(kw_only=True)
@@ -284,14 +362,13 @@ class BuggyWorker(OutboxWorker):
     kinds: tuple[str, ...] = ("slack.offer_card",)
     closed: list[int] = field(default_factory=list)
 
-    async def carry_out(self, item: OutboxRow) -> None:
+    async def carry_out(self, attempt: Attempt) -> None:
         raise KeyError("ts")
 
     async def finished(
-        self, session: AsyncSession, item: OutboxRow, *, error: str | None, gave_up: bool
+        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
-        assert item.id is not None
-        self.closed.append(item.id)
+        self.closed.append(attempt.id)
 
 
 async def test_a_bug_while_carrying_out_still_closes_the_attempt_and_retries_a_lease_later(
@@ -305,4 +382,5 @@ async def test_a_bug_while_carrying_out_still_closes_the_attempt_and_retries_a_l
     assert item.done_at is None and item.failed_at is None
     assert item.last_error == "failed unexpectedly (KeyError); see the log"
     assert item.next_attempt_at >= clock() + LEASE
+    assert item.lease_token == "unsure"  # what the bug left undone is looked for first
     assert "failed unexpectedly" in caplog.text

@@ -243,11 +243,14 @@ async def test_a_server_killed_mid_stream_loses_no_acknowledged_lead_and_doubles
             "SELECT count(*) FROM leads l JOIN outbox b "
             "ON b.dedupe_key = 'queue-post:' || l.id || ':0' WHERE l.status = 'queued'"
         ).fetchone()[0]
+        team_cards = db.execute(
+            "SELECT count(*) FROM offers o JOIN outbox b ON b.dedupe_key = 'team-card:' || o.id"
+        ).fetchone()[0]
         outbox = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         statuses = dict(db.execute("SELECT external_id, status FROM leads"))
     assert cards == len(offers) > 0
     assert posts == len(queued) > 0
-    assert outbox == cards + posts
+    assert outbox == cards + team_cards + posts  # each once: no item queued twice
     assert {statuses[i] for i in leads} >= {"offered", "queued", "nurture"}
     assert all(statuses[i] == body["status"] for i, body in acknowledged.items())
 

@@ -46,8 +46,7 @@ SOCKET_PATH = "/link/"
 ENVELOPE_TYPES = ("events_api", "interactive", "slash_commands")
 
 # Fields slack_sdk sends as JSON strings when a method goes out as a form body.
-_JSON_FIELDS = ("blocks", "attachments", "view")
-_FIRST_TS_US = 1_700_000_000_000_100  # "1700000000.000100", in microseconds
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 _POLL_S = 0.01
 
 Params = dict[str, Any]
@@ -128,8 +127,12 @@ class FakeSlack:
         self.refused: list[Call] = []
         self.user_tz: dict[str, str] = {}
         self.user_email: dict[str, str] = {}
-        # (channel, ts) -> the message as last posted or updated.
+        # channel -> the error conversations.history answers there (a scope the app lacks)
+        self.history_refused: dict[str, str] = {}
+        # (channel, ts) -> the message as last posted or updated (and not deleted).
         self.messages: dict[tuple[str, str], Body] = {}
+        # (channel, ts) of every message deleted, in order.
+        self.deleted: list[tuple[str, str]] = []
         # Socket Mode: every websocket opened, in order, and every ack received, in order.
         self.connections: list[Connection] = []
         self.acks: list[Ack] = []
@@ -144,7 +147,7 @@ class FakeSlack:
         self._delays: dict[str, float] = {}
         # The server may run on another thread's loop (`in_thread`) than the test reading it.
         self._lock = threading.Lock()
-        self._ts = itertools.count(_FIRST_TS_US, 100)
+        self._last_ts_us = 0
         self._view_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -153,6 +156,8 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "chat.delete": self._delete,
+            "conversations.history": self._history,
             "chat.postEphemeral": self._post_ephemeral,
             "conversations.open": self._open_conversation,
             "views.open": self._open_view,
@@ -535,7 +540,9 @@ class FakeSlack:
         return True
 
     def _next_ts(self) -> str:
-        micros = next(self._ts)
+        """Slack's ts: its wall clock in microseconds, a later one for every message."""
+        micros = max(int(time.time() * 1_000_000), self._last_ts_us + 100)
+        self._last_ts_us = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _next_view(self, view: Body, view_id: str | None = None) -> Body:
@@ -585,8 +592,52 @@ class FakeSlack:
             "text": params.get("text", ""),
             "blocks": params.get("blocks", []),
         }
+        metadata = params.get("metadata")
+        if isinstance(metadata, dict):
+            message["metadata"] = metadata
         self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _delete(self, params: Params) -> Body:
+        channel, ts = params.get("channel"), params.get("ts")
+        if not isinstance(channel, str) or not isinstance(ts, str):
+            return _error("message_not_found")
+        if self.messages.pop((_dm_channel(channel), ts), None) is None:
+            return _error("message_not_found")
+        self.deleted.append((_dm_channel(channel), ts))
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _history(self, params: Params) -> Body:
+        """A channel's messages newest first, after `oldest`, `limit` a page (Slack's cursor
+        pagination); metadata only with `include_all_metadata`, as Slack does."""
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return _error("channel_not_found")
+        if channel in self.history_refused:
+            return _error(self.history_refused[channel])
+        oldest = float(params.get("oldest") or 0)
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = sorted(
+            (
+                message
+                for (where, ts), message in self.messages.items()
+                if where == channel and float(ts) > oldest
+            ),
+            key=lambda message: float(message["ts"]),
+            reverse=True,
+        )
+        page = found[start : start + limit]
+        if not with_metadata:
+            page = [{k: v for k, v in message.items() if k != "metadata"} for message in page]
+        more = start + limit < len(found)
+        return {
+            "ok": True,
+            "messages": page,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _update(self, params: Params) -> Body:
         channel, ts = params.get("channel"), params.get("ts")

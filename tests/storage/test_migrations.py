@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 
 from storage.migrate import current, upgrade
 
-HEAD = "0004"  # the newest revision in storage/migrations/versions
+HEAD = "0005"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
