@@ -156,7 +156,7 @@ async def test_a_card_posted_by_a_process_that_died_before_recording_it_is_not_p
 
     clock.advance(seconds=LEASE.total_seconds() + 1)
     assert await app.delivery.deliver_due() == 1
-    ((channel, ts),) = slack.messages
+    ((_channel, ts),) = slack.messages
     assert await posted_ts(sqlite_db) == ts  # found in the DM's history and recorded
     assert len(slack.calls_to("chat.postMessage")) == 1
     assert (await card_item(sqlite_db)).done_at is not None
