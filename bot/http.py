@@ -91,11 +91,18 @@ def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web
 # --- Slack --------------------------------------------------------------------------------------
 
 
+SLACK_TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
+HUBSPOT_SKEW_MS = 5 * 60 * 1000
+
+
 async def slack_events(request: web.Request) -> web.Response:
     """Slack's events, actions, view submissions and slash commands, handed to Bolt, which checks
     the signature (401 when it is wrong or stale, and nothing runs) and acks."""
     slack = request.app[APP_KEY].slack
     assert slack is not None
+    if not request.headers.get(SLACK_TIMESTAMP_HEADER, "").strip().isdigit():
+        # Bolt would fail on it with a 500; nothing unsigned gets further than this.
+        return _error(401, "missing or malformed X-Slack-Request-Timestamp")
     response = await slack.async_dispatch(await to_bolt_request(request))
     return await to_aiohttp_response(response)
 
@@ -193,6 +200,9 @@ def hubspot_signature_problem(
     base64 HMAC-SHA256 of method, URI, body and timestamp, the timestamp within 5 minutes."""
     if not signature or not timestamp:
         return f"missing {HUBSPOT_SIGNATURE_HEADER} or {HUBSPOT_TIMESTAMP_HEADER}"
+    # HubSpot's helper refuses only old timestamps; one from the future is refused here too.
+    if not timestamp.isdigit() or abs(int(timestamp) - time.time() * 1000) > HUBSPOT_SKEW_MS:
+        return "the request timestamp is malformed or more than 5 minutes off"
     # Imported here: the hubspot package costs ~80 ms to import, which a server without
     # HubSpot need not pay at start-up.
     from hubspot.exceptions import InvalidSignatureTimestampError

@@ -30,7 +30,10 @@ TEXT_FIELDS = (
     "crm_id",
 )
 KNOWN_FIELDS = frozenset({"id", "employees", "score", "crm_system", "fields", *TEXT_FIELDS})
-MAX_ID_LENGTH = 255  # also crm_id: both are indexed, and an index entry has a size limit
+MAX_ID_LENGTH = 255  # crm_id: it is indexed, and an index entry has a size limit
+# A lead's own id also travels in Slack, in the block id of a queued lead's Assign control
+# ("assign:" and the id, at most 255 characters): one longer could never be assigned there.
+MAX_LEAD_ID_LENGTH = 248
 MAX_EMAIL_LENGTH = 254  # the longest address SMTP allows
 MAX_TEXT_LENGTH = 1000
 MAX_CUSTOM_FIELDS = 100
@@ -94,8 +97,8 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
     lead_id = data.get("id")
     if isinstance(lead_id, bool) or not isinstance(lead_id, str | int) or not _text(lead_id):
         errors.append(FieldError("id", "is required: the lead's id in the system it came from"))
-    elif _too_long(lead_id, MAX_ID_LENGTH):
-        errors.append(FieldError("id", f"is longer than {MAX_ID_LENGTH} characters"))
+    elif _too_long(lead_id, MAX_LEAD_ID_LENGTH):
+        errors.append(FieldError("id", f"is longer than {MAX_LEAD_ID_LENGTH} characters"))
     elif unstorable(str(lead_id)):
         errors.append(FieldError("id", _UNSTORABLE))
     else:

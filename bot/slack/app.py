@@ -101,7 +101,7 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         try:
             result = await parts.service.claim(lead_id, by=viewer.id or "")
         except ServiceError as exc:
-            await _tell(client, body, str(exc))
+            await _tell(client, body, blocks.escape(str(exc)))
             return
         if not result.claimed:
             holder = parts.policy().rep_name(result.holder)
@@ -346,10 +346,13 @@ async def _pto(parts: SlackParts, viewer: Viewer, pto: Pto) -> str:
 async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
     try:
         story = await parts.reader.story(reference, viewer)
-    except NotVisible as exc:
-        return blocks.escape(str(exc))
+    except NotVisible:
+        story = None  # said as for no lead at all: a rep learns nothing of leads not theirs
     if story is None:
-        return f"No lead found for {blocks.escape(reference)} (try its id, e-mail or CRM id)."
+        return (
+            f"No lead of yours found for {blocks.escape(reference)} (try its id, e-mail or "
+            "CRM id; a manager can look up any lead)."
+        )
     lines = [f"```{blocks.escape(story.explanation)}```"]
     if story.events:
         lines.append("*Since then*")

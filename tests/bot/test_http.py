@@ -85,6 +85,17 @@ async def test_an_invalid_lead_is_refused_422_with_every_problem(
     assert stored(database_path) == NOTHING
 
 
+async def test_a_lead_id_too_long_to_travel_in_slack_is_refused_422_and_one_that_fits_is_not(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    status, body = await post(client, lead("L" * 249), clock)
+    assert status == 422
+    assert body == {"errors": [{"field": "id", "message": "is longer than 248 characters"}]}
+    assert stored(database_path) == NOTHING
+    status, body = await post(client, lead("L" * 248), clock)
+    assert status == 201
+
+
 async def test_a_lead_with_a_custom_field_named_leads_is_one_lead_not_a_batch(
     client: Client, clock: Clock
 ) -> None:

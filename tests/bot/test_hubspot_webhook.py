@@ -243,6 +243,7 @@ async def test_an_event_whose_object_id_is_not_a_hubspot_id_is_ignored(
         "timestamp changed after signing",
         "signed for another address",
         "signed ten minutes ago",
+        "signed ten minutes from now",
         "timestamp beyond any date",
         "timestamp not a number",
         "no headers",
@@ -265,6 +266,8 @@ async def test_a_request_not_signed_by_hubspot_just_now_is_refused_401_and_queue
         headers = hubspot_signed(body, server.url.replace("/webhooks/", "/hooks/"))
     elif case == "signed ten minutes ago":
         headers = hubspot_signed(body, server.url, at_ms=int((time.time() - 600) * 1000))
+    elif case == "signed ten minutes from now":
+        headers = hubspot_signed(body, server.url, at_ms=int((time.time() + 600) * 1000))
     elif case == "timestamp beyond any date":
         headers = hubspot_signed(body, server.url, at_ms=10**20)
     elif case == "timestamp not a number":

@@ -132,6 +132,30 @@ async def test_a_forged_or_stale_signature_is_refused_401_and_nothing_happens(
     assert slack.calls_to("chat.update") == []
 
 
+@pytest.mark.parametrize("timestamp", ["abc", "", "12.5", "-1"])
+async def test_a_malformed_slack_timestamp_is_refused_401_before_bolt(
+    app: App, http: TestClient, timestamp: str
+) -> None:
+    body = action_body("claim_lead", "L-1", "UANN")
+    headers = slack_signed_headers(body, SIGNING_SECRET)
+    headers["X-Slack-Request-Timestamp"] = timestamp
+    response = await http.post("/slack/events", data=body, headers=headers)
+    assert response.status == 401
+    assert "X-Slack-Request-Timestamp" in (await response.json())["error"]
+
+
+async def test_a_refused_claim_escapes_the_lead_id_it_repeats(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    forged_id = "<mailto:ceo@victim.example|click me>"
+    assert await send(http, action_body("claim_lead", forged_id, "UANN", trigger_id="x1")) == 200
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert "<mailto:" not in told.params["text"]
+    assert "&lt;mailto:ceo@victim.example|click me&gt;" in told.params["text"]
+
+
 async def test_twenty_concurrent_claims_make_one_claim_and_one_update(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
@@ -224,10 +248,19 @@ async def test_routing_why_about_a_lead_never_offered_to_you_is_refused(
 ) -> None:
     rep = await new_lead(app)
     someone_else = next(u for u in ("UANN", "UBEN", "UCAT") if u != f"U{rep.upper()}")
-    body = command_body("why L-1", someone_else, response_url=slack.response_url("w2"))
+    body = command_body(
+        "why L-1", someone_else, response_url=slack.response_url("w2"), trigger_id="w2"
+    )
     await send(http, body)
     (answer,) = await slack.wait_for("response")
-    assert "never offered to you" in answer.params["text"]
+    unknown = command_body(
+        "why L-404", someone_else, response_url=slack.response_url("w3"), trigger_id="w3"
+    )
+    await send(http, unknown)
+    (_, nothing) = await slack.wait_for("response", count=2)
+    # Word for word what an unknown lead gets: the answer does not confirm the lead exists.
+    assert answer.params["text"] == nothing.params["text"].replace("L-404", "L-1")
+    assert "No lead of yours found" in answer.params["text"]
 
 
 async def test_routing_pto_for_a_manager_marks_a_rep_and_help_for_nonsense(

@@ -20,6 +20,8 @@ from bot.slack.blocks import (
     HomeOffer,
     RepLoad,
     TeamLoad,
+    assign_control,
+    assigned_lead,
     clip,
     escape,
     home_view,
@@ -31,6 +33,7 @@ from bot.slack.blocks import (
     slack_date,
 )
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from routing.leads import MAX_LEAD_ID_LENGTH, InvalidLead, parse_lead
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 DUE = NOW + timedelta(minutes=5)
@@ -466,3 +469,12 @@ def test_a_manager_with_hundreds_of_offers_teams_and_reps_stays_within_limits() 
         all_text = list(texts(view["blocks"]))
         assert any(t.endswith("more") and t.startswith("*Team 0*") for t in all_text)
         assert all_text[-1] == "*Unmatched queue:* 1 lead, oldest waiting 0s"
+
+
+def test_the_longest_lead_id_intake_accepts_fits_a_queued_posts_assign_control() -> None:
+    longest = "L" * MAX_LEAD_ID_LENGTH
+    control = assign_control(longest).to_dict()
+    assert len(control["block_id"]) <= 255
+    assert assigned_lead(control["block_id"]) == longest
+    with pytest.raises(InvalidLead):
+        parse_lead({"id": longest + "L"})
