@@ -10,9 +10,11 @@ disagree.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import sqlite3
 import threading
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +57,45 @@ def _in_own_thread(work: Any) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (idempotent)."""
-    _in_own_thread(lambda: command.upgrade(_config(url), revision))
-    _use_wal(url)
+    """Bring the database at `url` up to `revision` (idempotent). Replicas starting together
+    on a new database take turns: the first migrates, the others find it done. PostgreSQL
+    holds an advisory lock for the migration's transaction (`migrations/env.py`); SQLite
+    holds a lock on a file beside the database, as no transaction there covers Alembic's
+    reading of the version table and its first CREATE."""
+    with _sqlite_migration_lock(url):
+        _in_own_thread(lambda: command.upgrade(_config(url), revision))
+        _use_wal(url)
+
+
+@contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    path = _sqlite_path(url)
+    if path is None:
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _sqlite_path(url: str) -> str | None:
+    parsed = make_url(check_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
 
 
 def _use_wal(url: str) -> None:
     """SQLite: put the file in WAL mode here, once, before anything serves from it. Left to the
     server's first connections, two of them switching a new file at the same moment could
     refuse each other ("database is locked"), busy timeout or not."""
-    parsed = make_url(check_url(url))
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    path = _sqlite_path(url)
+    if path is None:
         return
-    with closing(sqlite3.connect(parsed.database, timeout=BUSY_TIMEOUT_MS / 1000)) as raw:
+    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as raw:
         raw.execute("PRAGMA journal_mode=WAL")
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from storage.migrate import current, upgrade
+from tests.pg import PostgresServer
 
 HEAD = "0005"  # the newest revision in storage/migrations/versions
 
@@ -60,3 +62,31 @@ def test_a_migrated_sqlite_file_is_left_in_wal_mode(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         raw.close()
+
+
+def _upgrade_in_a_process(url: str) -> str | None:
+    upgrade(url)
+    return current(url)
+
+
+def _at_once(url: str, replicas: int) -> list[str | None]:
+    context = multiprocessing.get_context("spawn")  # each a process of its own, as replicas are
+    with context.Pool(replicas) as pool:
+        return pool.map(_upgrade_in_a_process, [url] * replicas, chunksize=1)
+
+
+def test_three_replicas_starting_at_once_on_a_new_sqlite_file_all_come_up(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
+    assert _at_once(url, 3) == [HEAD] * 3
+    assert differences(url) == []
+
+
+async def test_three_replicas_starting_at_once_on_a_new_postgres_database_all_come_up(
+    postgres_server: PostgresServer,
+) -> None:
+    name = await postgres_server.create_database()
+    url = postgres_server.url(name)
+    try:
+        assert await asyncio.to_thread(_at_once, url, 3) == [HEAD] * 3
+    finally:
+        await postgres_server.drop_database(name)
