@@ -18,8 +18,11 @@ def manifest() -> Any:
 
 def test_the_manifest_asks_for_exactly_the_scopes_the_app_uses() -> None:
     assert sorted(manifest()["oauth_config"]["scopes"]["bot"]) == [
+        "channels:history",
         "chat:write",
         "commands",
+        "groups:history",
+        "im:history",
         "im:write",
     ]
 
