@@ -170,12 +170,7 @@ async def test_a_lease_is_renewed_while_its_attempt_waits_for_slack(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     assert app.delivery is not None
-    kept: list[OutboxRow] = []
-    dropping_takers(app, kept)
-    await intake(app)
-    slack.delay("chat.postMessage", 1.0)
-    app.delivery.take(kept)
-    await until(lambda: _posting(slack))
+    await posting_slowly(app, slack, seconds=1.0)
     clock.advance(seconds=LEASE.total_seconds() - 1)
     await app.delivery.renew()  # as the worker does every few seconds while it runs
     assert (await card_item(sqlite_db)).next_attempt_at == clock() + LEASE
@@ -185,6 +180,18 @@ async def test_a_lease_is_renewed_while_its_attempt_waits_for_slack(
     assert len(slack.calls_to("chat.postMessage")) == 1
 
 
+async def posting_slowly(app: App, slack: FakeSlack, *, seconds: float) -> None:
+    """A lead's card handed over, and its post under way to a Slack that answers after
+    `seconds`."""
+    assert app.delivery is not None
+    kept: list[OutboxRow] = []
+    dropping_takers(app, kept)
+    await intake(app)
+    slack.delay("chat.postMessage", seconds)
+    app.delivery.take(kept)
+    await until(lambda: _posting(slack))
+
+
 async def _posting(slack: FakeSlack) -> bool:
     return bool(slack.calls_to("chat.postMessage"))
 
@@ -192,13 +199,7 @@ async def _posting(slack: FakeSlack) -> bool:
 async def test_an_attempt_whose_item_another_worker_took_does_not_end_it_but_keeps_its_card(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
-    assert app.delivery is not None
-    kept: list[OutboxRow] = []
-    dropping_takers(app, kept)
-    await intake(app)
-    slack.delay("chat.postMessage", 0.5)
-    app.delivery.take(kept)
-    await until(lambda: _posting(slack))
+    await posting_slowly(app, slack, seconds=0.5)
     # Meanwhile the lease ran out (a frozen process) and another replica took the item.
     async with sqlite_db.transaction() as session:
         await session.execute(update(OutboxRow).values(lease_token="other:1", attempts=2))
