@@ -12,6 +12,9 @@ lane's turn takes none of the `concurrency` slots, which only calls in flight ho
 is told to wait (Slack's Retry-After) waits, with its next item at its head, and tells every
 replica through the database.
 
+(Over 400 lines as one piece on purpose: leases, lanes and the hand-over share one attempt's
+life cycle, and splitting them would spread that life cycle over modules.)
+
 Items queued by this process while a worker of theirs runs here skip the polling: the service
 commits them already leased to this worker (`leased_at_birth`) and hands them over (`take`).
 """
@@ -365,13 +368,18 @@ class OutboxWorker:
                         lane=lane.name,
                         not_before=paced_at + timedelta(seconds=self.pace_s),
                     )
+        except Exception:
+            # The database, say: the lease runs out and the item is tried again.
+            log.exception("outbox: item %s (%s) could not be ended", attempt.id, attempt.item.kind)
+            self._end_quietly(attempt)
+            return None
+        try:
             if error is None and mine:
                 self.delivered += 1
             if mine:
                 await self.after_end(attempt, error=error, gave_up=gave_up)
         except Exception:
-            # The database, say: the lease runs out and the item is tried again.
-            log.exception("outbox: item %s (%s) could not be ended", attempt.id, attempt.item.kind)
+            log.exception("outbox: after item %s (%s) ended", attempt.id, attempt.item.kind)
         finally:
             self._end_quietly(attempt)
         return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +22,7 @@ from routing.leads import parse_lead
 from storage.db import Database
 from storage.models import AuditEventRow, OfferRow, OutboxRow, SlackLaneRow
 from tests.bot.conftest import Clock
+from tests.bot.test_outbox_handover import until
 from tests.fakes.slack import FakeSlack
 
 POLICY = """\
@@ -55,14 +56,6 @@ def slack_policy() -> str:
 
 async def lead_for(app: App, lead_id: str, source: str = "ann") -> None:
     await app.service.intake(parse_lead({"id": lead_id, "company": "Acme", "source": source}))
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.02)
 
 
 async def offers(db: Database) -> list[OfferRow]:
