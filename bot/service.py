@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,24 +18,23 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import Queued, Taker
-from routing.accounts import AccountIndex
+from bot.world import World
 from routing.calendar import sla_deadline
 from routing.durations import format_duration
-from routing.engine import Decision, RoutingState, route
+from routing.engine import Decision
 from routing.model import Account, Lead, Outcome
-from routing.normalize import normalize
 from routing.overrides import assigned_by_hand, queued_after_misses
 from routing.policy import Policy
-from routing.simulation import record
+from routing.scope import rep_scope
 from storage import direct
 from storage import repository as repo
 from storage.db import Database, TransientDatabaseError
 from storage.direct import Tx
+from storage.locks import ScopeBusy, scope_locks
 from storage.models import (
     AuditEventRow,
     DecisionRow,
@@ -53,7 +51,6 @@ MAX_ATTEMPTS = 12
 T = TypeVar("T")
 S = TypeVar("S", bound=Tx)  # a transaction of either kind (see `storage.direct`)
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
-EXCLUSIVE_ATTEMPT = 3  # from this attempt on, a routing transaction runs alone (PostgreSQL)
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 
 _STATUS_OF_OUTCOME = {
@@ -127,10 +124,16 @@ class Service:
     db: Database
     policy: Callable[[], Policy]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Counted for /metrics and tests: how often a decision had to be routed again, and how
-    # many routing transactions were committed.
-    conflicts: int = 0
+    # Counted for /metrics, tests and benchmarks: routing transactions committed, and rolled
+    # back to run again (`conflicts`); decisions committed, thrown away with a rolled-back
+    # transaction (`decisions_redone`), made again in their transaction after taking the
+    # scopes they landed in (`decisions_replanned`); scope locks found held elsewhere.
     transactions: int = 0
+    conflicts: int = 0
+    decisions: int = 0
+    decisions_redone: int = 0
+    decisions_replanned: int = 0
+    lock_waits: int = 0
     # Called after each commit that queued outbox items left for a poll, so the workers look
     # at once instead of at their next poll.
     on_outbox: Callable[[], None] | None = None
@@ -246,23 +249,51 @@ class Service:
         what: str,
     ) -> T:
         """Run `work` in a transaction that routes, again with fresh state for as long as it
-        loses a race (up to MAX_ATTEMPTS; see `_routing_lock` for why it then cannot lose)."""
+        loses a race (up to MAX_ATTEMPTS). On PostgreSQL its decisions hold their scopes
+        (`bot.world`), so a race is lost only to a scope found busy out of order; the next
+        attempt then takes every scope it wanted first and waits for them instead."""
+        first: frozenset[str] = frozenset()
         for attempt in range(MAX_ATTEMPTS):
+            worlds: list[World] = []
             try:
                 async with transaction() as tx:
-                    await self._routing_lock(tx, attempt)
-                    result = await work(tx)
+                    locks = scope_locks(tx)
+                    if locks is not None and first:
+                        await locks.take_first(first)
+                    tx.info[_LOCKS] = locks
+                    tx.info[_WORLDS] = worlds
+                    try:
+                        result = await work(tx)
+                    finally:
+                        self.lock_waits += locks.waits if locks is not None else 0
                 self.transactions += 1
+                self.decisions += sum(world.decided for world in worlds)
+                self.decisions_replanned += sum(world.replanned for world in worlds)
                 return result
+            except ScopeBusy as busy:
+                self._lost(worlds)
+                first = busy.wanted
             except IntegrityError as exc:
                 # A concurrent request committed one of these ids first: the next attempt finds
                 # it stored and answers with it. Any other violation would only repeat.
                 if "external_id" not in str(exc.orig):
                     raise
+                self._lost(worlds)
                 await self._backoff(attempt)
             except (repo.Conflict, TransientDatabaseError):
+                self._lost(worlds)
                 await self._backoff(attempt)
         raise RuntimeError(f"{what}: could not save a decision after {MAX_ATTEMPTS} tries")
+
+    def _lost(self, worlds: list[World]) -> None:
+        self.conflicts += 1
+        self.decisions_redone += sum(world.decided for world in worlds)
+
+    async def _world(self, session: Tx, policy: Policy, leads: Sequence[Lead]) -> World:
+        """The routing state for this routing transaction (see `_retrying`)."""
+        world = await World.load(session, policy, leads, session.info.get(_LOCKS))
+        session.info.setdefault(_WORLDS, []).append(world)
+        return world
 
     async def _intake_in(self, session: Tx, leads: Sequence[Lead]) -> list[IntakeResult]:
         stored = await repo.find_leads(session=session, external_ids=[lead.id for lead in leads])
@@ -274,10 +305,9 @@ class Service:
         if fresh:
             policy = self.policy()
             now = self.clock()
-            world = await _World.load(session, policy, list(fresh.values()))
-            decided = [
-                (lead, world.route(lead, policy, now, excluded={})) for lead in fresh.values()
-            ]
+            world = await self._world(session, policy, list(fresh.values()))
+            await world.prepare(fresh.values(), now)
+            decided = [(lead, await world.route(lead, now, excluded={})) for lead in fresh.values()]
             rows = [_lead_values(lead, decision, now) for lead, decision in decided]
             ids = await repo.insert_leads(session=session, rows=rows)
             saved = await _save(
@@ -310,24 +340,11 @@ class Service:
                 answered.add(lead.id)
         return results
 
-    async def _routing_lock(self, session: Tx, attempt: int) -> None:
-        """PostgreSQL: every routing transaction holds the routing lock shared, so they run side
-        by side and rely on compare-and-set; after a few conflicts an attempt takes it
-        exclusively, waits for the others to finish, and runs alone, so it cannot lose again.
-        SQLite needs none: its transactions never overlap."""
-        if self.db.is_sqlite:
-            return
-        exclusive = attempt >= EXCLUSIVE_ATTEMPT
-        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        orm = await direct.as_session(session)
-        await orm.execute(text(f"SELECT {function}(:key)"), {"key": ROUTING_LOCK_KEY})
-
     def _outbox_written(self) -> None:
         if self.on_outbox is not None:
             self.on_outbox()
 
     async def _backoff(self, attempt: int) -> None:
-        self.conflicts += 1
         await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
 
     async def first_time(self, key: str) -> bool:
@@ -555,9 +572,12 @@ class Service:
     ) -> None:
         now = self.clock()
         async with self.db.transaction() as session:
-            # Exclusively: an intake already under way finishes first (so its offer is found and
-            # moved below) and none starts until this commits (so none sees the rep as present).
-            await self._routing_lock(session, attempt=EXCLUSIVE_ATTEMPT)
+            # Holding the rep's scopes: a decision for any of their teams already under way
+            # finishes first (so its offer is found and moved below) and none starts until
+            # this commits (so none sees the rep as present).
+            locks = scope_locks(session)
+            if locks is not None:
+                await locks.take_first(rep_scope(self.policy(), rep_id))
             await repo.set_away(
                 session=session,
                 rep_id=rep_id,
@@ -665,14 +685,15 @@ class Service:
         rows = await repo.leads_by_id(session=session, ids=[o.lead_id for o in overdue])
         history = await repo.offers_of_leads(session=session, lead_ids=list(rows))
         leads = {lead_id: _lead_of(row) for lead_id, row in rows.items()}
-        world = await _World.load(session, policy, list(leads.values()))
+        world = await self._world(session, policy, list(leads.values()))
+        await world.hold_reps(offer.rep_id for offer in overdue)
         decided: list[tuple[int, str, Decision, int]] = []
         audits: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         result = SweepResult(expired=len(overdue))
         for offer in overdue:
             row, lead = rows[offer.lead_id], leads[offer.lead_id]
-            world.release(offer.rep_id)
+            await world.release(offer.rep_id)
             earlier = [o for o in history.get(offer.lead_id, []) if o.id != offer.id]
             missed_by = [o.rep_id for o in earlier if o.status == OfferStatus.EXPIRED.value]
             missed_by.append(offer.rep_id)
@@ -695,7 +716,7 @@ class Service:
                 decision = queued_after_misses(lead, policy=policy, missed_by=missed_by)
             else:
                 excluded = _excluded_reps([*earlier, offer], expired=offer.id)
-                decision = world.route(lead, policy, now, excluded=excluded)
+                decision = await world.route(lead, now, excluded=excluded)
             if decision.outcome is Outcome.QUEUED:
                 result = result + SweepResult(queued=1)
                 alerts.extend(_manager_alerts(policy, offer, row, now))
@@ -800,8 +821,8 @@ class Service:
             now = self.clock()
             lead = _lead_of(row)
             decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
-            world = await _World.load(session, policy, [lead])
-            world.take(rep_id)
+            world = await self._world(session, policy, [lead])
+            await world.take(rep_id)
             _redecide(row, lead, decision, now)
             offers = await repo.offers_of_lead(session=session, lead_id=row.id or 0)
             reassignments = offers[-1].reassignments + 1 if offers else 0
@@ -863,9 +884,9 @@ class Service:
         )
         policy = self.policy()
         lead = _lead_of(row)
-        world = await _World.load(session, policy, [lead])
-        world.release(offer.rep_id)
-        decision = world.route(lead, policy, now, excluded=excluded)
+        world = await self._world(session, policy, [lead])
+        await world.release(offer.rep_id)
+        decision = await world.route(lead, now, excluded=excluded)
         reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
         _redecide(row, lead, decision, now)
         assert row.id is not None
@@ -891,99 +912,6 @@ class Service:
         if row is None:
             raise UnknownLead(f"no lead with id {external_id}")
         return row
-
-
-ROUTING_LOCK_KEY = 0x1EAD_0001
-
-
-class _World:
-    """The routing state inside one transaction: loaded once, carried from decision to decision
-    in memory, and saved at the end with compare-and-set against what was read."""
-
-    def __init__(
-        self,
-        reps: repo.RepStates,
-        teams: repo.TeamStates,
-        index: AccountIndex | None,
-        account_reps: dict[str, list[str]],
-    ) -> None:
-        self.read_loads = dict(reps.open_loads)
-        self.loads = Counter(reps.open_loads)
-        self.away = reps.out_of_office
-        self.read_versions = teams.versions
-        self.teams = dict(teams.states)
-        self.index = index
-        self.account_reps = account_reps
-        self.touched_teams: set[str] = set()
-
-    @classmethod
-    async def load(cls, session: Tx, policy: Policy, leads: Sequence[Lead]) -> _World:
-        facts = [normalize(lead, policy) for lead in leads]
-        lookups = [(f.get("domain"), f.get("company")) for f in facts]
-        candidates = await repo.candidate_accounts(session=session, lookups=lookups)
-        index = None
-        account_reps: dict[str, list[str]] = {}
-        if candidates.accounts:
-            index = AccountIndex(candidates.accounts, key_sizes=candidates.key_sizes)
-            if policy.sticky_accounts:
-                matched = {
-                    match.account.id
-                    for domain, company in lookups
-                    if (
-                        match := index.match(
-                            domain=domain, company=company, threshold=policy.fuzzy_threshold
-                        )
-                    )
-                    is not None
-                }
-                account_reps = await repo.reps_holding_accounts(
-                    session=session, account_ids=matched
-                )
-        reps = await repo.load_rep_states(session=session)
-        teams = await repo.load_team_states(session=session)
-        return cls(reps, teams, index, account_reps)
-
-    def route(
-        self, lead: Lead, policy: Policy, now: datetime, *, excluded: dict[str, str]
-    ) -> Decision:
-        state = RoutingState(self.loads, self.away, self.teams, self.account_reps)
-        decision = route(
-            lead, policy=policy, now=now, accounts=self.index, state=state, excluded=excluded
-        )
-        rotated = record(
-            decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps
-        )
-        if rotated and decision.team is not None:
-            self.touched_teams.add(decision.team)
-        return decision
-
-    def release(self, rep: str) -> None:
-        """One open lead fewer for `rep` (its offer was just closed in this transaction)."""
-        self.loads[rep] = max(0, self.loads[rep] - 1)
-
-    def take(self, rep: str) -> None:
-        """One open lead more for `rep` (offered outside the engine, by hand)."""
-        self.loads[rep] += 1
-
-    async def commit(self, session: Tx, now: datetime) -> None:
-        """Save rotations and loads, if nobody else changed them meanwhile (else Conflict).
-
-        Rows are written in one order (teams, then reps, each sorted), so two transactions never
-        wait on each other's rows the other way round."""
-        for team in sorted(self.touched_teams):
-            await repo.save_team_state(
-                session=session,
-                team=team,
-                state=self.teams[team],
-                read_version=self.read_versions.get(team),
-            )
-        changes = [
-            (rep, self.read_loads.get(rep, 0), self.loads[rep] - self.read_loads.get(rep, 0))
-            for rep in sorted(set(self.loads) | set(self.read_loads))
-        ]
-        await repo.count_open_leads_many(
-            session=session, changes=[change for change in changes if change[2]], now=now
-        )
 
 
 async def _save(
@@ -1233,6 +1161,8 @@ def owner_write(
 # What a Service transaction keeps in session.info: its `Queued`, and the offers intake made.
 _QUEUED = "leadrouter.outbox"
 _NEW_OFFERS = "leadrouter.new_offers"
+_LOCKS = "leadrouter.scope_locks"  # session.info: the transaction's ScopeLocks (None: SQLite)
+_WORLDS = "leadrouter.worlds"  # session.info: the World of each routing step, for the counts
 
 
 async def _queue(session: Tx, rows: Sequence[dict[str, Any]]) -> None:

@@ -71,14 +71,19 @@ async def offers(db: Database) -> list[OfferRow]:
         return list((await session.execute(select(OfferRow).order_by(OfferRow.id))).scalars())
 
 
-async def posted_offer(db: Database) -> OfferRow:
-    """The first offer, once its card's ts is stored (just after Slack answered the post)."""
+async def posted_offers(db: Database, count: int = 1) -> list[OfferRow]:
+    """The offers, once the first `count` have their card's post recorded (its ts and the SLA
+    deadline it starts: stored just after Slack answers, so a sweep before could miss it)."""
     for _ in range(500):
-        offer = (await offers(db))[0]
-        if offer.message_ts is not None:
-            return offer
+        made = await offers(db)
+        if len(made) >= count and all(o.message_ts and o.sla_due_at for o in made[:count]):
+            return made
         await asyncio.sleep(0.01)
-    raise AssertionError("the card's message ts was never stored")
+    raise AssertionError(f"the post of {count} card(s) was never recorded")
+
+
+async def posted_offer(db: Database) -> OfferRow:
+    return (await posted_offers(db))[0]
 
 
 async def lead_status(db: Database, external_id: str) -> str:
@@ -89,10 +94,11 @@ async def lead_status(db: Database, external_id: str) -> str:
         return row.status
 
 
-async def carded(app: App, slack: FakeSlack, count: int = 1) -> None:
+async def carded(app: App, slack: FakeSlack) -> None:
     lead = parse_lead({"id": "L-1", "company": "Acme Corp", "first_name": "Jo"})
     await app.service.intake(lead)
-    await slack.wait_for("chat.postMessage", count=count)
+    await slack.wait_for("chat.postMessage")
+    await posted_offers(app.service.db)
 
 
 async def test_an_unclaimed_lead_moves_on_and_both_cards_say_so(
@@ -135,6 +141,7 @@ async def queued_lead(app: App, slack: FakeSlack, clock: Clock) -> None:
     clock.advance(minutes=11)
     await app.service.sweep()
     await slack.wait_for("chat.postMessage", count=2)
+    await posted_offers(app.service.db, count=2)
     clock.advance(minutes=11)
     await app.service.sweep()
 

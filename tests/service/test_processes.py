@@ -97,6 +97,10 @@ async def test_three_processes_intaking_a_thousand_leads_into_one_round_robin_te
     # Each committed transaction (group commit routes several leads in one) rotated the team once.
     assert await team_version(db, "pool") == sum(s["transactions"] for s in summaries)
     assert await stored_open_counts(db) == per_rep
+    # One team: each decision waited for the team's scope; none was made and thrown away.
+    assert sum(s["decisions"] for s in summaries) == 1000
+    assert sum(s["decisions_redone"] for s in summaries) == 0
+    assert sum(s["conflicts"] for s in summaries) == 0
 
 
 async def test_capacity_is_never_exceeded_when_three_processes_intake_at_once(

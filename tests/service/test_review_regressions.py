@@ -11,9 +11,10 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import text
 
-from bot.service import ROUTING_LOCK_KEY, Service, ServiceError
+from bot.service import Service, ServiceError
 from routing.policy import Policy, load_policy
 from storage.db import Database, DatabaseUrlError, check_url
+from storage.locks import lock_key
 from tests.service.conftest import Clock
 from tests.service.support import TRIO_POLICY, new_lead, write_policy
 
@@ -29,14 +30,14 @@ async def test_going_away_waits_for_routing_already_under_way_on_postgresql(
     make_service: Callable[[Database], Service],
     clock: Clock,
 ) -> None:
-    # A routing transaction holds the routing lock shared. Were the absence to commit meanwhile,
-    # that transaction could still hand the rep a lead nobody would move again.
+    # A routing transaction for ann's team holds the team's scope. Were the absence to commit
+    # meanwhile, that transaction could still hand the rep a lead nobody would move again.
     service = make_service(postgres_db)
     routing = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
     try:
         transaction = routing.transaction()
         await transaction.start()
-        await routing.execute("SELECT pg_advisory_xact_lock_shared($1)", ROUTING_LOCK_KEY)
+        await routing.execute("SELECT pg_advisory_xact_lock($1)", lock_key("team:trio"))
         going = asyncio.create_task(
             service.set_out_of_office("ann", until=clock.now + timedelta(hours=1), reason="x")
         )

@@ -1,0 +1,199 @@
+"""The routing state inside one routing transaction: loaded once, carried from decision to
+decision in memory, saved at the end with compare-and-set against what was read.
+
+On PostgreSQL several replicas route at once. Each decision holds the scopes it depends on
+(`routing.scope`: the team it picked from and every team of the rep it chose) from before the
+state it was made on was read until the transaction ends, so a decision that would have
+conflicted waits for the other to commit instead of being made, thrown away and made again. A
+batch of new leads is first routed on the state as read, to learn which scopes it will need
+(`prepare`); those are taken in one ordered pass and their state read again. A decision that
+still lands outside what is held takes its scopes and is made again on state read under them
+(`replanned`), before anything of it is saved. Nothing is held on SQLite, where transactions
+never overlap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from routing.accounts import AccountIndex
+from routing.distribution import TeamState
+from routing.engine import Decision, RoutingState, route
+from routing.model import Lead
+from routing.normalize import normalize
+from routing.policy import Policy
+from routing.scope import decision_scope, rep_scope, reps_scope
+from routing.simulation import record
+from storage import repository as repo
+from storage.direct import Tx
+from storage.locks import ScopeLocks
+
+
+class World:
+    def __init__(
+        self,
+        policy: Policy,
+        reps: repo.RepStates,
+        teams: repo.TeamStates,
+        index: AccountIndex | None,
+        account_reps: dict[str, list[str]],
+        locks: ScopeLocks | None,
+    ) -> None:
+        self.policy = policy
+        self.read_loads = dict(reps.open_loads)
+        self.loads = Counter(reps.open_loads)
+        self.away = dict(reps.out_of_office)
+        self.read_versions = dict(teams.versions)
+        self.teams: dict[str, TeamState] = dict(teams.states)
+        self.index = index
+        self.account_reps = account_reps
+        self.touched_teams: set[str] = set()
+        self.locks = locks
+        self.decided = 0  # decisions that will be saved if the transaction commits
+        self.replanned = 0  # decisions made again after taking the scopes they landed in
+
+    @classmethod
+    async def load(
+        cls, session: Tx, policy: Policy, leads: Sequence[Lead], locks: ScopeLocks | None
+    ) -> World:
+        facts = [normalize(lead, policy) for lead in leads]
+        lookups = [(f.get("domain"), f.get("company")) for f in facts]
+        candidates = await repo.candidate_accounts(session=session, lookups=lookups)
+        index = None
+        account_reps: dict[str, list[str]] = {}
+        if candidates.accounts:
+            index = AccountIndex(candidates.accounts, key_sizes=candidates.key_sizes)
+            if policy.sticky_accounts:
+                matched = {
+                    match.account.id
+                    for domain, company in lookups
+                    if (
+                        match := index.match(
+                            domain=domain, company=company, threshold=policy.fuzzy_threshold
+                        )
+                    )
+                    is not None
+                }
+                account_reps = await repo.reps_holding_accounts(
+                    session=session, account_ids=matched
+                )
+        reps = await repo.load_rep_states(session=session)
+        teams = await repo.load_team_states(session=session)
+        return cls(policy, reps, teams, index, account_reps, locks)
+
+    async def prepare(self, leads: Iterable[Lead], now: datetime) -> None:
+        """Route `leads` on a copy of the state, only to learn the scopes their decisions will
+        need, and hold those (in one ordered pass, so waiting cannot deadlock)."""
+        if self.locks is None:
+            return
+        loads = Counter(self.loads)
+        teams = dict(self.teams)
+        account_reps = {account: list(reps) for account, reps in self.account_reps.items()}
+        state = RoutingState(loads, self.away, teams, account_reps)
+        needed: set[str] = set()
+        for lead in leads:
+            decision = route(lead, policy=self.policy, now=now, accounts=self.index, state=state)
+            record(decision, loads=loads, teams=teams, account_reps=account_reps)
+            needed |= decision_scope(self.policy, decision)
+        await self.hold(needed)
+
+    async def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
+        while True:
+            state = RoutingState(self.loads, self.away, self.teams, self.account_reps)
+            decision = route(
+                lead,
+                policy=self.policy,
+                now=now,
+                accounts=self.index,
+                state=state,
+                excluded=excluded,
+            )
+            if not await self.hold(decision_scope(self.policy, decision)):
+                break
+            self.replanned += 1
+        rotated = record(
+            decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps
+        )
+        if rotated and decision.team is not None:
+            self.touched_teams.add(decision.team)
+        self.decided += 1
+        return decision
+
+    async def release(self, rep: str) -> None:
+        """One open lead fewer for `rep` (its offer was just closed in this transaction)."""
+        await self.hold(rep_scope(self.policy, rep))
+        self.loads[rep] = max(0, self.loads[rep] - 1)
+
+    async def take(self, rep: str) -> None:
+        """One open lead more for `rep` (offered outside the engine, by hand)."""
+        await self.hold(rep_scope(self.policy, rep))
+        self.loads[rep] += 1
+        self.decided += 1
+
+    async def hold_reps(self, reps: Iterable[str]) -> None:
+        """Hold the scopes of all of `reps` at once (before releasing their leads one by one)."""
+        await self.hold(reps_scope(self.policy, reps))
+
+    async def hold(self, scopes: frozenset[str] | set[str]) -> bool:
+        """Hold `scopes` too; True if any was newly taken (its state has just been read again,
+        and what was decided on the old state must be decided again)."""
+        if self.locks is None or not scopes - self.locks.held:
+            return False
+        before = frozenset(self.locks.held)
+        taken = await self.locks.take(scopes)
+        if not taken:
+            return False
+        await self._read_again(before, taken)
+        return True
+
+    async def _read_again(self, before: frozenset[str], taken: frozenset[str]) -> None:
+        """The state of what `taken` covers, as committed now. A rep's state was current once
+        any of their scopes was held (whoever changes it holds them all), so only reps none of
+        whose scopes was held `before` are read again; nothing of theirs was changed here."""
+        assert self.locks is not None
+        session = self.locks.tx
+        reps = await repo.load_rep_states(session=session)
+        teams = await repo.load_team_states(session=session)
+        for taken_scope in taken:
+            kind, _, name = taken_scope.partition(":")
+            if kind == "team" and name not in self.touched_teams:
+                state = teams.states.get(name)
+                if state is None:
+                    self.teams.pop(name, None)
+                    self.read_versions.pop(name, None)
+                else:
+                    self.teams[name] = state
+                    self.read_versions[name] = teams.versions[name]
+        for rep_id in self.policy.reps:
+            scope = rep_scope(self.policy, rep_id)
+            if scope & before or not scope & taken:
+                continue
+            load = reps.open_loads.get(rep_id, 0)
+            self.loads[rep_id] = load
+            self.read_loads[rep_id] = load
+            if rep_id in reps.out_of_office:
+                self.away[rep_id] = reps.out_of_office[rep_id]
+            else:
+                self.away.pop(rep_id, None)
+
+    async def commit(self, session: Tx, now: datetime) -> None:
+        """Save rotations and loads, if nobody else changed them meanwhile (else Conflict).
+
+        Rows are written in one order (teams, then reps, each sorted), so two transactions never
+        wait on each other's rows the other way round."""
+        for team in sorted(self.touched_teams):
+            await repo.save_team_state(
+                session=session,
+                team=team,
+                state=self.teams[team],
+                read_version=self.read_versions.get(team),
+            )
+        changes = [
+            (rep, self.read_loads.get(rep, 0), self.loads[rep] - self.read_loads.get(rep, 0))
+            for rep in sorted(set(self.loads) | set(self.read_loads))
+        ]
+        await repo.count_open_leads_many(
+            session=session, changes=[change for change in changes if change[2]], now=now
+        )

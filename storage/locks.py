@@ -1,0 +1,86 @@
+"""Locks on the named parts of the routing state (`routing.scope`), held until the transaction
+ends: PostgreSQL's transaction-level advisory locks. SQLite needs none (its write transactions
+never overlap), so `scope_locks` gives None there.
+
+Deadlocks are ruled out by order: a lock is waited for only if its key is above every key
+already held; one below is only tried, and if it is taken, `ScopeBusy` says which scopes the
+transaction wanted, so the caller can roll back and start again taking all of them first, in
+order (`ScopeLocks.take_first`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import TextClause, text
+
+from storage.direct import InlineTransaction, Tx
+
+_TRY = text("SELECT pg_try_advisory_xact_lock(:key)")
+_WAIT = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+class ScopeBusy(Exception):
+    """A scope below one already held is held elsewhere: start again, taking `wanted` first."""
+
+    def __init__(self, wanted: frozenset[str]) -> None:
+        super().__init__(f"routing scopes busy: {', '.join(sorted(wanted))}")
+        self.wanted = wanted
+
+
+def lock_key(scope: str) -> int:
+    """A scope's advisory lock key: 64 bits of a hash of its name, the same in every process
+    (a collision only makes two scopes wait for each other)."""
+    digest = hashlib.blake2b(f"leadrouter:{scope}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class ScopeLocks:
+    """The scopes one PostgreSQL transaction holds, and how often it waited for one."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.held: set[str] = set()
+        self._keys: set[int] = set()
+        self.waits = 0  # locks that were held elsewhere when asked for
+
+    async def take_first(self, scopes: Iterable[str]) -> None:
+        """At the start of a transaction (nothing held yet): every one of `scopes`, waiting
+        for each in key order."""
+        assert not self._keys, "take_first is for a transaction that holds no scope yet"
+        await self.take(scopes)
+
+    async def take(self, scopes: Iterable[str]) -> frozenset[str]:
+        """Hold `scopes` too; returns the ones newly taken. Raises `ScopeBusy` (holding what it
+        held) when one ordered below a held key is busy: waiting for it could deadlock."""
+        missing = sorted(
+            ((lock_key(scope), scope) for scope in set(scopes) - self.held),
+        )
+        taken: set[str] = set()
+        for key, scope in missing:
+            if key in self._keys:  # another name with the same key
+                self.held.add(scope)
+                taken.add(scope)
+                continue
+            if not await self._ask(_TRY, key):
+                if self._keys and key < max(self._keys):
+                    raise ScopeBusy(frozenset(self.held | {s for _, s in missing}))
+                self.waits += 1
+                await self._ask(_WAIT, key)
+            self._keys.add(key)
+            self.held.add(scope)
+            taken.add(scope)
+        return frozenset(taken)
+
+    async def _ask(self, statement: TextClause, key: int) -> bool:
+        assert not isinstance(self.tx, InlineTransaction)
+        result = await self.tx.execute(statement, {"key": key})
+        return result.scalar() is not False
+
+
+def scope_locks(tx: Tx) -> ScopeLocks | None:
+    """Locks for `tx`'s routing scopes, or None where transactions never overlap (SQLite)."""
+    if isinstance(tx, InlineTransaction) or tx.get_bind().dialect.name == "sqlite":
+        return None
+    return ScopeLocks(tx)
