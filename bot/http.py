@@ -419,6 +419,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics_text(request: web.Request) -> web.Response:
     metrics = request.app[METRICS_KEY]
     await metrics.read_database(request.app[APP_KEY].db)
+    metrics.read_routing(request.app[APP_KEY].service)
     # Set whole: aiohttp's content_type= would drop the version parameter Prometheus reads.
     return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 

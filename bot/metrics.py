@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.service import Service
 from storage import repository as repo
 from storage.db import Database
 from storage.models import LeadStatus
@@ -30,6 +31,37 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # A decision is one short transaction: tens of milliseconds, seconds when something is wrong.
 DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+# (Service attribute, metric name, help): how routing went in this process, for telling whether
+# replicas wait for each other (lock waits) or throw work away (transactions retried, decisions
+# redone).
+ROUTING_COUNTERS = (
+    ("transactions", "routing_transactions", "Routing transactions committed by this process."),
+    (
+        "conflicts",
+        "routing_retries",
+        "Routing transactions rolled back and run again (a race lost, a scope found busy).",
+    ),
+    ("decisions", "decisions", "Decisions committed by this process."),
+    (
+        "decisions_redone",
+        "decisions_redone",
+        "Decisions thrown away with a rolled-back routing transaction and made again.",
+    ),
+    (
+        "decisions_replanned",
+        "decisions_replanned",
+        "Decisions made again within their transaction after taking the team scope they "
+        "landed in (PostgreSQL).",
+    ),
+    (
+        "lock_waits",
+        "routing_lock_waits",
+        "Team scopes that were held by another transaction when a routing transaction asked "
+        "for them (PostgreSQL).",
+    ),
+)
 
 
 class Metrics:
@@ -68,6 +100,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The service's own tallies (`Service.transactions` and the rest), added at scrape time.
+        self.routing = {
+            name: Counter(f"leadrouter_{metric}_total", help_text, registry=self.registry)
+            for name, metric, help_text in ROUTING_COUNTERS
+        }
+        self._routing_seen = dict.fromkeys(self.routing, 0)
+
     def lead(self, outcome: str, count: int = 1) -> None:
         self.leads.labels(outcome).inc(count)
 
@@ -78,6 +117,12 @@ class Metrics:
         async with db.reading() as session:
             self.open_offers.set(await repo.count_open_offers(session=session))
             self.outbox_depth.set(await repo.outbox_depth(session=session))
+
+    def read_routing(self, service: Service) -> None:
+        for name, counter in self.routing.items():
+            value = getattr(service, name)
+            counter.inc(max(0, value - self._routing_seen[name]))
+            self._routing_seen[name] = value
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -420,8 +420,13 @@ async def test_metrics_count_outcomes_errors_and_decisions_and_read_the_database
         "leadrouter_decision_seconds_count 1.0",
         "leadrouter_open_offers 1.0",
         "leadrouter_outbox_depth 1.0",
+        "leadrouter_decisions_total 1.0",
+        "leadrouter_decisions_redone_total 0.0",
     ):
         assert line in text.splitlines(), line
+    await post(client, lead("L-3"), clock)
+    again = (await (await client.get("/metrics")).text()).splitlines()
+    assert "leadrouter_decisions_total 2.0" in again  # added since the last scrape, not twice
 
 
 def test_every_app_has_metrics_of_its_own() -> None:
