@@ -275,7 +275,7 @@ class CpuWindow:
         fields = [int(n) for n in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
         busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
         tick = os.sysconf("SC_CLK_TCK")
-        return (time.monotonic(), busy / tick, _cpu_s(self.pid), _cpu_s(os.getpid()))
+        return (time.monotonic(), busy / tick, cpu_seconds(self.pid), cpu_seconds(os.getpid()))
 
     def figures(self) -> dict[str, float]:
         now = self._read()
@@ -289,7 +289,7 @@ class CpuWindow:
         }
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of a process, all threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,14 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import Queued, Taker
-from bot.world import World
+from bot.world import NO_GUESS, Guess, World
 from routing.calendar import sla_deadline
 from routing.durations import format_duration
 from routing.engine import Decision
 from routing.model import Account, Lead, Outcome
 from routing.overrides import assigned_by_hand, queued_after_misses
 from routing.policy import Policy
-from routing.scope import rep_scope
+from routing.scope import rep_scope, reps_scope
 from storage import direct
 from storage import repository as repo
 from storage.db import Database, TransientDatabaseError
@@ -134,6 +134,9 @@ class Service:
     decisions_redone: int = 0
     decisions_replanned: int = 0
     lock_waits: int = 0
+    # The routing state as the last transaction read it: what the next one guesses its scopes
+    # from (see `bot.world`).
+    _guess: Guess = field(default=NO_GUESS, repr=False)
     # Called after each commit that queued outbox items left for a poll, so the workers look
     # at once instead of at their next poll.
     on_outbox: Callable[[], None] | None = None
@@ -289,9 +292,28 @@ class Service:
         self.conflicts += 1
         self.decisions_redone += sum(world.decided for world in worlds)
 
-    async def _world(self, session: Tx, policy: Policy, leads: Sequence[Lead]) -> World:
-        """The routing state for this routing transaction (see `_retrying`)."""
-        world = await World.load(session, policy, leads, session.info.get(_LOCKS))
+    async def _world(
+        self,
+        session: Tx,
+        policy: Policy,
+        leads: Sequence[Lead],
+        *,
+        plan: bool = False,
+        reps: Iterable[str] = (),
+    ) -> World:
+        """The routing state for this routing transaction (see `_retrying`), with the scopes
+        of `reps` held first and, if `plan`, those `leads` are expected to need."""
+        world = await World.load(
+            session,
+            policy,
+            leads,
+            session.info.get(_LOCKS),
+            guess=self._guess if plan else None,
+            now=self.clock(),
+            first=reps_scope(policy, reps),
+        )
+        if world.locks is not None:
+            self._guess = world.guess
         session.info.setdefault(_WORLDS, []).append(world)
         return world
 
@@ -305,8 +327,7 @@ class Service:
         if fresh:
             policy = self.policy()
             now = self.clock()
-            world = await self._world(session, policy, list(fresh.values()))
-            await world.prepare(fresh.values(), now)
+            world = await self._world(session, policy, list(fresh.values()), plan=True)
             decided = [(lead, await world.route(lead, now, excluded={})) for lead in fresh.values()]
             rows = [_lead_values(lead, decision, now) for lead, decision in decided]
             ids = await repo.insert_leads(session=session, rows=rows)
@@ -685,8 +706,9 @@ class Service:
         rows = await repo.leads_by_id(session=session, ids=[o.lead_id for o in overdue])
         history = await repo.offers_of_leads(session=session, lead_ids=list(rows))
         leads = {lead_id: _lead_of(row) for lead_id, row in rows.items()}
-        world = await self._world(session, policy, list(leads.values()))
-        await world.hold_reps(offer.rep_id for offer in overdue)
+        world = await self._world(
+            session, policy, list(leads.values()), reps=[offer.rep_id for offer in overdue]
+        )
         decided: list[tuple[int, str, Decision, int]] = []
         audits: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
@@ -821,7 +843,7 @@ class Service:
             now = self.clock()
             lead = _lead_of(row)
             decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
-            world = await self._world(session, policy, [lead])
+            world = await self._world(session, policy, [lead], reps=[rep_id])
             await world.take(rep_id)
             _redecide(row, lead, decision, now)
             offers = await repo.offers_of_lead(session=session, lead_id=row.id or 0)
@@ -884,7 +906,7 @@ class Service:
         )
         policy = self.policy()
         lead = _lead_of(row)
-        world = await self._world(session, policy, [lead])
+        world = await self._world(session, policy, [lead], reps=[offer.rep_id])
         await world.release(offer.rep_id)
         decision = await world.route(lead, now, excluded=excluded)
         reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)

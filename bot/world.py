@@ -4,18 +4,19 @@ decision in memory, saved at the end with compare-and-set against what was read.
 On PostgreSQL several replicas route at once. Each decision holds the scopes it depends on
 (`routing.scope`: the team it picked from and every team of the rep it chose) from before the
 state it was made on was read until the transaction ends, so a decision that would have
-conflicted waits for the other to commit instead of being made, thrown away and made again. A
-batch of new leads is first routed on the state as read, to learn which scopes it will need
-(`prepare`); those are taken in one ordered pass and their state read again. A decision that
-still lands outside what is held takes its scopes and is made again on state read under them
-(`replanned`), before anything of it is saved. Nothing is held on SQLite, where transactions
-never overlap.
+conflicted waits for the other to commit instead of being made, thrown away and made again.
+Which scopes a batch of new leads will need is guessed before the state is read, by routing it
+on the state as the last transaction read it (`Guess`); those are taken in one ordered pass. A
+decision that still lands outside what is held takes its scopes and is made again on state
+read under them (`replanned`), before anything of it is saved. Nothing is held on SQLite, where
+transactions never overlap.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from routing.accounts import AccountIndex
@@ -24,7 +25,7 @@ from routing.engine import Decision, RoutingState, route
 from routing.model import Lead
 from routing.normalize import normalize
 from routing.policy import Policy
-from routing.scope import decision_scope, rep_scope, reps_scope
+from routing.scope import decision_scope, rep_scope
 from routing.simulation import record
 from storage import repository as repo
 from storage.direct import Tx
@@ -56,8 +57,20 @@ class World:
 
     @classmethod
     async def load(
-        cls, session: Tx, policy: Policy, leads: Sequence[Lead], locks: ScopeLocks | None
+        cls,
+        session: Tx,
+        policy: Policy,
+        leads: Sequence[Lead],
+        locks: ScopeLocks | None,
+        *,
+        guess: Guess | None = None,
+        now: datetime | None = None,
+        first: Iterable[str] = (),
     ) -> World:
+        """The state for routing `leads`. With `locks` (PostgreSQL), the scopes `first` and
+        those the leads are expected to need are held before the state is read: expected from
+        routing them on `guess` (the state as last read: only a guess, but nearly always the
+        right team), so their decisions need neither another read nor another lock."""
         facts = [normalize(lead, policy) for lead in leads]
         lookups = [(f.get("domain"), f.get("company")) for f in facts]
         candidates = await repo.candidate_accounts(session=session, lookups=lookups)
@@ -79,25 +92,22 @@ class World:
                 account_reps = await repo.reps_holding_accounts(
                     session=session, account_ids=matched
                 )
+        if locks is not None:
+            needed = set(first)
+            if guess is not None and now is not None:
+                needed |= _expected_scopes(policy, leads, now, index, account_reps, guess)
+            await locks.take(needed)
         reps = await repo.load_rep_states(session=session)
         teams = await repo.load_team_states(session=session)
         return cls(policy, reps, teams, index, account_reps, locks)
 
-    async def prepare(self, leads: Iterable[Lead], now: datetime) -> None:
-        """Route `leads` on a copy of the state, only to learn the scopes their decisions will
-        need, and hold those (in one ordered pass, so waiting cannot deadlock)."""
-        if self.locks is None:
-            return
-        loads = Counter(self.loads)
-        teams = dict(self.teams)
-        account_reps = {account: list(reps) for account, reps in self.account_reps.items()}
-        state = RoutingState(loads, self.away, teams, account_reps)
-        needed: set[str] = set()
-        for lead in leads:
-            decision = route(lead, policy=self.policy, now=now, accounts=self.index, state=state)
-            record(decision, loads=loads, teams=teams, account_reps=account_reps)
-            needed |= decision_scope(self.policy, decision)
-        await self.hold(needed)
+    @property
+    def guess(self) -> Guess:
+        """The state as read, to guess the next transaction's scopes from."""
+        return Guess(
+            repo.RepStates(dict(self.read_loads), dict(self.away)),
+            repo.TeamStates(dict(self.teams), dict(self.read_versions)),
+        )
 
     async def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
         while True:
@@ -131,10 +141,6 @@ class World:
         await self.hold(rep_scope(self.policy, rep))
         self.loads[rep] += 1
         self.decided += 1
-
-    async def hold_reps(self, reps: Iterable[str]) -> None:
-        """Hold the scopes of all of `reps` at once (before releasing their leads one by one)."""
-        await self.hold(reps_scope(self.policy, reps))
 
     async def hold(self, scopes: frozenset[str] | set[str]) -> bool:
         """Hold `scopes` too; True if any was newly taken (its state has just been read again,
@@ -197,3 +203,34 @@ class World:
         await repo.count_open_leads_many(
             session=session, changes=[change for change in changes if change[2]], now=now
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Guess:
+    reps: repo.RepStates
+    teams: repo.TeamStates
+
+
+NO_GUESS = Guess(repo.RepStates({}, {}), repo.TeamStates({}, {}))
+
+
+def _expected_scopes(
+    policy: Policy,
+    leads: Iterable[Lead],
+    now: datetime,
+    index: AccountIndex | None,
+    account_reps: dict[str, list[str]],
+    guess: Guess,
+) -> set[str]:
+    """The scopes `leads` would need if the state were `guess`: routed one after another on
+    a copy of it, as the transaction will route them."""
+    loads = Counter(guess.reps.open_loads)
+    teams = dict(guess.teams.states)
+    holders = {account: list(reps) for account, reps in account_reps.items()}
+    state = RoutingState(loads, guess.reps.out_of_office, teams, holders)
+    needed: set[str] = set()
+    for lead in leads:
+        decision = route(lead, policy=policy, now=now, accounts=index, state=state)
+        record(decision, loads=loads, teams=teams, account_reps=holders)
+        needed |= decision_scope(policy, decision)
+    return needed

@@ -1,0 +1,228 @@
+"""Replicas on one PostgreSQL: a burst of leads over 1, 3 and 10 `leadrouter serve` processes.
+
+    python -m bench.bench_replicas             # 1, 3 and 10 replicas, 600 leads each (~1 minute)
+    python -m bench.bench_replicas --quick     # 1 and 3 replicas, 300 leads
+
+One throwaway PostgreSQL 15 (started from the installed binaries, as in the tests); for each
+replica count a fresh database and that many `serve` processes on it, started at once (they
+take turns migrating it). Each run: 30 clients, each POSTing its share of the leads one after
+another (a closed loop: the next once the last was answered, which is after its decision was
+committed), client n to replica n mod N. The policy and leads are bench_intake's: three teams
+(weighted, least loaded, round robin), a nurture rule, 24 reps; no Slack, so the figures are
+the deciding alone.
+
+Per run: leads/s from the first POST to the last answer; POST-to-201 percentiles; from each
+replica's /metrics, the routing transactions retried, the decisions redone (thrown away with a
+rolled-back transaction and made again) and replanned (made again within their transaction after
+waiting for their team), and the team locks found held by another replica; CPU seconds per
+1,000 leads of the replicas and of all PostgreSQL processes, from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.bench_intake import ROOT, environment, free_port, leads, percentiles, signed
+from bench.bench_intake import write_policy as write_intake_policy
+from bench.bench_slack import Server, cpu_seconds
+
+RESULTS = ROOT / "bench" / "results" / "replicas.json"
+CLIENTS = 30
+WARM_LEADS = 10  # per replica, before the burst: pools open, policy compiled, tables warm
+TARGETS = {"redone_pct": 1.0, "cpu_ratio": 1.2, "rate_ratio": 0.6}
+COUNTERS = (
+    "leadrouter_decisions_total",
+    "leadrouter_decisions_redone_total",
+    "leadrouter_decisions_replanned_total",
+    "leadrouter_routing_transactions_total",
+    "leadrouter_routing_retries_total",
+    "leadrouter_routing_lock_waits_total",
+)
+
+
+def start_replica(folder: Path, url: str, policy: Path, name: str) -> Server:
+    port = free_port()
+    env = environment(url, policy, port)
+    leadrouter = str(Path(sys.executable).parent / "leadrouter")
+    return Server([leadrouter, "serve"], env, port, folder / f"{name}.log")
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of every PostgreSQL process on the machine (the postmaster and its backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a backend that ended meanwhile
+    return total
+
+
+async def counters(http: aiohttp.ClientSession, replica: Server) -> dict[str, float]:
+    async with http.get(f"{replica.url}/metrics") as answer:
+        text = await answer.text()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in COUNTERS:
+            values[name] = float(value)
+    return values
+
+
+async def post_one(http: aiohttp.ClientSession, url: str, lead: dict[str, Any]) -> float:
+    body = json.dumps(lead).encode()
+    began = time.monotonic()
+    async with http.post(f"{url}/leads", data=body, headers=signed(body)) as answer:
+        await answer.read()
+        if answer.status != 201:
+            raise RuntimeError(f"POST /leads answered {answer.status}")
+    return time.monotonic() - began
+
+
+async def burst(replicas: list[Server], batch: list[dict[str, Any]]) -> dict[str, Any]:
+    shares = [batch[n::CLIENTS] for n in range(CLIENTS)]
+    connector = aiohttp.TCPConnector(limit=CLIENTS * 2)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def client(n: int) -> list[float]:
+            url = replicas[n % len(replicas)].url
+            return [await post_one(http, url, lead) for lead in shares[n]]
+
+        before = [await counters(http, replica) for replica in replicas]
+        cpu_before = (
+            sum(cpu_seconds(replica.process.pid) for replica in replicas),
+            postgres_cpu_s(),
+        )
+        began = time.monotonic()
+        latencies = [s for run in await asyncio.gather(*map(client, range(CLIENTS))) for s in run]
+        elapsed = time.monotonic() - began
+        replicas_cpu = sum(cpu_seconds(replica.process.pid) for replica in replicas) - cpu_before[0]
+        postgres_cpu = postgres_cpu_s() - cpu_before[1]
+        after = [await counters(http, replica) for replica in replicas]
+    totals = {
+        name.removeprefix("leadrouter_").removesuffix("_total"): int(
+            sum(a.get(name, 0) - b.get(name, 0) for a, b in zip(after, before, strict=True))
+        )
+        for name in COUNTERS
+    }
+    per_thousand = 1000 / len(batch)
+    decisions = totals["decisions"] or 1
+    return {
+        "replicas": len(replicas),
+        "leads": len(batch),
+        "seconds": round(elapsed, 2),
+        "leads_per_s": round(len(batch) / elapsed, 1),
+        "answer": percentiles(latencies),
+        **totals,
+        "redone_pct": round(100 * totals["decisions_redone"] / decisions, 2),
+        "replanned_pct": round(100 * totals["decisions_replanned"] / decisions, 2),
+        "cpu_s_per_1000": {
+            "replicas": round(replicas_cpu * per_thousand, 2),
+            "postgresql": round(postgres_cpu * per_thousand, 2),
+            "total": round((replicas_cpu + postgres_cpu) * per_thousand, 2),
+        },
+    }
+
+
+async def run(folder: Path, server: Any, count: int, size: int, seed: int) -> dict[str, Any]:
+    policy = write_intake_policy(folder)
+    name = await server.create_database()
+    replicas = [
+        start_replica(folder, server.url(name), policy, f"replica-{size}-{n}") for n in range(size)
+    ]
+    try:
+        await asyncio.gather(*(replica.ready() for replica in replicas))
+        async with aiohttp.ClientSession() as http:
+            warm = list(leads(WARM_LEADS * size, seed + 1, f"W{size}"))
+            for n, lead in enumerate(warm):
+                await post_one(http, replicas[n % size].url, lead)
+        return await burst(replicas, list(leads(count, seed, f"R{size}")))
+    finally:
+        for replica in replicas:
+            replica.close()
+        await server.drop_database(name)
+
+
+def table(runs: list[dict[str, Any]]) -> list[str]:
+    one = next(r for r in runs if r["replicas"] == 1)
+    header = (
+        "| replicas | leads/s | vs 1 | p50 / p99 to 201 | decisions redone | replanned "
+        "| lock waits | CPU s per 1,000 leads (replicas + PostgreSQL) | vs 1 |"
+    )
+    lines = [header, "|" + "---|" * 9]
+    for r in runs:
+        cpu = r["cpu_s_per_1000"]
+        lines.append(
+            f"| {r['replicas']} | {r['leads_per_s']:,} | "
+            f"{r['leads_per_s'] / one['leads_per_s']:.2f}x | "
+            f"{r['answer']['p50_ms']} / {r['answer']['p99_ms']} ms | "
+            f"{r['decisions_redone']} of {r['decisions']} ({r['redone_pct']}%) | "
+            f"{r['decisions_replanned']} | {r['routing_lock_waits']} | "
+            f"{cpu['total']} ({cpu['replicas']} + {cpu['postgresql']}) | "
+            f"{cpu['total'] / one['cpu_s_per_1000']['total']:.2f}x |"
+        )
+    return lines
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_replicas",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--leads", type=int, default=600)
+    parser.add_argument("--replicas", type=int, nargs="*", default=[1, 3, 10])
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from tests.pg import missing_binaries, start_postgres
+
+    if missing_binaries():
+        print(f"PostgreSQL binaries missing: {', '.join(missing_binaries())}")
+        return 1
+    count, sizes = (300, [1, 3]) if args.quick else (args.leads, args.replicas)
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "clients": CLIENTS,
+        "loadavg_before": [round(n, 2) for n in os.getloadavg()],
+        "runs": [],
+    }
+    server = start_postgres()
+    try:
+        with tempfile.TemporaryDirectory(prefix="leadrouter-bench-replicas-") as temp:
+            for n, size in enumerate(sizes):
+                result = await run(Path(temp), server, count, size, seed=50 + n)
+                results["runs"].append(result)
+                print(json.dumps(result), flush=True)
+    finally:
+        server.stop()
+    results["loadavg_after"] = [round(n, 2) for n in os.getloadavg()]
+    print()
+    for line in table(results["runs"]):
+        print(line)
+    print(f"load average before / after: {results['loadavg_before']} / {results['loadavg_after']}")
+    if not args.quick and argv is None:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
