@@ -11,11 +11,16 @@ committed), client n to replica n mod N. The policy and leads are bench_intake's
 (weighted, least loaded, round robin), a nurture rule, 24 reps; no Slack, so the figures are
 the deciding alone.
 
+A last run puts 10 clients on one replica: as many as each of three replicas has in the main
+runs, so its group commit forms batches of the same size, which separates what replicas cost
+from what smaller batches cost.
+
 Per run: leads/s from the first POST to the last answer; POST-to-201 percentiles; from each
 replica's /metrics, the routing transactions retried, the decisions redone (thrown away with a
 rolled-back transaction and made again) and replanned (made again within their transaction after
-waiting for their team), and the team locks found held by another replica; CPU seconds per
-1,000 leads of the replicas and of all PostgreSQL processes, from /proc.
+waiting for their team), and the team locks found held by another replica; leads per routing
+transaction; CPU seconds per transaction and per 1,000 leads, of the replicas and of all
+PostgreSQL processes, from /proc.
 """
 
 from __future__ import annotations
@@ -93,9 +98,11 @@ async def post_one(http: aiohttp.ClientSession, url: str, lead: dict[str, Any]) 
     return time.monotonic() - began
 
 
-async def burst(replicas: list[Server], batch: list[dict[str, Any]]) -> dict[str, Any]:
-    shares = [batch[n::CLIENTS] for n in range(CLIENTS)]
-    connector = aiohttp.TCPConnector(limit=CLIENTS * 2)
+async def burst(
+    replicas: list[Server], batch: list[dict[str, Any]], clients: int
+) -> dict[str, Any]:
+    shares = [batch[n::clients] for n in range(clients)]
+    connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as http:
 
         async def client(n: int) -> list[float]:
@@ -108,7 +115,7 @@ async def burst(replicas: list[Server], batch: list[dict[str, Any]]) -> dict[str
             postgres_cpu_s(),
         )
         began = time.monotonic()
-        latencies = [s for run in await asyncio.gather(*map(client, range(CLIENTS))) for s in run]
+        latencies = [s for run in await asyncio.gather(*map(client, range(clients))) for s in run]
         elapsed = time.monotonic() - began
         replicas_cpu = sum(cpu_seconds(replica.process.pid) for replica in replicas) - cpu_before[0]
         postgres_cpu = postgres_cpu_s() - cpu_before[1]
@@ -121,8 +128,10 @@ async def burst(replicas: list[Server], batch: list[dict[str, Any]]) -> dict[str
     }
     per_thousand = 1000 / len(batch)
     decisions = totals["decisions"] or 1
+    transactions = totals["routing_transactions"] or 1
     return {
         "replicas": len(replicas),
+        "clients": clients,
         "leads": len(batch),
         "seconds": round(elapsed, 2),
         "leads_per_s": round(len(batch) / elapsed, 1),
@@ -130,6 +139,8 @@ async def burst(replicas: list[Server], batch: list[dict[str, Any]]) -> dict[str
         **totals,
         "redone_pct": round(100 * totals["decisions_redone"] / decisions, 2),
         "replanned_pct": round(100 * totals["decisions_replanned"] / decisions, 2),
+        "leads_per_transaction": round(len(batch) / transactions, 1),
+        "cpu_ms_per_transaction": round(1000 * (replicas_cpu + postgres_cpu) / transactions, 2),
         "cpu_s_per_1000": {
             "replicas": round(replicas_cpu * per_thousand, 2),
             "postgresql": round(postgres_cpu * per_thousand, 2),
@@ -138,7 +149,9 @@ async def burst(replicas: list[Server], batch: list[dict[str, Any]]) -> dict[str
     }
 
 
-async def run(folder: Path, server: Any, count: int, size: int, seed: int) -> dict[str, Any]:
+async def run(
+    folder: Path, server: Any, count: int, size: int, clients: int, seed: int
+) -> dict[str, Any]:
     policy = write_intake_policy(folder)
     name = await server.create_database()
     replicas = [
@@ -150,7 +163,7 @@ async def run(folder: Path, server: Any, count: int, size: int, seed: int) -> di
             warm = list(leads(WARM_LEADS * size, seed + 1, f"W{size}"))
             for n, lead in enumerate(warm):
                 await post_one(http, replicas[n % size].url, lead)
-        return await burst(replicas, list(leads(count, seed, f"R{size}")))
+        return await burst(replicas, list(leads(count, seed, f"R{size}")), clients)
     finally:
         for replica in replicas:
             replica.close()
@@ -158,20 +171,22 @@ async def run(folder: Path, server: Any, count: int, size: int, seed: int) -> di
 
 
 def table(runs: list[dict[str, Any]]) -> list[str]:
-    one = next(r for r in runs if r["replicas"] == 1)
+    one = next(r for r in runs if r["replicas"] == 1 and r["clients"] == CLIENTS)
     header = (
-        "| replicas | leads/s | vs 1 | p50 / p99 to 201 | decisions redone | replanned "
-        "| lock waits | CPU s per 1,000 leads (replicas + PostgreSQL) | vs 1 |"
+        "| replicas (clients) | leads/s | vs 1 | p50 / p99 to 201 | decisions redone | replanned "
+        "| lock waits | leads per transaction | CPU ms per transaction "
+        "| CPU s per 1,000 leads (replicas + PostgreSQL) | vs 1 |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * 11]
     for r in runs:
         cpu = r["cpu_s_per_1000"]
         lines.append(
-            f"| {r['replicas']} | {r['leads_per_s']:,} | "
+            f"| {r['replicas']} ({r['clients']}) | {r['leads_per_s']:,} | "
             f"{r['leads_per_s'] / one['leads_per_s']:.2f}x | "
             f"{r['answer']['p50_ms']} / {r['answer']['p99_ms']} ms | "
             f"{r['decisions_redone']} of {r['decisions']} ({r['redone_pct']}%) | "
             f"{r['decisions_replanned']} | {r['routing_lock_waits']} | "
+            f"{r['leads_per_transaction']} | {r['cpu_ms_per_transaction']} | "
             f"{cpu['total']} ({cpu['replicas']} + {cpu['postgresql']}) | "
             f"{cpu['total'] / one['cpu_s_per_1000']['total']:.2f}x |"
         )
@@ -195,6 +210,9 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"PostgreSQL binaries missing: {', '.join(missing_binaries())}")
         return 1
     count, sizes = (300, [1, 3]) if args.quick else (args.leads, args.replicas)
+    # (replicas, clients): each size with all the clients, and one replica with as many
+    # clients as each of three replicas has (the same group-commit batches: see the README).
+    plan = [(size, CLIENTS) for size in sizes] + [(1, CLIENTS // 3)]
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
@@ -206,8 +224,8 @@ async def main(argv: list[str] | None = None) -> int:
     server = start_postgres()
     try:
         with tempfile.TemporaryDirectory(prefix="leadrouter-bench-replicas-") as temp:
-            for n, size in enumerate(sizes):
-                result = await run(Path(temp), server, count, size, seed=50 + n)
+            for n, (size, clients) in enumerate(plan):
+                result = await run(Path(temp), server, count, size, clients, seed=50 + n)
                 results["runs"].append(result)
                 print(json.dumps(result), flush=True)
     finally:

@@ -2,7 +2,7 @@
 
     python -m bench.bench_slack                  # both (about four minutes)
     python -m bench.bench_slack --quick          # 10 s of latency, a 1,000-lead burst over 20 reps
-    python -m bench.bench_slack --only latency   # or: burst
+    python -m bench.bench_slack --only latency   # or: backlog, burst
 
 Both run `leadrouter serve` on SQLite as a subprocess with Slack configured, its Web API pointed
 at the fake Slack of the tests (`tests/fakes/slack.py`) running on its own thread and event loop
@@ -19,6 +19,10 @@ its lead by the Claim button's value, which is the lead's id.
   the same time: the floor any implementation on this machine stands on. The fake enforces
   Slack's 1 message/s per channel (burst 3) throughout; at 50 leads/s over 100 reps each DM
   gets a card every 2 s, under the limit.
+- backlog: one rep's DM 100 cards behind (100 leads for them POSTed at once, the fake allowing
+  1 message/s per channel, burst 3), and meanwhile leads for 50 other reps at 3/s for 30 s: the
+  POST-to-card latency of those other channels' cards, which must not wait behind the backlog.
+  Then every card, the backlog's included, must arrive exactly once (about 100 s in all).
 - burst: 5,000 leads over 100 reps POSTed at once in batches of 1,000, the fake enforcing 1
   message/s per channel with a burst of 3. With 50 cards per DM, no client can finish sooner than
   (50 - 3) / 1 s after its first post; the figure is the time from the first POST to the last
@@ -72,6 +76,7 @@ TARGETS = {
     "p50_ratio": 3.0,
     "burst_ratio": 1.2,
     "rss_mb": 250.0,
+    "backlog_p99_ms": 2000.0,  # the issue's bound: an idle rep's card within 2 s
 }
 
 POLICY = """\
@@ -83,6 +88,24 @@ teams:
 rules:
   - {{name: Everyone, assign: {{team: everyone}}}}
 """
+
+
+BACKLOG_POLICY = """\
+timezone: UTC
+reps:
+  - {{id: busy, slack: UBUSY0000}}
+{reps}
+teams:
+  busy: {{members: [busy]}}
+  others: {{members: [{members}], distribution: round_robin}}
+rules:
+  - {{name: Backlog, when: {{source: backlog}}, assign: {{team: busy}}}}
+  - {{name: Everyone else, assign: {{team: others}}}}
+"""
+BACKLOG = 100  # cards queued for one DM
+BACKLOG_OTHERS = 50  # reps, each with a DM of their own
+BACKLOG_RATE = 3.0  # leads/s for the other reps while the backlog drains
+BACKLOG_SECONDS = 30.0
 
 
 def slack_id(n: int) -> str:
@@ -133,12 +156,24 @@ class Server(Serve):
         return len(self.log.read_text(errors="replace").splitlines())
 
 
-def start_serve(folder: Path, name: str, reps: int, api_url: str) -> Server:
+def write_backlog_policy(folder: Path) -> Path:
+    ids = [f"rep{n:04d}" for n in range(BACKLOG_OTHERS)]
+    lines = "\n".join(f"  - {{id: {rep}, slack: {slack_id(n)}}}" for n, rep in enumerate(ids))
+    path = folder / "slack-backlog-policy.yml"
+    path.write_text(BACKLOG_POLICY.format(reps=lines, members=", ".join(ids)))
+    return path
+
+
+def start_serve(
+    folder: Path, name: str, reps: int, api_url: str, policy: Path | None = None
+) -> Server:
     port = free_port()
     env = {
         key: value
         for key, value in environment(
-            f"sqlite+aiosqlite:///{folder / f'{name}.db'}", write_policy(folder, reps), port
+            f"sqlite+aiosqlite:///{folder / f'{name}.db'}",
+            policy or write_policy(folder, reps),
+            port,
         ).items()
         if not key.startswith("SLACK_")  # an SLACK_APP_TOKEN around would mean Socket Mode
     }
@@ -468,6 +503,54 @@ async def bench_burst(folder: Path, count: int, reps: int) -> dict[str, Any]:
     }
 
 
+async def bench_backlog(folder: Path, seconds: float) -> dict[str, Any]:
+    from tests.fakes.slack import FakeSlack
+
+    backlog = [{**lead, "source": "backlog"} for lead in leads(BACKLOG, seed=41, prefix="Q")]
+    others = [{**lead, "source": "website"} for lead in leads(int(BACKLOG_RATE * seconds), 42)]
+    with FakeSlack.in_thread(post_rate_per_channel=POST_RATE, post_burst=POST_BURST) as slack:
+        serve = start_serve(folder, "backlog", 0, slack.api_url, write_backlog_policy(folder))
+        try:
+            await serve.ready()
+            cards = Cards(slack)
+            async with aiohttp.ClientSession() as http:
+                body = json.dumps({"leads": backlog}).encode()
+                async with http.post(f"{serve.url}/leads", data=body, headers=signed(body)) as a:
+                    await a.read()
+                    backlog_status = a.status
+            began = time.monotonic()
+            posted = await post_timed(serve.url, others, BACKLOG_RATE)
+            sent: dict[str, float] = posted.pop("sent")
+            found_others = await cards.wait(set(sent), CARD_WAIT_S)
+            # The backlog drains at the fake's pace: (BACKLOG - burst) s from its first card.
+            wanted = {lead["id"] for lead in backlog} | set(sent)
+            found = await cards.wait(wanted, BACKLOG / POST_RATE + CARD_WAIT_S)
+            drained = max(
+                (at for lead in backlog for at, _ in found.get(lead["id"], [])), default=0
+            )
+        finally:
+            serve.close()
+        refused = Counter(f"{call.method} {call.status} {call.error}" for call in slack.refused)
+    latencies = [
+        min(at for at, _ in found_others[lead]) - sent[lead]
+        for lead in sent
+        if lead in found_others
+    ]
+    return {
+        "backlog": BACKLOG,
+        "backlog_status": backlog_status,
+        "other_reps": BACKLOG_OTHERS,
+        "others_rate": BACKLOG_RATE,
+        "seconds": seconds,
+        **posted,
+        "others": percentiles(latencies) if latencies else {},
+        "cards": delivery_check(wanted, found),
+        "backlog_drained_s": round(drained - began, 1) if drained else None,
+        "fake_refused": dict(refused),
+        "serve_log_lines": serve.log_lines(),
+    }
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -544,6 +627,27 @@ def table(results: dict[str, Any]) -> Iterable[str]:
         )
         rows.append(cpu_row("serve run", serve["cpu_share"]))
         rows.append(cpu_row("bare run", bare["cpu_share"]))
+    if "backlog" in results:
+        backlog = results["backlog"]
+        others, cards = backlog["others"], backlog["cards"]
+        rows.append(
+            (
+                f"backlog: {backlog['backlog']} cards for one DM, then other DMs' cards p50 / p99",
+                f"{others.get('p50_ms')} / {others.get('p99_ms')} ms (max {others.get('max_ms')})",
+                f"p99 <= {TARGETS['backlog_p99_ms']:g} ms",
+                verdict(others.get("p99_ms"), TARGETS["backlog_p99_ms"]),
+            )
+        )
+        rows.append(
+            (
+                "backlog: every card",
+                f"{cards['delivered_once']} once, {cards['missing']} missing, "
+                f"{cards['duplicated']} twice+; backlog drained after "
+                f"{backlog['backlog_drained_s']} s",
+                "all, once",
+                "pass" if cards["delivered_once"] == cards["expected"] else "FAIL",
+            )
+        )
     if "burst" in results:
         burst = results["burst"]
         cards = burst["cards"]
@@ -587,7 +691,7 @@ async def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["latency", "burst"])
+    parser.add_argument("--only", choices=["latency", "backlog", "burst"])
     parser.add_argument("--rate", type=float, default=50, help="POSTs per second (latency)")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -610,6 +714,10 @@ async def main(argv: list[str] | None = None) -> int:
             seconds = 10 if args.quick else 60
             results["latency"] = await bench_latency(folder, seconds, args.rate, reps=100)
             print("latency:", json.dumps(results["latency"]), flush=True)
+        if args.only in (None, "backlog"):
+            seconds = 10 if args.quick else BACKLOG_SECONDS
+            results["backlog"] = await bench_backlog(folder, seconds)
+            print("backlog:", json.dumps(results["backlog"]), flush=True)
         if args.only in (None, "burst"):
             count, reps = (1000, 20) if args.quick else (5000, 100)
             results["burst"] = await bench_burst(folder, count, reps)
