@@ -10,9 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.retention import Retention
 from storage.db import DatabaseUrlError, check_url
 
 ENV_NAMES = {
@@ -41,6 +49,20 @@ ENV_NAMES = {
     "hubspot_api_url": "HUBSPOT_API_URL",
     "hubspot_webhook_url": "HUBSPOT_WEBHOOK_URL",
     "crm_concurrency": "CRM_CONCURRENCY",
+    "retention_request_keys_days": "RETENTION_REQUEST_KEYS_DAYS",
+    "retention_outbox_days": "RETENTION_OUTBOX_DAYS",
+    "retention_job_runs_days": "RETENTION_JOB_RUNS_DAYS",
+    "retention_audit_days": "RETENTION_AUDIT_DAYS",
+}
+
+FOREVER = "forever"  # a retention that never deletes (0 says the same)
+MOST_DAYS = 36_500  # a retention beyond a hundred years is a typo: `forever` says it plainly
+# Retentions shorter than this would break something; the sentence says what.
+LEAST_DAYS = {
+    "retention_audit_days": (
+        8,
+        "a weekly digest counts its week's SLA misses from the audit rows",
+    ),
 }
 
 
@@ -82,6 +104,12 @@ class Settings(BaseSettings):
     # The address HubSpot posts webhooks to, when a proxy in front changes how it looks here.
     hubspot_webhook_url: str | None = Field(None, alias="HUBSPOT_WEBHOOK_URL")
     crm_concurrency: int = Field(16, ge=1, le=64, alias="CRM_CONCURRENCY")
+    # Retention, in days (None: forever), of the tables that only housekeeping reads (see
+    # `bot.retention`). Slack sends a request again within minutes; the rest is kept for people.
+    retention_request_keys_days: int | None = Field(7, alias="RETENTION_REQUEST_KEYS_DAYS")
+    retention_outbox_days: int | None = Field(30, alias="RETENTION_OUTBOX_DAYS")
+    retention_job_runs_days: int | None = Field(30, alias="RETENTION_JOB_RUNS_DAYS")
+    retention_audit_days: int | None = Field(400, alias="RETENTION_AUDIT_DAYS")
 
     @property
     def slack_enabled(self) -> bool:
@@ -105,6 +133,15 @@ class Settings(BaseSettings):
     @property
     def hubspot_enabled(self) -> bool:
         return self.hubspot_access_token is not None
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            request_keys=self.retention_request_keys_days,
+            outbox=self.retention_outbox_days,
+            job_runs=self.retention_job_runs_days,
+            audit=self.retention_audit_days,
+        )
 
     @field_validator("database_url")
     @classmethod
@@ -217,6 +254,37 @@ class Settings(BaseSettings):
                 "(your My Domain, such as acme.my)"
             )
         return self
+
+    @field_validator(
+        "retention_request_keys_days",
+        "retention_outbox_days",
+        "retention_job_runs_days",
+        "retention_audit_days",
+        mode="before",
+    )
+    @classmethod
+    def _retention(cls, value: object, info: ValidationInfo) -> int | None:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value.isascii() and value.isdigit():
+                value = int(value)
+        if value in (FOREVER, None) or (type(value) is int and value == 0):
+            return None
+        if type(value) is not int or value < 0:
+            raise ValueError(
+                f"must be a whole number of days, such as 30, or {FOREVER} (or 0) "
+                "to keep these rows forever"
+            )
+        if info.field_name in LEAST_DAYS:
+            least, why = LEAST_DAYS[info.field_name]
+            if value < least:
+                raise ValueError(f"must be at least {least} days: {why} (or {FOREVER})")
+        if value > MOST_DAYS:
+            raise ValueError(
+                f"must be at most {MOST_DAYS:,} days (a hundred years); "
+                f"write {FOREVER} to keep these rows forever"
+            )
+        return value
 
     @field_validator("log_level")
     @classmethod
