@@ -602,11 +602,13 @@ def jobs(rules: RulesOption = None) -> None:
     from bot.jobs import declare_jobs, next_runs
 
     policy = _policy(rules)
-    crm = crm_links(_settings(rules=rules), lambda: policy)  # connects to nothing
+    settings = _settings(rules=rules)
+    crm = crm_links(settings, lambda: policy)  # connects to nothing
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("job", "what", "next run (UTC)"):
         table.add_column(column)
-    for job, next_run in next_runs(declare_jobs(policy, crm), datetime.now(UTC)):
+    declared = declare_jobs(policy, crm, settings.retention)
+    for job, next_run in next_runs(declared, datetime.now(UTC)):
         when = f"{next_run.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if next_run else "never"
         table.add_row(job.name, Text(job.what), when)
     out.print(table)

@@ -137,7 +137,9 @@ async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
     from bot.jobs import declare_jobs, start_scheduler
 
     app = http[APP_KEY]
-    scheduler = start_scheduler(declare_jobs(app.policy, app.crm), app.service)
+    scheduler = start_scheduler(
+        declare_jobs(app.policy, app.crm, app.settings.retention), app.service
+    )
     yield
     scheduler.shutdown(wait=False)
 

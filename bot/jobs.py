@@ -6,7 +6,7 @@ APScheduler only says *when*; what a job did lives in leadrouter's own tables (t
 moved, the outbox items it queued, `job_runs` for the once-per-tick digests), so its job store
 stays in memory and a restart or a second replica never loses or doubles an action.
 
-    jobs = declare_jobs(policy)
+    jobs = declare_jobs(policy, crm, settings.retention)
     scheduler = start_scheduler(jobs, service)   # inside the running loop (`leadrouter serve`)
 """
 
@@ -26,6 +26,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.crm_links import crm_name
+from bot.retention import Retention, prune
 from bot.service import Service
 from routing.cron import crontab_trigger
 from routing.durations import format_duration
@@ -42,6 +43,7 @@ ACCOUNTS_PREFIX = "accounts:"
 # The first poll after Salesforce polling is switched on routes leads this recent, not all.
 FIRST_LOOK_BACK = timedelta(minutes=15)
 DIGEST_PREFIX = "digest:"
+RETENTION = "retention"
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
 # tick missed for longer than this is not worth sending late.
 _LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
@@ -61,8 +63,13 @@ def runner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def declare_jobs(policy: Policy, crm: Mapping[str, CrmLink] | None = None) -> list[Job]:
-    """The jobs the policy asks for; CRM jobs only for the CRMs `crm` holds (configured)."""
+def declare_jobs(
+    policy: Policy,
+    crm: Mapping[str, CrmLink] | None = None,
+    retention: Retention | None = None,
+) -> list[Job]:
+    """The jobs the policy asks for; CRM jobs only for the CRMs `crm` holds (configured);
+    retention's pruning where `retention` (the settings') deletes anything."""
     jobs = [
         Job(
             SWEEP,
@@ -87,6 +94,17 @@ def declare_jobs(policy: Policy, crm: Mapping[str, CrmLink] | None = None) -> li
             )
         )
     jobs.extend(_crm_jobs(policy, crm or {}))
+    if retention is not None and retention.prunes:
+        jobs.append(
+            Job(
+                RETENTION,
+                f"daily and at start: {retention.describe()}",
+                IntervalTrigger(days=1, timezone=UTC),
+                partial(_prune, retention=retention),
+                # A replica that restarts more often than daily still prunes.
+                at_start=True,
+            )
+        )
     return jobs
 
 
@@ -131,6 +149,10 @@ async def _sync_accounts(service: Service, *, link: CrmLink) -> object:
     from bot.crm.sync import sync_accounts
 
     return await sync_accounts(service, link)
+
+
+async def _prune(service: Service, *, retention: Retention) -> object:
+    return await prune(service, retention)
 
 
 async def _sweep(service: Service) -> object:

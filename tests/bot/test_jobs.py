@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli
 from bot.jobs import Job, declare_jobs, latest_tick, start_scheduler
+from bot.retention import Retention
 from routing.cron import crontab_trigger
 from routing.policy import parse_policy
 
@@ -47,6 +48,26 @@ def test_the_sweep_and_one_digest_per_manager_with_a_cron_are_declared() -> None
     assert sweep.trigger.interval == timedelta(seconds=30)
     assert sweep.at_start and "remind at half" in sweep.what
     assert "America/New_York" in jobs["digest:ned"].what
+
+
+def test_retention_runs_daily_and_once_at_start() -> None:
+    retention = Retention(request_keys=7, outbox=30, job_runs=30, audit=None)
+    jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY), None, retention)}
+
+    job = jobs["retention"]
+    assert isinstance(job.trigger, IntervalTrigger)
+    assert job.trigger.interval == timedelta(days=1)
+    assert job.at_start
+    assert job.what == (
+        "daily and at start: delete request keys after 7 days, finished outbox items after "
+        "30 days, job runs after 30 days (each job's latest kept), audit rows: kept forever"
+    )
+
+
+def test_nothing_to_prune_when_every_table_is_kept_forever() -> None:
+    forever = Retention(request_keys=None, outbox=None, job_runs=None, audit=None)
+    names = {job.name for job in declare_jobs(parse_policy(POLICY), None, forever)}
+    assert "retention" not in names
 
 
 @pytest.mark.parametrize(
@@ -106,6 +127,9 @@ def test_leadrouter_jobs_lists_each_job_with_its_next_run(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(line.split()[:1] == ["sla-sweep"] for line in lines)
+    assert any(line.split()[:1] == ["retention"] for line in lines)
+    words = " ".join(result.output.split())  # the column wraps
+    assert "audit rows after 400 days" in words  # the settings' default
     (ned,) = [line for line in lines if line.strip().startswith("digest:ned")]
     next_run = datetime.strptime(" ".join(ned.split()[-2:]), "%Y-%m-%d %H:%M:%S")
     # Fridays 16:30 in New York: 21:30 UTC in winter, 20:30 in summer.

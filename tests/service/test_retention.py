@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.jobs import RETENTION, declare_jobs
 from bot.retention import Retention, prune
 from bot.service import OutboxKind, Service
 from routing.leads import parse_lead
@@ -205,6 +206,7 @@ async def test_a_table_kept_forever_is_never_pruned(
 
     after = {table: await count_rows(db, table) for table in TABLES}
     assert after == before | {ProcessedRequestRow: 0}
+    assert RETENTION not in {job.name for job in declare_jobs(service.policy(), None, FOREVER)}
 
 
 async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
@@ -272,3 +274,18 @@ async def test_each_run_logs_one_line_with_its_counts(
         "deleted 0 finished outbox items older than 30 days; "
         "deleted 0 job runs older than 30 days; audit rows kept forever"
     ]
+
+
+async def test_the_daily_job_prunes_as_the_settings_say(
+    db: Database, service: Service, clock: Clock
+) -> None:
+    assert await service.first_time("event:1")
+    clock.advance(days=3)
+    jobs = {job.name: job for job in declare_jobs(service.policy(), None, DEFAULTS)}
+    job = jobs[RETENTION]
+
+    await job.call(service)
+    assert await request_keys(db) == {"event:1"}
+    clock.advance(days=5)
+    await job.call(service)
+    assert await request_keys(db) == set()
