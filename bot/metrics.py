@@ -61,6 +61,11 @@ ROUTING_COUNTERS = (
         "Team scopes that were held by another transaction when a routing transaction asked "
         "for them (PostgreSQL).",
     ),
+    (
+        "lock_wait_seconds",
+        "routing_lock_wait_seconds",
+        "Time routing transactions spent waiting for team scopes held by another transaction.",
+    ),
 )
 
 
@@ -105,7 +110,7 @@ class Metrics:
             name: Counter(f"leadrouter_{metric}_total", help_text, registry=self.registry)
             for name, metric, help_text in ROUTING_COUNTERS
         }
-        self._routing_seen = dict.fromkeys(self.routing, 0)
+        self._routing_seen: dict[str, float] = dict.fromkeys(self.routing, 0.0)
 
     def lead(self, outcome: str, count: int = 1) -> None:
         self.leads.labels(outcome).inc(count)

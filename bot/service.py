@@ -134,6 +134,7 @@ class Service:
     decisions_redone: int = 0
     decisions_replanned: int = 0
     lock_waits: int = 0
+    lock_wait_seconds: float = 0.0
     # The routing state as the last transaction read it: what the next one guesses its scopes
     # from (see `bot.world`).
     _guess: Guess = field(default=NO_GUESS, repr=False)
@@ -268,7 +269,9 @@ class Service:
                     try:
                         result = await work(tx)
                     finally:
-                        self.lock_waits += locks.waits if locks is not None else 0
+                        if locks is not None:
+                            self.lock_waits += locks.waits
+                            self.lock_wait_seconds += locks.waited_s
                 self.transactions += 1
                 self.decisions += sum(world.decided for world in worlds)
                 self.decisions_replanned += sum(world.replanned for world in worlds)

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import Result, TextClause, text
 
 from storage.direct import InlineTransaction, Tx
 
 _TRY = text("SELECT pg_try_advisory_xact_lock(:key)")
-_WAIT = text("SELECT pg_advisory_xact_lock(:key)")
+# Waits as long as it takes, and says how long it waited, in the same trip.
+_WAIT = text(
+    "SELECT pg_advisory_xact_lock(:key) IS NULL AS taken,"
+    " extract(epoch FROM clock_timestamp() - statement_timestamp()) AS waited"
+)
+WAITED_S = 0.001  # a lock that took longer than this to get was held by another transaction
 
 
 class ScopeBusy(Exception):
@@ -44,6 +50,7 @@ class ScopeLocks:
         self.held: set[str] = set()
         self._keys: set[int] = set()
         self.waits = 0  # locks that were held elsewhere when asked for
+        self.waited_s = 0.0
 
     async def take_first(self, scopes: Iterable[str]) -> None:
         """At the start of a transaction (nothing held yet): every one of `scopes`, waiting
@@ -63,20 +70,28 @@ class ScopeLocks:
                 self.held.add(scope)
                 taken.add(scope)
                 continue
-            if not await self._ask(_TRY, key):
-                if self._keys and key < max(self._keys):
+            if self._keys and key < max(self._keys):
+                if not await self._try(key):
                     raise ScopeBusy(frozenset(self.held | {s for _, s in missing}))
-                self.waits += 1
-                await self._ask(_WAIT, key)
+            else:
+                await self._wait(key)
             self._keys.add(key)
             self.held.add(scope)
             taken.add(scope)
         return frozenset(taken)
 
-    async def _ask(self, statement: TextClause, key: int) -> bool:
+    async def _try(self, key: int) -> bool:
+        return bool((await self._run(_TRY, key)).scalar())
+
+    async def _wait(self, key: int) -> None:
+        waited = float((await self._run(_WAIT, key)).mappings().one()["waited"])
+        if waited > WAITED_S:
+            self.waits += 1
+            self.waited_s += waited
+
+    async def _run(self, statement: TextClause, key: int) -> Result[Any]:
         assert not isinstance(self.tx, InlineTransaction)
-        result = await self.tx.execute(statement, {"key": key})
-        return result.scalar() is not False
+        return await self.tx.execute(statement, {"key": key})
 
 
 def scope_locks(tx: Tx) -> ScopeLocks | None:
