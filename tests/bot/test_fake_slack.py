@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -267,6 +268,68 @@ async def test_wait_for_does_not_count_refused_calls_and_says_what_it_saw(
 
     with pytest.raises(AssertionError, match=r"got 0.*auth\.test.*chat\.postMessage \(503"):
         await slack.wait_for("chat.postMessage", timeout=0.1)
+
+
+async def test_after_answer_acts_once_on_the_next_call_answered_ok(
+    slack: FakeSlack, web: AsyncWebClient
+) -> None:
+    acted_on: list[str] = []
+    slack.after_answer("chat.postMessage", lambda call: acted_on.append(call.params["text"]))
+    slack.fail("chat.postMessage", status=500)
+
+    with pytest.raises(SlackApiError):
+        await web.chat_postMessage(channel="C1", text="refused")
+    await web.chat_postMessage(channel="C1", text="taken")
+    await web.chat_postMessage(channel="C1", text="later")
+
+    assert acted_on == ["taken"]
+
+
+def test_after_answer_acts_once_the_client_can_read_the_answer() -> None:
+    read = threading.Event()
+    acted: list[bool] = []  # whether the client had its answer while the action ran
+    with FakeSlack.in_thread() as slack:
+        # The action holds the fake's loop until the client has read the answer (or 5 s).
+        slack.after_answer("chat.postMessage", lambda _: acted.append(read.wait(5)))
+        response = WebClient(token="xoxb-test", base_url=slack.api_url).chat_postMessage(
+            channel="C1", text="answered"
+        )
+        read.set()
+        slack.wait_for_blocking("chat.postMessage")
+
+    assert response["ok"]
+    assert acted == [True]
+
+
+async def test_a_held_call_is_neither_taken_nor_answered_until_released(
+    slack: FakeSlack, web: AsyncWebClient
+) -> None:
+    held = slack.hold("chat.postMessage")
+    posting = asyncio.create_task(web.chat_postMessage(channel="C1", text="on its way"))
+    assert await asyncio.to_thread(held.arrived.wait, 5)
+    await web.chat_postMessage(channel="C1", text="overtakes it")  # only the next call is held
+    await asyncio.sleep(0.1)
+
+    assert not posting.done()
+    assert [m["text"] for m in slack.standing_messages().values()] == ["overtakes it"]
+    held.release()
+    await posting
+    assert [m["text"] for m in slack.standing_messages().values()] == ["overtakes it", "on its way"]
+
+
+async def test_standing_messages_leave_out_the_deleted(
+    slack: FakeSlack, web: AsyncWebClient
+) -> None:
+    kept = await web.chat_postMessage(channel="U0ALICE", text="kept")
+    gone = await web.chat_postMessage(channel="U0ALICE", text="gone")
+    await web.chat_delete(channel="D0ALICE", ts=gone["ts"])
+
+    standing = slack.standing_messages()
+
+    assert [(key, message["text"]) for key, message in standing.items()] == [
+        (("D0ALICE", kept["ts"]), "kept")
+    ]
+    assert slack.deleted == [("D0ALICE", gone["ts"])]
 
 
 def test_the_fake_runs_in_a_thread_for_synchronous_callers() -> None:

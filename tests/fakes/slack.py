@@ -90,6 +90,21 @@ class Connection:
 
 
 @dataclass
+class Held:
+    """A call the fake holds as it arrives, before Slack takes it (see `FakeSlack.hold`)."""
+
+    method: str
+    loop: asyncio.AbstractEventLoop = field(repr=False)  # the fake's
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        """Let the call through, from any thread: it is taken (or refused) and answered as
+        any other."""
+        self.loop.call_soon_threadsafe(self.released.set)
+
+
+@dataclass
 class _Failure:
     status: int
     times: int
@@ -145,6 +160,8 @@ class FakeSlack:
         self._buckets: dict[str, _Bucket] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._after_answer: dict[str, list[Callable[[Call], None]]] = {}
+        self._holds: dict[str, list[Held]] = {}
         # The server may run on another thread's loop (`in_thread`) than the test reading it.
         self._lock = threading.Lock()
         self._last_ts_us = 0
@@ -262,11 +279,36 @@ class FakeSlack:
         with self._lock:
             self._delays[method] = seconds
 
+    def hold(self, method: str) -> Held:
+        """Hold the next call of `method` as it arrives, neither taken (recorded, posted) nor
+        answered until `release()`: a request still on its way to Slack. Its `arrived` is set
+        once it is held. Calls to `hold` for one method queue up."""
+        if self._loop is None:
+            raise RuntimeError("FakeSlack has not been started")
+        held = Held(method, self._loop)
+        with self._lock:
+            self._holds.setdefault(method, []).append(held)
+        return held
+
+    def after_answer(self, method: str, action: Callable[[Call], None]) -> None:
+        """Once: call `action` with the next call of `method` answered `ok: true`, right after
+        its answer was written to the client's connection (on the fake's own thread). What a
+        test needs to act between Slack's answer and what the app does with it, say to kill
+        the app's process there. Calls to `after_answer` for one method queue up."""
+        with self._lock:
+            self._after_answer.setdefault(method, []).append(action)
+
     # -- what tests read --------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [call for call in self.calls if call.method == method]
+
+    def standing_messages(self) -> dict[tuple[str, str], Body]:
+        """The messages as they stand now (posted, maybe updated, not deleted), by (channel,
+        ts): a copy, safe to read while the fake runs on another thread."""
+        with self._lock:
+            return dict(self.messages)
 
     # A `timeout` argument rather than asyncio.timeout: the failure message names what was seen.
     async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:  # noqa: ASYNC109
@@ -411,6 +453,12 @@ class FakeSlack:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        with self._lock:
+            holds = self._holds.get(method)
+            held = holds.pop(0) if holds else None
+        if held is not None:
+            held.arrived.set()
+            await held.released.wait()
         arrived = time.monotonic()
         try:
             params = await _read_params(request)
@@ -418,16 +466,29 @@ class FakeSlack:
             params, answer = {}, _Answer(_error("invalid_json"))
         else:
             answer = self._answer(method, params, request.headers.get("Authorization", ""))
+        action: Callable[[Call], None] | None = None
         with self._lock:
             if answer.ok:
-                self.calls.append(Call(method, params, arrived))
+                call = Call(method, params, arrived)
+                self.calls.append(call)
+                waiting = self._after_answer.get(method)
+                if waiting:
+                    action = waiting.pop(0)
             else:
                 error = answer.body.get("error")
-                self.refused.append(Call(method, params, arrived, answer.status, error))
+                call = Call(method, params, arrived, answer.status, error)
+                self.refused.append(call)
             delay = self._delays.get(method, 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        response = web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        if action is not None:
+            # Written out here rather than by aiohttp after the handler returns, so that the
+            # action runs once the answer is on its way: handed to the kernel, not yet read.
+            await response.prepare(request)
+            await response.write_eof()
+            action(call)
+        return response
 
     async def _respond(self, request: web.Request) -> web.Response:
         """A post to a slash command's `response_url` (see `response_url`), recorded as a call
