@@ -1,4 +1,4 @@
-"""Fixtures shared by every test directory: the PostgreSQL server."""
+"""Fixtures shared by every test directory: the PostgreSQL server, a database on it."""
 
 from __future__ import annotations
 
@@ -59,3 +59,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database of this test's own (no tables yet)."""
+    name = await postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        await postgres_server.drop_database(name)

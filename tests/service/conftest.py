@@ -10,7 +10,6 @@ from bot.service import Service
 from routing.policy import Policy, load_policy
 from storage.db import Database, open_database
 from tests.databases import sqlite_database
-from tests.pg import PostgresServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Tuesday 17 Nov 2026, 17:15 UTC: Alice (Los Angeles) and Bob (New York) are working.
@@ -44,16 +43,6 @@ def clock() -> Clock:
 async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     async with sqlite_database(tmp_path / "test.db") as db:
         yield db
-
-
-@pytest.fixture
-async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database of this test's own (no tables yet)."""
-    name = await postgres_server.create_database()
-    try:
-        yield postgres_server.url(name)
-    finally:
-        await postgres_server.drop_database(name)
 
 
 @pytest.fixture
