@@ -124,6 +124,38 @@ async def test_slack_answering_after_the_lease_ran_out_doubles_no_card_across_tw
     assert first.delivered + second.delivered == 4
 
 
+async def test_a_late_copy_from_an_attempt_whose_lease_ran_out_is_deleted_once_another_is_recorded(
+    app: App,
+    slack: FakeSlack,
+    sqlite_db: Database,
+    running: Callable[[CardDelivery], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process froze with its post on the way to Slack: its lease ran out, another replica
+    looked, found nothing, posted and recorded its own card; then the first copy landed and its
+    answer came back. The README: that copy "finds the first recorded and is deleted again"."""
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=0.6))
+    await lead_for(app, "A-1")
+    on_its_way = slack.hold("chat.postMessage")
+    frozen = replica(app, slack, sqlite_db)
+    # One attempt and no renewals: for its lease, the process is frozen.
+    attempt = asyncio.create_task(frozen.deliver_due())
+    assert await asyncio.to_thread(on_its_way.arrived.wait, 5)
+    running(replica(app, slack, sqlite_db))
+
+    async def recorded() -> bool:
+        return all(offer.message_ts for offer in await offers(sqlite_db))
+
+    await until(recorded, within=5)
+    on_its_way.release()
+    assert await asyncio.wait_for(attempt, timeout=5) == 1
+    await asyncio.sleep(0.5)  # time for a chat.delete
+
+    assert len(slack.calls_to("chat.postMessage")) == 2  # the late copy did reach Slack
+    (offer,) = await offers(sqlite_db)
+    assert list(slack.standing_messages()) == [(offer.channel, offer.message_ts)]
+
+
 async def test_a_post_whose_answer_never_came_is_found_in_the_dm_and_not_posted_again(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
