@@ -299,7 +299,8 @@ class OutboxWorker:
         """Called in the transaction that ends an attempt (to record more than the item)."""
 
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
-        """Called once the attempt's end is committed (for work of its own transaction)."""
+        """Called once the attempt's end is committed (for work of its own transaction), also
+        when its item was taken by another attempt meanwhile (never `gave_up` then)."""
 
     async def _attempt(self, attempt: Attempt, *, lane: _Lane | None) -> float | None:
         """Carry out one attempt and end it. Returns the seconds its lane must wait before the
@@ -376,8 +377,9 @@ class OutboxWorker:
         try:
             if error is None and mine:
                 self.delivered += 1
-            if mine:
-                await self.after_end(attempt, error=error, gave_up=gave_up)
+            # Also for an attempt whose item was taken meanwhile: what it did is its to undo
+            # (a second copy of a card), though the item is no longer its to give up.
+            await self.after_end(attempt, error=error, gave_up=gave_up and mine)
         except Exception:
             log.exception("outbox: after item %s (%s) ended", attempt.id, attempt.item.kind)
         finally:

@@ -625,8 +625,9 @@ async def record_card_posted(
 ) -> bool:
     """Where an offer's card went (the rep's DM, or the copy in the team's channel), so it is
     updated in place and never posted twice; for the DM card, also when it was posted and the
-    SLA deadline that runs from then. False if a card was recorded there already (this one is
-    a second copy)."""
+    SLA deadline that runs from then. False if another card was recorded there already (this
+    one is a second copy); True, changing nothing, if this very message was (found by another
+    attempt's look-up)."""
     if team_copy:
         values: dict[str, Any] = {"team_channel": channel, "team_message_ts": ts}
         unset = col(OfferRow.team_message_ts).is_(None)
@@ -642,7 +643,11 @@ async def record_card_posted(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    recorded = OfferRow.team_message_ts if team_copy else OfferRow.message_ts
+    stored = await session.scalar(select(col(recorded)).where(col(OfferRow.id) == offer_id))
+    return stored == ts
 
 
 async def insert_offers(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:

@@ -156,6 +156,42 @@ async def test_a_late_copy_from_an_attempt_whose_lease_ran_out_is_deleted_once_a
     assert list(slack.standing_messages()) == [(offer.channel, offer.message_ts)]
 
 
+async def test_a_late_answer_for_the_very_card_another_replica_found_deletes_nothing(
+    app: App,
+    slack: FakeSlack,
+    sqlite_db: Database,
+    running: Callable[[CardDelivery], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The frozen process's post did land; only its answer was late. The replica that took
+    the item over found that message in the DM and recorded it: when the answer finally comes,
+    it names the card recorded, which is not a second copy and must stay."""
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=0.6))
+    await lead_for(app, "A-1")
+    slack.delay("chat.postMessage", 2.0)  # posted at once, answered two seconds later
+    frozen = replica(app, slack, sqlite_db)
+    attempt = asyncio.create_task(frozen.deliver_due())
+
+    async def landed() -> bool:
+        return bool(slack.messages)
+
+    await until(landed, within=5)
+    slack.delay("chat.postMessage", 0)
+    running(replica(app, slack, sqlite_db))
+
+    async def recorded() -> bool:
+        return all(offer.message_ts for offer in await offers(sqlite_db))
+
+    await until(recorded, within=5)
+    assert await asyncio.wait_for(attempt, timeout=5) == 1
+    await asyncio.sleep(0.5)  # time for a chat.delete, were one to be sent
+
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert slack.calls_to("chat.delete") == []
+    (offer,) = await offers(sqlite_db)
+    assert list(slack.standing_messages()) == [(offer.channel, offer.message_ts)]
+
+
 async def test_a_post_whose_answer_never_came_is_found_in_the_dm_and_not_posted_again(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
