@@ -28,5 +28,6 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_routing
 	$(BIN)/python -m bench.bench_intake
 	$(BIN)/python -m bench.bench_slack
+	$(BIN)/python -m bench.bench_replicas
 	$(BIN)/python -m bench.bench_sweep
 	$(BIN)/python -m bench.bench_crm
