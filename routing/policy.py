@@ -370,6 +370,16 @@ class Sla:
     remind_at_half: bool
     clock: str
 
+    def seconds_for(self, source: str | None) -> int:
+        """The SLA of a lead from `source` (`by_source`, matched as conditions match: trimmed,
+        any case), else the default. Read from the lead's own value, not from the facts the
+        conditions fold, which hold `source` only when some condition names it."""
+        if source:
+            seconds = self.by_source.get(source.strip().casefold())
+            if seconds is not None:
+                return seconds
+        return self.default
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -910,7 +920,7 @@ def _compile(
         rules=rules,
         sla=Sla(
             default=spec.sla.default,
-            by_source={k.casefold(): v for k, v in spec.sla.by_source.items()},
+            by_source={k.strip().casefold(): v for k, v in spec.sla.by_source.items()},
             max_reassignments=spec.sla.max_reassignments,
             check_every=spec.sla.check_every,
             remind_at_half=spec.sla.remind_at_half,
