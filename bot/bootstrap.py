@@ -78,8 +78,15 @@ def bootstrap(
     loaded = policy if policy is not None else load_policy(settings.rules)
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
-    service = Service(db=database, policy=lambda: loaded, clock=now)
-    reader = Reader(db=database, policy=lambda: loaded, clock=now, crm_links=links_from(settings))
+    crm = crm_links(settings, lambda: loaded)
+    service = Service(db=database, policy=lambda: loaded, clock=now, crms=frozenset(crm))
+    reader = Reader(
+        db=database,
+        policy=lambda: loaded,
+        clock=now,
+        crm_links=links_from(settings),
+        crms=frozenset(crm),
+    )
     slack_app = delivery = None
     if settings.slack_enabled:
         from bot.slack.app import SlackParts, build_client, build_slack_app
@@ -101,7 +108,6 @@ def bootstrap(
         )
         service.cards = True
         service.on_new_offers = _remembered_while_running(delivery, reader)
-    crm = crm_links(settings, lambda: loaded)
     crm_workers = []
     if crm:
         from bot.crm.writeback import CrmWorker

@@ -11,7 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -149,6 +157,9 @@ class Service:
     # Cards are posted (Slack is configured): an offer's SLA runs from its card's post, not
     # from the decision, so nobody is charged for a card they could not see.
     cards: bool = False
+    # The CRMs whose credentials are configured: owner write-backs are queued for these only
+    # (one for any other could never be carried out, and would sit in the outbox for ever).
+    crms: Collection[str] = frozenset()
     _waiting: list[tuple[Lead, asyncio.Future[IntakeResult]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
 
@@ -342,6 +353,7 @@ class Service:
                 actor=None,
                 policy=policy,
                 cards=self.cards,
+                crms=self.crms,
             )
             await world.commit(session, now)
             if self.on_new_offers is not None:
@@ -444,7 +456,8 @@ class Service:
                 data={"rep": offer.rep_id},
             )
             side_effects = [_settle_card(offer.id or 0, now)]
-            if policy.crm.write_on == "claim" and row.crm_system and row.crm_id:
+            writes = row.crm_system in self.crms and row.crm_id
+            if policy.crm.write_on == "claim" and row.crm_system and writes:
                 side_effects.append(
                     owner_write(row.crm_system, row.id or 0, offer.rep_id, offer.id or 0, now)
                 )
@@ -760,6 +773,7 @@ class Service:
             actor=None,
             policy=policy,
             cards=self.cards,
+            crms=self.crms,
         )
         await world.commit(session, now)
         return result
@@ -868,6 +882,7 @@ class Service:
                 actor=by,
                 policy=policy,
                 cards=self.cards,
+                crms=self.crms,
             )
             await world.commit(session, now)
             due = saved.deadlines.get(row.external_id)
@@ -923,6 +938,7 @@ class Service:
             actor=actor,
             policy=policy,
             cards=self.cards,
+            crms=self.crms,
         )
         await world.commit(session, now)
         view = _view_of_decision(row.external_id, decision, saved.deadlines.get(row.external_id))
@@ -948,11 +964,12 @@ async def _save(
     actor: str | None,
     policy: Policy,
     cards: bool,
+    crms: Collection[str],
 ) -> _Saved:
     """Write what each decision (lead id, external id, decision, reassignments so far) says:
     the decision with its trace, the audit event, the offer and the outbox item, each table in
     one bulk insert. `cards`: the offer's SLA waits for its card (the deadline returned is the
-    one it will have if the card goes out at once)."""
+    one it will have if the card goes out at once). `crms`: the CRMs owners are written to."""
     decisions: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
@@ -1037,7 +1054,7 @@ async def _save(
                 lead.crm_system, lead_id, decision_of[lead_id].rep or "", offer_ids[lead_id], now
             )
             for lead_id, lead in sorted(leads.items())
-            if lead.crm_system and lead.crm_id
+            if lead.crm_system and lead.crm_system in crms and lead.crm_id
         ]
     await _queue(session, [*posts, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}

@@ -360,6 +360,7 @@ async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
             f"• {blocks.slack_date(event.at)}: {blocks.escape(event.what)}"
             for event in story.events
         )
+    lines.extend(f"_{blocks.escape(note)}_" for note in story.notes)
     return "\n".join(lines)
 
 
