@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.crm.sync import CrmLink
     from bot.crm.writeback import CrmWorker
     from bot.outbox import OutboxWorker, Taker
+    from bot.slack.connection import SlackConnection
     from bot.slack.delivery import CardDelivery
 
 
@@ -40,6 +41,7 @@ class App:
     reader: Reader
     slack: AsyncApp | None = None  # None when SLACK_BOT_TOKEN is not set
     delivery: CardDelivery | None = None
+    slack_link: SlackConnection | None = None  # kept up beside the server by `serve`
     crm: dict[str, CrmLink] = field(default_factory=dict)  # by system, the configured CRMs
     crm_workers: list[CrmWorker] = field(default_factory=list)
 
@@ -47,6 +49,11 @@ class App:
     def workers(self) -> list[OutboxWorker]:
         """Everything that carries out the outbox, to run beside the server."""
         return [*([self.delivery] if self.delivery else []), *self.crm_workers]
+
+    def slack_state(self) -> str:
+        """How Slack stands, for /healthz and the metrics: off (no SLACK_BOT_TOKEN),
+        connecting, connected or unreachable (see `bot.slack.connection`)."""
+        return self.slack_link.state.value if self.slack_link is not None else "off"
 
     def wake_workers(self) -> None:
         for worker in self.workers:
@@ -87,9 +94,10 @@ def bootstrap(
         crm_links=links_from(settings),
         crms=frozenset(crm),
     )
-    slack_app = delivery = None
+    slack_app = delivery = slack_link = None
     if settings.slack_enabled:
         from bot.slack.app import SlackParts, build_client, build_slack_app
+        from bot.slack.connection import SlackConnection
         from bot.slack.delivery import CardDelivery
 
         client = slack_client or build_client(settings)
@@ -105,6 +113,12 @@ def bootstrap(
             policy=lambda: loaded,
             clock=now,
             on_undeliverable=_escalated(service),
+        )
+        app_token = settings.slack_app_token
+        slack_link = SlackConnection(
+            client=delivery_client,
+            app=slack_app if app_token is not None else None,
+            app_token=app_token.get_secret_value() if app_token is not None else None,
         )
         service.cards = True
         service.on_new_offers = _remembered_while_running(delivery, reader)
@@ -127,6 +141,7 @@ def bootstrap(
         reader=reader,
         slack=slack_app,
         delivery=delivery,
+        slack_link=slack_link,
         crm=crm,
         crm_workers=crm_workers,
     )

@@ -398,24 +398,16 @@ async def _serve(settings: Settings, policy: Policy) -> None:
     from bot.metrics import Metrics
 
     application = bootstrap(settings, policy=policy)
-    socket = None
-    if application.slack is not None and settings.socket_mode:
-        # Socket Mode: Slack's requests come over a websocket leadrouter opens, not to HTTP.
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-        assert settings.slack_app_token is not None
-        socket = AsyncSocketModeHandler(
-            application.slack, settings.slack_app_token.get_secret_value()
-        )
-        await socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt
-        log.info("connected to Slack in Socket Mode")
-    elif application.slack is not None:
-        log.info("Slack requests are served at POST /slack/events")
-    else:
+    if application.slack is None:
         log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
+    elif settings.socket_mode:
+        # Slack's requests come over a websocket leadrouter opens, in the background.
+        log.info("connecting to Slack in Socket Mode")
+    else:
+        log.info("Slack requests are served at POST /slack/events")
     try:
         await run(
-            build_http_app(application, metrics=Metrics(), run_jobs=True),
+            build_http_app(application, metrics=Metrics(), run_jobs=True, connect_slack=True),
             host=settings.host,
             port=settings.port,
             started=lambda url: log.info("leadrouter listening on %s", url),
@@ -425,8 +417,6 @@ async def _serve(settings: Settings, policy: Policy) -> None:
             f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})"
         ) from None
     finally:
-        if socket is not None:
-            await socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt
         await application.close()
 
 

@@ -67,9 +67,12 @@ class BadBody(ValueError):
     """The body is not a lead or a batch of leads (400); the message says what it must be."""
 
 
-def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web.Application:
+def build_http_app(
+    app: App, *, metrics: Metrics, run_jobs: bool = False, connect_slack: bool = False
+) -> web.Application:
     """The aiohttp application. With `run_jobs` (`leadrouter serve`), the scheduled jobs (the SLA
-    watchdog, digests) run beside it from start-up to shutdown."""
+    watchdog, digests) run beside it from start-up to shutdown; with `connect_slack`, the link to
+    Slack is kept up in the background (the Socket Mode websocket), never delaying the start."""
     http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_middleware])
     http[APP_KEY] = app
     http[METRICS_KEY] = metrics
@@ -81,6 +84,8 @@ def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
     if app.slack is not None:
         http.cleanup_ctx.append(_keep_slack_connections)
+    if connect_slack and app.slack_link is not None:
+        http.cleanup_ctx.append(_keep_slack_linked)
     if app.workers:
         http.cleanup_ctx.append(_run_workers)
     if run_jobs:
@@ -117,6 +122,16 @@ async def _keep_slack_connections(http: web.Application) -> AsyncIterator[None]:
     yield
     slack.client.session = None  # a call still under way after this opens its own
     await session.close()
+
+
+async def _keep_slack_linked(http: web.Application) -> AsyncIterator[None]:
+    link = http[APP_KEY].slack_link
+    assert link is not None
+    task = asyncio.create_task(link.run(), name="slack:link")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _run_workers(http: web.Application) -> AsyncIterator[None]:
@@ -411,10 +426,18 @@ def _parse_all(items: list[Any], *, is_batch: bool) -> tuple[list[Lead], list[Fi
 
 
 async def healthz(request: web.Request) -> web.Response:
-    if await request.app[APP_KEY].db.ping():
-        return web.json_response({"status": "ok"})
+    """200 while the database answers, whatever Slack's state (`slack`): leads are taken and
+    stored without Slack, and their cards wait in the outbox until it is back."""
+    app = request.app[APP_KEY]
+    if await app.db.ping():
+        return web.json_response({"status": "ok", "slack": app.slack_state()})
     return web.json_response(
-        {"status": "unavailable", "error": "the database does not answer"}, status=503
+        {
+            "status": "unavailable",
+            "error": "the database does not answer",
+            "slack": app.slack_state(),
+        },
+        status=503,
     )
 
 

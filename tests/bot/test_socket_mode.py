@@ -160,7 +160,7 @@ async def test_serve_connects_once_slack_stops_refusing_and_reports_each_state_o
     rules = tmp_path / "routing.yml"
     rules.write_text(POLICY)
     with FakeSlack.in_thread() as slack:
-        slack.fail("apps.connections.open", status=503, times=6)  # two tries, with retries
+        slack.fail("apps.connections.open", status=503, times=2)  # two tries refused
         server = servers.start(
             tmp_path / "leads.db",
             extra_env={

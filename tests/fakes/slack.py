@@ -396,6 +396,16 @@ class FakeSlack:
         }
         await self._on_own_loop(self._send_to_newest(message))
 
+    async def drop(self, connection: Connection) -> None:
+        """Close `connection` from Slack's side without asking the client to reconnect, as a
+        restart of Slack's server or a broken network does."""
+
+        async def close() -> None:
+            if connection.socket is not None:
+                await connection.socket.close(code=1011, message=b"fake Slack dropped it")
+
+        await self._on_own_loop(close())
+
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:  # noqa: ASYNC109
         """The client's ack of `envelope_id`, once it has arrived."""
         deadline = time.monotonic() + timeout
