@@ -1,0 +1,82 @@
+"""Setting leadrouter up in a Slack workspace: a channel the bot was not invited to says so in
+the words that fix it, and a rep named by e-mail alone is found in Slack (`users.lookupByEmail`)
+and reached there."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+from sqlmodel import col
+
+from bot.bootstrap import App
+from routing.leads import parse_lead
+from storage.db import Database
+from storage.models import OutboxRow
+from tests.bot.test_outbox_handover import until
+from tests.fakes.slack import FakeSlack
+
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: bob, name: Bob Brown, email: Bob@Acme.example}
+managers:
+  - {id: mia, name: Mia Moss, slack: UMIA}
+teams:
+  solo: {members: [ann], manager: mia, channel: CSALES}
+  bobs: {members: [bob], manager: mia}
+rules:
+  - {name: Bob's, when: {source: bob}, assign: {team: bobs}}
+  - {name: Partners, when: {source: partner}, assign: queue}
+  - {name: Ann's, assign: {team: solo}}
+fallback: {queue: unmatched, channel: CTRIAGE}
+"""
+
+
+@pytest.fixture
+def slack_policy() -> str:
+    return POLICY
+
+
+async def lead_for(app: App, lead_id: str, source: str) -> None:
+    await app.service.intake(parse_lead({"id": lead_id, "company": "Acme", "source": source}))
+
+
+async def item(db: Database, dedupe_prefix: str) -> OutboxRow:
+    async with db.reading() as session:
+        rows = await session.execute(
+            select(OutboxRow).where(col(OutboxRow.dedupe_key).startswith(dedupe_prefix))
+        )
+        return rows.scalars().one()
+
+
+async def test_a_channel_the_bot_was_not_invited_to_says_to_invite_it(
+    app: App,
+    http: TestClient,
+    slack: FakeSlack,
+    sqlite_db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    slack.channel_errors["CSALES"] = "not_in_channel"
+    slack.channel_errors["CTRIAGE"] = "channel_not_found"
+    await lead_for(app, "L-1", "web")
+    await lead_for(app, "L-2", "partner")
+
+    async def given_up() -> bool:
+        cards = [await item(sqlite_db, "team-card:"), await item(sqlite_db, "queue-post:")]
+        return all(card.failed_at is not None for card in cards)
+
+    await until(given_up)
+    team_card = await item(sqlite_db, "team-card:")
+    assert team_card.last_error is not None
+    assert "not_in_channel" in team_card.last_error
+    assert "invite the bot to the channel CSALES" in team_card.last_error
+    queue_post = await item(sqlite_db, "queue-post:")
+    assert queue_post.last_error is not None
+    assert "a private channel: invite the bot to it" in queue_post.last_error
+    assert "invite the bot to the channel CSALES" in caplog.text
+    (dm,) = slack.calls_to("chat.postMessage")  # the rep's own card went out all the same
+    assert dm.params["channel"] == "UANN"
