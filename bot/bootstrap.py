@@ -86,7 +86,11 @@ def bootstrap(
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
     crm = crm_links(settings, lambda: loaded)
-    service = Service(db=database, policy=lambda: loaded, clock=now, crms=frozenset(crm))
+    # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
+    # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
+    service = Service(
+        db=database, policy=lambda: loaded, clock=now, crms=frozenset(crm), cards=True
+    )
     reader = Reader(
         db=database,
         policy=lambda: loaded,
@@ -120,7 +124,6 @@ def bootstrap(
             app=slack_app if app_token is not None else None,
             app_token=app_token.get_secret_value() if app_token is not None else None,
         )
-        service.cards = True
         service.on_new_offers = _remembered_while_running(delivery, reader)
     crm_workers = []
     if crm:

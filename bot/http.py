@@ -86,6 +86,8 @@ def build_http_app(
         http.cleanup_ctx.append(_keep_slack_connections)
     if connect_slack and app.slack_link is not None:
         http.cleanup_ctx.append(_keep_slack_linked)
+    if run_jobs and app.delivery is not None:
+        http.cleanup_ctx.append(_summarise_backlog)  # before the workers post the backlog
     if app.workers:
         http.cleanup_ctx.append(_run_workers)
     if run_jobs:
@@ -132,6 +134,16 @@ async def _keep_slack_linked(http: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _summarise_backlog(http: web.Application) -> AsyncIterator[None]:
+    """Cards queued while no Slack app ran go out from here: their managers hear of them once
+    (`Service.summarise_backlog`). Nothing of it may stop the server from starting."""
+    try:
+        await http[APP_KEY].service.summarise_backlog()
+    except Exception:
+        log.exception("the backlog could not be summarised; its cards go out all the same")
+    yield
 
 
 async def _run_workers(http: web.Application) -> AsyncIterator[None]:

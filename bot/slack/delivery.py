@@ -32,6 +32,7 @@ from bot.service import OutboxKind
 from bot.slack.blocks import (
     CardView,
     Message,
+    backlog_summary,
     escape,
     mention,
     offer_card,
@@ -54,6 +55,7 @@ SLACK_KINDS = (
     OutboxKind.REMINDER,
     OutboxKind.MANAGER_ALERT,
     OutboxKind.DIGEST,
+    OutboxKind.BACKLOG,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
@@ -127,6 +129,8 @@ class CardDelivery(OutboxWorker):
             await self._alert_manager(attempt, payload)
         elif kind == OutboxKind.DIGEST:
             await self._post_digest(attempt, payload)
+        elif kind == OutboxKind.BACKLOG:
+            await self._post_backlog(attempt, payload)
 
     async def finished(
         self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -279,6 +283,17 @@ class CardDelivery(OutboxWorker):
                 now=datetime.fromisoformat(payload["until"]),
             )
         await self._post(attempt, manager.slack, digest_message(digest, manager_tz=manager.tz))
+
+    async def _post_backlog(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """Leads arrived while no Slack app ran: their manager hears of them once, in a DM."""
+        manager = str(payload["manager"])
+        policy = self.policy()
+        slack_id = policy.slack_of(manager)
+        if slack_id is None:
+            raise GiveUp(f"manager {manager} has no slack id in the policy")
+        reps = {policy.rep_name(rep): int(count) for rep, count in payload["reps"].items()}
+        since = datetime.fromisoformat(payload["since"])
+        await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
 
     async def _post(
         self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None
