@@ -98,12 +98,19 @@ class CardDelivery(OutboxWorker):
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
 
+    @staticmethod
+    def _failure_text(exc: SlackApiError) -> str:
+        response = exc.response
+        code = str(response.get("error", "")) if response is not None else ""
+        status = response.status_code if response is not None else 0
+        return f"Slack answered {status} {code}".strip()
+
     def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
         if isinstance(exc, SlackApiError):
             response = exc.response
             code = str(response.get("error", "")) if response is not None else ""
             status = response.status_code if response is not None else 0
-            error = f"Slack answered {status} {code}".strip()
+            error = self._failure_text(exc)
             if status == 429:
                 return Hold(error, after=_retry_after(response))
             if status >= 500 or code in _TRANSIENT_ERRORS:
@@ -308,15 +315,21 @@ class CardDelivery(OutboxWorker):
                 log.info("outbox: %s was posted already (%s); not posting it again", key, found[1])
                 return found
         attempt.notes["paced_at"] = self.clock()
-        response = await self._call(
-            self.client.chat_postMessage,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            unfurl_links=False,
-            thread_ts=thread_ts,
-            metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
-        )
+        try:
+            response = await self._call(
+                self.client.chat_postMessage,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                thread_ts=thread_ts,
+                metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
+            )
+        except SlackApiError as exc:
+            fix = _fix_for(exc, channel)
+            if fix is None:
+                raise
+            raise GiveUp(f"{self._failure_text(exc)}: {fix}") from exc
         return str(response["channel"]), str(response["ts"])
 
     async def _find_post(
@@ -377,6 +390,28 @@ class CardDelivery(OutboxWorker):
             out.append(mention(slack_id) if slack_id else escape(policy.rep_name(rep_id)))
             out.append(escape(rest))
         return "".join(out)
+
+
+def _fix_for(exc: SlackApiError, channel: str) -> str | None:
+    """What an admin does about a post Slack refused for where it was going, if that is why."""
+    code = str(exc.response.get("error", "")) if exc.response is not None else ""
+    person = channel.startswith(("U", "W"))
+    where = channel if channel.startswith("#") else f"the channel {channel}"
+    if code == "not_in_channel":
+        return f"invite the bot to {where} (/invite @leadrouter there)"
+    if code == "channel_not_found" and person:
+        return (
+            f"no Slack user {channel}: check their `slack:` member id in the policy "
+            "(`leadrouter slack check` checks everyone's)"
+        )
+    if code == "channel_not_found":
+        return (
+            f"the bot cannot see {where}; if it is a private channel, invite the bot to it "
+            "(/invite @leadrouter there), else check the channel id in the policy"
+        )
+    if code == "is_archived":
+        return f"{where} is archived: unarchive it or name another channel in the policy"
+    return None
 
 
 def _retry_after(response: Any) -> float:

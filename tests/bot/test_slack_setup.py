@@ -76,7 +76,7 @@ async def test_a_channel_the_bot_was_not_invited_to_says_to_invite_it(
     assert "invite the bot to the channel CSALES" in team_card.last_error
     queue_post = await item(sqlite_db, "queue-post:")
     assert queue_post.last_error is not None
-    assert "a private channel: invite the bot to it" in queue_post.last_error
+    assert "if it is a private channel, invite the bot to it" in queue_post.last_error
     assert "invite the bot to the channel CSALES" in caplog.text
     (dm,) = slack.calls_to("chat.postMessage")  # the rep's own card went out all the same
     assert dm.params["channel"] == "UANN"
