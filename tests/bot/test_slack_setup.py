@@ -15,8 +15,9 @@ from bot.bootstrap import App
 from routing.leads import parse_lead
 from storage.db import Database
 from storage.models import OutboxRow
+from tests.bot.conftest import SLACK_SIGNING_SECRET
 from tests.bot.test_outbox_handover import until
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import FakeSlack, command_body, slack_signed_headers
 
 POLICY = """\
 reps:
@@ -80,3 +81,64 @@ async def test_a_channel_the_bot_was_not_invited_to_says_to_invite_it(
     assert "invite the bot to the channel CSALES" in caplog.text
     (dm,) = slack.calls_to("chat.postMessage")  # the rep's own card went out all the same
     assert dm.params["channel"] == "UANN"
+
+
+# --- reps named by e-mail alone -------------------------------------------------------------
+
+
+async def test_a_rep_named_by_email_alone_is_looked_up_once_and_gets_their_cards(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    slack.user_email["UBOB"] = "bob@acme.example"
+    await lead_for(app, "L-1", "bob")
+    (card,) = await slack.wait_for("chat.postMessage")
+    assert card.params["channel"] == "UBOB"
+    await lead_for(app, "L-2", "bob")
+    await slack.wait_for("chat.postMessage", count=2)
+    (lookup,) = slack.calls_to("users.lookupByEmail")  # the answer is remembered
+    assert lookup.params["email"] == "bob@acme.example"
+
+
+async def test_a_rep_known_by_email_alone_is_recognised_when_they_use_the_app(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    slack.user_email["UBOB"] = "BOB@acme.example"
+    held = slack.hold("users.lookupByEmail")  # their card is not out yet
+    await lead_for(app, "L-1", "bob")
+    body = command_body("why L-1", "UBOB", response_url=slack.response_url("why"))
+    headers = slack_signed_headers(body, SLACK_SIGNING_SECRET)
+    assert (await http.post("/slack/events", data=body, headers=headers)).status == 200
+    (answer,) = await slack.wait_for("response")
+    assert "Bob's" in answer.params["text"]  # the rule that gave it to him
+    assert "No lead of yours" not in answer.params["text"]
+    held.release()
+
+
+async def test_a_rep_slack_has_no_user_for_is_given_up_with_what_to_fix(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    await lead_for(app, "L-1", "bob")
+
+    async def given_up() -> bool:
+        return (await item(sqlite_db, "offer-card:")).failed_at is not None
+
+    await until(given_up)
+    reason = (await item(sqlite_db, "offer-card:")).last_error or ""
+    assert "no Slack user has the e-mail Bob@Acme.example" in reason
+    assert "`slack:`" in reason
+
+
+async def test_without_the_email_scope_the_card_is_given_up_naming_the_scope(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    slack.scopes.remove("users:read.email")
+    slack.user_email["UBOB"] = "bob@acme.example"
+    await lead_for(app, "L-1", "bob")
+
+    async def given_up() -> bool:
+        return (await item(sqlite_db, "offer-card:")).failed_at is not None
+
+    await until(given_up)
+    reason = (await item(sqlite_db, "offer-card:")).last_error or ""
+    assert "missing_scope" in reason and "users:read.email" in reason
+    assert "reinstall" in reason
