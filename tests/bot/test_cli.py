@@ -208,5 +208,5 @@ def test_check_warns_about_a_rep_slack_cannot_reach_and_a_name_given_as_a_slack_
     assert "warning: reps[1].slack: `@bob` is a name, not a Slack member id" in warnings
     assert "reps[2]: `cy` has neither `slack` nor `email`" in warnings
     assert "managers[0].slack: `mia.moss` is a name, not a Slack member id" in warnings
-    assert "dee" not in warnings and "ann" not in warnings  # an e-mail is enough to find them
+    assert "`dee`" not in warnings and "`ann`" not in warnings  # an e-mail is enough for Slack
     assert result.stdout.strip().endswith("3 warnings")
