@@ -86,27 +86,34 @@ def bootstrap(
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
     crm = crm_links(settings, lambda: loaded)
+    people = None
+    current: Callable[[], Policy] = lambda: loaded  # noqa: E731
+    if settings.slack_enabled:
+        from bot.slack.app import build_client
+        from bot.slack.people import SlackPeople
+
+        client = slack_client or build_client(settings)
+        # The policy with the member ids of people it names by e-mail alone, once found.
+        people = SlackPeople(base=loaded, client=client)
+        current = people.policy
     # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
     # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
-    service = Service(
-        db=database, policy=lambda: loaded, clock=now, crms=frozenset(crm), cards=True
-    )
+    service = Service(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
     reader = Reader(
         db=database,
-        policy=lambda: loaded,
+        policy=current,
         clock=now,
         crm_links=links_from(settings),
         crms=frozenset(crm),
     )
     slack_app = delivery = slack_link = None
-    if settings.slack_enabled:
-        from bot.slack.app import SlackParts, build_client, build_slack_app
+    if people is not None:
+        from bot.slack.app import SlackParts, build_slack_app
         from bot.slack.connection import SlackConnection
         from bot.slack.delivery import CardDelivery
 
-        client = slack_client or build_client(settings)
-        parts = SlackParts(service=service, reader=reader, policy=lambda: loaded, clock=now)
-        slack_app = build_slack_app(settings, parts, client)
+        parts = SlackParts(service=service, reader=reader, policy=current, clock=now, people=people)
+        slack_app = build_slack_app(settings, parts, people.client)
         # The outbox retries posts itself, honouring Retry-After and looking for a post whose
         # answer was lost before posting again: a client retrying on its own could post twice.
         delivery_client = slack_client or build_client(settings, retries=False)
@@ -114,9 +121,10 @@ def bootstrap(
             db=database,
             reader=reader,
             client=delivery_client,
-            policy=lambda: loaded,
+            policy=current,
             clock=now,
             on_undeliverable=_escalated(service),
+            people=people,
         )
         app_token = settings.slack_app_token
         slack_link = SlackConnection(

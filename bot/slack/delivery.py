@@ -41,6 +41,7 @@ from bot.slack.blocks import (
     settled_card,
 )
 from bot.slack.digest import digest_message
+from bot.slack.people import SlackPeople
 from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
@@ -97,6 +98,7 @@ class CardDelivery(OutboxWorker):
     call_timeout_s: float = CALL_TIMEOUT_S
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
+    people: SlackPeople | None = None  # finds people the policy names by e-mail alone
 
     @staticmethod
     def _failure_text(exc: SlackApiError) -> str:
@@ -115,6 +117,11 @@ class CardDelivery(OutboxWorker):
                 return Hold(error, after=_retry_after(response))
             if status >= 500 or code in _TRANSIENT_ERRORS:
                 return Retry(error, unsure=True)  # Slack may have acted before it failed
+            if code == "missing_scope" and response is not None and response.get("needed"):
+                return GiveUp(
+                    f"{error}: the app lacks the scope {response.get('needed')}; add it under "
+                    "OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
+                )
             return GiveUp(error)
         if isinstance(exc, TimeoutError):
             return Retry(f"Slack did not answer within {self.call_timeout_s:g} s", unsure=True)
@@ -180,9 +187,7 @@ class CardDelivery(OutboxWorker):
         else:
             if card.message_ts is not None:
                 return
-            if card.rep_slack is None:
-                raise GiveUp(f"rep {card.rep} has no slack id in the policy")
-            channel = card.rep_slack
+            channel = card.rep_slack or await self._slack_id(card.rep)
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
         view = _view(card)
@@ -254,19 +259,13 @@ class CardDelivery(OutboxWorker):
         card = await self.reader.offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved meanwhile: nothing to remind of
-        if card.rep_slack is None:
-            raise GiveUp(f"rep {card.rep} has no slack id in the policy")
-        message = reminder(_view(card))
-        await self._post(
-            attempt, card.channel or card.rep_slack, message, thread_ts=card.message_ts
-        )
+        channel = card.channel or card.rep_slack or await self._slack_id(card.rep)
+        await self._post(attempt, channel, reminder(_view(card)), thread_ts=card.message_ts)
 
     async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
         manager = str(payload["manager"])
-        slack_id = self.policy().slack_of(manager)
-        if slack_id is None:
-            raise GiveUp(f"manager {manager} has no slack id in the policy")
+        slack_id = await self._slack_id(manager)
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
@@ -279,8 +278,7 @@ class CardDelivery(OutboxWorker):
         manager = policy.managers.get(manager_id)
         if manager is None:
             raise GiveUp(f"manager {manager_id} is no longer in the policy")
-        if manager.slack is None:
-            raise GiveUp(f"manager {manager_id} has no slack id in the policy")
+        slack_id = await self._slack_id(manager_id)
         async with self.db.reading() as session:
             digest = await load_digest(
                 session,
@@ -289,18 +287,37 @@ class CardDelivery(OutboxWorker):
                 since=datetime.fromisoformat(payload["since"]),
                 now=datetime.fromisoformat(payload["until"]),
             )
-        await self._post(attempt, manager.slack, digest_message(digest, manager_tz=manager.tz))
+        await self._post(attempt, slack_id, digest_message(digest, manager_tz=manager.tz))
 
     async def _post_backlog(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """Leads arrived while no Slack app ran: their manager hears of them once, in a DM."""
-        manager = str(payload["manager"])
+        slack_id = await self._slack_id(str(payload["manager"]))
         policy = self.policy()
-        slack_id = policy.slack_of(manager)
-        if slack_id is None:
-            raise GiveUp(f"manager {manager} has no slack id in the policy")
         reps = {policy.rep_name(rep): int(count) for rep, count in payload["reps"].items()}
         since = datetime.fromisoformat(payload["since"])
         await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
+
+    async def _slack_id(self, person_id: str) -> str:
+        """The member id to reach a rep or manager at: the policy's, else the one Slack has for
+        their e-mail. GiveUp, saying what to set, when there is none."""
+        policy = self.policy()
+        found = policy.slack_of(person_id)
+        if found is None and self.people is not None:
+            found = await self.people.slack_id(person_id)
+        if found is not None:
+            return found
+        person = policy.reps.get(person_id) or policy.managers.get(person_id)
+        if person is None:
+            raise GiveUp(f"{person_id} is no longer in the policy")
+        if person.email:
+            raise GiveUp(
+                f"{person_id} has no slack id in the policy and no Slack user has the e-mail "
+                f"{person.email}: set their `slack:` member id, or their e-mail as in Slack"
+            )
+        raise GiveUp(
+            f"{person_id} has neither a slack id nor an e-mail in the policy: set `slack:` to "
+            "their member id (their Slack profile, ⋮, Copy member ID) or `email:`"
+        )
 
     async def _post(
         self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None

@@ -8,6 +8,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from bot.slack.ids import ActionId
+from tests.fakes.slack import DEFAULT_SCOPES
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 
@@ -24,7 +25,14 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_app_uses() -> None:
         "groups:history",
         "im:history",
         "im:write",
+        "users:read",
+        "users:read.email",
     ]
+
+
+def test_the_fake_slack_grants_the_manifests_scopes_by_default() -> None:
+    assert sorted(DEFAULT_SCOPES) == sorted(manifest()["oauth_config"]["scopes"]["bot"])
+
 
 
 def test_the_manifest_declares_the_command_home_tab_events_and_socket_mode() -> None:
