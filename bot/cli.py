@@ -64,6 +64,8 @@ accounts_app = typer.Typer(
 app.add_typer(accounts_app)
 crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", no_args_is_help=True)
 app.add_typer(crm_app)
+slack_app = typer.Typer(name="slack", help="The Slack app.", no_args_is_help=True)
+app.add_typer(slack_app)
 P = ParamSpec("P")
 PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
 log = logging.getLogger("leadrouter")
@@ -644,6 +646,36 @@ def crm_check(rules: RulesOption = None) -> None:
             out.print(f"  missing: {why}")
     if problems:
         raise CliError(f"{problems} problem(s) to fix before owners can be written back")
+
+
+@slack_app.command("check")
+@friendly
+def slack_check(rules: RulesOption = None) -> None:
+    """Check the Slack app against the policy: the bot token, its scopes, every rep's and
+    manager's Slack id, and that the bot can post in every channel the policy names. Posts
+    nothing. Exit 1 while there is a problem, each printed with its fix."""
+    from bot.slack.app import build_client
+    from bot.slack.check import check_slack
+
+    policy = _policy(rules)
+    settings = _settings(rules=rules)
+    if settings.slack_bot_token is None:
+        raise CliError(
+            "SLACK_BOT_TOKEN is not set: set it to the app's Bot User OAuth Token (xoxb-…), "
+            "from its OAuth & Permissions page"
+        )
+    result = asyncio.run(check_slack(build_client(settings), policy))
+    if result.workspace is not None:
+        out.print(Text(f"Slack: {result.workspace}"))
+    for finding in result.findings:
+        if finding.fix is None:
+            out.print(Text(f"  ok  {finding.what}"))
+        else:
+            out.print(Text(f"  problem  {finding.what}"))
+            out.print(Text(f"      fix: {finding.fix}"))
+    if result.problems:
+        raise CliError(f"{result.problems} problem{'s' if result.problems != 1 else ''} to fix")
+    out.print("no problems")
 
 
 @db_app.command("upgrade")
