@@ -232,8 +232,10 @@ def _recognise(people: SlackPeople) -> Callable[..., Awaitable[Any]]:
     even before a card of theirs went out (which is when they are otherwise looked up)."""
 
     async def middleware(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
-        user = body.get("user")
+        user, event = body.get("user"), body.get("event")
         member = user.get("id") if isinstance(user, dict) else body.get("user_id")
+        if member is None and isinstance(event, dict):
+            member = event.get("user")  # app_home_opened, the App Home of someone new
         if isinstance(member, str) and member:
             await people.who_is(member)
         return await next()

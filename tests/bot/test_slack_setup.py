@@ -4,6 +4,7 @@ and reached there."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -17,7 +18,13 @@ from storage.db import Database
 from storage.models import OutboxRow
 from tests.bot.conftest import SLACK_SIGNING_SECRET
 from tests.bot.test_outbox_handover import until
-from tests.fakes.slack import FakeSlack, command_body, slack_signed_headers
+from tests.fakes.slack import (
+    FakeSlack,
+    command_body,
+    event_body,
+    json_signed_headers,
+    slack_signed_headers,
+)
 
 POLICY = """\
 reps:
@@ -142,3 +149,17 @@ async def test_without_the_email_scope_the_card_is_given_up_naming_the_scope(
     reason = (await item(sqlite_db, "offer-card:")).last_error or ""
     assert "missing_scope" in reason and "users:read.email" in reason
     assert "reinstall" in reason
+
+
+async def test_a_rep_known_by_email_alone_sees_their_leads_in_app_home(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    slack.user_email["UBOB"] = "bob@acme.example"
+    held = slack.hold("users.lookupByEmail")  # their card is not out yet
+    await lead_for(app, "L-7", "bob")
+    body = event_body({"type": "app_home_opened", "user": "UBOB", "tab": "home"})
+    headers = json_signed_headers(body, SLACK_SIGNING_SECRET)
+    assert (await http.post("/slack/events", data=body, headers=headers)).status == 200
+    (home,) = await slack.wait_for("views.publish")
+    assert "L-7" in json.dumps(home.params["view"])
+    held.release()
