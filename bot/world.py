@@ -25,7 +25,7 @@ from routing.engine import Decision, RoutingState, route
 from routing.model import Lead
 from routing.normalize import normalize
 from routing.policy import Policy
-from routing.scope import decision_scope, rep_scope
+from routing.scope import decision_scope, own_scope, rep_scope
 from routing.simulation import record
 from storage import repository as repo
 from storage.direct import Tx
@@ -103,9 +103,9 @@ class World:
 
     @property
     def guess(self) -> Guess:
-        """The state as read, to guess the next transaction's scopes from."""
+        """The state as this transaction leaves it, to guess the next one's scopes from."""
         return Guess(
-            repo.RepStates(dict(self.read_loads), dict(self.away)),
+            repo.RepStates(dict(self.loads), dict(self.away)),
             repo.TeamStates(dict(self.teams), dict(self.read_versions)),
         )
 
@@ -155,9 +155,12 @@ class World:
         return True
 
     async def _read_again(self, before: frozenset[str], taken: frozenset[str]) -> None:
-        """The state of what `taken` covers, as committed now. A rep's state was current once
-        any of their scopes was held (whoever changes it holds them all), so only reps none of
-        whose scopes was held `before` are read again; nothing of theirs was changed here."""
+        """The state of what `taken` covers, as committed now. Whoever changes a rep's state
+        holds all of the rep's scopes, their own among them, so it was current here once one of
+        them was held: a rep is read again when their own scope was just taken, or when none of
+        their scopes was held `before` and one was just taken (a team's members, whose state its
+        decisions read). Either way nothing of theirs was changed here: that needs their own
+        scope, which was not held."""
         assert self.locks is not None
         session = self.locks.tx
         reps = await repo.load_rep_states(session=session)
@@ -174,7 +177,7 @@ class World:
                     self.read_versions[name] = teams.versions[name]
         for rep_id in self.policy.reps:
             scope = rep_scope(self.policy, rep_id)
-            if scope & before or not scope & taken:
+            if own_scope(rep_id) not in taken and (scope & before or not scope & taken):
                 continue
             load = reps.open_loads.get(rep_id, 0)
             self.loads[rep_id] = load

@@ -304,7 +304,15 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
         wal = f"{database}-wal" if database and database != ":memory:" else None
         return Database(engine, sessions, asyncio.Lock(), read_engine=reader, wal_path=wal)
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        # A process that stalls in a transaction (frozen, or cut off mid-way) would hold its
+        # rows and its teams' scopes (`storage.locks`) for as long as its connection lived:
+        # PostgreSQL ends such a session after a minute and everyone else goes on.
+        connect_args={"server_settings": {"idle_in_transaction_session_timeout": "60000"}},
     )
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 

@@ -19,10 +19,13 @@ from sqlalchemy import Result, TextClause, text
 from storage.direct import InlineTransaction, Tx
 
 _TRY = text("SELECT pg_try_advisory_xact_lock(:key)")
-# Waits as long as it takes, and says how long it waited, in the same trip.
+# Every key of the list, one after another in the list's order (a function scan, no sort), as
+# long as it takes; and how long that was, in the same trip.
 _WAIT = text(
-    "SELECT pg_advisory_xact_lock(:key) IS NULL AS taken,"
+    "SELECT count(*) AS taken,"
     " extract(epoch FROM clock_timestamp() - statement_timestamp()) AS waited"
+    " FROM (SELECT pg_advisory_xact_lock(key)"
+    " FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS asked(key, n)) AS locked"
 )
 WAITED_S = 0.001  # a lock that took longer than this to get was held by another transaction
 
@@ -64,34 +67,37 @@ class ScopeLocks:
         missing = sorted(
             ((lock_key(scope), scope) for scope in set(scopes) - self.held),
         )
-        taken: set[str] = set()
-        for key, scope in missing:
-            if key in self._keys:  # another name with the same key
-                self.held.add(scope)
-                taken.add(scope)
+        wanted = frozenset(self.held | {scope for _, scope in missing})
+        highest = max(self._keys, default=None)
+        in_order: list[int] = []
+        for key, _scope in missing:
+            if key in self._keys or key in in_order:  # another name with the same key
                 continue
-            if self._keys and key < max(self._keys):
+            if highest is not None and key < highest:
                 if not await self._try(key):
-                    raise ScopeBusy(frozenset(self.held | {s for _, s in missing}))
+                    raise ScopeBusy(wanted)
+                self._keys.add(key)
             else:
-                await self._wait(key)
-            self._keys.add(key)
-            self.held.add(scope)
-            taken.add(scope)
-        return frozenset(taken)
+                in_order.append(key)
+        if in_order:
+            await self._wait(in_order)
+            self._keys.update(in_order)
+        taken = frozenset(scope for _, scope in missing)
+        self.held |= taken
+        return taken
 
     async def _try(self, key: int) -> bool:
-        return bool((await self._run(_TRY, key)).scalar())
+        return bool((await self._run(_TRY, {"key": key})).scalar())
 
-    async def _wait(self, key: int) -> None:
-        waited = float((await self._run(_WAIT, key)).mappings().one()["waited"])
+    async def _wait(self, keys: list[int]) -> None:
+        waited = float((await self._run(_WAIT, {"keys": keys})).mappings().one()["waited"])
         if waited > WAITED_S:
             self.waits += 1
             self.waited_s += waited
 
-    async def _run(self, statement: TextClause, key: int) -> Result[Any]:
+    async def _run(self, statement: TextClause, parameters: dict[str, Any]) -> Result[Any]:
         assert not isinstance(self.tx, InlineTransaction)
-        return await self.tx.execute(statement, {"key": key})
+        return await self.tx.execute(statement, parameters)
 
 
 def scope_locks(tx: Tx) -> ScopeLocks | None:

@@ -62,6 +62,10 @@ class Conflict(Exception):
     """Another transaction changed what this one read; route again with fresh state."""
 
 
+class StateChanged(Conflict):
+    """A team's rotation or a rep's open-lead count was not what this transaction read."""
+
+
 # --- reading the state a decision needs ------------------------------------------------------
 
 
@@ -249,8 +253,15 @@ async def find_leads(*, session: Tx, external_ids: Iterable[str]) -> dict[str, L
     return found
 
 
-async def find_lead(*, session: AsyncSession, external_id: str) -> LeadRow | None:
-    result = await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
+async def find_lead(
+    *, session: AsyncSession, external_id: str, lock: bool = False
+) -> LeadRow | None:
+    """The lead; with `lock`, its row locked until the transaction ends (PostgreSQL; SQLite's
+    writers are one at a time anyway), and read as committed once the lock is had."""
+    query = select(LeadRow).where(col(LeadRow.external_id) == external_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    result = await session.execute(query)
     return result.scalars().first()
 
 
@@ -445,7 +456,7 @@ async def save_team_state(
             async with orm.begin_nested():
                 await orm.execute(insert(TeamStateRow).values(team=team, version=1, **values))
         except IntegrityError:
-            raise Conflict(f"team {team} was created meanwhile") from None
+            raise StateChanged(f"team {team} was created meanwhile") from None
         return
     result = await direct.run(
         session,
@@ -459,7 +470,7 @@ async def save_team_state(
         },
     )
     if result.rowcount != 1:
-        raise Conflict(f"team {team} rotated meanwhile")
+        raise StateChanged(f"team {team} rotated meanwhile")
 
 
 async def count_open_leads_many(
@@ -480,7 +491,7 @@ async def count_open_leads_many(
             ],
         )
         if result.rowcount != len(bulk):
-            raise Conflict("some rep's open leads changed meanwhile")
+            raise StateChanged("some rep's open leads changed meanwhile")
         done = {rep for rep, _read, _added in bulk}
         changes = [change for change in changes if change[0] not in done]
     for rep, read, added in changes:
@@ -499,7 +510,7 @@ async def count_open_leads(
     if result.rowcount == 1:
         return
     if read_count != 0:
-        raise Conflict(f"{rep_id}'s open leads changed meanwhile")
+        raise StateChanged(f"{rep_id}'s open leads changed meanwhile")
     orm = await direct.as_session(session)
     try:
         async with orm.begin_nested():
@@ -509,7 +520,7 @@ async def count_open_leads(
                 )
             )
     except IntegrityError:
-        raise Conflict(f"{rep_id}'s state was created meanwhile") from None
+        raise StateChanged(f"{rep_id}'s state was created meanwhile") from None
 
 
 async def set_away(
