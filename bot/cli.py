@@ -30,6 +30,7 @@ from rich.text import Text
 
 from bot.card import card_content, render_text
 from bot.files import BadRow, InputFileError, LeadRow, count_rows, read_accounts, read_leads
+from bot.logs import configure_logging
 from routing.accounts import AccountIndex
 from routing.engine import Decision
 from routing.explain import explain
@@ -373,7 +374,8 @@ def serve() -> None:
     """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
 
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
-    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Applies database migrations before listening.
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT. Applies database migrations before
+    listening.
     """
     settings = _settings()
     if settings.webhook_secret is None:
@@ -382,11 +384,7 @@ def serve() -> None:
             "comes from you. Set it to a long random string, e.g. the output of "
             "`openssl rand -hex 32`, and sign requests with it."
         )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     policy = _policy(settings.rules)
     _upgrade(settings.database_url)
     asyncio.run(_serve(settings, policy))
@@ -428,6 +426,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt
         await application.close()
+    log.info("leadrouter stopped")
 
 
 @dataclass

@@ -476,10 +476,11 @@ async def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish the requests in flight (up to
     SHUTDOWN_TIMEOUT_S) and run the app's cleanup. `started` gets the URL once it listens."""
+    received: list[signal.Signals] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(sig, received, stop))
     runner = web.AppRunner(http, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     try:
         await runner.setup()
@@ -487,7 +488,22 @@ async def run(
         shown_host = f"[{host}]" if ":" in host else host
         started(f"http://{shown_host}:{port}")
         await stop.wait()
+        log.info(
+            "%s received: stopping (no new requests; those in flight have %g s to finish)",
+            received[0].name,
+            SHUTDOWN_TIMEOUT_S,
+        )
     finally:
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _stopper(
+    sig: signal.Signals, received: list[signal.Signals], stop: asyncio.Event
+) -> Callable[[], None]:
+    def handle() -> None:
+        received.append(sig)
+        stop.set()
+
+    return handle

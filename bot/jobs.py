@@ -211,6 +211,7 @@ def start_scheduler(jobs: Sequence[Job], service: Service) -> AsyncIOScheduler:
             **options,
         )
     scheduler.start()
+    log.info("scheduled jobs started: %s", ", ".join(job.name for job in jobs))
     return scheduler
 
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.logs import about
 from bot.outbox import Queued, Taker
 from bot.world import NO_GUESS, Guess, World
 from routing.calendar import sla_deadline
@@ -217,11 +218,17 @@ class Service:
         """
         # Plain statements only, without an ORM session where the database allows (see
         # `Database.lean_transaction`): this transaction is on the way from POST to card.
-        return await self._retrying(
+        results = await self._retrying(
             lambda: self._queueing(self.db.lean_transaction()),
             lambda tx: self._intake_in(tx, leads),
             f"{len(leads)} new leads",
         )
+        if log.isEnabledFor(logging.INFO):
+            for result in results:
+                if result.created:
+                    view = result.lead
+                    log.info("lead %s routed: %s", view.id, _routed(view), extra=about(view.id))
+        return results
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction whose outbox items (`_queue`) go to work once it commits."""
@@ -1260,6 +1267,14 @@ def _redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime) -> No
     for name, value in _lead_values(lead, decision, now).items():
         if name not in ("external_id", "raw", "created_at"):
             setattr(row, name, value)
+
+
+def _routed(view: LeadView) -> str:
+    """Where a new lead went, for the log: ids and names of the policy, nothing of the lead."""
+    where = f"offered to {view.rep}" if view.status == LeadStatus.OFFERED.value else view.status
+    context = [f"team {view.team}" if view.team else "", f"rule {view.rule}" if view.rule else ""]
+    details = ", ".join(part for part in context if part)
+    return f"{where} ({details})" if details else where
 
 
 def _view_of_decision(external_id: str, decision: Decision, due: datetime | None) -> LeadView:
