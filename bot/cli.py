@@ -396,6 +396,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
     from bot.metrics import Metrics
 
     application = bootstrap(settings, policy=policy)
+    metrics = Metrics()
     socket = None
     if application.slack is not None and settings.socket_mode:
         # Socket Mode: Slack's requests come over a websocket leadrouter opens, not to HTTP.
@@ -405,6 +406,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         socket = AsyncSocketModeHandler(
             application.slack, settings.slack_app_token.get_secret_value()
         )
+        metrics.watch_slack_connection(socket.client.is_connected)
         await socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt
         log.info("connected to Slack in Socket Mode")
     elif application.slack is not None:
@@ -413,7 +415,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
     try:
         await run(
-            build_http_app(application, metrics=Metrics(), run_jobs=True),
+            build_http_app(application, metrics=metrics, run_jobs=True),
             host=settings.host,
             port=settings.port,
             started=lambda url: log.info("leadrouter listening on %s", url),

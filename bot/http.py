@@ -136,10 +136,10 @@ async def _run_workers(http: web.Application) -> AsyncIterator[None]:
 async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
     from bot.jobs import declare_jobs, start_scheduler
 
-    app = http[APP_KEY]
-    scheduler = start_scheduler(
-        declare_jobs(app.policy, app.crm, app.settings.retention), app.service
-    )
+    app, metrics = http[APP_KEY], http[METRICS_KEY]
+    jobs = declare_jobs(app.policy, app.crm, app.settings.retention)
+    metrics.watch_jobs(job.name for job in jobs)
+    scheduler = start_scheduler(jobs, app.service, failed=metrics.job_failed)
     yield
     scheduler.shutdown(wait=False)
 
@@ -419,11 +419,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_text(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS_KEY]
-    await metrics.read_database(request.app[APP_KEY].db)
-    metrics.read_routing(request.app[APP_KEY].service)
+    text = await request.app[METRICS_KEY].scrape(request.app[APP_KEY])
     # Set whole: aiohttp's content_type= would drop the version parameter Prometheus reads.
-    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ class Service:
     decisions_replanned: int = 0
     lock_waits: int = 0
     lock_wait_seconds: float = 0.0
+    sla_misses: int = 0  # offers the sweep found past their SLA, unclaimed
     # The routing state as the last transaction read it: what the next one guesses its scopes
     # from (see `bot.world`).
     _guess: Guess = field(default=NO_GUESS, repr=False)
@@ -694,6 +695,7 @@ class Service:
                 lambda session: self._sweep_batch(session, batch), "the SLA sweep"
             )
             total = total + done
+            self.sla_misses += done.expired
             if done.expired < batch:
                 break
         total = total + SweepResult(reminded=await self._queue_reminders(batch))

@@ -99,6 +99,7 @@ async def test_a_post_slack_fails_is_counted_and_one_it_refuses_for_good_is_give
     await app.delivery.deliver_due()  # posted on the second try
     slack.fail("chat.postMessage", status=200, error="channel_not_found")
     await web_lead(app, "L-2")
+    clock.advance(seconds=2)  # past the DM's pace of one post a second
     await app.delivery.deliver_due()
 
     scraped = samples(await metrics.scrape(app))
