@@ -202,7 +202,10 @@ async def test_serve_with_log_format_json_writes_one_json_object_per_line(
     servers: Servers, tmp_path: Path
 ) -> None:
     rules = tmp_path / "routing.yml"
-    rules.write_text(POLICY)
+    # A rule after the catch-all: the policy's warning is a log line like any other.
+    rules.write_text(
+        POLICY + "  - name: Never\n    when: {source: web}\n    assign: {team: solo}\n"
+    )
     with FakeSlack.in_thread() as slack:
         server = servers.start(
             tmp_path / "leads.db",
@@ -232,7 +235,8 @@ async def test_serve_with_log_format_json_writes_one_json_object_per_line(
         ("bot.service", "lead L-1 routed: offered to ann (team solo, rule Everyone)"),
         ("bot.slack.delivery", "lead L-1: card posted to ann"),
     ]
-    assert [line for line in lines if line["level"] in ("WARNING", "ERROR")] == []
+    (warning,) = [line for line in lines if line["level"] in ("WARNING", "ERROR")]
+    assert warning["message"].endswith("can never match")
     assert not [line for line in lines if line["logger"].startswith("apscheduler")]
     assert not [line for line in lines if "/healthz" in line["message"]]
     messages = [line["message"] for line in lines]
