@@ -92,14 +92,18 @@ def friendly(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-def _policy(path: Path | None) -> Policy:
+def _policy(path: Path | None, *, logged: bool = False) -> Policy:
+    """The policy, its warnings printed (or, with `logged`, logged: `serve`'s log may be JSON)."""
     file = path or default_policy_path()
     try:
         policy = load_policy(file)
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
-        err.print(Text(warning.format(str(file)), style="yellow"))
+        if logged:
+            log.warning("%s", warning.format(str(file)))
+        else:
+            err.print(Text(warning.format(str(file)), style="yellow"))
     return policy
 
 
@@ -385,7 +389,7 @@ def serve() -> None:
             "`openssl rand -hex 32`, and sign requests with it."
         )
     configure_logging(settings.log_level, settings.log_format)
-    policy = _policy(settings.rules)
+    policy = _policy(settings.rules, logged=True)
     _upgrade(settings.database_url)
     asyncio.run(_serve(settings, policy))
 
