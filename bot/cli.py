@@ -30,6 +30,7 @@ from rich.text import Text
 
 from bot.card import card_content, render_text
 from bot.files import BadRow, InputFileError, LeadRow, count_rows, read_accounts, read_leads
+from bot.logs import configure_logging
 from routing.accounts import AccountIndex
 from routing.engine import Decision
 from routing.explain import explain
@@ -91,14 +92,18 @@ def friendly(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-def _policy(path: Path | None) -> Policy:
+def _policy(path: Path | None, *, logged: bool = False) -> Policy:
+    """The policy, its warnings printed (or, with `logged`, logged: `serve`'s log may be JSON)."""
     file = path or default_policy_path()
     try:
         policy = load_policy(file)
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
-        err.print(Text(warning.format(str(file)), style="yellow"))
+        if logged:
+            log.warning("%s", warning.format(str(file)))
+        else:
+            err.print(Text(warning.format(str(file)), style="yellow"))
     return policy
 
 
@@ -373,7 +378,8 @@ def serve() -> None:
     """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
 
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
-    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Applies database migrations before listening.
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT. Applies database migrations before
+    listening.
     """
     settings = _settings()
     if settings.webhook_secret is None:
@@ -382,12 +388,8 @@ def serve() -> None:
             "comes from you. Set it to a long random string, e.g. the output of "
             "`openssl rand -hex 32`, and sign requests with it."
         )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    policy = _policy(settings.rules)
+    configure_logging(settings.log_level, settings.log_format)
+    policy = _policy(settings.rules, logged=True)
     _upgrade(settings.database_url)
     asyncio.run(_serve(settings, policy))
 
@@ -398,6 +400,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
     from bot.metrics import Metrics
 
     application = bootstrap(settings, policy=policy)
+    metrics = Metrics()
     socket = None
     if application.slack is not None and settings.socket_mode:
         # Socket Mode: Slack's requests come over a websocket leadrouter opens, not to HTTP.
@@ -407,6 +410,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         socket = AsyncSocketModeHandler(
             application.slack, settings.slack_app_token.get_secret_value()
         )
+        metrics.watch_slack_connection(socket.client.is_connected)
         await socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt
         log.info("connected to Slack in Socket Mode")
     elif application.slack is not None:
@@ -415,7 +419,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
     try:
         await run(
-            build_http_app(application, metrics=Metrics(), run_jobs=True),
+            build_http_app(application, metrics=metrics, run_jobs=True),
             host=settings.host,
             port=settings.port,
             started=lambda url: log.info("leadrouter listening on %s", url),
@@ -428,6 +432,7 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt
         await application.close()
+    log.info("leadrouter stopped")
 
 
 @dataclass

@@ -136,10 +136,10 @@ async def _run_workers(http: web.Application) -> AsyncIterator[None]:
 async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
     from bot.jobs import declare_jobs, start_scheduler
 
-    app = http[APP_KEY]
-    scheduler = start_scheduler(
-        declare_jobs(app.policy, app.crm, app.settings.retention), app.service
-    )
+    app, metrics = http[APP_KEY], http[METRICS_KEY]
+    jobs = declare_jobs(app.policy, app.crm, app.settings.retention)
+    metrics.watch_jobs(job.name for job in jobs)
+    scheduler = start_scheduler(jobs, app.service, failed=metrics.job_failed)
     yield
     scheduler.shutdown(wait=False)
 
@@ -419,11 +419,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_text(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS_KEY]
-    await metrics.read_database(request.app[APP_KEY].db)
-    metrics.read_routing(request.app[APP_KEY].service)
+    text = await request.app[METRICS_KEY].scrape(request.app[APP_KEY])
     # Set whole: aiohttp's content_type= would drop the version parameter Prometheus reads.
-    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -476,10 +474,11 @@ async def run(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish the requests in flight (up to
     SHUTDOWN_TIMEOUT_S) and run the app's cleanup. `started` gets the URL once it listens."""
+    received: list[signal.Signals] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(sig, received, stop))
     runner = web.AppRunner(http, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     try:
         await runner.setup()
@@ -487,7 +486,22 @@ async def run(
         shown_host = f"[{host}]" if ":" in host else host
         started(f"http://{shown_host}:{port}")
         await stop.wait()
+        log.info(
+            "%s received: stopping (no new requests; those in flight have %g s to finish)",
+            received[0].name,
+            SHUTDOWN_TIMEOUT_S,
+        )
     finally:
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _stopper(
+    sig: signal.Signals, received: list[signal.Signals], stop: asyncio.Event
+) -> Callable[[], None]:
+    def handle() -> None:
+        received.append(sig)
+        stop.set()
+
+    return handle

@@ -195,13 +195,16 @@ def next_runs(jobs: Sequence[Job], now: datetime) -> list[tuple[Job, datetime | 
     return runs
 
 
-def start_scheduler(jobs: Sequence[Job], service: Service) -> AsyncIOScheduler:
-    """Start the jobs on the running event loop. Stop with `scheduler.shutdown(wait=False)`."""
+def start_scheduler(
+    jobs: Sequence[Job], service: Service, *, failed: Callable[[str], None] | None = None
+) -> AsyncIOScheduler:
+    """Start the jobs on the running event loop. Stop with `scheduler.shutdown(wait=False)`.
+    `failed` is told the name of each job whose run failed (for the metrics)."""
     scheduler = AsyncIOScheduler(timezone=UTC)
     for job in jobs:
         options = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
         scheduler.add_job(
-            _guarded(job, service),
+            _guarded(job, service, failed),
             trigger=job.trigger,
             id=job.name,
             name=job.name,
@@ -211,15 +214,20 @@ def start_scheduler(jobs: Sequence[Job], service: Service) -> AsyncIOScheduler:
             **options,
         )
     scheduler.start()
+    log.info("scheduled jobs started: %s", ", ".join(job.name for job in jobs))
     return scheduler
 
 
-def _guarded(job: Job, service: Service) -> Callable[[], Awaitable[None]]:
+def _guarded(
+    job: Job, service: Service, failed: Callable[[str], None] | None
+) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
             await job.call(service)
         except Exception:
             log.exception("job %s failed; it runs again at its next time", job.name)
+            if failed is not None:
+                failed(job.name)
 
     run.__name__ = job.name
     return run

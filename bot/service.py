@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.logs import about
 from bot.outbox import Queued, Taker
 from bot.world import NO_GUESS, Guess, World
 from routing.calendar import sla_deadline
@@ -138,6 +139,7 @@ class Service:
     # the scopes make these impossible while every replica reads the same policy.
     state_conflicts: int = 0
     lock_wait_seconds: float = 0.0
+    sla_misses: int = 0  # offers the sweep found past their SLA, unclaimed
     # The routing state as the last transaction read it: what the next one guesses its scopes
     # from (see `bot.world`).
     _guess: Guess = field(default=NO_GUESS, repr=False)
@@ -220,11 +222,17 @@ class Service:
         """
         # Plain statements only, without an ORM session where the database allows (see
         # `Database.lean_transaction`): this transaction is on the way from POST to card.
-        return await self._retrying(
+        results = await self._retrying(
             lambda: self._queueing(self.db.lean_transaction()),
             lambda tx: self._intake_in(tx, leads),
             f"{len(leads)} new leads",
         )
+        if log.isEnabledFor(logging.INFO):
+            for result in results:
+                if result.created:
+                    view = result.lead
+                    log.info("lead %s routed: %s", view.id, _routed(view), extra=about(view.id))
+        return results
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction whose outbox items (`_queue`) go to work once it commits."""
@@ -714,6 +722,7 @@ class Service:
                 lambda session: self._sweep_batch(session, batch), "the SLA sweep"
             )
             total = total + done
+            self.sla_misses += done.expired
             if done.expired < batch:
                 break
         total = total + SweepResult(reminded=await self._queue_reminders(batch))
@@ -1292,6 +1301,14 @@ def _redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime) -> No
     for name, value in _lead_values(lead, decision, now).items():
         if name not in ("external_id", "raw", "created_at"):
             setattr(row, name, value)
+
+
+def _routed(view: LeadView) -> str:
+    """Where a new lead went, for the log: ids and names of the policy, nothing of the lead."""
+    where = f"offered to {view.rep}" if view.status == LeadStatus.OFFERED.value else view.status
+    context = [f"team {view.team}" if view.team else "", f"rule {view.rule}" if view.rule else ""]
+    details = ", ".join(part for part in context if part)
+    return f"{where} ({details})" if details else where
 
 
 def _view_of_decision(external_id: str, decision: Decision, due: datetime | None) -> LeadView:

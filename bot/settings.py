@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.logs import LOG_FORMATS, LogFormat
 from bot.retention import Retention
 from storage.db import DatabaseUrlError, check_url
 
@@ -30,6 +31,7 @@ ENV_NAMES = {
     "host": "HOST",
     "port": "PORT",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
@@ -79,6 +81,7 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, ge=1, le=65535, alias="PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_format: LogFormat = Field("text", alias="LOG_FORMAT")  # json: one object per line
     # Slack: without a bot token leadrouter routes and stores, and the cards wait in the outbox.
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -293,6 +296,14 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        fmt = value.strip().lower() if isinstance(value, str) else value
+        if fmt not in LOG_FORMATS:
+            raise ValueError("must be text or json (json: one object per line, for a log shipper)")
+        return fmt
 
 
 def _site_url(value: str, *, example: str) -> str:

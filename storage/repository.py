@@ -701,6 +701,17 @@ async def count_open_offers(*, session: AsyncSession) -> int:
     return int(result.scalar_one())
 
 
+async def unmatched_queue(*, session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many leads wait in a queue, and when the one waiting longest arrived."""
+    result = await session.execute(
+        select(func.count(), func.min(col(LeadRow.created_at))).where(
+            col(LeadRow.status) == LeadStatus.QUEUED.value
+        )
+    )
+    size, oldest = result.one()
+    return int(size), oldest
+
+
 async def outbox_depth(*, session: AsyncSession) -> int:
     """Outbox items still to carry out (not done, not given up on)."""
     result = await session.execute(

@@ -26,6 +26,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.digest import load_digest
+from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
@@ -118,7 +119,7 @@ class CardDelivery(OutboxWorker):
         if kind in (OutboxKind.OFFER_CARD, OutboxKind.TEAM_CARD):
             await self._post_card(attempt, int(payload["offer_id"]), kind == OutboxKind.TEAM_CARD)
         elif kind == OutboxKind.SETTLE_CARD:
-            await self._settle_card(int(payload["offer_id"]))
+            await self._settle_card(attempt, int(payload["offer_id"]))
         elif kind == OutboxKind.QUEUE_POST:
             await self._post_queued(attempt, payload)
         elif kind == OutboxKind.REMINDER:
@@ -150,6 +151,13 @@ class CardDelivery(OutboxWorker):
 
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
         duplicate = attempt.notes.get("duplicate")
+        delivered = attempt.notes.get("delivered")
+        if error is None and not isinstance(duplicate, PostedCard) and delivered is not None:
+            lead_id, what = delivered
+            if lead_id is None:
+                log.info("%s", what)
+            else:
+                log.info("lead %s: %s", lead_id, what, extra=about(lead_id))
         if isinstance(duplicate, PostedCard):
             # Another attempt's copy was recorded first (a lease that ran out under a frozen
             # process): this one is taken back, so the rep sees one card.
@@ -188,6 +196,10 @@ class CardDelivery(OutboxWorker):
             sla_due_at=due if starts_sla else card.sla_due_at,
             remind_at=remind_at if starts_sla else None,
         )
+        if team_copy:
+            _delivered(attempt, card.lead_id, f"copy of the card posted in {posted_channel}")
+        else:
+            _delivered(attempt, card.lead_id, f"card posted to {card.rep}")
 
     def _deadlines(self, card: OfferCard, now: datetime) -> tuple[datetime | None, datetime | None]:
         """The SLA deadline (and reminder) of a card posted now, or the one already running."""
@@ -203,7 +215,7 @@ class CardDelivery(OutboxWorker):
             remind_at = sla_deadline(policy.sla, rep, now, card.sla_seconds // 2)
         return due, remind_at
 
-    async def _settle_card(self, offer_id: int) -> None:
+    async def _settle_card(self, attempt: Attempt, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)
         if card is None or card.settled is None:
             return
@@ -227,6 +239,7 @@ class CardDelivery(OutboxWorker):
                     text=message.text,
                     blocks=message.blocks,
                 )
+                _delivered(attempt, card.lead_id, f"card updated ({card.status})")
 
     async def _post_queued(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         channel = payload.get("channel")
@@ -237,6 +250,7 @@ class CardDelivery(OutboxWorker):
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
         await self._post(attempt, str(channel), queued_post(view, queued.queue))
+        _delivered(attempt, queued.lead_id, f"posted in queue {queued.queue}'s channel")
 
     async def _remind(self, attempt: Attempt, offer_id: int) -> None:
         """Half the SLA has gone: a nudge in the card's thread (or the DM, if it has none yet)."""
@@ -249,6 +263,7 @@ class CardDelivery(OutboxWorker):
         await self._post(
             attempt, card.channel or card.rep_slack, message, thread_ts=card.message_ts
         )
+        _delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
 
     async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
@@ -261,6 +276,7 @@ class CardDelivery(OutboxWorker):
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
         await self._post(attempt, slack_id, queued_post(view, queued.queue, alert=True))
+        _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
 
     async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         manager_id = str(payload["manager"])
@@ -279,6 +295,7 @@ class CardDelivery(OutboxWorker):
                 now=datetime.fromisoformat(payload["until"]),
             )
         await self._post(attempt, manager.slack, digest_message(digest, manager_tz=manager.tz))
+        _delivered(attempt, None, f"digest posted to manager {manager_id}")
 
     async def _post(
         self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None
@@ -362,6 +379,11 @@ class CardDelivery(OutboxWorker):
             out.append(mention(slack_id) if slack_id else escape(policy.rep_name(rep_id)))
             out.append(escape(rest))
         return "".join(out)
+
+
+def _delivered(attempt: Attempt, lead_id: str | None, what: str) -> None:
+    """What the attempt did in Slack, for its one log line once its end is committed."""
+    attempt.notes["delivered"] = (lead_id, what)
 
 
 def _retry_after(response: Any) -> float:
