@@ -83,6 +83,16 @@ def texts(blocks: Any) -> str:
     return json.dumps(blocks)
 
 
+def _mrkdwn(node: Any) -> list[str]:
+    """Every mrkdwn text in `node`: what Slack parses for mentions and links."""
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [t for value in node.values() for t in _mrkdwn(value)]
+    if isinstance(node, list):
+        return [t for item in node for t in _mrkdwn(item)]
+    return []
+
+
 async def test_a_new_lead_is_carded_in_the_reps_dm_and_the_teams_channel(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
@@ -298,9 +308,16 @@ async def test_a_hostile_company_name_pings_and_links_nobody(
 ) -> None:
     await new_lead(app, company="<!channel> <http://evil.example|click> & co")
     post = (await slack.wait_for("chat.postMessage"))[0]
-    shown = texts(post.params["blocks"]) + post.params["text"]
-    assert "<!channel>" not in shown and "<http://evil" not in shown
-    assert "&lt;!channel&gt;" in shown
+    # Slack parses mrkdwn (and the notification text); a header is plain text, shown as typed.
+    parsed = [post.params["text"], *_mrkdwn(post.params["blocks"])]
+    assert not any("<!channel>" in t or "<http://evil" in t for t in parsed)
+    assert "&lt;!channel&gt;" in post.params["text"]
+    header = post.params["blocks"][0]["text"]
+    assert header == {
+        "type": "plain_text",
+        "text": "Jo · <!channel> <http://evil.example|click> & co",
+        "emoji": True,
+    }
 
 
 async def test_a_card_slack_refuses_with_429_or_500_is_retried_and_posted_once(

@@ -3,6 +3,7 @@ break out of its text or past Slack's limits."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -67,16 +68,21 @@ def content(**overrides: Any) -> CardContent:
     return CardContent(**values)
 
 
-def texts(node: Any) -> Iterator[str]:
+def texts(node: Any, kinds: tuple[str, ...] = ("mrkdwn", "plain_text")) -> Iterator[str]:
     """Every string a reader could see: the `text` of each text object, however deeply nested."""
     if isinstance(node, dict):
-        if node.get("type") in ("mrkdwn", "plain_text") and isinstance(node.get("text"), str):
+        if node.get("type") in kinds and isinstance(node.get("text"), str):
             yield node["text"]
         for value in node.values():
-            yield from texts(value)
+            yield from texts(value, kinds)
     elif isinstance(node, list):
         for item in node:
-            yield from texts(item)
+            yield from texts(item, kinds)
+
+
+def mrkdwn(node: Any) -> Iterator[str]:
+    """The texts Slack parses for mentions, links and formatting."""
+    return texts(node, ("mrkdwn",))
 
 
 def blocks_of_type(blocks: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -190,14 +196,26 @@ def test_hostile_lead_data_is_escaped_in_every_text_of_the_card() -> None:
     )
     view = CardView(lead_id="L-42", content=hostile, crm_url=CRM)
     for message in (offer_card(view), settled_card(view, f"Claimed by {mention('U01ALICE')}")):
-        assert_safe(message.text)
-        for text in texts(message.blocks):
+        assert_safe(message.text)  # the notification's text is mrkdwn too
+        assert "&lt;!channel&gt; &amp; &lt;http://evil.example|click&gt;" in message.text
+        for text in mrkdwn(message.blocks):
             assert_safe(text)
-        assert (
-            "&lt;!channel&gt; &amp; &lt;http://evil.example|click&gt;"
-            in message.blocks[0]["text"]["text"]
-        )
-        assert any("a&amp;b" in t for t in texts(message.blocks))
+        assert any("a&amp;b" in t for t in mrkdwn(message.blocks))
+
+
+def test_the_header_is_plain_text_shown_as_the_lead_wrote_it_without_html_escapes() -> None:
+    # Slack never parses plain_text: "<!channel>" there is shown as typed and pings nobody, and
+    # an escape would be shown as "&lt;".
+    view = CardView(lead_id="L-42", content=content(title="Small Shop <!channel> & Sons"))
+    for message in (offer_card(view), settled_card(view, "Claimed")):
+        header = message.blocks[0]
+        assert header["text"] == {
+            "type": "plain_text",
+            "text": "Small Shop <!channel> & Sons",
+            "emoji": True,
+        }
+        plain = json.dumps(list(texts(message.blocks, ("plain_text",))))
+        assert "&lt;" not in plain and "&amp;" not in plain
 
 
 def test_a_crm_link_that_is_not_http_is_refused() -> None:
@@ -232,14 +250,13 @@ def test_a_long_reason_long_title_and_twenty_fields_stay_within_slack_limits() -
     view = CardView(lead_id="L-1", content=huge, crm_url=CRM, note="n" * 5000)
     for message in (offer_card(view), settled_card(view, "s" * 4000)):
         assert_within_limits(message.blocks, max_blocks=50)
-        for text in texts(message.blocks):
+        for text in mrkdwn(message.blocks):
             assert_safe(text)
         (fields,) = [b["fields"] for b in message.blocks if "fields" in b]
         assert len(fields) == 10
         assert fields[-1]["text"] == "_… and 11 more_"
         header = message.blocks[0]["text"]["text"]
-        assert header.startswith("T&amp;T&amp;")
-        assert header.endswith("T…")  # cut before an entity, never through one
+        assert header == "T&" * 74 + "T…"  # plain text: cut at 150, no entities to respect
 
 
 # --- the settled card ----------------------------------------------------------------------------
