@@ -180,7 +180,11 @@ def _mrkdwn(text: str, limit: int = MAX_TEXT) -> MarkdownTextObject:
 
 
 def _plain(text: str, limit: int) -> PlainTextObject:
-    return PlainTextObject(text=clip(text, limit), emoji=True)
+    """Plain text: Slack shows it as written (no mentions, links or entities), so it is neither
+    escaped nor cut with care for entities."""
+    if len(text) > limit:
+        text = text[: limit - len(ELLIPSIS)] + ELLIPSIS
+    return PlainTextObject(text=text, emoji=True)
 
 
 def _section(text: str) -> SectionBlock:
@@ -222,7 +226,8 @@ def _messages(blocks: Sequence[Block]) -> list[dict[str, Any]]:
 
 
 def _title(content: CardContent) -> str:
-    return escape(content.title) or "New lead"
+    """The lead's title as plain text (the header); `escape` it for mrkdwn."""
+    return content.title.strip() or "New lead"
 
 
 def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
@@ -283,14 +288,14 @@ def offer_card(view: CardView) -> Message:
             ],
         )
     )
-    text = clip(f"New lead for you: {_title(view.content)}", MAX_TEXT)
+    text = clip(f"New lead for you: {escape(_title(view.content))}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 
 def settled_card(view: CardView, status: str) -> Message:
     """The card once nobody needs to act on it; `status` is mrkdwn the caller made safe."""
     blocks = _card_blocks(view, status=status)
-    text = clip(f"{_title(view.content)}: {status}", MAX_TEXT)
+    text = clip(f"{escape(_title(view.content))}: {status}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 
@@ -328,7 +333,8 @@ def queued_post(view: CardView, queue: str, *, alert: bool = False) -> Message:
         status = f":rotating_light: Nobody claimed this lead in time. {status}"
     blocks = _card_blocks(view, status=status, why="Why")
     blocks.append(assign_control(view.lead_id))
-    text = clip(f"{_title(view.content)}: waiting in the {escape(queue)} queue", MAX_TEXT)
+    title = escape(_title(view.content))
+    text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 
@@ -337,7 +343,8 @@ def reminder(view: CardView) -> Message:
     due = view.content.sla_due_at
     when = f": claim it by {slack_date(due)}" if due is not None else ""
     text = clip(
-        f":hourglass_flowing_sand: Still yours to claim, *{_title(view.content)}*{when}", MAX_TEXT
+        f":hourglass_flowing_sand: Still yours to claim, *{escape(_title(view.content))}*{when}",
+        MAX_TEXT,
     )
     value = _button_value(view.lead_id)
     claim = ButtonElement(
