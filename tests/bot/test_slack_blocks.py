@@ -174,6 +174,31 @@ def test_the_offer_card_shows_header_fields_reason_deadline_and_three_buttons() 
     assert [b["text"]["text"] for b in buttons] == ["Claim", "Reject", "I'm out"]
 
 
+def test_reject_and_im_out_ask_for_confirmation_and_claim_does_not() -> None:
+    (actions,) = blocks_of_type(
+        offer_card(CardView(lead_id="L-42", content=content())).blocks, "actions"
+    )
+    claim, reject, out = actions["elements"]
+    assert "confirm" not in claim  # claiming is what the card is for: one click
+    assert reject["confirm"]["title"]["text"] == "Reject this lead?"
+    assert reject["confirm"]["confirm"]["text"] == "Reject"
+    assert reject["confirm"]["deny"]["text"] == "Keep it"
+    assert out["confirm"]["title"]["text"] == "Mark yourself out?"
+    assert "all your unclaimed leads" in out["confirm"]["text"]["text"]
+    assert out["confirm"]["confirm"]["text"] == "I'm out"
+    assert out["confirm"]["style"] == "danger"
+
+
+def test_the_app_homes_reject_and_im_out_ask_for_confirmation_too() -> None:
+    blocks = home_view(home(offers=(offer(1),)))["blocks"]
+    (actions,) = blocks_of_type(blocks, "actions")
+    claim, reject = actions["elements"]
+    assert "confirm" not in claim
+    assert reject["confirm"]["title"]["text"] == "Reject this lead?"
+    (available,) = [b for b in blocks if b.get("accessory")]
+    assert available["accessory"]["confirm"]["title"]["text"] == "Mark yourself out?"
+
+
 def test_the_note_sits_above_the_reason() -> None:
     note = f"Reassigned from {mention('U01BOB')}, who is out of office"
     blocks = offer_card(CardView(lead_id="L-42", content=content(), note=note)).blocks
