@@ -32,6 +32,7 @@ from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.kit import (
     ActionsBlock,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
@@ -216,6 +217,37 @@ def _crm_link(url: str) -> str:
     return link
 
 
+def _claim_button(value: str) -> ButtonElement:
+    return ButtonElement(
+        text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
+    )
+
+
+def _reject_button(value: str) -> ButtonElement:
+    confirm = ConfirmObject(
+        title=_plain("Reject this lead?", 100),
+        text=_mrkdwn("You'll be asked why, then it goes to another rep."),
+        confirm=_plain("Reject", 30),
+        deny=_plain("Keep it", 30),
+    )
+    return ButtonElement(
+        text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value, confirm=confirm
+    )
+
+
+# One click would otherwise move every lead the rep holds: Slack asks first.
+_OUT_CONFIRM = ConfirmObject(
+    title=_plain("Mark yourself out?", 100),
+    text=_mrkdwn(
+        "You'll get no new leads until your next working day, and all your unclaimed leads "
+        "go to other reps now."
+    ),
+    confirm=_plain("I'm out", 30),
+    deny=_plain("Cancel", 30),
+    style="danger",
+)
+
+
 def _messages(blocks: Sequence[Block]) -> list[dict[str, Any]]:
     if len(blocks) > MAX_MESSAGE_BLOCKS:  # the card has a fixed shape; this guards future edits
         raise ValueError(f"a message may hold {MAX_MESSAGE_BLOCKS} blocks; built {len(blocks)}")
@@ -276,16 +308,13 @@ def offer_card(view: CardView) -> Message:
     """The card a rep gets when a lead is offered to them: the facts, why them, three buttons."""
     value = _button_value(view.lead_id)
     blocks = _card_blocks(view, status=None)
+    out = ButtonElement(
+        text=_plain("I'm out", 75), action_id=ActionId.MARK_OOO, value=value, confirm=_OUT_CONFIRM
+    )
     blocks.append(
         ActionsBlock(
             block_id=BlockId.CARD_ACTIONS,
-            elements=[
-                ButtonElement(
-                    text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
-                ),
-                ButtonElement(text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value),
-                ButtonElement(text=_plain("I'm out", 75), action_id=ActionId.MARK_OOO, value=value),
-            ],
+            elements=[_claim_button(value), _reject_button(value), out],
         )
     )
     text = clip(f"New lead for you: {escape(_title(view.content))}", MAX_TEXT)
@@ -346,10 +375,7 @@ def reminder(view: CardView) -> Message:
         f":hourglass_flowing_sand: Still yours to claim, *{escape(_title(view.content))}*{when}",
         MAX_TEXT,
     )
-    value = _button_value(view.lead_id)
-    claim = ButtonElement(
-        text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
-    )
+    claim = _claim_button(_button_value(view.lead_id))
     blocks = [_section(text), ActionsBlock(block_id=BlockId.CARD_ACTIONS, elements=[claim])]
     return Message(text=text, blocks=_messages(blocks))
 
@@ -420,12 +446,7 @@ def _offer_blocks(index: int, offer: HomeOffer) -> list[Block]:
         _section("\n".join(lines)),
         ActionsBlock(
             block_id=f"home_offer_{index}",
-            elements=[
-                ButtonElement(
-                    text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
-                ),
-                ButtonElement(text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value),
-            ],
+            elements=[_claim_button(value), _reject_button(value)],
         ),
     ]
 
@@ -445,7 +466,9 @@ def _availability(home: HomeData) -> SectionBlock:
     if not home.away:
         return SectionBlock(
             text=_mrkdwn("You're available for new leads."),
-            accessory=ButtonElement(text=_plain("I'm out", 75), action_id=ActionId.HOME_AWAY),
+            accessory=ButtonElement(
+                text=_plain("I'm out", 75), action_id=ActionId.HOME_AWAY, confirm=_OUT_CONFIRM
+            ),
         )
     until = slack_date(home.away_until) if home.away_until else "further notice"
     text = f"You're out of office until {until}."
