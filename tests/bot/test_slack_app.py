@@ -109,6 +109,40 @@ async def test_a_new_lead_is_carded_in_the_reps_dm_and_the_teams_channel(
     assert offer.team_channel == "CTRIO" and offer.team_message_ts
 
 
+async def test_the_team_channels_copy_names_the_rep_and_carries_no_buttons(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    posts = {c.params["channel"]: c.params for c in await slack.wait_for("chat.postMessage", 2)}
+    user = f"U{rep.upper()}"
+    channel = posts["CTRIO"]
+    assert channel["text"].startswith(f"New lead for <@{user}>")
+    assert f"New lead for <@{user}>" in texts(channel["blocks"])
+    assert not any(b["type"] == "actions" for b in channel["blocks"])
+    assert "Why you" not in texts(channel["blocks"])
+    dm = posts[user]
+    assert dm["text"].startswith("New lead for you")
+    assert "claim_lead" in texts(dm["blocks"]) and "mark_ooo" in texts(dm["blocks"])
+
+
+async def test_im_out_clicked_on_someone_elses_card_in_a_channel_marks_nobody_out(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    # A channel copy posted before its buttons were taken off still carries them.
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    bystander = next(u for u in ("UANN", "UBEN", "UCAT") if u != f"U{rep.upper()}")
+    assert await send(http, action_body("mark_ooo", "L-1", bystander, channel="CTRIO")) == 200
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert told.params["user"] == bystander
+    assert "App Home" in told.params["text"] and "/routing pto" in told.params["text"]
+    assert "out of office" not in told.params["text"]
+    state = (await app.reader.rep_states()).get(bystander[1:].lower())
+    assert state is None or not state.away
+    (offer,) = await offers(sqlite_db)
+    assert offer.status == "offered"
+
+
 async def test_a_claim_updates_the_card_in_place_and_a_second_click_is_told_who_holds_it(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:

@@ -32,6 +32,7 @@ from bot.slack.blocks import (
     reject_reason,
     settled_card,
     slack_date,
+    team_copy,
 )
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from routing.leads import MAX_LEAD_ID_LENGTH, InvalidLead, parse_lead
@@ -200,10 +201,11 @@ def test_the_app_homes_reject_and_im_out_ask_for_confirmation_too() -> None:
 
 
 def test_the_note_sits_above_the_reason() -> None:
-    note = f"Reassigned from {mention('U01BOB')}, who is out of office"
+    note = f"taken from {mention('U01BOB')}, who is out of office"
     blocks = offer_card(CardView(lead_id="L-42", content=content(), note=note)).blocks
     all_text = list(texts(blocks))
-    assert all_text.index(note) < next(i for i, t in enumerate(all_text) if t.startswith("*Why"))
+    shown = f"Reassigned to you: {note}"
+    assert all_text.index(shown) < next(i for i, t in enumerate(all_text) if t.startswith("*Why"))
 
 
 def test_a_card_without_deadline_fields_or_crm_link_leaves_those_lines_out() -> None:
@@ -282,6 +284,35 @@ def test_a_long_reason_long_title_and_twenty_fields_stay_within_slack_limits() -
         assert fields[-1]["text"] == "_… and 11 more_"
         header = message.blocks[0]["text"]["text"]
         assert header == "T&" * 74 + "T…"  # plain text: cut at 150, no entities to respect
+
+
+# --- the team channel's copy ---------------------------------------------------------------------
+
+
+def test_the_team_channels_copy_names_the_assignee_and_has_no_button_for_the_clicker() -> None:
+    view = CardView(lead_id="L-42", content=content(), crm_url=CRM, assignee=mention("U01ANN"))
+    message = team_copy(view)
+    all_text = list(texts(message.blocks))
+
+    assert message.text == "New lead for <@U01ANN>: Ada Lovelace · Analytical Engines"
+    assert blocks_of_type(message.blocks, "actions") == []  # nothing acts on whoever clicks
+    assert "New lead for <@U01ANN>" in all_text
+    assert not any("Why you" in t or "for you" in t for t in all_text)
+    assert "*Why:* Rule enterprise-emea: round robin in team EMEA" in all_text
+    assert f"To be claimed by {slack_date(DUE)} (within 5m)" in all_text
+
+
+def test_a_reassigned_leads_team_copy_says_who_it_went_to_not_to_you() -> None:
+    view = CardView(
+        lead_id="L-42",
+        content=content(),
+        assignee=mention("U01BEN"),
+        note="rejected by Ann Archer · waiting 11m",
+    )
+    team = list(texts(team_copy(view).blocks))
+    assert "Reassigned to <@U01BEN>: rejected by Ann Archer · waiting 11m" in team
+    rep = list(texts(offer_card(view).blocks))
+    assert "Reassigned to you: rejected by Ann Archer · waiting 11m" in rep
 
 
 # --- the settled card ----------------------------------------------------------------------------
