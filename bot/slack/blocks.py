@@ -77,7 +77,9 @@ class CardView:
     lead_id: str  # the lead's external id: every button's value
     content: CardContent
     crm_url: str | None = None
-    note: str | None = None  # already-safe mrkdwn shown above the reason
+    # Already-safe mrkdwn: how a reassigned lead came to its rep ("rejected by Ann · waiting 5m").
+    note: str | None = None
+    assignee: str | None = None  # already-safe mrkdwn naming the rep: a mention, or their name
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,16 +277,25 @@ def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
     return SectionBlock(fields=texts)
 
 
-def _deadline(content: CardContent) -> str | None:
+def _deadline(content: CardContent, words: str) -> str | None:
     if content.sla_due_at is None:
         return None
-    text = f"Claim by {slack_date(content.sla_due_at)}"
+    text = f"{words} {slack_date(content.sla_due_at)}"
     if content.sla_seconds:
         text += f" (within {format_duration(content.sla_seconds)})"
     return text
 
 
-def _card_blocks(view: CardView, *, status: str | None, why: str = "Why you") -> list[Block]:
+def _card_blocks(
+    view: CardView,
+    *,
+    status: str | None,
+    note: str | None,
+    why: str,
+    deadline: str | None = None,
+) -> list[Block]:
+    """The blocks every card shares, in reading order; each caller words its own lines (who
+    the card speaks to: the rep, their team, a manager)."""
     content = view.content
     blocks: list[Block] = [HeaderBlock(text=_plain(_title(content), MAX_HEADER))]
     if status is not None:
@@ -292,11 +303,9 @@ def _card_blocks(view: CardView, *, status: str | None, why: str = "Why you") ->
     fields = _fields(content.fields)
     if fields is not None:
         blocks.append(fields)
-    if view.note:
-        blocks.append(_section(view.note))
+    if note:
+        blocks.append(_section(note))
     blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
-    # A settled card drops the deadline: once claimed or moved, "Claim by" would only mislead.
-    deadline = _deadline(content) if status is None else None
     if deadline:
         blocks.append(_section(deadline))
     if view.crm_url:
@@ -304,10 +313,20 @@ def _card_blocks(view: CardView, *, status: str | None, why: str = "Why you") ->
     return blocks
 
 
+def _assignee(view: CardView) -> str:
+    return view.assignee or "a rep"
+
+
 def offer_card(view: CardView) -> Message:
     """The card a rep gets when a lead is offered to them: the facts, why them, three buttons."""
     value = _button_value(view.lead_id)
-    blocks = _card_blocks(view, status=None)
+    blocks = _card_blocks(
+        view,
+        status=None,
+        note=f"Reassigned to you: {view.note}" if view.note else None,
+        why="Why you",
+        deadline=_deadline(view.content, "Claim by"),
+    )
     out = ButtonElement(
         text=_plain("I'm out", 75), action_id=ActionId.MARK_OOO, value=value, confirm=_OUT_CONFIRM
     )
@@ -321,9 +340,32 @@ def offer_card(view: CardView) -> Message:
     return Message(text=text, blocks=_messages(blocks))
 
 
-def settled_card(view: CardView, status: str) -> Message:
-    """The card once nobody needs to act on it; `status` is mrkdwn the caller made safe."""
-    blocks = _card_blocks(view, status=status)
+def team_copy(view: CardView) -> Message:
+    """The offer as the team's channel sees it: whose lead it is, and no buttons. Every button
+    acts on whoever clicks it, and in a channel that is seldom the rep the lead is for."""
+    who = _assignee(view)
+    blocks = _card_blocks(
+        view,
+        status=f"New lead for {who}",
+        note=f"Reassigned to {who}: {view.note}" if view.note else None,
+        why="Why",
+        deadline=_deadline(view.content, "To be claimed by"),
+    )
+    text = clip(f"New lead for {who}: {escape(_title(view.content))}", MAX_TEXT)
+    return Message(text=text, blocks=_messages(blocks))
+
+
+def settled_card(view: CardView, status: str, *, team: bool = False) -> Message:
+    """The card (or with `team`, its copy in the team's channel) once nobody needs to act on it;
+    `status` is mrkdwn the caller made safe. It drops the deadline: once claimed or moved,
+    "Claim by" would only mislead."""
+    note = view.note and (f"Reassigned to {_assignee(view)}: " if team else "Reassigned to you: ")
+    blocks = _card_blocks(
+        view,
+        status=status,
+        note=f"{note}{view.note}" if note else None,
+        why="Why" if team else "Why you",
+    )
     text = clip(f"{escape(_title(view.content))}: {status}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
@@ -360,7 +402,7 @@ def queued_post(view: CardView, queue: str, *, alert: bool = False) -> Message:
     status = f"Waiting in the *{escape(queue)}* queue"
     if alert:
         status = f":rotating_light: Nobody claimed this lead in time. {status}"
-    blocks = _card_blocks(view, status=status, why="Why")
+    blocks = _card_blocks(view, status=status, note=None, why="Why")
     blocks.append(assign_control(view.lead_id))
     title = escape(_title(view.content))
     text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
