@@ -329,6 +329,26 @@ def test_a_settled_card_has_no_buttons_and_shows_the_status_under_the_header() -
     assert message.text == f"Ada Lovelace · Analytical Engines: {status}"
 
 
+def test_a_card_whose_lead_moved_on_says_what_happened_instead_of_why_you() -> None:
+    view = CardView(
+        lead_id="L-42",
+        content=content(),
+        crm_url=CRM,
+        note="rejected by Bob · waiting 3m",
+        assignee=mention("U01ALICE"),
+    )
+    status = f"Reassigned to {mention('U01BEN')}: not claimed within 5m"
+    for team in (False, True):
+        message = settled_card(view, status, team=team, moved=True)
+        all_text = list(texts(message.blocks))
+        assert message.blocks[1]["text"]["text"] == status
+        assert not any(t.startswith("*Why") for t in all_text), all_text  # stale once it moved
+        assert not any("Reassigned to you" in t for t in all_text)
+        assert blocks_of_type(message.blocks, "actions") == []
+    claimed = list(texts(settled_card(view, "Claimed by me", moved=False).blocks))
+    assert any(t.startswith("*Why you:*") for t in claimed)  # still true of a claimed lead
+
+
 # --- the reject modal ----------------------------------------------------------------------------
 
 

@@ -112,6 +112,7 @@ async def test_an_unclaimed_lead_moves_on_and_both_cards_say_so(
     (update,) = await slack.wait_for("chat.update")
     assert update.params["channel"] == "DANN"
     assert "Reassigned to <@UBEN>: not claimed within 10m" in texts(update.params["blocks"])
+    assert "Why you" not in texts(update.params["blocks"])  # no longer true: it is Ben's now
     posts = await slack.wait_for("chat.postMessage", count=2)
     assert posts[1].params["channel"] == "UBEN"
     new_card = texts(posts[1].params["blocks"])
