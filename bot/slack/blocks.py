@@ -291,7 +291,7 @@ def _card_blocks(
     *,
     status: str | None,
     note: str | None,
-    why: str,
+    why: str | None,
     deadline: str | None = None,
 ) -> list[Block]:
     """The blocks every card shares, in reading order; each caller words its own lines (who
@@ -305,7 +305,8 @@ def _card_blocks(
         blocks.append(fields)
     if note:
         blocks.append(_section(note))
-    blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
+    if why is not None:
+        blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
     if deadline:
         blocks.append(_section(deadline))
     if view.crm_url:
@@ -355,17 +356,18 @@ def team_copy(view: CardView) -> Message:
     return Message(text=text, blocks=_messages(blocks))
 
 
-def settled_card(view: CardView, status: str, *, team: bool = False) -> Message:
+def settled_card(
+    view: CardView, status: str, *, team: bool = False, moved: bool = False
+) -> Message:
     """The card (or with `team`, its copy in the team's channel) once nobody needs to act on it;
-    `status` is mrkdwn the caller made safe. It drops the deadline: once claimed or moved,
-    "Claim by" would only mislead."""
-    note = view.note and (f"Reassigned to {_assignee(view)}: " if team else "Reassigned to you: ")
-    blocks = _card_blocks(
-        view,
-        status=status,
-        note=f"{note}{view.note}" if note else None,
-        why="Why" if team else "Why you",
-    )
+    `status` is mrkdwn the caller made safe, saying what happened. It drops the deadline: once
+    claimed or moved, "Claim by" would only mislead. A lead that `moved` on (rejected, taken
+    away, not claimed in time) drops why it came and how, too: the status says where it went."""
+    note = None
+    if view.note and not moved:
+        note = f"Reassigned to {_assignee(view) if team else 'you'}: {view.note}"
+    why = None if moved else ("Why" if team else "Why you")
+    blocks = _card_blocks(view, status=status, note=note, why=why)
     text = clip(f"{escape(_title(view.content))}: {status}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 

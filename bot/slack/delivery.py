@@ -44,6 +44,7 @@ from bot.slack.digest import digest_message
 from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
+from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
 
@@ -217,12 +218,13 @@ class CardDelivery(OutboxWorker):
             if waiting:
                 raise Retry("the card itself is not posted yet")
         view, status = self._view(card), self._sentence(card.settled)
+        moved = card.status != OfferStatus.CLAIMED.value
         for channel, ts, team in (
             (card.channel, card.message_ts, False),
             (card.team_channel, card.team_message_ts, True),
         ):
             if channel and ts:
-                message = settled_card(view, status, team=team)
+                message = settled_card(view, status, team=team, moved=moved)
                 await self._call(
                     self.client.chat_update,
                     channel=channel,
