@@ -125,6 +125,28 @@ async def test_the_team_channels_copy_names_the_rep_and_carries_no_buttons(
     assert "claim_lead" in texts(dm["blocks"]) and "mark_ooo" in texts(dm["blocks"])
 
 
+async def test_a_web_form_lead_without_crm_gives_its_rep_the_contact_details_and_only_them(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    contact = {"email": "jo@acme.example", "phone": "+1 212 555 0102", "website": "acme.example"}
+    rep = await new_lead(app, **contact)
+    await _until(lambda: _all_posted(sqlite_db))
+    posts = {c.params["channel"]: c.params for c in slack.calls_to("chat.postMessage")}
+    user = f"U{rep.upper()}"
+    dm, channel = texts(posts[user]["blocks"]), texts(posts["CTRIO"]["blocks"])
+    assert "<mailto:jo@acme.example|jo@acme.example>" in dm
+    assert "<tel:+12125550102|+1 212 555 0102>" in dm
+    assert "<https://acme.example|acme.example>" in dm
+    assert "Lead L-1" in dm and "Open in CRM" not in dm  # no CRM: the id, not a link
+    assert "jo@acme.example" not in channel and "tel:" not in channel
+    assert "<https://acme.example|acme.example>" in channel and "Lead L-1" in channel
+
+    assert await send(http, action_body("claim_lead", "L-1", user)) == 200
+    updates = {c.params["channel"]: c.params for c in await slack.wait_for("chat.update", 2)}
+    assert "<mailto:jo@acme.example|jo@acme.example>" in texts(updates[f"D{rep.upper()}"])
+    assert "jo@acme.example" not in texts(updates["CTRIO"])
+
+
 async def test_im_out_clicked_on_someone_elses_card_in_a_channel_marks_nobody_out(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:

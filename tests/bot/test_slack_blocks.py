@@ -13,7 +13,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.card import CardContent
+from bot.card import CardContent, Contact
 from bot.slack.blocks import (
     REJECT_REASONS,
     CardView,
@@ -28,6 +28,7 @@ from bot.slack.blocks import (
     home_view,
     mention,
     offer_card,
+    queued_post,
     reject_modal,
     reject_reason,
     settled_card,
@@ -45,13 +46,19 @@ HOSTILE = "<!channel> & <http://evil.example|click>"
 OWN_TOKEN = re.compile(
     r"<(!date\^\d+\^[^|<>]*\|[^<>]*"
     r"|@U[A-Z0-9]+"
-    r"|https://acme\.my\.salesforce\.com/[^<>|]*\|Open in CRM)>"
+    r"|https://acme\.my\.salesforce\.com/[^<>|]*\|Open in CRM"
+    # the lead's contact details, as links whose target we built and whose label we escaped
+    r"|mailto:[^<>|\s]+\|[^<>]*"
+    r"|tel:\+?\d+\|[^<>]*"
+    r"|https?://[^<>|\s]+\|[^<>]*)>"
 )
+ADA = Contact(email="ada@engines.example", phone="+44 20 7946 0000", website="engines.example")
 
 
 def content(**overrides: Any) -> CardContent:
     values: dict[str, Any] = {
         "title": "Ada Lovelace · Analytical Engines",
+        "contact": ADA,
         "fields": (
             ("Title", "CTO"),
             ("Company size", "5,000 employees · enterprise"),
@@ -173,6 +180,85 @@ def test_the_offer_card_shows_header_fields_reason_deadline_and_three_buttons() 
     assert [b["value"] for b in buttons] == ["L-42"] * 3
     assert [b.get("style") for b in buttons] == ["primary", None, None]
     assert [b["text"]["text"] for b in buttons] == ["Claim", "Reject", "I'm out"]
+
+
+def test_the_rep_gets_the_leads_email_phone_and_website_as_links_and_its_id() -> None:
+    blocks = offer_card(CardView(lead_id="L-42", content=content())).blocks
+    (contact,) = [b for b in blocks if b.get("block_id") == BlockId.CARD_CONTACT]
+    assert [f["text"] for f in contact["fields"]] == [
+        "*E-mail*\n<mailto:ada@engines.example|ada@engines.example>",
+        "*Phone*\n<tel:+442079460000|+44 20 7946 0000>",
+        "*Website*\n<https://engines.example|engines.example>",
+    ]
+    assert blocks[1] is contact  # right under the header: the first thing a rep needs
+    (context,) = blocks_of_type(blocks, "context")
+    assert context["elements"][0]["text"] == "Lead L-42"  # no CRM: still the id, for `why`
+
+
+def test_a_phone_becomes_a_tel_link_of_its_digits_and_a_website_gets_https() -> None:
+    odd = Contact(
+        email="o'neil+leads@example.co.uk",
+        phone="(212) 555-0102 ext. 7",
+        website="http://shop.example/en/?a=1&b=2",
+    )
+    blocks = offer_card(CardView(lead_id="L-1", content=content(contact=odd))).blocks
+    shown = list(mrkdwn(blocks))
+    assert "*E-mail*\n<mailto:o%27neil+leads@example.co.uk|o'neil+leads@example.co.uk>" in shown
+    assert "*Phone*\n<tel:2125550102|(212) 555-0102 ext. 7>" in shown
+    assert "*Website*\n<http://shop.example/en/?a=1&amp;b=2|shop.example/en/?a=1&amp;b=2>" in shown
+
+
+def test_contact_details_that_are_not_a_link_are_shown_as_text() -> None:
+    odd = Contact(email=None, phone="ask reception", website="javascript:alert(1)")
+    blocks = offer_card(CardView(lead_id="L-1", content=content(contact=odd))).blocks
+    (contact,) = [b for b in blocks if b.get("block_id") == BlockId.CARD_CONTACT]
+    assert [f["text"] for f in contact["fields"]] == [
+        "*Phone*\nask reception",
+        "*Website*\njavascript:alert(1)",
+    ]
+
+
+def test_hostile_contact_details_link_and_ping_nobody() -> None:
+    hostile = Contact(
+        email="<!channel>|x@evil.example",
+        phone="+1 555 <!here> 0101",
+        website="evil.example/<!channel>|click",
+    )
+    message = offer_card(CardView(lead_id="L-1", content=content(contact=hostile)))
+    for text in mrkdwn(message.blocks):
+        assert_safe(text)
+    shown = list(mrkdwn(message.blocks))
+    assert (
+        "*E-mail*\n<mailto:%3C%21channel%3E%7Cx@evil.example|&lt;!channel&gt;|x@evil.example>"
+        in shown
+    )
+    assert "*Phone*\n<tel:+15550101|+1 555 &lt;!here&gt; 0101>" in shown
+    assert (
+        "*Website*\n<https://evil.example/%3C!channel%3E%7Cclick|evil.example/&lt;!channel&gt;|click>"
+        in shown
+    )
+
+
+def test_who_sees_the_email_and_phone_before_and_after_claim() -> None:
+    view = CardView(lead_id="L-42", content=content(), assignee=mention("U01ANN"))
+
+    def personal(message: Any) -> bool:
+        text = json.dumps(message.blocks) + message.text
+        return "mailto:" in text or "tel:" in text or "ada@engines.example" in text
+
+    def website(message: Any) -> bool:
+        return "<https://engines.example|engines.example>" in json.dumps(message.blocks)
+
+    # The rep the lead is offered to, before Claim and after it:
+    assert personal(offer_card(view)) and website(offer_card(view))
+    assert personal(settled_card(view, "Claimed by <@U01ANN>"))
+    # Nobody else: not the team channel, nor the rep once the lead has moved on from them.
+    assert not personal(team_copy(view)) and website(team_copy(view))
+    assert not personal(settled_card(view, "Claimed by <@U01ANN>", team=True))
+    assert not personal(settled_card(view, "Reassigned to <@U01BEN>", moved=True))
+    # The queue's channel neither; the manager the watchdog alerts, in a DM, does.
+    assert not personal(queued_post(view, "unmatched"))
+    assert personal(queued_post(view, "unmatched", alert=True))
 
 
 def test_reject_and_im_out_ask_for_confirmation_and_claim_does_not() -> None:
