@@ -152,6 +152,7 @@ class Reader:
             team=offer.team,
             content=card_content_of(
                 offer.facts,
+                policy,
                 lead_id=offer.external_id,
                 reason=offer.reason,
                 rep_name=policy.rep_name(offer.rep),
@@ -175,6 +176,7 @@ class Reader:
         policy = self.policy()
         content = card_content_of(
             lead.facts,
+            policy,
             lead_id=lead.external_id,
             reason=decision.reason if decision else lead.reason,
             rep_name=policy.rep_name(offer.rep_id),
@@ -207,6 +209,7 @@ class Reader:
             return None
         content = card_content_of(
             lead.facts,
+            self.policy(),
             lead_id=lead.external_id,
             reason=lead.reason,
             rep_name="nobody",

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from slack_sdk.models.blocks import (
     Block,
@@ -27,7 +27,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.card import CardContent
+from bot.card import CardContent, Contact
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.kit import (
     ActionsBlock,
@@ -62,8 +62,14 @@ REJECT_REASONS = (
     "Other",
 )
 
+MAX_LABEL = 300  # a contact link's text
+MAX_LINK = MAX_FIELD_TEXT - 20  # a contact link, with its label, in one field
+
 _DATE_STYLE_FORBIDDEN = re.compile(r"[\^|<>]")
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_HOST = re.compile(r"^[\w-]+(\.[\w-]+)+$")  # a dotted name (IDNs too), or an IPv4 address
+_EXTENSION = re.compile(r"(?i)\s*(ext\.?|extension|x|#)\s*\d+\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +209,12 @@ def _button_value(lead_id: str) -> str:
     return lead_id
 
 
+def _safe_url(url: str) -> str:
+    """An http(s) URL as a link target: "|" and ">" would end the link early; "&" is escaped as
+    Slack itself writes links."""
+    return url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+
+
 def _crm_link(url: str) -> str:
     parts = urlsplit(url)
     if (
@@ -211,9 +223,7 @@ def _crm_link(url: str) -> str:
         or _URL_FORBIDDEN.search(url)
     ):
         raise ValueError(f"CRM link {url[:100]!r} is not an http(s) URL")
-    # "|" and ">" would end the link early; "&" is escaped as Slack itself writes links.
-    safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
-    link = f"<{safe}|Open in CRM>"
+    link = f"<{_safe_url(url)}|Open in CRM>"
     if len(link) > MAX_TEXT:
         raise ValueError(f"CRM link is {len(url)} characters, too long for a Slack message")
     return link
@@ -277,6 +287,74 @@ def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
     return SectionBlock(fields=texts)
 
 
+def _link(target: str | None, label: str) -> str:
+    """`label` (already escaped) as a link to `target`, or as text when there is no target or the
+    link would not fit a field."""
+    if target is None:
+        return label
+    link = f"<{target}|{label}>"
+    return link if len(link) <= MAX_LINK else label
+
+
+def _mailto(email: str) -> str:
+    # Percent-encoded whole: nothing an address holds can end the link or start a token.
+    return _link(f"mailto:{quote(email, safe='@+.-_~')}", clip(escape(email), MAX_LABEL))
+
+
+def _tel(phone: str) -> str:
+    label = clip(escape(phone), MAX_LABEL)
+    number = _EXTENSION.sub("", phone)
+    digits = re.sub(r"\D", "", number)
+    if not 3 <= len(digits) <= 20:
+        return label  # "ask reception": nothing to dial
+    plus = "+" if number.lstrip().startswith("+") else ""
+    return _link(f"tel:{plus}{digits}", label)
+
+
+def _website(website: str) -> str:
+    label = clip(escape(_SCHEME.sub("", website).rstrip("/")), MAX_LABEL)
+    url = website if _SCHEME.match(website) else f"https://{website}"
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  # raises for "javascript:alert(1)" read as host and port
+    except ValueError:
+        return label
+    host = parts.hostname or ""
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not _HOST.match(host)
+        or _URL_FORBIDDEN.search(url)
+    ):
+        return label
+    return _link(_safe_url(url), label)
+
+
+def _contact(contact: Contact, *, personal: bool) -> SectionBlock | None:
+    """The lead's contact details as links a rep can click: with `personal`, the e-mail and phone
+    too (see `offer_card` for who gets those)."""
+    shown: list[tuple[str, str]] = []
+    if personal and contact.email:
+        shown.append(("E-mail", _mailto(contact.email)))
+    if personal and contact.phone:
+        shown.append(("Phone", _tel(contact.phone)))
+    if contact.website:
+        shown.append(("Website", _website(contact.website)))
+    if not shown:
+        return None
+    return SectionBlock(
+        block_id=BlockId.CARD_CONTACT,
+        fields=[_mrkdwn(f"*{label}*\n{text}", MAX_FIELD_TEXT) for label, text in shown],
+    )
+
+
+def _footer(view: CardView) -> ContextBlock:
+    """The lead's id (what `/routing why` takes) and its CRM record, when there is one."""
+    parts = [f"Lead {clip(escape(view.lead_id), 300)}"]
+    if view.crm_url:
+        parts.append(_crm_link(view.crm_url))
+    return ContextBlock(elements=[_mrkdwn(" · ".join(parts))])
+
+
 def _deadline(content: CardContent, words: str) -> str | None:
     if content.sla_due_at is None:
         return None
@@ -292,14 +370,19 @@ def _card_blocks(
     status: str | None,
     note: str | None,
     why: str | None,
+    personal: bool,
     deadline: str | None = None,
 ) -> list[Block]:
     """The blocks every card shares, in reading order; each caller words its own lines (who
-    the card speaks to: the rep, their team, a manager)."""
+    the card speaks to: the rep, their team, a manager) and says whether the lead's e-mail and
+    phone are for its reader (`personal`)."""
     content = view.content
     blocks: list[Block] = [HeaderBlock(text=_plain(_title(content), MAX_HEADER))]
     if status is not None:
         blocks.append(_section(status))
+    contact = _contact(content.contact, personal=personal)
+    if contact is not None:
+        blocks.append(contact)
     fields = _fields(content.fields)
     if fields is not None:
         blocks.append(fields)
@@ -309,8 +392,7 @@ def _card_blocks(
         blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
     if deadline:
         blocks.append(_section(deadline))
-    if view.crm_url:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_crm_link(view.crm_url))]))
+    blocks.append(_footer(view))
     return blocks
 
 
@@ -319,13 +401,21 @@ def _assignee(view: CardView) -> str:
 
 
 def offer_card(view: CardView) -> Message:
-    """The card a rep gets when a lead is offered to them: the facts, why them, three buttons."""
+    """The card a rep gets when a lead is offered to them: who it is and how to reach them, the
+    facts, why them, three buttons.
+
+    The lead's e-mail and phone go to the rep it is offered to from the start, and stay on their
+    card once they claim it: speed to lead is the point, and the rep may look the person up
+    before claiming. Nobody else gets them: not the team's channel, not a queue's channel, and
+    not a rep the lead has moved on from (the card they keep loses them), so that one person
+    calls the lead. A manager alerted in a DM gets them, to act for the team."""
     value = _button_value(view.lead_id)
     blocks = _card_blocks(
         view,
         status=None,
         note=f"Reassigned to you: {view.note}" if view.note else None,
         why="Why you",
+        personal=True,
         deadline=_deadline(view.content, "Claim by"),
     )
     out = ButtonElement(
@@ -350,6 +440,7 @@ def team_copy(view: CardView) -> Message:
         status=f"New lead for {who}",
         note=f"Reassigned to {who}: {view.note}" if view.note else None,
         why="Why",
+        personal=False,
         deadline=_deadline(view.content, "To be claimed by"),
     )
     text = clip(f"New lead for {who}: {escape(_title(view.content))}", MAX_TEXT)
@@ -367,7 +458,8 @@ def settled_card(
     if view.note and not moved:
         note = f"Reassigned to {_assignee(view) if team else 'you'}: {view.note}"
     why = None if moved else ("Why" if team else "Why you")
-    blocks = _card_blocks(view, status=status, note=note, why=why)
+    personal = not team and not moved
+    blocks = _card_blocks(view, status=status, note=note, why=why, personal=personal)
     text = clip(f"{escape(_title(view.content))}: {status}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
@@ -404,7 +496,7 @@ def queued_post(view: CardView, queue: str, *, alert: bool = False) -> Message:
     status = f"Waiting in the *{escape(queue)}* queue"
     if alert:
         status = f":rotating_light: Nobody claimed this lead in time. {status}"
-    blocks = _card_blocks(view, status=status, note=None, why="Why")
+    blocks = _card_blocks(view, status=status, note=None, why="Why", personal=alert)
     blocks.append(assign_control(view.lead_id))
     title = escape(_title(view.content))
     text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)

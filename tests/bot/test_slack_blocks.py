@@ -160,7 +160,8 @@ def test_the_offer_card_shows_header_fields_reason_deadline_and_three_buttons() 
         "type": "header",
         "text": {"type": "plain_text", "text": "Ada Lovelace · Analytical Engines", "emoji": True},
     }
-    fields = [f["text"] for f in blocks[1]["fields"]]
+    assert blocks[1]["block_id"] == BlockId.CARD_CONTACT
+    fields = [f["text"] for f in blocks[2]["fields"]]
     assert fields[0] == "*Title*\nCTO"
     assert "*Company size*\n5,000 employees · enterprise" in fields
     assert len(fields) == 6
@@ -169,8 +170,9 @@ def test_the_offer_card_shows_header_fields_reason_deadline_and_three_buttons() 
     assert f"Claim by {slack_date(DUE)} (within 5m)" in all_text
     assert any("<!date^" in t for t in all_text)
     assert (
+        "Lead L-42 · "
         "<https://acme.my.salesforce.com/lightning/r/Lead/00Q1/view?a=1&amp;b=2|Open in CRM>"
-        in (all_text)
+        in all_text
     )
 
     (actions,) = blocks_of_type(blocks, "actions")
@@ -295,10 +297,11 @@ def test_the_note_sits_above_the_reason() -> None:
 
 
 def test_a_card_without_deadline_fields_or_crm_link_leaves_those_lines_out() -> None:
-    bare = content(fields=(), sla_due_at=None, sla_seconds=None)
+    bare = content(contact=Contact(), fields=(), sla_due_at=None, sla_seconds=None)
     blocks = offer_card(CardView(lead_id="L-1", content=bare)).blocks
-    assert [b["type"] for b in blocks] == ["header", "section", "actions"]
+    assert [b["type"] for b in blocks] == ["header", "section", "context", "actions"]
     assert not any("Claim by" in t or "CRM" in t for t in texts(blocks))
+    assert blocks[2]["elements"][0]["text"] == "Lead L-1"
 
 
 def test_hostile_lead_data_is_escaped_in_every_text_of_the_card() -> None:
@@ -345,7 +348,8 @@ def test_a_crm_link_that_is_not_http_is_refused() -> None:
 def test_a_crm_link_cannot_close_its_own_token_early() -> None:
     url = "https://acme.my.salesforce.com/x?q=a|b>c<d"
     blocks = offer_card(CardView(lead_id="L-1", content=content(), crm_url=url)).blocks
-    assert "<https://acme.my.salesforce.com/x?q=a%7Cb%3Ec%3Cd|Open in CRM>" in list(texts(blocks))
+    link = "<https://acme.my.salesforce.com/x?q=a%7Cb%3Ec%3Cd|Open in CRM>"
+    assert f"Lead L-1 · {link}" in list(texts(blocks))
 
 
 def test_a_lead_id_too_long_for_a_button_value_is_refused() -> None:
@@ -365,7 +369,11 @@ def test_a_long_reason_long_title_and_twenty_fields_stay_within_slack_limits() -
         assert_within_limits(message.blocks, max_blocks=50)
         for text in mrkdwn(message.blocks):
             assert_safe(text)
-        (fields,) = [b["fields"] for b in message.blocks if "fields" in b]
+        (fields,) = [
+            b["fields"]
+            for b in message.blocks
+            if "fields" in b and b.get("block_id") != BlockId.CARD_CONTACT
+        ]
         assert len(fields) == 10
         assert fields[-1]["text"] == "_… and 11 more_"
         header = message.blocks[0]["text"]["text"]
