@@ -16,6 +16,7 @@ from slack_sdk.models.views import View
 from bot.card import CardContent, Contact
 from bot.slack.blocks import (
     REJECT_REASONS,
+    Assignee,
     CardView,
     HomeData,
     HomeOffer,
@@ -23,6 +24,7 @@ from bot.slack.blocks import (
     TeamLoad,
     assign_control,
     assigned_lead,
+    assignees_of,
     clip,
     escape,
     home_view,
@@ -37,6 +39,7 @@ from bot.slack.blocks import (
 )
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from routing.leads import MAX_LEAD_ID_LENGTH, InvalidLead, parse_lead
+from routing.policy import parse_policy
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 DUE = NOW + timedelta(minutes=5)
@@ -52,6 +55,7 @@ OWN_TOKEN = re.compile(
     r"|tel:\+?\d+\|[^<>]*"
     r"|https?://[^<>|\s]+\|[^<>]*)>"
 )
+ASSIGNEES = (Assignee("ann", "Ann Archer", "emea"), Assignee("ben", "Ben Baker", "emea"))
 ADA = Contact(email="ada@engines.example", phone="+44 20 7946 0000", website="engines.example")
 
 
@@ -259,8 +263,8 @@ def test_who_sees_the_email_and_phone_before_and_after_claim() -> None:
     assert not personal(settled_card(view, "Claimed by <@U01ANN>", team=True))
     assert not personal(settled_card(view, "Reassigned to <@U01BEN>", moved=True))
     # The queue's channel neither; the manager the watchdog alerts, in a DM, does.
-    assert not personal(queued_post(view, "unmatched"))
-    assert personal(queued_post(view, "unmatched", alert=True))
+    assert not personal(queued_post(view, "unmatched", ASSIGNEES))
+    assert personal(queued_post(view, "unmatched", ASSIGNEES, alert=True))
 
 
 def test_reject_and_im_out_ask_for_confirmation_and_claim_does_not() -> None:
@@ -660,8 +664,53 @@ def test_a_manager_with_hundreds_of_offers_teams_and_reps_stays_within_limits() 
 
 def test_the_longest_lead_id_intake_accepts_fits_a_queued_posts_assign_control() -> None:
     longest = "L" * MAX_LEAD_ID_LENGTH
-    control = assign_control(longest).to_dict()
+    control = assign_control(longest, ASSIGNEES).to_dict()
     assert len(control["block_id"]) <= 255
     assert assigned_lead(control["block_id"]) == longest
     with pytest.raises(InvalidLead):
         parse_lead({"id": longest + "L"})
+
+
+# --- the Assign picker ---------------------------------------------------------------------------
+
+
+def test_the_assign_picker_offers_the_policys_reps_who_have_a_slack_id_by_name() -> None:
+    policy = parse_policy(
+        """\
+reps:
+  - {id: zed, name: Zed Zimmer, slack: UZED}
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: dot, name: Dot Drake}
+teams:
+  core: {members: [zed, ann, dot]}
+rules:
+  - {name: Everyone, assign: {team: core}}
+"""
+    )
+    control = assign_control("L-1", assignees_of(policy)).to_dict()
+    (select,) = control["elements"]
+    assert select["type"] == "static_select"  # not users_select: any workspace user
+    assert select["action_id"] == ActionId.ASSIGN
+    # Dot has no Slack id: no card could reach her, so she is not offered.
+    assert [(o["value"], o["text"]["text"]) for o in select["options"]] == [
+        ("ann", "Ann Archer"),
+        ("zed", "Zed Zimmer"),
+    ]
+
+
+def test_more_reps_than_one_list_holds_are_grouped_by_team() -> None:
+    many = tuple(Assignee(f"r{n}", f"Rep {n:03}", f"team {n % 3}") for n in range(250))
+    (select,) = assign_control("L-1", many).to_dict()["elements"]
+    assert "options" not in select
+    groups = select["option_groups"]
+    assert [g["label"]["text"] for g in groups] == ["team 0", "team 1", "team 2"]
+    assert all(len(g["options"]) <= 100 for g in groups)
+    assert sorted(o["value"] for g in groups for o in g["options"]) == sorted(
+        a.rep_id for a in many
+    )
+
+
+def test_a_queued_lead_with_nobody_to_assign_to_says_so_instead_of_an_empty_picker() -> None:
+    message = queued_post(CardView(lead_id="L-1", content=content()), "unmatched", ())
+    assert blocks_of_type(message.blocks, "actions") == []
+    assert any("No rep in the policy has a Slack id" in t for t in texts(message.blocks))
