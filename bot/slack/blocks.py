@@ -21,9 +21,10 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     InputBlock,
     Option,
+    OptionGroup,
     PlainTextInputElement,
     RadioButtonsElement,
-    UserSelectElement,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -40,6 +41,7 @@ from bot.slack.kit import (
     SectionBlock,
 )
 from routing.durations import format_duration
+from routing.policy import Policy
 
 # Slack's published limits. slack_sdk checks most of them when a block is serialised; the builders
 # stay under them by construction so a long lead never turns into a failed post.
@@ -52,6 +54,8 @@ MAX_HEADER = 150
 MAX_VALUE = 2000  # a button's value, and so the longest lead id a card can carry
 MAX_NOTE = 500
 MAX_BLOCK_ID = 255
+MAX_OPTIONS = 100  # of a select, and of option groups in one
+MAX_OPTION_TEXT = 75
 ELLIPSIS = "…"
 
 REJECT_REASONS = (
@@ -464,22 +468,73 @@ def settled_card(
     return Message(text=text, blocks=_messages(blocks))
 
 
-def assign_control(lead_id: str) -> ActionsBlock:
-    """A user picker that offers a queued lead to whoever a manager chooses.
+@dataclass(frozen=True, slots=True)
+class Assignee:
+    """A rep a manager may assign a queued lead to."""
+
+    rep_id: str
+    name: str
+    team: str | None  # the first team they are in, to group a long list by
+
+
+def assignees_of(policy: Policy) -> tuple[Assignee, ...]:
+    """The policy's reps who can be assigned from Slack (those with a Slack id: a card can reach
+    them), by name."""
+    reps = [rep for rep in policy.reps.values() if rep.slack]
+    return tuple(
+        Assignee(rep.id, rep.name, policy.first_team_of(rep.id))
+        for rep in sorted(reps, key=lambda rep: (rep.name.casefold(), rep.id))
+    )
+
+
+def _rep_option(assignee: Assignee) -> Option:
+    return Option(value=assignee.rep_id, text=_plain(assignee.name, MAX_OPTION_TEXT))
+
+
+def _rep_select(assignees: Sequence[Assignee]) -> StaticSelectElement:
+    """One list when it fits Slack's 100 options; else a group per team (Slack: 100 groups of
+    100 at most), cut into parts when a team outgrows one."""
+    placeholder = _plain("Assign to…", 150)
+    if len(assignees) <= MAX_OPTIONS:
+        options = [_rep_option(a) for a in assignees]
+        return StaticSelectElement(
+            placeholder=placeholder, action_id=ActionId.ASSIGN, options=options
+        )
+    by_team: dict[str, list[Assignee]] = {}
+    for assignee in assignees:
+        by_team.setdefault(assignee.team or "No team", []).append(assignee)
+    groups: list[OptionGroup] = []
+    for team, members in sorted(by_team.items()):
+        parts = [members[i : i + MAX_OPTIONS] for i in range(0, len(members), MAX_OPTIONS)]
+        for number, part in enumerate(parts, start=1):
+            label = team if len(parts) == 1 else f"{team} ({number})"
+            groups.append(
+                OptionGroup(
+                    label=_plain(label, MAX_OPTION_TEXT), options=[_rep_option(a) for a in part]
+                )
+            )
+    return StaticSelectElement(
+        placeholder=placeholder, action_id=ActionId.ASSIGN, option_groups=groups[:MAX_OPTIONS]
+    )
+
+
+def assign_control(lead_id: str, assignees: Sequence[Assignee]) -> ActionsBlock:
+    """A picker that offers a queued lead to one of the policy's reps, as a manager chooses.
+    Not a user picker: that would offer everyone in the workspace.
 
     A select carries no value of its own, so the lead's id travels in the block id."""
     block_id = f"{BlockId.ASSIGN_PREFIX}{_button_value(lead_id)}"
     if len(block_id) > MAX_BLOCK_ID:
         raise ValueError(f"lead id is too long for an Assign control ({len(lead_id)} characters)")
-    return ActionsBlock(
-        block_id=block_id,
-        elements=[
-            UserSelectElement(
-                placeholder=_plain("Assign to…", 150),
-                action_id=ActionId.ASSIGN,
-            )
-        ],
-    )
+    if not assignees:
+        raise ValueError("an Assign control needs at least one rep to offer")
+    return ActionsBlock(block_id=block_id, elements=[_rep_select(assignees)])
+
+
+NOBODY_TO_ASSIGN = (
+    "No rep in the policy has a Slack id, so none can be assigned from here: add `slack:` to "
+    "the reps in the policy."
+)
 
 
 def assigned_lead(block_id: str) -> str | None:
@@ -490,14 +545,19 @@ def assigned_lead(block_id: str) -> str | None:
     return block_id[len(prefix) :] or None
 
 
-def queued_post(view: CardView, queue: str, *, alert: bool = False) -> Message:
-    """A lead waiting in a queue with an Assign picker: posted to the queue's channel, or with
-    `alert` to a manager when the SLA watchdog gave up on it."""
+def queued_post(
+    view: CardView, queue: str, assignees: Sequence[Assignee], *, alert: bool = False
+) -> Message:
+    """A lead waiting in a queue with an Assign picker of `assignees`: posted to the queue's
+    channel, or with `alert` to a manager when the SLA watchdog gave up on it."""
     status = f"Waiting in the *{escape(queue)}* queue"
     if alert:
         status = f":rotating_light: Nobody claimed this lead in time. {status}"
     blocks = _card_blocks(view, status=status, note=None, why="Why", personal=alert)
-    blocks.append(assign_control(view.lead_id))
+    if assignees:
+        blocks.append(assign_control(view.lead_id, assignees))
+    else:
+        blocks.append(ContextBlock(elements=[_mrkdwn(NOBODY_TO_ASSIGN)]))
     title = escape(_title(view.content))
     text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))

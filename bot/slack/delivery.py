@@ -32,6 +32,7 @@ from bot.service import OutboxKind
 from bot.slack.blocks import (
     CardView,
     Message,
+    assignees_of,
     escape,
     mention,
     offer_card,
@@ -241,7 +242,8 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(attempt, str(channel), queued_post(view, queued.queue))
+        assignees = assignees_of(self.policy())
+        await self._post(attempt, str(channel), queued_post(view, queued.queue, assignees))
 
     async def _remind(self, attempt: Attempt, offer_id: int) -> None:
         """Half the SLA has gone: a nudge in the card's thread (or the DM, if it has none yet)."""
@@ -265,7 +267,8 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(attempt, slack_id, queued_post(view, queued.queue, alert=True))
+        message = queued_post(view, queued.queue, assignees_of(self.policy()), alert=True)
+        await self._post(attempt, slack_id, message)
 
     async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         manager_id = str(payload["manager"])
@@ -283,7 +286,8 @@ class CardDelivery(OutboxWorker):
                 since=datetime.fromisoformat(payload["since"]),
                 now=datetime.fromisoformat(payload["until"]),
             )
-        await self._post(attempt, manager.slack, digest_message(digest, manager_tz=manager.tz))
+        message = digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))
+        await self._post(attempt, manager.slack, message)
 
     async def _post(
         self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None
