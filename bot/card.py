@@ -8,11 +8,10 @@ this one structure, and `leadrouter demo` prints those very blocks, so the two c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from routing.durations import format_duration
 from routing.engine import Decision
 from routing.policy import CUSTOM_FIELD_PREFIX, Policy
 
@@ -32,21 +31,24 @@ class CardContent:
     contact: Contact
     fields: tuple[tuple[str, str], ...]  # (label, value) of `card.fields`, those the lead has
     reason: str
-    rep_name: str
     sla_due_at: datetime | None
     sla_seconds: int | None
 
 
 def card_content(decision: Decision, policy: Policy, *, offered_at: datetime) -> CardContent:
-    return card_content_of(
+    """The card of a decision just made (`leadrouter demo`), with the deadline it computed on
+    the policy's SLA clock."""
+    content = card_content_of(
         decision.facts,
         policy,
         lead_id=decision.lead_id,
         reason=decision.reason,
-        rep_name=policy.rep_name(decision.rep),
         sla_seconds=decision.sla_seconds,
         offered_at=offered_at,
     )
+    if decision.sla_due_at is not None:
+        content = replace(content, sla_due_at=decision.sla_due_at)
+    return content
 
 
 def card_content_of(
@@ -55,7 +57,6 @@ def card_content_of(
     *,
     lead_id: str,
     reason: str,
-    rep_name: str,
     sla_seconds: int | None,
     offered_at: datetime,
 ) -> CardContent:
@@ -78,7 +79,6 @@ def card_content_of(
         ),
         fields=tuple(fields),
         reason=reason,
-        rep_name=rep_name,
         sla_due_at=due,
         sla_seconds=sla_seconds,
     )
@@ -137,18 +137,3 @@ def _shown(name: str, value: Any) -> str | None:
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
-
-
-def render_text(card: CardContent) -> str:
-    """A plain-text picture of the card, as the demo prints it."""
-    lines = [f"New lead for {card.rep_name}: {card.title}", ""]
-    width = max((len(label) for label, _ in card.fields), default=0)
-    lines.extend(f"  {label.ljust(width)}  {value}" for label, value in card.fields)
-    lines += ["", f"  Why you: {card.reason}"]
-    if card.sla_due_at is not None and card.sla_seconds is not None:
-        lines.append(
-            f"  Claim by {card.sla_due_at:%H:%M %Z} (within {format_duration(card.sla_seconds)}; "
-            "Slack shows it in each reader's own time zone)"
-        )
-    lines += ["", "  [ Claim ]  [ Reject ]  [ I'm out ]"]
-    return "\n".join(lines)

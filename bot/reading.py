@@ -155,7 +155,6 @@ class Reader:
                 policy,
                 lead_id=offer.external_id,
                 reason=offer.reason,
-                rep_name=policy.rep_name(offer.rep),
                 sla_seconds=offer.sla_seconds,
                 offered_at=offer.offered_at,
             ),
@@ -179,7 +178,6 @@ class Reader:
             policy,
             lead_id=lead.external_id,
             reason=decision.reason if decision else lead.reason,
-            rep_name=policy.rep_name(offer.rep_id),
             sla_seconds=decision.sla_seconds if decision else None,
             offered_at=offer.offered_at,
         )
@@ -212,7 +210,6 @@ class Reader:
             self.policy(),
             lead_id=lead.external_id,
             reason=lead.reason,
-            rep_name="nobody",
             sla_seconds=None,
             offered_at=lead.created_at,
         )

@@ -49,7 +49,6 @@ def card(lead: dict[str, Any], policy_text: str = POLICY, **kwargs: Any) -> Any:
         policy,
         lead_id=decision.lead_id,
         reason=decision.reason,
-        rep_name="Ann Archer",
         sla_seconds=decision.sla_seconds,
         offered_at=NOW,
     )

@@ -132,7 +132,6 @@ def test_any_id_stays_one_segment_of_the_crm_site_and_makes_a_card_slack_accepts
         parse_policy("reps: []"),
         lead_id="L-1",
         reason="r",
-        rep_name="Ann",
         sla_seconds=None,
         offered_at=_NOON,
     )

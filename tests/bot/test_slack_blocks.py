@@ -72,7 +72,6 @@ def content(**overrides: Any) -> CardContent:
             ("Product", "Routing"),
         ),
         "reason": "Rule enterprise-emea: round robin in team EMEA",
-        "rep_name": "Alice",
         "sla_due_at": DUE,
         "sla_seconds": 300,
     }
