@@ -442,7 +442,7 @@ def team_copy(view: CardView) -> Message:
     blocks = _card_blocks(
         view,
         status=f"New lead for {who}",
-        note=f"Reassigned to {who}: {view.note}" if view.note else None,
+        note=f"Reassigned: {view.note}" if view.note else None,  # `who` is named just above
         why="Why",
         personal=False,
         deadline=_deadline(view.content, "To be claimed by"),
@@ -460,7 +460,7 @@ def settled_card(
     away, not claimed in time) drops why it came and how, too: the status says where it went."""
     note = None
     if view.note and not moved:
-        note = f"Reassigned to {_assignee(view) if team else 'you'}: {view.note}"
+        note = f"Reassigned{'' if team else ' to you'}: {view.note}"
     why = None if moved else ("Why" if team else "Why you")
     personal = not team and not moved
     blocks = _card_blocks(view, status=status, note=note, why=why, personal=personal)

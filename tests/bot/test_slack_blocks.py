@@ -407,7 +407,8 @@ def test_a_reassigned_leads_team_copy_says_who_it_went_to_not_to_you() -> None:
         note="rejected by Ann Archer · waiting 11m",
     )
     team = list(texts(team_copy(view).blocks))
-    assert "Reassigned to <@U01BEN>: rejected by Ann Archer · waiting 11m" in team
+    assert "New lead for <@U01BEN>" in team  # named once, not again in the note
+    assert "Reassigned: rejected by Ann Archer · waiting 11m" in team
     rep = list(texts(offer_card(view).blocks))
     assert "Reassigned to you: rejected by Ann Archer · waiting 11m" in rep
 
