@@ -1,10 +1,13 @@
-"""Block Kit for leadrouter: the lead card, the reject modal and the App Home.
+"""Block Kit for leadrouter: the lead card (the rep's, its team channel's copy, a queue's post),
+the Assign picker, the reject modal and the App Home.
 
 Every builder goes through `slack_sdk.models` (the card's classes by way of `bot.slack.kit`, which
 finds their validators faster) and ends in `to_dict()`, so Slack's own validators check the
-limits before anything is sent, and returns plain data ready for the Web API. Whatever a
-lead or the policy supplies (names, companies, reasons, field values) passes through `escape`, so a
-company called "<!channel>" is shown as text and pings nobody.
+limits before anything is sent, and returns plain data ready for the Web API. Whatever a lead or
+the policy supplies (names, companies, reasons, field values, contact details) passes through
+`escape` wherever Slack parses mrkdwn (and in a message's notification text), so a company called
+"<!channel>" is shown as text and pings nobody. Plain text (a header, a button) is never parsed:
+it goes as written, since an escape there would be shown as "&lt;".
 """
 
 from __future__ import annotations
