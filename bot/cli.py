@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from bot.card import card_content, render_text
+from bot.card import card_content
 from bot.files import BadRow, InputFileError, LeadRow, count_rows, read_accounts, read_leads
 from bot.logs import configure_logging
 from routing.accounts import AccountIndex
@@ -288,6 +288,17 @@ def _interesting(decisions: list[Decision]) -> Decision:
     return assigned[0]
 
 
+def _card_as_text(policy: Policy, decision: Decision, moment: datetime) -> str:
+    """The card the rep would get in Slack, the very blocks drawn as text, in the rep's zone."""
+    # Imported here: slack_sdk's Block Kit is not needed by the other commands.
+    from bot.slack.blocks import CardView, offer_card
+    from bot.slack.preview import as_text
+
+    content = card_content(decision, policy, offered_at=moment)
+    message = offer_card(CardView(lead_id=decision.lead_id, content=content))
+    return as_text(message, tz=policy.reps[decision.rep or ""].tz)
+
+
 def examples_dir() -> Path:
     """The bundled examples: inside the installed package, or beside it in a source checkout."""
     packaged = Path(str(resources.files("bot"))) / "examples"
@@ -316,12 +327,12 @@ def demo(
     )
     _print_results(policy, decisions, explain_all=False)
     sample = _interesting(decisions)
-    card = card_content(
-        sample, policy, offered_at=moment.astimezone(policy.reps[sample.rep or ""].tz)
-    )
     # soft_wrap off for panels: their long lines must wrap inside the border, not be cut.
     card_panel = Panel(
-        Text(render_text(card)), title="How the assignment card reads in Slack", expand=False
+        Text(_card_as_text(policy, sample, moment)),
+        title="How the assignment card reads in Slack",
+        subtitle=f"{policy.rep_name(sample.rep)}'s DM",
+        expand=False,
     )
     out.print(card_panel, soft_wrap=False)
     why_panel = Panel(

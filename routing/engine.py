@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from routing.accounts import AccountIndex
-from routing.calendar import sla_deadline, unavailable_reason
+from routing.calendar import Unavailable, sla_deadline, unavailability
 from routing.conditions import Condition
 from routing.distribution import TeamState, pick_least_loaded, pick_weighted
 from routing.model import AccountMatch, Lead, Outcome, OutOfOffice
@@ -272,11 +272,11 @@ class _OffHours(NamedTuple):
     skip: tuple[str, str]
 
 
-def _off_hours(rep_id: str, reason: str | None) -> _OffHours | None:
-    if reason is None:
+def _off_hours(rep_id: str, off: Unavailable | None) -> _OffHours | None:
+    if off is None:
         return None
-    why = f"is {reason.partition(' (')[0]}"
-    return _OffHours(_step(Step, (_REP, rep_id, False, why, None, None, reason)), (rep_id, why))
+    why = off.said
+    return _OffHours(_step(Step, (_REP, rep_id, False, why, None, None, off.detail)), (rep_id, why))
 
 
 class _Member(NamedTuple):
@@ -304,7 +304,7 @@ def _member(
     if hours is not None:
         off = reasons.get(rep_id, _NOT_LOOKED_UP)
         if off is _NOT_LOOKED_UP:
-            off = reasons[rep_id] = _off_hours(rep_id, unavailable_reason(hours, now))
+            off = reasons[rep_id] = _off_hours(rep_id, unavailability(hours, now))
         if off is not None:
             return _step(_Member, (rep_id, rep, off.step, off.skip, rep.capacity))
     return _step(_Member, (rep_id, rep, None, None, rep.capacity))

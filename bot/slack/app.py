@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 NOT_IN_POLICY = (
     "You are not in the routing policy. Ask a RevOps admin to add your Slack id to routing.yml."
 )
+OUT_ONLY_FROM_YOUR_CARD = (
+    "That button is on a card in a channel and would mark out whoever clicks it, so it does "
+    "nothing here. To go out yourself, use App Home or `/routing pto`."
+)
 
 
 def build_client(settings: Settings, *, retries: bool = True) -> AsyncWebClient:
@@ -181,6 +185,12 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
+        # Only the rep's own card (their DM) carries I'm out; a channel copy posted before its
+        # buttons were taken off still does, and there it must not act on a bystander.
+        channel = _clicked_in(body)
+        if channel is not None and not channel.startswith("D"):
+            await _tell(client, body, OUT_ONLY_FROM_YOUR_CARD)
+            return
         answer = await _go_out(parts, body["user"]["id"])
         await _tell(client, body, answer)
 
@@ -265,12 +275,18 @@ def _value(body: dict[str, Any]) -> str:
     return str(body["actions"][0]["value"])
 
 
-async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    """An ephemeral sentence to the person who clicked, where they clicked (a DM for Home)."""
-    user = body["user"]["id"]
+def _clicked_in(body: dict[str, Any]) -> str | None:
+    """The conversation a button was clicked in; None for App Home."""
     channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get(
         "id"
     )
+    return str(channel) if channel else None
+
+
+async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+    """An ephemeral sentence to the person who clicked, where they clicked (a DM for Home)."""
+    user = body["user"]["id"]
+    channel = _clicked_in(body)
     if channel:
         await client.chat_postEphemeral(channel=channel, user=user, text=text)
     else:

@@ -33,17 +33,20 @@ from bot.service import OutboxKind
 from bot.slack.blocks import (
     CardView,
     Message,
+    assignees_of,
     escape,
     mention,
     offer_card,
     queued_post,
     reminder,
     settled_card,
+    team_copy,
 )
 from bot.slack.digest import digest_message
 from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
+from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +169,11 @@ class CardDelivery(OutboxWorker):
         if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
             await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
 
-    async def _post_card(self, attempt: Attempt, offer_id: int, team_copy: bool) -> None:
+    async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved before its card went out: nobody needs it now
-        if team_copy:
+        if to_team:
             if card.team_channel is None or card.team_message_ts is not None:
                 return
             channel = card.team_channel
@@ -182,21 +185,22 @@ class CardDelivery(OutboxWorker):
             channel = card.rep_slack
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
-        view = _view(card)
+        view = self._view(card)
         if due is not None:
             view = replace(view, content=replace(view.content, sla_due_at=due))
-        posted_channel, ts = await self._post(attempt, channel, offer_card(view))
-        starts_sla = not team_copy and card.sla_due_at is None
+        message = team_copy(view) if to_team else offer_card(view)
+        posted_channel, ts = await self._post(attempt, channel, message)
+        starts_sla = not to_team and card.sla_due_at is None
         attempt.notes["card"] = PostedCard(
             offer_id,
-            team_copy,
+            to_team,
             posted_channel,
             ts,
-            posted_at=now if not team_copy else None,
+            posted_at=now if not to_team else None,
             sla_due_at=due if starts_sla else card.sla_due_at,
             remind_at=remind_at if starts_sla else None,
         )
-        if team_copy:
+        if to_team:
             _delivered(attempt, card.lead_id, f"copy of the card posted in {posted_channel}")
         else:
             _delivered(attempt, card.lead_id, f"card posted to {card.rep}")
@@ -226,12 +230,14 @@ class CardDelivery(OutboxWorker):
                 )
             if waiting:
                 raise Retry("the card itself is not posted yet")
-        message = settled_card(_view(card), self._sentence(card.settled))
-        for channel, ts in (
-            (card.channel, card.message_ts),
-            (card.team_channel, card.team_message_ts),
+        view, status = self._view(card), self._sentence(card.settled)
+        moved = card.status != OfferStatus.CLAIMED.value
+        for channel, ts, team in (
+            (card.channel, card.message_ts, False),
+            (card.team_channel, card.team_message_ts, True),
         ):
             if channel and ts:
+                message = settled_card(view, status, team=team, moved=moved)
                 await self._call(
                     self.client.chat_update,
                     channel=channel,
@@ -249,7 +255,8 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(attempt, str(channel), queued_post(view, queued.queue))
+        assignees = assignees_of(self.policy())
+        await self._post(attempt, str(channel), queued_post(view, queued.queue, assignees))
         _delivered(attempt, queued.lead_id, f"posted in queue {queued.queue}'s channel")
 
     async def _remind(self, attempt: Attempt, offer_id: int) -> None:
@@ -259,7 +266,7 @@ class CardDelivery(OutboxWorker):
             return  # claimed or moved meanwhile: nothing to remind of
         if card.rep_slack is None:
             raise GiveUp(f"rep {card.rep} has no slack id in the policy")
-        message = reminder(_view(card))
+        message = reminder(self._view(card))
         await self._post(
             attempt, card.channel or card.rep_slack, message, thread_ts=card.message_ts
         )
@@ -275,7 +282,8 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(attempt, slack_id, queued_post(view, queued.queue, alert=True))
+        message = queued_post(view, queued.queue, assignees_of(self.policy()), alert=True)
+        await self._post(attempt, slack_id, message)
         _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
 
     async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
@@ -294,7 +302,8 @@ class CardDelivery(OutboxWorker):
                 since=datetime.fromisoformat(payload["since"]),
                 now=datetime.fromisoformat(payload["until"]),
             )
-        await self._post(attempt, manager.slack, digest_message(digest, manager_tz=manager.tz))
+        message = digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))
+        await self._post(attempt, manager.slack, message)
         _delivered(attempt, None, f"digest posted to manager {manager_id}")
 
     async def _post(
@@ -366,17 +375,30 @@ class CardDelivery(OutboxWorker):
         async with asyncio.timeout(self.call_timeout_s):
             return await method(**arguments)
 
+    def _view(self, card: OfferCard) -> CardView:
+        return CardView(
+            lead_id=card.lead_id,
+            content=card.content,
+            crm_url=card.crm_url,
+            note=escape(card.note) if card.note else None,
+            assignee=self._who(card.rep),
+        )
+
+    def _who(self, rep_id: str) -> str:
+        """A rep as mrkdwn: a mention when the policy knows their Slack id, else their name."""
+        policy = self.policy()
+        slack_id = policy.slack_of(rep_id)
+        return mention(slack_id) if slack_id else escape(policy.rep_name(rep_id))
+
     def _sentence(self, settled: str) -> str:
         """The reader's `{rep:ID}` placeholders as Slack mentions (or escaped names)."""
-        policy = self.policy()
         out: list[str] = []
         for part in settled.split("{rep:"):
             if not out:
                 out.append(escape(part))
                 continue
             rep_id, _, rest = part.partition("}")
-            slack_id = policy.slack_of(rep_id)
-            out.append(mention(slack_id) if slack_id else escape(policy.rep_name(rep_id)))
+            out.append(self._who(rep_id))
             out.append(escape(rest))
         return "".join(out)
 
@@ -394,12 +416,3 @@ def _retry_after(response: Any) -> float:
         return max(1.0, float(value)) if value is not None else 1.0
     except (TypeError, ValueError):
         return 1.0
-
-
-def _view(card: OfferCard) -> CardView:
-    return CardView(
-        lead_id=card.lead_id,
-        content=card.content,
-        crm_url=card.crm_url,
-        note=escape(card.note) if card.note else None,
-    )

@@ -264,6 +264,32 @@ def test_a_rep_on_a_public_holiday_is_skipped() -> None:
     assert "dan is on a public holiday" in d.reason
 
 
+def test_a_rep_on_a_day_off_is_named_in_a_sentence_about_them() -> None:
+    policy = parse_policy(
+        textwrap.dedent(
+            """\
+            reps:
+              - {id: alice, name: Alice Adams, hours: "09:00-17:00"}
+              - {id: bob, name: Bob Brown, hours: "09:00-17:00", days: [mon, sat]}
+              - {id: erin, name: Erin Evans}
+            teams:
+              all: {members: [alice, bob, erin]}
+            rules:
+              - {name: Everyone, assign: {team: all}}
+            """
+        )
+    )
+    sunday = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    d = route(lead(), policy=policy, now=sunday)
+    assert d.rep == "erin"
+    assert "Alice Adams does not work on Sundays; Bob Brown does not work on Sundays" in d.reason
+    assert "is not a working day" not in d.reason
+    # The trace keeps the full detail for `why`.
+    assert "– Alice Adams does not work on Sundays: not a working day (Sunday)" in explain(
+        d, policy
+    )
+
+
 def test_reps_who_rejected_the_lead_are_not_offered_it_again(policy: Policy) -> None:
     d = decide(policy, excluded={"alice": "rejected this lead"}, **ENTERPRISE_US)
     assert d.rep == "bob"
