@@ -48,6 +48,7 @@ from routing.simulation import Simulation, team_shares
 
 if TYPE_CHECKING:
     from bot.bootstrap import App
+    from bot.http import Listener
     from bot.settings import Settings
 
 app = typer.Typer(
@@ -415,6 +416,8 @@ def serve() -> None:
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
     LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Applies database migrations before listening.
     """
+    from bot.http import ListenError, listen
+
     settings = _settings()
     if settings.webhook_secret is None:
         raise CliError(
@@ -422,17 +425,26 @@ def serve() -> None:
             "comes from you. Set it to a long random string, e.g. the output of "
             "`openssl rand -hex 32`, and sign requests with it."
         )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     policy = _policy(settings.rules)
-    _upgrade(settings.database_url)
-    asyncio.run(_serve(settings, policy))
+    # Bound before anything starts: a port in use is one sentence, with no migration run and
+    # no job started only to be cancelled.
+    try:
+        listener = listen(settings.host, settings.port)
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        _upgrade(settings.database_url)
+        asyncio.run(_serve(settings, policy, listener))
+    finally:
+        listener.close()
 
 
-async def _serve(settings: Settings, policy: Policy) -> None:
+async def _serve(settings: Settings, policy: Policy, listener: Listener) -> None:
     from bot.bootstrap import bootstrap
     from bot.http import build_http_app, run
     from bot.metrics import Metrics
@@ -456,14 +468,9 @@ async def _serve(settings: Settings, policy: Policy) -> None:
     try:
         await run(
             build_http_app(application, metrics=Metrics(), run_jobs=True),
-            host=settings.host,
-            port=settings.port,
+            listener,
             started=lambda url: log.info("leadrouter listening on %s", url),
         )
-    except OSError as exc:  # only binding can fail here: requests' errors never reach run()
-        raise CliError(
-            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})"
-        ) from None
     finally:
         if socket is not None:
             await socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt
