@@ -138,3 +138,53 @@ def test_a_database_url_of_another_database_is_one_sentence_naming_it_once() -> 
         "error: the settings have problems: DATABASE_URL: must be a SQLite or PostgreSQL URL, "
         "such as sqlite:///leads.db or postgresql://user@host/dbname"
     )
+
+
+# The policy
+
+
+def test_serve_from_a_folder_without_a_policy_says_how_to_point_at_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = runner.invoke(
+        app, ["serve"], env={"LEADROUTER_WEBHOOK_SECRET": SECRET, "LEADROUTER_RULES": None}
+    )
+
+    assert result.exit_code == 1
+    said = result.stderr
+    assert "routing.yml: no such policy file" in said
+    assert "set LEADROUTER_RULES to your policy file" in said
+    assert f"cp {EXAMPLES / 'routing.yml'} routing.yml" in said
+    assert "--rules" not in said  # serve has no such option
+    assert not (tmp_path / "leadrouter.db").exists()
+
+
+def test_check_and_simulate_without_a_policy_say_how_to_point_at_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = runner.invoke(app, ["check"], env={"LEADROUTER_RULES": None})
+
+    assert result.exit_code == 1
+    assert "routing.yml: no such policy file" in result.stderr
+    assert "LEADROUTER_RULES" in result.stderr and "--rules" not in result.stderr
+    assert "examples" in result.stderr
+    simulate = runner.invoke(
+        app, ["simulate", str(tmp_path / "x.csv")], env={"LEADROUTER_RULES": None}
+    )
+    assert "(or pass --rules)" in simulate.stderr
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# reps come later\n", "{}\n"])
+def test_an_empty_policy_does_not_pass_check(tmp_path: Path, text: str) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(text)
+
+    result = runner.invoke(app, ["check", str(policy)])
+
+    assert result.exit_code == 1
+    assert f"{policy}: the policy is empty" in result.stderr
+    assert "ok:" not in result.stdout
