@@ -7,6 +7,7 @@ and exit code 1, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -43,7 +44,13 @@ from routing.accounts import AccountIndex
 from routing.engine import Decision
 from routing.explain import explain
 from routing.model import Account, Lead, Outcome, OutOfOffice
-from routing.policy import Policy, PolicyError, default_policy_path, load_policy
+from routing.policy import (
+    Policy,
+    PolicyError,
+    PolicyFileMissing,
+    default_policy_path,
+    load_policy,
+)
 from routing.simulation import Simulation, team_shares
 
 if TYPE_CHECKING:
@@ -112,15 +119,29 @@ def friendly(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-def _policy(path: Path | None) -> Policy:
+def _policy(path: Path | None, *, rules_option: bool = True) -> Policy:
     file = path or default_policy_path()
     try:
         policy = load_policy(file)
+    except PolicyFileMissing as exc:
+        raise CliError(f"{exc.report()}. {_where_policy(rules_option)}") from None
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
         err.print(Text(warning.format(str(file)), style="yellow"))
     return policy
+
+
+def _where_policy(rules_option: bool) -> str:
+    """How to point leadrouter at a policy, for a user who has none where it looked."""
+    example = examples_dir() / "routing.yml"
+    with contextlib.suppress(ValueError):
+        example = example.relative_to(Path.cwd())
+    return (
+        "Set LEADROUTER_RULES to your policy file"
+        + (" (or pass --rules)" if rules_option else "")
+        + f", or start from the example: cp {example} routing.yml"
+    )
 
 
 def _parse_now(text: str | None, policy: Policy) -> datetime:
@@ -200,6 +221,9 @@ def check(
     path = file or default_policy_path()
     try:
         policy = load_policy(path)
+    except PolicyFileMissing as exc:
+        err.print(Text(f"{exc.report()}. {_where_policy(rules_option=False)}"))
+        raise typer.Exit(1) from None
     except PolicyError as exc:
         err.print(Text(exc.report()))
         errors = sum(1 for p in exc.problems if p.severity == "error")
@@ -425,7 +449,7 @@ def serve() -> None:
             "comes from you. Set it to a long random string, e.g. the output of "
             "`openssl rand -hex 32`, and sign requests with it."
         )
-    policy = _policy(settings.rules)
+    policy = _policy(settings.rules, rules_option=False)
     # Bound before anything starts: a port in use is one sentence, with no migration run and
     # no job started only to be cancelled.
     try:

@@ -155,7 +155,7 @@ def test_serve_from_a_folder_without_a_policy_says_how_to_point_at_one(
     assert result.exit_code == 1
     said = result.stderr
     assert "routing.yml: no such policy file" in said
-    assert "set LEADROUTER_RULES to your policy file" in said
+    assert "Set LEADROUTER_RULES to your policy file" in said
     assert f"cp {EXAMPLES / 'routing.yml'} routing.yml" in said
     assert "--rules" not in said  # serve has no such option
     assert not (tmp_path / "leadrouter.db").exists()
