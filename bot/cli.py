@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 from rich import box
@@ -58,12 +59,19 @@ if TYPE_CHECKING:
     from bot.http import Listener
     from bot.settings import Settings
 
+# Markdown: help paragraphs are reflowed to the terminal (typer's "rich" mode keeps the line
+# breaks of the docstrings, which then break sentences in two), and `code` reads as code.
+HELP_STYLE: dict[str, Any] = {
+    "no_args_is_help": True,
+    "rich_markup_mode": "markdown",
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 app = typer.Typer(
     name="leadrouter",
     help="Route each new B2B lead to the right rep, explain why, and tell them in Slack.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **HELP_STYLE,
 )
 # soft_wrap: a message is one line however narrow the terminal, so it can be grepped and piped.
 out = Console(highlight=False, soft_wrap=True)
@@ -81,13 +89,13 @@ EncodingOption = Annotated[
         "Excel's plain CSV on Windows in Western Europe and the Americas.",
     ),
 ]
-db_app = typer.Typer(name="db", help="The database.", no_args_is_help=True)
+db_app = typer.Typer(name="db", help="The database.", **HELP_STYLE)
 app.add_typer(db_app)
 accounts_app = typer.Typer(
-    name="accounts", help="The accounts leads are matched against.", no_args_is_help=True
+    name="accounts", help="The accounts leads are matched against.", **HELP_STYLE
 )
 app.add_typer(accounts_app)
-crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", no_args_is_help=True)
+crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", **HELP_STYLE)
 app.add_typer(crm_app)
 P = ParamSpec("P")
 LEADS_FILE_HELP = (
@@ -103,6 +111,31 @@ class CliError(Exception):
 
 def main() -> None:
     app()
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        try:
+            installed = version("leadrouter")
+        except PackageNotFoundError:
+            installed = "(not installed: run from a source checkout)"
+        out.print(f"leadrouter {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print leadrouter's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def friendly(command: Callable[P, None]) -> Callable[P, None]:
