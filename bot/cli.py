@@ -471,7 +471,8 @@ def serve() -> None:
     """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
 
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
-    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Applies database migrations before listening.
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Binds HOST:PORT first, then applies database
+    migrations and serves.
     """
     from bot.http import ListenError, listen
 
