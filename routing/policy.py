@@ -81,6 +81,10 @@ class PolicyError(Exception):
         return "\n".join(p.format(self.filename) for p in self.problems)
 
 
+class PolicyFileMissing(PolicyError):
+    """There is no file at the policy's path."""
+
+
 def dotted(path: KeyPath) -> str:
     text = ""
     for part in path:
@@ -455,7 +459,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PolicyError(str(file), [Problem((), "no such policy file")]) from None
+        raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
     return parse_policy(text, source=str(file))
@@ -474,8 +478,11 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         ) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (bad encodings, tabs)
         raise PolicyError(source, [Problem((), f"not valid YAML: {exc}")]) from None
-    if tree is None:
-        tree = {}
+    if tree is None or tree == {}:
+        raise PolicyError(
+            source,
+            [Problem((), "the policy is empty: it needs its reps, teams and rules at least")],
+        )
     if not isinstance(tree, Mapping):
         raise PolicyError(source, [Problem((), "the policy must be a YAML mapping of keys")])
 
