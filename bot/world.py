@@ -22,7 +22,7 @@ from datetime import datetime
 from routing.accounts import AccountIndex
 from routing.distribution import TeamState
 from routing.engine import Decision, RoutingState, route
-from routing.model import Lead
+from routing.model import Lead, OpenLead
 from routing.normalize import normalize
 from routing.policy import Policy
 from routing.scope import decision_scope, own_scope, rep_scope
@@ -40,6 +40,7 @@ class World:
         teams: repo.TeamStates,
         index: AccountIndex | None,
         account_reps: dict[str, list[str]],
+        person_leads: dict[str, tuple[OpenLead, ...]],
         locks: ScopeLocks | None,
     ) -> None:
         self.policy = policy
@@ -50,6 +51,7 @@ class World:
         self.teams: dict[str, TeamState] = dict(teams.states)
         self.index = index
         self.account_reps = account_reps
+        self.person_leads = person_leads
         self.touched_teams: set[str] = set()
         self.locks = locks
         self.decided = 0  # decisions that will be saved if the transaction commits
@@ -92,14 +94,18 @@ class World:
                 account_reps = await repo.reps_holding_accounts(
                     session=session, account_ids=matched
                 )
+        emails = {email for f in facts if (email := f.get("email")) is not None}
+        person_leads = await repo.open_leads_of_people(session=session, emails=emails)
         if locks is not None:
             needed = set(first)
             if guess is not None and now is not None:
-                needed |= _expected_scopes(policy, leads, now, index, account_reps, guess)
+                needed |= _expected_scopes(
+                    policy, leads, now, index, account_reps, person_leads, guess
+                )
             await locks.take(needed)
         reps = await repo.load_rep_states(session=session)
         teams = await repo.load_team_states(session=session)
-        return cls(policy, reps, teams, index, account_reps, locks)
+        return cls(policy, reps, teams, index, account_reps, person_leads, locks)
 
     @property
     def guess(self) -> Guess:
@@ -111,7 +117,9 @@ class World:
 
     async def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
         while True:
-            state = RoutingState(self.loads, self.away, self.teams, self.account_reps)
+            state = RoutingState(
+                self.loads, self.away, self.teams, self.account_reps, self.person_leads
+            )
             decision = route(
                 lead,
                 policy=self.policy,
@@ -124,7 +132,11 @@ class World:
                 break
             self.replanned += 1
         rotated = record(
-            decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps
+            decision,
+            loads=self.loads,
+            teams=self.teams,
+            account_reps=self.account_reps,
+            person_leads=self.person_leads,
         )
         if rotated and decision.team is not None:
             self.touched_teams.add(decision.team)
@@ -223,6 +235,7 @@ def _expected_scopes(
     now: datetime,
     index: AccountIndex | None,
     account_reps: dict[str, list[str]],
+    person_leads: dict[str, tuple[OpenLead, ...]],
     guess: Guess,
 ) -> set[str]:
     """The scopes `leads` would need if the state were `guess`: routed one after another on
@@ -230,10 +243,11 @@ def _expected_scopes(
     loads = Counter(guess.reps.open_loads)
     teams = dict(guess.teams.states)
     holders = {account: list(reps) for account, reps in account_reps.items()}
-    state = RoutingState(loads, guess.reps.out_of_office, teams, holders)
+    people = dict(person_leads)
+    state = RoutingState(loads, guess.reps.out_of_office, teams, holders, people)
     needed: set[str] = set()
     for lead in leads:
         decision = route(lead, policy=policy, now=now, accounts=index, state=state)
-        record(decision, loads=loads, teams=teams, account_reps=holders)
+        record(decision, loads=loads, teams=teams, account_reps=holders, person_leads=people)
         needed |= decision_scope(policy, decision)
     return needed

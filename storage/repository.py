@@ -36,8 +36,8 @@ from sqlmodel import SQLModel, col
 
 from routing.accounts import choose_keys, company_key, name_blocking_keys
 from routing.distribution import TeamState
-from routing.domains import registrable_domain
-from routing.model import Account, OutOfOffice
+from routing.domains import canonical_email, email_spellings, registrable_domain
+from routing.model import Account, OpenLead, OutOfOffice
 from storage import direct
 from storage.direct import Tx
 from storage.models import (
@@ -124,6 +124,13 @@ _HOLDERS_OF_ACCOUNTS = (
     .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
     .group_by(_LEADS.c.account_id, _OFFERS.c.rep_id)
     .order_by(_LATEST_OFFER.desc())
+)
+# The open leads of people, by the e-mail address stored with the lead (the same person).
+_OPEN_LEADS_OF_EMAILS = (
+    select(_LEADS.c.email, _OFFERS.c.rep_id, _LEADS.c.external_id, _OFFERS.c.offered_at)
+    .join(_LEADS, _LEADS.c.id == _OFFERS.c.lead_id)
+    .where(_LEADS.c.email.in_(bindparam("emails", expanding=True)))
+    .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
 )
 # Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
 # mapped objects costs the ORM more than the query, even for no rows.
@@ -239,6 +246,26 @@ async def reps_holding_accounts(*, session: Tx, account_ids: Iterable[str]) -> d
             if account_id is not None:
                 holders.setdefault(account_id, []).append(rep_id)
     return holders
+
+
+async def open_leads_of_people(
+    *, session: Tx, emails: Iterable[str]
+) -> dict[str, tuple[OpenLead, ...]]:
+    """Per e-mail address (`canonical_email`): the person's open leads, one for each rep holding
+    any, most recent first. A lead stored before domains had one spelling may hold the address
+    with its domain in punycode: every spelling of each address is asked for."""
+    spellings = {spelling for email in emails for spelling in email_spellings(email)}
+    rows: list[tuple[Any, ...]] = []
+    for chunk in _chunks(spellings):
+        rows.extend((await direct.run(session, _OPEN_LEADS_OF_EMAILS, {"emails": chunk})).rows)
+    # Most recent first across chunks; the external id breaks ties, for the same order each time.
+    rows.sort(key=lambda row: (row[3], row[2]), reverse=True)
+    found: dict[str, list[OpenLead]] = {}
+    for email, rep_id, external_id, _offered_at in rows:
+        held = found.setdefault(canonical_email(email), [])
+        if all(other.rep != rep_id for other in held):
+            held.append(OpenLead(rep_id, external_id))
+    return {email: tuple(held) for email, held in found.items()}
 
 
 async def find_leads(*, session: Tx, external_ids: Iterable[str]) -> dict[str, LeadRow]:

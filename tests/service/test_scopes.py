@@ -97,6 +97,25 @@ async def test_a_decision_for_one_team_does_not_wait_for_another_teams(
         await service.db.dispose()
 
 
+async def test_the_same_person_holds_their_reps_team_not_the_one_the_rules_name(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    [service] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
+    try:
+        first = await service.intake(new_lead("E-1", industry="Energy", email="kim@power.example"))
+        assert first.lead.rep == "ann"
+        # Its rules name west, which is busy; the person is ann's, in east: no wait, no redo.
+        async with scope_held_elsewhere(postgres_url, "team:west"):
+            again = await asyncio.wait_for(
+                service.intake(new_lead("W-1", email="kim@power.example")), 5
+            )
+        assert (again.lead.rep, again.lead.rule) == ("ann", "Same person")
+        assert service.lock_waits == 0 and service.conflicts == 0
+        assert service.decisions_redone == 0
+    finally:
+        await service.db.dispose()
+
+
 async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothing(
     postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
 ) -> None:
