@@ -2,10 +2,12 @@
 ends: PostgreSQL's transaction-level advisory locks. SQLite needs none (its write transactions
 never overlap), so `scope_locks` gives None there.
 
-Deadlocks are ruled out by order: a lock is waited for only if its key is above every key
-already held; one below is only tried, and if it is taken, `ScopeBusy` says which scopes the
+Deadlocks are ruled out by order: a lock is waited for only if it comes after every lock
+already held; one before is only tried, and if it is taken, `ScopeBusy` says which scopes the
 transaction wanted, so the caller can roll back and start again taking all of them first, in
-order (`ScopeLocks.take_first`).
+order. The order puts every team's scope before every rep's (then by key): a transaction waits
+for its teams holding no rep, so a rep is held only by a transaction already past its teams,
+and the rep a decision finally lands on (not always the one guessed) can be waited for.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class ScopeBusy(Exception):
         self.wanted = wanted
 
 
+def _place(scope: str) -> tuple[int, int]:
+    """Where a scope's lock comes in the one order all transactions take them in."""
+    return (0 if scope.startswith("team:") else 1, lock_key(scope))
+
+
 def lock_key(scope: str) -> int:
     """A scope's advisory lock key: 64 bits of a hash of its name, the same in every process
     (a collision only makes two scopes wait for each other)."""
@@ -52,6 +59,7 @@ class ScopeLocks:
         self.tx = tx
         self.held: set[str] = set()
         self._keys: set[int] = set()
+        self._places: set[tuple[int, int]] = set()  # (team 0 or rep 1, key) of each held
         self.waits = 0  # locks that were held elsewhere when asked for
         self.waited_s = 0.0
 
@@ -63,25 +71,24 @@ class ScopeLocks:
 
     async def take(self, scopes: Iterable[str]) -> frozenset[str]:
         """Hold `scopes` too; returns the ones newly taken. Raises `ScopeBusy` (holding what it
-        held) when one ordered below a held key is busy: waiting for it could deadlock."""
-        missing = sorted(
-            ((lock_key(scope), scope) for scope in set(scopes) - self.held),
-        )
+        held) when one ordered before a held one is busy: waiting for it could deadlock."""
+        missing = sorted((_place(scope), scope) for scope in set(scopes) - self.held)
         wanted = frozenset(self.held | {scope for _, scope in missing})
-        highest = max(self._keys, default=None)
+        last = max(self._places, default=None)
         in_order: list[int] = []
-        for key, _scope in missing:
+        for place, _scope in missing:
+            key = place[1]
             if key in self._keys or key in in_order:  # another name with the same key
                 continue
-            if highest is not None and key < highest:
+            if last is not None and place < last:
                 if not await self._try(key):
                     raise ScopeBusy(wanted)
-                self._keys.add(key)
             else:
                 in_order.append(key)
+            self._places.add(place)
         if in_order:
             await self._wait(in_order)
-            self._keys.update(in_order)
+        self._keys.update(place[1] for place, _ in missing)
         taken = frozenset(scope for _, scope in missing)
         self.held |= taken
         return taken
