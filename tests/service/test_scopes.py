@@ -140,6 +140,45 @@ async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothi
     assert await stored_open_counts(postgres_db) == {"cat": 45, "dan": 45}
 
 
+TWO_BIG_TEAMS = (
+    "reps:\n"
+    + "".join(f"  - {{id: r{n}, weight: {1 + n % 3}}}\n" for n in range(12))
+    + "teams:\n"
+    + "  east: {members: [r0, r1, r2, r3, r4, r5], distribution: weighted}\n"
+    + "  west: {members: [r6, r7, r8, r9, r10, r11], distribution: least_loaded}\n"
+    + "rules:\n"
+    + "  - {name: Energy, when: {industry: Energy}, assign: {team: east}}\n"
+    + "  - {name: Everyone else, assign: {team: west}}\n"
+)
+
+
+async def test_replicas_deciding_for_two_teams_in_mixed_batches_redo_nothing(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """Each batch needs both teams and the reps it lands on; a replica that waited for a team
+    finds the rotation moved on and its guessed rep wrong. The rep it lands on instead is
+    waited for, not tried and given up on (which would start the whole batch again)."""
+    replicas = services_on(postgres_url, write_policy(tmp_path, TWO_BIG_TEAMS), clock, 3)
+
+    async def client(replica: Service, c: int) -> None:
+        # One lead after another, as a form's backend posts them: many small batches.
+        for n in range(12):
+            industry = "Energy" if (n + c) % 2 else "Retail"
+            await replica.intake(new_lead(f"M-{c}-{n}", industry=industry))
+
+    try:
+        await asyncio.gather(*(client(replicas[c % 3], c) for c in range(30)))
+    finally:
+        for replica in replicas:
+            await replica.db.dispose()
+
+    assert sum(r.decisions for r in replicas) == 360
+    assert sum(r.lock_waits for r in replicas) > 0
+    assert sum(r.decisions_redone for r in replicas) == 0
+    assert sum(r.conflicts for r in replicas) == 0
+    assert sum((await open_offers_by_rep(postgres_db)).values()) == 360
+
+
 async def test_a_scope_busy_below_one_held_is_not_waited_for(postgres_url: str) -> None:
     low, high = sorted(["team:east", "team:west"], key=lock_key)
     db = open_database(postgres_url)
