@@ -7,6 +7,7 @@ and exit code 1, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -16,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 from rich import box
@@ -28,25 +30,49 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from bot.card import card_content, render_text
-from bot.files import BadRow, InputFileError, LeadRow, count_rows, read_accounts, read_leads
+from bot.card import card_content
+from bot.files import (
+    BadRow,
+    InputFileError,
+    LeadFile,
+    LeadRow,
+    encoding_problem,
+    open_leads,
+    read_accounts,
+    read_leads,
+)
+from bot.logs import configure_logging
 from routing.accounts import AccountIndex
 from routing.engine import Decision
 from routing.explain import explain
 from routing.model import Account, Lead, Outcome, OutOfOffice
-from routing.policy import Policy, PolicyError, default_policy_path, load_policy
+from routing.policy import (
+    Policy,
+    PolicyError,
+    PolicyFileMissing,
+    default_policy_path,
+    load_policy,
+)
 from routing.simulation import Simulation, team_shares
 
 if TYPE_CHECKING:
     from bot.bootstrap import App
+    from bot.http import Listener
     from bot.settings import Settings
 
+# Markdown: help paragraphs are reflowed to the terminal (typer's "rich" mode keeps the line
+# breaks of the docstrings, which then break sentences in two), and `code` reads as code.
+HELP_STYLE: dict[str, Any] = {
+    "no_args_is_help": True,
+    "rich_markup_mode": "markdown",
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 app = typer.Typer(
     name="leadrouter",
     help="Route each new B2B lead to the right rep, explain why, and tell them in Slack.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **HELP_STYLE,
 )
 # soft_wrap: a message is one line however narrow the terminal, so it can be grepped and piped.
 out = Console(highlight=False, soft_wrap=True)
@@ -56,17 +82,28 @@ RulesOption = Annotated[
     Path | None,
     typer.Option("--rules", help="The policy file (default: $LEADROUTER_RULES, else routing.yml)."),
 ]
-db_app = typer.Typer(name="db", help="The database.", no_args_is_help=True)
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="How to read a file that is not UTF-8 (nor marked UTF-16), such as cp1252 for "
+        "Excel's plain CSV on Windows in Western Europe and the Americas.",
+    ),
+]
+db_app = typer.Typer(name="db", help="The database.", **HELP_STYLE)
 app.add_typer(db_app)
 accounts_app = typer.Typer(
-    name="accounts", help="The accounts leads are matched against.", no_args_is_help=True
+    name="accounts", help="The accounts leads are matched against.", **HELP_STYLE
 )
 app.add_typer(accounts_app)
-crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", no_args_is_help=True)
+crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", **HELP_STYLE)
 app.add_typer(crm_app)
 slack_app = typer.Typer(name="slack", help="The Slack app.", no_args_is_help=True)
 app.add_typer(slack_app)
 P = ParamSpec("P")
+LEADS_FILE_HELP = (
+    "Leads as CSV (with a header; commas, semicolons or tabs), JSON Lines, or a JSON array."
+)
 PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
 log = logging.getLogger("leadrouter")
 
@@ -77,6 +114,31 @@ class CliError(Exception):
 
 def main() -> None:
     app()
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        try:
+            installed = version("leadrouter")
+        except PackageNotFoundError:
+            installed = "(not installed: run from a source checkout)"
+        out.print(f"leadrouter {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print leadrouter's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def friendly(command: Callable[P, None]) -> Callable[P, None]:
@@ -93,15 +155,33 @@ def friendly(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-def _policy(path: Path | None) -> Policy:
+def _policy(path: Path | None, *, logged: bool = False, rules_option: bool = True) -> Policy:
+    """The policy, its warnings printed (or, with `logged`, logged: `serve`'s log may be JSON)."""
     file = path or default_policy_path()
     try:
         policy = load_policy(file)
+    except PolicyFileMissing as exc:
+        raise CliError(f"{exc.report()}. {_where_policy(rules_option)}") from None
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
-        err.print(Text(warning.format(str(file)), style="yellow"))
+        if logged:
+            log.warning("%s", warning.format(str(file)))
+        else:
+            err.print(Text(warning.format(str(file)), style="yellow"))
     return policy
+
+
+def _where_policy(rules_option: bool) -> str:
+    """How to point leadrouter at a policy, for a user who has none where it looked."""
+    example = examples_dir() / "routing.yml"
+    with contextlib.suppress(ValueError):
+        example = example.relative_to(Path.cwd())
+    return (
+        "Set LEADROUTER_RULES to your policy file"
+        + (" (or pass --rules)" if rules_option else "")
+        + f", or start from the example: cp {example} routing.yml"
+    )
 
 
 def _parse_now(text: str | None, policy: Policy) -> datetime:
@@ -118,11 +198,13 @@ def _parse_now(text: str | None, policy: Policy) -> datetime:
     return moment
 
 
-def _accounts(path: Path | None, policy: Policy) -> AccountIndex | None:
+def _accounts(
+    path: Path | None, policy: Policy, encoding: str | None = None
+) -> AccountIndex | None:
     if path is None:
         return None
     try:
-        accounts, bad = read_accounts(path, _rep_ids(policy))
+        accounts, bad = read_accounts(path, _rep_ids(policy), encoding=encoding)
     except InputFileError as exc:
         raise CliError(str(exc)) from None
     for row in bad:
@@ -137,23 +219,38 @@ def _rep_ids(policy: Policy) -> dict[str, str]:
     return rep_ids
 
 
-def _leads(path: Path) -> Iterator[Lead]:
-    """Valid leads in file order; bad rows reported on stderr with their line number."""
+def _lead_file(path: Path, encoding: str | None) -> LeadFile:
+    if encoding is not None and (problem := encoding_problem(encoding)):
+        raise CliError(problem)
     try:
-        rows: Iterable[LeadRow | BadRow] = read_leads(path)
-        with _progress(path, "routing") as advance:
-            for row in rows:
-                advance(1)
-                yield from _take(row, path)
+        return open_leads(path, encoding=encoding)
     except InputFileError as exc:
         raise CliError(str(exc)) from None
 
 
-def _take(row: LeadRow | BadRow, path: Path) -> Iterator[Lead]:
-    if isinstance(row, BadRow):
-        err.print(Text(f"{path}:{row.line}: skipped: {row.message}", style="yellow"))
-    else:
-        yield row.lead
+def _leads(file: LeadFile) -> Iterator[Lead]:
+    """Valid leads in file order; bad rows reported on stderr with their line number. A file
+    with rows and not one lead among them is an error, once the rows are reported."""
+    path = file.path
+    good = bad = 0
+    try:
+        rows: Iterable[LeadRow | BadRow] = read_leads(file)
+        with _progress(file.rows, "routing") as advance:
+            for row in rows:
+                advance(1)
+                if isinstance(row, BadRow):
+                    bad += 1
+                    err.print(Text(f"{path}:{row.line}: skipped: {row.message}", style="yellow"))
+                else:
+                    good += 1
+                    yield row.lead
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    if bad and not good:
+        raise CliError(_NO_LEAD.format(path=path))
+
+
+_NO_LEAD = "{path}: no lead could be read: every row has a problem"
 
 
 @app.command()
@@ -164,6 +261,9 @@ def check(
     path = file or default_policy_path()
     try:
         policy = load_policy(path)
+    except PolicyFileMissing as exc:
+        err.print(Text(f"{exc.report()}. {_where_policy(rules_option=False)}"))
+        raise typer.Exit(1) from None
     except PolicyError as exc:
         err.print(Text(exc.report()))
         errors = sum(1 for p in exc.problems if p.severity == "error")
@@ -182,7 +282,7 @@ def check(
 @app.command()
 @friendly
 def simulate(
-    leads: Annotated[Path, typer.Argument(help="Leads as CSV (with a header) or JSON Lines.")],
+    leads: Annotated[Path, typer.Argument(help=LEADS_FILE_HELP)],
     rules: RulesOption = None,
     accounts: Annotated[
         Path | None, typer.Option(help="Accounts CSV: id,name,domain,owner,tier.")
@@ -199,18 +299,20 @@ def simulate(
     explain_all: Annotated[
         bool, typer.Option("--explain", help="Print the full explanation of each lead.")
     ] = False,
+    encoding: EncodingOption = None,
 ) -> None:
     """Dry-run the policy over a file of leads. Writes nothing anywhere."""
     policy = _policy(rules)
     moment = _parse_now(now, policy)
     away = _out_of_office(ooo or [], policy)
-    simulation = Simulation(policy, moment, _accounts(accounts, policy), away)
+    file = _lead_file(leads, encoding)
+    simulation = Simulation(policy, moment, _accounts(accounts, policy, encoding), away)
     if as_json:
-        for lead in _leads(leads):
+        for lead in _leads(file):
             decision = simulation.route(lead)
             out.print(json.dumps(decision_json(decision)), soft_wrap=True, markup=False)
         return
-    decisions = [simulation.route(lead) for lead in _leads(leads)]
+    decisions = [simulation.route(lead) for lead in _leads(file)]
     _print_results(policy, decisions, explain_all=explain_all)
 
 
@@ -285,6 +387,17 @@ def _interesting(decisions: list[Decision]) -> Decision:
     return assigned[0]
 
 
+def _card_as_text(policy: Policy, decision: Decision, moment: datetime) -> str:
+    """The card the rep would get in Slack, the very blocks drawn as text, in the rep's zone."""
+    # Imported here: slack_sdk's Block Kit is not needed by the other commands.
+    from bot.slack.blocks import CardView, offer_card
+    from bot.slack.preview import as_text
+
+    content = card_content(decision, policy, offered_at=moment)
+    message = offer_card(CardView(lead_id=decision.lead_id, content=content))
+    return as_text(message, tz=policy.reps[decision.rep or ""].tz)
+
+
 def examples_dir() -> Path:
     """The bundled examples: inside the installed package, or beside it in a source checkout."""
     packaged = Path(str(resources.files("bot"))) / "examples"
@@ -305,7 +418,8 @@ def demo(
     back = datetime(2026, 11, 23, 9, tzinfo=policy.reps[DEMO_OUT_OF_OFFICE].tz)
     away = {DEMO_OUT_OF_OFFICE: OutOfOffice(until=back, reason="vacation")}
     simulation = Simulation(policy, moment, _accounts(folder / "demo-accounts.csv", policy), away)
-    decisions = [simulation.route(lead) for lead in _leads(folder / "demo-leads.csv")]
+    leads = _lead_file(folder / "demo-leads.csv", None)
+    decisions = [simulation.route(lead) for lead in _leads(leads)]
     out.print(
         f"[bold]leadrouter demo[/bold]: the example policy ({folder / 'routing.yml'}) routing "
         f"{len(decisions)} leads at {moment:%a %d %b %Y %H:%M %Z}, with "
@@ -313,12 +427,12 @@ def demo(
     )
     _print_results(policy, decisions, explain_all=False)
     sample = _interesting(decisions)
-    card = card_content(
-        sample, policy, offered_at=moment.astimezone(policy.reps[sample.rep or ""].tz)
-    )
     # soft_wrap off for panels: their long lines must wrap inside the border, not be cut.
     card_panel = Panel(
-        Text(render_text(card)), title="How the assignment card reads in Slack", expand=False
+        Text(_card_as_text(policy, sample, moment)),
+        title="How the assignment card reads in Slack",
+        subtitle=f"{policy.rep_name(sample.rep)}'s DM",
+        expand=False,
     )
     out.print(card_panel, soft_wrap=False)
     why_panel = Panel(
@@ -375,8 +489,11 @@ def serve() -> None:
     """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
 
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
-    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL. Applies database migrations before listening.
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT. Binds HOST:PORT first, then applies
+    database migrations and serves.
     """
+    from bot.http import ListenError, listen
+
     settings = _settings()
     if settings.webhook_secret is None:
         raise CliError(
@@ -384,22 +501,31 @@ def serve() -> None:
             "comes from you. Set it to a long random string, e.g. the output of "
             "`openssl rand -hex 32`, and sign requests with it."
         )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    policy = _policy(settings.rules)
-    _upgrade(settings.database_url)
-    asyncio.run(_serve(settings, policy))
+    configure_logging(settings.log_level, settings.log_format)
+    policy = _policy(settings.rules, logged=True, rules_option=False)
+    # Bound before anything starts: a port in use is one sentence, with no migration run and
+    # no job started only to be cancelled.
+    try:
+        listener = listen(settings.host, settings.port)
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        _upgrade(settings.database_url)
+        asyncio.run(_serve(settings, policy, listener))
+    finally:
+        listener.close()
 
 
-async def _serve(settings: Settings, policy: Policy) -> None:
+async def _serve(settings: Settings, policy: Policy, listener: Listener) -> None:
     from bot.bootstrap import bootstrap
     from bot.http import build_http_app, run
     from bot.metrics import Metrics
 
     application = bootstrap(settings, policy=policy)
+    metrics = Metrics()
+    link = application.slack_link
+    if link is not None and link.socket_mode:
+        metrics.watch_slack_connection(lambda: application.slack_state() == "connected")
     if application.slack is None:
         log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
     elif settings.socket_mode:
@@ -409,17 +535,13 @@ async def _serve(settings: Settings, policy: Policy) -> None:
         log.info("Slack requests are served at POST /slack/events")
     try:
         await run(
-            build_http_app(application, metrics=Metrics(), run_jobs=True, connect_slack=True),
-            host=settings.host,
-            port=settings.port,
+            build_http_app(application, metrics=metrics, run_jobs=True, connect_slack=True),
+            listener,
             started=lambda url: log.info("leadrouter listening on %s", url),
         )
-    except OSError as exc:  # only binding can fail here: requests' errors never reach run()
-        raise CliError(
-            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc})"
-        ) from None
     finally:
         await application.close()
+    log.info("leadrouter stopped")
 
 
 @dataclass
@@ -432,16 +554,17 @@ class ImportSummary:
 @app.command("import")
 @friendly
 def import_leads(
-    file: Annotated[Path, typer.Argument(help="Leads as CSV (with a header) or JSON Lines.")],
+    file: Annotated[Path, typer.Argument(help=LEADS_FILE_HELP)],
     rules: RulesOption = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Route every lead in a file into the database, as POST /leads would. Safe to run again:
     a lead whose id is already stored is counted as repeated and left as it is."""
     settings = _settings(rules=rules)
     policy = _policy(settings.rules)
-    _check_readable(file)  # before migrating a database for nothing
+    leads = _lead_file(file, encoding)  # before migrating a database for nothing
     _upgrade(settings.database_url)
-    summary = asyncio.run(_import(settings, policy, file))
+    summary = asyncio.run(_import(settings, policy, leads))
     out.print(
         Text(
             f"{file}: created {summary.created}, repeated {summary.repeated}, "
@@ -452,19 +575,11 @@ def import_leads(
         out.print(Text(f"{file}:{row.line}: {row.message}"))
     if len(summary.invalid) > INVALID_SHOWN:
         out.print(f"… and {len(summary.invalid) - INVALID_SHOWN} more invalid rows")
+    if summary.invalid and not (summary.created or summary.repeated):
+        raise CliError(_NO_LEAD.format(path=file))
 
 
-def _check_readable(path: Path) -> None:
-    try:
-        with path.open("rb"):
-            pass
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CliError(f"{path}: cannot be read ({exc.strerror})") from None
-
-
-async def _import(settings: Settings, policy: Policy, path: Path) -> ImportSummary:
+async def _import(settings: Settings, policy: Policy, file: LeadFile) -> ImportSummary:
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.bootstrap import bootstrap
@@ -472,18 +587,17 @@ async def _import(settings: Settings, policy: Policy, path: Path) -> ImportSumma
     application = bootstrap(settings, policy=policy)
     summary = ImportSummary()
     try:
-        with _progress(path, "importing") as advance:
-            rows = iter(read_leads(path))
+        with _progress(file.rows, "importing") as advance:
+            rows = iter(read_leads(file))
             while group := list(islice(rows, IMPORT_GROUP)):
                 await _import_group(application, group, summary)
                 advance(len(group))
     except InputFileError as exc:
-        raise CliError(str(exc)) from None
-    except UnicodeDecodeError:
-        raise CliError(_stopped(path, summary, "the file is not UTF-8 text")) from None
+        # The file was checked whole before the first lead: it changed while being read.
+        raise CliError(_stopped(file.path, summary, str(exc), again=False)) from None
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(
-            _stopped(path, summary, f"the database failed: {_first_line(exc)}")
+            _stopped(file.path, summary, f"the database failed: {_first_line(exc)}", again=True)
         ) from None
     finally:
         await application.close()
@@ -502,19 +616,21 @@ async def _import_group(
             summary.repeated += 1
 
 
-def _stopped(path: Path, summary: ImportSummary, why: str) -> str:
-    return (
-        f"{path}: stopped: {why}, after {summary.created} created and {summary.repeated} "
-        "repeated. Run the import again to go on: leads already stored are skipped."
+def _stopped(path: Path, summary: ImportSummary, why: str, *, again: bool) -> str:
+    """Why the import stopped and what it had stored; "run it again" only for a failure that
+    may pass (the database's), never for one that would repeat."""
+    done = (
+        f"{path}: stopped: {why}; {summary.created} leads were created and "
+        f"{summary.repeated} repeated before it."
     )
+    return done + (" Run the import again to go on: leads already stored are skipped." * again)
 
 
 @contextmanager
-def _progress(path: Path, label: str) -> Iterator[Callable[[int], None]]:
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal for files big enough to watch, nothing elsewhere; call the
     function it gives with the number of rows done."""
-    total = _rows_or_none(path) if sys.stderr.isatty() else None
-    if total is None or total < PROGRESS_THRESHOLD:
+    if not sys.stderr.isatty() or total < PROGRESS_THRESHOLD:
         yield lambda rows: None
         return
     with Progress(
@@ -529,13 +645,6 @@ def _progress(path: Path, label: str) -> Iterator[Callable[[int], None]]:
         yield lambda rows: progress.advance(task, rows)
 
 
-def _rows_or_none(path: Path) -> int | None:
-    try:
-        return count_rows(path)
-    except OSError:
-        return None  # reading the file will say why, as a sentence
-
-
 ACCOUNT_GROUP = 5000
 
 
@@ -544,14 +653,16 @@ ACCOUNT_GROUP = 5000
 def accounts_import(
     file: Annotated[Path, typer.Argument(help="Accounts CSV: id,name,domain,owner,tier.")],
     rules: RulesOption = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Load accounts into the database for `serve` and `import` to match leads against. An
     account whose id is already stored is replaced. `owner` is a rep's id or e-mail."""
     settings = _settings(rules=rules)
     policy = _policy(settings.rules)
-    _check_readable(file)
+    if encoding is not None and (problem := encoding_problem(encoding)):
+        raise CliError(problem)
     try:
-        accounts, bad = read_accounts(file, _rep_ids(policy))
+        accounts, bad = read_accounts(file, _rep_ids(policy), encoding=encoding)
     except InputFileError as exc:
         raise CliError(str(exc)) from None
     for row in bad:

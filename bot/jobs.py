@@ -8,18 +8,21 @@ stays in memory and a restart or a second replica never loses or doubles an acti
 
     jobs = declare_jobs(policy, crm, settings.retention)
     scheduler = start_scheduler(jobs, service)   # inside the running loop (`leadrouter serve`)
+    ...
+    await scheduler.stop()                       # the runs in flight finish first
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -195,13 +198,38 @@ def next_runs(jobs: Sequence[Job], now: datetime) -> list[tuple[Job, datetime | 
     return runs
 
 
-def start_scheduler(jobs: Sequence[Job], service: Service) -> AsyncIOScheduler:
-    """Start the jobs on the running event loop. Stop with `scheduler.shutdown(wait=False)`."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
+# How long a shutdown waits for the runs in flight: a sweep or a digest takes milliseconds, and
+# a container is killed 10 s after it is asked to stop.
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class Scheduler:
+    """The jobs running: APScheduler says when, `running` holds the runs in flight."""
+
+    apscheduler: AsyncIOScheduler
+    running: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
+        """No new runs; those in flight finish (for up to `grace` seconds, then they are
+        cancelled and their transactions roll back); then the scheduler stops. Stopped with a
+        run in flight, APScheduler cancels it and logs the cancellation as a traceback."""
+        self.apscheduler.pause()
+        if self.running:
+            await asyncio.wait(set(self.running), timeout=grace)
+        self.apscheduler.shutdown(wait=False)
+
+
+def start_scheduler(
+    jobs: Sequence[Job], service: Service, *, failed: Callable[[str], None] | None = None
+) -> Scheduler:
+    """Start the jobs on the running event loop; stop them with `await scheduler.stop()`.
+    `failed` is told the name of each job whose run failed (for the metrics)."""
+    scheduler = Scheduler(AsyncIOScheduler(timezone=UTC))
     for job in jobs:
         options = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
-        scheduler.add_job(
-            _guarded(job, service),
+        scheduler.apscheduler.add_job(
+            _guarded(job, service, scheduler.running, failed),
             trigger=job.trigger,
             id=job.name,
             name=job.name,
@@ -210,16 +238,34 @@ def start_scheduler(jobs: Sequence[Job], service: Service) -> AsyncIOScheduler:
             misfire_grace_time=None,  # late is better than never
             **options,
         )
-    scheduler.start()
+    scheduler.apscheduler.start()
+    log.info("scheduled jobs started: %s", ", ".join(job.name for job in jobs))
     return scheduler
 
 
-def _guarded(job: Job, service: Service) -> Callable[[], Awaitable[None]]:
+def _guarded(
+    job: Job,
+    service: Service,
+    running: set[asyncio.Task[Any]],
+    failed: Callable[[str], None] | None = None,
+) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
         try:
             await job.call(service)
         except Exception:
             log.exception("job %s failed; it runs again at its next time", job.name)
+            if failed is not None:
+                failed(job.name)
+        except asyncio.CancelledError:
+            # Only a shutdown cancels a run, once its grace is over; one line says so.
+            log.warning(
+                "job %s was stopped by the shutdown; it runs again at the next start", job.name
+            )
+        finally:
+            running.discard(task)
 
     run.__name__ = job.name
     return run

@@ -1,19 +1,38 @@
 """What `GET /metrics` exposes, in Prometheus's text format.
 
 Each `Metrics` has a registry of its own rather than prometheus-client's global one, so a process
-(or a test) can build any number of apps without their series colliding. Counters and the
-histogram are updated by the HTTP handlers; the two gauges describe the database, not this
-process, so they are read from it at scrape time and are right whichever process did the work.
+(or a test) can build any number of apps without their series colliding. Counters describe this
+process (sum them over the replicas): the HTTP handlers update theirs as they answer, a job that
+fails counts itself, and the tallies the service and the outbox workers keep (decisions, SLA
+misses, deliveries failed and given up) are added at scrape time. Gauges describe the database
+(open offers, outbox depth, the unmatched queue), so they are read from it at scrape time and are
+right whichever process did the work. Series an alert reads exist at 0 from the first scrape, so
+`increase()` sees their first change.
+
+`ops/alerts.yml` and `ops/grafana-dashboard.json` read these names; `tests/ops` checks that they
+read no other.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.service import Service
+from bot.service import OWNER_WRITE_KINDS, OutboxKind, Service
 from storage import repository as repo
 from storage.db import Database
 from storage.models import LeadStatus
+
+if TYPE_CHECKING:
+    from bot.bootstrap import App
+    from bot.outbox import OutboxWorker
+
+log = logging.getLogger(__name__)
 
 # Outcomes of `POST /leads`, per lead: the status a new lead was given, or what else happened.
 # Created up front so every series exists (at 0) from the first scrape.
@@ -35,7 +54,7 @@ DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 # (Service attribute, metric name, help): how routing went in this process, for telling whether
 # replicas wait for each other (lock waits) or throw work away (transactions retried, decisions
-# redone).
+# redone), and what the watchdog found.
 ROUTING_COUNTERS = (
     ("transactions", "routing_transactions", "Routing transactions committed by this process."),
     (
@@ -66,7 +85,30 @@ ROUTING_COUNTERS = (
         "routing_lock_wait_seconds",
         "Time routing transactions spent waiting for team scopes held by another transaction.",
     ),
+    (
+        "sla_misses",
+        "sla_misses",
+        "Offers whose SLA lapsed unclaimed, found by this process's SLA sweeps (each is "
+        "reassigned or queued).",
+    ),
 )
+
+# Outbox kinds, as the metrics name them: (family, label) for each kind a worker carries out.
+SLACK = "slack_deliveries"
+WRITEBACKS = "crm_writebacks"
+CONTACTS = "crm_contacts"
+OUTBOX_SERIES: dict[str, tuple[str, str]] = {
+    **{kind.value: (SLACK, kind.value.removeprefix("slack.")) for kind in OutboxKind},
+    **{kind.value: (WRITEBACKS, system) for system, kind in OWNER_WRITE_KINDS.items()},
+    OutboxKind.HUBSPOT_CONTACT.value: (CONTACTS, "hubspot"),
+}
+FAMILIES = {
+    SLACK: ("kind", "Slack posts and card updates (by outbox kind)"),
+    WRITEBACKS: ("crm", "Owner write-backs to a CRM record"),
+    CONTACTS: ("crm", "Contacts a CRM announced by webhook, to fetch and route"),
+}
+
+SlackProbe = Callable[[], bool | Awaitable[bool]]
 
 
 class Metrics:
@@ -105,6 +147,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.unmatched = Gauge(
+            "leadrouter_unmatched_leads",
+            "Leads waiting in a queue for a manager to assign them (read from the database).",
+            registry=self.registry,
+        )
+        self.unmatched_oldest = Gauge(
+            "leadrouter_unmatched_oldest_age_seconds",
+            "How long the lead waiting longest in a queue has waited since it arrived; 0 when "
+            "none waits (read from the database).",
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "leadrouter_job_failures_total",
+            "Scheduled runs that failed (logged and rolled back; the job runs again at its "
+            "next time), by job.",
+            ["job"],
+            registry=self.registry,
+        )
+
         # The service's own tallies (`Service.transactions` and the rest), added at scrape time.
         self.routing = {
             name: Counter(f"leadrouter_{metric}_total", help_text, registry=self.registry)
@@ -112,22 +173,103 @@ class Metrics:
         }
         self._routing_seen: dict[str, float] = dict.fromkeys(self.routing, 0.0)
 
+        # The outbox workers' tallies (`OutboxWorker.failed`, `.given_up`), by family and label.
+        self.outbox_failed: dict[str, Counter] = {}
+        self.outbox_given_up: dict[str, Counter] = {}
+        for family, (label, what) in FAMILIES.items():
+            self.outbox_failed[family] = Counter(
+                f"leadrouter_{family}_failed_total",
+                f"{what}: attempts that failed (tried again later unless given up).",
+                [label],
+                registry=self.registry,
+            )
+            self.outbox_given_up[family] = Counter(
+                f"leadrouter_{family}_given_up_total",
+                f"{what}: items given up (an error that will not pass, or too many attempts).",
+                [label],
+                registry=self.registry,
+            )
+        for family, label in OUTBOX_SERIES.values():
+            self.outbox_failed[family].labels(label)
+            self.outbox_given_up[family].labels(label)
+        self._outbox_seen: dict[tuple[int, str, str], int] = {}
+
+        self.slack_connected: Gauge | None = None  # only once an app says it has a connection
+        self._slack_probe: SlackProbe | None = None
+
     def lead(self, outcome: str, count: int = 1) -> None:
         self.leads.labels(outcome).inc(count)
 
     def http_error(self, status: int) -> None:
         self.http_errors.labels(str(status)).inc()
 
-    async def read_database(self, db: Database) -> None:
+    def watch_jobs(self, names: Iterable[str]) -> None:
+        """The jobs this process runs: each has its failure count from the first scrape."""
+        for name in names:
+            self.job_failures.labels(name)
+
+    def job_failed(self, name: str) -> None:
+        self.job_failures.labels(name).inc()
+
+    def watch_slack_connection(self, connected: SlackProbe) -> None:
+        """Socket Mode: `connected()` (plain or async) says whether the websocket to Slack is
+        open; each scrape reads it into `leadrouter_slack_connected` (1 or 0; 0 if it fails).
+        Without one (HTTP mode, where Slack connects to us, or no Slack) the series is absent."""
+        if self.slack_connected is None:
+            self.slack_connected = Gauge(
+                "leadrouter_slack_connected",
+                "1 while the Socket Mode connection to Slack is open, else 0 (Socket Mode only).",
+                registry=self.registry,
+            )
+        self._slack_probe = connected
+
+    async def scrape(self, app: App) -> bytes:
+        """Everything read afresh, in Prometheus's text format."""
+        await self.read_database(app.db, now=app.service.clock())
+        self.read_routing(app.service)
+        self.read_workers(app.workers)
+        await self.read_slack_connection()
+        return self.render()
+
+    async def read_database(self, db: Database, *, now: datetime) -> None:
         async with db.reading() as session:
             self.open_offers.set(await repo.count_open_offers(session=session))
             self.outbox_depth.set(await repo.outbox_depth(session=session))
+            waiting, oldest = await repo.unmatched_queue(session=session)
+        self.unmatched.set(waiting)
+        self.unmatched_oldest.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
     def read_routing(self, service: Service) -> None:
         for name, counter in self.routing.items():
             value = getattr(service, name)
             counter.inc(max(0, value - self._routing_seen[name]))
             self._routing_seen[name] = value
+
+    def read_workers(self, workers: Sequence[OutboxWorker]) -> None:
+        for worker in workers:
+            for counters, tally, which in (
+                (self.outbox_failed, worker.failed, "failed"),
+                (self.outbox_given_up, worker.given_up, "given_up"),
+            ):
+                for kind, value in tally.items():
+                    series = OUTBOX_SERIES.get(kind)
+                    if series is None:
+                        continue
+                    key = (id(worker), which, kind)
+                    family, label = series
+                    counters[family].labels(label).inc(value - self._outbox_seen.get(key, 0))
+                    self._outbox_seen[key] = value
+
+    async def read_slack_connection(self) -> None:
+        if self.slack_connected is None or self._slack_probe is None:
+            return
+        try:
+            answer = self._slack_probe()
+            connected = await answer if inspect.isawaitable(answer) else answer
+        except Exception:
+            log.debug("metrics: the Slack connection could not be read", exc_info=True)
+            connected = False
+        self.slack_connected.set(1 if connected else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -29,7 +29,7 @@ import random
 import socket
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -117,6 +117,9 @@ class OutboxWorker:
     max_attempts: int | None = None
     owner: str = field(default_factory=default_owner)
     delivered: int = 0
+    # By kind, for /metrics: attempts that failed (given up or not), and items given up.
+    failed: Counter[str] = field(default_factory=Counter)
+    given_up: Counter[str] = field(default_factory=Counter)
     kinds: tuple[str, ...] = ()
     running: bool = False  # in `run`: items may be handed over rather than polled
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -332,6 +335,7 @@ class OutboxWorker:
                 )
             error = str(outcome)
             unsure = isinstance(outcome, Retry) and outcome.unsure
+            self.failed[attempt.item.kind] += 1
             tries = attempt.item.attempts
             if isinstance(outcome, Retry) and (
                 self.max_attempts is None or tries < self.max_attempts
@@ -377,6 +381,8 @@ class OutboxWorker:
         try:
             if error is None and mine:
                 self.delivered += 1
+            if gave_up and mine:
+                self.given_up[attempt.item.kind] += 1
             # Also for an attempt whose item was taken meanwhile: what it did is its to undo
             # (a second copy of a card), though the item is no longer its to give up.
             await self.after_end(attempt, error=error, gave_up=gave_up and mine)

@@ -69,7 +69,9 @@ class OfferCard:
     rep_slack: str | None
     team_channel: str | None
     content: CardContent
-    note: str | None  # for a reassignment: why it moved and how long the lead has waited
+    # for a reassignment: how it came to this rep and how long the lead has waited
+    # ("rejected by Ann Archer · waiting 5m")
+    note: str | None
     channel: str | None  # where the card was posted (the rep's DM), once it was
     message_ts: str | None
     team_message_ts: str | None
@@ -152,9 +154,9 @@ class Reader:
             team=offer.team,
             content=card_content_of(
                 offer.facts,
+                policy,
                 lead_id=offer.external_id,
                 reason=offer.reason,
-                rep_name=policy.rep_name(offer.rep),
                 sla_seconds=offer.sla_seconds,
                 offered_at=offer.offered_at,
             ),
@@ -175,9 +177,9 @@ class Reader:
         policy = self.policy()
         content = card_content_of(
             lead.facts,
+            policy,
             lead_id=lead.external_id,
             reason=decision.reason if decision else lead.reason,
-            rep_name=policy.rep_name(offer.rep_id),
             sla_seconds=decision.sla_seconds if decision else None,
             offered_at=offer.offered_at,
         )
@@ -207,9 +209,9 @@ class Reader:
             return None
         content = card_content_of(
             lead.facts,
+            self.policy(),
             lead_id=lead.external_id,
             reason=lead.reason,
-            rep_name="nobody",
             sla_seconds=None,
             offered_at=lead.created_at,
         )
@@ -407,7 +409,7 @@ def _reassignment_note(
         return None
     how = _MOVED_WHY.get(last.status, "moved from")
     waited = format_duration(int((offer.offered_at - lead.created_at).total_seconds()))
-    return f"Reassigned to you: {how} {policy.rep_name(last.rep_id)} · waiting {waited}"
+    return f"{how} {policy.rep_name(last.rep_id)} · waiting {waited}"
 
 
 async def _settled_sentence(session: AsyncSession, offer: OfferRow, lead: LeadRow) -> str:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.logs import about
 from bot.outbox import Queued, Taker
 from bot.world import NO_GUESS, Guess, World
 from routing.calendar import sla_deadline
@@ -143,7 +144,11 @@ class Service:
     decisions_redone: int = 0
     decisions_replanned: int = 0
     lock_waits: int = 0
+    # Compare-and-sets of a rotation or a rep's count that found it changed: on PostgreSQL
+    # the scopes make these impossible while every replica reads the same policy.
+    state_conflicts: int = 0
     lock_wait_seconds: float = 0.0
+    sla_misses: int = 0  # offers the sweep found past their SLA, unclaimed
     # The routing state as the last transaction read it: what the next one guesses its scopes
     # from (see `bot.world`).
     _guess: Guess = field(default=NO_GUESS, repr=False)
@@ -230,11 +235,17 @@ class Service:
         """
         # Plain statements only, without an ORM session where the database allows (see
         # `Database.lean_transaction`): this transaction is on the way from POST to card.
-        return await self._retrying(
+        results = await self._retrying(
             lambda: self._queueing(self.db.lean_transaction()),
             lambda tx: self._intake_in(tx, leads),
             f"{len(leads)} new leads",
         )
+        if log.isEnabledFor(logging.INFO):
+            for result in results:
+                if result.created:
+                    view = result.lead
+                    log.info("lead %s routed: %s", view.id, _routed(view), extra=about(view.id))
+        return results
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A write transaction whose outbox items (`_queue`) go to work once it commits."""
@@ -268,16 +279,17 @@ class Service:
         """Run `work` in a transaction that routes, again with fresh state for as long as it
         loses a race (up to MAX_ATTEMPTS). On PostgreSQL its decisions hold their scopes
         (`bot.world`), so a race is lost only to a scope found busy out of order; the next
-        attempt then takes every scope it wanted first and waits for them instead."""
+        attempt then takes every scope it wanted first and waits for them instead. First, but
+        after any row `work` locks before it loads its state: every transaction takes rows
+        before scopes, so none waits for a row while holding a scope another waits for."""
         first: frozenset[str] = frozenset()
         for attempt in range(MAX_ATTEMPTS):
             worlds: list[World] = []
             try:
                 async with transaction() as tx:
                     locks = scope_locks(tx)
-                    if locks is not None and first:
-                        await locks.take_first(first)
                     tx.info[_LOCKS] = locks
+                    tx.info[_FIRST] = first
                     tx.info[_WORLDS] = worlds
                     try:
                         result = await work(tx)
@@ -288,6 +300,8 @@ class Service:
                 self.transactions += 1
                 self.decisions += sum(world.decided for world in worlds)
                 self.decisions_replanned += sum(world.replanned for world in worlds)
+                if worlds and worlds[-1].locks is not None:
+                    self._guess = worlds[-1].guess
                 return result
             except ScopeBusy as busy:
                 self._lost(worlds)
@@ -299,7 +313,9 @@ class Service:
                     raise
                 self._lost(worlds)
                 await self._backoff(attempt)
-            except (repo.Conflict, TransientDatabaseError):
+            except (repo.Conflict, TransientDatabaseError) as exc:
+                if isinstance(exc, repo.StateChanged):
+                    self.state_conflicts += 1
                 self._lost(worlds)
                 await self._backoff(attempt)
         raise RuntimeError(f"{what}: could not save a decision after {MAX_ATTEMPTS} tries")
@@ -326,10 +342,8 @@ class Service:
             session.info.get(_LOCKS),
             guess=self._guess if plan else None,
             now=self.clock(),
-            first=reps_scope(policy, reps),
+            first=reps_scope(policy, reps) | session.info.get(_FIRST, frozenset()),
         )
-        if world.locks is not None:
-            self._guess = world.guess
         session.info.setdefault(_WORLDS, []).append(world)
         return world
 
@@ -617,6 +631,27 @@ class Service:
         data: dict[str, Any],
     ) -> None:
         now = self.clock()
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                await self._save_away(rep_id, away, since, until, reason, actor, kind, data, now)
+                return
+            except TransientDatabaseError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                await self._backoff(attempt)
+
+    async def _save_away(
+        self,
+        rep_id: str,
+        away: bool,
+        since: datetime | None,
+        until: datetime | None,
+        reason: str | None,
+        actor: str,
+        kind: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> None:
         async with self.db.transaction() as session:
             # Holding the rep's scopes: a decision for any of their teams already under way
             # finishes first (so its offer is found and moved below) and none starts until
@@ -761,6 +796,7 @@ class Service:
                 lambda session: self._sweep_batch(session, batch), "the SLA sweep"
             )
             total = total + done
+            self.sla_misses += done.expired
             if done.expired < batch:
                 break
         total = total + SweepResult(reminded=await self._queue_reminders(batch))
@@ -912,7 +948,9 @@ class Service:
             raise ServiceError(f"{rep_id} is not a rep in the policy")
 
         async def work(session: AsyncSession) -> LeadView:
-            row = await self._lead(session, external_id)
+            # Locked, so that of two assigns at once (a double click, two managers) the second
+            # finds the lead offered already.
+            row = await self._lead(session, external_id, lock=True)
             if row.status != LeadStatus.QUEUED.value:
                 holder = f" ({policy.rep_name(row.rep_id)})" if row.rep_id else ""
                 raise NotAllowed(
@@ -1009,8 +1047,10 @@ class Service:
         offers = await repo.offers_of_lead(session=session, lead_id=lead_id)
         return _excluded_reps(offers, expired=None)
 
-    async def _lead(self, session: AsyncSession, external_id: str) -> LeadRow:
-        row = await repo.find_lead(session=session, external_id=external_id)
+    async def _lead(
+        self, session: AsyncSession, external_id: str, *, lock: bool = False
+    ) -> LeadRow:
+        row = await repo.find_lead(session=session, external_id=external_id, lock=lock)
         if row is None:
             raise UnknownLead(f"no lead with id {external_id}")
         return row
@@ -1275,6 +1315,7 @@ def owner_write(
 # What a Service transaction keeps in session.info: its `Queued`, and the offers intake made.
 _QUEUED = "leadrouter.outbox"
 _NEW_OFFERS = "leadrouter.new_offers"
+_FIRST = "leadrouter.first_scopes"  # session.info: scopes a lost attempt found busy
 _LOCKS = "leadrouter.scope_locks"  # session.info: the transaction's ScopeLocks (None: SQLite)
 _WORLDS = "leadrouter.worlds"  # session.info: the World of each routing step, for the counts
 
@@ -1356,6 +1397,14 @@ def _redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime) -> No
     for name, value in _lead_values(lead, decision, now).items():
         if name not in ("external_id", "raw", "created_at"):
             setattr(row, name, value)
+
+
+def _routed(view: LeadView) -> str:
+    """Where a new lead went, for the log: ids and names of the policy, nothing of the lead."""
+    where = f"offered to {view.rep}" if view.status == LeadStatus.OFFERED.value else view.status
+    context = [f"team {view.team}" if view.team else "", f"rule {view.rule}" if view.rule else ""]
+    details = ", ".join(part for part in context if part)
+    return f"{where} ({details})" if details else where
 
 
 def _view_of_decision(external_id: str, decision: Decision, due: datetime | None) -> LeadView:

@@ -7,6 +7,8 @@ sentence naming the variable, never a traceback; secrets are `SecretStr`, never 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.logs import LOG_FORMATS, LogFormat
 from bot.retention import Retention
 from storage.db import DatabaseUrlError, check_url
 
@@ -30,6 +33,7 @@ ENV_NAMES = {
     "host": "HOST",
     "port": "PORT",
     "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
@@ -77,8 +81,9 @@ class Settings(BaseSettings):
     rules: Path = Field(Path("routing.yml"), alias="LEADROUTER_RULES")
     webhook_secret: SecretStr | None = Field(None, alias="LEADROUTER_WEBHOOK_SECRET")
     host: str = Field("0.0.0.0", alias="HOST")
-    port: int = Field(3000, ge=1, le=65535, alias="PORT")
+    port: int = Field(3000, alias="PORT")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_format: LogFormat = Field("text", alias="LOG_FORMAT")  # json: one object per line
     # Slack: without a bot token leadrouter routes and stores, and the cards wait in the outbox.
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -149,7 +154,26 @@ class Settings(BaseSettings):
         try:
             return check_url(value)
         except DatabaseUrlError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(exc.problem) from None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        host = value.strip()
+        if not _is_address(host.removeprefix("[").removesuffix("]")) and not _HOST_NAME.match(host):
+            raise ValueError(
+                "must be an IP address or a host name, such as 0.0.0.0 or 127.0.0.1 "
+                "(with no scheme, port or path)"
+            )
+        return host.removeprefix("[").removesuffix("]")
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: object) -> int:
+        text = str(value).strip() if isinstance(value, str | int) else ""
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+            raise ValueError("must be a whole number from 1 to 65535, such as 3000")
+        return int(text)
 
     @field_validator("webhook_secret")
     @classmethod
@@ -293,6 +317,30 @@ class Settings(BaseSettings):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        fmt = value.strip().lower() if isinstance(value, str) else value
+        if fmt not in LOG_FORMATS:
+            raise ValueError("must be text or json (json: one object per line, for a log shipper)")
+        return fmt
+
+
+# A host name as RFC 1123 allows: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$",
+    re.ASCII,
+)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _site_url(value: str, *, example: str) -> str:

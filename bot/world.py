@@ -22,10 +22,10 @@ from datetime import datetime
 from routing.accounts import AccountIndex
 from routing.distribution import TeamState
 from routing.engine import Decision, RoutingState, route
-from routing.model import Lead
+from routing.model import Lead, OpenLead
 from routing.normalize import normalize
 from routing.policy import Policy
-from routing.scope import decision_scope, rep_scope
+from routing.scope import decision_scope, own_scope, rep_scope
 from routing.simulation import record
 from storage import repository as repo
 from storage.direct import Tx
@@ -40,6 +40,7 @@ class World:
         teams: repo.TeamStates,
         index: AccountIndex | None,
         account_reps: dict[str, list[str]],
+        person_leads: dict[str, tuple[OpenLead, ...]],
         locks: ScopeLocks | None,
     ) -> None:
         self.policy = policy
@@ -50,6 +51,7 @@ class World:
         self.teams: dict[str, TeamState] = dict(teams.states)
         self.index = index
         self.account_reps = account_reps
+        self.person_leads = person_leads
         self.touched_teams: set[str] = set()
         self.locks = locks
         self.decided = 0  # decisions that will be saved if the transaction commits
@@ -92,26 +94,32 @@ class World:
                 account_reps = await repo.reps_holding_accounts(
                     session=session, account_ids=matched
                 )
+        emails = {email for f in facts if (email := f.get("email")) is not None}
+        person_leads = await repo.open_leads_of_people(session=session, emails=emails)
         if locks is not None:
             needed = set(first)
             if guess is not None and now is not None:
-                needed |= _expected_scopes(policy, leads, now, index, account_reps, guess)
+                needed |= _expected_scopes(
+                    policy, leads, now, index, account_reps, person_leads, guess
+                )
             await locks.take(needed)
         reps = await repo.load_rep_states(session=session)
         teams = await repo.load_team_states(session=session)
-        return cls(policy, reps, teams, index, account_reps, locks)
+        return cls(policy, reps, teams, index, account_reps, person_leads, locks)
 
     @property
     def guess(self) -> Guess:
-        """The state as read, to guess the next transaction's scopes from."""
+        """The state as this transaction leaves it, to guess the next one's scopes from."""
         return Guess(
-            repo.RepStates(dict(self.read_loads), dict(self.away)),
+            repo.RepStates(dict(self.loads), dict(self.away)),
             repo.TeamStates(dict(self.teams), dict(self.read_versions)),
         )
 
     async def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
         while True:
-            state = RoutingState(self.loads, self.away, self.teams, self.account_reps)
+            state = RoutingState(
+                self.loads, self.away, self.teams, self.account_reps, self.person_leads
+            )
             decision = route(
                 lead,
                 policy=self.policy,
@@ -124,7 +132,11 @@ class World:
                 break
             self.replanned += 1
         rotated = record(
-            decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps
+            decision,
+            loads=self.loads,
+            teams=self.teams,
+            account_reps=self.account_reps,
+            person_leads=self.person_leads,
         )
         if rotated and decision.team is not None:
             self.touched_teams.add(decision.team)
@@ -155,9 +167,12 @@ class World:
         return True
 
     async def _read_again(self, before: frozenset[str], taken: frozenset[str]) -> None:
-        """The state of what `taken` covers, as committed now. A rep's state was current once
-        any of their scopes was held (whoever changes it holds them all), so only reps none of
-        whose scopes was held `before` are read again; nothing of theirs was changed here."""
+        """The state of what `taken` covers, as committed now. Whoever changes a rep's state
+        holds all of the rep's scopes, their own among them, so it was current here once one of
+        them was held: a rep is read again when their own scope was just taken, or when none of
+        their scopes was held `before` and one was just taken (a team's members, whose state its
+        decisions read). Either way nothing of theirs was changed here: that needs their own
+        scope, which was not held."""
         assert self.locks is not None
         session = self.locks.tx
         reps = await repo.load_rep_states(session=session)
@@ -174,7 +189,7 @@ class World:
                     self.read_versions[name] = teams.versions[name]
         for rep_id in self.policy.reps:
             scope = rep_scope(self.policy, rep_id)
-            if scope & before or not scope & taken:
+            if own_scope(rep_id) not in taken and (scope & before or not scope & taken):
                 continue
             load = reps.open_loads.get(rep_id, 0)
             self.loads[rep_id] = load
@@ -220,6 +235,7 @@ def _expected_scopes(
     now: datetime,
     index: AccountIndex | None,
     account_reps: dict[str, list[str]],
+    person_leads: dict[str, tuple[OpenLead, ...]],
     guess: Guess,
 ) -> set[str]:
     """The scopes `leads` would need if the state were `guess`: routed one after another on
@@ -227,10 +243,11 @@ def _expected_scopes(
     loads = Counter(guess.reps.open_loads)
     teams = dict(guess.teams.states)
     holders = {account: list(reps) for account, reps in account_reps.items()}
-    state = RoutingState(loads, guess.reps.out_of_office, teams, holders)
+    people = dict(person_leads)
+    state = RoutingState(loads, guess.reps.out_of_office, teams, holders, people)
     needed: set[str] = set()
     for lead in leads:
         decision = route(lead, policy=policy, now=now, accounts=index, state=state)
-        record(decision, loads=loads, teams=teams, account_reps=holders)
+        record(decision, loads=loads, teams=teams, account_reps=holders, person_leads=people)
         needed |= decision_scope(policy, decision)
     return needed

@@ -21,58 +21,52 @@ from rapidfuzz import fuzz, process
 from routing.domains import registrable_domain
 from routing.model import Account, AccountMatch
 
-# Stripped from the end of a name, longest first and repeatedly, so "Acme Pty Ltd" and
-# "Acme GmbH & Co. KG" both come down to "acme". Written in normalised form ("&" is "and", dots
-# are gone), which is why "l.l.c." is just "llc". "a s" is the Danish and Norwegian "A/S".
-_LEGAL_SUFFIXES: frozenset[tuple[str, ...]] = frozenset(
-    tuple(suffix.split())
-    for suffix in (
-        "inc",
-        "incorporated",
-        "llc",
-        "ltd",
-        "limited",
-        "gmbh",
-        "ag",
-        "plc",
-        "corp",
-        "corporation",
-        "co",
-        "company",
-        "sa",
-        "sas",
-        "sarl",
-        "srl",
-        "spa",
-        "bv",
-        "nv",
-        "pty",
-        "pty ltd",
-        "oy",
-        "ab",
-        "as",
-        "a s",
-        "kk",
-        "kg",
-        "llp",
-        "lp",
-        "lda",
-        "sl",
-        "se",
-        "ulc",
-        "pte",
-        "co ltd",
-        "and co",
-        "gmbh and co kg",
-        "pvt",
-        "pvt ltd",
-        "private limited",
-        "ltda",
-        "sa de cv",
-        "bhd",
-        "sdn bhd",
-    )
-)
+# Legal forms, stripped from the end of a name, longest first and repeatedly, so "Acme Pty Ltd",
+# "Nokia Oyj" and "Acme GmbH & Co. KG" all come down to the company's own words. Written as
+# companies write them and normalised like names (`_LEGAL_SUFFIXES`): "S.A." is "sa", "A/S" is
+# "a s", "Sp. z o.o." is "sp z oo". Checked in the tests against the `cleanco` package's legal
+# terms of the countries leads mostly come from; a few forms are here in more than one spelling
+# because names are written with and without spaces between the dotted parts.
+_LEGAL_FORMS = (
+    # English-speaking countries
+    "Inc", "Incorporated", "Corp", "Corporation", "Co", "Company", "& Co", "& Company",
+    "Ltd", "Limited", "Unlimited", "Unltd", "Ultd", "LLC", "PLLC", "LLP", "LLLP", "LP", "GP",
+    "SP", "PLC", "ULC", "Ltée", "CIC", "CIO", "DAC", "CLG", "Teo", "Teoranta", "CPT", "NL",
+    "Pty", "Pty Ltd", "Pty Limited", "Pte", "Pte Ltd", "Pvt", "Pvt Ltd", "Private Limited",
+    "OPC", "PSU", "PSE", "Bhd", "Berhad", "Sdn Bhd", "Tapui", "Coop", "Ent", "Tbk",
+    # German-speaking countries
+    "GmbH", "gGmbH", "mbH", "AG", "SE", "KG", "KGaA", "OHG", "OG", "GbR", "GesbR", "UG",
+    "UG (haftungsbeschränkt)", "e.K.", "e.V.", "e.G.", "e.U.", "PartG", "PartG mbB", "Stg",
+    "GmbH & Co. KG", "mbH & Co. KG", "Sagl",
+    # French, Belgian, Dutch, Luxembourgish
+    "SA", "SAS", "SASU", "SARL", "Sàrl", "EURL", "SNC", "SCS", "SCA", "SCI", "SCOP", "SEM",
+    "SEP", "GIE", "EI", "SELARL", "SICAV", "FCP", "SOGEPA", "BV", "NV", "BVBA", "CVBA",
+    "CVOA", "SPRL", "SCRL", "SRL", "VOF", "CV", "Comm.V", "ESV", "VZW", "ASBL", "SECS",
+    # Italian, Spanish, Portuguese, Latin American
+    "SpA", "S.p.A.", "S.r.l.", "S.r.l.s.", "S.a.s.", "S.n.c.", "S.a.p.a.", "S.c.r.l.", "S.s.",
+    "S.L.", "S.L.U.", "S.A.U.", "S.L.L.", "S.L.N.E.", "S.A.D.", "S.A.L.", "S.C.", "S.Coop",
+    "S.Cra", "SCCL", "Lda", "Ltda", "Unipessoal Lda", "CRL", "SGPS", "EIRELI", "EIRL",
+    "SA de CV", "S.A.B. de C.V.", "S.A.P.I. de C.V.", "S. de R.L.", "S. de R.L. de C.V.",
+    "S. de. R.L.", "S.A.B.", "S.A.P.I.", "S. en C.", "S.C.P.A.", "S.C.E. I.", "S.G.R.",
+    "Soc. Col.", "Soc.Col.",
+    # Nordic and Baltic
+    "AB", "AB (publ)", "publ", "HB", "KB", "AS", "ASA", "A/S", "ApS", "I/S", "K/S", "P/S",
+    "G/S", "IVS", "AMBA", "FMBA", "SMBA", "ANS", "DA", "BA", "BL", "NUF", "SF", "KF", "IKS",
+    "RHF", "HF", "FKF", "Etat", "Oy", "Oyj", "Oyj Abp", "Abp", "Ay", "Ky", "Tmi", "T:mi", "As Oy",
+    "As. Oy", "As.Oy", "OK", "OÜ", "FIE", "SIA", "IK", "PS", "KS", "UAB", "IĮ", "IJ", "MB",
+    "ehf", "hf", "ohf", "ses",
+    # Central and Eastern Europe
+    "Sp. z o.o.", "Sp. z o. o.", "Sp.z o.o.", "Sp. z.o.o.", "Spółka z o.o.", "Sp. j.", "Sp.j.",
+    "Sp. k.", "Sp.k.", "Sp. p.", "Sp.p.", "S.K.A.", "P.P.", "s.r.o.", "spol. s r.o.", "a.s.",
+    "akc. spol.", "v.o.s.", "veř. obch. spol.", "a spol.", "k.s.", "kom. spol.", "Kft", "Zrt",
+    "Nyrt", "Bt", "Kkt", "Kht", "Rt", "e.v.", "e.c.", "k.v.", "d.o.o.", "d.d.", "d.n.o.",
+    "k.d.", "s.p.", "obrt", "S.C.A.", "S.C.S.", "S.N.C.", "O.N.G.", "OOO", "OAO", "ZAO", "3AO",
+    "ООО", "ОАО", "ЗАО", "ПАО", "АО", "PJSC", "OJSC", "CJSC", "JSC", "A.Ş.", "Ltd. Şti.",
+    "Koop",
+    # Greek, Israeli, Asian
+    "A.E.", "E.E.", "E.P.E.", "M.E.P.E.", "O.E.", "O.V.E.E.", "I.K.E.", "B.M.", "K.K.",
+    "G.K.", "Y.K.", "Kabushiki Kaisha", "Godo Kaisha", "Yugen Kaisha", "Co Ltd",
+)  # fmt: skip
 
 # Words too common to say which company a name is: kept in the name (they count in its score),
 # but never used to find candidates, where they would only add noise ("t:and" alone can list
@@ -80,13 +74,6 @@ _LEGAL_SUFFIXES: frozenset[tuple[str, ...]] = frozenset(
 _STOP_WORDS = frozenset(
     {"and", "of", "the", "de", "du", "des", "la", "le", "y", "et", "und", "for"}
 )
-# The legal suffixes by their last word, longest first: a name's last token picks the few
-# suffixes that could end it, instead of slicing the name at every suffix length.
-_SUFFIXES_ENDING_IN: dict[str, tuple[tuple[str, ...], ...]] = {
-    last: tuple(sorted((s for s in _LEGAL_SUFFIXES if s[-1] == last), key=len, reverse=True))
-    for last in {suffix[-1] for suffix in _LEGAL_SUFFIXES}
-}
-
 # Dots and apostrophes join what they separate ("S.A." -> "sa", "O'Brien" -> "obrien"); every
 # other character that is not part of a word separates words ("Hewlett-Packard").
 _JOINERS = re.compile(r"[.'’‘`´]")
@@ -133,9 +120,7 @@ def _tokens(text: str) -> list[str]:
     return _SEPARATORS.sub(_keep_marks, text).split()
 
 
-def _normalise(name: str | None) -> str:
-    if not name:
-        return ""
+def _name_tokens(name: str) -> list[str]:
     # Case is folded before accents are stripped: folding can itself produce combining marks
     # ("ǰ" folds to "j" + caron), which would otherwise survive the first pass but not a second.
     folded = unicodedata.normalize("NFKC", name).casefold()
@@ -143,6 +128,25 @@ def _normalise(name: str | None) -> str:
     if not tokens:
         # A name made only of accents or marks: keep them rather than return nothing.
         tokens = _tokens(folded)
+    return tokens
+
+
+# The legal forms as a name's tokens: "&" is "and", dots are gone ("L.L.C." is "llc").
+_LEGAL_SUFFIXES: frozenset[tuple[str, ...]] = frozenset(
+    tuple(_name_tokens(form)) for form in _LEGAL_FORMS
+)
+# The legal suffixes by their last word, longest first: a name's last token picks the few
+# suffixes that could end it, instead of slicing the name at every suffix length.
+_SUFFIXES_ENDING_IN: dict[str, tuple[tuple[str, ...], ...]] = {
+    last: tuple(sorted((s for s in _LEGAL_SUFFIXES if s[-1] == last), key=len, reverse=True))
+    for last in {suffix[-1] for suffix in _LEGAL_SUFFIXES}
+}
+
+
+def _normalise(name: str | None) -> str:
+    if not name:
+        return ""
+    tokens = _name_tokens(name)
     while len(tokens) > 1 and tokens[0] == "the":
         del tokens[0]
     end = len(tokens)

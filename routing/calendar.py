@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the policy imports this module; these are only its types
 __all__ = [
     "WEEKDAYS",
     "CalendarError",
+    "Unavailable",
     "WorkingHours",
     "add_working_time",
     "holiday_name",
@@ -33,6 +34,7 @@ __all__ = [
     "parse_days",
     "parse_hours",
     "sla_deadline",
+    "unavailability",
     "unavailable_reason",
     "validate_holidays_country",
 ]
@@ -217,8 +219,23 @@ def _holiday_table(code: str, year: int) -> Mapping[date, str]:
 # --- availability ----------------------------------------------------------------------------
 
 
+class Unavailable(NamedTuple):
+    """Why a rep is off work at a moment, said twice: `said` follows the rep's name in a
+    one-line reason ("Alice Adams does not work on Saturdays"), `detail` is the whole of it for
+    an explanation ("not a working day (Saturday)")."""
+
+    said: str
+    detail: str
+
+
 def unavailable_reason(hours: WorkingHours, now: datetime) -> str | None:
-    """None when `now` is inside the rep's working time, else a short reason an admin can read.
+    """None when `now` is inside the rep's working time, else a short reason an admin can read."""
+    off = unavailability(hours, now)
+    return off.detail if off is not None else None
+
+
+def unavailability(hours: WorkingHours, now: datetime) -> Unavailable | None:
+    """None when `now` is inside the rep's working time, else why not (see `Unavailable`).
 
     Reads the rep's wall clock: on a night the clocks change, a shift boundary that falls in the
     skipped or repeated hour is taken as the clock shows it. A working day that is a holiday
@@ -241,18 +258,20 @@ def unavailable_reason(hours: WorkingHours, now: datetime) -> str | None:
     else:
         inside, day = False, local.date()
     if day.weekday() not in hours.days:
-        return f"not a working day ({_DAY_NAMES[day.weekday()]})"
+        weekday = _DAY_NAMES[day.weekday()]
+        return Unavailable(f"does not work on {weekday}s", f"not a working day ({weekday})")
     if hours.holidays_country is not None:
         name = _holiday_table(hours.holidays_country, day.year).get(day)
         if name is not None:
-            return f"on a public holiday ({name})"
+            return Unavailable("is on a public holiday", f"on a public holiday ({name})")
     if inside:
         return None
     # Not "{clock:%H:%M}": strftime is the most expensive step left, and most reps considered
     # for a lead at night take this path.
-    return (
+    return Unavailable(
+        "is outside working hours",
         f"outside working hours ({clock.hour:02d}:{clock.minute:02d} in {hours.tz}, "
-        f"works {_hours_label(start, end)})"
+        f"works {_hours_label(start, end)})",
     )
 
 
@@ -409,7 +428,7 @@ class OffHoursMemo:
     Working hours are whole minutes and holidays whole days, so the answer holds for the whole
     minute; the memo is kept on the policy (`Policy.off_hours`) and starts afresh each minute.
     It maps a rep id to None when the rep is at work, else to what the engine records for the
-    skip (built from `unavailable_reason`); the engine is its only reader, hence `Any`.
+    skip (built from `unavailability`); the engine is its only reader, hence `Any`.
     """
 
     __slots__ = ("last_now", "minute", "reasons")

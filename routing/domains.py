@@ -1,15 +1,25 @@
-"""Registrable domains ("https://www.eu.acme.co.uk/x" -> "acme.co.uk") from the Public Suffix List.
+"""Registrable domains ("https://www.eu.acme.co.uk/x" -> "acme.co.uk") from the Public Suffix List,
+and the one spelling of an internationalised domain name.
 
 tldextract is built with no suffix-list URLs and no cache directory, so it only ever reads the
 snapshot bundled with the package: the routing core must never touch the network.
+
+A domain has two spellings when it is not plain ASCII: `münchner-bau.de` is `xn--mnchner-bau-thb.de`
+in DNS (punycode). Every domain the router compares (a lead's e-mail, domain and website, an
+account's domain) is put in its Unicode form, the one people write and read, by the `idna`
+package's UTS 46 processing (IDNA 2008 as browsers apply it: case, width and composition folded,
+so `MÜNCHNER-BAU.DE` and `ｍüｎｃｈｎｅｒ-bau.de` are the same name). Plain ASCII names, nearly
+all of them, are already in that form and skip the conversion.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from functools import lru_cache
 
+import idna
 import tldextract
 
 _extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
@@ -67,7 +77,8 @@ _RULES = SuffixRules(_extract.tlds)
 
 @lru_cache(maxsize=65536)
 def registrable_domain(value: str | None) -> str | None:
-    """The registrable domain of a URL, host name or e-mail address; None when there is none."""
+    """The registrable domain of a URL, host name or e-mail address, in its Unicode form
+    (`canonical_host`); None when there is none."""
     if not value:
         return None
     text = value.strip().lower()
@@ -79,7 +90,82 @@ def registrable_domain(value: str | None) -> str | None:
     found = _RULES.registrable(text)
     if not isinstance(found, Unknown):
         return found
+    if "/" not in text and ":" not in text:
+        # A bare host: in one spelling before the suffix is looked for, so that a full-width
+        # "ａｃｍｅ．ｃｏｍ" has the suffix "com" (URLs are taken apart by tldextract first).
+        text = canonical_host(text)
     parts = _extract(text)
     if not parts.suffix or not parts.domain:
         return None
-    return f"{parts.domain}.{parts.suffix}"
+    return canonical_host(f"{parts.domain}.{parts.suffix}")
+
+
+def canonical_host(host: str) -> str:
+    """A host name in the one spelling the router compares: lower case, and an internationalised
+    name in Unicode ("XN--MNCHNER-BAU-THB.de" -> "münchner-bau.de"). A label that is not a valid
+    IDNA label (an underscore, a broken "xn--") is left as it is, lower-cased."""
+    host = host.lower()
+    if host.isascii() and "xn--" not in host:
+        return host
+    return _unicode_host(host)
+
+
+def ascii_host(host: str) -> str:
+    """`canonical_host`'s name in its ASCII (punycode) spelling, for lists kept in that form."""
+    host = host.lower()
+    if host.isascii() and "xn--" not in host:
+        return host
+    return _ascii_host(host)
+
+
+def canonical_email(email: str) -> str:
+    """An e-mail address lower-cased (as leads' are), with its domain in `canonical_host`'s
+    spelling: the same mailbox written either way gives the same text."""
+    text = email.strip().lower()
+    if text.isascii() and "xn--" not in text:
+        return text
+    local, at, host = text.rpartition("@")
+    return f"{local}{at}{canonical_host(host)}"
+
+
+def email_spellings(email: str) -> frozenset[str]:
+    """The ways a stored (lower-cased) address may spell `canonical_email(email)`'s mailbox:
+    as given, with its domain in Unicode, and in punycode."""
+    text = email.strip().lower()
+    local, at, host = text.rpartition("@")
+    if not at:
+        return frozenset((text,))
+    return frozenset((text, f"{local}@{canonical_host(host)}", f"{local}@{ascii_host(host)}"))
+
+
+# Cached: the few internationalised names repeat (a company's leads), and `idna` is pure Python
+# (tens of microseconds a name).
+@lru_cache(maxsize=4096)
+def _unicode_host(host: str) -> str:
+    return ".".join(_label(label, idna.decode) for label in _idna_labels(host))
+
+
+@lru_cache(maxsize=4096)
+def _ascii_host(host: str) -> str:
+    return ".".join(_label(label, _to_ascii) for label in _idna_labels(host))
+
+
+def _to_ascii(label: str) -> str:
+    return idna.encode(label).decode("ascii")
+
+
+def _idna_labels(host: str) -> list[str]:
+    """The labels of `host` after UTS 46 mapping (case, width, composition; "．" is a dot)."""
+    with suppress(idna.IDNAError):
+        host = idna.uts46_remap(host, std3_rules=False, transitional=False)
+    return host.split(".")
+
+
+def _label(label: str, convert: Callable[[str], str]) -> str:
+    """One label converted, or as it is when it is not a valid IDNA label."""
+    if not label:
+        return label
+    try:
+        return convert(label)
+    except UnicodeError:  # idna.IDNAError is one
+        return label

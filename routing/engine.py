@@ -3,9 +3,10 @@
     route(lead, policy=..., accounts=..., state=..., now=...) -> Decision
 
 It reads no clock and touches no database: `now` and the `RoutingState` (open loads, who is out
-of office, each team's rotation) are passed in, and the team's next rotation state comes back in
-the decision for the caller to save. `simulate`, `/routing why`, the tests and production all run
-this same function, so what an admin simulates is what happens live.
+of office, each team's rotation, who holds the open leads of an account or of a person) are passed
+in, and the team's next rotation state comes back in the decision for the caller to save.
+`simulate`, `/routing why`, the tests and production all run this same function, so what an
+admin simulates is what happens live.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from routing.accounts import AccountIndex
-from routing.calendar import sla_deadline, unavailable_reason
+from routing.calendar import Unavailable, sla_deadline, unavailability
 from routing.conditions import Condition
 from routing.distribution import TeamState, pick_least_loaded, pick_weighted
-from routing.model import AccountMatch, Lead, Outcome, OutOfOffice
+from routing.model import AccountMatch, Lead, OpenLead, Outcome, OutOfOffice
 from routing.normalize import Facts, normalize
 from routing.policy import Distribution, Policy, Rep, Rule, Target, TargetKind, Team
 
@@ -32,6 +33,7 @@ class Stage(StrEnum):
     NORMALISE = "normalise"
     QUALIFY = "qualify"
     ACCOUNT = "account"
+    PERSON = "person"
     STICKY = "sticky"
     RULE = "rule"
     TARGET = "target"
@@ -68,6 +70,9 @@ class RoutingState:
     teams: Mapping[str, TeamState] = field(default_factory=dict)
     # account id -> reps holding that account's open leads, most recent first (sticky accounts)
     account_reps: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # e-mail address (the `email` fact, `canonical_email`) -> that person's open leads, most
+    # recent first, one for each rep holding any (the same person, under another lead id)
+    person_leads: Mapping[str, Sequence[OpenLead]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -101,12 +106,15 @@ METHOD_LABELS = {
     "account_owner": "account owner",
     "direct": "named rep",
     "sticky": "sticky account",
+    "same_person": "same person",
 }
+# The rule a decision names when no rule of the policy made it, by its method.
+_HELD_RULES = {"sticky": "Sticky account", "same_person": "Same person"}
 
 EMPTY_TEAM_STATE = TeamState()
 # For a call without them: read-only, so shared rather than made for every lead.
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})
-_NO_STATE = RoutingState(_NOTHING, _NOTHING, _NOTHING, _NOTHING)
+_NO_STATE = RoutingState(_NOTHING, _NOTHING, _NOTHING, _NOTHING, _NOTHING)
 _NO_EXCLUSIONS: Mapping[str, str] = _NOTHING
 
 # Enum members as module constants for the hot path: on Python 3.11 `Stage.RULE` goes through
@@ -272,11 +280,11 @@ class _OffHours(NamedTuple):
     skip: tuple[str, str]
 
 
-def _off_hours(rep_id: str, reason: str | None) -> _OffHours | None:
-    if reason is None:
+def _off_hours(rep_id: str, off: Unavailable | None) -> _OffHours | None:
+    if off is None:
         return None
-    why = f"is {reason.partition(' (')[0]}"
-    return _OffHours(_step(Step, (_REP, rep_id, False, why, None, None, reason)), (rep_id, why))
+    why = off.said
+    return _OffHours(_step(Step, (_REP, rep_id, False, why, None, None, off.detail)), (rep_id, why))
 
 
 class _Member(NamedTuple):
@@ -304,7 +312,7 @@ def _member(
     if hours is not None:
         off = reasons.get(rep_id, _NOT_LOOKED_UP)
         if off is _NOT_LOOKED_UP:
-            off = reasons[rep_id] = _off_hours(rep_id, unavailable_reason(hours, now))
+            off = reasons[rep_id] = _off_hours(rep_id, unavailability(hours, now))
         if off is not None:
             return _step(_Member, (rep_id, rep, off.step, off.skip, rep.capacity))
     return _step(_Member, (rep_id, rep, None, None, rep.capacity))
@@ -546,6 +554,18 @@ def route(
     ctx.match = _match_account(ctx, accounts)
     facts.add_account(ctx.match)
 
+    # Whoever holds open leads of this person, then of this account, keeps them together.
+    person_leads = ctx.state.person_leads
+    if person_leads:
+        email = facts.values["email"]
+        held = person_leads.get(email) if email is not None else None
+        if held:
+            same = _same_person(ctx, email, held)
+            if same is not None:
+                holder = policy.rep_name(same.pick.rep)
+                reason = f"Same person as open lead {same.lead_id} · {holder} holds it"
+                return _assign(ctx, same.pick, None, reason)
+
     if policy.sticky_accounts and ctx.match is not None:
         sticky = _sticky(ctx, ctx.match)
         if sticky is not None:
@@ -613,20 +633,58 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
     return match
 
 
+class _Held(NamedTuple):
+    pick: _Pick
+    lead_id: str  # the open lead the rep holds
+
+
+def _same_person(ctx: _Context, email: str, held: Sequence[OpenLead]) -> _Held | None:
+    """The rep holding an open lead of the person `email` is, if one can take this lead too.
+
+    Like a sticky account: the holders in turn, most recent first, each checked as any rep is
+    (out of office, off hours, at capacity, rejected this lead), the skips in the trace."""
+    lead_id = ctx.facts.lead.id
+    others = [open_lead for open_lead in held if open_lead.lead_id != lead_id]
+    if not others:
+        return None
+    rep_id = _first_holder(ctx, Stage.PERSON, email, (o.rep for o in others), "their open lead")
+    if rep_id is None:
+        detail = "no rep holding their open lead is available"
+        ctx.steps.append(Step(Stage.PERSON, email, False, detail))
+        return None
+    lead = next(o.lead_id for o in others if o.rep == rep_id)
+    ctx.steps.append(Step(Stage.PERSON, email, True, f"{rep_id} holds their open lead {lead}"))
+    ctx.chose(rep_id, f"holds this person's open lead {lead}")
+    return _Held(_Pick(rep_id, ctx.policy.first_team_of(rep_id), "same_person"), lead)
+
+
 def _sticky(ctx: _Context, match: AccountMatch) -> _Pick | None:
     holders = ctx.state.account_reps.get(match.account.id)
     if not holders:
         return None
+    name = match.account.name
+    rep_id = _first_holder(ctx, Stage.STICKY, name, holders, "its open leads")
+    if rep_id is not None:
+        ctx.steps.append(Step(Stage.STICKY, name, True, f"{rep_id} holds its open leads"))
+        ctx.chose(rep_id, "holds this account's open leads")
+        return _Pick(rep_id, ctx.policy.first_team_of(rep_id), "sticky")
+    ctx.steps.append(Step(Stage.STICKY, name, False, "no rep holding its open leads is available"))
+    return None
+
+
+def _first_holder(
+    ctx: _Context, stage: Stage, subject: str, holders: Iterable[str], what: str
+) -> str | None:
+    """The first of `holders` who can take this lead now. One who is no longer a rep of the
+    policy is passed over with a step saying so; the others' skips are written by `eligible`."""
+    reps = ctx.policy.reps
     for rep_id in holders:
-        if rep_id in ctx.policy.reps and ctx.eligible(rep_id):
-            ctx.steps.append(
-                Step(Stage.STICKY, match.account.name, True, f"{rep_id} holds its open leads")
-            )
-            ctx.chose(rep_id, "holds this account's open leads")
-            return _Pick(rep_id, ctx.policy.first_team_of(rep_id), "sticky")
-    ctx.steps.append(
-        Step(Stage.STICKY, match.account.name, False, "no rep holding its open leads is available")
-    )
+        if rep_id not in reps:
+            detail = f"{rep_id} holds {what} but is not a rep of the policy"
+            ctx.steps.append(Step(stage, subject, False, detail))
+            continue
+        if ctx.eligible(rep_id):
+            return rep_id
     return None
 
 
@@ -796,7 +854,7 @@ def _assign(
     policy = ctx.policy
     sla_seconds = _sla_seconds(ctx, rule)
     due = sla_deadline(policy.sla, policy.reps[pick.rep], ctx.now, sla_seconds)
-    rule_name = rule.name if rule else "Sticky account"
+    rule_name = rule.name if rule else _HELD_RULES[pick.method]
     facts = ctx.facts
     return Decision(
         facts.lead.id,

@@ -67,7 +67,7 @@ def explain(decision: Decision, policy: Policy) -> str:
         Stage.REP: "Reps considered:",
     }
     for step in decision.trace:
-        stage = Stage.REP if step.stage is Stage.STICKY else step.stage
+        stage = Stage.REP if step.stage in (Stage.PERSON, Stage.STICKY) else step.stage
         if stage in headings and stage is not section:
             lines.append(headings[stage])
         section = stage
@@ -87,6 +87,8 @@ def explain(decision: Decision, policy: Policy) -> str:
             )
         elif step.stage is Stage.NORMALISE:
             lines.append(f"Note: {step.detail}")
+        elif step.stage is Stage.PERSON:
+            lines.append(f"  {_YES if step.ok else _NO} same person {step.subject}: {step.detail}")
         elif step.stage is Stage.STICKY:
             lines.append(
                 f"  {_YES if step.ok else _NO} sticky account {step.subject}: {step.detail}"

@@ -14,6 +14,8 @@ from typing import Literal
 
 from disposable_email_domains import blocklist as _DISPOSABLE
 
+from routing.domains import ascii_host
+
 DomainType = Literal["free", "business"]
 
 
@@ -27,10 +29,11 @@ FREE_EMAIL_DOMAINS: frozenset[str] = _read_domain_list("free_email_domains.txt")
 
 
 def _host(domain: str | None) -> str | None:
-    """The lower-case host, also when handed a whole address or a fully qualified "gmail.com."."""
+    """The lower-case host, also when handed a whole address or a fully qualified "gmail.com.",
+    spelt in ASCII as both lists are (an internationalised name in punycode)."""
     if not domain:
         return None
-    host = domain.rpartition("@")[2].strip().strip(".").lower()
+    host = ascii_host(domain.rpartition("@")[2].strip().strip("."))
     return host or None
 
 

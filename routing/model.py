@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Outcome(StrEnum):
@@ -87,3 +87,11 @@ class OutOfOffice:
         if self.since is not None and now < self.since:
             return False
         return self.until is None or now < self.until
+
+
+class OpenLead(NamedTuple):
+    """A lead a rep holds open (offered or claimed); `lead_id` is its external id. A tuple:
+    a simulation keeps one for every lead it assigns."""
+
+    rep: str
+    lead_id: str

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from routing.conditions import LEAD_FACTS
-from routing.domains import registrable_domain
+from routing.domains import canonical_email, registrable_domain
 from routing.freemail import email_domain_type, is_disposable
 from routing.geo import default_region, normalize_country
 from routing.model import AccountMatch, Lead
@@ -111,7 +111,10 @@ def segment_for(employees: int | None, policy: Policy) -> str | None:
 
 def normalize(lead: Lead, policy: Policy) -> Facts:
     notes: list[str] = []
-    email_domain = lead.email.rpartition("@")[2] if lead.email else None
+    # The address with its domain in one spelling (`münchner-bau.de`, not `xn--…`): it says who
+    # the person is, so two leads of one mailbox must have the same text here.
+    email = canonical_email(lead.email) if lead.email else None
+    email_domain = email.rpartition("@")[2] if email else None
     domain_type = email_domain_type(email_domain)
     # Most leads have neither field: skipping the call skips a cache lookup of None.
     domain = registrable_domain(lead.domain) if lead.domain else None
@@ -143,7 +146,7 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
 
     values: dict[str, Any] = {
         "id": lead.id,
-        "email": lead.email,
+        "email": email,
         "first_name": lead.first_name,
         "last_name": lead.last_name,
         "name": lead.display_name,

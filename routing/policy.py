@@ -35,7 +35,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from routing.calendar import CalendarError, OffHoursMemo, WorkingHours, parse_days, parse_hours
 from routing.calendar import validate_holidays_country as holidays_problem
-from routing.conditions import Condition, compile_condition
+from routing.conditions import ACCOUNT_FIELDS, LEAD_FIELDS, Condition, compile_condition
 from routing.durations import DurationError, parse_duration
 from routing.geo import normalize_country
 
@@ -82,6 +82,10 @@ class PolicyError(Exception):
 
     def report(self) -> str:
         return "\n".join(p.format(self.filename) for p in self.problems)
+
+
+class PolicyFileMissing(PolicyError):
+    """There is no file at the policy's path."""
 
 
 def dotted(path: KeyPath) -> str:
@@ -242,6 +246,20 @@ class CrmSpec(_Strict):
     hubspot: HubSpotSpec = HubSpotSpec()
 
 
+# What a card shows under the lead's name and contact details, unless the policy says.
+DEFAULT_CARD_FIELDS = ("title", "industry", "employees", "country", "state", "source")
+# Always on the card, whatever `card.fields` says: the header names the person, the contact
+# details give the e-mail, phone and website, the footer the lead's id.
+CARD_ALWAYS = ("id", "name", "first_name", "last_name", "email", "phone", "website")
+MAX_CARD_FIELDS = 10  # Slack's limit on the fields of one section
+CUSTOM_FIELD_PREFIX = "fields."
+
+
+class CardSpec(_Strict):
+    # Checked name by name by `_ReferenceChecker.check_card`, which knows where each stands.
+    fields: list[str] = list(DEFAULT_CARD_FIELDS)
+
+
 class RepTarget(_Strict):
     rep: str
 
@@ -286,6 +304,7 @@ class PolicySpec(_Strict):
     rules: list[RuleSpec] = []
     fallback: FallbackSpec = FallbackSpec()
     crm: CrmSpec = CrmSpec()
+    card: CardSpec = CardSpec()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,6 +418,8 @@ class Policy:
     sticky_accounts: bool
     fallback: Target
     crm: CrmSpec = field(default_factory=CrmSpec)
+    # the lead's facts a card shows, in order (`card.fields`, less those it always shows)
+    card_fields: tuple[str, ...] = DEFAULT_CARD_FIELDS
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
     # every field some condition reads: only these are casefolded for each lead
@@ -451,7 +472,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PolicyError(str(file), [Problem((), "no such policy file")]) from None
+        raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
     return parse_policy(text, source=str(file))
@@ -470,8 +491,11 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         ) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (bad encodings, tabs)
         raise PolicyError(source, [Problem((), f"not valid YAML: {exc}")]) from None
-    if tree is None:
-        tree = {}
+    if tree is None or tree == {}:
+        raise PolicyError(
+            source,
+            [Problem((), "the policy is empty: it needs its reps, teams and rules at least")],
+        )
     if not isinstance(tree, Mapping):
         raise PolicyError(source, [Problem((), "the policy must be a YAML mapping of keys")])
 
@@ -552,6 +576,7 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "accounts": AccountsSpec,
     "rules": RuleSpec,
     "fallback": FallbackSpec,
+    "card": CardSpec,
 }
 
 
@@ -661,7 +686,41 @@ class _ReferenceChecker:
             self.check_team(name, team, reps, managers)
         self.check_qualify()
         self.check_rules(reps, team_specs)
+        self.check_card()
         return self.problems
+
+    def check_card(self) -> None:
+        card = self.tree.get("card")
+        names = card.get("fields") if isinstance(card, Mapping) else None
+        if not isinstance(names, list):
+            return  # absent, or the schema reports what is wrong with it
+        if len(names) > MAX_CARD_FIELDS:
+            self.error(
+                ("card", "fields"),
+                f"a card has room for {MAX_CARD_FIELDS} fields (Slack's limit); "
+                f"{len(names)} are listed",
+            )
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if not isinstance(name, str):
+                continue
+            path: KeyPath = ("card", "fields", index)
+            if name in seen:
+                self.error(path, f"`{name}` is listed twice")
+            seen.add(name)
+            if name in CARD_ALWAYS:
+                self.warn(
+                    path,
+                    f"`{name}` is always on the card (the contact details); listed here it is "
+                    "left out",
+                )
+            elif not card_field_exists(name):
+                known = sorted((LEAD_FIELDS | ACCOUNT_FIELDS) - set(CARD_ALWAYS))
+                self.error(
+                    path,
+                    f"`{name}` is not a lead field{_hint(name, dict.fromkeys(known))}; custom "
+                    f"fields are written {CUSTOM_FIELD_PREFIX}NAME",
+                )
 
     def check_days_need_hours(self) -> None:
         for index, rep in self.items("reps"):
@@ -838,6 +897,13 @@ class _ReferenceChecker:
         )
 
 
+def card_field_exists(name: str) -> bool:
+    """Whether `name` is a fact a lead can have: its own, its account's, or a custom field."""
+    if name.startswith(CUSTOM_FIELD_PREFIX):
+        return len(name) > len(CUSTOM_FIELD_PREFIX)
+    return name in LEAD_FIELDS or name in ACCOUNT_FIELDS
+
+
 def _hint(word: str, known: Mapping[str, Any]) -> str:
     close = difflib.get_close_matches(word, list(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
@@ -958,6 +1024,7 @@ def _compile(
         sticky_accounts=spec.accounts.sticky,
         fallback=Target(TargetKind.QUEUE, spec.fallback.queue, channel=spec.fallback.channel),
         crm=spec.crm,
+        card_fields=tuple(dict.fromkeys(f for f in spec.card.fields if f not in CARD_ALWAYS)),
         warnings=warnings,
         source=source,
         condition_fields=frozenset().union(

@@ -1,8 +1,9 @@
 """A dry run: route leads one after another, each routed lead staying open for the rest of the run.
 
 This is the engine plus the bookkeeping a database would do live (open loads, rotation state,
-which rep holds which account), kept in memory, so capacity, least-loaded and sticky accounts
-behave in `simulate` and `demo` as they would in production. Nothing is written anywhere.
+which rep holds which account's and which person's leads), kept in memory, so capacity,
+least-loaded, the same person and sticky accounts behave in `simulate` and `demo` as they would in
+production. Nothing is written anywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime
 from routing.accounts import AccountIndex
 from routing.distribution import TeamState
 from routing.engine import Decision, RoutingState, route
-from routing.model import Lead, Outcome, OutOfOffice
+from routing.model import Lead, OpenLead, Outcome, OutOfOffice
 from routing.policy import Distribution, Policy
 
 
@@ -28,10 +29,13 @@ class Simulation:
     loads: Counter[str] = field(default_factory=Counter)
     teams: dict[str, TeamState] = field(default_factory=dict)
     account_reps: dict[str, list[str]] = field(default_factory=dict)
+    person_leads: dict[str, tuple[OpenLead, ...]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
 
     def route(self, lead: Lead) -> Decision:
-        state = RoutingState(self.loads, self.out_of_office, self.teams, self.account_reps)
+        state = RoutingState(
+            self.loads, self.out_of_office, self.teams, self.account_reps, self.person_leads
+        )
         decision = route(
             lead, policy=self.policy, now=self.now, accounts=self.accounts, state=state
         )
@@ -40,7 +44,13 @@ class Simulation:
 
     def apply(self, decision: Decision) -> None:
         self.decisions.append(decision)
-        record(decision, loads=self.loads, teams=self.teams, account_reps=self.account_reps)
+        record(
+            decision,
+            loads=self.loads,
+            teams=self.teams,
+            account_reps=self.account_reps,
+            person_leads=self.person_leads,
+        )
 
     def run(self, leads: Iterable[Lead]) -> list[Decision]:
         return [self.route(lead) for lead in leads]
@@ -52,14 +62,25 @@ def record(
     loads: Counter[str],
     teams: dict[str, TeamState],
     account_reps: dict[str, list[str]],
+    person_leads: dict[str, tuple[OpenLead, ...]],
 ) -> bool:
     """What an assignment changes in the routing state, applied in place: the rep's load, the
-    team's rotation and who holds the account. True when the team's rotation moved. The service
-    layer does the same bookkeeping inside a transaction before saving it."""
+    team's rotation and who holds the account's and the person's open leads. True when the
+    team's rotation moved. The service layer does the same bookkeeping inside a transaction
+    before saving it."""
     rep = decision.rep
     if decision.outcome is not _ASSIGNED or rep is None:
         return False
     loads[rep] += 1
+    email = decision.facts.get("email")
+    if email is not None:
+        held = person_leads.get(email)
+        this = OpenLead(rep, decision.lead_id)
+        # Tuples, not lists: most people have one open lead, and a simulation keeps every one.
+        if held is None:
+            person_leads[email] = (this,)
+        else:
+            person_leads[email] = (this, *(other for other in held if other.rep != rep))
     if decision.account is not None:
         account_id = decision.account.account.id
         holders = account_reps.get(account_id)

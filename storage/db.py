@@ -61,24 +61,39 @@ def _sqlstate(error: DBAPIError) -> str | None:
 
 
 class DatabaseUrlError(ValueError):
-    pass
+    """A DATABASE_URL that cannot be used; `problem` says why without naming the setting."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"DATABASE_URL {problem}")
+        self.problem = problem
+
+
+# The async driver each supported database is reached through, whichever a URL names (the
+# `sqlite:///` and `postgresql://` that most guides and hosting providers give name none).
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
 
 
 def check_url(url: str) -> str:
-    """The URL as SQLAlchemy wants it, or a DatabaseUrlError saying what is accepted."""
-    if url.startswith(("postgres://", "postgresql://")):
-        url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-        try:
-            _ = make_url(url).port
-        except (ValueError, ArgumentError):
-            # Not echoing the URL: it may carry a password.
-            raise DatabaseUrlError("DATABASE_URL is not a valid URL (check the port)") from None
-        return url
-    raise DatabaseUrlError(
-        "DATABASE_URL must be sqlite+aiosqlite:///path/to/file.db or "
-        "postgresql+asyncpg://user@host/dbname"
-    )
+    """The URL as SQLAlchemy wants it, with the async driver, or a DatabaseUrlError saying
+    what is accepted."""
+    scheme, separator, rest = url.strip().partition("://")
+    driver = _ASYNC_DRIVERS.get(scheme.split("+", 1)[0].lower()) if separator else None
+    if driver is None:
+        raise DatabaseUrlError(
+            "must be a SQLite or PostgreSQL URL, such as sqlite:///leads.db or "
+            "postgresql://user@host/dbname"
+        )
+    url = f"{driver}://{rest}"
+    try:
+        _ = make_url(url).port
+    except (ValueError, ArgumentError):
+        # Not echoing the URL: it may carry a password.
+        raise DatabaseUrlError("is not a valid URL (check the port)") from None
+    return url
 
 
 @dataclass
@@ -304,7 +319,15 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
         wal = f"{database}-wal" if database and database != ":memory:" else None
         return Database(engine, sessions, asyncio.Lock(), read_engine=reader, wal_path=wal)
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        # A process that stalls in a transaction (frozen, or cut off mid-way) would hold its
+        # rows and its teams' scopes (`storage.locks`) for as long as its connection lived:
+        # PostgreSQL ends such a session after a minute and everyone else goes on.
+        connect_args={"server_settings": {"idle_in_transaction_session_timeout": "60000"}},
     )
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 

@@ -2,10 +2,12 @@
 ends: PostgreSQL's transaction-level advisory locks. SQLite needs none (its write transactions
 never overlap), so `scope_locks` gives None there.
 
-Deadlocks are ruled out by order: a lock is waited for only if its key is above every key
-already held; one below is only tried, and if it is taken, `ScopeBusy` says which scopes the
+Deadlocks are ruled out by order: a lock is waited for only if it comes after every lock
+already held; one before is only tried, and if it is taken, `ScopeBusy` says which scopes the
 transaction wanted, so the caller can roll back and start again taking all of them first, in
-order (`ScopeLocks.take_first`).
+order. The order puts every team's scope before every rep's (then by key): a transaction waits
+for its teams holding no rep, so a rep is held only by a transaction already past its teams,
+and the rep a decision finally lands on (not always the one guessed) can be waited for.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from sqlalchemy import Result, TextClause, text
 from storage.direct import InlineTransaction, Tx
 
 _TRY = text("SELECT pg_try_advisory_xact_lock(:key)")
-# Waits as long as it takes, and says how long it waited, in the same trip.
+# Every key of the list, one after another in the list's order (a function scan, no sort), as
+# long as it takes; and how long that was, in the same trip.
 _WAIT = text(
-    "SELECT pg_advisory_xact_lock(:key) IS NULL AS taken,"
+    "SELECT count(*) AS taken,"
     " extract(epoch FROM clock_timestamp() - statement_timestamp()) AS waited"
+    " FROM (SELECT pg_advisory_xact_lock(key)"
+    " FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS asked(key, n)) AS locked"
 )
 WAITED_S = 0.001  # a lock that took longer than this to get was held by another transaction
 
@@ -33,6 +38,11 @@ class ScopeBusy(Exception):
     def __init__(self, wanted: frozenset[str]) -> None:
         super().__init__(f"routing scopes busy: {', '.join(sorted(wanted))}")
         self.wanted = wanted
+
+
+def _place(scope: str) -> tuple[int, int]:
+    """Where a scope's lock comes in the one order all transactions take them in."""
+    return (0 if scope.startswith("team:") else 1, lock_key(scope))
 
 
 def lock_key(scope: str) -> int:
@@ -49,6 +59,7 @@ class ScopeLocks:
         self.tx = tx
         self.held: set[str] = set()
         self._keys: set[int] = set()
+        self._places: set[tuple[int, int]] = set()  # (team 0 or rep 1, key) of each held
         self.waits = 0  # locks that were held elsewhere when asked for
         self.waited_s = 0.0
 
@@ -60,38 +71,40 @@ class ScopeLocks:
 
     async def take(self, scopes: Iterable[str]) -> frozenset[str]:
         """Hold `scopes` too; returns the ones newly taken. Raises `ScopeBusy` (holding what it
-        held) when one ordered below a held key is busy: waiting for it could deadlock."""
-        missing = sorted(
-            ((lock_key(scope), scope) for scope in set(scopes) - self.held),
-        )
-        taken: set[str] = set()
-        for key, scope in missing:
-            if key in self._keys:  # another name with the same key
-                self.held.add(scope)
-                taken.add(scope)
+        held) when one ordered before a held one is busy: waiting for it could deadlock."""
+        missing = sorted((_place(scope), scope) for scope in set(scopes) - self.held)
+        wanted = frozenset(self.held | {scope for _, scope in missing})
+        last = max(self._places, default=None)
+        in_order: list[int] = []
+        for place, _scope in missing:
+            key = place[1]
+            if key in self._keys or key in in_order:  # another name with the same key
                 continue
-            if self._keys and key < max(self._keys):
+            if last is not None and place < last:
                 if not await self._try(key):
-                    raise ScopeBusy(frozenset(self.held | {s for _, s in missing}))
+                    raise ScopeBusy(wanted)
             else:
-                await self._wait(key)
-            self._keys.add(key)
-            self.held.add(scope)
-            taken.add(scope)
-        return frozenset(taken)
+                in_order.append(key)
+            self._places.add(place)
+        if in_order:
+            await self._wait(in_order)
+        self._keys.update(place[1] for place, _ in missing)
+        taken = frozenset(scope for _, scope in missing)
+        self.held |= taken
+        return taken
 
     async def _try(self, key: int) -> bool:
-        return bool((await self._run(_TRY, key)).scalar())
+        return bool((await self._run(_TRY, {"key": key})).scalar())
 
-    async def _wait(self, key: int) -> None:
-        waited = float((await self._run(_WAIT, key)).mappings().one()["waited"])
+    async def _wait(self, keys: list[int]) -> None:
+        waited = float((await self._run(_WAIT, {"keys": keys})).mappings().one()["waited"])
         if waited > WAITED_S:
             self.waits += 1
             self.waited_s += waited
 
-    async def _run(self, statement: TextClause, key: int) -> Result[Any]:
+    async def _run(self, statement: TextClause, parameters: dict[str, Any]) -> Result[Any]:
         assert not isinstance(self.tx, InlineTransaction)
-        return await self.tx.execute(statement, {"key": key})
+        return await self.tx.execute(statement, parameters)
 
 
 def scope_locks(tx: Tx) -> ScopeLocks | None:

@@ -36,8 +36,8 @@ from sqlmodel import SQLModel, col
 
 from routing.accounts import choose_keys, company_key, name_blocking_keys
 from routing.distribution import TeamState
-from routing.domains import registrable_domain
-from routing.model import Account, OutOfOffice
+from routing.domains import canonical_email, email_spellings, registrable_domain
+from routing.model import Account, OpenLead, OutOfOffice
 from storage import direct
 from storage.direct import Tx
 from storage.models import (
@@ -60,6 +60,10 @@ from storage.models import (
 
 class Conflict(Exception):
     """Another transaction changed what this one read; route again with fresh state."""
+
+
+class StateChanged(Conflict):
+    """A team's rotation or a rep's open-lead count was not what this transaction read."""
 
 
 # --- reading the state a decision needs ------------------------------------------------------
@@ -120,6 +124,13 @@ _HOLDERS_OF_ACCOUNTS = (
     .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
     .group_by(_LEADS.c.account_id, _OFFERS.c.rep_id)
     .order_by(_LATEST_OFFER.desc())
+)
+# The open leads of people, by the e-mail address stored with the lead (the same person).
+_OPEN_LEADS_OF_EMAILS = (
+    select(_LEADS.c.email, _OFFERS.c.rep_id, _LEADS.c.external_id, _OFFERS.c.offered_at)
+    .join(_LEADS, _LEADS.c.id == _OFFERS.c.lead_id)
+    .where(_LEADS.c.email.in_(bindparam("emails", expanding=True)))
+    .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
 )
 # Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
 # mapped objects costs the ORM more than the query, even for no rows.
@@ -237,6 +248,26 @@ async def reps_holding_accounts(*, session: Tx, account_ids: Iterable[str]) -> d
     return holders
 
 
+async def open_leads_of_people(
+    *, session: Tx, emails: Iterable[str]
+) -> dict[str, tuple[OpenLead, ...]]:
+    """Per e-mail address (`canonical_email`): the person's open leads, one for each rep holding
+    any, most recent first. A lead stored before domains had one spelling may hold the address
+    with its domain in punycode: every spelling of each address is asked for."""
+    spellings = {spelling for email in emails for spelling in email_spellings(email)}
+    rows: list[tuple[Any, ...]] = []
+    for chunk in _chunks(spellings):
+        rows.extend((await direct.run(session, _OPEN_LEADS_OF_EMAILS, {"emails": chunk})).rows)
+    # Most recent first across chunks; the external id breaks ties, for the same order each time.
+    rows.sort(key=lambda row: (row[3], row[2]), reverse=True)
+    found: dict[str, list[OpenLead]] = {}
+    for email, rep_id, external_id, _offered_at in rows:
+        held = found.setdefault(canonical_email(email), [])
+        if all(other.rep != rep_id for other in held):
+            held.append(OpenLead(rep_id, external_id))
+    return {email: tuple(held) for email, held in found.items()}
+
+
 async def find_leads(*, session: Tx, external_ids: Iterable[str]) -> dict[str, LeadRow]:
     found: dict[str, LeadRow] = {}
     for chunk in _chunks(set(external_ids)):
@@ -249,8 +280,15 @@ async def find_leads(*, session: Tx, external_ids: Iterable[str]) -> dict[str, L
     return found
 
 
-async def find_lead(*, session: AsyncSession, external_id: str) -> LeadRow | None:
-    result = await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
+async def find_lead(
+    *, session: AsyncSession, external_id: str, lock: bool = False
+) -> LeadRow | None:
+    """The lead; with `lock`, its row locked until the transaction ends (PostgreSQL; SQLite's
+    writers are one at a time anyway), and read as committed once the lock is had."""
+    query = select(LeadRow).where(col(LeadRow.external_id) == external_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    result = await session.execute(query)
     return result.scalars().first()
 
 
@@ -471,7 +509,7 @@ async def save_team_state(
             async with orm.begin_nested():
                 await orm.execute(insert(TeamStateRow).values(team=team, version=1, **values))
         except IntegrityError:
-            raise Conflict(f"team {team} was created meanwhile") from None
+            raise StateChanged(f"team {team} was created meanwhile") from None
         return
     result = await direct.run(
         session,
@@ -485,7 +523,7 @@ async def save_team_state(
         },
     )
     if result.rowcount != 1:
-        raise Conflict(f"team {team} rotated meanwhile")
+        raise StateChanged(f"team {team} rotated meanwhile")
 
 
 async def count_open_leads_many(
@@ -506,7 +544,7 @@ async def count_open_leads_many(
             ],
         )
         if result.rowcount != len(bulk):
-            raise Conflict("some rep's open leads changed meanwhile")
+            raise StateChanged("some rep's open leads changed meanwhile")
         done = {rep for rep, _read, _added in bulk}
         changes = [change for change in changes if change[0] not in done]
     for rep, read, added in changes:
@@ -525,7 +563,7 @@ async def count_open_leads(
     if result.rowcount == 1:
         return
     if read_count != 0:
-        raise Conflict(f"{rep_id}'s open leads changed meanwhile")
+        raise StateChanged(f"{rep_id}'s open leads changed meanwhile")
     orm = await direct.as_session(session)
     try:
         async with orm.begin_nested():
@@ -535,7 +573,7 @@ async def count_open_leads(
                 )
             )
     except IntegrityError:
-        raise Conflict(f"{rep_id}'s state was created meanwhile") from None
+        raise StateChanged(f"{rep_id}'s state was created meanwhile") from None
 
 
 async def set_away(
@@ -714,6 +752,17 @@ async def count_open_offers(*, session: AsyncSession) -> int:
         .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
     )
     return int(result.scalar_one())
+
+
+async def unmatched_queue(*, session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many leads wait in a queue, and when the one waiting longest arrived."""
+    result = await session.execute(
+        select(func.count(), func.min(col(LeadRow.created_at))).where(
+            col(LeadRow.status) == LeadStatus.QUEUED.value
+        )
+    )
+    size, oldest = result.one()
+    return int(size), oldest
 
 
 async def outbox_depth(*, session: AsyncSession) -> int:

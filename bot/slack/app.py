@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 
 NOT_IN_POLICY = (
     "You are not in the routing policy. Ask a RevOps admin to add your Slack id to routing.yml."
+)
+OUT_ONLY_FROM_YOUR_CARD = (
+    "That button is on a card in a channel and would mark out whoever clicks it, so it does "
+    "nothing here. To go out yourself, use App Home or `/routing pto`."
 )
 
 
@@ -74,16 +80,37 @@ def build_slack_app(settings: Settings, parts: SlackParts, client: AsyncWebClien
     secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
-    app = AsyncApp(
-        client=client,
-        signing_secret=secret,
-        # Socket Mode has no signature to check; over HTTP every request is verified.
-        request_verification_enabled=not settings.socket_mode,
-        process_before_response=False,
-        raise_error_for_unhandled_request=False,
-    )
+    with _token_warning_dropped():
+        app = AsyncApp(
+            client=client,
+            signing_secret=secret,
+            # Socket Mode has no signature to check; over HTTP every request is verified.
+            request_verification_enabled=not settings.socket_mode,
+            process_before_response=False,
+            raise_error_for_unhandled_request=False,
+        )
     register(app, parts)
     return app
+
+
+class _SameToken(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+@contextmanager
+def _token_warning_dropped() -> Iterator[None]:
+    """Bolt, given no `token`, reads SLACK_BOT_TOKEN from the environment by itself, and then
+    warns at start that the `client` it was also given wins over that token. The client is
+    built from that very setting, so the warning only alarms whoever reads the log: that one
+    line (in Bolt's own words) is dropped while the app is built, and nothing else."""
+    bolt_log = logging.getLogger(f"slack_bolt.{AsyncApp.__name__}")
+    same_token = _SameToken()
+    bolt_log.addFilter(same_token)
+    try:
+        yield
+    finally:
+        bolt_log.removeFilter(same_token)
 
 
 def register(app: AsyncApp, parts: SlackParts) -> None:
@@ -162,6 +189,12 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
+        # Only the rep's own card (their DM) carries I'm out; a channel copy posted before its
+        # buttons were taken off still does, and there it must not act on a bystander.
+        channel = _clicked_in(body)
+        if channel is not None and not channel.startswith("D"):
+            await _tell(client, body, OUT_ONLY_FROM_YOUR_CARD)
+            return
         answer = await _go_out(parts, body["user"]["id"])
         await _tell(client, body, answer)
 
@@ -262,12 +295,18 @@ def _value(body: dict[str, Any]) -> str:
     return str(body["actions"][0]["value"])
 
 
-async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
-    """An ephemeral sentence to the person who clicked, where they clicked (a DM for Home)."""
-    user = body["user"]["id"]
+def _clicked_in(body: dict[str, Any]) -> str | None:
+    """The conversation a button was clicked in; None for App Home."""
     channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get(
         "id"
     )
+    return str(channel) if channel else None
+
+
+async def _tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+    """An ephemeral sentence to the person who clicked, where they clicked (a DM for Home)."""
+    user = body["user"]["id"]
+    channel = _clicked_in(body)
     if channel:
         await client.chat_postEphemeral(channel=channel, user=user, text=text)
     else:

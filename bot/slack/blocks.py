@@ -1,10 +1,13 @@
-"""Block Kit for leadrouter: the lead card, the reject modal and the App Home.
+"""Block Kit for leadrouter: the lead card (the rep's, its team channel's copy, a queue's post),
+the Assign picker, the reject modal and the App Home.
 
 Every builder goes through `slack_sdk.models` (the card's classes by way of `bot.slack.kit`, which
 finds their validators faster) and ends in `to_dict()`, so Slack's own validators check the
-limits before anything is sent, and returns plain data ready for the Web API. Whatever a
-lead or the policy supplies (names, companies, reasons, field values) passes through `escape`, so a
-company called "<!channel>" is shown as text and pings nobody.
+limits before anything is sent, and returns plain data ready for the Web API. Whatever a lead or
+the policy supplies (names, companies, reasons, field values, contact details) passes through
+`escape` wherever Slack parses mrkdwn (and in a message's notification text), so a company called
+"<!channel>" is shown as text and pings nobody. Plain text (a header, a button) is never parsed:
+it goes as written, since an escape there would be shown as "&lt;".
 """
 
 from __future__ import annotations
@@ -14,24 +17,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from slack_sdk.models.blocks import (
     Block,
     DividerBlock,
     InputBlock,
     Option,
+    OptionGroup,
     PlainTextInputElement,
     RadioButtonsElement,
-    UserSelectElement,
+    StaticSelectElement,
 )
 from slack_sdk.models.views import View
 
-from bot.card import CardContent
+from bot.card import CardContent, Contact
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.kit import (
     ActionsBlock,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
@@ -39,6 +44,7 @@ from bot.slack.kit import (
     SectionBlock,
 )
 from routing.durations import format_duration
+from routing.policy import Policy
 
 # Slack's published limits. slack_sdk checks most of them when a block is serialised; the builders
 # stay under them by construction so a long lead never turns into a failed post.
@@ -51,6 +57,8 @@ MAX_HEADER = 150
 MAX_VALUE = 2000  # a button's value, and so the longest lead id a card can carry
 MAX_NOTE = 500
 MAX_BLOCK_ID = 255
+MAX_OPTIONS = 100  # of a select, and of option groups in one
+MAX_OPTION_TEXT = 75
 ELLIPSIS = "…"
 
 REJECT_REASONS = (
@@ -61,8 +69,14 @@ REJECT_REASONS = (
     "Other",
 )
 
+MAX_LABEL = 300  # a contact link's text
+MAX_LINK = MAX_FIELD_TEXT - 20  # a contact link, with its label, in one field
+
 _DATE_STYLE_FORBIDDEN = re.compile(r"[\^|<>]")
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_HOST = re.compile(r"^[\w-]+(\.[\w-]+)+$")  # a dotted name (IDNs too), or an IPv4 address
+_EXTENSION = re.compile(r"(?i)\s*(ext\.?|extension|x|#)\s*\d+\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +90,9 @@ class CardView:
     lead_id: str  # the lead's external id: every button's value
     content: CardContent
     crm_url: str | None = None
-    note: str | None = None  # already-safe mrkdwn shown above the reason
+    # Already-safe mrkdwn: how a reassigned lead came to its rep ("rejected by Ann · waiting 5m").
+    note: str | None = None
+    assignee: str | None = None  # already-safe mrkdwn naming the rep: a mention, or their name
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +196,11 @@ def _mrkdwn(text: str, limit: int = MAX_TEXT) -> MarkdownTextObject:
 
 
 def _plain(text: str, limit: int) -> PlainTextObject:
-    return PlainTextObject(text=clip(text, limit), emoji=True)
+    """Plain text: Slack shows it as written (no mentions, links or entities), so it is neither
+    escaped nor cut with care for entities."""
+    if len(text) > limit:
+        text = text[: limit - len(ELLIPSIS)] + ELLIPSIS
+    return PlainTextObject(text=text, emoji=True)
 
 
 def _section(text: str) -> SectionBlock:
@@ -196,6 +216,12 @@ def _button_value(lead_id: str) -> str:
     return lead_id
 
 
+def _safe_url(url: str) -> str:
+    """An http(s) URL as a link target: "|" and ">" would end the link early; "&" is escaped as
+    Slack itself writes links."""
+    return url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+
+
 def _crm_link(url: str) -> str:
     parts = urlsplit(url)
     if (
@@ -204,12 +230,41 @@ def _crm_link(url: str) -> str:
         or _URL_FORBIDDEN.search(url)
     ):
         raise ValueError(f"CRM link {url[:100]!r} is not an http(s) URL")
-    # "|" and ">" would end the link early; "&" is escaped as Slack itself writes links.
-    safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
-    link = f"<{safe}|Open in CRM>"
+    link = f"<{_safe_url(url)}|Open in CRM>"
     if len(link) > MAX_TEXT:
         raise ValueError(f"CRM link is {len(url)} characters, too long for a Slack message")
     return link
+
+
+def _claim_button(value: str) -> ButtonElement:
+    return ButtonElement(
+        text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
+    )
+
+
+def _reject_button(value: str) -> ButtonElement:
+    confirm = ConfirmObject(
+        title=_plain("Reject this lead?", 100),
+        text=_mrkdwn("You'll be asked why, then it goes to another rep."),
+        confirm=_plain("Reject", 30),
+        deny=_plain("Keep it", 30),
+    )
+    return ButtonElement(
+        text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value, confirm=confirm
+    )
+
+
+# One click would otherwise move every lead the rep holds: Slack asks first.
+_OUT_CONFIRM = ConfirmObject(
+    title=_plain("Mark yourself out?", 100),
+    text=_mrkdwn(
+        "You'll get no new leads until your next working day, and all your unclaimed leads "
+        "go to other reps now."
+    ),
+    confirm=_plain("I'm out", 30),
+    deny=_plain("Cancel", 30),
+    style="danger",
+)
 
 
 def _messages(blocks: Sequence[Block]) -> list[dict[str, Any]]:
@@ -222,7 +277,8 @@ def _messages(blocks: Sequence[Block]) -> list[dict[str, Any]]:
 
 
 def _title(content: CardContent) -> str:
-    return escape(content.title) or "New lead"
+    """The lead's title as plain text (the header); `escape` it for mrkdwn."""
+    return content.title.strip() or "New lead"
 
 
 def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
@@ -238,78 +294,250 @@ def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
     return SectionBlock(fields=texts)
 
 
-def _deadline(content: CardContent) -> str | None:
+def _link(target: str | None, label: str) -> str:
+    """`label` (already escaped) as a link to `target`, or as text when there is no target or the
+    link would not fit a field."""
+    if target is None:
+        return label
+    link = f"<{target}|{label}>"
+    return link if len(link) <= MAX_LINK else label
+
+
+def _mailto(email: str) -> str:
+    # Percent-encoded whole: nothing an address holds can end the link or start a token.
+    return _link(f"mailto:{quote(email, safe='@+.-_~')}", clip(escape(email), MAX_LABEL))
+
+
+def _tel(phone: str) -> str:
+    label = clip(escape(phone), MAX_LABEL)
+    number = _EXTENSION.sub("", phone)
+    digits = re.sub(r"\D", "", number)
+    if not 3 <= len(digits) <= 20:
+        return label  # "ask reception": nothing to dial
+    plus = "+" if number.lstrip().startswith("+") else ""
+    return _link(f"tel:{plus}{digits}", label)
+
+
+def _website(website: str) -> str:
+    label = clip(escape(_SCHEME.sub("", website).rstrip("/")), MAX_LABEL)
+    url = website if _SCHEME.match(website) else f"https://{website}"
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018  # raises for "javascript:alert(1)" read as host and port
+    except ValueError:
+        return label
+    host = parts.hostname or ""
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not _HOST.match(host)
+        or _URL_FORBIDDEN.search(url)
+    ):
+        return label
+    return _link(_safe_url(url), label)
+
+
+def _contact(contact: Contact, *, personal: bool) -> SectionBlock | None:
+    """The lead's contact details as links a rep can click: with `personal`, the e-mail and phone
+    too (see `offer_card` for who gets those)."""
+    shown: list[tuple[str, str]] = []
+    if personal and contact.email:
+        shown.append(("E-mail", _mailto(contact.email)))
+    if personal and contact.phone:
+        shown.append(("Phone", _tel(contact.phone)))
+    if contact.website:
+        shown.append(("Website", _website(contact.website)))
+    if not shown:
+        return None
+    return SectionBlock(
+        block_id=BlockId.CARD_CONTACT,
+        fields=[_mrkdwn(f"*{label}*\n{text}", MAX_FIELD_TEXT) for label, text in shown],
+    )
+
+
+def _footer(view: CardView) -> ContextBlock:
+    """The lead's id (what `/routing why` takes) and its CRM record, when there is one."""
+    parts = [f"Lead {clip(escape(view.lead_id), 300)}"]
+    if view.crm_url:
+        parts.append(_crm_link(view.crm_url))
+    return ContextBlock(elements=[_mrkdwn(" · ".join(parts))])
+
+
+def _deadline(content: CardContent, words: str) -> str | None:
     if content.sla_due_at is None:
         return None
-    text = f"Claim by {slack_date(content.sla_due_at)}"
+    text = f"{words} {slack_date(content.sla_due_at)}"
     if content.sla_seconds:
         text += f" (within {format_duration(content.sla_seconds)})"
     return text
 
 
-def _card_blocks(view: CardView, *, status: str | None, why: str = "Why you") -> list[Block]:
+def _card_blocks(
+    view: CardView,
+    *,
+    status: str | None,
+    note: str | None,
+    why: str | None,
+    personal: bool,
+    deadline: str | None = None,
+) -> list[Block]:
+    """The blocks every card shares, in reading order; each caller words its own lines (who
+    the card speaks to: the rep, their team, a manager) and says whether the lead's e-mail and
+    phone are for its reader (`personal`)."""
     content = view.content
     blocks: list[Block] = [HeaderBlock(text=_plain(_title(content), MAX_HEADER))]
     if status is not None:
         blocks.append(_section(status))
+    contact = _contact(content.contact, personal=personal)
+    if contact is not None:
+        blocks.append(contact)
     fields = _fields(content.fields)
     if fields is not None:
         blocks.append(fields)
-    if view.note:
-        blocks.append(_section(view.note))
-    blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
-    # A settled card drops the deadline: once claimed or moved, "Claim by" would only mislead.
-    deadline = _deadline(content) if status is None else None
+    if note:
+        blocks.append(_section(note))
+    if why is not None:
+        blocks.append(_section(f"*{why}:* {escape(content.reason)}"))
     if deadline:
         blocks.append(_section(deadline))
-    if view.crm_url:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_crm_link(view.crm_url))]))
+    blocks.append(_footer(view))
     return blocks
 
 
+def _assignee(view: CardView) -> str:
+    return view.assignee or "a rep"
+
+
 def offer_card(view: CardView) -> Message:
-    """The card a rep gets when a lead is offered to them: the facts, why them, three buttons."""
+    """The card a rep gets when a lead is offered to them: who it is and how to reach them, the
+    facts, why them, three buttons.
+
+    The lead's e-mail and phone go to the rep it is offered to from the start, and stay on their
+    card once they claim it: speed to lead is the point, and the rep may look the person up
+    before claiming. Nobody else gets them: not the team's channel, not a queue's channel, and
+    not a rep the lead has moved on from (the card they keep loses them), so that one person
+    calls the lead. A manager alerted in a DM gets them, to act for the team."""
     value = _button_value(view.lead_id)
-    blocks = _card_blocks(view, status=None)
+    blocks = _card_blocks(
+        view,
+        status=None,
+        note=f"Reassigned to you: {view.note}" if view.note else None,
+        why="Why you",
+        personal=True,
+        deadline=_deadline(view.content, "Claim by"),
+    )
+    out = ButtonElement(
+        text=_plain("I'm out", 75), action_id=ActionId.MARK_OOO, value=value, confirm=_OUT_CONFIRM
+    )
     blocks.append(
         ActionsBlock(
             block_id=BlockId.CARD_ACTIONS,
-            elements=[
-                ButtonElement(
-                    text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
-                ),
-                ButtonElement(text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value),
-                ButtonElement(text=_plain("I'm out", 75), action_id=ActionId.MARK_OOO, value=value),
-            ],
+            elements=[_claim_button(value), _reject_button(value), out],
         )
     )
-    text = clip(f"New lead for you: {_title(view.content)}", MAX_TEXT)
+    text = clip(f"New lead for you: {escape(_title(view.content))}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 
-def settled_card(view: CardView, status: str) -> Message:
-    """The card once nobody needs to act on it; `status` is mrkdwn the caller made safe."""
-    blocks = _card_blocks(view, status=status)
-    text = clip(f"{_title(view.content)}: {status}", MAX_TEXT)
+def team_copy(view: CardView) -> Message:
+    """The offer as the team's channel sees it: whose lead it is, and no buttons. Every button
+    acts on whoever clicks it, and in a channel that is seldom the rep the lead is for."""
+    who = _assignee(view)
+    blocks = _card_blocks(
+        view,
+        status=f"New lead for {who}",
+        note=f"Reassigned: {view.note}" if view.note else None,  # `who` is named just above
+        why="Why",
+        personal=False,
+        deadline=_deadline(view.content, "To be claimed by"),
+    )
+    text = clip(f"New lead for {who}: {escape(_title(view.content))}", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 
-def assign_control(lead_id: str) -> ActionsBlock:
-    """A user picker that offers a queued lead to whoever a manager chooses.
+def settled_card(
+    view: CardView, status: str, *, team: bool = False, moved: bool = False
+) -> Message:
+    """The card (or with `team`, its copy in the team's channel) once nobody needs to act on it;
+    `status` is mrkdwn the caller made safe, saying what happened. It drops the deadline: once
+    claimed or moved, "Claim by" would only mislead. A lead that `moved` on (rejected, taken
+    away, not claimed in time) drops why it came and how, too: the status says where it went."""
+    note = None
+    if view.note and not moved:
+        note = f"Reassigned{'' if team else ' to you'}: {view.note}"
+    why = None if moved else ("Why" if team else "Why you")
+    personal = not team and not moved
+    blocks = _card_blocks(view, status=status, note=note, why=why, personal=personal)
+    text = clip(f"{escape(_title(view.content))}: {status}", MAX_TEXT)
+    return Message(text=text, blocks=_messages(blocks))
+
+
+@dataclass(frozen=True, slots=True)
+class Assignee:
+    """A rep a manager may assign a queued lead to."""
+
+    rep_id: str
+    name: str
+    team: str | None  # the first team they are in, to group a long list by
+
+
+def assignees_of(policy: Policy) -> tuple[Assignee, ...]:
+    """The policy's reps who can be assigned from Slack (those with a Slack id: a card can reach
+    them), by name."""
+    reps = [rep for rep in policy.reps.values() if rep.slack]
+    return tuple(
+        Assignee(rep.id, rep.name, policy.first_team_of(rep.id))
+        for rep in sorted(reps, key=lambda rep: (rep.name.casefold(), rep.id))
+    )
+
+
+def _rep_option(assignee: Assignee) -> Option:
+    return Option(value=assignee.rep_id, text=_plain(assignee.name, MAX_OPTION_TEXT))
+
+
+def _rep_select(assignees: Sequence[Assignee]) -> StaticSelectElement:
+    """One list when it fits Slack's 100 options; else a group per team (Slack: 100 groups of
+    100 at most), cut into parts when a team outgrows one."""
+    placeholder = _plain("Assign to…", 150)
+    if len(assignees) <= MAX_OPTIONS:
+        options = [_rep_option(a) for a in assignees]
+        return StaticSelectElement(
+            placeholder=placeholder, action_id=ActionId.ASSIGN, options=options
+        )
+    by_team: dict[str, list[Assignee]] = {}
+    for assignee in assignees:
+        by_team.setdefault(assignee.team or "No team", []).append(assignee)
+    groups: list[OptionGroup] = []
+    for team, members in sorted(by_team.items()):
+        parts = [members[i : i + MAX_OPTIONS] for i in range(0, len(members), MAX_OPTIONS)]
+        for number, part in enumerate(parts, start=1):
+            label = team if len(parts) == 1 else f"{team} ({number})"
+            groups.append(
+                OptionGroup(
+                    label=_plain(label, MAX_OPTION_TEXT), options=[_rep_option(a) for a in part]
+                )
+            )
+    return StaticSelectElement(
+        placeholder=placeholder, action_id=ActionId.ASSIGN, option_groups=groups[:MAX_OPTIONS]
+    )
+
+
+def assign_control(lead_id: str, assignees: Sequence[Assignee]) -> ActionsBlock:
+    """A picker that offers a queued lead to one of the policy's reps, as a manager chooses.
+    Not a user picker: that would offer everyone in the workspace.
 
     A select carries no value of its own, so the lead's id travels in the block id."""
     block_id = f"{BlockId.ASSIGN_PREFIX}{_button_value(lead_id)}"
     if len(block_id) > MAX_BLOCK_ID:
         raise ValueError(f"lead id is too long for an Assign control ({len(lead_id)} characters)")
-    return ActionsBlock(
-        block_id=block_id,
-        elements=[
-            UserSelectElement(
-                placeholder=_plain("Assign to…", 150),
-                action_id=ActionId.ASSIGN,
-            )
-        ],
-    )
+    if not assignees:
+        raise ValueError("an Assign control needs at least one rep to offer")
+    return ActionsBlock(block_id=block_id, elements=[_rep_select(assignees)])
+
+
+NOBODY_TO_ASSIGN = (
+    "No rep in the policy has a Slack id, so none can be assigned from here: add `slack:` to "
+    "the reps in the policy."
+)
 
 
 def assigned_lead(block_id: str) -> str | None:
@@ -320,15 +548,21 @@ def assigned_lead(block_id: str) -> str | None:
     return block_id[len(prefix) :] or None
 
 
-def queued_post(view: CardView, queue: str, *, alert: bool = False) -> Message:
-    """A lead waiting in a queue with an Assign picker: posted to the queue's channel, or with
-    `alert` to a manager when the SLA watchdog gave up on it."""
+def queued_post(
+    view: CardView, queue: str, assignees: Sequence[Assignee], *, alert: bool = False
+) -> Message:
+    """A lead waiting in a queue with an Assign picker of `assignees`: posted to the queue's
+    channel, or with `alert` to a manager when the SLA watchdog gave up on it."""
     status = f"Waiting in the *{escape(queue)}* queue"
     if alert:
         status = f":rotating_light: Nobody claimed this lead in time. {status}"
-    blocks = _card_blocks(view, status=status, why="Why")
-    blocks.append(assign_control(view.lead_id))
-    text = clip(f"{_title(view.content)}: waiting in the {escape(queue)} queue", MAX_TEXT)
+    blocks = _card_blocks(view, status=status, note=None, why="Why", personal=alert)
+    if assignees:
+        blocks.append(assign_control(view.lead_id, assignees))
+    else:
+        blocks.append(ContextBlock(elements=[_mrkdwn(NOBODY_TO_ASSIGN)]))
+    title = escape(_title(view.content))
+    text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
     return Message(text=text, blocks=_messages(blocks))
 
 
@@ -337,12 +571,10 @@ def reminder(view: CardView) -> Message:
     due = view.content.sla_due_at
     when = f": claim it by {slack_date(due)}" if due is not None else ""
     text = clip(
-        f":hourglass_flowing_sand: Still yours to claim, *{_title(view.content)}*{when}", MAX_TEXT
+        f":hourglass_flowing_sand: Still yours to claim, *{escape(_title(view.content))}*{when}",
+        MAX_TEXT,
     )
-    value = _button_value(view.lead_id)
-    claim = ButtonElement(
-        text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
-    )
+    claim = _claim_button(_button_value(view.lead_id))
     blocks = [_section(text), ActionsBlock(block_id=BlockId.CARD_ACTIONS, elements=[claim])]
     return Message(text=text, blocks=_messages(blocks))
 
@@ -427,12 +659,7 @@ def _offer_blocks(index: int, offer: HomeOffer) -> list[Block]:
         _section("\n".join(lines)),
         ActionsBlock(
             block_id=f"home_offer_{index}",
-            elements=[
-                ButtonElement(
-                    text=_plain("Claim", 75), action_id=ActionId.CLAIM, value=value, style="primary"
-                ),
-                ButtonElement(text=_plain("Reject", 75), action_id=ActionId.REJECT, value=value),
-            ],
+            elements=[_claim_button(value), _reject_button(value)],
         ),
     ]
 
@@ -452,7 +679,9 @@ def _availability(home: HomeData) -> SectionBlock:
     if not home.away:
         return SectionBlock(
             text=_mrkdwn("You're available for new leads."),
-            accessory=ButtonElement(text=_plain("I'm out", 75), action_id=ActionId.HOME_AWAY),
+            accessory=ButtonElement(
+                text=_plain("I'm out", 75), action_id=ActionId.HOME_AWAY, confirm=_OUT_CONFIRM
+            ),
         )
     until = slack_date(home.away_until) if home.away_until else "further notice"
     text = f"You're out of office until {until}."

@@ -26,12 +26,14 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.digest import load_digest
+from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
 from bot.slack.blocks import (
     CardView,
     Message,
+    assignees_of,
     backlog_summary,
     escape,
     mention,
@@ -39,12 +41,14 @@ from bot.slack.blocks import (
     queued_post,
     reminder,
     settled_card,
+    team_copy,
 )
 from bot.slack.digest import digest_message
 from bot.slack.people import SlackPeople
 from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
+from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +138,7 @@ class CardDelivery(OutboxWorker):
         if kind in (OutboxKind.OFFER_CARD, OutboxKind.TEAM_CARD):
             await self._post_card(attempt, int(payload["offer_id"]), kind == OutboxKind.TEAM_CARD)
         elif kind == OutboxKind.SETTLE_CARD:
-            await self._settle_card(int(payload["offer_id"]))
+            await self._settle_card(attempt, int(payload["offer_id"]))
         elif kind == OutboxKind.QUEUE_POST:
             await self._post_queued(attempt, payload)
         elif kind == OutboxKind.REMINDER:
@@ -168,6 +172,13 @@ class CardDelivery(OutboxWorker):
 
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
         duplicate = attempt.notes.get("duplicate")
+        delivered = attempt.notes.get("delivered")
+        if error is None and not isinstance(duplicate, PostedCard) and delivered is not None:
+            lead_id, what = delivered
+            if lead_id is None:
+                log.info("%s", what)
+            else:
+                log.info("lead %s: %s", lead_id, what, extra=about(lead_id))
         if isinstance(duplicate, PostedCard):
             # Another attempt's copy was recorded first (a lease that ran out under a frozen
             # process): this one is taken back, so the rep sees one card.
@@ -176,11 +187,11 @@ class CardDelivery(OutboxWorker):
         if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
             await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
 
-    async def _post_card(self, attempt: Attempt, offer_id: int, team_copy: bool) -> None:
+    async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved before its card went out: nobody needs it now
-        if team_copy:
+        if to_team:
             if card.team_channel is None or card.team_message_ts is not None:
                 return
             channel = card.team_channel
@@ -190,20 +201,25 @@ class CardDelivery(OutboxWorker):
             channel = card.rep_slack or await self._slack_id(card.rep)
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
-        view = _view(card)
+        view = self._view(card)
         if due is not None:
             view = replace(view, content=replace(view.content, sla_due_at=due))
-        posted_channel, ts = await self._post(attempt, channel, offer_card(view))
-        starts_sla = not team_copy and card.sla_due_at is None
+        message = team_copy(view) if to_team else offer_card(view)
+        posted_channel, ts = await self._post(attempt, channel, message)
+        starts_sla = not to_team and card.sla_due_at is None
         attempt.notes["card"] = PostedCard(
             offer_id,
-            team_copy,
+            to_team,
             posted_channel,
             ts,
-            posted_at=now if not team_copy else None,
+            posted_at=now if not to_team else None,
             sla_due_at=due if starts_sla else card.sla_due_at,
             remind_at=remind_at if starts_sla else None,
         )
+        if to_team:
+            _delivered(attempt, card.lead_id, f"copy of the card posted in {posted_channel}")
+        else:
+            _delivered(attempt, card.lead_id, f"card posted to {card.rep}")
 
     def _deadlines(self, card: OfferCard, now: datetime) -> tuple[datetime | None, datetime | None]:
         """The SLA deadline (and reminder) of a card posted now, or the one already running."""
@@ -219,7 +235,7 @@ class CardDelivery(OutboxWorker):
             remind_at = sla_deadline(policy.sla, rep, now, card.sla_seconds // 2)
         return due, remind_at
 
-    async def _settle_card(self, offer_id: int) -> None:
+    async def _settle_card(self, attempt: Attempt, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)
         if card is None or card.settled is None:
             return
@@ -230,12 +246,14 @@ class CardDelivery(OutboxWorker):
                 )
             if waiting:
                 raise Retry("the card itself is not posted yet")
-        message = settled_card(_view(card), self._sentence(card.settled))
-        for channel, ts in (
-            (card.channel, card.message_ts),
-            (card.team_channel, card.team_message_ts),
+        view, status = self._view(card), self._sentence(card.settled)
+        moved = card.status != OfferStatus.CLAIMED.value
+        for channel, ts, team in (
+            (card.channel, card.message_ts, False),
+            (card.team_channel, card.team_message_ts, True),
         ):
             if channel and ts:
+                message = settled_card(view, status, team=team, moved=moved)
                 await self._call(
                     self.client.chat_update,
                     channel=channel,
@@ -243,6 +261,7 @@ class CardDelivery(OutboxWorker):
                     text=message.text,
                     blocks=message.blocks,
                 )
+                _delivered(attempt, card.lead_id, f"card updated ({card.status})")
 
     async def _post_queued(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         channel = payload.get("channel")
@@ -252,7 +271,9 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(attempt, str(channel), queued_post(view, queued.queue))
+        assignees = assignees_of(self.policy())
+        await self._post(attempt, str(channel), queued_post(view, queued.queue, assignees))
+        _delivered(attempt, queued.lead_id, f"posted in queue {queued.queue}'s channel")
 
     async def _remind(self, attempt: Attempt, offer_id: int) -> None:
         """Half the SLA has gone: a nudge in the card's thread (or the DM, if it has none yet)."""
@@ -260,7 +281,9 @@ class CardDelivery(OutboxWorker):
         if card is None or card.status != "offered":
             return  # claimed or moved meanwhile: nothing to remind of
         channel = card.channel or card.rep_slack or await self._slack_id(card.rep)
-        await self._post(attempt, channel, reminder(_view(card)), thread_ts=card.message_ts)
+        message = reminder(self._view(card))
+        await self._post(attempt, channel, message, thread_ts=card.message_ts)
+        _delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
 
     async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
@@ -270,7 +293,9 @@ class CardDelivery(OutboxWorker):
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        await self._post(attempt, slack_id, queued_post(view, queued.queue, alert=True))
+        message = queued_post(view, queued.queue, assignees_of(self.policy()), alert=True)
+        await self._post(attempt, slack_id, message)
+        _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
 
     async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         manager_id = str(payload["manager"])
@@ -287,7 +312,9 @@ class CardDelivery(OutboxWorker):
                 since=datetime.fromisoformat(payload["since"]),
                 now=datetime.fromisoformat(payload["until"]),
             )
-        await self._post(attempt, slack_id, digest_message(digest, manager_tz=manager.tz))
+        message = digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))
+        await self._post(attempt, slack_id, message)
+        _delivered(attempt, None, f"digest posted to manager {manager_id}")
 
     async def _post_backlog(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """Leads arrived while no Slack app ran: their manager hears of them once, in a DM."""
@@ -296,6 +323,7 @@ class CardDelivery(OutboxWorker):
         reps = {policy.rep_name(rep): int(count) for rep, count in payload["reps"].items()}
         since = datetime.fromisoformat(payload["since"])
         await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
+        _delivered(attempt, None, f"backlog of {payload['leads']} told to {payload['manager']}")
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for
@@ -394,17 +422,30 @@ class CardDelivery(OutboxWorker):
         async with asyncio.timeout(self.call_timeout_s):
             return await method(**arguments)
 
+    def _view(self, card: OfferCard) -> CardView:
+        return CardView(
+            lead_id=card.lead_id,
+            content=card.content,
+            crm_url=card.crm_url,
+            note=escape(card.note) if card.note else None,
+            assignee=self._who(card.rep),
+        )
+
+    def _who(self, rep_id: str) -> str:
+        """A rep as mrkdwn: a mention when the policy knows their Slack id, else their name."""
+        policy = self.policy()
+        slack_id = policy.slack_of(rep_id)
+        return mention(slack_id) if slack_id else escape(policy.rep_name(rep_id))
+
     def _sentence(self, settled: str) -> str:
         """The reader's `{rep:ID}` placeholders as Slack mentions (or escaped names)."""
-        policy = self.policy()
         out: list[str] = []
         for part in settled.split("{rep:"):
             if not out:
                 out.append(escape(part))
                 continue
             rep_id, _, rest = part.partition("}")
-            slack_id = policy.slack_of(rep_id)
-            out.append(mention(slack_id) if slack_id else escape(policy.rep_name(rep_id)))
+            out.append(self._who(rep_id))
             out.append(escape(rest))
         return "".join(out)
 
@@ -431,6 +472,11 @@ def _fix_for(exc: SlackApiError, channel: str) -> str | None:
     return None
 
 
+def _delivered(attempt: Attempt, lead_id: str | None, what: str) -> None:
+    """What the attempt did in Slack, for its one log line once its end is committed."""
+    attempt.notes["delivered"] = (lead_id, what)
+
+
 def _retry_after(response: Any) -> float:
     """Slack's Retry-After, in seconds (one if it sent none or something unreadable)."""
     headers = getattr(response, "headers", None) or {}
@@ -439,12 +485,3 @@ def _retry_after(response: Any) -> float:
         return max(1.0, float(value)) if value is not None else 1.0
     except (TypeError, ValueError):
         return 1.0
-
-
-def _view(card: OfferCard) -> CardView:
-    return CardView(
-        lead_id=card.lead_id,
-        content=card.content,
-        crm_url=card.crm_url,
-        note=escape(card.note) if card.note else None,
-    )

@@ -36,6 +36,7 @@ from bot.slack.blocks import (
     MAX_HEADER,
     MAX_MESSAGE_BLOCKS,
     MAX_TEXT,
+    Assignee,
     Message,
     assign_control,
     clip,
@@ -48,8 +49,11 @@ from routing.durations import format_duration
 _WEEK_DAYS = 7
 
 
-def digest_message(digest: ManagerDigest, *, manager_tz: ZoneInfo) -> Message:
-    """The digest for one manager; a single line when there is nothing to tell."""
+def digest_message(
+    digest: ManagerDigest, *, manager_tz: ZoneInfo, assignees: Sequence[Assignee]
+) -> Message:
+    """The digest for one manager; a single line when there is nothing to tell. Each queued lead
+    shown has an Assign picker of `assignees`."""
     period = period_start(digest.since, digest.now, manager_tz)
     if digest.empty:
         line = (
@@ -61,7 +65,7 @@ def digest_message(digest: ManagerDigest, *, manager_tz: ZoneInfo) -> Message:
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=clip(f"Routing digest since {period}", MAX_HEADER)))
     ]
-    blocks.extend(_queue_blocks(digest))
+    blocks.extend(_queue_blocks(digest, assignees))
     blocks.append(DividerBlock())
     blocks.append(_misses_section(digest.misses, period))
     blocks.append(_loads_section(digest.loads))
@@ -96,7 +100,7 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _queue_blocks(digest: ManagerDigest) -> list[Block]:
+def _queue_blocks(digest: ManagerDigest, assignees: Sequence[Assignee]) -> list[Block]:
     if digest.queue_size == 0:
         return [_section("*Unmatched queue:* empty")]
     head = f"*Unmatched queue:* {_plural(digest.queue_size, 'lead')}"
@@ -109,8 +113,8 @@ def _queue_blocks(digest: ManagerDigest) -> list[Block]:
         blocks.append(_section(_lead_line(digest, lead, show_queue=several)))
         # An id too long to travel in a block id is listed without the picker rather than
         # costing the manager the whole digest.
-        if len(BlockId.ASSIGN_PREFIX) + len(lead.lead_id) <= MAX_BLOCK_ID:
-            blocks.append(assign_control(lead.lead_id))
+        if assignees and len(BlockId.ASSIGN_PREFIX) + len(lead.lead_id) <= MAX_BLOCK_ID:
+            blocks.append(assign_control(lead.lead_id, assignees))
     hidden = digest.queue_size - len(digest.oldest)
     if hidden > 0:
         text = f"{ELLIPSIS} and {hidden} more"

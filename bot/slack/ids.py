@@ -22,6 +22,7 @@ class CallbackId(StrEnum):
 
 class BlockId(StrEnum):
     CARD_ACTIONS = "lead_actions"
+    CARD_CONTACT = "lead_contact"  # the lead's e-mail, phone and website, as links
     REJECT_REASON = "reject_reason"
     REJECT_NOTE = "reject_note"
     # A queued lead's Assign picker sits in a block whose id names the lead: `assign:<lead id>`.

@@ -65,3 +65,7 @@ class ActionsBlock(ValidatorsFoundOnce, sdk.ActionsBlock):
 
 class ButtonElement(ValidatorsFoundOnce, sdk.ButtonElement):
     pass
+
+
+class ConfirmObject(ValidatorsFoundOnce, sdk.ConfirmObject):
+    pass

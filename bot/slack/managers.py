@@ -43,15 +43,15 @@ async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, l
     policy = parts.policy()
     action = body["actions"][0]
     lead_id = blocks.assigned_lead(str(action.get("block_id", "")))
-    chosen = action.get("selected_user")
+    rep = str((action.get("selected_option") or {}).get("value") or "")
     viewer = viewer_of(policy, body["user"]["id"])
     if viewer.manager is None:
         return ONLY_MANAGERS
-    if lead_id is None or not chosen:
+    if lead_id is None or not rep:
         return "Pick a rep to assign the lead to."
-    rep = policy.rep_of_slack(chosen)
-    if rep is None:
-        return f"{blocks.mention(chosen)} is not a rep in the routing policy."
+    chosen = policy.slack_of(rep)
+    if rep not in policy.reps or chosen is None:  # a post from before the policy changed
+        return f"{blocks.escape(rep)} is no longer a rep in the routing policy with a Slack id."
     try:
         view = await parts.service.assign(lead_id, rep_id=rep, by=viewer.manager)
     except ServiceError as exc:
@@ -81,4 +81,4 @@ async def digest_on_demand(parts: SlackParts, viewer: Viewer) -> str | blocks.Me
     async with parts.reader.db.reading() as session:
         since = await repo.previous_job_run(session=session, job=f"digest:{manager.id}", before=now)
         digest = await load_digest(session, policy, manager_id=manager.id, since=since, now=now)
-    return digest_message(digest, manager_tz=manager.tz)
+    return digest_message(digest, manager_tz=manager.tz, assignees=blocks.assignees_of(policy))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -210,3 +212,28 @@ def test_check_warns_about_a_rep_slack_cannot_reach_and_a_name_given_as_a_slack_
     assert "managers[0].slack: `mia.moss` is a name, not a Slack member id" in warnings
     assert "`dee`" not in warnings and "`ann`" not in warnings  # an e-mail is enough for Slack
     assert result.stdout.strip().endswith("3 warnings")
+
+
+def test_the_demo_card_is_the_slack_card_with_the_leads_contact_details_and_id() -> None:
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    found = re.search(r"leadrouter why (L-\d+)", result.stdout)
+    assert found is not None
+    lead_id = found.group(1)
+    with (EXAMPLES / "demo-leads.csv").open(newline="") as rows:
+        lead = next(row for row in csv.DictReader(rows) if row["id"] == lead_id)
+    panel = result.stdout.split("How the assignment card reads in Slack", 1)[1]
+    panel = panel.split(f"leadrouter why {lead_id}", 1)[0]
+    card = "\n".join(line.strip("│ ") for line in panel.splitlines())
+    assert lead["email"] and lead["phone"] and lead["website"]  # the demo shows a whole card
+    for shown in (
+        f"{lead['first_name']} {lead['last_name']} · {lead['company']}",  # the header
+        f"E-mail   {lead['email']}",
+        f"Phone    {lead['phone']}",
+        f"Website  {lead['website']}",
+        f"Lead {lead_id}",
+        "Why you: ",
+        "[ Claim ]  [ Reject ]  [ I'm out ]",
+    ):
+        assert shown in card, shown
+    assert "New lead for" not in card  # the demo's own wording, which the card never had

@@ -128,7 +128,12 @@ def test_any_id_stays_one_segment_of_the_crm_site_and_makes_a_card_slack_accepts
     assert unquote(parts.path.removeprefix(prefix)) == crm_id
     # The card renders it (blocks.py refuses a link it cannot carry safely).
     content = card_content_of(
-        {}, lead_id="L-1", reason="r", rep_name="Ann", sla_seconds=None, offered_at=_NOON
+        {},
+        parse_policy("reps: []"),
+        lead_id="L-1",
+        reason="r",
+        sla_seconds=None,
+        offered_at=_NOON,
     )
     message = offer_card(CardView(lead_id="L-1", content=content, crm_url=link))
     assert "|Open in CRM>" in json.dumps(message.blocks)

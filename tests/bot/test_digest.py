@@ -31,7 +31,7 @@ from routing.policy import Policy, load_policy
 from storage import repository as repo
 from storage.db import Database, open_database
 from tests.bot.conftest import Clock
-from tests.bot.test_slack_blocks import assert_safe, assert_within_limits, texts
+from tests.bot.test_slack_blocks import ASSIGNEES, assert_safe, assert_within_limits, texts
 from tests.pg import PostgresServer
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -355,7 +355,7 @@ def assign_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_an_empty_digest_is_one_line_naming_the_period() -> None:
-    message = digest_message(digest(), manager_tz=NEW_YORK)
+    message = digest_message(digest(), manager_tz=NEW_YORK, assignees=ASSIGNEES)
     line = (
         "All clear: nothing in the queue, no SLA misses since Mon 09:00 EST, nobody out, "
         "no open leads."
@@ -367,8 +367,8 @@ def test_an_empty_digest_is_one_line_naming_the_period() -> None:
 
 def test_the_header_names_the_period_in_the_managers_own_zone() -> None:
     busy = digest(queue_size=1, oldest=(queued(0),))
-    new_york = digest_message(busy, manager_tz=NEW_YORK).blocks[0]
-    berlin = digest_message(busy, manager_tz=BERLIN).blocks[0]
+    new_york = digest_message(busy, manager_tz=NEW_YORK, assignees=ASSIGNEES).blocks[0]
+    berlin = digest_message(busy, manager_tz=BERLIN, assignees=ASSIGNEES).blocks[0]
     assert new_york["type"] == "header"
     assert new_york["text"]["text"] == "Routing digest since Mon 09:00 EST"
     assert berlin["text"]["text"] == "Routing digest since Mon 15:00 CET"
@@ -383,14 +383,17 @@ def test_a_period_longer_than_a_week_names_its_date() -> None:
 
 def test_each_queued_lead_shows_company_source_and_age_with_its_own_assign_picker() -> None:
     oldest = tuple(queued(n) for n in range(10))
-    message = digest_message(digest(queue_size=12, oldest=oldest), manager_tz=NEW_YORK)
+    message = digest_message(
+        digest(queue_size=12, oldest=oldest), manager_tz=NEW_YORK, assignees=ASSIGNEES
+    )
     blocks = message.blocks
 
     pickers = assign_blocks(blocks)
     assert [b["block_id"] for b in pickers] == [f"assign:L-{n}" for n in range(10)]
     for picker in pickers:
         [element] = picker["elements"]
-        assert (element["type"], element["action_id"]) == ("users_select", ActionId.ASSIGN.value)
+        assert (element["type"], element["action_id"]) == ("static_select", ActionId.ASSIGN.value)
+        assert [o["value"] for o in element["options"]] == ["ann", "ben"]
     text = all_text(blocks)
     assert "*Unmatched queue:* 12 leads, oldest waiting 2h 5m" in text
     assert "*L-3* · Company 3 · webinar · waiting 2h 8m" in text
@@ -404,7 +407,11 @@ def test_each_queued_lead_shows_company_source_and_age_with_its_own_assign_picke
 
 def test_leads_from_several_queues_name_their_queue() -> None:
     oldest = (queued(0, queue="partners"), queued(1))
-    text = all_text(digest_message(digest(queue_size=2, oldest=oldest), manager_tz=NEW_YORK).blocks)
+    text = all_text(
+        digest_message(
+            digest(queue_size=2, oldest=oldest), manager_tz=NEW_YORK, assignees=ASSIGNEES
+        ).blocks
+    )
     assert "*L-0* · Company 0 · webinar · in partners · waiting" in text
     assert "*L-1* · Company 1 · webinar · in unmatched · waiting" in text
     assert "more" not in text
@@ -426,6 +433,7 @@ def test_misses_load_and_absences_each_have_their_lines() -> None:
             ),
         ),
         manager_tz=NEW_YORK,
+        assignees=ASSIGNEES,
     )
     sections = [t for t in texts(message.blocks) if t.startswith("*")]
     assert "*Unmatched queue:* empty" in sections
@@ -444,14 +452,18 @@ def test_misses_load_and_absences_each_have_their_lines() -> None:
 
 
 def test_nothing_to_report_in_a_part_says_so() -> None:
-    text = all_text(digest_message(digest(), manager_tz=NEW_YORK).blocks)  # empty: one line
+    text = all_text(
+        digest_message(digest(), manager_tz=NEW_YORK, assignees=ASSIGNEES).blocks
+    )  # empty: one line
     assert text.startswith("All clear")
     busy = digest(loads=(RepLoad("ann", "Ann Archer", 1, 3),))
-    text = all_text(digest_message(busy, manager_tz=NEW_YORK).blocks)
+    text = all_text(digest_message(busy, manager_tz=NEW_YORK, assignees=ASSIGNEES).blocks)
     assert "*SLA misses since Mon 09:00 EST:* none" in text
     assert "*Out of office:* nobody" in text
     assert "*Unmatched queue:* empty" in text
-    assert assign_blocks(digest_message(busy, manager_tz=NEW_YORK).blocks) == []
+    assert (
+        assign_blocks(digest_message(busy, manager_tz=NEW_YORK, assignees=ASSIGNEES).blocks) == []
+    )
 
 
 def test_crm_write_backs_given_up_are_listed_escaped_with_the_rest_counted() -> None:
@@ -463,6 +475,7 @@ def test_crm_write_backs_given_up_are_listed_escaped_with_the_rest_counted() -> 
     message = digest_message(
         digest(crm_failures=(hostile, *failures[:9]), crm_failures_total=14),
         manager_tz=NEW_YORK,
+        assignees=ASSIGNEES,
     )
     (section,) = [t for t in texts(message.blocks) if t.startswith("*CRM owner write-backs")]
     lines = section.splitlines()
@@ -474,7 +487,7 @@ def test_crm_write_backs_given_up_are_listed_escaped_with_the_rest_counted() -> 
     assert lines[2] == "• `L-0` (Ann Archer, Salesforce): Salesforce has no such record"
     assert lines[-1].endswith("and 4 more")
     assert not digest(crm_failures_total=1).empty
-    quiet = digest_message(digest(), manager_tz=NEW_YORK)
+    quiet = digest_message(digest(), manager_tz=NEW_YORK, assignees=ASSIGNEES)
     assert "CRM" not in all_text(quiet.blocks)
 
 
@@ -492,7 +505,7 @@ def test_every_lead_and_policy_string_is_escaped() -> None:
         loads=(RepLoad("ann", HOSTILE, 1, 3),),
         away=(RepAway("ann", HOSTILE, NOW + timedelta(days=1), HOSTILE),),
     )
-    message = digest_message(hostile, manager_tz=NEW_YORK)
+    message = digest_message(hostile, manager_tz=NEW_YORK, assignees=ASSIGNEES)
     assert_within_limits(message.blocks, MAX_MESSAGE_BLOCKS)
     for text in texts(message.blocks):
         assert_safe(text)
@@ -506,7 +519,9 @@ def test_every_lead_and_policy_string_is_escaped() -> None:
 def test_a_lead_id_too_long_for_a_block_id_is_listed_without_a_picker() -> None:
     long_id = "L" * 250
     message = digest_message(
-        digest(queue_size=2, oldest=(queued(0, lead_id=long_id), queued(1))), manager_tz=NEW_YORK
+        digest(queue_size=2, oldest=(queued(0, lead_id=long_id), queued(1))),
+        manager_tz=NEW_YORK,
+        assignees=ASSIGNEES,
     )
     assert [b["block_id"] for b in assign_blocks(message.blocks)] == ["assign:L-1"]
     assert f"*{long_id}*" in all_text(message.blocks)
@@ -531,7 +546,7 @@ def test_hundreds_of_reps_and_a_long_queue_stay_within_slack_limits() -> None:
             for n, name in enumerate(names)
         ),
     )
-    message = digest_message(many, manager_tz=NEW_YORK)
+    message = digest_message(many, manager_tz=NEW_YORK, assignees=ASSIGNEES)
 
     assert_within_limits(message.blocks, MAX_MESSAGE_BLOCKS)
     for text in texts(message.blocks):
@@ -557,7 +572,7 @@ async def test_a_hostile_company_arriving_in_the_queue_reaches_the_digest_escape
     clock.advance(minutes=90)
     loaded = await digest_of(db, policy, "mia", since=MONDAY_9AM, now=clock.now)
 
-    message = digest_message(loaded, manager_tz=policy.managers["mia"].tz)
+    message = digest_message(loaded, manager_tz=policy.managers["mia"].tz, assignees=ASSIGNEES)
 
     text = all_text(message.blocks)
     assert "*L-1* · &lt;!channel&gt; · webinar · waiting 1h 30m" in text

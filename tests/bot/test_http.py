@@ -262,7 +262,8 @@ async def test_a_batch_is_answered_in_input_order_with_a_created_flag_for_each_l
     client: Client, clock: Clock, database_path: Path
 ) -> None:
     await post(client, lead("OLD"), clock)
-    batch = {"leads": [lead("B-1"), lead("OLD"), lead("B-2"), lead("B-1", company="Again")]}
+    b1, b2 = lead("B-1", email="b1@bigco.com"), lead("B-2", email="b2@bigco.com")
+    batch = {"leads": [b1, lead("OLD"), b2, {**b1, "company": "Again"}]}
     status, body = await post(client, batch, clock)
     assert status == 200
     results = body["results"]

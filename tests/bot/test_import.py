@@ -107,7 +107,7 @@ def test_import_with_bad_settings_exits_1_with_a_sentence(tmp_path: Path) -> Non
         app, ["import", str(leads), "--rules", POLICY], env={"DATABASE_URL": "mysql://db/x"}
     )
     assert result.exit_code == 1
-    assert "DATABASE_URL must be sqlite+aiosqlite:///" in result.stderr
+    assert "DATABASE_URL: must be a SQLite or PostgreSQL URL" in result.stderr
     assert "Traceback" not in result.output
 
 

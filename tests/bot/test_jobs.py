@@ -111,10 +111,53 @@ async def test_a_failing_run_is_logged_and_the_job_runs_again(
             async with asyncio.timeout(5):
                 await third_run.wait()
         finally:
-            scheduler.shutdown(wait=False)
+            await scheduler.stop()
 
     assert [r.getMessage() for r in caplog.records] == [
         "job flaky failed; it runs again at its next time"
+    ]
+
+
+async def test_a_run_in_flight_at_shutdown_finishes_and_nothing_is_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(service: Any) -> None:
+        started.set()
+        await asyncio.sleep(0.2)
+        finished.set()
+
+    job = Job("slow", "takes a while", IntervalTrigger(hours=1), slow, at_start=True)
+    with caplog.at_level(logging.WARNING):
+        scheduler = start_scheduler([job], service=None)  # type: ignore[arg-type]
+        async with asyncio.timeout(5):
+            await started.wait()
+        await scheduler.stop()
+
+    assert finished.is_set()
+    assert caplog.records == []
+
+
+async def test_a_run_still_going_after_the_grace_is_stopped_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    started = asyncio.Event()
+
+    async def stuck(service: Any) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    job = Job("stuck", "never ends", IntervalTrigger(hours=1), stuck, at_start=True)
+    with caplog.at_level(logging.WARNING):
+        scheduler = start_scheduler([job], service=None)  # type: ignore[arg-type]
+        async with asyncio.timeout(5):
+            await started.wait()
+        await scheduler.stop(grace=0.05)
+        await asyncio.sleep(0.05)  # the cancelled run ends on the loop's next turns
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "job stuck was stopped by the shutdown; it runs again at the next start"
     ]
 
 

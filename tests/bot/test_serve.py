@@ -275,7 +275,7 @@ def test_serve_refuses_to_start_without_a_webhook_secret(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"DATABASE_URL": "mysql://db/leads"}, "DATABASE_URL must be sqlite+aiosqlite:///"),
+        ({"DATABASE_URL": "mysql://db/leads"}, "DATABASE_URL: must be a SQLite or PostgreSQL URL"),
         ({"LEADROUTER_WEBHOOK_SECRET": "short"}, "must be at least 16 characters"),
         ({"PORT": "http"}, "PORT:"),
     ],

@@ -83,6 +83,16 @@ def texts(blocks: Any) -> str:
     return json.dumps(blocks)
 
 
+def _mrkdwn(node: Any) -> list[str]:
+    """Every mrkdwn text in `node`: what Slack parses for mentions and links."""
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return own + [t for value in node.values() for t in _mrkdwn(value)]
+    if isinstance(node, list):
+        return [t for item in node for t in _mrkdwn(item)]
+    return []
+
+
 async def test_a_new_lead_is_carded_in_the_reps_dm_and_the_teams_channel(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
@@ -97,6 +107,62 @@ async def test_a_new_lead_is_carded_in_the_reps_dm_and_the_teams_channel(
     (offer,) = await offers(sqlite_db)
     assert offer.channel == f"D{rep.upper()}" and offer.message_ts
     assert offer.team_channel == "CTRIO" and offer.team_message_ts
+
+
+async def test_the_team_channels_copy_names_the_rep_and_carries_no_buttons(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)
+    posts = {c.params["channel"]: c.params for c in await slack.wait_for("chat.postMessage", 2)}
+    user = f"U{rep.upper()}"
+    channel = posts["CTRIO"]
+    assert channel["text"].startswith(f"New lead for <@{user}>")
+    assert f"New lead for <@{user}>" in texts(channel["blocks"])
+    assert not any(b["type"] == "actions" for b in channel["blocks"])
+    assert "Why you" not in texts(channel["blocks"])
+    dm = posts[user]
+    assert dm["text"].startswith("New lead for you")
+    assert "claim_lead" in texts(dm["blocks"]) and "mark_ooo" in texts(dm["blocks"])
+
+
+async def test_a_web_form_lead_without_crm_gives_its_rep_the_contact_details_and_only_them(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    contact = {"email": "jo@acme.example", "phone": "+1 212 555 0102", "website": "acme.example"}
+    rep = await new_lead(app, **contact)
+    await _until(lambda: _all_posted(sqlite_db))
+    posts = {c.params["channel"]: c.params for c in slack.calls_to("chat.postMessage")}
+    user = f"U{rep.upper()}"
+    dm, channel = texts(posts[user]["blocks"]), texts(posts["CTRIO"]["blocks"])
+    assert "<mailto:jo@acme.example|jo@acme.example>" in dm
+    assert "<tel:+12125550102|+1 212 555 0102>" in dm
+    assert "<https://acme.example|acme.example>" in dm
+    assert "Lead L-1" in dm and "Open in CRM" not in dm  # no CRM: the id, not a link
+    assert "jo@acme.example" not in channel and "tel:" not in channel
+    assert "<https://acme.example|acme.example>" in channel and "Lead L-1" in channel
+
+    assert await send(http, action_body("claim_lead", "L-1", user)) == 200
+    updates = {c.params["channel"]: c.params for c in await slack.wait_for("chat.update", 2)}
+    assert "<mailto:jo@acme.example|jo@acme.example>" in texts(updates[f"D{rep.upper()}"])
+    assert "jo@acme.example" not in texts(updates["CTRIO"])
+
+
+async def test_im_out_clicked_on_someone_elses_card_in_a_channel_marks_nobody_out(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    # A channel copy posted before its buttons were taken off still carries them.
+    rep = await new_lead(app)
+    await slack.wait_for("chat.postMessage", count=2)
+    bystander = next(u for u in ("UANN", "UBEN", "UCAT") if u != f"U{rep.upper()}")
+    assert await send(http, action_body("mark_ooo", "L-1", bystander, channel="CTRIO")) == 200
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert told.params["user"] == bystander
+    assert "App Home" in told.params["text"] and "/routing pto" in told.params["text"]
+    assert "out of office" not in told.params["text"]
+    state = (await app.reader.rep_states()).get(bystander[1:].lower())
+    assert state is None or not state.away
+    (offer,) = await offers(sqlite_db)
+    assert offer.status == "offered"
 
 
 async def test_a_claim_updates_the_card_in_place_and_a_second_click_is_told_who_holds_it(
@@ -205,8 +271,9 @@ async def test_reject_asks_for_a_reason_then_routes_the_lead_to_someone_else(
     await slack.wait_for("chat.postMessage", count=5)  # new card x2 and the note to the rep
     first, second = await offers(sqlite_db)
     assert first.status == "rejected" and second.rep_id != first.rep_id
-    update = slack.calls_to("chat.update")[0]
-    assert "Rejected by" in texts(update.params["blocks"])
+    for update in slack.calls_to("chat.update"):  # the rep's card and the channel's copy
+        assert "Rejected by" in texts(update.params["blocks"])
+        assert "Why" not in texts(update.params["blocks"])
     async with sqlite_db.reading() as session:
         audit = (
             await session.execute(select(AuditEventRow).where(AuditEventRow.kind == "rejected"))
@@ -298,9 +365,16 @@ async def test_a_hostile_company_name_pings_and_links_nobody(
 ) -> None:
     await new_lead(app, company="<!channel> <http://evil.example|click> & co")
     post = (await slack.wait_for("chat.postMessage"))[0]
-    shown = texts(post.params["blocks"]) + post.params["text"]
-    assert "<!channel>" not in shown and "<http://evil" not in shown
-    assert "&lt;!channel&gt;" in shown
+    # Slack parses mrkdwn (and the notification text); a header is plain text, shown as typed.
+    parsed = [post.params["text"], *_mrkdwn(post.params["blocks"])]
+    assert not any("<!channel>" in t or "<http://evil" in t for t in parsed)
+    assert "&lt;!channel&gt;" in post.params["text"]
+    header = post.params["blocks"][0]["text"]
+    assert header == {
+        "type": "plain_text",
+        "text": "Jo · <!channel> <http://evil.example|click> & co",
+        "emoji": True,
+    }
 
 
 async def test_a_card_slack_refuses_with_429_or_500_is_retried_and_posted_once(

@@ -18,6 +18,7 @@ KIT_CLASSES = [
     (kit.ContextBlock, sdk.ContextBlock),
     (kit.ActionsBlock, sdk.ActionsBlock),
     (kit.ButtonElement, sdk.ButtonElement),
+    (kit.ConfirmObject, sdk.ConfirmObject),
 ]
 
 
@@ -43,6 +44,7 @@ def _sample(cls: type) -> JsonObject:
         sdk.ContextBlock: kit.ContextBlock(elements=[kit.MarkdownTextObject(text="x")]),
         sdk.ActionsBlock: kit.ActionsBlock(elements=[kit.ButtonElement(text=text, value="v")]),
         sdk.ButtonElement: kit.ButtonElement(text=text, action_id="a", value="v"),
+        sdk.ConfirmObject: kit.ConfirmObject(title=text, text=kit.MarkdownTextObject(text="x")),
     }
     return samples[cls]
 

@@ -44,14 +44,15 @@ def slack_policy() -> str:
 
 
 def assign_body(lead_id: str, chosen: str, by: str, *, response_url: str) -> str:
-    """A manager picking `chosen` in a queued lead's Assign picker."""
+    """A manager picking the rep `chosen` (their id in the policy) in a queued lead's Assign
+    picker."""
     payload = action_payload("assign_lead", "", by, channel="CQUEUE", response_url=response_url)
     payload["actions"] = [
         {
-            "type": "users_select",
+            "type": "static_select",
             "action_id": "assign_lead",
             "block_id": f"assign:{lead_id}",
-            "selected_user": chosen,
+            "selected_option": {"text": {"type": "plain_text", "text": chosen}, "value": chosen},
             "action_ts": f"{datetime.now(UTC).timestamp():.6f}",
         }
     ]
@@ -112,6 +113,7 @@ async def test_an_unclaimed_lead_moves_on_and_both_cards_say_so(
     (update,) = await slack.wait_for("chat.update")
     assert update.params["channel"] == "DANN"
     assert "Reassigned to <@UBEN>: not claimed within 10m" in texts(update.params["blocks"])
+    assert "Why you" not in texts(update.params["blocks"])  # no longer true: it is Ben's now
     posts = await slack.wait_for("chat.postMessage", count=2)
     assert posts[1].params["channel"] == "UBEN"
     new_card = texts(posts[1].params["blocks"])
@@ -155,7 +157,9 @@ async def test_after_the_last_miss_the_queue_and_the_manager_get_the_lead_with_a
     by_channel = {call.params["channel"]: texts(call.params["blocks"]) for call in posts[2:]}
     assert set(by_channel) == {"CQUEUE", "UMIA"}
     assert all('"block_id": "assign:L-1"' in blocks for blocks in by_channel.values())
-    assert "users_select" in by_channel["UMIA"]
+    for blocks in by_channel.values():  # only the policy's reps, not any workspace user
+        assert "users_select" not in blocks and '"type": "static_select"' in blocks
+        assert '"value": "ann"' in blocks and '"value": "dot"' in blocks
     assert "Nobody claimed this lead in time" in by_channel["UMIA"]
     assert "Not claimed after 2 offers" in by_channel["CQUEUE"]
     assert await lead_status(sqlite_db, "L-1") == "queued"
@@ -167,7 +171,7 @@ async def test_a_manager_assigns_a_queued_lead_and_the_post_says_to_whom(
     await queued_lead(app, slack, clock)
     await slack.wait_for("chat.postMessage", count=4)
 
-    body = assign_body("L-1", "UDOT", "UMIA", response_url=slack.response_url("assign"))
+    body = assign_body("L-1", "dot", "UMIA", response_url=slack.response_url("assign"))
     assert await send(http, body) == 200
 
     (answer,) = await slack.wait_for("response")
@@ -185,12 +189,26 @@ async def test_a_rep_cannot_assign_from_the_queue(
 ) -> None:
     await queued_lead(app, slack, clock)
 
-    body = assign_body("L-1", "UANN", "UANN", response_url=slack.response_url("assign"))
+    body = assign_body("L-1", "ann", "UANN", response_url=slack.response_url("assign"))
     assert await send(http, body) == 200
 
     (answer,) = await slack.wait_for("response")
     assert answer.params.get("replace_original") is False
     assert "Only managers" in answer.params["text"]
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+
+
+async def test_a_rep_picked_from_an_old_post_who_has_left_the_policy_is_not_assigned(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+
+    body = assign_body("L-1", "zoe", "UMIA", response_url=slack.response_url("assign"))
+    assert await send(http, body) == 200
+
+    (answer,) = await slack.wait_for("response")
+    assert answer.params.get("replace_original") is False
+    assert "zoe is no longer a rep in the routing policy" in answer.params["text"]
     assert await lead_status(sqlite_db, "L-1") == "queued"
 
 

@@ -22,6 +22,7 @@ from sqlmodel import col
 from bot.bootstrap import App, bootstrap
 from bot.crm.sync import LEADS_CURSOR, accounts_cursor, poll_salesforce_leads, sync_accounts
 from bot.digest import load_digest
+from bot.metrics import Metrics
 from bot.reading import Viewer
 from bot.service import OutboxKind
 from bot.settings import Settings
@@ -420,6 +421,22 @@ async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_diges
         )
     assert digest.crm_failures_total == 1
     assert digest.crm_failures[0].lead_id == "L-gone"
+
+
+async def test_a_write_back_given_up_and_one_retried_are_counted_in_the_metrics(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000GoneAAAA", status=404, json=[{}])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000BusyAAAA", status=503, json=[{}])
+    await _claimed_salesforce_lead(app, "L-gone", "00Q5e00000GoneAAAA")
+    await _claimed_salesforce_lead(app, "L-busy", "00Q5e00000BusyAAAA")
+    (worker,) = app.crm_workers
+    await worker.deliver_due()
+
+    text = (await Metrics().scrape(app)).decode()
+    assert 'leadrouter_crm_writebacks_given_up_total{crm="salesforce"} 1.0' in text
+    assert 'leadrouter_crm_writebacks_failed_total{crm="salesforce"} 2.0' in text
 
 
 async def test_a_rep_with_no_salesforce_user_is_a_failure_that_says_what_to_set(

@@ -111,10 +111,60 @@ def test_a_lead_with_neither_domain_nor_company_matches_nothing() -> None:
         "Acme & Co.",
         "Acme Inc. Ltd",
         "The Acme Company",
+        "Acme Oyj",
+        "Acme Oyj Abp",
+        "Acme Sp. z o.o.",
+        "Acme sp. z o. o.",
+        "Acme Spółka z o.o.",
+        "Acme AB (publ)",
+        "Acme UG (haftungsbeschränkt)",
+        "Acme SE & Co. KGaA",
+        "Acme s.r.o.",
+        "Acme Kft.",
+        "Acme ApS",
+        "Acme S.L.U.",
+        "Acme S. de R.L. de C.V.",
+        "Acme Ltd. Şti.",
+        "ООО Acme ООО",  # a form written first stays: only suffixes are stripped
     ],
 )
 def test_legal_suffixes_and_a_leading_the_are_ignored(name: str) -> None:
-    assert company_key(name) == "acme"
+    expected = "ооо acme" if name.startswith("ООО") else "acme"
+    assert company_key(name) == expected
+
+
+# The countries most leads come from, as the `cleanco` package names them. Brazil is left out:
+# cleanco lists Bulgaria's forms under it (Brazil's own, Ltda and S.A., are covered above).
+COMMON_COUNTRIES = (
+    "Argentina", "Australia", "Austria", "Belgium", "Canada", "Chile", "Croatia",
+    "Czech Republic", "Denmark", "Estonia", "Finland", "France", "Germany", "Greece",
+    "Hong Kong", "Hungary", "Iceland", "India", "Ireland", "Israel", "Italy", "Japan", "Latvia",
+    "Lithuania", "Luxemborg", "Malaysia", "Mexico", "Netherlands", "New Zealand", "Norway",
+    "Philippines", "Poland", "Portugal", "Romania", "Russia", "Singapore", "Slovakia",
+    "Slovenia", "Spain", "Sweden", "Switzerland", "Turkey", "United Kingdom",
+    "United States of America",
+)  # fmt: skip
+
+
+def _as_written(term: str) -> str:
+    """A cleanco term as a company writes it: one of them is UTF-8 read as Latin-1 there."""
+    try:
+        return term.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return term
+
+
+def test_every_legal_term_cleanco_knows_for_the_common_countries_is_stripped() -> None:
+    from cleanco.termdata import terms_by_country
+
+    assert set(COMMON_COUNTRIES) <= set(terms_by_country)  # a renamed country fails here
+    kept = {
+        (country, term)
+        for country in COMMON_COUNTRIES
+        for term in terms_by_country[country]
+        if company_key(f"Nordwind {_as_written(term)}") != "nordwind"
+    }
+    assert kept == set()
 
 
 def test_names_differing_only_in_legal_suffix_match_at_full_score() -> None:

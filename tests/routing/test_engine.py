@@ -9,10 +9,10 @@ import pytest
 
 from routing.accounts import AccountIndex
 from routing.distribution import TeamState
-from routing.engine import Decision, RoutingState, Stage, route
+from routing.engine import Decision, RoutingState, Stage, Step, route
 from routing.explain import explain
 from routing.leads import parse_lead
-from routing.model import Account, Outcome, OutOfOffice
+from routing.model import Account, OpenLead, Outcome, OutOfOffice
 from routing.policy import Policy, load_policy, parse_policy
 from routing.simulation import Simulation
 
@@ -149,6 +149,101 @@ def test_a_sticky_rep_who_is_away_does_not_hold_the_account(policy: Policy) -> N
     assert d.rule == "Enterprise North America" and d.rep == "alice"
 
 
+# --- the same person under another lead id ------------------------------------------------------
+
+ANNA = {"email": "anna@xn--mnchner-bau-thb.de", "country": "US", "employees": 9000}
+
+
+def test_a_person_arriving_again_goes_to_the_rep_holding_their_open_lead(policy: Policy) -> None:
+    # The open lead was stored with the domain in Unicode; this one spells it in punycode.
+    state = RoutingState(person_leads={"anna@münchner-bau.de": [OpenLead("bob", "L-1")]})
+    d = decide(policy, id="L-2", state=state, **ANNA)
+    assert (d.rep, d.rule, d.method, d.team) == ("bob", "Same person", "same_person", "enterprise")
+    assert d.reason == "Same person as open lead L-1 · Bob Brown holds it"
+    assert Step(Stage.PERSON, "anna@münchner-bau.de", True, "bob holds their open lead L-1") in (
+        d.trace
+    )
+    assert "same person anna@münchner-bau.de: bob holds their open lead L-1" in explain(d, policy)
+
+
+def test_the_same_person_comes_before_the_sticky_account(policy: Policy) -> None:
+    accounts = [Account("S", "Stark Industries", "stark.com")]
+    state = RoutingState(
+        account_reps={"S": ["alice"]}, person_leads={"tony@stark.com": [OpenLead("bob", "L-1")]}
+    )
+    d = decide(policy, id="L-2", email="tony@stark.com", accounts=accounts, state=state)
+    assert (d.rep, d.method) == ("bob", "same_person")
+
+
+def test_the_most_recent_holder_who_can_take_it_gets_the_person(policy: Policy) -> None:
+    held = [OpenLead("alice", "L-3"), OpenLead("bob", "L-1")]
+    state = RoutingState(person_leads={"tony@stark.com": held}, open_loads={"alice": 25})
+    d = decide(policy, id="L-4", email="tony@stark.com", state=state)
+    assert (d.rep, d.reason) == ("bob", "Same person as open lead L-1 · Bob Brown holds it")
+    assert Step(Stage.REP, "alice", False, "is at capacity (25/25 open leads)") in d.trace
+
+
+def test_a_holder_who_is_away_does_not_hold_the_person_and_the_trace_says_why(
+    policy: Policy,
+) -> None:
+    state = RoutingState(
+        person_leads={"anna@münchner-bau.de": [OpenLead("bob", "L-1")]},
+        out_of_office={"bob": OutOfOffice(reason="On leave")},
+    )
+    d = decide(policy, id="L-2", state=state, **ANNA)
+    assert (d.rule, d.method) == ("Enterprise North America", "weighted")
+    person = [s for s in d.trace if s.stage is Stage.PERSON]
+    assert person == [
+        Step(
+            Stage.PERSON,
+            "anna@münchner-bau.de",
+            False,
+            "no rep holding their open lead is available",
+        )
+    ]
+    assert Step(Stage.REP, "bob", False, "is out of office", note="On leave") in d.trace
+    assert "Bob Brown is out of office" in d.reason
+
+
+def test_a_holder_who_rejected_this_lead_does_not_get_it_back(policy: Policy) -> None:
+    state = RoutingState(person_leads={"anna@münchner-bau.de": [OpenLead("bob", "L-1")]})
+    d = decide(policy, id="L-2", state=state, excluded={"bob": "rejected this lead"}, **ANNA)
+    assert d.rep == "alice" and d.method == "weighted"
+    assert Step(Stage.REP, "bob", False, "rejected this lead") in d.trace
+
+
+def test_a_holder_no_longer_in_the_policy_is_passed_over_with_a_step(policy: Policy) -> None:
+    state = RoutingState(person_leads={"anna@münchner-bau.de": [OpenLead("zed", "L-1")]})
+    d = decide(policy, id="L-2", state=state, **ANNA)
+    assert d.rule == "Enterprise North America"
+    detail = "zed holds their open lead but is not a rep of the policy"
+    assert Step(Stage.PERSON, "anna@münchner-bau.de", False, detail) in d.trace
+
+
+def test_the_leads_own_open_offer_does_not_make_it_the_same_person(policy: Policy) -> None:
+    state = RoutingState(person_leads={"anna@münchner-bau.de": [OpenLead("bob", "L-2")]})
+    d = decide(policy, id="L-2", state=state, **ANNA)
+    assert d.rule == "Enterprise North America"
+    assert not [s for s in d.trace if s.stage is Stage.PERSON]
+
+
+def test_qualification_still_comes_first_for_the_same_person(policy: Policy) -> None:
+    state = RoutingState(person_leads={"someone@gmail.com": [OpenLead("bob", "L-1")]})
+    d = decide(policy, id="L-2", email="someone@gmail.com", state=state)
+    assert d.outcome is Outcome.NURTURE
+
+
+def test_a_simulation_sends_a_person_twice_in_a_run_to_one_rep(policy: Policy) -> None:
+    sim = Simulation(policy, TUESDAY)
+    first = sim.route(lead(id="L-1", **ANNA))
+    again = sim.route(lead(id="L-2", **{**ANNA, "email": "Anna@Münchner-Bau.de"}))
+    other = sim.route(lead(id="L-3", **{**ANNA, "email": "ben@münchner-bau.de"}))
+    assert (first.rep, again.rep, again.method) == ("alice", "alice", "same_person")
+    assert other.rep == "bob" and other.method == "weighted"
+    # One open lead for each rep holding any: the most recent.
+    assert sim.person_leads["anna@münchner-bau.de"] == (OpenLead("alice", "L-2"),)
+
+
 def test_the_first_matching_rule_wins(policy: Policy) -> None:
     # Mid-market demo requests would match too, but Healthcare specialist comes first.
     d = decide(
@@ -204,7 +299,8 @@ def test_the_example_reason_names_the_rule_the_method_and_who_was_skipped(policy
 
 def test_weighted_distribution_gives_alice_twice_bobs_share(policy: Policy) -> None:
     sim = Simulation(policy, TUESDAY)
-    reps = [sim.route(lead(id=f"L{i}", **ENTERPRISE_US)).rep for i in range(9)]
+    people = [{**ENTERPRISE_US, "email": f"cto{i}@bigco.com"} for i in range(9)]
+    reps = [sim.route(lead(id=f"L{i}", **person)).rep for i, person in enumerate(people)]
     assert reps.count("alice") == 6 and reps.count("bob") == 3
     assert reps[:3] == ["alice", "bob", "alice"]  # interleaved, not in blocks
 
@@ -262,6 +358,32 @@ def test_a_rep_on_a_public_holiday_is_skipped() -> None:
     d = route(lead(), policy=policy, now=christmas)
     assert d.rep == "erin"
     assert "dan is on a public holiday" in d.reason
+
+
+def test_a_rep_on_a_day_off_is_named_in_a_sentence_about_them() -> None:
+    policy = parse_policy(
+        textwrap.dedent(
+            """\
+            reps:
+              - {id: alice, name: Alice Adams, hours: "09:00-17:00"}
+              - {id: bob, name: Bob Brown, hours: "09:00-17:00", days: [mon, sat]}
+              - {id: erin, name: Erin Evans}
+            teams:
+              all: {members: [alice, bob, erin]}
+            rules:
+              - {name: Everyone, assign: {team: all}}
+            """
+        )
+    )
+    sunday = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    d = route(lead(), policy=policy, now=sunday)
+    assert d.rep == "erin"
+    assert "Alice Adams does not work on Sundays; Bob Brown does not work on Sundays" in d.reason
+    assert "is not a working day" not in d.reason
+    # The trace keeps the full detail for `why`.
+    assert "– Alice Adams does not work on Sundays: not a working day (Sunday)" in explain(
+        d, policy
+    )
 
 
 def test_reps_who_rejected_the_lead_are_not_offered_it_again(policy: Policy) -> None:

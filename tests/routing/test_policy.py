@@ -266,3 +266,51 @@ def test_a_rule_target_may_be_a_named_queue_with_its_own_channel() -> None:
         "C0PARTNER",
     )
     assert (triage.assign.kind, triage.assign.name) == (TargetKind.QUEUE, "unmatched")
+
+
+# --- card.fields ---------------------------------------------------------------------------------
+
+
+def test_the_card_shows_a_sensible_set_of_fields_unless_the_policy_chooses() -> None:
+    assert parse_policy(MINIMAL).card_fields == (
+        "title",
+        "industry",
+        "employees",
+        "country",
+        "state",
+        "source",
+    )
+    chosen = parse_policy(MINIMAL + "card:\n  fields: [segment, fields.plan, account.tier]\n")
+    assert chosen.card_fields == ("segment", "fields.plan", "account.tier")
+    assert parse_policy(MINIMAL + "card:\n  fields: []\n").card_fields == ()
+
+
+def test_a_card_field_that_no_lead_has_is_an_error_with_its_line_and_a_suggestion() -> None:
+    problems = problems_of(MINIMAL + "card:\n  fields: [title, industy, plan]\n")
+    assert problems == [
+        "routing.yml:10:19: card.fields[1]: `industy` is not a lead field (did you mean "
+        "`industry`?); custom fields are written fields.NAME",
+        "routing.yml:10:28: card.fields[2]: `plan` is not a lead field; custom fields are "
+        "written fields.NAME",
+    ]
+
+
+def test_a_card_field_listed_twice_or_more_than_ten_is_an_error() -> None:
+    twice = problems_of(MINIMAL + "card:\n  fields: [title, source, title]\n")
+    assert any("card.fields[2]: `title` is listed twice" in p for p in twice)
+    many = ", ".join(f"fields.f{n}" for n in range(11))
+    too_many = problems_of(MINIMAL + f"card:\n  fields: [{many}]\n")
+    assert any(
+        "card.fields: a card has room for 10 fields (Slack's limit); 11 are" in p for p in too_many
+    )
+
+
+def test_contact_details_in_card_fields_are_a_warning_they_are_always_on_the_card() -> None:
+    policy = parse_policy(MINIMAL + "card:\n  fields: [email, title, phone]\n")
+    assert policy.card_fields == ("title",)
+    messages = [w.message for w in policy.warnings]
+    assert (
+        "`email` is always on the card (the contact details); listed here it is left out"
+        in messages
+    )
+    assert any(m.startswith("`phone` is always on the card") for m in messages)

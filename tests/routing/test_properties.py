@@ -25,7 +25,7 @@ from routing.calendar import WorkingHours, is_holiday, unavailable_reason
 from routing.distribution import TeamState, pick_round_robin, pick_weighted
 from routing.engine import Decision, RoutingState, route
 from routing.leads import InvalidLead, parse_lead
-from routing.model import Account, Lead, Outcome, OutOfOffice
+from routing.model import Account, Lead, OpenLead, Outcome, OutOfOffice
 from routing.policy import Policy, load_policy, parse_policy
 from routing.simulation import Simulation
 
@@ -416,6 +416,7 @@ class Routed:
     loads_before: Mapping[str, int]
     teams_before: Mapping[str, TeamState]
     holders_before: Mapping[str, tuple[str, ...]]
+    people_before: Mapping[str, tuple[OpenLead, ...]]
     excluded: Mapping[str, str]
 
 
@@ -434,7 +435,10 @@ def play(scenario: Scenario, policy: Policy | None = None) -> list[Routed]:
         loads_before = dict(sim.loads)
         teams_before = dict(sim.teams)
         holders_before = {account: tuple(reps) for account, reps in sim.account_reps.items()}
-        state = RoutingState(sim.loads, sim.out_of_office, sim.teams, sim.account_reps)
+        people_before = dict(sim.person_leads)
+        state = RoutingState(
+            sim.loads, sim.out_of_office, sim.teams, sim.account_reps, sim.person_leads
+        )
         decision = route(
             lead,
             policy=sim.policy,
@@ -444,7 +448,17 @@ def play(scenario: Scenario, policy: Policy | None = None) -> list[Routed]:
             excluded=excluded,
         )
         sim.apply(decision)
-        steps.append(Routed(lead, decision, loads_before, teams_before, holders_before, excluded))
+        steps.append(
+            Routed(
+                lead,
+                decision,
+                loads_before,
+                teams_before,
+                holders_before,
+                people_before,
+                excluded,
+            )
+        )
     return steps
 
 
@@ -534,7 +548,13 @@ def assert_rep_was_eligible(step: Routed, scenario: Scenario) -> None:
     case, decision = scenario.case, step.decision
     rep_id = decision.rep
     assert rep_id in case.reps, f"{rep_id!r} is not a rep of the policy"
-    if decision.method == "sticky":
+    if decision.method == "same_person":
+        held = step.people_before.get(decision.facts["email"], ())
+        assert rep_id in {open_lead.rep for open_lead in held}, (
+            f"{rep_id} got {decision.lead_id} as the same person without holding their lead"
+        )
+        skill = None
+    elif decision.method == "sticky":
         match = decision.account
         assert case.sticky
         assert match is not None

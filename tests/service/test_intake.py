@@ -75,9 +75,8 @@ async def test_rotation_and_loads_carry_from_one_lead_to_the_next(
     db: Database, make_service: Callable[[Database], Service]
 ) -> None:
     service = make_service(db)
-    reps = [
-        (await service.intake(lead(**{**ENTERPRISE, "id": f"L{i}"}))).lead.rep for i in range(6)
-    ]
+    people = [{**ENTERPRISE, "id": f"L{i}", "email": f"cto{i}@bigco.com"} for i in range(6)]
+    reps = [(await service.intake(lead(**person))).lead.rep for person in people]
     assert reps.count("alice") == 4 and reps.count("bob") == 2
 
 

@@ -4,25 +4,41 @@ team's decisions wait for each other instead of being made twice, and never for 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from sqlalchemy import text
 
-from bot.service import Service
+from bot.service import Service, ServiceError
 from routing.policy import load_policy
 from storage.db import Database, open_database
 from storage.locks import ScopeBusy, lock_key, scope_locks
 from tests.service.conftest import Clock
 from tests.service.support import (
+    TRIO_POLICY,
+    leads_out_of_step_with_their_offers,
+    leads_with_several_open_offers,
     new_lead,
     offers_of,
     open_offers_by_rep,
     stored_open_counts,
     write_policy,
 )
+from tests.service.test_postgres_races import (
+    outcomes,
+    row_locked,
+    started,
+    until_waiting_on_locks,
+)
+
+T = TypeVar("T")
 
 EAST_WEST = """\
 reps:
@@ -81,6 +97,25 @@ async def test_a_decision_for_one_team_does_not_wait_for_another_teams(
         await service.db.dispose()
 
 
+async def test_the_same_person_holds_their_reps_team_not_the_one_the_rules_name(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    [service] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
+    try:
+        first = await service.intake(new_lead("E-1", industry="Energy", email="kim@power.example"))
+        assert first.lead.rep == "ann"
+        # Its rules name west, which is busy; the person is ann's, in east: no wait, no redo.
+        async with scope_held_elsewhere(postgres_url, "team:west"):
+            again = await asyncio.wait_for(
+                service.intake(new_lead("W-1", email="kim@power.example")), 5
+            )
+        assert (again.lead.rep, again.lead.rule) == ("ann", "Same person")
+        assert service.lock_waits == 0 and service.conflicts == 0
+        assert service.decisions_redone == 0
+    finally:
+        await service.db.dispose()
+
+
 async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothing(
     postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
 ) -> None:
@@ -103,6 +138,45 @@ async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothi
     assert sum(r.lock_waits for r in replicas) > 0
     assert await open_offers_by_rep(postgres_db) == {"cat": 45, "dan": 45}
     assert await stored_open_counts(postgres_db) == {"cat": 45, "dan": 45}
+
+
+TWO_BIG_TEAMS = (
+    "reps:\n"
+    + "".join(f"  - {{id: r{n}, weight: {1 + n % 3}}}\n" for n in range(12))
+    + "teams:\n"
+    + "  east: {members: [r0, r1, r2, r3, r4, r5], distribution: weighted}\n"
+    + "  west: {members: [r6, r7, r8, r9, r10, r11], distribution: least_loaded}\n"
+    + "rules:\n"
+    + "  - {name: Energy, when: {industry: Energy}, assign: {team: east}}\n"
+    + "  - {name: Everyone else, assign: {team: west}}\n"
+)
+
+
+async def test_replicas_deciding_for_two_teams_in_mixed_batches_redo_nothing(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """Each batch needs both teams and the reps it lands on; a replica that waited for a team
+    finds the rotation moved on and its guessed rep wrong. The rep it lands on instead is
+    waited for, not tried and given up on (which would start the whole batch again)."""
+    replicas = services_on(postgres_url, write_policy(tmp_path, TWO_BIG_TEAMS), clock, 3)
+
+    async def client(replica: Service, c: int) -> None:
+        # One lead after another, as a form's backend posts them: many small batches.
+        for n in range(12):
+            industry = "Energy" if (n + c) % 2 else "Retail"
+            await replica.intake(new_lead(f"M-{c}-{n}", industry=industry))
+
+    try:
+        await asyncio.gather(*(client(replicas[c % 3], c) for c in range(30)))
+    finally:
+        for replica in replicas:
+            await replica.db.dispose()
+
+    assert sum(r.decisions for r in replicas) == 360
+    assert sum(r.lock_waits for r in replicas) > 0
+    assert sum(r.decisions_redone for r in replicas) == 0
+    assert sum(r.conflicts for r in replicas) == 0
+    assert sum((await open_offers_by_rep(postgres_db)).values()) == 360
 
 
 async def test_a_scope_busy_below_one_held_is_not_waited_for(postgres_url: str) -> None:
@@ -197,3 +271,262 @@ async def test_a_rep_in_two_teams_is_counted_right_when_both_decide_at_once(
     assert per_rep == await stored_open_counts(postgres_db)
     assert sum(per_rep.values()) == 120 and max(per_rep.values()) == 40  # 30 wait in the queue
     assert sum(r.decisions for r in replicas) == 150
+
+
+# --- what a review found ---------------------------------------------------------------------
+
+
+async def queued(service: Service, clock: Clock, lead_id: str) -> None:
+    """`lead_id` in the unmatched queue: not claimed by any of the trio in turn."""
+    await service.intake(new_lead(lead_id))
+    for _ in range(3):
+        clock.advance(minutes=16)
+        await service.sweep()
+
+
+@pytest.mark.parametrize("reps", [("dot", "dot"), ("dot", "ann")], ids=["same rep", "two reps"])
+async def test_two_assigns_of_one_queued_lead_at_once_offer_it_once(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock, reps: tuple[str, str]
+) -> None:
+    first, second = services_on(postgres_url, write_policy(tmp_path, TRIO_POLICY), clock, 2)
+    try:
+        await queued(first, clock, "L-0")
+        [lead_id] = await lead_ids(postgres_db, "L-0")
+        async with row_locked(postgres_db, "leads", "id = :id", id=lead_id):
+            tasks = [
+                asyncio.ensure_future(answer(first.assign("L-0", rep_id=reps[0], by="mia"))),
+                asyncio.ensure_future(answer(second.assign("L-0", rep_id=reps[1], by="mia"))),
+            ]
+            await until_waiting_on_locks(postgres_db, 2)  # both wait for the lead
+        results = await outcomes(tasks)
+    finally:
+        for service in (first, second):
+            await service.db.dispose()
+
+    assert sorted(type(r).__name__ for r in results) == ["LeadView", "NotAllowed"], results
+    open_offers = [o for o in await offers_of(postgres_db, "L-0") if o.status == "offered"]
+    assert len(open_offers) == 1
+    assert await stored_open_counts(postgres_db) == await open_offers_by_rep(postgres_db)
+
+
+OLD_TEAMS = """\
+reps:
+  - {id: ann}
+  - {id: ben}
+teams:
+  east: {members: [ann, ben], distribution: round_robin}
+rules:
+  - {name: All, assign: {team: east}}
+"""
+NEW_TEAMS = """\
+reps:
+  - {id: ann}
+  - {id: ben}
+teams:
+  east: {members: [ben], distribution: round_robin}
+  west: {members: [ann], distribution: round_robin}
+rules:
+  - {name: All, assign: {team: east}}
+"""
+
+
+async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """A rolling deploy moves ann from east to west. The old replica gives her a lead while the
+    new one marks her away: were they to hold different scopes (east, west), the absence would
+    find no offer to move and the lead would then be hers, with nobody to move it."""
+    [old] = services_on(postgres_url, write_policy(tmp_path, OLD_TEAMS, name="old.yml"), clock, 1)
+    [new] = services_on(postgres_url, write_policy(tmp_path, NEW_TEAMS, name="new.yml"), clock, 1)
+    try:
+        for n in range(2):  # ann, then ben: the next lead is ann's, and east has its row
+            await old.intake(new_lead(f"W-{n}"))
+        async with started(old.intake(new_lead("L-1"))) as tasks:
+            # The decision for ann is made and waits to save east's rotation.
+            async with row_locked(postgres_db, "team_state", "team = 'east'"):
+                await until_waiting_on_locks(postgres_db, 1)
+                tasks.append(
+                    asyncio.ensure_future(
+                        new.set_out_of_office(
+                            "ann", until=clock.now + timedelta(hours=1), reason="x"
+                        )
+                    )
+                )
+                await asyncio.sleep(0.5)
+            intake, moves = await outcomes(tasks)
+    finally:
+        for service in (old, new):
+            await service.db.dispose()
+
+    assert intake.lead.rep == "ann"
+    assert ("L-1", "ben") in [(m.lead_id, m.to.rep) for m in moves]
+    assert [(o.rep_id, o.status) for o in await offers_of(postgres_db, "L-1")][-1] == (
+        "ben",
+        "offered",
+    )
+
+
+STRESS_POLICY = """\
+reps:
+  - {id: ann, capacity: 10}
+  - {id: ben, capacity: 10}
+  - {id: cat, capacity: 10}
+  - {id: dan, capacity: 10}
+  - {id: eve, capacity: 10, weight: 2}
+  - {id: fay, capacity: 10}
+  - {id: zed, capacity: 6}
+teams:
+  east: {members: [ann, ben, cat], distribution: round_robin}
+  west: {members: [cat, dan, eve], distribution: least_loaded}
+  north: {members: [eve, fay, ann], distribution: weighted}
+  south: {members: [ben, dan, fay], distribution: round_robin}
+sla: {default: 3m, max_reassignments: 3}
+rules:
+  - {name: Direct, when: {industry: Mining}, assign: {rep: zed}, fallback: {team: south}}
+  - {name: Energy, when: {industry: Energy}, assign: {team: east}, fallback: {team: west}}
+  - {name: Retail, when: {industry: Retail}, assign: {team: west}, fallback: {team: north}}
+  - {name: Health, when: {industry: Health}, assign: {team: north}, fallback: {team: south}}
+  - {name: Rest, assign: {team: south}, fallback: {team: east}}
+"""
+STRESS_CAPACITY = {"ann": 10, "ben": 10, "cat": 10, "dan": 10, "eve": 10, "fay": 10, "zed": 6}
+
+
+async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once_stay_exact(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """Reps in two teams each, one in none, fallbacks across teams; three replicas doing
+    everything at once. Nothing may break: counts, capacity, one open offer per lead, nobody
+    away holding a lead; and no compare-and-set may find its state changed (the scopes make
+    that impossible), and PostgreSQL may find no deadlock."""
+    rng = random.Random(7)
+    replicas = services_on(postgres_url, write_policy(tmp_path, STRESS_POLICY), clock, 3)
+    errors: list[BaseException] = []
+    away_now: dict[str, bool] = {}
+    stop = asyncio.Event()
+
+    async def guarded(operation: Awaitable[object]) -> None:
+        try:
+            await operation
+        except ServiceError:
+            pass  # a refusal (not yours any more, not offered): what users see, not a fault
+        except Exception as exc:
+            errors.append(exc)
+
+    async def intake(replica: Service, r: int) -> None:
+        for n in range(60):
+            batch = [
+                new_lead(f"L-{r}-{n}-{k}", industry=rng.choice(INDUSTRIES))
+                for k in range(rng.randint(1, 4))
+            ]
+            await asyncio.gather(*(guarded(replica.intake(lead)) for lead in batch))
+            await asyncio.sleep(rng.random() * 0.01)
+
+    async def move(replica: Service) -> None:
+        while not stop.is_set():
+            offer = await any_open_offer(postgres_db, rng)
+            if offer is not None:
+                choice = rng.random()
+                if choice < 0.35:
+                    await guarded(replica.reject(offer.lead, by=offer.rep, reason="no"))
+                elif choice < 0.6:
+                    await guarded(replica.reassign(offer.id, reason="rebalancing"))
+                else:
+                    await guarded(replica.claim(offer.lead, by=offer.rep))
+            await asyncio.sleep(rng.random() * 0.01)
+
+    async def come_and_go(replica: Service, reps: list[str]) -> None:
+        while not stop.is_set():
+            rep = rng.choice(reps)
+            if away_now.get(rep):
+                away_now[rep] = False
+                await guarded(replica.set_back(rep))
+            else:
+                away_now[rep] = True
+                await guarded(replica.set_out_of_office(rep, until=None, reason="x"))
+            await asyncio.sleep(rng.random() * 0.05)
+
+    async def sweep(replica: Service) -> None:
+        while not stop.is_set():
+            clock.advance(seconds=20)
+            await guarded(replica.sweep())
+            await asyncio.sleep(0.05)
+
+    deadlocks_before = await deadlocks(postgres_db)
+    try:
+        background = [
+            asyncio.create_task(move(replicas[0])),
+            asyncio.create_task(move(replicas[1])),
+            asyncio.create_task(come_and_go(replicas[2], ["ann", "cat"])),
+            asyncio.create_task(come_and_go(replicas[0], ["eve", "zed"])),
+            asyncio.create_task(sweep(replicas[1])),
+            asyncio.create_task(sweep(replicas[2])),
+        ]
+        await asyncio.gather(*(intake(replica, r) for r, replica in enumerate(replicas)))
+        stop.set()
+        await asyncio.gather(*background)
+    finally:
+        for replica in replicas:
+            await replica.db.dispose()
+
+    assert errors == []
+    assert sum(r.state_conflicts for r in replicas) == 0
+    assert sum(r.decisions for r in replicas) > 300
+    per_rep = await open_offers_by_rep(postgres_db)
+    assert per_rep == await stored_open_counts(postgres_db)
+    assert {rep: n for rep, n in per_rep.items() if n > STRESS_CAPACITY[rep]} == {}
+    assert await leads_with_several_open_offers(postgres_db) == {}
+    assert await leads_out_of_step_with_their_offers(postgres_db) == {}
+    offered_to = await reps_with_offered_leads(postgres_db)
+    assert {rep for rep, away in away_now.items() if away} & offered_to == set()
+    await asyncio.sleep(1)  # the backends' statistics reach pg_stat_database
+    assert await deadlocks(postgres_db) == deadlocks_before
+
+
+INDUSTRIES = ["Mining", "Energy", "Retail", "Health", "Other"]
+
+
+@dataclass(frozen=True)
+class OpenOffer:
+    id: int
+    lead: str
+    rep: str
+
+
+async def any_open_offer(db: Database, rng: random.Random) -> OpenOffer | None:
+    async with db.reading() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT offers.id, leads.external_id, offers.rep_id FROM offers"
+                    " JOIN leads ON leads.id = offers.lead_id WHERE offers.status = 'offered'"
+                )
+            )
+        ).all()
+    return OpenOffer(*rng.choice(rows)) if rows else None
+
+
+async def reps_with_offered_leads(db: Database) -> set[str]:
+    async with db.reading() as session:
+        rows = await session.execute(text("SELECT rep_id FROM offers WHERE status = 'offered'"))
+        return {rep for (rep,) in rows}
+
+
+async def deadlocks(db: Database) -> int:
+    async with db.reading() as session:
+        query = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        return int((await session.execute(text(query))).scalar_one())
+
+
+async def lead_ids(db: Database, *external_ids: str) -> list[int]:
+    async with db.reading() as session:
+        rows = await session.execute(
+            text("SELECT id FROM leads WHERE external_id = ANY(:ids)"), {"ids": list(external_ids)}
+        )
+        return [lead_id for (lead_id,) in rows]
+
+
+async def answer(operation: Awaitable[T]) -> T | ServiceError:
+    try:
+        return await operation
+    except ServiceError as refusal:
+        return refusal

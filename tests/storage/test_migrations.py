@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from storage.migrate import current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0005"  # the newest revision in storage/migrations/versions
+HEAD = "0006"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -90,3 +90,56 @@ async def test_three_replicas_starting_at_once_on_a_new_postgres_database_all_co
         assert await asyncio.to_thread(_at_once, url, 3) == [HEAD] * 3
     finally:
         await postgres_server.drop_database(name)
+
+
+def test_accounts_stored_before_domains_had_one_spelling_are_respelt_and_rekeyed(
+    tmp_path: Path,
+) -> None:
+    """Rows as the previous version wrote them: the domain in the spelling it was imported in,
+    and name keys that kept legal forms it did not know (Oyj)."""
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url, "0005")
+    old = {
+        ("A1", "Münchner Bau", "xn--mnchner-bau-thb.de", "https://www.xn--mnchner-bau-thb.de"): (
+            "t:munchner",
+            "t:bau",
+            "p:munc",
+        ),
+        ("A2", "Abc Oyj", "abc.fi", "abc.fi"): ("t:abc", "t:oyj", "p:abco"),
+        ("A3", "Initech", "initech.com", "https://initech.com"): ("t:initech", "p:init"),
+        ("A4", "No Domain", None, None): ("t:no", "t:domain", "p:nodo"),
+    }
+    raw = sqlite3.connect(path)
+    try:
+        with raw:
+            for (account_id, name, domain, website), keys in old.items():
+                raw.execute(
+                    "INSERT INTO accounts (id, name, domain, website, updated_at)"
+                    " VALUES (?, ?, ?, ?, '2026-11-01 00:00:00.000000')",
+                    (account_id, name, domain, website),
+                )
+                raw.executemany(
+                    "INSERT INTO account_keys (account_id, key) VALUES (?, ?)",
+                    [(account_id, key) for key in keys],
+                )
+    finally:
+        raw.close()
+
+    upgrade(url)
+
+    raw = sqlite3.connect(path)
+    try:
+        domains = dict(raw.execute("SELECT id, domain FROM accounts"))
+        keys: dict[str, set[str]] = {}
+        for account_id, key in raw.execute("SELECT account_id, key FROM account_keys"):
+            keys.setdefault(account_id, set()).add(key)
+    finally:
+        raw.close()
+    assert domains == {"A1": "münchner-bau.de", "A2": "abc.fi", "A3": "initech.com", "A4": None}
+    assert keys == {
+        "A1": {"t:munchner", "t:bau", "p:munc"},
+        "A2": {"t:abc", "p:abc"},
+        "A3": {"t:initech", "p:init"},
+        "A4": {"t:no", "t:domain", "p:nodo"},
+    }

@@ -1,0 +1,40 @@
+# leadrouter as a container: `leadrouter serve` as a user without privileges, on port 3000.
+#
+#   docker build -t leadrouter .
+#   docker run --env-file .env -v "$PWD/routing.yml:/config/routing.yml:ro" \
+#              -v leadrouter-data:/data -p 3000:3000 leadrouter
+#
+# compose.yaml runs two of these on PostgreSQL behind a TLS proxy. Settings come from the
+# environment (see .env.example); the policy file is mounted at /config/routing.yml.
+
+FROM python:3.12-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY routing ./routing
+COPY storage ./storage
+COPY examples ./examples
+RUN python -m venv /opt/leadrouter && /opt/leadrouter/bin/pip install .
+
+FROM python:3.12-slim
+ENV PATH=/opt/leadrouter/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DATABASE_URL=sqlite+aiosqlite:////data/leadrouter.db \
+    LEADROUTER_RULES=/config/routing.yml \
+    HOST=0.0.0.0 \
+    PORT=3000
+RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin leadrouter \
+    && mkdir -p /data /config \
+    && chown leadrouter:leadrouter /data
+COPY --from=build /opt/leadrouter /opt/leadrouter
+USER leadrouter
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 3000
+# The image has no curl: Python asks /healthz, which answers 200 while the database does.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
+ENTRYPOINT ["leadrouter"]
+CMD ["serve"]

@@ -1,0 +1,254 @@
+"""What `leadrouter serve` logs: a line per routed lead and per delivered card with the lead's id
+(and nothing a person could be reached by), APScheduler's runs and health checks only at DEBUG,
+no warning from slack_bolt at start, a shutdown line, and `LOG_FORMAT=json` for log shippers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from bot.bootstrap import App
+from bot.logs import configure_logging
+from bot.settings import Settings, SettingsError, load_settings
+from bot.slack.app import SlackParts, build_client, build_slack_app
+from routing.leads import parse_lead
+from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
+from tests.fakes.slack import FakeSlack
+
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+teams:
+  solo: {members: [ann]}
+rules:
+  - name: Everyone
+    assign: {team: solo}
+"""
+BOT_TOKEN = "xoxb-logs-test-token-0000"
+SIGNING_SECRET = "logs-test-signing-secret"
+# What a person could be reached by: none of it is ever logged.
+CONTACT = {
+    "email": "jane.doe@acme-widgets.com",
+    "phone": "+1 415 555 0100",
+    "first_name": "Janine",
+    "last_name": "Doemeyer",
+}
+
+
+@pytest.fixture
+def slack_policy() -> str:
+    return POLICY
+
+
+@pytest.fixture
+def logged() -> Iterator[Any]:
+    """Configure logging as `serve` does, into a buffer; the root logger as it was afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+
+    def configure(level: str = "INFO", fmt: str = "json") -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(level, fmt, stream=buffer)
+        return buffer
+
+    yield configure
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def lines_of(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+def test_a_json_line_has_time_level_logger_message_and_the_lead_id_where_there_is_one(
+    logged: Any,
+) -> None:
+    buffer = logged()
+    logging.getLogger("bot.service").info("lead %s routed", "L-1", extra={"lead_id": "L-1"})
+    logging.getLogger("bot.http").warning("no lead here")
+    about_lead, other = lines_of(buffer)
+    assert about_lead["level"] == "INFO" and about_lead["logger"] == "bot.service"
+    assert about_lead["message"] == "lead L-1 routed" and about_lead["lead_id"] == "L-1"
+    assert about_lead["time"].endswith("Z") and "T" in about_lead["time"]
+    assert set(other) == {"time", "level", "logger", "message"}
+
+
+def test_a_traceback_stays_on_its_lines_one_json_object(logged: Any) -> None:
+    buffer = logged()
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        logging.getLogger("bot.http").exception("internal error abc")
+    (line,) = lines_of(buffer)
+    assert line["level"] == "ERROR" and line["message"] == "internal error abc"
+    assert "ValueError: boom" in line["exception"]
+
+
+def test_text_is_the_default_format_one_line_per_event(logged: Any) -> None:
+    buffer = logged(fmt="text")
+    logging.getLogger("bot.service").info("lead %s routed", "L-1", extra={"lead_id": "L-1"})
+    assert buffer.getvalue().rstrip().endswith("INFO bot.service: lead L-1 routed")
+
+
+def test_apschedulers_run_lines_are_debug_lines(logged: Any) -> None:
+    buffer = logged("INFO")
+    scheduler = logging.getLogger("apscheduler.executors.default")
+    scheduler.info('Running job "sla-sweep (trigger: interval[0:00:10])"')
+    scheduler.warning("Run time of job was missed")
+    assert [line["level"] for line in lines_of(buffer)] == ["WARNING"]
+
+    buffer = logged("DEBUG")
+    scheduler.info('Running job "sla-sweep (trigger: interval[0:00:10])"')
+    assert [line["level"] for line in lines_of(buffer)] == ["DEBUG"]
+
+
+def test_health_checks_and_scrapes_answered_200_are_not_logged_at_info(logged: Any) -> None:
+    buffer = logged("INFO")
+    access = logging.getLogger("aiohttp.access")
+    for line, status in (
+        ("GET /healthz HTTP/1.1", 200),
+        ("GET /metrics HTTP/1.1", 200),
+        ("GET /healthz HTTP/1.1", 503),
+        ("POST /leads HTTP/1.1", 201),
+    ):
+        access.info(
+            f'"{line}" {status}', extra={"first_request_line": line, "response_status": status}
+        )
+    assert [line["message"] for line in lines_of(buffer)] == [
+        '"GET /healthz HTTP/1.1" 503',
+        '"POST /leads HTTP/1.1" 201',
+    ]
+
+
+def test_log_format_is_text_or_json_and_anything_else_is_refused_with_a_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    assert load_settings().log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    assert load_settings().log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "logfmt")
+    with pytest.raises(SettingsError, match=r"^LOG_FORMAT: must be text or json"):
+        load_settings()
+
+
+# --- what is logged -----------------------------------------------------------------------------
+
+
+def test_building_the_slack_app_with_the_token_in_the_environment_warns_nothing(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Bolt reads SLACK_BOT_TOKEN from the environment by itself and warns that the client
+    # given to it (built from that very setting) wins over it.
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    settings = Settings(
+        slack_bot_token=SecretStr(BOT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET)
+    )
+    parts = SlackParts(
+        service=app.service, reader=app.reader, policy=lambda: app.policy, clock=app.service.clock
+    )
+    with caplog.at_level(logging.INFO):
+        build_slack_app(settings, parts, build_client(settings))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # Only that warning is dropped: Bolt's others still reach the log.
+    logging.getLogger("slack_bolt.AsyncApp").warning("something else")
+    assert caplog.records[-1].getMessage() == "something else"
+
+
+async def test_a_routed_lead_and_its_delivered_card_are_one_info_line_each_with_its_id(
+    app: App, slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert app.delivery is not None
+    caplog.set_level(logging.INFO)
+    await app.service.intake(parse_lead({"id": "L-7", "company": "Acme", **CONTACT}))
+    await app.service.intake(parse_lead({"id": "L-7", "company": "Acme", **CONTACT}))  # a repeat
+    await app.delivery.deliver_due()
+    about = [r for r in caplog.records if getattr(r, "lead_id", None) == "L-7"]
+    assert [(r.levelname, r.name) for r in about] == [
+        ("INFO", "bot.service"),
+        ("INFO", "bot.slack.delivery"),
+    ]
+    routed, carded = (r.getMessage() for r in about)
+    assert routed == "lead L-7 routed: offered to ann (team solo, rule Everyone)"
+    assert carded == "lead L-7: card posted to ann"
+    for value in CONTACT.values():
+        assert value not in caplog.text
+
+
+# --- serve, as a process ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    started = Servers(tmp_path)
+    yield started
+    started.stop_all()
+
+
+async def test_serve_with_log_format_json_writes_one_json_object_per_line(
+    servers: Servers, tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.yml"
+    # A rule after the catch-all: the policy's warning is a log line like any other.
+    rules.write_text(
+        POLICY + "  - name: Never\n    when: {source: web}\n    assign: {team: solo}\n"
+    )
+    with FakeSlack.in_thread() as slack:
+        server = servers.start(
+            tmp_path / "leads.db",
+            extra_env={
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "LEADROUTER_RULES": str(rules),
+                "LOG_FORMAT": "json",
+            },
+        )
+        await wait_until_ready(server)
+        async with aiohttp.ClientSession() as session:
+            status, _ = await post(session, server, {"id": "L-1", "company": "Acme", **CONTACT})
+            assert status == 201
+            slack.wait_for_blocking("chat.postMessage", timeout=15)
+            async with session.get(f"{server.url}/healthz") as response:
+                assert response.status == 200
+        # The card's line is written once its post is recorded, just after Slack answers.
+        await _until_logged(server, "lead L-1: card posted to ann")
+        assert terminate(server) == 0, server.output()
+    output = server.output()
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is one object
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    about = [(line["logger"], line["message"]) for line in lines if line.get("lead_id") == "L-1"]
+    assert about == [
+        ("bot.service", "lead L-1 routed: offered to ann (team solo, rule Everyone)"),
+        ("bot.slack.delivery", "lead L-1: card posted to ann"),
+    ]
+    (warning,) = [line for line in lines if line["level"] in ("WARNING", "ERROR")]
+    assert warning["message"].endswith("can never match")
+    assert not [line for line in lines if line["logger"].startswith("apscheduler")]
+    assert not [line for line in lines if "/healthz" in line["message"]]
+    messages = [line["message"] for line in lines]
+    assert "SIGTERM received: stopping" in " ".join(messages)
+    assert messages[-1] == "leadrouter stopped"
+    for secret in (BOT_TOKEN, SIGNING_SECRET, *CONTACT.values()):
+        assert secret not in output
+
+
+async def _until_logged(server: Server, text: str) -> None:
+    deadline = time.monotonic() + 15
+    while text not in server.output():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} was not logged:\n{server.output()}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,156 @@
+"""The backups the README describes, done as it says: SQLite copied online (VACUUM INTO, the
+sqlite3 shell's .backup) while `leadrouter serve` writes to it, and restored by serving the copy;
+PostgreSQL dumped with pg_dump and restored with pg_restore, at the same migration."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.service import Service
+from routing.leads import parse_lead
+from routing.policy import parse_policy
+from storage import migrate
+from storage.db import open_database
+from storage.models import LeadRow
+from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
+from tests.bot.webhook import row_counts
+from tests.pg import PostgresServer
+
+BATCHES = 40
+PER_BATCH = 50
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Servers:
+    return Servers(tmp_path)
+
+
+async def send_leads(server: Server) -> int:
+    async with aiohttp.ClientSession() as session:
+        for batch in range(BATCHES):
+            leads = [
+                {"id": f"B{batch}-{n}", "email": f"ops@firm{batch}-{n}.de"}
+                for n in range(PER_BATCH)
+            ]
+            status, _ = await post(session, server, {"leads": leads})
+            assert status == 200
+    return BATCHES * PER_BATCH
+
+
+async def run(argv: list[str]) -> None:
+    await asyncio.to_thread(subprocess.run, argv, check=True, timeout=120)
+
+
+def vacuum_into(database: Path, backup: Path) -> None:
+    """The README's copy without the sqlite3 shell (the image has none): Python's sqlite3."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("VACUUM INTO ?", (str(backup),))
+
+
+def sound(backup: Path) -> int:
+    """The copy's lead count, once SQLite has checked the whole file."""
+    with sqlite3.connect(backup) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        count: int = connection.execute("SELECT count(*) FROM leads").fetchone()[0]
+        return count
+
+
+async def test_a_sqlite_database_is_copied_whole_while_serve_writes_and_the_copy_serves(
+    servers: Servers, tmp_path: Path
+) -> None:
+    database = tmp_path / "leads.db"
+    server = servers.start(database)
+    try:
+        await wait_until_ready(server)
+        sending = asyncio.create_task(send_leads(server))
+        copies = []
+        while not sending.done():  # copies taken in the middle of the writes
+            copy = tmp_path / f"during-{len(copies)}.db"
+            await asyncio.to_thread(vacuum_into, database, copy)
+            copies.append(copy)
+        sent = await sending
+        counts = [sound(copy) for copy in copies]
+        assert all(0 <= count <= sent for count in counts)
+        assert any(0 < count < sent for count in counts), counts  # one was mid-stream
+        final = tmp_path / "final.db"
+        await asyncio.to_thread(vacuum_into, database, final)
+        assert sound(final) == sent
+        shell = shutil.which("sqlite3")
+        if shell is not None:
+            dotted = tmp_path / "dotted.db"
+            await run([shell, str(database), f".backup '{dotted}'"])
+            assert sound(dotted) == sent
+        assert terminate(server) == 0, server.output()
+    finally:
+        servers.stop_all()
+
+    # Restored: serve the copy, and it knows every lead it held.
+    restored = servers.start(final)
+    try:
+        await wait_until_ready(restored)
+        async with aiohttp.ClientSession() as session:
+            status, body = await post(session, restored, {"id": "B0-0", "email": "x@y.de"})
+        assert (status, body["id"]) == (200, "B0-0")  # a repeat: it was in the backup
+        assert terminate(restored) == 0
+    finally:
+        servers.stop_all()
+    assert row_counts(final)["leads"] == sent
+
+
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer}
+teams:
+  solo: {members: [ann]}
+rules:
+  - name: Everyone
+    assign: {team: solo}
+"""
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def test_a_postgresql_database_dumped_with_pg_dump_restores_with_pg_restore(
+    postgres_url: str, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+    if pg_dump is None or pg_restore is None:
+        pytest.skip("pg_dump and pg_restore are not installed here (PostgreSQL's client tools)")
+    await asyncio.to_thread(migrate.upgrade, postgres_url)
+    db = open_database(postgres_url)
+    service = Service(db=db, policy=lambda: parse_policy(POLICY))
+    try:
+        await service.intake_many([parse_lead({"id": f"P-{n}"}) for n in range(25)])
+    finally:
+        await service.aclose()
+        await db.dispose()
+
+    dump = tmp_path / "leadrouter.dump"
+    await run([pg_dump, "--format=custom", f"--file={dump}", libpq(postgres_url)])
+    name = await postgres_server.create_database()
+    target = postgres_server.url(name)
+    try:
+        restore = [pg_restore, "--clean", "--if-exists", "--no-owner"]
+        await run([*restore, f"--dbname={libpq(target)}", str(dump)])
+        assert await asyncio.to_thread(migrate.current, target) == await asyncio.to_thread(
+            migrate.current, postgres_url
+        )
+        restored = open_database(target)
+        try:
+            async with restored.reading() as session:
+                count = (await session.execute(select(func.count()).select_from(LeadRow))).scalar()
+        finally:
+            await restored.dispose()
+        assert count == 25
+    finally:
+        await postgres_server.drop_database(name)

@@ -1,0 +1,103 @@
+"""The README's settings and Operations section say what the code does: every setting in the
+table, every metric /metrics exposes in the metrics table (and none it does not), the backup
+commands the backup tests run, and where each file of ops/ is explained."""
+
+from __future__ import annotations
+
+import re
+
+from bot.metrics import Metrics
+from bot.settings import ENV_NAMES
+from tests.ops.test_deployment import ROOT
+
+
+def section(title: str) -> str:
+    """The README's section under `title` (a heading line), up to the next heading of its level
+    or above; lines in code blocks are not headings."""
+    level = len(title.split(" ", 1)[0])
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index(title) + 1
+    fenced = False
+    for end in range(start, len(lines)):
+        line = lines[end]
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"(#+) ", line)
+        if not fenced and heading and len(heading.group(1)) <= level:
+            return "\n".join(lines[start:end])
+    return "\n".join(lines[start:])
+
+
+def test_the_settings_table_names_every_setting() -> None:
+    table = section("### Settings")
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    assert set(ENV_NAMES.values()) <= documented
+
+
+def documented_metrics() -> set[str]:
+    """The metric names of the Operations table, `{a,b}` and `..._x` written out."""
+    names: set[str] = set()
+    for line in section("### Metrics and alerts").splitlines():
+        if not line.startswith("| `"):
+            continue
+        cell = line.split("|")[1]
+        previous = ""
+        for written in re.findall(r"`([^`]+)`", cell):
+            written = re.sub(r"\{\w+\}$", "", written)  # its labels
+            if written.startswith("..._"):
+                written = previous.rsplit("_", 2)[0] + written[3:]
+            for name in _expanded(written):
+                names.add(name)
+            previous = written
+    return names
+
+
+def _expanded(name: str) -> list[str]:
+    match = re.search(r"\{([\w,]*,[\w,]*)\}", name)
+    if match is None:
+        return [name]
+    head, tail = name[: match.start()], name[match.end() :]
+    return [n for part in match.group(1).split(",") for n in _expanded(head + part + tail)]
+
+
+def exposed_metrics() -> set[str]:
+    metrics = Metrics()
+    metrics.watch_slack_connection(lambda: True)
+    names = set()
+    for family in metrics.registry.collect():
+        names.add(f"{family.name}_total" if family.type == "counter" else family.name)
+    return names
+
+
+def test_the_metrics_table_lists_every_metric_and_only_those() -> None:
+    assert documented_metrics() == exposed_metrics()
+
+
+def test_the_backup_commands_are_those_the_backup_tests_run() -> None:
+    backups = section("### Backups")
+    for command in (
+        ".backup '",
+        "VACUUM INTO '",
+        "pg_dump -U leadrouter --format=custom",
+        "pg_restore -U leadrouter --clean --if-exists --no-owner",
+        "pg_basebackup",
+    ):
+        assert command in backups, command
+
+
+def test_operations_says_how_to_use_every_file_it_ships() -> None:
+    operations = section("## Operations")
+    for name in (
+        "Dockerfile",
+        "compose.yaml",
+        ".env.example",
+        "ops/Caddyfile",
+        "ops/prometheus.yml",
+        "ops/alerts.yml",
+        "ops/grafana-dashboard.json",
+        "LOG_FORMAT=json",
+        "HUBSPOT_WEBHOOK_URL",
+    ):
+        assert name in operations, name
+    for heading in ("Deployment", "TLS", "Backups", "Logs", "Metrics and alerts"):
+        assert f"\n### {heading}" in operations, heading
