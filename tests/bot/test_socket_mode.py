@@ -113,6 +113,12 @@ async def health(server: Server) -> tuple[int, dict[str, object]]:
         return got.status, await got.json()
 
 
+async def slack_gauge(server: Server) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/metrics") as got:
+        text = await got.text()
+    return next(line for line in text.splitlines() if line.startswith("leadrouter_slack_connected"))
+
+
 async def slack_state_becomes(server: Server, state: str) -> dict[str, object]:
     deadline = time.monotonic() + SLOW
     while True:
@@ -147,6 +153,7 @@ async def test_with_slack_unreachable_serve_takes_leads_at_once_and_says_so_once
     await slack_state_becomes(server, "unreachable")
     await asyncio.sleep(4)  # several attempts, backing off
     assert (await health(server)) == (200, {"status": "ok", "slack": "unreachable"})
+    assert await slack_gauge(server) == "leadrouter_slack_connected 0.0"
     assert terminate(server) == 0, server.output()
     log = server.output()
     assert "Traceback" not in log
@@ -173,6 +180,7 @@ async def test_serve_connects_once_slack_stops_refusing_and_reports_each_state_o
         await wait_until_ready(server)
         await slack_state_becomes(server, "connected")
         await slack.wait_for_connection(timeout=SLOW)
+        assert await slack_gauge(server) == "leadrouter_slack_connected 1.0"
         assert terminate(server) == 0, server.output()
     log = server.output()
     assert "Traceback" not in log
