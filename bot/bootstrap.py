@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.crm.sync import CrmLink
     from bot.crm.writeback import CrmWorker
     from bot.outbox import OutboxWorker, Taker
+    from bot.slack.connection import SlackConnection
     from bot.slack.delivery import CardDelivery
 
 
@@ -40,6 +41,7 @@ class App:
     reader: Reader
     slack: AsyncApp | None = None  # None when SLACK_BOT_TOKEN is not set
     delivery: CardDelivery | None = None
+    slack_link: SlackConnection | None = None  # kept up beside the server by `serve`
     crm: dict[str, CrmLink] = field(default_factory=dict)  # by system, the configured CRMs
     crm_workers: list[CrmWorker] = field(default_factory=list)
 
@@ -47,6 +49,11 @@ class App:
     def workers(self) -> list[OutboxWorker]:
         """Everything that carries out the outbox, to run beside the server."""
         return [*([self.delivery] if self.delivery else []), *self.crm_workers]
+
+    def slack_state(self) -> str:
+        """How Slack stands, for /healthz and the metrics: off (no SLACK_BOT_TOKEN),
+        connecting, connected or unreachable (see `bot.slack.connection`)."""
+        return self.slack_link.state.value if self.slack_link is not None else "off"
 
     def wake_workers(self) -> None:
         for worker in self.workers:
@@ -78,16 +85,35 @@ def bootstrap(
     loaded = policy if policy is not None else load_policy(settings.rules)
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
-    service = Service(db=database, policy=lambda: loaded, clock=now)
-    reader = Reader(db=database, policy=lambda: loaded, clock=now, crm_links=links_from(settings))
-    slack_app = delivery = None
+    crm = crm_links(settings, lambda: loaded)
+    people = None
+    current: Callable[[], Policy] = lambda: loaded  # noqa: E731
     if settings.slack_enabled:
-        from bot.slack.app import SlackParts, build_client, build_slack_app
-        from bot.slack.delivery import CardDelivery
+        from bot.slack.app import build_client
+        from bot.slack.people import SlackPeople
 
         client = slack_client or build_client(settings)
-        parts = SlackParts(service=service, reader=reader, policy=lambda: loaded, clock=now)
-        slack_app = build_slack_app(settings, parts, client)
+        # The policy with the member ids of people it names by e-mail alone, once found.
+        people = SlackPeople(base=loaded, client=client)
+        current = people.policy
+    # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
+    # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
+    service = Service(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
+    reader = Reader(
+        db=database,
+        policy=current,
+        clock=now,
+        crm_links=links_from(settings),
+        crms=frozenset(crm),
+    )
+    slack_app = delivery = slack_link = None
+    if people is not None:
+        from bot.slack.app import SlackParts, build_slack_app
+        from bot.slack.connection import SlackConnection
+        from bot.slack.delivery import CardDelivery
+
+        parts = SlackParts(service=service, reader=reader, policy=current, clock=now, people=people)
+        slack_app = build_slack_app(settings, parts, people.client)
         # The outbox retries posts itself, honouring Retry-After and looking for a post whose
         # answer was lost before posting again: a client retrying on its own could post twice.
         delivery_client = slack_client or build_client(settings, retries=False)
@@ -95,13 +121,18 @@ def bootstrap(
             db=database,
             reader=reader,
             client=delivery_client,
-            policy=lambda: loaded,
+            policy=current,
             clock=now,
             on_undeliverable=_escalated(service),
+            people=people,
         )
-        service.cards = True
+        app_token = settings.slack_app_token
+        slack_link = SlackConnection(
+            client=delivery_client,
+            app=slack_app if app_token is not None else None,
+            app_token=app_token.get_secret_value() if app_token is not None else None,
+        )
         service.on_new_offers = _remembered_while_running(delivery, reader)
-    crm = crm_links(settings, lambda: loaded)
     crm_workers = []
     if crm:
         from bot.crm.writeback import CrmWorker
@@ -121,6 +152,7 @@ def bootstrap(
         reader=reader,
         slack=slack_app,
         delivery=delivery,
+        slack_link=slack_link,
         crm=crm,
         crm_workers=crm_workers,
     )

@@ -98,6 +98,8 @@ accounts_app = typer.Typer(
 app.add_typer(accounts_app)
 crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", **HELP_STYLE)
 app.add_typer(crm_app)
+slack_app = typer.Typer(name="slack", help="The Slack app.", no_args_is_help=True)
+app.add_typer(slack_app)
 P = ParamSpec("P")
 LEADS_FILE_HELP = (
     "Leads as CSV (with a header; commas, semicolons or tabs), JSON Lines, or a JSON array."
@@ -521,31 +523,23 @@ async def _serve(settings: Settings, policy: Policy, listener: Listener) -> None
 
     application = bootstrap(settings, policy=policy)
     metrics = Metrics()
-    socket = None
-    if application.slack is not None and settings.socket_mode:
-        # Socket Mode: Slack's requests come over a websocket leadrouter opens, not to HTTP.
-        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-
-        assert settings.slack_app_token is not None
-        socket = AsyncSocketModeHandler(
-            application.slack, settings.slack_app_token.get_secret_value()
-        )
-        metrics.watch_slack_connection(socket.client.is_connected)
-        await socket.connect_async()  # type: ignore[no-untyped-call]  # slack_bolt
-        log.info("connected to Slack in Socket Mode")
-    elif application.slack is not None:
-        log.info("Slack requests are served at POST /slack/events")
-    else:
+    link = application.slack_link
+    if link is not None and link.socket_mode:
+        metrics.watch_slack_connection(lambda: application.slack_state() == "connected")
+    if application.slack is None:
         log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
+    elif settings.socket_mode:
+        # Slack's requests come over a websocket leadrouter opens, in the background.
+        log.info("connecting to Slack in Socket Mode")
+    else:
+        log.info("Slack requests are served at POST /slack/events")
     try:
         await run(
-            build_http_app(application, metrics=metrics, run_jobs=True),
+            build_http_app(application, metrics=metrics, run_jobs=True, connect_slack=True),
             listener,
             started=lambda url: log.info("leadrouter listening on %s", url),
         )
     finally:
-        if socket is not None:
-            await socket.close_async()  # type: ignore[no-untyped-call]  # slack_bolt
         await application.close()
     log.info("leadrouter stopped")
 
@@ -763,6 +757,36 @@ def crm_check(rules: RulesOption = None) -> None:
             out.print(f"  missing: {why}")
     if problems:
         raise CliError(f"{problems} problem(s) to fix before owners can be written back")
+
+
+@slack_app.command("check")
+@friendly
+def slack_check(rules: RulesOption = None) -> None:
+    """Check the Slack app against the policy: the bot token, its scopes, every rep's and
+    manager's Slack id, and that the bot can post in every channel the policy names. Posts
+    nothing. Exit 1 while there is a problem, each printed with its fix."""
+    from bot.slack.app import build_client
+    from bot.slack.check import check_slack
+
+    policy = _policy(rules)
+    settings = _settings(rules=rules)
+    if settings.slack_bot_token is None:
+        raise CliError(
+            "SLACK_BOT_TOKEN is not set: set it to the app's Bot User OAuth Token (xoxb-…), "
+            "from its OAuth & Permissions page"
+        )
+    result = asyncio.run(check_slack(build_client(settings), policy))
+    if result.workspace is not None:
+        out.print(Text(f"Slack: {result.workspace}"))
+    for finding in result.findings:
+        if finding.fix is None:
+            out.print(Text(f"  ok  {finding.what}"))
+        else:
+            out.print(Text(f"  problem  {finding.what}"))
+            out.print(Text(f"      fix: {finding.fix}"))
+    if result.problems:
+        raise CliError(f"{result.problems} problem{'s' if result.problems != 1 else ''} to fix")
+    out.print("no problems")
 
 
 @db_app.command("upgrade")

@@ -70,9 +70,12 @@ class BadBody(ValueError):
     """The body is not a lead or a batch of leads (400); the message says what it must be."""
 
 
-def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web.Application:
+def build_http_app(
+    app: App, *, metrics: Metrics, run_jobs: bool = False, connect_slack: bool = False
+) -> web.Application:
     """The aiohttp application. With `run_jobs` (`leadrouter serve`), the scheduled jobs (the SLA
-    watchdog, digests) run beside it from start-up to shutdown."""
+    watchdog, digests) run beside it from start-up to shutdown; with `connect_slack`, the link to
+    Slack is kept up in the background (the Socket Mode websocket), never delaying the start."""
     http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_middleware])
     http[APP_KEY] = app
     http[METRICS_KEY] = metrics
@@ -84,6 +87,10 @@ def build_http_app(app: App, *, metrics: Metrics, run_jobs: bool = False) -> web
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
     if app.slack is not None:
         http.cleanup_ctx.append(_keep_slack_connections)
+    if connect_slack and app.slack_link is not None:
+        http.cleanup_ctx.append(_keep_slack_linked)
+    if run_jobs and app.delivery is not None:
+        http.cleanup_ctx.append(_summarise_backlog)  # before the workers post the backlog
     if app.workers:
         http.cleanup_ctx.append(_run_workers)
     if run_jobs:
@@ -120,6 +127,26 @@ async def _keep_slack_connections(http: web.Application) -> AsyncIterator[None]:
     yield
     slack.client.session = None  # a call still under way after this opens its own
     await session.close()
+
+
+async def _keep_slack_linked(http: web.Application) -> AsyncIterator[None]:
+    link = http[APP_KEY].slack_link
+    assert link is not None
+    task = asyncio.create_task(link.run(), name="slack:link")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _summarise_backlog(http: web.Application) -> AsyncIterator[None]:
+    """Cards queued while no Slack app ran go out from here: their managers hear of them once
+    (`Service.summarise_backlog`). Nothing of it may stop the server from starting."""
+    try:
+        await http[APP_KEY].service.summarise_backlog()
+    except Exception:
+        log.exception("the backlog could not be summarised; its cards go out all the same")
+    yield
 
 
 async def _run_workers(http: web.Application) -> AsyncIterator[None]:
@@ -414,10 +441,18 @@ def _parse_all(items: list[Any], *, is_batch: bool) -> tuple[list[Lead], list[Fi
 
 
 async def healthz(request: web.Request) -> web.Response:
-    if await request.app[APP_KEY].db.ping():
-        return web.json_response({"status": "ok"})
+    """200 while the database answers, whatever Slack's state (`slack`): leads are taken and
+    stored without Slack, and their cards wait in the outbox until it is back."""
+    app = request.app[APP_KEY]
+    if await app.db.ping():
+        return web.json_response({"status": "ok", "slack": app.slack_state()})
     return web.json_response(
-        {"status": "unavailable", "error": "the database does not answer"}, status=503
+        {
+            "status": "unavailable",
+            "error": "the database does not answer",
+            "slack": app.slack_state(),
+        },
+        status=503,
     )
 
 

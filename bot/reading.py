@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -99,6 +99,7 @@ class LeadStory:
     lead_id: str
     explanation: str
     events: tuple[StoryEvent, ...]
+    notes: tuple[str, ...] = ()  # what a reader of the story should know besides
 
 
 class NotVisible(Exception):
@@ -118,6 +119,7 @@ class Reader:
     policy: Callable[[], Policy]
     clock: Callable[[], datetime]
     crm_links: CrmLinks = no_links
+    crms: Collection[str] = frozenset()  # the CRMs owners are written back to (configured)
     # offer id -> (the offer as intake made it, time.monotonic() when told), oldest first
     _new_offers: OrderedDict[int, tuple[NewOffer, float]] = field(default_factory=OrderedDict)
 
@@ -284,7 +286,18 @@ class Reader:
                 .all()
             )
         explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
-        return LeadStory(external_id, explanation, tuple(_story_event(policy, a) for a in audits))
+        events = tuple(_story_event(policy, a) for a in audits)
+        return LeadStory(external_id, explanation, events, self._notes(lead))
+
+    def _notes(self, lead: LeadRow) -> tuple[str, ...]:
+        if lead.crm_system and lead.crm_id and lead.crm_system not in self.crms:
+            crm = crm_name(lead.crm_system)
+            return (
+                f"{crm} is not configured here, so the owner is not written back to this "
+                f"lead's {crm} record; an admin can set its credentials (`leadrouter crm check` "
+                "tests them) for later claims to be written.",
+            )
+        return ()
 
     # --- queue and App Home ----------------------------------------------------------------------
 

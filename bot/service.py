@@ -11,7 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -151,9 +160,13 @@ class Service:
     takers: Callable[[], Mapping[str, Taker]] = dict
     # Told of each offer intake made, once committed (and before its card is handed over).
     on_new_offers: Callable[[Sequence[NewOffer]], None] | None = None
-    # Cards are posted (Slack is configured): an offer's SLA runs from its card's post, not
-    # from the decision, so nobody is charged for a card they could not see.
+    # Cards are posted (by this process or, once Slack is configured, by another): an offer's SLA
+    # runs from its card's post, not from the decision, so nobody is charged for a card they
+    # could not see. `bootstrap` always sets it; False is for tests of the SLA alone.
     cards: bool = False
+    # The CRMs whose credentials are configured: owner write-backs are queued for these only
+    # (one for any other could never be carried out, and would sit in the outbox for ever).
+    crms: Collection[str] = frozenset()
     _waiting: list[tuple[Lead, asyncio.Future[IntakeResult]]] = field(default_factory=list)
     _committer: asyncio.Task[None] | None = None
 
@@ -356,6 +369,7 @@ class Service:
                 actor=None,
                 policy=policy,
                 cards=self.cards,
+                crms=self.crms,
             )
             await world.commit(session, now)
             if self.on_new_offers is not None:
@@ -399,10 +413,17 @@ class Service:
 
     async def _view(self, session: AsyncSession, row: LeadRow) -> LeadView:
         offer = await repo.current_offer(session=session, lead_id=row.id or 0)
-        due = (
-            offer.sla_due_at if offer is not None and offer.status == OfferStatus.OFFERED else None
-        )
-        return _view_of(row, due)
+        if offer is None or offer.status != OfferStatus.OFFERED:
+            return _view_of(row, None)
+        return _view_of(row, offer.sla_due_at or self._due_once_carded(offer))
+
+    def _due_once_carded(self, offer: OfferRow) -> datetime | None:
+        """The deadline an offer whose card is not out yet was answered with when it was made:
+        the one it has if the card goes out at once (see `_save`)."""
+        rep = self.policy().reps.get(offer.rep_id)
+        if offer.card_posted_at is not None or not offer.sla_seconds or rep is None:
+            return None
+        return sla_deadline(self.policy().sla, rep, offer.offered_at, offer.sla_seconds)
 
     async def find(self, external_id: str) -> LeadView:
         async with self.db.reading() as session:
@@ -458,7 +479,8 @@ class Service:
                 data={"rep": offer.rep_id},
             )
             side_effects = [_settle_card(offer.id or 0, now)]
-            if policy.crm.write_on == "claim" and row.crm_system and row.crm_id:
+            writes = row.crm_system in self.crms and row.crm_id
+            if policy.crm.write_on == "claim" and row.crm_system and writes:
                 side_effects.append(
                     owner_write(row.crm_system, row.id or 0, offer.rep_id, offer.id or 0, now)
                 )
@@ -710,6 +732,58 @@ class Service:
             kind=CARD_UNDELIVERABLE,
         )
 
+    async def summarise_backlog(self) -> int:
+        """At start, before any card goes out: tell each manager once, in one message, of the
+        leads that arrived while no Slack app ran (imported, or routed by a server without
+        Slack), whose cards are about to go out all at once. Returns the summaries queued.
+
+        The backlog is the rep cards queued where no card delivery ran (see `card_items`), still
+        to post or posted within BACKLOG_RECENT: a replica starting beside another one, or just
+        after it, finds the same oldest card and so the same summary, queued once."""
+        policy = self.policy()
+        now = self.clock()
+        async with self.db.reading() as session:
+            items = await repo.outbox_items_since(
+                session=session, kind=OutboxKind.OFFER_CARD, done_since=now - BACKLOG_RECENT
+            )
+            backlog = [item for item in items if item.payload.get(BACKLOG)]
+            offers = await repo.offers_by_id(
+                session=session, ids=[int(item.payload["offer_id"]) for item in backlog]
+            )
+        if not backlog:
+            return 0
+        reps: dict[str, Counter[str]] = {}
+        for offer in offers.values():
+            for manager in _managers_of(policy, offer.team):
+                reps.setdefault(manager, Counter())[offer.rep_id] += 1
+        oldest = backlog[0]
+        rows = [
+            repo.outbox_values(
+                kind=OutboxKind.BACKLOG,
+                dedupe_key=f"backlog:{manager}:{oldest.id}",
+                payload={
+                    "manager": manager,
+                    "leads": sum(counts.values()),
+                    "reps": dict(sorted(counts.items())),
+                    "since": oldest.created_at.isoformat(),
+                },
+                now=now,
+                lane=policy.slack_of(manager),
+            )
+            for manager, counts in sorted(reps.items())
+        ]
+        try:
+            async with self.db.transaction() as session:
+                queued = await repo.queue_outbox_once(session=session, rows=rows)
+        except IntegrityError:
+            return 0  # a replica starting at the same moment queued them first
+        if queued:
+            log.info(
+                "%d leads arrived while no Slack app ran; told %d managers", len(backlog), queued
+            )
+            self._outbox_written()
+        return queued
+
     # --- the SLA watchdog ----------------------------------------------------------------------
 
     async def sweep(self, *, batch: int = SWEEP_BATCH) -> SweepResult:
@@ -796,6 +870,7 @@ class Service:
             actor=None,
             policy=policy,
             cards=self.cards,
+            crms=self.crms,
         )
         await world.commit(session, now)
         return result
@@ -906,6 +981,7 @@ class Service:
                 actor=by,
                 policy=policy,
                 cards=self.cards,
+                crms=self.crms,
             )
             await world.commit(session, now)
             due = saved.deadlines.get(row.external_id)
@@ -961,6 +1037,7 @@ class Service:
             actor=actor,
             policy=policy,
             cards=self.cards,
+            crms=self.crms,
         )
         await world.commit(session, now)
         view = _view_of_decision(row.external_id, decision, saved.deadlines.get(row.external_id))
@@ -988,11 +1065,12 @@ async def _save(
     actor: str | None,
     policy: Policy,
     cards: bool,
+    crms: Collection[str],
 ) -> _Saved:
     """Write what each decision (lead id, external id, decision, reassignments so far) says:
     the decision with its trace, the audit event, the offer and the outbox item, each table in
     one bulk insert. `cards`: the offer's SLA waits for its card (the deadline returned is the
-    one it will have if the card goes out at once)."""
+    one it will have if the card goes out at once). `crms`: the CRMs owners are written to."""
     decisions: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
@@ -1066,9 +1144,12 @@ async def _save(
     await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
     offer_ids = await repo.insert_offers(session=session, rows=offers)
     decision_of = {lead_id: decision for lead_id, _e, decision, _r in decided}
+    # No card delivery runs here (an import, a server without Slack): these cards will go out
+    # later, all at once, and `Service.summarise_backlog` tells the managers of them.
+    backlog = OutboxKind.OFFER_CARD not in session.info[_QUEUED].takers
     posts = []
     for lead_id, offer_id in sorted(offer_ids.items()):
-        posts += card_items(policy, decision_of[lead_id], lead_id, offer_id, now)
+        posts += card_items(policy, decision_of[lead_id], lead_id, offer_id, now, backlog=backlog)
     writes: list[dict[str, Any]] = []
     if policy.crm.write_on == "assign" and offer_ids:
         leads = await repo.leads_by_id(session=session, ids=offer_ids)
@@ -1077,7 +1158,7 @@ async def _save(
                 lead.crm_system, lead_id, decision_of[lead_id].rep or "", offer_ids[lead_id], now
             )
             for lead_id, lead in sorted(leads.items())
-            if lead.crm_system and lead.crm_id
+            if lead.crm_system and lead.crm_system in crms and lead.crm_id
         ]
     await _queue(session, [*posts, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
@@ -1139,6 +1220,8 @@ def _new_offers(
     return made
 
 
+BACKLOG = "backlog"  # in a rep card's payload: queued where no card delivery ran
+BACKLOG_RECENT = timedelta(minutes=5)  # see `Service.summarise_backlog`
 SLA_MISSED = "sla_missed"  # audit kind: a rep let an offer's SLA lapse (data: rep, offer_id)
 CARD_UNDELIVERABLE = "card_undeliverable"  # audit kind: the rep's card could not be posted
 
@@ -1179,8 +1262,6 @@ def _manager_alerts(
 ) -> list[dict[str, Any]]:
     """Outbox items telling the managers of the offer's team that its lead went to the queue;
     a team without a manager tells every manager in the policy, so nobody misses it."""
-    team = policy.teams.get(offer.team) if offer.team else None
-    managers = [team.manager] if team is not None and team.manager else sorted(policy.managers)
     return [
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
@@ -1189,8 +1270,15 @@ def _manager_alerts(
             now=now,
             lane=policy.slack_of(manager),
         )
-        for manager in managers
+        for manager in _managers_of(policy, offer.team)
     ]
+
+
+def _managers_of(policy: Policy, team_name: str | None) -> list[str]:
+    """Who hears of a team's leads: its manager; for a team without one (or a lead of no
+    team), every manager in the policy, so that nobody misses it."""
+    team = policy.teams.get(team_name) if team_name else None
+    return [team.manager] if team is not None and team.manager else sorted(policy.managers)
 
 
 class OutboxKind(StrEnum):
@@ -1204,6 +1292,7 @@ class OutboxKind(StrEnum):
     REMINDER = "slack.reminder"  # half the SLA has passed: nudge the rep
     MANAGER_ALERT = "slack.manager_alert"  # the watchdog gave up on a lead: tell its manager
     DIGEST = "slack.digest"  # a manager's scheduled digest
+    BACKLOG = "slack.backlog"  # leads arrived while no Slack app ran: one word to a manager
 
 
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
@@ -1237,16 +1326,23 @@ async def _queue(session: Tx, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def card_items(
-    policy: Policy, decision: Decision, lead_id: int, offer_id: int, now: datetime
+    policy: Policy,
+    decision: Decision,
+    lead_id: int,
+    offer_id: int,
+    now: datetime,
+    *,
+    backlog: bool = False,
 ) -> list[dict[str, Any]]:
     """The outbox items that post a new offer's card: in the rep's DM, and a copy in the team's
-    channel if it has one. Two items, each in its own lane and each posted at most once."""
+    channel if it has one. Two items, each in its own lane and each posted at most once.
+    `backlog`: queued where no card delivery runs (marked on the DM card's item)."""
     payload = {"offer_id": offer_id, "lead_id": lead_id}
     items = [
         repo.outbox_values(
             kind=OutboxKind.OFFER_CARD,
             dedupe_key=f"offer-card:{offer_id}",
-            payload=payload,
+            payload={**payload, BACKLOG: True} if backlog else payload,
             now=now,
             lane=policy.slack_of(decision.rep),
         )

@@ -837,15 +837,9 @@ def _assigned_reason(ctx: _Context, rule_name: str, pick: _Pick) -> str:
 
 
 def _sla_seconds(ctx: _Context, rule: Rule | None) -> int:
-    sla = ctx.policy.sla
     if rule is not None and rule.sla_seconds is not None:
         return rule.sla_seconds
-    source = ctx.facts.folded.get("source")
-    if isinstance(source, str):
-        seconds = sla.by_source.get(source)
-        if seconds is not None:
-            return seconds
-    return sla.default
+    return ctx.policy.sla.seconds_for(ctx.facts.lead.source)
 
 
 # The decisions below are built with positional arguments, in the order of Decision's fields

@@ -44,9 +44,8 @@ def assigned_by_hand(lead: Lead, *, policy: Policy, rep: str, by: str, now: date
     if rep not in policy.reps:
         raise ValueError(f"{rep} is not a rep in the policy")
     facts = normalize(lead, policy)
-    source = facts.folded.get("source")
     sla = policy.sla
-    seconds = sla.by_source.get(source, sla.default) if isinstance(source, str) else sla.default
+    seconds = sla.seconds_for(lead.source)
     who = policy.rep_name(by) if by in policy.reps else _manager_name(policy, by)
     return Decision(
         lead_id=lead.id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
@@ -39,6 +40,8 @@ from routing.durations import DurationError, parse_duration
 from routing.geo import normalize_country
 
 KeyPath = tuple[str | int, ...]
+# A Slack member id as the profile's "Copy member ID" gives it (U…, or W… on Enterprise Grid).
+SLACK_MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 class Distribution(StrEnum):
@@ -389,6 +392,16 @@ class Sla:
     remind_at_half: bool
     clock: str
 
+    def seconds_for(self, source: str | None) -> int:
+        """The SLA of a lead from `source` (`by_source`, matched as conditions match: trimmed,
+        any case), else the default. Read from the lead's own value, not from the facts the
+        conditions fold, which hold `source` only when some condition names it."""
+        if source:
+            seconds = self.by_source.get(source.strip().casefold())
+            if seconds is not None:
+                return seconds
+        return self.default
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -499,6 +512,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     if any(p.severity == "error" for p in problems) or spec is None:
         raise PolicyError(source, problems)
+    # Only for a policy that loads: beside errors to fix they would be noise.
+    problems.extend(locate(p) for p in checker.check_slack_reach())
+    problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     return _compile(spec, checker, warnings=tuple(problems), source=source)
 
 
@@ -712,6 +728,28 @@ class _ReferenceChecker:
                 self.error(
                     ("reps", index, "days"), "`days` needs `hours` too, e.g. hours: 09:00-17:00"
                 )
+
+    def check_slack_reach(self) -> list[Problem]:
+        """Warnings, not errors: routing works without Slack, but a person Slack cannot find
+        gets no card (a rep's lead moves on to the next rep)."""
+        found = len(self.problems)
+        for section in ("reps", "managers"):
+            for index, person in self.items(section):
+                slack, email = person.get("slack"), person.get("email")
+                if isinstance(slack, str) and not SLACK_MEMBER_ID.fullmatch(slack):
+                    self.warn(
+                        (section, index, "slack"),
+                        f"`{slack}` is a name, not a Slack member id: copy theirs (U…) from "
+                        "their Slack profile (⋮, Copy member ID), or leave `slack` out and give "
+                        "the `email` they use in Slack",
+                    )
+                elif slack is None and not email:
+                    self.warn(
+                        (section, index),
+                        f"`{person.get('id')}` has neither `slack` nor `email`: leadrouter "
+                        "cannot reach them in Slack; give their member id or their e-mail",
+                    )
+        return self.problems[found:]
 
     def check_regions(self) -> None:
         regions = self.tree.get("regions")
@@ -976,7 +1014,7 @@ def _compile(
         rules=rules,
         sla=Sla(
             default=spec.sla.default,
-            by_source={k.casefold(): v for k, v in spec.sla.by_source.items()},
+            by_source={k.strip().casefold(): v for k, v in spec.sla.by_source.items()},
             max_reassignments=spec.sla.max_reassignments,
             check_every=spec.sla.check_every,
             remind_at_half=spec.sla.remind_at_half,

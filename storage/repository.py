@@ -325,6 +325,32 @@ async def leads_by_id(*, session: Tx, ids: Iterable[int]) -> dict[int, LeadRow]:
     return found
 
 
+async def offers_by_id(*, session: AsyncSession, ids: Iterable[int]) -> dict[int, OfferRow]:
+    found: dict[int, OfferRow] = {}
+    for chunk in _id_chunks(ids):
+        rows = await session.execute(select(OfferRow).where(col(OfferRow.id).in_(chunk)))
+        found.update((row.id or 0, row) for row in rows.scalars())
+    return found
+
+
+async def outbox_items_since(
+    *, session: AsyncSession, kind: str, done_since: datetime
+) -> Sequence[OutboxRow]:
+    """Items of `kind` still to carry out, and those done since `done_since`, oldest first."""
+    result = await session.execute(
+        select(OutboxRow)
+        .where(
+            col(OutboxRow.kind) == kind,
+            or_(
+                and_(col(OutboxRow.done_at).is_(None), col(OutboxRow.failed_at).is_(None)),
+                col(OutboxRow.done_at) >= done_since,
+            ),
+        )
+        .order_by(col(OutboxRow.id))
+    )
+    return result.scalars().all()
+
+
 async def offers_of_leads(
     *, session: AsyncSession, lead_ids: Iterable[int]
 ) -> dict[int, list[OfferRow]]:

@@ -32,6 +32,7 @@ from bot.slack import blocks
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_command
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.managers import digest_on_demand, register_managers
+from bot.slack.people import SlackPeople
 from routing.calendar import next_working_start
 from routing.durations import format_duration
 from routing.policy import Policy
@@ -72,6 +73,7 @@ class SlackParts:
     reader: Reader
     policy: Callable[[], Policy]
     clock: Callable[[], datetime]
+    people: SlackPeople | None = None  # finds people the policy names by e-mail alone
 
 
 def build_slack_app(settings: Settings, parts: SlackParts, client: AsyncWebClient) -> AsyncApp:
@@ -113,6 +115,8 @@ def _token_warning_dropped() -> Iterator[None]:
 
 def register(app: AsyncApp, parts: SlackParts) -> None:
     app.middleware(_drop_repeats(parts.service))
+    if parts.people is not None:
+        app.middleware(_recognise(parts.people))
     register_managers(app, parts)
 
     @app.action(ActionId.CLAIM)
@@ -251,6 +255,22 @@ def _drop_repeats(service: Service) -> Callable[..., Awaitable[Any]]:
         if key is not None and not await service.first_time(key):
             log.info("slack: a repeat of %s, acknowledged and ignored", key)
             return BoltResponse(status=200, body="")
+        return await next()
+
+    return middleware
+
+
+def _recognise(people: SlackPeople) -> Callable[..., Awaitable[Any]]:
+    """Before any listener: a user the policy names by e-mail alone is known as themselves,
+    even before a card of theirs went out (which is when they are otherwise looked up)."""
+
+    async def middleware(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
+        user, event = body.get("user"), body.get("event")
+        member = user.get("id") if isinstance(user, dict) else body.get("user_id")
+        if member is None and isinstance(event, dict):
+            member = event.get("user")  # app_home_opened, the App Home of someone new
+        if isinstance(member, str) and member:
+            await people.who_is(member)
         return await next()
 
     return middleware
@@ -399,6 +419,7 @@ async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
             f"• {blocks.slack_date(event.at)}: {blocks.escape(event.what)}"
             for event in story.events
         )
+    lines.extend(f"_{blocks.escape(note)}_" for note in story.notes)
     return "\n".join(lines)
 
 

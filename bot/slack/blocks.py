@@ -579,6 +579,20 @@ def reminder(view: CardView) -> Message:
     return Message(text=text, blocks=_messages(blocks))
 
 
+def backlog_summary(leads: int, since: datetime, reps: Mapping[str, int]) -> Message:
+    """A manager's one word on the leads that arrived while no Slack app ran, instead of an
+    alert for each as their cards go out."""
+    who = ", ".join(f"{escape(name)} {count}" for name, count in reps.items())
+    text = clip(
+        f"*{leads} lead{'s' if leads != 1 else ''} arrived while leadrouter was not connected "
+        f"to Slack* (the first {slack_date(since)}). Their cards are going out to the reps now: "
+        f"{who}. Each rep's SLA starts when their card arrives, so nobody is charged for the "
+        "wait.",
+        MAX_TEXT,
+    )
+    return Message(text=text, blocks=_messages([_section(text)]))
+
+
 # --- the reject modal ----------------------------------------------------------------------------
 
 

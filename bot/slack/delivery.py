@@ -34,6 +34,7 @@ from bot.slack.blocks import (
     CardView,
     Message,
     assignees_of,
+    backlog_summary,
     escape,
     mention,
     offer_card,
@@ -43,6 +44,7 @@ from bot.slack.blocks import (
     team_copy,
 )
 from bot.slack.digest import digest_message
+from bot.slack.people import SlackPeople
 from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
@@ -58,6 +60,7 @@ SLACK_KINDS = (
     OutboxKind.REMINDER,
     OutboxKind.MANAGER_ALERT,
     OutboxKind.DIGEST,
+    OutboxKind.BACKLOG,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
@@ -99,17 +102,30 @@ class CardDelivery(OutboxWorker):
     call_timeout_s: float = CALL_TIMEOUT_S
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
+    people: SlackPeople | None = None  # finds people the policy names by e-mail alone
+
+    @staticmethod
+    def _failure_text(exc: SlackApiError) -> str:
+        response = exc.response
+        code = str(response.get("error", "")) if response is not None else ""
+        status = response.status_code if response is not None else 0
+        return f"Slack answered {status} {code}".strip()
 
     def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
         if isinstance(exc, SlackApiError):
             response = exc.response
             code = str(response.get("error", "")) if response is not None else ""
             status = response.status_code if response is not None else 0
-            error = f"Slack answered {status} {code}".strip()
+            error = self._failure_text(exc)
             if status == 429:
                 return Hold(error, after=_retry_after(response))
             if status >= 500 or code in _TRANSIENT_ERRORS:
                 return Retry(error, unsure=True)  # Slack may have acted before it failed
+            if code == "missing_scope" and response is not None and response.get("needed"):
+                return GiveUp(
+                    f"{error}: the app lacks the scope {response.get('needed')}; add it under "
+                    "OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
+                )
             return GiveUp(error)
         if isinstance(exc, TimeoutError):
             return Retry(f"Slack did not answer within {self.call_timeout_s:g} s", unsure=True)
@@ -131,6 +147,8 @@ class CardDelivery(OutboxWorker):
             await self._alert_manager(attempt, payload)
         elif kind == OutboxKind.DIGEST:
             await self._post_digest(attempt, payload)
+        elif kind == OutboxKind.BACKLOG:
+            await self._post_backlog(attempt, payload)
 
     async def finished(
         self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -180,9 +198,7 @@ class CardDelivery(OutboxWorker):
         else:
             if card.message_ts is not None:
                 return
-            if card.rep_slack is None:
-                raise GiveUp(f"rep {card.rep} has no slack id in the policy")
-            channel = card.rep_slack
+            channel = card.rep_slack or await self._slack_id(card.rep)
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
         view = self._view(card)
@@ -264,20 +280,15 @@ class CardDelivery(OutboxWorker):
         card = await self.reader.offer_card(offer_id)
         if card is None or card.status != "offered":
             return  # claimed or moved meanwhile: nothing to remind of
-        if card.rep_slack is None:
-            raise GiveUp(f"rep {card.rep} has no slack id in the policy")
+        channel = card.channel or card.rep_slack or await self._slack_id(card.rep)
         message = reminder(self._view(card))
-        await self._post(
-            attempt, card.channel or card.rep_slack, message, thread_ts=card.message_ts
-        )
+        await self._post(attempt, channel, message, thread_ts=card.message_ts)
         _delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
 
     async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
         manager = str(payload["manager"])
-        slack_id = self.policy().slack_of(manager)
-        if slack_id is None:
-            raise GiveUp(f"manager {manager} has no slack id in the policy")
+        slack_id = await self._slack_id(manager)
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
@@ -292,8 +303,7 @@ class CardDelivery(OutboxWorker):
         manager = policy.managers.get(manager_id)
         if manager is None:
             raise GiveUp(f"manager {manager_id} is no longer in the policy")
-        if manager.slack is None:
-            raise GiveUp(f"manager {manager_id} has no slack id in the policy")
+        slack_id = await self._slack_id(manager_id)
         async with self.db.reading() as session:
             digest = await load_digest(
                 session,
@@ -303,8 +313,39 @@ class CardDelivery(OutboxWorker):
                 now=datetime.fromisoformat(payload["until"]),
             )
         message = digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))
-        await self._post(attempt, manager.slack, message)
+        await self._post(attempt, slack_id, message)
         _delivered(attempt, None, f"digest posted to manager {manager_id}")
+
+    async def _post_backlog(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """Leads arrived while no Slack app ran: their manager hears of them once, in a DM."""
+        slack_id = await self._slack_id(str(payload["manager"]))
+        policy = self.policy()
+        reps = {policy.rep_name(rep): int(count) for rep, count in payload["reps"].items()}
+        since = datetime.fromisoformat(payload["since"])
+        await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
+        _delivered(attempt, None, f"backlog of {payload['leads']} told to {payload['manager']}")
+
+    async def _slack_id(self, person_id: str) -> str:
+        """The member id to reach a rep or manager at: the policy's, else the one Slack has for
+        their e-mail. GiveUp, saying what to set, when there is none."""
+        policy = self.policy()
+        found = policy.slack_of(person_id)
+        if found is None and self.people is not None:
+            found = await self.people.slack_id(person_id)
+        if found is not None:
+            return found
+        person = policy.reps.get(person_id) or policy.managers.get(person_id)
+        if person is None:
+            raise GiveUp(f"{person_id} is no longer in the policy")
+        if person.email:
+            raise GiveUp(
+                f"{person_id} has no slack id in the policy and no Slack user has the e-mail "
+                f"{person.email}: set their `slack:` member id, or their e-mail as in Slack"
+            )
+        raise GiveUp(
+            f"{person_id} has neither a slack id nor an e-mail in the policy: set `slack:` to "
+            "their member id (their Slack profile, ⋮, Copy member ID) or `email:`"
+        )
 
     async def _post(
         self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None
@@ -319,15 +360,21 @@ class CardDelivery(OutboxWorker):
                 log.info("outbox: %s was posted already (%s); not posting it again", key, found[1])
                 return found
         attempt.notes["paced_at"] = self.clock()
-        response = await self._call(
-            self.client.chat_postMessage,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            unfurl_links=False,
-            thread_ts=thread_ts,
-            metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
-        )
+        try:
+            response = await self._call(
+                self.client.chat_postMessage,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                thread_ts=thread_ts,
+                metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
+            )
+        except SlackApiError as exc:
+            fix = _fix_for(exc, channel)
+            if fix is None:
+                raise
+            raise GiveUp(f"{self._failure_text(exc)}: {fix}") from exc
         return str(response["channel"]), str(response["ts"])
 
     async def _find_post(
@@ -401,6 +448,28 @@ class CardDelivery(OutboxWorker):
             out.append(self._who(rep_id))
             out.append(escape(rest))
         return "".join(out)
+
+
+def _fix_for(exc: SlackApiError, channel: str) -> str | None:
+    """What an admin does about a post Slack refused for where it was going, if that is why."""
+    code = str(exc.response.get("error", "")) if exc.response is not None else ""
+    person = channel.startswith(("U", "W"))
+    where = channel if channel.startswith("#") else f"the channel {channel}"
+    if code == "not_in_channel":
+        return f"invite the bot to {where} (/invite @leadrouter there)"
+    if code == "channel_not_found" and person:
+        return (
+            f"no Slack user {channel}: check their `slack:` member id in the policy "
+            "(`leadrouter slack check` checks everyone's)"
+        )
+    if code == "channel_not_found":
+        return (
+            f"the bot cannot see {where}; if it is a private channel, invite the bot to it "
+            "(/invite @leadrouter there), else check the channel id in the policy"
+        )
+    if code == "is_archived":
+        return f"{where} is archived: unarchive it or name another channel in the policy"
+    return None
 
 
 def _delivered(attempt: Attempt, lead_id: str | None, what: str) -> None:

@@ -189,6 +189,31 @@ def test_the_demo_card_wraps_its_reason_inside_the_panel_on_a_narrow_terminal() 
     assert "· round robin" in card, "the reason was cut off at the panel's edge"
 
 
+def test_check_warns_about_a_rep_slack_cannot_reach_and_a_name_given_as_a_slack_id(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n"
+        "  - {id: ann, slack: U0ANN}\n"
+        "  - {id: bob, slack: '@bob'}\n"
+        "  - {id: cy}\n"
+        "  - {id: dee, email: dee@acme.example}\n"
+        "managers:\n"
+        "  - {id: mia, slack: mia.moss}\n"
+        "rules:\n  - {name: All, assign: {rep: ann}}\n"
+    )
+    result = runner.invoke(app, ["check", str(policy)])
+    assert result.exit_code == 0
+    warnings = result.stderr
+    assert f"{policy}:3:" in warnings  # the line of bob's entry
+    assert "warning: reps[1].slack: `@bob` is a name, not a Slack member id" in warnings
+    assert "reps[2]: `cy` has neither `slack` nor `email`" in warnings
+    assert "managers[0].slack: `mia.moss` is a name, not a Slack member id" in warnings
+    assert "`dee`" not in warnings and "`ann`" not in warnings  # an e-mail is enough for Slack
+    assert result.stdout.strip().endswith("3 warnings")
+
+
 def test_the_demo_card_is_the_slack_card_with_the_leads_contact_details_and_id() -> None:
     result = runner.invoke(app, ["demo"], env={"COLUMNS": "250"})
     assert result.exit_code == 0

@@ -414,3 +414,31 @@ def test_a_view_submission_body_carries_the_state_values() -> None:
     assert payload["view"]["callback_id"] == "reject_lead_modal"
     assert payload["view"]["private_metadata"] == '{"lead": 42}'
     assert payload["view"]["state"]["values"] == values
+
+
+async def test_the_bots_scopes_channels_and_users_are_answered_as_slack_does(
+    slack: FakeSlack, web: AsyncWebClient
+) -> None:
+    auth = await web.auth_test()
+    assert "users:read.email" in auth.headers["X-OAuth-Scopes"].split(",")
+    slack.user_email["U0BOB"] = "bob@acme.example"
+    found = await web.users_lookupByEmail(email="Bob@Acme.example")
+    assert found["user"]["id"] == "U0BOB"
+    with pytest.raises(SlackApiError) as nobody:
+        await web.users_lookupByEmail(email="nobody@acme.example")
+    assert nobody.value.response["error"] == "users_not_found"
+    slack.unknown_users.add("U0GONE")
+    with pytest.raises(SlackApiError) as gone:
+        await web.users_info(user="U0GONE")
+    assert gone.value.response["error"] == "user_not_found"
+    slack.channel_errors["C0SALES"] = "not_in_channel"
+    with pytest.raises(SlackApiError) as outside:
+        await web.chat_postMessage(channel="C0SALES", text="hi")
+    assert outside.value.response["error"] == "not_in_channel"
+    slack.scopes.remove("users:read.email")
+    with pytest.raises(SlackApiError) as scope:
+        await web.users_lookupByEmail(email="bob@acme.example")
+    assert (scope.value.response["error"], scope.value.response["needed"]) == (
+        "missing_scope",
+        "users:read.email",
+    )

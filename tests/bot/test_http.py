@@ -382,9 +382,11 @@ async def test_unknown_paths_and_methods_answer_json_404_and_405(client: Client)
 # --- health and metrics ----------------------------------------------------------------------
 
 
-async def test_healthz_is_ok_while_the_database_answers(client: Client) -> None:
+async def test_healthz_is_ok_while_the_database_answers_and_says_slack_is_off(
+    client: Client,
+) -> None:
     response = await client.get("/healthz")
-    assert (response.status, await response.json()) == (200, {"status": "ok"})
+    assert (response.status, await response.json()) == (200, {"status": "ok", "slack": "off"})
 
 
 async def test_healthz_answers_503_when_the_database_does_not(

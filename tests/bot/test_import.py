@@ -144,3 +144,14 @@ def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -
     with sqlite3.connect(database) as connection:
         owners = dict(connection.execute("SELECT external_id, rep_id FROM leads ORDER BY 1"))
     assert owners == {"L1": "bob", "L2": "alice"}
+
+
+def test_imported_leads_wait_for_their_cards_before_their_sla_starts(tmp_path: Path) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text(LEADS_CSV)
+    assert run_import(leads, database)[0] == 0
+    with sqlite3.connect(database) as db:
+        offers = db.execute("SELECT sla_due_at, remind_at, sla_seconds FROM offers").fetchall()
+    assert offers
+    # No Slack app posted their cards: nobody can be charged an SLA for them yet.
+    assert all(due is None and remind is None and seconds for due, remind, seconds in offers)

@@ -7,7 +7,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from bot.slack.check import REQUIRED_SCOPES
 from bot.slack.ids import ActionId
+from tests.fakes.slack import DEFAULT_SCOPES
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 
@@ -24,7 +26,18 @@ def test_the_manifest_asks_for_exactly_the_scopes_the_app_uses() -> None:
         "groups:history",
         "im:history",
         "im:write",
+        "users:read",
+        "users:read.email",
     ]
+
+
+def test_the_fake_slack_grants_the_manifests_scopes_by_default() -> None:
+    assert sorted(DEFAULT_SCOPES) == sorted(manifest()["oauth_config"]["scopes"]["bot"])
+
+
+def test_slack_check_asks_for_the_manifests_scopes_each_with_its_reason() -> None:
+    assert set(REQUIRED_SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
+    assert all(REQUIRED_SCOPES.values())
 
 
 def test_the_manifest_declares_the_command_home_tab_events_and_socket_mode() -> None:

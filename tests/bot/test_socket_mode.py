@@ -1,17 +1,24 @@
 """`leadrouter serve` in Socket Mode as a real process against the fake Slack: it opens the
 websocket with its app token, a lead's card goes out over the Web API, and a Claim click and a
-`/routing why` come in as envelopes, are acked, and act; `/slack/events` is not served."""
+`/routing why` come in as envelopes, are acked, and act; `/slack/events` is not served.
+
+With Slack unreachable it serves all the same: `/healthz` and `POST /leads` answer at once, the
+connection is tried again in the background with one log line per change of state, `/healthz`
+says how Slack stands, and SIGTERM still ends it cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.bot.test_serve import Servers, post, terminate, wait_until_ready
+from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
+from tests.bot.webhook import free_port
 from tests.fakes.slack import FakeSlack, action_payload, command_payload
 
 BOT_TOKEN = "xoxb-socket-test-token-0000"
@@ -99,3 +106,83 @@ async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket
     assert "connected to Slack in Socket Mode" in log
     assert BOT_TOKEN not in log and APP_TOKEN not in log
     assert "Traceback" not in log
+
+
+async def health(server: Server) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/healthz") as got:
+        return got.status, await got.json()
+
+
+async def slack_gauge(server: Server) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{server.url}/metrics") as got:
+        text = await got.text()
+    return next(line for line in text.splitlines() if line.startswith("leadrouter_slack_connected"))
+
+
+async def slack_state_becomes(server: Server, state: str) -> dict[str, object]:
+    deadline = time.monotonic() + SLOW
+    while True:
+        status, body = await health(server)
+        if body.get("slack") == state:
+            assert status == 200
+            return body
+        if time.monotonic() > deadline:
+            pytest.fail(f"/healthz never said slack {state}: {body}\n{server.output()}")
+        await asyncio.sleep(0.1)
+
+
+async def test_with_slack_unreachable_serve_takes_leads_at_once_and_says_so_once(
+    servers: Servers, tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY)
+    nobody_listens = f"http://127.0.0.1:{free_port()}/api/"
+    server = servers.start(
+        tmp_path / "leads.db",
+        extra_env={
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_API_URL": nobody_listens,
+            "LEADROUTER_RULES": str(rules),
+        },
+    )
+    await wait_until_ready(server)
+    async with aiohttp.ClientSession() as session:
+        status, lead = await post(session, server, {"id": "L-1", "company": "Acme"})
+    assert (status, lead["rep"]) == (201, "ann")
+    await slack_state_becomes(server, "unreachable")
+    await asyncio.sleep(4)  # several attempts, backing off
+    assert (await health(server)) == (200, {"status": "ok", "slack": "unreachable"})
+    assert await slack_gauge(server) == "leadrouter_slack_connected 0.0"
+    assert terminate(server) == 0, server.output()
+    log = server.output()
+    assert "Traceback" not in log
+    assert log.count("Slack is unreachable") == 1, log
+    assert APP_TOKEN not in log and BOT_TOKEN not in log
+
+
+async def test_serve_connects_once_slack_stops_refusing_and_reports_each_state_once(
+    servers: Servers, tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY)
+    with FakeSlack.in_thread() as slack:
+        slack.fail("apps.connections.open", status=503, times=2)  # two tries refused
+        server = servers.start(
+            tmp_path / "leads.db",
+            extra_env={
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_APP_TOKEN": APP_TOKEN,
+                "SLACK_API_URL": slack.api_url,
+                "LEADROUTER_RULES": str(rules),
+            },
+        )
+        await wait_until_ready(server)
+        await slack_state_becomes(server, "connected")
+        await slack.wait_for_connection(timeout=SLOW)
+        assert await slack_gauge(server) == "leadrouter_slack_connected 1.0"
+        assert terminate(server) == 0, server.output()
+    log = server.output()
+    assert "Traceback" not in log
+    assert log.count("Slack is unreachable") == 1, log
+    assert log.count("connected to Slack in Socket Mode") == 1, log

@@ -41,6 +41,19 @@ JSON = "application/json"
 
 # Methods that take an app-level token (xapp-); every other method takes a bot or user token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# The bot token's scopes unless a test says otherwise (`FakeSlack.scopes`): manifest.yml's.
+DEFAULT_SCOPES = (
+    "channels:history",
+    "chat:write",
+    "commands",
+    "groups:history",
+    "im:history",
+    "im:write",
+    "users:read",
+    "users:read.email",
+)
+# The scope a method needs, where a test may leave it out (Slack answers missing_scope).
+_NEEDED_SCOPE = {"users.info": "users:read", "users.lookupByEmail": "users:read.email"}
 SOCKET_PATH = "/link/"
 # The envelope types Slack sends over a Socket Mode connection.
 ENVELOPE_TYPES = ("events_api", "interactive", "slash_commands")
@@ -142,6 +155,13 @@ class FakeSlack:
         self.refused: list[Call] = []
         self.user_tz: dict[str, str] = {}
         self.user_email: dict[str, str] = {}
+        # Member ids no user of the workspace has (users.info answers user_not_found).
+        self.unknown_users: set[str] = set()
+        # The bot token's scopes, as auth.test's X-OAuth-Scopes header lists them.
+        self.scopes: list[str] = list(DEFAULT_SCOPES)
+        # channel -> the error posting or reading there gets: not_in_channel for a channel the
+        # bot was not invited to, channel_not_found for a private one (or none at all).
+        self.channel_errors: dict[str, str] = {}
         # channel -> the error conversations.history answers there (a scope the app lacks)
         self.history_refused: dict[str, str] = {}
         # (channel, ts) -> the message as last posted or updated (and not deleted).
@@ -181,6 +201,7 @@ class FakeSlack:
             "views.publish": self._publish_view,
             "views.update": self._update_view,
             "users.info": self._user_info,
+            "users.lookupByEmail": self._lookup_by_email,
         }
 
     # -- running ----------------------------------------------------------------------------
@@ -396,6 +417,16 @@ class FakeSlack:
         }
         await self._on_own_loop(self._send_to_newest(message))
 
+    async def drop(self, connection: Connection) -> None:
+        """Close `connection` from Slack's side without asking the client to reconnect, as a
+        restart of Slack's server or a broken network does."""
+
+        async def close() -> None:
+            if connection.socket is not None:
+                await connection.socket.close(code=1011, message=b"fake Slack dropped it")
+
+        await self._on_own_loop(close())
+
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:  # noqa: ASYNC109
         """The client's ack of `envelope_id`, once it has arrived."""
         deadline = time.monotonic() + timeout
@@ -572,7 +603,19 @@ class FakeSlack:
             handler = self._methods.get(method)
             if handler is None:
                 return _Answer(_error("unknown_method"))
-            return _Answer(handler(params))
+            needed = _NEEDED_SCOPE.get(method)
+            if needed is not None and needed not in self.scopes:
+                provided = ",".join(self.scopes)
+                return _Answer({**_error("missing_scope"), "needed": needed, "provided": provided})
+            channel = params.get("channel")
+            if method in ("chat.postMessage", "conversations.history") and (
+                isinstance(channel, str) and channel in self.channel_errors
+            ):
+                return _Answer(_error(self.channel_errors[channel]))
+            answer = _Answer(handler(params))
+            if method == "auth.test":
+                answer.headers["X-OAuth-Scopes"] = ",".join(self.scopes)
+            return answer
 
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)
@@ -750,9 +793,16 @@ class FakeSlack:
             return _error("invalid_arguments")
         return {"ok": True, "view": self._next_view(view, str(view_id) if view_id else None)}
 
+    def _lookup_by_email(self, params: Params) -> Body:
+        email = str(params.get("email", "")).strip().lower()
+        found = [user for user, known in self.user_email.items() if known.lower() == email]
+        if not email or not found:
+            return _error("users_not_found")
+        return self._user_info({"user": found[0]})
+
     def _user_info(self, params: Params) -> Body:
         user = params.get("user")
-        if not isinstance(user, str) or not user:
+        if not isinstance(user, str) or not user or user in self.unknown_users:
             return _error("user_not_found")
         tz = self.user_tz.get(user, DEFAULT_TZ)
         offset = datetime.now(ZoneInfo(tz)).utcoffset()

@@ -23,6 +23,7 @@ from routing.calendar import (
 from routing.engine import Decision, route
 from routing.leads import parse_lead
 from routing.model import Outcome
+from routing.overrides import assigned_by_hand
 from routing.policy import Policy, PolicyError, Rep, Sla, parse_policy
 
 LONDON = ZoneInfo("Europe/London")
@@ -386,3 +387,30 @@ def test_the_explanation_says_when_the_sla_counts_only_working_hours() -> None:
     wall = policy_with("wall", hours="09:00-18:00")
     assert "within 15m of working hours" in explain(decide(business, now), business)
     assert "of working hours" not in explain(decide(wall, now), wall)
+
+
+# --- the SLA by source ------------------------------------------------------------------------
+
+NO_CONDITION_ON_SOURCE = {
+    "reps": [{"id": "ann", "name": "Ann"}, {"id": "bob", "name": "Bob"}],
+    "managers": [{"id": "maria", "name": "Maria"}],
+    "sla": {"default": "5s", "by_source": {"Webinar": "1h"}},
+    "rules": [{"name": "Everyone", "assign": {"rep": "ann"}}],
+}
+
+
+def test_a_source_sla_applies_when_no_rule_mentions_the_source() -> None:
+    policy = parse_policy(json.dumps(NO_CONDITION_ON_SOURCE))
+    now = at(LONDON, "2026-03-03", "10:00")
+    decision = decide(policy, now, source="webinar")
+    assert decision.sla_seconds == 3600
+    assert decision.sla_due_at == now + timedelta(hours=1)
+    assert decide(policy, now, source="Chat").sla_seconds == 5
+
+
+def test_a_lead_assigned_by_hand_gets_the_sla_of_its_source_too() -> None:
+    policy = parse_policy(json.dumps(NO_CONDITION_ON_SOURCE))
+    now = at(LONDON, "2026-03-03", "10:00")
+    lead = parse_lead({"id": "L-1", "source": " WEBINAR "})
+    decision = assigned_by_hand(lead, policy=policy, rep="bob", by="maria", now=now)
+    assert decision.sla_seconds == 3600

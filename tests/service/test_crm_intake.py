@@ -34,7 +34,9 @@ async def _outbox(db: Database, kind: str) -> list[OutboxRow]:
 async def test_by_default_the_owner_is_written_back_when_the_rep_claims_not_before(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    service = Service(db=db, policy=lambda: _policy(tmp_path, "claim"), clock=clock)
+    service = Service(
+        db=db, policy=lambda: _policy(tmp_path, "claim"), clock=clock, crms={"salesforce"}
+    )
     await service.intake(new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
     assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
     await service.claim("L-1", by="ann")
@@ -45,7 +47,9 @@ async def test_by_default_the_owner_is_written_back_when_the_rep_claims_not_befo
 async def test_with_write_on_assign_every_offer_writes_the_owner_and_the_claim_adds_nothing(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    service = Service(db=db, policy=lambda: _policy(tmp_path, "assign"), clock=clock)
+    service = Service(
+        db=db, policy=lambda: _policy(tmp_path, "assign"), clock=clock, crms={"hubspot"}
+    )
     await service.intake(new_lead("L-1", crm_system="hubspot", crm_id="501"))
     await service.reject("L-1", by="ann", reason="not my patch")
     await service.claim("L-1", by="ben")
@@ -53,6 +57,22 @@ async def test_with_write_on_assign_every_offer_writes_the_owner_and_the_claim_a
     writes = await _outbox(db, OutboxKind.HUBSPOT_OWNER)
     assert [w.payload["rep"] for w in writes] == ["ann", "ben"]
     assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
+
+
+@pytest.mark.parametrize("write_on", ["claim", "assign"])
+async def test_no_owner_write_is_queued_for_a_crm_that_is_not_configured(
+    db: Database, tmp_path: Path, clock: Clock, write_on: str
+) -> None:
+    service = Service(
+        db=db, policy=lambda: _policy(tmp_path, write_on), clock=clock, crms={"hubspot"}
+    )
+    await service.intake(new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
+    await service.claim("L-1", by="mia")
+    alone = Service(db=db, policy=lambda: _policy(tmp_path, write_on), clock=clock)
+    await alone.intake(new_lead("L-2", crm_system="hubspot", crm_id="502"))
+    await alone.claim("L-2", by="mia")
+    assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
+    assert await _outbox(db, OutboxKind.HUBSPOT_OWNER) == []
 
 
 async def test_a_crm_record_already_routed_under_another_id_is_not_routed_again(

@@ -1,0 +1,121 @@
+"""Who is who in Slack: the policy's `slack:` member ids and, for people it names by e-mail
+alone, the member id Slack has for that address (`users.lookupByEmail`), remembered.
+
+Everything that reads the policy in a process with Slack reads `SlackPeople.policy()`: the
+policy as loaded, with the ids found so far filled in. So a card, a mention, the lane a post is
+paced in and the person behind a click all see a rep found by e-mail as if the admin had copied
+their member id into the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from routing.policy import Manager, Policy, Rep
+
+log = logging.getLogger(__name__)
+
+# Slack's "no such user" is asked again after this long: the person may have joined since.
+NOT_FOUND_AGAIN_S = 600.0
+# A user's profile is read while Slack waits for the ack (3 s): no longer than this.
+WHO_IS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class SlackPeople:
+    base: Policy
+    client: AsyncWebClient
+    _found: dict[str, str] = field(default_factory=dict)  # person id -> member id
+    _missing: dict[str, float] = field(default_factory=dict)  # e-mail -> when Slack said none
+    _strangers: dict[str, float] = field(default_factory=dict)  # member id -> when not ours
+    _policy: Policy | None = None
+
+    def policy(self) -> Policy:
+        """The policy with every member id found so far filled in."""
+        if self._policy is None:
+            self._policy = _with_ids(self.base, self._found)
+        return self._policy
+
+    def unknown(self) -> list[Rep | Manager]:
+        """People the policy names by e-mail alone whose member id is not known yet."""
+        policy = self.policy()
+        people: list[Rep | Manager] = [*policy.reps.values(), *policy.managers.values()]
+        return [person for person in people if person.slack is None and person.email]
+
+    async def slack_id(self, person_id: str) -> str | None:
+        """The person's member id: the policy's, else the one Slack has for their e-mail, else
+        None (no e-mail, or no user with it). Slack's errors other than "no such user" (a
+        missing scope, a timeout) are raised for the caller to handle."""
+        policy = self.policy()
+        person = policy.reps.get(person_id) or policy.managers.get(person_id)
+        if person is None or person.slack is not None or not person.email:
+            return person.slack if person is not None else None
+        email = person.email.strip().lower()
+        asked = self._missing.get(email)
+        if asked is not None and time.monotonic() - asked < NOT_FOUND_AGAIN_S:
+            return None
+        try:
+            response = await self.client.users_lookupByEmail(email=email)
+        except SlackApiError as exc:
+            if exc.response is not None and exc.response.get("error") == "users_not_found":
+                self._missing[email] = time.monotonic()
+                return None
+            raise
+        member = str(response["user"]["id"])
+        self._learn(person_id, member)
+        return member
+
+    async def who_is(self, member_id: str) -> None:
+        """Make sure a Slack user who is someone of the policy named by e-mail alone is known
+        as them (their first click or command may come before any card of theirs went out).
+        Best effort and quick: a failure leaves them unknown this once."""
+        policy = self.policy()
+        if policy.rep_of_slack(member_id) or policy.manager_of_slack(member_id):
+            return
+        waiting = {(p.email or "").strip().lower(): p.id for p in self.unknown()}
+        seen = self._strangers.get(member_id)
+        if not waiting or (seen is not None and time.monotonic() - seen < NOT_FOUND_AGAIN_S):
+            return
+        try:
+            async with asyncio.timeout(WHO_IS_TIMEOUT_S):
+                response = await self.client.users_info(user=member_id)
+        except (SlackApiError, TimeoutError, OSError) as exc:
+            log.info("slack: could not read the profile of %s (%s)", member_id, exc)
+            return
+        profile = response["user"].get("profile") or {}
+        person_id = waiting.get(str(profile.get("email") or "").strip().lower())
+        if person_id is None:
+            self._strangers[member_id] = time.monotonic()
+            return
+        self._learn(person_id, member_id)
+
+    def _learn(self, person_id: str, member_id: str) -> None:
+        if self._found.get(person_id) == member_id:
+            return
+        log.info("slack: %s is %s (found by e-mail)", person_id, member_id)
+        self._found[person_id] = member_id
+        self._policy = None
+
+
+def _with_ids(policy: Policy, found: dict[str, str]) -> Policy:
+    if not found:
+        return policy
+    reps = {
+        rep_id: replace(rep, slack=found[rep_id]) if rep_id in found and not rep.slack else rep
+        for rep_id, rep in policy.reps.items()
+    }
+    managers = {
+        manager_id: (
+            replace(manager, slack=found[manager_id])
+            if manager_id in found and not manager.slack
+            else manager
+        )
+        for manager_id, manager in policy.managers.items()
+    }
+    return replace(policy, reps=reps, managers=managers)

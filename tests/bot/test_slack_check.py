@@ -1,0 +1,119 @@
+"""`leadrouter slack check` against the fake Slack: the token, its scopes, every person's Slack
+id and every channel the policy names, each problem with its fix, exit 1 while any is left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from bot.cli import app
+from tests.fakes.slack import FakeSlack
+
+TOKEN = "xoxb-slack-check-token"
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: bob, name: Bob Brown, email: bob@acme.example}
+managers:
+  - {id: mia, name: Mia Moss, slack: UMIA}
+teams:
+  north: {members: [ann, bob], manager: mia, channel: CNORTH}
+rules:
+  - {name: Partners, when: {source: partner}, assign: {queue: partners, channel: CPARTNERS}}
+  - {name: Everyone, assign: {team: north}}
+fallback: {queue: unmatched, channel: CTRIAGE}
+"""
+runner = CliRunner()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack.in_thread() as fake:
+        fake.user_email["UBOB"] = "bob@acme.example"
+        yield fake
+
+
+def check(slack: FakeSlack, tmp_path: Path, policy: str = POLICY) -> Result:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(policy)
+    return runner.invoke(
+        app,
+        ["slack", "check", "--rules", str(rules)],
+        env={
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": "slack-check-secret",
+            "SLACK_API_URL": slack.api_url,
+        },
+    )
+
+
+def test_a_workspace_set_up_right_passes_every_check(slack: FakeSlack, tmp_path: Path) -> None:
+    result = check(slack, tmp_path)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Leadrouter Test" in out  # the workspace the token belongs to
+    assert "ann: UANN" in out
+    assert "bob: UBOB (found by e-mail)" in out
+    assert "mia: UMIA" in out
+    for channel in ("CNORTH", "CPARTNERS", "CTRIAGE"):
+        assert f"{channel}: the bot can post there" in out
+    assert "no problems" in out
+    assert TOKEN not in result.output
+
+
+def test_every_problem_is_listed_with_its_fix_and_exit_1(slack: FakeSlack, tmp_path: Path) -> None:
+    slack.unknown_users.add("UGONE")
+    slack.channel_errors["CNORTH"] = "not_in_channel"
+    slack.channel_errors["CTRIAGE"] = "channel_not_found"
+    policy = (
+        POLICY.replace("slack: UANN", "slack: UGONE")
+        .replace("email: bob@acme.example", "email: robert@acme.example")
+        .replace("  - {id: mia, name: Mia Moss, slack: UMIA}", "  - {id: mia, slack: '@mia'}")
+        + ""
+    )
+    policy = policy.replace("reps:\n", "reps:\n  - {id: cy, name: Cy Cole}\n")
+    result = check(slack, tmp_path, policy)
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "ann: no Slack user UGONE" in out
+    assert "bob: no Slack user has the e-mail robert@acme.example" in out
+    assert "cy: neither a Slack id nor an e-mail" in out
+    assert "mia: `@mia` is a name, not a member id" in out
+    assert "CNORTH: the bot is not in this channel (team north)" in out
+    assert "invite it: /invite @leadrouter in that channel" in out
+    assert "CTRIAGE: the bot cannot see this channel (the unmatched queue)" in out
+    assert out.count("fix:") == 6
+    assert "6 problems to fix" in result.output
+    assert "CPARTNERS: the bot can post there" in out
+
+
+def test_a_missing_scope_is_named_with_what_it_is_for(slack: FakeSlack, tmp_path: Path) -> None:
+    slack.scopes.remove("users:read.email")
+    result = check(slack, tmp_path)
+    assert result.exit_code == 1
+    assert "missing scope users:read.email" in result.stdout
+    assert "reinstall" in result.stdout
+    assert "bob: not looked up" in result.stdout  # the scope it needs is the problem
+
+
+def test_a_refused_token_is_the_one_problem_and_is_not_printed(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack.fail("auth.test", status=200, error="invalid_auth")
+    result = check(slack, tmp_path)
+    assert result.exit_code == 1
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in result.stdout
+    assert "Bot User OAuth Token" in result.stdout
+    assert TOKEN not in result.output
+    assert len(slack.calls) == 0  # nothing else was asked
+
+
+def test_without_a_bot_token_slack_check_says_what_to_set(tmp_path: Path) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY)
+    result = runner.invoke(app, ["slack", "check", "--rules", str(rules)])
+    assert result.exit_code == 1
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr
