@@ -1,4 +1,4 @@
-"""The backups the README describes, done as it says: SQLite copied online (VACUUM INTO, the
+"""The backups docs/operations.md describes, done as it says: SQLite copied online (VACUUM INTO, the
 sqlite3 shell's .backup) while `leadrouter serve` writes to it, and restored by serving the copy;
 PostgreSQL dumped with pg_dump and restored with pg_restore, at the same migration."""
 
@@ -50,7 +50,7 @@ async def run(argv: list[str]) -> None:
 
 
 def vacuum_into(database: Path, backup: Path) -> None:
-    """The README's copy without the sqlite3 shell (the image has none): Python's sqlite3."""
+    """The documented copy without the sqlite3 shell (the image has none): Python's sqlite3."""
     with sqlite3.connect(database) as connection:
         connection.execute("VACUUM INTO ?", (str(backup),))
 

@@ -1,6 +1,7 @@
-"""The README's settings and Operations section say what the code does: every setting in the
-table, every metric /metrics exposes in the metrics table (and none it does not), the backup
-commands the backup tests run, and where each file of ops/ is explained."""
+"""The README and docs/operations.md say what the code does: every setting in the README's table,
+every metric /metrics exposes in the operations page's metrics table (and none it does not), the
+backup commands the backup tests run, and where each file of ops/ is explained. The README's
+example policy passes the policy's checks."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import re
 
 from bot.metrics import Metrics
 from bot.settings import ENV_NAMES
+from routing.policy import parse_policy
 from tests.ops.test_deployment import ROOT
 
+OPERATIONS = "docs/operations.md"
 
-def section(title: str) -> str:
-    """The README's section under `title` (a heading line), up to the next heading of its level
-    or above; lines in code blocks are not headings."""
+
+def section(title: str, document: str = "README.md") -> str:
+    """The section of `document` under `title` (a heading line), up to the next heading of its
+    level or above; lines in code blocks are not headings."""
     level = len(title.split(" ", 1)[0])
-    lines = (ROOT / "README.md").read_text().splitlines()
+    lines = (ROOT / document).read_text().splitlines()
     start = lines.index(title) + 1
     fenced = False
     for end in range(start, len(lines)):
@@ -35,9 +39,9 @@ def test_the_settings_table_names_every_setting() -> None:
 
 
 def documented_metrics() -> set[str]:
-    """The metric names of the Operations table, `{a,b}` and `..._x` written out."""
+    """The metric names of the operations page's table, `{a,b}` and `..._x` written out."""
     names: set[str] = set()
-    for line in section("### Metrics and alerts").splitlines():
+    for line in section("## Metrics and alerts", OPERATIONS).splitlines():
         if not line.startswith("| `"):
             continue
         cell = line.split("|")[1]
@@ -74,7 +78,7 @@ def test_the_metrics_table_lists_every_metric_and_only_those() -> None:
 
 
 def test_the_backup_commands_are_those_the_backup_tests_run() -> None:
-    backups = section("### Backups")
+    backups = section("## Backups", OPERATIONS)
     for command in (
         ".backup '",
         "VACUUM INTO '",
@@ -86,7 +90,7 @@ def test_the_backup_commands_are_those_the_backup_tests_run() -> None:
 
 
 def test_operations_says_how_to_use_every_file_it_ships() -> None:
-    operations = section("## Operations")
+    operations = section("# Operations", OPERATIONS)
     for name in (
         "Dockerfile",
         "compose.yaml",
@@ -100,4 +104,33 @@ def test_operations_says_how_to_use_every_file_it_ships() -> None:
     ):
         assert name in operations, name
     for heading in ("Deployment", "TLS", "Backups", "Logs", "Metrics and alerts"):
-        assert f"\n### {heading}" in operations, heading
+        assert f"\n## {heading}" in operations, heading
+
+
+def test_the_readmes_operations_section_points_at_each_part_of_the_operations_page() -> None:
+    operations = section("## Operations")
+    for name in (
+        "Dockerfile",
+        "compose.yaml",
+        ".env.example",
+        "ops/alerts.yml",
+        "ops/grafana-dashboard.json",
+        "LOG_FORMAT=json",
+        "HUBSPOT_WEBHOOK_URL",
+    ):
+        assert name in operations, name
+    for anchor in (
+        "deployment",
+        "tls-and-the-reverse-proxy-http-mode",
+        "backups",
+        "logs",
+        "metrics-and-alerts",
+        "retention-what-is-kept-and-for-how-long",
+    ):
+        assert f"]({OPERATIONS}#{anchor})" in operations, anchor
+
+
+def test_the_readmes_example_policy_passes_the_policy_checks() -> None:
+    (example,) = re.findall(r"```yaml\n(.*?)```", section("## The policy"), re.S)
+    policy = parse_policy(example, source="README.md")
+    assert len(policy.rules) == 3
