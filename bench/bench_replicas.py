@@ -233,7 +233,7 @@ async def main(argv: list[str] | None = None) -> int:
         return 1
     count, sizes = (300, [1, 3]) if args.quick else (args.leads, args.replicas)
     # (replicas, clients): each size with all the clients, and one replica with as many
-    # clients as each of three replicas has (the same group-commit batches: see the README).
+    # clients as each of three replicas has (the same group-commit batches: see bench/README.md).
     plan = [(size, CLIENTS) for size in sizes] + [(1, CLIENTS // 3)]
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -133,7 +133,7 @@ async def test_a_late_copy_from_an_attempt_whose_lease_ran_out_is_deleted_once_a
 ) -> None:
     """A process froze with its post on the way to Slack: its lease ran out, another replica
     looked, found nothing, posted and recorded its own card; then the first copy landed and its
-    answer came back. The README: that copy "finds the first recorded and is deleted again"."""
+    answer came back. docs/slack.md: that copy "finds the first recorded and is deleted again"."""
     monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=0.6))
     await lead_for(app, "A-1")
     on_its_way = slack.hold("chat.postMessage")

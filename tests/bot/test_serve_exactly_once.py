@@ -31,7 +31,7 @@ from tests.fakes.slack import Call, FakeSlack
 
 BOT_TOKEN = "xoxb-exactly-once-test-0000"
 SIGNING_SECRET = "exactly-once-signing-secret"
-# Written from the README's "Exactly once" and the card's documented shape rather than taken
+# Written from docs/slack.md's "Exactly once" and the card's documented shape rather than taken
 # from bot/, so that a mistake there cannot hide in the tests too.
 POST_EVENT = "leadrouter_post"  # the metadata's event type
 CLAIM = "claim_lead"  # the Claim button's action id; its value is the lead's id
