@@ -189,13 +189,17 @@ class Corpus:
         )
 
     def ambiguous(self, key: str, source: Account) -> bool:
-        """Whether a name made from `source` is as close to another account, or is another's."""
+        """Whether a name made from `source` could as well be another account: is another's
+        name, is another's without its industry word, or is one typo from another's."""
         own = self.key_of[source.id]
         if key == own:
             return False
         if key in self.key_count or self.stem_keys.get(key, {own}) != {own}:
             return True
-        return self.closest(key, within=max(1, OSA.distance(key, own)), besides=own) is not None
+        # One edit, not "as many edits as from the source": a name without its industry word is
+        # many edits from the account, and so, by chance, from many others; but only one typo
+        # from another account makes a typo probe, or any other, a toss-up.
+        return self.closest(key, within=1, besides=own) is not None
 
 
 def _distinctive(words: Sequence[str], *, min_length: int = 3) -> list[int]:
@@ -440,8 +444,8 @@ def score(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 def evaluate(
     corpus: Corpus, probes: Sequence[Probe], thresholds: Sequence[float] = THRESHOLDS
 ) -> dict[str, Any]:
-    """The scores of every case type and overall at each threshold, and a few mistakes at
-    each threshold for a person to read."""
+    """The scores of every case type and overall at each threshold, and a few mistakes (a
+    wrong or false match) and misses for a person to read."""
     index = AccountIndex(corpus.accounts)
     results: dict[str, Any] = {}
     for threshold in thresholds:
@@ -465,10 +469,19 @@ def evaluate(
                 }
                 for o in bad[:5]
             ]
+        missed = {
+            case: [
+                {"company": o.probe.company, "should_match": corpus.by_id[o.probe.label].name}
+                for o in outcomes
+                if o.probe.case == case and o.probe.label is not None and o.matched is None
+            ][:5]
+            for case in POSITIVE_CASES
+        }
         results[f"{threshold:g}"] = {
             "overall": score(outcomes),
             "cases": by_case,
             "mistakes": mistakes,
+            "missed": {case: missed[case] for case in CASES if case in missed},
         }
     return results
 

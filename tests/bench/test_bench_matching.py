@@ -88,8 +88,9 @@ def test_suffix_and_variant_probes_keep_the_accounts_words(
         assert probe.label is not None
         source = corpus.by_id[probe.label].name
         assert probe.company != source
-        words = sorted(company_key(probe.company).replace("and", "").split())
-        assert words == sorted(company_key(source).replace("and", "").split())
+        # "&" and "and" are one word to the matcher already; the words are otherwise the same.
+        words = sorted(w for w in company_key(probe.company).split() if w != "and")
+        assert words == sorted(w for w in company_key(source).split() if w != "and")
 
 
 def test_a_typo_probe_is_one_edit_from_its_account_and_no_closer_to_another(
