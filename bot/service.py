@@ -4,6 +4,9 @@ Every entry point (HTTP, Slack, jobs, the CLI) calls these and nothing below the
 loads the state the pure router needs, calls it, and saves the outcome, the audit trail and the
 side effects to carry out (the outbox) in the same transaction, so a lead is never half-routed.
 Slack and the CRMs are never called from here: they are reached through the outbox, after commit.
+
+Still one class of 1,400 lines: splitting it into use-case modules over a unit of work is the
+next piece of work planned for it, not done piecemeal here.
 """
 
 from __future__ import annotations
@@ -631,52 +634,41 @@ class Service:
         data: dict[str, Any],
     ) -> None:
         now = self.clock()
+
+        async def save() -> None:
+            async with self.db.transaction() as session:
+                # Holding the rep's scopes: a decision for any of their teams already under way
+                # finishes first (so its offer is found and moved below) and none starts until
+                # this commits (so none sees the rep as present).
+                locks = scope_locks(session)
+                if locks is not None:
+                    await locks.take_first(rep_scope(self.policy(), rep_id))
+                await repo.set_away(
+                    session=session,
+                    rep_id=rep_id,
+                    away=away,
+                    since=since,
+                    until=until,
+                    reason=reason,
+                    now=now,
+                )
+                repo.add_audit(
+                    session=session,
+                    lead_id=None,
+                    at=now,
+                    kind=kind,
+                    actor=actor,
+                    reason=reason,
+                    data=data,
+                )
+
         for attempt in range(MAX_ATTEMPTS):
             try:
-                await self._save_away(rep_id, away, since, until, reason, actor, kind, data, now)
-                return
+                return await save()
             except TransientDatabaseError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 await self._backoff(attempt)
-
-    async def _save_away(
-        self,
-        rep_id: str,
-        away: bool,
-        since: datetime | None,
-        until: datetime | None,
-        reason: str | None,
-        actor: str,
-        kind: str,
-        data: dict[str, Any],
-        now: datetime,
-    ) -> None:
-        async with self.db.transaction() as session:
-            # Holding the rep's scopes: a decision for any of their teams already under way
-            # finishes first (so its offer is found and moved below) and none starts until
-            # this commits (so none sees the rep as present).
-            locks = scope_locks(session)
-            if locks is not None:
-                await locks.take_first(rep_scope(self.policy(), rep_id))
-            await repo.set_away(
-                session=session,
-                rep_id=rep_id,
-                away=away,
-                since=since,
-                until=until,
-                reason=reason,
-                now=now,
-            )
-            repo.add_audit(
-                session=session,
-                lead_id=None,
-                at=now,
-                kind=kind,
-                actor=actor,
-                reason=reason,
-                data=data,
-            )
 
     async def _move_all_of(self, rep_id: str, *, reason: str, kind: str) -> list[Move]:
         async with self.db.reading() as session:

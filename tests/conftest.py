@@ -6,9 +6,11 @@ import asyncio
 import atexit
 import logging
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.bot.test_serve import Servers
 from tests.pg import PostgresDidNotStart, PostgresServer, missing_binaries, start_postgres
 
 
@@ -69,3 +71,11 @@ async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
         yield postgres_server.url(name)
     finally:
         await postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    """`leadrouter serve` processes started by a test, stopped when it ends."""
+    started = Servers(tmp_path)
+    yield started
+    started.stop_all()

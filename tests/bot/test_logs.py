@@ -191,13 +191,6 @@ async def test_a_routed_lead_and_its_delivered_card_are_one_info_line_each_with_
 # --- serve, as a process ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
-
-
 async def test_serve_with_log_format_json_writes_one_json_object_per_line(
     servers: Servers, tmp_path: Path
 ) -> None:

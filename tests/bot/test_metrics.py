@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -200,13 +199,6 @@ async def test_the_slack_connection_gauge_reads_what_the_app_tells_it_at_each_sc
 
     metrics.watch_slack_connection(broken)
     assert samples(await metrics.scrape(app))["leadrouter_slack_connected"] == 0.0
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 async def test_serve_in_socket_mode_reports_its_connection_to_slack_in_the_metrics(

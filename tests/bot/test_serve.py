@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,13 +78,6 @@ class Servers:
             if server.process.poll() is None:
                 server.process.kill()
                 server.process.wait(timeout=STOP_TIMEOUT_S)
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 async def wait_until_ready(server: Server) -> None:

@@ -8,11 +8,8 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from tests.bot.test_serve import LEADROUTER, Servers, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack
@@ -31,13 +28,6 @@ sla: {default: 1h, check_every: 1s}
 """
 LEADS = "id,company\nB-1,Acme\nB-2,Bolt\nB-3,Core\nB-4,Dyna\n"
 SLOW = 15.0
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 def slack_env(slack: FakeSlack, rules: Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
-import pytest
 
 from bot.outbox import LEASE
 from tests.bot.test_serve import STOP_TIMEOUT_S, Server, Servers, post, terminate, wait_until_ready
@@ -101,13 +100,6 @@ def slack_env(slack: FakeSlack, policy: Path, database_url: str | None = None) -
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return env
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 # --- the stream of leads -------------------------------------------------------------------------

@@ -4,24 +4,15 @@ a lead POSTed to /leads reaches Slack as a message, and a signed slash command i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.bot.test_serve import Servers, post, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack, command_body, slack_signed_headers
 
 BOT_TOKEN = "xoxb-serve-test-token-0000"
 SIGNING_SECRET = "serve-test-signing-secret"
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 async def test_serve_posts_cards_to_slack_and_answers_slack_commands(

@@ -3,11 +3,9 @@ the next rep within seconds, with the fake Slack seeing both cards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.bot.test_serve import Servers, post, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack
@@ -22,13 +20,6 @@ rules:
   - {name: Everyone, assign: {team: duo}}
 sla: {default: 2s, check_every: 1s}
 """
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 async def test_serve_reoffers_an_unclaimed_lead_to_another_rep_within_seconds(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -33,13 +32,6 @@ rules:
   - name: Everyone
     assign: {team: solo}
 """
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket(

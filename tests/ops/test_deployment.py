@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,13 +164,6 @@ def healthcheck() -> list[str]:
 def run_healthcheck(port: int) -> int:
     env = {"PORT": str(port), "PATH": "/usr/bin:/bin"}
     return subprocess.run(healthcheck(), env=env, capture_output=True, timeout=20).returncode
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 async def test_the_health_check_passes_against_a_running_serve_and_fails_once_it_stops(
