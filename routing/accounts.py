@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import TypeVar
 
-from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from routing.domains import registrable_domain
 from routing.model import Account, AccountMatch
@@ -205,53 +204,138 @@ def _blocking_keys(key: str, tokens: list[str]) -> set[str]:
     return keys
 
 
-class _Posting:
-    """The names that share one blocking key, shortest first (then lowest account number), so
-    that a lookup can score just the band of lengths able to reach the threshold."""
+# How a name is scored against a lead: as evidence, token by token, not as a string distance.
+# A token's weight is how much it says about which company a name is: the rarer the word among
+# the accounts' names, the more (inverse document frequency, from the blocking index's own
+# "t:" postings, so it costs nothing to build). Industry words ("Software", "Metals") are
+# always light: leaving one out says nothing, and only two that disagree count against.
+#
+# `_RARE` is the weight of a word no other name has; the others are log(_RARE_BASE / names
+# with the word), so a word in 500 of the names weighs about 7.6 against 13.8.
+_RARE_BASE = 1_000_000.0
+_RARE = math.log(_RARE_BASE)
+_INDUSTRY_WEIGHT = 2.0
+# A dropped industry word costs this, so that the account with exactly the lead's words
+# still wins over the one with an extra "Software".
+_DROPPED_WEIGHT = 0.1
+# What a typo costs, as a share of the word's weight, per edit: one typo in a one-word name
+# still scores 92, over the default threshold; two different words do not come close.
+_TYPO_COST = 0.08
+# A typo is only recognised in words of this many characters or more: "Park" and "Pork" are
+# two companies, "Heron" and "Hreon" one.
+_TYPO_MIN_LENGTH = 5
+# Industry words of this length or more may carry two edits ("Analytix" for "Analytics").
+_TWO_TYPOS_MIN_LENGTH = 8
 
-    __slots__ = ("lengths", "names", "numbers")
-
-    def __init__(self) -> None:
-        self.numbers: list[int] = []
-        self.names: list[str] = []
-        self.lengths: list[int] = []
-
-    def seal(self) -> None:
-        order = sorted(zip(self.names, self.numbers, strict=True), key=lambda p: (len(p[0]), p[1]))
-        # Each posting keeps its own copies of its names, made here one after another, so that
-        # a band's strings sit next to each other in memory. Shared with every other posting of
-        # the name, they would be scattered over the heap, and rapidfuzz would wait on memory
-        # for most candidates: scoring a band takes about half as long with the copies, for a
-        # few more megabytes per 100,000 accounts.
-        self.names = [_copy(name) for name, _ in order]
-        self.numbers = [number for _, number in order]
-        self.lengths = [len(name) for name in self.names]
-
-    def band(self, shortest: float, longest: float) -> tuple[int, int]:
-        """The slice of names from `shortest` to `longest` characters long (`_length_bounds`)."""
-        return bisect_left(self.lengths, shortest), bisect_right(self.lengths, longest)
-
-
-def _copy(text: str) -> str:
-    """A new string object equal to `text` (`str(text)` and `text[:]` return `text` itself)."""
-    return "".join(("", text))
-
-
-@lru_cache(maxsize=4096)  # a few query lengths and cutoffs come up again and again
-def _length_bounds(length: int, cutoff: float) -> tuple[float, float]:
-    """The shortest and longest names that leave `ratio` a chance to reach `cutoff` against a
-    query of `length` characters.
-
-    `ratio` is 100 * (1 - indel distance / total length), and the distance is at least the
-    difference in length, so a name of length L can score at most 200 * min / (q + L)
-    against a query of length q. Names outside the bounds cannot reach the cutoff.
+# Words that say what a company does, not which company it is. Corporate-structure words
+# ("Group", "Holdings", "International", "Global") are deliberately not here: "Acme Holdings
+# International" is not the "Acme" round the corner.
+_INDUSTRY_WORDS = frozenset(
     """
-    share = cutoff / 100
-    if share <= 0:
-        return 0, math.inf
-    shortest = math.ceil(share * length / (2 - share) - 1e-9)
-    longest = math.floor(length * (2 - share) / share + 1e-9)
-    return shortest, longest
+    systems labs lab logistics foods food health healthcare capital dynamics analytics software
+    technologies technology tech solutions partners consulting consultants energy pharma
+    pharmaceuticals biosciences bioscience biotech manufacturing media studios studio networks
+    network robotics security financial finance insurance realty construction engineering motors
+    automotive aerospace textiles brewing brewery hospitality travel education learning medical
+    diagnostics therapeutics retail apparel outdoor marine agritech farms farm water power data
+    cloud ai digital interactive games gaming payments bank banking trust legal advisory
+    enterprises ventures supply freight packaging chemicals chemical materials metals mining
+    pharmacy clinics clinic dental veterinary fitness sports events publishing design architects
+    architecture builders automation devices instruments electronics semiconductors
+    semiconductor telecom telecommunications wireless mobility transport transportation aviation
+    shipping trading services service industries industrial products foods fintech insurtech
+    realestate properties property investments investment management marketing agency hotels
+    restaurants
+    """.split()  # noqa: SIM905
+)
+
+
+def _weight_of_size(size: int) -> float:
+    return math.log(_RARE_BASE / size) if size > 1 else _RARE
+
+
+def _is_light(token: str) -> bool:
+    """Industry words, the stop words and single characters: they neither make nor break."""
+    return token in _INDUSTRY_WORDS or token in _STOP_WORDS or len(token) < 2
+
+
+def _token_weight(token: str, sizes: Mapping[str, int]) -> float:
+    if _is_light(token):
+        return _INDUSTRY_WEIGHT
+    return _weight_of_size(sizes.get(f"t:{token[:60]}", 0))
+
+
+def _edits(lead: str, name: str) -> int:
+    """Edits between two different words if they can be one word mistyped, else 0."""
+    shortest = min(len(lead), len(name))
+    if shortest < _TYPO_MIN_LENGTH:
+        return 0
+    allowed = 2 if shortest >= _TWO_TYPOS_MIN_LENGTH and name in _INDUSTRY_WORDS else 1
+    if abs(len(lead) - len(name)) > allowed:
+        return 0
+    distance = OSA.distance(lead, name, score_cutoff=allowed)
+    return distance if distance <= allowed else 0
+
+
+def _evidence(lead: Mapping[str, float], name: Iterable[str]) -> float:
+    """The score (0-100) of an account's name tokens against the lead's (token -> weight):
+    the share of the weighed evidence that agrees.
+
+    A lead word in the name agrees with its weight; one mistyped agrees with its weight less
+    `_TYPO_COST` per edit. A word of either side that matches nothing counts against: the
+    lead's with its weight, the name's as a rare word (`_RARE`): the account's own words are
+    what make it that company. Industry words are the exception: left out on one side they
+    cost only `_DROPPED_WEIGHT`; different on both sides, they disagree at full weight.
+    """
+    agree = 0.0
+    against = 0.0
+    unmatched: list[str] = []
+    left = dict(lead)
+    for token in name:
+        weight = left.pop(token, None)
+        if weight is None:
+            unmatched.append(token)
+        else:
+            agree += weight
+    name_light: list[str] = []
+    for token in unmatched:
+        light = _is_light(token)
+        found = None
+        if len(token) >= _TYPO_MIN_LENGTH:
+            for other in left:
+                edits = _edits(other, token)
+                if edits:
+                    found = other
+                    break
+        if found is not None:
+            weight = _INDUSTRY_WEIGHT if light else left[found]
+            del left[found]
+            agree += weight * (1 - _TYPO_COST * edits)
+            against += weight * _TYPO_COST * edits
+        elif light:
+            name_light.append(token)
+        else:
+            against += _RARE
+    lead_light = [token for token in left if _is_light(token)]
+    against += sum(weight for token, weight in left.items() if not _is_light(token))
+    if name_light and lead_light:
+        against += _INDUSTRY_WEIGHT * (len(name_light) + len(lead_light))
+    else:
+        against += _DROPPED_WEIGHT * (len(name_light) + len(lead_light))
+    if agree <= 0:
+        return 0.0
+    # 100 is for the lead's own name; a name with the same words but one repeated is the
+    # nearest thing to it.
+    return min(100 * agree / (agree + against), 99.9)
+
+
+def name_score(lead_key: str, name_key: str, sizes: Mapping[str, int]) -> float:
+    """The score `AccountIndex.match` gives an account's name (a `company_key`) for a lead's,
+    when `sizes` says how many names each blocking key lists (unrounded)."""
+    lead = {token: _token_weight(token, sizes) for token in lead_key.split()}
+    if lead_key and sorted(lead_key.split()) == sorted(name_key.split()):
+        return 100.0
+    return _evidence(lead, tuple(dict.fromkeys(name_key.split())))
 
 
 def _sort_tokens(key: str) -> str:
@@ -267,24 +351,32 @@ class AccountIndex:
     depends on the order the accounts were loaded in. Ids must be unique.
     """
 
-    __slots__ = ("_by_domain", "_by_id", "_key_sizes", "_name_accounts", "_postings")
+    __slots__ = (
+        "_by_domain",
+        "_by_id",
+        "_key_sizes",
+        "_name_accounts",
+        "_names",
+        "_postings",
+        "_sizes",
+    )
 
     def __init__(
         self, accounts: Iterable[Account], *, key_sizes: Mapping[str, int] | None = None
     ) -> None:
         """`key_sizes`: for an index of accounts prefetched from a database, how many accounts
-        each blocking key lists in the whole table, so that keys are chosen as the full index
-        would choose them (the accounts of every key so chosen must all be among `accounts`)."""
+        each blocking key lists in the whole table, so that keys are chosen, and words weighed,
+        as the full index would (the accounts of every key so chosen must all be among
+        `accounts`)."""
         self._key_sizes = key_sizes
         ordered = sorted(accounts, key=lambda account: account.id)
         self._by_id: dict[str, Account] = {}
         self._by_domain: dict[str, Account] = {}
-        # `token_sort_ratio` is `ratio` over token-sorted strings. Sorting each account's tokens
-        # here, once, makes a candidate cost about a third of what `token_sort_ratio` spends
-        # re-sorting it on every lookup. Names equal once sorted score the same against any
-        # lead, so they share one number, given in order of their lowest account id.
+        # Names equal once their tokens are sorted score the same against any lead, so they
+        # share one number, given in order of their lowest account id.
         self._name_accounts: list[Account] = []
-        self._postings: dict[str, _Posting] = {}
+        self._names: list[tuple[str, tuple[str, ...]]] = []  # (sorted name, its tokens)
+        self._postings: dict[str, list[int]] = {}
         numbers: dict[str, int] = {}
         for account in ordered:
             if self._by_id.setdefault(account.id, account) is not account:
@@ -296,19 +388,24 @@ class AccountIndex:
             # Not the cached `company_key`: that cache is for leads, which repeat; each account
             # name is normalised exactly once, here.
             key = _normalise(account.name)
-            name = _sort_tokens(key)
+            tokens = key.split()
+            name = " ".join(sorted(tokens))
             if not name or name in numbers:
                 continue
             number = numbers[name] = len(self._name_accounts)
             self._name_accounts.append(account)
-            for block in name_blocking_keys(key):
+            self._names.append((name, tuple(dict.fromkeys(tokens))))
+            for block in _blocking_keys(key, tokens):
                 posting = self._postings.get(block)
                 if posting is None:
-                    posting = self._postings[block] = _Posting()
-                posting.numbers.append(number)
-                posting.names.append(name)
-        for posting in self._postings.values():
-            posting.seal()
+                    self._postings[block] = [number]
+                else:
+                    posting.append(number)
+        self._sizes: Mapping[str, int] = (
+            key_sizes
+            if key_sizes is not None
+            else {block: len(posting) for block, posting in self._postings.items()}
+        )
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -323,11 +420,13 @@ class AccountIndex:
 
         `domain` must already be a registrable domain ("acme.co.uk") and not a free-mail one:
         the caller knows which domains say nothing about the company, and a lookup here is only
-        a dict access. A domain match wins outright with score 100. Otherwise the closest
-        company name scoring at least `threshold` (0-100) wins, scored with
-        `fuzz.token_sort_ratio` over `company_key` names. Not `WRatio`: its partial matching
-        scores "acme" against "acme holdings international" 90, which would route every
-        small "Acme" lead to whichever big group has the word in its name.
+        a dict access. A domain match wins outright with score 100. Otherwise the company name
+        scoring highest, and at least `threshold` (0-100), wins; then the shorter name, then
+        the lowest account id. A name's score is the share of the evidence that agrees
+        (`_evidence`): 100 for the same words in any order, about 92 for a typo in the one
+        distinctive word, far below 90 when a distinctive word differs ("Nova Heron
+        Semiconductors" against "Nova Crown Semiconductors"), whatever words they share.
+        A name is never matched on a part of it: "Acme" is not "Acme Holdings International".
 
         Only accounts sharing a blocking key with the company are scored: those of its rarest
         key, then those of more common keys, while the total stays within `MAX_CANDIDATES`.
@@ -344,54 +443,43 @@ class AccountIndex:
             return None
         tokens = key.split()
         query = " ".join(sorted(tokens))  # `_sort_tokens`, reusing the split
-        # Ties go to the shorter name, then the lower account number: the order each posting is
-        # sorted in, so extractOne's "first of equal scores" within a posting agrees with the
-        # comparison across postings. Merging the postings (dedupe, sort) cost more than scoring
-        # an account twice; only the band of lengths that can still reach the cutoff is scored.
+        sizes = self._sizes
+        lead = {token: _token_weight(token, sizes) for token in tokens}
+        names = self._names
         best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
-        cutoff = threshold
-        shortest, longest = _length_bounds(len(query), cutoff)
+        seen: set[int] = set()
         for posting in self._candidates(key, tokens):
-            low, high = posting.band(shortest, longest)
-            if low >= high:
-                continue
-            found = process.extractOne(
-                query,
-                posting.names[low:high],
-                scorer=fuzz.ratio,
-                processor=None,
-                score_cutoff=cutoff,
-            )
-            if found is None:
-                continue
-            _, score, position = found
-            candidate = (-score, posting.lengths[low + position], posting.numbers[low + position])
-            if best is None or candidate < best:
-                best = candidate
-                if score == 100:
-                    # Only the query itself scores 100 (`ratio` is 100 for equal strings alone),
-                    # and equal names share one number: no other posting can do better.
-                    break
-                # Later postings need only beat (or tie) this score: a narrower band.
-                cutoff = score
-                shortest, longest = _length_bounds(len(query), cutoff)
+            for number in posting:
+                if number in seen:
+                    continue
+                seen.add(number)
+                name, name_tokens = names[number]
+                score = 100.0 if name == query else _evidence(lead, name_tokens)
+                if score < threshold:
+                    continue
+                candidate = (-score, len(name), number)
+                if best is None or candidate < best:
+                    best = candidate
+            if best is not None and best[0] == -100.0 and names[best[2]][0] == query:
+                # Equal names share one number: nothing can beat the lead's own name.
+                break
         if best is None:
             return None
         account = self._name_accounts[best[2]]
         return AccountMatch(account, "name", round(-best[0], 1))
 
-    def _candidates(self, key: str, tokens: list[str]) -> list[_Posting]:
+    def _candidates(self, key: str, tokens: list[str]) -> list[list[int]]:
         # One pass over the lead's keys, sizes and postings together: this runs for every lead
         # matched by name, and building the `sizes` mapping of `choose_keys` cost more than
         # the choice itself. The choice is `choose_keys`'s, through `_rarest_first`.
         postings = self._postings
         key_sizes = self._key_sizes
-        listed: list[tuple[int, str, _Posting | None]] = []
+        listed: list[tuple[int, str, list[int] | None]] = []
         for block in _blocking_keys(key, tokens):
             posting = postings.get(block)
             if key_sizes is None:
                 if posting is not None:
-                    listed.append((len(posting.numbers), block, posting))
+                    listed.append((len(posting), block, posting))
             elif block in key_sizes:
                 listed.append((key_sizes[block], block, posting))
         return [posting for posting in _rarest_first(listed) if posting is not None]
