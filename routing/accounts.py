@@ -194,7 +194,7 @@ def name_blocking_keys(key: str) -> frozenset[str]:
     return frozenset(_blocking_keys(key, key.split()))
 
 
-def _blocking_keys(key: str, tokens: list[str]) -> set[str]:
+def _blocking_keys(key: str, tokens: Iterable[str]) -> set[str]:
     """`name_blocking_keys` of a non-empty `key` split into `tokens`, as a set: a lookup has
     split the key already, and only iterates over the keys."""
     # Tokens are cut to 60 characters: keys are stored in an indexed column, and no real
@@ -251,7 +251,9 @@ _INDUSTRY_WORDS = frozenset(
 
 
 def _weight_of_size(size: int) -> float:
-    return math.log(_RARE_BASE / size) if size > 1 else _RARE
+    # Never lighter than an industry word: a typo pairing a lead word with an industry word
+    # then agrees with no more than the lead word weighs (`_required_bound`).
+    return max(math.log(_RARE_BASE / size), _INDUSTRY_WEIGHT) if size > 1 else _RARE
 
 
 def _is_light(token: str) -> bool:
@@ -291,6 +293,9 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str]) -> float:
     against = 0.0
     unmatched: list[str] = []
     left = dict(lead)
+    # A name of industry words alone ("Data Systems") has nothing else to be known by: each
+    # of its words is required, like a rare one.
+    all_light = all(_is_light(token) for token in name)
     for token in name:
         weight = left.pop(token, None)
         if weight is None:
@@ -312,7 +317,7 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str]) -> float:
             del left[found]
             agree += weight * (1 - _TYPO_COST * edits)
             against += weight * _TYPO_COST * edits
-        elif light:
+        elif light and not all_light:
             name_light.append(token)
         else:
             against += _RARE
@@ -338,6 +343,46 @@ def name_score(lead_key: str, name_key: str, sizes: Mapping[str, int]) -> float:
     return _evidence(lead, tuple(dict.fromkeys(name_key.split())))
 
 
+def _required(tokens: Iterable[str]) -> tuple[str, ...]:
+    """The words a name scoring well must share with the lead (or have mistyped there): its
+    words that are not industry words, or all of them when it has no others. Sorted."""
+    distinct = set(tokens)
+    heavy = [token for token in distinct if not _is_light(token)]
+    return tuple(sorted(heavy or distinct))
+
+
+def _deletions(token: str, times: int) -> set[str]:
+    """`token` with up to `times` characters deleted (itself included)."""
+    found = {token}
+    edge = {token}
+    for _ in range(times):
+        edge = {word[:i] + word[i + 1 :] for word in edge for i in range(len(word))}
+        found |= edge
+    return found
+
+
+def _neighbour_map(words: Iterable[str], times: int) -> dict[str, list[str]]:
+    """Symmetric deletion: each variant of each word with up to `times` characters deleted ->
+    the words. Two words within `times` edits share a variant."""
+    variants: dict[str, list[str]] = {}
+    for word in words:
+        for variant in _deletions(word, times):
+            listed = variants.get(variant)
+            if listed is None:
+                variants[variant] = [word]
+            else:
+                listed.append(word)
+    return variants
+
+
+# Industry words long enough to carry two typos, by their variants with two deletions.
+_LIGHT_NEIGHBOURS = _neighbour_map(
+    (word for word in _INDUSTRY_WORDS if len(word) >= _TWO_TYPOS_MIN_LENGTH), 2
+)
+# Above this many required-word combinations a lead is scored against every candidate.
+_MAX_COMBINATIONS = 256
+
+
 def _sort_tokens(key: str) -> str:
     return " ".join(sorted(key.split()))
 
@@ -357,7 +402,9 @@ class AccountIndex:
         "_key_sizes",
         "_name_accounts",
         "_names",
+        "_neighbours",
         "_postings",
+        "_required",
         "_sizes",
     )
 
@@ -375,8 +422,12 @@ class AccountIndex:
         # Names equal once their tokens are sorted score the same against any lead, so they
         # share one number, given in order of their lowest account id.
         self._name_accounts: list[Account] = []
-        self._names: list[tuple[str, tuple[str, ...]]] = []  # (sorted name, its tokens)
+        self._names: list[tuple[str, tuple[str, ...], str]] = []  # (sorted, tokens, key)
         self._postings: dict[str, list[int]] = {}
+        # The names by their required words (`_required`): a lead can only reach a high
+        # threshold against a name whose required words it has, so those are the names to
+        # look up, not every name sharing a word with it.
+        self._required: dict[tuple[str, ...], list[int]] = {}
         numbers: dict[str, int] = {}
         for account in ordered:
             if self._by_id.setdefault(account.id, account) is not account:
@@ -394,13 +445,29 @@ class AccountIndex:
                 continue
             number = numbers[name] = len(self._name_accounts)
             self._name_accounts.append(account)
-            self._names.append((name, tuple(dict.fromkeys(tokens))))
+            distinct = tuple(dict.fromkeys(tokens))
+            self._names.append((name, distinct, key))
+            required = _required(distinct)
+            listed = self._required.get(required)
+            if listed is None:
+                self._required[required] = [number]
+            else:
+                listed.append(number)
             for block in _blocking_keys(key, tokens):
                 posting = self._postings.get(block)
                 if posting is None:
                     self._postings[block] = [number]
                 else:
                     posting.append(number)
+        self._neighbours = _neighbour_map(
+            {
+                word
+                for required in self._required
+                for word in required
+                if len(word) >= _TYPO_MIN_LENGTH
+            },
+            1,
+        )
         self._sizes: Mapping[str, int] = (
             key_sizes
             if key_sizes is not None
@@ -446,43 +513,108 @@ class AccountIndex:
         sizes = self._sizes
         lead = {token: _token_weight(token, sizes) for token in tokens}
         names = self._names
+        chosen = self._candidates(key, tokens)
+        numbers: Iterable[int] | None = None
+        if threshold > _required_bound(lead):
+            numbers = self._with_required_words(lead, chosen)
+        if numbers is None:
+            numbers = {number for _, posting in chosen for number in posting}
         best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
-        seen: set[int] = set()
-        for posting in self._candidates(key, tokens):
-            for number in posting:
-                if number in seen:
-                    continue
-                seen.add(number)
-                name, name_tokens = names[number]
-                score = 100.0 if name == query else _evidence(lead, name_tokens)
-                if score < threshold:
-                    continue
-                candidate = (-score, len(name), number)
-                if best is None or candidate < best:
-                    best = candidate
-            if best is not None and best[0] == -100.0 and names[best[2]][0] == query:
-                # Equal names share one number: nothing can beat the lead's own name.
-                break
+        for number in numbers:
+            name, name_tokens, _ = names[number]
+            score = 100.0 if name == query else _evidence(lead, name_tokens)
+            if score < threshold:
+                continue
+            candidate = (-score, len(name), number)
+            if best is None or candidate < best:
+                best = candidate
         if best is None:
             return None
         account = self._name_accounts[best[2]]
         return AccountMatch(account, "name", round(-best[0], 1))
 
-    def _candidates(self, key: str, tokens: list[str]) -> list[list[int]]:
+    def _with_required_words(
+        self, lead: Mapping[str, float], chosen: list[tuple[str, list[int]]]
+    ) -> list[int] | None:
+        """The names among the chosen keys' whose required words are each one of the lead's
+        words, or a word the lead has mistyped (one lead word for each): at a threshold over
+        `_required_bound`, the only names that can reach it. None when there are too many
+        combinations of the lead's words to look up."""
+        options: list[list[str]] = []
+        combinations = 1
+        for token in lead:
+            near = [token, *self._near(token)]
+            options.append(near)
+            combinations *= len(near) + 1
+            if combinations > _MAX_COMBINATIONS:
+                return None
+        looked_up: set[tuple[str, ...]] = set()
+        found: list[int] = []
+        for picks in _picks(options):
+            required = tuple(sorted(set(picks)))
+            if required in looked_up:
+                continue
+            looked_up.add(required)
+            listed = self._required.get(required)
+            if listed is not None:
+                found.extend(listed)
+        if not found:
+            return found
+        # Only names listed by a chosen key, as the scan would see them (and as the storage
+        # layer prefetches them).
+        blocks = {block for block, _ in chosen}
+        names = self._names
+        return [
+            number
+            for number in found
+            if not blocks.isdisjoint(_blocking_keys(names[number][2], names[number][1]))
+        ]
+
+    def _near(self, token: str) -> list[str]:
+        """The indexed required words `token` could be a typo of (`_edits`)."""
+        if len(token) < _TYPO_MIN_LENGTH:
+            return []
+        near: set[str] = set()
+        neighbours = self._neighbours
+        for variant in _deletions(token, 1):
+            near.update(neighbours.get(variant, ()))
+        if len(token) >= _TWO_TYPOS_MIN_LENGTH:
+            for variant in _deletions(token, 2):
+                near.update(_LIGHT_NEIGHBOURS.get(variant, ()))
+        near.discard(token)
+        return sorted(word for word in near if _edits(token, word))
+
+    def _candidates(self, key: str, tokens: list[str]) -> list[tuple[str, list[int]]]:
         # One pass over the lead's keys, sizes and postings together: this runs for every lead
         # matched by name, and building the `sizes` mapping of `choose_keys` cost more than
         # the choice itself. The choice is `choose_keys`'s, through `_rarest_first`.
         postings = self._postings
         key_sizes = self._key_sizes
-        listed: list[tuple[int, str, list[int] | None]] = []
+        listed: list[tuple[int, str, tuple[str, list[int] | None]]] = []
         for block in _blocking_keys(key, tokens):
             posting = postings.get(block)
             if key_sizes is None:
                 if posting is not None:
-                    listed.append((len(posting), block, posting))
+                    listed.append((len(posting), block, (block, posting)))
             elif block in key_sizes:
-                listed.append((key_sizes[block], block, posting))
-        return [posting for posting in _rarest_first(listed) if posting is not None]
+                listed.append((key_sizes[block], block, (block, posting)))
+        return [(block, posting) for block, posting in _rarest_first(listed) if posting is not None]
+
+
+def _required_bound(lead: Mapping[str, float]) -> float:
+    """The best score a name can get when one of its required words (`_required`) is neither
+    among the lead's words nor mistyped there: all the lead's words agree, at most, and the
+    missing word counts `_RARE` against."""
+    total = sum(lead.values())
+    return 100 * total / (total + _RARE)
+
+
+def _picks(options: list[list[str]]) -> Iterable[list[str]]:
+    """Every choice of at most one option per list, one at least."""
+    chosen: list[list[str]] = [[]]
+    for near in options:
+        chosen = chosen + [[*picked, word] for picked in chosen for word in near]
+    return chosen[1:]
 
 
 def choose_keys(sizes: Mapping[str, int]) -> list[str]:
