@@ -379,6 +379,18 @@ def _neighbour_map(words: Iterable[str], times: int) -> dict[str, list[str]]:
 _LIGHT_NEIGHBOURS = _neighbour_map(
     (word for word in _INDUSTRY_WORDS if len(word) >= _TWO_TYPOS_MIN_LENGTH), 2
 )
+_NEAR_CACHE_SIZE = 65536
+
+
+@lru_cache(maxsize=16384)
+def _light_near(token: str) -> tuple[str, ...]:
+    """The industry words `token` could be two typos of (`_edits`)."""
+    if len(token) < _TWO_TYPOS_MIN_LENGTH:
+        return ()
+    near = {word for variant in _deletions(token, 2) for word in _LIGHT_NEIGHBOURS.get(variant, ())}
+    return tuple(sorted(near))
+
+
 # Above this many required-word combinations a lead is scored against every candidate.
 _MAX_COMBINATIONS = 256
 
@@ -402,7 +414,9 @@ class AccountIndex:
         "_key_sizes",
         "_name_accounts",
         "_names",
+        "_near_cache",
         "_neighbours",
+        "_numbers",
         "_postings",
         "_required",
         "_sizes",
@@ -429,6 +443,9 @@ class AccountIndex:
         # look up, not every name sharing a word with it.
         self._required: dict[tuple[str, ...], list[int]] = {}
         numbers: dict[str, int] = {}
+        self._numbers = numbers
+        # A lead's typo candidates (`_near`), remembered: leads repeat their words.
+        self._near_cache: dict[str, list[str]] = {}
         for account in ordered:
             if self._by_id.setdefault(account.id, account) is not account:
                 raise ValueError(f"account id {account.id!r} appears more than once")
@@ -514,6 +531,12 @@ class AccountIndex:
         lead = {token: _token_weight(token, sizes) for token in tokens}
         names = self._names
         chosen = self._candidates(key, tokens)
+        own = self._numbers.get(query)
+        if own is not None and not {block for block, _ in chosen}.isdisjoint(
+            _blocking_keys(names[own][2], names[own][1])
+        ):
+            # The lead's own name scores 100, and no other name does (`_evidence`).
+            return AccountMatch(self._name_accounts[own], "name", 100.0)
         numbers: Iterable[int] | None = None
         if threshold > _required_bound(lead):
             numbers = self._with_required_words(lead, chosen)
@@ -574,15 +597,19 @@ class AccountIndex:
         """The indexed required words `token` could be a typo of (`_edits`)."""
         if len(token) < _TYPO_MIN_LENGTH:
             return []
-        near: set[str] = set()
+        cached = self._near_cache.get(token)
+        if cached is not None:
+            return cached
+        near: set[str] = set(_light_near(token))
         neighbours = self._neighbours
         for variant in _deletions(token, 1):
             near.update(neighbours.get(variant, ()))
-        if len(token) >= _TWO_TYPOS_MIN_LENGTH:
-            for variant in _deletions(token, 2):
-                near.update(_LIGHT_NEIGHBOURS.get(variant, ()))
         near.discard(token)
-        return sorted(word for word in near if _edits(token, word))
+        found = sorted(word for word in near if _edits(token, word))
+        if len(self._near_cache) >= _NEAR_CACHE_SIZE:
+            self._near_cache.clear()
+        self._near_cache[token] = found
+        return found
 
     def _candidates(self, key: str, tokens: list[str]) -> list[tuple[str, list[int]]]:
         # One pass over the lead's keys, sizes and postings together: this runs for every lead
