@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from functools import lru_cache
 from typing import TypeVar
 
@@ -217,13 +217,15 @@ _RARE = math.log(_RARE_BASE)
 _INDUSTRY_WEIGHT = 2.0
 # A dropped industry word costs this, so that the account with exactly the lead's words
 # still wins over the one with an extra "Software".
-_DROPPED_WEIGHT = 0.1
+_DROPPED_WEIGHT = 0.3
 # What a typo costs, as a share of the word's weight, per edit: one typo in a one-word name
-# still scores 92, over the default threshold; two different words do not come close.
-_TYPO_COST = 0.08
-# A typo is only recognised in words of this many characters or more: "Park" and "Pork" are
-# two companies, "Heron" and "Hreon" one.
-_TYPO_MIN_LENGTH = 5
+# still scores 91, over the default threshold, but not with an industry word dropped too
+# ("Kelengr Software" is not "Kelengra"); two different words do not come close.
+_TYPO_COST = 0.09
+# A typo is only recognised in words of this many characters or more, and between two words
+# this short only as two letters swapped: "Park" and "Pork" are two companies, "Nova" and
+# "Nvoa" one, as are "Heron" and "Hreon".
+_TYPO_MIN_LENGTH = 4
 # Industry words of this length or more may carry two edits ("Analytix" for "Analytics").
 _TWO_TYPOS_MIN_LENGTH = 8
 
@@ -272,6 +274,8 @@ def _edits(lead: str, name: str) -> int:
     shortest = min(len(lead), len(name))
     if shortest < _TYPO_MIN_LENGTH:
         return 0
+    if max(len(lead), len(name)) == _TYPO_MIN_LENGTH and sorted(lead) != sorted(name):
+        return 0
     allowed = 2 if shortest >= _TWO_TYPOS_MIN_LENGTH and name in _INDUSTRY_WORDS else 1
     if abs(len(lead) - len(name)) > allowed:
         return 0
@@ -279,15 +283,17 @@ def _edits(lead: str, name: str) -> int:
     return distance if distance <= allowed else 0
 
 
-def _evidence(lead: Mapping[str, float], name: Iterable[str]) -> float:
+def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[str]) -> float:
     """The score (0-100) of an account's name tokens against the lead's (token -> weight):
     the share of the weighed evidence that agrees.
 
     A lead word in the name agrees with its weight; one mistyped agrees with its weight less
-    `_TYPO_COST` per edit. A word of either side that matches nothing counts against: the
-    lead's with its weight, the name's as a rare word (`_RARE`): the account's own words are
-    what make it that company. Industry words are the exception: left out on one side they
-    cost only `_DROPPED_WEIGHT`; different on both sides, they disagree at full weight.
+    `_TYPO_COST` per edit, if it is among `typos`, the lead's words that no name has (a word
+    that is some company's is taken as that word, not as a typo of another). A word of either
+    side that matches nothing counts against: the lead's with its weight, the name's as a rare
+    word (`_RARE`): the account's own words are what make it that company. Industry words are
+    the exception: left out on one side they cost only `_DROPPED_WEIGHT`; different on both
+    sides, they disagree at full weight.
     """
     agree = 0.0
     against = 0.0
@@ -308,7 +314,7 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str]) -> float:
         found = None
         if len(token) >= _TYPO_MIN_LENGTH:
             for other in left:
-                edits = _edits(other, token)
+                edits = _edits(other, token) if other in typos else 0
                 if edits:
                     found = other
                     break
@@ -340,7 +346,13 @@ def name_score(lead_key: str, name_key: str, sizes: Mapping[str, int]) -> float:
     lead = {token: _token_weight(token, sizes) for token in lead_key.split()}
     if lead_key and sorted(lead_key.split()) == sorted(name_key.split()):
         return 100.0
-    return _evidence(lead, tuple(dict.fromkeys(name_key.split())))
+    typos = {token for token in lead if _is_new(token, sizes)}
+    return _evidence(lead, tuple(dict.fromkeys(name_key.split())), typos)
+
+
+def _is_new(token: str, sizes: Mapping[str, int]) -> bool:
+    """Whether no name has `token` (as a blocking key): only such a word may be a typo."""
+    return not sizes.get(f"t:{token[:60]}")
 
 
 def _required(tokens: Iterable[str]) -> tuple[str, ...]:
@@ -529,6 +541,7 @@ class AccountIndex:
         query = " ".join(sorted(tokens))  # `_sort_tokens`, reusing the split
         sizes = self._sizes
         lead = {token: _token_weight(token, sizes) for token in tokens}
+        typos = {token for token in lead if _is_new(token, sizes)}
         names = self._names
         chosen = self._candidates(key, tokens)
         own = self._numbers.get(query)
@@ -539,13 +552,13 @@ class AccountIndex:
             return AccountMatch(self._name_accounts[own], "name", 100.0)
         numbers: Iterable[int] | None = None
         if threshold > _required_bound(lead):
-            numbers = self._with_required_words(lead, chosen)
+            numbers = self._with_required_words(lead, typos, chosen)
         if numbers is None:
             numbers = {number for _, posting in chosen for number in posting}
         best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
         for number in numbers:
             name, name_tokens, _ = names[number]
-            score = 100.0 if name == query else _evidence(lead, name_tokens)
+            score = 100.0 if name == query else _evidence(lead, name_tokens, typos)
             if score < threshold:
                 continue
             candidate = (-score, len(name), number)
@@ -557,7 +570,7 @@ class AccountIndex:
         return AccountMatch(account, "name", round(-best[0], 1))
 
     def _with_required_words(
-        self, lead: Mapping[str, float], chosen: list[tuple[str, list[int]]]
+        self, lead: Mapping[str, float], typos: Container[str], chosen: list[tuple[str, list[int]]]
     ) -> list[int] | None:
         """The names among the chosen keys' whose required words are each one of the lead's
         words, or a word the lead has mistyped (one lead word for each): at a threshold over
@@ -566,7 +579,7 @@ class AccountIndex:
         options: list[list[str]] = []
         combinations = 1
         for token in lead:
-            near = [token, *self._near(token)]
+            near = [token, *self._near(token)] if token in typos else [token]
             options.append(near)
             combinations *= len(near) + 1
             if combinations > _MAX_COMBINATIONS:
