@@ -543,7 +543,7 @@ class AccountIndex:
         lead = {token: _token_weight(token, sizes) for token in tokens}
         typos = {token for token in lead if _is_new(token, sizes)}
         names = self._names
-        chosen = self._candidates(key, tokens)
+        chosen, every_key_chosen = self._candidates(key, tokens)
         own = self._numbers.get(query)
         if own is not None and not {block for block, _ in chosen}.isdisjoint(
             _blocking_keys(names[own][2], names[own][1])
@@ -552,7 +552,7 @@ class AccountIndex:
             return AccountMatch(self._name_accounts[own], "name", 100.0)
         numbers: Iterable[int] | None = None
         if threshold > _required_bound(lead):
-            numbers = self._with_required_words(lead, typos, chosen)
+            numbers = self._with_required_words(lead, typos, chosen, every_key_chosen, threshold)
         if numbers is None:
             numbers = {number for _, posting in chosen for number in posting}
         best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
@@ -570,41 +570,61 @@ class AccountIndex:
         return AccountMatch(account, "name", round(-best[0], 1))
 
     def _with_required_words(
-        self, lead: Mapping[str, float], typos: Container[str], chosen: list[tuple[str, list[int]]]
+        self,
+        lead: Mapping[str, float],
+        typos: Container[str],
+        chosen: list[tuple[str, list[int]]],
+        every_key_chosen: bool,
+        threshold: float,
     ) -> list[int] | None:
         """The names among the chosen keys' whose required words are each one of the lead's
         words, or a word the lead has mistyped (one lead word for each): at a threshold over
         `_required_bound`, the only names that can reach it. None when there are too many
-        combinations of the lead's words to look up."""
-        options: list[list[str]] = []
+        combinations of the lead's words to look up.
+
+        A known word of the lead's that is not industry word (not in `typos`) and is not among
+        a name's required words matches nothing in it, so counts its weight against and none
+        for: combinations leaving out more weight than `threshold` allows are not looked up.
+        """
+        total = sum(lead.values())
+        budget = total * (1 - threshold / 100) + 1e-9
+        options: list[tuple[list[str], float]] = []
         combinations = 1
-        for token in lead:
-            near = [token, *self._near(token)] if token in typos else [token]
-            options.append(near)
+        for token, weight in lead.items():
+            # A word no name has is only worth looking up as the words it could be a typo of.
+            near = self._near(token) if token in typos else [token]
+            left_out = 0.0 if token in typos or _is_light(token) else weight
+            options.append((near, left_out))
             combinations *= len(near) + 1
             if combinations > _MAX_COMBINATIONS:
                 return None
         looked_up: set[tuple[str, ...]] = set()
         found: list[int] = []
-        for picks in _picks(options):
+        unsure: list[int] = []
+        for picks in _picks(options, budget):
             required = tuple(sorted(set(picks)))
             if required in looked_up:
                 continue
             looked_up.add(required)
             listed = self._required.get(required)
             if listed is not None:
-                found.extend(listed)
-        if not found:
-            return found
-        # Only names listed by a chosen key, as the scan would see them (and as the storage
-        # layer prefetches them).
-        blocks = {block for block, _ in chosen}
-        names = self._names
-        return [
-            number
-            for number in found
-            if not blocks.isdisjoint(_blocking_keys(names[number][2], names[number][1]))
-        ]
+                # A name with one of the lead's own words shares that word's key with the lead,
+                # which is chosen when every key of the lead's is.
+                sure = every_key_chosen and any(
+                    word in lead and len(word) >= 2 and word not in _STOP_WORDS for word in picks
+                )
+                (found if sure else unsure).extend(listed)
+        if unsure:
+            # Only names listed by a chosen key, as the scan would see them (and as the
+            # storage layer prefetches them).
+            blocks = {block for block, _ in chosen}
+            names = self._names
+            found.extend(
+                number
+                for number in unsure
+                if not blocks.isdisjoint(_blocking_keys(names[number][2], names[number][1]))
+            )
+        return found
 
     def _near(self, token: str) -> list[str]:
         """The indexed required words `token` could be a typo of (`_edits`)."""
@@ -624,7 +644,9 @@ class AccountIndex:
         self._near_cache[token] = found
         return found
 
-    def _candidates(self, key: str, tokens: list[str]) -> list[tuple[str, list[int]]]:
+    def _candidates(self, key: str, tokens: list[str]) -> tuple[list[tuple[str, list[int]]], bool]:
+        """The chosen keys with their postings, and whether every key of the lead's that lists
+        a name was chosen."""
         # One pass over the lead's keys, sizes and postings together: this runs for every lead
         # matched by name, and building the `sizes` mapping of `choose_keys` cost more than
         # the choice itself. The choice is `choose_keys`'s, through `_rarest_first`.
@@ -638,7 +660,11 @@ class AccountIndex:
                     listed.append((len(posting), block, (block, posting)))
             elif block in key_sizes:
                 listed.append((key_sizes[block], block, (block, posting)))
-        return [(block, posting) for block, posting in _rarest_first(listed) if posting is not None]
+        chosen = _rarest_first(listed)
+        return (
+            [(block, posting) for block, posting in chosen if posting is not None],
+            len(chosen) == len(listed),
+        )
 
 
 def _required_bound(lead: Mapping[str, float]) -> float:
@@ -649,12 +675,16 @@ def _required_bound(lead: Mapping[str, float]) -> float:
     return 100 * total / (total + _RARE)
 
 
-def _picks(options: list[list[str]]) -> Iterable[list[str]]:
-    """Every choice of at most one option per list, one at least."""
-    chosen: list[list[str]] = [[]]
-    for near in options:
-        chosen = chosen + [[*picked, word] for picked in chosen for word in near]
-    return chosen[1:]
+def _picks(options: list[tuple[list[str], float]], budget: float) -> Iterable[list[str]]:
+    """Every choice of at most one word per list of options, one at least, where the lists
+    left out cost (their second item) no more than `budget` in all."""
+    chosen: list[tuple[list[str], float]] = [([], 0.0)]
+    for near, left_out in options:
+        chosen = [
+            *((picked, cost + left_out) for picked, cost in chosen if cost + left_out <= budget),
+            *(([*picked, word], cost) for picked, cost in chosen for word in near),
+        ]
+    return [picked for picked, _ in chosen if picked]
 
 
 def choose_keys(sizes: Mapping[str, int]) -> list[str]:
