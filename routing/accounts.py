@@ -352,6 +352,8 @@ def name_score(lead_key: str, name_key: str, sizes: Mapping[str, int]) -> float:
 
 def _is_new(token: str, sizes: Mapping[str, int]) -> bool:
     """Whether no name has `token` (as a blocking key): only such a word may be a typo."""
+    if len(token) < 2 or token in _STOP_WORDS:
+        return False  # never a key, and too short to be a typo anyway
     return not sizes.get(f"t:{token[:60]}")
 
 
