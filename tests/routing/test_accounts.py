@@ -421,3 +421,88 @@ def test_a_threshold_outside_0_to_100_is_refused(threshold: float) -> None:
 
     with pytest.raises(ValueError, match="threshold"):
         index.match(domain=None, company="Acme", threshold=threshold)
+
+
+# Weighing evidence (issue 17): the distinctive words must agree, the industry words barely count
+
+
+def _common_words_index(*names: str) -> AccountIndex:
+    # Enough other companies in the same industries that their words are common, as in a CRM.
+    fillers = [
+        account(f"f{word}{n:03d}", f"{word}{n} {industry}")
+        for n in range(60)
+        for word, industry in (("Filler", "Semiconductors"), ("Other", "Capital"))
+    ]
+    return AccountIndex([*(account(f"a{n}", name) for n, name in enumerate(names)), *fillers])
+
+
+def test_a_different_distinctive_word_does_not_match_whatever_words_are_shared() -> None:
+    index = _common_words_index("Nova Crown Semiconductors")
+
+    assert index.match(domain=None, company="Nova Heron Semiconductors Inc", threshold=90) is None
+    assert index.match(domain=None, company="Nova Heron Semiconductors Inc", threshold=80) is None
+
+
+def test_a_longer_or_shorter_word_is_another_company() -> None:
+    index = _common_words_index("Park Capital BV", "Quavo Software Inc", "Nexba Insurance")
+
+    assert index.match(domain=None, company="Parker Capital", threshold=90) is None
+    assert index.match(domain=None, company="Quavojin Software", threshold=90) is None
+    assert index.match(domain=None, company="Nexbasu Insurance Ltd.", threshold=90) is None
+
+
+def test_a_typo_in_the_distinctive_word_still_matches() -> None:
+    index = _common_words_index("Nova Heron Semiconductors", "Quavo Software Inc")
+
+    typo = index.match(domain=None, company="Nova Hreon Semiconductors", threshold=90)
+    swapped = index.match(domain=None, company="Qauvo Software", threshold=90)
+
+    assert typo is not None and typo.account.id == "a0"
+    assert swapped is not None and swapped.account.id == "a1"
+    assert 90 <= typo.score < 100
+
+
+def test_a_dropped_industry_word_still_matches_but_below_the_exact_name() -> None:
+    index = _common_words_index("Nova Heron Semiconductors", "Lura Software")
+
+    dropped = index.match(domain=None, company="Nova Heron", threshold=90)
+    added = index.match(domain=None, company="Lura", threshold=90)
+
+    assert dropped is not None and dropped.account.id == "a0"
+    assert added is not None and added.account.id == "a1"
+    assert 90 <= dropped.score < 100
+
+
+def test_the_exact_name_beats_the_same_name_without_its_industry_word() -> None:
+    index = _common_words_index("Nova Heron", "Nova Heron Semiconductors")
+
+    found = index.match(domain=None, company="Nova Heron Semiconductors", threshold=90)
+
+    assert found is not None
+    assert (found.account.id, found.score) == ("a1", 100.0)
+
+
+def test_the_same_name_in_another_industry_does_not_match_at_the_default_threshold() -> None:
+    index = _common_words_index("Lura Software")
+
+    assert index.match(domain=None, company="Lura Metals", threshold=90) is None
+
+
+def test_an_extra_distinctive_word_in_the_lead_counts_against() -> None:
+    index = _common_words_index("Keystone Ink Metals")
+
+    assert index.match(domain=None, company="Keystone Bison Metals Inc.", threshold=90) is None
+    assert index.match(domain=None, company="Keystone Ink Bison Metals", threshold=90) is None
+
+
+def test_a_word_some_account_has_is_not_taken_for_a_typo_of_another() -> None:
+    index = _common_words_index("Solar Falls", "Polar Lake")
+
+    assert index.match(domain=None, company="Polar Falls", threshold=90) is None
+
+
+def test_a_typo_with_a_dropped_industry_word_is_too_little_evidence() -> None:
+    index = _common_words_index("Kelengra")
+
+    assert index.match(domain=None, company="Kelengr Software", threshold=90) is None
+    assert index.match(domain=None, company="Kelengr", threshold=90) is not None
