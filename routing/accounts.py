@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import TypeVar
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from routing.domains import registrable_domain
@@ -375,34 +376,32 @@ def _deletions(token: str, times: int) -> set[str]:
     return found
 
 
-def _neighbour_map(words: Iterable[str], times: int) -> dict[str, list[str]]:
-    """Symmetric deletion: each variant of each word with up to `times` characters deleted ->
-    the words. Two words within `times` edits share a variant."""
-    variants: dict[str, list[str]] = {}
+def _neighbour_map(words: Iterable[str]) -> dict[str, str]:
+    """Symmetric deletion: each word, and each variant of it with one character deleted ->
+    the words, joined by NUL characters (one string per variant, not a list: a few hundred
+    thousand variants at 100,000 accounts). Two words one edit apart share a variant."""
+    variants: dict[str, str] = {}
     for word in words:
-        for variant in _deletions(word, times):
+        for variant in _deletions(word, 1):
             listed = variants.get(variant)
-            if listed is None:
-                variants[variant] = [word]
-            else:
-                listed.append(word)
+            variants[variant] = word if listed is None else f"{listed}\0{word}"
     return variants
 
 
-# Industry words long enough to carry two typos, by their variants with two deletions.
-_LIGHT_NEIGHBOURS = _neighbour_map(
-    (word for word in _INDUSTRY_WORDS if len(word) >= _TWO_TYPOS_MIN_LENGTH), 2
+_LONG_INDUSTRY_WORDS = sorted(
+    word for word in _INDUSTRY_WORDS if len(word) >= _TWO_TYPOS_MIN_LENGTH
 )
 _NEAR_CACHE_SIZE = 65536
 
 
-@lru_cache(maxsize=16384)
-def _light_near(token: str) -> tuple[str, ...]:
+def _light_near(token: str) -> list[str]:
     """The industry words `token` could be two typos of (`_edits`)."""
     if len(token) < _TWO_TYPOS_MIN_LENGTH:
-        return ()
-    near = {word for variant in _deletions(token, 2) for word in _LIGHT_NEIGHBOURS.get(variant, ())}
-    return tuple(sorted(near))
+        return []
+    found = process.extract(
+        token, _LONG_INDUSTRY_WORDS, scorer=OSA.distance, score_cutoff=2, limit=None
+    )
+    return [word for word, _, _ in found]
 
 
 # Above this many required-word combinations a lead is scored against every candidate.
@@ -411,6 +410,28 @@ _MAX_COMBINATIONS = 256
 
 def _sort_tokens(key: str) -> str:
     return " ".join(sorted(key.split()))
+
+
+class _PostingSizes(Mapping[str, int]):
+    """How many names each blocking key lists, read from the postings (not a copy of them)."""
+
+    __slots__ = ("_postings",)
+
+    def __init__(self, postings: dict[str, list[int]]) -> None:
+        self._postings = postings
+
+    def __getitem__(self, block: str) -> int:
+        return len(self._postings[block])
+
+    def get(self, block: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        posting = self._postings.get(block)
+        return default if posting is None else len(posting)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._postings)
+
+    def __len__(self) -> int:
+        return len(self._postings)
 
 
 class AccountIndex:
@@ -496,13 +517,10 @@ class AccountIndex:
                 for required in self._required
                 for word in required
                 if len(word) >= _TYPO_MIN_LENGTH
-            },
-            1,
+            }
         )
         self._sizes: Mapping[str, int] = (
-            key_sizes
-            if key_sizes is not None
-            else {block: len(posting) for block, posting in self._postings.items()}
+            key_sizes if key_sizes is not None else _PostingSizes(self._postings)
         )
 
     def __len__(self) -> int:
@@ -638,7 +656,9 @@ class AccountIndex:
         near: set[str] = set(_light_near(token))
         neighbours = self._neighbours
         for variant in _deletions(token, 1):
-            near.update(neighbours.get(variant, ()))
+            listed = neighbours.get(variant)
+            if listed is not None:
+                near.update(listed.split("\0"))
         near.discard(token)
         found = sorted(word for word in near if _edits(token, word))
         if len(self._near_cache) >= _NEAR_CACHE_SIZE:
