@@ -563,7 +563,7 @@ class AccountIndex:
         lead = {token: _token_weight(token, sizes) for token in tokens}
         typos = {token for token in lead if _is_new(token, sizes)}
         names = self._names
-        chosen, every_key_chosen = self._candidates(key, tokens)
+        chosen = self._candidates(key, tokens)
         own = self._numbers.get(query)
         if own is not None and not {block for block, _ in chosen}.isdisjoint(
             _blocking_keys(names[own][2], names[own][1])
@@ -572,7 +572,7 @@ class AccountIndex:
             return AccountMatch(self._name_accounts[own], "name", 100.0)
         numbers: Iterable[int] | None = None
         if threshold > _required_bound(lead):
-            numbers = self._with_required_words(lead, typos, chosen, every_key_chosen, threshold)
+            numbers = self._with_required_words(lead, typos, chosen, threshold)
         if numbers is None:
             numbers = {number for _, posting in chosen for number in posting}
         best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
@@ -594,7 +594,6 @@ class AccountIndex:
         lead: Mapping[str, float],
         typos: Container[str],
         chosen: list[tuple[str, list[int]]],
-        every_key_chosen: bool,
         threshold: float,
     ) -> list[int] | None:
         """The names among the chosen keys' whose required words are each one of the lead's
@@ -621,6 +620,7 @@ class AccountIndex:
         looked_up: set[tuple[str, ...]] = set()
         found: list[int] = []
         unsure: list[int] = []
+        blocks = {block for block, _ in chosen}
         for picks in _picks(options, budget):
             required = tuple(sorted(set(picks)))
             if required in looked_up:
@@ -628,16 +628,13 @@ class AccountIndex:
             looked_up.add(required)
             listed = self._required.get(required)
             if listed is not None:
-                # A name with one of the lead's own words shares that word's key with the lead,
-                # which is chosen when every key of the lead's is.
-                sure = every_key_chosen and any(
-                    word in lead and len(word) >= 2 and word not in _STOP_WORDS for word in picks
-                )
+                # A name with one of the lead's own words shares that word's key with the lead:
+                # it is listed by a chosen key if that word's key is chosen.
+                sure = any(f"t:{word[:60]}" in blocks for word in picks if word in lead)
                 (found if sure else unsure).extend(listed)
         if unsure:
             # Only names listed by a chosen key, as the scan would see them (and as the
             # storage layer prefetches them).
-            blocks = {block for block, _ in chosen}
             names = self._names
             found.extend(
                 number
@@ -666,9 +663,8 @@ class AccountIndex:
         self._near_cache[token] = found
         return found
 
-    def _candidates(self, key: str, tokens: list[str]) -> tuple[list[tuple[str, list[int]]], bool]:
-        """The chosen keys with their postings, and whether every key of the lead's that lists
-        a name was chosen."""
+    def _candidates(self, key: str, tokens: list[str]) -> list[tuple[str, list[int]]]:
+        """The chosen keys (`choose_keys`), with their postings."""
         # One pass over the lead's keys, sizes and postings together: this runs for every lead
         # matched by name, and building the `sizes` mapping of `choose_keys` cost more than
         # the choice itself. The choice is `choose_keys`'s, through `_rarest_first`.
@@ -682,11 +678,7 @@ class AccountIndex:
                     listed.append((len(posting), block, (block, posting)))
             elif block in key_sizes:
                 listed.append((key_sizes[block], block, (block, posting)))
-        chosen = _rarest_first(listed)
-        return (
-            [(block, posting) for block, posting in chosen if posting is not None],
-            len(chosen) == len(listed),
-        )
+        return [(block, posting) for block, posting in _rarest_first(listed) if posting is not None]
 
 
 def _required_bound(lead: Mapping[str, float]) -> float:
