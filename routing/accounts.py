@@ -259,9 +259,12 @@ def _weight_of_size(size: int) -> float:
     return max(math.log(_RARE_BASE / size), _INDUSTRY_WEIGHT) if size > 1 else _RARE
 
 
+_LIGHT_WORDS = _INDUSTRY_WORDS | _STOP_WORDS
+
+
 def _is_light(token: str) -> bool:
     """Industry words, the stop words and single characters: they neither make nor break."""
-    return token in _INDUSTRY_WORDS or token in _STOP_WORDS or len(token) < 2
+    return token in _LIGHT_WORDS or len(token) < 2
 
 
 def _token_weight(token: str, sizes: Mapping[str, int]) -> float:
@@ -300,18 +303,17 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[s
     against = 0.0
     unmatched: list[str] = []
     left = dict(lead)
+    for token in name:
+        if token in left:
+            agree += left.pop(token)
+        else:
+            unmatched.append(token)
+    name_light = 0
     # A name of industry words alone ("Data Systems") has nothing else to be known by: each
     # of its words is required, like a rare one.
-    all_light = all(_is_light(token) for token in name)
-    for token in name:
-        weight = left.pop(token, None)
-        if weight is None:
-            unmatched.append(token)
-        else:
-            agree += weight
-    name_light: list[str] = []
+    all_light: bool | None = None
     for token in unmatched:
-        light = _is_light(token)
+        light = token in _LIGHT_WORDS or len(token) < 2
         found = None
         if len(token) >= _TYPO_MIN_LENGTH:
             for other in left:
@@ -324,16 +326,25 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[s
             del left[found]
             agree += weight * (1 - _TYPO_COST * edits)
             against += weight * _TYPO_COST * edits
-        elif light and not all_light:
-            name_light.append(token)
+        elif light:
+            if all_light is None:
+                all_light = all(word in _LIGHT_WORDS or len(word) < 2 for word in name)
+            if all_light:
+                against += _RARE
+            else:
+                name_light += 1
         else:
             against += _RARE
-    lead_light = [token for token in left if _is_light(token)]
-    against += sum(weight for token, weight in left.items() if not _is_light(token))
+    lead_light = 0
+    for token, weight in left.items():
+        if token in _LIGHT_WORDS or len(token) < 2:
+            lead_light += 1
+        else:
+            against += weight
     if name_light and lead_light:
-        against += _INDUSTRY_WEIGHT * (len(name_light) + len(lead_light))
+        against += _INDUSTRY_WEIGHT * (name_light + lead_light)
     else:
-        against += _DROPPED_WEIGHT * (len(name_light) + len(lead_light))
+        against += _DROPPED_WEIGHT * (name_light + lead_light)
     if agree <= 0:
         return 0.0
     # 100 is for the lead's own name; a name with the same words but one repeated is the
