@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Mapping
 from functools import lru_cache
 from typing import TypeVar
 
@@ -423,28 +423,6 @@ def _sort_tokens(key: str) -> str:
     return " ".join(sorted(key.split()))
 
 
-class _PostingSizes(Mapping[str, int]):
-    """How many names each blocking key lists, read from the postings (not a copy of them)."""
-
-    __slots__ = ("_postings",)
-
-    def __init__(self, postings: dict[str, list[int]]) -> None:
-        self._postings = postings
-
-    def __getitem__(self, block: str) -> int:
-        return len(self._postings[block])
-
-    def get(self, block: str, default: int | None = None) -> int | None:  # type: ignore[override]
-        posting = self._postings.get(block)
-        return default if posting is None else len(posting)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._postings)
-
-    def __len__(self) -> int:
-        return len(self._postings)
-
-
 class AccountIndex:
     """Accounts indexed for matching leads, by registrable domain and by company-name keys.
 
@@ -465,7 +443,6 @@ class AccountIndex:
         "_numbers",
         "_postings",
         "_required",
-        "_sizes",
     )
 
     def __init__(
@@ -530,9 +507,6 @@ class AccountIndex:
                 if len(word) >= _TYPO_MIN_LENGTH
             }
         )
-        self._sizes: Mapping[str, int] = (
-            key_sizes if key_sizes is not None else _PostingSizes(self._postings)
-        )
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -570,9 +544,24 @@ class AccountIndex:
             return None
         tokens = key.split()
         query = " ".join(sorted(tokens))  # `_sort_tokens`, reusing the split
-        sizes = self._sizes
-        lead = {token: _token_weight(token, sizes) for token in tokens}
-        typos = {token for token in lead if _is_new(token, sizes)}
+        # `_token_weight` and `_is_new` over the lead's words, with the sizes read once.
+        postings = self._postings
+        key_sizes = self._key_sizes
+        lead: dict[str, float] = {}
+        typos: set[str] = set()
+        for token in tokens:
+            if len(token) < 2 or token in _STOP_WORDS:
+                lead[token] = _INDUSTRY_WEIGHT
+                continue
+            block = f"t:{token[:60]}"
+            if key_sizes is None:
+                posting = postings.get(block)
+                size = 0 if posting is None else len(posting)
+            else:
+                size = key_sizes.get(block, 0)
+            lead[token] = _INDUSTRY_WEIGHT if token in _LIGHT_WORDS else _weight_of_size(size)
+            if not size:
+                typos.add(token)
         names = self._names
         chosen = self._candidates(key, tokens)
         own = self._numbers.get(query)
