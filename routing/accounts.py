@@ -19,7 +19,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from routing.domains import registrable_domain
-from routing.model import Account, AccountMatch
+from routing.model import Account, AccountLookup, AccountMatch, Candidate, Word
 
 # Legal forms, stripped from the end of a name, longest first and repeatedly, so "Acme Pty Ltd",
 # "Nokia Oyj" and "Acme GmbH & Co. KG" all come down to the company's own words. Written as
@@ -93,6 +93,11 @@ _ASCII_SEPARATORS = bytes(
 # scanned, even when the lead shares nothing rarer, because it would mostly add accounts that
 # share nothing with the lead but a frequent word, at a millisecond a lead.
 MAX_CANDIDATES = 500
+
+_NOTHING = AccountLookup(None)
+
+# Another account scoring within this many points of the best makes a match ambiguous.
+AMBIGUITY_MARGIN = 1.0
 
 _T = TypeVar("_T")
 
@@ -260,6 +265,8 @@ def _weight_of_size(size: int) -> float:
 
 
 _LIGHT_WORDS = _INDUSTRY_WORDS | _STOP_WORDS
+# Each industry word as one bit: a name's set of them is an int, compared in two operations.
+_INDUSTRY_BITS = {word: 1 << bit for bit, word in enumerate(sorted(_INDUSTRY_WORDS))}
 
 
 def _is_light(token: str) -> bool:
@@ -287,9 +294,22 @@ def _edits(lead: str, name: str) -> int:
     return distance if distance <= allowed else 0
 
 
-def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[str]) -> float:
-    """The score (0-100) of an account's name tokens against the lead's (token -> weight):
-    the share of the weighed evidence that agrees.
+_SAME = "same"
+_TYPO = "typo"
+_LEAD_ONLY = "lead only"  # a lead word the account's name lacks
+_ACCOUNT_ONLY = "account only"  # an account word the lead's name lacks
+_DROPPED = "industry word left out"
+_OTHER_INDUSTRY = "other industry"
+
+
+def _evidence(
+    lead: Mapping[str, float],
+    name: Iterable[str],
+    typos: Container[str],
+    words: list[Word] | None = None,
+) -> tuple[float, float]:
+    """The weighed evidence of an account's name tokens against the lead's (token -> weight):
+    (what agrees, what counts against). `_score` makes it a share.
 
     A lead word in the name agrees with its weight; one mistyped agrees with its weight less
     `_TYPO_COST` per edit, if it is among `typos`, the lead's words that no name has (a word
@@ -297,7 +317,7 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[s
     side that matches nothing counts against: the lead's with its weight, the name's as a rare
     word (`_RARE`): the account's own words are what make it that company. Industry words are
     the exception: left out on one side they cost only `_DROPPED_WEIGHT`; different on both
-    sides, they disagree at full weight.
+    sides, they disagree at full weight. `words`, when given, receives each word's part.
     """
     agree = 0.0
     against = 0.0
@@ -305,10 +325,13 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[s
     left = dict(lead)
     for token in name:
         if token in left:
-            agree += left.pop(token)
+            weight = left.pop(token)
+            agree += weight
+            if words is not None:
+                words.append(Word(token, token, weight, _SAME))
         else:
             unmatched.append(token)
-    name_light = 0
+    name_light: list[str] = []
     # A name of industry words alone ("Data Systems") has nothing else to be known by: each
     # of its words is required, like a rare one.
     all_light: bool | None = None
@@ -326,40 +349,108 @@ def _evidence(lead: Mapping[str, float], name: Iterable[str], typos: Container[s
             del left[found]
             agree += weight * (1 - _TYPO_COST * edits)
             against += weight * _TYPO_COST * edits
-        elif light:
+            if words is not None:
+                words.append(Word(found, token, weight, _TYPO))
+            continue
+        if light:
             if all_light is None:
                 all_light = all(word in _LIGHT_WORDS or len(word) < 2 for word in name)
-            if all_light:
-                against += _RARE
-            else:
-                name_light += 1
-        else:
-            against += _RARE
-    lead_light = 0
+            if not all_light:
+                name_light.append(token)
+                continue
+        against += _RARE
+        if words is not None:
+            words.append(Word(None, token, _RARE, _ACCOUNT_ONLY))
+    lead_light: list[str] = []
     for token, weight in left.items():
         if token in _LIGHT_WORDS or len(token) < 2:
-            lead_light += 1
+            lead_light.append(token)
         else:
             against += weight
-    if name_light and lead_light:
-        against += _INDUSTRY_WEIGHT * (name_light + lead_light)
-    else:
-        against += _DROPPED_WEIGHT * (name_light + lead_light)
+            if words is not None:
+                words.append(Word(token, None, weight, _LEAD_ONLY))
+    both = bool(name_light and lead_light)
+    cost = _INDUSTRY_WEIGHT if both else _DROPPED_WEIGHT
+    against += cost * (len(name_light) + len(lead_light))
+    if words is not None:
+        how = _OTHER_INDUSTRY if both else _DROPPED
+        words.extend(Word(token, None, cost, how) for token in lead_light)
+        words.extend(Word(None, token, cost, how) for token in name_light)
+    return agree, against
+
+
+def _score(agree: float, against: float) -> float:
+    """The share (0-100) of the evidence that agrees. 100 is for the lead's own name; a name
+    with the same words but one repeated is the nearest thing to it."""
     if agree <= 0:
         return 0.0
-    # 100 is for the lead's own name; a name with the same words but one repeated is the
-    # nearest thing to it.
     return min(100 * agree / (agree + against), 99.9)
+
+
+# Where the lead and the account both say where they are: the same country agrees with this
+# weight and another counts against with it, so a namesake in the lead's own country wins,
+# while a rare name still matches across a border (a subsidiary's lead, an account's HQ):
+# 13.8 against 1.5 is 90.2. The state counts only within one country.
+_COUNTRY_WEIGHT = 1.5
+_STATE_WEIGHT = 0.5
+
+
+def _location(
+    country: str | None, state: str | None, account: Account, words: list[Word] | None = None
+) -> tuple[float, float]:
+    """(agrees, against) for where the lead and the account are, when both say."""
+    if not country or not account.country:
+        return 0.0, 0.0
+    if country != account.country:
+        if words is not None:
+            words.append(Word(country, account.country, _COUNTRY_WEIGHT, "other country"))
+        return 0.0, _COUNTRY_WEIGHT
+    if words is not None:
+        words.append(Word(country, account.country, _COUNTRY_WEIGHT, "same country"))
+    if not state or not account.state:
+        return _COUNTRY_WEIGHT, 0.0
+    if state.casefold() != account.state.casefold():
+        if words is not None:
+            words.append(Word(state, account.state, _STATE_WEIGHT, "other state"))
+        return _COUNTRY_WEIGHT, _STATE_WEIGHT
+    if words is not None:
+        words.append(Word(state, account.state, _STATE_WEIGHT, "same state"))
+    return _COUNTRY_WEIGHT + _STATE_WEIGHT, 0.0
+
+
+def describe_evidence(words: Iterable[Word]) -> str:
+    """A name match's evidence in a line, for the trace: "nova (8.9), hreon ≈ heron (typo,
+    13.8), crown only in the account's name (13.8), semiconductors left out"."""
+    parts: list[str] = []
+    for word in words:
+        weight = f"{word.weight:.1f}"
+        how = word.how
+        if how == _SAME:
+            parts.append(f"{word.lead} ({weight})")
+        elif how == _TYPO:
+            parts.append(f"{word.lead} ≈ {word.account} (typo, {weight})")
+        elif how == _LEAD_ONLY:
+            parts.append(f"{word.lead} only in the lead's name ({weight})")
+        elif how == _ACCOUNT_ONLY:
+            parts.append(f"{word.account} only in the account's name ({weight})")
+        elif how == _DROPPED:
+            parts.append(f"{word.lead or word.account} left out (industry word)")
+        elif how == _OTHER_INDUSTRY:
+            side = "lead" if word.lead else "account"
+            parts.append(f"{word.lead or word.account} another industry, {side} ({weight})")
+        else:  # where: "same country", "other state", ...
+            parts.append(f"{how} {word.lead} / {word.account} ({weight})")
+    return ", ".join(parts)
 
 
 def name_score(lead_key: str, name_key: str, sizes: Mapping[str, int]) -> float:
     """The score `AccountIndex.match` gives an account's name (a `company_key`) for a lead's,
-    when `sizes` says how many names each blocking key lists (unrounded)."""
+    when `sizes` says how many names each blocking key lists (unrounded), with no location."""
     lead = {token: _token_weight(token, sizes) for token in lead_key.split()}
     if lead_key and sorted(lead_key.split()) == sorted(name_key.split()):
         return 100.0
     typos = {token for token in lead if _is_new(token, sizes)}
-    return _evidence(lead, tuple(dict.fromkeys(name_key.split())), typos)
+    return _score(*_evidence(lead, tuple(dict.fromkeys(name_key.split())), typos))
 
 
 def _is_new(token: str, sizes: Mapping[str, int]) -> bool:
@@ -377,26 +468,46 @@ def _required(tokens: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(heavy or distinct))
 
 
-def _deletions(token: str, times: int) -> set[str]:
-    """`token` with up to `times` characters deleted (itself included)."""
-    found = {token}
-    edge = {token}
-    for _ in range(times):
-        edge = {word[:i] + word[i + 1 :] for word in edge for i in range(len(word))}
-        found |= edge
-    return found
+def _thirds(word: str, length: int) -> tuple[str, str, str]:
+    """The keys of a word of `length` characters in the typo map (`_typo_map`): the word cut
+    in three parts, each key two of the parts (with the length, and where the cut is).
+
+    One edit (a letter replaced, added or dropped) falls in one part, so leaves the other two
+    intact: a lead word one such edit from an account word of `length` characters shares a
+    key with it, which the lead word's own keys for that length find (`AccountIndex._near`).
+    Two letters swapped across a cut are looked up as such (`_swaps`)."""
+    first, second = length // 3, 2 * length // 3
+    tail = len(word) - (length - second)
+    return (
+        f"{length}<{word[:second]}",
+        f"{length}>{word[len(word) - (length - first) :]}",
+        f"{length}|{word[:first]}|{word[tail:]}",
+    )
 
 
-def _neighbour_map(words: Iterable[str]) -> dict[str, str]:
-    """Symmetric deletion: each word, and each variant of it with one character deleted ->
-    the words, joined by NUL characters (one string per variant, not a list: a few hundred
-    thousand variants at 100,000 accounts). Two words one edit apart share a variant."""
-    variants: dict[str, str] = {}
+def _swaps(word: str, *cuts: int) -> Iterable[str]:
+    """`word` with the two letters on each side of each cut swapped (where they differ)."""
+    for cut in cuts:
+        if 0 < cut < len(word) and word[cut - 1] != word[cut]:
+            yield f"{word[: cut - 1]}{word[cut]}{word[cut - 1]}{word[cut + 1 :]}"
+
+
+def _typo_map(words: Iterable[str]) -> dict[str, str | tuple[str, ...]]:
+    """Each word under its three keys (`_thirds`), and under itself (for `_swaps`); a key
+    listing one word holds that word. Where one key per one-character deletion (symmetric
+    deletion) took 34 MB at 100,000 accounts, this takes about a third of that, and a lookup
+    is as quick: the keys are two thirds of a word, so each lists a word or two."""
+    listed: dict[str, str | tuple[str, ...]] = {}
     for word in words:
-        for variant in _deletions(word, 1):
-            listed = variants.get(variant)
-            variants[variant] = word if listed is None else f"{listed}\0{word}"
-    return variants
+        for key in (word, *_thirds(word, len(word))):
+            held = listed.get(key)
+            if held is None:
+                listed[key] = word
+            elif isinstance(held, str):
+                listed[key] = (held, word)
+            else:
+                listed[key] = (*held, word)
+    return listed
 
 
 _LONG_INDUSTRY_WORDS = sorted(
@@ -438,6 +549,7 @@ class AccountIndex:
         "_key_sizes",
         "_name_accounts",
         "_names",
+        "_namesakes",
         "_near_cache",
         "_neighbours",
         "_numbers",
@@ -459,13 +571,17 @@ class AccountIndex:
         # Names equal once their tokens are sorted score the same against any lead, so they
         # share one number, given in order of their lowest account id.
         self._name_accounts: list[Account] = []
-        self._names: list[tuple[str, tuple[str, ...], str]] = []  # (sorted, tokens, key)
+        # (sorted, tokens, key, industry words as bits of `_INDUSTRY_BITS`)
+        self._names: list[tuple[str, tuple[str, ...], str, int]] = []
         self._postings: dict[str, list[int]] = {}
         # The names by their required words (`_required`): a lead can only reach a high
         # threshold against a name whose required words it has, so those are the names to
         # look up, not every name sharing a word with it.
         self._required: dict[tuple[str, ...], list[int]] = {}
         numbers: dict[str, int] = {}
+        # Names several accounts share -> those accounts, in id order (the first is the name's).
+        namesakes: dict[int, tuple[Account, ...]] = {}
+        self._namesakes = namesakes
         self._numbers = numbers
         # A lead's typo candidates (`_near`), remembered: leads repeat their words.
         self._near_cache: dict[str, list[str]] = {}
@@ -481,12 +597,22 @@ class AccountIndex:
             key = _normalise(account.name)
             tokens = key.split()
             name = " ".join(sorted(tokens))
-            if not name or name in numbers:
+            if not name:
+                continue
+            shared = numbers.get(name)
+            if shared is not None:
+                # Namesakes: "Lura LLP" and "Lura GmbH" are one name to the matcher, and either
+                # may be the lead's company; the accounts' locations may tell them apart.
+                held = namesakes.get(shared) or (self._name_accounts[shared],)
+                namesakes[shared] = (*held, account)
                 continue
             number = numbers[name] = len(self._name_accounts)
             self._name_accounts.append(account)
             distinct = tuple(dict.fromkeys(tokens))
-            self._names.append((name, distinct, key))
+            industries = 0
+            for token in distinct:
+                industries |= _INDUSTRY_BITS.get(token, 0)
+            self._names.append((name, distinct, key, industries))
             required = _required(distinct)
             listed = self._required.get(required)
             if listed is None:
@@ -499,7 +625,7 @@ class AccountIndex:
                     self._postings[block] = [number]
                 else:
                     posting.append(number)
-        self._neighbours = _neighbour_map(
+        self._neighbours = _typo_map(
             {
                 word
                 for required in self._required
@@ -515,9 +641,29 @@ class AccountIndex:
         return self._by_id.get(account_id)
 
     def match(
-        self, *, domain: str | None, company: str | None, threshold: float
+        self,
+        *,
+        domain: str | None,
+        company: str | None,
+        threshold: float,
+        country: str | None = None,
+        state: str | None = None,
     ) -> AccountMatch | None:
-        """The account a lead belongs to, or None.
+        """The account a lead belongs to, or None: `lookup(...).match`."""
+        return self.lookup(
+            domain=domain, company=company, threshold=threshold, country=country, state=state
+        ).match
+
+    def lookup(
+        self,
+        *,
+        domain: str | None,
+        company: str | None,
+        threshold: float,
+        country: str | None = None,
+        state: str | None = None,
+    ) -> AccountLookup:
+        """The account a lead belongs to, with the evidence; or no match and the closest.
 
         `domain` must already be a registrable domain ("acme.co.uk") and not a free-mail one:
         the caller knows which domains say nothing about the company, and a lookup here is only
@@ -528,6 +674,13 @@ class AccountIndex:
         distinctive word, far below 90 when a distinctive word differs ("Nova Heron
         Semiconductors" against "Nova Crown Semiconductors"), whatever words they share.
         A name is never matched on a part of it: "Acme" is not "Acme Holdings International".
+        Where the lead and an account both have a country (ISO code) and state, they count for
+        or against (`_location`).
+
+        Other accounts scoring within `AMBIGUITY_MARGIN` of the best, at or over the threshold,
+        are in the match's `ambiguous` (an account with exactly the lead's words is only ever
+        ambiguous with another such account: namesakes, "Lura LLP" and "Lura GmbH"); the
+        caller decides what an ambiguous match means.
 
         Only accounts sharing a blocking key with the company are scored: those of its rarest
         key, then those of more common keys, while the total stays within `MAX_CANDIDATES`.
@@ -538,56 +691,157 @@ class AccountIndex:
             account = self._by_domain.get(domain)
             if account is not None:
                 # Positional: a class called with keywords goes through a dict of them.
-                return AccountMatch(account, "domain", 100.0)
+                return AccountLookup(AccountMatch(account, "domain", 100.0))
         key = company_key(company)
         if not key:
-            return None
+            return _NOTHING
         tokens = key.split()
         query = " ".join(sorted(tokens))  # `_sort_tokens`, reusing the split
-        # `_token_weight` and `_is_new` over the lead's words, with the sizes read once.
+        # The lead's words weighed (`_token_weight`, `_is_new`) and its blocking keys listed
+        # for `choose_keys`, in one pass: this runs for every lead matched by name.
         postings = self._postings
         key_sizes = self._key_sizes
         lead: dict[str, float] = {}
         typos: set[str] = set()
+        listed: list[tuple[int, str, tuple[str, list[int] | None]]] = []
         for token in tokens:
+            if token in lead:
+                continue
             if len(token) < 2 or token in _STOP_WORDS:
                 lead[token] = _INDUSTRY_WEIGHT
                 continue
             block = f"t:{token[:60]}"
+            posting = postings.get(block)
             if key_sizes is None:
-                posting = postings.get(block)
                 size = 0 if posting is None else len(posting)
             else:
                 size = key_sizes.get(block, 0)
+            if size and (len(token) <= 60 or all(block != seen for _, seen, _ in listed)):
+                listed.append((size, block, (block, posting)))
             lead[token] = _INDUSTRY_WEIGHT if token in _LIGHT_WORDS else _weight_of_size(size)
             if not size:
                 typos.add(token)
+        prefix = f"p:{key.replace(' ', '')[:4]}"
+        posting = postings.get(prefix)
+        size = (
+            (0 if posting is None else len(posting))
+            if key_sizes is None
+            else key_sizes.get(prefix, 0)
+        )
+        if size:
+            listed.append((size, prefix, (prefix, posting)))
+        chosen = [
+            (block, posting) for block, posting in _rarest_first(listed) if posting is not None
+        ]
+        if not chosen:
+            return _NOTHING
         names = self._names
-        chosen = self._candidates(key, tokens)
+        location = _COUNTRY_WEIGHT + (_STATE_WEIGHT if state else 0.0) if country else 0.0
         own = self._numbers.get(query)
-        if own is not None and not {block for block, _ in chosen}.isdisjoint(
-            _blocking_keys(names[own][2], names[own][1])
+        if (
+            own is not None
+            and own not in self._namesakes
+            and (
+                any(block[0] == "t" for block, _ in chosen)
+                or f"p:{names[own][2].replace(' ', '')[:4]}" == prefix
+            )
         ):
-            # The lead's own name scores 100, and no other name does (`_evidence`).
-            return AccountMatch(self._name_accounts[own], "name", 100.0)
+            account = self._name_accounts[own]
+            near, far = _location(country, state, account) if location else (0.0, 0.0)
+            if not far:
+                # The lead's own name scores 100, and no other name does (`_evidence`). Its
+                # evidence is all the words, the same: left for the reader to say.
+                return AccountLookup(AccountMatch(account, "name", 100.0))
         numbers: Iterable[int] | None = None
-        if threshold > _required_bound(lead):
-            numbers = self._with_required_words(lead, typos, chosen, threshold)
+        if threshold > _required_bound(lead, location):
+            numbers = self._with_required_words(lead, typos, chosen, threshold, location)
         if numbers is None:
             numbers = {number for _, posting in chosen for number in posting}
-        best: tuple[float, int, int] | None = None  # (-score, length, number): smallest wins
+        total = sum(lead.values())
+        namesakes = self._namesakes
+        name_accounts = self._name_accounts
+        # A name with an industry word the lead lacks, while the lead has one the name lacks,
+        # has both count against it (`_evidence`): when that alone keeps it under the
+        # threshold, it is not scored (with no typos in the lead, no word can save it).
+        lead_industries = 0
+        if not typos:
+            for token in lead:
+                lead_industries |= _INDUSTRY_BITS.get(token, 0)
+            most = total + location
+            if 100 * most / (most + 2 * _INDUSTRY_WEIGHT) >= threshold:
+                lead_industries = 0
+        unscored: int | None = None
+        # (-score, name length, account id, number, account, exact name): smallest first.
+        ranked: list[tuple[float, int, str, int, Account, bool]] = []
         for number in numbers:
-            name, name_tokens, _ = names[number]
-            score = 100.0 if name == query else _evidence(lead, name_tokens, typos)
-            if score < threshold:
+            name, name_tokens, _, industries = names[number]
+            if lead_industries and industries & ~lead_industries and lead_industries & ~industries:
+                unscored = number
                 continue
-            candidate = (-score, len(name), number)
-            if best is None or candidate < best:
-                best = candidate
-        if best is None:
-            return None
-        account = self._name_accounts[best[2]]
-        return AccountMatch(account, "name", round(-best[0], 1))
+            exact = name == query
+            agree, against = (total, 0.0) if exact else _evidence(lead, name_tokens, typos)
+            if agree <= 0:
+                continue
+            for account in namesakes.get(number) or (name_accounts[number],):
+                if location:
+                    near, far = _location(country, state, account)
+                    near += agree
+                    far += against
+                else:
+                    near, far = agree, against
+                score = 100.0 if exact and not far else min(100 * near / (near + far), 99.9)
+                ranked.append((-score, len(name), account.id, number, account, exact))
+        if not ranked:
+            if unscored is None:
+                return _NOTHING
+            # Scored after all, for the trace: the closest account (another industry).
+            account = name_accounts[unscored]
+            agree, against = _evidence(lead, names[unscored][1], typos)
+            if location:
+                near, far = _location(country, state, account)
+                agree, against = agree + near, against + far
+            evidence = self._words(lead, typos, unscored, country, state, account, False)
+            return AccountLookup(
+                None, Candidate(account, round(_score(agree, against), 1)), evidence
+            )
+        ranked.sort(key=_first_three)
+        best = ranked[0]
+        best_score = -best[0]
+        others = ranked[1:]
+        runner_up = Candidate(others[0][4], round(-others[0][0], 1)) if others else None
+        if best_score < threshold:
+            evidence = self._words(lead, typos, best[3], country, state, best[4], best[5])
+            return AccountLookup(None, Candidate(best[4], round(best_score, 1)), evidence)
+        ambiguous = tuple(
+            Candidate(other[4], round(-other[0], 1))
+            for other in others
+            if -other[0] >= threshold
+            and best_score + other[0] < AMBIGUITY_MARGIN
+            and (other[5] or not best[5])
+        )
+        evidence = self._words(lead, typos, best[3], country, state, best[4], best[5])
+        match = AccountMatch(best[4], "name", round(best_score, 1), evidence, runner_up, ambiguous)
+        return AccountLookup(match)
+
+    def _words(
+        self,
+        lead: Mapping[str, float],
+        typos: Container[str],
+        number: int,
+        country: str | None,
+        state: str | None,
+        account: Account,
+        exact: bool,
+    ) -> tuple[Word, ...]:
+        """The evidence of one scored name, word by word, for the trace."""
+        words: list[Word] = []
+        if exact:
+            words.extend(Word(token, token, weight, _SAME) for token, weight in lead.items())
+        else:
+            _evidence(lead, self._names[number][1], typos, words)
+        if country:
+            _location(country, state, account, words)
+        return tuple(words)
 
     def _with_required_words(
         self,
@@ -595,6 +849,7 @@ class AccountIndex:
         typos: Container[str],
         chosen: list[tuple[str, list[int]]],
         threshold: float,
+        location: float,
     ) -> list[int] | None:
         """The names among the chosen keys' whose required words are each one of the lead's
         words, or a word the lead has mistyped (one lead word for each): at a threshold over
@@ -605,8 +860,32 @@ class AccountIndex:
         a name's required words matches nothing in it, so counts its weight against and none
         for: combinations leaving out more weight than `threshold` allows are not looked up.
         """
-        total = sum(lead.values())
+        total = sum(lead.values()) + location
         budget = total * (1 - threshold / 100) + 1e-9
+        blocks = {block for block, _ in chosen}
+        # Most leads need one lookup: no word of theirs is a typo of an indexed word, and none
+        # is light enough to leave out, so the names to score are those whose required words
+        # are exactly the lead's distinctive words (a required word is light only in a name
+        # of light words alone, which these never are).
+        heavy: list[str] = []
+        one_lookup = True
+        for token, weight in lead.items():
+            if token in typos:
+                if self._near(token):
+                    one_lookup = False
+                    break
+            elif not _is_light(token):
+                if weight <= budget:
+                    one_lookup = False
+                    break
+                heavy.append(token)
+        if one_lookup and heavy:
+            listed = self._required.get(tuple(sorted(heavy)))
+            if listed is None:
+                return []
+            if any(f"t:{word[:60]}" in blocks for word in heavy):
+                return listed
+            return self._listed_by(listed, blocks)
         options: list[tuple[list[str], float]] = []
         combinations = 1
         for token, weight in lead.items():
@@ -620,7 +899,6 @@ class AccountIndex:
         looked_up: set[tuple[str, ...]] = set()
         found: list[int] = []
         unsure: list[int] = []
-        blocks = {block for block, _ in chosen}
         for picks in _picks(options, budget):
             required = tuple(sorted(set(picks)))
             if required in looked_up:
@@ -633,15 +911,18 @@ class AccountIndex:
                 sure = any(f"t:{word[:60]}" in blocks for word in picks if word in lead)
                 (found if sure else unsure).extend(listed)
         if unsure:
-            # Only names listed by a chosen key, as the scan would see them (and as the
-            # storage layer prefetches them).
-            names = self._names
-            found.extend(
-                number
-                for number in unsure
-                if not blocks.isdisjoint(_blocking_keys(names[number][2], names[number][1]))
-            )
+            found.extend(self._listed_by(unsure, blocks))
         return found
+
+    def _listed_by(self, numbers: Iterable[int], blocks: set[str]) -> list[int]:
+        """The names among `numbers` listed by one of `blocks` (chosen keys): only those are
+        candidates, as the scan would see them, and as the storage layer prefetches them."""
+        names = self._names
+        return [
+            number
+            for number in numbers
+            if not blocks.isdisjoint(_blocking_keys(names[number][2], names[number][1]))
+        ]
 
     def _near(self, token: str) -> list[str]:
         """The indexed required words `token` could be a typo of (`_edits`)."""
@@ -650,43 +931,45 @@ class AccountIndex:
         cached = self._near_cache.get(token)
         if cached is not None:
             return cached
-        near: set[str] = set(_light_near(token))
+        near: set[str] = set()
         neighbours = self._neighbours
-        for variant in _deletions(token, 1):
-            listed = neighbours.get(variant)
-            if listed is not None:
-                near.update(listed.split("\0"))
+        length = len(token)
+        # Two letters swapped across one of the cuts of `_thirds` (within a part, the other
+        # two parts find the word): the word with those two swapped back.
+        keys = [*_swaps(token, length // 3, 2 * length // 3)]
+        for size in (length - 1, length, length + 1):
+            if size >= _TYPO_MIN_LENGTH:
+                keys.extend(_thirds(token, size))
+        for key in keys:
+            held = neighbours.get(key)
+            if held is not None:
+                if isinstance(held, str):
+                    near.add(held)
+                else:
+                    near.update(held)
         near.discard(token)
-        found = sorted(word for word in near if _edits(token, word))
+        # One C call keeps the words one edit away; `_edits` then applies the rules on top.
+        close = process.extract(token, near, scorer=OSA.distance, score_cutoff=1, limit=None)
+        found = sorted(
+            {word for word, _, _ in close if _edits(token, word)}.union(_light_near(token))
+        )
         if len(self._near_cache) >= _NEAR_CACHE_SIZE:
             self._near_cache.clear()
         self._near_cache[token] = found
         return found
 
-    def _candidates(self, key: str, tokens: list[str]) -> list[tuple[str, list[int]]]:
-        """The chosen keys (`choose_keys`), with their postings."""
-        # One pass over the lead's keys, sizes and postings together: this runs for every lead
-        # matched by name, and building the `sizes` mapping of `choose_keys` cost more than
-        # the choice itself. The choice is `choose_keys`'s, through `_rarest_first`.
-        postings = self._postings
-        key_sizes = self._key_sizes
-        listed: list[tuple[int, str, tuple[str, list[int] | None]]] = []
-        for block in _blocking_keys(key, tokens):
-            posting = postings.get(block)
-            if key_sizes is None:
-                if posting is not None:
-                    listed.append((len(posting), block, (block, posting)))
-            elif block in key_sizes:
-                listed.append((key_sizes[block], block, (block, posting)))
-        return [(block, posting) for block, posting in _rarest_first(listed) if posting is not None]
 
-
-def _required_bound(lead: Mapping[str, float]) -> float:
+def _required_bound(lead: Mapping[str, float], location: float) -> float:
     """The best score a name can get when one of its required words (`_required`) is neither
-    among the lead's words nor mistyped there: all the lead's words agree, at most, and the
-    missing word counts `_RARE` against."""
-    total = sum(lead.values())
+    among the lead's words nor mistyped there: all the lead's words agree, at most, as does
+    the location (`location`: the most it can add), and the missing word counts `_RARE`
+    against."""
+    total = sum(lead.values()) + location
     return 100 * total / (total + _RARE)
+
+
+def _first_three(ranked: tuple[float, int, str, int, Account, bool]) -> tuple[float, int, str]:
+    return ranked[0], ranked[1], ranked[2]
 
 
 def _picks(options: list[tuple[list[str], float]], budget: float) -> Iterable[list[str]]:
