@@ -662,8 +662,10 @@ class AccountIndex:
         threshold: float,
         country: str | None = None,
         state: str | None = None,
+        everyone: list[Candidate] | None = None,
     ) -> AccountLookup:
         """The account a lead belongs to, with the evidence; or no match and the closest.
+        (`everyone`, for `similar`: receives every name scored, best first.)
 
         `domain` must already be a registrable domain ("acme.co.uk") and not a free-mail one:
         the caller knows which domains say nothing about the company, and a lookup here is only
@@ -697,6 +699,10 @@ class AccountIndex:
             return _NOTHING
         tokens = key.split()
         query = " ".join(sorted(tokens))  # `_sort_tokens`, reusing the split
+        # A word may be a typo when no name has it; for `similar`, an account's own name is
+        # among the names, so a word only it has may be a typo of another's.
+        unique = 0 if everyone is None else 1
+        own_words: set[str] = set()  # those words, for `similar`: they are looked up too
         # The lead's words weighed (`_token_weight`, `_is_new`) and its blocking keys listed
         # for `choose_keys`, in one pass: this runs for every lead matched by name.
         postings = self._postings
@@ -719,8 +725,10 @@ class AccountIndex:
             if size and (len(token) <= 60 or all(block != seen for _, seen, _ in listed)):
                 listed.append((size, block, (block, posting)))
             lead[token] = _INDUSTRY_WEIGHT if token in _LIGHT_WORDS else _weight_of_size(size)
-            if not size:
+            if size <= unique:
                 typos.add(token)
+                if size:
+                    own_words.add(token)
         prefix = f"p:{key.replace(' ', '')[:4]}"
         posting = postings.get(prefix)
         size = (
@@ -740,6 +748,7 @@ class AccountIndex:
         own = self._numbers.get(query)
         if (
             own is not None
+            and everyone is None
             and own not in self._namesakes
             and (
                 any(block[0] == "t" for block, _ in chosen)
@@ -754,7 +763,7 @@ class AccountIndex:
                 return AccountLookup(AccountMatch(account, "name", 100.0))
         numbers: Iterable[int] | None = None
         if threshold > _required_bound(lead, location):
-            numbers = self._with_required_words(lead, typos, chosen, threshold, location)
+            numbers = self._with_required_words(lead, typos, chosen, threshold, location, own_words)
         if numbers is None:
             numbers = {number for _, posting in chosen for number in posting}
         total = sum(lead.values())
@@ -805,6 +814,8 @@ class AccountIndex:
                 None, Candidate(account, round(_score(agree, against), 1)), evidence
             )
         ranked.sort(key=_first_three)
+        if everyone is not None:
+            everyone.extend(Candidate(entry[4], round(-entry[0], 1)) for entry in ranked)
         best = ranked[0]
         best_score = -best[0]
         others = ranked[1:]
@@ -822,6 +833,25 @@ class AccountIndex:
         evidence = self._words(lead, typos, best[3], country, state, best[4], best[5])
         match = AccountMatch(best[4], "name", round(best_score, 1), evidence, runner_up, ambiguous)
         return AccountLookup(match)
+
+    def similar(self, account: Account, *, threshold: float) -> list[Candidate]:
+        """The other accounts a lead named and placed like `account` would match at
+        `threshold` or over, best first: its near-duplicates (`leadrouter accounts audit`).
+        A namesake ("Lura LLP" for "Lura GmbH") scores 100 unless their locations differ."""
+        found: list[Candidate] = []
+        self.lookup(
+            domain=None,
+            company=account.name,
+            threshold=threshold,
+            country=account.country,
+            state=account.state,
+            everyone=found,
+        )
+        return [
+            candidate
+            for candidate in found
+            if candidate.score >= threshold and candidate.account.id != account.id
+        ]
 
     def _words(
         self,
@@ -850,6 +880,7 @@ class AccountIndex:
         chosen: list[tuple[str, list[int]]],
         threshold: float,
         location: float,
+        own_words: Container[str] = (),
     ) -> list[int] | None:
         """The names among the chosen keys' whose required words are each one of the lead's
         words, or a word the lead has mistyped (one lead word for each): at a threshold over
@@ -871,7 +902,7 @@ class AccountIndex:
         one_lookup = True
         for token, weight in lead.items():
             if token in typos:
-                if self._near(token):
+                if token in own_words or self._near(token):
                     one_lookup = False
                     break
             elif not _is_light(token):
@@ -890,7 +921,12 @@ class AccountIndex:
         combinations = 1
         for token, weight in lead.items():
             # A word no name has is only worth looking up as the words it could be a typo of.
-            near = self._near(token) if token in typos else [token]
+            if token not in typos:
+                near = [token]
+            elif token in own_words:
+                near = [token, *self._near(token)]
+            else:
+                near = self._near(token)
             left_out = 0.0 if token in typos or _is_light(token) else weight
             options.append((near, left_out))
             combinations *= len(near) + 1
