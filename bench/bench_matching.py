@@ -396,6 +396,10 @@ def run(index: AccountIndex, probes: Sequence[Probe], threshold: float) -> list[
         start = clock()
         found = index.match(domain=None, company=probe.company, threshold=threshold)
         elapsed = clock() - start
+        # An ambiguous match names no account under the default `accounts.on_ambiguous:
+        # rules` (the rules route the lead as if none matched), so it counts as none here.
+        if found is not None and found.ambiguous:
+            found = None
         matched = None if found is None else found.account.id
         outcomes.append(Outcome(probe, matched, None if found is None else found.score, elapsed))
     return outcomes

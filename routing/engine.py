@@ -658,13 +658,13 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
         if runner_up is not None and not match.ambiguous:
             detail = f"{detail}; runner-up '{runner_up.account.name}' {runner_up.score:g}"
     if match.ambiguous:
-        _ambiguous(ctx, match, detail)
+        _ambiguous(ctx, match)
         return None
     ctx.steps.append(_step(Step, (_ACCOUNT, match.account.name, True, detail, None, None, None)))
     return match
 
 
-def _ambiguous(ctx: _Context, match: AccountMatch, detail: str) -> None:
+def _ambiguous(ctx: _Context, match: AccountMatch) -> None:
     """Two accounts or more nearly as likely: no account is picked; the policy says whether
     the rules route the lead as if none matched (`rules`) or it waits in the fallback queue
     for a person to pick (`queue`, which `route` settles before the rules)."""
@@ -680,7 +680,11 @@ def _ambiguous(ctx: _Context, match: AccountMatch, detail: str) -> None:
         else "routed by the rules without an account"
     )
     setting = f"accounts.on_ambiguous: {ctx.policy.on_ambiguous}"
-    detail = f"ambiguous: {candidates}; {then} ({setting}); {detail}"
+    evidence = describe_evidence(match.evidence) or "the same words"
+    detail = (
+        f"{candidates} are nearly as likely; {then} ({setting}); "
+        f"evidence for '{match.account.name}': {evidence}"
+    )
     ctx.steps.append(_step(Step, (_ACCOUNT, "ambiguous", False, detail, None, None, None)))
     ctx.ambiguous = tuple(named)
 
