@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
@@ -12,6 +12,7 @@ from routing.accounts import (
     name_blocking_keys,
     name_score,
 )
+from routing.accounts import _edits as accounts_edits
 from routing.model import Account
 
 
@@ -506,3 +507,39 @@ def test_a_typo_with_a_dropped_industry_word_is_too_little_evidence() -> None:
 
     assert index.match(domain=None, company="Kelengr Software", threshold=90) is None
     assert index.match(domain=None, company="Kelengr", threshold=90) is not None
+
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=4, max_size=14)
+
+
+@st.composite
+def one_edit(draw: st.DrawFn) -> tuple[str, str]:
+    """A word and that word with one letter replaced, added or dropped, or two swapped."""
+    word = draw(WORD)
+    at = draw(st.integers(0, len(word) - 1))
+    letter = draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
+    kind = draw(st.sampled_from(["replace", "add", "drop", "swap"]))
+    if kind == "replace":
+        edited = word[:at] + letter + word[at + 1 :]
+    elif kind == "add":
+        edited = word[:at] + letter + word[at:]
+    elif kind == "drop":
+        edited = word[:at] + word[at + 1 :]
+    else:
+        at = min(at, len(word) - 2)
+        edited = word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+    return word, edited
+
+
+@settings(max_examples=500)
+@given(pair=one_edit(), others=st.lists(WORD, max_size=20))
+def test_the_typo_map_finds_every_word_one_edit_away(
+    pair: tuple[str, str], others: list[str]
+) -> None:
+    # Keyed by thirds of each word, not by every deletion: one edit always leaves two thirds.
+    word, edited = pair
+    names = [word, *others]
+    index = AccountIndex(Account(f"a{n}", name) for n, name in enumerate(names))
+    assume(edited != word and edited not in names and accounts_edits(edited, word))
+
+    assert word in index._near(edited)
