@@ -143,13 +143,13 @@ def test_another_country_counts_against_but_a_rare_name_still_matches(policy: Po
 
 def test_on_ambiguous_accepts_only_rules_or_queue() -> None:
     text = (EXAMPLES / "routing.yml").read_text()
-    assert "\naccounts:\n" in text
-    good = text.replace("\naccounts:\n", "\naccounts:\n  on_ambiguous: queue\n", 1)
-    bad = text.replace("\naccounts:\n", "\naccounts:\n  on_ambiguous: coin flip\n", 1)
+    assert "  on_ambiguous: rules " in text
+    good = text.replace("  on_ambiguous: rules ", "  on_ambiguous: queue ", 1)
+    bad = text.replace("  on_ambiguous: rules ", "  on_ambiguous: coin flip ", 1)
 
     assert parse_policy(good).on_ambiguous == "queue"
     with pytest.raises(PolicyError) as refused:
         parse_policy(bad)
     assert [problem.format("routing.yml") for problem in refused.value.problems] == [
-        "routing.yml:83:3: accounts.on_ambiguous: must be 'rules' or 'queue'; got 'coin flip'"
+        "routing.yml:85:3: accounts.on_ambiguous: must be 'rules' or 'queue'; got 'coin flip'"
     ]
