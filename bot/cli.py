@@ -285,7 +285,7 @@ def simulate(
     leads: Annotated[Path, typer.Argument(help=LEADS_FILE_HELP)],
     rules: RulesOption = None,
     accounts: Annotated[
-        Path | None, typer.Option(help="Accounts CSV: id,name,domain,owner,tier.")
+        Path | None, typer.Option(help="Accounts CSV: id,name,domain,owner,tier,country,state.")
     ] = None,
     now: Annotated[
         str | None, typer.Option(help="Route as if it were this ISO-8601 time (default: now).")
@@ -651,7 +651,9 @@ ACCOUNT_GROUP = 5000
 @accounts_app.command("import")
 @friendly
 def accounts_import(
-    file: Annotated[Path, typer.Argument(help="Accounts CSV: id,name,domain,owner,tier.")],
+    file: Annotated[
+        Path, typer.Argument(help="Accounts CSV: id,name,domain,owner,tier,country,state.")
+    ],
     rules: RulesOption = None,
     encoding: EncodingOption = None,
 ) -> None:

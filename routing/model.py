@@ -59,7 +59,9 @@ class Lead:
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """A known customer or prospect account; `owner` is a rep id from the policy."""
+    """A known customer or prospect account; `owner` is a rep id from the policy. `country` is
+    an ISO alpha-2 code and `state` as written, both as `routing.geo.account_location` keeps them:
+    evidence for or against a match by company name."""
 
     id: str
     name: str
