@@ -510,9 +510,28 @@ def _typo_map(words: Iterable[str]) -> dict[str, str | tuple[str, ...]]:
     return listed
 
 
+@lru_cache(maxsize=8192)
+def _industries_near(token: str) -> int:
+    """The industry words `token` could be a typo of (`_edits`), as `_INDUSTRY_BITS`."""
+    if len(token) < _TYPO_MIN_LENGTH:
+        return 0
+    found = process.extract(token, _INDUSTRY_LIST, scorer=OSA.distance, score_cutoff=2, limit=None)
+    bits = 0
+    for word, _, _ in found:
+        if _edits(token, word):
+            bits |= _INDUSTRY_BITS[word]
+    return bits
+
+
+_INDUSTRY_LIST = sorted(_INDUSTRY_WORDS)
 _LONG_INDUSTRY_WORDS = sorted(
     word for word in _INDUSTRY_WORDS if len(word) >= _TWO_TYPOS_MIN_LENGTH
 )
+# By a word's length, the long industry words two edits can reach from it.
+_LONG_INDUSTRY_WORDS_NEAR_LENGTH = {
+    length: [word for word in _LONG_INDUSTRY_WORDS if abs(len(word) - length) <= 2]
+    for length in range(_TWO_TYPOS_MIN_LENGTH, max(map(len, _LONG_INDUSTRY_WORDS)) + 3)
+}
 _NEAR_CACHE_SIZE = 65536
 
 
@@ -520,9 +539,10 @@ def _light_near(token: str) -> list[str]:
     """The industry words `token` could be two typos of (`_edits`)."""
     if len(token) < _TWO_TYPOS_MIN_LENGTH:
         return []
-    found = process.extract(
-        token, _LONG_INDUSTRY_WORDS, scorer=OSA.distance, score_cutoff=2, limit=None
-    )
+    words = _LONG_INDUSTRY_WORDS_NEAR_LENGTH.get(len(token))
+    if not words:
+        return []
+    found = process.extract(token, words, scorer=OSA.distance, score_cutoff=2, limit=None)
     return [word for word, _, _ in found]
 
 
@@ -771,20 +791,29 @@ class AccountIndex:
         name_accounts = self._name_accounts
         # A name with an industry word the lead lacks, while the lead has one the name lacks,
         # has both count against it (`_evidence`): when that alone keeps it under the
-        # threshold, it is not scored (with no typos in the lead, no word can save it).
+        # threshold, it is not scored. A lead word that may be a typo is no industry word of
+        # the lead's (it may be used up as a typo of the name's), and the name's industry words
+        # it could be a typo of may yet agree (`reached`).
         lead_industries = 0
-        if not typos:
+        reached = 0
+        most = total + location
+        if 100 * most / (most + 2 * _INDUSTRY_WEIGHT) < threshold:
             for token in lead:
-                lead_industries |= _INDUSTRY_BITS.get(token, 0)
-            most = total + location
-            if 100 * most / (most + 2 * _INDUSTRY_WEIGHT) >= threshold:
-                lead_industries = 0
+                if token not in typos:
+                    lead_industries |= _INDUSTRY_BITS.get(token, 0)
+            if lead_industries:
+                for token in typos:
+                    reached |= _industries_near(token)
         unscored: int | None = None
         # (-score, name length, account id, number, account, exact name): smallest first.
         ranked: list[tuple[float, int, str, int, Account, bool]] = []
         for number in numbers:
             name, name_tokens, _, industries = names[number]
-            if lead_industries and industries & ~lead_industries and lead_industries & ~industries:
+            if (
+                lead_industries
+                and industries & ~lead_industries & ~reached
+                and lead_industries & ~industries
+            ):
                 unscored = number
                 continue
             exact = name == query
@@ -967,28 +996,51 @@ class AccountIndex:
         cached = self._near_cache.get(token)
         if cached is not None:
             return cached
-        near: set[str] = set()
         neighbours = self._neighbours
+        near: set[str] = set()
+        # The word's own keys for each length an indexed word one edit away can have
+        # (`_thirds`, inlined: this runs for every new word of a lead), and the word with two
+        # letters swapped across one of its cuts (within a part, the other two find it).
         length = len(token)
-        # Two letters swapped across one of the cuts of `_thirds` (within a part, the other
-        # two parts find the word): the word with those two swapped back.
-        keys = [*_swaps(token, length // 3, 2 * length // 3)]
         for size in (length - 1, length, length + 1):
-            if size >= _TYPO_MIN_LENGTH:
-                keys.extend(_thirds(token, size))
-        for key in keys:
-            held = neighbours.get(key)
+            if size < _TYPO_MIN_LENGTH:
+                continue
+            first, second = size // 3, 2 * size // 3
+            for key in (
+                f"{size}<{token[:second]}",
+                f"{size}>{token[length - (size - first) :]}",
+                f"{size}|{token[:first]}|{token[length - (size - second) :]}",
+            ):
+                held = neighbours.get(key)
+                if held is not None:
+                    if type(held) is str:
+                        near.add(held)
+                    else:
+                        near.update(held)
+        for swapped in _swaps(token, length // 3, 2 * length // 3):
+            held = neighbours.get(swapped)
             if held is not None:
-                if isinstance(held, str):
+                if type(held) is str:
                     near.add(held)
                 else:
                     near.update(held)
         near.discard(token)
-        # One C call keeps the words one edit away; `_edits` then applies the rules on top.
-        close = process.extract(token, near, scorer=OSA.distance, score_cutoff=1, limit=None)
-        found = sorted(
-            {word for word, _, _ in close if _edits(token, word)}.union(_light_near(token))
-        )
+        # `_edits` for words of the typo map (one edit, no industry word of two), inlined.
+        distance = OSA.distance
+        found = [
+            word
+            for word in near
+            if distance(token, word, score_cutoff=1) <= 1
+            and len(word) >= _TYPO_MIN_LENGTH
+            and (
+                length > _TYPO_MIN_LENGTH
+                or len(word) > _TYPO_MIN_LENGTH
+                or sorted(word) == sorted(token)
+            )
+        ]
+        if length >= _TWO_TYPOS_MIN_LENGTH:
+            found.extend(word for word in _light_near(token) if word not in found)
+        found.sort()
         if len(self._near_cache) >= _NEAR_CACHE_SIZE:
             self._near_cache.clear()
         self._near_cache[token] = found
