@@ -834,14 +834,13 @@ class AccountIndex:
                 return _NOTHING
             # Scored after all, for the trace: the closest account (another industry).
             account = name_accounts[unscored]
-            agree, against = _evidence(lead, names[unscored][1], typos)
+            words: list[Word] = []
+            agree, against = _evidence(lead, names[unscored][1], typos, words)
             if location:
-                near, far = _location(country, state, account)
+                near, far = _location(country, state, account, words)
                 agree, against = agree + near, against + far
-            evidence = self._words(lead, typos, unscored, country, state, account, False)
-            return AccountLookup(
-                None, Candidate(account, round(_score(agree, against), 1)), evidence
-            )
+            closest = Candidate(account, round(_score(agree, against), 1))
+            return AccountLookup(None, closest, tuple(words))
         ranked.sort(key=_first_three)
         if everyone is not None:
             everyone.extend(Candidate(entry[4], round(-entry[0], 1)) for entry in ranked)
