@@ -388,8 +388,9 @@ class Outcome:
 
 def run(index: AccountIndex, probes: Sequence[Probe], threshold: float) -> list[Outcome]:
     """Every probe matched by name alone, each call timed; the lead caches emptied first, so
-    each name is normalised as a new lead's would be."""
+    each name is normalised, and its words looked up, as a new lead's would be."""
     company_key.cache_clear()
+    index.forget_leads()
     outcomes = []
     clock = time.perf_counter_ns
     for probe in probes:

@@ -567,6 +567,7 @@ class AccountIndex:
         "_by_domain",
         "_by_id",
         "_key_sizes",
+        "_known",
         "_name_accounts",
         "_names",
         "_namesakes",
@@ -605,6 +606,7 @@ class AccountIndex:
         self._numbers = numbers
         # A lead's typo candidates (`_near`), remembered: leads repeat their words.
         self._near_cache: dict[str, list[str]] = {}
+        self._known: dict[str, tuple[float, int, str | None, list[int] | None]] = {}
         for account in ordered:
             if self._by_id.setdefault(account.id, account) is not account:
                 raise ValueError(f"account id {account.id!r} appears more than once")
@@ -730,21 +732,19 @@ class AccountIndex:
         lead: dict[str, float] = {}
         typos: set[str] = set()
         listed: list[tuple[int, str, tuple[str, list[int] | None]]] = []
+        known = self._known
         for token in tokens:
             if token in lead:
                 continue
-            if len(token) < 2 or token in _STOP_WORDS:
-                lead[token] = _INDUSTRY_WEIGHT
+            facts = known.get(token)
+            if facts is None:
+                facts = self._facts_of(token)
+            weight, size, block, posting = facts
+            lead[token] = weight
+            if block is None:
                 continue
-            block = f"t:{token[:60]}"
-            posting = postings.get(block)
-            if key_sizes is None:
-                size = 0 if posting is None else len(posting)
-            else:
-                size = key_sizes.get(block, 0)
             if size and (len(token) <= 60 or all(block != seen for _, seen, _ in listed)):
                 listed.append((size, block, (block, posting)))
-            lead[token] = _INDUSTRY_WEIGHT if token in _LIGHT_WORDS else _weight_of_size(size)
             if size <= unique:
                 typos.add(token)
                 if size:
@@ -861,6 +861,36 @@ class AccountIndex:
         evidence = self._words(lead, typos, best[3], country, state, best[4], best[5])
         match = AccountMatch(best[4], "name", round(best_score, 1), evidence, runner_up, ambiguous)
         return AccountLookup(match)
+
+    def forget_leads(self) -> None:
+        """Empty what the index remembers of leads' words (for a benchmark's cold start)."""
+        self._near_cache.clear()
+        self._known.clear()
+        _industries_near.cache_clear()
+
+    def _facts_of(self, token: str) -> tuple[float, int, str | None, list[int] | None]:
+        """A lead word's weight, how many names have it, its blocking key and the names
+        (`_token_weight`, `_is_new`), remembered: leads repeat their words."""
+        if len(token) < 2 or token in _STOP_WORDS:
+            facts: tuple[float, int, str | None, list[int] | None] = (
+                _INDUSTRY_WEIGHT,
+                0,
+                None,
+                None,
+            )
+        else:
+            block = f"t:{token[:60]}"
+            posting = self._postings.get(block)
+            if self._key_sizes is None:
+                size = 0 if posting is None else len(posting)
+            else:
+                size = self._key_sizes.get(block, 0)
+            weight = _INDUSTRY_WEIGHT if token in _LIGHT_WORDS else _weight_of_size(size)
+            facts = (weight, size, block, posting)
+        if len(self._known) >= _NEAR_CACHE_SIZE:
+            self._known.clear()
+        self._known[token] = facts
+        return facts
 
     def similar(self, account: Account, *, threshold: float) -> list[Candidate]:
         """The other accounts a lead named and placed like `account` would match at
