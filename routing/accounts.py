@@ -532,7 +532,7 @@ _LONG_INDUSTRY_WORDS_NEAR_LENGTH = {
     length: [word for word in _LONG_INDUSTRY_WORDS if abs(len(word) - length) <= 2]
     for length in range(_TWO_TYPOS_MIN_LENGTH, max(map(len, _LONG_INDUSTRY_WORDS)) + 3)
 }
-_NEAR_CACHE_SIZE = 65536
+_NEAR_CACHE_SIZE = 16384
 
 
 def _light_near(token: str) -> list[str]:
