@@ -805,8 +805,10 @@ class AccountIndex:
                 for token in typos:
                     reached |= _industries_near(token)
         unscored: int | None = None
-        # (-score, name length, account id, number, account, exact name): smallest first.
-        ranked: list[tuple[float, int, str, int, Account, bool]] = []
+        # (-score, -1 when the account is where the lead is (else 0), name length, account id,
+        # number, account, exact name): smallest first. Between two accounts of the lead's
+        # exact name, the one known to be where the lead is wins over one of unknown place.
+        ranked: list[tuple[float, int, int, str, int, Account, bool]] = []
         for number in numbers:
             name, name_tokens, _, industries = names[number]
             if (
@@ -821,14 +823,16 @@ class AccountIndex:
             if agree <= 0:
                 continue
             for account in namesakes.get(number) or (name_accounts[number],):
+                placed = 0
                 if location:
                     near, far = _location(country, state, account)
+                    placed = -1 if near else 0
                     near += agree
                     far += against
                 else:
                     near, far = agree, against
                 score = 100.0 if exact and not far else min(100 * near / (near + far), 99.9)
-                ranked.append((-score, len(name), account.id, number, account, exact))
+                ranked.append((-score, placed, len(name), account.id, number, account, exact))
         if not ranked:
             if unscored is None:
                 return _NOTHING
@@ -841,25 +845,26 @@ class AccountIndex:
                 agree, against = agree + near, against + far
             closest = Candidate(account, round(_score(agree, against), 1))
             return AccountLookup(None, closest, tuple(words))
-        ranked.sort(key=_first_three)
+        ranked.sort(key=_first_four)
         if everyone is not None:
-            everyone.extend(Candidate(entry[4], round(-entry[0], 1)) for entry in ranked)
+            everyone.extend(Candidate(entry[5], round(-entry[0], 1)) for entry in ranked)
         best = ranked[0]
         best_score = -best[0]
         others = ranked[1:]
-        runner_up = Candidate(others[0][4], round(-others[0][0], 1)) if others else None
+        runner_up = Candidate(others[0][5], round(-others[0][0], 1)) if others else None
         if best_score < threshold:
-            evidence = self._words(lead, typos, best[3], country, state, best[4], best[5])
-            return AccountLookup(None, Candidate(best[4], round(best_score, 1)), evidence)
+            evidence = self._words(lead, typos, best[4], country, state, best[5], best[6])
+            return AccountLookup(None, Candidate(best[5], round(best_score, 1)), evidence)
         ambiguous = tuple(
-            Candidate(other[4], round(-other[0], 1))
+            Candidate(other[5], round(-other[0], 1))
             for other in others
             if -other[0] >= threshold
             and best_score + other[0] < AMBIGUITY_MARGIN
-            and (other[5] or not best[5])
+            and other[1] == best[1]
+            and (other[6] or not best[6])
         )
-        evidence = self._words(lead, typos, best[3], country, state, best[4], best[5])
-        match = AccountMatch(best[4], "name", round(best_score, 1), evidence, runner_up, ambiguous)
+        evidence = self._words(lead, typos, best[4], country, state, best[5], best[6])
+        match = AccountMatch(best[5], "name", round(best_score, 1), evidence, runner_up, ambiguous)
         return AccountLookup(match)
 
     def forget_leads(self) -> None:
@@ -1085,8 +1090,10 @@ def _required_bound(lead: Mapping[str, float], location: float) -> float:
     return 100 * total / (total + _RARE)
 
 
-def _first_three(ranked: tuple[float, int, str, int, Account, bool]) -> tuple[float, int, str]:
-    return ranked[0], ranked[1], ranked[2]
+def _first_four(
+    ranked: tuple[float, int, int, str, int, Account, bool],
+) -> tuple[float, int, int, str]:
+    return ranked[0], ranked[1], ranked[2], ranked[3]
 
 
 def _picks(options: list[tuple[list[str], float]], budget: float) -> Iterable[list[str]]:

@@ -153,3 +153,19 @@ def test_on_ambiguous_accepts_only_rules_or_queue() -> None:
     assert [problem.format("routing.yml") for problem in refused.value.problems] == [
         "routing.yml:85:3: accounts.on_ambiguous: must be 'rules' or 'queue'; got 'coin flip'"
     ]
+
+
+def test_a_namesake_known_to_be_in_the_leads_country_wins_over_one_of_unknown_place(
+    policy: Policy,
+) -> None:
+    accounts = [
+        Account("L-1", "Lura LLP", owner="alice"),
+        Account("L-DE", "Lura GmbH", owner="bob", country="DE"),
+    ]
+
+    d = decide(policy, accounts, company="Lura", country="DE")
+
+    assert d.account is not None and d.account.account.id == "L-DE"
+    assert account_step(d).endswith(
+        "score 100: lura (13.8), same country DE / DE (1.5); runner-up 'Lura LLP' 100"
+    )
