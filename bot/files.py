@@ -530,7 +530,7 @@ def _not_json(path: Path, document: str, position: int, why: str) -> InputFileEr
 
 
 def read_accounts(
-    path: Path, rep_ids: Mapping[str, str], *, encoding: str | None = None
+    path: Path, rep_ids: Mapping[str, str] | None, *, encoding: str | None = None
 ) -> tuple[list[Account], list[BadRow]]:
     """Accounts from a CSV `id,name,domain,owner,tier`. `owner` may be a rep id or a rep's e-mail;
     `rep_ids` maps both forms (lowercased) to the rep id."""
@@ -556,7 +556,7 @@ def read_accounts(
             bad.append(BadRow(line, f"duplicate account id {row['id']}"))
             continue
         owner = row.get("owner") or None
-        if owner is not None:
+        if owner is not None and rep_ids is not None:  # None: no policy, owners as written
             resolved = rep_ids.get(owner.lower())
             if resolved is None:
                 bad.append(
