@@ -554,7 +554,7 @@ def _not_json(path: Path, document: str, position: int, why: str) -> InputFileEr
 
 
 def read_accounts(
-    path: Path, rep_ids: Mapping[str, str], *, encoding: str | None = None
+    path: Path, rep_ids: Mapping[str, str] | None, *, encoding: str | None = None
 ) -> tuple[list[Account], list[BadRow]]:
     """Accounts from a CSV `id,name,domain,owner,tier,country,state`. `owner` may be a rep id or
     a rep's e-mail; `rep_ids` maps both forms (lowercased) to the rep id. `country` and `state`
@@ -583,7 +583,7 @@ def read_accounts(
         # What is kept of a row despite a problem, said in one note per row.
         kept: list[str] = []
         owner = row.get("owner") or None
-        if owner is not None:
+        if owner is not None and rep_ids is not None:  # None: no policy, owners as written
             resolved = rep_ids.get(owner.lower())
             if resolved is None:
                 kept.append(
