@@ -779,21 +779,30 @@ def _print_audit(
 ) -> None:
     covered = sum(len(group.members) for group in groups)
     mixed = sum(group.different_owners for group in groups)
+    ambiguous = sum(group.ambiguous for group in groups)
     out.print(
         Text(
             f"{path}: {accounts} accounts; {len(groups)} group{'s' * (len(groups) != 1)} of "
             f"near-duplicates covering {covered} accounts at threshold {threshold:g}, "
-            f"{mixed} with different owners"
+            f"{mixed} with different owners, {ambiguous} that leads cannot tell apart "
+            "(their matches are ambiguous)"
         )
     )
-    # Groups that can send a lead to the wrong owner first, then the biggest.
+    # Groups that make matches ambiguous first, then those that can send a lead to the wrong
+    # owner, then the biggest.
     numbered = sorted(
         enumerate(groups, start=1),
-        key=lambda entry: (not entry[1].different_owners, -len(entry[1].members), entry[0]),
+        key=lambda entry: (
+            not entry[1].ambiguous,
+            not entry[1].different_owners,
+            -len(entry[1].members),
+            entry[0],
+        ),
     )
     for number, group in numbered[:GROUPS_SHOWN]:
         owners = "different owners" if group.different_owners else "one owner"
-        out.print(Text(f"\ngroup {number}: {len(group.members)} accounts, {owners}"))
+        told = ", leads cannot tell them apart" if group.ambiguous else ""
+        out.print(Text(f"\ngroup {number}: {len(group.members)} accounts, {owners}{told}"))
         rows = [
             (
                 row["account_id"],

@@ -13,7 +13,7 @@ import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from routing.accounts import AccountIndex, company_key
+from routing.accounts import AMBIGUITY_MARGIN, AccountIndex, company_key
 from routing.model import Account
 
 # The columns of the audit's CSV, for whoever cleans the CRM.
@@ -77,6 +77,13 @@ class DuplicateGroup:
         matched to. An account without an owner counts as one: a lead matched to it goes to the
         rules rather than to the other account's owner."""
         return len(self.owners) > 1
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether a lead named like one of them cannot be told from another: a pair scoring
+        within `AMBIGUITY_MARGIN` of 100, which the router reports as ambiguous rather than
+        pick (namesakes such as "Lura LLP" and "Lura GmbH")."""
+        return any(pair.score > 100 - AMBIGUITY_MARGIN for pair in self.pairs)
 
 
 def near_duplicates(accounts: Iterable[Account], *, threshold: float) -> list[DuplicateGroup]:

@@ -52,9 +52,10 @@ def test_audit_counts_the_groups_and_shows_them_with_ids_names_owners_and_scores
     lines = [" ".join(line.split()) for line in stdout.splitlines()]
     assert lines[0] == (
         f"{accounts}: 7 accounts; 2 groups of near-duplicates covering 5 accounts "
-        "at threshold 90, 1 with different owners"
+        "at threshold 90, 1 with different owners, 1 that leads cannot tell apart "
+        "(their matches are ambiguous)"
     )
-    assert "group 1: 3 accounts, different owners" in lines
+    assert "group 1: 3 accounts, different owners, leads cannot tell them apart" in lines
     assert "A1 Lura LLP alice" in lines
     assert (
         "A2 Lura Limited bob 100.0 same name once legal suffix, case and punctuation are removed"
@@ -222,5 +223,6 @@ def test_a_file_with_no_near_duplicates_says_so(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert stdout.strip() == (
         f"{accounts}: 2 accounts; 0 groups of near-duplicates covering 0 accounts "
-        "at threshold 90, 0 with different owners"
+        "at threshold 90, 0 with different owners, 0 that leads cannot tell apart "
+        "(their matches are ambiguous)"
     )

@@ -172,3 +172,20 @@ def test_the_csv_has_a_row_per_account_pointing_at_the_groups_first_account() ->
 def test_no_accounts_have_no_near_duplicates() -> None:
     assert near_duplicates([], threshold=90) == []
     assert audit_rows([]) == []
+
+
+def test_namesakes_make_a_group_leads_cannot_tell_apart_and_a_typo_copy_does_not() -> None:
+    namesakes = near_duplicates(
+        [Account("A1", "Lura LLP", owner="alice"), Account("A2", "Lura GmbH", owner="bob")],
+        threshold=90,
+    )
+    typo_copy = near_duplicates(
+        [
+            Account("B1", "Nova Heron Semiconductors", owner="alice"),
+            Account("B2", "Nova Hreon Semiconductors Inc", owner="bob"),
+        ],
+        threshold=90,
+    )
+
+    assert [group.ambiguous for group in namesakes] == [True]
+    assert [group.ambiguous for group in typo_copy] == [False]
