@@ -1031,7 +1031,7 @@ class AccountIndex:
         if cached is not None:
             return cached
         neighbours = self._neighbours
-        near: set[str] = set()
+        listed: list[str] = []  # with repeats: one C call below checks them all
         # The word's own keys for each length an indexed word one edit away can have
         # (`_thirds`, inlined: this runs for every new word of a lead), and the word with two
         # letters swapped across one of its cuts (within a part, the other two find it).
@@ -1048,30 +1048,31 @@ class AccountIndex:
                 held = neighbours.get(key)
                 if held is not None:
                     if type(held) is str:
-                        near.add(held)
+                        listed.append(held)
                     else:
-                        near.update(held)
+                        listed.extend(held)
         for swapped in _swaps(token, length // 3, 2 * length // 3):
             held = neighbours.get(swapped)
             if held is not None:
                 if type(held) is str:
-                    near.add(held)
+                    listed.append(held)
                 else:
-                    near.update(held)
-        near.discard(token)
-        # `_edits` for words of the typo map (one edit, no industry word of two), inlined.
-        distance = OSA.distance
-        found = [
-            word
-            for word in near
-            if distance(token, word, score_cutoff=1) <= 1
-            and len(word) >= _TYPO_MIN_LENGTH
-            and (
-                length > _TYPO_MIN_LENGTH
-                or len(word) > _TYPO_MIN_LENGTH
-                or sorted(word) == sorted(token)
-            )
-        ]
+                    listed.extend(held)
+        found: list[str] = []
+        if listed:
+            # The words one edit away, in one C call; then `_edits`'s rules for words of the
+            # typo map (no industry word of two edits), inlined.
+            close = process.extract(token, listed, scorer=OSA.distance, score_cutoff=1, limit=None)
+            found = [
+                word
+                for word in {word for word, _, _ in close}
+                if word != token
+                and (
+                    length > _TYPO_MIN_LENGTH
+                    or len(word) > _TYPO_MIN_LENGTH
+                    or sorted(word) == sorted(token)
+                )
+            ]
         if length >= _TWO_TYPOS_MIN_LENGTH:
             found.extend(word for word in _light_near(token) if word not in found)
         found.sort()
