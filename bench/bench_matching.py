@@ -388,14 +388,19 @@ class Outcome:
 
 def run(index: AccountIndex, probes: Sequence[Probe], threshold: float) -> list[Outcome]:
     """Every probe matched by name alone, each call timed; the lead caches emptied first, so
-    each name is normalised as a new lead's would be."""
+    each name is normalised, and its words looked up, as a new lead's would be."""
     company_key.cache_clear()
+    index.forget_leads()
     outcomes = []
     clock = time.perf_counter_ns
     for probe in probes:
         start = clock()
         found = index.match(domain=None, company=probe.company, threshold=threshold)
         elapsed = clock() - start
+        # An ambiguous match names no account under the default `accounts.on_ambiguous:
+        # rules` (the rules route the lead as if none matched), so it counts as none here.
+        if found is not None and found.ambiguous:
+            found = None
         matched = None if found is None else found.account.id
         outcomes.append(Outcome(probe, matched, None if found is None else found.score, elapsed))
     return outcomes

@@ -1027,12 +1027,14 @@ def _latency(times: Sequence[int]) -> dict[str, float]:
     }
 
 
-def _clear_lead_caches() -> None:
+def _clear_lead_caches(index: AccountIndex | None = None) -> None:
     """Empty the caches keyed on lead values, so that every run starts equally cold.
 
     Without this the second run would find the first one's domains and company names already
     looked up, and the first would find account domains left there by building the index.
     """
+    if index is not None:
+        index.forget_leads()
     for cached in (registrable_domain, company_key, email_domain_type, is_disposable):
         clear = getattr(cached, "cache_clear", None)
         if clear is not None:
@@ -1076,7 +1078,7 @@ def run_leads(
     away: dict[str, OutOfOffice],
 ) -> dict[str, Any]:
     """Route `count` leads one by one, timing each `route()`, carrying the state along."""
-    _clear_lead_caches()
+    _clear_lead_caches(index)
     sim = Simulation(policy=policy, now=start, accounts=index, out_of_office=away)
     # Simulation.apply updates these containers in place, so one RoutingState sees every change.
     state = RoutingState(sim.loads, sim.out_of_office, sim.teams, sim.account_reps)
@@ -1274,7 +1276,7 @@ def profile(n_accounts: int, n_leads: int, seed: int, top: int = 15) -> str:
     generated = islice(iter_leads(seed, accounts, index), n_leads)
     leads = [parse_lead(raw) for _, _, raw in generated]
     away = out_of_office(policy, seed, START)
-    _clear_lead_caches()
+    _clear_lead_caches(index)
     sim = Simulation(policy=policy, now=START, accounts=index, out_of_office=away)
     state = RoutingState(sim.loads, sim.out_of_office, sim.teams, sim.account_reps)
 

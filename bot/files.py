@@ -33,10 +33,11 @@ from typing import Any, Literal, TextIO
 
 from charset_normalizer import from_bytes
 
+from routing.geo import MAX_STATE_LENGTH, account_location
 from routing.leads import KNOWN_FIELDS, InvalidLead, parse_lead
 from routing.model import Account, Lead
 
-ACCOUNT_COLUMNS = ("id", "name", "domain", "owner", "tier")
+ACCOUNT_COLUMNS = ("id", "name", "domain", "owner", "tier", "country", "state")
 SAVE_AS_UTF8 = "save it as UTF-8 (in Excel: File › Save As › CSV UTF-8)"
 
 _CHUNK = 1 << 20
@@ -352,8 +353,31 @@ def _lead_column(written: str) -> str:
     return field if field in KNOWN_FIELDS else stripped
 
 
+_NOT_A_LETTER = re.compile(r"[\W_]+")
+
+
+def _squeezed(written: str) -> str:
+    return _NOT_A_LETTER.sub("", written.casefold())
+
+
+# The names CRM exports and spreadsheets give an account's location, compared by their letters
+# alone, each also after "Billing": Salesforce's "Billing Country" and "BillingState", HubSpot's
+# "Country/Region" and "State/Region". ("Region" alone is left out: it is as often a sales
+# region.)
+_ACCOUNT_ALIASES = {
+    _squeezed(f"{prefix}{alias}"): column
+    for column, aliases in {
+        "country": ("Country", "Country/Region", "Country Code"),
+        "state": ("State", "State/Province", "State/Region", "Province", "State Code"),
+    }.items()
+    for alias in aliases
+    for prefix in ("", "Billing ")
+}
+
+
 def _account_column(written: str) -> str:
-    return written.strip().lower()
+    name = written.strip().lower()
+    return _ACCOUNT_ALIASES.get(_squeezed(name), name)
 
 
 # --- leads -----------------------------------------------------------------------------------
@@ -530,10 +554,11 @@ def _not_json(path: Path, document: str, position: int, why: str) -> InputFileEr
 
 
 def read_accounts(
-    path: Path, rep_ids: Mapping[str, str], *, encoding: str | None = None
+    path: Path, rep_ids: Mapping[str, str] | None, *, encoding: str | None = None
 ) -> tuple[list[Account], list[BadRow]]:
-    """Accounts from a CSV `id,name,domain,owner,tier`. `owner` may be a rep id or a rep's e-mail;
-    `rep_ids` maps both forms (lowercased) to the rep id."""
+    """Accounts from a CSV `id,name,domain,owner,tier,country,state`. `owner` may be a rep id or
+    a rep's e-mail; `rep_ids` maps both forms (lowercased) to the rep id. `country` and `state`
+    may be headed as a CRM exports them ("Billing Country", "State/Province")."""
     text = open_text(path, encoding)
     layout = _layout(
         text,
@@ -555,22 +580,35 @@ def read_accounts(
         if row["id"] in seen:
             bad.append(BadRow(line, f"duplicate account id {row['id']}"))
             continue
+        # What is kept of a row despite a problem, said in one note per row.
+        kept: list[str] = []
         owner = row.get("owner") or None
-        if owner is not None:
+        if owner is not None and rep_ids is not None:  # None: no policy, owners as written
             resolved = rep_ids.get(owner.lower())
             if resolved is None:
-                bad.append(
-                    BadRow(
-                        line,
-                        f"owner '{owner}' is not a rep id or e-mail in the policy; "
-                        "kept without an owner",
-                    )
+                kept.append(
+                    f"owner '{owner}' is not a rep id or e-mail in the policy; "
+                    "kept without an owner"
                 )
             owner = resolved
+        given_country, given_state = row.get("country") or None, row.get("state") or None
+        country, state = account_location(given_country, given_state)
+        if given_country and country is None:
+            kept.append(f"country '{given_country}' not recognised; kept without a country")
+        if given_state and state is None:
+            kept.append(f"state is longer than {MAX_STATE_LENGTH} characters; kept without a state")
+        if kept:
+            bad.append(BadRow(line, "; ".join(kept)))
         seen.add(row["id"])
         accounts.append(
             Account(
-                row["id"], row["name"], row.get("domain") or None, owner, row.get("tier") or None
+                row["id"],
+                row["name"],
+                row.get("domain") or None,
+                owner,
+                row.get("tier") or None,
+                country=country,
+                state=state,
             )
         )
     return accounts, bad

@@ -20,11 +20,11 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from routing.accounts import AccountIndex
+from routing.accounts import AccountIndex, describe_evidence
 from routing.calendar import Unavailable, sla_deadline, unavailability
 from routing.conditions import Condition
 from routing.distribution import TeamState, pick_least_loaded, pick_weighted
-from routing.model import AccountMatch, Lead, OpenLead, Outcome, OutOfOffice
+from routing.model import Account, AccountMatch, Lead, OpenLead, Outcome, OutOfOffice
 from routing.normalize import Facts, normalize
 from routing.policy import Distribution, Policy, Rep, Rule, Target, TargetKind, Team
 
@@ -145,6 +145,7 @@ class _Context:
     """One routing run: the inputs, the trace being written, and the eligibility checks."""
 
     __slots__ = (
+        "ambiguous",
         "away",
         "excluded",
         "facts",
@@ -181,6 +182,8 @@ class _Context:
         self.excluded = excluded
         self.facts = facts
         self.match: AccountMatch | None = None
+        # The accounts of an ambiguous match (`_ambiguous`), when there was one.
+        self.ambiguous: tuple[Account, ...] = ()
         self.steps: list[Step] = []
         # (rep id, why) in the order met; `why` follows the rep's name: "is outside working hours".
         # Reps passed over only for lacking the rule's skill are traced but left out of the
@@ -553,6 +556,10 @@ def route(
 
     ctx.match = _match_account(ctx, accounts)
     facts.add_account(ctx.match)
+    if ctx.ambiguous and policy.on_ambiguous == "queue":
+        names = " or ".join(account.name for account in ctx.ambiguous)
+        reason = f"Ambiguous account ({names}) → {policy.fallback.name} queue"
+        return _queue(ctx, policy.fallback, None, reason, fallback=True)
 
     # Whoever holds open leads of this person, then of this account, keeps them together.
     person_leads = ctx.state.person_leads
@@ -614,9 +621,17 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
     facts = ctx.facts
     if accounts is None:
         return None
-    domain = facts.values.get("domain")
-    company = facts.values.get("company")
-    match = accounts.match(domain=domain, company=company, threshold=ctx.policy.fuzzy_threshold)
+    values = facts.values
+    domain = values.get("domain")
+    company = values.get("company")
+    found = accounts.lookup(
+        domain=domain,
+        company=company,
+        threshold=ctx.policy.fuzzy_threshold,
+        country=values.get("country"),
+        state=values.get("state"),
+    )
+    match = found.match
     if match is None:
         if domain and company:
             looked = f"domain {domain}, company '{company}'"
@@ -625,12 +640,53 @@ def _match_account(ctx: _Context, accounts: AccountIndex | None) -> AccountMatch
         else:
             looked = "nothing to match on"
         detail = f"no account matched ({looked})"
+        closest = found.closest
+        if closest is not None:
+            evidence = describe_evidence(found.evidence)
+            detail = f"{detail}; closest '{closest.account.name}' {closest.score:g}: {evidence}"
         ctx.steps.append(_step(Step, (_ACCOUNT, "none", False, detail, None, None, None)))
         return None
-    how = "domain" if match.method == "domain" else f"company name, score {match.score:g}"
-    detail = f"matched by {how}"
+    if match.method == "domain":
+        detail = "matched by domain"
+    else:
+        detail = f"matched by company name, score {match.score:g}"
+        if match.evidence:
+            detail = f"{detail}: {describe_evidence(match.evidence)}"
+        else:
+            detail = f"{detail}: the same words"
+        runner_up = match.runner_up
+        if runner_up is not None and not match.ambiguous:
+            detail = f"{detail}; runner-up '{runner_up.account.name}' {runner_up.score:g}"
+    if match.ambiguous:
+        _ambiguous(ctx, match)
+        return None
     ctx.steps.append(_step(Step, (_ACCOUNT, match.account.name, True, detail, None, None, None)))
     return match
+
+
+def _ambiguous(ctx: _Context, match: AccountMatch) -> None:
+    """Two accounts or more nearly as likely: no account is picked; the policy says whether
+    the rules route the lead as if none matched (`rules`) or it waits in the fallback queue
+    for a person to pick (`queue`, which `route` settles before the rules)."""
+    named = [match.account, *(other.account for other in match.ambiguous)]
+    scores = [match.score, *(other.score for other in match.ambiguous)]
+    candidates = " or ".join(
+        f"'{account.name}' ({account.id}, {score:g})"
+        for account, score in zip(named, scores, strict=True)
+    )
+    then = (
+        "the fallback queue picks"
+        if ctx.policy.on_ambiguous == "queue"
+        else "routed by the rules without an account"
+    )
+    setting = f"accounts.on_ambiguous: {ctx.policy.on_ambiguous}"
+    evidence = describe_evidence(match.evidence) or "the same words"
+    detail = (
+        f"{candidates} are nearly as likely; {then} ({setting}); "
+        f"evidence for '{match.account.name}': {evidence}"
+    )
+    ctx.steps.append(_step(Step, (_ACCOUNT, "ambiguous", False, detail, None, None, None)))
+    ctx.ambiguous = tuple(named)
 
 
 class _Held(NamedTuple):

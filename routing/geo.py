@@ -140,6 +140,22 @@ def normalize_country(value: str | None) -> str | None:
     return _country_index().get(key) or _ALIASES.get(key)
 
 
+MAX_STATE_LENGTH = 255  # the accounts table's column: no state or province is named so long
+
+
+def account_location(country: str | None, state: str | None) -> tuple[str | None, str | None]:
+    """An account's country and state, kept as a lead's are so the two compare: the country as
+    its alpha-2 code, the state as written without surrounding space. Each is None when it is
+    missing or names nothing (a country no one recognises, a "state" too long to be one).
+
+    Every way an account comes in (the accounts file, a CRM sync, the repository's upsert)
+    goes through here."""
+    state = state.strip() if state else None
+    if state and len(state) > MAX_STATE_LENGTH:
+        state = None
+    return normalize_country(country), state or None
+
+
 def is_country_code(value: object) -> bool:
     """Whether `value` is itself an alpha-2 code, in any case and spacing ("de" yes, "UK" no).
 

@@ -59,20 +59,57 @@ class Lead:
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """A known customer or prospect account; `owner` is a rep id from the policy."""
+    """A known customer or prospect account; `owner` is a rep id from the policy. `country` is
+    an ISO alpha-2 code and `state` as written, both as `routing.geo.account_location` keeps them:
+    evidence for or against a match by company name."""
 
     id: str
     name: str
     domain: str | None = None
     owner: str | None = None
     tier: str | None = None
+    country: str | None = None
+    state: str | None = None
+
+
+class Word(NamedTuple):
+    """One piece of a name match's evidence, for the trace: a lead word and the account word it
+    was matched with (None on the side that lacks it), its weight, and how they compare."""
+
+    lead: str | None
+    account: str | None
+    weight: float
+    how: str  # "same", "typo", "lead only", ... (`routing.accounts`)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An account a lead's company name was scored against, and its score."""
+
+    account: Account
+    score: float
 
 
 @dataclass(frozen=True, slots=True)
 class AccountMatch:
     account: Account
     method: str  # "domain" or "name"
-    score: float  # 100 for a domain match, the fuzzy score for a name match
+    score: float  # 100 for a domain match, the evidence's score for a name match
+    # For a name match: what agreed and what counted against (`Word`s); the most likely other
+    # account, even under the threshold; and the other accounts nearly as likely as this one
+    # (at or over the threshold), which make the match ambiguous.
+    evidence: tuple[Word, ...] = ()
+    runner_up: Candidate | None = None
+    ambiguous: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLookup:
+    """What matching a lead found: the match, or None and the closest account scored."""
+
+    match: AccountMatch | None
+    closest: Candidate | None = None
+    evidence: tuple[Word, ...] = ()  # the closest's, when there is no match
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,6 +222,9 @@ class SlaSpec(_Strict):
 class AccountsSpec(_Strict):
     fuzzy_threshold: Annotated[float, Field(ge=0, le=100)] = 90
     sticky: bool = False
+    # Two accounts nearly as likely for a lead's company name: route by the rules as if no
+    # account matched, or send the lead to the fallback queue for a person to pick.
+    on_ambiguous: Literal["rules", "queue"] = "rules"
 
 
 SalesforceQueueId = Annotated[str, Field(pattern=r"^00G[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")]
@@ -418,6 +421,7 @@ class Policy:
     sticky_accounts: bool
     fallback: Target
     crm: CrmSpec = field(default_factory=CrmSpec)
+    on_ambiguous: str = "rules"  # `accounts.on_ambiguous`
     # the lead's facts a card shows, in order (`card.fields`, less those it always shows)
     card_fields: tuple[str, ...] = DEFAULT_CARD_FIELDS
     warnings: tuple[Problem, ...] = ()
@@ -1022,6 +1026,7 @@ def _compile(
         ),
         fuzzy_threshold=spec.accounts.fuzzy_threshold,
         sticky_accounts=spec.accounts.sticky,
+        on_ambiguous=spec.accounts.on_ambiguous,
         fallback=Target(TargetKind.QUEUE, spec.fallback.queue, channel=spec.fallback.channel),
         crm=spec.crm,
         card_fields=tuple(dict.fromkeys(f for f in spec.card.fields if f not in CARD_ALWAYS)),

@@ -94,6 +94,8 @@ class AccountRow(SQLModel, table=True):
     website: str | None = Field(default=None, max_length=1000)
     owner_rep: str | None = Field(default=None, max_length=64)
     tier: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=2)  # ISO alpha-2
+    state: str | None = Field(default=None, max_length=255)
     crm_system: str | None = Field(default=None, max_length=16)
     updated_at: datetime = _when()
 

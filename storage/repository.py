@@ -37,6 +37,7 @@ from sqlmodel import SQLModel, col
 from routing.accounts import choose_keys, company_key, name_blocking_keys
 from routing.distribution import TeamState
 from routing.domains import canonical_email, email_spellings, registrable_domain
+from routing.geo import account_location
 from routing.model import Account, OpenLead, OutOfOffice
 from storage import direct
 from storage.direct import Tx
@@ -92,7 +93,9 @@ _ACCOUNT_COLUMNS = (
     _ACCOUNTS.c.domain,
     _ACCOUNTS.c.owner_rep,
     _ACCOUNTS.c.tier,
-)
+    _ACCOUNTS.c.country,
+    _ACCOUNTS.c.state,
+)  # in the order of `Account`'s fields: each row is `Account(*row)`
 # Two narrow reads rather than one wide one: every rep with open leads is a row of the first,
 # and only the few away carry the columns (dates) that need processing.
 _OPEN_LOADS = select(_REPS.c.rep_id, _REPS.c.open_count).where(_REPS.c.open_count != 0)
@@ -807,10 +810,13 @@ async def upsert_accounts(
                 "website": account.domain,
                 "owner_rep": account.owner,
                 "tier": account.tier,
+                "country": country,
+                "state": state,
                 "crm_system": crm_system,
                 "updated_at": now,
             }
             for account in accounts
+            for country, state in [account_location(account.country, account.state)]
         ],
     )
     await insert_rows(

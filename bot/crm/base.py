@@ -52,7 +52,8 @@ class CrmOwner:
 
 @dataclass(frozen=True, slots=True)
 class CrmAccount:
-    """An account (Salesforce Account, HubSpot company) as the accounts table keeps it."""
+    """An account (Salesforce Account, HubSpot company) as the accounts table keeps it: its
+    country and state through `routing.geo.account_location`, as every account's are."""
 
     id: str
     name: str
@@ -60,6 +61,8 @@ class CrmAccount:
     owner_id: str | None
     tier: str | None
     modified_at: datetime
+    country: str | None = None
+    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

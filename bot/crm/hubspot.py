@@ -29,6 +29,7 @@ from bot.crm.base import (
     LeadRecord,
     is_hubspot_id,
 )
+from routing.geo import account_location
 
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
@@ -98,7 +99,15 @@ class HubSpotCrm:
         self._call(lambda: self._contacts_api.update(record_id, change, _request_timeout=TIMEOUT_S))
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
-        properties = ["name", "domain", "website", "hubspot_owner_id", "hs_lastmodifieddate"]
+        properties = [
+            "name",
+            "domain",
+            "website",
+            "hubspot_owner_id",
+            "country",
+            "state",
+            "hs_lastmodifieddate",
+        ]
         if self.tier_property:
             properties.append(self.tier_property)
         while True:
@@ -160,6 +169,7 @@ class HubSpotCrm:
         properties = company.properties or {}
         tier = properties.get(self.tier_property) if self.tier_property else None
         website = properties.get("website") or properties.get("domain") or None
+        country, state = account_location(properties.get("country"), properties.get("state"))
         return CrmAccount(
             id=str(company.id),
             name=properties.get("name") or properties.get("domain") or str(company.id),
@@ -167,6 +177,8 @@ class HubSpotCrm:
             owner_id=properties.get("hubspot_owner_id") or None,
             tier=str(tier) if tier not in (None, "") else None,
             modified_at=(company.updated_at or datetime.now(UTC)).astimezone(UTC),
+            country=country,
+            state=state,
         )
 
     @staticmethod

@@ -30,6 +30,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.format import format_soql
 
 from bot.crm.base import AccountPage, CrmAccount, CrmPermanent, CrmTransient, LeadRecord
+from routing.geo import account_location
 
 API_VERSION = "59.0"
 TIMEOUT_S = 30.0
@@ -106,7 +107,15 @@ class SalesforceCrm:
         self._call(lambda: leads.update(record_id, {"OwnerId": owner_id}))
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
-        fields = ["Id", "Name", "Website", "OwnerId", "LastModifiedDate"]
+        fields = [
+            "Id",
+            "Name",
+            "Website",
+            "OwnerId",
+            "BillingCountry",
+            "BillingState",
+            "LastModifiedDate",
+        ]
         if self.tier_field:
             fields.append(self.tier_field)
         where = f" WHERE LastModifiedDate >= {_soql_time(since)}" if since else ""
@@ -152,6 +161,7 @@ class SalesforceCrm:
 
     def _account(self, record: dict[str, Any]) -> CrmAccount:
         tier = record.get(self.tier_field) if self.tier_field else None
+        country, state = account_location(record.get("BillingCountry"), record.get("BillingState"))
         return CrmAccount(
             id=str(record["Id"]),
             name=str(record.get("Name") or record["Id"]),
@@ -159,6 +169,8 @@ class SalesforceCrm:
             owner_id=record.get("OwnerId") or None,
             tier=str(tier) if tier not in (None, "") else None,
             modified_at=_parse_time(record["LastModifiedDate"]),
+            country=country,
+            state=state,
         )
 
     @staticmethod

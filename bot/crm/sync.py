@@ -110,7 +110,17 @@ async def sync_accounts(service: Service, link: CrmLink) -> SyncResult:
         for found in {a.id: a for a in page.accounts}.values():  # newest copy of each
             owner = rep_of.get(found.owner_id) if found.owner_id else None
             unowned += found.owner_id is not None and owner is None
-            accounts.append(Account(found.id, found.name, found.website, owner, found.tier))
+            accounts.append(
+                Account(
+                    found.id,
+                    found.name,
+                    found.website,
+                    owner,
+                    found.tier,
+                    country=found.country,
+                    state=found.state,
+                )
+            )
         new, changed = await service.import_accounts(accounts, crm_system=link.system)
         created, updated = created + new, updated + changed
         if page.last_modified is not None:

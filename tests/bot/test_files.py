@@ -413,3 +413,69 @@ def test_simulate_matches_a_utf16_lead_to_a_windows_1252_account_by_its_accented
     # --encoding names the encoding of every file that is not UTF-8 or marked as UTF-16.
     assert code == 0, stderr
     assert reps(stdout) == {"S-1": "bob"}
+
+
+def test_accounts_import_stores_each_accounts_country_as_its_code_and_its_state(
+    tmp_path: Path,
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text(
+        "id,name,domain,owner,tier,country,state\r\n"
+        "A1,Müller Bau GmbH,mueller-bau.de,erin,,Germany,Bayern\r\n"
+        "A2,Initech,initech.com,,,deu,\r\n"
+        "A3,BigCo,bigco.com,alice,Gold,USA, TX \r\n"
+        "A4,Ghost Co,ghost.io,,,Atlantis,Nowhere\r\n"
+        "A5,Nobody's Co,nobody.io,zed,,Narnia,\r\n"
+        "A6,Quiet Co,quiet.io,,,,\r\n",
+        encoding="utf-8",
+    )
+
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+
+    assert result.exit_code == 0, result.output
+    # An unknown country is no reason to drop the account: it is kept, and its row is named.
+    # A row with two problems is one note, so each row with problems is counted once.
+    assert result.stdout.strip() == (
+        f"{accounts}: 6 accounts created, 0 replaced, 2 rows with problems"
+    )
+    assert result.stderr.splitlines() == [
+        f"{accounts}:5: country 'Atlantis' not recognised; kept without a country",
+        f"{accounts}:6: owner 'zed' is not a rep id or e-mail in the policy; kept without an "
+        "owner; country 'Narnia' not recognised; kept without a country",
+    ]
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT id, country, state FROM accounts").fetchall()
+    places = {account_id: (country, state) for account_id, country, state in rows}
+    assert places == {
+        "A1": ("DE", "Bayern"),
+        "A2": ("DE", None),
+        "A3": ("US", "TX"),
+        "A4": (None, "Nowhere"),
+        "A5": (None, None),
+        "A6": (None, None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("country", "state"),
+    [
+        pytest.param("Billing Country", "Billing State/Province", id="a Salesforce report"),
+        pytest.param("BillingCountry", "BillingState", id="Salesforce's field names"),
+        pytest.param("Country/Region", "State/Region", id="a HubSpot export"),
+        pytest.param("COUNTRY", "Province", id="a spreadsheet"),
+    ],
+)
+def test_an_accounts_country_and_state_are_read_under_the_headers_crms_export(
+    tmp_path: Path, country: str, state: str
+) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(f"Id,Name,{country},{state}\r\nA1,Acme,U.K.,Scotland\r\n", encoding="utf-8")
+
+    (account,), bad = files.read_accounts(accounts, {})
+
+    assert bad == []
+    assert (account.country, account.state) == ("GB", "Scotland")

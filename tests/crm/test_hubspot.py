@@ -320,7 +320,7 @@ async def test_no_account_changed_since_gives_no_page(fake: FakeHubSpot, crm: Hu
     assert await read_accounts(crm, START + timedelta(days=1)) == []
 
 
-async def test_a_company_is_read_with_its_owner_website_and_tier(
+async def test_a_company_is_read_with_its_owner_website_tier_country_and_state(
     fake: FakeHubSpot, crm: HubSpotCrm
 ) -> None:
     full = fake.add_company(
@@ -330,6 +330,8 @@ async def test_a_company_is_read_with_its_owner_website_and_tier(
         website="https://www.bigco.example",
         hubspot_owner_id="501",
         tier="Strategic",
+        country="Deutschland",
+        state="Berlin ",
     )
     bare = fake.add_company(
         modified_at=START + timedelta(seconds=1), domain="smallco.example", hubspot_owner_id=""
@@ -346,7 +348,8 @@ async def test_a_company_is_read_with_its_owner_website_and_tier(
         "Strategic",
     )
     assert first.modified_at == START
-    # No name: the domain names it and stands for the website; no owner, no tier.
+    assert (first.country, first.state) == ("DE", "Berlin")
+    # No name: the domain names it and stands for the website; no owner, no tier, no place.
     assert (second.id, second.name, second.website, second.owner_id, second.tier) == (
         bare,
         "smallco.example",
@@ -354,7 +357,8 @@ async def test_a_company_is_read_with_its_owner_website_and_tier(
         None,
         None,
     )
-    assert "tier" in fake.requests[0].body["properties"]
+    assert (second.country, second.state) == (None, None)
+    assert {"tier", "country", "state"} <= set(fake.requests[0].body["properties"])
 
 
 async def test_without_a_tier_property_no_tier_is_read(fake: FakeHubSpot) -> None:

@@ -600,7 +600,7 @@ def test_a_failed_page_of_leads_is_reported_like_any_other_call(
 # --- accounts_modified_since -----------------------------------------------------------------
 
 
-def test_accounts_are_paged_with_the_tier_field_and_mapped(
+def test_accounts_are_paged_with_the_tier_field_and_mapped_with_their_billing_country_and_state(
     http: responses.RequestsMock,
 ) -> None:
     next_url = "/services/data/v59.0/query/01gD0000002HU6KIAW-2000"
@@ -617,6 +617,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
                     Name="Globex",
                     Website="https://globex.example",
                     OwnerId=USER_ID,
+                    BillingCountry="Germany",
+                    BillingState=" Bavaria ",
                     Tier__c="Enterprise",
                 ),
                 account(
@@ -625,6 +627,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
                     Name="Initech",
                     Website=None,
                     OwnerId=USER_ID,
+                    BillingCountry="USA",
+                    BillingState="TX",
                     Tier__c=None,
                 ),
             ],
@@ -642,6 +646,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
                     Name="Umbrella",
                     Website="umbrella.example",
                     OwnerId=None,
+                    BillingCountry="Atlantis",
+                    BillingState=None,
                     Tier__c="",
                 )
             ],
@@ -653,7 +659,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
 
     first, second = http.calls
     assert soql(first) == (
-        "SELECT Id, Name, Website, OwnerId, LastModifiedDate, Tier__c FROM Account"
+        "SELECT Id, Name, Website, OwnerId, BillingCountry, BillingState, LastModifiedDate,"
+        " Tier__c FROM Account"
         " WHERE LastModifiedDate >= 2026-11-01T00:00:00.000Z ORDER BY LastModifiedDate, Id"
     )
     assert second.request.url == f"{INSTANCE}{next_url}"
@@ -666,6 +673,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
                 owner_id=USER_ID,
                 tier="Enterprise",
                 modified_at=datetime(2026, 11, 20, 9, 15, tzinfo=UTC),
+                country="DE",
+                state="Bavaria",
             ),
             CrmAccount(
                 id="0015e00000AcCtBBBB",
@@ -674,6 +683,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
                 owner_id=USER_ID,
                 tier=None,
                 modified_at=datetime(2026, 11, 20, 10, 45, tzinfo=UTC),
+                country="US",
+                state="TX",
             ),
         ],
         [
@@ -684,6 +695,8 @@ def test_accounts_are_paged_with_the_tier_field_and_mapped(
                 owner_id=None,
                 tier=None,
                 modified_at=datetime(2026, 11, 21, 8, 0, tzinfo=UTC),
+                country=None,  # no country anyone knows: the account is kept without one
+                state=None,
             )
         ],
     ]
@@ -716,8 +729,8 @@ def test_all_accounts_are_asked_for_without_a_where_clause_and_without_a_tier_fi
     (page,) = list(token_crm().accounts_modified_since(None))
 
     assert soql(http.calls[0]) == (
-        "SELECT Id, Name, Website, OwnerId, LastModifiedDate FROM Account"
-        " ORDER BY LastModifiedDate, Id"
+        "SELECT Id, Name, Website, OwnerId, BillingCountry, BillingState, LastModifiedDate"
+        " FROM Account ORDER BY LastModifiedDate, Id"
     )
     (found,) = page.accounts
     assert (found.id, found.website, found.owner_id, found.tier) == (

@@ -323,6 +323,34 @@ async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
     assert renamed is not None and (renamed.name, renamed.owner_rep) == ("Account 3 Renamed", "ben")
 
 
+async def test_accounts_sync_stores_the_billing_country_as_its_code_and_the_billing_state(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    then = NOW - timedelta(days=1)
+    accounts = [
+        _account(1, then, ANN_USER, BillingCountry="United Kingdom", BillingState="Greater London"),
+        _account(2, then, ANN_USER, BillingCountry="deu", BillingState=" Bayern "),
+        _account(3, then, ANN_USER, BillingCountry="Atlantis", BillingState=None),
+        _account(4, then, ANN_USER, BillingCountry=None, BillingState=None),
+    ]
+    salesforce.get(QUERY, json=_page(accounts), match=[_is_query_of("Account")])
+
+    result = await sync_accounts(app.service, app.crm["salesforce"])
+
+    assert result.created == 4
+    async with app.db.reading() as session:
+        rows = (await session.execute(select(AccountRow))).scalars().all()
+    assert {row.id[-1]: (row.country, row.state) for row in rows} == {
+        "1": ("GB", "Greater London"),
+        "2": ("DE", "Bayern"),
+        "3": (None, None),  # no country anyone knows: kept without one
+        "4": (None, None),
+    }
+    (soql,) = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)]
+    assert "BillingCountry, BillingState" in soql
+
+
 # --- write-back ---------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
@@ -10,7 +10,9 @@ from routing.accounts import (
     AccountIndex,
     company_key,
     name_blocking_keys,
+    name_score,
 )
+from routing.accounts import _edits as accounts_edits
 from routing.model import Account
 
 
@@ -289,13 +291,14 @@ def test_a_name_below_the_threshold_does_not_match() -> None:
     assert index.match(domain=None, company="Northwind Aviation", threshold=75) is not None
 
 
-def test_a_close_misspelling_matches_with_its_token_sort_score() -> None:
+def test_a_close_misspelling_matches_with_its_evidence_score() -> None:
     northwind = account("a1", "Northwind Analytics GmbH")
     index = AccountIndex([northwind])
 
     found = index.match(domain=None, company="Analytics Northwnd, Inc.", threshold=85)
 
-    expected = fuzz.token_sort_ratio("northwind analytics", "analytics northwnd")
+    expected = name_score("analytics northwnd", "northwind analytics", {"t:northwind": 1})
+    assert 90 < expected < 100
     assert found is not None
     assert (found.account, found.method, found.score) == (northwind, "name", round(expected, 1))
 
@@ -325,19 +328,19 @@ def test_fuzzy_matching_never_looks_outside_the_blocking_keys() -> None:
 
 def test_equal_name_scores_go_to_the_lowest_account_id_whatever_the_load_order() -> None:
     accounts = [
-        account("id-3", "Acme Labs"),
-        account("id-1", "ACME Laby Inc"),
-        account("id-2", "Acme Labz"),
-        account("id-4", "Acme Labs GmbH"),
+        account("id-3", "Acme Lumo"),
+        account("id-1", "ACME Lumy Inc"),
+        account("id-2", "Acme Lumz"),
+        account("id-4", "Acme Lumo GmbH"),
     ]
 
     for ordering in (accounts, accounts[::-1]):
         index = AccountIndex(ordering)
-        near = index.match(domain=None, company="Acme Labx", threshold=0)
-        exact = index.match(domain=None, company="Acme Labs", threshold=0)
+        near = index.match(domain=None, company="Acme Lumx", threshold=0)
+        exact = index.match(domain=None, company="Acme Lumo", threshold=0)
         assert near is not None
         assert exact is not None
-        assert (near.account.id, near.score) == ("id-1", 88.9)
+        assert (near.account.id, near.score) == ("id-1", 31.5)
         assert (exact.account.id, exact.score) == ("id-3", 100.0)
 
 
@@ -386,7 +389,7 @@ def test_an_index_of_the_accounts_sharing_a_key_with_the_lead_matches_like_the_f
     ]
     full = AccountIndex(accounts)
 
-    for company in ("Blue Global7", "Wind Works", "Acme Data12 Inc", "Labs Bank"):
+    for company in ("Blue Global0", "Wind Works", "Acme Data12 Inc", "Labs Bank9", "Acme Dta12"):
         lead_keys = name_blocking_keys(company_key(company))
         prefetched = [a for a in accounts if name_blocking_keys(company_key(a.name)) & lead_keys]
         expected = full.match(domain=None, company=company, threshold=60)
@@ -419,3 +422,124 @@ def test_a_threshold_outside_0_to_100_is_refused(threshold: float) -> None:
 
     with pytest.raises(ValueError, match="threshold"):
         index.match(domain=None, company="Acme", threshold=threshold)
+
+
+# Weighing evidence (issue 17): the distinctive words must agree, the industry words barely count
+
+
+def _common_words_index(*names: str) -> AccountIndex:
+    # Enough other companies in the same industries that their words are common, as in a CRM.
+    fillers = [
+        account(f"f{word}{n:03d}", f"{word}{n} {industry}")
+        for n in range(60)
+        for word, industry in (("Filler", "Semiconductors"), ("Other", "Capital"))
+    ]
+    return AccountIndex([*(account(f"a{n}", name) for n, name in enumerate(names)), *fillers])
+
+
+def test_a_different_distinctive_word_does_not_match_whatever_words_are_shared() -> None:
+    index = _common_words_index("Nova Crown Semiconductors")
+
+    assert index.match(domain=None, company="Nova Heron Semiconductors Inc", threshold=90) is None
+    assert index.match(domain=None, company="Nova Heron Semiconductors Inc", threshold=80) is None
+
+
+def test_a_longer_or_shorter_word_is_another_company() -> None:
+    index = _common_words_index("Park Capital BV", "Quavo Software Inc", "Nexba Insurance")
+
+    assert index.match(domain=None, company="Parker Capital", threshold=90) is None
+    assert index.match(domain=None, company="Quavojin Software", threshold=90) is None
+    assert index.match(domain=None, company="Nexbasu Insurance Ltd.", threshold=90) is None
+
+
+def test_a_typo_in_the_distinctive_word_still_matches() -> None:
+    index = _common_words_index("Nova Heron Semiconductors", "Quavo Software Inc")
+
+    typo = index.match(domain=None, company="Nova Hreon Semiconductors", threshold=90)
+    swapped = index.match(domain=None, company="Qauvo Software", threshold=90)
+
+    assert typo is not None and typo.account.id == "a0"
+    assert swapped is not None and swapped.account.id == "a1"
+    assert 90 <= typo.score < 100
+
+
+def test_a_dropped_industry_word_still_matches_but_below_the_exact_name() -> None:
+    index = _common_words_index("Nova Heron Semiconductors", "Lura Software")
+
+    dropped = index.match(domain=None, company="Nova Heron", threshold=90)
+    added = index.match(domain=None, company="Lura", threshold=90)
+
+    assert dropped is not None and dropped.account.id == "a0"
+    assert added is not None and added.account.id == "a1"
+    assert 90 <= dropped.score < 100
+
+
+def test_the_exact_name_beats_the_same_name_without_its_industry_word() -> None:
+    index = _common_words_index("Nova Heron", "Nova Heron Semiconductors")
+
+    found = index.match(domain=None, company="Nova Heron Semiconductors", threshold=90)
+
+    assert found is not None
+    assert (found.account.id, found.score) == ("a1", 100.0)
+
+
+def test_the_same_name_in_another_industry_does_not_match_at_the_default_threshold() -> None:
+    index = _common_words_index("Lura Software")
+
+    assert index.match(domain=None, company="Lura Metals", threshold=90) is None
+
+
+def test_an_extra_distinctive_word_in_the_lead_counts_against() -> None:
+    index = _common_words_index("Keystone Ink Metals")
+
+    assert index.match(domain=None, company="Keystone Bison Metals Inc.", threshold=90) is None
+    assert index.match(domain=None, company="Keystone Ink Bison Metals", threshold=90) is None
+
+
+def test_a_word_some_account_has_is_not_taken_for_a_typo_of_another() -> None:
+    index = _common_words_index("Solar Falls", "Polar Lake")
+
+    assert index.match(domain=None, company="Polar Falls", threshold=90) is None
+
+
+def test_a_typo_with_a_dropped_industry_word_is_too_little_evidence() -> None:
+    index = _common_words_index("Kelengra")
+
+    assert index.match(domain=None, company="Kelengr Software", threshold=90) is None
+    assert index.match(domain=None, company="Kelengr", threshold=90) is not None
+
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=4, max_size=14)
+
+
+@st.composite
+def one_edit(draw: st.DrawFn) -> tuple[str, str]:
+    """A word and that word with one letter replaced, added or dropped, or two swapped."""
+    word = draw(WORD)
+    at = draw(st.integers(0, len(word) - 1))
+    letter = draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
+    kind = draw(st.sampled_from(["replace", "add", "drop", "swap"]))
+    if kind == "replace":
+        edited = word[:at] + letter + word[at + 1 :]
+    elif kind == "add":
+        edited = word[:at] + letter + word[at:]
+    elif kind == "drop":
+        edited = word[:at] + word[at + 1 :]
+    else:
+        at = min(at, len(word) - 2)
+        edited = word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+    return word, edited
+
+
+@settings(max_examples=500)
+@given(pair=one_edit(), others=st.lists(WORD, max_size=20))
+def test_the_typo_map_finds_every_word_one_edit_away(
+    pair: tuple[str, str], others: list[str]
+) -> None:
+    # Keyed by thirds of each word, not by every deletion: one edit always leaves two thirds.
+    word, edited = pair
+    names = [word, *others]
+    index = AccountIndex(Account(f"a{n}", name) for n, name in enumerate(names))
+    assume(edited != word and edited not in names and accounts_edits(edited, word))
+
+    assert word in index._near(edited)

@@ -5,6 +5,8 @@ import pytest
 
 from routing.geo import (
     DEFAULT_REGIONS,
+    MAX_STATE_LENGTH,
+    account_location,
     default_region,
     is_country_code,
     normalize_country,
@@ -203,3 +205,18 @@ def test_an_assigned_alpha2_code_is_a_country_code(value: str) -> None:
 )
 def test_names_aliases_alpha3_and_non_strings_are_not_country_codes(value: object) -> None:
     assert not is_country_code(value)
+
+
+def test_an_accounts_country_is_kept_as_a_leads_is_and_its_state_as_written() -> None:
+    assert account_location("Germany", " Bavaria ") == ("DE", "Bavaria")
+    assert account_location("deu", "BY") == ("DE", "BY")
+
+
+@pytest.mark.parametrize(
+    ("country", "state"),
+    [(None, None), ("", ""), ("  ", "  "), ("Atlantis", "x" * (MAX_STATE_LENGTH + 1))],
+)
+def test_an_accounts_missing_or_unknown_country_and_state_are_none(
+    country: str | None, state: str | None
+) -> None:
+    assert account_location(country, state) == (None, None)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from bot.service import Service, ServiceError
 from routing.leads import parse_lead
 from routing.model import Account
+from storage import repository as repo
 from storage.db import Database
 from storage.models import AccountKeyRow, AccountRow
 
@@ -58,3 +59,25 @@ async def test_an_unknown_owner_rejects_the_whole_batch(
             [Account("A1", "Initech", "initech.com", owner="bob"), Account("A2", "X", None, "zed")]
         )
     assert await count(sqlite_db, AccountRow) == 0
+
+
+async def test_imported_accounts_come_back_to_routing_with_their_country_code_and_state(
+    db: Database, make_service: Callable[[Database], Service]
+) -> None:
+    service = make_service(db)
+    await service.import_accounts(
+        [
+            Account("A1", "Initech", "initech.com", country="Germany", state=" Bavaria "),
+            Account("A2", "Tyrell Corporation", "tyrell.com", country="usa", state="CA"),
+            Account("A3", "Ghost Co", "ghost.io", country="Atlantis", state=""),
+        ]
+    )
+    async with db.transaction() as session:
+        by_domain = await repo.candidate_accounts(
+            session=session, lookups=[("initech.com", None), ("ghost.io", None)]
+        )
+        by_name = await repo.candidate_accounts(
+            session=session, lookups=[(None, "Tyrell Corporation")]
+        )
+    found = {a.id: (a.country, a.state) for a in [*by_domain.accounts, *by_name.accounts]}
+    assert found == {"A1": ("DE", "Bavaria"), "A2": ("US", "CA"), "A3": (None, None)}

@@ -230,7 +230,7 @@ async def test_the_routing_state_read_direct_is_what_sqlalchemy_reads(
             await repo.upsert_accounts(
                 session=session,
                 accounts=[
-                    Account("A1", "Acme Rockets", "acme.example", "ann", "gold"),
+                    Account("A1", "Acme Rockets", "acme.example", "ann", "gold", "DE", "Bavaria"),
                     Account("A2", "Globex Rockets", None, None, None),
                     Account("A3", "Initech", "initech.example", None, None),
                 ],
@@ -246,6 +246,7 @@ async def test_the_routing_state_read_direct_is_what_sqlalchemy_reads(
     assert direct["reps"].out_of_office["ben"].until == LATER  # an aware datetime, to the µs
     assert direct["teams"].states["trio"] == TeamState("ben", {"x": 2})
     assert [account.id for account in direct["accounts"]] == ["A1", "A2"]
+    assert (direct["accounts"][0].country, direct["accounts"][0].state) == ("DE", "Bavaria")
     assert set(direct["leads"]) == {"a", "b"}
     assert direct["holders"] == {"A1": ["ann"]}  # lead "a"'s open offer
     went_through = [

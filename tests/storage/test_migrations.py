@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from storage.migrate import current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0006"  # the newest revision in storage/migrations/versions
+HEAD = "0007"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -143,3 +143,56 @@ def test_accounts_stored_before_domains_had_one_spelling_are_respelt_and_rekeyed
         "A3": {"t:initech", "p:init"},
         "A4": {"t:no", "t:domain", "p:nodo"},
     }
+
+
+def test_accounts_stored_before_they_had_a_place_are_kept_and_crm_accounts_are_read_again(
+    tmp_path: Path,
+) -> None:
+    """Rows as 0006 left them: accounts without a country or state, and the cursors of the CRM
+    syncs that read them. The next accounts sync must read every account again to learn where
+    each is; the leads poll must not route old leads again."""
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url, "0006")
+    when = "'2026-11-01 00:00:00.000000'"
+    raw = sqlite3.connect(path)
+    try:
+        with raw:
+            raw.executemany(
+                "INSERT INTO accounts (id, name, domain, website, owner_rep, tier, crm_system,"
+                f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, {when})",
+                [
+                    ("A1", "Initech", "initech.com", "https://initech.com", "ann", "Gold", None),
+                    ("0015e00000Acct0001", "Globex", None, None, None, None, "salesforce"),
+                ],
+            )
+            raw.executemany(
+                "INSERT INTO account_keys (account_id, key) VALUES (?, ?)",
+                [("A1", "t:initech"), ("A1", "p:init"), ("0015e00000Acct0001", "t:globex")],
+            )
+            raw.executemany(
+                f"INSERT INTO crm_cursors (name, watermark, updated_at) VALUES (?, {when}, {when})",
+                [("salesforce:leads",), ("salesforce:accounts",), ("hubspot:accounts",)],
+            )
+    finally:
+        raw.close()
+
+    upgrade(url)
+
+    raw = sqlite3.connect(path)
+    try:
+        accounts = raw.execute(
+            "SELECT id, name, domain, owner_rep, tier, crm_system, country, state FROM accounts"
+            " ORDER BY id"
+        ).fetchall()
+        keys = raw.execute("SELECT count(*) FROM account_keys").fetchone()[0]
+        cursors = [name for (name,) in raw.execute("SELECT name FROM crm_cursors")]
+    finally:
+        raw.close()
+    assert accounts == [
+        ("0015e00000Acct0001", "Globex", None, None, None, "salesforce", None, None),
+        ("A1", "Initech", "initech.com", "ann", "Gold", None, None, None),
+    ]
+    assert keys == 3
+    assert cursors == ["salesforce:leads"]
+    assert differences(url) == []
