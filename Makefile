@@ -1,16 +1,23 @@
-# `make demo` and `make test` each set up what they need (a virtualenv in .venv) on first use.
+# `make demo` and `make test` each set up what they need (a virtualenv in .venv) on first use,
+# with the exact releases, checked by hash, that requirements-test.txt locks (README, "Dependencies").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install -q --disable-pip-version-check
+# pip-tools writes the lock files; it lives in a virtualenv of its own, not among the project's.
+TOOLS := $(VENV)/pip-tools
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/bin/pip-compile --quiet \
+	--generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench lock upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-test.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "leadrouter needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	$(PIP) --require-hashes -r requirements-test.txt
+	$(PIP) --no-deps -e .
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,3 +38,19 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_replicas
 	$(BIN)/python -m bench.bench_sweep
 	$(BIN)/python -m bench.bench_crm
+
+$(TOOLS)/bin/pip-compile:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+		|| { echo "the lock is made for Python 3.11, as CI runs (found $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check pip-tools==7.7.0
+
+# The runtime lock first; the test lock adds the test tools without moving a runtime pin.
+# Pins already in the files are kept: `make upgrade PACKAGE=name` moves one.
+lock: $(TOOLS)/bin/pip-compile
+	$(PIP_COMPILE) $(UPGRADE) -o requirements.txt pyproject.toml
+	$(PIP_COMPILE) $(UPGRADE) --extra test -c requirements.txt -o requirements-test.txt pyproject.toml
+
+upgrade:
+	@test -n "$(PACKAGE)" || { echo "usage: make upgrade PACKAGE=name"; exit 1; }
+	$(MAKE) lock UPGRADE="--upgrade-package $(PACKAGE)"
