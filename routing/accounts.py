@@ -513,9 +513,10 @@ def _typo_map(words: Iterable[str]) -> dict[str, str | tuple[str, ...]]:
 @lru_cache(maxsize=8192)
 def _industries_near(token: str) -> int:
     """The industry words `token` could be a typo of (`_edits`), as `_INDUSTRY_BITS`."""
-    if len(token) < _TYPO_MIN_LENGTH:
+    words = _INDUSTRY_WORDS_NEAR_LENGTH.get(len(token))
+    if not words or len(token) < _TYPO_MIN_LENGTH:
         return 0
-    found = process.extract(token, _INDUSTRY_LIST, scorer=OSA.distance, score_cutoff=2, limit=None)
+    found = process.extract(token, words, scorer=OSA.distance, score_cutoff=2, limit=None)
     bits = 0
     for word, _, _ in found:
         if _edits(token, word):
@@ -523,7 +524,11 @@ def _industries_near(token: str) -> int:
     return bits
 
 
-_INDUSTRY_LIST = sorted(_INDUSTRY_WORDS)
+# By a word's length, the industry words of a length one typo (two in a long word) away.
+_INDUSTRY_WORDS_NEAR_LENGTH = {
+    length: sorted(word for word in _INDUSTRY_WORDS if abs(len(word) - length) <= 2)
+    for length in range(_TYPO_MIN_LENGTH, max(map(len, _INDUSTRY_WORDS)) + 3)
+}
 _LONG_INDUSTRY_WORDS = sorted(
     word for word in _INDUSTRY_WORDS if len(word) >= _TWO_TYPOS_MIN_LENGTH
 )
@@ -795,15 +800,12 @@ class AccountIndex:
         # the lead's (it may be used up as a typo of the name's), and the name's industry words
         # it could be a typo of may yet agree (`reached`).
         lead_industries = 0
-        reached = 0
+        reached: int | None = 0 if not typos else None  # worked out when first needed
         most = total + location
         if 100 * most / (most + 2 * _INDUSTRY_WEIGHT) < threshold:
             for token in lead:
                 if token not in typos:
                     lead_industries |= _INDUSTRY_BITS.get(token, 0)
-            if lead_industries:
-                for token in typos:
-                    reached |= _industries_near(token)
         unscored: int | None = None
         # (-score, -1 when the account is where the lead is (else 0), name length, account id,
         # number, account, exact name): smallest first. Between two accounts of the lead's
@@ -811,13 +813,14 @@ class AccountIndex:
         ranked: list[tuple[float, int, int, str, int, Account, bool]] = []
         for number in numbers:
             name, name_tokens, _, industries = names[number]
-            if (
-                lead_industries
-                and industries & ~lead_industries & ~reached
-                and lead_industries & ~industries
-            ):
-                unscored = number
-                continue
+            if lead_industries and industries & ~lead_industries and lead_industries & ~industries:
+                if reached is None:
+                    reached = 0
+                    for token in typos:
+                        reached |= _industries_near(token)
+                if industries & ~lead_industries & ~reached:
+                    unscored = number
+                    continue
             exact = name == query
             agree, against = (total, 0.0) if exact else _evidence(lead, name_tokens, typos)
             if agree <= 0:
@@ -982,7 +985,16 @@ class AccountIndex:
             return self._listed_by(listed, blocks)
         options: list[tuple[list[str], float]] = []
         combinations = 1
+        # When a distinctive word of the lead's must be in every name looked up (leaving it
+        # out costs more than the budget), no name has a light word among its required words
+        # (only names of light words alone do), so light words are not combined.
+        heavy_required = any(
+            token not in typos and not _is_light(token) and weight > budget
+            for token, weight in lead.items()
+        )
         for token, weight in lead.items():
+            if heavy_required and token not in typos and _is_light(token):
+                continue
             # A word no name has is only worth looking up as the words it could be a typo of.
             if token not in typos:
                 near = [token]
@@ -991,6 +1003,8 @@ class AccountIndex:
             else:
                 near = self._near(token)
             left_out = 0.0 if token in typos or _is_light(token) else weight
+            if not near and not left_out:
+                continue  # a new word no indexed word is near: it adds no combination
             options.append((near, left_out))
             combinations *= len(near) + 1
             if combinations > _MAX_COMBINATIONS:
@@ -1015,13 +1029,20 @@ class AccountIndex:
 
     def _listed_by(self, numbers: Iterable[int], blocks: set[str]) -> list[int]:
         """The names among `numbers` listed by one of `blocks` (chosen keys): only those are
-        candidates, as the scan would see them, and as the storage layer prefetches them."""
+        candidates, as the scan would see them, and as the storage layer prefetches them.
+        (`_blocking_keys` of each name, without building them: a word's key, or the first
+        letters of the name.)"""
+        words = {block[2:] for block in blocks if block[0] == "t"}
+        prefixes = {block[2:] for block in blocks if block[0] == "p"}
         names = self._names
-        return [
-            number
-            for number in numbers
-            if not blocks.isdisjoint(_blocking_keys(names[number][2], names[number][1]))
-        ]
+        listed: list[int] = []
+        for number in numbers:
+            _, tokens, key, _ = names[number]
+            if (prefixes and key.replace(" ", "")[:4] in prefixes) or (
+                words and any(token[:60] in words for token in tokens)
+            ):
+                listed.append(number)
+        return listed
 
     def _near(self, token: str) -> list[str]:
         """The indexed required words `token` could be a typo of (`_edits`)."""
