@@ -36,10 +36,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage import repository as repo
 from storage.db import Database
-from storage.direct import Tx
 from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -441,7 +441,7 @@ class Queued:
     taken: list[tuple[Taker, OutboxRow]] = field(default_factory=list)
     polled: int = 0
 
-    async def add(self, session: Tx, rows: Sequence[dict[str, Any]]) -> None:
+    def add(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         now = self.clock()
         leased: list[tuple[Taker, dict[str, Any]]] = []
         prepared: list[dict[str, Any]] = []
@@ -453,7 +453,7 @@ class Queued:
             else:
                 self.polled += 1
             prepared.append(row)
-        ids = await repo.insert_outbox(session=session, rows=prepared)
+        ids = repo.insert_outbox(session=session, rows=prepared)
         self.taken += [
             (taker, OutboxRow(**row, id=ids[row["dedupe_key"]])) for taker, row in leased
         ]

@@ -10,38 +10,32 @@ updates (see `storage.repository`).
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, sessionmaker
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage.direct import Tx
-from storage.inline import InlineTransaction
-from storage.sqlite_driver import BUSY_TIMEOUT_MS, OneTripConnection, OneTripDbapi
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SQLITE_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
-# The writer's connections leave checkpoints to `Database` (see `storage.sqlite_driver`): one
-# runs on a reading connection's thread once the WAL file has grown past this, as SQLite's own
-# would at 1,000 pages. Once all of it is copied, the next write starts the WAL over from its
-# beginning, the file cut back to this size (journal_size_limit), so it grows past it again
-# only when that much more is written.
-CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a connection waits for another's lock before failing
+# SQLite checkpoints the WAL into the database file on its own (at 1,000 pages, on the
+# connection whose COMMIT took it there: never the event loop's). Once all of it is copied the
+# next write starts it over, and the file is cut back to this size.
+WAL_LIMIT_BYTES = 4 * 1024 * 1024
 
 # PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
 # transaction back and running it again is safe.
@@ -50,6 +44,16 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 class TransientDatabaseError(Exception):
     """A transaction the database rolled back on its own (deadlock, serialization): retry it."""
+
+
+@contextmanager
+def _transient_errors() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+            raise TransientDatabaseError(str(exc.orig)) from exc
+        raise
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -106,149 +110,51 @@ class Database:
     # SQLite: a second engine whose transactions BEGIN DEFERRED, so reads (health checks, `why`)
     # run beside a writer under WAL instead of queueing for the write lock.
     read_engine: AsyncEngine | None = None
-    wal_path: str | None = None  # SQLite: the WAL file, whose size says when to checkpoint
-    _checkpoint: asyncio.Task[None] | None = None
-    _checkpointed_at: int = 0  # the WAL file's size after a checkpoint that left some behind
-    _end_next_on_thread: bool = False
-    # SQLite: the connection inline transactions run on, kept checked out (`lean_transaction`).
-    _inline_connection: tuple[AsyncConnection, OneTripConnection] | None = None
-    _inline_unavailable: bool = False
+    # A SQLite file: where `run` runs its work (see `SqliteWriter`).
+    writer: SqliteWriter | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     @property
-    def inline_connection(self) -> OneTripConnection | None:
-        """The connection inline transactions run on, once opened (see `lean_transaction`)."""
-        return self._inline_connection[1] if self._inline_connection else None
+    def sync_engines(self) -> list[Engine]:
+        """Every engine statements go through, for event listeners (logging, tests)."""
+        engines = [self.engine.sync_engine]
+        if self.read_engine is not None:
+            engines.append(self.read_engine.sync_engine)
+        if self.writer is not None:
+            engines.append(self.writer.engine)
+        return engines
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        try:
+        with _transient_errors():
             if self.write_lock is None:
-                async with self.sessions() as session, session.begin():
+                async with self.sessions.begin() as session:
                     yield session
                 return
-            async with self.write_lock, self._session_transaction() as session:
+            async with self.write_lock, self.sessions.begin() as session:
                 yield session
-            self._written()
-        except DBAPIError as exc:
-            if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
-                raise TransientDatabaseError(str(exc.orig)) from exc
-            raise
 
-    @asynccontextmanager
-    async def lean_transaction(self) -> AsyncIterator[Tx]:
-        """A write transaction for plain statements (`storage.direct`), committed when the
-        block ends and rolled back if it raises. On SQLite, an `InlineTransaction` when it can
-        be (see `storage.inline`); otherwise, and on PostgreSQL, `transaction`'s session."""
-        if self.write_lock is None:
-            async with self.transaction() as session:
-                yield session
-            return
-        async with self.write_lock:
-            inline = await self._begin_inline()
-            if inline is None:
-                async with self._session_transaction() as session:
-                    yield session
-            else:
-                try:
-                    yield inline
-                except BaseException:
-                    await self._abandon(inline)
-                    raise
-                try:
-                    await inline.commit()
-                except BaseException:
-                    await self._abandon(inline)
-                    raise
-        self._written()
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in one write transaction, committed when it returns and rolled back
+        if it raises. `work` is synchronous: it loads, decides and saves without waiting on
+        anything but the database, so the whole transaction is one call from the event loop.
 
-    @asynccontextmanager
-    async def _session_transaction(self) -> AsyncIterator[AsyncSession]:
-        """SQLite, holding `write_lock`: a session's write transaction."""
-        async with self.sessions() as session, session.begin():
-            if self._end_next_on_thread:
-                self._end_next_on_thread = False
-                connection = await session.connection()
-                adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
-                if isinstance(adapted, OneTripConnection):
-                    adapted.end_on_thread()
-            yield session
-
-    async def _begin_inline(self) -> InlineTransaction | None:
-        """Holding `write_lock`: an inline transaction begun on the connection kept for them,
-        or None where a session's must do: not in WAL mode, the write lock held by another
-        process (a session's BEGIN waits for it), or a COMMIT due on the database thread."""
-        if self._inline_unavailable or self._end_next_on_thread:
-            return None
-        if self._inline_connection is not None and not _idle(*self._inline_connection):
-            stale, _adapted = self._inline_connection
-            self._inline_connection = None
-            if not stale.invalidated:  # closed by SQLAlchemy after a cancellation: expected
-                log.warning("the connection for inline transactions was left in a transaction")
-                await stale.invalidate()  # closing it rolls back, and lets go of the lock
-            await stale.close()
-        if self._inline_connection is None:
-            connection = await self.engine.connect()
-            raw = await connection.get_raw_connection()
-            adapted: Any = raw.dbapi_connection
-            if not isinstance(adapted, OneTripConnection) or not adapted.writes_inline:
-                await connection.close()
-                self._inline_unavailable = True
-                return None
-            self._inline_connection = (connection, adapted)
-        inline = InlineTransaction(*self._inline_connection)
-        return inline if inline.begin() else None
-
-    async def _abandon(self, inline: InlineTransaction) -> None:
-        """Roll back; failing that, close the connection (which rolls back whatever it held)
-        so that no later transaction finds it half-ended."""
-        try:
-            await inline.rollback()
-        except BaseException:
-            log.warning("an inline transaction could not be rolled back; closing its connection")
-            self._inline_connection = None
-            await inline.connection.invalidate()
-            raise
-
-    def _written(self) -> None:
-        if self.wal_path is None or (self._checkpoint and not self._checkpoint.done()):
-            return
-        try:
-            size = os.stat(self.wal_path).st_size
-        except OSError:
-            return  # no WAL file (yet): nothing to copy
-        # Past the limit, and grown by a quarter of it since the last checkpoint: a reader
-        # that kept the WAL from starting over must not make every write checkpoint again.
-        if size > max(CHECKPOINT_WAL_BYTES, self._checkpointed_at + CHECKPOINT_WAL_BYTES // 4):
-            self._checkpoint = asyncio.create_task(self.checkpoint())
-            self._checkpoint.add_done_callback(_log_failure)
-
-    async def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file, as far as no reader still needs it
-        (PASSIVE: never waits on anyone), on a reading connection's thread. Writers here wait
-        meanwhile, as they would for SQLite's own checkpoint: the WAL starts over only if the
-        next write finds all of it copied. That write syncs the WAL's new header to disk, so
-        its COMMIT is sent to the database thread (`_end_next_on_thread`)."""
-        if self.read_engine is None or self.write_lock is None:
-            return
-        async with self.write_lock, self.read_engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection  # aiosqlite's connection
-            # Read to the end and closed: a statement left open would hold a read snapshot,
-            # which keeps the WAL from starting over.
-            async with driver.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
-                ((busy, in_wal, copied),) = await cursor.fetchall()
-        if not busy and in_wal == copied:
-            # All copied: the next write starts the WAL over and cuts its file back to the
-            # limit (journal_size_limit), syncing the new header on the way.
-            self._checkpointed_at = 0
-            self._end_next_on_thread = True
-        elif self.wal_path is not None:
-            self._checkpointed_at = os.stat(self.wal_path).st_size
+        On a SQLite file it runs on the writer's thread (`SqliteWriter`): one hand-over to that
+        thread and one back, however many statements it makes. Elsewhere (PostgreSQL, a SQLite
+        database in memory) through `AsyncSession.run_sync`, each statement awaited in turn."""
+        with _transient_errors():
+            if self.writer is not None:
+                assert self.write_lock is not None
+                return await self.writer.run(self.write_lock, work)
+            if self.write_lock is None:
+                async with self.sessions.begin() as session:
+                    return await session.run_sync(work)
+            async with self.write_lock, self.sessions.begin() as session:
+                return await session.run_sync(work)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -272,33 +178,68 @@ class Database:
 
     async def dispose(self) -> None:
         try:
-            if self._checkpoint is not None:  # its failure, if any, is logged already
-                await asyncio.gather(self._checkpoint, return_exceptions=True)
-            if self._inline_connection is not None and self.write_lock is not None:
+            if self.writer is not None:
+                assert self.write_lock is not None
                 async with self.write_lock:  # not under a transaction still running on it
-                    connection, _adapted = self._inline_connection
-                    self._inline_connection = None
-                    await connection.close()
+                    await self.writer.close()
         finally:
             await self.engine.dispose()
             if self.read_engine is not None:
                 await self.read_engine.dispose()
 
 
-def _idle(connection: AsyncConnection, adapted: OneTripConnection) -> bool:
-    """Whether a kept connection is open and in no transaction, as far as SQLAlchemy, the
-    driver and SQLite each know: a new inline transaction may begin on it."""
-    if connection.invalidated or connection.get_transaction() is not None:
-        return False
-    if adapted.holds_write_lock or adapted.pending_begin is not None:
-        return False
-    return not adapted.sqlite_connection.in_transaction
+class SqliteWriter:
+    """SQLite's write transactions of `Database.run`, on one thread of their own.
 
+    A routing transaction is a dozen small statements that SQLite answers in tens of
+    microseconds each. Through aiosqlite every statement is three or four hand-overs between the
+    event loop and aiosqlite's thread (open a cursor, execute, fetch, close), each a pair of
+    thread wake-ups that cost more than the statement: most of the time from a lead's POST to
+    its card. Here the whole transaction is one hand-over: a synchronous engine on the standard
+    library's sqlite3 (the driver aiosqlite wraps) runs it on this thread, from BEGIN IMMEDIATE
+    to COMMIT. The event loop goes on meanwhile, also while a BEGIN waits for another process's
+    write lock (up to the busy timeout).
+    """
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        # Not fatal: the WAL keeps what was not copied, and the next checkpoint copies it.
-        log.warning("WAL checkpoint failed: %s", error)
+    def __init__(self, url: URL) -> None:
+        self.engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,
+            # One thread, one transaction at a time: one connection is all it ever needs.
+            pool_size=1,
+            max_overflow=0,
+        )
+        _sqlite_pragmas(self.engine, immediate=True)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    async def run(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
+        await write_lock.acquire()
+        try:
+            done = asyncio.get_running_loop().run_in_executor(self.thread, self._run, work)
+        except BaseException:
+            write_lock.release()
+            raise
+
+        def finished(done: asyncio.Future[T]) -> None:
+            # Once the thread is done with the transaction, whatever became of the caller: one
+            # cancelled meanwhile must not let the next writer in while this one still holds
+            # SQLite's lock (it commits or rolls back on its own, and nobody hears of it).
+            write_lock.release()
+            if not done.cancelled():
+                done.exception()
+
+        done.add_done_callback(finished)
+        return await asyncio.shield(done)
+
+    def _run(self, work: Callable[[Session], T]) -> T:
+        with self.sessions.begin() as session:
+            return work(session)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.thread, self.engine.dispose)
+        self.thread.shutdown()
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Database:
@@ -308,16 +249,18 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
         sqlite_options: dict[str, Any] = {
             "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             "hide_parameters": True,
-            "module": OneTripDbapi(),
         }
         engine = create_async_engine(url, **sqlite_options)
-        _sqlite_pragmas(engine, immediate=True)
+        _sqlite_pragmas(engine.sync_engine, immediate=True)
         reader = create_async_engine(url, **sqlite_options)
-        _sqlite_pragmas(reader, immediate=False)
+        _sqlite_pragmas(reader.sync_engine, immediate=False)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        database = make_url(url).database
-        wal = f"{database}-wal" if database and database != ":memory:" else None
-        return Database(engine, sessions, asyncio.Lock(), read_engine=reader, wal_path=wal)
+        parsed = make_url(url)
+        writer = None
+        if parsed.database and parsed.database != ":memory:":
+            # A database in memory is one connection's own: the writer's would be another.
+            writer = SqliteWriter(parsed.set(drivername="sqlite+pysqlite"))
+        return Database(engine, sessions, asyncio.Lock(), read_engine=reader, writer=writer)
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -332,12 +275,12 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
-    sync_engine = engine.sync_engine
+def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
+    """SQLAlchemy's recipe for SQLite transactions (its SQLite dialect's docs, "Serializable
+    isolation"): sqlite3's own BEGIN turned off, ours sent when SQLAlchemy begins one."""
 
-    @event.listens_for(sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's own would be a deferred one).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # The wait first: switching a new file to WAL takes a lock another connection (the
@@ -355,26 +298,13 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
                 # Another connection switching it at the same moment may refuse this one: what
                 # counts is that the file is in WAL mode now, whoever put it there.
                 cursor.execute("PRAGMA journal_mode")
-            mode = str(cursor.fetchone()[0]).lower()
+            cursor.fetchone()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        if immediate and mode == "wal" and isinstance(dbapi_connection, OneTripConnection):
-            # The writer's connections work on the event loop's thread, where nothing may wait
-            # (see `storage.sqlite_driver`): a BEGIN that would wait goes to the database thread
-            # instead, and checkpoints to `Database.checkpoint`. Only under WAL: without it, a
-            # COMMIT would have to wait for readers.
-            cursor.execute("PRAGMA busy_timeout=0")
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            cursor.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
-            dbapi_connection.writes_inline = True
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         cursor.close()
 
-    @event.listens_for(sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        # Sent with the transaction's first statement rather than as a trip of its own.
-        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        dbapi_connection = connection.connection.dbapi_connection
-        if isinstance(dbapi_connection, OneTripConnection):
-            dbapi_connection.begin_with_next_statement(statement, takes_write_lock=immediate)
-        else:
-            connection.exec_driver_sql(statement)
+        # IMMEDIATE: a writer takes the write lock before it reads what it will write from.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -49,7 +49,9 @@ class CrmWorker(OutboxWorker):
         item = attempt.item
         lead_id, rep_id = int(item.payload["lead_id"]), str(item.payload["rep"])
         async with self.service.db.reading() as session:
-            leads = await repo.leads_by_id(session=session, ids=[lead_id])
+            leads = await session.run_sync(
+                lambda sync: repo.leads_by_id(session=sync, ids=[lead_id])
+            )
         lead = leads.get(lead_id)
         if lead is None or not lead.crm_id or lead.rep_id != rep_id:
             return  # gone, or moved on to another rep: that offer queued its own write

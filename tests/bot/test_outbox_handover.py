@@ -282,7 +282,7 @@ async def test_a_new_offers_card_goes_out_without_reading_back_what_intake_wrote
     await until(lambda: _all_done(sqlite_db))
     # Nothing read: the item ends, with the card's ts stored and the DM's pace shared with
     # other replicas, in one transaction.
-    assert sorted(statements) == ["INSERT ?", "UPDATE offers", "UPDATE outbox"]
+    assert sorted(statements) == ["BEGIN ?", "INSERT ?", "UPDATE offers", "UPDATE outbox"]
 
 
 async def test_a_remembered_card_is_the_card_read_back_from_the_database(

@@ -74,10 +74,12 @@ async def audit_kinds_of_no_lead(db: Database) -> list[str]:
 
 
 async def run_job(db: Database, clock: Clock, *, job: str, due_at: datetime) -> None:
-    async with db.transaction() as session:
-        assert await repo.take_job_run(
-            session=session, job=job, due_at=due_at, runner="test", now=clock()
+    now = clock()
+    assert await db.run(
+        lambda session: repo.take_job_run(
+            session=session, job=job, due_at=due_at, runner="test", now=now
         )
+    )
 
 
 async def hubspot_contacts(service: Service, clock: Clock, **ends: str | None) -> None:
