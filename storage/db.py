@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -211,8 +211,10 @@ class SqliteWriter:
             max_overflow=0,
         )
         _sqlite_pragmas(self.engine, immediate=True)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        # Kept open between transactions, on this thread alone: taking it from the pool and
+        # giving it back each time cost more than some of the statements.
+        self._connection: Connection | None = None
 
     async def run(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
         await write_lock.acquire()
@@ -234,11 +236,31 @@ class SqliteWriter:
         return await asyncio.shield(done)
 
     def _run(self, work: Callable[[Session], T]) -> T:
-        with self.sessions.begin() as session:
-            return work(session)
+        if self._connection is None or self._connection.invalidated:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self.engine.connect()
+        # SQLAlchemy's "joining a Session into an external transaction": the session works in
+        # the connection's transaction, which commits when the block ends, or rolls back.
+        with self._connection.begin():
+            session = Session(
+                self._connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+            )
+            try:
+                result = work(session)
+                session.flush()
+            finally:
+                session.close()
+        return result
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self.engine.dispose()
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.thread, self.engine.dispose)
+        await asyncio.get_running_loop().run_in_executor(self.thread, self._close)
         self.thread.shutdown()
 
 

@@ -127,12 +127,20 @@ _HOLDERS_OF_ACCOUNTS = (
     .group_by(_LEADS.c.account_id, _OFFERS.c.rep_id)
     .order_by(_LATEST_OFFER.desc())
 )
-# The open leads of people, by the e-mail address stored with the lead (the same person).
-_OPEN_LEADS_OF_EMAILS = (
-    select(_LEADS.c.email, _OFFERS.c.rep_id, _LEADS.c.external_id, _OFFERS.c.offered_at)
+# The offers of people's leads, by the e-mail address stored with the lead (the same person).
+# Every offer, open or not (a person has few), the open ones picked out in Python: asked for in
+# SQL, SQLite (which keeps no statistics) walks every open offer by the status index instead of
+# looking the person up by e-mail, a cost that grows with the open offers.
+_OFFERS_OF_EMAILS = (
+    select(
+        _LEADS.c.email,
+        _OFFERS.c.rep_id,
+        _LEADS.c.external_id,
+        _OFFERS.c.offered_at,
+        _OFFERS.c.status,
+    )
     .join(_LEADS, _LEADS.c.id == _OFFERS.c.lead_id)
     .where(_LEADS.c.email.in_(bindparam("emails", expanding=True)))
-    .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
 )
 # Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
 # mapped objects costs the ORM more than the query, even for no rows.
@@ -259,11 +267,12 @@ def open_leads_of_people(
     spellings = {spelling for email in emails for spelling in email_spellings(email)}
     rows: list[tuple[Any, ...]] = []
     for chunk in _chunks(spellings):
-        rows.extend(session.execute(_OPEN_LEADS_OF_EMAILS, {"emails": chunk}))
+        offers = session.execute(_OFFERS_OF_EMAILS, {"emails": chunk})
+        rows.extend(row for row in offers if row[4] in OPEN_OFFER_STATUSES)
     # Most recent first across chunks; the external id breaks ties, for the same order each time.
     rows.sort(key=lambda row: (row[3], row[2]), reverse=True)
     found: dict[str, list[OpenLead]] = {}
-    for email, rep_id, external_id, _offered_at in rows:
+    for email, rep_id, external_id, _offered_at, _status in rows:
         held = found.setdefault(canonical_email(email), [])
         if all(other.rep != rep_id for other in held):
             held.append(OpenLead(rep_id, external_id))
