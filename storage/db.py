@@ -214,7 +214,8 @@ class SqliteWriter:
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         # Kept open between transactions, on this thread alone: taking it from the pool and
         # giving it back each time cost more than some of the statements.
-        self._connection: Connection | None = None
+        self._kept: Connection | None = None
+        self._closed = False
 
     async def run(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
         await write_lock.acquire()
@@ -236,15 +237,15 @@ class SqliteWriter:
         return await asyncio.shield(done)
 
     def _run(self, work: Callable[[Session], T]) -> T:
-        if self._connection is None or self._connection.invalidated:
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = self.engine.connect()
+        if self._kept is None or self._kept.invalidated:
+            if self._kept is not None:
+                self._kept.close()
+            self._kept = self.engine.connect()
         # SQLAlchemy's "joining a Session into an external transaction": the session works in
         # the connection's transaction, which commits when the block ends, or rolls back.
-        with self._connection.begin():
+        with self._kept.begin():
             session = Session(
-                self._connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+                self._kept, expire_on_commit=False, join_transaction_mode="rollback_only"
             )
             try:
                 result = work(session)
@@ -254,12 +255,15 @@ class SqliteWriter:
         return result
 
     def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
         self.engine.dispose()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self.thread, self._close)
         self.thread.shutdown()
 

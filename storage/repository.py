@@ -674,9 +674,9 @@ def insert_outbox(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> dic
     return {dedupe_key: item_id for item_id, dedupe_key in result}
 
 
-async def record_card_posted(
+def record_card_posted(
     *,
-    session: AsyncSession,
+    session: Session,
     offer_id: int,
     team_copy: bool,
     channel: str,
@@ -699,7 +699,7 @@ async def record_card_posted(
         if posted_at is not None:
             values |= {"card_posted_at": posted_at, "sla_due_at": sla_due_at}
             values |= {"remind_at": remind_at}
-    result = await session.execute(
+    result = session.execute(
         update(OfferRow)
         .where(col(OfferRow.id) == offer_id, unset)
         .values(**values)
@@ -708,7 +708,7 @@ async def record_card_posted(
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return True
     recorded = OfferRow.team_message_ts if team_copy else OfferRow.message_ts
-    stored = await session.scalar(select(col(recorded)).where(col(OfferRow.id) == offer_id))
+    stored = session.scalar(select(col(recorded)).where(col(OfferRow.id) == offer_id))
     return stored == ts
 
 
@@ -845,9 +845,9 @@ def _lane_free(now: datetime) -> Any:
     return or_(_OUTBOX.c.lane.is_(None), ~held.exists())
 
 
-async def claim_outbox(
+def claim_outbox(
     *,
-    session: AsyncSession,
+    session: Session,
     kinds: Sequence[str],
     now: datetime,
     until: datetime,
@@ -874,11 +874,11 @@ async def claim_outbox(
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    found = list((await session.execute(query)).scalars().all())
+    found = list(session.execute(query).scalars().all())
     if not found:
         return []
     ids = [row.id for row in found]
-    await session.execute(
+    session.execute(
         update(OutboxRow)
         .where(col(OutboxRow.id).in_(ids))
         .values(next_attempt_at=until, lease_token=token, attempts=OutboxRow.attempts + 1)
@@ -893,14 +893,12 @@ async def claim_outbox(
     return claimed
 
 
-async def renew_outbox(
-    *, session: AsyncSession, held: Mapping[int, str], until: datetime
-) -> set[int]:
+def renew_outbox(*, session: Session, held: Mapping[int, str], until: datetime) -> set[int]:
     """Extend the leases of attempts still running (item id -> its token) to `until`. Returns
     the ids still held: an item missing was taken by another worker (its lease had run out)."""
     if not held:
         return set()
-    renewed = await session.execute(
+    renewed = session.execute(
         update(OutboxRow)
         .where(
             col(OutboxRow.id).in_(list(held)),
@@ -915,9 +913,9 @@ async def renew_outbox(
     return {item_id for item_id, token in renewed.all() if item_id and held.get(item_id) == token}
 
 
-async def finish_outbox(
+def finish_outbox(
     *,
-    session: AsyncSession,
+    session: Session,
     item_id: int,
     token: str | None,
     now: datetime,
@@ -936,7 +934,7 @@ async def finish_outbox(
         values |= {"next_attempt_at": retry_at, "last_error": error}
     else:
         values |= {"failed_at": now, "last_error": error}
-    result = await session.execute(
+    result = session.execute(
         update(OutboxRow)
         .where(
             col(OutboxRow.id) == item_id,
@@ -952,10 +950,10 @@ async def finish_outbox(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def pace_lane(*, session: AsyncSession, lane: str, not_before: datetime) -> None:
+def pace_lane(*, session: Session, lane: str, not_before: datetime) -> None:
     """Nothing goes to `lane` before `not_before` (a later time already set stands)."""
     lanes = _table(SlackLaneRow)
-    dialect = (await session.connection()).dialect.name
+    dialect = session.get_bind().dialect.name
     upsert = (sqlite_insert if dialect == "sqlite" else pg_insert)(lanes).values(
         lane=lane, not_before=not_before
     )
@@ -963,14 +961,14 @@ async def pace_lane(*, session: AsyncSession, lane: str, not_before: datetime) -
         (upsert.excluded.not_before > lanes.c.not_before, upsert.excluded.not_before),
         else_=lanes.c.not_before,
     )
-    await session.execute(
+    session.execute(
         upsert.on_conflict_do_update(index_elements=[lanes.c.lane], set_={"not_before": later})
     )
 
 
-async def lane_free_at(*, session: AsyncSession, lane: str) -> datetime | None:
+def lane_free_at(*, session: Session, lane: str) -> datetime | None:
     """When `lane` may be posted to next, as every replica has agreed so far (None: any time)."""
-    row = await session.get(SlackLaneRow, lane, populate_existing=True)
+    row = session.get(SlackLaneRow, lane, populate_existing=True)
     return row.not_before if row is not None else None
 
 

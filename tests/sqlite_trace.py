@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from storage.db import Database
 
@@ -15,18 +15,21 @@ def sqlite_statements(db: Database) -> list[str]:
     folded to single spaces, and COMMIT and ROLLBACK where a transaction ends. The list fills
     as they run."""
     seen: list[str] = []
-    reader = db.read_engine.sync_engine if db.read_engine is not None else None
 
     def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
         seen.append(" ".join(sql.split()))
 
-    for engine in db.sync_engines:
-        if engine is reader:
-            continue
+    for engine in writing_engines(db):
         event.listen(engine, "before_cursor_execute", statement)
         event.listen(engine, "commit", lambda _conn: seen.append("COMMIT"))
         event.listen(engine, "rollback", lambda _conn: seen.append("ROLLBACK"))
     return seen
+
+
+def writing_engines(db: Database) -> list[Engine]:
+    """The engines `db` writes through (every one but the readers')."""
+    reader = db.read_engine.sync_engine if db.read_engine is not None else None
+    return [engine for engine in db.sync_engines if engine is not reader]
 
 
 def opening(statement: str, words: int = 2) -> str:

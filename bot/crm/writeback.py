@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.crm.base import CrmPermanent, CrmTransient
 from bot.crm.sync import CrmLink, take_hubspot_contact
@@ -66,8 +66,8 @@ class CrmWorker(OutboxWorker):
             return GiveUp(str(exc))
         return None
 
-    async def finished(
-        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
+    def finished(
+        self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
         item = attempt.item
         if item.kind == OutboxKind.HUBSPOT_CONTACT:

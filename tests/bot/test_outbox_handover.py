@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import event, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.bootstrap import App
@@ -26,7 +26,7 @@ from storage.db import Database
 from storage.models import OfferRow, OutboxRow
 from tests.bot.conftest import Clock
 from tests.fakes.slack import FakeSlack
-from tests.sqlite_trace import opening, sqlite_statements
+from tests.sqlite_trace import opening, sqlite_statements, writing_engines
 
 POLICY = """\
 reps:
@@ -162,7 +162,7 @@ async def test_a_card_posted_by_a_process_that_died_before_recording_it_is_not_p
     assert (await card_item(sqlite_db)).done_at is not None
 
 
-async def _dies(*_args: Any, **_kwargs: Any) -> None:
+def _dies(*_args: Any, **_kwargs: Any) -> None:
     raise ConnectionError("the process is gone")
 
 
@@ -257,11 +257,13 @@ def all_statements(db: Database) -> list[str]:
     """Every statement sent from now on, as its verb and table."""
     seen: list[str] = []
 
-    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         words = statement.split()
         table = next((w for w in words[1:4] if w.lower() in TABLES), "?")
         seen.append(f"{words[0].upper()} {table.lower()}")
+
+    for engine in writing_engines(db):
+        event.listen(engine, "before_cursor_execute", record)
 
     return seen
 
@@ -366,8 +368,8 @@ class BuggyWorker(OutboxWorker):
     async def carry_out(self, attempt: Attempt) -> None:
         raise KeyError("ts")
 
-    async def finished(
-        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
+    def finished(
+        self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
         self.closed.append(attempt.id)
 
