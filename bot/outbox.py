@@ -377,7 +377,7 @@ class OutboxWorker:
             return mine
 
         try:
-            mine = await self.db.run(end)
+            mine = await self.db.run(end, quick=True)
             if not mine:
                 log.warning("outbox: item %s was taken by another worker", attempt.id)
         except Exception:

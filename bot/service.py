@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 12
 T = TypeVar("T")
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
+QUICK_LEADS = 10  # leads routed in a transaction quick enough for the event loop's thread
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 
 _STATUS_OF_OUTCOME = {
@@ -249,7 +250,9 @@ class Service:
         or repeated within the batch, answers with the stored (or first) decision.
         """
         results = await self._routing(
-            lambda session: self._intake_in(session, leads), f"{len(leads)} new leads"
+            lambda session: self._intake_in(session, leads),
+            f"{len(leads)} new leads",
+            quick=len(leads) <= QUICK_LEADS,
         )
         if log.isEnabledFor(logging.INFO):
             for result in results:
@@ -258,7 +261,7 @@ class Service:
                     log.info("lead %s routed: %s", view.id, _routed(view), extra=about(view.id))
         return results
 
-    async def _write(self, work: Callable[[Session], T]) -> T:
+    async def _write(self, work: Callable[[Session], T], *, quick: bool = False) -> T:
         """`work` in one write transaction (`Database.run`). The outbox items it queues
         (`_queue`) go to work once it commits, and the offers it made to `on_new_offers`."""
         queued = Queued(self.takers(), self.clock)
@@ -269,7 +272,7 @@ class Service:
             session.info[_NEW_OFFERS] = made
             return work(session)
 
-        result = await self.db.run(queueing)
+        result = await self.db.run(queueing, quick=quick)
         if made and self.on_new_offers is not None:
             self.on_new_offers(made)
         queued.hand_over()
@@ -277,7 +280,7 @@ class Service:
             self._outbox_written()
         return result
 
-    async def _routing(self, work: Callable[[Session], T], what: str) -> T:
+    async def _routing(self, work: Callable[[Session], T], what: str, *, quick: bool = False) -> T:
         """Run `work` in a transaction that routes, again with fresh state for as long as it
         loses a race (up to MAX_ATTEMPTS). On PostgreSQL its decisions hold their scopes
         (`bot.world`), so a race is lost only to a scope found busy out of order; the next
@@ -288,7 +291,7 @@ class Service:
         for attempt in range(MAX_ATTEMPTS):
             tried = _Attempt(work, first)
             try:
-                result = await self._write(tried)
+                result = await self._write(tried, quick=quick)
                 self.transactions += 1
                 self.decisions += sum(world.decided for world in tried.worlds)
                 self.decisions_replanned += sum(world.replanned for world in tried.worlds)

@@ -10,6 +10,7 @@ updates (see `storage.repository`).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -102,14 +103,14 @@ def check_url(url: str) -> str:
 
 @dataclass
 class Database:
+    """Reads through `reading` (an AsyncSession), every write through `run` (a synchronous
+    unit of work, the whole transaction in one go)."""
+
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     # SQLite takes one writer at a time anyway; queueing writers in-process avoids them
     # spinning on the busy timeout against each other.
     write_lock: asyncio.Lock | None = field(default=None)
-    # SQLite: a second engine whose transactions BEGIN DEFERRED, so reads (health checks, `why`)
-    # run beside a writer under WAL instead of queueing for the write lock.
-    read_engine: AsyncEngine | None = None
     # A SQLite file: where `run` runs its work (see `SqliteWriter`).
     writer: SqliteWriter | None = None
 
@@ -121,35 +122,24 @@ class Database:
     def sync_engines(self) -> list[Engine]:
         """Every engine statements go through, for event listeners (logging, tests)."""
         engines = [self.engine.sync_engine]
-        if self.read_engine is not None:
-            engines.append(self.read_engine.sync_engine)
         if self.writer is not None:
-            engines.append(self.writer.engine)
+            engines += [self.writer.engine, self.writer.quick_engine]
         return engines
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with _transient_errors():
-            if self.write_lock is None:
-                async with self.sessions.begin() as session:
-                    yield session
-                return
-            async with self.write_lock, self.sessions.begin() as session:
-                yield session
-
-    async def run(self, work: Callable[[Session], T]) -> T:
+    async def run(self, work: Callable[[Session], T], *, quick: bool = False) -> T:
         """`work(session)` in one write transaction, committed when it returns and rolled back
         if it raises. `work` is synchronous: it loads, decides and saves without waiting on
         anything but the database, so the whole transaction is one call from the event loop.
 
-        On a SQLite file it runs on the writer's thread (`SqliteWriter`): one hand-over to that
-        thread and one back, however many statements it makes. Elsewhere (PostgreSQL, a SQLite
-        database in memory) through `AsyncSession.run_sync`, each statement awaited in turn."""
+        On a SQLite file (`SqliteWriter`) it runs on the writer's thread, one hand-over there and
+        one back however many statements it makes; a `quick` one (a few statements over a few
+        rows: a lead, a card) on the event loop's thread, with no hand-over at all, unless
+        another process holds SQLite's write lock. Elsewhere (PostgreSQL, a SQLite database in
+        memory) through `AsyncSession.run_sync`, each statement awaited in turn."""
         with _transient_errors():
             if self.writer is not None:
                 assert self.write_lock is not None
-                return await self.writer.run(self.write_lock, work)
+                return await self.writer.run(self.write_lock, work, quick=quick)
             if self.write_lock is None:
                 async with self.sessions.begin() as session:
                     return await session.run_sync(work)
@@ -158,14 +148,14 @@ class Database:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        engine = self.read_engine or self.engine
-        async with AsyncSession(engine, expire_on_commit=False) as session:
+        """A session for reads. On SQLite its transactions BEGIN DEFERRED, so that reads (health
+        checks, `why`) run beside a writer under WAL instead of queueing for the write lock."""
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
             yield session
 
     async def ping(self) -> bool:
         try:
-            # The read engine on SQLite: a health check must not queue behind writers.
-            async with (self.read_engine or self.engine).connect() as connection:
+            async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
             return False
@@ -184,43 +174,66 @@ class Database:
                     await self.writer.close()
         finally:
             await self.engine.dispose()
-            if self.read_engine is not None:
-                await self.read_engine.dispose()
 
 
 class SqliteWriter:
-    """SQLite's write transactions of `Database.run`, on one thread of their own.
+    """SQLite's write transactions of `Database.run`: synchronous, through SQLAlchemy's engine
+    on the standard library's sqlite3 (the driver aiosqlite wraps), each in one go from BEGIN
+    IMMEDIATE to COMMIT.
 
     A routing transaction is a dozen small statements that SQLite answers in tens of
     microseconds each. Through aiosqlite every statement is three or four hand-overs between the
     event loop and aiosqlite's thread (open a cursor, execute, fetch, close), each a pair of
     thread wake-ups that cost more than the statement: most of the time from a lead's POST to
-    its card. Here the whole transaction is one hand-over: a synchronous engine on the standard
-    library's sqlite3 (the driver aiosqlite wraps) runs it on this thread, from BEGIN IMMEDIATE
-    to COMMIT. The event loop goes on meanwhile, also while a BEGIN waits for another process's
-    write lock (up to the busy timeout).
+    its card. Here a transaction is at most one hand-over, to the writer's thread, and none for
+    a quick one (`Database.run`) when SQLite's write lock is free: holding it under WAL, no
+    statement and no COMMIT waits on anyone, so it runs on the event loop's thread, on a
+    connection that does not wait for the lock either (busy timeout 0). When another process
+    holds the lock, its BEGIN fails at once and it runs on the writer's thread instead, whose
+    connection waits for the lock (up to the busy timeout) while the event loop goes on.
     """
 
     def __init__(self, url: URL) -> None:
-        self.engine = create_engine(
-            url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            hide_parameters=True,
-            # One thread, one transaction at a time: one connection is all it ever needs.
-            pool_size=1,
-            max_overflow=0,
-        )
-        _sqlite_pragmas(self.engine, immediate=True)
+        self.engine = _writing_engine(url, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+        self.quick_engine = _writing_engine(url, busy_timeout_ms=0)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        # Kept open between transactions, on this thread alone: taking it from the pool and
-        # giving it back each time cost more than some of the statements.
-        self._kept: Connection | None = None
+        # Each kept open between transactions, one on the writer's thread and one on the event
+        # loop's: taking it from the pool and giving it back each time cost more than some of
+        # the statements.
+        self._there: Connection | None = None
+        self._here: Connection | None = None
         self._closed = False
 
-    async def run(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
+    async def run(
+        self, write_lock: asyncio.Lock, work: Callable[[Session], T], *, quick: bool
+    ) -> T:
+        if quick:
+            async with write_lock:
+                try:
+                    return self._run_here(work)
+                except _LockHeldElsewhere:
+                    pass
+        return await self._run_on_thread(write_lock, work)
+
+    def _run_here(self, work: Callable[[Session], T]) -> T:
+        if self._here is None or self._here.invalidated:
+            self._here = _reopened(self._here, self.quick_engine)
+        try:
+            transaction = self._here.begin()
+        except OperationalError as error:
+            if not _busy(error):
+                raise
+            # Given back rather than trusted: its BEGIN failed inside SQLAlchemy's own.
+            self._here.close()
+            self._here = None
+            raise _LockHeldElsewhere from None
+        with transaction:
+            return _joined(self._here, work)
+
+    async def _run_on_thread(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
         await write_lock.acquire()
         try:
-            done = asyncio.get_running_loop().run_in_executor(self.thread, self._run, work)
+            done = asyncio.get_running_loop().run_in_executor(self.thread, self._run_there, work)
         except BaseException:
             write_lock.release()
             raise
@@ -236,57 +249,81 @@ class SqliteWriter:
         done.add_done_callback(finished)
         return await asyncio.shield(done)
 
-    def _run(self, work: Callable[[Session], T]) -> T:
-        if self._kept is None or self._kept.invalidated:
-            if self._kept is not None:
-                self._kept.close()
-            self._kept = self.engine.connect()
-        # SQLAlchemy's "joining a Session into an external transaction": the session works in
-        # the connection's transaction, which commits when the block ends, or rolls back.
-        with self._kept.begin():
-            session = Session(
-                self._kept, expire_on_commit=False, join_transaction_mode="rollback_only"
-            )
-            try:
-                result = work(session)
-                session.flush()
-            finally:
-                session.close()
-        return result
+    def _run_there(self, work: Callable[[Session], T]) -> T:
+        if self._there is None or self._there.invalidated:
+            self._there = _reopened(self._there, self.engine)
+        with self._there.begin():
+            return _joined(self._there, work)
 
-    def _close(self) -> None:
-        if self._kept is not None:
-            self._kept.close()
-            self._kept = None
+    def _close_there(self) -> None:
+        if self._there is not None:
+            self._there.close()
         self.engine.dispose()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self.thread, self._close)
+        if self._here is not None:
+            self._here.close()
+        self.quick_engine.dispose()
+        await asyncio.get_running_loop().run_in_executor(self.thread, self._close_there)
         self.thread.shutdown()
+
+
+class _LockHeldElsewhere(Exception):
+    """SQLite's write lock is another process's: a quick transaction goes to the thread."""
+
+
+def _writing_engine(url: URL, *, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(
+        url,
+        hide_parameters=True,
+        # One transaction at a time, on a connection kept open: one is all it ever needs.
+        pool_size=1,
+        max_overflow=0,
+    )
+    _sqlite_pragmas(engine, immediate=True, busy_timeout_ms=busy_timeout_ms)
+    return engine
+
+
+def _reopened(connection: Connection | None, engine: Engine) -> Connection:
+    if connection is not None:
+        connection.close()
+    return engine.connect()
+
+
+def _joined(connection: Connection, work: Callable[[Session], T]) -> T:
+    """`work` in a session joined to `connection`'s transaction (SQLAlchemy's "joining a
+    Session into an external transaction"): the transaction commits when its block ends."""
+    session = Session(connection, expire_on_commit=False, join_transaction_mode="rollback_only")
+    try:
+        result = work(session)
+        session.flush()
+    finally:
+        session.close()
+    return result
+
+
+def _busy(error: OperationalError) -> bool:
+    """Whether SQLite refused for a lock another connection holds (any of SQLITE_BUSY's codes)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Database:
     """hide_parameters: database errors and logs never carry a lead's personal data."""
     url = check_url(url)
     if url.startswith("sqlite"):
-        sqlite_options: dict[str, Any] = {
-            "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            "hide_parameters": True,
-        }
-        engine = create_async_engine(url, **sqlite_options)
-        _sqlite_pragmas(engine.sync_engine, immediate=True)
-        reader = create_async_engine(url, **sqlite_options)
-        _sqlite_pragmas(reader.sync_engine, immediate=False)
+        engine = create_async_engine(url, hide_parameters=True)
+        _sqlite_pragmas(engine.sync_engine, immediate=False)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         parsed = make_url(url)
         writer = None
         if parsed.database and parsed.database != ":memory:":
             # A database in memory is one connection's own: the writer's would be another.
             writer = SqliteWriter(parsed.set(drivername="sqlite+pysqlite"))
-        return Database(engine, sessions, asyncio.Lock(), read_engine=reader, writer=writer)
+        return Database(engine, sessions, asyncio.Lock(), writer=writer)
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -301,7 +338,9 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 
 
-def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
+def _sqlite_pragmas(
+    engine: Engine, *, immediate: bool, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     """SQLAlchemy's recipe for SQLite transactions (its SQLite dialect's docs, "Serializable
     isolation"): sqlite3's own BEGIN turned off, ours sent when SQLAlchemy begins one."""
 
@@ -328,6 +367,7 @@ def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -27,9 +27,10 @@ def sqlite_statements(db: Database) -> list[str]:
 
 
 def writing_engines(db: Database) -> list[Engine]:
-    """The engines `db` writes through (every one but the readers')."""
-    reader = db.read_engine.sync_engine if db.read_engine is not None else None
-    return [engine for engine in db.sync_engines if engine is not reader]
+    """The engines `db` writes through (on SQLite, its writer's; elsewhere its one engine)."""
+    if db.writer is not None:
+        return [db.writer.engine, db.writer.quick_engine]
+    return db.sync_engines
 
 
 def opening(statement: str, words: int = 2) -> str:

@@ -201,8 +201,9 @@ async def test_an_attempt_whose_item_another_worker_took_does_not_end_it_but_kee
 ) -> None:
     await posting_slowly(app, slack, seconds=0.5)
     # Meanwhile the lease ran out (a frozen process) and another replica took the item.
-    async with sqlite_db.transaction() as session:
-        await session.execute(update(OutboxRow).values(lease_token="other:1", attempts=2))
+    await sqlite_db.run(
+        lambda session: session.execute(update(OutboxRow).values(lease_token="other:1", attempts=2))
+    )
     await until(lambda: _ts_recorded(sqlite_db))
     await asyncio.sleep(0.2)
     item = await card_item(sqlite_db)
@@ -225,8 +226,11 @@ async def test_a_second_copy_of_a_card_is_deleted_once_the_first_is_found_record
     await intake(app)
     app.reader.remember_new_offers(made)
     # Another attempt posted and recorded the card while this one's copy was on its way.
-    async with sqlite_db.transaction() as session:
-        await session.execute(update(OfferRow).values(channel="DANN", message_ts="1.000001"))
+    await sqlite_db.run(
+        lambda session: session.execute(
+            update(OfferRow).values(channel="DANN", message_ts="1.000001")
+        )
+    )
     app.delivery.take(kept)
     await until(lambda: _deleted(slack))
     ((channel, ts),) = slack.deleted

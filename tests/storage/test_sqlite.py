@@ -30,12 +30,11 @@ async def _on_the_writers_thread(db: Database, work: Callable[[Session], Any]) -
     return await db.run(work)
 
 
-async def _through_aiosqlite(db: Database, work: Callable[[Session], Any]) -> Any:
-    async with db.transaction() as session:
-        return await session.run_sync(work)
+async def _quick(db: Database, work: Callable[[Session], Any]) -> Any:
+    return await db.run(work, quick=True)
 
 
-@pytest.fixture(params=[_on_the_writers_thread, _through_aiosqlite], ids=["run", "transaction"])
+@pytest.fixture(params=[_on_the_writers_thread, _quick], ids=["thread", "quick"])
 def way(request: pytest.FixtureRequest) -> Way:
     """Either kind of write transaction, given the same synchronous work."""
     return request.param  # type: ignore[no-any-return]
@@ -49,9 +48,11 @@ def _leads(session: Session) -> list[str]:
     return list(session.execute(text("SELECT external_id FROM leads ORDER BY id")).scalars())
 
 
-async def test_a_write_transaction_runs_from_begin_immediate_to_commit_on_the_writers_thread(
-    db: Database,
+@pytest.mark.parametrize(("quick", "where"), [(False, "sqlite-writer_0"), (True, "MainThread")])
+async def test_a_write_transaction_runs_from_begin_immediate_to_commit_where_it_belongs(
+    db: Database, quick: bool, where: str
 ) -> None:
+    """On the writer's thread; a quick one on the event loop's, nobody else holding the lock."""
     statements = sqlite_statements(db)
     threads: set[str] = set()
 
@@ -60,10 +61,27 @@ async def test_a_write_transaction_runs_from_begin_immediate_to_commit_on_the_wr
         repo.insert_leads(session=session, rows=[queued_lead("a"), queued_lead("b")])
         return int(session.execute(text("SELECT count(*) FROM leads")).scalar_one())
 
-    assert await db.run(work) == 2
+    assert await db.run(work, quick=quick) == 2
     assert _first_words(statements) == ["BEGIN", "INSERT", "SELECT", "COMMIT"]
     assert statements[0] == "BEGIN IMMEDIATE"
-    assert threads == {"sqlite-writer_0"}  # not the event loop's
+    assert threads == {where}
+
+
+async def test_a_quick_write_finding_the_lock_held_elsewhere_waits_on_the_writers_thread(
+    db: Database, tmp_path: Path
+) -> None:
+    threads: list[str] = []
+
+    def work(session: Session) -> None:
+        threads.append(threading.current_thread().name)
+        repo.insert_leads(session=session, rows=[queued_lead(f"lead-{len(threads)}")])
+
+    async with another_writer(tmp_path / "storage.db", for_s=0.3) as ticks:
+        await db.run(work, quick=True)
+    assert threads == ["sqlite-writer_0"]  # its BEGIN was refused at once, and nothing ran
+    assert ticks.count >= 10  # the event loop went on while the BEGIN waited
+    await db.run(work, quick=True)  # and the next quick one is back on the event loop's
+    assert threads == ["sqlite-writer_0", "MainThread"]
 
 
 async def test_a_write_that_must_wait_for_another_writer_lets_the_event_loop_go_on(
