@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Insert,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -690,26 +691,41 @@ def record_card_posted(
     SLA deadline that runs from then. False if another card was recorded there already (this
     one is a second copy); True, changing nothing, if this very message was (found by another
     attempt's look-up)."""
-    if team_copy:
-        values: dict[str, Any] = {"team_channel": channel, "team_message_ts": ts}
-        unset = col(OfferRow.team_message_ts).is_(None)
-    else:
-        values = {"channel": channel, "message_ts": ts}
-        unset = col(OfferRow.message_ts).is_(None)
-        if posted_at is not None:
-            values |= {"card_posted_at": posted_at, "sla_due_at": sla_due_at}
-            values |= {"remind_at": remind_at}
     result = session.execute(
-        update(OfferRow)
-        .where(col(OfferRow.id) == offer_id, unset)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _record_card(team_copy=team_copy, timed=posted_at is not None),
+        {
+            "b_id": offer_id,
+            "b_channel": channel,
+            "b_ts": ts,
+            "b_posted_at": posted_at,
+            "b_due": sla_due_at,
+            "b_remind": remind_at,
+        },
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return True
     recorded = OfferRow.team_message_ts if team_copy else OfferRow.message_ts
     stored = session.scalar(select(col(recorded)).where(col(OfferRow.id) == offer_id))
     return stored == ts
+
+
+@cache
+def _record_card(*, team_copy: bool, timed: bool) -> Update:
+    """`record_card_posted`'s statement, built once for each of its shapes."""
+    if team_copy:
+        values: dict[str, Any] = {"team_channel": "b_channel", "team_message_ts": "b_ts"}
+        unset = _OFFERS.c.team_message_ts.is_(None)
+    else:
+        values = {"channel": "b_channel", "message_ts": "b_ts"}
+        unset = _OFFERS.c.message_ts.is_(None)
+        if timed:
+            values |= {"card_posted_at": "b_posted_at", "sla_due_at": "b_due"}
+            values |= {"remind_at": "b_remind"}
+    return (
+        update(_OFFERS)
+        .where(_OFFERS.c.id == bindparam("b_id"), unset)
+        .values({column: bindparam(name) for column, name in values.items()})
+    )
 
 
 def insert_offers(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
@@ -927,43 +943,63 @@ def finish_outbox(
     no retry). Only the attempt holding the item may end it (compare-and-set on `token`); False
     if another had taken it meanwhile. `unsure`: the attempt cannot tell whether its call took
     effect, so the next one is told to look first."""
-    values: dict[str, Any] = {"lease_token": UNSURE if unsure else None}
-    if error is None:
-        values |= {"done_at": now, "last_error": None}
-    elif retry_at is not None:
-        values |= {"next_attempt_at": retry_at, "last_error": error}
-    else:
-        values |= {"failed_at": now, "last_error": error}
+    ending = "done" if error is None else "retry" if retry_at is not None else "failed"
     result = session.execute(
-        update(OutboxRow)
-        .where(
-            col(OutboxRow.id) == item_id,
-            col(OutboxRow.lease_token) == token
-            if token is not None
-            else col(OutboxRow.lease_token).is_(None),
-            col(OutboxRow.done_at).is_(None),
-            col(OutboxRow.failed_at).is_(None),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        _finish_outbox(ending=ending, held=token is not None),
+        {
+            "b_id": item_id,
+            "b_token": token,
+            "b_left": UNSURE if unsure else None,
+            "b_now": now,
+            "b_retry_at": retry_at,
+            "b_error": error,
+        },
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+@cache
+def _finish_outbox(*, ending: str, held: bool) -> Update:
+    """`finish_outbox`'s statement, built once for each of its shapes: how the attempt ends
+    (done, retry, failed) and whether it held a lease token."""
+    values: dict[str, Any] = {"lease_token": bindparam("b_left")}
+    if ending == "done":
+        values |= {"done_at": bindparam("b_now"), "last_error": None}
+    elif ending == "retry":
+        values |= {"next_attempt_at": bindparam("b_retry_at"), "last_error": bindparam("b_error")}
+    else:
+        values |= {"failed_at": bindparam("b_now"), "last_error": bindparam("b_error")}
+    token = _OUTBOX.c.lease_token
+    return (
+        update(_OUTBOX)
+        .where(
+            _OUTBOX.c.id == bindparam("b_id"),
+            token == bindparam("b_token") if held else token.is_(None),
+            _OUTBOX.c.done_at.is_(None),
+            _OUTBOX.c.failed_at.is_(None),
+        )
+        .values(values)
+    )
+
+
 def pace_lane(*, session: Session, lane: str, not_before: datetime) -> None:
     """Nothing goes to `lane` before `not_before` (a later time already set stands)."""
+    statement = _pace_lane(session.get_bind().dialect.name)
+    session.execute(statement, {"b_lane": lane, "b_not_before": not_before})
+
+
+@cache
+def _pace_lane(dialect: str) -> Insert:
+    """`pace_lane`'s upsert for `dialect`, built once."""
     lanes = _table(SlackLaneRow)
-    dialect = session.get_bind().dialect.name
     upsert = (sqlite_insert if dialect == "sqlite" else pg_insert)(lanes).values(
-        lane=lane, not_before=not_before
+        lane=bindparam("b_lane"), not_before=bindparam("b_not_before")
     )
     later = case(
         (upsert.excluded.not_before > lanes.c.not_before, upsert.excluded.not_before),
         else_=lanes.c.not_before,
     )
-    session.execute(
-        upsert.on_conflict_do_update(index_elements=[lanes.c.lane], set_={"not_before": later})
-    )
+    return upsert.on_conflict_do_update(index_elements=[lanes.c.lane], set_={"not_before": later})
 
 
 def lane_free_at(*, session: Session, lane: str) -> datetime | None:
