@@ -1,6 +1,9 @@
-"""Engines and transactions for the two supported databases.
+"""Engines and transactions for the two supported databases, through SQLAlchemy's public API.
 
-SQLite (the embedded default) is one writer at a time: every transaction starts with
+Reads go through an `AsyncSession` (`Database.reading`); every write is a synchronous unit of
+work run in one transaction by `Database.run` (see there for where it runs).
+
+SQLite (the embedded default) is one writer at a time: every write transaction starts with
 `BEGIN IMMEDIATE`, so a decision's reads and writes are never interleaved with another's, and a
 busy timeout makes other processes wait rather than fail. PostgreSQL runs transactions
 concurrently; the service layer keeps rotation and capacity right there with compare-and-set

@@ -1,5 +1,9 @@
 """Loading and saving, as keyword-only functions over a session. No decisions are made here.
 
+A write's functions take a synchronous `Session`: a write is one synchronous unit of work
+(`Database.run`); a coroutine that reads (over an `AsyncSession`) calls one of them through
+`AsyncSession.run_sync`. The rest, read by coroutines only, take the `AsyncSession` itself.
+
 Concurrency on PostgreSQL rests on two compare-and-set updates, done last in a decision's
 transaction: the team's rotation (`save_team_state`: only if its version is the one read) and the
 chosen rep's open-lead count (`count_open_leads`: only if it is the count read). If either finds
