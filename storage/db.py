@@ -200,11 +200,10 @@ class SqliteWriter:
         self.engine = _writing_engine(url, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
         self.quick_engine = _writing_engine(url, busy_timeout_ms=0)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        # Each kept open between transactions, one on the writer's thread and one on the event
-        # loop's: taking it from the pool and giving it back each time cost more than some of
-        # the statements.
-        self._there: Connection | None = None
-        self._here: Connection | None = None
+        # One connection of each engine kept open between transactions, the writer's thread's
+        # and the event loop's: taking it from the pool and giving it back each time cost more
+        # than some of the statements.
+        self._kept: dict[Engine, Connection] = {}
         self._closed = False
 
     async def run(
@@ -213,30 +212,16 @@ class SqliteWriter:
         if quick:
             async with write_lock:
                 try:
-                    return self._run_here(work)
+                    return self._run_in(self.quick_engine, work)
                 except _LockHeldElsewhere:
                     pass
         return await self._run_on_thread(write_lock, work)
 
-    def _run_here(self, work: Callable[[Session], T]) -> T:
-        if self._here is None or self._here.invalidated:
-            self._here = _reopened(self._here, self.quick_engine)
-        try:
-            transaction = self._here.begin()
-        except OperationalError as error:
-            if not _busy(error):
-                raise
-            # Given back rather than trusted: its BEGIN failed inside SQLAlchemy's own.
-            self._here.close()
-            self._here = None
-            raise _LockHeldElsewhere from None
-        with transaction:
-            return _joined(self._here, work)
-
     async def _run_on_thread(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
         await write_lock.acquire()
         try:
-            done = asyncio.get_running_loop().run_in_executor(self.thread, self._run_there, work)
+            loop = asyncio.get_running_loop()
+            done = loop.run_in_executor(self.thread, self._run_in, self.engine, work)
         except BaseException:
             write_lock.release()
             raise
@@ -252,23 +237,47 @@ class SqliteWriter:
         done.add_done_callback(finished)
         return await asyncio.shield(done)
 
-    def _run_there(self, work: Callable[[Session], T]) -> T:
-        if self._there is None or self._there.invalidated:
-            self._there = _reopened(self._there, self.engine)
-        with self._there.begin():
-            return _joined(self._there, work)
+    def _run_in(self, engine: Engine, work: Callable[[Session], T]) -> T:
+        """`work` in a transaction on `engine`'s kept connection, on the caller's thread."""
+        connection = self._connection(engine)
+        try:
+            transaction = connection.begin()
+        except OperationalError as error:
+            self._give_back(engine)  # its BEGIN failed inside SQLAlchemy's own
+            if engine is self.quick_engine and _busy(error):
+                raise _LockHeldElsewhere from None
+            raise
+        try:
+            with transaction:
+                return _joined(connection, work)
+        except BaseException:
+            self._give_back(engine)
+            raise
+
+    def _connection(self, engine: Engine) -> Connection:
+        kept = self._kept.get(engine)
+        if kept is None or kept.invalidated:
+            self._give_back(engine)
+            kept = self._kept[engine] = engine.connect()
+        return kept
+
+    def _give_back(self, engine: Engine) -> None:
+        """After a failure, the kept connection goes back to the pool, whose reset rolls back
+        whatever SQLite may still hold (a COMMIT that failed leaves SQLite's transaction open
+        and SQLAlchemy's ended), and the next transaction takes a fresh one."""
+        kept = self._kept.pop(engine, None)
+        if kept is not None:
+            kept.close()
 
     def _close_there(self) -> None:
-        if self._there is not None:
-            self._there.close()
+        self._give_back(self.engine)
         self.engine.dispose()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._here is not None:
-            self._here.close()
+        self._give_back(self.quick_engine)
         self.quick_engine.dispose()
         await asyncio.get_running_loop().run_in_executor(self.thread, self._close_there)
         self.thread.shutdown()
@@ -288,12 +297,6 @@ def _writing_engine(url: URL, *, busy_timeout_ms: int) -> Engine:
     )
     _sqlite_pragmas(engine, immediate=True, busy_timeout_ms=busy_timeout_ms)
     return engine
-
-
-def _reopened(connection: Connection | None, engine: Engine) -> Connection:
-    if connection is not None:
-        connection.close()
-    return engine.connect()
 
 
 def _joined(connection: Connection, work: Callable[[Session], T]) -> T:

@@ -192,6 +192,23 @@ async def test_a_failed_statement_raises_the_drivers_error_and_the_connection_go
     assert await way(db, _leads) == []  # the first transaction rolled back whole
 
 
+async def test_after_a_commit_that_failed_the_next_transaction_works(
+    db: Database, way: Way
+) -> None:
+    def commit_fails(session: Session) -> None:
+        session.execute(text("PRAGMA defer_foreign_keys=ON"))  # checked at COMMIT, then
+        repo.insert_rows(
+            session=session,
+            table=AuditEventRow,
+            rows=[{"lead_id": 404, "at": NOW, "kind": "x", "data": {}}],
+        )
+
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        await way(db, commit_fails)
+    await way(db, lambda session: repo.insert_leads(session=session, rows=[queued_lead("next")]))
+    assert await way(db, _leads) == ["next"]
+
+
 async def test_leads_with_different_missing_values_go_in_in_one_statement(db: Database) -> None:
     rows = [
         queued_lead("a", rep_id="ann", team="trio", status="offered"),
