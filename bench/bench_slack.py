@@ -165,8 +165,14 @@ def write_backlog_policy(folder: Path) -> Path:
 
 
 def start_serve(
-    folder: Path, name: str, reps: int, api_url: str, policy: Path | None = None
+    folder: Path,
+    name: str,
+    reps: int,
+    api_url: str,
+    policy: Path | None = None,
+    source: Path = ROOT,
 ) -> Server:
+    """`leadrouter serve` running the code under `source` (this checkout unless told)."""
     port = free_port()
     env = {
         key: value
@@ -178,7 +184,10 @@ def start_serve(
         if not key.startswith("SLACK_")  # an SLACK_APP_TOKEN around would mean Socket Mode
     }
     env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=api_url
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=api_url,
+        PYTHONPATH=str(source),
     )
     leadrouter = str(Path(sys.executable).parent / "leadrouter")
     return Server([leadrouter, "serve"], env, port, folder / f"{name}.log")
@@ -422,7 +431,23 @@ async def latency_run(
     }
 
 
-async def bench_latency(folder: Path, seconds: float, rate: float, reps: int) -> dict[str, Any]:
+def export_revision(revision: str, folder: Path) -> Path:
+    """The project's files at `revision` (a commit or branch of this checkout), for a before run."""
+    target = folder / "before"
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+async def bench_latency(
+    folder: Path, seconds: float, rate: float, reps: int, before: str | None = None
+) -> dict[str, Any]:
+    """Bare forwarder, then serve; with `before`, serve at that revision too, against one fake."""
     from tests.fakes.slack import FakeSlack
 
     with FakeSlack.in_thread(post_rate_per_channel=POST_RATE, post_burst=POST_BURST) as slack:
@@ -432,6 +457,15 @@ async def bench_latency(folder: Path, seconds: float, rate: float, reps: int) ->
             baseline = await latency_run(bare, slack, rate, seconds, seed=21)
         finally:
             bare.close()
+        earlier = None
+        if before is not None:
+            source = export_revision(before, folder)
+            old = start_serve(folder, "latency-before", reps, slack.api_url, source=source)
+            try:
+                await old.ready()
+                earlier = await latency_run(old, slack, rate, seconds, seed=23)
+            finally:
+                old.close()
         serve = start_serve(folder, "latency", reps, slack.api_url)
         try:
             await serve.ready()
@@ -440,11 +474,18 @@ async def bench_latency(folder: Path, seconds: float, rate: float, reps: int) ->
             serve.close()
         refused = Counter(f"{call.method} {call.status} {call.error}" for call in slack.refused)
     ratio = measured["p50_ms"] / baseline["p50_ms"] if baseline.get("p50_ms") else None
+    comparison = {}
+    if earlier is not None and baseline.get("p50_ms") and earlier.get("p50_ms"):
+        comparison = {
+            "before": {"revision": before, **earlier},
+            "before_p50_ratio": round(earlier["p50_ms"] / baseline["p50_ms"], 2),
+        }
     return {
         "reps": reps,
         "serve": measured,
         "bare": baseline,
         "p50_ratio": round(ratio, 2) if ratio is not None else None,
+        **comparison,
         "fake_refused": dict(refused),
         "serve_log_lines": serve.log_lines(),
     }
@@ -625,6 +666,17 @@ def table(results: dict[str, Any]) -> Iterable[str]:
                 verdict(ratio, TARGETS["p50_ratio"]),
             )
         )
+        if "before" in latency:
+            earlier = latency["before"]
+            rows.append(
+                (
+                    f"before ({earlier['revision']}): POST to card p50 / p99, ratio to bare",
+                    f"{earlier.get('p50_ms')} / {earlier.get('p99_ms')} ms, "
+                    f"{latency['before_p50_ratio']}x",
+                    "",
+                    "",
+                )
+            )
         rows.append(cpu_row("serve run", serve["cpu_share"]))
         rows.append(cpu_row("bare run", bare["cpu_share"]))
     if "backlog" in results:
@@ -693,6 +745,11 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["latency", "backlog", "burst"])
     parser.add_argument("--rate", type=float, default=50, help="POSTs per second (latency)")
+    parser.add_argument(
+        "--before",
+        metavar="REVISION",
+        help="also time serve at this git revision in the same run (latency), e.g. main",
+    )
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--slack-url", help=argparse.SUPPRESS)
@@ -712,7 +769,9 @@ async def main(argv: list[str] | None = None) -> int:
         folder = Path(temp)
         if args.only in (None, "latency"):
             seconds = 10 if args.quick else 60
-            results["latency"] = await bench_latency(folder, seconds, args.rate, reps=100)
+            results["latency"] = await bench_latency(
+                folder, seconds, args.rate, reps=100, before=args.before
+            )
             print("latency:", json.dumps(results["latency"]), flush=True)
         if args.only in (None, "backlog"):
             seconds = 10 if args.quick else BACKLOG_SECONDS

@@ -122,7 +122,7 @@ async def load_digest(
     start = since if since is not None else now - FIRST_PERIOD
     scope = reps_of_manager(policy, manager_id)
 
-    states = await repo.load_rep_states(session=session)
+    states = await session.run_sync(lambda sync: repo.load_rep_states(session=sync))
     queue_size, oldest = await _queue(session)
     missed = await _misses_by_rep(session, start=start, end=now)
     failures = await _crm_failures(session, policy, scope, start=start, end=now)

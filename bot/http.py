@@ -118,14 +118,20 @@ async def slack_events(request: web.Request) -> web.Response:
 
 
 async def _keep_slack_connections(http: web.Application) -> AsyncIterator[None]:
-    """One HTTP session for every Web API call, so connections to Slack are kept open and
-    reused: slack_sdk's client otherwise opens (and closes) a connection per call."""
-    slack = http[APP_KEY].slack
-    assert slack is not None
+    """One HTTP session for every Web API call, the answers to people's and the outbox's posts
+    alike, so connections to Slack are kept open and reused: slack_sdk's client otherwise
+    opens (and closes) a connection per call."""
+    app = http[APP_KEY]
+    assert app.slack is not None
+    clients = [app.slack.client]
+    if app.delivery is not None and app.delivery.client is not app.slack.client:
+        clients.append(app.delivery.client)
     session = ClientSession()
-    slack.client.session = session
+    for client in clients:
+        client.session = session
     yield
-    slack.client.session = None  # a call still under way after this opens its own
+    for client in clients:
+        client.session = None  # a call still under way after this opens its own
     await session.close()
 
 

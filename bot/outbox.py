@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage import repository as repo
 from storage.db import Database
-from storage.direct import Tx
 from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -202,8 +201,8 @@ class OutboxWorker:
         self._rounds += 1
         token = f"{self.owner}:{self._rounds}"
         now = self.clock()
-        async with self.db.transaction() as session:
-            claimed = await repo.claim_outbox(
+        claimed = await self.db.run(
+            lambda session: repo.claim_outbox(
                 session=session,
                 kinds=self.kinds,
                 now=now,
@@ -212,6 +211,7 @@ class OutboxWorker:
                 limit=room,
                 skip_locked=not self.db.is_sqlite,
             )
+        )
         return [Attempt(c.item, token, unsure=c.unsure) for c in claimed]
 
     async def _renew_forever(self) -> None:
@@ -227,8 +227,10 @@ class OutboxWorker:
         held = {item_id: attempt.token for item_id, attempt in self._held.items()}
         if not held:
             return
-        async with self.db.transaction() as session:
-            kept = await repo.renew_outbox(session=session, held=held, until=self.clock() + LEASE)
+        until = self.clock() + LEASE
+        kept = await self.db.run(
+            lambda session: repo.renew_outbox(session=session, held=held, until=until)
+        )
         for item_id in held.keys() - kept:
             attempt = self._held.get(item_id)
             if attempt is not None and attempt.token == held[item_id]:
@@ -296,8 +298,8 @@ class OutboxWorker:
         and the item is tried again a lease's length later)."""
         return None
 
-    async def finished(
-        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
+    def finished(
+        self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
         """Called in the transaction that ends an attempt (to record more than the item)."""
 
@@ -352,27 +354,32 @@ class OutboxWorker:
             if lane is not None and "paced_at" in attempt.notes:
                 lane.free_at = max(lane.free_at, time.monotonic() + self.pace_s)
         gave_up = error is not None and retry_at is None
-        try:
-            async with self.db.transaction() as session:
-                mine = await repo.finish_outbox(
+        now = self.clock()
+        paced_at = attempt.notes.get("paced_at")
+
+        def end(session: Session) -> bool:
+            mine = repo.finish_outbox(
+                session=session,
+                item_id=attempt.id,
+                token=attempt.token,
+                now=now,
+                error=error,
+                retry_at=retry_at,
+                unsure=unsure,
+            )
+            self.finished(session, attempt, error=error, gave_up=gave_up and mine)
+            if lane is not None and isinstance(paced_at, datetime):
+                repo.pace_lane(
                     session=session,
-                    item_id=attempt.id,
-                    token=attempt.token,
-                    now=self.clock(),
-                    error=error,
-                    retry_at=retry_at,
-                    unsure=unsure,
+                    lane=lane.name,
+                    not_before=paced_at + timedelta(seconds=self.pace_s),
                 )
-                if not mine:
-                    log.warning("outbox: item %s was taken by another worker", attempt.id)
-                await self.finished(session, attempt, error=error, gave_up=gave_up and mine)
-                paced_at = attempt.notes.get("paced_at")
-                if lane is not None and isinstance(paced_at, datetime):
-                    await repo.pace_lane(
-                        session=session,
-                        lane=lane.name,
-                        not_before=paced_at + timedelta(seconds=self.pace_s),
-                    )
+            return mine
+
+        try:
+            mine = await self.db.run(end, quick=True)
+            if not mine:
+                log.warning("outbox: item %s was taken by another worker", attempt.id)
         except Exception:
             # The database, say: the lease runs out and the item is tried again.
             log.exception("outbox: item %s (%s) could not be ended", attempt.id, attempt.item.kind)
@@ -404,8 +411,9 @@ class OutboxWorker:
         log.info("outbox: lane %s held for %.0f s: %s", lane.name, hold.after, hold)
         until = self.clock() + timedelta(seconds=hold.after)
         try:
-            async with self.db.transaction() as session:
-                await repo.pace_lane(session=session, lane=lane.name, not_before=until)
+            await self.db.run(
+                lambda session: repo.pace_lane(session=session, lane=lane.name, not_before=until)
+            )
         except Exception:
             log.exception("outbox: the hold on lane %s could not be shared", lane.name)
 
@@ -441,7 +449,7 @@ class Queued:
     taken: list[tuple[Taker, OutboxRow]] = field(default_factory=list)
     polled: int = 0
 
-    async def add(self, session: Tx, rows: Sequence[dict[str, Any]]) -> None:
+    def add(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         now = self.clock()
         leased: list[tuple[Taker, dict[str, Any]]] = []
         prepared: list[dict[str, Any]] = []
@@ -453,7 +461,7 @@ class Queued:
             else:
                 self.polled += 1
             prepared.append(row)
-        ids = await repo.insert_outbox(session=session, rows=prepared)
+        ids = repo.insert_outbox(session=session, rows=prepared)
         self.taken += [
             (taker, OutboxRow(**row, id=ids[row["dedupe_key"]])) for taker, row in leased
         ]

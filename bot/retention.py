@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
 
 from storage.retention import Housekeeping, delete_old
 
@@ -74,21 +76,29 @@ async def prune(
         days = retention.days(what)
         if days is None:
             continue
-        deleted[what] = 0
-        while True:
-            async with service.db.transaction() as session:
-                done = await delete_old(
-                    session=session,
-                    what=what,
-                    before=now - timedelta(days=days),
-                    limit=batch,
-                    skip_locked=not service.db.is_sqlite,
-                )
-            deleted[what] += done
-            if done < batch:
-                break
+        deleted[what] = await _prune(service, what, now - timedelta(days=days), batch)
     log.info("retention: %s", _counts(retention, deleted))
     return deleted
+
+
+async def _prune(service: Service, what: Housekeeping, before: datetime, batch: int) -> int:
+    """Delete `what`'s rows older than `before`, `batch` rows per transaction; how many."""
+
+    def once(session: Session) -> int:
+        return delete_old(
+            session=session,
+            what=what,
+            before=before,
+            limit=batch,
+            skip_locked=not service.db.is_sqlite,
+        )
+
+    deleted = 0
+    while True:
+        done = await service.db.run(once)
+        deleted += done
+        if done < batch:
+            return deleted
 
 
 def _counts(retention: Retention, deleted: dict[Housekeeping, int]) -> str:

@@ -16,22 +16,19 @@ import logging
 import random
 from collections import Counter
 from collections.abc import (
-    AsyncIterator,
-    Awaitable,
     Callable,
     Collection,
     Iterable,
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.logs import about
 from bot.outbox import Queued, Taker
@@ -43,11 +40,9 @@ from routing.model import Account, Lead, Outcome
 from routing.overrides import assigned_by_hand, queued_after_misses
 from routing.policy import Policy
 from routing.scope import rep_scope, reps_scope
-from storage import direct
 from storage import repository as repo
 from storage.db import Database, TransientDatabaseError
-from storage.direct import Tx
-from storage.locks import ScopeBusy, scope_locks
+from storage.locks import ScopeBusy, ScopeLocks, scope_locks
 from storage.models import (
     AuditEventRow,
     DecisionRow,
@@ -62,8 +57,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 T = TypeVar("T")
-S = TypeVar("S", bound=Tx)  # a transaction of either kind (see `storage.direct`)
 GROUP_COMMIT_MAX = 200  # leads routed in one group-commit transaction at most
+QUICK_LEADS = 10  # leads routed in a transaction quick enough for the event loop's thread
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 
 _STATUS_OF_OUTCOME = {
@@ -130,6 +125,24 @@ class Move:
     lead_id: str
     from_rep: str
     to: LeadView
+
+
+@dataclass
+class _Attempt(Generic[T]):
+    """One try of a routing transaction (`Service._routing`): the scopes it takes first, and
+    what it held and decided, for the counts."""
+
+    work: Callable[[Session], T]
+    first: frozenset[str]
+    worlds: list[World] = field(default_factory=list)
+    locks: ScopeLocks | None = None
+
+    def __call__(self, session: Session) -> T:
+        self.locks = scope_locks(session)
+        session.info[_LOCKS] = self.locks
+        session.info[_FIRST] = self.first
+        session.info[_WORLDS] = self.worlds
+        return self.work(session)
 
 
 @dataclass
@@ -236,12 +249,10 @@ class Service:
         a batch costs a handful of queries rather than a dozen per lead. An id already stored,
         or repeated within the batch, answers with the stored (or first) decision.
         """
-        # Plain statements only, without an ORM session where the database allows (see
-        # `Database.lean_transaction`): this transaction is on the way from POST to card.
-        results = await self._retrying(
-            lambda: self._queueing(self.db.lean_transaction()),
-            lambda tx: self._intake_in(tx, leads),
+        results = await self._routing(
+            lambda session: self._intake_in(session, leads),
             f"{len(leads)} new leads",
+            quick=len(leads) <= QUICK_LEADS,
         )
         if log.isEnabledFor(logging.INFO):
             for result in results:
@@ -250,35 +261,26 @@ class Service:
                     log.info("lead %s routed: %s", view.id, _routed(view), extra=about(view.id))
         return results
 
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
-        """A write transaction whose outbox items (`_queue`) go to work once it commits."""
-        return self._queueing(self.db.transaction())
-
-    @asynccontextmanager
-    async def _queueing(self, transaction: AbstractAsyncContextManager[S]) -> AsyncIterator[S]:
+    async def _write(self, work: Callable[[Session], T], *, quick: bool = False) -> T:
+        """`work` in one write transaction (`Database.run`). The outbox items it queues
+        (`_queue`) go to work once it commits, and the offers it made to `on_new_offers`."""
         queued = Queued(self.takers(), self.clock)
         made: list[NewOffer] = []
-        async with transaction as tx:
-            tx.info[_QUEUED] = queued
-            tx.info[_NEW_OFFERS] = made
-            yield tx
+
+        def queueing(session: Session) -> T:
+            session.info[_QUEUED] = queued
+            session.info[_NEW_OFFERS] = made
+            return work(session)
+
+        result = await self.db.run(queueing, quick=quick)
         if made and self.on_new_offers is not None:
             self.on_new_offers(made)
         queued.hand_over()
         if queued.polled:
             self._outbox_written()
+        return result
 
-    async def _routing_transaction(
-        self, work: Callable[[AsyncSession], Awaitable[T]], what: str
-    ) -> T:
-        return await self._retrying(self._transaction, work, what)
-
-    async def _retrying(
-        self,
-        transaction: Callable[[], AbstractAsyncContextManager[S]],
-        work: Callable[[S], Awaitable[T]],
-        what: str,
-    ) -> T:
+    async def _routing(self, work: Callable[[Session], T], what: str, *, quick: bool = False) -> T:
         """Run `work` in a transaction that routes, again with fresh state for as long as it
         loses a race (up to MAX_ATTEMPTS). On PostgreSQL its decisions hold their scopes
         (`bot.world`), so a race is lost only to a scope found busy out of order; the next
@@ -287,58 +289,52 @@ class Service:
         before scopes, so none waits for a row while holding a scope another waits for."""
         first: frozenset[str] = frozenset()
         for attempt in range(MAX_ATTEMPTS):
-            worlds: list[World] = []
+            tried = _Attempt(work, first)
             try:
-                async with transaction() as tx:
-                    locks = scope_locks(tx)
-                    tx.info[_LOCKS] = locks
-                    tx.info[_FIRST] = first
-                    tx.info[_WORLDS] = worlds
-                    try:
-                        result = await work(tx)
-                    finally:
-                        if locks is not None:
-                            self.lock_waits += locks.waits
-                            self.lock_wait_seconds += locks.waited_s
+                result = await self._write(tried, quick=quick)
                 self.transactions += 1
-                self.decisions += sum(world.decided for world in worlds)
-                self.decisions_replanned += sum(world.replanned for world in worlds)
-                if worlds and worlds[-1].locks is not None:
-                    self._guess = worlds[-1].guess
+                self.decisions += sum(world.decided for world in tried.worlds)
+                self.decisions_replanned += sum(world.replanned for world in tried.worlds)
+                if tried.worlds and tried.worlds[-1].locks is not None:
+                    self._guess = tried.worlds[-1].guess
                 return result
             except ScopeBusy as busy:
-                self._lost(worlds)
+                self._lost(tried.worlds)
                 first = busy.wanted
             except IntegrityError as exc:
                 # A concurrent request committed one of these ids first: the next attempt finds
                 # it stored and answers with it. Any other violation would only repeat.
                 if "external_id" not in str(exc.orig):
                     raise
-                self._lost(worlds)
+                self._lost(tried.worlds)
                 await self._backoff(attempt)
             except (repo.Conflict, TransientDatabaseError) as exc:
                 if isinstance(exc, repo.StateChanged):
                     self.state_conflicts += 1
-                self._lost(worlds)
+                self._lost(tried.worlds)
                 await self._backoff(attempt)
+            finally:
+                if tried.locks is not None:
+                    self.lock_waits += tried.locks.waits
+                    self.lock_wait_seconds += tried.locks.waited_s
         raise RuntimeError(f"{what}: could not save a decision after {MAX_ATTEMPTS} tries")
 
     def _lost(self, worlds: list[World]) -> None:
         self.conflicts += 1
         self.decisions_redone += sum(world.decided for world in worlds)
 
-    async def _world(
+    def _world(
         self,
-        session: Tx,
+        session: Session,
         policy: Policy,
         leads: Sequence[Lead],
         *,
         plan: bool = False,
         reps: Iterable[str] = (),
     ) -> World:
-        """The routing state for this routing transaction (see `_retrying`), with the scopes
+        """The routing state for this routing transaction (see `_routing`), with the scopes
         of `reps` held first and, if `plan`, those `leads` are expected to need."""
-        world = await World.load(
+        world = World.load(
             session,
             policy,
             leads,
@@ -350,8 +346,8 @@ class Service:
         session.info.setdefault(_WORLDS, []).append(world)
         return world
 
-    async def _intake_in(self, session: Tx, leads: Sequence[Lead]) -> list[IntakeResult]:
-        stored = await repo.find_leads(session=session, external_ids=[lead.id for lead in leads])
+    def _intake_in(self, session: Session, leads: Sequence[Lead]) -> list[IntakeResult]:
+        stored = repo.find_leads(session=session, external_ids=[lead.id for lead in leads])
         fresh: dict[str, Lead] = {}
         for lead in leads:
             if lead.id not in stored and lead.id not in fresh:
@@ -360,11 +356,11 @@ class Service:
         if fresh:
             policy = self.policy()
             now = self.clock()
-            world = await self._world(session, policy, list(fresh.values()), plan=True)
-            decided = [(lead, await world.route(lead, now, excluded={})) for lead in fresh.values()]
+            world = self._world(session, policy, list(fresh.values()), plan=True)
+            decided = [(lead, world.route(lead, now, excluded={})) for lead in fresh.values()]
             rows = [_lead_values(lead, decision, now) for lead, decision in decided]
-            ids = await repo.insert_leads(session=session, rows=rows)
-            saved = await _save(
+            ids = repo.insert_leads(session=session, rows=rows)
+            saved = _save(
                 session,
                 [(ids[lead.id], lead.id, decision, 0) for lead, decision in decided],
                 now,
@@ -374,7 +370,7 @@ class Service:
                 cards=self.cards,
                 crms=self.crms,
             )
-            await world.commit(session, now)
+            world.commit(session, now)
             if self.on_new_offers is not None:
                 stored_due = {} if self.cards else saved.deadlines
                 session.info[_NEW_OFFERS] += _new_offers(
@@ -388,8 +384,7 @@ class Service:
         answered: set[str] = set()
         for lead in leads:
             if lead.id in stored:
-                orm = await direct.as_session(session)
-                results.append(IntakeResult(False, await self._view(orm, stored[lead.id])))
+                results.append(IntakeResult(False, self._view(session, stored[lead.id])))
             else:
                 results.append(IntakeResult(lead.id not in answered, views[lead.id]))
                 answered.add(lead.id)
@@ -404,18 +399,22 @@ class Service:
 
     async def first_time(self, key: str) -> bool:
         """Remember a request's key; False if it was already seen (Slack retried it)."""
+        row = ProcessedRequestRow(key=key[:255], at=self.clock())
+
+        def remember(session: Session) -> None:
+            session.add(row)
+            session.flush()
+
         try:
-            async with self.db.transaction() as session:
-                session.add(ProcessedRequestRow(key=key[:255], at=self.clock()))
-                await session.flush()
+            await self.db.run(remember)
         except IntegrityError:
             return False
         return True
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _view(self, session: AsyncSession, row: LeadRow) -> LeadView:
-        offer = await repo.current_offer(session=session, lead_id=row.id or 0)
+    def _view(self, session: Session, row: LeadRow) -> LeadView:
+        offer = repo.current_offer(session=session, lead_id=row.id or 0)
         if offer is None or offer.status != OfferStatus.OFFERED:
             return _view_of(row, None)
         return _view_of(row, offer.sla_due_at or self._due_once_carded(offer))
@@ -430,23 +429,23 @@ class Service:
 
     async def find(self, external_id: str) -> LeadView:
         async with self.db.reading() as session:
-            row = await repo.find_lead(session=session, external_id=external_id)
-            if row is None:
-                raise UnknownLead(f"no lead with id {external_id}")
-            return await self._view(session, row)
+            return await session.run_sync(
+                lambda sync: self._view(sync, self._lead(sync, external_id))
+            )
 
     # --- claim, reject, out of office, reassign -----------------------------------------------
 
     async def claim(self, external_id: str, *, by: str) -> ClaimResult:
         """Claim the lead's open offer. Exactly one of any number of concurrent claims wins."""
         policy = self.policy()
-        async with self._transaction() as session:
-            row = await self._lead(session, external_id)
-            offer = await repo.current_offer(session=session, lead_id=row.id or 0)
+
+        def work(session: Session) -> ClaimResult:
+            row = self._lead(session, external_id)
+            offer = repo.current_offer(session=session, lead_id=row.id or 0)
             if offer is None:
                 raise NotAllowed(f"lead {external_id} is not offered to anyone ({row.status})")
             if offer.status == OfferStatus.CLAIMED:
-                return ClaimResult(False, offer.rep_id, await self._view(session, row))
+                return ClaimResult(False, offer.rep_id, self._view(session, row))
             if offer.status != OfferStatus.OFFERED:
                 raise NotAllowed(f"lead {external_id} is no longer offered ({row.status})")
             if by != offer.rep_id and by not in policy.managers:
@@ -454,7 +453,7 @@ class Service:
                     f"lead {external_id} is offered to {policy.rep_name(offer.rep_id)}, not to you"
                 )
             now = self.clock()
-            won = await repo.change_offer_status(
+            won = repo.change_offer_status(
                 session=session,
                 offer_id=offer.id or 0,
                 from_status=OfferStatus.OFFERED.value,
@@ -464,12 +463,12 @@ class Service:
             if not won:
                 # Someone else changed the offer first. Read what is there now (a new statement
                 # sees their commit) rather than answer from the stale rows read above.
-                await session.refresh(row)
-                current = await repo.current_offer(session=session, lead_id=row.id or 0)
+                session.refresh(row)
+                current = repo.current_offer(session=session, lead_id=row.id or 0)
                 if current is not None:
-                    await session.refresh(current)
+                    session.refresh(current)
                 if current is not None and current.status == OfferStatus.CLAIMED:
-                    return ClaimResult(False, current.rep_id, await self._view(session, row))
+                    return ClaimResult(False, current.rep_id, self._view(session, row))
                 holder = policy.rep_name(current.rep_id) if current is not None else "nobody"
                 raise NotAllowed(f"lead {external_id} was moved meanwhile; it is with {holder} now")
             row.status, row.updated_at = LeadStatus.CLAIMED.value, now
@@ -487,20 +486,21 @@ class Service:
                 side_effects.append(
                     owner_write(row.crm_system, row.id or 0, offer.rep_id, offer.id or 0, now)
                 )
-            await _queue(session, side_effects)
-            await session.flush()
-            result = ClaimResult(True, offer.rep_id, _view_of(row, None))
-        return result
+            _queue(session, side_effects)
+            session.flush()
+            return ClaimResult(True, offer.rep_id, _view_of(row, None))
+
+        return await self._write(work)
 
     async def reject(self, external_id: str, *, by: str, reason: str) -> Move:
         """The offered rep declines: route the lead again without everyone who declined it."""
 
-        async def work(session: AsyncSession) -> Move:
-            row = await self._lead(session, external_id)
-            offer = await repo.current_offer(session=session, lead_id=row.id or 0)
+        def work(session: Session) -> Move:
+            row = self._lead(session, external_id)
+            offer = repo.current_offer(session=session, lead_id=row.id or 0)
             if offer is None or offer.status != OfferStatus.OFFERED or offer.rep_id != by:
                 raise NotAllowed(f"lead {external_id} is not offered to you")
-            return await self._move(
+            return self._move(
                 session,
                 row,
                 offer,
@@ -510,7 +510,7 @@ class Service:
                 reason=reason,
             )
 
-        return await self._routing_transaction(work, f"lead {external_id}")
+        return await self._routing(work, f"lead {external_id}")
 
     async def set_out_of_office(
         self, rep_id: str, *, until: datetime | None, reason: str | None, by: str | None = None
@@ -549,10 +549,12 @@ class Service:
         duplicates = len(accounts) - len({a.id for a in accounts})
         if duplicates:
             raise ServiceError(f"{duplicates} account ids appear more than once")
-        async with self.db.transaction() as session:
-            return await repo.upsert_accounts(
-                session=session, accounts=accounts, now=self.clock(), crm_system=crm_system
+        now = self.clock()
+        return await self.db.run(
+            lambda session: repo.upsert_accounts(
+                session=session, accounts=accounts, now=now, crm_system=crm_system
             )
+        )
 
     # --- CRM intake and sync ----------------------------------------------------------------
 
@@ -569,8 +571,9 @@ class Service:
             )
             for contact_id in dict.fromkeys(contact_ids)
         ]
-        async with self.db.transaction() as session:
-            queued = await repo.queue_outbox_once(session=session, rows=rows)
+        queued = await self.db.run(
+            lambda session: repo.queue_outbox_once(session=session, rows=rows)
+        )
         self._outbox_written()
         return queued
 
@@ -604,10 +607,12 @@ class Service:
             return await repo.crm_cursor(session=session, name=name)
 
     async def move_crm_cursor(self, name: str, watermark: datetime) -> None:
-        async with self.db.transaction() as session:
-            await repo.move_crm_cursor(
-                session=session, name=name, watermark=watermark, now=self.clock()
+        now = self.clock()
+        await self.db.run(
+            lambda session: repo.move_crm_cursor(
+                session=session, name=name, watermark=watermark, now=now
             )
+        )
 
     async def set_back(self, rep_id: str, *, by: str | None = None) -> None:
         await self._record_away(
@@ -635,36 +640,35 @@ class Service:
     ) -> None:
         now = self.clock()
 
-        async def save() -> None:
-            async with self.db.transaction() as session:
-                # Holding the rep's scopes: a decision for any of their teams already under way
-                # finishes first (so its offer is found and moved below) and none starts until
-                # this commits (so none sees the rep as present).
-                locks = scope_locks(session)
-                if locks is not None:
-                    await locks.take_first(rep_scope(self.policy(), rep_id))
-                await repo.set_away(
-                    session=session,
-                    rep_id=rep_id,
-                    away=away,
-                    since=since,
-                    until=until,
-                    reason=reason,
-                    now=now,
-                )
-                repo.add_audit(
-                    session=session,
-                    lead_id=None,
-                    at=now,
-                    kind=kind,
-                    actor=actor,
-                    reason=reason,
-                    data=data,
-                )
+        def save(session: Session) -> None:
+            # Holding the rep's scopes: a decision for any of their teams already under way
+            # finishes first (so its offer is found and moved below) and none starts until
+            # this commits (so none sees the rep as present).
+            locks = scope_locks(session)
+            if locks is not None:
+                locks.take_first(rep_scope(self.policy(), rep_id))
+            repo.set_away(
+                session=session,
+                rep_id=rep_id,
+                away=away,
+                since=since,
+                until=until,
+                reason=reason,
+                now=now,
+            )
+            repo.add_audit(
+                session=session,
+                lead_id=None,
+                at=now,
+                kind=kind,
+                actor=actor,
+                reason=reason,
+                data=data,
+            )
 
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return await save()
+                return await self.db.run(save)
             except TransientDatabaseError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
@@ -697,13 +701,13 @@ class Service:
         caller that changes an offer's status is the one that moves it.
         """
 
-        async def work(session: AsyncSession) -> Move | None:
-            offer = await session.get(OfferRow, offer_id)
+        def work(session: Session) -> Move | None:
+            offer = session.get(OfferRow, offer_id)
             if offer is None or offer.status != expected_status:
                 return None
-            row = await session.get(LeadRow, offer.lead_id)
+            row = session.get(LeadRow, offer.lead_id)
             assert row is not None
-            return await self._move(
+            return self._move(
                 session,
                 row,
                 offer,
@@ -713,7 +717,7 @@ class Service:
                 reason=reason,
             )
 
-        return await self._routing_transaction(work, f"offer {offer_id}")
+        return await self._routing(work, f"offer {offer_id}")
 
     async def card_undeliverable(self, offer_id: int, why: str) -> Move | None:
         """The rep's card could not be delivered (Slack refused it for good): the lead moves on
@@ -765,8 +769,9 @@ class Service:
             for manager, counts in sorted(reps.items())
         ]
         try:
-            async with self.db.transaction() as session:
-                queued = await repo.queue_outbox_once(session=session, rows=rows)
+            queued = await self.db.run(
+                lambda session: repo.queue_outbox_once(session=session, rows=rows)
+            )
         except IntegrityError:
             return 0  # a replica starting at the same moment queued them first
         if queued:
@@ -784,7 +789,7 @@ class Service:
         leaves whole batches done and the rest for the next sweep, never half a reassignment."""
         total = SweepResult()
         while True:
-            done = await self._routing_transaction(
+            done = await self._routing(
                 lambda session: self._sweep_batch(session, batch), "the SLA sweep"
             )
             total = total + done
@@ -794,24 +799,24 @@ class Service:
         total = total + SweepResult(reminded=await self._queue_reminders(batch))
         return total
 
-    async def _sweep_batch(self, session: AsyncSession, batch: int) -> SweepResult:
+    def _sweep_batch(self, session: Session, batch: int) -> SweepResult:
         now = self.clock()
-        overdue = await repo.overdue_offers(
+        overdue = repo.overdue_offers(
             session=session, now=now, limit=batch, skip_locked=not self.db.is_sqlite
         )
         if not overdue:
             return SweepResult()
         offer_ids = [offer.id or 0 for offer in overdue]
-        closed = await repo.close_offers(
+        closed = repo.close_offers(
             session=session, offer_ids=offer_ids, to_status=OfferStatus.EXPIRED.value, now=now
         )
         if closed != len(overdue):
             raise repo.Conflict("an overdue offer was claimed or moved meanwhile")
         policy = self.policy()
-        rows = await repo.leads_by_id(session=session, ids=[o.lead_id for o in overdue])
-        history = await repo.offers_of_leads(session=session, lead_ids=list(rows))
+        rows = repo.leads_by_id(session=session, ids=[o.lead_id for o in overdue])
+        history = repo.offers_of_leads(session=session, lead_ids=list(rows))
         leads = {lead_id: _lead_of(row) for lead_id, row in rows.items()}
-        world = await self._world(
+        world = self._world(
             session, policy, list(leads.values()), reps=[offer.rep_id for offer in overdue]
         )
         decided: list[tuple[int, str, Decision, int]] = []
@@ -820,7 +825,7 @@ class Service:
         result = SweepResult(expired=len(overdue))
         for offer in overdue:
             row, lead = rows[offer.lead_id], leads[offer.lead_id]
-            await world.release(offer.rep_id)
+            world.release(offer.rep_id)
             earlier = [o for o in history.get(offer.lead_id, []) if o.id != offer.id]
             missed_by = [o.rep_id for o in earlier if o.status == OfferStatus.EXPIRED.value]
             missed_by.append(offer.rep_id)
@@ -843,7 +848,7 @@ class Service:
                 decision = queued_after_misses(lead, policy=policy, missed_by=missed_by)
             else:
                 excluded = _excluded_reps([*earlier, offer], expired=offer.id)
-                decision = await world.route(lead, now, excluded=excluded)
+                decision = world.route(lead, now, excluded=excluded)
             if decision.outcome is Outcome.QUEUED:
                 result = result + SweepResult(queued=1)
                 alerts.extend(_manager_alerts(policy, offer, row, now))
@@ -852,9 +857,9 @@ class Service:
             _redecide(row, lead, decision, now)
             decided.append((row.id or 0, row.external_id, decision, offer.reassignments + 1))
         settle = [_settle_card(offer_id, now) for offer_id in offer_ids]
-        await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
-        await _queue(session, [*settle, *alerts])
-        await _save(
+        repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
+        _queue(session, [*settle, *alerts])
+        _save(
             session,
             decided,
             now,
@@ -864,35 +869,39 @@ class Service:
             cards=self.cards,
             crms=self.crms,
         )
-        await world.commit(session, now)
+        world.commit(session, now)
         return result
 
     async def _queue_reminders(self, batch: int) -> int:
         """Queue a reminder for every open offer at half its SLA (when the policy asks)."""
         queued = 0
         while True:
-            now = self.clock()
-            async with self._transaction() as session:
-                due = await repo.due_reminders(
-                    session=session, now=now, limit=batch, skip_locked=not self.db.is_sqlite
-                )
-                taken = await repo.clear_reminders(session=session, offer_ids=due)
-                await _queue(
-                    session,
-                    [
-                        repo.outbox_values(
-                            kind=OutboxKind.REMINDER,
-                            dedupe_key=f"reminder:{offer_id}",
-                            payload={"offer_id": offer_id},
-                            now=now,
-                            lane=self.policy().slack_of(rep_id),
-                        )
-                        for offer_id, rep_id in taken
-                    ],
-                )
-            queued += len(taken)
-            if len(due) < batch:
+            due, taken = await self._write(lambda session: self._remind(session, batch))
+            queued += taken
+            if due < batch:
                 return queued
+
+    def _remind(self, session: Session, batch: int) -> tuple[int, int]:
+        """One batch of reminders: how many were due, and how many of those this queued."""
+        now = self.clock()
+        due = repo.due_reminders(
+            session=session, now=now, limit=batch, skip_locked=not self.db.is_sqlite
+        )
+        taken = repo.clear_reminders(session=session, offer_ids=due)
+        _queue(
+            session,
+            [
+                repo.outbox_values(
+                    kind=OutboxKind.REMINDER,
+                    dedupe_key=f"reminder:{offer_id}",
+                    payload={"offer_id": offer_id},
+                    now=now,
+                    lane=self.policy().slack_of(rep_id),
+                )
+                for offer_id, rep_id in taken
+            ],
+        )
+        return len(due), len(taken)
 
     # --- manager digests -----------------------------------------------------------------------
 
@@ -904,13 +913,14 @@ class Service:
             raise ServiceError(f"no manager with id {manager_id} in the policy")
         job = f"digest:{manager_id}"
         now = self.clock()
-        async with self._transaction() as session:
-            if not await repo.take_job_run(
+
+        def work(session: Session) -> bool:
+            if not repo.take_job_run(
                 session=session, job=job, due_at=due_at, runner=runner, now=now
             ):
                 return False
-            since = await repo.previous_job_run(session=session, job=job, before=due_at)
-            await _queue(
+            since = repo.previous_job_run(session=session, job=job, before=due_at)
+            _queue(
                 session,
                 [
                     repo.outbox_values(
@@ -926,7 +936,9 @@ class Service:
                     )
                 ],
             )
-        return True
+            return True
+
+        return await self._write(work)
 
     # --- the unmatched queue -------------------------------------------------------------------
 
@@ -939,10 +951,10 @@ class Service:
         if rep_id not in policy.reps:
             raise ServiceError(f"{rep_id} is not a rep in the policy")
 
-        async def work(session: AsyncSession) -> LeadView:
+        def work(session: Session) -> LeadView:
             # Locked, so that of two assigns at once (a double click, two managers) the second
             # finds the lead offered already.
-            row = await self._lead(session, external_id, lock=True)
+            row = self._lead(session, external_id, lock=True)
             if row.status != LeadStatus.QUEUED.value:
                 holder = f" ({policy.rep_name(row.rep_id)})" if row.rep_id else ""
                 raise NotAllowed(
@@ -951,10 +963,10 @@ class Service:
             now = self.clock()
             lead = _lead_of(row)
             decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
-            world = await self._world(session, policy, [lead], reps=[rep_id])
-            await world.take(rep_id)
+            world = self._world(session, policy, [lead], reps=[rep_id])
+            world.take(rep_id)
             _redecide(row, lead, decision, now)
-            offers = await repo.offers_of_lead(session=session, lead_id=row.id or 0)
+            offers = repo.offers_of_lead(session=session, lead_id=row.id or 0)
             reassignments = offers[-1].reassignments + 1 if offers else 0
             repo.add_audit(
                 session=session,
@@ -965,7 +977,7 @@ class Service:
                 reason=f"to {policy.rep_name(rep_id)}",
                 data={"rep": rep_id},
             )
-            saved = await _save(
+            saved = _save(
                 session,
                 [(row.id or 0, row.external_id, decision, reassignments)],
                 now,
@@ -975,15 +987,15 @@ class Service:
                 cards=self.cards,
                 crms=self.crms,
             )
-            await world.commit(session, now)
+            world.commit(session, now)
             due = saved.deadlines.get(row.external_id)
             return _view_of_decision(row.external_id, decision, due)
 
-        return await self._routing_transaction(work, f"lead {external_id}")
+        return await self._routing(work, f"lead {external_id}")
 
-    async def _move(
+    def _move(
         self,
-        session: AsyncSession,
+        session: Session,
         row: LeadRow,
         offer: OfferRow,
         *,
@@ -993,7 +1005,7 @@ class Service:
         reason: str,
     ) -> Move:
         now = self.clock()
-        changed = await repo.change_offer_status(
+        changed = repo.change_offer_status(
             session=session,
             offer_id=offer.id or 0,
             from_status=OfferStatus.OFFERED.value,
@@ -1002,8 +1014,8 @@ class Service:
         )
         if not changed:
             raise repo.Conflict(f"offer {offer.id} changed meanwhile")
-        excluded = await self._excluded(session, row.id or 0)
-        await _queue(session, [_settle_card(offer.id or 0, now)])
+        excluded = self._excluded(session, row.id or 0)
+        _queue(session, [_settle_card(offer.id or 0, now)])
         repo.add_audit(
             session=session,
             lead_id=row.id,
@@ -1015,13 +1027,13 @@ class Service:
         )
         policy = self.policy()
         lead = _lead_of(row)
-        world = await self._world(session, policy, [lead], reps=[offer.rep_id])
-        await world.release(offer.rep_id)
-        decision = await world.route(lead, now, excluded=excluded)
+        world = self._world(session, policy, [lead], reps=[offer.rep_id])
+        world.release(offer.rep_id)
+        decision = world.route(lead, now, excluded=excluded)
         reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
         _redecide(row, lead, decision, now)
         assert row.id is not None
-        saved = await _save(
+        saved = _save(
             session,
             [(row.id, row.external_id, decision, reassignments)],
             now,
@@ -1031,25 +1043,23 @@ class Service:
             cards=self.cards,
             crms=self.crms,
         )
-        await world.commit(session, now)
+        world.commit(session, now)
         view = _view_of_decision(row.external_id, decision, saved.deadlines.get(row.external_id))
         return Move(row.external_id, offer.rep_id, view)
 
-    async def _excluded(self, session: AsyncSession, lead_id: int) -> dict[str, str]:
-        offers = await repo.offers_of_lead(session=session, lead_id=lead_id)
+    def _excluded(self, session: Session, lead_id: int) -> dict[str, str]:
+        offers = repo.offers_of_lead(session=session, lead_id=lead_id)
         return _excluded_reps(offers, expired=None)
 
-    async def _lead(
-        self, session: AsyncSession, external_id: str, *, lock: bool = False
-    ) -> LeadRow:
-        row = await repo.find_lead(session=session, external_id=external_id, lock=lock)
+    def _lead(self, session: Session, external_id: str, *, lock: bool = False) -> LeadRow:
+        row = repo.find_lead(session=session, external_id=external_id, lock=lock)
         if row is None:
             raise UnknownLead(f"no lead with id {external_id}")
         return row
 
 
-async def _save(
-    session: Tx,
+def _save(
+    session: Session,
     decided: Sequence[tuple[int, str, Decision, int]],
     now: datetime,
     *,
@@ -1132,9 +1142,9 @@ async def _save(
                     lane=decision.channel,
                 )
             )
-    await repo.insert_rows(session=session, table=DecisionRow, rows=decisions)
-    await repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
-    offer_ids = await repo.insert_offers(session=session, rows=offers)
+    repo.insert_rows(session=session, table=DecisionRow, rows=decisions)
+    repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
+    offer_ids = repo.insert_offers(session=session, rows=offers)
     decision_of = {lead_id: decision for lead_id, _e, decision, _r in decided}
     # No card delivery runs here (an import, a server without Slack): these cards will go out
     # later, all at once, and `Service.summarise_backlog` tells the managers of them.
@@ -1144,7 +1154,7 @@ async def _save(
         posts += card_items(policy, decision_of[lead_id], lead_id, offer_id, now, backlog=backlog)
     writes: list[dict[str, Any]] = []
     if policy.crm.write_on == "assign" and offer_ids:
-        leads = await repo.leads_by_id(session=session, ids=offer_ids)
+        leads = repo.leads_by_id(session=session, ids=offer_ids)
         writes = [
             owner_write(
                 lead.crm_system, lead_id, decision_of[lead_id].rep or "", offer_ids[lead_id], now
@@ -1152,7 +1162,7 @@ async def _save(
             for lead_id, lead in sorted(leads.items())
             if lead.crm_system and lead.crm_system in crms and lead.crm_id
         ]
-    await _queue(session, [*posts, *queued, *writes])
+    _queue(session, [*posts, *queued, *writes])
     by_lead = {lead_id: external_id for lead_id, external_id, _d, _r in decided}
     return _Saved({by_lead[lead_id]: due for lead_id, due in deadlines}, offer_ids)
 
@@ -1312,9 +1322,9 @@ _LOCKS = "leadrouter.scope_locks"  # session.info: the transaction's ScopeLocks 
 _WORLDS = "leadrouter.worlds"  # session.info: the World of each routing step, for the counts
 
 
-async def _queue(session: Tx, rows: Sequence[dict[str, Any]]) -> None:
-    """Queue outbox items in this transaction (opened by `Service._transaction`)."""
-    await session.info[_QUEUED].add(session, rows)
+def _queue(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Queue outbox items in this transaction (run by `Service._write`)."""
+    session.info[_QUEUED].add(session, rows)
 
 
 def card_items(

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from routing.accounts import AccountIndex
 from routing.distribution import TeamState
 from routing.engine import Decision, RoutingState, route
@@ -28,7 +30,6 @@ from routing.policy import Policy
 from routing.scope import decision_scope, own_scope, rep_scope
 from routing.simulation import record
 from storage import repository as repo
-from storage.direct import Tx
 from storage.locks import ScopeLocks
 
 
@@ -58,9 +59,9 @@ class World:
         self.replanned = 0  # decisions made again after taking the scopes they landed in
 
     @classmethod
-    async def load(
+    def load(
         cls,
-        session: Tx,
+        session: Session,
         policy: Policy,
         leads: Sequence[Lead],
         locks: ScopeLocks | None,
@@ -75,7 +76,7 @@ class World:
         right team), so their decisions need neither another read nor another lock."""
         facts = [normalize(lead, policy) for lead in leads]
         lookups = [(f.get("domain"), f.get("company")) for f in facts]
-        candidates = await repo.candidate_accounts(session=session, lookups=lookups)
+        candidates = repo.candidate_accounts(session=session, lookups=lookups)
         index = None
         account_reps: dict[str, list[str]] = {}
         if candidates.accounts:
@@ -91,20 +92,18 @@ class World:
                     )
                     is not None
                 }
-                account_reps = await repo.reps_holding_accounts(
-                    session=session, account_ids=matched
-                )
+                account_reps = repo.reps_holding_accounts(session=session, account_ids=matched)
         emails = {email for f in facts if (email := f.get("email")) is not None}
-        person_leads = await repo.open_leads_of_people(session=session, emails=emails)
+        person_leads = repo.open_leads_of_people(session=session, emails=emails)
         if locks is not None:
             needed = set(first)
             if guess is not None and now is not None:
                 needed |= _expected_scopes(
                     policy, leads, now, index, account_reps, person_leads, guess
                 )
-            await locks.take(needed)
-        reps = await repo.load_rep_states(session=session)
-        teams = await repo.load_team_states(session=session)
+            locks.take(needed)
+        reps = repo.load_rep_states(session=session)
+        teams = repo.load_team_states(session=session)
         return cls(policy, reps, teams, index, account_reps, person_leads, locks)
 
     @property
@@ -115,7 +114,7 @@ class World:
             repo.TeamStates(dict(self.teams), dict(self.read_versions)),
         )
 
-    async def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
+    def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
         while True:
             state = RoutingState(
                 self.loads, self.away, self.teams, self.account_reps, self.person_leads
@@ -128,7 +127,7 @@ class World:
                 state=state,
                 excluded=excluded,
             )
-            if not await self.hold(decision_scope(self.policy, decision)):
+            if not self.hold(decision_scope(self.policy, decision)):
                 break
             self.replanned += 1
         rotated = record(
@@ -143,30 +142,30 @@ class World:
         self.decided += 1
         return decision
 
-    async def release(self, rep: str) -> None:
+    def release(self, rep: str) -> None:
         """One open lead fewer for `rep` (its offer was just closed in this transaction)."""
-        await self.hold(rep_scope(self.policy, rep))
+        self.hold(rep_scope(self.policy, rep))
         self.loads[rep] = max(0, self.loads[rep] - 1)
 
-    async def take(self, rep: str) -> None:
+    def take(self, rep: str) -> None:
         """One open lead more for `rep` (offered outside the engine, by hand)."""
-        await self.hold(rep_scope(self.policy, rep))
+        self.hold(rep_scope(self.policy, rep))
         self.loads[rep] += 1
         self.decided += 1
 
-    async def hold(self, scopes: frozenset[str] | set[str]) -> bool:
+    def hold(self, scopes: frozenset[str] | set[str]) -> bool:
         """Hold `scopes` too; True if any was newly taken (its state has just been read again,
         and what was decided on the old state must be decided again)."""
         if self.locks is None or not scopes - self.locks.held:
             return False
         before = frozenset(self.locks.held)
-        taken = await self.locks.take(scopes)
+        taken = self.locks.take(scopes)
         if not taken:
             return False
-        await self._read_again(before, taken)
+        self._read_again(before, taken)
         return True
 
-    async def _read_again(self, before: frozenset[str], taken: frozenset[str]) -> None:
+    def _read_again(self, before: frozenset[str], taken: frozenset[str]) -> None:
         """The state of what `taken` covers, as committed now. Whoever changes a rep's state
         holds all of the rep's scopes, their own among them, so it was current here once one of
         them was held: a rep is read again when their own scope was just taken, or when none of
@@ -174,9 +173,9 @@ class World:
         decisions read). Either way nothing of theirs was changed here: that needs their own
         scope, which was not held."""
         assert self.locks is not None
-        session = self.locks.tx
-        reps = await repo.load_rep_states(session=session)
-        teams = await repo.load_team_states(session=session)
+        session = self.locks.session
+        reps = repo.load_rep_states(session=session)
+        teams = repo.load_team_states(session=session)
         for taken_scope in taken:
             kind, _, name = taken_scope.partition(":")
             if kind == "team" and name not in self.touched_teams:
@@ -199,13 +198,13 @@ class World:
             else:
                 self.away.pop(rep_id, None)
 
-    async def commit(self, session: Tx, now: datetime) -> None:
+    def commit(self, session: Session, now: datetime) -> None:
         """Save rotations and loads, if nobody else changed them meanwhile (else Conflict).
 
         Rows are written in one order (teams, then reps, each sorted), so two transactions never
         wait on each other's rows the other way round."""
         for team in sorted(self.touched_teams):
-            await repo.save_team_state(
+            repo.save_team_state(
                 session=session,
                 team=team,
                 state=self.teams[team],
@@ -215,7 +214,7 @@ class World:
             (rep, self.read_loads.get(rep, 0), self.loads[rep] - self.read_loads.get(rep, 0))
             for rep in sorted(set(self.loads) | set(self.read_loads))
         ]
-        await repo.count_open_leads_many(
+        repo.count_open_leads_many(
             session=session, changes=[change for change in changes if change[2]], now=now
         )
 

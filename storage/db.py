@@ -1,6 +1,9 @@
-"""Engines and transactions for the two supported databases.
+"""Engines and transactions for the two supported databases, through SQLAlchemy's public API.
 
-SQLite (the embedded default) is one writer at a time: every transaction starts with
+Reads go through an `AsyncSession` (`Database.reading`); every write is a synchronous unit of
+work run in one transaction by `Database.run` (see there for where it runs).
+
+SQLite (the embedded default) is one writer at a time: every write transaction starts with
 `BEGIN IMMEDIATE`, so a decision's reads and writes are never interleaved with another's, and a
 busy timeout makes other processes wait rather than fail. PostgreSQL runs transactions
 concurrently; the service layer keeps rotation and capacity right there with compare-and-set
@@ -10,38 +13,33 @@ updates (see `storage.repository`).
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage.direct import Tx
-from storage.inline import InlineTransaction
-from storage.sqlite_driver import BUSY_TIMEOUT_MS, OneTripConnection, OneTripDbapi
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SQLITE_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS
-# The writer's connections leave checkpoints to `Database` (see `storage.sqlite_driver`): one
-# runs on a reading connection's thread once the WAL file has grown past this, as SQLite's own
-# would at 1,000 pages. Once all of it is copied, the next write starts the WAL over from its
-# beginning, the file cut back to this size (journal_size_limit), so it grows past it again
-# only when that much more is written.
-CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a connection waits for another's lock before failing
+# SQLite checkpoints the WAL into the database file on its own (at 1,000 pages, on the
+# connection whose COMMIT took it there: never the event loop's). Once all of it is copied the
+# next write starts it over, and the file is cut back to this size.
+WAL_LIMIT_BYTES = 4 * 1024 * 1024
 
 # PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
 # transaction back and running it again is safe.
@@ -50,6 +48,16 @@ _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 class TransientDatabaseError(Exception):
     """A transaction the database rolled back on its own (deadlock, serialization): retry it."""
+
+
+@contextmanager
+def _transient_errors() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as exc:
+        if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
+            raise TransientDatabaseError(str(exc.orig)) from exc
+        raise
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -98,168 +106,59 @@ def check_url(url: str) -> str:
 
 @dataclass
 class Database:
+    """Reads through `reading` (an AsyncSession), every write through `run` (a synchronous
+    unit of work, the whole transaction in one go)."""
+
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     # SQLite takes one writer at a time anyway; queueing writers in-process avoids them
     # spinning on the busy timeout against each other.
     write_lock: asyncio.Lock | None = field(default=None)
-    # SQLite: a second engine whose transactions BEGIN DEFERRED, so reads (health checks, `why`)
-    # run beside a writer under WAL instead of queueing for the write lock.
-    read_engine: AsyncEngine | None = None
-    wal_path: str | None = None  # SQLite: the WAL file, whose size says when to checkpoint
-    _checkpoint: asyncio.Task[None] | None = None
-    _checkpointed_at: int = 0  # the WAL file's size after a checkpoint that left some behind
-    _end_next_on_thread: bool = False
-    # SQLite: the connection inline transactions run on, kept checked out (`lean_transaction`).
-    _inline_connection: tuple[AsyncConnection, OneTripConnection] | None = None
-    _inline_unavailable: bool = False
+    # A SQLite file: where `run` runs its work (see `SqliteWriter`).
+    writer: SqliteWriter | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     @property
-    def inline_connection(self) -> OneTripConnection | None:
-        """The connection inline transactions run on, once opened (see `lean_transaction`)."""
-        return self._inline_connection[1] if self._inline_connection else None
+    def sync_engines(self) -> list[Engine]:
+        """Every engine statements go through, for event listeners (logging, tests)."""
+        engines = [self.engine.sync_engine]
+        if self.writer is not None:
+            engines += [self.writer.engine, self.writer.quick_engine]
+        return engines
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        try:
+    async def run(self, work: Callable[[Session], T], *, quick: bool = False) -> T:
+        """`work(session)` in one write transaction, committed when it returns and rolled back
+        if it raises. `work` is synchronous: it loads, decides and saves without waiting on
+        anything but the database, so the whole transaction is one call from the event loop.
+
+        On a SQLite file (`SqliteWriter`) it runs on the writer's thread, one hand-over there and
+        one back however many statements it makes; a `quick` one (a few statements over a few
+        rows: a lead, a card) on the event loop's thread, with no hand-over at all, unless
+        another process holds SQLite's write lock. Elsewhere (PostgreSQL, a SQLite database in
+        memory) through `AsyncSession.run_sync`, each statement awaited in turn."""
+        with _transient_errors():
+            if self.writer is not None:
+                assert self.write_lock is not None
+                return await self.writer.run(self.write_lock, work, quick=quick)
             if self.write_lock is None:
-                async with self.sessions() as session, session.begin():
-                    yield session
-                return
-            async with self.write_lock, self._session_transaction() as session:
-                yield session
-            self._written()
-        except DBAPIError as exc:
-            if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
-                raise TransientDatabaseError(str(exc.orig)) from exc
-            raise
-
-    @asynccontextmanager
-    async def lean_transaction(self) -> AsyncIterator[Tx]:
-        """A write transaction for plain statements (`storage.direct`), committed when the
-        block ends and rolled back if it raises. On SQLite, an `InlineTransaction` when it can
-        be (see `storage.inline`); otherwise, and on PostgreSQL, `transaction`'s session."""
-        if self.write_lock is None:
-            async with self.transaction() as session:
-                yield session
-            return
-        async with self.write_lock:
-            inline = await self._begin_inline()
-            if inline is None:
-                async with self._session_transaction() as session:
-                    yield session
-            else:
-                try:
-                    yield inline
-                except BaseException:
-                    await self._abandon(inline)
-                    raise
-                try:
-                    await inline.commit()
-                except BaseException:
-                    await self._abandon(inline)
-                    raise
-        self._written()
-
-    @asynccontextmanager
-    async def _session_transaction(self) -> AsyncIterator[AsyncSession]:
-        """SQLite, holding `write_lock`: a session's write transaction."""
-        async with self.sessions() as session, session.begin():
-            if self._end_next_on_thread:
-                self._end_next_on_thread = False
-                connection = await session.connection()
-                adapted = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
-                if isinstance(adapted, OneTripConnection):
-                    adapted.end_on_thread()
-            yield session
-
-    async def _begin_inline(self) -> InlineTransaction | None:
-        """Holding `write_lock`: an inline transaction begun on the connection kept for them,
-        or None where a session's must do: not in WAL mode, the write lock held by another
-        process (a session's BEGIN waits for it), or a COMMIT due on the database thread."""
-        if self._inline_unavailable or self._end_next_on_thread:
-            return None
-        if self._inline_connection is not None and not _idle(*self._inline_connection):
-            stale, _adapted = self._inline_connection
-            self._inline_connection = None
-            if not stale.invalidated:  # closed by SQLAlchemy after a cancellation: expected
-                log.warning("the connection for inline transactions was left in a transaction")
-                await stale.invalidate()  # closing it rolls back, and lets go of the lock
-            await stale.close()
-        if self._inline_connection is None:
-            connection = await self.engine.connect()
-            raw = await connection.get_raw_connection()
-            adapted: Any = raw.dbapi_connection
-            if not isinstance(adapted, OneTripConnection) or not adapted.writes_inline:
-                await connection.close()
-                self._inline_unavailable = True
-                return None
-            self._inline_connection = (connection, adapted)
-        inline = InlineTransaction(*self._inline_connection)
-        return inline if inline.begin() else None
-
-    async def _abandon(self, inline: InlineTransaction) -> None:
-        """Roll back; failing that, close the connection (which rolls back whatever it held)
-        so that no later transaction finds it half-ended."""
-        try:
-            await inline.rollback()
-        except BaseException:
-            log.warning("an inline transaction could not be rolled back; closing its connection")
-            self._inline_connection = None
-            await inline.connection.invalidate()
-            raise
-
-    def _written(self) -> None:
-        if self.wal_path is None or (self._checkpoint and not self._checkpoint.done()):
-            return
-        try:
-            size = os.stat(self.wal_path).st_size
-        except OSError:
-            return  # no WAL file (yet): nothing to copy
-        # Past the limit, and grown by a quarter of it since the last checkpoint: a reader
-        # that kept the WAL from starting over must not make every write checkpoint again.
-        if size > max(CHECKPOINT_WAL_BYTES, self._checkpointed_at + CHECKPOINT_WAL_BYTES // 4):
-            self._checkpoint = asyncio.create_task(self.checkpoint())
-            self._checkpoint.add_done_callback(_log_failure)
-
-    async def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file, as far as no reader still needs it
-        (PASSIVE: never waits on anyone), on a reading connection's thread. Writers here wait
-        meanwhile, as they would for SQLite's own checkpoint: the WAL starts over only if the
-        next write finds all of it copied. That write syncs the WAL's new header to disk, so
-        its COMMIT is sent to the database thread (`_end_next_on_thread`)."""
-        if self.read_engine is None or self.write_lock is None:
-            return
-        async with self.write_lock, self.read_engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection  # aiosqlite's connection
-            # Read to the end and closed: a statement left open would hold a read snapshot,
-            # which keeps the WAL from starting over.
-            async with driver.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
-                ((busy, in_wal, copied),) = await cursor.fetchall()
-        if not busy and in_wal == copied:
-            # All copied: the next write starts the WAL over and cuts its file back to the
-            # limit (journal_size_limit), syncing the new header on the way.
-            self._checkpointed_at = 0
-            self._end_next_on_thread = True
-        elif self.wal_path is not None:
-            self._checkpointed_at = os.stat(self.wal_path).st_size
+                async with self.sessions.begin() as session:
+                    return await session.run_sync(work)
+            async with self.write_lock, self.sessions.begin() as session:
+                return await session.run_sync(work)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        engine = self.read_engine or self.engine
-        async with AsyncSession(engine, expire_on_commit=False) as session:
+        """A session for reads. On SQLite its transactions BEGIN DEFERRED, so that reads (health
+        checks, `why`) run beside a writer under WAL instead of queueing for the write lock."""
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
             yield session
 
     async def ping(self) -> bool:
         try:
-            # The read engine on SQLite: a health check must not queue behind writers.
-            async with (self.read_engine or self.engine).connect() as connection:
+            async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
             return False
@@ -272,52 +171,165 @@ class Database:
 
     async def dispose(self) -> None:
         try:
-            if self._checkpoint is not None:  # its failure, if any, is logged already
-                await asyncio.gather(self._checkpoint, return_exceptions=True)
-            if self._inline_connection is not None and self.write_lock is not None:
+            if self.writer is not None:
+                assert self.write_lock is not None
                 async with self.write_lock:  # not under a transaction still running on it
-                    connection, _adapted = self._inline_connection
-                    self._inline_connection = None
-                    await connection.close()
+                    await self.writer.close()
         finally:
             await self.engine.dispose()
-            if self.read_engine is not None:
-                await self.read_engine.dispose()
 
 
-def _idle(connection: AsyncConnection, adapted: OneTripConnection) -> bool:
-    """Whether a kept connection is open and in no transaction, as far as SQLAlchemy, the
-    driver and SQLite each know: a new inline transaction may begin on it."""
-    if connection.invalidated or connection.get_transaction() is not None:
-        return False
-    if adapted.holds_write_lock or adapted.pending_begin is not None:
-        return False
-    return not adapted.sqlite_connection.in_transaction
+class SqliteWriter:
+    """SQLite's write transactions of `Database.run`: synchronous, through SQLAlchemy's engine
+    on the standard library's sqlite3 (the driver aiosqlite wraps), each in one go from BEGIN
+    IMMEDIATE to COMMIT.
+
+    A routing transaction is a dozen small statements that SQLite answers in tens of
+    microseconds each. Through aiosqlite every statement is three or four hand-overs between the
+    event loop and aiosqlite's thread (open a cursor, execute, fetch, close), each a pair of
+    thread wake-ups that cost more than the statement: most of the time from a lead's POST to
+    its card. Here a transaction is at most one hand-over, to the writer's thread, and none for
+    a quick one (`Database.run`) when SQLite's write lock is free: holding it under WAL, no
+    statement and no COMMIT waits on anyone, so it runs on the event loop's thread, on a
+    connection that does not wait for the lock either (busy timeout 0). When another process
+    holds the lock, its BEGIN fails at once and it runs on the writer's thread instead, whose
+    connection waits for the lock (up to the busy timeout) while the event loop goes on.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self.engine = _writing_engine(url, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+        self.quick_engine = _writing_engine(url, busy_timeout_ms=0)
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        # One connection of each engine kept open between transactions, the writer's thread's
+        # and the event loop's: taking it from the pool and giving it back each time cost more
+        # than some of the statements.
+        self._kept: dict[Engine, Connection] = {}
+        self._closed = False
+
+    async def run(
+        self, write_lock: asyncio.Lock, work: Callable[[Session], T], *, quick: bool
+    ) -> T:
+        if quick:
+            async with write_lock:
+                try:
+                    return self._run_in(self.quick_engine, work)
+                except _LockHeldElsewhere:
+                    pass
+        return await self._run_on_thread(write_lock, work)
+
+    async def _run_on_thread(self, write_lock: asyncio.Lock, work: Callable[[Session], T]) -> T:
+        await write_lock.acquire()
+        try:
+            loop = asyncio.get_running_loop()
+            done = loop.run_in_executor(self.thread, self._run_in, self.engine, work)
+        except BaseException:
+            write_lock.release()
+            raise
+
+        def finished(done: asyncio.Future[T]) -> None:
+            # Once the thread is done with the transaction, whatever became of the caller: one
+            # cancelled meanwhile must not let the next writer in while this one still holds
+            # SQLite's lock (it commits or rolls back on its own, and nobody hears of it).
+            write_lock.release()
+            if not done.cancelled():
+                done.exception()
+
+        done.add_done_callback(finished)
+        return await asyncio.shield(done)
+
+    def _run_in(self, engine: Engine, work: Callable[[Session], T]) -> T:
+        """`work` in a transaction on `engine`'s kept connection, on the caller's thread."""
+        connection = self._connection(engine)
+        try:
+            transaction = connection.begin()
+        except OperationalError as error:
+            self._give_back(engine)  # its BEGIN failed inside SQLAlchemy's own
+            if engine is self.quick_engine and _busy(error):
+                raise _LockHeldElsewhere from None
+            raise
+        try:
+            with transaction:
+                return _joined(connection, work)
+        except BaseException:
+            self._give_back(engine)
+            raise
+
+    def _connection(self, engine: Engine) -> Connection:
+        kept = self._kept.get(engine)
+        if kept is None or kept.invalidated:
+            self._give_back(engine)
+            kept = self._kept[engine] = engine.connect()
+        return kept
+
+    def _give_back(self, engine: Engine) -> None:
+        """After a failure, the kept connection goes back to the pool, whose reset rolls back
+        whatever SQLite may still hold (a COMMIT that failed leaves SQLite's transaction open
+        and SQLAlchemy's ended), and the next transaction takes a fresh one."""
+        kept = self._kept.pop(engine, None)
+        if kept is not None:
+            kept.close()
+
+    def _close_there(self) -> None:
+        self._give_back(self.engine)
+        self.engine.dispose()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._give_back(self.quick_engine)
+        self.quick_engine.dispose()
+        await asyncio.get_running_loop().run_in_executor(self.thread, self._close_there)
+        self.thread.shutdown()
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        # Not fatal: the WAL keeps what was not copied, and the next checkpoint copies it.
-        log.warning("WAL checkpoint failed: %s", error)
+class _LockHeldElsewhere(Exception):
+    """SQLite's write lock is another process's: a quick transaction goes to the thread."""
+
+
+def _writing_engine(url: URL, *, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(
+        url,
+        hide_parameters=True,
+        # One transaction at a time, on a connection kept open: one is all it ever needs.
+        pool_size=1,
+        max_overflow=0,
+    )
+    _sqlite_pragmas(engine, immediate=True, busy_timeout_ms=busy_timeout_ms)
+    return engine
+
+
+def _joined(connection: Connection, work: Callable[[Session], T]) -> T:
+    """`work` in a session joined to `connection`'s transaction (SQLAlchemy's "joining a
+    Session into an external transaction"): the transaction commits when its block ends."""
+    session = Session(connection, expire_on_commit=False, join_transaction_mode="rollback_only")
+    try:
+        result = work(session)
+        session.flush()
+    finally:
+        session.close()
+    return result
+
+
+def _busy(error: OperationalError) -> bool:
+    """Whether SQLite refused for a lock another connection holds (any of SQLITE_BUSY's codes)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def open_database(url: str, *, pool_size: int = 10) -> Database:
     """hide_parameters: database errors and logs never carry a lead's personal data."""
     url = check_url(url)
     if url.startswith("sqlite"):
-        sqlite_options: dict[str, Any] = {
-            "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            "hide_parameters": True,
-            "module": OneTripDbapi(),
-        }
-        engine = create_async_engine(url, **sqlite_options)
-        _sqlite_pragmas(engine, immediate=True)
-        reader = create_async_engine(url, **sqlite_options)
-        _sqlite_pragmas(reader, immediate=False)
+        engine = create_async_engine(url, hide_parameters=True)
+        _sqlite_pragmas(engine.sync_engine, immediate=False)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        database = make_url(url).database
-        wal = f"{database}-wal" if database and database != ":memory:" else None
-        return Database(engine, sessions, asyncio.Lock(), read_engine=reader, wal_path=wal)
+        parsed = make_url(url)
+        writer = None
+        if parsed.database and parsed.database != ":memory:":
+            # A database in memory is one connection's own: the writer's would be another.
+            writer = SqliteWriter(parsed.set(drivername="sqlite+pysqlite"))
+        return Database(engine, sessions, asyncio.Lock(), writer=writer)
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -332,12 +344,14 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
-    sync_engine = engine.sync_engine
+def _sqlite_pragmas(
+    engine: Engine, *, immediate: bool, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
+    """SQLAlchemy's recipe for SQLite transactions (its SQLite dialect's docs, "Serializable
+    isolation"): sqlite3's own BEGIN turned off, ours sent when SQLAlchemy begins one."""
 
-    @event.listens_for(sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's own would be a deferred one).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # The wait first: switching a new file to WAL takes a lock another connection (the
@@ -355,26 +369,14 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
                 # Another connection switching it at the same moment may refuse this one: what
                 # counts is that the file is in WAL mode now, whoever put it there.
                 cursor.execute("PRAGMA journal_mode")
-            mode = str(cursor.fetchone()[0]).lower()
+            cursor.fetchone()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        if immediate and mode == "wal" and isinstance(dbapi_connection, OneTripConnection):
-            # The writer's connections work on the event loop's thread, where nothing may wait
-            # (see `storage.sqlite_driver`): a BEGIN that would wait goes to the database thread
-            # instead, and checkpoints to `Database.checkpoint`. Only under WAL: without it, a
-            # COMMIT would have to wait for readers.
-            cursor.execute("PRAGMA busy_timeout=0")
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-            cursor.execute(f"PRAGMA journal_size_limit={CHECKPOINT_WAL_BYTES}")
-            dbapi_connection.writes_inline = True
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
-    @event.listens_for(sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        # Sent with the transaction's first statement rather than as a trip of its own.
-        statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        dbapi_connection = connection.connection.dbapi_connection
-        if isinstance(dbapi_connection, OneTripConnection):
-            dbapi_connection.begin_with_next_statement(statement, takes_write_lock=immediate)
-        else:
-            connection.exec_driver_sql(statement)
+        # IMMEDIATE: a writer takes the write lock before it reads what it will write from.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

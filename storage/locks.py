@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Result, TextClause, text
-
-from storage.direct import InlineTransaction, Tx
+from sqlalchemy.orm import Session
 
 _TRY = text("SELECT pg_try_advisory_xact_lock(:key)")
 # Every key of the list, one after another in the list's order (a function scan, no sort), as
@@ -55,21 +54,21 @@ def lock_key(scope: str) -> int:
 class ScopeLocks:
     """The scopes one PostgreSQL transaction holds, and how often it waited for one."""
 
-    def __init__(self, tx: Tx) -> None:
-        self.tx = tx
+    def __init__(self, session: Session) -> None:
+        self.session = session
         self.held: set[str] = set()
         self._keys: set[int] = set()
         self._places: set[tuple[int, int]] = set()  # (team 0 or rep 1, key) of each held
         self.waits = 0  # locks that were held elsewhere when asked for
         self.waited_s = 0.0
 
-    async def take_first(self, scopes: Iterable[str]) -> None:
+    def take_first(self, scopes: Iterable[str]) -> None:
         """At the start of a transaction (nothing held yet): every one of `scopes`, waiting
         for each in key order."""
         assert not self._keys, "take_first is for a transaction that holds no scope yet"
-        await self.take(scopes)
+        self.take(scopes)
 
-    async def take(self, scopes: Iterable[str]) -> frozenset[str]:
+    def take(self, scopes: Iterable[str]) -> frozenset[str]:
         """Hold `scopes` too; returns the ones newly taken. Raises `ScopeBusy` (holding what it
         held) when one ordered before a held one is busy: waiting for it could deadlock."""
         missing = sorted((_place(scope), scope) for scope in set(scopes) - self.held)
@@ -81,34 +80,34 @@ class ScopeLocks:
             if key in self._keys or key in in_order:  # another name with the same key
                 continue
             if last is not None and place < last:
-                if not await self._try(key):
+                if not self._try(key):
                     raise ScopeBusy(wanted)
             else:
                 in_order.append(key)
             self._places.add(place)
         if in_order:
-            await self._wait(in_order)
+            self._wait(in_order)
         self._keys.update(place[1] for place, _ in missing)
         taken = frozenset(scope for _, scope in missing)
         self.held |= taken
         return taken
 
-    async def _try(self, key: int) -> bool:
-        return bool((await self._run(_TRY, {"key": key})).scalar())
+    def _try(self, key: int) -> bool:
+        return bool(self._run(_TRY, {"key": key}).scalar())
 
-    async def _wait(self, keys: list[int]) -> None:
-        waited = float((await self._run(_WAIT, {"keys": keys})).mappings().one()["waited"])
+    def _wait(self, keys: list[int]) -> None:
+        waited = float(self._run(_WAIT, {"keys": keys}).mappings().one()["waited"])
         if waited > WAITED_S:
             self.waits += 1
             self.waited_s += waited
 
-    async def _run(self, statement: TextClause, parameters: dict[str, Any]) -> Result[Any]:
-        assert not isinstance(self.tx, InlineTransaction)
-        return await self.tx.execute(statement, parameters)
+    def _run(self, statement: TextClause, parameters: dict[str, Any]) -> Result[Any]:
+        return self.session.execute(statement, parameters)
 
 
-def scope_locks(tx: Tx) -> ScopeLocks | None:
-    """Locks for `tx`'s routing scopes, or None where transactions never overlap (SQLite)."""
-    if isinstance(tx, InlineTransaction) or tx.get_bind().dialect.name == "sqlite":
+def scope_locks(session: Session) -> ScopeLocks | None:
+    """Locks for the routing scopes of `session`'s transaction, or None where transactions
+    never overlap (SQLite)."""
+    if session.get_bind().dialect.name == "sqlite":
         return None
-    return ScopeLocks(tx)
+    return ScopeLocks(session)

@@ -24,8 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.db import check_url
-from storage.sqlite_driver import BUSY_TIMEOUT_MS
+from storage.db import SQLITE_BUSY_TIMEOUT_MS, check_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -95,7 +94,7 @@ def _use_wal(url: str) -> None:
     path = _sqlite_path(url)
     if path is None:
         return
-    with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as raw:
+    with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as raw:
         raw.execute("PRAGMA journal_mode=WAL")
 
 

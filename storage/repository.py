@@ -1,5 +1,9 @@
 """Loading and saving, as keyword-only functions over a session. No decisions are made here.
 
+A write's functions take a synchronous `Session`: a write is one synchronous unit of work
+(`Database.run`); a coroutine that reads (over an `AsyncSession`) calls one of them through
+`AsyncSession.run_sync`. The rest, read by coroutines only, take the `AsyncSession` itself.
+
 Concurrency on PostgreSQL rests on two compare-and-set updates, done last in a decision's
 transaction: the team's rotation (`save_team_state`: only if its version is the one read) and the
 chosen rep's open-lead count (`count_open_leads`: only if it is the count read). If either finds
@@ -18,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Insert,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -32,6 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel, col
 
 from routing.accounts import choose_keys, company_key, name_blocking_keys
@@ -39,8 +45,6 @@ from routing.distribution import TeamState
 from routing.domains import canonical_email, email_spellings, registrable_domain
 from routing.geo import account_location
 from routing.model import Account, OpenLead, OutOfOffice
-from storage import direct
-from storage.direct import Tx
 from storage.models import (
     OPEN_OFFER_STATUSES,
     AccountKeyRow,
@@ -128,12 +132,20 @@ _HOLDERS_OF_ACCOUNTS = (
     .group_by(_LEADS.c.account_id, _OFFERS.c.rep_id)
     .order_by(_LATEST_OFFER.desc())
 )
-# The open leads of people, by the e-mail address stored with the lead (the same person).
-_OPEN_LEADS_OF_EMAILS = (
-    select(_LEADS.c.email, _OFFERS.c.rep_id, _LEADS.c.external_id, _OFFERS.c.offered_at)
+# The offers of people's leads, by the e-mail address stored with the lead (the same person).
+# Every offer, open or not (a person has few), the open ones picked out in Python: asked for in
+# SQL, SQLite (which keeps no statistics) walks every open offer by the status index instead of
+# looking the person up by e-mail, a cost that grows with the open offers.
+_OFFERS_OF_EMAILS = (
+    select(
+        _LEADS.c.email,
+        _OFFERS.c.rep_id,
+        _LEADS.c.external_id,
+        _OFFERS.c.offered_at,
+        _OFFERS.c.status,
+    )
     .join(_LEADS, _LEADS.c.id == _OFFERS.c.lead_id)
     .where(_LEADS.c.email.in_(bindparam("emails", expanding=True)))
-    .where(_OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
 )
 # Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
 # mapped objects costs the ORM more than the query, even for no rows.
@@ -172,11 +184,11 @@ _ROTATE_TEAM = (
 )
 
 
-async def load_rep_states(*, session: Tx) -> RepStates:
-    loads: dict[str, int] = dict((await direct.run(session, _OPEN_LOADS)).rows)
+def load_rep_states(*, session: Session) -> RepStates:
+    loads: dict[str, int] = dict(session.execute(_OPEN_LOADS).all())
     away = {
         rep_id: OutOfOffice(until=until, reason=reason, since=since)
-        for rep_id, since, until, reason in (await direct.run(session, _AWAY)).rows
+        for rep_id, since, until, reason in session.execute(_AWAY)
     }
     return RepStates(loads, away)
 
@@ -187,8 +199,8 @@ class TeamStates:
     versions: dict[str, int]  # a team with no row yet is absent
 
 
-async def load_team_states(*, session: Tx) -> TeamStates:
-    rows = (await direct.run(session, _TEAM_STATES)).rows
+def load_team_states(*, session: Session) -> TeamStates:
+    rows = session.execute(_TEAM_STATES).all()
     return TeamStates(
         {team: TeamState(last_rep, dict(current)) for team, last_rep, current, _v in rows},
         {team: version for team, _last, _current, version in rows},
@@ -213,8 +225,8 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
         yield ordered[start : start + _IN_CHUNK]
 
 
-async def candidate_accounts(
-    *, session: Tx, lookups: Sequence[tuple[str | None, str | None]]
+def candidate_accounts(
+    *, session: Session, lookups: Sequence[tuple[str | None, str | None]]
 ) -> Candidates:
     """For leads given as (registrable domain, company name): the accounts on their domains, and
     the accounts of the blocking keys `AccountIndex` would score for each (`choose_keys`).
@@ -226,33 +238,33 @@ async def candidate_accounts(
     ]
     sizes: dict[str, int] = {}
     for chunk in _chunks(frozenset().union(*keys_of)):
-        sizes.update((await direct.run(session, _KEY_SIZES, {"keys": chunk})).rows)
+        sizes.update(session.execute(_KEY_SIZES, {"keys": chunk}).all())
     chosen: set[str] = set()
     for keys in keys_of:
         chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
     found: dict[str, Account] = {}
     for chunk in _chunks(domains):
-        rows = (await direct.run(session, _ACCOUNTS_ON_DOMAINS, {"domains": chunk})).rows
+        rows = session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
         found.update((row[0], Account(*row)) for row in rows)
     for chunk in _chunks(chosen):
-        rows = (await direct.run(session, _ACCOUNTS_OF_KEYS, {"keys": chunk})).rows
+        rows = session.execute(_ACCOUNTS_OF_KEYS, {"keys": chunk})
         found.update((row[0], Account(*row)) for row in rows)
     return Candidates(list(found.values()), sizes)
 
 
-async def reps_holding_accounts(*, session: Tx, account_ids: Iterable[str]) -> dict[str, list[str]]:
+def reps_holding_accounts(*, session: Session, account_ids: Iterable[str]) -> dict[str, list[str]]:
     """Per account: reps with open offers on its leads, most recent first (sticky accounts)."""
     holders: dict[str, list[str]] = {}
     for chunk in _chunks(set(account_ids)):
-        rows = (await direct.run(session, _HOLDERS_OF_ACCOUNTS, {"account_ids": chunk})).rows
+        rows = session.execute(_HOLDERS_OF_ACCOUNTS, {"account_ids": chunk})
         for account_id, rep_id, _when in rows:
             if account_id is not None:
                 holders.setdefault(account_id, []).append(rep_id)
     return holders
 
 
-async def open_leads_of_people(
-    *, session: Tx, emails: Iterable[str]
+def open_leads_of_people(
+    *, session: Session, emails: Iterable[str]
 ) -> dict[str, tuple[OpenLead, ...]]:
     """Per e-mail address (`canonical_email`): the person's open leads, one for each rep holding
     any, most recent first. A lead stored before domains had one spelling may hold the address
@@ -260,51 +272,49 @@ async def open_leads_of_people(
     spellings = {spelling for email in emails for spelling in email_spellings(email)}
     rows: list[tuple[Any, ...]] = []
     for chunk in _chunks(spellings):
-        rows.extend((await direct.run(session, _OPEN_LEADS_OF_EMAILS, {"emails": chunk})).rows)
+        offers = session.execute(_OFFERS_OF_EMAILS, {"emails": chunk})
+        rows.extend(row for row in offers if row[4] in OPEN_OFFER_STATUSES)
     # Most recent first across chunks; the external id breaks ties, for the same order each time.
     rows.sort(key=lambda row: (row[3], row[2]), reverse=True)
     found: dict[str, list[OpenLead]] = {}
-    for email, rep_id, external_id, _offered_at in rows:
+    for email, rep_id, external_id, _offered_at, _status in rows:
         held = found.setdefault(canonical_email(email), [])
         if all(other.rep != rep_id for other in held):
             held.append(OpenLead(rep_id, external_id))
     return {email: tuple(held) for email, held in found.items()}
 
 
-async def find_leads(*, session: Tx, external_ids: Iterable[str]) -> dict[str, LeadRow]:
+def find_leads(*, session: Session, external_ids: Iterable[str]) -> dict[str, LeadRow]:
     found: dict[str, LeadRow] = {}
     for chunk in _chunks(set(external_ids)):
-        stored = await direct.run(session, _STORED_EXTERNAL_IDS, {"external_ids": chunk})
-        if not (chunk := stored.scalars()):
+        stored = session.execute(_STORED_EXTERNAL_IDS, {"external_ids": chunk}).scalars().all()
+        if not stored:
             continue
-        orm = await direct.as_session(session)
-        rows = await orm.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": chunk})
+        rows = session.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": list(stored)})
         found.update((row.external_id, row) for row in rows.scalars())
     return found
 
 
-async def find_lead(
-    *, session: AsyncSession, external_id: str, lock: bool = False
-) -> LeadRow | None:
+def find_lead(*, session: Session, external_id: str, lock: bool = False) -> LeadRow | None:
     """The lead; with `lock`, its row locked until the transaction ends (PostgreSQL; SQLite's
     writers are one at a time anyway), and read as committed once the lock is had."""
     query = select(LeadRow).where(col(LeadRow.external_id) == external_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
-    result = await session.execute(query)
+    result = session.execute(query)
     return result.scalars().first()
 
 
-async def current_offer(*, session: AsyncSession, lead_id: int) -> OfferRow | None:
+def current_offer(*, session: Session, lead_id: int) -> OfferRow | None:
     """The lead's latest offer."""
-    result = await session.execute(
+    result = session.execute(
         select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id).desc())
     )
     return result.scalars().first()
 
 
-async def offers_of_lead(*, session: AsyncSession, lead_id: int) -> Sequence[OfferRow]:
-    result = await session.execute(
+def offers_of_lead(*, session: Session, lead_id: int) -> Sequence[OfferRow]:
+    result = session.execute(
         select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id))
     )
     return result.scalars().all()
@@ -319,11 +329,10 @@ async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequ
     return result.scalars().all()
 
 
-async def leads_by_id(*, session: Tx, ids: Iterable[int]) -> dict[int, LeadRow]:
+def leads_by_id(*, session: Session, ids: Iterable[int]) -> dict[int, LeadRow]:
     found: dict[int, LeadRow] = {}
-    orm = await direct.as_session(session)
     for chunk in _id_chunks(ids):
-        rows = await orm.execute(select(LeadRow).where(col(LeadRow.id).in_(chunk)))
+        rows = session.execute(select(LeadRow).where(col(LeadRow.id).in_(chunk)))
         found.update((row.id or 0, row) for row in rows.scalars())
     return found
 
@@ -354,13 +363,11 @@ async def outbox_items_since(
     return result.scalars().all()
 
 
-async def offers_of_leads(
-    *, session: AsyncSession, lead_ids: Iterable[int]
-) -> dict[int, list[OfferRow]]:
+def offers_of_leads(*, session: Session, lead_ids: Iterable[int]) -> dict[int, list[OfferRow]]:
     """Every offer of these leads, oldest first, by lead id."""
     found: dict[int, list[OfferRow]] = {}
     for chunk in _id_chunks(lead_ids):
-        rows = await session.execute(
+        rows = session.execute(
             select(OfferRow).where(col(OfferRow.lead_id).in_(chunk)).order_by(col(OfferRow.id))
         )
         for row in rows.scalars():
@@ -391,8 +398,8 @@ async def queued_leads(*, session: AsyncSession, limit: int) -> tuple[int, Seque
     return int(size), oldest.scalars().all()
 
 
-async def overdue_offers(
-    *, session: AsyncSession, now: datetime, limit: int, skip_locked: bool
+def overdue_offers(
+    *, session: Session, now: datetime, limit: int, skip_locked: bool
 ) -> Sequence[OfferRow]:
     """Unclaimed offers past their deadline, most overdue first.
 
@@ -410,16 +417,16 @@ async def overdue_offers(
     )
     if skip_locked:
         statement = statement.with_for_update(skip_locked=True)
-    return (await session.execute(statement)).scalars().all()
+    return (session.execute(statement)).scalars().all()
 
 
-async def close_offers(
-    *, session: AsyncSession, offer_ids: Sequence[int], to_status: str, now: datetime
+def close_offers(
+    *, session: Session, offer_ids: Sequence[int], to_status: str, now: datetime
 ) -> int:
     """Compare-and-set many open offers to `to_status` at once; how many were still open."""
     changed = 0
     for chunk in _id_chunks(offer_ids):
-        result = await session.execute(
+        result = session.execute(
             update(OfferRow)
             .where(col(OfferRow.id).in_(chunk), col(OfferRow.status) == OfferStatus.OFFERED.value)
             .values(status=to_status, closed_at=now, remind_at=None)
@@ -429,8 +436,8 @@ async def close_offers(
     return changed
 
 
-async def due_reminders(
-    *, session: AsyncSession, now: datetime, limit: int, skip_locked: bool
+def due_reminders(
+    *, session: Session, now: datetime, limit: int, skip_locked: bool
 ) -> Sequence[int]:
     """Ids of open offers whose reminder is due (see `overdue_offers` for `skip_locked`)."""
     statement = (
@@ -444,17 +451,15 @@ async def due_reminders(
     )
     if skip_locked:
         statement = statement.with_for_update(skip_locked=True)
-    return [i for i in (await session.execute(statement)).scalars().all() if i is not None]
+    return [i for i in (session.execute(statement)).scalars().all() if i is not None]
 
 
-async def clear_reminders(
-    *, session: AsyncSession, offer_ids: Sequence[int]
-) -> list[tuple[int, str]]:
+def clear_reminders(*, session: Session, offer_ids: Sequence[int]) -> list[tuple[int, str]]:
     """Mark these offers' reminders as taken (compare-and-set); the (offer id, rep id) of each
     this call took."""
     taken: list[tuple[int, str]] = []
     for chunk in _id_chunks(offer_ids):
-        result = await session.execute(
+        result = session.execute(
             update(OfferRow)
             .where(col(OfferRow.id).in_(chunk), col(OfferRow.remind_at).is_not(None))
             .values(remind_at=None)
@@ -465,13 +470,13 @@ async def clear_reminders(
     return taken
 
 
-async def take_job_run(
-    *, session: AsyncSession, job: str, due_at: datetime, runner: str, now: datetime
+def take_job_run(
+    *, session: Session, job: str, due_at: datetime, runner: str, now: datetime
 ) -> bool:
     """Record that `runner` runs `job`'s tick at `due_at`; False if another replica already did."""
     try:
-        async with session.begin_nested():
-            await session.execute(
+        with session.begin_nested():
+            session.execute(
                 insert(JobRunRow).values(job=job, due_at=due_at, runner=runner, started_at=now)
             )
     except IntegrityError:
@@ -479,9 +484,9 @@ async def take_job_run(
     return True
 
 
-async def previous_job_run(*, session: AsyncSession, job: str, before: datetime) -> datetime | None:
+def previous_job_run(*, session: Session, job: str, before: datetime) -> datetime | None:
     """The tick before `before` at which `job` ran, if any."""
-    result = await session.execute(
+    result = session.execute(
         select(func.max(col(JobRunRow.due_at))).where(
             col(JobRunRow.job) == job, col(JobRunRow.due_at) < before
         )
@@ -501,21 +506,19 @@ async def last_job_runs(*, session: AsyncSession) -> dict[str, datetime]:
 # --- writing ------------------------------------------------------------------------------------
 
 
-async def save_team_state(
-    *, session: Tx, team: str, state: TeamState, read_version: int | None
+def save_team_state(
+    *, session: Session, team: str, state: TeamState, read_version: int | None
 ) -> None:
     """Store a team's new rotation, if nobody changed it since `read_version` (None: no row)."""
     values = {"last_rep": state.last_rep, "current": dict(state.current)}
     if read_version is None:
-        orm = await direct.as_session(session)
         try:
-            async with orm.begin_nested():
-                await orm.execute(insert(TeamStateRow).values(team=team, version=1, **values))
+            with session.begin_nested():
+                session.execute(insert(TeamStateRow).values(team=team, version=1, **values))
         except IntegrityError:
             raise StateChanged(f"team {team} was created meanwhile") from None
         return
-    result = await direct.run(
-        session,
+    result = session.execute(
         _ROTATE_TEAM,
         {
             "b_team": team,
@@ -525,52 +528,49 @@ async def save_team_state(
             "b_current": values["current"],
         },
     )
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StateChanged(f"team {team} rotated meanwhile")
 
 
-async def count_open_leads_many(
-    *, session: Tx, changes: Sequence[tuple[str, int, int]], now: datetime
+def count_open_leads_many(
+    *, session: Session, changes: Sequence[tuple[str, int, int]], now: datetime
 ) -> None:
     """`count_open_leads` for each (rep id, read count, added), in one executemany for the reps
     whose row is known to exist, where the driver reports the rows an executemany changed
     (SQLite does); one statement per rep otherwise. A rep on a batch of leads spread over a
     hundred reps would otherwise cost a hundred round trips."""
     bulk = [change for change in changes if change[1] > 0]
-    if len(bulk) > 1 and await direct.counts_rows_of_many(session):
-        result = await direct.run_many(
-            session,
+    if len(bulk) > 1 and session.get_bind().dialect.supports_sane_multi_rowcount:
+        result = session.execute(
             _COUNT_OPEN_LEADS,
             [
                 {"b_rep": rep, "b_read": read, "b_count": read + added, "b_now": now}
                 for rep, read, added in bulk
             ],
         )
-        if result.rowcount != len(bulk):
+        if result.rowcount != len(bulk):  # type: ignore[attr-defined]
             raise StateChanged("some rep's open leads changed meanwhile")
         done = {rep for rep, _read, _added in bulk}
         changes = [change for change in changes if change[0] not in done]
     for rep, read, added in changes:
-        await count_open_leads(session=session, rep_id=rep, read_count=read, added=added, now=now)
+        count_open_leads(session=session, rep_id=rep, read_count=read, added=added, now=now)
 
 
-async def count_open_leads(
-    *, session: Tx, rep_id: str, read_count: int, added: int, now: datetime
+def count_open_leads(
+    *, session: Session, rep_id: str, read_count: int, added: int, now: datetime
 ) -> None:
     """`added` more open leads for `rep_id`, if its count is still `read_count`."""
-    result = await direct.run(
-        session,
+    result = session.execute(
         _COUNT_OPEN_LEADS,
         {"b_rep": rep_id, "b_read": read_count, "b_count": read_count + added, "b_now": now},
     )
-    if result.rowcount == 1:
+    if result.rowcount == 1:  # type: ignore[attr-defined]
         return
     if read_count != 0:
         raise StateChanged(f"{rep_id}'s open leads changed meanwhile")
-    orm = await direct.as_session(session)
     try:
-        async with orm.begin_nested():
-            await orm.execute(
+        with session.begin_nested():
+            session.execute(
                 insert(RepStateRow).values(
                     rep_id=rep_id, open_count=added, away=False, updated_at=now
                 )
@@ -579,9 +579,9 @@ async def count_open_leads(
         raise StateChanged(f"{rep_id}'s state was created meanwhile") from None
 
 
-async def set_away(
+def set_away(
     *,
-    session: AsyncSession,
+    session: Session,
     rep_id: str,
     away: bool,
     since: datetime | None,
@@ -589,7 +589,7 @@ async def set_away(
     reason: str | None,
     now: datetime,
 ) -> None:
-    result = await session.execute(
+    result = session.execute(
         update(RepStateRow)
         .where(col(RepStateRow.rep_id) == rep_id)
         .values(away=away, away_since=since, away_until=until, away_reason=reason, updated_at=now)
@@ -606,15 +606,15 @@ async def set_away(
                 updated_at=now,
             )
         )
-        await session.flush()
+        session.flush()
 
 
-async def change_offer_status(
-    *, session: AsyncSession, offer_id: int, from_status: str, to_status: str, now: datetime
+def change_offer_status(
+    *, session: Session, offer_id: int, from_status: str, to_status: str, now: datetime
 ) -> bool:
     """Compare-and-set an offer's status; True for the one caller that made the change."""
     closing = to_status not in OPEN_OFFER_STATUSES
-    result = await session.execute(
+    result = session.execute(
         update(OfferRow)
         .where(and_(col(OfferRow.id) == offer_id, col(OfferRow.status) == from_status))
         .values(status=to_status, **({"closed_at": now} if closing else {}))
@@ -624,7 +624,7 @@ async def change_offer_status(
 
 def add_audit(
     *,
-    session: AsyncSession,
+    session: Session | AsyncSession,
     lead_id: int | None,
     at: datetime,
     kind: str,
@@ -652,36 +652,36 @@ def add_audit(
 # values, splitting the rows into one statement per distinct set of them.)
 
 
-async def insert_rows(
-    *, session: Tx, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
+def insert_rows(
+    *, session: Session, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """One bulk INSERT (executemany)."""
     if rows:
-        await direct.run_many(session, _insert_into(table), rows)
+        session.execute(_insert_into(table), rows)
 
 
-async def insert_leads(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+def insert_leads(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Insert leads in bulk; their database ids by external id.
 
     Matched up by external id rather than by position: asking for RETURNING in parameter order
     makes SQLAlchemy send SQLite one INSERT per row."""
     if not rows:
         return {}
-    result = await direct.run_many(session, _INSERT_LEADS, rows)
-    return {external_id: lead_id for lead_id, external_id in result.rows}
+    result = session.execute(_INSERT_LEADS, rows)
+    return {external_id: lead_id for lead_id, external_id in result}
 
 
-async def insert_outbox(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+def insert_outbox(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Insert outbox items in bulk; their ids by dedupe key (unique, so a fair match)."""
     if not rows:
         return {}
-    result = await direct.run_many(session, _INSERT_OUTBOX, rows)
-    return {dedupe_key: item_id for item_id, dedupe_key in result.rows}
+    result = session.execute(_INSERT_OUTBOX, rows)
+    return {dedupe_key: item_id for item_id, dedupe_key in result}
 
 
-async def record_card_posted(
+def record_card_posted(
     *,
-    session: AsyncSession,
+    session: Session,
     offer_id: int,
     team_copy: bool,
     channel: str,
@@ -695,37 +695,52 @@ async def record_card_posted(
     SLA deadline that runs from then. False if another card was recorded there already (this
     one is a second copy); True, changing nothing, if this very message was (found by another
     attempt's look-up)."""
-    if team_copy:
-        values: dict[str, Any] = {"team_channel": channel, "team_message_ts": ts}
-        unset = col(OfferRow.team_message_ts).is_(None)
-    else:
-        values = {"channel": channel, "message_ts": ts}
-        unset = col(OfferRow.message_ts).is_(None)
-        if posted_at is not None:
-            values |= {"card_posted_at": posted_at, "sla_due_at": sla_due_at}
-            values |= {"remind_at": remind_at}
-    result = await session.execute(
-        update(OfferRow)
-        .where(col(OfferRow.id) == offer_id, unset)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    result = session.execute(
+        _record_card(team_copy=team_copy, timed=posted_at is not None),
+        {
+            "b_id": offer_id,
+            "b_channel": channel,
+            "b_ts": ts,
+            "b_posted_at": posted_at,
+            "b_due": sla_due_at,
+            "b_remind": remind_at,
+        },
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         return True
     recorded = OfferRow.team_message_ts if team_copy else OfferRow.message_ts
-    stored = await session.scalar(select(col(recorded)).where(col(OfferRow.id) == offer_id))
+    stored = session.scalar(select(col(recorded)).where(col(OfferRow.id) == offer_id))
     return stored == ts
 
 
-async def insert_offers(*, session: Tx, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+@cache
+def _record_card(*, team_copy: bool, timed: bool) -> Update:
+    """`record_card_posted`'s statement, built once for each of its shapes."""
+    if team_copy:
+        values: dict[str, Any] = {"team_channel": "b_channel", "team_message_ts": "b_ts"}
+        unset = _OFFERS.c.team_message_ts.is_(None)
+    else:
+        values = {"channel": "b_channel", "message_ts": "b_ts"}
+        unset = _OFFERS.c.message_ts.is_(None)
+        if timed:
+            values |= {"card_posted_at": "b_posted_at", "sla_due_at": "b_due"}
+            values |= {"remind_at": "b_remind"}
+    return (
+        update(_OFFERS)
+        .where(_OFFERS.c.id == bindparam("b_id"), unset)
+        .values({column: bindparam(name) for column, name in values.items()})
+    )
+
+
+def insert_offers(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
     """Insert offers in bulk, at most one per lead; their ids by lead id."""
     if not rows:
         return {}
     leads = [row["lead_id"] for row in rows]
     if len(set(leads)) != len(leads):
         raise ValueError("insert_offers takes at most one offer per lead")
-    result = await direct.run_many(session, _INSERT_OFFERS, rows)
-    return {lead_id: offer_id for offer_id, lead_id in result.rows}
+    result = session.execute(_INSERT_OFFERS, rows)
+    return {lead_id: offer_id for offer_id, lead_id in result}
 
 
 def outbox_values(
@@ -781,9 +796,9 @@ async def outbox_depth(*, session: AsyncSession) -> int:
 # --- accounts -----------------------------------------------------------------------------------
 
 
-async def upsert_accounts(
+def upsert_accounts(
     *,
-    session: AsyncSession,
+    session: Session,
     accounts: Sequence[Account],
     now: datetime,
     crm_system: str | None = None,
@@ -792,14 +807,12 @@ async def upsert_accounts(
     ids = [account.id for account in accounts]
     existing: set[str] = set()
     for chunk in _chunks(ids):
-        rows = await session.execute(
-            select(col(AccountRow.id)).where(col(AccountRow.id).in_(chunk))
-        )
+        rows = session.execute(select(col(AccountRow.id)).where(col(AccountRow.id).in_(chunk)))
         existing.update(account_id for (account_id,) in rows.all())
     for chunk in _chunks(existing):
-        await session.execute(delete(AccountKeyRow).where(col(AccountKeyRow.account_id).in_(chunk)))
-        await session.execute(delete(AccountRow).where(col(AccountRow.id).in_(chunk)))
-    await insert_rows(
+        session.execute(delete(AccountKeyRow).where(col(AccountKeyRow.account_id).in_(chunk)))
+        session.execute(delete(AccountRow).where(col(AccountRow.id).in_(chunk)))
+    insert_rows(
         session=session,
         table=AccountRow,
         rows=[
@@ -819,7 +832,7 @@ async def upsert_accounts(
             for country, state in [account_location(account.country, account.state)]
         ],
     )
-    await insert_rows(
+    insert_rows(
         session=session,
         table=AccountKeyRow,
         rows=[
@@ -852,9 +865,9 @@ def _lane_free(now: datetime) -> Any:
     return or_(_OUTBOX.c.lane.is_(None), ~held.exists())
 
 
-async def claim_outbox(
+def claim_outbox(
     *,
-    session: AsyncSession,
+    session: Session,
     kinds: Sequence[str],
     now: datetime,
     until: datetime,
@@ -881,11 +894,11 @@ async def claim_outbox(
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    found = list((await session.execute(query)).scalars().all())
+    found = list(session.execute(query).scalars().all())
     if not found:
         return []
     ids = [row.id for row in found]
-    await session.execute(
+    session.execute(
         update(OutboxRow)
         .where(col(OutboxRow.id).in_(ids))
         .values(next_attempt_at=until, lease_token=token, attempts=OutboxRow.attempts + 1)
@@ -900,14 +913,12 @@ async def claim_outbox(
     return claimed
 
 
-async def renew_outbox(
-    *, session: AsyncSession, held: Mapping[int, str], until: datetime
-) -> set[int]:
+def renew_outbox(*, session: Session, held: Mapping[int, str], until: datetime) -> set[int]:
     """Extend the leases of attempts still running (item id -> its token) to `until`. Returns
     the ids still held: an item missing was taken by another worker (its lease had run out)."""
     if not held:
         return set()
-    renewed = await session.execute(
+    renewed = session.execute(
         update(OutboxRow)
         .where(
             col(OutboxRow.id).in_(list(held)),
@@ -922,9 +933,9 @@ async def renew_outbox(
     return {item_id for item_id, token in renewed.all() if item_id and held.get(item_id) == token}
 
 
-async def finish_outbox(
+def finish_outbox(
     *,
-    session: AsyncSession,
+    session: Session,
     item_id: int,
     token: str | None,
     now: datetime,
@@ -936,48 +947,68 @@ async def finish_outbox(
     no retry). Only the attempt holding the item may end it (compare-and-set on `token`); False
     if another had taken it meanwhile. `unsure`: the attempt cannot tell whether its call took
     effect, so the next one is told to look first."""
-    values: dict[str, Any] = {"lease_token": UNSURE if unsure else None}
-    if error is None:
-        values |= {"done_at": now, "last_error": None}
-    elif retry_at is not None:
-        values |= {"next_attempt_at": retry_at, "last_error": error}
-    else:
-        values |= {"failed_at": now, "last_error": error}
-    result = await session.execute(
-        update(OutboxRow)
-        .where(
-            col(OutboxRow.id) == item_id,
-            col(OutboxRow.lease_token) == token
-            if token is not None
-            else col(OutboxRow.lease_token).is_(None),
-            col(OutboxRow.done_at).is_(None),
-            col(OutboxRow.failed_at).is_(None),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    ending = "done" if error is None else "retry" if retry_at is not None else "failed"
+    result = session.execute(
+        _finish_outbox(ending=ending, held=token is not None),
+        {
+            "b_id": item_id,
+            "b_token": token,
+            "b_left": UNSURE if unsure else None,
+            "b_now": now,
+            "b_retry_at": retry_at,
+            "b_error": error,
+        },
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def pace_lane(*, session: AsyncSession, lane: str, not_before: datetime) -> None:
+@cache
+def _finish_outbox(*, ending: str, held: bool) -> Update:
+    """`finish_outbox`'s statement, built once for each of its shapes: how the attempt ends
+    (done, retry, failed) and whether it held a lease token."""
+    values: dict[str, Any] = {"lease_token": bindparam("b_left")}
+    if ending == "done":
+        values |= {"done_at": bindparam("b_now"), "last_error": None}
+    elif ending == "retry":
+        values |= {"next_attempt_at": bindparam("b_retry_at"), "last_error": bindparam("b_error")}
+    else:
+        values |= {"failed_at": bindparam("b_now"), "last_error": bindparam("b_error")}
+    token = _OUTBOX.c.lease_token
+    return (
+        update(_OUTBOX)
+        .where(
+            _OUTBOX.c.id == bindparam("b_id"),
+            token == bindparam("b_token") if held else token.is_(None),
+            _OUTBOX.c.done_at.is_(None),
+            _OUTBOX.c.failed_at.is_(None),
+        )
+        .values(values)
+    )
+
+
+def pace_lane(*, session: Session, lane: str, not_before: datetime) -> None:
     """Nothing goes to `lane` before `not_before` (a later time already set stands)."""
+    statement = _pace_lane(session.get_bind().dialect.name)
+    session.execute(statement, {"b_lane": lane, "b_not_before": not_before})
+
+
+@cache
+def _pace_lane(dialect: str) -> Insert:
+    """`pace_lane`'s upsert for `dialect`, built once."""
     lanes = _table(SlackLaneRow)
-    dialect = (await session.connection()).dialect.name
     upsert = (sqlite_insert if dialect == "sqlite" else pg_insert)(lanes).values(
-        lane=lane, not_before=not_before
+        lane=bindparam("b_lane"), not_before=bindparam("b_not_before")
     )
     later = case(
         (upsert.excluded.not_before > lanes.c.not_before, upsert.excluded.not_before),
         else_=lanes.c.not_before,
     )
-    await session.execute(
-        upsert.on_conflict_do_update(index_elements=[lanes.c.lane], set_={"not_before": later})
-    )
+    return upsert.on_conflict_do_update(index_elements=[lanes.c.lane], set_={"not_before": later})
 
 
-async def lane_free_at(*, session: AsyncSession, lane: str) -> datetime | None:
+def lane_free_at(*, session: Session, lane: str) -> datetime | None:
     """When `lane` may be posted to next, as every replica has agreed so far (None: any time)."""
-    row = await session.get(SlackLaneRow, lane, populate_existing=True)
+    row = session.get(SlackLaneRow, lane, populate_existing=True)
     return row.not_before if row is not None else None
 
 
@@ -995,7 +1026,7 @@ async def outbox_pending(*, session: AsyncSession, dedupe_key: str) -> bool:
     return bool(result.scalar_one())
 
 
-async def queue_outbox_once(*, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> int:
+def queue_outbox_once(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Queue items whose dedupe key is not queued yet (a webhook sent twice queues once).
     Returns how many were new."""
     if not rows:
@@ -1003,12 +1034,12 @@ async def queue_outbox_once(*, session: AsyncSession, rows: Sequence[Mapping[str
     keys = [row["dedupe_key"] for row in rows]
     queued: set[str] = set()
     for chunk in _chunks(keys):
-        found = await session.execute(
+        found = session.execute(
             select(col(OutboxRow.dedupe_key)).where(col(OutboxRow.dedupe_key).in_(chunk))
         )
         queued.update(key for (key,) in found.all())
     fresh = {row["dedupe_key"]: row for row in rows if row["dedupe_key"] not in queued}
-    await insert_rows(session=session, table=OutboxRow, rows=list(fresh.values()))
+    insert_rows(session=session, table=OutboxRow, rows=list(fresh.values()))
     return len(fresh)
 
 
@@ -1020,12 +1051,10 @@ async def crm_cursor(*, session: AsyncSession, name: str) -> datetime | None:
     return row.watermark if row is not None else None
 
 
-async def move_crm_cursor(
-    *, session: AsyncSession, name: str, watermark: datetime, now: datetime
-) -> None:
+def move_crm_cursor(*, session: Session, name: str, watermark: datetime, now: datetime) -> None:
     """Move the cursor forward to `watermark` (never back: a slower replica's older page must
     not undo a newer one's progress)."""
-    moved = await session.execute(
+    moved = session.execute(
         update(CrmCursorRow)
         .where(col(CrmCursorRow.name) == name, col(CrmCursorRow.watermark) < watermark)
         .values(watermark=watermark, updated_at=now)
@@ -1033,9 +1062,9 @@ async def move_crm_cursor(
     )
     if moved.rowcount:  # type: ignore[attr-defined]
         return
-    if await session.get(CrmCursorRow, name) is None:
+    if session.get(CrmCursorRow, name) is None:
         session.add(CrmCursorRow(name=name, watermark=watermark, updated_at=now))
-        await session.flush()
+        session.flush()
 
 
 async def stored_crm_ids(

@@ -24,7 +24,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, Delete, FromClause, Table, delete, exists, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from storage.models import (
@@ -66,9 +66,9 @@ _AUDIT = _table(AuditEventRow)
 _LEADS = _table(LeadRow)
 
 
-async def delete_old(
+def delete_old(
     *,
-    session: AsyncSession,
+    session: Session,
     what: Housekeeping,
     before: datetime,
     limit: int,
@@ -79,7 +79,7 @@ async def delete_old(
     deleted = 0
     for old in _old_rows(what, before):
         statement = old.delete(limit=limit - deleted, skip_locked=skip_locked)
-        result = await session.execute(statement)
+        result = session.execute(statement)
         deleted += result.rowcount  # type: ignore[attr-defined]
         if deleted >= limit:
             break

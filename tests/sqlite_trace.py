@@ -1,32 +1,36 @@
-"""What SQLite itself runs: statements seen by SQLite's trace hook on the writer's connections,
-whichever way they were sent (through SQLAlchemy's execution or `storage.direct`'s)."""
+"""What a database is sent: every statement through any of its engines, as SQLAlchemy's events
+see them (every statement goes through SQLAlchemy's execution, BEGIN included)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from storage.db import Database
-from storage.sqlite_driver import OneTripConnection
 
 
 def sqlite_statements(db: Database) -> list[str]:
-    """Every statement run on `db`'s write connections from now on, in order, its white space
-    folded to single spaces. The list fills as they run."""
+    """Every statement sent on `db`'s writing engines from now on, in order, its white space
+    folded to single spaces, and COMMIT and ROLLBACK where a transaction ends. The list fills
+    as they run."""
     seen: list[str] = []
 
-    def trace(statement: str) -> None:
-        seen.append(" ".join(statement.split()))
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(" ".join(sql.split()))
 
-    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        assert isinstance(dbapi_connection, OneTripConnection)
-        dbapi_connection.sqlite_connection.set_trace_callback(trace)
-
-    event.listen(db.engine.sync_engine, "checkout", on_checkout)
-    if db.inline_connection is not None:  # kept checked out: no checkout to come
-        db.inline_connection.sqlite_connection.set_trace_callback(trace)
+    for engine in writing_engines(db):
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", lambda _conn: seen.append("COMMIT"))
+        event.listen(engine, "rollback", lambda _conn: seen.append("ROLLBACK"))
     return seen
+
+
+def writing_engines(db: Database) -> list[Engine]:
+    """The engines `db` writes through (on SQLite, its writer's; elsewhere its one engine)."""
+    if db.writer is not None:
+        return [db.writer.engine, db.writer.quick_engine]
+    return db.sync_engines
 
 
 def opening(statement: str, words: int = 2) -> str:

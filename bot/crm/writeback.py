@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.crm.base import CrmPermanent, CrmTransient
 from bot.crm.sync import CrmLink, take_hubspot_contact
@@ -49,7 +49,9 @@ class CrmWorker(OutboxWorker):
         item = attempt.item
         lead_id, rep_id = int(item.payload["lead_id"]), str(item.payload["rep"])
         async with self.service.db.reading() as session:
-            leads = await repo.leads_by_id(session=session, ids=[lead_id])
+            leads = await session.run_sync(
+                lambda sync: repo.leads_by_id(session=sync, ids=[lead_id])
+            )
         lead = leads.get(lead_id)
         if lead is None or not lead.crm_id or lead.rep_id != rep_id:
             return  # gone, or moved on to another rep: that offer queued its own write
@@ -64,8 +66,8 @@ class CrmWorker(OutboxWorker):
             return GiveUp(str(exc))
         return None
 
-    async def finished(
-        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
+    def finished(
+        self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
         item = attempt.item
         if item.kind == OutboxKind.HUBSPOT_CONTACT:

@@ -23,7 +23,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.digest import load_digest
 from bot.logs import about
@@ -150,14 +150,14 @@ class CardDelivery(OutboxWorker):
         elif kind == OutboxKind.BACKLOG:
             await self._post_backlog(attempt, payload)
 
-    async def finished(
-        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
+    def finished(
+        self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
         # Whatever became of the attempt: a card Slack accepted is recorded, never posted again.
         card = attempt.notes.get("card")
         if not isinstance(card, PostedCard):
             return
-        first = await repo.record_card_posted(
+        first = repo.record_card_posted(
             session=session,
             offer_id=card.offer_id,
             team_copy=card.team_copy,

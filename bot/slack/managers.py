@@ -79,6 +79,8 @@ async def digest_on_demand(parts: SlackParts, viewer: Viewer) -> str | blocks.Me
     manager = policy.managers[viewer.manager]
     now = parts.clock()
     async with parts.reader.db.reading() as session:
-        since = await repo.previous_job_run(session=session, job=f"digest:{manager.id}", before=now)
+        since = await session.run_sync(
+            lambda sync: repo.previous_job_run(session=sync, job=f"digest:{manager.id}", before=now)
+        )
         digest = await load_digest(session, policy, manager_id=manager.id, since=since, now=now)
     return digest_message(digest, manager_tz=manager.tz, assignees=blocks.assignees_of(policy))

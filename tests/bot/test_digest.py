@@ -113,8 +113,11 @@ def lead(external_id: str, **fields: Any) -> Lead:
 
 async def miss(db: Database, rep: str, at: datetime, *, kind: str = SLA_MISSED) -> None:
     """What the SLA watchdog records when a rep lets an offer expire."""
-    async with db.transaction() as session:
-        repo.add_audit(session=session, lead_id=None, at=at, kind=kind, data={"rep": rep})
+    await db.run(
+        lambda session: repo.add_audit(
+            session=session, lead_id=None, at=at, kind=kind, data={"rep": rep}
+        )
+    )
 
 
 async def digest_of(
@@ -295,8 +298,8 @@ async def test_the_digest_takes_the_same_few_statements_however_much_there_is(
         if args[2].lstrip().upper().startswith("SELECT"):
             statements.append(args[2])
 
-    for engine in {db.engine, db.read_engine or db.engine}:
-        event.listen(engine.sync_engine, "before_cursor_execute", count)
+    for engine in db.sync_engines:
+        event.listen(engine, "before_cursor_execute", count)
 
     await digest_of(db, policy, "ola", since=None, now=clock.now)
     few = len(statements)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import event, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.bootstrap import App
@@ -26,7 +26,7 @@ from storage.db import Database
 from storage.models import OfferRow, OutboxRow
 from tests.bot.conftest import Clock
 from tests.fakes.slack import FakeSlack
-from tests.sqlite_trace import opening, sqlite_statements
+from tests.sqlite_trace import opening, sqlite_statements, writing_engines
 
 POLICY = """\
 reps:
@@ -162,7 +162,7 @@ async def test_a_card_posted_by_a_process_that_died_before_recording_it_is_not_p
     assert (await card_item(sqlite_db)).done_at is not None
 
 
-async def _dies(*_args: Any, **_kwargs: Any) -> None:
+def _dies(*_args: Any, **_kwargs: Any) -> None:
     raise ConnectionError("the process is gone")
 
 
@@ -201,8 +201,9 @@ async def test_an_attempt_whose_item_another_worker_took_does_not_end_it_but_kee
 ) -> None:
     await posting_slowly(app, slack, seconds=0.5)
     # Meanwhile the lease ran out (a frozen process) and another replica took the item.
-    async with sqlite_db.transaction() as session:
-        await session.execute(update(OutboxRow).values(lease_token="other:1", attempts=2))
+    await sqlite_db.run(
+        lambda session: session.execute(update(OutboxRow).values(lease_token="other:1", attempts=2))
+    )
     await until(lambda: _ts_recorded(sqlite_db))
     await asyncio.sleep(0.2)
     item = await card_item(sqlite_db)
@@ -225,8 +226,11 @@ async def test_a_second_copy_of_a_card_is_deleted_once_the_first_is_found_record
     await intake(app)
     app.reader.remember_new_offers(made)
     # Another attempt posted and recorded the card while this one's copy was on its way.
-    async with sqlite_db.transaction() as session:
-        await session.execute(update(OfferRow).values(channel="DANN", message_ts="1.000001"))
+    await sqlite_db.run(
+        lambda session: session.execute(
+            update(OfferRow).values(channel="DANN", message_ts="1.000001")
+        )
+    )
     app.delivery.take(kept)
     await until(lambda: _deleted(slack))
     ((channel, ts),) = slack.deleted
@@ -257,11 +261,13 @@ def all_statements(db: Database) -> list[str]:
     """Every statement sent from now on, as its verb and table."""
     seen: list[str] = []
 
-    @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         words = statement.split()
         table = next((w for w in words[1:4] if w.lower() in TABLES), "?")
         seen.append(f"{words[0].upper()} {table.lower()}")
+
+    for engine in writing_engines(db):
+        event.listen(engine, "before_cursor_execute", record)
 
     return seen
 
@@ -282,7 +288,7 @@ async def test_a_new_offers_card_goes_out_without_reading_back_what_intake_wrote
     await until(lambda: _all_done(sqlite_db))
     # Nothing read: the item ends, with the card's ts stored and the DM's pace shared with
     # other replicas, in one transaction.
-    assert sorted(statements) == ["INSERT ?", "UPDATE offers", "UPDATE outbox"]
+    assert sorted(statements) == ["BEGIN ?", "INSERT ?", "UPDATE offers", "UPDATE outbox"]
 
 
 async def test_a_remembered_card_is_the_card_read_back_from_the_database(
@@ -366,8 +372,8 @@ class BuggyWorker(OutboxWorker):
     async def carry_out(self, attempt: Attempt) -> None:
         raise KeyError("ts")
 
-    async def finished(
-        self, session: AsyncSession, attempt: Attempt, *, error: str | None, gave_up: bool
+    def finished(
+        self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
     ) -> None:
         self.closed.append(attempt.id)
 

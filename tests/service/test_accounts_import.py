@@ -72,12 +72,16 @@ async def test_imported_accounts_come_back_to_routing_with_their_country_code_an
             Account("A3", "Ghost Co", "ghost.io", country="Atlantis", state=""),
         ]
     )
-    async with db.transaction() as session:
-        by_domain = await repo.candidate_accounts(
-            session=session, lookups=[("initech.com", None), ("ghost.io", None)]
+    async with db.reading() as session:
+        by_domain = await session.run_sync(
+            lambda sync: repo.candidate_accounts(
+                session=sync, lookups=[("initech.com", None), ("ghost.io", None)]
+            )
         )
-        by_name = await repo.candidate_accounts(
-            session=session, lookups=[(None, "Tyrell Corporation")]
+        by_name = await session.run_sync(
+            lambda sync: repo.candidate_accounts(
+                session=sync, lookups=[(None, "Tyrell Corporation")]
+            )
         )
     found = {a.id: (a.country, a.state) for a in [*by_domain.accounts, *by_name.accounts]}
     assert found == {"A1": ("DE", "Bavaria"), "A2": ("US", "CA"), "A3": (None, None)}

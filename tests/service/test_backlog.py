@@ -91,12 +91,14 @@ async def test_a_replica_starting_alongside_or_just_after_adds_no_second_summary
     assert await first.summarise_backlog() == 2
     # The first replica's delivery has posted two of the cards meanwhile.
     cards = await items(db, OutboxKind.OFFER_CARD)
-    async with db.transaction() as session:
-        await session.execute(
+    now = clock()
+    await db.run(
+        lambda session: session.execute(
             update(OutboxRow)
             .where(col(OutboxRow.id).in_([card.id for card in cards[:2]]))
-            .values(done_at=clock())
+            .values(done_at=now)
         )
+    )
     clock.advance(minutes=1)
     assert await second.summarise_backlog() == 0
     assert len(await items(db, "slack.backlog")) == 2

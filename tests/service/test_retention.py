@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.jobs import RETENTION, declare_jobs
@@ -74,38 +75,45 @@ async def audit_kinds_of_no_lead(db: Database) -> list[str]:
 
 
 async def run_job(db: Database, clock: Clock, *, job: str, due_at: datetime) -> None:
-    async with db.transaction() as session:
-        assert await repo.take_job_run(
-            session=session, job=job, due_at=due_at, runner="test", now=clock()
+    now = clock()
+    assert await db.run(
+        lambda session: repo.take_job_run(
+            session=session, job=job, due_at=due_at, runner="test", now=now
         )
+    )
 
 
 async def hubspot_contacts(service: Service, clock: Clock, **ends: str | None) -> None:
     """Queue one HubSpot contact item per keyword, then end each as its value says: "done",
     "given up", or None (left to be carried out)."""
     await service.queue_crm_contacts(list(ends))
-    async with service.db.transaction() as session:
-        claimed = await repo.claim_outbox(
+    now = clock()
+    claimed = await service.db.run(
+        lambda session: repo.claim_outbox(
             session=session,
             kinds=[OutboxKind.HUBSPOT_CONTACT],
-            now=clock(),
-            until=clock() + timedelta(days=365),  # items left pending are not taken again
+            now=now,
+            until=now + timedelta(days=365),  # items left pending are not taken again
             token="attempt",
             limit=len(ends),
             skip_locked=False,
         )
+    )
     assert len(claimed) == len(ends)
-    async with service.db.transaction() as session:
+
+    def end_them(session: Session) -> None:
         for taken in claimed:
             end = ends[taken.item.payload["contact_id"]]
             if end is not None:
-                assert await repo.finish_outbox(
+                assert repo.finish_outbox(
                     session=session,
                     item_id=taken.item.id or 0,
                     token="attempt",
-                    now=clock(),
+                    now=now,
                     error=None if end == "done" else "HubSpot says the contact is gone",
                 )
+
+    await service.db.run(end_them)
 
 
 async def test_request_keys_older_than_their_retention_are_forgotten_and_younger_ones_kept(
@@ -216,14 +224,16 @@ async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
         assert await service.first_time(f"event:{n}")
     clock.advance(days=8)
 
-    async with db.transaction() as session:
-        first = await delete_old(
+    before = clock()
+    first = await db.run(
+        lambda session: delete_old(
             session=session,
             what=Housekeeping.REQUEST_KEYS,
-            before=clock(),
+            before=before,
             limit=7,
             skip_locked=not db.is_sqlite,
         )
+    )
     assert first == 7
     assert await count_rows(db, ProcessedRequestRow) == 13
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from bot.service import Service, ServiceError
 from routing.policy import Policy, load_policy
@@ -50,9 +52,20 @@ async def test_going_away_waits_for_routing_already_under_way_on_postgresql(
 
 
 async def test_a_health_check_does_not_wait_behind_a_writer_on_sqlite(sqlite_db: Database) -> None:
-    async with sqlite_db.transaction() as session:
-        await session.execute(text("SELECT 1"))  # the write lock is held from here
+    writing, done = threading.Event(), threading.Event()
+
+    def write(session: Session) -> None:
+        session.execute(text("SELECT 1"))  # the write lock is held from here
+        writing.set()
+        done.wait(5)
+
+    writer = asyncio.create_task(sqlite_db.run(write))
+    try:
+        await asyncio.to_thread(writing.wait, 5)
         assert await asyncio.wait_for(sqlite_db.ping(), timeout=2)
+    finally:
+        done.set()
+        await writer
 
 
 async def test_leads_waiting_for_a_group_commit_are_answered_even_when_it_is_cancelled(
@@ -71,13 +84,14 @@ async def test_a_violation_other_than_a_repeated_id_is_not_retried(
     sqlite_db: Database, make_service: Callable[[Database], Service]
 ) -> None:
     service = make_service(sqlite_db)
-    async with sqlite_db.transaction() as session:  # the card the first offer would queue
-        await session.execute(
+    await sqlite_db.run(  # the card the first offer would queue
+        lambda session: session.execute(
             text(
                 "INSERT INTO outbox (kind, dedupe_key, payload, attempts, next_attempt_at, "
                 "created_at) VALUES ('x', 'offer-card:1', '{}', 0, '2026-01-01', '2026-01-01')"
             )
         )
+    )
     with pytest.raises(Exception, match="dedupe_key"):
         await service.intake_many([new_lead("L-1")])
     assert service.conflicts == 0

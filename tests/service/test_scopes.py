@@ -15,6 +15,7 @@ from typing import TypeVar
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from bot.service import Service, ServiceError
 from routing.policy import load_policy
@@ -183,14 +184,18 @@ async def test_a_scope_busy_below_one_held_is_not_waited_for(postgres_url: str) 
     low, high = sorted(["team:east", "team:west"], key=lock_key)
     db = open_database(postgres_url)
     try:
-        async with scope_held_elsewhere(postgres_url, low), db.transaction() as session:
+
+        def take_both(session: Session) -> None:
             locks = scope_locks(session)
             assert locks is not None
-            assert await locks.take({high}) == {high}
+            assert locks.take({high}) == {high}
             with pytest.raises(ScopeBusy) as busy:
-                await asyncio.wait_for(locks.take({low}), 2)  # waiting here could deadlock
+                locks.take({low})
             assert busy.value.wanted == {low, high}
             assert locks.held == {high} and locks.waits == 0
+
+        async with scope_held_elsewhere(postgres_url, low):
+            await asyncio.wait_for(db.run(take_both), 2)  # waiting for `low` could deadlock
     finally:
         await db.dispose()
 
