@@ -1,6 +1,6 @@
 """The one place that wires real parts together; tests call it with fakes instead.
 
-app = bootstrap(settings)                  # the database, the policy, the service
+app = bootstrap(settings)                  # the database, the policy, the unit of work
 app = bootstrap(settings, clock=FakeClock(), policy=policy_for_test)
 """
 
@@ -16,7 +16,9 @@ from pydantic import SecretStr
 
 from bot.crm_links import links_from
 from bot.reading import Reader
-from bot.service import NewOffer, Service
+from bot.service.offers import card_undeliverable
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.views import NewOffer
 from bot.settings import Settings
 from routing.policy import Policy, load_policy
 from storage.db import Database, open_database
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 class App:
     settings: Settings
     db: Database
-    service: Service
+    uow: UnitOfWork  # what every use case takes (`bot.service`)
     policy: Policy
     reader: Reader
     slack: AsyncApp | None = None  # None when SLACK_BOT_TOKEN is not set
@@ -60,11 +62,11 @@ class App:
             worker.wake()
 
     def takers(self) -> dict[str, Taker]:
-        """The kinds a worker running here carries out: the service hands those over."""
+        """The kinds a worker running here carries out: the unit of work hands those over."""
         return {kind: w for w in self.workers if w.running for kind in w.kinds}
 
     async def close(self) -> None:
-        await self.service.aclose()
+        await self.uow.aclose()
         for link in self.crm.values():
             link.calls.close()
         await self.db.dispose()
@@ -98,7 +100,7 @@ def bootstrap(
         current = people.policy
     # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
     # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
-    service = Service(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
+    uow = UnitOfWork(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
     reader = Reader(
         db=database,
         policy=current,
@@ -108,11 +110,12 @@ def bootstrap(
     )
     slack_app = delivery = slack_link = None
     if people is not None:
-        from bot.slack.app import SlackParts, build_slack_app
+        from bot.slack.app import build_slack_app
         from bot.slack.connection import SlackConnection
         from bot.slack.delivery import CardDelivery
+        from bot.slack.parts import SlackParts
 
-        parts = SlackParts(service=service, reader=reader, policy=current, clock=now, people=people)
+        parts = SlackParts(uow=uow, reader=reader, policy=current, clock=now, people=people)
         slack_app = build_slack_app(settings, parts, people.client)
         # The outbox retries posts itself, honouring Retry-After and looking for a post whose
         # answer was lost before posting again: a client retrying on its own could post twice.
@@ -123,7 +126,7 @@ def bootstrap(
             client=delivery_client,
             policy=current,
             clock=now,
-            on_undeliverable=_escalated(service),
+            on_undeliverable=_escalated(uow),
             people=people,
         )
         app_token = settings.slack_app_token
@@ -132,13 +135,13 @@ def bootstrap(
             app=slack_app if app_token is not None else None,
             app_token=app_token.get_secret_value() if app_token is not None else None,
         )
-        service.on_new_offers = _remembered_while_running(delivery, reader)
+        uow.on_new_offers = _remembered_while_running(delivery, reader)
     crm_workers = []
     if crm:
         from bot.crm.writeback import CrmWorker
 
         crm_workers = [
-            CrmWorker(db=database, clock=now, service=service, link=link) for link in crm.values()
+            CrmWorker(db=database, clock=now, uow=uow, link=link) for link in crm.values()
         ]
     # Everything loaded so far lives as long as the process: keep the collector from walking it
     # on every full collection (it doubled the time per decision in the routing benchmark).
@@ -147,7 +150,7 @@ def bootstrap(
     app = App(
         settings=settings,
         db=database,
-        service=service,
+        uow=uow,
         policy=loaded,
         reader=reader,
         slack=slack_app,
@@ -157,14 +160,14 @@ def bootstrap(
         crm_workers=crm_workers,
     )
     if app.workers:
-        service.on_outbox = app.wake_workers
-        service.takers = app.takers
+        uow.on_outbox = app.wake_workers
+        uow.takers = app.takers
     return app
 
 
-def _escalated(service: Service) -> Callable[[int, str], Awaitable[None]]:
+def _escalated(uow: UnitOfWork) -> Callable[[int, str], Awaitable[None]]:
     async def escalate(offer_id: int, why: str) -> None:
-        await service.card_undeliverable(offer_id, why)
+        await card_undeliverable(uow, offer_id, why)
 
     return escalate
 

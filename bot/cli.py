@@ -610,9 +610,11 @@ async def _import(settings: Settings, policy: Policy, file: LeadFile) -> ImportS
 async def _import_group(
     application: App, group: list[LeadRow | BadRow], summary: ImportSummary
 ) -> None:
+    from bot.service.intake import intake_many
+
     summary.invalid.extend(row for row in group if isinstance(row, BadRow))
     leads = [row.lead for row in group if isinstance(row, LeadRow)]
-    for result in await application.service.intake_many(leads) if leads else []:
+    for result in await intake_many(application.uow, leads) if leads else []:
         if result.created:
             summary.created += 1
         else:
@@ -685,14 +687,15 @@ async def _import_accounts(
     settings: Settings, policy: Policy, accounts: list[Account]
 ) -> tuple[int, int]:
     from bot.bootstrap import bootstrap
-    from bot.service import ServiceError
+    from bot.service.accounts import import_accounts
+    from bot.service.errors import ServiceError
 
     application = bootstrap(settings, policy=policy)
     created = updated = 0
     try:
         for start in range(0, len(accounts), ACCOUNT_GROUP):
-            new, replaced = await application.service.import_accounts(
-                accounts[start : start + ACCOUNT_GROUP]
+            new, replaced = await import_accounts(
+                application.uow, accounts[start : start + ACCOUNT_GROUP]
             )
             created, updated = created + new, updated + replaced
     except ServiceError as exc:

@@ -15,9 +15,9 @@ the stored decision when the external id was routed before. Success, a batch: 20
 {"results": [...]}, one decision per lead in input order, each with "created": true|false.
 
 A batch is validated whole first: one invalid lead and nothing is stored. It is then routed in
-one transaction (`Service.intake_many`), in input order, so rotation follows the order the caller
-sent and a repeated id later in the same batch comes back as a repeat of the first; either every
-lead of the batch is stored or none is, and resending a batch is always safe.
+one transaction (`bot.service.intake.intake_many`), in input order, so rotation follows the order
+the caller sent and a repeated id later in the same batch comes back as a repeat of the first;
+either every lead of the batch is stored or none is, and resending a batch is always safe.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from bot.bootstrap import App
 from bot.crm.base import is_hubspot_id
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.service.crm import queue_crm_contacts
+from bot.service.intake import intake, intake_many
+from bot.service.watchdog import summarise_backlog
 from routing.leads import FieldError, InvalidLead, parse_lead
 from routing.model import Lead
 
@@ -147,9 +150,9 @@ async def _keep_slack_linked(http: web.Application) -> AsyncIterator[None]:
 
 async def _summarise_backlog(http: web.Application) -> AsyncIterator[None]:
     """Cards queued while no Slack app ran go out from here: their managers hear of them once
-    (`Service.summarise_backlog`). Nothing of it may stop the server from starting."""
+    (`summarise_backlog`). Nothing of it may stop the server from starting."""
     try:
-        await http[APP_KEY].service.summarise_backlog()
+        await summarise_backlog(http[APP_KEY].uow)
     except Exception:
         log.exception("the backlog could not be summarised; its cards go out all the same")
     yield
@@ -175,7 +178,7 @@ async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
     app, metrics = http[APP_KEY], http[METRICS_KEY]
     jobs = declare_jobs(app.policy, app.crm, app.settings.retention)
     metrics.watch_jobs(job.name for job in jobs)
-    scheduler = start_scheduler(jobs, app.service, failed=metrics.job_failed)
+    scheduler = start_scheduler(jobs, app.uow, failed=metrics.job_failed)
     yield
     await scheduler.stop()
 
@@ -224,7 +227,7 @@ async def hubspot_webhook(request: web.Request) -> web.Response:
         if event.get("subscriptionType") == "contact.creation"
         and is_hubspot_id(str(event.get("objectId", "")))
     ]
-    queued = await app.service.queue_crm_contacts(contacts)
+    queued = await queue_crm_contacts(app.uow, contacts)
     ignored = len(events) - len(contacts)
     return web.json_response(
         {"queued": queued, "repeated": len(contacts) - queued, "ignored": ignored}
@@ -283,7 +286,7 @@ async def post_leads(request: web.Request) -> web.Response:
         timestamp=request.headers.get(TIMESTAMP_HEADER),
         signature=request.headers.get(SIGNATURE_HEADER),
         body=body,
-        now=app.service.clock().timestamp(),
+        now=app.uow.clock().timestamp(),
     )
     if problem is not None:
         return _error(401, problem)
@@ -302,10 +305,8 @@ async def post_leads(request: web.Request) -> web.Response:
         )
 
     parsed = time.perf_counter()
-    # One lead joins the service's group commit; a batch is its own transaction.
-    results = (
-        await app.service.intake_many(leads) if is_batch else [await app.service.intake(leads[0])]
-    )
+    # One lead joins the group commit; a batch is its own transaction.
+    results = await intake_many(app.uow, leads) if is_batch else [await intake(app.uow, leads[0])]
     elapsed = time.perf_counter() - parsed  # a batch's decisions all commit together
     for result in results:
         if result.created:

@@ -57,6 +57,7 @@ from storage.models import (
     OfferRow,
     OfferStatus,
     OutboxRow,
+    ProcessedRequestRow,
     RepStateRow,
     SlackLaneRow,
     TeamStateRow,
@@ -69,6 +70,23 @@ class Conflict(Exception):
 
 class StateChanged(Conflict):
     """A team's rotation or a rep's open-lead count was not what this transaction read."""
+
+
+class AlreadyQueued(Exception):
+    """Another transaction queued one of these outbox items first (their keys are unique)."""
+
+
+def repeated_external_id(error: IntegrityError) -> bool:
+    """Whether `error` is a lead's external id that another transaction stored first: the
+    transaction runs again and finds it stored. Any other violation would only repeat."""
+    return "external_id" in str(error.orig)
+
+
+def _skips_locked(session: Session) -> bool:
+    """Whether rows another transaction holds are passed over (`FOR UPDATE SKIP LOCKED`) rather
+    than waited for: on PostgreSQL, where replicas sweep and claim side by side. SQLite's
+    writers never overlap, and it has no such clause."""
+    return session.get_bind().dialect.name != "sqlite"
 
 
 # --- reading the state a decision needs ------------------------------------------------------
@@ -193,6 +211,11 @@ def load_rep_states(*, session: Session) -> RepStates:
     return RepStates(loads, away)
 
 
+async def read_rep_states(*, session: AsyncSession) -> RepStates:
+    """`load_rep_states`, for a coroutine's read."""
+    return await session.run_sync(lambda sync: load_rep_states(session=sync))
+
+
 @dataclass(frozen=True, slots=True)
 class TeamStates:
     states: dict[str, TeamState]
@@ -305,12 +328,27 @@ def find_lead(*, session: Session, external_id: str, lock: bool = False) -> Lead
     return result.scalars().first()
 
 
-def current_offer(*, session: Session, lead_id: int) -> OfferRow | None:
-    """The lead's latest offer."""
-    result = session.execute(
+def current_offer(*, session: Session, lead_id: int, fresh: bool = False) -> OfferRow | None:
+    """The lead's latest offer; `fresh`: as committed now, also if this session read it before."""
+    query = (
         select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id).desc())
     )
-    return result.scalars().first()
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    return session.execute(query).scalars().first()
+
+
+def read_again(*, session: Session, row: SQLModel) -> None:
+    """`row` as committed now: another transaction changed it since this one read it."""
+    session.refresh(row)
+
+
+def offer_by_id(*, session: Session, offer_id: int) -> OfferRow | None:
+    return session.get(OfferRow, offer_id)
+
+
+def lead_by_id(*, session: Session, lead_id: int) -> LeadRow | None:
+    return session.get(LeadRow, lead_id)
 
 
 def offers_of_lead(*, session: Session, lead_id: int) -> Sequence[OfferRow]:
@@ -398,14 +436,11 @@ async def queued_leads(*, session: AsyncSession, limit: int) -> tuple[int, Seque
     return int(size), oldest.scalars().all()
 
 
-def overdue_offers(
-    *, session: Session, now: datetime, limit: int, skip_locked: bool
-) -> Sequence[OfferRow]:
+def overdue_offers(*, session: Session, now: datetime, limit: int) -> Sequence[OfferRow]:
     """Unclaimed offers past their deadline, most overdue first.
 
-    With `skip_locked` (PostgreSQL) the rows are locked for this transaction and rows another
-    sweeper holds are passed over, so two replicas sweeping at once split the work instead of
-    colliding on it."""
+    On PostgreSQL the rows are locked for this transaction and rows another sweeper holds are
+    passed over, so two replicas sweeping at once split the work instead of colliding on it."""
     statement = (
         select(OfferRow)
         .where(
@@ -415,7 +450,7 @@ def overdue_offers(
         .order_by(col(OfferRow.sla_due_at), col(OfferRow.id))
         .limit(limit)
     )
-    if skip_locked:
+    if _skips_locked(session):
         statement = statement.with_for_update(skip_locked=True)
     return (session.execute(statement)).scalars().all()
 
@@ -436,10 +471,8 @@ def close_offers(
     return changed
 
 
-def due_reminders(
-    *, session: Session, now: datetime, limit: int, skip_locked: bool
-) -> Sequence[int]:
-    """Ids of open offers whose reminder is due (see `overdue_offers` for `skip_locked`)."""
+def due_reminders(*, session: Session, now: datetime, limit: int) -> Sequence[int]:
+    """Ids of open offers whose reminder is due (locked as `overdue_offers` locks its rows)."""
     statement = (
         select(col(OfferRow.id))
         .where(
@@ -449,7 +482,7 @@ def due_reminders(
         .order_by(col(OfferRow.remind_at))
         .limit(limit)
     )
-    if skip_locked:
+    if _skips_locked(session):
         statement = statement.with_for_update(skip_locked=True)
     return [i for i in (session.execute(statement)).scalars().all() if i is not None]
 
@@ -493,6 +526,25 @@ def previous_job_run(*, session: Session, job: str, before: datetime) -> datetim
     )
     value = result.scalar_one_or_none()
     return value if isinstance(value, datetime) else None
+
+
+@cache
+def _remember_request(dialect: str) -> Insert:
+    """`remember_request`'s insert for `dialect`, built once: a key stored already is left."""
+    requests = _table(ProcessedRequestRow)
+    insert_once = (sqlite_insert if dialect == "sqlite" else pg_insert)(requests).values(
+        key=bindparam("b_key"), at=bindparam("b_at")
+    )
+    return insert_once.on_conflict_do_nothing(index_elements=[requests.c.key]).returning(
+        requests.c.key
+    )
+
+
+def remember_request(*, session: Session, key: str, at: datetime) -> bool:
+    """Store a request's key; False if it was stored already (the request is a repeat)."""
+    statement = _remember_request(session.get_bind().dialect.name)
+    stored = session.execute(statement, {"b_key": key[:255], "b_at": at})
+    return stored.first() is not None
 
 
 async def last_job_runs(*, session: AsyncSession) -> dict[str, datetime]:
@@ -607,6 +659,11 @@ def set_away(
             )
         )
         session.flush()
+
+
+def set_lead_status(*, session: Session, lead: LeadRow, status: str, now: datetime) -> None:
+    lead.status, lead.updated_at = status, now
+    session.flush()
 
 
 def change_offer_status(
@@ -873,12 +930,11 @@ def claim_outbox(
     until: datetime,
     token: str,
     limit: int,
-    skip_locked: bool,
 ) -> list[Claimed]:
     """Take up to `limit` items of these kinds that are due, oldest first, each for one
     attempt named `token` and leased until `until`. Items whose lane is held (Slack's pace or
-    Retry-After) are left. `skip_locked` (PostgreSQL): rows another replica is taking are
-    passed over rather than waited for."""
+    Retry-After) are left. On PostgreSQL, rows another replica is taking are passed over
+    rather than waited for."""
     query = (
         select(OutboxRow)
         .where(
@@ -892,7 +948,7 @@ def claim_outbox(
         .limit(limit)
         .execution_options(populate_existing=True)
     )
-    if skip_locked:
+    if _skips_locked(session):
         query = query.with_for_update(skip_locked=True)
     found = list(session.execute(query).scalars().all())
     if not found:
@@ -1028,7 +1084,8 @@ async def outbox_pending(*, session: AsyncSession, dedupe_key: str) -> bool:
 
 def queue_outbox_once(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Queue items whose dedupe key is not queued yet (a webhook sent twice queues once).
-    Returns how many were new."""
+    Returns how many were new; `AlreadyQueued` when another transaction queued one of them
+    after this one looked."""
     if not rows:
         return 0
     keys = [row["dedupe_key"] for row in rows]
@@ -1039,7 +1096,10 @@ def queue_outbox_once(*, session: Session, rows: Sequence[Mapping[str, Any]]) ->
         )
         queued.update(key for (key,) in found.all())
     fresh = {row["dedupe_key"]: row for row in rows if row["dedupe_key"] not in queued}
-    insert_rows(session=session, table=OutboxRow, rows=list(fresh.values()))
+    try:
+        insert_rows(session=session, table=OutboxRow, rows=list(fresh.values()))
+    except IntegrityError as exc:
+        raise AlreadyQueued(str(exc.orig)) from exc
     return len(fresh)
 
 
@@ -1080,3 +1140,41 @@ async def stored_crm_ids(
         )
         stored.update(crm_id for (crm_id,) in rows.all() if crm_id is not None)
     return stored
+
+
+# --- what a digest counts ----------------------------------------------------------------------
+
+
+async def audits_by_rep(
+    *, session: AsyncSession, kind: str, start: datetime, end: datetime
+) -> dict[str, int]:
+    """Audit events of `kind` in [start, end), counted by the rep their data names."""
+    rep = col(AuditEventRow.data)["rep"].as_string()
+    rows = await session.execute(
+        select(rep, func.count())
+        .where(
+            col(AuditEventRow.kind) == kind,
+            col(AuditEventRow.at) >= start,
+            col(AuditEventRow.at) < end,
+        )
+        .group_by(rep)
+    )
+    return {rep_id: int(count) for rep_id, count in rows.all() if rep_id is not None}
+
+
+async def lead_audits(
+    *, session: AsyncSession, kind: str, start: datetime, end: datetime
+) -> Sequence[tuple[AuditEventRow, str]]:
+    """Audit events of `kind` in [start, end) about a lead, each with the lead's external id,
+    newest first."""
+    rows = await session.execute(
+        select(AuditEventRow, col(LeadRow.external_id))
+        .join(LeadRow, col(LeadRow.id) == col(AuditEventRow.lead_id))
+        .where(
+            col(AuditEventRow.kind) == kind,
+            col(AuditEventRow.at) >= start,
+            col(AuditEventRow.at) < end,
+        )
+        .order_by(col(AuditEventRow.id).desc())
+    )
+    return [(audit, external_id) for audit, external_id in rows.all()]
