@@ -11,6 +11,7 @@ other error is logged with an id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -41,6 +42,8 @@ from bot.slack.people import SlackPeople
 from bot.slack.routing_command import register_routing_command
 
 log = logging.getLogger(__name__)
+
+ACK_POLL_S = 0.01  # how often Bolt's asyncio runner looks for a listener's ack
 
 
 def build_client(settings: Settings, *, retries: bool = True) -> AsyncWebClient:
@@ -114,15 +117,34 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         body: dict[str, Any],
         client: AsyncWebClient,
         respond: Respond | None,
-    ) -> BoltResponse | None:
-        """Bolt hands every listener's (and middleware's) exception here, once the request was
-        acknowledged: a refusal is said to whoever asked, anything else is logged with an id."""
-        if isinstance(error, ServiceError):
-            await answer(client, body, respond, blocks.escape(str(error)))
-            return None
-        incident = uuid.uuid4().hex[:8]
-        log.error("slack: listener failed (error id %s): %r", incident, error, exc_info=error)
-        return None
+        response: BoltResponse | None,
+    ) -> None:
+        """Every listener's and middleware's exception: a refusal (`ServiceError`) is said to
+        whoever asked, as the sentence it carries; anything else is logged with an id."""
+        try:
+            if isinstance(error, ServiceError):
+                await answer(client, body, respond, blocks.escape(str(error)))
+            else:
+                incident = uuid.uuid4().hex[:8]
+                log.error(
+                    "slack: listener failed (error id %s): %r", incident, error, exc_info=error
+                )
+        finally:
+            if response is None:
+                await _after_the_acknowledgement()
+
+
+async def _after_the_acknowledgement() -> None:
+    """Return from the error handler only once Bolt has answered Slack with the listener's ack.
+
+    A listener raising after its `ack()` is handed here with no response (it was acknowledged),
+    and once this handler returns, Bolt's asyncio runner sets the acknowledgement to that None
+    (slack_bolt/listener/asyncio_runner.py, `ack.response = response`), while the request waits
+    for it in steps of ACK_POLL_S. A refusal raised in the first step would lose the ack: the
+    request answered 404 "unhandled" after three seconds, and Slack tells the user it failed.
+    Waiting longer than a step lets the request take the ack first: asyncio wakes timers in the
+    order of their deadlines, and the request's falls earlier."""
+    await asyncio.sleep(ACK_POLL_S * 5)
 
 
 def _drop_repeats(uow: UnitOfWork) -> Callable[..., Awaitable[Any]]:
