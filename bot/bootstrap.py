@@ -10,11 +10,14 @@ import gc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from bot.crm_links import links_from
+from bot.crm.link import CrmLink
+from bot.crm_links import CrmLinks, record_url
+from bot.outbox import OutboxWorker, Taker
 from bot.reading import Reader
 from bot.service.offers import card_undeliverable
 from bot.service.unit_of_work import UnitOfWork
@@ -23,13 +26,12 @@ from bot.settings import Settings
 from routing.policy import Policy, load_policy
 from storage.db import Database, open_database
 
+# Only types, and no cycle: Slack's parts are imported (at a cost of about a second) only where
+# SLACK_BOT_TOKEN is set, below, and a server without Slack never loads them.
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.crm.sync import CrmLink
-    from bot.crm.writeback import CrmWorker
-    from bot.outbox import OutboxWorker, Taker
     from bot.slack.connection import SlackConnection
     from bot.slack.delivery import CardDelivery
 
@@ -45,7 +47,7 @@ class App:
     delivery: CardDelivery | None = None
     slack_link: SlackConnection | None = None  # kept up beside the server by `serve`
     crm: dict[str, CrmLink] = field(default_factory=dict)  # by system, the configured CRMs
-    crm_workers: list[CrmWorker] = field(default_factory=list)
+    crm_workers: list[OutboxWorker] = field(default_factory=list)  # owner write-backs, contacts
 
     @property
     def workers(self) -> list[OutboxWorker]:
@@ -105,7 +107,7 @@ def bootstrap(
         db=database,
         policy=current,
         clock=now,
-        crm_links=links_from(settings),
+        crm_links=record_links(settings),
         crms=frozenset(crm),
     )
     slack_app = delivery = slack_link = None
@@ -136,7 +138,7 @@ def bootstrap(
             app_token=app_token.get_secret_value() if app_token is not None else None,
         )
         uow.on_new_offers = _remembered_while_running(delivery, reader)
-    crm_workers = []
+    crm_workers: list[OutboxWorker] = []
     if crm:
         from bot.crm.writeback import CrmWorker
 
@@ -193,7 +195,6 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
     from bot.crm import hubspot, salesforce
     from bot.crm.base import CrmCalls, CrmClient
     from bot.crm.owners import OwnerDirectory
-    from bot.crm.sync import CrmLink
 
     spec = policy().crm
     clients: list[CrmClient] = []
@@ -221,6 +222,16 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
         calls = CrmCalls(concurrency=settings.crm_concurrency)
         links[crm.system] = CrmLink(crm, calls, OwnerDirectory(crm, calls, policy))
     return links
+
+
+def record_links(settings: Settings) -> CrmLinks:
+    """`record_url` with the settings' addresses filled in."""
+    return partial(
+        record_url,
+        salesforce_instance_url=settings.salesforce_instance_url,
+        hubspot_portal_id=settings.hubspot_portal_id,
+        hubspot_app_url=settings.hubspot_app_url,
+    )
 
 
 def _secret(value: SecretStr | None) -> str | None:

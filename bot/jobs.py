@@ -22,12 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.crm.link import CrmLink
 from bot.crm_links import crm_name
 from bot.retention import Retention
 from bot.service.digests import queue_digest
@@ -37,9 +38,6 @@ from bot.service.watchdog import sweep
 from routing.cron import crontab_trigger
 from routing.durations import format_duration
 from routing.policy import Policy
-
-if TYPE_CHECKING:
-    from bot.crm.sync import CrmLink
 
 log = logging.getLogger(__name__)
 

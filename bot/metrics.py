@@ -18,18 +18,15 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.bootstrap import App
+from bot.outbox import OutboxWorker
 from bot.service.gauges import backlogs
 from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
 from bot.service.unit_of_work import Tally, UnitOfWork
 from storage.models import LeadStatus
-
-if TYPE_CHECKING:
-    from bot.bootstrap import App
-    from bot.outbox import OutboxWorker
 
 log = logging.getLogger(__name__)
 

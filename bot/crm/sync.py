@@ -8,14 +8,14 @@ cursor: a run stopped half way resumes from the last committed page.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from bot.crm.base import CrmCalls, CrmClient, CrmError
+from bot.crm.base import CrmError
 from bot.crm.hubspot import HubSpotCrm
-from bot.crm.owners import OwnerDirectory, OwnerMap
+from bot.crm.link import CrmLink
+from bot.crm.owners import OwnerMap
 from bot.crm.salesforce import SalesforceCrm
 from bot.service.crm import crm_cursor, take_accounts_page, take_leads_page
 from bot.service.intake import intake_from_crm
@@ -31,24 +31,6 @@ LEADS_CURSOR = "salesforce:leads"
 
 def accounts_cursor(system: str) -> str:
     return f"{system}:accounts"
-
-
-@dataclass
-class CrmLink:
-    """One configured CRM: its client, the runner its calls go through, who its owners are."""
-
-    crm: CrmClient
-    calls: CrmCalls
-    owners: OwnerDirectory
-
-    @property
-    def system(self) -> str:
-        return self.crm.system
-
-    async def next_page(self, pages: Iterator[T]) -> T | None:
-        """The next page of a CRM read, fetched on the CRM's threads; None after the last."""
-        page: T | None = await self.calls(next, pages, None)
-        return page
 
 
 @dataclass(frozen=True, slots=True)

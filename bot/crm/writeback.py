@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from bot.crm.base import CrmPermanent, CrmTransient
-from bot.crm.sync import CrmLink, take_hubspot_contact
+from bot.crm.link import CrmLink
+from bot.crm.sync import take_hubspot_contact
 from bot.outbox import Attempt, GiveUp, OutboxWorker, Retry
 from bot.service.crm import owner_write_ended, record_to_own
 from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
