@@ -47,7 +47,7 @@ def serve() -> None:
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
-    from bot.http import ListenError, listen
+    from bot.http.serving import ListenError, listen
 
     settings = load_settings()
     if settings.webhook_secret is None:

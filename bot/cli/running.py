@@ -14,7 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.bootstrap import App, bootstrap
 from bot.cli.common import CliError, first_line, progress
 from bot.files import BadRow, InputFileError, LeadFile, LeadRow, read_leads
-from bot.http import Listener, build_http_app, run
+from bot.http import build_http_app
+from bot.http.serving import Listener, run
 from bot.metrics import Metrics
 from bot.service.accounts import import_accounts
 from bot.service.errors import ServiceError
