@@ -1,5 +1,6 @@
-"""Decisions on PostgreSQL hold the scopes they depend on (`routing.scope`, `bot.world`): one
-team's decisions wait for each other instead of being made twice, and never for another team's."""
+"""Decisions on PostgreSQL hold the scopes they depend on (`routing.scope`, `bot.service.world`):
+one team's decisions wait for each other instead of being made twice, and never for another
+team's."""
 
 from __future__ import annotations
 
