@@ -393,7 +393,7 @@ def _interesting(decisions: list[Decision]) -> Decision:
 def _card_as_text(policy: Policy, decision: Decision, moment: datetime) -> str:
     """The card the rep would get in Slack, the very blocks drawn as text, in the rep's zone."""
     # Imported here: slack_sdk's Block Kit is not needed by the other commands.
-    from bot.slack.blocks import CardView, offer_card
+    from bot.slack.cards import CardView, offer_card
     from bot.slack.preview import as_text
 
     content = card_content(decision, policy, offered_at=moment)
