@@ -32,17 +32,10 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.card import card_content
-from bot.files import (
-    ACCOUNT_COLUMNS,
-    BadRow,
-    InputFileError,
-    LeadFile,
-    LeadRow,
-    encoding_problem,
-    open_leads,
-    read_accounts,
-    read_leads,
-)
+from bot.files.accounts import ACCOUNT_COLUMNS, read_accounts
+from bot.files.leads import LeadFile, LeadRow, open_leads, read_leads
+from bot.files.tables import BadRow
+from bot.files.text import InputFileError, encoding_problem
 from bot.logs import configure_logging
 from routing.accounts import AccountIndex
 from routing.audit import AUDIT_COLUMNS, DuplicateGroup, audit_rows, near_duplicates
