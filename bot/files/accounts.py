@@ -41,9 +41,6 @@ def _account_column(written: str) -> str:
     return _ACCOUNT_ALIASES.get(_squeezed(name), name)
 
 
-# --- accounts --------------------------------------------------------------------------------
-
-
 def read_accounts(
     path: Path, rep_ids: Mapping[str, str] | None, *, encoding: str | None = None
 ) -> tuple[list[Account], list[BadRow]]:

@@ -32,8 +32,6 @@ def _lead_column(written: str) -> str:
     return field if field in KNOWN_FIELDS else stripped
 
 
-# --- leads -----------------------------------------------------------------------------------
-
 Form = Literal["csv", "json lines", "json"]
 
 
