@@ -23,7 +23,6 @@ from routing.calendar import sla_deadline
 from routing.durations import format_duration
 from routing.engine import Decision
 from routing.policy import CUSTOM_FIELD_PREFIX, Policy
-from storage.models import OfferStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,17 +274,19 @@ COME_BACK = Button("I'm back")
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """A rep named in a card's words: Slack mentions them, a terminal names them."""
+    """A rep named in a card's words: Slack mentions them (by name when they have no Slack id)."""
 
     rep_id: str
 
 
 Words = tuple[str | Person, ...]  # a sentence whose people the renderer names its own way
 
+# How a lead left the rep before, by the status their offer closed with (`OfferStatus` values:
+# not imported, so that `leadrouter demo` and `simulate` start without the database's models).
 _MOVED_WHY = {
-    OfferStatus.REJECTED.value: "rejected by",
-    OfferStatus.REASSIGNED.value: "taken from",
-    OfferStatus.EXPIRED.value: "not claimed in time by",
+    "rejected": "rejected by",
+    "reassigned": "taken from",
+    "expired": "not claimed in time by",
 }
 
 
@@ -302,7 +303,7 @@ def reassignment_note(
 class Settlement:
     """What became of an offer that is closed, as its card ends up saying."""
 
-    status: str  # the offer's, an `OfferStatus` value other than offered
+    status: str  # the offer's, an `OfferStatus` value other than "offered"
     rep: str  # whose offer it was
     holder: str | None  # the rep who holds the lead now; None while it waits in `queue`
     queue: str | None
@@ -311,7 +312,7 @@ class Settlement:
     @property
     def moved(self) -> bool:
         """The lead went on to someone (or somewhere) else."""
-        return self.status != OfferStatus.CLAIMED.value
+        return self.status != "claimed"
 
     def words(self) -> Words:
         if not self.moved:
@@ -320,6 +321,6 @@ class Settlement:
             (Person(self.holder),) if self.holder else (f"the {self.queue or 'unmatched'} queue",)
         )
         because: Words = (f": {self.reason}",) if self.reason else ()
-        if self.status == OfferStatus.REJECTED.value:
+        if self.status == "rejected":
             return ("Rejected by ", Person(self.rep), *because, " · now with ", *now_with)
         return ("Reassigned to ", *now_with, *because)
