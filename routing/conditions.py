@@ -119,6 +119,7 @@ def is_number(value: Any) -> bool:
 
 
 def show(value: Any) -> str:
+    """A value as a condition's description or an error message quotes it."""
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, bool):
@@ -130,6 +131,11 @@ def show(value: Any) -> str:
     if value is None:
         return "nothing"
     return str(value)
+
+
+# One condition per clause (`equals`, `one_of`, ...) and the combinators: each works out its
+# description, its miss and its gate once, when the policy is compiled, and returns the check
+# the engine calls for every lead.
 
 
 def _leaf(check: Check, description: str, field: str, gate: Gate | None = None) -> Condition:
