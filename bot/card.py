@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from routing.engine import Decision
-from routing.policy import CUSTOM_FIELD_PREFIX, Policy
+from routing.conditions import CUSTOM_FIELD_PREFIX
+from routing.decision import Decision
+from routing.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from sqlmodel import col
 from bot.card import CardContent, card_content_of
 from bot.crm_links import CrmLinks, crm_name, no_links
 from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED, NewOffer
+from routing.decision import Decision, Stage, Step
 from routing.durations import format_duration
-from routing.engine import Decision, Stage, Step
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy

@@ -33,9 +33,9 @@ from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_comma
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.managers import digest_on_demand, register_managers
 from bot.slack.people import SlackPeople
-from routing.calendar import next_working_start
 from routing.durations import format_duration
 from routing.policy import Policy
+from routing.working_time import next_working_start
 from storage.models import RepStateRow
 
 log = logging.getLogger(__name__)

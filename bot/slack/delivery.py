@@ -45,8 +45,8 @@ from bot.slack.blocks import (
 )
 from bot.slack.digest import digest_message
 from bot.slack.people import SlackPeople
-from routing.calendar import sla_deadline
 from routing.policy import Policy
+from routing.working_time import sla_deadline
 from storage import repository as repo
 from storage.models import OfferStatus
 
