@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from bot.crm_links import links_from
+from bot.policy_file import load_policy
 from bot.reading import Reader
 from bot.service import NewOffer, Service
 from bot.settings import Settings
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, open_database
 
 if TYPE_CHECKING:

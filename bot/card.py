@@ -19,10 +19,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from routing.calendar import sla_deadline
+from routing.conditions import CUSTOM_FIELD_PREFIX
+from routing.decision import Decision
 from routing.durations import format_duration
-from routing.engine import Decision
-from routing.policy import CUSTOM_FIELD_PREFIX, Policy
+from routing.policy import Policy
+from routing.working_time import sla_deadline
 
 
 @dataclass(frozen=True, slots=True)

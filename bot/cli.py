@@ -37,18 +37,13 @@ from bot.files.leads import LeadFile, LeadRow, open_leads, read_leads
 from bot.files.tables import BadRow
 from bot.files.text import InputFileError, encoding_problem
 from bot.logs import configure_logging
+from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
 from routing.accounts import AccountIndex
 from routing.audit import AUDIT_COLUMNS, DuplicateGroup, audit_rows, near_duplicates
-from routing.engine import Decision
+from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Account, Lead, Outcome, OutOfOffice
-from routing.policy import (
-    Policy,
-    PolicyError,
-    PolicyFileMissing,
-    default_policy_path,
-    load_policy,
-)
+from routing.policy import Policy, PolicyError
 from routing.simulation import Simulation, team_shares
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.crm_links import crm_name
 from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED
-from routing.engine import Decision, Stage, Step
+from routing.decision import Decision, Stage, Step
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy

@@ -35,9 +35,9 @@ from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.managers import digest_on_demand, register_managers
 from bot.slack.modals import reject_modal, reject_reason
 from bot.slack.people import SlackPeople
-from routing.calendar import next_working_start
 from routing.durations import format_duration
 from routing.policy import Policy
+from routing.working_time import next_working_start
 
 log = logging.getLogger(__name__)
 
