@@ -14,11 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot.card import Button, Person, Words
+from bot.card import Button, Confirm, Person, Words
 from bot.slack.kit import (
     ButtonElement,
     ConfirmObject,
@@ -145,21 +146,23 @@ def button_value(lead_id: str) -> str:
 
 def button(kind: Button, action_id: str, value: str | None = None) -> ButtonElement:
     """A card's button (`bot.card` says what it reads and asks) acting as `action_id`."""
-    confirm = None
-    if kind.confirm is not None:
-        confirm = ConfirmObject(
-            title=plain(kind.confirm.title, 100),
-            text=mrkdwn(kind.confirm.text),
-            confirm=plain(kind.confirm.confirm, 30),
-            deny=plain(kind.confirm.deny, 30),
-            style="danger" if kind.confirm.danger else None,
-        )
     return ButtonElement(
         text=plain(kind.label, 75),
         action_id=action_id,
         value=value,
         style="primary" if kind.primary else None,
-        confirm=confirm,
+        confirm=_confirm_object(kind.confirm) if kind.confirm is not None else None,
+    )
+
+
+@cache  # the same few questions on every card: built once
+def _confirm_object(confirm: Confirm) -> ConfirmObject:
+    return ConfirmObject(
+        title=plain(confirm.title, 100),
+        text=mrkdwn(confirm.text),
+        confirm=plain(confirm.confirm, 30),
+        deny=plain(confirm.deny, 30),
+        style="danger" if confirm.danger else None,
     )
 
 
