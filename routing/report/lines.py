@@ -2,7 +2,7 @@
 CSV row (`--csv`, and the dashboard's export). The same keys in both; JSON adds the figures that
 are lists (fairness per team, data health per field), which CSV leaves to their own tables.
 
-Times are in seconds, shares in [0, 1], amounts as numbers; null (an empty CSV cell) where there
+Times are in seconds to three significant digits, shares in [0, 1], amounts as numbers; null (an empty CSV cell) where there
 is no data.
 """
 
@@ -130,8 +130,8 @@ def _figures(group: GroupReport) -> dict[str, Any]:
         figures[f"{name}_share"] = _share(share)
     for name in ("time_to_card", "time_to_claim", "time_to_first_touch"):
         speed: Speed = getattr(group, name)
-        figures[f"{name}_p50_s"] = _round(speed.p50, 3)
-        figures[f"{name}_p90_s"] = _round(speed.p90, 3)
+        figures[f"{name}_p50_s"] = _seconds(speed.p50)
+        figures[f"{name}_p90_s"] = _seconds(speed.p90)
     for name in ("claim_sla", "contact_sla"):
         sla: Proportion = getattr(group, name)
         figures[f"{name}_met"] = _share(sla)
@@ -164,6 +164,12 @@ def _figures(group: GroupReport) -> dict[str, Any]:
 
 def _share(share: Proportion) -> float | None:
     return _round(share.rate, 4)
+
+
+def _seconds(value: float | None) -> float | None:
+    # Three significant digits: the percentiles are good to 1% (`stats`), and 181.744 s would
+    # claim a precision they do not have.
+    return None if value is None else float(f"{value:.3g}")
 
 
 def _round(value: float | None, digits: int) -> float | None:
