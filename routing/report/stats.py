@@ -104,4 +104,7 @@ def wilson_interval(count: int, of: int, z: float = Z_95) -> tuple[float, float]
     denominator = 1 + z2 / of
     centre = (p + z2 / (2 * of)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / of + z2 / (4 * of * of))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or all of them a bound is exactly 0 or 1; in floats it can come out a hair away.
+    low = 0.0 if count == 0 else max(0.0, centre - half)
+    high = 1.0 if count == of else min(1.0, centre + half)
+    return low, high
