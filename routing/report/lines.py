@@ -2,8 +2,8 @@
 CSV row (`--csv`, and the dashboard's export). The same keys in both; JSON adds the figures that
 are lists (fairness per team, data health per field), which CSV leaves to their own tables.
 
-Times are in seconds to three significant digits, shares in [0, 1], amounts as numbers; null (an empty CSV cell) where there
-is no data.
+Times are in seconds to three significant digits, shares in [0, 1], amounts as numbers; null (an
+empty CSV cell) where there is no data.
 """
 
 from __future__ import annotations

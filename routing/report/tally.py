@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from operator import attrgetter
+from typing import Any
 
 from routing.model import Outcome
 from routing.policy import Distribution
@@ -114,20 +115,29 @@ class Tally:
 
     def merge(self, other: Tally) -> Tally:
         """The tally of both sets of leads (which must not share a lead)."""
-        merged = Tally()
-        for each in fields(Tally):
-            name = each.name
-            setattr(merged, name, getattr(self, name) + getattr(other, name))
-        return merged
+        return merge_all((self, other))
 
     __add__ = merge
+
+    def absorb(self, other: Tally) -> None:
+        """Count `other`'s leads in this tally too: `merge` in place, for merging many."""
+        for name in _COUNTERS:
+            counter: Counter[Any] = getattr(self, name)
+            counter.update(getattr(other, name))
+        for name in _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_EMPTY = Tally()
+_COUNTERS = tuple(f.name for f in fields(Tally) if isinstance(getattr(_EMPTY, f.name), Counter))
+_SUMS = tuple(f.name for f in fields(Tally) if f.name not in _COUNTERS)
 
 
 def merge_all(tallies: Iterable[Tally]) -> Tally:
     """The tally of every lead of `tallies`, counted once each."""
     total = Tally()
     for tally in tallies:
-        total = total.merge(tally)
+        total.absorb(tally)
     return total
 
 
