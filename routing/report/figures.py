@@ -14,8 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from routing.distribution import Distribution
 from routing.model import Outcome
-from routing.policy import Distribution, Policy
+from routing.policy import Policy
 from routing.report.stats import Proportion, percentile, proportion
 from routing.report.story import LeadStory
 from routing.report.tally import ALL, SlaStatus, Tally, merge_all, tally_by, window

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from routing.engine import Decision, Stage
+from routing.decision import Decision, Stage
 from routing.model import Outcome
 from routing.policy import Policy
 

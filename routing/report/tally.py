@@ -17,8 +17,8 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
+from routing.distribution import Distribution
 from routing.model import Outcome
-from routing.policy import Distribution
 from routing.report.stats import bucket_of
 from routing.report.story import LeadStory
 
