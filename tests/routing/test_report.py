@@ -10,7 +10,6 @@ import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from routing.engine import route
 from routing.leads import parse_lead
 from routing.model import Outcome
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from routing.report import (
     COLUMNS,
     GROUPINGS,
@@ -45,8 +44,8 @@ from routing.report import (
 )
 from routing.report.stats import RELATIVE_ACCURACY, histogram
 from routing.report.story import field_gaps
+from tests.routing.examples import example_policy
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ARRIVED = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 WEEK_AGO = NOW - timedelta(days=7)
@@ -195,7 +194,7 @@ def test_no_events_settle_nothing() -> None:
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return load_policy(EXAMPLES / "routing.yml")
+    return example_policy()
 
 
 def test_a_lead_no_rule_matched_is_unmatched_for_want_of_the_fields_its_rules_missed(
