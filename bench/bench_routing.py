@@ -46,7 +46,8 @@ from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
-from routing.accounts import AccountIndex, company_key
+from routing.accounts import AccountIndex
+from routing.company_names import company_key
 from routing.decision import Decision, RoutingState
 from routing.domains import registrable_domain
 from routing.engine import route

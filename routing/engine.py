@@ -20,10 +20,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from routing.accounts import AccountIndex, describe_evidence
+from routing.accounts import AccountIndex
 from routing.decision import Decision, RoutingState, Stage, Step
 from routing.eligibility import Context
 from routing.model import AccountMatch, Lead, OpenLead, Outcome
+from routing.name_evidence import describe_evidence
 from routing.normalize import normalize
 from routing.plan import plan_for
 from routing.policy import Policy

@@ -21,17 +21,15 @@ from routing import domains, geo
 from routing import normalize as normalize_module
 from routing import plan as plan_module
 from routing import targets as targets_module
-from routing.accounts import (
-    AccountIndex,
-    _blocking_keys,
+from routing.accounts import AccountIndex, choose_keys
+from routing.company_names import (
     _keep_marks,
     _tokens,
-    choose_keys,
+    blocking_keys,
     company_key,
     name_blocking_keys,
-    name_score,
+    normalise_name,
 )
-from routing.accounts import _normalise as normalise_name
 from routing.condition_compiler import compile_condition
 from routing.conditions import LEAD_FIELDS, fold
 from routing.decision import Decision, RoutingState
@@ -41,6 +39,7 @@ from routing.freemail import email_domain_type, is_disposable
 from routing.geo import default_region, normalize_country
 from routing.leads import parse_lead
 from routing.model import Account, AccountMatch, OutOfOffice
+from routing.name_evidence import name_score
 from routing.normalize import _LEAD_FACTS, _NO_ACCOUNT, normalize
 from routing.policy import Policy, parse_policy
 
@@ -402,7 +401,7 @@ def test_hosts_under_the_tlds_of_irregular_rules_get_what_tldextract_gives(
 def test_a_lookups_blocking_keys_are_the_names_blocking_keys(company: str) -> None:
     key = company_key(company)
     if key:
-        assert _blocking_keys(key, key.split()) == name_blocking_keys(key)
+        assert blocking_keys(key, key.split()) == name_blocking_keys(key)
 
 
 # --- conditions: the `matches` memo --------------------------------------------------------
