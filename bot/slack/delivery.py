@@ -5,9 +5,9 @@ side, and a lane Slack answers 429 waits out its Retry-After (see `bot.outbox`).
 carries the outbox item's key in its message metadata, and the message ts is stored the moment
 Slack returns it, in the transaction that ends the attempt. An attempt that cannot tell whether
 its post went out (a timeout, a 5xx, a process that died) leaves that said on the item, and the
-next attempt looks for the message in the channel's history before posting again. The DM card
-and its copy in the team's channel are two items, each posted at most once; the SLA of an offer
-runs from its DM card's post.
+next attempt looks for the message in the channel's history before posting again (the posting
+itself is `bot.slack.posting`'s). The DM card and its copy in the team's channel are two items,
+each posted at most once; the SLA of an offer runs from its DM card's post.
 """
 
 from __future__ import annotations
