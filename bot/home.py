@@ -1,7 +1,7 @@
 """What a person's App Home shows: a rep's open offers (titled and explained as their cards are)
 and availability, a manager's teams' load and the unmatched queue.
 
-Plain data out, no Slack formatting: `bot.slack.home` renders it.
+Plain data out, no Slack formatting: `bot.slack.home_view` renders it.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from bot.service import Move, Service, ServiceError
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_command
-from bot.slack.home import home_view
+from bot.slack.home_view import home_view
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.managers import digest_on_demand, register_managers
 from bot.slack.modals import reject_modal, reject_reason

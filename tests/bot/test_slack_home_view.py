@@ -10,7 +10,7 @@ from slack_sdk.models.views import View
 
 from bot.home import HomeData, HomeOffer, RepLoad, TeamLoad
 from bot.slack.blocks import slack_date
-from bot.slack.home import home_view
+from bot.slack.home_view import home_view
 from bot.slack.ids import ActionId
 from tests.bot.test_slack_blocks import (
     DUE,
