@@ -206,7 +206,13 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
             client_secret=_secret(settings.salesforce_client_secret),
             domain=settings.salesforce_domain,
         )
-        clients.append(salesforce.SalesforceCrm(connect, tier_field=spec.salesforce.tier_field))
+        clients.append(
+            salesforce.SalesforceCrm(
+                connect,
+                tier_field=spec.salesforce.tier_field,
+                intake_queue=spec.salesforce.intake_queue,
+            )
+        )
     if settings.hubspot_access_token is not None:
         client = hubspot.client(
             access_token=settings.hubspot_access_token.get_secret_value(),
