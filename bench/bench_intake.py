@@ -136,9 +136,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def environment(database_url: str, policy: Path, port: int = 3000) -> dict[str, str]:
+def environment(
+    database_url: str, policy: Path, port: int = 3000, source: Path = ROOT
+) -> dict[str, str]:
+    """The environment of a `leadrouter` subprocess running the code under `source`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADROUTER_", "DATABASE_"))}
     env.update(
+        PYTHONPATH=str(source),
         DATABASE_URL=database_url,
         LEADROUTER_RULES=str(policy),
         LEADROUTER_WEBHOOK_SECRET=SECRET,
@@ -152,12 +156,12 @@ def environment(database_url: str, policy: Path, port: int = 3000) -> dict[str, 
 class Serve:
     """`leadrouter serve` as a subprocess, up until closed."""
 
-    def __init__(self, database_url: str, policy: Path) -> None:
+    def __init__(self, database_url: str, policy: Path, source: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [LEADROUTER, "serve"],
-            env=environment(database_url, policy, self.port),
+            env=environment(database_url, policy, self.port, source),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -245,9 +249,27 @@ async def post_at_rate(url: str, rate: float, seconds: float, seed: int) -> dict
     }
 
 
-async def bench_post(folder: Path, seconds: float, rate: float) -> dict[str, Any]:
+def export_revision(revision: str, folder: Path) -> Path:
+    """The project's files at `revision` (a commit or branch of this checkout), for a before run:
+    its `leadrouter` is then run with them first on the path, in this same virtualenv."""
+    target = folder / f"source-{revision.replace('/', '-')}"
+    if target.exists():
+        return target
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+async def bench_post(
+    folder: Path, seconds: float, rate: float, source: Path = ROOT, name: str = "post"
+) -> dict[str, Any]:
     policy = write_policy(folder)
-    server = Serve(f"sqlite+aiosqlite:///{folder / 'post.db'}", policy)
+    server = Serve(f"sqlite+aiosqlite:///{folder / f'{name}.db'}", policy, source)
     try:
         await server.ready()
         await post_at_rate(server.url, 50, 2, seed=99)  # warm up: imports, caches, the policy
@@ -267,8 +289,10 @@ def write_csv(path: Path, count: int, seed: int) -> None:
         writer.writerows(leads(count, seed, "I"))
 
 
-def run_import(database_url: str, policy: Path, path: Path, count: int) -> dict[str, Any]:
-    env = environment(database_url, policy)
+def run_import(
+    database_url: str, policy: Path, path: Path, count: int, source: Path = ROOT
+) -> dict[str, Any]:
+    env = environment(database_url, policy, source=source)
     subprocess.run([LEADROUTER, "db", "upgrade"], env=env, check=True, capture_output=True)
     began = time.perf_counter()
     done = subprocess.run(
@@ -285,12 +309,16 @@ def run_import(database_url: str, policy: Path, path: Path, count: int) -> dict[
     }
 
 
-def bench_import(folder: Path, count: int) -> dict[str, Any]:
+def bench_import(
+    folder: Path, count: int, source: Path = ROOT, name: str = "import"
+) -> dict[str, Any]:
     policy = write_policy(folder)
     path = folder / "leads.csv"
     write_csv(path, count, seed=7)
     results: dict[str, Any] = {
-        "sqlite": run_import(f"sqlite+aiosqlite:///{folder / 'import.db'}", policy, path, count)
+        "sqlite": run_import(
+            f"sqlite+aiosqlite:///{folder / f'{name}.db'}", policy, path, count, source
+        )
     }
     sys.path.insert(0, str(ROOT))
     from tests.pg import missing_binaries, start_postgres
@@ -301,7 +329,7 @@ def bench_import(folder: Path, count: int) -> dict[str, Any]:
     server = start_postgres()
     try:
         url = server.url("postgres")
-        results["postgresql"] = run_import(url, policy, path, count)
+        results["postgresql"] = run_import(url, policy, path, count, source)
     finally:
         server.stop()
     return results
@@ -309,12 +337,12 @@ def bench_import(folder: Path, count: int) -> dict[str, Any]:
 
 async def fill(database_url: str, policy_path: Path, accounts: int, stored: int) -> None:
     """Fill a database through the service layer, as imports and earlier traffic would."""
+    from bot.policy_file import load_policy
     from bot.service.accounts import import_accounts
     from bot.service.intake import intake_many
     from bot.service.unit_of_work import UnitOfWork
     from routing.leads import parse_lead
     from routing.model import Account
-    from routing.policy import load_policy
     from storage.db import open_database
     from storage.migrate import upgrade
 
@@ -381,6 +409,11 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", choices=["post", "import", "rss"])
     parser.add_argument("--rate", type=float, default=100, help="POSTs per second (post)")
+    parser.add_argument(
+        "--before",
+        metavar="REVISION",
+        help="also run post and import at this git revision in the same run, e.g. main",
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -389,11 +422,22 @@ async def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="leadrouter-bench-") as temp:
         folder = Path(temp)
+        before = export_revision(args.before, folder) if args.before else None
         if args.only in (None, "post"):
-            results["post"] = await bench_post(folder, 10 if args.quick else 60, args.rate)
+            seconds = 10 if args.quick else 60
+            if before is not None:
+                earlier = await bench_post(folder, seconds, args.rate, before, "post-before")
+                results["post_before"] = {"revision": args.before, **earlier}
+                print("post before:", json.dumps(results["post_before"]), flush=True)
+            results["post"] = await bench_post(folder, seconds, args.rate)
             print("post:", json.dumps(results["post"]), flush=True)
         if args.only in (None, "import"):
-            results["import"] = bench_import(folder, 5000 if args.quick else 20000)
+            count = 5000 if args.quick else 20000
+            if before is not None:
+                earlier = bench_import(folder, count, before, "import-before")
+                results["import_before"] = {"revision": args.before, **earlier}
+                print("import before:", json.dumps(results["import_before"]), flush=True)
+            results["import"] = bench_import(folder, count)
             print("import:", json.dumps(results["import"]), flush=True)
         if args.only in (None, "rss"):
             size = 10_000 if args.quick else 100_000

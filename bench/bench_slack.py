@@ -53,6 +53,7 @@ from bench.bench_intake import (
     ROOT,
     Serve,
     environment,
+    export_revision,
     free_port,
     leads,
     percentiles,
@@ -429,19 +430,6 @@ async def latency_run(
         **rss.figures(),
         "cpu_share": cpu_share,
     }
-
-
-def export_revision(revision: str, folder: Path) -> Path:
-    """The project's files at `revision` (a commit or branch of this checkout), for a before run."""
-    target = folder / "before"
-    target.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
 
 
 async def bench_latency(

@@ -18,12 +18,13 @@ from pydantic import SecretStr
 from bot.crm.link import CrmLink
 from bot.crm_links import CrmLinks, record_url
 from bot.outbox import OutboxWorker, Taker
+from bot.policy_file import load_policy
 from bot.reading import Reader
 from bot.service.offers import card_undeliverable
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import NewOffer
 from bot.settings import Settings
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, open_database
 
 # Only types, and no cycle: Slack's parts are imported (at a cost of about a second) only where
@@ -209,7 +210,13 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
             client_secret=_secret(settings.salesforce_client_secret),
             domain=settings.salesforce_domain,
         )
-        clients.append(salesforce.SalesforceCrm(connect, tier_field=spec.salesforce.tier_field))
+        clients.append(
+            salesforce.SalesforceCrm(
+                connect,
+                tier_field=spec.salesforce.tier_field,
+                intake_queue=spec.salesforce.intake_queue,
+            )
+        )
     if settings.hubspot_access_token is not None:
         client = hubspot.client(
             access_token=settings.hubspot_access_token.get_secret_value(),

@@ -13,11 +13,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from routing.calendar import sla_deadline
-from routing.engine import Decision
+from routing.decision import Decision
 from routing.leads import parse_lead
 from routing.model import Lead, Outcome
 from routing.policy import Policy
+from routing.working_time import sla_deadline
 from storage import repository as repo
 from storage.models import AuditEventRow, DecisionRow, LeadRow, LeadStatus, OfferStatus
 

@@ -19,7 +19,8 @@ from bot.cli.common import (
     read_policy,
     rep_ids,
 )
-from bot.files import ACCOUNT_COLUMNS, InputFileError, encoding_problem, read_accounts
+from bot.files.accounts import ACCOUNT_COLUMNS, read_accounts
+from bot.files.text import InputFileError, encoding_problem
 from routing.audit import AUDIT_COLUMNS, DuplicateGroup, audit_rows, near_duplicates
 
 DEFAULT_AUDIT_THRESHOLD = 90.0  # `accounts.fuzzy_threshold`'s default

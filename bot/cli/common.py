@@ -20,25 +20,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from bot.files import (
-    BadRow,
-    InputFileError,
-    LeadFile,
-    LeadRow,
-    encoding_problem,
-    open_leads,
-    read_accounts,
-    read_leads,
-)
+from bot.files.accounts import read_accounts
+from bot.files.leads import LeadFile, LeadRow, open_leads, read_leads
+from bot.files.tables import BadRow
+from bot.files.text import InputFileError, encoding_problem
+from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
 from routing.accounts import AccountIndex
 from routing.model import Lead
-from routing.policy import (
-    Policy,
-    PolicyError,
-    PolicyFileMissing,
-    default_policy_path,
-    load_policy,
-)
+from routing.policy import Policy, PolicyError
 
 # Markdown: help paragraphs are reflowed to the terminal (typer's "rich" mode keeps the line
 # breaks of the docstrings, which then break sentences in two), and `code` reads as code.

@@ -30,7 +30,8 @@ from bot.cli.common import (
     read_policy,
     rep_ids,
 )
-from bot.files import InputFileError, encoding_problem, read_accounts
+from bot.files.accounts import read_accounts
+from bot.files.text import InputFileError, encoding_problem
 from bot.logs import configure_logging
 
 INVALID_SHOWN = 20

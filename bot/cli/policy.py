@@ -31,10 +31,11 @@ from bot.cli.common import (
     valid_leads,
     where_policy,
 )
-from routing.engine import Decision
+from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
+from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome, OutOfOffice
-from routing.policy import Policy, PolicyError, PolicyFileMissing, default_policy_path, load_policy
+from routing.policy import Policy, PolicyError
 from routing.simulation import Simulation, team_shares
 
 
@@ -175,7 +176,7 @@ def _interesting(decisions: list[Decision]) -> Decision:
 def _card_as_text(policy: Policy, decision: Decision, moment: datetime) -> str:
     """The card the rep would get in Slack, the very blocks drawn as text, in the rep's zone."""
     # Imported here: slack_sdk's Block Kit is not needed by the other commands.
-    from bot.slack.blocks import CardView, offer_card
+    from bot.slack.cards import CardView, offer_card
     from bot.slack.preview import as_text
 
     content = card_content(decision, policy, offered_at=moment)

@@ -13,7 +13,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.bootstrap import App, bootstrap
 from bot.cli.common import CliError, first_line, progress
-from bot.files import BadRow, InputFileError, LeadFile, LeadRow, read_leads
+from bot.files.leads import LeadFile, LeadRow, read_leads
+from bot.files.tables import BadRow
+from bot.files.text import InputFileError
 from bot.http import build_http_app
 from bot.http.serving import Listener, run
 from bot.metrics import Metrics

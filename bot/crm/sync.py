@@ -13,10 +13,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from bot.crm.base import CrmError
-from bot.crm.hubspot import HubSpotCrm
 from bot.crm.link import CrmLink
 from bot.crm.owners import OwnerMap
-from bot.crm.salesforce import SalesforceCrm
 from bot.service.crm import crm_cursor, take_accounts_page, take_leads_page
 from bot.service.intake import intake_from_crm
 from bot.service.unit_of_work import UnitOfWork
@@ -58,21 +56,19 @@ async def poll_salesforce_leads(
 ) -> PollResult:
     """Route Salesforce leads created since the cursor. The first poll looks back only
     `first_look_back`: switching polling on must not route years of old leads."""
-    assert isinstance(link.crm, SalesforceCrm)
     since = await crm_cursor(uow, LEADS_CURSOR)
     if since is None:
         since = uow.clock() - first_look_back
-    queue = uow.policy().crm.salesforce.intake_queue
-    pages = link.crm.new_leads(since, queue_id=queue)
+    pages = link.crm.new_leads(since)
     created = repeated = invalid = 0
     while (page := await link.next_page(pages)) is not None:
         leads: list[Lead] = []
         for record in page:
             try:
-                leads.append(lead_of("salesforce", record.crm_id, dict(record.values)))
+                leads.append(lead_of(link.system, record.crm_id, dict(record.values)))
             except InvalidLead as exc:
                 invalid += 1
-                log.warning("salesforce lead %s not routed: %s", record.crm_id, exc)
+                log.warning("%s lead %s not routed: %s", link.system, record.crm_id, exc)
         read_up_to = max(r.created_at for r in page)
         new, again = await take_leads_page(uow, LEADS_CURSOR, leads, read_up_to=read_up_to)
         created, repeated = created + new, repeated + again
@@ -113,9 +109,8 @@ async def sync_accounts(uow: UnitOfWork, link: CrmLink) -> SyncResult:
 
 async def take_hubspot_contact(uow: UnitOfWork, link: CrmLink, contact_id: str) -> bool:
     """Fetch a contact HubSpot announced and route it. True if it was new here."""
-    assert isinstance(link.crm, HubSpotCrm)
-    record = await link.calls(link.crm.contact, contact_id)
-    lead = lead_of("hubspot", record.crm_id, dict(record.values))
+    record = await link.calls(link.crm.lead, contact_id)
+    lead = lead_of(link.system, record.crm_id, dict(record.values))
     created, _ = await intake_from_crm(uow, [lead])
     return created == 1
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.service.kinds import BACKLOG, OWNER_WRITE_KINDS, OutboxKind
-from routing.engine import Decision
+from routing.decision import Decision
 from routing.policy import Policy
 from storage import repository as repo
 from storage.models import LeadRow, OfferRow

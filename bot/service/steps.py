@@ -14,9 +14,9 @@ from bot.service.kinds import OutboxKind
 from bot.service.outbox_items import card_items, owner_write, queue_post, settle_card
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import LeadView, Move, view_of, view_of_decision
-from routing.calendar import sla_deadline
 from routing.model import Outcome
 from routing.policy import Policy
+from routing.working_time import sla_deadline
 from storage import repository as repo
 from storage.decisions import Decided, Saved, lead_of, redecide, save_decisions
 from storage.models import LeadRow, OfferRow, OfferStatus

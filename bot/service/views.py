@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from routing.engine import Decision
+from routing.decision import Decision
 from routing.model import Lead
 from storage.decisions import STATUS_OF_OUTCOME
 from storage.models import LeadRow, LeadStatus

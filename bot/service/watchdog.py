@@ -13,8 +13,8 @@ from bot.service.outbox_items import manager_alerts, managers_of, reminder, sett
 from bot.service.steps import excluded_reps, record
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import SweepResult
+from routing.decision import Decision
 from routing.durations import format_duration
-from routing.engine import Decision
 from routing.model import Outcome
 from routing.overrides import queued_after_misses
 from storage import repository as repo

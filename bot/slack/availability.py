@@ -17,7 +17,7 @@ from bot.slack.home import publish_home
 from bot.slack.ids import ActionId
 from bot.slack.offers import moved
 from bot.slack.parts import NOT_IN_POLICY, SlackParts, clicked_in, tell
-from routing.calendar import next_working_start
+from routing.working_time import next_working_start
 
 OUT_ONLY_FROM_YOUR_CARD = (
     "That button is on a card in a channel and would mark out whoever clicks it, so it does "

@@ -11,6 +11,7 @@ from bot.reading import Viewer, viewer_of
 from bot.service.digests import digest_now
 from bot.service.offers import assign
 from bot.slack import blocks
+from bot.slack.assign import assigned_lead, assignees_of
 from bot.slack.digest import digest_message
 from bot.slack.ids import ActionId
 from bot.slack.parts import SlackParts
@@ -39,7 +40,7 @@ def register_managers(app: AsyncApp, parts: SlackParts) -> None:
 async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, list[Any]]:
     policy = parts.policy()
     action = body["actions"][0]
-    lead_id = blocks.assigned_lead(str(action.get("block_id", "")))
+    lead_id = assigned_lead(str(action.get("block_id", "")))
     rep = str((action.get("selected_option") or {}).get("value") or "")
     viewer = viewer_of(policy, body["user"]["id"])
     if viewer.manager is None:
@@ -59,7 +60,7 @@ async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, l
     kept = [
         block
         for block in message.get("blocks") or []
-        if blocks.assigned_lead(str(block.get("block_id", ""))) != lead_id
+        if assigned_lead(str(block.get("block_id", ""))) != lead_id
     ]
     kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
     return line, kept
@@ -72,4 +73,4 @@ async def digest_on_demand(parts: SlackParts, viewer: Viewer) -> str | blocks.Me
     policy = parts.policy()
     manager = policy.managers[viewer.manager]
     digest = await digest_now(parts.uow, manager.id)
-    return digest_message(digest, manager_tz=manager.tz, assignees=blocks.assignees_of(policy))
+    return digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))

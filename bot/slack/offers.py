@@ -14,6 +14,7 @@ from bot.service.views import Move
 from bot.slack import blocks
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.modals import reject_modal, reject_reason
 from bot.slack.parts import NOT_IN_POLICY, SlackParts, action_value, tell
 from routing.policy import Policy
 
@@ -47,16 +48,14 @@ def register_offers(app: AsyncApp, parts: SlackParts) -> None:
     ) -> None:
         await ack()
         lead_id = action_value(body)
-        await client.views_open(
-            trigger_id=body["trigger_id"], view=blocks.reject_modal(lead_id, lead_id)
-        )
+        await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(lead_id, lead_id))
 
     @app.view(CallbackId.REJECT_MODAL)
     async def rejected(
         ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         view = body["view"]
-        reason = blocks.reject_reason(view["state"]["values"])
+        reason = reject_reason(view["state"]["values"])
         if reason is None:
             await ack(
                 response_action="errors",

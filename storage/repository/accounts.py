@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from routing.accounts import company_key, name_blocking_keys
+from routing.company_names import company_key, name_blocking_keys
 from routing.domains import registrable_domain
 from routing.geo import account_location
 from routing.model import Account

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event
 
+from bot.policy_file import load_policy
 from bot.service.availability import set_out_of_office
 from bot.service.digests import (
     CrmFailure,
@@ -32,7 +33,7 @@ from bot.slack.digest import digest_message, period_start
 from bot.slack.ids import ActionId
 from routing.leads import parse_lead
 from routing.model import Lead
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database, open_database
 from tests.bot.conftest import Clock

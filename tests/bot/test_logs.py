@@ -21,7 +21,8 @@ from bot.bootstrap import App
 from bot.logs import configure_logging
 from bot.service.intake import intake
 from bot.settings import Settings, SettingsError, load_settings
-from bot.slack.app import SlackParts, build_client, build_slack_app
+from bot.slack.app import build_client, build_slack_app
+from bot.slack.parts import SlackParts
 from routing.leads import parse_lead
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack

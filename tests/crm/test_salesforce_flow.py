@@ -22,6 +22,7 @@ from sqlmodel import col
 from bot.bootstrap import App, bootstrap
 from bot.crm.sync import LEADS_CURSOR, accounts_cursor, poll_salesforce_leads, sync_accounts
 from bot.metrics import Metrics
+from bot.policy_file import load_policy
 from bot.reading import Viewer
 from bot.service.crm import crm_cursor, move_crm_cursor
 from bot.service.digests import load_digest
@@ -29,7 +30,6 @@ from bot.service.intake import intake
 from bot.service.kinds import OutboxKind
 from bot.service.offers import claim
 from bot.settings import Settings
-from routing.policy import load_policy
 from storage.models import AccountRow, LeadRow, OutboxRow
 from tests.service.conftest import Clock
 

@@ -14,10 +14,10 @@ import json
 import sys
 from collections import Counter
 
+from bot.policy_file import load_policy
 from bot.service.intake import intake
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import IntakeResult
-from routing.policy import load_policy
 from storage.db import open_database
 from tests.service.support import new_lead
 

@@ -10,11 +10,12 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service.intake import intake
 from bot.service.kinds import OutboxKind
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.watchdog import summarise_backlog
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.service.conftest import Clock

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.policy_file import load_policy
 from bot.service.errors import NotAllowed
 from bot.service.intake import find_lead, intake
 from bot.service.offers import claim
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import ClaimResult
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
     TRIO_POLICY,

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service.crm import crm_cursor, move_crm_cursor, queue_crm_contacts
 from bot.service.intake import intake, intake_from_crm
 from bot.service.kinds import OutboxKind
 from bot.service.offers import claim, reject
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.service.conftest import Clock

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service.digests import queue_digest
 from bot.service.errors import ServiceError
 from bot.service.kinds import OutboxKind
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.service.conftest import Clock

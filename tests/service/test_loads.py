@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from bot.policy_file import load_policy
 from bot.service.errors import NotAllowed
 from bot.service.intake import intake
 from bot.service.offers import claim, reassign, reject
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
     TRIO_POLICY,

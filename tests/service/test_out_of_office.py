@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.policy_file import load_policy
 from bot.service.availability import set_back, set_out_of_office
 from bot.service.intake import intake
 from bot.service.offers import claim
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.conftest import Clock
 from tests.service.support import (

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from bot.policy_file import load_policy
 from bot.service.errors import NotAllowed
 from bot.service.intake import intake
 from bot.service.offers import claim, reassign, reject
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import ClaimResult, Move
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
     TRIO_POLICY,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.jobs import RETENTION, declare_jobs
+from bot.policy_file import load_policy
 from bot.retention import Retention
 from bot.service.availability import set_out_of_office
 from bot.service.crm import queue_crm_contacts
@@ -27,7 +28,7 @@ from bot.service.requests import first_time
 from bot.service.retention import prune
 from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, JobRunRow, OutboxRow, ProcessedRequestRow

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from bot.policy_file import load_policy
 from bot.service.availability import set_out_of_office
 from bot.service.errors import ServiceError
 from bot.service.intake import intake, intake_many
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, DatabaseUrlError, check_url
 from storage.locks import lock_key
 from tests.service.conftest import Clock

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service.availability import set_out_of_office
 from bot.service.intake import intake, intake_many
 from bot.service.offers import claim, reject
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from storage.models import DecisionRow, LeadRow
 from tests.service.support import TRIO_POLICY, new_lead, write_policy

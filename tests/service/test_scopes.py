@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from bot.policy_file import load_policy
 from bot.service.availability import set_back, set_out_of_office
 from bot.service.errors import ServiceError
 from bot.service.intake import intake
 from bot.service.offers import assign, claim, reassign, reject
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.watchdog import sweep
-from routing.policy import load_policy
 from storage.db import Database, open_database
 from storage.locks import ScopeBusy, lock_key, scope_locks
 from tests.service.conftest import Clock

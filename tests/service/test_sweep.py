@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service.errors import NotAllowed
 from bot.service.intake import intake, intake_many
 from bot.service.kinds import OutboxKind
@@ -19,7 +20,7 @@ from bot.service.offers import assign, claim
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import SweepResult
 from bot.service.watchdog import sweep
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, OutboxRow
 from tests.service.conftest import Clock
