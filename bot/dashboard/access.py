@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from bot.dashboard.session import (
     secure_for,
     session_key,
 )
-from bot.dashboard.slack_sign_in import SignInFailed, SlackSignIn
+from bot.dashboard.slack_sign_in import CALLBACK_PATH, SignInFailed, SlackSignIn
 from bot.settings import Settings
 from routing.policy import Manager, Policy
 
@@ -246,6 +247,26 @@ class Access:
 
     def _refused(self, request: web.Request, status: int, problem: str) -> web.Response:
         return self._sign_in_page(request, next_page=HOME, status=status, problem=problem)
+
+
+class HideSignInCodes(logging.Filter):
+    """Slack sends the code and the state back in the callback's query string, which aiohttp's
+    access log writes whole: this keeps the path and drops the query, on every handler."""
+
+    _CALLBACK = re.compile(re.escape(CALLBACK_PATH) + r"\?[^ \"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and CALLBACK_PATH in record.msg:
+            record.msg = self._CALLBACK.sub(CALLBACK_PATH + "?(hidden)", record.msg)
+            line = getattr(record, "first_request_line", None)
+            if isinstance(line, str):
+                record.first_request_line = self._CALLBACK.sub(CALLBACK_PATH + "?(hidden)", line)
+        return True
+
+
+def hide_sign_in_codes(logger: logging.Logger) -> None:
+    if not any(isinstance(kept, HideSignInCodes) for kept in logger.filters):
+        logger.addFilter(HideSignInCodes())
 
 
 def manager_of(policy: Policy, *, user: object, email: object) -> Manager | None:

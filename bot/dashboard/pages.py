@@ -28,6 +28,7 @@ from storage.models import LeadRow
 
 QueuedLeads = Callable[[int], Awaitable[tuple[int, Sequence[LeadRow]]]]
 
+NOT_AVAILABLE = "the routing report is not available yet, so there are no figures to export"
 QUEUE_SHOWN = 200
 QUEUE_CSV = 10_000
 
@@ -128,9 +129,11 @@ class Pages:
         )
 
     async def overview_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
-        question = self._csv_question(request)
+        question, problem = self._question(request)
+        if question is None:
+            return _refused(400, problem or "")
         if self.figures is None:
-            return _not_available()
+            return _refused(503, NOT_AVAILABLE)
         rows = await self.figures(question.window, question.by)
         return csv_download(f"overview-by-{question.by}", OVERVIEW_CSV, rows, at=self.clock())
 
@@ -149,9 +152,11 @@ class Pages:
         )
 
     async def fairness_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
-        question = self._csv_question(request)
+        question, problem = self._question(request)
+        if question is None:
+            return _refused(400, problem or "")
         if self.figures is None:
-            return _not_available()
+            return _refused(503, NOT_AVAILABLE)
         teams = await self._teams(question)
         rows = [{"team": team.get("team"), **rep} for team in teams for rep in team.get("reps", [])]
         return csv_download("fairness", FAIRNESS_CSV, rows, at=self.clock())
@@ -204,12 +209,6 @@ class Pages:
         except BadWindow as exc:
             return None, str(exc)
 
-    def _csv_question(self, request: web.Request) -> Question:
-        try:
-            return question_of(request.query, now=self.clock())
-        except BadWindow as exc:
-            raise web.HTTPBadRequest(reason=str(exc)) from None
-
     def _page(
         self,
         template: str,
@@ -234,8 +233,5 @@ class Pages:
         )
 
 
-def _not_available() -> web.Response:
-    return web.json_response(
-        {"error": "the routing report is not available yet, so there are no figures to export"},
-        status=503,
-    )
+def _refused(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

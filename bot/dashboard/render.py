@@ -115,10 +115,19 @@ def figure(value: object, kind: str) -> str:
     if kind == "share":
         return f"{value * 100:.1f}%"
     if kind == "duration":
-        return "under 1s" if value < 1 else format_duration(value)
+        return _duration(value)
     if kind in ("per100", "amount"):
         return f"{value:,.2f}" if kind == "amount" else f"{value:.1f}"
     return f"{value:,}"
+
+
+def _duration(seconds: float) -> str:
+    """To the second under ten minutes, where seconds still tell leads apart ("1m 35s")."""
+    if seconds < 1:
+        return "under 1s"
+    if 60 <= seconds < 600 and int(seconds) % 60:
+        return f"{int(seconds) // 60}m {int(seconds) % 60}s"
+    return format_duration(seconds)
 
 
 def interval(low: object, high: object) -> str:

@@ -15,6 +15,7 @@ Every page and CSV is behind `Access.guard` (`access`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.bootstrap import App
-from bot.dashboard.access import SIGN_IN, SIGN_OUT, SLACK_SIGN_IN, Access
+from bot.dashboard.access import SIGN_IN, SIGN_OUT, SLACK_SIGN_IN, Access, hide_sign_in_codes
 from bot.dashboard.figures import Figures
 from bot.dashboard.pages import Pages
 from bot.dashboard.render import STATIC_PATH, Renderer
@@ -41,6 +42,7 @@ def register(
     """Add the dashboard's routes to `http`. Its overview and fairness pages show `figures`;
     without them (until the routing report is plugged in) they say the report is not available.
     `wall_clock` dates the sign-in cookies."""
+    hide_sign_in_codes(logging.getLogger("aiohttp.access"))
     renderer = Renderer()
     access = Access(app.settings, policy=app.reader.policy, renderer=renderer, clock=wall_clock)
     pages = Pages(
