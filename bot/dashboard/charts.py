@@ -71,7 +71,7 @@ def fairness(team: Mapping[str, Any]) -> Chart:
     reps = list(team.get("reps", []))
     return Chart(
         f"fairness-{team.get('team')}",
-        f"{team.get('team')}: share of leads against expected share",
+        "Share of leads against expected share",
         "bars",
         "%",
         x=[float(index) for index in range(len(reps))],

@@ -106,7 +106,8 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     assert response.status == 200
     for group in ("Sample rule A", "Sample rule B", "Sample rule &lt;C&gt;"):
         assert page.count(f"<td>{group}</td>") == 2  # the figures and the conversion tables
-    assert "<td>1m 35s</td>" in page and "<td>10m</td>" in page  # to claim, p50 and p90
+    assert "<td>1m 35s</td>" in page and "<td>2m 30s</td>" in page  # to claim, p50
+    assert "<td>10m</td>" in page  # and p90
     assert "<td>under 1s</td>" in page  # to card
     assert "<td>3.5–25.6%</td>" in page  # the conversion's 95% interval
     assert "<td>–</td>" in page  # no contact SLA figure: a dash, not a made-up 0
@@ -125,7 +126,7 @@ async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_n
     rows = await get_csv(dashboard.client, "/dashboard/overview.csv?since=7d&by=team")
     assert [row["group"] for row in rows] == list(GROUPS)
     first = rows[0]
-    assert first["leads"] == "210" and first["time_to_claim_p50_s"] == "95.0"
+    assert first["leads"] == "210" and first["time_to_claim_p50_s"] == "60.0"
     assert first["conversion_ci_low"] == "0.0346" and first["contact_sla_met"] == ""
     assert first["too_few"] == "false"
 

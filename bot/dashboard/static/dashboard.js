@@ -19,7 +19,13 @@
       spanGaps: false,
     }));
     return {
-      opts: { width, height: HEIGHT, series: [{}, ...series], axes: [{}, unitAxis(spec.unit)], scales: { x: { time: true } } },
+      opts: {
+        width,
+        height: HEIGHT,
+        series: [{}, ...series],
+        axes: [{}, unitAxis(spec.unit)],
+        scales: { x: { time: true }, y: spec.unit === "%" ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(max, 1) * 1.15] } },
+      },
       data: [spec.x, ...spec.series.map((s) => s.values)],
     };
   }
