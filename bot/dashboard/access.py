@@ -96,7 +96,8 @@ class Access:
     # --- letting requests in -------------------------------------------------------------------
 
     def guard(self, page: Page, *, data: bool = False) -> Handler:
-        """`page`, for visitors let in; for others, a redirect to sign in (401 for `data`)."""
+        """`page`, for visitors let in; for others, a redirect to the sign-in page, which says how
+        to sign in or, where neither sign-in is set up, what to set (401 for `data`)."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
@@ -105,7 +106,7 @@ class Access:
                 return _unauthorized("that is not the dashboard's bearer token")
             if visitor is not None:
                 return await page(request, visitor)
-            if data or self.cookies is None:
+            if data:
                 return _unauthorized(
                     NOT_SET_UP if self.cookies is None else "sign in first (docs/dashboard.md)"
                 )
@@ -143,16 +144,15 @@ class Access:
     # --- signing in and out --------------------------------------------------------------------
 
     async def sign_in_page(self, request: web.Request) -> web.Response:
-        return self._sign_in_page(request, next_page=safe_next(request.query.get("next")))
+        return self._sign_in_page(next_page=safe_next(request.query.get("next")))
 
     async def sign_in_with_token(self, request: web.Request) -> web.Response:
         form = await request.post()
         next_page = safe_next(form.get("next"))
         given = form.get("token")
         if self.cookies is None or not isinstance(given, str) or not self._is_token(given.strip()):
-            return self._sign_in_page(
-                request, next_page=next_page, status=401, problem="That is not the dashboard token."
-            )
+            problem = "That is not the dashboard token."
+            return self._sign_in_page(next_page=next_page, status=401, problem=problem)
         return self._signed_in(request, {"via": "token"}, next_page)
 
     async def start_slack_sign_in(self, request: web.Request) -> web.Response:
@@ -181,25 +181,22 @@ class Access:
         if started is None or not hmac.compare_digest(
             str(started.get("state", "")).encode(), state.encode()
         ):
-            return self._refused(
-                request, 400, "This sign-in was not started here, or took over 10 minutes."
-            )
+            return self._refused(400, "This sign-in was not started here, or took over 10 minutes.")
         if "error" in request.query:
             reason = request.query["error"][:60]
-            return self._refused(request, 403, f"Slack did not sign you in ({reason}).")
+            return self._refused(403, f"Slack did not sign you in ({reason}).")
         code = request.query.get("code")
         if not code:
-            return self._refused(request, 400, "Slack sent no code back to sign you in with.")
+            return self._refused(400, "Slack sent no code back to sign you in with.")
         try:
             identity = await self.slack.identify(code)
         except SignInFailed as exc:
             log.warning("Sign in with Slack failed: %s", exc)
-            return self._refused(request, 502, f"{exc}.")
+            return self._refused(502, f"{exc}.")
         manager = manager_of(self.policy(), user=identity.user_id, email=identity.email)
         if manager is None:
             log.info("dashboard: Slack user %s is not a manager; not let in", identity.user_id)
             return self._refused(
-                request,
                 403,
                 f"{identity.name} ({identity.user_id}) is not a manager in the routing policy: "
                 "ask an admin to add your Slack id or e-mail under managers.",
@@ -231,7 +228,7 @@ class Access:
         return response
 
     def _sign_in_page(
-        self, request: web.Request, *, next_page: str, status: int = 200, problem: str | None = None
+        self, *, next_page: str, status: int = 200, problem: str | None = None
     ) -> web.Response:
         return self.renderer.page(
             "sign_in.html",
@@ -245,8 +242,8 @@ class Access:
             not_set_up=NOT_SET_UP if self.cookies is None else None,
         )
 
-    def _refused(self, request: web.Request, status: int, problem: str) -> web.Response:
-        return self._sign_in_page(request, next_page=HOME, status=status, problem=problem)
+    def _refused(self, status: int, problem: str) -> web.Response:
+        return self._sign_in_page(next_page=HOME, status=status, problem=problem)
 
 
 class HideSignInCodes(logging.Filter):

@@ -119,6 +119,7 @@ class Pages:
             ]
         return self._page(
             "overview.html",
+            "Overview",
             visitor,
             question,
             problem,
@@ -144,6 +145,7 @@ class Pages:
         teams = await self._teams(question) if question is not None else []
         return self._page(
             "fairness.html",
+            "Fairness",
             visitor,
             question,
             problem,
@@ -212,6 +214,7 @@ class Pages:
     def _page(
         self,
         template: str,
+        title: str,
         visitor: Visitor,
         question: Question | None,
         problem: str | None,
@@ -220,7 +223,7 @@ class Pages:
         return self.renderer.page(
             template,
             status=400 if problem else 200,
-            title="Fairness" if template == "fairness.html" else "Overview",
+            title=title,
             page=template.removesuffix(".html"),
             visitor=visitor,
             question=question,

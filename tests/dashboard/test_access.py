@@ -68,8 +68,12 @@ async def test_a_dashboard_not_set_up_lets_nobody_in_and_its_sign_in_page_says_w
     make_dashboard: MakeDashboard,
 ) -> None:
     dashboard = await make_dashboard(token=None)
-    for path in (*PAGES, *DATA):
+    for path in PAGES:
         response = await dashboard.client.get(path, allow_redirects=False)
+        assert response.status == 303
+        assert response.headers["Location"].startswith("/dashboard/sign-in?next=")
+    for path in DATA:
+        response = await dashboard.client.get(path)
         assert response.status == 401
         assert "LEADROUTER_DASHBOARD_TOKEN" in (await response.json())["error"]
     page = await (await dashboard.client.get("/dashboard/sign-in")).text()
