@@ -74,10 +74,10 @@ def fake_in_thread(**options: Any) -> Iterator[Any]:
 
 async def bench(claims: int, latency: float, every: int, retry_after: float) -> dict[str, Any]:
     from bot.bootstrap import bootstrap
+    from bot.policy_file import load_policy
     from bot.service import OutboxKind
     from bot.settings import Settings
     from routing.leads import parse_lead
-    from routing.policy import load_policy
     from storage.models import OutboxRow
 
     with (

@@ -337,10 +337,10 @@ def bench_import(
 
 async def fill(database_url: str, policy_path: Path, accounts: int, stored: int) -> None:
     """Fill a database through the service layer, as imports and earlier traffic would."""
+    from bot.policy_file import load_policy
     from bot.service import Service
     from routing.leads import parse_lead
     from routing.model import Account
-    from routing.policy import load_policy
     from storage.db import open_database
     from storage.migrate import upgrade
 

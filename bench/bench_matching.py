@@ -58,7 +58,8 @@ from bench.bench_routing import (
     _typo,
     make_accounts,
 )
-from routing.accounts import AccountIndex, company_key
+from routing.accounts import AccountIndex
+from routing.company_names import company_key
 from routing.model import Account
 
 ROOT = Path(__file__).resolve().parent.parent

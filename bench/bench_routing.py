@@ -46,9 +46,11 @@ from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
-from routing.accounts import AccountIndex, company_key
+from routing.accounts import AccountIndex
+from routing.company_names import company_key
+from routing.decision import Decision, RoutingState
 from routing.domains import registrable_domain
-from routing.engine import Decision, RoutingState, route
+from routing.engine import route
 from routing.freemail import email_domain_type, is_disposable
 from routing.leads import parse_lead
 from routing.model import Account, Lead, Outcome, OutOfOffice

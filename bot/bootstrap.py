@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from bot.crm_links import links_from
+from bot.policy_file import load_policy
 from bot.reading import Reader
 from bot.service import NewOffer, Service
 from bot.settings import Settings
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, open_database
 
 if TYPE_CHECKING:
@@ -205,7 +206,13 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
             client_secret=_secret(settings.salesforce_client_secret),
             domain=settings.salesforce_domain,
         )
-        clients.append(salesforce.SalesforceCrm(connect, tier_field=spec.salesforce.tier_field))
+        clients.append(
+            salesforce.SalesforceCrm(
+                connect,
+                tier_field=spec.salesforce.tier_field,
+                intake_queue=spec.salesforce.intake_queue,
+            )
+        )
     if settings.hubspot_access_token is not None:
         client = hubspot.client(
             access_token=settings.hubspot_access_token.get_secret_value(),

@@ -1,8 +1,15 @@
-"""What an assignment card says, independent of how it is drawn.
+"""What a lead's card says, whoever draws it: the one home of a card's content.
 
-`card_content_of` picks and words the facts a rep needs to act in one glance: who the lead is,
-how to reach them, and the fields the policy's `card.fields` chooses. The Slack blocks render
-this one structure, and `leadrouter demo` prints those very blocks, so the two cannot drift apart.
+A card tells a rep, in one glance, who the lead is and how to reach them (`CardContent`: the
+facts the policy's `card.fields` chooses, worded here), why it came to them, by when to claim it,
+and what its buttons do. Who reads which parts is decided here too (`Wording`: the rep, their
+team's channel, a queue's channel, a manager), and so are the sentences a card ends in once
+nobody needs to act on it (`Settlement`) or that say how a reassigned lead came to its rep
+(`reassignment_note`).
+
+Plain data and plain words, no Slack: `bot.slack.cards` lays them out as Block Kit (escaping
+whatever came from a lead), the App Home lists offers by the same title, reason and deadline,
+and `leadrouter demo` prints the very blocks a rep would get, so none can drift apart.
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from routing.engine import Decision
-from routing.policy import CUSTOM_FIELD_PREFIX, Policy
+from routing.conditions import CUSTOM_FIELD_PREFIX
+from routing.decision import Decision
+from routing.durations import format_duration
+from routing.policy import Policy
+from routing.working_time import sla_deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,21 +44,24 @@ class CardContent:
     sla_due_at: datetime | None
     sla_seconds: int | None
 
+    @property
+    def heading(self) -> str:
+        """The title as a card's header shows it."""
+        return self.title.strip() or "New lead"
+
 
 def card_content(decision: Decision, policy: Policy, *, offered_at: datetime) -> CardContent:
     """The card of a decision just made (`leadrouter demo`), with the deadline it computed on
     the policy's SLA clock."""
-    content = card_content_of(
+    return card_content_of(
         decision.facts,
         policy,
         lead_id=decision.lead_id,
         reason=decision.reason,
         sla_seconds=decision.sla_seconds,
         offered_at=offered_at,
+        sla_due_at=decision.sla_due_at,
     )
-    if decision.sla_due_at is not None:
-        content = replace(content, sla_due_at=decision.sla_due_at)
-    return content
 
 
 def card_content_of(
@@ -59,8 +72,11 @@ def card_content_of(
     reason: str,
     sla_seconds: int | None,
     offered_at: datetime,
+    sla_due_at: datetime | None = None,
 ) -> CardContent:
-    """The card from a decision's facts, also as stored (the lead's `facts`, the decision row)."""
+    """The card from a decision's facts, also as stored (the lead's `facts`, the decision row).
+    Its deadline is `sla_due_at`, the one the SLA runs to once the card is posted (see
+    `sla_deadlines`); before, the SLA counted from `offered_at`."""
     fields: list[tuple[str, str]] = []
     for name in policy.card_fields:
         value = facts.get(name)
@@ -69,7 +85,9 @@ def card_content_of(
         text = _shown(name, value)
         if text is not None:
             fields.append((field_label(name), text))
-    due = offered_at + timedelta(seconds=sla_seconds) if sla_seconds else None
+    due = sla_due_at
+    if due is None and sla_seconds:
+        due = offered_at + timedelta(seconds=sla_seconds)
     return CardContent(
         title=_title(facts, lead_id),
         contact=Contact(
@@ -137,3 +155,173 @@ def _shown(name: str, value: Any) -> str | None:
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
+
+
+def sla_deadlines(
+    policy: Policy, rep_id: str, sla_seconds: int | None, posted_at: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """When a card posted at `posted_at` must be claimed by, on the policy's SLA clock, and when
+    its rep is reminded (at half the SLA, if the policy says so). The SLA runs from the card's
+    post, not from the decision: a rep is never charged for a card that had not reached them."""
+    if not sla_seconds:
+        return None, None
+    rep = policy.reps.get(rep_id)
+    if rep is None:
+        return posted_at + timedelta(seconds=sla_seconds), None
+    due = sla_deadline(policy.sla, rep, posted_at, sla_seconds)
+    remind_at = None
+    if policy.sla.remind_at_half and sla_seconds >= 2:
+        remind_at = sla_deadline(policy.sla, rep, posted_at, sla_seconds // 2)
+    return due, remind_at
+
+
+def deadline_line(content: CardContent, words: str) -> tuple[str, datetime, str] | None:
+    """The SLA line: `words` ("Claim by"), the deadline, and how long the SLA is ("within 5m"),
+    for the renderer to join (it writes the deadline in each reader's own time zone)."""
+    if content.sla_due_at is None:
+        return None
+    within = f"within {format_duration(content.sla_seconds)}" if content.sla_seconds else ""
+    return words, content.sla_due_at, within
+
+
+# --- who reads what ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """How one reader's card words the content every card shares; None leaves a line out."""
+
+    why: str | None  # the label of the decision's reason: "Why you"
+    deadline: str | None  # the words before the SLA deadline: "Claim by"
+    reassigned: str | None  # before how a reassigned lead came: "Reassigned to you"
+    personal: bool  # the lead's e-mail and phone are on it
+
+
+# The lead's e-mail and phone go to the rep it is offered to from the start, and stay on their card
+# once they claim it: speed to lead is the point, and the rep may look the person up before
+# claiming. Nobody else gets them: not the team's channel, not a queue's channel, and not a rep the
+# lead has moved on from (the card they keep loses them), so that one person calls the lead. A
+# manager alerted in a DM gets them, to act for the team.
+FOR_THE_REP = Wording(
+    why="Why you", deadline="Claim by", reassigned="Reassigned to you", personal=True
+)
+# The team's channel sees whose lead it is and no buttons: every button acts on whoever clicks it,
+# and in a channel that is seldom the rep the lead is for.
+FOR_THE_TEAM = Wording(
+    why="Why", deadline="To be claimed by", reassigned="Reassigned", personal=False
+)
+
+
+def settled_wording(*, team: bool, moved: bool) -> Wording:
+    """A card once nobody needs to act on it. It drops the deadline: once claimed or moved, "Claim
+    by" would only mislead. A lead that `moved` on (rejected, taken away, not claimed in time)
+    drops why it came and how, too: the status says where it went."""
+    if moved:
+        return Wording(why=None, deadline=None, reassigned=None, personal=False)
+    return replace(FOR_THE_TEAM if team else FOR_THE_REP, deadline=None)
+
+
+def queued_wording(*, alert: bool) -> Wording:
+    """A lead waiting in a queue: posted to the queue's channel, or (`alert`) to a manager in a
+    DM when the SLA watchdog gave up on it."""
+    return Wording(why="Why", deadline=None, reassigned=None, personal=alert)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """What a button asks before it acts."""
+
+    title: str
+    text: str
+    confirm: str
+    deny: str
+    danger: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    confirm: Confirm | None = None
+    primary: bool = False
+
+
+CLAIM = Button("Claim", primary=True)  # claiming is what the card is for: one click
+REJECT = Button(
+    "Reject",
+    Confirm(
+        "Reject this lead?",
+        "You'll be asked why, then it goes to another rep.",
+        confirm="Reject",
+        deny="Keep it",
+    ),
+)
+# One click would otherwise move every lead the rep holds: ask first.
+GO_OUT = Button(
+    "I'm out",
+    Confirm(
+        "Mark yourself out?",
+        "You'll get no new leads until your next working day, and all your unclaimed leads "
+        "go to other reps now.",
+        confirm="I'm out",
+        deny="Cancel",
+        danger=True,
+    ),
+)
+COME_BACK = Button("I'm back")
+
+
+# --- how a lead came, and what became of it ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A rep named in a card's words: Slack mentions them (by name when they have no Slack id)."""
+
+    rep_id: str
+
+
+Words = tuple[str | Person, ...]  # a sentence whose people the renderer names its own way
+
+# How a lead left the rep before, by the status their offer closed with (`OfferStatus` values:
+# not imported, so that `leadrouter demo` and `simulate` start without the database's models).
+_MOVED_WHY = {
+    "rejected": "rejected by",
+    "reassigned": "taken from",
+    "expired": "not claimed in time by",
+}
+
+
+def reassignment_note(
+    policy: Policy, *, previous_status: str, previous_rep: str, waited_seconds: float
+) -> str:
+    """How a lead came to its rep from another, and how long it has waited since it arrived:
+    "rejected by Ann Archer · waiting 5m"."""
+    how = _MOVED_WHY.get(previous_status, "moved from")
+    return f"{how} {policy.rep_name(previous_rep)} · waiting {format_duration(int(waited_seconds))}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What became of an offer that is closed, as its card ends up saying."""
+
+    status: str  # the offer's, an `OfferStatus` value other than "offered"
+    rep: str  # whose offer it was
+    holder: str | None  # the rep who holds the lead now; None while it waits in `queue`
+    queue: str | None
+    reason: str | None  # the rep's words when they rejected it, or why it was moved
+
+    @property
+    def moved(self) -> bool:
+        """The lead went on to someone (or somewhere) else."""
+        return self.status != "claimed"
+
+    def words(self) -> Words:
+        if not self.moved:
+            return ("Claimed by ", Person(self.rep))
+        now_with: Words = (
+            (Person(self.holder),) if self.holder else (f"the {self.queue or 'unmatched'} queue",)
+        )
+        because: Words = (f": {self.reason}",) if self.reason else ()
+        if self.status == "rejected":
+            return ("Rejected by ", Person(self.rep), *because, " · now with ", *now_with)
+        return ("Reassigned to ", *now_with, *because)

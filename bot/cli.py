@@ -32,30 +32,18 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.card import card_content
-from bot.files import (
-    ACCOUNT_COLUMNS,
-    BadRow,
-    InputFileError,
-    LeadFile,
-    LeadRow,
-    encoding_problem,
-    open_leads,
-    read_accounts,
-    read_leads,
-)
+from bot.files.accounts import ACCOUNT_COLUMNS, read_accounts
+from bot.files.leads import LeadFile, LeadRow, open_leads, read_leads
+from bot.files.tables import BadRow
+from bot.files.text import InputFileError, encoding_problem
 from bot.logs import configure_logging
+from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
 from routing.accounts import AccountIndex
 from routing.audit import AUDIT_COLUMNS, DuplicateGroup, audit_rows, near_duplicates
-from routing.engine import Decision
+from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Account, Lead, Outcome, OutOfOffice
-from routing.policy import (
-    Policy,
-    PolicyError,
-    PolicyFileMissing,
-    default_policy_path,
-    load_policy,
-)
+from routing.policy import Policy, PolicyError
 from routing.simulation import Simulation, team_shares
 
 if TYPE_CHECKING:
@@ -393,7 +381,7 @@ def _interesting(decisions: list[Decision]) -> Decision:
 def _card_as_text(policy: Policy, decision: Decision, moment: datetime) -> str:
     """The card the rep would get in Slack, the very blocks drawn as text, in the rep's zone."""
     # Imported here: slack_sdk's Block Kit is not needed by the other commands.
-    from bot.slack.blocks import CardView, offer_card
+    from bot.slack.cards import CardView, offer_card
     from bot.slack.preview import as_text
 
     content = card_content(decision, policy, offered_at=moment)

@@ -1,7 +1,8 @@
 """The service layer's read side: what Slack shows (cards, `/routing why`, the queue, App Home).
 
 Plain data out, no Slack formatting: `bot/slack` renders it. Each function reads in one session
-from the read engine, so it never waits behind a routing transaction.
+from the read engine (`storage.reads`), so it never waits behind a routing transaction; what a
+card says is `bot.card`'s, a lead's story `bot.story`'s, the App Home `bot.home`'s.
 """
 
 from __future__ import annotations
@@ -12,30 +13,16 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-from sqlmodel import col
-
-from bot.card import CardContent, card_content_of
-from bot.crm_links import CrmLinks, crm_name, no_links
-from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED, NewOffer
-from routing.durations import format_duration
-from routing.engine import Decision, Stage, Step
-from routing.explain import explain
-from routing.model import Outcome
+from bot.card import CardContent, Settlement, card_content_of, reassignment_note
+from bot.crm_links import CrmLinks, no_links
+from bot.home import HomeData, load_home
+from bot.service import NewOffer
+from bot.story import LeadStory, lead_story
 from routing.policy import Policy
+from storage import reads
 from storage import repository as repo
 from storage.db import Database
-from storage.models import (
-    AuditEventRow,
-    DecisionRow,
-    LeadRow,
-    LeadStatus,
-    OfferRow,
-    OfferStatus,
-    RepStateRow,
-)
+from storage.models import LeadRow, LeadStatus, OfferRow, OfferStatus, RepStateRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +62,7 @@ class OfferCard:
     channel: str | None  # where the card was posted (the rep's DM), once it was
     message_ts: str | None
     team_message_ts: str | None
-    settled: str | None  # for a closed offer: what happened, as a sentence with ids in it
+    settled: Settlement | None  # for a closed offer: what became of it
     crm_url: str | None = None  # the lead's record in its CRM, when the CRM is configured
     sla_seconds: int | None = None
     sla_due_at: datetime | None = None  # None until the SLA runs (see `OfferRow.card_posted_at`)
@@ -86,20 +73,6 @@ class QueuedCard:
     lead_id: str  # the external id
     queue: str
     content: CardContent
-
-
-@dataclass(frozen=True, slots=True)
-class StoryEvent:
-    at: datetime
-    what: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeadStory:
-    lead_id: str
-    explanation: str
-    events: tuple[StoryEvent, ...]
-    notes: tuple[str, ...] = ()  # what a reader of the story should know besides
 
 
 class NotVisible(Exception):
@@ -159,6 +132,7 @@ class Reader:
                 reason=offer.reason,
                 sla_seconds=offer.sla_seconds,
                 offered_at=offer.offered_at,
+                sla_due_at=offer.sla_due_at,
             ),
             crm_url=self.crm_links(offer.crm_system, offer.crm_id),
             sla_seconds=offer.sla_seconds,
@@ -167,13 +141,10 @@ class Reader:
 
     async def offer_card(self, offer_id: int) -> OfferCard | None:
         async with self.db.reading() as session:
-            found = (await session.execute(_CARD_ROWS, {"offer_id": offer_id})).one_or_none()
-            if found is None:
-                return None
-            offer, lead, decision, previous = found
-            settled = (
-                await _settled_sentence(session, offer, lead) if offer.status != "offered" else None
-            )
+            rows = await reads.card_rows(session=session, offer_id=offer_id)
+        if rows is None:
+            return None
+        offer, lead, decision, previous = rows.offer, rows.lead, rows.decision, rows.previous
         policy = self.policy()
         content = card_content_of(
             lead.facts,
@@ -182,7 +153,16 @@ class Reader:
             reason=decision.reason if decision else lead.reason,
             sla_seconds=decision.sla_seconds if decision else None,
             offered_at=offer.offered_at,
+            sla_due_at=offer.sla_due_at,
         )
+        note = None
+        if previous is not None:
+            note = reassignment_note(
+                policy,
+                previous_status=previous.status,
+                previous_rep=previous.rep_id,
+                waited_seconds=(offer.offered_at - lead.created_at).total_seconds(),
+            )
         return _offer_card(
             policy,
             offer_id=offer_id,
@@ -192,11 +172,11 @@ class Reader:
             content=content,
             crm_url=self.crm_links(lead.crm_system, lead.crm_id),
             status=offer.status,
-            note=_reassignment_note(policy, previous, lead, offer),
+            note=note,
             channel=offer.channel,
             message_ts=offer.message_ts,
             team_message_ts=offer.team_message_ts,
-            settled=settled,
+            settled=_settlement(rows) if offer.status != OfferStatus.OFFERED.value else None,
             sla_seconds=offer.sla_seconds,
             sla_due_at=offer.sla_due_at,
         )
@@ -204,7 +184,7 @@ class Reader:
     async def queued_card(self, lead_id: int) -> QueuedCard | None:
         """A lead waiting in a queue, as its card; None once it is not queued any more."""
         async with self.db.reading() as session:
-            lead = await session.get(LeadRow, lead_id)
+            lead = await reads.lead_by_id(session=session, lead_id=lead_id)
         if lead is None or lead.status != LeadStatus.QUEUED.value:
             return None
         content = card_content_of(
@@ -221,98 +201,29 @@ class Reader:
 
     async def find_lead_id(self, reference: str) -> str | None:
         """A lead's external id from its external id, e-mail or CRM id (the newest match)."""
-        ref = reference.strip()
         async with self.db.reading() as session:
-            result = await session.execute(
-                select(col(LeadRow.external_id))
-                .where(
-                    or_(
-                        col(LeadRow.external_id) == ref,
-                        col(LeadRow.email) == ref.lower(),
-                        col(LeadRow.crm_id) == ref,
-                    )
-                )
-                .order_by((col(LeadRow.external_id) == ref).desc(), col(LeadRow.id).desc())
-                .limit(1)
-            )
-            return result.scalar_one_or_none()
+            return await reads.find_lead_id(session=session, reference=reference)
 
     async def story(self, reference: str, viewer: Viewer) -> LeadStory | None:
         """The full explanation and what happened since; None for an unknown lead.
 
         Reps see leads that were offered to them; managers see every lead."""
-        external_id = await self.find_lead_id(reference)
-        if external_id is None:
-            return None
-        policy = self.policy()
         async with self.db.reading() as session:
-            lead = (
-                await session.execute(
-                    select(LeadRow).where(col(LeadRow.external_id) == external_id)
-                )
-            ).scalar_one()
-            offers = (
-                (
-                    await session.execute(
-                        select(OfferRow)
-                        .where(col(OfferRow.lead_id) == lead.id)
-                        .order_by(col(OfferRow.id))
-                    )
-                )
-                .scalars()
-                .all()
+            external_id = await reads.find_lead_id(session=session, reference=reference)
+            if external_id is None:
+                return None
+            rows = await reads.story_rows(session=session, external_id=external_id)
+        if viewer.manager is None and viewer.rep not in {o.rep_id for o in rows.offers}:
+            raise NotVisible(
+                f"lead {external_id} was never offered to you; ask your manager about it"
             )
-            if viewer.manager is None and viewer.rep not in {o.rep_id for o in offers}:
-                raise NotVisible(
-                    f"lead {external_id} was never offered to you; ask your manager about it"
-                )
-            first = (
-                await session.execute(
-                    select(DecisionRow)
-                    .where(col(DecisionRow.lead_id) == lead.id)
-                    .order_by(col(DecisionRow.id))
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-            audits = (
-                (
-                    await session.execute(
-                        select(AuditEventRow)
-                        .where(col(AuditEventRow.lead_id) == lead.id)
-                        .order_by(col(AuditEventRow.id))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
-        events = tuple(_story_event(policy, a) for a in audits)
-        return LeadStory(external_id, explanation, events, self._notes(lead))
-
-    def _notes(self, lead: LeadRow) -> tuple[str, ...]:
-        if lead.crm_system and lead.crm_id and lead.crm_system not in self.crms:
-            crm = crm_name(lead.crm_system)
-            return (
-                f"{crm} is not configured here, so the owner is not written back to this "
-                f"lead's {crm} record; an admin can set its credentials (`leadrouter crm check` "
-                "tests them) for later claims to be written.",
-            )
-        return ()
+        return lead_story(rows, self.policy(), crms=self.crms)
 
     # --- queue and App Home ----------------------------------------------------------------------
 
     async def open_offers(self, rep_id: str) -> Sequence[tuple[OfferRow, LeadRow]]:
         async with self.db.reading() as session:
-            result = await session.execute(
-                select(OfferRow, LeadRow)
-                .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
-                .where(
-                    col(OfferRow.rep_id) == rep_id,
-                    col(OfferRow.status) == OfferStatus.OFFERED.value,
-                )
-                .order_by(col(OfferRow.id))
-            )
-            return [(offer, lead) for offer, lead in result.all()]
+            return await reads.open_offers_of_rep(session=session, rep_id=rep_id)
 
     async def queued_leads(self, limit: int = 10) -> tuple[int, Sequence[LeadRow]]:
         """How many leads wait in the unmatched queue, and the oldest `limit` of them."""
@@ -321,8 +232,16 @@ class Reader:
 
     async def rep_states(self) -> dict[str, RepStateRow]:
         async with self.db.reading() as session:
-            rows = (await session.execute(select(RepStateRow))).scalars().all()
-            return {row.rep_id: row for row in rows}
+            return await reads.rep_state_rows(session=session)
+
+    async def home(self, slack_user: str) -> HomeData:
+        """The App Home of whoever `slack_user` is in the policy."""
+        policy = self.policy()
+        viewer = viewer_of(policy, slack_user)
+        async with self.db.reading() as session:
+            return await load_home(
+                session, policy, rep_id=viewer.rep, manager_id=viewer.manager, now=self.clock()
+            )
 
 
 def _offer_card(
@@ -339,7 +258,7 @@ def _offer_card(
     channel: str | None = None,
     message_ts: str | None = None,
     team_message_ts: str | None = None,
-    settled: str | None = None,
+    settled: Settlement | None = None,
     sla_seconds: int | None = None,
     sla_due_at: datetime | None = None,
 ) -> OfferCard:
@@ -364,143 +283,12 @@ def _offer_card(
     )
 
 
-def _card_rows() -> Select[OfferRow, LeadRow, DecisionRow, OfferRow]:
-    """In one query, a card's rows: the offer (`:offer_id`), its lead, the decision that made
-    it (the lead's latest up to the moment it was offered) and the lead's offer before it, if
-    any. A card is read for every offer made, so this is one trip to the database rather than
-    four, and the statement is built once (building its aliases cost more than running it)."""
-    made_by = aliased(DecisionRow)
-    previous = aliased(OfferRow)
-    offer_lead = col(OfferRow.lead_id)
-    latest_decision = (
-        select(func.max(col(made_by.id)))
-        .where(col(made_by.lead_id) == offer_lead, col(made_by.at) <= col(OfferRow.offered_at))
-        .scalar_subquery()
+def _settlement(rows: reads.CardRows) -> Settlement:
+    offer, lead, audit = rows.offer, rows.lead, rows.settled_by
+    return Settlement(
+        status=offer.status,
+        rep=offer.rep_id,
+        holder=lead.rep_id,
+        queue=lead.queue,
+        reason=audit.reason if audit is not None and audit.reason else None,
     )
-    earlier = aliased(OfferRow)
-    previous_offer = (
-        select(func.max(col(earlier.id)))
-        .where(col(earlier.lead_id) == offer_lead, col(earlier.id) < col(OfferRow.id))
-        .scalar_subquery()
-    )
-    return (
-        select(OfferRow, LeadRow, DecisionRow, previous)
-        .join(LeadRow, col(LeadRow.id) == offer_lead)
-        .outerjoin(DecisionRow, col(DecisionRow.id) == latest_decision)
-        .outerjoin(previous, col(previous.id) == previous_offer)
-        .where(col(OfferRow.id) == bindparam("offer_id"))
-    )
-
-
-_CARD_ROWS = _card_rows()
-
-
-_MOVED_WHY = {
-    OfferStatus.REJECTED.value: "rejected by",
-    OfferStatus.REASSIGNED.value: "taken from",
-    OfferStatus.EXPIRED.value: "not claimed in time by",
-}
-
-
-def _reassignment_note(
-    policy: Policy, last: OfferRow | None, lead: LeadRow, offer: OfferRow
-) -> str | None:
-    if last is None:
-        return None
-    how = _MOVED_WHY.get(last.status, "moved from")
-    waited = format_duration(int((offer.offered_at - lead.created_at).total_seconds()))
-    return f"{how} {policy.rep_name(last.rep_id)} · waiting {waited}"
-
-
-async def _settled_sentence(session: AsyncSession, offer: OfferRow, lead: LeadRow) -> str:
-    """What became of a closed offer, for its card. Names people by `{rep:ID}` placeholders
-    that the Slack side turns into mentions (the reader knows no Slack formatting)."""
-    audit = (
-        await session.execute(
-            select(AuditEventRow)
-            .where(
-                col(AuditEventRow.lead_id) == lead.id,
-                col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
-                col(AuditEventRow.kind).in_(
-                    ["claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed"]
-                ),
-            )
-            .order_by(col(AuditEventRow.id))
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if offer.status == OfferStatus.CLAIMED.value:
-        return f"Claimed by {{rep:{offer.rep_id}}}"
-    now_with = f"{{rep:{lead.rep_id}}}" if lead.rep_id else f"the {lead.queue or 'unmatched'} queue"
-    reason = audit.reason if audit is not None and audit.reason else None
-    if reason is not None:  # a rep's own words must not read as one of our placeholders
-        reason = reason.replace("{rep:", "{rep :")
-    if offer.status == OfferStatus.REJECTED.value:
-        because = f": {reason}" if reason else ""
-        return f"Rejected by {{rep:{offer.rep_id}}}{because} · now with {now_with}"
-    because = f": {reason}" if reason else ""
-    return f"Reassigned to {now_with}{because}"
-
-
-def _decision_of(lead: LeadRow, row: DecisionRow) -> Decision:
-    """A stored decision back as the engine's `Decision`, so `explain` reads it as it was made."""
-    trace = tuple(
-        Step(
-            Stage(step["stage"]),
-            step["subject"],
-            step["ok"],
-            step.get("detail", ""),
-            step.get("field"),
-            step.get("value"),
-            step.get("note"),
-        )
-        for step in row.trace
-    )
-    return Decision(
-        lead_id=lead.external_id,
-        outcome=Outcome(row.outcome),
-        reason=row.reason,
-        rep=row.rep_id,
-        team=row.team,
-        rule=row.rule,
-        queue=lead.queue if row.outcome == Outcome.QUEUED.value else None,
-        sla_seconds=row.sla_seconds,
-        trace=trace,
-        facts=lead.facts,
-    )
-
-
-_EVENT_WORDS = {
-    "routed": "routed",
-    "rerouted": "routed again",
-    "claimed": "claimed",
-    "rejected": "rejected",
-    "reassigned": "reassigned",
-    "rep_out_of_office": "moved: the rep went out of office",
-    "sla_missed": "moved: not claimed in time",
-}
-
-
-def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
-    data = audit.data or {}
-    words = _EVENT_WORDS.get(audit.kind, audit.kind.replace("_", " "))
-    crm = crm_name(data.get("system"))
-    if audit.kind == CRM_OWNER_SET:
-        words = f"owner set in {crm}"
-    elif audit.kind == CRM_WRITE_FAILED:
-        words = f"owner NOT set in {crm}, given up"
-    parts = [words[0].upper() + words[1:]]
-    rep = data.get("rep")
-    if audit.kind in ("routed", "rerouted"):
-        outcome = data.get("outcome")
-        if outcome == Outcome.ASSIGNED.value:
-            parts.append(f"to {policy.rep_name(rep)}")
-        elif outcome:
-            parts.append(f"→ {outcome}")
-    elif rep:
-        parts.append(f"({policy.rep_name(rep)})")
-    if audit.actor and audit.actor != rep:
-        parts.append(f"by {policy.rep_name(audit.actor)}")
-    if audit.reason:
-        parts.append(f"· {audit.reason}")
-    return StoryEvent(audit.at, " ".join(parts))

@@ -33,13 +33,13 @@ from sqlalchemy.orm import Session
 from bot.logs import about
 from bot.outbox import Queued, Taker
 from bot.world import NO_GUESS, Guess, World
-from routing.calendar import sla_deadline
+from routing.decision import Decision
 from routing.durations import format_duration
-from routing.engine import Decision
 from routing.model import Account, Lead, Outcome
 from routing.overrides import assigned_by_hand, queued_after_misses
 from routing.policy import Policy
 from routing.scope import rep_scope, reps_scope
+from routing.working_time import sla_deadline
 from storage import repository as repo
 from storage.db import Database, TransientDatabaseError
 from storage.locks import ScopeBusy, ScopeLocks, scope_locks

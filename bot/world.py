@@ -22,8 +22,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from routing.accounts import AccountIndex
+from routing.decision import Decision, RoutingState
 from routing.distribution import TeamState
-from routing.engine import Decision, RoutingState, route
+from routing.engine import route
 from routing.model import Lead, OpenLead
 from routing.normalize import normalize
 from routing.policy import Policy

@@ -13,7 +13,8 @@ import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from routing.accounts import AMBIGUITY_MARGIN, AccountIndex, company_key
+from routing.accounts import AMBIGUITY_MARGIN, AccountIndex
+from routing.company_names import company_key
 from routing.model import Account
 
 # The columns of the audit's CSV, for whoever cleans the CRM.

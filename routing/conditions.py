@@ -1,14 +1,10 @@
-"""The `when:` language of the policy, compiled once into plain closures.
+"""The policy's conditions as the engine runs them: plain closures over a lead's facts.
 
 A compiled condition is called with a lead's *folded* facts (strings casefolded, numbers as
 they are) and returns None when it holds, or a `Miss` naming the clause that did not. Nothing is
 formatted on the hot path: a `Miss` holds the clause's precomputed description and the name of
 the field, and the explanation reads the actual value from the facts only when someone asks.
-
-    when: {region: NA}                               equality, strings case-insensitive
-    when: {industry: [Healthcare, Biotech]}          any of
-    when: {employees: {gte: 200, lt: 1000}}          operators, all must hold
-    when: {all: [...]} / {any: [...]} / {not: {...}} combinators
+The `when:` an admin writes becomes these in `routing.condition_compiler`.
 """
 
 from __future__ import annotations
@@ -59,8 +55,8 @@ ACCOUNT_FIELDS = frozenset(
         "account.match_score",
     }
 )
-OPERATORS = ("gte", "gt", "lte", "lt", "ne", "in", "not_in", "contains", "matches", "exists")
-COMBINATORS = ("all", "any", "not")
+# A custom field of the lead (`fields.plan`), as conditions and the card name it.
+CUSTOM_FIELD_PREFIX = "fields."
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +95,6 @@ class Condition:
     gate: Gate | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionError:
-    path: tuple[str | int, ...]
-    message: str
-
-
 def always(_facts: Mapping[str, Any]) -> Miss | None:
     return None
 
@@ -128,128 +118,8 @@ def is_number(value: Any) -> bool:
     return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
-def compile_condition(
-    raw: Any, *, allow_account: bool = True, path: tuple[str | int, ...] = ("when",)
-) -> tuple[Condition, list[ConditionError]]:
-    """Compile a `when:` value. Returns the condition and every error found (all at once)."""
-    if raw is None or (isinstance(raw, Mapping) and not raw):
-        return CATCH_ALL, []
-    compiler = _Compiler(allow_account)
-    condition = compiler.node(raw, path)
-    return condition, compiler.errors
-
-
-class _Compiler:
-    def __init__(self, allow_account: bool) -> None:
-        self.allow_account = allow_account
-        self.errors: list[ConditionError] = []
-
-    def fail(self, path: tuple[str | int, ...], message: str) -> Condition:
-        self.errors.append(ConditionError(path, message))
-        return CATCH_ALL
-
-    def node(self, raw: Any, path: tuple[str | int, ...]) -> Condition:
-        if not isinstance(raw, Mapping):
-            return self.fail(
-                path, f"a condition is a mapping such as {{region: NA}}, not {_show(raw)}"
-            )
-        if not raw:
-            return self.fail(path, "an empty condition; leave `when` out to match every lead")
-        parts = [self.entry(str(key), value, (*path, str(key))) for key, value in raw.items()]
-        return _all_of(parts)
-
-    def entry(self, key: str, value: Any, path: tuple[str | int, ...]) -> Condition:
-        if key in ("all", "any"):
-            if not isinstance(value, Sequence) or isinstance(value, str) or not value:
-                return self.fail(path, f"`{key}` takes a non-empty list of conditions")
-            parts = [self.node(item, (*path, i)) for i, item in enumerate(value)]
-            return _all_of(parts) if key == "all" else _any_of(parts)
-        if key == "not":
-            return _not(self.node(value, path))
-        field = self.field(key, path)
-        if field is None:
-            return CATCH_ALL
-        if isinstance(value, Mapping):
-            if not value:
-                return self.fail(path, "an empty operator mapping")
-            ops = [
-                self.operator(field, str(op), arg, (*path, str(op))) for op, arg in value.items()
-            ]
-            return _all_of(ops)
-        if isinstance(value, Sequence) and not isinstance(value, str):
-            return self.one_of(field, value, path, negate=False)
-        return self.equals(field, value, path)
-
-    def field(self, key: str, path: tuple[str | int, ...]) -> str | None:
-        if key in LEAD_FIELDS:
-            return key
-        if key.startswith("fields.") and len(key) > len("fields."):
-            return key
-        if key in ACCOUNT_FIELDS:
-            if not self.allow_account:
-                self.fail(path, f"`{key}` is not known yet: accounts are matched after qualifying")
-                return None
-            return key
-        hint = _suggest(key, [*LEAD_FIELDS, *ACCOUNT_FIELDS, *COMBINATORS])
-        self.fail(path, f"unknown field `{key}`{hint}; custom fields are written fields.NAME")
-        return None
-
-    def scalar(self, value: Any, path: tuple[str | int, ...]) -> bool:
-        if isinstance(value, str | int | float | bool):
-            return True
-        self.fail(path, f"expected a single value (text, number or true/false), got {_show(value)}")
-        return False
-
-    def equals(self, field: str, value: Any, path: tuple[str | int, ...]) -> Condition:
-        if not self.scalar(value, path):
-            return CATCH_ALL
-        return _equals(field, value)
-
-    def one_of(
-        self, field: str, values: Sequence[Any], path: tuple[str | int, ...], *, negate: bool
-    ) -> Condition:
-        if not values:
-            return self.fail(path, "an empty list matches nothing; list at least one value")
-        if not all(self.scalar(v, (*path, i)) for i, v in enumerate(values)):
-            return CATCH_ALL
-        return _one_of(field, values, negate=negate)
-
-    def operator(self, field: str, op: str, arg: Any, path: tuple[str | int, ...]) -> Condition:
-        if op in ("gte", "gt", "lte", "lt"):
-            if not is_number(arg):
-                return self.fail(path, f"`{op}` compares numbers; got {_show(arg)}")
-            return _compare(field, op, float(arg))
-        if op == "ne":
-            if not self.scalar(arg, path):
-                return CATCH_ALL
-            return _not(_equals(field, arg), f"{field} is not {_show(arg)}")
-        if op in ("in", "not_in"):
-            if not isinstance(arg, Sequence) or isinstance(arg, str):
-                return self.fail(path, f"`{op}` takes a list of values")
-            return self.one_of(field, arg, path, negate=op == "not_in")
-        if op == "contains":
-            if not self.scalar(arg, path):
-                return CATCH_ALL
-            return _contains(field, arg)
-        if op == "matches":
-            if not isinstance(arg, str):
-                return self.fail(path, "`matches` takes a regular expression as text")
-            try:
-                pattern = re.compile(arg, re.IGNORECASE)
-            except re.error as exc:
-                return self.fail(path, f"`{arg}` is not a valid regular expression: {exc}")
-            return _matches(field, pattern)
-        if op == "exists":
-            if not isinstance(arg, bool):
-                return self.fail(path, "`exists` takes true or false")
-            return _exists(field, arg)
-        return self.fail(
-            path,
-            f"unknown operator `{op}`{_suggest(op, OPERATORS)}; use one of {', '.join(OPERATORS)}",
-        )
-
-
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A value as a condition's description or an error message quotes it."""
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, bool):
@@ -263,19 +133,17 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean `{close[0]}`?)" if close else ""
+# One condition per clause (`equals`, `one_of`, ...) and the combinators: each works out its
+# description, its miss and its gate once, when the policy is compiled, and returns the check
+# the engine calls for every lead.
 
 
 def _leaf(check: Check, description: str, field: str, gate: Gate | None = None) -> Condition:
     return Condition(check, description, frozenset({field}), catch_all=False, gate=gate)
 
 
-def _equals(field: str, value: Any) -> Condition:
-    description = f"{field} is {_show(value)}"
+def equals(field: str, value: Any) -> Condition:
+    description = f"{field} is {show(value)}"
     miss = Miss(description, field)
     if isinstance(value, bool):
 
@@ -310,8 +178,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _one_of(field: str, values: Sequence[Any], *, negate: bool) -> Condition:
-    shown = ", ".join(_show(v) for v in values)
+def one_of(field: str, values: Sequence[Any], *, negate: bool) -> Condition:
+    shown = ", ".join(show(v) for v in values)
     description = f"{field} is {'not ' if negate else ''}one of {shown}"
     miss = Miss(description, field)
     texts = frozenset(fold(_text(v)) for v in values if not isinstance(v, bool))
@@ -342,7 +210,7 @@ _COMPARISONS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
 }
 
 
-def _compare(field: str, op: str, bound: float) -> Condition:
+def compare(field: str, op: str, bound: float) -> Condition:
     symbol, holds = _COMPARISONS[op]
     description = f"{field} {symbol} {_text(bound)}"
     miss = Miss(description, field)
@@ -361,8 +229,8 @@ def _compare(field: str, op: str, bound: float) -> Condition:
     return _leaf(check, description, field)
 
 
-def _contains(field: str, value: Any) -> Condition:
-    description = f"{field} contains {_show(value)}"
+def contains(field: str, value: Any) -> Condition:
+    description = f"{field} contains {show(value)}"
     miss = Miss(description, field)
     wanted = fold(_text(value))
 
@@ -377,11 +245,11 @@ def _contains(field: str, value: Any) -> Condition:
     return _leaf(check, description, field)
 
 
-# How many texts a `matches` condition remembers the outcome of (see `_matches`).
+# How many texts a `matches` condition remembers the outcome of (see `matches`).
 _MATCHES_MEMO_MAX = 1_000
 
 
-def _matches(field: str, pattern: re.Pattern[str]) -> Condition:
+def matches(field: str, pattern: re.Pattern[str]) -> Condition:
     description = f"{field} matches /{pattern.pattern}/"
     miss = Miss(description, field)
     # Whether the pattern is found in a text, by the text: a qualify rule's pattern is tried on
@@ -404,7 +272,7 @@ def _matches(field: str, pattern: re.Pattern[str]) -> Condition:
     return _leaf(check, description, field)
 
 
-def _exists(field: str, wanted: bool) -> Condition:
+def exists(field: str, wanted: bool) -> Condition:
     description = f"{field} is {'set' if wanted else 'not set'}"
     miss = Miss(description, field)
 
@@ -416,7 +284,7 @@ def _exists(field: str, wanted: bool) -> Condition:
     return _leaf(check, description, field)
 
 
-def _all_of(parts: list[Condition]) -> Condition:
+def all_of(parts: list[Condition]) -> Condition:
     real = [p for p in parts if not p.catch_all]
     if not real:
         return CATCH_ALL
@@ -453,7 +321,7 @@ def _all_of(parts: list[Condition]) -> Condition:
     )
 
 
-def _any_of(parts: list[Condition]) -> Condition:
+def any_of(parts: list[Condition]) -> Condition:
     if any(p.catch_all for p in parts):
         return CATCH_ALL
     checks = tuple(p.check for p in parts)
@@ -469,7 +337,7 @@ def _any_of(parts: list[Condition]) -> Condition:
     return Condition(check, description, frozenset().union(*(p.fields for p in parts)), False)
 
 
-def _not(inner: Condition, description: str | None = None) -> Condition:
+def negate(inner: Condition, description: str | None = None) -> Condition:
     text = description or f"not ({inner.description})"
     single_field = next(iter(inner.fields)) if len(inner.fields) == 1 else None
     miss = Miss(text, single_field)

@@ -11,6 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Distribution(StrEnum):
+    """How a team shares its leads (a team's `distribution` in the policy)."""
+
+    ROUND_ROBIN = "round_robin"
+    WEIGHTED = "weighted"
+    LEAST_LOADED = "least_loaded"
 
 
 @dataclass(frozen=True, slots=True)

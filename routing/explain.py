@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from routing.decision import Decision, Stage, Step
 from routing.durations import format_duration
-from routing.engine import Decision, Stage, Step
 from routing.model import Outcome
 from routing.policy import Policy
 

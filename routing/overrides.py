@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from routing.calendar import sla_deadline
-from routing.engine import Decision, Stage, Step
+from routing.decision import Decision, Stage, Step
 from routing.model import Lead, Outcome
 from routing.normalize import normalize
 from routing.policy import Policy
+from routing.working_time import sla_deadline
 
 
 def queued_after_misses(lead: Lead, *, policy: Policy, missed_by: Sequence[str]) -> Decision:

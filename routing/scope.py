@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from routing.engine import Decision
+from routing.decision import Decision
 from routing.policy import Policy
 
 

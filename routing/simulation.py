@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from routing.accounts import AccountIndex
-from routing.distribution import TeamState
-from routing.engine import Decision, RoutingState, route
+from routing.decision import Decision, RoutingState
+from routing.distribution import Distribution, TeamState
+from routing.engine import route
 from routing.model import Lead, OpenLead, Outcome, OutOfOffice
-from routing.policy import Distribution, Policy
+from routing.policy import Policy
 
 
 @dataclass
@@ -97,7 +98,7 @@ def record(
     return False
 
 
-_ASSIGNED = Outcome.ASSIGNED  # read for every decision; see engine._ASSIGNED
+_ASSIGNED = Outcome.ASSIGNED  # read for every decision; see targets._ASSIGNED
 
 
 @dataclass(frozen=True, slots=True)

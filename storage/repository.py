@@ -40,7 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel, col
 
-from routing.accounts import choose_keys, company_key, name_blocking_keys
+from routing.accounts import choose_keys
+from routing.company_names import company_key, name_blocking_keys
 from routing.distribution import TeamState
 from routing.domains import canonical_email, email_spellings, registrable_domain
 from routing.geo import account_location

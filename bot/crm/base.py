@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from routing.policy import Rep
+
 T = TypeVar("T")
 
 
@@ -81,10 +83,17 @@ class LeadRecord:
 
 
 class CrmClient(Protocol):
-    """One CRM, as the service layer and the jobs use it. Every method is synchronous and is
-    called through `CrmCalls`; each raises CrmTransient or CrmPermanent, never vendor types."""
+    """One CRM, as the service layer, the jobs and the write-back use it, whichever CRM it is:
+    nothing outside `bot.bootstrap` (which builds one) names an adapter. Every method is
+    synchronous and is called through `CrmCalls`; each raises CrmTransient (worth trying again)
+    or CrmPermanent (will not pass by itself), never a vendor's exception."""
 
     system: str  # "salesforce" | "hubspot", as in a lead's crm_system
+    owner_setting: str  # the key on a rep in the policy naming their owner id here
+
+    def owner_given(self, rep: Rep) -> str | None:
+        """The owner id the policy gives `rep` in this CRM (`owner_setting`), if any."""
+        ...
 
     def whoami(self) -> str:
         """Check the credentials with one cheap call; a sentence naming who we are connected as."""
@@ -100,6 +109,16 @@ class CrmClient(Protocol):
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         """Accounts changed at or after `since` (all of them for None), oldest change first."""
+        ...
+
+    def new_leads(self, since: datetime | None) -> Iterator[Sequence[LeadRecord]]:
+        """Leads created at or after `since` (all of them for None), oldest first, in pages.
+        A CRM that announces its new leads instead (HubSpot, by webhook) says so with
+        CrmPermanent."""
+        ...
+
+    def lead(self, record_id: str) -> LeadRecord:
+        """The lead (or contact) `record_id`, as a lead to route: one a webhook announced."""
         ...
 
 

@@ -30,6 +30,7 @@ from bot.crm.base import (
     is_hubspot_id,
 )
 from routing.geo import account_location
+from routing.policy import Rep
 
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
@@ -53,6 +54,7 @@ _API_ERRORS = (ContactsError, CompaniesError, OwnersError)
 
 class HubSpotCrm:
     system = "hubspot"
+    owner_setting = "hubspot_owner_id"
 
     def __init__(self, client: HubSpot, *, tier_property: str | None = None) -> None:
         self._client = client
@@ -64,6 +66,9 @@ class HubSpotCrm:
         self._companies_api = client.crm.companies.search_api
 
     # --- the Protocol ----------------------------------------------------------------------
+
+    def owner_given(self, rep: Rep) -> str | None:
+        return rep.hubspot_owner_id
 
     def whoami(self) -> str:
         page = self._call(lambda: self._owners_api.get_page(limit=1, _request_timeout=TIMEOUT_S))
@@ -143,9 +148,13 @@ class HubSpotCrm:
                 return  # a whole window at one instant: nothing more can be told apart
             since = newest
 
-    # --- leads in --------------------------------------------------------------------------
+    def new_leads(self, since: datetime | None) -> Iterator[list[LeadRecord]]:
+        raise CrmPermanent(
+            "HubSpot announces its new contacts by webhook (POST /hubspot/webhook); leadrouter "
+            "does not poll it for them"
+        )
 
-    def contact(self, contact_id: str) -> LeadRecord:
+    def lead(self, contact_id: str) -> LeadRecord:
         """The contact as a lead; CrmPermanent when there is no such contact."""
         if not is_hubspot_id(contact_id):
             raise CrmPermanent(f"{contact_id!r} is not a HubSpot contact id (digits)")

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.crm.base import CrmCalls, CrmClient, CrmPermanent
-from routing.policy import Policy, Rep
+from bot.crm_links import crm_name
+from routing.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,30 +48,31 @@ class OwnerDirectory:
     async def mapping(self, *, fresh: bool = False) -> OwnerMap:
         policy = self.policy()
         await self._refresh(policy, force=fresh)
+        crm, setting = crm_name(self.crm.system), self.crm.owner_setting
         owners: dict[str, str] = {}
         missing: dict[str, str] = {}
         explicit: set[str] = set()
         for rep in policy.reps.values():
-            given = self._explicit(rep)
+            given = self.crm.owner_given(rep)
             if given:
                 owners[rep.id] = given
                 explicit.add(rep.id)
             elif not rep.email:
                 missing[rep.id] = (
-                    f"rep {rep.id} has no email in the policy to find their {self._name} user by "
-                    f"(or set {self._override} on the rep)"
+                    f"rep {rep.id} has no email in the policy to find their {crm} user by "
+                    f"(or set {setting} on the rep)"
                 )
             elif rep.email.lower() in self._by_email:
                 owners[rep.id] = self._by_email[rep.email.lower()]
             else:
                 missing[rep.id] = (
-                    f"no active {self._name} user has rep {rep.id}'s email {rep.email} "
-                    f"(or set {self._override} on the rep)"
+                    f"no active {crm} user has rep {rep.id}'s email {rep.email} "
+                    f"(or set {setting} on the rep)"
                 )
         return OwnerMap(owners, missing, frozenset(explicit))
 
     async def _refresh(self, policy: Policy, *, force: bool) -> None:
-        emails = [r.email for r in policy.reps.values() if r.email and not self._explicit(r)]
+        emails = [r.email for r in policy.reps.values() if r.email and not self.crm.owner_given(r)]
         async with self._lock:
             stale = self._fetched_at is None or time.monotonic() - self._fetched_at > self.ttl_s
             if not (force or stale):
@@ -78,16 +80,3 @@ class OwnerDirectory:
             if emails:
                 self._by_email = await self.calls(self.crm.owners_by_email, emails)
             self._fetched_at = time.monotonic()
-
-    def _explicit(self, rep: Rep) -> str | None:
-        if self.crm.system == "salesforce":
-            return rep.salesforce_user_id
-        return rep.hubspot_owner_id
-
-    @property
-    def _name(self) -> str:
-        return "Salesforce" if self.crm.system == "salesforce" else "HubSpot"
-
-    @property
-    def _override(self) -> str:
-        return "salesforce_user_id" if self.crm.system == "salesforce" else "hubspot_owner_id"

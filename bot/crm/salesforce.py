@@ -31,6 +31,7 @@ from simple_salesforce.format import format_soql
 
 from bot.crm.base import AccountPage, CrmAccount, CrmPermanent, CrmTransient, LeadRecord
 from routing.geo import account_location
+from routing.policy import Rep
 
 API_VERSION = "59.0"
 TIMEOUT_S = 30.0
@@ -54,6 +55,7 @@ LEAD_FIELDS = {
     "LeadSource": "source",
     "NumberOfEmployees": "employees",
 }
+_LEAD_COLUMNS = ("Id", "CreatedDate", *LEAD_FIELDS)
 
 
 def is_record_id(value: str, prefix: str) -> bool:
@@ -62,20 +64,26 @@ def is_record_id(value: str, prefix: str) -> bool:
 
 class SalesforceCrm:
     system = "salesforce"
+    owner_setting = "salesforce_user_id"
 
     def __init__(
         self,
         connect: Callable[[requests.Session], Salesforce],
         *,
         tier_field: str | None = None,
+        intake_queue: str | None = None,
     ) -> None:
         self._connect = connect
         self._sf: Salesforce | None = None
         self._login = threading.Lock()
         self._retry_after = threading.local()  # the last response's Retry-After, per thread
         self.tier_field = tier_field
+        self.intake_queue = intake_queue  # new leads are those this queue owns, when named
 
     # --- the Protocol ----------------------------------------------------------------------
+
+    def owner_given(self, rep: Rep) -> str | None:
+        return rep.salesforce_user_id
 
     def whoami(self) -> str:
         sf = self._client()
@@ -124,13 +132,10 @@ class SalesforceCrm:
             accounts = [self._account(record) for record in records]
             yield AccountPage(accounts, max(a.modified_at for a in accounts))
 
-    # --- leads in --------------------------------------------------------------------------
-
-    def new_leads(
-        self, since: datetime | None, *, queue_id: str | None
-    ) -> Iterator[list[LeadRecord]]:
+    def new_leads(self, since: datetime | None) -> Iterator[list[LeadRecord]]:
         """Leads created at or after `since` (oldest first), in pages; only those owned by the
         intake queue when one is named. Repeats at the boundary are left to intake's idempotency."""
+        queue_id = self.intake_queue
         if queue_id is not None and not is_record_id(queue_id, QUEUE_PREFIX):
             raise CrmPermanent(f"{queue_id!r} is not a Salesforce queue id (00G...)")
         conditions = []
@@ -139,10 +144,16 @@ class SalesforceCrm:
         if queue_id is not None:
             conditions.append(f"OwnerId = '{queue_id}'")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        fields = ", ".join(["Id", "CreatedDate", *LEAD_FIELDS])
-        soql = f"SELECT {fields} FROM Lead{where} ORDER BY CreatedDate, Id"
+        soql = f"SELECT {', '.join(_LEAD_COLUMNS)} FROM Lead{where} ORDER BY CreatedDate, Id"
         for records in self._pages(soql):
             yield [self._lead(record) for record in records]
+
+    def lead(self, record_id: str) -> LeadRecord:
+        if not is_record_id(record_id, LEAD_PREFIX):
+            raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")
+        leads = cast(SFType, self._client().Lead)
+        fields = ",".join(_LEAD_COLUMNS)
+        return self._lead(self._call(lambda: leads.get(record_id, params={"fields": fields})))
 
     # --- the parts -------------------------------------------------------------------------
 

@@ -15,9 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from bot.crm.base import CrmCalls, CrmClient, CrmError
-from bot.crm.hubspot import HubSpotCrm
 from bot.crm.owners import OwnerDirectory, OwnerMap
-from bot.crm.salesforce import SalesforceCrm
 from bot.service import Service
 from routing.leads import InvalidLead, parse_lead
 from routing.model import Account, Lead
@@ -75,21 +73,19 @@ async def poll_salesforce_leads(
 ) -> PollResult:
     """Route Salesforce leads created since the cursor. The first poll looks back only
     `first_look_back`: switching polling on must not route years of old leads."""
-    assert isinstance(link.crm, SalesforceCrm)
     since = await service.crm_cursor(LEADS_CURSOR)
     if since is None:
         since = service.clock() - first_look_back
-    queue = service.policy().crm.salesforce.intake_queue
-    pages = link.crm.new_leads(since, queue_id=queue)
+    pages = link.crm.new_leads(since)
     created = repeated = invalid = 0
     while (page := await link.next_page(pages)) is not None:
         leads: list[Lead] = []
         for record in page:
             try:
-                leads.append(lead_of("salesforce", record.crm_id, dict(record.values)))
+                leads.append(lead_of(link.system, record.crm_id, dict(record.values)))
             except InvalidLead as exc:
                 invalid += 1
-                log.warning("salesforce lead %s not routed: %s", record.crm_id, exc)
+                log.warning("%s lead %s not routed: %s", link.system, record.crm_id, exc)
         new, again = await service.intake_from_crm(leads)
         created, repeated = created + new, repeated + again
         await service.move_crm_cursor(LEADS_CURSOR, max(r.created_at for r in page))
@@ -130,9 +126,8 @@ async def sync_accounts(service: Service, link: CrmLink) -> SyncResult:
 
 async def take_hubspot_contact(service: Service, link: CrmLink, contact_id: str) -> bool:
     """Fetch a contact HubSpot announced and route it. True if it was new here."""
-    assert isinstance(link.crm, HubSpotCrm)
-    record = await link.calls(link.crm.contact, contact_id)
-    lead = lead_of("hubspot", record.crm_id, dict(record.values))
+    record = await link.calls(link.crm.lead, contact_id)
+    lead = lead_of(link.system, record.crm_id, dict(record.values))
     created, _ = await service.intake_from_crm([lead])
     return created == 1
 

@@ -30,13 +30,14 @@ from bot.service import Move, Service, ServiceError
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_command
+from bot.slack.home_view import home_view
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.managers import digest_on_demand, register_managers
+from bot.slack.modals import reject_modal, reject_reason
 from bot.slack.people import SlackPeople
-from routing.calendar import next_working_start
 from routing.durations import format_duration
 from routing.policy import Policy
-from storage.models import RepStateRow
+from routing.working_time import next_working_start
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +152,14 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
     ) -> None:
         await ack()
         lead_id = _value(body)
-        await client.views_open(
-            trigger_id=body["trigger_id"], view=blocks.reject_modal(lead_id, lead_id)
-        )
+        await client.views_open(trigger_id=body["trigger_id"], view=reject_modal(lead_id, lead_id))
 
     @app.view(CallbackId.REJECT_MODAL)
     async def rejected(
         ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         view = body["view"]
-        reason = blocks.reject_reason(view["state"]["values"])
+        reason = reject_reason(view["state"]["values"])
         if reason is None:
             await ack(
                 response_action="errors",
@@ -456,69 +455,4 @@ async def _publish_home(client: AsyncWebClient, parts: SlackParts, slack_user: s
 
 
 async def home_data_view(parts: SlackParts, slack_user: str) -> dict[str, Any]:
-    policy = parts.policy()
-    viewer = viewer_of(policy, slack_user)
-    now = parts.clock()
-    states = await parts.reader.rep_states()
-    offers: tuple[blocks.HomeOffer, ...] = ()
-    if viewer.rep is not None:
-        offers = tuple(
-            blocks.HomeOffer(
-                lead_id=lead.external_id,
-                title=lead.company or lead.external_id,
-                reason=lead.reason,
-                offered_at=offer.offered_at,
-                sla_due_at=offer.sla_due_at,
-            )
-            for offer, lead in await parts.reader.open_offers(viewer.rep)
-        )
-    mine = states.get(viewer.rep) if viewer.rep else None
-    away = _is_away(mine, now)
-    teams: tuple[blocks.TeamLoad, ...] = ()
-    size, oldest_at = 0, None
-    if viewer.manager is not None:
-        teams = tuple(
-            blocks.TeamLoad(
-                team=team.name,
-                reps=tuple(
-                    blocks.RepLoad(
-                        name=policy.rep_name(member),
-                        open=states[member].open_count if member in states else 0,
-                        capacity=policy.reps[member].capacity,
-                        away=_is_away(states.get(member), now),
-                        away_until=states[member].away_until if member in states else None,
-                    )
-                    for member in team.members
-                ),
-            )
-            for team in policy.teams.values()
-            if team.manager == viewer.manager
-        )
-        size, queued = await parts.reader.queued_leads(limit=1)
-        oldest_at = queued[0].created_at if queued else None
-    name = (
-        policy.rep_name(viewer.rep)
-        if viewer.rep
-        else (policy.managers[viewer.manager].name if viewer.manager else "there")
-    )
-    return blocks.home_view(
-        blocks.HomeData(
-            name=name,
-            is_rep=viewer.rep is not None,
-            offers=offers,
-            away=away,
-            away_until=mine.away_until if mine and away else None,
-            away_reason=mine.away_reason if mine and away else None,
-            is_manager=viewer.manager is not None,
-            teams=teams,
-            queue_size=size,
-            queue_oldest_at=oldest_at,
-            now=now,
-        )
-    )
-
-
-def _is_away(state: RepStateRow | None, now: datetime) -> bool:
-    if state is None or not state.away:
-        return False
-    return state.away_until is None or state.away_until > now
+    return home_view(await parts.reader.home(slack_user))

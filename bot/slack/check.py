@@ -16,7 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from routing.policy import SLACK_MEMBER_ID, Manager, Policy, Rep
+from routing.policy import Manager, Policy, Rep
+from routing.policy_schema import SLACK_MEMBER_ID
 
 # The bot scopes the app uses (manifest.yml asks for exactly these), and what each is for.
 REQUIRED_SCOPES = {

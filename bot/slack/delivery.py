@@ -5,50 +5,37 @@ side, and a lane Slack answers 429 waits out its Retry-After (see `bot.outbox`).
 carries the outbox item's key in its message metadata, and the message ts is stored the moment
 Slack returns it, in the transaction that ends the attempt. An attempt that cannot tell whether
 its post went out (a timeout, a 5xx, a process that died) leaves that said on the item, and the
-next attempt looks for the message in the channel's history before posting again. The DM card
-and its copy in the team's channel are two items, each posted at most once; the SLA of an offer
-runs from its DM card's post.
+next attempt looks for the message in the channel's history before posting again (the posting
+itself is `bot.slack.posting`'s). The DM card and its copy in the team's channel are two items,
+each posted at most once; the SLA of an offer runs from its DM card's post.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.orm import Session
 
+from bot.card import sla_deadlines
 from bot.digest import load_digest
 from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service import OutboxKind
-from bot.slack.blocks import (
-    CardView,
-    Message,
-    assignees_of,
-    backlog_summary,
-    escape,
-    mention,
-    offer_card,
-    queued_post,
-    reminder,
-    settled_card,
-    team_copy,
-)
-from bot.slack.digest import digest_message
+from bot.slack import posting
+from bot.slack.assign import assignees_of
+from bot.slack.blocks import Message, escape, said, who
+from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
+from bot.slack.digest import backlog_summary, digest_message
 from bot.slack.people import SlackPeople
-from routing.calendar import sla_deadline
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +51,6 @@ SLACK_KINDS = (
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
-# The metadata every post carries, so a post whose answer was lost can be found again.
-POST_EVENT = "leadrouter_post"
-HISTORY_PAGES = 10  # pages of 200 messages looked through for a post whose answer was lost
-# How far before an item was queued its post is looked for: Slack's clock (a message's ts) and
-# this server's may differ by that much.
-CLOCK_SKEW_S = 300
-# Slack errors worth trying again; any other error code will not go away by itself.
-_TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,34 +81,8 @@ class CardDelivery(OutboxWorker):
     on_undeliverable: Undeliverable | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
 
-    @staticmethod
-    def _failure_text(exc: SlackApiError) -> str:
-        response = exc.response
-        code = str(response.get("error", "")) if response is not None else ""
-        status = response.status_code if response is not None else 0
-        return f"Slack answered {status} {code}".strip()
-
     def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
-        if isinstance(exc, SlackApiError):
-            response = exc.response
-            code = str(response.get("error", "")) if response is not None else ""
-            status = response.status_code if response is not None else 0
-            error = self._failure_text(exc)
-            if status == 429:
-                return Hold(error, after=_retry_after(response))
-            if status >= 500 or code in _TRANSIENT_ERRORS:
-                return Retry(error, unsure=True)  # Slack may have acted before it failed
-            if code == "missing_scope" and response is not None and response.get("needed"):
-                return GiveUp(
-                    f"{error}: the app lacks the scope {response.get('needed')}; add it under "
-                    "OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
-                )
-            return GiveUp(error)
-        if isinstance(exc, TimeoutError):
-            return Retry(f"Slack did not answer within {self.call_timeout_s:g} s", unsure=True)
-        if isinstance(exc, aiohttp.ClientError):
-            return Retry(f"Slack could not be reached ({type(exc).__name__})", unsure=True)
-        return None
+        return posting.slack_failure(exc, timeout_s=self.call_timeout_s)
 
     async def carry_out(self, attempt: Attempt) -> None:
         kind, payload = attempt.item.kind, attempt.item.payload
@@ -223,17 +174,9 @@ class CardDelivery(OutboxWorker):
 
     def _deadlines(self, card: OfferCard, now: datetime) -> tuple[datetime | None, datetime | None]:
         """The SLA deadline (and reminder) of a card posted now, or the one already running."""
-        if card.sla_due_at is not None or not card.sla_seconds:
+        if card.sla_due_at is not None:
             return card.sla_due_at, None
-        policy = self.policy()
-        rep = policy.reps.get(card.rep)
-        if rep is None:
-            return now + timedelta(seconds=card.sla_seconds), None
-        due = sla_deadline(policy.sla, rep, now, card.sla_seconds)
-        remind_at = None
-        if policy.sla.remind_at_half and card.sla_seconds >= 2:
-            remind_at = sla_deadline(policy.sla, rep, now, card.sla_seconds // 2)
-        return due, remind_at
+        return sla_deadlines(self.policy(), card.rep, card.sla_seconds, now)
 
     async def _settle_card(self, attempt: Attempt, offer_id: int) -> None:
         card = await self.reader.offer_card(offer_id)
@@ -246,8 +189,8 @@ class CardDelivery(OutboxWorker):
                 )
             if waiting:
                 raise Retry("the card itself is not posted yet")
-        view, status = self._view(card), self._sentence(card.settled)
-        moved = card.status != OfferStatus.CLAIMED.value
+        view, status = self._view(card), said(card.settled.words(), self.policy())
+        moved = card.settled.moved
         for channel, ts, team in (
             (card.channel, card.message_ts, False),
             (card.team_channel, card.team_message_ts, True),
@@ -350,77 +293,35 @@ class CardDelivery(OutboxWorker):
     async def _post(
         self, attempt: Attempt, channel: str, message: Message, *, thread_ts: str | None = None
     ) -> tuple[str, str]:
-        """chat.postMessage in the attempt's lane, tagged with the item's key. Returns (channel,
-        ts) as Slack answered; for an attempt after one that cannot tell whether it posted,
-        the message that one posted, if Slack has it."""
+        """The message posted in the attempt's lane, tagged with the item's key. For an attempt
+        after one that cannot tell whether it posted, the message that one posted, if Slack has
+        it."""
         key = attempt.item.dedupe_key
         if attempt.unsure:
-            found = await self._find_post(channel, key, since=attempt.item.created_at)
+            found = await posting.find_post(
+                self.client,
+                channel,
+                key,
+                since=attempt.item.created_at,
+                timeout_s=self.call_timeout_s,
+            )
             if found is not None:
                 log.info("outbox: %s was posted already (%s); not posting it again", key, found[1])
                 return found
         attempt.notes["paced_at"] = self.clock()
-        try:
-            response = await self._call(
-                self.client.chat_postMessage,
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks,
-                unfurl_links=False,
-                thread_ts=thread_ts,
-                metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
-            )
-        except SlackApiError as exc:
-            fix = _fix_for(exc, channel)
-            if fix is None:
-                raise
-            raise GiveUp(f"{self._failure_text(exc)}: {fix}") from exc
-        return str(response["channel"]), str(response["ts"])
-
-    async def _find_post(
-        self, channel: str, key: str, *, since: datetime
-    ) -> tuple[str, str] | None:
-        """The message tagged `key` in `channel` (a user id: the DM with them) posted since
-        `since`, if there is one. A channel whose history the app may not read is reported and
-        taken as holding none (the post goes out again: a second copy beats a lost card)."""
-        try:
-            if channel.startswith(("U", "W")):
-                opened = await self._call(self.client.conversations_open, users=channel)
-                channel = str(opened["channel"]["id"])
-            cursor: str | None = None
-            for _ in range(HISTORY_PAGES):
-                page = await self._call(
-                    self.client.conversations_history,
-                    channel=channel,
-                    oldest=f"{since.timestamp() - CLOCK_SKEW_S:.6f}",
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                )
-                for message in page.get("messages") or []:
-                    metadata = message.get("metadata") or {}
-                    payload = metadata.get("event_payload") or {}
-                    if metadata.get("event_type") == POST_EVENT and payload.get("key") == key:
-                        return channel, str(message["ts"])
-                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-                if not page.get("has_more") or cursor is None:
-                    return None
-        except SlackApiError as exc:
-            failure = self.failure(exc)
-            if not isinstance(failure, GiveUp):
-                raise
-            log.warning(
-                "outbox: could not look for %s in %s (%s); posting it again", key, channel, failure
-            )
-        return None
+        return await posting.post(
+            self.client,
+            channel,
+            message,
+            key=key,
+            timeout_s=self.call_timeout_s,
+            thread_ts=thread_ts,
+        )
 
     async def _call(
         self, method: Callable[..., Awaitable[AsyncSlackResponse]], **arguments: Any
     ) -> AsyncSlackResponse:
-        """One Web API call, given up after `call_timeout_s` (whatever the HTTP session's own
-        timeout says)."""
-        async with asyncio.timeout(self.call_timeout_s):
-            return await method(**arguments)
+        return await posting.call(method, timeout_s=self.call_timeout_s, **arguments)
 
     def _view(self, card: OfferCard) -> CardView:
         return CardView(
@@ -428,60 +329,10 @@ class CardDelivery(OutboxWorker):
             content=card.content,
             crm_url=card.crm_url,
             note=escape(card.note) if card.note else None,
-            assignee=self._who(card.rep),
+            assignee=who(self.policy(), card.rep),
         )
-
-    def _who(self, rep_id: str) -> str:
-        """A rep as mrkdwn: a mention when the policy knows their Slack id, else their name."""
-        policy = self.policy()
-        slack_id = policy.slack_of(rep_id)
-        return mention(slack_id) if slack_id else escape(policy.rep_name(rep_id))
-
-    def _sentence(self, settled: str) -> str:
-        """The reader's `{rep:ID}` placeholders as Slack mentions (or escaped names)."""
-        out: list[str] = []
-        for part in settled.split("{rep:"):
-            if not out:
-                out.append(escape(part))
-                continue
-            rep_id, _, rest = part.partition("}")
-            out.append(self._who(rep_id))
-            out.append(escape(rest))
-        return "".join(out)
-
-
-def _fix_for(exc: SlackApiError, channel: str) -> str | None:
-    """What an admin does about a post Slack refused for where it was going, if that is why."""
-    code = str(exc.response.get("error", "")) if exc.response is not None else ""
-    person = channel.startswith(("U", "W"))
-    where = channel if channel.startswith("#") else f"the channel {channel}"
-    if code == "not_in_channel":
-        return f"invite the bot to {where} (/invite @leadrouter there)"
-    if code == "channel_not_found" and person:
-        return (
-            f"no Slack user {channel}: check their `slack:` member id in the policy "
-            "(`leadrouter slack check` checks everyone's)"
-        )
-    if code == "channel_not_found":
-        return (
-            f"the bot cannot see {where}; if it is a private channel, invite the bot to it "
-            "(/invite @leadrouter there), else check the channel id in the policy"
-        )
-    if code == "is_archived":
-        return f"{where} is archived: unarchive it or name another channel in the policy"
-    return None
 
 
 def _delivered(attempt: Attempt, lead_id: str | None, what: str) -> None:
     """What the attempt did in Slack, for its one log line once its end is committed."""
     attempt.notes["delivered"] = (lead_id, what)
-
-
-def _retry_after(response: Any) -> float:
-    """Slack's Retry-After, in seconds (one if it sent none or something unreadable)."""
-    headers = getattr(response, "headers", None) or {}
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(1.0, float(value)) if value is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0

@@ -1,4 +1,4 @@
-"""A manager's digest as a Slack message.
+"""A manager's digest as a Slack message, and the one word on a backlog that arrived offline.
 
 The period in the header is written in the manager's own time zone, not as a Slack date: a header
 block is plain text, where Slack's `<!date^...>` tokens do not render, and the period starts at the
@@ -14,7 +14,7 @@ That is at most 28 blocks of Slack's 50.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -30,15 +30,14 @@ from slack_sdk.models.blocks import (
 
 from bot.crm_links import crm_name
 from bot.digest import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
+from bot.slack.assign import Assignee, assign_control
 from bot.slack.blocks import (
     ELLIPSIS,
     MAX_BLOCK_ID,
     MAX_HEADER,
     MAX_MESSAGE_BLOCKS,
     MAX_TEXT,
-    Assignee,
     Message,
-    assign_control,
     clip,
     escape,
     slack_date,
@@ -75,6 +74,20 @@ def digest_message(
     if len(blocks) > MAX_MESSAGE_BLOCKS:  # the shape is fixed; this guards future edits
         raise ValueError(f"a message may hold {MAX_MESSAGE_BLOCKS} blocks; built {len(blocks)}")
     return Message(text=_summary(digest), blocks=[block.to_dict() for block in blocks])
+
+
+def backlog_summary(leads: int, since: datetime, reps: Mapping[str, int]) -> Message:
+    """A manager's one word on the leads that arrived while no Slack app ran, instead of an
+    alert for each as their cards go out."""
+    who = ", ".join(f"{escape(name)} {count}" for name, count in reps.items())
+    text = clip(
+        f"*{leads} lead{'s' if leads != 1 else ''} arrived while leadrouter was not connected "
+        f"to Slack* (the first {slack_date(since)}). Their cards are going out to the reps now: "
+        f"{who}. Each rep's SLA starts when their card arrives, so nobody is charged for the "
+        "wait.",
+        MAX_TEXT,
+    )
+    return Message(text=text, blocks=[_section(text).to_dict()])
 
 
 def period_start(since: datetime, now: datetime, tz: ZoneInfo) -> str:

@@ -11,6 +11,7 @@ from bot.digest import load_digest
 from bot.reading import Viewer, viewer_of
 from bot.service import ServiceError
 from bot.slack import blocks
+from bot.slack.assign import assigned_lead, assignees_of
 from bot.slack.digest import digest_message
 from bot.slack.ids import ActionId
 from storage import repository as repo
@@ -42,7 +43,7 @@ def register_managers(app: AsyncApp, parts: SlackParts) -> None:
 async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, list[Any]]:
     policy = parts.policy()
     action = body["actions"][0]
-    lead_id = blocks.assigned_lead(str(action.get("block_id", "")))
+    lead_id = assigned_lead(str(action.get("block_id", "")))
     rep = str((action.get("selected_option") or {}).get("value") or "")
     viewer = viewer_of(policy, body["user"]["id"])
     if viewer.manager is None:
@@ -65,7 +66,7 @@ async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, l
     kept = [
         block
         for block in message.get("blocks") or []
-        if blocks.assigned_lead(str(block.get("block_id", ""))) != lead_id
+        if assigned_lead(str(block.get("block_id", ""))) != lead_id
     ]
     kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
     return line, kept
@@ -83,4 +84,4 @@ async def digest_on_demand(parts: SlackParts, viewer: Viewer) -> str | blocks.Me
             lambda sync: repo.previous_job_run(session=sync, job=f"digest:{manager.id}", before=now)
         )
         digest = await load_digest(session, policy, manager_id=manager.id, since=since, now=now)
-    return digest_message(digest, manager_tz=manager.tz, assignees=blocks.assignees_of(policy))
+    return digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))

@@ -33,7 +33,7 @@ from bench.bench_matching import (
     stem,
     table,
 )
-from routing.accounts import company_key
+from routing.company_names import company_key
 
 ACCOUNTS = 2_000
 PER_CASE = 40

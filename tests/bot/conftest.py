@@ -11,8 +11,9 @@ from pydantic import SecretStr
 from bot.bootstrap import App, bootstrap
 from bot.http import build_http_app
 from bot.metrics import Metrics
+from bot.policy_file import load_policy
 from bot.settings import Settings
-from routing.policy import Policy, load_policy, parse_policy
+from routing.policy import Policy, parse_policy
 from storage.db import Database
 from tests.bot.webhook import SECRET
 from tests.databases import sqlite_database

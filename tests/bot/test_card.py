@@ -7,12 +7,13 @@ import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.card import Contact, card_content_of
+from bot.card import Contact, Person, Settlement, card_content_of
 from routing.accounts import AccountIndex
 from routing.engine import route
 from routing.leads import parse_lead
 from routing.model import Account
 from routing.policy import Policy, parse_policy
+from storage.models import OfferStatus
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 POLICY = """\
@@ -95,3 +96,20 @@ def test_a_lead_with_neither_name_nor_company_is_titled_by_its_id_never_its_emai
     assert content.contact == Contact(email="someone@example.org", phone=None, website=None)
     assert card({"id": "L-8", "company": "Globex"}).title == "Globex"
     assert card({"id": "L-9", "first_name": "Jo"}).title == "Jo"
+
+
+def test_the_offer_statuses_a_card_words_are_those_offers_are_stored_with() -> None:
+    assert {"offered", "claimed", "rejected", "reassigned", "expired"} <= {
+        status.value for status in OfferStatus
+    }
+    rejected = Settlement("rejected", rep="ann", holder="ben", queue=None, reason="no")
+    assert rejected.words() == (
+        "Rejected by ",
+        Person("ann"),
+        ": no",
+        " · now with ",
+        Person("ben"),
+    )
+    assert Settlement("claimed", rep="ann", holder="ann", queue=None, reason=None).moved is False
+    expired = Settlement("expired", rep="ann", holder=None, queue="emea", reason=None)
+    assert expired.moved and expired.words() == ("Reassigned to ", "the emea queue")

@@ -24,7 +24,7 @@ from bot.crm_links import record_url
 from bot.http import build_http_app
 from bot.metrics import Metrics
 from bot.settings import Settings, SettingsError, load_settings
-from bot.slack.blocks import CardView, offer_card
+from bot.slack.cards import CardView, offer_card
 from routing.leads import MAX_ID_LENGTH
 from routing.model import CrmSystem
 from routing.policy import parse_policy

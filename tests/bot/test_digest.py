@@ -21,13 +21,14 @@ from bot.digest import (
     load_digest,
     reps_of_manager,
 )
+from bot.policy_file import load_policy
 from bot.service import SLA_MISSED, Service, ServiceError
 from bot.slack.blocks import MAX_MESSAGE_BLOCKS
 from bot.slack.digest import digest_message, period_start
 from bot.slack.ids import ActionId
 from routing.leads import parse_lead
 from routing.model import Lead
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database, open_database
 from tests.bot.conftest import Clock

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot import files
 from bot.cli import app
+from bot.files.accounts import read_accounts
+from bot.files.leads import open_leads
 from tests.bot.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -224,9 +225,9 @@ def test_rows_are_counted_for_the_progress_bar_without_the_header(tmp_path: Path
     lines.write_text('{"id": 1}\n{"id": 2}\n{"id": 3}')
     array.write_text('[\n  {"id": 1},\n  {"id": 2}\n]\n')
 
-    assert files.open_leads(csv_file).rows == 3
-    assert files.open_leads(lines).rows == 3
-    assert files.open_leads(array).rows == 2
+    assert open_leads(csv_file).rows == 3
+    assert open_leads(lines).rows == 3
+    assert open_leads(array).rows == 2
 
 
 # JSON
@@ -475,7 +476,7 @@ def test_an_accounts_country_and_state_are_read_under_the_headers_crms_export(
     accounts = tmp_path / "accounts.csv"
     accounts.write_text(f"Id,Name,{country},{state}\r\nA1,Acme,U.K.,Scotland\r\n", encoding="utf-8")
 
-    (account,), bad = files.read_accounts(accounts, {})
+    (account,), bad = read_accounts(accounts, {})
 
     assert bad == []
     assert (account.country, account.state) == ("GB", "Scotland")

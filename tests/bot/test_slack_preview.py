@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.card import CardContent, Contact
-from bot.slack.blocks import CardView, mention, offer_card, settled_card, team_copy
+from bot.slack.blocks import mention
+from bot.slack.cards import CardView, offer_card, settled_card, team_copy
 from bot.slack.preview import as_text
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,12 +14,19 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.bootstrap import App
+from bot.slack.blocks import slack_date
 from routing.leads import parse_lead
 from storage.db import Database
 from storage.models import LeadRow, OfferRow
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_app import send
-from tests.fakes.slack import FakeSlack, action_payload, command_body
+from tests.fakes.slack import (
+    FakeSlack,
+    action_payload,
+    command_body,
+    event_body,
+    view_submission_body,
+)
 
 POLICY = """\
 reps:
@@ -36,6 +43,7 @@ rules:
 fallback: {queue: unmatched, channel: CQUEUE}
 sla: {default: 10m, remind_at_half: true, max_reassignments: 1}
 """
+SLA = timedelta(minutes=10)
 
 
 @pytest.fixture
@@ -135,6 +143,57 @@ async def test_at_half_the_sla_the_rep_is_reminded_in_the_cards_thread(
     assert reminder.params["thread_ts"] == offer.message_ts
     assert "Still yours to claim" in reminder.params["text"]
     assert "claim_lead" in texts(reminder.params["blocks"])
+
+
+async def test_a_reminder_names_the_deadline_the_sla_runs_to_from_the_cards_post(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    slack.fail("chat.postMessage", status=500, times=1)  # the card goes out 2 minutes late
+    await app.service.intake(parse_lead({"id": "L-1", "company": "Acme Corp"}))
+    for _ in range(500):
+        if slack.refused:
+            break
+        await asyncio.sleep(0.01)
+    clock.advance(minutes=2)
+    assert app.delivery is not None
+    app.delivery.wake()
+    offer = await posted_offer(sqlite_db)
+    assert offer.sla_due_at is not None and offer.sla_due_at > offer.offered_at + SLA
+    clock.advance(minutes=5)
+
+    await app.service.sweep()
+
+    reminder = (await slack.wait_for("chat.postMessage", count=2))[1]
+    assert f"claim it by {slack_date(offer.sla_due_at)}" in reminder.params["text"]
+
+
+async def test_the_app_home_names_an_offer_as_its_card_does(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await carded(app, slack)  # Jo of Acme Corp, offered to Ann
+
+    opened = event_body({"type": "app_home_opened", "user": "UANN", "tab": "home"})
+    assert await send(http, opened, json_body=True) == 200
+    (home,) = await slack.wait_for("views.publish")
+
+    card = (await slack.wait_for("chat.postMessage"))[0]
+    assert card.params["blocks"][0]["text"]["text"] == "Jo · Acme Corp"
+    assert home.params["view"]["blocks"][1]["text"]["text"].startswith("*Jo · Acme Corp*\n")
+
+
+async def test_a_reject_reason_that_looks_like_a_placeholder_is_shown_as_written(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await carded(app, slack)
+    note = {"type": "plain_text_input", "value": "see {rep:ben} & <!here>"}
+    values = {"reject_note": {"reject_reason_note": note}}
+
+    assert await send(http, view_submission_body("reject_lead_modal", "L-1", values, "UANN")) == 200
+
+    update = (await slack.wait_for("chat.update"))[0]
+    assert update.params["blocks"][1]["text"]["text"] == (
+        "Rejected by <@UANN>: see {rep:ben} &amp; &lt;!here&gt; · now with <@UBEN>"
+    )
 
 
 async def queued_lead(app: App, slack: FakeSlack, clock: Clock) -> None:

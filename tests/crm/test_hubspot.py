@@ -102,9 +102,9 @@ async def test_set_owner_patches_hubspot_owner_id_and_the_contact_changes(
         ("set_owner", ("101?archived=true", "101")),
         ("set_owner", ("", "101")),
         ("set_owner", ("١٠١", "101")),  # digits, but not ASCII ones
-        ("contact", ("1 OR 1=1",)),
-        ("contact", ("-5",)),
-        ("contact", ("9" * 21,)),
+        ("lead", ("1 OR 1=1",)),
+        ("lead", ("-5",)),
+        ("lead", ("9" * 21,)),
     ],
 )
 async def test_an_id_that_is_not_a_hubspot_number_is_refused_before_any_request(
@@ -124,9 +124,17 @@ async def test_a_contact_hubspot_does_not_have_is_a_permanent_failure(
     with pytest.raises(CrmPermanent, match="no such record"):
         await call(crm.set_owner, "424242", owner)
     with pytest.raises(CrmPermanent, match="no such record"):
-        await call(crm.contact, "424242")
+        await call(crm.lead, "424242")
     assert [r.status for r in fake.requests] == [404, 404]
     assert fake.patches == []
+
+
+async def test_hubspot_is_not_polled_for_new_leads_its_webhook_announces_them(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    with pytest.raises(CrmPermanent, match="webhook"):
+        await call(crm.new_leads, None)
+    assert fake.requests == []
 
 
 async def test_an_owner_hubspot_does_not_know_is_refused_with_hubspots_own_message(
@@ -154,12 +162,12 @@ async def test_a_rate_limit_is_transient_and_carries_hubspots_retry_after(
     fake.fail_next(429, headers={"Retry-After": "3"})
 
     with pytest.raises(CrmTransient) as raised:
-        await call(crm.contact, contact)
+        await call(crm.lead, contact)
 
     assert raised.value.retry_after == 3.0
     assert "429" in str(raised.value)
     # HubSpot let the next one through: it is answered.
-    assert (await call(crm.contact, contact)).crm_id == contact
+    assert (await call(crm.lead, contact)).crm_id == contact
 
 
 @pytest.mark.parametrize(
@@ -206,7 +214,7 @@ async def test_hubspot_out_of_reach_is_transient(fake: FakeHubSpot) -> None:
     await fake.close()  # nothing listens on the port now
     crm = HubSpotCrm(client(access_token=TOKEN, api_url=url, concurrency=1))
     with pytest.raises(CrmTransient, match="could not be reached"):
-        await call(crm.contact, "101")
+        await call(crm.lead, "101")
 
 
 # --- contacts as leads ---------------------------------------------------------------------
@@ -231,7 +239,7 @@ async def test_a_contact_is_read_as_a_lead_in_the_field_names_routing_reads(
         favourite_colour="teal",  # a property leadrouter does not read
     )
 
-    record = await call(crm.contact, contact)
+    record = await call(crm.lead, contact)
 
     assert record.crm_id == contact
     assert record.values == {
@@ -259,7 +267,7 @@ async def test_calls_through_one_adapter_share_its_connections(
 ) -> None:
     contact = fake.add_contact(email="cto@bigco.example")
     for _ in range(5):
-        await call(crm.contact, contact)
+        await call(crm.lead, contact)
     assert len({r.peer_port for r in fake.requests}) == 1
 
 

@@ -18,7 +18,7 @@ import requests
 import responses
 
 from bot.crm.base import CrmAccount, CrmPermanent, CrmTransient, LeadRecord
-from bot.crm.salesforce import SalesforceCrm, connector
+from bot.crm.salesforce import LEAD_FIELDS, SalesforceCrm, connector
 
 INSTANCE = "https://acme.my.salesforce.com"
 TOKEN = "00Dxx!token"
@@ -66,7 +66,7 @@ def http() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def token_crm(tier_field: str | None = None) -> SalesforceCrm:
+def token_crm(tier_field: str | None = None, intake_queue: str | None = None) -> SalesforceCrm:
     """The adapter as production builds it from SALESFORCE_INSTANCE_URL/ACCESS_TOKEN."""
     connect = connector(
         instance_url=INSTANCE,
@@ -78,7 +78,7 @@ def token_crm(tier_field: str | None = None) -> SalesforceCrm:
         client_secret=None,
         domain=None,
     )
-    return SalesforceCrm(connect, tier_field=tier_field)
+    return SalesforceCrm(connect, tier_field=tier_field, intake_queue=intake_queue)
 
 
 def password_crm() -> SalesforceCrm:
@@ -505,7 +505,7 @@ def test_new_leads_are_queried_since_a_utc_moment_from_the_queue_and_followed_ac
     )
     since = datetime(2026, 11, 20, 10, 15, tzinfo=ZoneInfo("Europe/Berlin"))
 
-    pages = list(token_crm().new_leads(since, queue_id=QUEUE_ID))
+    pages = list(token_crm(intake_queue=QUEUE_ID).new_leads(since))
 
     first, second = http.calls
     query = soql(first)
@@ -550,7 +550,7 @@ def test_new_leads_without_since_or_queue_have_no_where_clause(
 ) -> None:
     http.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
 
-    assert list(token_crm().new_leads(None, queue_id=None)) == []
+    assert list(token_crm().new_leads(None)) == []
 
     query = soql(http.calls[0])
     assert "WHERE" not in query
@@ -569,7 +569,7 @@ def test_a_queue_id_that_is_no_queue_id_is_refused_before_any_request(
     http: responses.RequestsMock, queue_id: str
 ) -> None:
     with pytest.raises(CrmPermanent, match="not a Salesforce queue id"):
-        list(token_crm().new_leads(None, queue_id=queue_id))
+        list(token_crm(intake_queue=queue_id).new_leads(None))
 
     assert len(http.calls) == 0
 
@@ -589,12 +589,40 @@ def test_a_failed_page_of_leads_is_reported_like_any_other_call(
     )
     http.get(f"{INSTANCE}{next_url}", status=503, headers={"Retry-After": "30"})
 
-    pages = token_crm().new_leads(None, queue_id=None)
+    pages = token_crm().new_leads(None)
     assert [record.crm_id for record in next(pages)] == [LEAD_ID]
     with pytest.raises(CrmTransient) as raised:
         next(pages)
 
     assert raised.value.retry_after == 30.0
+
+
+def test_one_lead_is_read_by_its_id_with_the_fields_a_lead_is_routed_by(
+    http: responses.RequestsMock,
+) -> None:
+    http.get(
+        f"{DATA}/sobjects/Lead/{LEAD_ID}",
+        json=lead(LEAD_ID, "2026-11-20T09:15:00.000+0000", Email="jo@globex.example", Phone=""),
+    )
+
+    found = token_crm().lead(LEAD_ID)
+
+    assert found == LeadRecord(
+        crm_id=LEAD_ID,
+        values={"email": "jo@globex.example"},
+        created_at=datetime(2026, 11, 20, 9, 15, tzinfo=UTC),
+    )
+    (fields,) = parse_qs(urlsplit(http.calls[0].request.url).query)["fields"]
+    assert fields.split(",") == ["Id", "CreatedDate", *LEAD_FIELDS]
+
+
+def test_a_lead_id_that_is_no_lead_id_is_refused_before_any_request(
+    http: responses.RequestsMock,
+) -> None:
+    with pytest.raises(CrmPermanent, match="not a Salesforce lead id"):
+        token_crm().lead(USER_ID)
+
+    assert len(http.calls) == 0
 
 
 # --- accounts_modified_since -----------------------------------------------------------------

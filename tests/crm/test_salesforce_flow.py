@@ -23,10 +23,10 @@ from bot.bootstrap import App, bootstrap
 from bot.crm.sync import LEADS_CURSOR, accounts_cursor, poll_salesforce_leads, sync_accounts
 from bot.digest import load_digest
 from bot.metrics import Metrics
+from bot.policy_file import load_policy
 from bot.reading import Viewer
 from bot.service import OutboxKind
 from bot.settings import Settings
-from routing.policy import load_policy
 from storage.models import AccountRow, LeadRow, OutboxRow
 from tests.service.conftest import Clock
 

@@ -18,9 +18,10 @@ from bot.dashboard.figures import Figures
 from bot.dashboard.routes import register
 from bot.http import build_http_app
 from bot.metrics import Metrics
+from bot.policy_file import load_policy
 from bot.settings import Settings
 from routing.leads import parse_lead
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.bot.conftest import EXAMPLES, TUESDAY, Clock
 from tests.bot.webhook import free_port

@@ -5,24 +5,24 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from routing.accounts import AccountIndex
-from routing.engine import Decision, Stage, route
+from routing.decision import Decision, Stage
+from routing.engine import route
 from routing.leads import parse_lead
 from routing.model import Account, Outcome
-from routing.policy import Policy, PolicyError, load_policy, parse_policy
+from routing.policy import Policy, PolicyError, parse_policy
+from tests.routing.examples import EXAMPLES, example_policy
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TUESDAY = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return load_policy(EXAMPLES / "routing.yml")
+    return example_policy()
 
 
 def decide(policy: Policy, accounts: list[Account], **fields: Any) -> Decision:

@@ -5,15 +5,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
-from routing.accounts import (
-    MAX_CANDIDATES,
-    AccountIndex,
-    company_key,
-    name_blocking_keys,
-    name_score,
-)
-from routing.accounts import _edits as accounts_edits
+from routing.accounts import MAX_CANDIDATES, AccountIndex
+from routing.company_names import company_key, name_blocking_keys
 from routing.model import Account
+from routing.name_evidence import name_score
+from routing.name_evidence import typo_edits as accounts_edits
 
 
 def account(account_id: str, name: str, domain: str | None = None) -> Account:

@@ -7,19 +7,18 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from routing import calendar
+from routing import working_time
 from routing.calendar import (
     CalendarError,
     WorkingHours,
-    add_working_time,
     holiday_name,
     is_holiday,
-    next_working_start,
     parse_days,
     parse_hours,
     unavailable_reason,
     validate_holidays_country,
 )
+from routing.working_time import add_working_time, next_working_start
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -476,7 +475,7 @@ def test_an_sla_carried_over_the_spring_change_resumes_at_nine_on_the_new_clock(
 def test_a_calendar_with_no_working_time_for_a_year_raises_instead_of_looping(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(calendar, "is_holiday", lambda country, day: True)
+    monkeypatch.setattr(working_time, "is_holiday", lambda country, day: True)
     with pytest.raises(CalendarError, match="no working time in the 366 days ahead"):
         add_working_time(OFFICE, at(LONDON, "2026-03-03", "10:00"), 60)
     with pytest.raises(CalendarError, match="no working time in the 366 days ahead"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +12,8 @@ from routing.engine import route
 from routing.freemail import email_domain_type, is_disposable
 from routing.leads import parse_lead
 from routing.model import Account
-from routing.policy import load_policy
+from tests.routing.examples import example_policy
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TUESDAY = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 
 
@@ -70,7 +68,7 @@ def test_a_throwaway_domain_listed_in_punycode_is_known_in_unicode() -> None:
 
 
 def test_a_lead_in_punycode_matches_an_account_written_in_unicode_and_back() -> None:
-    policy = load_policy(EXAMPLES / "routing.yml")
+    policy = example_policy()
     accounts = AccountIndex(
         [
             Account("A1", "Münchner Bau", "https://www.münchner-bau.de", owner="bob"),

@@ -2,28 +2,28 @@ from __future__ import annotations
 
 import textwrap
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from routing.accounts import AccountIndex
+from routing.decision import Decision, RoutingState, Stage, Step
 from routing.distribution import TeamState
-from routing.engine import Decision, RoutingState, Stage, Step, route
+from routing.engine import route
 from routing.explain import explain
 from routing.leads import parse_lead
 from routing.model import Account, OpenLead, Outcome, OutOfOffice
-from routing.policy import Policy, load_policy, parse_policy
+from routing.policy import Policy, parse_policy
 from routing.simulation import Simulation
+from tests.routing.examples import example_policy
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Tuesday 17 Nov 2026, 17:15 UTC: New York 12:15, Los Angeles 09:15, London 17:15 (Dan is off).
 TUESDAY = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return load_policy(EXAMPLES / "routing.yml")
+    return example_policy()
 
 
 def lead(**fields: Any) -> Any:
@@ -480,3 +480,17 @@ def test_the_explanation_lists_rules_reps_and_the_outcome(policy: Policy) -> Non
 def test_route_needs_an_aware_now(policy: Policy) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         route(lead(), policy=policy, now=datetime(2026, 11, 17, 12, 0))
+
+
+def test_a_step_as_data_holds_each_of_its_fields_and_reads_back_the_same() -> None:
+    step = Step(Stage.RULE, "Big EMEA", False, "region is 'EMEA'", "region", "NA", "a note")
+    assert step.as_dict() == {
+        "stage": Stage.RULE,
+        "subject": "Big EMEA",
+        "ok": False,
+        "detail": "region is 'EMEA'",
+        "field": "region",
+        "value": "NA",
+        "note": "a note",
+    }
+    assert Step(**step.as_dict()) == step

@@ -18,26 +18,28 @@ from hypothesis import strategies as st
 
 from routing import conditions as conditions_module
 from routing import domains, geo
-from routing import engine as engine_module
 from routing import normalize as normalize_module
-from routing.accounts import (
-    AccountIndex,
-    _blocking_keys,
+from routing import plan as plan_module
+from routing import targets as targets_module
+from routing.accounts import AccountIndex, choose_keys
+from routing.company_names import (
     _keep_marks,
     _tokens,
-    choose_keys,
+    blocking_keys,
     company_key,
     name_blocking_keys,
-    name_score,
+    normalise_name,
 )
-from routing.accounts import _normalise as normalise_name
-from routing.conditions import LEAD_FIELDS, compile_condition, fold
+from routing.condition_compiler import compile_condition
+from routing.conditions import LEAD_FIELDS, fold
+from routing.decision import Decision, RoutingState
 from routing.distribution import rotation_order
-from routing.engine import Decision, RoutingState, route
+from routing.engine import route
 from routing.freemail import email_domain_type, is_disposable
 from routing.geo import default_region, normalize_country
 from routing.leads import parse_lead
 from routing.model import Account, AccountMatch, OutOfOffice
+from routing.name_evidence import name_score
 from routing.normalize import _LEAD_FACTS, _NO_ACCOUNT, normalize
 from routing.policy import Policy, parse_policy
 
@@ -399,7 +401,7 @@ def test_hosts_under_the_tlds_of_irregular_rules_get_what_tldextract_gives(
 def test_a_lookups_blocking_keys_are_the_names_blocking_keys(company: str) -> None:
     key = company_key(company)
     if key:
-        assert _blocking_keys(key, key.split()) == name_blocking_keys(key)
+        assert blocking_keys(key, key.split()) == name_blocking_keys(key)
 
 
 # --- conditions: the `matches` memo --------------------------------------------------------
@@ -512,7 +514,7 @@ def test_the_rule_steps_are_every_condition_checked_in_turn(
     raw: dict[str, Any] = {"id": "L-1", "country": country, "state": state, "email": email}
     raw.update(employees=employees, industry=industry, source=source, fields=custom)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine_module, "_RUN_MEMO_MAX", memo_size)
+        patch.setattr(plan_module, "_RUN_MEMO_MAX", memo_size)
         for _ in range(2):  # the second time, the runs' steps may come from their memos
             decision = route(
                 parse_lead(raw), policy=RUNS_POLICY, now=NEW_YORK_1659, state=RoutingState()
@@ -526,7 +528,7 @@ def test_the_rule_steps_are_every_condition_checked_in_turn(
 
 
 def test_rules_gated_on_a_fact_the_policy_folds_share_a_run() -> None:
-    plan = engine_module._plan(RUNS_POLICY)
+    plan = plan_module.plan_for(RUNS_POLICY)
     runs = [len(line.run.lines) if line.run else 0 for line in plan.rules]
     # NA big .. NA plan on region; Quebec, Britain on country; Plan, Plan again on fields.plan;
     # fields.other is folded too (a condition reads it).
@@ -603,7 +605,7 @@ def test_decisions_with_the_team_memos_warm_are_those_of_a_fresh_policy(
 )
 def test_members_rotate_as_their_ids_do(ids: list[str], last: str | None) -> None:
     members = [(rep_id, position) for position, rep_id in enumerate(ids)]
-    rotated = engine_module._rotated(members, tuple(ids), last)  # type: ignore[arg-type]
+    rotated = targets_module._rotated(members, tuple(ids), last)  # type: ignore[arg-type]
     assert [rep_id for rep_id, _ in rotated] == rotation_order(ids, last)
 
 
@@ -611,7 +613,8 @@ def test_members_rotate_as_their_ids_do(ids: list[str], last: str | None) -> Non
 
 
 def test_decisions_are_built_in_the_order_of_their_fields() -> None:
-    # `_assign` and `_queue` pass Decision's fields by position, in this order.
+    # `targets.decide_assigned` and `decide_queued` pass Decision's fields by position, in this
+    # order.
     assert [f.name for f in dataclasses.fields(Decision)] == [
         "lead_id",
         "outcome",

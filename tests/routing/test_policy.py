@@ -1,19 +1,12 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from routing.policy import (
-    Distribution,
-    PolicyError,
-    TargetKind,
-    load_policy,
-    parse_policy,
-)
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from routing.distribution import Distribution
+from routing.policy import PolicyError, TargetKind, parse_policy
+from tests.routing.examples import example_policy
 
 
 def problems_of(text: str) -> list[str]:
@@ -35,7 +28,7 @@ rules:
 
 
 def test_the_reference_policy_loads_unchanged() -> None:
-    policy = load_policy(EXAMPLES / "routing.yml")
+    policy = example_policy()
     assert list(policy.reps) == ["alice", "bob", "carol", "dan", "erin"]
     assert policy.teams["enterprise"].distribution is Distribution.WEIGHTED
     assert policy.teams["emea"].distribution is Distribution.LEAST_LOADED
@@ -228,12 +221,6 @@ def test_durations_accept_every_written_form() -> None:
     policy = parse_policy(MINIMAL + "sla:\n  default: 1h30m\n  by_source: {chat: 30s, event: 2d}\n")
     assert policy.sla.default == 5400
     assert policy.sla.by_source == {"chat": 30, "event": 172800}
-
-
-def test_a_missing_file_is_a_sentence_not_a_traceback(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError) as caught:
-        load_policy(tmp_path / "nope.yml")
-    assert caught.value.report().endswith("no such policy file")
 
 
 def test_a_policy_that_is_not_a_mapping_is_rejected() -> None:

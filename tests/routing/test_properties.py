@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,14 +21,14 @@ from hypothesis import strategies as st
 
 from routing.accounts import AccountIndex
 from routing.calendar import WorkingHours, is_holiday, unavailable_reason
+from routing.decision import Decision, RoutingState
 from routing.distribution import TeamState, pick_round_robin, pick_weighted
-from routing.engine import Decision, RoutingState, route
+from routing.engine import route
 from routing.leads import InvalidLead, parse_lead
 from routing.model import Account, Lead, OpenLead, Outcome, OutOfOffice
-from routing.policy import Policy, load_policy, parse_policy
+from routing.policy import Policy, parse_policy
 from routing.simulation import Simulation
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.routing import examples
 
 ZONES = (
     "UTC",
@@ -784,7 +783,7 @@ def test_a_rep_is_out_of_office_from_since_up_to_but_not_including_until(
 
 @cache
 def example_policy() -> Policy:
-    return load_policy(EXAMPLES / "routing.yml")
+    return examples.example_policy()
 
 
 EXAMPLE_ACCOUNTS = (

@@ -13,18 +13,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from routing.calendar import (
-    WorkingHours,
-    add_working_time,
-    holiday_name,
-    sla_deadline,
-    unavailable_reason,
-)
-from routing.engine import Decision, route
+from routing.calendar import WorkingHours, holiday_name, unavailable_reason
+from routing.decision import Decision
+from routing.engine import route
 from routing.leads import parse_lead
 from routing.model import Outcome
 from routing.overrides import assigned_by_hand
 from routing.policy import Policy, PolicyError, Rep, Sla, parse_policy
+from routing.working_time import add_working_time, sla_deadline
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -14,8 +14,8 @@ import json
 import sys
 from collections import Counter
 
+from bot.policy_file import load_policy
 from bot.service import IntakeResult, Service
-from routing.policy import load_policy
 from storage.db import open_database
 from tests.service.support import new_lead
 

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service import OutboxKind, Service
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.service.conftest import Clock

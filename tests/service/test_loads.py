@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.policy_file import load_policy
 from bot.service import NotAllowed, Service
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
     TRIO_POLICY,

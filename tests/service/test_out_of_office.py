@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.policy_file import load_policy
 from bot.service import Service
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.conftest import Clock
 from tests.service.support import (

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from bot.policy_file import load_policy
 from bot.service import ClaimResult, Move, NotAllowed, Service
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
     TRIO_POLICY,

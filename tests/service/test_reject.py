@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.policy_file import load_policy
 from bot.service import NotAllowed, Service
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
     TRIO,

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.jobs import RETENTION, declare_jobs
+from bot.policy_file import load_policy
 from bot.retention import Retention, prune
 from bot.service import OutboxKind, Service
 from routing.leads import parse_lead
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, JobRunRow, OutboxRow, ProcessedRequestRow

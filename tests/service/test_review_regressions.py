@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from bot.policy_file import load_policy
 from bot.service import Service, ServiceError
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, DatabaseUrlError, check_url
 from storage.locks import lock_key
 from tests.service.conftest import Clock

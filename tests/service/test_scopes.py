@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from bot.policy_file import load_policy
 from bot.service import Service, ServiceError
-from routing.policy import load_policy
 from storage.db import Database, open_database
 from storage.locks import ScopeBusy, lock_key, scope_locks
 from tests.service.conftest import Clock

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.policy_file import load_policy
 from bot.service import NotAllowed, OutboxKind, Service, SweepResult
-from routing.policy import Policy, load_policy
+from routing.policy import Policy
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, OutboxRow
 from tests.service.conftest import Clock

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from routing.accounts import company_key, name_blocking_keys
+from routing.company_names import company_key, name_blocking_keys
 from routing.domains import registrable_domain
 
 revision: str = "0006"

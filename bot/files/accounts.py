@@ -1,0 +1,102 @@
+"""Accounts from a CSV `id,name,domain,owner,tier,country,state`, their columns whatever their case
+or however a CRM export heads them ("Billing Country", "State/Province")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from bot.files.tables import BadRow, csv_records, layout_of
+from bot.files.text import open_text
+from routing.geo import MAX_STATE_LENGTH, account_location
+from routing.model import Account
+
+ACCOUNT_COLUMNS = ("id", "name", "domain", "owner", "tier", "country", "state")
+
+_NOT_A_LETTER = re.compile(r"[\W_]+")
+
+
+def _squeezed(written: str) -> str:
+    return _NOT_A_LETTER.sub("", written.casefold())
+
+
+# The names CRM exports and spreadsheets give an account's location, compared by their letters
+# alone, each also after "Billing": Salesforce's "Billing Country" and "BillingState", HubSpot's
+# "Country/Region" and "State/Region". ("Region" alone is left out: it is as often a sales
+# region.)
+_ACCOUNT_ALIASES = {
+    _squeezed(f"{prefix}{alias}"): column
+    for column, aliases in {
+        "country": ("Country", "Country/Region", "Country Code"),
+        "state": ("State", "State/Province", "State/Region", "Province", "State Code"),
+    }.items()
+    for alias in aliases
+    for prefix in ("", "Billing ")
+}
+
+
+def _account_column(written: str) -> str:
+    name = written.strip().lower()
+    return _ACCOUNT_ALIASES.get(_squeezed(name), name)
+
+
+def read_accounts(
+    path: Path, rep_ids: Mapping[str, str] | None, *, encoding: str | None = None
+) -> tuple[list[Account], list[BadRow]]:
+    """Accounts from a CSV `id,name,domain,owner,tier,country,state`. `owner` may be a rep id or
+    a rep's e-mail; `rep_ids` maps both forms (lowercased) to the rep id. `country` and `state`
+    may be headed as a CRM exports them ("Billing Country", "State/Province")."""
+    text = open_text(path, encoding)
+    layout = layout_of(
+        text,
+        required=("id", "name"),
+        name=_account_column,
+        problem=f"needs a header with the columns {', '.join(ACCOUNT_COLUMNS)}",
+    )
+    accounts: list[Account] = []
+    bad: list[BadRow] = []
+    seen: set[str] = set()
+    for line, record in csv_records(text, layout):
+        if isinstance(record, BadRow):
+            bad.append(record)
+            continue
+        row = {column: value.strip() for column, value in record.items()}
+        if not row.get("id") or not row.get("name"):
+            bad.append(BadRow(line, "an account needs an id and a name"))
+            continue
+        if row["id"] in seen:
+            bad.append(BadRow(line, f"duplicate account id {row['id']}"))
+            continue
+        # What is kept of a row despite a problem, said in one note per row.
+        kept: list[str] = []
+        owner = row.get("owner") or None
+        if owner is not None and rep_ids is not None:  # None: no policy, owners as written
+            resolved = rep_ids.get(owner.lower())
+            if resolved is None:
+                kept.append(
+                    f"owner '{owner}' is not a rep id or e-mail in the policy; "
+                    "kept without an owner"
+                )
+            owner = resolved
+        given_country, given_state = row.get("country") or None, row.get("state") or None
+        country, state = account_location(given_country, given_state)
+        if given_country and country is None:
+            kept.append(f"country '{given_country}' not recognised; kept without a country")
+        if given_state and state is None:
+            kept.append(f"state is longer than {MAX_STATE_LENGTH} characters; kept without a state")
+        if kept:
+            bad.append(BadRow(line, "; ".join(kept)))
+        seen.add(row["id"])
+        accounts.append(
+            Account(
+                row["id"],
+                row["name"],
+                row.get("domain") or None,
+                owner,
+                row.get("tier") or None,
+                country=country,
+                state=state,
+            )
+        )
+    return accounts, bad

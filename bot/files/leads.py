@@ -1,0 +1,200 @@
+"""A file of leads: CSV, JSON Lines, a JSON array, or a batch as `POST /leads` takes it, read row
+by row with line numbers. A lead's fields are found whatever the case or spacing of their column
+names ("Email", "First Name"); any other column is a custom field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.files.tables import BadRow, Layout, csv_records, layout_of
+from bot.files.text import InputFileError, TextFile, open_text
+from routing.leads import KNOWN_FIELDS, InvalidLead, parse_lead
+from routing.model import Lead
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRow:
+    line: int
+    lead: Lead
+
+
+def _lead_column(written: str) -> str:
+    """A lead field's name whatever its case or spacing ("First Name" is first_name); any other
+    column keeps its name, as a custom field."""
+    stripped = written.strip()
+    field = "_".join(stripped.lower().replace("-", " ").split())
+    return field if field in KNOWN_FIELDS else stripped
+
+
+Form = Literal["csv", "json lines", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFile:
+    """A file of leads checked as a whole; `read_leads` gives its rows."""
+
+    text: TextFile
+    form: Form
+    rows: int  # at least as many as the file has, not counting a header: for progress bars
+    layout: Layout | None = None  # csv
+    items: tuple[tuple[int, Any], ...] = ()  # json: each value with the line it starts on
+
+    @property
+    def path(self) -> Path:
+        return self.text.path
+
+
+def open_leads(path: Path, *, encoding: str | None = None) -> LeadFile:
+    """The file of leads, checked: InputFileError when it cannot be read as a whole."""
+    text = open_text(path, encoding)
+    suffix = path.suffix.lower()
+    start = "" if suffix == ".csv" else _start(text)
+    if start in ("[", "{"):
+        return _json_file(text, start)
+    if suffix in (".jsonl", ".ndjson"):
+        return LeadFile(text, "json lines", text.lines)  # each line says what is wrong with it
+    if suffix == ".json":
+        what = "empty" if not start else "not a file of leads"
+        raise InputFileError(f"{path}: is {what}; {_JSON_NEEDED}")
+    layout = layout_of(
+        text,
+        required=("id",),
+        name=_lead_column,
+        problem="the first line must be a header naming the columns, with `id`",
+    )
+    return LeadFile(text, "csv", max(text.lines - 1 - layout.skip, 0), layout)
+
+
+_JSON_NEEDED = "give a JSON array of lead objects, or JSON Lines (one lead object per line)"
+
+
+def _start(text: TextFile) -> str:
+    """The first character that is not white space, or "" for a blank file."""
+    with text.reading() as handle:
+        while chunk := handle.read(4096):
+            if stripped := chunk.lstrip():
+                return stripped[0]
+    return ""
+
+
+def read_leads(file: LeadFile) -> Iterator[LeadRow | BadRow]:
+    if file.form == "csv":
+        assert file.layout is not None
+        rows: Iterator[tuple[int, Any]] = csv_records(file.text, file.layout)
+    elif file.form == "json lines":
+        rows = _json_lines(file.text)
+    else:
+        rows = iter(file.items)
+    for line, data in rows:
+        if isinstance(data, BadRow):
+            yield data
+            continue
+        if not isinstance(data, dict):
+            yield BadRow(line, "a lead is a JSON object of fields")
+            continue
+        try:
+            yield LeadRow(line, parse_lead(data))
+        except InvalidLead as exc:
+            yield BadRow(line, str(exc))
+
+
+def _json_lines(text: TextFile) -> Iterator[tuple[int, Any]]:
+    with text.reading() as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, BadRow(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            except (ValueError, RecursionError):
+                # ValueError: an integer longer than Python converts; RecursionError: nesting
+                yield number, BadRow(number, "not usable JSON (a number too long, or too deep)")
+
+
+_WHITE = re.compile(r"[ \t\n\r]*")  # JSON's white space
+_BATCH = re.compile(r'[ \t\n\r]*\{[ \t\n\r]*"leads"[ \t\n\r]*:[ \t\n\r]*(?=\[)')
+
+
+def _skip(document: str, position: int) -> int:
+    found = _WHITE.match(document, position)
+    assert found is not None  # the pattern matches the empty string
+    return found.end()
+
+
+def _json_file(text: TextFile, start: str) -> LeadFile:
+    """JSON Lines, unless the file is one JSON document: an array of leads, a batch as
+    `POST /leads` takes it ({"leads": [...]}), or one lead written over several lines."""
+    if start == "{":
+        with text.reading() as handle:
+            first = next((line for line in handle if line.strip()), "")
+        if _is_json(first):
+            return LeadFile(text, "json lines", text.lines)
+    with text.reading() as handle:
+        document = handle.read()
+    position = _skip(document, 0)
+    if start == "[":
+        items, end = _json_array(text.path, document, position)
+    elif batch := _BATCH.match(document):
+        items, end = _json_array(text.path, document, batch.end())
+        end = _skip(document, end)
+        if not document.startswith("}", end):
+            raise _not_json(text.path, document, end, 'expected } after the "leads" array')
+        end += 1
+    elif _is_json(document):
+        line = document.count("\n", 0, position) + 1
+        return LeadFile(text, "json", 1, items=((line, json.loads(document)),))
+    else:
+        return LeadFile(text, "json lines", text.lines)  # each line says what is wrong with it
+    rest = _skip(document, end)
+    if rest != len(document):
+        raise _not_json(text.path, document, rest, "more follows the end of the leads")
+    return LeadFile(text, "json", len(items), items=tuple(items))
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _json_array(path: Path, document: str, start: int) -> tuple[list[tuple[int, Any]], int]:
+    """The values of the array at `start`, each with the line it starts on, and where the array
+    ends. Read value by value so that a bad lead can be named by its line."""
+    decoder = json.JSONDecoder()
+    position = _skip(document, start + 1)
+    items: list[tuple[int, Any]] = []
+    if document.startswith("]", position):
+        return items, position + 1
+    line, counted = 1, 0
+    while True:
+        line += document.count("\n", counted, position)
+        counted = position
+        try:
+            value, position = decoder.raw_decode(document, position)
+        except json.JSONDecodeError as exc:
+            raise _not_json(path, document, exc.pos, exc.msg) from None
+        except (ValueError, RecursionError):
+            raise _not_json(path, document, position, "a number too long, or too deep") from None
+        items.append((line, value))
+        position = _skip(document, position)
+        if document.startswith(",", position):
+            position = _skip(document, position + 1)
+        elif document.startswith("]", position):
+            return items, position + 1
+        else:
+            raise _not_json(path, document, position, "expected , or ] after a lead")
+
+
+def _not_json(path: Path, document: str, position: int, why: str) -> InputFileError:
+    line = document.count("\n", 0, position) + 1
+    column = position - (document.rfind("\n", 0, position) + 1) + 1
+    return InputFileError(f"{path}: is not valid JSON: line {line} column {column}: {why}")

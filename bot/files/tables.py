@@ -1,0 +1,92 @@
+"""CSV as people's tools save it: the delimiter and the columns read from the header, and each
+row as {column: value} with the line it starts on.
+
+The delimiter is comma, semicolon (Excel where the comma is the decimal separator), tab or pipe,
+whichever makes the header name the columns the caller needs; Excel's `sep=;` first line is
+honoured. A bad row never stops a run: it comes back as a `BadRow` naming its line.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from bot.files.text import InputFileError, TextFile
+
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    delimiter: str
+    skip: int  # lines before the header (Excel's `sep=;`)
+    columns: tuple[str, ...]  # as the rows' keys; "" for a column without a name
+
+
+def layout_of(
+    text: TextFile, *, required: Sequence[str], name: Callable[[str], str], problem: str
+) -> Layout:
+    """How the CSV is laid out. The delimiter is the one whose header names the required
+    columns, and the most of them; `problem` begins the sentence when no header does."""
+    with text.reading() as handle:
+        first = handle.readline()
+        skip, forced = 0, None
+        hint = first.rstrip("\r\n")  # not strip(): the delimiter may be a tab
+        if len(hint) == 5 and hint[:4].lower() == "sep=":
+            skip, forced, first = 1, hint[4], handle.readline()
+    best: tuple[tuple[bool, int], str, list[str]] | None = None
+    for delimiter in (forced,) if forced else _DELIMITERS:
+        raw = next(csv.reader([first], delimiter=delimiter), [])
+        named = [name(column) for column in raw]
+        score = (all(column in named for column in required), len(raw))
+        if best is None or score > best[0]:
+            best = (score, delimiter, raw)
+    assert best is not None
+    (complete, _), delimiter, raw = best
+    if not complete:
+        found = ", ".join(column.strip() for column in raw if column.strip())
+        said = f" (it names {found})" if found else " (it is empty)"
+        raise InputFileError(f"{text.path}: {problem}{said}")
+    columns = tuple(name(column) for column in raw)
+    seen: dict[str, str] = {}
+    for column, written in zip(columns, raw, strict=True):
+        if column and column in seen:
+            raise InputFileError(
+                f"{text.path}: `{seen[column].strip()}` and `{written.strip()}` are both the "
+                f"column {column}; keep one"
+            )
+        seen[column] = written
+    return Layout(delimiter, skip, columns)
+
+
+def csv_records(text: TextFile, layout: Layout) -> Iterator[tuple[int, dict[str, str] | BadRow]]:
+    """Each row with a value as {column: value}, non-empty values only, with its first line."""
+    width = len(layout.columns)
+    with text.reading() as handle:
+        for _ in range(layout.skip):
+            handle.readline()
+        reader = csv.reader(handle, delimiter=layout.delimiter)
+        next(reader, None)  # the header, read by `layout_of`
+        while True:
+            line = reader.line_num + layout.skip + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield line, BadRow(line, f"cannot be read as CSV ({exc})")
+                continue
+            if not any(row):
+                continue
+            if any(value.strip() for value in row[width:]):
+                yield line, BadRow(line, "more values than there are columns")
+                continue
+            named = zip(layout.columns, row, strict=False)
+            yield line, {column: value for column, value in named if column and value != ""}

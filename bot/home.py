@@ -1,0 +1,136 @@
+"""What a person's App Home shows: a rep's open offers (titled and explained as their cards are)
+and availability, a manager's teams' load and the unmatched queue.
+
+Plain data out, no Slack formatting: `bot.slack.home_view` renders it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.card import CardContent, card_content_of
+from routing.policy import Policy
+from storage import reads
+from storage import repository as repo
+from storage.models import RepStateRow
+
+
+@dataclass(frozen=True, slots=True)
+class HomeOffer:
+    lead_id: str
+    content: CardContent  # as the lead's card says it, with the deadline its SLA runs to
+    offered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RepLoad:
+    name: str
+    open: int
+    capacity: int | None
+    away: bool
+    away_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLoad:
+    team: str
+    reps: tuple[RepLoad, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HomeData:
+    name: str  # the viewer's name
+    is_rep: bool
+    offers: tuple[HomeOffer, ...]  # the viewer's open offers, oldest first
+    away: bool
+    away_until: datetime | None
+    away_reason: str | None
+    is_manager: bool
+    teams: tuple[TeamLoad, ...]  # managers only
+    queue_size: int  # managers only
+    queue_oldest_at: datetime | None  # managers only
+    now: datetime
+
+
+async def load_home(
+    session: AsyncSession,
+    policy: Policy,
+    *,
+    rep_id: str | None,
+    manager_id: str | None,
+    now: datetime,
+) -> HomeData:
+    """The App Home of the person who is `rep_id` and/or `manager_id` in the policy (neither:
+    someone the policy does not know)."""
+    states = await reads.rep_state_rows(session=session)
+    offers: tuple[HomeOffer, ...] = ()
+    if rep_id is not None:
+        offers = tuple(
+            HomeOffer(
+                lead_id=lead.external_id,
+                content=card_content_of(
+                    lead.facts,
+                    policy,
+                    lead_id=lead.external_id,
+                    reason=lead.reason,
+                    sla_seconds=offer.sla_seconds,
+                    offered_at=offer.offered_at,
+                    sla_due_at=offer.sla_due_at,
+                ),
+                offered_at=offer.offered_at,
+            )
+            for offer, lead in await reads.open_offers_of_rep(session=session, rep_id=rep_id)
+        )
+    mine = states.get(rep_id) if rep_id else None
+    away = _is_away(mine, now)
+    teams: tuple[TeamLoad, ...] = ()
+    size, oldest_at = 0, None
+    if manager_id is not None:
+        teams = tuple(
+            TeamLoad(
+                team=team.name,
+                reps=tuple(
+                    _load(policy, member, states.get(member), now) for member in team.members
+                ),
+            )
+            for team in policy.teams.values()
+            if team.manager == manager_id
+        )
+        size, oldest_at = await repo.unmatched_queue(session=session)
+    name = (
+        policy.rep_name(rep_id)
+        if rep_id
+        else (policy.managers[manager_id].name if manager_id else "there")
+    )
+    return HomeData(
+        name=name,
+        is_rep=rep_id is not None,
+        offers=offers,
+        away=away,
+        away_until=mine.away_until if mine and away else None,
+        away_reason=mine.away_reason if mine and away else None,
+        is_manager=manager_id is not None,
+        teams=teams,
+        queue_size=size,
+        queue_oldest_at=oldest_at,
+        now=now,
+    )
+
+
+def _load(policy: Policy, rep_id: str, state: RepStateRow | None, now: datetime) -> RepLoad:
+    return RepLoad(
+        name=policy.rep_name(rep_id),
+        open=state.open_count if state is not None else 0,
+        capacity=policy.reps[rep_id].capacity,
+        away=_is_away(state, now),
+        away_until=state.away_until if state is not None else None,
+    )
+
+
+def _is_away(state: RepStateRow | None, now: datetime) -> bool:
+    if state is None or not state.away:
+        return False
+    return state.away_until is None or state.away_until > now

@@ -1,0 +1,175 @@
+"""Posting to Slack so that a post is never lost and never doubled: each post is tagged with its
+outbox item's key, a post whose answer was lost is found again in the channel's history before
+posting again, and every failure is sorted into retry, hold (429) or give up, with what an admin
+does about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.outbox import GiveUp, Hold, Retry
+from bot.slack.blocks import Message
+
+log = logging.getLogger(__name__)
+
+# The metadata every post carries, so a post whose answer was lost can be found again.
+POST_EVENT = "leadrouter_post"
+HISTORY_PAGES = 10  # pages of 200 messages looked through for a post whose answer was lost
+# How far before an item was queued its post is looked for: Slack's clock (a message's ts) and
+# this server's may differ by that much.
+CLOCK_SKEW_S = 300
+# Slack errors worth trying again; any other error code will not go away by itself.
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
+)
+
+
+async def call(
+    method: Callable[..., Awaitable[AsyncSlackResponse]], *, timeout_s: float, **arguments: Any
+) -> AsyncSlackResponse:
+    """One Web API call, given up after `timeout_s` (whatever the HTTP session's own timeout
+    says)."""
+    async with asyncio.timeout(timeout_s):
+        return await method(**arguments)
+
+
+async def post(
+    client: AsyncWebClient,
+    channel: str,
+    message: Message,
+    *,
+    key: str,
+    timeout_s: float,
+    thread_ts: str | None = None,
+) -> tuple[str, str]:
+    """chat.postMessage tagged with `key`. Returns (channel, ts) as Slack answered; GiveUp saying
+    what to fix when Slack refused it for where it was going."""
+    try:
+        response = await call(
+            client.chat_postMessage,
+            timeout_s=timeout_s,
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            unfurl_links=False,
+            thread_ts=thread_ts,
+            metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
+        )
+    except SlackApiError as exc:
+        fix = _fix_for(exc, channel)
+        if fix is None:
+            raise
+        raise GiveUp(f"{failure_text(exc)}: {fix}") from exc
+    return str(response["channel"]), str(response["ts"])
+
+
+async def find_post(
+    client: AsyncWebClient, channel: str, key: str, *, since: datetime, timeout_s: float
+) -> tuple[str, str] | None:
+    """The message tagged `key` in `channel` (a user id: the DM with them) posted since
+    `since`, if there is one. A channel whose history the app may not read is reported and
+    taken as holding none (the post goes out again: a second copy beats a lost card)."""
+    try:
+        if channel.startswith(("U", "W")):
+            opened = await call(client.conversations_open, timeout_s=timeout_s, users=channel)
+            channel = str(opened["channel"]["id"])
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page = await call(
+                client.conversations_history,
+                timeout_s=timeout_s,
+                channel=channel,
+                oldest=f"{since.timestamp() - CLOCK_SKEW_S:.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == POST_EVENT and payload.get("key") == key:
+                    return channel, str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                return None
+    except SlackApiError as exc:
+        failure = slack_failure(exc, timeout_s=timeout_s)
+        if not isinstance(failure, GiveUp):
+            raise
+        log.warning(
+            "outbox: could not look for %s in %s (%s); posting it again", key, channel, failure
+        )
+    return None
+
+
+def slack_failure(exc: Exception, *, timeout_s: float) -> Retry | Hold | GiveUp | None:
+    """What becomes of an attempt that failed with `exc`; None for an error that is not Slack's."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        code = str(response.get("error", "")) if response is not None else ""
+        status = response.status_code if response is not None else 0
+        error = failure_text(exc)
+        if status == 429:
+            return Hold(error, after=_retry_after(response))
+        if status >= 500 or code in _TRANSIENT_ERRORS:
+            return Retry(error, unsure=True)  # Slack may have acted before it failed
+        if code == "missing_scope" and response is not None and response.get("needed"):
+            return GiveUp(
+                f"{error}: the app lacks the scope {response.get('needed')}; add it under "
+                "OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
+            )
+        return GiveUp(error)
+    if isinstance(exc, TimeoutError):
+        return Retry(f"Slack did not answer within {timeout_s:g} s", unsure=True)
+    if isinstance(exc, aiohttp.ClientError):
+        return Retry(f"Slack could not be reached ({type(exc).__name__})", unsure=True)
+    return None
+
+
+def failure_text(exc: SlackApiError) -> str:
+    response = exc.response
+    code = str(response.get("error", "")) if response is not None else ""
+    status = response.status_code if response is not None else 0
+    return f"Slack answered {status} {code}".strip()
+
+
+def _fix_for(exc: SlackApiError, channel: str) -> str | None:
+    """What an admin does about a post Slack refused for where it was going, if that is why."""
+    code = str(exc.response.get("error", "")) if exc.response is not None else ""
+    person = channel.startswith(("U", "W"))
+    where = channel if channel.startswith("#") else f"the channel {channel}"
+    if code == "not_in_channel":
+        return f"invite the bot to {where} (/invite @leadrouter there)"
+    if code == "channel_not_found" and person:
+        return (
+            f"no Slack user {channel}: check their `slack:` member id in the policy "
+            "(`leadrouter slack check` checks everyone's)"
+        )
+    if code == "channel_not_found":
+        return (
+            f"the bot cannot see {where}; if it is a private channel, invite the bot to it "
+            "(/invite @leadrouter there), else check the channel id in the policy"
+        )
+    if code == "is_archived":
+        return f"{where} is archived: unarchive it or name another channel in the policy"
+    return None
+
+
+def _retry_after(response: Any) -> float:
+    """Slack's Retry-After, in seconds (one if it sent none or something unreadable)."""
+    headers = getattr(response, "headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(1.0, float(value)) if value is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0

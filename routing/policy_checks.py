@@ -1,0 +1,290 @@
+"""What the schema cannot see (pass 2 of 3): references, duplicates, conditions, dead rules.
+
+A rep named in a team but defined nowhere, a manager or team misspelled, two rules of one name,
+a `when:` that does not compile, a rule after a catch-all that can never match, a card field no
+lead has: each is a `Problem` with its key path. The checker walks the raw YAML tree
+defensively, so it reports even when the schema pass failed, and every problem comes at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from routing.condition_compiler import compile_condition
+from routing.conditions import ACCOUNT_FIELDS, CUSTOM_FIELD_PREFIX, LEAD_FIELDS, Condition
+from routing.geo import normalize_country
+from routing.policy_problems import KeyPath, Problem
+from routing.policy_schema import CARD_ALWAYS, MAX_CARD_FIELDS, SLACK_MEMBER_ID
+
+
+class ReferenceChecker:
+    """Walks the raw tree defensively, so it reports even when the schema pass failed."""
+
+    def __init__(self, tree: Mapping[str, Any]) -> None:
+        self.tree = tree
+        self.problems: list[Problem] = []
+        self.conditions: dict[KeyPath, Condition] = {}
+
+    def error(self, path: KeyPath, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        self.problems.append(Problem(path, message, severity="warning"))
+
+    def items(self, key: str) -> list[tuple[int, Mapping[str, Any]]]:
+        section = self.tree.get(key)
+        if not isinstance(section, list):
+            return []
+        return [(i, item) for i, item in enumerate(section) if isinstance(item, Mapping)]
+
+    def ids(self, key: str) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for index, item in self.items(key):
+            ident = item.get("id")
+            if not isinstance(ident, str):
+                continue
+            if ident in seen:
+                self.error(
+                    (key, index, "id"), f"duplicate id `{ident}` (first at {key}[{seen[ident]}])"
+                )
+            else:
+                seen[ident] = index
+        return seen
+
+    def run(self) -> list[Problem]:
+        reps = self.ids("reps")
+        managers = self.ids("managers")
+        teams = self.tree.get("teams")
+        team_specs: dict[str, Mapping[str, Any]] = {}
+        if isinstance(teams, Mapping):
+            team_specs = {str(k): v for k, v in teams.items() if isinstance(v, Mapping)}
+        self.check_days_need_hours()
+        self.check_regions()
+        self.check_segments()
+        for name, team in team_specs.items():
+            self.check_team(name, team, reps, managers)
+        self.check_qualify()
+        self.check_rules(reps, team_specs)
+        self.check_card()
+        return self.problems
+
+    def check_card(self) -> None:
+        card = self.tree.get("card")
+        names = card.get("fields") if isinstance(card, Mapping) else None
+        if not isinstance(names, list):
+            return  # absent, or the schema reports what is wrong with it
+        if len(names) > MAX_CARD_FIELDS:
+            self.error(
+                ("card", "fields"),
+                f"a card has room for {MAX_CARD_FIELDS} fields (Slack's limit); "
+                f"{len(names)} are listed",
+            )
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if not isinstance(name, str):
+                continue
+            path: KeyPath = ("card", "fields", index)
+            if name in seen:
+                self.error(path, f"`{name}` is listed twice")
+            seen.add(name)
+            if name in CARD_ALWAYS:
+                self.warn(
+                    path,
+                    f"`{name}` is always on the card (the contact details); listed here it is "
+                    "left out",
+                )
+            elif not card_field_exists(name):
+                known = sorted((LEAD_FIELDS | ACCOUNT_FIELDS) - set(CARD_ALWAYS))
+                self.error(
+                    path,
+                    f"`{name}` is not a lead field{_hint(name, dict.fromkeys(known))}; custom "
+                    f"fields are written {CUSTOM_FIELD_PREFIX}NAME",
+                )
+
+    def check_days_need_hours(self) -> None:
+        for index, rep in self.items("reps"):
+            if rep.get("days") is not None and rep.get("hours") is None:
+                self.error(
+                    ("reps", index, "days"), "`days` needs `hours` too, e.g. hours: 09:00-17:00"
+                )
+
+    def check_slack_reach(self) -> list[Problem]:
+        """Warnings, not errors: routing works without Slack, but a person Slack cannot find
+        gets no card (a rep's lead moves on to the next rep)."""
+        found = len(self.problems)
+        for section in ("reps", "managers"):
+            for index, person in self.items(section):
+                slack, email = person.get("slack"), person.get("email")
+                if isinstance(slack, str) and not SLACK_MEMBER_ID.fullmatch(slack):
+                    self.warn(
+                        (section, index, "slack"),
+                        f"`{slack}` is a name, not a Slack member id: copy theirs (U…) from "
+                        "their Slack profile (⋮, Copy member ID), or leave `slack` out and give "
+                        "the `email` they use in Slack",
+                    )
+                elif slack is None and not email:
+                    self.warn(
+                        (section, index),
+                        f"`{person.get('id')}` has neither `slack` nor `email`: leadrouter "
+                        "cannot reach them in Slack; give their member id or their e-mail",
+                    )
+        return self.problems[found:]
+
+    def check_regions(self) -> None:
+        regions = self.tree.get("regions")
+        if not isinstance(regions, Mapping):
+            return
+        owner: dict[str, str] = {}
+        for region, countries in regions.items():
+            if not isinstance(countries, list):
+                continue
+            for i, country in enumerate(countries):
+                code = normalize_country(country) if isinstance(country, str) else None
+                if code is None:
+                    continue
+                if code in owner and owner[code] != region:
+                    self.error(
+                        ("regions", str(region), i),
+                        f"{code} is already in region {owner[code]}; a country has one region",
+                    )
+                owner[code] = str(region)
+
+    def check_segments(self) -> None:
+        segments = self.tree.get("segments")
+        if not isinstance(segments, Mapping):
+            return
+        seen: dict[int, str] = {}
+        for name, bound in segments.items():
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                if bound in seen:
+                    self.error(
+                        ("segments", str(name)),
+                        f"segments {seen[bound]} and {name} both start at {bound} employees",
+                    )
+                seen[bound] = str(name)
+
+    def check_team(
+        self,
+        name: str,
+        team: Mapping[str, Any],
+        reps: Mapping[str, int],
+        managers: Mapping[str, int],
+    ) -> None:
+        members = team.get("members")
+        if isinstance(members, list):
+            seen: set[str] = set()
+            for i, member in enumerate(members):
+                if not isinstance(member, str):
+                    continue
+                if member not in reps:
+                    self.error(
+                        ("teams", name, "members", i),
+                        f"`{member}` is not a rep defined under reps{_hint(member, reps)}",
+                    )
+                if member in seen:
+                    self.error(("teams", name, "members", i), f"`{member}` is listed twice")
+                seen.add(member)
+        manager = team.get("manager")
+        if isinstance(manager, str) and manager not in managers:
+            self.error(
+                ("teams", name, "manager"),
+                f"`{manager}` is not a manager defined under managers{_hint(manager, managers)}",
+            )
+
+    def check_qualify(self) -> None:
+        names: dict[str, int] = {}
+        catch_all: str | None = None
+        for index, rule in self.items("qualify"):
+            path: KeyPath = ("qualify", index)
+            self.unique_name(rule, path, names, "qualify")
+            if catch_all is not None:
+                self.warn(path, f"comes after the catch-all `{catch_all}` and can never match")
+            condition = self.condition(rule.get("when"), (*path, "when"), allow_account=False)
+            if condition is not None and condition.catch_all:
+                if rule.get("when") is None:
+                    continue  # the schema reports the missing `when`
+                catch_all = str(rule.get("name", index))
+
+    def check_rules(self, reps: Mapping[str, int], teams: Mapping[str, Mapping[str, Any]]) -> None:
+        names: dict[str, int] = {}
+        catch_all: str | None = None
+        for index, rule in self.items("rules"):
+            path: KeyPath = ("rules", index)
+            self.unique_name(rule, path, names, "rules")
+            if catch_all is not None:
+                self.warn(path, f"comes after the catch-all rule `{catch_all}` and can never match")
+            condition = self.condition(rule.get("when"), (*path, "when"), allow_account=True)
+            for key in ("assign", "fallback"):
+                self.check_target(rule.get(key), (*path, key), reps, teams)
+            if condition is not None and condition.catch_all:
+                catch_all = str(rule.get("name", index))
+
+    def unique_name(
+        self, rule: Mapping[str, Any], path: KeyPath, names: dict[str, int], section: str
+    ) -> None:
+        name = rule.get("name")
+        if not isinstance(name, str):
+            return
+        if name in names:
+            self.error(
+                (*path, "name"), f"duplicate rule name `{name}` (first at {section}[{names[name]}])"
+            )
+        names[name] = int(path[1])
+
+    def condition(self, raw: Any, path: KeyPath, *, allow_account: bool) -> Condition | None:
+        condition, errors = compile_condition(raw, allow_account=allow_account, path=path)
+        for error in errors:
+            self.error(error.path, error.message)
+        if errors:
+            return None
+        self.conditions[path] = condition
+        return condition
+
+    def check_target(
+        self,
+        target: Any,
+        path: KeyPath,
+        reps: Mapping[str, int],
+        teams: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        if not isinstance(target, Mapping):
+            return
+        rep = target.get("rep")
+        if isinstance(rep, str) and rep not in reps:
+            self.error((*path, "rep"), f"`{rep}` is not a rep defined under reps{_hint(rep, reps)}")
+        team = target.get("team")
+        if isinstance(team, str):
+            if team not in teams:
+                self.error(
+                    (*path, "team"),
+                    f"`{team}` is not a team defined under teams{_hint(team, teams)}",
+                )
+                return
+            skill = target.get("skill")
+            if isinstance(skill, str) and not self.team_has_skill(teams[team], skill):
+                self.warn(
+                    (*path, "skill"),
+                    f"no member of team {team} has skill `{skill}`; the rule will always fall back",
+                )
+
+    def team_has_skill(self, team: Mapping[str, Any], skill: str) -> bool:
+        members = team.get("members") if isinstance(team.get("members"), list) else []
+        skills_of = {rep.get("id"): rep.get("skills") for _, rep in self.items("reps")}
+        return any(
+            isinstance(skills_of.get(m), list) and skill in skills_of[m]  # type: ignore[operator]
+            for m in members or []
+        )
+
+
+def card_field_exists(name: str) -> bool:
+    """Whether `name` is a fact a lead can have: its own, its account's, or a custom field."""
+    if name.startswith(CUSTOM_FIELD_PREFIX):
+        return len(name) > len(CUSTOM_FIELD_PREFIX)
+    return name in LEAD_FIELDS or name in ACCOUNT_FIELDS
+
+
+def _hint(word: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""

@@ -1,0 +1,256 @@
+"""The policy file's schema: the shape and the single values pydantic checks (pass 1 of 3).
+
+Unknown keys, durations, time zones, working hours, holiday countries, cron expressions and the
+like are checked here, each with a sentence an admin can act on. What one value cannot say alone
+(references between sections, duplicates, `when:` conditions) is `routing.policy_checks`'s.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from routing.calendar import CalendarError, parse_days, parse_hours, validate_holidays_country
+from routing.distribution import Distribution
+from routing.durations import DurationError, parse_duration
+from routing.geo import normalize_country
+
+# A Slack member id as the profile's "Copy member ID" gives it (U…, or W… on Enterprise Grid).
+SLACK_MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _duration(value: Any) -> int:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"unknown time zone '{value}'{hint}") from None
+    return value
+
+
+def _hours(value: str) -> str:
+    try:
+        parse_hours(value)
+    except CalendarError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _days(value: str | list[str]) -> str | list[str]:
+    try:
+        parse_days(value)
+    except CalendarError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _holidays(value: str) -> str:
+    problem = validate_holidays_country(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _country(value: str) -> str:
+    code = normalize_country(value)
+    if code is None:
+        raise ValueError(f"'{value}' is not a country name or ISO code")
+    return code
+
+
+def _cron(value: str) -> str:
+    # Validated by the parser the scheduler will run it with, so the two can never disagree.
+    from routing.cron import crontab_trigger
+
+    try:
+        crontab_trigger(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(
+            f"'{value}' is not a cron expression ({exc}); write five fields like '0 9 * * mon-fri'"
+        ) from None
+    return value
+
+
+Duration = Annotated[int, BeforeValidator(_duration)]
+TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Country = Annotated[str, AfterValidator(_country)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepSpec(_Strict):
+    id: Identifier
+    name: str | None = None
+    slack: str | None = None
+    email: str | None = None
+    timezone: TimeZoneName | None = None
+    hours: Annotated[str, AfterValidator(_hours)] | None = None
+    days: Annotated[str | list[str], AfterValidator(_days)] | None = None
+    capacity: Annotated[int, Field(ge=0)] | None = None
+    weight: Annotated[int, Field(ge=1, le=1000)] = 1
+    skills: list[str] = []
+    holidays: Annotated[str, AfterValidator(_holidays)] | None = None
+    salesforce_user_id: str | None = None
+    hubspot_owner_id: str | None = None
+
+
+class ManagerSpec(_Strict):
+    id: Identifier
+    name: str | None = None
+    slack: str | None = None
+    email: str | None = None
+    timezone: TimeZoneName | None = None
+    digest: Annotated[str, AfterValidator(_cron)] | None = None
+
+
+class TeamSpec(_Strict):
+    members: Annotated[list[str], Field(min_length=1)]
+    distribution: Distribution = Distribution.ROUND_ROBIN
+    manager: str | None = None
+    channel: str | None = None
+
+
+class QualifySpec(_Strict):
+    name: str
+    when: Any
+    outcome: Literal["nurture", "disqualified"]
+
+
+class SlaSpec(_Strict):
+    default: Duration = 15 * 60
+    by_source: dict[str, Duration] = {}
+    max_reassignments: Annotated[int, Field(ge=0)] = 2
+    check_every: Duration = 10
+    remind_at_half: bool = False
+    clock: Literal["wall", "business"] = "wall"
+
+
+class AccountsSpec(_Strict):
+    fuzzy_threshold: Annotated[float, Field(ge=0, le=100)] = 90
+    sticky: bool = False
+    # Two accounts nearly as likely for a lead's company name: route by the rules as if no
+    # account matched, or send the lead to the fallback queue for a person to pick.
+    on_ambiguous: Literal["rules", "queue"] = "rules"
+
+
+SalesforceQueueId = Annotated[str, Field(pattern=r"^00G[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")]
+ApiFieldName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")]
+
+
+class SalesforceSpec(_Strict):
+    poll_leads_every: Duration | None = None  # take new Leads this often; off when absent
+    intake_queue: SalesforceQueueId | None = None  # only Leads owned by this queue
+    sync_accounts_every: Duration | None = None
+    tier_field: ApiFieldName | None = None  # the Account field holding the tier
+
+
+class HubSpotSpec(_Strict):
+    sync_accounts_every: Duration | None = None
+    tier_property: ApiFieldName | None = None  # the company property holding the tier
+
+
+class CrmSpec(_Strict):
+    write_on: Literal["claim", "assign"] = "claim"  # when the owner goes to the CRM record
+    salesforce: SalesforceSpec = SalesforceSpec()
+    hubspot: HubSpotSpec = HubSpotSpec()
+
+
+# What a card shows under the lead's name and contact details, unless the policy says.
+DEFAULT_CARD_FIELDS = ("title", "industry", "employees", "country", "state", "source")
+# Always on the card, whatever `card.fields` says: the header names the person, the contact
+# details give the e-mail, phone and website, the footer the lead's id.
+CARD_ALWAYS = ("id", "name", "first_name", "last_name", "email", "phone", "website")
+MAX_CARD_FIELDS = 10  # Slack's limit on the fields of one section
+
+
+class CardSpec(_Strict):
+    # Checked name by name by `ReferenceChecker.check_card`, which knows where each stands.
+    fields: list[str] = list(DEFAULT_CARD_FIELDS)
+
+
+class RepTarget(_Strict):
+    rep: str
+
+
+class TeamTarget(_Strict):
+    team: str
+    skill: str | None = None
+
+
+class QueueTarget(_Strict):
+    queue: str
+    channel: str | None = None
+
+
+TargetSpec = Literal["account_owner", "queue"] | RepTarget | TeamTarget | QueueTarget
+FallbackTargetSpec = Literal["queue"] | RepTarget | TeamTarget | QueueTarget
+
+
+class RuleSpec(_Strict):
+    name: str
+    when: Any = None
+    assign: TargetSpec
+    sla: Duration | None = None
+    fallback: FallbackTargetSpec | None = None
+
+
+class FallbackSpec(_Strict):
+    queue: str = "unmatched"
+    channel: str | None = None
+
+
+class PolicySpec(_Strict):
+    timezone: TimeZoneName = "UTC"
+    regions: dict[str, list[Country]] | None = None
+    segments: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    reps: list[RepSpec] = []
+    managers: list[ManagerSpec] = []
+    teams: dict[str, TeamSpec] = {}
+    qualify: list[QualifySpec] = []
+    sla: SlaSpec = SlaSpec()
+    accounts: AccountsSpec = AccountsSpec()
+    rules: list[RuleSpec] = []
+    fallback: FallbackSpec = FallbackSpec()
+    crm: CrmSpec = CrmSpec()
+    card: CardSpec = CardSpec()
+
+
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "reps": RepSpec,
+    "managers": ManagerSpec,
+    "teams": TeamSpec,
+    "qualify": QualifySpec,
+    "sla": SlaSpec,
+    "accounts": AccountsSpec,
+    "rules": RuleSpec,
+    "fallback": FallbackSpec,
+    "card": CardSpec,
+}
+
+
+def known_keys(parent: tuple[str | int, ...]) -> list[str]:
+    """The keys the schema allows under the key path `parent`, for "did you mean" hints."""
+    names = [p for p in parent if isinstance(p, str)]
+    if not names:
+        return list(PolicySpec.model_fields)
+    if names[0] == "teams":
+        return list(TeamSpec.model_fields) if len(names) == 2 else []
+    if names[0] == "rules" and names[-1] in ("assign", "fallback"):
+        return ["rep", "team", "skill", "queue", "channel"]
+    model = _SECTION_MODELS.get(names[0])
+    return list(model.model_fields) if model else []

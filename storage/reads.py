@@ -1,0 +1,168 @@
+"""The read side's queries: a card's rows, a lead's story, a rep's open offers, the reps' states.
+
+Each runs in the caller's `AsyncSession` (`Database.reading`, on the read engine, so it never
+waits behind a routing transaction) and returns rows; `bot.reading`, `bot.story` and `bot.home`
+make of them what Slack shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
+
+from storage.models import (
+    AuditEventRow,
+    DecisionRow,
+    LeadRow,
+    OfferRow,
+    OfferStatus,
+    RepStateRow,
+)
+
+# The audit events that close an offer, one of which a settled card tells of.
+_SETTLING_KINDS = ("claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed")
+
+
+@dataclass(frozen=True, slots=True)
+class CardRows:
+    offer: OfferRow
+    lead: LeadRow
+    decision: DecisionRow | None  # the decision that made the offer
+    previous: OfferRow | None  # the lead's offer before this one
+    settled_by: AuditEventRow | None  # for a closed offer, the event that closed it
+
+
+async def card_rows(*, session: AsyncSession, offer_id: int) -> CardRows | None:
+    found = (await session.execute(_CARD_ROWS, {"offer_id": offer_id})).one_or_none()
+    if found is None:
+        return None
+    offer, lead, decision, previous = found
+    settled_by = None
+    if offer.status != OfferStatus.OFFERED.value:
+        settled_by = (
+            await session.execute(
+                select(AuditEventRow)
+                .where(
+                    col(AuditEventRow.lead_id) == lead.id,
+                    col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
+                    col(AuditEventRow.kind).in_(_SETTLING_KINDS),
+                )
+                .order_by(col(AuditEventRow.id))
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    return CardRows(offer, lead, decision, previous, settled_by)
+
+
+def _card_rows() -> Select[OfferRow, LeadRow, DecisionRow, OfferRow]:
+    """In one query, a card's rows: the offer (`:offer_id`), its lead, the decision that made
+    it (the lead's latest up to the moment it was offered) and the lead's offer before it, if
+    any. A card is read for every offer made, so this is one trip to the database rather than
+    four, and the statement is built once (building its aliases cost more than running it)."""
+    made_by = aliased(DecisionRow)
+    previous = aliased(OfferRow)
+    offer_lead = col(OfferRow.lead_id)
+    latest_decision = (
+        select(func.max(col(made_by.id)))
+        .where(col(made_by.lead_id) == offer_lead, col(made_by.at) <= col(OfferRow.offered_at))
+        .scalar_subquery()
+    )
+    earlier = aliased(OfferRow)
+    previous_offer = (
+        select(func.max(col(earlier.id)))
+        .where(col(earlier.lead_id) == offer_lead, col(earlier.id) < col(OfferRow.id))
+        .scalar_subquery()
+    )
+    return (
+        select(OfferRow, LeadRow, DecisionRow, previous)
+        .join(LeadRow, col(LeadRow.id) == offer_lead)
+        .outerjoin(DecisionRow, col(DecisionRow.id) == latest_decision)
+        .outerjoin(previous, col(previous.id) == previous_offer)
+        .where(col(OfferRow.id) == bindparam("offer_id"))
+    )
+
+
+_CARD_ROWS = _card_rows()
+
+
+async def lead_by_id(*, session: AsyncSession, lead_id: int) -> LeadRow | None:
+    return await session.get(LeadRow, lead_id)
+
+
+async def find_lead_id(*, session: AsyncSession, reference: str) -> str | None:
+    """A lead's external id from its external id, e-mail or CRM id (the newest match)."""
+    ref = reference.strip()
+    result = await session.execute(
+        select(col(LeadRow.external_id))
+        .where(
+            or_(
+                col(LeadRow.external_id) == ref,
+                col(LeadRow.email) == ref.lower(),
+                col(LeadRow.crm_id) == ref,
+            )
+        )
+        .order_by((col(LeadRow.external_id) == ref).desc(), col(LeadRow.id).desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRows:
+    lead: LeadRow
+    offers: Sequence[OfferRow]  # oldest first
+    first_decision: DecisionRow | None
+    audits: Sequence[AuditEventRow]  # oldest first
+
+
+async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
+    lead = (
+        await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
+    ).scalar_one()
+    offers = (
+        await session.execute(
+            select(OfferRow).where(col(OfferRow.lead_id) == lead.id).order_by(col(OfferRow.id))
+        )
+    ).scalars()
+    first = (
+        await session.execute(
+            select(DecisionRow)
+            .where(col(DecisionRow.lead_id) == lead.id)
+            .order_by(col(DecisionRow.id))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    audits = (
+        await session.execute(
+            select(AuditEventRow)
+            .where(col(AuditEventRow.lead_id) == lead.id)
+            .order_by(col(AuditEventRow.id))
+        )
+    ).scalars()
+    return StoryRows(lead, offers.all(), first, audits.all())
+
+
+async def open_offers_of_rep(
+    *, session: AsyncSession, rep_id: str
+) -> list[tuple[OfferRow, LeadRow]]:
+    """The rep's offers still waiting to be claimed, oldest first, each with its lead."""
+    result = await session.execute(
+        select(OfferRow, LeadRow)
+        .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
+        .where(
+            col(OfferRow.rep_id) == rep_id,
+            col(OfferRow.status) == OfferStatus.OFFERED.value,
+        )
+        .order_by(col(OfferRow.id))
+    )
+    return [(offer, lead) for offer, lead in result.all()]
+
+
+async def rep_state_rows(*, session: AsyncSession) -> dict[str, RepStateRow]:
+    rows = (await session.execute(select(RepStateRow))).scalars().all()
+    return {row.rep_id: row for row in rows}
