@@ -41,6 +41,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.bootstrap import App
 from bot.crm.base import is_hubspot_id
+from bot.dashboard.routes import register as register_dashboard
 from bot.metrics import CONTENT_TYPE, Metrics
 from routing.leads import FieldError, InvalidLead, parse_lead
 from routing.model import Lead
@@ -85,6 +86,7 @@ def build_http_app(
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
+    register_dashboard(http, app)
     if app.slack is not None:
         http.cleanup_ctx.append(_keep_slack_connections)
     if connect_slack and app.slack_link is not None:
