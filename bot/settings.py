@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: every setting the environment gives, and its check, in one place.
 """Typed settings from the environment and `.env`, checked once at start.
 
 Nothing reads the environment at import time: `load_settings()` is called by the entry point,
@@ -57,6 +58,10 @@ ENV_NAMES = {
     "retention_outbox_days": "RETENTION_OUTBOX_DAYS",
     "retention_job_runs_days": "RETENTION_JOB_RUNS_DAYS",
     "retention_audit_days": "RETENTION_AUDIT_DAYS",
+    "public_url": "LEADROUTER_PUBLIC_URL",
+    "dashboard_token": "LEADROUTER_DASHBOARD_TOKEN",
+    "slack_client_id": "SLACK_CLIENT_ID",
+    "slack_client_secret": "SLACK_CLIENT_SECRET",
 }
 
 FOREVER = "forever"  # a retention that never deletes (0 says the same)
@@ -115,6 +120,12 @@ class Settings(BaseSettings):
     retention_outbox_days: int | None = Field(30, alias="RETENTION_OUTBOX_DAYS")
     retention_job_runs_days: int | None = Field(30, alias="RETENTION_JOB_RUNS_DAYS")
     retention_audit_days: int | None = Field(400, alias="RETENTION_AUDIT_DAYS")
+    # The dashboard (`bot.dashboard`): managers sign in with Slack (the app's client id and
+    # secret; Slack sends them back to the public URL), or the token lets its holder in.
+    public_url: str | None = Field(None, alias="LEADROUTER_PUBLIC_URL")
+    dashboard_token: SecretStr | None = Field(None, alias="LEADROUTER_DASHBOARD_TOKEN")
+    slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
 
     @property
     def slack_enabled(self) -> bool:
@@ -138,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def hubspot_enabled(self) -> bool:
         return self.hubspot_access_token is not None
+
+    @property
+    def sign_in_with_slack(self) -> bool:
+        return self.slack_client_id is not None
 
     @property
     def retention(self) -> Retention:
@@ -223,6 +238,29 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://api.hubapi.com")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        example = "https://leads.example.com (http:// on loopback only)"
+        return None if value is None else _site_url(value, example=example, loopback_http=True)
+
+    @field_validator("dashboard_token")
+    @classmethod
+    def _dashboard_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters, such as `openssl rand -hex 32`")
+        return value
+
+    @field_validator("slack_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d+\.\d+", value := value.strip()):
+            raise ValueError(
+                "must be the Slack app's Client ID (Basic Information, App Credentials), "
+                "such as 1234567890.1234567890123"
+            )
+        return value
+
     @field_validator("salesforce_domain")
     @classmethod
     def _salesforce_domain(cls, value: str | None) -> str | None:
@@ -256,6 +294,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SLACK_SIGNING_SECRET is needed to receive Slack's requests over HTTP "
                 "(or set SLACK_APP_TOKEN to use Socket Mode)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sign_in(self) -> Settings:
+        if (self.slack_client_id is None) != (self.slack_client_secret is None):
+            raise ValueError(
+                "Sign in with Slack needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "(the app's Basic Information, App Credentials)"
+            )
+        if self.slack_client_id is not None and self.public_url is None:
+            raise ValueError(
+                "Sign in with Slack needs LEADROUTER_PUBLIC_URL, the address browsers reach "
+                "leadrouter at (such as https://leads.example.com), to send people back to"
             )
         return self
 
@@ -335,6 +387,12 @@ _HOST_NAME = re.compile(
 )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    host = host.removeprefix("[").removesuffix("]").lower()
+    return host == "localhost" or (_is_address(host) and ipaddress.ip_address(host).is_loopback)
+
+
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -343,15 +401,17 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def _site_url(value: str, *, example: str) -> str:
-    """An https site address with nothing after the host, without its trailing slash."""
+def _site_url(value: str, *, example: str, loopback_http: bool = False) -> str:
+    """An https site address with nothing after the host, without its trailing slash (http too
+    for an address of this machine, with `loopback_http`)."""
     url = value.strip().rstrip("/")
     parts = urlsplit(url)
     try:
         host, _ = parts.hostname, parts.port  # .port raises for a port that is not a number
     except ValueError:
         host = None
-    if parts.scheme != "https" or not host or " " in url or not url.isprintable():
+    plain = loopback_http and parts.scheme == "http" and is_loopback(host or "")
+    if (parts.scheme != "https" and not plain) or not host or " " in url or not url.isprintable():
         raise ValueError(f"must be an https:// address such as {example}")
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"must be the site address alone, such as {example}, with no path")

@@ -4,6 +4,7 @@
     POST /webhooks/hubspot   contacts HubSpot announces (`bot.http.hubspot`)
     POST /slack/events       Slack's events, actions and commands, handed to Bolt (HTTP mode)
     GET  /healthz, /metrics  whether the database answers; what Prometheus scrapes
+    /dashboard               the managers' dashboard (`bot.dashboard`)
 
 Every error answers JSON, an unknown one a 500 with an id that finds its traceback in the log.
 Binding the sockets and serving until SIGTERM is `bot.http.serving`'s.
@@ -21,6 +22,7 @@ from aiohttp import ClientSession, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 from bot.bootstrap import App
+from bot.dashboard.routes import register as register_dashboard
 from bot.http.common import APP_KEY, MAX_BODY_BYTES, METRICS_KEY, error
 from bot.http.hubspot import hubspot_webhook
 from bot.http.leads import post_leads
@@ -47,6 +49,7 @@ def build_http_app(
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
+    register_dashboard(http, app)
     if app.slack is not None:
         http.cleanup_ctx.append(_keep_slack_connections)
     if connect_slack and app.slack_link is not None:

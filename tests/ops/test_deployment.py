@@ -307,8 +307,20 @@ async def test_the_proxy_opens_only_the_doors_callers_outside_need_and_they_exis
         routes = {route.resource.canonical for route in http.router.routes() if route.resource}
     finally:
         await app.close()
-    assert forwarded == {"/leads", "/slack/events", "/webhooks/hubspot"}
-    assert forwarded <= routes and health_uri in routes
+    assert forwarded == {
+        "/leads",
+        "/slack/events",
+        "/webhooks/hubspot",
+        "/dashboard",
+        "/dashboard/*",
+    }
+    exact = {path for path in forwarded if not path.endswith("/*")}
+    assert exact <= routes and health_uri in routes
+    # Everything under a forwarded prefix is the dashboard's, and the dashboard has such routes.
+    prefixes = {path.removesuffix("*") for path in forwarded - exact}
+    for prefix in prefixes:
+        assert any(route.startswith(prefix) for route in routes)
+    assert not any(route.startswith(p) for p in prefixes for route in ("/metrics", "/healthz"))
     assert "/metrics" not in forwarded and "/healthz" not in forwarded
 
 

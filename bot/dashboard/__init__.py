@@ -1,0 +1,1 @@
+"""The web dashboard for managers, served by `leadrouter serve` at `/dashboard` (`routes`)."""

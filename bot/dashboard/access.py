@@ -1,0 +1,308 @@
+"""Who may see the dashboard, and how they sign in.
+
+A request is let in when it carries `Authorization: Bearer <LEADROUTER_DASHBOARD_TOKEN>`, or the
+session cookie signed here after
+- Sign in with Slack (`slack_sign_in`), for a manager of the policy: matched by Slack user id, or
+  by an e-mail address Slack has verified; or
+- the sign-in form, for whoever types the dashboard token into it.
+The cookie is checked against the policy on every request: a manager taken out of it is out at
+once.
+
+Nobody else sees any data: a page redirects to the sign-in page (303), data (a CSV) answers 401,
+and so does a request with any other Authorization header. A refusal says what was wrong, never
+what was sent, and no token, code or secret reaches a log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from bot.dashboard.render import Renderer, redirect
+from bot.dashboard.session import (
+    SESSION_COOKIE,
+    SIGN_IN_COOKIE,
+    CookieJar,
+    secure_for,
+    session_key,
+)
+from bot.dashboard.slack_sign_in import CALLBACK_PATH, SignInFailed, SlackSignIn
+from bot.settings import Settings
+from routing.policy import Manager, Policy
+
+log = logging.getLogger(__name__)
+
+HOME = "/dashboard"
+SIGN_IN = "/dashboard/sign-in"
+SLACK_SIGN_IN = "/dashboard/sign-in/slack"
+SIGN_OUT = "/dashboard/sign-out"
+SESSION_S = 12 * 3600  # a working day
+SIGN_IN_S = 10 * 60  # to get through Slack's page and back
+_UTC = ZoneInfo("UTC")
+NOT_SET_UP = (
+    "the dashboard is not set up: set LEADROUTER_DASHBOARD_TOKEN, or SLACK_CLIENT_ID, "
+    "SLACK_CLIENT_SECRET and LEADROUTER_PUBLIC_URL for Sign in with Slack (docs/dashboard.md)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    name: str
+    manager: Manager | None  # None for whoever holds the dashboard token
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.manager.tz if self.manager is not None else _UTC
+
+
+TOKEN_HOLDER = Visitor("dashboard token", None)
+
+Page = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class WrongCredentials(Exception):
+    """An Authorization header that does not carry the dashboard's token."""
+
+
+class Access:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: Callable[[], Policy],
+        renderer: Renderer,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.renderer = renderer
+        self.slack = SlackSignIn.from_settings(settings)
+        self.public_url = settings.public_url
+        token = settings.dashboard_token
+        self._token_digest = _digest(token.get_secret_value()) if token is not None else None
+        key = session_key(settings.slack_client_secret, token)
+        self.cookies = CookieJar(key, clock) if key is not None else None
+
+    # --- letting requests in -------------------------------------------------------------------
+
+    def guard(self, page: Page, *, data: bool = False) -> Handler:
+        """`page`, for visitors let in; for others, a redirect to the sign-in page, which says how
+        to sign in or, where neither sign-in is set up, what to set (401 for `data`)."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                visitor = self.visitor(request)
+            except WrongCredentials:
+                return _unauthorized("that is not the dashboard's bearer token")
+            if visitor is not None:
+                return await page(request, visitor)
+            if data:
+                return _unauthorized(
+                    NOT_SET_UP if self.cookies is None else "sign in first (docs/dashboard.md)"
+                )
+            return redirect(f"{SIGN_IN}?{urlencode({'next': request.path_qs})}")
+
+        return guarded
+
+    def visitor(self, request: web.Request) -> Visitor | None:
+        """Who is asking, if they are let in. WrongCredentials for a token that is not ours."""
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, credentials = header.partition(" ")
+            if scheme.lower() == "bearer" and self._is_token(credentials.strip()):
+                return TOKEN_HOLDER
+            raise WrongCredentials
+        session = self.cookies.read(request, SESSION_COOKIE) if self.cookies else None
+        if session is None:
+            return None
+        if session.get("via") == "token":
+            return TOKEN_HOLDER if self._token_digest is not None else None
+        if session.get("via") == "slack" and self.slack is not None:
+            manager = manager_of(
+                self.policy(), user=session.get("user"), email=session.get("email")
+            )
+            if manager is not None:
+                return Visitor(str(session.get("name") or manager.name), manager)
+        return None
+
+    def _is_token(self, given: str) -> bool:
+        # Digests of equal length, compared in constant time: not even the length is told.
+        return self._token_digest is not None and hmac.compare_digest(
+            _digest(given), self._token_digest
+        )
+
+    # --- signing in and out --------------------------------------------------------------------
+
+    async def sign_in_page(self, request: web.Request) -> web.Response:
+        return self._sign_in_page(next_page=safe_next(request.query.get("next")))
+
+    async def sign_in_with_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        next_page = safe_next(form.get("next"))
+        given = form.get("token")
+        if self.cookies is None or not isinstance(given, str) or not self._is_token(given.strip()):
+            problem = "That is not the dashboard token."
+            return self._sign_in_page(next_page=next_page, status=401, problem=problem)
+        return self._signed_in(request, {"via": "token"}, next_page)
+
+    async def start_slack_sign_in(self, request: web.Request) -> web.Response:
+        if self.slack is None or self.cookies is None:
+            raise web.HTTPNotFound()
+        state = secrets.token_urlsafe(32)
+        response = web.Response(status=303, headers={"Location": self.slack.authorize_url(state)})
+        started = {"state": state, "next": safe_next(request.query.get("next"))}
+        self.cookies.write(
+            response,
+            SIGN_IN_COOKIE,
+            started,
+            lifetime_s=SIGN_IN_S,
+            path=SLACK_SIGN_IN,
+            secure=secure_for(request, self.public_url),
+        )
+        return response
+
+    async def finish_slack_sign_in(self, request: web.Request) -> web.Response:
+        """Slack's redirect back: the state checked against the cookie that started it, the code
+        exchanged for who signed in, and a manager of the policy let in."""
+        if self.slack is None or self.cookies is None:
+            raise web.HTTPNotFound()
+        started = self.cookies.read(request, SIGN_IN_COOKIE)
+        state = request.query.get("state", "")
+        if started is None or not hmac.compare_digest(
+            str(started.get("state", "")).encode(), state.encode()
+        ):
+            return self._refused(400, "This sign-in was not started here, or took over 10 minutes.")
+        if "error" in request.query:
+            reason = request.query["error"][:60]
+            return self._refused(403, f"Slack did not sign you in ({reason}).")
+        code = request.query.get("code")
+        if not code:
+            return self._refused(400, "Slack sent no code back to sign you in with.")
+        try:
+            identity = await self.slack.identify(code)
+        except SignInFailed as exc:
+            log.warning("Sign in with Slack failed: %s", exc)
+            return self._refused(502, f"{exc}.")
+        manager = manager_of(self.policy(), user=identity.user_id, email=identity.email)
+        if manager is None:
+            log.info("dashboard: Slack user %s is not a manager; not let in", identity.user_id)
+            return self._refused(
+                403,
+                f"{identity.name} ({identity.user_id}) is not a manager in the routing policy: "
+                "ask an admin to add your Slack id or e-mail under managers.",
+            )
+        log.info("dashboard: manager %s signed in with Slack", manager.id)
+        session = {"via": "slack", "user": identity.user_id, "email": identity.email}
+        response = self._signed_in(request, {**session, "name": identity.name}, started["next"])
+        response.del_cookie(SIGN_IN_COOKIE, path=SLACK_SIGN_IN)
+        return response
+
+    async def sign_out(self, request: web.Request) -> web.Response:
+        response = redirect(SIGN_IN)
+        response.del_cookie(SESSION_COOKIE, path=HOME)
+        return response
+
+    def _signed_in(
+        self, request: web.Request, session: dict[str, object], next_page: object
+    ) -> web.Response:
+        assert self.cookies is not None
+        response = redirect(safe_next(next_page))
+        self.cookies.write(
+            response,
+            SESSION_COOKIE,
+            session,
+            lifetime_s=SESSION_S,
+            path=HOME,
+            secure=secure_for(request, self.public_url),
+        )
+        return response
+
+    def _sign_in_page(
+        self, *, next_page: str, status: int = 200, problem: str | None = None
+    ) -> web.Response:
+        return self.renderer.page(
+            "sign_in.html",
+            status=status,
+            title="Sign in",
+            visitor=None,
+            next_page=next_page,
+            slack=self.slack is not None,
+            token=self._token_digest is not None,
+            problem=problem,
+            not_set_up=NOT_SET_UP if self.cookies is None else None,
+        )
+
+    def _refused(self, status: int, problem: str) -> web.Response:
+        return self._sign_in_page(next_page=HOME, status=status, problem=problem)
+
+
+class HideSignInCodes(logging.Filter):
+    """Slack sends the code and the state back in the callback's query string, which aiohttp's
+    access log writes whole: this keeps the path and drops the query, on every handler."""
+
+    _CALLBACK = re.compile(re.escape(CALLBACK_PATH) + r"\?[^ \"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and CALLBACK_PATH in record.msg:
+            record.msg = self._CALLBACK.sub(CALLBACK_PATH + "?(hidden)", record.msg)
+            line = getattr(record, "first_request_line", None)
+            if isinstance(line, str):
+                record.first_request_line = self._CALLBACK.sub(CALLBACK_PATH + "?(hidden)", line)
+        return True
+
+
+def hide_sign_in_codes(logger: logging.Logger) -> None:
+    if not any(isinstance(kept, HideSignInCodes) for kept in logger.filters):
+        logger.addFilter(HideSignInCodes())
+
+
+def manager_of(policy: Policy, *, user: object, email: object) -> Manager | None:
+    """The policy's manager with this Slack user id or, failing that, this (verified) e-mail."""
+    if isinstance(user, str) and (found := policy.manager_of_slack(user)) is not None:
+        return policy.managers[found]
+    if isinstance(email, str) and email:
+        wanted = email.lower()
+        for manager in policy.managers.values():
+            if manager.email is not None and manager.email.lower() == wanted:
+                return manager
+    return None
+
+
+def safe_next(value: object) -> str:
+    """Where to go after signing in: a dashboard page of this site, never anywhere else."""
+    if (
+        isinstance(value, str)
+        and (value == HOME or value.startswith((HOME + "/", HOME + "?")))
+        and len(value) <= 512
+        and value.isascii()
+        and value.isprintable()
+        and "\\" not in value
+        and "//" not in value
+    ):
+        return value
+    return HOME
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _unauthorized(message: str) -> web.Response:
+    return web.json_response(
+        {"error": message},
+        status=401,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="leadrouter dashboard"',
+            "Cache-Control": "no-store",
+        },
+    )

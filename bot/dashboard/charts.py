@@ -1,0 +1,102 @@
+"""The charts' data, from the figures: plain JSON that `static/dashboard.js` hands to uPlot.
+
+The page carries each chart's data in a `<script type="application/json">` block (data, never
+run), and the browser draws it with uPlot, served from `static/vendor/uplot/`: a small, fast,
+MIT-licensed charting library, vendored at a pinned release (its VERSION file) because the
+dashboard must work where no CDN can be reached. The tables beside the charts carry the same
+figures, for a screen reader and for anyone without JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.dashboard.figures import FigureRow, Window
+
+# The busiest groups get a line each; more would be unreadable (the table has them all).
+MOST_LINES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    label: str
+    values: list[float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    id: str
+    title: str
+    kind: str  # "time" (x: unix seconds, one line per series) or "bars" (x: the labels)
+    unit: str  # of the y axis: "min" or "%"
+    x: list[float]
+    series: list[Series]
+    labels: list[str] = field(default_factory=list)  # for "bars": what each x stands for
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "kind": self.kind,
+            "unit": self.unit,
+            "x": self.x,
+            "labels": self.labels,
+            "series": [{"label": s.label, "values": s.values} for s in self.series],
+        }
+
+
+def trend(
+    chart_id: str,
+    title: str,
+    *,
+    key: str,
+    unit: str,
+    groups: Sequence[str],
+    periods: Sequence[tuple[Window, Sequence[FigureRow]]],
+) -> Chart:
+    """One line per group of `key` over the periods (None where a period has no figure)."""
+    by_period = [{_name(row): row for row in rows} for _, rows in periods]
+    series = [
+        Series(group, [_scaled(rows.get(group, {}).get(key), unit) for rows in by_period])
+        for group in groups[:MOST_LINES]
+    ]
+    x = [window.since.timestamp() for window, _ in periods]
+    return Chart(chart_id, title, "time", unit, x, series)
+
+
+def fairness(team: Mapping[str, Any]) -> Chart:
+    """A team's reps: the share of its rotation's leads each got, against the share they should."""
+    reps = list(team.get("reps", []))
+    return Chart(
+        f"fairness-{team.get('team')}",
+        "Share of leads against expected share",
+        "bars",
+        "%",
+        x=[float(index) for index in range(len(reps))],
+        labels=[str(rep.get("rep")) for rep in reps],
+        series=[
+            Series("Share of leads", [_scaled(rep.get("share"), "%") for rep in reps]),
+            Series("Expected share", [_scaled(rep.get("expected_share"), "%") for rep in reps]),
+        ],
+    )
+
+
+def group_names(rows: Sequence[FigureRow]) -> list[str]:
+    return [_name(row) for row in rows]
+
+
+def _name(row: FigureRow) -> str:
+    group = row.get("group")
+    return "(none)" if group is None else str(group)
+
+
+def _scaled(value: object, unit: str) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if unit == "min":
+        return round(value / 60, 2)
+    if unit == "%":
+        return round(value * 100, 1)
+    return float(value)

@@ -1,0 +1,240 @@
+"""The dashboard's pages, each with its table as CSV: the overview (volume, speed, SLAs, misroute
+signals and conversion by a grouping, with charts over time), fairness per team, and the
+unmatched queue. Read-only: each page reads through the service layer's read side, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from aiohttp import web
+
+from bot.dashboard import charts
+from bot.dashboard.access import Visitor
+from bot.dashboard.figures import (
+    DEFAULT_SINCE,
+    GROUPINGS,
+    BadWindow,
+    FigureRow,
+    Figures,
+    Question,
+    question_of,
+)
+from bot.dashboard.render import Renderer, csv_download
+from storage.models import LeadRow
+
+QueuedLeads = Callable[[int], Awaitable[tuple[int, Sequence[LeadRow]]]]
+
+NOT_AVAILABLE = "the routing report is not available yet, so there are no figures to export"
+QUEUE_SHOWN = 200
+QUEUE_CSV = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str  # as `leadrouter report --json` names the figure (`bot.dashboard.figures`)
+    heading: str
+    kind: str  # how the page writes it: text, count, share, duration, per100, amount
+
+
+OVERVIEW = (
+    Column("group", "Group", "text"),
+    Column("leads", "Leads", "count"),
+    Column("assigned_share", "Assigned", "share"),
+    Column("queued_share", "Queued", "share"),
+    Column("unmatched_share", "Unmatched", "share"),
+    Column("time_to_card_p50_s", "To card p50", "duration"),
+    Column("time_to_claim_p50_s", "To claim p50", "duration"),
+    Column("time_to_claim_p90_s", "To claim p90", "duration"),
+    Column("time_to_first_touch_p50_s", "To first touch p50", "duration"),
+    Column("time_to_first_touch_p90_s", "To first touch p90", "duration"),
+    Column("claim_sla_met", "Claim SLA met", "share"),
+    Column("contact_sla_met", "Contact SLA met", "share"),
+    Column("rejects_per_100", "Rejects per 100", "per100"),
+    Column("reassignments_per_100", "Reassigned per 100", "per100"),
+)
+# Shares with their 95% Wilson interval: (share, low, high) keys.
+CONVERSION = (
+    ("conversion_rate", "conversion_ci_low", "conversion_ci_high"),
+    ("win_rate", "win_ci_low", "win_ci_high"),
+)
+OVERVIEW_CSV = (
+    *(column.key for column in OVERVIEW),
+    "converted",
+    *CONVERSION[0],
+    "won",
+    "lost",
+    *CONVERSION[1],
+    "pipeline",
+    "too_few",
+)
+FAIRNESS_CSV = ("team", "rep", "leads", "share", "expected_share", "expected", "deviation")
+QUEUE_CSV_COLUMNS = ("lead", "company", "source", "queue", "reason", "arrived_at", "waiting_s")
+
+
+class Pages:
+    def __init__(
+        self,
+        renderer: Renderer,
+        *,
+        figures: Figures | None,
+        queued_leads: QueuedLeads,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.renderer = renderer
+        self.figures = figures
+        self.queued_leads = queued_leads
+        self.clock = clock
+
+    # --- overview ------------------------------------------------------------------------------
+
+    async def overview(self, request: web.Request, visitor: Visitor) -> web.Response:
+        question, problem = self._question(request)
+        rows: Sequence[FigureRow] = ()
+        trends: list[charts.Chart] = []
+        if question is not None and self.figures is not None:
+            rows = await self.figures(question.window, question.by)
+            periods = [(p, await self.figures(p, question.by)) for p in question.window.periods()]
+            groups = charts.group_names(rows)
+            trends = [
+                charts.trend(
+                    "time-to-claim",
+                    "Time to claim, median (minutes)",
+                    key="time_to_claim_p50_s",
+                    unit="min",
+                    groups=groups,
+                    periods=periods,
+                ),
+                charts.trend(
+                    "claim-sla",
+                    "Claim SLA met (%)",
+                    key="claim_sla_met",
+                    unit="%",
+                    groups=groups,
+                    periods=periods,
+                ),
+            ]
+        return self._page(
+            "overview.html",
+            "Overview",
+            visitor,
+            question,
+            problem,
+            rows=rows,
+            columns=OVERVIEW,
+            conversion=CONVERSION,
+            charts=[chart.as_json() for chart in trends],
+        )
+
+    async def overview_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
+        question, problem = self._question(request)
+        if question is None:
+            return _refused(400, problem or "")
+        if self.figures is None:
+            return _refused(503, NOT_AVAILABLE)
+        rows = await self.figures(question.window, question.by)
+        return csv_download(f"overview-by-{question.by}", OVERVIEW_CSV, rows, at=self.clock())
+
+    # --- fairness ------------------------------------------------------------------------------
+
+    async def fairness(self, request: web.Request, visitor: Visitor) -> web.Response:
+        question, problem = self._question(request)
+        teams = await self._teams(question) if question is not None else []
+        return self._page(
+            "fairness.html",
+            "Fairness",
+            visitor,
+            question,
+            problem,
+            teams=teams,
+            charts=[charts.fairness(team).as_json() for team in teams],
+        )
+
+    async def fairness_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
+        question, problem = self._question(request)
+        if question is None:
+            return _refused(400, problem or "")
+        if self.figures is None:
+            return _refused(503, NOT_AVAILABLE)
+        teams = await self._teams(question)
+        rows = [{"team": team.get("team"), **rep} for team in teams for rep in team.get("reps", [])]
+        return csv_download("fairness", FAIRNESS_CSV, rows, at=self.clock())
+
+    async def _teams(self, question: Question) -> list[Mapping[str, Any]]:
+        if self.figures is None:
+            return []
+        everyone = await self.figures(question.window, "all")
+        return list(everyone[0].get("fairness") or []) if everyone else []
+
+    # --- the unmatched queue -------------------------------------------------------------------
+
+    async def queue(self, request: web.Request, visitor: Visitor) -> web.Response:
+        size, oldest = await self.queued_leads(QUEUE_SHOWN)
+        return self.renderer.page(
+            "queue.html",
+            title="Unmatched queue",
+            page="queue",
+            visitor=visitor,
+            query={},
+            size=size,
+            leads=self._queued(oldest, tz=visitor.tz),
+        )
+
+    async def queue_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
+        _, oldest = await self.queued_leads(QUEUE_CSV)
+        rows = self._queued(oldest, tz=UTC)
+        return csv_download("queue", QUEUE_CSV_COLUMNS, rows, at=self.clock())
+
+    def _queued(self, leads: Sequence[LeadRow], *, tz: tzinfo) -> list[dict[str, Any]]:
+        now = self.clock()
+        return [
+            {
+                "lead": lead.external_id,
+                "company": lead.company,
+                "source": lead.source,
+                "queue": lead.queue or "unmatched",
+                "reason": lead.reason,
+                "arrived_at": lead.created_at.astimezone(tz),
+                "waiting_s": int((now - lead.created_at).total_seconds()),
+            }
+            for lead in leads
+        ]
+
+    # --- shared --------------------------------------------------------------------------------
+
+    def _question(self, request: web.Request) -> tuple[Question | None, str | None]:
+        try:
+            return question_of(request.query, now=self.clock()), None
+        except BadWindow as exc:
+            return None, str(exc)
+
+    def _page(
+        self,
+        template: str,
+        title: str,
+        visitor: Visitor,
+        question: Question | None,
+        problem: str | None,
+        **context: Any,
+    ) -> web.Response:
+        return self.renderer.page(
+            template,
+            status=400 if problem else 200,
+            title=title,
+            page=template.removesuffix(".html"),
+            visitor=visitor,
+            question=question,
+            query=question.query if question else {},
+            problem=problem,
+            available=self.figures is not None,
+            groupings=GROUPINGS,
+            default_since=DEFAULT_SINCE,
+            **context,
+        )
+
+
+def _refused(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

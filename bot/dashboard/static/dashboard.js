@@ -1,0 +1,69 @@
+// Draws each chart of the page with uPlot, from the JSON the page carries beside it
+// (bot/dashboard/charts.py). Every chart drawn is kept in window.leadrouterCharts by its id.
+"use strict";
+(function () {
+  const COLOURS = ["#1d3557", "#e76f51", "#2a9d8f", "#e9c46a", "#8d5fd3", "#6c757d"];
+  const HEIGHT = 260;
+  const drawn = (window.leadrouterCharts = {});
+
+  function unitAxis(unit) {
+    return { label: unit === "%" ? "%" : "minutes", values: (u, ticks) => ticks.map((t) => t + (unit === "%" ? "%" : "")) };
+  }
+
+  function timeChart(spec, width) {
+    const series = spec.series.map((s, i) => ({
+      label: s.label,
+      stroke: COLOURS[i % COLOURS.length],
+      width: 2,
+      points: { show: true, size: 6 },
+      spanGaps: false,
+    }));
+    return {
+      opts: {
+        width,
+        height: HEIGHT,
+        series: [{}, ...series],
+        axes: [{}, unitAxis(spec.unit)],
+        scales: { x: { time: true }, y: spec.unit === "%" ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(max, 1) * 1.15] } },
+      },
+      data: [spec.x, ...spec.series.map((s) => s.values)],
+    };
+  }
+
+  function barChart(spec, width) {
+    const bars = uPlot.paths.bars({ size: [0.6, 80] });
+    const series = spec.series.map((s, i) => (i === 0
+      ? { label: s.label, fill: COLOURS[0] + "cc", stroke: COLOURS[0], paths: bars, points: { show: false } }
+      : { label: s.label, stroke: COLOURS[1], width: 0, paths: () => null, points: { show: true, size: 10, fill: COLOURS[1] } }));
+    const last = spec.x.length - 0.5;
+    return {
+      opts: {
+        width,
+        height: HEIGHT,
+        series: [{ label: "Rep", value: (u, i) => (i == null ? "" : spec.labels[i]) }, ...series],
+        scales: { x: { time: false, range: () => [-0.5, last] }, y: { range: (u, min, max) => [0, Math.max(max, 1) * 1.15] } },
+        axes: [
+          { splits: () => spec.x, values: (u, ticks) => ticks.map((t) => spec.labels[t] ?? "") },
+          unitAxis(spec.unit),
+        ],
+      },
+      data: [spec.x, ...spec.series.map((s) => s.values)],
+    };
+  }
+
+  function draw() {
+    for (const figure of document.querySelectorAll("figure.chart")) {
+      const spec = JSON.parse(figure.querySelector("script.chart-data").textContent);
+      const width = Math.max(320, Math.min(figure.clientWidth || 640, 1100));
+      const { opts, data } = spec.kind === "bars" ? barChart(spec, width) : timeChart(spec, width);
+      drawn[spec.id] = new uPlot(opts, data, figure);
+    }
+    document.documentElement.dataset.chartsDrawn = String(Object.keys(drawn).length);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", draw);
+  } else {
+    draw();
+  }
+})();

@@ -1,0 +1,205 @@
+"""The dashboard's pages and CSV files, read as a client reads them: the unmatched queue as
+`/routing queue` has it, the overview and fairness pages with SAMPLE figures plugged in (the
+tests' own, `sample.py`), and in production, until the routing report exists, a page that says so
+instead of a figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.dashboard.figures import BadWindow, Window, question_of
+from tests.bot.conftest import Clock
+from tests.dashboard.conftest import BEARER, MakeDashboard, queue_leads
+from tests.dashboard.sample import GROUPS, SampleFigures
+
+NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+
+
+async def get_csv(dashboard_client: object, path: str) -> list[dict[str, str]]:
+    response = await dashboard_client.get(path, headers=BEARER)  # type: ignore[attr-defined]
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="leadrouter-')
+    text = (await response.read()).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# --- the unmatched queue ---------------------------------------------------------------------
+
+
+async def test_the_queue_page_shows_the_unmatched_queue_oldest_first_escaped(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()
+    await queue_leads(dashboard.app, {"id": "Q-1", "company": "<script>alert(1)</script> KK"})
+    clock.advance(minutes=5)
+    await queue_leads(dashboard.app, {"id": "Q-2", "source": "webinar"})
+    clock.advance(minutes=10)
+    response = await dashboard.client.get("/dashboard/queue", headers=BEARER)
+    page = await response.text()
+    assert response.status == 200
+    assert "2 leads waiting." in page
+    assert page.index("Q-1") < page.index("Q-2")
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; KK" in page
+    assert ">15m<" in page and ">10m<" in page  # how long each has waited
+    # The same leads /routing queue lists.
+    size, oldest = await dashboard.app.reader.queued_leads(10)
+    assert size == 2 and [lead.external_id for lead in oldest] == ["Q-1", "Q-2"]
+
+
+async def test_an_empty_queue_says_so(make_dashboard: MakeDashboard) -> None:
+    dashboard = await make_dashboard()
+    page = await (await dashboard.client.get("/dashboard/queue", headers=BEARER)).text()
+    assert "The unmatched queue is empty." in page
+
+
+async def test_the_queue_csv_has_each_queued_lead_and_defuses_spreadsheet_formulas(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()
+    await queue_leads(dashboard.app, {"id": "Q-1", "company": '=HYPERLINK("http://x")'})
+    clock.advance(hours=2)
+    rows = await get_csv(dashboard.client, "/dashboard/queue.csv")
+    assert rows == [
+        {
+            "lead": "Q-1",
+            "company": '\'=HYPERLINK("http://x")',
+            "source": "",
+            "queue": "unmatched",
+            "reason": rows[0]["reason"],
+            "arrived_at": "2026-11-17T17:15:00+00:00",
+            "waiting_s": "7200",
+        }
+    ]
+    assert rows[0]["reason"]
+
+
+# --- the overview and fairness, in production and with sample figures -----------------------
+
+
+async def test_until_the_report_is_plugged_in_the_overview_says_it_is_not_available(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard()  # as `leadrouter serve` builds it
+    for path in ("/dashboard", "/dashboard/fairness"):
+        page = await (await dashboard.client.get(path, headers=BEARER)).text()
+        assert "The routing report is not available yet" in page
+        assert "Sample" not in page and "<table" not in page
+    for path in ("/dashboard/overview.csv", "/dashboard/fairness.csv"):
+        response = await dashboard.client.get(path, headers=BEARER)
+        assert response.status == 503
+        assert "not available yet" in (await response.json())["error"]
+
+
+async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
+    make_dashboard: MakeDashboard,
+) -> None:
+    figures = SampleFigures()
+    dashboard = await make_dashboard(figures=figures)
+    response = await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)
+    page = await response.text()
+    assert response.status == 200
+    for group in ("Sample rule A", "Sample rule B", "Sample rule &lt;C&gt;"):
+        assert page.count(f"<td>{group}</td>") == 2  # the figures and the conversion tables
+    assert "<td>1m 35s</td>" in page and "<td>2m 30s</td>" in page  # to claim, p50
+    assert "<td>10m</td>" in page  # and p90
+    assert "<td>under 1s</td>" in page  # to card
+    assert "<td>3.5–25.6%</td>" in page  # the conversion's 95% interval
+    assert "<td>–</td>" in page  # no contact SLA figure: a dash, not a made-up 0
+    assert page.count('class="too-few"') == 2  # Sample rule <C>, in both tables
+    # The whole window, then each of its 7 days, all by rule.
+    windows = [window for window, _ in figures.asked]
+    assert windows[0] == Window(datetime(2026, 11, 10, 17, 15, tzinfo=UTC), NOW)
+    assert len(windows) == 8 and {by for _, by in figures.asked} == {"rule"}
+    assert windows[1:] == windows[0].periods()
+
+
+async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_names(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    rows = await get_csv(dashboard.client, "/dashboard/overview.csv?since=7d&by=team")
+    assert [row["group"] for row in rows] == list(GROUPS)
+    first = rows[0]
+    assert first["leads"] == "210" and first["time_to_claim_p50_s"] == "60.0"
+    assert first["conversion_ci_low"] == "0.0346" and first["contact_sla_met"] == ""
+    assert first["too_few"] == "false"
+
+
+async def test_the_fairness_page_and_csv_show_each_rep_against_their_share(
+    make_dashboard: MakeDashboard,
+) -> None:
+    figures = SampleFigures()
+    dashboard = await make_dashboard(figures=figures)
+    page = await (await dashboard.client.get("/dashboard/fairness", headers=BEARER)).text()
+    assert "Sample team: 40 leads, largest deviation 4.0" in page
+    assert "<td>sample-ann</td><td>24</td><td>60.0%</td><td>50.0%</td>" in page
+    assert {by for _, by in figures.asked} == {"all"}
+    rows = await get_csv(dashboard.client, "/dashboard/fairness.csv")
+    assert [(r["team"], r["rep"], r["deviation"]) for r in rows] == [
+        ("Sample team", "sample-ann", "4.0"),
+        ("Sample team", "sample-bob", "-4.0"),
+    ]
+
+
+async def test_a_window_that_cannot_be_read_is_refused_with_a_sentence(
+    make_dashboard: MakeDashboard,
+) -> None:
+    figures = SampleFigures()
+    dashboard = await make_dashboard(figures=figures)
+    response = await dashboard.client.get("/dashboard?since=forever", headers=BEARER)
+    assert response.status == 400
+    assert "since is a count of hours, days or weeks, such as 7d" in await response.text()
+    response = await dashboard.client.get("/dashboard/overview.csv?by=colour", headers=BEARER)
+    assert response.status == 400
+    assert "by must be one of rule, team" in (await response.json())["error"]
+    assert figures.asked == []
+
+
+# --- reading a window ------------------------------------------------------------------------
+
+
+def test_since_counts_back_from_now_in_hours_days_or_weeks() -> None:
+    assert question_of({}, now=NOW).window == Window(NOW - timedelta(days=7), NOW)
+    assert question_of({"since": "36h"}, now=NOW).window.since == NOW - timedelta(hours=36)
+    assert question_of({"since": "2w"}, now=NOW).window.length == timedelta(weeks=2)
+
+
+def test_from_and_to_are_whole_utc_days_both_included() -> None:
+    question = question_of({"from": "2026-11-01", "to": "2026-11-07", "by": "team"}, now=NOW)
+    assert question.window == Window(
+        datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC)
+    )
+    assert question.by == "team"
+    assert question.query == {"from": "2026-11-01", "to": "2026-11-07", "by": "team"}
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ({"since": "0d"}, "since is a count"),
+        ({"since": "7y"}, "since is a count"),
+        ({"from": "2026-11-01"}, "give both from and to"),
+        ({"from": "2026-11-01", "to": "2026-11-07", "since": "7d"}, "give both from and to"),
+        ({"from": "2026-11-07", "to": "2026-11-01"}, "must not be before"),
+        ({"from": "yesterday", "to": "2026-11-01"}, "is not a date"),
+        ({"since": "53w"}, "at most 366 days"),
+        ({"by": "colour"}, "by must be one of"),
+    ],
+)
+def test_a_window_that_cannot_be_read_says_what_to_write(query: dict[str, str], says: str) -> None:
+    with pytest.raises(BadWindow, match=says):
+        question_of(query, now=NOW)
+
+
+def test_a_month_is_charted_by_day_and_a_longer_window_by_week() -> None:
+    month = Window(NOW - timedelta(days=31), NOW).periods()
+    assert len(month) == 31 and all(p.length == timedelta(days=1) for p in month)
+    quarter = Window(NOW - timedelta(days=90), NOW).periods()
+    assert len(quarter) == 13 and quarter[-1].until == NOW
+    assert quarter[-1].length == timedelta(days=6)  # the last week cut short at now
