@@ -75,7 +75,9 @@ def fake_in_thread(**options: Any) -> Iterator[Any]:
 async def bench(claims: int, latency: float, every: int, retry_after: float) -> dict[str, Any]:
     from bot.bootstrap import bootstrap
     from bot.policy_file import load_policy
-    from bot.service import OutboxKind
+    from bot.service.intake import intake
+    from bot.service.kinds import OutboxKind
+    from bot.service.offers import claim
     from bot.settings import Settings
     from routing.leads import parse_lead
     from storage.models import OutboxRow
@@ -98,9 +100,9 @@ async def bench(claims: int, latency: float, every: int, retry_after: float) -> 
         rep_of: dict[str, str] = {}
         for n, contact in enumerate(contacts):
             lead = parse_lead({"id": f"L-{n}", "crm_system": "hubspot", "crm_id": contact})
-            result = await app.service.intake(lead)
+            result = await intake(app.uow, lead)
             assert result.lead.rep is not None
-            await app.service.claim(f"L-{n}", by=result.lead.rep)
+            await claim(app.uow, f"L-{n}", by=result.lead.rep)
             rep_of[contact] = result.lead.rep
         print(f"{claims:,} claims queued; writing back …", flush=True)
 

@@ -338,7 +338,9 @@ def bench_import(
 async def fill(database_url: str, policy_path: Path, accounts: int, stored: int) -> None:
     """Fill a database through the service layer, as imports and earlier traffic would."""
     from bot.policy_file import load_policy
-    from bot.service import Service
+    from bot.service.accounts import import_accounts
+    from bot.service.intake import intake_many
+    from bot.service.unit_of_work import UnitOfWork
     from routing.leads import parse_lead
     from routing.model import Account
     from storage.db import open_database
@@ -347,7 +349,7 @@ async def fill(database_url: str, policy_path: Path, accounts: int, stored: int)
     upgrade(database_url)
     db = open_database(database_url)
     policy = load_policy(policy_path)
-    service = Service(db=db, policy=lambda: policy, clock=lambda: datetime.now(UTC))
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=lambda: datetime.now(UTC))
     rng = random.Random(3)
     reps = sorted(policy.reps)
     batch: list[Account] = []
@@ -356,18 +358,18 @@ async def fill(database_url: str, policy_path: Path, accounts: int, stored: int)
         owner = rng.choice(reps) if rng.random() < 0.3 else None
         batch.append(Account(f"A{n}", name, name.lower().replace(" ", "") + ".io", owner))
         if len(batch) == 5000:
-            await service.import_accounts(batch)
+            await import_accounts(uow, batch)
             batch = []
     if batch:
-        await service.import_accounts(batch)
+        await import_accounts(uow, batch)
     pending = []
     for lead in leads(stored, seed=11, prefix="S"):
         pending.append(parse_lead(lead))
         if len(pending) == 1000:
-            await service.intake_many(pending)
+            await intake_many(uow, pending)
             pending = []
     if pending:
-        await service.intake_many(pending)
+        await intake_many(uow, pending)
     await db.dispose()
 
 

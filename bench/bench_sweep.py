@@ -56,7 +56,9 @@ class Clock:
 
 
 async def bench_database(url: str, offers: int, overdue: int) -> dict[str, Any]:
-    from bot.service import Service
+    from bot.service.intake import intake_many
+    from bot.service.unit_of_work import UnitOfWork
+    from bot.service.watchdog import sweep
     from routing.leads import parse_lead
     from routing.policy import parse_policy
     from storage.db import open_database
@@ -67,15 +69,16 @@ async def bench_database(url: str, offers: int, overdue: int) -> dict[str, Any]:
     db = open_database(url)
     policy = parse_policy(policy_text())
     clock = Clock()
-    service = Service(db=db, policy=lambda: policy, clock=clock)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
     try:
         began = time.perf_counter()
         for start in range(0, offers, 1000):
-            await service.intake_many(
+            await intake_many(
+                uow,
                 [
                     parse_lead({"id": f"L{n}", "email": f"buyer{n}@company{n % 5000}.example"})
                     for n in range(start, min(offers, start + 1000))
-                ]
+                ],
             )
         filled = time.perf_counter() - began
 
@@ -83,7 +86,7 @@ async def bench_database(url: str, offers: int, overdue: int) -> dict[str, Any]:
         idle = []
         for _ in range(IDLE_RUNS):
             began = time.perf_counter()
-            result = await service.sweep()
+            result = await sweep(uow)
             idle.append((time.perf_counter() - began) * 1000)
             assert result.expired == 0, result
 
@@ -96,11 +99,11 @@ async def bench_database(url: str, offers: int, overdue: int) -> dict[str, Any]:
             )
         )
         began = time.perf_counter()
-        result = await service.sweep()
+        result = await sweep(uow)
         swept = time.perf_counter() - began
         assert result.expired == overdue and result.reassigned == overdue, result
     finally:
-        await service.aclose()
+        await uow.aclose()
         await db.dispose()
     idle.sort()
     return {

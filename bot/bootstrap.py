@@ -1,6 +1,6 @@
 """The one place that wires real parts together; tests call it with fakes instead.
 
-app = bootstrap(settings)                  # the database, the policy, the service
+app = bootstrap(settings)                  # the database, the policy, the unit of work
 app = bootstrap(settings, clock=FakeClock(), policy=policy_for_test)
 """
 
@@ -10,25 +10,29 @@ import gc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from bot.crm_links import links_from
+from bot.crm.link import CrmLink
+from bot.crm_links import CrmLinks, record_url
+from bot.outbox import OutboxWorker, Taker
 from bot.policy_file import load_policy
 from bot.reading import Reader
-from bot.service import NewOffer, Service
+from bot.service.offers import card_undeliverable
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.views import NewOffer
 from bot.settings import Settings
 from routing.policy import Policy
 from storage.db import Database, open_database
 
+# Only types, and no cycle: Slack's parts are imported (at a cost of about a second) only where
+# SLACK_BOT_TOKEN is set, below, and a server without Slack never loads them.
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.crm.sync import CrmLink
-    from bot.crm.writeback import CrmWorker
-    from bot.outbox import OutboxWorker, Taker
     from bot.slack.connection import SlackConnection
     from bot.slack.delivery import CardDelivery
 
@@ -37,14 +41,14 @@ if TYPE_CHECKING:
 class App:
     settings: Settings
     db: Database
-    service: Service
+    uow: UnitOfWork  # what every use case takes (`bot.service`)
     policy: Policy
     reader: Reader
     slack: AsyncApp | None = None  # None when SLACK_BOT_TOKEN is not set
     delivery: CardDelivery | None = None
     slack_link: SlackConnection | None = None  # kept up beside the server by `serve`
     crm: dict[str, CrmLink] = field(default_factory=dict)  # by system, the configured CRMs
-    crm_workers: list[CrmWorker] = field(default_factory=list)
+    crm_workers: list[OutboxWorker] = field(default_factory=list)  # owner write-backs, contacts
 
     @property
     def workers(self) -> list[OutboxWorker]:
@@ -61,11 +65,11 @@ class App:
             worker.wake()
 
     def takers(self) -> dict[str, Taker]:
-        """The kinds a worker running here carries out: the service hands those over."""
+        """The kinds a worker running here carries out: the unit of work hands those over."""
         return {kind: w for w in self.workers if w.running for kind in w.kinds}
 
     async def close(self) -> None:
-        await self.service.aclose()
+        await self.uow.aclose()
         for link in self.crm.values():
             link.calls.close()
         await self.db.dispose()
@@ -99,21 +103,22 @@ def bootstrap(
         current = people.policy
     # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
     # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
-    service = Service(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
+    uow = UnitOfWork(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
     reader = Reader(
         db=database,
         policy=current,
         clock=now,
-        crm_links=links_from(settings),
+        crm_links=record_links(settings),
         crms=frozenset(crm),
     )
     slack_app = delivery = slack_link = None
     if people is not None:
-        from bot.slack.app import SlackParts, build_slack_app
+        from bot.slack.app import build_slack_app
         from bot.slack.connection import SlackConnection
         from bot.slack.delivery import CardDelivery
+        from bot.slack.parts import SlackParts
 
-        parts = SlackParts(service=service, reader=reader, policy=current, clock=now, people=people)
+        parts = SlackParts(uow=uow, reader=reader, policy=current, clock=now, people=people)
         slack_app = build_slack_app(settings, parts, people.client)
         # The outbox retries posts itself, honouring Retry-After and looking for a post whose
         # answer was lost before posting again: a client retrying on its own could post twice.
@@ -124,7 +129,7 @@ def bootstrap(
             client=delivery_client,
             policy=current,
             clock=now,
-            on_undeliverable=_escalated(service),
+            on_undeliverable=_escalated(uow),
             people=people,
         )
         app_token = settings.slack_app_token
@@ -133,13 +138,13 @@ def bootstrap(
             app=slack_app if app_token is not None else None,
             app_token=app_token.get_secret_value() if app_token is not None else None,
         )
-        service.on_new_offers = _remembered_while_running(delivery, reader)
-    crm_workers = []
+        uow.on_new_offers = _remembered_while_running(delivery, reader)
+    crm_workers: list[OutboxWorker] = []
     if crm:
         from bot.crm.writeback import CrmWorker
 
         crm_workers = [
-            CrmWorker(db=database, clock=now, service=service, link=link) for link in crm.values()
+            CrmWorker(db=database, clock=now, uow=uow, link=link) for link in crm.values()
         ]
     # Everything loaded so far lives as long as the process: keep the collector from walking it
     # on every full collection (it doubled the time per decision in the routing benchmark).
@@ -148,7 +153,7 @@ def bootstrap(
     app = App(
         settings=settings,
         db=database,
-        service=service,
+        uow=uow,
         policy=loaded,
         reader=reader,
         slack=slack_app,
@@ -158,14 +163,14 @@ def bootstrap(
         crm_workers=crm_workers,
     )
     if app.workers:
-        service.on_outbox = app.wake_workers
-        service.takers = app.takers
+        uow.on_outbox = app.wake_workers
+        uow.takers = app.takers
     return app
 
 
-def _escalated(service: Service) -> Callable[[int, str], Awaitable[None]]:
+def _escalated(uow: UnitOfWork) -> Callable[[int, str], Awaitable[None]]:
     async def escalate(offer_id: int, why: str) -> None:
-        await service.card_undeliverable(offer_id, why)
+        await card_undeliverable(uow, offer_id, why)
 
     return escalate
 
@@ -191,7 +196,6 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
     from bot.crm import hubspot, salesforce
     from bot.crm.base import CrmCalls, CrmClient
     from bot.crm.owners import OwnerDirectory
-    from bot.crm.sync import CrmLink
 
     spec = policy().crm
     clients: list[CrmClient] = []
@@ -225,6 +229,16 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
         calls = CrmCalls(concurrency=settings.crm_concurrency)
         links[crm.system] = CrmLink(crm, calls, OwnerDirectory(crm, calls, policy))
     return links
+
+
+def record_links(settings: Settings) -> CrmLinks:
+    """`record_url` with the settings' addresses filled in."""
+    return partial(
+        record_url,
+        salesforce_instance_url=settings.salesforce_instance_url,
+        hubspot_portal_id=settings.hubspot_portal_id,
+        hubspot_app_url=settings.hubspot_app_url,
+    )
 
 
 def _secret(value: SecretStr | None) -> str | None:

@@ -4,22 +4,18 @@
     hubspot "51"                 -> https://app.hubspot.com/contacts/1234567/record/0-1/51
 
 The addresses are the settings' (`SALESFORCE_INSTANCE_URL`, `HUBSPOT_PORTAL_ID`,
-`HUBSPOT_APP_URL`), already checked to be https site addresses. The id came with the lead, from
-outside, so it is quoted whole: it can name one record and never change where the link goes.
+`HUBSPOT_APP_URL`; `bootstrap.record_links` fills them in), already checked to be https site
+addresses. The id came with the lead, from outside, so it is quoted whole: it can name one record
+and never change where the link goes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from routing.leads import MAX_ID_LENGTH
 from routing.model import CrmSystem
-
-if TYPE_CHECKING:
-    from bot.settings import Settings
 
 _NAMES = {CrmSystem.SALESFORCE.value: "Salesforce", CrmSystem.HUBSPOT.value: "HubSpot"}
 
@@ -53,16 +49,6 @@ def record_url(
         # 0-1 is HubSpot's type id for contacts, where leads arrive.
         return f"{hubspot_app_url.rstrip('/')}/contacts/{hubspot_portal_id}/record/0-1/{record}"
     return None
-
-
-def links_from(settings: Settings) -> CrmLinks:
-    """`record_url` with the settings' addresses filled in."""
-    return partial(
-        record_url,
-        salesforce_instance_url=settings.salesforce_instance_url,
-        hubspot_portal_id=settings.hubspot_portal_id,
-        hubspot_app_url=settings.hubspot_app_url,
-    )
 
 
 def no_links(crm_system: str | None, crm_id: str | None) -> None:

@@ -7,7 +7,7 @@ moved, the outbox items it queued, `job_runs` for the once-per-tick digests), so
 stays in memory and a restart or a second replica never loses or doubles an action.
 
     jobs = declare_jobs(policy, crm, settings.retention)
-    scheduler = start_scheduler(jobs, service)   # inside the running loop (`leadrouter serve`)
+    scheduler = start_scheduler(jobs, uow)       # inside the running loop (`leadrouter serve`)
     ...
     await scheduler.stop()                       # the runs in flight finish first
 """
@@ -22,21 +22,22 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.crm.link import CrmLink
 from bot.crm_links import crm_name
-from bot.retention import Retention, prune
-from bot.service import Service
+from bot.retention import Retention
+from bot.service.digests import queue_digest
+from bot.service.retention import prune
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.watchdog import sweep
 from routing.cron import crontab_trigger
 from routing.durations import format_duration
 from routing.policy import Policy
-
-if TYPE_CHECKING:
-    from bot.crm.sync import CrmLink
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Job:
     name: str
     what: str  # one line for `leadrouter jobs`
     trigger: BaseTrigger
-    call: Callable[[Service], Awaitable[object]]
+    call: Callable[[UnitOfWork], Awaitable[object]]
     at_start: bool = False  # also run once as soon as the scheduler starts (catch up)
 
 
@@ -125,8 +126,8 @@ def _crm_jobs(policy: Policy, crm: Mapping[str, CrmLink]) -> list[Job]:
                 f"every {format_duration(every)}: route new Salesforce leads"
                 + (f" owned by queue {queue}" if queue else ""),
                 IntervalTrigger(seconds=every, timezone=UTC),
-                lambda service: sync.poll_salesforce_leads(
-                    service, salesforce, first_look_back=FIRST_LOOK_BACK
+                lambda uow: sync.poll_salesforce_leads(
+                    uow, salesforce, first_look_back=FIRST_LOOK_BACK
                 ),
                 at_start=True,
             )
@@ -148,27 +149,29 @@ def _crm_jobs(policy: Policy, crm: Mapping[str, CrmLink]) -> list[Job]:
     return jobs
 
 
-async def _sync_accounts(service: Service, *, link: CrmLink) -> object:
+async def _sync_accounts(uow: UnitOfWork, *, link: CrmLink) -> object:
     from bot.crm.sync import sync_accounts
 
-    return await sync_accounts(service, link)
+    return await sync_accounts(uow, link)
 
 
-async def _prune(service: Service, *, retention: Retention) -> object:
-    return await prune(service, retention)
+async def _prune(uow: UnitOfWork, *, retention: Retention) -> object:
+    return await prune(uow, retention)
 
 
-async def _sweep(service: Service) -> object:
-    return await service.sweep()
+async def _sweep(uow: UnitOfWork) -> object:
+    return await sweep(uow)
 
 
-def _digest_tick(manager_id: str, trigger: BaseTrigger) -> Callable[[Service], Awaitable[object]]:
-    async def tick(service: Service) -> bool:
+def _digest_tick(
+    manager_id: str, trigger: BaseTrigger
+) -> Callable[[UnitOfWork], Awaitable[object]]:
+    async def tick(uow: UnitOfWork) -> bool:
         # Every replica computes the same tick from the cron, so the database can tell them apart.
-        due_at = latest_tick(trigger, service.clock())
+        due_at = latest_tick(trigger, uow.clock())
         if due_at is None:
             return False
-        return await service.queue_digest(manager_id, due_at=due_at, runner=runner_name())
+        return await queue_digest(uow, manager_id, due_at=due_at, runner=runner_name())
 
     return tick
 
@@ -221,7 +224,7 @@ class Scheduler:
 
 
 def start_scheduler(
-    jobs: Sequence[Job], service: Service, *, failed: Callable[[str], None] | None = None
+    jobs: Sequence[Job], uow: UnitOfWork, *, failed: Callable[[str], None] | None = None
 ) -> Scheduler:
     """Start the jobs on the running event loop; stop them with `await scheduler.stop()`.
     `failed` is told the name of each job whose run failed (for the metrics)."""
@@ -229,7 +232,7 @@ def start_scheduler(
     for job in jobs:
         options = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
         scheduler.apscheduler.add_job(
-            _guarded(job, service, scheduler.running, failed),
+            _guarded(job, uow, scheduler.running, failed),
             trigger=job.trigger,
             id=job.name,
             name=job.name,
@@ -245,7 +248,7 @@ def start_scheduler(
 
 def _guarded(
     job: Job,
-    service: Service,
+    uow: UnitOfWork,
     running: set[asyncio.Task[Any]],
     failed: Callable[[str], None] | None = None,
 ) -> Callable[[], Awaitable[None]]:
@@ -254,7 +257,7 @@ def _guarded(
         assert task is not None
         running.add(task)
         try:
-            await job.call(service)
+            await job.call(uow)
         except Exception:
             log.exception("job %s failed; it runs again at its next time", job.name)
             if failed is not None:

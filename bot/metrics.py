@@ -3,7 +3,7 @@
 Each `Metrics` has a registry of its own rather than prometheus-client's global one, so a process
 (or a test) can build any number of apps without their series colliding. Counters describe this
 process (sum them over the replicas): the HTTP handlers update theirs as they answer, a job that
-fails counts itself, and the tallies the service and the outbox workers keep (decisions, SLA
+fails counts itself, and the tallies the unit of work and the outbox workers keep (decisions, SLA
 misses, deliveries failed and given up) are added at scrape time. Gauges describe the database
 (open offers, outbox depth, the unmatched queue), so they are read from it at scrape time and are
 right whichever process did the work. Series an alert reads exist at 0 from the first scrape, so
@@ -18,19 +18,15 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.service import OWNER_WRITE_KINDS, OutboxKind, Service
-from storage import repository as repo
-from storage.db import Database
+from bot.bootstrap import App
+from bot.outbox import OutboxWorker
+from bot.service.gauges import backlogs
+from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
+from bot.service.unit_of_work import Tally, UnitOfWork
 from storage.models import LeadStatus
-
-if TYPE_CHECKING:
-    from bot.bootstrap import App
-    from bot.outbox import OutboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +48,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DECISION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-# (Service attribute, metric name, help): how routing went in this process, for telling whether
+# (`Tally` attribute, metric name, help): how routing went in this process, for telling whether
 # replicas wait for each other (lock waits) or throw work away (transactions retried, decisions
 # redone), and what the watchdog found.
 ROUTING_COUNTERS = (
@@ -166,7 +162,7 @@ class Metrics:
             registry=self.registry,
         )
 
-        # The service's own tallies (`Service.transactions` and the rest), added at scrape time.
+        # The unit of work's tallies (`Tally.transactions` and the rest), added at scrape time.
         self.routing = {
             name: Counter(f"leadrouter_{metric}_total", help_text, registry=self.registry)
             for name, metric, help_text in ROUTING_COUNTERS
@@ -225,23 +221,24 @@ class Metrics:
 
     async def scrape(self, app: App) -> bytes:
         """Everything read afresh, in Prometheus's text format."""
-        await self.read_database(app.db, now=app.service.clock())
-        self.read_routing(app.service)
+        await self.read_database(app.uow)
+        self.read_routing(app.uow.tally)
         self.read_workers(app.workers)
         await self.read_slack_connection()
         return self.render()
 
-    async def read_database(self, db: Database, *, now: datetime) -> None:
-        async with db.reading() as session:
-            self.open_offers.set(await repo.count_open_offers(session=session))
-            self.outbox_depth.set(await repo.outbox_depth(session=session))
-            waiting, oldest = await repo.unmatched_queue(session=session)
-        self.unmatched.set(waiting)
+    async def read_database(self, uow: UnitOfWork) -> None:
+        now = uow.clock()
+        found = await backlogs(uow)
+        self.open_offers.set(found.open_offers)
+        self.outbox_depth.set(found.outbox_depth)
+        self.unmatched.set(found.unmatched)
+        oldest = found.unmatched_since
         self.unmatched_oldest.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
-    def read_routing(self, service: Service) -> None:
+    def read_routing(self, tally: Tally) -> None:
         for name, counter in self.routing.items():
-            value = getattr(service, name)
+            value = getattr(tally, name)
             counter.inc(max(0, value - self._routing_seen[name]))
             self._routing_seen[name] = value
 

@@ -209,7 +209,6 @@ class OutboxWorker:
                 until=now + LEASE,
                 token=token,
                 limit=room,
-                skip_locked=not self.db.is_sqlite,
             )
         )
         return [Attempt(c.item, token, unsure=c.unsure) for c in claimed]

@@ -16,7 +16,7 @@ from datetime import datetime
 from bot.card import CardContent, Settlement, card_content_of, reassignment_note
 from bot.crm_links import CrmLinks, no_links
 from bot.home import HomeData, load_home
-from bot.service import NewOffer
+from bot.service.views import NewOffer
 from bot.story import LeadStory, lead_story
 from routing.policy import Policy
 from storage import reads

@@ -1,28 +1,13 @@
-"""Retention: the use case that deletes housekeeping rows past their age (`storage.retention`).
+"""Retention as the settings give it: how long each housekeeping table keeps its rows.
 
-Run daily and once at start by the scheduler (`bot.jobs`), by every replica: deleting rows
-another replica already deleted does nothing, and each run counts only the rows it deleted, so
-the counts of all replicas add up to what was deleted. Each batch is its own transaction: a run
-cut short leaves whole batches deleted and the rest for the next run.
+The pruning itself is a use case (`bot.service.retention`), run by the scheduler (`bot.jobs`).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
-from storage.retention import Housekeeping, delete_old
-
-if TYPE_CHECKING:
-    from bot.service import Service
-
-log = logging.getLogger(__name__)
-
-PRUNE_BATCH = 5_000  # rows deleted per transaction at most
+from storage.retention import Housekeeping
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,50 +48,3 @@ _SPARED = {
     Housekeeping.JOB_RUNS: " (each job's latest kept)",
     Housekeeping.AUDIT: " (never those of a lead still open)",
 }
-
-
-async def prune(
-    service: Service, retention: Retention, *, batch: int = PRUNE_BATCH
-) -> dict[Housekeeping, int]:
-    """Delete the rows of each housekeeping table older than its retention, `batch` rows per
-    transaction; how many this run deleted, by table (tables kept forever left out)."""
-    now = service.clock()
-    deleted: dict[Housekeeping, int] = {}
-    for what in Housekeeping:
-        days = retention.days(what)
-        if days is None:
-            continue
-        deleted[what] = await _prune(service, what, now - timedelta(days=days), batch)
-    log.info("retention: %s", _counts(retention, deleted))
-    return deleted
-
-
-async def _prune(service: Service, what: Housekeeping, before: datetime, batch: int) -> int:
-    """Delete `what`'s rows older than `before`, `batch` rows per transaction; how many."""
-
-    def once(session: Session) -> int:
-        return delete_old(
-            session=session,
-            what=what,
-            before=before,
-            limit=batch,
-            skip_locked=not service.db.is_sqlite,
-        )
-
-    deleted = 0
-    while True:
-        done = await service.db.run(once)
-        deleted += done
-        if done < batch:
-            return deleted
-
-
-def _counts(retention: Retention, deleted: dict[Housekeeping, int]) -> str:
-    parts = []
-    for what in Housekeeping:
-        days = retention.days(what)
-        if days is None:
-            parts.append(f"{what} kept forever")
-        else:
-            parts.append(f"deleted {deleted[what]:,} {what} older than {days} days")
-    return "; ".join(parts)

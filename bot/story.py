@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.crm_links import crm_name
-from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED
+from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED
 from routing.decision import Decision, Stage, Step
 from routing.explain import explain
 from routing.model import Outcome

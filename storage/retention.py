@@ -12,8 +12,8 @@ Four tables grow with every request and are read only while their rows are young
 `delete_old` deletes at most `limit` rows in the caller's transaction, so that the caller
 commits between batches and a first prune of a large table never holds its locks for long.
 The rows are picked by a subquery (`DELETE ... WHERE key IN (SELECT key ... LIMIT n)`), which
-SQLite and PostgreSQL both run. With `skip_locked` (PostgreSQL) the subquery passes over rows
-another replica is deleting, so replicas pruning at once split the rows instead of waiting on
+SQLite and PostgreSQL both run. On PostgreSQL the subquery passes over rows another replica is
+deleting (`SKIP LOCKED`), so replicas pruning at once split the rows instead of waiting on
 each other, and each counts only the rows it deleted.
 """
 
@@ -72,11 +72,11 @@ def delete_old(
     what: Housekeeping,
     before: datetime,
     limit: int,
-    skip_locked: bool,
 ) -> int:
     """Delete up to `limit` rows of `what` older than `before`; how many this call deleted.
     Fewer than `limit` means none was left (but for rows another replica was deleting)."""
     deleted = 0
+    skip_locked = session.get_bind().dialect.name != "sqlite"  # see the module's docstring
     for old in _old_rows(what, before):
         statement = old.delete(limit=limit - deleted, skip_locked=skip_locked)
         result = session.execute(statement)

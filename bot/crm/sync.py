@@ -1,22 +1,23 @@
-"""The CRM use cases that read from a CRM: new Salesforce leads, accounts, the mapping check.
+"""Reading from a CRM: new Salesforce leads, accounts, the mapping check.
 
-Each reads a page from the CRM (off the event loop, through `CrmCalls`), commits what it read
-through the service layer, and only then moves the page's cursor: a run stopped half way
-resumes from the last committed page, and reading a page twice is harmless because intake and
-the account upsert are idempotent.
+Each reads a page from the CRM (off the event loop, through `CrmCalls`) and hands it to the
+service layer (`bot.service.crm`), which commits what it holds and only then moves the page's
+cursor: a run stopped half way resumes from the last committed page.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from bot.crm.base import CrmCalls, CrmClient, CrmError
-from bot.crm.owners import OwnerDirectory, OwnerMap
-from bot.service import Service
+from bot.crm.base import CrmError
+from bot.crm.link import CrmLink
+from bot.crm.owners import OwnerMap
+from bot.service.crm import crm_cursor, take_accounts_page, take_leads_page
+from bot.service.intake import intake_from_crm
+from bot.service.unit_of_work import UnitOfWork
 from routing.leads import InvalidLead, parse_lead
 from routing.model import Account, Lead
 
@@ -28,24 +29,6 @@ LEADS_CURSOR = "salesforce:leads"
 
 def accounts_cursor(system: str) -> str:
     return f"{system}:accounts"
-
-
-@dataclass
-class CrmLink:
-    """One configured CRM: its client, the runner its calls go through, who its owners are."""
-
-    crm: CrmClient
-    calls: CrmCalls
-    owners: OwnerDirectory
-
-    @property
-    def system(self) -> str:
-        return self.crm.system
-
-    async def next_page(self, pages: Iterator[T]) -> T | None:
-        """The next page of a CRM read, fetched on the CRM's threads; None after the last."""
-        page: T | None = await self.calls(next, pages, None)
-        return page
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +52,13 @@ def lead_of(system: str, crm_id: str, values: dict[str, Any]) -> Lead:
 
 
 async def poll_salesforce_leads(
-    service: Service, link: CrmLink, *, first_look_back: timedelta
+    uow: UnitOfWork, link: CrmLink, *, first_look_back: timedelta
 ) -> PollResult:
     """Route Salesforce leads created since the cursor. The first poll looks back only
     `first_look_back`: switching polling on must not route years of old leads."""
-    since = await service.crm_cursor(LEADS_CURSOR)
+    since = await crm_cursor(uow, LEADS_CURSOR)
     if since is None:
-        since = service.clock() - first_look_back
+        since = uow.clock() - first_look_back
     pages = link.crm.new_leads(since)
     created = repeated = invalid = 0
     while (page := await link.next_page(pages)) is not None:
@@ -86,17 +69,17 @@ async def poll_salesforce_leads(
             except InvalidLead as exc:
                 invalid += 1
                 log.warning("%s lead %s not routed: %s", link.system, record.crm_id, exc)
-        new, again = await service.intake_from_crm(leads)
+        read_up_to = max(r.created_at for r in page)
+        new, again = await take_leads_page(uow, LEADS_CURSOR, leads, read_up_to=read_up_to)
         created, repeated = created + new, repeated + again
-        await service.move_crm_cursor(LEADS_CURSOR, max(r.created_at for r in page))
     return PollResult(created, repeated, invalid)
 
 
-async def sync_accounts(service: Service, link: CrmLink) -> SyncResult:
+async def sync_accounts(uow: UnitOfWork, link: CrmLink) -> SyncResult:
     """Bring accounts changed in the CRM since the cursor into the accounts table, owners
     mapped to reps (an owner who is no rep leaves the account unowned, and is counted)."""
     name = accounts_cursor(link.system)
-    since = await service.crm_cursor(name)
+    since = await crm_cursor(uow, name)
     mapping = await link.owners.mapping()
     rep_of = {owner: rep for rep, owner in mapping.owners.items()}
     pages = link.crm.accounts_modified_since(since)
@@ -117,18 +100,18 @@ async def sync_accounts(service: Service, link: CrmLink) -> SyncResult:
                     state=found.state,
                 )
             )
-        new, changed = await service.import_accounts(accounts, crm_system=link.system)
+        new, changed = await take_accounts_page(
+            uow, name, accounts, crm_system=link.system, read_up_to=page.last_modified
+        )
         created, updated = created + new, updated + changed
-        if page.last_modified is not None:
-            await service.move_crm_cursor(name, page.last_modified)
     return SyncResult(created, updated, unowned)
 
 
-async def take_hubspot_contact(service: Service, link: CrmLink, contact_id: str) -> bool:
+async def take_hubspot_contact(uow: UnitOfWork, link: CrmLink, contact_id: str) -> bool:
     """Fetch a contact HubSpot announced and route it. True if it was new here."""
     record = await link.calls(link.crm.lead, contact_id)
     lead = lead_of(link.system, record.crm_id, dict(record.values))
-    created, _ = await service.intake_from_crm([lead])
+    created, _ = await intake_from_crm(uow, [lead])
     return created == 1
 
 

@@ -15,16 +15,18 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from bot.crm.base import CrmPermanent, CrmTransient
-from bot.crm.sync import CrmLink, take_hubspot_contact
+from bot.crm.link import CrmLink
+from bot.crm.sync import take_hubspot_contact
 from bot.outbox import Attempt, GiveUp, OutboxWorker, Retry
-from bot.service import CRM_OWNER_SET, CRM_WRITE_FAILED, OWNER_WRITE_KINDS, OutboxKind, Service
+from bot.service.crm import owner_write_ended, record_to_own
+from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
+from bot.service.unit_of_work import UnitOfWork
 from routing.leads import InvalidLead
-from storage import repository as repo
 
 
 @dataclass(kw_only=True)
 class CrmWorker(OutboxWorker):
-    service: Service
+    uow: UnitOfWork
     link: CrmLink
     max_attempts: int | None = 12  # with backoff capped at 5 minutes: about half an hour
 
@@ -39,7 +41,7 @@ class CrmWorker(OutboxWorker):
         item = attempt.item
         if item.kind == OutboxKind.HUBSPOT_CONTACT:
             try:
-                await take_hubspot_contact(self.service, self.link, str(item.payload["contact_id"]))
+                await take_hubspot_contact(self.uow, self.link, str(item.payload["contact_id"]))
             except InvalidLead as exc:
                 raise GiveUp(f"the contact is not a lead leadrouter can route: {exc}") from None
             return
@@ -48,15 +50,11 @@ class CrmWorker(OutboxWorker):
     async def _set_owner(self, attempt: Attempt) -> None:
         item = attempt.item
         lead_id, rep_id = int(item.payload["lead_id"]), str(item.payload["rep"])
-        async with self.service.db.reading() as session:
-            leads = await session.run_sync(
-                lambda sync: repo.leads_by_id(session=sync, ids=[lead_id])
-            )
-        lead = leads.get(lead_id)
-        if lead is None or not lead.crm_id or lead.rep_id != rep_id:
+        crm_id = await record_to_own(self.uow, lead_id, rep_id)
+        if crm_id is None:
             return  # gone, or moved on to another rep: that offer queued its own write
         owner_id = await self.link.owners.owner_of(rep_id)
-        await self.link.calls(self.link.crm.set_owner, lead.crm_id, owner_id)
+        await self.link.calls(self.link.crm.set_owner, crm_id, owner_id)
         attempt.notes["owner"] = owner_id
 
     def failure(self, exc: Exception) -> Retry | GiveUp | None:
@@ -75,11 +73,12 @@ class CrmWorker(OutboxWorker):
         written = attempt.notes.get("owner")
         if written is None and not gave_up:
             return
-        repo.add_audit(
-            session=session,
+        owner_write_ended(
+            session,
             lead_id=int(item.payload["lead_id"]),
+            rep_id=item.payload["rep"],
+            system=self.link.system,
+            owner=written,
+            error=error,
             at=self.clock(),
-            kind=CRM_OWNER_SET if written is not None else CRM_WRITE_FAILED,
-            reason=error,
-            data={"rep": item.payload["rep"], "system": self.link.system, "owner": written},
         )

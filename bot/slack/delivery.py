@@ -23,11 +23,11 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.orm import Session
 
 from bot.card import sla_deadlines
-from bot.digest import load_digest
 from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
-from bot.service import OutboxKind
+from bot.service.digests import load_digest
+from bot.service.kinds import OutboxKind
 from bot.slack import posting
 from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, escape, said, who

@@ -29,7 +29,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.crm_links import crm_name
-from bot.digest import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
+from bot.service.digests import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
 from bot.slack.assign import Assignee, assign_control
 from bot.slack.blocks import (
     ELLIPSIS,

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.digest import load_digest
 from bot.reading import Viewer, viewer_of
-from bot.service import ServiceError
+from bot.service.digests import digest_now
+from bot.service.offers import assign
 from bot.slack import blocks
 from bot.slack.assign import assigned_lead, assignees_of
 from bot.slack.digest import digest_message
 from bot.slack.ids import ActionId
-from storage import repository as repo
-
-if TYPE_CHECKING:
-    from bot.slack.app import SlackParts
+from bot.slack.parts import SlackParts
 
 ONLY_MANAGERS = "Only managers named in the routing policy can assign leads from the queue."
 
 
 def register_managers(app: AsyncApp, parts: SlackParts) -> None:
     @app.action(ActionId.ASSIGN)
-    async def assign(
+    async def assigned(
         ack: Callable[..., Awaitable[None]],
         body: dict[str, Any],
         respond: Callable[..., Awaitable[Any]],
@@ -53,10 +50,7 @@ async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, l
     chosen = policy.slack_of(rep)
     if rep not in policy.reps or chosen is None:  # a post from before the policy changed
         return f"{blocks.escape(rep)} is no longer a rep in the routing policy with a Slack id."
-    try:
-        view = await parts.service.assign(lead_id, rep_id=rep, by=viewer.manager)
-    except ServiceError as exc:
-        return blocks.escape(str(exc))
+    view = await assign(parts.uow, lead_id, rep_id=rep, by=viewer.manager)
     due = f", to claim by {blocks.slack_date(view.sla_due_at)}" if view.sla_due_at else ""
     line = (
         f":white_check_mark: Assigned to {blocks.mention(chosen)} by "
@@ -78,10 +72,5 @@ async def digest_on_demand(parts: SlackParts, viewer: Viewer) -> str | blocks.Me
         return "Digests are for managers named in the routing policy."
     policy = parts.policy()
     manager = policy.managers[viewer.manager]
-    now = parts.clock()
-    async with parts.reader.db.reading() as session:
-        since = await session.run_sync(
-            lambda sync: repo.previous_job_run(session=sync, job=f"digest:{manager.id}", before=now)
-        )
-        digest = await load_digest(session, policy, manager_id=manager.id, since=since, now=now)
+    digest = await digest_now(parts.uow, manager.id)
     return digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))

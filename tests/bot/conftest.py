@@ -128,7 +128,7 @@ async def app(
     )
     application = bootstrap(settings, db=sqlite_db, policy=parse_policy(slack_policy), clock=clock)
     yield application
-    await application.service.aclose()
+    await application.uow.aclose()
 
 
 @pytest.fixture

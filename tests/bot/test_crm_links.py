@@ -284,7 +284,7 @@ async def http(
     await client.start_server()
     yield client
     await client.close()
-    await application.service.aclose()
+    await application.uow.aclose()
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.bootstrap import App, bootstrap
-from bot.service import OWNER_WRITE_KINDS
+from bot.service.intake import intake
+from bot.service.kinds import OWNER_WRITE_KINDS
+from bot.service.offers import claim
 from bot.settings import Settings
 from routing.leads import parse_lead
 from routing.policy import parse_policy
@@ -51,9 +53,9 @@ async def owner_writes(db: Database) -> list[OutboxRow]:
 async def test_without_a_crm_a_claim_queues_no_write_back_and_the_outbox_drains(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
 ) -> None:
-    await app.service.intake(parse_lead(SALESFORCE_LEAD))
+    await intake(app.uow, parse_lead(SALESFORCE_LEAD))
     await slack.wait_for("chat.postMessage")
-    await app.service.claim("L-1", by="ann")
+    await claim(app.uow, "L-1", by="ann")
     await slack.wait_for("chat.update")
     assert await owner_writes(sqlite_db) == []
     for _ in range(200):
@@ -78,8 +80,8 @@ async def test_with_the_crm_configured_the_claim_queues_its_write_back(
     )
     application = bootstrap(settings, db=sqlite_db, policy=parse_policy(POLICY), clock=clock)
     try:
-        await application.service.intake(parse_lead(SALESFORCE_LEAD))
-        await application.service.claim("L-1", by="ann")
+        await intake(application.uow, parse_lead(SALESFORCE_LEAD))
+        await claim(application.uow, "L-1", by="ann")
         (write,) = await owner_writes(sqlite_db)
         assert write.payload["rep"] == "ann"
     finally:
@@ -89,7 +91,7 @@ async def test_with_the_crm_configured_the_claim_queues_its_write_back(
 async def test_routing_why_says_the_leads_crm_is_not_configured(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
-    await app.service.intake(parse_lead(SALESFORCE_LEAD))
+    await intake(app.uow, parse_lead(SALESFORCE_LEAD))
     body = command_body("why L-1", "UANN", response_url=slack.response_url("why"))
     headers = slack_signed_headers(body, SLACK_SIGNING_SECRET)
     assert (await http.post("/slack/events", data=body, headers=headers)).status == 200

@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from bot import outbox
 from bot.bootstrap import App
-from bot.service import CARD_UNDELIVERABLE, SLA_MISSED
+from bot.service.intake import intake
+from bot.service.kinds import CARD_UNDELIVERABLE, SLA_MISSED
+from bot.service.watchdog import sweep
 from bot.slack.delivery import CardDelivery
 from routing.leads import parse_lead
 from storage.db import Database
@@ -55,7 +57,7 @@ def slack_policy() -> str:
 
 
 async def lead_for(app: App, lead_id: str, source: str = "ann") -> None:
-    await app.service.intake(parse_lead({"id": lead_id, "company": "Acme", "source": source}))
+    await intake(app.uow, parse_lead({"id": lead_id, "company": "Acme", "source": source}))
 
 
 async def offers(db: Database) -> list[OfferRow]:
@@ -289,7 +291,7 @@ async def test_the_sla_runs_from_the_cards_post_not_from_the_decision(
     assert offer.sla_due_at is None and offer.card_posted_at is None  # nobody has seen it
 
     clock.advance(minutes=30)  # Slack was down for half an hour
-    swept = await app.service.sweep()
+    swept = await sweep(app.uow)
     assert swept.expired == 0  # the rep is not charged for a card they could not see
     await app.delivery.deliver_due()
     (offer,) = await offers(sqlite_db)
@@ -300,7 +302,7 @@ async def test_the_sla_runs_from_the_cards_post_not_from_the_decision(
     assert str(int((clock() + timedelta(minutes=5)).timestamp())) in str(post.params["blocks"])
 
     clock.advance(minutes=6)
-    assert (await app.service.sweep()).expired == 1
+    assert (await sweep(app.uow)).expired == 1
 
 
 async def test_a_card_that_cannot_be_delivered_moves_the_lead_on_without_charging_a_miss(

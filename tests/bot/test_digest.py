@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event
 
-from bot.digest import (
+from bot.policy_file import load_policy
+from bot.service.availability import set_out_of_office
+from bot.service.digests import (
     CrmFailure,
     ManagerDigest,
     QueuedLead,
@@ -21,8 +23,11 @@ from bot.digest import (
     load_digest,
     reps_of_manager,
 )
-from bot.policy_file import load_policy
-from bot.service import SLA_MISSED, Service, ServiceError
+from bot.service.errors import ServiceError
+from bot.service.intake import intake
+from bot.service.kinds import SLA_MISSED
+from bot.service.offers import claim
+from bot.service.unit_of_work import UnitOfWork
 from bot.slack.blocks import MAX_MESSAGE_BLOCKS
 from bot.slack.digest import digest_message, period_start
 from bot.slack.ids import ActionId
@@ -102,8 +107,8 @@ def db(request: pytest.FixtureRequest) -> Database:
 
 
 @pytest.fixture
-def service(db: Database, policy: Policy, clock: Clock) -> Service:
-    return Service(db=db, policy=lambda: policy, clock=clock)
+def uow(db: Database, policy: Policy, clock: Clock) -> UnitOfWork:
+    return UnitOfWork(db=db, policy=lambda: policy, clock=clock)
 
 
 def lead(external_id: str, **fields: Any) -> Lead:
@@ -132,17 +137,17 @@ async def digest_of(
 
 
 async def test_the_queue_shows_its_whole_size_and_the_ten_oldest_by_arrival(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
     start = clock.now
     # Twelve queued leads arriving out of id order: Q-0 newest, Q-11 oldest.
     for n in range(12):
         clock.now = start - timedelta(minutes=5 * n)
-        await service.intake(lead(f"Q-{n}", company=f"Co {n}", source="webinar"))
+        await intake(uow, lead(f"Q-{n}", company=f"Co {n}", source="webinar"))
     clock.now = start - timedelta(hours=2)
-    await service.intake(lead("P-1", company="Partner Co", source="partner"))
+    await intake(uow, lead("P-1", company="Partner Co", source="partner"))
     clock.now = start
-    await service.intake(lead("A-1", owner="ann"))  # offered, so not in the queue
+    await intake(uow, lead("A-1", owner="ann"))  # offered, so not in the queue
 
     digest = await digest_of(db, policy, "mia", since=None, now=start)
 
@@ -157,9 +162,9 @@ async def test_the_queue_shows_its_whole_size_and_the_ten_oldest_by_arrival(
 
 
 async def test_the_queue_is_the_same_whole_queue_for_every_manager(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
-    await service.intake(lead("Q-1", source="webinar"))
+    await intake(uow, lead("Q-1", source="webinar"))
     sizes = {
         m: (await digest_of(db, policy, m, since=None, now=clock.now)).queue_size
         for m in ("mia", "max", "ola")
@@ -238,12 +243,12 @@ async def test_a_manager_of_no_team_sees_every_rep(
 
 
 async def test_each_rep_shows_open_leads_against_capacity(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
     for n in range(2):
-        await service.intake(lead(f"A-{n}", owner="ann"))
-    await service.intake(lead("B-0", owner="ben"))
-    await service.claim("A-0", by="ann")  # claimed leads still count against capacity
+        await intake(uow, lead(f"A-{n}", owner="ann"))
+    await intake(uow, lead("B-0", owner="ben"))
+    await claim(uow, "A-0", by="ann")  # claimed leads still count against capacity
 
     digest = await digest_of(db, policy, "mia", since=None, now=clock.now)
 
@@ -256,13 +261,13 @@ async def test_each_rep_shows_open_leads_against_capacity(
 
 
 async def test_out_of_office_shows_until_when_and_why_and_not_an_absence_that_ended(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
     back = clock.now + timedelta(days=3)
-    await service.set_out_of_office("ben", until=clock.now + timedelta(hours=1), reason="lunch")
-    await service.set_out_of_office("ann", until=back, reason="dentist")
-    await service.set_out_of_office("cat", until=None, reason="parental leave")
-    await service.set_out_of_office("dot", until=back, reason="offsite")  # not mia's
+    await set_out_of_office(uow, "ben", until=clock.now + timedelta(hours=1), reason="lunch")
+    await set_out_of_office(uow, "ann", until=back, reason="dentist")
+    await set_out_of_office(uow, "cat", until=None, reason="parental leave")
+    await set_out_of_office(uow, "dot", until=back, reason="offsite")  # not mia's
     clock.advance(hours=2)
 
     digest = await digest_of(db, policy, "mia", since=None, now=clock.now)
@@ -274,10 +279,10 @@ async def test_out_of_office_shows_until_when_and_why_and_not_an_absence_that_en
 
 
 async def test_a_quiet_day_is_an_empty_digest(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
     await miss(db, "ann", clock.now - timedelta(days=3))  # long before the period
-    await service.set_out_of_office("dot", until=None, reason="offsite")  # not mia's rep
+    await set_out_of_office(uow, "dot", until=None, reason="offsite")  # not mia's rep
     digest = await digest_of(db, policy, "mia", since=None, now=clock.now)
     assert digest.empty
     assert (digest.queue_size, digest.misses, digest.away) == (0, (), ())
@@ -291,7 +296,7 @@ async def test_an_unknown_manager_is_refused(
 
 
 async def test_the_digest_takes_the_same_few_statements_however_much_there_is(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
     statements: list[str] = []
 
@@ -305,10 +310,10 @@ async def test_the_digest_takes_the_same_few_statements_however_much_there_is(
     await digest_of(db, policy, "ola", since=None, now=clock.now)
     few = len(statements)
     for n in range(15):
-        await service.intake(lead(f"Q-{n}", source="webinar"))
-        await service.intake(lead(f"A-{n}", owner=("ann", "ben", "dot")[n % 3]))
+        await intake(uow, lead(f"Q-{n}", source="webinar"))
+        await intake(uow, lead(f"A-{n}", owner=("ann", "ben", "dot")[n % 3]))
     for rep in ("ann", "ben", "cat", "dot"):
-        await service.set_out_of_office(rep, until=None, reason="away")
+        await set_out_of_office(uow, rep, until=None, reason="away")
         await miss(db, rep, clock.now - timedelta(minutes=1))
     statements.clear()
     digest = await digest_of(db, policy, "ola", since=None, now=clock.now)
@@ -570,9 +575,9 @@ def test_hundreds_of_reps_and_a_long_queue_stay_within_slack_limits() -> None:
 
 
 async def test_a_hostile_company_arriving_in_the_queue_reaches_the_digest_escaped(
-    db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
-    await service.intake(lead("L-1", company="<!channel>", source="webinar"))
+    await intake(uow, lead("L-1", company="<!channel>", source="webinar"))
     clock.advance(minutes=90)
     loaded = await digest_of(db, policy, "mia", since=MONDAY_9AM, now=clock.now)
 

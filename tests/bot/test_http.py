@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.bootstrap import bootstrap
 from bot.metrics import Metrics
-from bot.service import IntakeResult, Service
-from routing.model import Lead
+from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage.db import Database, open_database
 from storage.models import DecisionRow, LeadRow, OfferRow, OutboxRow
@@ -26,6 +25,7 @@ from tests.pg import PostgresServer
 VIEW_KEYS = ["id", "status", "rep", "team", "rule", "reason", "sla_due_at"]
 ENTERPRISE = {"email": "cto@bigco.com", "country": "US", "employees": 5000}
 NOTHING = dict.fromkeys(("leads", "offers", "decisions", "outbox", "audit_events"), 0)
+T = TypeVar("T")
 
 
 def lead(lead_id: str, **fields: Any) -> dict[str, Any]:
@@ -345,8 +345,10 @@ async def test_on_postgresql_two_hundred_concurrent_posts_of_one_id_still_make_o
 # --- errors nobody caused --------------------------------------------------------------------
 
 
-class ExplodingService(Service):
-    async def intake_many(self, leads: Sequence[Lead]) -> list[IntakeResult]:
+class ExplodingUnitOfWork(UnitOfWork):
+    async def routing(
+        self, work: Callable[[Transaction], T], what: str, *, quick: bool = False
+    ) -> T:
         raise RuntimeError("the disk is on fire")
 
 
@@ -359,7 +361,7 @@ async def test_an_unexpected_error_answers_500_with_an_id_that_finds_it_in_the_l
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = bootstrap(settings_for(database_path), db=sqlite_db, policy=policy, clock=clock)
-    app.service = ExplodingService(db=sqlite_db, policy=lambda: policy, clock=clock)
+    app.uow = ExplodingUnitOfWork(db=sqlite_db, policy=lambda: policy, clock=clock)
     client = await make_client(app=app)
     with caplog.at_level(logging.ERROR, logger="bot.http"):
         status, body = await post(client, lead("L-1"), clock)

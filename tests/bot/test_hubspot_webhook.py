@@ -170,7 +170,7 @@ async def make_server(
     yield make
     for server in made:
         await server.client.close()
-        await server.app.service.aclose()
+        await server.app.uow.aclose()
         for link in server.app.crm.values():
             link.calls.close()
 

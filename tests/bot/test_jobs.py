@@ -97,7 +97,7 @@ async def test_a_failing_run_is_logged_and_the_job_runs_again(
     runs: list[int] = []
     third_run = asyncio.Event()
 
-    async def flaky(service: Any) -> None:
+    async def flaky(uow: Any) -> None:
         runs.append(len(runs))
         if len(runs) == 3:
             third_run.set()
@@ -106,7 +106,7 @@ async def test_a_failing_run_is_logged_and_the_job_runs_again(
 
     job = Job("flaky", "fails once", IntervalTrigger(seconds=0.1), flaky, at_start=True)
     with caplog.at_level(logging.ERROR, logger="bot.jobs"):
-        scheduler = start_scheduler([job], service=None)  # type: ignore[arg-type]
+        scheduler = start_scheduler([job], uow=None)  # type: ignore[arg-type]
         try:
             async with asyncio.timeout(5):
                 await third_run.wait()
@@ -123,14 +123,14 @@ async def test_a_run_in_flight_at_shutdown_finishes_and_nothing_is_logged_as_an_
 ) -> None:
     started, finished = asyncio.Event(), asyncio.Event()
 
-    async def slow(service: Any) -> None:
+    async def slow(uow: Any) -> None:
         started.set()
         await asyncio.sleep(0.2)
         finished.set()
 
     job = Job("slow", "takes a while", IntervalTrigger(hours=1), slow, at_start=True)
     with caplog.at_level(logging.WARNING):
-        scheduler = start_scheduler([job], service=None)  # type: ignore[arg-type]
+        scheduler = start_scheduler([job], uow=None)  # type: ignore[arg-type]
         async with asyncio.timeout(5):
             await started.wait()
         await scheduler.stop()
@@ -144,13 +144,13 @@ async def test_a_run_still_going_after_the_grace_is_stopped_with_one_line(
 ) -> None:
     started = asyncio.Event()
 
-    async def stuck(service: Any) -> None:
+    async def stuck(uow: Any) -> None:
         started.set()
         await asyncio.sleep(3600)
 
     job = Job("stuck", "never ends", IntervalTrigger(hours=1), stuck, at_start=True)
     with caplog.at_level(logging.WARNING):
-        scheduler = start_scheduler([job], service=None)  # type: ignore[arg-type]
+        scheduler = start_scheduler([job], uow=None)  # type: ignore[arg-type]
         async with asyncio.timeout(5):
             await started.wait()
         await scheduler.stop(grace=0.05)

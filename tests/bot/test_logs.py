@@ -19,8 +19,10 @@ from pydantic import SecretStr
 
 from bot.bootstrap import App
 from bot.logs import configure_logging
+from bot.service.intake import intake
 from bot.settings import Settings, SettingsError, load_settings
-from bot.slack.app import SlackParts, build_client, build_slack_app
+from bot.slack.app import build_client, build_slack_app
+from bot.slack.parts import SlackParts
 from routing.leads import parse_lead
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack
@@ -158,7 +160,7 @@ def test_building_the_slack_app_with_the_token_in_the_environment_warns_nothing(
         slack_bot_token=SecretStr(BOT_TOKEN), slack_signing_secret=SecretStr(SIGNING_SECRET)
     )
     parts = SlackParts(
-        service=app.service, reader=app.reader, policy=lambda: app.policy, clock=app.service.clock
+        uow=app.uow, reader=app.reader, policy=lambda: app.policy, clock=app.uow.clock
     )
     with caplog.at_level(logging.INFO):
         build_slack_app(settings, parts, build_client(settings))
@@ -173,8 +175,8 @@ async def test_a_routed_lead_and_its_delivered_card_are_one_info_line_each_with_
 ) -> None:
     assert app.delivery is not None
     caplog.set_level(logging.INFO)
-    await app.service.intake(parse_lead({"id": "L-7", "company": "Acme", **CONTACT}))
-    await app.service.intake(parse_lead({"id": "L-7", "company": "Acme", **CONTACT}))  # a repeat
+    await intake(app.uow, parse_lead({"id": "L-7", "company": "Acme", **CONTACT}))
+    await intake(app.uow, parse_lead({"id": "L-7", "company": "Acme", **CONTACT}))  # a repeat
     await app.delivery.deliver_due()
     about = [r for r in caplog.records if getattr(r, "lead_id", None) == "L-7"]
     assert [(r.levelname, r.name) for r in about] == [

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -16,12 +18,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.bootstrap import App, bootstrap
 from bot.http import build_http_app
 from bot.metrics import Metrics
+from bot.service.intake import intake
+from bot.service.offers import assign
+from bot.service.unit_of_work import Transaction, UnitOfWork
+from bot.service.watchdog import sweep
 from routing.leads import parse_lead
 from routing.policy import parse_policy
 from storage.db import Database
 from tests.bot.conftest import Clock, settings_for
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack
+
+T = TypeVar("T")
 
 POLICY = """\
 reps:
@@ -58,7 +66,7 @@ def samples(text: bytes | str) -> dict[str, float]:
 
 
 async def web_lead(app: App, lead_id: str, source: str = "web") -> None:
-    await app.service.intake(parse_lead({"id": lead_id, "company": "Acme", "source": source}))
+    await intake(app.uow, parse_lead({"id": lead_id, "company": "Acme", "source": source}))
 
 
 # --- from the first scrape -----------------------------------------------------------------------
@@ -119,7 +127,7 @@ async def test_each_offer_whose_sla_lapsed_is_an_sla_miss(
     await web_lead(app, "L-1")
     await app.delivery.deliver_due()  # the SLA runs from the card's post
     clock.advance(minutes=6)
-    assert (await app.service.sweep()).expired == 1
+    assert (await sweep(app.uow)).expired == 1
     assert samples(await metrics.scrape(app))["leadrouter_sla_misses_total"] == 1.0
 
 
@@ -140,7 +148,7 @@ async def test_the_unmatched_queues_size_and_oldest_age_are_read_from_the_databa
     scraped = samples(await Metrics().scrape(app))
     assert scraped["leadrouter_unmatched_leads"] == 2.0
     assert scraped["leadrouter_unmatched_oldest_age_seconds"] == 30 * 60
-    await app.service.assign("Q-1", rep_id="ann", by="mia")
+    await assign(app.uow, "Q-1", rep_id="ann", by="mia")
     scraped = samples(await metrics.scrape(app))
     assert scraped["leadrouter_unmatched_leads"] == 1.0
     assert scraped["leadrouter_unmatched_oldest_age_seconds"] == 10 * 60
@@ -149,17 +157,21 @@ async def test_the_unmatched_queues_size_and_oldest_age_are_read_from_the_databa
 # --- jobs ---------------------------------------------------------------------------------------
 
 
-async def test_a_scheduled_run_that_fails_is_counted_by_job_and_the_scheduler_goes_on(
-    database_path: Path, sqlite_db: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = bootstrap(
-        settings_for(database_path), db=sqlite_db, policy=parse_policy(POLICY), clock=clock
-    )
+class RoutingBroken(UnitOfWork):
+    """Every routing transaction fails (the sweep's among them); other writes and reads work."""
 
-    async def broken_sweep() -> None:
+    async def routing(
+        self, work: Callable[[Transaction], T], what: str, *, quick: bool = False
+    ) -> T:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(app.service, "sweep", broken_sweep)
+
+async def test_a_scheduled_run_that_fails_is_counted_by_job_and_the_scheduler_goes_on(
+    database_path: Path, sqlite_db: Database, clock: Clock
+) -> None:
+    policy = parse_policy(POLICY)
+    app = bootstrap(settings_for(database_path), db=sqlite_db, policy=policy, clock=clock)
+    app.uow = RoutingBroken(db=sqlite_db, policy=lambda: policy, clock=clock)
     client = TestClient(TestServer(build_http_app(app, metrics=Metrics(), run_jobs=True)))
     await client.start_server()
     try:

@@ -19,7 +19,9 @@ from sqlmodel import col
 
 from bot.bootstrap import App
 from bot.outbox import LEASE, Attempt, OutboxWorker
-from bot.service import NewOffer
+from bot.service import intake as intake_use_case
+from bot.service.offers import claim
+from bot.service.views import NewOffer
 from bot.slack.delivery import SLACK_KINDS
 from routing.leads import parse_lead
 from storage.db import Database
@@ -45,7 +47,9 @@ def slack_policy() -> str:
 
 
 async def intake(app: App, lead_id: str = "L-1") -> None:
-    result = await app.service.intake(parse_lead({"id": lead_id, "company": "Acme Corp"}))
+    result = await intake_use_case.intake(
+        app.uow, parse_lead({"id": lead_id, "company": "Acme Corp"})
+    )
     assert result.lead.rep == "ann"
 
 
@@ -87,7 +91,7 @@ class DroppingTaker:
 def dropping_takers(app: App, kept: list[OutboxRow] | None = None) -> None:
     assert app.delivery is not None
     taker = DroppingTaker(app.delivery.birth_token, kept)
-    app.service.takers = lambda: dict.fromkeys(SLACK_KINDS, taker)
+    app.uow.takers = lambda: dict.fromkeys(SLACK_KINDS, taker)
 
 
 async def test_a_card_queued_while_the_delivery_runs_is_posted_without_a_poll_or_a_lease(
@@ -220,7 +224,7 @@ async def test_a_second_copy_of_a_card_is_deleted_once_the_first_is_found_record
 ) -> None:
     assert app.delivery is not None
     made: list[NewOffer] = []
-    app.service.on_new_offers = made.extend
+    app.uow.on_new_offers = made.extend
     kept: list[OutboxRow] = []
     dropping_takers(app, kept)
     await intake(app)
@@ -295,8 +299,9 @@ async def test_a_remembered_card_is_the_card_read_back_from_the_database(
     app: App, slack: FakeSlack, sqlite_db: Database
 ) -> None:
     made: list[NewOffer] = []
-    app.service.on_new_offers = made.extend
-    await app.service.intake(
+    app.uow.on_new_offers = made.extend
+    await intake_use_case.intake(
+        app.uow,
         parse_lead(
             {
                 "id": "L-9",
@@ -308,7 +313,7 @@ async def test_a_remembered_card_is_the_card_read_back_from_the_database(
                 "source": "demo_request",
                 "score": 87.5,
             }
-        )
+        ),
     )
     (offer,) = made
     app.reader.remember_new_offers(made)
@@ -320,11 +325,11 @@ async def test_a_remembered_card_that_waited_is_read_back_as_it_stands(
     app: App, slack: FakeSlack, sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[NewOffer] = []
-    app.service.on_new_offers = made.extend
+    app.uow.on_new_offers = made.extend
     await intake(app)
     (offer,) = made
     app.reader.remember_new_offers(made)
-    await app.service.claim("L-1", by="ann")
+    await claim(app.uow, "L-1", by="ann")
     monkeypatch.setattr("bot.reading.NEW_OFFER_FRESH_S", 0.0)
     card = await app.reader.new_offer_card(offer.offer_id)
     assert card is not None and card.status == "claimed"

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.bootstrap import App
+from bot.service.intake import intake
 from routing.leads import parse_lead
 from storage.db import Database
 from storage.models import AuditEventRow, OfferRow, OutboxRow
@@ -61,7 +62,7 @@ async def send(http: TestClient, body: str, *, json_body: bool = False, **sign: 
 
 async def new_lead(app: App, lead_id: str = "L-1", **fields: Any) -> str:
     lead = parse_lead({"id": lead_id, "company": "Acme Corp", "first_name": "Jo", **fields})
-    result = await app.service.intake(lead)
+    result = await intake(app.uow, lead)
     assert result.lead.rep is not None
     return result.lead.rep
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.bootstrap import App
+from bot.service.intake import intake
 from routing.leads import parse_lead
 from storage.db import Database
 from storage.models import OutboxRow
@@ -49,7 +50,7 @@ def slack_policy() -> str:
 
 
 async def lead_for(app: App, lead_id: str, source: str) -> None:
-    await app.service.intake(parse_lead({"id": lead_id, "company": "Acme", "source": source}))
+    await intake(app.uow, parse_lead({"id": lead_id, "company": "Acme", "source": source}))
 
 
 async def item(db: Database, dedupe_prefix: str) -> OutboxRow:

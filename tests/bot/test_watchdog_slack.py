@@ -14,6 +14,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.bootstrap import App
+from bot.service.digests import queue_digest
+from bot.service.intake import intake
+from bot.service.watchdog import sweep
 from bot.slack.blocks import slack_date
 from routing.leads import parse_lead
 from storage.db import Database
@@ -105,9 +108,9 @@ async def lead_status(db: Database, external_id: str) -> str:
 
 async def carded(app: App, slack: FakeSlack) -> None:
     lead = parse_lead({"id": "L-1", "company": "Acme Corp", "first_name": "Jo"})
-    await app.service.intake(lead)
+    await intake(app.uow, lead)
     await slack.wait_for("chat.postMessage")
-    await posted_offers(app.service.db)
+    await posted_offers(app.uow.db)
 
 
 async def test_an_unclaimed_lead_moves_on_and_both_cards_say_so(
@@ -116,7 +119,7 @@ async def test_an_unclaimed_lead_moves_on_and_both_cards_say_so(
     await carded(app, slack)
     clock.advance(minutes=11)
 
-    await app.service.sweep()
+    await sweep(app.uow)
 
     (update,) = await slack.wait_for("chat.update")
     assert update.params["channel"] == "DANN"
@@ -136,7 +139,7 @@ async def test_at_half_the_sla_the_rep_is_reminded_in_the_cards_thread(
     offer = await posted_offer(sqlite_db)
     clock.advance(minutes=5)
 
-    await app.service.sweep()
+    await sweep(app.uow)
 
     reminder = (await slack.wait_for("chat.postMessage", count=2))[1]
     assert reminder.params["channel"] == "DANN"
@@ -149,7 +152,7 @@ async def test_a_reminder_names_the_deadline_the_sla_runs_to_from_the_cards_post
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     slack.fail("chat.postMessage", status=500, times=1)  # the card goes out 2 minutes late
-    await app.service.intake(parse_lead({"id": "L-1", "company": "Acme Corp"}))
+    await intake(app.uow, parse_lead({"id": "L-1", "company": "Acme Corp"}))
     for _ in range(500):
         if slack.refused:
             break
@@ -161,7 +164,7 @@ async def test_a_reminder_names_the_deadline_the_sla_runs_to_from_the_cards_post
     assert offer.sla_due_at is not None and offer.sla_due_at > offer.offered_at + SLA
     clock.advance(minutes=5)
 
-    await app.service.sweep()
+    await sweep(app.uow)
 
     reminder = (await slack.wait_for("chat.postMessage", count=2))[1]
     assert f"claim it by {slack_date(offer.sla_due_at)}" in reminder.params["text"]
@@ -200,11 +203,11 @@ async def queued_lead(app: App, slack: FakeSlack, clock: Clock) -> None:
     """L-1 missed by ann and then ben: in the unmatched queue (max_reassignments is 1)."""
     await carded(app, slack)
     clock.advance(minutes=11)
-    await app.service.sweep()
+    await sweep(app.uow)
     await slack.wait_for("chat.postMessage", count=2)
-    await posted_offers(app.service.db, count=2)
+    await posted_offers(app.uow.db, count=2)
     clock.advance(minutes=11)
-    await app.service.sweep()
+    await sweep(app.uow)
 
 
 async def test_after_the_last_miss_the_queue_and_the_manager_get_the_lead_with_assign(
@@ -295,8 +298,8 @@ async def test_a_scheduled_digest_is_posted_to_the_manager_once_per_tick(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     tick = datetime(2026, 11, 18, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
-    assert await app.service.queue_digest("mia", due_at=tick, runner="one")
-    assert not await app.service.queue_digest("mia", due_at=tick, runner="two")
+    assert await queue_digest(app.uow, "mia", due_at=tick, runner="one")
+    assert not await queue_digest(app.uow, "mia", due_at=tick, runner="two")
 
     (post,) = await slack.wait_for("chat.postMessage")
     assert post.params["channel"] == "UMIA"

@@ -85,7 +85,7 @@ async def test_companies_sync_with_their_country_as_its_code_and_their_state(
         ): (None, None, None, None),
     }
 
-    result = await sync_accounts(app.service, app.crm["hubspot"])
+    result = await sync_accounts(app.uow, app.crm["hubspot"])
 
     assert (result.created, result.updated) == (3, 0)
     async with app.db.reading() as session:

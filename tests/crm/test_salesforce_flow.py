@@ -21,11 +21,14 @@ from sqlmodel import col
 
 from bot.bootstrap import App, bootstrap
 from bot.crm.sync import LEADS_CURSOR, accounts_cursor, poll_salesforce_leads, sync_accounts
-from bot.digest import load_digest
 from bot.metrics import Metrics
 from bot.policy_file import load_policy
 from bot.reading import Viewer
-from bot.service import OutboxKind
+from bot.service.crm import crm_cursor, move_crm_cursor
+from bot.service.digests import load_digest
+from bot.service.intake import intake
+from bot.service.kinds import OutboxKind
+from bot.service.offers import claim
 from bot.settings import Settings
 from storage.models import AccountRow, LeadRow, OutboxRow
 from tests.service.conftest import Clock
@@ -164,7 +167,7 @@ async def test_the_first_poll_routes_leads_of_the_last_15_minutes_across_pages(
     salesforce.get(f"{QUERY}01g-2000", json=_page([_lead(2, second)]))
 
     result = await poll_salesforce_leads(
-        app.service, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
+        app.uow, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
     )
 
     assert (result.created, result.repeated, result.invalid) == (2, 0, 0)
@@ -177,17 +180,17 @@ async def test_the_first_poll_routes_leads_of_the_last_15_minutes_across_pages(
         "00Q5e00000Lead0001",
         "offered",
     )
-    assert await app.service.crm_cursor(LEADS_CURSOR) == second
+    assert await crm_cursor(app.uow, LEADS_CURSOR) == second
 
 
 async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
     app: App, salesforce: responses.RequestsMock
 ) -> None:
     mark = NOW - timedelta(minutes=3)
-    await app.service.move_crm_cursor(LEADS_CURSOR, mark)
+    await move_crm_cursor(app.uow, LEADS_CURSOR, mark)
     # The lead at the watermark comes again (>=): intake knows it and routes only the new one.
     salesforce.get(QUERY, json=_page([_lead(1, mark)]), match=[_is_query_of("Lead")])
-    await poll_salesforce_leads(app.service, app.crm["salesforce"], first_look_back=timedelta())
+    await poll_salesforce_leads(app.uow, app.crm["salesforce"], first_look_back=timedelta())
     salesforce.replace(
         responses.GET,
         QUERY,
@@ -195,12 +198,12 @@ async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
         match=[_is_query_of("Lead")],
     )
     result = await poll_salesforce_leads(
-        app.service, app.crm["salesforce"], first_look_back=timedelta()
+        app.uow, app.crm["salesforce"], first_look_back=timedelta()
     )
     assert (result.created, result.repeated) == (1, 1)
     assert "CreatedDate >= 2026-11-17T17:12:00.000Z" in _soql(salesforce.calls[0])
     assert len(await _leads(app)) == 2
-    assert await app.service.crm_cursor(LEADS_CURSOR) == NOW
+    assert await crm_cursor(app.uow, LEADS_CURSOR) == NOW
 
 
 async def test_a_poll_that_fails_half_way_keeps_the_committed_page_and_resumes_after_it(
@@ -215,10 +218,10 @@ async def test_a_poll_that_fails_half_way_keeps_the_committed_page_and_resumes_a
     salesforce.get(f"{QUERY}01g-2000", status=503, json=[{"errorCode": "SERVER_UNAVAILABLE"}])
     with pytest.raises(Exception, match="Salesforce"):
         await poll_salesforce_leads(
-            app.service, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
+            app.uow, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
         )
     assert list(await _leads(app)) == ["salesforce:00Q5e00000Lead0001"]
-    assert await app.service.crm_cursor(LEADS_CURSOR) == early
+    assert await crm_cursor(app.uow, LEADS_CURSOR) == early
 
 
 async def test_a_salesforce_lead_that_is_not_a_valid_lead_is_counted_and_the_rest_are_routed(
@@ -230,7 +233,7 @@ async def test_a_salesforce_lead_that_is_not_a_valid_lead_is_counted_and_the_res
         match=[_is_query_of("Lead")],
     )
     result = await poll_salesforce_leads(
-        app.service, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
+        app.uow, app.crm["salesforce"], first_look_back=timedelta(minutes=15)
     )
     assert (result.created, result.invalid) == (1, 1)
     assert list(await _leads(app)) == ["salesforce:00Q5e00000Lead0002"]
@@ -251,7 +254,7 @@ async def test_only_leads_owned_by_the_intake_queue_are_asked_for_when_one_is_na
     try:
         salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Lead")])
         await poll_salesforce_leads(
-            application.service, application.crm["salesforce"], first_look_back=timedelta()
+            application.uow, application.crm["salesforce"], first_look_back=timedelta()
         )
     finally:
         await application.close()
@@ -289,7 +292,7 @@ async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
     )
     salesforce.get(f"{QUERY}01g-acc", json=_page([_account(3, t2, "0055e00000CatCCCCC")]))
 
-    result = await sync_accounts(app.service, app.crm["salesforce"])
+    result = await sync_accounts(app.uow, app.crm["salesforce"])
 
     assert (result.created, result.updated, result.unowned) == (3, 0, 1)
     async with app.db.reading() as session:
@@ -304,7 +307,7 @@ async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
     )
     assert rows["0015e00000Acct0002"].owner_rep is None  # its owner is no rep
     assert rows["0015e00000Acct0003"].owner_rep == "cat"  # named in the policy, no lookup
-    assert await app.service.crm_cursor(accounts_cursor("salesforce")) == t2
+    assert await crm_cursor(app.uow, accounts_cursor("salesforce")) == t2
     account_queries = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)]
     assert "WHERE" not in account_queries[0]  # the first sync takes every account
 
@@ -314,7 +317,7 @@ async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
         json=_page([_account(3, NOW, BEN_USER, Name="Account 3 Renamed")]),
         match=[_is_query_of("Account")],
     )
-    again = await sync_accounts(app.service, app.crm["salesforce"])
+    again = await sync_accounts(app.uow, app.crm["salesforce"])
     assert (again.created, again.updated) == (0, 1)
     last = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)][-1]
     assert "LastModifiedDate >= 2026-11-16T17:15:00.000Z" in last
@@ -336,7 +339,7 @@ async def test_accounts_sync_stores_the_billing_country_as_its_code_and_the_bill
     ]
     salesforce.get(QUERY, json=_page(accounts), match=[_is_query_of("Account")])
 
-    result = await sync_accounts(app.service, app.crm["salesforce"])
+    result = await sync_accounts(app.uow, app.crm["salesforce"])
 
     assert result.created == 4
     async with app.db.reading() as session:
@@ -365,9 +368,9 @@ async def _claimed_salesforce_lead(app: App, external_id: str, crm_id: str) -> N
             "crm_id": crm_id,
         }
     )
-    result = await app.service.intake(lead)
+    result = await intake(app.uow, lead)
     assert result.lead.rep is not None
-    await app.service.claim(external_id, by=result.lead.rep)
+    await claim(app.uow, external_id, by=result.lead.rep)
 
 
 def _patches(salesforce: responses.RequestsMock) -> list[tuple[str, dict[str, Any]]]:
@@ -485,9 +488,9 @@ async def test_a_rep_with_no_salesforce_user_is_a_failure_that_says_what_to_set(
 
         for n in (1, 2):  # round robin: ann, then ben
             lead = {"id": f"L-{n}", "crm_system": "salesforce", "crm_id": f"00Q5e00000Lead000{n}"}
-            result = await application.service.intake(parse_lead(lead))
+            result = await intake(application.uow, parse_lead(lead))
             assert result.lead.rep is not None
-            await application.service.claim(f"L-{n}", by=result.lead.rep)
+            await claim(application.uow, f"L-{n}", by=result.lead.rep)
         salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000Lead0001", status=204)
         await application.crm_workers[0].deliver_due()
         items = await _outbox(application, OutboxKind.SALESFORCE_OWNER)
@@ -604,5 +607,5 @@ async def test_the_crm_jobs_exist_only_for_a_configured_crm_and_run_through_the_
     assert jobs["salesforce-leads"].at_start and jobs["accounts:salesforce"].at_start
 
     salesforce.get(QUERY, json=_page([_lead(1, NOW)]), match=[_is_query_of("Lead")])
-    await jobs["salesforce-leads"].call(app.service)
+    await jobs["salesforce-leads"].call(app.uow)
     assert list(await _leads(app)) == ["salesforce:00Q5e00000Lead0001"]

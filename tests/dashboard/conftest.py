@@ -19,6 +19,7 @@ from bot.dashboard.routes import register
 from bot.http import build_http_app
 from bot.metrics import Metrics
 from bot.policy_file import load_policy
+from bot.service.intake import intake
 from bot.settings import Settings
 from routing.leads import parse_lead
 from routing.policy import Policy
@@ -131,11 +132,11 @@ async def make_dashboard(
     for client in clients:
         await client.close()
     for app in apps:
-        await app.service.aclose()
+        await app.uow.aclose()
 
 
 async def queue_leads(app: App, *leads: Mapping[str, Any]) -> None:
     """Leads that no rule takes, into the unmatched queue (APAC: no rule of the example policy)."""
     for fields in leads:
-        result = await app.service.intake(parse_lead({"country": "JP", **fields}))
+        result = await intake(app.uow, parse_lead({"country": "JP", **fields}))
         assert result.lead.status == "queued", result.lead

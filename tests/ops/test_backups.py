@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.service import Service
+from bot.service.intake import intake_many
+from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from routing.policy import parse_policy
 from storage import migrate
@@ -128,11 +129,11 @@ async def test_a_postgresql_database_dumped_with_pg_dump_restores_with_pg_restor
         pytest.skip("pg_dump and pg_restore are not installed here (PostgreSQL's client tools)")
     await asyncio.to_thread(migrate.upgrade, postgres_url)
     db = open_database(postgres_url)
-    service = Service(db=db, policy=lambda: parse_policy(POLICY))
+    uow = UnitOfWork(db=db, policy=lambda: parse_policy(POLICY))
     try:
-        await service.intake_many([parse_lead({"id": f"P-{n}"}) for n in range(25)])
+        await intake_many(uow, [parse_lead({"id": f"P-{n}"}) for n in range(25)])
     finally:
-        await service.aclose()
+        await uow.aclose()
         await db.dispose()
 
     dump = tmp_path / "leadrouter.dump"

@@ -23,7 +23,8 @@ from pydantic import SecretStr
 from ruamel.yaml import YAML
 
 from bot.bootstrap import bootstrap
-from bot.http import SHUTDOWN_TIMEOUT_S, build_http_app
+from bot.http import build_http_app
+from bot.http.serving import SHUTDOWN_TIMEOUT_S
 from bot.metrics import Metrics
 from bot.settings import ENV_NAMES, Settings
 from routing.policy import parse_policy

@@ -75,7 +75,7 @@ async def exposed(tmp_path: Path) -> set[str]:
             text = await (await client.get("/metrics")).text()
         finally:
             await client.close()
-            await app.service.aclose()
+            await app.uow.aclose()
     names: set[str] = set()
     for family in text_string_to_metric_families(text):
         # A labelled family with no series yet (HTTP errors before the first) has its name.

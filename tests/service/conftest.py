@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.policy_file import load_policy
-from bot.service import Service
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database, open_database
 from tests.databases import sqlite_database
@@ -67,8 +67,8 @@ def db(request: pytest.FixtureRequest) -> Database:
 
 
 @pytest.fixture
-def make_service(policy: Policy, clock: Clock) -> Callable[[Database], Service]:
-    def make(db: Database) -> Service:
-        return Service(db=db, policy=lambda: policy, clock=clock)
+def make_uow(policy: Policy, clock: Clock) -> Callable[[Database], UnitOfWork]:
+    def make(db: Database) -> UnitOfWork:
+        return UnitOfWork(db=db, policy=lambda: policy, clock=clock)
 
     return make

@@ -11,7 +11,10 @@ from sqlalchemy import select, update
 from sqlmodel import col
 
 from bot.policy_file import load_policy
-from bot.service import OutboxKind, Service
+from bot.service.intake import intake
+from bot.service.kinds import OutboxKind
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.watchdog import summarise_backlog
 from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
@@ -59,19 +62,19 @@ async def items(db: Database, kind: str) -> list[OutboxRow]:
         return list(rows.scalars())
 
 
-async def route_three(service: Service) -> None:
-    await service.intake(new_lead("L-1", country="US"))
-    await service.intake(new_lead("L-2", country="US"))
-    await service.intake(new_lead("L-3", country="FR"))
+async def route_three(uow: UnitOfWork) -> None:
+    await intake(uow, new_lead("L-1", country="US"))
+    await intake(uow, new_lead("L-2", country="US"))
+    await intake(uow, new_lead("L-3", country="FR"))
 
 
 async def test_each_manager_hears_once_of_the_leads_that_arrived_without_slack(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    service = Service(db=db, policy=lambda: policy_in(tmp_path), clock=clock)
-    await route_three(service)
+    uow = UnitOfWork(db=db, policy=lambda: policy_in(tmp_path), clock=clock)
+    await route_three(uow)
     clock.advance(minutes=10)
-    assert await service.summarise_backlog() == 2
+    assert await summarise_backlog(uow) == 2
     summaries = {item.payload["manager"]: item.payload for item in await items(db, "slack.backlog")}
     assert summaries["mia"]["leads"] == 3 and summaries["mia"]["reps"] == {
         "ann": 1,
@@ -86,10 +89,10 @@ async def test_each_manager_hears_once_of_the_leads_that_arrived_without_slack(
 async def test_a_replica_starting_alongside_or_just_after_adds_no_second_summary(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    first = Service(db=db, policy=lambda: policy_in(tmp_path), clock=clock)
-    second = Service(db=db, policy=lambda: policy_in(tmp_path), clock=clock)
+    first = UnitOfWork(db=db, policy=lambda: policy_in(tmp_path), clock=clock)
+    second = UnitOfWork(db=db, policy=lambda: policy_in(tmp_path), clock=clock)
     await route_three(first)
-    assert await first.summarise_backlog() == 2
+    assert await summarise_backlog(first) == 2
     # The first replica's delivery has posted two of the cards meanwhile.
     cards = await items(db, OutboxKind.OFFER_CARD)
     now = clock()
@@ -101,7 +104,7 @@ async def test_a_replica_starting_alongside_or_just_after_adds_no_second_summary
         )
     )
     clock.advance(minutes=1)
-    assert await second.summarise_backlog() == 0
+    assert await summarise_backlog(second) == 0
     assert len(await items(db, "slack.backlog")) == 2
 
 
@@ -109,20 +112,20 @@ async def test_leads_carded_as_they_arrive_are_no_backlog(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
     carrier = Carrier()
-    service = Service(
+    uow = UnitOfWork(
         db=db,
         policy=lambda: policy_in(tmp_path),
         clock=clock,
         takers=lambda: {OutboxKind.OFFER_CARD: carrier},
     )
-    await route_three(service)
+    await route_three(uow)
     assert len(carrier.taken) == 3
-    assert await service.summarise_backlog() == 0
+    assert await summarise_backlog(uow) == 0
 
 
 async def test_without_managers_there_is_nobody_to_tell(db: Database, tmp_path: Path) -> None:
     no_managers = "reps:\n  - {id: ann}\nrules:\n  - {name: All, assign: {rep: ann}}\n"
     policy = load_policy(write_policy(tmp_path, no_managers))
-    service = Service(db=db, policy=lambda: policy)
-    await route_three(service)
-    assert await service.summarise_backlog() == 0
+    uow = UnitOfWork(db=db, policy=lambda: policy)
+    await route_three(uow)
+    assert await summarise_backlog(uow) == 0

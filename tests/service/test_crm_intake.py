@@ -12,7 +12,11 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.policy_file import load_policy
-from bot.service import OutboxKind, Service
+from bot.service.crm import crm_cursor, move_crm_cursor, queue_crm_contacts
+from bot.service.intake import intake, intake_from_crm
+from bot.service.kinds import OutboxKind
+from bot.service.offers import claim, reject
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
@@ -35,12 +39,12 @@ async def _outbox(db: Database, kind: str) -> list[OutboxRow]:
 async def test_by_default_the_owner_is_written_back_when_the_rep_claims_not_before(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    service = Service(
+    uow = UnitOfWork(
         db=db, policy=lambda: _policy(tmp_path, "claim"), clock=clock, crms={"salesforce"}
     )
-    await service.intake(new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
+    await intake(uow, new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
     assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
-    await service.claim("L-1", by="ann")
+    await claim(uow, "L-1", by="ann")
     (write,) = await _outbox(db, OutboxKind.SALESFORCE_OWNER)
     assert write.payload["rep"] == "ann"
 
@@ -48,13 +52,13 @@ async def test_by_default_the_owner_is_written_back_when_the_rep_claims_not_befo
 async def test_with_write_on_assign_every_offer_writes_the_owner_and_the_claim_adds_nothing(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    service = Service(
+    uow = UnitOfWork(
         db=db, policy=lambda: _policy(tmp_path, "assign"), clock=clock, crms={"hubspot"}
     )
-    await service.intake(new_lead("L-1", crm_system="hubspot", crm_id="501"))
-    await service.reject("L-1", by="ann", reason="not my patch")
-    await service.claim("L-1", by="ben")
-    await service.intake(new_lead("L-2"))  # no CRM record: nothing to write
+    await intake(uow, new_lead("L-1", crm_system="hubspot", crm_id="501"))
+    await reject(uow, "L-1", by="ann", reason="not my patch")
+    await claim(uow, "L-1", by="ben")
+    await intake(uow, new_lead("L-2"))  # no CRM record: nothing to write
     writes = await _outbox(db, OutboxKind.HUBSPOT_OWNER)
     assert [w.payload["rep"] for w in writes] == ["ann", "ben"]
     assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
@@ -64,59 +68,58 @@ async def test_with_write_on_assign_every_offer_writes_the_owner_and_the_claim_a
 async def test_no_owner_write_is_queued_for_a_crm_that_is_not_configured(
     db: Database, tmp_path: Path, clock: Clock, write_on: str
 ) -> None:
-    service = Service(
+    uow = UnitOfWork(
         db=db, policy=lambda: _policy(tmp_path, write_on), clock=clock, crms={"hubspot"}
     )
-    await service.intake(new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
-    await service.claim("L-1", by="mia")
-    alone = Service(db=db, policy=lambda: _policy(tmp_path, write_on), clock=clock)
-    await alone.intake(new_lead("L-2", crm_system="hubspot", crm_id="502"))
-    await alone.claim("L-2", by="mia")
+    await intake(uow, new_lead("L-1", crm_system="salesforce", crm_id="00Q5e00000AbCdEFGH"))
+    await claim(uow, "L-1", by="mia")
+    alone = UnitOfWork(db=db, policy=lambda: _policy(tmp_path, write_on), clock=clock)
+    await intake(alone, new_lead("L-2", crm_system="hubspot", crm_id="502"))
+    await claim(alone, "L-2", by="mia")
     assert await _outbox(db, OutboxKind.SALESFORCE_OWNER) == []
     assert await _outbox(db, OutboxKind.HUBSPOT_OWNER) == []
 
 
 async def test_a_crm_record_already_routed_under_another_id_is_not_routed_again(
-    db: Database, make_service: Callable[[Database], Service], tmp_path: Path
+    db: Database, make_uow: Callable[[Database], UnitOfWork], tmp_path: Path
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("web-7", crm_system="hubspot", crm_id="77"))
-    created, repeated = await service.intake_from_crm(
+    uow = make_uow(db)
+    await intake(uow, new_lead("web-7", crm_system="hubspot", crm_id="77"))
+    created, repeated = await intake_from_crm(
+        uow,
         [
             new_lead("hubspot:77", crm_system="hubspot", crm_id="77"),
             new_lead("hubspot:78", crm_system="hubspot", crm_id="78"),
             new_lead("salesforce:77", crm_system="salesforce", crm_id="77"),  # another CRM's 77
-        ]
+        ],
     )
     assert (created, repeated) == (2, 1)
-    again = await service.intake_from_crm(
-        [new_lead("hubspot:78", crm_system="hubspot", crm_id="78")]
-    )
+    again = await intake_from_crm(uow, [new_lead("hubspot:78", crm_system="hubspot", crm_id="78")])
     assert again == (0, 1)
 
 
 async def test_each_announced_contact_is_queued_once_however_often_hubspot_sends_it(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    assert await service.queue_crm_contacts(["1", "2", "2"]) == 2
-    assert await service.queue_crm_contacts(["2", "3"]) == 1
+    uow = make_uow(db)
+    assert await queue_crm_contacts(uow, ["1", "2", "2"]) == 2
+    assert await queue_crm_contacts(uow, ["2", "3"]) == 1
     items = await _outbox(db, OutboxKind.HUBSPOT_CONTACT)
     assert [item.payload["contact_id"] for item in items] == ["1", "2", "3"]
 
 
 async def test_a_sync_cursor_moves_forward_and_never_back(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    assert await service.crm_cursor("salesforce:leads") is None
+    uow = make_uow(db)
+    assert await crm_cursor(uow, "salesforce:leads") is None
     first = clock.now - timedelta(hours=1)
-    await service.move_crm_cursor("salesforce:leads", first)
-    await service.move_crm_cursor("salesforce:leads", first - timedelta(minutes=5))
-    assert await service.crm_cursor("salesforce:leads") == first
-    await service.move_crm_cursor("salesforce:leads", clock.now)
-    assert await service.crm_cursor("salesforce:leads") == clock.now
-    assert await service.crm_cursor("hubspot:accounts") is None
+    await move_crm_cursor(uow, "salesforce:leads", first)
+    await move_crm_cursor(uow, "salesforce:leads", first - timedelta(minutes=5))
+    assert await crm_cursor(uow, "salesforce:leads") == first
+    await move_crm_cursor(uow, "salesforce:leads", clock.now)
+    assert await crm_cursor(uow, "salesforce:leads") == clock.now
+    assert await crm_cursor(uow, "hubspot:accounts") is None
 
 
 @pytest.fixture

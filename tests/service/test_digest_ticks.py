@@ -12,7 +12,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.policy_file import load_policy
-from bot.service import OutboxKind, Service, ServiceError
+from bot.service.digests import queue_digest
+from bot.service.errors import ServiceError
+from bot.service.kinds import OutboxKind
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
 from storage.models import OutboxRow
@@ -40,11 +43,11 @@ async def digests(db: Database) -> list[dict[str, str]]:
 async def test_two_replicas_firing_the_same_tick_queue_one_digest(
     db: Database, policy: Policy, clock: Clock
 ) -> None:
-    replicas = [Service(db=db, policy=lambda: policy, clock=clock) for _ in range(2)]
+    replicas = [UnitOfWork(db=db, policy=lambda: policy, clock=clock) for _ in range(2)]
 
     taken = await asyncio.gather(
         *(
-            replica.queue_digest("mia", due_at=MONDAY_9, runner=f"replica-{n}")
+            queue_digest(replica, "mia", due_at=MONDAY_9, runner=f"replica-{n}")
             for n, replica in enumerate(replicas)
         )
     )
@@ -56,11 +59,11 @@ async def test_two_replicas_firing_the_same_tick_queue_one_digest(
 async def test_each_digest_covers_the_time_since_the_one_before(
     db: Database, policy: Policy, clock: Clock
 ) -> None:
-    service = Service(db=db, policy=lambda: policy, clock=clock)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
     tuesday = MONDAY_9 + timedelta(days=1)
 
-    assert await service.queue_digest("mia", due_at=MONDAY_9, runner="r")
-    assert await service.queue_digest("mia", due_at=tuesday, runner="r")
+    assert await queue_digest(uow, "mia", due_at=MONDAY_9, runner="r")
+    assert await queue_digest(uow, "mia", due_at=tuesday, runner="r")
 
     first, second = await digests(db)
     assert first == {
@@ -74,7 +77,7 @@ async def test_each_digest_covers_the_time_since_the_one_before(
 async def test_a_digest_for_someone_not_a_manager_is_refused(
     db: Database, policy: Policy, clock: Clock
 ) -> None:
-    service = Service(db=db, policy=lambda: policy, clock=clock)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
     with pytest.raises(ServiceError, match="no manager with id ann"):
-        await service.queue_digest("ann", due_at=MONDAY_9, runner="r")
+        await queue_digest(uow, "ann", due_at=MONDAY_9, runner="r")
     assert await digests(db) == []

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import event, func, select
 
-from bot.service import Service
+from bot.service.intake import intake
+from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from storage.db import Database
 from storage.models import DecisionRow, LeadRow, OfferRow, OutboxRow
@@ -33,10 +34,10 @@ async def count(db: Database, table: Any) -> int:
 
 
 async def test_a_new_lead_is_stored_routed_offered_and_queued_for_slack(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    result = await service.intake(lead(**ENTERPRISE))
+    uow = make_uow(db)
+    result = await intake(uow, lead(**ENTERPRISE))
     assert result.created
     assert result.lead.rep == "alice" and result.lead.status == "offered"
     assert result.lead.sla_due_at is not None
@@ -50,21 +51,21 @@ async def test_a_new_lead_is_stored_routed_offered_and_queued_for_slack(
 
 
 async def test_a_repeated_external_id_returns_the_stored_decision_and_changes_nothing(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    first = await service.intake(lead(**ENTERPRISE))
-    again = await service.intake(lead(**ENTERPRISE, company="Changed"))
+    uow = make_uow(db)
+    first = await intake(uow, lead(**ENTERPRISE))
+    again = await intake(uow, lead(**ENTERPRISE, company="Changed"))
     assert not again.created
     assert again.lead == first.lead
     assert (await count(db, OfferRow), await count(db, OutboxRow)) == (1, 1)
 
 
 async def test_two_hundred_concurrent_intakes_of_one_id_make_one_lead_one_offer_one_card(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    results = await asyncio.gather(*(service.intake(lead(**ENTERPRISE)) for _ in range(200)))
+    uow = make_uow(db)
+    results = await asyncio.gather(*(intake(uow, lead(**ENTERPRISE)) for _ in range(200)))
     assert sum(r.created for r in results) == 1
     assert len({r.lead for r in results}) == 1
     assert await count(db, LeadRow) == 1
@@ -73,35 +74,35 @@ async def test_two_hundred_concurrent_intakes_of_one_id_make_one_lead_one_offer_
 
 
 async def test_rotation_and_loads_carry_from_one_lead_to_the_next(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
+    uow = make_uow(db)
     people = [{**ENTERPRISE, "id": f"L{i}", "email": f"cto{i}@bigco.com"} for i in range(6)]
-    reps = [(await service.intake(lead(**person))).lead.rep for person in people]
+    reps = [(await intake(uow, lead(**person))).lead.rep for person in people]
     assert reps.count("alice") == 4 and reps.count("bob") == 2
 
 
 async def test_concurrent_intakes_are_committed_together_not_one_transaction_each(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
+    uow = make_uow(db)
     leads = [lead(**{**ENTERPRISE, "id": f"G{i}"}) for i in range(50)]
-    results = await asyncio.gather(*(service.intake(one) for one in leads))
+    results = await asyncio.gather(*(intake(uow, one) for one in leads))
     assert [r.lead.id for r in results] == [one.id for one in leads]
     assert all(r.created for r in results)
-    assert service.transactions < 10
+    assert uow.tally.transactions < 10
     assert await count(db, OfferRow) == 50
 
 
 async def test_on_sqlite_a_lead_is_routed_in_one_go_on_the_event_loops_thread(
-    sqlite_db: Database, make_service: Callable[[Database], Service]
+    sqlite_db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
     """A lead's transaction is quick (`Database.run`): with nobody else writing, it runs whole
     where it is asked for, from BEGIN IMMEDIATE to COMMIT, each statement through SQLAlchemy
     (its events see them all)."""
-    service = make_service(sqlite_db)
+    uow = make_uow(sqlite_db)
     for n in range(3):  # alice, bob, alice: both reps and the team have rows after these
-        await service.intake(lead(**{**ENTERPRISE, "id": f"warm-{n}"}))
+        await intake(uow, lead(**{**ENTERPRISE, "id": f"warm-{n}"}))
     threads: set[str] = set()
     for engine in sqlite_db.sync_engines:
         event.listen(
@@ -111,7 +112,7 @@ async def test_on_sqlite_a_lead_is_routed_in_one_go_on_the_event_loops_thread(
         )
     statements = sqlite_statements(sqlite_db)
 
-    result = await service.intake(lead(**ENTERPRISE, id="steady"))
+    result = await intake(uow, lead(**ENTERPRISE, id="steady"))
 
     assert result.created and result.lead.rep is not None
     assert threads == {threading.current_thread().name}
@@ -119,5 +120,5 @@ async def test_on_sqlite_a_lead_is_routed_in_one_go_on_the_event_loops_thread(
     assert statements.count("COMMIT") == 1
     assert any(opening(s) == "INSERT INTO" and " offers " in s for s in statements)
     # A lead sent again is answered from its stored row.
-    again = await service.intake(lead(**ENTERPRISE, id="steady"))
+    again = await intake(uow, lead(**ENTERPRISE, id="steady"))
     assert not again.created and again.lead == result.lead

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from bot.policy_file import load_policy
-from bot.service import NotAllowed, Service
+from bot.service.errors import NotAllowed
+from bot.service.intake import intake
+from bot.service.offers import claim, reassign, reject
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
@@ -49,12 +52,12 @@ async def assert_loads_agree(db: Database) -> None:
 
 
 async def test_open_counts_equal_open_offers_after_a_concurrent_mix_of_every_use_case(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
+    uow = make_uow(db)
     rng = random.Random(17)
     first = [f"L-{n}" for n in range(18)]
-    assert await run_all([service.intake(new_lead(i)) for i in first + first[:4]], rng) == []
+    assert await run_all([intake(uow, new_lead(i)) for i in first + first[:4]], rng) == []
     await assert_loads_agree(db)
 
     # Each lead gets one action, or two that race each other.
@@ -62,23 +65,23 @@ async def test_open_counts_equal_open_offers_after_a_concurrent_mix_of_every_use
     for n, external_id in enumerate(first):
         [offer] = await offers_of(db, external_id)
         assert offer.id is not None
-        claim = service.claim(external_id, by=offer.rep_id)
-        reject = service.reject(external_id, by=offer.rep_id, reason="not mine")
-        reassign = service.reassign(offer.id, reason="rebalancing")
-        manager_claim = service.claim(external_id, by="mia")
+        claiming = claim(uow, external_id, by=offer.rep_id)
+        rejecting = reject(uow, external_id, by=offer.rep_id, reason="not mine")
+        reassigning = reassign(uow, offer.id, reason="rebalancing")
+        manager_claiming = claim(uow, external_id, by="mia")
         pairs: list[list[Coroutine[Any, Any, Any]]] = [
-            [claim],
-            [reject],
-            [reassign],
-            [claim, reassign],
-            [reject, manager_claim],
-            [reject, reassign],
+            [claiming],
+            [rejecting],
+            [reassigning],
+            [claiming, reassigning],
+            [rejecting, manager_claiming],
+            [rejecting, reassigning],
         ]
         chosen = pairs[n % len(pairs)]
         operations.extend(chosen)
-        for unused in {*(claim, reject, reassign, manager_claim)} - set(chosen):
+        for unused in {*(claiming, rejecting, reassigning, manager_claiming)} - set(chosen):
             unused.close()
-    operations.extend(service.intake(new_lead(f"M-{n}")) for n in range(12))
+    operations.extend(intake(uow, new_lead(f"M-{n}")) for n in range(12))
     assert await run_all(operations, rng) == []
     await assert_loads_agree(db)
 
@@ -87,7 +90,7 @@ async def test_open_counts_equal_open_offers_after_a_concurrent_mix_of_every_use
     for external_id in first:
         latest = (await offers_of(db, external_id))[-1]
         if latest.status == "offered":
-            operations.append(service.reject(external_id, by=latest.rep_id, reason="busy"))
-    operations.extend(service.intake(new_lead(f"N-{n}")) for n in range(12))
+            operations.append(reject(uow, external_id, by=latest.rep_id, reason="busy"))
+    operations.extend(intake(uow, new_lead(f"N-{n}")) for n in range(12))
     assert await run_all(operations, rng) == []
     await assert_loads_agree(db)

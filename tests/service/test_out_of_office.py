@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.policy_file import load_policy
-from bot.service import Service
+from bot.service.availability import set_back, set_out_of_office
+from bot.service.intake import intake
+from bot.service.offers import claim
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
 from tests.service.conftest import Clock
@@ -27,15 +30,15 @@ def policy(tmp_path: Path) -> Policy:
 
 
 async def test_going_out_of_office_moves_the_reps_unclaimed_offers_and_keeps_claimed_ones(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    reps = [(await service.intake(new_lead(f"L-{n}"))).lead.rep for n in range(7)]
+    uow = make_uow(db)
+    reps = [(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(7)]
     assert reps == ["ann", "ben", "cat", "ann", "ben", "cat", "ann"]
-    await service.claim("L-0", by="ann")
+    await claim(uow, "L-0", by="ann")
 
-    moves = await service.set_out_of_office(
-        "ann", until=clock.now + timedelta(hours=4), reason="dentist"
+    moves = await set_out_of_office(
+        uow, "ann", until=clock.now + timedelta(hours=4), reason="dentist"
     )
 
     assert sorted(m.lead_id for m in moves) == ["L-3", "L-6"]
@@ -53,26 +56,26 @@ async def test_going_out_of_office_moves_the_reps_unclaimed_offers_and_keeps_cla
 
 
 async def test_new_leads_skip_a_rep_who_is_out_of_office_until_the_absence_ends(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await service.set_out_of_office("ann", until=clock.now + timedelta(hours=2), reason="offsite")
+    uow = make_uow(db)
+    await set_out_of_office(uow, "ann", until=clock.now + timedelta(hours=2), reason="offsite")
 
-    during = [(await service.intake(new_lead(f"L-{n}"))).lead.rep for n in range(6)]
+    during = [(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(6)]
     clock.advance(hours=2, minutes=1)
-    after = [(await service.intake(new_lead(f"L-{n}"))).lead.rep for n in range(6, 12)]
+    after = [(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(6, 12)]
 
     assert sorted(map(str, during)) == ["ben", "ben", "ben", "cat", "cat", "cat"]
     assert sorted(map(str, after)) == ["ann", "ann", "ben", "ben", "cat", "cat"]
 
 
 async def test_a_rep_away_until_further_notice_gets_nothing_until_set_back(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.set_out_of_office("ben", until=None, reason="parental leave")
-    during = {(await service.intake(new_lead(f"L-{n}"))).lead.rep for n in range(4)}
-    await service.set_back("ben")
-    after = {(await service.intake(new_lead(f"L-{n}"))).lead.rep for n in range(4, 8)}
+    uow = make_uow(db)
+    await set_out_of_office(uow, "ben", until=None, reason="parental leave")
+    during = {(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(4)}
+    await set_back(uow, "ben")
+    after = {(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(4, 8)}
     assert during == {"ann", "cat"}
     assert "ben" in after

@@ -17,7 +17,11 @@ import pytest
 from sqlalchemy import text
 
 from bot.policy_file import load_policy
-from bot.service import ClaimResult, Move, NotAllowed, Service
+from bot.service.errors import NotAllowed
+from bot.service.intake import intake
+from bot.service.offers import claim, reassign, reject
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.views import ClaimResult, Move
 from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
@@ -85,13 +89,13 @@ async def outcomes(tasks: list[asyncio.Task[Any]]) -> list[Any]:
 
 
 async def test_a_claim_that_loses_the_race_is_shown_the_lead_as_claimed(
-    postgres_db: Database, make_service: Callable[[Database], Service]
+    postgres_db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    db, service = postgres_db, make_service(postgres_db)
-    await service.intake(new_lead("L-1"))
+    db, uow = postgres_db, make_uow(postgres_db)
+    await intake(uow, new_lead("L-1"))
     [offer] = await offers_of(db, "L-1")
 
-    async with started(service.claim("L-1", by="ann"), service.claim("L-1", by="mia")) as tasks:
+    async with started(claim(uow, "L-1", by="ann"), claim(uow, "L-1", by="mia")) as tasks:
         async with row_locked(db, "offers", "id = :id", id=offer.id):
             await until_waiting_on_locks(db, 2)  # both read the offer as open
         results = await outcomes(tasks)
@@ -103,39 +107,39 @@ async def test_a_claim_that_loses_the_race_is_shown_the_lead_as_claimed(
 
 
 async def test_a_claim_that_loses_to_a_reassignment_does_not_name_the_rep_who_lost_the_lead(
-    postgres_db: Database, make_service: Callable[[Database], Service]
+    postgres_db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    db, service = postgres_db, make_service(postgres_db)
-    await service.intake(new_lead("L-1"))
+    db, uow = postgres_db, make_uow(postgres_db)
+    await intake(uow, new_lead("L-1"))
     [offer] = await offers_of(db, "L-1")
     assert offer.id is not None and offer.rep_id == "ann"
 
-    async with started(service.reassign(offer.id, reason="rebalancing")) as tasks:
+    async with started(reassign(uow, offer.id, reason="rebalancing")) as tasks:
         async with row_locked(db, "offers", "id = :id", id=offer.id):
             await until_waiting_on_locks(db, 1)
-            tasks.append(asyncio.ensure_future(service.claim("L-1", by="mia")))
+            tasks.append(asyncio.ensure_future(claim(uow, "L-1", by="mia")))
             await until_waiting_on_locks(db, 2)  # the claim queued behind the reassignment
-        move, claim = await outcomes(tasks)
+        move, claimed = await outcomes(tasks)
 
     assert isinstance(move, Move) and move.to.rep in {"ben", "cat"}
     # Either refused (the offer it saw is gone), or told who holds the lead now; never "ann".
-    if isinstance(claim, ClaimResult):
-        assert not claim.claimed
-        assert claim.holder == move.to.rep, f"claim says {claim.holder} holds it"
+    if isinstance(claimed, ClaimResult):
+        assert not claimed.claimed
+        assert claimed.holder == move.to.rep, f"claim says {claimed.holder} holds it"
     else:
-        assert isinstance(claim, NotAllowed), claim
+        assert isinstance(claimed, NotAllowed), claimed
 
 
 async def test_two_reps_rejecting_at_once_each_lead_going_to_the_other_both_succeed(
-    postgres_db: Database, make_service: Callable[[Database], Service]
+    postgres_db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    db, service = postgres_db, make_service(postgres_db)
+    db, uow = postgres_db, make_uow(postgres_db)
     for n in range(3):  # ann, ben, cat: L-0 will go to ben, L-1 to ann (next in the rotation)
-        await service.intake(new_lead(f"L-{n}"))
+        await intake(uow, new_lead(f"L-{n}"))
 
     rejects = (
-        service.reject("L-0", by="ann", reason="busy"),
-        service.reject("L-1", by="ben", reason="busy"),
+        reject(uow, "L-0", by="ann", reason="busy"),
+        reject(uow, "L-1", by="ben", reason="busy"),
     )
     async with started(*rejects) as tasks:
         # Both have turned their offer down and wait to save the rotation.

@@ -1,4 +1,4 @@
-"""Several OS processes, each with its own Service and engine, routing into one PostgreSQL
+"""Several OS processes, each with its own unit of work and engine, routing into one PostgreSQL
 database at the same moment: what a deployment with more than one worker does."""
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.policy_file import load_policy
-from bot.service import Move, Service
+from bot.service.intake import intake
+from bot.service.offers import claim, reassign
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.views import Move
 from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
@@ -33,12 +36,12 @@ async def offer_id(db: Database, external_id: str) -> int:
 
 
 async def test_reassigning_an_offered_lead_moves_it_to_another_rep(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
 
-    move = await service.reassign(await offer_id(db, "L-0"), reason="rebalancing")
+    move = await reassign(uow, await offer_id(db, "L-0"), reason="rebalancing")
 
     assert move is not None
     assert move.from_rep == "ann" and move.to.rep in {"ben", "cat"}
@@ -51,29 +54,29 @@ async def test_reassigning_an_offered_lead_moves_it_to_another_rep(
 
 
 async def test_reassigning_a_claimed_lead_changes_nothing(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
-    await service.claim("L-0", by="ann")
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
+    await claim(uow, "L-0", by="ann")
 
-    assert await service.reassign(await offer_id(db, "L-0"), reason="rebalancing") is None
+    assert await reassign(uow, await offer_id(db, "L-0"), reason="rebalancing") is None
 
     assert [(o.rep_id, o.status) for o in await offers_of(db, "L-0")] == [("ann", "claimed")]
     assert await stored_open_counts(db) == {"ann": 1}
 
 
 async def test_reassigning_the_same_offer_twice_at_once_moves_it_once(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
+    uow = make_uow(db)
     ids = [f"L-{n}" for n in range(6)]
     for external_id in ids:
-        await service.intake(new_lead(external_id))
+        await intake(uow, new_lead(external_id))
 
     for external_id in ids:  # one lead at a time: the race is between the two moves of one offer
         offer = await offer_id(db, external_id)
-        pair = await asyncio.gather(*(service.reassign(offer, reason="rebalancing") for _ in "ab"))
+        pair = await asyncio.gather(*(reassign(uow, offer, reason="rebalancing") for _ in "ab"))
 
         assert sorted(isinstance(r, Move) for r in pair) == [False, True], pair
         statuses = [o.status for o in await offers_of(db, external_id)]

@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 
 from bot.policy_file import load_policy
-from bot.service import NotAllowed, Service
+from bot.service.errors import NotAllowed
+from bot.service.intake import intake
+from bot.service.offers import claim, reject
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
 from tests.service.support import (
@@ -27,13 +30,13 @@ def policy(tmp_path: Path) -> Policy:
 
 
 async def test_a_rejected_lead_goes_to_someone_else_even_when_the_rotation_points_back(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    reps = [(await service.intake(new_lead(f"L-{n}"))).lead.rep for n in range(3)]
+    uow = make_uow(db)
+    reps = [(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(3)]
     assert reps == ["ann", "ben", "cat"]  # so the rotation's next rep is ann again
 
-    move = await service.reject("L-0", by="ann", reason="not my territory")
+    move = await reject(uow, "L-0", by="ann", reason="not my territory")
 
     assert move.lead_id == "L-0" and move.from_rep == "ann"
     assert move.to.status == "offered" and move.to.rep in {"ben", "cat"}
@@ -45,17 +48,17 @@ async def test_a_rejected_lead_goes_to_someone_else_even_when_the_rotation_point
 
 
 async def test_a_second_reject_excludes_both_reps_and_a_third_leaves_the_lead_queued(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
 
-    first = await service.reject("L-0", by="ann", reason="busy")
+    first = await reject(uow, "L-0", by="ann", reason="busy")
     assert first.to.rep is not None
-    second = await service.reject("L-0", by=first.to.rep, reason="wrong product")
+    second = await reject(uow, "L-0", by=first.to.rep, reason="wrong product")
     third_rep = ({"ben", "cat"} - {first.to.rep}).pop()
     assert (second.from_rep, second.to.rep) == (first.to.rep, third_rep)
-    last = await service.reject("L-0", by=third_rep, reason="not mine either")
+    last = await reject(uow, "L-0", by=third_rep, reason="not mine either")
 
     assert (last.to.status, last.to.rep) == ("queued", None)
     offers = await offers_of(db, "L-0")
@@ -68,14 +71,14 @@ async def test_a_second_reject_excludes_both_reps_and_a_third_leaves_the_lead_qu
 
 
 async def test_rejecting_releases_the_reps_open_lead_and_audits_the_reason(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
+    uow = make_uow(db)
     for n in range(4):  # ann, ben, cat, ann
-        await service.intake(new_lead(f"L-{n}"))
+        await intake(uow, new_lead(f"L-{n}"))
     assert await stored_open_counts(db) == {"ann": 2, "ben": 1, "cat": 1}
 
-    move = await service.reject("L-0", by="ann", reason="existing customer of a partner")
+    move = await reject(uow, "L-0", by="ann", reason="existing customer of a partner")
 
     counts = await stored_open_counts(db)
     assert counts["ann"] == 1
@@ -91,14 +94,14 @@ async def test_rejecting_releases_the_reps_open_lead_and_audits_the_reason(
 
 
 async def test_only_the_rep_holding_an_open_offer_can_reject_it(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
     for other in set(TRIO) - {"ann"} | {"mia"}:
         with pytest.raises(NotAllowed):
-            await service.reject("L-0", by=other, reason="not mine")
-    await service.claim("L-0", by="ann")
+            await reject(uow, "L-0", by=other, reason="not mine")
+    await claim(uow, "L-0", by="ann")
     with pytest.raises(NotAllowed):
-        await service.reject("L-0", by="ann", reason="changed my mind")
+        await reject(uow, "L-0", by="ann", reason="changed my mind")
     assert [(o.rep_id, o.status) for o in await offers_of(db, "L-0")] == [("ann", "claimed")]

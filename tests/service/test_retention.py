@@ -17,8 +17,16 @@ from sqlmodel import col
 
 from bot.jobs import RETENTION, declare_jobs
 from bot.policy_file import load_policy
-from bot.retention import Retention, prune
-from bot.service import OutboxKind, Service
+from bot.retention import Retention
+from bot.service.availability import set_out_of_office
+from bot.service.crm import queue_crm_contacts
+from bot.service.digests import queue_digest
+from bot.service.intake import find_lead, intake
+from bot.service.kinds import OutboxKind
+from bot.service.offers import claim
+from bot.service.requests import first_time
+from bot.service.retention import prune
+from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from routing.policy import Policy
 from storage import repository as repo
@@ -47,8 +55,8 @@ def policy(tmp_path: Path) -> Policy:
 
 
 @pytest.fixture
-def service(db: Database, policy: Policy, clock: Clock) -> Service:
-    return Service(db=db, policy=lambda: policy, clock=clock)
+def uow(db: Database, policy: Policy, clock: Clock) -> UnitOfWork:
+    return UnitOfWork(db=db, policy=lambda: policy, clock=clock)
 
 
 async def request_keys(db: Database) -> set[str]:
@@ -84,12 +92,12 @@ async def run_job(db: Database, clock: Clock, *, job: str, due_at: datetime) -> 
     )
 
 
-async def hubspot_contacts(service: Service, clock: Clock, **ends: str | None) -> None:
+async def hubspot_contacts(uow: UnitOfWork, clock: Clock, **ends: str | None) -> None:
     """Queue one HubSpot contact item per keyword, then end each as its value says: "done",
     "given up", or None (left to be carried out)."""
-    await service.queue_crm_contacts(list(ends))
+    await queue_crm_contacts(uow, list(ends))
     now = clock()
-    claimed = await service.db.run(
+    claimed = await uow.db.run(
         lambda session: repo.claim_outbox(
             session=session,
             kinds=[OutboxKind.HUBSPOT_CONTACT],
@@ -97,7 +105,6 @@ async def hubspot_contacts(service: Service, clock: Clock, **ends: str | None) -
             until=now + timedelta(days=365),  # items left pending are not taken again
             token="attempt",
             limit=len(ends),
-            skip_locked=False,
         )
     )
     assert len(claimed) == len(ends)
@@ -114,35 +121,35 @@ async def hubspot_contacts(service: Service, clock: Clock, **ends: str | None) -
                     error=None if end == "done" else "HubSpot says the contact is gone",
                 )
 
-    await service.db.run(end_them)
+    await uow.db.run(end_them)
 
 
 async def test_request_keys_older_than_their_retention_are_forgotten_and_younger_ones_kept(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
     for key in ("event:old-1", "event:old-2"):
-        assert await service.first_time(key)
+        assert await first_time(uow, key)
     clock.advance(days=5)
-    assert await service.first_time("event:young")
+    assert await first_time(uow, "event:young")
     clock.advance(days=2, seconds=1)  # the old keys are 7 days and a second old
 
-    deleted = await prune(service, DEFAULTS)
+    deleted = await prune(uow, DEFAULTS)
 
     assert deleted[Housekeeping.REQUEST_KEYS] == 2
     assert await request_keys(db) == {"event:young"}
-    assert not await service.first_time("event:young")  # still a repeat
-    assert await service.first_time("event:old-1")  # forgotten: taken as new
+    assert not await first_time(uow, "event:young")  # still a repeat
+    assert await first_time(uow, "event:old-1")  # forgotten: taken as new
 
 
 async def test_finished_outbox_items_are_deleted_after_their_retention_and_pending_ones_never(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
-    await hubspot_contacts(service, clock, **{"101": "done", "102": "given up", "103": None})
+    await hubspot_contacts(uow, clock, **{"101": "done", "102": "given up", "103": None})
     clock.advance(days=29)
-    await hubspot_contacts(service, clock, **{"201": "done", "202": "given up"})
+    await hubspot_contacts(uow, clock, **{"201": "done", "202": "given up"})
     clock.advance(days=1, seconds=1)
 
-    deleted = await prune(service, DEFAULTS)
+    deleted = await prune(uow, DEFAULTS)
 
     assert deleted[Housekeeping.OUTBOX] == 2
     assert await outbox_keys(db) == {
@@ -153,7 +160,7 @@ async def test_finished_outbox_items_are_deleted_after_their_retention_and_pendi
 
 
 async def test_each_jobs_latest_run_is_kept_however_old_it_is(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
     days_ago = [100, 60, 40, 3, 2]
     for ago in days_ago:
@@ -161,7 +168,7 @@ async def test_each_jobs_latest_run_is_kept_however_old_it_is(
     for ago in (90, 45):  # a job that stopped: its last run is old
         await run_job(db, clock, job="digest:ned", due_at=TUESDAY - timedelta(days=ago))
 
-    deleted = await prune(service, DEFAULTS)
+    deleted = await prune(uow, DEFAULTS)
 
     assert deleted[Housekeeping.JOB_RUNS] == 4
     assert await job_runs(db) == {
@@ -170,27 +177,27 @@ async def test_each_jobs_latest_run_is_kept_however_old_it_is(
         ("digest:ned", TUESDAY - timedelta(days=45)),
     }
     # The tick already run is still told apart from a new one.
-    assert not await service.queue_digest("mia", due_at=TUESDAY - timedelta(days=2), runner="r")
+    assert not await queue_digest(uow, "mia", due_at=TUESDAY - timedelta(days=2), runner="r")
 
 
 async def test_audit_rows_of_leads_still_open_are_kept_however_old_they_are(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
-    await service.intake(new_lead("OFFERED"))
-    await service.intake(new_lead("CLAIMED"))
-    await service.claim("CLAIMED", by="ben")
-    await service.intake(new_lead("QUEUED", source="partner"))
-    await service.intake(parse_lead({"id": "NURTURED", "email": "someone@gmail.com"}))
-    await service.set_out_of_office("dot", until=None, reason="parental leave")
+    await intake(uow, new_lead("OFFERED"))
+    await intake(uow, new_lead("CLAIMED"))
+    await claim(uow, "CLAIMED", by="ben")
+    await intake(uow, new_lead("QUEUED", source="partner"))
+    await intake(uow, parse_lead({"id": "NURTURED", "email": "someone@gmail.com"}))
+    await set_out_of_office(uow, "dot", until=None, reason="parental leave")
     live = {lead: len(await audit_of(db, lead)) for lead in ("OFFERED", "CLAIMED", "QUEUED")}
-    assert (await service.find("QUEUED")).status == "queued"
+    assert (await find_lead(uow, "QUEUED")).status == "queued"
     nurtured = len(await audit_of(db, "NURTURED"))
     assert nurtured and await audit_kinds_of_no_lead(db) == ["out_of_office"]
     clock.advance(days=401)
-    await service.intake(parse_lead({"id": "NURTURED-LATELY", "email": "other@gmail.com"}))
+    await intake(uow, parse_lead({"id": "NURTURED-LATELY", "email": "other@gmail.com"}))
     young = len(await audit_of(db, "NURTURED-LATELY"))
 
-    deleted = await prune(service, DEFAULTS)
+    deleted = await prune(uow, DEFAULTS)
 
     assert {lead: len(await audit_of(db, lead)) for lead in live} == live
     assert len(await audit_of(db, "NURTURED-LATELY")) == young > 0
@@ -200,29 +207,29 @@ async def test_audit_rows_of_leads_still_open_are_kept_however_old_they_are(
 
 
 async def test_a_table_kept_forever_is_never_pruned(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
-    assert await service.first_time("event:1")
-    await hubspot_contacts(service, clock, **{"101": "done"})
+    assert await first_time(uow, "event:1")
+    await hubspot_contacts(uow, clock, **{"101": "done"})
     for ago in (2, 1):
         await run_job(db, clock, job="digest:mia", due_at=TUESDAY - timedelta(days=ago))
-    await service.intake(parse_lead({"id": "NURTURED", "email": "someone@gmail.com"}))
+    await intake(uow, parse_lead({"id": "NURTURED", "email": "someone@gmail.com"}))
     before = {table: await count_rows(db, table) for table in TABLES}
     clock.advance(days=36_500)
 
-    assert await prune(service, FOREVER) == {}
-    assert await prune(service, Retention(request_keys=7, outbox=None, job_runs=None, audit=None))
+    assert await prune(uow, FOREVER) == {}
+    assert await prune(uow, Retention(request_keys=7, outbox=None, job_runs=None, audit=None))
 
     after = {table: await count_rows(db, table) for table in TABLES}
     assert after == before | {ProcessedRequestRow: 0}
-    assert RETENTION not in {job.name for job in declare_jobs(service.policy(), None, FOREVER)}
+    assert RETENTION not in {job.name for job in declare_jobs(uow.policy(), None, FOREVER)}
 
 
 async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
     for n in range(20):
-        assert await service.first_time(f"event:{n}")
+        assert await first_time(uow, f"event:{n}")
     clock.advance(days=8)
 
     before = clock()
@@ -232,13 +239,12 @@ async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
             what=Housekeeping.REQUEST_KEYS,
             before=before,
             limit=7,
-            skip_locked=not db.is_sqlite,
         )
     )
     assert first == 7
     assert await count_rows(db, ProcessedRequestRow) == 13
 
-    deleted = await prune(service, DEFAULTS, batch=7)
+    deleted = await prune(uow, DEFAULTS, batch=7)
 
     assert deleted[Housekeeping.REQUEST_KEYS] == 13
     assert await count_rows(db, ProcessedRequestRow) == 0
@@ -255,13 +261,13 @@ async def replica_db(db: Database) -> AsyncIterator[Database]:
 
 
 async def test_replicas_pruning_at_once_delete_each_row_once_and_count_it_once(
-    db: Database, replica_db: Database, policy: Policy, service: Service, clock: Clock
+    db: Database, replica_db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
 ) -> None:
     for n in range(60):
-        assert await service.first_time(f"event:{n}")
-    await hubspot_contacts(service, clock, **{str(n): "done" for n in range(100, 130)})
+        assert await first_time(uow, f"event:{n}")
+    await hubspot_contacts(uow, clock, **{str(n): "done" for n in range(100, 130)})
     clock.advance(days=31)
-    replicas = [service, Service(db=replica_db, policy=lambda: policy, clock=clock)]
+    replicas = [uow, UnitOfWork(db=replica_db, policy=lambda: policy, clock=clock)]
 
     runs = await asyncio.gather(*(prune(replica, DEFAULTS, batch=4) for replica in replicas))
 
@@ -271,14 +277,14 @@ async def test_replicas_pruning_at_once_delete_each_row_once_and_count_it_once(
 
 
 async def test_each_run_logs_one_line_with_its_counts(
-    db: Database, service: Service, clock: Clock, caplog: pytest.LogCaptureFixture
+    db: Database, uow: UnitOfWork, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     for key in ("event:1", "event:2", "event:3"):
-        assert await service.first_time(key)
+        assert await first_time(uow, key)
     clock.advance(days=8)
 
     with caplog.at_level(logging.INFO, logger="bot.retention"):
-        await prune(service, Retention(request_keys=7, outbox=30, job_runs=30, audit=None))
+        await prune(uow, Retention(request_keys=7, outbox=30, job_runs=30, audit=None))
 
     assert [record.getMessage() for record in caplog.records] == [
         "retention: deleted 3 request keys older than 7 days; "
@@ -288,15 +294,15 @@ async def test_each_run_logs_one_line_with_its_counts(
 
 
 async def test_the_daily_job_prunes_as_the_settings_say(
-    db: Database, service: Service, clock: Clock
+    db: Database, uow: UnitOfWork, clock: Clock
 ) -> None:
-    assert await service.first_time("event:1")
+    assert await first_time(uow, "event:1")
     clock.advance(days=3)
-    jobs = {job.name: job for job in declare_jobs(service.policy(), None, DEFAULTS)}
+    jobs = {job.name: job for job in declare_jobs(uow.policy(), None, DEFAULTS)}
     job = jobs[RETENTION]
 
-    await job.call(service)
+    await job.call(uow)
     assert await request_keys(db) == {"event:1"}
     clock.advance(days=5)
-    await job.call(service)
+    await job.call(uow)
     assert await request_keys(db) == set()

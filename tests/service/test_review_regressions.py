@@ -14,7 +14,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bot.policy_file import load_policy
-from bot.service import Service, ServiceError
+from bot.service.availability import set_out_of_office
+from bot.service.errors import ServiceError
+from bot.service.intake import intake, intake_many
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database, DatabaseUrlError, check_url
 from storage.locks import lock_key
@@ -30,19 +33,19 @@ def policy(tmp_path: Path) -> Policy:
 async def test_going_away_waits_for_routing_already_under_way_on_postgresql(
     postgres_url: str,
     postgres_db: Database,
-    make_service: Callable[[Database], Service],
+    make_uow: Callable[[Database], UnitOfWork],
     clock: Clock,
 ) -> None:
     # A routing transaction for ann's team holds the team's scope. Were the absence to commit
     # meanwhile, that transaction could still hand the rep a lead nobody would move again.
-    service = make_service(postgres_db)
+    uow = make_uow(postgres_db)
     routing = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
     try:
         transaction = routing.transaction()
         await transaction.start()
         await routing.execute("SELECT pg_advisory_xact_lock($1)", lock_key("team:trio"))
         going = asyncio.create_task(
-            service.set_out_of_office("ann", until=clock.now + timedelta(hours=1), reason="x")
+            set_out_of_office(uow, "ann", until=clock.now + timedelta(hours=1), reason="x")
         )
         await asyncio.sleep(0.5)
         assert not going.done()
@@ -70,21 +73,21 @@ async def test_a_health_check_does_not_wait_behind_a_writer_on_sqlite(sqlite_db:
 
 
 async def test_leads_waiting_for_a_group_commit_are_answered_even_when_it_is_cancelled(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    waiting = [asyncio.create_task(service.intake(new_lead(f"L-{n}"))) for n in range(4)]
+    uow = make_uow(db)
+    waiting = [asyncio.create_task(intake(uow, new_lead(f"L-{n}"))) for n in range(4)]
     await asyncio.sleep(0)  # all four queued, the committer started
-    assert service._committer is not None
-    service._committer.cancel()
+    assert uow.group_commit.committer is not None
+    uow.group_commit.committer.cancel()
     results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), timeout=5)
     assert all(isinstance(r, ServiceError) or not isinstance(r, BaseException) for r in results)
 
 
 async def test_a_violation_other_than_a_repeated_id_is_not_retried(
-    sqlite_db: Database, make_service: Callable[[Database], Service]
+    sqlite_db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(sqlite_db)
+    uow = make_uow(sqlite_db)
     await sqlite_db.run(  # the card the first offer would queue
         lambda session: session.execute(
             text(
@@ -94,8 +97,8 @@ async def test_a_violation_other_than_a_repeated_id_is_not_retried(
         )
     )
     with pytest.raises(Exception, match="dedupe_key"):
-        await service.intake_many([new_lead("L-1")])
-    assert service.conflicts == 0
+        await intake_many(uow, [new_lead("L-1")])
+    assert uow.tally.conflicts == 0
 
 
 def test_a_database_url_with_a_bad_port_is_a_sentence_that_hides_the_password() -> None:

@@ -12,7 +12,10 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.policy_file import load_policy
-from bot.service import Service
+from bot.service.availability import set_out_of_office
+from bot.service.intake import intake, intake_many
+from bot.service.offers import claim, reject
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
 from storage.models import DecisionRow, LeadRow
@@ -42,12 +45,12 @@ async def last_trace(db: Database, external_id: str) -> list[dict[str, Any]]:
 
 
 async def test_a_person_arriving_again_goes_to_the_rep_holding_their_open_lead(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    first = await service.intake(new_lead("L-0", email=ANNA))
-    again = await service.intake(new_lead("L-1", email=ANNA_AGAIN))
-    someone = await service.intake(new_lead("L-2"))
+    uow = make_uow(db)
+    first = await intake(uow, new_lead("L-0", email=ANNA))
+    again = await intake(uow, new_lead("L-1", email=ANNA_AGAIN))
+    someone = await intake(uow, new_lead("L-2"))
 
     assert (first.lead.rep, again.lead.rep) == ("ann", "ann")
     assert again.lead.rule == "Same person"
@@ -65,29 +68,29 @@ async def test_a_person_arriving_again_goes_to_the_rep_holding_their_open_lead(
 
 
 async def test_a_claimed_lead_holds_the_person_and_a_moved_one_takes_them_along(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0", email=ANNA))
-    await service.claim("L-0", by="ann")
-    assert (await service.intake(new_lead("L-1", email=ANNA_AGAIN))).lead.rep == "ann"
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0", email=ANNA))
+    await claim(uow, "L-0", by="ann")
+    assert (await intake(uow, new_lead("L-1", email=ANNA_AGAIN))).lead.rep == "ann"
 
-    moved = await service.reject("L-1", by="ann", reason="a colleague should have it")
+    moved = await reject(uow, "L-1", by="ann", reason="a colleague should have it")
     assert moved.to.rep in {"ben", "cat"}
     # Ann still holds L-0 and Ben or Cat L-1: the most recent holder gets the next one.
-    third = await service.intake(new_lead("L-2", email=ANNA))
+    third = await intake(uow, new_lead("L-2", email=ANNA))
     assert (third.lead.rep, third.lead.rule) == (moved.to.rep, "Same person")
 
 
 async def test_a_holder_who_is_away_does_not_hold_the_person_and_the_trace_says_why(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0", email=ANNA))
-    await service.claim("L-0", by="ann")  # claimed: it stays with Ann while she is away
-    await service.set_out_of_office("ann", until=None, reason="On leave")
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0", email=ANNA))
+    await claim(uow, "L-0", by="ann")  # claimed: it stays with Ann while she is away
+    await set_out_of_office(uow, "ann", until=None, reason="On leave")
 
-    again = await service.intake(new_lead("L-1", email=ANNA_AGAIN))
+    again = await intake(uow, new_lead("L-1", email=ANNA_AGAIN))
 
     assert again.lead.rule == "Everyone" and again.lead.rep in {"ben", "cat"}
     assert "Ann Archer is out of office" in again.lead.reason
@@ -98,11 +101,11 @@ async def test_a_holder_who_is_away_does_not_hold_the_person_and_the_trace_says_
 
 
 async def test_a_person_twice_in_one_batch_goes_to_one_rep(
-    db: Database, make_service: Callable[[Database], Service]
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
 ) -> None:
-    service = make_service(db)
-    results = await service.intake_many(
-        [new_lead("L-0", email=ANNA), new_lead("L-1"), new_lead("L-2", email=ANNA_AGAIN)]
+    uow = make_uow(db)
+    results = await intake_many(
+        uow, [new_lead("L-0", email=ANNA), new_lead("L-1"), new_lead("L-2", email=ANNA_AGAIN)]
     )
     assert [r.lead.rep for r in results] == ["ann", "ben", "ann"]
     assert results[2].lead.rule == "Same person"

@@ -1,5 +1,6 @@
-"""Decisions on PostgreSQL hold the scopes they depend on (`routing.scope`, `bot.world`): one
-team's decisions wait for each other instead of being made twice, and never for another team's."""
+"""Decisions on PostgreSQL hold the scopes they depend on (`routing.scope`, `bot.service.world`):
+one team's decisions wait for each other instead of being made twice, and never for another
+team's."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bot.policy_file import load_policy
-from bot.service import Service, ServiceError
+from bot.service.availability import set_back, set_out_of_office
+from bot.service.errors import ServiceError
+from bot.service.intake import intake
+from bot.service.offers import assign, claim, reassign, reject
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.watchdog import sweep
 from storage.db import Database, open_database
 from storage.locks import ScopeBusy, lock_key, scope_locks
 from tests.service.conftest import Clock
@@ -73,48 +79,48 @@ async def scope_held_elsewhere(url: str, scope: str) -> AsyncIterator[None]:
         await connection.close()
 
 
-def services_on(url: str, policy_path: Path, clock: Clock, count: int) -> list[Service]:
+def services_on(url: str, policy_path: Path, clock: Clock, count: int) -> list[UnitOfWork]:
     """`count` services, each with a database (and connection pool) of its own: replicas."""
     policy = load_policy(policy_path)
     return [
-        Service(db=open_database(url), policy=lambda: policy, clock=clock) for _ in range(count)
+        UnitOfWork(db=open_database(url), policy=lambda: policy, clock=clock) for _ in range(count)
     ]
 
 
 async def test_a_decision_for_one_team_does_not_wait_for_another_teams(
     postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    [service] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
+    [uow] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
     try:
         async with scope_held_elsewhere(postgres_url, "team:west"):
-            east = await asyncio.wait_for(service.intake(new_lead("E-1", industry="Energy")), 5)
-            west = asyncio.create_task(service.intake(new_lead("W-1")))
+            east = await asyncio.wait_for(intake(uow, new_lead("E-1", industry="Energy")), 5)
+            west = asyncio.create_task(intake(uow, new_lead("W-1")))
             await asyncio.sleep(0.5)
             assert not west.done(), "a west decision went ahead while west was held elsewhere"
         assert east.lead.rep == "ann"
         assert (await asyncio.wait_for(west, 10)).lead.rep == "cat"
-        assert service.lock_waits == 1 and service.conflicts == 0
+        assert uow.tally.lock_waits == 1 and uow.tally.conflicts == 0
     finally:
-        await service.db.dispose()
+        await uow.db.dispose()
 
 
 async def test_the_same_person_holds_their_reps_team_not_the_one_the_rules_name(
     postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    [service] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
+    [uow] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
     try:
-        first = await service.intake(new_lead("E-1", industry="Energy", email="kim@power.example"))
+        first = await intake(uow, new_lead("E-1", industry="Energy", email="kim@power.example"))
         assert first.lead.rep == "ann"
         # Its rules name west, which is busy; the person is ann's, in east: no wait, no redo.
         async with scope_held_elsewhere(postgres_url, "team:west"):
             again = await asyncio.wait_for(
-                service.intake(new_lead("W-1", email="kim@power.example")), 5
+                intake(uow, new_lead("W-1", email="kim@power.example")), 5
             )
         assert (again.lead.rep, again.lead.rule) == ("ann", "Same person")
-        assert service.lock_waits == 0 and service.conflicts == 0
-        assert service.decisions_redone == 0
+        assert uow.tally.lock_waits == 0 and uow.tally.conflicts == 0
+        assert uow.tally.decisions_redone == 0
     finally:
-        await service.db.dispose()
+        await uow.db.dispose()
 
 
 async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothing(
@@ -124,7 +130,7 @@ async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothi
     try:
         await asyncio.gather(
             *(
-                replica.intake(new_lead(f"W-{n}-{r}"))
+                intake(replica, new_lead(f"W-{n}-{r}"))
                 for n in range(30)
                 for r, replica in enumerate(replicas)
             )
@@ -133,10 +139,10 @@ async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothi
         for replica in replicas:
             await replica.db.dispose()
 
-    assert sum(r.decisions for r in replicas) == 90
-    assert sum(r.decisions_redone for r in replicas) == 0
-    assert sum(r.conflicts for r in replicas) == 0
-    assert sum(r.lock_waits for r in replicas) > 0
+    assert sum(r.tally.decisions for r in replicas) == 90
+    assert sum(r.tally.decisions_redone for r in replicas) == 0
+    assert sum(r.tally.conflicts for r in replicas) == 0
+    assert sum(r.tally.lock_waits for r in replicas) > 0
     assert await open_offers_by_rep(postgres_db) == {"cat": 45, "dan": 45}
     assert await stored_open_counts(postgres_db) == {"cat": 45, "dan": 45}
 
@@ -161,11 +167,11 @@ async def test_replicas_deciding_for_two_teams_in_mixed_batches_redo_nothing(
     waited for, not tried and given up on (which would start the whole batch again)."""
     replicas = services_on(postgres_url, write_policy(tmp_path, TWO_BIG_TEAMS), clock, 3)
 
-    async def client(replica: Service, c: int) -> None:
+    async def client(replica: UnitOfWork, c: int) -> None:
         # One lead after another, as a form's backend posts them: many small batches.
         for n in range(12):
             industry = "Energy" if (n + c) % 2 else "Retail"
-            await replica.intake(new_lead(f"M-{c}-{n}", industry=industry))
+            await intake(replica, new_lead(f"M-{c}-{n}", industry=industry))
 
     try:
         await asyncio.gather(*(client(replicas[c % 3], c) for c in range(30)))
@@ -173,10 +179,10 @@ async def test_replicas_deciding_for_two_teams_in_mixed_batches_redo_nothing(
         for replica in replicas:
             await replica.db.dispose()
 
-    assert sum(r.decisions for r in replicas) == 360
-    assert sum(r.lock_waits for r in replicas) > 0
-    assert sum(r.decisions_redone for r in replicas) == 0
-    assert sum(r.conflicts for r in replicas) == 0
+    assert sum(r.tally.decisions for r in replicas) == 360
+    assert sum(r.tally.lock_waits for r in replicas) > 0
+    assert sum(r.tally.decisions_redone for r in replicas) == 0
+    assert sum(r.tally.conflicts for r in replicas) == 0
     assert sum((await open_offers_by_rep(postgres_db)).values()) == 360
 
 
@@ -205,7 +211,7 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
     postgres_db: Database,
     tmp_path: Path,
     clock: Clock,
-    make_service: Callable[[Database], Service],
+    make_uow: Callable[[Database], UnitOfWork],
 ) -> None:
     # The lead's first team holds only ann; without her it falls back to the other team. Named
     # so that the fallback's lock key is the lower one: by then the first team's scope is held
@@ -219,22 +225,22 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
         f"rules:\n  - name: All\n    assign: {{team: {first}}}\n"
         f"    fallback: {{team: {fallback}}}\n",
     )
-    [service] = services_on(postgres_url, policy, clock, 1)
+    [uow] = services_on(postgres_url, policy, clock, 1)
     try:
-        await service.intake(new_lead("L-1"))
+        await intake(uow, new_lead("L-1"))
         [offer] = await offers_of(postgres_db, "L-1")
         assert offer.rep_id == "ann" and offer.id is not None
         async with scope_held_elsewhere(postgres_url, low):
-            moving = asyncio.create_task(service.reassign(offer.id, reason="rebalancing"))
+            moving = asyncio.create_task(reassign(uow, offer.id, reason="rebalancing"))
             await asyncio.sleep(0.5)
             assert not moving.done()
         move = await asyncio.wait_for(moving, 10)
         assert move is not None and move.to.rep == "cat"
         # Lost once (to the busy scope, before any decision was kept), then waited.
-        assert service.conflicts == 1 and service.decisions_redone == 0
-        assert service.lock_waits >= 1
+        assert uow.tally.conflicts == 1 and uow.tally.decisions_redone == 0
+        assert uow.tally.lock_waits >= 1
     finally:
-        await service.db.dispose()
+        await uow.db.dispose()
     assert await stored_open_counts(postgres_db) == {"cat": 1}
 
 
@@ -262,7 +268,7 @@ async def test_a_rep_in_two_teams_is_counted_right_when_both_decide_at_once(
     try:
         results = await asyncio.gather(
             *(
-                replica.intake(new_lead(f"L-{n}-{r}", industry="Energy" if n % 2 else "Retail"))
+                intake(replica, new_lead(f"L-{n}-{r}", industry="Energy" if n % 2 else "Retail"))
                 for n in range(50)
                 for r, replica in enumerate(replicas)
             )
@@ -275,18 +281,18 @@ async def test_a_rep_in_two_teams_is_counted_right_when_both_decide_at_once(
     per_rep = await open_offers_by_rep(postgres_db)
     assert per_rep == await stored_open_counts(postgres_db)
     assert sum(per_rep.values()) == 120 and max(per_rep.values()) == 40  # 30 wait in the queue
-    assert sum(r.decisions for r in replicas) == 150
+    assert sum(r.tally.decisions for r in replicas) == 150
 
 
 # --- what a review found ---------------------------------------------------------------------
 
 
-async def queued(service: Service, clock: Clock, lead_id: str) -> None:
+async def queued(uow: UnitOfWork, clock: Clock, lead_id: str) -> None:
     """`lead_id` in the unmatched queue: not claimed by any of the trio in turn."""
-    await service.intake(new_lead(lead_id))
+    await intake(uow, new_lead(lead_id))
     for _ in range(3):
         clock.advance(minutes=16)
-        await service.sweep()
+        await sweep(uow)
 
 
 @pytest.mark.parametrize("reps", [("dot", "dot"), ("dot", "ann")], ids=["same rep", "two reps"])
@@ -299,14 +305,14 @@ async def test_two_assigns_of_one_queued_lead_at_once_offer_it_once(
         [lead_id] = await lead_ids(postgres_db, "L-0")
         async with row_locked(postgres_db, "leads", "id = :id", id=lead_id):
             tasks = [
-                asyncio.ensure_future(answer(first.assign("L-0", rep_id=reps[0], by="mia"))),
-                asyncio.ensure_future(answer(second.assign("L-0", rep_id=reps[1], by="mia"))),
+                asyncio.ensure_future(answer(assign(first, "L-0", rep_id=reps[0], by="mia"))),
+                asyncio.ensure_future(answer(assign(second, "L-0", rep_id=reps[1], by="mia"))),
             ]
             await until_waiting_on_locks(postgres_db, 2)  # both wait for the lead
         results = await outcomes(tasks)
     finally:
-        for service in (first, second):
-            await service.db.dispose()
+        for uow in (first, second):
+            await uow.db.dispose()
 
     assert sorted(type(r).__name__ for r in results) == ["LeadView", "NotAllowed"], results
     open_offers = [o for o in await offers_of(postgres_db, "L-0") if o.status == "offered"]
@@ -345,25 +351,25 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
     [new] = services_on(postgres_url, write_policy(tmp_path, NEW_TEAMS, name="new.yml"), clock, 1)
     try:
         for n in range(2):  # ann, then ben: the next lead is ann's, and east has its row
-            await old.intake(new_lead(f"W-{n}"))
-        async with started(old.intake(new_lead("L-1"))) as tasks:
+            await intake(old, new_lead(f"W-{n}"))
+        async with started(intake(old, new_lead("L-1"))) as tasks:
             # The decision for ann is made and waits to save east's rotation.
             async with row_locked(postgres_db, "team_state", "team = 'east'"):
                 await until_waiting_on_locks(postgres_db, 1)
                 tasks.append(
                     asyncio.ensure_future(
-                        new.set_out_of_office(
-                            "ann", until=clock.now + timedelta(hours=1), reason="x"
+                        set_out_of_office(
+                            new, "ann", until=clock.now + timedelta(hours=1), reason="x"
                         )
                     )
                 )
                 await asyncio.sleep(0.5)
-            intake, moves = await outcomes(tasks)
+            routed, moves = await outcomes(tasks)
     finally:
-        for service in (old, new):
-            await service.db.dispose()
+        for uow in (old, new):
+            await uow.db.dispose()
 
-    assert intake.lead.rep == "ann"
+    assert routed.lead.rep == "ann"
     assert ("L-1", "ben") in [(m.lead_id, m.to.rep) for m in moves]
     assert [(o.rep_id, o.status) for o in await offers_of(postgres_db, "L-1")][-1] == (
         "ben",
@@ -417,43 +423,43 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
         except Exception as exc:
             errors.append(exc)
 
-    async def intake(replica: Service, r: int) -> None:
+    async def send_leads(replica: UnitOfWork, r: int) -> None:
         for n in range(60):
             batch = [
                 new_lead(f"L-{r}-{n}-{k}", industry=rng.choice(INDUSTRIES))
                 for k in range(rng.randint(1, 4))
             ]
-            await asyncio.gather(*(guarded(replica.intake(lead)) for lead in batch))
+            await asyncio.gather(*(guarded(intake(replica, lead)) for lead in batch))
             await asyncio.sleep(rng.random() * 0.01)
 
-    async def move(replica: Service) -> None:
+    async def move(replica: UnitOfWork) -> None:
         while not stop.is_set():
             offer = await any_open_offer(postgres_db, rng)
             if offer is not None:
                 choice = rng.random()
                 if choice < 0.35:
-                    await guarded(replica.reject(offer.lead, by=offer.rep, reason="no"))
+                    await guarded(reject(replica, offer.lead, by=offer.rep, reason="no"))
                 elif choice < 0.6:
-                    await guarded(replica.reassign(offer.id, reason="rebalancing"))
+                    await guarded(reassign(replica, offer.id, reason="rebalancing"))
                 else:
-                    await guarded(replica.claim(offer.lead, by=offer.rep))
+                    await guarded(claim(replica, offer.lead, by=offer.rep))
             await asyncio.sleep(rng.random() * 0.01)
 
-    async def come_and_go(replica: Service, reps: list[str]) -> None:
+    async def come_and_go(replica: UnitOfWork, reps: list[str]) -> None:
         while not stop.is_set():
             rep = rng.choice(reps)
             if away_now.get(rep):
                 away_now[rep] = False
-                await guarded(replica.set_back(rep))
+                await guarded(set_back(replica, rep))
             else:
                 away_now[rep] = True
-                await guarded(replica.set_out_of_office(rep, until=None, reason="x"))
+                await guarded(set_out_of_office(replica, rep, until=None, reason="x"))
             await asyncio.sleep(rng.random() * 0.05)
 
-    async def sweep(replica: Service) -> None:
+    async def keep_sweeping(replica: UnitOfWork) -> None:
         while not stop.is_set():
             clock.advance(seconds=20)
-            await guarded(replica.sweep())
+            await guarded(sweep(replica))
             await asyncio.sleep(0.05)
 
     deadlocks_before = await deadlocks(postgres_db)
@@ -463,10 +469,10 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
             asyncio.create_task(move(replicas[1])),
             asyncio.create_task(come_and_go(replicas[2], ["ann", "cat"])),
             asyncio.create_task(come_and_go(replicas[0], ["eve", "zed"])),
-            asyncio.create_task(sweep(replicas[1])),
-            asyncio.create_task(sweep(replicas[2])),
+            asyncio.create_task(keep_sweeping(replicas[1])),
+            asyncio.create_task(keep_sweeping(replicas[2])),
         ]
-        await asyncio.gather(*(intake(replica, r) for r, replica in enumerate(replicas)))
+        await asyncio.gather(*(send_leads(replica, r) for r, replica in enumerate(replicas)))
         stop.set()
         await asyncio.gather(*background)
     finally:
@@ -474,8 +480,8 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
             await replica.db.dispose()
 
     assert errors == []
-    assert sum(r.state_conflicts for r in replicas) == 0
-    assert sum(r.decisions for r in replicas) > 300
+    assert sum(r.tally.state_conflicts for r in replicas) == 0
+    assert sum(r.tally.decisions for r in replicas) > 300
     per_rep = await open_offers_by_rep(postgres_db)
     assert per_rep == await stored_open_counts(postgres_db)
     assert {rep: n for rep, n in per_rep.items() if n > STRESS_CAPACITY[rep]} == {}

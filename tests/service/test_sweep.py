@@ -13,7 +13,13 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bot.policy_file import load_policy
-from bot.service import NotAllowed, OutboxKind, Service, SweepResult
+from bot.service.errors import NotAllowed
+from bot.service.intake import intake, intake_many
+from bot.service.kinds import OutboxKind
+from bot.service.offers import assign, claim
+from bot.service.unit_of_work import UnitOfWork
+from bot.service.views import SweepResult
+from bot.service.watchdog import sweep
 from routing.policy import Policy
 from storage.db import Database, open_database
 from storage.models import AuditEventRow, OutboxRow
@@ -57,13 +63,13 @@ async def misses(db: Database) -> Counter[str]:
 
 
 async def test_an_offer_nobody_claimed_in_time_goes_to_the_next_rep(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
     clock.advance(minutes=15, seconds=1)
 
-    result = await service.sweep()
+    result = await sweep(uow)
 
     assert result == SweepResult(expired=1, reassigned=1)
     offers = await offers_of(db, "L-0")
@@ -86,31 +92,31 @@ async def test_an_offer_nobody_claimed_in_time_goes_to_the_next_rep(
 
 
 async def test_offers_still_within_their_sla_or_claimed_are_left_alone(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
-    await service.intake(new_lead("L-1"))
-    await service.claim("L-0", by="ann")
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
+    await intake(uow, new_lead("L-1"))
+    await claim(uow, "L-0", by="ann")
     clock.advance(minutes=14, seconds=59)
-    assert await service.sweep() == SweepResult()
+    assert await sweep(uow) == SweepResult()
     clock.advance(minutes=60)
 
-    assert await service.sweep() == SweepResult(expired=1, reassigned=1)
+    assert await sweep(uow) == SweepResult(expired=1, reassigned=1)
 
     assert [o.status for o in await offers_of(db, "L-0")] == ["claimed"]
     assert [o.status for o in await offers_of(db, "L-1")] == ["expired", "offered"]
 
 
 async def test_after_max_reassignments_the_lead_goes_to_the_queue_and_its_manager_is_told(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)  # sla.max_reassignments defaults to 2
-    await service.intake(new_lead("L-0"))
+    uow = make_uow(db)  # sla.max_reassignments defaults to 2
+    await intake(uow, new_lead("L-0"))
     results = []
     for _ in range(3):
         clock.advance(minutes=16)
-        results.append(await service.sweep())
+        results.append(await sweep(uow))
 
     assert results == [
         SweepResult(expired=1, reassigned=1),
@@ -135,13 +141,13 @@ async def test_after_max_reassignments_the_lead_goes_to_the_queue_and_its_manage
 async def test_when_every_rep_has_missed_it_the_lead_goes_to_the_queue(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
-    service = Service(
+    uow = UnitOfWork(
         db=db, policy=lambda: policy_with(tmp_path, "max_reassignments: 10"), clock=clock
     )
-    await service.intake(new_lead("L-0"))
+    await intake(uow, new_lead("L-0"))
     for _ in range(3):
         clock.advance(minutes=16)
-        last = await service.sweep()
+        last = await sweep(uow)
 
     assert last == SweepResult(expired=1, queued=1)
     assert await lead_statuses(db) == Counter({"queued": 1})
@@ -150,17 +156,17 @@ async def test_when_every_rep_has_missed_it_the_lead_goes_to_the_queue(
 
 
 async def test_a_sweep_works_through_every_overdue_offer_in_batches(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await service.intake_many([new_lead(f"L-{n:02}") for n in range(25)])
+    uow = make_uow(db)
+    await intake_many(uow, [new_lead(f"L-{n:02}") for n in range(25)])
     clock.advance(minutes=16)
-    before = service.transactions
+    before = uow.tally.transactions
 
-    result = await service.sweep(batch=10)
+    result = await sweep(uow, batch=10)
 
     assert result == SweepResult(expired=25, reassigned=25)
-    assert service.transactions - before == 3
+    assert uow.tally.transactions - before == 3
     assert await misses(db) == Counter({"ann": 9, "ben": 8, "cat": 8})
     assert await leads_out_of_step_with_their_offers(db) == {}
     assert sum((await stored_open_counts(db)).values()) == 25
@@ -171,10 +177,10 @@ class Crash(Exception):
 
 
 async def test_a_sweep_cut_short_between_batches_loses_and_repeats_nothing(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    first = make_service(db)
-    await first.intake_many([new_lead(f"L-{n:02}") for n in range(25)])
+    first = make_uow(db)
+    await intake_many(first, [new_lead(f"L-{n:02}") for n in range(25)])
     clock.advance(minutes=16)
 
     def crash_after_commit() -> None:
@@ -182,11 +188,11 @@ async def test_a_sweep_cut_short_between_batches_loses_and_repeats_nothing(
 
     first.on_outbox = crash_after_commit
     with pytest.raises(Crash):
-        await first.sweep(batch=10)
+        await sweep(first, batch=10)
     assert sum((await misses(db)).values()) == 10
 
-    restarted = make_service(db)
-    assert await restarted.sweep(batch=10) == SweepResult(expired=15, reassigned=15)
+    restarted = make_uow(db)
+    assert await sweep(restarted, batch=10) == SweepResult(expired=15, reassigned=15)
 
     assert sum((await misses(db)).values()) == 25
     for n in range(25):
@@ -206,17 +212,17 @@ async def test_a_sweep_that_fails_inside_its_transaction_changes_nothing(
             raise Crash
         return policy
 
-    service = Service(db=db, policy=flaky_policy, clock=clock)
-    await service.intake(new_lead("L-0"))
-    await service.intake(new_lead("L-1"))
+    uow = UnitOfWork(db=db, policy=flaky_policy, clock=clock)
+    await intake(uow, new_lead("L-0"))
+    await intake(uow, new_lead("L-1"))
     clock.advance(minutes=16)
 
     with pytest.raises(Crash):
-        await service.sweep()
+        await sweep(uow)
     assert [o.status for o in await offers_of(db, "L-0")] == ["offered"]
     assert await misses(db) == Counter()
 
-    assert await service.sweep() == SweepResult(expired=2, reassigned=2)
+    assert await sweep(uow) == SweepResult(expired=2, reassigned=2)
     assert await misses(db) == Counter({"ann": 1, "ben": 1})
 
 
@@ -226,11 +232,11 @@ async def test_two_sweepers_on_one_postgres_reassign_each_overdue_offer_once(
     databases = [open_database(postgres_url) for _ in range(2)]
     try:
         await databases[0].create_tables()
-        replicas = [Service(db=db, policy=lambda: policy, clock=clock) for db in databases]
-        await replicas[0].intake_many([new_lead(f"L-{n:03}") for n in range(200)])
+        replicas = [UnitOfWork(db=db, policy=lambda: policy, clock=clock) for db in databases]
+        await intake_many(replicas[0], [new_lead(f"L-{n:03}") for n in range(200)])
         clock.advance(minutes=16)
 
-        results = await asyncio.gather(*(replica.sweep(batch=20) for replica in replicas))
+        results = await asyncio.gather(*(sweep(replica, batch=20) for replica in replicas))
 
         assert sum(r.expired for r in results) == 200
         assert all(r.expired > 0 for r in results), "both replicas should have taken a share"
@@ -249,45 +255,45 @@ async def test_a_reminder_is_queued_once_at_half_the_sla(
     db: Database, tmp_path: Path, clock: Clock
 ) -> None:
     policy = policy_with(tmp_path, "default: 10m, remind_at_half: true")
-    service = Service(db=db, policy=lambda: policy, clock=clock)
-    await service.intake(new_lead("L-0"))
-    await service.intake(new_lead("L-1"))
-    await service.claim("L-1", by="ben")
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+    await intake(uow, new_lead("L-0"))
+    await intake(uow, new_lead("L-1"))
+    await claim(uow, "L-1", by="ben")
     clock.advance(minutes=4, seconds=59)
-    assert await service.sweep() == SweepResult()
+    assert await sweep(uow) == SweepResult()
     clock.advance(seconds=1)
 
-    assert await service.sweep() == SweepResult(reminded=1)
-    assert await service.sweep() == SweepResult()
+    assert await sweep(uow) == SweepResult(reminded=1)
+    assert await sweep(uow) == SweepResult()
 
     reminders = await outbox(db, OutboxKind.REMINDER)
     assert [r.payload["offer_id"] for r in reminders] == [(await offers_of(db, "L-0"))[0].id]
 
 
 async def test_without_remind_at_half_no_reminder_is_queued(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await service.intake(new_lead("L-0"))
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-0"))
     clock.advance(minutes=10)
-    assert await service.sweep() == SweepResult()
+    assert await sweep(uow) == SweepResult()
     assert await outbox(db, OutboxKind.REMINDER) == []
 
 
-async def queued_lead(service: Service, clock: Clock) -> None:
-    await service.intake(new_lead("L-0"))
+async def queued_lead(uow: UnitOfWork, clock: Clock) -> None:
+    await intake(uow, new_lead("L-0"))
     for _ in range(3):
         clock.advance(minutes=16)
-        await service.sweep()
+        await sweep(uow)
 
 
 async def test_a_manager_assigns_a_queued_lead_to_a_rep_of_their_choosing(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await queued_lead(service, clock)
+    uow = make_uow(db)
+    await queued_lead(uow, clock)
 
-    view = await service.assign("L-0", rep_id="dot", by="mia")
+    view = await assign(uow, "L-0", rep_id="dot", by="mia")
 
     assert (view.status, view.rep, view.rule) == ("offered", "dot", "Assigned by hand")
     assert view.reason == "Assigned by Mia Moss"
@@ -296,18 +302,18 @@ async def test_a_manager_assigns_a_queued_lead_to_a_rep_of_their_choosing(
     assert (offers[-1].rep_id, offers[-1].status) == ("dot", "offered")
     assert await stored_open_counts(db) == {"dot": 1}
     assert [e.kind for e in await audit_of(db, "L-0")][-2:] == ["assigned", "rerouted"]
-    assert (await service.claim("L-0", by="dot")).claimed
+    assert (await claim(uow, "L-0", by="dot")).claimed
 
 
 async def test_only_managers_assign_and_only_leads_waiting_in_a_queue(
-    db: Database, make_service: Callable[[Database], Service], clock: Clock
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
-    service = make_service(db)
-    await queued_lead(service, clock)
-    await service.intake(new_lead("L-1"))
+    uow = make_uow(db)
+    await queued_lead(uow, clock)
+    await intake(uow, new_lead("L-1"))
 
     with pytest.raises(NotAllowed, match="only managers"):
-        await service.assign("L-0", rep_id="dot", by="ann")
+        await assign(uow, "L-0", rep_id="dot", by="ann")
     with pytest.raises(NotAllowed, match="not in a queue"):
-        await service.assign("L-1", rep_id="dot", by="mia")
+        await assign(uow, "L-1", rep_id="dot", by="mia")
     assert await lead_statuses(db) == Counter({"queued": 1, "offered": 1})

@@ -1,8 +1,10 @@
-"""What a manager's digest shows: the unmatched queue, SLA misses, load against capacity, absences.
+"""Managers' digests: queued once per tick of their cron however many replicas run, or read
+at once for `/routing digest`.
 
-Plain data out, no Slack formatting (`bot.slack.digest` renders it). Read in five statements
-whatever the number of reps or leads: the reps' live state, the queue's size and its oldest
-leads, the misses counted per rep by the database, and the CRM write-backs given up.
+What a digest shows: the unmatched queue, SLA misses, load against capacity, absences. Plain data
+out, no Slack formatting (`bot.slack.digest` renders it). Read in five statements whatever the
+number of reps or leads: the reps' live state, the queue's size and its oldest leads, the misses
+counted per rep by the database, and the CRM write-backs given up.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from bot.service import CRM_WRITE_FAILED, SLA_MISSED, ServiceError
+from bot.service.errors import ServiceError
+from bot.service.kinds import CRM_WRITE_FAILED, SLA_MISSED, OutboxKind
+from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import AuditEventRow, LeadRow
 
 # How far back a digest looks for SLA misses when there was no digest before it.
 FIRST_PERIOD = timedelta(hours=24)
@@ -122,9 +123,9 @@ async def load_digest(
     start = since if since is not None else now - FIRST_PERIOD
     scope = reps_of_manager(policy, manager_id)
 
-    states = await session.run_sync(lambda sync: repo.load_rep_states(session=sync))
+    states = await repo.read_rep_states(session=session)
     queue_size, oldest = await _queue(session)
-    missed = await _misses_by_rep(session, start=start, end=now)
+    missed = await repo.audits_by_rep(session=session, kind=SLA_MISSED, start=start, end=now)
     failures = await _crm_failures(session, policy, scope, start=start, end=now)
 
     misses = sorted(
@@ -166,22 +167,6 @@ async def _queue(session: AsyncSession) -> tuple[int, tuple[QueuedLead, ...]]:
     )
 
 
-async def _misses_by_rep(
-    session: AsyncSession, *, start: datetime, end: datetime
-) -> dict[str, int]:
-    rep = col(AuditEventRow.data)["rep"].as_string()
-    rows = await session.execute(
-        select(rep, func.count())
-        .where(
-            col(AuditEventRow.kind) == SLA_MISSED,
-            col(AuditEventRow.at) >= start,
-            col(AuditEventRow.at) < end,
-        )
-        .group_by(rep)
-    )
-    return {rep_id: int(count) for rep_id, count in rows.all() if rep_id is not None}
-
-
 async def _crm_failures(
     session: AsyncSession,
     policy: Policy,
@@ -191,16 +176,7 @@ async def _crm_failures(
     end: datetime,
 ) -> list[CrmFailure]:
     """Write-backs given up in the period for the manager's reps' leads, newest first."""
-    rows = await session.execute(
-        select(AuditEventRow, col(LeadRow.external_id))
-        .join(LeadRow, col(LeadRow.id) == col(AuditEventRow.lead_id))
-        .where(
-            col(AuditEventRow.kind) == CRM_WRITE_FAILED,
-            col(AuditEventRow.at) >= start,
-            col(AuditEventRow.at) < end,
-        )
-        .order_by(col(AuditEventRow.id).desc())
-    )
+    rows = await repo.lead_audits(session=session, kind=CRM_WRITE_FAILED, start=start, end=end)
     in_scope = set(scope)
     return [
         CrmFailure(
@@ -209,6 +185,54 @@ async def _crm_failures(
             str(audit.data.get("system", "")),
             audit.reason or "",
         )
-        for audit, external_id in rows.all()
+        for audit, external_id in rows
         if (rep := (audit.data or {}).get("rep")) in in_scope
     ]
+
+
+async def queue_digest(uow: UnitOfWork, manager_id: str, *, due_at: datetime, runner: str) -> bool:
+    """Queue `manager_id`'s digest for the tick at `due_at`, once however many replicas
+    try: the first to record the tick queues it. False if another already had. The digest
+    covers the time since the manager's previous tick (none before: the last day)."""
+    policy = uow.policy()
+    if manager_id not in policy.managers:
+        raise ServiceError(f"no manager with id {manager_id} in the policy")
+    job = f"digest:{manager_id}"
+    now = uow.clock()
+
+    def work(tx: Transaction) -> bool:
+        if not repo.take_job_run(
+            session=tx.session, job=job, due_at=due_at, runner=runner, now=now
+        ):
+            return False
+        since = repo.previous_job_run(session=tx.session, job=job, before=due_at)
+        tx.queue(
+            [
+                repo.outbox_values(
+                    kind=OutboxKind.DIGEST,
+                    dedupe_key=f"{job}:{due_at.isoformat()}",
+                    payload={
+                        "manager": manager_id,
+                        "since": (since or due_at - timedelta(days=1)).isoformat(),
+                        "until": due_at.isoformat(),
+                    },
+                    now=now,
+                    lane=policy.slack_of(manager_id),
+                )
+            ]
+        )
+        return True
+
+    return await uow.write(work)
+
+
+async def digest_now(uow: UnitOfWork, manager_id: str) -> ManagerDigest:
+    """`manager_id`'s digest now, covering the time since their last scheduled one."""
+    policy = uow.policy()
+    now = uow.clock()
+    job = f"digest:{manager_id}"
+    since = await uow.read(
+        lambda session: repo.previous_job_run(session=session, job=job, before=now)
+    )
+    async with uow.reading() as session:
+        return await load_digest(session, policy, manager_id=manager_id, since=since, now=now)

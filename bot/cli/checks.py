@@ -1,0 +1,116 @@
+"""What `serve` would run and reach, checked without running it: jobs, crm check, slack check."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from bot.cli.common import (
+    CliError,
+    RulesOption,
+    app,
+    crm_app,
+    friendly,
+    out,
+    read_policy,
+    slack_app,
+)
+
+
+@app.command()
+@friendly
+def jobs(rules: RulesOption = None) -> None:
+    """List the scheduled jobs `leadrouter serve` runs, each with its next run."""
+    from bot.bootstrap import crm_links
+    from bot.cli.environment import settings as load_settings
+    from bot.jobs import declare_jobs, next_runs
+
+    policy = read_policy(rules)
+    settings = load_settings(rules=rules)
+    crm = crm_links(settings, lambda: policy)  # connects to nothing
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("job", "what", "next run (UTC)"):
+        table.add_column(column)
+    declared = declare_jobs(policy, crm, settings.retention)
+    for job, next_run in next_runs(declared, datetime.now(UTC)):
+        when = f"{next_run.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if next_run else "never"
+        table.add_row(job.name, Text(job.what), when)
+    out.print(table)
+
+
+@crm_app.command("check")
+@friendly
+def crm_check(rules: RulesOption = None) -> None:
+    """Check each configured CRM's credentials and which reps map to a CRM owner."""
+    from bot.bootstrap import crm_links
+    from bot.cli.environment import settings as load_settings
+    from bot.crm.sync import CrmCheck, check
+    from bot.crm_links import crm_name
+
+    policy = read_policy(rules)
+    links = crm_links(load_settings(rules=rules), lambda: policy)
+    if not links:
+        raise CliError(
+            "no CRM is configured: set SALESFORCE_ACCESS_TOKEN (with SALESFORCE_INSTANCE_URL), "
+            "SALESFORCE_USERNAME and SALESFORCE_PASSWORD, SALESFORCE_CLIENT_ID and "
+            "SALESFORCE_CLIENT_SECRET, or HUBSPOT_ACCESS_TOKEN"
+        )
+
+    async def run() -> list[CrmCheck]:
+        try:
+            return [await check(link) for link in links.values()]
+        finally:
+            for link in links.values():
+                link.calls.close()
+
+    problems = 0
+    for result in asyncio.run(run()):
+        name = crm_name(result.system)
+        if result.mapping is None:
+            problems += 1
+            out.print(f"{name}: cannot connect: {result.error}")
+            continue
+        out.print(f"{name}: {result.connected}")
+        for rep_id, owner_id in result.mapping.owners.items():
+            how = "set in the policy" if rep_id in result.mapping.explicit else "by email"
+            out.print(f"  {rep_id} -> {owner_id} ({how})")
+        for why in result.mapping.missing.values():
+            problems += 1
+            out.print(f"  missing: {why}")
+    if problems:
+        raise CliError(f"{problems} problem(s) to fix before owners can be written back")
+
+
+@slack_app.command("check")
+@friendly
+def slack_check(rules: RulesOption = None) -> None:
+    """Check the Slack app against the policy: the bot token, its scopes, every rep's and
+    manager's Slack id, and that the bot can post in every channel the policy names. Posts
+    nothing. Exit 1 while there is a problem, each printed with its fix."""
+    from bot.cli.environment import settings as load_settings
+    from bot.slack.app import build_client
+    from bot.slack.check import check_slack
+
+    policy = read_policy(rules)
+    settings = load_settings(rules=rules)
+    if settings.slack_bot_token is None:
+        raise CliError(
+            "SLACK_BOT_TOKEN is not set: set it to the app's Bot User OAuth Token (xoxb-…), "
+            "from its OAuth & Permissions page"
+        )
+    result = asyncio.run(check_slack(build_client(settings), policy))
+    if result.workspace is not None:
+        out.print(Text(f"Slack: {result.workspace}"))
+    for finding in result.findings:
+        if finding.fix is None:
+            out.print(Text(f"  ok  {finding.what}"))
+        else:
+            out.print(Text(f"  problem  {finding.what}"))
+            out.print(Text(f"      fix: {finding.fix}"))
+    if result.problems:
+        raise CliError(f"{result.problems} problem{'s' if result.problems != 1 else ''} to fix")
+    out.print("no problems")

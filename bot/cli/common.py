@@ -1,0 +1,249 @@
+"""What the commands share: the Typer apps, the consoles, the options, and reading a policy,
+a file of leads or accounts, and the settings."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from bot.files.accounts import read_accounts
+from bot.files.leads import LeadFile, LeadRow, open_leads, read_leads
+from bot.files.tables import BadRow
+from bot.files.text import InputFileError, encoding_problem
+from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
+from routing.accounts import AccountIndex
+from routing.model import Lead
+from routing.policy import Policy, PolicyError
+
+# Markdown: help paragraphs are reflowed to the terminal (typer's "rich" mode keeps the line
+# breaks of the docstrings, which then break sentences in two), and `code` reads as code.
+HELP_STYLE: dict[str, Any] = {
+    "no_args_is_help": True,
+    "rich_markup_mode": "markdown",
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
+app = typer.Typer(
+    name="leadrouter",
+    help="Route each new B2B lead to the right rep, explain why, and tell them in Slack.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    **HELP_STYLE,
+)
+# soft_wrap: a message is one line however narrow the terminal, so it can be grepped and piped.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option("--rules", help="The policy file (default: $LEADROUTER_RULES, else routing.yml)."),
+]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="How to read a file that is not UTF-8 (nor marked UTF-16), such as cp1252 for "
+        "Excel's plain CSV on Windows in Western Europe and the Americas.",
+    ),
+]
+db_app = typer.Typer(name="db", help="The database.", **HELP_STYLE)
+app.add_typer(db_app)
+accounts_app = typer.Typer(
+    name="accounts", help="The accounts leads are matched against.", **HELP_STYLE
+)
+app.add_typer(accounts_app)
+crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", **HELP_STYLE)
+app.add_typer(crm_app)
+slack_app = typer.Typer(name="slack", help="The Slack app.", no_args_is_help=True)
+app.add_typer(slack_app)
+P = ParamSpec("P")
+LEADS_FILE_HELP = (
+    "Leads as CSV (with a header; commas, semicolons or tabs), JSON Lines, or a JSON array."
+)
+PROGRESS_THRESHOLD = 5000  # rows; smaller files finish before a bar would be read
+log = logging.getLogger("leadrouter")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as a sentence, exit code 1."""
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        try:
+            installed = version("leadrouter")
+        except PackageNotFoundError:
+            installed = "(not installed: run from a source checkout)"
+        out.print(f"leadrouter {installed}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print leadrouter's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+def friendly(command: Callable[P, None]) -> Callable[P, None]:
+    """Turn a CliError raised anywhere inside a command into a sentence and exit code 1."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except CliError as exc:
+            err.print(Text(f"error: {exc}"))
+            raise typer.Exit(1) from None
+
+    return run
+
+
+def read_policy(path: Path | None, *, logged: bool = False, rules_option: bool = True) -> Policy:
+    """The policy, its warnings printed (or, with `logged`, logged: `serve`'s log may be JSON)."""
+    file = path or default_policy_path()
+    try:
+        policy = load_policy(file)
+    except PolicyFileMissing as exc:
+        raise CliError(f"{exc.report()}. {where_policy(rules_option)}") from None
+    except PolicyError as exc:
+        raise CliError(f"the policy has problems:\n{exc.report()}") from None
+    for warning in policy.warnings:
+        if logged:
+            log.warning("%s", warning.format(str(file)))
+        else:
+            err.print(Text(warning.format(str(file)), style="yellow"))
+    return policy
+
+
+def where_policy(rules_option: bool) -> str:
+    """How to point leadrouter at a policy, for a user who has none where it looked."""
+    example = examples_dir() / "routing.yml"
+    with contextlib.suppress(ValueError):
+        example = example.relative_to(Path.cwd())
+    return (
+        "Set LEADROUTER_RULES to your policy file"
+        + (" (or pass --rules)" if rules_option else "")
+        + f", or start from the example: cp {example} routing.yml"
+    )
+
+
+def parse_now(text: str | None, policy: Policy) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"--now '{text}' is not an ISO-8601 time such as 2026-11-17T15:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=policy.timezone)
+    return moment
+
+
+def account_index(
+    path: Path | None, policy: Policy, encoding: str | None = None
+) -> AccountIndex | None:
+    if path is None:
+        return None
+    try:
+        accounts, bad = read_accounts(path, rep_ids(policy), encoding=encoding)
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    for row in bad:
+        err.print(Text(f"{path}:{row.line}: {row.message}", style="yellow"))
+    return AccountIndex(accounts)
+
+
+def rep_ids(policy: Policy) -> dict[str, str]:
+    """Rep ids by the ways an accounts file may name an owner: id or e-mail, any case."""
+    rep_ids = {rep.id.lower(): rep.id for rep in policy.reps.values()}
+    rep_ids.update({rep.email.lower(): rep.id for rep in policy.reps.values() if rep.email})
+    return rep_ids
+
+
+def lead_file(path: Path, encoding: str | None) -> LeadFile:
+    if encoding is not None and (problem := encoding_problem(encoding)):
+        raise CliError(problem)
+    try:
+        return open_leads(path, encoding=encoding)
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+
+
+def valid_leads(file: LeadFile) -> Iterator[Lead]:
+    """Valid leads in file order; bad rows reported on stderr with their line number. A file
+    with rows and not one lead among them is an error, once the rows are reported."""
+    path = file.path
+    good = bad = 0
+    try:
+        rows: Iterable[LeadRow | BadRow] = read_leads(file)
+        with progress(file.rows, "routing") as advance:
+            for row in rows:
+                advance(1)
+                if isinstance(row, BadRow):
+                    bad += 1
+                    err.print(Text(f"{path}:{row.line}: skipped: {row.message}", style="yellow"))
+                else:
+                    good += 1
+                    yield row.lead
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    if bad and not good:
+        raise CliError(NO_LEAD.format(path=path))
+
+
+NO_LEAD = "{path}: no lead could be read: every row has a problem"
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal for files big enough to watch, nothing elsewhere; call the
+    function it gives with the number of rows done."""
+    if not sys.stderr.isatty() or total < PROGRESS_THRESHOLD:
+        yield lambda rows: None
+        return
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda rows: bar.advance(task, rows)
+
+
+def examples_dir() -> Path:
+    """The bundled examples: inside the installed package, or beside it in a source checkout."""
+    packaged = Path(str(resources.files("bot"))) / "examples"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "examples"
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

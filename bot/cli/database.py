@@ -1,0 +1,147 @@
+"""The commands that use the database: serve, import, accounts import, db upgrade.
+
+What they run is in `bot.cli.running`, imported once one of them runs: its modules (aiohttp,
+SQLAlchemy, Alembic) together triple the start-up time of `check` and `simulate`, which need none
+of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from bot.cli.common import (
+    LEADS_FILE_HELP,
+    NO_LEAD,
+    CliError,
+    EncodingOption,
+    RulesOption,
+    accounts_app,
+    app,
+    db_app,
+    err,
+    friendly,
+    lead_file,
+    out,
+    read_policy,
+    rep_ids,
+)
+from bot.files.accounts import read_accounts
+from bot.files.text import InputFileError, encoding_problem
+from bot.logs import configure_logging
+
+INVALID_SHOWN = 20
+
+
+@app.command()
+@friendly
+def serve() -> None:
+    """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
+
+    Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT. Binds HOST:PORT first, then applies
+    database migrations and serves.
+    """
+    from bot.cli import running
+    from bot.cli.environment import settings as load_settings
+    from bot.http.serving import ListenError, listen
+
+    settings = load_settings()
+    if settings.webhook_secret is None:
+        raise CliError(
+            "LEADROUTER_WEBHOOK_SECRET is not set: POST /leads needs it to check that each lead "
+            "comes from you. Set it to a long random string, e.g. the output of "
+            "`openssl rand -hex 32`, and sign requests with it."
+        )
+    configure_logging(settings.log_level, settings.log_format)
+    policy = read_policy(settings.rules, logged=True, rules_option=False)
+    # Bound before anything starts: a port in use is one sentence, with no migration run and
+    # no job started only to be cancelled.
+    try:
+        listener = listen(settings.host, settings.port)
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        running.upgrade(settings.database_url)
+        asyncio.run(running.serve_until_stopped(settings, policy, listener))
+    finally:
+        listener.close()
+
+
+@app.command("import")
+@friendly
+def import_leads(
+    file: Annotated[Path, typer.Argument(help=LEADS_FILE_HELP)],
+    rules: RulesOption = None,
+    encoding: EncodingOption = None,
+) -> None:
+    """Route every lead in a file into the database, as POST /leads would. Safe to run again:
+    a lead whose id is already stored is counted as repeated and left as it is."""
+    from bot.cli import running
+    from bot.cli.environment import settings as load_settings
+
+    settings = load_settings(rules=rules)
+    policy = read_policy(settings.rules)
+    leads = lead_file(file, encoding)  # before migrating a database for nothing
+    running.upgrade(settings.database_url)
+    summary = asyncio.run(running.import_leads(settings, policy, leads))
+    out.print(
+        Text(
+            f"{file}: created {summary.created}, repeated {summary.repeated}, "
+            f"invalid {len(summary.invalid)}"
+        )
+    )
+    for row in summary.invalid[:INVALID_SHOWN]:
+        out.print(Text(f"{file}:{row.line}: {row.message}"))
+    if len(summary.invalid) > INVALID_SHOWN:
+        out.print(f"… and {len(summary.invalid) - INVALID_SHOWN} more invalid rows")
+    if summary.invalid and not (summary.created or summary.repeated):
+        raise CliError(NO_LEAD.format(path=file))
+
+
+@accounts_app.command("import")
+@friendly
+def accounts_import(
+    file: Annotated[
+        Path, typer.Argument(help="Accounts CSV: id,name,domain,owner,tier,country,state.")
+    ],
+    rules: RulesOption = None,
+    encoding: EncodingOption = None,
+) -> None:
+    """Load accounts into the database for `serve` and `import` to match leads against. An
+    account whose id is already stored is replaced. `owner` is a rep's id or e-mail."""
+    from bot.cli import running
+    from bot.cli.environment import settings as load_settings
+
+    settings = load_settings(rules=rules)
+    policy = read_policy(settings.rules)
+    if encoding is not None and (problem := encoding_problem(encoding)):
+        raise CliError(problem)
+    try:
+        accounts, bad = read_accounts(file, rep_ids(policy), encoding=encoding)
+    except InputFileError as exc:
+        raise CliError(str(exc)) from None
+    for row in bad:
+        err.print(Text(f"{file}:{row.line}: {row.message}", style="yellow"))
+    running.upgrade(settings.database_url)
+    created, updated = asyncio.run(running.import_accounts_in(settings, policy, accounts))
+    out.print(
+        Text(
+            f"{file}: {created} accounts created, {updated} replaced, {len(bad)} rows with problems"
+        )
+    )
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade() -> None:
+    """Apply the database migrations (DATABASE_URL) and print the revision it is at."""
+    from bot.cli import running
+    from bot.cli.environment import settings as load_settings
+
+    revision = running.upgrade(load_settings().database_url)
+    out.print(f"database upgraded: at revision {revision}")

@@ -1,0 +1,138 @@
+"""What the database commands run (`bot.cli.database`), with the modules they need imported at
+the top: this module itself is imported only once one of those commands runs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from alembic.util.exc import CommandError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.bootstrap import App, bootstrap
+from bot.cli.common import CliError, first_line, progress
+from bot.files.leads import LeadFile, LeadRow, read_leads
+from bot.files.tables import BadRow
+from bot.files.text import InputFileError
+from bot.http import build_http_app
+from bot.http.serving import Listener, run
+from bot.metrics import Metrics
+from bot.service.accounts import import_accounts
+from bot.service.errors import ServiceError
+from bot.service.intake import intake_many
+from bot.settings import Settings
+from routing.model import Account
+from routing.policy import Policy
+from storage import migrate
+
+log = logging.getLogger("leadrouter")
+
+# Leads routed per transaction: the service loads the state once per group, so bigger groups
+# are faster, up to where one transaction holds the database (and the progress bar) too long.
+IMPORT_GROUP = 500
+
+
+def upgrade(url: str) -> str | None:
+    """Apply the database migrations; the revision the database is at afterwards."""
+    try:
+        migrate.upgrade(url)
+        return migrate.current(url)
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        raise CliError(f"cannot migrate the database: {first_line(exc)}") from None
+
+
+async def serve_until_stopped(settings: Settings, policy: Policy, listener: Listener) -> None:
+    application = bootstrap(settings, policy=policy)
+    metrics = Metrics()
+    link = application.slack_link
+    if link is not None and link.socket_mode:
+        metrics.watch_slack_connection(lambda: application.slack_state() == "connected")
+    if application.slack is None:
+        log.info("SLACK_BOT_TOKEN is not set: cards wait in the outbox until it is")
+    elif settings.socket_mode:
+        # Slack's requests come over a websocket leadrouter opens, in the background.
+        log.info("connecting to Slack in Socket Mode")
+    else:
+        log.info("Slack requests are served at POST /slack/events")
+    try:
+        await run(
+            build_http_app(application, metrics=metrics, run_jobs=True, connect_slack=True),
+            listener,
+            started=lambda url: log.info("leadrouter listening on %s", url),
+        )
+    finally:
+        await application.close()
+    log.info("leadrouter stopped")
+
+
+@dataclass
+class ImportSummary:
+    created: int = 0
+    repeated: int = 0
+    invalid: list[BadRow] = field(default_factory=list)
+
+
+async def import_leads(settings: Settings, policy: Policy, file: LeadFile) -> ImportSummary:
+    application = bootstrap(settings, policy=policy)
+    summary = ImportSummary()
+    try:
+        with progress(file.rows, "importing") as advance:
+            rows = iter(read_leads(file))
+            while group := list(islice(rows, IMPORT_GROUP)):
+                await _import_group(application, group, summary)
+                advance(len(group))
+    except InputFileError as exc:
+        # The file was checked whole before the first lead: it changed while being read.
+        raise CliError(_stopped(file.path, summary, str(exc), again=False)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(
+            _stopped(file.path, summary, f"the database failed: {first_line(exc)}", again=True)
+        ) from None
+    finally:
+        await application.close()
+    return summary
+
+
+async def _import_group(
+    application: App, group: list[LeadRow | BadRow], summary: ImportSummary
+) -> None:
+    summary.invalid.extend(row for row in group if isinstance(row, BadRow))
+    leads = [row.lead for row in group if isinstance(row, LeadRow)]
+    for result in await intake_many(application.uow, leads) if leads else []:
+        if result.created:
+            summary.created += 1
+        else:
+            summary.repeated += 1
+
+
+def _stopped(path: Path, summary: ImportSummary, why: str, *, again: bool) -> str:
+    """Why the import stopped and what it had stored; "run it again" only for a failure that
+    may pass (the database's), never for one that would repeat."""
+    done = (
+        f"{path}: stopped: {why}; {summary.created} leads were created and "
+        f"{summary.repeated} repeated before it."
+    )
+    return done + (" Run the import again to go on: leads already stored are skipped." * again)
+
+
+ACCOUNT_GROUP = 5000
+
+
+async def import_accounts_in(
+    settings: Settings, policy: Policy, accounts: list[Account]
+) -> tuple[int, int]:
+    application = bootstrap(settings, policy=policy)
+    created = updated = 0
+    try:
+        for start in range(0, len(accounts), ACCOUNT_GROUP):
+            new, replaced = await import_accounts(
+                application.uow, accounts[start : start + ACCOUNT_GROUP]
+            )
+            created, updated = created + new, updated + replaced
+    except ServiceError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await application.close()
+    return created, updated

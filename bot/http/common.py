@@ -1,0 +1,114 @@
+"""What every handler shares: the application's keys, reading a body (at most MAX_BODY_BYTES) and
+its JSON (only what every part below can store and answer with), and answering an error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from bot.bootstrap import App
+from bot.metrics import Metrics
+
+MAX_BODY_BYTES = 1 << 20
+# Deeper JSON than any lead needs would only reach the recursion limit further down.
+MAX_DEPTH = 32
+# RFC 8259: integers beyond ±2^53 do not survive other JSON implementations, and Python's own
+# float() overflows on the far larger ones it would otherwise accept.
+MAX_SAFE_INTEGER = 2**53
+
+APP_KEY = web.AppKey("leadrouter", App)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+
+
+class BadBody(ValueError):
+    """The body is not a lead or a batch of leads (400); the message says what it must be."""
+
+
+def decode_json(body: bytes) -> Any:
+    """The body as JSON that every part below can store and answer with, or BadBody."""
+    try:
+        data = json.loads(
+            body,
+            parse_constant=_no_constant,
+            parse_int=_safe_int,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
+    except BadBody:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and bytes that are not UTF-8/16/32
+        raise BadBody(f"the body is not valid JSON ({_first_line(exc)})") from None
+    _check_values(data)
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise BadBody(f"the body is not valid JSON ({name} is not a JSON number)")
+
+
+def _safe_int(text: str) -> int:
+    # Checked on the text, before int() could spend time on a very long one.
+    if len(text.lstrip("-")) > 16 or abs(int(text)) > MAX_SAFE_INTEGER:
+        raise BadBody(f"the number {text[:20]} is too large; numbers must be within ±2^53")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadBody(f"the number {text[:20]} is too large")
+    return value
+
+
+def _check_values(data: Any) -> None:
+    """Depth, and text the databases can store: no lone surrogates (not UTF-8 at all) and no
+    NUL characters (which PostgreSQL text cannot hold)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadBody("text in the body must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadBody("text in the body must be valid Unicode (it has a lone surrogate)") from None
+
+
+def _first_line(exc: ValueError) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def read_body(request: web.Request) -> bytes | None:
+    """The request's body; None when it is larger than MAX_BODY_BYTES."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return None
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return None
+
+
+def too_large() -> web.Response:
+    return error(
+        413, f"the body is larger than 1 MiB ({MAX_BODY_BYTES} bytes); send fewer leads at once"
+    )

@@ -1,0 +1,29 @@
+"""The service layer: one short function per use case, each taking the unit of work.
+
+    result = await claim(uow, "L-1042", by="ann")     # bot.service.offers
+
+A use case loads the state the pure router needs (`routing`), calls it, and saves the outcome, the
+audit trail and the side effects to carry out (the outbox) in one transaction, so a lead is never
+half-routed. It makes no SQL and no ORM call (`storage` does) and never calls Slack or a CRM:
+those are reached through the outbox, after commit. Every entry point (HTTP, Slack, jobs, the
+CLI, the CRM sync and write-back) calls these and nothing below them.
+
+    unit_of_work   the UnitOfWork (database, policy, clock, what happens at commit) and the
+                   Transaction its work gets; `write`, `routing` (run again on a lost race)
+    world          the routing state inside a routing transaction, and its scopes (PostgreSQL)
+    group_commit   new leads arriving together, routed in one transaction
+    intake         a new lead, a batch, leads from a CRM; a lead found by its id
+    offers         claim, reject, assign from the queue, reassign, a card Slack refused
+    availability   out of office, back
+    watchdog       the SLA sweep, reminders, the backlog summary at start
+    digests        a manager's digest: queued once per tick, or read now
+    crm            pages read from a CRM taken in, HubSpot's contacts queued, write-backs
+    accounts       accounts imported or synced
+    requests       a Slack request acted on once
+    retention      housekeeping rows pruned
+    gauges         the backlogs `/metrics` shows
+    steps          what several use cases do inside their transaction: find a lead, record
+                   decisions, move a lead on
+    outbox_items   the side effects queued; `kinds`, the names workers read them by
+    views, errors  what use cases answer with, and the refusals they raise
+"""

@@ -1,0 +1,32 @@
+"""The names the service layer writes and others read: outbox kinds, which tell the workers what
+to carry out (`bot.slack.delivery`, `bot.crm.writeback`), and the audit kinds that `/routing why`,
+the digest and the card read back."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OutboxKind(StrEnum):
+    OFFER_CARD = "slack.offer_card"  # post the card for a new offer, in the rep's DM
+    TEAM_CARD = "slack.team_card"  # post its copy in the team's channel
+    SETTLE_CARD = "slack.settle_card"  # the offer was claimed or moved: update its card
+    QUEUE_POST = "slack.queue_post"  # a lead went to a queue: post it to the queue's channel
+    SALESFORCE_OWNER = "crm.set_owner.salesforce"  # write the owner back to the CRM record
+    HUBSPOT_OWNER = "crm.set_owner.hubspot"
+    HUBSPOT_CONTACT = "crm.take_contact.hubspot"  # a contact HubSpot announced: fetch and route
+    REMINDER = "slack.reminder"  # half the SLA has passed: nudge the rep
+    MANAGER_ALERT = "slack.manager_alert"  # the watchdog gave up on a lead: tell its manager
+    DIGEST = "slack.digest"  # a manager's scheduled digest
+    BACKLOG = "slack.backlog"  # leads arrived while no Slack app ran: one word to a manager
+
+
+OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
+
+BACKLOG = "backlog"  # in a rep card's payload: queued where no card delivery ran
+
+# Audit kinds (beside "routed", "rerouted", "claimed", "rejected", "assigned" and the like).
+SLA_MISSED = "sla_missed"  # a rep let an offer's SLA lapse (data: rep, offer_id)
+CARD_UNDELIVERABLE = "card_undeliverable"  # the rep's card could not be posted
+CRM_OWNER_SET = "crm_owner_set"  # the CRM record's owner is now the rep
+CRM_WRITE_FAILED = "crm_write_failed"  # the owner could not be written, and will not be

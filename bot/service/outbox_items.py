@@ -1,0 +1,118 @@
+"""The side effects a use case queues, as outbox items: each names its kind (the worker that
+carries it out), a key that queues it at most once, and its lane (where it goes, paced)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.service.kinds import BACKLOG, OWNER_WRITE_KINDS, OutboxKind
+from routing.decision import Decision
+from routing.policy import Policy
+from storage import repository as repo
+from storage.models import LeadRow, OfferRow
+
+
+def card_items(
+    policy: Policy,
+    decision: Decision,
+    lead_id: int,
+    offer_id: int,
+    now: datetime,
+    *,
+    backlog: bool = False,
+) -> list[dict[str, Any]]:
+    """The items that post a new offer's card: in the rep's DM, and a copy in the team's
+    channel if it has one. Two items, each in its own lane and each posted at most once.
+    `backlog`: queued where no card delivery runs (marked on the DM card's item)."""
+    payload = {"offer_id": offer_id, "lead_id": lead_id}
+    items = [
+        repo.outbox_values(
+            kind=OutboxKind.OFFER_CARD,
+            dedupe_key=f"offer-card:{offer_id}",
+            payload={**payload, BACKLOG: True} if backlog else payload,
+            now=now,
+            lane=policy.slack_of(decision.rep),
+        )
+    ]
+    team = policy.teams.get(decision.team) if decision.team else None
+    if team is not None and team.channel:
+        items.append(
+            repo.outbox_values(
+                kind=OutboxKind.TEAM_CARD,
+                dedupe_key=f"team-card:{offer_id}",
+                payload=payload,
+                now=now,
+                lane=team.channel,
+            )
+        )
+    return items
+
+
+def settle_card(offer_id: int, now: datetime) -> dict[str, Any]:
+    """The offer was claimed or moved on: its card says so."""
+    return repo.outbox_values(
+        kind=OutboxKind.SETTLE_CARD,
+        dedupe_key=f"settle-card:{offer_id}",
+        payload={"offer_id": offer_id},
+        now=now,
+    )
+
+
+def queue_post(
+    lead_id: int, decision: Decision, reassignments: int, now: datetime
+) -> dict[str, Any]:
+    """The lead went to a queue: it is posted in the queue's channel."""
+    return repo.outbox_values(
+        kind=OutboxKind.QUEUE_POST,
+        dedupe_key=f"queue-post:{lead_id}:{reassignments}",
+        payload={"lead_id": lead_id, "queue": decision.queue, "channel": decision.channel},
+        now=now,
+        lane=decision.channel,
+    )
+
+
+def owner_write(
+    crm_system: str, lead_id: int, rep_id: str, offer_id: int, now: datetime
+) -> dict[str, Any]:
+    """Set the lead's CRM record owner to the rep of this offer."""
+    return repo.outbox_values(
+        kind=OWNER_WRITE_KINDS[crm_system],
+        dedupe_key=f"crm-owner:{offer_id}",
+        payload={"lead_id": lead_id, "rep": rep_id, "offer_id": offer_id},
+        now=now,
+    )
+
+
+def manager_alerts(
+    policy: Policy, offer: OfferRow, row: LeadRow, now: datetime
+) -> list[dict[str, Any]]:
+    """Tell the managers of the offer's team that its lead went to the queue."""
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.MANAGER_ALERT,
+            dedupe_key=f"manager-alert:{offer.id}:{manager}",
+            payload={"lead_id": row.id, "manager": manager, "offer_id": offer.id},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in managers_of(policy, offer.team)
+    ]
+
+
+def reminder(policy: Policy, offer_id: int, rep_id: str, now: datetime) -> dict[str, Any]:
+    """Half the offer's SLA has passed: nudge its rep."""
+    return repo.outbox_values(
+        kind=OutboxKind.REMINDER,
+        dedupe_key=f"reminder:{offer_id}",
+        payload={"offer_id": offer_id},
+        now=now,
+        lane=policy.slack_of(rep_id),
+    )
+
+
+def managers_of(policy: Policy, team_name: str | None) -> list[str]:
+    """Who hears of a team's leads: its manager; for a team without one (or a lead of no
+    team), every manager in the policy, so that nobody misses it."""
+    team = policy.teams.get(team_name) if team_name else None
+    return [team.manager] if team is not None and team.manager else sorted(policy.managers)

@@ -1,0 +1,174 @@
+"""The SLA watchdog: offers left unclaimed past their deadline move on, reps are reminded at half
+their SLA, and at start the managers hear once of leads that arrived while no Slack app ran."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from bot.service.kinds import BACKLOG, SLA_MISSED, OutboxKind
+from bot.service.outbox_items import manager_alerts, managers_of, reminder, settle_card
+from bot.service.steps import excluded_reps, record
+from bot.service.unit_of_work import Transaction, UnitOfWork
+from bot.service.views import SweepResult
+from routing.decision import Decision
+from routing.durations import format_duration
+from routing.model import Outcome
+from routing.overrides import queued_after_misses
+from storage import repository as repo
+from storage.decisions import Decided, lead_of, redecide
+from storage.models import AuditEventRow, OfferStatus
+
+log = logging.getLogger("bot.service")
+
+SWEEP_BATCH = 500  # overdue offers reassigned per transaction
+BACKLOG_RECENT = timedelta(minutes=5)  # see `summarise_backlog`
+
+
+async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
+    """Reassign every offer past its deadline and still unclaimed, then queue the reminders
+    that are due. Batch by batch, each its own transaction: a sweep cut short (a restart)
+    leaves whole batches done and the rest for the next sweep, never half a reassignment."""
+    total = SweepResult()
+    while True:
+        done = await uow.routing(lambda tx: _sweep_batch(uow, tx, batch), "the SLA sweep")
+        total = total + done
+        uow.tally.sla_misses += done.expired
+        if done.expired < batch:
+            break
+    return total + SweepResult(reminded=await _queue_reminders(uow, batch))
+
+
+def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:
+    session = tx.session
+    now = uow.clock()
+    overdue = repo.overdue_offers(session=session, now=now, limit=batch)
+    if not overdue:
+        return SweepResult()
+    offer_ids = [offer.id or 0 for offer in overdue]
+    closed = repo.close_offers(
+        session=session, offer_ids=offer_ids, to_status=OfferStatus.EXPIRED.value, now=now
+    )
+    if closed != len(overdue):
+        raise repo.Conflict("an overdue offer was claimed or moved meanwhile")
+    policy = uow.policy()
+    rows = repo.leads_by_id(session=session, ids=[o.lead_id for o in overdue])
+    history = repo.offers_of_leads(session=session, lead_ids=list(rows))
+    leads = {lead_id: lead_of(row) for lead_id, row in rows.items()}
+    world = tx.world(
+        policy, list(leads.values()), now=now, reps=[offer.rep_id for offer in overdue]
+    )
+    decided: list[Decided] = []
+    audits: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = []
+    result = SweepResult(expired=len(overdue))
+    for offer in overdue:
+        row, lead = rows[offer.lead_id], leads[offer.lead_id]
+        world.release(offer.rep_id)
+        earlier = [o for o in history.get(offer.lead_id, []) if o.id != offer.id]
+        missed_by = [o.rep_id for o in earlier if o.status == OfferStatus.EXPIRED.value]
+        missed_by.append(offer.rep_id)
+        allowed = offer.sla_seconds or int(
+            ((offer.sla_due_at or now) - offer.offered_at).total_seconds()
+        )
+        audits.append(
+            {
+                "lead_id": row.id,
+                "at": now,
+                "kind": SLA_MISSED,
+                "actor": None,
+                "rule": None,
+                "reason": f"not claimed within {format_duration(allowed)}",
+                "data": {"rep": offer.rep_id, "offer_id": offer.id},
+            }
+        )
+        decision: Decision
+        if len(missed_by) > policy.sla.max_reassignments:
+            decision = queued_after_misses(lead, policy=policy, missed_by=missed_by)
+        else:
+            excluded = excluded_reps([*earlier, offer], expired=offer.id)
+            decision = world.route(lead, now, excluded=excluded)
+        if decision.outcome is Outcome.QUEUED:
+            result = result + SweepResult(queued=1)
+            alerts.extend(manager_alerts(policy, offer, row, now))
+        else:
+            result = result + SweepResult(reassigned=1)
+        redecide(row, lead, decision, now)
+        decided.append(Decided(row.id or 0, row.external_id, decision, offer.reassignments + 1))
+    repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
+    tx.queue([*(settle_card(offer_id, now) for offer_id in offer_ids), *alerts])
+    record(uow, tx, decided, now, kind="rerouted", actor=None, policy=policy)
+    world.commit(session, now)
+    return result
+
+
+async def _queue_reminders(uow: UnitOfWork, batch: int) -> int:
+    """Queue a reminder for every open offer at half its SLA (when the policy asks)."""
+    queued = 0
+    while True:
+        due, taken = await uow.write(lambda tx: _remind(uow, tx, batch))
+        queued += taken
+        if due < batch:
+            return queued
+
+
+def _remind(uow: UnitOfWork, tx: Transaction, batch: int) -> tuple[int, int]:
+    """One batch of reminders: how many were due, and how many of those this queued."""
+    now = uow.clock()
+    due = repo.due_reminders(session=tx.session, now=now, limit=batch)
+    taken = repo.clear_reminders(session=tx.session, offer_ids=due)
+    policy = uow.policy()
+    tx.queue([reminder(policy, offer_id, rep_id, now) for offer_id, rep_id in taken])
+    return len(due), len(taken)
+
+
+async def summarise_backlog(uow: UnitOfWork) -> int:
+    """At start, before any card goes out: tell each manager once, in one message, of the
+    leads that arrived while no Slack app ran (imported, or routed by a server without
+    Slack), whose cards are about to go out all at once. Returns the summaries queued.
+
+    The backlog is the rep cards queued where no card delivery ran (see `card_items`), still
+    to post or posted within BACKLOG_RECENT: a replica starting beside another one, or just
+    after it, finds the same oldest card and so the same summary, queued once."""
+    policy = uow.policy()
+    now = uow.clock()
+    async with uow.reading() as session:
+        items = await repo.outbox_items_since(
+            session=session, kind=OutboxKind.OFFER_CARD, done_since=now - BACKLOG_RECENT
+        )
+        backlog = [item for item in items if item.payload.get(BACKLOG)]
+        offers = await repo.offers_by_id(
+            session=session, ids=[int(item.payload["offer_id"]) for item in backlog]
+        )
+    if not backlog:
+        return 0
+    reps: dict[str, Counter[str]] = {}
+    for offer in offers.values():
+        for manager in managers_of(policy, offer.team):
+            reps.setdefault(manager, Counter())[offer.rep_id] += 1
+    oldest = backlog[0]
+    rows = [
+        repo.outbox_values(
+            kind=OutboxKind.BACKLOG,
+            dedupe_key=f"backlog:{manager}:{oldest.id}",
+            payload={
+                "manager": manager,
+                "leads": sum(counts.values()),
+                "reps": dict(sorted(counts.items())),
+                "since": oldest.created_at.isoformat(),
+            },
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager, counts in sorted(reps.items())
+    ]
+    try:
+        queued = await uow.write(lambda tx: repo.queue_outbox_once(session=tx.session, rows=rows))
+    except repo.AlreadyQueued:
+        return 0  # a replica starting at the same moment queued them first
+    if queued:
+        log.info("%d leads arrived while no Slack app ran; told %d managers", len(backlog), queued)
+        uow.outbox_written()
+    return queued

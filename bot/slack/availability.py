@@ -1,0 +1,98 @@
+"""A rep's availability from Slack: I'm out (a card, App Home), I'm back, and `/routing pto`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.reading import Viewer, viewer_of
+from bot.service.availability import set_back, set_out_of_office
+from bot.slack import blocks
+from bot.slack.commands import Pto
+from bot.slack.home import publish_home
+from bot.slack.ids import ActionId
+from bot.slack.offers import moved
+from bot.slack.parts import NOT_IN_POLICY, SlackParts, clicked_in, tell
+from routing.working_time import next_working_start
+
+OUT_ONLY_FROM_YOUR_CARD = (
+    "That button is on a card in a channel and would mark out whoever clicks it, so it does "
+    "nothing here. To go out yourself, use App Home or `/routing pto`."
+)
+
+
+def register_availability(app: AsyncApp, parts: SlackParts) -> None:
+    @app.action(ActionId.MARK_OOO)
+    async def mark_out(
+        ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        # Only the rep's own card (their DM) carries I'm out; a channel copy posted before its
+        # buttons were taken off still does, and there it must not act on a bystander.
+        channel = clicked_in(body)
+        if channel is not None and not channel.startswith("D"):
+            await tell(client, body, OUT_ONLY_FROM_YOUR_CARD)
+            return
+        await tell(client, body, await go_out(parts, body["user"]["id"]))
+
+    @app.action(ActionId.HOME_AWAY)
+    async def home_away(
+        ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await go_out(parts, body["user"]["id"])
+        await publish_home(client, parts, body["user"]["id"])
+
+    @app.action(ActionId.HOME_BACK)
+    async def home_back(
+        ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        viewer = viewer_of(parts.policy(), body["user"]["id"])
+        if viewer.rep is not None:
+            await set_back(parts.uow, viewer.rep)
+        await publish_home(client, parts, body["user"]["id"])
+
+
+async def go_out(parts: SlackParts, slack_user: str, until: datetime | None = None) -> str:
+    """The rep is out until the start of their next working day (or until further notice when
+    they keep no working hours); their unclaimed offers move on."""
+    policy = parts.policy()
+    viewer = viewer_of(policy, slack_user)
+    if viewer.rep is None:
+        return NOT_IN_POLICY
+    rep = policy.reps[viewer.rep]
+    if until is None and rep.hours is not None:
+        until = next_working_start(rep.hours, parts.clock())
+    moves = await set_out_of_office(
+        parts.uow, viewer.rep, until=until, reason="marked out in Slack", by=viewer.rep
+    )
+    when = f"until {blocks.slack_date(until)}" if until else "until further notice"
+    return f"You're out of office {when}. {moved(policy, moves)}"
+
+
+async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
+    """`/routing pto`: the caller (or, for a manager, the rep they mention) is out or back."""
+    policy = parts.policy()
+    target = viewer.rep
+    if command.user is not None:
+        target = policy.rep_of_slack(command.user)
+        if target is None:
+            return f"{blocks.mention(command.user)} is not a rep in the routing policy."
+        if target != viewer.rep and viewer.manager is None:
+            return "Only managers can set someone else's out of office."
+    if target is None:
+        return "You are not a rep in the routing policy, so there is nothing to mark."
+    name = "You're" if target == viewer.rep else f"{blocks.escape(policy.rep_name(target))} is"
+    if command.back:
+        await set_back(parts.uow, target, by=viewer.id)
+        return f"{name} available again."
+    moves = await set_out_of_office(
+        parts.uow, target, until=command.until, reason="set with /routing pto", by=viewer.id
+    )
+    when = f"until {blocks.slack_date(command.until)}" if command.until else "until further notice"
+    return f"{name} out of office {when}. {moved(policy, moves)}"

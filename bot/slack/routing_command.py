@@ -1,0 +1,115 @@
+"""`/routing`: parsed (`bot.slack.commands`), answered in one ephemeral response."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.reading import NotVisible, Viewer, viewer_of
+from bot.slack import blocks
+from bot.slack.availability import pto
+from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_command
+from bot.slack.managers import digest_on_demand
+from bot.slack.parts import NOT_IN_POLICY, SlackParts
+from routing.durations import format_duration
+from routing.policy import Policy
+
+
+def register_routing_command(app: AsyncApp, parts: SlackParts) -> None:
+    @app.command("/routing")
+    async def routing_command(
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+        client: AsyncWebClient,
+    ) -> None:
+        await ack()
+        answer = await _answer(parts, command)
+        if isinstance(answer, blocks.Message):
+            await respond(
+                text=answer.text,
+                blocks=answer.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        else:
+            await respond(text=answer, response_type="ephemeral", replace_original=False)
+
+
+async def _answer(parts: SlackParts, command: dict[str, Any]) -> str | blocks.Message:
+    policy = parts.policy()
+    viewer = viewer_of(policy, command["user_id"])
+    tz = _viewer_tz(policy, viewer)
+    parsed = parse_command(command.get("text") or "", now=parts.clock(), tz=tz)
+    if isinstance(parsed, Help):
+        return f"{blocks.escape(parsed.problem)}\n\n{USAGE}" if parsed.problem else USAGE
+    if not viewer.known:
+        return NOT_IN_POLICY
+    if isinstance(parsed, Pto):
+        return await pto(parts, viewer, parsed)
+    if isinstance(parsed, Why):
+        return await _why(parts, viewer, parsed.lead)
+    if isinstance(parsed, Queue):
+        return await _queue(parts, viewer)
+    assert isinstance(parsed, Digest)
+    return await digest_on_demand(parts, viewer)
+
+
+def _viewer_tz(policy: Policy, viewer: Viewer) -> Any:
+    if viewer.rep is not None:
+        return policy.reps[viewer.rep].tz
+    if viewer.manager is not None:
+        return policy.managers[viewer.manager].tz
+    return policy.timezone
+
+
+async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
+    try:
+        story = await parts.reader.story(reference, viewer)
+    except NotVisible:
+        story = None  # said as for no lead at all: a rep learns nothing of leads not theirs
+    if story is None:
+        return (
+            f"No lead of yours found for {blocks.escape(reference)} (try its id, e-mail or "
+            "CRM id; a manager can look up any lead)."
+        )
+    lines = [f"```{blocks.escape(story.explanation)}```"]
+    if story.events:
+        lines.append("*Since then*")
+        lines.extend(
+            f"• {blocks.slack_date(event.at)}: {blocks.escape(event.what)}"
+            for event in story.events
+        )
+    lines.extend(f"_{blocks.escape(note)}_" for note in story.notes)
+    return "\n".join(lines)
+
+
+async def _queue(parts: SlackParts, viewer: Viewer) -> str:
+    now = parts.clock()
+    if viewer.manager is not None:
+        size, oldest = await parts.reader.queued_leads()
+        if size == 0:
+            return "The unmatched queue is empty."
+        lines = [f"*Unmatched queue: {size} lead{'s' if size != 1 else ''}*"]
+        for lead in oldest:
+            waited = format_duration(int((now - lead.created_at).total_seconds()))
+            company = f" · {lead.company}" if lead.company else ""
+            source = f" · {lead.source}" if lead.source else ""
+            lines.append(
+                f"• {blocks.escape(lead.external_id + company + source)} · waiting {waited}"
+            )
+        return "\n".join(lines)
+    assert viewer.rep is not None
+    offers = await parts.reader.open_offers(viewer.rep)
+    if not offers:
+        return "You have no open leads."
+    lines = [f"*Your open leads: {len(offers)}*"]
+    for offer, lead in offers:
+        due = f" · claim by {blocks.slack_date(offer.sla_due_at)}" if offer.sla_due_at else ""
+        lines.append(
+            f"• {blocks.escape(lead.external_id)} {blocks.escape(lead.company or '')}{due}"
+        )
+    return "\n".join(lines)

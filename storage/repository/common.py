@@ -1,0 +1,105 @@
+"""What every family of tables shares: the tables themselves, values sent in IN (...) lists a
+chunk at a time, bulk inserts, and the conflicts a write may raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Insert, Table, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+from storage.models import (
+    AccountKeyRow,
+    AccountRow,
+    LeadRow,
+    OfferRow,
+    OutboxRow,
+    RepStateRow,
+    TeamStateRow,
+)
+
+
+class Conflict(Exception):
+    """Another transaction changed what this one read; route again with fresh state."""
+
+
+class StateChanged(Conflict):
+    """A team's rotation or a rep's open-lead count was not what this transaction read."""
+
+
+class AlreadyQueued(Exception):
+    """Another transaction queued one of these outbox items first (their keys are unique)."""
+
+
+def repeated_external_id(error: IntegrityError) -> bool:
+    """Whether `error` is a lead's external id that another transaction stored first: the
+    transaction runs again and finds it stored. Any other violation would only repeat."""
+    return "external_id" in str(error.orig)
+
+
+def skips_locked(session: Session) -> bool:
+    """Whether rows another transaction holds are passed over (`FOR UPDATE SKIP LOCKED`) rather
+    than waited for: on PostgreSQL, where replicas sweep and claim side by side. SQLite's
+    writers never overlap, and it has no such clause."""
+    return session.get_bind().dialect.name != "sqlite"
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]  # set by table=True
+
+
+# The statements of every routing transaction are built once, here, with parameters: building
+# a statement (and its cache key) cost SQLAlchemy more than SQLite took to run it. They read
+# plain rows, not mapped objects, for the same reason.
+REPS = table_of(RepStateRow)
+
+
+TEAMS = table_of(TeamStateRow)
+
+
+ACCOUNTS = table_of(AccountRow)
+
+
+ACCOUNT_KEYS = table_of(AccountKeyRow)
+
+
+LEADS = table_of(LeadRow)
+
+
+OFFERS = table_of(OfferRow)
+
+
+OUTBOX = table_of(OutboxRow)
+
+
+@cache
+def insert_into(table: type[SQLModel]) -> Insert:
+    return insert(table_of(table))
+
+
+IN_CHUNK = 500  # values per IN (...) list
+
+
+def chunks(values: Iterable[str]) -> Iterable[list[str]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start : start + IN_CHUNK]
+
+
+def id_chunks(ids: Iterable[int]) -> Iterable[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start : start + IN_CHUNK]
+
+
+def insert_rows(
+    *, session: Session, table: type[SQLModel], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """One bulk INSERT (executemany)."""
+    if rows:
+        session.execute(insert_into(table), rows)

@@ -1,0 +1,338 @@
+"""The state a decision needs, loaded and saved: reps' open leads and absences, teams' rotations,
+the accounts a batch of leads could match and who holds them, and people's open leads.
+
+Concurrency on PostgreSQL rests on two compare-and-set updates, done last in a decision's
+transaction: the team's rotation (`save_team_state`: only if its version is the one read) and the
+chosen rep's open-lead count (`count_open_leads`: only if it is the count read). If either finds
+the row changed, `StateChanged` is raised, the transaction rolls back, and the service routes
+again with fresh state. On SQLite transactions never overlap, so neither ever fails there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from routing.accounts import choose_keys
+from routing.company_names import company_key, name_blocking_keys
+from routing.distribution import TeamState
+from routing.domains import canonical_email, email_spellings
+from routing.model import Account, OpenLead, OutOfOffice
+from storage.models import OPEN_OFFER_STATUSES, RepStateRow, TeamStateRow
+from storage.repository.common import (
+    ACCOUNT_KEYS,
+    ACCOUNTS,
+    LEADS,
+    OFFERS,
+    REPS,
+    TEAMS,
+    StateChanged,
+    chunks,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RepStates:
+    open_loads: dict[str, int]
+    out_of_office: dict[str, OutOfOffice]
+
+
+_ACCOUNT_COLUMNS = (
+    ACCOUNTS.c.id,
+    ACCOUNTS.c.name,
+    ACCOUNTS.c.domain,
+    ACCOUNTS.c.owner_rep,
+    ACCOUNTS.c.tier,
+    ACCOUNTS.c.country,
+    ACCOUNTS.c.state,
+)  # in the order of `Account`'s fields: each row is `Account(*row)`
+
+
+# Two narrow reads rather than one wide one: every rep with open leads is a row of the first,
+# and only the few away carry the columns (dates) that need processing.
+_OPEN_LOADS = select(REPS.c.rep_id, REPS.c.open_count).where(REPS.c.open_count != 0)
+
+
+_AWAY = select(REPS.c.rep_id, REPS.c.away_since, REPS.c.away_until, REPS.c.away_reason).where(
+    REPS.c.away
+)
+
+
+_TEAM_STATES = select(TEAMS.c.team, TEAMS.c.last_rep, TEAMS.c.current, TEAMS.c.version)
+
+
+_KEY_SIZES = (
+    select(ACCOUNT_KEYS.c.key, func.count())
+    .where(ACCOUNT_KEYS.c.key.in_(bindparam("keys", expanding=True)))
+    .group_by(ACCOUNT_KEYS.c.key)
+)
+
+
+_ACCOUNTS_ON_DOMAINS = select(*_ACCOUNT_COLUMNS).where(
+    ACCOUNTS.c.domain.in_(bindparam("domains", expanding=True))
+)
+
+
+_ACCOUNTS_OF_KEYS = (
+    select(*_ACCOUNT_COLUMNS)
+    .join(ACCOUNT_KEYS, ACCOUNT_KEYS.c.account_id == ACCOUNTS.c.id)
+    .where(ACCOUNT_KEYS.c.key.in_(bindparam("keys", expanding=True)))
+)
+
+
+_LATEST_OFFER = func.max(OFFERS.c.offered_at)
+
+
+# Per account, the reps with open offers on its leads, most recent first (sticky accounts).
+_HOLDERS_OF_ACCOUNTS = (
+    select(LEADS.c.account_id, OFFERS.c.rep_id, _LATEST_OFFER)
+    .join(LEADS, LEADS.c.id == OFFERS.c.lead_id)
+    .where(LEADS.c.account_id.in_(bindparam("account_ids", expanding=True)))
+    .where(OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
+    .group_by(LEADS.c.account_id, OFFERS.c.rep_id)
+    .order_by(_LATEST_OFFER.desc())
+)
+
+
+# The offers of people's leads, by the e-mail address stored with the lead (the same person).
+# Every offer, open or not (a person has few), the open ones picked out in Python: asked for in
+# SQL, SQLite (which keeps no statistics) walks every open offer by the status index instead of
+# looking the person up by e-mail, a cost that grows with the open offers.
+_OFFERS_OF_EMAILS = (
+    select(
+        LEADS.c.email,
+        OFFERS.c.rep_id,
+        LEADS.c.external_id,
+        OFFERS.c.offered_at,
+        OFFERS.c.status,
+    )
+    .join(LEADS, LEADS.c.id == OFFERS.c.lead_id)
+    .where(LEADS.c.email.in_(bindparam("emails", expanding=True)))
+)
+
+
+# `count_open_leads`: compare-and-set on the count read (b_ names: SQLAlchemy reserves the
+# column names for the SET clause's own parameters).
+_COUNT_OPEN_LEADS = (
+    update(REPS)
+    .where(REPS.c.rep_id == bindparam("b_rep"), REPS.c.open_count == bindparam("b_read"))
+    .values(open_count=bindparam("b_count"), updated_at=bindparam("b_now"))
+)
+
+
+_ROTATE_TEAM = (
+    update(TEAMS)
+    .where(TEAMS.c.team == bindparam("b_team"), TEAMS.c.version == bindparam("b_read"))
+    .values(
+        version=bindparam("b_version"),
+        last_rep=bindparam("b_last_rep"),
+        current=bindparam("b_current", type_=TEAMS.c.current.type),
+    )
+)
+
+
+def load_rep_states(*, session: Session) -> RepStates:
+    loads: dict[str, int] = dict(session.execute(_OPEN_LOADS).all())
+    away = {
+        rep_id: OutOfOffice(until=until, reason=reason, since=since)
+        for rep_id, since, until, reason in session.execute(_AWAY)
+    }
+    return RepStates(loads, away)
+
+
+async def read_rep_states(*, session: AsyncSession) -> RepStates:
+    """`load_rep_states`, for a coroutine's read."""
+    return await session.run_sync(lambda sync: load_rep_states(session=sync))
+
+
+@dataclass(frozen=True, slots=True)
+class TeamStates:
+    states: dict[str, TeamState]
+    versions: dict[str, int]  # a team with no row yet is absent
+
+
+def load_team_states(*, session: Session) -> TeamStates:
+    rows = session.execute(_TEAM_STATES).all()
+    return TeamStates(
+        {team: TeamState(last_rep, dict(current)) for team, last_rep, current, _v in rows},
+        {team: version for team, _last, _current, version in rows},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """The accounts that could match a batch of leads, and how many accounts each of their
+    blocking keys lists in the whole table (see `AccountIndex(key_sizes=...)`)."""
+
+    accounts: list[Account]
+    key_sizes: dict[str, int]
+
+
+def candidate_accounts(
+    *, session: Session, lookups: Sequence[tuple[str | None, str | None]]
+) -> Candidates:
+    """For leads given as (registrable domain, company name): the accounts on their domains, and
+    the accounts of the blocking keys `AccountIndex` would score for each (`choose_keys`).
+    An index of just these, told the true key sizes, matches like an index of every account."""
+    domains = {domain for domain, _ in lookups if domain}
+    keys_of = [
+        name_blocking_keys(company_key(company)) if company else frozenset()
+        for _, company in lookups
+    ]
+    sizes: dict[str, int] = {}
+    for chunk in chunks(frozenset().union(*keys_of)):
+        sizes.update(session.execute(_KEY_SIZES, {"keys": chunk}).all())
+    chosen: set[str] = set()
+    for keys in keys_of:
+        chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
+    found: dict[str, Account] = {}
+    for chunk in chunks(domains):
+        rows = session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
+        found.update((row[0], Account(*row)) for row in rows)
+    for chunk in chunks(chosen):
+        rows = session.execute(_ACCOUNTS_OF_KEYS, {"keys": chunk})
+        found.update((row[0], Account(*row)) for row in rows)
+    return Candidates(list(found.values()), sizes)
+
+
+def reps_holding_accounts(*, session: Session, account_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Per account: reps with open offers on its leads, most recent first (sticky accounts)."""
+    holders: dict[str, list[str]] = {}
+    for chunk in chunks(set(account_ids)):
+        rows = session.execute(_HOLDERS_OF_ACCOUNTS, {"account_ids": chunk})
+        for account_id, rep_id, _when in rows:
+            if account_id is not None:
+                holders.setdefault(account_id, []).append(rep_id)
+    return holders
+
+
+def open_leads_of_people(
+    *, session: Session, emails: Iterable[str]
+) -> dict[str, tuple[OpenLead, ...]]:
+    """Per e-mail address (`canonical_email`): the person's open leads, one for each rep holding
+    any, most recent first. A lead stored before domains had one spelling may hold the address
+    with its domain in punycode: every spelling of each address is asked for."""
+    spellings = {spelling for email in emails for spelling in email_spellings(email)}
+    rows: list[tuple[Any, ...]] = []
+    for chunk in chunks(spellings):
+        offers = session.execute(_OFFERS_OF_EMAILS, {"emails": chunk})
+        rows.extend(row for row in offers if row[4] in OPEN_OFFER_STATUSES)
+    # Most recent first across chunks; the external id breaks ties, for the same order each time.
+    rows.sort(key=lambda row: (row[3], row[2]), reverse=True)
+    found: dict[str, list[OpenLead]] = {}
+    for email, rep_id, external_id, _offered_at, _status in rows:
+        held = found.setdefault(canonical_email(email), [])
+        if all(other.rep != rep_id for other in held):
+            held.append(OpenLead(rep_id, external_id))
+    return {email: tuple(held) for email, held in found.items()}
+
+
+def save_team_state(
+    *, session: Session, team: str, state: TeamState, read_version: int | None
+) -> None:
+    """Store a team's new rotation, if nobody changed it since `read_version` (None: no row)."""
+    values = {"last_rep": state.last_rep, "current": dict(state.current)}
+    if read_version is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(TeamStateRow).values(team=team, version=1, **values))
+        except IntegrityError:
+            raise StateChanged(f"team {team} was created meanwhile") from None
+        return
+    result = session.execute(
+        _ROTATE_TEAM,
+        {
+            "b_team": team,
+            "b_read": read_version,
+            "b_version": read_version + 1,
+            "b_last_rep": state.last_rep,
+            "b_current": values["current"],
+        },
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateChanged(f"team {team} rotated meanwhile")
+
+
+def count_open_leads_many(
+    *, session: Session, changes: Sequence[tuple[str, int, int]], now: datetime
+) -> None:
+    """`count_open_leads` for each (rep id, read count, added), in one executemany for the reps
+    whose row is known to exist, where the driver reports the rows an executemany changed
+    (SQLite does); one statement per rep otherwise. A rep on a batch of leads spread over a
+    hundred reps would otherwise cost a hundred round trips."""
+    bulk = [change for change in changes if change[1] > 0]
+    if len(bulk) > 1 and session.get_bind().dialect.supports_sane_multi_rowcount:
+        result = session.execute(
+            _COUNT_OPEN_LEADS,
+            [
+                {"b_rep": rep, "b_read": read, "b_count": read + added, "b_now": now}
+                for rep, read, added in bulk
+            ],
+        )
+        if result.rowcount != len(bulk):  # type: ignore[attr-defined]
+            raise StateChanged("some rep's open leads changed meanwhile")
+        done = {rep for rep, _read, _added in bulk}
+        changes = [change for change in changes if change[0] not in done]
+    for rep, read, added in changes:
+        count_open_leads(session=session, rep_id=rep, read_count=read, added=added, now=now)
+
+
+def count_open_leads(
+    *, session: Session, rep_id: str, read_count: int, added: int, now: datetime
+) -> None:
+    """`added` more open leads for `rep_id`, if its count is still `read_count`."""
+    result = session.execute(
+        _COUNT_OPEN_LEADS,
+        {"b_rep": rep_id, "b_read": read_count, "b_count": read_count + added, "b_now": now},
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return
+    if read_count != 0:
+        raise StateChanged(f"{rep_id}'s open leads changed meanwhile")
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(RepStateRow).values(
+                    rep_id=rep_id, open_count=added, away=False, updated_at=now
+                )
+            )
+    except IntegrityError:
+        raise StateChanged(f"{rep_id}'s state was created meanwhile") from None
+
+
+def set_away(
+    *,
+    session: Session,
+    rep_id: str,
+    away: bool,
+    since: datetime | None,
+    until: datetime | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    result = session.execute(
+        update(RepStateRow)
+        .where(col(RepStateRow.rep_id) == rep_id)
+        .values(away=away, away_since=since, away_until=until, away_reason=reason, updated_at=now)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(
+            RepStateRow(
+                rep_id=rep_id,
+                open_count=0,
+                away=away,
+                away_since=since,
+                away_until=until,
+                away_reason=reason,
+                updated_at=now,
+            )
+        )
+        session.flush()
