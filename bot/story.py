@@ -12,10 +12,11 @@ from datetime import datetime
 
 from bot.crm_links import crm_name
 from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED
-from routing.decision import Decision, Stage, Step
+from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy
+from storage.decisions import steps_of
 from storage.models import AuditEventRow, DecisionRow, LeadRow
 from storage.reads import StoryRows
 
@@ -55,18 +56,6 @@ def _notes(lead: LeadRow, crms: Collection[str]) -> tuple[str, ...]:
 
 def _decision_of(lead: LeadRow, row: DecisionRow) -> Decision:
     """A stored decision back as the engine's `Decision`, so `explain` reads it as it was made."""
-    trace = tuple(
-        Step(
-            Stage(step["stage"]),
-            step["subject"],
-            step["ok"],
-            step.get("detail", ""),
-            step.get("field"),
-            step.get("value"),
-            step.get("note"),
-        )
-        for step in row.trace
-    )
     return Decision(
         lead_id=lead.external_id,
         outcome=Outcome(row.outcome),
@@ -76,7 +65,7 @@ def _decision_of(lead: LeadRow, row: DecisionRow) -> Decision:
         rule=row.rule,
         queue=lead.queue if row.outcome == Outcome.QUEUED.value else None,
         sla_seconds=row.sla_seconds,
-        trace=trace,
+        trace=steps_of(row.trace),
         facts=lead.facts,
     )
 

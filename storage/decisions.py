@@ -6,14 +6,14 @@ back as the `Lead` the router takes. Each table is written in one bulk insert pe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from routing.decision import Decision
+from routing.decision import Decision, Stage, Step
 from routing.leads import parse_lead
 from routing.model import Lead, Outcome
 from routing.policy import Policy
@@ -74,6 +74,22 @@ def redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime) -> Non
             setattr(row, name, value)
 
 
+def steps_of(trace: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
+    """A stored trace back as the decision's steps."""
+    return tuple(
+        Step(
+            Stage(step["stage"]),
+            step["subject"],
+            step["ok"],
+            step.get("detail", ""),
+            step.get("field"),
+            step.get("value"),
+            step.get("note"),
+        )
+        for step in trace
+    )
+
+
 def lead_of(row: LeadRow) -> Lead:
     """The lead as it arrived, to route again."""
     return parse_lead(row.raw)
@@ -109,6 +125,8 @@ def save_decisions(
                 "reason": decision.reason,
                 "sla_seconds": decision.sla_seconds,
                 "trace": [step._asdict() for step in decision.trace],
+                "method": decision.method,
+                "fallback": decision.fallback_used,
             }
         )
         audits.append(

@@ -6,11 +6,20 @@ JSON columns hold what the pure core produced (a lead's raw payload, its facts, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -141,6 +150,8 @@ class OfferRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_offers_status_due", "status", "sla_due_at"),
         Index("ix_offers_status_remind", "status", "remind_at"),
+        # The report finds the leads whose card went out since it last looked (`lead_stories`).
+        Index("ix_offers_card_posted_at", "card_posted_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -179,6 +190,11 @@ class DecisionRow(SQLModel, table=True):
     reason: str = ""
     sla_seconds: int | None = None
     trace: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # How the rep was picked (`Decision.method`: round_robin, account_owner, ...) and whether a
+    # fallback target took the lead: what the report's fairness and fallback share count.
+    # None in decisions stored before revision 0008, which recorded neither.
+    method: str | None = Field(default=None, max_length=32)
+    fallback: bool | None = None
 
 
 class AuditEventRow(SQLModel, table=True):
@@ -266,3 +282,84 @@ class ProcessedRequestRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=255)
     at: datetime = _when()
+
+
+class LeadStoryRow(SQLModel, table=True):
+    """A lead's story as the routing report reads it (`routing.report.LeadStory`): made from its
+    decisions, offers, audit trail and outcome events (`storage.stories`), and made again when
+    one of those changes (`bot.service.report.refresh_report`). Derived data: nothing else
+    writes it, and it can be rebuilt from those rows at any time."""
+
+    __tablename__ = "lead_stories"
+
+    lead_id: int = Field(primary_key=True, foreign_key="leads.id", ondelete="CASCADE")
+    created_at: datetime = _when(index=True)
+    outcome: str = Field(max_length=16)
+    rule: str | None = Field(default=None, max_length=255)
+    team: str | None = Field(default=None, max_length=64)
+    rep: str | None = Field(default=None, max_length=64)
+    method: str | None = Field(default=None, max_length=32)
+    source: str | None = Field(default=None, max_length=1000)
+    segment: str | None = Field(default=None, max_length=255)
+    region: str | None = Field(default=None, max_length=255)
+    policy_version: str | None = Field(default=None, max_length=64)
+    unmatched: bool = False
+    fallback: bool = False
+    card_posted_at: datetime | None = _when(nullable=True)
+    claimed_at: datetime | None = _when(nullable=True)
+    claim_due_at: datetime | None = _when(nullable=True)
+    claim_misses: int = 0
+    first_touch_at: datetime | None = _when(nullable=True)
+    contact_due_at: datetime | None = _when(nullable=True)
+    contact_misses: int = 0
+    converted_at: datetime | None = _when(nullable=True)
+    won_at: datetime | None = _when(nullable=True)
+    lost_at: datetime | None = _when(nullable=True)
+    # In cents: exact on SQLite, which has no decimal type.
+    amount_cents: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    close_date: date | None = None
+    # The story's lists, where any is not empty: rejects, reassignments (reasons), missing and
+    # wanting (fields). None for most leads, which have none.
+    marks: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    made_at: datetime = _when()
+
+
+class ReportDayRow(SQLModel, table=True):
+    """A UTC day of lead arrivals, for the report's rollups: `changed` counts the writes of its
+    leads' stories, and its rollups hold for as long as `rolled` (the count they were made
+    from) equals it and no SLA they count as pending has fallen due (`good_until`)."""
+
+    __tablename__ = "report_days"
+
+    day: date = Field(primary_key=True)
+    changed: int = 0
+    rolled: int | None = None  # None: no rollups made
+    good_until: datetime | None = _when(nullable=True)  # None: nothing pending
+    rolled_at: datetime | None = _when(nullable=True)
+
+
+class ReportRollupRow(SQLModel, table=True):
+    """The report's tally (`routing.report.Tally`, as JSON) of one group of a day's leads, for
+    one grouping: a week's report merges seven days of these instead of reading the leads."""
+
+    __tablename__ = "report_rollups"
+    __table_args__ = (Index("ix_report_rollups_by_day", "by", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date = Field(foreign_key="report_days.day", ondelete="CASCADE")
+    by: str = Field(max_length=32)
+    group_key: str | None = Field(default=None, max_length=1000)
+    tally: dict[str, Any] = _json()
+
+
+class ReportCursorRow(SQLModel, table=True):
+    """How far the stories have been brought up to date: every change stamped before
+    `watermark` (less a margin for transactions still running then) is in them, made for the
+    fields the policy's rules read then (`fields`)."""
+
+    __tablename__ = "report_cursor"
+
+    name: str = Field(primary_key=True, max_length=64)
+    watermark: datetime = _when()
+    fields: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _when()

@@ -1,0 +1,238 @@
+"""The routing report over the database: `leadrouter report`, the dashboard, the digest's weekly
+section and App Home all read it here, through the pure core (`routing.report`).
+
+    await refresh_report(uow)                         # the stories and rollups up to date
+    report = await routing_report(uow, window, by="rule")
+    rows = await report_rows(uow, window, "rule")     # its groups, keyed as `--json` prints them
+
+How it stays fast and right (docs/storage.md):
+
+- Each lead's story is a row of its own (`lead_stories`), made from the rows that record what
+  happened to it (`storage.stories`). `refresh_report` makes again the stories of the leads
+  anything was recorded for since it last looked (less LAG, for transactions that were still
+  running then), so an event that arrives late, twice or out of order is folded in with the
+  rest, from scratch, the next time it runs (every minute, `bot.jobs`; and before a
+  `leadrouter report`).
+- Each past day's leads are tallied once per grouping (`report_rollups`), and made again once a
+  story of that day changes or an SLA they counted as pending falls due. A report merges the
+  rollups of the whole days in its window and tallies the rest (the partial days at its ends,
+  days whose rollups are out of date) from the stories themselves: what counts as what is
+  decided once, in `routing.report.tally`, whichever way a lead is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.service.unit_of_work import Transaction, UnitOfWork
+from routing.report import (
+    GROUPINGS,
+    LeadStory,
+    Report,
+    SlaStatus,
+    Tally,
+    fields_read,
+    json_object,
+    report_of_tallies,
+    tally_by,
+    team_weights,
+)
+from routing.report.tally import claim_sla_status, contact_sla_status
+from routing.report.window import Window
+from storage.repository import report as stored
+from storage.repository.report import day_of, start_of
+from storage.stories import stories_of
+
+# Changes recorded this long before the refresh last looked are looked at again: a transaction
+# stamps its changes when it begins and commits a little later (under a second, but for a run
+# retried after lost races), and replicas' clocks may differ by a little.
+LAG = timedelta(minutes=10)
+STORY_BATCH = 2000  # leads whose stories are made per read and written per transaction
+ROLLUP_DAYS = 400  # days rolled up per refresh at most: more than a year, the longest window
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    looked_at: int  # leads whose stories were made again
+    written: int  # of those, the stories that had changed
+    rolled_up: int  # days whose rollups were made again
+    rebuilt: bool  # every story was made again (the first refresh, or the fields changed)
+
+
+async def refresh_report(uow: UnitOfWork) -> Refreshed:
+    """Bring every lead's story up to date, then the rollups of the days that need it.
+
+    The stories are made on a reading session and only those that changed are written, each
+    batch in a short transaction of its own: routing never waits for the report."""
+    policy = uow.policy()
+    fields = fields_read(policy)
+    now = uow.clock()
+    cursor = await uow.read(lambda session: stored.report_cursor(session=session))
+    rebuilt = cursor is None or cursor.fields != fields
+    since = None if rebuilt or cursor is None else cursor.watermark - LAG
+    lead_ids = await uow.read(
+        lambda session: stored.leads_changed_since(session=session, since=since)
+    )
+    written = 0
+    for start in range(0, len(lead_ids), STORY_BATCH):
+        batch = lead_ids[start : start + STORY_BATCH]
+        changed = await uow.read(partial(_changed_stories, lead_ids=batch, fields=fields))
+        if changed:
+            await uow.write(partial(_save_stories, stories=changed, now=now))
+            written += len(changed)
+    await uow.write(
+        lambda tx: stored.move_report_cursor(
+            session=tx.session, watermark=now, fields=fields, now=now
+        )
+    )
+    rolled_up = await roll_up_days(uow)
+    return Refreshed(len(lead_ids), written, rolled_up, rebuilt)
+
+
+def _changed_stories(
+    session: Session, *, lead_ids: Sequence[int], fields: Sequence[str]
+) -> dict[int, LeadStory]:
+    made = stories_of(session=session, lead_ids=lead_ids, fields=fields)
+    kept = stored.stored_stories(session=session, lead_ids=made)
+    return {lead_id: story for lead_id, story in made.items() if kept.get(lead_id) != story}
+
+
+def _save_stories(tx: Transaction, *, stories: dict[int, LeadStory], now: datetime) -> None:
+    stored.save_stories(session=tx.session, stories=stories, now=now)
+
+
+async def roll_up_days(uow: UnitOfWork, *, limit: int = ROLLUP_DAYS) -> int:
+    """Make again the rollups of past days that need it (today's leads are always tallied from
+    their stories); how many days were."""
+    now = uow.clock()
+    days = await uow.read(
+        lambda session: stored.days_to_roll_up(
+            session=session, before=day_of(now), now=now, limit=limit
+        )
+    )
+    done = 0
+    for day in days:
+        made = await uow.read(partial(_day_tallies, day=day, now=now))
+        if made is not None:
+            done += int(await uow.write(partial(_save_rollups, rollup=made, now=now)))
+    return done
+
+
+@dataclass(frozen=True, slots=True)
+class _DayRollup:
+    day: date
+    changed: int  # the day's change count when its stories were read
+    tallies: dict[str, dict[str | None, Tally]]  # by grouping, then group
+    good_until: datetime | None
+
+
+def _save_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool:
+    return stored.save_rollups(
+        session=tx.session,
+        day=rollup.day,
+        changed=rollup.changed,
+        tallies=rollup.tallies,
+        good_until=rollup.good_until,
+        now=now,
+    )
+
+
+def _day_tallies(session: Session, *, day: date, now: datetime) -> _DayRollup | None:
+    # The day's change count first, then its stories: a story written in between makes the
+    # count stale, and the rollups are not saved (`save_rollups`).
+    state = stored.day_states(session=session, first=day, last=day).get(day)
+    if state is None:
+        return None
+    stories = stored.stories_between(
+        session=session, start=start_of(day), end=start_of(day + ONE_DAY)
+    )
+    tallies = {by: tally_by(stories, by=by, now=now) for by in GROUPINGS}
+    return _DayRollup(day, state.changed, tallies, _pending_until(stories, now))
+
+
+def _pending_until(stories: Sequence[LeadStory], now: datetime) -> datetime | None:
+    """When the first SLA these stories count as pending falls due: their tally is good until
+    then (a lapse recorded sooner changes a story, and so the day, anyway)."""
+    dues = [
+        due
+        for story in stories
+        for status, due in (
+            (claim_sla_status(story, now), story.claim_due_at),
+            (contact_sla_status(story, now), story.contact_due_at),
+        )
+        if status is SlaStatus.PENDING and due is not None
+    ]
+    return min(dues, default=None)
+
+
+# --- reading the report -------------------------------------------------------------------------
+
+
+async def routing_report(uow: UnitOfWork, window: Window, *, by: str) -> Report:
+    """The report of the leads that arrived in `window`, grouped `by` one of
+    `routing.report.GROUPINGS`, as things stand now (as of the last refresh)."""
+    if by not in GROUPINGS:
+        raise ValueError(f"a report is grouped by one of {', '.join(GROUPINGS)}, not {by!r}")
+    policy = uow.policy()
+    now = uow.clock()
+    tallies = await uow.read(
+        lambda session: window_tallies(
+            session, by=by, since=window.since, until=window.until, now=now
+        )
+    )
+    return report_of_tallies(
+        tallies,
+        by=by,
+        now=now,
+        since=window.since,
+        until=window.until,
+        teams=team_weights(policy),
+        fields=fields_read(policy),
+    )
+
+
+async def report_rows(uow: UnitOfWork, window: Window, by: str) -> list[dict[str, Any]]:
+    """The report's groups as `leadrouter report --json` prints them, most leads first: what
+    the dashboard shows (`bot.dashboard.figures.Figures`)."""
+    report = await routing_report(uow, window, by=by)
+    return [json_object(group) for group in report.groups]
+
+
+def window_tallies(
+    session: Session, *, by: str, since: datetime, until: datetime, now: datetime
+) -> dict[str | None, Tally]:
+    """The tallies of the leads that arrived in [since, until), by group: the rollups of the
+    whole days that have them, the stories of the rest."""
+    first, last = day_of(since), day_of(until - timedelta(microseconds=1))
+    states = stored.day_states(session=session, first=first, last=last)
+    rolled: list[date] = []
+    live: list[tuple[datetime, datetime]] = []
+    day = first
+    while day <= last:
+        start, end = max(since, start_of(day)), min(until, start_of(day + ONE_DAY))
+        state = states.get(day)
+        whole = start == start_of(day) and end == start_of(day + ONE_DAY)
+        if state is None:
+            pass  # no lead arrived that day
+        elif whole and state.rolled_up(now):
+            rolled.append(day)
+        elif live and live[-1][1] == start:
+            live[-1] = (live[-1][0], end)  # one read for neighbouring days
+        else:
+            live.append((start, end))
+        day += ONE_DAY
+    tallies: dict[str | None, Tally] = {}
+    for group, tally in stored.rollups(session=session, by=by, days=rolled):
+        tallies.setdefault(group, Tally()).absorb(tally)
+    for start, end in live:
+        stories = stored.stories_between(session=session, start=start, end=end)
+        for group, tally in tally_by(stories, by=by, now=now, since=start, until=end).items():
+            tallies.setdefault(group, Tally()).absorb(tally)
+    return tallies
