@@ -8,8 +8,9 @@ Where each part of a story comes from:
   the policy's rules read that the lead lacks (its facts) and, for an unmatched lead, those whose
   absence kept a rule from matching it (the decision's trace);
 - its offers: when its first card reached Slack; the claim SLA's due time, that of its open or
-  claimed offer, else of its latest offer that let the SLA lapse (so a lead the watchdog queued
-  after misses is charged them); how many offers lapsed;
+  claimed offer once its card is out, else of its latest offer that let the SLA lapse (so a
+  lead moved on after a miss is charged it, whether it waits in a queue or for its next card);
+  how many offers lapsed;
 - its audit trail: when it was claimed, the reason of each reject (the rep's choice in the modal,
   not their note), and each time it was taken from a rep (the audit kind);
 - its outcome events (`outcome_events`), folded by `routing.report.outcomes_of`, and its contact
@@ -253,8 +254,9 @@ def _story(
 
 
 def _claim_due_at(offers: Sequence[Any]) -> datetime | None:
-    if offers and offers[-1].status in _OPEN:
-        return offers[-1].sla_due_at  # type: ignore[no-any-return]
+    current = offers[-1] if offers else None
+    if current is not None and current.status in _OPEN and current.sla_due_at is not None:
+        return current.sla_due_at  # type: ignore[no-any-return]
     lapsed = [offer.sla_due_at for offer in offers if offer.status == _EXPIRED]
     return lapsed[-1] if lapsed else None
 
