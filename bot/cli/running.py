@@ -22,9 +22,12 @@ from bot.metrics import Metrics
 from bot.service.accounts import import_accounts
 from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
+from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
 from routing.model import Account
 from routing.policy import Policy
+from routing.report import Report
+from routing.report.window import Window
 from storage import migrate
 
 log = logging.getLogger("leadrouter")
@@ -136,3 +139,15 @@ async def import_accounts_in(
     finally:
         await application.close()
     return created, updated
+
+
+async def report(settings: Settings, policy: Policy, window: Window, *, by: str) -> Report:
+    """The routing report of `window`, the stories brought up to date first."""
+    application = bootstrap(settings, policy=policy)
+    try:
+        await refresh_report(application.uow)
+        return await routing_report(application.uow, window, by=by)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot read the report: the database failed: {first_line(exc)}") from None
+    finally:
+        await application.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from routing.report.window import DEFAULT_SINCE, BadWindow, Window, window_of
+from routing.report.window import ASKED_GROUPINGS, DEFAULT_SINCE, BadWindow, Window, window_of
 
 __all__ = [
     "DEFAULT_GROUPING",
@@ -33,7 +33,7 @@ __all__ = [
 FigureRow = Mapping[str, Any]
 
 # The groupings the issue names, plus everything as one group (`all`: the fairness page).
-GROUPINGS = ("rule", "team", "rep", "source", "segment", "region", "policy_version", "all")
+GROUPINGS = ASKED_GROUPINGS
 DEFAULT_GROUPING = "rule"
 
 

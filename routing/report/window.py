@@ -9,6 +9,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+# What a report is grouped by when people ask for one: `routing.report.GROUPINGS` but an
+# experiment's arm (no policy has experiments yet).
+ASKED_GROUPINGS = ("rule", "team", "rep", "source", "segment", "region", "policy_version", "all")
 DEFAULT_SINCE = "7d"
 LONGEST = timedelta(days=366)
 # Up to a month is charted day by day; a longer window week by week.

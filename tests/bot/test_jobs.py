@@ -42,7 +42,7 @@ def utc(*parts: int) -> datetime:
 def test_the_sweep_and_one_digest_per_manager_with_a_cron_are_declared() -> None:
     jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY))}
 
-    assert set(jobs) == {"sla-sweep", "digest:mia", "digest:ned"}
+    assert set(jobs) == {"sla-sweep", "report", "digest:mia", "digest:ned"}
     sweep = jobs["sla-sweep"]
     assert isinstance(sweep.trigger, IntervalTrigger)
     assert sweep.trigger.interval == timedelta(seconds=30)
@@ -178,3 +178,12 @@ def test_leadrouter_jobs_lists_each_job_with_its_next_run(tmp_path: Path) -> Non
     # Fridays 16:30 in New York: 21:30 UTC in winter, 20:30 in summer.
     assert next_run.weekday() == 4 and next_run.strftime("%M") == "30"
     assert next_run.hour in (20, 21)
+
+
+def test_the_report_is_brought_up_to_date_every_minute_and_at_start() -> None:
+    jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY))}
+
+    job = jobs["report"]
+    assert isinstance(job.trigger, IntervalTrigger)
+    assert job.trigger.interval == timedelta(minutes=1)
+    assert job.at_start and "routing report" in job.what
