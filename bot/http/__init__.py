@@ -49,7 +49,7 @@ def build_http_app(
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
-    register_dashboard(http, app)
+    register_dashboard(http, app, figures=app.figures)
     if app.slack is not None:
         http.cleanup_ctx.append(_keep_slack_connections)
     if connect_slack and app.slack_link is not None:
