@@ -228,9 +228,7 @@ def window_tallies(
         else:
             live.append((start, end))
         day += ONE_DAY
-    tallies: dict[str | None, Tally] = {}
-    for group, tally in stored.rollups(session=session, by=by, days=rolled):
-        tallies.setdefault(group, Tally()).absorb(tally)
+    tallies = stored.rollup_tallies(session=session, by=by, days=rolled)
     for start, end in live:
         stories = stored.stories_between(session=session, start=start, end=end)
         for group, tally in tally_by(stories, by=by, now=now, since=start, until=end).items():
