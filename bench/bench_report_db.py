@@ -42,7 +42,6 @@ from routing.report.window import Window
 from storage import migrate
 from storage import repository as repo
 from storage.db import Database, open_database
-from storage.repository import report as stored
 
 ROOT = Path(__file__).resolve().parents[1]
 FILL_BATCH = 20_000
@@ -106,7 +105,7 @@ async def fill(uow: UnitOfWork, count: int, days: int, rules: int, seed: int) ->
         def work(tx: Transaction, stories: list[LeadStory] = stories, batch: int = batch) -> None:
             rows = [lead_row(f"B{batch}-{n}", story) for n, story in enumerate(stories)]
             ids = repo.insert_leads(session=tx.session, rows=rows)
-            stored.save_stories(
+            repo.save_stories(
                 session=tx.session,
                 stories={ids[row["external_id"]]: s for row, s in zip(rows, stories, strict=True)},
                 now=NOW,
@@ -136,9 +135,7 @@ async def reports(uow: UnitOfWork) -> dict[str, Any]:
 
     async def from_stories() -> Any:
         stories = await uow.read(
-            lambda session: stored.stories_between(
-                session=session, start=week.since, end=week.until
-            )
+            lambda session: repo.stories_between(session=session, start=week.since, end=week.until)
         )
         return tally_by(stories, by="rule", now=NOW, since=week.since, until=week.until)
 

@@ -61,7 +61,7 @@ class ContactSla(NamedTuple):
 
 
 @dataclass(slots=True)
-class _Sources:
+class LeadSources:
     """What the report needs of one lead, as loaded."""
 
     created_at: datetime
@@ -71,35 +71,55 @@ class _Sources:
     audits: list[Any] = field(default_factory=list)  # oldest first, of the kinds read
 
 
-def stories_of(
-    *, session: Session, lead_ids: Iterable[int], fields: Collection[str]
-) -> dict[int, LeadStory]:
-    """The stories of these leads, as their rows say now; `fields` are those whose gaps to look
-    for (`routing.report.fields_read` of the policy). A lead with no decision has none."""
-    sources: dict[int, _Sources] = {}
+@dataclass(frozen=True, slots=True)
+class StorySources:
+    """What some leads' stories are made from, as loaded (`load_story_sources`); `stories_from`
+    makes them, apart, so that the loading is all a reading session does."""
+
+    leads: Mapping[int, LeadSources]
+    traces: Mapping[int, Any]  # a decision's steps, by its id: of unmatched leads lacking a field
+    events: Mapping[int, Sequence[OutcomeEvent]]
+    contacts: Mapping[int, ContactSla]
+    fields: tuple[str, ...]
+
+
+def load_story_sources(
+    session: Session, *, lead_ids: Iterable[int], fields: Collection[str]
+) -> StorySources:
+    """The rows these leads' stories are made from; `fields` are those whose gaps to look for
+    (`routing.report.fields_read` of the policy)."""
+    sources: dict[int, LeadSources] = {}
     for chunk in id_chunks(lead_ids):
         _load(session, chunk, sources)
     ids = sorted(sources)
-    events = outcome_events(session=session, lead_ids=ids)
-    contacts = contact_slas(session=session, lead_ids=ids)
     wanted_traces = [
         source.decision.id
         for source in sources.values()
         if source.decision is not None and _needs_trace(source, fields)
     ]
-    traces = _traces(session, wanted_traces)
+    return StorySources(
+        leads=sources,
+        traces=_traces(session, wanted_traces),
+        events=outcome_events(session=session, lead_ids=ids),
+        contacts=contact_slas(session=session, lead_ids=ids),
+        fields=tuple(fields),
+    )
+
+
+def stories_from(sources: StorySources) -> dict[int, LeadStory]:
+    """The stories of the leads loaded, as their rows say; a lead with no decision has none."""
     stories = {}
-    for lead_id in ids:
-        source = sources[lead_id]
+    for lead_id in sorted(sources.leads):
+        source = sources.leads[lead_id]
         if source.decision is None:
             continue
         stories[lead_id] = _story(
             lead_id,
             source,
-            fields=fields,
-            trace=traces.get(source.decision.id, ()),
-            events=events.get(lead_id, ()),
-            contact=contacts.get(lead_id),
+            fields=sources.fields,
+            trace=sources.traces.get(source.decision.id, ()),
+            events=sources.events.get(lead_id, ()),
+            contact=sources.contacts.get(lead_id),
         )
     return stories
 
@@ -133,12 +153,12 @@ def contact_slas(*, session: Session, lead_ids: Sequence[int]) -> dict[int, Cont
 # --- loading ------------------------------------------------------------------------------------
 
 
-def _load(session: Session, chunk: list[int], sources: dict[int, _Sources]) -> None:
+def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -> None:
     leads = session.execute(
         select(LEADS.c.id, LEADS.c.created_at, LEADS.c.facts).where(LEADS.c.id.in_(chunk))
     )
     for lead_id, created_at, facts in leads:
-        sources[lead_id] = _Sources(created_at, facts or {})
+        sources[lead_id] = LeadSources(created_at, facts or {})
     decisions = session.execute(
         select(
             _DECISIONS.c.id,
@@ -174,7 +194,7 @@ def _load(session: Session, chunk: list[int], sources: dict[int, _Sources]) -> N
         sources[audit.lead_id].audits.append(audit)
 
 
-def _needs_trace(source: _Sources, fields: Collection[str]) -> bool:
+def _needs_trace(source: LeadSources, fields: Collection[str]) -> bool:
     # Only an unmatched lead lacking a field can have been unmatched for want of it.
     decision = source.decision
     unmatched = decision.outcome == Outcome.QUEUED.value and decision.rule is None
@@ -196,7 +216,7 @@ def _traces(session: Session, decision_ids: list[int]) -> dict[int, Any]:
 
 def _story(
     lead_id: int,
-    source: _Sources,
+    source: LeadSources,
     *,
     fields: Collection[str],
     trace: Any,

@@ -22,6 +22,7 @@ How it stays fast and right (docs/storage.md):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -45,15 +46,16 @@ from routing.report import (
 )
 from routing.report.tally import claim_sla_status, contact_sla_status
 from routing.report.window import Window
-from storage.repository import report as stored
-from storage.repository.report import day_of, start_of
-from storage.stories import stories_of
+from storage import repository as repo
+from storage.stories import load_story_sources, stories_from
 
 # Changes recorded this long before the refresh last looked are looked at again: a transaction
 # stamps its changes when it begins and commits a little later (under a second, but for a run
 # retried after lost races), and replicas' clocks may differ by a little.
 LAG = timedelta(minutes=10)
-STORY_BATCH = 2000  # leads whose stories are made per read and written per transaction
+# Leads whose stories are made per read and written per transaction: on SQLite a read of 500
+# holds the event loop for about a tenth of a second (its rows are decoded there).
+STORY_BATCH = 500
 ROLLUP_DAYS = 400  # days rolled up per refresh at most: more than a year, the longest window
 ONE_DAY = timedelta(days=1)
 
@@ -74,21 +76,20 @@ async def refresh_report(uow: UnitOfWork) -> Refreshed:
     policy = uow.policy()
     fields = fields_read(policy)
     now = uow.clock()
-    cursor = await uow.read(lambda session: stored.report_cursor(session=session))
+    cursor = await uow.read(lambda session: repo.report_cursor(session=session))
     rebuilt = cursor is None or cursor.fields != fields
     since = None if rebuilt or cursor is None else cursor.watermark - LAG
     lead_ids = await uow.read(
-        lambda session: stored.leads_changed_since(session=session, since=since)
+        lambda session: repo.leads_changed_since(session=session, since=since)
     )
     written = 0
     for start in range(0, len(lead_ids), STORY_BATCH):
-        batch = lead_ids[start : start + STORY_BATCH]
-        changed = await uow.read(partial(_changed_stories, lead_ids=batch, fields=fields))
+        changed = await _changed_stories(uow, lead_ids[start : start + STORY_BATCH], fields)
         if changed:
             await uow.write(partial(_save_stories, stories=changed, now=now))
             written += len(changed)
     await uow.write(
-        lambda tx: stored.move_report_cursor(
+        lambda tx: repo.move_report_cursor(
             session=tx.session, watermark=now, fields=fields, now=now
         )
     )
@@ -96,16 +97,19 @@ async def refresh_report(uow: UnitOfWork) -> Refreshed:
     return Refreshed(len(lead_ids), written, rolled_up, rebuilt)
 
 
-def _changed_stories(
-    session: Session, *, lead_ids: Sequence[int], fields: Sequence[str]
+async def _changed_stories(
+    uow: UnitOfWork, lead_ids: Sequence[int], fields: Sequence[str]
 ) -> dict[int, LeadStory]:
-    made = stories_of(session=session, lead_ids=lead_ids, fields=fields)
-    kept = stored.stored_stories(session=session, lead_ids=made)
+    # The rows are read on a reading session and the stories made on a thread of their own,
+    # so that a refresh of many leads leaves the event loop free for routing between reads.
+    sources = await uow.read(partial(load_story_sources, lead_ids=lead_ids, fields=fields))
+    made = await asyncio.to_thread(stories_from, sources)
+    kept = await uow.read(lambda session: repo.stored_stories(session=session, lead_ids=made))
     return {lead_id: story for lead_id, story in made.items() if kept.get(lead_id) != story}
 
 
 def _save_stories(tx: Transaction, *, stories: dict[int, LeadStory], now: datetime) -> None:
-    stored.save_stories(session=tx.session, stories=stories, now=now)
+    repo.save_stories(session=tx.session, stories=stories, now=now)
 
 
 async def roll_up_days(uow: UnitOfWork, *, limit: int = ROLLUP_DAYS) -> int:
@@ -113,15 +117,18 @@ async def roll_up_days(uow: UnitOfWork, *, limit: int = ROLLUP_DAYS) -> int:
     their stories); how many days were."""
     now = uow.clock()
     days = await uow.read(
-        lambda session: stored.days_to_roll_up(
-            session=session, before=day_of(now), now=now, limit=limit
+        lambda session: repo.days_to_roll_up(
+            session=session, before=repo.arrival_day(now), now=now, limit=limit
         )
     )
     done = 0
     for day in days:
-        made = await uow.read(partial(_day_tallies, day=day, now=now))
-        if made is not None:
-            done += int(await uow.write(partial(_save_rollups, rollup=made, now=now)))
+        read = await uow.read(partial(_day_stories, day=day))
+        if read is None:
+            continue
+        changed, stories = read
+        rollup = await asyncio.to_thread(_day_rollup, day, changed, stories, now)
+        done += int(await uow.write(partial(_save_rollups, rollup=rollup, now=now)))
     return done
 
 
@@ -134,7 +141,7 @@ class _DayRollup:
 
 
 def _save_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool:
-    return stored.save_rollups(
+    return repo.save_rollups(
         session=tx.session,
         day=rollup.day,
         changed=rollup.changed,
@@ -144,17 +151,19 @@ def _save_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool
     )
 
 
-def _day_tallies(session: Session, *, day: date, now: datetime) -> _DayRollup | None:
-    # The day's change count first, then its stories: a story written in between makes the
-    # count stale, and the rollups are not saved (`save_rollups`).
-    state = stored.day_states(session=session, first=day, last=day).get(day)
+def _day_stories(session: Session, *, day: date) -> tuple[int, list[LeadStory]] | None:
+    """The day's change count, then its stories: a story written in between makes the count
+    stale, and the rollups are not saved (`save_rollups`)."""
+    state = repo.day_states(session=session, first=day, last=day).get(day)
     if state is None:
         return None
-    stories = stored.stories_between(
-        session=session, start=start_of(day), end=start_of(day + ONE_DAY)
-    )
+    start = repo.day_start(day)
+    return state.changed, repo.stories_between(session=session, start=start, end=start + ONE_DAY)
+
+
+def _day_rollup(day: date, changed: int, stories: list[LeadStory], now: datetime) -> _DayRollup:
     tallies = {by: tally_by(stories, by=by, now=now) for by in GROUPINGS}
-    return _DayRollup(day, state.changed, tallies, _pending_until(stories, now))
+    return _DayRollup(day, changed, tallies, _pending_until(stories, now))
 
 
 def _pending_until(stories: Sequence[LeadStory], now: datetime) -> datetime | None:
@@ -210,15 +219,15 @@ def window_tallies(
 ) -> dict[str | None, Tally]:
     """The tallies of the leads that arrived in [since, until), by group: the rollups of the
     whole days that have them, the stories of the rest."""
-    first, last = day_of(since), day_of(until - timedelta(microseconds=1))
-    states = stored.day_states(session=session, first=first, last=last)
+    first, last = repo.arrival_day(since), repo.arrival_day(until - timedelta(microseconds=1))
+    states = repo.day_states(session=session, first=first, last=last)
     rolled: list[date] = []
     live: list[tuple[datetime, datetime]] = []
     day = first
     while day <= last:
-        start, end = max(since, start_of(day)), min(until, start_of(day + ONE_DAY))
+        start, end = max(since, repo.day_start(day)), min(until, repo.day_start(day + ONE_DAY))
         state = states.get(day)
-        whole = start == start_of(day) and end == start_of(day + ONE_DAY)
+        whole = start == repo.day_start(day) and end == repo.day_start(day + ONE_DAY)
         if state is None:
             pass  # no lead arrived that day
         elif whole and state.rolled_up(now):
@@ -228,9 +237,9 @@ def window_tallies(
         else:
             live.append((start, end))
         day += ONE_DAY
-    tallies = stored.rollup_tallies(session=session, by=by, days=rolled)
+    tallies = repo.rollup_tallies(session=session, by=by, days=rolled)
     for start, end in live:
-        stories = stored.stories_between(session=session, start=start, end=end)
+        stories = repo.stories_between(session=session, start=start, end=end)
         for group, tally in tally_by(stories, by=by, now=now, since=start, until=end).items():
             tallies.setdefault(group, Tally()).absorb(tally)
     return tallies

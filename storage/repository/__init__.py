@@ -12,6 +12,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
     audit          the audit trail
+    report         the routing report's stories, days and their rollups, and how far it has read
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
@@ -69,6 +70,22 @@ from storage.repository.outbox import (
     queue_outbox_once,
     renew_outbox,
 )
+from storage.repository.report import (
+    Cursor,
+    DayState,
+    arrival_day,
+    day_start,
+    day_states,
+    days_to_roll_up,
+    leads_changed_since,
+    move_report_cursor,
+    report_cursor,
+    rollup_tallies,
+    save_rollups,
+    save_stories,
+    stored_stories,
+    stories_between,
+)
 from storage.repository.routing_state import (
     Candidates,
     RepStates,
@@ -99,10 +116,13 @@ __all__ = [
     "Candidates",
     "Claimed",
     "Conflict",
+    "Cursor",
+    "DayState",
     "RepStates",
     "StateChanged",
     "TeamStates",
     "add_audit",
+    "arrival_day",
     "audits_by_rep",
     "candidate_accounts",
     "change_offer_status",
@@ -114,6 +134,9 @@ __all__ = [
     "count_open_offers",
     "crm_cursor",
     "current_offer",
+    "day_start",
+    "day_states",
+    "days_to_roll_up",
     "due_reminders",
     "find_lead",
     "find_leads",
@@ -127,9 +150,11 @@ __all__ = [
     "lead_audits",
     "lead_by_id",
     "leads_by_id",
+    "leads_changed_since",
     "load_rep_states",
     "load_team_states",
     "move_crm_cursor",
+    "move_report_cursor",
     "offer_by_id",
     "offers_by_id",
     "offers_of_lead",
@@ -150,11 +175,17 @@ __all__ = [
     "remember_request",
     "renew_outbox",
     "repeated_external_id",
+    "report_cursor",
     "reps_holding_accounts",
+    "rollup_tallies",
+    "save_rollups",
+    "save_stories",
     "save_team_state",
     "set_away",
     "set_lead_status",
     "stored_crm_ids",
+    "stored_stories",
+    "stories_between",
     "take_job_run",
     "unclaimed_offers_of_rep",
     "unmatched_queue",

@@ -110,7 +110,7 @@ def save_stories(*, session: Session, stories: Mapping[int, LeadStory], now: dat
         ),
         rows,
     )
-    days = Counter(day_of(story.created_at) for story in stories.values())
+    days = Counter(arrival_day(story.created_at) for story in stories.values())
     bump = _upsert(session, DAYS)
     session.execute(
         bump.on_conflict_do_update(
@@ -136,11 +136,11 @@ def _upsert(session: Session, table: Any) -> Any:
 # --- days and their rollups ---------------------------------------------------------------------
 
 
-def day_of(moment: datetime) -> date:
+def arrival_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def start_of(day: date) -> datetime:
+def day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 

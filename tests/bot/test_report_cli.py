@@ -135,9 +135,11 @@ def test_a_bad_option_is_a_sentence_and_touches_no_database(
 
 
 def test_a_database_that_cannot_be_read_is_a_sentence(tmp_path: Path) -> None:
-    (tmp_path / "a-directory.db").mkdir()
+    # A file, not a missing folder: see test_serve's test of `db upgrade` on such a file.
+    database = tmp_path / "leads.db"
+    database.write_bytes(b"these are not the tables you are looking for" * 100)
 
-    code, stdout, stderr = run(f"sqlite+aiosqlite:///{tmp_path / 'a-directory.db'}", "report")
+    code, stdout, stderr = run(f"sqlite+aiosqlite:///{database}", "report")
 
     assert code == 1
     assert stderr.startswith("error: cannot migrate the database")

@@ -25,7 +25,6 @@ from routing.report import json_object, report_of_tallies, tally_by
 from routing.report.window import Window
 from storage import repository as repo
 from storage.db import Database
-from storage.repository import report as stored
 from tests.service.conftest import Clock
 from tests.service.support import TRIO_POLICY, new_lead, offers_of, write_policy
 
@@ -170,7 +169,7 @@ async def test_whole_days_read_from_rollups_say_what_the_stories_say(
     for by in ("rule", "rep", "all"):
         rolled = await routing_report(uow, window, by=by)
         stories = await uow.read(
-            lambda session: stored.stories_between(
+            lambda session: repo.stories_between(
                 session=session, start=window.since, end=window.until
             )
         )
