@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, delete, func, insert, select, union, update
+from sqlalchemy import Insert, delete, insert, select, union, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -238,12 +238,6 @@ def save_rollups(
 @cache
 def _insert_rollups() -> Insert:
     return insert(ROLLUPS)
-
-
-def first_arrival(*, session: Session) -> datetime | None:
-    """When the earliest lead with a story arrived."""
-    value = session.execute(select(func.min(STORIES.c.created_at))).scalar_one_or_none()
-    return value if isinstance(value, datetime) else None
 
 
 # --- a tally as JSON ----------------------------------------------------------------------------

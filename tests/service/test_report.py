@@ -3,6 +3,7 @@ rollups that agree with the stories, and a refresh that notices late changes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,3 +300,37 @@ async def test_the_tallies_of_a_window_are_those_of_its_days_added_up(
         )
         expected = sum(1 for day in range(4) if MONDAY + timedelta(days=day, hours=day) >= since)
         assert tallies["all"].leads == expected
+
+
+async def test_a_card_that_goes_out_long_after_the_lead_arrived_is_noticed(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    """A card's post writes no audit row: the refresh finds it by the offer's post time."""
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    await refresh_report(uow)
+    clock.advance(hours=1)  # Slack was down for an hour
+    await post_card(uow, "L-1")
+    clock.advance(minutes=1)
+
+    refreshed = await refresh_report(uow)
+    (group,) = (await routing_report(uow, last_week(clock()), by="all")).groups
+
+    assert refreshed.written == 1
+    assert group.time_to_card.p50 == pytest.approx(3600, rel=0.01)
+    assert group.claim_sla_pending == 1
+
+
+async def test_replicas_refreshing_at_once_agree(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    replicas = [make_uow(db), make_uow(db)]
+    await a_morning_of_leads(replicas[0], clock)
+    clock.advance(days=1)
+
+    await asyncio.gather(*(refresh_report(uow) for uow in replicas))
+
+    again = await refresh_report(replicas[1])
+    assert (again.written, again.rolled_up) == (0, 0)
+    (group,) = (await routing_report(replicas[0], last_week(clock()), by="all")).groups
+    assert group.leads == 7
