@@ -353,17 +353,18 @@ def story_values(lead_id: int, story: LeadStory, *, now: datetime) -> dict[str, 
 STORY_COLUMNS = ("lead_id", "outcome", "amount_cents", "marks", *_FLAT)
 
 
-def story_of_row(row: Any) -> LeadStory:
-    """A `lead_stories` row (with STORY_COLUMNS) back as the story it was made from."""
-    marks = row.marks or {}
-    cents = row.amount_cents
+def story_of_row(row: Sequence[Any]) -> LeadStory:
+    """A `lead_stories` row, its columns in STORY_COLUMNS' order, back as the story it was made
+    from. By position: a report reads tens of thousands of these."""
+    lead_id, outcome, cents, marks, *flat = row
+    marks = marks or {}
     return LeadStory(
-        lead_id=str(row.lead_id),
-        outcome=Outcome(row.outcome),
+        lead_id=str(lead_id),
+        outcome=Outcome(outcome),
         amount=None if cents is None else (Decimal(cents) / 100).quantize(CENT),
         rejects=tuple(marks.get("rejects", ())),
         reassignments=tuple(marks.get("reassignments", ())),
         missing=frozenset(marks.get("missing", ())),
         unmatched_for_want_of=frozenset(marks.get("unmatched_for_want_of", ())),
-        **{name: getattr(row, name) for name in _FLAT},
+        **dict(zip(_FLAT, flat, strict=True)),
     )

@@ -14,10 +14,11 @@ How it stays fast and right (docs/storage.md):
   rest, from scratch, the next time it runs (every minute, `bot.jobs`; and before a
   `leadrouter report`).
 - Each past day's leads are tallied once per grouping (`report_rollups`), and made again once a
-  story of that day changes or an SLA they counted as pending falls due. A report merges the
-  rollups of the whole days in its window and tallies the rest (the partial days at its ends,
-  days whose rollups are out of date) from the stories themselves: what counts as what is
-  decided once, in `routing.report.tally`, whichever way a lead is counted.
+  story of that day changes or an SLA they counted as pending falls due; each past week's are
+  its days' merged. A report merges the rollups of the whole weeks and days in its window and
+  tallies the rest (the partial days at its ends, days whose rollups are out of date) from the
+  stories themselves: what counts as what is decided once, in `routing.report.tally`, whichever
+  way a lead is counted.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ LAG = timedelta(minutes=10)
 STORY_BATCH = 500
 ROLLUP_DAYS = 400  # days rolled up per refresh at most: more than a year, the longest window
 ONE_DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +116,12 @@ def _save_stories(tx: Transaction, *, stories: dict[int, LeadStory], now: dateti
 
 async def roll_up_days(uow: UnitOfWork, *, limit: int = ROLLUP_DAYS) -> int:
     """Make again the rollups of past days that need it (today's leads are always tallied from
-    their stories); how many days were."""
+    their stories), then merge those of the past weeks whose days changed; how many days and
+    weeks were."""
     now = uow.clock()
+    today = repo.arrival_day(now)
     days = await uow.read(
-        lambda session: repo.days_to_roll_up(
-            session=session, before=repo.arrival_day(now), now=now, limit=limit
-        )
+        lambda session: repo.days_to_roll_up(session=session, before=today, now=now, limit=limit)
     )
     done = 0
     for day in days:
@@ -128,20 +130,32 @@ async def roll_up_days(uow: UnitOfWork, *, limit: int = ROLLUP_DAYS) -> int:
             continue
         changed, stories = read
         rollup = await asyncio.to_thread(_day_rollup, day, changed, stories, now)
-        done += int(await uow.write(partial(_save_rollups, rollup=rollup, now=now)))
+        done += int(await uow.write(partial(_save_day_rollups, rollup=rollup, now=now)))
+    weeks = await uow.read(
+        lambda session: repo.weeks_to_merge(
+            session=session,
+            before=repo.monday_of(today),
+            now=now,
+            since=today - timedelta(days=limit),
+        )
+    )
+    for monday, made_from, good_until in weeks:
+        tallies = await uow.read(partial(_week_of_days, monday=monday))
+        week = _DayRollup(monday, made_from, tallies, good_until)
+        done += int(await uow.write(partial(_save_week_rollups, rollup=week, now=now)))
     return done
 
 
 @dataclass(frozen=True, slots=True)
 class _DayRollup:
-    day: date
-    changed: int  # the day's change count when its stories were read
+    day: date  # or a week's Monday
+    changed: int  # the day's change count when its stories were read (a week's: its days')
     tallies: dict[str, dict[str | None, Tally]]  # by grouping, then group
     good_until: datetime | None
 
 
-def _save_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool:
-    return repo.save_rollups(
+def _save_day_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool:
+    return repo.save_day_rollups(
         session=tx.session,
         day=rollup.day,
         changed=rollup.changed,
@@ -151,9 +165,24 @@ def _save_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool
     )
 
 
+def _save_week_rollups(tx: Transaction, *, rollup: _DayRollup, now: datetime) -> bool:
+    return repo.save_week_rollups(
+        session=tx.session,
+        monday=rollup.day,
+        made_from=rollup.changed,
+        tallies=rollup.tallies,
+        good_until=rollup.good_until,
+        now=now,
+    )
+
+
+def _week_of_days(session: Session, *, monday: date) -> dict[str, dict[str | None, Tally]]:
+    return repo.day_rollups_of_week(session=session, monday=monday)
+
+
 def _day_stories(session: Session, *, day: date) -> tuple[int, list[LeadStory]] | None:
     """The day's change count, then its stories: a story written in between makes the count
-    stale, and the rollups are not saved (`save_rollups`)."""
+    stale, and the rollups are not saved (`save_day_rollups`)."""
     state = repo.day_states(session=session, first=day, last=day).get(day)
     if state is None:
         return None
@@ -218,9 +247,18 @@ def window_tallies(
     session: Session, *, by: str, since: datetime, until: datetime, now: datetime
 ) -> dict[str | None, Tally]:
     """The tallies of the leads that arrived in [since, until), by group: the rollups of the
-    whole days that have them, the stories of the rest."""
+    whole weeks and days that have them, the stories of the rest."""
     first, last = repo.arrival_day(since), repo.arrival_day(until - timedelta(microseconds=1))
     states = repo.day_states(session=session, first=first, last=last)
+    weeks = repo.week_states(session=session, first=repo.monday_of(first), last=last)
+    whole_weeks = [
+        monday
+        for monday in _mondays(first, last)
+        if since <= repo.day_start(monday)
+        and repo.day_start(monday + WEEK) <= until
+        and repo.week_holds(monday, weeks, states, now)
+    ]
+    covered = {day for monday in whole_weeks for day in repo.days_of_week(monday)}
     rolled: list[date] = []
     live: list[tuple[datetime, datetime]] = []
     day = first
@@ -228,8 +266,8 @@ def window_tallies(
         start, end = max(since, repo.day_start(day)), min(until, repo.day_start(day + ONE_DAY))
         state = states.get(day)
         whole = start == repo.day_start(day) and end == repo.day_start(day + ONE_DAY)
-        if state is None:
-            pass  # no lead arrived that day
+        if state is None or day in covered:
+            pass  # no lead arrived that day, or its week's rollups count it
         elif whole and state.rolled_up(now):
             rolled.append(day)
         elif live and live[-1][1] == start:
@@ -237,9 +275,18 @@ def window_tallies(
         else:
             live.append((start, end))
         day += ONE_DAY
-    tallies = repo.rollup_tallies(session=session, by=by, days=rolled)
+    tallies = repo.rollup_tallies(session=session, by=by, days=rolled, weeks=whole_weeks)
     for start, end in live:
         stories = repo.stories_between(session=session, start=start, end=end)
         for group, tally in tally_by(stories, by=by, now=now, since=start, until=end).items():
             tallies.setdefault(group, Tally()).absorb(tally)
     return tallies
+
+
+def _mondays(first: date, last: date) -> list[date]:
+    monday = repo.monday_of(first)
+    found = []
+    while monday <= last:
+        found.append(monday)
+        monday += WEEK
+    return found

@@ -12,7 +12,8 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
     audit          the audit trail
-    report         the routing report's stories, days and their rollups, and how far it has read
+    report         the routing report's stories, and how far they are up to date
+    rollups        the report's days and weeks of arrivals, with their tallies
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
@@ -72,19 +73,29 @@ from storage.repository.outbox import (
 )
 from storage.repository.report import (
     Cursor,
-    DayState,
-    arrival_day,
-    day_start,
-    day_states,
-    days_to_roll_up,
     leads_changed_since,
     move_report_cursor,
     report_cursor,
-    rollup_tallies,
-    save_rollups,
     save_stories,
     stored_stories,
     stories_between,
+)
+from storage.repository.rollups import (
+    DayState,
+    WeekState,
+    arrival_day,
+    day_rollups_of_week,
+    day_start,
+    day_states,
+    days_of_week,
+    days_to_roll_up,
+    monday_of,
+    rollup_tallies,
+    save_day_rollups,
+    save_week_rollups,
+    week_holds,
+    week_states,
+    weeks_to_merge,
 )
 from storage.repository.routing_state import (
     Candidates,
@@ -121,6 +132,7 @@ __all__ = [
     "RepStates",
     "StateChanged",
     "TeamStates",
+    "WeekState",
     "add_audit",
     "arrival_day",
     "audits_by_rep",
@@ -134,8 +146,10 @@ __all__ = [
     "count_open_offers",
     "crm_cursor",
     "current_offer",
+    "day_rollups_of_week",
     "day_start",
     "day_states",
+    "days_of_week",
     "days_to_roll_up",
     "due_reminders",
     "find_lead",
@@ -153,6 +167,7 @@ __all__ = [
     "leads_changed_since",
     "load_rep_states",
     "load_team_states",
+    "monday_of",
     "move_crm_cursor",
     "move_report_cursor",
     "offer_by_id",
@@ -178,9 +193,10 @@ __all__ = [
     "report_cursor",
     "reps_holding_accounts",
     "rollup_tallies",
-    "save_rollups",
+    "save_day_rollups",
     "save_stories",
     "save_team_state",
+    "save_week_rollups",
     "set_away",
     "set_lead_status",
     "stored_crm_ids",
@@ -190,4 +206,7 @@ __all__ = [
     "unclaimed_offers_of_rep",
     "unmatched_queue",
     "upsert_accounts",
+    "week_holds",
+    "week_states",
+    "weeks_to_merge",
 ]

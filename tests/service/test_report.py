@@ -334,3 +334,47 @@ async def test_replicas_refreshing_at_once_agree(
     assert (again.written, again.rolled_up) == (0, 0)
     (group,) = (await routing_report(replicas[0], last_week(clock()), by="all")).groups
     assert group.leads == 7
+
+
+async def test_whole_weeks_read_from_merged_rollups_say_what_the_stories_say(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    start = MONDAY - timedelta(weeks=2)  # a Monday, 10:00
+    for n in range(20):
+        clock.now = start + timedelta(days=n, hours=n % 5)
+        await intake(uow, new_lead(f"L-{n}", industry="Software", source=f"s{n % 3}"))
+        if n % 4 == 0:
+            await post_card(uow, f"L-{n}")
+            clock.advance(minutes=n + 1)
+            offer = (await offers_of(uow.db, f"L-{n}"))[-1]
+            await claim(uow, f"L-{n}", by=offer.rep_id)
+    clock.now = start + timedelta(days=21)
+    refreshed = await refresh_report(uow)
+    assert refreshed.rolled_up == 20 + 3  # every past day, then the three past weeks
+    window = Window(start - timedelta(days=1), clock())
+
+    async def from_stories(by: str) -> list[dict[str, object]]:
+        stories = await uow.read(
+            lambda session: repo.stories_between(
+                session=session, start=window.since, end=window.until
+            )
+        )
+        tallied = tally_by(stories, by=by, now=clock(), since=window.since, until=window.until)
+        report = report_of_tallies(
+            tallied, by=by, now=clock(), since=window.since, until=window.until
+        )
+        return [json_object(group) for group in report.groups]
+
+    for by in ("source", "rep", "all"):
+        rolled = await routing_report(uow, window, by=by)
+        assert [json_object(g) | {"fairness": [], "data_health": []} for g in rolled.groups] == [
+            row | {"fairness": [], "data_health": []} for row in await from_stories(by)
+        ]
+
+    # A claim on a lead of the first week: that week is merged again from its days.
+    await claim(uow, "L-1", by=(await offers_of(uow.db, "L-1"))[-1].rep_id)
+    again = await refresh_report(uow)
+    assert again.rolled_up == 1 + 1  # the lead's day, then its week
+    (everyone,) = (await routing_report(uow, window, by="all")).groups
+    assert everyone.time_to_claim.leads == 6

@@ -1,4 +1,4 @@
-"""the routing report: each lead's story, day rollups, and how a decision picked its rep
+"""the routing report: each lead's story, day and week rollups, and how a decision picked its rep
 
 `lead_stories` is derived data, filled by the report's refresh (`bot.service.report`) from the
 rows already here: the first refresh after this revision makes a story for every lead stored.
@@ -27,6 +27,10 @@ def _when(name: str, *, nullable: bool = True) -> sa.Column[object]:
     return sa.Column(name, storage.models.UtcDateTime(), nullable=nullable)
 
 
+def _moment(name: str, *, nullable: bool = True) -> sa.Column[object]:
+    return sa.Column(name, storage.models.EpochMicroseconds(), nullable=nullable)
+
+
 def upgrade() -> None:
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("method", sa.String(length=32), nullable=True))
@@ -35,7 +39,7 @@ def upgrade() -> None:
     op.create_table(
         "lead_stories",
         sa.Column("lead_id", sa.Integer(), nullable=False),
-        _when("created_at", nullable=False),
+        _moment("created_at", nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("rule", sa.String(length=255), nullable=True),
         sa.Column("team", sa.String(length=64), nullable=True),
@@ -47,16 +51,16 @@ def upgrade() -> None:
         sa.Column("policy_version", sa.String(length=64), nullable=True),
         sa.Column("unmatched", sa.Boolean(), nullable=False),
         sa.Column("fallback", sa.Boolean(), nullable=False),
-        _when("card_posted_at"),
-        _when("claimed_at"),
-        _when("claim_due_at"),
+        _moment("card_posted_at"),
+        _moment("claimed_at"),
+        _moment("claim_due_at"),
         sa.Column("claim_misses", sa.Integer(), nullable=False),
-        _when("first_touch_at"),
-        _when("contact_due_at"),
+        _moment("first_touch_at"),
+        _moment("contact_due_at"),
         sa.Column("contact_misses", sa.Integer(), nullable=False),
-        _when("converted_at"),
-        _when("won_at"),
-        _when("lost_at"),
+        _moment("converted_at"),
+        _moment("won_at"),
+        _moment("lost_at"),
         sa.Column("amount_cents", sa.BigInteger(), nullable=True),
         sa.Column("close_date", sa.Date(), nullable=True),
         sa.Column("marks", sa.JSON(), nullable=True),
@@ -75,16 +79,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day"),
     )
     op.create_table(
+        "report_weeks",
+        sa.Column("week", sa.Date(), nullable=False),
+        sa.Column("made_from", sa.Integer(), nullable=False),
+        _when("good_until"),
+        _when("rolled_at"),
+        sa.PrimaryKeyConstraint("week"),
+    )
+    op.create_table(
         "report_rollups",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("days", sa.Integer(), nullable=False),
         sa.Column("by", sa.String(length=32), nullable=False),
         sa.Column("group_key", sa.String(length=1000), nullable=True),
         sa.Column("tally", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(["day"], ["report_days.day"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_report_rollups_by_day", "report_rollups", ["by", "day"])
+    op.create_index("ix_report_rollups_by_span", "report_rollups", ["by", "days", "day"])
     op.create_table(
         "report_cursor",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -97,8 +109,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("report_cursor")
-    op.drop_index("ix_report_rollups_by_day", table_name="report_rollups")
+    op.drop_index("ix_report_rollups_by_span", table_name="report_rollups")
     op.drop_table("report_rollups")
+    op.drop_table("report_weeks")
     op.drop_table("report_days")
     op.drop_index("ix_lead_stories_created_at", table_name="lead_stories")
     op.drop_table("lead_stories")
