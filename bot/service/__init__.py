@@ -21,6 +21,7 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     accounts       accounts imported or synced
     requests       a Slack request acted on once
     retention      housekeeping rows pruned
+    replay         a policy tried on the leads of a window, writing nothing
     gauges         the backlogs `/metrics` shows
     steps          what several use cases do inside their transaction: find a lead, record
                    decisions, move a lead on
