@@ -126,13 +126,9 @@ class Replayed:
 
     @property
     def moved(self) -> bool:
-        """Whether the lead would have gone elsewhere: another outcome, rep or team."""
-        before, after = self.before, self.after
-        return (
-            before.outcome is not after.outcome
-            or before.rep != after.rep
-            or before.team != after.team
-        )
+        """Whether the lead would have gone elsewhere: to another rep, or to no rep with
+        another outcome (a lead going to the same rep through another team has not moved)."""
+        return self.before.where != self.after.where
 
 
 class _Holding(NamedTuple):
@@ -207,8 +203,9 @@ class Replay:
             yield self.route(stored)
 
     def _catch_up(self, now: datetime) -> None:
-        """Absences and closings up to `now`, in time order (an absence first at a tie: it was
-        recorded before the leads it moved were closed)."""
+        """Absences and closings from before `now`, in time order. One recorded at the very
+        moment a lead arrived is taken to have come after it: the lead was in the database
+        first, as far as anyone can tell. At a tie between the two, the absence comes first."""
         absences = self._absences
         releases = self._releases
         while True:
@@ -218,7 +215,7 @@ class Replay:
             next_release = releases[0][0] if releases else None
             if (
                 next_absence is not None
-                and next_absence <= now
+                and next_absence < now
                 and (next_release is None or next_absence <= next_release)
             ):
                 absence = absences[self._next_absence]
@@ -227,7 +224,7 @@ class Replay:
                     self.away.pop(absence.rep, None)
                 else:
                     self.away[absence.rep] = absence.away
-            elif next_release is not None and next_release <= now:
+            elif next_release is not None and next_release < now:
                 _at, _order, lead_id = heapq.heappop(releases)
                 self._release(lead_id)
             else:

@@ -41,7 +41,7 @@ class Moves:
 @dataclass
 class ReplaySummary:
     leads: int = 0
-    moved: int = 0  # would have gone elsewhere: another outcome, rep or team
+    moved: int = 0  # would have gone elsewhere (`Replayed.moved`)
     first_arrival: datetime | None = None
     last_arrival: datetime | None = None
     outcomes_before: Counter[Outcome] = field(default_factory=Counter)

@@ -107,9 +107,12 @@ def test_a_lead_open_at_the_window_start_keeps_its_rep_busy_until_it_closed() ->
     replay = Replay(PAIR, start=MONDAY, opening=opening)
 
     busy = [replay.route(stored(f"A{n}", MONDAY + timedelta(minutes=n))) for n in range(2)]
-    freed = replay.route(stored("B", closes))
+    at_the_close = replay.route(stored("B", closes))
+    freed = replay.route(stored("C", closes + timedelta(seconds=1)))
 
     assert [r.after.where for r in busy] == ["ben", "(queued)"]
+    # A lead that arrived at the very moment the other closed came first, as far as anyone knows.
+    assert at_the_close.after.outcome is Outcome.QUEUED
     assert freed.after.rep == "ann"
 
 
@@ -120,7 +123,7 @@ def test_an_account_held_before_the_window_keeps_its_leads_until_its_leads_close
     replay = Replay(ROOMY, start=MONDAY, accounts=accounts, opening=Opening(held=[held]))
 
     sticky = replay.route(stored("A", MONDAY, email="cto@acme.com", released_at=closes))
-    later = replay.route(stored("B", closes, email="cfo@acme.com"))
+    later = replay.route(stored("B", closes + timedelta(minutes=1), email="cfo@acme.com"))
 
     assert (sticky.after.rep, sticky.after.rule) == ("cat", "Sticky account")
     assert (later.after.rep, later.after.rule) == ("ann", "Everyone")
@@ -138,7 +141,7 @@ def test_a_person_held_before_the_window_is_let_go_when_their_lead_closed() -> N
     replay = Replay(roomy, start=MONDAY, opening=Opening(held=[held]))
 
     same = replay.route(stored("A", MONDAY, email="pat@firm.example", released_at=closes))
-    later = replay.route(stored("B", closes, email="pat@firm.example"))
+    later = replay.route(stored("B", closes + timedelta(minutes=1), email="pat@firm.example"))
 
     assert same.after.rep == "ben" and same.after.rule == "Same person"
     assert later.after.rep == "ann" and later.after.rule == "Everyone"
@@ -166,12 +169,11 @@ def test_absences_recorded_then_keep_a_rep_from_leads_while_away() -> None:
 
 
 def test_an_absence_with_an_end_ends_on_its_own() -> None:
-    returns = MONDAY + timedelta(hours=1)
-    away = OutOfOffice(until=returns, since=MONDAY)
+    left, returns = MONDAY - timedelta(hours=1), MONDAY + timedelta(hours=1)
+    away = OutOfOffice(until=returns, since=left)
     only_ann = policy_of("reps:\n  - {id: ann}\nrules:\n  - {name: Ann, assign: {rep: ann}}\n")
-    replay = Replay(
-        only_ann, start=MONDAY, opening=Opening(absences=[Absence(MONDAY, "ann", away)])
-    )
+    opening = Opening(absences=[Absence(left, "ann", away)])
+    replay = Replay(only_ann, start=MONDAY, opening=opening)
 
     assert replay.route(stored("A", MONDAY)).after.outcome is Outcome.QUEUED
     assert replay.route(stored("B", returns)).after.rep == "ann"
@@ -224,7 +226,7 @@ def test_a_replay_in_one_moment_with_nothing_closing_is_a_simulation() -> None:
 )
 def test_loads_are_the_leads_given_and_not_yet_closed(spans: list[tuple[int, int | None]]) -> None:
     """Whatever the arrivals and closings, each rep's load when a lead arrives is the number of
-    leads the replay gave them that had not closed by then."""
+    leads the replay gave them that had not closed before then."""
     roomy = policy_of(
         "reps:\n  - {id: ann}\n  - {id: ben}\n"
         "teams:\n  pool: {members: [ann, ben], distribution: least_loaded}\n"
@@ -237,7 +239,7 @@ def test_loads_are_the_leads_given_and_not_yet_closed(spans: list[tuple[int, int
         closes = None if lasts is None else at + timedelta(minutes=lasts)
         replayed = replay.route(stored(f"L{n}", at, released_at=closes))
         open_then = {
-            rep: sum(1 for who, until in given_to if who == rep and (until is None or until > at))
+            rep: sum(1 for who, until in given_to if who == rep and (until is None or until >= at))
             for rep in ("ann", "ben")
         }
         assert {rep: replay.simulation.loads[rep] for rep in open_then} == {
