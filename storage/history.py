@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.decision import Stage
 from routing.domains import canonical_email
-from routing.leads import parse_lead
 from routing.model import Outcome, OutOfOffice
 from routing.replay import Absence, HeldLead, Opening, Routed, StoredLead
+from storage.decisions import lead_of_raw
 from storage.models import OPEN_OFFER_STATUSES, AuditEventRow, DecisionRow, UtcDateTime
 from storage.repository.common import LEADS, OFFERS, table_of
 
@@ -97,14 +97,18 @@ async def stored_leads(
 
 def _stored_lead(row: Any) -> StoredLead:
     raw, arrived_at, released_at, outcome, rep, team, rule, reason, sla_seconds, trace = row
-    before = Routed(Outcome(outcome), rep, team, rule, reason, sla_seconds, _no_rule_matched(trace))
-    return StoredLead(parse_lead(raw), arrived_at, before, released_at)
+    unmatched = trace is not None and _no_rule_matched(trace)
+    before = Routed(_OUTCOMES[outcome], rep, team, rule, reason, sla_seconds, unmatched)
+    return StoredLead(lead_of_raw(raw), arrived_at, before, released_at)
 
 
-def _no_rule_matched(trace: list[dict[str, Any]] | None) -> bool:
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}  # a dict: Outcome(...) costs more
+
+
+def _no_rule_matched(trace: list[dict[str, Any]]) -> bool:
     """Whether a queued decision's trace ends in the policy's fallback: no rule matched (a lead
     queued for an ambiguous account has no such step)."""
-    return trace is not None and bool(trace) and trace[-1].get("stage") == Stage.FALLBACK.value
+    return bool(trace) and trace[-1].get("stage") == Stage.FALLBACK.value
 
 
 async def opening(*, session: AsyncSession, since: datetime, until: datetime) -> Opening:

@@ -6,8 +6,10 @@ reads the options, calls it, and prints.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -78,7 +80,14 @@ def replay(
         each = _json_printer()
     elif as_csv:
         each = _csv_printer()
-    summary = asyncio.run(running.replay(settings, policy, window, each))
+    try:
+        summary = asyncio.run(running.replay(settings, policy, window, each))
+    except BrokenPipeError:
+        # Whoever read the lines stopped (`| head`): they had what they wanted. Python's own
+        # flush at exit would fail again on the closed pipe and print a traceback.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
     if each is None:
         print_summary(summary, window, str(rules or settings.rules))
     else:

@@ -170,7 +170,7 @@ async def replay(
     application = bootstrap(settings, policy=policy)
     try:
         return await replay_window(application.uow, policy, window, each=each)
-    except (SQLAlchemyError, OSError) as exc:
+    except SQLAlchemyError as exc:
         raise CliError(f"cannot replay: the database failed: {first_line(exc)}") from None
     finally:
         await application.close()

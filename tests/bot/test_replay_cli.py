@@ -258,32 +258,11 @@ def test_a_missing_or_unmigrated_database_is_named_and_left_alone(
 
 def test_an_empty_window_says_so_and_prints_no_lead(sqlite_url: str, new_policy: str) -> None:
     filled(sqlite_url)
+    replay = ["replay", "--rules", new_policy, "--from", "2020-01-01", "--to", "2020-01-31"]
 
-    summary = cli(
-        sqlite_url, "replay", "--rules", new_policy, "--from", "2020-01-01", "--to", "2020-01-31"
-    )
-    as_json = cli(
-        sqlite_url,
-        "replay",
-        "--rules",
-        new_policy,
-        "--from",
-        "2020-01-01",
-        "--to",
-        "2020-01-31",
-        "--json",
-    )
-    as_csv = cli(
-        sqlite_url,
-        "replay",
-        "--rules",
-        new_policy,
-        "--from",
-        "2020-01-01",
-        "--to",
-        "2020-01-01",
-        "--csv",
-    )
+    summary = cli(sqlite_url, *replay)
+    as_json = cli(sqlite_url, *replay, "--json")
+    as_csv = cli(sqlite_url, *replay, "--csv")
 
     assert summary.exit_code == 0
     assert summary.stdout == (
@@ -291,6 +270,7 @@ def test_an_empty_window_says_so_and_prints_no_lead(sqlite_url: str, new_policy:
     )
     assert as_json.exit_code == 0 and as_json.stdout == ""
     assert as_csv.stdout.splitlines() == [",".join(COLUMNS)]
+    assert "nothing to replay" in as_json.stderr
 
 
 def stored_at(url: str, arrivals: dict[str, datetime]) -> None:
