@@ -69,7 +69,11 @@ class Routed:
     @property
     def where(self) -> str:
         """The rep, or the outcome in brackets for a lead no rep got: "(queued)"."""
-        return self.rep if self.rep is not None else f"({self.outcome.value})"
+        rep = self.rep
+        return rep if rep is not None else _BRACKETED[self.outcome]
+
+
+_BRACKETED = {outcome: f"({outcome.value})" for outcome in Outcome}
 
 
 @dataclass(frozen=True, slots=True)

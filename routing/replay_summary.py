@@ -65,8 +65,10 @@ class ReplaySummary:
         if self.first_arrival is None:
             self.first_arrival = replayed.arrived_at
         self.last_arrival = replayed.arrived_at
-        if replayed.moved:
+        moved = replayed.moved
+        if moved:
             self.moved += 1
+            _add(self.reps, (before.where, after.where), lead_id)
         self.outcomes_before[before.outcome] += 1
         self.outcomes_after[after.outcome] += 1
         self.unmatched_before += before.unmatched
@@ -79,8 +81,6 @@ class ReplaySummary:
             _add(self.rules, (before.rule, after.rule), lead_id)
         if before.team != after.team:
             _add(self.teams, (before.team, after.team), lead_id)
-        if before.where != after.where:
-            _add(self.reps, (before.where, after.where), lead_id)
         if before.sla_seconds != after.sla_seconds:
             _add(self.slas, (before.sla_seconds, after.sla_seconds), lead_id)
 

@@ -8,6 +8,7 @@ streamed query, so a window of any size is never in memory at once.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -86,13 +87,23 @@ _LEADS_OF_WINDOW = (
 async def stored_leads(
     *, session: AsyncSession, since: datetime, until: datetime, chunk: int = CHUNK
 ) -> AsyncIterator[list[StoredLead]]:
-    """The leads that arrived in [since, until), in arrival order, `chunk` at a time."""
+    """The leads that arrived in [since, until), in arrival order, `chunk` at a time.
+
+    The next chunk is asked for before this one is handed over: the database finds it (on its
+    driver's thread, or its server) while the caller works through this one."""
     statement = _LEADS_OF_WINDOW.where(
         LEADS.c.created_at >= since, LEADS.c.created_at < until
     ).execution_options(yield_per=chunk)
     result = await session.stream(statement)
-    async for rows in result.partitions():
-        yield [_stored_lead(row) for row in rows]
+    partitions = result.partitions()
+    following = asyncio.ensure_future(anext(partitions, None))
+    try:
+        while (rows := await following) is not None:
+            following = asyncio.ensure_future(anext(partitions, None))
+            await asyncio.sleep(0)  # the request for it reaches the driver before work starts
+            yield [_stored_lead(row) for row in rows]
+    finally:
+        following.cancel()
 
 
 def _stored_lead(row: Any) -> StoredLead:
