@@ -86,10 +86,12 @@ class ReplaySummary:
 
     @property
     def reps_compared(self) -> list[str]:
-        """Every rep with leads before or after, the most leads after first."""
-        reps = set(self.assigned_before) | set(self.assigned_after)
+        """Every rep with leads before or after, the biggest change first (then the most leads
+        after)."""
+        before, after = self.assigned_before, self.assigned_after
         return sorted(
-            reps, key=lambda rep: (-self.assigned_after[rep], -self.assigned_before[rep], rep)
+            set(before) | set(after),
+            key=lambda rep: (-abs(after[rep] - before[rep]), -after[rep], rep),
         )
 
 

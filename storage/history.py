@@ -9,7 +9,7 @@ streamed query, so a window of any size is never in memory at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -86,8 +86,9 @@ _LEADS_OF_WINDOW = (
 
 async def stored_leads(
     *, session: AsyncSession, since: datetime, until: datetime, chunk: int = CHUNK
-) -> AsyncIterator[list[StoredLead]]:
-    """The leads that arrived in [since, until), in arrival order, `chunk` at a time.
+) -> AsyncGenerator[list[StoredLead], None]:
+    """The leads that arrived in [since, until), in arrival order, `chunk` at a time. A caller
+    that may stop before the end closes it first (`contextlib.aclosing`).
 
     The next chunk is asked for before this one is handed over: the database finds it (on its
     driver's thread, or its server) while the caller works through this one."""
@@ -103,7 +104,13 @@ async def stored_leads(
             await asyncio.sleep(0)  # the request for it reaches the driver before work starts
             yield [_stored_lead(row) for row in rows]
     finally:
-        following.cancel()
+        # A caller that stops early (`aclosing`) waits for the fetch under way to end: the
+        # session must not be closed under it.
+        if not following.done():
+            following.cancel()
+            await asyncio.wait([following])
+        if not following.cancelled():
+            following.exception()  # seen, whatever it was: the caller's own error is the news
 
 
 def _stored_lead(row: Any) -> StoredLead:

@@ -29,6 +29,7 @@ from routing.report.window import BadWindow, Window, window_of
 
 DEFAULT_SINCE = "30d"
 MOVES_SHOWN = 10  # rows of each table of moves; --json and --csv list every lead
+REPS_SHOWN = 25  # rows of the reps' table, the biggest changes first
 
 
 @app.command()
@@ -253,7 +254,12 @@ def _loads_table(summary: ReplaySummary) -> None:
     table = Table(title="Leads per rep", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("rep", "before", "after", "change"):
         table.add_column(column, justify="left" if column == "rep" else "right")
-    for rep in summary.reps_compared:
+    reps = summary.reps_compared
+    for rep in reps[:REPS_SHOWN]:
         before, after = summary.assigned_before[rep], summary.assigned_after[rep]
         table.add_row(Text(rep), f"{before:,}", f"{after:,}", f"{after - before:+,}")
     out.print(table)
+    if len(reps) > REPS_SHOWN:
+        rest = reps[REPS_SHOWN:]
+        most = max(abs(summary.assigned_after[r] - summary.assigned_before[r]) for r in rest)
+        out.print(f"… and {len(rest)} more reps, none changed by more than {most:,}")

@@ -11,6 +11,7 @@ routed by the pure core (`routing.replay`) under the policy given, not the one s
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import aclosing
 
 from bot.service.unit_of_work import UnitOfWork
 from routing.accounts import AccountIndex
@@ -35,17 +36,13 @@ async def replay(
     async with uow.reading() as session:
         accounts = await repo.all_accounts(session=session)
         opening = await history.opening(session=session, since=window.since, until=window.until)
-        run = Replay(
-            policy,
-            start=window.since,
-            accounts=AccountIndex(accounts) if accounts else None,
-            opening=opening,
-        )
-        async for leads in history.stored_leads(
-            session=session, since=window.since, until=window.until
-        ):
-            for replayed in run.run(leads):
-                summary.add(replayed)
-                if each is not None:
-                    each(replayed)
+        index = AccountIndex(accounts) if accounts else None
+        run = Replay(policy, start=window.since, accounts=index, opening=opening)
+        stored = history.stored_leads(session=session, since=window.since, until=window.until)
+        async with aclosing(stored) as chunks:
+            async for leads in chunks:
+                for replayed in run.run(leads):
+                    summary.add(replayed)
+                    if each is not None:
+                        each(replayed)
     return summary

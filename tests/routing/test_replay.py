@@ -269,5 +269,5 @@ def test_the_summary_counts_the_moves_with_a_few_examples_each() -> None:
     assert summary.rules[(None, "Everyone")].examples == ["Q"]
     assert (summary.unmatched_before, summary.unmatched_after) == (1, 0)
     assert summary.assigned_before == {"ann": 6} and summary.assigned_after == {"ben": 5, "ann": 2}
-    assert summary.reps_compared == ["ben", "ann"]
+    assert summary.reps_compared == ["ben", "ann"]  # the biggest change first
     assert {key: m.count for key, m in summary.slas.items()} == {(900, 300): 5, (None, 900): 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlmodel import SQLModel
 
@@ -207,3 +208,22 @@ async def test_stored_accounts_are_matched_as_intake_matches_them(
     assert [(r.after.rep, r.after.rule) for r in leads] == [("ben", "Owner"), ("ben", "Owner")]
     assert [r.before.outcome for r in leads] == [Outcome.ASSIGNED] * 2
     assert not any(r.moved for r in leads)
+
+
+async def test_a_replay_its_reader_stops_ends_there_and_the_database_serves_on(
+    db: Database, clock: Clock
+) -> None:
+    uow = uow_of(db, clock)
+    start = clock.now
+    await arrive(uow, clock, "L-1", "L-2", "L-3")
+
+    def gone(replayed: Replayed) -> None:
+        raise BrokenPipeError(replayed.lead_id)
+
+    window = Window(start, clock.now + timedelta(hours=1))
+    with pytest.raises(BrokenPipeError, match="L-1"):
+        await replay(uow, BEN_ONLY, window, each=gone)
+
+    again, _ = await replayed(db, clock, BEN_ONLY, start)
+    await arrive(uow, clock, "L-4")
+    assert [r.lead_id for r in again] == ["L-1", "L-2", "L-3"]
