@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -151,7 +151,8 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
         lead=lead,
         event=OutcomeEvent(kind, at, amount, close_date),
         source=str(source),
-        source_key=event_id if event_id is not None else at.isoformat(),
+        # Without an id, the time it happened names it: the same instant however it is written.
+        source_key=event_id if event_id is not None else at.astimezone(UTC).isoformat(),
         via=via,
     )
 
