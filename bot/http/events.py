@@ -31,7 +31,7 @@ from aiohttp import web
 
 from bot.http.common import APP_KEY, BadBody, decode_json, error, read_body, too_large
 from bot.http.leads import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_problem
-from bot.service.outcomes import Reported, record_posted_events
+from bot.service.outcomes import MAX_AMOUNT, Reported, record_posted_events
 from routing.leads import FieldError
 from routing.report import EventKind, OutcomeEvent
 
@@ -42,7 +42,6 @@ MAX_LEAD_ID = 255
 MAX_EVENT_ID = 200
 # Clocks disagree a little; an event further ahead than the signature's tolerance has not happened.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-MAX_AMOUNT = Decimal(10) ** 16  # the column keeps 16 digits before the point, 2 after
 FIELDS = ("lead", "kind", "at", "amount", "close_date", "id", "source", "via")
 DEFAULT_SOURCE = "api"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
