@@ -124,8 +124,11 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
     for name in item:
         if name not in FIELDS:
             refuse(name, f"is not a field of an event ({', '.join(FIELDS)})")
-    lead = item.get("lead")
-    if not isinstance(lead, str) or not lead.strip():
+    given = item.get("lead")
+    # As /leads reads a lead's id: text or a whole number, without surrounding blanks.
+    readable = isinstance(given, str | int) and not isinstance(given, bool)
+    lead = str(given).strip() if readable else ""
+    if not lead:
         refuse("lead", "is required: the lead's id, as it was sent to /leads")
     elif len(lead) > MAX_LEAD_ID:
         refuse("lead", f"is longer than {MAX_LEAD_ID} characters")
@@ -144,7 +147,7 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
     via = item.get("via")
     if via is not None and (not isinstance(via, str) or not _WORD.match(via)):
         refuse("via", 'must be a word or two in lower case ("call", "email", "meeting")')
-    if errors or kind is None or at is None or not isinstance(lead, str):
+    if errors or kind is None or at is None:
         return errors
     return Reported(
         lead=lead,
