@@ -13,6 +13,11 @@ from storage import repository as repo
 from storage.models import LeadRow, OfferRow
 
 
+def offer_card_key(offer_id: int) -> str:
+    """The outbox key of an offer's DM card: it is queued once, whatever retries."""
+    return f"offer-card:{offer_id}"
+
+
 def card_items(
     policy: Policy,
     decision: Decision,
@@ -29,7 +34,7 @@ def card_items(
     items = [
         repo.outbox_values(
             kind=OutboxKind.OFFER_CARD,
-            dedupe_key=f"offer-card:{offer_id}",
+            dedupe_key=offer_card_key(offer_id),
             payload={**payload, BACKLOG: True} if backlog else payload,
             now=now,
             lane=policy.slack_of(decision.rep),

@@ -26,6 +26,7 @@ from bot.card import sla_deadlines
 from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
+from bot.service.cards import PostedCard, card_still_queued, record_posted
 from bot.service.digests import load_digest
 from bot.service.kinds import OutboxKind
 from bot.slack import posting
@@ -35,7 +36,6 @@ from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled
 from bot.slack.digest import backlog_summary, digest_message
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
-from storage import repository as repo
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,6 @@ SLACK_KINDS = (
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
-
-
-@dataclass(frozen=True, slots=True)
-class PostedCard:
-    """A card Slack accepted, as it is to be recorded on its offer."""
-
-    offer_id: int
-    team_copy: bool
-    channel: str
-    ts: str
-    posted_at: datetime | None = None  # DM cards: the SLA runs from here
-    sla_due_at: datetime | None = None
-    remind_at: datetime | None = None
 
 
 Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
@@ -108,17 +95,7 @@ class CardDelivery(OutboxWorker):
         card = attempt.notes.get("card")
         if not isinstance(card, PostedCard):
             return
-        first = repo.record_card_posted(
-            session=session,
-            offer_id=card.offer_id,
-            team_copy=card.team_copy,
-            channel=card.channel,
-            ts=card.ts,
-            posted_at=card.posted_at,
-            sla_due_at=card.sla_due_at,
-            remind_at=card.remind_at,
-        )
-        if not first:
+        if not record_posted(session, card):
             attempt.notes["duplicate"] = card
 
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
@@ -182,13 +159,8 @@ class CardDelivery(OutboxWorker):
         card = await self.reader.offer_card(offer_id)
         if card is None or card.settled is None:
             return
-        if card.message_ts is None:
-            async with self.db.reading() as session:
-                waiting = await repo.outbox_pending(
-                    session=session, dedupe_key=f"offer-card:{offer_id}"
-                )
-            if waiting:
-                raise Retry("the card itself is not posted yet")
+        if card.message_ts is None and await card_still_queued(self.db, offer_id):
+            raise Retry("the card itself is not posted yet")
         view, status = self._view(card), said(card.settled.words(), self.policy())
         moved = card.settled.moved
         for channel, ts, team in (
