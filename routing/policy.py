@@ -106,6 +106,7 @@ class Rule:
     when: Condition
     assign: Target
     sla_seconds: int | None = None
+    contact_sla_seconds: int | None = None
     fallback: Target | None = None
 
 
@@ -124,6 +125,10 @@ class Sla:
     check_every: int
     remind_at_half: bool
     clock: str
+    # The contact SLA, from claim to first touch: `contact`, `contact_by_source` (None: none).
+    contact: int | None = None
+    contact_by_source: Mapping[str, int] = field(default_factory=dict)
+    reassign_on_contact_miss: bool = False
 
     def seconds_for(self, source: str | None) -> int:
         """The SLA of a lead from `source` (`by_source`, matched as conditions match: trimmed,
@@ -134,6 +139,15 @@ class Sla:
             if seconds is not None:
                 return seconds
         return self.default
+
+    def contact_seconds_for(self, source: str | None) -> int | None:
+        """The contact SLA of a lead from `source`, as `seconds_for` reads the claim SLA's;
+        None when the policy sets none for it."""
+        if source:
+            seconds = self.contact_by_source.get(source.strip().casefold())
+            if seconds is not None:
+                return seconds
+        return self.contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +176,15 @@ class Policy:
     # who is off working hours this minute, filled in by the engine as it looks (a memo of a
     # pure function of the policy and the minute; see calendar.OffHoursMemo)
     off_hours: OffHoursMemo = field(default_factory=OffHoursMemo, compare=False, repr=False)
+
+    def contact_sla_seconds(self, *, rule: str | None, source: str | None) -> int | None:
+        """The time a rep has from claiming a lead to its first touch: the `contact_sla` of the
+        rule that routed it, else `sla.contact_by_source` for its source, else `sla.contact`;
+        None when the policy sets none."""
+        for candidate in self.rules:
+            if candidate.name == rule and candidate.contact_sla_seconds is not None:
+                return candidate.contact_sla_seconds
+        return self.sla.contact_seconds_for(source)
 
     def first_team_of(self, rep_id: str) -> str | None:
         teams = self.teams_of_rep.get(rep_id)
@@ -351,6 +374,7 @@ def _compile(
             when=checker.conditions[("rules", i, "when")],
             assign=_target(r.assign, spec.fallback),
             sla_seconds=r.sla,
+            contact_sla_seconds=r.contact_sla,
             fallback=_target(r.fallback, spec.fallback) if r.fallback is not None else None,
         )
         for i, r in enumerate(spec.rules)
@@ -371,6 +395,11 @@ def _compile(
             check_every=spec.sla.check_every,
             remind_at_half=spec.sla.remind_at_half,
             clock=spec.sla.clock,
+            contact=spec.sla.contact,
+            contact_by_source={
+                k.strip().casefold(): v for k, v in spec.sla.contact_by_source.items()
+            },
+            reassign_on_contact_miss=spec.sla.reassign_on_contact_miss,
         ),
         fuzzy_threshold=spec.accounts.fuzzy_threshold,
         sticky_accounts=spec.accounts.sticky,

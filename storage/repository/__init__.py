@@ -8,6 +8,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     routing_state  what a decision needs: loads, absences, rotations, candidate accounts, people
     leads          leads by external id or id, stored in bulk; the queue
     offers         offers and their changes; the watchdog's overdue offers and reminders
+    contact_sla    a claimed offer's contact SLA: started, lapsed, reminded; a lead's first touch
     outbox         side effects queued, leased, ended; lanes
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
@@ -25,6 +26,15 @@ from storage.repository.common import (
     StateChanged,
     insert_rows,
     repeated_external_id,
+)
+from storage.repository.contact_sla import (
+    clear_contact_reminders,
+    contact_work_due,
+    due_contact_reminders,
+    first_touches,
+    lapsed_contact_clocks,
+    start_contact_clock,
+    stop_contact_clocks,
 )
 from storage.repository.leads import (
     find_lead,
@@ -107,22 +117,27 @@ __all__ = [
     "candidate_accounts",
     "change_offer_status",
     "claim_outbox",
+    "clear_contact_reminders",
     "clear_reminders",
     "close_offers",
+    "contact_work_due",
     "count_open_leads",
     "count_open_leads_many",
     "count_open_offers",
     "crm_cursor",
     "current_offer",
+    "due_contact_reminders",
     "due_reminders",
     "find_lead",
     "find_leads",
     "finish_outbox",
+    "first_touches",
     "insert_leads",
     "insert_offers",
     "insert_outbox",
     "insert_rows",
     "lane_free_at",
+    "lapsed_contact_clocks",
     "last_job_runs",
     "lead_audits",
     "lead_by_id",
@@ -154,6 +169,8 @@ __all__ = [
     "save_team_state",
     "set_away",
     "set_lead_status",
+    "start_contact_clock",
+    "stop_contact_clocks",
     "stored_crm_ids",
     "take_job_run",
     "unclaimed_offers_of_rep",
