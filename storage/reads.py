@@ -25,7 +25,14 @@ from storage.models import (
 )
 
 # The audit events that close an offer, one of which a settled card tells of.
-_SETTLING_KINDS = ("claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed")
+_SETTLING_KINDS = (
+    "claimed",
+    "rejected",
+    "reassigned",
+    "rep_out_of_office",
+    "sla_missed",
+    "contact_missed",
+)
 
 
 @dataclass(frozen=True, slots=True)
