@@ -1,11 +1,11 @@
 """The contact SLA's clock on a claimed offer: started on the claim, the lapsed ones and the due
-reminders the watchdog takes (each by compare-and-set, so that of two sweepers one acts), and the
-one read of a lead's first touch it is measured against.
+reminders the watchdog takes (each by compare-and-set, so that of two sweepers one acts). The
+first touch it is measured against is `outcomes.first_touches`'.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, select, update
@@ -115,13 +115,3 @@ def clear_contact_reminders(*, session: Session, offer_ids: Sequence[int]) -> li
         )
         taken.extend((offer_id, rep_id) for offer_id, rep_id in result.all() if offer_id)
     return taken
-
-
-def first_touches(*, session: Session, lead_ids: Iterable[int]) -> dict[int, datetime]:
-    """When each of these leads was first touched (its earliest first-touch event, however often
-    and in whatever order its events came), by lead id; leads never touched are left out.
-
-    STUB until the lead-events table lands (branch issue19-events): no lead has a first touch
-    yet. The contact SLA reads first touches through this function alone."""
-    del session, lead_ids
-    return {}

@@ -3,8 +3,8 @@ check and the reminder at half)
 
 Offers claimed before this revision have none: the contact SLA starts with the claims after it.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Created: 2026-12-14 09:00:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import storage.models
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
