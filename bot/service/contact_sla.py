@@ -56,6 +56,7 @@ async def sweep_contacts(uow: UnitOfWork, batch: int) -> SweepResult:
             lambda tx: _contact_batch(uow, tx, batch), "the contact SLA"
         )
         total = total + done
+        uow.tally.contact_misses += done.contact_missed
         lapsed = looked == batch
     if reminders:
         total = total + SweepResult(contact_reminded=await _queue_reminders(uow, batch))

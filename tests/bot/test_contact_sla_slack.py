@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from bot.bootstrap import App
 from bot.cli import app as cli
+from bot.metrics import Metrics
 from bot.service.intake import intake
 from bot.service.outcomes import Reported, record_posted_events
 from bot.service.watchdog import sweep
@@ -21,6 +22,7 @@ from bot.slack.blocks import slack_date
 from routing.leads import parse_lead
 from routing.report import EventKind, OutcomeEvent
 from tests.bot.conftest import Clock
+from tests.bot.test_metrics import samples
 from tests.bot.test_slack_app import send
 from tests.bot.test_watchdog_slack import posted_offers
 from tests.fakes.slack import FakeSlack, action_body, command_body
@@ -163,6 +165,19 @@ async def test_routing_why_tells_of_a_missed_contact_sla(
     (answer,) = await slack.wait_for("response")
     story = answer.params["text"]
     assert "Contact SLA missed (Ann Archer) · not contacted within 2h of the claim" in story
+
+
+async def test_each_lapsed_contact_sla_is_counted_for_metrics(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    metrics = Metrics()
+    assert samples(await metrics.scrape(app))["leadrouter_contact_sla_misses_total"] == 0.0
+    await claimed_by_ann(app, http, slack)
+    clock.advance(hours=3)
+
+    assert (await sweep(app.uow)).contact_missed == 1
+
+    assert samples(await metrics.scrape(app))["leadrouter_contact_sla_misses_total"] == 1.0
 
 
 def test_check_reports_a_bad_contact_sla_with_its_line(tmp_path: Path) -> None:
