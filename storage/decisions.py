@@ -108,7 +108,7 @@ def save_decisions(
                 "rule": decision.rule,
                 "reason": decision.reason,
                 "sla_seconds": decision.sla_seconds,
-                "trace": [step._asdict() for step in decision.trace],
+                "trace": [step.as_dict() for step in decision.trace],
             }
         )
         audits.append(
