@@ -161,11 +161,18 @@ class SalesforceSpec(_Strict):
     intake_queue: SalesforceQueueId | None = None  # only Leads owned by this queue
     sync_accounts_every: Duration | None = None
     tier_field: ApiFieldName | None = None  # the Account field holding the tier
+    # Read what became of routed leads (touches, conversions, opportunities won or lost).
+    poll_outcomes_every: Duration | None = None
+    # Lead statuses that say a rep has reached the lead ("Working - Contacted"): a lead moved to
+    # one counts as touched. Empty by default: each org names its own, and many set one by rule.
+    contacted_statuses: list[Annotated[str, Field(min_length=1, max_length=255)]] = []
 
 
 class HubSpotSpec(_Strict):
     sync_accounts_every: Duration | None = None
     tier_property: ApiFieldName | None = None  # the company property holding the tier
+    # Read the calls, e-mails, meetings and deals of routed leads' contacts this often.
+    poll_outcomes_every: Duration | None = None
 
 
 class CrmSpec(_Strict):

@@ -18,12 +18,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.report import EventKind, OutcomeEvent
 from storage import repository as repo
+
+# The amounts a lead's events can hold: 16 digits before the point, 2 after. A CRM's larger one
+# (a typo in a deal) is left out rather than stop its page from ever being stored.
+MAX_AMOUNT = Decimal(10) ** 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,8 @@ def record(
                 continue
             touches[lead_id] = event.at
         seen.add(natural_key)
+        if event.amount is not None and not Decimal(0) <= event.amount < MAX_AMOUNT:
+            event = event._replace(amount=None)
         rows.append(
             repo.lead_event_values(
                 lead_id=lead_id,
