@@ -125,8 +125,7 @@ class Sla:
     check_every: int
     remind_at_half: bool
     clock: str
-    # The contact SLA, from claim to first touch: `contact`, `contact_by_source` (None: none).
-    contact: int | None = None
+    contact: int | None = None  # the contact SLA, from claim to first touch (routing.contact_sla)
     contact_by_source: Mapping[str, int] = field(default_factory=dict)
     reassign_on_contact_miss: bool = False
 
@@ -139,15 +138,6 @@ class Sla:
             if seconds is not None:
                 return seconds
         return self.default
-
-    def contact_seconds_for(self, source: str | None) -> int | None:
-        """The contact SLA of a lead from `source`, as `seconds_for` reads the claim SLA's;
-        None when the policy sets none for it."""
-        if source:
-            seconds = self.contact_by_source.get(source.strip().casefold())
-            if seconds is not None:
-                return seconds
-        return self.contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,15 +166,6 @@ class Policy:
     # who is off working hours this minute, filled in by the engine as it looks (a memo of a
     # pure function of the policy and the minute; see calendar.OffHoursMemo)
     off_hours: OffHoursMemo = field(default_factory=OffHoursMemo, compare=False, repr=False)
-
-    def contact_sla_seconds(self, *, rule: str | None, source: str | None) -> int | None:
-        """The time a rep has from claiming a lead to its first touch: the `contact_sla` of the
-        rule that routed it, else `sla.contact_by_source` for its source, else `sla.contact`;
-        None when the policy sets none."""
-        for candidate in self.rules:
-            if candidate.name == rule and candidate.contact_sla_seconds is not None:
-                return candidate.contact_sla_seconds
-        return self.sla.contact_seconds_for(source)
 
     def first_team_of(self, rep_id: str) -> str | None:
         teams = self.teams_of_rep.get(rep_id)
@@ -309,6 +290,11 @@ def _target(spec: Any, fallback: FallbackSpec) -> Target:
     raise AssertionError(f"unexpected target {spec!r}")
 
 
+def _by_source(durations: Mapping[str, int]) -> dict[str, int]:
+    """Durations by source, keyed as a lead's source is looked up: trimmed, any case."""
+    return {source.strip().casefold(): seconds for source, seconds in durations.items()}
+
+
 def _compile(
     spec: PolicySpec, checker: ReferenceChecker, *, warnings: tuple[Problem, ...], source: str
 ) -> Policy:
@@ -390,15 +376,13 @@ def _compile(
         rules=rules,
         sla=Sla(
             default=spec.sla.default,
-            by_source={k.strip().casefold(): v for k, v in spec.sla.by_source.items()},
+            by_source=_by_source(spec.sla.by_source),
             max_reassignments=spec.sla.max_reassignments,
             check_every=spec.sla.check_every,
             remind_at_half=spec.sla.remind_at_half,
             clock=spec.sla.clock,
             contact=spec.sla.contact,
-            contact_by_source={
-                k.strip().casefold(): v for k, v in spec.sla.contact_by_source.items()
-            },
+            contact_by_source=_by_source(spec.sla.contact_by_source),
             reassign_on_contact_miss=spec.sla.reassign_on_contact_miss,
         ),
         fuzzy_threshold=spec.accounts.fuzzy_threshold,

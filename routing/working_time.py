@@ -104,21 +104,6 @@ def sla_deadline(sla: Sla, rep: Rep, start: datetime, seconds: int) -> datetime:
     return start + length if zone is UTC else start.astimezone(UTC) + length
 
 
-def contact_deadlines(
-    sla: Sla, rep: Rep | None, claimed_at: datetime, seconds: int
-) -> tuple[datetime, datetime | None]:
-    """When a contact SLA of `seconds` given to `rep` on their claim at `claimed_at` falls due
-    (the first touch is late after it), and when they are reminded: at half of it, on the same
-    clock as the claim SLA (`sla_deadline`). A rep no longer in the policy counts wall time."""
-    if rep is None:
-        due = claimed_at.astimezone(UTC) + _duration(seconds)
-        half = claimed_at.astimezone(UTC) + _duration(seconds // 2)
-    else:
-        due = sla_deadline(sla, rep, claimed_at, seconds)
-        half = sla_deadline(sla, rep, claimed_at, seconds // 2)
-    return due, half if seconds >= 2 else None
-
-
 @lru_cache(maxsize=256)
 def _duration(seconds: int) -> timedelta:
     return timedelta(0, seconds)

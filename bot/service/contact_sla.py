@@ -1,14 +1,14 @@
 """The contact SLA: from a rep's claim to the lead's first touch (a call, an e-mail, a meeting, as
 the CRM or `POST /events` reports it).
 
-The clock starts on the claim, at the policy's contact SLA for the lead (`Policy.
-contact_sla_seconds`), on the claim SLA's clock (`sla.clock`: business hours count alike). At
-half of it a rep who has not touched the lead is reminded; once it is due the watchdog looks.
-A first touch at or before the deadline kept it. Otherwise it was missed (a touch after the
-deadline is late): the audit says so, the team's managers hear of it, and with
-`sla.reassign_on_contact_miss` a lead still untouched is routed again as an unclaimed one is,
-without the rep who missed it. Each look is one compare-and-set, so however many sweepers run,
-and whatever dies between batches, a lapse is acted on once.
+The clock starts on the claim, at the policy's contact SLA for the lead (`routing.contact_sla`),
+on the claim SLA's clock (`sla.clock`: business hours count alike). At half of it a rep who has
+not touched the lead is reminded; once it is due the watchdog looks. A first touch at or before
+the deadline kept it. Otherwise it was missed (a touch after the deadline is late): the audit
+says so, the team's managers hear of it, and with `sla.reassign_on_contact_miss` a lead still
+untouched is routed again as an unclaimed one is, without the rep who missed it. Each look is
+one compare-and-set, so however many sweepers run, and whatever dies between batches, a lapse
+is acted on once.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from bot.service.outbox_items import contact_missed_alerts, contact_reminder, se
 from bot.service.steps import record, reroute_after_miss
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import SweepResult
+from routing.contact_sla import contact_deadlines, contact_sla_seconds
 from routing.durations import format_duration
 from routing.model import Outcome
 from routing.policy import Policy
-from routing.working_time import contact_deadlines
 from storage import repository as repo
 from storage.decisions import Decided, lead_of, redecide
 from storage.models import AuditEventRow, LeadRow, OfferRow, OfferStatus
@@ -35,10 +35,10 @@ def start_clock(
 ) -> None:
     """The rep has just claimed `offer` of the lead `row`: their contact SLA runs from `now`,
     if the policy gives the lead one (by the rule that routed it, or its source)."""
-    seconds = policy.contact_sla_seconds(rule=row.rule, source=row.source)
+    seconds = contact_sla_seconds(policy, rule=row.rule, source=row.source)
     if seconds is None:
         return
-    due, remind_at = contact_deadlines(policy.sla, policy.reps.get(offer.rep_id), now, seconds)
+    due, remind_at = contact_deadlines(policy, policy.reps.get(offer.rep_id), now, seconds)
     repo.start_contact_clock(
         session=tx.session, offer_id=offer.id or 0, seconds=seconds, due_at=due, remind_at=remind_at
     )

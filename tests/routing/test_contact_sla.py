@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from routing.contact_sla import contact_deadlines, contact_sla_seconds
 from routing.policy import PolicyError, parse_policy
-from routing.working_time import contact_deadlines
 
 POLICY = """\
 reps:
@@ -40,7 +40,7 @@ def problems_of(text: str) -> list[str]:
 def test_a_policy_without_a_contact_sla_has_none() -> None:
     policy = parse_policy(POLICY.replace("    contact_sla: 30m\n", ""))
     assert policy.sla.contact is None and not policy.sla.reassign_on_contact_miss
-    assert policy.contact_sla_seconds(rule="Everyone", source="webinar") is None
+    assert contact_sla_seconds(policy, rule="Everyone", source="webinar") is None
 
 
 def test_the_rules_contact_sla_comes_first_then_the_sources_then_the_default() -> None:
@@ -54,12 +54,12 @@ def test_the_rules_contact_sla_comes_first_then_the_sources_then_the_default() -
         )
     )
     assert policy.sla.reassign_on_contact_miss
-    assert policy.contact_sla_seconds(rule="Demos", source="webinar") == 30 * 60
-    assert policy.contact_sla_seconds(rule="Everyone", source="WEBINAR") == 86400
-    assert policy.contact_sla_seconds(rule="Everyone", source="ads") == 4 * 3600
+    assert contact_sla_seconds(policy, rule="Demos", source="webinar") == 30 * 60
+    assert contact_sla_seconds(policy, rule="Everyone", source="WEBINAR") == 86400
+    assert contact_sla_seconds(policy, rule="Everyone", source="ads") == 4 * 3600
     # A rule no longer in the policy (renamed since the lead was routed): its source's, or the
     # default.
-    assert policy.contact_sla_seconds(rule="Old name", source=None) == 4 * 3600
+    assert contact_sla_seconds(policy, rule="Old name", source=None) == 4 * 3600
 
 
 def test_a_contact_sla_that_is_not_a_duration_is_reported_with_its_line() -> None:
@@ -90,20 +90,20 @@ def test_reassigning_on_a_contact_miss_without_a_contact_sla_is_an_error_with_it
 def test_one_rules_contact_sla_is_enough_to_reassign_on_a_miss() -> None:
     policy = parse_policy(policy_of("reassign_on_contact_miss: true\n"))
     assert policy.sla.reassign_on_contact_miss
-    assert policy.contact_sla_seconds(rule="Everyone", source=None) is None
+    assert contact_sla_seconds(policy, rule="Everyone", source=None) is None
 
 
 def test_on_the_wall_clock_the_first_touch_is_due_the_contact_sla_after_the_claim() -> None:
     policy = parse_policy(policy_of("contact: 2h\n"))
     claimed = datetime(2026, 12, 18, 21, 30, tzinfo=UTC)  # Friday 16:30 in New York
-    due, remind = contact_deadlines(policy.sla, policy.reps["nia"], claimed, 7200)
+    due, remind = contact_deadlines(policy, policy.reps["nia"], claimed, 7200)
     assert (due, remind) == (claimed + timedelta(hours=2), claimed + timedelta(hours=1))
 
 
 def test_on_the_business_clock_a_claim_on_friday_evening_falls_due_on_monday_morning() -> None:
     policy = parse_policy(policy_of("contact: 2h\nclock: business\n"))
     claimed = datetime(2026, 12, 18, 21, 30, tzinfo=UTC)  # Friday 16:30, her day ends at 17:00
-    due, remind = contact_deadlines(policy.sla, policy.reps["nia"], claimed, 7200)
+    due, remind = contact_deadlines(policy, policy.reps["nia"], claimed, 7200)
     monday = datetime(2026, 12, 21, 14, 0, tzinfo=UTC)  # 09:00 in New York
     assert due == monday + timedelta(hours=1, minutes=30)
     assert remind == monday + timedelta(minutes=30)
@@ -112,5 +112,5 @@ def test_on_the_business_clock_a_claim_on_friday_evening_falls_due_on_monday_mor
 def test_a_rep_who_left_the_policy_counts_wall_time_and_a_one_second_sla_has_no_reminder() -> None:
     policy = parse_policy(policy_of("contact: 2h\nclock: business\n"))
     claimed = datetime(2026, 12, 18, 21, 30, tzinfo=UTC)
-    assert contact_deadlines(policy.sla, None, claimed, 7200)[0] == claimed + timedelta(hours=2)
-    assert contact_deadlines(policy.sla, None, claimed, 1) == (claimed + timedelta(seconds=1), None)
+    assert contact_deadlines(policy, None, claimed, 7200)[0] == claimed + timedelta(hours=2)
+    assert contact_deadlines(policy, None, claimed, 1) == (claimed + timedelta(seconds=1), None)
