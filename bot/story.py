@@ -95,6 +95,7 @@ _EVENT_WORDS = {
     "reassigned": "reassigned",
     "rep_out_of_office": "moved: the rep went out of office",
     "sla_missed": "moved: not claimed in time",
+    "contact_missed": "contact SLA missed",
 }
 
 

@@ -138,6 +138,10 @@ class SlaSpec(_Strict):
     check_every: Duration = 10
     remind_at_half: bool = False
     clock: Literal["wall", "business"] = "wall"
+    # From claim to first touch (a call, an e-mail, a meeting): off unless set.
+    contact: Duration | None = None
+    contact_by_source: dict[str, Duration] = {}
+    reassign_on_contact_miss: bool = False
 
 
 class AccountsSpec(_Strict):
@@ -213,6 +217,7 @@ class RuleSpec(_Strict):
     when: Any = None
     assign: TargetSpec
     sla: Duration | None = None
+    contact_sla: Duration | None = None
     fallback: FallbackTargetSpec | None = None
 
 

@@ -65,6 +65,7 @@ class OfferStatus(StrEnum):
     CLAIMED = "claimed"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    UNCONTACTED = "uncontacted"  # claimed, then taken back: no first touch within the contact SLA
     REASSIGNED = "reassigned"
     CLOSED = "closed"
 
@@ -151,6 +152,8 @@ class OfferRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_offers_status_due", "status", "sla_due_at"),
         Index("ix_offers_status_remind", "status", "remind_at"),
+        Index("ix_offers_contact_check", "contact_check_at"),
+        Index("ix_offers_contact_remind", "contact_remind_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -174,6 +177,14 @@ class OfferRow(SQLModel, table=True):
     card_posted_at: datetime | None = _when(nullable=True)
     # When to remind the rep (half the SLA, if the policy asks); cleared once it is queued.
     remind_at: datetime | None = _when(nullable=True)
+    # The contact SLA, set when the rep claims (if the policy has one for the lead): how long
+    # they have to the lead's first touch, and when that falls due on the SLA clock (kept, for
+    # the report). `contact_check_at` is when the watchdog is to look whether the lead was
+    # touched in time, cleared once it has; `contact_remind_at` as `remind_at`.
+    contact_sla_seconds: int | None = None
+    contact_due_at: datetime | None = _when(nullable=True)
+    contact_check_at: datetime | None = _when(nullable=True)
+    contact_remind_at: datetime | None = _when(nullable=True)
 
 
 class DecisionRow(SQLModel, table=True):

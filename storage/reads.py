@@ -28,7 +28,14 @@ from storage.models import (
 from storage.repository.outcomes import lead_events
 
 # The audit events that close an offer, one of which a settled card tells of.
-_SETTLING_KINDS = ("claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed")
+_SETTLING_KINDS = (
+    "claimed",
+    "rejected",
+    "reassigned",
+    "rep_out_of_office",
+    "sla_missed",
+    "contact_missed",
+)
 
 
 @dataclass(frozen=True, slots=True)
