@@ -106,6 +106,7 @@ class Rule:
     when: Condition
     assign: Target
     sla_seconds: int | None = None
+    contact_sla_seconds: int | None = None
     fallback: Target | None = None
 
 
@@ -124,6 +125,9 @@ class Sla:
     check_every: int
     remind_at_half: bool
     clock: str
+    contact: int | None = None  # the contact SLA, from claim to first touch (routing.contact_sla)
+    contact_by_source: Mapping[str, int] = field(default_factory=dict)
+    reassign_on_contact_miss: bool = False
 
     def seconds_for(self, source: str | None) -> int:
         """The SLA of a lead from `source` (`by_source`, matched as conditions match: trimmed,
@@ -286,6 +290,11 @@ def _target(spec: Any, fallback: FallbackSpec) -> Target:
     raise AssertionError(f"unexpected target {spec!r}")
 
 
+def _by_source(durations: Mapping[str, int]) -> dict[str, int]:
+    """Durations by source, keyed as a lead's source is looked up: trimmed, any case."""
+    return {source.strip().casefold(): seconds for source, seconds in durations.items()}
+
+
 def _compile(
     spec: PolicySpec, checker: ReferenceChecker, *, warnings: tuple[Problem, ...], source: str
 ) -> Policy:
@@ -351,6 +360,7 @@ def _compile(
             when=checker.conditions[("rules", i, "when")],
             assign=_target(r.assign, spec.fallback),
             sla_seconds=r.sla,
+            contact_sla_seconds=r.contact_sla,
             fallback=_target(r.fallback, spec.fallback) if r.fallback is not None else None,
         )
         for i, r in enumerate(spec.rules)
@@ -366,11 +376,14 @@ def _compile(
         rules=rules,
         sla=Sla(
             default=spec.sla.default,
-            by_source={k.strip().casefold(): v for k, v in spec.sla.by_source.items()},
+            by_source=_by_source(spec.sla.by_source),
             max_reassignments=spec.sla.max_reassignments,
             check_every=spec.sla.check_every,
             remind_at_half=spec.sla.remind_at_half,
             clock=spec.sla.clock,
+            contact=spec.sla.contact,
+            contact_by_source=_by_source(spec.sla.contact_by_source),
+            reassign_on_contact_miss=spec.sla.reassign_on_contact_miss,
         ),
         fuzzy_threshold=spec.accounts.fuzzy_threshold,
         sticky_accounts=spec.accounts.sticky,

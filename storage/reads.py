@@ -1,4 +1,5 @@
-"""The read side's queries: a card's rows, a lead's story, a rep's open offers, the reps' states.
+"""The read side's queries: a card's rows, a lead's story (its outcome events too), a rep's open
+offers, the reps' states.
 
 Each runs in the caller's `AsyncSession` (`Database.reading`, on the read engine, so it never
 waits behind a routing transaction) and returns rows; `bot.reading`, `bot.story` and `bot.home`
@@ -18,14 +19,23 @@ from sqlmodel import col
 from storage.models import (
     AuditEventRow,
     DecisionRow,
+    LeadEventRow,
     LeadRow,
     OfferRow,
     OfferStatus,
     RepStateRow,
 )
+from storage.repository.outcomes import lead_events
 
 # The audit events that close an offer, one of which a settled card tells of.
-_SETTLING_KINDS = ("claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed")
+_SETTLING_KINDS = (
+    "claimed",
+    "rejected",
+    "reassigned",
+    "rep_out_of_office",
+    "sla_missed",
+    "contact_missed",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +128,7 @@ class StoryRows:
     offers: Sequence[OfferRow]  # oldest first
     first_decision: DecisionRow | None
     audits: Sequence[AuditEventRow]  # oldest first
+    outcomes: Sequence[LeadEventRow] = ()  # first touch, opportunity, won, lost; as they happened
 
 
 async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
@@ -144,7 +155,8 @@ async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
             .order_by(col(AuditEventRow.id))
         )
     ).scalars()
-    return StoryRows(lead, offers.all(), first, audits.all())
+    outcomes = await lead_events(session=session, lead_id=lead.id or 0)
+    return StoryRows(lead, offers.all(), first, audits.all(), outcomes)
 
 
 async def open_offers_of_rep(
