@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from routing.accounts import AccountIndex
+from routing.contact_sla import contact_sla_seconds
 from routing.decision import Decision
 from routing.distribution import TeamState
 from routing.model import Lead, OpenLead, Outcome, OutOfOffice
@@ -119,14 +120,16 @@ class Opening:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """One lead replayed: what history decided, what the policy would have, and the SLA
-    deadline it would have had (from its arrival, on the policy's clock)."""
+    """One lead replayed: what history decided, what the policy would have, the deadline of
+    the SLA it would have had (from its arrival, on the policy's clock), and the contact SLA
+    its rep would have had from claiming it to the first touch."""
 
     lead_id: str
     arrived_at: datetime
     before: Routed
     after: Routed
     sla_due_at: datetime | None = None
+    contact_sla_seconds: int | None = None
 
     @property
     def moved(self) -> bool:
@@ -196,11 +199,15 @@ class Replay:
         at = stored.arrived_at
         self._catch_up(at)
         decision = self.simulation.route(stored.lead, at)
+        contact = None
         if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
             account = decision.account.account.id if decision.account is not None else None
             email = decision.facts.get("email")
             self._hold(decision.lead_id, decision.rep, at, account, email, stored.released_at)
-        return Replayed(stored.lead.id, at, stored.before, Routed.of(decision), decision.sla_due_at)
+            policy = self.simulation.policy
+            contact = contact_sla_seconds(policy, rule=decision.rule, source=stored.lead.source)
+        after = Routed.of(decision)
+        return Replayed(stored.lead.id, at, stored.before, after, decision.sla_due_at, contact)
 
     def run(self, leads: Iterable[StoredLead]) -> Iterator[Replayed]:
         for stored in leads:

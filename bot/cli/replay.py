@@ -115,6 +115,7 @@ COLUMNS = (
     *(f"before_{key}" for key in ROUTED_KEYS),
     *(f"after_{key}" for key in ROUTED_KEYS),
     "after_sla_due_at",
+    "after_contact_sla_seconds",
     "moved",
 )
 
@@ -126,7 +127,11 @@ def replayed_json(replayed: Replayed) -> dict[str, Any]:
         "id": replayed.lead_id,
         "arrived_at": replayed.arrived_at.isoformat(),
         "before": _routed(replayed.before),
-        "after": _routed(replayed.after) | {"sla_due_at": due.isoformat() if due else None},
+        "after": _routed(replayed.after)
+        | {
+            "sla_due_at": due.isoformat() if due else None,
+            "contact_sla_seconds": replayed.contact_sla_seconds,
+        },
         "moved": replayed.moved,
     }
 
@@ -151,6 +156,7 @@ def replayed_row(replayed: Replayed) -> list[str]:
         *(line["before"][key] for key in ROUTED_KEYS),
         *(line["after"][key] for key in ROUTED_KEYS),
         line["after"]["sla_due_at"],
+        line["after"]["contact_sla_seconds"],
         "true" if line["moved"] else "false",
     ]
     return ["" if value is None else str(value) for value in values]

@@ -47,16 +47,17 @@ teams:
 qualify:
   - {name: Free email domain, when: {email_domain_type: free}, outcome: nurture}
 accounts: {sticky: true}
-sla: {default: 10m, by_source: {demo_request: 2m}}
+sla: {default: 10m, by_source: {demo_request: 2m}, contact: 4h}
 rules:
   - {name: Owner, when: {account.owner: {exists: true}}, assign: account_owner}
-  - {name: Big, when: {employees: {gte: 1000}}, assign: {team: big}}
+  - {name: Big, when: {employees: {gte: 1000}}, assign: {team: big}, contact_sla: 1h}
   - name: Health
     when: {industry: {in: [Healthcare, Biotech]}}
     assign: {team: rest, skill: healthcare}
   - {name: Europe, when: {region: EMEA}, assign: {team: rest}}
 """
 ROUTED = ["outcome", "rep", "team", "rule", "reason", "sla_seconds"]
+AFTER_ONLY = ["sla_due_at", "contact_sla_seconds"]
 
 
 def cli(url: str, *args: str) -> Any:
@@ -126,7 +127,14 @@ def test_json_has_the_documented_keys_and_csv_the_same_as_columns(
     rows = lines(as_json.stdout)
     assert [list(row) for row in rows] == [["id", "arrived_at", "before", "after", "moved"]] * 50
     assert all(list(row["before"]) == ROUTED for row in rows)
-    assert all(list(row["after"]) == [*ROUTED, "sla_due_at"] for row in rows)
+    assert all(list(row["after"]) == [*ROUTED, *AFTER_ONLY] for row in rows)
+    contact = {
+        (row["after"]["outcome"], row["after"]["rule"], row["after"]["contact_sla_seconds"])
+        for row in rows
+        if row["after"]["rule"] in ("Big", "Owner", None)
+    }
+    assert {("assigned", "Big", 3600), ("assigned", "Owner", 14400)} <= contact
+    assert all(c is None for outcome, _, c in contact if outcome != "assigned")
     table = list(csv.reader(io.StringIO(as_csv.stdout)))
     assert table[0] == list(COLUMNS)
     assert len(table) == 51
@@ -135,7 +143,7 @@ def test_json_has_the_documented_keys_and_csv_the_same_as_columns(
             line["id"],
             line["arrived_at"],
             *(line["before"][key] for key in ROUTED),
-            *(line["after"][key] for key in [*ROUTED, "sla_due_at"]),
+            *(line["after"][key] for key in [*ROUTED, *AFTER_ONLY]),
             "true" if line["moved"] else "false",
         ]
         assert row == ["" if value is None else str(value) for value in flat]
