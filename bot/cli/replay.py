@@ -103,7 +103,7 @@ def _window(since: str | None, start: str | None, end: str | None) -> Window:
     try:
         return window_of(since=since, start=start, end=end, now=datetime.now(UTC))
     except BadWindow as exc:
-        raise CliError(f"--{exc}") from None
+        raise CliError(str(exc)) from None
 
 
 # --- one lead per line --------------------------------------------------------------------------
