@@ -39,6 +39,7 @@ from routing.policy_schema import (
     RepTarget,
     TeamTarget,
 )
+from routing.policy_version import version_of
 
 # ---------------------------------------------------------------------------------------------
 # The compiled policy the engine reads
@@ -156,6 +157,9 @@ class Policy:
     card_fields: tuple[str, ...] = DEFAULT_CARD_FIELDS
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
+    # The SHA-256 of the text it was parsed from (`version_of`): names it in the database and in
+    # every decision it makes. Empty for a policy built by hand.
+    version: str = ""
     # every field some condition reads: only these are casefolded for each lead
     condition_fields: frozenset[str] = frozenset()
     teams_of_rep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -247,7 +251,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     # Only for a policy that loads: beside errors to fix they would be noise.
     problems.extend(locate(p) for p in checker.check_slack_reach())
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
-    return _compile(spec, checker, warnings=tuple(problems), source=source)
+    return _compile(
+        spec, checker, warnings=tuple(problems), source=source, version=version_of(text)
+    )
 
 
 def _plain(node: Any) -> Any:
@@ -287,7 +293,12 @@ def _target(spec: Any, fallback: FallbackSpec) -> Target:
 
 
 def _compile(
-    spec: PolicySpec, checker: ReferenceChecker, *, warnings: tuple[Problem, ...], source: str
+    spec: PolicySpec,
+    checker: ReferenceChecker,
+    *,
+    warnings: tuple[Problem, ...],
+    source: str,
+    version: str,
 ) -> Policy:
     default_tz = spec.timezone
     reps: dict[str, Rep] = {}
@@ -380,6 +391,7 @@ def _compile(
         card_fields=tuple(dict.fromkeys(f for f in spec.card.fields if f not in CARD_ALWAYS)),
         warnings=warnings,
         source=source,
+        version=version,
         condition_fields=frozenset().union(
             *(q.when.fields for q in qualify), *(r.when.fields for r in rules)
         ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -21,11 +21,19 @@ from storage.models import (
     LeadRow,
     OfferRow,
     OfferStatus,
+    PolicyActivationRow,
     RepStateRow,
 )
 
 # The audit events that close an offer, one of which a settled card tells of.
-_SETTLING_KINDS = ("claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed")
+_SETTLING_KINDS = (
+    "claimed",
+    "rejected",
+    "reassigned",
+    "rep_out_of_office",
+    "sla_missed",
+    "rep_left_policy",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,9 @@ class StoryRows:
     offers: Sequence[OfferRow]  # oldest first
     first_decision: DecisionRow | None
     audits: Sequence[AuditEventRow]  # oldest first
+    # How the first decision's policy version came to serve: its latest activation before the
+    # decision (None for a decision of no version, or of a version never activated).
+    activation: PolicyActivationRow | None = None
 
 
 async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
@@ -144,7 +155,23 @@ async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
             .order_by(col(AuditEventRow.id))
         )
     ).scalars()
-    return StoryRows(lead, offers.all(), first, audits.all())
+    activation = None
+    if first is not None and first.policy_version is not None:
+        # The latest activation before the decision; failing that (a clock behind the
+        # database's), the version's first.
+        before = col(PolicyActivationRow.at) <= first.at
+        activation = (
+            await session.execute(
+                select(PolicyActivationRow)
+                .where(col(PolicyActivationRow.version) == first.policy_version)
+                .order_by(
+                    before.desc(),
+                    case((before, -col(PolicyActivationRow.id)), else_=col(PolicyActivationRow.id)),
+                )
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    return StoryRows(lead, offers.all(), first, audits.all(), activation)
 
 
 async def open_offers_of_rep(

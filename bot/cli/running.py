@@ -58,7 +58,13 @@ async def serve_until_stopped(settings: Settings, policy: Policy, listener: List
         log.info("Slack requests are served at POST /slack/events")
     try:
         await run(
-            build_http_app(application, metrics=metrics, run_jobs=True, connect_slack=True),
+            build_http_app(
+                application,
+                metrics=metrics,
+                run_jobs=True,
+                connect_slack=True,
+                watch_policy=True,
+            ),
             listener,
             started=lambda url: log.info("leadrouter listening on %s", url),
         )

@@ -12,6 +12,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
     audit          the audit trail
+    policies       policy versions and which one is active
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
@@ -52,6 +53,7 @@ from storage.repository.offers import (
     offers_of_leads,
     overdue_offers,
     record_card_posted,
+    reps_with_unclaimed_offers,
     unclaimed_offers_of_rep,
 )
 from storage.repository.outbox import (
@@ -68,6 +70,16 @@ from storage.repository.outbox import (
     pace_lane,
     queue_outbox_once,
     renew_outbox,
+)
+from storage.repository.policies import (
+    ActivatedMeanwhile,
+    active_policy_version,
+    latest_activation,
+    policy_activations,
+    policy_version,
+    policy_versions_starting,
+    record_activation,
+    store_policy_version,
 )
 from storage.repository.routing_state import (
     Candidates,
@@ -95,6 +107,7 @@ from storage.repository.runs import (
 
 __all__ = [
     "UNSURE",
+    "ActivatedMeanwhile",
     "AlreadyQueued",
     "Candidates",
     "Claimed",
@@ -102,6 +115,7 @@ __all__ = [
     "RepStates",
     "StateChanged",
     "TeamStates",
+    "active_policy_version",
     "add_audit",
     "audits_by_rep",
     "candidate_accounts",
@@ -124,6 +138,7 @@ __all__ = [
     "insert_rows",
     "lane_free_at",
     "last_job_runs",
+    "latest_activation",
     "lead_audits",
     "lead_by_id",
     "leads_by_id",
@@ -141,19 +156,25 @@ __all__ = [
     "outbox_values",
     "overdue_offers",
     "pace_lane",
+    "policy_activations",
+    "policy_version",
+    "policy_versions_starting",
     "previous_job_run",
     "queue_outbox_once",
     "queued_leads",
     "read_again",
     "read_rep_states",
+    "record_activation",
     "record_card_posted",
     "remember_request",
     "renew_outbox",
     "repeated_external_id",
     "reps_holding_accounts",
+    "reps_with_unclaimed_offers",
     "save_team_state",
     "set_away",
     "set_lead_status",
+    "store_policy_version",
     "stored_crm_ids",
     "take_job_run",
     "unclaimed_offers_of_rep",
