@@ -108,7 +108,7 @@ def activate(
     if not activated.activated:
         out.print(Text(f"{file}: version {version} is the active version already"))
         return
-    was = f"was {short_version(activated.previous)}" if activated.previous else "the first"
+    was = f"was {short_version(activated.previous)}" if activated.previous else "none was before"
     out.print(
         Text(
             f"{file}: version {version} activated ({was}); running servers switch to it within "
