@@ -179,11 +179,11 @@ class PolicyWatch:
             return
         if activated.activated:
             log.info(
-                "policy: version %s of %s activated (%s; was %s)",
+                "policy: version %s of %s activated (%s; %s)",
                 short_version(activated.policy.version),
                 self.path,
                 how.value,
-                short_version(activated.previous),
+                f"was {short_version(activated.previous)}" if activated.previous else "the first",
             )
         await self._serve(activated.policy, how.value)
 
