@@ -19,6 +19,7 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     digests        a manager's digest: queued once per tick, or read now
     crm            pages read from a CRM taken in, HubSpot's contacts queued, write-backs
     accounts       accounts imported or synced
+    policies       policy versions activated or refused, listed, found; offers of departed reps
     requests       a Slack request acted on once
     retention      housekeeping rows pruned
     gauges         the backlogs `/metrics` shows
