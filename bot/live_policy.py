@@ -88,6 +88,7 @@ class PolicyWatch:
         self._seen: tuple[int, int, int] | None = None  # the file as last read: mtime, size, inode
         self._unusable: set[str] = set()  # active versions this release cannot use (said once)
         self._missing = False  # the file was not there at the last look (said once)
+        self._failing = False  # the last look failed (said once)
 
     async def start(self) -> None:
         """At start: the file becomes the active version if it is not (the admin who restarts
@@ -115,7 +116,14 @@ class PolicyWatch:
             try:
                 await self.look(asked=asked)
             except Exception:
-                log.exception("policy: the look failed; the next one is in %g s", self.every_s)
+                # Said once while it keeps failing (the database down, say), not every look.
+                if not self._failing:
+                    log.exception("policy: the look failed; trying again every %g s", self.every_s)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("policy: looking works again")
+                self._failing = False
 
     async def look(self, *, asked: bool = False) -> None:
         """One look at the file (`asked`: read it even if it does not look saved since), then

@@ -112,6 +112,19 @@ async def activate_policy(
     return await uow.retrying(work)
 
 
+async def keep_policy(uow: UnitOfWork, text: str, *, source: str) -> str:
+    """Keep the policy written in `text` without activating it (`leadrouter import` decides by
+    its own file): every version a decision records can be shown. Returns its version."""
+    version = version_of(text)
+    now = uow.clock()
+    await uow.retrying(
+        lambda tx: repo.store_policy_version(
+            session=tx.session, version=version, text=text, source=source, now=now
+        )
+    )
+    return version
+
+
 async def refuse_policy(uow: UnitOfWork, error: PolicyError, text: str, *, serving: Policy) -> int:
     """Tell the managers of `serving` (the policy that goes on) that the policy written in
     `text` failed its checks, with its problems: once per version refused, whichever replicas

@@ -146,3 +146,20 @@ def test_show_of_no_stored_version_is_one_sentence(
 
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and problem in result.stderr
+
+
+def test_the_version_an_import_decides_by_is_kept_to_show_and_not_activated(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,company\nL-1,Acme\n", encoding="utf-8")
+    imported = runner.invoke(app, ["import", str(leads)], env=env)
+    assert imported.exit_code == 0, imported.output
+
+    shown = runner.invoke(app, ["policy", "show", version_of(TRIO_POLICY)[:8]], env=env)
+
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == TRIO_POLICY
+    assert "never activated" in shown.stderr
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert "No policy version has been activated yet" in history.stdout
