@@ -225,6 +225,7 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
                 connect,
                 tier_field=spec.salesforce.tier_field,
                 intake_queue=spec.salesforce.intake_queue,
+                contacted_statuses=spec.salesforce.contacted_statuses,
             )
         )
     if settings.hubspot_access_token is not None:

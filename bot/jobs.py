@@ -44,8 +44,12 @@ log = logging.getLogger(__name__)
 SWEEP = "sla-sweep"
 SALESFORCE_LEADS = "salesforce-leads"
 ACCOUNTS_PREFIX = "accounts:"
+OUTCOMES_PREFIX = "outcomes:"
 # The first poll after Salesforce polling is switched on routes leads this recent, not all.
 FIRST_LOOK_BACK = timedelta(minutes=15)
+# The first outcome poll of a CRM reads this far back: far enough for the touches and deals of
+# the leads routed lately, not years of activity no lead routed here had.
+OUTCOMES_FIRST_LOOK_BACK = timedelta(days=30)
 DIGEST_PREFIX = "digest:"
 RETENTION = "retention"
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
@@ -134,6 +138,17 @@ def _crm_jobs(policy: Policy, crm: Mapping[str, CrmLink]) -> list[Job]:
         )
     for system, link in sorted(crm.items()):
         spec = policy.crm.salesforce if system == "salesforce" else policy.crm.hubspot
+        if spec.poll_outcomes_every:
+            jobs.append(
+                Job(
+                    f"{OUTCOMES_PREFIX}{system}",
+                    f"every {format_duration(spec.poll_outcomes_every)}: record the touches, "
+                    f"opportunities, wins and losses {crm_name(system)} has of routed leads",
+                    IntervalTrigger(seconds=spec.poll_outcomes_every, timezone=UTC),
+                    partial(_poll_outcomes, link=link),
+                    at_start=True,
+                )
+            )
         if not spec.sync_accounts_every:
             continue
         jobs.append(
@@ -153,6 +168,12 @@ async def _sync_accounts(uow: UnitOfWork, *, link: CrmLink) -> object:
     from bot.crm.sync import sync_accounts
 
     return await sync_accounts(uow, link)
+
+
+async def _poll_outcomes(uow: UnitOfWork, *, link: CrmLink) -> object:
+    from bot.crm.sync import poll_outcomes
+
+    return await poll_outcomes(uow, link, first_look_back=OUTCOMES_FIRST_LOOK_BACK)
 
 
 async def _prune(uow: UnitOfWork, *, retention: Retention) -> object:

@@ -1,4 +1,6 @@
-"""A lead's story for `/routing why`: the decision's full explanation, then what happened since.
+"""A lead's story for `/routing why`: the decision's full explanation, then what happened since,
+its outcome events among the rest (the first touch, the opportunity, won or lost, each once, as
+`routing.report.outcomes_of` settles them however the reports came).
 
 Plain data out, no Slack formatting: `bot.slack` renders it. `bot.reading.Reader.story` reads the
 rows (and checks who may see them); this words them.
@@ -6,7 +8,7 @@ rows (and checks who may see them); this words them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,8 +19,10 @@ from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy
 from routing.policy_version import short_version
-from storage.models import AuditEventRow, DecisionRow, LeadRow
+from routing.report import EventKind, outcomes_of
+from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow
 from storage.reads import StoryRows
+from storage.repository import outcome_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,9 @@ def lead_story(rows: StoryRows, policy: Policy, *, crms: Collection[str]) -> Lea
     lead, first = rows.lead, rows.first_decision
     explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
     version = first.policy_version if first else None
-    events = tuple(_story_event(policy, audit, version) for audit in rows.audits)
+    told = [_story_event(policy, audit, version) for audit in rows.audits]
+    told.extend(_outcome_events(rows.outcomes))
+    events = tuple(sorted(told, key=lambda event: event.at))  # stable: audits keep their order
     decided_by = None
     if first is not None:
         activation = rows.activation
@@ -113,6 +119,7 @@ _EVENT_WORDS = {
     "reassigned": "reassigned",
     "rep_out_of_office": "moved: the rep went out of office",
     "sla_missed": "moved: not claimed in time",
+    "contact_missed": "contact SLA missed",
     "rep_left_policy": "moved",
 }
 
@@ -145,3 +152,45 @@ def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> S
     if audit.reason:
         parts.append(f"· {audit.reason}")
     return StoryEvent(audit.at, " ".join(parts))
+
+
+# An opportunity exists once any of these is reported (`outcomes_of`).
+_OPPORTUNITY_KINDS = (EventKind.CONVERTED, EventKind.WON, EventKind.LOST)
+
+
+def _outcome_events(rows: Sequence[LeadEventRow]) -> list[StoryEvent]:
+    """The lead's outcomes, each once: its first touch, the opportunity, won or lost, each with
+    the report that settled it (how, and who told)."""
+    settled = outcomes_of(outcome_event(row) for row in rows)
+    told = []
+    if settled.first_touch_at is not None:
+        row = _deciding(rows, settled.first_touch_at, (EventKind.FIRST_TOUCH,))
+        told.append(StoryEvent(settled.first_touch_at, f"First touch{_told_by(row)}"))
+    if settled.converted_at is not None:
+        row = _deciding(rows, settled.converted_at, _OPPORTUNITY_KINDS)
+        told.append(StoryEvent(settled.converted_at, f"Converted: an opportunity{_told_by(row)}"))
+    for kind, at in ((EventKind.WON, settled.won_at), (EventKind.LOST, settled.lost_at)):
+        if at is None:
+            continue
+        parts = ["Won" if kind is EventKind.WON else "Lost"]
+        if settled.amount is not None:
+            parts.append(f"{settled.amount:,.2f}")
+        if settled.close_date is not None:
+            parts.append(f"close date {settled.close_date.isoformat()}")
+        row = _deciding(rows, at, (kind,))
+        told.append(StoryEvent(at, " · ".join(parts) + _told_by(row)))
+    return told
+
+
+def _deciding(
+    rows: Sequence[LeadEventRow], at: datetime, kinds: tuple[EventKind, ...]
+) -> LeadEventRow | None:
+    wanted = {kind.value for kind in kinds}
+    return next((row for row in rows if row.at == at and row.kind in wanted), None)
+
+
+def _told_by(row: LeadEventRow | None) -> str:
+    if row is None:
+        return ""
+    source = crm_name(row.source) if row.source in ("salesforce", "hubspot") else row.source
+    return f" ({row.via}, {source})" if row.via else f" ({source})"

@@ -6,11 +6,21 @@ JSON columns hold what the pure core produced (a lead's raw payload, its facts, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Numeric,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -55,6 +65,7 @@ class OfferStatus(StrEnum):
     CLAIMED = "claimed"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    UNCONTACTED = "uncontacted"  # claimed, then taken back: no first touch within the contact SLA
     REASSIGNED = "reassigned"
     CLOSED = "closed"
 
@@ -142,6 +153,8 @@ class OfferRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_offers_status_due", "status", "sla_due_at"),
         Index("ix_offers_status_remind", "status", "remind_at"),
+        Index("ix_offers_contact_check", "contact_check_at"),
+        Index("ix_offers_contact_remind", "contact_remind_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -165,6 +178,14 @@ class OfferRow(SQLModel, table=True):
     card_posted_at: datetime | None = _when(nullable=True)
     # When to remind the rep (half the SLA, if the policy asks); cleared once it is queued.
     remind_at: datetime | None = _when(nullable=True)
+    # The contact SLA, set when the rep claims (if the policy has one for the lead): how long
+    # they have to the lead's first touch, and when that falls due on the SLA clock (kept, for
+    # the report). `contact_check_at` is when the watchdog is to look whether the lead was
+    # touched in time, cleared once it has; `contact_remind_at` as `remind_at`.
+    contact_sla_seconds: int | None = None
+    contact_due_at: datetime | None = _when(nullable=True)
+    contact_check_at: datetime | None = _when(nullable=True)
+    contact_remind_at: datetime | None = _when(nullable=True)
 
 
 class DecisionRow(SQLModel, table=True):
@@ -195,6 +216,31 @@ class AuditEventRow(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=255)
     reason: str | None = None
     data: dict[str, Any] = _json()
+
+
+class LeadEventRow(SQLModel, table=True):
+    """What became of a lead after its hand-over, as a CRM or `POST /events` reported it: a first
+    touch, an opportunity (converted), won or lost (`routing.report.EventKind`). A report is
+    stored once: the same lead, kind, source and `source_key` again is dropped on insert, so
+    however often one is delivered, and in whatever order, the rows say the same."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "kind", "source", "source_key", name="uq_lead_events_report"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="leads.id")
+    kind: str = Field(max_length=16)
+    at: datetime = _when()  # when it happened, as the source says
+    amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 2), nullable=True))
+    close_date: date | None = None
+    source: str = Field(max_length=64)  # "salesforce", "hubspot", or who posted it to /events
+    # The source's own name for the record that tells it ("Task/00T...", "calls/4821"): what
+    # makes a second delivery of one report a repeat rather than a second event.
+    source_key: str = Field(max_length=255)
+    via: str | None = Field(default=None, max_length=32)  # "call", "email", "meeting", "deal"...
+    recorded_at: datetime = _when()
 
 
 class OutboxRow(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""The read side's queries: a card's rows, a lead's story, a rep's open offers, the reps' states.
+"""The read side's queries: a card's rows, a lead's story (its outcome events too), a rep's open
+offers, the reps' states.
 
 Each runs in the caller's `AsyncSession` (`Database.reading`, on the read engine, so it never
 waits behind a routing transaction) and returns rows; `bot.reading`, `bot.story` and `bot.home`
@@ -18,12 +19,14 @@ from sqlmodel import col
 from storage.models import (
     AuditEventRow,
     DecisionRow,
+    LeadEventRow,
     LeadRow,
     OfferRow,
     OfferStatus,
     PolicyActivationRow,
     RepStateRow,
 )
+from storage.repository.outcomes import lead_events
 
 # The audit events that close an offer, one of which a settled card tells of.
 _SETTLING_KINDS = (
@@ -32,6 +35,7 @@ _SETTLING_KINDS = (
     "reassigned",
     "rep_out_of_office",
     "sla_missed",
+    "contact_missed",
     "rep_left_policy",
 )
 
@@ -126,6 +130,7 @@ class StoryRows:
     offers: Sequence[OfferRow]  # oldest first
     first_decision: DecisionRow | None
     audits: Sequence[AuditEventRow]  # oldest first
+    outcomes: Sequence[LeadEventRow] = ()  # first touch, opportunity, won, lost; as they happened
     # How the first decision's policy version came to serve: its latest activation before the
     # decision (None for a decision of no version, or of a version never activated).
     activation: PolicyActivationRow | None = None
@@ -171,7 +176,8 @@ async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
                 .limit(1)
             )
         ).scalar_one_or_none()
-    return StoryRows(lead, offers.all(), first, audits.all(), activation)
+    outcomes = await lead_events(session=session, lead_id=lead.id or 0)
+    return StoryRows(lead, offers.all(), first, audits.all(), outcomes, activation)
 
 
 async def open_offers_of_rep(

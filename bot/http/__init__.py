@@ -1,6 +1,7 @@
 """The HTTP front door: the aiohttp application, and what runs beside it from start to shutdown.
 
     POST /leads              new leads, signed (`bot.http.leads`)
+    POST /events             what became of leads: first touch, opportunity, won, lost (signed)
     POST /webhooks/hubspot   contacts HubSpot announces (`bot.http.hubspot`)
     POST /slack/events       Slack's events, actions and commands, handed to Bolt (HTTP mode)
     GET  /healthz, /metrics  whether the database answers; what Prometheus scrapes
@@ -25,6 +26,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from bot.bootstrap import App
 from bot.dashboard.routes import register as register_dashboard
 from bot.http.common import APP_KEY, MAX_BODY_BYTES, METRICS_KEY, error
+from bot.http.events import post_events
 from bot.http.hubspot import hubspot_webhook
 from bot.http.leads import post_leads
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -53,6 +55,7 @@ def build_http_app(
     http[APP_KEY] = app
     http[METRICS_KEY] = metrics
     http.router.add_post("/leads", post_leads)
+    http.router.add_post("/events", post_events)
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/metrics", metrics_text)
     if app.slack is not None and not app.settings.socket_mode:

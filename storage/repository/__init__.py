@@ -6,8 +6,10 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 `AsyncSession.run_sync`. The rest, read by coroutines only, take the `AsyncSession` itself.
 
     routing_state  what a decision needs: loads, absences, rotations, candidate accounts, people
-    leads          leads by external id or id, stored in bulk; the queue
+    leads          leads by external id, id or CRM record, stored in bulk; the queue
+    outcomes       a lead's outcome events (first touch, opportunity, won, lost), stored once
     offers         offers and their changes; the watchdog's overdue offers and reminders
+    contact_sla    a claimed offer's contact SLA: started, looked at once lapsed, reminded
     outbox         side effects queued, leased, ended; lanes
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
@@ -27,11 +29,21 @@ from storage.repository.common import (
     insert_rows,
     repeated_external_id,
 )
+from storage.repository.contact_sla import (
+    clear_contact_reminders,
+    contact_work_due,
+    due_contact_reminders,
+    lapsed_contact_clocks,
+    start_contact_clock,
+    stop_contact_clocks,
+)
 from storage.repository.leads import (
     find_lead,
     find_leads,
     insert_leads,
     lead_by_id,
+    lead_ids,
+    lead_ids_of_crm_records,
     leads_by_id,
     queued_leads,
     read_again,
@@ -70,6 +82,14 @@ from storage.repository.outbox import (
     pace_lane,
     queue_outbox_once,
     renew_outbox,
+)
+from storage.repository.outcomes import (
+    first_touch_at,
+    first_touches,
+    insert_lead_events,
+    lead_event_values,
+    lead_events,
+    outcome_event,
 )
 from storage.repository.policies import (
     ActivatedMeanwhile,
@@ -121,26 +141,37 @@ __all__ = [
     "candidate_accounts",
     "change_offer_status",
     "claim_outbox",
+    "clear_contact_reminders",
     "clear_reminders",
     "close_offers",
+    "contact_work_due",
     "count_open_leads",
     "count_open_leads_many",
     "count_open_offers",
     "crm_cursor",
     "current_offer",
+    "due_contact_reminders",
     "due_reminders",
     "find_lead",
     "find_leads",
     "finish_outbox",
+    "first_touch_at",
+    "first_touches",
+    "insert_lead_events",
     "insert_leads",
     "insert_offers",
     "insert_outbox",
     "insert_rows",
     "lane_free_at",
+    "lapsed_contact_clocks",
     "last_job_runs",
     "latest_activation",
     "lead_audits",
     "lead_by_id",
+    "lead_event_values",
+    "lead_events",
+    "lead_ids",
+    "lead_ids_of_crm_records",
     "leads_by_id",
     "load_rep_states",
     "load_team_states",
@@ -154,6 +185,7 @@ __all__ = [
     "outbox_items_since",
     "outbox_pending",
     "outbox_values",
+    "outcome_event",
     "overdue_offers",
     "pace_lane",
     "policy_activations",
@@ -174,6 +206,8 @@ __all__ = [
     "save_team_state",
     "set_away",
     "set_lead_status",
+    "start_contact_clock",
+    "stop_contact_clocks",
     "store_policy_version",
     "stored_crm_ids",
     "take_job_run",

@@ -3,8 +3,8 @@ one every replica serves; leads and decisions: the version of the policy that de
 
 Rows stored before this revision have no version: they are shown as "unversioned".
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Created: 2026-12-14 09:00:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import storage.models
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
