@@ -94,9 +94,13 @@ class PolicyWatch:
         """At start: the file becomes the active version if it is not (the admin who restarts
         a server on a file means it), and offers of reps it does not have move on."""
         text = self._read()
-        if text is not None:
-            await self._activate(text, Activation.START)
-        await self._look_at_database()
+        try:
+            if text is not None:
+                await self._activate(text, Activation.START)
+            await self._look_at_database()
+        except BaseException:
+            self._seen = None  # the next look reads the file again, as if saved since
+            raise
         await move_from_departed(self.uow, self.live.current())
 
     def wake(self) -> None:

@@ -181,7 +181,11 @@ async def _keep_policy_live(http: web.Application) -> AsyncIterator[None]:
         every_s=app.settings.policy_check_seconds,
         runner=runner_name(),
     )
-    await watch.start()
+    try:
+        await watch.start()
+    except Exception:
+        # The file read at start serves all the same; the looks that follow try again.
+        log.exception("policy: the policy file could not be activated at start")
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, watch.wake)
     task = asyncio.create_task(watch.run(), name="policy:watch")
