@@ -451,7 +451,7 @@ async def test_policy_activate_reaches_every_replica_on_postgresql_within_its_po
         assert f"version {short_version(version_of(DUO_POLICY))} activated" in output.decode()
         for app, _task in replicas:
             await until(lambda app=app: app.policy.version == version_of(DUO_POLICY))
-        assert time.monotonic() - activated_at < REPLICA_POLL_S + 0.5
+        assert time.monotonic() - activated_at < REPLICA_POLL_S + 1.0  # its poll, and the look
     finally:
         for app, task in replicas:
             task.cancel()
