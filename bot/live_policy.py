@@ -150,7 +150,11 @@ class PolicyWatch:
             if asked:
                 log.info("policy: %s is the version serving already", self.path)
             return
-        await self._activate(text, Activation.SIGHUP if asked else Activation.FILE)
+        try:
+            await self._activate(text, Activation.SIGHUP if asked else Activation.FILE)
+        except BaseException:
+            self._seen = None  # not done (the database failed): the next look reads it again
+            raise
 
     async def _look_at_database(self) -> None:
         active = await active_version(self.uow)

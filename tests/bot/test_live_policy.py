@@ -20,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col
 
 from bot.bootstrap import App, bootstrap
@@ -457,3 +458,23 @@ async def test_policy_activate_reaches_every_replica_on_postgresql_within_its_po
             task.cancel()
             await app.uow.aclose()
             await app.db.dispose()
+
+
+async def test_a_saved_file_the_database_could_not_take_is_read_again_at_the_next_look(
+    app: App, rules: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = watch_of(app)
+    await watch.start()
+    save(rules, DUO_POLICY)
+    working = app.uow.db
+    app.uow.db = open_database("sqlite+aiosqlite:////nonexistent/folder/leads.db")
+    try:
+        with pytest.raises(OperationalError):  # unable to open database file
+            await watch.look()
+    finally:
+        await app.uow.db.dispose()
+        app.uow.db = working
+
+    await watch.look()
+
+    assert app.policy.version == version_of(DUO_POLICY)
