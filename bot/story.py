@@ -168,7 +168,9 @@ def _outcome_events(rows: Sequence[LeadEventRow]) -> list[StoryEvent]:
         told.append(StoryEvent(settled.first_touch_at, f"First touch{_told_by(row)}"))
     if settled.converted_at is not None:
         row = _deciding(rows, settled.converted_at, _OPPORTUNITY_KINDS)
-        told.append(StoryEvent(settled.converted_at, f"Converted: an opportunity{_told_by(row)}"))
+        told.append(
+            StoryEvent(settled.converted_at, f"Converted: an opportunity{_told_by(row, how=False)}")
+        )
     for kind, at in ((EventKind.WON, settled.won_at), (EventKind.LOST, settled.lost_at)):
         if at is None:
             continue
@@ -178,7 +180,7 @@ def _outcome_events(rows: Sequence[LeadEventRow]) -> list[StoryEvent]:
         if settled.close_date is not None:
             parts.append(f"close date {settled.close_date.isoformat()}")
         row = _deciding(rows, at, (kind,))
-        told.append(StoryEvent(at, " · ".join(parts) + _told_by(row)))
+        told.append(StoryEvent(at, " · ".join(parts) + _told_by(row, how=False)))
     return told
 
 
@@ -189,8 +191,9 @@ def _deciding(
     return next((row for row in rows if row.at == at and row.kind in wanted), None)
 
 
-def _told_by(row: LeadEventRow | None) -> str:
+def _told_by(row: LeadEventRow | None, *, how: bool = True) -> str:
+    """Who told it, and (`how`) how it happened: " (call, Salesforce)"."""
     if row is None:
         return ""
     source = crm_name(row.source) if row.source in ("salesforce", "hubspot") else row.source
-    return f" ({row.via}, {source})" if row.via else f" ({source})"
+    return f" ({row.via}, {source})" if how and row.via else f" ({source})"

@@ -44,8 +44,8 @@ MAX_EVENT_ID = 200
 FUTURE_TOLERANCE = timedelta(minutes=5)
 FIELDS = ("lead", "kind", "at", "amount", "close_date", "id", "source", "via")
 DEFAULT_SOURCE = "api"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_WORD = re.compile(r"^[a-z][a-z _-]{0,31}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_WORD = re.compile(r"[a-z][a-z _-]{0,31}")
 
 Refuse = Callable[[str, str], None]  # (field, message): one more problem with the event
 
@@ -124,8 +124,11 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
     for name in item:
         if name not in FIELDS:
             refuse(name, f"is not a field of an event ({', '.join(FIELDS)})")
-    lead = item.get("lead")
-    if not isinstance(lead, str) or not lead.strip():
+    given = item.get("lead")
+    # As /leads reads a lead's id: text or a whole number, without surrounding blanks.
+    readable = isinstance(given, str | int) and not isinstance(given, bool)
+    lead = str(given).strip() if readable else ""
+    if not lead:
         refuse("lead", "is required: the lead's id, as it was sent to /leads")
     elif len(lead) > MAX_LEAD_ID:
         refuse("lead", f"is longer than {MAX_LEAD_ID} characters")
@@ -139,12 +142,12 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
                 refuse(name, "is for converted, won or lost, not a first touch")
     event_id = _text(item.get("id"), "id", MAX_EVENT_ID, refuse)
     source = item.get("source", DEFAULT_SOURCE)
-    if not isinstance(source, str) or not _NAME.match(source):
+    if not isinstance(source, str) or not _NAME.fullmatch(source):
         refuse("source", "must be a name of letters, digits, '.', '_' or '-' (up to 64)")
     via = item.get("via")
-    if via is not None and (not isinstance(via, str) or not _WORD.match(via)):
+    if via is not None and (not isinstance(via, str) or not _WORD.fullmatch(via)):
         refuse("via", 'must be a word or two in lower case ("call", "email", "meeting")')
-    if errors or kind is None or at is None or not isinstance(lead, str):
+    if errors or kind is None or at is None:
         return errors
     return Reported(
         lead=lead,

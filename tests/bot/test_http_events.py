@@ -188,3 +188,16 @@ async def test_without_a_webhook_secret_events_are_refused_503(
     status, body = await send(client, "/events", TOUCH, clock)
     assert status == 503
     assert "LEADROUTER_WEBHOOK_SECRET" in body["error"]
+
+
+async def test_a_lead_is_named_as_for_leads_text_or_a_whole_number_without_blanks(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    assert (await send(client, "/leads", {**LEAD, "id": 4021}, clock))[0] == 201
+    assert (await send(client, "/leads", {**LEAD, "id": "L-9"}, clock))[0] == 201
+    clock.advance(days=5)
+    await send(client, "/events", {**TOUCH, "lead": 4021}, clock)
+    await send(client, "/events", {**TOUCH, "lead": " L-9 "}, clock)
+    status, body = await send(client, "/events", {**TOUCH, "lead": True}, clock)
+    assert status == 422 and body["errors"][0]["field"] == "lead"
+    assert sorted(row[0] for row in events(database_path)) == ["4021", "L-9"]

@@ -381,3 +381,10 @@ async def test_a_win_heard_by_webhook_and_its_deal_polled_settle_with_the_deals_
         minutes(601),
         Decimal("9000.00"),
     )
+
+
+def test_the_outcomes_job_is_declared_for_hubspot_when_the_policy_asks(app: App) -> None:
+    from bot.jobs import declare_jobs
+
+    jobs = {job.name: job for job in declare_jobs(app.policy, app.crm)}
+    assert jobs["outcomes:hubspot"].what.startswith("every 5m: record the touches")

@@ -237,3 +237,28 @@ async def test_why_tells_the_first_touch_the_opportunity_and_the_win_once_each(
         (at(60), "Converted: an opportunity (api)"),
         (at(300), "Won · 12,000.00 · close date 2026-12-01 (api)"),
     ]
+
+
+async def test_why_names_how_and_in_which_crm_each_outcome_was_told(
+    uow: UnitOfWork, db: Database, clock: Clock
+) -> None:
+    await intake_from_crm(
+        uow, [new_lead("salesforce:00Q1", crm_system="salesforce", crm_id="00Q1")]
+    )
+    touch = OutcomeEvent(FIRST_TOUCH, at(9))
+    converted = OutcomeEvent(CONVERTED, at(99))
+    await record_crm_events(
+        uow,
+        "salesforce",
+        [
+            Reported("00Q1", touch, "salesforce", "Task/00T1", "call"),
+            Reported("00Q1", converted, "salesforce", "Opportunity/0061", "opportunity"),
+        ],
+    )
+    reader = Reader(db=db, policy=uow.policy, clock=clock)
+    story = await reader.story("salesforce:00Q1", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    assert [(e.at, e.what) for e in story.events if e.at > TUESDAY] == [
+        (at(9), "First touch (call, Salesforce)"),
+        (at(99), "Converted: an opportunity (Salesforce)"),
+    ]
