@@ -18,6 +18,7 @@ from routing.decision import Decision, Stage, Step
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy
+from routing.policy_version import short_version
 from routing.report import EventKind, outcomes_of
 from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow
 from storage.reads import StoryRows
@@ -31,21 +32,44 @@ class StoryEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class DecidedBy:
+    """The policy version that made the lead's first decision, and how it came to serve."""
+
+    version: str  # as people read it (`short_version`): "unversioned" before versions were kept
+    activated_at: datetime | None = None  # None: never activated (an import's, say)
+    activated_by: str | None = None  # who, and how: "alice (leadrouter policy activate)"
+
+
+@dataclass(frozen=True, slots=True)
 class LeadStory:
     lead_id: str
     explanation: str
     events: tuple[StoryEvent, ...]
     notes: tuple[str, ...] = ()  # what a reader of the story should know besides
+    decided_by: DecidedBy | None = None  # None when the lead has no decision stored
 
 
 def lead_story(rows: StoryRows, policy: Policy, *, crms: Collection[str]) -> LeadStory:
     """The story of the lead in `rows`; `crms` are the CRMs owners are written back to here."""
     lead, first = rows.lead, rows.first_decision
     explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
-    told = [_story_event(policy, audit) for audit in rows.audits]
+    version = first.policy_version if first else None
+    told = [_story_event(policy, audit, version) for audit in rows.audits]
     told.extend(_outcome_events(rows.outcomes))
     events = tuple(sorted(told, key=lambda event: event.at))  # stable: audits keep their order
-    return LeadStory(lead.external_id, explanation, events, _notes(lead, crms))
+    decided_by = None
+    if first is not None:
+        activation = rows.activation
+        decided_by = DecidedBy(
+            short_version(version),
+            activation.at if activation else None,
+            _who(activation.how, activation.by) if activation else None,
+        )
+    return LeadStory(lead.external_id, explanation, events, _notes(lead, crms), decided_by)
+
+
+def _who(how: str, by: str | None) -> str:
+    return f"{by} ({how})" if by else how
 
 
 def _notes(lead: LeadRow, crms: Collection[str]) -> tuple[str, ...]:
@@ -96,10 +120,13 @@ _EVENT_WORDS = {
     "rep_out_of_office": "moved: the rep went out of office",
     "sla_missed": "moved: not claimed in time",
     "contact_missed": "contact SLA missed",
+    "rep_left_policy": "moved",
 }
 
 
-def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
+def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> StoryEvent:
+    """What the audit event says; a decision made by another policy version than the lead's
+    first names it."""
     data = audit.data or {}
     words = _EVENT_WORDS.get(audit.kind, audit.kind.replace("_", " "))
     crm = crm_name(data.get("system"))
@@ -119,6 +146,9 @@ def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
         parts.append(f"({policy.rep_name(rep)})")
     if audit.actor and audit.actor != rep:
         parts.append(f"by {policy.rep_name(audit.actor)}")
+    decided_by = data.get("policy_version")
+    if audit.kind in ("routed", "rerouted") and decided_by and decided_by != version:
+        parts.append(f"(policy version {short_version(decided_by)})")
     if audit.reason:
         parts.append(f"· {audit.reason}")
     return StoryEvent(audit.at, " ".join(parts))

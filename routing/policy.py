@@ -1,3 +1,4 @@
+# Just over 400 lines: the compiled policy and the parsing that makes it read best as one module.
 """The admin's policy: the compiled form the engine reads, and `parse_policy`, which makes one.
 
 Parsing goes in three passes over one YAML tree that remembers where each key stood:
@@ -13,7 +14,7 @@ can fix all of them in one go. The core takes the policy's text: reading the fil
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from enum import StrEnum
 from functools import cache
@@ -39,6 +40,7 @@ from routing.policy_schema import (
     RepTarget,
     TeamTarget,
 )
+from routing.policy_version import version_of
 
 # ---------------------------------------------------------------------------------------------
 # The compiled policy the engine reads
@@ -160,6 +162,7 @@ class Policy:
     card_fields: tuple[str, ...] = DEFAULT_CARD_FIELDS
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
+    version: str = ""  # the hash of the text it was parsed from (`routing.policy_version`)
     # every field some condition reads: only these are casefolded for each lead
     condition_fields: frozenset[str] = frozenset()
     teams_of_rep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -251,7 +254,8 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     # Only for a policy that loads: beside errors to fix they would be noise.
     problems.extend(locate(p) for p in checker.check_slack_reach())
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
-    return _compile(spec, checker, warnings=tuple(problems), source=source)
+    policy = _compile(spec, checker, warnings=tuple(problems), source=source)
+    return replace(policy, version=version_of(text))
 
 
 def _plain(node: Any) -> Any:

@@ -44,8 +44,8 @@ class Saved:
     offer_ids: dict[int, int]  # lead id -> the offer made
 
 
-def lead_values(lead: Lead, decision: Decision, now: datetime) -> dict[str, Any]:
-    """A new lead's row, as its first decision leaves it."""
+def lead_values(lead: Lead, decision: Decision, now: datetime, policy: Policy) -> dict[str, Any]:
+    """A new lead's row, as its first decision (made by `policy`) leaves it."""
     return {
         "external_id": lead.id,
         "status": STATUS_OF_OUTCOME[decision.outcome].value,
@@ -64,12 +64,13 @@ def lead_values(lead: Lead, decision: Decision, now: datetime) -> dict[str, Any]
         "facts": dict(decision.facts),
         "created_at": now,
         "updated_at": now,
+        "policy_version": policy.version or None,
     }
 
 
-def redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime) -> None:
+def redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime, policy: Policy) -> None:
     """A stored lead takes a new decision (its identity and arrival stay as they were)."""
-    for name, value in lead_values(lead, decision, now).items():
+    for name, value in lead_values(lead, decision, now, policy).items():
         if name not in ("external_id", "raw", "created_at"):
             setattr(row, name, value)
 
@@ -126,6 +127,7 @@ def save_decisions(
                 "reason": decision.reason,
                 "sla_seconds": decision.sla_seconds,
                 "trace": [step.as_dict() for step in decision.trace],
+                "policy_version": policy.version or None,
             }
         )
         audits.append(
@@ -140,6 +142,7 @@ def save_decisions(
                     "outcome": decision.outcome.value,
                     "rep": decision.rep,
                     "team": decision.team,
+                    "policy_version": policy.version or None,
                 },
             }
         )

@@ -94,6 +94,7 @@ class LeadRow(SQLModel, table=True):
     facts: dict[str, Any] = _json()
     created_at: datetime = _when(index=True)
     updated_at: datetime = _when()
+    policy_version: str | None = Field(default=None, max_length=64)  # its latest decision's
 
 
 class AccountRow(SQLModel, table=True):
@@ -200,6 +201,8 @@ class DecisionRow(SQLModel, table=True):
     reason: str = ""
     sla_seconds: int | None = None
     trace: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The version of the policy that made it (`PolicyVersionRow`); None before versions were kept.
+    policy_version: str | None = Field(default=None, max_length=64)
 
 
 class AuditEventRow(SQLModel, table=True):
@@ -303,6 +306,36 @@ class CrmCursorRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     watermark: datetime = _when()
     updated_at: datetime = _when()
+
+
+class PolicyVersionRow(SQLModel, table=True):
+    """A policy that was served (or offered to serve): its text, by its version (the text's
+    SHA-256, `routing.policy_version`)."""
+
+    __tablename__ = "policy_versions"
+
+    version: str = Field(primary_key=True, max_length=64)
+    text: str
+    source: str = Field(max_length=1000)  # the file it was read from
+    stored_at: datetime = _when()
+
+
+class PolicyActivationRow(SQLModel, table=True):
+    """A policy version made the one every replica serves; the latest activation is active.
+
+    Each names the activation it replaced (0 for the first), once: of two replicas activating
+    on the same active version at the same moment, the second's insert fails and it looks again.
+    """
+
+    __tablename__ = "policy_activations"
+    __table_args__ = (UniqueConstraint("replaces", name="uq_policy_activations_replaces"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(foreign_key="policy_versions.version", max_length=64)
+    replaces: int
+    at: datetime = _when()
+    how: str = Field(max_length=64)  # serve at start, file watch, SIGHUP, command line, Slack
+    by: str | None = Field(default=None, max_length=255)  # a user, or the replica (host:pid)
 
 
 class ProcessedRequestRow(SQLModel, table=True):

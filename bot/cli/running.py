@@ -22,13 +22,16 @@ from bot.files.text import InputFileError
 from bot.http import build_http_app
 from bot.http.serving import Listener, run
 from bot.metrics import Metrics
+from bot.policy_file import read_policy_text
 from bot.service.accounts import import_accounts
 from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
+from bot.service.policies import keep_policy
 from bot.service.replay import replay as replay_window
 from bot.settings import Settings
 from routing.model import Account
-from routing.policy import Policy
+from routing.policy import Policy, PolicyError
+from routing.policy_version import version_of
 from routing.replay import Replayed
 from routing.replay_summary import ReplaySummary
 from routing.report.window import Window
@@ -66,7 +69,13 @@ async def serve_until_stopped(settings: Settings, policy: Policy, listener: List
         log.info("Slack requests are served at POST /slack/events")
     try:
         await run(
-            build_http_app(application, metrics=metrics, run_jobs=True, connect_slack=True),
+            build_http_app(
+                application,
+                metrics=metrics,
+                run_jobs=True,
+                connect_slack=True,
+                watch_policy=True,
+            ),
             listener,
             started=lambda url: log.info("leadrouter listening on %s", url),
         )
@@ -86,6 +95,7 @@ async def import_leads(settings: Settings, policy: Policy, file: LeadFile) -> Im
     application = bootstrap(settings, policy=policy)
     summary = ImportSummary()
     try:
+        await _keep_version(application, settings.rules, policy)
         with progress(file.rows, "importing") as advance:
             rows = iter(read_leads(file))
             while group := list(islice(rows, IMPORT_GROUP)):
@@ -101,6 +111,17 @@ async def import_leads(settings: Settings, policy: Policy, file: LeadFile) -> Im
     finally:
         await application.close()
     return summary
+
+
+async def _keep_version(application: App, path: Path, policy: Policy) -> None:
+    """Keep the text of the version these leads record, so that `leadrouter policy show` finds
+    it (unless the file changed since it was read: then there is no such text to keep)."""
+    try:
+        text = read_policy_text(path)
+    except PolicyError:
+        return
+    if version_of(text) == policy.version:
+        await keep_policy(application.uow, text, source=policy.source)
 
 
 async def _import_group(

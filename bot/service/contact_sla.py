@@ -164,7 +164,7 @@ def _reroute(
         )
         queued = decision.outcome is Outcome.QUEUED
         result = result + SweepResult(queued=1 if queued else 0, reassigned=0 if queued else 1)
-        redecide(row, lead, decision, now)
+        redecide(row, lead, decision, now, policy)
         decided.append(Decided(row.id or 0, row.external_id, decision, offer.reassignments + 1))
     tx.queue(
         [settle_card(offer_id, now, again=OfferStatus.UNCONTACTED.value) for offer_id in offer_ids]

@@ -21,6 +21,7 @@ class OutboxKind(StrEnum):
     CONTACT_MISSED = "slack.contact_missed"  # a claimed lead was not touched in time: a manager
     DIGEST = "slack.digest"  # a manager's scheduled digest
     BACKLOG = "slack.backlog"  # leads arrived while no Slack app ran: one word to a manager
+    POLICY_REFUSED = "slack.policy_refused"  # a policy file failed its checks: tell the managers
 
 
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
@@ -33,5 +34,6 @@ SLA_MISSED = "sla_missed"  # a rep let an offer's SLA lapse (data: rep, offer_id
 # touched_at when the first touch came late)
 CONTACT_MISSED = "contact_missed"
 CARD_UNDELIVERABLE = "card_undeliverable"  # the rep's card could not be posted
+REP_LEFT_POLICY = "rep_left_policy"  # the policy activated has no such rep: their offer moved
 CRM_OWNER_SET = "crm_owner_set"  # the CRM record's owner is now the rep
 CRM_WRITE_FAILED = "crm_write_failed"  # the owner could not be written, and will not be

@@ -162,7 +162,7 @@ async def assign(uow: UnitOfWork, external_id: str, *, rep_id: str, by: str) -> 
         decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
         world = tx.world(policy, [lead], now=now, reps=[rep_id])
         world.take(rep_id)
-        redecide(row, lead, decision, now)
+        redecide(row, lead, decision, now, policy)
         offers = repo.offers_of_lead(session=tx.session, lead_id=row.id or 0)
         reassignments = offers[-1].reassignments + 1 if offers else 0
         repo.add_audit(

@@ -154,6 +154,26 @@ def contact_missed_alerts(
     ]
 
 
+def policy_refused(
+    serving: Policy, manager: str, *, version: str, source: str, problems: str, now: datetime
+) -> dict[str, Any]:
+    """A policy file failed its checks and `serving` goes on: tell a manager, once per version
+    refused (every replica that reads the file queues it under the same key)."""
+    return repo.outbox_values(
+        kind=OutboxKind.POLICY_REFUSED,
+        dedupe_key=f"policy-refused:{version}:{manager}",
+        payload={
+            "manager": manager,
+            "version": version,
+            "source": source,
+            "problems": problems,
+            "serving": serving.version,
+        },
+        now=now,
+        lane=serving.slack_of(manager),
+    )
+
+
 def managers_of(policy: Policy, team_name: str | None) -> list[str]:
     """Who hears of a team's leads: its manager; for a team without one (or a lead of no
     team), every manager in the policy, so that nobody misses it."""

@@ -197,7 +197,7 @@ def move(
     world.release(offer.rep_id)
     decision = world.route(lead, now, excluded=excluded)
     reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
-    redecide(row, lead, decision, now)
+    redecide(row, lead, decision, now, policy)
     assert row.id is not None
     saved = record(
         uow,

@@ -96,7 +96,7 @@ def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:
             alerts.extend(manager_alerts(policy, offer, row, now))
         else:
             result = result + SweepResult(reassigned=1)
-        redecide(row, lead, decision, now)
+        redecide(row, lead, decision, now, policy)
         decided.append(Decided(row.id or 0, row.external_id, decision, offer.reassignments + 1))
     repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
     tx.queue([*(settle_card(offer_id, now) for offer_id in offer_ids), *alerts])

@@ -34,9 +34,10 @@ from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, escape, said, who
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
-from bot.slack.digest import backlog_summary, digest_message
+from bot.slack.digest import backlog_summary, digest_message, policy_refused_message
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
+from routing.policy_version import short_version
 from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ SLACK_KINDS = (
     OutboxKind.CONTACT_MISSED,
     OutboxKind.DIGEST,
     OutboxKind.BACKLOG,
+    OutboxKind.POLICY_REFUSED,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
@@ -95,6 +97,8 @@ class CardDelivery(OutboxWorker):
             await self._post_digest(attempt, payload)
         elif kind == OutboxKind.BACKLOG:
             await self._post_backlog(attempt, payload)
+        elif kind == OutboxKind.POLICY_REFUSED:
+            await self._tell_policy_refused(attempt, payload)
 
     def finished(
         self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -280,6 +284,19 @@ class CardDelivery(OutboxWorker):
         since = datetime.fromisoformat(payload["since"])
         await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
         _delivered(attempt, None, f"backlog of {payload['leads']} told to {payload['manager']}")
+
+    async def _tell_policy_refused(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """A policy file failed its checks: its problems, to a manager in a DM."""
+        manager = str(payload["manager"])
+        slack_id = await self._slack_id(manager)
+        message = policy_refused_message(
+            str(payload["source"]),
+            short_version(payload["version"]),
+            short_version(payload.get("serving")),
+            str(payload["problems"]),
+        )
+        await self._post(attempt, slack_id, message)
+        _delivered(attempt, None, f"manager {manager} told of the policy refused")
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for

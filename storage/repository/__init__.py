@@ -14,6 +14,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
     audit          the audit trail
+    policies       policy versions and which one is active
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
@@ -64,6 +65,7 @@ from storage.repository.offers import (
     offers_of_leads,
     overdue_offers,
     record_card_posted,
+    reps_with_unclaimed_offers,
     unclaimed_offers_of_rep,
 )
 from storage.repository.outbox import (
@@ -88,6 +90,16 @@ from storage.repository.outcomes import (
     lead_event_values,
     lead_events,
     outcome_event,
+)
+from storage.repository.policies import (
+    ActivatedMeanwhile,
+    active_policy_version,
+    latest_activation,
+    policy_activations,
+    policy_version,
+    policy_versions_starting,
+    record_activation,
+    store_policy_version,
 )
 from storage.repository.routing_state import (
     Candidates,
@@ -115,6 +127,7 @@ from storage.repository.runs import (
 
 __all__ = [
     "UNSURE",
+    "ActivatedMeanwhile",
     "AlreadyQueued",
     "Candidates",
     "Claimed",
@@ -122,6 +135,7 @@ __all__ = [
     "RepStates",
     "StateChanged",
     "TeamStates",
+    "active_policy_version",
     "add_audit",
     "all_accounts",
     "audits_by_rep",
@@ -152,6 +166,7 @@ __all__ = [
     "lane_free_at",
     "lapsed_contact_clocks",
     "last_job_runs",
+    "latest_activation",
     "lead_audits",
     "lead_by_id",
     "lead_event_values",
@@ -174,21 +189,27 @@ __all__ = [
     "outcome_event",
     "overdue_offers",
     "pace_lane",
+    "policy_activations",
+    "policy_version",
+    "policy_versions_starting",
     "previous_job_run",
     "queue_outbox_once",
     "queued_leads",
     "read_again",
     "read_rep_states",
+    "record_activation",
     "record_card_posted",
     "remember_request",
     "renew_outbox",
     "repeated_external_id",
     "reps_holding_accounts",
+    "reps_with_unclaimed_offers",
     "save_team_state",
     "set_away",
     "set_lead_status",
     "start_contact_clock",
     "stop_contact_clocks",
+    "store_policy_version",
     "stored_crm_ids",
     "take_job_run",
     "unclaimed_offers_of_rep",

@@ -50,6 +50,16 @@ async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequ
     return result.scalars().all()
 
 
+async def reps_with_unclaimed_offers(*, session: AsyncSession) -> set[str]:
+    """Every rep holding an offer not claimed yet."""
+    result = await session.execute(
+        select(col(OfferRow.rep_id))
+        .where(col(OfferRow.status) == OfferStatus.OFFERED.value)
+        .distinct()
+    )
+    return set(result.scalars().all())
+
+
 async def offers_by_id(*, session: AsyncSession, ids: Iterable[int]) -> dict[int, OfferRow]:
     found: dict[int, OfferRow] = {}
     for chunk in id_chunks(ids):

@@ -23,7 +23,8 @@ NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 def stored_raw(lead: Lead) -> dict[str, Any]:
     """The lead's `raw` column as the database gives it back: what intake wrote, through JSON."""
     decision = route(lead, policy=example_policy(), now=NOW)
-    raw: dict[str, Any] = json.loads(json.dumps(lead_values(lead, decision, NOW)["raw"]))
+    values = lead_values(lead, decision, NOW, example_policy())
+    raw: dict[str, Any] = json.loads(json.dumps(values["raw"]))
     return raw
 
 
