@@ -54,9 +54,10 @@ class Routed:
     reason: str = ""
     sla_seconds: int | None = None
     unmatched: bool = False
+    policy_version: str | None = None  # the version of the policy that decided (None: unknown)
 
     @classmethod
-    def of(cls, decision: Decision) -> Routed:
+    def of(cls, decision: Decision, policy_version: str | None = None) -> Routed:
         return cls(
             decision.outcome,
             decision.rep,
@@ -65,6 +66,7 @@ class Routed:
             decision.reason,
             decision.sla_seconds,
             is_unmatched(decision),
+            policy_version,
         )
 
     @property
@@ -199,14 +201,14 @@ class Replay:
         at = stored.arrived_at
         self._catch_up(at)
         decision = self.simulation.route(stored.lead, at)
+        policy = self.simulation.policy
         contact = None
         if decision.outcome is Outcome.ASSIGNED and decision.rep is not None:
             account = decision.account.account.id if decision.account is not None else None
             email = decision.facts.get("email")
             self._hold(decision.lead_id, decision.rep, at, account, email, stored.released_at)
-            policy = self.simulation.policy
             contact = contact_sla_seconds(policy, rule=decision.rule, source=stored.lead.source)
-        after = Routed.of(decision)
+        after = Routed.of(decision, policy.version or None)
         return Replayed(stored.lead.id, at, stored.before, after, decision.sla_due_at, contact)
 
     def run(self, leads: Iterable[StoredLead]) -> Iterator[Replayed]:

@@ -44,6 +44,8 @@ class ReplaySummary:
     moved: int = 0  # would have gone elsewhere (`Replayed.moved`)
     first_arrival: datetime | None = None
     last_arrival: datetime | None = None
+    # The versions of the policy that decided the leads (None: decided before versions were kept).
+    versions_before: Counter[str | None] = field(default_factory=Counter)
     outcomes_before: Counter[Outcome] = field(default_factory=Counter)
     outcomes_after: Counter[Outcome] = field(default_factory=Counter)
     unmatched_before: int = 0
@@ -69,6 +71,7 @@ class ReplaySummary:
         if moved:
             self.moved += 1
             _add(self.reps, (before.where, after.where), lead_id)
+        self.versions_before[before.policy_version] += 1
         self.outcomes_before[before.outcome] += 1
         self.outcomes_after[after.outcome] += 1
         self.unmatched_before += before.unmatched

@@ -77,6 +77,7 @@ _LEADS_OF_WINDOW = (
         DECISIONS.c.reason,
         DECISIONS.c.sla_seconds,
         _TRACE_IF_QUEUED,
+        DECISIONS.c.policy_version,
     )
     .select_from(LEADS)
     .join(DECISIONS, DECISIONS.c.id == _FIRST_DECISION)
@@ -114,9 +115,11 @@ async def stored_leads(
 
 
 def _stored_lead(row: Any) -> StoredLead:
-    raw, arrived_at, released_at, outcome, rep, team, rule, reason, sla_seconds, trace = row
+    raw, arrived_at, released_at, outcome, rep, team, rule, reason, sla_seconds, trace, version = (
+        row
+    )
     unmatched = trace is not None and _no_rule_matched(trace)
-    before = Routed(_OUTCOMES[outcome], rep, team, rule, reason, sla_seconds, unmatched)
+    before = Routed(_OUTCOMES[outcome], rep, team, rule, reason, sla_seconds, unmatched, version)
     return StoredLead(lead_of_raw(raw), arrived_at, before, released_at)
 
 

@@ -23,6 +23,7 @@ from rich.text import Text
 from bot.cli.common import CliError, RulesOption, app, err, friendly, out, read_policy
 from routing.durations import format_duration
 from routing.model import Outcome
+from routing.policy_version import short_version
 from routing.replay import Replayed, Routed
 from routing.replay_summary import Moves, ReplaySummary, ranked, share
 from routing.report.window import BadWindow, Window, window_of
@@ -90,7 +91,7 @@ def replay(
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(1) from None
     if each is None:
-        print_summary(summary, window, str(rules or settings.rules))
+        print_summary(summary, window, str(rules or settings.rules), policy.version or None)
     else:
         err.print(Text(_headline(summary, window)))
 
@@ -108,7 +109,7 @@ def _window(since: str | None, start: str | None, end: str | None) -> Window:
 
 # --- one lead per line --------------------------------------------------------------------------
 
-ROUTED_KEYS = ("outcome", "rep", "team", "rule", "reason", "sla_seconds")
+ROUTED_KEYS = ("outcome", "rep", "team", "rule", "reason", "sla_seconds", "policy_version")
 COLUMNS = (
     "id",
     "arrived_at",
@@ -144,6 +145,7 @@ def _routed(routed: Routed) -> dict[str, Any]:
         "rule": routed.rule,
         "reason": routed.reason,
         "sla_seconds": routed.sla_seconds,
+        "policy_version": routed.policy_version,
     }
 
 
@@ -199,11 +201,19 @@ def _headline(summary: ReplaySummary, window: Window) -> str:
     )
 
 
-def print_summary(summary: ReplaySummary, window: Window, rules: str) -> None:
+def print_summary(
+    summary: ReplaySummary, window: Window, rules: str, policy_version: str | None
+) -> None:
     out.print(Text(_headline(summary, window)))
     if not summary.leads:
         return
-    out.print(Text(f"Policy replayed: {rules}. Nothing was written."))
+    decided_by = ", ".join(
+        f"{short_version(version)} ({count:,})"
+        for version, count in summary.versions_before.most_common()
+    )
+    out.print(Text(f"Decided by policy versions: {decided_by}."))
+    replayed = short_version(policy_version)
+    out.print(Text(f"Replayed under: {rules} (version {replayed}). Nothing was written."))
     out.print(
         Text(
             f"Unmatched (no rule matched): {_count_share(summary.unmatched_before, summary.leads)}"

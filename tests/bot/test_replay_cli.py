@@ -23,6 +23,7 @@ from bot.service.intake import intake_many
 from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from routing.policy import parse_policy
+from routing.policy_version import version_of
 from storage.db import open_database
 from storage.migrate import upgrade
 from tests.bot.conftest import EXAMPLES
@@ -56,7 +57,9 @@ rules:
     assign: {team: rest, skill: healthcare}
   - {name: Europe, when: {region: EMEA}, assign: {team: rest}}
 """
-ROUTED = ["outcome", "rep", "team", "rule", "reason", "sla_seconds"]
+# A replayed lead's `before` and `after`: what simulate prints of a decision, and the version.
+SIMULATED = ["outcome", "rep", "team", "rule", "reason", "sla_seconds"]
+ROUTED = [*SIMULATED, "policy_version"]
 AFTER_ONLY = ["sla_due_at", "contact_sla_seconds"]
 
 
@@ -86,6 +89,10 @@ def new_policy(tmp_path: Path) -> str:
     return str(path)
 
 
+def version_of_file(path: str) -> str:
+    return version_of(Path(path).read_text(encoding="utf-8"))
+
+
 def lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
 
@@ -107,9 +114,12 @@ def test_replay_decides_as_simulate_does_on_the_same_leads_under_the_new_policy(
     expected = lines(simulated.stdout)
     assert len(rows) == len(expected) == 50
     assert [row["id"] for row in rows] == [line["id"] for line in expected]
-    assert [{key: row["after"][key] for key in ROUTED} for row in rows] == [
-        {key: line[key] for key in ROUTED} for line in expected
+    assert [{key: row["after"][key] for key in SIMULATED} for row in rows] == [
+        {key: line[key] for key in SIMULATED} for line in expected
     ]
+    # Each side names the version of the policy that decided it: the file's text's hash.
+    assert {row["before"]["policy_version"] for row in rows} == {version_of_file(POLICY)}
+    assert {row["after"]["policy_version"] for row in rows} == {version_of_file(new_policy)}
     # The change is not a no-op: leads move, and all of the policy's paths are taken.
     assert 0 < sum(row["moved"] for row in rows) < 50
     assert {row["after"]["rule"] for row in rows} >= {"Owner", "Big", "Health", "Europe"}
@@ -165,7 +175,9 @@ def test_the_summary_says_what_would_change(sqlite_url: str, new_policy: str) ->
     text = result.stdout
     assert "50 leads that arrived from" in text
     assert f"replayed: {moved} ({moved / 50:.1%}) would have gone elsewhere." in text
-    assert f"Policy replayed: {new_policy}. Nothing was written." in text
+    before, after = version_of_file(POLICY)[:12], version_of_file(new_policy)[:12]
+    assert f"Decided by policy versions: {before} (50)." in text
+    assert f"Replayed under: {new_policy} (version {after}). Nothing was written." in text
     assert "Unmatched (no rule matched): 3 (6.0%) before" in text
     for title in ("Moves by rule", "Moves by team", "Moves by rep", "Leads per rep", "SLA changes"):
         assert title in text

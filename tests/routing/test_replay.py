@@ -62,7 +62,7 @@ def test_replaying_the_policy_that_decided_moves_nothing() -> None:
     for n in range(12):
         at = MONDAY + timedelta(hours=n)
         lead = parse_lead({"id": f"L{n}", "email": f"p{n}@firm{n}.example"})
-        leads.append(StoredLead(lead, at, Routed.of(history.route(lead, at))))
+        leads.append(StoredLead(lead, at, Routed.of(history.route(lead, at), policy.version)))
 
     replayed = list(Replay(policy, start=MONDAY).run(leads))
 
@@ -213,7 +213,7 @@ def test_a_replay_in_one_moment_with_nothing_closing_is_a_simulation() -> None:
 
     replayed = [replay.route(StoredLead(parse_lead(raw), MONDAY, QUEUED)) for raw in raws]
 
-    assert [r.after for r in replayed] == [Routed.of(d) for d in expected]
+    assert [r.after for r in replayed] == [Routed.of(d, policy.version) for d in expected]
 
 
 @settings(max_examples=60, deadline=None)

@@ -94,6 +94,9 @@ async def test_the_policy_that_decided_replays_its_history_unchanged_and_writes_
     assert [r.after.unmatched for r in leads] == [False] * 4 + [False, True]
     assert [r.before.unmatched for r in leads] == [False] * 4 + [False, True]
     assert leads[0].arrived_at == start + timedelta(minutes=1)
+    assert {(r.before.policy_version, r.after.policy_version) for r in leads} == {
+        (PAIR.version, PAIR.version)
+    }
 
 
 async def test_another_policy_is_what_a_simulation_of_the_leads_at_their_arrival_gives(
