@@ -6,7 +6,7 @@ back as the `Lead` the router takes. Each table is written in one bulk insert pe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from routing.decision import Decision
 from routing.leads import parse_lead
-from routing.model import Lead, Outcome
+from routing.model import CrmSystem, Lead, Outcome
 from routing.policy import Policy
 from routing.working_time import sla_deadline
 from storage import repository as repo
@@ -78,6 +78,23 @@ def redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime, policy
 def lead_of(row: LeadRow) -> Lead:
     """The lead as it arrived, to route again."""
     return parse_lead(row.raw)
+
+
+_LEAD_FIELDS = frozenset(Lead.__dataclass_fields__)
+
+
+def lead_of_raw(raw: Mapping[str, Any]) -> Lead:
+    """A lead's stored `raw` back as the `Lead` it was made from, without checking it again:
+    it was checked on its way in, and `_raw` wrote it. A replay reads a hundred thousand of
+    them, and checking each again (`parse_lead`, as `lead_of` does) cost a tenth of its time.
+    Anything `_raw` would not have written is checked after all."""
+    if not _LEAD_FIELDS.issuperset(raw) or not isinstance(raw.get("fields", {}), dict):
+        return parse_lead(raw)
+    values = dict(raw)
+    crm_system = values.get("crm_system")
+    if crm_system is not None:
+        values["crm_system"] = CrmSystem(crm_system)
+    return Lead(**values)
 
 
 def save_decisions(

@@ -16,6 +16,7 @@ from bot.cli import database  # noqa: F401
 from bot.cli import accounts  # noqa: F401
 from bot.cli import checks  # noqa: F401
 from bot.cli import versions  # noqa: F401
+from bot.cli import replay  # noqa: F401
 from bot.cli.common import app
 
 # isort: on

@@ -26,6 +26,7 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     policies       policy versions activated or refused, listed, found; offers of departed reps
     requests       a Slack request acted on once
     retention      housekeeping rows pruned
+    replay         a policy tried on the leads of a window, writing nothing
     gauges         the backlogs `/metrics` shows
     steps          what several use cases do inside their transaction: find a lead, record
                    decisions, move a lead on

@@ -20,7 +20,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 
 from __future__ import annotations
 
-from storage.repository.accounts import upsert_accounts
+from storage.repository.accounts import all_accounts, upsert_accounts
 from storage.repository.audit import add_audit, audits_by_rep, lead_audits
 from storage.repository.common import (
     AlreadyQueued,
@@ -137,6 +137,7 @@ __all__ = [
     "TeamStates",
     "active_policy_version",
     "add_audit",
+    "all_accounts",
     "audits_by_rep",
     "candidate_accounts",
     "change_offer_status",

@@ -1,0 +1,88 @@
+"""The window a report is of, as people write it: `since` (hours, days or weeks back from now:
+36h, 7d, 2w) or `from` and `to` (whole UTC days, both included). `leadrouter report` takes them
+as options and the dashboard in its address; both read them here, so they mean the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+# What a report is grouped by when people ask for one: `routing.report.GROUPINGS` but an
+# experiment's arm (no policy has experiments yet).
+ASKED_GROUPINGS = ("rule", "team", "rep", "source", "segment", "region", "policy_version", "all")
+DEFAULT_SINCE = "7d"
+LONGEST = timedelta(days=366)
+# Up to a month is charted day by day; a longer window week by week.
+DAILY_UP_TO = timedelta(days=31)
+
+_SINCE = re.compile(r"(\d{1,3})([hdw])")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+class BadWindow(ValueError):
+    """The window asked for cannot be read; the message says what to write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The leads that arrived in [since, until)."""
+
+    since: datetime
+    until: datetime
+
+    @property
+    def length(self) -> timedelta:
+        return self.until - self.since
+
+    def periods(self) -> list[Window]:
+        """The window cut into days (weeks past DAILY_UP_TO), the last one cut short at `until`."""
+        step = timedelta(days=1) if self.length <= DAILY_UP_TO else timedelta(weeks=1)
+        cuts = []
+        start = self.since
+        while start < self.until:
+            cuts.append(Window(start, min(start + step, self.until)))
+            start += step
+        return cuts
+
+    def before(self) -> Window:
+        """The window of the same length just before this one (last week, for this week)."""
+        return Window(self.since - self.length, self.since)
+
+
+def window_of(*, since: str | None, start: str | None, end: str | None, now: datetime) -> Window:
+    """`since` (default 7d), or `start` and `end` (dates such as 2026-11-01, both included);
+    BadWindow with a sentence otherwise."""
+    if start is not None or end is not None:
+        if start is None or end is None or since is not None:
+            raise BadWindow(
+                "give both from and to (dates such as 2026-11-01 and 2026-11-07), or since"
+            )
+        window = Window(_midnight(_day(start)), _midnight(_day(end) + timedelta(days=1)))
+        if window.until <= window.since:
+            raise BadWindow(f"to ({end}) must not be before from ({start})")
+    else:
+        text = since if since is not None else DEFAULT_SINCE
+        found = _SINCE.fullmatch(text)
+        if found is None or int(found[1]) == 0:
+            raise BadWindow(f"since is a count of hours, days or weeks, such as 7d, not {text!r}")
+        window = Window(now - int(found[1]) * _UNITS[found[2]], now)
+    if window.length > LONGEST:
+        raise BadWindow("a window is at most 366 days long")
+    return window
+
+
+def last_week(now: datetime) -> Window:
+    return Window(now - timedelta(days=7), now)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadWindow(f"{text[:40]!r} is not a date; write it as 2026-11-01") from None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
