@@ -2,6 +2,9 @@
 
 app = bootstrap(settings)                  # the database, the policy, the unit of work
 app = bootstrap(settings, clock=FakeClock(), policy=policy_for_test)
+
+Every part reads the policy through one `LivePolicy` (`app.live`), so a new version (`serve`'s
+`PolicyWatch`) reaches all of them at once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import SecretStr
 from bot.crm.link import CrmLink
 from bot.crm_links import CrmLinks, record_url
 from bot.dashboard.figures import Figures
+from bot.live_policy import LivePolicy
 from bot.outbox import OutboxWorker, Taker
 from bot.policy_file import load_policy
 from bot.reading import Reader
@@ -44,7 +48,7 @@ class App:
     settings: Settings
     db: Database
     uow: UnitOfWork  # what every use case takes (`bot.service`)
-    policy: Policy
+    live: LivePolicy  # the policy serving now
     reader: Reader
     # What the dashboard's overview and fairness pages show: the routing report's groups.
     figures: Figures | None = None
@@ -53,6 +57,12 @@ class App:
     slack_link: SlackConnection | None = None  # kept up beside the server by `serve`
     crm: dict[str, CrmLink] = field(default_factory=dict)  # by system, the configured CRMs
     crm_workers: list[OutboxWorker] = field(default_factory=list)  # owner write-backs, contacts
+
+    @property
+    def policy(self) -> Policy:
+        """The policy serving now, as its file says it (`uow.policy()` adds the Slack ids of
+        people it names by e-mail alone, once found)."""
+        return self.live.current()
 
     @property
     def workers(self) -> list[OutboxWorker]:
@@ -91,19 +101,19 @@ def bootstrap(
 
     With SLACK_BOT_TOKEN set, also the Slack app and the card delivery; `slack_client` replaces
     the Web API client built from the settings (tests point one at a fake Slack)."""
-    loaded = policy if policy is not None else load_policy(settings.rules)
+    live = LivePolicy(policy if policy is not None else load_policy(settings.rules))
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
-    crm = crm_links(settings, lambda: loaded)
+    crm = crm_links(settings, live.current)
     people = None
-    current: Callable[[], Policy] = lambda: loaded  # noqa: E731
+    current: Callable[[], Policy] = live.current
     if settings.slack_enabled:
         from bot.slack.app import build_client
         from bot.slack.people import SlackPeople
 
         client = slack_client or build_client(settings)
         # The policy with the member ids of people it names by e-mail alone, once found.
-        people = SlackPeople(base=loaded, client=client)
+        people = SlackPeople(base=live.current, client=client)
         current = people.policy
     # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
     # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
@@ -158,7 +168,7 @@ def bootstrap(
         settings=settings,
         db=database,
         uow=uow,
-        policy=loaded,
+        live=live,
         reader=reader,
         figures=partial(report_rows, uow),
         slack=slack_app,
@@ -220,6 +230,7 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
                 connect,
                 tier_field=spec.salesforce.tier_field,
                 intake_queue=spec.salesforce.intake_queue,
+                contacted_statuses=spec.salesforce.contacted_statuses,
             )
         )
     if settings.hubspot_access_token is not None:

@@ -288,6 +288,7 @@ _MOVED_WHY = {
     "rejected": "rejected by",
     "reassigned": "taken from",
     "expired": "not claimed in time by",
+    "uncontacted": "not contacted in time by",
 }
 
 

@@ -45,8 +45,12 @@ log = logging.getLogger(__name__)
 SWEEP = "sla-sweep"
 SALESFORCE_LEADS = "salesforce-leads"
 ACCOUNTS_PREFIX = "accounts:"
+OUTCOMES_PREFIX = "outcomes:"
 # The first poll after Salesforce polling is switched on routes leads this recent, not all.
 FIRST_LOOK_BACK = timedelta(minutes=15)
+# The first outcome poll of a CRM reads this far back: far enough for the touches and deals of
+# the leads routed lately, not years of activity no lead routed here had.
+OUTCOMES_FIRST_LOOK_BACK = timedelta(days=30)
 DIGEST_PREFIX = "digest:"
 RETENTION = "retention"
 REPORT = "report"
@@ -149,6 +153,17 @@ def _crm_jobs(policy: Policy, crm: Mapping[str, CrmLink]) -> list[Job]:
         )
     for system, link in sorted(crm.items()):
         spec = policy.crm.salesforce if system == "salesforce" else policy.crm.hubspot
+        if spec.poll_outcomes_every:
+            jobs.append(
+                Job(
+                    f"{OUTCOMES_PREFIX}{system}",
+                    f"every {format_duration(spec.poll_outcomes_every)}: record the touches, "
+                    f"opportunities, wins and losses {crm_name(system)} has of routed leads",
+                    IntervalTrigger(seconds=spec.poll_outcomes_every, timezone=UTC),
+                    partial(_poll_outcomes, link=link),
+                    at_start=True,
+                )
+            )
         if not spec.sync_accounts_every:
             continue
         jobs.append(
@@ -168,6 +183,12 @@ async def _sync_accounts(uow: UnitOfWork, *, link: CrmLink) -> object:
     from bot.crm.sync import sync_accounts
 
     return await sync_accounts(uow, link)
+
+
+async def _poll_outcomes(uow: UnitOfWork, *, link: CrmLink) -> object:
+    from bot.crm.sync import poll_outcomes
+
+    return await poll_outcomes(uow, link, first_look_back=OUTCOMES_FIRST_LOOK_BACK)
 
 
 async def _prune(uow: UnitOfWork, *, retention: Retention) -> object:
@@ -230,7 +251,37 @@ class Scheduler:
     """The jobs running: APScheduler says when, `running` holds the runs in flight."""
 
     apscheduler: AsyncIOScheduler
+    uow: UnitOfWork
+    failed: Callable[[str], None] | None = None
     running: set[asyncio.Task[Any]] = field(default_factory=set)
+    declared: dict[str, Job] = field(default_factory=dict)  # by name, as scheduled
+
+    def declare(self, jobs: Sequence[Job], *, starting: bool = False) -> None:
+        """Run `jobs` from now on (a new version of the policy declares its own): a job new or
+        changed (by what it does and when) is scheduled afresh, one no longer declared is
+        removed, the others go on undisturbed. `starting`: the jobs marked `at_start` also
+        run at once."""
+        wanted = {job.name: job for job in jobs}
+        for name in sorted(set(self.declared) - set(wanted)):
+            self.apscheduler.remove_job(name)
+            del self.declared[name]
+        for name, job in wanted.items():
+            known = self.declared.get(name)
+            if known is not None and known.what == job.what:
+                continue
+            options = {"next_run_time": datetime.now(UTC)} if job.at_start and starting else {}
+            self.apscheduler.add_job(
+                _guarded(job, self.uow, self.running, self.failed),
+                trigger=job.trigger,
+                id=job.name,
+                name=job.name,
+                replace_existing=True,
+                max_instances=1,  # a slow sweep is never overlapped by the next one
+                coalesce=True,  # runs missed while busy collapse into one
+                misfire_grace_time=None,  # late is better than never
+                **options,
+            )
+            self.declared[name] = job
 
     async def stop(self, *, grace: float = STOP_GRACE_S) -> None:
         """No new runs; those in flight finish (for up to `grace` seconds, then they are
@@ -247,19 +298,8 @@ def start_scheduler(
 ) -> Scheduler:
     """Start the jobs on the running event loop; stop them with `await scheduler.stop()`.
     `failed` is told the name of each job whose run failed (for the metrics)."""
-    scheduler = Scheduler(AsyncIOScheduler(timezone=UTC))
-    for job in jobs:
-        options = {"next_run_time": datetime.now(UTC)} if job.at_start else {}
-        scheduler.apscheduler.add_job(
-            _guarded(job, uow, scheduler.running, failed),
-            trigger=job.trigger,
-            id=job.name,
-            name=job.name,
-            max_instances=1,  # a slow sweep is never overlapped by the next one
-            coalesce=True,  # runs missed while busy collapse into one
-            misfire_grace_time=None,  # late is better than never
-            **options,
-        )
+    scheduler = Scheduler(AsyncIOScheduler(timezone=UTC), uow, failed)
+    scheduler.declare(jobs, starting=True)
     scheduler.apscheduler.start()
     log.info("scheduled jobs started: %s", ", ".join(job.name for job in jobs))
     return scheduler

@@ -87,6 +87,12 @@ ROUTING_COUNTERS = (
         "Offers whose SLA lapsed unclaimed, found by this process's SLA sweeps (each is "
         "reassigned or queued).",
     ),
+    (
+        "contact_misses",
+        "contact_sla_misses",
+        "Claimed leads not touched (or touched late) by their contact SLA, found by this "
+        "process's SLA sweeps.",
+    ),
 )
 
 # Outbox kinds, as the metrics name them: (family, label) for each kind a worker carries out.

@@ -25,11 +25,16 @@ def default_policy_path() -> Path:
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and compile a policy file. Raises PolicyFileMissing when there is no file there,
     and PolicyError with every problem found in one that cannot be used."""
+    return parse_policy(read_policy_text(path), source=str(Path(path)))
+
+
+def read_policy_text(path: str | os.PathLike[str]) -> str:
+    """The policy file's text, as it is compiled and as its version is the hash of.
+    PolicyFileMissing when there is no file there, PolicyError when it cannot be read."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
-    return parse_policy(text, source=str(file))

@@ -66,6 +66,7 @@ class OfferCard:
     crm_url: str | None = None  # the lead's record in its CRM, when the CRM is configured
     sla_seconds: int | None = None
     sla_due_at: datetime | None = None  # None until the SLA runs (see `OfferRow.card_posted_at`)
+    contact_due_at: datetime | None = None  # once claimed: the first touch is due by then
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,7 @@ class Reader:
             settled=_settlement(rows) if offer.status != OfferStatus.OFFERED.value else None,
             sla_seconds=offer.sla_seconds,
             sla_due_at=offer.sla_due_at,
+            contact_due_at=offer.contact_due_at,
         )
 
     async def queued_card(self, lead_id: int) -> QueuedCard | None:
@@ -261,6 +263,7 @@ def _offer_card(
     settled: Settlement | None = None,
     sla_seconds: int | None = None,
     sla_due_at: datetime | None = None,
+    contact_due_at: datetime | None = None,
 ) -> OfferCard:
     """A card, with who it goes to looked up in the policy; by default, a new offer's."""
     team_of = policy.teams.get(team) if team else None
@@ -280,6 +283,7 @@ def _offer_card(
         crm_url=crm_url,
         sla_seconds=sla_seconds,
         sla_due_at=sla_due_at,
+        contact_due_at=contact_due_at,
     )
 
 

@@ -30,6 +30,7 @@ from storage.db import DatabaseUrlError, check_url
 ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "rules": "LEADROUTER_RULES",
+    "policy_check_seconds": "LEADROUTER_POLICY_CHECK_SECONDS",
     "webhook_secret": "LEADROUTER_WEBHOOK_SECRET",
     "host": "HOST",
     "port": "PORT",
@@ -84,6 +85,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field("sqlite+aiosqlite:///./leadrouter.db", alias="DATABASE_URL")
     rules: Path = Field(Path("routing.yml"), alias="LEADROUTER_RULES")
+    # How often `serve` looks at the policy file and at the version every replica is to serve.
+    policy_check_seconds: float = Field(2.0, gt=0, le=3600, alias="LEADROUTER_POLICY_CHECK_SECONDS")
     webhook_secret: SecretStr | None = Field(None, alias="LEADROUTER_WEBHOOK_SECRET")
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, alias="PORT")

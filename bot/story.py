@@ -1,4 +1,6 @@
-"""A lead's story for `/routing why`: the decision's full explanation, then what happened since.
+"""A lead's story for `/routing why`: the decision's full explanation, then what happened since,
+its outcome events among the rest (the first touch, the opportunity, won or lost, each once, as
+`routing.report.outcomes_of` settles them however the reports came).
 
 Plain data out, no Slack formatting: `bot.slack` renders it. `bot.reading.Reader.story` reads the
 rows (and checks who may see them); this words them.
@@ -6,7 +8,7 @@ rows (and checks who may see them); this words them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,9 +18,12 @@ from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy
+from routing.policy_version import short_version
+from routing.report import EventKind, outcomes_of
 from storage.decisions import steps_of
-from storage.models import AuditEventRow, DecisionRow, LeadRow
+from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow
 from storage.reads import StoryRows
+from storage.repository import outcome_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +33,44 @@ class StoryEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class DecidedBy:
+    """The policy version that made the lead's first decision, and how it came to serve."""
+
+    version: str  # as people read it (`short_version`): "unversioned" before versions were kept
+    activated_at: datetime | None = None  # None: never activated (an import's, say)
+    activated_by: str | None = None  # who, and how: "alice (leadrouter policy activate)"
+
+
+@dataclass(frozen=True, slots=True)
 class LeadStory:
     lead_id: str
     explanation: str
     events: tuple[StoryEvent, ...]
     notes: tuple[str, ...] = ()  # what a reader of the story should know besides
+    decided_by: DecidedBy | None = None  # None when the lead has no decision stored
 
 
 def lead_story(rows: StoryRows, policy: Policy, *, crms: Collection[str]) -> LeadStory:
     """The story of the lead in `rows`; `crms` are the CRMs owners are written back to here."""
     lead, first = rows.lead, rows.first_decision
     explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
-    events = tuple(_story_event(policy, audit) for audit in rows.audits)
-    return LeadStory(lead.external_id, explanation, events, _notes(lead, crms))
+    version = first.policy_version if first else None
+    told = [_story_event(policy, audit, version) for audit in rows.audits]
+    told.extend(_outcome_events(rows.outcomes))
+    events = tuple(sorted(told, key=lambda event: event.at))  # stable: audits keep their order
+    decided_by = None
+    if first is not None:
+        activation = rows.activation
+        decided_by = DecidedBy(
+            short_version(version),
+            activation.at if activation else None,
+            _who(activation.how, activation.by) if activation else None,
+        )
+    return LeadStory(lead.external_id, explanation, events, _notes(lead, crms), decided_by)
+
+
+def _who(how: str, by: str | None) -> str:
+    return f"{by} ({how})" if by else how
 
 
 def _notes(lead: LeadRow, crms: Collection[str]) -> tuple[str, ...]:
@@ -78,10 +108,14 @@ _EVENT_WORDS = {
     "reassigned": "reassigned",
     "rep_out_of_office": "moved: the rep went out of office",
     "sla_missed": "moved: not claimed in time",
+    "contact_missed": "contact SLA missed",
+    "rep_left_policy": "moved",
 }
 
 
-def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
+def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> StoryEvent:
+    """What the audit event says; a decision made by another policy version than the lead's
+    first names it."""
     data = audit.data or {}
     words = _EVENT_WORDS.get(audit.kind, audit.kind.replace("_", " "))
     crm = crm_name(data.get("system"))
@@ -101,6 +135,54 @@ def _story_event(policy: Policy, audit: AuditEventRow) -> StoryEvent:
         parts.append(f"({policy.rep_name(rep)})")
     if audit.actor and audit.actor != rep:
         parts.append(f"by {policy.rep_name(audit.actor)}")
+    decided_by = data.get("policy_version")
+    if audit.kind in ("routed", "rerouted") and decided_by and decided_by != version:
+        parts.append(f"(policy version {short_version(decided_by)})")
     if audit.reason:
         parts.append(f"· {audit.reason}")
     return StoryEvent(audit.at, " ".join(parts))
+
+
+# An opportunity exists once any of these is reported (`outcomes_of`).
+_OPPORTUNITY_KINDS = (EventKind.CONVERTED, EventKind.WON, EventKind.LOST)
+
+
+def _outcome_events(rows: Sequence[LeadEventRow]) -> list[StoryEvent]:
+    """The lead's outcomes, each once: its first touch, the opportunity, won or lost, each with
+    the report that settled it (how, and who told)."""
+    settled = outcomes_of(outcome_event(row) for row in rows)
+    told = []
+    if settled.first_touch_at is not None:
+        row = _deciding(rows, settled.first_touch_at, (EventKind.FIRST_TOUCH,))
+        told.append(StoryEvent(settled.first_touch_at, f"First touch{_told_by(row)}"))
+    if settled.converted_at is not None:
+        row = _deciding(rows, settled.converted_at, _OPPORTUNITY_KINDS)
+        told.append(
+            StoryEvent(settled.converted_at, f"Converted: an opportunity{_told_by(row, how=False)}")
+        )
+    for kind, at in ((EventKind.WON, settled.won_at), (EventKind.LOST, settled.lost_at)):
+        if at is None:
+            continue
+        parts = ["Won" if kind is EventKind.WON else "Lost"]
+        if settled.amount is not None:
+            parts.append(f"{settled.amount:,.2f}")
+        if settled.close_date is not None:
+            parts.append(f"close date {settled.close_date.isoformat()}")
+        row = _deciding(rows, at, (kind,))
+        told.append(StoryEvent(at, " · ".join(parts) + _told_by(row, how=False)))
+    return told
+
+
+def _deciding(
+    rows: Sequence[LeadEventRow], at: datetime, kinds: tuple[EventKind, ...]
+) -> LeadEventRow | None:
+    wanted = {kind.value for kind in kinds}
+    return next((row for row in rows if row.at == at and row.kind in wanted), None)
+
+
+def _told_by(row: LeadEventRow | None, *, how: bool = True) -> str:
+    """Who told it, and (`how`) how it happened: " (call, Salesforce)"."""
+    if row is None:
+        return ""
+    source = crm_name(row.source) if row.source in ("salesforce", "hubspot") else row.source
+    return f" ({row.via}, {source})" if how and row.via else f" ({source})"

@@ -17,18 +17,23 @@ from routing.policy import Policy
 from routing.working_time import sla_deadline
 
 
-def queued_after_misses(lead: Lead, *, policy: Policy, missed_by: Sequence[str]) -> Decision:
+def queued_after_misses(
+    lead: Lead, *, policy: Policy, missed_by: Sequence[str], uncontacted: bool = False
+) -> Decision:
     """The lead goes to the fallback queue: `missed_by` (rep ids, oldest first) each let its SLA
-    lapse, and the policy allows no more reassignments."""
+    lapse, and the policy allows no more reassignments. `uncontacted`: the last of them claimed
+    it and let its contact SLA lapse (the others may have let either lapse)."""
     facts = normalize(lead, policy)
     queue = policy.fallback.name or "unmatched"
     names = ", ".join(policy.rep_name(rep) for rep in missed_by)
     misses = len(missed_by)
-    detail = f"not claimed by {names}; sla.max_reassignments is {policy.sla.max_reassignments}"
+    what = "contacted in time" if uncontacted else "claimed"
+    who = f"missed by {names}" if uncontacted else f"not claimed by {names}"
+    detail = f"{who}; sla.max_reassignments is {policy.sla.max_reassignments}"
     return Decision(
         lead_id=lead.id,
         outcome=Outcome.QUEUED,
-        reason=f"Not claimed after {misses} offer{'s' if misses != 1 else ''} → {queue} queue",
+        reason=f"Not {what} after {misses} offer{'s' if misses != 1 else ''} → {queue} queue",
         rule="SLA watchdog",
         queue=queue,
         channel=policy.fallback.channel,

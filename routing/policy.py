@@ -1,3 +1,4 @@
+# Just over 400 lines: the compiled policy and the parsing that makes it read best as one module.
 """The admin's policy: the compiled form the engine reads, and `parse_policy`, which makes one.
 
 Parsing goes in three passes over one YAML tree that remembers where each key stood:
@@ -13,7 +14,7 @@ can fix all of them in one go. The core takes the policy's text: reading the fil
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from enum import StrEnum
 from functools import cache
@@ -39,6 +40,7 @@ from routing.policy_schema import (
     RepTarget,
     TeamTarget,
 )
+from routing.policy_version import version_of
 
 # ---------------------------------------------------------------------------------------------
 # The compiled policy the engine reads
@@ -106,6 +108,7 @@ class Rule:
     when: Condition
     assign: Target
     sla_seconds: int | None = None
+    contact_sla_seconds: int | None = None
     fallback: Target | None = None
 
 
@@ -124,6 +127,9 @@ class Sla:
     check_every: int
     remind_at_half: bool
     clock: str
+    contact: int | None = None  # the contact SLA, from claim to first touch (routing.contact_sla)
+    contact_by_source: Mapping[str, int] = field(default_factory=dict)
+    reassign_on_contact_miss: bool = False
 
     def seconds_for(self, source: str | None) -> int:
         """The SLA of a lead from `source` (`by_source`, matched as conditions match: trimmed,
@@ -156,6 +162,7 @@ class Policy:
     card_fields: tuple[str, ...] = DEFAULT_CARD_FIELDS
     warnings: tuple[Problem, ...] = ()
     source: str = "<policy>"
+    version: str = ""  # the hash of the text it was parsed from (`routing.policy_version`)
     # every field some condition reads: only these are casefolded for each lead
     condition_fields: frozenset[str] = frozenset()
     teams_of_rep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -247,7 +254,8 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     # Only for a policy that loads: beside errors to fix they would be noise.
     problems.extend(locate(p) for p in checker.check_slack_reach())
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
-    return _compile(spec, checker, warnings=tuple(problems), source=source)
+    policy = _compile(spec, checker, warnings=tuple(problems), source=source)
+    return replace(policy, version=version_of(text))
 
 
 def _plain(node: Any) -> Any:
@@ -284,6 +292,11 @@ def _target(spec: Any, fallback: FallbackSpec) -> Target:
         channel = spec.channel or (fallback.channel if spec.queue == fallback.queue else None)
         return Target(TargetKind.QUEUE, spec.queue, channel=channel)
     raise AssertionError(f"unexpected target {spec!r}")
+
+
+def _by_source(durations: Mapping[str, int]) -> dict[str, int]:
+    """Durations by source, keyed as a lead's source is looked up: trimmed, any case."""
+    return {source.strip().casefold(): seconds for source, seconds in durations.items()}
 
 
 def _compile(
@@ -351,6 +364,7 @@ def _compile(
             when=checker.conditions[("rules", i, "when")],
             assign=_target(r.assign, spec.fallback),
             sla_seconds=r.sla,
+            contact_sla_seconds=r.contact_sla,
             fallback=_target(r.fallback, spec.fallback) if r.fallback is not None else None,
         )
         for i, r in enumerate(spec.rules)
@@ -366,11 +380,14 @@ def _compile(
         rules=rules,
         sla=Sla(
             default=spec.sla.default,
-            by_source={k.strip().casefold(): v for k, v in spec.sla.by_source.items()},
+            by_source=_by_source(spec.sla.by_source),
             max_reassignments=spec.sla.max_reassignments,
             check_every=spec.sla.check_every,
             remind_at_half=spec.sla.remind_at_half,
             clock=spec.sla.clock,
+            contact=spec.sla.contact,
+            contact_by_source=_by_source(spec.sla.contact_by_source),
+            reassign_on_contact_miss=spec.sla.reassign_on_contact_miss,
         ),
         fuzzy_threshold=spec.accounts.fuzzy_threshold,
         sticky_accounts=spec.accounts.sticky,

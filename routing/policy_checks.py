@@ -67,8 +67,24 @@ class ReferenceChecker:
             self.check_team(name, team, reps, managers)
         self.check_qualify()
         self.check_rules(reps, team_specs)
+        self.check_contact_sla()
         self.check_card()
         return self.problems
+
+    def check_contact_sla(self) -> None:
+        """Reassigning on a missed contact SLA needs a contact SLA somewhere to miss."""
+        sla = self.tree.get("sla")
+        if not isinstance(sla, Mapping) or sla.get("reassign_on_contact_miss") is not True:
+            return
+        if sla.get("contact") is not None or sla.get("contact_by_source"):
+            return
+        if any(rule.get("contact_sla") is not None for _, rule in self.items("rules")):
+            return
+        self.error(
+            ("sla", "reassign_on_contact_miss"),
+            "there is no contact SLA to miss: set `sla.contact` (the time from claim to first "
+            "touch, e.g. 4h), `sla.contact_by_source` or a rule's `contact_sla`",
+        )
 
     def check_card(self) -> None:
         card = self.tree.get("card")

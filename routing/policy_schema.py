@@ -138,6 +138,10 @@ class SlaSpec(_Strict):
     check_every: Duration = 10
     remind_at_half: bool = False
     clock: Literal["wall", "business"] = "wall"
+    # From claim to first touch (a call, an e-mail, a meeting): off unless set.
+    contact: Duration | None = None
+    contact_by_source: dict[str, Duration] = {}
+    reassign_on_contact_miss: bool = False
 
 
 class AccountsSpec(_Strict):
@@ -157,11 +161,18 @@ class SalesforceSpec(_Strict):
     intake_queue: SalesforceQueueId | None = None  # only Leads owned by this queue
     sync_accounts_every: Duration | None = None
     tier_field: ApiFieldName | None = None  # the Account field holding the tier
+    # Read what became of routed leads (touches, conversions, opportunities won or lost).
+    poll_outcomes_every: Duration | None = None
+    # Lead statuses that say a rep has reached the lead ("Working - Contacted"): a lead moved to
+    # one counts as touched. Empty by default: each org names its own, and many set one by rule.
+    contacted_statuses: list[Annotated[str, Field(min_length=1, max_length=255)]] = []
 
 
 class HubSpotSpec(_Strict):
     sync_accounts_every: Duration | None = None
     tier_property: ApiFieldName | None = None  # the company property holding the tier
+    # Read the calls, e-mails, meetings and deals of routed leads' contacts this often.
+    poll_outcomes_every: Duration | None = None
 
 
 class CrmSpec(_Strict):
@@ -206,6 +217,7 @@ class RuleSpec(_Strict):
     when: Any = None
     assign: TargetSpec
     sla: Duration | None = None
+    contact_sla: Duration | None = None
     fallback: FallbackTargetSpec | None = None
 
 

@@ -32,19 +32,22 @@ class Simulation:
     account_reps: dict[str, list[str]] = field(default_factory=dict)
     person_leads: dict[str, tuple[OpenLead, ...]] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
+    # False: `decisions` stays empty (a replay of 100,000 stored leads keeps none of their traces).
+    keep_decisions: bool = True
 
-    def route(self, lead: Lead) -> Decision:
+    def route(self, lead: Lead, now: datetime | None = None) -> Decision:
+        """Route `lead` at `now` (default: the simulation's own `now`) and carry the state on."""
         state = RoutingState(
             self.loads, self.out_of_office, self.teams, self.account_reps, self.person_leads
         )
-        decision = route(
-            lead, policy=self.policy, now=self.now, accounts=self.accounts, state=state
-        )
+        moment = self.now if now is None else now
+        decision = route(lead, policy=self.policy, now=moment, accounts=self.accounts, state=state)
         self.apply(decision)
         return decision
 
     def apply(self, decision: Decision) -> None:
-        self.decisions.append(decision)
+        if self.keep_decisions:
+            self.decisions.append(decision)
         record(
             decision,
             loads=self.loads,

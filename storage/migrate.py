@@ -21,6 +21,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -101,6 +102,13 @@ def _use_wal(url: str) -> None:
 def revision(url: str, message: str) -> None:
     """Autogenerate a migration from the difference between the models and the database."""
     _in_own_thread(lambda: command.revision(_config(url), message=message, autogenerate=True))
+
+
+def head() -> str | None:
+    """The revision the code's models are at: the newest migration script's."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def current(url: str) -> str | None:

@@ -7,6 +7,7 @@ JSON columns hold what the pure core produced (a lead's raw payload, its facts, 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Numeric,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -91,6 +93,7 @@ class OfferStatus(StrEnum):
     CLAIMED = "claimed"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    UNCONTACTED = "uncontacted"  # claimed, then taken back: no first touch within the contact SLA
     REASSIGNED = "reassigned"
     CLOSED = "closed"
 
@@ -119,6 +122,7 @@ class LeadRow(SQLModel, table=True):
     facts: dict[str, Any] = _json()
     created_at: datetime = _when(index=True)
     updated_at: datetime = _when()
+    policy_version: str | None = Field(default=None, max_length=64)  # its latest decision's
 
 
 class AccountRow(SQLModel, table=True):
@@ -177,6 +181,8 @@ class OfferRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_offers_status_due", "status", "sla_due_at"),
         Index("ix_offers_status_remind", "status", "remind_at"),
+        Index("ix_offers_contact_check", "contact_check_at"),
+        Index("ix_offers_contact_remind", "contact_remind_at"),
         # The report finds the leads whose card went out since it last looked (`lead_stories`).
         Index("ix_offers_card_posted_at", "card_posted_at"),
     )
@@ -202,6 +208,14 @@ class OfferRow(SQLModel, table=True):
     card_posted_at: datetime | None = _when(nullable=True)
     # When to remind the rep (half the SLA, if the policy asks); cleared once it is queued.
     remind_at: datetime | None = _when(nullable=True)
+    # The contact SLA, set when the rep claims (if the policy has one for the lead): how long
+    # they have to the lead's first touch, and when that falls due on the SLA clock (kept, for
+    # the report). `contact_check_at` is when the watchdog is to look whether the lead was
+    # touched in time, cleared once it has; `contact_remind_at` as `remind_at`.
+    contact_sla_seconds: int | None = None
+    contact_due_at: datetime | None = _when(nullable=True)
+    contact_check_at: datetime | None = _when(nullable=True)
+    contact_remind_at: datetime | None = _when(nullable=True)
 
 
 class DecisionRow(SQLModel, table=True):
@@ -217,9 +231,11 @@ class DecisionRow(SQLModel, table=True):
     reason: str = ""
     sla_seconds: int | None = None
     trace: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The version of the policy that made it (`PolicyVersionRow`); None before versions were kept.
+    policy_version: str | None = Field(default=None, max_length=64)
     # How the rep was picked (`Decision.method`: round_robin, account_owner, ...) and whether a
     # fallback target took the lead: what the report's fairness and fallback share count.
-    # None in decisions stored before revision 0008, which recorded neither.
+    # None in decisions stored before revision 0011, which recorded neither.
     method: str | None = Field(default=None, max_length=32)
     fallback: bool | None = None
 
@@ -235,6 +251,33 @@ class AuditEventRow(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=255)
     reason: str | None = None
     data: dict[str, Any] = _json()
+
+
+class LeadEventRow(SQLModel, table=True):
+    """What became of a lead after its hand-over, as a CRM or `POST /events` reported it: a first
+    touch, an opportunity (converted), won or lost (`routing.report.EventKind`). A report is
+    stored once: the same lead, kind, source and `source_key` again is dropped on insert, so
+    however often one is delivered, and in whatever order, the rows say the same."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "kind", "source", "source_key", name="uq_lead_events_report"),
+        # The report finds the leads an event arrived for since it last looked (`lead_stories`).
+        Index("ix_lead_events_recorded_at", "recorded_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="leads.id")
+    kind: str = Field(max_length=16)
+    at: datetime = _when()  # when it happened, as the source says
+    amount: Decimal | None = Field(default=None, sa_column=Column(Numeric(18, 2), nullable=True))
+    close_date: date | None = None
+    source: str = Field(max_length=64)  # "salesforce", "hubspot", or who posted it to /events
+    # The source's own name for the record that tells it ("Task/00T...", "calls/4821"): what
+    # makes a second delivery of one report a repeat rather than a second event.
+    source_key: str = Field(max_length=255)
+    via: str | None = Field(default=None, max_length=32)  # "call", "email", "meeting", "deal"...
+    recorded_at: datetime = _when()
 
 
 class OutboxRow(SQLModel, table=True):
@@ -300,6 +343,36 @@ class CrmCursorRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     watermark: datetime = _when()
     updated_at: datetime = _when()
+
+
+class PolicyVersionRow(SQLModel, table=True):
+    """A policy that was served (or offered to serve): its text, by its version (the text's
+    SHA-256, `routing.policy_version`)."""
+
+    __tablename__ = "policy_versions"
+
+    version: str = Field(primary_key=True, max_length=64)
+    text: str
+    source: str = Field(max_length=1000)  # the file it was read from
+    stored_at: datetime = _when()
+
+
+class PolicyActivationRow(SQLModel, table=True):
+    """A policy version made the one every replica serves; the latest activation is active.
+
+    Each names the activation it replaced (0 for the first), once: of two replicas activating
+    on the same active version at the same moment, the second's insert fails and it looks again.
+    """
+
+    __tablename__ = "policy_activations"
+    __table_args__ = (UniqueConstraint("replaces", name="uq_policy_activations_replaces"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(foreign_key="policy_versions.version", max_length=64)
+    replaces: int
+    at: datetime = _when()
+    how: str = Field(max_length=64)  # serve at start, file watch, SIGHUP, command line, Slack
+    by: str | None = Field(default=None, max_length=255)  # a user, or the replica (host:pid)
 
 
 class ProcessedRequestRow(SQLModel, table=True):

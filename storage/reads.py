@@ -1,4 +1,5 @@
-"""The read side's queries: a card's rows, a lead's story, a rep's open offers, the reps' states.
+"""The read side's queries: a card's rows, a lead's story (its outcome events too), a rep's open
+offers, the reps' states.
 
 Each runs in the caller's `AsyncSession` (`Database.reading`, on the read engine, so it never
 waits behind a routing transaction) and returns rows; `bot.reading`, `bot.story` and `bot.home`
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -18,14 +19,25 @@ from sqlmodel import col
 from storage.models import (
     AuditEventRow,
     DecisionRow,
+    LeadEventRow,
     LeadRow,
     OfferRow,
     OfferStatus,
+    PolicyActivationRow,
     RepStateRow,
 )
+from storage.repository.outcomes import lead_events
 
 # The audit events that close an offer, one of which a settled card tells of.
-_SETTLING_KINDS = ("claimed", "rejected", "reassigned", "rep_out_of_office", "sla_missed")
+_SETTLING_KINDS = (
+    "claimed",
+    "rejected",
+    "reassigned",
+    "rep_out_of_office",
+    "sla_missed",
+    "contact_missed",
+    "rep_left_policy",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +130,10 @@ class StoryRows:
     offers: Sequence[OfferRow]  # oldest first
     first_decision: DecisionRow | None
     audits: Sequence[AuditEventRow]  # oldest first
+    outcomes: Sequence[LeadEventRow] = ()  # first touch, opportunity, won, lost; as they happened
+    # How the first decision's policy version came to serve: its latest activation before the
+    # decision (None for a decision of no version, or of a version never activated).
+    activation: PolicyActivationRow | None = None
 
 
 async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
@@ -144,7 +160,24 @@ async def story_rows(*, session: AsyncSession, external_id: str) -> StoryRows:
             .order_by(col(AuditEventRow.id))
         )
     ).scalars()
-    return StoryRows(lead, offers.all(), first, audits.all())
+    activation = None
+    if first is not None and first.policy_version is not None:
+        # The latest activation before the decision; failing that (a clock behind the
+        # database's), the version's first.
+        before = col(PolicyActivationRow.at) <= first.at
+        activation = (
+            await session.execute(
+                select(PolicyActivationRow)
+                .where(col(PolicyActivationRow.version) == first.policy_version)
+                .order_by(
+                    before.desc(),
+                    case((before, -col(PolicyActivationRow.id)), else_=col(PolicyActivationRow.id)),
+                )
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    outcomes = await lead_events(session=session, lead_id=lead.id or 0)
+    return StoryRows(lead, offers.all(), first, audits.all(), outcomes, activation)
 
 
 async def open_offers_of_rep(

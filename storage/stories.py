@@ -13,8 +13,11 @@ Where each part of a story comes from:
   how many offers lapsed;
 - its audit trail: when it was claimed, the reason of each reject (the rep's choice in the modal,
   not their note), and each time it was taken from a rep (the audit kind);
-- its outcome events (`outcome_events`), folded by `routing.report.outcomes_of`, and its contact
-  SLA (`contact_slas`).
+- its contact SLA (the offers' `contact_due_at`, set at each claim, and the lapses the contact
+  watchdog recorded); a lead it took from its rep is a reassignment, `contact_missed`;
+- its outcome events (`lead_events`), folded by `routing.report.outcomes_of`;
+- its policy version, its current decision's, as people read it (`short_version`: `unversioned`
+  before versions were kept).
 
 Every one of those rows is written with the time it was written (an audit event's `at`, an
 offer's `card_posted_at`, an event's arrival), which is how the report finds the stories to make
@@ -27,37 +30,34 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from routing.decision import Decision
 from routing.model import REJECT_REASONS, Outcome
-from routing.report import LeadStory, OutcomeEvent, outcomes_of
+from routing.policy_version import short_version
+from routing.report import EventKind, LeadStory, OutcomeEvent, outcomes_of
 from routing.report.story import field_gaps, is_unmatched
 from storage.decisions import steps_of
-from storage.models import AuditEventRow, DecisionRow, OfferStatus
+from storage.models import AuditEventRow, DecisionRow, LeadEventRow, OfferStatus
 from storage.repository.common import LEADS, OFFERS, id_chunks, table_of
 
-# Until policies are versioned (a later issue), every lead's policy version is this one.
-UNVERSIONED = "unversioned"
 OTHER_REASON = "Other"
 CENT = Decimal("0.01")
 CLAIMED = "claimed"
 REJECTED = "rejected"
 # The audit kinds of a lead taken from its rep (`bot.service.kinds` and `offers.reassign`'s).
 TAKEN_KINDS = ("sla_missed", "rep_out_of_office", "reassigned", "card_undeliverable")
+CONTACT_MISSED = "contact_missed"  # a contact SLA lapsed (`bot.service.kinds`)
+_UNCONTACTED = OfferStatus.UNCONTACTED.value  # an offer taken back for a contact SLA's lapse
 _OPEN = (OfferStatus.OFFERED.value, OfferStatus.CLAIMED.value)
 _EXPIRED = OfferStatus.EXPIRED.value
 
 _DECISIONS = table_of(DecisionRow)
 _AUDITS = table_of(AuditEventRow)
-
-
-class ContactSla(NamedTuple):
-    due_at: datetime | None
-    misses: int
+_EVENTS = table_of(LeadEventRow)
 
 
 @dataclass(slots=True)
@@ -79,7 +79,6 @@ class StorySources:
     leads: Mapping[int, LeadSources]
     traces: Mapping[int, Any]  # a decision's steps, by its id: of unmatched leads lacking a field
     events: Mapping[int, Sequence[OutcomeEvent]]
-    contacts: Mapping[int, ContactSla]
     fields: tuple[str, ...]
 
 
@@ -101,7 +100,6 @@ def load_story_sources(
         leads=sources,
         traces=_traces(session, wanted_traces),
         events=outcome_events(session=session, lead_ids=ids),
-        contacts=contact_slas(session=session, lead_ids=ids),
         fields=tuple(fields),
     )
 
@@ -119,35 +117,39 @@ def stories_from(sources: StorySources) -> dict[int, LeadStory]:
             fields=sources.fields,
             trace=sources.traces.get(source.decision.id, ()),
             events=sources.events.get(lead_id, ()),
-            contact=sources.contacts.get(lead_id),
         )
     return stories
 
 
-# --- what the report's events and contact SLA add (their tables are other branches') ----------
+# --- outcome events ----------------------------------------------------------------------------
 
 
 def outcome_events(*, session: Session, lead_ids: Sequence[int]) -> dict[int, list[OutcomeEvent]]:
-    """Each lead's outcome events (first touch, converted, won, lost), in any order.
-
-    PLACEHOLDER: the lead events table is being added on branch issue19-events; until it is
-    merged no lead has any, and this (with `leads_with_events_since`) is the one place to read
-    it from."""
-    return {}
+    """Each lead's outcome events (first touch, converted, won, lost), in any order."""
+    found: dict[int, list[OutcomeEvent]] = {}
+    for chunk in id_chunks(lead_ids):
+        rows = session.execute(
+            select(
+                _EVENTS.c.lead_id,
+                _EVENTS.c.kind,
+                _EVENTS.c.at,
+                _EVENTS.c.amount,
+                _EVENTS.c.close_date,
+            ).where(_EVENTS.c.lead_id.in_(chunk))
+        )
+        for lead_id, kind, at, amount, close_date in rows:
+            amount = Decimal(amount) if amount is not None else None
+            found.setdefault(lead_id, []).append(
+                OutcomeEvent(EventKind(kind), at, amount, close_date)
+            )
+    return found
 
 
 def leads_with_events_since(*, session: Session, since: datetime) -> set[int]:
     """The leads an outcome event arrived for at or after `since` (when it was stored here,
-    whatever time it reports). PLACEHOLDER: see `outcome_events`."""
-    return set()
-
-
-def contact_slas(*, session: Session, lead_ids: Sequence[int]) -> dict[int, ContactSla]:
-    """Each claimed lead's contact SLA: when it falls due, how often it lapsed.
-
-    PLACEHOLDER: the contact SLA is being built on branch issue19-contact; until it is merged
-    no lead has one (the report's contact figures stay empty, never 0)."""
-    return {}
+    whatever time it reports: a late or repeated event is found by its arrival)."""
+    rows = session.execute(select(_EVENTS.c.lead_id).where(_EVENTS.c.recorded_at >= since))
+    return set(rows.scalars())
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -169,6 +171,7 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
             _DECISIONS.c.rep_id,
             _DECISIONS.c.method,
             _DECISIONS.c.fallback,
+            _DECISIONS.c.policy_version,
         )
         .where(_DECISIONS.c.lead_id.in_(chunk))
         .order_by(_DECISIONS.c.id)
@@ -176,7 +179,13 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
     for decision in decisions:
         sources[decision.lead_id].decision = decision  # the latest is the last
     offers = session.execute(
-        select(OFFERS.c.lead_id, OFFERS.c.status, OFFERS.c.card_posted_at, OFFERS.c.sla_due_at)
+        select(
+            OFFERS.c.lead_id,
+            OFFERS.c.status,
+            OFFERS.c.card_posted_at,
+            OFFERS.c.sla_due_at,
+            OFFERS.c.contact_due_at,
+        )
         .where(OFFERS.c.lead_id.in_(chunk))
         .order_by(OFFERS.c.id)
     )
@@ -186,7 +195,7 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
         select(_AUDITS.c.lead_id, _AUDITS.c.kind, _AUDITS.c.at, _AUDITS.c.reason)
         .where(
             _AUDITS.c.lead_id.in_(chunk),
-            _AUDITS.c.kind.in_((CLAIMED, REJECTED, *TAKEN_KINDS)),
+            _AUDITS.c.kind.in_((CLAIMED, REJECTED, CONTACT_MISSED, *TAKEN_KINDS)),
         )
         .order_by(_AUDITS.c.id)
     )
@@ -221,7 +230,6 @@ def _story(
     fields: Collection[str],
     trace: Any,
     events: Iterable[OutcomeEvent],
-    contact: ContactSla | None,
 ) -> LeadStory:
     row = source.decision
     facts = source.facts
@@ -250,7 +258,7 @@ def _story(
         source=_text(facts.get("source")),
         segment=_text(facts.get("segment")),
         region=_text(facts.get("region")),
-        policy_version=UNVERSIONED,
+        policy_version=short_version(row.policy_version),
         unmatched=is_unmatched(decision),
         fallback=decision.fallback_used,
         missing=missing,
@@ -260,11 +268,18 @@ def _story(
         claim_due_at=_claim_due_at(offers),
         claim_misses=sum(1 for offer in offers if offer.status == _EXPIRED),
         first_touch_at=outcomes.first_touch_at,
-        contact_due_at=contact.due_at if contact is not None else None,
-        contact_misses=contact.misses if contact is not None else 0,
+        contact_due_at=next(
+            (o.contact_due_at for o in reversed(offers) if o.contact_due_at is not None), None
+        ),
+        contact_misses=sum(1 for audit in source.audits if audit.kind == CONTACT_MISSED),
         # Sorted: the report counts reasons, and a story must read back equal from its row.
         rejects=tuple(sorted(reject_choice(a.reason) for a in source.audits if a.kind == REJECTED)),
-        reassignments=tuple(sorted(a.kind for a in source.audits if a.kind in TAKEN_KINDS)),
+        reassignments=tuple(
+            sorted(
+                [a.kind for a in source.audits if a.kind in TAKEN_KINDS]
+                + [CONTACT_MISSED for offer in offers if offer.status == _UNCONTACTED]
+            )
+        ),
         converted_at=outcomes.converted_at,
         won_at=outcomes.won_at,
         lost_at=outcomes.lost_at,

@@ -61,6 +61,12 @@ EncodingOption = Annotated[
 ]
 db_app = typer.Typer(name="db", help="The database.", **HELP_STYLE)
 app.add_typer(db_app)
+policy_app = typer.Typer(
+    name="policy",
+    help="The versions of the policy the servers serve: history, show, activate.",
+    **HELP_STYLE,
+)
+app.add_typer(policy_app)
 accounts_app = typer.Typer(
     name="accounts", help="The accounts leads are matched against.", **HELP_STYLE
 )

@@ -67,7 +67,8 @@ def report(
     intervals, pipeline; then fairness per team and data health.
 
     Reads DATABASE_URL (and LEADROUTER_RULES), as `serve` does, and brings the report up to date
-    first. Every lead's policy version is "unversioned" until policies are versioned.
+    first. A policy version is named by its first 12 digits, as `policy history` shows it;
+    leads decided before versions were kept are "unversioned".
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings

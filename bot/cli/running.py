@@ -3,12 +3,15 @@ the top: this module itself is imported only once one of those commands runs."""
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
 from alembic.util.exc import CommandError
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.bootstrap import App, bootstrap
@@ -19,16 +22,23 @@ from bot.files.text import InputFileError
 from bot.http import build_http_app
 from bot.http.serving import Listener, run
 from bot.metrics import Metrics
+from bot.policy_file import read_policy_text
 from bot.service.accounts import import_accounts
 from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
+from bot.service.policies import keep_policy
+from bot.service.replay import replay as replay_window
 from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
 from routing.model import Account
-from routing.policy import Policy
+from routing.policy import Policy, PolicyError
+from routing.policy_version import version_of
+from routing.replay import Replayed
+from routing.replay_summary import ReplaySummary
 from routing.report import Report
 from routing.report.window import Window
 from storage import migrate
+from storage.db import check_url
 
 log = logging.getLogger("leadrouter")
 
@@ -61,7 +71,13 @@ async def serve_until_stopped(settings: Settings, policy: Policy, listener: List
         log.info("Slack requests are served at POST /slack/events")
     try:
         await run(
-            build_http_app(application, metrics=metrics, run_jobs=True, connect_slack=True),
+            build_http_app(
+                application,
+                metrics=metrics,
+                run_jobs=True,
+                connect_slack=True,
+                watch_policy=True,
+            ),
             listener,
             started=lambda url: log.info("leadrouter listening on %s", url),
         )
@@ -81,6 +97,7 @@ async def import_leads(settings: Settings, policy: Policy, file: LeadFile) -> Im
     application = bootstrap(settings, policy=policy)
     summary = ImportSummary()
     try:
+        await _keep_version(application, settings.rules, policy)
         with progress(file.rows, "importing") as advance:
             rows = iter(read_leads(file))
             while group := list(islice(rows, IMPORT_GROUP)):
@@ -96,6 +113,17 @@ async def import_leads(settings: Settings, policy: Policy, file: LeadFile) -> Im
     finally:
         await application.close()
     return summary
+
+
+async def _keep_version(application: App, path: Path, policy: Policy) -> None:
+    """Keep the text of the version these leads record, so that `leadrouter policy show` finds
+    it (unless the file changed since it was read: then there is no such text to keep)."""
+    try:
+        text = read_policy_text(path)
+    except PolicyError:
+        return
+    if version_of(text) == policy.version:
+        await keep_policy(application.uow, text, source=policy.source)
 
 
 async def _import_group(
@@ -139,6 +167,42 @@ async def import_accounts_in(
     finally:
         await application.close()
     return created, updated
+
+
+def migrated(url: str) -> None:
+    """For a command that only reads: a CliError unless the database exists and is at the
+    code's revision. It is not migrated (that would write), nor, for SQLite, made."""
+    parsed = make_url(check_url(url))
+    path = parsed.database
+    in_a_file = parsed.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
+    if in_a_file and not Path(path or "").is_file():
+        raise CliError(f"no database at {path}: set DATABASE_URL to the one serve uses")
+    try:
+        revision = migrate.current(url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot read the database: {first_line(exc)}") from None
+    if revision != migrate.head():
+        raise CliError(
+            f"the database is at revision {revision or 'none'}, not {migrate.head()}: "
+            "run `leadrouter db upgrade` first (or `serve`, which migrates at start)"
+        )
+
+
+async def replay(
+    settings: Settings, policy: Policy, window: Window, each: Callable[[Replayed], None] | None
+) -> ReplaySummary:
+    application = bootstrap(settings, policy=policy)
+    # A replay's objects live as long as it does (the accounts' index, the state it carries) or
+    # are freed the moment their lead is done (a decision holds no cycle): the cyclic collector
+    # would only walk the growing state again and again, a fifth of a long replay's time.
+    gc.disable()
+    try:
+        return await replay_window(application.uow, policy, window, each=each)
+    except SQLAlchemyError as exc:
+        raise CliError(f"cannot replay: the database failed: {first_line(exc)}") from None
+    finally:
+        gc.enable()
+        await application.close()
 
 
 async def report(settings: Settings, policy: Policy, window: Window, *, by: str) -> Report:

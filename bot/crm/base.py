@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from routing.policy import Rep
+from routing.report import OutcomeEvent
 
 T = TypeVar("T")
 
@@ -82,6 +83,28 @@ class LeadRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CrmOutcome:
+    """An outcome event a CRM record tells of a lead: a call, e-mail or meeting with it (its
+    first touch, if the earliest), an opportunity or deal for it, won or lost.
+
+    `record_id` is the lead's record (Salesforce Lead, HubSpot contact); `key` the record that
+    tells it ("Task/00T...", "calls/4821"), the same each time it is read; `by` the CRM owner
+    who made the call or sent the e-mail (None for what no person did by hand)."""
+
+    record_id: str
+    event: OutcomeEvent
+    key: str
+    via: str
+    by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomePage:
+    outcomes: Sequence[CrmOutcome]
+    read_up_to: datetime | None  # the newest change this page covers (its cursor's next mark)
+
+
 class CrmClient(Protocol):
     """One CRM, as the service layer, the jobs and the write-back use it, whichever CRM it is:
     nothing outside `bot.bootstrap` (which builds one) names an adapter. Every method is
@@ -90,6 +113,8 @@ class CrmClient(Protocol):
 
     system: str  # "salesforce" | "hubspot", as in a lead's crm_system
     owner_setting: str  # the key on a rep in the policy naming their owner id here
+    # The reads that find leads' outcome events (`outcomes_since`), each with a cursor of its own.
+    outcome_streams: tuple[str, ...]
 
     def owner_given(self, rep: Rep) -> str | None:
         """The owner id the policy gives `rep` in this CRM (`owner_setting`), if any."""
@@ -119,6 +144,11 @@ class CrmClient(Protocol):
 
     def lead(self, record_id: str) -> LeadRecord:
         """The lead (or contact) `record_id`, as a lead to route: one a webhook announced."""
+        ...
+
+    def outcomes_since(self, stream: str, since: datetime) -> Iterator[OutcomePage]:
+        """The outcome events told by the records of `stream` changed at or after `since`,
+        oldest change first, a page at a time; every lead's, routed here or not."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""HubSpot through hubspot-api-client: the owner on a contact, new contacts, companies, owners.
+"""HubSpot through hubspot-api-client: the owner on a contact, new contacts, companies, owners,
+and what became of leads (which objects and properties, in `bot.crm.hubspot_outcomes`).
 
 HubSpot's API base comes from the settings (`HUBSPOT_API_URL`) so tests point the real client at
 a fake on loopback. Ids from outside are checked to be HubSpot's numeric ids before any call.
@@ -7,6 +8,8 @@ a fake on loopback. Ids from outside are checked to be HubSpot's numeric ids bef
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -14,19 +17,28 @@ from typing import Any
 
 import urllib3
 from hubspot import HubSpot
+from hubspot.crm.associations.v4 import ApiException as AssociationsError
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest as FetchAssociations,
+)
+from hubspot.crm.associations.v4 import PublicFetchAssociationsBatchRequest as FetchAssociationsOf
 from hubspot.crm.companies import ApiException as CompaniesError
-from hubspot.crm.companies import PublicObjectSearchRequest
+from hubspot.crm.companies import PublicObjectSearchRequest as CompaniesSearch
 from hubspot.crm.contacts import ApiException as ContactsError
 from hubspot.crm.contacts import SimplePublicObjectInput
+from hubspot.crm.objects import ApiException as ObjectsError
+from hubspot.crm.objects import PublicObjectSearchRequest as ObjectsSearch
 from hubspot.crm.owners import ApiException as OwnersError
 from urllib3.util.retry import Retry
 
+from bot.crm import hubspot_outcomes as outcomes
 from bot.crm.base import (
     AccountPage,
     CrmAccount,
     CrmPermanent,
     CrmTransient,
     LeadRecord,
+    OutcomePage,
     is_hubspot_id,
 )
 from routing.geo import account_location
@@ -35,6 +47,7 @@ from routing.policy import Rep
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
 SEARCH_WINDOW = 10_000  # a search stops paging after this many results: start a new one
+SEARCH_INTERVAL_S = 0.25  # HubSpot's search endpoints take about five requests a second
 CONTACT_PROPERTIES = {
     "email": "email",
     "firstname": "first_name",
@@ -49,14 +62,21 @@ CONTACT_PROPERTIES = {
     "numemployees": "employees",
     "hs_analytics_source": "source",
 }
-_API_ERRORS = (ContactsError, CompaniesError, OwnersError)
+_API_ERRORS = (ContactsError, CompaniesError, OwnersError, ObjectsError, AssociationsError)
 
 
 class HubSpotCrm:
     system = "hubspot"
     owner_setting = "hubspot_owner_id"
+    outcome_streams: tuple[str, ...] = outcomes.STREAMS
 
-    def __init__(self, client: HubSpot, *, tier_property: str | None = None) -> None:
+    def __init__(
+        self,
+        client: HubSpot,
+        *,
+        tier_property: str | None = None,
+        search_interval_s: float = SEARCH_INTERVAL_S,
+    ) -> None:
         self._client = client
         self.tier_property = tier_property
         # Each `client.crm...._api` access builds a new ApiClient with a connection pool of its
@@ -64,6 +84,11 @@ class HubSpotCrm:
         self._owners_api = client.crm.owners.owners_api
         self._contacts_api = client.crm.contacts.basic_api
         self._companies_api = client.crm.companies.search_api
+        self._objects_api = client.crm.objects.search_api
+        self._associations_api = client.crm.associations.v4.batch_api
+        self.search_interval_s = search_interval_s
+        self._search_pace = threading.Lock()
+        self._last_search = 0.0  # time.monotonic() when the last search call ended
 
     # --- the Protocol ----------------------------------------------------------------------
 
@@ -115,38 +140,15 @@ class HubSpotCrm:
         ]
         if self.tier_property:
             properties.append(self.tier_property)
-        while True:
-            after: str | None = None
-            newest = since
-            read = 0
-            while True:
-                request = PublicObjectSearchRequest(
-                    filter_groups=_since_filter(since),
-                    sorts=[{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-                    properties=properties,
-                    limit=PAGE,
-                    after=after,
-                )
-                page = self._call(
-                    partial(
-                        self._companies_api.do_search,
-                        request,
-                        _request_timeout=TIMEOUT_S,
-                    )
-                )
-                accounts = [self._account(company) for company in page.results]
-                if accounts:
-                    newest = max(a.modified_at for a in accounts)
-                    yield AccountPage(accounts, newest)
-                read += len(accounts)
-                after = _next_after(page)
-                if after is None:
-                    return
-                if read + PAGE > SEARCH_WINDOW:
-                    break  # HubSpot would refuse the next page: search again from here
-            if newest == since:
-                return  # a whole window at one instant: nothing more can be told apart
-            since = newest
+
+        def search(request: dict[str, Any]) -> Any:
+            return self._companies_api.do_search(
+                CompaniesSearch(**request), _request_timeout=TIMEOUT_S
+            )
+
+        for page in self._modified_since(search, properties, since):
+            accounts = [self._account(company) for company in page]
+            yield AccountPage(accounts, max(a.modified_at for a in accounts))
 
     def new_leads(self, since: datetime | None) -> Iterator[list[LeadRecord]]:
         raise CrmPermanent(
@@ -172,7 +174,87 @@ class HubSpotCrm:
         created = found.created_at or datetime.now(UTC)
         return LeadRecord(crm_id=str(found.id), values=values, created_at=created)
 
+    def outcomes_since(self, stream: str, since: datetime) -> Iterator[OutcomePage]:
+        if stream not in outcomes.STREAMS:
+            raise ValueError(f"no HubSpot outcome stream {stream!r}")
+
+        def search(request: dict[str, Any]) -> Any:
+            return self._objects_api.do_search(
+                stream, ObjectsSearch(**request), _request_timeout=TIMEOUT_S
+            )
+
+        for page in self._modified_since(search, outcomes.PROPERTIES[stream], since):
+            found = [_found(item) for item in page]
+            contacts = self._contacts_of(stream, [item.id for item in found])
+            yield OutcomePage(
+                outcomes.outcomes_of(stream, found, contacts),
+                max(item.updated_at for item in found),
+            )
+
     # --- the parts -------------------------------------------------------------------------
+
+    def _modified_since(
+        self, search: Callable[[dict[str, Any]], Any], properties: list[str], since: datetime | None
+    ) -> Iterator[list[Any]]:
+        """The objects `search` finds changed at or after `since` (all for None), oldest change
+        first, a page at a time. A search pages through 10,000 results at most: past that, a new
+        search starts from the newest change seen (its objects come again; reading one twice is
+        harmless wherever this is used)."""
+        while True:
+            after: str | None = None
+            newest = since
+            read = 0
+            while True:
+                request = {
+                    "filter_groups": _since_filter(since),
+                    "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+                    "properties": properties,
+                    "limit": PAGE,
+                    "after": after,
+                }
+                page = self._searching(partial(search, request))
+                results = list(page.results)
+                if results:
+                    newest = max(_modified_at(item) for item in results)
+                    yield results
+                read += len(results)
+                after = _next_after(page)
+                if after is None:
+                    return
+                if read + PAGE > SEARCH_WINDOW:
+                    break  # HubSpot would refuse the next page: search again from here
+            if newest == since:
+                return  # a whole window at one instant: nothing more can be told apart
+            since = newest
+
+    def _searching(self, fn: Callable[[], Any]) -> Any:
+        """One search call, no sooner than `search_interval_s` after the last: HubSpot answers
+        about five searches a second per account, and a sync pages through them back to back."""
+        with self._search_pace:
+            wait = self._last_search + self.search_interval_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                return self._call(fn)
+            finally:
+                self._last_search = time.monotonic()
+
+    def _contacts_of(self, object_type: str, ids: list[str]) -> dict[str, list[str]]:
+        """The contacts each of these objects is associated with, in one call."""
+        if not ids:
+            return {}
+        batch = FetchAssociations(inputs=[FetchAssociationsOf(id=i) for i in ids])
+        answer = self._call(
+            lambda: self._associations_api.get_page(
+                object_type, "contacts", batch, _request_timeout=TIMEOUT_S
+            )
+        )
+        found: dict[str, list[str]] = {}
+        # Serialized, the answer reads as HubSpot wrote it ("from" is a keyword in Python).
+        for result in answer.to_dict(serialize=True).get("results") or []:
+            targets = [str(to["toObjectId"]) for to in result.get("to") or []]
+            found[str(result["from"]["id"])] = targets
+        return found
 
     def _account(self, company: Any) -> CrmAccount:
         properties = company.properties or {}
@@ -232,6 +314,19 @@ def _seconds(headers: Any) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _found(item: Any) -> outcomes.Found:
+    return outcomes.Found(
+        id=str(item.id),
+        properties=item.properties or {},
+        created_at=(item.created_at or _modified_at(item)).astimezone(UTC),
+        updated_at=_modified_at(item),
+    )
+
+
+def _modified_at(item: Any) -> datetime:
+    return (item.updated_at or datetime.now(UTC)).astimezone(UTC)
 
 
 def _next_after(page: Any) -> str | None:

@@ -1,4 +1,5 @@
-"""Salesforce through simple-salesforce: the owner on a Lead, new Leads, Accounts, Users.
+"""Salesforce through simple-salesforce: the owner on a Lead, new Leads, Accounts, Users, and
+what became of leads (the queries and their reading in `bot.crm.salesforce_outcomes`).
 
 The client logs in lazily (a password or client-credentials login is a network call) and once:
 simple-salesforce renews an expired session itself for the login flows. A bare access token
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
@@ -29,7 +30,16 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
-from bot.crm.base import AccountPage, CrmAccount, CrmPermanent, CrmTransient, LeadRecord
+from bot.crm import salesforce_outcomes as outcomes
+from bot.crm.base import (
+    AccountPage,
+    CrmAccount,
+    CrmPermanent,
+    CrmTransient,
+    LeadRecord,
+    OutcomePage,
+)
+from bot.crm.salesforce_outcomes import parse_time, soql_time
 from routing.geo import account_location
 from routing.policy import Rep
 
@@ -65,6 +75,7 @@ def is_record_id(value: str, prefix: str) -> bool:
 class SalesforceCrm:
     system = "salesforce"
     owner_setting = "salesforce_user_id"
+    outcome_streams: tuple[str, ...] = outcomes.STREAMS
 
     def __init__(
         self,
@@ -72,6 +83,7 @@ class SalesforceCrm:
         *,
         tier_field: str | None = None,
         intake_queue: str | None = None,
+        contacted_statuses: Sequence[str] = (),
     ) -> None:
         self._connect = connect
         self._sf: Salesforce | None = None
@@ -79,6 +91,7 @@ class SalesforceCrm:
         self._retry_after = threading.local()  # the last response's Retry-After, per thread
         self.tier_field = tier_field
         self.intake_queue = intake_queue  # new leads are those this queue owns, when named
+        self.contacted_statuses = tuple(contacted_statuses)  # a lead in one has been touched
 
     # --- the Protocol ----------------------------------------------------------------------
 
@@ -126,7 +139,7 @@ class SalesforceCrm:
         ]
         if self.tier_field:
             fields.append(self.tier_field)
-        where = f" WHERE LastModifiedDate >= {_soql_time(since)}" if since else ""
+        where = f" WHERE LastModifiedDate >= {soql_time(since)}" if since else ""
         soql = f"SELECT {', '.join(fields)} FROM Account{where} ORDER BY LastModifiedDate, Id"
         for records in self._pages(soql):
             accounts = [self._account(record) for record in records]
@@ -140,7 +153,7 @@ class SalesforceCrm:
             raise CrmPermanent(f"{queue_id!r} is not a Salesforce queue id (00G...)")
         conditions = []
         if since is not None:
-            conditions.append(f"CreatedDate >= {_soql_time(since)}")
+            conditions.append(f"CreatedDate >= {soql_time(since)}")
         if queue_id is not None:
             conditions.append(f"OwnerId = '{queue_id}'")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -155,7 +168,28 @@ class SalesforceCrm:
         fields = ",".join(_LEAD_COLUMNS)
         return self._lead(self._call(lambda: leads.get(record_id, params={"fields": fields})))
 
+    def outcomes_since(self, stream: str, since: datetime) -> Iterator[OutcomePage]:
+        statuses = self.contacted_statuses
+        for records in self._pages(outcomes.soql(stream, since, contacted_statuses=statuses)):
+            converted = None
+            if stream == outcomes.OPPORTUNITIES:
+                converted = self._leads_converted_into([str(r["Id"]) for r in records])
+            found = outcomes.outcomes_of(
+                stream, records, contacted_statuses=statuses, leads_of_opportunity=converted
+            )
+            yield OutcomePage(found, max(parse_time(r["SystemModstamp"]) for r in records))
+
     # --- the parts -------------------------------------------------------------------------
+
+    def _leads_converted_into(self, opportunity_ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(opportunity_ids), outcomes.IDS_PER_QUERY):
+            chunk = opportunity_ids[start : start + outcomes.IDS_PER_QUERY]
+            for record in self._query_all(outcomes.converted_into(chunk)):
+                found.setdefault(str(record["ConvertedOpportunityId"]), []).append(
+                    str(record["Id"])
+                )
+        return found
 
     def _pages(self, soql: str) -> Iterator[list[dict[str, Any]]]:
         """The query's records a batch at a time, following Salesforce's cursor."""
@@ -179,7 +213,7 @@ class SalesforceCrm:
             website=record.get("Website") or None,
             owner_id=record.get("OwnerId") or None,
             tier=str(tier) if tier not in (None, "") else None,
-            modified_at=_parse_time(record["LastModifiedDate"]),
+            modified_at=parse_time(record["LastModifiedDate"]),
             country=country,
             state=state,
         )
@@ -192,7 +226,7 @@ class SalesforceCrm:
             if record.get(theirs) not in (None, "")
         }
         return LeadRecord(
-            crm_id=str(record["Id"]), values=values, created_at=_parse_time(record["CreatedDate"])
+            crm_id=str(record["Id"]), values=values, created_at=parse_time(record["CreatedDate"])
         )
 
     def _client(self) -> Salesforce:
@@ -266,15 +300,6 @@ def _first_error(exc: SalesforceError) -> tuple[str, str]:
     if isinstance(content, list) and content and isinstance(content[0], dict):
         return str(content[0].get("errorCode", "")), str(content[0].get("message", ""))
     return "", str(content)[:200] if content else ""
-
-
-def _soql_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _parse_time(value: str) -> datetime:
-    # Salesforce writes 2026-11-20T09:15:00.000+0000
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
 
 
 def connector(

@@ -1,4 +1,4 @@
-"""Reading from a CRM: new Salesforce leads, accounts, the mapping check.
+"""Reading from a CRM: new Salesforce leads, accounts, what became of leads, the mapping check.
 
 Each reads a page from the CRM (off the event loop, through `CrmCalls`) and hands it to the
 service layer (`bot.service.crm`), which commits what it holds and only then moves the page's
@@ -8,15 +8,16 @@ cursor: a run stopped half way resumes from the last committed page.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from bot.crm.base import CrmError
+from bot.crm.base import CrmError, CrmOutcome
 from bot.crm.link import CrmLink
 from bot.crm.owners import OwnerMap
 from bot.service.crm import crm_cursor, take_accounts_page, take_leads_page
 from bot.service.intake import intake_from_crm
+from bot.service.outcomes import Recorded, Reported, take_crm_events_page
 from bot.service.unit_of_work import UnitOfWork
 from routing.leads import InvalidLead, parse_lead
 from routing.model import Account, Lead
@@ -25,10 +26,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LEADS_CURSOR = "salesforce:leads"
+# Each outcome poll reads again this far behind its cursor: a record saved in a transaction that
+# began before the last poll can carry an earlier change time than what that poll saw, and a
+# CRM's search index lags its writes. Reading a report twice stores it once.
+OUTCOMES_OVERLAP = timedelta(minutes=2)
 
 
 def accounts_cursor(system: str) -> str:
     return f"{system}:accounts"
+
+
+def outcomes_cursor(system: str, stream: str) -> str:
+    return f"{system}:outcomes:{stream}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,46 @@ async def sync_accounts(uow: UnitOfWork, link: CrmLink) -> SyncResult:
         )
         created, updated = created + new, updated + changed
     return SyncResult(created, updated, unowned)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomesResult:
+    recorded: Recorded = field(default_factory=Recorded)
+    not_by_a_rep: int = 0  # touches by someone who is no rep (marketing e-mail, a bot): left out
+
+
+def reported(system: str, outcome: CrmOutcome) -> Reported:
+    return Reported(outcome.record_id, outcome.event, system, outcome.key, outcome.via)
+
+
+async def poll_outcomes(
+    uow: UnitOfWork, link: CrmLink, *, first_look_back: timedelta
+) -> OutcomesResult:
+    """Record what the CRM's records changed since each stream's cursor tell of the leads
+    routed here, a page at a time (each page with its cursor, `take_crm_events_page`). The
+    first poll of a stream looks back `first_look_back`.
+
+    A touch counts when one of the policy's reps made it (their CRM user, `link.owners`): a
+    marketing tool logs e-mails on leads too, and that is no rep getting back to the lead."""
+    mapping = await link.owners.mapping()
+    reps = set(mapping.owners.values())
+    recorded, not_by_a_rep = Recorded(), 0
+    for stream in link.crm.outcome_streams:
+        name = outcomes_cursor(link.system, stream)
+        mark = await crm_cursor(uow, name)
+        since = mark - OUTCOMES_OVERLAP if mark is not None else uow.clock() - first_look_back
+        pages = link.crm.outcomes_since(stream, since)
+        while (page := await link.next_page(pages)) is not None:
+            kept = [o for o in page.outcomes if o.by is None or o.by in reps]
+            not_by_a_rep += len(page.outcomes) - len(kept)
+            recorded += await take_crm_events_page(
+                uow,
+                link.system,
+                [reported(link.system, outcome) for outcome in kept],
+                cursor=name,
+                read_up_to=page.read_up_to,
+            )
+    return OutcomesResult(recorded, not_by_a_rep)
 
 
 async def take_hubspot_contact(uow: UnitOfWork, link: CrmLink, contact_id: str) -> bool:

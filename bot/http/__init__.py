@@ -1,6 +1,7 @@
 """The HTTP front door: the aiohttp application, and what runs beside it from start to shutdown.
 
     POST /leads              new leads, signed (`bot.http.leads`)
+    POST /events             what became of leads: first touch, opportunity, won, lost (signed)
     POST /webhooks/hubspot   contacts HubSpot announces (`bot.http.hubspot`)
     POST /slack/events       Slack's events, actions and commands, handed to Bolt (HTTP mode)
     GET  /healthz, /metrics  whether the database answers; what Prometheus scrapes
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import ClientSession, web
@@ -24,10 +26,12 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from bot.bootstrap import App
 from bot.dashboard.routes import register as register_dashboard
 from bot.http.common import APP_KEY, MAX_BODY_BYTES, METRICS_KEY, error
+from bot.http.events import post_events
 from bot.http.hubspot import hubspot_webhook
 from bot.http.leads import post_leads
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.service.watchdog import summarise_backlog
+from routing.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +39,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_http_app(
-    app: App, *, metrics: Metrics, run_jobs: bool = False, connect_slack: bool = False
+    app: App,
+    *,
+    metrics: Metrics,
+    run_jobs: bool = False,
+    connect_slack: bool = False,
+    watch_policy: bool = False,
 ) -> web.Application:
     """The aiohttp application. With `run_jobs` (`leadrouter serve`), the scheduled jobs (the SLA
     watchdog, digests) run beside it from start-up to shutdown; with `connect_slack`, the link to
-    Slack is kept up in the background (the Socket Mode websocket), never delaying the start."""
+    Slack is kept up in the background (the Socket Mode websocket), never delaying the start;
+    with `watch_policy`, the policy file (`LEADROUTER_RULES`) and the active version are looked
+    at while it runs, and SIGHUP reads the file at once (`bot.live_policy`)."""
     http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_errors_middleware])
     http[APP_KEY] = app
     http[METRICS_KEY] = metrics
     http.router.add_post("/leads", post_leads)
+    http.router.add_post("/events", post_events)
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/metrics", metrics_text)
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
     register_dashboard(http, app, figures=app.figures)
+    if watch_policy:
+        http.cleanup_ctx.append(_keep_policy_live)  # first: what follows reads the policy
     if app.slack is not None:
         http.cleanup_ctx.append(_keep_slack_connections)
     if connect_slack and app.slack_link is not None:
@@ -140,8 +154,46 @@ async def _run_jobs(http: web.Application) -> AsyncIterator[None]:
     jobs = declare_jobs(app.policy, app.crm, app.settings.retention)
     metrics.watch_jobs(job.name for job in jobs)
     scheduler = start_scheduler(jobs, app.uow, failed=metrics.job_failed)
+
+    def declare_again(_before: Policy, policy: Policy) -> None:
+        # A new version of the policy has its own SLA check, digests and CRM polls.
+        jobs = declare_jobs(policy, app.crm, app.settings.retention)
+        metrics.watch_jobs(job.name for job in jobs)
+        scheduler.declare(jobs)
+
+    stop_declaring = app.live.on_switch(declare_again)
     yield
+    stop_declaring()
     await scheduler.stop()
+
+
+async def _keep_policy_live(http: web.Application) -> AsyncIterator[None]:
+    """The policy file activated if it is not the active version, then looked at (with the
+    active version) every LEADROUTER_POLICY_CHECK_SECONDS, and at once on SIGHUP."""
+    from bot.jobs import runner_name
+    from bot.live_policy import PolicyWatch
+
+    app = http[APP_KEY]
+    watch = PolicyWatch(
+        app.live,
+        app.uow,
+        app.settings.rules,
+        every_s=app.settings.policy_check_seconds,
+        runner=runner_name(),
+    )
+    try:
+        await watch.start()
+    except Exception:
+        # The file read at start serves all the same; the looks that follow try again.
+        log.exception("policy: the policy file could not be activated at start")
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, watch.wake)
+    task = asyncio.create_task(watch.run(), name="policy:watch")
+    yield
+    loop.remove_signal_handler(signal.SIGHUP)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # --- GET /healthz, GET /metrics --------------------------------------------------------------

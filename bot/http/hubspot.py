@@ -1,4 +1,5 @@
-"""`POST /webhooks/hubspot`: contacts HubSpot announces, queued to be fetched and routed."""
+"""`POST /webhooks/hubspot`: contacts HubSpot announces, queued to be fetched and routed, and
+changes of a contact's lifecycle stage or lead status, recorded as what became of its lead."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import time
 from aiohttp import web
 
 from bot.crm.base import is_hubspot_id
+from bot.crm.hubspot_outcomes import outcomes_of_property_changes
 from bot.http.common import APP_KEY, BadBody, decode_json, error, read_body, too_large
 from bot.service.crm import queue_crm_contacts
+from bot.service.outcomes import Reported, record_crm_events
 
 HUBSPOT_SKEW_MS = 5 * 60 * 1000
 HUBSPOT_SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
@@ -17,8 +20,12 @@ MAX_WEBHOOK_EVENTS = 1000
 
 
 async def hubspot_webhook(request: web.Request) -> web.Response:
-    """HubSpot's webhook: contact.creation events queue each contact to be fetched and routed.
-    Answers at once (HubSpot waits 5 seconds at most); other subscription types are ignored."""
+    """HubSpot's webhook: contact.creation events queue each contact to be fetched and routed;
+    contact.propertyChange events of `lifecyclestage` and `hs_lead_status` are recorded as the
+    outcome events they say (`bot.crm.hubspot_outcomes`), once each however often HubSpot sends
+    them. Answers at once (HubSpot waits 5 seconds at most); other events are ignored. The
+    answer counts contacts queued and repeated, events ignored, and, where the batch had any,
+    the outcome events it told (`events`)."""
     app = request.app[APP_KEY]
     secret = app.settings.hubspot_client_secret
     if secret is None or "hubspot" not in app.crm:
@@ -53,11 +60,14 @@ async def hubspot_webhook(request: web.Request) -> web.Response:
         if event.get("subscriptionType") == "contact.creation"
         and is_hubspot_id(str(event.get("objectId", "")))
     ]
-    queued = await queue_crm_contacts(app.uow, contacts)
-    ignored = len(events) - len(contacts)
-    return web.json_response(
-        {"queued": queued, "repeated": len(contacts) - queued, "ignored": ignored}
-    )
+    outcomes = outcomes_of_property_changes(events)
+    queued = await queue_crm_contacts(app.uow, contacts) if contacts else 0
+    if outcomes:
+        reports = [Reported(o.record_id, o.event, "hubspot", o.key, o.via) for o in outcomes]
+        await record_crm_events(app.uow, "hubspot", reports)
+    ignored = len(events) - len(contacts) - len(outcomes)
+    answer = {"queued": queued, "repeated": len(contacts) - queued, "ignored": ignored}
+    return web.json_response({**answer, "events": len(outcomes)} if outcomes else answer)
 
 
 def hubspot_signature_problem(

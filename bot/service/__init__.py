@@ -16,11 +16,17 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     offers         claim, reject, assign from the queue, reassign, a card Slack refused
     availability   out of office, back
     watchdog       the SLA sweep, reminders, the backlog summary at start
+    contact_sla    the contact SLA, from claim to first touch: started on the claim, looked at
+                   by the sweep (a miss told, and the lead moved where the policy says)
     digests        a manager's digest: queued once per tick, or read now
     crm            pages read from a CRM taken in, HubSpot's contacts queued, write-backs
+    outcomes       a lead's first touch, opportunity, won or lost, reported by a CRM or
+                   `POST /events`: each stored once, late or out of order
     accounts       accounts imported or synced
+    policies       policy versions activated or refused, listed, found; offers of departed reps
     requests       a Slack request acted on once
     retention      housekeeping rows pruned
+    replay         a policy tried on the leads of a window, writing nothing
     gauges         the backlogs `/metrics` shows
     report         the routing report: its stories and rollups brought up to date, a window's
                    report (`leadrouter report`, the dashboard)

@@ -17,8 +17,11 @@ class OutboxKind(StrEnum):
     HUBSPOT_CONTACT = "crm.take_contact.hubspot"  # a contact HubSpot announced: fetch and route
     REMINDER = "slack.reminder"  # half the SLA has passed: nudge the rep
     MANAGER_ALERT = "slack.manager_alert"  # the watchdog gave up on a lead: tell its manager
+    CONTACT_REMINDER = "slack.contact_reminder"  # half the contact SLA has passed: nudge the rep
+    CONTACT_MISSED = "slack.contact_missed"  # a claimed lead was not touched in time: a manager
     DIGEST = "slack.digest"  # a manager's scheduled digest
     BACKLOG = "slack.backlog"  # leads arrived while no Slack app ran: one word to a manager
+    POLICY_REFUSED = "slack.policy_refused"  # a policy file failed its checks: tell the managers
 
 
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
@@ -27,6 +30,10 @@ BACKLOG = "backlog"  # in a rep card's payload: queued where no card delivery ra
 
 # Audit kinds (beside "routed", "rerouted", "claimed", "rejected", "assigned" and the like).
 SLA_MISSED = "sla_missed"  # a rep let an offer's SLA lapse (data: rep, offer_id)
+# A rep let the contact SLA of a lead they claimed lapse (data: rep, offer_id, due_at, and
+# touched_at when the first touch came late)
+CONTACT_MISSED = "contact_missed"
 CARD_UNDELIVERABLE = "card_undeliverable"  # the rep's card could not be posted
+REP_LEFT_POLICY = "rep_left_policy"  # the policy activated has no such rep: their offer moved
 CRM_OWNER_SET = "crm_owner_set"  # the CRM record's owner is now the rep
 CRM_WRITE_FAILED = "crm_write_failed"  # the owner could not be written, and will not be

@@ -4,6 +4,7 @@ again. Each is one transaction; of any number of concurrent changes to one offer
 
 from __future__ import annotations
 
+from bot.service.contact_sla import start_clock
 from bot.service.errors import NotAllowed, ServiceError
 from bot.service.kinds import CARD_UNDELIVERABLE
 from bot.service.outbox_items import owner_write, settle_card
@@ -52,6 +53,7 @@ async def claim(uow: UnitOfWork, external_id: str, *, by: str) -> ClaimResult:
             holder = policy.rep_name(current.rep_id) if current is not None else "nobody"
             raise NotAllowed(f"lead {external_id} was moved meanwhile; it is with {holder} now")
         repo.set_lead_status(session=session, lead=row, status=LeadStatus.CLAIMED.value, now=now)
+        start_clock(tx, policy, row, offer, now)
         repo.add_audit(
             session=session,
             lead_id=row.id,
@@ -160,7 +162,7 @@ async def assign(uow: UnitOfWork, external_id: str, *, rep_id: str, by: str) -> 
         decision = assigned_by_hand(lead, policy=policy, rep=rep_id, by=by, now=now)
         world = tx.world(policy, [lead], now=now, reps=[rep_id])
         world.take(rep_id)
-        redecide(row, lead, decision, now)
+        redecide(row, lead, decision, now, policy)
         offers = repo.offers_of_lead(session=tx.session, lead_id=row.id or 0)
         reassignments = offers[-1].reassignments + 1 if offers else 0
         repo.add_audit(

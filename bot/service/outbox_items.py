@@ -13,6 +13,11 @@ from storage import repository as repo
 from storage.models import LeadRow, OfferRow
 
 
+def offer_card_key(offer_id: int) -> str:
+    """The outbox key of an offer's DM card: it is queued once, whatever retries."""
+    return f"offer-card:{offer_id}"
+
+
 def card_items(
     policy: Policy,
     decision: Decision,
@@ -29,7 +34,7 @@ def card_items(
     items = [
         repo.outbox_values(
             kind=OutboxKind.OFFER_CARD,
-            dedupe_key=f"offer-card:{offer_id}",
+            dedupe_key=offer_card_key(offer_id),
             payload={**payload, BACKLOG: True} if backlog else payload,
             now=now,
             lane=policy.slack_of(decision.rep),
@@ -49,11 +54,12 @@ def card_items(
     return items
 
 
-def settle_card(offer_id: int, now: datetime) -> dict[str, Any]:
-    """The offer was claimed or moved on: its card says so."""
+def settle_card(offer_id: int, now: datetime, *, again: str | None = None) -> dict[str, Any]:
+    """The offer was claimed or moved on: its card says so. `again` names a second change of
+    an offer already settled once (a claimed lead taken back: "uncontacted")."""
     return repo.outbox_values(
         kind=OutboxKind.SETTLE_CARD,
-        dedupe_key=f"settle-card:{offer_id}",
+        dedupe_key=f"settle-card:{offer_id}" + (f":{again}" if again else ""),
         payload={"offer_id": offer_id},
         now=now,
     )
@@ -108,6 +114,63 @@ def reminder(policy: Policy, offer_id: int, rep_id: str, now: datetime) -> dict[
         payload={"offer_id": offer_id},
         now=now,
         lane=policy.slack_of(rep_id),
+    )
+
+
+def contact_reminder(policy: Policy, offer_id: int, rep_id: str, now: datetime) -> dict[str, Any]:
+    """Half the contact SLA of a lead the rep claimed has passed, untouched: nudge them."""
+    return repo.outbox_values(
+        kind=OutboxKind.CONTACT_REMINDER,
+        dedupe_key=f"contact-reminder:{offer_id}",
+        payload={"offer_id": offer_id},
+        now=now,
+        lane=policy.slack_of(rep_id),
+    )
+
+
+def contact_missed_alerts(
+    policy: Policy, offer: OfferRow, now: datetime, *, touched_at: datetime | None, moved: bool
+) -> list[dict[str, Any]]:
+    """Tell the managers of the offer's team that its rep did not touch the lead in time
+    (`touched_at`: they did, late); `moved`: it was taken from them and routed again."""
+    due = offer.contact_due_at
+    payload = {
+        "offer_id": offer.id,
+        "lead_id": offer.lead_id,
+        "rep": offer.rep_id,
+        "due_at": due.isoformat() if due else None,
+        "touched_at": touched_at.isoformat() if touched_at else None,
+        "moved": moved,
+    }
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.CONTACT_MISSED,
+            dedupe_key=f"contact-missed:{offer.id}:{manager}",
+            payload={**payload, "manager": manager},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in managers_of(policy, offer.team)
+    ]
+
+
+def policy_refused(
+    serving: Policy, manager: str, *, version: str, source: str, problems: str, now: datetime
+) -> dict[str, Any]:
+    """A policy file failed its checks and `serving` goes on: tell a manager, once per version
+    refused (every replica that reads the file queues it under the same key)."""
+    return repo.outbox_values(
+        kind=OutboxKind.POLICY_REFUSED,
+        dedupe_key=f"policy-refused:{version}:{manager}",
+        payload={
+            "manager": manager,
+            "version": version,
+            "source": source,
+            "problems": problems,
+            "serving": serving.version,
+        },
+        now=now,
+        lane=serving.slack_of(manager),
     )
 
 

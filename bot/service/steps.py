@@ -1,9 +1,10 @@
 """Steps several use cases share inside their transaction: find a lead, answer with it, save
-what decisions say and queue what follows from them, move a lead on from its rep."""
+what decisions say and queue what follows from them, move a lead on from its rep (on its
+rep's word, or after a lapsed SLA)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,10 @@ from bot.service.kinds import OutboxKind
 from bot.service.outbox_items import card_items, owner_write, queue_post, settle_card
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import LeadView, Move, view_of, view_of_decision
-from routing.model import Outcome
+from bot.service.world import World
+from routing.decision import Decision
+from routing.model import Lead, Outcome
+from routing.overrides import queued_after_misses
 from routing.policy import Policy
 from routing.working_time import sla_deadline
 from storage import repository as repo
@@ -99,19 +103,57 @@ def record(
     return saved
 
 
-def excluded_reps(offers: Sequence[OfferRow], *, expired: int | None) -> dict[str, str]:
-    """Reps who must not get the lead again, and why (phrased to follow their name)."""
-    why = {
-        OfferStatus.REJECTED.value: "rejected this lead",
-        OfferStatus.REASSIGNED.value: "already had this lead",
-        OfferStatus.EXPIRED.value: "let this lead's SLA lapse",
-    }
+# Why a rep must not get a lead again, by the status their offer of it closed with (phrased
+# to follow their name, in the trace and the reason).
+_EXCLUDED_WHY = {
+    OfferStatus.REJECTED.value: "rejected this lead",
+    OfferStatus.REASSIGNED.value: "already had this lead",
+    OfferStatus.EXPIRED.value: "let this lead's SLA lapse",
+    OfferStatus.UNCONTACTED.value: "did not contact this lead in time",
+}
+# The offers a rep let lapse, which `sla.max_reassignments` counts.
+MISSED = (OfferStatus.EXPIRED.value, OfferStatus.UNCONTACTED.value)
+
+
+def excluded_reps(
+    offers: Sequence[OfferRow], *, closed_now: Mapping[int, str] | None = None
+) -> dict[str, str]:
+    """Reps who must not get the lead again, and why (phrased to follow their name).
+    `closed_now`: the status of offers closed in bulk in this transaction, whose rows still
+    show the status they were read with."""
     excluded: dict[str, str] = {}
     for offer in offers:
-        status = OfferStatus.EXPIRED.value if offer.id == expired else offer.status
-        if status in why:
-            excluded[offer.rep_id] = why[status]
+        status = (closed_now or {}).get(offer.id or 0, offer.status)
+        if status in _EXCLUDED_WHY:
+            excluded[offer.rep_id] = _EXCLUDED_WHY[status]
     return excluded
+
+
+def reroute_after_miss(
+    world: World,
+    policy: Policy,
+    lead: Lead,
+    offer: OfferRow,
+    history: Sequence[OfferRow],
+    *,
+    closed_as: OfferStatus,
+    now: datetime,
+) -> Decision:
+    """Where a lead goes once its rep let `offer`'s SLA lapse (`closed_as` EXPIRED: the claim
+    SLA; UNCONTACTED: the contact SLA): to the next rep who can take it, none of those who had
+    it before, or to the fallback queue once `sla.max_reassignments` lapses are exceeded.
+    `history` is every offer of the lead, `offer` among them; its rep's load is released."""
+    world.release(offer.rep_id)
+    earlier = [o for o in history if o.id != offer.id]
+    missed_by = [o.rep_id for o in earlier if o.status in MISSED]
+    missed_by.append(offer.rep_id)
+    if len(missed_by) > policy.sla.max_reassignments:
+        uncontacted = closed_as is OfferStatus.UNCONTACTED
+        return queued_after_misses(
+            lead, policy=policy, missed_by=missed_by, uncontacted=uncontacted
+        )
+    excluded = excluded_reps([*earlier, offer], closed_now={offer.id or 0: closed_as.value})
+    return world.route(lead, now, excluded=excluded)
 
 
 def move(
@@ -138,7 +180,7 @@ def move(
     if not changed:
         raise repo.Conflict(f"offer {offer.id} changed meanwhile")
     offers = repo.offers_of_lead(session=tx.session, lead_id=row.id or 0)
-    excluded = excluded_reps(offers, expired=None)
+    excluded = excluded_reps(offers)
     tx.queue([settle_card(offer.id or 0, now)])
     repo.add_audit(
         session=tx.session,
@@ -155,7 +197,7 @@ def move(
     world.release(offer.rep_id)
     decision = world.route(lead, now, excluded=excluded)
     reassignments = offer.reassignments + (1 if to_status is OfferStatus.REASSIGNED else 0)
-    redecide(row, lead, decision, now)
+    redecide(row, lead, decision, now, policy)
     assert row.id is not None
     saved = record(
         uow,

@@ -59,6 +59,7 @@ class Tally:
     state_conflicts: int = 0
     lock_wait_seconds: float = 0.0
     sla_misses: int = 0  # offers the sweep found past their SLA, unclaimed
+    contact_misses: int = 0  # claimed leads the sweep found untouched by their contact SLA
 
 
 @dataclass

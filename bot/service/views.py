@@ -62,9 +62,14 @@ class Move:
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     expired: int = 0  # offers found past their deadline
-    reassigned: int = 0  # of those, leads offered to another rep
-    queued: int = 0  # of those, leads sent to the queue (no rep left, or too many misses)
+    # leads the watchdog offered to another rep, or sent to the queue (no rep left, or too
+    # many misses): those it found past their deadline, and those untouched past their contact
+    # SLA where the policy moves them
+    reassigned: int = 0
+    queued: int = 0
     reminded: int = 0  # reminders queued at half the SLA
+    contact_missed: int = 0  # claimed leads found not touched (or touched late) by their deadline
+    contact_reminded: int = 0  # reminders queued at half the contact SLA
 
     def __add__(self, other: SweepResult) -> SweepResult:
         return SweepResult(
@@ -72,6 +77,8 @@ class SweepResult:
             self.reassigned + other.reassigned,
             self.queued + other.queued,
             self.reminded + other.reminded,
+            self.contact_missed + other.contact_missed,
+            self.contact_reminded + other.contact_reminded,
         )
 
 

@@ -1,5 +1,6 @@
-"""The SLA watchdog: offers left unclaimed past their deadline move on, reps are reminded at half
-their SLA, and at start the managers hear once of leads that arrived while no Slack app ran."""
+"""The SLA watchdog: offers left unclaimed past their deadline move on, claimed leads untouched
+past their contact SLA are looked at (`contact_sla`), reps are reminded at half of either, and at
+start the managers hear once of leads that arrived while no Slack app ran."""
 
 from __future__ import annotations
 
@@ -8,15 +9,14 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from bot.service.contact_sla import sweep_contacts
 from bot.service.kinds import BACKLOG, SLA_MISSED, OutboxKind
 from bot.service.outbox_items import manager_alerts, managers_of, reminder, settle_card
-from bot.service.steps import excluded_reps, record
+from bot.service.steps import record, reroute_after_miss
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import SweepResult
-from routing.decision import Decision
 from routing.durations import format_duration
 from routing.model import Outcome
-from routing.overrides import queued_after_misses
 from storage import repository as repo
 from storage.decisions import Decided, lead_of, redecide
 from storage.models import AuditEventRow, OfferStatus
@@ -28,9 +28,10 @@ BACKLOG_RECENT = timedelta(minutes=5)  # see `summarise_backlog`
 
 
 async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
-    """Reassign every offer past its deadline and still unclaimed, then queue the reminders
-    that are due. Batch by batch, each its own transaction: a sweep cut short (a restart)
-    leaves whole batches done and the rest for the next sweep, never half a reassignment."""
+    """Reassign every offer past its deadline and still unclaimed, look at every claimed lead
+    whose contact SLA is due (`contact_sla`), then queue the reminders that are due. Batch by
+    batch, each its own transaction: a sweep cut short (a restart) leaves whole batches done
+    and the rest for the next sweep, never half a reassignment."""
     total = SweepResult()
     while True:
         done = await uow.routing(lambda tx: _sweep_batch(uow, tx, batch), "the SLA sweep")
@@ -38,6 +39,7 @@ async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
         uow.tally.sla_misses += done.expired
         if done.expired < batch:
             break
+    total = total + await sweep_contacts(uow, batch)
     return total + SweepResult(reminded=await _queue_reminders(uow, batch))
 
 
@@ -66,10 +68,6 @@ def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:
     result = SweepResult(expired=len(overdue))
     for offer in overdue:
         row, lead = rows[offer.lead_id], leads[offer.lead_id]
-        world.release(offer.rep_id)
-        earlier = [o for o in history.get(offer.lead_id, []) if o.id != offer.id]
-        missed_by = [o.rep_id for o in earlier if o.status == OfferStatus.EXPIRED.value]
-        missed_by.append(offer.rep_id)
         allowed = offer.sla_seconds or int(
             ((offer.sla_due_at or now) - offer.offered_at).total_seconds()
         )
@@ -84,18 +82,21 @@ def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:
                 "data": {"rep": offer.rep_id, "offer_id": offer.id},
             }
         )
-        decision: Decision
-        if len(missed_by) > policy.sla.max_reassignments:
-            decision = queued_after_misses(lead, policy=policy, missed_by=missed_by)
-        else:
-            excluded = excluded_reps([*earlier, offer], expired=offer.id)
-            decision = world.route(lead, now, excluded=excluded)
+        decision = reroute_after_miss(
+            world,
+            policy,
+            lead,
+            offer,
+            history.get(offer.lead_id, []),
+            closed_as=OfferStatus.EXPIRED,
+            now=now,
+        )
         if decision.outcome is Outcome.QUEUED:
             result = result + SweepResult(queued=1)
             alerts.extend(manager_alerts(policy, offer, row, now))
         else:
             result = result + SweepResult(reassigned=1)
-        redecide(row, lead, decision, now)
+        redecide(row, lead, decision, now, policy)
         decided.append(Decided(row.id or 0, row.external_id, decision, offer.reassignments + 1))
     repo.insert_rows(session=session, table=AuditEventRow, rows=audits)
     tx.queue([*(settle_card(offer_id, now) for offer_id in offer_ids), *alerts])

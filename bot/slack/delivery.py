@@ -26,16 +26,19 @@ from bot.card import sla_deadlines
 from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
+from bot.service.cards import PostedCard, card_still_queued, record_posted
 from bot.service.digests import load_digest
 from bot.service.kinds import OutboxKind
 from bot.slack import posting
 from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, escape, said, who
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
-from bot.slack.digest import backlog_summary, digest_message
+from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
+from bot.slack.digest import backlog_summary, digest_message, policy_refused_message
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
-from storage import repository as repo
+from routing.policy_version import short_version
+from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +49,14 @@ SLACK_KINDS = (
     OutboxKind.QUEUE_POST,
     OutboxKind.REMINDER,
     OutboxKind.MANAGER_ALERT,
+    OutboxKind.CONTACT_REMINDER,
+    OutboxKind.CONTACT_MISSED,
     OutboxKind.DIGEST,
     OutboxKind.BACKLOG,
+    OutboxKind.POLICY_REFUSED,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
-
-
-@dataclass(frozen=True, slots=True)
-class PostedCard:
-    """A card Slack accepted, as it is to be recorded on its offer."""
-
-    offer_id: int
-    team_copy: bool
-    channel: str
-    ts: str
-    posted_at: datetime | None = None  # DM cards: the SLA runs from here
-    sla_due_at: datetime | None = None
-    remind_at: datetime | None = None
 
 
 Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
@@ -96,10 +89,16 @@ class CardDelivery(OutboxWorker):
             await self._remind(attempt, int(payload["offer_id"]))
         elif kind == OutboxKind.MANAGER_ALERT:
             await self._alert_manager(attempt, payload)
+        elif kind == OutboxKind.CONTACT_REMINDER:
+            await self._remind_to_contact(attempt, int(payload["offer_id"]))
+        elif kind == OutboxKind.CONTACT_MISSED:
+            await self._alert_contact_missed(attempt, payload)
         elif kind == OutboxKind.DIGEST:
             await self._post_digest(attempt, payload)
         elif kind == OutboxKind.BACKLOG:
             await self._post_backlog(attempt, payload)
+        elif kind == OutboxKind.POLICY_REFUSED:
+            await self._tell_policy_refused(attempt, payload)
 
     def finished(
         self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -108,17 +107,7 @@ class CardDelivery(OutboxWorker):
         card = attempt.notes.get("card")
         if not isinstance(card, PostedCard):
             return
-        first = repo.record_card_posted(
-            session=session,
-            offer_id=card.offer_id,
-            team_copy=card.team_copy,
-            channel=card.channel,
-            ts=card.ts,
-            posted_at=card.posted_at,
-            sla_due_at=card.sla_due_at,
-            remind_at=card.remind_at,
-        )
-        if not first:
+        if not record_posted(session, card):
             attempt.notes["duplicate"] = card
 
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
@@ -182,13 +171,8 @@ class CardDelivery(OutboxWorker):
         card = await self.reader.offer_card(offer_id)
         if card is None or card.settled is None:
             return
-        if card.message_ts is None:
-            async with self.db.reading() as session:
-                waiting = await repo.outbox_pending(
-                    session=session, dedupe_key=f"offer-card:{offer_id}"
-                )
-            if waiting:
-                raise Retry("the card itself is not posted yet")
+        if card.message_ts is None and await card_still_queued(self.db, offer_id):
+            raise Retry("the card itself is not posted yet")
         view, status = self._view(card), said(card.settled.words(), self.policy())
         moved = card.settled.moved
         for channel, ts, team in (
@@ -240,6 +224,39 @@ class CardDelivery(OutboxWorker):
         await self._post(attempt, slack_id, message)
         _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
 
+    async def _remind_to_contact(self, attempt: Attempt, offer_id: int) -> None:
+        """Half the contact SLA has gone untouched: a nudge in the thread of the claimed card."""
+        card = await self.reader.offer_card(offer_id)
+        if card is None or card.status != OfferStatus.CLAIMED.value:
+            return  # taken from the rep meanwhile: nothing to remind of
+        channel = card.channel or card.rep_slack or await self._slack_id(card.rep)
+        message = contact_reminder(self._view(card), card.contact_due_at)
+        await self._post(attempt, channel, message, thread_ts=card.message_ts)
+        _delivered(attempt, card.lead_id, f"contact reminder posted to {card.rep}")
+
+    async def _alert_contact_missed(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """A claimed lead was not touched in time: a manager hears of it in a DM, with where
+        the lead is now (and Assign, if it waits in a queue)."""
+        manager = str(payload["manager"])
+        slack_id = await self._slack_id(manager)
+        card = await self.reader.offer_card(int(payload["offer_id"]))
+        if card is None:
+            return
+        policy = self.policy()
+        settled = card.settled if card.status == OfferStatus.UNCONTACTED.value else None
+        touched = payload.get("touched_at")
+        due = payload.get("due_at")
+        miss = ContactMiss(
+            rep=who(policy, card.rep),
+            due_at=datetime.fromisoformat(due) if due else None,
+            touched_at=datetime.fromisoformat(touched) if touched else None,
+            holder=who(policy, settled.holder) if settled and settled.holder else None,
+            queue=(settled.queue or "unmatched") if settled and not settled.holder else None,
+        )
+        view = CardView(lead_id=card.lead_id, content=card.content)
+        await self._post(attempt, slack_id, contact_missed_alert(view, miss, assignees_of(policy)))
+        _delivered(attempt, card.lead_id, f"manager {manager} told of a missed contact SLA")
+
     async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         manager_id = str(payload["manager"])
         policy = self.policy()
@@ -267,6 +284,19 @@ class CardDelivery(OutboxWorker):
         since = datetime.fromisoformat(payload["since"])
         await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
         _delivered(attempt, None, f"backlog of {payload['leads']} told to {payload['manager']}")
+
+    async def _tell_policy_refused(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """A policy file failed its checks: its problems, to a manager in a DM."""
+        manager = str(payload["manager"])
+        slack_id = await self._slack_id(manager)
+        message = policy_refused_message(
+            str(payload["source"]),
+            short_version(payload["version"]),
+            short_version(payload.get("serving")),
+            str(payload["problems"]),
+        )
+        await self._post(attempt, slack_id, message)
+        _delivered(attempt, None, f"manager {manager} told of the policy refused")
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for

@@ -1,4 +1,5 @@
-"""A manager's digest as a Slack message, and the one word on a backlog that arrived offline.
+"""A manager's digest as a Slack message, the one word on a backlog that arrived offline, and the
+word on a policy file refused.
 
 The period in the header is written in the manager's own time zone, not as a Slack date: a header
 block is plain text, where Slack's `<!date^...>` tokens do not render, and the period starts at the
@@ -93,6 +94,19 @@ def backlog_summary(leads: int, since: datetime, reps: Mapping[str, int]) -> Mes
         MAX_TEXT,
     )
     return Message(text=text, blocks=[_section(text).to_dict()])
+
+
+def policy_refused_message(source: str, refused: str, serving: str, problems: str) -> Message:
+    """A policy file failed its checks: which, the version that goes on serving, and every
+    problem as `leadrouter check` words it, so whoever fixes it need not look for the log."""
+    head = (
+        f"*The policy file {escape(source)} was not activated*: it fails its checks "
+        f"(version {refused}). Version {serving} goes on serving. Fix these and save it again "
+        "(`leadrouter check` runs the same checks):"
+    )
+    listed = clip(problems, MAX_TEXT - 10 - len(head))
+    text = f"{head}\n```{escape(listed)}```"
+    return Message(text=clip(text, MAX_TEXT), blocks=[_section(text).to_dict()])
 
 
 def period_start(since: datetime, now: datetime, tz: ZoneInfo) -> str:

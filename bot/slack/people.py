@@ -2,9 +2,10 @@
 alone, the member id Slack has for that address (`users.lookupByEmail`), remembered.
 
 Everything that reads the policy in a process with Slack reads `SlackPeople.policy()`: the
-policy as loaded, with the ids found so far filled in. So a card, a mention, the lane a post is
-paced in and the person behind a click all see a rep found by e-mail as if the admin had copied
-their member id into the file.
+policy serving now (`base()`), with the ids found so far filled in. So a card, a mention, the lane
+a post is paced in and the person behind a click all see a rep found by e-mail as if the admin
+had copied their member id into the file. The ids are kept by person id, so a new version of the
+policy keeps those of the people it still has.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from slack_sdk.errors import SlackApiError
@@ -29,17 +31,19 @@ WHO_IS_TIMEOUT_S = 2.0
 
 @dataclass
 class SlackPeople:
-    base: Policy
+    base: Callable[[], Policy]  # the policy serving now
     client: AsyncWebClient
     _found: dict[str, str] = field(default_factory=dict)  # person id -> member id
     _missing: dict[str, float] = field(default_factory=dict)  # e-mail -> when Slack said none
     _strangers: dict[str, float] = field(default_factory=dict)  # member id -> when not ours
     _policy: Policy | None = None
+    _made_from: Policy | None = None  # the policy `_policy` was made from
 
     def policy(self) -> Policy:
         """The policy with every member id found so far filled in."""
-        if self._policy is None:
-            self._policy = _with_ids(self.base, self._found)
+        base = self.base()
+        if self._policy is None or self._made_from is not base:
+            self._policy, self._made_from = _with_ids(base, self._found), base
         return self._policy
 
     def unknown(self) -> list[Rep | Manager]:

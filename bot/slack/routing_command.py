@@ -77,6 +77,14 @@ async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
             "CRM id; a manager can look up any lead)."
         )
     lines = [f"```{blocks.escape(story.explanation)}```"]
+    decided_by = story.decided_by
+    if decided_by is not None:
+        activated = ""
+        if decided_by.activated_at is not None:
+            activated = f", activated {blocks.slack_date(decided_by.activated_at)}"
+            if decided_by.activated_by:
+                activated += f" by {blocks.escape(decided_by.activated_by)}"
+        lines.append(f"_Policy version `{decided_by.version}`{activated}_")
     if story.events:
         lines.append("*Since then*")
         lines.extend(

@@ -6,20 +6,23 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 `AsyncSession.run_sync`. The rest, read by coroutines only, take the `AsyncSession` itself.
 
     routing_state  what a decision needs: loads, absences, rotations, candidate accounts, people
-    leads          leads by external id or id, stored in bulk; the queue
+    leads          leads by external id, id or CRM record, stored in bulk; the queue
+    outcomes       a lead's outcome events (first touch, opportunity, won, lost), stored once
     offers         offers and their changes; the watchdog's overdue offers and reminders
+    contact_sla    a claimed offer's contact SLA: started, looked at once lapsed, reminded
     outbox         side effects queued, leased, ended; lanes
     accounts       accounts and their name keys
     runs           job runs, CRM cursors, request keys
     audit          the audit trail
     report         the routing report's stories, and how far they are up to date
     rollups        the report's days and weeks of arrivals, with their tallies
+    policies       policy versions and which one is active
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
 from __future__ import annotations
 
-from storage.repository.accounts import upsert_accounts
+from storage.repository.accounts import all_accounts, upsert_accounts
 from storage.repository.audit import add_audit, audits_by_rep, lead_audits
 from storage.repository.common import (
     AlreadyQueued,
@@ -28,11 +31,21 @@ from storage.repository.common import (
     insert_rows,
     repeated_external_id,
 )
+from storage.repository.contact_sla import (
+    clear_contact_reminders,
+    contact_work_due,
+    due_contact_reminders,
+    lapsed_contact_clocks,
+    start_contact_clock,
+    stop_contact_clocks,
+)
 from storage.repository.leads import (
     find_lead,
     find_leads,
     insert_leads,
     lead_by_id,
+    lead_ids,
+    lead_ids_of_crm_records,
     leads_by_id,
     queued_leads,
     read_again,
@@ -54,6 +67,7 @@ from storage.repository.offers import (
     offers_of_leads,
     overdue_offers,
     record_card_posted,
+    reps_with_unclaimed_offers,
     unclaimed_offers_of_rep,
 )
 from storage.repository.outbox import (
@@ -70,6 +84,24 @@ from storage.repository.outbox import (
     pace_lane,
     queue_outbox_once,
     renew_outbox,
+)
+from storage.repository.outcomes import (
+    first_touch_at,
+    first_touches,
+    insert_lead_events,
+    lead_event_values,
+    lead_events,
+    outcome_event,
+)
+from storage.repository.policies import (
+    ActivatedMeanwhile,
+    active_policy_version,
+    latest_activation,
+    policy_activations,
+    policy_version,
+    policy_versions_starting,
+    record_activation,
+    store_policy_version,
 )
 from storage.repository.report import (
     Cursor,
@@ -123,6 +155,7 @@ from storage.repository.runs import (
 
 __all__ = [
     "UNSURE",
+    "ActivatedMeanwhile",
     "AlreadyQueued",
     "Candidates",
     "Claimed",
@@ -133,14 +166,18 @@ __all__ = [
     "StateChanged",
     "TeamStates",
     "WeekState",
+    "active_policy_version",
     "add_audit",
+    "all_accounts",
     "arrival_day",
     "audits_by_rep",
     "candidate_accounts",
     "change_offer_status",
     "claim_outbox",
+    "clear_contact_reminders",
     "clear_reminders",
     "close_offers",
+    "contact_work_due",
     "count_open_leads",
     "count_open_leads_many",
     "count_open_offers",
@@ -151,18 +188,29 @@ __all__ = [
     "day_states",
     "days_of_week",
     "days_to_roll_up",
+    "due_contact_reminders",
     "due_reminders",
     "find_lead",
     "find_leads",
     "finish_outbox",
+    "first_touch_at",
+    "first_touches",
+    "from storage.repository.outcomes import (",
+    "insert_lead_events",
     "insert_leads",
     "insert_offers",
     "insert_outbox",
     "insert_rows",
     "lane_free_at",
+    "lapsed_contact_clocks",
     "last_job_runs",
+    "latest_activation",
     "lead_audits",
     "lead_by_id",
+    "lead_event_values",
+    "lead_events",
+    "lead_ids",
+    "lead_ids_of_crm_records",
     "leads_by_id",
     "leads_changed_since",
     "load_rep_states",
@@ -179,19 +227,25 @@ __all__ = [
     "outbox_items_since",
     "outbox_pending",
     "outbox_values",
+    "outcome_event",
     "overdue_offers",
     "pace_lane",
+    "policy_activations",
+    "policy_version",
+    "policy_versions_starting",
     "previous_job_run",
     "queue_outbox_once",
     "queued_leads",
     "read_again",
     "read_rep_states",
+    "record_activation",
     "record_card_posted",
     "remember_request",
     "renew_outbox",
     "repeated_external_id",
     "report_cursor",
     "reps_holding_accounts",
+    "reps_with_unclaimed_offers",
     "rollup_tallies",
     "save_day_rollups",
     "save_stories",
@@ -199,6 +253,9 @@ __all__ = [
     "save_week_rollups",
     "set_away",
     "set_lead_status",
+    "start_contact_clock",
+    "stop_contact_clocks",
+    "store_policy_version",
     "stored_crm_ids",
     "stored_stories",
     "stories_between",

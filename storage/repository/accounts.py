@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -63,3 +64,19 @@ def upsert_accounts(
         ],
     )
     return len(accounts) - len(existing), len(existing)
+
+
+async def all_accounts(*, session: AsyncSession) -> list[Account]:
+    """Every stored account, as `candidate_accounts` reads them for intake."""
+    rows = await session.execute(
+        select(
+            col(AccountRow.id),
+            col(AccountRow.name),
+            col(AccountRow.domain),
+            col(AccountRow.owner_rep),
+            col(AccountRow.tier),
+            col(AccountRow.country),
+            col(AccountRow.state),
+        )
+    )
+    return [Account(*row) for row in rows]

@@ -124,3 +124,30 @@ async def stored_crm_ids(
         )
         stored.update(crm_id for (crm_id,) in rows.all() if crm_id is not None)
     return stored
+
+
+def lead_ids(*, session: Session, external_ids: Iterable[str]) -> dict[str, int]:
+    """The database id of each of these leads that is stored, by external id."""
+    found: dict[str, int] = {}
+    for chunk in chunks(set(external_ids)):
+        rows = session.execute(
+            select(LEADS.c.external_id, LEADS.c.id).where(LEADS.c.external_id.in_(chunk))
+        )
+        found.update((external_id, lead_id) for external_id, lead_id in rows.all())
+    return found
+
+
+def lead_ids_of_crm_records(
+    *, session: Session, crm_system: str, crm_ids: Iterable[str]
+) -> dict[str, list[int]]:
+    """The leads that arrived as each of these CRM records (nearly always one), by record id."""
+    found: dict[str, list[int]] = {}
+    for chunk in chunks(set(crm_ids)):
+        rows = session.execute(
+            select(LEADS.c.crm_id, LEADS.c.id)
+            .where(LEADS.c.crm_system == crm_system, LEADS.c.crm_id.in_(chunk))
+            .order_by(LEADS.c.id)
+        )
+        for crm_id, lead_id in rows.all():
+            found.setdefault(crm_id, []).append(lead_id)
+    return found

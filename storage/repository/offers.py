@@ -50,6 +50,16 @@ async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequ
     return result.scalars().all()
 
 
+async def reps_with_unclaimed_offers(*, session: AsyncSession) -> set[str]:
+    """Every rep holding an offer not claimed yet."""
+    result = await session.execute(
+        select(col(OfferRow.rep_id))
+        .where(col(OfferRow.status) == OfferStatus.OFFERED.value)
+        .distinct()
+    )
+    return set(result.scalars().all())
+
+
 async def offers_by_id(*, session: AsyncSession, ids: Iterable[int]) -> dict[int, OfferRow]:
     found: dict[int, OfferRow] = {}
     for chunk in id_chunks(ids):
@@ -90,14 +100,20 @@ def overdue_offers(*, session: Session, now: datetime, limit: int) -> Sequence[O
 
 
 def close_offers(
-    *, session: Session, offer_ids: Sequence[int], to_status: str, now: datetime
+    *,
+    session: Session,
+    offer_ids: Sequence[int],
+    to_status: str,
+    now: datetime,
+    from_status: str = OfferStatus.OFFERED.value,
 ) -> int:
-    """Compare-and-set many open offers to `to_status` at once; how many were still open."""
+    """Compare-and-set many offers from `from_status` to `to_status` at once; how many were
+    still in `from_status`."""
     changed = 0
     for chunk in id_chunks(offer_ids):
         result = session.execute(
             update(OfferRow)
-            .where(col(OfferRow.id).in_(chunk), col(OfferRow.status) == OfferStatus.OFFERED.value)
+            .where(col(OfferRow.id).in_(chunk), col(OfferRow.status) == from_status)
             .values(status=to_status, closed_at=now, remind_at=None)
             .execution_options(synchronize_session=False)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -58,12 +58,15 @@ _ACCOUNT_COLUMNS = (
 
 # Two narrow reads rather than one wide one: every rep with open leads is a row of the first,
 # and only the few away carry the columns (dates) that need processing.
-_OPEN_LOADS = select(REPS.c.rep_id, REPS.c.open_count).where(REPS.c.open_count != 0)
-
-
-_AWAY = select(REPS.c.rep_id, REPS.c.away_since, REPS.c.away_until, REPS.c.away_reason).where(
-    REPS.c.away
-)
+# Every rep with open leads or away, in one statement: a routing transaction reads both.
+_REP_STATES = select(
+    REPS.c.rep_id,
+    REPS.c.open_count,
+    REPS.c.away,
+    REPS.c.away_since,
+    REPS.c.away_until,
+    REPS.c.away_reason,
+).where(or_(REPS.c.open_count != 0, REPS.c.away))
 
 
 _TEAM_STATES = select(TEAMS.c.team, TEAMS.c.last_rep, TEAMS.c.current, TEAMS.c.version)
@@ -140,11 +143,13 @@ _ROTATE_TEAM = (
 
 
 def load_rep_states(*, session: Session) -> RepStates:
-    loads: dict[str, int] = dict(session.execute(_OPEN_LOADS).all())
-    away = {
-        rep_id: OutOfOffice(until=until, reason=reason, since=since)
-        for rep_id, since, until, reason in session.execute(_AWAY)
-    }
+    loads: dict[str, int] = {}
+    away: dict[str, OutOfOffice] = {}
+    for rep_id, open_count, is_away, since, until, reason in session.execute(_REP_STATES):
+        if open_count:
+            loads[rep_id] = open_count
+        if is_away:
+            away[rep_id] = OutOfOffice(until=until, reason=reason, since=since)
     return RepStates(loads, away)
 
 
@@ -180,12 +185,22 @@ def candidate_accounts(
     *, session: Session, lookups: Sequence[tuple[str | None, str | None]]
 ) -> Candidates:
     """For leads given as (registrable domain, company name): the accounts on their domains, and
-    the accounts of the blocking keys `AccountIndex` would score for each (`choose_keys`).
+    for each lead not on one of those, the accounts of the blocking keys `AccountIndex` would
+    score for its name (`choose_keys`).
     An index of just these, told the true key sizes, matches like an index of every account."""
     domains = {domain for domain, _ in lookups if domain}
+    found: dict[str, Account] = {}
+    for chunk in chunks(domains):
+        rows = session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
+        found.update((row[0], Account(*row)) for row in rows)
+    # A lead on an account's domain matches it outright (`AccountIndex.lookup`): its name is
+    # never scored, so its name's accounts need not be read (two statements fewer for it).
+    on_accounts = {account.domain for account in found.values()}
     keys_of = [
-        name_blocking_keys(company_key(company)) if company else frozenset()
-        for _, company in lookups
+        name_blocking_keys(company_key(company))
+        if company and domain not in on_accounts
+        else frozenset()
+        for domain, company in lookups
     ]
     sizes: dict[str, int] = {}
     for chunk in chunks(frozenset().union(*keys_of)):
@@ -193,10 +208,6 @@ def candidate_accounts(
     chosen: set[str] = set()
     for keys in keys_of:
         chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
-    found: dict[str, Account] = {}
-    for chunk in chunks(domains):
-        rows = session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
-        found.update((row[0], Account(*row)) for row in rows)
     for chunk in chunks(chosen):
         rows = session.execute(_ACCOUNTS_OF_KEYS, {"keys": chunk})
         found.update((row[0], Account(*row)) for row in rows)

@@ -180,6 +180,27 @@ def test_leadrouter_jobs_lists_each_job_with_its_next_run(tmp_path: Path) -> Non
     assert next_run.hour in (20, 21)
 
 
+async def test_a_new_policy_version_declares_its_jobs_and_leaves_the_others_running() -> None:
+    scheduler = start_scheduler(declare_jobs(parse_policy(POLICY)), uow=None)  # type: ignore[arg-type]
+    try:
+        sweep = scheduler.declared["sla-sweep"]
+        changed = POLICY.replace('"30 16 * * fri"', '"0 8 * * mon"').replace(
+            '  - {id: mia, name: Mia Moss, timezone: Europe/Berlin, digest: "0 9 * * 1-5"}\n',
+            "  - {id: mia, name: Mia Moss, timezone: Europe/Berlin}\n"
+            '  - {id: pia, name: Pia Park, digest: "0 10 * * *"}\n',
+        )
+        assert changed != POLICY
+
+        scheduler.declare(declare_jobs(parse_policy(changed)))
+
+        after = {job.id: job for job in scheduler.apscheduler.get_jobs()}
+        assert set(after) == {"sla-sweep", "report", "digest:ned", "digest:pia"}
+        assert scheduler.declared["sla-sweep"] is sweep  # undisturbed, not scheduled afresh
+        assert "0 8 * * mon" in scheduler.declared["digest:ned"].what
+    finally:
+        await scheduler.stop()
+
+
 def test_the_report_is_brought_up_to_date_every_minute_and_at_start() -> None:
     jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY))}
 

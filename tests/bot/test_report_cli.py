@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from routing.policy_version import short_version, version_of
 from routing.report import COLUMNS
 from tests.pg import PostgresServer
 
@@ -88,12 +89,13 @@ def test_the_table_names_each_group_then_fairness_and_data_health(database: str)
     assert "too few to go by" in stdout
 
 
-def test_policy_version_groups_every_lead_as_unversioned(database: str) -> None:
+def test_policy_version_groups_leads_by_the_version_that_decided_them(database: str) -> None:
     code, stdout, stderr = run(database, "report", "--json", "--by", "policy_version")
 
     assert code == 0, stderr
     (line,) = [json.loads(text) for text in stdout.splitlines()]
-    assert (line["group"], line["leads"]) == ("unversioned", 50)
+    version = short_version(version_of(Path(POLICY).read_text(encoding="utf-8")))
+    assert (line["group"], line["leads"]) == (version, 50)
 
 
 def test_an_empty_window_says_so_and_prints_no_group(database: str) -> None:

@@ -31,7 +31,9 @@ async def fake() -> AsyncIterator[FakeHubSpot]:
 
 def crm_for(fake: FakeHubSpot, *, token: str = TOKEN, tier: str | None = "tier") -> HubSpotCrm:
     return HubSpotCrm(
-        client(access_token=token, api_url=fake.url, concurrency=4), tier_property=tier
+        client(access_token=token, api_url=fake.url, concurrency=4),
+        tier_property=tier,
+        search_interval_s=0,  # the fake takes searches as fast as they come
     )
 
 

@@ -2,20 +2,22 @@
 
 It answers the calls leadrouter makes, in the paths and JSON shapes HubSpot uses (as the client's
 generated models read them): owners (`GET /crm/v3/owners/`, paged by `after`, filtered by
-`email`), one contact (`GET` and `PATCH /crm/v3/objects/contacts/{id}`) and the company search
-(`POST /crm/v3/objects/companies/search`, filtered and sorted on `hs_lastmodifieddate`, paged,
-refusing to page past HubSpot's 10,000-result window). Errors carry HubSpot's error body
-(`status`, `message`, `correlationId`, `category`).
+`email`), one contact (`GET` and `PATCH /crm/v3/objects/contacts/{id}`), the search of
+companies, calls, e-mails, meetings and deals (`POST /crm/v3/objects/{type}/search`, filtered
+and sorted on their properties, paged, refusing to page past HubSpot's 10,000-result window),
+and the contacts each of a batch of those is associated with (`POST
+/crm/v4/associations/{type}/contacts/batch/read`: 207 with an error for each one that has
+none). Errors carry HubSpot's error body (`status`, `message`, `correlationId`, `category`).
 
 Point the client at `url` (`bot.crm.hubspot.client(access_token=..., api_url=fake.url, ...)`).
 The fake runs on the test's event loop and the client is synchronous, so call the client from a
 thread (`asyncio.to_thread`, or `CrmCalls`).
 
 It records every request (`requests`: method, path, query, arrival time, status), and can be
-made slow (`latency_s`), made to fail (`fail_next`), or made to rate-limit every Nth request
-(`rate_limit_every`, `retry_after_s`). `retry_after_violations` counts the requests that arrived
-while a Retry-After it sent was still running (after a 50 ms grace for requests the client had
-already sent before it could have read the 429).
+made slow (`latency_s`), made to fail (`fail_next`, `fail_after`), or made to rate-limit every
+Nth request (`rate_limit_every`, `retry_after_s`). `retry_after_violations` counts the requests
+that arrived while a Retry-After it sent was still running (after a 50 ms grace for requests the
+client had already sent before it could have read the 429).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ DEFAULT_CONTACT_PROPERTIES = (
     "lastmodifieddate",
 )
 DEFAULT_COMPANY_PROPERTIES = ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name")
+DEFAULT_PROPERTIES = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
+# What a search of each object type searches, beside companies; and the association type id
+# HubSpot gives each object's link to a contact.
+OBJECT_TYPES = ("calls", "emails", "meetings", "deals")
+CONTACT_ASSOCIATION = {"calls": 194, "emails": 198, "meetings": 200, "deals": 3}
 
 Json = dict[str, Any]
 
@@ -165,9 +172,13 @@ class FakeHubSpot:
         self.owners: dict[str, Owner] = {}
         self.contacts: dict[str, CrmObject] = {}
         self.companies: dict[str, CrmObject] = {}
+        self.objects: dict[str, dict[str, CrmObject]] = {kind: {} for kind in OBJECT_TYPES}
+        # object type -> object id -> the contacts it is associated with
+        self.associations: dict[str, dict[str, list[str]]] = {kind: {} for kind in OBJECT_TYPES}
         self.requests: list[Request] = []
         self.patches: list[tuple[str, dict[str, Any]]] = []  # (contact id, properties)
         self.failures: deque[Failure] = deque()
+        self.failures_at: dict[int, Failure] = {}  # by the number of the request to refuse
         self.retry_windows: list[RetryWindow] = []
         self.violations: list[Request] = []
         self.in_flight = 0
@@ -187,7 +198,10 @@ class FakeHubSpot:
         app.router.add_get("/crm/v3/owners", self._owners_page)
         app.router.add_get("/crm/v3/objects/contacts/{id}", self._get_contact)
         app.router.add_patch("/crm/v3/objects/contacts/{id}", self._patch_contact)
-        app.router.add_post("/crm/v3/objects/companies/search", self._search_companies)
+        app.router.add_post("/crm/v3/objects/{object_type}/search", self._search)
+        app.router.add_post(
+            "/crm/v4/associations/{from_type}/{to_type}/batch/read", self._read_associations
+        )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0, backlog=256).start()
@@ -260,6 +274,38 @@ class FakeHubSpot:
         self.companies[company_id] = CrmObject(company_id, values, modified_at, modified_at)
         return company_id
 
+    def add_object(
+        self,
+        object_type: str,
+        *,
+        modified_at: datetime,
+        created_at: datetime | None = None,
+        contacts: tuple[str, ...] = (),
+        object_id: str | None = None,
+        **properties: str | None,
+    ) -> str:
+        """A call, e-mail, meeting or deal, associated with `contacts`."""
+        object_id = object_id or str(next(self._ids))
+        created = created_at or modified_at
+        values: dict[str, str | None] = {
+            "hs_createdate": iso(created),
+            "createdate": iso(created),
+            "hs_lastmodifieddate": iso(modified_at),
+            "hs_object_id": object_id,
+            **properties,
+        }
+        self.objects[object_type][object_id] = CrmObject(object_id, values, created, modified_at)
+        if contacts:
+            self.associations[object_type][object_id] = list(contacts)
+        return object_id
+
+    def update_object(
+        self, object_type: str, object_id: str, *, modified_at: datetime, **properties: str | None
+    ) -> None:
+        found = self.objects[object_type][object_id]
+        found.properties.update(properties, hs_lastmodifieddate=iso(modified_at))
+        found.updated_at = modified_at
+
     def fail_next(
         self,
         status: int,
@@ -271,6 +317,10 @@ class FakeHubSpot:
         """Answer the next `times` requests with `status` (after the latency, before the token
         is looked at); the body is HubSpot's for the status unless given."""
         self.failures.extend([Failure(status, dict(headers or {}), body)] * times)
+
+    def fail_after(self, count: int, status: int) -> None:
+        """Let `count` more requests through, then answer the next one with `status`."""
+        self.failures_at[len(self.requests) + count + 1] = Failure(status)
 
     @property
     def retry_after_violations(self) -> int:
@@ -331,8 +381,10 @@ class FakeHubSpot:
             self.violations.append(record)
 
     def _refusal(self, request: web.Request, limited: bool) -> web.Response | None:
-        if self.failures:
+        failure = self.failures_at.pop(len(self.requests), None)
+        if failure is None and self.failures:
             failure = self.failures.popleft()
+        if failure is not None:
             body = failure.body
             if body is None:
                 body = _default_error(failure.status)
@@ -440,7 +492,19 @@ class FakeHubSpot:
         contact.updated_at = now
         return _json(200, contact.as_json(list(changes), DEFAULT_CONTACT_PROPERTIES))
 
-    async def _search_companies(self, request: web.Request) -> web.Response:
+    async def _search(self, request: web.Request) -> web.Response:
+        object_type = request.match_info["object_type"]
+        if object_type == "companies":
+            searched, defaults = self.companies, DEFAULT_COMPANY_PROPERTIES
+        elif object_type in self.objects:
+            searched, defaults = self.objects[object_type], DEFAULT_PROPERTIES
+        else:
+            return _json(
+                400,
+                error_body(
+                    400, f"Unable to infer object type from: {object_type}", "VALIDATION_ERROR"
+                ),
+            )
         try:
             body = json.loads(await request.read() or b"{}")
         except ValueError:
@@ -463,7 +527,7 @@ class FakeHubSpot:
         groups = body.get("filterGroups") or []
         found = [
             c
-            for c in self.companies.values()
+            for c in searched.values()
             if not c.archived and (not groups or any(_matches(c, g) for g in groups))
         ]
         found.sort(key=lambda c: int(c.id))
@@ -479,11 +543,62 @@ class FakeHubSpot:
         wanted = body.get("properties") or None
         answer: Json = {
             "total": len(found),
-            "results": [c.as_json(wanted, DEFAULT_COMPANY_PROPERTIES) for c in page],
+            "results": [c.as_json(wanted, defaults) for c in page],
         }
         if offset + limit < len(found):
             answer["paging"] = {"next": {"after": str(offset + limit)}}
         return _json(200, answer)
+
+    async def _read_associations(self, request: web.Request) -> web.Response:
+        from_type, to_type = request.match_info["from_type"], request.match_info["to_type"]
+        if from_type not in self.associations or to_type != "contacts":
+            return _json(400, error_body(400, "unsupported association", "VALIDATION_ERROR"))
+        body = json.loads(await request.read() or b"{}")
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= 1000:
+            return _json(400, error_body(400, "inputs: 1 to 1000", "VALIDATION_ERROR"))
+        now = iso(datetime.now(UTC))
+        results, errors = [], []
+        for item in inputs:
+            object_id = str(item.get("id"))
+            contacts = self.associations[from_type].get(object_id)
+            if not contacts:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": f"No {to_type} is associated with {from_type} {object_id}.",
+                        "context": {"fromObjectId": [object_id]},
+                        "errors": [],
+                        "links": {},
+                    }
+                )
+                continue
+            type_id = CONTACT_ASSOCIATION[from_type]
+            results.append(
+                {
+                    "from": {"id": object_id},
+                    "to": [
+                        {
+                            "toObjectId": int(contact),
+                            "associationTypes": [
+                                {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                            ],
+                        }
+                        for contact in contacts
+                    ],
+                }
+            )
+        answer: Json = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": now,
+            "completedAt": now,
+        }
+        if errors:
+            answer.update(numErrors=len(errors), errors=errors)
+        return _json(207 if errors else 200, answer)
 
 
 # --- the parts -------------------------------------------------------------------------------

@@ -309,6 +309,7 @@ async def test_the_proxy_opens_only_the_doors_callers_outside_need_and_they_exis
         await app.close()
     assert forwarded == {
         "/leads",
+        "/events",
         "/slack/events",
         "/webhooks/hubspot",
         "/dashboard",

@@ -134,3 +134,12 @@ def test_the_readmes_example_policy_passes_the_policy_checks() -> None:
     (example,) = re.findall(r"```yaml\n(.*?)```", section("## The policy"), re.S)
     policy = parse_policy(example, source="README.md")
     assert len(policy.rules) == 3
+
+
+def test_the_architecture_map_names_only_paths_that_exist() -> None:
+    named = set(re.findall(r"\b((?:bot|routing|storage)/[\w/<>.-]*)", section("## Architecture")))
+    assert len(named) > 15
+    for path in named:
+        if "<" in path:  # a pattern: bot/service/<family>.py
+            continue
+        assert (ROOT / path).exists(), f"the README's architecture map names {path}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from bot.policy_file import load_policy
 from bot.service.intake import intake
 from bot.service.offers import claim, reject
+from bot.service.outcomes import Reported, record_posted_events
 from bot.service.report import (
     refresh_report,
     report_rows,
@@ -22,7 +24,7 @@ from bot.service.report import (
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.watchdog import sweep
 from routing.policy import Policy
-from routing.report import json_object, report_of_tallies, tally_by
+from routing.report import EventKind, OutcomeEvent, json_object, report_of_tallies, tally_by
 from routing.report.window import Window
 from storage import repository as repo
 from storage.db import Database
@@ -378,3 +380,80 @@ async def test_whole_weeks_read_from_merged_rollups_say_what_the_stories_say(
     assert again.rolled_up == 1 + 1  # the lead's day, then its week
     (everyone,) = (await routing_report(uow, window, by="all")).groups
     assert everyone.time_to_claim.leads == 6
+
+
+def reported(
+    lead: str, kind: EventKind, at: datetime, key: str, amount: str | None = None
+) -> Reported:
+    event = OutcomeEvent(kind, at, Decimal(amount) if amount else None)
+    return Reported(lead=lead, event=event, source="sequencer", source_key=key)
+
+
+async def test_outcome_events_late_repeated_and_out_of_order_count_once(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    for lead_id in ("L-1", "L-2"):
+        await intake(uow, new_lead(lead_id, industry="Software"))
+        await post_card(uow, lead_id)
+    clock.advance(minutes=2)
+    await claim(uow, "L-1", by=(await offers_of(uow.db, "L-1"))[-1].rep_id)
+    touched = MONDAY + timedelta(minutes=30)
+    # Won first, then the opportunity it closed, then the first touch; the win again.
+    won = reported("L-1", EventKind.WON, MONDAY + timedelta(days=20), "opp-1/won", "1000.00")
+    await record_posted_events(uow, [won])
+    await record_posted_events(
+        uow,
+        [
+            reported("L-1", EventKind.CONVERTED, MONDAY + timedelta(days=5), "opp-1"),
+            reported("L-1", EventKind.FIRST_TOUCH, touched, "call-1"),
+            won,
+        ],
+    )
+    clock.advance(days=2)
+    await refresh_report(uow)
+    week = last_week(clock())
+    (before,) = (await routing_report(uow, week, by="all")).groups
+    assert (before.converted.count, before.won.count, before.pipeline) == (1, 1, Decimal(1000))
+    assert before.time_to_first_touch.p50 == pytest.approx(30 * 60, rel=0.01)
+
+    # Days later, the other lead's opportunity is reported: its day, rolled up, is told.
+    await record_posted_events(
+        uow, [reported("L-2", EventKind.CONVERTED, clock() - timedelta(hours=1), "opp-2", "50")]
+    )
+    clock.advance(minutes=1)
+    again = await refresh_report(uow)
+    (after,) = (await routing_report(uow, week, by="all")).groups
+
+    assert (again.written, again.rolled_up) == (1, 1)
+    assert (after.converted.count, after.converted.of) == (2, 2)
+    assert after.pipeline == Decimal(1050) and after.won.count == 1
+
+
+async def test_a_contact_sla_missed_is_counted_and_its_move_a_reassignment(
+    db: Database, clock: Clock, tmp_path: Path
+) -> None:
+    policy = load_policy(
+        write_policy(
+            tmp_path,
+            POLICY.replace(
+                "sla: {default: 15m}",
+                "sla: {default: 15m, contact: 1h, reassign_on_contact_miss: true}",
+            ),
+            name="contact.yml",
+        )
+    )
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    await post_card(uow, "L-1")
+    clock.advance(minutes=2)
+    await claim(uow, "L-1", by=(await offers_of(uow.db, "L-1"))[-1].rep_id)
+    clock.advance(hours=2)
+    await sweep(uow)  # no touch an hour after the claim: the lead moves on
+    clock.advance(minutes=1)
+
+    await refresh_report(uow)
+    (group,) = (await routing_report(uow, last_week(clock()), by="all")).groups
+
+    assert (group.contact_sla.count, group.contact_sla.of) == (0, 1)
+    assert dict(group.reassignments) == {"contact_missed": 1}

@@ -5,8 +5,8 @@ rows already here: the first refresh after this revision makes a story for every
 Decisions stored before it recorded neither their method nor whether a fallback took the lead:
 those stay None, so their leads count in no team's fairness and as no fallback.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 Created: 2026-12-14 09:00:00
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 import storage.models
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -36,6 +36,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("method", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("fallback", sa.Boolean(), nullable=True))
     op.create_index("ix_offers_card_posted_at", "offers", ["card_posted_at"])
+    op.create_index("ix_lead_events_recorded_at", "lead_events", ["recorded_at"])
     op.create_table(
         "lead_stories",
         sa.Column("lead_id", sa.Integer(), nullable=False),
@@ -115,6 +116,7 @@ def downgrade() -> None:
     op.drop_table("report_days")
     op.drop_index("ix_lead_stories_created_at", table_name="lead_stories")
     op.drop_table("lead_stories")
+    op.drop_index("ix_lead_events_recorded_at", table_name="lead_events")
     op.drop_index("ix_offers_card_posted_at", table_name="offers")
     with op.batch_alter_table("decisions") as batch:
         batch.drop_column("fallback")

@@ -1,0 +1,67 @@
+"""What the policy version commands run (`bot.cli.versions`), with the modules they need imported at
+the top: this module itself is imported only once one of those commands runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.cli.common import CliError, first_line
+from bot.cli.running import upgrade
+from bot.policy_file import PolicyFileMissing, read_policy_text
+from bot.service.errors import ServiceError
+from bot.service.policies import (
+    Activated,
+    Activation,
+    PolicyActivated,
+    StoredPolicy,
+    activate_policy,
+    find_policy_version,
+    policy_history,
+)
+from bot.service.unit_of_work import UnitOfWork
+from bot.settings import Settings
+from routing.policy import Policy
+from storage.db import open_database
+
+T = TypeVar("T")
+
+
+async def history(settings: Settings, *, limit: int) -> list[PolicyActivated]:
+    return await _with_database(settings, lambda uow: policy_history(uow, limit=limit))
+
+
+async def show(settings: Settings, version: str) -> StoredPolicy:
+    return await _with_database(settings, lambda uow: find_policy_version(uow, version))
+
+
+async def activate(settings: Settings, file: Path, *, by: str) -> Activated:
+    """PolicyError, with every problem, for a file that fails the checks."""
+    try:
+        text = read_policy_text(file)
+    except PolicyFileMissing:
+        raise CliError(f"{file}: no such policy file") from None
+    return await _with_database(
+        settings,
+        lambda uow: activate_policy(uow, text, source=str(file), how=Activation.COMMAND, by=by),
+    )
+
+
+async def _with_database(settings: Settings, use: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    upgrade(settings.database_url)
+    db = open_database(settings.database_url)
+    try:
+        return await use(UnitOfWork(db=db, policy=_routes_nothing))
+    except ServiceError as exc:
+        raise CliError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"the database failed: {first_line(exc)}") from None
+    finally:
+        await db.dispose()
+
+
+def _routes_nothing() -> Policy:
+    raise AssertionError("the policy version commands route nothing")

@@ -1,0 +1,81 @@
+"""The contact SLA's messages as Block Kit: the rep's reminder at half of it, in the thread of the
+card they claimed, and the alert a manager gets in a DM when it lapsed (with Assign when the lead
+went to a queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.models.blocks import Block
+
+from bot.slack.assign import NOBODY_TO_ASSIGN, Assignee, assign_control
+from bot.slack.blocks import (
+    MAX_HEADER,
+    MAX_TEXT,
+    Message,
+    clip,
+    escape,
+    message_blocks,
+    mrkdwn,
+    plain,
+    section,
+    slack_date,
+)
+from bot.slack.cards import CardView
+from bot.slack.kit import ContextBlock, HeaderBlock
+
+
+def contact_reminder(view: CardView, due: datetime | None) -> Message:
+    """Half the contact SLA has passed and the lead the rep claimed is not touched yet."""
+    by = f" by {slack_date(due)}" if due is not None else ""
+    text = clip(
+        f":telephone_receiver: Half your time to reach *{escape(view.content.heading)}* has "
+        f"gone: call, e-mail or meet them{by}, and log it in the CRM",
+        MAX_TEXT,
+    )
+    return Message(text=text, blocks=message_blocks([section(text)]))
+
+
+@dataclass(frozen=True, slots=True)
+class ContactMiss:
+    """What a manager is told of a lapsed contact SLA; every mrkdwn field is already safe."""
+
+    rep: str  # who claimed the lead and did not touch it in time
+    due_at: datetime | None
+    touched_at: datetime | None  # the first touch, after the deadline; None: none yet
+    holder: str | None  # who holds the lead now, if it was moved to another rep
+    queue: str | None  # the queue it waits in, if it was moved to one
+
+
+def contact_missed_alert(
+    view: CardView, miss: ContactMiss, assignees: Sequence[Assignee]
+) -> Message:
+    """A manager's DM: the rep did not touch the lead they claimed in time, and where the lead
+    is now; with an Assign picker when it waits in a queue."""
+    due = f" by {slack_date(miss.due_at)}" if miss.due_at is not None else " in time"
+    if miss.touched_at is not None:
+        what = (
+            f":warning: {miss.rep} claimed this lead and was to contact them{due}; the first "
+            f"touch came {slack_date(miss.touched_at)}, late."
+        )
+    else:
+        what = f":rotating_light: {miss.rep} claimed this lead and did not contact them{due}."
+    if miss.holder is not None:
+        where = f"It is now offered to {miss.holder}."
+    elif miss.queue is not None:
+        where = f"It waits in the *{escape(miss.queue)}* queue."
+    else:
+        where = f"It is still {miss.rep}'s."
+    status = f"{what} {where}"
+    blocks: list[Block] = [HeaderBlock(text=plain(view.content.heading, MAX_HEADER))]
+    blocks.append(section(status))
+    if miss.queue is not None and miss.holder is None:
+        if assignees:
+            blocks.append(assign_control(view.lead_id, assignees))
+        else:
+            blocks.append(ContextBlock(elements=[mrkdwn(NOBODY_TO_ASSIGN)]))
+    text = clip(f"{escape(view.content.heading)}: not contacted in time", MAX_TEXT)
+    return Message(text=text, blocks=message_blocks(blocks))

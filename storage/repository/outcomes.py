@@ -1,0 +1,108 @@
+"""A lead's outcome events (`lead_events`): stored once each, its first touch, its whole story.
+
+A report repeated (same lead, kind, source and source key) is dropped by the insert itself
+(`ON CONFLICT DO NOTHING` on the table's unique constraint), on SQLite and PostgreSQL alike,
+so two replicas storing one report at once store it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from routing.report import EventKind, OutcomeEvent
+from storage.models import LeadEventRow
+from storage.repository.common import id_chunks, table_of
+
+LEAD_EVENTS = table_of(LeadEventRow)
+_NATURAL_KEY = ("lead_id", "kind", "source", "source_key")
+
+
+def lead_event_values(
+    *,
+    lead_id: int,
+    event: OutcomeEvent,
+    source: str,
+    source_key: str,
+    via: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """One row of `lead_events`, for `insert_lead_events`."""
+    return {
+        "lead_id": lead_id,
+        "kind": event.kind.value,
+        "at": event.at,
+        "amount": event.amount,
+        "close_date": event.close_date,
+        "source": source,
+        "source_key": source_key,
+        "via": via,
+        "recorded_at": now,
+    }
+
+
+@cache
+def _insert_once(dialect: str) -> Insert:
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return (
+        insert(LEAD_EVENTS)
+        .on_conflict_do_nothing(index_elements=[LEAD_EVENTS.c[name] for name in _NATURAL_KEY])
+        .returning(LEAD_EVENTS.c.id)
+    )
+
+
+def insert_lead_events(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Store the rows not stored already; how many were new (the rest were repeats)."""
+    if not rows:
+        return 0
+    statement = _insert_once(session.get_bind().dialect.name)
+    return sum(1 for _ in session.execute(statement, list(rows)))
+
+
+def first_touch_at(*, session: Session, lead_id: int) -> datetime | None:
+    """When the lead was first touched (the earliest touch reported), if it has been."""
+    return first_touches(session=session, lead_ids=[lead_id]).get(lead_id)
+
+
+def first_touches(*, session: Session, lead_ids: Iterable[int]) -> dict[int, datetime]:
+    """The first touch of each of these leads that has one."""
+    found: dict[int, datetime] = {}
+    for chunk in id_chunks(lead_ids):
+        rows = session.execute(
+            select(col(LeadEventRow.lead_id), func.min(col(LeadEventRow.at)))
+            .where(
+                col(LeadEventRow.lead_id).in_(chunk),
+                col(LeadEventRow.kind) == EventKind.FIRST_TOUCH.value,
+            )
+            .group_by(col(LeadEventRow.lead_id))
+        )
+        # min() keeps the column's type: aware UTC, as every time read back.
+        found.update((lead_id, at) for lead_id, at in rows.all() if at is not None)
+    return found
+
+
+async def lead_events(*, session: AsyncSession, lead_id: int) -> list[LeadEventRow]:
+    """The lead's outcome events, in the order they happened."""
+    rows = await session.execute(
+        select(LeadEventRow)
+        .where(col(LeadEventRow.lead_id) == lead_id)
+        .order_by(col(LeadEventRow.at), col(LeadEventRow.id))
+    )
+    return list(rows.scalars().all())
+
+
+def outcome_event(row: LeadEventRow) -> OutcomeEvent:
+    """A stored row as the report's `OutcomeEvent`."""
+    amount = Decimal(row.amount) if row.amount is not None else None
+    close_date = row.close_date if isinstance(row.close_date, date) else None
+    return OutcomeEvent(EventKind(row.kind), row.at, amount, close_date)

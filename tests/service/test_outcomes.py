@@ -1,0 +1,264 @@
+"""Outcome events recorded once each, on SQLite and PostgreSQL: repeated, late and out-of-order
+reports give the same rows and the same story; a later touch changes nothing; reports about
+leads not routed here are counted and dropped; a polled page and its cursor commit together."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import col
+
+from bot.policy_file import load_policy
+from bot.reading import Reader, Viewer
+from bot.service.crm import crm_cursor
+from bot.service.intake import intake, intake_from_crm
+from bot.service.outcomes import (
+    Recorded,
+    Reported,
+    record_crm_events,
+    record_posted_events,
+    take_crm_events_page,
+)
+from bot.service.unit_of_work import UnitOfWork
+from routing.report import EventKind, OutcomeEvent, outcomes_of
+from storage import repository as repo
+from storage.db import Database
+from storage.models import LeadEventRow, LeadRow
+from tests.service.conftest import TUESDAY, Clock
+from tests.service.support import TRIO_POLICY, new_lead, write_policy
+
+FIRST_TOUCH, CONVERTED, WON, LOST = (
+    EventKind.FIRST_TOUCH,
+    EventKind.CONVERTED,
+    EventKind.WON,
+    EventKind.LOST,
+)
+
+
+@pytest.fixture
+def uow(db: Database, tmp_path: Path, clock: Clock) -> UnitOfWork:
+    policy = load_policy(write_policy(tmp_path, TRIO_POLICY))
+    return UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+
+
+def at(minutes: float) -> datetime:
+    return TUESDAY + timedelta(minutes=minutes)
+
+
+def posted(
+    lead: str,
+    kind: EventKind,
+    minutes: float,
+    *,
+    key: str | None = None,
+    amount: str | None = None,
+    close_date: date | None = None,
+    source: str = "api",
+) -> Reported:
+    event = OutcomeEvent(kind, at(minutes), Decimal(amount) if amount else None, close_date)
+    return Reported(lead, event, source, key or f"{kind.value}@{minutes}")
+
+
+async def rows_of(db: Database, external_id: str) -> list[LeadEventRow]:
+    async with db.reading() as session:
+        found = await session.execute(
+            select(LeadEventRow)
+            .join(LeadRow, col(LeadRow.id) == col(LeadEventRow.lead_id))
+            .where(col(LeadRow.external_id) == external_id)
+            .order_by(col(LeadEventRow.id))
+        )
+        return list(found.scalars().all())
+
+
+async def settled(db: Database, external_id: str) -> object:
+    return outcomes_of(repo.outcome_event(row) for row in await rows_of(db, external_id))
+
+
+def what_rows_say(rows: list[LeadEventRow]) -> set[tuple[object, ...]]:
+    return {(r.kind, r.at, r.amount, r.close_date, r.source, r.source_key) for r in rows}
+
+
+async def test_an_event_is_stored_once_however_often_it_is_posted(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await intake(uow, new_lead("L-1"))
+    won = posted("L-1", WON, 90, key="opp-7", amount="12000.50", close_date=date(2026, 12, 1))
+
+    first = await record_posted_events(uow, [won])
+    again = await record_posted_events(uow, [won, won])
+
+    assert first == Recorded(stored=1)
+    assert again == Recorded(repeated=2)
+    (row,) = await rows_of(db, "L-1")
+    assert (row.kind, row.at, row.amount, row.close_date) == (
+        "won",
+        at(90),
+        Decimal("12000.50"),
+        date(2026, 12, 1),
+    )
+    assert (row.source, row.source_key, row.recorded_at) == ("api", "opp-7", TUESDAY)
+
+
+async def test_events_in_any_order_and_repeated_leave_the_same_rows_and_the_same_outcome(
+    uow: UnitOfWork, db: Database
+) -> None:
+    reports = [
+        posted("{lead}", FIRST_TOUCH, 12, key="call-1"),
+        posted("{lead}", CONVERTED, 60, key="opp-7"),
+        posted("{lead}", LOST, 200, key="opp-7", amount="900"),
+        posted("{lead}", WON, 300, key="opp-7", amount="1500", close_date=date(2026, 12, 1)),
+    ]
+    orders = [reports, list(reversed(reports)), [reports[2], reports[0], reports[3], reports[1]]]
+    seen = []
+    for number, order in enumerate(orders):
+        lead = f"L-{number}"
+        await intake(uow, new_lead(lead))
+        mine = [Reported(lead, r.event, r.source, r.source_key) for r in order]
+        for report in [*mine, *mine[:2]]:  # one at a time, then some again
+            await record_posted_events(uow, [report])
+        rows = await rows_of(db, lead)
+        seen.append((what_rows_say(rows), await settled(db, lead)))
+    assert seen[0] == seen[1] == seen[2]
+    outcome = seen[0][1]
+    assert outcome == outcomes_of(r.event for r in reports)
+    assert (outcome.won_at, outcome.lost_at, outcome.amount) == (at(300), None, Decimal(1500))
+
+
+async def test_a_touch_after_the_first_is_not_stored_and_an_earlier_one_arriving_late_is(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await intake(uow, new_lead("L-1"))
+    assert await record_posted_events(uow, [posted("L-1", FIRST_TOUCH, 30)]) == Recorded(1)
+    later = await record_posted_events(uow, [posted("L-1", FIRST_TOUCH, 45)])
+    earlier = await record_posted_events(uow, [posted("L-1", FIRST_TOUCH, 5)])
+
+    assert later == Recorded(repeated=1)
+    assert earlier == Recorded(stored=1)
+    lead_id = (await rows_of(db, "L-1"))[0].lead_id
+    first = await uow.read(lambda session: repo.first_touch_at(session=session, lead_id=lead_id))
+    assert first == at(5)
+    assert [row.at for row in await rows_of(db, "L-1")] == [at(30), at(5)]
+
+
+async def test_a_batch_keeps_only_the_earliest_touch_of_each_lead_whatever_its_order(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await intake(uow, new_lead("L-1"))
+    batch = [posted("L-1", FIRST_TOUCH, m) for m in (20, 8, 8, 15)]
+    assert await record_posted_events(uow, batch) == Recorded(stored=2, repeated=2)
+    assert sorted(row.at for row in await rows_of(db, "L-1")) == [at(8), at(20)]
+
+
+async def test_events_about_leads_not_routed_here_are_counted_and_dropped(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await intake(uow, new_lead("L-1"))
+    recorded = await record_posted_events(
+        uow, [posted("L-404", WON, 10), posted("L-1", CONVERTED, 10)]
+    )
+    assert recorded == Recorded(stored=1, unknown=1)
+    async with db.reading() as session:
+        assert len((await session.execute(select(LeadEventRow))).all()) == 1
+
+
+async def test_a_crm_event_finds_its_lead_by_the_crm_record_it_arrived_as(
+    uow: UnitOfWork, db: Database
+) -> None:
+    lead = new_lead("hubspot:501", crm_system="hubspot", crm_id="501")
+    await intake_from_crm(uow, [lead])
+    touch = Reported("501", OutcomeEvent(FIRST_TOUCH, at(3)), "hubspot", "calls/9", "call")
+    elsewhere = Reported("999", OutcomeEvent(FIRST_TOUCH, at(3)), "hubspot", "calls/10", "call")
+
+    assert await record_crm_events(uow, "hubspot", [touch, elsewhere]) == Recorded(1, 0, 1)
+    # The same record id in another CRM is another record.
+    assert await record_crm_events(uow, "salesforce", [touch]) == Recorded(unknown=1)
+    (row,) = await rows_of(db, "hubspot:501")
+    assert (row.source, row.source_key, row.via) == ("hubspot", "calls/9", "call")
+
+
+async def test_a_polled_page_and_its_cursor_are_committed_together(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await intake_from_crm(
+        uow, [new_lead("salesforce:00Q1", crm_system="salesforce", crm_id="00Q1")]
+    )
+    page = [Reported("00Q1", OutcomeEvent(CONVERTED, at(50)), "salesforce", "Lead/00Q1")]
+
+    await take_crm_events_page(
+        uow, "salesforce", page, cursor="salesforce:events:Lead", read_up_to=at(55)
+    )
+    again = await take_crm_events_page(
+        uow, "salesforce", page, cursor="salesforce:events:Lead", read_up_to=at(51)
+    )
+
+    assert again == Recorded(repeated=1)
+    assert await crm_cursor(uow, "salesforce:events:Lead") == at(55)  # never back
+    assert len(await rows_of(db, "salesforce:00Q1")) == 1
+
+
+async def test_replicas_recording_the_same_reports_at_once_store_each_once(
+    db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    policy = load_policy(write_policy(tmp_path, TRIO_POLICY))
+    first = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+    await intake(first, new_lead("L-1"))
+    reports = [posted("L-1", CONVERTED, 10 + n, key=f"opp-{n}") for n in range(20)]
+    replicas = [UnitOfWork(db=db, policy=lambda: policy, clock=clock) for _ in range(4)]
+    results = await asyncio.gather(*(record_posted_events(r, reports) for r in replicas))
+    assert sum(result.stored for result in results) == 20
+    assert len(await rows_of(db, "L-1")) == 20
+
+
+async def test_why_tells_the_first_touch_the_opportunity_and_the_win_once_each(
+    uow: UnitOfWork, db: Database, clock: Clock
+) -> None:
+    await intake(uow, new_lead("L-1"))
+    await record_posted_events(
+        uow,
+        [
+            posted("L-1", WON, 300, key="opp-7", amount="12000", close_date=date(2026, 12, 1)),
+            posted("L-1", FIRST_TOUCH, 20, key="call-2"),
+            posted("L-1", FIRST_TOUCH, 7, key="call-1", source="outreach"),
+            posted("L-1", CONVERTED, 60, key="opp-7"),
+            posted("L-1", LOST, 200, key="opp-7"),
+        ],
+    )
+    reader = Reader(db=db, policy=uow.policy, clock=clock)
+    story = await reader.story("L-1", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    told = [(event.at, event.what) for event in story.events if event.at > TUESDAY]
+    assert told == [
+        (at(7), "First touch (outreach)"),
+        (at(60), "Converted: an opportunity (api)"),
+        (at(300), "Won · 12,000.00 · close date 2026-12-01 (api)"),
+    ]
+
+
+async def test_why_names_how_and_in_which_crm_each_outcome_was_told(
+    uow: UnitOfWork, db: Database, clock: Clock
+) -> None:
+    await intake_from_crm(
+        uow, [new_lead("salesforce:00Q1", crm_system="salesforce", crm_id="00Q1")]
+    )
+    touch = OutcomeEvent(FIRST_TOUCH, at(9))
+    converted = OutcomeEvent(CONVERTED, at(99))
+    await record_crm_events(
+        uow,
+        "salesforce",
+        [
+            Reported("00Q1", touch, "salesforce", "Task/00T1", "call"),
+            Reported("00Q1", converted, "salesforce", "Opportunity/0061", "opportunity"),
+        ],
+    )
+    reader = Reader(db=db, policy=uow.policy, clock=clock)
+    story = await reader.story("salesforce:00Q1", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    assert [(e.at, e.what) for e in story.events if e.at > TUESDAY] == [
+        (at(9), "First touch (call, Salesforce)"),
+        (at(99), "Converted: an opportunity (Salesforce)"),
+    ]
