@@ -1,16 +1,22 @@
-"""The routing report's pure core: tallying raw stories, and building a report from day rollups.
+"""The routing report: its pure core, and the report over a database of a million leads.
 
     python -m bench.bench_report                 # 200,000 stories over 365 days, 50 rules
     python -m bench.bench_report --quick         # 20,000 stories
     python -m bench.bench_report --stories 1000000 --days 365
+    python -m bench.bench_report --database      # 1,000,000 leads on SQLite and PostgreSQL
+    python -m bench.bench_report --database --stories 50000   # a smaller database
 
-No database: this measures the Python side of the report, which the storage side's queries feed.
+Without --database, no database: the Python side of the report, which the storage side feeds.
 - raw: `tally_by` over every story in memory, per grouping (the cost per lead when a report is
   built from the leads themselves, as for a short window);
 - rollups: the stories tallied once per (day, group), as a rollup table would hold them, then a
   year's report merged from those rows (`merge_all`, `report_of_tallies`): the cost a report over
   any number of leads pays once its rollups are read.
-Prints one JSON object; nothing is written.
+
+With --database (`bench.bench_report_db`), the same stories stored as a million leads' stories
+(each with its touches, opportunities, wins and losses), the day rollups made, then
+`routing_report` timed for a 7-day and a 90-day window by rule and by rep, on a SQLite file and
+on a throwaway PostgreSQL. Prints one JSON object; nothing else is written.
 """
 
 from __future__ import annotations
@@ -119,10 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=int, default=50)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--quick", action="store_true", help="20,000 stories")
+    parser.add_argument(
+        "--database",
+        action="store_true",
+        help="the report over SQLite and PostgreSQL (1,000,000 leads unless --stories)",
+    )
     args = parser.parse_args(argv)
     count = 20_000 if args.quick else args.stories
     began = time.process_time(), time.perf_counter()
-    result = run(count, args.days, args.rules, args.seed)
+    if args.database:
+        from bench.bench_report_db import run_databases
+
+        leads = args.stories if "--stories" in (argv or sys.argv) else 1_000_000
+        result = run_databases(20_000 if args.quick else leads, args.days, args.rules, args.seed)
+    else:
+        result = run(count, args.days, args.rules, args.seed)
     cpu, wall = time.process_time() - began[0], time.perf_counter() - began[1]
     result["cpu_share"] = round(cpu / wall, 2) if wall else None
     result["python"] = platform.python_version()

@@ -20,11 +20,13 @@ from pydantic import SecretStr
 
 from bot.crm.link import CrmLink
 from bot.crm_links import CrmLinks, record_url
+from bot.dashboard.figures import Figures
 from bot.live_policy import LivePolicy
 from bot.outbox import OutboxWorker, Taker
 from bot.policy_file import load_policy
 from bot.reading import Reader
 from bot.service.offers import card_undeliverable
+from bot.service.report import report_rows
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import NewOffer
 from bot.settings import Settings
@@ -48,6 +50,8 @@ class App:
     uow: UnitOfWork  # what every use case takes (`bot.service`)
     live: LivePolicy  # the policy serving now
     reader: Reader
+    # What the dashboard's overview and fairness pages show: the routing report's groups.
+    figures: Figures | None = None
     slack: AsyncApp | None = None  # None when SLACK_BOT_TOKEN is not set
     delivery: CardDelivery | None = None
     slack_link: SlackConnection | None = None  # kept up beside the server by `serve`
@@ -166,6 +170,7 @@ def bootstrap(
         uow=uow,
         live=live,
         reader=reader,
+        figures=partial(report_rows, uow),
         slack=slack_app,
         delivery=delivery,
         slack_link=slack_link,

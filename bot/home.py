@@ -1,5 +1,6 @@
-"""What a person's App Home shows: a rep's open offers (titled and explained as their cards are)
-and availability, a manager's teams' load and the unmatched queue.
+"""What a person's App Home shows: a rep's open offers (titled and explained as their cards are),
+availability and share of their teams' leads this week; a manager's teams' load, the unmatched
+queue and this week's figures (`bot.service.weekly`).
 
 Plain data out, no Slack formatting: `bot.slack.home_view` renders it.
 """
@@ -12,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.card import CardContent, card_content_of
+from bot.service.weekly import ManagerWeek, RepWeek, manager_week, rep_week
 from routing.policy import Policy
 from storage import reads
 from storage import repository as repo
@@ -53,6 +55,8 @@ class HomeData:
     queue_size: int  # managers only
     queue_oldest_at: datetime | None  # managers only
     now: datetime
+    rep_week: RepWeek | None = None  # reps only
+    week: ManagerWeek | None = None  # managers only
 
 
 async def load_home(
@@ -88,6 +92,7 @@ async def load_home(
     away = _is_away(mine, now)
     teams: tuple[TeamLoad, ...] = ()
     size, oldest_at = 0, None
+    week = None
     if manager_id is not None:
         teams = tuple(
             TeamLoad(
@@ -100,6 +105,7 @@ async def load_home(
             if team.manager == manager_id
         )
         size, oldest_at = await repo.unmatched_queue(session=session)
+        week = await manager_week(session, policy, manager_id=manager_id, now=now)
     name = (
         policy.rep_name(rep_id)
         if rep_id
@@ -117,6 +123,8 @@ async def load_home(
         queue_size=size,
         queue_oldest_at=oldest_at,
         now=now,
+        rep_week=await rep_week(session, policy, rep_id=rep_id, now=now) if rep_id else None,
+        week=week,
     )
 
 

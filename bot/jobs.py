@@ -32,6 +32,7 @@ from bot.crm.link import CrmLink
 from bot.crm_links import crm_name
 from bot.retention import Retention
 from bot.service.digests import queue_digest
+from bot.service.report import refresh_report
 from bot.service.retention import prune
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.watchdog import sweep
@@ -52,6 +53,8 @@ FIRST_LOOK_BACK = timedelta(minutes=15)
 OUTCOMES_FIRST_LOOK_BACK = timedelta(days=30)
 DIGEST_PREFIX = "digest:"
 RETENTION = "retention"
+REPORT = "report"
+REPORT_EVERY = timedelta(minutes=1)
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
 # tick missed for longer than this is not worth sending late.
 _LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
@@ -101,6 +104,18 @@ def declare_jobs(
                 _digest_tick(manager.id, trigger),
             )
         )
+    jobs.append(
+        Job(
+            REPORT,
+            f"every {format_duration(REPORT_EVERY.total_seconds())}: bring the routing report's "
+            "lead stories and day rollups up to date",
+            IntervalTrigger(seconds=REPORT_EVERY.total_seconds(), timezone=UTC),
+            _refresh_report,
+            # A first start after an upgrade makes every lead's story here, not at the first
+            # report someone asks for.
+            at_start=True,
+        )
+    )
     jobs.extend(_crm_jobs(policy, crm or {}))
     if retention is not None and retention.prunes:
         jobs.append(
@@ -178,6 +193,10 @@ async def _poll_outcomes(uow: UnitOfWork, *, link: CrmLink) -> object:
 
 async def _prune(uow: UnitOfWork, *, retention: Retention) -> object:
     return await prune(uow, retention)
+
+
+async def _refresh_report(uow: UnitOfWork) -> object:
+    return await refresh_report(uow)
 
 
 async def _sweep(uow: UnitOfWork) -> object:

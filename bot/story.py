@@ -14,12 +14,13 @@ from datetime import datetime
 
 from bot.crm_links import crm_name
 from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED
-from routing.decision import Decision, Stage, Step
+from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome
 from routing.policy import Policy
 from routing.policy_version import short_version
 from routing.report import EventKind, outcomes_of
+from storage.decisions import steps_of
 from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow
 from storage.reads import StoryRows
 from storage.repository import outcome_event
@@ -85,18 +86,6 @@ def _notes(lead: LeadRow, crms: Collection[str]) -> tuple[str, ...]:
 
 def _decision_of(lead: LeadRow, row: DecisionRow) -> Decision:
     """A stored decision back as the engine's `Decision`, so `explain` reads it as it was made."""
-    trace = tuple(
-        Step(
-            Stage(step["stage"]),
-            step["subject"],
-            step["ok"],
-            step.get("detail", ""),
-            step.get("field"),
-            step.get("value"),
-            step.get("note"),
-        )
-        for step in row.trace
-    )
     return Decision(
         lead_id=lead.external_id,
         outcome=Outcome(row.outcome),
@@ -106,7 +95,7 @@ def _decision_of(lead: LeadRow, row: DecisionRow) -> Decision:
         rule=row.rule,
         queue=lead.queue if row.outcome == Outcome.QUEUED.value else None,
         sla_seconds=row.sla_seconds,
-        trace=trace,
+        trace=steps_of(row.trace),
         facts=lead.facts,
     )
 

@@ -20,6 +20,17 @@ class Outcome(StrEnum):
     DISQUALIFIED = "disqualified"
 
 
+# Why a rep may pass on a lead: the reject modal's choices, and what the routing report counts
+# rejects by (a reason written without one of these is "Other").
+REJECT_REASONS = (
+    "Not my territory",
+    "Existing customer / already working it",
+    "Not a fit / junk",
+    "Conflict of interest",
+    "Other",
+)
+
+
 class CrmSystem(StrEnum):
     SALESFORCE = "salesforce"
     HUBSPOT = "hubspot"

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from routing.decision import Decision
+from routing.decision import Decision, Stage, Step
 from routing.leads import parse_lead
 from routing.model import CrmSystem, Lead, Outcome
 from routing.policy import Policy
@@ -75,6 +75,22 @@ def redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime, policy
             setattr(row, name, value)
 
 
+def steps_of(trace: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
+    """A stored trace back as the decision's steps."""
+    return tuple(
+        Step(
+            Stage(step["stage"]),
+            step["subject"],
+            step["ok"],
+            step.get("detail", ""),
+            step.get("field"),
+            step.get("value"),
+            step.get("note"),
+        )
+        for step in trace
+    )
+
+
 def lead_of(row: LeadRow) -> Lead:
     """The lead as it arrived, to route again."""
     return parse_lead(row.raw)
@@ -128,6 +144,8 @@ def save_decisions(
                 "sla_seconds": decision.sla_seconds,
                 "trace": [step.as_dict() for step in decision.trace],
                 "policy_version": policy.version or None,
+                "method": decision.method,
+                "fallback": decision.fallback_used,
             }
         )
         audits.append(

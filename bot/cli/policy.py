@@ -40,10 +40,25 @@ from routing.simulation import Simulation, team_shares
 
 
 @app.command()
+@friendly
 def check(
     file: Annotated[Path | None, typer.Argument(help="The policy file to check.")] = None,
+    leads: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also route this file of leads in memory and say, for each field the rules "
+            "read, how many lack it and how many of those no rule matched for want of it."
+        ),
+    ] = None,
+    accounts: Annotated[
+        Path | None,
+        typer.Option(help="Accounts CSV to match --leads against, as `simulate` does."),
+    ] = None,
+    encoding: EncodingOption = None,
 ) -> None:
-    """Check a policy file: exit 0 with a summary, or 1 with every error and its line."""
+    """Check a policy file: exit 0 with a summary, or 1 with every error and its line. With
+    --leads, also the data health of a file of leads before going live: the fields the rules
+    read that leads lack, and how many reach the fallback queue for want of each."""
     path = file or default_policy_path()
     try:
         policy = load_policy(path)
@@ -63,6 +78,13 @@ def check(
         f"{len(policy.qualify)} qualification rules, {len(policy.managers)} managers"
         + (f", {len(policy.warnings)} warnings" if policy.warnings else "")
     )
+    if leads is not None:
+        from bot.cli.report import print_file_health
+
+        moment = datetime.now(policy.timezone)
+        simulation = Simulation(policy, moment, account_index(accounts, policy, encoding))
+        decisions = [simulation.route(lead) for lead in valid_leads(lead_file(leads, encoding))]
+        print_file_health(policy, decisions, file=leads, now=moment)
 
 
 @app.command()

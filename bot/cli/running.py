@@ -28,12 +28,14 @@ from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
 from bot.service.policies import keep_policy
 from bot.service.replay import replay as replay_window
+from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
 from routing.model import Account
 from routing.policy import Policy, PolicyError
 from routing.policy_version import version_of
 from routing.replay import Replayed
 from routing.replay_summary import ReplaySummary
+from routing.report import Report
 from routing.report.window import Window
 from storage import migrate
 from storage.db import check_url
@@ -200,4 +202,16 @@ async def replay(
         raise CliError(f"cannot replay: the database failed: {first_line(exc)}") from None
     finally:
         gc.enable()
+        await application.close()
+
+
+async def report(settings: Settings, policy: Policy, window: Window, *, by: str) -> Report:
+    """The routing report of `window`, the stories brought up to date first."""
+    application = bootstrap(settings, policy=policy)
+    try:
+        await refresh_report(application.uow)
+        return await routing_report(application.uow, window, by=by)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot read the report: the database failed: {first_line(exc)}") from None
+    finally:
         await application.close()

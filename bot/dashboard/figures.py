@@ -11,24 +11,30 @@ say it is not available yet: no figure is ever made up here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any, Protocol
+
+from routing.report.window import ASKED_GROUPINGS, DEFAULT_SINCE, BadWindow, Window, window_of
+
+__all__ = [
+    "DEFAULT_GROUPING",
+    "DEFAULT_SINCE",
+    "GROUPINGS",
+    "BadWindow",
+    "FigureRow",
+    "Figures",
+    "Question",
+    "Window",
+    "question_of",
+]
 
 FigureRow = Mapping[str, Any]
 
 # The groupings the issue names, plus everything as one group (`all`: the fairness page).
-GROUPINGS = ("rule", "team", "rep", "source", "segment", "region", "policy_version", "all")
+GROUPINGS = ASKED_GROUPINGS
 DEFAULT_GROUPING = "rule"
-DEFAULT_SINCE = "7d"
-LONGEST = timedelta(days=366)
-# Up to a month is charted day by day; a longer window week by week.
-DAILY_UP_TO = timedelta(days=31)
-
-_SINCE = re.compile(r"(\d{1,3})([hdw])")
-_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
 class Figures(Protocol):
@@ -36,32 +42,6 @@ class Figures(Protocol):
         """One row per group of the leads that arrived in `window`, grouped `by` one of
         GROUPINGS, most leads first."""
         ...
-
-
-class BadWindow(ValueError):
-    """The window or grouping asked for cannot be read; the message says what to write."""
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The leads that arrived in [since, until)."""
-
-    since: datetime
-    until: datetime
-
-    @property
-    def length(self) -> timedelta:
-        return self.until - self.since
-
-    def periods(self) -> list[Window]:
-        """The window cut into days (weeks past DAILY_UP_TO), the last one cut short at `until`."""
-        step = timedelta(days=1) if self.length <= DAILY_UP_TO else timedelta(weeks=1)
-        cuts = []
-        start = self.since
-        while start < self.until:
-            cuts.append(Window(start, min(start + step, self.until)))
-            start += step
-        return cuts
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,37 +55,13 @@ class Question:
 
 def question_of(query: Mapping[str, str], *, now: datetime) -> Question:
     """`?since=7d` (hours, days or weeks back from now) or `?from=2026-11-01&to=2026-11-07`
-    (whole UTC days, both included), and `?by=rule`; BadWindow with a sentence otherwise."""
+    (whole UTC days, both included: `routing.report.window`), and `?by=rule`; BadWindow with a
+    sentence otherwise."""
     by = query.get("by", DEFAULT_GROUPING)
     if by not in GROUPINGS:
         raise BadWindow(f"by must be one of {', '.join(GROUPINGS)}, not {by[:40]!r}")
-    start, end = query.get("from"), query.get("to")
-    if start is not None or end is not None:
-        if start is None or end is None or "since" in query:
-            raise BadWindow(
-                "give both from and to (such as from=2026-11-01&to=2026-11-07), or since"
-            )
-        window = Window(_midnight(_day(start)), _midnight(_day(end) + timedelta(days=1)))
-        if window.until <= window.since:
-            raise BadWindow(f"to ({end}) must not be before from ({start})")
-    else:
-        since = query.get("since", DEFAULT_SINCE)
-        found = _SINCE.fullmatch(since)
-        if found is None or int(found[1]) == 0:
-            raise BadWindow(f"since is a count of hours, days or weeks, such as 7d, not {since!r}")
-        window = Window(now - int(found[1]) * _UNITS[found[2]], now)
-    if window.length > LONGEST:
-        raise BadWindow("a window is at most 366 days long")
+    window = window_of(
+        since=query.get("since"), start=query.get("from"), end=query.get("to"), now=now
+    )
     kept = {key: query[key] for key in ("since", "from", "to", "by") if key in query}
     return Question(window, by, kept)
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise BadWindow(f"{text[:40]!r} is not a date; write it as 2026-11-01") from None
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=UTC)

@@ -61,7 +61,7 @@ def build_http_app(
     if app.slack is not None and not app.settings.socket_mode:
         http.router.add_post("/slack/events", slack_events)
     http.router.add_post("/webhooks/hubspot", hubspot_webhook)
-    register_dashboard(http, app)
+    register_dashboard(http, app, figures=app.figures)
     if watch_policy:
         http.cleanup_ctx.append(_keep_policy_live)  # first: what follows reads the policy
     if app.slack is not None:

@@ -28,6 +28,9 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     retention      housekeeping rows pruned
     replay         a policy tried on the leads of a window, writing nothing
     gauges         the backlogs `/metrics` shows
+    report         the routing report: its stories and rollups brought up to date, a window's
+                   report (`leadrouter report`, the dashboard)
+    weekly         the week's figures, for a manager's digest and App Home, a rep's App Home
     steps          what several use cases do inside their transaction: find a lead, record
                    decisions, move a lead on
     outbox_items   the side effects queued; `kinds`, the names workers read them by

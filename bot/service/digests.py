@@ -1,22 +1,25 @@
 """Managers' digests: queued once per tick of their cron however many replicas run, or read
 at once for `/routing digest`.
 
-What a digest shows: the unmatched queue, SLA misses, load against capacity, absences. Plain data
-out, no Slack formatting (`bot.slack.digest` renders it). Read in five statements whatever the
-number of reps or leads: the reps' live state, the queue's size and its oldest leads, the misses
-counted per rep by the database, and the CRM write-backs given up.
+What a digest shows: the unmatched queue, SLA misses, load against capacity, absences, and once
+a week (the first digest of a week in the manager's time zone, and `/routing digest`) the week's
+figures from the routing report (`bot.service.weekly`). Plain data out, no Slack formatting
+(`bot.slack.digest` renders it). Read in five statements whatever the number of reps or leads:
+the reps' live state, the queue's size and its oldest leads, the misses counted per rep by the
+database, and the CRM write-backs given up; and the week from the report's rollups.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.service.errors import ServiceError
 from bot.service.kinds import CRM_WRITE_FAILED, SLA_MISSED, OutboxKind
 from bot.service.unit_of_work import Transaction, UnitOfWork
+from bot.service.weekly import ManagerWeek, manager_week
 from routing.policy import Policy
 from storage import repository as repo
 
@@ -85,16 +88,19 @@ class ManagerDigest:
     away: tuple[RepAway, ...]  # reps out of office now, in policy order
     crm_failures: tuple[CrmFailure, ...] = ()  # at most CRM_SHOWN, newest first
     crm_failures_total: int = 0
+    week: ManagerWeek | None = None  # in the week's first digest, and on demand
 
     @property
     def empty(self) -> bool:
-        """Nothing to tell: an empty queue, no misses, nobody out, nobody holding a lead."""
+        """Nothing to tell: an empty queue, no misses, nobody out, nobody holding a lead, and
+        no lead this week or the week before."""
         return (
             self.queue_size == 0
             and not self.misses
             and not self.away
             and not self.crm_failures_total
             and all(load.open == 0 for load in self.loads)
+            and (self.week is None or self.week.empty)
         )
 
 
@@ -114,8 +120,11 @@ async def load_digest(
     manager_id: str,
     since: datetime | None,
     now: datetime,
+    weekly: bool | None = None,
 ) -> ManagerDigest:
     """The digest of `manager_id` for SLA misses in [since, now); `since` None: the last 24 h.
+    With the week's figures if `weekly`, or (None) if the period starts in an earlier week
+    than it ends, in the manager's time zone: the first digest of each week.
 
     Consecutive digests, each starting where the previous one ended, count every miss once."""
     if manager_id not in policy.managers:
@@ -145,6 +154,9 @@ async def load_digest(
         for rep in scope
         if (absence := states.out_of_office.get(rep)) is not None and absence.covers(now)
     )
+    if weekly is None:
+        weekly = first_of_week(start, now, policy.managers[manager_id].tz)
+    week = await manager_week(session, policy, manager_id=manager_id, now=now) if weekly else None
     return ManagerDigest(
         manager_id=manager_id,
         since=start,
@@ -156,7 +168,15 @@ async def load_digest(
         away=away,
         crm_failures=tuple(failures[:CRM_SHOWN]),
         crm_failures_total=len(failures),
+        week=week,
     )
+
+
+def first_of_week(since: datetime, now: datetime, tz: tzinfo) -> bool:
+    """Whether a digest of [since, now) is its manager's first of a week (Monday to Sunday in
+    their zone): its period starts in an earlier week than it ends, or lasts a week or more."""
+    start, end = since.astimezone(tz).date(), now.astimezone(tz).date()
+    return now - since >= timedelta(days=7) or start.isocalendar()[:2] != end.isocalendar()[:2]
 
 
 async def _queue(session: AsyncSession) -> tuple[int, tuple[QueuedLead, ...]]:
@@ -235,4 +255,6 @@ async def digest_now(uow: UnitOfWork, manager_id: str) -> ManagerDigest:
         lambda session: repo.previous_job_run(session=session, job=job, before=now)
     )
     async with uow.reading() as session:
-        return await load_digest(session, policy, manager_id=manager_id, since=since, now=now)
+        return await load_digest(
+            session, policy, manager_id=manager_id, since=since, now=now, weekly=True
+        )

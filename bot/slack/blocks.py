@@ -135,6 +135,18 @@ def section(text: str) -> SectionBlock:
     return SectionBlock(text=mrkdwn(text))
 
 
+def list_section(head: str, lines: Sequence[str]) -> SectionBlock:
+    """`head` and as many of `lines` as fit in one section, then "… and N more"."""
+    text = head
+    for shown, line in enumerate(lines):
+        rest = len(lines) - shown
+        more = f"\n{and_more(rest - 1)}" if rest > 1 else ""
+        if len(text) + 1 + len(line) + len(more) > MAX_TEXT:
+            return section(f"{text}\n{and_more(rest)}")
+        text += "\n" + line
+    return section(text)
+
+
 def button_value(lead_id: str) -> str:
     if not lead_id or len(lead_id) > MAX_VALUE:
         raise ValueError(

@@ -9,8 +9,9 @@ as on cards and the App Home, so they read in each reader's own zone.
 
 The shape is fixed whatever the number of reps or leads: a header, the queue (at most ten leads,
 two blocks each), then one section each for misses, load and absences (and CRM write-backs given
-up, when there are any), cut with "… and N more" when a list outgrows Slack's 3,000 characters.
-That is at most 28 blocks of Slack's 50.
+up, when there are any), cut with "… and N more" when a list outgrows Slack's 3,000 characters;
+in the week's first digest, a divider and three sections of the week's figures (`_week_blocks`).
+That is at most 32 blocks of Slack's 50.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from bot.slack.blocks import (
     Message,
     clip,
     escape,
+    list_section,
     slack_date,
 )
 from bot.slack.ids import BlockId
+from bot.slack.week import week_blocks
 from routing.durations import format_duration
 
 _WEEK_DAYS = 7
@@ -72,6 +75,8 @@ def digest_message(
     blocks.append(_away_section(digest.away))
     if digest.crm_failures_total:
         blocks.append(_crm_section(digest))
+    if digest.week is not None:
+        blocks.extend(week_blocks(digest.week))
     if len(blocks) > MAX_MESSAGE_BLOCKS:  # the shape is fixed; this guards future edits
         raise ValueError(f"a message may hold {MAX_MESSAGE_BLOCKS} blocks; built {len(blocks)}")
     return Message(text=_summary(digest), blocks=[block.to_dict() for block in blocks])
@@ -165,23 +170,11 @@ def _name(name: str) -> str:
     return clip(escape(name), 150)
 
 
-def _list_section(head: str, lines: Sequence[str]) -> SectionBlock:
-    """`head` and as many of `lines` as fit in one section, then "… and N more"."""
-    text = head
-    for shown, line in enumerate(lines):
-        rest = len(lines) - shown
-        more = f"\n{ELLIPSIS} and {rest - 1} more" if rest > 1 else ""
-        if len(text) + 1 + len(line) + len(more) > MAX_TEXT:
-            return _section(f"{text}\n{ELLIPSIS} and {rest} more")
-        text += "\n" + line
-    return _section(text)
-
-
 def _misses_section(misses: Sequence[RepMisses], period: str) -> SectionBlock:
     if not misses:
         return _section(f"*SLA misses since {period}:* none")
     total = sum(m.count for m in misses)
-    return _list_section(
+    return list_section(
         f"*SLA misses since {period}:* {total}",
         [f"• {_name(m.name)}: {m.count}" for m in misses],
     )
@@ -197,7 +190,7 @@ def _load(load: RepLoad) -> str:
 def _loads_section(loads: Sequence[RepLoad]) -> SectionBlock:
     if not loads:
         return _section("*Open leads against capacity:* no reps")
-    return _list_section("*Open leads against capacity*", [_load(load) for load in loads])
+    return list_section("*Open leads against capacity*", [_load(load) for load in loads])
 
 
 def _away_line(rep: RepAway) -> str:
@@ -211,7 +204,7 @@ def _away_line(rep: RepAway) -> str:
 def _away_section(away: Sequence[RepAway]) -> SectionBlock:
     if not away:
         return _section("*Out of office:* nobody")
-    return _list_section("*Out of office*", [_away_line(rep) for rep in away])
+    return list_section("*Out of office*", [_away_line(rep) for rep in away])
 
 
 def _crm_section(digest: ManagerDigest) -> SectionBlock:
@@ -223,7 +216,7 @@ def _crm_section(digest: ManagerDigest) -> SectionBlock:
     hidden = digest.crm_failures_total - len(digest.crm_failures)
     if hidden:
         lines.append(f"{ELLIPSIS} and {hidden} more")
-    return _list_section(
+    return list_section(
         f"*CRM owner write-backs given up:* {digest.crm_failures_total} "
         "(the record still names its old owner; `/routing why <lead>` tells the story)",
         lines,

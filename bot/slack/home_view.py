@@ -1,4 +1,5 @@
-"""The App Home as Block Kit: a rep's open leads and availability, a manager's team load and queue.
+"""The App Home as Block Kit: a rep's open leads, availability and share of their teams' leads
+this week; a manager's team load, queue and this week's figures.
 
 Whatever the numbers, it stays within Slack's 100 blocks: offers and teams share what is left
 after the fixed parts, each list cut with "… and N more".
@@ -23,6 +24,7 @@ from bot.slack.blocks import (
     clip,
     escape,
     how_many_fit,
+    list_section,
     mrkdwn,
     plain,
     section,
@@ -31,6 +33,7 @@ from bot.slack.blocks import (
 from bot.slack.cards import claim_button, reject_button
 from bot.slack.ids import ActionId
 from bot.slack.kit import ActionsBlock, ContextBlock, HeaderBlock, SectionBlock
+from bot.slack.week import rep_week_lines, team_lines, week_line
 from routing.durations import format_duration
 
 
@@ -52,6 +55,8 @@ def home_view(home: HomeData) -> dict[str, Any]:
         if not offer_groups:
             offer_groups = [[section("No open leads.")]]
         rep_tail = [DividerBlock(), _availability(home)]
+        if home.rep_week is not None:
+            rep_tail.append(list_section("*Your share this week*", rep_week_lines(home.rep_week)))
 
     manager_head: list[Block] = []
     manager_tail: list[Block] = []
@@ -64,6 +69,8 @@ def home_view(home: HomeData) -> dict[str, Any]:
         if not team_groups:
             team_groups = [[section("No teams in the policy.")]]
         manager_tail = [section(_queue_line(home))]
+        if home.week is not None:
+            manager_tail.append(list_section(week_line(home.week), team_lines(home.week)))
 
     fixed = len(rep_head) + len(rep_tail) + len(manager_head) + len(manager_tail)
     offers_budget, teams_budget = _split_budget(

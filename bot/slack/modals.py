@@ -10,15 +10,9 @@ from slack_sdk.models.views import View
 
 from bot.slack.blocks import button_value, escape, plain, section
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from routing.model import REJECT_REASONS
 
 MAX_NOTE = 500
-REJECT_REASONS = (
-    "Not my territory",
-    "Existing customer / already working it",
-    "Not a fit / junk",
-    "Conflict of interest",
-    "Other",
-)
 
 
 def reject_modal(lead_id: str, title: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, Table, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -95,6 +97,13 @@ def id_chunks(ids: Iterable[int]) -> Iterable[list[int]]:
     ordered = sorted(set(ids))
     for start in range(0, len(ordered), IN_CHUNK):
         yield ordered[start : start + IN_CHUNK]
+
+
+def insert_or_update(session: Session, table: Table) -> Any:
+    """An INSERT of `table` that can take `on_conflict_do_update` (or `_do_nothing`), in the
+    dialect of `session`'s database: SQLite and PostgreSQL both have one, spelled alike."""
+    dialect = session.get_bind().dialect.name
+    return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
 
 
 def insert_rows(

@@ -7,7 +7,8 @@ from typing import Any
 from slack_sdk.models.views import View
 
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.modals import REJECT_REASONS, reject_modal, reject_reason
+from bot.slack.modals import reject_modal, reject_reason
+from routing.model import REJECT_REASONS
 
 # --- the reject modal ----------------------------------------------------------------------------
 

@@ -10,13 +10,24 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.dashboard.conftest import BEARER, MARIA, TOKEN, MakeDashboard, queue_leads
+from bot.dashboard.figures import Window
+from bot.service.report import report_rows
+from tests.bot.conftest import Clock
+from tests.dashboard.conftest import (
+    BEARER,
+    MARIA,
+    TOKEN,
+    MakeDashboard,
+    a_morning_reported,
+    queue_leads,
+)
 from tests.dashboard.sample import GROUPS, SampleFigures
 from tests.fakes.slack_sign_in import FakeSlackSignIn, Person
 
@@ -118,6 +129,36 @@ async def test_with_the_bearer_token_a_browser_sees_the_queue_and_the_charts(
     legend = page.locator("#chart-time-to-claim .u-legend .u-label")
     assert "Sample rule <C>" in await legend.all_inner_texts()
     assert await page.locator("#overview tbody tr").count() == 3
+    assert complaints == []
+
+
+async def test_a_browser_sees_the_report_the_use_case_computed_from_the_database(
+    browser: Browser, make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()  # as `leadrouter serve` builds it
+    await a_morning_reported(dashboard.app, clock)
+    week = Window(clock() - timedelta(days=7), clock())
+    expected = await report_rows(dashboard.app.uow, week, "rule")
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+    complaints = problems(page)
+
+    await page.goto(f"{dashboard.url}/dashboard?since=7d&by=rule")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '2'")
+
+    rows = page.locator("#overview tbody tr")
+    assert await rows.count() == len(expected) == 3
+    for index, row in enumerate(expected):
+        cells = await rows.nth(index).locator("td").all_inner_texts()
+        assert cells[:2] == [row["group"] or "–", str(row["leads"])]
+    speed = await chart(page, "time-to-claim")
+    assert speed["x"] == 7 and speed["series"] == ["EMEA", "Small business", "(none)"]
+    # Every lead arrived on the last day: the line of each group is that day's one point.
+    emea, small, unmatched = speed["values"]
+    assert emea[:6] == [None] * 6 and emea[6] == round(expected[0]["time_to_claim_p50_s"] / 60, 2)
+    assert small[6] == round(expected[1]["time_to_claim_p50_s"] / 60, 2)
+    assert unmatched == [None] * 7  # a queued lead is never claimed
+    sla = await chart(page, "claim-sla")
+    assert [values[6] for values in sla["values"]] == [100.0, 100.0, None]
     assert complaints == []
 
 

@@ -1,19 +1,22 @@
 """The dashboard's pages and CSV files, read as a client reads them: the unmatched queue as
-`/routing queue` has it, the overview and fairness pages with SAMPLE figures plugged in (the
-tests' own, `sample.py`), and in production, until the routing report exists, a page that says so
-instead of a figure."""
+`/routing queue` has it, the overview and fairness pages as `serve` builds them (the routing
+report of the test's database) and with SAMPLE figures plugged in (the tests' own, `sample.py`),
+and, registered without a report, a page that says so instead of a figure."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.dashboard.figures import BadWindow, Window, question_of
+from bot.dashboard.render import figure
+from bot.service.report import report_rows
 from tests.bot.conftest import Clock
-from tests.dashboard.conftest import BEARER, MakeDashboard, queue_leads
+from tests.dashboard.conftest import BEARER, MakeDashboard, a_morning_reported, queue_leads
 from tests.dashboard.sample import GROUPS, SampleFigures
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
@@ -82,10 +85,10 @@ async def test_the_queue_csv_has_each_queued_lead_and_defuses_spreadsheet_formul
 # --- the overview and fairness, in production and with sample figures -----------------------
 
 
-async def test_until_the_report_is_plugged_in_the_overview_says_it_is_not_available(
+async def test_without_the_report_the_overview_says_it_is_not_available(
     make_dashboard: MakeDashboard,
 ) -> None:
-    dashboard = await make_dashboard()  # as `leadrouter serve` builds it
+    dashboard = await make_dashboard(wall_clock=time.time)  # registered with no figures
     for path in ("/dashboard", "/dashboard/fairness"):
         page = await (await dashboard.client.get(path, headers=BEARER)).text()
         assert "The routing report is not available yet" in page
@@ -94,6 +97,48 @@ async def test_until_the_report_is_plugged_in_the_overview_says_it_is_not_availa
         response = await dashboard.client.get(path, headers=BEARER)
         assert response.status == 503
         assert "not available yet" in (await response.json())["error"]
+
+
+async def test_as_serve_builds_it_the_overview_shows_the_report_of_the_database(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()  # as `leadrouter serve` builds it
+    await a_morning_reported(dashboard.app, clock)
+
+    response = await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)
+
+    page = await response.text()
+    assert response.status == 200 and "not available" not in page
+    for group in ("EMEA", "Small business", "–"):  # the queued lead matched no rule
+        assert page.count(f"<td>{group}</td>") >= 2  # the figures and the conversion tables
+    rows = await get_csv(dashboard.client, "/dashboard/overview.csv?since=7d&by=rule")
+    expected = await report_rows(
+        dashboard.app.uow, Window(clock() - timedelta(days=7), clock()), "rule"
+    )
+    assert [(r["group"], r["leads"], r["claim_sla_met"]) for r in rows] == [
+        (row["group"] or "", str(row["leads"]), str(row["claim_sla_met"] or "")) for row in expected
+    ]
+    assert {r["group"]: r["leads"] for r in rows} == {"EMEA": "2", "Small business": "2", "": "1"}
+    emea = expected[0]
+    # Claimed after 3 minutes: a percentile is good to 1%, and printed to three digits.
+    assert emea["time_to_claim_p50_s"] == pytest.approx(180, rel=0.02)
+    claimed_in = figure(emea["time_to_claim_p50_s"], "duration")
+    assert page.count(f"<td>{claimed_in}</td>") == 4  # p50 and p90 of each group's one claim
+
+
+async def test_as_serve_builds_it_the_fairness_page_shows_each_teams_rotation(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()
+    await a_morning_reported(dashboard.app, clock)
+
+    rows = await get_csv(dashboard.client, "/dashboard/fairness.csv?since=7d")
+
+    assert {(r["team"], r["rep"], r["leads"]) for r in rows} >= {
+        ("smb", "carol", "1"),
+        ("smb", "bob", "1"),
+    }
+    assert sum(int(r["leads"]) for r in rows) == 4
 
 
 async def test_the_overview_shows_each_group_with_its_figures_and_intervals(

@@ -1,0 +1,192 @@
+"""`leadrouter report` and `leadrouter check --leads`, run in-process through typer's runner
+against a database of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from routing.policy_version import short_version, version_of
+from routing.report import COLUMNS
+from tests.pg import PostgresServer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+POLICY = str(EXAMPLES / "routing.yml")
+LEADS = str(EXAMPLES / "demo-leads.csv")
+# The keys the issue promises each line of `--json`.
+ISSUE_KEYS = {
+    "group",
+    "leads",
+    "assigned",
+    "queued",
+    "time_to_claim_p50_s",
+    "time_to_first_touch_p50_s",
+    "claim_sla_met",
+    "contact_sla_met",
+    "rejects",
+    "reassignments",
+    "converted",
+    "won",
+    "conversion_rate",
+    "conversion_ci_low",
+    "conversion_ci_high",
+}
+runner = CliRunner()
+
+
+def run(database_url: str, *words: str) -> tuple[int, str, str]:
+    result = runner.invoke(
+        app, list(words), env={"DATABASE_URL": database_url, "LEADROUTER_RULES": POLICY}
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo's 50 leads imported (routed now), once for the module."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('report') / 'leads.db'}"
+    code, _, stderr = run(url, "import", LEADS)
+    assert code == 0, stderr
+    return url
+
+
+def test_json_prints_one_object_per_group_with_the_issues_keys(database: str) -> None:
+    code, stdout, stderr = run(database, "report", "--json")
+
+    assert code == 0, stderr
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert lines and all(set(line) >= ISSUE_KEYS for line in lines)
+    assert sum(line["leads"] for line in lines) == 50
+    assert all(line["by"] == "rule" for line in lines)
+    # Nothing measured is never a made-up zero: nobody has claimed or touched a lead yet.
+    assert {line["time_to_claim_p50_s"] for line in lines} == {None}
+    assert {line["contact_sla_met"] for line in lines} == {None}
+
+
+def test_csv_has_the_documented_columns_and_a_row_per_group(database: str) -> None:
+    code, stdout, stderr = run(database, "report", "--csv", "--by", "team")
+
+    assert code == 0, stderr
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    assert list(rows[0]) == list(COLUMNS)
+    assert {row["by"] for row in rows} == {"team"}
+    assert sum(int(row["leads"]) for row in rows) == 50
+
+
+def test_the_table_names_each_group_then_fairness_and_data_health(database: str) -> None:
+    code, stdout, stderr = run(database, "report", "--since", "2d", "--by", "region")
+
+    assert code == 0, stderr
+    assert "by region" in stdout and "all leads" in stdout
+    assert "Fairness" in stdout and "Data health" in stdout
+    assert "too few to go by" in stdout
+
+
+def test_policy_version_groups_leads_by_the_version_that_decided_them(database: str) -> None:
+    code, stdout, stderr = run(database, "report", "--json", "--by", "policy_version")
+
+    assert code == 0, stderr
+    (line,) = [json.loads(text) for text in stdout.splitlines()]
+    version = short_version(version_of(Path(POLICY).read_text(encoding="utf-8")))
+    assert (line["group"], line["leads"]) == (version, 50)
+
+
+def test_an_empty_window_says_so_and_prints_no_group(database: str) -> None:
+    window = ("--from", "2020-01-01", "--to", "2020-01-07")
+
+    table = run(database, "report", *window)
+    lines = run(database, "report", *window, "--json")
+    sheet = run(database, "report", *window, "--csv")
+
+    assert table[0] == lines[0] == sheet[0] == 0
+    assert "No lead arrived from 2020-01-01 00:00 UTC until 2020-01-08 00:00 UTC" in table[1]
+    assert lines[1] == ""
+    assert sheet[1].splitlines() == [",".join(COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("words", "says"),
+    [
+        (["--since", "7y"], "since is a count of hours, days or weeks, such as 7d, not '7y'"),
+        (["--from", "2026-11-01"], "give both --from and --to"),
+        (["--to", "2026-11-01", "--since", "7d"], "give both --from and --to"),
+        (["--from", "2026-11-07", "--to", "2026-11-01"], "must not be before"),
+        (["--from", "November", "--to", "2026-11-01"], "'November' is not a date"),
+        (["--since", "60w"], "a window is at most 366 days long"),
+        (["--by", "colour"], "--by is one of rule, team, rep"),
+        (["--csv", "--json"], "choose one"),
+    ],
+)
+def test_a_bad_option_is_a_sentence_and_touches_no_database(
+    tmp_path: Path, words: list[str], says: str
+) -> None:
+    database = tmp_path / "never.db"
+
+    code, stdout, stderr = run(f"sqlite+aiosqlite:///{database}", "report", *words)
+
+    assert code == 1
+    assert says in stderr and "Traceback" not in stderr + stdout
+    assert not database.exists()
+
+
+def test_a_database_that_cannot_be_read_is_a_sentence(tmp_path: Path) -> None:
+    # A file, not a missing folder: see test_serve's test of `db upgrade` on such a file.
+    database = tmp_path / "leads.db"
+    database.write_bytes(b"these are not the tables you are looking for" * 100)
+
+    code, stdout, stderr = run(f"sqlite+aiosqlite:///{database}", "report")
+
+    assert code == 1
+    assert stderr.startswith("error: cannot migrate the database")
+    assert "Traceback" not in stderr + stdout
+
+
+def test_the_report_reads_postgresql_as_it_reads_sqlite(postgres_server: PostgresServer) -> None:
+    # A test of its own loop-free thread: the commands run their own event loop, as in a shell.
+    name = asyncio.run(postgres_server.create_database())
+    try:
+        url = postgres_server.url(name)
+        assert run(url, "import", LEADS)[0] == 0
+
+        code, stdout, stderr = run(url, "report", "--json", "--by", "all")
+
+        assert code == 0, stderr
+        (line,) = [json.loads(text) for text in stdout.splitlines()]
+        assert line["leads"] == 50 and line["queued"] + line["assigned"] <= 50
+    finally:
+        asyncio.run(postgres_server.drop_database(name))
+
+
+def test_check_leads_says_which_fields_leads_lack_and_what_that_costs(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email,country,employees,industry\n"
+        "A,cto@bigco.com,US,5000,Software\n"
+        "B,ops@firm.de,DE,40,\n"
+        "C,ceo@shop.jp,,,\n"
+        "D,vp@corp.br,BR,300,Retail\n"
+    )
+
+    result = runner.invoke(app, ["check", POLICY, "--leads", str(leads)])
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "4 leads routed in memory" in out and "Data health" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if "(" in line}
+    assert rows["industry"][:2] == ["2", "(50%)"]
+    assert rows["employees"][:2] == ["1", "(25%)"]
+    assert "would wait in the fallback queue `unmatched`" in out
+
+
+def test_check_leads_with_a_missing_file_is_a_sentence(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", POLICY, "--leads", str(tmp_path / "none.csv")])
+
+    assert result.exit_code == 1
+    assert "none.csv: no such file" in result.stderr and "Traceback" not in result.output

@@ -1,0 +1,221 @@
+"""The week's figures from the routing report: in a manager's first digest of the week (and on
+demand), on a manager's App Home, and a rep's share of their teams' leads on theirs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.home import load_home
+from bot.policy_file import load_policy
+from bot.service.digests import digest_now, first_of_week, load_digest
+from bot.service.intake import intake
+from bot.service.report import refresh_report
+from bot.service.unit_of_work import UnitOfWork
+from bot.slack.blocks import MAX_MESSAGE_BLOCKS
+from bot.slack.digest import digest_message
+from bot.slack.home_view import home_view
+from routing.leads import parse_lead
+from routing.policy import Policy
+from storage.db import Database, open_database
+from tests.bot.conftest import Clock
+from tests.bot.test_slack_blocks import ASSIGNEES, assert_within_limits, texts
+from tests.pg import PostgresServer
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MONDAY_9AM = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+FRIDAY_9AM = MONDAY_9AM - timedelta(days=3)
+POLICY = """\
+timezone: Europe/Berlin
+reps:
+  - {id: ann, name: Ann Archer}
+  - {id: ben, name: Ben Baker}
+  - {id: cat, name: Cat Cole}
+managers:
+  - {id: mia, name: Mia Moss, timezone: Europe/Berlin, digest: "0 9 * * mon-fri"}
+teams:
+  north: {members: [ann, ben], manager: mia}
+  south: {members: [cat], manager: mia}
+rules:
+  - name: Webinars wait
+    when: {source: webinar}
+    assign: queue
+  - name: North
+    when: {country: NO}
+    assign: {team: north}
+  - name: South
+    when: {country: IT}
+    assign: {team: south}
+fallback: {queue: unmatched}
+"""
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    path = tmp_path / "routing.yml"
+    path.write_text(POLICY, encoding="utf-8")
+    return load_policy(path)
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'week.db'}")
+    await db.create_tables()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def postgres_db(postgres_server: PostgresServer) -> AsyncIterator[Database]:
+    name = await postgres_server.create_database()
+    db = open_database(postgres_server.url(name))
+    try:
+        await db.create_tables()
+        yield db
+    finally:
+        await db.dispose()
+        await postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest) -> Database:
+    database: Database = request.getfixturevalue(f"{request.param}_db")
+    return database
+
+
+@pytest.fixture
+def uow(db: Database, policy: Policy, clock: Clock) -> UnitOfWork:
+    return UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+
+
+async def two_weeks(uow: UnitOfWork, clock: Clock) -> None:
+    """Two South leads the week before; four North leads this week, a webinar's and one no
+    rule takes; the report brought up to date on Monday at 9:00 in Berlin."""
+    leads = [
+        (MONDAY_9AM - timedelta(days=11), "S-1", {"country": "IT"}),
+        (MONDAY_9AM - timedelta(days=10), "S-2", {"country": "IT"}),
+        *((MONDAY_9AM - timedelta(days=4 - n), f"N-{n}", {"country": "NO"}) for n in range(4)),
+        (MONDAY_9AM - timedelta(days=2), "W-1", {"source": "webinar"}),
+        (MONDAY_9AM - timedelta(days=2), "J-1", {"country": "JP"}),
+    ]
+    for at, lead_id, fields in leads:
+        clock.now = at
+        await intake(uow, parse_lead({"id": lead_id, "email": f"x@{lead_id}.example", **fields}))
+    clock.now = MONDAY_9AM
+    await refresh_report(uow)
+
+
+async def test_the_first_digest_of_a_week_tells_the_week_against_the_one_before(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    await two_weeks(uow, clock)
+
+    async with db.reading() as session:
+        digest = await load_digest(
+            session, policy, manager_id="mia", since=FRIDAY_9AM, now=MONDAY_9AM
+        )
+
+    week = digest.week
+    assert week is not None
+    assert (week.total.leads, week.total_before.leads) == (6, 2)
+    assert [(name, group.leads if group else 0) for name, group in week.teams] == [
+        ("north", 4),
+        ("south", 0),
+    ]
+    assert [(m.rule, m.before and m.before.leads, m.now and m.now.leads) for m in week.movers] == [
+        ("North", None, 4),
+        ("South", 2, None),
+        (None, None, 1),
+    ]
+    message = digest_message(digest, manager_tz=BERLIN, assignees=ASSIGNEES)
+    assert_within_limits(message.blocks, MAX_MESSAGE_BLOCKS)
+    words = "\n".join(texts(message.blocks))
+    assert "*This week:* 6 leads (+200% on the week before)" in words
+    assert "claim SLA met – (– the week before)" in words  # no card went out: no SLA to judge
+    assert "queued 33% (no rule matched 17%)" in words
+    assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
+    assert "• North: 0 → 4 leads (too few to go by)" in words
+    assert "• South: 2 → 0 leads" in words
+
+
+async def test_a_digest_within_a_week_has_no_weekly_section(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    await two_weeks(uow, clock)
+
+    async with db.reading() as session:
+        digest = await load_digest(
+            session,
+            policy,
+            manager_id="mia",
+            since=MONDAY_9AM,
+            now=MONDAY_9AM + timedelta(days=1),
+        )
+
+    assert digest.week is None
+    words = "\n".join(texts(digest_message(digest, manager_tz=BERLIN, assignees=()).blocks))
+    assert "This week" not in words
+
+
+async def test_the_digest_on_demand_always_has_the_week(
+    db: Database, uow: UnitOfWork, clock: Clock
+) -> None:
+    await two_weeks(uow, clock)
+    clock.now = MONDAY_9AM + timedelta(days=2)
+
+    digest = await digest_now(uow, "mia")
+
+    assert digest.week is not None and digest.week.total.leads == 6
+
+
+def test_a_week_starts_on_monday_in_the_managers_time_zone() -> None:
+    sunday_night_in_berlin = datetime(2026, 11, 15, 22, 30, tzinfo=UTC)  # Monday in Auckland
+    assert first_of_week(FRIDAY_9AM, MONDAY_9AM, BERLIN)
+    assert not first_of_week(MONDAY_9AM, MONDAY_9AM + timedelta(days=4), BERLIN)
+    assert first_of_week(sunday_night_in_berlin, MONDAY_9AM, BERLIN)
+    assert not first_of_week(sunday_night_in_berlin, MONDAY_9AM, ZoneInfo("Pacific/Auckland"))
+    assert first_of_week(MONDAY_9AM, MONDAY_9AM + timedelta(days=7), BERLIN)
+
+
+async def test_a_manager_sees_this_weeks_figures_on_their_app_home(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    await two_weeks(uow, clock)
+
+    async with db.reading() as session:
+        home = await load_home(session, policy, rep_id=None, manager_id="mia", now=MONDAY_9AM)
+
+    view = home_view(home)
+    words = "\n".join(texts(view["blocks"]))
+    assert "*This week:* 6 leads (+200% on the week before)" in words
+    assert "• north: 4 leads" in words and "• south: no lead" in words
+
+
+async def test_a_rep_sees_their_share_of_their_teams_leads_against_what_they_should_get(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    await two_weeks(uow, clock)
+
+    async with db.reading() as session:
+        ann = await load_home(session, policy, rep_id="ann", manager_id=None, now=MONDAY_9AM)
+        cat = await load_home(session, policy, rep_id="cat", manager_id=None, now=MONDAY_9AM)
+
+    assert ann.rep_week is not None and cat.rep_week is not None
+    (north,) = ann.rep_week.teams
+    assert (north.team, north.leads, north.team_leads, north.expected_share) == (
+        "north",
+        2,
+        4,
+        0.5,
+    )
+    ann_words = "\n".join(texts(home_view(ann)["blocks"]))
+    assert "• north: you got 2 of its 4 leads (50%); your share is 50%" in ann_words
+    assert "Your claim SLA met this week: –" in ann_words
+    cat_words = "\n".join(texts(home_view(cat)["blocks"]))
+    assert "• south: the rotation gave out no lead this week" in cat_words
