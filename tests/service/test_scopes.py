@@ -377,6 +377,38 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
     )
 
 
+async def test_a_rep_marked_away_while_a_decision_waits_gets_no_lead_from_it(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """A move reads the clock, then waits (here for its offer's row); meanwhile the rep it will
+    land on is marked away, and the clock has moved on. The absence holds from its commit on,
+    whatever clock reading a decision made after it carries (one read before it waited, or
+    another replica's clock a little behind): the moved lead is not hers, since the absence
+    found nothing of hers left to move."""
+    moving, marking = services_on(postgres_url, write_policy(tmp_path, OLD_TEAMS), clock, 2)
+    try:
+        for lead_id in ("L-0", "L-1"):  # ann's, then ben's
+            await intake(moving, new_lead(lead_id))
+        [offer] = await offers_of(postgres_db, "L-1")
+        assert offer.rep_id == "ben" and offer.id is not None
+        async with started() as tasks:
+            async with row_locked(postgres_db, "offers", "id = :id", id=offer.id):
+                tasks.append(
+                    asyncio.ensure_future(reassign(moving, offer.id, reason="rebalancing"))
+                )
+                await until_waiting_on_locks(postgres_db, 1)  # the clock read, the row awaited
+                clock.advance(minutes=1)
+                away = await set_out_of_office(marking, "ann", until=None, reason="x")
+            [moved] = await outcomes(tasks)
+    finally:
+        for uow in (moving, marking):
+            await uow.db.dispose()
+
+    assert [(m.lead_id, m.to.rep) for m in away] == [("L-0", "ben")]
+    assert moved.to.rep is None  # ben had it, ann is away: queued
+    assert await reps_with_offered_leads(postgres_db) == {"ben"}
+
+
 STRESS_POLICY = """\
 reps:
   - {id: ann, capacity: 10}
