@@ -352,9 +352,11 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
     try:
         for n in range(2):  # ann, then ben: the next lead is ann's, and east has its row
             await intake(old, new_lead(f"W-{n}"))
-        async with started(intake(old, new_lead("L-1"))) as tasks:
-            # The decision for ann is made and waits to save east's rotation.
+        async with started() as tasks:
+            # Locked before the intake starts, which could otherwise have saved it already.
             async with row_locked(postgres_db, "team_state", "team = 'east'"):
+                tasks.append(asyncio.ensure_future(intake(old, new_lead("L-1"))))
+                # The decision for ann is made and waits to save east's rotation.
                 await until_waiting_on_locks(postgres_db, 1)
                 tasks.append(
                     asyncio.ensure_future(
@@ -363,7 +365,8 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
                         )
                     )
                 )
-                await asyncio.sleep(0.5)
+                # The absence waits for ann's own scope, which the decision holds.
+                await until_waiting_on_locks(postgres_db, 2)
             routed, moves = await outcomes(tasks)
     finally:
         for uow in (old, new):
