@@ -39,6 +39,7 @@ from tests.service.support import (
     write_policy,
 )
 from tests.service.test_postgres_races import (
+    WAIT_S,
     outcomes,
     row_locked,
     started,
@@ -93,12 +94,12 @@ async def test_a_decision_for_one_team_does_not_wait_for_another_teams(
     [uow] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
     try:
         async with scope_held_elsewhere(postgres_url, "team:west"):
-            east = await asyncio.wait_for(intake(uow, new_lead("E-1", industry="Energy")), 5)
+            east = await asyncio.wait_for(intake(uow, new_lead("E-1", industry="Energy")), WAIT_S)
             west = asyncio.create_task(intake(uow, new_lead("W-1")))
-            await asyncio.sleep(0.5)
+            await until_waiting_on_locks(postgres_db, 1)
             assert not west.done(), "a west decision went ahead while west was held elsewhere"
         assert east.lead.rep == "ann"
-        assert (await asyncio.wait_for(west, 10)).lead.rep == "cat"
+        assert (await asyncio.wait_for(west, WAIT_S)).lead.rep == "cat"
         assert uow.tally.lock_waits == 1 and uow.tally.conflicts == 0
     finally:
         await uow.db.dispose()
@@ -114,7 +115,7 @@ async def test_the_same_person_holds_their_reps_team_not_the_one_the_rules_name(
         # Its rules name west, which is busy; the person is ann's, in east: no wait, no redo.
         async with scope_held_elsewhere(postgres_url, "team:west"):
             again = await asyncio.wait_for(
-                intake(uow, new_lead("W-1", email="kim@power.example")), 5
+                intake(uow, new_lead("W-1", email="kim@power.example")), WAIT_S
             )
         assert (again.lead.rep, again.lead.rule) == ("ann", "Same person")
         assert uow.tally.lock_waits == 0 and uow.tally.conflicts == 0
@@ -201,7 +202,7 @@ async def test_a_scope_busy_below_one_held_is_not_waited_for(postgres_url: str) 
             assert locks.held == {high} and locks.waits == 0
 
         async with scope_held_elsewhere(postgres_url, low):
-            await asyncio.wait_for(db.run(take_both), 2)  # waiting for `low` could deadlock
+            await asyncio.wait_for(db.run(take_both), WAIT_S)  # waiting for `low` could deadlock
     finally:
         await db.dispose()
 
@@ -232,9 +233,9 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
         assert offer.rep_id == "ann" and offer.id is not None
         async with scope_held_elsewhere(postgres_url, low):
             moving = asyncio.create_task(reassign(uow, offer.id, reason="rebalancing"))
-            await asyncio.sleep(0.5)
+            await until_waiting_on_locks(postgres_db, 1)  # lost once, then waits for it
             assert not moving.done()
-        move = await asyncio.wait_for(moving, 10)
+        move = await asyncio.wait_for(moving, WAIT_S)
         assert move is not None and move.to.rep == "cat"
         # Lost once (to the busy scope, before any decision was kept), then waited.
         assert uow.tally.conflicts == 1 and uow.tally.decisions_redone == 0
