@@ -42,6 +42,7 @@ from tests.service.test_postgres_races import (
     WAIT_S,
     outcomes,
     row_locked,
+    start,
     started,
     until_waiting_on_locks,
 )
@@ -354,18 +355,12 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
         for n in range(2):  # ann, then ben: the next lead is ann's, and east has its row
             await intake(old, new_lead(f"W-{n}"))
         async with started() as tasks:
-            # Locked before the intake starts, which could otherwise have saved it already.
             async with row_locked(postgres_db, "team_state", "team = 'east'"):
-                tasks.append(asyncio.ensure_future(intake(old, new_lead("L-1"))))
+                tasks += start(intake(old, new_lead("L-1")))
                 # The decision for ann is made and waits to save east's rotation.
                 await until_waiting_on_locks(postgres_db, 1)
-                tasks.append(
-                    asyncio.ensure_future(
-                        set_out_of_office(
-                            new, "ann", until=clock.now + timedelta(hours=1), reason="x"
-                        )
-                    )
-                )
+                until = clock.now + timedelta(hours=1)
+                tasks += start(set_out_of_office(new, "ann", until=until, reason="x"))
                 # The absence waits for ann's own scope, which the decision holds.
                 await until_waiting_on_locks(postgres_db, 2)
             routed, moves = await outcomes(tasks)
@@ -397,9 +392,7 @@ async def test_a_rep_marked_away_while_a_decision_waits_gets_no_lead_from_it(
         assert offer.rep_id == "ben" and offer.id is not None
         async with started() as tasks:
             async with row_locked(postgres_db, "offers", "id = :id", id=offer.id):
-                tasks.append(
-                    asyncio.ensure_future(reassign(moving, offer.id, reason="rebalancing"))
-                )
+                tasks += start(reassign(moving, offer.id, reason="rebalancing"))
                 await until_waiting_on_locks(postgres_db, 1)  # the clock read, the row awaited
                 clock.advance(minutes=1)
                 away = await set_out_of_office(marking, "ann", until=None, reason="x")
