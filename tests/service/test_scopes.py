@@ -26,7 +26,7 @@ from bot.service.offers import assign, claim, reassign, reject
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.watchdog import sweep
 from storage.db import Database, open_database
-from storage.locks import ScopeBusy, lock_key, scope_locks
+from storage.locks import WAITED_S, ScopeBusy, lock_key, scope_locks
 from tests.service.conftest import Clock
 from tests.service.support import (
     TRIO_POLICY,
@@ -81,6 +81,13 @@ async def scope_held_elsewhere(url: str, scope: str) -> AsyncIterator[None]:
         await connection.close()
 
 
+async def until_waited_on(db: Database) -> None:
+    """Until a session waits on a lock, and then long enough for its wait to count as one: a
+    lock let go at once may be taken in less than `WAITED_S`, which a free lock can take too."""
+    await until_waiting_on_locks(db, 1)
+    await asyncio.sleep(10 * WAITED_S)
+
+
 def services_on(url: str, policy_path: Path, clock: Clock, count: int) -> list[UnitOfWork]:
     """`count` services, each with a database (and connection pool) of its own: replicas."""
     policy = load_policy(policy_path)
@@ -97,7 +104,7 @@ async def test_a_decision_for_one_team_does_not_wait_for_another_teams(
         async with scope_held_elsewhere(postgres_url, "team:west"):
             east = await asyncio.wait_for(intake(uow, new_lead("E-1", industry="Energy")), WAIT_S)
             west = asyncio.create_task(intake(uow, new_lead("W-1")))
-            await until_waiting_on_locks(postgres_db, 1)
+            await until_waited_on(postgres_db)
             assert not west.done(), "a west decision went ahead while west was held elsewhere"
         assert east.lead.rep == "ann"
         assert (await asyncio.wait_for(west, WAIT_S)).lead.rep == "cat"
@@ -234,7 +241,7 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
         assert offer.rep_id == "ann" and offer.id is not None
         async with scope_held_elsewhere(postgres_url, low):
             moving = asyncio.create_task(reassign(uow, offer.id, reason="rebalancing"))
-            await until_waiting_on_locks(postgres_db, 1)  # lost once, then waits for it
+            await until_waited_on(postgres_db)  # lost once, then waits for it
             assert not moving.done()
         move = await asyncio.wait_for(moving, WAIT_S)
         assert move is not None and move.to.rep == "cat"
