@@ -34,7 +34,6 @@ async def set_out_of_office(
         uow,
         rep_id,
         away=True,
-        since=now,
         until=until,
         reason=reason,
         actor=by or rep_id,
@@ -63,7 +62,6 @@ async def set_back(uow: UnitOfWork, rep_id: str, *, by: str | None = None) -> No
         uow,
         rep_id,
         away=False,
-        since=None,
         until=None,
         reason=None,
         actor=by or rep_id,
@@ -77,7 +75,6 @@ async def _record_away(
     rep_id: str,
     *,
     away: bool,
-    since: datetime | None,
     until: datetime | None,
     reason: str | None,
     actor: str,
@@ -91,11 +88,15 @@ async def _record_away(
         # finishes first (so its offer is found and moved below) and none starts until
         # this commits (so none sees the rep as present).
         tx.hold_first(rep_scope(uow.policy(), rep_id))
+        # Away from this commit on (since None: already), not from the clock's reading: a
+        # decision that reads it may carry an earlier `now` (read before it waited for the
+        # rep's scope, or on another replica's clock), would find the absence not begun and
+        # give the rep a lead after the offers to move were looked up.
         repo.set_away(
             session=tx.session,
             rep_id=rep_id,
             away=away,
-            since=since,
+            since=None,
             until=until,
             reason=reason,
             now=now,

@@ -71,9 +71,16 @@ async def until_waiting_on_locks(db: Database, count: int) -> None:
     raise AssertionError(f"{waiting} of {count} sessions came to wait on the held row")
 
 
+def start(*operations: Any) -> list[asyncio.Task[Any]]:
+    """The operations running. Start them once the row they are to wait on is locked: started
+    before, one may get past it first (a loaded machine runs them before the lock is taken)."""
+    return [asyncio.ensure_future(operation) for operation in operations]
+
+
 @asynccontextmanager
-async def started(*operations: Any) -> AsyncIterator[list[asyncio.Task[Any]]]:
-    tasks = [asyncio.ensure_future(operation) for operation in operations]
+async def started() -> AsyncIterator[list[asyncio.Task[Any]]]:
+    """A list for the tasks a test starts, cancelled if still running when the block ends."""
+    tasks: list[asyncio.Task[Any]] = []
     try:
         yield tasks
     finally:
@@ -95,8 +102,9 @@ async def test_a_claim_that_loses_the_race_is_shown_the_lead_as_claimed(
     await intake(uow, new_lead("L-1"))
     [offer] = await offers_of(db, "L-1")
 
-    async with started(claim(uow, "L-1", by="ann"), claim(uow, "L-1", by="mia")) as tasks:
+    async with started() as tasks:
         async with row_locked(db, "offers", "id = :id", id=offer.id):
+            tasks += start(claim(uow, "L-1", by="ann"), claim(uow, "L-1", by="mia"))
             await until_waiting_on_locks(db, 2)  # both read the offer as open
         results = await outcomes(tasks)
 
@@ -114,10 +122,11 @@ async def test_a_claim_that_loses_to_a_reassignment_does_not_name_the_rep_who_lo
     [offer] = await offers_of(db, "L-1")
     assert offer.id is not None and offer.rep_id == "ann"
 
-    async with started(reassign(uow, offer.id, reason="rebalancing")) as tasks:
+    async with started() as tasks:
         async with row_locked(db, "offers", "id = :id", id=offer.id):
+            tasks += start(reassign(uow, offer.id, reason="rebalancing"))
             await until_waiting_on_locks(db, 1)
-            tasks.append(asyncio.ensure_future(claim(uow, "L-1", by="mia")))
+            tasks += start(claim(uow, "L-1", by="mia"))
             await until_waiting_on_locks(db, 2)  # the claim queued behind the reassignment
         move, claimed = await outcomes(tasks)
 
@@ -141,9 +150,10 @@ async def test_two_reps_rejecting_at_once_each_lead_going_to_the_other_both_succ
         reject(uow, "L-0", by="ann", reason="busy"),
         reject(uow, "L-1", by="ben", reason="busy"),
     )
-    async with started(*rejects) as tasks:
-        # Both have turned their offer down and wait to save the rotation.
+    async with started() as tasks:
         async with row_locked(db, "team_state", "team = 'trio'"):
+            tasks += start(*rejects)
+            # Both have turned their offer down and wait to save the rotation.
             await until_waiting_on_locks(db, 2)
         results = await outcomes(tasks)
 

@@ -26,7 +26,7 @@ from bot.service.offers import assign, claim, reassign, reject
 from bot.service.unit_of_work import UnitOfWork
 from bot.service.watchdog import sweep
 from storage.db import Database, open_database
-from storage.locks import ScopeBusy, lock_key, scope_locks
+from storage.locks import WAITED_S, ScopeBusy, lock_key, scope_locks
 from tests.service.conftest import Clock
 from tests.service.support import (
     TRIO_POLICY,
@@ -39,8 +39,10 @@ from tests.service.support import (
     write_policy,
 )
 from tests.service.test_postgres_races import (
+    WAIT_S,
     outcomes,
     row_locked,
+    start,
     started,
     until_waiting_on_locks,
 )
@@ -79,6 +81,13 @@ async def scope_held_elsewhere(url: str, scope: str) -> AsyncIterator[None]:
         await connection.close()
 
 
+async def until_waited_on(db: Database) -> None:
+    """Until a session waits on a lock, and then long enough for its wait to count as one: a
+    lock let go at once may be taken in less than `WAITED_S`, which a free lock can take too."""
+    await until_waiting_on_locks(db, 1)
+    await asyncio.sleep(10 * WAITED_S)
+
+
 def services_on(url: str, policy_path: Path, clock: Clock, count: int) -> list[UnitOfWork]:
     """`count` services, each with a database (and connection pool) of its own: replicas."""
     policy = load_policy(policy_path)
@@ -93,12 +102,12 @@ async def test_a_decision_for_one_team_does_not_wait_for_another_teams(
     [uow] = services_on(postgres_url, write_policy(tmp_path, EAST_WEST), clock, 1)
     try:
         async with scope_held_elsewhere(postgres_url, "team:west"):
-            east = await asyncio.wait_for(intake(uow, new_lead("E-1", industry="Energy")), 5)
+            east = await asyncio.wait_for(intake(uow, new_lead("E-1", industry="Energy")), WAIT_S)
             west = asyncio.create_task(intake(uow, new_lead("W-1")))
-            await asyncio.sleep(0.5)
+            await until_waited_on(postgres_db)
             assert not west.done(), "a west decision went ahead while west was held elsewhere"
         assert east.lead.rep == "ann"
-        assert (await asyncio.wait_for(west, 10)).lead.rep == "cat"
+        assert (await asyncio.wait_for(west, WAIT_S)).lead.rep == "cat"
         assert uow.tally.lock_waits == 1 and uow.tally.conflicts == 0
     finally:
         await uow.db.dispose()
@@ -114,7 +123,7 @@ async def test_the_same_person_holds_their_reps_team_not_the_one_the_rules_name(
         # Its rules name west, which is busy; the person is ann's, in east: no wait, no redo.
         async with scope_held_elsewhere(postgres_url, "team:west"):
             again = await asyncio.wait_for(
-                intake(uow, new_lead("W-1", email="kim@power.example")), 5
+                intake(uow, new_lead("W-1", email="kim@power.example")), WAIT_S
             )
         assert (again.lead.rep, again.lead.rule) == ("ann", "Same person")
         assert uow.tally.lock_waits == 0 and uow.tally.conflicts == 0
@@ -201,7 +210,7 @@ async def test_a_scope_busy_below_one_held_is_not_waited_for(postgres_url: str) 
             assert locks.held == {high} and locks.waits == 0
 
         async with scope_held_elsewhere(postgres_url, low):
-            await asyncio.wait_for(db.run(take_both), 2)  # waiting for `low` could deadlock
+            await asyncio.wait_for(db.run(take_both), WAIT_S)  # waiting for `low` could deadlock
     finally:
         await db.dispose()
 
@@ -232,9 +241,9 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
         assert offer.rep_id == "ann" and offer.id is not None
         async with scope_held_elsewhere(postgres_url, low):
             moving = asyncio.create_task(reassign(uow, offer.id, reason="rebalancing"))
-            await asyncio.sleep(0.5)
+            await until_waited_on(postgres_db)  # lost once, then waits for it
             assert not moving.done()
-        move = await asyncio.wait_for(moving, 10)
+        move = await asyncio.wait_for(moving, WAIT_S)
         assert move is not None and move.to.rep == "cat"
         # Lost once (to the busy scope, before any decision was kept), then waited.
         assert uow.tally.conflicts == 1 and uow.tally.decisions_redone == 0
@@ -352,18 +361,15 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
     try:
         for n in range(2):  # ann, then ben: the next lead is ann's, and east has its row
             await intake(old, new_lead(f"W-{n}"))
-        async with started(intake(old, new_lead("L-1"))) as tasks:
-            # The decision for ann is made and waits to save east's rotation.
+        async with started() as tasks:
             async with row_locked(postgres_db, "team_state", "team = 'east'"):
+                tasks += start(intake(old, new_lead("L-1")))
+                # The decision for ann is made and waits to save east's rotation.
                 await until_waiting_on_locks(postgres_db, 1)
-                tasks.append(
-                    asyncio.ensure_future(
-                        set_out_of_office(
-                            new, "ann", until=clock.now + timedelta(hours=1), reason="x"
-                        )
-                    )
-                )
-                await asyncio.sleep(0.5)
+                until = clock.now + timedelta(hours=1)
+                tasks += start(set_out_of_office(new, "ann", until=until, reason="x"))
+                # The absence waits for ann's own scope, which the decision holds.
+                await until_waiting_on_locks(postgres_db, 2)
             routed, moves = await outcomes(tasks)
     finally:
         for uow in (old, new):
@@ -375,6 +381,36 @@ async def test_a_rep_marked_away_by_a_replica_on_a_newer_policy_keeps_no_lead(
         "ben",
         "offered",
     )
+
+
+async def test_a_rep_marked_away_while_a_decision_waits_gets_no_lead_from_it(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """A move reads the clock, then waits (here for its offer's row); meanwhile the rep it will
+    land on is marked away, and the clock has moved on. The absence holds from its commit on,
+    whatever clock reading a decision made after it carries (one read before it waited, or
+    another replica's clock a little behind): the moved lead is not hers, since the absence
+    found nothing of hers left to move."""
+    moving, marking = services_on(postgres_url, write_policy(tmp_path, OLD_TEAMS), clock, 2)
+    try:
+        for lead_id in ("L-0", "L-1"):  # ann's, then ben's
+            await intake(moving, new_lead(lead_id))
+        [offer] = await offers_of(postgres_db, "L-1")
+        assert offer.rep_id == "ben" and offer.id is not None
+        async with started() as tasks:
+            async with row_locked(postgres_db, "offers", "id = :id", id=offer.id):
+                tasks += start(reassign(moving, offer.id, reason="rebalancing"))
+                await until_waiting_on_locks(postgres_db, 1)  # the clock read, the row awaited
+                clock.advance(minutes=1)
+                away = await set_out_of_office(marking, "ann", until=None, reason="x")
+            [moved] = await outcomes(tasks)
+    finally:
+        for uow in (moving, marking):
+            await uow.db.dispose()
+
+    assert [(m.lead_id, m.to.rep) for m in away] == [("L-0", "ben")]
+    assert moved.to.rep is None  # ben had it, ann is away: queued
+    assert await reps_with_offered_leads(postgres_db) == {"ben"}
 
 
 STRESS_POLICY = """\
@@ -448,12 +484,15 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
     async def come_and_go(replica: UnitOfWork, reps: list[str]) -> None:
         while not stop.is_set():
             rep = rng.choice(reps)
-            if away_now.get(rep):
-                away_now[rep] = False
-                await guarded(set_back(replica, rep))
+            try:
+                if away_now.get(rep):
+                    await set_back(replica, rep)
+                else:
+                    await set_out_of_office(replica, rep, until=None, reason="x")
+            except Exception as exc:  # neither is ever refused a rep of the policy
+                errors.append(exc)
             else:
-                away_now[rep] = True
-                await guarded(set_out_of_office(replica, rep, until=None, reason="x"))
+                away_now[rep] = not away_now.get(rep)
             await asyncio.sleep(rng.random() * 0.05)
 
     async def keep_sweeping(replica: UnitOfWork) -> None:
@@ -487,8 +526,9 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
     assert {rep: n for rep, n in per_rep.items() if n > STRESS_CAPACITY[rep]} == {}
     assert await leads_with_several_open_offers(postgres_db) == {}
     assert await leads_out_of_step_with_their_offers(postgres_db) == {}
-    offered_to = await reps_with_offered_leads(postgres_db)
-    assert {rep for rep, away in away_now.items() if away} & offered_to == set()
+    away = await reps_away(postgres_db)
+    assert away == {rep for rep, is_away in away_now.items() if is_away}
+    assert away & await reps_with_offered_leads(postgres_db) == set()
     await asyncio.sleep(1)  # the backends' statistics reach pg_stat_database
     assert await deadlocks(postgres_db) == deadlocks_before
 
@@ -519,6 +559,12 @@ async def any_open_offer(db: Database, rng: random.Random) -> OpenOffer | None:
 async def reps_with_offered_leads(db: Database) -> set[str]:
     async with db.reading() as session:
         rows = await session.execute(text("SELECT rep_id FROM offers WHERE status = 'offered'"))
+        return {rep for (rep,) in rows}
+
+
+async def reps_away(db: Database) -> set[str]:
+    async with db.reading() as session:
+        rows = await session.execute(text("SELECT rep_id FROM rep_state WHERE away"))
         return {rep for (rep,) in rows}
 
 
