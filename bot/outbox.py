@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: one loop (claim, lease, carry out, finish, retry) for every kind.
 """Carrying out the outbox: the loop every kind of side effect shares (Slack posts, CRM writes).
 
 An attempt holds its item by a lease named by a token, for as long as it runs: claimed in

@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: every table and index in one module, as SQLModel's docs advise.
 """The tables. One module, as SQLModel's docs suggest: every table and its indexes in one place.
 
 Times are stored as naive UTC (SQLite has no time zones) and come back aware, through `UtcDateTime`.

@@ -1,3 +1,4 @@
+# Just over 400 lines: one grammar, the /routing command's, and its parser read best together.
 """The `/routing` slash command's text, parsed into one typed command.
 
 Pure: no I/O and no clock. The handler passes `now` and the caller's Slack time zone, so a date
