@@ -63,6 +63,19 @@ class Step(NamedTuple):
             "note": self.note,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Step:
+        """A step back from its stored form (`as_dict`)."""
+        return cls(
+            Stage(data["stage"]),
+            data["subject"],
+            data["ok"],
+            data.get("detail", ""),
+            data.get("field"),
+            data.get("value"),
+            data.get("note"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RoutingState:

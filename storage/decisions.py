@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from routing.decision import Decision, Stage, Step
+from routing.decision import Decision, Step
 from routing.leads import parse_lead
 from routing.model import CrmSystem, Lead, Outcome
 from routing.policy import Policy
@@ -77,18 +77,7 @@ def redecide(row: LeadRow, lead: Lead, decision: Decision, now: datetime, policy
 
 def steps_of(trace: Sequence[Mapping[str, Any]]) -> tuple[Step, ...]:
     """A stored trace back as the decision's steps."""
-    return tuple(
-        Step(
-            Stage(step["stage"]),
-            step["subject"],
-            step["ok"],
-            step.get("detail", ""),
-            step.get("field"),
-            step.get("value"),
-            step.get("note"),
-        )
-        for step in trace
-    )
+    return tuple(Step.from_dict(step) for step in trace)
 
 
 def lead_of(row: LeadRow) -> Lead:

@@ -35,12 +35,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from routing.decision import Decision
+from routing.decision import Decision, Step
 from routing.model import REJECT_REASONS, Outcome
 from routing.policy_version import short_version
 from routing.report import EventKind, LeadStory, OutcomeEvent, outcomes_of
 from routing.report.story import field_gaps, is_unmatched
-from storage.decisions import steps_of
 from storage.models import AuditEventRow, DecisionRow, LeadEventRow, OfferStatus
 from storage.repository.common import LEADS, OFFERS, id_chunks, table_of
 
@@ -216,7 +215,10 @@ def _traces(session: Session, decision_ids: list[int]) -> dict[int, Any]:
         rows = session.execute(
             select(_DECISIONS.c.id, _DECISIONS.c.trace).where(_DECISIONS.c.id.in_(chunk))
         )
-        traces.update((decision_id, steps_of(trace)) for decision_id, trace in rows)
+        traces.update(
+            (decision_id, tuple(Step.from_dict(step) for step in trace))
+            for decision_id, trace in rows
+        )
     return traces
 
 
