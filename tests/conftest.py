@@ -9,9 +9,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.bot.test_serve import Servers
 from tests.pg import PostgresDidNotStart, PostgresServer, missing_binaries, start_postgres
+
+# Properties are checked on what the code returns, never on how long one example took: a machine
+# busy with other work can pause a test for longer than hypothesis's default 200 ms deadline.
+settings.register_profile("leadrouter", deadline=None)
+settings.load_profile("leadrouter")
 
 
 @pytest.fixture(autouse=True)
