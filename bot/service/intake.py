@@ -64,6 +64,7 @@ def _intake_in(uow: UnitOfWork, tx: Transaction, *, leads: Sequence[Lead]) -> li
         now = uow.clock()
         world = tx.world(policy, list(fresh.values()), now=now, plan=True)
         decided = [(lead, world.route(lead, now, excluded={})) for lead in fresh.values()]
+        world.settle()
         rows = [lead_values(lead, decision, now, policy) for lead, decision in decided]
         ids = repo.insert_leads(session=tx.session, rows=rows)
         saved = record(

@@ -58,6 +58,7 @@ class World:
         self.locks = locks
         self.decided = 0  # decisions that will be saved if the transaction commits
         self.replanned = 0  # decisions made again after taking the scopes they landed in
+        self.unsettled: set[str] = set()  # reps' own scopes still to take (`hold`, `settle`)
 
     @classmethod
     def load(
@@ -128,7 +129,7 @@ class World:
                 state=state,
                 excluded=excluded,
             )
-            if not self.hold(decision_scope(self.policy, decision)):
+            if not self.hold(decision_scope(self.policy, decision), settle_later=True):
                 break
             self.replanned += 1
         rotated = record(
@@ -154,17 +155,44 @@ class World:
         self.loads[rep] += 1
         self.decided += 1
 
-    def hold(self, scopes: frozenset[str] | set[str]) -> bool:
+    def hold(self, scopes: frozenset[str] | set[str], *, settle_later: bool = False) -> bool:
         """Hold `scopes` too; True if any was newly taken (its state has just been read again,
-        and what was decided on the old state must be decided again)."""
-        if self.locks is None or not scopes - self.locks.held:
+        and what was decided on the old state must be decided again).
+
+        A rep's own scope, wanted while every team of the rep is held, protects nothing this
+        transaction has not already read current: whoever changes the rep holds those teams too.
+        It is taken for the rolling deploy that moves a rep between teams (see `routing.scope`),
+        so it needs no second read; with `settle_later` it waits for `settle`, which takes all
+        such scopes of a batch in one trip."""
+        if self.locks is None:
+            return False
+        missing = set(scopes) - self.locks.held
+        covered = {scope for scope in missing if self._covered(scope)}
+        if settle_later:
+            self.unsettled |= covered
+            missing -= covered
+        if not missing:
             return False
         before = frozenset(self.locks.held)
-        taken = self.locks.take(scopes)
-        if not taken:
+        taken = self.locks.take(missing)
+        if not taken - covered:
             return False
         self._read_again(before, taken)
         return True
+
+    def settle(self) -> None:
+        """Take the reps' own scopes `hold` left for later: before anything is written, so
+        that every scope is taken before any row (see `bot.service.unit_of_work.routing`)."""
+        if self.locks is not None and self.unsettled - self.locks.held:
+            self.locks.take(self.unsettled)
+        self.unsettled.clear()
+
+    def _covered(self, scope: str) -> bool:
+        """Whether `scope` is a rep's own scope with every team of the rep held."""
+        kind, _, rep_id = scope.partition(":")
+        teams = self.policy.teams_of_rep.get(rep_id, ()) if kind == "rep" else ()
+        assert self.locks is not None
+        return bool(teams) and all(f"team:{team}" in self.locks.held for team in teams)
 
     def _read_again(self, before: frozenset[str], taken: frozenset[str]) -> None:
         """The state of what `taken` covers, as committed now. Whoever changes a rep's state
@@ -204,13 +232,14 @@ class World:
 
         Rows are written in one order (teams, then reps, each sorted), so two transactions never
         wait on each other's rows the other way round."""
-        for team in sorted(self.touched_teams):
-            repo.save_team_state(
-                session=session,
-                team=team,
-                state=self.teams[team],
-                read_version=self.read_versions.get(team),
-            )
+        self.settle()
+        repo.save_team_states(
+            session=session,
+            changes=[
+                (team, self.teams[team], self.read_versions.get(team))
+                for team in sorted(self.touched_teams)
+            ],
+        )
         changes = [
             (rep, self.read_loads.get(rep, 0), self.loads[rep] - self.read_loads.get(rep, 0))
             for rep in sorted(set(self.loads) | set(self.read_loads))

@@ -142,6 +142,7 @@ from storage.repository.routing_state import (
     read_rep_states,
     reps_holding_accounts,
     save_team_state,
+    save_team_states,
     set_away,
 )
 from storage.repository.runs import (
@@ -250,6 +251,7 @@ __all__ = [
     "save_day_rollups",
     "save_stories",
     "save_team_state",
+    "save_team_states",
     "save_week_rollups",
     "set_away",
     "set_lead_status",

@@ -4,11 +4,13 @@ chunk at a time, bulk inserts, and the conflicts a write may raise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import ColumnElement, Executable, Insert, Table, any_, bindparam, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -85,6 +87,37 @@ def insert_into(table: type[SQLModel]) -> Insert:
 
 
 IN_CHUNK = 500  # values per IN (...) list
+
+
+Member = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+
+
+def _in_list(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _in_array(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column == any_(bindparam(name, type_=ARRAY(column.type)))
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A statement asking whether a column's value is one of a list, as each database runs it
+    best. SQLite: `IN (?, ?, ...)`, one placeholder per value. PostgreSQL: `= ANY($1)`, the list
+    sent as one array, so the statement's text is the same whatever the number of values:
+    rendered once, and prepared once per connection, where an IN list of each new length is
+    rendered again and prepared again (a round trip of its own)."""
+
+    listed: Executable
+    array: Executable
+
+    def on(self, session: Session) -> Executable:
+        return self.array if session.get_bind().dialect.name == "postgresql" else self.listed
+
+
+def membership(build: Callable[[Member], Executable]) -> Membership:
+    """`build(member)` once with each form of `member(column, parameter name)`."""
+    return Membership(build(_in_list), build(_in_array))
 
 
 def chunks(values: Iterable[str]) -> Iterable[list[str]]:

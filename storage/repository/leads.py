@@ -6,23 +6,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel, col
 
 from storage.models import LeadRow, LeadStatus
-from storage.repository.common import LEADS, chunks, id_chunks
+from storage.repository.common import LEADS, chunks, id_chunks, membership
 
 # Intake asks first which ids are stored at all (nearly always none), as plain rows: loading
 # mapped objects costs the ORM more than the query, even for no rows.
-_STORED_EXTERNAL_IDS = select(LEADS.c.external_id).where(
-    LEADS.c.external_id.in_(bindparam("external_ids", expanding=True))
+_STORED_EXTERNAL_IDS = membership(
+    lambda member: select(LEADS.c.external_id).where(member(LEADS.c.external_id, "external_ids"))
 )
 
 
-_LEADS_BY_EXTERNAL_ID = select(LeadRow).where(
-    col(LeadRow.external_id).in_(bindparam("external_ids", expanding=True))
+_LEADS_BY_EXTERNAL_ID = membership(
+    lambda member: select(LeadRow).where(member(LEADS.c.external_id, "external_ids"))
 )
 
 
@@ -32,10 +32,14 @@ _INSERT_LEADS = insert(LEADS).returning(LEADS.c.id, LEADS.c.external_id)
 def find_leads(*, session: Session, external_ids: Iterable[str]) -> dict[str, LeadRow]:
     found: dict[str, LeadRow] = {}
     for chunk in chunks(set(external_ids)):
-        stored = session.execute(_STORED_EXTERNAL_IDS, {"external_ids": chunk}).scalars().all()
+        stored = (
+            session.execute(_STORED_EXTERNAL_IDS.on(session), {"external_ids": chunk})
+            .scalars()
+            .all()
+        )
         if not stored:
             continue
-        rows = session.execute(_LEADS_BY_EXTERNAL_ID, {"external_ids": list(stored)})
+        rows = session.execute(_LEADS_BY_EXTERNAL_ID.on(session), {"external_ids": list(stored)})
         found.update((row.external_id, row) for row in rows.scalars())
     return found
 

@@ -10,12 +10,13 @@ again with fresh state. On SQLite transactions never overlap, so neither ever fa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from storage.repository.common import (
     TEAMS,
     StateChanged,
     chunks,
+    membership,
 )
 
 
@@ -72,22 +74,26 @@ _REP_STATES = select(
 _TEAM_STATES = select(TEAMS.c.team, TEAMS.c.last_rep, TEAMS.c.current, TEAMS.c.version)
 
 
-_KEY_SIZES = (
-    select(ACCOUNT_KEYS.c.key, func.count())
-    .where(ACCOUNT_KEYS.c.key.in_(bindparam("keys", expanding=True)))
-    .group_by(ACCOUNT_KEYS.c.key)
+_KEY_SIZES = membership(
+    lambda member: (
+        select(ACCOUNT_KEYS.c.key, func.count())
+        .where(member(ACCOUNT_KEYS.c.key, "keys"))
+        .group_by(ACCOUNT_KEYS.c.key)
+    )
 )
 
 
-_ACCOUNTS_ON_DOMAINS = select(*_ACCOUNT_COLUMNS).where(
-    ACCOUNTS.c.domain.in_(bindparam("domains", expanding=True))
+_ACCOUNTS_ON_DOMAINS = membership(
+    lambda member: select(*_ACCOUNT_COLUMNS).where(member(ACCOUNTS.c.domain, "domains"))
 )
 
 
-_ACCOUNTS_OF_KEYS = (
-    select(*_ACCOUNT_COLUMNS)
-    .join(ACCOUNT_KEYS, ACCOUNT_KEYS.c.account_id == ACCOUNTS.c.id)
-    .where(ACCOUNT_KEYS.c.key.in_(bindparam("keys", expanding=True)))
+_ACCOUNTS_OF_KEYS = membership(
+    lambda member: (
+        select(*_ACCOUNT_COLUMNS)
+        .join(ACCOUNT_KEYS, ACCOUNT_KEYS.c.account_id == ACCOUNTS.c.id)
+        .where(member(ACCOUNT_KEYS.c.key, "keys"))
+    )
 )
 
 
@@ -95,13 +101,15 @@ _LATEST_OFFER = func.max(OFFERS.c.offered_at)
 
 
 # Per account, the reps with open offers on its leads, most recent first (sticky accounts).
-_HOLDERS_OF_ACCOUNTS = (
-    select(LEADS.c.account_id, OFFERS.c.rep_id, _LATEST_OFFER)
-    .join(LEADS, LEADS.c.id == OFFERS.c.lead_id)
-    .where(LEADS.c.account_id.in_(bindparam("account_ids", expanding=True)))
-    .where(OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
-    .group_by(LEADS.c.account_id, OFFERS.c.rep_id)
-    .order_by(_LATEST_OFFER.desc())
+_HOLDERS_OF_ACCOUNTS = membership(
+    lambda member: (
+        select(LEADS.c.account_id, OFFERS.c.rep_id, _LATEST_OFFER)
+        .join(LEADS, LEADS.c.id == OFFERS.c.lead_id)
+        .where(member(LEADS.c.account_id, "account_ids"))
+        .where(OFFERS.c.status.in_(OPEN_OFFER_STATUSES))
+        .group_by(LEADS.c.account_id, OFFERS.c.rep_id)
+        .order_by(_LATEST_OFFER.desc())
+    )
 )
 
 
@@ -109,16 +117,18 @@ _HOLDERS_OF_ACCOUNTS = (
 # Every offer, open or not (a person has few), the open ones picked out in Python: asked for in
 # SQL, SQLite (which keeps no statistics) walks every open offer by the status index instead of
 # looking the person up by e-mail, a cost that grows with the open offers.
-_OFFERS_OF_EMAILS = (
-    select(
-        LEADS.c.email,
-        OFFERS.c.rep_id,
-        LEADS.c.external_id,
-        OFFERS.c.offered_at,
-        OFFERS.c.status,
+_OFFERS_OF_EMAILS = membership(
+    lambda member: (
+        select(
+            LEADS.c.email,
+            OFFERS.c.rep_id,
+            LEADS.c.external_id,
+            OFFERS.c.offered_at,
+            OFFERS.c.status,
+        )
+        .join(LEADS, LEADS.c.id == OFFERS.c.lead_id)
+        .where(member(LEADS.c.email, "emails"))
     )
-    .join(LEADS, LEADS.c.id == OFFERS.c.lead_id)
-    .where(LEADS.c.email.in_(bindparam("emails", expanding=True)))
 )
 
 
@@ -191,7 +201,7 @@ def candidate_accounts(
     domains = {domain for domain, _ in lookups if domain}
     found: dict[str, Account] = {}
     for chunk in chunks(domains):
-        rows = session.execute(_ACCOUNTS_ON_DOMAINS, {"domains": chunk})
+        rows = session.execute(_ACCOUNTS_ON_DOMAINS.on(session), {"domains": chunk})
         found.update((row[0], Account(*row)) for row in rows)
     # A lead on an account's domain matches it outright (`AccountIndex.lookup`): its name is
     # never scored, so its name's accounts need not be read (two statements fewer for it).
@@ -204,12 +214,12 @@ def candidate_accounts(
     ]
     sizes: dict[str, int] = {}
     for chunk in chunks(frozenset().union(*keys_of)):
-        sizes.update(session.execute(_KEY_SIZES, {"keys": chunk}).all())
+        sizes.update(session.execute(_KEY_SIZES.on(session), {"keys": chunk}).all())
     chosen: set[str] = set()
     for keys in keys_of:
         chosen.update(choose_keys({key: sizes[key] for key in keys if key in sizes}))
     for chunk in chunks(chosen):
-        rows = session.execute(_ACCOUNTS_OF_KEYS, {"keys": chunk})
+        rows = session.execute(_ACCOUNTS_OF_KEYS.on(session), {"keys": chunk})
         found.update((row[0], Account(*row)) for row in rows)
     return Candidates(list(found.values()), sizes)
 
@@ -218,7 +228,7 @@ def reps_holding_accounts(*, session: Session, account_ids: Iterable[str]) -> di
     """Per account: reps with open offers on its leads, most recent first (sticky accounts)."""
     holders: dict[str, list[str]] = {}
     for chunk in chunks(set(account_ids)):
-        rows = session.execute(_HOLDERS_OF_ACCOUNTS, {"account_ids": chunk})
+        rows = session.execute(_HOLDERS_OF_ACCOUNTS.on(session), {"account_ids": chunk})
         for account_id, rep_id, _when in rows:
             if account_id is not None:
                 holders.setdefault(account_id, []).append(rep_id)
@@ -234,7 +244,7 @@ def open_leads_of_people(
     spellings = {spelling for email in emails for spelling in email_spellings(email)}
     rows: list[tuple[Any, ...]] = []
     for chunk in chunks(spellings):
-        offers = session.execute(_OFFERS_OF_EMAILS, {"emails": chunk})
+        offers = session.execute(_OFFERS_OF_EMAILS.on(session), {"emails": chunk})
         rows.extend(row for row in offers if row[4] in OPEN_OFFER_STATUSES)
     # Most recent first across chunks; the external id breaks ties, for the same order each time.
     rows.sort(key=lambda row: (row[3], row[2]), reverse=True)
@@ -272,13 +282,88 @@ def save_team_state(
         raise StateChanged(f"team {team} rotated meanwhile")
 
 
+# PostgreSQL: every rep's compare-and-set in one statement, the rows it changed returned (its
+# driver does not count the rows an executemany changed, so that would be a trip per rep).
+_COUNT_OPEN_LEADS_PG = text(
+    "UPDATE rep_state SET open_count = asked.count, updated_at = :now"
+    " FROM unnest(CAST(:reps AS varchar[]), CAST(:reads AS integer[]),"
+    " CAST(:counts AS integer[])) AS asked(rep_id, read, count)"
+    " WHERE rep_state.rep_id = asked.rep_id AND rep_state.open_count = asked.read"
+    " RETURNING rep_state.rep_id"
+).bindparams(bindparam("now", type_=REPS.c.updated_at.type))
+# The reps with no row yet, each created unless another transaction created it first.
+_CREATE_REPS_PG = text(
+    "INSERT INTO rep_state (rep_id, open_count, away, updated_at)"
+    " SELECT rep_id, count, false, :now"
+    " FROM unnest(CAST(:reps AS varchar[]), CAST(:counts AS integer[])) AS asked(rep_id, count)"
+    " ON CONFLICT (rep_id) DO NOTHING RETURNING rep_id"
+).bindparams(bindparam("now", type_=REPS.c.updated_at.type))
+_ROTATE_TEAMS_PG = text(
+    "UPDATE team_state SET version = asked.read + 1, last_rep = asked.last_rep,"
+    " current = CAST(asked.current AS json)"
+    " FROM unnest(CAST(:teams AS varchar[]), CAST(:reads AS integer[]),"
+    " CAST(:last_reps AS varchar[]), CAST(:currents AS text[]))"
+    " AS asked(team, read, last_rep, current)"
+    " WHERE team_state.team = asked.team AND team_state.version = asked.read"
+    " RETURNING team_state.team"
+)
+_CREATE_TEAMS_PG = text(
+    "INSERT INTO team_state (team, version, last_rep, current)"
+    " SELECT team, 1, last_rep, CAST(current AS json)"
+    " FROM unnest(CAST(:teams AS varchar[]), CAST(:last_reps AS varchar[]),"
+    " CAST(:currents AS text[])) AS asked(team, last_rep, current)"
+    " ON CONFLICT (team) DO NOTHING RETURNING team"
+)
+
+
+def save_team_states(
+    *, session: Session, changes: Sequence[tuple[str, TeamState, int | None]]
+) -> None:
+    """`save_team_state` for each (team, new state, read version); on PostgreSQL in two
+    statements whatever the number of teams (one for the teams with a row, one for those
+    without)."""
+    if not _is_postgresql(session):
+        for team, state, read_version in changes:
+            save_team_state(session=session, team=team, state=state, read_version=read_version)
+        return
+    stored = [change for change in changes if change[2] is not None]
+    if stored:
+        rotated = session.execute(
+            _ROTATE_TEAMS_PG,
+            {
+                "teams": [team for team, _s, _v in stored],
+                "reads": [version for _t, _s, version in stored],
+                "last_reps": [state.last_rep for _t, state, _v in stored],
+                "currents": [json.dumps(dict(state.current)) for _t, state, _v in stored],
+            },
+        ).scalars()
+        if len(set(rotated)) != len(stored):
+            raise StateChanged("some team rotated meanwhile")
+    new = [change for change in changes if change[2] is None]
+    if new:
+        created = session.execute(
+            _CREATE_TEAMS_PG,
+            {
+                "teams": [team for team, _s, _v in new],
+                "last_reps": [state.last_rep for _t, state, _v in new],
+                "currents": [json.dumps(dict(state.current)) for _t, state, _v in new],
+            },
+        ).scalars()
+        if len(set(created)) != len(new):
+            raise StateChanged("some team was created meanwhile")
+
+
 def count_open_leads_many(
     *, session: Session, changes: Sequence[tuple[str, int, int]], now: datetime
 ) -> None:
-    """`count_open_leads` for each (rep id, read count, added), in one executemany for the reps
-    whose row is known to exist, where the driver reports the rows an executemany changed
-    (SQLite does); one statement per rep otherwise. A rep on a batch of leads spread over a
-    hundred reps would otherwise cost a hundred round trips."""
+    """`count_open_leads` for each (rep id, read count, added): on PostgreSQL in one statement
+    (two if some rep has no row yet); elsewhere in one executemany for the reps whose row is
+    known to exist, where the driver reports the rows an executemany changed (SQLite does),
+    and one statement per rep otherwise. A batch of leads spread over a hundred reps would
+    otherwise cost a hundred round trips."""
+    if changes and _is_postgresql(session):
+        _count_open_leads_pg(session, changes, now)
+        return
     bulk = [change for change in changes if change[1] > 0]
     if len(bulk) > 1 and session.get_bind().dialect.supports_sane_multi_rowcount:
         result = session.execute(
@@ -294,6 +379,43 @@ def count_open_leads_many(
         changes = [change for change in changes if change[0] not in done]
     for rep, read, added in changes:
         count_open_leads(session=session, rep_id=rep, read_count=read, added=added, now=now)
+
+
+def _count_open_leads_pg(
+    session: Session, changes: Sequence[tuple[str, int, int]], now: datetime
+) -> None:
+    counted = set(
+        session.execute(
+            _COUNT_OPEN_LEADS_PG,
+            {
+                "reps": [rep for rep, _read, _added in changes],
+                "reads": [read for _rep, read, _added in changes],
+                "counts": [read + added for _rep, read, added in changes],
+                "now": now,
+            },
+        ).scalars()
+    )
+    missing = [change for change in changes if change[0] not in counted]
+    if any(read != 0 for _rep, read, _added in missing):
+        raise StateChanged("some rep's open leads changed meanwhile")
+    if not missing:
+        return
+    # Read as 0 and not counted: no row yet, or a row whose count is no longer 0 (then the
+    # insert finds it and creates nothing).
+    created = session.execute(
+        _CREATE_REPS_PG,
+        {
+            "reps": [rep for rep, _read, _added in missing],
+            "counts": [added for _rep, _read, added in missing],
+            "now": now,
+        },
+    ).scalars()
+    if len(set(created)) != len(missing):
+        raise StateChanged("some rep's state was created or changed meanwhile")
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def count_open_leads(

@@ -156,6 +156,35 @@ async def test_replicas_deciding_for_one_team_wait_for_each_other_and_redo_nothi
     assert await stored_open_counts(postgres_db) == {"cat": 45, "dan": 45}
 
 
+SIX_IN_ROTATION = (
+    "reps:\n"
+    + "".join(f"  - {{id: r{n}}}\n" for n in range(6))
+    + "teams:\n  all: {members: [r0, r1, r2, r3, r4, r5], distribution: round_robin}\n"
+    + "rules:\n  - {name: Everyone, assign: {team: all}}\n"
+)
+
+
+async def test_a_rep_guessed_wrong_within_a_held_team_is_not_decided_again(
+    postgres_url: str, postgres_db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """A replica guesses its next rep from the rotation as it last left it; another replica has
+    moved it on since. The rep it lands on instead was read under the team's scope (whoever
+    changes a rep holds the rep's teams), so the decision stands: not read and made again."""
+    first, second = services_on(postgres_url, write_policy(tmp_path, SIX_IN_ROTATION), clock, 2)
+    try:
+        assert (await intake(first, new_lead("A-1"))).lead.rep == "r0"
+        for n in range(3):
+            await intake(second, new_lead(f"B-{n}"))
+        again = await intake(first, new_lead("A-2"))  # guessed r1; r4 is next
+    finally:
+        for replica in (first, second):
+            await replica.db.dispose()
+
+    assert again.lead.rep == "r4"
+    assert first.tally.decisions_replanned == 0 and first.tally.conflicts == 0
+    assert await stored_open_counts(postgres_db) == {f"r{n}": 1 for n in range(5)}
+
+
 TWO_BIG_TEAMS = (
     "reps:\n"
     + "".join(f"  - {{id: r{n}, weight: {1 + n % 3}}}\n" for n in range(12))

@@ -1,0 +1,162 @@
+"""The compare-and-set that saves a routing transaction's state, on each database: a rep's open
+leads and a team's rotation are written only if they are still as read, whatever the number of
+reps and teams in one call (on PostgreSQL one statement each, not one per rep)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from sqlalchemy.orm import Session
+
+from routing.distribution import TeamState
+from storage import repository as repo
+from storage.db import Database, open_database
+from tests.databases import sqlite_database
+from tests.pg import PostgresServer
+from tests.sqlite_trace import opening, sqlite_statements
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with sqlite_database(tmp_path / "state.db") as database:
+        yield database
+
+
+@pytest.fixture
+async def postgres_db(postgres_server: PostgresServer) -> AsyncIterator[Database]:
+    name = await postgres_server.create_database()
+    db = open_database(postgres_server.url(name))
+    try:
+        await db.create_tables()
+        yield db
+    finally:
+        await db.dispose()
+        await postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest) -> Database:
+    database: Database = request.getfixturevalue(f"{request.param}_db")
+    return database
+
+
+async def write(db: Database, work: Callable[[Session], T]) -> T:
+    return await db.run(work)
+
+
+async def loads(db: Database) -> dict[str, int]:
+    return dict((await db.run(lambda s: repo.load_rep_states(session=s))).open_loads)
+
+
+async def teams(db: Database) -> repo.TeamStates:
+    return await db.run(lambda s: repo.load_team_states(session=s))
+
+
+async def test_open_leads_are_counted_for_many_reps_at_once_new_rows_included(
+    db: Database,
+) -> None:
+    await write(
+        db,
+        lambda s: repo.count_open_leads_many(
+            session=s, changes=[("ana", 0, 2), ("bo", 0, 1)], now=NOW
+        ),
+    )
+    await write(
+        db,
+        lambda s: repo.count_open_leads_many(
+            session=s, changes=[("ana", 2, 1), ("bo", 1, -1), ("cy", 0, 4)], now=NOW
+        ),
+    )
+    assert await loads(db) == {"ana": 3, "cy": 4}
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        ("ana", 1, 1),  # ana has 2 now
+        ("bo", 0, 1),  # bo has a row with 1: read as none
+    ],
+)
+async def test_a_count_read_before_another_transaction_changed_it_saves_nothing(
+    db: Database, stale: tuple[str, int, int]
+) -> None:
+    await write(
+        db,
+        lambda s: repo.count_open_leads_many(
+            session=s, changes=[("ana", 0, 2), ("bo", 0, 1)], now=NOW
+        ),
+    )
+    with pytest.raises(repo.StateChanged):
+        await write(
+            db,
+            lambda s: repo.count_open_leads_many(session=s, changes=[("cy", 0, 5), stale], now=NOW),
+        )
+    assert await loads(db) == {"ana": 2, "bo": 1}  # cy's count rolled back with the rest
+
+
+async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none(
+    db: Database,
+) -> None:
+    await write(
+        db,
+        lambda s: repo.save_team_states(
+            session=s,
+            changes=[
+                ("na", TeamState("ana", {"ana": 1}), None),
+                ("emea", TeamState("bo", {}), None),
+            ],
+        ),
+    )
+    stored = await teams(db)
+    assert stored.versions == {"na": 1, "emea": 1}
+    await write(
+        db,
+        lambda s: repo.save_team_states(
+            session=s,
+            changes=[
+                ("na", TeamState("cy", {"ana": 1, "cy": 2}), 1),
+                ("emea", TeamState("dee", {"dee": 0.5}), 1),
+                ("smb", TeamState("eli", {}), None),
+            ],
+        ),
+    )
+    stored = await teams(db)
+    assert stored.versions == {"na": 2, "emea": 2, "smb": 1}
+    assert stored.states["na"] == TeamState("cy", {"ana": 1, "cy": 2})
+    assert stored.states["emea"] == TeamState("dee", {"dee": 0.5})
+
+    for stale in [("na", TeamState("x", {}), 1), ("smb", TeamState("x", {}), None)]:
+        with pytest.raises(repo.StateChanged):
+            await write(
+                db,
+                lambda s, stale=stale: repo.save_team_states(
+                    session=s, changes=[("emea", TeamState("x", {}), 2), stale]
+                ),
+            )
+    assert (await teams(db)).versions == {"na": 2, "emea": 2, "smb": 1}
+
+
+async def test_on_postgresql_a_hundred_reps_cost_one_statement(postgres_db: Database) -> None:
+    reps = [f"r{n:03d}" for n in range(100)]
+    await write(
+        postgres_db,
+        lambda s: repo.count_open_leads_many(
+            session=s, changes=[(rep, 0, 1) for rep in reps], now=NOW
+        ),
+    )
+    sent = sqlite_statements(postgres_db)  # every statement, whichever the database
+    await write(
+        postgres_db,
+        lambda s: repo.count_open_leads_many(
+            session=s, changes=[(rep, 1, 1) for rep in reps], now=NOW
+        ),
+    )
+    assert [opening(statement) for statement in sent] == ["UPDATE REP_STATE", "COMMIT"]
+    assert set((await loads(postgres_db)).values()) == {2}
