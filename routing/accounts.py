@@ -14,7 +14,7 @@ an attribute lookup or a call between them on every lead.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -49,6 +49,22 @@ from routing.typo_map import industries_near, light_near, swaps, typo_map
 MAX_CANDIDATES = 500
 
 _NOTHING = AccountLookup(None)
+
+
+class AccountLookups(Protocol):
+    """What the engine asks of the accounts: `AccountIndex`, or lookups made in advance on
+    another core (`routing.lookups_in_advance`)."""
+
+    def lookup(
+        self,
+        *,
+        domain: str | None,
+        company: str | None,
+        threshold: float,
+        country: str | None = None,
+        state: str | None = None,
+    ) -> AccountLookup: ...
+
 
 # Another account scoring within this many points of the best makes a match ambiguous.
 AMBIGUITY_MARGIN = 1.0

@@ -20,7 +20,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from routing.accounts import AccountIndex
+from routing.accounts import AccountLookups
 from routing.decision import Decision, RoutingState, Stage, Step
 from routing.eligibility import Context
 from routing.model import AccountMatch, Lead, OpenLead, Outcome
@@ -54,7 +54,7 @@ def route(
     *,
     policy: Policy,
     now: datetime,
-    accounts: AccountIndex | None = None,
+    accounts: AccountLookups | None = None,
     state: RoutingState | None = None,
     excluded: Mapping[str, str] | None = None,
 ) -> Decision:
@@ -162,7 +162,7 @@ def route(
     )
 
 
-def _match_account(ctx: Context, accounts: AccountIndex | None) -> AccountMatch | None:
+def _match_account(ctx: Context, accounts: AccountLookups | None) -> AccountMatch | None:
     facts = ctx.facts
     if accounts is None:
         return None

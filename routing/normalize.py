@@ -109,8 +109,11 @@ def segment_for(employees: int | None, policy: Policy) -> str | None:
     return None
 
 
-def normalize(lead: Lead, policy: Policy) -> Facts:
-    notes: list[str] = []
+def _where_from(
+    lead: Lead, notes: list[str] | None
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """The lead's address (one spelling), its domain and the domain's type, and the company's
+    registrable domain; what is odd about them goes into `notes`."""
     # The address with its domain in one spelling (`münchner-bau.de`, not `xn--…`): it says who
     # the person is, so two leads of one mailbox must have the same text here.
     email = canonical_email(lead.email) if lead.email else None
@@ -120,15 +123,28 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
     domain = registrable_domain(lead.domain) if lead.domain else None
     if domain is None and lead.website:
         domain = registrable_domain(lead.website)
-    if domain is None and (lead.domain or lead.website):
+    if domain is None and (lead.domain or lead.website) and notes is not None:
         notes.append(f"'{lead.domain or lead.website}' has no registrable domain")
     if domain is None and email_domain and domain_type == "business":
         domain = registrable_domain(email_domain)
     if domain is not None and email_domain_type(domain) == "free":
         # A website of gmail.com says nothing about the company: never match accounts on it.
-        notes.append(f"{domain} is a free-mail domain, not a company's")
+        if notes is not None:
+            notes.append(f"{domain} is a free-mail domain, not a company's")
         domain = None
+    return email, email_domain, domain_type, domain
 
+
+def account_facts(lead: Lead) -> tuple[str | None, str | None, str | None, str | None]:
+    """What an account lookup asks of `lead` once normalised, whatever the policy: (registrable
+    domain, company, country code, state), as `normalize` leaves them in its facts."""
+    domain = _where_from(lead, None)[3]
+    return domain, lead.company, normalize_country(lead.country), lead.state
+
+
+def normalize(lead: Lead, policy: Policy) -> Facts:
+    notes: list[str] = []
+    email, email_domain, domain_type, domain = _where_from(lead, notes)
     country = normalize_country(lead.country)
     if lead.country and country is None:
         notes.append(f"country '{lead.country}' not recognised")

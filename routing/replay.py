@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from routing.accounts import AccountIndex
+from routing.accounts import AccountLookups
 from routing.contact_sla import contact_sla_seconds
 from routing.decision import Decision
 from routing.distribution import TeamState
@@ -158,7 +158,7 @@ class Replay:
         policy: Policy,
         *,
         start: datetime,
-        accounts: AccountIndex | None = None,
+        accounts: AccountLookups | None = None,
         opening: Opening | None = None,
     ) -> None:
         opening = opening or Opening()

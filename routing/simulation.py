@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from routing.accounts import AccountIndex
+from routing.accounts import AccountLookups
 from routing.decision import Decision, RoutingState
 from routing.distribution import Distribution, TeamState
 from routing.engine import route
@@ -25,7 +25,7 @@ from routing.policy import Policy
 class Simulation:
     policy: Policy
     now: datetime
-    accounts: AccountIndex | None = None
+    accounts: AccountLookups | None = None
     out_of_office: Mapping[str, OutOfOffice] = field(default_factory=dict)
     loads: Counter[str] = field(default_factory=Counter)
     teams: dict[str, TeamState] = field(default_factory=dict)

@@ -122,6 +122,23 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @property
+    def url(self) -> str:
+        """The URL this database was opened with, password included: for another process of
+        this program to open it too (never for a log or a message)."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+    @property
+    def shareable(self) -> bool:
+        """Whether another process can open this database (a SQLite database in memory is this
+        process's alone)."""
+        database = self.engine.url.database
+        return not self.is_sqlite or (
+            bool(database)
+            and database != ":memory:"
+            and ("mode=memory" not in str(self.engine.url))
+        )
+
+    @property
     def sync_engines(self) -> list[Engine]:
         """Every engine statements go through, for event listeners (logging, tests)."""
         engines = [self.engine.sync_engine]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.decision import Stage
 from routing.domains import canonical_email
-from routing.model import Outcome, OutOfOffice
+from routing.model import Lead, Outcome, OutOfOffice
 from routing.replay import Absence, HeldLead, Opening, Routed, StoredLead
 from storage.decisions import lead_of_raw
 from storage.models import OPEN_OFFER_STATUSES, AuditEventRow, DecisionRow, UtcDateTime
@@ -112,6 +112,46 @@ async def stored_leads(
             await asyncio.wait([following])
         if not following.cancelled():
             following.exception()  # seen, whatever it was: the caller's own error is the news
+
+
+# What an account lookup reads of each lead (`routing.lookups_in_advance`), straight from its
+# stored JSON: a replay's second process needs these alone, not the whole lead decoded.
+LOOKUP_FIELDS = ("email", "domain", "website", "company", "country", "state")
+_LOOKUP_FACTS = select(
+    LEADS.c.external_id, *(LEADS.c.raw[name].as_string() for name in LOOKUP_FIELDS)
+).order_by(LEADS.c.created_at, LEADS.c.id)
+
+
+async def lookup_facts(
+    *, session: AsyncSession, since: datetime, until: datetime, chunk: int = CHUNK
+) -> AsyncGenerator[list[Lead], None]:
+    """The leads of `stored_leads`, in the same order and chunks, each with only its id and
+    what an account lookup reads (`LOOKUP_FIELDS`)."""
+    statement = _LOOKUP_FACTS.where(
+        LEADS.c.created_at >= since, LEADS.c.created_at < until
+    ).execution_options(yield_per=chunk)
+    result = await session.stream(statement)
+    async for rows in result.partitions():
+        yield [
+            Lead(
+                id,
+                email=email,
+                domain=domain,
+                website=website,
+                company=company,
+                country=country,
+                state=state,
+            )
+            for id, email, domain, website, company, country, state in rows
+        ]
+
+
+async def count_leads(*, session: AsyncSession, since: datetime, until: datetime) -> int:
+    """How many leads arrived in [since, until)."""
+    counted = await session.execute(
+        select(func.count()).where(LEADS.c.created_at >= since, LEADS.c.created_at < until)
+    )
+    return int(counted.scalar_one())
 
 
 def _stored_lead(row: Any) -> StoredLead:

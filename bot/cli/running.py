@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic.util.exc import CommandError
 from sqlalchemy import make_url
@@ -19,8 +20,6 @@ from bot.cli.common import CliError, first_line, progress
 from bot.files.leads import LeadFile, LeadRow, read_leads
 from bot.files.tables import BadRow
 from bot.files.text import InputFileError
-from bot.http import build_http_app
-from bot.http.serving import Listener, run
 from bot.metrics import Metrics
 from bot.policy_file import read_policy_text
 from bot.service.accounts import import_accounts
@@ -28,6 +27,7 @@ from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
 from bot.service.policies import keep_policy
 from bot.service.replay import replay as replay_window
+from bot.service.replay_stage import ReadingFailed
 from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
 from routing.model import Account
@@ -39,6 +39,9 @@ from routing.report import Report
 from routing.report.window import Window
 from storage import migrate
 from storage.db import check_url
+
+if TYPE_CHECKING:
+    from bot.http.serving import Listener
 
 log = logging.getLogger("leadrouter")
 
@@ -57,6 +60,10 @@ def upgrade(url: str) -> str | None:
 
 
 async def serve_until_stopped(settings: Settings, policy: Policy, listener: Listener) -> None:
+    # Only `serve` answers HTTP: the other commands of this module need not import it.
+    from bot.http import build_http_app
+    from bot.http.serving import run
+
     application = bootstrap(settings, policy=policy)
     metrics = Metrics()
     link = application.slack_link
@@ -200,6 +207,8 @@ async def replay(
         return await replay_window(application.uow, policy, window, each=each)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot replay: the database failed: {first_line(exc)}") from None
+    except ReadingFailed as exc:
+        raise CliError(f"cannot replay: reading the leads failed: {exc}") from None
     finally:
         gc.enable()
         await application.close()

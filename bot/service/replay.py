@@ -6,21 +6,31 @@ It reads, and writes nothing: the accounts as intake matches leads against them,
 window's start and the window's leads in the order they arrived (`storage.history`), all in one
 read transaction, so a replay sees one moment of the database however long it runs. The leads are
 routed by the pure core (`routing.replay`) under the policy given, not the one serving.
+
+A window of many leads, on a machine of two cores or more, is read and matched to accounts by a
+second process while this one routes (`bot.service.replay_stage`); the result is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import aclosing
+import asyncio
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
 
+from bot.service.replay_stage import ReadingStage
 from bot.service.unit_of_work import UnitOfWork
 from routing.accounts import AccountIndex
+from routing.lookups_in_advance import Answers, unpack
 from routing.policy import Policy
-from routing.replay import Replay, Replayed
+from routing.replay import Replay, Replayed, StoredLead
 from routing.replay_summary import ReplaySummary
 from routing.report.window import Window
 from storage import history
 from storage import repository as repo
+
+# From this many leads a second process pays for its start (about a second) several times over.
+TWO_CORES_FROM = 20_000
 
 
 async def replay(
@@ -29,9 +39,20 @@ async def replay(
     window: Window,
     *,
     each: Callable[[Replayed], None] | None = None,
+    two_cores: bool | None = None,
 ) -> ReplaySummary:
     """Re-route the leads that arrived in `window` under `policy`; `each` is told of every lead
-    as it is replayed, in arrival order."""
+    as it is replayed, in arrival order. `two_cores`: read in a second process (None: when the
+    window is long, the machine has a second core and the database is not in this process's
+    memory)."""
+    if two_cores is None:
+        two_cores = (
+            (os.cpu_count() or 1) > 1
+            and uow.db.shareable
+            and (await _count(uow, window) >= TWO_CORES_FROM)
+        )
+    if two_cores:
+        return await _replay_on_two_cores(uow, policy, window, each)
     summary = ReplaySummary()
     async with uow.reading() as session:
         accounts = await repo.all_accounts(session=session)
@@ -46,3 +67,67 @@ async def replay(
                     if each is not None:
                         each(replayed)
     return summary
+
+
+async def _replay_on_two_cores(
+    uow: UnitOfWork, policy: Policy, window: Window, each: Callable[[Replayed], None] | None
+) -> ReplaySummary:
+    summary = ReplaySummary()
+    threshold = policy.fuzzy_threshold
+    async with (
+        ReadingStage(uow.db.url, window.since, window.until, threshold=threshold) as stage,
+        uow.reading() as session,
+    ):
+        accounts = await repo.all_accounts(session=session)
+        opening = await history.opening(session=session, since=window.since, until=window.until)
+        by_id = {account.id: account for account in accounts}
+        # Only for leads the second process did not match: built the first time one comes.
+        answers = Answers(lambda: AccountIndex(accounts))
+        run = Replay(
+            policy, start=window.since, accounts=answers if accounts else None, opening=opening
+        )
+        stored = history.stored_leads(session=session, since=window.since, until=window.until)
+        async with _read_ahead(stored) as chunks:
+            while (leads := await chunks.get()) is not None:
+                lookups = await stage.lookups_for([lead.lead.id for lead in leads])
+                for at, lead in enumerate(leads):
+                    packed = lookups[at] if lookups is not None else None
+                    answers.next(unpack(packed, by_id) if packed is not None else None)
+                    replayed = run.route(lead)
+                    summary.add(replayed)
+                    if each is not None:
+                        each(replayed)
+    return summary
+
+
+# Chunks read ahead of the one being routed, while the lookups are waited for.
+READ_AHEAD = 25
+
+
+@asynccontextmanager
+async def _read_ahead(
+    stored: AsyncGenerator[list[StoredLead], None],
+) -> AsyncIterator[asyncio.Queue[list[StoredLead] | None]]:
+    """`stored`'s chunks through a queue filled by a task of its own, then None. The task runs
+    whenever the router waits (at the start, for the second process's first lookups, about a
+    second): the leads read meanwhile are not read later."""
+    chunks: asyncio.Queue[list[StoredLead] | None] = asyncio.Queue(maxsize=READ_AHEAD)
+
+    async def read() -> None:
+        async with aclosing(stored) as reading:
+            async for leads in reading:
+                await chunks.put(leads)
+        await chunks.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        yield chunks
+        await reader  # its errors, if it had any
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _count(uow: UnitOfWork, window: Window) -> int:
+    async with uow.reading() as session:
+        return await history.count_leads(session=session, since=window.since, until=window.until)

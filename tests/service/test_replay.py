@@ -3,7 +3,10 @@ closings, absences, the state at the window's start) and the database left as it
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +14,7 @@ from sqlalchemy import select
 from sqlmodel import SQLModel
 
 from bot.service.availability import set_back, set_out_of_office
-from bot.service.intake import intake_many
+from bot.service.intake import find_lead, intake_many
 from bot.service.offers import reject
 from bot.service.replay import replay
 from bot.service.unit_of_work import UnitOfWork
@@ -230,3 +233,140 @@ async def test_a_replay_its_reader_stops_ends_there_and_the_database_serves_on(
     again, _ = await replayed(db, clock, BEN_ONLY, start)
     await arrive(uow, clock, "L-4")
     assert [r.lead_id for r in again] == ["L-1", "L-2", "L-3"]
+
+
+# --- on two cores: a second process matches the leads to accounts (`bot.service.replay_stage`)
+
+OWNERS = parse_policy(
+    "reps:\n  - {id: ann}\n  - {id: ben}\n  - {id: cy}\n"
+    "teams:\n  pool: {members: [ann, cy], distribution: round_robin}\n"
+    "rules:\n  - {name: Owner, when: {account.owner: {exists: true}}, assign: account_owner}\n"
+    "  - {name: Pool, assign: {team: pool}}\n",
+    source="owners.yml",
+)
+
+
+async def history_with_accounts(db: Database, clock: Clock) -> tuple[UnitOfWork, datetime]:
+    """Leads matched by domain, by name (one misspelt), near an account and matched by
+    nothing; some leads closed, so that loads move."""
+    from bot.service.accounts import import_accounts
+    from routing.model import Account
+
+    uow = uow_of(db, clock, OWNERS)
+    await import_accounts(
+        uow,
+        [
+            Account("A1", "Initech", "initech.com", "ben"),
+            Account("A2", "Umbrella Biotech", None, "ben", country="DE"),
+            Account("A3", "Globex Logistics", "globex.example", None),
+        ],
+    )
+    start = clock.now
+    await arrive(uow, clock, "L-1", email="pm@initech.com")
+    await arrive(uow, clock, "L-2", company="Umbrela Biotech GmbH", country="Germany")
+    await arrive(uow, clock, "L-3", company="Globex Freight", email="x@freight.example")
+    await arrive(uow, clock, "L-4", company="Nobody Known", email="a@nobody.example")
+    await arrive(uow, clock, "L-5", email="ops@globex.example")
+    clock.advance(minutes=5)
+    held = await find_lead(uow, "L-4")
+    assert held.rep is not None
+    await reject(uow, "L-4", by=held.rep, reason="not mine")
+    await arrive(uow, clock, "L-6", company="Initech", email="z@gmail.com")
+    return uow, start
+
+
+def lines_of(found: list[Replayed]) -> list[tuple[Any, ...]]:
+    return [(r.lead_id, r.before, r.after, r.sla_due_at) for r in found]
+
+
+@pytest.mark.parametrize("policy", [OWNERS, PAIR], ids=["owners", "pair"])
+async def test_a_replay_on_two_cores_gives_what_one_core_gives(
+    db: Database, clock: Clock, policy: Policy
+) -> None:
+    uow, start = await history_with_accounts(db, clock)
+    window = Window(start, clock.now + timedelta(hours=1))
+    one: list[Replayed] = []
+    two: list[Replayed] = []
+    alone = await replay(uow, policy, window, each=one.append, two_cores=False)
+    paired = await replay(uow, policy, window, each=two.append, two_cores=True)
+
+    assert lines_of(two) == lines_of(one)
+    assert paired == alone
+    assert len(one) == 6
+    if policy is OWNERS:  # the accounts were matched at all: by domain, and by a misspelt name
+        assert [r.after.rep for r in one[:3]] == ["ben", "ben", "ann"]
+
+
+async def test_a_replay_on_two_cores_without_accounts_routes_without_them(
+    db: Database, clock: Clock
+) -> None:
+    uow = uow_of(db, clock)
+    start = clock.now
+    await arrive(uow, clock, "L-1", "L-2", "L-3")
+    window = Window(start, clock.now + timedelta(hours=1))
+
+    two: list[Replayed] = []
+    await replay(uow, BEN_ONLY, window, each=two.append, two_cores=True)
+
+    assert [(r.lead_id, r.after.rep) for r in two] == [
+        ("L-1", "ben"),
+        ("L-2", "ben"),
+        ("L-3", "ben"),
+    ]
+
+
+async def test_a_reader_stopped_by_the_replay_ends_the_second_process_too(
+    sqlite_db: Database, clock: Clock
+) -> None:
+    uow, start = await history_with_accounts(sqlite_db, clock)
+
+    def gone(replayed: Replayed) -> None:
+        raise BrokenPipeError(replayed.lead_id)
+
+    window = Window(start, clock.now + timedelta(hours=1))
+    with pytest.raises(BrokenPipeError, match="L-1"):
+        await replay(uow, OWNERS, window, each=gone, two_cores=True)
+    assert not [p for p in multiprocessing.active_children()]
+    assert not _replay_readers_running()
+
+
+def _replay_readers_running() -> list[str]:
+    """Processes of this machine running the replay's second process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "bot.service.replay_stage" in command and str(os.getpid()) != entry.name:
+                found.append(command)
+    return found
+
+
+async def test_a_second_process_out_of_step_is_stopped_and_the_rest_matched_here(
+    sqlite_db: Database, clock: Clock
+) -> None:
+    from bot.service.replay_stage import ReadingStage
+
+    _, start = await history_with_accounts(sqlite_db, clock)
+    until = clock.now + timedelta(hours=1)
+    async with ReadingStage(sqlite_db.url, start, until, threshold=90) as stage:
+        assert await stage.lookups_for(["L-2", "L-1"]) is None  # not its order: out of step
+        assert await stage.lookups_for(["L-1"]) is None  # and it stays given up
+    assert not _replay_readers_running()
+
+    async with ReadingStage(sqlite_db.url, start, until, threshold=90) as stage:
+        lookups = await stage.lookups_for([f"L-{n}" for n in range(1, 7)])
+    assert lookups is not None and len(lookups) == 6
+
+
+async def test_a_second_process_that_cannot_read_leaves_the_matching_here(
+    tmp_path: Path, clock: Clock
+) -> None:
+    from bot.service.replay_stage import ReadingStage
+
+    missing = f"sqlite+aiosqlite:///{tmp_path / 'no-tables.db'}"
+    async with ReadingStage(missing, clock.now, clock.now + timedelta(days=1), threshold=90) as s:
+        assert await s.lookups_for(["L-1"]) is None
+    assert not _replay_readers_running()
