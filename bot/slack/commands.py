@@ -27,6 +27,7 @@ __all__ = [
     "Help",
     "Pto",
     "Queue",
+    "Versions",
     "Why",
     "parse_command",
 ]
@@ -55,11 +56,18 @@ class Digest:
 
 
 @dataclass(frozen=True, slots=True)
+class Versions:
+    """`policy`: the policy versions; `policy activate VERSION`: make a stored one active."""
+
+    activate: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     problem: str | None = None  # one mrkdwn sentence; None for plain `help` or empty text
 
 
-Command = Pto | Why | Queue | Digest | Help
+Command = Pto | Why | Queue | Digest | Versions | Help
 
 USAGE = """\
 *`/routing` commands*
@@ -71,6 +79,8 @@ USAGE = """\
 • `/routing why L-1042` — why a lead went where it did, by external id, email or CRM id
 • `/routing queue` — the leads waiting for you
 • `/routing digest` — your summary of recent leads
+• `/routing policy` — managers: the policy versions, the active one first
+• `/routing policy activate 3f2a9c1b` — managers: serve a stored version again (a rollback)
 • `/routing help` — this list"""
 
 _MAX_AHEAD_DAYS = 365
@@ -150,13 +160,27 @@ def parse_command(text: str, *, now: datetime, tz: ZoneInfo) -> Command:
             case "digest":
                 _no_arguments(name, args)
                 return Digest()
+            case "policy":
+                return _versions(args)
             case _:
                 raise _Malformed(
                     f"{_quote(words[0])} is not a `/routing` command; "
-                    "try pto, why, queue, digest or help"
+                    "try pto, why, queue, digest, policy or help"
                 )
     except _Malformed as malformed:
         return Help(malformed.problem)
+
+
+def _versions(args: list[str]) -> Versions:
+    if not args:
+        return Versions()
+    if args[0].lower() != "activate" or len(args) > 2:
+        raise _Malformed(
+            "`policy` lists the versions; `policy activate VERSION` serves one of them again"
+        )
+    if len(args) == 1:
+        raise _Malformed("say which version: `policy activate 3f2a9c1b`, as `policy` lists them")
+    return Versions(activate=args[1])
 
 
 def _pto(args: list[str], *, now: datetime, tz: ZoneInfo) -> Pto:

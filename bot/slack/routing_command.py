@@ -11,9 +11,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.reading import NotVisible, Viewer, viewer_of
 from bot.slack import blocks
 from bot.slack.availability import pto
-from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Why, parse_command
+from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Versions, Why, parse_command
 from bot.slack.managers import digest_on_demand
 from bot.slack.parts import NOT_IN_POLICY, SlackParts
+from bot.slack.policy_versions import versions_answer
 from routing.durations import format_duration
 from routing.policy import Policy
 
@@ -54,6 +55,8 @@ async def _answer(parts: SlackParts, command: dict[str, Any]) -> str | blocks.Me
         return await _why(parts, viewer, parsed.lead)
     if isinstance(parsed, Queue):
         return await _queue(parts, viewer)
+    if isinstance(parsed, Versions):
+        return await versions_answer(parts, viewer, parsed)
     assert isinstance(parsed, Digest)
     return await digest_on_demand(parts, viewer)
 

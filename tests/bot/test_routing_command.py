@@ -14,6 +14,7 @@ from bot.slack.commands import (
     Help,
     Pto,
     Queue,
+    Versions,
     Why,
     parse_command,
 )
@@ -64,6 +65,14 @@ def test_an_unknown_subcommand_is_help_naming_it() -> None:
     assert "pto" in said
 
 
+def test_policy_lists_the_versions_and_policy_activate_names_one() -> None:
+    assert parse("policy") == Versions()
+    assert parse("Policy ACTIVATE 3f2a9c1b") == Versions(activate="3f2a9c1b")
+    assert "say which version" in problem("policy activate")
+    assert "`policy activate VERSION`" in problem("policy rollback 3f2a9c1b")
+    assert "`policy activate VERSION`" in problem("policy activate 3f2a9c1b now")
+
+
 def test_the_usage_shows_every_subcommand_with_an_example() -> None:
     for example_text in (
         "pto",
@@ -73,6 +82,8 @@ def test_the_usage_shows_every_subcommand_with_an_example() -> None:
         "why",
         "queue",
         "digest",
+        "policy",
+        "policy activate",
         "help",
     ):
         assert f"`/routing {example_text}" in USAGE
