@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from routing.distribution import Distribution, TeamState
 from routing.model import AccountMatch, OpenLead, Outcome, OutOfOffice
+from routing.performance import OutcomeCounts
 
 
 class Stage(StrEnum):
@@ -89,6 +90,9 @@ class RoutingState:
     # e-mail address (the `email` fact, `canonical_email`) -> that person's open leads, most
     # recent first, one for each rep holding any (the same person, under another lead id)
     person_leads: Mapping[str, Sequence[OpenLead]] = field(default_factory=dict)
+    # team -> its members' outcome counts, for `distribution: performance` (refreshed now and
+    # then by the process, not read per decision; empty: equal weights)
+    outcomes: Mapping[str, OutcomeCounts] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -120,6 +124,7 @@ METHOD_LABELS = {
     Distribution.ROUND_ROBIN: "round robin",
     Distribution.WEIGHTED: "weighted round robin",
     Distribution.LEAST_LOADED: "least loaded",
+    Distribution.PERFORMANCE: "performance-weighted",
     "account_owner": "account owner",
     "direct": "named rep",
     "sticky": "sticky account",

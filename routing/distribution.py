@@ -20,6 +20,7 @@ class Distribution(StrEnum):
     ROUND_ROBIN = "round_robin"
     WEIGHTED = "weighted"
     LEAST_LOADED = "least_loaded"
+    PERFORMANCE = "performance"  # weighted by outcome rates (`routing.performance`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +30,13 @@ class TeamState:
     `last_rep` is the rep who got the team's previous lead (round robin and least-loaded ties go
     on from there); `current` holds the smooth-weighted-round-robin counters of the weighted
     distribution. Keyed by rep id rather than position, so editing the member list keeps places.
+    `days` counts the team's picks of the trailing week by UTC day (ISO date -> rep -> leads),
+    for the performance distribution's fairness bounds; the other distributions carry it along.
     """
 
     last_rep: str | None = None
     current: Mapping[str, int] = field(default_factory=dict)
+    days: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def rotation_order(members: Sequence[str], last_rep: str | None) -> list[str]:
@@ -49,7 +53,7 @@ def pick_round_robin(
     """The next member in strict rotation who is eligible. Stops asking at the first one."""
     for rep in rotation_order(members, state.last_rep):
         if is_eligible(rep):
-            return rep, TeamState(rep, state.current)
+            return rep, TeamState(rep, state.current, state.days)
     return None, state
 
 
@@ -68,7 +72,7 @@ def pick_least_loaded(
         load = loads.get(rep, 0)
         if best is None or load < best_load:
             best, best_load = rep, load
-    return best, TeamState(best, state.current)
+    return best, TeamState(best, state.current, state.days)
 
 
 def pick_weighted(
@@ -105,4 +109,4 @@ def pick_weighted(
             best, best_key = rep, key
     assert best is not None
     current[best] -= total
-    return best, TeamState(best, current)
+    return best, TeamState(best, current, state.days)

@@ -28,6 +28,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from routing.calendar import OffHoursMemo, WorkingHours, parse_days, parse_hours
 from routing.conditions import Condition
 from routing.distribution import Distribution
+from routing.performance import DEFAULT_PRIOR, DEFAULT_WINDOW_DAYS, Fairness
 from routing.policy_checks import ReferenceChecker
 from routing.policy_problems import Locator, Problem, schema_problems
 from routing.policy_schema import (
@@ -78,6 +79,11 @@ class Team:
     distribution: Distribution
     manager: str | None = None
     channel: str | None = None
+    # `distribution: performance`: the prior's strength in leads, how far back outcomes are
+    # read, and the fairness bounds (`routing.performance`).
+    prior: float = DEFAULT_PRIOR
+    window_seconds: int = DEFAULT_WINDOW_DAYS * 86_400
+    fairness: Fairness | None = None
 
 
 class TargetKind(StrEnum):
@@ -342,7 +348,18 @@ def _compile(
         for m in spec.managers
     }
     teams = {
-        name: Team(name, tuple(t.members), t.distribution, t.manager, t.channel)
+        name: Team(
+            name,
+            tuple(t.members),
+            t.distribution,
+            t.manager,
+            t.channel,
+            prior=t.performance.prior if t.performance else DEFAULT_PRIOR,
+            window_seconds=(
+                t.performance.window if t.performance else DEFAULT_WINDOW_DAYS * 86_400
+            ),
+            fairness=Fairness(t.fairness.floor, t.fairness.ceiling) if t.fairness else None,
+        )
         for name, t in spec.teams.items()
     }
     teams_of_rep: dict[str, list[str]] = {}

@@ -202,6 +202,14 @@ class ReferenceChecker:
                 if member in seen:
                     self.error(("teams", name, "members", i), f"`{member}` is listed twice")
                 seen.add(member)
+        if team.get("distribution") != "performance":
+            for part in ("performance", "fairness"):
+                if team.get(part) is not None:
+                    self.error(
+                        ("teams", name, part),
+                        f"`{part}` applies to `distribution: performance` only "
+                        f"(this team's is {team.get('distribution', 'round_robin')})",
+                    )
         manager = team.get("manager")
         if isinstance(manager, str) and manager not in managers:
             self.error(

@@ -118,11 +118,59 @@ class ManagerSpec(_Strict):
     digest: Annotated[str, AfterValidator(_cron)] | None = None
 
 
+def _floor(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(
+            f"the floor is a fraction of an equal share from 0 to 1, not {value:g} "
+            "(0.5: nobody below half an equal share of the week)"
+        )
+    return value
+
+
+def _ceiling(value: float) -> float:
+    if not 1 <= value <= 100:
+        raise ValueError(
+            f"the ceiling is a multiple of an equal share from 1 to 100, not {value:g} "
+            "(2.0: nobody above twice an equal share of the week)"
+        )
+    return value
+
+
+def _prior(value: float) -> float:
+    if not 0 <= value <= 100_000:
+        raise ValueError(
+            f"the prior is a number of leads from 0 to 100000, not {value:g} "
+            "(20: a rep's own rate counts as much as the team's after 20 leads)"
+        )
+    return value
+
+
+def _window(value: int) -> int:
+    if value < 86_400:
+        raise ValueError("the outcome window is at least a day (write 90d for ninety days)")
+    return value
+
+
+class PerformanceSpec(_Strict):
+    # How many leads' worth of the team's rate a rep's own rate is shrunk toward.
+    prior: Annotated[float, AfterValidator(_prior)] = 20.0
+    # How far back the outcomes are read (leads that arrived in this window).
+    window: Annotated[int, BeforeValidator(_duration), AfterValidator(_window)] = 90 * 86_400
+
+
+class FairnessSpec(_Strict):
+    floor: Annotated[float, AfterValidator(_floor)] = 0.0
+    ceiling: Annotated[float, AfterValidator(_ceiling)] | None = None
+
+
 class TeamSpec(_Strict):
     members: Annotated[list[str], Field(min_length=1)]
     distribution: Distribution = Distribution.ROUND_ROBIN
     manager: str | None = None
     channel: str | None = None
+    # `distribution: performance` only (`ReferenceChecker.check_team` says so otherwise).
+    performance: PerformanceSpec | None = None
+    fairness: FairnessSpec | None = None
 
 
 class QualifySpec(_Strict):
@@ -255,12 +303,20 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+_TEAM_PARTS: dict[str, type[BaseModel]] = {
+    "performance": PerformanceSpec,
+    "fairness": FairnessSpec,
+}
+
+
 def known_keys(parent: tuple[str | int, ...]) -> list[str]:
     """The keys the schema allows under the key path `parent`, for "did you mean" hints."""
     names = [p for p in parent if isinstance(p, str)]
     if not names:
         return list(PolicySpec.model_fields)
     if names[0] == "teams":
+        if len(names) == 3 and names[2] in _TEAM_PARTS:
+            return list(_TEAM_PARTS[names[2]].model_fields)
         return list(TeamSpec.model_fields) if len(names) == 2 else []
     if names[0] == "rules" and names[-1] in ("assign", "fallback"):
         return ["rep", "team", "skill", "queue", "channel"]

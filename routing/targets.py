@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from routing.decision import METHOD_LABELS, Decision, Stage, Step
 from routing.distribution import Distribution, TeamState, pick_least_loaded, pick_weighted
 from routing.eligibility import Context
 from routing.model import Outcome
+from routing.performance import NO_OUTCOMES, explain_pick, pick_performance, rates_for
 from routing.plan import Member
 from routing.policy import Rule, Target, TargetKind, Team
 from routing.working_time import sla_deadline
@@ -27,6 +29,7 @@ EMPTY_TEAM_STATE = TeamState()
 _FALLBACK = Stage.FALLBACK
 _ROUND_ROBIN = Distribution.ROUND_ROBIN
 _WEIGHTED = Distribution.WEIGHTED
+_PERFORMANCE = Distribution.PERFORMANCE
 _TEAM = TargetKind.TEAM
 _QUEUE = TargetKind.QUEUE
 _ASSIGNED = Outcome.ASSIGNED
@@ -141,17 +144,46 @@ def _pick_from_team(ctx: Context, team: Team, skill: str | None) -> Pick | None:
         rotation = _rotated(members, team.members, state.last_rep)
         found = ctx.eligible_members(rotation, first=True)
         rep = found[0] if found else None
-        new_state = TeamState(rep, state.current) if rep is not None else state
+        new_state = TeamState(rep, state.current, state.days) if rep is not None else state
     else:
         eligible = ctx.eligible_members(members)
         if team.distribution is _WEIGHTED:
             rep, new_state = pick_weighted(eligible, line.weights, state)
+        elif team.distribution is _PERFORMANCE:
+            return _pick_by_performance(ctx, team, eligible, state, line.method)
         else:
             rep, new_state = pick_least_loaded(team.members, eligible, ctx.state.open_loads, state)
     if rep is None:
         return None
     ctx.chose(rep, line.chose)
     return Pick(rep, team.name, line.method, new_state)
+
+
+def _pick_by_performance(
+    ctx: Context, team: Team, eligible: list[str], state: TeamState, method: str
+) -> Pick | None:
+    counts = ctx.state.outcomes.get(team.name, NO_OUTCOMES)
+    facts = ctx.facts
+    rates = rates_for(
+        counts, team.members, facts.values.get("segment"), facts.lead.source, team.prior
+    )
+    pick, at_ceiling = pick_performance(
+        team.members, eligible, rates.weights(eligible), state, team.fairness, _utc_day(ctx.now)
+    )
+    for rep_id, week in at_ceiling:
+        ctx.skip(
+            rep_id,
+            f"is at the fairness ceiling ({week} leads this week)",
+            in_reason=pick is None,
+        )
+    if pick is None:
+        return None
+    ctx.chose(pick.rep, explain_pick(ctx.policy.rep_name(pick.rep), pick, rates))
+    return Pick(pick.rep, team.name, method, pick.state)
+
+
+def _utc_day(now: datetime) -> date:
+    return now.astimezone(UTC).date()
 
 
 def _rotated(members: list[Member], ids: Sequence[str], last_rep: str | None) -> list[Member]:
