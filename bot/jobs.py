@@ -32,6 +32,7 @@ from bot.crm.link import CrmLink
 from bot.crm_links import crm_name
 from bot.retention import Retention
 from bot.service.digests import queue_digest
+from bot.service.performance import outcome_windows, refresh_outcomes
 from bot.service.report import refresh_report
 from bot.service.retention import prune
 from bot.service.unit_of_work import UnitOfWork
@@ -55,6 +56,9 @@ DIGEST_PREFIX = "digest:"
 RETENTION = "retention"
 REPORT = "report"
 REPORT_EVERY = timedelta(minutes=1)
+OUTCOME_RATES = "outcome-rates"
+# Conversion rates over weeks move slowly: read again this often for performance teams.
+OUTCOME_RATES_EVERY = timedelta(minutes=10)
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
 # tick missed for longer than this is not worth sending late.
 _LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
@@ -116,6 +120,20 @@ def declare_jobs(
             at_start=True,
         )
     )
+    if outcome_windows(policy):
+        jobs.append(
+            Job(
+                OUTCOME_RATES,
+                f"every {format_duration(OUTCOME_RATES_EVERY.total_seconds())}: read the "
+                "outcome rates performance teams weigh their reps by (windows "
+                + ", ".join(format_duration(w) for w in sorted(outcome_windows(policy)))
+                + ")",
+                IntervalTrigger(seconds=OUTCOME_RATES_EVERY.total_seconds(), timezone=UTC),
+                _refresh_outcomes,
+                # Until it has run, performance teams weigh every rep equally.
+                at_start=True,
+            )
+        )
     jobs.extend(_crm_jobs(policy, crm or {}))
     if retention is not None and retention.prunes:
         jobs.append(
@@ -197,6 +215,10 @@ async def _prune(uow: UnitOfWork, *, retention: Retention) -> object:
 
 async def _refresh_report(uow: UnitOfWork) -> object:
     return await refresh_report(uow)
+
+
+async def _refresh_outcomes(uow: UnitOfWork) -> object:
+    return await refresh_outcomes(uow)
 
 
 async def _sweep(uow: UnitOfWork) -> object:

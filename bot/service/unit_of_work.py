@@ -30,6 +30,7 @@ from bot.service.group_commit import GroupCommit
 from bot.service.views import NewOffer
 from bot.service.world import NO_GUESS, Guess, World
 from routing.model import Lead
+from routing.performance import OutcomeCounts
 from routing.policy import Policy
 from routing.scope import reps_scope
 from storage import repository as repo
@@ -73,6 +74,7 @@ class Transaction:
     guess: Guess | None = None  # the state as the last routing transaction left it
     first: frozenset[str] = frozenset()  # scopes a lost attempt found busy: taken first
     worlds: list[World] = field(default_factory=list)  # the routing state of each step
+    outcomes: Mapping[int, OutcomeCounts] = field(default_factory=dict)  # by window (seconds)
     locks: ScopeLocks | None = field(init=False)  # None where transactions never overlap
 
     def __post_init__(self) -> None:
@@ -115,6 +117,7 @@ class Transaction:
             guess=self.guess if plan else None,
             now=now,
             first=reps_scope(policy, reps) | self.first,
+            outcomes=self.outcomes,
         )
         self.worlds.append(world)
         return world
@@ -145,6 +148,9 @@ class UnitOfWork:
     # The routing state as the last routing transaction read it: what the next one guesses its
     # scopes from (see `bot.service.world`).
     guess: Guess = field(default=NO_GUESS, repr=False)
+    # Outcome counts by window (seconds) for `distribution: performance`, kept up to date by
+    # `bot.service.performance.refresh_outcomes`: read beside the writer, never per decision.
+    outcomes: Mapping[int, OutcomeCounts] = field(default_factory=dict, repr=False)
 
     async def write(self, work: Callable[[Transaction], T], *, quick: bool = False) -> T:
         """`work` in one write transaction. `quick`: a few statements over a few rows, which
@@ -234,7 +240,9 @@ class UnitOfWork:
         made: list[NewOffer] | None = [] if self.on_new_offers is not None else None
 
         def transaction(session: Session) -> T:
-            tx = Transaction(session, queued, made, guess=self.guess, first=first)
+            tx = Transaction(
+                session, queued, made, guess=self.guess, first=first, outcomes=self.outcomes
+            )
             if began is not None:
                 began(tx)
             return work(tx)

@@ -15,7 +15,7 @@ transactions never overlap.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from routing.accounts import AccountIndex
 from routing.decision import Decision, RoutingState
-from routing.distribution import TeamState
+from routing.distribution import Distribution, TeamState
 from routing.engine import route
 from routing.model import Lead, OpenLead
 from routing.normalize import normalize
+from routing.performance import OutcomeCounts
 from routing.policy import Policy
 from routing.scope import decision_scope, own_scope, rep_scope
 from routing.simulation import record
@@ -44,8 +45,10 @@ class World:
         account_reps: dict[str, list[str]],
         person_leads: dict[str, tuple[OpenLead, ...]],
         locks: ScopeLocks | None,
+        outcomes: Mapping[str, OutcomeCounts] | None = None,
     ) -> None:
         self.policy = policy
+        self.outcomes: Mapping[str, OutcomeCounts] = outcomes or {}
         self.read_loads = dict(reps.open_loads)
         self.loads = Counter(reps.open_loads)
         self.away = dict(reps.out_of_office)
@@ -71,11 +74,14 @@ class World:
         guess: Guess | None = None,
         now: datetime | None = None,
         first: Iterable[str] = (),
+        outcomes: Mapping[int, OutcomeCounts] | None = None,
     ) -> World:
         """The state for routing `leads`. With `locks` (PostgreSQL), the scopes `first` and
         those the leads are expected to need are held before the state is read: expected from
         routing them on `guess` (the state as last read: only a guess, but nearly always the
-        right team), so their decisions need neither another read nor another lock."""
+        right team), so their decisions need neither another read nor another lock.
+        `outcomes` are the performance teams' counts by window, as last refreshed."""
+        by_team = teams_outcomes(policy, outcomes or {})
         facts = [normalize(lead, policy) for lead in leads]
         lookups = [(f.get("domain"), f.get("company")) for f in facts]
         candidates = repo.candidate_accounts(session=session, lookups=lookups)
@@ -101,12 +107,12 @@ class World:
             needed = set(first)
             if guess is not None and now is not None:
                 needed |= _expected_scopes(
-                    policy, leads, now, index, account_reps, person_leads, guess
+                    policy, leads, now, index, account_reps, person_leads, guess, by_team
                 )
             locks.take(needed)
         reps = repo.load_rep_states(session=session)
         teams = repo.load_team_states(session=session)
-        return cls(policy, reps, teams, index, account_reps, person_leads, locks)
+        return cls(policy, reps, teams, index, account_reps, person_leads, locks, by_team)
 
     @property
     def guess(self) -> Guess:
@@ -119,7 +125,12 @@ class World:
     def route(self, lead: Lead, now: datetime, *, excluded: dict[str, str]) -> Decision:
         while True:
             state = RoutingState(
-                self.loads, self.away, self.teams, self.account_reps, self.person_leads
+                self.loads,
+                self.away,
+                self.teams,
+                self.account_reps,
+                self.person_leads,
+                self.outcomes,
             )
             decision = route(
                 lead,
@@ -249,6 +260,18 @@ class World:
         )
 
 
+def teams_outcomes(
+    policy: Policy, by_window: Mapping[int, OutcomeCounts]
+) -> dict[str, OutcomeCounts]:
+    """Each performance team's members' outcome counts, from the counts of its window."""
+    return {
+        team.name: counts.restricted_to(team.members)
+        for team in policy.teams.values()
+        if team.distribution is Distribution.PERFORMANCE
+        and (counts := by_window.get(team.window_seconds)) is not None
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Guess:
     reps: repo.RepStates
@@ -266,6 +289,7 @@ def _expected_scopes(
     account_reps: dict[str, list[str]],
     person_leads: dict[str, tuple[OpenLead, ...]],
     guess: Guess,
+    outcomes: Mapping[str, OutcomeCounts],
 ) -> set[str]:
     """The scopes `leads` would need if the state were `guess`: routed one after another on
     a copy of it, as the transaction will route them."""
@@ -273,7 +297,7 @@ def _expected_scopes(
     teams = dict(guess.teams.states)
     holders = {account: list(reps) for account, reps in account_reps.items()}
     people = dict(person_leads)
-    state = RoutingState(loads, guess.reps.out_of_office, teams, holders, people)
+    state = RoutingState(loads, guess.reps.out_of_office, teams, holders, people, outcomes)
     needed: set[str] = set()
     for lead in leads:
         decision = route(lead, policy=policy, now=now, accounts=index, state=state)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import select, union
+from sqlalchemy import bindparam, func, select, union
 from sqlalchemy.orm import Session
 
 from routing.report import LeadStory
@@ -117,3 +117,27 @@ def stories_between(*, session: Session, start: datetime, end: datetime) -> list
         select(*_STORY_COLUMNS).where(STORIES.c.created_at >= start, STORIES.c.created_at < end)
     )
     return [story_of_row(row) for row in rows]
+
+
+_OUTCOME_COUNTS = (
+    select(
+        STORIES.c.rep,
+        STORIES.c.segment,
+        STORIES.c.source,
+        func.count(),
+        func.count(STORIES.c.converted_at),
+    )
+    .where(STORIES.c.created_at >= bindparam("since", type_=STORIES.c.created_at.type))
+    .where(STORIES.c.rep.is_not(None))
+    .group_by(STORIES.c.rep, STORIES.c.segment, STORIES.c.source)
+)
+
+
+def outcome_counts(
+    *, session: Session, since: datetime
+) -> list[tuple[str, str | None, str | None, int, int]]:
+    """Per rep, segment and source (as stored): how many of the leads that arrived since `since`
+    were assigned to the rep, and how many of those converted (the performance distribution's
+    rates, `routing.performance.OutcomeCounts.from_rows`)."""
+    rows = session.execute(_OUTCOME_COUNTS, {"since": since})
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]

@@ -174,10 +174,28 @@ class TeamStates:
     versions: dict[str, int]  # a team with no row yet is absent
 
 
+# `TeamState.days` rides in the `current` JSON under a key no rep id can be (ids are letters,
+# digits and `_.@-`), so the week's counts need no column of their own.
+_DAYS_KEY = "#days"
+
+
+def _team_state(last_rep: str | None, current: dict[str, Any] | None) -> TeamState:
+    credits = dict(current or {})
+    days = credits.pop(_DAYS_KEY, None)
+    return TeamState(last_rep, credits, days if isinstance(days, dict) else {})
+
+
+def _stored_current(state: TeamState) -> dict[str, Any]:
+    stored: dict[str, Any] = dict(state.current)
+    if state.days:
+        stored[_DAYS_KEY] = {day: dict(reps) for day, reps in state.days.items()}
+    return stored
+
+
 def load_team_states(*, session: Session) -> TeamStates:
     rows = session.execute(_TEAM_STATES).all()
     return TeamStates(
-        {team: TeamState(last_rep, dict(current)) for team, last_rep, current, _v in rows},
+        {team: _team_state(last_rep, current) for team, last_rep, current, _v in rows},
         {team: version for team, _last, _current, version in rows},
     )
 
@@ -260,7 +278,7 @@ def save_team_state(
     *, session: Session, team: str, state: TeamState, read_version: int | None
 ) -> None:
     """Store a team's new rotation, if nobody changed it since `read_version` (None: no row)."""
-    values = {"last_rep": state.last_rep, "current": dict(state.current)}
+    values = {"last_rep": state.last_rep, "current": _stored_current(state)}
     if read_version is None:
         try:
             with session.begin_nested():
@@ -334,7 +352,7 @@ def save_team_states(
                 "teams": [team for team, _s, _v in stored],
                 "reads": [version for _t, _s, version in stored],
                 "last_reps": [state.last_rep for _t, state, _v in stored],
-                "currents": [json.dumps(dict(state.current)) for _t, state, _v in stored],
+                "currents": [json.dumps(_stored_current(state)) for _t, state, _v in stored],
             },
         ).scalars()
         if len(set(rotated)) != len(stored):
@@ -346,7 +364,7 @@ def save_team_states(
             {
                 "teams": [team for team, _s, _v in new],
                 "last_reps": [state.last_rep for _t, state, _v in new],
-                "currents": [json.dumps(dict(state.current)) for _t, state, _v in new],
+                "currents": [json.dumps(_stored_current(state)) for _t, state, _v in new],
             },
         ).scalars()
         if len(set(created)) != len(new):
