@@ -44,6 +44,8 @@ class Tally(NamedTuple):
 
 
 Cell = tuple[str | None, str | None]  # (segment, source as `source_key` gives it)
+# (rep, segment, source, leads, converted), as `storage.repository.outcome_counts` reads them
+OutcomeRow = tuple[str, str | None, str | None, int, int]
 
 
 def source_key(source: str | None) -> str | None:
@@ -65,9 +67,7 @@ class OutcomeCounts:
     overall: Mapping[str, Tally] = field(default_factory=dict)
 
     @classmethod
-    def from_rows(
-        cls, rows: Iterable[tuple[str, str | None, str | None, int, int]]
-    ) -> OutcomeCounts:
+    def from_rows(cls, rows: Iterable[OutcomeRow]) -> OutcomeCounts:
         by_cell: dict[Cell, dict[str, Tally]] = {}
         by_segment: dict[str | None, dict[str, Tally]] = {}
         overall: dict[str, Tally] = {}

@@ -12,11 +12,14 @@ weights, exactly as `weighted` would.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy.orm import Session
 
 from bot.service.unit_of_work import UnitOfWork
 from routing.distribution import Distribution
-from routing.performance import OutcomeCounts
+from routing.performance import OutcomeCounts, OutcomeRow
 from routing.policy import Policy
 from storage import repository as repo
 
@@ -35,10 +38,11 @@ async def refresh_outcomes(uow: UnitOfWork) -> Mapping[int, OutcomeCounts]:
     now = uow.clock()
     counts: dict[int, OutcomeCounts] = {}
     for window in sorted(outcome_windows(uow.policy())):
-        since = now - timedelta(seconds=window)
-        rows = await uow.read(
-            lambda session, since=since: repo.outcome_counts(session=session, since=since)
-        )
+        rows = await uow.read(partial(_counts, since=now - timedelta(seconds=window)))
         counts[window] = OutcomeCounts.from_rows(rows)
     uow.outcomes = counts
     return counts
+
+
+def _counts(session: Session, *, since: datetime) -> list[OutcomeRow]:
+    return repo.outcome_counts(session=session, since=since)

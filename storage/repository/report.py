@@ -12,6 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, func, select, union
 from sqlalchemy.orm import Session
 
+from routing.performance import OutcomeRow
 from routing.report import LeadStory
 from storage.models import (
     AuditEventRow,
@@ -133,9 +134,7 @@ _OUTCOME_COUNTS = (
 )
 
 
-def outcome_counts(
-    *, session: Session, since: datetime
-) -> list[tuple[str, str | None, str | None, int, int]]:
+def outcome_counts(*, session: Session, since: datetime) -> list[OutcomeRow]:
     """Per rep, segment and source (as stored): how many of the leads that arrived since `since`
     were assigned to the rep, and how many of those converted (the performance distribution's
     rates, `routing.performance.OutcomeCounts.from_rows`)."""
