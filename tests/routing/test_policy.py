@@ -111,8 +111,8 @@ def test_every_error_is_reported_at_once_in_file_order() -> None:
         "routing.yml:13:22: teams.sales.members[1]: `zed` is not a rep defined under reps",
         "routing.yml:14:5: teams.sales.manager: `mario` is not a manager defined under managers "
         "(did you mean `maria`?)",
-        "routing.yml:15:5: teams.sales.distribution: must be 'round_robin', 'weighted' or "
-        "'least_loaded'; got 'random'",
+        "routing.yml:15:5: teams.sales.distribution: must be 'round_robin', 'weighted', "
+        "'least_loaded' or 'performance'; got 'random'",
         "routing.yml:17:5: teams.empty.members: a team needs at least one member",
         "routing.yml:19:3: sla.default: '15 minutes' is not a duration",
         "routing.yml:23:5: warning: rules[1]: comes after the catch-all rule `Catch all` "
