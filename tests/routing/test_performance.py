@@ -319,7 +319,7 @@ def _week_counts(history: list[tuple[int, str]], today: int) -> Counter[str]:
     return Counter(rep for day, rep in history if today - 6 <= day <= today)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     size=st.integers(1, 5),
     arrivals=st.lists(arrival, min_size=1, max_size=60),
@@ -350,7 +350,7 @@ def test_with_no_outcome_data_it_picks_exactly_as_weighted_with_equal_weights(
         weighted_team = b.team_state or weighted_team
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     size=st.integers(2, 5),
     rows=outcome_rows,
