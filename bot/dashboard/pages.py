@@ -56,6 +56,19 @@ OVERVIEW = (
     Column("rejects_per_100", "Rejects per 100", "per100"),
     Column("reassignments_per_100", "Reassigned per 100", "per100"),
 )
+# The overview's charts over time, a line per group: speed to lead (to the claim, then to the
+# first call, e-mail or meeting) and both SLAs kept. (id, title, figure, unit)
+TRENDS = (
+    ("time-to-claim", "Time to claim, median (minutes)", "time_to_claim_p50_s", "min"),
+    (
+        "time-to-first-touch",
+        "Time to first touch, median (minutes)",
+        "time_to_first_touch_p50_s",
+        "min",
+    ),
+    ("claim-sla", "Claim SLA met (%)", "claim_sla_met", "%"),
+    ("contact-sla", "Contact SLA met (%)", "contact_sla_met", "%"),
+)
 # Shares with their 95% Wilson interval: (share, low, high) keys.
 CONVERSION = (
     ("conversion_rate", "conversion_ci_low", "conversion_ci_high"),
@@ -100,22 +113,8 @@ class Pages:
             periods = [(p, await self.figures(p, question.by)) for p in question.window.periods()]
             groups = charts.group_names(rows)
             trends = [
-                charts.trend(
-                    "time-to-claim",
-                    "Time to claim, median (minutes)",
-                    key="time_to_claim_p50_s",
-                    unit="min",
-                    groups=groups,
-                    periods=periods,
-                ),
-                charts.trend(
-                    "claim-sla",
-                    "Claim SLA met (%)",
-                    key="claim_sla_met",
-                    unit="%",
-                    groups=groups,
-                    periods=periods,
-                ),
+                charts.trend(chart_id, title, key=key, unit=unit, groups=groups, periods=periods)
+                for chart_id, title, key, unit in TRENDS
             ]
         return self._page(
             "overview.html",

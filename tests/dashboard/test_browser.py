@@ -18,7 +18,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from bot.dashboard.figures import Window
-from bot.service.report import report_rows
+from bot.service.outcomes import Reported, record_posted_events
+from bot.service.report import refresh_report, report_rows
+from routing.report import EventKind, OutcomeEvent
 from tests.bot.conftest import Clock
 from tests.dashboard.conftest import (
     BEARER,
@@ -118,7 +120,7 @@ async def test_with_the_bearer_token_a_browser_sees_the_queue_and_the_charts(
     assert await page.locator("#queue-size").inner_text() == "2 leads waiting."
 
     await page.goto(f"{dashboard.url}/dashboard?since=7d&by=rule")
-    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '2'")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
     speed = await chart(page, "time-to-claim")
     assert speed["x"] == 7  # a point a day
     assert speed["series"] == list(GROUPS)  # one line per group, named as written
@@ -126,6 +128,22 @@ async def test_with_the_bearer_token_a_browser_sees_the_queue_and_the_charts(
     assert speed["painted"] > 1000
     sla = await chart(page, "claim-sla")
     assert sla["values"] == [[95.0] * 7, [80.0] * 7, [90.0] * 7]
+    # Speed to lead to the first touch, and the contact SLA: <C>'s leads were never touched, so
+    # its line has no point rather than a made-up 0.
+    touch = await chart(page, "time-to-first-touch")
+    assert touch["series"] == list(GROUPS)
+    assert touch["values"] == [[60.0] * 7, [90.0] * 7, [None] * 7]
+    assert touch["painted"] > 1000
+    contact = await chart(page, "contact-sla")
+    assert contact["values"] == [[75.0] * 7, [50.0] * 7, [None] * 7]
+    assert contact["painted"] > 1000
+    captions = await page.locator("figure.chart figcaption").all_inner_texts()
+    assert captions == [
+        "Time to claim, median (minutes)",
+        "Time to first touch, median (minutes)",
+        "Claim SLA met (%)",
+        "Contact SLA met (%)",
+    ]
     legend = page.locator("#chart-time-to-claim .u-legend .u-label")
     assert "Sample rule <C>" in await legend.all_inner_texts()
     assert await page.locator("#overview tbody tr").count() == 3
@@ -137,13 +155,20 @@ async def test_a_browser_sees_the_report_the_use_case_computed_from_the_database
 ) -> None:
     dashboard = await make_dashboard()  # as `leadrouter serve` builds it
     await a_morning_reported(dashboard.app, clock)
+    # The rep who claimed E-1 called it 2 minutes ago, as a sequencer tells `POST /events`.
+    call = OutcomeEvent(EventKind.FIRST_TOUCH, clock() - timedelta(minutes=2))
+    touched = await record_posted_events(
+        dashboard.app.uow, [Reported("E-1", call, "outreach", "call-1", "call")]
+    )
+    assert touched.stored == 1
+    await refresh_report(dashboard.app.uow)
     week = Window(clock() - timedelta(days=7), clock())
     expected = await report_rows(dashboard.app.uow, week, "rule")
     page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
     complaints = problems(page)
 
     await page.goto(f"{dashboard.url}/dashboard?since=7d&by=rule")
-    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '2'")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
 
     rows = page.locator("#overview tbody tr")
     assert await rows.count() == len(expected) == 3
@@ -159,6 +184,17 @@ async def test_a_browser_sees_the_report_the_use_case_computed_from_the_database
     assert unmatched == [None] * 7  # a queued lead is never claimed
     sla = await chart(page, "claim-sla")
     assert [values[6] for values in sla["values"]] == [100.0, 100.0, None]
+    # Only E-1 was touched: EMEA's first-touch line has its point, the others none.
+    touch = await chart(page, "time-to-first-touch")
+    assert expected[0]["time_to_first_touch_p50_s"] is not None
+    assert [values[6] for values in touch["values"]] == [
+        round(expected[0]["time_to_first_touch_p50_s"] / 60, 2),
+        None,
+        None,
+    ]
+    # The example policy sets no contact SLA: its chart is drawn empty, never as 0%.
+    contact = await chart(page, "contact-sla")
+    assert contact["values"] == [[None] * 7] * 3
     assert complaints == []
 
 

@@ -172,7 +172,7 @@ async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_n
     assert [row["group"] for row in rows] == list(GROUPS)
     first = rows[0]
     assert first["leads"] == "210" and first["time_to_claim_p50_s"] == "60.0"
-    assert first["conversion_ci_low"] == "0.0346" and first["contact_sla_met"] == ""
+    assert first["conversion_ci_low"] == "0.0346" and first["contact_sla_met"] == "0.75"
     assert first["too_few"] == "false"
 
 
