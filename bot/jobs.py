@@ -33,6 +33,7 @@ from bot.crm_links import crm_name
 from bot.retention import Retention
 from bot.service.digests import queue_digest
 from bot.service.performance import outcome_windows, refresh_outcomes
+from bot.service.outcomes import WAITING_HOLD, apply_waiting_events
 from bot.service.report import refresh_report
 from bot.service.retention import prune
 from bot.service.unit_of_work import UnitOfWork
@@ -59,6 +60,8 @@ REPORT_EVERY = timedelta(minutes=1)
 OUTCOME_RATES = "outcome-rates"
 # Conversion rates over weeks move slowly: read again this often for performance teams.
 OUTCOME_RATES_EVERY = timedelta(minutes=10)
+WAITING_EVENTS = "waiting-events"
+WAITING_EVENTS_EVERY = timedelta(minutes=1)
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
 # tick missed for longer than this is not worth sending late.
 _LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
@@ -134,6 +137,16 @@ def declare_jobs(
                 at_start=True,
             )
         )
+    jobs.append(
+        Job(
+            WAITING_EVENTS,
+            f"every {format_duration(WAITING_EVENTS_EVERY.total_seconds())}: record the outcome "
+            "events that arrived before their lead once it has; drop those older than "
+            f"{format_duration(WAITING_HOLD.total_seconds())}",
+            IntervalTrigger(seconds=WAITING_EVENTS_EVERY.total_seconds(), timezone=UTC),
+            _apply_waiting_events,
+        )
+    )
     jobs.extend(_crm_jobs(policy, crm or {}))
     if retention is not None and retention.prunes:
         jobs.append(
@@ -219,6 +232,10 @@ async def _refresh_report(uow: UnitOfWork) -> object:
 
 async def _refresh_outcomes(uow: UnitOfWork) -> object:
     return await refresh_outcomes(uow)
+
+
+async def _apply_waiting_events(uow: UnitOfWork) -> object:
+    return await apply_waiting_events(uow)
 
 
 async def _sweep(uow: UnitOfWork) -> object:

@@ -13,9 +13,10 @@ An event: {"lead": its id as sent to /leads, "kind": "first_touch" | "converted"
 "id" (the sender's id for it), "source" (who tells it; "api" by default), "via" ("call"...)}.
 
 A batch is checked whole, then recorded in one transaction: all of it or none. Success is 200
-{"accepted": n} whether the events were new, repeats, or about leads not routed here (those
-are dropped): the answer never says which leads exist. An event is stored once: the same lead,
-kind, source and id (or, without an id, the same time) again changes nothing.
+{"accepted": n} whether the events were new, repeats, or about leads not here yet (those wait
+for their lead, a day at most: `bot.service.outcomes`): the answer never says which leads
+exist. An event is stored once: the same lead, kind, source and id (or, without an id, the same
+time) again changes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from aiohttp import web
 
 from bot.http.common import APP_KEY, BadBody, decode_json, error, read_body, too_large
 from bot.http.leads import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_problem
-from bot.service.outcomes import MAX_AMOUNT, Reported, record_posted_events
+from bot.service.outcomes import MAX_AMOUNT, WAITING_HOLD, Reported, record_posted_events
+from routing.durations import format_duration
 from routing.leads import FieldError
 from routing.report import EventKind, OutcomeEvent
 
@@ -91,11 +93,13 @@ async def post_events(request: web.Request) -> web.Response:
             {"errors": [{"field": e.field, "message": e.message} for e in errors]}, status=422
         )
     recorded = await record_posted_events(app.uow, reports)
-    if recorded.unknown:
+    if recorded.waiting:
         log.info(
-            "POST /events: %d of %d events name no lead routed here; dropped",
-            recorded.unknown,
+            "POST /events: %d of %d events name no lead here yet; kept until it arrives "
+            "(for up to %s)",
+            recorded.waiting,
             len(reports),
+            format_duration(WAITING_HOLD.total_seconds()),
         )
     return web.json_response({"accepted": len(reports)})
 

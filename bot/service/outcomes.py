@@ -5,8 +5,15 @@ Reports come late, twice and out of order, and each is recorded as it comes: the
 reading (`routing.report.outcomes_of`) settles what they add up to, whatever their order. A
 report is stored once (`storage.repository.outcomes`): the same lead, kind, source and source
 key again changes nothing. A touch later than the lead's first known touch is not stored
-either: the first touch is the earliest, so it could change nothing. A report about a lead not
-routed here is counted and dropped.
+either: the first touch is the earliest, so it could change nothing.
+
+A report about a lead not here (yet) waits for it: a sequencer's first e-mail can beat the
+lead's own `POST /leads` (or its retry), a CRM's activity poll can read a call on a record its
+lead poll has not brought in. Dropped, that touch would be lost for good and its rep found to
+have missed the contact SLA. So it is kept (`repo.hold_events`), and `apply_waiting_events` (the
+`waiting-events` job, every minute) records it as soon as its lead has arrived; one whose lead
+has not arrived within `WAITING_HOLD` is dropped then, counted in the log. Most of what waits
+will never have a lead here (a CRM's activity on records not routed here): the hold bounds it.
 
 Each call records its reports in one transaction, with a CRM page's cursor where there is one,
 so a poll or a request stopped half way leaves nothing half stored: sent again, each report is
@@ -15,16 +22,26 @@ stored once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot.service.unit_of_work import Transaction, UnitOfWork
+from routing.durations import format_duration
 from routing.report import EventKind, OutcomeEvent
 from storage import repository as repo
+
+log = logging.getLogger("bot.service")
+
+# How long a report about a lead not here waits for it: a sender retrying `POST /leads`, or a CRM
+# poll of leads behind its poll of activities, is much quicker than that.
+WAITING_HOLD = timedelta(days=1)
+WAITING_BATCH = 1000
 
 # The amounts a lead's events can hold: 16 digits before the point, 2 after. A CRM's larger one
 # (a typo in a deal) is left out rather than stop its page from ever being stored.
@@ -51,14 +68,22 @@ class Reported:
 class Recorded:
     stored: int = 0  # new events
     repeated: int = 0  # stored before, or a touch later than the lead's first
-    unknown: int = 0  # about no lead routed here
+    waiting: int = 0  # about no lead here yet: kept until it arrives (`WAITING_HOLD`)
 
     def __add__(self, other: Recorded) -> Recorded:
         return Recorded(
             self.stored + other.stored,
             self.repeated + other.repeated,
-            self.unknown + other.unknown,
+            self.waiting + other.waiting,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What became of the waiting events: recorded now their lead is here, or given up."""
+
+    recorded: Recorded = Recorded()
+    dropped: int = 0  # their lead did not arrive within WAITING_HOLD
 
 
 async def record_posted_events(uow: UnitOfWork, reports: Sequence[Reported]) -> Recorded:
@@ -68,7 +93,11 @@ async def record_posted_events(uow: UnitOfWork, reports: Sequence[Reported]) -> 
     def work(tx: Transaction) -> Recorded:
         ids = repo.lead_ids(session=tx.session, external_ids={r.lead for r in reports})
         matched = [(ids[r.lead], r) for r in reports if r.lead in ids]
-        return record(tx, matched, now=now, unknown=len(reports) - len(matched))
+        early = [r for r in reports if r.lead not in ids]
+        repo.hold_events(
+            session=tx.session, held=[_waiting({"lead": r.lead}, r) for r in early], now=now
+        )
+        return record(tx, matched, now=now) + Recorded(waiting=len(early))
 
     return await uow.write(work, quick=len(reports) <= 10)
 
@@ -100,9 +129,39 @@ async def take_crm_events_page(
     return await uow.write(work)
 
 
-def record(
-    tx: Transaction, matched: Sequence[tuple[int, Reported]], *, now: datetime, unknown: int = 0
-) -> Recorded:
+async def apply_waiting_events(uow: UnitOfWork, *, batch: int = WAITING_BATCH) -> Applied:
+    """Record the waiting events whose lead has arrived, batch by batch, each in one
+    transaction with their waiting rows' deletion; then drop those that waited too long."""
+    total = Recorded()
+    while True:
+        now = uow.clock()
+
+        def work(tx: Transaction, now: datetime = now) -> tuple[Recorded, int]:
+            found = repo.waiting_events_of_arrived_leads(session=tx.session, limit=batch)
+            matched = [(lead_id, _reported(data)) for _, lead_id, data in found]
+            repo.drop_waiting_events(session=tx.session, ids={row[0] for row in found})
+            return record(tx, matched, now=now), len(found)
+
+        recorded, looked = await uow.write(work)
+        total += recorded
+        if looked < batch:
+            break
+    since = uow.clock() - WAITING_HOLD
+    dropped = await uow.write(
+        lambda tx: repo.drop_waiting_events(session=tx.session, arrived_before=since)
+    )
+    if total.stored or total.repeated:
+        log.info("recorded %d events that had arrived before their lead", total.stored)
+    if dropped:
+        log.info(
+            "dropped %d events about leads that did not arrive within %s",
+            dropped,
+            format_duration(WAITING_HOLD.total_seconds()),
+        )
+    return Applied(total, dropped)
+
+
+def record(tx: Transaction, matched: Sequence[tuple[int, Reported]], *, now: datetime) -> Recorded:
     """In `tx`, store each report about a lead (its database id first) that says something new."""
     touches = _first_touches(tx.session, (lead for lead, r in matched if _is_touch(r)))
     rows = []
@@ -131,7 +190,7 @@ def record(
             )
         )
     stored = repo.insert_lead_events(session=tx.session, rows=rows)
-    return Recorded(stored=stored, repeated=len(matched) - stored, unknown=unknown)
+    return Recorded(stored=stored, repeated=len(matched) - stored)
 
 
 def _from_crm(
@@ -141,8 +200,41 @@ def _from_crm(
         session=tx.session, crm_system=system, crm_ids={r.lead for r in reports}
     )
     matched = [(lead_id, r) for r in reports for lead_id in leads.get(r.lead, ())]
-    unknown = sum(1 for r in reports if r.lead not in leads)
-    return record(tx, matched, now=now, unknown=unknown)
+    early = [r for r in reports if r.lead not in leads]
+    repo.hold_events(
+        session=tx.session,
+        held=[_waiting({"crm": system, "record": r.lead}, r) for r in early],
+        now=now,
+    )
+    return record(tx, matched, now=now) + Recorded(waiting=len(early))
+
+
+def _waiting(lead: Mapping[str, str], report: Reported) -> dict[str, Any]:
+    """A report waiting for its lead, as JSON (`repo.WAITING_EVENT`)."""
+    event = report.event
+    return {
+        **lead,
+        "kind": event.kind.value,
+        "at": event.at.isoformat(),
+        "amount": str(event.amount) if event.amount is not None else None,
+        "close_date": event.close_date.isoformat() if event.close_date else None,
+        "source": report.source,
+        "source_key": report.source_key,
+        "via": report.via,
+    }
+
+
+def _reported(data: Mapping[str, Any]) -> Reported:
+    """A waiting report read back (`_waiting`'s inverse)."""
+    amount, close_date = data.get("amount"), data.get("close_date")
+    event = OutcomeEvent(
+        EventKind(data["kind"]),
+        datetime.fromisoformat(data["at"]),
+        Decimal(amount) if amount is not None else None,
+        date.fromisoformat(close_date) if close_date else None,
+    )
+    lead = data.get("lead") or data.get("record") or ""
+    return Reported(lead, event, data["source"], data["source_key"], data.get("via"))
 
 
 def _is_touch(report: Reported) -> bool:

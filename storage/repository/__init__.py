@@ -7,7 +7,8 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 
     routing_state  what a decision needs: loads, absences, rotations, candidate accounts, people
     leads          leads by external id, id or CRM record, stored in bulk; the queue
-    outcomes       a lead's outcome events (first touch, opportunity, won, lost), stored once
+    outcomes       a lead's outcome events (first touch, opportunity, won, lost), stored once;
+                   those that arrived before their lead, waiting for it
     offers         offers and their changes; the watchdog's overdue offers and reminders
     contact_sla    a claimed offer's contact SLA: started, looked at once lapsed, reminded
     outbox         side effects queued, leased, ended; lanes
@@ -86,12 +87,16 @@ from storage.repository.outbox import (
     renew_outbox,
 )
 from storage.repository.outcomes import (
+    WAITING_EVENT,
+    drop_waiting_events,
     first_touch_at,
     first_touches,
+    hold_events,
     insert_lead_events,
     lead_event_values,
     lead_events,
     outcome_event,
+    waiting_events_of_arrived_leads,
 )
 from storage.repository.policies import (
     ActivatedMeanwhile,
@@ -157,6 +162,7 @@ from storage.repository.runs import (
 
 __all__ = [
     "UNSURE",
+    "WAITING_EVENT",
     "ActivatedMeanwhile",
     "AlreadyQueued",
     "Candidates",
@@ -190,6 +196,7 @@ __all__ = [
     "day_states",
     "days_of_week",
     "days_to_roll_up",
+    "drop_waiting_events",
     "due_contact_reminders",
     "due_reminders",
     "find_lead",
@@ -198,6 +205,7 @@ __all__ = [
     "first_touch_at",
     "first_touches",
     "from storage.repository.outcomes import (",
+    "hold_events",
     "insert_lead_events",
     "insert_leads",
     "insert_offers",
@@ -267,6 +275,7 @@ __all__ = [
     "unclaimed_offers_of_rep",
     "unmatched_queue",
     "upsert_accounts",
+    "waiting_events_of_arrived_leads",
     "week_holds",
     "week_states",
     "weeks_to_merge",

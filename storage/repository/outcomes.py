@@ -1,4 +1,5 @@
-"""A lead's outcome events (`lead_events`): stored once each, its first touch, its whole story.
+"""A lead's outcome events (`lead_events`): stored once each, its first touch, its whole story;
+and the events that arrived before their lead, waiting for it.
 
 A report repeated (same lead, kind, source and source key) is dropped by the insert itself
 (`ON CONFLICT DO NOTHING` on the table's unique constraint), on SQLite and PostgreSQL alike,
@@ -13,7 +14,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, func, select
+from sqlalchemy import ColumnElement, Insert, and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,10 +22,16 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from routing.report import EventKind, OutcomeEvent
-from storage.models import LeadEventRow
-from storage.repository.common import id_chunks, table_of
+from storage.models import AuditEventRow, LeadEventRow
+from storage.repository.common import LEADS, id_chunks, table_of
 
 LEAD_EVENTS = table_of(LeadEventRow)
+_AUDITS = table_of(AuditEventRow)
+# An audit row of no lead (yet) holding an outcome event reported before its lead arrived: its
+# `data` names the lead (`{"lead": external id}` or `{"crm": system, "record": record id}`) and
+# holds the event; `at` is when it arrived. (An audit row rather than a table of its own: it is
+# a record of what arrived, needs no schema change, and retention prunes it with the rest.)
+WAITING_EVENT = "event_waiting"
 _NATURAL_KEY = ("lead_id", "kind", "source", "source_key")
 
 
@@ -106,3 +113,61 @@ def outcome_event(row: LeadEventRow) -> OutcomeEvent:
     amount = Decimal(row.amount) if row.amount is not None else None
     close_date = row.close_date if isinstance(row.close_date, date) else None
     return OutcomeEvent(EventKind(row.kind), row.at, amount, close_date)
+
+
+# --- events waiting for their lead ----------------------------------------------------------------
+
+
+def hold_events(*, session: Session, held: Sequence[Mapping[str, Any]], now: datetime) -> None:
+    """Keep these events (each `data` as `WAITING_EVENT` describes) until their lead arrives."""
+    if held:
+        session.execute(
+            _AUDITS.insert(),
+            [
+                {"lead_id": None, "at": now, "kind": WAITING_EVENT, "data": dict(data)}
+                for data in held
+            ],
+        )
+
+
+def waiting_events_of_arrived_leads(
+    *, session: Session, limit: int
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """Waiting events whose lead has arrived since: (the waiting row's id, the lead's id, its
+    data), oldest first, at most `limit` rows. Only these are read: the database matches the
+    names, so the events still waiting cost nothing here however many they are."""
+    data = _AUDITS.c.data
+    by_external_id = LEADS.c.external_id == data["lead"].as_string()
+    by_crm_record = and_(
+        LEADS.c.crm_system == data["crm"].as_string(),
+        LEADS.c.crm_id == data["record"].as_string(),
+    )
+    found: list[tuple[int, int, dict[str, Any]]] = []
+    for matching in (by_external_id, by_crm_record):
+        rows = session.execute(
+            select(_AUDITS.c.id, LEADS.c.id, data)
+            .join(LEADS, matching)
+            .where(*_waiting())
+            .order_by(_AUDITS.c.id, LEADS.c.id)
+            .limit(limit)
+        )
+        found.extend((waiting_id, lead_id, dict(held)) for waiting_id, lead_id, held in rows.all())
+    return sorted(found, key=lambda row: row[0])[:limit]
+
+
+def drop_waiting_events(
+    *, session: Session, ids: Iterable[int] = (), arrived_before: datetime | None = None
+) -> int:
+    """Delete these waiting events, or every one that arrived before `arrived_before`: how many."""
+    dropped = 0
+    for chunk in id_chunks(ids):
+        result = session.execute(delete(_AUDITS).where(*_waiting(), _AUDITS.c.id.in_(chunk)))
+        dropped += result.rowcount or 0  # type: ignore[attr-defined]
+    if arrived_before is not None:
+        result = session.execute(delete(_AUDITS).where(*_waiting(), _AUDITS.c.at < arrived_before))
+        dropped += result.rowcount or 0  # type: ignore[attr-defined]
+    return dropped
+
+
+def _waiting() -> tuple[ColumnElement[bool], ...]:
+    return (_AUDITS.c.lead_id.is_(None), _AUDITS.c.kind == WAITING_EVENT)

@@ -4,11 +4,18 @@ nothing, and one answer whether or not the lead exists."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.bot.conftest import Client, Clock, MakeClient
+import pytest
+
+from bot.bootstrap import bootstrap
+from bot.jobs import declare_jobs
+from routing.policy import Policy
+from storage.db import Database
+from tests.bot.conftest import Client, Clock, MakeClient, settings_for
 from tests.bot.webhook import as_body, signed
 
 LEAD = {"id": "L-1", "email": "cto@bigco.com", "country": "US", "employees": 5000}
@@ -97,6 +104,35 @@ async def test_an_event_about_an_unknown_lead_gets_the_same_answer_and_stores_no
     known = await send(client, "/events", TOUCH, clock)
     assert unknown == known == (200, {"accepted": 1})
     assert [row[0] for row in events(database_path)] == ["L-1"]
+
+
+async def test_an_event_sent_before_its_lead_is_stored_once_the_lead_arrives(
+    make_client: MakeClient,
+    clock: Clock,
+    database_path: Path,
+    sqlite_db: Database,
+    policy: Policy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = bootstrap(settings_for(database_path), db=sqlite_db, policy=policy, clock=clock)
+    client = await make_client(app=app)
+    (waiting,) = [job for job in declare_jobs(policy) if job.name == "waiting-events"]
+    clock.advance(days=5)  # past the event's time
+    # A sequencer's call on L-2 is told before L-2's own POST /leads (a retry, say) gets here.
+    with caplog.at_level(logging.INFO, logger="bot.http.events"):
+        early = await send(client, "/events", {**TOUCH, "lead": "L-2"}, clock)
+    assert early == (200, {"accepted": 1})
+    assert "1 of 1 events name no lead here yet; kept until it arrives" in caplog.text
+    await waiting.call(app.uow)
+    assert events(database_path) == []
+
+    assert (await send(client, "/leads", {**LEAD, "id": "L-2"}, clock))[0] == 201
+    await waiting.call(app.uow)  # as the scheduler runs it, every minute
+    assert [(row[0], row[1], row[2]) for row in events(database_path)] == [
+        ("L-2", "first_touch", "2026-11-17 17:21:00.000000")
+    ]
+    await waiting.call(app.uow)
+    assert len(events(database_path)) == 1
 
 
 async def test_a_batch_with_one_bad_event_is_refused_whole_with_every_problem(

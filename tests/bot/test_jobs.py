@@ -42,7 +42,7 @@ def utc(*parts: int) -> datetime:
 def test_the_sweep_and_one_digest_per_manager_with_a_cron_are_declared() -> None:
     jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY))}
 
-    assert set(jobs) == {"sla-sweep", "report", "digest:mia", "digest:ned"}
+    assert set(jobs) == {"sla-sweep", "report", "waiting-events", "digest:mia", "digest:ned"}
     sweep = jobs["sla-sweep"]
     assert isinstance(sweep.trigger, IntervalTrigger)
     assert sweep.trigger.interval == timedelta(seconds=30)
@@ -194,7 +194,7 @@ async def test_a_new_policy_version_declares_its_jobs_and_leaves_the_others_runn
         scheduler.declare(declare_jobs(parse_policy(changed)))
 
         after = {job.id: job for job in scheduler.apscheduler.get_jobs()}
-        assert set(after) == {"sla-sweep", "report", "digest:ned", "digest:pia"}
+        assert set(after) == {"sla-sweep", "report", "waiting-events", "digest:ned", "digest:pia"}
         assert scheduler.declared["sla-sweep"] is sweep  # undisturbed, not scheduled afresh
         assert "0 8 * * mon" in scheduler.declared["digest:ned"].what
     finally:

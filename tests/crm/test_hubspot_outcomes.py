@@ -163,7 +163,7 @@ async def test_a_reps_call_on_a_routed_contact_is_its_first_touch_when_it_was_ma
         hubspot_owner_id=reps["ben"],
     )
 
-    assert await poll(app) == Recorded(stored=1, unknown=1)
+    assert await poll(app) == Recorded(stored=1, waiting=1)
     (touch,) = await events_of(app, "501")
     assert (touch.kind, touch.at, touch.via, touch.source) == (
         "first_touch",

@@ -140,7 +140,7 @@ async def test_a_reps_call_logged_on_a_routed_lead_is_its_first_touch_when_compl
 
     recorded = await poll(app)
 
-    assert recorded == Recorded(stored=1, unknown=1)
+    assert recorded == Recorded(stored=1, waiting=1)
     (touch,) = await events_of(app, lead)
     assert (touch.kind, touch.at, touch.via, touch.source) == (
         "first_touch",

@@ -1,6 +1,6 @@
 """Outcome events recorded once each, on SQLite and PostgreSQL: repeated, late and out-of-order
 reports give the same rows and the same story; a later touch changes nothing; reports about
-leads not routed here are counted and dropped; a polled page and its cursor commit together."""
+leads not here yet wait for them, a day at most; a polled page and its cursor commit together."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from bot.reading import Reader, Viewer
 from bot.service.crm import crm_cursor
 from bot.service.intake import intake, intake_from_crm
 from bot.service.outcomes import (
+    Applied,
     Recorded,
     Reported,
+    apply_waiting_events,
     record_crm_events,
     record_posted_events,
     take_crm_events_page,
@@ -28,7 +30,7 @@ from bot.service.unit_of_work import UnitOfWork
 from routing.report import EventKind, OutcomeEvent, outcomes_of
 from storage import repository as repo
 from storage.db import Database
-from storage.models import LeadEventRow, LeadRow
+from storage.models import AuditEventRow, LeadEventRow, LeadRow
 from tests.service.conftest import TUESDAY, Clock
 from tests.service.support import TRIO_POLICY, new_lead, write_policy
 
@@ -73,6 +75,15 @@ async def rows_of(db: Database, external_id: str) -> list[LeadEventRow]:
             .order_by(col(LeadEventRow.id))
         )
         return list(found.scalars().all())
+
+
+async def waiting_rows(db: Database) -> int:
+    """How many reports wait for their lead."""
+    async with db.reading() as session:
+        found = await session.execute(
+            select(AuditEventRow).where(col(AuditEventRow.kind) == repo.WAITING_EVENT)
+        )
+        return len(found.all())
 
 
 async def settled(db: Database, external_id: str) -> object:
@@ -154,16 +165,104 @@ async def test_a_batch_keeps_only_the_earliest_touch_of_each_lead_whatever_its_o
     assert sorted(row.at for row in await rows_of(db, "L-1")) == [at(8), at(20)]
 
 
-async def test_events_about_leads_not_routed_here_are_counted_and_dropped(
+async def test_events_about_leads_not_here_yet_are_counted_and_wait_for_them(
     uow: UnitOfWork, db: Database
 ) -> None:
     await intake(uow, new_lead("L-1"))
     recorded = await record_posted_events(
         uow, [posted("L-404", WON, 10), posted("L-1", CONVERTED, 10)]
     )
-    assert recorded == Recorded(stored=1, unknown=1)
+    assert recorded == Recorded(stored=1, waiting=1)
     async with db.reading() as session:
         assert len((await session.execute(select(LeadEventRow))).all()) == 1
+    assert await waiting_rows(db) == 1
+
+
+async def test_a_touch_posted_before_its_lead_is_recorded_once_the_lead_arrives(
+    uow: UnitOfWork, db: Database, clock: Clock
+) -> None:
+    # A sequencer's first e-mail beat the lead's own POST /leads, and was sent twice.
+    early = [posted("L-1", FIRST_TOUCH, 2, key="email-1"), posted("L-1", WON, 9, amount="900")]
+    assert await record_posted_events(uow, early) == Recorded(waiting=2)
+    assert await record_posted_events(uow, early[:1]) == Recorded(waiting=1)
+    assert await apply_waiting_events(uow) == Applied()  # no lead yet: they wait
+    assert await waiting_rows(db) == 3
+
+    await intake(uow, new_lead("L-1"))
+    clock.advance(minutes=5)
+    applied = await apply_waiting_events(uow)
+
+    assert applied == Applied(Recorded(stored=2, repeated=1))
+    rows = await rows_of(db, "L-1")
+    assert [(r.kind, r.at, r.source_key) for r in rows] == [
+        ("first_touch", at(2), "email-1"),
+        ("won", at(9), "won@9"),
+    ]
+    assert rows[1].amount == Decimal("900")
+    assert {row.recorded_at for row in rows} == {clock()}  # when the report can first see them
+    assert await waiting_rows(db) == 0
+    assert await apply_waiting_events(uow) == Applied()  # nothing twice
+
+
+async def test_a_crm_event_read_before_its_lead_came_from_the_crm_waits_for_it(
+    uow: UnitOfWork, db: Database
+) -> None:
+    touch = Reported("00Q7", OutcomeEvent(FIRST_TOUCH, at(3)), "salesforce", "Task/00T1", "call")
+    assert await record_crm_events(uow, "salesforce", [touch]) == Recorded(waiting=1)
+    # A HubSpot contact with the same record id is another record: it takes nothing.
+    await intake_from_crm(uow, [new_lead("hubspot:00Q7", crm_system="hubspot", crm_id="00Q7")])
+    assert await apply_waiting_events(uow) == Applied()
+
+    await intake_from_crm(
+        uow, [new_lead("salesforce:00Q7", crm_system="salesforce", crm_id="00Q7")]
+    )
+    assert await apply_waiting_events(uow) == Applied(Recorded(stored=1))
+    (row,) = await rows_of(db, "salesforce:00Q7")
+    assert (row.kind, row.at, row.source, row.via) == ("first_touch", at(3), "salesforce", "call")
+    assert await rows_of(db, "hubspot:00Q7") == []
+
+
+async def test_a_waiting_touch_later_than_the_leads_first_is_not_kept_and_an_earlier_one_is(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await record_posted_events(
+        uow,
+        [posted("L-1", FIRST_TOUCH, 30, key="late"), posted("L-1", FIRST_TOUCH, 5, key="early")],
+    )
+    await intake(uow, new_lead("L-1"))
+    await record_posted_events(uow, [posted("L-1", FIRST_TOUCH, 10, key="on-time")])
+
+    assert await apply_waiting_events(uow) == Applied(Recorded(stored=1, repeated=1))
+    assert sorted(row.at for row in await rows_of(db, "L-1")) == [at(5), at(10)]
+
+
+async def test_an_event_whose_lead_never_arrives_is_dropped_after_a_day_and_counted(
+    uow: UnitOfWork, db: Database, clock: Clock
+) -> None:
+    await record_posted_events(uow, [posted("L-404", FIRST_TOUCH, 1)])
+    clock.advance(hours=23)
+    await record_posted_events(uow, [posted("L-405", FIRST_TOUCH, 2)])
+    clock.advance(hours=1, seconds=1)
+
+    assert await apply_waiting_events(uow) == Applied(dropped=1)
+    assert await waiting_rows(db) == 1  # L-405's, 1 hour old, still waits
+    await intake(uow, new_lead("L-405"))
+    assert await apply_waiting_events(uow) == Applied(Recorded(stored=1))
+    await intake(uow, new_lead("L-404"))  # too late: its event is gone
+    assert await apply_waiting_events(uow) == Applied()
+    assert await rows_of(db, "L-404") == []
+
+
+async def test_waiting_events_are_taken_in_batches_each_once(uow: UnitOfWork, db: Database) -> None:
+    await record_posted_events(
+        uow, [posted(f"L-{n}", CONVERTED, n, key=f"opp-{n}") for n in range(7)]
+    )
+    for n in range(7):
+        await intake(uow, new_lead(f"L-{n}"))
+
+    assert await apply_waiting_events(uow, batch=3) == Applied(Recorded(stored=7))
+    for n in range(7):
+        assert [row.source_key for row in await rows_of(db, f"L-{n}")] == [f"opp-{n}"]
 
 
 async def test_a_crm_event_finds_its_lead_by_the_crm_record_it_arrived_as(
@@ -176,7 +275,7 @@ async def test_a_crm_event_finds_its_lead_by_the_crm_record_it_arrived_as(
 
     assert await record_crm_events(uow, "hubspot", [touch, elsewhere]) == Recorded(1, 0, 1)
     # The same record id in another CRM is another record.
-    assert await record_crm_events(uow, "salesforce", [touch]) == Recorded(unknown=1)
+    assert await record_crm_events(uow, "salesforce", [touch]) == Recorded(waiting=1)
     (row,) = await rows_of(db, "hubspot:501")
     assert (row.source, row.source_key, row.via) == ("hubspot", "calls/9", "call")
 
