@@ -28,27 +28,30 @@ from routing.report.stats import Proportion
 from routing.report.window import Window
 
 WEEK = timedelta(days=7)
-MOVERS = 3  # the rules whose volume changed most, shown with their figures
+MOVERS = 3  # the rules (and the sources) whose volume changed most, shown with their figures
 
 
 @dataclass(frozen=True, slots=True)
 class Mover:
-    """A rule whose leads changed much against the week before, with its figures in both."""
+    """A rule or a source whose leads changed much against the week before, with its figures in
+    both."""
 
-    rule: str | None  # None: the leads no rule matched
+    group: str | None  # None: the leads no rule matched, or that named no source
     now: GroupReport | None  # None: it had no lead this week
     before: GroupReport | None
 
 
 @dataclass(frozen=True, slots=True)
 class ManagerWeek:
-    """The week for a manager: every lead's figures, their teams', the rules that moved most."""
+    """The week for a manager: every lead's figures, their teams', the rules that moved most,
+    and the sources (a web form that stopped sending shows here first)."""
 
     window: Window
     total: GroupReport
     total_before: GroupReport
     teams: tuple[tuple[str, GroupReport | None], ...]  # the manager's teams, in policy order
-    movers: tuple[Mover, ...]  # most changed first
+    movers: tuple[Mover, ...]  # rules, most changed first
+    source_movers: tuple[Mover, ...]  # sources, most changed first
 
     @property
     def empty(self) -> bool:
@@ -80,6 +83,8 @@ async def manager_week(
     window = Window(now - WEEK, now)
     by_rule = await _report(session, policy, window, "rule", now)
     by_rule_before = await _report(session, policy, window.before(), "rule", now)
+    by_source = await _report(session, policy, window, "source", now)
+    by_source_before = await _report(session, policy, window.before(), "source", now)
     by_team = await _report(session, policy, window, "team", now)
     teams = {group.group: group for group in by_team.groups}
     managed = [team.name for team in policy.teams.values() if team.manager == manager_id]
@@ -89,6 +94,7 @@ async def manager_week(
         total_before=by_rule_before.total,
         teams=tuple((name, teams.get(name)) for name in managed),
         movers=_movers(by_rule, by_rule_before),
+        source_movers=_movers(by_source, by_source_before),
     )
 
 
@@ -147,14 +153,14 @@ def _movers(now: Report, before: Report) -> tuple[Mover, ...]:
     this_week = {group.group: group for group in now.groups}
     last_week = {group.group: group for group in before.groups}
     changes = [
-        (abs(_leads(this_week.get(rule)) - _leads(last_week.get(rule))), rule)
-        for rule in this_week.keys() | last_week.keys()
+        (abs(_leads(this_week.get(group)) - _leads(last_week.get(group))), group)
+        for group in this_week.keys() | last_week.keys()
     ]
     # Most changed first; among equals, this week's busiest, then by name.
     changes.sort(key=lambda item: (-item[0], -_leads(this_week.get(item[1])), item[1] or ""))
     return tuple(
-        Mover(rule, this_week.get(rule), last_week.get(rule))
-        for change, rule in changes[:MOVERS]
+        Mover(group, this_week.get(group), last_week.get(group))
+        for change, group in changes[:MOVERS]
         if change > 0
     )
 

@@ -10,8 +10,8 @@ as on cards and the App Home, so they read in each reader's own zone.
 The shape is fixed whatever the number of reps or leads: a header, the queue (at most ten leads,
 two blocks each), then one section each for misses, load and absences (and CRM write-backs given
 up, when there are any), cut with "… and N more" when a list outgrows Slack's 3,000 characters;
-in the week's first digest, a divider and three sections of the week's figures (`_week_blocks`).
-That is at most 32 blocks of Slack's 50.
+in the week's first digest, a divider and four sections of the week's figures (`week_blocks`).
+That is at most 33 blocks of Slack's 50.
 """
 
 from __future__ import annotations

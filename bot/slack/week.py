@@ -40,15 +40,20 @@ def team_lines(week: ManagerWeek) -> list[str]:
 
 def week_blocks(week: ManagerWeek) -> list[Block]:
     """The digest's weekly section: the week's line, the manager's teams' SLAs, and the rules
-    whose volume moved most."""
-    movers = [_mover(mover) for mover in week.movers]
+    and the sources whose volume moved most."""
+    rules = [_mover(mover, "No rule matched") for mover in week.movers]
+    sources = [_mover(mover, "No source") for mover in week.source_movers]
     return [
         DividerBlock(),
         section(week_line(week)),
         list_section("*Your teams' SLAs this week*", team_lines(week)),
         list_section(
             "*Top movers, by rule* (leads the week before → this week)",
-            movers or ["• none: every rule had as many leads as the week before"],
+            rules or ["• none: every rule had as many leads as the week before"],
+        ),
+        list_section(
+            "*Top movers, by source*",
+            sources or ["• none: every source sent as many leads as the week before"],
         ),
     ]
 
@@ -72,10 +77,10 @@ def rep_week_lines(week: RepWeek) -> list[str]:
     return [*lines, claims]
 
 
-def _mover(mover: Mover) -> str:
-    rule = "No rule matched" if mover.rule is None else mover.rule
+def _mover(mover: Mover, unnamed: str) -> str:
+    group = unnamed if mover.group is None else mover.group
     now, before = mover.now, mover.before
-    line = f"• {_name(rule)}: {_leads(before)} → {_leads(now)} leads"
+    line = f"• {_name(group)}: {_leads(before)} → {_leads(now)} leads"
     if now is not None and now.too_few:
         line += " (too few to go by)"
     claim_now, claim_before = _claim(now), _claim(before)

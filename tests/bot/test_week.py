@@ -95,12 +95,14 @@ def uow(db: Database, policy: Policy, clock: Clock) -> UnitOfWork:
 
 
 async def two_weeks(uow: UnitOfWork, clock: Clock) -> None:
-    """Two South leads the week before; four North leads this week, a webinar's and one no
-    rule takes; the report brought up to date on Monday at 9:00 in Berlin."""
+    """Two South leads from a partner the week before; four North leads from the web form this
+    week, a webinar's and one no rule takes (from no source); the report brought up to date on
+    Monday at 9:00 in Berlin."""
+    partner, web = {"country": "IT", "source": "partner"}, {"country": "NO", "source": "web"}
     leads = [
-        (MONDAY_9AM - timedelta(days=11), "S-1", {"country": "IT"}),
-        (MONDAY_9AM - timedelta(days=10), "S-2", {"country": "IT"}),
-        *((MONDAY_9AM - timedelta(days=4 - n), f"N-{n}", {"country": "NO"}) for n in range(4)),
+        (MONDAY_9AM - timedelta(days=11), "S-1", partner),
+        (MONDAY_9AM - timedelta(days=10), "S-2", partner),
+        *((MONDAY_9AM - timedelta(days=4 - n), f"N-{n}", web) for n in range(4)),
         (MONDAY_9AM - timedelta(days=2), "W-1", {"source": "webinar"}),
         (MONDAY_9AM - timedelta(days=2), "J-1", {"country": "JP"}),
     ]
@@ -128,11 +130,15 @@ async def test_the_first_digest_of_a_week_tells_the_week_against_the_one_before(
         ("north", 4),
         ("south", 0),
     ]
-    assert [(m.rule, m.before and m.before.leads, m.now and m.now.leads) for m in week.movers] == [
+    assert [(m.group, m.before and m.before.leads, m.now and m.now.leads) for m in week.movers] == [
         ("North", None, 4),
         ("South", 2, None),
         (None, None, 1),
     ]
+    # The same week by source: the partner who stopped sending is there, beside the web form.
+    assert [
+        (m.group, m.before and m.before.leads, m.now and m.now.leads) for m in week.source_movers
+    ] == [("web", None, 4), ("partner", 2, None), (None, None, 1)]
     message = digest_message(digest, manager_tz=BERLIN, assignees=ASSIGNEES)
     assert_within_limits(message.blocks, MAX_MESSAGE_BLOCKS)
     words = "\n".join(texts(message.blocks))
@@ -142,6 +148,10 @@ async def test_the_first_digest_of_a_week_tells_the_week_against_the_one_before(
     assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
     assert "• North: 0 → 4 leads (too few to go by)" in words
     assert "• South: 2 → 0 leads" in words
+    by_source = words[words.index("*Top movers, by source*") :]
+    assert "• web: 0 → 4 leads (too few to go by)" in by_source
+    assert "• partner: 2 → 0 leads" in by_source
+    assert "• No source: 0 → 1 leads" in by_source
 
 
 async def test_a_digest_within_a_week_has_no_weekly_section(
