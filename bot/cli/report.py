@@ -113,18 +113,23 @@ def print_report(result: Report) -> None:
     out.print(f"Leads that arrived from {period}, by {result.by} (as of {_moment(result.now)}).")
     rows = (*result.groups, result.total)
     _table(
-        "Volume and speed (from arrival)",
-        ("group", "leads", "assigned", "queued", "unmatched", "to card", "to claim p50 / p90"),
+        "Volume",
+        ("group", "leads", "assigned", "queued", "nurture", "disq.", "unmatched"),
         [_volume(group) for group in rows],
     )
     _table(
-        "SLAs, misroutes and outcomes",
-        ("group", "to touch p50", "claim SLA", "contact SLA", "rejects", "moved", "converted"),
+        "Speed (from arrival) and SLAs",
+        ("group", "to card p50", "to claim p50 / p90", "to touch p50", "claim SLA", "contact SLA"),
+        [_speed(group) for group in rows],
+    )
+    _table(
+        "Misroutes and outcomes",
+        ("group", "rejects", "moved", "converted"),
         [_outcomes(group) for group in rows],
     )
     out.print(
-        "Shares of the leads; SLAs met, of those met or missed; rejects and moves per 100 leads; "
-        "converted to an opportunity, with its 95% interval."
+        "Shares of the leads (disq.: disqualified); SLAs met, of those met or missed; rejects "
+        "and moves per 100 leads; converted to an opportunity, with its 95% interval."
     )
     if any(group.too_few for group in result.groups):
         out.print("* fewer than 30 leads: too few to go by; the intervals say how little.")
@@ -134,8 +139,10 @@ def print_report(result: Report) -> None:
 
 def _table(title: str, headings: tuple[str, ...], rows: list[list[str]]) -> None:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    for heading in headings:
-        table.add_column(heading, overflow="fold")
+    # A column wraps between words, never inside one ("Enterpris / e"), up to a point.
+    for index, heading in enumerate(headings):
+        words = [*heading.split(), *(word for row in rows for word in row[index].split())]
+        table.add_column(heading, overflow="fold", min_width=min(max(map(len, words)), 24))
     for index, row in enumerate(rows):
         table.add_row(*(Text(cell) for cell in row), end_section=index == len(rows) - 2)
     out.print(table)
@@ -149,24 +156,32 @@ def _name(group: GroupReport) -> str:
 
 
 def _volume(group: GroupReport) -> list[str]:
-    claim = group.time_to_claim
     return [
         _name(group),
         str(group.leads),
         _share(group.assigned),
         _share(group.queued),
+        _share(group.nurture),
+        _share(group.disqualified),
         _share(group.unmatched),
+    ]
+
+
+def _speed(group: GroupReport) -> list[str]:
+    claim = group.time_to_claim
+    return [
+        _name(group),
         _duration(group.time_to_card.p50),
         f"{_duration(claim.p50)} / {_duration(claim.p90)}",
+        _duration(group.time_to_first_touch.p50),
+        _share(group.claim_sla),
+        _share(group.contact_sla),
     ]
 
 
 def _outcomes(group: GroupReport) -> list[str]:
     return [
         _name(group),
-        _duration(group.time_to_first_touch.p50),
-        _share(group.claim_sla),
-        _share(group.contact_sla),
         _number(group.rejects_per_100),
         _number(group.reassignments_per_100),
         _interval(group.converted),

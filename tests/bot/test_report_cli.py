@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,23 @@ def test_check_leads_with_a_missing_file_is_a_sentence(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert "none.csv: no such file" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_table_shows_every_outcome_share_and_breaks_no_word_on_80_columns(
+    database: str,
+) -> None:
+    code, stdout, stderr = run(database, "report", "--by", "rule")
+
+    assert code == 0, stderr
+    volume = stdout[stdout.index("Volume") : stdout.index("Speed (from arrival)")]
+    assert max(len(line) for line in volume.splitlines()) <= 80  # a terminal's width
+    assert "nurture" in volume and "disq." in volume
+    # The free e-mail leads go to nurture, the student's is disqualified: the shares say so,
+    # rather than leaving three rows at 0% assigned, 0% queued and nothing else.
+    free = next(line for line in volume.splitlines() if line.strip().startswith("Free email"))
+    assert re.findall(r"\d+%", free) == ["0%", "0%", "100%", "0%", "0%"]
+    students = next(line for line in volume.splitlines() if "Students" in line)
+    assert re.findall(r"\d+%", students) == ["0%", "0%", "0%", "100%", "0%"]
+    # Each group is in each of the three tables, its words whole ("Enterpris" / "e" nowhere).
+    for word in ("Enterprise", "Healthcare", "specialist", "Mid-market", "requests"):
+        assert stdout.count(word) == 3, word
