@@ -45,6 +45,8 @@ OVERVIEW = (
     Column("leads", "Leads", "count"),
     Column("assigned_share", "Assigned", "share"),
     Column("queued_share", "Queued", "share"),
+    Column("nurture_share", "Nurture", "share"),
+    Column("disqualified_share", "Disqualified", "share"),
     Column("unmatched_share", "Unmatched", "share"),
     Column("time_to_card_p50_s", "To card p50", "duration"),
     Column("time_to_claim_p50_s", "To claim p50", "duration"),

@@ -155,6 +155,8 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     assert "<td>10m</td>" in page  # and p90
     assert "<td>under 1s</td>" in page  # to card
     assert "<td>3.5–25.6%</td>" in page  # the conversion's 95% interval
+    assert '<th scope="col">Nurture</th><th scope="col">Disqualified</th>' in page
+    assert "<td>12.5%</td>" in page and "<td>0.0%</td>" in page  # nurtured, disqualified
     assert "<td>–</td>" in page  # no contact SLA figure: a dash, not a made-up 0
     assert page.count('class="too-few"') == 2  # Sample rule <C>, in both tables
     # The whole window, then each of its 7 days, all by rule.
