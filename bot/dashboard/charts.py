@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.dashboard.figures import FigureRow, Window
+from bot.dashboard.render import NO_GROUP
 
 # The busiest groups get a line each; more would be unreadable (the table has them all).
 MOST_LINES = 6
@@ -89,7 +90,7 @@ def group_names(rows: Sequence[FigureRow]) -> list[str]:
 
 def _name(row: FigureRow) -> str:
     group = row.get("group")
-    return "(none)" if group is None else str(group)
+    return NO_GROUP if group is None else str(group)
 
 
 def _scaled(value: object, unit: str) -> float | None:

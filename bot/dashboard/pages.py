@@ -37,11 +37,11 @@ QUEUE_CSV = 10_000
 class Column:
     key: str  # as `leadrouter report --json` names the figure (`bot.dashboard.figures`)
     heading: str
-    kind: str  # how the page writes it: text, count, share, duration, per100, amount
+    kind: str  # how the page writes it: group, text, count, share, duration, per100, amount
 
 
 OVERVIEW = (
-    Column("group", "Group", "text"),
+    Column("group", "Group", "group"),
     Column("leads", "Leads", "count"),
     Column("assigned_share", "Assigned", "share"),
     Column("queued_share", "Queued", "share"),

@@ -106,11 +106,16 @@ def _cell(value: Any) -> str:
 NO_DATA = "–"
 
 
+# The group of the leads with no value for the grouping (no rule matched, no source given), named
+# as the charts' legends and `leadrouter report` name it: a dash would read as "no data".
+NO_GROUP = "(none)"
+
+
 def figure(value: object, kind: str) -> str:
     """A figure as a page shows it; NO_DATA where there is none (never a made-up 0)."""
     if value is None:
-        return NO_DATA
-    if kind == "text" or isinstance(value, bool) or not isinstance(value, int | float):
+        return NO_GROUP if kind == "group" else NO_DATA
+    if kind in ("text", "group") or isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if kind == "share":
         return f"{value * 100:.1f}%"

@@ -151,7 +151,7 @@ async def apply_waiting_events(uow: UnitOfWork, *, batch: int = WAITING_BATCH) -
         lambda tx: repo.drop_waiting_events(session=tx.session, arrived_before=since)
     )
     if total.stored or total.repeated:
-        log.info("recorded %d events that had arrived before their lead", total.stored)
+        log.info("recorded %d outcome event(s) that had arrived before their lead", total.stored)
     if dropped:
         log.info(
             "dropped %d events about leads that did not arrive within %s",

@@ -174,7 +174,7 @@ async def test_a_browser_sees_the_report_the_use_case_computed_from_the_database
     assert await rows.count() == len(expected) == 3
     for index, row in enumerate(expected):
         cells = await rows.nth(index).locator("td").all_inner_texts()
-        assert cells[:2] == [row["group"] or "–", str(row["leads"])]
+        assert cells[:2] == [row["group"] or "(none)", str(row["leads"])]
     speed = await chart(page, "time-to-claim")
     assert speed["x"] == 7 and speed["series"] == ["EMEA", "Small business", "(none)"]
     # Every lead arrived on the last day: the line of each group is that day's one point.
