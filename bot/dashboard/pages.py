@@ -86,6 +86,12 @@ OVERVIEW_CSV = (
     "pipeline",
     "too_few",
 )
+# Misroute signals by reason: (the report's key, what the page calls it).
+MISROUTE_SIGNALS = (
+    ("rejects_per_100_by_reason", "rejected"),
+    ("reassignments_per_100_by_reason", "reassigned"),
+)
+MISROUTES_CSV = ("group", "signal", "reason", "per_100")
 FAIRNESS_CSV = ("team", "rep", "leads", "share", "expected_share", "expected", "deviation")
 QUEUE_CSV_COLUMNS = ("lead", "company", "source", "queue", "reason", "arrived_at", "waiting_s")
 
@@ -127,6 +133,7 @@ class Pages:
             rows=rows,
             columns=OVERVIEW,
             conversion=CONVERSION,
+            misroutes=misroutes(rows),
             charts=[chart.as_json() for chart in trends],
         )
 
@@ -138,6 +145,17 @@ class Pages:
             return _refused(503, NOT_AVAILABLE)
         rows = await self.figures(question.window, question.by)
         return csv_download(f"overview-by-{question.by}", OVERVIEW_CSV, rows, at=self.clock())
+
+    async def misroutes_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
+        question, problem = self._question(request)
+        if question is None:
+            return _refused(400, problem or "")
+        if self.figures is None:
+            return _refused(503, NOT_AVAILABLE)
+        rows = await self.figures(question.window, question.by)
+        return csv_download(
+            f"misroutes-by-{question.by}", MISROUTES_CSV, misroutes(rows), at=self.clock()
+        )
 
     # --- fairness ------------------------------------------------------------------------------
 
@@ -235,6 +253,16 @@ class Pages:
             default_since=DEFAULT_SINCE,
             **context,
         )
+
+
+def misroutes(rows: Sequence[FigureRow]) -> list[dict[str, Any]]:
+    """Each group's rejects and reassignments per 100 of its leads, by reason, most first."""
+    return [
+        {"group": row.get("group"), "signal": signal, "reason": reason, "per_100": per_100}
+        for row in rows
+        for key, signal in MISROUTE_SIGNALS
+        for reason, per_100 in (row.get(key) or {}).items()
+    ]
 
 
 def _refused(status: int, message: str) -> web.Response:

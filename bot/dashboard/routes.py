@@ -52,6 +52,7 @@ def register(
     router = http.router
     router.add_get("/dashboard", guard(pages.overview))
     router.add_get("/dashboard/overview.csv", guard(pages.overview_csv, data=True))
+    router.add_get("/dashboard/misroutes.csv", guard(pages.misroutes_csv, data=True))
     router.add_get("/dashboard/fairness", guard(pages.fairness))
     router.add_get("/dashboard/fairness.csv", guard(pages.fairness_csv, data=True))
     router.add_get("/dashboard/queue", guard(pages.queue))

@@ -14,10 +14,12 @@ import pytest
 
 from bot.dashboard.figures import BadWindow, Window, question_of
 from bot.dashboard.render import figure
-from bot.service.report import report_rows
+from bot.service.offers import reject
+from bot.service.report import refresh_report, report_rows
 from tests.bot.conftest import Clock
 from tests.dashboard.conftest import BEARER, MakeDashboard, a_morning_reported, queue_leads
 from tests.dashboard.sample import GROUPS, SampleFigures
+from tests.service.support import offers_of
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 
@@ -109,7 +111,7 @@ async def test_as_serve_builds_it_the_overview_shows_the_report_of_the_database(
 
     page = await response.text()
     assert response.status == 200 and "not available" not in page
-    for group in ("EMEA", "Small business", "–"):  # the queued lead matched no rule
+    for group in ("EMEA", "Small business", "(none)"):  # the queued lead matched no rule
         assert page.count(f"<td>{group}</td>") >= 2  # the figures and the conversion tables
     rows = await get_csv(dashboard.client, "/dashboard/overview.csv?since=7d&by=rule")
     expected = await report_rows(
@@ -150,7 +152,8 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     page = await response.text()
     assert response.status == 200
     for group in ("Sample rule A", "Sample rule B", "Sample rule &lt;C&gt;"):
-        assert page.count(f"<td>{group}</td>") == 2  # the figures and the conversion tables
+        # The figures, its 3 misroute reasons, and the conversion tables.
+        assert page.count(f"<td>{group}</td>") == 5
     assert "<td>1m 35s</td>" in page and "<td>2m 30s</td>" in page  # to claim, p50
     assert "<td>10m</td>" in page  # and p90
     assert "<td>under 1s</td>" in page  # to card
@@ -250,3 +253,47 @@ def test_a_month_is_charted_by_day_and_a_longer_window_by_week() -> None:
     quarter = Window(NOW - timedelta(days=90), NOW).periods()
     assert len(quarter) == 13 and quarter[-1].until == NOW
     assert quarter[-1].length == timedelta(days=6)  # the last week cut short at now
+
+
+async def test_the_overview_lists_rejects_and_reassignments_by_reason_and_exports_them(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    response = await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)
+    page = await response.text()
+
+    start = page.index('<table id="misroutes">')
+    table = page[start : page.index("</table>", start)]
+    assert table.count("<tr>") == 1 + 3 * 3  # the heading, then 3 reasons of each group
+    assert "<td>Not my territory</td>" in table and "<td>4.4</td>" in table
+    assert "<td>sla missed</td>" in table and "<td>reassigned</td>" in table
+    assert "<td>Sample rule &lt;C&gt;</td>" in table  # escaped, as every name
+    rows = await get_csv(dashboard.client, "/dashboard/misroutes.csv?since=7d&by=rule")
+    assert [(r["group"], r["signal"], r["reason"], r["per_100"]) for r in rows[:3]] == [
+        ("Sample rule A", "rejected", "Not my territory", "4.44"),
+        # A reason a spreadsheet would run as a formula is written as text.
+        ("Sample rule A", "rejected", "'=cmd|' /C calc'!A0", "2.22"),
+        ("Sample rule A", "reassigned", "sla_missed", "3.33"),
+    ]
+    assert len(rows) == 9
+
+
+async def test_a_reject_in_the_database_shows_by_its_reason_and_none_says_so(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()  # as `leadrouter serve` builds it
+    await a_morning_reported(dashboard.app, clock)
+    page = await (await dashboard.client.get("/dashboard?since=7d", headers=BEARER)).text()
+    assert 'id="no-misroutes"' in page and 'id="misroutes"' not in page
+
+    offer = (await offers_of(dashboard.app.db, "E-2"))[-1]
+    await reject(dashboard.app.uow, "E-2", by=offer.rep_id, reason="Not my territory")
+    await refresh_report(dashboard.app.uow)
+
+    rows = await get_csv(dashboard.client, "/dashboard/misroutes.csv?since=7d&by=rule")
+    # One reject of EMEA's two leads: 50 per 100.
+    assert rows == [
+        {"group": "EMEA", "signal": "rejected", "reason": "Not my territory", "per_100": "50.0"}
+    ]
+    page = await (await dashboard.client.get("/dashboard?since=7d", headers=BEARER)).text()
+    assert "<td>Not my territory</td>" in page and "<td>50.0</td>" in page
