@@ -32,6 +32,7 @@ from routing.report import (
     json_line,
     story_of_decision,
 )
+from routing.report.figures import per_100
 from routing.report.stats import Proportion
 from routing.report.window import ASKED_GROUPINGS, BadWindow, Window, window_of
 
@@ -133,6 +134,7 @@ def print_report(result: Report) -> None:
     )
     if any(group.too_few for group in result.groups):
         out.print("* fewer than 30 leads: too few to go by; the intervals say how little.")
+    _print_misroutes(result.total)
     _print_fairness(result.total)
     _print_health(result.total)
 
@@ -186,6 +188,26 @@ def _outcomes(group: GroupReport) -> list[str]:
         _number(group.reassignments_per_100),
         _interval(group.converted),
     ]
+
+
+def _print_misroutes(total: GroupReport) -> None:
+    """Every lead's rejects and reassignments by reason (by group: `--json`, `--csv`)."""
+    signals = (("rejected", total.rejects), ("reassigned", total.reassignments))
+    if not any(reasons for _, reasons in signals):
+        return
+    table = Table(title="Misroute signals by reason, all leads", box=box.SIMPLE_HEAD)
+    for heading in ("signal", "reason", "leads", "per 100 leads"):
+        table.add_column(heading)
+    for signal, reasons in signals:
+        for index, (reason, count) in enumerate(reasons.items()):
+            table.add_row(
+                Text(signal if index == 0 else ""),
+                Text(reason),
+                Text(str(count)),
+                Text(_number(per_100(count, total.leads))),
+                end_section=index == len(reasons) - 1,
+            )
+    out.print(table)
 
 
 def _print_fairness(total: GroupReport) -> None:

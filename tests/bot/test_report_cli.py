@@ -8,14 +8,22 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.policy_file import load_policy
+from bot.service.offers import reject
+from bot.service.unit_of_work import UnitOfWork
 from routing.policy_version import short_version, version_of
 from routing.report import COLUMNS
+from storage.db import open_database
+from storage.models import LeadRow, OfferRow, OfferStatus
 from tests.pg import PostgresServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -211,3 +219,36 @@ def test_the_table_shows_every_outcome_share_and_breaks_no_word_on_80_columns(
     # Each group is in each of the three tables, its words whole ("Enterpris" / "e" nowhere).
     for word in ("Enterprise", "Healthcare", "specialist", "Mid-market", "requests"):
         assert stdout.count(word) == 3, word
+
+
+def test_the_table_lists_every_leads_rejects_and_reassignments_by_reason(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    assert run(url, "import", LEADS)[0] == 0
+    code, stdout, _ = run(url, "report")
+    assert code == 0 and "Misroute signals" not in stdout  # nothing rejected: no table
+
+    asyncio.run(reject_one(url, reason="Not my territory"))
+    code, stdout, stderr = run(url, "report")
+
+    assert code == 0, stderr
+    table = stdout[stdout.index("Misroute signals by reason, all leads") :]
+    line = next(line for line in table.splitlines() if "Not my territory" in line)
+    assert line.split() == ["rejected", "Not", "my", "territory", "1", "2.0"]  # 1 of 50 leads
+
+
+async def reject_one(url: str, *, reason: str) -> None:
+    """The rep of the first lead still offered rejects it, through the use case."""
+    policy = load_policy(Path(POLICY))
+    db = open_database(url)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=lambda: datetime.now(UTC))
+    try:
+        async with db.reading() as session:
+            offered = select(OfferRow).where(col(OfferRow.status) == OfferStatus.OFFERED.value)
+            offer = (await session.execute(offered.order_by(col(OfferRow.id)))).scalars().first()
+            assert offer is not None
+            lead = await session.get(LeadRow, offer.lead_id)
+            assert lead is not None
+        await reject(uow, lead.external_id, by=offer.rep_id, reason=reason)
+    finally:
+        await uow.aclose()
+        await db.dispose()
