@@ -601,9 +601,19 @@ async def test_the_crm_jobs_exist_only_for_a_configured_crm_and_run_through_the_
 ) -> None:
     from bot.jobs import declare_jobs
 
-    assert {job.name for job in declare_jobs(app.policy)} == {"sla-sweep", "report"}
+    assert {job.name for job in declare_jobs(app.policy)} == {
+        "sla-sweep",
+        "report",
+        "waiting-events",
+    }
     jobs = {job.name: job for job in declare_jobs(app.policy, app.crm)}
-    assert set(jobs) == {"sla-sweep", "report", "salesforce-leads", "accounts:salesforce"}
+    assert set(jobs) == {
+        "sla-sweep",
+        "report",
+        "waiting-events",
+        "salesforce-leads",
+        "accounts:salesforce",
+    }
     assert jobs["salesforce-leads"].at_start and jobs["accounts:salesforce"].at_start
 
     salesforce.get(QUERY, json=_page([_lead(1, NOW)]), match=[_is_query_of("Lead")])
