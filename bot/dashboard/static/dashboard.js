@@ -10,6 +10,11 @@
     return { label: unit === "%" ? "%" : "minutes", values: (u, ticks) => ticks.map((t) => t + (unit === "%" ? "%" : "")) };
   }
 
+  function timeRange(xs, min, max) {
+    const half = xs.length > 1 ? (xs[1] - xs[0]) / 2 : 43200;
+    return [min - half, max + half];
+  }
+
   function timeChart(spec, width) {
     const series = spec.series.map((s, i) => ({
       label: s.label,
@@ -24,7 +29,9 @@
         height: HEIGHT,
         series: [{}, ...series],
         axes: [{}, unitAxis(spec.unit)],
-        scales: { x: { time: true }, y: spec.unit === "%" ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(max, 1) * 1.15] } },
+        // Half a period either side, so the first and the last period's points (today's, the
+        // one people look for) are drawn whole rather than cut in half at the plot's edges.
+        scales: { x: { time: true, range: (u, min, max) => timeRange(spec.x, min, max) }, y: spec.unit === "%" ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max(max, 1) * 1.15] } },
       },
       data: [spec.x, ...spec.series.map((s) => s.values)],
     };
