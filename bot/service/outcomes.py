@@ -139,12 +139,13 @@ async def apply_waiting_events(uow: UnitOfWork, *, batch: int = WAITING_BATCH) -
         def work(tx: Transaction, now: datetime = now) -> tuple[Recorded, int]:
             found = repo.waiting_events_of_arrived_leads(session=tx.session, limit=batch)
             matched = [(lead_id, _reported(data)) for _, lead_id, data in found]
-            repo.drop_waiting_events(session=tx.session, ids={row[0] for row in found})
-            return record(tx, matched, now=now), len(found)
+            taken = {waiting_id for waiting_id, _, _ in found}
+            repo.drop_waiting_events(session=tx.session, ids=taken)
+            return record(tx, matched, now=now), len(taken)
 
-        recorded, looked = await uow.write(work)
+        recorded, taken = await uow.write(work)
         total += recorded
-        if looked < batch:
+        if taken < batch:  # neither kind of name filled its batch: none is left
             break
     since = uow.clock() - WAITING_HOLD
     dropped = await uow.write(

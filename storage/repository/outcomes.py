@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, and_, delete, func, select
+from sqlalchemy import ColumnElement, Insert, and_, delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -134,8 +134,10 @@ def waiting_events_of_arrived_leads(
     *, session: Session, limit: int
 ) -> list[tuple[int, int, dict[str, Any]]]:
     """Waiting events whose lead has arrived since: (the waiting row's id, the lead's id, its
-    data), oldest first, at most `limit` rows. Only these are read: the database matches the
-    names, so the events still waiting cost nothing here however many they are."""
+    data), oldest first; at most `limit` waiting rows named by external id and `limit` by CRM
+    record, each with all its leads (a CRM record may have come in as more than one). Only these
+    are read: the database matches the names, so the events still waiting cost nothing here
+    however many they are."""
     data = _AUDITS.c.data
     by_external_id = LEADS.c.external_id == data["lead"].as_string()
     by_crm_record = and_(
@@ -144,15 +146,19 @@ def waiting_events_of_arrived_leads(
     )
     found: list[tuple[int, int, dict[str, Any]]] = []
     for matching in (by_external_id, by_crm_record):
+        oldest = (
+            select(_AUDITS.c.id)
+            .where(*_waiting(), exists().where(matching))
+            .order_by(_AUDITS.c.id)
+            .limit(limit)
+        )
         rows = session.execute(
             select(_AUDITS.c.id, LEADS.c.id, data)
             .join(LEADS, matching)
-            .where(*_waiting())
-            .order_by(_AUDITS.c.id, LEADS.c.id)
-            .limit(limit)
+            .where(_AUDITS.c.id.in_(oldest.scalar_subquery()))
         )
         found.extend((waiting_id, lead_id, dict(held)) for waiting_id, lead_id, held in rows.all())
-    return sorted(found, key=lambda row: row[0])[:limit]
+    return sorted(found, key=lambda row: (row[0], row[1]))
 
 
 def drop_waiting_events(

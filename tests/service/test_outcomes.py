@@ -222,6 +222,23 @@ async def test_a_crm_event_read_before_its_lead_came_from_the_crm_waits_for_it(
     assert await rows_of(db, "hubspot:00Q7") == []
 
 
+async def test_a_waiting_crm_event_reaches_every_lead_its_record_came_in_as_however_batched(
+    uow: UnitOfWork, db: Database
+) -> None:
+    won = Reported("00Q9", OutcomeEvent(WON, at(30), Decimal(500)), "salesforce", "Opp/006")
+    touch = Reported("00Q8", OutcomeEvent(FIRST_TOUCH, at(3)), "salesforce", "Task/00T2")
+    assert await record_crm_events(uow, "salesforce", [won, touch]) == Recorded(waiting=2)
+    # The record came in twice, by POST /leads under two ids (the crm fields given).
+    for external_id in ("L-a", "L-b"):
+        await intake(uow, new_lead(external_id, crm_system="salesforce", crm_id="00Q9"))
+    await intake(uow, new_lead("L-c", crm_system="salesforce", crm_id="00Q8"))
+
+    assert await apply_waiting_events(uow, batch=1) == Applied(Recorded(stored=3))
+    for external_id, kind in (("L-a", "won"), ("L-b", "won"), ("L-c", "first_touch")):
+        assert [row.kind for row in await rows_of(db, external_id)] == [kind]
+    assert await waiting_rows(db) == 0
+
+
 async def test_a_waiting_touch_later_than_the_leads_first_is_not_kept_and_an_earlier_one_is(
     uow: UnitOfWork, db: Database
 ) -> None:
