@@ -21,7 +21,8 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     digests        a manager's digest: queued once per tick, or read now
     crm            pages read from a CRM taken in, HubSpot's contacts queued, write-backs
     outcomes       a lead's first touch, opportunity, won or lost, reported by a CRM or
-                   `POST /events`: each stored once, late or out of order
+                   `POST /events`: each stored once, late or out of order, or before its
+                   lead (it waits for the lead a day, `apply_waiting_events`)
     accounts       accounts imported or synced
     policies       policy versions activated or refused, listed, found; offers of departed reps
     requests       a Slack request acted on once
