@@ -1,6 +1,7 @@
 """`POST /events` through the real aiohttp app on a loopback port: signed as `/leads` is (the
 signature written here from the README's contract), each event stored once, a batch all or
-nothing, and one answer whether or not the lead exists."""
+nothing, one answer whether or not the lead exists, and an event told before its lead kept
+for it."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ async def test_an_event_sent_again_is_answered_alike_and_stored_once(
     assert len(events(database_path)) == 1
 
 
-async def test_an_event_about_an_unknown_lead_gets_the_same_answer_and_stores_nothing(
+async def test_an_event_about_an_unknown_lead_gets_the_same_answer_and_is_no_leads_event(
     client: Client, clock: Clock, database_path: Path
 ) -> None:
     await route(client, clock, "L-1")
