@@ -32,8 +32,8 @@ from bot.crm.link import CrmLink
 from bot.crm_links import crm_name
 from bot.retention import Retention
 from bot.service.digests import queue_digest
-from bot.service.performance import outcome_windows, refresh_outcomes
 from bot.service.outcomes import WAITING_HOLD, apply_waiting_events
+from bot.service.performance import outcome_windows, refresh_outcomes
 from bot.service.report import refresh_report
 from bot.service.retention import prune
 from bot.service.unit_of_work import UnitOfWork
