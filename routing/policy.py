@@ -28,6 +28,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from routing.calendar import OffHoursMemo, WorkingHours, parse_days, parse_hours
 from routing.conditions import Condition
 from routing.distribution import Distribution
+from routing.experiments import Experiment
 from routing.performance import DEFAULT_PRIOR, DEFAULT_WINDOW_DAYS, Fairness
 from routing.policy_checks import ReferenceChecker
 from routing.policy_problems import Locator, Problem, schema_problems
@@ -175,6 +176,8 @@ class Policy:
     # who is off working hours this minute, filled in by the engine as it looks (a memo of a
     # pure function of the policy and the minute; see calendar.OffHoursMemo)
     off_hours: OffHoursMemo = field(default_factory=OffHoursMemo, compare=False, repr=False)
+    # candidates tried on a share of the leads (`routing.experiments`), in the policy's order
+    experiments: tuple[Experiment, ...] = ()
 
     def first_team_of(self, rep_id: str) -> str | None:
         teams = self.teams_of_rep.get(rep_id)
@@ -261,7 +264,11 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     problems.extend(locate(p) for p in checker.check_slack_reach())
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     policy = _compile(spec, checker, warnings=tuple(problems), source=source)
-    return replace(policy, version=version_of(text))
+    version = version_of(text)
+    experiments = tuple(
+        replace(e, candidate=replace(e.candidate, version=version)) for e in policy.experiments
+    )
+    return replace(policy, version=version, experiments=experiments)
 
 
 def _plain(node: Any) -> Any:
@@ -386,7 +393,7 @@ def _compile(
         )
         for i, r in enumerate(spec.rules)
     )
-    return Policy(
+    policy = Policy(
         timezone=_zone(default_tz),
         region_overrides=region_overrides,
         segments=segments,
@@ -415,7 +422,42 @@ def _compile(
         warnings=warnings,
         source=source,
         condition_fields=frozenset().union(
-            *(q.when.fields for q in qualify), *(r.when.fields for r in rules)
+            *(q.when.fields for q in qualify),
+            *(r.when.fields for r in rules),
+            *(checker.conditions[w].fields for w in _experiment_whens(spec, checker)),
         ),
         teams_of_rep={k: tuple(v) for k, v in teams_of_rep.items()},
     )
+    return replace(policy, experiments=_experiments(spec, checker, policy))
+
+
+def _experiment_whens(spec: PolicySpec, checker: ReferenceChecker) -> list[tuple[str, int, str]]:
+    return [
+        ("experiments", i, "when")
+        for i, e in enumerate(spec.experiments)
+        if e.when is not None and ("experiments", i, "when") in checker.conditions
+    ]
+
+
+def _experiments(
+    spec: PolicySpec, checker: ReferenceChecker, policy: Policy
+) -> tuple[Experiment, ...]:
+    """Each experiment with the policy its candidate arm routes by: this one, with the team's
+    distribution the experiment tries."""
+    experiments = []
+    for i, e in enumerate(spec.experiments):
+        assert e.team is not None and e.distribution is not None  # policy_checks saw to it
+        teams = dict(policy.teams)
+        teams[e.team] = replace(teams[e.team], distribution=e.distribution)
+        experiments.append(
+            Experiment(
+                name=e.name,
+                share=e.share,
+                by=e.by,
+                when=checker.conditions.get(("experiments", i, "when")),
+                candidate=replace(policy, teams=teams),
+                team=e.team,
+                distribution=e.distribution,
+            )
+        )
+    return tuple(experiments)
