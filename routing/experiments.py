@@ -100,3 +100,8 @@ def choose_arm(
         arm = CANDIDATE if position < experiment.share / 100 else CONTROL
         return ArmChoice(experiment, arm, position, key)
     return None
+
+
+def arm_label(experiment: str | None, arm: str) -> str:
+    """How the report names an arm: "experiment/arm", so two experiments' arms stay apart."""
+    return f"{experiment}/{arm}" if experiment else arm
