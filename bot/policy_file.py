@@ -38,3 +38,11 @@ def read_policy_text(path: str | os.PathLike[str]) -> str:
         raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
+
+
+def write_policy_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace the policy file's text at once: a file watch never reads half of it."""
+    file = Path(path)
+    temporary = file.with_name(f".{file.name}.new")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, file)
