@@ -13,13 +13,14 @@ judged: a median's interval would need the durations, where the report keeps his
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 from routing.experiments import CANDIDATE, CONTROL
 from routing.report.figures import GroupReport, Report
-from routing.report.stats import Z_95, Proportion
+from routing.report.stats import Z_95, Proportion, proportion
 
 _Z_POWER_80 = NormalDist().inv_cdf(0.80)
 
@@ -73,6 +74,42 @@ def _differences(
     yield difference("conversion", control.converted, candidate.converted)
     yield difference("claim SLA", control.claim_sla, candidate.claim_sla)
     yield difference("contact SLA", control.contact_sla, candidate.contact_sla)
+
+
+def arms_of_rows(
+    rows: Sequence[Mapping[str, Any]],
+) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """Rows of a report by arm, as `leadrouter report --json` prints them: experiment -> arm ->
+    its row (the leads in no experiment left out)."""
+    arms: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        group = row.get("group")
+        if isinstance(group, str) and "/" in group:
+            experiment, _, arm = group.rpartition("/")
+            arms.setdefault(experiment, {})[arm] = row
+    return dict(sorted(arms.items()))
+
+
+def row_differences(
+    control: Mapping[str, Any], candidate: Mapping[str, Any]
+) -> tuple[Difference, ...]:
+    """`_differences` from two arms' rows: each proportion back from its share and its count."""
+    figures = (
+        ("conversion", "conversion_rate", "leads"),
+        ("claim SLA", "claim_sla_met", "claim_sla_checked"),
+        ("contact SLA", "contact_sla_met", "contact_sla_checked"),
+    )
+    return tuple(
+        difference(figure, _share(control, rate, of), _share(candidate, rate, of))
+        for figure, rate, of in figures
+    )
+
+
+def _share(row: Mapping[str, Any], rate_key: str, of_key: str) -> Proportion:
+    of = int(row.get(of_key) or 0)
+    rate = row.get(rate_key)
+    # The share is count / of in floats: rounding gives the count back exactly.
+    return proportion(round(rate * of) if rate is not None else 0, of)
 
 
 def difference(figure: str, control: Proportion, candidate: Proportion) -> Difference:
