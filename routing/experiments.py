@@ -1,10 +1,10 @@
 """Experiments: a candidate tried on a share of live leads, each lead's arm by a stable hash.
 
 An experiment of the policy (`experiments:`) names a share, what the hash is of (`by: account`
-keeps a buying committee in one arm; `by: lead`), an optional `when:` for the leads that take part,
-and its candidate: another distribution for one team. The engine (`routing.engine.route`) asks
-`choose_arm` which arm a lead is in, routes it with the policy of that arm, and records the arm
-in the decision and its trace.
+keeps a buying committee in one arm; `by: lead`), an optional `when:` for the leads that take
+part, and its candidate: another distribution for one team, or a whole candidate policy. The
+engine (`routing.engine.route`) asks `choose_arm` which arm a lead is in, routes it with the
+policy of that arm, and records the arm in the decision and its trace.
 
 The hash is SHA-256 of the experiment's name and the key, not Python's `hash()` (salted per
 process): every replica, and every run of `simulate` or `replay`, puts a lead in the same arm.
@@ -39,12 +39,13 @@ class Experiment:
     candidate: Policy  # the policy the candidate arm is routed by (no experiments of its own)
     team: str | None = None  # a team-distribution candidate: the team and its new distribution
     distribution: Distribution | None = None
+    policy_file: str | None = None  # a whole candidate policy: its file, as `policy:` names it
 
     def describe(self) -> str:
         """What the candidate arm does differently, in a few words."""
         if self.team is not None and self.distribution is not None:
             return f"team {self.team} by {self.distribution.value}"
-        return "a candidate policy"
+        return f"the policy {self.policy_file}"
 
 
 @dataclass(frozen=True, slots=True)

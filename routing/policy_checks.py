@@ -90,10 +90,19 @@ class ReferenceChecker:
                 self.condition(experiment.get("when"), (*path, "when"), allow_account=True)
             team = experiment.get("team")
             distribution = experiment.get("distribution")
+            if experiment.get("policy") is not None:
+                if team is not None or distribution is not None:
+                    self.error(
+                        path,
+                        "an experiment's candidate is `policy:` or `team:` with `distribution:`, "
+                        "not both",
+                    )
+                continue
             if team is None and distribution is None:
                 self.error(
                     path,
-                    "an experiment needs its candidate: `team:` and the `distribution:` to try",
+                    "an experiment needs its candidate: `team:` and the `distribution:` to try, "
+                    "or `policy:` a candidate policy file",
                 )
                 continue
             if team is None or distribution is None:

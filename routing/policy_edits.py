@@ -8,7 +8,7 @@ text out; the bot reads and writes the file (`bot.service.experiments`).
 from __future__ import annotations
 
 import io
-from collections.abc import MutableMapping, MutableSequence
+from collections.abc import Mapping, MutableMapping, MutableSequence
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -38,11 +38,19 @@ def stop_experiment(text: str, name: str) -> str:
     return _dump(tree, text)
 
 
-def promote_experiment(text: str, name: str) -> str:
-    """The policy's text with the experiment `name`'s candidate applied (its team's
-    distribution) and the experiment gone: every lead goes the candidate's way."""
+def promote_experiment(text: str, name: str, candidates: Mapping[str, str] | None = None) -> str:
+    """The policy's text with the experiment `name`'s candidate applied and the experiment
+    gone: every lead goes the candidate's way. A team candidate's distribution becomes the
+    team's; a candidate policy (its text in `candidates`, by the name `policy:` gives) becomes
+    the policy, whole."""
     tree = _load(text)
     experiment = _remove(tree, name)
+    candidate_file = experiment.get("policy")
+    if candidate_file is not None:
+        candidate = (candidates or {}).get(str(candidate_file))
+        if candidate is None:
+            raise ValueError(f"the candidate policy {candidate_file} was not read")
+        return candidate
     team, distribution = experiment.get("team"), experiment.get("distribution")
     teams = tree.get("teams")
     if not isinstance(teams, MutableMapping) or not isinstance(teams.get(team), MutableMapping):

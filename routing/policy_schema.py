@@ -280,10 +280,12 @@ class ExperimentSpec(_Strict):
     share: Annotated[float, Field(gt=0, lt=100)]
     by: Literal["account", "lead"] = "account"
     when: Any = None
-    # The candidate: another distribution for one team (both keys). Checked together, with
-    # their lines, by `ReferenceChecker.check_experiments`.
+    # The candidate: another distribution for one team (both keys), or a candidate policy file
+    # (beside this one; `routing.policy_bundle`). Checked together, with their lines, by
+    # `ReferenceChecker.check_experiments`.
     team: str | None = None
     distribution: Distribution | None = None
+    policy: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
 
 class PolicySpec(_Strict):

@@ -11,7 +11,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli.common import CliError, first_line
 from bot.cli.running import upgrade
-from bot.policy_file import PolicyFileMissing, read_policy_text, write_policy_text
+from bot.policy_file import (
+    PolicyFileMissing,
+    read_policy_source,
+    read_policy_text,
+    write_policy_text,
+)
 from bot.service import experiments
 from bot.service.errors import ServiceError
 from bot.service.experiments import Ended
@@ -59,13 +64,13 @@ async def end_experiment(
     """NoSuchExperiment (as a CliError) or PolicyError, and nothing changes; else the new
     version activated, then written to `file`."""
     try:
-        text = read_policy_text(file)
+        text, candidates = read_policy_source(file)
     except PolicyFileMissing:
         raise CliError(f"{file}: no such policy file") from None
     ended = await _with_database(
         settings,
         lambda uow: experiments.end_experiment(
-            uow, text, name, promote=promote, source=str(file), by=by
+            uow, text, name, promote=promote, source=str(file), by=by, candidates=candidates
         ),
     )
     try:

@@ -110,3 +110,38 @@ def test_list_of_a_policy_without_experiments_says_so(env: dict[str, str]) -> No
 
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"{env['LEADROUTER_RULES']} has no experiments."
+
+
+CANDIDATE_FILE = TRIO_POLICY.replace("members: [ann, ben, cat]", "members: [ann, ben]")
+WITH_CANDIDATE = TRIO_POLICY + (
+    "experiments:\n  - name: duo\n    share: 20\n    by: lead\n    policy: candidate.yml\n"
+)
+
+
+def test_a_candidate_policy_is_read_beside_the_file_and_promote_makes_it_the_policy(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(WITH_CANDIDATE, encoding="utf-8")
+    (tmp_path / "candidate.yml").write_text(CANDIDATE_FILE, encoding="utf-8")
+    checked = runner.invoke(app, ["check", env["LEADROUTER_RULES"]], env=env)
+    assert checked.exit_code == 0, checked.output
+
+    result = runner.invoke(app, ["experiment", "promote", "duo"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert rules_text(env) == CANDIDATE_FILE
+    shown = runner.invoke(
+        app, ["policy", "show", short_version(version_of(CANDIDATE_FILE))], env=env
+    )
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == CANDIDATE_FILE
+
+
+def test_a_missing_candidate_policy_file_is_a_sentence(env: dict[str, str]) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(WITH_CANDIDATE, encoding="utf-8")
+
+    result = runner.invoke(app, ["check", env["LEADROUTER_RULES"]], env=env)
+
+    assert result.exit_code == 1
+    assert "no candidate policy file candidate.yml" in result.output
+    assert "Traceback" not in result.output
