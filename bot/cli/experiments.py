@@ -58,11 +58,11 @@ def list_experiments(
     comparisons = {c.experiment: c for c in compare_arms(report)}
     groups = {group.group: group for group in report.groups}
     for experiment in policy.experiments:
-        where = " of the leads it takes" if experiment.when is not None else ""
+        leads = "the leads its when: matches" if experiment.when is not None else "leads"
         out.print(
             Text(
-                f"{experiment.name}: {experiment.share:g}%{where} by {experiment.by} try "
-                f"{experiment.describe()}",
+                f"{experiment.name}: {experiment.describe()} on {experiment.share:g}% of "
+                f"{leads}, by {experiment.by}",
                 style="bold",
             )
         )

@@ -93,7 +93,7 @@ def test_list_and_report_by_arm_show_each_arms_leads_and_the_verdicts(
 
     assert listed.exit_code == 0, listed.output
     lines = listed.stdout.splitlines()
-    assert lines[0] == "loads: 50% by account try team trio by least_loaded"
+    assert lines[0] == "loads: team trio by least_loaded on 50% of leads, by account"
     for arm, count in counts.items():
         if count:
             assert any(line.startswith(f"  {arm}: {count} leads, claim SLA ") for line in lines)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.policy_file import load_policy
+from bot.reading import Reader, Viewer
 from bot.service.experiments import NoSuchExperiment, end_experiment
 from bot.service.intake import intake
 from bot.service.policies import Activation, activate_policy, policy_history
@@ -138,3 +139,19 @@ async def test_stopping_an_unknown_experiment_names_those_there_are_and_activate
         "routing.yml: the policy has no experiment named `load` (its experiments: loads)"
     )
     assert await policy_history(uow, limit=5) == []
+
+
+async def test_routing_why_names_the_experiment_and_the_arm(
+    sqlite_db: Database, policy: Policy, clock: Clock
+) -> None:
+    uow = UnitOfWork(db=sqlite_db, policy=lambda: policy, clock=clock)
+    await intake(uow, new_lead("L-1", email="buyer@firm3.com"))
+    reader = Reader(db=sqlite_db, policy=uow.policy, clock=clock)
+
+    story = await reader.story("L-1", Viewer(rep=None, manager="mia"))
+
+    assert story is not None
+    arm = expected_arm("firm3.com")
+    sign = "<" if arm == CANDIDATE else "≥"
+    assert f"Experiment: experiment loads: {arm} arm (hash " in story.explanation
+    assert f"{sign} share 0.50, by domain firm3.com)" in story.explanation
