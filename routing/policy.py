@@ -307,15 +307,23 @@ def _candidate_policies(
                 if p.severity == "error"
             )
             continue
+        # A team's rotation is locked by the team's scope, which its members' scopes in this
+        # policy include (`routing.scope`): a candidate team may only drop members, not add any.
         strangers = [
             f"rep `{rep}`" for rep in candidate.reps if rep not in {r.id for r in spec.reps}
-        ] + [f"team `{team}`" for team in candidate.teams if team not in spec.teams]
+        ] + [
+            f"team `{name}`" if name not in spec.teams else f"`{rep}` in team `{name}`"
+            for name, team in candidate.teams.items()
+            for rep in (team.members if name in spec.teams else (None,))
+            if name not in spec.teams or rep not in spec.teams[name].members
+        ]
         if strangers:
             problems.append(
                 Problem(
                     path,
                     f"{name} names {', '.join(strangers)}, which this policy does not have: "
-                    "a candidate routes to this policy's reps and teams",
+                    "a candidate routes to this policy's reps and teams (a team's members or "
+                    "fewer)",
                 )
             )
         if candidate.experiments:

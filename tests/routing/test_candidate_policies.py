@@ -110,7 +110,7 @@ def test_a_candidate_may_not_route_to_reps_or_teams_the_policy_lacks() -> None:
 
     (problem,) = problems_of(bundle(MAIN, {"candidate.yml": stranger}))
 
-    assert "candidate.yml names rep `zed`, which this policy does not have" in problem
+    assert "candidate.yml names rep `zed`, `zed` in team `solo`, which this policy" in problem
 
 
 def test_a_candidate_and_a_team_in_one_experiment_is_an_error() -> None:
@@ -128,3 +128,15 @@ def test_promote_makes_the_candidate_the_policy_and_stop_keeps_the_control() -> 
     assert promoted == CANDIDATE_POLICY
     assert stopped == MAIN.split("experiments:")[0]
     assert parse_policy(stopped).experiments == ()
+
+
+def test_a_candidate_team_may_drop_members_but_not_add_any() -> None:
+    fewer = CANDIDATE_POLICY.replace("solo: {members: [ben]}", "duo: {members: [ben]}").replace(
+        "{team: solo}", "{team: duo}"
+    )
+    more = CANDIDATE_POLICY.replace("solo: {members: [ben]}", "solo: {members: [ben, ann]}")
+
+    parse_policy(bundle(MAIN, {"candidate.yml": fewer}))
+    (problem,) = problems_of(bundle(MAIN, {"candidate.yml": more}))
+
+    assert "candidate.yml names `ann` in team `solo`, which this policy does not have" in problem
