@@ -58,9 +58,13 @@ class ArmChoice:
     def detail(self) -> str:
         share = self.experiment.share / 100
         sign = "<" if self.arm == CANDIDATE else "≥"
+        # Two decimals, unless they would show the hash equal to the share (0.299 < 0.30).
+        digits = 2
+        while f"{self.position:.{digits}f}" == f"{share:.{digits}f}" and digits < 8:
+            digits += 1
         return (
             f"experiment {self.experiment.name}: {self.arm} arm "
-            f"(hash {self.position:.2f} {sign} share {share:.2f}, by {self.key})"
+            f"(hash {self.position:.{digits}f} {sign} share {share:.{digits}f}, by {self.key})"
         )
 
 

@@ -271,3 +271,19 @@ def test_a_policy_without_experiments_records_no_arm() -> None:
     decision = route(lead("L1"), policy=policy_of(BASE), now=NOW)
 
     assert decision.arm is None and decision.experiment is None
+
+
+def test_a_hash_just_under_the_share_is_shown_with_the_digits_that_tell_them_apart() -> None:
+    policy = policy_of(LEAST_LOADED)
+    (experiment,) = policy.experiments
+    # Leads whose hash rounds to the share at two decimals: found, not assumed.
+    close = [n for n in range(20000) if f"{position_of('loads', f'lead L{n}'):.2f}" == "0.30"]
+    assert close
+
+    for n in close[:20]:
+        detail = route(lead(f"L{n}"), policy=policy, now=NOW).trace[0].detail
+        shown = detail.split("(hash ")[1].split(",")[0]  # "0.298 < share 0.300"
+        hash_text, sign, _, share_text = shown.split(" ")
+        assert hash_text != share_text
+        assert (float(hash_text) < float(share_text)) == (sign == "<")
+    assert experiment.share == 30
