@@ -81,7 +81,7 @@ def route(
     return decision
 
 
-def _arm_of(lead: Lead, policy: Policy, accounts: AccountIndex | None) -> ArmChoice | None:
+def _arm_of(lead: Lead, policy: Policy, accounts: AccountLookups | None) -> ArmChoice | None:
     """The lead's arm: its facts and its account looked at once before routing, as the
     experiments' `when:` and `by: account` read them (an ambiguous match is no account)."""
     facts = normalize(lead, policy)
@@ -105,7 +105,7 @@ def _route(
     lead: Lead,
     policy: Policy,
     now: datetime,
-    accounts: AccountIndex | None,
+    accounts: AccountLookups | None,
     state: RoutingState | None,
     excluded: Mapping[str, str] | None,
 ) -> Decision:

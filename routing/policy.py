@@ -328,6 +328,16 @@ def _candidate_policies(
             )
         if candidate.experiments:
             problems.append(Problem(path, f"{name} has experiments of its own: take them out"))
+        if candidate.fuzzy_threshold != spec.accounts.fuzzy_threshold:
+            # A lead's account is matched once, before its arm is known (`engine._arm_of`).
+            problems.append(
+                Problem(
+                    path,
+                    f"{name} has accounts.fuzzy_threshold {candidate.fuzzy_threshold:g}, this "
+                    f"policy {spec.accounts.fuzzy_threshold:g}: a lead's account is matched "
+                    "once, so both must be the same",
+                )
+            )
         candidates[index] = candidate
     return candidates
 

@@ -140,3 +140,11 @@ def test_a_candidate_team_may_drop_members_but_not_add_any() -> None:
     (problem,) = problems_of(bundle(MAIN, {"candidate.yml": more}))
 
     assert "candidate.yml names `ann` in team `solo`, which this policy does not have" in problem
+
+
+def test_a_candidate_matches_accounts_at_the_policys_threshold() -> None:
+    looser = CANDIDATE_POLICY + "accounts: {fuzzy_threshold: 80}\n"
+
+    (problem,) = problems_of(bundle(MAIN, {"candidate.yml": looser}))
+
+    assert "candidate.yml has accounts.fuzzy_threshold 80, this policy 90" in problem
