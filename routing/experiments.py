@@ -107,6 +107,12 @@ def choose_arm(
     return None
 
 
+def with_candidates(policy: Policy) -> tuple[Policy, ...]:
+    """The policy and each of its experiments' candidates: every policy that routes leads now
+    (what the outcome rates of performance teams are read for, say)."""
+    return (policy, *(experiment.candidate for experiment in policy.experiments))
+
+
 def arm_label(experiment: str | None, arm: str) -> str:
     """How the report names an arm: "experiment/arm", so two experiments' arms stay apart."""
     return f"{experiment}/{arm}" if experiment else arm

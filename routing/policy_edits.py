@@ -56,6 +56,10 @@ def promote_experiment(text: str, name: str, candidates: Mapping[str, str] | Non
     if not isinstance(teams, MutableMapping) or not isinstance(teams.get(team), MutableMapping):
         raise ValueError(f"experiment `{name}` names team `{team}`, which the policy does not have")
     teams[team]["distribution"] = distribution
+    if distribution != "performance":
+        # Keys only a performance team may have (`ReferenceChecker.check_team`).
+        for key in ("performance", "fairness"):
+            teams[team].pop(key, None)
     return _dump(tree, text)
 
 

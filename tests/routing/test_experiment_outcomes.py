@@ -143,3 +143,18 @@ def test_a_report_by_arm_pairs_each_experiments_arms() -> None:
     assert contact.verdict == "contact SLA: no data in an arm yet"
     with pytest.raises(ValueError, match="grouped by arm"):
         compare_arms(build_report(stories, by="rule", now=NOW))
+
+
+def test_promoting_a_plain_distribution_over_a_performance_team_drops_its_performance_keys() -> (
+    None
+):
+    text = POLICY.replace(
+        "    distribution: round_robin  # the control\n",
+        "    distribution: performance\n    fairness: {floor: 0.5, ceiling: 2}\n",
+    )
+    parse_policy(text)
+
+    promoted = promote_experiment(text, "loads")
+
+    assert parse_policy(promoted).teams["duo"].distribution is Distribution.LEAST_LOADED
+    assert "fairness" not in promoted

@@ -155,3 +155,17 @@ async def test_routing_why_names_the_experiment_and_the_arm(
     sign = "<" if arm == CANDIDATE else "≥"
     assert f"Experiment: experiment loads: {arm} arm (hash " in story.explanation
     assert f"{sign} share 0.50, by domain firm3.com)" in story.explanation
+
+
+def test_the_outcome_rates_are_read_for_a_candidate_performance_team(tmp_path: Path) -> None:
+    from bot.service.performance import outcome_windows
+    from bot.service.world import teams_outcomes
+    from routing.performance import OutcomeCounts
+
+    trying = load_policy(
+        write_policy(tmp_path, POLICY.replace("least_loaded", "performance"), name="p.yml")
+    )
+
+    (window,) = outcome_windows(trying)
+    assert outcome_windows(load_policy(write_policy(tmp_path, TRIO_POLICY))) == frozenset()
+    assert set(teams_outcomes(trying, {window: OutcomeCounts.from_rows([])})) == {"trio"}
