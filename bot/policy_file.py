@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from routing.policy import Policy, PolicyError, parse_policy
+from routing.policy_bundle import bundle, candidate_files, is_bundle, split
 from routing.policy_problems import Problem
 
 
@@ -29,12 +30,52 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 
 def read_policy_text(path: str | os.PathLike[str]) -> str:
-    """The policy file's text, as it is compiled and as its version is the hash of.
-    PolicyFileMissing when there is no file there, PolicyError when it cannot be read."""
+    """The policy file's text, as it is compiled and as its version is the hash of: with the
+    candidate policies its experiments name (`policy: candidate.yml`, beside it) bundled in
+    (`routing.policy_bundle`). PolicyFileMissing when there is no file there, PolicyError when
+    it, or a candidate it names, cannot be read."""
+    text, candidates = read_policy_source(path)
+    return bundle(text, candidates)
+
+
+def read_policy_source(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
+    """The policy file's own text, and the text of each candidate policy it names by the name
+    it gives (read relative to the policy file's folder). A file that is a bundle already (a
+    stored version written back to a file) keeps the candidates it holds."""
     file = Path(path)
+    text = _read(file)
+    if is_bundle(text):
+        own, bundled = split(text)
+        return own, {name: candidate.text for name, candidate in bundled.items()}
+    candidates = {}
+    for name in candidate_files(text):
+        candidate = file.parent / name
+        try:
+            candidates[name] = candidate.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PolicyError(
+                str(file),
+                [Problem(("experiments",), f"no candidate policy file {name} ({candidate})")],
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(
+                str(file), [Problem(("experiments",), f"cannot read {candidate}: {exc}")]
+            ) from None
+    return text, candidates
+
+
+def _read(file: Path) -> str:
     try:
         return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
+
+
+def write_policy_text(path: str | os.PathLike[str], text: str) -> None:
+    """Replace the policy file's text at once: a file watch never reads half of it."""
+    file = Path(path)
+    temporary = file.with_name(f".{file.name}.new")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, file)

@@ -21,6 +21,7 @@ from routing.performance import OutcomeCounts
 
 class Stage(StrEnum):
     NORMALISE = "normalise"
+    EXPERIMENT = "experiment"
     QUALIFY = "qualify"
     ACCOUNT = "account"
     PERSON = "person"
@@ -117,6 +118,9 @@ class Decision:
     fallback_used: bool = False
     trace: tuple[Step, ...] = ()
     facts: Mapping[str, Any] = field(default_factory=dict)
+    # The experiment the lead took part in and its arm ("control", "candidate"); None outside.
+    experiment: str | None = None
+    arm: str | None = None
 
 
 # How a decision's `method` reads to a person.

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from routing.accounts import AccountLookups
 from routing.decision import Decision, RoutingState, Stage, Step
 from routing.eligibility import Context
+from routing.experiments import CANDIDATE, ArmChoice, choose_arm
 from routing.model import AccountMatch, Lead, OpenLead, Outcome
 from routing.name_evidence import describe_evidence
 from routing.normalize import normalize
@@ -61,10 +62,53 @@ def route(
     """Decide whose `lead` is.
 
     `excluded` maps reps who must not get this lead to why, phrased to follow their name
-    ("rejected this lead", "let its SLA lapse").
+    ("rejected this lead", "let its SLA lapse"). A lead taking part in one of the policy's
+    experiments is routed by its arm's policy, the arm in the decision and first in its trace.
     """
     if now.tzinfo is None:
         raise ValueError("route() needs a timezone-aware `now`")
+    if not policy.experiments:
+        return _route(lead, policy, now, accounts, state, excluded)
+    choice = _arm_of(lead, policy, accounts)
+    if choice is None:
+        return _route(lead, policy, now, accounts, state, excluded)
+    arm_policy = choice.experiment.candidate if choice.arm == CANDIDATE else policy
+    decision = _route(lead, arm_policy, now, accounts, state, excluded)
+    step = Step(Stage.EXPERIMENT, choice.experiment.name, choice.arm == CANDIDATE, choice.detail())
+    decision.trace = (step, *decision.trace)
+    decision.experiment = choice.experiment.name
+    decision.arm = choice.arm
+    return decision
+
+
+def _arm_of(lead: Lead, policy: Policy, accounts: AccountLookups | None) -> ArmChoice | None:
+    """The lead's arm: its facts and its account looked at once before routing, as the
+    experiments' `when:` and `by: account` read them (an ambiguous match is no account)."""
+    facts = normalize(lead, policy)
+    match = None
+    if accounts is not None:
+        values = facts.values
+        found = accounts.lookup(
+            domain=values.get("domain"),
+            company=values.get("company"),
+            threshold=policy.fuzzy_threshold,
+            country=values.get("country"),
+            state=values.get("state"),
+        )
+        if found.match is not None and not found.match.ambiguous:
+            match = found.match
+    facts.add_account(match)
+    return choose_arm(policy.experiments, facts.values, facts.folded, lead.id)
+
+
+def _route(
+    lead: Lead,
+    policy: Policy,
+    now: datetime,
+    accounts: AccountLookups | None,
+    state: RoutingState | None,
+    excluded: Mapping[str, str] | None,
+) -> Decision:
     facts = normalize(lead, policy)
     plan = plan_for(policy)
     ctx = Context(policy, state or _NO_STATE, now, excluded or _NO_EXCLUSIONS, facts, plan)

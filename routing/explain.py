@@ -87,6 +87,8 @@ def explain(decision: Decision, policy: Policy) -> str:
             )
         elif step.stage is Stage.NORMALISE:
             lines.append(f"Note: {step.detail}")
+        elif step.stage is Stage.EXPERIMENT:
+            lines.append(f"Experiment: {step.detail}")
         elif step.stage is Stage.PERSON:
             lines.append(f"  {_YES if step.ok else _NO} same person {step.subject}: {step.detail}")
         elif step.stage is Stage.STICKY:

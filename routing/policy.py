@@ -28,7 +28,10 @@ from ruamel.yaml.error import MarkedYAMLError
 from routing.calendar import OffHoursMemo, WorkingHours, parse_days, parse_hours
 from routing.conditions import Condition
 from routing.distribution import Distribution
+from routing.experiments import Experiment
 from routing.performance import DEFAULT_PRIOR, DEFAULT_WINDOW_DAYS, Fairness
+from routing.policy_bundle import Candidate
+from routing.policy_bundle import split as split_bundle
 from routing.policy_checks import ReferenceChecker
 from routing.policy_problems import Locator, Problem, schema_problems
 from routing.policy_schema import (
@@ -175,6 +178,8 @@ class Policy:
     # who is off working hours this minute, filled in by the engine as it looks (a memo of a
     # pure function of the policy and the minute; see calendar.OffHoursMemo)
     off_hours: OffHoursMemo = field(default_factory=OffHoursMemo, compare=False, repr=False)
+    # candidates tried on a share of the leads (`routing.experiments`), in the policy's order
+    experiments: tuple[Experiment, ...] = ()
 
     def first_team_of(self, rep_id: str) -> str | None:
         teams = self.teams_of_rep.get(rep_id)
@@ -223,10 +228,14 @@ class PolicyError(Exception):
 
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     """The policy written in `text` (YAML), compiled. `source` names it in problems: the file
-    it came from, for one. Raises PolicyError with every problem found."""
+    it came from, for one. Raises PolicyError with every problem found.
+
+    `text` may bundle the candidate policies its experiments name (`routing.policy_bundle`);
+    the version is the hash of all of it."""
+    own, bundled = split_bundle(text)
     yaml = YAML(typ="rt")
     try:
-        tree = yaml.load(text)
+        tree = yaml.load(own)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
@@ -253,6 +262,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         problems.extend(schema_problems(exc))
     checker = ReferenceChecker(tree)
     problems.extend(checker.run())
+    candidates: dict[int, Policy] = {}
+    if spec is not None:
+        candidates = _candidate_policies(spec, bundled, problems)
     problems = [locate(p) for p in problems]
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     if any(p.severity == "error" for p in problems) or spec is None:
@@ -261,7 +273,73 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     problems.extend(locate(p) for p in checker.check_slack_reach())
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     policy = _compile(spec, checker, warnings=tuple(problems), source=source)
-    return replace(policy, version=version_of(text))
+    policy = replace(policy, experiments=_experiments(spec, checker, policy, candidates))
+    version = version_of(text)
+    experiments = tuple(
+        replace(e, candidate=replace(e.candidate, version=version)) for e in policy.experiments
+    )
+    return replace(policy, version=version, experiments=experiments)
+
+
+def _candidate_policies(
+    spec: PolicySpec, bundled: Mapping[str, Candidate], problems: list[Problem]
+) -> dict[int, Policy]:
+    """Each experiment's candidate policy (`policy:`) by the experiment's index, parsed from the
+    bundle; what is wrong with one is a problem of the experiment's `policy` key. A candidate
+    routes to the policy's own reps and teams (the cards, SLAs and digests of its leads read
+    them there) and has no experiments of its own."""
+    candidates: dict[int, Policy] = {}
+    for index, experiment in enumerate(spec.experiments):
+        name = experiment.policy
+        if name is None:
+            continue
+        path: tuple[str | int, ...] = ("experiments", index, "policy")
+        found = bundled.get(name)
+        if found is None:
+            problems.append(Problem(path, f"the candidate policy `{name}` was not read with it"))
+            continue
+        try:
+            candidate = parse_policy(found.text, source=name)
+        except PolicyError as exc:
+            problems.extend(
+                Problem(path, f"the candidate policy has a problem: {p.format(name)}")
+                for p in exc.problems
+                if p.severity == "error"
+            )
+            continue
+        # A team's rotation is locked by the team's scope, which its members' scopes in this
+        # policy include (`routing.scope`): a candidate team may only drop members, not add any.
+        strangers = [
+            f"rep `{rep}`" for rep in candidate.reps if rep not in {r.id for r in spec.reps}
+        ] + [
+            f"team `{name}`" if name not in spec.teams else f"`{rep}` in team `{name}`"
+            for name, team in candidate.teams.items()
+            for rep in (team.members if name in spec.teams else (None,))
+            if name not in spec.teams or rep not in spec.teams[name].members
+        ]
+        if strangers:
+            problems.append(
+                Problem(
+                    path,
+                    f"{name} names {', '.join(strangers)}, which this policy does not have: "
+                    "a candidate routes to this policy's reps and teams (a team's members or "
+                    "fewer)",
+                )
+            )
+        if candidate.experiments:
+            problems.append(Problem(path, f"{name} has experiments of its own: take them out"))
+        if candidate.fuzzy_threshold != spec.accounts.fuzzy_threshold:
+            # A lead's account is matched once, before its arm is known (`engine._arm_of`).
+            problems.append(
+                Problem(
+                    path,
+                    f"{name} has accounts.fuzzy_threshold {candidate.fuzzy_threshold:g}, this "
+                    f"policy {spec.accounts.fuzzy_threshold:g}: a lead's account is matched "
+                    "once, so both must be the same",
+                )
+            )
+        candidates[index] = candidate
+    return candidates
 
 
 def _plain(node: Any) -> Any:
@@ -386,7 +464,7 @@ def _compile(
         )
         for i, r in enumerate(spec.rules)
     )
-    return Policy(
+    policy = Policy(
         timezone=_zone(default_tz),
         region_overrides=region_overrides,
         segments=segments,
@@ -415,7 +493,54 @@ def _compile(
         warnings=warnings,
         source=source,
         condition_fields=frozenset().union(
-            *(q.when.fields for q in qualify), *(r.when.fields for r in rules)
+            *(q.when.fields for q in qualify),
+            *(r.when.fields for r in rules),
+            *(checker.conditions[w].fields for w in _experiment_whens(spec, checker)),
         ),
         teams_of_rep={k: tuple(v) for k, v in teams_of_rep.items()},
     )
+    return policy
+
+
+def _experiment_whens(spec: PolicySpec, checker: ReferenceChecker) -> list[tuple[str, int, str]]:
+    return [
+        ("experiments", i, "when")
+        for i, e in enumerate(spec.experiments)
+        if e.when is not None and ("experiments", i, "when") in checker.conditions
+    ]
+
+
+def _experiments(
+    spec: PolicySpec, checker: ReferenceChecker, policy: Policy, candidates: Mapping[int, Policy]
+) -> tuple[Experiment, ...]:
+    """Each experiment with the policy its candidate arm routes by: its candidate policy, or
+    this one with the team's distribution the experiment tries."""
+    experiments = []
+    for i, e in enumerate(spec.experiments):
+        if e.policy is not None:
+            experiments.append(
+                Experiment(
+                    name=e.name,
+                    share=e.share,
+                    by=e.by,
+                    when=checker.conditions.get(("experiments", i, "when")),
+                    candidate=replace(candidates[i], experiments=()),
+                    policy_file=e.policy,
+                )
+            )
+            continue
+        assert e.team is not None and e.distribution is not None  # policy_checks saw to it
+        teams = dict(policy.teams)
+        teams[e.team] = replace(teams[e.team], distribution=e.distribution)
+        experiments.append(
+            Experiment(
+                name=e.name,
+                share=e.share,
+                by=e.by,
+                when=checker.conditions.get(("experiments", i, "when")),
+                candidate=replace(policy, teams=teams),
+                team=e.team,
+                distribution=e.distribution,
+            )
+        )
+    return tuple(experiments)

@@ -69,7 +69,63 @@ class ReferenceChecker:
         self.check_rules(reps, team_specs)
         self.check_contact_sla()
         self.check_card()
+        self.check_experiments(team_specs)
         return self.problems
+
+    def check_experiments(self, teams: Mapping[str, Mapping[str, Any]]) -> None:
+        """Each experiment: a unique name, its `when:`, and one candidate, a team (one of the
+        policy's) with the distribution it would try."""
+        names: dict[str, int] = {}
+        for index, experiment in self.items("experiments"):
+            path: KeyPath = ("experiments", index)
+            name = experiment.get("name")
+            if isinstance(name, str):
+                if name in names:
+                    self.error(
+                        (*path, "name"),
+                        f"duplicate experiment name `{name}` (first at experiments[{names[name]}])",
+                    )
+                names.setdefault(name, index)
+            if experiment.get("when") is not None:
+                self.condition(experiment.get("when"), (*path, "when"), allow_account=True)
+            team = experiment.get("team")
+            distribution = experiment.get("distribution")
+            if experiment.get("policy") is not None:
+                if team is not None or distribution is not None:
+                    self.error(
+                        path,
+                        "an experiment's candidate is `policy:` or `team:` with `distribution:`, "
+                        "not both",
+                    )
+                continue
+            if team is None and distribution is None:
+                self.error(
+                    path,
+                    "an experiment needs its candidate: `team:` and the `distribution:` to try, "
+                    "or `policy:` a candidate policy file",
+                )
+                continue
+            if team is None or distribution is None:
+                missing = "team" if team is None else "distribution"
+                self.error(
+                    path,
+                    f"a team candidate needs both `team:` and `distribution:` (no `{missing}:`)",
+                )
+                continue
+            if not isinstance(team, str):
+                continue
+            if team not in teams:
+                self.error(
+                    (*path, "team"),
+                    f"`{team}` is not a team defined under teams{_hint(team, teams)}",
+                )
+                continue
+            current = teams[team].get("distribution", "round_robin")
+            if distribution == current:
+                self.warn(
+                    (*path, "distribution"),
+                    f"team {team} already uses {distribution}: both arms would route alike",
+                )
 
     def check_contact_sla(self) -> None:
         """Reassigning on a missed contact SLA needs a contact SLA somewhere to miss."""

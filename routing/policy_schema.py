@@ -274,6 +274,20 @@ class FallbackSpec(_Strict):
     channel: str | None = None
 
 
+class ExperimentSpec(_Strict):
+    name: Identifier
+    # The percent of the leads taking part that go to the candidate arm.
+    share: Annotated[float, Field(gt=0, lt=100)]
+    by: Literal["account", "lead"] = "account"
+    when: Any = None
+    # The candidate: another distribution for one team (both keys), or a candidate policy file
+    # (beside this one; `routing.policy_bundle`). Checked together, with their lines, by
+    # `ReferenceChecker.check_experiments`.
+    team: str | None = None
+    distribution: Distribution | None = None
+    policy: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
 class PolicySpec(_Strict):
     timezone: TimeZoneName = "UTC"
     regions: dict[str, list[Country]] | None = None
@@ -288,6 +302,7 @@ class PolicySpec(_Strict):
     fallback: FallbackSpec = FallbackSpec()
     crm: CrmSpec = CrmSpec()
     card: CardSpec = CardSpec()
+    experiments: list[ExperimentSpec] = []
 
 
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
@@ -300,6 +315,7 @@ _SECTION_MODELS: dict[str, type[BaseModel]] = {
     "rules": RuleSpec,
     "fallback": FallbackSpec,
     "card": CardSpec,
+    "experiments": ExperimentSpec,
 }
 
 

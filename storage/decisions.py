@@ -135,6 +135,8 @@ def save_decisions(
                 "policy_version": policy.version or None,
                 "method": decision.method,
                 "fallback": decision.fallback_used,
+                "experiment": decision.experiment,
+                "arm": decision.arm,
             }
         )
         audits.append(

@@ -239,6 +239,10 @@ class DecisionRow(SQLModel, table=True):
     # None in decisions stored before revision 0011, which recorded neither.
     method: str | None = Field(default=None, max_length=32)
     fallback: bool | None = None
+    # The experiment the lead took part in and its arm (`Decision.experiment`, `.arm`): None
+    # outside any experiment, and in decisions stored before revision 0012.
+    experiment: str | None = Field(default=None, max_length=64)
+    arm: str | None = Field(default=None, max_length=16)
 
 
 class AuditEventRow(SQLModel, table=True):
@@ -405,6 +409,7 @@ class LeadStoryRow(SQLModel, table=True):
     segment: str | None = Field(default=None, max_length=255)
     region: str | None = Field(default=None, max_length=255)
     policy_version: str | None = Field(default=None, max_length=64)
+    arm: str | None = Field(default=None, max_length=96)  # "experiment/arm" (`LeadStory.arm`)
     unmatched: bool = False
     fallback: bool = False
     card_posted_at: datetime | None = _moment(nullable=True)

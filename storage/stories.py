@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from routing.decision import Decision, Step
+from routing.experiments import arm_label
 from routing.model import REJECT_REASONS, Outcome
 from routing.policy_version import short_version
 from routing.report import EventKind, LeadStory, OutcomeEvent, outcomes_of
@@ -66,6 +67,7 @@ class LeadSources:
     created_at: datetime
     facts: Mapping[str, Any]
     decision: Any = None  # the latest decisions row (without its trace)
+    arm: str | None = None  # "experiment/arm" of its latest decision made in an experiment
     offers: list[Any] = field(default_factory=list)  # oldest first
     audits: list[Any] = field(default_factory=list)  # oldest first, of the kinds read
 
@@ -171,12 +173,19 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
             _DECISIONS.c.method,
             _DECISIONS.c.fallback,
             _DECISIONS.c.policy_version,
+            _DECISIONS.c.experiment,
+            _DECISIONS.c.arm,
         )
         .where(_DECISIONS.c.lead_id.in_(chunk))
         .order_by(_DECISIONS.c.id)
     )
     for decision in decisions:
-        sources[decision.lead_id].decision = decision  # the latest is the last
+        source = sources[decision.lead_id]
+        source.decision = decision  # the latest is the last
+        # A manager's assignment or the watchdog's decides outside the experiment: the lead
+        # stays in the arm its routing put it in.
+        if decision.arm is not None:
+            source.arm = arm_label(decision.experiment, decision.arm)
     offers = session.execute(
         select(
             OFFERS.c.lead_id,
@@ -261,6 +270,7 @@ def _story(
         segment=_text(facts.get("segment")),
         region=_text(facts.get("region")),
         policy_version=short_version(row.policy_version),
+        arm=source.arm,
         unmatched=is_unmatched(decision),
         fallback=decision.fallback_used,
         missing=missing,
@@ -338,6 +348,7 @@ _FLAT = (
     "segment",
     "region",
     "policy_version",
+    "arm",
     "unmatched",
     "fallback",
     "card_posted_at",

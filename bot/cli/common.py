@@ -73,6 +73,12 @@ accounts_app = typer.Typer(
 app.add_typer(accounts_app)
 crm_app = typer.Typer(name="crm", help="Salesforce and HubSpot.", **HELP_STYLE)
 app.add_typer(crm_app)
+experiment_app = typer.Typer(
+    name="experiment",
+    help="The policy's experiments: list them with their arms, promote or stop one.",
+    **HELP_STYLE,
+)
+app.add_typer(experiment_app)
 slack_app = typer.Typer(name="slack", help="The Slack app.", no_args_is_help=True)
 app.add_typer(slack_app)
 P = ParamSpec("P")

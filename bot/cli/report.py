@@ -21,6 +21,7 @@ from rich.text import Text
 from bot.cli.common import CliError, RulesOption, app, friendly, out, read_policy
 from routing.decision import Decision
 from routing.durations import format_duration
+from routing.experiments import CANDIDATE, CONTROL
 from routing.policy import Policy
 from routing.report import (
     COLUMNS,
@@ -32,6 +33,7 @@ from routing.report import (
     json_line,
     story_of_decision,
 )
+from routing.report.arms import compare_arms
 from routing.report.figures import per_100
 from routing.report.stats import Proportion
 from routing.report.window import ASKED_GROUPINGS, BadWindow, Window, window_of
@@ -135,8 +137,22 @@ def print_report(result: Report) -> None:
     if any(group.too_few for group in result.groups):
         out.print("* fewer than 30 leads: too few to go by; the intervals say how little.")
     _print_misroutes(result.total)
+    if result.by == "arm":
+        _print_arms(result)
     _print_fairness(result.total)
     _print_health(result.total)
+
+
+def _print_arms(result: Report) -> None:
+    """Each experiment's arms compared: the sentences `routing.report.arms` writes."""
+    for comparison in compare_arms(result):
+        out.print(Text(f"Experiment {comparison.experiment}:", style="bold"))
+        if comparison.control is None or comparison.candidate is None:
+            missing = CONTROL if comparison.control is None else CANDIDATE
+            out.print(Text(f"  no lead in its {missing} arm in this window: nothing to compare"))
+            continue
+        for difference in comparison.differences:
+            out.print(Text(f"  {difference.verdict}"))
 
 
 def _table(title: str, headings: tuple[str, ...], rows: list[list[str]]) -> None:

@@ -11,8 +11,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli.common import CliError, first_line
 from bot.cli.running import upgrade
-from bot.policy_file import PolicyFileMissing, read_policy_text
+from bot.policy_file import (
+    PolicyFileMissing,
+    read_policy_source,
+    read_policy_text,
+    write_policy_text,
+)
+from bot.service import experiments
 from bot.service.errors import ServiceError
+from bot.service.experiments import Ended
 from bot.service.policies import (
     Activated,
     Activation,
@@ -25,6 +32,7 @@ from bot.service.policies import (
 from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from routing.policy import Policy
+from routing.policy_version import short_version
 from storage.db import open_database
 
 T = TypeVar("T")
@@ -48,6 +56,32 @@ async def activate(settings: Settings, file: Path, *, by: str) -> Activated:
         settings,
         lambda uow: activate_policy(uow, text, source=str(file), how=Activation.COMMAND, by=by),
     )
+
+
+async def end_experiment(
+    settings: Settings, file: Path, name: str, *, promote: bool, by: str
+) -> Ended:
+    """NoSuchExperiment (as a CliError) or PolicyError, and nothing changes; else the new
+    version activated, then written to `file`."""
+    try:
+        text, candidates = read_policy_source(file)
+    except PolicyFileMissing:
+        raise CliError(f"{file}: no such policy file") from None
+    ended = await _with_database(
+        settings,
+        lambda uow: experiments.end_experiment(
+            uow, text, name, promote=promote, source=str(file), by=by, candidates=candidates
+        ),
+    )
+    try:
+        write_policy_text(file, ended.text)
+    except OSError as exc:
+        version = short_version(ended.activated.policy.version)
+        raise CliError(
+            f"version {version} is active, but {file} could not be written ({exc}): "
+            f"`leadrouter policy show {version}` prints its text to copy there"
+        ) from None
+    return ended
 
 
 async def _with_database(settings: Settings, use: Callable[[UnitOfWork], Awaitable[T]]) -> T:

@@ -1,5 +1,6 @@
 """The dashboard's pages, each with its table as CSV: the overview (volume, speed, SLAs, misroute
-signals and conversion by a grouping, with charts over time), fairness per team, and the
+signals and conversion by a grouping, with charts over time), fairness per team, the
+experiments' arms compared (no CSV: the overview's, by arm, has their figures), and the
 unmatched queue. Read-only: each page reads through the service layer's read side, nothing else.
 """
 
@@ -24,6 +25,8 @@ from bot.dashboard.figures import (
     question_of,
 )
 from bot.dashboard.render import Renderer, csv_download
+from routing.experiments import ARMS, CANDIDATE, CONTROL
+from routing.report.arms import arms_of_rows, row_differences
 from storage.models import LeadRow
 
 QueuedLeads = Callable[[int], Awaitable[tuple[int, Sequence[LeadRow]]]]
@@ -187,6 +190,26 @@ class Pages:
             return []
         everyone = await self.figures(question.window, "all")
         return list(everyone[0].get("fairness") or []) if everyone else []
+
+    # --- experiments -------------------------------------------------------------------------
+
+    async def experiments(self, request: web.Request, visitor: Visitor) -> web.Response:
+        question, problem = self._question(request)
+        experiments: list[dict[str, Any]] = []
+        if question is not None and self.figures is not None:
+            rows = await self.figures(question.window, "arm")
+            for name, arms in arms_of_rows(rows).items():
+                control, candidate = arms.get(CONTROL), arms.get(CANDIDATE)
+                if control is not None and candidate is not None:
+                    verdicts = [d.verdict for d in row_differences(control, candidate)]
+                else:
+                    missing = CONTROL if control is None else CANDIDATE
+                    verdicts = [f"No lead in its {missing} arm in this window: nothing to compare."]
+                shown = [(arm, arms[arm]) for arm in ARMS if arm in arms]
+                experiments.append({"name": name, "arms": shown, "verdicts": verdicts})
+        return self._page(
+            "experiments.html", "Experiments", visitor, question, problem, experiments=experiments
+        )
 
     # --- the unmatched queue -------------------------------------------------------------------
 

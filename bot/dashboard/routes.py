@@ -2,6 +2,7 @@
 
     GET  /dashboard                        the overview (?since=7d or ?from=…&to=…, ?by=rule)
     GET  /dashboard/fairness               each team's reps against their share
+    GET  /dashboard/experiments            each experiment's arms compared
     GET  /dashboard/queue                  the unmatched queue
     GET  /dashboard/{overview,fairness,queue}.csv   each page's table
     GET  /dashboard/sign-in                Sign in with Slack, or the token form
@@ -55,6 +56,7 @@ def register(
     router.add_get("/dashboard/misroutes.csv", guard(pages.misroutes_csv, data=True))
     router.add_get("/dashboard/fairness", guard(pages.fairness))
     router.add_get("/dashboard/fairness.csv", guard(pages.fairness_csv, data=True))
+    router.add_get("/dashboard/experiments", guard(pages.experiments))
     router.add_get("/dashboard/queue", guard(pages.queue))
     router.add_get("/dashboard/queue.csv", guard(pages.queue_csv, data=True))
     router.add_get(SIGN_IN, access.sign_in_page)

@@ -25,6 +25,7 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
                    lead (it waits for the lead a day, `apply_waiting_events`)
     accounts       accounts imported or synced
     policies       policy versions activated or refused, listed, found; offers of departed reps
+    experiments    an experiment promoted or stopped: a new policy version
     requests       a Slack request acted on once
     retention      housekeeping rows pruned
     replay         a policy tried on the leads of a window, writing nothing

@@ -19,16 +19,19 @@ from sqlalchemy.orm import Session
 
 from bot.service.unit_of_work import UnitOfWork
 from routing.distribution import Distribution
+from routing.experiments import with_candidates
 from routing.performance import OutcomeCounts, OutcomeRow
 from routing.policy import Policy
 from storage import repository as repo
 
 
 def outcome_windows(policy: Policy) -> frozenset[int]:
-    """The outcome windows (seconds) of the policy's performance teams; none, none to read."""
+    """The outcome windows (seconds) of the policy's performance teams, its experiments'
+    candidates' too; none, none to read."""
     return frozenset(
         team.window_seconds
-        for team in policy.teams.values()
+        for served in with_candidates(policy)
+        for team in served.teams.values()
         if team.distribution is Distribution.PERFORMANCE
     )
 

@@ -42,6 +42,8 @@ class Activation(StrEnum):
     SIGHUP = "SIGHUP"
     COMMAND = "leadrouter policy activate"
     SLACK = "Slack"
+    PROMOTE = "leadrouter experiment promote"
+    STOP = "leadrouter experiment stop"
 
 
 class UnknownVersion(ServiceError):

@@ -25,6 +25,7 @@ from routing.accounts import AccountIndex
 from routing.decision import Decision, RoutingState
 from routing.distribution import Distribution, TeamState
 from routing.engine import route
+from routing.experiments import with_candidates
 from routing.model import Lead, OpenLead
 from routing.normalize import normalize
 from routing.performance import OutcomeCounts
@@ -263,13 +264,17 @@ class World:
 def teams_outcomes(
     policy: Policy, by_window: Mapping[int, OutcomeCounts]
 ) -> dict[str, OutcomeCounts]:
-    """Each performance team's members' outcome counts, from the counts of its window."""
-    return {
-        team.name: counts.restricted_to(team.members)
-        for team in policy.teams.values()
-        if team.distribution is Distribution.PERFORMANCE
-        and (counts := by_window.get(team.window_seconds)) is not None
-    }
+    """Each performance team's members' outcome counts, from the counts of its window (a team
+    an experiment's candidate makes a performance team too: the policy's own first)."""
+    counted: dict[str, OutcomeCounts] = {}
+    for served in with_candidates(policy):
+        for team in served.teams.values():
+            if team.distribution is not Distribution.PERFORMANCE or team.name in counted:
+                continue
+            counts = by_window.get(team.window_seconds)
+            if counts is not None:
+                counted[team.name] = counts.restricted_to(team.members)
+    return counted
 
 
 @dataclass(frozen=True, slots=True)

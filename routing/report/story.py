@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from routing.decision import Decision, Stage
+from routing.experiments import arm_label
 from routing.model import Outcome
 from routing.policy import Policy
 
@@ -184,6 +185,7 @@ def story_of_decision(
         segment=facts.get("segment"),
         region=facts.get("region"),
         policy_version=policy_version,
+        arm=arm_label(decision.experiment, decision.arm) if decision.arm else None,
         unmatched=is_unmatched(decision),
         fallback=decision.fallback_used,
         missing=missing,

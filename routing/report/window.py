@@ -9,9 +9,19 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-# What a report is grouped by when people ask for one: `routing.report.GROUPINGS` but an
-# experiment's arm (no policy has experiments yet).
-ASKED_GROUPINGS = ("rule", "team", "rep", "source", "segment", "region", "policy_version", "all")
+# What a report is grouped by when people ask for one: `routing.report.GROUPINGS`; `arm` is an
+# experiment's ("experiment/control", "experiment/candidate"; leads in none are their own group).
+ASKED_GROUPINGS = (
+    "rule",
+    "team",
+    "rep",
+    "source",
+    "segment",
+    "region",
+    "policy_version",
+    "arm",
+    "all",
+)
 DEFAULT_SINCE = "7d"
 LONGEST = timedelta(days=366)
 # Up to a month is charted day by day; a longer window week by week.

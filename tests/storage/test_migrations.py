@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from storage.migrate import current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0011"  # the newest revision in storage/migrations/versions
+HEAD = "0012"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:

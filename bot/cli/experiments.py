@@ -1,0 +1,137 @@
+"""The policy's experiments: `experiment list` (each with its arms' figures), `experiment
+promote NAME` and `experiment stop NAME` (each a new policy version, written to the file too).
+
+What promote and stop run is in `bot.cli.versions_running`, imported once one of them runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from bot.cli.common import CliError, RulesOption, err, experiment_app, friendly, out, read_policy
+from bot.cli.versions import _user
+from routing.experiments import ARMS, arm_label
+from routing.policy import PolicyError
+from routing.policy_version import short_version
+from routing.report.stats import Proportion
+from routing.report.window import DEFAULT_SINCE, BadWindow, window_of
+
+NameArgument = Annotated[str, typer.Argument(help="The experiment's name, as the policy gives it.")]
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who does it, for the history (default: your user name)."),
+]
+
+
+@experiment_app.command("list")
+@friendly
+def list_experiments(
+    since: Annotated[
+        str, typer.Option(help="The arms' figures over leads that arrived this long ago: 7d.")
+    ] = DEFAULT_SINCE,
+    rules: RulesOption = None,
+) -> None:
+    """The policy's experiments, each with what its candidate tries and its arms' figures:
+    leads, claim SLA and conversion (95% intervals), and whether the difference is meaningful
+    yet. Reads DATABASE_URL and LEADROUTER_RULES, as `report` does."""
+    from bot.cli import running
+    from bot.cli.environment import settings as load_settings
+    from routing.report.arms import compare_arms
+
+    settings = load_settings(rules=rules)
+    policy = read_policy(settings.rules)
+    if not policy.experiments:
+        out.print(Text(f"{settings.rules} has no experiments."))
+        return
+    try:
+        window = window_of(since=since, start=None, end=None, now=datetime.now(UTC))
+    except BadWindow as exc:
+        raise CliError(str(exc)) from None
+    running.upgrade(settings.database_url)
+    report = asyncio.run(running.report(settings, policy, window, by="arm"))
+    comparisons = {c.experiment: c for c in compare_arms(report)}
+    groups = {group.group: group for group in report.groups}
+    for experiment in policy.experiments:
+        leads = "the leads its when: matches" if experiment.when is not None else "leads"
+        out.print(
+            Text(
+                f"{experiment.name}: {experiment.describe()} on {experiment.share:g}% of "
+                f"{leads}, by {experiment.by}",
+                style="bold",
+            )
+        )
+        for arm in ARMS:
+            group = groups.get(arm_label(experiment.name, arm))
+            if group is None:
+                out.print(Text(f"  {arm}: no lead since {since}"))
+                continue
+            out.print(
+                Text(
+                    f"  {arm}: {group.leads} leads, claim SLA {_rate(group.claim_sla)}, "
+                    f"converted {_rate(group.converted)}"
+                )
+            )
+        comparison = comparisons.get(experiment.name)
+        for difference in comparison.differences if comparison else ():
+            out.print(Text(f"  {difference.verdict}"))
+
+
+@experiment_app.command("promote")
+@friendly
+def promote(name: NameArgument, by: ByOption = None, rules: RulesOption = None) -> None:
+    """Make the experiment's candidate the policy for every lead: a new version, with the
+    candidate applied and the experiment gone, activated on every server and written to the
+    policy file. Reads DATABASE_URL and LEADROUTER_RULES."""
+    _end(name, promote=True, by=by, rules=rules)
+
+
+@experiment_app.command("stop")
+@friendly
+def stop(name: NameArgument, by: ByOption = None, rules: RulesOption = None) -> None:
+    """End the experiment: a new version without it (every lead routed as the control arm is),
+    activated on every server and written to the policy file. Reads DATABASE_URL and
+    LEADROUTER_RULES."""
+    _end(name, promote=False, by=by, rules=rules)
+
+
+def _end(name: str, *, promote: bool, by: str | None, rules: Path | None) -> None:
+    from bot.cli import versions_running
+    from bot.cli.environment import settings as load_settings
+
+    settings = load_settings(rules=rules)
+    file = settings.rules
+    try:
+        ended = asyncio.run(
+            versions_running.end_experiment(settings, file, name, promote=promote, by=by or _user())
+        )
+    except PolicyError as exc:
+        err.print(Text(exc.report()))
+        raise CliError(
+            f"{file}: the policy without experiment {name} has problems: nothing changed"
+        ) from None
+    activated = ended.activated
+    done = "promoted" if promote else "stopped"
+    version = short_version(activated.policy.version)
+    was = f"was {short_version(activated.previous)}" if activated.previous else "none was before"
+    out.print(
+        Text(
+            f"experiment {name} {done}: version {version} activated ({was}) and written to "
+            f"{file}; running servers switch to it within {settings.policy_check_seconds:g} s"
+        )
+    )
+
+
+def _rate(proportion: Proportion) -> str:
+    if proportion.rate is None:
+        return "no data"
+    assert proportion.low is not None and proportion.high is not None
+    return (
+        f"{proportion.rate:.0%} ({proportion.low:.0%}–{proportion.high:.0%}, "
+        f"{proportion.count} of {proportion.of})"
+    )

@@ -1,0 +1,147 @@
+"""`leadrouter experiment list`, `promote` and `stop`, and `report --by arm`, on a SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from routing.experiments import CANDIDATE, CONTROL, position_of
+from routing.policy_version import short_version, version_of
+from tests.service.support import TRIO_POLICY
+
+runner = CliRunner()
+POLICY = TRIO_POLICY + (
+    "experiments:\n"
+    "  # least loaded on half the accounts\n"
+    "  - name: loads\n"
+    "    share: 50\n"
+    "    team: trio\n"
+    "    distribution: least_loaded\n"
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    return {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
+        "LEADROUTER_RULES": str(rules),
+    }
+
+
+def rules_text(env: dict[str, str]) -> str:
+    return Path(env["LEADROUTER_RULES"]).read_text(encoding="utf-8")
+
+
+def test_promote_writes_and_activates_the_policy_with_the_candidate_applied(
+    env: dict[str, str],
+) -> None:
+    result = runner.invoke(app, ["experiment", "promote", "loads", "--by", "mia"], env=env)
+
+    assert result.exit_code == 0, result.output
+    text = rules_text(env)
+    assert "experiments" not in text and "distribution: least_loaded, manager: mia" in text
+    version = short_version(version_of(text))
+    assert result.stdout.strip().startswith(
+        f"experiment loads promoted: version {version} activated (none was before) and written "
+        f"to {env['LEADROUTER_RULES']}"
+    )
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert f"{version}" in history.stdout
+    assert "leadrouter experiment promote by mia" in history.stdout
+
+
+def test_stop_leaves_the_control_for_every_lead(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["experiment", "stop", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("experiment loads stopped: version ")
+    assert rules_text(env) == TRIO_POLICY
+
+
+def test_an_unknown_experiment_is_a_sentence_and_changes_nothing(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["experiment", "promote", "lods"], env=env)
+
+    assert result.exit_code == 1
+    assert "the policy has no experiment named `lods` (its experiments: loads)" in result.stderr
+    assert "Traceback" not in result.output
+    assert rules_text(env) == POLICY
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert "No policy version has been activated yet" in history.stdout
+
+
+def test_list_and_report_by_arm_show_each_arms_leads_and_the_verdicts(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    domains = [f"firm{n}.com" for n in range(8)]
+    rows = [f"L-{n},buyer{n}@{domains[n % 8]}" for n in range(40)]
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    imported = runner.invoke(app, ["import", str(leads)], env=env)
+    assert imported.exit_code == 0, imported.output
+    counts = {CONTROL: 0, CANDIDATE: 0}
+    for n in range(40):
+        arm = CANDIDATE if position_of("loads", f"domain {domains[n % 8]}") < 0.5 else CONTROL
+        counts[arm] += 1
+
+    listed = runner.invoke(app, ["experiment", "list"], env=env)
+    report = runner.invoke(app, ["report", "--by", "arm"], env=env)
+
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "loads: team trio by least_loaded on 50% of leads, by account"
+    for arm, count in counts.items():
+        if count:
+            assert any(line.startswith(f"  {arm}: {count} leads, claim SLA ") for line in lines)
+    assert "  conversion: no difference seen yet" in listed.stdout
+    assert report.exit_code == 0, report.output
+    assert "Experiment loads:" in report.stdout
+    assert "claim SLA: no data in an arm yet" in report.stdout
+
+
+def test_list_of_a_policy_without_experiments_says_so(env: dict[str, str]) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(TRIO_POLICY, encoding="utf-8")
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{env['LEADROUTER_RULES']} has no experiments."
+
+
+CANDIDATE_FILE = TRIO_POLICY.replace("members: [ann, ben, cat]", "members: [ann, ben]")
+WITH_CANDIDATE = TRIO_POLICY + (
+    "experiments:\n  - name: duo\n    share: 20\n    by: lead\n    policy: candidate.yml\n"
+)
+
+
+def test_a_candidate_policy_is_read_beside_the_file_and_promote_makes_it_the_policy(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(WITH_CANDIDATE, encoding="utf-8")
+    (tmp_path / "candidate.yml").write_text(CANDIDATE_FILE, encoding="utf-8")
+    checked = runner.invoke(app, ["check", env["LEADROUTER_RULES"]], env=env)
+    assert checked.exit_code == 0, checked.output
+
+    result = runner.invoke(app, ["experiment", "promote", "duo"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert rules_text(env) == CANDIDATE_FILE
+    shown = runner.invoke(
+        app, ["policy", "show", short_version(version_of(CANDIDATE_FILE))], env=env
+    )
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout == CANDIDATE_FILE
+
+
+def test_a_missing_candidate_policy_file_is_a_sentence(env: dict[str, str]) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(WITH_CANDIDATE, encoding="utf-8")
+
+    result = runner.invoke(app, ["check", env["LEADROUTER_RULES"]], env=env)
+
+    assert result.exit_code == 1
+    assert "no candidate policy file candidate.yml" in result.output
+    assert "Traceback" not in result.output
