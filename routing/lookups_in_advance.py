@@ -8,10 +8,9 @@ state, so a long replay matches its leads on one core while another routes them 
     answers.next(looked)                                               # where routing is
     route(lead, policy=policy, accounts=answers, ...)
 
-`Answers` stands in for the index: it answers the one lookup made for the lead, and refuses a
-lookup that is not that one (a lead routed out of turn, or matched on other facts), so that an
-answer can never be given to the wrong question. A lead with no lookup made is looked up in
-an index of its own (the fallback).
+`Answers` stands in for the index: it answers the one lookup made for the lead; a lookup that is
+not that one (a lead routed out of turn, or read otherwise there), or a lead with none, is
+looked up in an index of its own (the fallback), so an answer never goes to the wrong question.
 """
 
 from __future__ import annotations
@@ -99,20 +98,19 @@ def _unpack_candidate(
     return None if packed is None else Candidate(accounts[packed[0]], packed[1])
 
 
-class MisplacedAnswer(Exception):
-    """A lookup asked something other than what was looked up in advance for its lead."""
-
-
 class Answers:
-    """`AccountLookups` that answers with lookups made in advance, one lead at a time; for a
-    lead with none, with `fallback()` (made the first time it is needed)."""
+    """`AccountLookups` that answers with lookups made in advance, one lead at a time. A lead
+    with none, or whose lookup asks something else than what was looked up for it (read
+    otherwise by the other process, or routed out of turn), is looked up in `fallback()`,
+    made the first time it is needed: an answer is never given to the wrong question."""
 
-    __slots__ = ("_fallback", "_looked", "_make_fallback")
+    __slots__ = ("_fallback", "_looked", "_make_fallback", "misplaced")
 
     def __init__(self, fallback: Callable[[], AccountLookups]) -> None:
         self._looked: Looked | None = None
         self._make_fallback = fallback
         self._fallback: AccountLookups | None = None
+        self.misplaced = 0  # lookups made in advance that did not fit their lead
 
     def next(self, looked: Looked | None) -> None:
         """The lookup made for the lead about to be routed (None: none was)."""
@@ -128,15 +126,12 @@ class Answers:
         state: str | None = None,
     ) -> AccountLookup:
         looked = self._looked
-        if looked is None:
-            if self._fallback is None:
-                self._fallback = self._make_fallback()
-            return self._fallback.lookup(
-                domain=domain, company=company, threshold=threshold, country=country, state=state
-            )
-        if looked.question != (domain, company, threshold, country, state):
-            raise MisplacedAnswer(
-                f"asked {(domain, company, threshold, country, state)!r}, but the lookup made "
-                f"in advance was {looked.question!r}"
-            )
-        return looked.found
+        if looked is not None:
+            if looked.question == (domain, company, threshold, country, state):
+                return looked.found
+            self.misplaced += 1
+        if self._fallback is None:
+            self._fallback = self._make_fallback()
+        return self._fallback.lookup(
+            domain=domain, company=company, threshold=threshold, country=country, state=state
+        )

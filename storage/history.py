@@ -117,9 +117,12 @@ async def stored_leads(
 # What an account lookup reads of each lead (`routing.lookups_in_advance`), straight from its
 # stored JSON: a replay's second process needs these alone, not the whole lead decoded.
 LOOKUP_FIELDS = ("email", "domain", "website", "company", "country", "state")
-_LOOKUP_FACTS = select(
-    LEADS.c.external_id, *(LEADS.c.raw[name].as_string() for name in LOOKUP_FIELDS)
-).order_by(LEADS.c.created_at, LEADS.c.id)
+_LOOKUP_FACTS = (
+    select(LEADS.c.external_id, *(LEADS.c.raw[name].as_string() for name in LOOKUP_FIELDS))
+    # The leads `stored_leads` lists: those with a decision.
+    .where(select(DECISIONS.c.id).where(DECISIONS.c.lead_id == LEADS.c.id).exists())
+    .order_by(LEADS.c.created_at, LEADS.c.id)
+)
 
 
 async def lookup_facts(

@@ -27,7 +27,6 @@ from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
 from bot.service.policies import keep_policy
 from bot.service.replay import replay as replay_window
-from bot.service.replay_stage import ReadingFailed
 from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
 from routing.model import Account
@@ -207,8 +206,6 @@ async def replay(
         return await replay_window(application.uow, policy, window, each=each)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot replay: the database failed: {first_line(exc)}") from None
-    except ReadingFailed as exc:
-        raise CliError(f"cannot replay: reading the leads failed: {exc}") from None
     finally:
         gc.enable()
         await application.close()

@@ -47,9 +47,7 @@ async def replay(
     memory)."""
     if two_cores is None:
         two_cores = (
-            (os.cpu_count() or 1) > 1
-            and uow.db.shareable
-            and (await _count(uow, window) >= TWO_CORES_FROM)
+            _cores() > 1 and uow.db.shareable and (await _count(uow, window) >= TWO_CORES_FROM)
         )
     if two_cores:
         return await _replay_on_two_cores(uow, policy, window, each)
@@ -88,7 +86,7 @@ async def _replay_on_two_cores(
         )
         stored = history.stored_leads(session=session, since=window.since, until=window.until)
         async with _read_ahead(stored) as chunks:
-            while (leads := await chunks.get()) is not None:
+            async for leads in chunks:
                 lookups = await stage.lookups_for([lead.lead.id for lead in leads])
                 for at, lead in enumerate(leads):
                     packed = lookups[at] if lookups is not None else None
@@ -107,25 +105,43 @@ READ_AHEAD = 25
 @asynccontextmanager
 async def _read_ahead(
     stored: AsyncGenerator[list[StoredLead], None],
-) -> AsyncIterator[asyncio.Queue[list[StoredLead] | None]]:
-    """`stored`'s chunks through a queue filled by a task of its own, then None. The task runs
-    whenever the router waits (at the start, for the second process's first lookups, about a
-    second): the leads read meanwhile are not read later."""
-    chunks: asyncio.Queue[list[StoredLead] | None] = asyncio.Queue(maxsize=READ_AHEAD)
+) -> AsyncIterator[AsyncIterator[list[StoredLead]]]:
+    """`stored`'s chunks, read by a task of its own into a queue. The task runs whenever the
+    router waits (at the start, for the second process's first lookups, about a second): the
+    leads read meanwhile are not read later. An error of the reading is raised where the chunk
+    it stopped would have come."""
+    queue: asyncio.Queue[list[StoredLead] | Exception | None] = asyncio.Queue(maxsize=READ_AHEAD)
 
     async def read() -> None:
-        async with aclosing(stored) as reading:
-            async for leads in reading:
-                await chunks.put(leads)
-        await chunks.put(None)
+        try:
+            async with aclosing(stored) as reading:
+                async for leads in reading:
+                    await queue.put(leads)
+        except Exception as exc:
+            await queue.put(exc)
+        else:
+            await queue.put(None)
+
+    async def chunks() -> AsyncIterator[list[StoredLead]]:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
 
     reader = asyncio.create_task(read())
     try:
-        yield chunks
-        await reader  # its errors, if it had any
+        yield chunks()
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity, where the system says), not the
+    machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 async def _count(uow: UnitOfWork, window: Window) -> int:

@@ -41,6 +41,12 @@ Chunk = list[tuple[str, Packed | None]]  # (lead id, its lookup; None: no accoun
 
 # Each message on the pipe: its length (8 bytes, big-endian), then a pickled (kind, value).
 _LENGTH = struct.Struct(">Q")
+# What this process reads ahead of the router from the pipe; beyond it the second process waits.
+_PIPE_LIMIT = 2**20
+# How long a message may take before the second process is given up for stuck: the first comes
+# after its start and the accounts indexed (seconds for a million), the next a chunk later.
+FIRST_WAIT_S = 120.0
+NEXT_WAIT_S = 60.0
 
 
 class ReadingFailed(Exception):
@@ -64,6 +70,7 @@ class ReadingStage:
         self._asked = {"url": url, "since": since, "until": until, "threshold": threshold}
         self._process: asyncio.subprocess.Process | None = None
         self._out_of_step = False
+        self._first = True
 
     async def __aenter__(self) -> ReadingStage:
         self._process = await asyncio.create_subprocess_exec(
@@ -72,7 +79,7 @@ class ReadingStage:
             "bot.service.replay_stage",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            limit=2**26,
+            limit=_PIPE_LIMIT,
         )
         assert self._process.stdin is not None
         self._process.stdin.write(pickle.dumps(self._asked))
@@ -94,10 +101,13 @@ class ReadingStage:
         deleted or stored in between) or has stopped: the caller matches the rest itself."""
         if self._out_of_step:
             return None
+        wait = FIRST_WAIT_S if self._first else NEXT_WAIT_S
+        self._first = False
         try:
-            kind, value = await self._next_message()
-        except ReadingFailed as exc:
-            log.warning("replay: the second process stopped (%s); matching here instead", exc)
+            kind, value = await asyncio.wait_for(self._next_message(), wait)
+        except (ReadingFailed, TimeoutError) as exc:
+            why = exc if isinstance(exc, ReadingFailed) else f"nothing for {wait:g} s"
+            log.warning("replay: the second process stopped (%s); matching here instead", why)
             self._give_up()
             return None
         if kind != "lookups" or [lead_id for lead_id, _ in value] != lead_ids:
@@ -118,6 +128,8 @@ class ReadingStage:
         except asyncio.IncompleteReadError:
             code = await self._process.wait()
             raise ReadingFailed(f"it ended (exit code {code})") from None
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as exc:
+            raise ReadingFailed(f"it sent what cannot be read ({type(exc).__name__})") from None
         if kind == "error":
             raise ReadingFailed(value)
         return kind, value
@@ -126,7 +138,9 @@ class ReadingStage:
 def main() -> None:
     """The reading process: what to read from standard input, the messages to standard output."""
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    sys.stdout = sys.stderr  # nothing else may write to the pipe
+    # Nothing else may write to the pipe: Python's prints and whatever writes to descriptor 1.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
     asked = pickle.load(sys.stdin.buffer)
     try:
         asyncio.run(_read_and_match(out=out, **asked))

@@ -171,11 +171,14 @@ class World:
         """Hold `scopes` too; True if any was newly taken (its state has just been read again,
         and what was decided on the old state must be decided again).
 
-        A rep's own scope, wanted while every team of the rep is held, protects nothing this
-        transaction has not already read current: whoever changes the rep holds those teams too.
-        It is taken for the rolling deploy that moves a rep between teams (see `routing.scope`),
-        so it needs no second read; with `settle_later` it waits for `settle`, which takes all
-        such scopes of a batch in one trip."""
+        A rep's own scope, wanted while every team of the rep is held, is taken without reading
+        the rep again: under one version of the policy whoever changes the rep holds those teams
+        too, so what this transaction read is current. The own scope is there for replicas on
+        two versions (a rolling change that moves a rep between teams, `routing.scope`); what
+        one of those may change meanwhile, the rep's open leads and absence, is checked by the
+        compare-and-set that saves the rep's count (`repository.count_open_leads_many`), and a
+        change found there routes the transaction again. With `settle_later` such scopes wait
+        for `settle`, which takes all of a batch's in one trip."""
         if self.locks is None:
             return False
         missing = set(scopes) - self.locks.held
@@ -193,8 +196,8 @@ class World:
         return True
 
     def settle(self) -> None:
-        """Take the reps' own scopes `hold` left for later: before anything is written, so
-        that every scope is taken before any row (see `bot.service.unit_of_work.routing`)."""
+        """Take the reps' own scopes `hold` left for later. Intake calls it before it writes
+        anything; `commit` calls it for the rest, whose rows were locked first anyway."""
         if self.locks is not None and self.unsettled - self.locks.held:
             self.locks.take(self.unsettled)
         self.unsettled.clear()
@@ -257,7 +260,10 @@ class World:
             for rep in sorted(set(self.loads) | set(self.read_loads))
         ]
         repo.count_open_leads_many(
-            session=session, changes=[change for change in changes if change[2]], now=now
+            session=session,
+            changes=[change for change in changes if change[2]],
+            now=now,
+            away=self.away,
         )
 
 

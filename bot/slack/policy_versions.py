@@ -52,10 +52,12 @@ def _line(activation: PolicyActivated) -> str:
 
 async def _activate(parts: SlackParts, manager_id: str, prefix: str) -> str:
     stored = await find_policy_version(parts.uow, prefix)  # UnknownVersion: said as it is
-    manager = parts.policy().managers[manager_id]
+    manager = parts.policy().managers.get(manager_id)
+    # Their name, and their id in the policy: names need not be unique.
+    by = f"{manager.name} ({manager_id})" if manager is not None else manager_id
     try:
         activated = await activate_policy(
-            parts.uow, stored.text, source=stored.source, how=Activation.SLACK, by=manager.name
+            parts.uow, stored.text, source=stored.source, how=Activation.SLACK, by=by
         )
     except PolicyError as error:
         errors = sum(1 for problem in error.problems if problem.severity == "error")

@@ -77,6 +77,6 @@ async def all_accounts(*, session: AsyncSession) -> list[Account]:
             col(AccountRow.tier),
             col(AccountRow.country),
             col(AccountRow.state),
-        )
+        ).order_by(col(AccountRow.id))  # one order: an index keeps a domain's first account
     )
     return [Account(*row) for row in rows]

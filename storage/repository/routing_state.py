@@ -11,9 +11,9 @@ again with fresh state. On SQLite transactions never overlap, so neither ever fa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
@@ -302,11 +302,17 @@ def save_team_state(
 
 # PostgreSQL: every rep's compare-and-set in one statement, the rows it changed returned (its
 # driver does not count the rows an executemany changed, so that would be a trip per rep).
+# The absence is compared too (away, and until when), as this transaction read it: a replica
+# on another version of the policy may change a rep under teams this one does not hold, and a
+# lead given to a rep who has just gone away must not stand (`bot.service.world`).
 _COUNT_OPEN_LEADS_PG = text(
     "UPDATE rep_state SET open_count = asked.count, updated_at = :now"
     " FROM unnest(CAST(:reps AS varchar[]), CAST(:reads AS integer[]),"
-    " CAST(:counts AS integer[])) AS asked(rep_id, read, count)"
+    " CAST(:counts AS integer[]), CAST(:aways AS boolean[]), CAST(:untils AS timestamp[]))"
+    " AS asked(rep_id, read, count, away, until)"
     " WHERE rep_state.rep_id = asked.rep_id AND rep_state.open_count = asked.read"
+    " AND rep_state.away = asked.away"
+    " AND (NOT asked.away OR rep_state.away_until IS NOT DISTINCT FROM asked.until)"
     " RETURNING rep_state.rep_id"
 ).bindparams(bindparam("now", type_=REPS.c.updated_at.type))
 # The reps with no row yet, each created unless another transaction created it first.
@@ -372,15 +378,20 @@ def save_team_states(
 
 
 def count_open_leads_many(
-    *, session: Session, changes: Sequence[tuple[str, int, int]], now: datetime
+    *,
+    session: Session,
+    changes: Sequence[tuple[str, int, int]],
+    now: datetime,
+    away: Mapping[str, OutOfOffice] | None = None,
 ) -> None:
     """`count_open_leads` for each (rep id, read count, added): on PostgreSQL in one statement
-    (two if some rep has no row yet); elsewhere in one executemany for the reps whose row is
-    known to exist, where the driver reports the rows an executemany changed (SQLite does),
-    and one statement per rep otherwise. A batch of leads spread over a hundred reps would
-    otherwise cost a hundred round trips."""
+    (two if some rep has no row yet), which also checks that each rep's absence is still as
+    read (`away`: the reps read as away); elsewhere in one executemany for the reps whose row
+    is known to exist, where the driver reports the rows an executemany changed (SQLite does,
+    and its transactions never overlap), and one statement per rep otherwise. A batch of leads
+    spread over a hundred reps would otherwise cost a hundred round trips."""
     if changes and _is_postgresql(session):
-        _count_open_leads_pg(session, changes, now)
+        _count_open_leads_pg(session, changes, now, away or {})
         return
     bulk = [change for change in changes if change[1] > 0]
     if len(bulk) > 1 and session.get_bind().dialect.supports_sane_multi_rowcount:
@@ -400,8 +411,14 @@ def count_open_leads_many(
 
 
 def _count_open_leads_pg(
-    session: Session, changes: Sequence[tuple[str, int, int]], now: datetime
+    session: Session,
+    changes: Sequence[tuple[str, int, int]],
+    now: datetime,
+    away: Mapping[str, OutOfOffice],
 ) -> None:
+    untils = [
+        _naive_utc(absence.until) if (absence := away.get(rep)) else None for rep, *_ in changes
+    ]
     counted = set(
         session.execute(
             _COUNT_OPEN_LEADS_PG,
@@ -409,13 +426,17 @@ def _count_open_leads_pg(
                 "reps": [rep for rep, _read, _added in changes],
                 "reads": [read for _rep, read, _added in changes],
                 "counts": [read + added for _rep, read, added in changes],
+                "aways": [rep in away for rep, _read, _added in changes],
+                "untils": [
+                    until and until.astimezone(UTC).replace(tzinfo=None) for until in untils
+                ],
                 "now": now,
             },
         ).scalars()
     )
     missing = [change for change in changes if change[0] not in counted]
-    if any(read != 0 for _rep, read, _added in missing):
-        raise StateChanged("some rep's open leads changed meanwhile")
+    if any(read != 0 or rep in away for rep, read, _added in missing):
+        raise StateChanged("some rep's open leads or absence changed meanwhile")
     if not missing:
         return
     # Read as 0 and not counted: no row yet, or a row whose count is no longer 0 (then the
@@ -430,6 +451,11 @@ def _count_open_leads_pg(
     ).scalars()
     if len(set(created)) != len(missing):
         raise StateChanged("some rep's state was created or changed meanwhile")
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """As `UtcDateTime` stores a moment (naive UTC), for a statement that binds it itself."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment is not None else None
 
 
 def _is_postgresql(session: Session) -> bool:

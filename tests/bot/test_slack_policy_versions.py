@@ -62,7 +62,7 @@ async def test_a_manager_lists_the_versions_and_serves_an_earlier_one_again(
     assert (latest.version, latest.how, latest.by) == (
         first.policy.version,
         Activation.SLACK.value,
-        "Mia Moss",
+        "Mia Moss (mia)",
     )
     again = await ask(http, slack, f"policy activate {old}", "UMIA", 3)
     assert "is the active one already" in again

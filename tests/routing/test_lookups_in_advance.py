@@ -10,7 +10,7 @@ import pytest
 
 from routing.accounts import AccountIndex
 from routing.engine import route
-from routing.lookups_in_advance import Answers, MisplacedAnswer, look_up, pack, unpack
+from routing.lookups_in_advance import Answers, look_up, pack, unpack
 from routing.model import Account, Lead
 from routing.policy import parse_policy
 
@@ -54,12 +54,16 @@ def test_a_decision_on_a_lookup_made_in_advance_and_piped_is_the_indexs_decision
     )
 
 
-def test_an_answer_for_another_lead_is_refused() -> None:
+def test_an_answer_made_for_another_lead_is_not_given_the_fallback_answers() -> None:
     index = AccountIndex(ACCOUNTS)
     answers = Answers(lambda: index)
-    answers.next(look_up(LEADS[0], index, threshold=90))
-    with pytest.raises(MisplacedAnswer, match="Umbrela"):
-        route(LEADS[1], policy=POLICY, now=NOW, accounts=answers)
+    answers.next(look_up(LEADS[0], index, threshold=90))  # Initech's, by domain
+
+    decided = route(LEADS[1], policy=POLICY, now=NOW, accounts=answers)
+
+    assert decided == route(LEADS[1], policy=POLICY, now=NOW, accounts=index)
+    assert decided.account is not None and decided.account.account.id == "A2"
+    assert answers.misplaced == 1
 
 
 def test_a_lead_without_an_answer_is_looked_up_in_the_fallback_built_once() -> None:

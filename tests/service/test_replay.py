@@ -3,6 +3,7 @@ closings, absences, the state at the window's start) and the database left as it
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 from datetime import datetime, timedelta
@@ -370,3 +371,22 @@ async def test_a_second_process_that_cannot_read_leaves_the_matching_here(
     async with ReadingStage(missing, clock.now, clock.now + timedelta(days=1), threshold=90) as s:
         assert await s.lookups_for(["L-1"]) is None
     assert not _replay_readers_running()
+
+
+async def test_an_error_reading_the_leads_ahead_is_raised_where_its_chunk_was_due() -> None:
+    from bot.service.replay import _read_ahead
+
+    async def stored() -> Any:
+        yield ["first chunk"]
+        raise OSError("the disk went away")
+
+    got: list[Any] = []
+
+    async def route_all() -> None:
+        async with _read_ahead(stored()) as chunks:
+            async for chunk in chunks:
+                got.append(chunk)
+
+    with pytest.raises(OSError, match="the disk went away"):
+        await asyncio.wait_for(route_all(), timeout=10)  # raised, not waited on for ever
+    assert got == [["first chunk"]]

@@ -5,7 +5,7 @@ reps and teams in one call (on PostgreSQL one statement each, not one per rep)."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from routing.distribution import TeamState
+from routing.model import OutOfOffice
 from storage import repository as repo
 from storage.db import Database, open_database
 from tests.databases import sqlite_database
@@ -160,3 +161,46 @@ async def test_on_postgresql_a_hundred_reps_cost_one_statement(postgres_db: Data
     )
     assert [opening(statement) for statement in sent] == ["UPDATE REP_STATE", "COMMIT"]
     assert set((await loads(postgres_db)).values()) == {2}
+
+
+async def test_on_postgresql_a_rep_gone_away_since_the_read_takes_no_lead(
+    postgres_db: Database,
+) -> None:
+    """Another replica, on another version of the policy, may mark a rep away under teams this
+    transaction does not hold: the count is saved only if the absence is still as read."""
+    friday = NOW + timedelta(days=4)
+    await write(
+        postgres_db,
+        lambda s: repo.count_open_leads_many(
+            session=s, changes=[("ana", 0, 1), ("bo", 0, 1)], now=NOW
+        ),
+    )
+    for rep in ("ana", "bo"):  # committed after this transaction read them as at work
+        await write(
+            postgres_db,
+            lambda s, rep=rep: repo.set_away(
+                session=s, rep_id=rep, away=True, since=None, until=friday, reason=None, now=NOW
+            ),
+        )
+
+    with pytest.raises(repo.StateChanged):  # read as at work
+        await write(
+            postgres_db,
+            lambda s: repo.count_open_leads_many(
+                session=s, changes=[("ana", 1, 1)], now=NOW, away={}
+            ),
+        )
+    with pytest.raises(repo.StateChanged):  # read as away, until another day
+        await write(
+            postgres_db,
+            lambda s: repo.count_open_leads_many(
+                session=s, changes=[("bo", 1, 1)], now=NOW, away={"bo": OutOfOffice(until=NOW)}
+            ),
+        )
+    await write(
+        postgres_db,
+        lambda s: repo.count_open_leads_many(  # read as it is
+            session=s, changes=[("bo", 1, -1)], now=NOW, away={"bo": OutOfOffice(until=friday)}
+        ),
+    )
+    assert await loads(postgres_db) == {"ana": 1}
