@@ -38,6 +38,8 @@ def is_bundle(text: str) -> bool:
 def candidate_files(text: str) -> list[str]:
     """The candidate policies a policy's experiments name (`policy:`), in order, each once;
     none for a text that is not a readable policy (its parse will say why)."""
+    if "experiments" not in text:
+        return []  # no experiments at all: not worth a parse (a second for a big policy)
     try:
         tree: Any = YAML(typ="safe").load(text)
     except Exception:  # the policy's own parse reports what is wrong with it
@@ -51,6 +53,8 @@ def candidate_files(text: str) -> list[str]:
 
 def bundle(text: str, candidates: Mapping[str, str]) -> str:
     """`text` with the candidates it names appended, each after its marker line."""
+    if not candidates:
+        return text
     parts = [text if text.endswith("\n") or not text else text + "\n"]
     for name in candidate_files(text):
         if name in candidates:
