@@ -98,8 +98,10 @@ async def _replay_on_two_cores(
     return summary
 
 
-# Chunks read ahead of the one being routed, while the lookups are waited for.
-READ_AHEAD = 25
+# Chunks read ahead of the one being routed, while the lookups are waited for: up to 120,000
+# leads, about 150 MB; the second process takes about 2 s to send its first lookups, in which
+# this one reads a hundred thousand.
+READ_AHEAD = 60
 
 
 @asynccontextmanager
