@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from storage.db import Database, open_database
 from tests.bot.test_serve import Servers
 from tests.pg import PostgresDidNotStart, PostgresServer, missing_binaries, start_postgres
 
@@ -77,6 +78,26 @@ async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
         yield postgres_server.url(name)
     finally:
         await postgres_server.drop_database(name)
+
+
+@pytest.fixture
+async def postgres_db(postgres_url: str) -> AsyncIterator[Database]:
+    """A fresh PostgreSQL database of this test's own, its tables made."""
+    db = open_database(postgres_url)
+    try:
+        await db.create_tables()
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """The same test on each supported database, tables made: the directory's `sqlite_db`, or
+    `postgres_db`. Looked up by name, not declared, so that a run of SQLite tests alone never
+    starts PostgreSQL."""
+    database: Database = request.getfixturevalue(f"{request.param}_db")
+    return database
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,10 +34,9 @@ from routing.leads import parse_lead
 from routing.model import Lead
 from routing.policy import Policy
 from storage import repository as repo
-from storage.db import Database, open_database
+from storage.db import Database
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_blocks import ASSIGNEES, assert_safe, assert_within_limits, texts
-from tests.pg import PostgresServer
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -85,25 +83,6 @@ def policy(tmp_path: Path) -> Policy:
     path = tmp_path / "routing.yml"
     path.write_text(POLICY, encoding="utf-8")
     return load_policy(path)
-
-
-@pytest.fixture
-async def postgres_db(postgres_server: PostgresServer) -> AsyncIterator[Database]:
-    name = await postgres_server.create_database()
-    db = open_database(postgres_server.url(name))
-    try:
-        await db.create_tables()
-        yield db
-    finally:
-        await db.dispose()
-        await postgres_server.drop_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest) -> Database:
-    """The same test on each supported database; PostgreSQL starts only when asked for."""
-    database: Database = request.getfixturevalue(f"{request.param}_db")
-    return database
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from routing.policy import Policy
 from storage.db import Database, open_database
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_blocks import ASSIGNEES, assert_within_limits, texts
-from tests.pg import PostgresServer
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_9AM = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
@@ -69,24 +68,6 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
-
-
-@pytest.fixture
-async def postgres_db(postgres_server: PostgresServer) -> AsyncIterator[Database]:
-    name = await postgres_server.create_database()
-    db = open_database(postgres_server.url(name))
-    try:
-        await db.create_tables()
-        yield db
-    finally:
-        await db.dispose()
-        await postgres_server.drop_database(name)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest) -> Database:
-    database: Database = request.getfixturevalue(f"{request.param}_db")
-    return database
 
 
 @pytest.fixture

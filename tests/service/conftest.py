@@ -9,7 +9,7 @@ import pytest
 from bot.policy_file import load_policy
 from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
-from storage.db import Database, open_database
+from storage.db import Database
 from tests.databases import sqlite_database
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -44,26 +44,6 @@ def clock() -> Clock:
 async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     async with sqlite_database(tmp_path / "test.db") as db:
         yield db
-
-
-@pytest.fixture
-async def postgres_db(postgres_url: str) -> AsyncIterator[Database]:
-    db = open_database(postgres_url)
-    try:
-        await db.create_tables()
-        yield db
-    finally:
-        await db.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest) -> Database:
-    """The same test on each supported database, tables created.
-
-    Looked up by name, not declared, so that a run of SQLite tests alone never starts PostgreSQL.
-    """
-    database: Database = request.getfixturevalue(f"{request.param}_db")
-    return database
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ reps and teams in one call (on PostgreSQL one statement each, not one per rep)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -15,36 +14,19 @@ from sqlalchemy.orm import Session
 from routing.distribution import TeamState
 from routing.model import OutOfOffice
 from storage import repository as repo
-from storage.db import Database, open_database
-from tests.databases import sqlite_database
-from tests.pg import PostgresServer
+from storage.db import Database
 from tests.sqlite_trace import opening, sqlite_statements
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 T = TypeVar("T")
 
 
-@pytest.fixture
-async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with sqlite_database(tmp_path / "state.db") as database:
-        yield database
-
-
-@pytest.fixture
-async def postgres_db(postgres_server: PostgresServer) -> AsyncIterator[Database]:
-    name = await postgres_server.create_database()
-    db = open_database(postgres_server.url(name))
-    try:
-        await db.create_tables()
-        yield db
-    finally:
-        await db.dispose()
-        await postgres_server.drop_database(name)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest) -> Database:
-    database: Database = request.getfixturevalue(f"{request.param}_db")
+def both_db(request: pytest.FixtureRequest) -> Database:
+    """This directory's SQLite `db`, or a PostgreSQL one."""
+    database: Database = request.getfixturevalue(
+        "db" if request.param == "sqlite" else "postgres_db"
+    )
     return database
 
 
@@ -61,21 +43,21 @@ async def teams(db: Database) -> repo.TeamStates:
 
 
 async def test_open_leads_are_counted_for_many_reps_at_once_new_rows_included(
-    db: Database,
+    both_db: Database,
 ) -> None:
     await write(
-        db,
+        both_db,
         lambda s: repo.count_open_leads_many(
             session=s, changes=[("ana", 0, 2), ("bo", 0, 1)], now=NOW
         ),
     )
     await write(
-        db,
+        both_db,
         lambda s: repo.count_open_leads_many(
             session=s, changes=[("ana", 2, 1), ("bo", 1, -1), ("cy", 0, 4)], now=NOW
         ),
     )
-    assert await loads(db) == {"ana": 3, "cy": 4}
+    assert await loads(both_db) == {"ana": 3, "cy": 4}
 
 
 @pytest.mark.parametrize(
@@ -86,27 +68,27 @@ async def test_open_leads_are_counted_for_many_reps_at_once_new_rows_included(
     ],
 )
 async def test_a_count_read_before_another_transaction_changed_it_saves_nothing(
-    db: Database, stale: tuple[str, int, int]
+    both_db: Database, stale: tuple[str, int, int]
 ) -> None:
     await write(
-        db,
+        both_db,
         lambda s: repo.count_open_leads_many(
             session=s, changes=[("ana", 0, 2), ("bo", 0, 1)], now=NOW
         ),
     )
     with pytest.raises(repo.StateChanged):
         await write(
-            db,
+            both_db,
             lambda s: repo.count_open_leads_many(session=s, changes=[("cy", 0, 5), stale], now=NOW),
         )
-    assert await loads(db) == {"ana": 2, "bo": 1}  # cy's count rolled back with the rest
+    assert await loads(both_db) == {"ana": 2, "bo": 1}  # cy's count rolled back with the rest
 
 
 async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none(
-    db: Database,
+    both_db: Database,
 ) -> None:
     await write(
-        db,
+        both_db,
         lambda s: repo.save_team_states(
             session=s,
             changes=[
@@ -115,10 +97,10 @@ async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none
             ],
         ),
     )
-    stored = await teams(db)
+    stored = await teams(both_db)
     assert stored.versions == {"na": 1, "emea": 1}
     await write(
-        db,
+        both_db,
         lambda s: repo.save_team_states(
             session=s,
             changes=[
@@ -128,7 +110,7 @@ async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none
             ],
         ),
     )
-    stored = await teams(db)
+    stored = await teams(both_db)
     assert stored.versions == {"na": 2, "emea": 2, "smb": 1}
     assert stored.states["na"] == TeamState("cy", {"ana": 1, "cy": 2})
     assert stored.states["emea"] == TeamState("dee", {"dee": 0.5})
@@ -136,12 +118,12 @@ async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none
     for stale in [("na", TeamState("x", {}), 1), ("smb", TeamState("x", {}), None)]:
         with pytest.raises(repo.StateChanged):
             await write(
-                db,
+                both_db,
                 lambda s, stale=stale: repo.save_team_states(
                     session=s, changes=[("emea", TeamState("x", {}), 2), stale]
                 ),
             )
-    assert (await teams(db)).versions == {"na": 2, "emea": 2, "smb": 1}
+    assert (await teams(both_db)).versions == {"na": 2, "emea": 2, "smb": 1}
 
 
 async def test_on_postgresql_a_hundred_reps_cost_one_statement(postgres_db: Database) -> None:
