@@ -31,12 +31,17 @@ class TeamState:
     on from there); `current` holds the smooth-weighted-round-robin counters of the weighted
     distribution. Keyed by rep id rather than position, so editing the member list keeps places.
     `days` counts the team's picks of the trailing week by UTC day (ISO date -> rep -> leads),
-    for the performance distribution's fairness bounds; the other distributions carry it along.
+    for the performance distribution's fairness bounds; the other distributions carry it along,
+    as they carry `performance`.
     """
 
     last_rep: str | None = None
     current: Mapping[str, int] = field(default_factory=dict)
     days: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # The performance distribution's credits, in its own units (weights about 100 a rep): kept
+    # apart from `weighted`'s so that neither skews the other, whether the team switches from
+    # one to the other or an experiment runs both at once on the team.
+    performance: Mapping[str, int] = field(default_factory=dict)
 
 
 def rotation_order(members: Sequence[str], last_rep: str | None) -> list[str]:
@@ -53,7 +58,7 @@ def pick_round_robin(
     """The next member in strict rotation who is eligible. Stops asking at the first one."""
     for rep in rotation_order(members, state.last_rep):
         if is_eligible(rep):
-            return rep, TeamState(rep, state.current, state.days)
+            return rep, TeamState(rep, state.current, state.days, state.performance)
     return None, state
 
 
@@ -72,7 +77,7 @@ def pick_least_loaded(
         load = loads.get(rep, 0)
         if best is None or load < best_load:
             best, best_load = rep, load
-    return best, TeamState(best, state.current, state.days)
+    return best, TeamState(best, state.current, state.days, state.performance)
 
 
 def pick_weighted(
@@ -109,4 +114,4 @@ def pick_weighted(
             best, best_key = rep, key
     assert best is not None
     current[best] -= total
-    return best, TeamState(best, current, state.days)
+    return best, TeamState(best, current, state.days, state.performance)

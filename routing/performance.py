@@ -226,7 +226,7 @@ def pick_performance(
     """
     if not eligible:
         return None, ()
-    current = dict(state.current)
+    current = dict(state.performance)
     total = sum(weights.get(rep, 1) for rep in eligible)
     ranked: list[tuple[tuple[bool, int, int], int, str]] = []
     for index, rep in enumerate(eligible):
@@ -268,7 +268,7 @@ def pick_performance(
     days = {day: dict(reps) for day, reps in state.days.items() if day >= first}
     on_day = days.setdefault(today_key, {})
     on_day[chosen] = on_day.get(chosen, 0) + 1
-    new_state = TeamState(chosen, current, days)
+    new_state = TeamState(chosen, state.current, days, current)
     pick = PerformancePick(
         chosen,
         new_state,

@@ -144,7 +144,11 @@ def _pick_from_team(ctx: Context, team: Team, skill: str | None) -> Pick | None:
         rotation = _rotated(members, team.members, state.last_rep)
         found = ctx.eligible_members(rotation, first=True)
         rep = found[0] if found else None
-        new_state = TeamState(rep, state.current, state.days) if rep is not None else state
+        new_state = (
+            TeamState(rep, state.current, state.days, state.performance)
+            if rep is not None
+            else state
+        )
     else:
         eligible = ctx.eligible_members(members)
         if team.distribution is _WEIGHTED:

@@ -177,18 +177,27 @@ class TeamStates:
 # `TeamState.days` rides in the `current` JSON under a key no rep id can be (ids are letters,
 # digits and `_.@-`), so the week's counts need no column of their own.
 _DAYS_KEY = "#days"
+_PERFORMANCE_KEY = "#performance"  # `TeamState.performance`, the same way
 
 
 def _team_state(last_rep: str | None, current: dict[str, Any] | None) -> TeamState:
     credits = dict(current or {})
     days = credits.pop(_DAYS_KEY, None)
-    return TeamState(last_rep, credits, days if isinstance(days, dict) else {})
+    performance = credits.pop(_PERFORMANCE_KEY, None)
+    return TeamState(
+        last_rep,
+        credits,
+        days if isinstance(days, dict) else {},
+        performance if isinstance(performance, dict) else {},
+    )
 
 
 def _stored_current(state: TeamState) -> dict[str, Any]:
     stored: dict[str, Any] = dict(state.current)
     if state.days:
         stored[_DAYS_KEY] = {day: dict(reps) for day, reps in state.days.items()}
+    if state.performance:
+        stored[_PERFORMANCE_KEY] = dict(state.performance)
     return stored
 
 

@@ -406,3 +406,28 @@ def test_the_fairness_bounds_hold_over_any_run(
             for m in members:
                 assert after[m] <= math.ceil(ceiling * total / size - 1e-9), (m, after)
                 assert after[m] > floor * total / size - 1, (m, after)
+
+
+def test_performance_picks_leave_a_weighted_rotation_on_the_same_team_as_it_was() -> None:
+    """An experiment runs `performance` beside `weighted` on one team (or a team switches from
+    one to the other): each keeps credits of its own, in its own units, so neither bends the
+    other (a rep's performance weight is about a hundred, a weighted one's a few)."""
+    from datetime import date
+
+    from routing.distribution import pick_weighted
+    from routing.performance import pick_performance
+
+    reps = ["ann", "ben", "cy"]
+    state = TeamState()
+    for _ in range(50):  # the candidate arm: ann converts best
+        pick, _capped = pick_performance(
+            reps, reps, {"ann": 250, "ben": 60, "cy": 40}, state, None, date(2026, 12, 7)
+        )
+        assert pick is not None
+        state = pick.state
+    got: Counter[str] = Counter()
+    for _ in range(30):  # the control arm: equal weights, as if the candidate had not run
+        rep, state = pick_weighted(reps, {}, state)
+        assert rep is not None
+        got[rep] += 1
+    assert got == {"ann": 10, "ben": 10, "cy": 10}

@@ -114,6 +114,15 @@ async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none
     assert stored.versions == {"na": 2, "emea": 2, "smb": 1}
     assert stored.states["na"] == TeamState("cy", {"ana": 1, "cy": 2})
     assert stored.states["emea"] == TeamState("dee", {"dee": 0.5})
+    # The week's picks and the performance distribution's credits ride along, apart.
+    days, credits = {"2026-12-07": {"cy": 2}}, {"cy": -150, "ana": 75}
+    await write(
+        both_db,
+        lambda s: repo.save_team_states(
+            session=s, changes=[("na", TeamState("cy", {"ana": 1}, days, credits), 2)]
+        ),
+    )
+    assert (await teams(both_db)).states["na"] == TeamState("cy", {"ana": 1}, days, credits)
 
     for stale in [("na", TeamState("x", {}), 1), ("smb", TeamState("x", {}), None)]:
         with pytest.raises(repo.StateChanged):
@@ -123,7 +132,7 @@ async def test_rotations_are_saved_for_many_teams_and_a_stale_version_saves_none
                     session=s, changes=[("emea", TeamState("x", {}), 2), stale]
                 ),
             )
-    assert (await teams(both_db)).versions == {"na": 2, "emea": 2, "smb": 1}
+    assert (await teams(both_db)).versions == {"na": 3, "emea": 2, "smb": 1}
 
 
 async def test_on_postgresql_a_hundred_reps_cost_one_statement(postgres_db: Database) -> None:
