@@ -49,6 +49,17 @@ def read_policy_source(path: str | os.PathLike[str]) -> tuple[str, dict[str, str
         return own, {name: candidate.text for name, candidate in bundled.items()}
     candidates = {}
     for name in candidate_files(text):
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise PolicyError(
+                str(file),
+                [
+                    Problem(
+                        ("experiments",),
+                        f"candidate policy {name}: name a file in the policy's folder (or below "
+                        "it), not an absolute path or one through ..",
+                    )
+                ],
+            )
         candidate = file.parent / name
         try:
             candidates[name] = candidate.read_text(encoding="utf-8")
@@ -71,6 +82,11 @@ def _read(file: Path) -> str:
         raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
+
+
+def holds_its_candidates(path: str | os.PathLike[str]) -> bool:
+    """Whether the file is a stored version written back (its candidates bundled in it)."""
+    return is_bundle(_read(Path(path)))
 
 
 def write_policy_text(path: str | os.PathLike[str], text: str) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, MutableMapping, MutableSequence
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
 
@@ -46,6 +47,14 @@ def promote_experiment(text: str, name: str, candidates: Mapping[str, str] | Non
     tree = _load(text)
     experiment = _remove(tree, name)
     candidate_file = experiment.get("policy")
+    others = [str(item.get("name")) for item in _experiments(tree)]
+    if candidate_file is not None and others:
+        # The candidate becomes the whole policy: the other experiments would go with the old
+        # one, unasked.
+        raise ValueError(
+            f"promoting `{name}` makes its candidate policy the whole policy, which would end "
+            f"the other experiments too: stop or promote {', '.join(others)} first"
+        )
     if candidate_file is not None:
         candidate = (candidates or {}).get(str(candidate_file))
         if candidate is None:
@@ -64,7 +73,13 @@ def promote_experiment(text: str, name: str, candidates: Mapping[str, str] | Non
 
 
 def _load(text: str) -> Any:
-    tree = _yaml().load(text)
+    try:
+        tree = _yaml().load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot be read"
+        raise ValueError(f"the policy is not valid YAML{where}: {problem}") from None
     if not isinstance(tree, MutableMapping):
         raise ValueError("the policy is not a YAML mapping of keys")
     return tree

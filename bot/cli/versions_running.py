@@ -13,6 +13,7 @@ from bot.cli.common import CliError, first_line
 from bot.cli.running import upgrade
 from bot.policy_file import (
     PolicyFileMissing,
+    holds_its_candidates,
     read_policy_source,
     read_policy_text,
     write_policy_text,
@@ -32,6 +33,7 @@ from bot.service.policies import (
 from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from routing.policy import Policy
+from routing.policy_bundle import bundle
 from routing.policy_version import short_version
 from storage.db import open_database
 
@@ -65,6 +67,8 @@ async def end_experiment(
     version activated, then written to `file`."""
     try:
         text, candidates = read_policy_source(file)
+        # A stored version written back to the file holds its candidates: so does the edit.
+        was_bundle = holds_its_candidates(file)
     except PolicyFileMissing:
         raise CliError(f"{file}: no such policy file") from None
     ended = await _with_database(
@@ -74,7 +78,7 @@ async def end_experiment(
         ),
     )
     try:
-        write_policy_text(file, ended.text)
+        write_policy_text(file, bundle(ended.text, candidates) if was_bundle else ended.text)
     except OSError as exc:
         version = short_version(ended.activated.policy.version)
         raise CliError(

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.policy_file import read_policy_text
 from routing.experiments import CANDIDATE, CONTROL, position_of
 from routing.policy_version import short_version, version_of
 from tests.service.support import TRIO_POLICY
@@ -145,3 +146,67 @@ def test_a_missing_candidate_policy_file_is_a_sentence(env: dict[str, str]) -> N
     assert result.exit_code == 1
     assert "no candidate policy file candidate.yml" in result.output
     assert "Traceback" not in result.output
+
+
+TWO_CANDIDATES = WITH_CANDIDATE + (
+    "  - name: other\n    share: 10\n    by: lead\n    policy: other.yml\n"
+)
+
+
+def test_a_file_holding_its_candidates_still_reads_after_one_experiment_is_stopped(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A stored version written back (`policy show VERSION > routing.yml`) holds its candidate
+    policies; stopping one experiment keeps the other's candidate in the file."""
+    rules = Path(env["LEADROUTER_RULES"])
+    rules.write_text(TWO_CANDIDATES, encoding="utf-8")
+    for name in ("candidate.yml", "other.yml"):
+        (tmp_path / name).write_text(CANDIDATE_FILE, encoding="utf-8")
+    activated = runner.invoke(app, ["policy", "activate", str(rules)], env=env)
+    assert activated.exit_code == 0, activated.output
+    version = short_version(version_of(read_policy_text(rules)))  # the file with its candidates
+    shown = runner.invoke(app, ["policy", "show", version], env=env)
+    assert shown.exit_code == 0, shown.output
+    rules.write_text(shown.stdout, encoding="utf-8")
+    for name in ("candidate.yml", "other.yml"):
+        (tmp_path / name).unlink()  # the file alone must do
+
+    stopped = runner.invoke(app, ["experiment", "stop", "duo"], env=env)
+
+    assert stopped.exit_code == 0, stopped.output
+    checked = runner.invoke(app, ["check", str(rules)], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "name: duo" not in rules_text(env) and "policy: other.yml" in rules_text(env)
+
+
+def test_promoting_a_candidate_policy_beside_other_experiments_is_refused(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(TWO_CANDIDATES, encoding="utf-8")
+    for name in ("candidate.yml", "other.yml"):
+        (tmp_path / name).write_text(CANDIDATE_FILE, encoding="utf-8")
+
+    result = runner.invoke(app, ["experiment", "promote", "duo"], env=env)
+
+    assert result.exit_code == 1
+    assert "stop or promote other first" in result.output and "Traceback" not in result.output
+    assert rules_text(env) == TWO_CANDIDATES
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (POLICY + "teams: [\n", "not valid YAML"),
+        (WITH_CANDIDATE.replace("candidate.yml", "../elsewhere.yml"), "not an absolute path"),
+    ],
+)
+def test_a_broken_file_is_a_sentence_for_stop_and_changes_nothing(
+    env: dict[str, str], text: str, said: str
+) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(text, encoding="utf-8")
+
+    result = runner.invoke(app, ["experiment", "stop", "duo"], env=env)
+
+    assert result.exit_code == 1
+    assert said in result.output and "Traceback" not in result.output
+    assert rules_text(env) == text
