@@ -207,6 +207,7 @@ class PerformancePick:
     high: float | None
     below_floor: bool  # picked ahead of the round robin's choice for being under the floor
     at_ceiling: tuple[tuple[str, int], ...]  # eligible reps passed over (rep, leads this week)
+    over_ceiling: bool = False  # every eligible rep was at the ceiling: it gave way
 
 
 def pick_performance(
@@ -221,8 +222,8 @@ def pick_performance(
 
     Every eligible member's credit grows by its weight whoever is chosen, as in `pick_weighted`,
     so that a pick the bounds change leaves the round robin where it would otherwise stand.
-    Returns the pick (None when every eligible member is at the ceiling) and the members passed
-    over at the ceiling.
+    Returns the pick (None when nobody is eligible; when every eligible member is at the
+    ceiling, it gives way: see `over_ceiling`) and the members passed over at the ceiling.
     """
     if not eligible:
         return None, ()
@@ -260,8 +261,12 @@ def pick_performance(
         else:
             at_cap = {rep for rep, _ in capped}
             chosen = next((rep for rep in order if rep not in at_cap), None)
+    over_ceiling = chosen is None
     if chosen is None:
-        return None, capped
+        # Every rep who can take it is at the ceiling (the others away, full or off hours): the
+        # ceiling keeps leads from piling on one rep while others wait, and here nobody waits.
+        # A lead is not queued for fairness alone.
+        chosen = order[0]
     current[chosen] -= total
     today_key = today.isoformat()
     first = week_start(today)
@@ -278,6 +283,7 @@ def pick_performance(
         high,
         below,
         tuple(item for item in capped if item[0] != chosen),
+        over_ceiling,
     )
     return pick, pick.at_ceiling
 
@@ -308,4 +314,6 @@ def explain_pick(name: str, pick: PerformancePick, rates: Rates) -> str:
     parts.append(week)
     if pick.below_floor:
         parts.append("below the fairness floor, so first")
+    if pick.over_ceiling:
+        parts.append("every rep who can take it is at the fairness ceiling, so it gives way")
     return "; ".join(parts)
