@@ -24,7 +24,7 @@ from routing.accounts import AccountLookups
 from routing.decision import Decision, RoutingState, Stage, Step
 from routing.eligibility import Context
 from routing.experiments import CANDIDATE, ArmChoice, choose_arm
-from routing.model import AccountMatch, Lead, OpenLead, Outcome
+from routing.model import AccountLookup, AccountMatch, Lead, OpenLead, Outcome
 from routing.name_evidence import describe_evidence
 from routing.normalize import normalize
 from routing.plan import plan_for
@@ -69,6 +69,8 @@ def route(
         raise ValueError("route() needs a timezone-aware `now`")
     if not policy.experiments:
         return _route(lead, policy, now, accounts, state, excluded)
+    if accounts is not None:
+        accounts = _AskedTwice(accounts)  # the arm's look at the account, then the route's
     choice = _arm_of(lead, policy, accounts)
     if choice is None:
         return _route(lead, policy, now, accounts, state, excluded)
@@ -79,6 +81,36 @@ def route(
     decision.experiment = choice.experiment.name
     decision.arm = choice.arm
     return decision
+
+
+class _AskedTwice:
+    """Account lookups where the same question, asked again at once, is answered from the first
+    time: a lead in an experiment is matched to its account to choose its arm, then by the
+    route of that arm (a candidate policy matches at the same threshold)."""
+
+    __slots__ = ("_accounts", "_found", "_question")
+
+    def __init__(self, accounts: AccountLookups) -> None:
+        self._accounts = accounts
+        self._question: tuple[object, ...] | None = None
+        self._found: AccountLookup | None = None
+
+    def lookup(
+        self,
+        *,
+        domain: str | None,
+        company: str | None,
+        threshold: float,
+        country: str | None = None,
+        state: str | None = None,
+    ) -> AccountLookup:
+        question = (domain, company, threshold, country, state)
+        if question != self._question or self._found is None:
+            self._found = self._accounts.lookup(
+                domain=domain, company=company, threshold=threshold, country=country, state=state
+            )
+            self._question = question
+        return self._found
 
 
 def _arm_of(lead: Lead, policy: Policy, accounts: AccountLookups | None) -> ArmChoice | None:

@@ -287,3 +287,33 @@ def test_a_hash_just_under_the_share_is_shown_with_the_digits_that_tell_them_apa
         assert hash_text != share_text
         assert (float(hash_text) < float(share_text)) == (sign == "<")
     assert experiment.share == 30
+
+
+def test_a_lead_in_an_experiment_is_matched_to_its_account_once() -> None:
+    """The arm is chosen on the lead's account, and the arm's route matches the same account:
+    one lookup, not two (a name lookup is most of a decision's time)."""
+    from routing.accounts import AccountIndex
+    from routing.model import Account, AccountLookup
+
+    index = AccountIndex([Account("A1", "Initech", "initech.com", None)])
+    asked: list[tuple[object, ...]] = []
+
+    class Counted:
+        def lookup(self, **question: object) -> AccountLookup:
+            asked.append(tuple(question.values()))
+            return index.lookup(**question)  # type: ignore[arg-type]
+
+    policy = parse_policy(
+        "reps:\n  - {id: ann}\n  - {id: ben}\n"
+        "teams:\n  pair: {members: [ann, ben], distribution: round_robin}\n"
+        "rules:\n  - {name: All, assign: {team: pair}}\n"
+        "experiments:\n  - {name: loads, share: 50, team: pair, distribution: least_loaded}\n"
+    )
+    decision = route(
+        Lead("L-1", email="pm@initech.com", company="Initech"),
+        policy=policy,
+        now=datetime(2026, 12, 7, 15, 0, tzinfo=UTC),
+        accounts=Counted(),
+    )
+    assert decision.arm is not None and decision.account is not None
+    assert len(asked) == 1
