@@ -38,10 +38,13 @@ def read_policy_text(path: str | os.PathLike[str]) -> str:
     return bundle(text, candidates)
 
 
-def read_policy_source(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
+def read_policy_source(
+    path: str | os.PathLike[str], *, missing_ok: bool = False
+) -> tuple[str, dict[str, str]]:
     """The policy file's own text, and the text of each candidate policy it names by the name
     it gives (read relative to the policy file's folder). A file that is a bundle already (a
-    stored version written back to a file) keeps the candidates it holds."""
+    stored version written back to a file) keeps the candidates it holds. `missing_ok`: a
+    candidate file that is not there is left out (to stop its experiment) rather than refused."""
     file = Path(path)
     text = _read(file)
     if is_bundle(text):
@@ -64,6 +67,8 @@ def read_policy_source(path: str | os.PathLike[str]) -> tuple[str, dict[str, str
         try:
             candidates[name] = candidate.read_text(encoding="utf-8")
         except FileNotFoundError:
+            if missing_ok:
+                continue
             raise PolicyError(
                 str(file),
                 [Problem(("experiments",), f"no candidate policy file {name} ({candidate})")],

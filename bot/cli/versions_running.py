@@ -66,7 +66,8 @@ async def end_experiment(
     """NoSuchExperiment (as a CliError) or PolicyError, and nothing changes; else the new
     version activated, then written to `file`."""
     try:
-        text, candidates = read_policy_source(file)
+        # Stopping an experiment whose candidate file is gone is what its admin wants to do.
+        text, candidates = read_policy_source(file, missing_ok=not promote)
         # A stored version written back to the file holds its candidates: so does the edit.
         was_bundle = holds_its_candidates(file)
     except PolicyFileMissing:

@@ -210,3 +210,16 @@ def test_a_broken_file_is_a_sentence_for_stop_and_changes_nothing(
     assert result.exit_code == 1
     assert said in result.output and "Traceback" not in result.output
     assert rules_text(env) == text
+
+
+def test_an_experiment_whose_candidate_file_is_gone_can_still_be_stopped(
+    env: dict[str, str],
+) -> None:
+    Path(env["LEADROUTER_RULES"]).write_text(WITH_CANDIDATE, encoding="utf-8")  # no candidate.yml
+
+    result = runner.invoke(app, ["experiment", "stop", "duo"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "experiments" not in rules_text(env)
+    promoted = runner.invoke(app, ["experiment", "promote", "duo"], env=env)
+    assert promoted.exit_code == 1 and "Traceback" not in promoted.output
