@@ -87,7 +87,7 @@ async def test_a_sqlite_database_is_copied_whole_while_serve_writes_and_the_copy
         shell = shutil.which("sqlite3")
         if shell is not None:
             dotted = tmp_path / "dotted.db"
-            await run([shell, str(database), f".backup '{dotted}'"])
+            await run([shell, "-cmd", ".timeout 5000", str(database), f".backup '{dotted}'"])
             assert sound(dotted) == sent
         assert terminate(server) == 0, server.output()
     finally:
