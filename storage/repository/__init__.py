@@ -5,7 +5,8 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 (`Database.run`); a coroutine that reads (over an `AsyncSession`) calls one of them through
 `AsyncSession.run_sync`. The rest, read by coroutines only, take the `AsyncSession` itself.
 
-    routing_state  what a decision needs: loads, absences, rotations, candidate accounts, people
+    routing_state  what a decision needs: loads, absences, rotations
+    lead_context   what new leads may meet: candidate accounts and their holders, people
     leads          leads by external id, id or CRM record, stored in bulk; the queue
     outcomes       a lead's outcome events (first touch, opportunity, won, lost), stored once;
                    those that arrived before their lead, waiting for it
@@ -39,6 +40,12 @@ from storage.repository.contact_sla import (
     lapsed_contact_clocks,
     start_contact_clock,
     stop_contact_clocks,
+)
+from storage.repository.lead_context import (
+    Candidates,
+    candidate_accounts,
+    open_leads_of_people,
+    reps_holding_accounts,
 )
 from storage.repository.leads import (
     find_lead,
@@ -136,17 +143,13 @@ from storage.repository.rollups import (
     weeks_to_merge,
 )
 from storage.repository.routing_state import (
-    Candidates,
     RepStates,
     TeamStates,
-    candidate_accounts,
     count_open_leads,
     count_open_leads_many,
     load_rep_states,
     load_team_states,
-    open_leads_of_people,
     read_rep_states,
-    reps_holding_accounts,
     save_team_state,
     save_team_states,
     set_away,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +143,36 @@ async def queue_leads(app: App, *leads: Mapping[str, Any]) -> None:
         assert result.lead.status == "queued", result.lead
 
 
+async def carded_lead(app: App, clock: Clock, fields: dict[str, Any]) -> None:
+    """A lead through intake, its card posted in the rep's DM now (a 15-minute claim SLA)."""
+    from bot.service.unit_of_work import Transaction
+    from storage import repository as repo
+    from tests.service.support import offers_of
+
+    await intake(app.uow, parse_lead(fields))
+    offer_id = (await offers_of(app.db, fields["id"]))[-1].id or 0
+    now = clock()
+
+    def card_posted(tx: Transaction) -> None:
+        repo.record_card_posted(
+            session=tx.session,
+            offer_id=offer_id,
+            team_copy=False,
+            channel="D1",
+            ts=f"{offer_id}.0",
+            sla_due_at=now + timedelta(minutes=15),
+            posted_at=now,
+        )
+
+    await app.uow.write(card_posted)
+
+
 async def a_morning_reported(app: App, clock: Clock) -> None:
     """Leads through the real use cases, then the report brought up to date: two EMEA leads and
     two small-business ones carded at once, one of each claimed 3 minutes later; a lead no rule
     takes waiting in the queue. The clock ends 10 minutes on."""
     from bot.service.offers import claim
     from bot.service.report import refresh_report
-    from bot.service.unit_of_work import Transaction
-    from storage import repository as repo
     from tests.service.support import offers_of
 
     leads = {
@@ -160,23 +182,9 @@ async def a_morning_reported(app: App, clock: Clock) -> None:
         "S-2": {"country": "US", "employees": 30},
     }
     for lead_id, fields in leads.items():
-        lead = parse_lead({"id": lead_id, "email": f"x@{lead_id.lower()}.example", **fields})
-        await intake(app.uow, lead)
-        offer_id = (await offers_of(app.db, lead_id))[-1].id or 0
-        now = clock()
-
-        def card_posted(tx: Transaction, offer_id: int = offer_id, now: datetime = now) -> None:
-            repo.record_card_posted(
-                session=tx.session,
-                offer_id=offer_id,
-                team_copy=False,
-                channel="D1",
-                ts=f"{offer_id}.0",
-                sla_due_at=now + timedelta(minutes=15),
-                posted_at=now,
-            )
-
-        await app.uow.write(card_posted)
+        await carded_lead(
+            app, clock, {"id": lead_id, "email": f"x@{lead_id.lower()}.example", **fields}
+        )
     await queue_leads(app, {"id": "Q-1"})
     clock.advance(minutes=3)
     for lead_id in ("E-1", "S-1"):

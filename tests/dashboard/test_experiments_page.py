@@ -3,23 +3,19 @@ computed them from the database, and the sentences on whether their difference m
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from playwright.async_api import Browser
 
 from bot.dashboard.figures import Window
 from bot.policy_file import read_policy_text
-from bot.service.intake import intake
 from bot.service.offers import claim
 from bot.service.report import refresh_report, report_rows
-from bot.service.unit_of_work import Transaction
-from routing.leads import parse_lead
 from routing.policy import Policy, parse_policy
 from routing.report.arms import row_differences
-from storage import repository as repo
 from tests.bot.conftest import Clock
-from tests.dashboard.conftest import BEARER, EXAMPLES, MakeDashboard
+from tests.dashboard.conftest import BEARER, EXAMPLES, MakeDashboard, carded_lead
 from tests.dashboard.test_browser import browser, problems
 from tests.service.support import offers_of
 
@@ -48,25 +44,11 @@ async def test_a_browser_sees_each_arm_and_whether_the_difference_is_meaningful(
     app = dashboard.app
     for n in range(16):
         lead_id = f"S-{n}"
-        lead = parse_lead(
-            {"id": lead_id, "email": f"buyer@s{n}.example", "country": "US", "employees": 20}
+        await carded_lead(
+            app,
+            clock,
+            {"id": lead_id, "email": f"buyer@s{n}.example", "country": "US", "employees": 20},
         )
-        await intake(app.uow, lead)
-        offer_id = (await offers_of(app.db, lead_id))[-1].id or 0
-        now = clock()
-
-        def card_posted(tx: Transaction, offer_id: int = offer_id, now: datetime = now) -> None:
-            repo.record_card_posted(
-                session=tx.session,
-                offer_id=offer_id,
-                team_copy=False,
-                channel="D1",
-                ts=f"{offer_id}.0",
-                sla_due_at=now + timedelta(minutes=15),
-                posted_at=now,
-            )
-
-        await app.uow.write(card_posted)
     clock.advance(minutes=3)
     for n in range(0, 16, 2):
         offer = (await offers_of(app.db, f"S-{n}"))[-1]
