@@ -12,14 +12,24 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # The locked releases, each checked against its hash, then leadrouter itself without resolving again.
-COPY requirements.txt ./
+COPY requirements.txt requirements-native.txt ./
 RUN python -m venv /opt/leadrouter \
     && /opt/leadrouter/bin/pip install --require-hashes -r requirements.txt
+# What compiles the routing core's hot modules (mypyc and a C compiler), in this stage only.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && python -m venv /opt/native \
+    && /opt/native/bin/pip install --require-hashes -r requirements-native.txt
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY routing ./routing
 COPY storage ./storage
 COPY examples ./examples
+COPY ops/native.py ./ops/native.py
+# The extensions land beside their sources in routing/, and the wheel carries them (pyproject.toml,
+# `artifacts`).
+RUN /opt/native/bin/python ops/native.py build
 RUN /opt/leadrouter/bin/pip install --no-deps .
 
 FROM python:3.11-slim

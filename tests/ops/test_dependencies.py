@@ -1,8 +1,8 @@
 """The dependencies, kept honest: every package the code imports is declared in pyproject.toml,
 each declared one is bounded to the release series it is locked at, the lock files pin every
 package to one release with its hashes and agree with each other, the image installs the runtime
-lock, and this virtualenv holds exactly the releases locked (what the suite runs on is what was
-locked)."""
+lock (and compiles the routing core with the native lock's tools), and this virtualenv holds
+exactly the releases locked (what the suite runs on is what was locked)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from packaging.version import Version
 
 from tests.ops.test_deployment import ROOT, dockerfile
 
-FIRST_PARTY = {"bot", "routing", "storage", "tests", "bench"}
+FIRST_PARTY = {"bot", "routing", "storage", "tests", "bench", "ops"}
 RUNTIME_LOCK = "requirements.txt"
+NATIVE_LOCK = "requirements-native.txt"
 TEST_LOCK = "requirements-test.txt"
 
 
@@ -115,7 +116,10 @@ def next_series(version: Version) -> Version:
     return Version(f"0.{version.minor + 1}")
 
 
-@pytest.mark.parametrize(("lock_file", "extras"), [(RUNTIME_LOCK, ()), (TEST_LOCK, ("test",))])
+@pytest.mark.parametrize(
+    ("lock_file", "extras"),
+    [(RUNTIME_LOCK, ()), (NATIVE_LOCK, ("native",)), (TEST_LOCK, ("test",))],
+)
 def test_every_declared_dependency_is_locked_within_a_bound_that_admits_only_its_series(
     lock_file: str, extras: tuple[str, ...]
 ) -> None:
@@ -131,7 +135,7 @@ def test_every_declared_dependency_is_locked_within_a_bound_that_admits_only_its
         assert not requirement.specifier.contains(next_series(version)), requirement
 
 
-@pytest.mark.parametrize("lock_file", [RUNTIME_LOCK, TEST_LOCK])
+@pytest.mark.parametrize("lock_file", [RUNTIME_LOCK, NATIVE_LOCK, TEST_LOCK])
 def test_every_locked_package_is_one_release_with_its_hashes(lock_file: str) -> None:
     pins = lock(lock_file)
     assert len(pins) > len(declared()), "the lock holds the dependencies of dependencies too"
@@ -143,13 +147,18 @@ def test_every_locked_package_is_one_release_with_its_hashes(lock_file: str) -> 
             assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), (name, digest)
 
 
-def test_the_test_lock_holds_the_runtime_lock_unchanged() -> None:
-    runtime, test = lock(RUNTIME_LOCK), lock(TEST_LOCK)
-    for name, entry in runtime.items():
-        assert name in test, name
-        assert test[name].requirement == entry.requirement, name
-        assert test[name].hashes == entry.hashes, name
-    assert set(declared("test")) - set(declared()) <= set(test) - set(runtime)
+@pytest.mark.parametrize(
+    ("inner", "outer", "extra"),
+    [(RUNTIME_LOCK, NATIVE_LOCK, "native"), (NATIVE_LOCK, TEST_LOCK, "test")],
+    ids=["native holds runtime", "test holds native"],
+)
+def test_each_lock_holds_the_one_before_unchanged(inner: str, outer: str, extra: str) -> None:
+    held, holding = lock(inner), lock(outer)
+    for name, entry in held.items():
+        assert name in holding, name
+        assert holding[name].requirement == entry.requirement, name
+        assert holding[name].hashes == entry.hashes, name
+    assert set(declared(extra)) - set(declared()) <= set(holding) - set(lock(RUNTIME_LOCK))
 
 
 def test_this_virtualenv_holds_exactly_the_releases_locked() -> None:
@@ -177,7 +186,14 @@ def test_the_image_installs_the_runtime_lock_by_hash_on_the_python_it_was_made_f
     assert bases == {f"python:{locked_python()}-slim"}
     runs = [i.arguments for i in instructions if i.keyword == "RUN"]
     locked = [run for run in runs if "--require-hashes -r requirements.txt" in run]
+    # The routing core is compiled in place by tools of their own lock, in a virtualenv of
+    # their own (left in the build stage), before the project is installed with it.
+    native = [run for run in runs if "--require-hashes -r requirements-native.txt" in run]
+    compiled = [run for run in runs if "ops/native.py build" in run]
     project = [run for run in runs if re.search(r"pip install --no-deps \.$", run)]
-    assert locked and project
+    assert locked and native and project and compiled
     assert runs.index(locked[0]) < runs.index(project[0])
-    assert not [run for run in runs if "pip install" in run and run not in locked + project]
+    assert runs.index(native[0]) < runs.index(compiled[0]) <= runs.index(project[0])
+    assert "/opt/leadrouter/" not in native[0], "the compiler stays out of the image's venv"
+    installs = locked + native + project
+    assert not [run for run in runs if "pip install" in run and run not in installs]
