@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements-test.txt
 
 # The routing core's hot modules compiled with mypyc, beside their sources (ops/native.py): again
 # whenever a source of routing/ changes. Without a C compiler it says so and the core runs as plain
-# Python, about 40% slower per decision.
+# Python, about 1.5 times slower per decision.
 NATIVE := routing/native.json
 $(NATIVE): $(STAMP) ops/native.py $(wildcard routing/*.py)
 	@echo "compiling the routing core with mypyc (about 40 s, again only when routing/ changes)"

@@ -999,7 +999,7 @@ def _describe_person(rng: random.Random, lead: dict[str, Any]) -> None:
 
 def routing_core() -> str:
     """Whether the routing core runs compiled (`make native`) or as plain Python: the figures
-    differ by about 40%."""
+    differ by about 1.5 times."""
     compiled = compiled_modules()
     if compiled:
         return f"compiled with mypyc ({len(compiled)} modules)"

@@ -2,8 +2,8 @@
 
 The engine and the account matcher are plain, fully typed Python. mypyc (part of mypy, pinned in
 the locks) compiles those modules, from the same source, into C extensions placed beside them;
-Python then imports the extension instead of the source. Deciding a lead takes about 40% less
-time (bench/README.md, "Routing"). Nothing else changes: the source stays the definition, and a
+Python then imports the extension instead of the source. Deciding a lead takes about a third
+less time (bench/README.md, "Results"). Nothing else changes: the source stays the definition, and a
 test checks that the compiled core decides exactly as the source does.
 
 `build` writes `routing/native.json` with each compiled source's SHA-256; `routing` refuses to
@@ -110,7 +110,7 @@ def main(arguments: list[str]) -> int:
             raise
         print(
             f"The routing core was not compiled ({error or type(error).__name__}); it runs as "
-            "plain Python, about 40% slower per decision. A C compiler and Python's headers "
+            "plain Python, about 1.5 times slower per decision. A C compiler and Python's headers "
             "compile it: `make native`.",
             file=sys.stderr,
         )
