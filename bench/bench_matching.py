@@ -57,6 +57,7 @@ from bench.bench_routing import (
     _revision,
     _typo,
     make_accounts,
+    routing_core,
 )
 from routing.accounts import AccountIndex
 from routing.company_names import company_key
@@ -543,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {
         "revision": _revision(),
         "python": platform.python_version(),
+        "routing_core": routing_core(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),

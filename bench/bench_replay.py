@@ -35,7 +35,13 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
-from bench.bench_routing import DEFAULT_SEED, iter_leads, make_accounts, make_policy_text
+from bench.bench_routing import (
+    DEFAULT_SEED,
+    iter_leads,
+    make_accounts,
+    make_policy_text,
+    routing_core,
+)
 from routing.accounts import AccountIndex
 from routing.leads import parse_lead
 from routing.policy import parse_policy
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "python": platform.python_version(),
+                    "routing_core": routing_core(),
                     "machine": platform.machine(),
                     "cpus": os.cpu_count(),
                     "when": datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,8 @@ def _can_compile() -> str | None:
         return "mypyc is not installed (it comes with the test lock's mypy)"
     if not (shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")):
         return "no C compiler is installed: the routing core runs as plain Python here"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return "Python's headers are not installed: the routing core runs as plain Python here"
     return None
 
 
