@@ -27,10 +27,12 @@ COPY routing ./routing
 COPY storage ./storage
 COPY examples ./examples
 COPY ops/native.py ./ops/native.py
-# The extensions land beside their sources in routing/, and the wheel carries them (pyproject.toml,
-# `artifacts`).
+# The extensions go into routing/compiled, which the wheel carries (pyproject.toml, `artifacts`).
 RUN /opt/native/bin/python ops/native.py build
 RUN /opt/leadrouter/bin/pip install --no-deps .
+# The installed package runs them (from /, not the sources here): the build fails otherwise.
+RUN cd / && /opt/leadrouter/bin/python -W error -c \
+    "import routing, sys; sys.exit(not routing.compiled_modules())"
 
 FROM python:3.11-slim
 ENV PATH=/opt/leadrouter/bin:$PATH \

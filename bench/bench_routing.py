@@ -1395,7 +1395,13 @@ def verdict(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _child(n_accounts: int, n_leads: int, seed: int) -> dict[str, Any]:
+def _child(n_accounts: int, n_leads: int, seed: int, *, plain: bool = False) -> dict[str, Any]:
+    """One size measured in a fresh process; `plain`: with the routing core's sources, even
+    where it is compiled (`LEADROUTER_PLAIN_PYTHON`)."""
+    environment = {**os.environ}
+    environment.pop("LEADROUTER_PLAIN_PYTHON", None)
+    if plain:
+        environment["LEADROUTER_PLAIN_PYTHON"] = "1"
     command = [
         sys.executable,
         "-m",
@@ -1408,9 +1414,35 @@ def _child(n_accounts: int, n_leads: int, seed: int) -> dict[str, Any]:
         str(seed),
         "--json",
     ]
-    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run(
+        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True, check=True
+    )
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def plain_against_compiled(seed: int, rounds: int = 2) -> dict[str, Any]:
+    """The compiled core against its sources on this machine, now: 20,000 leads at 100,000
+    accounts, alternately, `rounds` times each (this VM's speed wanders between runs far more
+    than within one). Decisions/s with a fixed `now`."""
+    plain: list[float] = []
+    compiled: list[float] = []
+    for _ in range(rounds):
+        for kind, runs in (("plain", plain), ("compiled", compiled)):
+            result = _child(100_000, AB_LEADS, seed, plain=kind == "plain")
+            runs.append(result["runs"]["fixed_now"]["decisions_per_s"])
+            _log(f"  {kind}: {runs[-1]:,.0f} decisions/s")
+    ratios = [c / p for p, c in zip(plain, compiled, strict=True)]
+    return {
+        "accounts": 100_000,
+        "leads": AB_LEADS,
+        "plain_decisions_per_s": plain,
+        "compiled_decisions_per_s": compiled,
+        "compiled_over_plain": [round(ratio, 2) for ratio in ratios],
+    }
+
+
+AB_LEADS = 20_000
 
 
 def _revision() -> str | None:
@@ -1451,6 +1483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for size in sizes:
         _log(f"--- {size:,} accounts, in a fresh process")
         results.append(_child(size, args.leads, args.seed))
+    comparison = None
+    if compiled_modules():
+        _log("--- plain Python against compiled, alternately, 100,000 accounts")
+        comparison = plain_against_compiled(args.seed)
     for result in results:
         print(describe(result), end="\n\n")
     for run, title in (("fixed_now", "fixed now"), ("live_clock", "now + 10 ms per lead")):
@@ -1459,6 +1495,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     headline = next((r for r in results if r["accounts"] == 100_000), None)
     if headline is not None and headline["leads"] == DEFAULT_LEADS:
         print("## Targets at 100,000 accounts\n" + "\n".join(verdict(headline)))
+    if comparison is not None:
+        pairs = zip(
+            comparison["plain_decisions_per_s"], comparison["compiled_decisions_per_s"], strict=True
+        )
+        print(
+            f"\n## Plain Python against compiled, {AB_LEADS:,} leads at 100,000 accounts, "
+            "alternately\n"
+            + "; ".join(f"{plain:,.0f} against {compiled:,.0f}" for plain, compiled in pairs)
+            + f" decisions/s ({', '.join(f'{r}x' for r in comparison['compiled_over_plain'])})"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -1466,6 +1512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "revision": _revision(),
                 "python": platform.python_version(),
                 "routing_core": routing_core(),
+                "plain_against_compiled": comparison,
                 "machine": platform.machine(),
                 "processor": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count(),

@@ -1,52 +1,74 @@
 """The routing core: a pure function from a lead, a policy and `now` to a decision and its trace.
 
-Its hot modules may be compiled, in place, by `ops/native.py` (mypyc): Python then imports the
-extension beside a source file instead of the source. An extension built from a source that has
-changed since would silently run the old code, so importing the package checks each one against
-the source digest written when it was built, and refuses with what to run instead.
+Its hot modules may run compiled (`ops/native.py`, mypyc): the extensions are in `compiled/`,
+which this puts first on the package's path, so that Python imports them instead of the sources,
+only when that build was made from the sources as they are now (every source file's digest, in
+the build's manifest) for this Python. Otherwise the sources run, as plain Python, with a warning
+saying how to compile them again: compiled code never runs stale. `LEADROUTER_PLAIN_PYTHON=1` runs
+the sources whatever is built (the suite runs the routing tests both ways).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from importlib.machinery import EXTENSION_SUFFIXES
+import os
+import sys
+import warnings
 from pathlib import Path
+
+_HERE = Path(__file__).parent
+_COMPILED = _HERE / "compiled"
+_compiled: tuple[str, ...] = ()
 
 
 def compiled_modules() -> tuple[str, ...]:
-    """The modules of this package that run compiled, by name: those with an extension beside
-    the source that this Python would import (one built for another Python is not)."""
-    found: set[str] = set()
-    for path in Path(__file__).parent.iterdir():
-        for suffix in EXTENSION_SUFFIXES:
-            stem = path.name.removesuffix(suffix)
-            if stem != path.name and "." not in stem and not stem.endswith("__mypyc"):
-                found.add(stem)
-    return tuple(sorted(found))
+    """The modules of this package that run compiled, by name (none as plain Python)."""
+    return _compiled
 
 
-def _check_compiled_modules() -> None:
-    here = Path(__file__).parent
-    compiled = compiled_modules()
-    if not compiled:
+def _sources_digest() -> str:
+    # As `ops/native.py` computes it, which cannot be imported from an installed package.
+    digest = hashlib.sha256()
+    for path in sorted(_HERE.rglob("*.py")):
+        relative = path.relative_to(_HERE).as_posix()
+        if relative.startswith("compiled/"):
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _why_not_compiled(manifest: dict[str, object]) -> str | None:
+    if manifest.get("cache_tag") != sys.implementation.cache_tag:
+        return f"routing/compiled was built for {manifest.get('cache_tag')}, not this Python"
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all((_COMPILED / str(f)).is_file() for f in files):
+        return "routing/compiled is missing files of its build"
+    if manifest.get("sources") != _sources_digest():
+        return "routing/ has changed since it was compiled"
+    return None
+
+
+def _use_compiled() -> None:
+    global _compiled
+    if os.environ.get("LEADROUTER_PLAIN_PYTHON") or not _COMPILED.is_dir():
         return
     try:
-        built = json.loads((here / "native.json").read_text())
+        manifest = json.loads((_COMPILED / "manifest.json").read_text())
     except (OSError, ValueError):
-        built = {}
-    stale = sorted(
-        module
-        for module in compiled
-        if not (here / f"{module}.py").is_file()
-        or built.get(module) != hashlib.sha256((here / f"{module}.py").read_bytes()).hexdigest()
-    )
-    if stale:
-        names = ", ".join(f"routing/{module}.py" for module in stale)
-        raise ImportError(
-            f"{names} changed since the routing core was compiled: run `make native` to "
-            "compile it again, or `make clean-native` to run it as plain Python"
+        problem: str | None = "routing/compiled holds no finished build"
+    else:
+        problem = _why_not_compiled(manifest)
+    if problem is not None:
+        warnings.warn(
+            f"{problem}: the routing core runs as plain Python, about 1.5 times slower, until "
+            "`make native` compiles it again",
+            RuntimeWarning,
+            stacklevel=2,
         )
+        return
+    __path__.insert(0, str(_COMPILED))
+    _compiled = tuple(manifest["modules"])
 
 
-_check_compiled_modules()
+_use_compiled()

@@ -651,8 +651,8 @@ def _picks(options: list[tuple[list[str], float]], budget: float) -> Iterable[li
     chosen: list[tuple[list[str], float]] = [([], 0.0)]
     for near, left_out in options:
         chosen = [
-            *((picked, cost + left_out) for picked, cost in chosen if cost + left_out <= budget),
-            *(([*picked, word], cost) for picked, cost in chosen for word in near),
+            *[(picked, cost + left_out) for picked, cost in chosen if cost + left_out <= budget],
+            *[([*picked, word], cost) for picked, cost in chosen for word in near],
         ]
     return [picked for picked, _ in chosen if picked]
 

@@ -71,9 +71,9 @@ _SEPARATORS = re.compile(r"[^\w\s]|_")
 # several times quicker than two regular expression passes (or `str.translate`): joiners
 # deleted, every other separator a space (no ASCII character is a mark for `_keep_marks` to
 # keep). Built from the patterns, so the two cannot disagree.
-_ASCII_JOINERS = bytes(code for code in range(128) if _JOINERS.fullmatch(chr(code)))
+_ASCII_JOINERS = bytes([code for code in range(128) if _JOINERS.fullmatch(chr(code))])
 _ASCII_SEPARATORS = bytes(
-    ord(" ") if code < 128 and _SEPARATORS.fullmatch(chr(code)) else code for code in range(256)
+    [ord(" ") if code < 128 and _SEPARATORS.fullmatch(chr(code)) else code for code in range(256)]
 )
 
 

@@ -314,7 +314,7 @@ def all_of(parts: list[Condition]) -> Condition:
     return Condition(
         check,
         " and ".join(_group(p) for p in real),
-        frozenset().union(*(p.fields for p in real)),
+        frozenset().union(*[p.fields for p in real]),
         catch_all=False,
         # The first part is checked first: where its gate settles a miss, so does this one.
         gate=real[0].gate,
@@ -334,7 +334,7 @@ def any_of(parts: list[Condition]) -> Condition:
                 return None
         return miss
 
-    return Condition(check, description, frozenset().union(*(p.fields for p in parts)), False)
+    return Condition(check, description, frozenset().union(*[p.fields for p in parts]), False)
 
 
 def negate(inner: Condition, description: str | None = None) -> Condition:

@@ -7,7 +7,7 @@ Each skip goes into the trace, and most into the one-line reason too, in the ord
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -83,9 +83,7 @@ class Context:
         With `first`, the checks stop at the first eligible rep (a round robin's pick).
         """
         reasons = self.off_hours_now()
-        reps = self.reps
-        # A generator: with `first`, the reps after the first eligible one are not looked at.
-        members = (member_at(rep_id, reps[rep_id], skill, reasons, self.now) for rep_id in rep_ids)
+        members = _members_at(rep_ids, self.reps, skill, reasons, self.now)
         return self.eligible_members(members, first=first)
 
     def off_hours_now(self) -> dict[str, OffHours | None]:
@@ -147,6 +145,20 @@ class Context:
 
     def chose(self, rep_id: str, how: str) -> None:
         self.steps.append(_step(Step, (_REP, rep_id, True, how, None, None, None)))
+
+
+def _members_at(
+    rep_ids: Iterable[str],
+    reps: Mapping[str, Rep],
+    skill: str | None,
+    reasons: dict[str, OffHours | None],
+    now: datetime,
+) -> Iterator[Member]:
+    """`member_at` for each of `rep_ids`, one at a time: with `first`, `eligible_members` stops
+    at the first eligible rep, and the reps after it are not looked at (a generator function,
+    where a generator expression would be worked out whole when compiled, `ops/native.py`)."""
+    for rep_id in rep_ids:
+        yield member_at(rep_id, reps[rep_id], skill, reasons, now)
 
 
 def away_reason(away: OutOfOffice, rep: Rep) -> tuple[str, str | None]:

@@ -289,8 +289,8 @@ def _ambiguous(ctx: Context, match: AccountMatch) -> None:
     """Two accounts or more nearly as likely: no account is picked; the policy says whether
     the rules route the lead as if none matched (`rules`) or it waits in the fallback queue
     for a person to pick (`queue`, which `route` settles before the rules)."""
-    named = [match.account, *(other.account for other in match.ambiguous)]
-    scores = [match.score, *(other.score for other in match.ambiguous)]
+    named = [match.account, *[other.account for other in match.ambiguous]]
+    scores = [match.score, *[other.score for other in match.ambiguous]]
     candidates = " or ".join(
         f"'{account.name}' ({account.id}, {score:g})"
         for account, score in zip(named, scores, strict=True)
@@ -324,7 +324,7 @@ def _same_person(ctx: Context, email: str, held: Sequence[OpenLead]) -> _Held | 
     others = [open_lead for open_lead in held if open_lead.lead_id != lead_id]
     if not others:
         return None
-    rep_id = _first_holder(ctx, Stage.PERSON, email, (o.rep for o in others), "their open lead")
+    rep_id = _first_holder(ctx, Stage.PERSON, email, [o.rep for o in others], "their open lead")
     if rep_id is None:
         detail = "no rep holding their open lead is available"
         ctx.steps.append(Step(Stage.PERSON, email, False, detail))

@@ -1,22 +1,24 @@
 """The routing core compiled with mypyc (`ops/native.py`): what `make test` runs is what ships,
-the compiled modules decide exactly as their source does, and a stale one is refused."""
+the compiled modules decide exactly as their sources do, and a build that does not match the
+sources as they are is never run."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
-import sysconfig
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
 
 import routing
-from ops.native import MODULES
+from ops import native
 
 ROOT = Path(__file__).resolve().parents[2]
+PLAIN_PASS = bool(os.environ.get("LEADROUTER_PLAIN_PYTHON"))
 
 # Routes generated leads against a generated policy and accounts (the engine benchmark's, at a
 # small size) and prints where the engine came from and a digest of every decision: its outcome,
@@ -47,79 +49,131 @@ for _, _, raw in islice(iter_leads(7, accounts, index), 3_000):
 print(engine.__file__.rsplit(".", 1)[-1], digest.hexdigest())
 """
 
-
-def _can_compile() -> str | None:
-    """Why the core cannot be compiled here, or None."""
-    if importlib.util.find_spec("mypyc") is None:
-        return "mypyc is not installed (it comes with the test lock's mypy)"
-    if not (shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")):
-        return "no C compiler is installed: the routing core runs as plain Python here"
-    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
-        return "Python's headers are not installed: the routing core runs as plain Python here"
-    return None
+WHERE = "import routing, routing.engine as e; print(e.__file__); print(routing.compiled_modules())"
 
 
-def _probe(python_path: list[Path]) -> tuple[str, str]:
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(str(path) for path in python_path),
-        "PYTHONHASHSEED": "0",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=python_path[0],
+def _needs_a_build() -> None:
+    if not native.up_to_date():
+        pytest.skip(native.missing_toolchain() or "routing/ is not compiled here: `make native`")
+
+
+def _python(code: str, *, cwd: Path, plain: bool = False) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONPATH": str(cwd), "PYTHONHASHSEED": "0"}
+    environment.pop("LEADROUTER_PLAIN_PYTHON", None)
+    if plain:
+        environment["LEADROUTER_PLAIN_PYTHON"] = "1"
+    return subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        cwd=cwd,
         env=environment,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    kind, digest = result.stdout.split()
-    return kind, digest
 
 
 def test_make_test_runs_the_routing_core_compiled() -> None:
-    reason = _can_compile()
-    if reason is not None:
-        pytest.skip(reason)
-    assert set(routing.compiled_modules()) == set(MODULES), (
+    if PLAIN_PASS:
+        pytest.skip("this is `make test`'s second pass, over the plain sources")
+    missing = native.missing_toolchain()
+    if missing is not None:
+        pytest.skip(f"the routing core runs as plain Python here: {missing}")
+    assert set(routing.compiled_modules()) == set(native.MODULES), (
         "`make test` compiles the routing core first (`make native`): the suite runs what ships"
     )
-    from routing import accounts, engine
+    from routing import accounts, calendar, engine
 
-    assert Path(engine.__file__).suffix in (".so", ".pyd")
+    assert Path(engine.__file__).parent == ROOT / "routing" / "compiled"
     assert Path(accounts.__file__).suffix in (".so", ".pyd")
+    assert Path(calendar.__file__).suffix == ".py"  # not among the modules compiled
 
 
-def test_the_compiled_core_decides_exactly_as_its_source_does(tmp_path: Path) -> None:
-    if not routing.compiled_modules():
-        pytest.skip(_can_compile() or "the routing core is not compiled here: run `make native`")
-    # The same sources with no extension beside them, found before the project's own.
-    shutil.copytree(ROOT / "routing", tmp_path / "routing", ignore=shutil.ignore_patterns("*.so"))
-    compiled = _probe([ROOT])
-    plain = _probe([tmp_path, ROOT])
-    assert compiled[0] == "so"
-    assert plain[0] == "py"
-    assert compiled[1] == plain[1]
+def test_the_plain_pass_runs_the_sources() -> None:
+    if not PLAIN_PASS:
+        pytest.skip("only in `make test`'s second pass (LEADROUTER_PLAIN_PYTHON=1)")
+    from routing import engine
+
+    assert routing.compiled_modules() == ()
+    assert Path(engine.__file__).suffix == ".py"
 
 
-def test_a_compiled_module_whose_source_changed_is_refused(tmp_path: Path) -> None:
-    if not routing.compiled_modules():
-        pytest.skip(_can_compile() or "the routing core is not compiled here: run `make native`")
-    copy = tmp_path / "routing"
-    shutil.copytree(ROOT / "routing", copy)
-    source = copy / "accounts.py"
-    source.write_text(source.read_text() + "\n# edited after compiling\n")
-    result = subprocess.run(
-        [sys.executable, "-c", "import routing.accounts"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def test_the_compiled_core_decides_exactly_as_its_sources_do() -> None:
+    _needs_a_build()
+    compiled = _python(PROBE, cwd=ROOT)
+    plain = _python(PROBE, cwd=ROOT, plain=True)
+    assert compiled.returncode == 0, compiled.stderr[-3000:]
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    compiled_kind, compiled_digest = compiled.stdout.split()
+    plain_kind, plain_digest = plain.stdout.split()
+    assert (compiled_kind, plain_kind) == ("so", "py")
+    assert compiled_digest == plain_digest
+
+
+def test_the_package_and_the_build_count_the_same_sources() -> None:
+    assert routing._sources_digest() == native.sources_digest()
+
+
+def test_no_extension_sits_beside_the_sources() -> None:
+    # An older commit's `routing/__init__.py` knows nothing of `compiled/`: checked out, it runs
+    # its own sources, because no extension is where Python would find it without being told.
+    beside = [
+        path.name
+        for path in (ROOT / "routing").iterdir()
+        if path.is_file() and path.name.endswith(tuple(EXTENSION_SUFFIXES))
+    ]
+    assert beside == []
+
+
+@pytest.fixture
+def copy_of_the_build(tmp_path: Path) -> Path:
+    _needs_a_build()
+    shutil.copytree(
+        ROOT / "routing", tmp_path / "routing", ignore=shutil.ignore_patterns("__pycache__")
     )
-    assert result.returncode != 0
-    assert "routing/accounts.py changed since the routing core was compiled" in result.stderr
+    return tmp_path
+
+
+def test_a_copy_of_the_build_runs_compiled(copy_of_the_build: Path) -> None:
+    result = _python(WHERE, cwd=copy_of_the_build)
+    assert result.returncode == 0, result.stderr
+    engine_file, modules = result.stdout.splitlines()
+    assert engine_file.startswith(str(copy_of_the_build / "routing" / "compiled"))
+    assert "engine" in modules
+    assert "RuntimeWarning" not in result.stderr
+
+
+def test_an_edited_source_runs_plain_with_a_warning_even_one_not_compiled(
+    copy_of_the_build: Path,
+) -> None:
+    # Compiled code bakes in what it read of other modules (a named tuple's field order): a
+    # change to calendar.py, which is not compiled, makes the whole build stale.
+    source = copy_of_the_build / "routing" / "calendar.py"
+    source.write_text(source.read_text() + "\n# edited after compiling\n")
+    result = _python(WHERE, cwd=copy_of_the_build)
+    assert result.returncode == 0, result.stderr
+    engine_file, modules = result.stdout.splitlines()
+    assert engine_file == str(copy_of_the_build / "routing" / "engine.py")
+    assert modules == "()"
+    assert "routing/ has changed since it was compiled" in result.stderr
     assert "make native" in result.stderr
+
+
+def test_a_build_for_another_python_or_unfinished_is_not_run(copy_of_the_build: Path) -> None:
+    manifest_file = copy_of_the_build / "routing" / "compiled" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest_file.write_text(json.dumps({**manifest, "cache_tag": "cpython-399"}))
+    result = _python(WHERE, cwd=copy_of_the_build)
+    assert result.stdout.splitlines()[0].endswith("engine.py")
+    assert "built for cpython-399, not this Python" in result.stderr
+
+    manifest_file.unlink()  # a build stopped before its manifest
+    result = _python(WHERE, cwd=copy_of_the_build)
+    assert result.stdout.splitlines()[0].endswith("engine.py")
+    assert "holds no finished build" in result.stderr
+
+    manifest_file.write_text(json.dumps(manifest))
+    (copy_of_the_build / "routing" / "compiled" / manifest["files"][0]).unlink()
+    result = _python(WHERE, cwd=copy_of_the_build)
+    assert result.stdout.splitlines()[0].endswith("engine.py")
+    assert "missing files of its build" in result.stderr
