@@ -163,8 +163,9 @@ KILL_AFTER = 300  # acknowledged leads
 
 
 def stream_lead(i: int) -> dict[str, Any]:
-    """A mix that ends in every outcome whatever the day: offers (Erin and Carol keep no
-    hours), queued, nurtured."""
+    """A mix that ends in every outcome whatever the day and hour: offers (Erin and Carol keep
+    no hours), queued (an enterprise in Japan: no rule of the example policy matches it, where
+    one in the US queued only while Alice and Bob were both off), nurtured."""
     kind = i % 4
     if kind == 0:
         return {"id": f"S-{i}", "email": f"ops@firm{i}.de", "country": "DE", "employees": 300}
@@ -172,7 +173,7 @@ def stream_lead(i: int) -> dict[str, Any]:
         return {"id": f"S-{i}", "email": f"it@clinic{i}.com", "country": "US", "employees": 40}
     if kind == 2:
         return {"id": f"S-{i}", "email": f"me{i}@gmail.com"}
-    return {"id": f"S-{i}", "email": f"cto@big{i}.com", "country": "US", "employees": 5000}
+    return {"id": f"S-{i}", "email": f"cto@big{i}.co.jp", "country": "JP", "employees": 5000}
 
 
 async def send_all(
