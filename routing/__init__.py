@@ -27,8 +27,9 @@ def compiled_modules() -> tuple[str, ...]:
     return _compiled
 
 
-def _sources_digest() -> str:
-    # As `ops/native.py` computes it, which cannot be imported from an installed package.
+def sources_digest() -> str:
+    """One SHA-256 over every source file of the package, by path: what a build is made from
+    (`ops/native.py` records it in the build's manifest)."""
     digest = hashlib.sha256()
     for path in sorted(_HERE.rglob("*.py")):
         relative = path.relative_to(_HERE).as_posix()
@@ -44,7 +45,7 @@ def _why_not_compiled(manifest: dict[str, object]) -> str | None:
     files = manifest.get("files")
     if not isinstance(files, list) or not all((_COMPILED / str(f)).is_file() for f in files):
         return "routing/compiled is missing files of its build"
-    if manifest.get("sources") != _sources_digest():
+    if manifest.get("sources") != sources_digest():
         return "routing/ has changed since it was compiled"
     return None
 

@@ -110,8 +110,16 @@ def test_the_compiled_core_decides_exactly_as_its_sources_do() -> None:
     assert compiled_digest == plain_digest
 
 
-def test_the_package_and_the_build_count_the_same_sources() -> None:
-    assert routing._sources_digest() == native.sources_digest()
+def test_every_source_file_counts_in_what_a_build_is_made_from(tmp_path: Path) -> None:
+    shutil.copytree(
+        ROOT / "routing", tmp_path / "routing", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    digest = "import routing; print(routing.sources_digest())"
+    before = _python(digest, cwd=tmp_path).stdout
+    assert before.strip() == routing.sources_digest()
+    report = tmp_path / "routing" / "report" / "tally.py"
+    report.write_text(report.read_text() + "\n")
+    assert _python(digest, cwd=tmp_path).stdout != before
 
 
 def test_no_extension_sits_beside_the_sources() -> None:
