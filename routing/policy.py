@@ -517,30 +517,17 @@ def _experiments(
     this one with the team's distribution the experiment tries."""
     experiments = []
     for i, e in enumerate(spec.experiments):
+        when = checker.conditions.get(("experiments", i, "when"))
         if e.policy is not None:
-            experiments.append(
-                Experiment(
-                    name=e.name,
-                    share=e.share,
-                    by=e.by,
-                    when=checker.conditions.get(("experiments", i, "when")),
-                    candidate=replace(candidates[i], experiments=()),
-                    policy_file=e.policy,
-                )
+            candidate = replace(candidates[i], experiments=())
+            arm = Experiment(e.name, e.share, e.by, when, candidate, policy_file=e.policy)
+        else:
+            assert e.team is not None and e.distribution is not None  # policy_checks saw to it
+            teams = dict(policy.teams)
+            teams[e.team] = replace(teams[e.team], distribution=e.distribution)
+            candidate = replace(policy, teams=teams)
+            arm = Experiment(
+                e.name, e.share, e.by, when, candidate, team=e.team, distribution=e.distribution
             )
-            continue
-        assert e.team is not None and e.distribution is not None  # policy_checks saw to it
-        teams = dict(policy.teams)
-        teams[e.team] = replace(teams[e.team], distribution=e.distribution)
-        experiments.append(
-            Experiment(
-                name=e.name,
-                share=e.share,
-                by=e.by,
-                when=checker.conditions.get(("experiments", i, "when")),
-                candidate=replace(policy, teams=teams),
-                team=e.team,
-                distribution=e.distribution,
-            )
-        )
+        experiments.append(arm)
     return tuple(experiments)

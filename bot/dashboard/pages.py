@@ -141,21 +141,19 @@ class Pages:
         )
 
     async def overview_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
-        question, problem = self._question(request)
-        if question is None:
-            return _refused(400, problem or "")
-        if self.figures is None:
-            return _refused(503, NOT_AVAILABLE)
-        rows = await self.figures(question.window, question.by)
+        asked = self._csv_question(request)
+        if isinstance(asked, web.Response):
+            return asked
+        question, figures = asked
+        rows = await figures(question.window, question.by)
         return csv_download(f"overview-by-{question.by}", OVERVIEW_CSV, rows, at=self.clock())
 
     async def misroutes_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
-        question, problem = self._question(request)
-        if question is None:
-            return _refused(400, problem or "")
-        if self.figures is None:
-            return _refused(503, NOT_AVAILABLE)
-        rows = await self.figures(question.window, question.by)
+        asked = self._csv_question(request)
+        if isinstance(asked, web.Response):
+            return asked
+        question, figures = asked
+        rows = await figures(question.window, question.by)
         return csv_download(
             f"misroutes-by-{question.by}", MISROUTES_CSV, misroutes(rows), at=self.clock()
         )
@@ -176,12 +174,10 @@ class Pages:
         )
 
     async def fairness_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
-        question, problem = self._question(request)
-        if question is None:
-            return _refused(400, problem or "")
-        if self.figures is None:
-            return _refused(503, NOT_AVAILABLE)
-        teams = await self._teams(question)
+        asked = self._csv_question(request)
+        if isinstance(asked, web.Response):
+            return asked
+        teams = await self._teams(asked[0])
         rows = [{"team": team.get("team"), **rep} for team in teams for rep in team.get("reps", [])]
         return csv_download("fairness", FAIRNESS_CSV, rows, at=self.clock())
 
@@ -246,6 +242,16 @@ class Pages:
         ]
 
     # --- shared --------------------------------------------------------------------------------
+
+    def _csv_question(self, request: web.Request) -> tuple[Question, Figures] | web.Response:
+        """A CSV's question and the figures to answer it, or the refusal: a window the caller
+        got wrong (400), or no report wired (503)."""
+        question, problem = self._question(request)
+        if question is None:
+            return _refused(400, problem or "")
+        if self.figures is None:
+            return _refused(503, NOT_AVAILABLE)
+        return question, self.figures
 
     def _question(self, request: web.Request) -> tuple[Question | None, str | None]:
         try:
