@@ -24,6 +24,11 @@ rolled-back transaction and made again) and replanned (made again within their t
 waiting for their team), and the team locks found held by another replica; leads per routing
 transaction; CPU seconds per transaction and per 1,000 leads, of the replicas and of all
 PostgreSQL processes, from /proc.
+
+Before the replicas, a floor: the CPU of the least transaction a replica could send for a
+batch (bare driver, no Python between statements). After them, a cost model fitted from one
+replica's two runs, CPU per lead = p + F / batch, with the F the 1.2x goal would need and the
+ratio the floor would give (bench/README.md explains the arithmetic).
 """
 
 from __future__ import annotations
@@ -185,6 +190,90 @@ async def run(
         await server.drop_database(name)
 
 
+FLOOR_TRANSACTIONS = 1000
+FLOOR_BATCHES = (1, 5, 15)
+
+
+async def transaction_floor(
+    server: Any, transactions: int = FLOOR_TRANSACTIONS
+) -> dict[str, float]:
+    """CPU ms (this process + PostgreSQL) of the least a routing transaction could be, per batch
+    size: on the bare driver, with no ORM and no Python between statements, BEGIN, one read of
+    the batch's ids, the team locks, one read of state, one INSERT of the batch, COMMIT. A
+    transaction that decides anything does all of this and more, so its fixed cost is above
+    this one's."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    name = await server.create_database()
+    connection = await asyncpg.connect(
+        host="127.0.0.1", port=server.port, user="postgres", database=name
+    )
+    numbers = iter(range(10**9))
+    try:
+        await connection.execute(
+            "CREATE TABLE probe (id serial PRIMARY KEY, lead text UNIQUE, team text)"
+        )
+
+        async def transaction(size: int) -> None:
+            ids = [f"L{next(numbers)}" for _ in range(size)]
+            async with connection.transaction():
+                await connection.fetch("SELECT lead FROM probe WHERE lead = ANY($1::text[])", ids)
+                await connection.fetch(
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", [1, 2]
+                )
+                await connection.fetch("SELECT count(*) FROM probe WHERE team = $1", "t1")
+                await connection.fetch(
+                    "INSERT INTO probe (lead, team) SELECT * FROM unnest($1::text[], $2::text[]) "
+                    "RETURNING id",
+                    ids,
+                    ["t1"] * size,
+                )
+
+        floor = {}
+        for size in FLOOR_BATCHES:
+            for _ in range(50):  # statements prepared, caches warm
+                await transaction(size)
+            began = time.process_time(), postgres_cpu_s()
+            for _ in range(transactions):
+                await transaction(size)
+            spent = time.process_time() - began[0] + postgres_cpu_s() - began[1]
+            floor[str(size)] = round(1000 * spent / transactions, 3)
+        return floor
+    finally:
+        await connection.close()
+        await server.drop_database(name)
+
+
+def cost_model(runs: list[dict[str, Any]], floor: dict[str, float]) -> dict[str, float] | None:
+    """CPU per lead = p + F / b (b leads per transaction), fitted from one replica's two runs
+    (30 clients and 10: two batch sizes); what F would have to be for three replicas to stay
+    within the 1.2x goal at their batches; and the ratio the floor's F would give."""
+    try:
+        big = next(r for r in runs if r["replicas"] == 1 and r["clients"] == CLIENTS)
+        small = next(r for r in runs if r["replicas"] == 1 and r["clients"] != CLIENTS)
+        three = next(r for r in runs if r["replicas"] == 3)
+    except StopIteration:
+        return None
+    b1, b0, b3 = (r["leads_per_transaction"] for r in (big, small, three))
+    c1, c0 = _median_cpu(big), _median_cpu(small)  # s per 1,000 leads = ms per lead
+    fixed = (c0 - c1) / (1 / b0 - 1 / b1)
+    per_lead = c1 - fixed / b1
+    goal = TARGETS["cpu_ratio"]
+    fixed_allowed = (goal - 1) * per_lead / (1 / b3 - goal / b1)
+    # The floor's own fixed part: its cost at one lead less what a lead adds to it.
+    least, most = FLOOR_BATCHES[0], FLOOR_BATCHES[-1]
+    floor_per_lead = (floor[str(most)] - floor[str(least)]) / (most - least)
+    floor_fixed = round(floor[str(least)] - least * floor_per_lead, 3)
+    return {
+        "fixed_ms_per_transaction": round(fixed, 2),
+        "ms_per_lead": round(per_lead, 3),
+        "fixed_ms_allowed_for_goal": round(fixed_allowed, 2),
+        "floor_fixed_ms": floor_fixed,
+        "floor_cpu_ratio": round((per_lead + floor_fixed / b3) / (per_lead + floor_fixed / b1), 2),
+        "equal_batch_cpu_ratio": round(_median_cpu(three) / c0, 2),
+    }
+
+
 def _median_cpu(run: dict[str, Any]) -> float:
     values = run["all_cpu_s_per_1000"]
     return float(values[len(values) // 2])
@@ -245,6 +334,8 @@ async def main(argv: list[str] | None = None) -> int:
     }
     server = start_postgres()
     try:
+        results["floor_ms_per_transaction"] = await transaction_floor(server)
+        print("transaction floor, CPU ms by batch size:", results["floor_ms_per_transaction"])
         with tempfile.TemporaryDirectory(prefix="leadrouter-bench-replicas-") as temp:
             for n, (size, clients) in enumerate(plan):
                 result = await run(
@@ -258,6 +349,17 @@ async def main(argv: list[str] | None = None) -> int:
     print()
     for line in table(results["runs"]):
         print(line)
+    model = cost_model(results["runs"], results["floor_ms_per_transaction"])
+    if model is not None:
+        results["cost_model"] = model
+        print(
+            f"CPU per lead = {model['ms_per_lead']} ms + {model['fixed_ms_per_transaction']} ms "
+            "/ leads per transaction (fitted from one replica's two runs); the 1.2x goal at three "
+            f"replicas' batches needs a fixed cost of at most {model['fixed_ms_allowed_for_goal']}"
+            f" ms; the bare driver's floor is {model['floor_fixed_ms']} ms, which alone would give "
+            f"{model['floor_cpu_ratio']}x; at equal batches three replicas cost "
+            f"{model['equal_batch_cpu_ratio']}x one"
+        )
     print(f"load average before / after: {results['loadavg_before']} / {results['loadavg_after']}")
     if not args.quick and argv is None:
         RESULTS.parent.mkdir(exist_ok=True)
