@@ -159,7 +159,7 @@ def test_a_file_without_a_header_is_a_sentence(tmp_path: Path) -> None:
     code, _, stderr = audit(str(accounts))
 
     assert code == 1
-    assert "needs a header with the columns id, name" in stderr
+    assert "needs a header naming the columns id and name" in stderr
 
 
 def test_an_out_file_that_cannot_be_written_is_a_sentence(tmp_path: Path) -> None:

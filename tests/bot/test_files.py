@@ -198,6 +198,43 @@ def test_column_names_are_matched_whatever_their_case_or_spacing(tmp_path: Path)
     assert first_names == {"E-1": "Anne", "E-2": "José", "E-3": "Zoë"}
 
 
+def test_column_names_as_excel_and_crm_exports_write_them_are_the_lead_fields(
+    tmp_path: Path,
+) -> None:
+    # As a person types them in Excel, and as Salesforce and HubSpot head their lead exports.
+    header = ["ID", "E-Mail", "First name", "Company Name", "Country/Region", "No. of Employees"]
+    leads = tmp_path / "leads.csv"
+    leads.write_text(table(";", header), encoding="utf-8-sig")
+    database = tmp_path / "leads.db"
+
+    code, _, stderr = run_import(leads, database)
+
+    assert code == 0, stderr
+    with sqlite3.connect(database) as connection:
+        stored = {
+            row[0]: row[1:]
+            for row in connection.execute(
+                "SELECT external_id, email, company, json_extract(raw, '$.employees'), "
+                "json_extract(raw, '$.country'), json_extract(raw, '$.fields') FROM leads"
+            )
+        }
+    assert stored["E-3"] == ("cto@bigco.com", "BigCo", 5000, "US", None)
+    assert stored["E-1"][:2] == ("anne@mueller-bau.de", "Müller Bau GmbH")
+
+
+def test_a_column_that_names_no_lead_field_is_kept_as_a_custom_field(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,Plan Tier\r\nE-1,anne@mueller-bau.de,Gold\r\n", encoding="utf-8")
+    database = tmp_path / "leads.db"
+
+    code, _, stderr = run_import(leads, database)
+
+    assert code == 0, stderr
+    with sqlite3.connect(database) as connection:
+        (fields,) = connection.execute("SELECT json_extract(raw, '$.fields') FROM leads").fetchone()
+    assert json.loads(fields) == {"Plan Tier": "Gold"}
+
+
 def test_two_columns_naming_the_same_field_are_refused(tmp_path: Path) -> None:
     leads = tmp_path / "leads.csv"
     leads.write_text("id,Email,email\r\n1,a@b.com,c@d.com\r\n", encoding="utf-8")
@@ -480,3 +517,38 @@ def test_an_accounts_country_and_state_are_read_under_the_headers_crms_export(
 
     assert bad == []
     assert (account.country, account.state) == ("GB", "Scotland")
+
+
+def test_an_accounts_id_name_and_domain_are_read_under_the_headers_crms_export(
+    tmp_path: Path,
+) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(
+        "Account ID,Account Name,Website,Owner\r\n001A,Acme,https://www.acme.com/,alice\r\n",
+        encoding="utf-8",
+    )
+
+    (account,), bad = read_accounts(accounts, {"alice": "alice"})
+
+    assert bad == []
+    assert (account.id, account.name, account.domain, account.owner) == (
+        "001A",
+        "Acme",
+        "https://www.acme.com/",
+        "alice",
+    )
+
+
+def test_an_accounts_file_without_an_id_or_a_name_says_those_two_are_what_it_needs(
+    tmp_path: Path,
+) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("company,website\r\nAcme,acme.com\r\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["accounts", "audit", str(accounts)])
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: {accounts}: needs a header naming the columns id and name, and optionally "
+        "domain, owner, tier, country, state (it names company, website)"
+    )
