@@ -33,7 +33,7 @@ from routing.performance import DEFAULT_PRIOR, DEFAULT_WINDOW_DAYS, Fairness
 from routing.policy_bundle import Candidate
 from routing.policy_bundle import split as split_bundle
 from routing.policy_checks import ReferenceChecker
-from routing.policy_problems import Locator, Problem, schema_problems
+from routing.policy_problems import Locator, Problem, schema_problems, yaml_problem
 from routing.policy_schema import (
     CARD_ALWAYS,
     DEFAULT_CARD_FIELDS,
@@ -237,12 +237,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     try:
         tree = yaml.load(own)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise PolicyError(
-            source, [Problem((), f"not valid YAML: {message}", line, column)]
-        ) from None
+        raise PolicyError(source, [yaml_problem(exc, own)]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (bad encodings, tabs)
         raise PolicyError(source, [Problem((), f"not valid YAML: {exc}")]) from None
     if tree is None or tree == {}:

@@ -152,6 +152,45 @@ def test_a_duplicate_yaml_key_is_reported_not_silently_overwritten() -> None:
     assert len(problems) == 1 and "not valid YAML" in problems[0] and "duplicate" in problems[0]
 
 
+def test_a_duplicate_key_is_one_sentence_naming_it_and_its_first_line_not_both_values() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: alice
+            name: Alice Adams
+            skills: [healthcare, biotech, pharma]
+        teams:
+          core: {members: [alice]}
+        reps:
+          - id: bob
+        """
+    )
+    assert problems == [
+        "routing.yml:7:1: not valid YAML: duplicate key `reps`, written twice in the same "
+        "mapping (first at line 1); write it once, merging the two"
+    ]
+
+
+def test_a_tab_in_the_indentation_says_yaml_indents_with_spaces() -> None:
+    problems = problems_of("reps:\n\t- id: alice\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("routing.yml:2:1: ")
+    assert "a tab: YAML indents with spaces only" in problems[0]
+
+
+def test_a_line_indented_out_of_step_says_to_check_its_indentation() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: bob
+           name: Bob
+        """
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("routing.yml:3:")
+    assert "check the indentation of this line against the lines above it" in problems[0]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
