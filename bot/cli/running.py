@@ -29,6 +29,7 @@ from bot.service.policies import keep_policy
 from bot.service.replay import replay as replay_window
 from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
+from bot.story import LeadStory
 from routing.model import Account
 from routing.policy import Policy, PolicyError
 from routing.policy_version import version_of
@@ -219,5 +220,16 @@ async def report(settings: Settings, policy: Policy, window: Window, *, by: str)
         return await routing_report(application.uow, window, by=by)
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(f"cannot read the report: the database failed: {first_line(exc)}") from None
+    finally:
+        await application.close()
+
+
+async def lead_story(settings: Settings, policy: Policy, reference: str) -> LeadStory | None:
+    """A stored lead's story, as `/routing why` tells it to a manager; None for no such lead."""
+    application = bootstrap(settings, policy=policy)
+    try:
+        return await application.reader.story(reference, None)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot read the lead: the database failed: {first_line(exc)}") from None
     finally:
         await application.close()
