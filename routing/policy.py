@@ -37,6 +37,7 @@ from routing.policy_problems import Locator, Problem, schema_problems, yaml_prob
 from routing.policy_schema import (
     CARD_ALWAYS,
     DEFAULT_CARD_FIELDS,
+    DEFAULT_SEGMENTS,
     CrmSpec,
     FallbackSpec,
     PolicySpec,
@@ -206,8 +207,6 @@ class Policy:
         person = self.reps.get(person_id) or self.managers.get(person_id)
         return person.slack if person else None
 
-
-DEFAULT_SEGMENTS = {"SMB": 0, "MidMarket": 200, "Enterprise": 1000}
 
 # ---------------------------------------------------------------------------------------------
 # Parsing
