@@ -52,6 +52,7 @@ IMPORT_GROUP = 500
 
 def upgrade(url: str) -> str | None:
     """Apply the database migrations; the revision the database is at afterwards."""
+    _check_sqlite_folder(url)
     try:
         migrate.upgrade(url)
         return migrate.current(url)
@@ -174,6 +175,23 @@ async def import_accounts_in(
     finally:
         await application.close()
     return created, updated
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """A CliError when a SQLite database's folder is not there. SQLite would make the file, not
+    the folder; and `sqlite:///tmp/x.db` is tmp/x.db under the working directory, which an admin
+    who meant /tmp/x.db reads as an error about a lock file they never named."""
+    parsed = make_url(check_url(url))
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or path in (None, "", ":memory:"):
+        return
+    folder = Path(path or "").parent
+    if not folder.is_dir():
+        raise CliError(
+            f"DATABASE_URL: the folder {folder}, where the SQLite database {path} would be, "
+            "does not exist (sqlite:///PATH, three slashes, is a path under the working "
+            "directory; sqlite:////PATH, four, one from the root)"
+        )
 
 
 def migrated(url: str) -> None:

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -109,6 +110,27 @@ def test_import_with_bad_settings_exits_1_with_a_sentence(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "DATABASE_URL: must be a SQLite or PostgreSQL URL" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_sqlite_database_in_a_folder_that_is_not_there_is_a_sentence_about_the_slashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sqlite:///tmp/x.db is tmp/x.db under the working directory: an admin meant /tmp/x.db.
+    monkeypatch.chdir(tmp_path)
+    leads = tmp_path / "leads.csv"
+    leads.write_text(LEADS_CSV)
+    result = runner.invoke(
+        app,
+        ["import", str(leads), "--rules", POLICY],
+        env={"DATABASE_URL": "sqlite:///data/leads.db"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: DATABASE_URL: the folder data, where the SQLite database data/leads.db would "
+        "be, does not exist (sqlite:///PATH, three slashes, is a path under the working "
+        "directory; sqlite:////PATH, four, one from the root)"
+    )
+    assert not (tmp_path / "data").exists()
 
 
 def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -> None:
