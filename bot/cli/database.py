@@ -129,9 +129,11 @@ def accounts_import(
         err.print(Text(f"{file}:{row.line}: {row.message}", style="yellow"))
     running.upgrade(settings.database_url)
     created, updated = asyncio.run(running.import_accounts_in(settings, policy, accounts))
+    skipped = sum(row.skipped for row in bad)
     out.print(
         Text(
-            f"{file}: {created} accounts created, {updated} replaced, {len(bad)} rows with problems"
+            f"{file}: created {created}, replaced {updated}, skipped {skipped}, "
+            f"kept with a problem {len(bad) - skipped}"
         )
     )
 

@@ -61,17 +61,19 @@ def read_accounts(
     )
     accounts: list[Account] = []
     bad: list[BadRow] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # id -> the line it is first at
     for line, record in csv_records(text, layout):
         if isinstance(record, BadRow):
             bad.append(record)
             continue
         row = {column: value.strip() for column, value in record.items()}
         if not row.get("id") or not row.get("name"):
-            bad.append(BadRow(line, "an account needs an id and a name"))
+            bad.append(BadRow(line, "an account needs an id and a name: row skipped"))
             continue
         if row["id"] in seen:
-            bad.append(BadRow(line, f"duplicate account id {row['id']}"))
+            first = seen[row["id"]]
+            message = f"duplicate account id {row['id']} (first at line {first}): row skipped"
+            bad.append(BadRow(line, message))
             continue
         # What is kept of a row despite a problem, said in one note per row.
         kept: list[str] = []
@@ -91,8 +93,8 @@ def read_accounts(
         if given_state and state is None:
             kept.append(f"state is longer than {MAX_STATE_LENGTH} characters; kept without a state")
         if kept:
-            bad.append(BadRow(line, "; ".join(kept)))
-        seen.add(row["id"])
+            bad.append(BadRow(line, "; ".join(kept), skipped=False))
+        seen[row["id"]] = line
         accounts.append(
             Account(
                 row["id"],

@@ -30,6 +30,7 @@ def letters_of(written: str) -> str:
 class BadRow:
     line: int
     message: str
+    skipped: bool = True  # False: the row was read, without the value the message names
 
 
 @dataclass(frozen=True, slots=True)

@@ -417,7 +417,8 @@ def test_accounts_import_reads_the_files_excel_writes(
 
     assert result.exit_code == 0, result.output
     assert (
-        result.stdout.strip() == f"{accounts}: 2 accounts created, 0 replaced, 0 rows with problems"
+        result.stdout.strip()
+        == f"{accounts}: created 2, replaced 0, skipped 0, kept with a problem 0"
     )
     with sqlite3.connect(database) as connection:
         names = dict(connection.execute("SELECT id, name FROM accounts"))
@@ -478,7 +479,7 @@ def test_accounts_import_stores_each_accounts_country_as_its_code_and_its_state(
     # An unknown country is no reason to drop the account: it is kept, and its row is named.
     # A row with two problems is one note, so each row with problems is counted once.
     assert result.stdout.strip() == (
-        f"{accounts}: 6 accounts created, 0 replaced, 2 rows with problems"
+        f"{accounts}: created 6, replaced 0, skipped 0, kept with a problem 2"
     )
     assert result.stderr.splitlines() == [
         f"{accounts}:5: country 'Atlantis' not recognised; kept without a country",
