@@ -40,11 +40,12 @@ INVALID_SHOWN = 20
 @app.command()
 @friendly
 def serve() -> None:
-    """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
+    """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, POST /events, GET /healthz,
+    GET /metrics, and Slack's, HubSpot's and the dashboard's pages; run the outbox and the jobs.
 
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
-    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT. Binds HOST:PORT first, then applies
-    database migrations and serves.
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT and the README's other settings. Binds
+    HOST:PORT first, then applies database migrations and serves.
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
