@@ -72,12 +72,16 @@ def check(
         raise typer.Exit(1) from None
     for warning in policy.warnings:
         err.print(Text(warning.format(str(path))))
-    out.print(
-        f"{path}: ok: {len(policy.reps)} reps, {len(policy.teams)} teams, "
-        f"{len(policy.rules)} rules, "
-        f"{len(policy.qualify)} qualification rules, {len(policy.managers)} managers"
-        + (f", {len(policy.warnings)} warnings" if policy.warnings else "")
+    counts = (
+        (len(policy.reps), "rep"),
+        (len(policy.teams), "team"),
+        (len(policy.rules), "rule"),
+        (len(policy.qualify), "qualification rule"),
+        (len(policy.managers), "manager"),
+        *(((len(policy.warnings), "warning"),) if policy.warnings else ()),
     )
+    said = ", ".join(f"{n} {what}{'s' * (n != 1)}" for n, what in counts)
+    out.print(Text(f"{path}: ok: {said}"))
     if leads is not None:
         from bot.cli.report import print_file_health
 

@@ -24,7 +24,20 @@ def test_check_summarises_a_good_policy() -> None:
     result = runner.invoke(app, ["check", POLICY])
     assert result.exit_code == 0
     assert result.stdout.strip().endswith(
-        "ok: 5 reps, 3 teams, 6 rules, 2 qualification rules, 1 managers"
+        "ok: 5 reps, 3 teams, 6 rules, 2 qualification rules, 1 manager"
+    )
+
+
+def test_check_counts_one_of_anything_in_the_singular(tmp_path: Path) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: alice, slack: U01ALICE}\nteams:\n  core: {members: [alice]}\n"
+        "rules:\n  - {name: Everyone, assign: {team: core}}\n"
+    )
+    result = runner.invoke(app, ["check", str(policy)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"{policy}: ok: 1 rep, 1 team, 1 rule, 0 qualification rules, 0 managers"
     )
 
 
