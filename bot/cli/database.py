@@ -128,6 +128,8 @@ def accounts_import(
         raise CliError(str(exc)) from None
     for row in bad:
         err.print(Text(f"{file}:{row.line}: {row.message}", style="yellow"))
+    if bad and not accounts:
+        raise CliError(f"{file}: no account could be read: every row has a problem")
     running.upgrade(settings.database_url)
     created, updated = asyncio.run(running.import_accounts_in(settings, policy, accounts))
     skipped = sum(row.skipped for row in bad)

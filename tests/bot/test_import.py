@@ -164,6 +164,23 @@ def test_accounts_import_counts_skipped_rows_apart_from_those_kept_with_a_proble
     assert names == {"A1": "Initech", "A2": "Globex"}
 
 
+def test_accounts_import_of_a_file_where_no_row_is_an_account_exits_1_and_makes_no_database(
+    tmp_path: Path,
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text("id,name\n,Nameless Id\nA1,\n")
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {accounts}: no account could be read: every row has a problem"
+    )
+    assert not database.exists()
+
+
 def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -> None:
     # No working hours in this policy: the import routes at the real time, whatever day it is.
     policy = tmp_path / "routing.yml"
