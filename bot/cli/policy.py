@@ -55,11 +55,17 @@ def check(
         typer.Option(help="Accounts CSV to match --leads against, as `simulate` does."),
     ] = None,
     encoding: EncodingOption = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="The policy file, as the other commands take it."),
+    ] = None,
 ) -> None:
     """Check a policy file: exit 0 with a summary, or 1 with every error and its line. With
     --leads, also the data health of a file of leads before going live: the fields the rules
     read that leads lack, and how many reach the fallback queue for want of each."""
-    path = file or default_policy_path()
+    if file is not None and rules is not None and file != rules:
+        raise CliError(f"give the policy once: {file} or --rules {rules}, not both")
+    path = file or rules or default_policy_path()
     try:
         policy = load_policy(path)
     except PolicyFileMissing as exc:

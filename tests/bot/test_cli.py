@@ -41,6 +41,21 @@ def test_check_counts_one_of_anything_in_the_singular(tmp_path: Path) -> None:
     )
 
 
+def test_check_takes_the_policy_with_rules_as_every_other_command_does() -> None:
+    result = runner.invoke(app, ["check", "--rules", POLICY])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{POLICY}: ok: 5 reps")
+
+
+def test_check_with_a_file_and_another_rules_file_is_a_sentence(tmp_path: Path) -> None:
+    other = tmp_path / "other.yml"
+    result = runner.invoke(app, ["check", POLICY, "--rules", str(other)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: give the policy once: {POLICY} or --rules {other}, not both"
+    )
+
+
 def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("reps:\n  - id: a\n    weight: heavy\nteams:\n  t: {members: [b]}\n")
