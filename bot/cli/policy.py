@@ -160,7 +160,11 @@ def _print_results(policy: Policy, decisions: list[Decision], *, explain_all: bo
     table = Table(title=f"{len(decisions)} leads routed", box=box.SIMPLE_HEAD, expand=True)
     for column in ("lead", "rep", "team"):
         table.add_column(column, no_wrap=True)
-    table.add_column("rule", ratio=1, overflow="fold")
+    # At least as wide as the longest word of a rule's name (up to a point), so that a name
+    # breaks between its words: "Enterprise" cut into "Enterpri" and "se" reads as two words.
+    # (With a ratio, rich takes `width` as the column's least width, and ignores `min_width`.)
+    words = [len(word) for d in decisions for word in (d.rule or "").split()]
+    table.add_column("rule", ratio=1, overflow="fold", width=min(max(words, default=4), 16))
     table.add_column("reason", ratio=3, overflow="fold")
     for d in decisions:
         rep = policy.rep_name(d.rep) if d.rep else f"({d.outcome.value})"

@@ -217,6 +217,16 @@ def test_the_demo_card_wraps_its_reason_inside_the_panel_on_a_narrow_terminal() 
     assert "· round robin" in card, "the reason was cut off at the panel's edge"
 
 
+def test_the_demo_table_on_an_80_column_terminal_breaks_rule_names_between_words() -> None:
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    table = result.stdout.split("How the assignment card reads in Slack", 1)[0]
+    # "Enterprise" cut as "Enterpri" / "se North": the rule column narrower than its words.
+    assert re.search(r"Enterpri\s", table) is None
+    assert re.search(r"speciali\s", table) is None
+    assert "Enterprise" in table and "specialist" in table
+
+
 def test_check_warns_about_a_rep_slack_cannot_reach_and_a_name_given_as_a_slack_id(
     tmp_path: Path,
 ) -> None:
