@@ -87,7 +87,7 @@ def import_leads(
 
     settings = load_settings(rules=rules)
     policy = read_policy(settings.rules)
-    leads = lead_file(file, encoding)  # before migrating a database for nothing
+    leads = lead_file(file, encoding, policy)  # before migrating a database for nothing
     running.upgrade(settings.database_url)
     summary = asyncio.run(running.import_leads(settings, policy, leads))
     out.print(

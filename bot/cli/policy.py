@@ -93,7 +93,9 @@ def check(
 
         moment = datetime.now(policy.timezone)
         simulation = Simulation(policy, moment, account_index(accounts, policy, encoding))
-        decisions = [simulation.route(lead) for lead in valid_leads(lead_file(leads, encoding))]
+        decisions = [
+            simulation.route(lead) for lead in valid_leads(lead_file(leads, encoding, policy))
+        ]
         print_file_health(policy, decisions, file=leads, now=moment)
 
 
@@ -123,7 +125,7 @@ def simulate(
     policy = read_policy(rules)
     moment = parse_now(now, policy)
     away = _out_of_office(ooo or [], policy)
-    file = lead_file(leads, encoding)
+    file = lead_file(leads, encoding, policy)
     simulation = Simulation(policy, moment, account_index(accounts, policy, encoding), away)
     if as_json:
         for lead in valid_leads(file):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -90,6 +90,24 @@ def open_leads(path: Path, *, encoding: str | None = None) -> LeadFile:
         problem="the first line must be a header naming the columns, with `id`",
     )
     return LeadFile(text, "csv", max(text.lines - 1 - layout.skip, 0), layout)
+
+
+def custom_columns_spelt_otherwise(file: LeadFile, read: Iterable[str]) -> list[tuple[str, str]]:
+    """(column, field) for each column of a CSV that is a custom field spelt otherwise than the
+    `fields.NAME` a policy reads (`Plan Tier` for `fields.plan_tier`): custom fields' names are
+    compared exactly, so a condition on it would never see the column."""
+    if file.layout is None:
+        return []
+    wanted = {letters_of(name): name for name in read if name}
+    found = []
+    for column in file.layout.columns:
+        if not column or column in KNOWN_FIELDS:
+            continue
+        name = column.removeprefix("fields.")
+        field = wanted.get(letters_of(name))
+        if field is not None and field != name:
+            found.append((column, field))
+    return found
 
 
 _JSON_NEEDED = "give a JSON array of lead objects, or JSON Lines (one lead object per line)"

@@ -553,3 +553,43 @@ def test_an_accounts_file_without_an_id_or_a_name_says_those_two_are_what_it_nee
         f"error: {accounts}: needs a header naming the columns id and name, and optionally "
         "domain, owner, tier, country, state (it names company, website)"
     )
+
+
+def test_a_column_named_like_a_custom_field_the_policy_reads_but_spelt_otherwise_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: ann, slack: U0ANN}\n  - {id: bob, slack: U0BOB}\n"
+        "rules:\n  - {name: Pro plan, when: {fields.plan_tier: pro}, assign: {rep: ann}}\n"
+        "  - {name: Others, assign: {rep: bob}}\n"
+    )
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,Plan Tier\r\nP-1,a@acme.com,pro\r\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["simulate", str(leads), "--rules", str(policy), "--json"])
+
+    assert result.exit_code == 0, result.output
+    # The lead is routed as the policy says (the names differ), and the admin is told why.
+    assert json.loads(result.stdout)["rep"] == "bob"
+    assert result.stderr.strip() == (
+        f"{leads}: the column `Plan Tier` is the custom field `fields.Plan Tier`, but the policy "
+        "reads `fields.plan_tier`: custom fields' names are compared exactly, so rename the "
+        "column or the field"
+    )
+
+
+def test_a_column_spelt_as_the_policy_reads_it_is_not_warned_of(tmp_path: Path) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: ann, slack: U0ANN}\n"
+        "rules:\n  - {name: Pro plan, when: {fields.plan_tier: pro}, assign: {rep: ann}}\n"
+    )
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,plan_tier\r\nP-1,a@acme.com,pro\r\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["simulate", str(leads), "--rules", str(policy), "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rep"] == "ann"
+    assert result.stderr == ""
