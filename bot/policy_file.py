@@ -85,6 +85,12 @@ def _read(file: Path) -> str:
         return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyFileMissing(str(file), [Problem((), "no such policy file")]) from None
+    except IsADirectoryError:
+        sentence = (
+            "is a folder, not a policy file: name the YAML file in it, such as "
+            f"{file / 'routing.yml'}"
+        )
+        raise PolicyError(str(file), [Problem((), sentence)]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(str(file), [Problem((), f"cannot read the policy file: {exc}")]) from None
 

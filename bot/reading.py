@@ -206,16 +206,21 @@ class Reader:
         async with self.db.reading() as session:
             return await reads.find_lead_id(session=session, reference=reference)
 
-    async def story(self, reference: str, viewer: Viewer) -> LeadStory | None:
+    async def story(self, reference: str, viewer: Viewer | None) -> LeadStory | None:
         """The full explanation and what happened since; None for an unknown lead.
 
-        Reps see leads that were offered to them; managers see every lead."""
+        Reps see leads that were offered to them; managers see every lead, and so does the
+        command line (`viewer` None), whose user holds the database itself."""
         async with self.db.reading() as session:
             external_id = await reads.find_lead_id(session=session, reference=reference)
             if external_id is None:
                 return None
             rows = await reads.story_rows(session=session, external_id=external_id)
-        if viewer.manager is None and viewer.rep not in {o.rep_id for o in rows.offers}:
+        if (
+            viewer is not None
+            and viewer.manager is None
+            and viewer.rep not in {o.rep_id for o in rows.offers}
+        ):
             raise NotVisible(
                 f"lead {external_id} was never offered to you; ask your manager about it"
             )

@@ -33,10 +33,11 @@ from routing.performance import DEFAULT_PRIOR, DEFAULT_WINDOW_DAYS, Fairness
 from routing.policy_bundle import Candidate
 from routing.policy_bundle import split as split_bundle
 from routing.policy_checks import ReferenceChecker
-from routing.policy_problems import Locator, Problem, schema_problems
+from routing.policy_problems import Locator, Problem, schema_problems, yaml_problem
 from routing.policy_schema import (
     CARD_ALWAYS,
     DEFAULT_CARD_FIELDS,
+    DEFAULT_SEGMENTS,
     CrmSpec,
     FallbackSpec,
     PolicySpec,
@@ -207,8 +208,6 @@ class Policy:
         return person.slack if person else None
 
 
-DEFAULT_SEGMENTS = {"SMB": 0, "MidMarket": 200, "Enterprise": 1000}
-
 # ---------------------------------------------------------------------------------------------
 # Parsing
 
@@ -237,12 +236,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     try:
         tree = yaml.load(own)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise PolicyError(
-            source, [Problem((), f"not valid YAML: {message}", line, column)]
-        ) from None
+        raise PolicyError(source, [yaml_problem(exc, own)]) from None
     except Exception as exc:  # ruamel raises a few unmarked errors (bad encodings, tabs)
         raise PolicyError(source, [Problem((), f"not valid YAML: {exc}")]) from None
     if tree is None or tree == {}:

@@ -14,9 +14,12 @@ from typing import Any
 
 from routing.condition_compiler import compile_condition
 from routing.conditions import ACCOUNT_FIELDS, CUSTOM_FIELD_PREFIX, LEAD_FIELDS, Condition
-from routing.geo import normalize_country
+from routing.geo import DEFAULT_REGIONS, normalize_country
 from routing.policy_problems import KeyPath, Problem
-from routing.policy_schema import CARD_ALWAYS, MAX_CARD_FIELDS, SLACK_MEMBER_ID
+from routing.policy_schema import CARD_ALWAYS, DEFAULT_SEGMENTS, MAX_CARD_FIELDS, SLACK_MEMBER_ID
+
+# Operators whose operands are whole values of the field (not a part of it, as for `contains`).
+_WHOLE_VALUE_OPERATORS = ("ne", "in", "not_in")
 
 
 class ReferenceChecker:
@@ -320,7 +323,55 @@ class ReferenceChecker:
         if errors:
             return None
         self.conditions[path] = condition
+        self.check_values(raw, path)
         return condition
+
+    def closed_values(self) -> dict[str, list[str]]:
+        """The fields whose every value is known in advance, with those values: a condition
+        that names another tests for something no lead has (a typo, mostly)."""
+        regions = self.tree.get("regions")
+        segments = self.tree.get("segments")
+        own = [str(name) for name in regions] if isinstance(regions, Mapping) else []
+        return {
+            "region": own + [name for name in DEFAULT_REGIONS if name not in own],
+            "segment": [str(name) for name in segments]
+            if isinstance(segments, Mapping)
+            else list(DEFAULT_SEGMENTS),
+            "email_domain_type": ["free", "business"],
+        }
+
+    def check_values(self, raw: Any, path: KeyPath) -> None:
+        """Warn of each value a compiled condition compares a closed field with that no lead can
+        have (`segment: SMBB`); a warning, not an error: the policy still routes, the test
+        just never holds."""
+        known = self.closed_values()
+        stack: list[tuple[Any, KeyPath]] = [(raw, path)]
+        while stack:
+            node, where = stack.pop()
+            if isinstance(node, list):
+                stack.extend((item, (*where, i)) for i, item in enumerate(node))
+                continue
+            if not isinstance(node, Mapping):
+                continue
+            for key, value in node.items():
+                key = str(key)
+                if key in ("all", "any", "not"):
+                    stack.append((value, (*where, key)))
+                elif key in known:
+                    for operand, at in _whole_values(value, (*where, key)):
+                        self.check_value(key, operand, at, known[key])
+
+    def check_value(self, field: str, value: Any, path: KeyPath, known: list[str]) -> None:
+        by_case = {k.casefold(): k for k in known}  # values compare whatever their case
+        if not isinstance(value, str) or value.casefold() in by_case:
+            return
+        close = difflib.get_close_matches(value.casefold(), list(by_case), n=1, cutoff=0.5)
+        hint = f"; did you mean `{by_case[close[0]]}`?" if close else ""
+        self.warn(
+            path,
+            f"`{value}` is not a value {field} can have ({', '.join(known)}{hint}): "
+            "this test never holds",
+        )
 
     def check_target(
         self,
@@ -356,6 +407,20 @@ class ReferenceChecker:
             isinstance(skills_of.get(m), list) and skill in skills_of[m]  # type: ignore[operator]
             for m in members or []
         )
+
+
+def _whole_values(value: Any, path: KeyPath) -> list[tuple[Any, KeyPath]]:
+    """The values a field is compared with as a whole, each with its key path: `X`, `[X, Y]`,
+    and the operands of `ne`, `in` and `not_in`."""
+    if isinstance(value, list):
+        return [(item, (*path, i)) for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        found: list[tuple[Any, KeyPath]] = []
+        for operator in _WHOLE_VALUE_OPERATORS:
+            if operator in value:
+                found.extend(_whole_values(value[operator], (*path, operator)))
+        return found
+    return [(value, path)]
 
 
 def card_field_exists(name: str) -> bool:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from routing.policy_schema import known_keys
 
@@ -115,3 +119,68 @@ class Locator:
         if found is None:
             return None, None
         return found[0] + 1, found[1] + 1
+
+
+def yaml_problem(exc: MarkedYAMLError, text: str) -> Problem:
+    """What the YAML parser found, in a sentence an admin can act on, at its line and column.
+
+    The parser's own words are kept where no better ones are known; three mistakes are common
+    enough to be told plainly: a key written twice (the parser's message holds both values
+    whole), a tab (YAML indents with spaces), and a line indented out of step with its
+    neighbours ("expected <block end>")."""
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    problem = exc.problem or ""
+    if isinstance(exc, DuplicateKeyError):
+        found = _duplicate_key(text, exc)
+        if found is not None:
+            key, first = found
+            return Problem(
+                (),
+                f"not valid YAML: duplicate key `{key}`, written twice in the same mapping "
+                f"(first at line {first}); write it once, merging the two",
+                line,
+                column,
+            )
+    if "'\\t'" in problem:
+        return Problem(
+            (), "not valid YAML: a tab: YAML indents with spaces only; replace it", line, column
+        )
+    if "<block end>" in problem or "<block" in str(exc.context or ""):
+        return Problem(
+            (),
+            "not valid YAML: this line does not fit the lines above it; check the indentation of "
+            "this line against the lines above it (keys of one mapping, and the items of one "
+            "list, start in the same column)",
+            line,
+            column,
+        )
+    message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+    return Problem((), f"not valid YAML: {message}", line, column)
+
+
+def _duplicate_key(text: str, exc: MarkedYAMLError) -> tuple[str, int] | None:
+    """The key written twice in the mapping the error is about, and the line it is first at."""
+    where = exc.context_mark
+    try:
+        root = YAML(typ="rt").compose(text)
+    except MarkedYAMLError:
+        return None
+    stack: list[Node] = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, MappingNode):
+            if where is not None and (node.start_mark.line, node.start_mark.column) == (
+                where.line,
+                where.column,
+            ):
+                first: dict[str, int] = {}
+                for key, _ in node.value:
+                    if isinstance(key, ScalarNode):
+                        if key.value in first:
+                            return str(key.value), first[key.value]
+                        first[key.value] = key.start_mark.line + 1
+            stack.extend(value for _, value in node.value)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return None

@@ -230,6 +230,8 @@ class CrmSpec(_Strict):
 
 
 # What a card shows under the lead's name and contact details, unless the policy says.
+# Employee-count bands, lower bound inclusive, for a policy that names none.
+DEFAULT_SEGMENTS = {"SMB": 0, "MidMarket": 200, "Enterprise": 1000}
 DEFAULT_CARD_FIELDS = ("title", "industry", "employees", "country", "state", "source")
 # Always on the card, whatever `card.fields` says: the header names the person, the contact
 # details give the e-mail, phone and website, the footer the lead's id.

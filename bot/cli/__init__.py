@@ -4,7 +4,8 @@ Every failure a user can cause (a bad policy, a missing file, a malformed flag) 
 and exit code 1, never a traceback. The commands live by family: `policy` (check, simulate,
 demo), `database` (serve, import, accounts import, db upgrade), `accounts` (the audit), `checks`
 (jobs, crm check, slack check), `versions` (policy history, show, activate), `replay`, `report`
-(the routing report), `experiments` (list, promote, stop); what they share is in `common`.
+(the routing report), `why` (a stored lead's explanation), `experiments` (list, promote,
+stop); what they share is in `common`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bot.cli import checks  # noqa: F401
 from bot.cli import versions  # noqa: F401
 from bot.cli import replay  # noqa: F401
 from bot.cli import report  # noqa: F401
+from bot.cli import why  # noqa: F401
 from bot.cli import experiments  # noqa: F401
 from bot.cli.common import app
 

@@ -60,6 +60,8 @@ def accounts_audit(
 
     A group is every account linked to another that way. Hand the CSV of `--out` to whoever
     cleans the CRM. Reads the file as `accounts import` does and writes nothing else."""
+    if out_file is not None:
+        _refuse_to_overwrite(out_file, {"accounts": file, "policy": rules})
     policy = None if rules is None else read_policy(rules)
     if threshold is None:
         threshold = DEFAULT_AUDIT_THRESHOLD if policy is None else policy.fuzzy_threshold
@@ -81,6 +83,24 @@ def accounts_audit(
     _print_audit(file, len(accounts), groups, threshold, written=out_file is not None)
     if out_file is not None:
         out.print(Text(f"{out_file}: {sum(len(g.members) for g in groups)} rows written"))
+
+
+def _refuse_to_overwrite(out_file: Path, inputs: dict[str, Path | None]) -> None:
+    """A CliError when `--out` names one of the files the audit reads: writing the audit there
+    would replace the accounts export (or the policy) it was made from."""
+    for what, path in inputs.items():
+        if path is not None and _same_file(out_file, path):
+            raise CliError(
+                f"--out {out_file} is the {what} file itself: the audit would replace it; "
+                "name another file, such as duplicates.csv"
+            )
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:  # either is not there (yet): compare where they would be
+        return one.resolve() == other.resolve()
 
 
 def _write_audit(path: Path, groups: list[DuplicateGroup]) -> None:

@@ -21,11 +21,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from bot.files.accounts import read_accounts
-from bot.files.leads import LeadFile, LeadRow, open_leads, read_leads
+from bot.files.leads import (
+    LeadFile,
+    LeadRow,
+    custom_columns_spelt_otherwise,
+    open_leads,
+    read_leads,
+)
 from bot.files.tables import BadRow
 from bot.files.text import InputFileError, encoding_problem
 from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
 from routing.accounts import AccountIndex
+from routing.conditions import CUSTOM_FIELD_PREFIX
 from routing.model import Lead
 from routing.policy import Policy, PolicyError
 
@@ -196,13 +203,32 @@ def rep_ids(policy: Policy) -> dict[str, str]:
     return rep_ids
 
 
-def lead_file(path: Path, encoding: str | None) -> LeadFile:
+def lead_file(path: Path, encoding: str | None, policy: Policy | None = None) -> LeadFile:
+    """The file of leads, checked; with `policy`, a warning for each column that is a custom
+    field the policy reads, spelt otherwise."""
     if encoding is not None and (problem := encoding_problem(encoding)):
         raise CliError(problem)
     try:
-        return open_leads(path, encoding=encoding)
+        file = open_leads(path, encoding=encoding)
     except InputFileError as exc:
         raise CliError(str(exc)) from None
+    if policy is not None:
+        custom = [
+            field.removeprefix(CUSTOM_FIELD_PREFIX)
+            for field in sorted(policy.condition_fields)
+            if field.startswith(CUSTOM_FIELD_PREFIX)
+        ]
+        for column, field in custom_columns_spelt_otherwise(file, custom):
+            err.print(
+                Text(
+                    f"{path}: the column `{column}` is the custom field "
+                    f"`{CUSTOM_FIELD_PREFIX}{column.removeprefix(CUSTOM_FIELD_PREFIX)}`, but the "
+                    f"policy reads `{CUSTOM_FIELD_PREFIX}{field}`: custom fields' names are "
+                    "compared exactly, so rename the column or the field",
+                    style="yellow",
+                )
+            )
+    return file
 
 
 def valid_leads(file: LeadFile) -> Iterator[Lead]:

@@ -40,11 +40,12 @@ INVALID_SHOWN = 20
 @app.command()
 @friendly
 def serve() -> None:
-    """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, GET /healthz, GET /metrics.
+    """Receive leads over HTTP until SIGTERM or SIGINT: POST /leads, POST /events, GET /healthz,
+    GET /metrics, and Slack's, HubSpot's and the dashboard's pages; run the outbox and the jobs.
 
     Configured by the environment (or .env): DATABASE_URL, LEADROUTER_WEBHOOK_SECRET,
-    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT. Binds HOST:PORT first, then applies
-    database migrations and serves.
+    LEADROUTER_RULES, HOST, PORT, LOG_LEVEL, LOG_FORMAT and the README's other settings. Binds
+    HOST:PORT first, then applies database migrations and serves.
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
@@ -86,7 +87,7 @@ def import_leads(
 
     settings = load_settings(rules=rules)
     policy = read_policy(settings.rules)
-    leads = lead_file(file, encoding)  # before migrating a database for nothing
+    leads = lead_file(file, encoding, policy)  # before migrating a database for nothing
     running.upgrade(settings.database_url)
     summary = asyncio.run(running.import_leads(settings, policy, leads))
     out.print(
@@ -127,11 +128,15 @@ def accounts_import(
         raise CliError(str(exc)) from None
     for row in bad:
         err.print(Text(f"{file}:{row.line}: {row.message}", style="yellow"))
+    if bad and not accounts:
+        raise CliError(f"{file}: no account could be read: every row has a problem")
     running.upgrade(settings.database_url)
     created, updated = asyncio.run(running.import_accounts_in(settings, policy, accounts))
+    skipped = sum(row.skipped for row in bad)
     out.print(
         Text(
-            f"{file}: {created} accounts created, {updated} replaced, {len(bad)} rows with problems"
+            f"{file}: created {created}, replaced {updated}, skipped {skipped}, "
+            f"kept with a problem {len(bad) - skipped}"
         )
     )
 

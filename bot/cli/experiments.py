@@ -50,7 +50,7 @@ def list_experiments(
         out.print(Text(f"{settings.rules} has no experiments."))
         return
     try:
-        window = window_of(since=since, start=None, end=None, now=datetime.now(UTC))
+        window = window_of(since=since, start=None, end=None, now=datetime.now(UTC), options="--")
     except BadWindow as exc:
         raise CliError(str(exc)) from None
     running.upgrade(settings.database_url)

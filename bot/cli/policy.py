@@ -55,11 +55,17 @@ def check(
         typer.Option(help="Accounts CSV to match --leads against, as `simulate` does."),
     ] = None,
     encoding: EncodingOption = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="The policy file, as the other commands take it."),
+    ] = None,
 ) -> None:
     """Check a policy file: exit 0 with a summary, or 1 with every error and its line. With
     --leads, also the data health of a file of leads before going live: the fields the rules
     read that leads lack, and how many reach the fallback queue for want of each."""
-    path = file or default_policy_path()
+    if file is not None and rules is not None and file != rules:
+        raise CliError(f"give the policy once: {file} or --rules {rules}, not both")
+    path = file or rules or default_policy_path()
     try:
         policy = load_policy(path)
     except PolicyFileMissing as exc:
@@ -72,18 +78,24 @@ def check(
         raise typer.Exit(1) from None
     for warning in policy.warnings:
         err.print(Text(warning.format(str(path))))
-    out.print(
-        f"{path}: ok: {len(policy.reps)} reps, {len(policy.teams)} teams, "
-        f"{len(policy.rules)} rules, "
-        f"{len(policy.qualify)} qualification rules, {len(policy.managers)} managers"
-        + (f", {len(policy.warnings)} warnings" if policy.warnings else "")
+    counts = (
+        (len(policy.reps), "rep"),
+        (len(policy.teams), "team"),
+        (len(policy.rules), "rule"),
+        (len(policy.qualify), "qualification rule"),
+        (len(policy.managers), "manager"),
+        *(((len(policy.warnings), "warning"),) if policy.warnings else ()),
     )
+    said = ", ".join(f"{n} {what}{'s' * (n != 1)}" for n, what in counts)
+    out.print(Text(f"{path}: ok: {said}"))
     if leads is not None:
         from bot.cli.report import print_file_health
 
         moment = datetime.now(policy.timezone)
         simulation = Simulation(policy, moment, account_index(accounts, policy, encoding))
-        decisions = [simulation.route(lead) for lead in valid_leads(lead_file(leads, encoding))]
+        decisions = [
+            simulation.route(lead) for lead in valid_leads(lead_file(leads, encoding, policy))
+        ]
         print_file_health(policy, decisions, file=leads, now=moment)
 
 
@@ -113,7 +125,7 @@ def simulate(
     policy = read_policy(rules)
     moment = parse_now(now, policy)
     away = _out_of_office(ooo or [], policy)
-    file = lead_file(leads, encoding)
+    file = lead_file(leads, encoding, policy)
     simulation = Simulation(policy, moment, account_index(accounts, policy, encoding), away)
     if as_json:
         for lead in valid_leads(file):
@@ -150,7 +162,11 @@ def _print_results(policy: Policy, decisions: list[Decision], *, explain_all: bo
     table = Table(title=f"{len(decisions)} leads routed", box=box.SIMPLE_HEAD, expand=True)
     for column in ("lead", "rep", "team"):
         table.add_column(column, no_wrap=True)
-    table.add_column("rule", ratio=1, overflow="fold")
+    # At least as wide as the longest word of a rule's name (up to a point), so that a name
+    # breaks between its words: "Enterprise" cut into "Enterpri" and "se" reads as two words.
+    # (With a ratio, rich takes `width` as the column's least width, and ignores `min_width`.)
+    words = [len(word) for d in decisions for word in (d.rule or "").split()]
+    table.add_column("rule", ratio=1, overflow="fold", width=min(max(words, default=4), 16))
     table.add_column("reason", ratio=3, overflow="fold")
     for d in decisions:
         rep = policy.rep_name(d.rep) if d.rep else f"({d.outcome.value})"

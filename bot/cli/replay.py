@@ -102,7 +102,7 @@ def _window(since: str | None, start: str | None, end: str | None) -> Window:
     if start is None and since is None:
         since = DEFAULT_SINCE
     try:
-        return window_of(since=since, start=start, end=end, now=datetime.now(UTC))
+        return window_of(since=since, start=start, end=end, now=datetime.now(UTC), options="--")
     except BadWindow as exc:
         raise CliError(str(exc)) from None
 

@@ -100,7 +100,7 @@ def _window(since: str | None, start: str | None, end: str | None) -> Window:
     if (start is None) != (end is None) or (start is not None and since is not None):
         raise CliError("give both --from and --to (such as 2026-11-01 and 2026-11-07), or --since")
     try:
-        return window_of(since=since, start=start, end=end, now=datetime.now(UTC))
+        return window_of(since=since, start=start, end=end, now=datetime.now(UTC), options="--")
     except BadWindow as exc:
         raise CliError(str(exc)) from None
 

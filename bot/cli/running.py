@@ -29,6 +29,7 @@ from bot.service.policies import keep_policy
 from bot.service.replay import replay as replay_window
 from bot.service.report import refresh_report, routing_report
 from bot.settings import Settings
+from bot.story import LeadStory
 from routing.model import Account
 from routing.policy import Policy, PolicyError
 from routing.policy_version import version_of
@@ -51,6 +52,7 @@ IMPORT_GROUP = 500
 
 def upgrade(url: str) -> str | None:
     """Apply the database migrations; the revision the database is at afterwards."""
+    _check_sqlite_folder(url)
     try:
         migrate.upgrade(url)
         return migrate.current(url)
@@ -175,6 +177,23 @@ async def import_accounts_in(
     return created, updated
 
 
+def _check_sqlite_folder(url: str) -> None:
+    """A CliError when a SQLite database's folder is not there. SQLite would make the file, not
+    the folder; and `sqlite:///tmp/x.db` is tmp/x.db under the working directory, which an admin
+    who meant /tmp/x.db reads as an error about a lock file they never named."""
+    parsed = make_url(check_url(url))
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or path in (None, "", ":memory:"):
+        return
+    folder = Path(path or "").parent
+    if not folder.is_dir():
+        raise CliError(
+            f"DATABASE_URL: the folder {folder}, where the SQLite database {path} would be, "
+            "does not exist (sqlite:///PATH, three slashes, is a path under the working "
+            "directory; sqlite:////PATH, four, one from the root)"
+        )
+
+
 def migrated(url: str) -> None:
     """For a command that only reads: a CliError unless the database exists and is at the
     code's revision. It is not migrated (that would write), nor, for SQLite, made."""
@@ -219,5 +238,16 @@ async def report(settings: Settings, policy: Policy, window: Window, *, by: str)
         return await routing_report(application.uow, window, by=by)
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(f"cannot read the report: the database failed: {first_line(exc)}") from None
+    finally:
+        await application.close()
+
+
+async def lead_story(settings: Settings, policy: Policy, reference: str) -> LeadStory | None:
+    """A stored lead's story, as `/routing why` tells it to a manager; None for no such lead."""
+    application = bootstrap(settings, policy=policy)
+    try:
+        return await application.reader.story(reference, None)
+    except (SQLAlchemyError, OSError) as exc:
+        raise CliError(f"cannot read the lead: the database failed: {first_line(exc)}") from None
     finally:
         await application.close()

@@ -3,42 +3,46 @@ or however a CRM export heads them ("Billing Country", "State/Province")."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from bot.files.tables import BadRow, csv_records, layout_of
+from bot.files.tables import BadRow, csv_records, layout_of, letters_of
 from bot.files.text import open_text
 from routing.geo import MAX_STATE_LENGTH, account_location
 from routing.model import Account
 
 ACCOUNT_COLUMNS = ("id", "name", "domain", "owner", "tier", "country", "state")
 
-_NOT_A_LETTER = re.compile(r"[\W_]+")
-
-
-def _squeezed(written: str) -> str:
-    return _NOT_A_LETTER.sub("", written.casefold())
-
-
-# The names CRM exports and spreadsheets give an account's location, compared by their letters
-# alone, each also after "Billing": Salesforce's "Billing Country" and "BillingState", HubSpot's
-# "Country/Region" and "State/Region". ("Region" alone is left out: it is as often a sales
-# region.)
-_ACCOUNT_ALIASES = {
-    _squeezed(f"{prefix}{alias}"): column
-    for column, aliases in {
-        "country": ("Country", "Country/Region", "Country Code"),
-        "state": ("State", "State/Province", "State/Region", "Province", "State Code"),
-    }.items()
-    for alias in aliases
-    for prefix in ("", "Billing ")
-}
+# The columns by their letters alone, under their own names and those CRM exports give them:
+# Salesforce's "Account ID", "Account Name" and "Website"; an account's location also after
+# "Billing" (Salesforce's "Billing Country" and "BillingState", HubSpot's "Country/Region" and
+# "State/Region"; "Region" alone is left out: it is as often a sales region).
+_ACCOUNT_ALIASES = (
+    {letters_of(column): column for column in ACCOUNT_COLUMNS}
+    | {
+        letters_of(alias): column
+        for column, aliases in {
+            "id": ("Account ID",),
+            "name": ("Account Name", "Company Name"),
+            "domain": ("Website", "Company Domain Name"),
+        }.items()
+        for alias in aliases
+    }
+    | {
+        letters_of(f"{prefix}{alias}"): column
+        for column, aliases in {
+            "country": ("Country", "Country/Region", "Country Code"),
+            "state": ("State", "State/Province", "State/Region", "Province", "State Code"),
+        }.items()
+        for alias in aliases
+        for prefix in ("", "Billing ")
+    }
+)
 
 
 def _account_column(written: str) -> str:
     name = written.strip().lower()
-    return _ACCOUNT_ALIASES.get(_squeezed(name), name)
+    return _ACCOUNT_ALIASES.get(letters_of(name), name)
 
 
 def read_accounts(
@@ -52,21 +56,24 @@ def read_accounts(
         text,
         required=("id", "name"),
         name=_account_column,
-        problem=f"needs a header with the columns {', '.join(ACCOUNT_COLUMNS)}",
+        problem="needs a header naming the columns id and name, and optionally "
+        + ", ".join(ACCOUNT_COLUMNS[2:]),
     )
     accounts: list[Account] = []
     bad: list[BadRow] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # id -> the line it is first at
     for line, record in csv_records(text, layout):
         if isinstance(record, BadRow):
             bad.append(record)
             continue
         row = {column: value.strip() for column, value in record.items()}
         if not row.get("id") or not row.get("name"):
-            bad.append(BadRow(line, "an account needs an id and a name"))
+            bad.append(BadRow(line, "an account needs an id and a name: row skipped"))
             continue
         if row["id"] in seen:
-            bad.append(BadRow(line, f"duplicate account id {row['id']}"))
+            first = seen[row["id"]]
+            message = f"duplicate account id {row['id']} (first at line {first}): row skipped"
+            bad.append(BadRow(line, message))
             continue
         # What is kept of a row despite a problem, said in one note per row.
         kept: list[str] = []
@@ -86,8 +93,8 @@ def read_accounts(
         if given_state and state is None:
             kept.append(f"state is longer than {MAX_STATE_LENGTH} characters; kept without a state")
         if kept:
-            bad.append(BadRow(line, "; ".join(kept)))
-        seen.add(row["id"])
+            bad.append(BadRow(line, "; ".join(kept), skipped=False))
+        seen[row["id"]] = line
         accounts.append(
             Account(
                 row["id"],

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.files.tables import BadRow, Layout, csv_records, layout_of
+from bot.files.tables import BadRow, Layout, csv_records, layout_of, letters_of
 from bot.files.text import InputFileError, TextFile, open_text
 from routing.leads import KNOWN_FIELDS, InvalidLead, parse_lead
 from routing.model import Lead
@@ -24,12 +24,33 @@ class LeadRow:
     lead: Lead
 
 
+# Lead fields by the letters of the names people and CRM exports head them with: the field's own
+# name in any case, spacing or punctuation ("First Name", "E-Mail"), and the headers of
+# Salesforce's and HubSpot's lead exports ("No. of Employees", "Company Name", "Country/Region").
+_LEAD_COLUMNS = {letters_of(field): field for field in KNOWN_FIELDS} | {
+    letters_of(alias): field
+    for field, aliases in {
+        "email": ("Email Address",),
+        "company": ("Company Name", "Organization", "Organisation"),
+        "title": ("Job Title",),
+        "phone": ("Phone Number",),
+        "source": ("Lead Source",),
+        "employees": ("No. of Employees", "Number of Employees", "Employee Count"),
+        "country": ("Country/Region", "Country Code"),
+        "state": ("State/Province", "State/Region", "Province"),
+        "website": ("Website URL", "Web Site"),
+        "domain": ("Company Domain", "Company Domain Name"),
+        "last_name": ("Surname",),
+    }.items()
+    for alias in aliases
+}
+
+
 def _lead_column(written: str) -> str:
-    """A lead field's name whatever its case or spacing ("First Name" is first_name); any other
-    column keeps its name, as a custom field."""
+    """A lead field's name however the header writes it ("E-Mail" is email, "First Name"
+    first_name); any other column keeps its name, as a custom field."""
     stripped = written.strip()
-    field = "_".join(stripped.lower().replace("-", " ").split())
-    return field if field in KNOWN_FIELDS else stripped
+    return _LEAD_COLUMNS.get(letters_of(stripped), stripped)
 
 
 Form = Literal["csv", "json lines", "json"]
@@ -69,6 +90,24 @@ def open_leads(path: Path, *, encoding: str | None = None) -> LeadFile:
         problem="the first line must be a header naming the columns, with `id`",
     )
     return LeadFile(text, "csv", max(text.lines - 1 - layout.skip, 0), layout)
+
+
+def custom_columns_spelt_otherwise(file: LeadFile, read: Iterable[str]) -> list[tuple[str, str]]:
+    """(column, field) for each column of a CSV that is a custom field spelt otherwise than the
+    `fields.NAME` a policy reads (`Plan Tier` for `fields.plan_tier`): custom fields' names are
+    compared exactly, so a condition on it would never see the column."""
+    if file.layout is None:
+        return []
+    wanted = {letters_of(name): name for name in read if name}
+    found = []
+    for column in file.layout.columns:
+        if not column or column in KNOWN_FIELDS:
+            continue
+        name = column.removeprefix("fields.")
+        field = wanted.get(letters_of(name))
+        if field is not None and field != name:
+            found.append((column, field))
+    return found
 
 
 _JSON_NEEDED = "give a JSON array of lead objects, or JSON Lines (one lead object per line)"

@@ -9,18 +9,28 @@ honoured. A bad row never stops a run: it comes back as a `BadRow` naming its li
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bot.files.text import InputFileError, TextFile
 
 _DELIMITERS = (",", ";", "\t", "|")
+_NOT_A_LETTER = re.compile(r"[\W_]+")
+
+
+def letters_of(written: str) -> str:
+    """A column's name by its letters and digits alone, in one case: how headers are compared,
+    so that "E-Mail", "e_mail" and "EMAIL" are one column, and "State/Province" is
+    "stateprovince"."""
+    return _NOT_A_LETTER.sub("", written.casefold())
 
 
 @dataclass(frozen=True, slots=True)
 class BadRow:
     line: int
     message: str
+    skipped: bool = True  # False: the row was read, without the value the message names
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,22 +61,31 @@ class Window:
         return Window(self.since - self.length, self.since)
 
 
-def window_of(*, since: str | None, start: str | None, end: str | None, now: datetime) -> Window:
+def window_of(
+    *, since: str | None, start: str | None, end: str | None, now: datetime, options: str = ""
+) -> Window:
     """`since` (default 7d), or `start` and `end` (dates such as 2026-11-01, both included);
-    BadWindow with a sentence otherwise."""
+    BadWindow with a sentence otherwise, naming them `since`, `from` and `to` after `options`
+    ("--" for the command line's options, "" for the dashboard's query)."""
+    since_, from_, to_ = (f"{options}{name}" for name in ("since", "from", "to"))
     if start is not None or end is not None:
         if start is None or end is None or since is not None:
             raise BadWindow(
-                "give both from and to (dates such as 2026-11-01 and 2026-11-07), or since"
+                f"give both {from_} and {to_} (dates such as 2026-11-01 and 2026-11-07), "
+                f"or {since_}"
             )
-        window = Window(_midnight(_day(start)), _midnight(_day(end) + timedelta(days=1)))
+        window = Window(
+            _midnight(_day(start, from_)), _midnight(_day(end, to_) + timedelta(days=1))
+        )
         if window.until <= window.since:
-            raise BadWindow(f"to ({end}) must not be before from ({start})")
+            raise BadWindow(f"{to_} ({end}) must not be before {from_} ({start})")
     else:
         text = since if since is not None else DEFAULT_SINCE
         found = _SINCE.fullmatch(text)
         if found is None or int(found[1]) == 0:
-            raise BadWindow(f"since is a count of hours, days or weeks, such as 7d, not {text!r}")
+            raise BadWindow(
+                f"{since_} is a count of hours, days or weeks, such as 7d, not {text!r}"
+            )
         window = Window(now - int(found[1]) * _UNITS[found[2]], now)
     if window.length > LONGEST:
         raise BadWindow("a window is at most 366 days long")
@@ -87,11 +96,11 @@ def last_week(now: datetime) -> Window:
     return Window(now - timedelta(days=7), now)
 
 
-def _day(text: str) -> date:
+def _day(text: str, name: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise BadWindow(f"{text[:40]!r} is not a date; write it as 2026-11-01") from None
+        raise BadWindow(f"{name} {text[:40]!r} is not a date; write it as 2026-11-01") from None
 
 
 def _midnight(day: date) -> datetime:

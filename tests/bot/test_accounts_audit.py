@@ -159,7 +159,7 @@ def test_a_file_without_a_header_is_a_sentence(tmp_path: Path) -> None:
     code, _, stderr = audit(str(accounts))
 
     assert code == 1
-    assert "needs a header with the columns id, name" in stderr
+    assert "needs a header naming the columns id and name" in stderr
 
 
 def test_an_out_file_that_cannot_be_written_is_a_sentence(tmp_path: Path) -> None:
@@ -171,6 +171,37 @@ def test_an_out_file_that_cannot_be_written_is_a_sentence(tmp_path: Path) -> Non
     assert code == 1
     assert stderr.strip() == f"error: {report}: cannot be written (No such file or directory)"
     assert stdout == ""
+
+
+def test_an_out_file_that_is_the_accounts_file_itself_is_refused_and_the_file_kept(
+    tmp_path: Path,
+) -> None:
+    accounts = write(tmp_path / "accounts.csv", ACCOUNTS)
+    before = accounts.read_bytes()
+    # The same file by another spelling of its path: the audit must still not write over it.
+    same = tmp_path / "." / "accounts.csv"
+
+    code, stdout, stderr = audit(str(accounts), "--out", str(same))
+
+    assert code == 1
+    assert stderr.startswith(f"error: --out {same} is the accounts file itself")
+    assert stdout == ""
+    assert accounts.read_bytes() == before
+
+
+def test_an_out_file_that_is_the_policy_file_is_refused_and_the_policy_kept(
+    tmp_path: Path,
+) -> None:
+    accounts = write(tmp_path / "accounts.csv", ACCOUNTS)
+    policy = tmp_path / "routing.yml"
+    policy.write_text(POLICY)
+
+    code, stdout, stderr = audit(str(accounts), "--rules", str(policy), "--out", str(policy))
+
+    assert code == 1
+    assert stderr.startswith(f"error: --out {policy} is the policy file itself")
+    assert stdout == ""
+    assert policy.read_text() == POLICY
 
 
 def test_without_a_policy_owners_are_kept_as_written(tmp_path: Path) -> None:

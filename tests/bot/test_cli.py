@@ -24,7 +24,35 @@ def test_check_summarises_a_good_policy() -> None:
     result = runner.invoke(app, ["check", POLICY])
     assert result.exit_code == 0
     assert result.stdout.strip().endswith(
-        "ok: 5 reps, 3 teams, 6 rules, 2 qualification rules, 1 managers"
+        "ok: 5 reps, 3 teams, 6 rules, 2 qualification rules, 1 manager"
+    )
+
+
+def test_check_counts_one_of_anything_in_the_singular(tmp_path: Path) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: alice, slack: U01ALICE}\nteams:\n  core: {members: [alice]}\n"
+        "rules:\n  - {name: Everyone, assign: {team: core}}\n"
+    )
+    result = runner.invoke(app, ["check", str(policy)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"{policy}: ok: 1 rep, 1 team, 1 rule, 0 qualification rules, 0 managers"
+    )
+
+
+def test_check_takes_the_policy_with_rules_as_every_other_command_does() -> None:
+    result = runner.invoke(app, ["check", "--rules", POLICY])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{POLICY}: ok: 5 reps")
+
+
+def test_check_with_a_file_and_another_rules_file_is_a_sentence(tmp_path: Path) -> None:
+    other = tmp_path / "other.yml"
+    result = runner.invoke(app, ["check", POLICY, "--rules", str(other)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: give the policy once: {POLICY} or --rules {other}, not both"
     )
 
 
@@ -187,6 +215,16 @@ def test_the_demo_card_wraps_its_reason_inside_the_panel_on_a_narrow_terminal() 
     card = result.stdout.split("How the assignment card reads in Slack", 1)[1]
     card = card.split("leadrouter why", 1)[0]
     assert "· round robin" in card, "the reason was cut off at the panel's edge"
+
+
+def test_the_demo_table_on_an_80_column_terminal_breaks_rule_names_between_words() -> None:
+    result = runner.invoke(app, ["demo"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    table = result.stdout.split("How the assignment card reads in Slack", 1)[0]
+    # "Enterprise" cut as "Enterpri" / "se North": the rule column narrower than its words.
+    assert re.search(r"Enterpri\s", table) is None
+    assert re.search(r"speciali\s", table) is None
+    assert "Enterprise" in table and "specialist" in table
 
 
 def test_check_warns_about_a_rep_slack_cannot_reach_and_a_name_given_as_a_slack_id(

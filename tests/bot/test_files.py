@@ -198,6 +198,43 @@ def test_column_names_are_matched_whatever_their_case_or_spacing(tmp_path: Path)
     assert first_names == {"E-1": "Anne", "E-2": "José", "E-3": "Zoë"}
 
 
+def test_column_names_as_excel_and_crm_exports_write_them_are_the_lead_fields(
+    tmp_path: Path,
+) -> None:
+    # As a person types them in Excel, and as Salesforce and HubSpot head their lead exports.
+    header = ["ID", "E-Mail", "First name", "Company Name", "Country/Region", "No. of Employees"]
+    leads = tmp_path / "leads.csv"
+    leads.write_text(table(";", header), encoding="utf-8-sig")
+    database = tmp_path / "leads.db"
+
+    code, _, stderr = run_import(leads, database)
+
+    assert code == 0, stderr
+    with sqlite3.connect(database) as connection:
+        stored = {
+            row[0]: row[1:]
+            for row in connection.execute(
+                "SELECT external_id, email, company, json_extract(raw, '$.employees'), "
+                "json_extract(raw, '$.country'), json_extract(raw, '$.fields') FROM leads"
+            )
+        }
+    assert stored["E-3"] == ("cto@bigco.com", "BigCo", 5000, "US", None)
+    assert stored["E-1"][:2] == ("anne@mueller-bau.de", "Müller Bau GmbH")
+
+
+def test_a_column_that_names_no_lead_field_is_kept_as_a_custom_field(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,Plan Tier\r\nE-1,anne@mueller-bau.de,Gold\r\n", encoding="utf-8")
+    database = tmp_path / "leads.db"
+
+    code, _, stderr = run_import(leads, database)
+
+    assert code == 0, stderr
+    with sqlite3.connect(database) as connection:
+        (fields,) = connection.execute("SELECT json_extract(raw, '$.fields') FROM leads").fetchone()
+    assert json.loads(fields) == {"Plan Tier": "Gold"}
+
+
 def test_two_columns_naming_the_same_field_are_refused(tmp_path: Path) -> None:
     leads = tmp_path / "leads.csv"
     leads.write_text("id,Email,email\r\n1,a@b.com,c@d.com\r\n", encoding="utf-8")
@@ -380,7 +417,8 @@ def test_accounts_import_reads_the_files_excel_writes(
 
     assert result.exit_code == 0, result.output
     assert (
-        result.stdout.strip() == f"{accounts}: 2 accounts created, 0 replaced, 0 rows with problems"
+        result.stdout.strip()
+        == f"{accounts}: created 2, replaced 0, skipped 0, kept with a problem 0"
     )
     with sqlite3.connect(database) as connection:
         names = dict(connection.execute("SELECT id, name FROM accounts"))
@@ -441,7 +479,7 @@ def test_accounts_import_stores_each_accounts_country_as_its_code_and_its_state(
     # An unknown country is no reason to drop the account: it is kept, and its row is named.
     # A row with two problems is one note, so each row with problems is counted once.
     assert result.stdout.strip() == (
-        f"{accounts}: 6 accounts created, 0 replaced, 2 rows with problems"
+        f"{accounts}: created 6, replaced 0, skipped 0, kept with a problem 2"
     )
     assert result.stderr.splitlines() == [
         f"{accounts}:5: country 'Atlantis' not recognised; kept without a country",
@@ -480,3 +518,78 @@ def test_an_accounts_country_and_state_are_read_under_the_headers_crms_export(
 
     assert bad == []
     assert (account.country, account.state) == ("GB", "Scotland")
+
+
+def test_an_accounts_id_name_and_domain_are_read_under_the_headers_crms_export(
+    tmp_path: Path,
+) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(
+        "Account ID,Account Name,Website,Owner\r\n001A,Acme,https://www.acme.com/,alice\r\n",
+        encoding="utf-8",
+    )
+
+    (account,), bad = read_accounts(accounts, {"alice": "alice"})
+
+    assert bad == []
+    assert (account.id, account.name, account.domain, account.owner) == (
+        "001A",
+        "Acme",
+        "https://www.acme.com/",
+        "alice",
+    )
+
+
+def test_an_accounts_file_without_an_id_or_a_name_says_those_two_are_what_it_needs(
+    tmp_path: Path,
+) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("company,website\r\nAcme,acme.com\r\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["accounts", "audit", str(accounts)])
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: {accounts}: needs a header naming the columns id and name, and optionally "
+        "domain, owner, tier, country, state (it names company, website)"
+    )
+
+
+def test_a_column_named_like_a_custom_field_the_policy_reads_but_spelt_otherwise_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: ann, slack: U0ANN}\n  - {id: bob, slack: U0BOB}\n"
+        "rules:\n  - {name: Pro plan, when: {fields.plan_tier: pro}, assign: {rep: ann}}\n"
+        "  - {name: Others, assign: {rep: bob}}\n"
+    )
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,Plan Tier\r\nP-1,a@acme.com,pro\r\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["simulate", str(leads), "--rules", str(policy), "--json"])
+
+    assert result.exit_code == 0, result.output
+    # The lead is routed as the policy says (the names differ), and the admin is told why.
+    assert json.loads(result.stdout)["rep"] == "bob"
+    assert result.stderr.strip() == (
+        f"{leads}: the column `Plan Tier` is the custom field `fields.Plan Tier`, but the policy "
+        "reads `fields.plan_tier`: custom fields' names are compared exactly, so rename the "
+        "column or the field"
+    )
+
+
+def test_a_column_spelt_as_the_policy_reads_it_is_not_warned_of(tmp_path: Path) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: ann, slack: U0ANN}\n"
+        "rules:\n  - {name: Pro plan, when: {fields.plan_tier: pro}, assign: {rep: ann}}\n"
+    )
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,email,plan_tier\r\nP-1,a@acme.com,pro\r\n", encoding="utf-8")
+
+    result = runner.invoke(app, ["simulate", str(leads), "--rules", str(policy), "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rep"] == "ann"
+    assert result.stderr == ""

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -111,6 +112,75 @@ def test_import_with_bad_settings_exits_1_with_a_sentence(tmp_path: Path) -> Non
     assert "Traceback" not in result.output
 
 
+def test_a_sqlite_database_in_a_folder_that_is_not_there_is_a_sentence_about_the_slashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sqlite:///tmp/x.db is tmp/x.db under the working directory: an admin meant /tmp/x.db.
+    monkeypatch.chdir(tmp_path)
+    leads = tmp_path / "leads.csv"
+    leads.write_text(LEADS_CSV)
+    result = runner.invoke(
+        app,
+        ["import", str(leads), "--rules", POLICY],
+        env={"DATABASE_URL": "sqlite:///data/leads.db"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: DATABASE_URL: the folder data, where the SQLite database data/leads.db would "
+        "be, does not exist (sqlite:///PATH, three slashes, is a path under the working "
+        "directory; sqlite:////PATH, four, one from the root)"
+    )
+    assert not (tmp_path / "data").exists()
+
+
+def test_accounts_import_counts_skipped_rows_apart_from_those_kept_with_a_problem(
+    tmp_path: Path,
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text(
+        "id,name,domain,owner\n"
+        "A1,Initech,initech.com,alice\n"
+        "A1,Initech again,initech.net,bob\n"
+        ",No Id,noid.com,\n"
+        "A2,Globex,globex.com,nobody-we-know\n"
+    )
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        f"{accounts}: created 2, replaced 0, skipped 2, kept with a problem 1"
+    )
+    assert result.stderr.splitlines() == [
+        f"{accounts}:3: duplicate account id A1 (first at line 2): row skipped",
+        f"{accounts}:4: an account needs an id and a name: row skipped",
+        f"{accounts}:5: owner 'nobody-we-know' is not a rep id or e-mail in the policy; kept "
+        "without an owner",
+    ]
+    with sqlite3.connect(database) as connection:
+        names = dict(connection.execute("SELECT id, name FROM accounts"))
+    assert names == {"A1": "Initech", "A2": "Globex"}
+
+
+def test_accounts_import_of_a_file_where_no_row_is_an_account_exits_1_and_makes_no_database(
+    tmp_path: Path,
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text("id,name\n,Nameless Id\nA1,\n")
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {accounts}: no account could be read: every row has a problem"
+    )
+    assert not database.exists()
+
+
 def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -> None:
     # No working hours in this policy: the import routes at the real time, whatever day it is.
     policy = tmp_path / "routing.yml"
@@ -130,12 +200,12 @@ def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -
     command = ["accounts", "import", str(accounts), "--rules", str(policy)]
     loaded = runner.invoke(app, command, env=env)
     assert loaded.exit_code == 0, loaded.output
-    assert (
-        loaded.stdout.strip() == f"{accounts}: 3 accounts created, 0 replaced, 1 rows with problems"
+    assert loaded.stdout.strip() == (
+        f"{accounts}: created 3, replaced 0, skipped 0, kept with a problem 1"
     )
     assert f"{accounts}:4: owner 'nobody-we-know' is not a rep id or e-mail" in loaded.stderr
     again = runner.invoke(app, command, env=env)
-    assert "0 accounts created, 3 replaced" in again.stdout
+    assert "created 0, replaced 3" in again.stdout
 
     leads = tmp_path / "leads.csv"
     leads.write_text("id,email,company\nL1,p@initech.com,\nL2,e@tyrellcorp.net,Tyrel Corp\n")

@@ -29,7 +29,7 @@ def test_check_accepts_a_performance_team(tmp_path: Path) -> None:
     policy.write_text(GOOD)
     result = runner.invoke(app, ["check", str(policy)])
     assert result.exit_code == 0, result.output
-    assert "ok: 2 reps, 1 teams, 1 rules" in result.stdout
+    assert "ok: 2 reps, 1 team, 1 rule" in result.stdout
 
 
 def test_check_reports_each_bad_performance_key_with_its_line(tmp_path: Path) -> None:

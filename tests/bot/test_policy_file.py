@@ -26,6 +26,15 @@ def test_a_file_that_is_not_text_is_a_sentence_too(tmp_path: Path) -> None:
     assert not isinstance(caught.value, PolicyFileMissing)
 
 
+def test_a_folder_given_as_the_policy_is_a_sentence_about_the_folder(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path)
+    assert caught.value.report() == (
+        f"{tmp_path}: is a folder, not a policy file: name the YAML file in it, such as "
+        f"{tmp_path / 'routing.yml'}"
+    )
+
+
 def test_a_policy_file_is_parsed_with_its_path_in_every_problem(tmp_path: Path) -> None:
     file = tmp_path / "routing.yml"
     file.write_text("reps:\n  - id: alice\nrules: {}\n", encoding="utf-8")

@@ -350,11 +350,14 @@ def test_a_window_is_since_a_while_ago_or_whole_days_from_and_to(
             ["--since", "7d", "--from", "2026-11-01", "--to", "2026-11-02"],
             "give both --from and --to",
         ),
-        (["--since", "soon"], "since is a count of hours, days or weeks, such as 7d, not 'soon'"),
-        (["--from", "2026-11-05", "--to", "2026-11-01"], "must not be before from"),
+        (
+            ["--since", "soon"],
+            "error: --since is a count of hours, days or weeks, such as 7d, not 'soon'",
+        ),
+        (["--from", "2026-11-05", "--to", "2026-11-01"], "must not be before --from (2026-11-05)"),
         (
             ["--from", "Nov 1", "--to", "2026-11-02"],
-            "'Nov 1' is not a date; write it as 2026-11-01",
+            "--from 'Nov 1' is not a date; write it as 2026-11-01",
         ),
         (["--json", "--csv"], "--csv and --json are two ways to print the replay: choose one"),
     ],

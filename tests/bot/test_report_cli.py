@@ -123,11 +123,17 @@ def test_an_empty_window_says_so_and_prints_no_group(database: str) -> None:
 @pytest.mark.parametrize(
     ("words", "says"),
     [
-        (["--since", "7y"], "since is a count of hours, days or weeks, such as 7d, not '7y'"),
+        (
+            ["--since", "7y"],
+            "error: --since is a count of hours, days or weeks, such as 7d, not '7y'",
+        ),
         (["--from", "2026-11-01"], "give both --from and --to"),
         (["--to", "2026-11-01", "--since", "7d"], "give both --from and --to"),
-        (["--from", "2026-11-07", "--to", "2026-11-01"], "must not be before"),
-        (["--from", "November", "--to", "2026-11-01"], "'November' is not a date"),
+        (
+            ["--from", "2026-11-07", "--to", "2026-11-01"],
+            "--to (2026-11-01) must not be before --from (2026-11-07)",
+        ),
+        (["--from", "November", "--to", "2026-11-01"], "--from 'November' is not a date"),
         (["--since", "60w"], "a window is at most 366 days long"),
         (["--by", "colour"], "--by is one of rule, team, rep"),
         (["--csv", "--json"], "choose one"),

@@ -152,6 +152,45 @@ def test_a_duplicate_yaml_key_is_reported_not_silently_overwritten() -> None:
     assert len(problems) == 1 and "not valid YAML" in problems[0] and "duplicate" in problems[0]
 
 
+def test_a_duplicate_key_is_one_sentence_naming_it_and_its_first_line_not_both_values() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: alice
+            name: Alice Adams
+            skills: [healthcare, biotech, pharma]
+        teams:
+          core: {members: [alice]}
+        reps:
+          - id: bob
+        """
+    )
+    assert problems == [
+        "routing.yml:7:1: not valid YAML: duplicate key `reps`, written twice in the same "
+        "mapping (first at line 1); write it once, merging the two"
+    ]
+
+
+def test_a_tab_in_the_indentation_says_yaml_indents_with_spaces() -> None:
+    problems = problems_of("reps:\n\t- id: alice\n")
+    assert len(problems) == 1
+    assert problems[0].startswith("routing.yml:2:1: ")
+    assert "a tab: YAML indents with spaces only" in problems[0]
+
+
+def test_a_line_indented_out_of_step_says_to_check_its_indentation() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - id: bob
+           name: Bob
+        """
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith("routing.yml:3:")
+    assert "check the indentation of this line against the lines above it" in problems[0]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
@@ -301,3 +340,47 @@ def test_contact_details_in_card_fields_are_a_warning_they_are_always_on_the_car
         in messages
     )
     assert any(m.startswith("`phone` is always on the card") for m in messages)
+
+
+def warnings_of(text: str) -> list[str]:
+    """The warnings about conditions (MINIMAL's rep has no Slack id, which is warned of too)."""
+    policy = parse_policy(textwrap.dedent(text), source="routing.yml")
+    return [w.format("routing.yml") for w in policy.warnings if "when" in w.path]
+
+
+def test_a_segment_no_lead_can_have_is_a_warning_naming_the_segments_there_are() -> None:
+    warnings = warnings_of(MINIMAL.replace("    assign:", "    when: {segment: SMBB}\n    assign:"))
+    assert warnings == [
+        "routing.yml:8:12: warning: rules[0].when.segment: `SMBB` is not a value segment can "
+        "have (SMB, MidMarket, Enterprise; did you mean `SMB`?): this test never holds"
+    ]
+
+
+def test_a_region_in_a_list_is_checked_against_the_policys_own_regions_and_the_default_ones() -> (
+    None
+):
+    text = "regions:\n  DACH: [DE, AT, CH]\n" + MINIMAL.replace(
+        "    assign:", "    when: {region: [DACH, EMAE, latam]}\n    assign:"
+    )
+    warnings = warnings_of(text)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("routing.yml:10:27: warning: rules[0].when.region[1]: `EMAE`")
+    assert "did you mean `EMEA`?" in warnings[0]
+
+
+def test_an_email_domain_type_under_an_operator_or_in_a_qualify_rule_is_checked() -> None:
+    text = MINIMAL + (
+        "qualify:\n  - {name: Free, when: {email_domain_type: {in: [freee]}}, outcome: nurture}\n"
+    )
+    warnings = warnings_of(text)
+    assert len(warnings) == 1
+    assert "qualify[0].when.email_domain_type.in[0]: `freee` is not" in warnings[0]
+    assert "(free, business; did you mean `free`?)" in warnings[0]
+
+
+def test_values_leads_can_have_in_any_case_give_no_warning() -> None:
+    text = MINIMAL.replace(
+        "    assign:",
+        "    when: {segment: smb, region: {ne: apac}, email_domain_type: Business}\n    assign:",
+    )
+    assert warnings_of(text) == []

@@ -1,0 +1,99 @@
+"""`leadrouter why LEAD`: a stored lead's full explanation and what happened since, for the admin
+at a terminal, as `/routing why` gives it to a manager in Slack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+from tests.bot.conftest import EXAMPLES
+
+runner = CliRunner()
+POLICY = str(EXAMPLES / "routing.yml")
+LEADS = (
+    "id,email,company,country,employees,industry,source,crm_system,crm_id\r\n"
+    "W-1,ana@initech.com,Initech,US,1500,Software,demo_request,salesforce,00Q5e00000WhY1\r\n"
+    "W-2,jo@nowhere-corp.io,Nowhere Corp,BR,,Mining,web,,\r\n"
+)
+ACCOUNTS = "id,name,domain,owner\r\nACC-1,Initech,initech.com,alice\r\n"
+
+
+def run(database: Path, *words: str) -> tuple[int, str, str]:
+    result = runner.invoke(
+        app,
+        list(words),
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LEADROUTER_RULES": POLICY},
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def stored(tmp_path: Path) -> Path:
+    database = tmp_path / "leads.db"
+    (tmp_path / "accounts.csv").write_text(ACCOUNTS)
+    (tmp_path / "leads.csv").write_text(LEADS)
+    for words in (
+        ("accounts", "import", str(tmp_path / "accounts.csv")),
+        ("import", str(tmp_path / "leads.csv")),
+    ):
+        code, _, stderr = run(database, *words)
+        assert code == 0, stderr
+    return database
+
+
+def test_why_prints_the_explanation_of_a_stored_lead_and_the_version_that_decided_it(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+
+    code, stdout, stderr = run(database, "why", "W-1")
+
+    assert code == 0, stderr
+    assert stdout.startswith("Lead W-1: ana@initech.com, Initech")
+    assert "Account: Initech" in stdout
+    assert "✓ Existing account owner" in stdout
+    assert "Outcome:" in stdout
+    assert "Policy version " in stdout
+
+
+def test_why_finds_a_lead_by_its_email_or_its_crm_id_as_slack_does(tmp_path: Path) -> None:
+    database = stored(tmp_path)
+
+    by_email = run(database, "why", "ANA@initech.com")
+    by_crm_id = run(database, "why", "00Q5e00000WhY1")
+
+    assert by_email[0] == 0 and by_email[1].startswith("Lead W-1:"), by_email[2]
+    assert by_crm_id[0] == 0 and by_crm_id[1].startswith("Lead W-1:"), by_crm_id[2]
+
+
+def test_why_of_a_queued_lead_says_no_rule_matched(tmp_path: Path) -> None:
+    database = stored(tmp_path)
+
+    code, stdout, stderr = run(database, "why", "W-2")
+
+    assert code == 0, stderr
+    assert "Lead W-2" in stdout
+    assert "unmatched queue" in stdout
+
+
+def test_why_of_an_unknown_lead_is_a_sentence_and_exit_1(tmp_path: Path) -> None:
+    database = stored(tmp_path)
+
+    code, stdout, stderr = run(database, "why", "W-404")
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.strip() == (
+        "error: no lead W-404 in the database: give a lead's id, e-mail or CRM id"
+    )
+
+
+def test_why_without_a_database_is_a_sentence_and_creates_none(tmp_path: Path) -> None:
+    database = tmp_path / "nothing-here.db"
+
+    code, _, stderr = run(database, "why", "W-1")
+
+    assert code == 1
+    assert stderr.startswith(f"error: no database at {database}")
+    assert not database.exists()
