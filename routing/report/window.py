@@ -24,10 +24,12 @@ ASKED_GROUPINGS = (
 )
 DEFAULT_SINCE = "7d"
 LONGEST = timedelta(days=366)
+TOO_LONG = "a window is at most 366 days long"
 # Up to a month is charted day by day; a longer window week by week.
 DAILY_UP_TO = timedelta(days=31)
 
-_SINCE = re.compile(r"(\d{1,3})([hdw])")
+# 366 days is 8784h: a longer count is refused as too long (LONGEST), not as unreadable.
+_SINCE = re.compile(r"(\d{1,9})([hdw])")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
@@ -65,21 +67,29 @@ def window_of(*, since: str | None, start: str | None, end: str | None, now: dat
     """`since` (default 7d), or `start` and `end` (dates such as 2026-11-01, both included);
     BadWindow with a sentence otherwise."""
     if start is not None or end is not None:
-        if start is None or end is None or since is not None:
+        if since is not None:
+            raise BadWindow("give either since or from and to, not both")
+        if start is None or end is None:
             raise BadWindow(
                 "give both from and to (dates such as 2026-11-01 and 2026-11-07), or since"
             )
-        window = Window(_midnight(_day(start)), _midnight(_day(end) + timedelta(days=1)))
-        if window.until <= window.since:
+        first, last = _day(start), _day(end)
+        if last < first:
             raise BadWindow(f"to ({end}) must not be before from ({start})")
+        if last == date.max:  # its end, the next midnight, is past the calendar's
+            raise BadWindow(f"to ({end}) is too far in the future")
+        window = Window(_midnight(first), _midnight(last + timedelta(days=1)))
     else:
         text = since if since is not None else DEFAULT_SINCE
         found = _SINCE.fullmatch(text)
         if found is None or int(found[1]) == 0:
             raise BadWindow(f"since is a count of hours, days or weeks, such as 7d, not {text!r}")
-        window = Window(now - int(found[1]) * _UNITS[found[2]], now)
+        count, unit = int(found[1]), _UNITS[found[2]]
+        if count > LONGEST / unit:  # before counting back: that many years back may not exist
+            raise BadWindow(TOO_LONG)
+        window = Window(now - count * unit, now)
     if window.length > LONGEST:
-        raise BadWindow("a window is at most 366 days long")
+        raise BadWindow(TOO_LONG)
     return window
 
 

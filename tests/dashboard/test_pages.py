@@ -235,16 +235,36 @@ def test_from_and_to_are_whole_utc_days_both_included() -> None:
         ({"since": "0d"}, "since is a count"),
         ({"since": "7y"}, "since is a count"),
         ({"from": "2026-11-01"}, "give both from and to"),
-        ({"from": "2026-11-01", "to": "2026-11-07", "since": "7d"}, "give both from and to"),
+        ({"from": "2026-11-01", "to": "2026-11-07", "since": "7d"}, "either since or from and to"),
         ({"from": "2026-11-07", "to": "2026-11-01"}, "must not be before"),
         ({"from": "yesterday", "to": "2026-11-01"}, "is not a date"),
         ({"since": "53w"}, "at most 366 days"),
+        ({"since": "1000d"}, "at most 366 days"),
+        ({"since": "999999999w"}, "at most 366 days"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "too far in the future"),
         ({"by": "colour"}, "by must be one of"),
     ],
 )
 def test_a_window_that_cannot_be_read_says_what_to_write(query: dict[str, str], says: str) -> None:
     with pytest.raises(BadWindow, match=says):
         question_of(query, now=NOW)
+
+
+def test_the_longest_window_may_be_written_in_hours_days_or_weeks() -> None:
+    for since in ("8784h", "366d", "52w"):
+        assert question_of({"since": since}, now=NOW).window.length <= timedelta(days=366)
+
+
+async def test_a_window_past_the_calendars_end_is_a_400_not_a_crash(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    for path in ("/dashboard", "/dashboard/overview.csv", "/dashboard/fairness.csv"):
+        response = await dashboard.client.get(
+            f"{path}?from=9999-12-31&to=9999-12-31", headers=BEARER
+        )
+        assert response.status == 400, path
+        assert "to (9999-12-31) is too far in the future" in await response.text()
 
 
 def test_a_month_is_charted_by_day_and_a_longer_window_by_week() -> None:
