@@ -43,14 +43,8 @@ class Column:
     kind: str  # how the page writes it: group, text, count, share, duration, per100, amount
 
 
-OVERVIEW = (
-    Column("group", "Group", "group"),
-    Column("leads", "Leads", "count"),
-    Column("assigned_share", "Assigned", "share"),
-    Column("queued_share", "Queued", "share"),
-    Column("nurture_share", "Nurture", "share"),
-    Column("disqualified_share", "Disqualified", "share"),
-    Column("unmatched_share", "Unmatched", "share"),
+_GROUP = (Column("group", "Group", "group"), Column("leads", "Leads", "count"))
+_SPEED = (
     Column("time_to_card_p50_s", "To card p50", "duration"),
     Column("time_to_claim_p50_s", "To claim p50", "duration"),
     Column("time_to_claim_p90_s", "To claim p90", "duration"),
@@ -60,6 +54,19 @@ OVERVIEW = (
     Column("contact_sla_met", "Contact SLA met", "share"),
     Column("rejects_per_100", "Rejects per 100", "per100"),
     Column("reassignments_per_100", "Reassigned per 100", "per100"),
+)
+_VOLUME = (
+    Column("assigned_share", "Assigned", "share"),
+    Column("queued_share", "Queued", "share"),
+    Column("nurture_share", "Nurture", "share"),
+    Column("disqualified_share", "Disqualified", "share"),
+    Column("unmatched_share", "Unmatched", "share"),
+)
+OVERVIEW = (*_GROUP, *_VOLUME, *_SPEED)  # the CSV's first columns, in this order
+# The page shows them as two tables, each of a width a laptop shows whole: (id, heading, columns).
+OVERVIEW_TABLES = (
+    ("speed", "Speed and SLAs", (*_GROUP, *_SPEED)),
+    ("overview", "Where the leads went", (*_GROUP, *_VOLUME)),
 )
 # The overview's charts over time, a line per group: speed to lead (to the claim, then to the
 # first call, e-mail or meeting) and both SLAs kept. (id, title, figure, unit)
@@ -134,7 +141,7 @@ class Pages:
             question,
             problem,
             rows=rows,
-            columns=OVERVIEW,
+            tables=OVERVIEW_TABLES,
             conversion=CONVERSION,
             misroutes=misroutes(rows),
             charts=[chart.as_json() for chart in trends],

@@ -152,8 +152,8 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     page = await response.text()
     assert response.status == 200
     for group in ("Sample rule A", "Sample rule B", "Sample rule &lt;C&gt;"):
-        # The figures, its 3 misroute reasons, and the conversion tables.
-        assert page.count(f"<td>{group}</td>") == 5
+        # The speed and the volume tables, its 3 misroute reasons, and the conversion table.
+        assert page.count(f"<td>{group}</td>") == 6
     assert "<td>1m 35s</td>" in page and "<td>2m 30s</td>" in page  # to claim, p50
     assert "<td>10m</td>" in page  # and p90
     assert "<td>under 1s</td>" in page  # to card
@@ -161,7 +161,7 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     assert '<th scope="col">Nurture</th><th scope="col">Disqualified</th>' in page
     assert "<td>12.5%</td>" in page and "<td>0.0%</td>" in page  # nurtured, disqualified
     assert "<td>–</td>" in page  # no contact SLA figure: a dash, not a made-up 0
-    assert page.count('class="too-few"') == 2  # Sample rule <C>, in both tables
+    assert page.count('class="too-few"') == 3  # Sample rule <C>, in all three tables
     # The whole window, then each of its 7 days, all by rule.
     windows = [window for window, _ in figures.asked]
     assert windows[0] == Window(datetime(2026, 11, 10, 17, 15, tzinfo=UTC), NOW)

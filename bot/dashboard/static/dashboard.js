@@ -61,7 +61,7 @@
   function draw() {
     for (const figure of document.querySelectorAll("figure.chart")) {
       const spec = JSON.parse(figure.querySelector("script.chart-data").textContent);
-      const width = Math.max(320, Math.min(figure.clientWidth || 640, 1100));
+      const width = Math.max(240, Math.min(figure.clientWidth || 640, 1100));
       const { opts, data } = spec.kind === "bars" ? barChart(spec, width) : timeChart(spec, width);
       drawn[spec.id] = new uPlot(opts, data, figure);
     }
