@@ -128,6 +128,7 @@ class Pages:
         trends: list[charts.Chart] = []
         if question is not None and self.figures is not None:
             rows = await self.figures(question.window, question.by)
+        if rows and question is not None and self.figures is not None:
             periods = [(p, await self.figures(p, question.by)) for p in question.window.periods()]
             groups = charts.group_names(rows)
             trends = [

@@ -143,6 +143,23 @@ async def test_as_serve_builds_it_the_fairness_page_shows_each_teams_rotation(
     assert sum(int(r["leads"]) for r in rows) == 4
 
 
+async def test_a_window_with_no_lead_says_so_once_with_no_empty_chart_or_table(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard()  # as `leadrouter serve` builds it, on a fresh database
+
+    response = await dashboard.client.get("/dashboard?since=7d", headers=BEARER)
+
+    page = await response.text()
+    assert response.status == 200
+    assert "No lead arrived in this window." in page
+    assert "<table" not in page and 'class="chart"' not in page and "CSV" not in page
+    assert "No lead of this window was rejected" not in page  # said once, above
+    page = await (await dashboard.client.get("/dashboard/fairness", headers=BEARER)).text()
+    assert "No team gave out a lead by rotation in this window." in page
+    assert "<table" not in page and "CSV" not in page
+
+
 async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     make_dashboard: MakeDashboard,
 ) -> None:
