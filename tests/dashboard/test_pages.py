@@ -204,7 +204,9 @@ async def test_the_fairness_page_and_csv_show_each_rep_against_their_share(
     figures = SampleFigures()
     dashboard = await make_dashboard(figures=figures)
     page = await (await dashboard.client.get("/dashboard/fairness", headers=BEARER)).text()
-    assert "Sample team: 40 leads, largest deviation 4.0" in page
+    # A deviation is counted in leads, and the page says so wherever it shows one.
+    assert "Sample team: 40 leads, largest deviation 4.0 leads" in page
+    assert '<th scope="col">Expected leads</th><th scope="col">Deviation (leads)</th>' in page
     assert "<td>sample-ann</td><td>24</td><td>60.0%</td><td>50.0%</td>" in page
     assert {by for _, by in figures.asked} == {"all"}
     rows = await get_csv(dashboard.client, "/dashboard/fairness.csv")
