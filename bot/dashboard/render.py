@@ -94,8 +94,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # to the second: a fraction only clutters a spreadsheet
+        return value.isoformat(timespec="seconds")
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return str(value)

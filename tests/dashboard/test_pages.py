@@ -84,6 +84,19 @@ async def test_the_queue_csv_has_each_queued_lead_and_defuses_spreadsheet_formul
     assert rows[0]["reason"]
 
 
+async def test_the_queue_csv_dates_each_lead_to_the_second_for_a_spreadsheet(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()
+    clock.advance(seconds=7.654321)
+    await queue_leads(dashboard.app, {"id": "Q-1"})
+    clock.advance(minutes=1)
+    rows = await get_csv(dashboard.client, "/dashboard/queue.csv")
+    assert [(row["arrived_at"], row["waiting_s"]) for row in rows] == [
+        ("2026-11-17T17:15:07+00:00", "60")
+    ]
+
+
 # --- the overview and fairness, in production and with sample figures -----------------------
 
 
