@@ -72,3 +72,54 @@ async def test_on_a_laptop_the_overview_shows_every_sla_column_without_scrolling
     headings = await page.locator("main table thead th").all_inner_texts()
     for heading in ("Claim SLA met", "Contact SLA met", "To claim p50", "Reassigned per 100"):
         assert heading in headings
+
+
+async def test_the_window_form_keeps_the_window_asked_for_when_the_grouping_changes(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+
+    # A window the list does not offer, written in the address: the form shows it and keeps it.
+    await page.goto(f"{dashboard.url}/dashboard?since=36h&by=rule")
+    assert await page.locator("select[name=since]").input_value() == "36h"
+    await page.select_option("select[name=by]", "team")
+    async with page.expect_navigation() as shown:
+        await page.click("form.window button")
+    response = await shown.value
+    assert response is not None and response.status == 200
+    assert "since=36h" in page.url and "by=team" in page.url
+    assert "from 2026-11-16 05:15 UTC" in await page.locator(".window-dates").inner_text()
+
+    # Dates: the form holds them, and changing the grouping keeps them.
+    await page.goto(f"{dashboard.url}/dashboard?from=2026-11-01&to=2026-11-07")
+    assert await page.locator("input[name=from]").input_value() == "2026-11-01"
+    assert await page.locator("input[name=to]").input_value() == "2026-11-07"
+    await page.select_option("select[name=by]", "source")
+    async with page.expect_navigation() as shown:
+        await page.click("form.window button")
+    response = await shown.value
+    assert response is not None and response.status == 200
+    dates = await page.locator(".window-dates").inner_text()
+    assert dates == "Leads that arrived from 2026-11-01 00:00 UTC to 2026-11-08 00:00 UTC."
+    # A window picked from the list replaces the dates (the form clears them)...
+    await page.select_option("select[name=since]", "30d")
+    assert await page.locator("input[name=from]").input_value() == ""
+    async with page.expect_navigation() as shown:
+        await page.click("form.window button")
+    response = await shown.value
+    assert response is not None and response.status == 200
+    assert "from 2026-10-18 17:15 UTC" in await page.locator(".window-dates").inner_text()
+    # The links to the other pages carry the window, and no empty field.
+    href = await page.locator("nav a", has_text="Fairness").get_attribute("href")
+    assert href == "/dashboard/fairness?since=30d&by=source"
+    # ...and dates typed in replace the window picked from the list.
+    await page.fill("input[name=from]", "2026-11-02")
+    await page.fill("input[name=to]", "2026-11-03")
+    assert await page.locator("select[name=since]").input_value() == ""
+    async with page.expect_navigation() as shown:
+        await page.click("form.window button")
+    response = await shown.value
+    assert response is not None and response.status == 200
+    dates = await page.locator(".window-dates").inner_text()
+    assert dates == "Leads that arrived from 2026-11-02 00:00 UTC to 2026-11-04 00:00 UTC."

@@ -68,9 +68,31 @@
     document.documentElement.dataset.chartsDrawn = String(Object.keys(drawn).length);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
+  // The window form asks for either the last so many days or dates: picking one clears the other,
+  // so that the server is never sent both (which it refuses, saying so).
+  function windowForm() {
+    for (const form of document.querySelectorAll("form.window")) {
+      const since = form.querySelector("select[name=since]");
+      const dates = form.querySelectorAll("input[type=date]");
+      since.addEventListener("change", () => {
+        if (since.value) for (const input of dates) input.value = "";
+      });
+      for (const input of dates) {
+        input.addEventListener("input", () => {
+          if (input.value) since.value = "";
+        });
+      }
+    }
+  }
+
+  function start() {
+    windowForm();
     draw();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();
