@@ -3,10 +3,13 @@ phone: nothing they need lies off the screen, and an empty window says so once."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from playwright.async_api import Browser, Page
 
+from bot.dashboard.figures import FigureRow, Window
 from tests.dashboard.conftest import BEARER, MakeDashboard, queue_leads
-from tests.dashboard.sample import SampleFigures
+from tests.dashboard.sample import SampleFigures, row
 from tests.dashboard.test_browser import browser, problems
 
 __all__ = ["browser"]  # the fixture, shared with the other browser tests
@@ -123,3 +126,47 @@ async def test_the_window_form_keeps_the_window_asked_for_when_the_grouping_chan
     assert response is not None and response.status == 200
     dates = await page.locator(".window-dates").inner_text()
     assert dates == "Leads that arrived from 2026-11-02 00:00 UTC to 2026-11-04 00:00 UTC."
+
+
+class SixGroups:
+    """Figures of six groups, a line each: every colour the charts draw with."""
+
+    async def __call__(self, window: Window, by: str) -> Sequence[FigureRow]:
+        return [
+            row(f"Sample group {n}", leads=40 - n, time_to_claim_p50_s=60.0 * (n + 1))
+            for n in range(6)
+        ]
+
+
+def contrast_on_white(colour: str) -> float:
+    """WCAG's contrast ratio of an "rgb(r, g, b)" or "#rrggbb" colour against white."""
+    if colour.startswith("#"):
+        channels = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    else:
+        channels = [int(part) for part in colour[colour.index("(") + 1 : -1].split(",")[:3]]
+    linear = [
+        c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4
+        for c in channels
+    ]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return 1.05 / (luminance + 0.05)
+
+
+async def test_every_line_of_a_chart_stands_out_from_the_white_page(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=SixGroups())
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+    await page.goto(f"{dashboard.url}/dashboard")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
+
+    strokes: list[str] = await page.evaluate(
+        """() => {
+            const u = window.leadrouterCharts["time-to-claim"];
+            return u.series.slice(1).map((s, i) => s.stroke(u, i + 1));
+        }"""
+    )
+
+    assert len(strokes) == 6
+    for stroke in strokes:  # WCAG 2.1, 1.4.11: 3:1 for what a chart is read by
+        assert contrast_on_white(stroke) >= 3, stroke
