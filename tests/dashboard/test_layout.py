@@ -170,3 +170,34 @@ async def test_every_line_of_a_chart_stands_out_from_the_white_page(
     assert len(strokes) == 6
     for stroke in strokes:  # WCAG 2.1, 1.4.11: 3:1 for what a chart is read by
         assert contrast_on_white(stroke) >= 3, stroke
+
+
+async def test_on_a_phone_the_queue_gives_each_reason_room_and_keeps_a_lead_id_whole(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard()
+    await queue_leads(
+        dashboard.app, {"id": "L-0001", "company": "Société Générale Technologies Internationales"}
+    )
+    context = await browser.new_context(viewport=PHONE, extra_http_headers=BEARER)
+    page = await context.new_page()
+
+    await page.goto(f"{dashboard.url}/dashboard/queue")
+
+    # How tall each cell's text is (a cell itself is as tall as its row), and how wide the cell.
+    text_heights, why_width, line = await page.evaluate(
+        """() => {
+            const cells = [...document.querySelectorAll("#queue tbody tr:first-child td")];
+            const heights = cells.map((cell) => {
+                const range = document.createRange();
+                range.selectNodeContents(cell);
+                return range.getBoundingClientRect().height;
+            });
+            const line = parseFloat(getComputedStyle(cells[0]).lineHeight);
+            return [heights, cells[4].getBoundingClientRect().width, line];
+        }"""
+    )
+    assert why_width >= 240  # read in a few lines, not a word a line down the screen
+    assert text_heights[0] < line * 1.5  # the lead's id on one line
+    assert text_heights[1] > line * 1.5  # where the company's long name wraps
+    assert await overflow(page) == 0  # the table scrolls in its box, not the page
