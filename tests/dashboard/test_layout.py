@@ -94,6 +94,10 @@ async def test_the_window_form_keeps_the_window_asked_for_when_the_grouping_chan
     assert "since=36h" in page.url and "by=team" in page.url
     assert "from 2026-11-16 05:15 UTC" in await page.locator(".window-dates").inner_text()
 
+    # Every grouping the address takes is one the form offers, all the leads as one row too.
+    await page.goto(f"{dashboard.url}/dashboard?since=7d&by=all")
+    assert await page.locator("select[name=by]").input_value() == "all"
+
     # Dates: the form holds them, and changing the grouping keeps them.
     await page.goto(f"{dashboard.url}/dashboard?from=2026-11-01&to=2026-11-07")
     assert await page.locator("input[name=from]").input_value() == "2026-11-01"
