@@ -102,6 +102,14 @@ MISROUTE_SIGNALS = (
     ("reassignments_per_100_by_reason", "reassigned"),
 )
 MISROUTES_CSV = ("group", "signal", "reason", "per_100")
+# Why a lead was taken from a rep, as the report names it (`storage.stories.TAKEN_KINDS`), in the
+# page's words; a rep's reject reason is shown as they chose it.
+TAKEN_WORDS = {
+    "sla_missed": "Claim SLA missed",
+    "rep_out_of_office": "Rep out of office",
+    "reassigned": "Reassigned by a manager",
+    "card_undeliverable": "Card could not be delivered",
+}
 FAIRNESS_CSV = ("team", "rep", "leads", "share", "expected_share", "expected", "deviation")
 QUEUE_CSV_COLUMNS = ("lead", "company", "source", "queue", "reason", "arrived_at", "waiting_s")
 
@@ -145,6 +153,7 @@ class Pages:
             tables=OVERVIEW_TABLES,
             conversion=CONVERSION,
             misroutes=misroutes(rows),
+            taken_words=TAKEN_WORDS,
             charts=[chart.as_json() for chart in trends],
         )
 
