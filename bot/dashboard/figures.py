@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from routing.report.window import ASKED_GROUPINGS, DEFAULT_SINCE, BadWindow, Window, window_of
@@ -51,6 +51,14 @@ class Question:
     window: Window
     by: str
     query: Mapping[str, str]  # what it was read from, to keep in links and in the CSV's address
+
+    @property
+    def label(self) -> str:
+        """The window in a file's name: `7d`, or `2026-11-01-to-2026-11-07`."""
+        if "from" in self.query:
+            last = self.window.until - timedelta(days=1)
+            return f"{self.window.since.date().isoformat()}-to-{last.date().isoformat()}"
+        return self.query.get("since", DEFAULT_SINCE)
 
 
 def question_of(query: Mapping[str, str], *, now: datetime) -> Question:

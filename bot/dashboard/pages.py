@@ -163,7 +163,8 @@ class Pages:
             return asked
         question, figures = asked
         rows = await figures(question.window, question.by)
-        return csv_download(f"overview-by-{question.by}", OVERVIEW_CSV, rows, at=self.clock())
+        name = f"overview-by-{question.by}-{question.label}"
+        return csv_download(name, OVERVIEW_CSV, rows, at=self._dated(question))
 
     async def misroutes_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
         asked = self._csv_question(request)
@@ -171,9 +172,8 @@ class Pages:
             return asked
         question, figures = asked
         rows = await figures(question.window, question.by)
-        return csv_download(
-            f"misroutes-by-{question.by}", MISROUTES_CSV, misroutes(rows), at=self.clock()
-        )
+        name = f"misroutes-by-{question.by}-{question.label}"
+        return csv_download(name, MISROUTES_CSV, misroutes(rows), at=self._dated(question))
 
     # --- fairness ------------------------------------------------------------------------------
 
@@ -196,7 +196,8 @@ class Pages:
             return asked
         teams = await self._teams(asked[0])
         rows = [{"team": team.get("team"), **rep} for team in teams for rep in team.get("reps", [])]
-        return csv_download("fairness", FAIRNESS_CSV, rows, at=self.clock())
+        name = f"fairness-{asked[0].label}"
+        return csv_download(name, FAIRNESS_CSV, rows, at=self._dated(asked[0]))
 
     async def _teams(self, question: Question) -> list[Mapping[str, Any]]:
         if self.figures is None:
@@ -269,6 +270,10 @@ class Pages:
         if self.figures is None:
             return _refused(503, NOT_AVAILABLE)
         return question, self.figures
+
+    def _dated(self, question: Question) -> datetime | None:
+        """The day a file's name ends with: today's, unless its window names its own dates."""
+        return None if "from" in question.query else self.clock()
 
     def _question(self, request: web.Request) -> tuple[Question | None, str | None]:
         try:

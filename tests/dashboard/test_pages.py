@@ -211,6 +211,28 @@ async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_n
     assert first["too_few"] == "false"
 
 
+async def test_each_csv_is_named_for_its_window_so_two_downloads_never_clash(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    names = {}
+    for path in (
+        "/dashboard/overview.csv",
+        "/dashboard/overview.csv?since=30d&by=team",
+        "/dashboard/misroutes.csv?from=2026-11-01&to=2026-11-07",
+        "/dashboard/fairness.csv?since=36h",
+    ):
+        response = await dashboard.client.get(path, headers=BEARER)
+        assert response.status == 200
+        names[path] = response.headers["Content-Disposition"]
+    assert list(names.values()) == [
+        'attachment; filename="leadrouter-overview-by-rule-7d-2026-11-17.csv"',
+        'attachment; filename="leadrouter-overview-by-team-30d-2026-11-17.csv"',
+        'attachment; filename="leadrouter-misroutes-by-rule-2026-11-01-to-2026-11-07.csv"',
+        'attachment; filename="leadrouter-fairness-36h-2026-11-17.csv"',
+    ]
+
+
 async def test_the_fairness_page_and_csv_show_each_rep_against_their_share(
     make_dashboard: MakeDashboard,
 ) -> None:
