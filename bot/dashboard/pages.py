@@ -140,7 +140,15 @@ class Pages:
             periods = [(p, await self.figures(p, question.by)) for p in question.window.periods()]
             groups = charts.group_names(rows)
             trends = [
-                charts.trend(chart_id, title, key=key, unit=unit, groups=groups, periods=periods)
+                charts.trend(
+                    chart_id,
+                    title,
+                    key=key,
+                    unit=unit,
+                    groups=groups,
+                    periods=periods,
+                    step=question.window.step,
+                )
                 for chart_id, title, key, unit in TRENDS
             ]
         return self._page(

@@ -48,9 +48,14 @@ class Window:
     def length(self) -> timedelta:
         return self.until - self.since
 
+    @property
+    def step(self) -> timedelta:
+        """How long each of `periods` is: a day, or a week past DAILY_UP_TO."""
+        return timedelta(days=1) if self.length <= DAILY_UP_TO else timedelta(weeks=1)
+
     def periods(self) -> list[Window]:
         """The window cut into days (weeks past DAILY_UP_TO), the last one cut short at `until`."""
-        step = timedelta(days=1) if self.length <= DAILY_UP_TO else timedelta(weeks=1)
+        step = self.step
         cuts = []
         start = self.since
         while start < self.until:

@@ -205,3 +205,19 @@ async def test_on_a_phone_the_queue_gives_each_reason_room_and_keeps_a_lead_id_w
     assert text_heights[0] < line * 1.5  # the lead's id on one line
     assert text_heights[1] > line * 1.5  # where the company's long name wraps
     assert await overflow(page) == 0  # the table scrolls in its box, not the page
+
+
+async def test_past_a_month_each_chart_says_a_point_is_a_week(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+
+    await page.goto(f"{dashboard.url}/dashboard?since=90d")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
+
+    captions = await page.locator("figure.chart figcaption").all_inner_texts()
+    assert captions[0] == "Time to claim, median (minutes), week by week"
+    assert all(caption.endswith(", week by week") for caption in captions)
+    legend = page.locator("#chart-claim-sla .u-legend .u-label").first
+    assert await legend.inner_text() == "Week from"

@@ -28,7 +28,8 @@
       opts: {
         width,
         height: HEIGHT,
-        series: [{}, ...series],
+        // The legend names what the point under the pointer stands for: a day, or the week from.
+        series: [{ label: spec.period === "week" ? "Week from" : "Day", value: "{YYYY}-{MM}-{DD}" }, ...series],
         axes: [{}, unitAxis(spec.unit)],
         // Half a period either side, so the first and the last period's points (today's, the
         // one people look for) are drawn whole rather than cut in half at the plot's edges.
