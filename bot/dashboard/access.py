@@ -147,7 +147,11 @@ class Access:
         return self._sign_in_page(next_page=safe_next(request.query.get("next")))
 
     async def sign_in_with_token(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # a body its Content-Type does not describe (a multipart's boundary)
+            problem = "The sign-in form could not be read: send it again from this page."
+            return self._sign_in_page(next_page=HOME, status=400, problem=problem)
         next_page = safe_next(form.get("next"))
         given = form.get("token")
         if self.cookies is None or not isinstance(given, str) or not self._is_token(given.strip()):

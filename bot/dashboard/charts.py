@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from bot.dashboard.figures import FigureRow, Window
@@ -35,6 +36,7 @@ class Chart:
     x: list[float]
     series: list[Series]
     labels: list[str] = field(default_factory=list)  # for "bars": what each x stands for
+    period: str = ""  # for "time": what each point stands for, "day" or "week"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class Chart:
             "unit": self.unit,
             "x": self.x,
             "labels": self.labels,
+            "period": self.period,
             "series": [{"label": s.label, "values": s.values} for s in self.series],
         }
 
@@ -56,15 +59,18 @@ def trend(
     unit: str,
     groups: Sequence[str],
     periods: Sequence[tuple[Window, Sequence[FigureRow]]],
+    step: timedelta,
 ) -> Chart:
-    """One line per group of `key` over the periods (None where a period has no figure)."""
+    """One line per group of `key` over the periods (None where a period has no figure), each
+    period `step` long: its title says a point is a day's or a week's."""
     by_period = [{_name(row): row for row in rows} for _, rows in periods]
     series = [
         Series(group, [_scaled(rows.get(group, {}).get(key), unit) for rows in by_period])
         for group in groups[:MOST_LINES]
     ]
     x = [window.since.timestamp() for window, _ in periods]
-    return Chart(chart_id, title, "time", unit, x, series)
+    period = "day" if step <= timedelta(days=1) else "week"
+    return Chart(chart_id, f"{title}, {period} by {period}", "time", unit, x, series, period=period)
 
 
 def fairness(team: Mapping[str, Any]) -> Chart:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from routing.report.window import ASKED_GROUPINGS, DEFAULT_SINCE, BadWindow, Window, window_of
@@ -52,16 +52,24 @@ class Question:
     by: str
     query: Mapping[str, str]  # what it was read from, to keep in links and in the CSV's address
 
+    @property
+    def label(self) -> str:
+        """The window in a file's name: `7d`, or `2026-11-01-to-2026-11-07`."""
+        if "from" in self.query:
+            last = self.window.until - timedelta(days=1)
+            return f"{self.window.since.date().isoformat()}-to-{last.date().isoformat()}"
+        return self.query.get("since", DEFAULT_SINCE)
+
 
 def question_of(query: Mapping[str, str], *, now: datetime) -> Question:
     """`?since=7d` (hours, days or weeks back from now) or `?from=2026-11-01&to=2026-11-07`
     (whole UTC days, both included: `routing.report.window`), and `?by=rule`; BadWindow with a
-    sentence otherwise."""
-    by = query.get("by", DEFAULT_GROUPING)
+    sentence otherwise. An empty field is not there (the form sends the dates it leaves blank)."""
+    asked = {key: query[key] for key in ("since", "from", "to", "by") if query.get(key)}
+    by = asked.get("by", DEFAULT_GROUPING)
     if by not in GROUPINGS:
         raise BadWindow(f"by must be one of {', '.join(GROUPINGS)}, not {by[:40]!r}")
     window = window_of(
-        since=query.get("since"), start=query.get("from"), end=query.get("to"), now=now
+        since=asked.get("since"), start=asked.get("from"), end=asked.get("to"), now=now
     )
-    kept = {key: query[key] for key in ("since", "from", "to", "by") if key in query}
-    return Question(window, by, kept)
+    return Question(window, by, asked)

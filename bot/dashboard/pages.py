@@ -43,14 +43,8 @@ class Column:
     kind: str  # how the page writes it: group, text, count, share, duration, per100, amount
 
 
-OVERVIEW = (
-    Column("group", "Group", "group"),
-    Column("leads", "Leads", "count"),
-    Column("assigned_share", "Assigned", "share"),
-    Column("queued_share", "Queued", "share"),
-    Column("nurture_share", "Nurture", "share"),
-    Column("disqualified_share", "Disqualified", "share"),
-    Column("unmatched_share", "Unmatched", "share"),
+_GROUP = (Column("group", "Group", "group"), Column("leads", "Leads", "count"))
+_SPEED = (
     Column("time_to_card_p50_s", "To card p50", "duration"),
     Column("time_to_claim_p50_s", "To claim p50", "duration"),
     Column("time_to_claim_p90_s", "To claim p90", "duration"),
@@ -60,6 +54,19 @@ OVERVIEW = (
     Column("contact_sla_met", "Contact SLA met", "share"),
     Column("rejects_per_100", "Rejects per 100", "per100"),
     Column("reassignments_per_100", "Reassigned per 100", "per100"),
+)
+_VOLUME = (
+    Column("assigned_share", "Assigned", "share"),
+    Column("queued_share", "Queued", "share"),
+    Column("nurture_share", "Nurture", "share"),
+    Column("disqualified_share", "Disqualified", "share"),
+    Column("unmatched_share", "Unmatched", "share"),
+)
+OVERVIEW = (*_GROUP, *_VOLUME, *_SPEED)  # the CSV's first columns, in this order
+# The page shows them as two tables, each of a width a laptop shows whole: (id, heading, columns).
+OVERVIEW_TABLES = (
+    ("speed", "Speed and SLAs", (*_GROUP, *_SPEED)),
+    ("overview", "Where the leads went", (*_GROUP, *_VOLUME)),
 )
 # The overview's charts over time, a line per group: speed to lead (to the claim, then to the
 # first call, e-mail or meeting) and both SLAs kept. (id, title, figure, unit)
@@ -95,6 +102,14 @@ MISROUTE_SIGNALS = (
     ("reassignments_per_100_by_reason", "reassigned"),
 )
 MISROUTES_CSV = ("group", "signal", "reason", "per_100")
+# Why a lead was taken from a rep, as the report names it (`storage.stories.TAKEN_KINDS`), in the
+# page's words; a rep's reject reason is shown as they chose it.
+TAKEN_WORDS = {
+    "sla_missed": "Claim SLA missed",
+    "rep_out_of_office": "Rep out of office",
+    "reassigned": "Reassigned by a manager",
+    "card_undeliverable": "Card could not be delivered",
+}
 FAIRNESS_CSV = ("team", "rep", "leads", "share", "expected_share", "expected", "deviation")
 QUEUE_CSV_COLUMNS = ("lead", "company", "source", "queue", "reason", "arrived_at", "waiting_s")
 
@@ -121,10 +136,19 @@ class Pages:
         trends: list[charts.Chart] = []
         if question is not None and self.figures is not None:
             rows = await self.figures(question.window, question.by)
+        if rows and question is not None and self.figures is not None:
             periods = [(p, await self.figures(p, question.by)) for p in question.window.periods()]
             groups = charts.group_names(rows)
             trends = [
-                charts.trend(chart_id, title, key=key, unit=unit, groups=groups, periods=periods)
+                charts.trend(
+                    chart_id,
+                    title,
+                    key=key,
+                    unit=unit,
+                    groups=groups,
+                    periods=periods,
+                    step=question.window.step,
+                )
                 for chart_id, title, key, unit in TRENDS
             ]
         return self._page(
@@ -134,9 +158,10 @@ class Pages:
             question,
             problem,
             rows=rows,
-            columns=OVERVIEW,
+            tables=OVERVIEW_TABLES,
             conversion=CONVERSION,
             misroutes=misroutes(rows),
+            taken_words=TAKEN_WORDS,
             charts=[chart.as_json() for chart in trends],
         )
 
@@ -146,7 +171,8 @@ class Pages:
             return asked
         question, figures = asked
         rows = await figures(question.window, question.by)
-        return csv_download(f"overview-by-{question.by}", OVERVIEW_CSV, rows, at=self.clock())
+        name = f"overview-by-{question.by}-{question.label}"
+        return csv_download(name, OVERVIEW_CSV, rows, at=self._dated(question))
 
     async def misroutes_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
         asked = self._csv_question(request)
@@ -154,9 +180,8 @@ class Pages:
             return asked
         question, figures = asked
         rows = await figures(question.window, question.by)
-        return csv_download(
-            f"misroutes-by-{question.by}", MISROUTES_CSV, misroutes(rows), at=self.clock()
-        )
+        name = f"misroutes-by-{question.by}-{question.label}"
+        return csv_download(name, MISROUTES_CSV, misroutes(rows), at=self._dated(question))
 
     # --- fairness ------------------------------------------------------------------------------
 
@@ -179,7 +204,8 @@ class Pages:
             return asked
         teams = await self._teams(asked[0])
         rows = [{"team": team.get("team"), **rep} for team in teams for rep in team.get("reps", [])]
-        return csv_download("fairness", FAIRNESS_CSV, rows, at=self.clock())
+        name = f"fairness-{asked[0].label}"
+        return csv_download(name, FAIRNESS_CSV, rows, at=self._dated(asked[0]))
 
     async def _teams(self, question: Question) -> list[Mapping[str, Any]]:
         if self.figures is None:
@@ -252,6 +278,10 @@ class Pages:
         if self.figures is None:
             return _refused(503, NOT_AVAILABLE)
         return question, self.figures
+
+    def _dated(self, question: Question) -> datetime | None:
+        """The day a file's name ends with: today's, unless its window names its own dates."""
+        return None if "from" in question.query else self.clock()
 
     def _question(self, request: web.Request) -> tuple[Question | None, str | None]:
         try:

@@ -69,16 +69,17 @@ def redirect(location: str) -> web.Response:
 
 
 def csv_download(
-    name: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, at: datetime
+    name: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, at: datetime | None
 ) -> web.Response:
-    """A CSV file of `rows` under `columns`, to save as `leadrouter-{name}-{date}.csv`: UTF-8 with
-    a byte order mark, so that Excel shows accents; empty cells where a figure is None."""
+    """A CSV file of `rows` under `columns`, to save as `leadrouter-{name}-{date}.csv` (the day
+    `at`; just `leadrouter-{name}.csv` without it, for a name that has its dates): UTF-8 with a
+    byte order mark, so that Excel shows accents; empty cells where a figure is None."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(column)) for column in columns])
-    filename = f"leadrouter-{name}-{at.date().isoformat()}.csv"
+    filename = f"leadrouter-{name}-{at.date().isoformat()}.csv" if at else f"leadrouter-{name}.csv"
     return web.Response(
         body=("\ufeff" + out.getvalue()).encode(),
         headers={
@@ -94,8 +95,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # to the second: a fraction only clutters a spreadsheet
+        return value.isoformat(timespec="seconds")
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return str(value)

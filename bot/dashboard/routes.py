@@ -1,6 +1,7 @@
 """`/dashboard`, served by `leadrouter serve` beside the API, registered by `register`.
 
     GET  /dashboard                        the overview (?since=7d or ?from=…&to=…, ?by=rule)
+    GET  /dashboard/                       303 to /dashboard, its query kept
     GET  /dashboard/fairness               each team's reps against their share
     GET  /dashboard/experiments            each experiment's arms compared
     GET  /dashboard/queue                  the unmatched queue
@@ -27,7 +28,7 @@ from bot.bootstrap import App
 from bot.dashboard.access import SIGN_IN, SIGN_OUT, SLACK_SIGN_IN, Access, hide_sign_in_codes
 from bot.dashboard.figures import Figures
 from bot.dashboard.pages import Pages
-from bot.dashboard.render import STATIC_PATH, Renderer
+from bot.dashboard.render import STATIC_PATH, Renderer, redirect
 from bot.dashboard.slack_sign_in import CALLBACK_PATH
 
 STATIC = Path(__file__).parent / "static"
@@ -52,6 +53,7 @@ def register(
     guard = access.guard
     router = http.router
     router.add_get("/dashboard", guard(pages.overview))
+    router.add_get("/dashboard/", _to_the_dashboard)  # a bookmark's trailing slash
     router.add_get("/dashboard/overview.csv", guard(pages.overview_csv, data=True))
     router.add_get("/dashboard/misroutes.csv", guard(pages.misroutes_csv, data=True))
     router.add_get("/dashboard/fairness", guard(pages.fairness))
@@ -65,3 +67,8 @@ def register(
     router.add_get(CALLBACK_PATH, access.finish_slack_sign_in)
     router.add_post(SIGN_OUT, access.sign_out)
     router.add_static(STATIC_PATH, STATIC)
+
+
+async def _to_the_dashboard(request: web.Request) -> web.Response:
+    query = request.rel_url.raw_query_string
+    return redirect(f"/dashboard?{query}" if query else "/dashboard")

@@ -24,10 +24,12 @@ ASKED_GROUPINGS = (
 )
 DEFAULT_SINCE = "7d"
 LONGEST = timedelta(days=366)
+TOO_LONG = "a window is at most 366 days long"
 # Up to a month is charted day by day; a longer window week by week.
 DAILY_UP_TO = timedelta(days=31)
 
-_SINCE = re.compile(r"(\d{1,3})([hdw])")
+# 366 days is 8784h: a longer count is refused as too long (LONGEST), not as unreadable.
+_SINCE = re.compile(r"(\d{1,9})([hdw])")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
@@ -46,9 +48,14 @@ class Window:
     def length(self) -> timedelta:
         return self.until - self.since
 
+    @property
+    def step(self) -> timedelta:
+        """How long each of `periods` is: a day, or a week past DAILY_UP_TO."""
+        return timedelta(days=1) if self.length <= DAILY_UP_TO else timedelta(weeks=1)
+
     def periods(self) -> list[Window]:
         """The window cut into days (weeks past DAILY_UP_TO), the last one cut short at `until`."""
-        step = timedelta(days=1) if self.length <= DAILY_UP_TO else timedelta(weeks=1)
+        step = self.step
         cuts = []
         start = self.since
         while start < self.until:
@@ -69,16 +76,19 @@ def window_of(
     ("--" for the command line's options, "" for the dashboard's query)."""
     since_, from_, to_ = (f"{options}{name}" for name in ("since", "from", "to"))
     if start is not None or end is not None:
-        if start is None or end is None or since is not None:
+        if since is not None:
+            raise BadWindow(f"give either {since_} or {from_} and {to_}, not both")
+        if start is None or end is None:
             raise BadWindow(
                 f"give both {from_} and {to_} (dates such as 2026-11-01 and 2026-11-07), "
                 f"or {since_}"
             )
-        window = Window(
-            _midnight(_day(start, from_)), _midnight(_day(end, to_) + timedelta(days=1))
-        )
-        if window.until <= window.since:
+        first, last = _day(start, from_), _day(end, to_)
+        if last < first:
             raise BadWindow(f"{to_} ({end}) must not be before {from_} ({start})")
+        if last == date.max:  # its end, the next midnight, is past the calendar's
+            raise BadWindow(f"{to_} ({end}) is too far in the future")
+        window = Window(_midnight(first), _midnight(last + timedelta(days=1)))
     else:
         text = since if since is not None else DEFAULT_SINCE
         found = _SINCE.fullmatch(text)
@@ -86,9 +96,12 @@ def window_of(
             raise BadWindow(
                 f"{since_} is a count of hours, days or weeks, such as 7d, not {text!r}"
             )
-        window = Window(now - int(found[1]) * _UNITS[found[2]], now)
+        count, unit = int(found[1]), _UNITS[found[2]]
+        if count > LONGEST / unit:  # before counting back: that many years back may not exist
+            raise BadWindow(TOO_LONG)
+        window = Window(now - count * unit, now)
     if window.length > LONGEST:
-        raise BadWindow("a window is at most 366 days long")
+        raise BadWindow(TOO_LONG)
     return window
 
 

@@ -127,6 +127,33 @@ async def test_a_wrong_token_in_the_form_is_refused_401_with_no_cookie(
     assert "Set-Cookie" not in response.headers
 
 
+async def test_a_sign_in_form_that_cannot_be_read_is_refused_400_with_a_sentence(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard()
+    response = await dashboard.client.post(
+        "/dashboard/sign-in",
+        data=b"token=" + TOKEN.encode(),  # said to be multipart, with no boundary in it
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert response.status == 400
+    assert "The sign-in form could not be read" in await response.text()
+    assert "Set-Cookie" not in response.headers
+
+
+async def test_the_dashboard_with_a_trailing_slash_is_sent_to_the_dashboard_not_a_404(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard()
+    response = await dashboard.client.get(
+        "/dashboard/?since=30d&by=team", headers=BEARER, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/dashboard?since=30d&by=team"
+    followed = await dashboard.client.get("/dashboard/", headers=BEARER)
+    assert followed.status == 200 and str(followed.url).endswith("/dashboard")
+
+
 async def test_cookies_are_secure_where_the_public_address_is_not_loopback(
     make_dashboard: MakeDashboard,
 ) -> None:

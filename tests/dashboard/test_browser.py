@@ -138,12 +138,16 @@ async def test_with_the_bearer_token_a_browser_sees_the_queue_and_the_charts(
     assert contact["values"] == [[75.0] * 7, [50.0] * 7, [None] * 7]
     assert contact["painted"] > 1000
     captions = await page.locator("figure.chart figcaption").all_inner_texts()
+    # Each says its unit and what a point stands for (a week's, past 31 days: test_layout).
     assert captions == [
-        "Time to claim, median (minutes)",
-        "Time to first touch, median (minutes)",
-        "Claim SLA met (%)",
-        "Contact SLA met (%)",
+        "Time to claim, median (minutes), day by day",
+        "Time to first touch, median (minutes), day by day",
+        "Claim SLA met (%), day by day",
+        "Contact SLA met (%), day by day",
     ]
+    assert await page.locator("#chart-time-to-claim .u-legend .u-label").first.inner_text() == (
+        "Day"
+    )
     legend = page.locator("#chart-time-to-claim .u-legend .u-label")
     assert "Sample rule <C>" in await legend.all_inner_texts()
     assert await page.locator("#overview tbody tr").count() == 3

@@ -84,6 +84,19 @@ async def test_the_queue_csv_has_each_queued_lead_and_defuses_spreadsheet_formul
     assert rows[0]["reason"]
 
 
+async def test_the_queue_csv_dates_each_lead_to_the_second_for_a_spreadsheet(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard()
+    clock.advance(seconds=7.654321)
+    await queue_leads(dashboard.app, {"id": "Q-1"})
+    clock.advance(minutes=1)
+    rows = await get_csv(dashboard.client, "/dashboard/queue.csv")
+    assert [(row["arrived_at"], row["waiting_s"]) for row in rows] == [
+        ("2026-11-17T17:15:07+00:00", "60")
+    ]
+
+
 # --- the overview and fairness, in production and with sample figures -----------------------
 
 
@@ -143,6 +156,23 @@ async def test_as_serve_builds_it_the_fairness_page_shows_each_teams_rotation(
     assert sum(int(r["leads"]) for r in rows) == 4
 
 
+async def test_a_window_with_no_lead_says_so_once_with_no_empty_chart_or_table(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard()  # as `leadrouter serve` builds it, on a fresh database
+
+    response = await dashboard.client.get("/dashboard?since=7d", headers=BEARER)
+
+    page = await response.text()
+    assert response.status == 200
+    assert "No lead arrived in this window." in page
+    assert "<table" not in page and 'class="chart"' not in page and "CSV" not in page
+    assert "No lead of this window was rejected" not in page  # said once, above
+    page = await (await dashboard.client.get("/dashboard/fairness", headers=BEARER)).text()
+    assert "No team gave out a lead by rotation in this window." in page
+    assert "<table" not in page and "CSV" not in page
+
+
 async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     make_dashboard: MakeDashboard,
 ) -> None:
@@ -152,8 +182,8 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     page = await response.text()
     assert response.status == 200
     for group in ("Sample rule A", "Sample rule B", "Sample rule &lt;C&gt;"):
-        # The figures, its 3 misroute reasons, and the conversion tables.
-        assert page.count(f"<td>{group}</td>") == 5
+        # The speed and the volume tables, its 3 misroute reasons, and the conversion table.
+        assert page.count(f"<td>{group}</td>") == 6
     assert "<td>1m 35s</td>" in page and "<td>2m 30s</td>" in page  # to claim, p50
     assert "<td>10m</td>" in page  # and p90
     assert "<td>under 1s</td>" in page  # to card
@@ -161,7 +191,7 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     assert '<th scope="col">Nurture</th><th scope="col">Disqualified</th>' in page
     assert "<td>12.5%</td>" in page and "<td>0.0%</td>" in page  # nurtured, disqualified
     assert "<td>–</td>" in page  # no contact SLA figure: a dash, not a made-up 0
-    assert page.count('class="too-few"') == 2  # Sample rule <C>, in both tables
+    assert page.count('class="too-few"') == 3  # Sample rule <C>, in all three tables
     # The whole window, then each of its 7 days, all by rule.
     windows = [window for window, _ in figures.asked]
     assert windows[0] == Window(datetime(2026, 11, 10, 17, 15, tzinfo=UTC), NOW)
@@ -181,13 +211,37 @@ async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_n
     assert first["too_few"] == "false"
 
 
+async def test_each_csv_is_named_for_its_window_so_two_downloads_never_clash(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    names = {}
+    for path in (
+        "/dashboard/overview.csv",
+        "/dashboard/overview.csv?since=30d&by=team",
+        "/dashboard/misroutes.csv?from=2026-11-01&to=2026-11-07",
+        "/dashboard/fairness.csv?since=36h",
+    ):
+        response = await dashboard.client.get(path, headers=BEARER)
+        assert response.status == 200
+        names[path] = response.headers["Content-Disposition"]
+    assert list(names.values()) == [
+        'attachment; filename="leadrouter-overview-by-rule-7d-2026-11-17.csv"',
+        'attachment; filename="leadrouter-overview-by-team-30d-2026-11-17.csv"',
+        'attachment; filename="leadrouter-misroutes-by-rule-2026-11-01-to-2026-11-07.csv"',
+        'attachment; filename="leadrouter-fairness-36h-2026-11-17.csv"',
+    ]
+
+
 async def test_the_fairness_page_and_csv_show_each_rep_against_their_share(
     make_dashboard: MakeDashboard,
 ) -> None:
     figures = SampleFigures()
     dashboard = await make_dashboard(figures=figures)
     page = await (await dashboard.client.get("/dashboard/fairness", headers=BEARER)).text()
-    assert "Sample team: 40 leads, largest deviation 4.0" in page
+    # A deviation is counted in leads, and the page says so wherever it shows one.
+    assert "Sample team: 40 leads, largest deviation 4.0 leads" in page
+    assert '<th scope="col">Expected leads</th><th scope="col">Deviation (leads)</th>' in page
     assert "<td>sample-ann</td><td>24</td><td>60.0%</td><td>50.0%</td>" in page
     assert {by for _, by in figures.asked} == {"all"}
     rows = await get_csv(dashboard.client, "/dashboard/fairness.csv")
@@ -235,16 +289,36 @@ def test_from_and_to_are_whole_utc_days_both_included() -> None:
         ({"since": "0d"}, "since is a count"),
         ({"since": "7y"}, "since is a count"),
         ({"from": "2026-11-01"}, "give both from and to"),
-        ({"from": "2026-11-01", "to": "2026-11-07", "since": "7d"}, "give both from and to"),
+        ({"from": "2026-11-01", "to": "2026-11-07", "since": "7d"}, "either since or from and to"),
         ({"from": "2026-11-07", "to": "2026-11-01"}, "must not be before"),
         ({"from": "yesterday", "to": "2026-11-01"}, "is not a date"),
         ({"since": "53w"}, "at most 366 days"),
+        ({"since": "1000d"}, "at most 366 days"),
+        ({"since": "999999999w"}, "at most 366 days"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "too far in the future"),
         ({"by": "colour"}, "by must be one of"),
     ],
 )
 def test_a_window_that_cannot_be_read_says_what_to_write(query: dict[str, str], says: str) -> None:
     with pytest.raises(BadWindow, match=says):
         question_of(query, now=NOW)
+
+
+def test_the_longest_window_may_be_written_in_hours_days_or_weeks() -> None:
+    for since in ("8784h", "366d", "52w"):
+        assert question_of({"since": since}, now=NOW).window.length <= timedelta(days=366)
+
+
+async def test_a_window_past_the_calendars_end_is_a_400_not_a_crash(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    for path in ("/dashboard", "/dashboard/overview.csv", "/dashboard/fairness.csv"):
+        response = await dashboard.client.get(
+            f"{path}?from=9999-12-31&to=9999-12-31", headers=BEARER
+        )
+        assert response.status == 400, path
+        assert "to (9999-12-31) is too far in the future" in await response.text()
 
 
 def test_a_month_is_charted_by_day_and_a_longer_window_by_week() -> None:
@@ -266,7 +340,8 @@ async def test_the_overview_lists_rejects_and_reassignments_by_reason_and_export
     table = page[start : page.index("</table>", start)]
     assert table.count("<tr>") == 1 + 3 * 3  # the heading, then 3 reasons of each group
     assert "<td>Not my territory</td>" in table and "<td>4.4</td>" in table
-    assert "<td>sla missed</td>" in table and "<td>reassigned</td>" in table
+    # Why the watchdog moved a lead, in words; the CSV keeps the report's name (`sla_missed`).
+    assert "<td>Claim SLA missed</td>" in table and "<td>reassigned</td>" in table
     assert "<td>Sample rule &lt;C&gt;</td>" in table  # escaped, as every name
     rows = await get_csv(dashboard.client, "/dashboard/misroutes.csv?since=7d&by=rule")
     assert [(r["group"], r["signal"], r["reason"], r["per_100"]) for r in rows[:3]] == [
@@ -297,3 +372,10 @@ async def test_a_reject_in_the_database_shows_by_its_reason_and_none_says_so(
     ]
     page = await (await dashboard.client.get("/dashboard?since=7d", headers=BEARER)).text()
     assert "<td>Not my territory</td>" in page and "<td>50.0</td>" in page
+
+
+def test_every_way_a_lead_is_taken_from_a_rep_has_words_on_the_page() -> None:
+    from bot.dashboard.pages import TAKEN_WORDS
+    from storage.stories import TAKEN_KINDS
+
+    assert set(TAKEN_WORDS) == set(TAKEN_KINDS)

@@ -2,7 +2,8 @@
 // (bot/dashboard/charts.py). Every chart drawn is kept in window.leadrouterCharts by its id.
 "use strict";
 (function () {
-  const COLOURS = ["#1d3557", "#e76f51", "#2a9d8f", "#e9c46a", "#8d5fd3", "#6c757d"];
+  // Each at least 3:1 against the white page (WCAG 1.4.11), as a line must be to be read.
+  const COLOURS = ["#1d3557", "#e76f51", "#2a9d8f", "#a16207", "#8d5fd3", "#6c757d"];
   const HEIGHT = 260;
   const drawn = (window.leadrouterCharts = {});
 
@@ -27,7 +28,8 @@
       opts: {
         width,
         height: HEIGHT,
-        series: [{}, ...series],
+        // The legend names what the point under the pointer stands for: a day, or the week from.
+        series: [{ label: spec.period === "week" ? "Week from" : "Day", value: "{YYYY}-{MM}-{DD}" }, ...series],
         axes: [{}, unitAxis(spec.unit)],
         // Half a period either side, so the first and the last period's points (today's, the
         // one people look for) are drawn whole rather than cut in half at the plot's edges.
@@ -61,16 +63,38 @@
   function draw() {
     for (const figure of document.querySelectorAll("figure.chart")) {
       const spec = JSON.parse(figure.querySelector("script.chart-data").textContent);
-      const width = Math.max(320, Math.min(figure.clientWidth || 640, 1100));
+      const width = Math.max(240, Math.min(figure.clientWidth || 640, 1100));
       const { opts, data } = spec.kind === "bars" ? barChart(spec, width) : timeChart(spec, width);
       drawn[spec.id] = new uPlot(opts, data, figure);
     }
     document.documentElement.dataset.chartsDrawn = String(Object.keys(drawn).length);
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
-  } else {
+  // The window form asks for either the last so many days or dates: picking one clears the other,
+  // so that the server is never sent both (which it refuses, saying so).
+  function windowForm() {
+    for (const form of document.querySelectorAll("form.window")) {
+      const since = form.querySelector("select[name=since]");
+      const dates = form.querySelectorAll("input[type=date]");
+      since.addEventListener("change", () => {
+        if (since.value) for (const input of dates) input.value = "";
+      });
+      for (const input of dates) {
+        input.addEventListener("input", () => {
+          if (input.value) since.value = "";
+        });
+      }
+    }
+  }
+
+  function start() {
+    windowForm();
     draw();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();
