@@ -89,7 +89,7 @@ def card_content_of(
     if due is None and sla_seconds:
         due = offered_at + timedelta(seconds=sla_seconds)
     return CardContent(
-        title=_title(facts, lead_id),
+        title=lead_title(facts, lead_id),
         contact=Contact(
             email=_text(facts.get("email")),
             phone=_text(facts.get("phone")),
@@ -102,9 +102,10 @@ def card_content_of(
     )
 
 
-def _title(facts: Mapping[str, Any], lead_id: str) -> str:
-    """The person and their company. Never the e-mail, which goes only where the contact details
-    go (`name` falls back to it, so it is not used here)."""
+def lead_title(facts: Mapping[str, Any], lead_id: str) -> str:
+    """The person and their company, as a card titles the lead wherever it is named. Never the
+    e-mail, which goes only where the contact details go (`name` falls back to it, so it is not
+    used here)."""
     person = " ".join(
         p for p in (_text(facts.get("first_name")), _text(facts.get("last_name"))) if p
     )

@@ -106,6 +106,11 @@ async def lead_by_id(*, session: AsyncSession, lead_id: int) -> LeadRow | None:
     return await session.get(LeadRow, lead_id)
 
 
+async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> LeadRow | None:
+    result = await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
+    return result.scalar_one_or_none()
+
+
 async def find_lead_id(*, session: AsyncSession, reference: str) -> str | None:
     """A lead's external id from its external id, e-mail or CRM id (the newest match)."""
     ref = reference.strip()

@@ -1,0 +1,178 @@
+"""The Slack surfaces as a rep and a manager read them: what the answers, modals and App Home
+say about a lead, through the real Bolt app against the fake Slack on loopback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.bootstrap import App
+from bot.service.intake import intake
+from routing.leads import parse_lead
+from tests.bot.test_slack_app import send
+from tests.fakes.slack import (
+    FakeSlack,
+    action_body,
+    action_payload,
+    command_body,
+    event_body,
+    view_submission_body,
+)
+
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: ben, name: Ben Baker, slack: UBEN}
+  - {id: sol, name: Sol Stone, slack: USOL}
+managers:
+  - {id: mia, name: Mia Moss, slack: UMIA}
+teams:
+  duo: {members: [ann, ben], distribution: round_robin, manager: mia}
+  one: {members: [sol], manager: mia}
+rules:
+  - name: Partners
+    when: {source: partner}
+    assign: {queue: triage}
+  - name: Solo
+    when: {source: solo}
+    assign: {team: one}
+  - name: Everyone
+    assign: {team: duo}
+fallback: {queue: triage, channel: CTRIAGE}
+"""
+
+NOT_MY_TERRITORY = {
+    "reject_reason": {
+        "reject_reason_choice": {
+            "type": "radio_buttons",
+            "selected_option": {"value": "Not my territory"},
+        }
+    }
+}
+
+
+@pytest.fixture
+def slack_policy() -> str:
+    return POLICY
+
+
+async def new_lead(app: App, lead_id: str = "L-1", **fields: Any) -> str:
+    """Route a lead (Jo of Acme Corp unless told otherwise); the Slack id of its rep."""
+    lead = parse_lead({"id": lead_id, "company": "Acme Corp", "first_name": "Jo", **fields})
+    result = await intake(app.uow, lead)
+    assert result.lead.rep is not None
+    return f"U{result.lead.rep.upper()}"
+
+
+async def routing(http: TestClient, slack: FakeSlack, user: str, text: str) -> dict[str, Any]:
+    """Type `/routing text` as `user`; the parameters of the answer."""
+    before = len(slack.calls_to("response"))
+    tag = f"{user}-{before}"
+    body = command_body(text, user, response_url=slack.response_url(tag), trigger_id=tag)
+    assert await send(http, body) == 200
+    return (await slack.wait_for("response", count=before + 1))[before].params
+
+
+def home_action_body(action_id: str, value: str, user: str) -> str:
+    """A button clicked in the App Home: the payload names the view, not a message."""
+    payload = action_payload(action_id, value, user, trigger_id=f"home-{action_id}")
+    payload["container"] = {"type": "view", "view_id": "VHOME"}
+    payload["view"] = {"id": "VHOME", "type": "home", "blocks": []}
+    del payload["channel"], payload["message"]
+    return _form(payload)
+
+
+def _form(payload: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def texts(node: Any) -> str:
+    return json.dumps(node, ensure_ascii=False)
+
+
+async def test_a_lead_moved_to_a_queue_by_time_off_is_said_to_wait_in_that_queue(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app, source="solo")  # Sol's alone: nobody else can take it
+    assert user == "USOL"
+
+    answer = await routing(http, slack, user, "pto")
+
+    assert "L-1 → the triage queue" in answer["text"]
+    assert "queued queue" not in answer["text"]
+
+
+async def test_the_reject_modal_names_the_lead_as_its_card_does(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    card = (await slack.wait_for("chat.postMessage"))[0]
+
+    assert await send(http, action_body("reject_lead", "L-1", user, channel=f"D{user[1:]}")) == 200
+
+    (modal,) = await slack.wait_for("views.open")
+    view = modal.params["view"]
+    assert card.params["blocks"][0]["text"]["text"] == "Jo · Acme Corp"
+    assert view["blocks"][0]["text"]["text"] == "*Jo · Acme Corp*"
+    assert view["private_metadata"] == "L-1"
+
+
+async def test_a_rep_who_rejects_is_told_which_lead_went_to_whom(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200
+
+    told = next(
+        call.params["text"]
+        for call in await slack.wait_for("chat.postMessage", count=3)
+        if call.params["channel"] == user and "blocks" not in call.params
+    )
+    other = "Ben Baker" if user == "UANN" else "Ann Archer"
+    assert told == f"You rejected *Jo · Acme Corp* (L-1). It is now with {other}."
+
+
+async def test_a_reject_from_the_app_home_takes_the_lead_off_the_home(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    opened = event_body({"type": "app_home_opened", "user": user, "tab": "home"})
+    assert await send(http, opened, json_body=True) == 200
+    (home,) = await slack.wait_for("views.publish")
+    assert '"value": "L-1"' in texts(home.params["view"])
+
+    assert await send(http, home_action_body("reject_lead", "L-1", user)) == 200
+    await slack.wait_for("views.open")
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200
+
+    republished = (await slack.wait_for("views.publish", count=2))[1]
+    assert republished.params["user_id"] == user
+    assert '"value": "L-1"' not in texts(republished.params["view"])
+    assert "No open leads." in texts(republished.params["view"])
+
+
+async def test_a_claim_from_the_app_home_that_comes_too_late_refreshes_the_home(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    opened = event_body({"type": "app_home_opened", "user": user, "tab": "home"})
+    assert await send(http, opened, json_body=True) == 200
+    await slack.wait_for("views.publish")
+    # The lead leaves the rep while their Home still shows it.
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200
+    await slack.wait_for("views.publish", count=2)
+
+    assert await send(http, home_action_body("claim_lead", "L-1", user)) == 200
+
+    republished = (await slack.wait_for("views.publish", count=3))[2]
+    assert '"value": "L-1"' not in texts(republished.params["view"])
