@@ -140,6 +140,44 @@ async def test_a_rep_who_rejects_is_told_which_lead_went_to_whom(
     assert told == f"You rejected *Jo · Acme Corp* (L-1). It is now with {other}."
 
 
+async def test_routing_queue_lists_a_reps_leads_as_their_cards_title_them(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await new_lead(app, "L-1", source="solo")
+    await new_lead(app, "L-2", source="solo", company="", first_name="")
+    await new_lead(app, "L-3", source="solo", company="Initech", first_name="")
+
+    answer = await routing(http, slack, "USOL", "queue")
+
+    lines = answer["text"].splitlines()
+    assert lines[0] == "*Your open leads: 3*"
+    assert lines[1].startswith("• *Jo · Acme Corp* (L-1)")
+    assert lines[2].startswith("• *Lead L-2*")  # the card's title when it names nobody
+    assert "(L-2)" not in lines[2]
+    assert lines[3].startswith("• *Initech* (L-3)")
+
+
+async def test_routing_queue_stays_one_readable_answer_however_long_the_names(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    company = "Consolidated Amalgamated Holdings & Subsidiaries " * 19  # 950 characters
+    for n in range(1, 21):
+        await new_lead(app, f"L-{n}", source="solo", company=company)
+        queued = parse_lead({"id": f"Q-{n}", "company": company, "source": "partner"})
+        assert (await intake(app.uow, queued)).lead.status == "queued"
+
+    answer = await routing(http, slack, "USOL", "queue")
+    manager = await routing(http, slack, "UMIA", "queue")
+
+    for said in (answer, manager):
+        text = said["text"] + texts(said.get("blocks") or [])
+        assert len(said["text"]) <= 3000
+        assert all(len(line) <= 400 for line in said["text"].splitlines())
+        assert "&amp;" in text and " & " not in said["text"]
+    assert "… and " in answer["text"] and answer["text"].startswith("*Your open leads: 20*")
+    assert manager["text"].startswith("*Unmatched queue: 20 leads* (the oldest 10)")
+
+
 async def test_a_reject_from_the_app_home_takes_the_lead_off_the_home(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
