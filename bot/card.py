@@ -268,7 +268,24 @@ GO_OUT = Button(
         danger=True,
     ),
 )
+# A rep who keeps no working hours has no next working day: I'm out lasts until they come back.
+GO_OUT_UNTIL_BACK = Button(
+    "I'm out",
+    Confirm(
+        "Mark yourself out?",
+        "You'll get no new leads until you say you're back (App Home, or `/routing pto off`), "
+        "and all your unclaimed leads go to other reps now.",
+        confirm="I'm out",
+        deny="Cancel",
+        danger=True,
+    ),
+)
 COME_BACK = Button("I'm back")
+
+
+def go_out(*, keeps_hours: bool) -> Button:
+    """The I'm out button of a rep: it says for how long, as `bot.slack.availability` does it."""
+    return GO_OUT if keeps_hours else GO_OUT_UNTIL_BACK
 
 
 # --- how a lead came, and what became of it ------------------------------------------------------

@@ -57,6 +57,7 @@ class HomeData:
     now: datetime
     rep_week: RepWeek | None = None  # reps only
     week: ManagerWeek | None = None  # managers only
+    keeps_hours: bool = True  # a rep with working hours is out until the next one (I'm out)
 
 
 async def load_home(
@@ -125,6 +126,7 @@ async def load_home(
         now=now,
         rep_week=await rep_week(session, policy, rep_id=rep_id, now=now) if rep_id else None,
         week=week,
+        keeps_hours=rep_id is None or policy.reps[rep_id].hours is not None,
     )
 
 

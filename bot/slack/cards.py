@@ -16,12 +16,12 @@ from bot.card import (
     CLAIM,
     FOR_THE_REP,
     FOR_THE_TEAM,
-    GO_OUT,
     REJECT,
     CardContent,
     Contact,
     Wording,
     deadline_line,
+    go_out,
     queued_wording,
     settled_wording,
 )
@@ -63,6 +63,7 @@ class CardView:
     # Already-safe mrkdwn: how a reassigned lead came to its rep ("rejected by Ann · waiting 5m").
     note: str | None = None
     assignee: str | None = None  # already-safe mrkdwn naming the rep: a mention, or their name
+    keeps_hours: bool = True  # the rep has working hours: I'm out lasts until the next one
 
 
 def claim_button(lead_id: str) -> ButtonElement:
@@ -78,7 +79,7 @@ def offer_card(view: CardView) -> Message:
     facts, why them, three buttons (`bot.card.FOR_THE_REP` says who sees what)."""
     value = button_value(view.lead_id)
     blocks = _card_blocks(view, FOR_THE_REP, status=None)
-    out = button(GO_OUT, ActionId.MARK_OOO, value)
+    out = button(go_out(keeps_hours=view.keeps_hours), ActionId.MARK_OOO, value)
     blocks.append(
         ActionsBlock(
             block_id=BlockId.CARD_ACTIONS,

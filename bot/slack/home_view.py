@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
-from bot.card import COME_BACK, FOR_THE_REP, GO_OUT
+from bot.card import COME_BACK, FOR_THE_REP, go_out
 from bot.home import HomeData, HomeOffer, RepLoad, TeamLoad
 from bot.slack.blocks import (
     MAX_HEADER,
@@ -121,7 +121,7 @@ def _availability(home: HomeData) -> SectionBlock:
     if not home.away:
         return SectionBlock(
             text=mrkdwn("You're available for new leads."),
-            accessory=button(GO_OUT, ActionId.HOME_AWAY),
+            accessory=button(go_out(keeps_hours=home.keeps_hours), ActionId.HOME_AWAY),
         )
     until = slack_date(home.away_until) if home.away_until else "further notice"
     text = f"You're out of office until {until}."

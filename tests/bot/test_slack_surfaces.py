@@ -10,7 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.bootstrap import App
+from bot.card import CardContent, Contact
 from bot.service.intake import intake
+from bot.slack.cards import CardView, offer_card
 from routing.leads import parse_lead
 from tests.bot.test_slack_app import send
 from tests.fakes.slack import (
@@ -214,3 +216,45 @@ async def test_a_claim_from_the_app_home_that_comes_too_late_refreshes_the_home(
 
     republished = (await slack.wait_for("views.publish", count=3))[2]
     assert '"value": "L-1"' not in texts(republished.params["view"])
+
+
+def _confirm_of(node: Any, action_id: str) -> str:
+    """The confirmation text of the button `action_id` anywhere in `node`."""
+    if isinstance(node, dict):
+        if node.get("action_id") == action_id:
+            return str(node["confirm"]["text"]["text"])
+        found = [_confirm_of(value, action_id) for value in node.values()]
+    elif isinstance(node, list):
+        found = [_confirm_of(item, action_id) for item in node]
+    else:
+        return ""
+    return next((text for text in found if text), "")
+
+
+async def test_im_out_promises_a_rep_without_working_hours_no_next_working_day(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)  # the reps of the policy keep no hours: out until back
+    card = (await slack.wait_for("chat.postMessage"))[0]
+    opened = event_body({"type": "app_home_opened", "user": user, "tab": "home"})
+    assert await send(http, opened, json_body=True) == 200
+    (home,) = await slack.wait_for("views.publish")
+
+    for asked in (
+        _confirm_of(card.params["blocks"], "mark_ooo"),
+        _confirm_of(home.params["view"], "home_go_away"),
+    ):
+        assert "next working day" not in asked
+        assert "until you say you're back" in asked
+
+    assert await send(http, action_body("mark_ooo", "L-1", user, channel=f"D{user[1:]}")) == 200
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert told.params["text"].startswith("You're out of office until further notice.")
+
+
+def test_im_out_promises_a_rep_with_working_hours_their_next_working_day() -> None:
+    content = CardContent("Jo · Acme Corp", Contact(), (), "Everyone", None, None)
+
+    card = offer_card(CardView(lead_id="L-1", content=content, keeps_hours=True))
+
+    assert "until your next working day" in _confirm_of(card.blocks, "mark_ooo")
