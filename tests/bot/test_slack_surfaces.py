@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient
 from bot.bootstrap import App
 from bot.card import CardContent, Contact
 from bot.service.intake import intake
-from bot.slack.cards import CardView, offer_card
+from bot.slack.cards import CardView, offer_card, reminder, team_copy
 from routing.leads import parse_lead
+from tests.bot.conftest import TUESDAY
 from tests.bot.test_slack_app import send
 from tests.fakes.slack import (
     FakeSlack,
@@ -258,3 +259,15 @@ def test_im_out_promises_a_rep_with_working_hours_their_next_working_day() -> No
     card = offer_card(CardView(lead_id="L-1", content=content, keeps_hours=True))
 
     assert "until your next working day" in _confirm_of(card.blocks, "mark_ooo")
+
+
+def test_a_long_title_is_cut_in_notifications_as_in_the_cards_header() -> None:
+    title = "Jo · " + "International Consolidated Holdings " * 25  # 905 characters
+    content = CardContent(title, Contact(), (), "Everyone", TUESDAY, 600)
+    view = CardView(lead_id="L-1", content=content, assignee="<@UANN>")
+
+    for message in (offer_card(view), team_copy(view), reminder(view)):
+        header_or_line = message.blocks[0]["text"]["text"]
+        assert len(message.text) <= 300, message.text
+        assert len(header_or_line) <= 300
+        assert "…" in message.text
