@@ -56,13 +56,15 @@ async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, l
         f":white_check_mark: Assigned to {blocks.mention(chosen)} by "
         f"{blocks.mention(body['user']['id'])}{due}."
     )
+    said = {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}
     message = body.get("message") or {}
+    # The line takes the picker's place: in a digest listing ten leads, under the one assigned.
     kept = [
-        block
+        said if assigned_lead(str(block.get("block_id", ""))) == lead_id else block
         for block in message.get("blocks") or []
-        if assigned_lead(str(block.get("block_id", ""))) != lead_id
     ]
-    kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
+    if said not in kept:
+        kept.append(said)
     return line, kept
 
 

@@ -271,3 +271,37 @@ def test_a_long_title_is_cut_in_notifications_as_in_the_cards_header() -> None:
         assert len(message.text) <= 300, message.text
         assert len(header_or_line) <= 300
         assert "…" in message.text
+
+
+async def test_an_assign_in_a_digest_says_so_where_the_leads_picker_was(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    for lead_id in ("Q-1", "Q-2"):
+        queued = parse_lead({"id": lead_id, "company": "Acme Corp", "source": "partner"})
+        assert (await intake(app.uow, queued)).lead.status == "queued"
+    digest = await routing(http, slack, "UMIA", "digest")
+    pickers = [b.get("block_id") for b in digest["blocks"] if b["type"] == "actions"]
+    assert pickers == ["assign:Q-1", "assign:Q-2"]
+
+    payload = action_payload("assign_lead", "", "UMIA", response_url=slack.response_url("pick"))
+    payload["actions"] = [
+        {
+            "type": "static_select",
+            "action_id": "assign_lead",
+            "block_id": "assign:Q-1",
+            "selected_option": {"text": {"type": "plain_text", "text": "Ben"}, "value": "ben"},
+            "action_ts": "1700000002.000100",
+        }
+    ]
+    payload["message"]["blocks"] = digest["blocks"]
+    assert await send(http, _form(payload)) == 200
+
+    answer = (await slack.wait_for("response", count=2))[1].params
+    kept = answer["blocks"]
+    assert len(kept) == len(digest["blocks"])
+    where = next(i for i, b in enumerate(digest["blocks"]) if b.get("block_id") == "assign:Q-1")
+    assert kept[where]["type"] == "context"
+    assert "Assigned to <@UBEN> by <@UMIA>" in kept[where]["elements"][0]["text"]
+    assert kept[where - 1] == digest["blocks"][where - 1]  # under the lead's own line
+    assert kept[-1] == digest["blocks"][-1]
+    assert [b.get("block_id") for b in kept if b["type"] == "actions"] == ["assign:Q-2"]
