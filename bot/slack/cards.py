@@ -86,7 +86,7 @@ def offer_card(view: CardView) -> Message:
             elements=[claim_button(value), reject_button(value), out],
         )
     )
-    text = clip(f"New lead for you: {_named(view)}", MAX_TEXT)
+    text = clip(f"New lead for you: {named(view)}", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
 
@@ -94,7 +94,7 @@ def team_copy(view: CardView) -> Message:
     """The offer as the team's channel sees it: whose lead it is, and no buttons."""
     who = view.assignee or "a rep"
     blocks = _card_blocks(view, FOR_THE_TEAM, status=f"New lead for {who}")
-    text = clip(f"New lead for {who}: {_named(view)}", MAX_TEXT)
+    text = clip(f"New lead for {who}: {named(view)}", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
 
@@ -104,7 +104,7 @@ def settled_card(
     """The card (or with `team`, its copy in the team's channel) once nobody needs to act on it;
     `status` is mrkdwn the caller made safe, saying what happened (`bot.card.Settlement`)."""
     blocks = _card_blocks(view, settled_wording(team=team, moved=moved), status=status)
-    text = clip(f"{_named(view)}: {status}", MAX_TEXT)
+    text = clip(f"{named(view)}: {status}", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
 
@@ -121,7 +121,7 @@ def queued_post(
         blocks.append(assign_control(view.lead_id, assignees))
     else:
         blocks.append(ContextBlock(elements=[mrkdwn(NOBODY_TO_ASSIGN)]))
-    title = _named(view)
+    title = named(view)
     text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
@@ -131,7 +131,7 @@ def reminder(view: CardView) -> Message:
     due = view.content.sla_due_at
     when = f": claim it by {slack_date(due)}" if due is not None else ""
     text = clip(
-        f":hourglass_flowing_sand: Still yours to claim, *{_named(view)}*{when}",
+        f":hourglass_flowing_sand: Still yours to claim, *{named(view)}*{when}",
         MAX_TEXT,
     )
     claim = claim_button(view.lead_id)
@@ -139,7 +139,7 @@ def reminder(view: CardView) -> Message:
     return Message(text=text, blocks=message_blocks(blocks))
 
 
-def _named(view: CardView) -> str:
+def named(view: CardView) -> str:
     """The lead's title in a card's words (its notification, a reminder), as mrkdwn cut as the
     card's header is: a notification shows a line, not a 1,000-character company."""
     return clip(escape(view.content.heading), MAX_HEADER)

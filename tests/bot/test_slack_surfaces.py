@@ -13,6 +13,7 @@ from bot.bootstrap import App
 from bot.card import CardContent, Contact
 from bot.service.intake import intake
 from bot.slack.cards import CardView, offer_card, reminder, team_copy
+from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
 from routing.leads import parse_lead
 from tests.bot.conftest import TUESDAY
 from tests.bot.test_slack_app import send
@@ -305,3 +306,13 @@ async def test_an_assign_in_a_digest_says_so_where_the_leads_picker_was(
     assert kept[where - 1] == digest["blocks"][where - 1]  # under the lead's own line
     assert kept[-1] == digest["blocks"][-1]
     assert [b.get("block_id") for b in kept if b["type"] == "actions"] == ["assign:Q-2"]
+
+
+def test_the_contact_sla_messages_cut_a_long_title_as_the_card_does() -> None:
+    title = "Jo · " + "International Consolidated Holdings " * 25
+    view = CardView(lead_id="L-1", content=CardContent(title, Contact(), (), "x", None, None))
+    miss = ContactMiss(rep="<@UANN>", due_at=TUESDAY, touched_at=None, holder=None, queue=None)
+
+    for message in (contact_reminder(view, TUESDAY), contact_missed_alert(view, miss, ())):
+        assert len(message.text) <= 350, message.text
+        assert all(len(json.dumps(block)) <= 800 for block in message.blocks)
