@@ -316,3 +316,12 @@ def test_the_contact_sla_messages_cut_a_long_title_as_the_card_does() -> None:
     for message in (contact_reminder(view, TUESDAY), contact_missed_alert(view, miss, ())):
         assert len(message.text) <= 350, message.text
         assert all(len(json.dumps(block)) <= 800 for block in message.blocks)
+
+
+async def test_help_says_what_queue_answers_a_rep_and_a_manager(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    answer = await routing(http, slack, "UANN", "help")
+
+    (line,) = [line for line in answer["text"].splitlines() if "`/routing queue`" in line]
+    assert "your open leads" in line and "managers: the unmatched queue" in line
