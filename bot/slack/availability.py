@@ -44,7 +44,8 @@ def register_availability(app: AsyncApp, parts: SlackParts) -> None:
         ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        await go_out(parts, body["user"]["id"])
+        # Told as from a card: which leads went where (in a DM, App Home having no thread).
+        await tell(client, body, await go_out(parts, body["user"]["id"]))
         await publish_home(client, parts, body["user"]["id"])
 
     @app.action(ActionId.HOME_BACK)

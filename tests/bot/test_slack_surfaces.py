@@ -325,3 +325,21 @@ async def test_help_says_what_queue_answers_a_rep_and_a_manager(
 
     (line,) = [line for line in answer["text"].splitlines() if "`/routing queue`" in line]
     assert "your open leads" in line and "managers: the unmatched queue" in line
+
+
+async def test_im_out_from_the_app_home_tells_the_rep_where_their_leads_went(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+
+    assert await send(http, home_action_body("home_go_away", "", user)) == 200
+
+    await slack.wait_for("views.publish")
+    told = [
+        call.params["text"]
+        for call in slack.calls_to("chat.postMessage")
+        if call.params["channel"] == user and "blocks" not in call.params
+    ]
+    other = "Ben Baker" if user == "UANN" else "Ann Archer"
+    assert told == [f"You're out of office until further notice. Moved 1 open lead: L-1 → {other}."]
