@@ -111,11 +111,14 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
         if size > len(oldest):
             head += f" (the oldest {len(oldest)})"
         lines = []
+        several = len({lead.queue for lead in oldest}) > 1  # as the digest: name them then
         for lead in oldest:
             waited = format_duration(int((now - lead.created_at).total_seconds()))
             said = [blocks.clip(blocks.escape(lead.external_id), 300)]
             facts = (lead.company, lead.source)
             said += [blocks.clip(blocks.escape(fact), 150) for fact in facts if fact]
+            if several and lead.queue:
+                said.append(f"in {blocks.clip(blocks.escape(lead.queue), 150)}")
             lines.append(f"• {' · '.join(said)} · waiting {waited}")
         return _listed(head, lines)
     assert viewer.rep is not None

@@ -39,7 +39,7 @@ teams:
 rules:
   - name: Partners
     when: {source: partner}
-    assign: {queue: triage}
+    assign: {queue: partners}
   - name: Solo
     when: {source: solo}
     assign: {team: one}
@@ -343,3 +343,17 @@ async def test_im_out_from_the_app_home_tells_the_rep_where_their_leads_went(
     ]
     other = "Ben Baker" if user == "UANN" else "Ann Archer"
     assert told == [f"You're out of office until further notice. Moved 1 open lead: L-1 → {other}."]
+
+
+async def test_a_managers_queue_names_each_leads_queue_when_they_wait_in_several(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await routing(http, slack, "USOL", "pto")  # Sol's leads now wait in the fallback's queue
+    await intake(app.uow, parse_lead({"id": "T-1", "company": "Acme Corp", "source": "solo"}))
+    await intake(app.uow, parse_lead({"id": "P-1", "company": "Initech", "source": "partner"}))
+
+    answer = await routing(http, slack, "UMIA", "queue")
+
+    lines = answer["text"].splitlines()
+    assert lines[1].startswith("• T-1 · Acme Corp · solo · in triage · waiting")
+    assert lines[2].startswith("• P-1 · Initech · partner · in partners · waiting")
