@@ -3,6 +3,7 @@ say about a lead, through the real Bolt app against the fake Slack on loopback."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -357,3 +358,28 @@ async def test_a_managers_queue_names_each_leads_queue_when_they_wait_in_several
     lines = answer["text"].splitlines()
     assert lines[1].startswith("• T-1 · Acme Corp · solo · in triage · waiting")
     assert lines[2].startswith("• P-1 · Initech · partner · in partners · waiting")
+
+
+async def test_a_settled_card_says_why_its_own_offer_closed_when_the_clock_did_not_move(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    # The test's clock stands still: the reject and the time off are at the same instant, as
+    # two transactions can be on a coarse clock.
+    first = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, first)
+    assert await send(http, body) == 200
+    second = "UBEN" if first == "UANN" else "UANN"
+    await slack.wait_for("chat.update")
+    for _ in range(500):  # the second card's post is recorded just after Slack answers
+        if len([c for c in slack.calls_to("chat.postMessage") if "blocks" in c.params]) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+
+    await routing(http, slack, second, "pto")
+
+    updates = await slack.wait_for("chat.update", count=2)
+    status = updates[1].params["blocks"][1]["text"]["text"]
+    assert updates[1].params["channel"] == f"D{second[1:]}"
+    assert status == "Reassigned to the triage queue: out of office"
