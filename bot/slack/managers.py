@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.reading import Viewer, viewer_of
 from bot.service.digests import digest_now
@@ -13,8 +14,9 @@ from bot.service.offers import assign
 from bot.slack import blocks
 from bot.slack.assign import assigned_lead, assignees_of
 from bot.slack.digest import digest_message
+from bot.slack.home import publish_home
 from bot.slack.ids import ActionId
-from bot.slack.parts import SlackParts
+from bot.slack.parts import SlackParts, tell
 
 ONLY_MANAGERS = "Only managers named in the routing policy can assign leads from the queue."
 
@@ -24,11 +26,18 @@ def register_managers(app: AsyncApp, parts: SlackParts) -> None:
     async def assigned(
         ack: Callable[..., Awaitable[None]],
         body: dict[str, Any],
-        respond: Callable[..., Awaitable[Any]],
+        client: AsyncWebClient,
+        respond: Callable[..., Awaitable[Any]] | None,
     ) -> None:
         await ack()
         answer = await _assign(parts, body)
-        if isinstance(answer, str):
+        if (body.get("view") or {}).get("type") == "home" or respond is None:
+            # App Home: no message to answer in. A refusal is said in a DM; the Home is shown
+            # again either way, the lead gone from its queue once assigned.
+            if isinstance(answer, str):
+                await tell(client, body, answer)
+            await publish_home(client, parts, body["user"]["id"])
+        elif isinstance(answer, str):
             await respond(text=answer, response_type="ephemeral", replace_original=False)
         else:
             # The post (queue channel, manager's DM or digest) now says who has the lead, and

@@ -383,3 +383,72 @@ async def test_a_settled_card_says_why_its_own_offer_closed_when_the_clock_did_n
     status = updates[1].params["blocks"][1]["text"]["text"]
     assert updates[1].params["channel"] == f"D{second[1:]}"
     assert status == "Reassigned to the triage queue: out of office"
+
+
+def home_select_body(lead_id: str, chosen: str, user: str) -> str:
+    """A manager picking `chosen` in a queued lead's Assign picker in their App Home."""
+    payload = action_payload("assign_lead", "", user, trigger_id="home-assign")
+    payload["container"] = {"type": "view", "view_id": "VHOME"}
+    payload["view"] = {"id": "VHOME", "type": "home", "blocks": []}
+    del payload["channel"], payload["message"], payload["response_url"]
+    payload["actions"] = [
+        {
+            "type": "static_select",
+            "action_id": "assign_lead",
+            "block_id": f"assign:{lead_id}",
+            "selected_option": {"text": {"type": "plain_text", "text": chosen}, "value": chosen},
+            "action_ts": "1700000003.000100",
+        }
+    ]
+    return _form(payload)
+
+
+async def test_a_managers_app_home_lists_the_queued_leads_each_with_assign(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    for lead_id, company in (("P-1", "Initech"), ("P-2", "Globex <!here>")):
+        queued = parse_lead({"id": lead_id, "company": company, "source": "partner"})
+        assert (await intake(app.uow, queued)).lead.status == "queued"
+
+    opened = event_body({"type": "app_home_opened", "user": "UMIA", "tab": "home"})
+    assert await send(http, opened, json_body=True) == 200
+    (home,) = await slack.wait_for("views.publish")
+
+    blocks = home.params["view"]["blocks"]
+    said = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    first = said.index("*Unmatched queue:* 2 leads, oldest waiting 0s")
+    assert said[first + 1].startswith("*P-1* · Initech · partner · waiting")
+    assert said[first + 2].startswith("*P-2* · Globex &lt;!here&gt; · partner · waiting")
+    pickers = [b["block_id"] for b in blocks if b["type"] == "actions"]
+    assert pickers == ["assign:P-1", "assign:P-2"]
+
+
+async def test_a_manager_assigns_from_the_app_home_and_the_home_shows_it_gone(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    queued = parse_lead({"id": "P-1", "company": "Initech", "source": "partner"})
+    assert (await intake(app.uow, queued)).lead.status == "queued"
+
+    assert await send(http, home_select_body("P-1", "ben", "UMIA")) == 200
+
+    (home,) = await slack.wait_for("views.publish")
+    assert home.params["user_id"] == "UMIA"
+    assert "assign:P-1" not in texts(home.params["view"])
+    assert "*Unmatched queue:* empty" in texts(home.params["view"])
+    card = next(
+        c for c in await slack.wait_for("chat.postMessage") if c.params["channel"] == "UBEN"
+    )
+    assert '"value": "P-1"' in texts(card.params["blocks"])
+
+
+async def test_a_rep_cannot_assign_from_an_app_home_and_is_told_so(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    queued = parse_lead({"id": "P-1", "company": "Initech", "source": "partner"})
+    assert (await intake(app.uow, queued)).lead.status == "queued"
+
+    assert await send(http, home_select_body("P-1", "ben", "UANN")) == 200
+
+    (told,) = await slack.wait_for("chat.postMessage")
+    assert told.params["channel"] == "UANN"
+    assert "Only managers" in told.params["text"]
