@@ -212,6 +212,12 @@ class Reader:
             lead = await reads.lead_by_external_id(session=session, external_id=lead_id)
         return lead_title(lead.facts, lead.external_id) if lead is not None else None
 
+    async def lead_titles(self, lead_ids: Sequence[str]) -> dict[str, str]:
+        """The titles of these leads (by external id) as their cards show them, in one read."""
+        async with self.db.reading() as session:
+            leads = await reads.leads_by_external_ids(session=session, external_ids=lead_ids)
+        return {lead.external_id: lead_title(lead.facts, lead.external_id) for lead in leads}
+
     # --- /routing why --------------------------------------------------------------------------
 
     async def find_lead_id(self, reference: str) -> str | None:

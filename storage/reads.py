@@ -119,6 +119,17 @@ async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> Lea
     return result.scalar_one_or_none()
 
 
+async def leads_by_external_ids(
+    *, session: AsyncSession, external_ids: Sequence[str]
+) -> list[LeadRow]:
+    if not external_ids:
+        return []
+    result = await session.execute(
+        select(LeadRow).where(col(LeadRow.external_id).in_(list(external_ids)))
+    )
+    return list(result.scalars())
+
+
 async def find_lead_id(*, session: AsyncSession, reference: str) -> str | None:
     """A lead's external id from its external id, e-mail or CRM id (the newest match)."""
     ref = reference.strip()

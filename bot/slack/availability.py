@@ -73,7 +73,8 @@ async def go_out(parts: SlackParts, slack_user: str, until: datetime | None = No
         parts.uow, viewer.rep, until=until, reason="marked out in Slack", by=viewer.rep
     )
     when = f"until {blocks.slack_date(until)}" if until else "until further notice"
-    return f"You're out of office {when}. {moved(policy, moves)}"
+    titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
+    return f"You're out of office {when}. {moved(policy, moves, titles)}"
 
 
 async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
@@ -96,4 +97,5 @@ async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
         parts.uow, target, until=command.until, reason="set with /routing pto", by=viewer.id
     )
     when = f"until {blocks.slack_date(command.until)}" if command.until else "until further notice"
-    return f"{name} out of office {when}. {moved(policy, moves)}"
+    titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
+    return f"{name} out of office {when}. {moved(policy, moves, titles)}"

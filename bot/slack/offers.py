@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -86,8 +86,16 @@ def rejected_text(policy: Policy, title: str, move: Move) -> str:
         now = f"waiting in {where}"
     else:
         now = f"now marked {where}"
-    lead = blocks.clip(blocks.escape(title), blocks.MAX_HEADER)
-    return f"You rejected *{lead}* ({blocks.escape(move.lead_id)}). It is {now}."
+    return f"You rejected {lead_named(title, move.lead_id)}. It is {now}."
+
+
+def lead_named(title: str, lead_id: str) -> str:
+    """A lead in a sentence, as mrkdwn: its card's title in bold, then its id (what `/routing
+    why` takes) unless the title is made of the id already ("Lead L-2")."""
+    named = f"*{blocks.clip(blocks.escape(title), blocks.MAX_HEADER)}*"
+    if title != f"Lead {lead_id}":
+        named += f" ({blocks.clip(blocks.escape(lead_id), 300)})"
+    return named
 
 
 def where_now(policy: Policy, lead: LeadView) -> str:
@@ -99,11 +107,15 @@ def where_now(policy: Policy, lead: LeadView) -> str:
     return blocks.escape(lead.status)  # routed again to no one: nurture, disqualified
 
 
-def moved(policy: Policy, moves: list[Move]) -> str:
-    """Where a rep's leads went, in one sentence (ten named at most)."""
+def moved(policy: Policy, moves: list[Move], titles: Mapping[str, str]) -> str:
+    """Where a rep's leads went, in one sentence (ten named at most, by their cards' titles)."""
     if not moves:
         return "No open leads had to move."
-    parts = [f"{blocks.escape(move.lead_id)} → {where_now(policy, move.to)}" for move in moves[:10]]
+    parts = [
+        f"{lead_named(titles.get(move.lead_id, f'Lead {move.lead_id}'), move.lead_id)} → "
+        f"{where_now(policy, move.to)}"
+        for move in moves[:10]
+    ]
     more = f" and {len(moves) - 10} more" if len(moves) > 10 else ""
     return (
         f"Moved {len(moves)} open lead{'s' if len(moves) != 1 else ''}: {'; '.join(parts)}{more}."

@@ -14,6 +14,7 @@ from bot.slack import blocks
 from bot.slack.availability import pto
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Versions, Why, parse_command
 from bot.slack.managers import digest_on_demand
+from bot.slack.offers import lead_named
 from bot.slack.parts import NOT_IN_POLICY, SlackParts
 from bot.slack.policy_versions import versions_answer
 from routing.durations import format_duration
@@ -128,10 +129,7 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
     head = f"*Your open leads: {len(offers)}*"
     lines = []
     for offer, lead in offers:
-        title = lead_title(lead.facts, lead.external_id)
-        line = f"• *{blocks.clip(blocks.escape(title), blocks.MAX_HEADER)}*"
-        if title != f"Lead {lead.external_id}":  # the title names the lead, not its id
-            line += f" ({blocks.clip(blocks.escape(lead.external_id), 300)})"
+        line = f"• {lead_named(lead_title(lead.facts, lead.external_id), lead.external_id)}"
         if offer.sla_due_at:
             line += f" · claim by {blocks.slack_date(offer.sla_due_at)}"
         lines.append(line)

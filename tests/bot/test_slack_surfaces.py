@@ -108,7 +108,7 @@ async def test_a_lead_moved_to_a_queue_by_time_off_is_said_to_wait_in_that_queue
 
     answer = await routing(http, slack, user, "pto")
 
-    assert "L-1 → the triage queue" in answer["text"]
+    assert "(L-1) → the triage queue" in answer["text"]
     assert "queued queue" not in answer["text"]
 
 
@@ -343,7 +343,10 @@ async def test_im_out_from_the_app_home_tells_the_rep_where_their_leads_went(
         if call.params["channel"] == user and "blocks" not in call.params
     ]
     other = "Ben Baker" if user == "UANN" else "Ann Archer"
-    assert told == [f"You're out of office until further notice. Moved 1 open lead: L-1 → {other}."]
+    assert told == [
+        "You're out of office until further notice. "
+        f"Moved 1 open lead: *Jo · Acme Corp* (L-1) → {other}."
+    ]
 
 
 async def test_a_managers_queue_names_each_leads_queue_when_they_wait_in_several(
@@ -452,3 +455,17 @@ async def test_a_rep_cannot_assign_from_an_app_home_and_is_told_so(
     (told,) = await slack.wait_for("chat.postMessage")
     assert told.params["channel"] == "UANN"
     assert "Only managers" in told.params["text"]
+
+
+async def test_time_off_names_each_moved_lead_as_its_card_does(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await new_lead(app, "L-1", source="solo")
+    await new_lead(app, "L-2", source="solo", company="", first_name="")
+
+    answer = await routing(http, slack, "USOL", "pto")
+
+    assert answer["text"] == (
+        "You're out of office until further notice. Moved 2 open leads: "
+        "*Jo · Acme Corp* (L-1) → the triage queue; *Lead L-2* → the triage queue."
+    )
