@@ -89,7 +89,7 @@ def card_content_of(
     if due is None and sla_seconds:
         due = offered_at + timedelta(seconds=sla_seconds)
     return CardContent(
-        title=_title(facts, lead_id),
+        title=lead_title(facts, lead_id),
         contact=Contact(
             email=_text(facts.get("email")),
             phone=_text(facts.get("phone")),
@@ -102,9 +102,10 @@ def card_content_of(
     )
 
 
-def _title(facts: Mapping[str, Any], lead_id: str) -> str:
-    """The person and their company. Never the e-mail, which goes only where the contact details
-    go (`name` falls back to it, so it is not used here)."""
+def lead_title(facts: Mapping[str, Any], lead_id: str) -> str:
+    """The person and their company, as a card titles the lead wherever it is named. Never the
+    e-mail, which goes only where the contact details go (`name` falls back to it, so it is not
+    used here)."""
     person = " ".join(
         p for p in (_text(facts.get("first_name")), _text(facts.get("last_name"))) if p
     )
@@ -267,7 +268,24 @@ GO_OUT = Button(
         danger=True,
     ),
 )
+# A rep who keeps no working hours has no next working day: I'm out lasts until they come back.
+GO_OUT_UNTIL_BACK = Button(
+    "I'm out",
+    Confirm(
+        "Mark yourself out?",
+        "You'll get no new leads until you say you're back (App Home, or `/routing pto off`), "
+        "and all your unclaimed leads go to other reps now.",
+        confirm="I'm out",
+        deny="Cancel",
+        danger=True,
+    ),
+)
 COME_BACK = Button("I'm back")
+
+
+def go_out(*, keeps_hours: bool) -> Button:
+    """The I'm out button of a rep: it says for how long, as `bot.slack.availability` does it."""
+    return GO_OUT if keeps_hours else GO_OUT_UNTIL_BACK
 
 
 # --- how a lead came, and what became of it ------------------------------------------------------

@@ -13,11 +13,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.card import CardContent, card_content_of
+from bot.service.digests import QueuedLead
 from bot.service.weekly import ManagerWeek, RepWeek, manager_week, rep_week
 from routing.policy import Policy
 from storage import reads
 from storage import repository as repo
 from storage.models import RepStateRow
+
+HOME_QUEUED = 5  # the queued leads a manager's App Home lists, oldest first, each with Assign
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class HomeData:
     now: datetime
     rep_week: RepWeek | None = None  # reps only
     week: ManagerWeek | None = None  # managers only
+    keeps_hours: bool = True  # a rep with working hours is out until the next one (I'm out)
+    queued: tuple[QueuedLead, ...] = ()  # managers only: the oldest of the queue, to assign
 
 
 async def load_home(
@@ -92,6 +97,7 @@ async def load_home(
     away = _is_away(mine, now)
     teams: tuple[TeamLoad, ...] = ()
     size, oldest_at = 0, None
+    queued: tuple[QueuedLead, ...] = ()
     week = None
     if manager_id is not None:
         teams = tuple(
@@ -104,7 +110,12 @@ async def load_home(
             for team in policy.teams.values()
             if team.manager == manager_id
         )
-        size, oldest_at = await repo.unmatched_queue(session=session)
+        size, oldest = await repo.queued_leads(session=session, limit=HOME_QUEUED)
+        queued = tuple(
+            QueuedLead(lead.external_id, lead.company, lead.source, lead.queue, lead.created_at)
+            for lead in oldest
+        )
+        oldest_at = queued[0].created_at if queued else None
         week = await manager_week(session, policy, manager_id=manager_id, now=now)
     name = (
         policy.rep_name(rep_id)
@@ -125,6 +136,8 @@ async def load_home(
         now=now,
         rep_week=await rep_week(session, policy, rep_id=rep_id, now=now) if rep_id else None,
         week=week,
+        keeps_hours=rep_id is None or policy.reps[rep_id].hours is not None,
+        queued=queued,
     )
 
 

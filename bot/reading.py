@@ -13,7 +13,13 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.card import CardContent, Settlement, card_content_of, reassignment_note
+from bot.card import (
+    CardContent,
+    Settlement,
+    card_content_of,
+    lead_title,
+    reassignment_note,
+)
 from bot.crm_links import CrmLinks, no_links
 from bot.home import HomeData, load_home
 from bot.service.views import NewOffer
@@ -198,6 +204,19 @@ class Reader:
             offered_at=lead.created_at,
         )
         return QueuedCard(lead.external_id, lead.queue or "unmatched", content)
+
+    async def lead_title(self, lead_id: str) -> str | None:
+        """A lead's title as its card shows it ("Jo · Acme Corp"), by external id; None for an
+        unknown lead."""
+        async with self.db.reading() as session:
+            lead = await reads.lead_by_external_id(session=session, external_id=lead_id)
+        return lead_title(lead.facts, lead.external_id) if lead is not None else None
+
+    async def lead_titles(self, lead_ids: Sequence[str]) -> dict[str, str]:
+        """The titles of these leads (by external id) as their cards show them, in one read."""
+        async with self.db.reading() as session:
+            leads = await reads.leads_by_external_ids(session=session, external_ids=lead_ids)
+        return {lead.external_id: lead_title(lead.facts, lead.external_id) for lead in leads}
 
     # --- /routing why --------------------------------------------------------------------------
 

@@ -56,18 +56,26 @@ async def card_rows(*, session: AsyncSession, offer_id: int) -> CardRows | None:
     offer, lead, decision, previous = found
     settled_by = None
     if offer.status != OfferStatus.OFFERED.value:
-        settled_by = (
-            await session.execute(
-                select(AuditEventRow)
-                .where(
-                    col(AuditEventRow.lead_id) == lead.id,
-                    col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
-                    col(AuditEventRow.kind).in_(_SETTLING_KINDS),
-                )
-                .order_by(col(AuditEventRow.id))
-                .limit(1)
+        # The first settling event from the offer's close that is about its rep (each records
+        # it): on a clock that did not move between two transactions, an earlier offer's close
+        # is at the same instant, and would otherwise be taken for this one's.
+        events = await session.execute(
+            select(AuditEventRow)
+            .where(
+                col(AuditEventRow.lead_id) == lead.id,
+                col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
+                col(AuditEventRow.kind).in_(_SETTLING_KINDS),
             )
-        ).scalar_one_or_none()
+            .order_by(col(AuditEventRow.id))
+        )
+        settled_by = next(
+            (
+                e
+                for e in events.scalars()
+                if (e.data or {}).get("rep", offer.rep_id) == offer.rep_id
+            ),
+            None,
+        )
     return CardRows(offer, lead, decision, previous, settled_by)
 
 
@@ -104,6 +112,22 @@ _CARD_ROWS = _card_rows()
 
 async def lead_by_id(*, session: AsyncSession, lead_id: int) -> LeadRow | None:
     return await session.get(LeadRow, lead_id)
+
+
+async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> LeadRow | None:
+    result = await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
+    return result.scalar_one_or_none()
+
+
+async def leads_by_external_ids(
+    *, session: AsyncSession, external_ids: Sequence[str]
+) -> list[LeadRow]:
+    if not external_ids:
+        return []
+    result = await session.execute(
+        select(LeadRow).where(col(LeadRow.external_id).in_(list(external_ids)))
+    )
+    return list(result.scalars())
 
 
 async def find_lead_id(*, session: AsyncSession, reference: str) -> str | None:

@@ -24,6 +24,7 @@ class LeadView:
     rule: str | None
     reason: str
     sla_due_at: datetime | None
+    queue: str | None = None  # the queue it waits in, when queued (not in `as_json`)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -102,14 +103,28 @@ class NewOffer:
 
 def view_of(row: LeadRow, sla_due_at: datetime | None) -> LeadView:
     return LeadView(
-        row.external_id, row.status, row.rep_id, row.team, row.rule, row.reason, sla_due_at
+        row.external_id,
+        row.status,
+        row.rep_id,
+        row.team,
+        row.rule,
+        row.reason,
+        sla_due_at,
+        row.queue,
     )
 
 
 def view_of_decision(external_id: str, decision: Decision, due: datetime | None) -> LeadView:
     status = STATUS_OF_OUTCOME[decision.outcome].value
     return LeadView(
-        external_id, status, decision.rep, decision.team, decision.rule, decision.reason, due
+        external_id,
+        status,
+        decision.rep,
+        decision.team,
+        decision.rule,
+        decision.reason,
+        due,
+        decision.queue,
     )
 
 

@@ -34,7 +34,7 @@ from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.availability import register_availability
-from bot.slack.home import register_home
+from bot.slack.home import publish_home, register_home
 from bot.slack.managers import register_managers
 from bot.slack.offers import register_offers
 from bot.slack.parts import Respond, SlackParts, answer
@@ -124,6 +124,9 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         try:
             if isinstance(error, ServiceError):
                 await answer(client, body, respond, blocks.escape(str(error)))
+                if (body.get("view") or {}).get("type") == "home":
+                    # Refused from an App Home that no longer holds: show it as it stands.
+                    await publish_home(client, parts, body["user"]["id"])
             else:
                 incident = uuid.uuid4().hex[:8]
                 log.error(

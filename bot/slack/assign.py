@@ -51,6 +51,15 @@ def assign_control(lead_id: str, assignees: Sequence[Assignee]) -> ActionsBlock:
     return ActionsBlock(block_id=block_id, elements=[_rep_select(assignees)])
 
 
+def assign_picker(lead_id: str, assignees: Sequence[Assignee]) -> list[ActionsBlock]:
+    """A queued lead's Assign picker where a list of leads shows one (the digest, App Home);
+    none when nobody can be assigned, or for an id too long to travel in a block id, listed
+    without it rather than costing the manager the whole message."""
+    if not assignees or len(BlockId.ASSIGN_PREFIX) + len(lead_id) > MAX_BLOCK_ID:
+        return []
+    return [assign_control(lead_id, assignees)]
+
+
 def assigned_lead(block_id: str) -> str | None:
     """The lead id an Assign control's block id carries; None for any other block."""
     prefix = BlockId.ASSIGN_PREFIX.value

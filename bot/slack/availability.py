@@ -44,7 +44,8 @@ def register_availability(app: AsyncApp, parts: SlackParts) -> None:
         ack: Callable[..., Awaitable[None]], body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()
-        await go_out(parts, body["user"]["id"])
+        # Told as from a card: which leads went where (in a DM, App Home having no thread).
+        await tell(client, body, await go_out(parts, body["user"]["id"]))
         await publish_home(client, parts, body["user"]["id"])
 
     @app.action(ActionId.HOME_BACK)
@@ -72,7 +73,8 @@ async def go_out(parts: SlackParts, slack_user: str, until: datetime | None = No
         parts.uow, viewer.rep, until=until, reason="marked out in Slack", by=viewer.rep
     )
     when = f"until {blocks.slack_date(until)}" if until else "until further notice"
-    return f"You're out of office {when}. {moved(policy, moves)}"
+    titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
+    return f"You're out of office {when}. {moved(policy, moves, titles)}"
 
 
 async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
@@ -95,4 +97,5 @@ async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
         parts.uow, target, until=command.until, reason="set with /routing pto", by=viewer.id
     )
     when = f"until {blocks.slack_date(command.until)}" if command.until else "until further notice"
-    return f"{name} out of office {when}. {moved(policy, moves)}"
+    titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
+    return f"{name} out of office {when}. {moved(policy, moves, titles)}"

@@ -137,14 +137,19 @@ def section(text: str) -> SectionBlock:
 
 def list_section(head: str, lines: Sequence[str]) -> SectionBlock:
     """`head` and as many of `lines` as fit in one section, then "… and N more"."""
+    return section(list_text(head, lines))
+
+
+def list_text(head: str, lines: Sequence[str]) -> str:
+    """`head` and as many of `lines` as fit in one section's text, then "… and N more"."""
     text = head
     for shown, line in enumerate(lines):
         rest = len(lines) - shown
         more = f"\n{and_more(rest - 1)}" if rest > 1 else ""
         if len(text) + 1 + len(line) + len(more) > MAX_TEXT:
-            return section(f"{text}\n{and_more(rest)}")
+            return f"{text}\n{and_more(rest)}"
         text += "\n" + line
-    return section(text)
+    return text
 
 
 def button_value(lead_id: str) -> str:

@@ -16,12 +16,12 @@ from bot.card import (
     CLAIM,
     FOR_THE_REP,
     FOR_THE_TEAM,
-    GO_OUT,
     REJECT,
     CardContent,
     Contact,
     Wording,
     deadline_line,
+    go_out,
     queued_wording,
     settled_wording,
 )
@@ -63,6 +63,7 @@ class CardView:
     # Already-safe mrkdwn: how a reassigned lead came to its rep ("rejected by Ann · waiting 5m").
     note: str | None = None
     assignee: str | None = None  # already-safe mrkdwn naming the rep: a mention, or their name
+    keeps_hours: bool = True  # the rep has working hours: I'm out lasts until the next one
 
 
 def claim_button(lead_id: str) -> ButtonElement:
@@ -78,14 +79,14 @@ def offer_card(view: CardView) -> Message:
     facts, why them, three buttons (`bot.card.FOR_THE_REP` says who sees what)."""
     value = button_value(view.lead_id)
     blocks = _card_blocks(view, FOR_THE_REP, status=None)
-    out = button(GO_OUT, ActionId.MARK_OOO, value)
+    out = button(go_out(keeps_hours=view.keeps_hours), ActionId.MARK_OOO, value)
     blocks.append(
         ActionsBlock(
             block_id=BlockId.CARD_ACTIONS,
             elements=[claim_button(value), reject_button(value), out],
         )
     )
-    text = clip(f"New lead for you: {escape(view.content.heading)}", MAX_TEXT)
+    text = clip(f"New lead for you: {named(view)}", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
 
@@ -93,7 +94,7 @@ def team_copy(view: CardView) -> Message:
     """The offer as the team's channel sees it: whose lead it is, and no buttons."""
     who = view.assignee or "a rep"
     blocks = _card_blocks(view, FOR_THE_TEAM, status=f"New lead for {who}")
-    text = clip(f"New lead for {who}: {escape(view.content.heading)}", MAX_TEXT)
+    text = clip(f"New lead for {who}: {named(view)}", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
 
@@ -103,7 +104,7 @@ def settled_card(
     """The card (or with `team`, its copy in the team's channel) once nobody needs to act on it;
     `status` is mrkdwn the caller made safe, saying what happened (`bot.card.Settlement`)."""
     blocks = _card_blocks(view, settled_wording(team=team, moved=moved), status=status)
-    text = clip(f"{escape(view.content.heading)}: {status}", MAX_TEXT)
+    text = clip(f"{named(view)}: {status}", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
 
@@ -120,7 +121,7 @@ def queued_post(
         blocks.append(assign_control(view.lead_id, assignees))
     else:
         blocks.append(ContextBlock(elements=[mrkdwn(NOBODY_TO_ASSIGN)]))
-    title = escape(view.content.heading)
+    title = named(view)
     text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))
 
@@ -130,12 +131,18 @@ def reminder(view: CardView) -> Message:
     due = view.content.sla_due_at
     when = f": claim it by {slack_date(due)}" if due is not None else ""
     text = clip(
-        f":hourglass_flowing_sand: Still yours to claim, *{escape(view.content.heading)}*{when}",
+        f":hourglass_flowing_sand: Still yours to claim, *{named(view)}*{when}",
         MAX_TEXT,
     )
     claim = claim_button(view.lead_id)
     blocks = [section(text), ActionsBlock(block_id=BlockId.CARD_ACTIONS, elements=[claim])]
     return Message(text=text, blocks=message_blocks(blocks))
+
+
+def named(view: CardView) -> str:
+    """The lead's title in a card's words (its notification, a reminder), as mrkdwn cut as the
+    card's header is: a notification shows a line, not a 1,000-character company."""
+    return clip(escape(view.content.heading), MAX_HEADER)
 
 
 # --- the parts every card shares -----------------------------------------------------------------

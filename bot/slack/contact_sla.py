@@ -24,7 +24,7 @@ from bot.slack.blocks import (
     section,
     slack_date,
 )
-from bot.slack.cards import CardView
+from bot.slack.cards import CardView, named
 from bot.slack.kit import ContextBlock, HeaderBlock
 
 
@@ -32,7 +32,7 @@ def contact_reminder(view: CardView, due: datetime | None) -> Message:
     """Half the contact SLA has passed and the lead the rep claimed is not touched yet."""
     by = f" by {slack_date(due)}" if due is not None else ""
     text = clip(
-        f":telephone_receiver: Half your time to reach *{escape(view.content.heading)}* has "
+        f":telephone_receiver: Half your time to reach *{named(view)}* has "
         f"gone: call, e-mail or meet them{by}, and log it in the CRM",
         MAX_TEXT,
     )
@@ -77,5 +77,5 @@ def contact_missed_alert(
             blocks.append(assign_control(view.lead_id, assignees))
         else:
             blocks.append(ContextBlock(elements=[mrkdwn(NOBODY_TO_ASSIGN)]))
-    text = clip(f"{escape(view.content.heading)}: not contacted in time", MAX_TEXT)
+    text = clip(f"{named(view)}: not contacted in time", MAX_TEXT)
     return Message(text=text, blocks=message_blocks(blocks))

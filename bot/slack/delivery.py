@@ -354,12 +354,15 @@ class CardDelivery(OutboxWorker):
         return await posting.call(method, timeout_s=self.call_timeout_s, **arguments)
 
     def _view(self, card: OfferCard) -> CardView:
+        policy = self.policy()
+        rep = policy.reps.get(card.rep)
         return CardView(
             lead_id=card.lead_id,
             content=card.content,
             crm_url=card.crm_url,
             note=escape(card.note) if card.note else None,
-            assignee=who(self.policy(), card.rep),
+            assignee=who(policy, card.rep),
+            keeps_hours=rep is None or rep.hours is not None,
         )
 
 

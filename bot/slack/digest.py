@@ -32,10 +32,9 @@ from slack_sdk.models.blocks import (
 
 from bot.crm_links import crm_name
 from bot.service.digests import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
-from bot.slack.assign import Assignee, assign_control
+from bot.slack.assign import Assignee, assign_picker
 from bot.slack.blocks import (
     ELLIPSIS,
-    MAX_BLOCK_ID,
     MAX_HEADER,
     MAX_MESSAGE_BLOCKS,
     MAX_TEXT,
@@ -45,7 +44,6 @@ from bot.slack.blocks import (
     list_section,
     slack_date,
 )
-from bot.slack.ids import BlockId
 from bot.slack.week import week_blocks
 from routing.durations import format_duration
 
@@ -124,8 +122,8 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_TEXT)))
 
 
-def _waited(digest: ManagerDigest, lead: QueuedLead) -> str:
-    return format_duration(max(0.0, (digest.now - lead.created_at).total_seconds()))
+def _waited(now: datetime, lead: QueuedLead) -> str:
+    return format_duration(max(0.0, (now - lead.created_at).total_seconds()))
 
 
 def _plural(count: int, noun: str) -> str:
@@ -137,16 +135,11 @@ def _queue_blocks(digest: ManagerDigest, assignees: Sequence[Assignee]) -> list[
         return [_section("*Unmatched queue:* empty")]
     head = f"*Unmatched queue:* {_plural(digest.queue_size, 'lead')}"
     if digest.oldest:
-        head += f", oldest waiting {_waited(digest, digest.oldest[0])}"
+        head += f", oldest waiting {_waited(digest.now, digest.oldest[0])}"
     blocks: list[Block] = [_section(head)]
-    # Name the queue only when the leads shown sit in more than one.
-    several = len({lead.queue for lead in digest.oldest}) > 1
-    for lead in digest.oldest:
-        blocks.append(_section(_lead_line(digest, lead, show_queue=several)))
-        # An id too long to travel in a block id is listed without the picker rather than
-        # costing the manager the whole digest.
-        if assignees and len(BlockId.ASSIGN_PREFIX) + len(lead.lead_id) <= MAX_BLOCK_ID:
-            blocks.append(assign_control(lead.lead_id, assignees))
+    for lead, line in zip(digest.oldest, queued_lines(digest.oldest, digest.now), strict=True):
+        blocks.append(_section(line))
+        blocks.extend(assign_picker(lead.lead_id, assignees))
     hidden = digest.queue_size - len(digest.oldest)
     if hidden > 0:
         text = f"{ELLIPSIS} and {hidden} more"
@@ -154,7 +147,14 @@ def _queue_blocks(digest: ManagerDigest, assignees: Sequence[Assignee]) -> list[
     return blocks
 
 
-def _lead_line(digest: ManagerDigest, lead: QueuedLead, *, show_queue: bool) -> str:
+def queued_lines(leads: Sequence[QueuedLead], now: datetime) -> list[str]:
+    """A line for each queued lead, as the digest and a manager's App Home list them: its id,
+    company, source, its queue when they wait in several, and how long it has waited."""
+    several = len({lead.queue for lead in leads}) > 1  # else the queue goes without saying
+    return [_lead_line(lead, now, show_queue=several) for lead in leads]
+
+
+def _lead_line(lead: QueuedLead, now: datetime, *, show_queue: bool) -> str:
     parts = [f"*{clip(escape(lead.lead_id), 300)}*"]
     if lead.company:
         parts.append(clip(escape(lead.company), 300))
@@ -162,7 +162,7 @@ def _lead_line(digest: ManagerDigest, lead: QueuedLead, *, show_queue: bool) -> 
         parts.append(clip(escape(lead.source), 150))
     if show_queue and lead.queue:
         parts.append(f"in {clip(escape(lead.queue), 150)}")
-    parts.append(f"waiting {_waited(digest, lead)}")
+    parts.append(f"waiting {_waited(now, lead)}")
     return " · ".join(parts)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.assign import assignees_of
 from bot.slack.home_view import home_view
 from bot.slack.parts import SlackParts
 
@@ -24,4 +25,4 @@ async def publish_home(client: AsyncWebClient, parts: SlackParts, slack_user: st
 
 
 async def home_data_view(parts: SlackParts, slack_user: str) -> dict[str, Any]:
-    return home_view(await parts.reader.home(slack_user))
+    return home_view(await parts.reader.home(slack_user), assignees_of(parts.policy()))

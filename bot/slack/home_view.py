@@ -13,8 +13,9 @@ from typing import Any
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
-from bot.card import COME_BACK, FOR_THE_REP, GO_OUT
+from bot.card import COME_BACK, FOR_THE_REP, go_out
 from bot.home import HomeData, HomeOffer, RepLoad, TeamLoad
+from bot.slack.assign import Assignee, assign_picker
 from bot.slack.blocks import (
     MAX_HEADER,
     MAX_TEXT,
@@ -31,14 +32,16 @@ from bot.slack.blocks import (
     slack_date,
 )
 from bot.slack.cards import claim_button, reject_button
+from bot.slack.digest import queued_lines
 from bot.slack.ids import ActionId
 from bot.slack.kit import ActionsBlock, ContextBlock, HeaderBlock, SectionBlock
 from bot.slack.week import rep_week_lines, team_lines, week_line
 from routing.durations import format_duration
 
 
-def home_view(home: HomeData) -> dict[str, Any]:
-    """The App Home: a rep's open leads and availability, a manager's team load and queue."""
+def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, Any]:
+    """The App Home: a rep's open leads and availability, a manager's team load and queue (its
+    oldest leads each with an Assign picker of `assignees`)."""
     if not home.is_rep and not home.is_manager:
         text = (
             f"Hi {clip(escape(home.name), 150)}. You're not in the routing policy, so no leads are "
@@ -69,6 +72,8 @@ def home_view(home: HomeData) -> dict[str, Any]:
         if not team_groups:
             team_groups = [[section("No teams in the policy.")]]
         manager_tail = [section(_queue_line(home))]
+        for lead, line in zip(home.queued, queued_lines(home.queued, home.now), strict=True):
+            manager_tail += [section(line), *assign_picker(lead.lead_id, assignees)]
         if home.week is not None:
             manager_tail.append(list_section(week_line(home.week), team_lines(home.week)))
 
@@ -121,7 +126,7 @@ def _availability(home: HomeData) -> SectionBlock:
     if not home.away:
         return SectionBlock(
             text=mrkdwn("You're available for new leads."),
-            accessory=button(GO_OUT, ActionId.HOME_AWAY),
+            accessory=button(go_out(keeps_hours=home.keeps_hours), ActionId.HOME_AWAY),
         )
     until = slack_date(home.away_until) if home.away_until else "further notice"
     text = f"You're out of office until {until}."

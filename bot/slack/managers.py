@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.reading import Viewer, viewer_of
 from bot.service.digests import digest_now
@@ -13,8 +14,9 @@ from bot.service.offers import assign
 from bot.slack import blocks
 from bot.slack.assign import assigned_lead, assignees_of
 from bot.slack.digest import digest_message
+from bot.slack.home import publish_home
 from bot.slack.ids import ActionId
-from bot.slack.parts import SlackParts
+from bot.slack.parts import SlackParts, tell
 
 ONLY_MANAGERS = "Only managers named in the routing policy can assign leads from the queue."
 
@@ -24,11 +26,18 @@ def register_managers(app: AsyncApp, parts: SlackParts) -> None:
     async def assigned(
         ack: Callable[..., Awaitable[None]],
         body: dict[str, Any],
-        respond: Callable[..., Awaitable[Any]],
+        client: AsyncWebClient,
+        respond: Callable[..., Awaitable[Any]] | None,
     ) -> None:
         await ack()
         answer = await _assign(parts, body)
-        if isinstance(answer, str):
+        if (body.get("view") or {}).get("type") == "home" or respond is None:
+            # App Home: no message to answer in. A refusal is said in a DM; the Home is shown
+            # again either way, the lead gone from its queue once assigned.
+            if isinstance(answer, str):
+                await tell(client, body, answer)
+            await publish_home(client, parts, body["user"]["id"])
+        elif isinstance(answer, str):
             await respond(text=answer, response_type="ephemeral", replace_original=False)
         else:
             # The post (queue channel, manager's DM or digest) now says who has the lead, and
@@ -56,13 +65,15 @@ async def _assign(parts: SlackParts, body: dict[str, Any]) -> str | tuple[str, l
         f":white_check_mark: Assigned to {blocks.mention(chosen)} by "
         f"{blocks.mention(body['user']['id'])}{due}."
     )
+    said = {"type": "context", "elements": [{"type": "mrkdwn", "text": line}]}
     message = body.get("message") or {}
+    # The line takes the picker's place: in a digest listing ten leads, under the one assigned.
     kept = [
-        block
+        said if assigned_lead(str(block.get("block_id", ""))) == lead_id else block
         for block in message.get("blocks") or []
-        if assigned_lead(str(block.get("block_id", ""))) != lead_id
     ]
-    kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
+    if said not in kept:
+        kept.append(said)
     return line, kept
 
 

@@ -8,11 +8,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.card import lead_title
 from bot.reading import NotVisible, Viewer, viewer_of
 from bot.slack import blocks
 from bot.slack.availability import pto
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Versions, Why, parse_command
 from bot.slack.managers import digest_on_demand
+from bot.slack.offers import lead_named
 from bot.slack.parts import NOT_IN_POLICY, SlackParts
 from bot.slack.policy_versions import versions_answer
 from routing.durations import format_duration
@@ -98,29 +100,42 @@ async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
     return "\n".join(lines)
 
 
-async def _queue(parts: SlackParts, viewer: Viewer) -> str:
+async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
+    """A manager's unmatched queue, a rep's open leads: each lead as its card titles it, as many
+    as one section holds."""
     now = parts.clock()
     if viewer.manager is not None:
         size, oldest = await parts.reader.queued_leads()
         if size == 0:
             return "The unmatched queue is empty."
-        lines = [f"*Unmatched queue: {size} lead{'s' if size != 1 else ''}*"]
+        head = f"*Unmatched queue: {size} lead{'s' if size != 1 else ''}*"
+        if size > len(oldest):
+            head += f" (the oldest {len(oldest)})"
+        lines = []
+        several = len({lead.queue for lead in oldest}) > 1  # as the digest: name them then
         for lead in oldest:
             waited = format_duration(int((now - lead.created_at).total_seconds()))
-            company = f" · {lead.company}" if lead.company else ""
-            source = f" · {lead.source}" if lead.source else ""
-            lines.append(
-                f"• {blocks.escape(lead.external_id + company + source)} · waiting {waited}"
-            )
-        return "\n".join(lines)
+            said = [blocks.clip(blocks.escape(lead.external_id), 300)]
+            facts = (lead.company, lead.source)
+            said += [blocks.clip(blocks.escape(fact), 150) for fact in facts if fact]
+            if several and lead.queue:
+                said.append(f"in {blocks.clip(blocks.escape(lead.queue), 150)}")
+            lines.append(f"• {' · '.join(said)} · waiting {waited}")
+        return _listed(head, lines)
     assert viewer.rep is not None
     offers = await parts.reader.open_offers(viewer.rep)
     if not offers:
         return "You have no open leads."
-    lines = [f"*Your open leads: {len(offers)}*"]
+    head = f"*Your open leads: {len(offers)}*"
+    lines = []
     for offer, lead in offers:
-        due = f" · claim by {blocks.slack_date(offer.sla_due_at)}" if offer.sla_due_at else ""
-        lines.append(
-            f"• {blocks.escape(lead.external_id)} {blocks.escape(lead.company or '')}{due}"
-        )
-    return "\n".join(lines)
+        line = f"• {lead_named(lead_title(lead.facts, lead.external_id), lead.external_id)}"
+        if offer.sla_due_at:
+            line += f" · claim by {blocks.slack_date(offer.sla_due_at)}"
+        lines.append(line)
+    return _listed(head, lines)
+
+
+def _listed(head: str, lines: list[str]) -> blocks.Message:
+    text = blocks.list_text(head, lines)
+    return blocks.Message(text=text, blocks=blocks.message_blocks([blocks.section(text)]))
