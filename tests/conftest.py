@@ -22,6 +22,21 @@ settings.load_profile("leadrouter")
 
 
 @pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Put the root logger back as it was before the test.
+
+    A command run in-process (typer's CliRunner) may configure logging (`serve`, `db upgrade`),
+    giving the root logger a handler on the runner's stderr, which the runner closes once the
+    command returns. A later test's log line would then go to that closed stream, and logging
+    would print its own traceback into that test's stderr."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
 async def no_stray_tasks() -> AsyncIterator[None]:
     """Cancel the tasks a test leaves behind, before its event loop closes.
 
