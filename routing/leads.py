@@ -132,9 +132,9 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
     if crm_id is not None and len(crm_id) > MAX_ID_LENGTH:
         errors.append(FieldError("crm_id", f"is longer than {MAX_ID_LENGTH} characters"))
 
-    employees = _whole_number(data.get("employees"))
+    employees = _employees(data.get("employees"))
     if employees is _INVALID or (employees is not None and employees > MAX_EMPLOYEES):
-        errors.append(FieldError("employees", "must be a whole number of 0 or more"))
+        errors.append(FieldError("employees", _not_employees(data.get("employees"))))
     else:
         values["employees"] = employees
 
@@ -180,6 +180,37 @@ def _whole_number(value: Any) -> Any:
         if not text:
             return None
     return _INVALID
+
+
+# A company size as CRMs, enrichment tools and sign-up forms write it: a band ("51-200",
+# "51 – 200", "201 to 500"), an open band ("10,001+") or an estimate ("~300"). Each is read as the
+# least it says (51, 201, 10001, 300): the size the company has at least, which puts the usual
+# bands on the right side of segment limits at their edges (200, 1,000).
+_EMPLOYEE_BAND = re.compile(
+    r"(?:~|ca\.?|approx\.?|about)?\s*([0-9]{1,12})\s*(?:\+|(?:-|–|—|to)\s*([0-9]{1,12}))?",
+    re.IGNORECASE,
+)
+
+
+def _employees(value: Any) -> Any:
+    number = _whole_number(value)
+    if number is not _INVALID or not isinstance(value, str):
+        return number
+    band = _EMPLOYEE_BAND.fullmatch(value.strip().replace(",", ""))
+    if band is None:
+        return _INVALID
+    least = int(band[1])
+    if band[2] is not None and int(band[2]) < least:
+        return _INVALID  # "500-200": a slip, not a size to guess at
+    return least
+
+
+def _not_employees(value: Any) -> str:
+    shown = repr(value[:40]) if isinstance(value, str) else str(value)[:40]
+    return (
+        f"{shown} is not a number of employees: give a whole number such as 250, "
+        "a range such as 51-200, or 1000+"
+    )
 
 
 def _number(value: Any) -> Any:

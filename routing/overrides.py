@@ -33,7 +33,10 @@ def queued_after_misses(
     return Decision(
         lead_id=lead.id,
         outcome=Outcome.QUEUED,
-        reason=f"Not {what} after {misses} offer{'s' if misses != 1 else ''} → {queue} queue",
+        # Who let it lapse is in the reason, so a manager's alert names whom to ask.
+        reason=(
+            f"Not {what} after {misses} offer{'s' if misses != 1 else ''} ({names}) → {queue} queue"
+        ),
         rule="SLA watchdog",
         queue=queue,
         channel=policy.fallback.channel,

@@ -69,6 +69,8 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
             message = "a team needs at least one member"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        elif message.startswith("Input should be") and error.get("input", "") is None:
+            message = "has no value: write one after the colon"  # `queue:` and nothing after it
         elif message.startswith("Input should be"):
             message = message.replace("Input should be", "must be").split(", unable to")[0]
             value = error.get("input")
@@ -155,8 +157,31 @@ def yaml_problem(exc: MarkedYAMLError, text: str) -> Problem:
             line,
             column,
         )
+    context = str(exc.context or "")
+    opened = exc.context_mark
+    for kind, (start, end) in _BRACKETS.items():
+        if kind in context and opened is not None:
+            return Problem(
+                (),
+                f"not valid YAML: the `{start}` at line {opened.line + 1} is not closed: end it "
+                f"with `{end}`, and put a comma between its items",
+                line,
+                column,
+            )
+    if "quoted scalar" in context and opened is not None:
+        return Problem(
+            (),
+            f"not valid YAML: the quote at line {opened.line + 1} is not closed: end the text "
+            "with the same quote mark",
+            line,
+            column,
+        )
     message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
     return Problem((), f"not valid YAML: {message}", line, column)
+
+
+# The parser's names for an inline mapping and list, and the marks that open and close them.
+_BRACKETS = {"flow mapping": ("{", "}"), "flow sequence": ("[", "]")}
 
 
 def _duplicate_key(text: str, exc: MarkedYAMLError) -> tuple[str, int] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -56,8 +57,26 @@ def upgrade(url: str) -> str | None:
     try:
         migrate.upgrade(url)
         return migrate.current(url)
-    except (SQLAlchemyError, CommandError, OSError) as exc:
+    except OSError as exc:
+        raise CliError(_unreachable(url, exc)) from None
+    except (SQLAlchemyError, CommandError) as exc:
         raise CliError(f"cannot migrate the database: {first_line(exc)}") from None
+
+
+def _unreachable(url: str, exc: OSError) -> str:
+    """A database server that cannot be reached, named by its host and port only (the URL may
+    hold a password), with what the system said and what to check."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"cannot open the database: {first_line(exc)}"
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    # "Connection refused" rather than the driver's "Connect call failed ('127.0.0.1', 1)".
+    why = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
+    why = why or first_line(exc)
+    return (
+        f"cannot reach the database at {where}: {why}. Is PostgreSQL running there, and are "
+        "DATABASE_URL's host and port right?"
+    )
 
 
 async def serve_until_stopped(settings: Settings, policy: Policy, listener: Listener) -> None:

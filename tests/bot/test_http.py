@@ -79,7 +79,11 @@ async def test_an_invalid_lead_is_refused_422_with_every_problem(
     assert body == {
         "errors": [
             {"field": "email", "message": "'x' is not an e-mail address"},
-            {"field": "employees", "message": "must be a whole number of 0 or more"},
+            {
+                "field": "employees",
+                "message": "-3 is not a number of employees: give a whole number such as 250, "
+                "a range such as 51-200, or 1000+",
+            },
         ]
     }
     assert stored(database_path) == NOTHING

@@ -80,7 +80,10 @@ def test_import_lists_the_first_twenty_invalid_rows_and_counts_the_rest(tmp_path
     lines = out.splitlines()
     assert code == 0
     assert lines[0] == f"{leads}: created 60, repeated 0, invalid 25"
-    assert lines[1] == f"{leads}:61: employees: must be a whole number of 0 or more"
+    assert lines[1] == (
+        f"{leads}:61: employees: 'many' is not a number of employees: give a whole number "
+        "such as 250, a range such as 51-200, or 1000+"
+    )
     assert len(lines) == 1 + 20 + 1
     assert lines[-1] == "… and 5 more invalid rows"
     assert row_counts(database)["leads"] == 60

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,6 +161,21 @@ def test_a_database_that_cannot_be_read_is_a_sentence(tmp_path: Path) -> None:
 
     assert code == 1
     assert stderr.startswith("error: cannot migrate the database")
+    assert "Traceback" not in stderr + stdout
+
+
+def test_a_postgresql_that_cannot_be_reached_is_named_by_host_and_port_never_its_password() -> None:
+    with socket.socket() as unused:  # a port on loopback that nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    code, stdout, stderr = run(f"postgresql://rep:s3cret-pw@127.0.0.1:{port}/leads", "report")
+
+    assert code == 1
+    assert stderr.startswith(
+        f"error: cannot reach the database at 127.0.0.1:{port}: Connection refused. "
+        "Is PostgreSQL running there"
+    )
+    assert "s3cret-pw" not in stderr + stdout
     assert "Traceback" not in stderr + stdout
 
 

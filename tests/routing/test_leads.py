@@ -36,7 +36,8 @@ def test_every_problem_in_a_lead_is_reported_at_once() -> None:
     )
     assert errors == {
         "email": "'not-an-email' is not an e-mail address",
-        "employees": "must be a whole number of 0 or more",
+        "employees": "'-3' is not a number of employees: give a whole number such as 250, "
+        "a range such as 51-200, or 1000+",
         "score": "must be a number",
         "crm_system": "'pipedrive' is not one of salesforce, hubspot",
     }
@@ -51,9 +52,34 @@ def test_employee_counts_accept_whole_numbers_as_text_or_numbers(
     assert parse_lead({"id": "L", "employees": raw}).employees == parsed
 
 
-@pytest.mark.parametrize("raw", ["12.5", 12.5, "ten", True, -1, [1]])
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("51-200", 51),
+        ("51 – 200", 51),
+        ("201 to 500", 201),
+        ("10,001+", 10001),
+        ("1000+", 1000),
+        ("~300", 300),
+        ("about 12", 12),
+    ],
+)
+def test_a_company_size_band_or_estimate_is_read_as_the_least_it_says(
+    raw: str, parsed: int
+) -> None:
+    assert parse_lead({"id": "L", "employees": raw}).employees == parsed
+
+
+@pytest.mark.parametrize("raw", ["12.5", 12.5, "ten", True, -1, [1], "500-200", "3-", "-3"])
 def test_employee_counts_reject_anything_else(raw: Any) -> None:
-    assert "employees" in errors_of({"id": "L", "employees": raw})
+    assert "is not a number of employees" in errors_of({"id": "L", "employees": raw})["employees"]
+
+
+def test_an_employee_count_refused_shows_the_value_and_what_would_do() -> None:
+    assert errors_of({"id": "L", "employees": "lots"})["employees"] == (
+        "'lots' is not a number of employees: give a whole number such as 250, "
+        "a range such as 51-200, or 1000+"
+    )
 
 
 def test_emails_are_lowercased_and_strings_trimmed() -> None:

@@ -191,6 +191,30 @@ def test_a_line_indented_out_of_step_says_to_check_its_indentation() -> None:
     assert "check the indentation of this line against the lines above it" in problems[0]
 
 
+@pytest.mark.parametrize(
+    ("written", "opener", "closer"),
+    [("members: [alice]", "[", "]"), ("assign: {team: core}", "{", "}")],
+)
+def test_an_inline_list_or_mapping_left_open_names_the_line_it_opened_on(
+    written: str, opener: str, closer: str
+) -> None:
+    line = next(n for n, text in enumerate(MINIMAL.splitlines(), 1) if written in text)
+    problems = problems_of(MINIMAL.replace(written, written.removesuffix(closer)))
+    assert len(problems) == 1
+    assert f"the `{opener}` at line {line} is not closed: end it with `{closer}`" in problems[0]
+
+
+def test_a_quote_left_open_names_the_line_it_opened_on() -> None:
+    problems = problems_of(MINIMAL.replace("- id: alice", '- id: "alice'))
+    assert len(problems) == 1
+    assert "the quote at line 2 is not closed" in problems[0]
+
+
+def test_a_key_with_nothing_after_its_colon_is_said_to_have_no_value() -> None:
+    problems = problems_of(MINIMAL + "fallback:\n  queue:\n")
+    assert problems == ["routing.yml:10:3: fallback.queue: has no value: write one after the colon"]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL

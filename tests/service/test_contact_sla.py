@@ -322,7 +322,10 @@ async def test_after_max_reassignments_a_contact_miss_sends_the_lead_to_the_queu
     assert await lead_statuses(db) == Counter({"queued": 1})
     assert await stored_open_counts(db) == {}
     rerouted = [e for e in await audit_of(db, "L-0") if e.kind == "rerouted"]
-    assert rerouted[-1].reason == "Not contacted in time after 2 offers → unmatched queue"
+    assert (
+        rerouted[-1].reason
+        == "Not contacted in time after 2 offers (Ann Archer, Ben Baker) → unmatched queue"
+    )
     assert [a.payload["manager"] for a in await outbox(db, OutboxKind.CONTACT_MISSED)] == ["mia"]
     # The contact alert carries the Assign picker: no second alert of the queued lead.
     assert await outbox(db, OutboxKind.MANAGER_ALERT) == []

@@ -135,7 +135,10 @@ async def test_after_max_reassignments_the_lead_goes_to_the_queue_and_its_manage
     assert [a.payload["lead_id"] for a in alerts] == [(await offers_of(db, "L-0"))[0].lead_id]
     routed_again = [e for e in await audit_of(db, "L-0") if e.kind == "rerouted"]
     assert routed_again[-1].data["outcome"] == "queued"
-    assert routed_again[-1].reason == "Not claimed after 3 offers → unmatched queue"
+    assert (
+        routed_again[-1].reason
+        == "Not claimed after 3 offers (Ann Archer, Ben Baker, Cat Cole) → unmatched queue"
+    )
 
 
 async def test_when_every_rep_has_missed_it_the_lead_goes_to_the_queue(
