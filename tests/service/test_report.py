@@ -4,13 +4,14 @@ rollups that agree with the stories, and a refresh that notices late changes."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from bot.policy_file import load_policy
@@ -20,6 +21,7 @@ from bot.service.outcomes import Reported, record_posted_events
 from bot.service.report import (
     refresh_report,
     report_rows,
+    roll_up_days,
     routing_report,
     window_tallies,
 )
@@ -38,8 +40,9 @@ from routing.report import (
 )
 from routing.report.window import Window
 from storage import repository as repo
-from storage.db import Database
-from storage.models import DecisionRow
+from storage.db import Database, open_database
+from storage.migrate import upgrade
+from storage.models import DecisionRow, LeadStoryRow, ReportDayRow
 from tests.service.conftest import Clock
 from tests.service.support import TRIO_POLICY, new_lead, offers_of, write_policy
 
@@ -601,3 +604,84 @@ async def test_policy_version_and_arm_are_those_of_the_routing_on_arrival(
 
     assert list(by_version) == [short_version(before.version)]
     assert list(by_arm) == [None]
+
+
+async def from_rollups_and_from_stories(
+    uow: UnitOfWork, window: Window, by: str
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The report's groups as read (rollups where they hold) and as tallied from every story."""
+    now = uow.clock()
+    rolled = await routing_report(uow, window, by=by)
+    stories = await uow.read(
+        lambda session: repo.stories_between(session=session, start=window.since, end=window.until)
+    )
+    tallied = report_of_tallies(
+        tally_by(stories, by=by, now=now, since=window.since, until=window.until),
+        by=by,
+        now=now,
+        since=window.since,
+        until=window.until,
+    )
+    plain = {"fairness": [], "data_health": []}
+    return (
+        [json_object(group) | plain for group in rolled.groups],
+        [json_object(group) | plain for group in tallied.groups],
+    )
+
+
+async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_once_upgraded(
+    policy: Policy, clock: Clock, tmp_path: Path
+) -> None:
+    """An older version grouped a lead by its latest decision, in its story and in the rollups
+    of its day and week. Once migrated, the next refresh makes them all again."""
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    db = open_database(url)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    for _ in range(3):
+        await let_lapse(uow, clock, "L-1")
+    await intake(uow, new_lead("L-2", industry="Software"))
+    clock.advance(days=8)  # Monday's week is past, and whole in the window
+    window = Window(MONDAY.replace(hour=0), clock())
+    await refresh_report(uow)
+
+    def as_an_older_version_made_it(tx: Transaction) -> None:
+        tx.session.execute(
+            update(LeadStoryRow)
+            .where(col(LeadStoryRow.claim_misses) > 0)
+            .values(rule="SLA watchdog", team=None, rep=None, method=None, fallback=True)
+        )
+        tx.session.execute(update(ReportDayRow).values(changed=col(ReportDayRow.changed) + 1))
+
+    await uow.write(as_an_older_version_made_it)
+    assert await roll_up_days(uow) == 2  # Monday, then its week, from the stories as they are
+    old, _ = await from_rollups_and_from_stories(uow, window, "team")
+    assert [(group["group"], group["leads"]) for group in old] == [("trio", 1), (None, 1)]
+    await uow.aclose()
+    await db.dispose()
+    raw = sqlite3.connect(path)  # the schema as 0012 left it
+    try:
+        with raw:
+            raw.execute("ALTER TABLE lead_stories DROP COLUMN current_rep")
+            raw.execute("UPDATE alembic_version SET version_num = '0012'")
+    finally:
+        raw.close()
+
+    upgrade(url)
+    db = open_database(url)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
+    try:
+        refreshed = await refresh_report(uow)
+
+        assert (refreshed.rebuilt, refreshed.written, refreshed.rolled_up) == (True, 1, 2)
+        for by in ("rule", "team", "rep", "all"):
+            rolled, tallied = await from_rollups_and_from_stories(uow, window, by)
+            assert rolled == tallied, by
+        by_team = by_group(await routing_report(uow, window, by="team"))
+        assert {team: group.leads for team, group in by_team.items()} == {"trio": 2}
+        assert by_team["trio"].queued.count == 1
+    finally:
+        await uow.aclose()
+        await db.dispose()
