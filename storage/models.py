@@ -400,11 +400,15 @@ class LeadStoryRow(SQLModel, table=True):
 
     lead_id: int = Field(primary_key=True, foreign_key="leads.id", ondelete="CASCADE")
     created_at: datetime = _moment(index=True)
-    outcome: str = Field(max_length=16)
+    outcome: str = Field(max_length=16)  # where it is now: its latest decision's
+    # Rule, team, rep, method, policy version, arm, unmatched and fallback: the routing it got
+    # on arrival (its first decision), which the report judges it by.
     rule: str | None = Field(default=None, max_length=255)
     team: str | None = Field(default=None, max_length=64)
     rep: str | None = Field(default=None, max_length=64)
     method: str | None = Field(default=None, max_length=32)
+    # The rep who holds it now (its latest decision's): whom the performance rates credit.
+    current_rep: str | None = Field(default=None, max_length=64)
     source: str | None = Field(default=None, max_length=1000)
     segment: str | None = Field(default=None, max_length=255)
     region: str | None = Field(default=None, max_length=255)

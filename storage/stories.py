@@ -3,10 +3,13 @@ made from the rows that record what happened to it, and stored flat in `lead_sto
 
 Where each part of a story comes from:
 
-- the lead's current decision (its latest row in `decisions`): outcome, rule, team, rep, how the
-  rep was picked and whether a fallback took it; unmatched as `routing.report` says; the fields
-  the policy's rules read that the lead lacks (its facts) and, for an unmatched lead, those whose
-  absence kept a rule from matching it (the decision's trace);
+- the lead's routing on arrival (its first row in `decisions`): rule, team, rep, how the rep was
+  picked, whether a fallback took it, unmatched as `routing.report` says, its policy version and
+  experiment arm: the report judges that routing, whatever became of the lead since; the fields
+  the policy's rules read that the lead lacks (its facts) and, for a lead unmatched on arrival,
+  those whose absence kept a rule from matching it (that decision's trace);
+- its current decision (its latest row): the outcome, and the rep it gives the lead to (the
+  performance distribution's rates credit that rep with a conversion);
 - its offers: when its first card reached Slack; the claim SLA's due time, that of its open or
   claimed offer once its card is out, else of its latest offer that let the SLA lapse (so a
   lead moved on after a miss is charged it, whether it waits in a queue or for its next card);
@@ -16,8 +19,8 @@ Where each part of a story comes from:
 - its contact SLA (the offers' `contact_due_at`, set at each claim, and the lapses the contact
   watchdog recorded); a lead it took from its rep is a reassignment, `contact_missed`;
 - its outcome events (`lead_events`), folded by `routing.report.outcomes_of`;
-- its policy version, its current decision's, as people read it (`short_version`: `unversioned`
-  before versions were kept).
+- its policy version as people read it (`short_version`: `unversioned` before versions were
+  kept).
 
 Every one of those rows is written with the time it was written (an audit event's `at`, an
 offer's `card_posted_at`, an event's arrival), which is how the report finds the stories to make
@@ -66,8 +69,8 @@ class LeadSources:
 
     created_at: datetime
     facts: Mapping[str, Any]
-    decision: Any = None  # the latest decisions row (without its trace)
-    arm: str | None = None  # "experiment/arm" of its latest decision made in an experiment
+    arrival: Any = None  # its first decisions row (without its trace): how it was routed
+    decision: Any = None  # its latest decisions row (without its trace): where it is now
     offers: list[Any] = field(default_factory=list)  # oldest first
     audits: list[Any] = field(default_factory=list)  # oldest first, of the kinds read
 
@@ -78,7 +81,8 @@ class StorySources:
     makes them, apart, so that the loading is all a reading session does."""
 
     leads: Mapping[int, LeadSources]
-    traces: Mapping[int, Any]  # a decision's steps, by its id: of unmatched leads lacking a field
+    # A decision's steps, by its id: the arrival decisions of unmatched leads lacking a field.
+    traces: Mapping[int, Any]
     events: Mapping[int, Sequence[OutcomeEvent]]
     fields: tuple[str, ...]
 
@@ -93,9 +97,9 @@ def load_story_sources(
         _load(session, chunk, sources)
     ids = sorted(sources)
     wanted_traces = [
-        source.decision.id
+        source.arrival.id
         for source in sources.values()
-        if source.decision is not None and _needs_trace(source, fields)
+        if source.arrival is not None and _needs_trace(source, fields)
     ]
     return StorySources(
         leads=sources,
@@ -110,13 +114,13 @@ def stories_from(sources: StorySources) -> dict[int, LeadStory]:
     stories = {}
     for lead_id in sorted(sources.leads):
         source = sources.leads[lead_id]
-        if source.decision is None:
+        if source.arrival is None:
             continue
         stories[lead_id] = _story(
             lead_id,
             source,
             fields=sources.fields,
-            trace=sources.traces.get(source.decision.id, ()),
+            trace=sources.traces.get(source.arrival.id, ()),
             events=sources.events.get(lead_id, ()),
         )
     return stories
@@ -179,13 +183,14 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
         .where(_DECISIONS.c.lead_id.in_(chunk))
         .order_by(_DECISIONS.c.id)
     )
+    # Every decision of these leads, in the order they were made (a lead's are made one at a
+    # time, under its lock): the first is its arrival routing, the last where it is now. Read
+    # by `lead_id`, indexed, as before: a story reads no more rows than when it took the last.
     for decision in decisions:
         source = sources[decision.lead_id]
-        source.decision = decision  # the latest is the last
-        # A manager's assignment or the watchdog's decides outside the experiment: the lead
-        # stays in the arm its routing put it in.
-        if decision.arm is not None:
-            source.arm = arm_label(decision.experiment, decision.arm)
+        if source.arrival is None:
+            source.arrival = decision
+        source.decision = decision
     offers = session.execute(
         select(
             OFFERS.c.lead_id,
@@ -212,8 +217,8 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
 
 
 def _needs_trace(source: LeadSources, fields: Collection[str]) -> bool:
-    # Only an unmatched lead lacking a field can have been unmatched for want of it.
-    decision = source.decision
+    # Only a lead unmatched on arrival lacking a field can have been unmatched for want of it.
+    decision = source.arrival
     unmatched = decision.outcome == Outcome.QUEUED.value and decision.rule is None
     return unmatched and not decision.fallback and bool(_missing(source.facts, fields))
 
@@ -242,9 +247,9 @@ def _story(
     trace: Any,
     events: Iterable[OutcomeEvent],
 ) -> LeadStory:
-    row = source.decision
+    row = source.arrival
     facts = source.facts
-    decision = Decision(
+    arrival = Decision(
         lead_id=str(lead_id),
         outcome=Outcome(row.outcome),
         reason="",
@@ -253,7 +258,8 @@ def _story(
         trace=trace,
         facts=facts,
     )
-    missing, wanting = field_gaps(decision, fields)
+    missing, wanting = field_gaps(arrival, fields)
+    current = source.decision
     offers = source.offers
     posted = [offer.card_posted_at for offer in offers if offer.card_posted_at is not None]
     claims = [audit.at for audit in source.audits if audit.kind == CLAIMED]
@@ -261,18 +267,19 @@ def _story(
     return LeadStory(
         lead_id=str(lead_id),
         created_at=source.created_at,
-        outcome=decision.outcome,
+        outcome=Outcome(current.outcome),
         rule=row.rule,
         team=row.team,
         rep=row.rep_id,
         method=row.method,
+        current_rep=current.rep_id,
         source=_text(facts.get("source")),
         segment=_text(facts.get("segment")),
         region=_text(facts.get("region")),
         policy_version=short_version(row.policy_version),
-        arm=source.arm,
-        unmatched=is_unmatched(decision),
-        fallback=decision.fallback_used,
+        arm=arm_label(row.experiment, row.arm) if row.arm is not None else None,
+        unmatched=is_unmatched(arrival),
+        fallback=arrival.fallback_used,
         missing=missing,
         unmatched_for_want_of=wanting,
         card_posted_at=min(posted, default=None),
@@ -344,6 +351,7 @@ _FLAT = (
     "team",
     "rep",
     "method",
+    "current_rep",
     "source",
     "segment",
     "region",

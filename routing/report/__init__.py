@@ -25,9 +25,10 @@ missed claim, and the contact SLA's watchdog a missed touch), so no rollup keeps
 pending for longer than a sweep.
 
 What counts as what (`tally`): a lead belongs to the window it arrived in, with everything that
-happened to it by `now`; times run from its arrival; a claim SLA is charged only once its card
-reached Slack, as the watchdog charges it; conversion is to an opportunity, of all the group's
-leads; the win rate is of the opportunities won or lost.
+happened to it by `now`, and to the groups of the routing it got on arrival (its rule, team,
+rep: the report judges routing; its outcome is where it is now); times run from its arrival; a
+claim SLA is charged only once its card reached Slack, as the watchdog charges it; conversion is
+to an opportunity, of all the group's leads; the win rate is of the opportunities won or lost.
 """
 
 from routing.report.figures import (

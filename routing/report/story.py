@@ -25,13 +25,19 @@ from routing.policy import Policy
 class LeadStory:
     """A lead from arrival to won or lost, named as the rest of the code names things.
 
-    `rule`, `team`, `rep` and `method` are those of the lead's current decision (`Decision`,
-    `LeadRow`); `source`, `segment` and `region` its facts. Every time is aware UTC.
+    The report judges routing, so a lead counts under the routing it got on arrival: `rule`,
+    `team`, `rep` and `method` are those of its first decision, whatever became of it since (a
+    lead its rep let lapse to the queue is still its team's, with the miss; a rep who takes over
+    a reassigned lead is not charged the lapse before). `outcome` is where it is now, its
+    current decision's, and `current_rep` whom that gives it to: the rep the performance
+    distribution credits with its conversion, not a grouping. `source`, `segment` and `region`
+    are its facts. Every time is aware UTC.
 
-    - `unmatched`: no rule matched it, so it went to the policy's fallback queue;
-      `unmatched_for_want_of`, the fields whose absence kept some rule from matching it.
-      `fallback`: a fallback target took it because the rule's own had nobody
-      (`Decision.fallback_used`).
+    - `unmatched`: no rule matched it on arrival, so it went to the policy's fallback queue
+      (a manager may have assigned it since); `unmatched_for_want_of`, the fields whose absence
+      kept some rule from matching it. `fallback`: on arrival, a fallback target took it
+      because the rule's own had nobody (`Decision.fallback_used`; the watchdog giving up on a
+      lead later is not one).
     - `missing`: the fields the policy's rules read that it lacks.
     - `card_posted_at`: when its first card reached Slack. `claim_due_at`: when the claim SLA of
       its offer open or claimed now falls or fell due (None: no such offer has its card yet);
@@ -41,7 +47,8 @@ class LeadStory:
     - `rejects` and `reassignments`: one reason each time it was rejected (the rep's choice, not
       their note) or taken from a rep (the audit kind: `sla_missed`, `rep_out_of_office`, ...).
     - `converted_at`, `won_at`, `lost_at`, `amount`, `close_date`: from `outcomes_of`.
-    - `policy_version` and `arm` (an experiment's) are for grouping; None where not known.
+    - `policy_version` and `arm` (an experiment's), for grouping, are those of its arrival
+      routing too; None where not known.
     """
 
     lead_id: str
@@ -51,6 +58,7 @@ class LeadStory:
     team: str | None = None
     rep: str | None = None
     method: str | None = None
+    current_rep: str | None = None
     source: str | None = None
     segment: str | None = None
     region: str | None = None
@@ -181,6 +189,7 @@ def story_of_decision(
         team=decision.team,
         rep=decision.rep,
         method=decision.method,
+        current_rep=decision.rep,
         source=facts.get("source"),
         segment=facts.get("segment"),
         region=facts.get("region"),

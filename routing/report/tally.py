@@ -18,7 +18,6 @@ from operator import attrgetter
 from typing import Any
 
 from routing.distribution import Distribution
-from routing.model import Outcome
 from routing.report.stats import bucket_of
 from routing.report.story import LeadStory
 
@@ -91,12 +90,8 @@ class Tally:
             self.contact_sla[contact.value] += 1
         self.rejects.update(story.rejects)
         self.reassignments.update(story.reassignments)
-        if (
-            story.outcome is Outcome.ASSIGNED
-            and story.team is not None
-            and story.rep is not None
-            and story.method in ROTATION_METHODS
-        ):
+        # The arrival routing's pick, wherever the lead is now: a rotation method names a rep.
+        if story.team is not None and story.rep is not None and story.method in ROTATION_METHODS:
             self.picks[story.team, story.rep] += 1
         self.missing.update(story.missing)
         self.unmatched_for_want_of.update(story.unmatched_for_want_of)

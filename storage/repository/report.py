@@ -122,21 +122,22 @@ def stories_between(*, session: Session, start: datetime, end: datetime) -> list
 
 _OUTCOME_COUNTS = (
     select(
-        STORIES.c.rep,
+        STORIES.c.current_rep,
         STORIES.c.segment,
         STORIES.c.source,
         func.count(),
         func.count(STORIES.c.converted_at),
     )
     .where(STORIES.c.created_at >= bindparam("since", type_=STORIES.c.created_at.type))
-    .where(STORIES.c.rep.is_not(None))
-    .group_by(STORIES.c.rep, STORIES.c.segment, STORIES.c.source)
+    .where(STORIES.c.current_rep.is_not(None))
+    .group_by(STORIES.c.current_rep, STORIES.c.segment, STORIES.c.source)
 )
 
 
 def outcome_counts(*, session: Session, since: datetime) -> list[OutcomeRow]:
     """Per rep, segment and source (as stored): how many of the leads that arrived since `since`
-    were assigned to the rep, and how many of those converted (the performance distribution's
-    rates, `routing.performance.OutcomeCounts.from_rows`)."""
+    the rep holds now, and how many of those converted (the performance distribution's rates,
+    `routing.performance.OutcomeCounts.from_rows`). The rep who holds a lead, not the one it
+    arrived to (the report's `rep`): a conversion is the work of the rep who took it over."""
     rows = session.execute(_OUTCOME_COUNTS, {"since": since})
     return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]

@@ -534,6 +534,14 @@ def test_only_leads_the_rotation_gave_count_for_fairness() -> None:
     assert only(*leads).fairness == ()
 
 
+def test_a_lead_the_rotation_gave_on_arrival_counts_for_fairness_wherever_it_is_now() -> None:
+    # The rep let it lapse until the watchdog queued it: the rotation still gave it to them.
+    lapsed = picked("1", "emea", "dan", "round_robin")
+    lapsed = replace(lapsed, outcome=Outcome.QUEUED, current_rep=None, claim_misses=3)
+    [team] = only(lapsed, picked("2", "emea", "erin", "round_robin")).fairness
+    assert [(r.rep, r.leads) for r in team.reps] == [("dan", 1), ("erin", 1)]
+
+
 # --- data health -------------------------------------------------------------------------------
 
 

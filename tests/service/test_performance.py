@@ -19,12 +19,13 @@ from bot.service.outcomes import Reported, record_posted_events
 from bot.service.performance import refresh_outcomes
 from bot.service.report import refresh_report
 from bot.service.unit_of_work import UnitOfWork
+from bot.service.watchdog import sweep
 from routing.policy import Policy
 from routing.report import EventKind, OutcomeEvent
 from storage import repository as repo
 from storage.db import Database
 from tests.service.conftest import Clock
-from tests.service.support import TRIO_POLICY, new_lead, write_policy
+from tests.service.support import TRIO_POLICY, new_lead, offers_of, write_policy
 
 POLICY = TRIO_POLICY.replace(
     "distribution: round_robin,",
@@ -130,3 +131,24 @@ async def test_a_lead_of_another_week_day_starts_the_days_count_afresh(
         teams = await session.run_sync(lambda s: repo.load_team_states(session=s))
     # The first day fell out of the week and is no longer stored.
     assert list(teams.states["trio"].days) == [(MONDAY + timedelta(days=8)).date().isoformat()]
+
+
+async def test_a_conversion_counts_for_the_rep_who_holds_the_lead_not_the_one_it_arrived_to(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    """The routing report judges a lead by the rep it arrived to; the rates a performance team
+    weighs its reps by credit a conversion to the rep who worked the lead."""
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-1", employees=5000, source="webinar"))
+    clock.advance(hours=2)
+    await sweep(uow)  # its rep let the claim SLA lapse: the next rep has it
+    first, second = (offer.rep_id for offer in await offers_of(db, "L-1"))
+    await record_posted_events(
+        uow, [Reported("L-1", OutcomeEvent(EventKind.CONVERTED, clock()), "test", "opp-1")]
+    )
+    await refresh_report(uow)
+
+    counts = await refresh_outcomes(uow)
+
+    assert first != second
+    assert counts[90 * 86_400].overall == {second: (1, 1)}

@@ -4,30 +4,45 @@ rollups that agree with the stories, and a refresh that notices late changes."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
+from sqlmodel import col
 
 from bot.policy_file import load_policy
 from bot.service.intake import intake
-from bot.service.offers import claim, reject
+from bot.service.offers import assign, claim, reject
 from bot.service.outcomes import Reported, record_posted_events
 from bot.service.report import (
     refresh_report,
     report_rows,
+    roll_up_days,
     routing_report,
     window_tallies,
 )
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.watchdog import sweep
 from routing.policy import Policy
-from routing.report import EventKind, OutcomeEvent, json_object, report_of_tallies, tally_by
+from routing.policy_version import short_version
+from routing.report import (
+    EventKind,
+    GroupReport,
+    OutcomeEvent,
+    Report,
+    json_object,
+    report_of_tallies,
+    tally_by,
+)
 from routing.report.window import Window
 from storage import repository as repo
-from storage.db import Database
+from storage.db import Database, open_database
+from storage.migrate import upgrade
+from storage.models import DecisionRow, LeadStoryRow, ReportDayRow
 from tests.service.conftest import Clock
 from tests.service.support import TRIO_POLICY, new_lead, offers_of, write_policy
 
@@ -103,6 +118,19 @@ def last_week(now: datetime) -> Window:
     return Window(now - timedelta(days=7), now)
 
 
+async def let_lapse(uow: UnitOfWork, clock: Clock, external_id: str) -> None:
+    """The lead's card goes out, its rep lets the claim SLA lapse, and the watchdog moves it on:
+    to the next rep of its team, or to the fallback queue once `sla.max_reassignments` (2 by
+    default) lapses are exceeded."""
+    await post_card(uow, external_id)
+    clock.advance(minutes=20)
+    await sweep(uow)
+
+
+def by_group(report: Report) -> dict[str | None, GroupReport]:
+    return {group.group: group for group in report.groups}
+
+
 async def test_the_report_counts_what_happened_to_each_lead(
     db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
 ) -> None:
@@ -161,6 +189,9 @@ async def test_whole_days_read_from_rollups_say_what_the_stories_say(
 ) -> None:
     uow = make_uow(db)
     await a_morning_of_leads(uow, clock)
+    await intake(uow, new_lead("L-9", industry="Software"))
+    for _ in range(3):  # its team's reps each let it lapse: it waits in the queue, of no team
+        await let_lapse(uow, clock, "L-9")
     clock.advance(days=1)
     await intake(uow, new_lead("L-8", industry="Software"))
     clock.advance(days=1)
@@ -169,7 +200,10 @@ async def test_whole_days_read_from_rollups_say_what_the_stories_say(
     now = clock()
     window = Window(MONDAY.replace(hour=0), now)
 
-    for by in ("rule", "rep", "all"):
+    by_team = by_group(await routing_report(uow, window, by="team"))
+    assert {team: group.leads for team, group in by_team.items()} == {"trio": 6, None: 3}
+    assert by_team["trio"].queued.count == 1  # L-9, counted under the team it arrived to
+    for by in ("rule", "team", "rep", "all"):
         rolled = await routing_report(uow, window, by=by)
         stories = await uow.read(
             lambda session: repo.stories_between(
@@ -351,6 +385,9 @@ async def test_whole_weeks_read_from_merged_rollups_say_what_the_stories_say(
             clock.advance(minutes=n + 1)
             offer = (await offers_of(uow.db, f"L-{n}"))[-1]
             await claim(uow, f"L-{n}", by=offer.rep_id)
+        elif n == 6:  # a lead whose team changed after it arrived: lapsed to the queue
+            for _ in range(3):
+                await let_lapse(uow, clock, f"L-{n}")
     clock.now = start + timedelta(days=21)
     refreshed = await refresh_report(uow)
     assert refreshed.rolled_up == 20 + 3  # every past day, then the three past weeks
@@ -368,7 +405,7 @@ async def test_whole_weeks_read_from_merged_rollups_say_what_the_stories_say(
         )
         return [json_object(group) for group in report.groups]
 
-    for by in ("source", "rep", "all"):
+    for by in ("source", "rule", "team", "rep", "all"):
         rolled = await routing_report(uow, window, by=by)
         assert [json_object(g) | {"fairness": [], "data_health": []} for g in rolled.groups] == [
             row | {"fairness": [], "data_health": []} for row in await from_stories(by)
@@ -457,3 +494,194 @@ async def test_a_contact_sla_missed_is_counted_and_its_move_a_reassignment(
 
     assert (group.contact_sla.count, group.contact_sla.of) == (0, 1)
     assert dict(group.reassignments) == {"contact_missed": 1}
+
+
+# --- a lead counts under the routing it got on arrival ------------------------------------------
+
+
+async def test_a_lead_whose_sla_lapsed_to_the_queue_counts_under_the_team_and_rule_it_arrived_to(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    for _ in range(3):  # each rep of the trio lets it lapse: the watchdog gives up on it
+        await let_lapse(uow, clock, "L-1")
+    assert [offer.status for offer in await offers_of(db, "L-1")] == ["expired"] * 3
+    clock.advance(minutes=1)
+    await refresh_report(uow)
+    week = last_week(clock())
+
+    by_team = by_group(await routing_report(uow, week, by="team"))
+    by_rule = by_group(await routing_report(uow, week, by="rule"))
+
+    assert list(by_team) == ["trio"] and list(by_rule) == ["Software"]
+    for group in (by_team["trio"], by_rule["Software"]):
+        assert group.leads == 1 and group.queued.count == 1  # where it is now: the queue
+        assert (group.claim_sla.count, group.claim_sla.of) == (0, 1)
+        assert dict(group.reassignments) == {"sla_missed": 3}
+        # The watchdog giving up is not the rule's fallback: its own team took the lead.
+        assert group.fallback.count == 0 and group.unmatched.count == 0
+
+
+async def test_a_lead_reassigned_from_one_rep_to_another_counts_under_the_first(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    await let_lapse(uow, clock, "L-1")
+    await post_card(uow, "L-1")
+    clock.advance(minutes=2)
+    first, second = (offer.rep_id for offer in await offers_of(db, "L-1"))
+    await claim(uow, "L-1", by=second)  # in time: the second rep kept the SLA
+    clock.advance(minutes=1)
+    await refresh_report(uow)
+
+    report = await routing_report(uow, last_week(clock()), by="rep")
+
+    (group,) = report.groups
+    assert group.group == first != second
+    assert (group.claim_sla.count, group.claim_sla.of) == (0, 1)  # the first rep's miss
+    assert dict(group.reassignments) == {"sla_missed": 1}
+    assert group.assigned.count == 1 and group.time_to_claim.leads == 1
+    (trio,) = report.total.fairness  # the rotation gave the lead to the first rep
+    assert [(rep.rep, rep.leads) for rep in trio.reps if rep.leads] == [(first, 1)]
+
+
+async def test_an_unmatched_lead_a_manager_assigned_counts_under_no_rule_and_no_team(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    await intake(uow, new_lead("L-5"))  # no industry: no rule matches, the fallback queue
+    await assign(uow, "L-5", rep_id="ann", by="mia")
+    clock.advance(minutes=1)
+    await refresh_report(uow)
+    week = last_week(clock())
+
+    by_rule = by_group(await routing_report(uow, week, by="rule"))
+    by_team = by_group(await routing_report(uow, week, by="team"))
+
+    assert list(by_rule) == [None] and list(by_team) == [None]
+    unmatched = by_rule[None]
+    assert unmatched.assigned.count == 1  # where it is now: with ann
+    assert unmatched.unmatched.count == 1
+    industry = {health.field: health for health in unmatched.data_health}["industry"]
+    assert industry.unmatched_for_want_of == 1
+
+
+async def test_policy_version_and_arm_are_those_of_the_routing_on_arrival(
+    db: Database, clock: Clock, tmp_path: Path
+) -> None:
+    """A lead routed before an experiment began, and moved on by the watchdog under the
+    version that began it, is of the version and arm (none) it arrived in."""
+    before = load_policy(write_policy(tmp_path, POLICY))
+    after = load_policy(
+        write_policy(
+            tmp_path,
+            POLICY
+            + "experiments:\n  - name: loads\n    share: 50\n    by: lead\n"
+            + "    team: trio\n    distribution: least_loaded\n",
+            name="experiment.yml",
+        )
+    )
+    serving = [before]
+    uow = UnitOfWork(db=db, policy=lambda: serving[0], clock=clock, cards=True)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    serving[0] = after
+    await let_lapse(uow, clock, "L-1")
+    async with db.reading() as session:
+        stored = await session.execute(
+            select(DecisionRow.policy_version, DecisionRow.arm).order_by(col(DecisionRow.id))
+        )
+        (arrival, moved) = stored.all()
+    assert arrival == (before.version, None)  # no experiment ran when it arrived
+    assert moved[0] == after.version and moved[1] is not None  # in an arm of the one running
+    clock.advance(minutes=1)
+    await refresh_report(uow)
+    week = last_week(clock())
+
+    by_version = by_group(await routing_report(uow, week, by="policy_version"))
+    by_arm = by_group(await routing_report(uow, week, by="arm"))
+
+    assert list(by_version) == [short_version(before.version)]
+    assert list(by_arm) == [None]
+
+
+async def from_rollups_and_from_stories(
+    uow: UnitOfWork, window: Window, by: str
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The report's groups as read (rollups where they hold) and as tallied from every story."""
+    now = uow.clock()
+    rolled = await routing_report(uow, window, by=by)
+    stories = await uow.read(
+        lambda session: repo.stories_between(session=session, start=window.since, end=window.until)
+    )
+    tallied = report_of_tallies(
+        tally_by(stories, by=by, now=now, since=window.since, until=window.until),
+        by=by,
+        now=now,
+        since=window.since,
+        until=window.until,
+    )
+    plain = {"fairness": [], "data_health": []}
+    return (
+        [json_object(group) | plain for group in rolled.groups],
+        [json_object(group) | plain for group in tallied.groups],
+    )
+
+
+async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_once_upgraded(
+    policy: Policy, clock: Clock, tmp_path: Path
+) -> None:
+    """An older version grouped a lead by its latest decision, in its story and in the rollups
+    of its day and week. Once migrated, the next refresh makes them all again."""
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    db = open_database(url)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
+    await intake(uow, new_lead("L-1", industry="Software"))
+    for _ in range(3):
+        await let_lapse(uow, clock, "L-1")
+    await intake(uow, new_lead("L-2", industry="Software"))
+    clock.advance(days=8)  # Monday's week is past, and whole in the window
+    window = Window(MONDAY.replace(hour=0), clock())
+    await refresh_report(uow)
+
+    def as_an_older_version_made_it(tx: Transaction) -> None:
+        tx.session.execute(
+            update(LeadStoryRow)
+            .where(col(LeadStoryRow.claim_misses) > 0)
+            .values(rule="SLA watchdog", team=None, rep=None, method=None, fallback=True)
+        )
+        tx.session.execute(update(ReportDayRow).values(changed=col(ReportDayRow.changed) + 1))
+
+    await uow.write(as_an_older_version_made_it)
+    assert await roll_up_days(uow) == 2  # Monday, then its week, from the stories as they are
+    old, _ = await from_rollups_and_from_stories(uow, window, "team")
+    assert [(group["group"], group["leads"]) for group in old] == [("trio", 1), (None, 1)]
+    await uow.aclose()
+    await db.dispose()
+    raw = sqlite3.connect(path)  # the schema as 0012 left it
+    try:
+        with raw:
+            raw.execute("ALTER TABLE lead_stories DROP COLUMN current_rep")
+            raw.execute("UPDATE alembic_version SET version_num = '0012'")
+    finally:
+        raw.close()
+
+    upgrade(url)
+    db = open_database(url)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
+    try:
+        refreshed = await refresh_report(uow)
+
+        assert (refreshed.rebuilt, refreshed.written, refreshed.rolled_up) == (True, 1, 2)
+        for by in ("rule", "team", "rep", "all"):
+            rolled, tallied = await from_rollups_and_from_stories(uow, window, by)
+            assert rolled == tallied, by
+        by_team = by_group(await routing_report(uow, window, by="team"))
+        assert {team: group.leads for team, group in by_team.items()} == {"trio": 2}
+        assert by_team["trio"].queued.count == 1
+    finally:
+        await uow.aclose()
+        await db.dispose()

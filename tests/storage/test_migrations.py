@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from storage.migrate import current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0012"  # the newest revision in storage/migrations/versions
+HEAD = "0013"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -195,4 +195,62 @@ def test_accounts_stored_before_they_had_a_place_are_kept_and_crm_accounts_are_r
     ]
     assert keys == 3
     assert cursors == ["salesforce:leads"]
+    assert differences(url) == []
+
+
+def test_stories_and_rollups_made_before_the_report_judged_arrival_routing_are_made_again(
+    tmp_path: Path,
+) -> None:
+    """Rows as 0012's report left them: a story grouped by the lead's latest decision, its
+    day's and week's rollups made from it, and the cursor saying the stories are up to date.
+    The next refresh must make every story and every rollup again; the performance rates,
+    which read the rep holding the lead, must read the same meanwhile."""
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url, "0012")
+    when = "'2026-11-18 00:00:00.000000'"
+    arrived = 1_763_287_200_000_000  # 2026-11-16 10:00 UTC, in microseconds
+    raw = sqlite3.connect(path)
+    try:
+        with raw:
+            raw.execute(
+                "INSERT INTO lead_stories (lead_id, created_at, outcome, rule, team, rep,"
+                " unmatched, fallback, claim_misses, contact_misses, made_at)"
+                f" VALUES (1, {arrived}, 'assigned', 'Software', 'trio', 'ben', 0, 0, 1, 0, {when})"
+            )
+            raw.execute(
+                "INSERT INTO report_days (day, changed, rolled, good_until, rolled_at)"
+                f" VALUES ('2026-11-16', 3, 3, {when}, {when})"
+            )
+            raw.execute(
+                "INSERT INTO report_weeks (week, made_from, good_until, rolled_at)"
+                f" VALUES ('2026-11-16', 3, NULL, {when})"
+            )
+            raw.executemany(
+                "INSERT INTO report_rollups (day, days, by, group_key, tally)"
+                " VALUES ('2026-11-16', ?, 'team', 'trio', '{\"leads\": 1}')",
+                [(1,), (7,)],
+            )
+            raw.execute(
+                "INSERT INTO report_cursor (name, watermark, fields, updated_at)"
+                f" VALUES ('stories', {when}, '[\"industry\"]', {when})"
+            )
+    finally:
+        raw.close()
+
+    upgrade(url)
+
+    raw = sqlite3.connect(path)
+    try:
+        days = raw.execute("SELECT day, changed, rolled, good_until FROM report_days").fetchall()
+        left = {
+            table: raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("report_weeks", "report_rollups", "report_cursor")
+        }
+        story = raw.execute("SELECT rep, current_rep FROM lead_stories").fetchall()
+    finally:
+        raw.close()
+    assert days == [("2026-11-16", 3, None, None)]  # its rollups as never made
+    assert left == {"report_weeks": 0, "report_rollups": 0, "report_cursor": 0}
+    assert story == [("ben", "ben")]
     assert differences(url) == []
