@@ -152,7 +152,7 @@ class HubSpotCrm:
 
     def new_leads(self, since: datetime | None) -> Iterator[list[LeadRecord]]:
         raise CrmPermanent(
-            "HubSpot announces its new contacts by webhook (POST /hubspot/webhook); leadrouter "
+            "HubSpot announces its new contacts by webhook (POST /webhooks/hubspot); leadrouter "
             "does not poll it for them"
         )
 
@@ -294,6 +294,12 @@ def _translate(exc: Any) -> Exception:
     if status == 401:
         return CrmPermanent("HubSpot rejected HUBSPOT_ACCESS_TOKEN (expired or revoked?)")
     if status == 403:
+        scopes = _required_scopes(exc.body)
+        if scopes:
+            return CrmPermanent(
+                f"HubSpot refused it: HUBSPOT_ACCESS_TOKEN lacks the scope {' or '.join(scopes)}; "
+                "add it to the private app (Auth, Scopes) and set the new token"
+            )
         return CrmPermanent(f"HubSpot refused it: the token lacks a scope ({detail})")
     return CrmPermanent(f"HubSpot answered {status}: {detail}")
 
@@ -306,6 +312,25 @@ def _message(body: Any) -> str:
     if not isinstance(data, dict):
         return ""
     return " ".join(str(data.get(k, "")) for k in ("category", "message")).strip()[:300]
+
+
+def _required_scopes(body: Any) -> list[str]:
+    """The scopes a 403 says the call needs (HubSpot names them in each error's context)."""
+    try:
+        data = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    found: list[str] = []
+    for error in errors if isinstance(errors, list) else []:
+        context = error.get("context") if isinstance(error, dict) else None
+        if not isinstance(context, dict):
+            continue
+        for key in ("requiredGranularScopes", "requiredScopes"):
+            values = context.get(key)
+            if isinstance(values, list):
+                found.extend(str(v) for v in values if str(v) not in found)
+    return found
 
 
 def _seconds(headers: Any) -> float | None:

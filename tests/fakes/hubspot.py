@@ -14,10 +14,12 @@ The fake runs on the test's event loop and the client is synchronous, so call th
 thread (`asyncio.to_thread`, or `CrmCalls`).
 
 It records every request (`requests`: method, path, query, arrival time, status), and can be
-made slow (`latency_s`), made to fail (`fail_next`, `fail_after`), or made to rate-limit every
-Nth request (`rate_limit_every`, `retry_after_s`). `retry_after_violations` counts the requests
-that arrived while a Retry-After it sent was still running (after a 50 ms grace for requests the
-client had already sent before it could have read the 429).
+made slow (`latency_s`), made to fail (`fail_next`, `fail_after`), made to rate-limit every
+Nth request (`rate_limit_every`, `retry_after_s`), or given a token with only some scopes
+(`scopes`: a call needing another is refused 403 `MISSING_SCOPES`, naming it, as HubSpot
+does). `retry_after_violations` counts the requests that arrived while a Retry-After it sent
+was still running (after a 50 ms grace for requests the client had already sent before it
+could have read the 429).
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ DEFAULT_PROPERTIES = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
 # HubSpot gives each object's link to a contact.
 OBJECT_TYPES = ("calls", "emails", "meetings", "deals")
 CONTACT_ASSOCIATION = {"calls": 194, "emails": 198, "meetings": 200, "deals": 3}
+# The scope each call needs, by method and the start of its path (the first that matches).
+SCOPES_NEEDED = (
+    ("GET", "/crm/v3/owners", "crm.objects.owners.read"),
+    ("GET", "/crm/v3/objects/contacts", "crm.objects.contacts.read"),
+    ("PATCH", "/crm/v3/objects/contacts", "crm.objects.contacts.write"),
+    ("POST", "/crm/v3/objects/companies/search", "crm.objects.companies.read"),
+    ("POST", "/crm/v3/objects/deals/search", "crm.objects.deals.read"),
+    ("POST", "/crm/v3/objects/", "crm.objects.contacts.read"),  # calls, e-mails, meetings
+    ("POST", "/crm/v4/associations/", "crm.objects.contacts.read"),
+)
 
 Json = dict[str, Any]
 
@@ -164,8 +176,10 @@ class FakeHubSpot:
         latency_s: float = 0.0,
         rate_limit_every: int | None = None,
         retry_after_s: float = 1.0,
+        scopes: set[str] | None = None,
     ) -> None:
         self.token = token
+        self.scopes = scopes  # the token's scopes; None: every scope a call needs
         self.latency_s = latency_s
         self.rate_limit_every = rate_limit_every
         self.retry_after_s = retry_after_s
@@ -406,10 +420,21 @@ class FakeHubSpot:
                     "INVALID_AUTHENTICATION",
                 ),
             )
+        missing = self._missing_scope(request)
+        if missing is not None:
+            return _json(403, missing_scopes_body(missing))
         if limited:
             response = _json(429, _default_error(429))
             response.headers["Retry-After"] = f"{self.retry_after_s:g}"
             return response
+        return None
+
+    def _missing_scope(self, request: web.Request) -> str | None:
+        if self.scopes is None:
+            return None
+        for method, prefix, scope in SCOPES_NEEDED:
+            if request.method == method and request.path.startswith(prefix):
+                return None if scope in self.scopes else scope
         return None
 
     async def _owners_page(self, request: web.Request) -> web.Response:
@@ -606,6 +631,23 @@ class FakeHubSpot:
 
 def _json(status: int, body: Any) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def missing_scopes_body(scope: str) -> Json:
+    """HubSpot's answer to a call the token has not the scope for."""
+    return error_body(
+        403,
+        "This app hasn't been granted all required scopes to make this call. Read more about "
+        "required scopes here: https://developers.hubspot.com/scopes.",
+        "MISSING_SCOPES",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        links={"scopes": "https://developers.hubspot.com/scopes"},
+    )
 
 
 def _not_found(object_id: str) -> web.Response:
