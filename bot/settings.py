@@ -226,7 +226,15 @@ class Settings(BaseSettings):
     def _salesforce_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return _site_url(value, example="https://acme.my.salesforce.com")
+        url = _site_url(value, example="https://acme.my.salesforce.com")
+        if url.endswith(".lightning.force.com"):
+            # Where Lightning opens in a browser; the REST API answers at the My Domain.
+            api = url.removesuffix(".lightning.force.com") + ".my.salesforce.com"
+            raise ValueError(
+                f"{url} is Lightning's address in a browser; the API's is {api} "
+                "(Setup, My Domain, shows it)"
+            )
+        return url
 
     @field_validator("hubspot_app_url")
     @classmethod

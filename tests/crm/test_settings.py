@@ -32,6 +32,15 @@ INSTANCE = "https://acme.my.salesforce.com"
             "SALESFORCE_DOMAIN: must be login, test, or your My Domain",
         ),
         ({"crm_concurrency": 0}, "CRM_CONCURRENCY"),
+        (  # the address a browser shows: the API is not served there
+            {"salesforce_instance_url": "https://acme.lightning.force.com"},
+            "SALESFORCE_INSTANCE_URL: https://acme.lightning.force.com is Lightning's address "
+            "in a browser; the API's is https://acme.my.salesforce.com",
+        ),
+        (
+            {"salesforce_instance_url": "https://acme--uat.sandbox.lightning.force.com/"},
+            "the API's is https://acme--uat.sandbox.my.salesforce.com",
+        ),
     ],
 )
 def test_crm_settings_that_cannot_work_stop_with_a_sentence_and_no_secret(
