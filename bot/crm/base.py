@@ -124,6 +124,12 @@ class CrmClient(Protocol):
         """Check the credentials with one cheap call; a sentence naming who we are connected as."""
         ...
 
+    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+        """What this CRM will refuse of what leadrouter is set to do, found with reads only:
+        a permission or scope the credentials lack, a field the policy names that is not
+        there. Each a sentence saying what to fix; none when all is in place."""
+        ...
+
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """The CRM owner (user) id for each email that has one, keyed by lowercased email."""
         ...

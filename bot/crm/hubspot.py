@@ -99,6 +99,34 @@ class HubSpotCrm:
         page = self._call(lambda: self._owners_api.get_page(limit=1, _request_timeout=TIMEOUT_S))
         return f"connected to HubSpot; the token reads owners ({len(page.results)} on a first page)"
 
+    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+        # One cheap read for each scope in use: HubSpot names the scope a call lacks. Writing
+        # a contact's owner (crm.objects.contacts.write) cannot be tried without writing.
+        probes: list[Callable[[], Any]] = [
+            lambda: self._contacts_api.get_page(limit=1, _request_timeout=TIMEOUT_S)
+        ]
+        if reads_accounts:
+            probes.append(
+                lambda: self._companies_api.do_search(
+                    CompaniesSearch(limit=1), _request_timeout=TIMEOUT_S
+                )
+            )
+        if reads_outcomes:
+            probes.append(
+                lambda: self._objects_api.do_search(
+                    "deals", ObjectsSearch(limit=1), _request_timeout=TIMEOUT_S
+                )
+            )
+        problems: list[str] = []
+        for probe in probes:
+            try:
+                self._call(probe)
+            except CrmPermanent as exc:
+                if "lacks the scope" not in str(exc):
+                    raise
+                problems.append(str(exc))
+        return problems
+
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = {email.strip().lower() for email in emails if email.strip()}
         found: dict[str, str] = {}

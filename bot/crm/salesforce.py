@@ -105,6 +105,37 @@ class SalesforceCrm:
         where = f"connected to {sf.sf_instance}"
         return f"{where}, {remaining} API requests left today" if remaining is not None else where
 
+    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+        sf = self._client()
+        problems: list[str] = []
+        lead = self._call(lambda: cast(SFType, sf.Lead).describe())
+        owner = next((f for f in lead.get("fields", []) if f.get("name") == "OwnerId"), None)
+        if not lead.get("updateable") or owner is None or not owner.get("updateable"):
+            problems.append(
+                "the Salesforce user cannot edit a Lead's owner (Lead.OwnerId): give it Edit "
+                "on Leads and Transfer Leads, or owners cannot be written back"
+            )
+        if self.tier_field and reads_accounts:
+            account = self._call(lambda: cast(SFType, sf.Account).describe())
+            names = {str(f.get("name")) for f in account.get("fields", [])}
+            if self.tier_field not in names:
+                problems.append(
+                    f"the policy's crm.salesforce.tier_field {self.tier_field} is no field of "
+                    "Account that the Salesforce user can read: check its API name (custom "
+                    "fields end in __c) and the user's field-level security"
+                )
+        queue = self.intake_queue
+        if queue is not None and is_record_id(queue, QUEUE_PREFIX):
+            soql = format_soql(
+                "SELECT Id FROM Group WHERE Type = 'Queue' AND Id = {queue}", queue=queue
+            )
+            if not self._query_all(soql):
+                problems.append(
+                    f"the policy's crm.salesforce.intake_queue {queue} is no queue in this "
+                    "Salesforce (Setup, Queues: the id in its address starts 00G)"
+                )
+        return problems
+
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = sorted({email.strip().lower() for email in emails if email.strip()})
         found: dict[str, str] = {}

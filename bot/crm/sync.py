@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from bot.crm.base import CrmError, CrmOutcome
@@ -170,13 +171,24 @@ class CrmCheck:
     connected: str | None  # who we are connected as; None when the credentials failed
     error: str | None
     mapping: OwnerMap | None
+    problems: tuple[str, ...] = ()  # what the CRM will refuse of what the policy asks
 
 
 async def check(link: CrmLink) -> CrmCheck:
-    """Credentials and the rep-to-owner mapping, for `leadrouter crm check`."""
+    """Credentials, what the policy asks of the CRM (permissions, scopes, fields) and the
+    rep-to-owner mapping, for `leadrouter crm check`."""
+    spec = link.owners.policy().crm
+    wants = spec.salesforce if link.system == "salesforce" else spec.hubspot
     try:
         connected = await link.calls(link.crm.whoami)
+        problems = await link.calls(
+            partial(
+                link.crm.setup_problems,
+                reads_accounts=wants.sync_accounts_every is not None,
+                reads_outcomes=wants.poll_outcomes_every is not None,
+            )
+        )
         mapping = await link.owners.mapping(fresh=True)
     except CrmError as exc:
         return CrmCheck(link.system, None, str(exc), None)
-    return CrmCheck(link.system, connected, None, mapping)
+    return CrmCheck(link.system, connected, None, mapping, tuple(problems))

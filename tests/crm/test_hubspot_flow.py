@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.bootstrap import App, bootstrap
-from bot.crm.sync import sync_accounts
+from bot.bootstrap import App, bootstrap, crm_links
+from bot.crm.sync import check, sync_accounts
 from bot.settings import Settings
 from routing.policy import parse_policy
 from storage.models import AccountRow
@@ -92,3 +92,40 @@ async def test_companies_sync_with_their_country_as_its_code_and_their_state(
         rows = (await session.execute(select(AccountRow))).scalars().all()
     assert {row.id: (row.owner_rep, row.tier, row.country, row.state) for row in rows} == known
     assert all(row.crm_system == "hubspot" for row in rows)
+
+
+async def test_crm_check_names_each_scope_the_token_lacks_for_what_the_policy_asks(
+    tmp_path: Path,
+) -> None:
+    policy = parse_policy(POLICY + "    poll_outcomes_every: 5m\n")
+    granted = {"crm.objects.owners.read", "crm.objects.contacts.read"}
+    async with FakeHubSpot(scopes=granted) as fake:
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        try:
+            result = await check(link)
+            fake.scopes = granted | {"crm.objects.companies.read", "crm.objects.deals.read"}
+            again = await check(link)
+        finally:
+            link.calls.close()
+
+    assert result.error is None and result.connected is not None
+    assert len(result.problems) == 2
+    companies, deals = result.problems
+    assert "crm.objects.companies.read" in companies and "crm.objects.deals.read" in deals
+    assert all(TOKEN not in problem for problem in result.problems)
+    assert again.problems == ()
+    assert fake.calls("GET", "/crm/v3/objects/contacts")  # contacts read, the webhook's fetch
+
+
+async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(tmp_path: Path) -> None:
+    policy = parse_policy(POLICY.split("crm:")[0])  # no sync, no outcomes
+    async with FakeHubSpot(scopes={"crm.objects.owners.read", "crm.objects.contacts.read"}) as fake:
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        try:
+            result = await check(link)
+        finally:
+            link.calls.close()
+    assert result.error is None and result.problems == ()
+    assert not fake.calls("POST")

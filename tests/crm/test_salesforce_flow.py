@@ -543,6 +543,8 @@ def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
     rules = tmp_path / "routing.yml"
     rules.write_text(POLICY.replace("Ben@Acme.example", "ben@elsewhere.example"), encoding="utf-8")
     salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Max": 100000, "Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=False))
     salesforce.get(QUERY, json=_users(), match=[_is_user_query])
     env = {
         "SALESFORCE_INSTANCE_URL": INSTANCE,
@@ -561,6 +563,62 @@ def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
     )
     assert "1 problem(s)" in result.output
     assert TOKEN not in result.output
+
+
+def _describe(**fields: bool) -> dict[str, Any]:
+    """An object's describe as the Salesforce user sees it: each field, and if it may edit it."""
+    return {
+        "updateable": True,
+        "fields": [{"name": name, "updateable": edit} for name, edit in fields.items()],
+    }
+
+
+def test_crm_check_says_when_the_user_cannot_change_owners_or_a_policy_field_is_not_there(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")  # tier_field: Tier__c, accounts synced
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=False))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier=False))
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "problem: the Salesforce user cannot edit a Lead's owner (Lead.OwnerId)" in output
+    assert "crm.salesforce.tier_field Tier__c is no field of Account" in output
+    assert "2 problem(s) to fix" in output  # every rep has a user
+    assert TOKEN not in result.output
+
+
+def test_crm_check_says_when_the_intake_queue_is_no_queue_in_salesforce(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY + "    intake_queue: 00G5e00000QuEuEABC\n", encoding="utf-8")
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=True))
+    salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Group")])
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "crm.salesforce.intake_queue 00G5e00000QuEuEABC is no queue" in output
+    (group,) = [_soql(c) for c in salesforce.calls if "FROM Group" in _soql(c)]
+    assert "Type = 'Queue' AND Id = '00G5e00000QuEuEABC'" in group
 
 
 def test_crm_check_says_so_when_the_token_is_refused_without_repeating_it(

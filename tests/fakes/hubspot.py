@@ -2,7 +2,8 @@
 
 It answers the calls leadrouter makes, in the paths and JSON shapes HubSpot uses (as the client's
 generated models read them): owners (`GET /crm/v3/owners/`, paged by `after`, filtered by
-`email`), one contact (`GET` and `PATCH /crm/v3/objects/contacts/{id}`), the search of
+`email`), a first page of contacts (`GET /crm/v3/objects/contacts`), one contact (`GET` and `PATCH
+/crm/v3/objects/contacts/{id}`), the search of
 companies, calls, e-mails, meetings and deals (`POST /crm/v3/objects/{type}/search`, filtered
 and sorted on their properties, paged, refusing to page past HubSpot's 10,000-result window),
 and the contacts each of a batch of those is associated with (`POST
@@ -210,6 +211,7 @@ class FakeHubSpot:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/crm/v3/owners/", self._owners_page)
         app.router.add_get("/crm/v3/owners", self._owners_page)
+        app.router.add_get("/crm/v3/objects/contacts", self._contacts_page)
         app.router.add_get("/crm/v3/objects/contacts/{id}", self._get_contact)
         app.router.add_patch("/crm/v3/objects/contacts/{id}", self._patch_contact)
         app.router.add_post("/crm/v3/objects/{object_type}/search", self._search)
@@ -464,6 +466,17 @@ class FakeHubSpot:
             after = str(offset + limit)
             link = f"{self.url}/crm/v3/owners/?limit={limit}&after={after}"
             answer["paging"] = {"next": {"after": after, "link": link}}
+        return _json(200, answer)
+
+    async def _contacts_page(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "10"))
+        found = sorted(
+            (c for c in self.contacts.values() if not c.archived), key=lambda c: int(c.id)
+        )
+        results = [c.as_json(None, DEFAULT_CONTACT_PROPERTIES) for c in found[:limit]]
+        answer: Json = {"results": results}
+        if len(found) > limit:
+            answer["paging"] = {"next": {"after": str(limit)}}
         return _json(200, answer)
 
     async def _get_contact(self, request: web.Request) -> web.Response:
