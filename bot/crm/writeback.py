@@ -28,7 +28,9 @@ from routing.leads import InvalidLead
 class CrmWorker(OutboxWorker):
     uow: UnitOfWork
     link: CrmLink
-    max_attempts: int | None = 12  # with backoff capped at 5 minutes: about half an hour
+    # With backoff capped at 5 minutes, 300 attempts span about a day (at least 19 hours): a
+    # CRM's maintenance window or outage passes, and what was queued meanwhile goes out after.
+    max_attempts: int | None = 300
 
     def __post_init__(self) -> None:
         system = self.link.system

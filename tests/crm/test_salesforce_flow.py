@@ -424,6 +424,35 @@ async def test_a_rate_limited_write_is_retried_no_sooner_than_asked_and_then_suc
     assert len(_patches(salesforce)) == 2
 
 
+async def test_a_write_back_outlasts_a_salesforce_outage_of_hours_and_is_written_once(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    url = f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH"
+    salesforce.patch(url, status=503, json=[{"errorCode": "SERVER_UNAVAILABLE"}])
+    await _claimed_salesforce_lead(app, "L-1", "00Q5e00000AbCdEFGH")
+    (worker,) = app.crm_workers
+
+    down_until = clock() + timedelta(hours=6)  # a maintenance window
+    while clock() < down_until:
+        await worker.deliver_due()
+        clock.advance(minutes=6)  # past the longest backoff
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.failed_at is None, item.last_error  # still to be tried, not given up
+    assert item.attempts > 12
+
+    salesforce.replace(responses.PATCH, url, status=204)
+    assert await worker.deliver_due() == 1
+    clock.advance(hours=1)
+    assert await worker.deliver_due() == 0
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.done_at is not None
+    written = [
+        c for c in salesforce.calls if c.request.method == "PATCH" and c.response.status_code == 204
+    ]
+    assert len(written) == 1
+
+
 async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_digest(
     app: App, salesforce: responses.RequestsMock, clock: Clock
 ) -> None:
