@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.service.accounts import import_accounts
 from bot.service.intake import intake_from_crm
-from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, OutboxKind
+from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, OWNER_WRITE_KINDS, OutboxKind
 from bot.service.unit_of_work import UnitOfWork
 from routing.model import Account, Lead
 from storage import repository as repo
@@ -62,6 +62,23 @@ async def queue_crm_contacts(uow: UnitOfWork, contact_ids: Sequence[str]) -> int
         for contact_id in dict.fromkeys(contact_ids)
     ]
     queued = await uow.write(lambda tx: repo.queue_outbox_once(session=tx.session, rows=rows))
+    uow.outbox_written()
+    return queued
+
+
+# What a CRM's worker carries out: owner write-backs, and contacts HubSpot announced.
+CRM_KINDS = (*OWNER_WRITE_KINDS.values(), OutboxKind.HUBSPOT_CONTACT)
+
+
+async def retry_given_up(uow: UnitOfWork) -> int:
+    """CRM items given up (an expired token, a missing permission, a rep with no CRM user,
+    now fixed) queued to be tried again from their first attempt. A write-back for a lead
+    that has since moved to another rep is still skipped when its turn comes (that offer
+    queued its own). Returns how many."""
+    now = uow.clock()
+    queued = await uow.write(
+        lambda tx: repo.requeue_given_up(session=tx.session, kinds=CRM_KINDS, now=now)
+    )
     uow.outbox_written()
     return queued
 

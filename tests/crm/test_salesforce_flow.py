@@ -7,6 +7,7 @@ machine); the database is a real SQLite file; the clock is the test's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -481,6 +482,65 @@ async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_diges
         )
     assert digest.crm_failures_total == 1
     assert digest.crm_failures[0].lead_id == "L-gone"
+
+
+async def test_write_backs_given_up_for_an_expired_token_go_out_once_after_crm_retry(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'retry.db'}"
+    env = {"DATABASE_URL": url, "LEADROUTER_RULES": str(rules)}
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    settings = Settings(
+        DATABASE_URL=url,
+        LEADROUTER_RULES=rules,
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    clock = Clock(datetime.now(UTC))  # the command queues by the time it reads itself
+    app = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    try:
+        salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+        lead_url = f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH"
+        expired = [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
+        salesforce.patch(lead_url, status=401, json=expired)
+        await _claimed_salesforce_lead(app, "L-1", "00Q5e00000AbCdEFGH")
+        (worker,) = app.crm_workers
+        await worker.deliver_due()
+        (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+        assert item.failed_at is not None and "SALESFORCE_ACCESS_TOKEN" in (item.last_error or "")
+
+        # The admin sets a new token, then asks for what was given up to be tried again.
+        # (The command runs its own event loop: on a thread of its own here.)
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "retry"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "1 CRM item given up is queued again" in " ".join(result.output.split())
+        again = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "retry"], env=env)
+        assert "nothing given up" in again.output  # once queued, it is no longer given up
+
+        salesforce.replace(responses.PATCH, lead_url, status=204)
+        clock.advance(seconds=5)
+        assert await worker.deliver_due() == 1
+        clock.advance(hours=1)
+        assert await worker.deliver_due() == 0
+        (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+        story = await app.reader.story("L-1", Viewer(rep=None, manager="mia"))
+    finally:
+        await app.close()
+    assert item.done_at is not None and item.failed_at is None
+    patched = [c.response.status_code for c in salesforce.calls if c.request.method == "PATCH"]
+    assert patched == [401, 204]
+    assert story is not None
+    owner_events = [e.what for e in story.events if "Owner" in e.what]
+    assert len(owner_events) == 2
+    assert owner_events[0].startswith("Owner NOT set in Salesforce, given up")
+    assert owner_events[1].startswith("Owner set in Salesforce")
 
 
 async def test_a_write_back_given_up_and_one_retried_are_counted_in_the_metrics(
