@@ -283,10 +283,7 @@ class SalesforceCrm:
         try:
             return fn()
         except SalesforceAuthenticationFailed as exc:
-            # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's
-            # format template there); earlier releases kept it in `message`.
-            reason = f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
-            raise CrmPermanent(f"Salesforce refused the login ({reason})") from None
+            raise CrmPermanent(f"Salesforce refused the login ({_refusal(exc)})") from None
         except SalesforceExpiredSession:
             raise CrmPermanent(
                 "Salesforce says the session is invalid or expired; SALESFORCE_ACCESS_TOKEN cannot "
@@ -326,6 +323,12 @@ def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., re
     return timed
 
 
+def _refusal(exc: SalesforceAuthenticationFailed) -> str:
+    # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's format
+    # template there); earlier releases kept it in `message`.
+    return f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
+
+
 def _first_error(exc: SalesforceError) -> tuple[str, str]:
     content: Any = exc.content
     if isinstance(content, list) and content and isinstance(content[0], dict):
@@ -346,7 +349,7 @@ def connector(
 ) -> Callable[[requests.Session], Salesforce]:
     """How to log in, from whichever credentials the settings hold (checked there to be whole)."""
 
-    def connect(session: requests.Session) -> Salesforce:
+    def log_in(session: requests.Session) -> Salesforce:
         common: dict[str, Any] = {"session": session, "version": API_VERSION}
         if access_token:
             return Salesforce(instance_url=instance_url, session_id=access_token, **common)
@@ -361,5 +364,21 @@ def connector(
         return Salesforce(
             consumer_key=client_id, consumer_secret=client_secret, domain=domain, **common
         )
+
+    if username and password:
+        given = "SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN"
+    else:
+        given = "SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET"
+
+    def connect(session: requests.Session) -> Salesforce:
+        try:
+            return log_in(session)
+        except SalesforceAuthenticationFailed as exc:
+            # The usual causes, said where the admin reads the refusal.
+            raise CrmPermanent(
+                f"Salesforce refused the login ({_refusal(exc)}): check {given}, and "
+                f"SALESFORCE_DOMAIN ({domain or 'login'} now; SALESFORCE_DOMAIN=test for a "
+                "sandbox, or its My Domain such as acme--uat.sandbox.my)"
+            ) from None
 
     return connect

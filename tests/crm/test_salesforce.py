@@ -383,6 +383,9 @@ def test_a_refused_password_login_is_permanent_and_does_not_repeat_the_password(
     assert PASSWORD not in message
     assert SECURITY_TOKEN not in message
     assert len(http.calls) == 1  # the owner write was never sent
+    # The usual causes, for an admin to check: the settings, and a sandbox's own login.
+    assert "SALESFORCE_PASSWORD" in message and "SALESFORCE_SECURITY_TOKEN" in message
+    assert "SALESFORCE_DOMAIN=test for a sandbox" in message
 
 
 # --- owners_by_email -------------------------------------------------------------------------
