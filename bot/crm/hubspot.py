@@ -29,6 +29,7 @@ from hubspot.crm.contacts import SimplePublicObjectInput
 from hubspot.crm.objects import ApiException as ObjectsError
 from hubspot.crm.objects import PublicObjectSearchRequest as ObjectsSearch
 from hubspot.crm.owners import ApiException as OwnersError
+from hubspot.crm.properties import ApiException as PropertiesError
 from urllib3.util.retry import Retry
 
 from bot.crm import hubspot_outcomes as outcomes
@@ -62,7 +63,14 @@ CONTACT_PROPERTIES = {
     "numemployees": "employees",
     "hs_analytics_source": "source",
 }
-_API_ERRORS = (ContactsError, CompaniesError, OwnersError, ObjectsError, AssociationsError)
+_API_ERRORS = (
+    ContactsError,
+    CompaniesError,
+    OwnersError,
+    ObjectsError,
+    AssociationsError,
+    PropertiesError,
+)
 
 
 class HubSpotCrm:
@@ -86,6 +94,7 @@ class HubSpotCrm:
         self._companies_api = client.crm.companies.search_api
         self._objects_api = client.crm.objects.search_api
         self._associations_api = client.crm.associations.v4.batch_api
+        self._properties_api = client.crm.properties.core_api
         self.search_interval_s = search_interval_s
         self._search_pace = threading.Lock()
         self._last_search = 0.0  # time.monotonic() when the last search call ended
@@ -125,7 +134,25 @@ class HubSpotCrm:
                 if "lacks the scope" not in str(exc):
                     raise
                 problems.append(str(exc))
+        if reads_accounts and self.tier_property and not problems:
+            problems.extend(self._missing_tier_property(self.tier_property))
         return problems
+
+    def _missing_tier_property(self, name: str) -> list[str]:
+        """A search asking for a property HubSpot does not have answers it empty, so a mistyped
+        tier_property would leave every account without a tier, silently: ask for it by name."""
+        try:
+            self._properties_api.get_by_name("companies", name, _request_timeout=TIMEOUT_S)
+        except PropertiesError as exc:
+            if int(exc.status or 0) != 404:
+                raise _translate(exc) from None
+            return [
+                f"the policy's crm.hubspot.tier_property {name} is no company property in "
+                "HubSpot: give its internal name (Settings, Properties, the property's </> name)"
+            ]
+        except urllib3.exceptions.HTTPError as exc:
+            raise CrmTransient(f"HubSpot could not be reached ({type(exc).__name__})") from None
+        return []
 
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = {email.strip().lower() for email in emails if email.strip()}

@@ -100,6 +100,7 @@ async def test_crm_check_names_each_scope_the_token_lacks_for_what_the_policy_as
     policy = parse_policy(POLICY + "    poll_outcomes_every: 5m\n")
     granted = {"crm.objects.owners.read", "crm.objects.contacts.read"}
     async with FakeHubSpot(scopes=granted) as fake:
+        fake.company_properties.add("tier")  # the policy's tier_property: defined
         settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
         link = crm_links(settings, lambda: policy)["hubspot"]
         try:
@@ -129,3 +130,24 @@ async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(tmp_path: Pat
             link.calls.close()
     assert result.error is None and result.problems == ()
     assert not fake.calls("POST")
+
+
+async def test_crm_check_says_when_the_tier_property_is_no_company_property_in_hubspot(
+    tmp_path: Path,
+) -> None:
+    policy = parse_policy(POLICY.replace("tier_property: tier", "tier_property: tierr"))
+    async with FakeHubSpot() as fake:
+        fake.add_company(modified_at=NOW, name="Acme", tier="Gold")  # the property is "tier"
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        right = crm_links(settings, lambda: parse_policy(POLICY))["hubspot"]
+        try:
+            result = await check(link)
+            fine = await check(right)
+        finally:
+            link.calls.close()
+            right.calls.close()
+
+    (problem,) = result.problems
+    assert "crm.hubspot.tier_property tierr is no company property in HubSpot" in problem
+    assert fine.problems == ()

@@ -6,7 +6,8 @@ generated models read them): owners (`GET /crm/v3/owners/`, paged by `after`, fi
 /crm/v3/objects/contacts/{id}`), the search of
 companies, calls, e-mails, meetings and deals (`POST /crm/v3/objects/{type}/search`, filtered
 and sorted on their properties, paged, refusing to page past HubSpot's 10,000-result window),
-and the contacts each of a batch of those is associated with (`POST
+and a company property's definition (`GET /crm/v3/properties/companies/{name}`), the contacts each
+of a batch of those is associated with (`POST
 /crm/v4/associations/{type}/contacts/batch/read`: 207 with an error for each one that has
 none). Errors carry HubSpot's error body (`status`, `message`, `correlationId`, `category`).
 
@@ -65,6 +66,7 @@ SCOPES_NEEDED = (
     ("POST", "/crm/v3/objects/companies/search", "crm.objects.companies.read"),
     ("POST", "/crm/v3/objects/deals/search", "crm.objects.deals.read"),
     ("POST", "/crm/v3/objects/", "crm.objects.contacts.read"),  # calls, e-mails, meetings
+    ("GET", "/crm/v3/properties/companies", "crm.objects.companies.read"),  # or others
     ("POST", "/crm/v4/associations/", "crm.objects.contacts.read"),
 )
 
@@ -187,6 +189,14 @@ class FakeHubSpot:
         self.owners: dict[str, Owner] = {}
         self.contacts: dict[str, CrmObject] = {}
         self.companies: dict[str, CrmObject] = {}
+        # The company properties the account defines: HubSpot's own, and any a company is given.
+        self.company_properties: set[str] = {
+            *DEFAULT_COMPANY_PROPERTIES,
+            "website",
+            "hubspot_owner_id",
+            "country",
+            "state",
+        }
         self.objects: dict[str, dict[str, CrmObject]] = {kind: {} for kind in OBJECT_TYPES}
         # object type -> object id -> the contacts it is associated with
         self.associations: dict[str, dict[str, list[str]]] = {kind: {} for kind in OBJECT_TYPES}
@@ -215,6 +225,7 @@ class FakeHubSpot:
         app.router.add_get("/crm/v3/objects/contacts/{id}", self._get_contact)
         app.router.add_patch("/crm/v3/objects/contacts/{id}", self._patch_contact)
         app.router.add_post("/crm/v3/objects/{object_type}/search", self._search)
+        app.router.add_get("/crm/v3/properties/companies/{name}", self._company_property)
         app.router.add_post(
             "/crm/v4/associations/{from_type}/{to_type}/batch/read", self._read_associations
         )
@@ -288,6 +299,7 @@ class FakeHubSpot:
             **properties,
         }
         self.companies[company_id] = CrmObject(company_id, values, modified_at, modified_at)
+        self.company_properties.update(values)
         return company_id
 
     def add_object(
@@ -478,6 +490,28 @@ class FakeHubSpot:
         if len(found) > limit:
             answer["paging"] = {"next": {"after": str(limit)}}
         return _json(200, answer)
+
+    async def _company_property(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.company_properties:
+            return _json(
+                404,
+                error_body(
+                    404,
+                    f"Unable to find property {name} for object type companies",
+                    "OBJECT_NOT_FOUND",
+                ),
+            )
+        definition = {
+            "name": name,
+            "label": name.replace("_", " ").title(),
+            "type": "string",
+            "fieldType": "text",
+            "description": "",
+            "groupName": "companyinformation",
+            "options": [],
+        }
+        return _json(200, definition)
 
     async def _get_contact(self, request: web.Request) -> web.Response:
         contact = self.contacts.get(request.match_info["id"])
