@@ -353,7 +353,7 @@ def _translate(exc: Any) -> Exception:
         if scopes:
             return CrmPermanent(
                 f"HubSpot refused it: HUBSPOT_ACCESS_TOKEN lacks the scope {' or '.join(scopes)}; "
-                "add it to the private app (Auth, Scopes) and set the new token"
+                "add it to the private app's scopes (its Auth tab)"
             )
         return CrmPermanent(f"HubSpot refused it: the token lacks a scope ({detail})")
     return CrmPermanent(f"HubSpot answered {status}: {detail}")
