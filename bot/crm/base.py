@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from routing.policy import Rep
+from routing.policy_schema import CrmSpec
 from routing.report import OutcomeEvent
 
 T = TypeVar("T")
@@ -115,6 +116,11 @@ class CrmClient(Protocol):
     owner_setting: str  # the key on a rep in the policy naming their owner id here
     # The reads that find leads' outcome events (`outcomes_since`), each with a cursor of its own.
     outcome_streams: tuple[str, ...]
+
+    def configure(self, spec: CrmSpec) -> None:
+        """Read from now on as the policy's `crm` section says (its fields, its queue): called
+        at start and with each new version of the policy."""
+        ...
 
     def owner_given(self, rep: Rep) -> str | None:
         """The owner id the policy gives `rep` in this CRM (`owner_setting`), if any."""

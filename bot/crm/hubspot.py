@@ -44,6 +44,7 @@ from bot.crm.base import (
 )
 from routing.geo import account_location
 from routing.policy import Rep
+from routing.policy_schema import CrmSpec
 
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
@@ -100,6 +101,9 @@ class HubSpotCrm:
         self._last_search = 0.0  # time.monotonic() when the last search call ended
 
     # --- the Protocol ----------------------------------------------------------------------
+
+    def configure(self, spec: CrmSpec) -> None:
+        self.tier_property = spec.hubspot.tier_property
 
     def owner_given(self, rep: Rep) -> str | None:
         return rep.hubspot_owner_id

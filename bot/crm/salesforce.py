@@ -42,6 +42,7 @@ from bot.crm.base import (
 from bot.crm.salesforce_outcomes import parse_time, soql_time
 from routing.geo import account_location
 from routing.policy import Rep
+from routing.policy_schema import CrmSpec
 
 API_VERSION = "59.0"
 TIMEOUT_S = 30.0
@@ -94,6 +95,11 @@ class SalesforceCrm:
         self.contacted_statuses = tuple(contacted_statuses)  # a lead in one has been touched
 
     # --- the Protocol ----------------------------------------------------------------------
+
+    def configure(self, spec: CrmSpec) -> None:
+        self.tier_field = spec.salesforce.tier_field
+        self.intake_queue = spec.salesforce.intake_queue
+        self.contacted_statuses = tuple(spec.salesforce.contacted_statuses)
 
     def owner_given(self, rep: Rep) -> str | None:
         return rep.salesforce_user_id

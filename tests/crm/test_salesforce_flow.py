@@ -355,6 +355,26 @@ async def test_accounts_sync_stores_the_billing_country_as_its_code_and_the_bill
     assert "BillingCountry, BillingState" in soql
 
 
+async def test_a_new_version_of_the_policy_changes_the_fields_and_queue_salesforce_is_read_by(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    from routing.policy import parse_policy
+
+    changed = POLICY.replace("Tier__c", "Segment__c") + "    intake_queue: 00G5e00000QuEuEABC\n"
+    app.live.switch(parse_policy(changed))  # as serve does on SIGHUP or an activated version
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Account")])
+    salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Lead")])
+
+    await sync_accounts(app.uow, app.crm["salesforce"])
+    await poll_salesforce_leads(app.uow, app.crm["salesforce"], first_look_back=timedelta())
+
+    (accounts,) = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)]
+    assert "Segment__c" in accounts and "Tier__c" not in accounts
+    (leads,) = [_soql(c) for c in salesforce.calls if "FROM Lead" in _soql(c)]
+    assert "OwnerId = '00G5e00000QuEuEABC'" in leads
+
+
 # --- write-back ---------------------------------------------------------------------------------
 
 
