@@ -106,9 +106,23 @@ class SalesforceCrm:
 
     def whoami(self) -> str:
         sf = self._client()
-        limits = self._call(lambda: sf.restful("limits"))
-        remaining = (limits or {}).get("DailyApiRequests", {}).get("Remaining")
+
+        def limits() -> Any:
+            try:
+                return sf.restful("limits")
+            except SalesforceRefusedRequest as exc:
+                # Reading the limits takes View Setup and Configuration, which nothing else
+                # here needs: refused, the session still answered. No API access at all is
+                # refused too (API_DISABLED_FOR_ORG, API_CURRENTLY_DISABLED), and that stops.
+                if _first_error(exc)[0].startswith("API_"):
+                    raise
+                return None
+
+        found = self._call(limits)
         where = f"connected to {sf.sf_instance}"
+        if found is None:
+            return f"{where} (the user may not read the org's API limits)"
+        remaining = found.get("DailyApiRequests", {}).get("Remaining")
         return f"{where}, {remaining} API requests left today" if remaining is not None else where
 
     def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
