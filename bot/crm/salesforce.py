@@ -128,15 +128,17 @@ class SalesforceCrm:
     def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
         sf = self._client()
         problems: list[str] = []
-        lead = self._call(lambda: cast(SFType, sf.Lead).describe())
+        lead = self._described(sf, "Lead", problems)
+        if lead is None:
+            return problems
         owner = next((f for f in lead.get("fields", []) if f.get("name") == "OwnerId"), None)
         if not lead.get("updateable") or owner is None or not owner.get("updateable"):
             problems.append(
                 "the Salesforce user cannot edit a Lead's owner (Lead.OwnerId): give it Edit "
                 "on Leads and Transfer Leads, or owners cannot be written back"
             )
-        if self.tier_field and reads_accounts:
-            account = self._call(lambda: cast(SFType, sf.Account).describe())
+        account = self._described(sf, "Account", problems) if reads_accounts else None
+        if self.tier_field and account is not None:
             names = {str(f.get("name")) for f in account.get("fields", [])}
             if self.tier_field not in names:
                 problems.append(
@@ -231,6 +233,20 @@ class SalesforceCrm:
             yield OutcomePage(found, max(parse_time(r["SystemModstamp"]) for r in records))
 
     # --- the parts -------------------------------------------------------------------------
+
+    def _described(self, sf: Salesforce, sobject: str, problems: list[str]) -> Any:
+        """The object's describe as this user sees it; None, with the problem, when the user
+        may not read that object at all (Salesforce answers as if it did not exist)."""
+        try:
+            return self._call(lambda: cast(SFType, getattr(sf, sobject)).describe())
+        except CrmPermanent as exc:
+            if "SALESFORCE_" in str(exc):  # the credentials: not a matter of this object
+                raise
+            problems.append(
+                f"the Salesforce user cannot read {sobject} records: give it Read on "
+                f"{sobject}s ({exc})"
+            )
+            return None
 
     def _leads_converted_into(self, opportunity_ids: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}

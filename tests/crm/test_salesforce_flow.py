@@ -706,6 +706,30 @@ def test_crm_check_says_when_the_user_cannot_change_owners_or_a_policy_field_is_
     assert TOKEN not in result.output
 
 
+def test_crm_check_says_when_the_user_cannot_read_accounts_at_all(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")  # accounts synced
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    gone = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    salesforce.get(f"{DATA}/sobjects/Account/describe", status=404, json=gone)
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "connected to acme.my.salesforce.com" in output  # not "cannot connect"
+    assert "problem: the Salesforce user cannot read Account records" in output
+    assert "ann -> " in output  # the mapping is still checked
+
+
 def test_crm_check_says_when_the_intake_queue_is_no_queue_in_salesforce(
     tmp_path: Path, salesforce: responses.RequestsMock
 ) -> None:
