@@ -98,7 +98,11 @@ def test_list_and_report_by_arm_show_each_arms_leads_and_the_verdicts(
     for arm, count in counts.items():
         if count:
             assert any(line.startswith(f"  {arm}: {count} leads, claim SLA ") for line in lines)
-    assert "  conversion: no difference seen yet" in listed.stdout
+    # 40 leads make two arms of fewer than 30: the sentence says so, and judges nothing.
+    assert (
+        f"  conversion: too few leads to tell yet ({counts[CONTROL]} in the control, "
+        f"{counts[CANDIDATE]} in the candidate; 30 in each at least)" in listed.stdout
+    )
     assert report.exit_code == 0, report.output
     assert "Experiment loads:" in report.stdout
     assert "claim SLA: no data in an arm yet" in report.stdout
