@@ -40,20 +40,30 @@ def list_experiments(
     """The policy's experiments, each with what its candidate tries and its arms' figures:
     leads, claim SLA and conversion (95% intervals), and whether the difference is meaningful
     yet. Reads DATABASE_URL and LEADROUTER_RULES, as `report` does."""
-    from bot.cli import running
+    from bot.cli import running, versions_running
     from bot.cli.environment import settings as load_settings
     from routing.report.arms import compare_arms
 
     settings = load_settings(rules=rules)
     policy = read_policy(settings.rules)
-    if not policy.experiments:
-        out.print(Text(f"{settings.rules} has no experiments."))
-        return
     try:
         window = window_of(since=since, start=None, end=None, now=datetime.now(UTC), options="--")
     except BadWindow as exc:
         raise CliError(str(exc)) from None
-    running.upgrade(settings.database_url)
+    serving = asyncio.run(versions_running.serving_unless(settings, settings.rules))
+    if serving is not None:
+        version = short_version(serving.version)
+        err.print(
+            Text(
+                f"note: {settings.rules} is not the policy serving: version {version} is (read "
+                f"from {serving.source}); these are the file's experiments. The servers': "
+                f"`leadrouter policy show {version}`, or --rules the file it came from.",
+                style="yellow",
+            )
+        )
+    if not policy.experiments:
+        out.print(Text(f"{settings.rules} has no experiments."))
+        return
     report = asyncio.run(running.report(settings, policy, window, by="arm"))
     comparisons = {c.experiment: c for c in compare_arms(report)}
     groups = {group.group: group for group in report.groups}

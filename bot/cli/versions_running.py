@@ -60,6 +60,12 @@ async def activate(settings: Settings, file: Path, *, by: str) -> Activated:
     )
 
 
+async def serving_unless(settings: Settings, file: Path) -> StoredPolicy | None:
+    """The version serving, when the policy file is not it (None when it is, or none is)."""
+    text, _ = read_policy_source(file, missing_ok=True)
+    return await _with_database(settings, lambda uow: experiments.serving_unless_it_is(uow, text))
+
+
 async def end_experiment(
     settings: Settings, file: Path, name: str, *, promote: bool, by: str
 ) -> Ended:

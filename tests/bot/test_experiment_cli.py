@@ -227,3 +227,59 @@ def test_an_experiment_whose_candidate_file_is_gone_can_still_be_stopped(
     assert "experiments" not in rules_text(env)
     promoted = runner.invoke(app, ["experiment", "promote", "duo"], env=env)
     assert promoted.exit_code == 1 and "Traceback" not in promoted.output
+
+
+def serving_elsewhere(tmp_path: Path, env: dict[str, str]) -> str:
+    """Activate, from another file, the policy with a rule of its own changed: the version
+    every server serves, which the file at LEADROUTER_RULES is not. Returns its version."""
+    other = tmp_path / "weekly.yml"
+    other.write_text(POLICY.replace("name: Everyone", "name: Every lead"), encoding="utf-8")
+    activated = runner.invoke(app, ["policy", "activate", str(other)], env=env)
+    assert activated.exit_code == 0, activated.output
+    return short_version(version_of(other.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("command", ["stop", "promote"])
+def test_ending_an_experiment_from_a_file_that_is_not_the_version_serving_changes_nothing(
+    tmp_path: Path, env: dict[str, str], command: str
+) -> None:
+    serving = serving_elsewhere(tmp_path, env)
+
+    result = runner.invoke(app, ["experiment", command, "loads"], env=env)
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert (
+        f"{env['LEADROUTER_RULES']} is not the policy serving: version {serving} is"
+        in result.stderr
+    )
+    assert f"`leadrouter policy show {serving} > {env['LEADROUTER_RULES']}`" in result.stderr
+    assert "nothing changed" in result.stderr
+    assert rules_text(env) == POLICY
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert history.stdout.startswith(f"* {serving} ")
+    assert len(history.stdout.splitlines()) == 1
+
+
+def test_ending_an_experiment_from_the_file_serving_goes_ahead(env: dict[str, str]) -> None:
+    activated = runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"]], env=env)
+    assert activated.exit_code == 0, activated.output
+
+    result = runner.invoke(app, ["experiment", "stop", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert rules_text(env) == TRIO_POLICY
+
+
+def test_list_says_when_the_file_is_not_the_version_serving(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    serving = serving_elsewhere(tmp_path, env)
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"note: {env['LEADROUTER_RULES']} is not the policy serving: version {serving} is "
+        f"(read from {tmp_path / 'weekly.yml'})"
+    ) in " ".join(result.stderr.split())
