@@ -85,6 +85,29 @@ def test_activate_of_a_missing_file_is_one_sentence(tmp_path: Path, env: dict[st
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yml'}: no such policy file"
 
 
+def test_activate_of_a_stored_version_instead_of_a_file_says_how_to_serve_it_again(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    first = runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"]], env=env)
+    duo = runner.invoke(
+        app, ["policy", "activate", policy_file(tmp_path, "duo.yml", DUO_POLICY)], env=env
+    )
+    assert first.exit_code == 0 and duo.exit_code == 0, first.output + duo.output
+    version = short_version(version_of(TRIO_POLICY))
+
+    result = runner.invoke(app, ["policy", "activate", version], env=env)
+
+    assert result.exit_code == 1
+    rules = env["LEADROUTER_RULES"]
+    assert " ".join(result.stderr.split()) == (
+        f"error: {version} is a stored policy version, not a file: to serve it again, "
+        f"`leadrouter policy show {version} > {rules}`, then `leadrouter policy activate "
+        f"{rules}` (or `/routing policy activate {version}` in Slack)"
+    )
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert history.stdout.startswith(f"* {short_version(version_of(DUO_POLICY))} ")
+
+
 def test_history_lists_activations_newest_first_with_the_active_one_starred(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
