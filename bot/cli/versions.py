@@ -96,7 +96,9 @@ def activate(
 
     settings = load_settings()
     try:
-        activated = asyncio.run(versions_running.activate(settings, file, by=by or _user()))
+        activated, leaving = asyncio.run(
+            versions_running.activate(settings, file, by=by or _user())
+        )
     except PolicyError as exc:
         errors = sum(1 for p in exc.problems if p.severity == "error")
         err.print(Text(exc.report()))
@@ -115,6 +117,17 @@ def activate(
             f"{settings.policy_check_seconds:g} s"
         )
     )
+    for rep in leaving:
+        who = rep.rep if rep.name == rep.rep else f"{rep.rep} ({rep.name})"
+        offers = rep.offers
+        err.print(
+            Text(
+                f"note: {who} is not a rep of it: the {offers} lead{'s' if offers != 1 else ''} "
+                "offered to them and not yet claimed move on to others as the servers switch to "
+                "it (claimed leads stay theirs)",
+                style="yellow",
+            )
+        )
     if _file_version(settings.rules) not in (None, activated.policy.version):
         err.print(
             Text(

@@ -26,11 +26,13 @@ from bot.service.policies import (
     SHORTEST_PREFIX,
     Activated,
     Activation,
+    Leaving,
     PolicyActivated,
     StoredPolicy,
     activate_policy,
     find_policy_version,
     policy_history,
+    unclaimed_offers_leaving,
 )
 from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
@@ -50,8 +52,10 @@ async def show(settings: Settings, version: str) -> StoredPolicy:
     return await _with_database(settings, lambda uow: find_policy_version(uow, version))
 
 
-async def activate(settings: Settings, file: Path, *, by: str) -> Activated:
-    """PolicyError, with every problem, for a file that fails the checks."""
+async def activate(settings: Settings, file: Path, *, by: str) -> tuple[Activated, list[Leaving]]:
+    """The activation, and the reps it leaves out who hold unclaimed offers, each with how
+    many (read just before). PolicyError, with every problem, for a file that fails the
+    checks."""
     try:
         text = read_policy_text(file)
     except PolicyFileMissing:
@@ -65,10 +69,15 @@ async def activate(settings: Settings, file: Path, *, by: str) -> Activated:
             f"policy show {version} > {rules}`, then `leadrouter policy activate {rules}` (or "
             f"`/routing policy activate {version}` in Slack)"
         ) from None
-    return await _with_database(
-        settings,
-        lambda uow: activate_policy(uow, text, source=str(file), how=Activation.COMMAND, by=by),
-    )
+
+    async def use(uow: UnitOfWork) -> tuple[Activated, list[Leaving]]:
+        leaving = await unclaimed_offers_leaving(uow, text)
+        activated = await activate_policy(
+            uow, text, source=str(file), how=Activation.COMMAND, by=by
+        )
+        return activated, leaving if activated.activated else []
+
+    return await _with_database(settings, use)
 
 
 async def serving_unless(settings: Settings, file: Path) -> StoredPolicy | None:
