@@ -118,16 +118,7 @@ def activate(
         )
     )
     for rep in leaving:
-        who = rep.rep if rep.name == rep.rep else f"{rep.rep} ({rep.name})"
-        offers = rep.offers
-        err.print(
-            Text(
-                f"note: {who} is not a rep of it: the {offers} lead{'s' if offers != 1 else ''} "
-                "offered to them and not yet claimed move on to others as the servers switch to "
-                "it (claimed leads stay theirs)",
-                style="yellow",
-            )
-        )
+        err.print(Text(f"note: {rep.sentence()}", style="yellow"))
     if _file_version(settings.rules) not in (None, activated.policy.version):
         err.print(
             Text(

@@ -211,6 +211,14 @@ class Leaving:
     name: str  # as the version serving names them; their id when it does not
     offers: int
 
+    def sentence(self) -> str:
+        who = self.rep if self.name == self.rep else f"{self.rep} ({self.name})"
+        leads, move = ("lead", "moves") if self.offers == 1 else ("leads", "move")
+        return (
+            f"{who} is not a rep of it: the {self.offers} {leads} offered to them and not yet "
+            f"claimed {move} on to others as the servers switch to it (claimed leads stay theirs)"
+        )
+
 
 async def unclaimed_offers_leaving(uow: UnitOfWork, text: str) -> list[Leaving]:
     """The reps holding offers not yet claimed whom the policy written in `text` does not have,
