@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -21,6 +21,10 @@ from routing.policy import PolicyError
 from routing.policy_version import short_version
 from routing.report.stats import Proportion
 from routing.report.window import DEFAULT_SINCE, BadWindow, window_of
+
+if TYPE_CHECKING:
+    from routing.report.arms import ArmComparison
+    from routing.report.figures import GroupReport
 
 NameArgument = Annotated[str, typer.Argument(help="The experiment's name, as the policy gives it.")]
 ByOption = Annotated[
@@ -61,12 +65,14 @@ def list_experiments(
                 style="yellow",
             )
         )
-    if not policy.experiments:
-        out.print(Text(f"{settings.rules} has no experiments."))
-        return
     report = asyncio.run(running.report(settings, policy, window, by="arm"))
     comparisons = {c.experiment: c for c in compare_arms(report)}
     groups = {group.group: group for group in report.groups}
+    # An experiment promoted or stopped goes on being shown while its leads are in the window.
+    ended = sorted(set(comparisons) - {experiment.name for experiment in policy.experiments})
+    if not policy.experiments and not ended:
+        out.print(Text(f"{settings.rules} has no experiments."))
+        return
     for experiment in policy.experiments:
         leads = "the leads its when: matches" if experiment.when is not None else "leads"
         out.print(
@@ -76,20 +82,32 @@ def list_experiments(
                 style="bold",
             )
         )
-        for arm in ARMS:
-            group = groups.get(arm_label(experiment.name, arm))
-            if group is None:
-                out.print(Text(f"  {arm}: no lead since {since}"))
-                continue
-            out.print(
-                Text(
-                    f"  {arm}: {group.leads} leads, claim SLA {_rate(group.claim_sla)}, "
-                    f"converted {_rate(group.converted)}"
-                )
+        _arms(experiment.name, groups, comparisons, since)
+    for name in ended:
+        out.print(Text(f"{name}: no longer in the policy; its leads since {since}", style="bold"))
+        _arms(name, groups, comparisons, since)
+
+
+def _arms(
+    name: str,
+    groups: dict[str | None, GroupReport],
+    comparisons: dict[str, ArmComparison],
+    since: str,
+) -> None:
+    for arm in ARMS:
+        group = groups.get(arm_label(name, arm))
+        if group is None:
+            out.print(Text(f"  {arm}: no lead since {since}"))
+            continue
+        out.print(
+            Text(
+                f"  {arm}: {group.leads} leads, claim SLA {_rate(group.claim_sla)}, "
+                f"converted {_rate(group.converted)}"
             )
-        comparison = comparisons.get(experiment.name)
-        for difference in comparison.differences if comparison else ():
-            out.print(Text(f"  {difference.verdict}"))
+        )
+    comparison = comparisons.get(name)
+    for difference in comparison.differences if comparison else ():
+        out.print(Text(f"  {difference.verdict}"))
 
 
 @experiment_app.command("promote")

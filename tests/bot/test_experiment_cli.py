@@ -283,3 +283,36 @@ def test_list_says_when_the_file_is_not_the_version_serving(
         f"note: {env['LEADROUTER_RULES']} is not the policy serving: version {serving} is "
         f"(read from {tmp_path / 'weekly.yml'})"
     ) in " ".join(result.stderr.split())
+
+
+def test_list_goes_on_showing_an_ended_experiment_whose_leads_are_in_the_window(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email\n" + "".join(f"L-{n},buyer{n}@firm{n}.com\n" for n in range(12)),
+        encoding="utf-8",
+    )
+    assert runner.invoke(app, ["import", str(leads)], env=env).exit_code == 0
+    stopped = runner.invoke(app, ["experiment", "stop", "loads"], env=env)
+    assert stopped.exit_code == 0, stopped.output
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "loads: no longer in the policy; its leads since 7d"
+    shown = [line for line in lines if line.startswith(("  control: ", "  candidate: "))]
+    assert sum(int(line.split(": ")[1].split(" leads")[0]) for line in shown) == 12
+    assert any(line.startswith("  conversion: too few leads to tell yet") for line in lines)
+
+
+def test_list_of_a_policy_without_experiments_and_none_in_the_window_says_so(
+    env: dict[str, str],
+) -> None:
+    assert runner.invoke(app, ["experiment", "stop", "loads"], env=env).exit_code == 0
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{env['LEADROUTER_RULES']} has no experiments."
