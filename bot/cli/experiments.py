@@ -16,13 +16,16 @@ from rich.text import Text
 
 from bot.cli.common import CliError, RulesOption, err, experiment_app, friendly, out, read_policy
 from bot.cli.versions import _user
-from routing.experiments import ARMS, arm_label
+from bot.policy_file import load_policy
+from routing.experiments import ARMS, CANDIDATE, CONTROL, arm_label
 from routing.policy import PolicyError
 from routing.policy_version import short_version
+from routing.report.figures import TOO_FEW
 from routing.report.stats import Proportion
 from routing.report.window import DEFAULT_SINCE, BadWindow, window_of
 
 if TYPE_CHECKING:
+    from bot.settings import Settings
     from routing.report.arms import ArmComparison
     from routing.report.figures import GroupReport
 
@@ -134,6 +137,7 @@ def _end(name: str, *, promote: bool, by: str | None, rules: Path | None) -> Non
 
     settings = load_settings(rules=rules)
     file = settings.rules
+    arms = _arms_since(settings, file, name) if promote else None
     try:
         ended = asyncio.run(
             versions_running.end_experiment(settings, file, name, promote=promote, by=by or _user())
@@ -153,6 +157,34 @@ def _end(name: str, *, promote: bool, by: str | None, rules: Path | None) -> Non
             f"{file}; running servers switch to it within {settings.policy_check_seconds:g} s"
         )
     )
+    if arms is not None and min(arms.values()) < TOO_FEW:
+        err.print(
+            Text(
+                f"note: experiment {name} had {arms[CONTROL]} leads in the control and "
+                f"{arms[CANDIDATE]} in the candidate since {DEFAULT_SINCE}: too few to tell "
+                f"whether the candidate does better ({TOO_FEW} in each at least; `leadrouter "
+                "experiment list`)",
+                style="yellow",
+            )
+        )
+
+
+def _arms_since(settings: Settings, file: Path, name: str) -> dict[str, int] | None:
+    """Each arm's leads of the experiment over the last `DEFAULT_SINCE`, as `list` counts them;
+    None when the file cannot be read (the promotion says why)."""
+    from bot.cli import running
+
+    try:
+        policy = load_policy(file)
+    except PolicyError:
+        return None
+    window = window_of(
+        since=DEFAULT_SINCE, start=None, end=None, now=datetime.now(UTC), options="--"
+    )
+    running.upgrade(settings.database_url)
+    report = asyncio.run(running.report(settings, policy, window, by="arm"))
+    groups = {group.group: group.leads for group in report.groups}
+    return {arm: groups.get(arm_label(name, arm), 0) for arm in ARMS}
 
 
 def _rate(proportion: Proportion) -> str:

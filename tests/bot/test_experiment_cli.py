@@ -316,3 +316,34 @@ def test_list_of_a_policy_without_experiments_and_none_in_the_window_says_so(
 
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"{env['LEADROUTER_RULES']} has no experiments."
+
+
+def test_promote_on_too_few_leads_says_so_and_promotes(tmp_path: Path, env: dict[str, str]) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email\n" + "".join(f"L-{n},buyer{n}@firm{n}.com\n" for n in range(12)),
+        encoding="utf-8",
+    )
+    assert runner.invoke(app, ["import", str(leads)], env=env).exit_code == 0
+    arms = {CONTROL: 0, CANDIDATE: 0}
+    for n in range(12):
+        arms[CANDIDATE if position_of("loads", f"domain firm{n}.com") < 0.5 else CONTROL] += 1
+
+    result = runner.invoke(app, ["experiment", "promote", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("experiment loads promoted: version ")
+    assert (
+        f"note: experiment loads had {arms[CONTROL]} leads in the control and "
+        f"{arms[CANDIDATE]} in the candidate since 7d: too few to tell whether the candidate "
+        "does better (30 in each at least; `leadrouter experiment list`)"
+    ) in " ".join(result.stderr.split())
+
+
+def test_promote_without_leads_in_the_window_says_there_were_none(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["experiment", "promote", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "note: experiment loads had 0 leads in the control and 0 in the candidate" in " ".join(
+        result.stderr.split()
+    )
