@@ -3,6 +3,7 @@ the top: this module itself is imported only once one of those commands runs."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -26,20 +27,26 @@ from bot.policy_file import read_policy_text
 from bot.service.accounts import import_accounts
 from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
-from bot.service.policies import keep_policy
+from bot.service.policies import (
+    UnknownVersion,
+    active_version,
+    keep_policy,
+    stored_policy_of,
+)
 from bot.service.replay import replay as replay_window
 from bot.service.report import refresh_report, routing_report
+from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from bot.story import LeadStory
 from routing.model import Account
 from routing.policy import Policy, PolicyError
-from routing.policy_version import version_of
+from routing.policy_version import short_version, version_of
 from routing.replay import Replayed
 from routing.replay_summary import ReplaySummary
 from routing.report import Report
 from routing.report.window import Window
 from storage import migrate
-from storage.db import check_url
+from storage.db import check_url, open_database
 
 if TYPE_CHECKING:
     from bot.http.serving import Listener
@@ -230,6 +237,39 @@ def migrated(url: str) -> None:
             f"the database is at revision {revision or 'none'}, not {migrate.head()}: "
             "run `leadrouter db upgrade` first (or `serve`, which migrates at start)"
         )
+
+
+def active_policy_instead(settings: Settings, refused: CliError) -> Policy:
+    """The version active in the database, to serve while the policy file fails its checks
+    (`refused`, its problems); `refused` itself when there is none this release can serve."""
+
+    async def active() -> Policy | None:
+        db = open_database(settings.database_url)
+        try:
+            uow = UnitOfWork(db=db, policy=_routes_nothing)
+            version = await active_version(uow)
+            return await stored_policy_of(uow, version) if version is not None else None
+        except (PolicyError, UnknownVersion, SQLAlchemyError, OSError):
+            return None  # the file's problems are what to say
+        finally:
+            await db.dispose()
+
+    policy = asyncio.run(active())
+    if policy is None:
+        raise refused
+    # The watch's first look refuses the file with its problems, and tells the managers.
+    log.warning(
+        "policy: %s fails its checks: version %s, active in the database, serves until it is fixed",
+        settings.rules,
+        short_version(policy.version),
+    )
+    for warning in policy.warnings:
+        log.warning("%s", warning.format(policy.source))
+    return policy
+
+
+def _routes_nothing() -> Policy:
+    raise AssertionError("looking up the active version routes nothing")
 
 
 async def replay(

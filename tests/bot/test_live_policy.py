@@ -235,6 +235,25 @@ async def test_a_missing_file_is_said_once_and_the_policy_serves_on(
     assert app.policy.version == version_of(TRIO_POLICY)
 
 
+async def test_sighup_on_a_missing_file_says_so_each_time_it_is_sent(
+    app: App, rules: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = watch_of(app)
+    await watch.start()
+    remove(rules)
+    await watch.look()  # the watch's own look says it once
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="bot.live_policy"):
+        await watch.look(asked=True)
+        await watch.look(asked=True)
+
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2
+    assert all(f"cannot look at {rules}" in line and "SIGHUP" in line for line in said)
+    assert app.policy.version == version_of(TRIO_POLICY)
+
+
 # --- the database --------------------------------------------------------------------------------
 
 
