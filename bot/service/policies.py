@@ -274,8 +274,9 @@ async def move_from_departed(
             moves.append(moved)
     if moves:
         log.info(
-            "%d open leads moved on from %s, who left the policy",
+            "%d open lead%s moved on from %s, who left the policy",
             len(moves),
+            "" if len(moves) == 1 else "s",
             ", ".join(departed),
         )
     return moves
