@@ -9,6 +9,7 @@ sentence naming the variable, never a traceback; secrets are `SecretStr`, never 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite+aiosqlite:///./leadrouter.db", alias="DATABASE_URL")
     rules: Path = Field(Path("routing.yml"), alias="LEADROUTER_RULES")
     # How often `serve` looks at the policy file and at the version every replica is to serve.
-    policy_check_seconds: float = Field(2.0, gt=0, le=3600, alias="LEADROUTER_POLICY_CHECK_SECONDS")
+    policy_check_seconds: float = Field(2.0, alias="LEADROUTER_POLICY_CHECK_SECONDS")
     webhook_secret: SecretStr | None = Field(None, alias="LEADROUTER_WEBHOOK_SECRET")
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, alias="PORT")
@@ -116,7 +117,7 @@ class Settings(BaseSettings):
     hubspot_api_url: str = Field("https://api.hubapi.com", alias="HUBSPOT_API_URL")
     # The address HubSpot posts webhooks to, when a proxy in front changes how it looks here.
     hubspot_webhook_url: str | None = Field(None, alias="HUBSPOT_WEBHOOK_URL")
-    crm_concurrency: int = Field(16, ge=1, le=64, alias="CRM_CONCURRENCY")
+    crm_concurrency: int = Field(16, alias="CRM_CONCURRENCY")
     # Retention, in days (None: forever), of the tables that only housekeeping reads (see
     # `bot.retention`). Slack sends a request again within minutes; the rest is kept for people.
     retention_request_keys_days: int | None = Field(7, alias="RETENTION_REQUEST_KEYS_DAYS")
@@ -165,6 +166,47 @@ class Settings(BaseSettings):
             job_runs=self.retention_job_runs_days,
             audit=self.retention_audit_days,
         )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object, info: ValidationInfo) -> object:
+        """A setting unset by default and given as an empty line (`SLACK_SIGNING_SECRET=`, an
+        uncommented line of .env.example) is a mistake: taken as a value, an empty secret
+        would fail every request it checks, or check nothing."""
+        name = info.field_name or ""
+        unset = name in cls.model_fields and cls.model_fields[name].default is None
+        if unset and isinstance(value, str | SecretStr) and not _text(value).strip():
+            raise ValueError("is empty; give it a value, or remove the line to leave it unset")
+        return value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "is empty; name the policy file, such as routing.yml, or remove the line for "
+                "routing.yml in the working directory"
+            )
+        return value
+
+    @field_validator("policy_check_seconds", mode="before")
+    @classmethod
+    def _policy_check_seconds(cls, value: object) -> float:
+        try:
+            seconds = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and 0 < seconds <= 3600):
+            raise ValueError("must be a number of seconds from more than 0 to 3600, such as 2")
+        return seconds
+
+    @field_validator("crm_concurrency", mode="before")
+    @classmethod
+    def _crm_concurrency(cls, value: object) -> int:
+        text = str(value).strip() if isinstance(value, str | int) else ""
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 64):
+            raise ValueError("must be a whole number from 1 to 64, such as 16")
+        return int(text)
 
     @field_validator("database_url")
     @classmethod
@@ -217,9 +259,20 @@ class Settings(BaseSettings):
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+        if not _http_url(value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("hubspot_webhook_url")
+    @classmethod
+    def _hubspot_webhook_url(cls, value: str | None) -> str | None:
+        # The signature covers this address: one HubSpot cannot post to fails every webhook.
+        if value is not None and not _http_url(value := value.strip()):
+            raise ValueError(
+                "must be the full public address HubSpot posts to, such as "
+                "https://leads.example.com/webhooks/hubspot"
+            )
+        return value
 
     @field_validator("salesforce_instance_url")
     @classmethod
@@ -394,6 +447,20 @@ def is_loopback(host: str) -> bool:
     """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
     host = host.removeprefix("[").removesuffix("]").lower()
     return host == "localhost" or (_is_address(host) and ipaddress.ip_address(host).is_loopback)
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _http_url(url: str) -> bool:
+    """Whether `url` is an http(s) address with a host, and no space in it."""
+    parts = urlsplit(url)
+    try:
+        host, _ = parts.hostname, parts.port  # .port raises for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and url.isprintable() and " " not in url
 
 
 def _is_address(text: str) -> bool:

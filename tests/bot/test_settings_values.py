@@ -1,0 +1,139 @@
+"""Settings as an operator writes them into `.env`: a line left empty, a number that is not one,
+an address with a typo. Each stops `serve` with a sentence naming the variable, and none is
+taken as if it were a value that works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.settings import SettingsError, load_settings
+from tests.bot.webhook import SECRET
+
+runner = CliRunner()
+
+# Settings that are unset by default: an empty line for one (`SLACK_SIGNING_SECRET=`, as an
+# uncommented line of .env.example reads) is a mistake, not a secret or an address.
+UNSET_BY_DEFAULT = [
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SALESFORCE_INSTANCE_URL",
+    "HUBSPOT_PORTAL_ID",
+    "SALESFORCE_ACCESS_TOKEN",
+    "SALESFORCE_USERNAME",
+    "SALESFORCE_PASSWORD",
+    "SALESFORCE_SECURITY_TOKEN",
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "SALESFORCE_DOMAIN",
+    "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_CLIENT_SECRET",
+    "HUBSPOT_WEBHOOK_URL",
+    "LEADROUTER_PUBLIC_URL",
+    "LEADROUTER_DASHBOARD_TOKEN",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+]
+
+
+def problem(**env: Any) -> str:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET, **env)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("name", UNSET_BY_DEFAULT)
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_a_setting_left_empty_is_refused_as_empty_not_taken_as_a_value(
+    name: str, empty: str
+) -> None:
+    assert problem(**{name: empty}) == (
+        f"{name}: is empty; give it a value, or remove the line to leave it unset"
+    )
+
+
+def test_an_empty_signing_secret_stops_serve_rather_than_failing_every_slack_request() -> None:
+    result = runner.invoke(
+        app,
+        ["serve"],
+        env={
+            "LEADROUTER_WEBHOOK_SECRET": SECRET,
+            "SLACK_BOT_TOKEN": "xoxb-1-secret-bot-token",
+            "SLACK_SIGNING_SECRET": "",
+        },
+    )
+
+    assert result.exit_code == 1
+    assert "SLACK_SIGNING_SECRET: is empty" in result.stderr
+    assert "Traceback" not in result.output
+    assert "secret-bot-token" not in result.output
+
+
+def test_an_empty_policy_file_setting_is_named_rather_than_read_as_the_working_folder() -> None:
+    assert problem(LEADROUTER_RULES="") == (
+        "LEADROUTER_RULES: is empty; name the policy file, such as routing.yml, or remove "
+        "the line for routing.yml in the working directory"
+    )
+
+
+@pytest.mark.parametrize("given", ["", "abc", "nan", "inf", "0", "-2", "3601"])
+def test_a_policy_check_interval_that_is_not_a_number_of_seconds_gets_our_sentence(
+    given: str,
+) -> None:
+    assert problem(LEADROUTER_POLICY_CHECK_SECONDS=given) == (
+        "LEADROUTER_POLICY_CHECK_SECONDS: must be a number of seconds from more than 0 to "
+        "3600, such as 2"
+    )
+
+
+@pytest.mark.parametrize("given", ["0.5", "2", " 30 ", "3600"])
+def test_a_policy_check_interval_in_range_is_taken(given: str) -> None:
+    settings = load_settings(
+        LEADROUTER_WEBHOOK_SECRET=SECRET, LEADROUTER_POLICY_CHECK_SECONDS=given
+    )
+
+    assert settings.policy_check_seconds == float(given)
+
+
+@pytest.mark.parametrize("given", ["", "abc", "0", "65", "2.5", "-1"])
+def test_a_crm_concurrency_that_is_not_a_whole_number_in_range_gets_our_sentence(
+    given: str,
+) -> None:
+    assert problem(CRM_CONCURRENCY=given) == (
+        "CRM_CONCURRENCY: must be a whole number from 1 to 64, such as 16"
+    )
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "leads.example.com/webhooks/hubspot",
+        "htps://leads.example.com/webhooks/hubspot",
+        "https://leads example.com/webhooks/hubspot",
+        "https:///webhooks/hubspot",
+    ],
+)
+def test_a_hubspot_webhook_url_that_is_not_an_address_is_refused(given: str) -> None:
+    assert problem(HUBSPOT_WEBHOOK_URL=given) == (
+        "HUBSPOT_WEBHOOK_URL: must be the full public address HubSpot posts to, such as "
+        "https://leads.example.com/webhooks/hubspot"
+    )
+
+
+def test_a_hubspot_webhook_url_is_kept_as_written() -> None:
+    url = "https://leads.example.com/webhooks/hubspot"
+
+    settings = load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET, HUBSPOT_WEBHOOK_URL=url)
+
+    assert settings.hubspot_webhook_url == url
+
+
+@pytest.mark.parametrize("given", ["https://slack com/api/", "https:///api/", "https://"])
+def test_a_slack_api_url_without_a_host_is_refused(given: str) -> None:
+    assert problem(SLACK_API_URL=given) == (
+        "SLACK_API_URL: must be an http(s) URL such as https://slack.com/api/"
+    )
