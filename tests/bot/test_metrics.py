@@ -242,3 +242,27 @@ async def _scrape(session: aiohttp.ClientSession, server: Server) -> str:
     async with session.get(f"{server.url}/metrics") as response:
         assert response.status == 200
         return await response.text()
+
+
+# --- the exposition itself -------------------------------------------------------------------
+
+
+async def test_every_series_has_help_and_type_and_counters_end_in_total_with_no_created_twin(
+    app: App,
+) -> None:
+    text = (await Metrics().scrape(app)).decode()
+    helped = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")}
+    typed = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE "))
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    histogram_parts = ("_bucket", "_count", "_sum")
+
+    def family(name: str) -> str:
+        for part in histogram_parts:
+            if name.removesuffix(part) in typed and typed[name.removesuffix(part)] == "histogram":
+                return name.removesuffix(part)
+        return name
+
+    assert {family(name) for name in names} <= helped & typed.keys()
+    # A `leadrouter_decisions_created` gauge of Unix times reads as a count of decisions made.
+    assert not [name for name in typed if name.endswith("_created")]
+    assert [n for n, kind in typed.items() if kind == "counter" and not n.endswith("_total")] == []
