@@ -125,7 +125,7 @@ class Metrics:
         # Without this, each counter and histogram has a `_created` twin in the text format, a
         # gauge of Unix times named like a count (`leadrouter_decisions_created`): twice the
         # series, and a misreading waiting to happen. Prometheus needs none of them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = CollectorRegistry()
         self.leads = Counter(
             "leadrouter_leads_total",
