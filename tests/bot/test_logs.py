@@ -241,6 +241,43 @@ async def test_serve_with_log_format_json_writes_one_json_object_per_line(
         assert secret not in output
 
 
+async def test_serve_with_log_format_json_gives_each_request_its_status_and_duration_as_fields(
+    servers: Servers, tmp_path: Path
+) -> None:
+    server = servers.start(tmp_path / "leads.db", extra_env={"LOG_FORMAT": "json"})
+    await wait_until_ready(server)
+    async with aiohttp.ClientSession() as session:
+        assert (await post(session, server, {"id": "L-1", "company": "Acme"}))[0] == 201
+        async with session.get(f"{server.url}/nowhere") as response:
+            assert response.status == 404
+    assert terminate(server) == 0, server.output()
+    lines = [json.loads(line) for line in server.output().splitlines()]
+    access = [line for line in lines if line["logger"] == "aiohttp.access"]
+    assert [(line["request"], line["status"]) for line in access] == [
+        ("POST /leads HTTP/1.1", 201),
+        ("GET /nowhere HTTP/1.1", 404),
+    ]
+    assert all(isinstance(line["duration_s"], float) for line in access)
+    assert all(0 <= line["duration_s"] < 10 for line in access)
+
+
+async def test_serve_at_info_logs_the_migrations_it_runs_and_not_alembics_chatter(
+    servers: Servers, tmp_path: Path
+) -> None:
+    database = tmp_path / "leads.db"
+    first = servers.start(database)
+    await wait_until_ready(first)
+    assert terminate(first) == 0, first.output()
+    again = servers.start(database)  # nothing left to migrate
+    await wait_until_ready(again)
+    assert terminate(again) == 0, again.output()
+
+    assert "Running upgrade  -> 0001" in first.output()
+    for chatter in ("Context impl", "Will assume"):
+        assert chatter not in first.output() + again.output()
+    assert "alembic" not in again.output()
+
+
 async def _until_logged(server: Server, text: str) -> None:
     deadline = time.monotonic() + 15
     while text not in server.output():
