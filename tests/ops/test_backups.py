@@ -5,9 +5,11 @@ PostgreSQL dumped with pg_dump and restored with pg_restore, at the same migrati
 from __future__ import annotations
 
 import asyncio
+import shlex
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +25,7 @@ from storage.db import open_database
 from storage.models import LeadRow
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
 from tests.bot.webhook import row_counts
+from tests.ops.test_readme import OPERATIONS, section
 from tests.pg import PostgresServer
 
 BATCHES = 40
@@ -155,3 +158,35 @@ async def test_a_postgresql_database_dumped_with_pg_dump_restores_with_pg_restor
         assert count == 25
     finally:
         await postgres_server.drop_database(name)
+
+
+def test_the_containers_backup_steps_as_written_work_day_after_day(tmp_path: Path) -> None:
+    """docs/operations.md's steps for the image (no sqlite3 shell), run here with the volume as
+    a folder and `docker exec`/`docker cp` as what they do: the copy leaves the container, and
+    the next day's runs too (VACUUM INTO never writes over a file)."""
+    block = section("## Backups", OPERATIONS)
+    steps = [line for line in block.splitlines() if line.startswith("docker ") and "/data" in line]
+    assert steps, "the Backups section has no steps for the container"
+    volume, host = tmp_path / "data", tmp_path / "host"
+    volume.mkdir()
+    host.mkdir()
+    with sqlite3.connect(volume / "leadrouter.db") as connection:
+        connection.execute("CREATE TABLE leads (id TEXT)")
+        connection.execute("INSERT INTO leads VALUES ('L-1')")
+    connection.close()
+    for day in ("2026-11-17", "2026-11-18"):
+        for step in steps:
+            for part in step.split(" && "):
+                command = shlex.split(part.replace("$(date +%F)", day))
+                if command[:2] == ["docker", "exec"]:
+                    command = [sys.executable if c == "python" else c for c in command[3:]]
+                elif command[:2] == ["docker", "cp"]:
+                    command = ["cp", command[2].split(":", 1)[1], command[3]]
+                else:
+                    pytest.fail(f"a step the test cannot follow: {part}")
+                command = [c.replace("/data/", f"{volume}/") for c in command]
+                done = subprocess.run(command, cwd=host, capture_output=True, text=True)
+                assert done.returncode == 0, (part, done.stderr)
+        with sqlite3.connect(host / f"leadrouter-{day}.db") as copy:
+            assert copy.execute("SELECT id FROM leads").fetchall() == [("L-1",)]
+        copy.close()
