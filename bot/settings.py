@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from bot.logs import LOG_FORMATS, LogFormat
 from bot.retention import Retention
@@ -212,9 +213,11 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         try:
-            return check_url(value)
+            url = check_url(value)
         except DatabaseUrlError as exc:
             raise ValueError(exc.problem) from None
+        _sqlite_file(url)
+        return url
 
     @field_validator("host")
     @classmethod
@@ -447,6 +450,25 @@ def is_loopback(host: str) -> bool:
     """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
     host = host.removeprefix("[").removesuffix("]").lower()
     return host == "localhost" or (_is_address(host) and ipaddress.ip_address(host).is_loopback)
+
+
+def _sqlite_file(url: str) -> None:
+    """A ValueError unless a SQLite URL names a file: one in memory, as `sqlite:///` opens,
+    would take leads and lose them all when the process ends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    if parsed.host:
+        raise ValueError(
+            "a SQLite URL has three slashes before a path under the working directory "
+            "(sqlite:///leadrouter.db), four before one from the root (sqlite:////data/leadrouter.db)"
+        )
+    if parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory":
+        raise ValueError(
+            "names no SQLite file, and a database in memory is lost when the process ends: "
+            "give its path, such as sqlite:///leadrouter.db (three slashes: under the working "
+            "directory) or sqlite:////data/leadrouter.db (four: from the root)"
+        )
 
 
 def _text(value: str | SecretStr) -> str:

@@ -137,3 +137,35 @@ def test_a_slack_api_url_without_a_host_is_refused(given: str) -> None:
     assert problem(SLACK_API_URL=given) == (
         "SLACK_API_URL: must be an http(s) URL such as https://slack.com/api/"
     )
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["sqlite://", "sqlite:///", "sqlite+aiosqlite://", "sqlite:///:memory:", " sqlite:/// "],
+)
+def test_a_sqlite_url_without_a_file_is_refused_rather_than_keeping_the_leads_in_memory(
+    given: str,
+) -> None:
+    assert problem(DATABASE_URL=given) == (
+        "DATABASE_URL: names no SQLite file, and a database in memory is lost when the process "
+        "ends: give its path, such as sqlite:///leadrouter.db (three slashes: under the "
+        "working directory) or sqlite:////data/leadrouter.db (four: from the root)"
+    )
+
+
+@pytest.mark.parametrize("given", ["sqlite://leads.db", "sqlite+aiosqlite://data/leads.db"])
+def test_a_sqlite_url_with_two_slashes_says_how_many_it_takes(given: str) -> None:
+    assert problem(DATABASE_URL=given) == (
+        "DATABASE_URL: a SQLite URL has three slashes before a path under the working "
+        "directory (sqlite:///leadrouter.db), four before one from the root "
+        "(sqlite:////data/leadrouter.db)"
+    )
+
+
+@pytest.mark.parametrize(
+    "given", ["sqlite:///leads.db", "sqlite:////data/leads.db", "sqlite+aiosqlite:///./x.db"]
+)
+def test_a_sqlite_url_naming_a_file_is_taken(given: str) -> None:
+    settings = load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET, DATABASE_URL=given)
+
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
