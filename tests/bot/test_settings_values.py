@@ -4,6 +4,7 @@ taken as if it were a value that works."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.settings import SettingsError, load_settings
+from tests.bot.conftest import EXAMPLES
 from tests.bot.webhook import SECRET
 
 runner = CliRunner()
@@ -169,3 +171,31 @@ def test_a_sqlite_url_naming_a_file_is_taken(given: str) -> None:
     settings = load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET, DATABASE_URL=given)
 
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_check_reads_the_policy_file_dotenv_names_as_serve_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mine.yml").write_text((EXAMPLES / "routing.yml").read_text())
+    (tmp_path / ".env").write_text("LEADROUTER_RULES=mine.yml\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEADROUTER_RULES", raising=False)
+
+    result = runner.invoke(app, ["check"])
+
+    assert load_settings().rules == Path("mine.yml")  # what serve reads
+    assert result.exit_code == 0, result.output
+    assert "routing.yml: no such policy file" not in result.output
+
+
+def test_the_environment_wins_over_dotenv_for_the_policy_file_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("LEADROUTER_RULES=mine.yml\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEADROUTER_RULES", "theirs.yml")
+
+    result = runner.invoke(app, ["check"])
+
+    assert result.exit_code == 1
+    assert "theirs.yml: no such policy file" in result.stderr
