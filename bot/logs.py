@@ -33,6 +33,8 @@ LEAD_ID = "lead_id"
 # access log's lines of these requests when they answered 200.
 _QUIET_LOGGERS = ("apscheduler",)
 _QUIET_REQUESTS = ("GET /healthz ", "GET /metrics ")
+# Libraries whose DEBUG lines are never written (see `configure_logging`).
+_NEVER_DEBUG = ("slack_sdk", "slack_bolt", "aiosqlite")
 # Alembic says at INFO, twice on every start, which database it talks to and how it does DDL.
 _MIGRATION_LOGGER = "alembic.runtime.migration"
 ACCESS_LOGGER = "aiohttp.access"
@@ -126,3 +128,8 @@ def configure_logging(level: str, fmt: LogFormat | str, *, stream: TextIO | None
     root.setLevel(numeric)
     # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Never their DEBUG lines, whatever LOG_LEVEL says: the Slack libraries' carry every card's
+    # text and every request Slack sends (who a lead is, how to reach them); aiosqlite's are
+    # two per SQLite call, hundreds per lead, burying the lines DEBUG is turned on for.
+    for name in _NEVER_DEBUG:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))

@@ -284,3 +284,34 @@ async def _until_logged(server: Server, text: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"{text!r} was not logged:\n{server.output()}")
         await asyncio.sleep(0.05)
+
+
+async def test_serve_at_debug_logs_no_contact_detail_or_token_either(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """DEBUG is what an operator turns on to see why something fails, in production too: the
+    Slack libraries' own lines there would carry each card's text (who the lead is, how to
+    reach them) and each request Slack sends."""
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY)
+    with FakeSlack.in_thread() as slack:
+        server = servers.start(
+            tmp_path / "leads.db",
+            extra_env={
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "LEADROUTER_RULES": str(rules),
+                "LOG_LEVEL": "DEBUG",
+            },
+        )
+        await wait_until_ready(server)
+        async with aiohttp.ClientSession() as session:
+            status, _ = await post(session, server, {"id": "L-1", "company": "Acme", **CONTACT})
+            assert status == 201
+        await _until_logged(server, "lead L-1: card posted to ann")
+        assert terminate(server) == 0, server.output()
+    output = server.output()
+    assert " DEBUG " in output  # DEBUG it is
+    for secret in (BOT_TOKEN, SIGNING_SECRET, *CONTACT.values()):
+        assert secret not in output
