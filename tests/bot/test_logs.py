@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from bot.slack.app import build_client, build_slack_app
 from bot.slack.parts import SlackParts
 from routing.leads import parse_lead
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
+from tests.bot.test_start_up import serve
 from tests.fakes.slack import FakeSlack
 
 POLICY = """\
@@ -315,3 +317,30 @@ async def test_serve_at_debug_logs_no_contact_detail_or_token_either(
     assert " DEBUG " in output  # DEBUG it is
     for secret in (BOT_TOKEN, SIGNING_SECRET, *CONTACT.values()):
         assert secret not in output
+
+
+def test_with_log_format_json_the_error_serve_stops_on_is_a_json_line_too(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        code, output = serve(tmp_path, PORT=str(port), LOG_FORMAT="json")
+
+    assert code == 1
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is one object
+    assert lines[-1]["level"] == "ERROR"
+    assert lines[-1]["message"] == (
+        f"cannot listen on 127.0.0.1:{port}: another program listens there already; stop it, "
+        "or set PORT to a free port"
+    )
+
+
+def test_with_log_format_text_the_error_serve_stops_on_stays_one_plain_sentence(
+    tmp_path: Path,
+) -> None:
+    code, output = serve(tmp_path, LEADROUTER_RULES=str(tmp_path / "none.yml"))
+
+    assert code == 1
+    assert output.startswith(f"error: {tmp_path / 'none.yml'}: no such policy file.")
