@@ -177,6 +177,11 @@ class Settings(BaseSettings):
         name = info.field_name or ""
         unset = name in cls.model_fields and cls.model_fields[name].default is None
         if unset and isinstance(value, str | SecretStr) and not _text(value).strip():
+            if name == "webhook_secret":  # serve needs it: unset is no way out
+                raise ValueError(
+                    "is empty; set it to a long random string (16+ characters), such as the "
+                    "output of `openssl rand -hex 32`"
+                )
             raise ValueError("is empty; give it a value, or remove the line to leave it unset")
         return value
 

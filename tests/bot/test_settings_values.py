@@ -58,6 +58,16 @@ def test_a_setting_left_empty_is_refused_as_empty_not_taken_as_a_value(
     )
 
 
+def test_an_empty_webhook_secret_says_what_to_set_it_to() -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(LEADROUTER_WEBHOOK_SECRET="")
+
+    assert str(raised.value) == (
+        "LEADROUTER_WEBHOOK_SECRET: is empty; set it to a long random string (16+ characters), "
+        "such as the output of `openssl rand -hex 32`"
+    )
+
+
 def test_an_empty_signing_secret_stops_serve_rather_than_failing_every_slack_request() -> None:
     result = runner.invoke(
         app,
