@@ -5,16 +5,20 @@ PostgreSQL dumped with pg_dump and restored with pg_restore, at the same migrati
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from bot.service.intake import intake_many
 from bot.service.unit_of_work import UnitOfWork
@@ -51,6 +55,15 @@ async def send_leads(server: Server) -> int:
 
 async def run(argv: list[str]) -> None:
     await asyncio.to_thread(subprocess.run, argv, check=True, timeout=120)
+
+
+@contextlib.asynccontextmanager
+async def asyncpg_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(libpq(url))
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 def vacuum_into(database: Path, backup: Path) -> None:
@@ -190,3 +203,42 @@ def test_the_containers_backup_steps_as_written_work_day_after_day(tmp_path: Pat
         with sqlite3.connect(host / f"leadrouter-{day}.db") as copy:
             assert copy.execute("SELECT id FROM leads").fetchall() == [("L-1",)]
         copy.close()
+
+
+async def test_an_older_postgresql_backup_restored_as_written_over_a_newer_database_migrates(
+    postgres_url: str, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """The page's restore, into the server the replicas use, of a backup taken before an
+    upgrade (tables added since): "a newer leadrouter migrates it at start" holds there too."""
+    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+    if pg_dump is None or pg_restore is None:
+        pytest.skip("pg_dump and pg_restore are not installed here (PostgreSQL's client tools)")
+    (line,) = [row for row in section("## Backups", OPERATIONS).splitlines() if "pg_restore" in row]
+    written = shlex.split(line)
+    options = written[written.index("pg_restore") + 1 : written.index("<")]
+    database = make_url(postgres_url).database
+    await asyncio.to_thread(migrate.upgrade, postgres_url, "0010")
+    async with asyncpg_connection(postgres_url) as connection:
+        await connection.execute("CREATE TABLE kept_by_the_backup (id int)")
+    dump = tmp_path / "before-the-upgrade.dump"
+    await run([pg_dump, "--format=custom", f"--file={dump}", libpq(postgres_url)])
+    await asyncio.to_thread(migrate.upgrade, postgres_url)  # the upgrade, then the restore
+
+    command = [pg_restore]
+    while options:
+        option = options.pop(0)
+        if option == "-U":
+            options.pop(0)  # the test server's user is in the URL
+        elif option == "-d":
+            name = {"leadrouter": database}.get(options.pop(0), "postgres")
+            command.append(f"--dbname={libpq(postgres_server.url(name))}")
+        else:
+            command.append(option)
+    with dump.open("rb") as stdin:
+        done = await asyncio.to_thread(subprocess.run, command, stdin=stdin, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+    await asyncio.to_thread(migrate.upgrade, postgres_url)  # what serve does at start
+    assert await asyncio.to_thread(migrate.current, postgres_url) == migrate.head()
+    async with asyncpg_connection(postgres_url) as connection:  # the backup's, restored
+        assert await connection.fetchval("SELECT to_regclass('kept_by_the_backup')") is not None
