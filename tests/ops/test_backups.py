@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
@@ -178,7 +180,7 @@ def test_the_containers_backup_steps_as_written_work_day_after_day(tmp_path: Pat
     a folder and `docker exec`/`docker cp` as what they do: the copy leaves the container, and
     the next day's runs too (VACUUM INTO never writes over a file)."""
     block = section("## Backups", OPERATIONS)
-    steps = [line for line in block.splitlines() if line.startswith("docker ") and "/data" in line]
+    steps = [line for line in block.splitlines() if line.startswith(("docker exec", "docker cp"))]
     assert steps, "the Backups section has no steps for the container"
     volume, host = tmp_path / "data", tmp_path / "host"
     volume.mkdir()
@@ -242,3 +244,35 @@ async def test_an_older_postgresql_backup_restored_as_written_over_a_newer_datab
     assert await asyncio.to_thread(migrate.current, postgres_url) == migrate.head()
     async with asyncpg_connection(postgres_url) as connection:  # the backup's, restored
         assert await connection.fetchval("SELECT to_regclass('kept_by_the_backup')") is not None
+
+
+def test_the_containers_restore_as_written_puts_the_copy_in_place_with_no_stale_wal(
+    tmp_path: Path,
+) -> None:
+    """The page's restore for the image, run here with the volume and the folder mounted at
+    /backup as folders: the copy replaces the database, and a `-wal` left by a process that was
+    killed is gone rather than read into it."""
+    block = section("## Backups", OPERATIONS)
+    (line,) = [row for row in block.splitlines() if row.startswith("docker run --rm")]
+    written = shlex.split(line)
+    script = written[written.index("-c") + 1]
+    copy_name = re.search(r"/backup/(\S+)", script)
+    assert copy_name is not None, script
+    volume, here = tmp_path / "data", tmp_path / "here"
+    volume.mkdir()
+    here.mkdir()
+    for folder, lead in ((volume, "L-new"), (here, "L-backed-up")):
+        database = folder / ("leadrouter.db" if folder is volume else copy_name.group(1))
+        with closing(sqlite3.connect(database)) as connection:
+            connection.execute("CREATE TABLE leads (id TEXT)")
+            connection.execute("INSERT INTO leads VALUES (?)", (lead,))
+            connection.commit()
+    (volume / "leadrouter.db-wal").write_bytes(b"left by a process that was killed")
+    (volume / "leadrouter.db-shm").write_bytes(b"")
+
+    script = script.replace("/data/", f"{volume}/").replace("/backup/", f"{here}/")
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+
+    assert sorted(path.name for path in volume.iterdir()) == ["leadrouter.db"]
+    with closing(sqlite3.connect(volume / "leadrouter.db")) as connection:
+        assert connection.execute("SELECT id FROM leads").fetchall() == [("L-backed-up",)]
