@@ -257,6 +257,17 @@ class Settings(BaseSettings):
             raise ValueError("must be a bot token (it starts with xoxb-)")
         return value
 
+    @field_validator("slack_signing_secret", "slack_client_secret")
+    @classmethod
+    def _slack_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # A token pasted where a secret belongs checks nothing and fails every request.
+        if value is not None and value.get_secret_value().strip().startswith(("xox", "xapp-")):
+            raise ValueError(
+                "is a Slack token, not a secret: copy it from the app's Basic Information, "
+                "App Credentials"
+            )
+        return value
+
     @field_validator("slack_app_token")
     @classmethod
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:

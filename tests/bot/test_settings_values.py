@@ -209,3 +209,23 @@ def test_the_environment_wins_over_dotenv_for_the_policy_file_too(
 
     assert result.exit_code == 1
     assert "theirs.yml: no such policy file" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET"])
+@pytest.mark.parametrize("token", ["xoxb-1-secret-bot-token", "xapp-1-A1-secret-app-token"])
+def test_a_slack_token_pasted_where_a_secret_belongs_is_named_as_the_wrong_kind(
+    name: str, token: str
+) -> None:
+    env = {name: token, "SLACK_BOT_TOKEN": "xoxb-1-the-bot-token"}
+    if name == "SLACK_CLIENT_SECRET":
+        env |= {"SLACK_CLIENT_ID": "123.456", "LEADROUTER_PUBLIC_URL": "https://leads.example.com"}
+    else:
+        env |= {"SLACK_APP_TOKEN": "xapp-1-the-app-token"}
+
+    message = problem(**env)
+
+    assert message == (
+        f"{name}: is a Slack token, not a secret: copy it from the app's Basic Information, "
+        "App Credentials"
+    )
+    assert "secret-bot-token" not in message and "secret-app-token" not in message
