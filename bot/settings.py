@@ -199,8 +199,8 @@ class Settings(BaseSettings):
     @classmethod
     def _policy_check_seconds(cls, value: object) -> float:
         try:
-            seconds = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            seconds = float(value) if isinstance(value, str | int | float) else math.nan
+        except ValueError:  # not a number: float() takes surrounding spaces, and nan and inf
             seconds = math.nan
         if not (math.isfinite(seconds) and 0 < seconds <= 3600):
             raise ValueError("must be a number of seconds from more than 0 to 3600, such as 2")
