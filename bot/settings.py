@@ -8,9 +8,11 @@ sentence naming the variable, never a traceback; secrets are `SecretStr`, never 
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -387,6 +389,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _salesforce_parts(self) -> Settings:
+        # Half a login is most often a name misspelt (SALESFORCE_USER): said, not ignored.
+        for part, whole in (
+            ("salesforce_password", "salesforce_username"),
+            ("salesforce_security_token", "salesforce_username"),
+            ("salesforce_client_secret", "salesforce_client_id"),
+        ):
+            if getattr(self, part) is not None and getattr(self, whole) is None:
+                raise ValueError(
+                    f"{ENV_NAMES[part]} is set but {ENV_NAMES[whole]} is not: set both, or neither"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _salesforce_login(self) -> Settings:
         if self.salesforce_access_token is not None:
             if self.salesforce_instance_url is None:
@@ -524,6 +540,45 @@ def _site_url(value: str, *, example: str, loopback_http: bool = False) -> str:
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"must be the site address alone, such as {example}, with no path")
     return url
+
+
+# Names of this program's settings begin so; another such name is most likely one misspelt.
+_OUR_PREFIXES = (
+    "LEADROUTER_",
+    "SLACK_",
+    "SALESFORCE_",
+    "HUBSPOT_",
+    "RETENTION_",
+    "CRM_",
+    "LOG_",
+    "DATABASE_",
+)
+_DOTENV_NAME = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", re.MULTILINE)
+
+
+def unknown_settings(environ: Mapping[str, str], dotenv: Path = Path(".env")) -> list[str]:
+    """A sentence for each variable of the environment or `.env` that looks like one of the
+    settings (a name of theirs close to it) and is not one: ignored, it would leave a setting
+    at its default without a word. Names only, never values."""
+    known = set(ENV_NAMES.values())
+    read_elsewhere = {"LEADROUTER_PLAIN_PYTHON"}  # `routing`: no compiled modules
+    where = dict.fromkeys(environ, "")
+    try:
+        text = dotenv.read_text(errors="replace")
+    except OSError:
+        text = ""
+    for name in _DOTENV_NAME.findall(text):
+        where.setdefault(name, " (in .env)")
+    found = []
+    for name in sorted(where):
+        if name in known | read_elsewhere or not name.upper().startswith(_OUR_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        if close:
+            found.append(
+                f"{name}{where[name]} is not a setting leadrouter reads: did you mean {close[0]}?"
+            )
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +52,7 @@ def serve() -> None:
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
     from bot.http.serving import ListenError, listen
+    from bot.settings import unknown_settings
 
     settings = load_settings()
     if settings.webhook_secret is None:
@@ -60,6 +62,8 @@ def serve() -> None:
             "`openssl rand -hex 32`, and sign requests with it."
         )
     configure_logging(settings.log_level, settings.log_format)
+    for sentence in unknown_settings(os.environ):
+        logging.getLogger("leadrouter").warning("%s", sentence)
     try:
         refused: CliError | None = None
         try:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError, load_settings, unknown_settings
 from tests.bot.conftest import EXAMPLES
 from tests.bot.webhook import SECRET
 
@@ -229,3 +229,44 @@ def test_a_slack_token_pasted_where_a_secret_belongs_is_named_as_the_wrong_kind(
         "App Credentials"
     )
     assert "secret-bot-token" not in message and "secret-app-token" not in message
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"SALESFORCE_PASSWORD": "pw-secret"}, "SALESFORCE_USERNAME"),
+        ({"SALESFORCE_SECURITY_TOKEN": "tok-secret"}, "SALESFORCE_USERNAME"),
+        ({"SALESFORCE_CLIENT_SECRET": "cs-secret"}, "SALESFORCE_CLIENT_ID"),
+    ],
+)
+def test_salesforce_credentials_without_the_name_they_go_with_are_a_sentence_not_ignored(
+    given: dict[str, str], missing: str
+) -> None:
+    (name,) = given
+
+    message = problem(**given)
+
+    assert message == f"{name} is set but {missing} is not: set both, or neither"
+    assert "secret" not in message.lower().replace("_secret", "")
+
+
+def test_serve_warns_of_a_variable_it_does_not_know_that_looks_like_one_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("SALESFORCE_USER=ops@acme.example\nPOSTGRES_PASSWORD=x\n")
+    monkeypatch.chdir(tmp_path)
+    environ = {
+        "SLACK_BOT_TOKN": "xoxb-1-secret",
+        "SLACK_WEBHOOK": "unrelated",
+        "LEADROUTER_PLAIN_PYTHON": "1",
+        "PATH": "/bin",
+    }
+
+    found = unknown_settings(environ)
+
+    assert found == [
+        "SALESFORCE_USER (in .env) is not a setting leadrouter reads: did you mean "
+        "SALESFORCE_USERNAME?",
+        "SLACK_BOT_TOKN is not a setting leadrouter reads: did you mean SLACK_BOT_TOKEN?",
+    ]
+    assert not [line for line in found if "secret" in line]
