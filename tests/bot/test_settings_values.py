@@ -259,6 +259,7 @@ def test_serve_warns_of_a_variable_it_does_not_know_that_looks_like_one_of_its_o
         "SLACK_BOT_TOKN": "xoxb-1-secret",
         "SLACK_WEBHOOK": "unrelated",
         "LEADROUTER_PLAIN_PYTHON": "1",
+        "LEADROUTER_DOMAIN": "leads.example.com",  # compose's, in the same .env
         "PATH": "/bin",
     }
 
