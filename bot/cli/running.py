@@ -67,7 +67,22 @@ def upgrade(url: str) -> str | None:
     except OSError as exc:
         raise CliError(_unreachable(url, exc)) from None
     except (SQLAlchemyError, CommandError) as exc:
-        raise CliError(f"cannot migrate the database: {first_line(exc)}") from None
+        raise CliError(_newer(url) or f"cannot migrate the database: {first_line(exc)}") from None
+
+
+def _newer(url: str) -> str | None:
+    """The sentence for a database a newer release migrated (a rollback), else None."""
+    try:
+        revision = migrate.current(url)
+    except (SQLAlchemyError, OSError):
+        return None
+    if revision is None or migrate.known(revision):
+        return None
+    return (
+        f"the database is at revision {revision}, which this leadrouter does not know (its "
+        f"newest is {migrate.head()}): a newer leadrouter migrated it. Run that one again, or "
+        "restore the backup taken before the upgrade (docs/operations.md, Backups)"
+    )
 
 
 def _unreachable(url: str, exc: OSError) -> str:
@@ -232,6 +247,8 @@ def migrated(url: str) -> None:
         revision = migrate.current(url)
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(f"cannot read the database: {first_line(exc)}") from None
+    if revision is not None and not migrate.known(revision):
+        raise CliError(_newer(url) or f"the database is at an unknown revision {revision}")
     if revision != migrate.head():
         raise CliError(
             f"the database is at revision {revision or 'none'}, not {migrate.head()}: "
