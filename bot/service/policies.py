@@ -103,6 +103,7 @@ async def activate_policy(
             at=now,
             how=how.value,
             by=by,
+            source=source,
         )
         return Activated(policy, activated=True, previous=previous)
 
@@ -291,7 +292,7 @@ def _activations(
             at=activation.at,
             how=activation.how,
             by=activation.by,
-            source=stored.source,
+            source=activation.source or stored.source,
             active=activation.id == active,
         )
         for activation, stored in rows

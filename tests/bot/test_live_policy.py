@@ -287,7 +287,13 @@ async def test_an_active_version_this_release_cannot_serve_is_said_once_and_skip
             session=session, version=version, text=newer, source="x.yml", now=clock()
         )
         repo.record_activation(
-            session=session, version=version, replaces=latest.id, at=clock(), how="x", by=None
+            session=session,
+            version=version,
+            replaces=latest.id,
+            at=clock(),
+            how="x",
+            by=None,
+            source="x.yml",
         )
 
     await app.uow.write(activate_newer)
