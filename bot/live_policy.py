@@ -136,7 +136,7 @@ class PolicyWatch:
         await self._look_at_database()
 
     async def _look_at_file(self, *, asked: bool) -> None:
-        seen = self._stat()
+        seen = self._stat(asked=asked)
         if seen is None or (seen == self._seen and not asked):
             return
         if not asked:
@@ -215,11 +215,15 @@ class PolicyWatch:
     def _serving(self) -> str:
         return short_version(self.live.current().version)
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self, *, asked: bool = False) -> tuple[int, int, int] | None:
+        """The file's mtime, size and inode; None when it cannot be looked at, said once while
+        it stays so, and again each time someone asks for it to be read (SIGHUP)."""
         try:
             stat = self.path.stat()
         except OSError as exc:
-            if not self._missing:
+            if asked:
+                log.warning("policy: SIGHUP: cannot look at %s (%s); serving on", self.path, exc)
+            elif not self._missing:
                 log.warning("policy: cannot look at %s (%s); serving on", self.path, exc)
             self._missing = True
             return None

@@ -6,16 +6,19 @@
 
 A line about one lead names it by its external id and carries it as `extra=about(lead_id)`,
 which JSON gives its own key; never a contact detail (e-mail, phone, name) or a token. A
-traceback stays inside its JSON object ("exception"), so every line is one object.
+traceback stays inside its JSON object ("exception"), so every line is one object. An access
+line carries its `request`, `status` and `duration_s` as fields of their own too.
 
 Some libraries say at INFO what an operator never acts on; those lines are DEBUG here:
 APScheduler's every run ("Running job ...", "... executed successfully") and start-up chatter,
-and the access log's lines for health checks and scrapes that answered 200 (a load balancer or
-Prometheus asks every few seconds). The same requests failing stay at INFO.
+Alembic's (all but the migrations it runs), and the access log's lines for health checks and
+scrapes that answered 200 (a load balancer or Prometheus asks every few seconds). The same
+requests failing stay at INFO.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -30,6 +33,13 @@ LEAD_ID = "lead_id"
 # access log's lines of these requests when they answered 200.
 _QUIET_LOGGERS = ("apscheduler",)
 _QUIET_REQUESTS = ("GET /healthz ", "GET /metrics ")
+# Libraries whose DEBUG lines are never written (see `configure_logging`).
+_NEVER_DEBUG = ("slack_sdk", "slack_bolt", "aiosqlite")
+# Alembic says at INFO, twice on every start, which database it talks to and how it does DDL.
+_MIGRATION_LOGGER = "alembic.runtime.migration"
+ACCESS_LOGGER = "aiohttp.access"
+# The access log's line: the time is the line's own; how long a request took is worth a field.
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{User-Agent}i"'
 
 
 def about(lead_id: str) -> dict[str, str]:
@@ -53,11 +63,27 @@ class JsonFormatter(logging.Formatter):
         lead_id = getattr(record, LEAD_ID, None)
         if lead_id is not None:
             entry[LEAD_ID] = str(lead_id)
+        entry |= _access_fields(record)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _access_fields(record: logging.LogRecord) -> dict[str, object]:
+    """An access line's request, status and duration as fields of their own, for a shipper to
+    filter and chart on (aiohttp hands them over as the record's extras)."""
+    if record.name != ACCESS_LOGGER:
+        return {}
+    fields: dict[str, object] = {}
+    if (request := getattr(record, "first_request_line", None)) is not None:
+        fields["request"] = str(request)
+    if isinstance(status := getattr(record, "response_status", None), int):
+        fields["status"] = status
+    with contextlib.suppress(ValueError):  # a line without its duration has no such field
+        fields["duration_s"] = float(getattr(record, "request_time_frac", ""))
+    return fields
 
 
 class _Demote(logging.Filter):
@@ -78,7 +104,9 @@ class _Demote(logging.Filter):
 def _routine(record: logging.LogRecord) -> bool:
     if record.name.startswith(_QUIET_LOGGERS):
         return True
-    if record.name != "aiohttp.access" or getattr(record, "response_status", None) != 200:
+    if record.name == _MIGRATION_LOGGER:  # which migration runs is news; the rest is not
+        return not record.getMessage().startswith("Running upgrade")
+    if record.name != ACCESS_LOGGER or getattr(record, "response_status", None) != 200:
         return False
     request_line = str(getattr(record, "first_request_line", ""))
     return request_line.startswith(_QUIET_REQUESTS)
@@ -100,3 +128,8 @@ def configure_logging(level: str, fmt: LogFormat | str, *, stream: TextIO | None
     root.setLevel(numeric)
     # Alembic names each of its plugins at INFO on every start: nothing an operator acts on.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Never their DEBUG lines, whatever LOG_LEVEL says: the Slack libraries' carry every card's
+    # text and every request Slack sends (who a lead is, how to reach them); aiosqlite's are
+    # two per SQLite call, hundreds per lead, burying the lines DEBUG is turned on for.
+    for name in _NEVER_DEBUG:
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))

@@ -19,7 +19,14 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from bot.bootstrap import App
 from bot.outbox import OutboxWorker
@@ -115,6 +122,10 @@ SlackProbe = Callable[[], bool | Awaitable[bool]]
 
 class Metrics:
     def __init__(self) -> None:
+        # Without this, each counter and histogram has a `_created` twin in the text format, a
+        # gauge of Unix times named like a count (`leadrouter_decisions_created`): twice the
+        # series, and a misreading waiting to happen. Prometheus needs none of them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
         self.registry = CollectorRegistry()
         self.leads = Counter(
             "leadrouter_leads_total",

@@ -1,13 +1,17 @@
 """The policy file: where it is, and reading it. The routing core takes its text (`parse_policy`).
 
 `serve` reads the path from the settings (`Settings.rules`); the other commands take `--rules`,
-else `$LEADROUTER_RULES`, else `routing.yml` in the working directory.
+else LEADROUTER_RULES (the environment, else `.env`, as serve reads it), else `routing.yml` in
+the working directory.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routing.policy import Policy, PolicyError, parse_policy
 from routing.policy_bundle import bundle, candidate_files, is_bundle, split
@@ -18,9 +22,18 @@ class PolicyFileMissing(PolicyError):
     """There is no file at the policy's path."""
 
 
+class _PolicySetting(BaseSettings):
+    """LEADROUTER_RULES alone, read as `Settings` reads it (the environment, then `.env`), so a
+    command checks the very file `serve` would serve without stumbling on the other settings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    rules: str = Field("", alias="LEADROUTER_RULES")
+
+
 def default_policy_path() -> Path:
-    """`$LEADROUTER_RULES`, else `routing.yml`: where a command looks without `--rules`."""
-    return Path(os.environ.get("LEADROUTER_RULES") or "routing.yml")
+    """LEADROUTER_RULES (from the environment, else `.env`), else `routing.yml`: where a command
+    looks without `--rules`."""
+    return Path(_PolicySetting().rules.strip() or "routing.yml")
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:

@@ -8,8 +8,11 @@ sentence naming the variable, never a traceback; secrets are `SecretStr`, never 
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from bot.logs import LOG_FORMATS, LogFormat
 from bot.retention import Retention
@@ -86,7 +90,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite+aiosqlite:///./leadrouter.db", alias="DATABASE_URL")
     rules: Path = Field(Path("routing.yml"), alias="LEADROUTER_RULES")
     # How often `serve` looks at the policy file and at the version every replica is to serve.
-    policy_check_seconds: float = Field(2.0, gt=0, le=3600, alias="LEADROUTER_POLICY_CHECK_SECONDS")
+    policy_check_seconds: float = Field(2.0, alias="LEADROUTER_POLICY_CHECK_SECONDS")
     webhook_secret: SecretStr | None = Field(None, alias="LEADROUTER_WEBHOOK_SECRET")
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, alias="PORT")
@@ -116,7 +120,7 @@ class Settings(BaseSettings):
     hubspot_api_url: str = Field("https://api.hubapi.com", alias="HUBSPOT_API_URL")
     # The address HubSpot posts webhooks to, when a proxy in front changes how it looks here.
     hubspot_webhook_url: str | None = Field(None, alias="HUBSPOT_WEBHOOK_URL")
-    crm_concurrency: int = Field(16, ge=1, le=64, alias="CRM_CONCURRENCY")
+    crm_concurrency: int = Field(16, alias="CRM_CONCURRENCY")
     # Retention, in days (None: forever), of the tables that only housekeeping reads (see
     # `bot.retention`). Slack sends a request again within minutes; the rest is kept for people.
     retention_request_keys_days: int | None = Field(7, alias="RETENTION_REQUEST_KEYS_DAYS")
@@ -166,13 +170,61 @@ class Settings(BaseSettings):
             audit=self.retention_audit_days,
         )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object, info: ValidationInfo) -> object:
+        """A setting unset by default and given as an empty line (`SLACK_SIGNING_SECRET=`, an
+        uncommented line of .env.example) is a mistake: taken as a value, an empty secret
+        would fail every request it checks, or check nothing."""
+        name = info.field_name or ""
+        unset = name in cls.model_fields and cls.model_fields[name].default is None
+        if unset and isinstance(value, str | SecretStr) and not _text(value).strip():
+            if name == "webhook_secret":  # serve needs it: unset is no way out
+                raise ValueError(
+                    "is empty; set it to a long random string (16+ characters), such as the "
+                    "output of `openssl rand -hex 32`"
+                )
+            raise ValueError("is empty; give it a value, or remove the line to leave it unset")
+        return value
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "is empty; name the policy file, such as routing.yml, or remove the line for "
+                "routing.yml in the working directory"
+            )
+        return value
+
+    @field_validator("policy_check_seconds", mode="before")
+    @classmethod
+    def _policy_check_seconds(cls, value: object) -> float:
+        try:
+            seconds = float(value) if isinstance(value, str | int | float) else math.nan
+        except ValueError:  # not a number: float() takes surrounding spaces, and nan and inf
+            seconds = math.nan
+        if not (math.isfinite(seconds) and 0 < seconds <= 3600):
+            raise ValueError("must be a number of seconds from more than 0 to 3600, such as 2")
+        return seconds
+
+    @field_validator("crm_concurrency", mode="before")
+    @classmethod
+    def _crm_concurrency(cls, value: object) -> int:
+        text = str(value).strip() if isinstance(value, str | int) else ""
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 64):
+            raise ValueError("must be a whole number from 1 to 64, such as 16")
+        return int(text)
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
         try:
-            return check_url(value)
+            url = check_url(value)
         except DatabaseUrlError as exc:
             raise ValueError(exc.problem) from None
+        _sqlite_file(url)
+        return url
 
     @field_validator("host")
     @classmethod
@@ -207,6 +259,17 @@ class Settings(BaseSettings):
             raise ValueError("must be a bot token (it starts with xoxb-)")
         return value
 
+    @field_validator("slack_signing_secret", "slack_client_secret")
+    @classmethod
+    def _slack_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # A token pasted where a secret belongs checks nothing and fails every request.
+        if value is not None and value.get_secret_value().strip().startswith(("xox", "xapp-")):
+            raise ValueError(
+                "is a Slack token, not a secret: copy it from the app's Basic Information, "
+                "App Credentials"
+            )
+        return value
+
     @field_validator("slack_app_token")
     @classmethod
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -217,7 +280,7 @@ class Settings(BaseSettings):
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
+        if not _http_url(value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
@@ -241,6 +304,17 @@ class Settings(BaseSettings):
         if any(c.isspace() or not c.isprintable() for c in token):
             raise ValueError("has a space or a line break inside: copy the token again")
         return SecretStr(token)
+
+    @field_validator("hubspot_webhook_url")
+    @classmethod
+    def _hubspot_webhook_url(cls, value: str | None) -> str | None:
+        # The signature covers this address: one HubSpot cannot post to fails every webhook.
+        if value is not None and not _http_url(value := value.strip()):
+            raise ValueError(
+                "must be the full public address HubSpot posts to, such as "
+                "https://leads.example.com/webhooks/hubspot"
+            )
+        return value
 
     @field_validator("salesforce_instance_url")
     @classmethod
@@ -344,6 +418,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _salesforce_parts(self) -> Settings:
+        # Half a login is most often a name misspelt (SALESFORCE_USER): said, not ignored.
+        for part, whole in (
+            ("salesforce_password", "salesforce_username"),
+            ("salesforce_security_token", "salesforce_username"),
+            ("salesforce_client_secret", "salesforce_client_id"),
+        ):
+            if getattr(self, part) is not None and getattr(self, whole) is None:
+                raise ValueError(
+                    f"{ENV_NAMES[part]} is set but {ENV_NAMES[whole]} is not: set both, or neither"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _salesforce_login(self) -> Settings:
         if self.salesforce_access_token is not None:
             if self.salesforce_instance_url is None:
@@ -425,6 +513,39 @@ def is_loopback(host: str) -> bool:
     return host == "localhost" or (_is_address(host) and ipaddress.ip_address(host).is_loopback)
 
 
+def _sqlite_file(url: str) -> None:
+    """A ValueError unless a SQLite URL names a file: one in memory, as `sqlite:///` opens,
+    would take leads and lose them all when the process ends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    if parsed.host:
+        raise ValueError(
+            "a SQLite URL has three slashes before a path under the working directory "
+            "(sqlite:///leadrouter.db), four before one from the root (sqlite:////data/leadrouter.db)"
+        )
+    if parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory":
+        raise ValueError(
+            "names no SQLite file, and a database in memory is lost when the process ends: "
+            "give its path, such as sqlite:///leadrouter.db (three slashes: under the working "
+            "directory) or sqlite:////data/leadrouter.db (four: from the root)"
+        )
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _http_url(url: str) -> bool:
+    """Whether `url` is an http(s) address with a host, and no space in it."""
+    parts = urlsplit(url)
+    try:
+        host, _ = parts.hostname, parts.port  # .port raises for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and url.isprintable() and " " not in url
+
+
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -448,6 +569,45 @@ def _site_url(value: str, *, example: str, loopback_http: bool = False) -> str:
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"must be the site address alone, such as {example}, with no path")
     return url
+
+
+# Names of this program's settings begin so; another such name is most likely one misspelt.
+_OUR_PREFIXES = (
+    "LEADROUTER_",
+    "SLACK_",
+    "SALESFORCE_",
+    "HUBSPOT_",
+    "RETENTION_",
+    "CRM_",
+    "LOG_",
+    "DATABASE_",
+)
+_DOTENV_NAME = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", re.MULTILINE)
+
+
+def unknown_settings(environ: Mapping[str, str], dotenv: Path = Path(".env")) -> list[str]:
+    """A sentence for each variable of the environment or `.env` that looks like one of the
+    settings (a name of theirs close to it) and is not one: ignored, it would leave a setting
+    at its default without a word. Names only, never values."""
+    known = set(ENV_NAMES.values())
+    read_elsewhere = {"LEADROUTER_PLAIN_PYTHON"}  # `routing`: no compiled modules
+    where = dict.fromkeys(environ, "")
+    try:
+        text = dotenv.read_text(errors="replace")
+    except OSError:
+        text = ""
+    for name in _DOTENV_NAME.findall(text):
+        where.setdefault(name, " (in .env)")
+    found = []
+    for name in sorted(where):
+        if name in known | read_elsewhere or not name.upper().startswith(_OUR_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        if close:
+            found.append(
+                f"{name}{where[name]} is not a setting leadrouter reads: did you mean {close[0]}?"
+            )
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

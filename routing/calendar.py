@@ -213,12 +213,14 @@ def _holiday_table(code: str, year: int) -> Mapping[date, str]:
 
 
 class Unavailable(NamedTuple):
-    """Why a rep is off work at a moment, said twice: `said` follows the rep's name in a
-    one-line reason ("Alice Adams does not work on Saturdays"), `detail` is the whole of it for
-    an explanation ("not a working day (Saturday)")."""
+    """Why a rep is off work at a moment: `said` follows the rep's name in a one-line reason
+    ("Alice Adams is outside working hours"); `specifics` is what an explanation adds to it in
+    brackets, if anything ("07:05 in Europe/Berlin, works 09:00-17:00"); `detail` is the whole of
+    it on its own ("outside working hours (07:05 in Europe/Berlin, works 09:00-17:00)")."""
 
     said: str
     detail: str
+    specifics: str | None = None
 
 
 def unavailable_reason(hours: WorkingHours, now: datetime) -> str | None:
@@ -252,19 +254,20 @@ def unavailability(hours: WorkingHours, now: datetime) -> Unavailable | None:
         inside, day = False, local.date()
     if day.weekday() not in hours.days:
         weekday = DAY_NAMES[day.weekday()]
-        return Unavailable(f"does not work on {weekday}s", f"not a working day ({weekday})")
+        return Unavailable(f"does not work on {weekday}s", f"not a working day ({weekday})", None)
     if hours.holidays_country is not None:
         name = _holiday_table(hours.holidays_country, day.year).get(day)
         if name is not None:
-            return Unavailable("is on a public holiday", f"on a public holiday ({name})")
+            return Unavailable("is on a public holiday", f"on a public holiday ({name})", name)
     if inside:
         return None
     # Not "{clock:%H:%M}": strftime is the most expensive step left, and most reps considered
     # for a lead at night take this path.
+    specifics = (
+        f"{clock.hour:02d}:{clock.minute:02d} in {hours.tz}, works {_hours_label(start, end)}"
+    )
     return Unavailable(
-        "is outside working hours",
-        f"outside working hours ({clock.hour:02d}:{clock.minute:02d} in {hours.tz}, "
-        f"works {_hours_label(start, end)})",
+        "is outside working hours", f"outside working hours ({specifics})", specifics
     )
 
 

@@ -79,7 +79,7 @@ def explain(decision: Decision, policy: Policy) -> str:
                 lines.append(f"  {_YES} {name}: chosen ({step.detail})")
             else:
                 lines.append(
-                    f"  {_SKIP} {name} {step.detail}" + (f": {step.note}" if step.note else "")
+                    f"  {_SKIP} {name} {step.detail}" + (f" ({step.note})" if step.note else "")
                 )
         elif step.stage is Stage.ACCOUNT:
             lines.append(

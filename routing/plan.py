@@ -41,7 +41,8 @@ def _off_hours_skip(rep_id: str, off: Unavailable | None) -> OffHours | None:
     if off is None:
         return None
     why = off.said
-    return OffHours(_step(Step, (_REP, rep_id, False, why, None, None, off.detail)), (rep_id, why))
+    step = _step(Step, (_REP, rep_id, False, why, None, None, off.specifics))
+    return OffHours(step, (rep_id, why))
 
 
 class Member(NamedTuple):

@@ -168,6 +168,24 @@ def yaml_problem(exc: MarkedYAMLError, text: str) -> Problem:
                 line,
                 column,
             )
+    if "flow node" in context and opened is not None:
+        # A value was expected inside brackets: the parser names where, not the bracket.
+        found = _open_bracket(text, opened.index)
+        if found is not None:
+            start, at = found
+            end = "]" if start == "[" else "}"
+            if problem.endswith("found '-'"):
+                sentence = (
+                    f"a `- ` item inside the `{start}` at line {at}: inside brackets write the "
+                    "items with commas between them ([alice, bob]), or drop the brackets and put "
+                    "each item on its own `- ` line"
+                )
+            else:
+                sentence = (
+                    f"the `{start}` at line {at} is not closed: end it with `{end}`, and put a "
+                    "comma between its items"
+                )
+            return Problem((), f"not valid YAML: {sentence}", line, column)
     if "quoted scalar" in context and opened is not None:
         return Problem(
             (),
@@ -178,6 +196,32 @@ def yaml_problem(exc: MarkedYAMLError, text: str) -> Problem:
         )
     message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
     return Problem((), f"not valid YAML: {message}", line, column)
+
+
+def _open_bracket(text: str, before: int) -> tuple[str, int] | None:
+    """The innermost `[` or `{` still open at `before` in `text`, and its line; quoted text and
+    comments skipped. None when none is."""
+    stack: list[tuple[str, int]] = []
+    line, quote, comment = 1, "", False
+    previous = "\n"
+    for char in text[:before]:
+        if char == "\n":
+            line, comment = line + 1, False
+        elif comment:
+            pass
+        elif quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"" and previous in " \t\n[{,:":  # O'Brien is no quote
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            comment = True
+        elif char in "[{":
+            stack.append((char, line))
+        elif char in "]}" and stack:
+            stack.pop()
+        previous = char
+    return stack[-1] if stack else None
 
 
 # The parser's names for an inline mapping and list, and the marks that open and close them.

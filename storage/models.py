@@ -378,6 +378,8 @@ class PolicyActivationRow(SQLModel, table=True):
     at: datetime = _when()
     how: str = Field(max_length=64)  # serve at start, file watch, SIGHUP, command line, Slack
     by: str | None = Field(default=None, max_length=255)  # a user, or the replica (host:pid)
+    # The file this activation read (None before revision 0014: the version's first file then).
+    source: str | None = Field(default=None, max_length=1000)
 
 
 class ProcessedRequestRow(SQLModel, table=True):

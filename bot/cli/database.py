@@ -8,6 +8,8 @@ of them.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +52,7 @@ def serve() -> None:
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
     from bot.http.serving import ListenError, listen
+    from bot.settings import unknown_settings
 
     settings = load_settings()
     if settings.webhook_secret is None:
@@ -59,18 +62,37 @@ def serve() -> None:
             "`openssl rand -hex 32`, and sign requests with it."
         )
     configure_logging(settings.log_level, settings.log_format)
-    policy = read_policy(settings.rules, logged=True, rules_option=False)
-    # Bound before anything starts: a port in use is one sentence, with no migration run and
-    # no job started only to be cancelled.
+    for sentence in unknown_settings(os.environ):
+        logging.getLogger("leadrouter").warning("%s", sentence)
     try:
-        listener = listen(settings.host, settings.port)
-    except ListenError as exc:
-        raise CliError(str(exc)) from None
-    try:
-        running.upgrade(settings.database_url)
-        asyncio.run(running.serve_until_stopped(settings, policy, listener))
-    finally:
-        listener.close()
+        refused: CliError | None = None
+        try:
+            policy = read_policy(settings.rules, logged=True, rules_option=False)
+        except CliError as problems:
+            if not settings.rules.is_file():
+                raise  # no file there: where to point it is the answer, not a version
+            refused = problems
+        # Bound before anything starts: a port in use is one sentence, with no migration run and
+        # no job started only to be cancelled.
+        try:
+            listener = listen(settings.host, settings.port)
+        except ListenError as exc:
+            raise CliError(str(exc)) from None
+        try:
+            running.upgrade(settings.database_url)
+            if refused is not None:
+                # A replica restarting while the shared file holds a mistake serves on, as one
+                # running would; the watch reads the file again, tells the managers, takes the fix.
+                policy = running.active_policy_instead(settings, refused)
+            asyncio.run(running.serve_until_stopped(settings, policy, listener))
+        finally:
+            listener.close()
+    except CliError as exc:
+        if settings.log_format != "json":
+            raise
+        # The sentence serve stops on is the line a log shipper most needs: one object too.
+        logging.getLogger("leadrouter").error("%s", exc)
+        raise typer.Exit(1) from None
 
 
 @app.command("import")

@@ -23,6 +23,7 @@ from rich.text import Text
 from bot.cli.common import CliError, RulesOption, app, err, friendly, out, read_policy
 from routing.durations import format_duration
 from routing.model import Outcome
+from routing.policy import Policy
 from routing.policy_version import short_version
 from routing.replay import Replayed, Routed
 from routing.replay_summary import Moves, ReplaySummary, ranked, share
@@ -91,7 +92,7 @@ def replay(
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(1) from None
     if each is None:
-        print_summary(summary, window, str(rules or settings.rules), policy.version or None)
+        print_summary(summary, window, str(rules or settings.rules), policy)
     else:
         err.print(Text(_headline(summary, window)))
 
@@ -201,9 +202,10 @@ def _headline(summary: ReplaySummary, window: Window) -> str:
     )
 
 
-def print_summary(
-    summary: ReplaySummary, window: Window, rules: str, policy_version: str | None
-) -> None:
+REMOVED = " (removed)"  # a rep or team of the leads' history that the replayed policy has not
+
+
+def print_summary(summary: ReplaySummary, window: Window, rules: str, policy: Policy) -> None:
     out.print(Text(_headline(summary, window)))
     if not summary.leads:
         return
@@ -212,7 +214,7 @@ def print_summary(
         for version, count in summary.versions_before.most_common()
     )
     out.print(Text(f"Decided by policy versions: {decided_by}."))
-    replayed = short_version(policy_version)
+    replayed = short_version(policy.version or None)
     out.print(Text(f"Replayed under: {rules} (version {replayed}). Nothing was written."))
     out.print(
         Text(
@@ -227,11 +229,25 @@ def print_summary(
         if summary.outcomes_before[outcome] or summary.outcomes_after[outcome]
     ]
     out.print(Text("Outcomes: " + " · ".join(outcomes)))
+    # A move's first reason, when it is one: the rep or team the leads had is gone.
+    teams = _marking_removed(_or("(no team)"), lambda team: team not in policy.teams)
+    reps = _marking_removed(
+        _or(""), lambda rep: rep in summary.assigned_before and rep not in policy.reps
+    )
     _moves_table("Moves by rule", summary.rules, _or("(no rule)"))
-    _moves_table("Moves by team", summary.teams, _or("(no team)"))
-    _moves_table("Moves by rep", summary.reps, _or(""))
-    _loads_table(summary)
+    _moves_table("Moves by team", summary.teams, teams)
+    _moves_table("Moves by rep", summary.reps, reps)
+    _loads_table(summary, reps)
     _moves_table("SLA changes", summary.slas, _sla)
+    gone = [rep for rep in summary.assigned_before if rep not in policy.reps]
+    gone += [team for (team, _), _ in summary.teams.items() if team and team not in policy.teams]
+    if gone:
+        out.print(
+            Text(
+                f"{REMOVED.strip()}: {rules} has no rep or team of that name: its leads went "
+                "elsewhere."
+            )
+        )
 
 
 def _count_share(count: int, of: int) -> str:
@@ -240,6 +256,12 @@ def _count_share(count: int, of: int) -> str:
 
 def _or(label: str) -> Callable[[str | None], str]:
     return lambda name: label if name is None else name
+
+
+def _marking_removed(
+    label: Callable[[str | None], str], removed: Callable[[str], bool]
+) -> Callable[[str | None], str]:
+    return lambda name: label(name) + (REMOVED if name is not None and removed(name) else "")
 
 
 def _sla(seconds: int | None) -> str:
@@ -266,14 +288,14 @@ def _moves_table(title: str, moves: dict[Any, Moves], label: Callable[[Any], str
         out.print(f"… and {len(rows) - MOVES_SHOWN} more: --json or --csv lists every lead")
 
 
-def _loads_table(summary: ReplaySummary) -> None:
+def _loads_table(summary: ReplaySummary, label: Callable[[str | None], str]) -> None:
     table = Table(title="Leads per rep", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("rep", "before", "after", "change"):
         table.add_column(column, justify="left" if column == "rep" else "right")
     reps = summary.reps_compared
     for rep in reps[:REPS_SHOWN]:
         before, after = summary.assigned_before[rep], summary.assigned_after[rep]
-        table.add_row(Text(rep), f"{before:,}", f"{after:,}", f"{after - before:+,}")
+        table.add_row(Text(label(rep)), f"{before:,}", f"{after:,}", f"{after - before:+,}")
     out.print(table)
     if len(reps) > REPS_SHOWN:
         rest = reps[REPS_SHOWN:]

@@ -3,6 +3,7 @@ the top: this module itself is imported only once one of those commands runs."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -26,20 +27,26 @@ from bot.policy_file import read_policy_text
 from bot.service.accounts import import_accounts
 from bot.service.errors import ServiceError
 from bot.service.intake import intake_many
-from bot.service.policies import keep_policy
+from bot.service.policies import (
+    UnknownVersion,
+    active_version,
+    keep_policy,
+    stored_policy_of,
+)
 from bot.service.replay import replay as replay_window
 from bot.service.report import refresh_report, routing_report
+from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from bot.story import LeadStory
 from routing.model import Account
 from routing.policy import Policy, PolicyError
-from routing.policy_version import version_of
+from routing.policy_version import short_version, version_of
 from routing.replay import Replayed
 from routing.replay_summary import ReplaySummary
 from routing.report import Report
 from routing.report.window import Window
 from storage import migrate
-from storage.db import check_url
+from storage.db import check_url, open_database
 
 if TYPE_CHECKING:
     from bot.http.serving import Listener
@@ -60,7 +67,22 @@ def upgrade(url: str) -> str | None:
     except OSError as exc:
         raise CliError(_unreachable(url, exc)) from None
     except (SQLAlchemyError, CommandError) as exc:
-        raise CliError(f"cannot migrate the database: {first_line(exc)}") from None
+        raise CliError(_newer(url) or f"cannot migrate the database: {first_line(exc)}") from None
+
+
+def _newer(url: str) -> str | None:
+    """The sentence for a database a newer release migrated (a rollback), else None."""
+    try:
+        revision = migrate.current(url)
+    except (SQLAlchemyError, OSError):
+        return None
+    if revision is None or migrate.known(revision):
+        return None
+    return (
+        f"the database is at revision {revision}, which this leadrouter does not know (its "
+        f"newest is {migrate.head()}): a newer leadrouter migrated it. Run that one again, or "
+        "restore the backup taken before the upgrade (docs/operations.md, Backups)"
+    )
 
 
 def _unreachable(url: str, exc: OSError) -> str:
@@ -225,11 +247,46 @@ def migrated(url: str) -> None:
         revision = migrate.current(url)
     except (SQLAlchemyError, OSError) as exc:
         raise CliError(f"cannot read the database: {first_line(exc)}") from None
+    if revision is not None and not migrate.known(revision):
+        raise CliError(_newer(url) or f"the database is at an unknown revision {revision}")
     if revision != migrate.head():
         raise CliError(
             f"the database is at revision {revision or 'none'}, not {migrate.head()}: "
             "run `leadrouter db upgrade` first (or `serve`, which migrates at start)"
         )
+
+
+def active_policy_instead(settings: Settings, refused: CliError) -> Policy:
+    """The version active in the database, to serve while the policy file fails its checks
+    (`refused`, its problems); `refused` itself when there is none this release can serve."""
+
+    async def active() -> Policy | None:
+        db = open_database(settings.database_url)
+        try:
+            uow = UnitOfWork(db=db, policy=_routes_nothing)
+            version = await active_version(uow)
+            return await stored_policy_of(uow, version) if version is not None else None
+        except (PolicyError, UnknownVersion, SQLAlchemyError, OSError):
+            return None  # the file's problems are what to say
+        finally:
+            await db.dispose()
+
+    policy = asyncio.run(active())
+    if policy is None:
+        raise refused
+    # The watch's first look refuses the file with its problems, and tells the managers.
+    log.warning(
+        "policy: %s fails its checks: version %s, active in the database, serves until it is fixed",
+        settings.rules,
+        short_version(policy.version),
+    )
+    for warning in policy.warnings:
+        log.warning("%s", warning.format(policy.source))
+    return policy
+
+
+def _routes_nothing() -> Policy:
+    raise AssertionError("looking up the active version routes nothing")
 
 
 async def replay(

@@ -96,7 +96,9 @@ def activate(
 
     settings = load_settings()
     try:
-        activated = asyncio.run(versions_running.activate(settings, file, by=by or _user()))
+        activated, leaving = asyncio.run(
+            versions_running.activate(settings, file, by=by or _user())
+        )
     except PolicyError as exc:
         errors = sum(1 for p in exc.problems if p.severity == "error")
         err.print(Text(exc.report()))
@@ -115,6 +117,8 @@ def activate(
             f"{settings.policy_check_seconds:g} s"
         )
     )
+    for rep in leaving:
+        err.print(Text(f"note: {rep.sentence()}", style="yellow"))
     if _file_version(settings.rules) not in (None, activated.policy.version):
         err.print(
             Text(

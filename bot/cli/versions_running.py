@@ -3,6 +3,7 @@ the top: this module itself is imported only once one of those commands runs."""
 
 from __future__ import annotations
 
+import string
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -22,13 +23,16 @@ from bot.service import experiments
 from bot.service.errors import ServiceError
 from bot.service.experiments import Ended
 from bot.service.policies import (
+    SHORTEST_PREFIX,
     Activated,
     Activation,
+    Leaving,
     PolicyActivated,
     StoredPolicy,
     activate_policy,
     find_policy_version,
     policy_history,
+    unclaimed_offers_leaving,
 )
 from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
@@ -48,16 +52,48 @@ async def show(settings: Settings, version: str) -> StoredPolicy:
     return await _with_database(settings, lambda uow: find_policy_version(uow, version))
 
 
-async def activate(settings: Settings, file: Path, *, by: str) -> Activated:
-    """PolicyError, with every problem, for a file that fails the checks."""
+async def activate(settings: Settings, file: Path, *, by: str) -> tuple[Activated, list[Leaving]]:
+    """The activation, and the reps it leaves out who hold unclaimed offers, each with how
+    many (read just before). PolicyError, with every problem, for a file that fails the
+    checks."""
     try:
         text = read_policy_text(file)
     except PolicyFileMissing:
-        raise CliError(f"{file}: no such policy file") from None
-    return await _with_database(
-        settings,
-        lambda uow: activate_policy(uow, text, source=str(file), how=Activation.COMMAND, by=by),
-    )
+        stored = await _stored_version_named(settings, str(file))
+        if stored is None:
+            raise CliError(f"{file}: no such policy file") from None
+        # A rollback typed as in Slack: the file a server starts on must hold it too.
+        version, rules = short_version(stored.version), settings.rules
+        raise CliError(
+            f"{file} is a stored policy version, not a file: to serve it again, `leadrouter "
+            f"policy show {version} > {rules}`, then `leadrouter policy activate {rules}` (or "
+            f"`/routing policy activate {version}` in Slack)"
+        ) from None
+
+    async def use(uow: UnitOfWork) -> tuple[Activated, list[Leaving]]:
+        leaving = await unclaimed_offers_leaving(uow, text)
+        activated = await activate_policy(
+            uow, text, source=str(file), how=Activation.COMMAND, by=by
+        )
+        return activated, leaving if activated.activated else []
+
+    return await _with_database(settings, use)
+
+
+async def serving_unless(settings: Settings, file: Path) -> StoredPolicy | None:
+    """The version serving, when the policy file is not it (None when it is, or none is)."""
+    text, _ = read_policy_source(file, missing_ok=True)
+    return await _with_database(settings, lambda uow: experiments.serving_unless_it_is(uow, text))
+
+
+async def _stored_version_named(settings: Settings, name: str) -> StoredPolicy | None:
+    """The stored version `name` is the start of, when it looks like one and is stored."""
+    if len(name) < SHORTEST_PREFIX or not set(name.lower()) <= set(string.hexdigits.lower()):
+        return None
+    try:
+        return await _with_database(settings, lambda uow: find_policy_version(uow, name))
+    except CliError:  # none, or several: the file it names is missing, as said
+        return None
 
 
 async def end_experiment(

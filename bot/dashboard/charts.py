@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.dashboard.figures import FigureRow, Window
@@ -38,6 +38,20 @@ class Chart:
     labels: list[str] = field(default_factory=list)  # for "bars": what each x stands for
     period: str = ""  # for "time": what each point stands for, "day" or "week"
 
+    def table(self) -> tuple[list[str], list[list[str]]] | None:
+        """A line chart's figures as a table, a row per point (None for bars: the page they
+        are on has their table): what a screen reader, or a browser without JavaScript, reads."""
+        if self.kind != "time":
+            return None
+        first = "Day" if self.period == "day" else "Week from"
+        header = [first] + [f"{series.label} ({self.unit})" for series in self.series]
+        rows = [
+            [datetime.fromtimestamp(moment, UTC).date().isoformat()]
+            + [_shown(series.values[index]) for series in self.series]
+            for index, moment in enumerate(self.x)
+        ]
+        return header, rows
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -48,6 +62,7 @@ class Chart:
             "labels": self.labels,
             "period": self.period,
             "series": [{"label": s.label, "values": s.values} for s in self.series],
+            "table": self.table(),
         }
 
 
@@ -97,6 +112,10 @@ def group_names(rows: Sequence[FigureRow]) -> list[str]:
 def _name(row: FigureRow) -> str:
     group = row.get("group")
     return NO_GROUP if group is None else str(group)
+
+
+def _shown(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
 
 
 def _scaled(value: object, unit: str) -> float | None:

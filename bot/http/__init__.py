@@ -216,7 +216,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_text(request: web.Request) -> web.Response:
-    text = await request.app[METRICS_KEY].scrape(request.app[APP_KEY])
+    """Prometheus's text; 503 while the database does not answer (its gauges are read from it),
+    as /healthz says, rather than a 500 and a traceback at every scrape."""
+    app = request.app[APP_KEY]
+    if not await app.db.ping():
+        log.warning("GET /metrics: the database does not answer")
+        return error(503, "the database does not answer")
+    text = await request.app[METRICS_KEY].scrape(app)
     # Set whole: aiohttp's content_type= would drop the version parameter Prometheus reads.
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.logs import ACCESS_LOG_FORMAT
+
 log = logging.getLogger("bot.http")
 
 SHUTDOWN_TIMEOUT_S = 30.0
@@ -96,7 +98,9 @@ async def run(http: web.Application, listener: Listener, *, started: Callable[[s
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(sig, received, stop))
-    runner = web.AppRunner(http, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = web.AppRunner(
+        http, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_format=ACCESS_LOG_FORMAT
+    )
     try:
         await runner.setup()
         for sock in listener.sockets:

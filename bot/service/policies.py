@@ -103,6 +103,7 @@ async def activate_policy(
             at=now,
             how=how.value,
             by=by,
+            source=source,
         )
         return Activated(policy, activated=True, previous=previous)
 
@@ -203,6 +204,49 @@ async def find_policy_version(uow: UnitOfWork, prefix: str) -> StoredPolicy:
     return _stored(row, _activations(activations, active=active))
 
 
+@dataclass(frozen=True, slots=True)
+class Leaving:
+    """A rep a policy leaves out who holds offers not yet claimed."""
+
+    rep: str
+    name: str  # as the version serving names them; their id when it does not
+    offers: int
+
+    def sentence(self) -> str:
+        who = self.rep if self.name == self.rep else f"{self.rep} ({self.name})"
+        leads, move = ("lead", "moves") if self.offers == 1 else ("leads", "move")
+        return (
+            f"{who} is not a rep of it: the {self.offers} {leads} offered to them and not yet "
+            f"claimed {move} on to others as the servers switch to it (claimed leads stay theirs)"
+        )
+
+
+async def unclaimed_offers_leaving(uow: UnitOfWork, text: str) -> list[Leaving]:
+    """The reps holding offers not yet claimed whom the policy written in `text` does not have,
+    each with how many: the offers that move on once it serves (`move_from_departed`). Empty
+    for a text that fails the checks, which will not serve."""
+    try:
+        policy = parse_policy(text)
+    except PolicyError:
+        return []
+    async with uow.reading() as session:
+        departed = sorted(await repo.reps_with_unclaimed_offers(session=session) - set(policy.reps))
+        counts = {
+            rep: len(await repo.unclaimed_offers_of_rep(session=session, rep_id=rep))
+            for rep in departed
+        }
+        active = await repo.active_policy_version(session=session) if departed else None
+        stored = await repo.policy_version(session=session, version=active) if active else None
+    try:
+        serving = parse_policy(stored.text) if stored is not None else None
+    except PolicyError:  # a version of a newer release: ids will do
+        serving = None
+    return [
+        Leaving(rep, serving.rep_name(rep) if serving is not None else rep, offers)
+        for rep, offers in counts.items()
+    ]
+
+
 async def move_from_departed(
     uow: UnitOfWork, policy: Policy, *, before: Policy | None = None
 ) -> list[Move]:
@@ -231,8 +275,9 @@ async def move_from_departed(
             moves.append(moved)
     if moves:
         log.info(
-            "%d open leads moved on from %s, who left the policy",
+            "%d open lead%s moved on from %s, who left the policy",
             len(moves),
+            "" if len(moves) == 1 else "s",
             ", ".join(departed),
         )
     return moves
@@ -247,7 +292,7 @@ def _activations(
             at=activation.at,
             how=activation.how,
             by=activation.by,
-            source=stored.source,
+            source=activation.source or stored.source,
             active=activation.id == active,
         )
         for activation, stored in rows

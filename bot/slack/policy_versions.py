@@ -10,6 +10,7 @@ from bot.service.policies import (
     activate_policy,
     find_policy_version,
     policy_history,
+    unclaimed_offers_leaving,
 )
 from bot.slack import blocks
 from bot.slack.commands import Versions
@@ -55,6 +56,7 @@ async def _activate(parts: SlackParts, manager_id: str, prefix: str) -> str:
     manager = parts.policy().managers.get(manager_id)
     # Their name, and their id in the policy: names need not be unique.
     by = f"{manager.name} ({manager_id})" if manager is not None else manager_id
+    leaving = await unclaimed_offers_leaving(parts.uow, stored.text)
     try:
         activated = await activate_policy(
             parts.uow, stored.text, source=stored.source, how=Activation.SLACK, by=by
@@ -69,8 +71,9 @@ async def _activate(parts: SlackParts, manager_id: str, prefix: str) -> str:
     if not activated.activated:
         return f"Version `{version}` is the active one already."
     was = f" (was `{short_version(activated.previous)}`)" if activated.previous else ""
+    moving = "".join(f" {blocks.escape(rep.sentence())}." for rep in leaving)
     return (
-        f"Version `{version}` activated{was}: every replica switches to it within seconds. "
+        f"Version `{version}` activated{was}: every replica switches to it within seconds.{moving} "
         "A server that restarts activates its policy file again, so put this version's text in "
         f"that file too: `leadrouter policy show {version} > routing.yml`."
     )

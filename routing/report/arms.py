@@ -4,9 +4,10 @@ difference between them is yet meaningful.
 For each proportion the arms are compared on (claim SLA and contact SLA kept, conversion to an
 opportunity) the difference candidate − control gets a 95% interval by Newcombe's method (1998,
 "method 10"): built from each arm's Wilson interval, it keeps the Wilson interval's honesty with
-small and extreme samples. An interval that excludes zero is a meaningful difference; one that
-spans zero is not yet, and the sentence says how many leads per arm a test at 95% confidence and
-80% power would need if the difference seen so far held. Speeds are shown (p50, p90) but not
+extreme shares. Under `TOO_FEW` leads in an arm nothing is judged: too few to tell yet. From
+there, an interval that excludes zero is a meaningful difference; one that spans zero is not yet,
+and the sentence says how many leads per arm a test at 95% confidence and 80% power would need if
+the difference seen so far held. Speeds are shown (p50, p90) but not
 judged: a median's interval would need the durations, where the report keeps histograms.
 """
 
@@ -19,7 +20,7 @@ from statistics import NormalDist
 from typing import Any
 
 from routing.experiments import CANDIDATE, CONTROL
-from routing.report.figures import GroupReport, Report
+from routing.report.figures import TOO_FEW, GroupReport, Report
 from routing.report.stats import Z_95, Proportion, proportion
 
 _Z_POWER_80 = NormalDist().inv_cdf(0.80)
@@ -126,14 +127,25 @@ def difference(figure: str, control: Proportion, candidate: Proportion) -> Diffe
     low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
     span = f"{_points(d)} (95% interval {_points(low)} to {_points(high)})"
-    if low > 0 or high < 0:
+    fewest = min(control.of, candidate.of)
+    spans_zero = low <= 0 <= high
+    if fewest < TOO_FEW:
+        # The intervals' approximations run thin on a handful of leads: 5 of 8 against 0 of 4
+        # leaves zero out, where Fisher's exact test gives p = 0.08. Judge nothing yet.
+        verdict = (
+            f"{figure}: too few leads to tell yet ({control.of} in the control, {candidate.of} "
+            f"in the candidate; {TOO_FEW} in each at least), {span}"
+        )
+        if spans_zero and d != 0:
+            more = max(leads_needed(p2, p1), TOO_FEW) - fewest
+            verdict += f"; if the difference holds, about {more:,} more leads per arm would tell"
+    elif not spans_zero:
         better = "higher" if d > 0 else "lower"
         verdict = f"{figure}: the candidate's is {better}, {span}: a meaningful difference"
     elif d == 0:
         verdict = f"{figure}: no difference seen yet, {span}"
     else:
-        needed = leads_needed(p2, p1)
-        more = max(0, needed - min(control.of, candidate.of))
+        more = max(0, leads_needed(p2, p1) - fewest)
         verdict = (
             f"{figure}: not yet meaningful, {span}; if the difference holds, about "
             f"{more:,} more leads per arm would tell"

@@ -53,7 +53,14 @@ def latest_activation(*, session: Session) -> PolicyActivationRow | None:
 
 
 def record_activation(
-    *, session: Session, version: str, replaces: int, at: datetime, how: str, by: str | None
+    *,
+    session: Session,
+    version: str,
+    replaces: int,
+    at: datetime,
+    how: str,
+    by: str | None,
+    source: str,
 ) -> None:
     """Make `version` the active one, in place of the activation `replaces` (0: none yet).
     ActivatedMeanwhile when another transaction replaced that one first."""
@@ -61,7 +68,14 @@ def record_activation(
         with session.begin_nested():
             session.execute(
                 insert_into(PolicyActivationRow),
-                {"version": version, "replaces": replaces, "at": at, "how": how, "by": by},
+                {
+                    "version": version,
+                    "replaces": replaces,
+                    "at": at,
+                    "how": how,
+                    "by": by,
+                    "source": source[:1000],
+                },
             )
     except IntegrityError as exc:
         raise ActivatedMeanwhile(f"activation {replaces} was replaced meanwhile") from exc

@@ -98,7 +98,11 @@ def test_list_and_report_by_arm_show_each_arms_leads_and_the_verdicts(
     for arm, count in counts.items():
         if count:
             assert any(line.startswith(f"  {arm}: {count} leads, claim SLA ") for line in lines)
-    assert "  conversion: no difference seen yet" in listed.stdout
+    # 40 leads make two arms of fewer than 30: the sentence says so, and judges nothing.
+    assert (
+        f"  conversion: too few leads to tell yet ({counts[CONTROL]} in the control, "
+        f"{counts[CANDIDATE]} in the candidate; 30 in each at least)" in listed.stdout
+    )
     assert report.exit_code == 0, report.output
     assert "Experiment loads:" in report.stdout
     assert "claim SLA: no data in an arm yet" in report.stdout
@@ -223,3 +227,123 @@ def test_an_experiment_whose_candidate_file_is_gone_can_still_be_stopped(
     assert "experiments" not in rules_text(env)
     promoted = runner.invoke(app, ["experiment", "promote", "duo"], env=env)
     assert promoted.exit_code == 1 and "Traceback" not in promoted.output
+
+
+def serving_elsewhere(tmp_path: Path, env: dict[str, str]) -> str:
+    """Activate, from another file, the policy with a rule of its own changed: the version
+    every server serves, which the file at LEADROUTER_RULES is not. Returns its version."""
+    other = tmp_path / "weekly.yml"
+    other.write_text(POLICY.replace("name: Everyone", "name: Every lead"), encoding="utf-8")
+    activated = runner.invoke(app, ["policy", "activate", str(other)], env=env)
+    assert activated.exit_code == 0, activated.output
+    return short_version(version_of(other.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("command", ["stop", "promote"])
+def test_ending_an_experiment_from_a_file_that_is_not_the_version_serving_changes_nothing(
+    tmp_path: Path, env: dict[str, str], command: str
+) -> None:
+    serving = serving_elsewhere(tmp_path, env)
+
+    result = runner.invoke(app, ["experiment", command, "loads"], env=env)
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert (
+        f"{env['LEADROUTER_RULES']} is not the policy serving: version {serving} is"
+        in result.stderr
+    )
+    assert f"`leadrouter policy show {serving} > {env['LEADROUTER_RULES']}`" in result.stderr
+    assert "nothing changed" in result.stderr
+    assert rules_text(env) == POLICY
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert history.stdout.startswith(f"* {serving} ")
+    assert len(history.stdout.splitlines()) == 1
+
+
+def test_ending_an_experiment_from_the_file_serving_goes_ahead(env: dict[str, str]) -> None:
+    activated = runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"]], env=env)
+    assert activated.exit_code == 0, activated.output
+
+    result = runner.invoke(app, ["experiment", "stop", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert rules_text(env) == TRIO_POLICY
+
+
+def test_list_says_when_the_file_is_not_the_version_serving(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    serving = serving_elsewhere(tmp_path, env)
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"note: {env['LEADROUTER_RULES']} is not the policy serving: version {serving} is "
+        f"(read from {tmp_path / 'weekly.yml'})"
+    ) in " ".join(result.stderr.split())
+
+
+def test_list_goes_on_showing_an_ended_experiment_whose_leads_are_in_the_window(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email\n" + "".join(f"L-{n},buyer{n}@firm{n}.com\n" for n in range(12)),
+        encoding="utf-8",
+    )
+    assert runner.invoke(app, ["import", str(leads)], env=env).exit_code == 0
+    stopped = runner.invoke(app, ["experiment", "stop", "loads"], env=env)
+    assert stopped.exit_code == 0, stopped.output
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "loads: no longer in the policy; its leads since 7d"
+    shown = [line for line in lines if line.startswith(("  control: ", "  candidate: "))]
+    assert sum(int(line.split(": ")[1].split(" leads")[0]) for line in shown) == 12
+    assert any(line.startswith("  conversion: too few leads to tell yet") for line in lines)
+
+
+def test_list_of_a_policy_without_experiments_and_none_in_the_window_says_so(
+    env: dict[str, str],
+) -> None:
+    assert runner.invoke(app, ["experiment", "stop", "loads"], env=env).exit_code == 0
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{env['LEADROUTER_RULES']} has no experiments."
+
+
+def test_promote_on_too_few_leads_says_so_and_promotes(tmp_path: Path, env: dict[str, str]) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email\n" + "".join(f"L-{n},buyer{n}@firm{n}.com\n" for n in range(12)),
+        encoding="utf-8",
+    )
+    assert runner.invoke(app, ["import", str(leads)], env=env).exit_code == 0
+    arms = {CONTROL: 0, CANDIDATE: 0}
+    for n in range(12):
+        arms[CANDIDATE if position_of("loads", f"domain firm{n}.com") < 0.5 else CONTROL] += 1
+
+    result = runner.invoke(app, ["experiment", "promote", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("experiment loads promoted: version ")
+    assert (
+        f"note: experiment loads had {arms[CONTROL]} leads in the control and "
+        f"{arms[CANDIDATE]} in the candidate since 7d: too few to tell whether the candidate "
+        "does better (30 in each at least; `leadrouter experiment list`)"
+    ) in " ".join(result.stderr.split())
+
+
+def test_promote_without_leads_in_the_window_says_there_were_none(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["experiment", "promote", "loads"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "note: experiment loads had 0 leads in the control and 0 in the candidate" in " ".join(
+        result.stderr.split()
+    )

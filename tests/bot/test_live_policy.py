@@ -235,6 +235,25 @@ async def test_a_missing_file_is_said_once_and_the_policy_serves_on(
     assert app.policy.version == version_of(TRIO_POLICY)
 
 
+async def test_sighup_on_a_missing_file_says_so_each_time_it_is_sent(
+    app: App, rules: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    watch = watch_of(app)
+    await watch.start()
+    remove(rules)
+    await watch.look()  # the watch's own look says it once
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="bot.live_policy"):
+        await watch.look(asked=True)
+        await watch.look(asked=True)
+
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2
+    assert all(f"cannot look at {rules}" in line and "SIGHUP" in line for line in said)
+    assert app.policy.version == version_of(TRIO_POLICY)
+
+
 # --- the database --------------------------------------------------------------------------------
 
 
@@ -268,7 +287,13 @@ async def test_an_active_version_this_release_cannot_serve_is_said_once_and_skip
             session=session, version=version, text=newer, source="x.yml", now=clock()
         )
         repo.record_activation(
-            session=session, version=version, replaces=latest.id, at=clock(), how="x", by=None
+            session=session,
+            version=version,
+            replaces=latest.id,
+            at=clock(),
+            how="x",
+            by=None,
+            source="x.yml",
         )
 
     await app.uow.write(activate_newer)

@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from bot.slack.app import build_client, build_slack_app
 from bot.slack.parts import SlackParts
 from routing.leads import parse_lead
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
+from tests.bot.test_start_up import serve
 from tests.fakes.slack import FakeSlack
 
 POLICY = """\
@@ -241,9 +243,104 @@ async def test_serve_with_log_format_json_writes_one_json_object_per_line(
         assert secret not in output
 
 
+async def test_serve_with_log_format_json_gives_each_request_its_status_and_duration_as_fields(
+    servers: Servers, tmp_path: Path
+) -> None:
+    server = servers.start(tmp_path / "leads.db", extra_env={"LOG_FORMAT": "json"})
+    await wait_until_ready(server)
+    async with aiohttp.ClientSession() as session:
+        assert (await post(session, server, {"id": "L-1", "company": "Acme"}))[0] == 201
+        async with session.get(f"{server.url}/nowhere") as response:
+            assert response.status == 404
+    assert terminate(server) == 0, server.output()
+    lines = [json.loads(line) for line in server.output().splitlines()]
+    access = [line for line in lines if line["logger"] == "aiohttp.access"]
+    assert [(line["request"], line["status"]) for line in access] == [
+        ("POST /leads HTTP/1.1", 201),
+        ("GET /nowhere HTTP/1.1", 404),
+    ]
+    assert all(isinstance(line["duration_s"], float) for line in access)
+    assert all(0 <= line["duration_s"] < 10 for line in access)
+
+
+async def test_serve_at_info_logs_the_migrations_it_runs_and_not_alembics_chatter(
+    servers: Servers, tmp_path: Path
+) -> None:
+    database = tmp_path / "leads.db"
+    first = servers.start(database)
+    await wait_until_ready(first)
+    assert terminate(first) == 0, first.output()
+    again = servers.start(database)  # nothing left to migrate
+    await wait_until_ready(again)
+    assert terminate(again) == 0, again.output()
+
+    assert "Running upgrade  -> 0001" in first.output()
+    for chatter in ("Context impl", "Will assume"):
+        assert chatter not in first.output() + again.output()
+    assert "alembic" not in again.output()
+
+
 async def _until_logged(server: Server, text: str) -> None:
     deadline = time.monotonic() + 15
     while text not in server.output():
         if time.monotonic() > deadline:
             pytest.fail(f"{text!r} was not logged:\n{server.output()}")
         await asyncio.sleep(0.05)
+
+
+async def test_serve_at_debug_logs_no_contact_detail_or_token_either(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """DEBUG is what an operator turns on to see why something fails, in production too: the
+    Slack libraries' own lines there would carry each card's text (who the lead is, how to
+    reach them) and each request Slack sends."""
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY)
+    with FakeSlack.in_thread() as slack:
+        server = servers.start(
+            tmp_path / "leads.db",
+            extra_env={
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "LEADROUTER_RULES": str(rules),
+                "LOG_LEVEL": "DEBUG",
+            },
+        )
+        await wait_until_ready(server)
+        async with aiohttp.ClientSession() as session:
+            status, _ = await post(session, server, {"id": "L-1", "company": "Acme", **CONTACT})
+            assert status == 201
+        await _until_logged(server, "lead L-1: card posted to ann")
+        assert terminate(server) == 0, server.output()
+    output = server.output()
+    assert " DEBUG " in output  # DEBUG it is
+    for secret in (BOT_TOKEN, SIGNING_SECRET, *CONTACT.values()):
+        assert secret not in output
+
+
+def test_with_log_format_json_the_error_serve_stops_on_is_a_json_line_too(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        code, output = serve(tmp_path, PORT=str(port), LOG_FORMAT="json")
+
+    assert code == 1
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is one object
+    assert lines[-1]["level"] == "ERROR"
+    assert lines[-1]["message"] == (
+        f"cannot listen on 127.0.0.1:{port}: another program listens there already; stop it, "
+        "or set PORT to a free port"
+    )
+
+
+def test_with_log_format_text_the_error_serve_stops_on_stays_one_plain_sentence(
+    tmp_path: Path,
+) -> None:
+    code, output = serve(tmp_path, LEADROUTER_RULES=str(tmp_path / "none.yml"))
+
+    assert code == 1
+    assert output.startswith(f"error: {tmp_path / 'none.yml'}: no such policy file.")

@@ -5,6 +5,7 @@ and Slack's connection in Socket Mode."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +23,10 @@ from bot.service.intake import intake
 from bot.service.offers import assign
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.watchdog import sweep
+from bot.settings import Settings
 from routing.leads import parse_lead
 from routing.policy import parse_policy
-from storage.db import Database
+from storage.db import Database, open_database
 from tests.bot.conftest import Clock, settings_for
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
 from tests.fakes.slack import FakeSlack
@@ -242,3 +244,50 @@ async def _scrape(session: aiohttp.ClientSession, server: Server) -> str:
     async with session.get(f"{server.url}/metrics") as response:
         assert response.status == 200
         return await response.text()
+
+
+# --- the exposition itself -------------------------------------------------------------------
+
+
+async def test_every_series_has_help_and_type_and_counters_end_in_total_with_no_created_twin(
+    app: App,
+) -> None:
+    text = (await Metrics().scrape(app)).decode()
+    helped = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")}
+    typed = dict(line.split()[2:4] for line in text.splitlines() if line.startswith("# TYPE "))
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    histogram_parts = ("_bucket", "_count", "_sum")
+
+    def family(name: str) -> str:
+        for part in histogram_parts:
+            if name.removesuffix(part) in typed and typed[name.removesuffix(part)] == "histogram":
+                return name.removesuffix(part)
+        return name
+
+    assert {family(name) for name in names} <= helped & typed.keys()
+    # A `leadrouter_decisions_created` gauge of Unix times reads as a count of decisions made.
+    assert not [name for name in typed if name.endswith("_created")]
+    assert [n for n, kind in typed.items() if kind == "counter" and not n.endswith("_total")] == []
+
+
+async def test_while_the_database_does_not_answer_a_scrape_is_a_503_saying_so_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A PostgreSQL nobody listens for, on loopback: every connection is refused at once.
+    url = "postgresql+asyncpg://leadrouter@127.0.0.1:1/leadrouter"
+    db = open_database(url)
+    app = bootstrap(Settings(database_url=url), db=db, policy=parse_policy(POLICY))
+    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
+    await client.start_server()
+    try:
+        with caplog.at_level(logging.INFO):
+            response = await client.get("/metrics")
+            answer = await response.json()
+    finally:
+        await client.close()
+        await db.dispose()
+
+    assert response.status == 503
+    assert answer == {"error": "the database does not answer"}
+    assert "internal error" not in caplog.text
+    assert not [record for record in caplog.records if record.exc_info]

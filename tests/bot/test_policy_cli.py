@@ -64,6 +64,43 @@ def test_activate_of_another_file_than_the_servers_warns_that_a_restart_brings_t
     assert "note: " in result.stderr and "a server starting on it activates again" in result.stderr
 
 
+def test_activate_of_a_file_without_a_rep_says_their_unclaimed_leads_move_on(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email\n" + "".join(f"L-{n},buyer{n}@firm{n}.com\n" for n in range(6)),
+        encoding="utf-8",
+    )
+    serving = runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"]], env=env)
+    imported = runner.invoke(app, ["import", str(leads)], env=env)
+    assert serving.exit_code == 0 and imported.exit_code == 0, serving.output + imported.output
+    without_cat = TRIO_POLICY.replace("  - {id: cat, name: Cat Cole}\n", "").replace(
+        "[ann, ben, cat]", "[ann, ben]"
+    )
+
+    result = runner.invoke(
+        app, ["policy", "activate", policy_file(tmp_path, "duo.yml", without_cat)], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: cat (Cat Cole) is not a rep of it: the 2 leads offered to them and not yet "
+        "claimed move on to others as the servers switch to it (claimed leads stay theirs)"
+    ) in " ".join(result.stderr.split())
+
+
+def test_activate_of_a_file_keeping_every_rep_holding_leads_says_nothing_of_them(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    result = runner.invoke(
+        app, ["policy", "activate", policy_file(tmp_path, "duo.yml", DUO_POLICY)], env=env
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "move on to others" not in result.stderr
+
+
 def test_activate_refuses_a_file_that_fails_its_checks_with_every_problem(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -83,6 +120,29 @@ def test_activate_of_a_missing_file_is_one_sentence(tmp_path: Path, env: dict[st
     result = runner.invoke(app, ["policy", "activate", str(tmp_path / "nope.yml")], env=env)
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yml'}: no such policy file"
+
+
+def test_activate_of_a_stored_version_instead_of_a_file_says_how_to_serve_it_again(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    first = runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"]], env=env)
+    duo = runner.invoke(
+        app, ["policy", "activate", policy_file(tmp_path, "duo.yml", DUO_POLICY)], env=env
+    )
+    assert first.exit_code == 0 and duo.exit_code == 0, first.output + duo.output
+    version = short_version(version_of(TRIO_POLICY))
+
+    result = runner.invoke(app, ["policy", "activate", version], env=env)
+
+    assert result.exit_code == 1
+    rules = env["LEADROUTER_RULES"]
+    assert " ".join(result.stderr.split()) == (
+        f"error: {version} is a stored policy version, not a file: to serve it again, "
+        f"`leadrouter policy show {version} > {rules}`, then `leadrouter policy activate "
+        f"{rules}` (or `/routing policy activate {version}` in Slack)"
+    )
+    history = runner.invoke(app, ["policy", "history"], env=env)
+    assert history.stdout.startswith(f"* {short_version(version_of(DUO_POLICY))} ")
 
 
 def test_history_lists_activations_newest_first_with_the_active_one_starred(

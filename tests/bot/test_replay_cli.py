@@ -185,6 +185,49 @@ def test_the_summary_says_what_would_change(sqlite_url: str, new_policy: str) ->
     assert next(row[:2] for row in sla_rows if row[:1] == ["15m"]) == ["15m", "10m"]
 
 
+def test_the_summary_marks_a_rep_or_team_the_new_policy_removed_as_the_reason_for_a_move(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    filled(sqlite_url)
+    example = Path(POLICY).read_text(encoding="utf-8")
+    without_carol = tmp_path / "without-carol.yml"
+    without_carol.write_text(
+        example.replace("members: [carol, bob]", "members: [bob]")
+        .replace("  - id: carol\n    name: Carol Chen\n", "  - id: zoe\n    name: Zoe Zhu\n")
+        .replace("  emea:\n", "  europe:\n")
+        .replace("assign: {team: emea}", "assign: {team: europe}"),
+        encoding="utf-8",
+    )
+
+    result = runner.invoke(
+        app,
+        ["replay", "--rules", str(without_carol)],
+        env={"DATABASE_URL": sqlite_url, "COLUMNS": "200"},
+    )
+
+    assert result.exit_code == 0, result.output
+    by_rep = result.stdout.split("Moves by rep")[1].split("Leads per rep")[0]
+    assert any(line.split()[:3] == ["carol", "(removed)", "bob"] for line in by_rep.splitlines())
+    loads = result.stdout.split("Leads per rep")[1].split("SLA changes")[0]
+    assert any(line.split()[:2] == ["carol", "(removed)"] for line in loads.splitlines())
+    by_team = result.stdout.split("Moves by team")[1].split("Moves by rep")[0]
+    assert any(line.split()[:3] == ["emea", "(removed)", "europe"] for line in by_team.splitlines())
+    assert "europe (removed)" not in by_team and "bob (removed)" not in by_rep
+    assert (
+        f"(removed): {without_carol} has no rep or team of that name: its leads went elsewhere."
+        in " ".join(result.stdout.split())
+    )
+
+
+def test_a_summary_with_nothing_removed_marks_nothing(sqlite_url: str) -> None:
+    filled(sqlite_url)
+
+    result = cli(sqlite_url, "replay", "--rules", POLICY)
+
+    assert result.exit_code == 0, result.output
+    assert "(removed)" not in result.stdout
+
+
 def test_the_same_policy_replayed_moves_nothing(sqlite_url: str) -> None:
     filled(sqlite_url)
 

@@ -64,3 +64,47 @@ async def test_sighup_makes_serve_read_its_policy_file_again_without_a_restart(
     assert terminate(server) == 0, server.output()
     assert "serving version" in server.output()
     assert "Traceback" not in server.output()
+
+
+BROKEN_POLICY = TRIO_POLICY.replace("members: [ann, ben, cat]", "members: [ann, ben, zed]")
+
+
+async def test_a_restart_on_a_file_that_fails_its_checks_serves_the_active_version(
+    servers: Servers, tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(TRIO_POLICY, encoding="utf-8")
+    database = tmp_path / "leads.db"
+    env = {"LEADROUTER_RULES": str(rules)}
+    first = servers.start(database, extra_env=env)
+    await wait_until_ready(first)
+    assert terminate(first) == 0, first.output()
+    rules.write_text(BROKEN_POLICY, encoding="utf-8")  # a typo saved while it was down
+
+    again = servers.start(database, extra_env=env)
+    await wait_until_ready(again)
+    async with aiohttp.ClientSession() as session:
+        status, answer = await post(session, again, {"id": "L-1", "company": "Acme"})
+
+    assert (status, answer["rule"]) == (201, "Everyone")
+    assert terminate(again) == 0, again.output()
+    output = again.output()
+    assert "`zed` is not a rep defined under reps" in output
+    short = version_of(TRIO_POLICY)[:12]
+    assert f"version {short}, active in the database, serves until it is fixed" in output
+    assert activations(database) == [(version_of(TRIO_POLICY), "serve at start")]
+    assert "Traceback" not in output
+
+
+async def test_a_first_start_on_a_file_that_fails_its_checks_stops_with_its_problems(
+    servers: Servers, tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.yml"
+    rules.write_text(BROKEN_POLICY, encoding="utf-8")
+
+    server = servers.start(tmp_path / "leads.db", extra_env={"LEADROUTER_RULES": str(rules)})
+    returned = server.process.wait(timeout=30)
+
+    assert returned == 1
+    assert "`zed` is not a rep defined under reps" in server.output()
+    assert "Traceback" not in server.output()

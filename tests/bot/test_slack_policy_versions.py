@@ -7,7 +7,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.bootstrap import App
+from bot.service.intake import intake
 from bot.service.policies import Activation, activate_policy, policy_history
+from routing.leads import parse_lead
 from routing.policy_version import short_version
 from tests.bot.conftest import SLACK_SIGNING_SECRET
 from tests.fakes.slack import FakeSlack, command_body, slack_signed_headers
@@ -82,3 +84,26 @@ async def test_versions_are_for_managers_and_a_wrong_version_is_refused_with_a_s
     assert "say which version" in usage and "Traceback" not in usage
     (only,) = await policy_history(app.uow)
     assert only.how == Activation.START.value
+
+
+async def test_serving_a_version_without_a_rep_says_their_unclaimed_leads_move_on(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    without_ann = POLICY.replace("  - {id: ann, name: Ann Archer, slack: UANN}\n", "").replace(
+        "{rep: ann}", "{rep: ben}"
+    )
+    await activate_policy(app.uow, POLICY, source="routing.yml", how=Activation.START, by=None)
+    gone = await activate_policy(
+        app.uow, without_ann, source="routing.yml", how=Activation.COMMAND, by="root"
+    )
+    await activate_policy(app.uow, POLICY, source="routing.yml", how=Activation.COMMAND, by="root")
+    await intake(app.uow, parse_lead({"id": "L-1", "company": "Acme"}))  # offered to ann
+    version = short_version(gone.policy.version)
+
+    done = await ask(http, slack, f"policy activate {version}", "UMIA", 1)
+
+    assert f"Version `{version}` activated" in done
+    assert (
+        "ann (Ann Archer) is not a rep of it: the 1 lead offered to them and not yet claimed "
+        "moves on to others as the servers switch to it (claimed leads stay theirs)"
+    ) in done

@@ -57,6 +57,15 @@ async def test_on_a_phone_every_page_fits_the_screen_with_its_menu_and_sign_out_
     for chart in await page.locator("figure.chart canvas").all():
         box = await chart.bounding_box()
         assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+    # Each chart's table of figures, unfolded, scrolls inside its box, not the page.
+    for figures in await page.locator("details.chart-figures").all():
+        await figures.evaluate("details => { details.open = true; }")
+    tables = await page.locator("details.chart-figures[open] table").all()
+    assert len(tables) == 4
+    for table in tables:  # wider than the phone or not, each can be scrolled to its last column
+        scrolls = await table.evaluate("t => getComputedStyle(t.parentElement).overflowX")
+        assert scrolls == "auto"
+    assert await overflow(page) == 0
     assert complaints == []
 
 

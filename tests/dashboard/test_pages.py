@@ -199,6 +199,21 @@ async def test_the_overview_shows_each_group_with_its_figures_and_intervals(
     assert windows[1:] == windows[0].periods()
 
 
+async def test_each_chart_has_its_figures_as_a_table_a_row_per_day_without_javascript(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    response = await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)
+    page = await response.text()
+
+    charts = page.count('<figure class="chart"')
+    assert charts >= 1 and page.count("<summary>The figures</summary>") == charts
+    days = [(NOW - timedelta(days=n)).date().isoformat() for n in range(7, 0, -1)]
+    for day in days:  # the first period starts 7 days before now, the last yesterday
+        assert page.count(f'<th scope="row">{day}</th>') == charts
+    assert '<th scope="col">Day</th><th scope="col">Sample rule A (min)</th>' in page
+
+
 async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_names(
     make_dashboard: MakeDashboard,
 ) -> None:

@@ -83,7 +83,7 @@ def test_the_backup_commands_are_those_the_backup_tests_run() -> None:
         ".backup '",
         "VACUUM INTO '",
         "pg_dump -U leadrouter --format=custom",
-        "pg_restore -U leadrouter --clean --if-exists --no-owner",
+        "pg_restore -U leadrouter --clean --if-exists --create --no-owner",
         "pg_basebackup",
     ):
         assert command in backups, command

@@ -19,6 +19,7 @@ from routing.policy_edits import (
 )
 from routing.report import build_report, story_of_decision
 from routing.report.arms import compare_arms, difference, leads_needed
+from routing.report.figures import TOO_FEW
 from routing.report.stats import proportion
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
@@ -108,6 +109,36 @@ def test_the_leads_needed_match_the_textbook_figure_for_50_against_60_percent() 
     # Fleiss's table (no continuity correction), alpha 0.05 two-sided, power 0.80: 388 each.
     assert leads_needed(0.5, 0.6) == 388
     assert leads_needed(0.6, 0.5) == 388
+
+
+def test_an_interval_that_leaves_out_zero_on_too_few_leads_is_not_called_meaningful() -> None:
+    # 5 of 8 converted against 0 of 4: Newcombe's interval leaves out zero (+4.0 to +86.3 pts),
+    # but Fisher's exact test gives p = 0.08, and the report calls fewer than 30 too few.
+    result = difference("conversion", proportion(0, 4), proportion(5, 8))
+
+    assert result.low is not None and result.low > 0
+    assert "meaningful" not in result.verdict
+    assert result.verdict == (
+        "conversion: too few leads to tell yet (4 in the control, 8 in the candidate; "
+        f"{TOO_FEW} in each at least), +62.5 pts (95% interval +4.0 pts to +86.3 pts)"
+    )
+
+
+def test_a_difference_on_too_few_leads_says_how_many_more_would_tell() -> None:
+    result = difference("claim SLA", proportion(5, 10), proportion(6, 10))
+
+    more = leads_needed(0.5, 0.6) - 10
+    assert result.verdict.startswith("claim SLA: too few leads to tell yet (10 in the control, ")
+    assert result.verdict.endswith(
+        f"; if the difference holds, about {more:,} more leads per arm would tell"
+    )
+
+
+def test_the_same_share_on_too_few_leads_is_not_called_no_difference() -> None:
+    result = difference("conversion", proportion(1, 3), proportion(1, 3))
+
+    assert result.verdict.startswith("conversion: too few leads to tell yet (3 in the control")
+    assert "no difference" not in result.verdict
 
 
 def test_an_arm_without_data_is_said_so() -> None:

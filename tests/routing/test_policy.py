@@ -204,6 +204,21 @@ def test_an_inline_list_or_mapping_left_open_names_the_line_it_opened_on(
     assert f"the `{opener}` at line {line} is not closed: end it with `{closer}`" in problems[0]
 
 
+def test_an_inline_list_left_open_at_the_end_of_the_file_names_the_line_it_opened_on() -> None:
+    problems = problems_of(MINIMAL + "timezone: [\n")
+
+    assert len(problems) == 1
+    assert "the `[` at line 9 is not closed: end it with `]`" in problems[0]
+
+
+def test_a_dash_item_inside_an_inline_list_says_to_use_commas_or_drop_the_brackets() -> None:
+    problems = problems_of(MINIMAL.replace("members: [alice]", "members: [\n      - alice\n    ]"))
+
+    assert len(problems) == 1
+    assert problems[0].startswith("routing.yml:6:7: not valid YAML: a `- ` item inside the `[`")
+    assert "at line 5" in problems[0] and "[alice, bob]" in problems[0]
+
+
 def test_a_quote_left_open_names_the_line_it_opened_on() -> None:
     problems = problems_of(MINIMAL.replace("- id: alice", '- id: "alice'))
     assert len(problems) == 1

@@ -183,6 +183,23 @@ async def test_history_lists_activations_newest_first_and_marks_the_active_one(
     assert stored.activations[0].active
 
 
+async def test_history_names_the_file_each_activation_read_not_the_versions_first(
+    uow: UnitOfWork, clock: Clock
+) -> None:
+    await activate_policy(uow, TRIO_POLICY, source="trio.yml", how=Activation.COMMAND, by="a")
+    clock.advance(hours=1)
+    await activate_policy(uow, DUO_POLICY, source="duo.yml", how=Activation.COMMAND, by="b")
+    clock.advance(hours=1)
+    # A rollback from a copy of the first file: the same version, read from another file.
+    await activate_policy(uow, TRIO_POLICY, source="rb.yml", how=Activation.COMMAND, by="c")
+
+    history = await policy_history(uow)
+
+    assert [a.source for a in history] == ["rb.yml", "duo.yml", "trio.yml"]
+    stored = await find_policy_version(uow, version_of(TRIO_POLICY))
+    assert stored.source == "trio.yml"  # the version itself: where it was first read
+
+
 @pytest.mark.parametrize(
     ("prefix", "problem"),
     [("ab", "at least 4"), ("xyz1", "at least 4"), ("0000", "no stored policy version")],

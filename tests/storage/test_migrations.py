@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 from storage.migrate import current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0013"  # the newest revision in storage/migrations/versions
+HEAD = "0014"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:

@@ -65,7 +65,7 @@
       const spec = JSON.parse(figure.querySelector("script.chart-data").textContent);
       const width = Math.max(240, Math.min(figure.clientWidth || 640, 1100));
       const { opts, data } = spec.kind === "bars" ? barChart(spec, width) : timeChart(spec, width);
-      drawn[spec.id] = new uPlot(opts, data, figure);
+      drawn[spec.id] = new uPlot(opts, data, figure.querySelector(".chart-plot") || figure);
     }
     document.documentElement.dataset.chartsDrawn = String(Object.keys(drawn).length);
   }
