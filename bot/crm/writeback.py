@@ -5,7 +5,7 @@ moved away from is done without a call (the later offer queued its own). Rate li
 outages are retried (never before a Retry-After runs out, see `CrmCalls`); after
 `max_attempts`, or at once for an error that will not pass (record gone, owner invalid, no
 permission), the item is given up and the lead's story says so, where `/routing why` and the
-manager digest show it.
+manager digest show it. A first failure that is tried again is in the story too, once.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class CrmWorker(OutboxWorker):
         if item.kind == OutboxKind.HUBSPOT_CONTACT:
             return
         written = attempt.notes.get("owner")
-        if written is None and not gave_up:
-            return
+        retrying = written is None and not gave_up
+        if retrying and (error is None or item.attempts != 1):
+            return  # skipped (the lead moved on), or a retry the story already tells of
         owner_write_ended(
             session,
             lead_id=int(item.payload["lead_id"]),
@@ -83,4 +84,5 @@ class CrmWorker(OutboxWorker):
             owner=written,
             error=error,
             at=self.clock(),
+            retrying=retrying,
         )

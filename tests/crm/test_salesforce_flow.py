@@ -472,6 +472,13 @@ async def test_a_write_back_outlasts_a_salesforce_outage_of_hours_and_is_written
         c for c in salesforce.calls if c.request.method == "PATCH" and c.response.status_code == 204
     ]
     assert len(written) == 1
+    story = await app.reader.story("L-1", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    told = [e.what for e in story.events if e.what.startswith("Owner")]
+    assert told == [  # the first failure once, not each of the retries, then the write
+        "Owner not yet set in Salesforce, trying again (Ann Archer) · Salesforce answered 503",
+        "Owner set in Salesforce (Ann Archer)",
+    ]
 
 
 async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_digest(
