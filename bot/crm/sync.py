@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LEADS_CURSOR = "salesforce:leads"
+# Each poll of new leads reads again this far behind its cursor: a Lead's CreatedDate is when
+# its transaction began, and one that commits slowly (a flow, a trigger, a bulk load) appears
+# after a later lead moved the cursor past it. Intake routes each record once.
+LEADS_OVERLAP = timedelta(minutes=2)
 # Each outcome poll reads again this far behind its cursor: a record saved in a transaction that
 # began before the last poll can carry an earlier change time than what that poll saw, and a
 # CRM's search index lags its writes. Reading a report twice stores it once.
@@ -64,11 +68,10 @@ def lead_of(system: str, crm_id: str, values: dict[str, Any]) -> Lead:
 async def poll_salesforce_leads(
     uow: UnitOfWork, link: CrmLink, *, first_look_back: timedelta
 ) -> PollResult:
-    """Route Salesforce leads created since the cursor. The first poll looks back only
-    `first_look_back`: switching polling on must not route years of old leads."""
-    since = await crm_cursor(uow, LEADS_CURSOR)
-    if since is None:
-        since = uow.clock() - first_look_back
+    """Route Salesforce leads created since the cursor (less `LEADS_OVERLAP`). The first poll
+    looks back only `first_look_back`: switching polling on must not route years of old leads."""
+    mark = await crm_cursor(uow, LEADS_CURSOR)
+    since = mark - LEADS_OVERLAP if mark is not None else uow.clock() - first_look_back
     pages = link.crm.new_leads(since)
     created = repeated = invalid = 0
     while (page := await link.next_page(pages)) is not None:

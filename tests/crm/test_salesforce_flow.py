@@ -184,7 +184,7 @@ async def test_the_first_poll_routes_leads_of_the_last_15_minutes_across_pages(
     assert await crm_cursor(app.uow, LEADS_CURSOR) == second
 
 
-async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
+async def test_the_next_poll_starts_two_minutes_behind_the_watermark_and_routes_each_lead_once(
     app: App, salesforce: responses.RequestsMock
 ) -> None:
     mark = NOW - timedelta(minutes=3)
@@ -202,9 +202,35 @@ async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
         app.uow, app.crm["salesforce"], first_look_back=timedelta()
     )
     assert (result.created, result.repeated) == (1, 1)
-    assert "CreatedDate >= 2026-11-17T17:12:00.000Z" in _soql(salesforce.calls[0])
+    assert "CreatedDate >= 2026-11-17T17:10:00.000Z" in _soql(salesforce.calls[0])  # overlap
     assert len(await _leads(app)) == 2
     assert await crm_cursor(app.uow, LEADS_CURSOR) == NOW
+
+
+async def test_a_lead_saved_late_with_a_creation_time_behind_the_watermark_is_still_routed(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    # A lead's CreatedDate is its transaction's start: one that commits slowly (a flow, a
+    # trigger, a bulk load) appears after a later lead has moved the watermark past it.
+    mark = NOW - timedelta(minutes=3)
+    await move_crm_cursor(app.uow, LEADS_CURSOR, mark)
+    late = _lead(7, mark - timedelta(seconds=40))
+
+    def created_since(request: Any) -> tuple[bool, str]:
+        soql = parse_qs(urlsplit(request.url).query).get("q", [""])[0]
+        since = soql.split("CreatedDate >= ")[1].split(" ")[0]
+        wanted = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        return (wanted <= mark - timedelta(seconds=40), "the late lead is not asked for")
+
+    salesforce.get(QUERY, json=_page([late]), match=[_is_query_of("Lead"), created_since])
+
+    result = await poll_salesforce_leads(
+        app.uow, app.crm["salesforce"], first_look_back=timedelta()
+    )
+
+    assert result.created == 1
+    assert "salesforce:00Q5e00000Lead0007" in await _leads(app)
+    assert await crm_cursor(app.uow, LEADS_CURSOR) == mark  # never moved back
 
 
 async def test_a_poll_that_fails_half_way_keeps_the_committed_page_and_resumes_after_it(
