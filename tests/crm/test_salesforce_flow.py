@@ -347,7 +347,7 @@ async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
     again = await sync_accounts(app.uow, app.crm["salesforce"])
     assert (again.created, again.updated) == (0, 1)
     last = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)][-1]
-    assert "LastModifiedDate >= 2026-11-16T17:15:00.000Z" in last
+    assert "LastModifiedDate >= 2026-11-16T17:13:00.000Z" in last  # two minutes' overlap
     async with app.db.reading() as session:
         renamed = await session.get(AccountRow, "0015e00000Acct0003")
     assert renamed is not None and (renamed.name, renamed.owner_rep) == ("Account 3 Renamed", "ben")
