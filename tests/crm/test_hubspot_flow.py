@@ -151,3 +151,62 @@ async def test_crm_check_says_when_the_tier_property_is_no_company_property_in_h
     (problem,) = result.problems
     assert "crm.hubspot.tier_property tierr is no company property in HubSpot" in problem
     assert fine.problems == ()
+
+
+async def test_two_write_backs_for_one_contact_land_in_the_order_they_were_queued(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from bot.service.intake import intake
+    from bot.service.offers import reject
+    from routing.leads import parse_lead
+
+    policy = parse_policy(
+        POLICY.split("crm:")[0].replace(
+            "{members: [ann, ben]}", "{members: [ann, ben], distribution: round_robin}"
+        )
+        + "crm:\n  write_on: assign\n"
+    )
+    async with FakeHubSpot() as fake:
+        owners = {rep: fake.add_owner(f"{rep}@acme.example") for rep in ("ann", "ben")}
+        contact = fake.add_contact(email="cto@bigco.example")
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'order.db'}",
+            hubspot_access_token=SecretStr(TOKEN),
+            hubspot_api_url=fake.url,
+        )
+        app = bootstrap(settings, policy=policy, clock=Clock(NOW))
+        await app.db.create_tables()
+        try:
+            lead = parse_lead(
+                {
+                    "id": "L-1",
+                    "email": "cto@bigco.example",
+                    "crm_system": "hubspot",
+                    "crm_id": contact,
+                }
+            )
+            first = (await intake(app.uow, lead)).lead.rep
+            assert first is not None
+            await app.crm["hubspot"].owners.mapping()  # the owners known: only writes go out
+            (worker,) = app.crm_workers
+            fake.delays.append(1.0)  # the first write is slow on the wire
+            writing = asyncio.create_task(worker.deliver_due())
+            for _ in range(500):  # ...and on its way when the rep passes the lead on
+                if fake.calls("PATCH"):
+                    break
+                await asyncio.sleep(0.01)
+            moved = await reject(app.uow, "L-1", by=first, reason="busy")
+            second = moved.to.rep
+            assert second is not None and second != first
+            await worker.deliver_due()
+            await writing
+        finally:
+            await app.close()
+
+    assert [owner for _, change in fake.patches for owner in change.values()] == [
+        owners[first],
+        owners[second],
+    ]
+    assert fake.contacts[contact].properties["hubspot_owner_id"] == owners[second]

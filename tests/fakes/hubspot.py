@@ -16,12 +16,12 @@ The fake runs on the test's event loop and the client is synchronous, so call th
 thread (`asyncio.to_thread`, or `CrmCalls`).
 
 It records every request (`requests`: method, path, query, arrival time, status), and can be
-made slow (`latency_s`), made to fail (`fail_next`, `fail_after`), made to rate-limit every
-Nth request (`rate_limit_every`, `retry_after_s`), or given a token with only some scopes
-(`scopes`: a call needing another is refused 403 `MISSING_SCOPES`, naming it, as HubSpot
-does). `retry_after_violations` counts the requests that arrived while a Retry-After it sent
-was still running (after a 50 ms grace for requests the client had already sent before it
-could have read the 429).
+made slow (`latency_s`, or `delays` for the next requests one by one), made to fail
+(`fail_next`, `fail_after`), made to rate-limit every Nth request (`rate_limit_every`,
+`retry_after_s`), or given a token with only some scopes (`scopes`: a call needing another is
+refused 403 `MISSING_SCOPES`, naming it, as HubSpot does). `retry_after_violations` counts
+the requests that arrived while a Retry-After it sent was still running (after a 50 ms grace
+for requests the client had already sent before it could have read the 429).
 """
 
 from __future__ import annotations
@@ -203,6 +203,7 @@ class FakeHubSpot:
         self.requests: list[Request] = []
         self.patches: list[tuple[str, dict[str, Any]]] = []  # (contact id, properties)
         self.failures: deque[Failure] = deque()
+        self.delays: deque[float] = deque()  # the next requests' own latency, one each
         self.failures_at: dict[int, Failure] = {}  # by the number of the request to refuse
         self.retry_windows: list[RetryWindow] = []
         self.violations: list[Request] = []
@@ -383,8 +384,9 @@ class FakeHubSpot:
         try:
             number = len(self.requests)
             limited = bool(self.rate_limit_every) and number % (self.rate_limit_every or 1) == 0
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+            delay = self.latency_s + (self.delays.popleft() if self.delays else 0.0)
+            if delay:
+                await asyncio.sleep(delay)
             response = self._refusal(request, limited)
             if response is None:
                 try:
