@@ -665,6 +665,7 @@ async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_on
     try:
         with raw:
             raw.execute("ALTER TABLE lead_stories DROP COLUMN current_rep")
+            raw.execute("ALTER TABLE policy_activations DROP COLUMN source")  # 0014's
             raw.execute("UPDATE alembic_version SET version_num = '0012'")
     finally:
         raw.close()
