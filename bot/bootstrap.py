@@ -105,6 +105,14 @@ def bootstrap(
     database = db if db is not None else open_database(settings.database_url)
     now = clock or (lambda: datetime.now(UTC))
     crm = crm_links(settings, live.current)
+    if crm:
+
+        def reconfigure(_before: Policy, now: Policy) -> None:
+            # A new version may name other fields or another queue: the CRMs read by it now.
+            for link in crm.values():
+                link.crm.configure(now.crm)
+
+        live.on_switch(reconfigure)
     people = None
     current: Callable[[], Policy] = live.current
     if settings.slack_enabled:
@@ -212,7 +220,6 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
     from bot.crm.base import CrmCalls, CrmClient
     from bot.crm.owners import OwnerDirectory
 
-    spec = policy().crm
     clients: list[CrmClient] = []
     if settings.salesforce_enabled:
         connect = salesforce.connector(
@@ -225,23 +232,17 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
             client_secret=_secret(settings.salesforce_client_secret),
             domain=settings.salesforce_domain,
         )
-        clients.append(
-            salesforce.SalesforceCrm(
-                connect,
-                tier_field=spec.salesforce.tier_field,
-                intake_queue=spec.salesforce.intake_queue,
-                contacted_statuses=spec.salesforce.contacted_statuses,
-            )
-        )
+        clients.append(salesforce.SalesforceCrm(connect))
     if settings.hubspot_access_token is not None:
         client = hubspot.client(
             access_token=settings.hubspot_access_token.get_secret_value(),
             api_url=settings.hubspot_api_url,
             concurrency=settings.crm_concurrency,
         )
-        clients.append(hubspot.HubSpotCrm(client, tier_property=spec.hubspot.tier_property))
+        clients.append(hubspot.HubSpotCrm(client))
     links = {}
     for crm in clients:
+        crm.configure(policy().crm)
         calls = CrmCalls(concurrency=settings.crm_concurrency)
         links[crm.system] = CrmLink(crm, calls, OwnerDirectory(crm, calls, policy))
     return links

@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.crm.base import CrmError
 from bot.crm.link import CrmLink
 from bot.crm_links import crm_name
 from bot.retention import Retention
@@ -356,6 +357,12 @@ def _guarded(
         running.add(task)
         try:
             await job.call(uow)
+        except CrmError as exc:
+            # A CRM's refusal or outage is a sentence saying what to fix; a traceback of our
+            # own frames, every run until it is fixed, would only bury it.
+            log.error("job %s failed; it runs again at its next time: %s", job.name, exc)
+            if failed is not None:
+                failed(job.name)
         except Exception:
             log.exception("job %s failed; it runs again at its next time", job.name)
             if failed is not None:

@@ -284,6 +284,27 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator(
+        "hubspot_access_token",
+        "hubspot_client_secret",
+        "salesforce_access_token",
+        "salesforce_security_token",
+        "salesforce_client_secret",
+    )
+    @classmethod
+    def _crm_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # A token copied with its line break (`echo > file`, a paste) would be sent as a
+        # header the HTTP client refuses, with the token in the error; spaces around it are
+        # never part of it. A password may hold any character: it is left as given.
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        if token.lower().startswith("bearer "):
+            raise ValueError("give the token alone, without 'Bearer ' before it")
+        if any(c.isspace() or not c.isprintable() for c in token):
+            raise ValueError("has a space or a line break inside: copy the token again")
+        return SecretStr(token)
+
     @field_validator("hubspot_webhook_url")
     @classmethod
     def _hubspot_webhook_url(cls, value: str | None) -> str | None:
@@ -300,7 +321,15 @@ class Settings(BaseSettings):
     def _salesforce_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return _site_url(value, example="https://acme.my.salesforce.com")
+        url = _site_url(value, example="https://acme.my.salesforce.com")
+        if url.endswith(".lightning.force.com"):
+            # Where Lightning opens in a browser; the REST API answers at the My Domain.
+            api = url.removesuffix(".lightning.force.com") + ".my.salesforce.com"
+            raise ValueError(
+                f"{url} is Lightning's address in a browser; the API's is {api} "
+                "(Setup, My Domain, shows it)"
+            )
+        return url
 
     @field_validator("hubspot_app_url")
     @classmethod

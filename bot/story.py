@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.crm_links import crm_name
-from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED
+from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, CRM_WRITE_RETRYING
 from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome
@@ -123,6 +123,8 @@ def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> S
         words = f"owner set in {crm}"
     elif audit.kind == CRM_WRITE_FAILED:
         words = f"owner NOT set in {crm}, given up"
+    elif audit.kind == CRM_WRITE_RETRYING:
+        words = f"owner not yet set in {crm}, trying again"
     parts = [words[0].upper() + words[1:]]
     rep = data.get("rep")
     if audit.kind in ("routed", "rerouted"):

@@ -75,6 +75,9 @@ def crm_check(rules: RulesOption = None) -> None:
             out.print(f"{name}: cannot connect: {result.error}")
             continue
         out.print(f"{name}: {result.connected}")
+        for problem in result.problems:
+            problems += 1
+            out.print(Text(f"  problem: {problem}"))
         for rep_id, owner_id in result.mapping.owners.items():
             how = "set in the policy" if rep_id in result.mapping.explicit else "by email"
             out.print(f"  {rep_id} -> {owner_id} ({how})")
@@ -82,7 +85,7 @@ def crm_check(rules: RulesOption = None) -> None:
             problems += 1
             out.print(f"  missing: {why}")
     if problems:
-        raise CliError(f"{problems} problem(s) to fix before owners can be written back")
+        raise CliError(f"{problems} problem(s) to fix")
 
 
 @slack_app.command("check")

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from routing.policy import Rep
+from routing.policy_schema import CrmSpec
 from routing.report import OutcomeEvent
 
 T = TypeVar("T")
@@ -116,12 +117,23 @@ class CrmClient(Protocol):
     # The reads that find leads' outcome events (`outcomes_since`), each with a cursor of its own.
     outcome_streams: tuple[str, ...]
 
+    def configure(self, spec: CrmSpec) -> None:
+        """Read from now on as the policy's `crm` section says (its fields, its queue): called
+        at start and with each new version of the policy."""
+        ...
+
     def owner_given(self, rep: Rep) -> str | None:
         """The owner id the policy gives `rep` in this CRM (`owner_setting`), if any."""
         ...
 
     def whoami(self) -> str:
         """Check the credentials with one cheap call; a sentence naming who we are connected as."""
+        ...
+
+    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+        """What this CRM will refuse of what leadrouter is set to do, found with reads only:
+        a permission or scope the credentials lack, a field the policy names that is not
+        there. Each a sentence saying what to fix; none when all is in place."""
         ...
 
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:

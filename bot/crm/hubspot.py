@@ -29,6 +29,7 @@ from hubspot.crm.contacts import SimplePublicObjectInput
 from hubspot.crm.objects import ApiException as ObjectsError
 from hubspot.crm.objects import PublicObjectSearchRequest as ObjectsSearch
 from hubspot.crm.owners import ApiException as OwnersError
+from hubspot.crm.properties import ApiException as PropertiesError
 from urllib3.util.retry import Retry
 
 from bot.crm import hubspot_outcomes as outcomes
@@ -43,6 +44,7 @@ from bot.crm.base import (
 )
 from routing.geo import account_location
 from routing.policy import Rep
+from routing.policy_schema import CrmSpec
 
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
@@ -62,7 +64,14 @@ CONTACT_PROPERTIES = {
     "numemployees": "employees",
     "hs_analytics_source": "source",
 }
-_API_ERRORS = (ContactsError, CompaniesError, OwnersError, ObjectsError, AssociationsError)
+_API_ERRORS = (
+    ContactsError,
+    CompaniesError,
+    OwnersError,
+    ObjectsError,
+    AssociationsError,
+    PropertiesError,
+)
 
 
 class HubSpotCrm:
@@ -86,11 +95,15 @@ class HubSpotCrm:
         self._companies_api = client.crm.companies.search_api
         self._objects_api = client.crm.objects.search_api
         self._associations_api = client.crm.associations.v4.batch_api
+        self._properties_api = client.crm.properties.core_api
         self.search_interval_s = search_interval_s
         self._search_pace = threading.Lock()
         self._last_search = 0.0  # time.monotonic() when the last search call ended
 
     # --- the Protocol ----------------------------------------------------------------------
+
+    def configure(self, spec: CrmSpec) -> None:
+        self.tier_property = spec.hubspot.tier_property
 
     def owner_given(self, rep: Rep) -> str | None:
         return rep.hubspot_owner_id
@@ -98,6 +111,52 @@ class HubSpotCrm:
     def whoami(self) -> str:
         page = self._call(lambda: self._owners_api.get_page(limit=1, _request_timeout=TIMEOUT_S))
         return f"connected to HubSpot; the token reads owners ({len(page.results)} on a first page)"
+
+    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+        # One cheap read for each scope in use: HubSpot names the scope a call lacks. Writing
+        # a contact's owner (crm.objects.contacts.write) cannot be tried without writing.
+        probes: list[Callable[[], Any]] = [
+            lambda: self._contacts_api.get_page(limit=1, _request_timeout=TIMEOUT_S)
+        ]
+        if reads_accounts:
+            probes.append(
+                lambda: self._companies_api.do_search(
+                    CompaniesSearch(limit=1), _request_timeout=TIMEOUT_S
+                )
+            )
+        if reads_outcomes:
+            probes.append(
+                lambda: self._objects_api.do_search(
+                    "deals", ObjectsSearch(limit=1), _request_timeout=TIMEOUT_S
+                )
+            )
+        problems: list[str] = []
+        for probe in probes:
+            try:
+                self._call(probe)
+            except CrmPermanent as exc:
+                if "lacks the scope" not in str(exc):
+                    raise
+                problems.append(str(exc))
+        if reads_accounts and self.tier_property and not problems:
+            problems.extend(self._missing_tier_property(self.tier_property))
+        return problems
+
+    def _missing_tier_property(self, name: str) -> list[str]:
+        """A search asking for a property HubSpot does not have answers it empty, so a mistyped
+        tier_property would leave every account without a tier, silently: ask for it by name."""
+        try:
+            self._properties_api.get_by_name("companies", name, _request_timeout=TIMEOUT_S)
+        except PropertiesError as exc:
+            if int(exc.status or 0) != 404:
+                raise _translate(exc) from None
+            return [
+                f"the policy's crm.hubspot.tier_property {name} is no company property in "
+                "HubSpot: give its internal name (Settings, Properties, the property's </> name)"
+            ]
+        except urllib3.exceptions.HTTPError as exc:
+            raise CrmTransient(f"HubSpot could not be reached ({type(exc).__name__})") from None
+        return []
 
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = {email.strip().lower() for email in emails if email.strip()}
@@ -152,7 +211,7 @@ class HubSpotCrm:
 
     def new_leads(self, since: datetime | None) -> Iterator[list[LeadRecord]]:
         raise CrmPermanent(
-            "HubSpot announces its new contacts by webhook (POST /hubspot/webhook); leadrouter "
+            "HubSpot announces its new contacts by webhook (POST /webhooks/hubspot); leadrouter "
             "does not poll it for them"
         )
 
@@ -294,6 +353,12 @@ def _translate(exc: Any) -> Exception:
     if status == 401:
         return CrmPermanent("HubSpot rejected HUBSPOT_ACCESS_TOKEN (expired or revoked?)")
     if status == 403:
+        scopes = _required_scopes(exc.body)
+        if scopes:
+            return CrmPermanent(
+                f"HubSpot refused it: HUBSPOT_ACCESS_TOKEN lacks the scope {' or '.join(scopes)}; "
+                "add it to the private app's scopes (its Auth tab)"
+            )
         return CrmPermanent(f"HubSpot refused it: the token lacks a scope ({detail})")
     return CrmPermanent(f"HubSpot answered {status}: {detail}")
 
@@ -306,6 +371,25 @@ def _message(body: Any) -> str:
     if not isinstance(data, dict):
         return ""
     return " ".join(str(data.get(k, "")) for k in ("category", "message")).strip()[:300]
+
+
+def _required_scopes(body: Any) -> list[str]:
+    """The scopes a 403 says the call needs (HubSpot names them in each error's context)."""
+    try:
+        data = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    found: list[str] = []
+    for error in errors if isinstance(errors, list) else []:
+        context = error.get("context") if isinstance(error, dict) else None
+        if not isinstance(context, dict):
+            continue
+        for key in ("requiredGranularScopes", "requiredScopes"):
+            values = context.get(key)
+            if isinstance(values, list):
+                found.extend(str(v) for v in values if str(v) not in found)
+    return found
 
 
 def _seconds(headers: Any) -> float | None:

@@ -42,6 +42,7 @@ from bot.crm.base import (
 from bot.crm.salesforce_outcomes import parse_time, soql_time
 from routing.geo import account_location
 from routing.policy import Rep
+from routing.policy_schema import CrmSpec
 
 API_VERSION = "59.0"
 TIMEOUT_S = 30.0
@@ -95,15 +96,67 @@ class SalesforceCrm:
 
     # --- the Protocol ----------------------------------------------------------------------
 
+    def configure(self, spec: CrmSpec) -> None:
+        self.tier_field = spec.salesforce.tier_field
+        self.intake_queue = spec.salesforce.intake_queue
+        self.contacted_statuses = tuple(spec.salesforce.contacted_statuses)
+
     def owner_given(self, rep: Rep) -> str | None:
         return rep.salesforce_user_id
 
     def whoami(self) -> str:
         sf = self._client()
-        limits = self._call(lambda: sf.restful("limits"))
-        remaining = (limits or {}).get("DailyApiRequests", {}).get("Remaining")
+
+        def limits() -> Any:
+            try:
+                return sf.restful("limits")
+            except SalesforceRefusedRequest as exc:
+                # Reading the limits takes View Setup and Configuration, which nothing else
+                # here needs: refused, the session still answered. No API access at all is
+                # refused too (API_DISABLED_FOR_ORG, API_CURRENTLY_DISABLED), and that stops.
+                if _first_error(exc)[0].startswith("API_"):
+                    raise
+                return None
+
+        found = self._call(limits)
         where = f"connected to {sf.sf_instance}"
+        if found is None:
+            return f"{where} (the user may not read the org's API limits)"
+        remaining = found.get("DailyApiRequests", {}).get("Remaining")
         return f"{where}, {remaining} API requests left today" if remaining is not None else where
+
+    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+        sf = self._client()
+        problems: list[str] = []
+        lead = self._described(sf, "Lead", problems)
+        if lead is None:
+            return problems
+        owner = next((f for f in lead.get("fields", []) if f.get("name") == "OwnerId"), None)
+        if not lead.get("updateable") or owner is None or not owner.get("updateable"):
+            problems.append(
+                "the Salesforce user cannot edit a Lead's owner (Lead.OwnerId): give it Edit "
+                "on Leads and Transfer Leads, or owners cannot be written back"
+            )
+        account = self._described(sf, "Account", problems) if reads_accounts else None
+        if self.tier_field and account is not None:
+            names = {str(f.get("name")) for f in account.get("fields", [])}
+            if self.tier_field not in names:
+                problems.append(
+                    f"the policy's crm.salesforce.tier_field {self.tier_field} is no field of "
+                    "Account that the Salesforce user can read: check its API name (custom "
+                    "fields end in __c) and the user's field-level security"
+                )
+        queue = self.intake_queue
+        if queue is not None and is_record_id(queue, QUEUE_PREFIX):
+            soql = format_soql(
+                "SELECT Id FROM Group WHERE Type = 'Queue' AND Id = {queue}", queue=queue
+            )
+            if not self._query_all(soql):
+                problems.append(
+                    f"the policy's crm.salesforce.intake_queue {queue} is no queue in this "
+                    "Salesforce (Setup, Queues: the id in its address starts 00G)"
+                )
+        return problems
 
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = sorted({email.strip().lower() for email in emails if email.strip()})
@@ -181,6 +234,20 @@ class SalesforceCrm:
 
     # --- the parts -------------------------------------------------------------------------
 
+    def _described(self, sf: Salesforce, sobject: str, problems: list[str]) -> Any:
+        """The object's describe as this user sees it; None, with the problem, when the user
+        may not read that object at all (Salesforce answers as if it did not exist)."""
+        try:
+            return self._call(lambda: cast(SFType, getattr(sf, sobject)).describe())
+        except CrmPermanent as exc:
+            if "SALESFORCE_" in str(exc):  # the credentials: not a matter of this object
+                raise
+            problems.append(
+                f"the Salesforce user cannot read {sobject} records: give it Read on "
+                f"{sobject}s ({exc})"
+            )
+            return None
+
     def _leads_converted_into(self, opportunity_ids: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for start in range(0, len(opportunity_ids), outcomes.IDS_PER_QUERY):
@@ -252,10 +319,7 @@ class SalesforceCrm:
         try:
             return fn()
         except SalesforceAuthenticationFailed as exc:
-            # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's
-            # format template there); earlier releases kept it in `message`.
-            reason = f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
-            raise CrmPermanent(f"Salesforce refused the login ({reason})") from None
+            raise CrmPermanent(f"Salesforce refused the login ({_refusal(exc)})") from None
         except SalesforceExpiredSession:
             raise CrmPermanent(
                 "Salesforce says the session is invalid or expired; SALESFORCE_ACCESS_TOKEN cannot "
@@ -295,6 +359,12 @@ def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., re
     return timed
 
 
+def _refusal(exc: SalesforceAuthenticationFailed) -> str:
+    # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's format
+    # template there); earlier releases kept it in `message`.
+    return f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
+
+
 def _first_error(exc: SalesforceError) -> tuple[str, str]:
     content: Any = exc.content
     if isinstance(content, list) and content and isinstance(content[0], dict):
@@ -315,7 +385,7 @@ def connector(
 ) -> Callable[[requests.Session], Salesforce]:
     """How to log in, from whichever credentials the settings hold (checked there to be whole)."""
 
-    def connect(session: requests.Session) -> Salesforce:
+    def log_in(session: requests.Session) -> Salesforce:
         common: dict[str, Any] = {"session": session, "version": API_VERSION}
         if access_token:
             return Salesforce(instance_url=instance_url, session_id=access_token, **common)
@@ -330,5 +400,21 @@ def connector(
         return Salesforce(
             consumer_key=client_id, consumer_secret=client_secret, domain=domain, **common
         )
+
+    if username and password:
+        given = "SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN"
+    else:
+        given = "SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET"
+
+    def connect(session: requests.Session) -> Salesforce:
+        try:
+            return log_in(session)
+        except SalesforceAuthenticationFailed as exc:
+            # The usual causes, said where the admin reads the refusal.
+            raise CrmPermanent(
+                f"Salesforce refused the login ({_refusal(exc)}): check {given}, and "
+                f"SALESFORCE_DOMAIN ({domain or 'login'} now; SALESFORCE_DOMAIN=test for a "
+                "sandbox, or its My Domain such as acme--uat.sandbox.my)"
+            ) from None
 
     return connect

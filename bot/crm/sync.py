@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from bot.crm.base import CrmError, CrmOutcome
@@ -26,10 +27,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LEADS_CURSOR = "salesforce:leads"
-# Each outcome poll reads again this far behind its cursor: a record saved in a transaction that
-# began before the last poll can carry an earlier change time than what that poll saw, and a
-# CRM's search index lags its writes. Reading a report twice stores it once.
-OUTCOMES_OVERLAP = timedelta(minutes=2)
+# Every read from a CRM cursor (new leads, accounts, outcomes) starts this far behind it: a
+# record's time (CreatedDate, SystemModstamp) is when its transaction began, so one that commits
+# slowly (a flow, a trigger, a bulk load) appears after a later one moved the cursor past it,
+# and a CRM's search index lags its writes. What is read again is taken once (intake by record,
+# the account upsert, each report stored once).
+READ_OVERLAP = timedelta(minutes=2)
 
 
 def accounts_cursor(system: str) -> str:
@@ -63,11 +66,10 @@ def lead_of(system: str, crm_id: str, values: dict[str, Any]) -> Lead:
 async def poll_salesforce_leads(
     uow: UnitOfWork, link: CrmLink, *, first_look_back: timedelta
 ) -> PollResult:
-    """Route Salesforce leads created since the cursor. The first poll looks back only
-    `first_look_back`: switching polling on must not route years of old leads."""
-    since = await crm_cursor(uow, LEADS_CURSOR)
-    if since is None:
-        since = uow.clock() - first_look_back
+    """Route Salesforce leads created since the cursor (less `READ_OVERLAP`). The first poll
+    looks back only `first_look_back`: switching polling on must not route years of old leads."""
+    mark = await crm_cursor(uow, LEADS_CURSOR)
+    since = mark - READ_OVERLAP if mark is not None else uow.clock() - first_look_back
     pages = link.crm.new_leads(since)
     created = repeated = invalid = 0
     while (page := await link.next_page(pages)) is not None:
@@ -88,7 +90,8 @@ async def sync_accounts(uow: UnitOfWork, link: CrmLink) -> SyncResult:
     """Bring accounts changed in the CRM since the cursor into the accounts table, owners
     mapped to reps (an owner who is no rep leaves the account unowned, and is counted)."""
     name = accounts_cursor(link.system)
-    since = await crm_cursor(uow, name)
+    mark = await crm_cursor(uow, name)
+    since = mark - READ_OVERLAP if mark is not None else None
     mapping = await link.owners.mapping()
     rep_of = {owner: rep for rep, owner in mapping.owners.items()}
     pages = link.crm.accounts_modified_since(since)
@@ -141,7 +144,7 @@ async def poll_outcomes(
     for stream in link.crm.outcome_streams:
         name = outcomes_cursor(link.system, stream)
         mark = await crm_cursor(uow, name)
-        since = mark - OUTCOMES_OVERLAP if mark is not None else uow.clock() - first_look_back
+        since = mark - READ_OVERLAP if mark is not None else uow.clock() - first_look_back
         pages = link.crm.outcomes_since(stream, since)
         while (page := await link.next_page(pages)) is not None:
             kept = [o for o in page.outcomes if o.by is None or o.by in reps]
@@ -170,13 +173,24 @@ class CrmCheck:
     connected: str | None  # who we are connected as; None when the credentials failed
     error: str | None
     mapping: OwnerMap | None
+    problems: tuple[str, ...] = ()  # what the CRM will refuse of what the policy asks
 
 
 async def check(link: CrmLink) -> CrmCheck:
-    """Credentials and the rep-to-owner mapping, for `leadrouter crm check`."""
+    """Credentials, what the policy asks of the CRM (permissions, scopes, fields) and the
+    rep-to-owner mapping, for `leadrouter crm check`."""
+    spec = link.owners.policy().crm
+    wants = spec.salesforce if link.system == "salesforce" else spec.hubspot
     try:
         connected = await link.calls(link.crm.whoami)
+        problems = await link.calls(
+            partial(
+                link.crm.setup_problems,
+                reads_accounts=wants.sync_accounts_every is not None,
+                reads_outcomes=wants.poll_outcomes_every is not None,
+            )
+        )
         mapping = await link.owners.mapping(fresh=True)
     except CrmError as exc:
         return CrmCheck(link.system, None, str(exc), None)
-    return CrmCheck(link.system, connected, None, mapping)
+    return CrmCheck(link.system, connected, None, mapping, tuple(problems))

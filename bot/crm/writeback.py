@@ -5,7 +5,7 @@ moved away from is done without a call (the later offer queued its own). Rate li
 outages are retried (never before a Retry-After runs out, see `CrmCalls`); after
 `max_attempts`, or at once for an error that will not pass (record gone, owner invalid, no
 permission), the item is given up and the lead's story says so, where `/routing why` and the
-manager digest show it.
+manager digest show it. A first failure that is tried again is in the story too, once.
 """
 
 from __future__ import annotations
@@ -22,13 +22,16 @@ from bot.service.crm import owner_write_ended, record_to_own
 from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
 from bot.service.unit_of_work import UnitOfWork
 from routing.leads import InvalidLead
+from storage.models import OutboxRow
 
 
 @dataclass(kw_only=True)
 class CrmWorker(OutboxWorker):
     uow: UnitOfWork
     link: CrmLink
-    max_attempts: int | None = 12  # with backoff capped at 5 minutes: about half an hour
+    # With backoff capped at 5 minutes, 300 attempts span about a day (at least 19 hours): a
+    # CRM's maintenance window or outage passes, and what was queued meanwhile goes out after.
+    max_attempts: int | None = 300
 
     def __post_init__(self) -> None:
         system = self.link.system
@@ -36,6 +39,14 @@ class CrmWorker(OutboxWorker):
         if system == "hubspot":
             kinds.append(OutboxKind.HUBSPOT_CONTACT)
         self.kinds = tuple(kinds)
+
+    def lane_of(self, item: OutboxRow) -> str | None:
+        # One lead's writes go one after another, in the order they were queued: a write still
+        # on its way when the lead moved to another rep would otherwise land after the new
+        # rep's and leave the record with the old owner. Different leads go side by side.
+        if item.kind == OutboxKind.HUBSPOT_CONTACT:
+            return None
+        return f"crm-lead:{item.payload['lead_id']}"
 
     async def carry_out(self, attempt: Attempt) -> None:
         item = attempt.item
@@ -71,8 +82,9 @@ class CrmWorker(OutboxWorker):
         if item.kind == OutboxKind.HUBSPOT_CONTACT:
             return
         written = attempt.notes.get("owner")
-        if written is None and not gave_up:
-            return
+        retrying = written is None and not gave_up
+        if retrying and (error is None or item.attempts != 1):
+            return  # skipped (the lead moved on), or a retry the story already tells of
         owner_write_ended(
             session,
             lead_id=int(item.payload["lead_id"]),
@@ -81,4 +93,5 @@ class CrmWorker(OutboxWorker):
             owner=written,
             error=error,
             at=self.clock(),
+            retrying=retrying,
         )

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 
 from bot.service.accounts import import_accounts
 from bot.service.intake import intake_from_crm
-from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, OutboxKind
+from bot.service.kinds import (
+    CRM_OWNER_SET,
+    CRM_WRITE_FAILED,
+    CRM_WRITE_RETRYING,
+    OWNER_WRITE_KINDS,
+    OutboxKind,
+)
 from bot.service.unit_of_work import UnitOfWork
 from routing.model import Account, Lead
 from storage import repository as repo
@@ -66,6 +72,23 @@ async def queue_crm_contacts(uow: UnitOfWork, contact_ids: Sequence[str]) -> int
     return queued
 
 
+# What a CRM's worker carries out: owner write-backs, and contacts HubSpot announced.
+CRM_KINDS = (*OWNER_WRITE_KINDS.values(), OutboxKind.HUBSPOT_CONTACT)
+
+
+async def retry_given_up(uow: UnitOfWork) -> int:
+    """CRM items given up (an expired token, a missing permission, a rep with no CRM user,
+    now fixed) queued to be tried again from their first attempt. A write-back for a lead
+    that has since moved to another rep is still skipped when its turn comes (that offer
+    queued its own). Returns how many."""
+    now = uow.clock()
+    queued = await uow.write(
+        lambda tx: repo.requeue_given_up(session=tx.session, kinds=CRM_KINDS, now=now)
+    )
+    uow.outbox_written()
+    return queued
+
+
 async def crm_cursor(uow: UnitOfWork, name: str) -> datetime | None:
     """How far the sync called `name` has read: the newest time already committed here."""
     async with uow.reading() as session:
@@ -99,14 +122,20 @@ def owner_write_ended(
     owner: str | None,
     error: str | None,
     at: datetime,
+    retrying: bool = False,
 ) -> None:
     """In the transaction that ends a write-back's attempt: the lead's story says the owner was
-    written (`owner`), or that it could not be and will not be (`error`)."""
+    written (`owner`), that it could not be yet and is tried again (`retrying`, said once, at
+    the first failure), or that it could not be and will not be (`error`)."""
+    if owner is not None:
+        kind = CRM_OWNER_SET
+    else:
+        kind = CRM_WRITE_RETRYING if retrying else CRM_WRITE_FAILED
     repo.add_audit(
         session=session,
         lead_id=lead_id,
         at=at,
-        kind=CRM_OWNER_SET if owner is not None else CRM_WRITE_FAILED,
+        kind=kind,
         reason=error,
         data={"rep": rep_id, "system": system, "owner": owner},
     )

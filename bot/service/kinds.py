@@ -37,3 +37,4 @@ CARD_UNDELIVERABLE = "card_undeliverable"  # the rep's card could not be posted
 REP_LEFT_POLICY = "rep_left_policy"  # the policy activated has no such rep: their offer moved
 CRM_OWNER_SET = "crm_owner_set"  # the CRM record's owner is now the rep
 CRM_WRITE_FAILED = "crm_write_failed"  # the owner could not be written, and will not be
+CRM_WRITE_RETRYING = "crm_write_retrying"  # the owner's first write failed; tried again

@@ -92,6 +92,7 @@ from storage.repository.outbox import (
     pace_lane,
     queue_outbox_once,
     renew_outbox,
+    requeue_given_up,
 )
 from storage.repository.outcomes import (
     WAITING_EVENT,
@@ -260,6 +261,7 @@ __all__ = [
     "report_cursor",
     "reps_holding_accounts",
     "reps_with_unclaimed_offers",
+    "requeue_given_up",
     "rollup_tallies",
     "save_day_rollups",
     "save_stories",

@@ -225,6 +225,23 @@ def _finish_outbox(*, ending: str, held: bool) -> Update:
     )
 
 
+def requeue_given_up(*, session: Session, kinds: Sequence[str], now: datetime) -> int:
+    """Items of these kinds that were given up, due again at `now` with their attempts from
+    zero (what made them fail has been fixed). Their last error stays until an attempt ends.
+    Returns how many."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.kind).in_(kinds),
+            col(OutboxRow.failed_at).is_not(None),
+            col(OutboxRow.done_at).is_(None),
+        )
+        .values(failed_at=None, attempts=0, next_attempt_at=now, lease_token=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def pace_lane(*, session: Session, lane: str, not_before: datetime) -> None:
     """Nothing goes to `lane` before `not_before` (a later time already set stands)."""
     statement = _pace_lane(session.get_bind().dialect.name)

@@ -421,3 +421,54 @@ async def test_with_the_server_running_its_worker_routes_an_announced_contact_un
             break
         await asyncio.sleep(0.05)
     assert leads(database_path)[f"hubspot:{contact}"]["rep_id"] == "ann"
+
+
+# --- the whole way: announced, routed, claimed, the owner written back ---------------------
+
+
+async def test_an_announced_contact_claimed_gets_its_owner_written_back_to_hubspot_once(
+    server: Server, hubspot: FakeHubSpot, database_path: Path, clock: Clock
+) -> None:
+    from bot.reading import Viewer
+    from bot.service.offers import claim
+
+    ann = hubspot.add_owner("ann@acme.example")
+    contact = hubspot.add_contact(email="cto@bigco.example", numemployees="5000")
+    await server.post_signed(announce(contact))
+    assert server.worker is not None
+    await server.worker.deliver_due()  # fetched and routed: ann's
+    assert leads(database_path)[f"hubspot:{contact}"]["rep_id"] == "ann"
+
+    await claim(server.app.uow, f"hubspot:{contact}", by="ann")
+    await server.worker.deliver_due()
+    clock.advance(minutes=10)
+    await server.post_signed(announce(contact))  # HubSpot's retry of the announcement
+    await server.worker.deliver_due()
+
+    assert hubspot.patches == [(contact, {"hubspot_owner_id": ann})]
+    assert hubspot.contacts[contact].properties["hubspot_owner_id"] == ann
+    story = await server.app.reader.story(f"hubspot:{contact}", Viewer(rep="ann", manager=None))
+    assert story is not None
+    assert [e.what for e in story.events if e.what.startswith("Owner")] == [
+        "Owner set in HubSpot (Ann Archer)"
+    ]
+
+
+async def test_a_claim_by_a_rep_with_no_hubspot_owner_is_given_up_saying_what_to_set(
+    server: Server, hubspot: FakeHubSpot, database_path: Path
+) -> None:
+    from bot.reading import Viewer
+    from bot.service.offers import claim
+
+    contact = hubspot.add_contact(email="owner@tiny.example", numemployees="12")  # ben's
+    await server.post_signed(announce(contact))
+    assert server.worker is not None
+    await server.worker.deliver_due()
+    await claim(server.app.uow, f"hubspot:{contact}", by="ben")
+    await server.worker.deliver_due()
+
+    assert hubspot.patches == []
+    story = await server.app.reader.story(f"hubspot:{contact}", Viewer(rep="ben", manager=None))
+    assert story is not None
+    (failed,) = [e.what for e in story.events if e.what.startswith("Owner NOT set")]
+    assert "ben@acme.example" in failed and "hubspot_owner_id" in failed

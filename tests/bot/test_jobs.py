@@ -116,6 +116,38 @@ async def test_a_failing_run_is_logged_and_the_job_runs_again(
     assert [r.getMessage() for r in caplog.records] == [
         "job flaky failed; it runs again at its next time"
     ]
+    assert caplog.records[0].exc_info is not None  # an unknown failure: its traceback
+
+
+async def test_a_crm_refusal_is_logged_as_its_sentence_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.crm.base import CrmPermanent
+
+    failed: list[str] = []
+    ran = asyncio.Event()
+
+    async def sync(uow: Any) -> None:
+        ran.set()
+        raise CrmPermanent("Salesforce refused it: INVALID_FIELD No such column 'Tier__c'")
+
+    job = Job("accounts:salesforce", "sync", IntervalTrigger(hours=1), sync, at_start=True)
+    with caplog.at_level(logging.ERROR, logger="bot.jobs"):
+        scheduler = start_scheduler([job], uow=None, failed=failed.append)  # type: ignore[arg-type]
+        try:
+            async with asyncio.timeout(5):
+                await ran.wait()
+            await asyncio.sleep(0.05)
+        finally:
+            await scheduler.stop()
+
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "job accounts:salesforce failed; it runs again at its next time: "
+        "Salesforce refused it: INVALID_FIELD No such column 'Tier__c'"
+    )
+    assert record.exc_info is None
+    assert failed == ["accounts:salesforce"]  # still counted in the metrics
 
 
 async def test_a_run_in_flight_at_shutdown_finishes_and_nothing_is_logged_as_an_error(

@@ -134,8 +134,9 @@ async def test_a_contact_hubspot_does_not_have_is_a_permanent_failure(
 async def test_hubspot_is_not_polled_for_new_leads_its_webhook_announces_them(
     fake: FakeHubSpot, crm: HubSpotCrm
 ) -> None:
-    with pytest.raises(CrmPermanent, match="webhook"):
+    with pytest.raises(CrmPermanent, match="webhook") as raised:
         await call(crm.new_leads, None)
+    assert "POST /webhooks/hubspot" in str(raised.value)  # the address the server listens at
     assert fake.requests == []
 
 
@@ -209,6 +210,20 @@ async def test_a_wrong_token_is_permanent_names_the_setting_and_never_shows_the_
     assert "HUBSPOT_ACCESS_TOKEN" in message
     assert wrong not in message and "revoked-token" not in message
     assert [r.status for r in fake.requests] == [401]
+
+
+async def test_a_token_without_a_scope_a_call_needs_is_told_which_scope_to_add() -> None:
+    scopes = {"crm.objects.owners.read", "crm.objects.contacts.read"}
+    async with FakeHubSpot(scopes=scopes) as fake:
+        crm = crm_for(fake)
+        with pytest.raises(CrmPermanent) as raised:
+            await read_accounts(crm, None)
+        await call(crm.owners_by_email, ["ann@acme.example"])  # a scope it has: no refusal
+
+    message = str(raised.value)
+    assert "crm.objects.companies.read" in message
+    assert "HUBSPOT_ACCESS_TOKEN" in message and TOKEN not in message
+    assert [r.status for r in fake.requests] == [403, 200]
 
 
 async def test_hubspot_out_of_reach_is_transient(fake: FakeHubSpot) -> None:

@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.bootstrap import App, bootstrap
-from bot.crm.sync import sync_accounts
+from bot.bootstrap import App, bootstrap, crm_links
+from bot.crm.sync import check, sync_accounts
 from bot.settings import Settings
 from routing.policy import parse_policy
 from storage.models import AccountRow
@@ -92,3 +92,121 @@ async def test_companies_sync_with_their_country_as_its_code_and_their_state(
         rows = (await session.execute(select(AccountRow))).scalars().all()
     assert {row.id: (row.owner_rep, row.tier, row.country, row.state) for row in rows} == known
     assert all(row.crm_system == "hubspot" for row in rows)
+
+
+async def test_crm_check_names_each_scope_the_token_lacks_for_what_the_policy_asks(
+    tmp_path: Path,
+) -> None:
+    policy = parse_policy(POLICY + "    poll_outcomes_every: 5m\n")
+    granted = {"crm.objects.owners.read", "crm.objects.contacts.read"}
+    async with FakeHubSpot(scopes=granted) as fake:
+        fake.company_properties.add("tier")  # the policy's tier_property: defined
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        try:
+            result = await check(link)
+            fake.scopes = granted | {"crm.objects.companies.read", "crm.objects.deals.read"}
+            again = await check(link)
+        finally:
+            link.calls.close()
+
+    assert result.error is None and result.connected is not None
+    assert len(result.problems) == 2
+    companies, deals = result.problems
+    assert "crm.objects.companies.read" in companies and "crm.objects.deals.read" in deals
+    assert all(TOKEN not in problem for problem in result.problems)
+    assert again.problems == ()
+    assert fake.calls("GET", "/crm/v3/objects/contacts")  # contacts read, the webhook's fetch
+
+
+async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(tmp_path: Path) -> None:
+    policy = parse_policy(POLICY.split("crm:")[0])  # no sync, no outcomes
+    async with FakeHubSpot(scopes={"crm.objects.owners.read", "crm.objects.contacts.read"}) as fake:
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        try:
+            result = await check(link)
+        finally:
+            link.calls.close()
+    assert result.error is None and result.problems == ()
+    assert not fake.calls("POST")
+
+
+async def test_crm_check_says_when_the_tier_property_is_no_company_property_in_hubspot(
+    tmp_path: Path,
+) -> None:
+    policy = parse_policy(POLICY.replace("tier_property: tier", "tier_property: tierr"))
+    async with FakeHubSpot() as fake:
+        fake.add_company(modified_at=NOW, name="Acme", tier="Gold")  # the property is "tier"
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        right = crm_links(settings, lambda: parse_policy(POLICY))["hubspot"]
+        try:
+            result = await check(link)
+            fine = await check(right)
+        finally:
+            link.calls.close()
+            right.calls.close()
+
+    (problem,) = result.problems
+    assert "crm.hubspot.tier_property tierr is no company property in HubSpot" in problem
+    assert fine.problems == ()
+
+
+async def test_two_write_backs_for_one_contact_land_in_the_order_they_were_queued(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from bot.service.intake import intake
+    from bot.service.offers import reject
+    from routing.leads import parse_lead
+
+    policy = parse_policy(
+        POLICY.split("crm:")[0].replace(
+            "{members: [ann, ben]}", "{members: [ann, ben], distribution: round_robin}"
+        )
+        + "crm:\n  write_on: assign\n"
+    )
+    async with FakeHubSpot() as fake:
+        owners = {rep: fake.add_owner(f"{rep}@acme.example") for rep in ("ann", "ben")}
+        contact = fake.add_contact(email="cto@bigco.example")
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'order.db'}",
+            hubspot_access_token=SecretStr(TOKEN),
+            hubspot_api_url=fake.url,
+        )
+        app = bootstrap(settings, policy=policy, clock=Clock(NOW))
+        await app.db.create_tables()
+        try:
+            lead = parse_lead(
+                {
+                    "id": "L-1",
+                    "email": "cto@bigco.example",
+                    "crm_system": "hubspot",
+                    "crm_id": contact,
+                }
+            )
+            first = (await intake(app.uow, lead)).lead.rep
+            assert first is not None
+            await app.crm["hubspot"].owners.mapping()  # the owners known: only writes go out
+            (worker,) = app.crm_workers
+            fake.delays.append(1.0)  # the first write is slow on the wire
+            writing = asyncio.create_task(worker.deliver_due())
+            for _ in range(500):  # ...and on its way when the rep passes the lead on
+                if fake.calls("PATCH"):
+                    break
+                await asyncio.sleep(0.01)
+            moved = await reject(app.uow, "L-1", by=first, reason="busy")
+            second = moved.to.rep
+            assert second is not None and second != first
+            await worker.deliver_due()
+            await writing
+        finally:
+            await app.close()
+
+    assert [owner for _, change in fake.patches for owner in change.values()] == [
+        owners[first],
+        owners[second],
+    ]
+    assert fake.contacts[contact].properties["hubspot_owner_id"] == owners[second]

@@ -383,6 +383,9 @@ def test_a_refused_password_login_is_permanent_and_does_not_repeat_the_password(
     assert PASSWORD not in message
     assert SECURITY_TOKEN not in message
     assert len(http.calls) == 1  # the owner write was never sent
+    # The usual causes, for an admin to check: the settings, and a sandbox's own login.
+    assert "SALESFORCE_PASSWORD" in message and "SALESFORCE_SECURITY_TOKEN" in message
+    assert "SALESFORCE_DOMAIN=test for a sandbox" in message
 
 
 # --- owners_by_email -------------------------------------------------------------------------
@@ -804,3 +807,28 @@ def test_whoami_without_a_request_count_still_names_the_instance(
     http.get(f"{DATA}/limits", json={"DailyBulkApiBatches": {"Max": 15000, "Remaining": 1}})
 
     assert token_crm().whoami() == "connected to acme.my.salesforce.com"
+
+
+def test_a_user_who_may_not_read_the_orgs_limits_is_still_connected(
+    http: responses.RequestsMock,
+) -> None:
+    # The limits need View Setup and Configuration, which nothing else leadrouter does needs.
+    refused = [{"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights"}]
+    http.get(f"{DATA}/limits", status=403, json=refused)
+
+    assert token_crm().whoami() == (
+        "connected to acme.my.salesforce.com (the user may not read the org's API limits)"
+    )
+
+
+def test_a_user_without_api_access_is_told_so(http: responses.RequestsMock) -> None:
+    refused = [
+        {
+            "errorCode": "API_DISABLED_FOR_ORG",
+            "message": "API is not enabled for this Organization or Partner",
+        }
+    ]
+    http.get(f"{DATA}/limits", status=403, json=refused)
+
+    with pytest.raises(CrmPermanent, match="API_DISABLED_FOR_ORG"):
+        token_crm().whoami()

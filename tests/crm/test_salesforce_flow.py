@@ -7,6 +7,7 @@ machine); the database is a real SQLite file; the clock is the test's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -183,7 +184,7 @@ async def test_the_first_poll_routes_leads_of_the_last_15_minutes_across_pages(
     assert await crm_cursor(app.uow, LEADS_CURSOR) == second
 
 
-async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
+async def test_the_next_poll_starts_two_minutes_behind_the_watermark_and_routes_each_lead_once(
     app: App, salesforce: responses.RequestsMock
 ) -> None:
     mark = NOW - timedelta(minutes=3)
@@ -201,9 +202,35 @@ async def test_the_next_poll_starts_at_the_watermark_and_routes_each_lead_once(
         app.uow, app.crm["salesforce"], first_look_back=timedelta()
     )
     assert (result.created, result.repeated) == (1, 1)
-    assert "CreatedDate >= 2026-11-17T17:12:00.000Z" in _soql(salesforce.calls[0])
+    assert "CreatedDate >= 2026-11-17T17:10:00.000Z" in _soql(salesforce.calls[0])  # overlap
     assert len(await _leads(app)) == 2
     assert await crm_cursor(app.uow, LEADS_CURSOR) == NOW
+
+
+async def test_a_lead_saved_late_with_a_creation_time_behind_the_watermark_is_still_routed(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    # A lead's CreatedDate is its transaction's start: one that commits slowly (a flow, a
+    # trigger, a bulk load) appears after a later lead has moved the watermark past it.
+    mark = NOW - timedelta(minutes=3)
+    await move_crm_cursor(app.uow, LEADS_CURSOR, mark)
+    late = _lead(7, mark - timedelta(seconds=40))
+
+    def created_since(request: Any) -> tuple[bool, str]:
+        soql = parse_qs(urlsplit(request.url).query).get("q", [""])[0]
+        since = soql.split("CreatedDate >= ")[1].split(" ")[0]
+        wanted = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        return (wanted <= mark - timedelta(seconds=40), "the late lead is not asked for")
+
+    salesforce.get(QUERY, json=_page([late]), match=[_is_query_of("Lead"), created_since])
+
+    result = await poll_salesforce_leads(
+        app.uow, app.crm["salesforce"], first_look_back=timedelta()
+    )
+
+    assert result.created == 1
+    assert "salesforce:00Q5e00000Lead0007" in await _leads(app)
+    assert await crm_cursor(app.uow, LEADS_CURSOR) == mark  # never moved back
 
 
 async def test_a_poll_that_fails_half_way_keeps_the_committed_page_and_resumes_after_it(
@@ -320,7 +347,7 @@ async def test_accounts_sync_maps_owners_to_reps_and_resumes_from_its_watermark(
     again = await sync_accounts(app.uow, app.crm["salesforce"])
     assert (again.created, again.updated) == (0, 1)
     last = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)][-1]
-    assert "LastModifiedDate >= 2026-11-16T17:15:00.000Z" in last
+    assert "LastModifiedDate >= 2026-11-16T17:13:00.000Z" in last  # two minutes' overlap
     async with app.db.reading() as session:
         renamed = await session.get(AccountRow, "0015e00000Acct0003")
     assert renamed is not None and (renamed.name, renamed.owner_rep) == ("Account 3 Renamed", "ben")
@@ -352,6 +379,26 @@ async def test_accounts_sync_stores_the_billing_country_as_its_code_and_the_bill
     }
     (soql,) = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)]
     assert "BillingCountry, BillingState" in soql
+
+
+async def test_a_new_version_of_the_policy_changes_the_fields_and_queue_salesforce_is_read_by(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    from routing.policy import parse_policy
+
+    changed = POLICY.replace("Tier__c", "Segment__c") + "    intake_queue: 00G5e00000QuEuEABC\n"
+    app.live.switch(parse_policy(changed))  # as serve does on SIGHUP or an activated version
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Account")])
+    salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Lead")])
+
+    await sync_accounts(app.uow, app.crm["salesforce"])
+    await poll_salesforce_leads(app.uow, app.crm["salesforce"], first_look_back=timedelta())
+
+    (accounts,) = [_soql(c) for c in salesforce.calls if "FROM Account" in _soql(c)]
+    assert "Segment__c" in accounts and "Tier__c" not in accounts
+    (leads,) = [_soql(c) for c in salesforce.calls if "FROM Lead" in _soql(c)]
+    assert "OwnerId = '00G5e00000QuEuEABC'" in leads
 
 
 # --- write-back ---------------------------------------------------------------------------------
@@ -424,6 +471,42 @@ async def test_a_rate_limited_write_is_retried_no_sooner_than_asked_and_then_suc
     assert len(_patches(salesforce)) == 2
 
 
+async def test_a_write_back_outlasts_a_salesforce_outage_of_hours_and_is_written_once(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    url = f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH"
+    salesforce.patch(url, status=503, json=[{"errorCode": "SERVER_UNAVAILABLE"}])
+    await _claimed_salesforce_lead(app, "L-1", "00Q5e00000AbCdEFGH")
+    (worker,) = app.crm_workers
+
+    down_until = clock() + timedelta(hours=6)  # a maintenance window
+    while clock() < down_until:
+        await worker.deliver_due()
+        clock.advance(minutes=6)  # past the longest backoff
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.failed_at is None, item.last_error  # still to be tried, not given up
+    assert item.attempts > 12
+
+    salesforce.replace(responses.PATCH, url, status=204)
+    assert await worker.deliver_due() == 1
+    clock.advance(hours=1)
+    assert await worker.deliver_due() == 0
+    (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert item.done_at is not None
+    written = [
+        c for c in salesforce.calls if c.request.method == "PATCH" and c.response.status_code == 204
+    ]
+    assert len(written) == 1
+    story = await app.reader.story("L-1", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    told = [e.what for e in story.events if e.what.startswith("Owner")]
+    assert told == [  # the first failure once, not each of the retries, then the write
+        "Owner not yet set in Salesforce, trying again (Ann Archer) · Salesforce answered 503",
+        "Owner set in Salesforce (Ann Archer)",
+    ]
+
+
 async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_digest(
     app: App, salesforce: responses.RequestsMock, clock: Clock
 ) -> None:
@@ -452,6 +535,65 @@ async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_diges
         )
     assert digest.crm_failures_total == 1
     assert digest.crm_failures[0].lead_id == "L-gone"
+
+
+async def test_write_backs_given_up_for_an_expired_token_go_out_once_after_crm_retry(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'retry.db'}"
+    env = {"DATABASE_URL": url, "LEADROUTER_RULES": str(rules)}
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    settings = Settings(
+        DATABASE_URL=url,
+        LEADROUTER_RULES=rules,
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    clock = Clock(datetime.now(UTC))  # the command queues by the time it reads itself
+    app = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    try:
+        salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+        lead_url = f"{DATA}/sobjects/Lead/00Q5e00000AbCdEFGH"
+        expired = [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
+        salesforce.patch(lead_url, status=401, json=expired)
+        await _claimed_salesforce_lead(app, "L-1", "00Q5e00000AbCdEFGH")
+        (worker,) = app.crm_workers
+        await worker.deliver_due()
+        (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+        assert item.failed_at is not None and "SALESFORCE_ACCESS_TOKEN" in (item.last_error or "")
+
+        # The admin sets a new token, then asks for what was given up to be tried again.
+        # (The command runs its own event loop: on a thread of its own here.)
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "retry"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "1 CRM item given up is queued again" in " ".join(result.output.split())
+        again = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "retry"], env=env)
+        assert "nothing given up" in again.output  # once queued, it is no longer given up
+
+        salesforce.replace(responses.PATCH, lead_url, status=204)
+        clock.advance(seconds=5)
+        assert await worker.deliver_due() == 1
+        clock.advance(hours=1)
+        assert await worker.deliver_due() == 0
+        (item,) = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+        story = await app.reader.story("L-1", Viewer(rep=None, manager="mia"))
+    finally:
+        await app.close()
+    assert item.done_at is not None and item.failed_at is None
+    patched = [c.response.status_code for c in salesforce.calls if c.request.method == "PATCH"]
+    assert patched == [401, 204]
+    assert story is not None
+    owner_events = [e.what for e in story.events if "Owner" in e.what]
+    assert len(owner_events) == 2
+    assert owner_events[0].startswith("Owner NOT set in Salesforce, given up")
+    assert owner_events[1].startswith("Owner set in Salesforce")
 
 
 async def test_a_write_back_given_up_and_one_retried_are_counted_in_the_metrics(
@@ -543,6 +685,8 @@ def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
     rules = tmp_path / "routing.yml"
     rules.write_text(POLICY.replace("Ben@Acme.example", "ben@elsewhere.example"), encoding="utf-8")
     salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Max": 100000, "Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=False))
     salesforce.get(QUERY, json=_users(), match=[_is_user_query])
     env = {
         "SALESFORCE_INSTANCE_URL": INSTANCE,
@@ -561,6 +705,86 @@ def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
     )
     assert "1 problem(s)" in result.output
     assert TOKEN not in result.output
+
+
+def _describe(**fields: bool) -> dict[str, Any]:
+    """An object's describe as the Salesforce user sees it: each field, and if it may edit it."""
+    return {
+        "updateable": True,
+        "fields": [{"name": name, "updateable": edit} for name, edit in fields.items()],
+    }
+
+
+def test_crm_check_says_when_the_user_cannot_change_owners_or_a_policy_field_is_not_there(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")  # tier_field: Tier__c, accounts synced
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=False))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier=False))
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "problem: the Salesforce user cannot edit a Lead's owner (Lead.OwnerId)" in output
+    assert "crm.salesforce.tier_field Tier__c is no field of Account" in output
+    assert "2 problem(s) to fix" in output  # every rep has a user
+    assert TOKEN not in result.output
+
+
+def test_crm_check_says_when_the_user_cannot_read_accounts_at_all(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")  # accounts synced
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    gone = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    salesforce.get(f"{DATA}/sobjects/Account/describe", status=404, json=gone)
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "connected to acme.my.salesforce.com" in output  # not "cannot connect"
+    assert "problem: the Salesforce user cannot read Account records" in output
+    assert "ann -> " in output  # the mapping is still checked
+
+
+def test_crm_check_says_when_the_intake_queue_is_no_queue_in_salesforce(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY + "    intake_queue: 00G5e00000QuEuEABC\n", encoding="utf-8")
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=True))
+    salesforce.get(QUERY, json=_page([]), match=[_is_query_of("Group")])
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "crm.salesforce.intake_queue 00G5e00000QuEuEABC is no queue" in output
+    (group,) = [_soql(c) for c in salesforce.calls if "FROM Group" in _soql(c)]
+    assert "Type = 'Queue' AND Id = '00G5e00000QuEuEABC'" in group
 
 
 def test_crm_check_says_so_when_the_token_is_refused_without_repeating_it(

@@ -32,6 +32,15 @@ INSTANCE = "https://acme.my.salesforce.com"
             "SALESFORCE_DOMAIN: must be login, test, or your My Domain",
         ),
         ({"crm_concurrency": 0}, "CRM_CONCURRENCY"),
+        (  # the address a browser shows: the API is not served there
+            {"salesforce_instance_url": "https://acme.lightning.force.com"},
+            "SALESFORCE_INSTANCE_URL: https://acme.lightning.force.com is Lightning's address "
+            "in a browser; the API's is https://acme.my.salesforce.com",
+        ),
+        (
+            {"salesforce_instance_url": "https://acme--uat.sandbox.lightning.force.com/"},
+            "the API's is https://acme--uat.sandbox.my.salesforce.com",
+        ),
     ],
 )
 def test_crm_settings_that_cannot_work_stop_with_a_sentence_and_no_secret(
@@ -75,3 +84,44 @@ def test_the_my_domain_is_kept_without_salesforce_com_and_the_api_url_without_it
     )
     assert settings.salesforce_domain == "acme.my"
     assert settings.hubspot_api_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hubspot_access_token",
+        "hubspot_client_secret",
+        "salesforce_access_token",
+        "salesforce_security_token",
+        "salesforce_client_secret",
+    ],
+)
+def test_a_token_pasted_with_a_line_break_or_spaces_around_it_is_taken_without_them(
+    name: str,
+) -> None:
+    given: dict[str, Any] = {
+        name: "  tok-secret-value\n",
+        "salesforce_instance_url": INSTANCE,
+        "salesforce_username": "ops@acme.example",
+        "salesforce_password": "pw",
+    }
+    if name == "salesforce_client_secret":
+        given |= {"salesforce_client_id": "3MVG9-client", "salesforce_domain": "acme.my"}
+    settings = load_settings(**given)
+    assert getattr(settings, name).get_secret_value() == "tok-secret-value"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Bearer pat-na1-secret-value", "the token alone, without 'Bearer '"),
+        ("pat-na1-secret value", "a space or a line break inside"),
+    ],
+)
+def test_a_token_that_cannot_be_sent_as_given_stops_with_a_sentence_and_not_the_token(
+    value: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(hubspot_access_token=value)
+    assert "HUBSPOT_ACCESS_TOKEN" in str(raised.value) and expected in str(raised.value)
+    assert "secret" not in str(raised.value)

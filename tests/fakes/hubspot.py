@@ -2,10 +2,12 @@
 
 It answers the calls leadrouter makes, in the paths and JSON shapes HubSpot uses (as the client's
 generated models read them): owners (`GET /crm/v3/owners/`, paged by `after`, filtered by
-`email`), one contact (`GET` and `PATCH /crm/v3/objects/contacts/{id}`), the search of
+`email`), a first page of contacts (`GET /crm/v3/objects/contacts`), one contact (`GET` and `PATCH
+/crm/v3/objects/contacts/{id}`), the search of
 companies, calls, e-mails, meetings and deals (`POST /crm/v3/objects/{type}/search`, filtered
 and sorted on their properties, paged, refusing to page past HubSpot's 10,000-result window),
-and the contacts each of a batch of those is associated with (`POST
+and a company property's definition (`GET /crm/v3/properties/companies/{name}`), the contacts each
+of a batch of those is associated with (`POST
 /crm/v4/associations/{type}/contacts/batch/read`: 207 with an error for each one that has
 none). Errors carry HubSpot's error body (`status`, `message`, `correlationId`, `category`).
 
@@ -14,10 +16,12 @@ The fake runs on the test's event loop and the client is synchronous, so call th
 thread (`asyncio.to_thread`, or `CrmCalls`).
 
 It records every request (`requests`: method, path, query, arrival time, status), and can be
-made slow (`latency_s`), made to fail (`fail_next`, `fail_after`), or made to rate-limit every
-Nth request (`rate_limit_every`, `retry_after_s`). `retry_after_violations` counts the requests
-that arrived while a Retry-After it sent was still running (after a 50 ms grace for requests the
-client had already sent before it could have read the 429).
+made slow (`latency_s`, or `delays` for the next requests one by one), made to fail
+(`fail_next`, `fail_after`), made to rate-limit every Nth request (`rate_limit_every`,
+`retry_after_s`), or given a token with only some scopes (`scopes`: a call needing another is
+refused 403 `MISSING_SCOPES`, naming it, as HubSpot does). `retry_after_violations` counts
+the requests that arrived while a Retry-After it sent was still running (after a 50 ms grace
+for requests the client had already sent before it could have read the 429).
 """
 
 from __future__ import annotations
@@ -54,6 +58,17 @@ DEFAULT_PROPERTIES = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id")
 # HubSpot gives each object's link to a contact.
 OBJECT_TYPES = ("calls", "emails", "meetings", "deals")
 CONTACT_ASSOCIATION = {"calls": 194, "emails": 198, "meetings": 200, "deals": 3}
+# The scope each call needs, by method and the start of its path (the first that matches).
+SCOPES_NEEDED = (
+    ("GET", "/crm/v3/owners", "crm.objects.owners.read"),
+    ("GET", "/crm/v3/objects/contacts", "crm.objects.contacts.read"),
+    ("PATCH", "/crm/v3/objects/contacts", "crm.objects.contacts.write"),
+    ("POST", "/crm/v3/objects/companies/search", "crm.objects.companies.read"),
+    ("POST", "/crm/v3/objects/deals/search", "crm.objects.deals.read"),
+    ("POST", "/crm/v3/objects/", "crm.objects.contacts.read"),  # calls, e-mails, meetings
+    ("GET", "/crm/v3/properties/companies", "crm.objects.companies.read"),  # or others
+    ("POST", "/crm/v4/associations/", "crm.objects.contacts.read"),
+)
 
 Json = dict[str, Any]
 
@@ -164,20 +179,31 @@ class FakeHubSpot:
         latency_s: float = 0.0,
         rate_limit_every: int | None = None,
         retry_after_s: float = 1.0,
+        scopes: set[str] | None = None,
     ) -> None:
         self.token = token
+        self.scopes = scopes  # the token's scopes; None: every scope a call needs
         self.latency_s = latency_s
         self.rate_limit_every = rate_limit_every
         self.retry_after_s = retry_after_s
         self.owners: dict[str, Owner] = {}
         self.contacts: dict[str, CrmObject] = {}
         self.companies: dict[str, CrmObject] = {}
+        # The company properties the account defines: HubSpot's own, and any a company is given.
+        self.company_properties: set[str] = {
+            *DEFAULT_COMPANY_PROPERTIES,
+            "website",
+            "hubspot_owner_id",
+            "country",
+            "state",
+        }
         self.objects: dict[str, dict[str, CrmObject]] = {kind: {} for kind in OBJECT_TYPES}
         # object type -> object id -> the contacts it is associated with
         self.associations: dict[str, dict[str, list[str]]] = {kind: {} for kind in OBJECT_TYPES}
         self.requests: list[Request] = []
         self.patches: list[tuple[str, dict[str, Any]]] = []  # (contact id, properties)
         self.failures: deque[Failure] = deque()
+        self.delays: deque[float] = deque()  # the next requests' own latency, one each
         self.failures_at: dict[int, Failure] = {}  # by the number of the request to refuse
         self.retry_windows: list[RetryWindow] = []
         self.violations: list[Request] = []
@@ -196,9 +222,11 @@ class FakeHubSpot:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/crm/v3/owners/", self._owners_page)
         app.router.add_get("/crm/v3/owners", self._owners_page)
+        app.router.add_get("/crm/v3/objects/contacts", self._contacts_page)
         app.router.add_get("/crm/v3/objects/contacts/{id}", self._get_contact)
         app.router.add_patch("/crm/v3/objects/contacts/{id}", self._patch_contact)
         app.router.add_post("/crm/v3/objects/{object_type}/search", self._search)
+        app.router.add_get("/crm/v3/properties/companies/{name}", self._company_property)
         app.router.add_post(
             "/crm/v4/associations/{from_type}/{to_type}/batch/read", self._read_associations
         )
@@ -272,6 +300,7 @@ class FakeHubSpot:
             **properties,
         }
         self.companies[company_id] = CrmObject(company_id, values, modified_at, modified_at)
+        self.company_properties.update(values)
         return company_id
 
     def add_object(
@@ -355,8 +384,9 @@ class FakeHubSpot:
         try:
             number = len(self.requests)
             limited = bool(self.rate_limit_every) and number % (self.rate_limit_every or 1) == 0
-            if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+            delay = self.latency_s + (self.delays.popleft() if self.delays else 0.0)
+            if delay:
+                await asyncio.sleep(delay)
             response = self._refusal(request, limited)
             if response is None:
                 try:
@@ -406,10 +436,21 @@ class FakeHubSpot:
                     "INVALID_AUTHENTICATION",
                 ),
             )
+        missing = self._missing_scope(request)
+        if missing is not None:
+            return _json(403, missing_scopes_body(missing))
         if limited:
             response = _json(429, _default_error(429))
             response.headers["Retry-After"] = f"{self.retry_after_s:g}"
             return response
+        return None
+
+    def _missing_scope(self, request: web.Request) -> str | None:
+        if self.scopes is None:
+            return None
+        for method, prefix, scope in SCOPES_NEEDED:
+            if request.method == method and request.path.startswith(prefix):
+                return None if scope in self.scopes else scope
         return None
 
     async def _owners_page(self, request: web.Request) -> web.Response:
@@ -440,6 +481,39 @@ class FakeHubSpot:
             link = f"{self.url}/crm/v3/owners/?limit={limit}&after={after}"
             answer["paging"] = {"next": {"after": after, "link": link}}
         return _json(200, answer)
+
+    async def _contacts_page(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "10"))
+        found = sorted(
+            (c for c in self.contacts.values() if not c.archived), key=lambda c: int(c.id)
+        )
+        results = [c.as_json(None, DEFAULT_CONTACT_PROPERTIES) for c in found[:limit]]
+        answer: Json = {"results": results}
+        if len(found) > limit:
+            answer["paging"] = {"next": {"after": str(limit)}}
+        return _json(200, answer)
+
+    async def _company_property(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.company_properties:
+            return _json(
+                404,
+                error_body(
+                    404,
+                    f"Unable to find property {name} for object type companies",
+                    "OBJECT_NOT_FOUND",
+                ),
+            )
+        definition = {
+            "name": name,
+            "label": name.replace("_", " ").title(),
+            "type": "string",
+            "fieldType": "text",
+            "description": "",
+            "groupName": "companyinformation",
+            "options": [],
+        }
+        return _json(200, definition)
 
     async def _get_contact(self, request: web.Request) -> web.Response:
         contact = self.contacts.get(request.match_info["id"])
@@ -606,6 +680,23 @@ class FakeHubSpot:
 
 def _json(status: int, body: Any) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def missing_scopes_body(scope: str) -> Json:
+    """HubSpot's answer to a call the token has not the scope for."""
+    return error_body(
+        403,
+        "This app hasn't been granted all required scopes to make this call. Read more about "
+        "required scopes here: https://developers.hubspot.com/scopes.",
+        "MISSING_SCOPES",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        links={"scopes": "https://developers.hubspot.com/scopes"},
+    )
 
 
 def _not_found(object_id: str) -> web.Response:
