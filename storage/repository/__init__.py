@@ -208,7 +208,6 @@ __all__ = [
     "finish_outbox",
     "first_touch_at",
     "first_touches",
-    "from storage.repository.outcomes import (",
     "hold_events",
     "insert_lead_events",
     "insert_leads",
