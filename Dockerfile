@@ -51,7 +51,8 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 3000
 # The image has no curl: Python asks /healthz, which answers 200 while the database does.
+# Asks the address serve listens on (HOST), or loopback when it listens on every interface.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; h = os.environ.get('HOST', ''); h = '127.0.0.1' if h in ('', '0.0.0.0', '::') else h; h = '[%s]' % h if ':' in h else h; urllib.request.urlopen('http://%s:%s/healthz' % (h, os.environ.get('PORT', '3000')), timeout=4)"]
 ENTRYPOINT ["leadrouter"]
 CMD ["serve"]

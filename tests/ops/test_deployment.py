@@ -162,8 +162,10 @@ def healthcheck() -> list[str]:
     return [sys.executable, *argv[1:]]
 
 
-def run_healthcheck(port: int) -> int:
+def run_healthcheck(port: int, host: str | None = None) -> int:
     env = {"PORT": str(port), "PATH": "/usr/bin:/bin"}
+    if host is not None:
+        env["HOST"] = host
     return subprocess.run(healthcheck(), env=env, capture_output=True, timeout=20).returncode
 
 
@@ -195,6 +197,23 @@ async def unhealthy() -> AsyncIterator[int]:
 
 async def test_the_health_check_fails_while_healthz_answers_503(unhealthy: int) -> None:
     assert await asyncio.to_thread(run_healthcheck, unhealthy) != 0
+
+
+async def test_the_health_check_asks_the_address_serve_listens_on() -> None:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    # Another loopback address than 127.0.0.1, as a HOST set to one interface would be.
+    server = TestServer(app, host="127.0.0.2", port=free_port())
+    await server.start_server()
+    try:
+        port = server.port or 0
+        assert await asyncio.to_thread(run_healthcheck, port, "127.0.0.2") == 0
+        assert await asyncio.to_thread(run_healthcheck, port, "0.0.0.0") != 0  # loopback: not there
+    finally:
+        await server.close()
 
 
 # --- compose.yaml and the proxy -------------------------------------------------------------------
