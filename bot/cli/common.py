@@ -145,7 +145,10 @@ def read_policy(path: Path | None, *, logged: bool = False, rules_option: bool =
     try:
         policy = load_policy(file)
     except PolicyFileMissing as exc:
-        raise CliError(f"{exc.report()}. {where_policy(rules_option)}") from None
+        # A file named (LEADROUTER_RULES, --rules) rather than looked for where one usually is.
+        named = Path(file) != Path("routing.yml")
+        advice = put_policy(file, rules_option) if named else where_policy(rules_option)
+        raise CliError(f"{exc.report()}. {advice}") from None
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
@@ -165,6 +168,17 @@ def where_policy(rules_option: bool) -> str:
         "Set LEADROUTER_RULES to your policy file"
         + (" (or pass --rules)" if rules_option else "")
         + f", or start from the example: cp {example} routing.yml"
+    )
+
+
+def put_policy(file: Path, rules_option: bool) -> str:
+    """What to do when the policy file named (LEADROUTER_RULES, or --rules) is not there: in a
+    container, most often a volume that was not mounted."""
+    return (
+        "Put your policy file there (in a container, mount it: "
+        f'-v "$PWD/routing.yml:{file}:ro"), or point LEADROUTER_RULES'
+        + (" (or --rules)" if rules_option else "")
+        + " at the file you have"
     )
 
 

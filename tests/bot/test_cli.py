@@ -73,6 +73,20 @@ def test_check_reads_the_policy_path_from_the_environment(tmp_path: Path) -> Non
     assert "missing.yml: no such policy file" in result.stderr
 
 
+def test_a_policy_file_named_but_not_there_says_to_put_it_there_or_mount_it() -> None:
+    # As in the image, whose LEADROUTER_RULES is /config/routing.yml: a volume not mounted.
+    result = runner.invoke(
+        app,
+        ["serve"],
+        env={"LEADROUTER_RULES": "/config/routing.yml", "LEADROUTER_WEBHOOK_SECRET": "s" * 32},
+    )
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "/config/routing.yml: no such policy file" in said
+    assert 'mount it: -v "$PWD/routing.yml:/config/routing.yml:ro"' in said
+    assert "cp " not in said  # not the example to copy: the file they have, where it is named
+
+
 def test_simulate_json_prints_exactly_the_documented_keys(tmp_path: Path) -> None:
     leads = tmp_path / "leads.jsonl"
     leads.write_text(
