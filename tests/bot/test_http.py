@@ -71,6 +71,35 @@ async def test_the_same_external_id_again_answers_200_with_the_stored_decision(
     assert stored(database_path)["offers"] == 1
 
 
+async def test_an_id_reused_for_a_lead_with_another_email_is_refused_409_and_changes_nothing(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    _, first = await post(client, lead("L-1"), clock)
+    before = stored(database_path)
+    status, body = await post(client, lead("L-1", email="someone.else@other.com"), clock)
+    assert status == 409
+    assert "'L-1' was already used for a lead with another e-mail address" in body["error"]
+    assert "give each lead its own id" in body["error"]
+    assert stored(database_path) == before
+    # The first lead is untouched: a retry of it still answers its decision.
+    assert await post(client, lead("L-1"), clock) == (200, first)
+
+
+async def test_in_a_batch_an_id_reused_for_another_email_is_not_routed_and_says_why(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    batch = {
+        "leads": [lead("B-1"), lead("B-2", email="b2@bigco.com"), lead("B-1", email="x@y.com")]
+    }
+    status, body = await post(client, batch, clock)
+    assert status == 200
+    first, second, reused = body["results"]
+    assert "error" not in first and "error" not in second
+    assert reused["created"] is False and reused["rep"] == first["rep"]
+    assert "'B-1' was already used for a lead with another e-mail address" in reused["error"]
+    assert stored(database_path)["leads"] == 2
+
+
 async def test_an_invalid_lead_is_refused_422_with_every_problem(
     client: Client, clock: Clock, database_path: Path
 ) -> None:
