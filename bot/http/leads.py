@@ -34,6 +34,7 @@ from bot.http.common import (
     BadBody,
     decode_json,
     error,
+    json_content_problem,
     read_body,
     too_large,
 )
@@ -69,8 +70,9 @@ async def post_leads(request: web.Request) -> web.Response:
     )
     if problem is not None:
         return error(401, problem)
-    if request.content_type != "application/json":
-        return error(415, "send the lead as JSON, with Content-Type: application/json")
+    content_problem = json_content_problem(request, "the lead")
+    if content_problem is not None:
+        return error(415, content_problem)
     try:
         items, is_batch = _leads_of(decode_json(body))
     except BadBody as exc:
@@ -133,7 +135,9 @@ def signature_problem(
     if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
         return (
             f"{SIGNATURE_HEADER} does not match: it must be sha256= and the hex HMAC-SHA256, "
-            f'keyed by the webhook secret, of "{{timestamp}}.{{body}}"'
+            f'keyed by the webhook secret, of "{{timestamp}}.{{body}}", over the exact bytes '
+            "sent (JSON serialised again after signing, with other key order, spaces or "
+            "\\u escapes, no longer matches)"
         )
     return None
 

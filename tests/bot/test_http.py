@@ -249,6 +249,9 @@ async def test_a_body_not_sent_as_application_json_is_refused_415(
     status, body = await post(client, lead("L-1"), clock, content_type=content_type)
     assert status == 415
     assert "application/json" in body["error"]
+    # It says what the request was sent as, which is what the developer has to change (without
+    # one, aiohttp's client sends application/octet-stream).
+    assert f"it came as {content_type or 'application/octet-stream'}" in body["error"]
 
 
 async def test_application_json_with_a_charset_is_accepted(client: Client, clock: Clock) -> None:
@@ -258,11 +261,58 @@ async def test_application_json_with_a_charset_is_accepted(client: Client, clock
     assert status == 201
 
 
+@pytest.mark.parametrize("charset", ["iso-8859-1", "windows-1252"])
+async def test_a_body_in_a_charset_other_than_utf8_is_refused_415_naming_it(
+    client: Client, clock: Clock, database_path: Path, charset: str
+) -> None:
+    body = json.dumps(lead("L-1", company="Müller GmbH"), ensure_ascii=False).encode(charset)
+    status, answer = await post(
+        client, body, clock, content_type=f"application/json; charset={charset}"
+    )
+    assert status == 415
+    assert f"charset={charset}" in answer["error"] and "UTF-8" in answer["error"]
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_body_that_is_not_utf8_is_refused_400_saying_to_encode_it_as_utf8(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    body = json.dumps(lead("L-1", company="Müller GmbH"), ensure_ascii=False).encode("latin-1")
+    status, answer = await post(client, body, clock)
+    assert status == 400
+    assert "not UTF-8" in answer["error"] and "encode" in answer["error"]
+    assert "codec" not in answer["error"]
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_utf8_body_with_unicode_written_raw_or_escaped_is_accepted_as_signed(
+    client: Client, clock: Clock
+) -> None:
+    raw = json.dumps(lead("L-1", company="Müller GmbH"), ensure_ascii=False).encode()
+    escaped = json.dumps(lead("L-2", company="Müller GmbH")).encode()
+    assert (await post(client, raw, clock))[0] == 201
+    assert (await post(client, escaped, clock))[0] == 201
+
+
+async def test_a_body_serialised_again_after_signing_is_refused_401_saying_to_sign_the_bytes_sent(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    signed_body = json.dumps(lead("L-1", company="Müller GmbH")).encode()
+    sent = json.dumps(lead("L-1", company="Müller GmbH"), separators=(",", ":")).encode()
+    response = await client.post(
+        "/leads", data=sent, headers=signed(signed_body, at=clock.timestamp())
+    )
+    assert response.status == 401
+    message = (await response.json())["error"]
+    assert "exact bytes" in message and "after signing" in message
+    assert stored(database_path) == NOTHING
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
         (b"{", "not valid JSON"),
-        (b"\xff\xfe\xfa", "not valid JSON"),
+        (b"\xff\xfe\xfa", "not UTF-8"),
         (b"[]", "one lead as a JSON object"),
         (b'[{"id": "L-1"}]', "one lead as a JSON object"),
         (b'"L-1"', "one lead as a JSON object"),
