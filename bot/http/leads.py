@@ -125,14 +125,23 @@ def signature_problem(
     if not timestamp:
         return f"missing {TIMESTAMP_HEADER} header (the time of sending, in unix seconds)"
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-        return f"{TIMESTAMP_HEADER} must be the time of sending in whole unix seconds"
+        # Date.now() and currentTimeMillis() count milliseconds: thirteen digits these days.
+        unit = " (not milliseconds)" if timestamp.isdigit() and len(timestamp) == 13 else ""
+        return f"{TIMESTAMP_HEADER} must be the time of sending in whole unix seconds{unit}"
+    off = int(timestamp) - int(now)
     if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_S:
         # A captured request cannot be replayed once the window has passed.
-        return f"{TIMESTAMP_HEADER} is more than 5 minutes away from the server's clock"
+        return (
+            f"{TIMESTAMP_HEADER} is more than 5 minutes away from the server's clock: "
+            f"{abs(off)} s {'ahead' if off > 0 else 'behind'} (the server reads {int(now)}); "
+            "sign with the time of sending, from a clock kept right"
+        )
     if not signature:
         return f"missing {SIGNATURE_HEADER} header"
     expected = "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, "sha256").hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
+    # Hex is hex in either case (.NET's Convert.ToHexString writes upper case).
+    given = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(expected.encode(), given):
         return (
             f"{SIGNATURE_HEADER} does not match: it must be sha256= and the hex HMAC-SHA256, "
             f'keyed by the webhook secret, of "{{timestamp}}.{{body}}", over the exact bytes '

@@ -193,6 +193,43 @@ async def test_a_missing_wrong_or_stale_signature_is_refused_401_and_stores_noth
     assert stored(database_path) == NOTHING
 
 
+async def test_a_signature_in_upper_case_hex_is_accepted(client: Client, clock: Clock) -> None:
+    # What .NET's Convert.ToHexString and many a "toUpperCase()" give.
+    body = as_body(lead("L-1"))
+    headers = signed(body, at=clock.timestamp())
+    headers["X-Leadrouter-Signature"] = headers["X-Leadrouter-Signature"].upper()
+    response = await client.post("/leads", data=body, headers=headers)
+    assert response.status == 201
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [(-600, "600 s behind"), (+420, "420 s ahead")],
+)
+async def test_a_timestamp_too_far_off_says_by_how_much_and_the_servers_time(
+    client: Client, clock: Clock, database_path: Path, offset: int, expected: str
+) -> None:
+    body = as_body(lead("L-1"))
+    response = await client.post(
+        "/leads", data=body, headers=signed(body, at=clock.timestamp() + offset)
+    )
+    assert response.status == 401
+    message = (await response.json())["error"]
+    assert expected in message and str(int(clock.timestamp())) in message
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_timestamp_in_milliseconds_is_refused_401_saying_seconds_not_milliseconds(
+    client: Client, clock: Clock
+) -> None:
+    body = as_body(lead("L-1"))
+    headers = signed(body, at=clock.timestamp())
+    headers["X-Leadrouter-Timestamp"] = str(int(clock.timestamp() * 1000))
+    response = await client.post("/leads", data=body, headers=headers)
+    assert response.status == 401
+    assert "not milliseconds" in (await response.json())["error"]
+
+
 async def test_the_signature_is_checked_before_the_body_is_read_as_json(
     client: Client, clock: Clock
 ) -> None:
