@@ -28,6 +28,8 @@ class BadBody(ValueError):
 
 def decode_json(body: bytes) -> Any:
     """The body as JSON that every part below can store and answer with, or BadBody."""
+    if not body.strip():
+        raise BadBody("the body is empty: send the JSON in the request's body")
     try:
         data = json.loads(
             body,
@@ -151,5 +153,7 @@ async def read_body(request: web.Request) -> bytes | None:
 
 def too_large() -> web.Response:
     return error(
-        413, f"the body is larger than 1 MiB ({MAX_BODY_BYTES} bytes); send fewer leads at once"
+        413,
+        f"the body is larger than 1 MiB ({MAX_BODY_BYTES} bytes): send fewer at once, "
+        "or shorter fields",
     )

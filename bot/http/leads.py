@@ -139,6 +139,8 @@ def signature_problem(
     if not signature:
         return f"missing {SIGNATURE_HEADER} header"
     expected = "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, "sha256").hexdigest()
+    if not signature.strip().lower().startswith("sha256="):
+        return f"{SIGNATURE_HEADER} has no sha256= prefix: send sha256= and the hex digest"
     # Hex is hex in either case (.NET's Convert.ToHexString writes upper case).
     given = signature.strip().lower().encode("utf-8", "replace")
     if not hmac.compare_digest(expected.encode(), given):
