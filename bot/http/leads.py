@@ -94,7 +94,7 @@ async def post_leads(request: web.Request) -> web.Response:
             metrics.decision_seconds.observe(elapsed)
             metrics.lead(result.lead.status)
         else:
-            metrics.lead("repeat")
+            metrics.lead("reused" if result.clash else "repeat")
     if not is_batch:
         (only,) = results
         if only.clash:

@@ -83,6 +83,9 @@ async def test_an_id_reused_for_a_lead_with_another_email_is_refused_409_and_cha
     assert stored(database_path) == before
     # The first lead is untouched: a retry of it still answers its decision.
     assert await post(client, lead("L-1"), clock) == (200, first)
+    scraped = await (await client.get("/metrics")).text()
+    assert 'leadrouter_leads_total{outcome="reused"} 1.0' in scraped
+    assert 'leadrouter_leads_total{outcome="repeat"} 1.0' in scraped
 
 
 async def test_in_a_batch_an_id_reused_for_another_email_is_not_routed_and_says_why(
