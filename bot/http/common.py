@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from bot.bootstrap import App
 from bot.metrics import Metrics
@@ -28,6 +28,8 @@ class BadBody(ValueError):
 
 def decode_json(body: bytes) -> Any:
     """The body as JSON that every part below can store and answer with, or BadBody."""
+    if not body.strip():
+        raise BadBody("the body is empty: send the JSON in the request's body")
     try:
         data = json.loads(
             body,
@@ -39,7 +41,12 @@ def decode_json(body: bytes) -> Any:
         raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
     except BadBody:
         raise
-    except ValueError as exc:  # JSONDecodeError, and bytes that are not UTF-8/16/32
+    except UnicodeDecodeError as exc:
+        raise BadBody(
+            f"the body is not UTF-8 (byte 0x{body[exc.start]:02x} at position {exc.start}): "
+            "encode the JSON as UTF-8 and sign those bytes"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError
         raise BadBody(f"the body is not valid JSON ({_first_line(exc)})") from None
     _check_values(data)
     return data
@@ -94,6 +101,42 @@ def _first_line(exc: ValueError) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
+# RFC 8259: JSON is UTF-8 (ASCII being part of it); json.loads also reads UTF-16 and UTF-32.
+JSON_CHARSETS = frozenset(
+    (
+        "utf-8",
+        "utf8",
+        "us-ascii",
+        "ascii",
+        "utf-16",
+        "utf-16le",
+        "utf-16be",
+        "utf-32",
+        "utf-32le",
+        "utf-32be",
+    )
+)
+
+
+def json_content_problem(request: web.Request, what: str) -> str | None:
+    """Why the request's Content-Type is not JSON that can be read (a 415), naming what it
+    came as; None when it is. `what` is what the body should hold ("the lead")."""
+    if request.content_type != "application/json":
+        sent = (
+            f"it came as {request.content_type[:100]}"
+            if request.headers.get(hdrs.CONTENT_TYPE)
+            else "it came with no Content-Type"
+        )
+        return f"send {what} as JSON, with Content-Type: application/json ({sent})"
+    charset = request.charset
+    if charset is not None and charset.strip('"').lower() not in JSON_CHARSETS:
+        return (
+            f"send {what} as JSON in UTF-8: this request says charset={charset[:40]}; encode "
+            "the body as UTF-8, sign those bytes and send charset=utf-8 (or no charset)"
+        )
+    return None
+
+
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -110,5 +153,7 @@ async def read_body(request: web.Request) -> bytes | None:
 
 def too_large() -> web.Response:
     return error(
-        413, f"the body is larger than 1 MiB ({MAX_BODY_BYTES} bytes); send fewer leads at once"
+        413,
+        f"the body is larger than 1 MiB ({MAX_BODY_BYTES} bytes): send fewer at once, "
+        "or shorter fields",
     )

@@ -30,7 +30,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.http.common import APP_KEY, BadBody, decode_json, error, read_body, too_large
+from bot.http.common import (
+    APP_KEY,
+    BadBody,
+    decode_json,
+    error,
+    json_content_problem,
+    read_body,
+    too_large,
+)
 from bot.http.leads import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_problem
 from bot.service.outcomes import MAX_AMOUNT, WAITING_HOLD, Reported, record_posted_events
 from routing.durations import format_duration
@@ -74,8 +82,9 @@ async def post_events(request: web.Request) -> web.Response:
     )
     if problem is not None:
         return error(401, problem)
-    if request.content_type != "application/json":
-        return error(415, "send the events as JSON, with Content-Type: application/json")
+    content_problem = json_content_problem(request, "the events")
+    if content_problem is not None:
+        return error(415, content_problem)
     try:
         items, is_batch = _events_of(decode_json(body))
     except BadBody as exc:

@@ -4,6 +4,7 @@ changes of a contact's lifecycle stage or lead status, recorded as what became o
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -99,4 +100,13 @@ def hubspot_signature_problem(
         return "the request timestamp is missing, malformed or older than 5 minutes"
     except UnicodeDecodeError:
         return "the body is not UTF-8, so it cannot carry a valid signature"
-    return None if valid else "the signature does not match (check HUBSPOT_CLIENT_SECRET)"
+    if valid:
+        return None
+    # The address is in what HubSpot signs: behind a proxy it differs from the one seen here.
+    # Named without its query, which an unsigned caller should not be shown.
+    parts = urlsplit(uri)
+    address = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:300]
+    return (
+        f"the signature does not match: check HUBSPOT_CLIENT_SECRET, and that {address} is "
+        "the address HubSpot posts to (behind a proxy, set HUBSPOT_WEBHOOK_URL to the public one)"
+    )

@@ -6,11 +6,13 @@
     415  Content-Type is not application/json
     400  not JSON, or JSON that is neither a lead object nor {"leads": [1..1000 objects]}
     422  a lead is invalid: {"errors": [{"field", "message"}]}, every problem at once
+    409  the id was routed before for a lead with another e-mail address (reused, not a retry)
 
 The signature is checked on the raw bytes before any parsing, so an unauthenticated caller gets
 nothing past a 401. Success, one lead: 201 with the decision (`LeadView.as_json()`), or 200 with
 the stored decision when the external id was routed before. Success, a batch: 200 with
-{"results": [...]}, one decision per lead in input order, each with "created": true|false.
+{"results": [...]}, one decision per lead in input order, each with "created": true|false (and
+an "error" where its id had been used for a lead with another e-mail address: not routed).
 
 A batch is validated whole first: one invalid lead and nothing is stored. It is then routed in
 one transaction (`bot.service.intake.intake_many`), in input order, so rotation follows the order
@@ -32,6 +34,7 @@ from bot.http.common import (
     BadBody,
     decode_json,
     error,
+    json_content_problem,
     read_body,
     too_large,
 )
@@ -67,8 +70,9 @@ async def post_leads(request: web.Request) -> web.Response:
     )
     if problem is not None:
         return error(401, problem)
-    if request.content_type != "application/json":
-        return error(415, "send the lead as JSON, with Content-Type: application/json")
+    content_problem = json_content_problem(request, "the lead")
+    if content_problem is not None:
+        return error(415, content_problem)
     try:
         items, is_batch = _leads_of(decode_json(body))
     except BadBody as exc:
@@ -90,12 +94,27 @@ async def post_leads(request: web.Request) -> web.Response:
             metrics.decision_seconds.observe(elapsed)
             metrics.lead(result.lead.status)
         else:
-            metrics.lead("repeat")
+            metrics.lead("reused" if result.clash else "repeat")
     if not is_batch:
         (only,) = results
+        if only.clash:
+            return error(409, _clash_message(only.lead.id))
         return web.json_response(only.lead.as_json(), status=201 if only.created else 200)
     return web.json_response(
-        {"results": [{**r.lead.as_json(), "created": r.created} for r in results]}
+        {
+            "results": [
+                {**r.lead.as_json(), "created": r.created}
+                | ({"error": _clash_message(r.lead.id)} if r.clash else {})
+                for r in results
+            ]
+        }
+    )
+
+
+def _clash_message(lead_id: str) -> str:
+    return (
+        f"the id {lead_id!r} was already used for a lead with another e-mail address, so this "
+        "one was not routed; give each lead its own id (a retry must resend the same lead)"
     )
 
 
@@ -106,17 +125,30 @@ def signature_problem(
     if not timestamp:
         return f"missing {TIMESTAMP_HEADER} header (the time of sending, in unix seconds)"
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
-        return f"{TIMESTAMP_HEADER} must be the time of sending in whole unix seconds"
+        # Date.now() and currentTimeMillis() count milliseconds: thirteen digits these days.
+        unit = " (not milliseconds)" if timestamp.isdigit() and len(timestamp) == 13 else ""
+        return f"{TIMESTAMP_HEADER} must be the time of sending in whole unix seconds{unit}"
+    off = int(timestamp) - int(now)
     if abs(now - int(timestamp)) > SIGNATURE_TOLERANCE_S:
         # A captured request cannot be replayed once the window has passed.
-        return f"{TIMESTAMP_HEADER} is more than 5 minutes away from the server's clock"
+        return (
+            f"{TIMESTAMP_HEADER} is more than 5 minutes away from the server's clock: "
+            f"{abs(off)} s {'ahead' if off > 0 else 'behind'} (the server reads {int(now)}); "
+            "sign with the time of sending, from a clock kept right"
+        )
     if not signature:
         return f"missing {SIGNATURE_HEADER} header"
     expected = "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, "sha256").hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
+    if not signature.strip().lower().startswith("sha256="):
+        return f"{SIGNATURE_HEADER} has no sha256= prefix: send sha256= and the hex digest"
+    # Hex is hex in either case (.NET's Convert.ToHexString writes upper case).
+    given = signature.strip().lower().encode("utf-8", "replace")
+    if not hmac.compare_digest(expected.encode(), given):
         return (
             f"{SIGNATURE_HEADER} does not match: it must be sha256= and the hex HMAC-SHA256, "
-            f'keyed by the webhook secret, of "{{timestamp}}.{{body}}"'
+            f'keyed by the webhook secret, of "{{timestamp}}.{{body}}", over the exact bytes '
+            "sent (JSON serialised again after signing, with other key order, spaces or "
+            "\\u escapes, no longer matches)"
         )
     return None
 

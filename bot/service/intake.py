@@ -37,7 +37,8 @@ async def intake_many(uow: UnitOfWork, leads: Sequence[Lead]) -> list[IntakeResu
 
     The state is loaded once and carried from lead to lead in memory, as `simulate` does, so
     a batch costs a handful of queries rather than a dozen per lead. An id already stored,
-    or repeated within the batch, answers with the stored (or first) decision.
+    or repeated within the batch, answers with the stored (or first) decision, flagged as a
+    clash when that lead had another e-mail address (the id reused, not a retry).
     """
     results = await uow.routing(
         partial(_intake_in, uow, leads=leads),
@@ -88,9 +89,12 @@ def _intake_in(uow: UnitOfWork, tx: Transaction, *, leads: Sequence[Lead]) -> li
     answered: set[str] = set()
     for lead in leads:
         if lead.id in stored:
-            results.append(IntakeResult(False, stored_view(tx.session, stored[lead.id], policy)))
+            row = stored[lead.id]
+            view = stored_view(tx.session, row, policy)
+            results.append(IntakeResult(False, view, clash=row.email != lead.email))
         else:
-            results.append(IntakeResult(lead.id not in answered, views[lead.id]))
+            clash = fresh[lead.id].email != lead.email
+            results.append(IntakeResult(lead.id not in answered, views[lead.id], clash=clash))
             answered.add(lead.id)
     return results
 

@@ -42,6 +42,9 @@ class LeadView:
 class IntakeResult:
     created: bool
     lead: LeadView
+    # The id was routed before for a lead with another e-mail address: this one was not routed
+    # (an id reused for a different person, not a retry), and `lead` is the stored one.
+    clash: bool = False
 
 
 @dataclass(frozen=True, slots=True)

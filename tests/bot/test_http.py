@@ -71,6 +71,38 @@ async def test_the_same_external_id_again_answers_200_with_the_stored_decision(
     assert stored(database_path)["offers"] == 1
 
 
+async def test_an_id_reused_for_a_lead_with_another_email_is_refused_409_and_changes_nothing(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    _, first = await post(client, lead("L-1"), clock)
+    before = stored(database_path)
+    status, body = await post(client, lead("L-1", email="someone.else@other.com"), clock)
+    assert status == 409
+    assert "'L-1' was already used for a lead with another e-mail address" in body["error"]
+    assert "give each lead its own id" in body["error"]
+    assert stored(database_path) == before
+    # The first lead is untouched: a retry of it still answers its decision.
+    assert await post(client, lead("L-1"), clock) == (200, first)
+    scraped = await (await client.get("/metrics")).text()
+    assert 'leadrouter_leads_total{outcome="reused"} 1.0' in scraped
+    assert 'leadrouter_leads_total{outcome="repeat"} 1.0' in scraped
+
+
+async def test_in_a_batch_an_id_reused_for_another_email_is_not_routed_and_says_why(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    batch = {
+        "leads": [lead("B-1"), lead("B-2", email="b2@bigco.com"), lead("B-1", email="x@y.com")]
+    }
+    status, body = await post(client, batch, clock)
+    assert status == 200
+    first, second, reused = body["results"]
+    assert "error" not in first and "error" not in second
+    assert reused["created"] is False and reused["rep"] == first["rep"]
+    assert "'B-1' was already used for a lead with another e-mail address" in reused["error"]
+    assert stored(database_path)["leads"] == 2
+
+
 async def test_an_invalid_lead_is_refused_422_with_every_problem(
     client: Client, clock: Clock, database_path: Path
 ) -> None:
@@ -123,7 +155,7 @@ def _without(headers: dict[str, str], name: str) -> dict[str, str]:
         ("wrong secret", "X-Leadrouter-Signature does not match"),
         ("body changed after signing", "X-Leadrouter-Signature does not match"),
         ("timestamp changed after signing", "X-Leadrouter-Signature does not match"),
-        ("hex without the sha256= prefix", "X-Leadrouter-Signature does not match"),
+        ("hex without the sha256= prefix", "X-Leadrouter-Signature has no sha256= prefix"),
         ("timestamp not a number", "must be the time of sending in whole unix seconds"),
         ("signed six minutes ago", "more than 5 minutes away"),
         ("signed six minutes ahead", "more than 5 minutes away"),
@@ -162,6 +194,62 @@ async def test_a_missing_wrong_or_stale_signature_is_refused_401_and_stores_noth
     assert expected in json.loads(text)["error"]
     assert SECRET not in text
     assert stored(database_path) == NOTHING
+
+
+async def test_a_signature_in_upper_case_hex_is_accepted(client: Client, clock: Clock) -> None:
+    # What .NET's Convert.ToHexString and many a "toUpperCase()" give.
+    body = as_body(lead("L-1"))
+    headers = signed(body, at=clock.timestamp())
+    headers["X-Leadrouter-Signature"] = headers["X-Leadrouter-Signature"].upper()
+    response = await client.post("/leads", data=body, headers=headers)
+    assert response.status == 201
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [(-600, "600 s behind"), (+420, "420 s ahead")],
+)
+async def test_a_timestamp_too_far_off_says_by_how_much_and_the_servers_time(
+    client: Client, clock: Clock, database_path: Path, offset: int, expected: str
+) -> None:
+    body = as_body(lead("L-1"))
+    response = await client.post(
+        "/leads", data=body, headers=signed(body, at=clock.timestamp() + offset)
+    )
+    assert response.status == 401
+    message = (await response.json())["error"]
+    assert expected in message and str(int(clock.timestamp())) in message
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_timestamp_in_milliseconds_is_refused_401_saying_seconds_not_milliseconds(
+    client: Client, clock: Clock
+) -> None:
+    body = as_body(lead("L-1"))
+    headers = signed(body, at=clock.timestamp())
+    headers["X-Leadrouter-Timestamp"] = str(int(clock.timestamp() * 1000))
+    response = await client.post("/leads", data=body, headers=headers)
+    assert response.status == 401
+    assert "not milliseconds" in (await response.json())["error"]
+
+
+async def test_a_signature_without_its_sha256_prefix_is_refused_401_saying_so(
+    client: Client, clock: Clock
+) -> None:
+    body = as_body(lead("L-1"))
+    headers = signed(body, at=clock.timestamp())
+    headers["X-Leadrouter-Signature"] = headers["X-Leadrouter-Signature"].removeprefix("sha256=")
+    response = await client.post("/leads", data=body, headers=headers)
+    assert response.status == 401
+    assert "no sha256= prefix" in (await response.json())["error"]
+
+
+async def test_an_empty_body_is_refused_400_saying_it_is_empty(
+    client: Client, clock: Clock
+) -> None:
+    status, answer = await post(client, b"", clock)
+    assert status == 400
+    assert answer["error"].startswith("the body is empty")
 
 
 async def test_the_signature_is_checked_before_the_body_is_read_as_json(
@@ -209,7 +297,10 @@ async def test_a_body_over_one_mebibyte_is_refused_413_with_json(
     data: Any = body if declared else _chunks(body)
     response = await client.post("/leads", data=data, headers=headers)
     assert response.status == 413
-    assert "larger than 1 MiB" in (await response.json())["error"]
+    message = (await response.json())["error"]
+    assert "larger than 1 MiB" in message
+    # One lead this large is not helped by sending fewer leads: its fields are what to shorten.
+    assert "shorter fields" in message
     assert stored(database_path) == NOTHING
 
 
@@ -220,6 +311,9 @@ async def test_a_body_not_sent_as_application_json_is_refused_415(
     status, body = await post(client, lead("L-1"), clock, content_type=content_type)
     assert status == 415
     assert "application/json" in body["error"]
+    # It says what the request was sent as, which is what the developer has to change (without
+    # one, aiohttp's client sends application/octet-stream).
+    assert f"it came as {content_type or 'application/octet-stream'}" in body["error"]
 
 
 async def test_application_json_with_a_charset_is_accepted(client: Client, clock: Clock) -> None:
@@ -229,11 +323,58 @@ async def test_application_json_with_a_charset_is_accepted(client: Client, clock
     assert status == 201
 
 
+@pytest.mark.parametrize("charset", ["iso-8859-1", "windows-1252"])
+async def test_a_body_in_a_charset_other_than_utf8_is_refused_415_naming_it(
+    client: Client, clock: Clock, database_path: Path, charset: str
+) -> None:
+    body = json.dumps(lead("L-1", company="Müller GmbH"), ensure_ascii=False).encode(charset)
+    status, answer = await post(
+        client, body, clock, content_type=f"application/json; charset={charset}"
+    )
+    assert status == 415
+    assert f"charset={charset}" in answer["error"] and "UTF-8" in answer["error"]
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_body_that_is_not_utf8_is_refused_400_saying_to_encode_it_as_utf8(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    body = json.dumps(lead("L-1", company="Müller GmbH"), ensure_ascii=False).encode("latin-1")
+    status, answer = await post(client, body, clock)
+    assert status == 400
+    assert "not UTF-8" in answer["error"] and "encode" in answer["error"]
+    assert "codec" not in answer["error"]
+    assert stored(database_path) == NOTHING
+
+
+async def test_a_utf8_body_with_unicode_written_raw_or_escaped_is_accepted_as_signed(
+    client: Client, clock: Clock
+) -> None:
+    raw = json.dumps(lead("L-1", company="Müller GmbH"), ensure_ascii=False).encode()
+    escaped = json.dumps(lead("L-2", company="Müller GmbH")).encode()
+    assert (await post(client, raw, clock))[0] == 201
+    assert (await post(client, escaped, clock))[0] == 201
+
+
+async def test_a_body_serialised_again_after_signing_is_refused_401_saying_to_sign_the_bytes_sent(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    signed_body = json.dumps(lead("L-1", company="Müller GmbH")).encode()
+    sent = json.dumps(lead("L-1", company="Müller GmbH"), separators=(",", ":")).encode()
+    response = await client.post(
+        "/leads", data=sent, headers=signed(signed_body, at=clock.timestamp())
+    )
+    assert response.status == 401
+    message = (await response.json())["error"]
+    assert "exact bytes" in message and "after signing" in message
+    assert stored(database_path) == NOTHING
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
         (b"{", "not valid JSON"),
-        (b"\xff\xfe\xfa", "not valid JSON"),
+        (b"\xff\xfe\xfa", "not UTF-8"),
         (b"[]", "one lead as a JSON object"),
         (b'[{"id": "L-1"}]', "one lead as a JSON object"),
         (b'"L-1"', "one lead as a JSON object"),

@@ -5,6 +5,7 @@ for it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from pathlib import Path
@@ -216,6 +217,20 @@ async def test_the_body_must_be_json_an_event_or_a_list_of_events(
     assert (await send(client, "/events", {"events": [TOUCH] * 1001}, clock))[0] == 400
     status, _ = await send(client, "/events", TOUCH, clock, **{"Content-Type": "text/plain"})
     assert status == 415
+
+
+async def test_events_in_latin1_or_as_a_form_are_refused_415_saying_what_they_came_as(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    latin = json.dumps({**TOUCH, "via": "call"}, ensure_ascii=False).encode("latin-1")
+    charset = "application/json; charset=iso-8859-1"
+    status, body = await send(client, "/events", latin, clock, **{"Content-Type": charset})
+    assert status == 415 and "charset=iso-8859-1" in body["error"]
+    form = "application/x-www-form-urlencoded"
+    status, body = await send(client, "/events", b"lead=L-1", clock, **{"Content-Type": form})
+    assert status == 415 and f"it came as {form}" in body["error"]
+    assert "the events" in body["error"]
+    assert events(database_path) == []
 
 
 async def test_without_a_webhook_secret_events_are_refused_503(

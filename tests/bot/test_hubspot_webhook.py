@@ -336,6 +336,17 @@ async def test_behind_a_proxy_the_signature_is_checked_against_hubspot_webhook_u
     assert len(outbox(database_path)) == 1
 
 
+async def test_behind_a_proxy_without_hubspot_webhook_url_the_401_names_the_address_checked(
+    server: Server, database_path: Path
+) -> None:
+    body = announce("501")
+    status, answer = await server.post(body, hubspot_signed(body, PUBLIC_URL))
+    assert status == 401
+    assert server.url in answer["error"] and "HUBSPOT_WEBHOOK_URL" in answer["error"]
+    assert CLIENT_SECRET not in json.dumps(answer)
+    assert outbox(database_path) == []
+
+
 # --- the worker: fetch each contact, route it ----------------------------------------------
 
 
