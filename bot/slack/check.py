@@ -37,7 +37,9 @@ REQUIRED_SCOPES = {
 }
 SCOPES_HEADER = "x-oauth-scopes"
 COPY_MEMBER_ID = "copy their member id (U…) from their Slack profile: ⋮, Copy member ID"
-REINSTALL = "add it under OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
+# Not "paste manifest.yml again": that would drop what was set by hand (HTTP mode's URLs, Sign in
+# with Slack's redirect URL).
+REINSTALL = "add it under OAuth & Permissions, Scopes, and reinstall the app (its Install App page)"
 # Slack's answers to a token that is not (or no longer) one.
 REVOKED = frozenset({"token_revoked", "account_inactive", "token_expired"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type"}) | REVOKED

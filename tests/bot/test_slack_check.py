@@ -94,7 +94,10 @@ def test_a_missing_scope_is_named_with_what_it_is_for(slack: FakeSlack, tmp_path
     result = check(slack, tmp_path)
     assert result.exit_code == 1
     assert "missing scope users:read.email" in result.stdout
-    assert "reinstall" in result.stdout
+    assert "OAuth & Permissions" in result.stdout and "reinstall" in result.stdout
+    # Pasting the stock manifest again would drop what the admin set by hand (HTTP mode's URLs,
+    # Sign in with Slack's redirect URL): not the advice for one missing scope.
+    assert "manifest.yml" not in result.stdout
     assert "bob: not looked up" in result.stdout  # the scope it needs is the problem
 
 
