@@ -224,3 +224,12 @@ def test_uncommenting_the_request_urls_gives_a_valid_http_mode_manifest() -> Non
         app["settings"]["interactivity"]["request_url"],
     ]
     assert all(url.startswith("https://") and url.endswith("/slack/events") for url in urls)
+
+
+def test_the_commands_usage_hint_names_every_subcommand_routing_knows() -> None:
+    text = (CODE / "slack" / "commands.py").read_text(encoding="utf-8")
+    known = set(re.findall(r'case "([a-z]+)":', text))
+    assert {"pto", "why", "help"} <= known
+    (command,) = manifest()["features"]["slash_commands"]
+    hint = set(re.findall(r"[a-z]+", command["usage_hint"]))
+    assert known - hint == set()
