@@ -256,7 +256,9 @@ class Settings(BaseSettings):
     @classmethod
     def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith("xoxb-"):
-            raise ValueError("must be a bot token (it starts with xoxb-)")
+            raise ValueError(
+                "must be the app's Bot User OAuth Token (xoxb-…), on its Install App page"
+            )
         return value
 
     @field_validator("slack_signing_secret", "slack_client_secret")
@@ -274,7 +276,10 @@ class Settings(BaseSettings):
     @classmethod
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError("must be an app-level token with connections:write (xapp-...)")
+            raise ValueError(
+                "must be an app-level token (xapp-…): generate one with connections:write on "
+                "the app's Basic Information page, under App-Level Tokens"
+            )
         return value
 
     @field_validator("slack_api_url")

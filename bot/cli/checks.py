@@ -91,9 +91,10 @@ def crm_check(rules: RulesOption = None) -> None:
 @slack_app.command("check")
 @friendly
 def slack_check(rules: RulesOption = None) -> None:
-    """Check the Slack app against the policy: the bot token, its scopes, every rep's and
-    manager's Slack id, and that the bot can post in every channel the policy names. Posts
-    nothing. Exit 1 while there is a problem, each printed with its fix."""
+    """Check the Slack app against the policy: the bot token, its scopes, the app-level token
+    (Socket Mode), every rep's and manager's Slack id, and that the bot can post in every
+    channel the policy names. Posts nothing. Exit 1 while there is a problem, each printed
+    with its fix."""
     from bot.cli.environment import settings as load_settings
     from bot.slack.app import build_client
     from bot.slack.check import check_slack
@@ -105,7 +106,14 @@ def slack_check(rules: RulesOption = None) -> None:
             "SLACK_BOT_TOKEN is not set: set it to the app's Bot User OAuth Token (xoxb-…), "
             "from its OAuth & Permissions page"
         )
-    result = asyncio.run(check_slack(build_client(settings), policy))
+    app_token = settings.slack_app_token
+    result = asyncio.run(
+        check_slack(
+            build_client(settings),
+            policy,
+            app_token=app_token.get_secret_value() if app_token is not None else None,
+        )
+    )
     if result.workspace is not None:
         out.print(Text(f"Slack: {result.workspace}"))
     for finding in result.findings:

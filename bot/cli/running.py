@@ -116,6 +116,12 @@ async def serve_until_stopped(settings: Settings, policy: Policy, listener: List
     elif settings.socket_mode:
         # Slack's requests come over a websocket leadrouter opens, in the background.
         log.info("connecting to Slack in Socket Mode")
+        if settings.slack_signing_secret is not None:
+            # Said, because an admin moving to HTTP mode sees Slack's URL check fail otherwise.
+            log.info(
+                "SLACK_APP_TOKEN is set: Slack's requests come over Socket Mode, and POST "
+                "/slack/events is not served (unset SLACK_APP_TOKEN for HTTP mode)"
+            )
     else:
         log.info("Slack requests are served at POST /slack/events")
     try:

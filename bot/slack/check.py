@@ -1,5 +1,6 @@
 """`leadrouter slack check`: whether the Slack app is set up for the policy, before a lead
-finds out. The bot token (auth.test), its scopes (auth.test's X-OAuth-Scopes header), the Slack
+finds out. The bot token (auth.test), its scopes (auth.test's X-OAuth-Scopes header), in Socket
+Mode the app-level token (apps.connections.open, whose one-time URL is never opened), the Slack
 id of every rep and manager (users.info, or users.lookupByEmail for those named by e-mail alone)
 and every channel the policy names (conversations.history: readable exactly where the bot is a
 member, so nothing is posted to find out). Each problem comes with what to do about it.
@@ -7,6 +8,7 @@ member, so nothing is posted to find out). Each problem comes with what to do ab
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +20,9 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from routing.policy import Manager, Policy, Rep
 from routing.policy_schema import SLACK_MEMBER_ID
+
+# A channel's id, as its About tab gives it: C…, or G… for a private channel made long ago.
+SLACK_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 
 # The bot scopes the app uses (manifest.yml asks for exactly these), and what each is for.
 REQUIRED_SCOPES = {
@@ -32,7 +37,16 @@ REQUIRED_SCOPES = {
 }
 SCOPES_HEADER = "x-oauth-scopes"
 COPY_MEMBER_ID = "copy their member id (U…) from their Slack profile: ⋮, Copy member ID"
-REINSTALL = "add it under OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
+# Not "paste manifest.yml again": that would drop what was set by hand (HTTP mode's URLs, Sign in
+# with Slack's redirect URL).
+REINSTALL = "add it under OAuth & Permissions, Scopes, and reinstall the app (its Install App page)"
+# Slack's answers to a token that is not (or no longer) one.
+REVOKED = frozenset({"token_revoked", "account_inactive", "token_expired"})
+REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type"}) | REVOKED
+NEW_APP_TOKEN = (
+    "generate one with connections:write on the app's Basic Information page, under App-Level "
+    "Tokens, and set SLACK_APP_TOKEN to it (xapp-…)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +69,17 @@ class SlackCheck:
         return sum(finding.problem for finding in self.findings)
 
 
-async def check_slack(client: AsyncWebClient, policy: Policy) -> SlackCheck:
+async def check_slack(
+    client: AsyncWebClient, policy: Policy, *, app_token: str | None = None
+) -> SlackCheck:
+    """`app_token`: SLACK_APP_TOKEN, in Socket Mode."""
     result = SlackCheck()
     try:
         auth = await client.auth_test()
     except SlackApiError as exc:
         code = _code(exc)
         result.findings.append(
-            Finding(
-                f"Slack refused SLACK_BOT_TOKEN ({code})",
-                "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…), on its "
-                "OAuth & Permissions page, after installing the app to the workspace",
-            )
+            Finding(f"Slack refused SLACK_BOT_TOKEN ({code})", bot_token_fix(code))
         )
         return result
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -78,6 +91,8 @@ async def check_slack(client: AsyncWebClient, policy: Policy) -> SlackCheck:
         )
         return result
     result.workspace = f"{auth.get('team')} (as @{auth.get('user')})"
+    if app_token is not None:
+        result.findings.append(await _app_token(client, app_token))
     granted = _scopes(auth)
     missing = [scope for scope in REQUIRED_SCOPES if scope not in granted]
     result.findings += [
@@ -90,6 +105,45 @@ async def check_slack(client: AsyncWebClient, policy: Policy) -> SlackCheck:
     for channel, used_for in _channels(policy).items():
         result.findings.append(await _channel(client, channel, used_for, missing))
     return result
+
+
+def bot_token_fix(code: str) -> str:
+    if code in REVOKED:
+        return (
+            "the token was revoked (the app uninstalled, or its tokens reset): install the app "
+            "again on its Install App page and set SLACK_BOT_TOKEN to the new Bot User OAuth "
+            "Token (xoxb-…)"
+        )
+    return (
+        "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…), on its Install App "
+        "page once the app is installed to the workspace"
+    )
+
+
+def app_token_fix(code: str) -> str | None:
+    """What to do about SLACK_APP_TOKEN when apps.connections.open answers `code`; None when
+    the token is not what Slack refused."""
+    if code == "missing_scope":
+        return "the token lacks the connections:write scope: " + NEW_APP_TOKEN
+    if code in REVOKED:
+        return "the token was revoked: " + NEW_APP_TOKEN
+    if code in REFUSED:
+        return "it is not one of the app's app-level tokens: " + NEW_APP_TOKEN
+    return None
+
+
+async def _app_token(client: AsyncWebClient, app_token: str) -> Finding:
+    try:
+        await client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        code = _code(exc)
+        fix = app_token_fix(code)
+        if fix is None:
+            return Finding(f"SLACK_APP_TOKEN: Slack answered {code}", "run the check again")
+        return Finding(f"Slack refused SLACK_APP_TOKEN ({code})", fix)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return Finding(f"SLACK_APP_TOKEN: Slack did not answer ({exc})", "run the check again")
+    return Finding("SLACK_APP_TOKEN: Socket Mode can connect")
 
 
 async def _person(client: AsyncWebClient, person: Rep | Manager, missing: list[str]) -> Finding:
@@ -144,6 +198,11 @@ async def _known(
 async def _channel(
     client: AsyncWebClient, channel: str, used_for: str, missing: list[str]
 ) -> Finding:
+    if not SLACK_CHANNEL_ID.fullmatch(channel):
+        return Finding(
+            f"{channel}: a channel's name, not its id ({used_for})",
+            "give the channel's id instead (C…, at the bottom of the channel's About tab)",
+        )
     if "channels:history" in missing or "groups:history" in missing:
         return Finding(f"{channel} ({used_for}): not checked (see the missing scope)")
     try:
@@ -162,6 +221,11 @@ async def _channel(
                 "the channel's id (C…, at the bottom of the channel's About tab) in the policy",
             )
         return Finding(f"{channel} ({used_for}): Slack answered {code}", "run the check again")
+    if "chat:write" in missing:  # the scope's own finding says what to do
+        return Finding(
+            f"{channel}: the bot is in this channel, but cannot post without chat:write "
+            f"({used_for})"
+        )
     return Finding(f"{channel}: the bot can post there ({used_for})")
 
 

@@ -21,6 +21,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.check import REFUSED, app_token_fix, bot_token_fix
+
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
     from slack_bolt.async_app import AsyncApp
@@ -35,7 +37,6 @@ PROBE_EVERY_S = 60.0  # HTTP mode: how often auth.test asks Slack while it answe
 # slack_sdk's Socket Mode client logs at INFO for every session and, when a socket cannot open,
 # a traceback per retry; the state lines here say what an operator needs, once.
 SDK_LOG = "leadrouter.slack.socket_mode"
-_REFUSED_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 
 
 class SlackState(StrEnum):
@@ -98,9 +99,12 @@ class SlackConnection:
                 return None
         except SlackApiError as exc:
             code = str(exc.response.get("error", "")) if exc.response is not None else ""
-            if code in _REFUSED_TOKEN:
-                name = "SLACK_APP_TOKEN" if self.socket_mode else "SLACK_BOT_TOKEN"
-                return f"Slack refused {name} ({code}): copy the token again from the app's page"
+            # In Socket Mode the one call made here is apps.connections.open, with the app token.
+            fix = app_token_fix(code) if self.socket_mode else None
+            if fix is not None:
+                return f"Slack refused SLACK_APP_TOKEN ({code}): {fix}"
+            if not self.socket_mode and code in REFUSED:
+                return f"Slack refused SLACK_BOT_TOKEN ({code}): {bot_token_fix(code)}"
             status = exc.response.status_code if exc.response is not None else 0
             return f"Slack answered {status} {code}".rstrip()
         except TimeoutError:

@@ -19,6 +19,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.outbox import GiveUp, Hold, Retry
 from bot.slack.blocks import Message
+from bot.slack.check import REINSTALL
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,7 @@ def slack_failure(exc: Exception, *, timeout_s: float) -> Retry | Hold | GiveUp 
         if status >= 500 or code in _TRANSIENT_ERRORS:
             return Retry(error, unsure=True)  # Slack may have acted before it failed
         if code == "missing_scope" and response is not None and response.get("needed"):
-            return GiveUp(
-                f"{error}: the app lacks the scope {response.get('needed')}; add it under "
-                "OAuth & Permissions (or paste manifest.yml again) and reinstall the app"
-            )
+            return GiveUp(f"{error}: the app lacks the scope {response.get('needed')}; {REINSTALL}")
         return GiveUp(error)
     if isinstance(exc, TimeoutError):
         return Retry(f"Slack did not answer within {timeout_s:g} s", unsure=True)

@@ -36,18 +36,17 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-def check(slack: FakeSlack, tmp_path: Path, policy: str = POLICY) -> Result:
+def check(
+    slack: FakeSlack, tmp_path: Path, policy: str = POLICY, app_token: str | None = None
+) -> Result:
     rules = tmp_path / "routing.yml"
     rules.write_text(policy)
-    return runner.invoke(
-        app,
-        ["slack", "check", "--rules", str(rules)],
-        env={
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": "slack-check-secret",
-            "SLACK_API_URL": slack.api_url,
-        },
-    )
+    env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": slack.api_url}
+    if app_token is None:
+        env["SLACK_SIGNING_SECRET"] = "slack-check-secret"
+    else:
+        env["SLACK_APP_TOKEN"] = app_token
+    return runner.invoke(app, ["slack", "check", "--rules", str(rules)], env=env)
 
 
 def test_a_workspace_set_up_right_passes_every_check(slack: FakeSlack, tmp_path: Path) -> None:
@@ -95,7 +94,10 @@ def test_a_missing_scope_is_named_with_what_it_is_for(slack: FakeSlack, tmp_path
     result = check(slack, tmp_path)
     assert result.exit_code == 1
     assert "missing scope users:read.email" in result.stdout
-    assert "reinstall" in result.stdout
+    assert "OAuth & Permissions" in result.stdout and "reinstall" in result.stdout
+    # Pasting the stock manifest again would drop what the admin set by hand (HTTP mode's URLs,
+    # Sign in with Slack's redirect URL): not the advice for one missing scope.
+    assert "manifest.yml" not in result.stdout
     assert "bob: not looked up" in result.stdout  # the scope it needs is the problem
 
 
@@ -117,3 +119,82 @@ def test_without_a_bot_token_slack_check_says_what_to_set(tmp_path: Path) -> Non
     result = runner.invoke(app, ["slack", "check", "--rules", str(rules)])
     assert result.exit_code == 1
     assert "SLACK_BOT_TOKEN is not set" in result.stderr
+
+
+def test_a_revoked_bot_token_says_to_install_the_app_again(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack.fail("auth.test", status=200, error="token_revoked")
+    result = check(slack, tmp_path)
+    assert result.exit_code == 1
+    assert "Slack refused SLACK_BOT_TOKEN (token_revoked)" in result.stdout
+    assert "revoked" in result.stdout.split("fix:")[1]  # not only "copy it again"
+    assert "Install App" in result.stdout
+    assert TOKEN not in result.output
+
+
+def test_without_chat_write_no_channel_is_said_to_take_posts(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack.scopes.remove("chat:write")
+    result = check(slack, tmp_path)
+    assert result.exit_code == 1
+    assert "missing scope chat:write" in result.stdout
+    assert "the bot can post there" not in result.stdout
+    assert "CNORTH: the bot is in this channel, but cannot post without chat:write" in result.stdout
+
+
+def test_a_channel_given_by_name_asks_for_its_id(slack: FakeSlack, tmp_path: Path) -> None:
+    result = check(slack, tmp_path, POLICY.replace("channel: CNORTH", "channel: '#sales'"))
+    assert result.exit_code == 1
+    assert "#sales: a channel's name, not its id (team north)" in result.stdout
+    assert "About tab" in result.stdout
+    assert [call.params["channel"] for call in slack.calls_to("conversations.history")] == [
+        "CPARTNERS",
+        "CTRIAGE",
+    ]
+
+
+APP_TOKEN = "xapp-1-A0001-slack-check-app-token"
+
+
+def test_in_socket_mode_the_app_token_is_checked_too(slack: FakeSlack, tmp_path: Path) -> None:
+    result = check(slack, tmp_path, app_token=APP_TOKEN)
+    assert result.exit_code == 0, result.output
+    assert "SLACK_APP_TOKEN: Socket Mode can connect" in result.stdout
+    assert len(slack.calls_to("apps.connections.open")) == 1
+    assert slack.connections == []  # the URL it answered is never opened
+    assert APP_TOKEN not in result.output
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        ("invalid_auth", "App-Level Tokens"),
+        ("token_revoked", "App-Level Tokens"),
+        ("missing_scope", "connections:write"),
+        ("not_allowed_token_type", "App-Level Tokens"),
+    ],
+)
+def test_an_app_token_slack_refuses_is_a_problem_with_its_fix(
+    slack: FakeSlack, tmp_path: Path, error: str, fix: str
+) -> None:
+    slack.fail("apps.connections.open", status=200, error=error)
+    result = check(slack, tmp_path, app_token=APP_TOKEN)
+    assert result.exit_code == 1
+    assert f"Slack refused SLACK_APP_TOKEN ({error})" in result.stdout
+    assert fix in result.stdout.split("fix:")[1]
+    assert "1 problem to fix" in result.output
+    assert APP_TOKEN not in result.output
+    assert "ann: UANN" in result.stdout  # the bot token's checks ran all the same
+
+
+def test_a_bot_token_in_the_app_tokens_place_says_where_the_app_token_is(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    result = check(slack, tmp_path, app_token="xoxb-pasted-in-the-wrong-place")
+    assert result.exit_code == 1
+    assert "SLACK_APP_TOKEN" in result.stderr
+    assert "App-Level Tokens" in result.stderr
+    assert "xoxb-pasted-in-the-wrong-place" not in result.output
+    assert slack.calls == []

@@ -101,3 +101,37 @@ async def test_over_http_auth_test_tells_whether_slack_answers_the_bot_token() -
             await until(lambda: link.state is SlackState.UNREACHABLE, "unreachable")
             await until(lambda: link.state is SlackState.CONNECTED, "connected")
         assert slack.connections == []
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        ("missing_scope", "lacks the connections:write scope"),
+        ("not_allowed_token_type", "not one of the app's app-level tokens"),
+        ("token_revoked", "was revoked"),
+    ],
+)
+async def test_an_app_token_slack_refuses_says_how_to_get_one_that_works(
+    error: str, says: str
+) -> None:
+    async with FakeSlack() as slack:
+        slack.fail("apps.connections.open", status=200, times=100, error=error)
+        link = link_to(slack, socket_mode=True)
+        async with running(link):
+            await until(lambda: link.state is SlackState.UNREACHABLE, "unreachable")
+        assert link.problem is not None
+        assert f"Slack refused SLACK_APP_TOKEN ({error})" in link.problem
+        assert says in link.problem
+        assert "App-Level Tokens" in link.problem
+        assert APP_TOKEN not in link.problem
+
+
+async def test_a_revoked_bot_token_over_http_says_to_install_the_app_again() -> None:
+    async with FakeSlack() as slack:
+        slack.fail("auth.test", status=200, times=100, error="token_revoked")
+        link = link_to(slack, socket_mode=False)
+        async with running(link):
+            await until(lambda: link.state is SlackState.UNREACHABLE, "unreachable")
+        assert link.problem is not None
+        assert "Slack refused SLACK_BOT_TOKEN (token_revoked)" in link.problem
+        assert "Install App" in link.problem

@@ -149,7 +149,7 @@ async def test_without_the_email_scope_the_card_is_given_up_naming_the_scope(
     await until(given_up)
     reason = (await item(sqlite_db, "offer-card:")).last_error or ""
     assert "missing_scope" in reason and "users:read.email" in reason
-    assert "reinstall" in reason
+    assert "reinstall" in reason and "manifest.yml" not in reason  # see test_slack_check
 
 
 async def test_a_rep_known_by_email_alone_sees_their_leads_in_app_home(
@@ -164,3 +164,17 @@ async def test_a_rep_known_by_email_alone_sees_their_leads_in_app_home(
     (home,) = await slack.wait_for("views.publish")
     assert "L-7" in json.dumps(home.params["view"])
     held.release()
+
+
+async def test_slack_verifying_the_request_url_in_http_mode_gets_its_challenge_back(
+    http: TestClient, slack: FakeSlack
+) -> None:
+    body = json.dumps({"token": "legacy", "challenge": "c-8s7d6f", "type": "url_verification"})
+    signed = json_signed_headers(body, SLACK_SIGNING_SECRET)
+    response = await http.post("/slack/events", data=body, headers=signed)
+    assert response.status == 200
+    assert (await response.json())["challenge"] == "c-8s7d6f"
+    wrong = json_signed_headers(body, "not-the-signing-secret")
+    refused = await http.post("/slack/events", data=body, headers=wrong)
+    assert refused.status == 401
+    assert "c-8s7d6f" not in await refused.text()

@@ -45,6 +45,8 @@ async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket
             extra_env={
                 "SLACK_BOT_TOKEN": BOT_TOKEN,
                 "SLACK_APP_TOKEN": APP_TOKEN,
+                # Left over from HTTP mode, or set ahead of it: Socket Mode all the same.
+                "SLACK_SIGNING_SECRET": "socket-test-signing-secret",
                 "SLACK_API_URL": slack.api_url,
                 "LEADROUTER_RULES": str(rules),
             },
@@ -96,6 +98,9 @@ async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket
         assert await slack.wait_for_close(connection, timeout=SLOW) == 1000
     log = server.output()
     assert "connected to Slack in Socket Mode" in log
+    # An admin moving to HTTP mode learns why Slack's requests to /slack/events find nothing.
+    assert "SLACK_APP_TOKEN is set: Slack's requests come over Socket Mode" in log
+    assert "POST /slack/events is not served" in log
     assert BOT_TOKEN not in log and APP_TOKEN not in log
     assert "Traceback" not in log
 
