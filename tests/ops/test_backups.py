@@ -116,7 +116,7 @@ async def test_a_sqlite_database_is_copied_whole_while_serve_writes_and_the_copy
     try:
         await wait_until_ready(restored)
         async with aiohttp.ClientSession() as session:
-            status, body = await post(session, restored, {"id": "B0-0", "email": "x@y.de"})
+            status, body = await post(session, restored, {"id": "B0-0", "email": "ops@firm0-0.de"})
         assert (status, body["id"]) == (200, "B0-0")  # a repeat: it was in the backup
         assert terminate(restored) == 0
     finally:
