@@ -16,7 +16,13 @@ from routing.condition_compiler import compile_condition
 from routing.conditions import ACCOUNT_FIELDS, CUSTOM_FIELD_PREFIX, LEAD_FIELDS, Condition
 from routing.geo import DEFAULT_REGIONS, normalize_country
 from routing.policy_problems import KeyPath, Problem
-from routing.policy_schema import CARD_ALWAYS, DEFAULT_SEGMENTS, MAX_CARD_FIELDS, SLACK_MEMBER_ID
+from routing.policy_schema import (
+    CARD_ALWAYS,
+    DEFAULT_SEGMENTS,
+    MAX_CARD_FIELDS,
+    SLACK_CHANNEL_ID,
+    SLACK_MEMBER_ID,
+)
 
 # Operators whose operands are whole values of the field (not a part of it, as for `contains`).
 _WHOLE_VALUE_OPERATORS = ("ne", "in", "not_in")
@@ -205,6 +211,13 @@ class ReferenceChecker:
                         f"`{person.get('id')}` has neither `slack` nor `email`: leadrouter "
                         "cannot reach them in Slack; give their member id or their e-mail",
                     )
+        for path, channel in _channels(self.tree, ()):
+            if not SLACK_CHANNEL_ID.fullmatch(channel):
+                self.warn(
+                    path,
+                    f"`{channel}` is a channel's name, not its id: give the id (C…, at the "
+                    "bottom of the channel's About tab); a lost post is found again by the id",
+                )
         return self.problems[found:]
 
     def check_regions(self) -> None:
@@ -421,6 +434,21 @@ def _whole_values(value: Any, path: KeyPath) -> list[tuple[Any, KeyPath]]:
                 found.extend(_whole_values(value[operator], (*path, operator)))
         return found
     return [(value, path)]
+
+
+def _channels(node: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
+    """Every `channel:` the policy gives (a team's, a queue's, the fallback's), with its path."""
+    found: list[tuple[KeyPath, str]] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "channel" and isinstance(value, str):
+                found.append(((*path, key), value))
+            else:
+                found.extend(_channels(value, (*path, str(key))))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found.extend(_channels(item, (*path, index)))
+    return found
 
 
 def card_field_exists(name: str) -> bool:

@@ -21,6 +21,8 @@ from routing.geo import normalize_country
 
 # A Slack member id as the profile's "Copy member ID" gives it (U…, or W… on Enterprise Grid).
 SLACK_MEMBER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+# A channel's id, as its About tab gives it: C…, or G… for a private channel made long ago.
+SLACK_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 
 
 def _duration(value: Any) -> int:

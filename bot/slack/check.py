@@ -8,7 +8,6 @@ member, so nothing is posted to find out). Each problem comes with what to do ab
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from routing.policy import Manager, Policy, Rep
-from routing.policy_schema import SLACK_MEMBER_ID
-
-# A channel's id, as its About tab gives it: C…, or G… for a private channel made long ago.
-SLACK_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+from routing.policy_schema import SLACK_CHANNEL_ID, SLACK_MEMBER_ID
 
 # The bot scopes the app uses (manifest.yml asks for exactly these), and what each is for.
 REQUIRED_SCOPES = {

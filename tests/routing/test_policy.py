@@ -423,3 +423,17 @@ def test_values_leads_can_have_in_any_case_give_no_warning() -> None:
         "    when: {segment: smb, region: {ne: apac}, email_domain_type: Business}\n    assign:",
     )
     assert warnings_of(text) == []
+
+
+def test_a_channel_given_by_its_name_is_a_warning_naming_where_its_id_is() -> None:
+    text = MINIMAL.replace("members: [alice]", "members: [alice]\n    channel: '#sales'")
+    text += "fallback: {queue: triage, channel: C0TRIAGE}\n"
+
+    policy = parse_policy(text, source="routing.yml")
+    warnings = [w.format("routing.yml") for w in policy.warnings if "channel" in w.path]
+
+    assert warnings == [
+        "routing.yml:6:5: warning: teams.core.channel: `#sales` is a channel's name, not its id: "
+        "give the id (C…, at the bottom of the channel's About tab); a lost post is found again "
+        "by the id"
+    ]
