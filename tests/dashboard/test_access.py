@@ -4,6 +4,7 @@ else: a redirect to sign in for a page, 401 for data, never the data itself."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http.cookies import SimpleCookie
 
@@ -372,3 +373,35 @@ async def test_a_form_posted_from_the_dashboards_own_page_is_taken(
 
     assert response.status == 303
     assert session_cookie(response)["value"]
+
+
+# --- files served by name ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/static/../access.py",
+        "/dashboard/static/%2e%2e/access.py",
+        "/dashboard/static/..%2faccess.py",
+        "/dashboard/static/%2e%2e%2f%2e%2e%2fsettings.py",
+        "/dashboard/static/vendor/../../session.py",
+        "/dashboard/static/..\\access.py",
+        "/dashboard/static//etc/passwd",
+    ],
+)
+async def test_a_static_path_climbing_out_of_the_static_folder_serves_no_file(
+    make_dashboard: MakeDashboard, path: str
+) -> None:
+    dashboard = await make_dashboard()
+    assert dashboard.client.port is not None
+    # Sent byte for byte: an HTTP client would tidy the dots away before they reached the server.
+    reader, writer = await asyncio.open_connection("127.0.0.1", dashboard.client.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+
+    status = answer.split(b" ", 2)[1]
+    assert status != b"200", answer[:300]
+    assert b"import" not in answer and b"root:" not in answer
