@@ -89,9 +89,9 @@ async def slack_events(request: web.Request) -> web.Response:
     slack = request.app[APP_KEY].slack
     assert slack is not None
     timestamp = request.headers.get(SLACK_TIMESTAMP_HEADER, "").strip()
-    if not (timestamp.isascii() and timestamp.isdigit()):
-        # Bolt would fail on it with a 500 (on "²" too, which isdigit() takes); nothing
-        # unsigned gets further than this.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        # Bolt's int() would fail on it with a 500 (on "²" too, which isdigit() takes, and on
+        # over 4,300 digits); nothing unsigned gets further than this.
         return error(401, "missing or malformed X-Slack-Request-Timestamp")
     response = await slack.async_dispatch(await to_bolt_request(request))
     return await to_aiohttp_response(response)
