@@ -287,6 +287,7 @@ class Settings(BaseSettings):
     def _api_url(cls, value: str) -> str:
         if not _http_url(value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        _tokens_over_https(value, example="https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
 
     @field_validator(
@@ -347,6 +348,7 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("https://", "http://")) or " " in value:
             raise ValueError("must be an http(s) URL such as https://api.hubapi.com")
+        _tokens_over_https(value, example="https://api.hubapi.com")
         return value
 
     @field_validator("public_url")
@@ -539,6 +541,16 @@ def _sqlite_file(url: str) -> None:
 
 def _text(value: str | SecretStr) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _tokens_over_https(url: str, *, example: str) -> None:
+    """An API the bot sends its token to is reached over https; plain http only on this machine
+    (a fake in tests), or the token would cross the network readable by anyone on the way."""
+    if urlsplit(url).scheme == "http" and not is_loopback(urlsplit(url).hostname or ""):
+        raise ValueError(
+            f"must be an https URL such as {example}: over http the token would travel "
+            "unencrypted (http:// is for an address of this machine only)"
+        )
 
 
 def _http_url(url: str) -> bool:

@@ -20,6 +20,7 @@ from bot.cli.common import (
     rep_ids,
 )
 from bot.files.accounts import ACCOUNT_COLUMNS, read_accounts
+from bot.files.tables import spreadsheet_row
 from bot.files.text import InputFileError, encoding_problem
 from routing.audit import AUDIT_COLUMNS, DuplicateGroup, audit_rows, near_duplicates
 
@@ -110,7 +111,8 @@ def _write_audit(path: Path, groups: list[DuplicateGroup]) -> None:
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.DictWriter(handle, AUDIT_COLUMNS)
             writer.writeheader()
-            writer.writerows(audit_rows(groups))
+            for row in audit_rows(groups):  # names as a CRM holds them: never run as formulas
+                writer.writerow(dict(zip(row, spreadsheet_row(row.values()), strict=True)))
     except OSError as exc:
         raise CliError(f"{path}: cannot be written ({exc.strerror or exc})") from None
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.common import CliError, RulesOption, app, err, friendly, out, read_policy
+from bot.files.tables import spreadsheet_row
 from routing.durations import format_duration
 from routing.model import Outcome
 from routing.policy import Policy
@@ -179,7 +180,7 @@ def _csv_printer() -> Callable[[Replayed], None]:
     writer.writerow(COLUMNS)
 
     def print_row(replayed: Replayed) -> None:
-        writer.writerow(replayed_row(replayed))
+        writer.writerow(spreadsheet_row(replayed_row(replayed)))  # a lead's id, as it came
 
     return print_row
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.common import CliError, RulesOption, app, friendly, out, read_policy
+from bot.files.tables import spreadsheet_row
 from routing.decision import Decision
 from routing.durations import format_duration
 from routing.experiments import CANDIDATE, CONTROL
@@ -91,7 +92,9 @@ def report(
     elif as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(csv_row(group) for group in result.groups)
+        for group in result.groups:  # a group is named by a lead's text (its source, say)
+            row = csv_row(group)
+            writer.writerow(dict(zip(row, spreadsheet_row(row.values()), strict=True)))
     else:
         print_report(result)
 

@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -49,6 +49,7 @@ SIGN_OUT = "/dashboard/sign-out"
 SESSION_S = 12 * 3600  # a working day
 SIGN_IN_S = 10 * 60  # to get through Slack's page and back
 _UTC = ZoneInfo("UTC")
+FROM_ANOTHER_SITE = "This form was sent from another site: sign in and out from this page."
 NOT_SET_UP = (
     "the dashboard is not set up: set LEADROUTER_DASHBOARD_TOKEN, or SLACK_CLIENT_ID, "
     "SLACK_CLIENT_SECRET and LEADROUTER_PUBLIC_URL for Sign in with Slack (docs/dashboard.md)"
@@ -147,6 +148,8 @@ class Access:
         return self._sign_in_page(next_page=safe_next(request.query.get("next")))
 
     async def sign_in_with_token(self, request: web.Request) -> web.Response:
+        if self._from_another_site(request):
+            return self._refused(403, FROM_ANOTHER_SITE)
         try:
             form = await request.post()
         except ValueError:  # a body its Content-Type does not describe (a multipart's boundary)
@@ -212,6 +215,8 @@ class Access:
         return response
 
     async def sign_out(self, request: web.Request) -> web.Response:
+        if self._from_another_site(request):
+            return self._refused(403, FROM_ANOTHER_SITE)
         response = redirect(SIGN_IN)
         response.del_cookie(SESSION_COOKIE, path=HOME)
         return response
@@ -245,6 +250,23 @@ class Access:
             problem=problem,
             not_set_up=NOT_SET_UP if self.cookies is None else None,
         )
+
+    def _from_another_site(self, request: web.Request) -> bool:
+        """Whether a form was posted by another site's page (CSRF). Browsers say so in
+        Sec-Fetch-Site, which is trusted when sent: under the no-referrer policy (`render`) a
+        browser sends `Origin: null` for this page's own forms. Without it, an Origin that is
+        neither this dashboard's public address nor the host asked for. A client that sends
+        neither (curl, a script) is not a browser tricked into posting."""
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None:
+            return site not in ("same-origin", "none")
+        origin = request.headers.get("Origin")
+        if origin is None or origin == "null":
+            return False
+        ours = {request.host.lower()}
+        if self.public_url is not None:
+            ours.add(urlsplit(self.public_url).netloc.lower())
+        return urlsplit(origin).netloc.lower() not in ours
 
     def _refused(self, status: int, problem: str) -> web.Response:
         return self._sign_in_page(next_page=HOME, status=status, problem=problem)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.files.tables import spreadsheet_text
 from routing.durations import format_duration
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-# A spreadsheet runs a cell that starts with one of these as a formula: a lead's text that does is
-# written with a leading apostrophe (OWASP, "CSV injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Renderer:
@@ -97,9 +95,7 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):  # to the second: a fraction only clutters a spreadsheet
         return value.isoformat(timespec="seconds")
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return str(value)
+    return spreadsheet_text(value) if isinstance(value, str) else str(value)
 
 
 # --- how figures are written on a page (the CSV keeps them as they are) ------------------------

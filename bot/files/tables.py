@@ -10,12 +10,35 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bot.files.text import InputFileError, TextFile
 
 _DELIMITERS = (",", ";", "\t", "|")
+# What a spreadsheet reads as the start of a formula (a tab or CR before one is stripped).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """A cell written to a CSV that a spreadsheet opens as text, never runs: a lead's field
+    such as `=HYPERLINK(...)` gets a leading apostrophe, which the spreadsheet does not show."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def spreadsheet_row(values: Iterable[str]) -> list[str]:
+    """A row of text cells, each `spreadsheet_text` but a number (-1.5 stays a number)."""
+    return [value if _is_number(value) else spreadsheet_text(value) for value in values]
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return value.strip() == value
+
+
 _NOT_A_LETTER = re.compile(r"[\W_]+")
 
 

@@ -88,8 +88,10 @@ async def slack_events(request: web.Request) -> web.Response:
     the signature (401 when it is wrong or stale, and nothing runs) and acks."""
     slack = request.app[APP_KEY].slack
     assert slack is not None
-    if not request.headers.get(SLACK_TIMESTAMP_HEADER, "").strip().isdigit():
-        # Bolt would fail on it with a 500; nothing unsigned gets further than this.
+    timestamp = request.headers.get(SLACK_TIMESTAMP_HEADER, "").strip()
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        # Bolt's int() would fail on it with a 500 (on "²" too, which isdigit() takes, and on
+        # over 4,300 digits); nothing unsigned gets further than this.
         return error(401, "missing or malformed X-Slack-Request-Timestamp")
     response = await slack.async_dispatch(await to_bolt_request(request))
     return await to_aiohttp_response(response)

@@ -79,7 +79,12 @@ def hubspot_signature_problem(
     if not signature or not timestamp:
         return f"missing {HUBSPOT_SIGNATURE_HEADER} or {HUBSPOT_TIMESTAMP_HEADER}"
     # HubSpot's helper refuses only old timestamps; one from the future is refused here too.
-    if not timestamp.isdigit() or abs(int(timestamp) - time.time() * 1000) > HUBSPOT_SKEW_MS:
+    # isascii(): str.isdigit() also accepts digits int() cannot read ("²"); and int() refuses
+    # over 4,300 digits: either would be a 500. Milliseconds have 13 digits until the year 2286.
+    if (
+        not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 15)
+        or abs(int(timestamp) - time.time() * 1000) > HUBSPOT_SKEW_MS
+    ):
         return "the request timestamp is malformed or more than 5 minutes off"
     # Imported here: the hubspot package costs ~80 ms to import, which a server without
     # HubSpot need not pay at start-up.

@@ -257,3 +257,21 @@ def test_a_file_with_no_near_duplicates_says_so(tmp_path: Path) -> None:
         "at threshold 90, 0 with different owners, 0 that leads cannot tell apart "
         "(their matches are ambiguous)"
     )
+
+
+def test_an_account_named_like_a_formula_is_written_to_the_audit_as_text(tmp_path: Path) -> None:
+    # A CRM export holds names anyone's web form created: a spreadsheet must not run them.
+    rows = [
+        ["id", "name", "domain", "owner", "country"],
+        ["F1", "=cmd|' /C calc'!A0 Holdings", "", "alice", ""],
+        ["F2", "=cmd|' /C calc'!A0 Holding", "", "bob", ""],
+    ]
+    accounts = write(tmp_path / "accounts.csv", rows)
+    report = tmp_path / "duplicates.csv"
+
+    code, _, stderr = audit(str(accounts), "--out", str(report))
+
+    assert code == 0, stderr
+    with report.open(encoding="utf-8-sig", newline="") as handle:
+        names = [row["name"] for row in csv.DictReader(handle)]
+    assert names == ["'=cmd|' /C calc'!A0 Holdings", "'=cmd|' /C calc'!A0 Holding"]

@@ -246,6 +246,8 @@ async def test_an_event_whose_object_id_is_not_a_hubspot_id_is_ignored(
         "signed ten minutes from now",
         "timestamp beyond any date",
         "timestamp not a number",
+        "timestamp in digits int() does not read",
+        "timestamp of more digits than int() reads",
         "no headers",
         "no signature",
         "no timestamp",
@@ -272,6 +274,10 @@ async def test_a_request_not_signed_by_hubspot_just_now_is_refused_401_and_queue
         headers = hubspot_signed(body, server.url, at_ms=10**20)
     elif case == "timestamp not a number":
         headers["X-HubSpot-Request-Timestamp"] = "yesterday"
+    elif case == "timestamp of more digits than int() reads":
+        headers["X-HubSpot-Request-Timestamp"] = "9" * 5000  # Python's limit is 4,300
+    elif case == "timestamp in digits int() does not read":
+        headers["X-HubSpot-Request-Timestamp"] = "\u00b2\u00b3"  # superscripts: isdigit()
     elif case == "no headers":
         headers = {"Content-Type": "application/json"}
     elif case == "no signature":

@@ -19,6 +19,8 @@ import pytest
 from pydantic import SecretStr
 
 from bot.bootstrap import App
+from bot.crm.hubspot import HubSpotCrm
+from bot.crm.hubspot import client as hubspot_client
 from bot.logs import configure_logging
 from bot.service.intake import intake
 from bot.settings import Settings, SettingsError, load_settings
@@ -27,6 +29,7 @@ from bot.slack.parts import SlackParts
 from routing.leads import parse_lead
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
 from tests.bot.test_start_up import serve
+from tests.fakes.hubspot import TOKEN, FakeHubSpot
 from tests.fakes.slack import FakeSlack
 
 POLICY = """\
@@ -344,3 +347,24 @@ def test_with_log_format_text_the_error_serve_stops_on_stays_one_plain_sentence(
 
     assert code == 1
     assert output.startswith(f"error: {tmp_path / 'none.yml'}: no such policy file.")
+
+
+async def test_at_debug_a_contact_read_from_hubspot_is_not_written_to_the_log(
+    logged: Any,
+) -> None:
+    """HubSpot's client can log each answer's whole body at DEBUG (a contact's name, e-mail and
+    phone), which the log never holds: today its own configuration keeps that off."""
+    buffer = logged("DEBUG", "text")
+    async with FakeHubSpot() as hubspot:
+        contact = hubspot.add_contact(
+            email="dana.secret@contact.example", firstname="Dana", phone="+1 555 0199"
+        )
+        crm = HubSpotCrm(hubspot_client(access_token=TOKEN, api_url=hubspot.url, concurrency=1))
+
+        record = await asyncio.to_thread(crm.lead, contact)
+
+    assert record.values["email"] == "dana.secret@contact.example"  # the contact was read
+    assert logging.getLogger().isEnabledFor(logging.DEBUG)  # DEBUG it is
+    assert "dana.secret@contact.example" not in buffer.getvalue()
+    assert "+1 555 0199" not in buffer.getvalue()
+    assert TOKEN not in buffer.getvalue()

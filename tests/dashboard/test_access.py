@@ -4,6 +4,7 @@ else: a redirect to sign in for a page, 401 for data, never the data itself."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http.cookies import SimpleCookie
 
@@ -321,3 +322,86 @@ async def test_no_secret_token_code_or_state_of_a_sign_in_reaches_the_log(
     assert "manager maria signed in with Slack" in logged
     for secret in (CLIENT_SECRET, TOKEN, *sign_in.secrets_seen(), *states):
         assert secret not in logged
+
+
+# --- forms posted from another site ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://attacker.example"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "https://other.leads.example"},
+    ],
+)
+async def test_a_form_posted_from_another_site_is_refused_403_and_signs_nobody_in_or_out(
+    make_dashboard: MakeDashboard, headers: dict[str, str]
+) -> None:
+    dashboard = await make_dashboard()
+    signed_in = await dashboard.client.post(
+        "/dashboard/sign-in", data={"token": TOKEN}, allow_redirects=False
+    )
+    assert signed_in.status == 303
+
+    sign_out = await dashboard.client.post(
+        "/dashboard/sign-out", headers=headers, allow_redirects=False
+    )
+    sign_in = await dashboard.client.post(
+        "/dashboard/sign-in", data={"token": TOKEN}, headers=headers, allow_redirects=False
+    )
+
+    assert sign_out.status == 403 and sign_in.status == 403
+    assert "Set-Cookie" not in sign_out.headers and "Set-Cookie" not in sign_in.headers
+    assert "another site" in await sign_out.text()
+    still = await dashboard.client.get("/dashboard/queue", allow_redirects=False)
+    assert still.status == 200
+
+
+@pytest.mark.parametrize("origin", ["own", "null"])  # null: what the no-referrer policy sends
+async def test_a_form_posted_from_the_dashboards_own_page_is_taken(
+    make_dashboard: MakeDashboard, origin: str
+) -> None:
+    dashboard = await make_dashboard()
+    own = str(dashboard.client.make_url("/")).rstrip("/")
+    headers = {"Origin": own if origin == "own" else "null", "Sec-Fetch-Site": "same-origin"}
+
+    response = await dashboard.client.post(
+        "/dashboard/sign-in", data={"token": TOKEN}, headers=headers, allow_redirects=False
+    )
+
+    assert response.status == 303
+    assert session_cookie(response)["value"]
+
+
+# --- files served by name ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/static/../access.py",
+        "/dashboard/static/%2e%2e/access.py",
+        "/dashboard/static/..%2faccess.py",
+        "/dashboard/static/%2e%2e%2f%2e%2e%2fsettings.py",
+        "/dashboard/static/vendor/../../session.py",
+        "/dashboard/static/..\\access.py",
+        "/dashboard/static//etc/passwd",
+    ],
+)
+async def test_a_static_path_climbing_out_of_the_static_folder_serves_no_file(
+    make_dashboard: MakeDashboard, path: str
+) -> None:
+    dashboard = await make_dashboard()
+    assert dashboard.client.port is not None
+    # Sent byte for byte: an HTTP client would tidy the dots away before they reached the server.
+    reader, writer = await asyncio.open_connection("127.0.0.1", dashboard.client.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+
+    status = answer.split(b" ", 2)[1]
+    assert status != b"200", answer[:300]
+    assert b"import" not in answer and b"root:" not in answer
