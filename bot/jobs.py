@@ -263,13 +263,22 @@ def latest_tick(trigger: BaseTrigger, now: datetime) -> datetime | None:
         if tick is None or tick > now:
             continue
         while True:
+            # Step from the tick's instant in UTC: a step in local time from the second 01:30 of
+            # the night the clocks go back lands on that same 01:30 again, forever.
             following: datetime | None = trigger.get_next_fire_time(
-                tick, tick + timedelta(seconds=1)
+                tick, tick.astimezone(UTC) + timedelta(seconds=1)
             )
             if following is None or following > now:
-                return tick.astimezone(UTC)
+                return _first_of_its_wall_time(tick).astimezone(UTC)
             tick = following
     return None
+
+
+def _first_of_its_wall_time(tick: datetime) -> datetime:
+    """`tick`, or the earlier instant with the same local time when it is the repeat of the hour
+    the clocks went back: a cron line names a time of day, so that night it is one tick."""
+    first = tick.replace(fold=0)
+    return first if first.utcoffset() != tick.utcoffset() else tick
 
 
 def next_runs(jobs: Sequence[Job], now: datetime) -> list[tuple[Job, datetime | None]]:

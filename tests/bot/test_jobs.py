@@ -86,6 +86,27 @@ def test_a_digest_ticks_at_the_managers_local_time(now: datetime, tick: datetime
     assert latest_tick(BERLIN_WEEKDAYS_AT_9, now) == tick
 
 
+NEW_YORK_DAILY_AT_1_30 = crontab_trigger("30 1 * * *", "America/New_York")
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        utc(2026, 11, 1, 5, 45),  # 01:45 EDT, the first 01:30 has passed
+        utc(2026, 11, 1, 6, 45),  # 01:45 EST, the clocks went back: 01:30 came round again
+        utc(2026, 11, 1, 12, 0),  # later that day
+    ],
+)
+def test_a_digest_in_the_hour_the_clocks_repeat_ticks_once_that_night(now: datetime) -> None:
+    # 01:30 comes twice in New York on 1 November 2026; the digest is once a day, so both are
+    # the same tick (the first), and the job run recorded for it keeps the second from sending.
+    assert latest_tick(NEW_YORK_DAILY_AT_1_30, now) == utc(2026, 11, 1, 5, 30)
+
+
+def test_the_tick_after_the_repeated_hour_is_the_next_nights() -> None:
+    assert latest_tick(NEW_YORK_DAILY_AT_1_30, utc(2026, 11, 2, 6, 31)) == utc(2026, 11, 2, 6, 30)
+
+
 def test_a_cron_that_has_not_fired_for_over_a_week_has_no_tick() -> None:
     yearly = crontab_trigger("0 9 1 1 *", "UTC")
     assert latest_tick(yearly, utc(2026, 6, 1, 0, 0)) is None
