@@ -1,3 +1,5 @@
+# Just over 400 lines on purpose: pass 2 is one walk of the raw tree, each check reading the
+# ids the walk collected; split, each part would walk it again.
 """What the schema cannot see (pass 2 of 3): references, duplicates, conditions, dead rules.
 
 A rep named in a team but defined nowhere, a manager or team misspelled, two rules of one name,

@@ -1,3 +1,5 @@
+# Just over 400 lines on purpose: a story is made from several tables at once, and the queries
+# and the assembling read best side by side.
 """A lead's story as rows: what the routing report reads of a lead (`routing.report.LeadStory`),
 made from the rows that record what happened to it, and stored flat in `lead_stories`.
 

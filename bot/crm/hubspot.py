@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: one adapter, HubSpot's, whose calls share one client, its retries
+# and its id checks; the outcomes it reads are already apart (`bot.crm.hubspot_outcomes`).
 """HubSpot through hubspot-api-client: the owner on a contact, new contacts, companies, owners,
 and what became of leads (which objects and properties, in `bot.crm.hubspot_outcomes`).
 

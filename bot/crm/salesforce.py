@@ -1,3 +1,5 @@
+# Just over 400 lines on purpose: one adapter, Salesforce's, whose calls share one lazy login
+# and its id checks; the outcomes it reads are already apart (`bot.crm.salesforce_outcomes`).
 """Salesforce through simple-salesforce: the owner on a Lead, new Leads, Accounts, Users, and
 what became of leads (the queries and their reading in `bot.crm.salesforce_outcomes`).
 
