@@ -65,6 +65,7 @@ ENV_NAMES = {
     "retention_audit_days": "RETENTION_AUDIT_DAYS",
     "public_url": "LEADROUTER_PUBLIC_URL",
     "dashboard_token": "LEADROUTER_DASHBOARD_TOKEN",
+    "metrics_token": "LEADROUTER_METRICS_TOKEN",
     "slack_client_id": "SLACK_CLIENT_ID",
     "slack_client_secret": "SLACK_CLIENT_SECRET",
 }
@@ -131,6 +132,9 @@ class Settings(BaseSettings):
     # secret; Slack sends them back to the public URL), or the token lets its holder in.
     public_url: str | None = Field(None, alias="LEADROUTER_PUBLIC_URL")
     dashboard_token: SecretStr | None = Field(None, alias="LEADROUTER_DASHBOARD_TOKEN")
+    # With it, `GET /metrics` answers only `Authorization: Bearer <token>` (a scraper outside the
+    # private network); /healthz stays open, since it tells nothing but up or down.
+    metrics_token: SecretStr | None = Field(None, alias="LEADROUTER_METRICS_TOKEN")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
 
@@ -357,9 +361,9 @@ class Settings(BaseSettings):
         example = "https://leads.example.com (http:// on loopback only)"
         return None if value is None else _site_url(value, example=example, loopback_http=True)
 
-    @field_validator("dashboard_token")
+    @field_validator("dashboard_token", "metrics_token")
     @classmethod
-    def _dashboard_token(cls, value: SecretStr | None) -> SecretStr | None:
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters, such as `openssl rand -hex 32`")
         return value

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import secrets
 import signal
@@ -221,12 +222,27 @@ async def metrics_text(request: web.Request) -> web.Response:
     """Prometheus's text; 503 while the database does not answer (its gauges are read from it),
     as /healthz says, rather than a 500 and a traceback at every scrape."""
     app = request.app[APP_KEY]
+    token = app.settings.metrics_token
+    if token is not None and not _bears(request, token.get_secret_value()):
+        return error(
+            401,
+            "GET /metrics needs the header `Authorization: Bearer` and LEADROUTER_METRICS_TOKEN",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     if not await app.db.ping():
         log.warning("GET /metrics: the database does not answer")
         return error(503, "the database does not answer")
     text = await request.app[METRICS_KEY].scrape(app)
     # Set whole: aiohttp's content_type= would drop the version parameter Prometheus reads.
     return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _bears(request: web.Request, token: str) -> bool:
+    """Whether the request carries the token as its bearer, compared in constant time."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), token.encode()
+    )
 
 
 # --- errors ------------------------------------------------------------------------------------

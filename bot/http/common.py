@@ -137,8 +137,8 @@ def json_content_problem(request: web.Request, what: str) -> str | None:
     return None
 
 
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
 
 
 async def read_body(request: web.Request) -> bytes | None:

@@ -23,7 +23,7 @@ from bot.service.intake import intake
 from bot.service.offers import assign
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.watchdog import sweep
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError, load_settings
 from routing.leads import parse_lead
 from routing.policy import parse_policy
 from storage.db import Database, open_database
@@ -291,3 +291,46 @@ async def test_while_the_database_does_not_answer_a_scrape_is_a_503_saying_so_no
     assert answer == {"error": "the database does not answer"}
     assert "internal error" not in caplog.text
     assert not [record for record in caplog.records if record.exc_info]
+
+
+# --- a token in front of the scrape ----------------------------------------------------------
+
+SCRAPE_TOKEN = "m" * 40
+
+
+async def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_and_healthz_stays_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    db = open_database(url)
+    await db.create_tables()
+    settings = Settings(database_url=url, metrics_token=SCRAPE_TOKEN)
+    app = bootstrap(settings, db=db, policy=parse_policy(POLICY))
+    client = TestClient(TestServer(build_http_app(app, metrics=Metrics())))
+    await client.start_server()
+    try:
+        with caplog.at_level(logging.INFO):
+            bare = await client.get("/metrics")
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+            basic = await client.get("/metrics", headers={"Authorization": f"Basic {SCRAPE_TOKEN}"})
+            right = await client.get(
+                "/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+            )
+            health = await client.get("/healthz")
+            answers = [await bare.json(), await wrong.json(), await basic.json()]
+            scraped = samples(await right.text())
+    finally:
+        await client.close()
+        await db.dispose()
+
+    assert [bare.status, wrong.status, basic.status] == [401, 401, 401]
+    assert all("LEADROUTER_METRICS_TOKEN" in answer["error"] for answer in answers)
+    assert bare.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert right.status == 200 and "leadrouter_unmatched_leads" in scraped
+    assert health.status == 200
+    assert SCRAPE_TOKEN not in caplog.text and "nope" not in caplog.text
+
+
+def test_a_metrics_token_too_short_to_be_secret_stops_the_start_naming_the_setting() -> None:
+    with pytest.raises(SettingsError, match=r"LEADROUTER_METRICS_TOKEN.*at least 32"):
+        load_settings(metrics_token="short")
