@@ -141,9 +141,14 @@ async def owners_set_in_story(app: App) -> list[str]:
         return [row.data["rep"] for row in rows.scalars().all()]
 
 
-async def route(app: App, contact: str) -> str:
+async def route(app: App, contact: str, external_id: str = "L-1") -> str:
     lead = parse_lead(
-        {"id": "L-1", "email": "cto@bigco.example", "crm_system": "hubspot", "crm_id": contact}
+        {
+            "id": external_id,
+            "email": f"cto@{external_id.lower()}.example",
+            "crm_system": "hubspot",
+            "crm_id": contact,
+        }
     )
     rep = (await intake(app.uow, lead)).lead.rep
     assert rep is not None
@@ -178,6 +183,33 @@ async def test_a_lead_moved_while_one_replica_writes_its_owner_ends_with_the_new
     (_, later) = hubspot.calls("PATCH")
     assert slow.answered_at is not None and later.at >= slow.answered_at  # one after the other
     assert story == [first, second]
+    assert left == []
+
+
+async def test_another_leads_write_goes_on_another_replica_while_the_first_is_on_the_wire(
+    database_url: str, hubspot: FakeHubSpot
+) -> None:
+    contacts = [hubspot.add_contact(email=f"cto@l-{n}.example") for n in (1, 2)]
+    clock = Clock(NOW)
+    async with (
+        replica(database_url, hubspot, clock) as one,
+        replica(database_url, hubspot, clock) as two,
+    ):
+        await route(one, contacts[0], "L-1")
+        hubspot.delays.append(SLOW_S)
+        writing = asyncio.create_task(worker(one).deliver_due())
+        (slow,) = await patch_arrived(hubspot)
+        await route(two, contacts[1], "L-2")
+        taken_beside = await worker(two).deliver_due()
+        still_writing = not writing.done()
+        await writing
+        left = await write_backs_left(one)
+
+    assert taken_beside == 1 and still_writing
+    (_, beside) = hubspot.calls("PATCH")
+    assert beside.answered_at is not None and slow.answered_at is not None
+    assert beside.answered_at < slow.answered_at  # side by side, not one after the other
+    assert [contact for contact, _ in hubspot.patches] == [contacts[1], contacts[0]]
     assert left == []
 
 
