@@ -186,6 +186,44 @@ async def test_a_lead_moved_while_one_replica_writes_its_owner_ends_with_the_new
     assert left == []
 
 
+async def test_a_newer_write_queued_where_a_worker_runs_waits_for_the_older_one_elsewhere(
+    database_url: str, hubspot: FakeHubSpot
+) -> None:
+    """The reassignment is committed on the replica whose worker runs: the newer write must not
+    be handed straight to that worker while the other replica's older write is on the wire."""
+    contact = hubspot.add_contact(email="cto@l-1.example")
+    clock = Clock(NOW)
+    async with (
+        replica(database_url, hubspot, clock) as one,
+        replica(database_url, hubspot, clock) as two,
+    ):
+        first = await route(one, contact)
+        hubspot.delays.append(SLOW_S)
+        writing = asyncio.create_task(worker(one).deliver_due())
+        (slow,) = await patch_arrived(hubspot)
+        running = asyncio.create_task(worker(two).run())
+        try:
+            await asyncio.sleep(0)  # the worker starts: what this replica commits is its
+            assert worker(two).running
+            second = (await reject(two.uow, "L-1", by=first, reason="busy")).to.rep
+            assert second is not None
+            await writing
+            for _ in range(1_000):  # the running worker's poll takes it next
+                left = await write_backs_left(one)
+                if not left:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+    (_, later) = hubspot.calls("PATCH")
+    assert slow.answered_at is not None and later.at >= slow.answered_at
+    assert owners_written(hubspot, contact) == [owner_of(hubspot, first), owner_of(hubspot, second)]
+    assert hubspot.contacts[contact].properties["hubspot_owner_id"] == owner_of(hubspot, second)
+    assert left == []
+
+
 async def test_another_leads_write_goes_on_another_replica_while_the_first_is_on_the_wire(
     database_url: str, hubspot: FakeHubSpot
 ) -> None:
