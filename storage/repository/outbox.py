@@ -1,5 +1,5 @@
 """The outbox: items queued once by key, claimed under a lease, renewed, ended by their holder; and
-the lanes that pace them (see `bot.outbox`).
+the lanes that pace them or keep them in order (see `bot.outbox`).
 """
 
 from __future__ import annotations
