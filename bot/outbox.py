@@ -16,8 +16,16 @@ replica through the database.
 (Over 400 lines as one piece on purpose: leases, lanes and the hand-over share one attempt's
 life cycle, and splitting them would spread that life cycle over modules.)
 
+A worker that keeps its lanes `in_order` (a lead's CRM writes) takes an item of a lane only
+once every item queued before it in that lane has ended, whichever replica took it: the
+condition is in the claim (`repo.claim_outbox`), so one lane's items never overlap across
+replicas, and an earlier item under way on a replica that died holds its lane until its lease
+runs out. Items of different lanes still go side by side, on any replica.
+
 Items queued by this process while a worker of theirs runs here skip the polling: the service
-commits them already leased to this worker (`leased_at_birth`) and hands them over (`take`).
+commits them already leased to this worker (`leased_at_birth`) and hands them over (`take`);
+not those of an `in_order` lane, which another replica may be carrying an earlier item of:
+they wait for the claim, which the commit wakes.
 """
 
 from __future__ import annotations
@@ -113,6 +121,8 @@ class OutboxWorker:
     poll_every_s: float = 1.0
     concurrency: int = 32  # calls in flight at once
     pace_s: float = 0.0  # the least time between two calls of one lane
+    # A lane's items one at a time across replicas, in the order they were queued (see above).
+    in_order: bool = False
     # Transient failures are retried with backoff; after this many attempts the item is given up.
     max_attempts: int | None = None
     owner: str = field(default_factory=default_owner)
@@ -210,6 +220,7 @@ class OutboxWorker:
                 until=now + LEASE,
                 token=token,
                 limit=room,
+                in_order=self.in_order,
             )
         )
         return [Attempt(c.item, token, unsure=c.unsure) for c in claimed]
@@ -435,6 +446,9 @@ class Taker(Protocol):
     @property
     def birth_token(self) -> str: ...
 
+    @property
+    def in_order(self) -> bool: ...
+
     def take(self, items: Sequence[OutboxRow]) -> None: ...
 
 
@@ -442,7 +456,8 @@ class Taker(Protocol):
 class Queued:
     """The outbox items one transaction queues. Those of a kind a worker running in this
     process carries out (`takers`) are inserted leased to it and handed over once committed;
-    the rest wait for a poll (`polled` counts them)."""
+    the rest wait for a poll (`polled` counts them), as do those of a lane kept in order (only
+    the claim knows whether an earlier item of the lane is under way on another replica)."""
 
     takers: Mapping[str, Taker]
     clock: Callable[[], datetime]
@@ -455,7 +470,8 @@ class Queued:
         prepared: list[dict[str, Any]] = []
         for row in rows:
             taker = self.takers.get(row["kind"])
-            if taker is not None and row["next_attempt_at"] <= now:
+            ordered = taker is not None and taker.in_order and row.get("lane") is not None
+            if taker is not None and not ordered and row["next_attempt_at"] <= now:
                 row = leased_at_birth(row, now, taker.birth_token)
                 leased.append((taker, row))
             else:

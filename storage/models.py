@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
@@ -285,6 +286,9 @@ class LeadEventRow(SQLModel, table=True):
     recorded_at: datetime = _when()
 
 
+_PENDING = "done_at IS NULL AND failed_at IS NULL"  # an outbox item still to carry out
+
+
 class OutboxRow(SQLModel, table=True):
     """Side effects (a Slack card, a CRM write) committed with the decision that caused them
     and carried out afterwards, with retries; `dedupe_key` makes queuing one twice impossible."""
@@ -293,13 +297,22 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("dedupe_key", name="uq_outbox_dedupe_key"),
         Index("ix_outbox_pending", "done_at", "next_attempt_at"),
+        # A lane's items still to do, in queue order: what an item kept in order waits for.
+        Index(
+            "ix_outbox_lane_pending",
+            "lane",
+            "id",
+            sqlite_where=text(_PENDING),
+            postgresql_where=text(_PENDING),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=64)
     dedupe_key: str = Field(max_length=255)
-    # Where the item goes (a Slack channel or user id), when it is paced per destination: items
-    # of one lane go out one after another, lanes side by side (see `bot.outbox`).
+    # Where the item goes (a Slack channel or user id), when it is paced per destination, or
+    # whose items must land in order (a lead's CRM writes): items of one lane go out one after
+    # another, lanes side by side (see `bot.outbox`).
     lane: str | None = Field(default=None, max_length=255)
     payload: dict[str, Any] = _json()
     attempts: int = 0

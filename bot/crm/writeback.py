@@ -22,7 +22,6 @@ from bot.service.crm import owner_write_ended, record_to_own
 from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
 from bot.service.unit_of_work import UnitOfWork
 from routing.leads import InvalidLead
-from storage.models import OutboxRow
 
 
 @dataclass(kw_only=True)
@@ -32,6 +31,11 @@ class CrmWorker(OutboxWorker):
     # With backoff capped at 5 minutes, 300 attempts span about a day (at least 19 hours): a
     # CRM's maintenance window or outage passes, and what was queued meanwhile goes out after.
     max_attempts: int | None = 300
+    # One lead's writes (their lane, `owner_write`) one after another in the order they were
+    # queued, across replicas: a write still on its way when the lead moved to another rep
+    # would otherwise land after the new rep's and leave the record with the old owner.
+    # Different leads go side by side.
+    in_order: bool = True
 
     def __post_init__(self) -> None:
         system = self.link.system
@@ -39,14 +43,6 @@ class CrmWorker(OutboxWorker):
         if system == "hubspot":
             kinds.append(OutboxKind.HUBSPOT_CONTACT)
         self.kinds = tuple(kinds)
-
-    def lane_of(self, item: OutboxRow) -> str | None:
-        # One lead's writes go one after another, in the order they were queued: a write still
-        # on its way when the lead moved to another rep would otherwise land after the new
-        # rep's and leave the record with the old owner. Different leads go side by side.
-        if item.kind == OutboxKind.HUBSPOT_CONTACT:
-            return None
-        return f"crm-lead:{item.payload['lead_id']}"
 
     async def carry_out(self, attempt: Attempt) -> None:
         item = attempt.item

@@ -81,13 +81,20 @@ def queue_post(
 def owner_write(
     crm_system: str, lead_id: int, rep_id: str, offer_id: int, now: datetime
 ) -> dict[str, Any]:
-    """Set the lead's CRM record owner to the rep of this offer."""
+    """Set the lead's CRM record owner to the rep of this offer. In the lead's lane: its CRM
+    writes land in the order they were queued (`bot.crm.writeback`)."""
     return repo.outbox_values(
         kind=OWNER_WRITE_KINDS[crm_system],
         dedupe_key=f"crm-owner:{offer_id}",
         payload={"lead_id": lead_id, "rep": rep_id, "offer_id": offer_id},
         now=now,
+        lane=crm_lane(lead_id),
     )
+
+
+def crm_lane(lead_id: int) -> str:
+    """The lane of a lead's CRM writes (a Slack lane is a channel or user id: never this)."""
+    return f"crm-lead:{lead_id}"
 
 
 def manager_alerts(

@@ -1,5 +1,5 @@
 """The outbox: items queued once by key, claimed under a lease, renewed, ended by their holder; and
-the lanes that pace them (see `bot.outbox`).
+the lanes that pace them or keep them in order (see `bot.outbox`).
 """
 
 from __future__ import annotations
@@ -105,6 +105,21 @@ def _lane_free(now: datetime) -> Any:
     return or_(OUTBOX.c.lane.is_(None), ~held.exists())
 
 
+_EARLIER = OUTBOX.alias("earlier")
+# An earlier item of the same lane still to carry out: queued, waiting to be retried, or under
+# way (leased). One probe of `ix_outbox_lane_pending` per candidate; none for an item of no lane.
+_NONE_AHEAD = ~(
+    select(_EARLIER.c.id)
+    .where(
+        _EARLIER.c.lane == OUTBOX.c.lane,
+        _EARLIER.c.id < OUTBOX.c.id,
+        _EARLIER.c.done_at.is_(None),
+        _EARLIER.c.failed_at.is_(None),
+    )
+    .exists()
+)
+
+
 def claim_outbox(
     *,
     session: Session,
@@ -113,20 +128,27 @@ def claim_outbox(
     until: datetime,
     token: str,
     limit: int,
+    in_order: bool = False,
 ) -> list[Claimed]:
     """Take up to `limit` items of these kinds that are due, oldest first, each for one
     attempt named `token` and leased until `until`. Items whose lane is held (Slack's pace or
-    Retry-After) are left. On PostgreSQL, rows another replica is taking are passed over
-    rather than waited for."""
+    Retry-After) are left. `in_order`: an item of a lane is taken only once every item queued
+    before it in its lane has ended (done or given up), so one lane's items never overlap,
+    whichever replica takes them; an attempt whose replica died holds its lane until its
+    lease runs out. On PostgreSQL, rows another replica is taking are passed over rather than
+    waited for."""
+    conditions = [
+        col(OutboxRow.kind).in_(kinds),
+        col(OutboxRow.done_at).is_(None),
+        col(OutboxRow.failed_at).is_(None),
+        col(OutboxRow.next_attempt_at) <= now,
+        _lane_free(now),
+    ]
+    if in_order:
+        conditions.append(_NONE_AHEAD)
     query = (
         select(OutboxRow)
-        .where(
-            col(OutboxRow.kind).in_(kinds),
-            col(OutboxRow.done_at).is_(None),
-            col(OutboxRow.failed_at).is_(None),
-            col(OutboxRow.next_attempt_at) <= now,
-            _lane_free(now),
-        )
+        .where(*conditions)
         .order_by(col(OutboxRow.id))
         .limit(limit)
         .execution_options(populate_existing=True)

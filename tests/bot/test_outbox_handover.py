@@ -82,6 +82,7 @@ class DroppingTaker:
 
     birth_token: str
     kept: list[OutboxRow] | None = None
+    in_order: bool = False
 
     def take(self, items: Sequence[OutboxRow]) -> None:
         if self.kept is not None:

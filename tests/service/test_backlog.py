@@ -42,6 +42,7 @@ class Carrier:
     """A card delivery running in the service's process, as the service sees it."""
 
     birth_token = "test:born"
+    in_order = False
 
     def __init__(self) -> None:
         self.taken: list[OutboxRow] = []

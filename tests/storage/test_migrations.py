@@ -3,17 +3,22 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-from storage.migrate import current, upgrade
+from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0014"  # the newest revision in storage/migrations/versions
+HEAD = "0015"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -254,3 +259,82 @@ def test_stories_and_rollups_made_before_the_report_judged_arrival_routing_are_m
     assert left == {"report_weeks": 0, "report_rollups": 0, "report_cursor": 0}
     assert story == [("ben", "ben")]
     assert differences(url) == []
+
+
+_OUTBOX_ROWS = [
+    # (kind, dedupe key, lane, payload, done, failed)
+    ("crm.set_owner.hubspot", "crm-owner:1", None, '{"lead_id": 7, "rep": "ann"}', False, False),
+    ("crm.set_owner.salesforce", "crm-owner:2", None, '{"lead_id": 8, "rep": "ann"}', True, False),
+    ("crm.set_owner.hubspot", "crm-owner:3", None, '{"lead_id": 9, "rep": "ben"}', False, True),
+    ("slack.offer_card", "offer-card:1", "U1", '{"offer_id": 1, "lead_id": 7}', False, False),
+    ("crm.take_contact.hubspot", "hubspot-contact:5", None, '{"contact_id": "5"}', False, False),
+]
+
+
+async def _outbox_lanes(url: str, *, insert: bool = False) -> dict[str, str | None]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if insert:
+                when = datetime(2026, 12, 7, 17, 0)
+                await connection.execute(
+                    text(
+                        "INSERT INTO outbox (kind, dedupe_key, lane, payload, attempts,"
+                        " next_attempt_at, done_at, failed_at, created_at) VALUES (:kind, :key,"
+                        " :lane, :payload, 0, :when, :done, :failed, :when)"
+                    ),
+                    [
+                        {
+                            "kind": kind,
+                            "key": key,
+                            "lane": lane,
+                            "payload": payload,
+                            "when": when,
+                            "done": when if done else None,
+                            "failed": when if failed else None,
+                        }
+                        for kind, key, lane, payload, done, failed in _OUTBOX_ROWS
+                    ],
+                )
+            rows = await connection.execute(text("SELECT dedupe_key, lane FROM outbox"))
+            return {key: lane for key, lane in rows.all()}
+    finally:
+        await engine.dispose()
+
+
+def _downgrade(url: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.downgrade(config, revision)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database with no tables yet: a new SQLite file, or PostgreSQL's."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_owner_writes_still_to_do_are_put_in_their_leads_lane_and_taken_out_on_downgrade(
+    empty_database: str,
+) -> None:
+    """Rows as 0014 left them: no owner write in a lane (the worker kept a lead's writes in
+    order within its process, from the payload). Those still to do join their lead's lane,
+    which the claim keeps in order across replicas; a downgrade leaves them as they were."""
+    url = empty_database
+    await asyncio.to_thread(upgrade, url, "0014")
+    before = await _outbox_lanes(url, insert=True)
+
+    await asyncio.to_thread(upgrade, url)
+    after = await _outbox_lanes(url)
+    await asyncio.to_thread(_downgrade, url, "0014")
+    undone = await _outbox_lanes(url)
+    await asyncio.to_thread(upgrade, url)
+
+    assert after == {**before, "crm-owner:1": "crm-lead:7"}
+    assert undone == before
+    assert await asyncio.to_thread(current, url) == HEAD
+    assert await asyncio.to_thread(differences, url) == []
