@@ -5,15 +5,16 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-from storage.migrate import current, upgrade
+from storage.migrate import _config, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0014"  # the newest revision in storage/migrations/versions
+HEAD = "0016"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -36,6 +37,19 @@ def test_a_fresh_database_is_migrated_to_exactly_the_models(tmp_path: Path) -> N
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     assert current(url) is None
     upgrade(url)
+    assert current(url) == HEAD
+    assert differences(url) == []
+
+
+def test_the_newest_revision_goes_down_and_up_again(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'down.db'}"
+    upgrade(url)
+
+    command.downgrade(_config(url), "-1")
+    assert current(url) not in (None, HEAD)
+    assert differences(url) != []  # the newest revision's tables are gone again
+    upgrade(url)
+
     assert current(url) == HEAD
     assert differences(url) == []
 
