@@ -79,7 +79,7 @@ TOKEN_HOLDER = Visitor("dashboard token", None)
 class Session:
     """A session cookie signed here and not expired (whether it still lets in is `visitor`'s)."""
 
-    id: str  # random, never logged: whoever has it in hand can sign the session out
+    id: str  # random (`_signed_in`); never logged, and stored only as a digest
     issued_at: datetime
     expires_at: datetime
     claims: Mapping[str, Any]  # how its holder signed in: `via`, and Slack's `user`, `email`
