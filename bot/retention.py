@@ -21,26 +21,35 @@ class Retention:
     audit: int | None
 
     def days(self, what: Housekeeping) -> int | None:
+        """Days past which `what`'s rows go. Dashboard sign-outs are no setting: they go as soon
+        as the sessions they end have expired (0 days after that)."""
         return {
             Housekeeping.REQUEST_KEYS: self.request_keys,
             Housekeeping.OUTBOX: self.outbox,
             Housekeeping.JOB_RUNS: self.job_runs,
             Housekeeping.AUDIT: self.audit,
+            Housekeeping.SIGN_OUTS: 0,
         }[what]
 
     @property
     def prunes(self) -> bool:
-        """Whether any table is pruned at all."""
+        """Whether any table is pruned at all (always, now that expired sign-outs are)."""
         return any(self.days(what) is not None for what in Housekeeping)
 
     def describe(self) -> str:
         """One line for `leadrouter jobs`."""
         return "delete " + ", ".join(
-            f"{what} after {days} days{_SPARED.get(what, '')}"
+            ONCE_EXPIRED[what]
+            if what in ONCE_EXPIRED
+            else f"{what} after {days} days{_SPARED.get(what, '')}"
             if days is not None
             else f"{what}: kept forever"
             for what, days in ((what, self.days(what)) for what in Housekeeping)
         )
+
+
+# Tables whose rows go once what they describe has expired, as the log and `jobs` say it.
+ONCE_EXPIRED = {Housekeeping.SIGN_OUTS: "dashboard sign-outs once their session has expired"}
 
 
 # What an admin could not guess from the ages alone.

@@ -404,6 +404,18 @@ class ProcessedRequestRow(SQLModel, table=True):
     at: datetime = _when()
 
 
+class DashboardSignOutRow(SQLModel, table=True):
+    """A dashboard session ended before it expired (`bot.service.sign_outs`): `session:<id>`
+    for one session, or `everywhere:<who>` for every session of someone issued by `at`. Kept
+    until `expires_at`, when the sessions it ends have expired anyway (`storage.retention`)."""
+
+    __tablename__ = "dashboard_sign_outs"
+
+    key: str = Field(primary_key=True, max_length=255)
+    at: datetime = _when()
+    expires_at: datetime = _when(index=True)
+
+
 class LeadStoryRow(SQLModel, table=True):
     """A lead's story as the routing report reads it (`routing.report.LeadStory`): made from its
     decisions, offers, audit trail and outcome events (`storage.stories`), and made again when

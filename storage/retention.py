@@ -1,13 +1,15 @@
 """Deleting what the housekeeping tables no longer need, one bounded batch per call.
 
-Four tables grow with every request and are read only while their rows are young:
+These tables grow with use and are read only while their rows are young:
 
 - `processed_requests`: keys of requests already acted on, so that a retry is answered once;
 - `outbox`: items done or given up (an item still to be carried out is never deleted);
 - `job_runs`: once-per-tick records. Each job's latest run is kept whatever its age: the
   scheduler tells the next tick apart from it, and a digest covers the time since it;
 - `audit_events`: the explanation history. The rows of a lead still live (being routed,
-  offered, claimed or queued) are kept whatever their age.
+  offered, claimed or queued) are kept whatever their age;
+- `dashboard_sign_outs`: dashboard sessions signed out, of no use once those sessions have
+  expired: their age is counted from that expiry.
 
 `delete_old` deletes at most `limit` rows in the caller's transaction, so that the caller
 commits between batches and a first prune of a large table never holds its locks for long.
@@ -29,6 +31,7 @@ from sqlmodel import SQLModel
 
 from storage.models import (
     AuditEventRow,
+    DashboardSignOutRow,
     JobRunRow,
     LeadRow,
     LeadStatus,
@@ -44,6 +47,7 @@ class Housekeeping(StrEnum):
     OUTBOX = "finished outbox items"
     JOB_RUNS = "job runs"
     AUDIT = "audit rows"
+    SIGN_OUTS = "dashboard sign-outs"
 
 
 # A lead in one of these may still be explained (`/routing why`, its card): its audit rows stay.
@@ -64,6 +68,7 @@ _OUTBOX = _table(OutboxRow)
 _JOB_RUNS = _table(JobRunRow)
 _AUDIT = _table(AuditEventRow)
 _LEADS = _table(LeadRow)
+_SIGN_OUTS = _table(DashboardSignOutRow)
 
 
 def delete_old(
@@ -124,6 +129,9 @@ def _old_rows(what: Housekeeping, before: datetime) -> list[_OldRows]:
         old, later = _JOB_RUNS.alias("old"), _JOB_RUNS.alias("later")
         superseded = exists().where(later.c.job == old.c.job, later.c.due_at > old.c.due_at)
         return [_OldRows(_JOB_RUNS, old, ("job", "due_at"), (old.c.due_at < before, superseded))]
+    if what is Housekeeping.SIGN_OUTS:
+        old = _SIGN_OUTS.alias("old")
+        return [_OldRows(_SIGN_OUTS, old, ("key",), (old.c.expires_at < before,))]
     old = _AUDIT.alias("old")
     live = exists().where(_LEADS.c.id == old.c.lead_id, _LEADS.c.status.in_(LIVE_LEAD_STATUSES))
     return [_OldRows(_AUDIT, old, ("id",), (old.c.at < before, ~live))]

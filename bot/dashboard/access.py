@@ -6,7 +6,9 @@ session cookie signed here after
   by an e-mail address Slack has verified; or
 - the sign-in form, for whoever types the dashboard token into it.
 The cookie is checked against the policy on every request: a manager taken out of it is out at
-once.
+once. Each session has an id, in its cookie: signing out records it (`bot.service.sign_outs`), and
+every request's session is looked up there, so a copy of the cookie is refused by every replica
+from then on. Signing out everywhere ends every session of that manager (or of the token).
 
 Nobody else sees any data: a page redirects to the sign-in page (303), data (a CSV) answers 401,
 and so does a request with any other Authorization header. A refusal says what was wrong, never
@@ -21,8 +23,10 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -37,6 +41,8 @@ from bot.dashboard.session import (
     session_key,
 )
 from bot.dashboard.slack_sign_in import CALLBACK_PATH, SignInFailed, SlackSignIn
+from bot.service.sign_outs import sign_out, sign_out_everywhere, signed_out
+from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from routing.policy import Manager, Policy
 
@@ -68,6 +74,17 @@ class Visitor:
 
 TOKEN_HOLDER = Visitor("dashboard token", None)
 
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session cookie signed here and not expired (whether it still lets in is `visitor`'s)."""
+
+    id: str  # random (`_signed_in`); never logged, and stored only as a digest
+    issued_at: datetime
+    expires_at: datetime
+    claims: Mapping[str, Any]  # how its holder signed in: `via`, and Slack's `user`, `email`
+
+
 Page = Callable[[web.Request, Visitor], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -83,9 +100,11 @@ class Access:
         *,
         policy: Callable[[], Policy],
         renderer: Renderer,
+        uow: UnitOfWork,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
+        self.uow = uow
         self.renderer = renderer
         self.slack = SlackSignIn.from_settings(settings)
         self.public_url = settings.public_url
@@ -102,7 +121,7 @@ class Access:
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             try:
-                visitor = self.visitor(request)
+                visitor = await self.visitor(request)
             except WrongCredentials:
                 return _unauthorized("that is not the dashboard's bearer token")
             if visitor is not None:
@@ -115,7 +134,7 @@ class Access:
 
         return guarded
 
-    def visitor(self, request: web.Request) -> Visitor | None:
+    async def visitor(self, request: web.Request) -> Visitor | None:
         """Who is asking, if they are let in. WrongCredentials for a token that is not ours."""
         header = request.headers.get("Authorization")
         if header is not None:
@@ -123,18 +142,48 @@ class Access:
             if scheme.lower() == "bearer" and self._is_token(credentials.strip()):
                 return TOKEN_HOLDER
             raise WrongCredentials
-        session = self.cookies.read(request, SESSION_COOKIE) if self.cookies else None
+        session = self.session(request)
         if session is None:
             return None
-        if session.get("via") == "token":
+        visitor = self._visitor_of(session)
+        if visitor is None or await self._signed_out(session, visitor):
+            return None
+        return visitor
+
+    def session(self, request: web.Request) -> Session | None:
+        """The request's session cookie, signed here and not expired; None for any other, and
+        for a cookie signed before sessions had an id (it could not be signed out)."""
+        claims = self.cookies.read(request, SESSION_COOKIE) if self.cookies else None
+        if claims is None:
+            return None
+        session_id, issued_at = claims.get("sid"), claims.get("iat")
+        if not isinstance(session_id, str) or not 16 <= len(session_id) <= 64:
+            return None
+        if not isinstance(issued_at, int | float) or not 0 < issued_at < claims["exp"]:
+            return None
+        return Session(
+            session_id,
+            datetime.fromtimestamp(issued_at, UTC),
+            datetime.fromtimestamp(claims["exp"], UTC),
+            claims,
+        )
+
+    def _visitor_of(self, session: Session) -> Visitor | None:
+        """Who the session signed in, if the sign-in they used is still set up and, for a
+        manager, the policy still names them."""
+        claims = session.claims
+        if claims.get("via") == "token":
             return TOKEN_HOLDER if self._token_digest is not None else None
-        if session.get("via") == "slack" and self.slack is not None:
-            manager = manager_of(
-                self.policy(), user=session.get("user"), email=session.get("email")
-            )
+        if claims.get("via") == "slack" and self.slack is not None:
+            manager = manager_of(self.policy(), user=claims.get("user"), email=claims.get("email"))
             if manager is not None:
-                return Visitor(str(session.get("name") or manager.name), manager)
+                return Visitor(str(claims.get("name") or manager.name), manager)
         return None
+
+    async def _signed_out(self, session: Session, visitor: Visitor) -> bool:
+        return await signed_out(
+            self.uow, session_id=session.id, who=_who(visitor), issued_at=session.issued_at
+        )
 
     def _is_token(self, given: str) -> bool:
         # Digests of equal length, compared in constant time: not even the length is told.
@@ -215,8 +264,29 @@ class Access:
         return response
 
     async def sign_out(self, request: web.Request) -> web.Response:
+        """Ends the session for every replica, and clears its cookie. With `everywhere=1` in the
+        form, every session of its manager (or of the token), if it still lets them in: a copy
+        of a session already ended cannot sign its manager out of the others."""
         if self._from_another_site(request):
             return self._refused(403, FROM_ANOTHER_SITE)
+        try:
+            everywhere = (await request.post()).get("everywhere") == "1"
+        except ValueError:  # a body its Content-Type does not describe: that session alone
+            everywhere = False
+        session = self.session(request)
+        if session is not None:
+            assert self.cookies is not None
+            now = datetime.fromtimestamp(self.cookies.clock(), UTC)
+            visitor = self._visitor_of(session)
+            if everywhere and visitor is not None and not await self._signed_out(session, visitor):
+                until = now + timedelta(seconds=SESSION_S)
+                await sign_out_everywhere(self.uow, who=_who(visitor), now=now, expires_at=until)
+                log.info("dashboard: %s signed out everywhere", _named(visitor))
+            else:
+                await sign_out(
+                    self.uow, session_id=session.id, expires_at=session.expires_at, now=now
+                )
+                log.info("dashboard: %s signed out", _named(visitor))
         response = redirect(SIGN_IN)
         response.del_cookie(SESSION_COOKIE, path=HOME)
         return response
@@ -229,7 +299,7 @@ class Access:
         self.cookies.write(
             response,
             SESSION_COOKIE,
-            session,
+            {**session, "sid": secrets.token_urlsafe(16), "iat": self.cookies.clock()},
             lifetime_s=SESSION_S,
             path=HOME,
             secure=secure_for(request, self.public_url),
@@ -317,6 +387,20 @@ def safe_next(value: object) -> str:
     ):
         return value
     return HOME
+
+
+def _who(visitor: Visitor) -> str:
+    """Whose sessions signing out everywhere ends: a manager's, or every token session."""
+    return f"manager:{visitor.manager.id}" if visitor.manager is not None else "token"
+
+
+def _named(visitor: Visitor | None) -> str:
+    """Who signed out, for the log (never the session's id)."""
+    if visitor is None:
+        return "a session no longer let in"
+    if visitor.manager is None:
+        return "a holder of the dashboard token"
+    return f"manager {visitor.manager.id}"
 
 
 def _digest(text: str) -> bytes:

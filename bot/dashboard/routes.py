@@ -9,7 +9,7 @@
     GET  /dashboard/sign-in                Sign in with Slack, or the token form
     POST /dashboard/sign-in                the token form
     GET  /dashboard/sign-in/slack[/callback]        Sign in with Slack (`slack_sign_in`)
-    POST /dashboard/sign-out
+    POST /dashboard/sign-out               this session, or everywhere=1 all of its manager's
     GET  /dashboard/static/…               the stylesheet, the script and uPlot (no data)
 
 Every page and CSV is behind `Access.guard` (`access`).
@@ -46,7 +46,13 @@ def register(
     `wall_clock` dates the sign-in cookies."""
     hide_sign_in_codes(logging.getLogger("aiohttp.access"))
     renderer = Renderer()
-    access = Access(app.settings, policy=app.reader.policy, renderer=renderer, clock=wall_clock)
+    access = Access(
+        app.settings,
+        policy=app.reader.policy,
+        renderer=renderer,
+        uow=app.uow,
+        clock=wall_clock,
+    )
     pages = Pages(
         renderer, figures=figures, queued_leads=app.reader.queued_leads, clock=app.reader.clock
     )

@@ -27,6 +27,7 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     policies       policy versions activated or refused, listed, found; offers of departed reps
     experiments    an experiment promoted or stopped: a new policy version
     requests       a Slack request acted on once
+    sign_outs      dashboard sessions signed out, for every replica; a session looked up
     retention      housekeeping rows pruned
     replay         a policy tried on the leads of a window, writing nothing
     gauges         the backlogs `/metrics` shows

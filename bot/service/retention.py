@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.retention import Retention
+from bot.retention import ONCE_EXPIRED, Retention
 from bot.service.unit_of_work import UnitOfWork
 from storage.retention import Housekeeping, delete_old
 
@@ -52,7 +52,9 @@ def _counts(retention: Retention, deleted: dict[Housekeeping, int]) -> str:
     parts = []
     for what in Housekeeping:
         days = retention.days(what)
-        if days is None:
+        if what in ONCE_EXPIRED:
+            parts.append(f"deleted {deleted[what]:,} {what} of expired sessions")
+        elif days is None:
             parts.append(f"{what} kept forever")
         else:
             parts.append(f"deleted {deleted[what]:,} {what} older than {days} days")

@@ -19,6 +19,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     report         the routing report's stories, and how far they are up to date
     rollups        the report's days and weeks of arrivals, with their tallies
     policies       policy versions and which one is active
+    sign_outs      dashboard sessions ended before they expired
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
@@ -163,6 +164,7 @@ from storage.repository.runs import (
     remember_request,
     take_job_run,
 )
+from storage.repository.sign_outs import record_sign_out, sign_outs
 
 __all__ = [
     "UNSURE",
@@ -254,6 +256,7 @@ __all__ = [
     "read_rep_states",
     "record_activation",
     "record_card_posted",
+    "record_sign_out",
     "remember_request",
     "renew_outbox",
     "repeated_external_id",
@@ -269,6 +272,7 @@ __all__ = [
     "save_week_rollups",
     "set_away",
     "set_lead_status",
+    "sign_outs",
     "start_contact_clock",
     "stop_contact_clocks",
     "store_policy_version",

@@ -80,7 +80,7 @@ async def make_dashboard(
 ) -> AsyncIterator[MakeDashboard]:
     """`await make_dashboard(...)`: the dashboard with the settings given (the dashboard token
     unless told otherwise), and `figures` plugged in; through `build_http_app` (as `serve` has
-    it) when no figures are given."""
+    it) when no figures are given. Over the test's SQLite database, or `db` (a replica's)."""
     clients: list[TestClient] = []
     apps: list[App] = []
 
@@ -92,6 +92,7 @@ async def make_dashboard(
         figures: Figures | None = None,
         wall_clock: Callable[[], float] | None = None,
         with_policy: Callable[[], Policy] | None = None,
+        db: Database | None = None,
         **settings: Any,
     ) -> Dashboard:
         port = free_port()
@@ -111,7 +112,7 @@ async def make_dashboard(
                 public_url=public_url,
                 **settings,
             ),
-            db=sqlite_db,
+            db=db or sqlite_db,
             policy=policy,
             clock=clock,
         )

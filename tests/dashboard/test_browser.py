@@ -229,6 +229,54 @@ async def test_a_manager_signs_in_with_slack_in_the_browser_and_lands_where_they
     assert complaints == []
 
 
+async def signed_in_with_slack(browser: Browser, url: str) -> Page:
+    """A new browser where the fake Slack's person signed in, on the queue page."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{url}/dashboard/queue")
+    await page.click("#sign-in-with-slack")
+    await page.wait_for_url(f"{url}/dashboard/queue")
+    return page
+
+
+async def test_a_session_copied_to_another_browser_is_refused_there_once_signed_out_here(
+    browser: Browser, make_dashboard: MakeDashboard, sign_in: FakeSlackSignIn
+) -> None:
+    dashboard = await make_dashboard(token=None, sign_in=sign_in)
+    sign_in.signed_in_as = Person(MARIA[0], "Maria Lopez", MARIA[1])
+    here = await signed_in_with_slack(browser, dashboard.url)
+    complaints = problems(here)
+    copied = [c for c in await here.context.cookies() if c["name"] == "leadrouter_dashboard"]
+    there = await browser.new_context()
+    await there.add_cookies(copied)  # type: ignore[arg-type]  # the cookies as read back
+    elsewhere = await there.new_page()
+    await elsewhere.goto(f"{dashboard.url}/dashboard/queue")
+    assert elsewhere.url == f"{dashboard.url}/dashboard/queue"
+
+    await here.click("#sign-out")
+    await here.wait_for_url(f"{dashboard.url}/dashboard/sign-in")
+
+    await elsewhere.goto(f"{dashboard.url}/dashboard/queue")
+    assert elsewhere.url == f"{dashboard.url}/dashboard/sign-in?next=%2Fdashboard%2Fqueue"
+    assert complaints == []
+
+
+async def test_sign_out_everywhere_signs_the_manager_out_of_their_other_browsers(
+    browser: Browser, make_dashboard: MakeDashboard, sign_in: FakeSlackSignIn
+) -> None:
+    dashboard = await make_dashboard(token=None, sign_in=sign_in)
+    sign_in.signed_in_as = Person(MARIA[0], "Maria Lopez", MARIA[1])
+    laptop = await signed_in_with_slack(browser, dashboard.url)
+    phone = await signed_in_with_slack(browser, dashboard.url)
+    complaints = problems(laptop)
+
+    await laptop.click("#sign-out-everywhere")
+    await laptop.wait_for_url(f"{dashboard.url}/dashboard/sign-in")
+
+    await phone.reload()
+    assert phone.url == f"{dashboard.url}/dashboard/sign-in?next=%2Fdashboard%2Fqueue"
+    assert complaints == []
+
+
 async def test_the_token_form_signs_in_shows_each_teams_bars_and_sign_out_signs_out(
     browser: Browser, make_dashboard: MakeDashboard
 ) -> None:
@@ -247,7 +295,7 @@ async def test_the_token_form_signs_in_shows_each_teams_bars_and_sign_out_signs_
     assert bars["values"] == [[60.0, 40.0], [50.0, 50.0]]
     assert bars["painted"] > 1000
 
-    await page.click(".who button")
+    await page.click("#sign-out")
     await page.wait_for_url(f"{dashboard.url}/dashboard/sign-in")
     await page.goto(f"{dashboard.url}/dashboard/fairness")
     assert page.url.startswith(f"{dashboard.url}/dashboard/sign-in")

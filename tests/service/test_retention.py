@@ -26,12 +26,19 @@ from bot.service.kinds import OutboxKind
 from bot.service.offers import claim
 from bot.service.requests import first_time
 from bot.service.retention import prune
+from bot.service.sign_outs import sign_out, sign_out_everywhere, signed_out
 from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database, open_database
-from storage.models import AuditEventRow, JobRunRow, OutboxRow, ProcessedRequestRow
+from storage.models import (
+    AuditEventRow,
+    DashboardSignOutRow,
+    JobRunRow,
+    OutboxRow,
+    ProcessedRequestRow,
+)
 from storage.retention import Housekeeping, delete_old
 from tests.service.conftest import TUESDAY, Clock
 from tests.service.support import TRIO_POLICY, audit_of, count_rows, new_lead, write_policy
@@ -217,12 +224,39 @@ async def test_a_table_kept_forever_is_never_pruned(
     before = {table: await count_rows(db, table) for table in TABLES}
     clock.advance(days=36_500)
 
-    assert await prune(uow, FOREVER) == {}
+    assert await prune(uow, FOREVER) == {Housekeeping.SIGN_OUTS: 0}
     assert await prune(uow, Retention(request_keys=7, outbox=None, job_runs=None, audit=None))
 
     after = {table: await count_rows(db, table) for table in TABLES}
     assert after == before | {ProcessedRequestRow: 0}
-    assert RETENTION not in {job.name for job in declare_jobs(uow.policy(), None, FOREVER)}
+
+
+async def test_dashboard_sign_outs_are_deleted_once_their_session_has_expired_whatever_the_settings(
+    db: Database, uow: UnitOfWork, clock: Clock
+) -> None:
+    now = clock()
+    await sign_out(uow, session_id="short", expires_at=now + timedelta(hours=1), now=now)
+    await sign_out(uow, session_id="long", expires_at=now + timedelta(hours=12), now=now)
+    await sign_out_everywhere(uow, who="maria", now=now, expires_at=now + timedelta(hours=12))
+    clock.advance(hours=1, seconds=1)
+    # Sessions issued before now: those signed out stay so until their rows go.
+    issued = now - timedelta(minutes=1)
+
+    deleted = await prune(uow, FOREVER)
+
+    assert deleted == {Housekeeping.SIGN_OUTS: 1}
+    assert await count_rows(db, DashboardSignOutRow) == 2
+    assert await signed_out(uow, session_id="long", who="someone", issued_at=issued)
+    assert await signed_out(uow, session_id="other", who="maria", issued_at=issued)
+    clock.advance(hours=11)
+    assert await prune(uow, FOREVER) == {Housekeeping.SIGN_OUTS: 2}
+    assert await count_rows(db, DashboardSignOutRow) == 0
+    jobs = {job.name: job for job in declare_jobs(uow.policy(), None, FOREVER)}
+    assert jobs[RETENTION].what == (
+        "daily and at start: delete request keys: kept forever, finished outbox items: kept "
+        "forever, job runs: kept forever, audit rows: kept forever, dashboard sign-outs once "
+        "their session has expired"
+    )
 
 
 async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
@@ -289,7 +323,8 @@ async def test_each_run_logs_one_line_with_its_counts(
     assert [record.getMessage() for record in caplog.records] == [
         "retention: deleted 3 request keys older than 7 days; "
         "deleted 0 finished outbox items older than 30 days; "
-        "deleted 0 job runs older than 30 days; audit rows kept forever"
+        "deleted 0 job runs older than 30 days; audit rows kept forever; "
+        "deleted 0 dashboard sign-outs of expired sessions"
     ]
 
 

@@ -18,7 +18,7 @@ from sqlmodel import SQLModel
 from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0015"  # the newest revision in storage/migrations/versions
+HEAD = "0016"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -41,6 +41,19 @@ def test_a_fresh_database_is_migrated_to_exactly_the_models(tmp_path: Path) -> N
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     assert current(url) is None
     upgrade(url)
+    assert current(url) == HEAD
+    assert differences(url) == []
+
+
+def test_the_newest_revision_goes_down_and_up_again(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'down.db'}"
+    upgrade(url)
+
+    _downgrade(url, "-1")
+    assert current(url) not in (None, HEAD)
+    assert differences(url) != []  # the newest revision's tables are gone again
+    upgrade(url)
+
     assert current(url) == HEAD
     assert differences(url) == []
 
