@@ -40,3 +40,11 @@ def with_currency(amount: Decimal, currency: str | None) -> str:
     """An amount as people read it: `12,000.50 USD`, or `12,000.50` with no currency set."""
     written = f"{amount:,.2f}"
     return f"{written} {currency}" if currency else written
+
+
+def left_out_sentence(count: int) -> str:
+    """What the report says under its sums when `count` amounts were in another currency."""
+    amounts = (
+        "1 amount in another currency" if count == 1 else f"{count} amounts in other currencies"
+    )
+    return f"{amounts} left out of the sums (leadrouter converts no currency)."

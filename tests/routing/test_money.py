@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from routing.money import currency_code, same_currency, with_currency
+from routing.money import currency_code, left_out_sentence, same_currency, with_currency
 
 
 @pytest.mark.parametrize(("text", "code"), [("USD", "USD"), (" eur", "EUR"), ("jpy ", "JPY")])
@@ -29,3 +29,8 @@ def test_an_amount_in_another_currency_is_not_ours_and_an_unnamed_one_is() -> No
 def test_an_amount_is_written_with_its_code_when_one_is_set() -> None:
     assert with_currency(Decimal("12000.5"), "EUR") == "12,000.50 EUR"
     assert with_currency(Decimal("12000.5"), None) == "12,000.50"
+
+
+def test_the_amounts_left_out_are_counted_in_words() -> None:
+    assert left_out_sentence(1).startswith("1 amount in another currency left out")
+    assert left_out_sentence(3).startswith("3 amounts in other currencies left out")
