@@ -37,6 +37,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.logs import about
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.durations import format_duration
 from routing.money import same_currency
@@ -212,19 +213,20 @@ def record(
         )
     stored = repo.insert_lead_events(session=tx.session, rows=rows)
     if left_out:
-        for lead_id, data in repo.note_amounts_left_out(
+        for external_id, data in repo.note_amounts_left_out(
             session=tx.session, notes=left_out, now=now
         ):
             # The lead's id and the report's name in its source, never what the lead is.
             log.info(
-                "lead %d: the %s amount %s reported (%s) is in %s, not in %s "
+                "lead %s: the %s amount %s reported (%s) is in %s, not in %s "
                 "(LEADROUTER_CURRENCY): its outcome is kept, its amount left out",
-                lead_id,
+                external_id,
                 data["event"],
                 data["source"],
                 data["source_key"],
                 data["currency"],
                 data["ours"],
+                extra=about(external_id),
             )
     return Recorded(stored=stored, repeated=len(matched) - stored)
 

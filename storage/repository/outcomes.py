@@ -121,9 +121,10 @@ def outcome_event(row: LeadEventRow) -> OutcomeEvent:
 
 def note_amounts_left_out(
     *, session: Session, notes: Sequence[tuple[int, Mapping[str, Any]]], now: datetime
-) -> list[tuple[int, Mapping[str, Any]]]:
+) -> list[tuple[str, Mapping[str, Any]]]:
     """An `AMOUNT_LEFT_OUT` audit row for each (lead id, data) not noted before (the same lead,
-    event kind, source and source key: a report read again is noted once); the new ones."""
+    event kind, source and source key: a report read again is noted once); the new ones, each
+    by its lead's external id."""
     noted = session.execute(
         select(_AUDITS.c.lead_id, _AUDITS.c.data).where(
             _AUDITS.c.kind == AMOUNT_LEFT_OUT,
@@ -137,24 +138,31 @@ def note_amounts_left_out(
         if key not in seen:
             seen.add(key)
             new.append((lead_id, data))
-    if new:
-        session.execute(
-            _AUDITS.insert(),
-            [
-                {
-                    "lead_id": lead_id,
-                    "at": now,
-                    "kind": AMOUNT_LEFT_OUT,
-                    "reason": (
-                        f"the {data['event']} amount was in {data['currency']}, and amounts "
-                        f"here are in {data['ours']}"
-                    ),
-                    "data": dict(data),
-                }
-                for lead_id, data in new
-            ],
+    if not new:
+        return []
+    session.execute(
+        _AUDITS.insert(),
+        [
+            {
+                "lead_id": lead_id,
+                "at": now,
+                "kind": AMOUNT_LEFT_OUT,
+                "reason": (
+                    f"the {data['event']} amount was in {data['currency']}, and amounts "
+                    f"here are in {data['ours']}"
+                ),
+                "data": dict(data),
+            }
+            for lead_id, data in new
+        ],
+    )
+    rows = session.execute(
+        select(LEADS.c.id, LEADS.c.external_id).where(
+            LEADS.c.id.in_({lead_id for lead_id, _ in new})
         )
-    return new
+    )
+    external = {lead_id: external_id for lead_id, external_id in rows.all()}
+    return [(external[lead_id], data) for lead_id, data in new]
 
 
 def _report_of(data: Mapping[str, Any]) -> tuple[Any, Any, Any]:

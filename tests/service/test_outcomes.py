@@ -423,8 +423,10 @@ async def test_a_crm_deal_in_another_currency_keeps_its_win_but_not_its_amount(
     (note,) = await left_out_rows(db)
     assert note.lead_id == row.lead_id
     assert (note.data["currency"], note.data["ours"]) == ("GBP", "USD")
-    [line] = [r.getMessage() for r in caplog.records if "GBP" in r.getMessage()]
-    assert f"lead {row.lead_id}" in line and "USD" in line and "deals/77" in line
+    [line] = [r for r in caplog.records if "GBP" in r.getMessage()]
+    assert line.getMessage().startswith("lead hubspot:501: the won amount hubspot reported")
+    assert "USD" in line.getMessage() and "deals/77" in line.getMessage()
+    assert getattr(line, "lead_id", None) == "hubspot:501"
 
 
 async def test_a_deal_reported_again_in_another_currency_is_noted_once(
