@@ -159,7 +159,7 @@ def parse_event(
     kind = _kind(item.get("kind"), refuse)
     at = _time(item.get("at"), now, refuse)
     amount = _amount(item.get("amount"), refuse)
-    theirs = _currency(item, refuse)
+    theirs = _currency(item.get("currency"), refuse)
     if amount is not None and theirs is not None and not same_currency(theirs, currency):
         refuse(
             "amount",
@@ -169,7 +169,7 @@ def parse_event(
     close_date = _date(item.get("close_date"), refuse)
     if kind is EventKind.FIRST_TOUCH:
         for name in ("amount", "currency", "close_date"):
-            if name in item and (item[name] is not None or name == "currency"):
+            if item.get(name) is not None:
                 refuse(name, "is for converted, won or lost, not a first touch")
     event_id = _text(item.get("id"), "id", MAX_EVENT_ID, refuse)
     source = item.get("source", DEFAULT_SOURCE)
@@ -236,10 +236,9 @@ def _amount(value: Any, refuse: Refuse) -> Decimal | None:
     return amount
 
 
-def _currency(item: dict[str, Any], refuse: Refuse) -> str | None:
-    if "currency" not in item:
+def _currency(value: Any, refuse: Refuse) -> str | None:
+    if value is None:
         return None
-    value = item["currency"]
     code = currency_code(value) if isinstance(value, str) else None
     if code is None:
         refuse("currency", "must be an ISO 4217 currency code, such as USD or EUR")

@@ -177,7 +177,7 @@ def record(
     matched: Sequence[tuple[int, Reported]],
     *,
     now: datetime,
-    currency: str | None = None,
+    currency: str | None,
 ) -> Recorded:
     """In `tx`, store each report about a lead (its database id first) that says something new;
     an amount in another currency than `currency` is left out, and noted."""
