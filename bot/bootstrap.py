@@ -125,13 +125,21 @@ def bootstrap(
         current = people.policy
     # Cards always start the SLA, whoever posts them: a lead routed where no Slack app runs
     # (an import, a server without SLACK_BOT_TOKEN) waits for its card before it is charged.
-    uow = UnitOfWork(db=database, policy=current, clock=now, crms=frozenset(crm), cards=True)
+    uow = UnitOfWork(
+        db=database,
+        policy=current,
+        clock=now,
+        crms=frozenset(crm),
+        cards=True,
+        currency=settings.currency,
+    )
     reader = Reader(
         db=database,
         policy=current,
         clock=now,
         crm_links=record_links(settings),
         crms=frozenset(crm),
+        currency=settings.currency,
     )
     slack_app = delivery = slack_link = None
     if people is not None:

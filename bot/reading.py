@@ -100,6 +100,7 @@ class Reader:
     clock: Callable[[], datetime]
     crm_links: CrmLinks = no_links
     crms: Collection[str] = frozenset()  # the CRMs owners are written back to (configured)
+    currency: str | None = None  # what amounts are in (`LEADROUTER_CURRENCY`)
     # offer id -> (the offer as intake made it, time.monotonic() when told), oldest first
     _new_offers: OrderedDict[int, tuple[NewOffer, float]] = field(default_factory=OrderedDict)
 
@@ -243,7 +244,7 @@ class Reader:
             raise NotVisible(
                 f"lead {external_id} was never offered to you; ask your manager about it"
             )
-        return lead_story(rows, self.policy(), crms=self.crms)
+        return lead_story(rows, self.policy(), crms=self.crms, currency=self.currency)
 
     # --- queue and App Home ----------------------------------------------------------------------
 

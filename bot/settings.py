@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from bot.logs import LOG_FORMATS, LogFormat
 from bot.retention import Retention
+from routing.money import currency_code
 from storage.db import DatabaseUrlError, check_url
 
 ENV_NAMES = {
@@ -66,6 +67,7 @@ ENV_NAMES = {
     "public_url": "LEADROUTER_PUBLIC_URL",
     "dashboard_token": "LEADROUTER_DASHBOARD_TOKEN",
     "metrics_token": "LEADROUTER_METRICS_TOKEN",
+    "currency": "LEADROUTER_CURRENCY",
     "slack_client_id": "SLACK_CLIENT_ID",
     "slack_client_secret": "SLACK_CLIENT_SECRET",
 }
@@ -137,6 +139,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(None, alias="LEADROUTER_METRICS_TOKEN")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(None, alias="SLACK_CLIENT_SECRET")
+    # The currency of every amount (pipeline, won), an ISO 4217 code: shown with each, and an
+    # amount a CRM or `POST /events` gives in another is left out or refused, never summed.
+    currency: str | None = Field(None, alias="LEADROUTER_CURRENCY")
 
     @property
     def slack_enabled(self) -> bool:
@@ -367,6 +372,19 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters, such as `openssl rand -hex 32`")
         return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = currency_code(value)
+        if code is None:
+            raise ValueError(
+                "must be the ISO 4217 code of the currency every amount is in, such as USD, "
+                "EUR or GBP"
+            )
+        return code
 
     @field_validator("slack_client_id")
     @classmethod

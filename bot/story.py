@@ -17,13 +17,14 @@ from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, CRM_WRITE_RETRYIN
 from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome
+from routing.money import with_currency
 from routing.policy import Policy
 from routing.policy_version import short_version
 from routing.report import EventKind, outcomes_of
 from storage.decisions import steps_of
 from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow
 from storage.reads import StoryRows
-from storage.repository import outcome_event
+from storage.repository import AMOUNT_LEFT_OUT, outcome_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,16 @@ class LeadStory:
     decided_by: DecidedBy | None = None  # None when the lead has no decision stored
 
 
-def lead_story(rows: StoryRows, policy: Policy, *, crms: Collection[str]) -> LeadStory:
-    """The story of the lead in `rows`; `crms` are the CRMs owners are written back to here."""
+def lead_story(
+    rows: StoryRows, policy: Policy, *, crms: Collection[str], currency: str | None = None
+) -> LeadStory:
+    """The story of the lead in `rows`; `crms` are the CRMs owners are written back to here,
+    `currency` what its amounts are in (`LEADROUTER_CURRENCY`; None: not named)."""
     lead, first = rows.lead, rows.first_decision
     explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
     version = first.policy_version if first else None
     told = [_story_event(policy, audit, version) for audit in rows.audits]
-    told.extend(_outcome_events(rows.outcomes))
+    told.extend(_outcome_events(rows.outcomes, currency))
     events = tuple(sorted(told, key=lambda event: event.at))  # stable: audits keep their order
     decided_by = None
     if first is not None:
@@ -110,6 +114,7 @@ _EVENT_WORDS = {
     "sla_missed": "moved: not claimed in time",
     "contact_missed": "contact SLA missed",
     "rep_left_policy": "moved",
+    AMOUNT_LEFT_OUT: "amount left out",
 }
 
 
@@ -149,7 +154,7 @@ def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> S
 _OPPORTUNITY_KINDS = (EventKind.CONVERTED, EventKind.WON, EventKind.LOST)
 
 
-def _outcome_events(rows: Sequence[LeadEventRow]) -> list[StoryEvent]:
+def _outcome_events(rows: Sequence[LeadEventRow], currency: str | None) -> list[StoryEvent]:
     """The lead's outcomes, each once: its first touch, the opportunity, won or lost, each with
     the report that settled it (how, and who told)."""
     settled = outcomes_of(outcome_event(row) for row in rows)
@@ -167,7 +172,7 @@ def _outcome_events(rows: Sequence[LeadEventRow]) -> list[StoryEvent]:
             continue
         parts = ["Won" if kind is EventKind.WON else "Lost"]
         if settled.amount is not None:
-            parts.append(f"{settled.amount:,.2f}")
+            parts.append(with_currency(settled.amount, currency))
         if settled.close_date is not None:
             parts.append(f"close date {settled.close_date.isoformat()}")
         row = _deciding(rows, at, (kind,))

@@ -20,7 +20,8 @@ Where each part of a story comes from:
   not their note), and each time it was taken from a rep (the audit kind);
 - its contact SLA (the offers' `contact_due_at`, set at each claim, and the lapses the contact
   watchdog recorded); a lead it took from its rep is a reassignment, `contact_missed`;
-- its outcome events (`lead_events`), folded by `routing.report.outcomes_of`;
+- its outcome events (`lead_events`), folded by `routing.report.outcomes_of`; an amount left
+  out for its currency (an `amount_left_out` audit row), where no amount in ours settles one;
 - its policy version as people read it (`short_version`: `unversioned` before versions were
   kept).
 
@@ -48,6 +49,7 @@ from routing.report import EventKind, LeadStory, OutcomeEvent, outcomes_of
 from routing.report.story import field_gaps, is_unmatched
 from storage.models import AuditEventRow, DecisionRow, LeadEventRow, OfferStatus
 from storage.repository.common import LEADS, OFFERS, id_chunks, table_of
+from storage.repository.outcomes import AMOUNT_LEFT_OUT
 
 OTHER_REASON = "Other"
 CENT = Decimal("0.01")
@@ -210,7 +212,7 @@ def _load(session: Session, chunk: list[int], sources: dict[int, LeadSources]) -
         select(_AUDITS.c.lead_id, _AUDITS.c.kind, _AUDITS.c.at, _AUDITS.c.reason)
         .where(
             _AUDITS.c.lead_id.in_(chunk),
-            _AUDITS.c.kind.in_((CLAIMED, REJECTED, CONTACT_MISSED, *TAKEN_KINDS)),
+            _AUDITS.c.kind.in_((CLAIMED, REJECTED, CONTACT_MISSED, AMOUNT_LEFT_OUT, *TAKEN_KINDS)),
         )
         .order_by(_AUDITS.c.id)
     )
@@ -306,6 +308,8 @@ def _story(
         lost_at=outcomes.lost_at,
         amount=_cents(outcomes.amount),
         close_date=outcomes.close_date,
+        amount_left_out=outcomes.amount is None
+        and any(audit.kind == AMOUNT_LEFT_OUT for audit in source.audits),
     )
 
 
@@ -382,7 +386,11 @@ def story_values(lead_id: int, story: LeadStory, *, now: datetime) -> dict[str, 
     values["outcome"] = story.outcome.value
     amount = story.amount
     values["amount_cents"] = None if amount is None else int(amount.quantize(CENT) * 100)
-    marks = {name: sorted(getattr(story, name)) for name in _LISTS if getattr(story, name)}
+    marks: dict[str, Any] = {
+        name: sorted(getattr(story, name)) for name in _LISTS if getattr(story, name)
+    }
+    if story.amount_left_out:
+        marks["amount_left_out"] = True
     values["marks"] = marks or None
     values["made_at"] = now
     return values
@@ -404,5 +412,6 @@ def story_of_row(row: Sequence[Any]) -> LeadStory:
         reassignments=tuple(marks.get("reassignments", ())),
         missing=frozenset(marks.get("missing", ())),
         unmatched_for_want_of=frozenset(marks.get("unmatched_for_want_of", ())),
+        amount_left_out=bool(marks.get("amount_left_out")),
         **dict(zip(_FLAT, flat, strict=True)),
     )

@@ -10,6 +10,7 @@ import csv
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from bot.files.tables import spreadsheet_row
 from routing.decision import Decision
 from routing.durations import format_duration
 from routing.experiments import CANDIDATE, CONTROL
+from routing.money import left_out_sentence
 from routing.policy import Policy
 from routing.report import (
     COLUMNS,
@@ -68,7 +70,8 @@ def report(
     """The routing report of the leads that arrived in a window, one line per group: volume,
     outcomes, speed to card, claim and first touch (p50, p90), claim- and contact-SLA
     compliance, rejects and reassignments per 100 leads, conversion and win rate with their 95%
-    intervals, pipeline; then fairness per team and data health.
+    intervals, pipeline and won amounts (in LEADROUTER_CURRENCY, when set); then fairness per
+    team and data health.
 
     Reads DATABASE_URL (and LEADROUTER_RULES), as `serve` does, and brings the report up to date
     first. A policy version is named by its first 12 digits, as `policy history` shows it;
@@ -139,6 +142,7 @@ def print_report(result: Report) -> None:
     )
     if any(group.too_few for group in result.groups):
         out.print("* fewer than 30 leads: too few to go by; the intervals say how little.")
+    _print_opportunities(result)
     _print_misroutes(result.total)
     if result.by == "arm":
         _print_arms(result)
@@ -207,6 +211,32 @@ def _outcomes(group: GroupReport) -> list[str]:
         _number(group.reassignments_per_100),
         _interval(group.converted),
     ]
+
+
+def _print_opportunities(result: Report) -> None:
+    """Converted, won and lost, and their amounts in LEADROUTER_CURRENCY (named in the headings
+    when set); the amounts left out for another currency, counted under them."""
+    total = result.total
+    if not total.converted.count:
+        return
+    unit = f" ({total.currency})" if total.currency else ""
+    _table(
+        "Opportunities",
+        ("group", "converted", "won", "lost", f"pipeline{unit}", f"won amount{unit}"),
+        [
+            [
+                _name(group),
+                str(group.converted.count),
+                str(group.won.count),
+                str(group.lost),
+                _amount(group.pipeline),
+                _amount(group.won_amount),
+            ]
+            for group in (*result.groups, total)
+        ],
+    )
+    if total.amounts_left_out:
+        out.print(left_out_sentence(total.amounts_left_out))
 
 
 def _print_misroutes(total: GroupReport) -> None:
@@ -300,6 +330,10 @@ def _interval(share: Proportion) -> str:
 
 def _duration(seconds: float | None) -> str:
     return "–" if seconds is None else format_duration(seconds)
+
+
+def _amount(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value:,.2f}"
 
 
 def _number(value: float | None) -> str:

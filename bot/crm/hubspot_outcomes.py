@@ -23,7 +23,9 @@ contacts are read in one call (`POST /crm/v4/associations/{type}/contacts/batch/
     meetings  when it was booked (the object's creation: booking took reaching the lead; the
               meeting's own `hs_timestamp` may be weeks ahead)
     deals     converted when the deal was created; won or lost once `hs_is_closed` is true
-              (`hs_is_closed_won` says which), at `closedate`, with `amount` and the close date
+              (`hs_is_closed_won` says which), at `closedate`, with `amount` and the close date;
+              the amount in `deal_currency_code` (an account with several currencies sets it;
+              where it is empty, the amount is in the account's one currency)
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ PROPERTIES = {
     DEALS: [
         "dealstage",
         "amount",
+        "deal_currency_code",
         "closedate",
         "hs_is_closed",
         "hs_is_closed_won",
@@ -121,6 +124,7 @@ def _deal_events(deal: Found) -> list[tuple[OutcomeEvent, str, str | None]]:
         closed_at or deal.updated_at,
         _amount(properties.get("amount")),
         closed_at.date() if closed_at is not None else None,
+        properties.get("deal_currency_code") or None,
     )
     return [*events, (event, "deal", None)]
 

@@ -13,6 +13,7 @@ as given: each is checked to be a Salesforce id of the right object before any c
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +46,8 @@ from bot.crm.salesforce_outcomes import parse_time, soql_time
 from routing.geo import account_location
 from routing.policy import Rep
 from routing.policy_schema import CrmSpec
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "59.0"
 TIMEOUT_S = 30.0
@@ -95,6 +98,9 @@ class SalesforceCrm:
         self.tier_field = tier_field
         self.intake_queue = intake_queue  # new leads are those this queue owns, when named
         self.contacted_statuses = tuple(contacted_statuses)  # a lead in one has been touched
+        # Whether opportunities have a CurrencyIsoCode (a multi-currency org); None: not known
+        # until the first opportunity query asks (`_outcome_pages`).
+        self.multi_currency: bool | None = None
 
     # --- the Protocol ----------------------------------------------------------------------
 
@@ -224,17 +230,44 @@ class SalesforceCrm:
         return self._lead(self._call(lambda: leads.get(record_id, params={"fields": fields})))
 
     def outcomes_since(self, stream: str, since: datetime) -> Iterator[OutcomePage]:
-        statuses = self.contacted_statuses
-        for records in self._pages(outcomes.soql(stream, since, contacted_statuses=statuses)):
+        for records in self._outcome_pages(stream, since):
             converted = None
             if stream == outcomes.OPPORTUNITIES:
                 converted = self._leads_converted_into([str(r["Id"]) for r in records])
             found = outcomes.outcomes_of(
-                stream, records, contacted_statuses=statuses, leads_of_opportunity=converted
+                stream,
+                records,
+                contacted_statuses=self.contacted_statuses,
+                leads_of_opportunity=converted,
             )
             yield OutcomePage(found, max(parse_time(r["SystemModstamp"]) for r in records))
 
     # --- the parts -------------------------------------------------------------------------
+
+    def _outcome_pages(self, stream: str, since: datetime) -> Iterator[list[dict[str, Any]]]:
+        """The stream's records; an opportunity's with its currency where the org has one per
+        record. Whether it does is learnt from the first query that asks (`multi_currency`):
+        a one-currency org refuses the field (INVALID_FIELD), and is not asked again."""
+        statuses = self.contacted_statuses
+        asking = stream == outcomes.OPPORTUNITIES and self.multi_currency is not False
+        query = outcomes.soql(stream, since, contacted_statuses=statuses, currency=asking)
+        if not asking:
+            return self._pages(query)
+        sf = self._client()
+        try:
+            first = self._call(lambda: sf.query(query))
+        except NoSuchField as exc:
+            if f"'{outcomes.CURRENCY_FIELD}'" not in str(exc):
+                raise
+            self.multi_currency = False
+            log.info(
+                "Salesforce: the org has one currency (no Opportunity.%s): its amounts are "
+                "taken to be in LEADROUTER_CURRENCY",
+                outcomes.CURRENCY_FIELD,
+            )
+            return self._pages(outcomes.soql(stream, since, contacted_statuses=statuses))
+        self.multi_currency = True
+        return self._pages_from(first)
 
     def _described(self, sf: Salesforce, sobject: str, problems: list[str]) -> Any:
         """The object's describe as this user sees it; None, with the problem, when the user
@@ -263,7 +296,11 @@ class SalesforceCrm:
     def _pages(self, soql: str) -> Iterator[list[dict[str, Any]]]:
         """The query's records a batch at a time, following Salesforce's cursor."""
         sf = self._client()
-        result = self._call(lambda: sf.query(soql))
+        return self._pages_from(self._call(lambda: sf.query(soql)))
+
+    def _pages_from(self, result: Any) -> Iterator[list[dict[str, Any]]]:
+        """A query's first answer's records, then its next pages' (Salesforce's cursor)."""
+        sf = self._client()
         while True:
             records = list(result.get("records", []))
             if records:
@@ -334,6 +371,8 @@ class SalesforceCrm:
             code, message = _first_error(exc)
             if code in _TRANSIENT_CODES:
                 raise CrmTransient(f"Salesforce: {code}", retry_after=self._wait()) from None
+            if code == "INVALID_FIELD":
+                raise NoSuchField(f"Salesforce refused it: {code} {message}".strip()) from None
             raise CrmPermanent(f"Salesforce refused it: {code} {message}".strip()) from None
         except SalesforceError as exc:
             if exc.status == 429 or exc.status >= 500:
@@ -351,6 +390,10 @@ class SalesforceCrm:
             return max(0.0, float(value)) if value is not None else None
         except ValueError:
             return None
+
+
+class NoSuchField(CrmPermanent):
+    """A query named a field the org does not have (INVALID_FIELD): its message names it."""
 
 
 def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., requests.Response]:

@@ -15,6 +15,11 @@ e-mail saved as done), else its `CreatedDate`; an Event's `CreatedDate` (when th
 booked, which took reaching the lead; its `StartDateTime` may be weeks ahead). `ActivityDate`
 is no use here: a date without a time, for a Task its due date.
 
+An opportunity's amount is in its `CurrencyIsoCode`, a field only a multi-currency org has (in a
+one-currency org every amount is in the org's currency, and naming the field fails the query
+with INVALID_FIELD): `soql(..., currency=True)` asks for it, and `SalesforceCrm` learns which
+kind of org it reads from the first answer.
+
 A Lead or Opportunity carries no time of its conversion or close beyond a date (`ConvertedDate`,
 `CloseDate`), so they are dated by `LastModifiedDate` as the poll first finds them converted or
 closed: a converted lead is locked, so for it that is the conversion itself; an opportunity is
@@ -36,12 +41,20 @@ from routing.report import EventKind, OutcomeEvent
 
 TASKS, EVENTS, LEADS, OPPORTUNITIES = "Task", "Event", "Lead", "Opportunity"
 STREAMS: tuple[str, ...] = (TASKS, EVENTS, LEADS, OPPORTUNITIES)
+CURRENCY_FIELD = "CurrencyIsoCode"  # a multi-currency org's records only
 IDS_PER_QUERY = 200  # an IN list this long keeps the query's URL well within Salesforce's limit
 _VIA = {"Call": "call", "Email": "email", "ListEmail": "email"}
 
 
-def soql(stream: str, since: datetime, *, contacted_statuses: Sequence[str] = ()) -> str:
-    """The query of `stream` for records changed at or after `since`, oldest change first."""
+def soql(
+    stream: str,
+    since: datetime,
+    *,
+    contacted_statuses: Sequence[str] = (),
+    currency: bool = False,
+) -> str:
+    """The query of `stream` for records changed at or after `since`, oldest change first;
+    `currency`: an opportunity's `CurrencyIsoCode` too (a multi-currency org's)."""
     changed = f"SystemModstamp >= {soql_time(since)}"
     order = "ORDER BY SystemModstamp, Id"
     if stream == TASKS:
@@ -64,6 +77,8 @@ def soql(stream: str, since: datetime, *, contacted_statuses: Sequence[str] = ()
         columns = (
             "Id, StageName, IsClosed, IsWon, Amount, CloseDate, LastModifiedDate, SystemModstamp"
         )
+        if currency:
+            columns = f"{columns}, {CURRENCY_FIELD}"
         where = f"IsClosed = true AND {changed}"
     else:
         raise ValueError(f"no Salesforce outcome stream {stream!r}")
@@ -134,6 +149,7 @@ def _closed(lead_id: str, record: dict[str, Any]) -> CrmOutcome:
         parse_time(record["LastModifiedDate"]),
         Decimal(str(amount)).quantize(Decimal("0.01")) if amount is not None else None,
         date.fromisoformat(close_date) if close_date else None,
+        record.get(CURRENCY_FIELD) or None,
     )
     return CrmOutcome(lead_id, event, f"Opportunity/{record['Id']}", "opportunity")
 

@@ -26,6 +26,7 @@ from bot.dashboard.figures import (
 )
 from bot.dashboard.render import Renderer, csv_download
 from routing.experiments import ARMS, CANDIDATE, CONTROL
+from routing.money import left_out_sentence
 from routing.report.arms import arms_of_rows, row_differences
 from storage.models import LeadRow
 
@@ -94,6 +95,9 @@ OVERVIEW_CSV = (
     "lost",
     *CONVERSION[1],
     "pipeline",
+    "won_amount",
+    "currency",  # what the amounts are in (LEADROUTER_CURRENCY); empty when not named
+    "amounts_left_out",  # opportunities whose amount was in another currency: in no sum
     "too_few",
 )
 # Misroute signals by reason: (the report's key, what the page calls it).
@@ -163,6 +167,8 @@ class Pages:
             misroutes=misroutes(rows),
             taken_words=TAKEN_WORDS,
             charts=[chart.as_json() for chart in trends],
+            currency=next((row["currency"] for row in rows if row.get("currency")), None),
+            left_out=amounts_left_out(rows),
         )
 
     async def overview_csv(self, request: web.Request, visitor: Visitor) -> web.Response:
@@ -326,3 +332,10 @@ def misroutes(rows: Sequence[FigureRow]) -> list[dict[str, Any]]:
 
 def _refused(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def amounts_left_out(rows: Sequence[FigureRow]) -> str | None:
+    """The sentence under the amounts when some were in another currency (each lead is in one
+    group, so the groups' counts add up); None when none was."""
+    count = sum(row.get("amounts_left_out") or 0 for row in rows)
+    return left_out_sentence(count) if count else None

@@ -9,8 +9,10 @@ sequencer, another CRM). Signed as `POST /leads` is, and checked in the same ord
     422  an event is invalid: {"errors": [{"field", "message"}]}, every problem at once
 
 An event: {"lead": its id as sent to /leads, "kind": "first_touch" | "converted" | "won" | "lost",
-"at": ISO-8601 with its offset, and optionally "amount", "close_date" (won, lost, converted),
-"id" (the sender's id for it), "source" (who tells it; "api" by default), "via" ("call"...)}.
+"at": ISO-8601 with its offset, and optionally "amount", "currency" (the amount's, ISO 4217),
+"close_date" (won, lost, converted), "id" (the sender's id for it), "source" (who tells it; "api"
+by default), "via" ("call"...)}. With `LEADROUTER_CURRENCY` set, an amount in another currency
+is refused (422, naming both): leadrouter converts nothing, and sums no two currencies.
 
 A batch is checked whole, then recorded in one transaction: all of it or none. Success is 200
 {"accepted": n} whether the events were new, repeats, or about leads not here yet (those wait
@@ -43,6 +45,7 @@ from bot.http.leads import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_problem
 from bot.service.outcomes import MAX_AMOUNT, WAITING_HOLD, Reported, record_posted_events
 from routing.durations import format_duration
 from routing.leads import FieldError
+from routing.money import currency_code, same_currency
 from routing.report import EventKind, OutcomeEvent
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ MAX_LEAD_ID = 255
 MAX_EVENT_ID = 200
 # Clocks disagree a little; an event further ahead than the signature's tolerance has not happened.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-FIELDS = ("lead", "kind", "at", "amount", "close_date", "id", "source", "via")
+FIELDS = ("lead", "kind", "at", "amount", "currency", "close_date", "id", "source", "via")
 DEFAULT_SOURCE = "api"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _WORD = re.compile(r"[a-z][a-z _-]{0,31}")
@@ -92,7 +95,12 @@ async def post_events(request: web.Request) -> web.Response:
     reports: list[Reported] = []
     errors: list[FieldError] = []
     for index, item in enumerate(items):
-        found = parse_event(item, now=now, where=f"events[{index}]." if is_batch else "")
+        found = parse_event(
+            item,
+            now=now,
+            where=f"events[{index}]." if is_batch else "",
+            currency=app.settings.currency,
+        )
         if isinstance(found, Reported):
             reports.append(found)
         else:
@@ -125,8 +133,11 @@ def _events_of(data: Any) -> tuple[list[Any], bool]:
     return items, True
 
 
-def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list[FieldError]:
-    """One posted event as a report, or every problem with it (fields named after `where`)."""
+def parse_event(
+    item: Any, *, now: datetime, where: str = "", currency: str | None = None
+) -> Reported | list[FieldError]:
+    """One posted event as a report, or every problem with it (fields named after `where`);
+    `currency`, what amounts here are in (`LEADROUTER_CURRENCY`), refuses an amount in another."""
     if not isinstance(item, dict):
         return [FieldError(where.rstrip(".") or "event", "an event is a JSON object of fields")]
     errors: list[FieldError] = []
@@ -148,9 +159,16 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
     kind = _kind(item.get("kind"), refuse)
     at = _time(item.get("at"), now, refuse)
     amount = _amount(item.get("amount"), refuse)
+    theirs = _currency(item.get("currency"), refuse)
+    if amount is not None and theirs is not None and not same_currency(theirs, currency):
+        refuse(
+            "amount",
+            f"is in {theirs}, and amounts here are in {currency} (LEADROUTER_CURRENCY): "
+            f"send it in {currency}, or send the event without its amount",
+        )
     close_date = _date(item.get("close_date"), refuse)
     if kind is EventKind.FIRST_TOUCH:
-        for name in ("amount", "close_date"):
+        for name in ("amount", "currency", "close_date"):
             if item.get(name) is not None:
                 refuse(name, "is for converted, won or lost, not a first touch")
     event_id = _text(item.get("id"), "id", MAX_EVENT_ID, refuse)
@@ -164,7 +182,7 @@ def parse_event(item: Any, *, now: datetime, where: str = "") -> Reported | list
         return errors
     return Reported(
         lead=lead,
-        event=OutcomeEvent(kind, at, amount, close_date),
+        event=OutcomeEvent(kind, at, amount, close_date, theirs),
         source=str(source),
         # Without an id, the time it happened names it: the same instant however it is written.
         source_key=event_id if event_id is not None else at.astimezone(UTC).isoformat(),
@@ -216,6 +234,15 @@ def _amount(value: Any, refuse: Refuse) -> Decimal | None:
         refuse("amount", "has more than 2 decimal places")
         return None
     return amount
+
+
+def _currency(value: Any, refuse: Refuse) -> str | None:
+    if value is None:
+        return None
+    code = currency_code(value) if isinstance(value, str) else None
+    if code is None:
+        refuse("currency", "must be an ISO 4217 currency code, such as USD or EUR")
+    return code
 
 
 def _date(value: Any, refuse: Refuse) -> date | None:

@@ -15,6 +15,12 @@ have missed the contact SLA. So it is kept (`repo.hold_events`), and `apply_wait
 has not arrived within `WAITING_HOLD` is dropped then, counted in the log. Most of what waits
 will never have a lead here (a CRM's activity on records not routed here): the hold bounds it.
 
+An amount its source says is in another currency than `LEADROUTER_CURRENCY` (`uow.currency`) is
+left out: the event is stored without it (a deal won in pounds is still won), and an audit row
+(`repo.AMOUNT_LEFT_OUT`) names both currencies, once per report, for the lead's story to count
+and `why` to tell. Nothing is converted, and so nothing in two currencies is ever summed. An
+amount whose currency is not named (a one-currency CRM) is taken to be in ours.
+
 Each call records its reports in one transaction, with a CRM page's cursor where there is one,
 so a poll or a request stopped half way leaves nothing half stored: sent again, each report is
 stored once.
@@ -31,8 +37,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.logs import about
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.durations import format_duration
+from routing.money import same_currency
 from routing.report import EventKind, OutcomeEvent
 from storage import repository as repo
 
@@ -97,7 +105,7 @@ async def record_posted_events(uow: UnitOfWork, reports: Sequence[Reported]) -> 
         repo.hold_events(
             session=tx.session, held=[_waiting({"lead": r.lead}, r) for r in early], now=now
         )
-        return record(tx, matched, now=now) + Recorded(waiting=len(early))
+        return record(tx, matched, now=now, currency=uow.currency) + Recorded(waiting=len(early))
 
     return await uow.write(work, quick=len(reports) <= 10)
 
@@ -105,7 +113,9 @@ async def record_posted_events(uow: UnitOfWork, reports: Sequence[Reported]) -> 
 async def record_crm_events(uow: UnitOfWork, system: str, reports: Sequence[Reported]) -> Recorded:
     """Events a CRM announced (HubSpot's webhook), their leads named by CRM record id."""
     now = uow.clock()
-    return await uow.write(lambda tx: _from_crm(tx, system, reports, now=now))
+    return await uow.write(
+        lambda tx: _from_crm(tx, system, reports, now=now, currency=uow.currency)
+    )
 
 
 async def take_crm_events_page(
@@ -121,7 +131,7 @@ async def take_crm_events_page(
     now = uow.clock()
 
     def work(tx: Transaction) -> Recorded:
-        recorded = _from_crm(tx, system, reports, now=now)
+        recorded = _from_crm(tx, system, reports, now=now, currency=uow.currency)
         if read_up_to is not None:
             repo.move_crm_cursor(session=tx.session, name=cursor, watermark=read_up_to, now=now)
         return recorded
@@ -141,7 +151,7 @@ async def apply_waiting_events(uow: UnitOfWork, *, batch: int = WAITING_BATCH) -
             matched = [(lead_id, _reported(data)) for _, lead_id, data in found]
             taken = {waiting_id for waiting_id, _, _ in found}
             repo.drop_waiting_events(session=tx.session, ids=taken)
-            return record(tx, matched, now=now), len(taken)
+            return record(tx, matched, now=now, currency=uow.currency), len(taken)
 
         recorded, taken = await uow.write(work)
         total += recorded
@@ -162,10 +172,18 @@ async def apply_waiting_events(uow: UnitOfWork, *, batch: int = WAITING_BATCH) -
     return Applied(total, dropped)
 
 
-def record(tx: Transaction, matched: Sequence[tuple[int, Reported]], *, now: datetime) -> Recorded:
-    """In `tx`, store each report about a lead (its database id first) that says something new."""
+def record(
+    tx: Transaction,
+    matched: Sequence[tuple[int, Reported]],
+    *,
+    now: datetime,
+    currency: str | None,
+) -> Recorded:
+    """In `tx`, store each report about a lead (its database id first) that says something new;
+    an amount in another currency than `currency` is left out, and noted."""
     touches = _first_touches(tx.session, (lead for lead, r in matched if _is_touch(r)))
     rows = []
+    left_out: list[tuple[int, dict[str, Any]]] = []
     seen: set[tuple[int, str, str, str]] = set()
     for lead_id, report in matched:
         event = report.event
@@ -180,6 +198,9 @@ def record(tx: Transaction, matched: Sequence[tuple[int, Reported]], *, now: dat
         seen.add(natural_key)
         if event.amount is not None and not Decimal(0) <= event.amount < MAX_AMOUNT:
             event = event._replace(amount=None)
+        if event.amount is not None and not same_currency(event.currency, currency):
+            left_out.append((lead_id, _left_out(report, ours=currency)))
+            event = event._replace(amount=None)
         rows.append(
             repo.lead_event_values(
                 lead_id=lead_id,
@@ -191,11 +212,43 @@ def record(tx: Transaction, matched: Sequence[tuple[int, Reported]], *, now: dat
             )
         )
     stored = repo.insert_lead_events(session=tx.session, rows=rows)
+    if left_out:
+        for external_id, data in repo.note_amounts_left_out(
+            session=tx.session, notes=left_out, now=now
+        ):
+            # The lead's id and the report's name in its source, never what the lead is.
+            log.info(
+                "lead %s: the %s amount %s reported (%s) is in %s, not in %s "
+                "(LEADROUTER_CURRENCY): its outcome is kept, its amount left out",
+                external_id,
+                data["event"],
+                data["source"],
+                data["source_key"],
+                data["currency"],
+                data["ours"],
+                extra=about(external_id),
+            )
     return Recorded(stored=stored, repeated=len(matched) - stored)
 
 
+def _left_out(report: Reported, *, ours: str | None) -> dict[str, Any]:
+    """What an audit row notes of an amount left out for its currency (`repo.AMOUNT_LEFT_OUT`)."""
+    return {
+        "event": report.event.kind.value,
+        "currency": (report.event.currency or "").strip().upper(),
+        "ours": ours,
+        "source": report.source,
+        "source_key": report.source_key,
+    }
+
+
 def _from_crm(
-    tx: Transaction, system: str, reports: Sequence[Reported], *, now: datetime
+    tx: Transaction,
+    system: str,
+    reports: Sequence[Reported],
+    *,
+    now: datetime,
+    currency: str | None,
 ) -> Recorded:
     leads = repo.lead_ids_of_crm_records(
         session=tx.session, crm_system=system, crm_ids={r.lead for r in reports}
@@ -207,7 +260,7 @@ def _from_crm(
         held=[_waiting({"crm": system, "record": r.lead}, r) for r in early],
         now=now,
     )
-    return record(tx, matched, now=now) + Recorded(waiting=len(early))
+    return record(tx, matched, now=now, currency=currency) + Recorded(waiting=len(early))
 
 
 def _waiting(lead: Mapping[str, str], report: Reported) -> dict[str, Any]:
@@ -218,6 +271,7 @@ def _waiting(lead: Mapping[str, str], report: Reported) -> dict[str, Any]:
         "kind": event.kind.value,
         "at": event.at.isoformat(),
         "amount": str(event.amount) if event.amount is not None else None,
+        "currency": event.currency,
         "close_date": event.close_date.isoformat() if event.close_date else None,
         "source": report.source,
         "source_key": report.source_key,
@@ -233,6 +287,7 @@ def _reported(data: Mapping[str, Any]) -> Reported:
         datetime.fromisoformat(data["at"]),
         Decimal(amount) if amount is not None else None,
         date.fromisoformat(close_date) if close_date else None,
+        data.get("currency"),
     )
     lead = data.get("lead") or data.get("record") or ""
     return Reported(lead, event, data["source"], data["source_key"], data.get("via"))

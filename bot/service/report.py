@@ -233,6 +233,7 @@ async def routing_report(uow: UnitOfWork, window: Window, *, by: str) -> Report:
         until=window.until,
         teams=team_weights(policy),
         fields=fields_read(policy),
+        currency=uow.currency,
     )
 
 

@@ -135,6 +135,9 @@ class UnitOfWork:
     # The CRMs whose credentials are configured: owner write-backs are queued for these only
     # (one for any other could never be carried out, and would sit in the outbox for ever).
     crms: Collection[str] = frozenset()
+    # What amounts are in (`LEADROUTER_CURRENCY`): a reported amount in another is left out of
+    # what is stored, and noted (`bot.service.outcomes`). None: all in one, unnamed.
+    currency: str | None = None
     # Called after each commit that queued outbox items left for a poll, so the workers look
     # at once instead of at their next poll.
     on_outbox: Callable[[], None] | None = None

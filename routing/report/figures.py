@@ -93,6 +93,9 @@ class GroupReport:
     pipeline: Decimal | None  # the amounts of every opportunity; None when none had one
     priced: int  # opportunities with an amount
     won_amount: Decimal | None  # None when none was won
+    # Opportunities whose amount was in another currency: in no sum above, counted here.
+    amounts_left_out: int = 0
+    currency: str | None = None  # what the amounts are in (`LEADROUTER_CURRENCY`), if named
 
     @property
     def rejects_per_100(self) -> float | None:
@@ -124,16 +127,25 @@ def build_report(
     until: datetime | None = None,
     teams: Mapping[str, Mapping[str, int]] | None = None,
     fields: Collection[str] = (),
+    currency: str | None = None,
 ) -> Report:
     """The report of the leads that arrived in [since, until) (until: `now`), grouped `by` one of
     `tally.GROUPINGS`, as things stand at `now`.
 
     `teams` maps each team to its members' weights (`team_weights`); `fields` are the fields
-    whose data health to show (`story.fields_read`; those seen missing when empty)."""
+    whose data health to show (`story.fields_read`; those seen missing when empty); `currency`
+    what the amounts are in (`LEADROUTER_CURRENCY`; None: not named)."""
     start, end = window(now=now, since=since, until=until)
     tallies = tally_by(stories, by=by, now=now, since=start, until=end)
     return report_of_tallies(
-        tallies, by=by, now=now, since=start, until=end, teams=teams, fields=fields
+        tallies,
+        by=by,
+        now=now,
+        since=start,
+        until=end,
+        teams=teams,
+        fields=fields,
+        currency=currency,
     )
 
 
@@ -146,15 +158,18 @@ def report_of_tallies(
     until: datetime,
     teams: Mapping[str, Mapping[str, int]] | None = None,
     fields: Collection[str] = (),
+    currency: str | None = None,
 ) -> Report:
     """The report of tallies already made, one per group: by `tally_by`, or merged from rollups
     that covered [since, until) between them."""
     weights = teams or {}
     groups = tuple(
-        group_report(by, key, tally, teams=weights, fields=fields)
+        group_report(by, key, tally, teams=weights, fields=fields, currency=currency)
         for key, tally in sorted(tallies.items(), key=_most_leads_first)
     )
-    total = group_report(by, ALL, merge_all(tallies.values()), teams=weights, fields=fields)
+    total = group_report(
+        by, ALL, merge_all(tallies.values()), teams=weights, fields=fields, currency=currency
+    )
     return Report(by, since, until, now, groups, total)
 
 
@@ -170,6 +185,7 @@ def group_report(
     *,
     teams: Mapping[str, Mapping[str, int]],
     fields: Collection[str],
+    currency: str | None = None,
 ) -> GroupReport:
     leads = tally.leads
     outcomes = tally.outcomes
@@ -202,6 +218,8 @@ def group_report(
         pipeline=tally.pipeline if tally.priced else None,
         priced=tally.priced,
         won_amount=tally.won_amount if tally.won else None,
+        amounts_left_out=tally.amounts_left_out,
+        currency=currency,
     )
 
 

@@ -71,6 +71,8 @@ COLUMNS = (
     "pipeline",
     "priced",
     "won_amount",
+    "currency",  # what pipeline and won_amount are in (`LEADROUTER_CURRENCY`); null: not named
+    "amounts_left_out",  # opportunities whose amount was in another currency: in neither sum
 )
 # JSON only: lists of their own.
 JSON_ONLY = ("fairness", "data_health")
@@ -159,6 +161,8 @@ def _figures(group: GroupReport) -> dict[str, Any]:
     figures["pipeline"] = _amount(group.pipeline)
     figures["priced"] = group.priced
     figures["won_amount"] = _amount(group.won_amount)
+    figures["currency"] = group.currency
+    figures["amounts_left_out"] = group.amounts_left_out
     return figures
 
 

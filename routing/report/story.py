@@ -47,6 +47,8 @@ class LeadStory:
     - `rejects` and `reassignments`: one reason each time it was rejected (the rep's choice, not
       their note) or taken from a rep (the audit kind: `sla_missed`, `rep_out_of_office`, ...).
     - `converted_at`, `won_at`, `lost_at`, `amount`, `close_date`: from `outcomes_of`.
+      `amount_left_out`: an amount was reported in another currency than `LEADROUTER_CURRENCY`
+      and left out, and none in ours settles `amount` (the report counts it, never sums it).
     - `policy_version` and `arm` (an experiment's), for grouping, are those of its arrival
       routing too; None where not known.
     """
@@ -82,6 +84,7 @@ class LeadStory:
     lost_at: datetime | None = None
     amount: Decimal | None = None
     close_date: date | None = None
+    amount_left_out: bool = False
 
 
 class EventKind(StrEnum):
@@ -98,6 +101,9 @@ class OutcomeEvent(NamedTuple):
     at: datetime
     amount: Decimal | None = None
     close_date: date | None = None
+    # The amount's currency as its source names it (an ISO 4217 code); None where it names none.
+    # Compared at intake (`bot.service.outcomes`) and never stored: what is kept is in ours.
+    currency: str | None = None
 
 
 class Outcomes(NamedTuple):

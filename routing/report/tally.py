@@ -68,6 +68,7 @@ class Tally:
     pipeline: Decimal = Decimal(0)  # the amounts of every opportunity, open, won or lost
     priced: int = 0  # opportunities with an amount
     won_amount: Decimal = Decimal(0)
+    amounts_left_out: int = 0  # opportunities whose amount was in another currency
 
     def add(self, story: LeadStory, now: datetime) -> None:
         """Count one lead, as things stand at `now`."""
@@ -101,6 +102,8 @@ class Tally:
             if story.amount is not None:
                 self.pipeline += story.amount
                 self.priced += 1
+            elif story.amount_left_out:
+                self.amounts_left_out += 1
         if story.won_at is not None:
             self.won += 1
             if story.amount is not None:

@@ -96,6 +96,7 @@ from storage.repository.outbox import (
     requeue_given_up,
 )
 from storage.repository.outcomes import (
+    AMOUNT_LEFT_OUT,
     WAITING_EVENT,
     drop_waiting_events,
     first_touch_at,
@@ -104,6 +105,7 @@ from storage.repository.outcomes import (
     insert_lead_events,
     lead_event_values,
     lead_events,
+    note_amounts_left_out,
     outcome_event,
     waiting_events_of_arrived_leads,
 )
@@ -167,6 +169,7 @@ from storage.repository.runs import (
 from storage.repository.sign_outs import record_sign_out, sign_outs
 
 __all__ = [
+    "AMOUNT_LEFT_OUT",
     "UNSURE",
     "WAITING_EVENT",
     "ActivatedMeanwhile",
@@ -233,6 +236,7 @@ __all__ = [
     "monday_of",
     "move_crm_cursor",
     "move_report_cursor",
+    "note_amounts_left_out",
     "offer_by_id",
     "offers_by_id",
     "offers_of_lead",

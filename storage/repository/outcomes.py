@@ -32,6 +32,10 @@ _AUDITS = table_of(AuditEventRow)
 # holds the event; `at` is when it arrived. (An audit row rather than a table of its own: it is
 # a record of what arrived, needs no schema change, and retention prunes it with the rest.)
 WAITING_EVENT = "event_waiting"
+# An audit row of a lead whose reported amount was in another currency than ours and was left
+# out (the event is stored without it): `data` holds the event's kind, `currency` (theirs),
+# `ours`, and the report's `source` and `source_key`. The lead's story counts it.
+AMOUNT_LEFT_OUT = "amount_left_out"
 _NATURAL_KEY = ("lead_id", "kind", "source", "source_key")
 
 
@@ -113,6 +117,56 @@ def outcome_event(row: LeadEventRow) -> OutcomeEvent:
     amount = Decimal(row.amount) if row.amount is not None else None
     close_date = row.close_date if isinstance(row.close_date, date) else None
     return OutcomeEvent(EventKind(row.kind), row.at, amount, close_date)
+
+
+def note_amounts_left_out(
+    *, session: Session, notes: Sequence[tuple[int, Mapping[str, Any]]], now: datetime
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """An `AMOUNT_LEFT_OUT` audit row for each (lead id, data) not noted before (the same lead,
+    event kind, source and source key: a report read again is noted once); the new ones, each
+    by its lead's external id."""
+    noted = session.execute(
+        select(_AUDITS.c.lead_id, _AUDITS.c.data).where(
+            _AUDITS.c.kind == AMOUNT_LEFT_OUT,
+            _AUDITS.c.lead_id.in_({lead_id for lead_id, _ in notes}),
+        )
+    )
+    seen = {(lead_id, *_report_of(data)) for lead_id, data in noted.all()}
+    new: list[tuple[int, Mapping[str, Any]]] = []
+    for lead_id, data in notes:
+        key = (lead_id, *_report_of(data))
+        if key not in seen:
+            seen.add(key)
+            new.append((lead_id, data))
+    if not new:
+        return []
+    session.execute(
+        _AUDITS.insert(),
+        [
+            {
+                "lead_id": lead_id,
+                "at": now,
+                "kind": AMOUNT_LEFT_OUT,
+                "reason": (
+                    f"the {data['event']} amount was in {data['currency']}, and amounts "
+                    f"here are in {data['ours']}"
+                ),
+                "data": dict(data),
+            }
+            for lead_id, data in new
+        ],
+    )
+    rows = session.execute(
+        select(LEADS.c.id, LEADS.c.external_id).where(
+            LEADS.c.id.in_({lead_id for lead_id, _ in new})
+        )
+    )
+    external = {lead_id: external_id for lead_id, external_id in rows.all()}
+    return [(external[lead_id], data) for lead_id, data in new]
+
+
+def _report_of(data: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return (data.get("event"), data.get("source"), data.get("source_key"))
 
 
 # --- events waiting for their lead ----------------------------------------------------------------

@@ -156,7 +156,7 @@ async def test_a_batch_with_one_bad_event_is_refused_whole_with_every_problem(
         {
             "field": "events[2].colour",
             "message": "is not a field of an event "
-            "(lead, kind, at, amount, close_date, id, source, via)",
+            "(lead, kind, at, amount, currency, close_date, id, source, via)",
         },
         {
             "field": "events[2].lead",
@@ -253,3 +253,93 @@ async def test_a_lead_is_named_as_for_leads_text_or_a_whole_number_without_blank
     status, body = await send(client, "/events", {**TOUCH, "lead": True}, clock)
     assert status == 422 and body["errors"][0]["field"] == "lead"
     assert sorted(row[0] for row in events(database_path)) == ["4021", "L-9"]
+
+
+# --- currencies --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def in_dollars(
+    make_client: MakeClient, database_path: Path, sqlite_db: Database, policy: Policy, clock: Clock
+) -> Client:
+    """The server with LEADROUTER_CURRENCY=USD."""
+    settings = settings_for(database_path).model_copy(update={"currency": "USD"})
+    return await make_client(app=bootstrap(settings, db=sqlite_db, policy=policy, clock=clock))
+
+
+async def test_an_amount_in_another_currency_is_refused_naming_both_and_nothing_is_stored(
+    in_dollars: Client, clock: Clock, database_path: Path
+) -> None:
+    await route(in_dollars, clock, "L-1")
+
+    status, body = await send(in_dollars, "/events", {**WON, "currency": "GBP"}, clock)
+
+    assert status == 422
+    assert body == {
+        "errors": [
+            {
+                "field": "amount",
+                "message": "is in GBP, and amounts here are in USD (LEADROUTER_CURRENCY): "
+                "send it in USD, or send the event without its amount",
+            }
+        ]
+    }
+    assert events(database_path) == []
+
+
+@pytest.mark.parametrize("currency", ["USD", "usd", None])
+async def test_an_amount_in_our_currency_or_with_none_named_is_stored(
+    in_dollars: Client, clock: Clock, database_path: Path, currency: str | None
+) -> None:
+    await route(in_dollars, clock, "L-1")
+    event = {**WON, "currency": currency} if currency else WON
+
+    assert await send(in_dollars, "/events", event, clock) == (200, {"accepted": 1})
+    [(_, kind, _, amount, *_)] = events(database_path)
+    assert (kind, amount) == ("won", 12000.5)
+
+
+async def test_an_event_in_another_currency_without_an_amount_is_stored(
+    in_dollars: Client, clock: Clock, database_path: Path
+) -> None:
+    await route(in_dollars, clock, "L-1")
+    lost = {"lead": "L-1", "kind": "lost", "at": "2026-11-20T10:00:00Z", "currency": "EUR"}
+
+    assert await send(in_dollars, "/events", lost, clock) == (200, {"accepted": 1})
+    assert [row[1] for row in events(database_path)] == ["lost"]
+
+
+@pytest.mark.parametrize("currency", ["dollars", "XAU", 840, ""])
+async def test_a_currency_that_is_not_an_iso_4217_code_is_refused(
+    client: Client, clock: Clock, currency: Any
+) -> None:
+    await route(client, clock, "L-1")
+    status, body = await send(client, "/events", {**WON, "currency": currency}, clock)
+
+    assert status == 422
+    assert body["errors"] == [
+        {"field": "currency", "message": "must be an ISO 4217 currency code, such as USD or EUR"}
+    ]
+
+
+async def test_a_first_touch_has_no_currency(client: Client, clock: Clock) -> None:
+    await route(client, clock, "L-1")
+    status, body = await send(client, "/events", {**TOUCH, "currency": "USD"}, clock)
+
+    assert status == 422
+    assert body["errors"] == [
+        {"field": "currency", "message": "is for converted, won or lost, not a first touch"}
+    ]
+
+
+async def test_without_a_currency_set_an_amount_is_stored_whatever_currency_it_names(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    await route(client, clock, "L-1")
+
+    assert await send(client, "/events", {**WON, "currency": "GBP"}, clock) == (
+        200,
+        {"accepted": 1},
+    )
+    [(_, _, _, amount, *_)] = events(database_path)
+    assert amount == 12000.5

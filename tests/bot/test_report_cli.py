@@ -10,6 +10,7 @@ import json
 import re
 import socket
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,10 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.policy_file import load_policy
 from bot.service.offers import reject
+from bot.service.outcomes import Reported, record_posted_events
 from bot.service.unit_of_work import UnitOfWork
 from routing.policy_version import short_version, version_of
-from routing.report import COLUMNS
+from routing.report import COLUMNS, EventKind, OutcomeEvent
 from storage.db import open_database
 from storage.models import LeadRow, OfferRow, OfferStatus
 from tests.pg import PostgresServer
@@ -51,9 +53,11 @@ ISSUE_KEYS = {
 runner = CliRunner()
 
 
-def run(database_url: str, *words: str) -> tuple[int, str, str]:
+def run(database_url: str, *words: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     result = runner.invoke(
-        app, list(words), env={"DATABASE_URL": database_url, "LEADROUTER_RULES": POLICY}
+        app,
+        list(words),
+        env={"DATABASE_URL": database_url, "LEADROUTER_RULES": POLICY, **(env or {})},
     )
     return result.exit_code, result.stdout, result.stderr
 
@@ -294,3 +298,64 @@ def test_a_group_named_like_a_formula_is_written_to_the_csv_as_text(tmp_path: Pa
     assert code == 0, stderr
     groups = {row["group"] for row in csv.DictReader(io.StringIO(stdout))}
     assert groups == {"'" + formula, "'@SUM(1+1)"}
+
+
+async def close_two_deals(url: str) -> None:
+    """Two leads won: one in dollars, one in pounds (through the use case, as a CRM tells it)."""
+    policy = load_policy(Path(POLICY))
+    db = open_database(url)
+    now = datetime.now(UTC)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=lambda: now, currency="USD")
+    try:
+        async with db.reading() as session:
+            leads = (await session.execute(select(LeadRow).order_by(col(LeadRow.id)))).scalars()
+            first, second = [lead.external_id for lead in leads][:2]
+        dollars = OutcomeEvent(EventKind.WON, now, Decimal("12000.50"), currency="USD")
+        pounds = OutcomeEvent(EventKind.WON, now, Decimal("9000"), currency="GBP")
+        await record_posted_events(
+            uow, [Reported(first, dollars, "crm", "deal-1"), Reported(second, pounds, "crm", "d-2")]
+        )
+    finally:
+        await uow.aclose()
+        await db.dispose()
+
+
+def test_amounts_are_shown_in_the_currency_set_and_one_in_another_is_left_out_and_counted(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    assert run(url, "import", LEADS)[0] == 0
+    asyncio.run(close_two_deals(url))
+    env = {"LEADROUTER_CURRENCY": "USD"}
+
+    table = run(url, "report", "--by", "all", env=env)
+    lines = run(url, "report", "--by", "all", "--json", env=env)
+    sheet = run(url, "report", "--by", "all", "--csv", env=env)
+
+    assert table[0] == lines[0] == sheet[0] == 0, table[2] + lines[2] + sheet[2]
+    opportunities = table[1][table[1].index("Opportunities") :]
+    assert "pipeline (USD)" in opportunities and "won amount (USD)" in opportunities
+    assert "12,000.50" in opportunities and "9,000" not in opportunities
+    assert "1 amount in another currency left out" in opportunities
+    (line,) = [json.loads(text) for text in lines[1].splitlines()]
+    assert (line["won"], line["won_amount"], line["currency"], line["amounts_left_out"]) == (
+        2,
+        12000.5,
+        "USD",
+        1,
+    )
+    (row,) = csv.DictReader(io.StringIO(sheet[1]))
+    assert (row["won_amount"], row["currency"], row["amounts_left_out"]) == ("12000.5", "USD", "1")
+
+
+def test_without_a_currency_set_amounts_are_plain_numbers(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    assert run(url, "import", LEADS)[0] == 0
+    asyncio.run(close_two_deals(url))  # recorded where USD was set: the pounds left out
+
+    code, stdout, stderr = run(url, "report", "--by", "all")
+
+    assert code == 0, stderr
+    opportunities = stdout[stdout.index("Opportunities") :]
+    assert "pipeline " in opportunities and "(USD)" not in opportunities
+    assert "12,000.50" in opportunities

@@ -40,6 +40,7 @@ UNSET_BY_DEFAULT = [
     "LEADROUTER_METRICS_TOKEN",
     "SLACK_CLIENT_ID",
     "SLACK_CLIENT_SECRET",
+    "LEADROUTER_CURRENCY",
 ]
 
 
@@ -301,3 +302,24 @@ def test_serve_warns_of_a_variable_it_does_not_know_that_looks_like_one_of_its_o
         "SLACK_BOT_TOKN is not a setting leadrouter reads: did you mean SLACK_BOT_TOKEN?",
     ]
     assert not [line for line in found if "secret" in line]
+
+
+@pytest.mark.parametrize("given", ["dollars", "US", "USDX", "XAU", "XXX", "$", "12"])
+def test_a_currency_that_is_not_an_iso_4217_code_is_refused_with_what_to_write(given: str) -> None:
+    assert problem(LEADROUTER_CURRENCY=given) == (
+        "LEADROUTER_CURRENCY: must be the ISO 4217 code of the currency every amount is in, "
+        "such as USD, EUR or GBP"
+    )
+
+
+@pytest.mark.parametrize(("given", "taken"), [("USD", "USD"), (" eur ", "EUR"), ("gbp", "GBP")])
+def test_a_currency_code_is_taken_in_capitals_whatever_case_it_is_written_in(
+    given: str, taken: str
+) -> None:
+    settings = load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET, LEADROUTER_CURRENCY=given)
+
+    assert settings.currency == taken
+
+
+def test_no_currency_is_set_unless_the_operator_names_one() -> None:
+    assert load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET).currency is None

@@ -3,11 +3,19 @@ at a terminal, as `/routing why` gives it to a manager in Slack."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.policy_file import load_policy
+from bot.service.outcomes import Reported, record_posted_events
+from bot.service.unit_of_work import UnitOfWork
+from routing.report import EventKind, OutcomeEvent
+from storage.db import open_database
 from tests.bot.conftest import EXAMPLES
 
 runner = CliRunner()
@@ -20,11 +28,15 @@ LEADS = (
 ACCOUNTS = "id,name,domain,owner\r\nACC-1,Initech,initech.com,alice\r\n"
 
 
-def run(database: Path, *words: str) -> tuple[int, str, str]:
+def run(database: Path, *words: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     result = runner.invoke(
         app,
         list(words),
-        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LEADROUTER_RULES": POLICY},
+        env={
+            "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            "LEADROUTER_RULES": POLICY,
+            **(env or {}),
+        },
     )
     return result.exit_code, result.stdout, result.stderr
 
@@ -97,3 +109,33 @@ def test_why_without_a_database_is_a_sentence_and_creates_none(tmp_path: Path) -
     assert code == 1
     assert stderr.startswith(f"error: no database at {database}")
     assert not database.exists()
+
+
+async def won_in(database: Path, lead: str, amount: str, currency: str) -> None:
+    """The lead won, as a CRM tells it, recorded where amounts are in US dollars."""
+    db = open_database(f"sqlite+aiosqlite:///{database}")
+    policy = load_policy(Path(POLICY))
+    uow = UnitOfWork(db=db, policy=lambda: policy, currency="USD")
+    event = OutcomeEvent(EventKind.WON, datetime.now(UTC), Decimal(amount), currency=currency)
+    try:
+        await record_posted_events(uow, [Reported(lead, event, "crm", f"deal-{lead}")])
+    finally:
+        await uow.aclose()
+        await db.dispose()
+
+
+def test_why_writes_a_won_amount_with_the_currency_set_and_tells_one_left_out(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+    asyncio.run(won_in(database, "W-1", "48000", "USD"))
+    asyncio.run(won_in(database, "W-2", "9000", "GBP"))
+    env = {"LEADROUTER_CURRENCY": "USD"}
+
+    code, in_ours, stderr = run(database, "why", "W-1", env=env)
+    again, in_theirs, _ = run(database, "why", "W-2", env=env)
+
+    assert code == again == 0, stderr
+    assert "Won · 48,000.00 USD (crm)" in in_ours
+    assert "Amount left out · the won amount was in GBP, and amounts here are in USD" in in_theirs
+    assert "9,000" not in in_theirs

@@ -30,7 +30,7 @@ from bot.settings import Settings
 from routing.policy import parse_policy
 from routing.report import outcomes_of
 from storage import repository as repo
-from storage.models import LeadEventRow, LeadRow
+from storage.models import AuditEventRow, LeadEventRow, LeadRow
 from tests.bot.test_hubspot_webhook import CLIENT_SECRET, event, hubspot_signed
 from tests.fakes.hubspot import TOKEN, FakeHubSpot, iso, millis
 from tests.service.conftest import Clock
@@ -388,3 +388,73 @@ def test_the_outcomes_job_is_declared_for_hubspot_when_the_policy_asks(app: App)
 
     jobs = {job.name: job for job in declare_jobs(app.policy, app.crm)}
     assert jobs["outcomes:hubspot"].what.startswith("every 5m: record the touches")
+
+
+# --- currencies --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def in_dollars(tmp_path: Path, hubspot: FakeHubSpot, clock: Clock) -> AsyncIterator[App]:
+    """The app with LEADROUTER_CURRENCY=USD."""
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}",
+        webhook_secret=SecretStr("a-webhook-secret-0123456789"),
+        hubspot_access_token=SecretStr(TOKEN),
+        hubspot_client_secret=SecretStr(CLIENT_SECRET),
+        hubspot_api_url=hubspot.url,
+        currency="USD",
+    )
+    application = bootstrap(settings, policy=parse_policy(POLICY), clock=clock)
+    application.crm["hubspot"].crm.search_interval_s = 0  # type: ignore[attr-defined]
+    await application.db.create_tables()
+    yield application
+    await application.close()
+
+
+def won_deal(hubspot: FakeHubSpot, contact: str, amount: str, currency: str | None) -> str:
+    return hubspot.add_object(
+        "deals",
+        modified_at=minutes(90),
+        created_at=minutes(30),
+        contacts=(contact,),
+        dealstage="closedwon",
+        hs_is_closed="true",
+        hs_is_closed_won="true",
+        amount=amount,
+        deal_currency_code=currency,
+        closedate=iso(minutes(80)),
+    )
+
+
+async def test_a_deal_won_in_another_currency_is_won_without_its_amount_and_noted(
+    in_dollars: App, hubspot: FakeHubSpot, reps: dict[str, str]
+) -> None:
+    await route(in_dollars, hubspot, "501", "502", "503")
+    in_pounds = won_deal(hubspot, "501", "9000", "GBP")
+    won_deal(hubspot, "502", "12000", "USD")
+    won_deal(hubspot, "503", "500", None)  # a one-currency account names none
+
+    await poll(in_dollars)
+
+    amounts = {c: [r.amount for r in await events_of(in_dollars, c)] for c in ("501", "502", "503")}
+    assert amounts == {
+        "501": [None, None],
+        "502": [None, Decimal("12000.00")],
+        "503": [None, Decimal("500.00")],
+    }
+    assert [(r.kind, r.at) for r in await events_of(in_dollars, "501")] == [
+        ("converted", minutes(30)),
+        ("won", minutes(80)),
+    ]
+    async with in_dollars.db.reading() as session:
+        notes = (
+            await session.execute(
+                select(AuditEventRow).where(col(AuditEventRow.kind) == repo.AMOUNT_LEFT_OUT)
+            )
+        ).scalars()
+        [note] = [row.data for row in notes]
+    assert (note["currency"], note["ours"], note["source_key"]) == (
+        "GBP",
+        "USD",
+        f"deals/{in_pounds}",
+    )

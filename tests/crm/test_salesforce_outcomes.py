@@ -27,7 +27,7 @@ from bot.service.outcomes import Recorded
 from bot.settings import Settings
 from routing.report import outcomes_of
 from storage import repository as repo
-from storage.models import LeadEventRow, LeadRow
+from storage.models import AuditEventRow, LeadEventRow, LeadRow
 from tests.fakes.salesforce import FakeSalesforce, sf_time
 from tests.service.conftest import Clock
 
@@ -322,7 +322,9 @@ async def test_a_poll_asks_a_few_queries_however_many_leads_and_opportunities_th
     # The reps' users, one query per stream (2,000 records a page), and the opportunities found
     # back to their leads 200 ids at a time: the URL stays within Salesforce's limit (the fake
     # answers 414 beyond it).
-    assert len(queries) == 1 + 4 + 3
+    # The first Opportunity query also asks for CurrencyIsoCode, which this one-currency org
+    # answers INVALID_FIELD: asked again without it, once for the life of the client.
+    assert len(queries) == 1 + 5 + 3
     assert sum("ConvertedOpportunityId IN" in q for q in queries) == 3
 
 
@@ -332,3 +334,101 @@ def test_the_outcomes_job_is_declared_for_salesforce_when_the_policy_asks(app: A
     job = jobs["outcomes:salesforce"]
     assert job.at_start
     assert job.what.startswith("every 5m: record the touches")
+
+
+# --- currencies --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def in_dollars(tmp_path: Path, clock: Clock) -> AsyncIterator[App]:
+    """The app with LEADROUTER_CURRENCY=USD."""
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    settings = Settings(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'crm.db'}",
+        LEADROUTER_RULES=rules,
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+        LEADROUTER_CURRENCY="USD",
+    )
+    application = bootstrap(settings, policy=load_policy(rules), clock=clock)
+    await application.db.create_tables()
+    yield application
+    await application.close()
+
+
+@pytest.fixture
+def multi_currency(clock: Clock) -> Iterator[FakeSalesforce]:
+    fake = FakeSalesforce(INSTANCE, now=clock, multi_currency=True, corporate_currency="USD")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake.install(mock)
+        yield fake
+
+
+async def close_won(salesforce: FakeSalesforce, lead: str, amount: float, **currency: str) -> str:
+    opportunity = salesforce.add(
+        "Opportunity", IsClosed=True, IsWon=True, Amount=amount, CloseDate="2026-11-18", **currency
+    )
+    salesforce.update("Lead", lead, IsConverted=True, ConvertedOpportunityId=opportunity)
+    return opportunity
+
+
+async def left_out_notes(app: App) -> list[dict[str, object]]:
+    async with app.db.reading() as session:
+        rows = await session.execute(
+            select(AuditEventRow).where(col(AuditEventRow.kind) == repo.AMOUNT_LEFT_OUT)
+        )
+        return [row.data for row in rows.scalars().all()]
+
+
+async def test_in_a_multi_currency_org_a_deal_in_another_currency_is_won_without_its_amount(
+    in_dollars: App, multi_currency: FakeSalesforce, clock: Clock
+) -> None:
+    euro_lead, dollar_lead = await route(in_dollars, multi_currency, 2)
+    in_euros = await close_won(multi_currency, euro_lead, 30000.0, CurrencyIsoCode="EUR")
+    await close_won(multi_currency, dollar_lead, 20000.0, CurrencyIsoCode="USD")
+    later(clock, 1)
+
+    await poll(in_dollars)
+
+    euro_rows = await events_of(in_dollars, euro_lead)
+    dollar_rows = await events_of(in_dollars, dollar_lead)
+    assert [(r.kind, r.amount) for r in euro_rows] == [("converted", None), ("won", None)]
+    assert [(r.kind, r.amount) for r in dollar_rows] == [
+        ("converted", None),
+        ("won", Decimal("20000.00")),
+    ]
+    [note] = await left_out_notes(in_dollars)
+    assert note["currency"] == "EUR" and note["ours"] == "USD"
+    assert note["source_key"] == f"Opportunity/{in_euros}"
+    assert all("CurrencyIsoCode" in q for q in multi_currency.queries_of("Opportunity"))
+
+
+async def test_a_one_currency_org_is_found_so_once_and_its_amounts_are_taken_as_ours(
+    in_dollars: App, salesforce: FakeSalesforce, clock: Clock
+) -> None:
+    first, second = await route(in_dollars, salesforce, 2)
+    await close_won(salesforce, first, 1500.0)
+    later(clock, 1)
+    await poll(in_dollars)
+    await close_won(salesforce, second, 2500.0)
+    later(clock, 1)
+    await poll(in_dollars)
+
+    amounts = [r.amount for lead in (first, second) for r in await events_of(in_dollars, lead)]
+    assert amounts == [None, Decimal("1500.00"), None, Decimal("2500.00")]
+    assert await left_out_notes(in_dollars) == []
+    asked = ["CurrencyIsoCode" in q for q in salesforce.queries_of("Opportunity")]
+    assert asked == [True, False, False]  # refused once (INVALID_FIELD), then never asked
+
+
+async def test_without_a_currency_set_a_multi_currency_orgs_amounts_are_all_kept(
+    app: App, multi_currency: FakeSalesforce, clock: Clock
+) -> None:
+    (lead,) = await route(app, multi_currency, 1)
+    await close_won(multi_currency, lead, 700.0, CurrencyIsoCode="GBP")
+    later(clock, 1)
+
+    await poll(app)
+
+    assert [r.amount for r in await events_of(app, lead)] == [None, Decimal("700.00")]

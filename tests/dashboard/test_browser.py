@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,34 @@ async def test_a_browser_sees_the_report_the_use_case_computed_from_the_database
     # The example policy sets no contact SLA: its chart is drawn empty, never as 0%.
     contact = await chart(page, "contact-sla")
     assert contact["values"] == [[None] * 7] * 3
+    assert complaints == []
+
+
+async def test_a_browser_sees_amounts_in_the_currency_set_and_how_many_were_left_out(
+    browser: Browser, make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    dashboard = await make_dashboard(currency="EUR")
+    await a_morning_reported(dashboard.app, clock)
+    won = clock() - timedelta(minutes=1)
+    euros = OutcomeEvent(EventKind.WON, won, Decimal("4200.00"), currency="EUR")
+    pounds = OutcomeEvent(EventKind.WON, won, Decimal("9999.00"), currency="GBP")
+    await record_posted_events(
+        dashboard.app.uow,
+        [Reported("E-1", euros, "crm", "deal-1"), Reported("S-1", pounds, "crm", "deal-2")],
+    )
+    await refresh_report(dashboard.app.uow)
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+    complaints = problems(page)
+
+    await page.goto(f"{dashboard.url}/dashboard?since=7d&by=rule")
+
+    headings = await page.locator("#conversion thead th").all_inner_texts()
+    assert headings[-2:] == ["Pipeline (EUR)", "Won amount (EUR)"]
+    emea = await page.locator("#conversion tbody tr").nth(0).locator("td").all_inner_texts()
+    assert (emea[0], emea[-2], emea[-1]) == ("EMEA", "4,200.00", "4,200.00")
+    note = await page.locator("#amounts-left-out").inner_text()
+    assert note.startswith("1 amount in another currency left out of the sums")
+    assert "9,999" not in await page.content()
     assert complaints == []
 
 

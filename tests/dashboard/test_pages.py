@@ -9,6 +9,7 @@ import csv
 import io
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -394,3 +395,50 @@ def test_every_way_a_lead_is_taken_from_a_rep_has_words_on_the_page() -> None:
     from storage.stories import TAKEN_KINDS
 
     assert set(TAKEN_WORDS) == set(TAKEN_KINDS)
+
+
+# --- currencies --------------------------------------------------------------------------------
+
+
+async def test_as_serve_builds_it_amounts_show_their_currency_and_those_left_out_are_counted(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    from bot.service.outcomes import Reported, record_posted_events
+    from routing.report import EventKind, OutcomeEvent
+
+    dashboard = await make_dashboard(currency="EUR")
+    await a_morning_reported(dashboard.app, clock)
+    won = clock() - timedelta(minutes=1)
+    euros = OutcomeEvent(EventKind.WON, won, Decimal("4200.00"), currency="EUR")
+    pounds = OutcomeEvent(EventKind.WON, won, Decimal("9999.00"), currency="GBP")
+    await record_posted_events(
+        dashboard.app.uow,
+        [Reported("E-1", euros, "crm", "deal-1"), Reported("S-1", pounds, "crm", "deal-2")],
+    )
+    await refresh_report(dashboard.app.uow)
+
+    page = await (await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)).text()
+    rows = await get_csv(dashboard.client, "/dashboard/overview.csv?since=7d&by=rule")
+
+    conversion = page[page.index('<table id="conversion">') :]
+    assert '<th scope="col">Pipeline (EUR)</th>' in conversion
+    assert '<th scope="col">Won amount (EUR)</th>' in conversion
+    assert conversion.count("<td>4,200.00</td>") == 2  # EMEA's pipeline and won amount
+    assert "9,999" not in page
+    assert "1 amount in another currency left out of the sums" in page
+    by_group = {row["group"]: row for row in rows}
+    assert (by_group["EMEA"]["won_amount"], by_group["EMEA"]["currency"]) == ("4200.0", "EUR")
+    assert by_group["Small business"]["won"] == "1"
+    assert by_group["Small business"]["amounts_left_out"] == "1"
+    assert by_group["Small business"]["pipeline"] == ""
+
+
+async def test_without_a_currency_set_the_pipeline_has_no_code_and_nothing_is_said_left_out(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+
+    page = await (await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)).text()
+
+    assert '<th scope="col">Pipeline</th>' in page and "<td>12,500.00</td>" in page
+    assert "left out" not in page

@@ -9,6 +9,10 @@ The SOQL it understands is what leadrouter sends: comparisons (`=`, `!=`, `<`, `
 object does not have, or SOQL it cannot read, is answered 400 as Salesforce answers
 (`INVALID_FIELD`, `MALFORMED_QUERY`), and a URL longer than Salesforce takes, 414.
 
+An org has one currency unless made with `multi_currency=True`: then, as in Salesforce, its
+records have a `CurrencyIsoCode` (`corporate_currency` unless given), which a one-currency org's
+do not have (a query naming it is answered INVALID_FIELD).
+
 `SystemModstamp` and `LastModifiedDate` move to the fake's clock (`now`) on every `add` and
 `update`, unless given. Every query is recorded in `queries` (the SOQL, in order), every
 request counted in `requests`; from request `failing_from` on, each is answered 503.
@@ -104,10 +108,22 @@ class MalformedQuery(ValueError):
 class FakeSalesforce:
     """Salesforce at `instance`, answering through the `responses` mock it is installed in."""
 
-    def __init__(self, instance: str, *, now: Callable[[], datetime], batch_size: int = 2000):
+    def __init__(
+        self,
+        instance: str,
+        *,
+        now: Callable[[], datetime],
+        batch_size: int = 2000,
+        multi_currency: bool = False,
+        corporate_currency: str = "USD",
+    ):
         self.instance = instance.rstrip("/")
         self.now = now
         self.batch_size = batch_size
+        self.multi_currency = multi_currency
+        self.corporate_currency = corporate_currency
+        extra = {"CurrencyIsoCode"} if multi_currency else set()
+        self.fields: dict[str, set[str]] = {name: names | extra for name, names in FIELDS.items()}
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in FIELDS}
         self.queries: list[str] = []
         self.requests = 0  # every request answered, a failure too
@@ -129,6 +145,8 @@ class FakeSalesforce:
         record_id = record_id or f"{prefix}5e00000{next(self._numbers):08d}"[:18]
         now = sf_time(self.now())
         record = {"CreatedDate": now, "LastModifiedDate": now, "SystemModstamp": now, **fields}
+        if self.multi_currency:
+            record.setdefault("CurrencyIsoCode", self.corporate_currency)
         self._check_fields(sobject, record)
         self.records[sobject][record_id] = {"Id": record_id, **record}
         return record_id
@@ -143,9 +161,8 @@ class FakeSalesforce:
     def queries_of(self, sobject: str) -> list[str]:
         return [q for q in self.queries if re.search(rf"\bFROM {sobject}\b", q)]
 
-    @staticmethod
-    def _check_fields(sobject: str, fields: Mapping[str, Any]) -> None:
-        unknown = set(fields) - FIELDS[sobject]
+    def _check_fields(self, sobject: str, fields: Mapping[str, Any]) -> None:
+        unknown = set(fields) - self.fields[sobject]
         if unknown:
             raise ValueError(f"the fake's {sobject} has no field {sorted(unknown)}")
 
@@ -223,7 +240,7 @@ class FakeSalesforce:
     def _field(self, sobject: str, name: str) -> str:
         if name in ("Who.Type", "What.Type") and sobject in ("Task", "Event"):
             return name
-        if name not in FIELDS[sobject]:
+        if name not in self.fields[sobject]:
             raise MalformedQuery("INVALID_FIELD", f"No such column '{name}' on entity '{sobject}'")
         return name
 

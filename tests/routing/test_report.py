@@ -660,3 +660,58 @@ def test_amounts_are_numbers_in_json_and_exact_in_csv() -> None:
     group = only(story("1", won_at=at(days=1), amount=Decimal("1234.5")))
     assert json_object(group)["pipeline"] == 1234.5
     assert csv_row(group)["won_amount"] == "1234.5"
+
+
+# --- currencies --------------------------------------------------------------------------------
+
+
+def test_an_opportunity_whose_amount_was_in_another_currency_counts_but_adds_no_amount() -> None:
+    leads = [
+        story("won", won_at=at(days=9), amount=Decimal("1000")),
+        story("won in pounds", won_at=at(days=9), amount_left_out=True),
+        story("lost in pounds", lost_at=at(days=9), amount_left_out=True),
+        story("open", converted_at=at(days=2), amount=Decimal("500")),
+    ]
+
+    group = only(*leads, currency="USD")
+
+    assert (group.won.count, group.lost, group.converted.count) == (2, 1, 4)
+    assert (group.pipeline, group.priced, group.won_amount) == (Decimal(1500), 2, Decimal(1000))
+    assert group.amounts_left_out == 2
+    assert group.currency == "USD"
+
+
+def test_a_lead_without_an_opportunity_has_no_amount_to_leave_out() -> None:
+    group = only(story("cold", amount_left_out=True), currency="EUR")
+
+    assert group.amounts_left_out == 0
+
+
+def test_amounts_left_out_add_up_when_tallies_merge() -> None:
+    stories = [story(f"L{n}", won_at=at(days=1), amount_left_out=n % 2 == 0) for n in range(5)]
+    halves = [tally_by(stories[:2], by="all", now=NOW), tally_by(stories[2:], by="all", now=NOW)]
+
+    merged = merge_all(tally for half in halves for tally in half.values())
+
+    assert merged.amounts_left_out == 3
+
+
+def test_the_lines_name_the_currency_and_the_amounts_left_out() -> None:
+    group = only(
+        story("1", won_at=at(days=1), amount=Decimal("1234.5")),
+        story("2", won_at=at(days=1), amount_left_out=True),
+        currency="GBP",
+    )
+
+    line = json_object(group)
+    row = csv_row(group)
+
+    assert (line["won_amount"], line["currency"], line["amounts_left_out"]) == (1234.5, "GBP", 1)
+    assert (row["won_amount"], row["currency"], row["amounts_left_out"]) == ("1234.5", "GBP", "1")
+
+
+def test_without_a_currency_set_the_lines_leave_it_empty_and_amounts_are_plain_numbers() -> None:
+    group = only(story("1", won_at=at(days=1), amount=Decimal("10")))
+
+    assert (json_object(group)["currency"], csv_row(group)["currency"]) == (None, "")
+    assert json_object(group)["pipeline"] == 10.0

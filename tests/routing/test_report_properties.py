@@ -84,6 +84,7 @@ def stories(draw: st.DrawFn, lead_id: str) -> LeadStory:
         won_at=draw(_later(created)),
         lost_at=draw(_later(created)),
         amount=amount,
+        amount_left_out=amount is None and draw(st.booleans()),
     )
 
 

@@ -378,3 +378,147 @@ async def test_why_names_how_and_in_which_crm_each_outcome_was_told(
         (at(9), "First touch (call, Salesforce)"),
         (at(99), "Converted: an opportunity (Salesforce)"),
     ]
+
+
+# --- currencies --------------------------------------------------------------------------------
+
+
+def in_currency(event: OutcomeEvent, currency: str | None) -> OutcomeEvent:
+    return event._replace(currency=currency)
+
+
+async def left_out_rows(db: Database) -> list[AuditEventRow]:
+    async with db.reading() as session:
+        found = await session.execute(
+            select(AuditEventRow).where(col(AuditEventRow.kind) == repo.AMOUNT_LEFT_OUT)
+        )
+        return list(found.scalars().all())
+
+
+@pytest.fixture
+def in_dollars(uow: UnitOfWork) -> UnitOfWork:
+    uow.currency = "USD"
+    return uow
+
+
+async def test_a_crm_deal_in_another_currency_keeps_its_win_but_not_its_amount(
+    in_dollars: UnitOfWork, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    await intake_from_crm(in_dollars, [new_lead("hubspot:501", crm_system="hubspot", crm_id="501")])
+    won = in_currency(OutcomeEvent(WON, at(30), Decimal("9000"), date(2026, 12, 1)), "GBP")
+
+    with caplog.at_level("INFO", logger="bot.service"):
+        recorded = await record_crm_events(
+            in_dollars, "hubspot", [Reported("501", won, "hubspot", "deals/77", "deal")]
+        )
+
+    assert recorded == Recorded(stored=1)
+    (row,) = await rows_of(db, "hubspot:501")
+    assert (row.kind, row.at, row.amount, row.close_date) == (
+        "won",
+        at(30),
+        None,
+        date(2026, 12, 1),
+    )
+    (note,) = await left_out_rows(db)
+    assert note.lead_id == row.lead_id
+    assert (note.data["currency"], note.data["ours"]) == ("GBP", "USD")
+    [line] = [r for r in caplog.records if "GBP" in r.getMessage()]
+    assert line.getMessage().startswith("lead hubspot:501: the won amount hubspot reported")
+    assert "USD" in line.getMessage() and "deals/77" in line.getMessage()
+    assert getattr(line, "lead_id", None) == "hubspot:501"
+
+
+async def test_a_deal_reported_again_in_another_currency_is_noted_once(
+    in_dollars: UnitOfWork, db: Database
+) -> None:
+    await intake_from_crm(in_dollars, [new_lead("hubspot:502", crm_system="hubspot", crm_id="502")])
+    won = in_currency(OutcomeEvent(WON, at(30), Decimal("10")), "EUR")
+    report = Reported("502", won, "hubspot", "deals/78", "deal")
+
+    await record_crm_events(in_dollars, "hubspot", [report])
+    await record_crm_events(in_dollars, "hubspot", [report, report])
+
+    assert len(await left_out_rows(db)) == 1
+
+
+@pytest.mark.parametrize("named", ["USD", "usd", None])
+async def test_an_amount_in_our_currency_or_in_none_named_is_kept(
+    in_dollars: UnitOfWork, db: Database, named: str | None
+) -> None:
+    await intake_from_crm(
+        in_dollars, [new_lead("salesforce:00Q5", crm_system="salesforce", crm_id="00Q5")]
+    )
+    won = in_currency(OutcomeEvent(WON, at(30), Decimal("700.25")), named)
+
+    await record_crm_events(
+        in_dollars, "salesforce", [Reported("00Q5", won, "salesforce", "Opportunity/0065")]
+    )
+
+    (row,) = await rows_of(db, "salesforce:00Q5")
+    assert row.amount == Decimal("700.25")
+    assert await left_out_rows(db) == []
+
+
+async def test_without_a_currency_set_every_amount_is_kept_whatever_currency_it_names(
+    uow: UnitOfWork, db: Database
+) -> None:
+    await intake_from_crm(uow, [new_lead("hubspot:503", crm_system="hubspot", crm_id="503")])
+    won = in_currency(OutcomeEvent(WON, at(30), Decimal("42")), "GBP")
+
+    await record_crm_events(uow, "hubspot", [Reported("503", won, "hubspot", "deals/79")])
+
+    (row,) = await rows_of(db, "hubspot:503")
+    assert row.amount == Decimal("42")
+    assert await left_out_rows(db) == []
+
+
+async def test_a_deal_in_another_currency_that_waited_for_its_lead_is_left_out_when_it_arrives(
+    in_dollars: UnitOfWork, db: Database
+) -> None:
+    lost = in_currency(OutcomeEvent(LOST, at(40), Decimal("5000")), "JPY")
+    report = Reported("00Q6", lost, "salesforce", "Opportunity/0066", "opportunity")
+    assert await record_crm_events(in_dollars, "salesforce", [report]) == Recorded(waiting=1)
+
+    await intake_from_crm(
+        in_dollars, [new_lead("salesforce:00Q6", crm_system="salesforce", crm_id="00Q6")]
+    )
+    await apply_waiting_events(in_dollars)
+
+    (row,) = await rows_of(db, "salesforce:00Q6")
+    assert (row.kind, row.amount) == ("lost", None)
+    (note,) = await left_out_rows(db)
+    assert (note.data["currency"], note.data["ours"]) == ("JPY", "USD")
+
+
+async def test_why_writes_amounts_with_the_currency_and_says_which_were_left_out(
+    in_dollars: UnitOfWork, db: Database, clock: Clock
+) -> None:
+    for lead in ("501", "502"):
+        await intake_from_crm(
+            in_dollars, [new_lead(f"hubspot:{lead}", crm_system="hubspot", crm_id=lead)]
+        )
+    dollars = in_currency(OutcomeEvent(WON, at(30), Decimal("12000")), "USD")
+    pounds = in_currency(OutcomeEvent(WON, at(30), Decimal("9000")), "GBP")
+    await record_crm_events(
+        in_dollars,
+        "hubspot",
+        [
+            Reported("501", dollars, "hubspot", "deals/1", "deal"),
+            Reported("502", pounds, "hubspot", "deals/2", "deal"),
+        ],
+    )
+    reader = Reader(db=db, policy=in_dollars.policy, clock=clock, currency="USD")
+    manager = Viewer(rep=None, manager="mia")
+
+    in_ours = await reader.story("hubspot:501", manager)
+    in_theirs = await reader.story("hubspot:502", manager)
+
+    assert in_ours is not None and in_theirs is not None
+    assert "Won · 12,000.00 USD (HubSpot)" in [event.what for event in in_ours.events]
+    told = [event.what for event in in_theirs.events]
+    assert "Won (HubSpot)" in told
+    assert any(
+        what.startswith("Amount left out") and "GBP" in what and "USD" in what for what in told
+    )
+    assert not any("9,000" in what for what in told)

@@ -686,3 +686,29 @@ async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_on
     finally:
         await uow.aclose()
         await db.dispose()
+
+
+async def test_a_won_deal_in_another_currency_counts_as_won_and_as_left_out_not_in_the_sums(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    uow.currency = "USD"
+    for lead_id in ("L-1", "L-2"):
+        await intake(uow, new_lead(lead_id, industry="Software"))
+    closed = MONDAY + timedelta(days=3)
+    dollars = OutcomeEvent(EventKind.WON, closed, Decimal("1000.00"), currency="USD")
+    pounds = OutcomeEvent(EventKind.WON, closed, Decimal("900.00"), currency="GBP")
+    await record_posted_events(uow, [Reported("L-1", dollars, "sequencer", "opp-1")])
+    await record_posted_events(uow, [Reported("L-2", pounds, "sequencer", "opp-2")])
+    clock.advance(days=4)
+    await refresh_report(uow)
+    week = last_week(clock())
+
+    (fresh,) = (await routing_report(uow, week, by="all")).groups
+    await roll_up_days(uow)
+    (rolled,) = await report_rows(uow, Window(repo.day_start(MONDAY.date()), clock()), "all")
+
+    assert (fresh.won.count, fresh.won_amount, fresh.pipeline) == (2, Decimal(1000), Decimal(1000))
+    assert (fresh.amounts_left_out, fresh.currency) == (1, "USD")
+    assert (rolled["won"], rolled["won_amount"], rolled["amounts_left_out"]) == (2, 1000.0, 1)
+    assert rolled["currency"] == "USD"

@@ -49,15 +49,26 @@ def test_a_story_reads_back_from_its_row_as_it_was() -> None:
     assert story_of_row([values[name] for name in STORY_COLUMNS]) == story
 
 
+def test_a_story_whose_amount_was_left_out_for_its_currency_reads_back_so() -> None:
+    story = a_story("8", amount=None, amount_left_out=True)
+
+    values = story_values(8, story, now=NOW)
+    read = story_of_row([values[name] for name in STORY_COLUMNS])
+
+    assert read == story and read.amount_left_out
+
+
 def test_a_tally_as_json_gives_back_the_same_tally_and_merges_as_tallies_do() -> None:
     stories = [a_story(str(n), rep="erin" if n % 2 else "dan") for n in range(5)]
     stories.append(a_story("9", outcome=Outcome.QUEUED, unmatched=True, rep=None, amount=None))
+    stories.append(a_story("10", amount=None, amount_left_out=True))
     halves = [tally_by(stories[:3], by="all", now=NOW), tally_by(stories[3:], by="all", now=NOW)]
 
     assert tally_of_json(tally_json(halves[0]["all"])) == halves[0]["all"]
     whole = tally_by(stories, by="all", now=NOW)["all"]
     assert merge_all(tally_of_json(tally_json(half["all"])) for half in halves) == whole
     assert whole.pipeline == Decimal("62502.50")
+    assert whole.amounts_left_out == 1
 
 
 def test_a_reject_counts_under_the_choice_its_reason_starts_with() -> None:
