@@ -210,9 +210,17 @@ async def _crm_failures(
     ]
 
 
-async def queue_digest(uow: UnitOfWork, manager_id: str, *, due_at: datetime, runner: str) -> bool:
+async def queue_digest(
+    uow: UnitOfWork,
+    manager_id: str,
+    *,
+    due_at: datetime,
+    runner: str,
+    only_after_another: bool = False,
+) -> bool:
     """Queue `manager_id`'s digest for the tick at `due_at`, once however many replicas
-    try: the first to record the tick queues it. False if another already had. The digest
+    try: the first to record the tick queues it. False if another already had, or with
+    `only_after_another` if the manager has had no digest before this tick. The digest
     covers the time since the manager's previous tick (none before: the last day)."""
     policy = uow.policy()
     if manager_id not in policy.managers:
@@ -221,11 +229,13 @@ async def queue_digest(uow: UnitOfWork, manager_id: str, *, due_at: datetime, ru
     now = uow.clock()
 
     def work(tx: Transaction) -> bool:
+        since = repo.previous_job_run(session=tx.session, job=job, before=due_at)
+        if since is None and only_after_another:
+            return False
         if not repo.take_job_run(
             session=tx.session, job=job, due_at=due_at, runner=runner, now=now
         ):
             return False
-        since = repo.previous_job_run(session=tx.session, job=job, before=due_at)
         tx.queue(
             [
                 repo.outbox_values(
