@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,15 +29,17 @@ import pytest
 from pydantic import SecretStr
 
 from bot.bootstrap import App, bootstrap
+from bot.home import load_home
 from bot.jobs import SWEEP, Job, declare_jobs
 from bot.service.availability import set_back, set_out_of_office
 from bot.service.intake import find_lead, intake
 from bot.service.offers import assign, claim, reject
 from bot.settings import Settings
-from routing.cron import crontab_trigger
+from bot.slack.week import rep_week_lines
 from routing.durations import format_duration
 from routing.leads import parse_lead
 from routing.policy import parse_policy
+from routing.report.window import Window
 from storage.db import open_database
 from tests.bot.conftest import Clock
 from tests.fakes.slack import Call, FakeSlack
@@ -493,7 +495,6 @@ async def play_the_week(floor: Floor, script: Script) -> None:
     await week.claims("L20", utc(11, 2, 16, 12))
 
     await week.at(END)
-    await floor.stop()
 
 
 # --- what Nora should read ----------------------------------------------------------------------
@@ -692,6 +693,58 @@ def team_lines(script: Script, now: datetime) -> str:
     return "*Your teams' SLAs this week*\n" + "\n".join(lines)
 
 
+def movers(script: Script, now: datetime, by: str) -> str:
+    """The digest's three rules (or sources) whose leads changed most against the week before,
+    most changed first (then this week's busiest, then by name), with their claim SLA when it
+    moved."""
+    since, before_since = managers_week(now)
+
+    def group(story: Story) -> str | None:
+        return story.rule if by == "rule" else story.source
+
+    def of(start: datetime, end: datetime) -> dict[str | None, list[Story]]:
+        groups: dict[str | None, list[Story]] = {}
+        for story in script.stories.values():
+            if start <= story.arrived < end:
+                groups.setdefault(group(story), []).append(story)
+        return groups
+
+    this, before = of(since, now), of(before_since, since)
+
+    def claim(stories: list[Story] | None) -> str:
+        if stories is None:
+            return "–"
+        status = [s.claim_sla(now) for s in stories]
+        return rate(status.count("met"), status.count("met") + status.count("missed"))
+
+    changes = sorted(
+        this.keys() | before.keys(),
+        key=lambda g: (
+            -abs(len(this.get(g, [])) - len(before.get(g, []))),
+            -len(this.get(g, [])),
+            g or "",
+        ),
+    )
+    lines = []
+    for name in changes[:3]:
+        now_leads, before_leads = len(this.get(name, [])), len(before.get(name, []))
+        if now_leads == before_leads:
+            continue
+        unnamed = "No rule matched" if by == "rule" else "No source"
+        line = f"• {name or unnamed}: {before_leads} → {now_leads} leads"
+        if name in this and now_leads < 30:
+            line += " (too few to go by)"
+        if claim(this.get(name)) != claim(before.get(name)):
+            line += f"; claim SLA met {claim(before.get(name))} → {claim(this.get(name))}"
+        lines.append(line)
+    head = (
+        "*Top movers, by rule* (leads the week before → this week)"
+        if by == "rule"
+        else "*Top movers, by source*"
+    )
+    return head + "\n" + "\n".join(lines)
+
+
 # --- the test -----------------------------------------------------------------------------------
 
 
@@ -708,6 +761,7 @@ async def test_every_digest_of_a_managers_week_tells_what_happened_once_at_her_n
     clock = Clock(START)
     floor = Floor(tmp_path / "leads.db", slack, clock, script)
     await play_the_week(floor, script)
+    await floor.stop()
 
     digests = floor.digests()
     ticks = digest_ticks(START, END)
@@ -747,4 +801,65 @@ async def test_every_digest_of_a_managers_week_tells_what_happened_once_at_her_n
         if monday:
             check_week_line(weekly[0], script, tick)
             assert team_lines(script, tick) in read
+            assert movers(script, tick, "rule") in read
+            assert movers(script, tick, "source") in read
+        want_summary = expected_daily(script, since, tick)
+        if not read[0].startswith("All clear"):
+            missed = len([m for m in script.misses if since <= m[0] < tick])
+            assert digest.call.params["text"] == (
+                f"Routing digest: {plural(len(want_summary['queued']), 'lead')} in the queue, "
+                f"{missed} SLA miss{'' if missed == 1 else 'es'}, "
+                f"{len(want_summary['away'])} out of office"
+            )
         since = tick
+
+
+def rotation_picks(script: Script, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
+    """Each team's leads its rotation gave each member: offered on arrival, in [since, until)."""
+    picks: dict[str, dict[str, int]] = {team: dict.fromkeys(m, 0) for team, m in TEAMS.items()}
+    for story in script.stories.values():
+        first = story.offers[0] if story.offers else None
+        if since <= story.arrived < until and first is not None and first.posted == story.arrived:
+            team = RULE_OF_COUNTRY[story.country][1]
+            picks[team][first.rep] += 1
+    return picks
+
+
+async def test_the_fairness_a_manager_and_her_reps_read_counts_each_rotation_pick_once(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    script = Script()
+    clock = Clock(START)
+    floor = Floor(tmp_path / "leads.db", slack, clock, script)
+    await play_the_week(floor, script)
+    assert floor.app is not None and floor.app.figures is not None
+    # Out of office, Lena missed her turns; back, she takes her share again.
+    picks = rotation_picks(script, START, END)
+    assert picks == {"emea": {"lena": 4, "jonas": 7}, "west": {"sam": 2, "rosa": 4}}
+
+    # The dashboard's fairness page over the whole scripted fortnight.
+    (everyone,) = await floor.app.figures(Window(START, END), "all")
+    shown = {
+        team["team"]: {rep["rep"]: (rep["leads"], rep["expected_share"]) for rep in team["reps"]}
+        for team in everyone["fairness"]
+    }
+    assert shown == {
+        team: {rep: (count, 0.5) for rep, count in reps.items()} for team, reps in picks.items()
+    }
+
+    # Each rep's App Home: their share of their team's rotation in the last seven days.
+    week = rotation_picks(script, END - timedelta(days=7), END)
+    policy = floor.app.policy
+    for team, members in TEAMS.items():
+        given = sum(week[team].values())
+        for rep in members:
+            async with floor.app.db.reading() as session:
+                home = await load_home(session, policy, rep_id=rep, manager_id=None, now=END)
+            assert home.rep_week is not None
+            line = rep_week_lines(home.rep_week)[0]
+            got = week[team][rep]
+            assert line == (
+                f"• {team}: you got {got} of its {plural(given, 'lead')} "
+                f"({got / given:.0%}); your share is 50%"
+            ), rep
+    await floor.stop()

@@ -210,3 +210,39 @@ async def test_a_rep_sees_their_share_of_their_teams_leads_against_what_they_sho
     assert "Your claim SLA met this week: –" in ann_words
     cat_words = "\n".join(texts(home_view(cat)["blocks"]))
     assert "• south: the rotation gave out no lead this week" in cat_words
+
+
+# The last Sunday of October 2026 the clocks go back in Berlin: Monday 26 October, 09:00 is
+# 08:00 UTC, and the Monday before, 09:00 was 07:00 UTC.
+MONDAY_AFTER_THE_CHANGE = datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
+
+
+async def test_a_week_the_clocks_change_in_is_the_managers_week_from_monday_9_to_monday_9(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    # Just after the Monday digest a week earlier (09:30 in Berlin): in no earlier digest's
+    # week, so it is this one's, though it came 168 h 30 m before. Just before that digest
+    # (08:30): the week before's.
+    previous_monday_9am = datetime(2026, 10, 19, 7, 0, tzinfo=UTC)
+    for at, lead_id in (
+        (previous_monday_9am + timedelta(minutes=30), "N-after"),
+        (previous_monday_9am - timedelta(minutes=30), "N-before"),
+    ):
+        clock.now = at
+        await intake(uow, parse_lead({"id": lead_id, "email": f"x@{lead_id}.example"}))
+    clock.now = MONDAY_AFTER_THE_CHANGE
+    await refresh_report(uow)
+
+    async with db.reading() as session:
+        digest = await load_digest(
+            session,
+            policy,
+            manager_id="mia",
+            since=MONDAY_AFTER_THE_CHANGE - timedelta(days=3),
+            now=MONDAY_AFTER_THE_CHANGE,
+        )
+
+    week = digest.week
+    assert week is not None
+    assert week.window.since == previous_monday_9am
+    assert (week.total.leads, week.total_before.leads) == (1, 1)
