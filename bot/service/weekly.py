@@ -53,6 +53,9 @@ class ManagerWeek:
     teams: tuple[tuple[str, GroupReport | None], ...]  # the manager's teams, in policy order
     movers: tuple[Mover, ...]  # rules, most changed first
     source_movers: tuple[Mover, ...]  # sources, most changed first
+    # Whether there is a contact SLA to tell of: the policy sets one, or this week's leads had
+    # one (under an earlier version). Without, "contact SLA met –" reads as data gone missing.
+    contact_sla: bool = True
 
     @property
     def empty(self) -> bool:
@@ -99,6 +102,16 @@ async def manager_week(
         teams=tuple((name, teams.get(name)) for name in managed),
         movers=_movers(by_rule, by_rule_before),
         source_movers=_movers(by_source, by_source_before),
+        contact_sla=_sets_contact_sla(policy) or by_rule.total.contact_sla.of > 0,
+    )
+
+
+def _sets_contact_sla(policy: Policy) -> bool:
+    sla = policy.sla
+    return (
+        sla.contact is not None
+        or bool(sla.contact_by_source)
+        or any(rule.contact_sla_seconds is not None for rule in policy.rules)
     )
 
 

@@ -126,7 +126,9 @@ async def test_the_first_digest_of_a_week_tells_the_week_against_the_one_before(
     assert "*This week:* 6 leads (+200% on the week before)" in words
     assert "claim SLA met – (– the week before)" in words  # no card went out: no SLA to judge
     assert "queued 33% (no rule matched 17%)" in words
-    assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
+    # No contact SLA in the policy: none to tell of, rather than a dash that reads as missing.
+    assert "• north: 4 leads, claim SLA met –\n" in words
+    assert "contact SLA" not in words
     assert "• North: 0 → 4 leads (too few to go by)" in words
     assert "• South: 2 → 0 leads" in words
     by_source = words[words.index("*Top movers, by source*") :]
@@ -246,3 +248,21 @@ async def test_a_week_the_clocks_change_in_is_the_managers_week_from_monday_9_to
     assert week is not None
     assert week.window.since == previous_monday_9am
     assert (week.total.leads, week.total_before.leads) == (1, 1)
+
+
+async def test_a_policy_with_a_contact_sla_tells_it_in_the_week_even_before_any_claim(
+    db: Database, uow: UnitOfWork, clock: Clock, tmp_path: Path
+) -> None:
+    await two_weeks(uow, clock)
+    path = tmp_path / "contact.yml"
+    path.write_text(POLICY + "sla: {contact: 4h}\n", encoding="utf-8")
+    with_contact = load_policy(path)
+
+    async with db.reading() as session:
+        digest = await load_digest(
+            session, with_contact, manager_id="mia", since=FRIDAY_9AM, now=MONDAY_9AM
+        )
+
+    words = "\n".join(texts(digest_message(digest, manager_tz=BERLIN, assignees=()).blocks))
+    assert "claim SLA met – (– the week before) · contact SLA met – · claimed in" in words
+    assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
