@@ -34,6 +34,7 @@ from bot.jobs import SWEEP, Job, declare_jobs
 from bot.service.availability import set_back, set_out_of_office
 from bot.service.intake import find_lead, intake
 from bot.service.offers import assign, claim, reject
+from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from bot.slack.week import rep_week_lines
 from routing.durations import format_duration
@@ -193,7 +194,7 @@ class Floor:
         self.posts: list[Posted] = []
 
     @property
-    def uow(self) -> Any:
+    def uow(self) -> UnitOfWork:
         assert self.app is not None
         return self.app.uow
 
