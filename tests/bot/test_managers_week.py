@@ -32,10 +32,14 @@ from bot.bootstrap import App, bootstrap
 from bot.home import load_home
 from bot.jobs import SWEEP, Job, declare_jobs
 from bot.service.availability import set_back, set_out_of_office
+from bot.service.digests import digest_now
 from bot.service.intake import find_lead, intake
 from bot.service.offers import assign, claim, reject
 from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
+from bot.slack.assign import assignees_of
+from bot.slack.blocks import Message
+from bot.slack.digest import digest_message
 from bot.slack.week import rep_week_lines
 from routing.durations import format_duration
 from routing.leads import parse_lead
@@ -164,6 +168,7 @@ class Script:
     stories: dict[str, Story] = field(default_factory=dict)
     misses: list[tuple[datetime, str]] = field(default_factory=list)  # (when recorded, rep)
     absences: list[Absence] = field(default_factory=list)
+    asked: list[tuple[datetime, Message]] = field(default_factory=list)  # /routing digest
 
     def open_offer(self, lead: str) -> Offer:
         offer = self.stories[lead].offers[-1]
@@ -389,6 +394,16 @@ class Week:
         story.offers.append(Offer(to, when))
         await self.floor.deliver()
 
+    async def nora_asks(self, when: datetime) -> None:
+        """`/routing digest`: Nora's digest now, as its listener draws it."""
+        await self.at(when)
+        policy = self.floor.uow.policy()
+        digest = await digest_now(self.floor.uow, "nora")
+        message = digest_message(
+            digest, manager_tz=policy.managers["nora"].tz, assignees=assignees_of(policy)
+        )
+        self.script.asked.append((when, message))
+
     async def out(self, rep: str, when: datetime, reason: str) -> None:
         """The rep's "I'm out": away until further notice."""
         await self.at(when)
@@ -473,6 +488,7 @@ async def play_the_week(floor: Floor, script: Script) -> None:
     await week.claims("L15", utc(10, 29, 10, 17))
     await week.arrives("L16", utc(10, 29, 17, 2), country="US", source="web", to="sam")
     await week.claims("L16", utc(10, 29, 17, 27))
+    await week.nora_asks(utc(10, 29, 20, 0))  # Thursday afternoon in New York
     await week.arrives("L17", utc(10, 29, 22, 2), country="US", source="webinar", to="rosa")
     await week.lapses("L17", then="sam")
     await week.claims("L17", utc(10, 29, 22, 45))
@@ -764,6 +780,7 @@ async def test_what_a_manager_reads_over_a_week_is_what_happened_each_digest_onc
     await assert_fairness_is_each_rotation_pick_counted_once(floor, script)
     await floor.stop()
     assert_each_digest_went_out_once_at_nine_telling_its_period(floor, script)
+    assert_routing_digest_answers_with_the_time_since_the_last_digest(script)
 
 
 def assert_each_digest_went_out_once_at_nine_telling_its_period(
@@ -782,46 +799,67 @@ def assert_each_digest_went_out_once_at_nine_telling_its_period(
 
     since = ticks[0] - timedelta(days=1)
     for digest, tick in zip(digests, ticks, strict=True):
-        blocks = digest.call.params["blocks"]
-        read = sections(blocks)
-        want = daily_sections(script, since, tick)
-        if read[0].startswith("All clear"):
-            assert read == [
-                f"All clear: nothing in the queue, no SLA misses since {nyc(since)}, "
-                "nobody out, no open leads."
-            ]
-            assert want == [
-                "*Unmatched queue:* empty",
-                f"*SLA misses since {nyc(since)}:* none",
-                "*Open leads against capacity*\n"
-                + "\n".join(
-                    f"• {NAMES[r]}: 0" + ("/20" if r in CAPACITY else " (no cap)") for r in REPS
-                ),
-                "*Out of office:* nobody",
-            ], f"the digest of {tick} says all clear"
-        else:
-            assert read[0] == f"Routing digest since {nyc(since)}"
-            daily = [text for text in read[1:] if not text.startswith("*This week")]
-            queue_lines = [t for t in daily if t.startswith(("*Unmatched", "*L"))]
-            rest = [t for t in daily if t.startswith(("*SLA", "*Open", "*Out"))]
-            assert queue_lines + rest == want, f"the digest of {tick}"
-        weekly = [text for text in read if text.startswith("*This week")]
-        monday = tick.astimezone(NEW_YORK).weekday() == 0
-        assert len(weekly) == (1 if monday else 0), f"the digest of {tick}"
-        if monday:
-            check_week_line(weekly[0], script, tick)
-            assert team_lines(script, tick) in read
-            assert movers(script, tick, "rule") in read
-            assert movers(script, tick, "source") in read
-        want_summary = expected_daily(script, since, tick)
-        if not read[0].startswith("All clear"):
-            missed = len([m for m in script.misses if since <= m[0] < tick])
-            assert digest.call.params["text"] == (
-                f"Routing digest: {plural(len(want_summary['queued']), 'lead')} in the queue, "
-                f"{missed} SLA miss{'' if missed == 1 else 'es'}, "
-                f"{len(want_summary['away'])} out of office"
-            )
+        weekly = tick.astimezone(NEW_YORK).weekday() == 0  # the first of each week: Monday's
+        assert_digest_tells(digest.call.params, script, since=since, now=tick, weekly=weekly)
         since = tick
+
+
+def assert_digest_tells(
+    message: dict[str, Any], script: Script, *, since: datetime, now: datetime, weekly: bool
+) -> None:
+    """A digest of [since, now), as Nora reads it in Slack (`message`: its text and blocks), says
+    what the script says of that period, with the week's figures if `weekly`."""
+    read = sections(message["blocks"])
+    want = daily_sections(script, since, now)
+    if read[0].startswith("All clear"):
+        assert read == [
+            f"All clear: nothing in the queue, no SLA misses since {nyc(since)}, "
+            "nobody out, no open leads."
+        ]
+        assert want == [
+            "*Unmatched queue:* empty",
+            f"*SLA misses since {nyc(since)}:* none",
+            "*Open leads against capacity*\n"
+            + "\n".join(
+                f"• {NAMES[r]}: 0" + ("/20" if r in CAPACITY else " (no cap)") for r in REPS
+            ),
+            "*Out of office:* nobody",
+        ], f"the digest of {now} says all clear"
+        assert not weekly
+        return
+    assert read[0] == f"Routing digest since {nyc(since)}"
+    daily = [text for text in read[1:] if not text.startswith("*This week")]
+    queue_lines = [t for t in daily if t.startswith(("*Unmatched", "*L"))]
+    rest = [t for t in daily if t.startswith(("*SLA", "*Open", "*Out"))]
+    assert queue_lines + rest == want, f"the digest of {now}"
+    week = [text for text in read if text.startswith("*This week")]
+    assert len(week) == (1 if weekly else 0), f"the digest of {now}"
+    if weekly:
+        check_week_line(week[0], script, now)
+        assert team_lines(script, now) in read
+        assert movers(script, now, "rule") in read
+        assert movers(script, now, "source") in read
+    summary = expected_daily(script, since, now)
+    missed = len([m for m in script.misses if since <= m[0] < now])
+    assert message["text"] == (
+        f"Routing digest: {plural(len(summary['queued']), 'lead')} in the queue, "
+        f"{missed} SLA miss{'' if missed == 1 else 'es'}, "
+        f"{len(summary['away'])} out of office"
+    )
+
+
+def assert_routing_digest_answers_with_the_time_since_the_last_digest(script: Script) -> None:
+    """`/routing digest`: the time since the last scheduled digest, and the week to now."""
+    assert script.asked
+    for when, message in script.asked:
+        last = max(tick for tick in digest_ticks(START, END) if tick <= when)
+        assert_digest_tells(
+            {"text": message.text, "blocks": message.blocks},
+            script,
+            since=last,
+            now=when,
+            weekly=True,
+        )
 
 
 def rotation_picks(script: Script, since: datetime, until: datetime) -> dict[str, dict[str, int]]:
@@ -861,9 +899,30 @@ async def assert_fairness_is_each_rotation_pick_counted_once(floor: Floor, scrip
             async with floor.app.db.reading() as session:
                 home = await load_home(session, policy, rep_id=rep, manager_id=None, now=END)
             assert home.rep_week is not None
-            line = rep_week_lines(home.rep_week)[0]
+            share, claims = rep_week_lines(home.rep_week)
             got = week[team][rep]
-            assert line == (
+            assert share == (
                 f"• {team}: you got {got} of its {plural(given, 'lead')} "
                 f"({got / given:.0%}); your share is 50%"
             ), rep
+            mine = claim_sla_of(script, END - timedelta(days=7), END, rep=rep)
+            teams = claim_sla_of(script, END - timedelta(days=7), END, team=team)
+            assert claims == (
+                f"Your claim SLA met this week: {mine} (your teams': {team} {teams})"
+            ), rep
+
+
+def claim_sla_of(
+    script: Script, since: datetime, until: datetime, *, rep: str = "", team: str = ""
+) -> str:
+    """The claim SLA met of the leads of [since, until) a rep or a team was offered on arrival
+    (the routing the report judges), as things stand at `until`."""
+    status = [
+        story.claim_sla(until)
+        for story in script.stories.values()
+        if since <= story.arrived < until
+        and story.offers
+        and story.offers[0].posted == story.arrived
+        and (story.offers[0].rep == rep or RULE_OF_COUNTRY[story.country][1] == team)
+    ]
+    return rate(status.count("met"), status.count("met") + status.count("missed"))
