@@ -89,6 +89,14 @@ class ManagerDigest:
     crm_failures: tuple[CrmFailure, ...] = ()  # at most CRM_SHOWN, newest first
     crm_failures_total: int = 0
     week: ManagerWeek | None = None  # in the week's first digest, and on demand
+    # When the queue, the loads and the absences were read, if after `now`: a digest that goes
+    # out late (Slack was down) shows them as they are then, and the queue's ages to then.
+    read_at: datetime | None = None
+
+    @property
+    def seen_at(self) -> datetime:
+        """The time the queue, loads and absences stand at."""
+        return self.read_at if self.read_at is not None else self.now
 
     @property
     def empty(self) -> bool:
@@ -121,10 +129,12 @@ async def load_digest(
     since: datetime | None,
     now: datetime,
     weekly: bool | None = None,
+    read_at: datetime | None = None,
 ) -> ManagerDigest:
     """The digest of `manager_id` for SLA misses in [since, now); `since` None: the last 24 h.
     With the week's figures if `weekly`, or (None) if the period starts in an earlier week
-    than it ends, in the manager's time zone: the first digest of each week.
+    than it ends, in the manager's time zone: the first digest of each week. The queue, loads
+    and absences are read as they stand: `read_at` says when that is, if later than `now`.
 
     Consecutive digests, each starting where the previous one ended, count every miss once."""
     if manager_id not in policy.managers:
@@ -152,7 +162,7 @@ async def load_digest(
     away = tuple(
         RepAway(rep, policy.rep_name(rep), absence.until, absence.reason)
         for rep in scope
-        if (absence := states.out_of_office.get(rep)) is not None and absence.covers(now)
+        if (absence := states.out_of_office.get(rep)) is not None and absence.covers(read_at or now)
     )
     if weekly is None:
         weekly = first_of_week(start, now, policy.managers[manager_id].tz)
@@ -169,6 +179,7 @@ async def load_digest(
         crm_failures=tuple(failures[:CRM_SHOWN]),
         crm_failures_total=len(failures),
         week=week,
+        read_at=read_at,
     )
 
 
