@@ -2,15 +2,17 @@
 
 Twelve days of a sales floor are scripted on a clock the test moves: reps in Berlin and Los
 Angeles, their manager in New York, leads by day, by night and at the weekend, claims, a reject,
-SLA breaches, a rep out of office who comes back, a lead left in the unmatched queue, and a restart
-of the app (a new bootstrap over the same database file) across a digest's time. The clocks go back
-in Europe (25 October 2026) and in the US (1 November) in between.
+SLA breaches, a rep out of office who comes back, a lead left in the unmatched queue, Slack down
+at one digest's time, a `/routing digest` mid-week, and a restart of the app (a new bootstrap
+over the same database file) across a digest's time. The clocks go back in Europe (25 October
+2026) and in the US (1 November) in between.
 
 The app runs as `serve` runs it, with the scheduler's part played here: the jobs `declare_jobs`
 gives, each run when its trigger fires on the test's clock (the interval jobs on their interval
 from start, the `at_start` ones at each start), and the outbox's Slack items carried out to the
 fake Slack after every step. Every digest Nora receives is then read from the fake Slack's
-recorded posts and checked against figures worked out here from the script alone.
+recorded posts and checked against figures worked out here from the script alone; so are the
+fairness figures of the dashboard and of each rep's App Home.
 """
 
 from __future__ import annotations
