@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.service.errors import ServiceError
 from bot.service.kinds import CRM_WRITE_FAILED, SLA_MISSED, OutboxKind
+from bot.service.report import refresh_report
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.weekly import ManagerWeek, manager_week
 from routing.policy import Policy
@@ -238,11 +239,17 @@ async def queue_digest(
         raise ServiceError(f"no manager with id {manager_id} in the policy")
     job = f"digest:{manager_id}"
     now = uow.clock()
+    since = await uow.read(
+        lambda session: repo.previous_job_run(session=session, job=job, before=due_at)
+    )
+    if since is None and only_after_another:
+        return False
+    if first_of_week(since or due_at - FIRST_PERIOD, due_at, policy.managers[manager_id].tz):
+        # The week's figures are the report's, whose stories the report job brings up to date
+        # every minute: made now, the leads of the minute before the tick are in this week.
+        await refresh_report(uow)
 
     def work(tx: Transaction) -> bool:
-        since = repo.previous_job_run(session=tx.session, job=job, before=due_at)
-        if since is None and only_after_another:
-            return False
         if not repo.take_job_run(
             session=tx.session, job=job, due_at=due_at, runner=runner, now=now
         ):
@@ -254,7 +261,7 @@ async def queue_digest(
                     dedupe_key=f"{job}:{due_at.isoformat()}",
                     payload={
                         "manager": manager_id,
-                        "since": (since or due_at - timedelta(days=1)).isoformat(),
+                        "since": (since or due_at - FIRST_PERIOD).isoformat(),
                         "until": due_at.isoformat(),
                     },
                     now=now,

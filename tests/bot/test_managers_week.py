@@ -515,6 +515,8 @@ async def play_the_week(floor: Floor, script: Script) -> None:
     await week.claims("L21", utc(11, 2, 8, 32))
     await week.arrives("L22", utc(11, 2, 13, 32), country="DE", source="web", to="jonas")
     await week.claims("L22", utc(11, 2, 13, 50))
+    # Three minutes before Nora's digest, after the report's last refresh.
+    await week.arrives("L23", utc(11, 2, 13, 57), country="US", source="web", to=None)
     await week.assigns("L19", utc(11, 2, 15, 2), to="jonas")
     await week.claims("L19", utc(11, 2, 15, 22))
     await week.assigns("L20", utc(11, 2, 16, 2), to="rosa")

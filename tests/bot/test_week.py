@@ -12,7 +12,7 @@ import pytest
 
 from bot.home import load_home
 from bot.policy_file import load_policy
-from bot.service.digests import digest_now, first_of_week, load_digest
+from bot.service.digests import digest_now, first_of_week, load_digest, queue_digest
 from bot.service.intake import intake
 from bot.service.report import refresh_report
 from bot.service.unit_of_work import UnitOfWork
@@ -24,6 +24,7 @@ from routing.policy import Policy
 from storage.db import Database, open_database
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_blocks import ASSIGNEES, assert_within_limits, texts
+from tests.service.test_digest_ticks import digests
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_9AM = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
@@ -266,3 +267,26 @@ async def test_a_policy_with_a_contact_sla_tells_it_in_the_week_even_before_any_
     words = "\n".join(texts(digest_message(digest, manager_tz=BERLIN, assignees=()).blocks))
     assert "claim SLA met – (– the week before) · contact SLA met – · claimed in" in words
     assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
+
+
+async def test_the_weeks_first_digest_counts_the_lead_of_the_minute_before_its_tick(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    clock.now = MONDAY_9AM - timedelta(minutes=1)
+    await refresh_report(uow)  # the report job's last run before the tick
+    clock.now = MONDAY_9AM - timedelta(seconds=30)
+    await intake(uow, parse_lead({"id": "N-late", "email": "x@late.example", "country": "NO"}))
+    clock.now = MONDAY_9AM
+
+    assert await queue_digest(uow, "mia", due_at=MONDAY_9AM, runner="r")
+
+    (payload,) = await digests(db)
+    async with db.reading() as session:
+        digest = await load_digest(
+            session,
+            policy,
+            manager_id="mia",
+            since=datetime.fromisoformat(payload["since"]),
+            now=datetime.fromisoformat(payload["until"]),
+        )
+    assert digest.week is not None and digest.week.total.leads == 1
