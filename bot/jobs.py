@@ -65,6 +65,8 @@ WAITING_EVENTS = "waiting-events"
 WAITING_EVENTS_EVERY = timedelta(minutes=1)
 # How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
 # tick missed for longer than this is not worth sending late.
+# A digest tick run later than this after its time was missed while no replica ran.
+LATE_TICK = timedelta(minutes=5)
 _LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
 
 
@@ -110,6 +112,9 @@ def declare_jobs(
                 f"{manager.name}'s digest, cron `{manager.digest}` in {manager.tz.key}",
                 trigger,
                 _digest_tick(manager.id, trigger),
+                # A tick that came while no replica ran (a deploy across 09:00) is sent at the
+                # next start; one already sent is not sent again (`job_runs`).
+                at_start=True,
             )
         )
     jobs.append(
@@ -248,10 +253,19 @@ def _digest_tick(
 ) -> Callable[[UnitOfWork], Awaitable[object]]:
     async def tick(uow: UnitOfWork) -> bool:
         # Every replica computes the same tick from the cron, so the database can tell them apart.
-        due_at = latest_tick(trigger, uow.clock())
+        now = uow.clock()
+        due_at = latest_tick(trigger, now)
         if due_at is None:
             return False
-        return await queue_digest(uow, manager_id, due_at=due_at, runner=runner_name())
+        return await queue_digest(
+            uow,
+            manager_id,
+            due_at=due_at,
+            runner=runner_name(),
+            # Late: a tick missed while stopped, caught up at start. Sent only to a manager who
+            # has had a digest before, so that a first start does not send one out of the blue.
+            only_after_another=now - due_at > LATE_TICK,
+        )
 
     return tick
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.service.errors import ServiceError
 from bot.service.kinds import CRM_WRITE_FAILED, SLA_MISSED, OutboxKind
+from bot.service.report import refresh_report
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.weekly import ManagerWeek, manager_week
 from routing.policy import Policy
@@ -89,6 +90,14 @@ class ManagerDigest:
     crm_failures: tuple[CrmFailure, ...] = ()  # at most CRM_SHOWN, newest first
     crm_failures_total: int = 0
     week: ManagerWeek | None = None  # in the week's first digest, and on demand
+    # When the queue, the loads and the absences were read, if after `now`: a digest that goes
+    # out late (Slack was down) shows them as they are then, and the queue's ages to then.
+    read_at: datetime | None = None
+
+    @property
+    def seen_at(self) -> datetime:
+        """The time the queue, loads and absences stand at."""
+        return self.read_at if self.read_at is not None else self.now
 
     @property
     def empty(self) -> bool:
@@ -121,10 +130,12 @@ async def load_digest(
     since: datetime | None,
     now: datetime,
     weekly: bool | None = None,
+    read_at: datetime | None = None,
 ) -> ManagerDigest:
     """The digest of `manager_id` for SLA misses in [since, now); `since` None: the last 24 h.
     With the week's figures if `weekly`, or (None) if the period starts in an earlier week
-    than it ends, in the manager's time zone: the first digest of each week.
+    than it ends, in the manager's time zone: the first digest of each week. The queue, loads
+    and absences are read as they stand: `read_at` says when that is, if later than `now`.
 
     Consecutive digests, each starting where the previous one ended, count every miss once."""
     if manager_id not in policy.managers:
@@ -152,7 +163,7 @@ async def load_digest(
     away = tuple(
         RepAway(rep, policy.rep_name(rep), absence.until, absence.reason)
         for rep in scope
-        if (absence := states.out_of_office.get(rep)) is not None and absence.covers(now)
+        if (absence := states.out_of_office.get(rep)) is not None and absence.covers(read_at or now)
     )
     if weekly is None:
         weekly = first_of_week(start, now, policy.managers[manager_id].tz)
@@ -169,6 +180,7 @@ async def load_digest(
         crm_failures=tuple(failures[:CRM_SHOWN]),
         crm_failures_total=len(failures),
         week=week,
+        read_at=read_at,
     )
 
 
@@ -210,22 +222,38 @@ async def _crm_failures(
     ]
 
 
-async def queue_digest(uow: UnitOfWork, manager_id: str, *, due_at: datetime, runner: str) -> bool:
+async def queue_digest(
+    uow: UnitOfWork,
+    manager_id: str,
+    *,
+    due_at: datetime,
+    runner: str,
+    only_after_another: bool = False,
+) -> bool:
     """Queue `manager_id`'s digest for the tick at `due_at`, once however many replicas
-    try: the first to record the tick queues it. False if another already had. The digest
+    try: the first to record the tick queues it. False if another already had, or with
+    `only_after_another` if the manager has had no digest before this tick. The digest
     covers the time since the manager's previous tick (none before: the last day)."""
     policy = uow.policy()
     if manager_id not in policy.managers:
         raise ServiceError(f"no manager with id {manager_id} in the policy")
     job = f"digest:{manager_id}"
     now = uow.clock()
+    since = await uow.read(
+        lambda session: repo.previous_job_run(session=session, job=job, before=due_at)
+    )
+    if since is None and only_after_another:
+        return False
+    if first_of_week(since or due_at - FIRST_PERIOD, due_at, policy.managers[manager_id].tz):
+        # The week's figures are the report's, whose stories the report job brings up to date
+        # every minute: made now, the leads of the minute before the tick are in this week.
+        await refresh_report(uow)
 
     def work(tx: Transaction) -> bool:
         if not repo.take_job_run(
             session=tx.session, job=job, due_at=due_at, runner=runner, now=now
         ):
             return False
-        since = repo.previous_job_run(session=tx.session, job=job, before=due_at)
         tx.queue(
             [
                 repo.outbox_values(
@@ -233,7 +261,7 @@ async def queue_digest(uow: UnitOfWork, manager_id: str, *, due_at: datetime, ru
                     dedupe_key=f"{job}:{due_at.isoformat()}",
                     payload={
                         "manager": manager_id,
-                        "since": (since or due_at - timedelta(days=1)).isoformat(),
+                        "since": (since or due_at - FIRST_PERIOD).isoformat(),
                         "until": due_at.isoformat(),
                     },
                     now=now,

@@ -1,7 +1,8 @@
 """This week's figures from the routing report, as a manager's digest and App Home show them, and
 a rep's share of their teams' leads for their App Home. Plain data out (`bot.slack` renders it).
 
-A week is the 7 days to now, compared with the 7 days before. Read through the caller's reading
+A manager's week is the seven days to now on their own clock (`week_to`), compared with the
+seven before it; a rep's, the 7 × 24 hours to now. Read through the caller's reading
 session, from the report's rollups and stories (`bot.service.report.window_tallies`).
 """
 
@@ -25,7 +26,7 @@ from routing.report import (
     team_weights,
 )
 from routing.report.stats import Proportion
-from routing.report.window import Window
+from routing.report.window import Window, week_to
 
 WEEK = timedelta(days=7)
 MOVERS = 3  # the rules (and the sources) whose volume changed most, shown with their figures
@@ -52,6 +53,9 @@ class ManagerWeek:
     teams: tuple[tuple[str, GroupReport | None], ...]  # the manager's teams, in policy order
     movers: tuple[Mover, ...]  # rules, most changed first
     source_movers: tuple[Mover, ...]  # sources, most changed first
+    # Whether there is a contact SLA to tell of: the policy sets one, or this week's leads had
+    # one (under an earlier version). Without, "contact SLA met –" reads as data gone missing.
+    contact_sla: bool = True
 
     @property
     def empty(self) -> bool:
@@ -80,11 +84,14 @@ class RepWeek:
 async def manager_week(
     session: AsyncSession, policy: Policy, *, manager_id: str, now: datetime
 ) -> ManagerWeek:
-    window = Window(now - WEEK, now)
+    # The manager's week, on their own clock: last Monday's digest's week ended where this
+    # one's begins, whatever the clocks did in between.
+    window = week_to(now, policy.managers[manager_id].tz)
+    before = week_to(window.since, policy.managers[manager_id].tz)
     by_rule = await _report(session, policy, window, "rule", now)
-    by_rule_before = await _report(session, policy, window.before(), "rule", now)
+    by_rule_before = await _report(session, policy, before, "rule", now)
     by_source = await _report(session, policy, window, "source", now)
-    by_source_before = await _report(session, policy, window.before(), "source", now)
+    by_source_before = await _report(session, policy, before, "source", now)
     by_team = await _report(session, policy, window, "team", now)
     teams = {group.group: group for group in by_team.groups}
     managed = [team.name for team in policy.teams.values() if team.manager == manager_id]
@@ -95,6 +102,16 @@ async def manager_week(
         teams=tuple((name, teams.get(name)) for name in managed),
         movers=_movers(by_rule, by_rule_before),
         source_movers=_movers(by_source, by_source_before),
+        contact_sla=_sets_contact_sla(policy) or by_rule.total.contact_sla.of > 0,
+    )
+
+
+def _sets_contact_sla(policy: Policy) -> bool:
+    sla = policy.sla
+    return (
+        sla.contact is not None
+        or bool(sla.contact_by_source)
+        or any(rule.contact_sla_seconds is not None for rule in policy.rules)
     )
 
 

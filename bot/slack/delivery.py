@@ -271,6 +271,7 @@ class CardDelivery(OutboxWorker):
                 manager_id=manager_id,
                 since=datetime.fromisoformat(payload["since"]),
                 now=datetime.fromisoformat(payload["until"]),
+                read_at=self.clock(),
             )
         message = digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))
         await self._post(attempt, slack_id, message)

@@ -135,9 +135,10 @@ def _queue_blocks(digest: ManagerDigest, assignees: Sequence[Assignee]) -> list[
         return [_section("*Unmatched queue:* empty")]
     head = f"*Unmatched queue:* {_plural(digest.queue_size, 'lead')}"
     if digest.oldest:
-        head += f", oldest waiting {_waited(digest.now, digest.oldest[0])}"
+        head += f", oldest waiting {_waited(digest.seen_at, digest.oldest[0])}"
     blocks: list[Block] = [_section(head)]
-    for lead, line in zip(digest.oldest, queued_lines(digest.oldest, digest.now), strict=True):
+    lines = queued_lines(digest.oldest, digest.seen_at)
+    for lead, line in zip(digest.oldest, lines, strict=True):
         blocks.append(_section(line))
         blocks.extend(assign_picker(lead.lead_id, assignees))
     hidden = digest.queue_size - len(digest.oldest)

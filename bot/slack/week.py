@@ -1,5 +1,6 @@
 """This week's figures in words: a manager's (the digest's weekly section, App Home) and a rep's
-share of their teams' leads (App Home). A figure with no data is a dash, never 0.
+share of their teams' leads (App Home). A figure with no data is a dash, never 0; the contact
+SLA's is left out where there is no contact SLA to keep.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from routing.report.stats import Proportion
 def week_line(week: ManagerWeek) -> str:
     """Every lead's week against the week before, in one line."""
     total, before = week.total, week.total_before
+    contact = f"contact SLA met {_rate(total.contact_sla)} · " if week.contact_sla else ""
     return (
         f"*This week:* {_plural(total.leads, 'lead')} ({_change(total.leads, before.leads)}) · "
         f"claim SLA met {_rate(total.claim_sla)} ({_rate(before.claim_sla)} the week before) · "
-        f"contact SLA met {_rate(total.contact_sla)} · "
+        f"{contact}"
         f"claimed in {_seconds(total.time_to_claim.p50)} (median) · "
         f"queued {_rate(total.queued)} (no rule matched {_rate(total.unmatched)})"
     )
@@ -31,8 +33,8 @@ def team_lines(week: ManagerWeek) -> list[str]:
         + (
             "no lead"
             if group is None
-            else f"{_plural(group.leads, 'lead')}, claim SLA met {_rate(group.claim_sla)}, "
-            f"contact SLA met {_rate(group.contact_sla)}"
+            else f"{_plural(group.leads, 'lead')}, claim SLA met {_rate(group.claim_sla)}"
+            + (f", contact SLA met {_rate(group.contact_sla)}" if week.contact_sla else "")
         )
         for name, group in week.teams
     ] or ["• no team"]

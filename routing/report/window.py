@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 # What a report is grouped by when people ask for one: `routing.report.GROUPINGS`; `arm` is an
 # experiment's ("experiment/control", "experiment/candidate"; leads in none are their own group).
@@ -66,6 +66,15 @@ class Window:
     def before(self) -> Window:
         """The window of the same length just before this one (last week, for this week)."""
         return Window(self.since - self.length, self.since)
+
+
+def week_to(now: datetime, tz: tzinfo) -> Window:
+    """The week to `now` on the clocks of `tz`: from the same time of day seven days earlier
+    there. A week the clocks change in is an hour shorter or longer than 168 hours, so that
+    the weeks of a Monday 09:00 digest meet end to end however the clocks moved."""
+    local = now.astimezone(tz).replace(tzinfo=None)
+    since = (local - timedelta(days=7)).replace(tzinfo=tz).astimezone(UTC)
+    return Window(since, now)
 
 
 def window_of(

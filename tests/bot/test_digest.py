@@ -567,3 +567,26 @@ async def test_a_hostile_company_arriving_in_the_queue_reaches_the_digest_escape
     assert "<!channel>" not in text
     assert [b["block_id"] for b in assign_blocks(message.blocks)] == ["assign:L-1"]
     assert message.blocks[0]["text"]["text"] == "Routing digest since Mon 15:00 CET"
+
+
+async def test_a_digest_that_goes_out_late_tells_the_queue_and_absences_as_they_are_then(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    # The tick was at `due`; Slack was down, and the digest goes out two hours later. A lead
+    # that came into the queue meanwhile has waited an hour, not "0s".
+    due = clock.now
+    clock.advance(hours=1)
+    await intake(uow, lead("Q-late", company="Late Co", source="webinar"))
+    await set_out_of_office(uow, "ann", until=due + timedelta(hours=1, minutes=30), reason="gym")
+    clock.advance(hours=1)
+
+    async with db.reading() as session:
+        late = await load_digest(
+            session, policy, manager_id="mia", since=MONDAY_9AM, now=due, read_at=clock.now
+        )
+
+    assert late.away == ()  # back before the digest went out
+    text = all_text(digest_message(late, manager_tz=BERLIN, assignees=ASSIGNEES).blocks)
+    assert "*Unmatched queue:* 1 lead, oldest waiting 1h" in text
+    assert "*Q-late* · Late Co · webinar · waiting 1h" in text
+    assert text.splitlines()[0] == "Routing digest since Mon 15:00 CET"  # the period, as due

@@ -12,7 +12,7 @@ import pytest
 
 from bot.home import load_home
 from bot.policy_file import load_policy
-from bot.service.digests import digest_now, first_of_week, load_digest
+from bot.service.digests import digest_now, first_of_week, load_digest, queue_digest
 from bot.service.intake import intake
 from bot.service.report import refresh_report
 from bot.service.unit_of_work import UnitOfWork
@@ -24,6 +24,7 @@ from routing.policy import Policy
 from storage.db import Database, open_database
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_blocks import ASSIGNEES, assert_within_limits, texts
+from tests.service.test_digest_ticks import digests
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_9AM = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
@@ -126,7 +127,9 @@ async def test_the_first_digest_of_a_week_tells_the_week_against_the_one_before(
     assert "*This week:* 6 leads (+200% on the week before)" in words
     assert "claim SLA met – (– the week before)" in words  # no card went out: no SLA to judge
     assert "queued 33% (no rule matched 17%)" in words
-    assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
+    # No contact SLA in the policy: none to tell of, rather than a dash that reads as missing.
+    assert "• north: 4 leads, claim SLA met –\n" in words
+    assert "contact SLA" not in words
     assert "• North: 0 → 4 leads (too few to go by)" in words
     assert "• South: 2 → 0 leads" in words
     by_source = words[words.index("*Top movers, by source*") :]
@@ -210,3 +213,80 @@ async def test_a_rep_sees_their_share_of_their_teams_leads_against_what_they_sho
     assert "Your claim SLA met this week: –" in ann_words
     cat_words = "\n".join(texts(home_view(cat)["blocks"]))
     assert "• south: the rotation gave out no lead this week" in cat_words
+
+
+# The last Sunday of October 2026 the clocks go back in Berlin: Monday 26 October, 09:00 is
+# 08:00 UTC, and the Monday before, 09:00 was 07:00 UTC.
+MONDAY_AFTER_THE_CHANGE = datetime(2026, 10, 26, 8, 0, tzinfo=UTC)
+
+
+async def test_a_week_the_clocks_change_in_is_the_managers_week_from_monday_9_to_monday_9(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    # Just after the Monday digest a week earlier (09:30 in Berlin): in no earlier digest's
+    # week, so it is this one's, though it came 168 h 30 m before. Just before that digest
+    # (08:30): the week before's.
+    previous_monday_9am = datetime(2026, 10, 19, 7, 0, tzinfo=UTC)
+    for at, lead_id in (
+        (previous_monday_9am + timedelta(minutes=30), "N-after"),
+        (previous_monday_9am - timedelta(minutes=30), "N-before"),
+    ):
+        clock.now = at
+        await intake(uow, parse_lead({"id": lead_id, "email": f"x@{lead_id}.example"}))
+    clock.now = MONDAY_AFTER_THE_CHANGE
+    await refresh_report(uow)
+
+    async with db.reading() as session:
+        digest = await load_digest(
+            session,
+            policy,
+            manager_id="mia",
+            since=MONDAY_AFTER_THE_CHANGE - timedelta(days=3),
+            now=MONDAY_AFTER_THE_CHANGE,
+        )
+
+    week = digest.week
+    assert week is not None
+    assert week.window.since == previous_monday_9am
+    assert (week.total.leads, week.total_before.leads) == (1, 1)
+
+
+async def test_a_policy_with_a_contact_sla_tells_it_in_the_week_even_before_any_claim(
+    db: Database, uow: UnitOfWork, clock: Clock, tmp_path: Path
+) -> None:
+    await two_weeks(uow, clock)
+    path = tmp_path / "contact.yml"
+    path.write_text(POLICY + "sla: {contact: 4h}\n", encoding="utf-8")
+    with_contact = load_policy(path)
+
+    async with db.reading() as session:
+        digest = await load_digest(
+            session, with_contact, manager_id="mia", since=FRIDAY_9AM, now=MONDAY_9AM
+        )
+
+    words = "\n".join(texts(digest_message(digest, manager_tz=BERLIN, assignees=()).blocks))
+    assert "claim SLA met – (– the week before) · contact SLA met – · claimed in" in words
+    assert "• north: 4 leads, claim SLA met –, contact SLA met –" in words
+
+
+async def test_the_weeks_first_digest_counts_the_lead_of_the_minute_before_its_tick(
+    db: Database, policy: Policy, uow: UnitOfWork, clock: Clock
+) -> None:
+    clock.now = MONDAY_9AM - timedelta(minutes=1)
+    await refresh_report(uow)  # the report job's last run before the tick
+    clock.now = MONDAY_9AM - timedelta(seconds=30)
+    await intake(uow, parse_lead({"id": "N-late", "email": "x@late.example", "country": "NO"}))
+    clock.now = MONDAY_9AM
+
+    assert await queue_digest(uow, "mia", due_at=MONDAY_9AM, runner="r")
+
+    (payload,) = await digests(db)
+    async with db.reading() as session:
+        digest = await load_digest(
+            session,
+            policy,
+            manager_id="mia",
+            since=datetime.fromisoformat(payload["since"]),
+            now=datetime.fromisoformat(payload["until"]),
+        )
+    assert digest.week is not None and digest.week.total.leads == 1

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -44,6 +45,7 @@ from routing.report import (
 )
 from routing.report.stats import RELATIVE_ACCURACY, histogram
 from routing.report.story import field_gaps
+from routing.report.window import week_to
 from tests.routing.examples import example_policy
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -715,3 +717,22 @@ def test_without_a_currency_set_the_lines_leave_it_empty_and_amounts_are_plain_n
 
     assert (json_object(group)["currency"], csv_row(group)["currency"]) == (None, "")
     assert json_object(group)["pipeline"] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("now", "since", "hours"),
+    [
+        # An ordinary week: 168 hours, from 09:00 the Monday before.
+        (datetime(2026, 11, 16, 8, 0, tzinfo=UTC), datetime(2026, 11, 9, 8, 0, tzinfo=UTC), 168),
+        # The clocks went back on Sunday 25 October: from 09:00 CEST, 169 hours.
+        (datetime(2026, 10, 26, 8, 0, tzinfo=UTC), datetime(2026, 10, 19, 7, 0, tzinfo=UTC), 169),
+        # They went forward on Sunday 29 March: from 09:00 CET, 167 hours.
+        (datetime(2026, 3, 30, 7, 0, tzinfo=UTC), datetime(2026, 3, 23, 8, 0, tzinfo=UTC), 167),
+    ],
+)
+def test_a_managers_week_runs_from_the_same_time_on_her_clock_seven_days_before(
+    now: datetime, since: datetime, hours: int
+) -> None:
+    week = week_to(now, ZoneInfo("Europe/Berlin"))
+    assert (week.since, week.until) == (since, now)
+    assert week.length == timedelta(hours=hours)

@@ -11,18 +11,32 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.jobs import Job, declare_jobs
 from bot.policy_file import load_policy
 from bot.service.digests import queue_digest
 from bot.service.errors import ServiceError
 from bot.service.kinds import OutboxKind
 from bot.service.unit_of_work import UnitOfWork
-from routing.policy import Policy
+from routing.policy import Policy, parse_policy
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.service.conftest import Clock
 from tests.service.support import TRIO_POLICY, write_policy
 
 MONDAY_9 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
+MONDAY_9AM = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+
+
+BERLIN_DIGEST = TRIO_POLICY.replace(
+    "{id: mia, name: Mia Moss}",
+    '{id: mia, name: Mia Moss, timezone: Europe/Berlin, digest: "0 9 * * mon-fri"}',
+)
+
+
+def digest_job(policy: Policy) -> Job:
+    """Mia's digest job as `serve` declares it."""
+    (job,) = [job for job in declare_jobs(policy) if job.name == "digest:mia"]
+    return job
 
 
 @pytest.fixture
@@ -81,3 +95,38 @@ async def test_a_digest_for_someone_not_a_manager_is_refused(
     with pytest.raises(ServiceError, match="no manager with id ann"):
         await queue_digest(uow, "ann", due_at=MONDAY_9, runner="r")
     assert await digests(db) == []
+
+
+async def test_a_tick_that_came_while_the_app_was_stopped_is_sent_once_at_its_next_start(
+    db: Database, clock: Clock
+) -> None:
+    policy = parse_policy(BERLIN_DIGEST)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+    tick = digest_job(policy)
+    clock.now = MONDAY_9AM - timedelta(days=3)  # Friday's tick, sent on time
+    assert tick.at_start
+    assert await tick.call(uow)
+
+    clock.now = MONDAY_9AM + timedelta(minutes=20)  # the app is back after a deploy across 9:00
+    assert await tick.call(uow)
+    clock.now = MONDAY_9AM + timedelta(minutes=45)  # a second restart that morning
+    assert not await tick.call(uow)
+
+    assert [(d["since"], d["until"]) for d in (await digests(db))[1:]] == [
+        ((MONDAY_9AM - timedelta(days=3)).isoformat(), MONDAY_9AM.isoformat())
+    ]
+
+
+async def test_a_first_start_after_the_tick_sends_no_digest_out_of_the_blue(
+    db: Database, clock: Clock
+) -> None:
+    policy = parse_policy(BERLIN_DIGEST)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+    tick = digest_job(policy)
+    clock.now = MONDAY_9AM + timedelta(hours=6)
+
+    assert not await tick.call(uow)
+    clock.now = MONDAY_9AM + timedelta(days=1)  # the next tick, on time: the first digest
+    assert await tick.call(uow)
+
+    assert [d["until"] for d in await digests(db)] == [(MONDAY_9AM + timedelta(days=1)).isoformat()]
