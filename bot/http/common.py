@@ -36,6 +36,7 @@ def decode_json(body: bytes) -> Any:
             parse_constant=_no_constant,
             parse_int=_safe_int,
             parse_float=_finite_float,
+            object_pairs_hook=_no_key_twice,
         )
     except RecursionError:
         raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
@@ -49,6 +50,21 @@ def decode_json(body: bytes) -> Any:
     except ValueError as exc:  # JSONDecodeError
         raise BadBody(f"the body is not valid JSON ({_first_line(exc)})") from None
     _check_values(data)
+    return data
+
+
+def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: json.loads would keep the last of two values
+    silently, and which e-mail address a lead with two was meant to have is anyone's guess."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            shown = json.dumps(key[:80], ensure_ascii=False)
+            raise BadBody(
+                f"the body has the key {shown} twice in one object, so which value is meant "
+                "is not clear: send each key once"
+            )
+        data[key] = value
     return data
 
 

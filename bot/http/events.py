@@ -5,7 +5,7 @@ sequencer, another CRM). Signed as `POST /leads` is, and checked in the same ord
     413  body over 1 MiB
     401  X-Leadrouter-Timestamp / X-Leadrouter-Signature missing, wrong or stale
     415  Content-Type is not application/json
-    400  not JSON, or JSON that is neither an event object nor {"events": [1..1000 objects]}
+    400  not JSON, a key twice in one object, or neither an event nor {"events": [1..1000]}
     422  an event is invalid: {"errors": [{"field", "message"}]}, every problem at once
 
 An event: {"lead": its id as sent to /leads, "kind": "first_touch" | "converted" | "won" | "lost",

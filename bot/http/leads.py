@@ -4,7 +4,7 @@
     413  body over 1 MiB (declared or actually read)
     401  X-Leadrouter-Timestamp / X-Leadrouter-Signature missing, wrong or stale
     415  Content-Type is not application/json
-    400  not JSON, or JSON that is neither a lead object nor {"leads": [1..1000 objects]}
+    400  not JSON, a key twice in one object, or neither a lead object nor {"leads": [1..1000]}
     422  a lead is invalid: {"errors": [{"field", "message"}]}, every problem at once
     409  the id was routed before for a lead with another e-mail address (reused, not a retry)
 

@@ -400,6 +400,36 @@ async def test_broken_json_or_a_body_of_the_wrong_shape_is_refused_400(
     assert stored(database_path) == NOTHING
 
 
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'{"id": "L-1", "email": "a@x.com", "country": "US", "email": "b@y.com"}', "email"),
+        (b'{"leads": [{"id": "L-1", "email": "a@x.com"}, {"id": "L-2", "id": "L-3"}]}', "id"),
+        (b'{"id": "L-1", "fields": {"plan": "pro", "plan": "free"}}', "plan"),
+        (b'{"leads": [], "leads": [{"id": "L-1"}]}', "leads"),
+    ],
+    ids=["a lead's field", "in a batch", "a custom field", "the batch's own key"],
+)
+async def test_json_with_a_key_written_twice_in_one_object_is_refused_400_naming_the_key(
+    client: Client, clock: Clock, database_path: Path, body: bytes, key: str
+) -> None:
+    # json.loads would keep the last value silently: which e-mail was meant is anyone's guess.
+    status, answer = await post(client, body, clock)
+    assert status == 400
+    assert f'the key "{key}" twice' in answer["error"]
+    assert stored(database_path) == NOTHING
+
+
+async def test_the_same_key_in_two_different_objects_is_no_duplicate(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    body = b'{"leads": [{"id": "L-1", "email": "a@x.com"}, {"id": "L-2", "email": "b@y.com"}]}'
+    status, answer = await post(client, body, clock)
+    assert status == 200
+    assert [r["id"] for r in answer["results"]] == ["L-1", "L-2"]
+    assert stored(database_path)["leads"] == 2
+
+
 # --- batches ---------------------------------------------------------------------------------
 
 

@@ -219,6 +219,17 @@ async def test_the_body_must_be_json_an_event_or_a_list_of_events(
     assert status == 415
 
 
+async def test_an_event_with_a_key_written_twice_is_refused_400_naming_it_and_stores_nothing(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    await route(client, clock, "L-1")
+    body = b'{"lead": "L-1", "kind": "won", "at": "2026-11-20T10:00:00Z", "kind": "lost"}'
+    status, answer = await send(client, "/events", body, clock)
+    assert status == 400
+    assert 'the key "kind" twice' in answer["error"]
+    assert events(database_path) == []
+
+
 async def test_events_in_latin1_or_as_a_form_are_refused_415_saying_what_they_came_as(
     client: Client, clock: Clock, database_path: Path
 ) -> None:

@@ -310,6 +310,16 @@ async def test_a_signed_body_that_is_not_an_array_of_events_is_refused_400(
     assert outbox(database_path) == []
 
 
+async def test_a_signed_event_with_a_key_written_twice_is_refused_400_and_queues_nothing(
+    server: Server, database_path: Path
+) -> None:
+    body = b'[{"subscriptionType": "contact.creation", "objectId": 501, "objectId": 502}]'
+    status, answer = await server.post_signed(body)
+    assert status == 400
+    assert 'the key "objectId" twice' in answer["error"]
+    assert outbox(database_path) == []
+
+
 @pytest.mark.parametrize(
     ("client_secret", "access_token"),
     [(None, TOKEN), (CLIENT_SECRET, None)],
