@@ -45,7 +45,7 @@ OUTCOMES = (
     LeadStatus.NURTURE.value,
     LeadStatus.DISQUALIFIED.value,
     "repeat",
-    "reused",  # an id sent before for a lead with another e-mail: refused 409
+    "reused",  # an id sent before for another lead: refused 409
     "invalid",
 )
 
@@ -131,7 +131,7 @@ class Metrics:
         self.leads = Counter(
             "leadrouter_leads_total",
             "Leads received by POST /leads, by outcome: the new lead's status, "
-            "repeat (an external id already routed), reused (that id, another e-mail: 409) "
+            "repeat (an external id already routed), reused (that id, another lead: 409) "
             "or invalid.",
             ["outcome"],
             registry=self.registry,

@@ -292,3 +292,42 @@ def _custom_fields(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldE
     if len(custom) > MAX_CUSTOM_FIELDS:
         errors.append(FieldError("fields", f"has more than {MAX_CUSTOM_FIELDS} custom fields"))
     return custom, errors
+
+
+def told_apart(first: Lead, again: Lead) -> str | None:
+    """What shows that `again`, arriving under the id `first` was stored with, is another lead
+    (the id reused), such as "another e-mail address" or "another name and company"; None when
+    it is `first` sent again (a retry), to be answered with `first`'s decision.
+
+    The e-mail address says who a lead is. Without one on either, their name, company, phone
+    and CRM record do, compared as written whatever the case, spacing or a phone's punctuation.
+    The other fields (a score, a campaign, a custom field) may change between a send and its
+    retry without making another lead of it."""
+    if first.email is not None or again.email is not None:
+        return None if first.email == again.email else "another e-mail address"
+    differs = [
+        what
+        for what, one, other in zip(_WHO_IS_IT, _who(first), _who(again), strict=True)
+        if one != other
+    ]
+    if not differs:
+        return None
+    listed = ", ".join(differs[:-1]) + " and " + differs[-1] if len(differs) > 1 else differs[0]
+    return f"another {listed}"
+
+
+_WHO_IS_IT = ("name", "company", "phone number", "CRM record")
+
+
+def _who(lead: Lead) -> tuple[str, str, str, tuple[str | None, str | None]]:
+    name = " ".join(part for part in (lead.first_name, lead.last_name) if part)
+    crm = (lead.crm_system.value if lead.crm_system else None, lead.crm_id)
+    return _folded(name), _folded(lead.company or ""), _digits(lead.phone or ""), crm
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _digits(phone: str) -> str:
+    return "".join(c for c in phone if c.isdigit())

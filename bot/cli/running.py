@@ -184,13 +184,24 @@ async def _keep_version(application: App, path: Path, policy: Policy) -> None:
 async def _import_group(
     application: App, group: list[LeadRow | BadRow], summary: ImportSummary
 ) -> None:
-    summary.invalid.extend(row for row in group if isinstance(row, BadRow))
-    leads = [row.lead for row in group if isinstance(row, LeadRow)]
-    for result in await intake_many(application.uow, leads) if leads else []:
+    bad = [row for row in group if isinstance(row, BadRow)]
+    rows = [row for row in group if isinstance(row, LeadRow)]
+    results = await intake_many(application.uow, [row.lead for row in rows]) if rows else []
+    for row, result in zip(rows, results, strict=True):
         if result.created:
             summary.created += 1
+        elif result.clash:
+            # Another lead under an id already used: not routed, and said, as POST /leads does.
+            bad.append(
+                BadRow(
+                    row.line,
+                    f"id: {row.lead.id!r} was already used for a lead with {result.clash}, so "
+                    "this row was not routed; give each lead its own id",
+                )
+            )
         else:
             summary.repeated += 1
+    summary.invalid.extend(sorted(bad, key=lambda row: row.line))
 
 
 def _stopped(path: Path, summary: ImportSummary, why: str, *, again: bool) -> str:

@@ -6,13 +6,14 @@
     415  Content-Type is not application/json
     400  not JSON, a key twice in one object, or neither a lead object nor {"leads": [1..1000]}
     422  a lead is invalid: {"errors": [{"field", "message"}]}, every problem at once
-    409  the id was routed before for a lead with another e-mail address (reused, not a retry)
+    409  the id was routed before for another lead (reused, not a retry): another e-mail
+         address, or without one on either, another name, company, phone or CRM record
 
 The signature is checked on the raw bytes before any parsing, so an unauthenticated caller gets
 nothing past a 401. Success, one lead: 201 with the decision (`LeadView.as_json()`), or 200 with
 the stored decision when the external id was routed before. Success, a batch: 200 with
 {"results": [...]}, one decision per lead in input order, each with "created": true|false (and
-an "error" where its id had been used for a lead with another e-mail address: not routed).
+an "error" where its id had been used for another lead: not routed).
 
 A batch is validated whole first: one invalid lead and nothing is stored. It is then routed in
 one transaction (`bot.service.intake.intake_many`), in input order, so rotation follows the order
@@ -98,23 +99,23 @@ async def post_leads(request: web.Request) -> web.Response:
     if not is_batch:
         (only,) = results
         if only.clash:
-            return error(409, _clash_message(only.lead.id))
+            return error(409, _clash_message(only.lead.id, only.clash))
         return web.json_response(only.lead.as_json(), status=201 if only.created else 200)
     return web.json_response(
         {
             "results": [
                 {**r.lead.as_json(), "created": r.created}
-                | ({"error": _clash_message(r.lead.id)} if r.clash else {})
+                | ({"error": _clash_message(r.lead.id, r.clash)} if r.clash else {})
                 for r in results
             ]
         }
     )
 
 
-def _clash_message(lead_id: str) -> str:
+def _clash_message(lead_id: str, told_apart: str) -> str:
     return (
-        f"the id {lead_id!r} was already used for a lead with another e-mail address, so this "
-        "one was not routed; give each lead its own id (a retry must resend the same lead)"
+        f"the id {lead_id!r} was already used for a lead with {told_apart}, so this one was "
+        "not routed; give each lead its own id (a retry must resend the same lead)"
     )
 
 

@@ -16,9 +16,10 @@ from bot.logs import about
 from bot.service.steps import find, record, stored_view
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import IntakeResult, LeadView, new_offers, routed, view_of_decision
+from routing.leads import told_apart
 from routing.model import Lead
 from storage import repository as repo
-from storage.decisions import Decided, lead_values
+from storage.decisions import Decided, lead_of_raw, lead_values
 
 # The service layer's lines go to one logger, the name they have always had.
 log = logging.getLogger("bot.service")
@@ -38,7 +39,7 @@ async def intake_many(uow: UnitOfWork, leads: Sequence[Lead]) -> list[IntakeResu
     The state is loaded once and carried from lead to lead in memory, as `simulate` does, so
     a batch costs a handful of queries rather than a dozen per lead. An id already stored,
     or repeated within the batch, answers with the stored (or first) decision, flagged as a
-    clash when that lead had another e-mail address (the id reused, not a retry).
+    clash when that was another lead (`told_apart`: the id reused, not a retry).
     """
     results = await uow.routing(
         partial(_intake_in, uow, leads=leads),
@@ -91,9 +92,10 @@ def _intake_in(uow: UnitOfWork, tx: Transaction, *, leads: Sequence[Lead]) -> li
         if lead.id in stored:
             row = stored[lead.id]
             view = stored_view(tx.session, row, policy)
-            results.append(IntakeResult(False, view, clash=row.email != lead.email))
+            clash = told_apart(lead_of_raw(row.raw), lead)
+            results.append(IntakeResult(False, view, clash=clash))
         else:
-            clash = fresh[lead.id].email != lead.email
+            clash = told_apart(fresh[lead.id], lead)
             results.append(IntakeResult(lead.id not in answered, views[lead.id], clash=clash))
             answered.add(lead.id)
     return results

@@ -42,9 +42,10 @@ class LeadView:
 class IntakeResult:
     created: bool
     lead: LeadView
-    # The id was routed before for a lead with another e-mail address: this one was not routed
-    # (an id reused for a different person, not a retry), and `lead` is the stored one.
-    clash: bool = False
+    # The id was routed before for another lead (`routing.leads.told_apart`): this one was not
+    # routed (an id reused for a different person, not a retry), and `lead` is the stored one.
+    # What told them apart, such as "another e-mail address"; None for a new lead or a retry.
+    clash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,73 @@ async def test_an_id_reused_for_a_lead_with_another_email_is_refused_409_and_cha
     assert 'leadrouter_leads_total{outcome="repeat"} 1.0' in scraped
 
 
+# Without an e-mail address on either, who the lead is is its name, company, phone and CRM record.
+ANA = {
+    "id": "N-1",
+    "first_name": "Ana",
+    "last_name": "Müller",
+    "company": "BigCo",
+    "phone": "+1 555 0100",
+    "country": "US",
+    "employees": 5000,
+}
+
+
+async def test_an_id_reused_without_an_email_for_another_person_is_refused_409_saying_what_differs(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    _, first = await post(client, ANA, clock)
+    before = stored(database_path)
+    status, body = await post(client, {**ANA, "first_name": "Bob", "phone": "+1 555 0199"}, clock)
+    assert status == 409
+    assert "'N-1' was already used for a lead with another name and phone" in body["error"]
+    assert "give each lead its own id" in body["error"]
+    assert stored(database_path) == before
+    status, body = await post(client, {**ANA, "company": "Other Corp"}, clock)
+    assert status == 409
+    assert "another company" in body["error"]
+    assert await post(client, ANA, clock) == (200, first)
+
+
+async def test_a_retry_without_an_email_is_a_retry_whatever_its_key_order_spacing_or_case(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    _, first = await post(client, ANA, clock)
+    again = (
+        b'{ "employees" : 5000, "phone": "+1 (555) 0100", "company": "  bigco ",\n'
+        b'  "last_name": "M\u00fcller", "first_name": "ANA", "country": "US", "id": "N-1" }'
+    )
+    assert await post(client, again, clock) == (200, first)
+    # A field that does not say who the lead is (a score, a campaign) may change on a retry.
+    assert await post(client, {**ANA, "score": 80, "utm_campaign": "spring"}, clock) == (
+        200,
+        first,
+    )
+    assert stored(database_path)["leads"] == 1
+
+
+async def test_an_id_first_used_with_an_email_and_then_without_one_is_refused_409(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    await post(client, {**ANA, "email": "ana@bigco.com"}, clock)
+    status, body = await post(client, ANA, clock)
+    assert status == 409
+    assert "another e-mail address" in body["error"]
+
+
+async def test_in_a_batch_an_id_repeated_without_an_email_for_another_person_is_not_routed(
+    client: Client, clock: Clock, database_path: Path
+) -> None:
+    batch = {"leads": [ANA, {**ANA, "first_name": "Bob"}, {**ANA, "company": " BIGCO"}]}
+    status, body = await post(client, batch, clock)
+    assert status == 200
+    first, reused, repeated = body["results"]
+    assert first["created"] is True and "error" not in first
+    assert reused["created"] is False and "another name" in reused["error"]
+    assert repeated["created"] is False and "error" not in repeated
+    assert stored(database_path)["leads"] == 1
+
+
 async def test_in_a_batch_an_id_reused_for_another_email_is_not_routed_and_says_why(
     client: Client, clock: Clock, database_path: Path
 ) -> None:

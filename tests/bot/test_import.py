@@ -70,6 +70,34 @@ def test_importing_the_same_file_twice_creates_nothing_new(tmp_path: Path) -> No
     assert row_counts(database) == before
 
 
+NO_EMAIL_CSV = """\
+id,first_name,last_name,company,phone,country,employees
+N-1,Ana,Müller,BigCo,+1 555 0100,US,5000
+N-2,Bob,Stone,Firm,,DE,300
+N-1,ana,müller,BigCo,+1 (555) 0100,US,5000
+N-2,Carla,Stone,Firm,,DE,300
+"""
+
+
+def test_importing_the_same_file_of_leads_without_emails_twice_creates_nothing_new(
+    tmp_path: Path,
+) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text(NO_EMAIL_CSV)
+    code, out, _ = run_import(leads, database)
+    assert code == 0
+    assert out.splitlines() == [
+        f"{leads}: created 2, repeated 1, invalid 1",
+        f"{leads}:5: id: 'N-2' was already used for a lead with another name, so this row "
+        "was not routed; give each lead its own id",
+    ]
+    before = row_counts(database)
+    code, out, _ = run_import(leads, database)
+    assert code == 0
+    assert out.splitlines()[0] == f"{leads}: created 0, repeated 3, invalid 1"
+    assert row_counts(database) == before
+
+
 def test_import_lists_the_first_twenty_invalid_rows_and_counts_the_rest(tmp_path: Path) -> None:
     leads, database = tmp_path / "leads.jsonl", tmp_path / "leads.db"
     rows = [json.dumps({"id": f"J-{i}", "email": f"ops@firm{i}.de"}) for i in range(60)]

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from routing.leads import InvalidLead, parse_lead
+from routing.leads import InvalidLead, parse_lead, told_apart
 from routing.model import CrmSystem
 
 
@@ -140,3 +140,45 @@ def test_an_email_is_measured_after_lowercasing_and_a_crm_id_is_short() -> None:
         {"id": "L", "email": "İ" * 200 + "@x.example", "crm_system": "hubspot", "crm_id": "9" * 256}
     )
     assert set(errors) == {"email", "crm_id"}
+
+
+# --- the same id again: a retry, or another lead ---------------------------------------------
+
+
+def _no_email(**fields: Any) -> Any:
+    return parse_lead({"id": "N-1", "first_name": "Ana", "last_name": "Müller", **fields})
+
+
+def test_with_an_email_only_the_email_tells_two_leads_under_one_id_apart() -> None:
+    first = parse_lead({"id": "L-1", "email": "Ana@BigCo.com", "first_name": "Ana"})
+    assert told_apart(first, parse_lead({"id": "L-1", "email": "ana@bigco.com"})) is None
+    other = parse_lead({"id": "L-1", "email": "bob@bigco.com", "first_name": "Ana"})
+    assert told_apart(first, other) == "another e-mail address"
+    assert told_apart(first, _no_email()) == "another e-mail address"
+
+
+def test_without_an_email_a_name_written_otherwise_is_the_same_person() -> None:
+    first = _no_email(phone="+49 30 1234-56", company="BigCo GmbH")
+    same = parse_lead(
+        {
+            "id": "N-1",
+            "first_name": "ana  müller",
+            "phone": "+49 (30) 123456",
+            "company": "BIGCO gmbh",
+        }
+    )
+    assert told_apart(first, same) is None
+    assert (
+        told_apart(first, _no_email(phone="+49 30 1234-56", company="BigCo GmbH", score=9)) is None
+    )
+
+
+def test_without_an_email_each_identifying_field_that_differs_is_named() -> None:
+    first = _no_email(company="BigCo", phone="555 0100", crm_system="hubspot", crm_id="7")
+    assert told_apart(first, _no_email(company="Other", phone="555 0100")) == (
+        "another company and CRM record"
+    )
+    changed = {"first_name": "Bob", "company": "Other", "phone": "555 0199"}
+    assert told_apart(first, _no_email(crm_system="hubspot", crm_id="7", **changed)) == (
+        "another name, company and phone number"
+    )
