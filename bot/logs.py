@@ -37,9 +37,7 @@ _QUIET_REQUESTS = ("GET /healthz ", "GET /metrics ")
 _NEVER_DEBUG = ("slack_sdk", "slack_bolt", "aiosqlite")
 # Alembic says at INFO, twice on every start, which database it talks to and how it does DDL.
 _MIGRATION_LOGGER = "alembic.runtime.migration"
-ACCESS_LOGGER = "aiohttp.access"
-# The access log's line: the time is the line's own; how long a request took is worth a field.
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf "%{User-Agent}i"'
+ACCESS_LOGGER = "aiohttp.access"  # its lines are written by `bot.http.forwarded.access_log`
 
 
 def about(lead_id: str) -> dict[str, str]:

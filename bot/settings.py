@@ -13,7 +13,9 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from bot.logs import LOG_FORMATS, LogFormat
@@ -70,6 +72,7 @@ ENV_NAMES = {
     "currency": "LEADROUTER_CURRENCY",
     "slack_client_id": "SLACK_CLIENT_ID",
     "slack_client_secret": "SLACK_CLIENT_SECRET",
+    "trusted_proxies": "TRUSTED_PROXIES",
 }
 
 FOREVER = "forever"  # a retention that never deletes (0 says the same)
@@ -142,6 +145,11 @@ class Settings(BaseSettings):
     # The currency of every amount (pipeline, won), an ISO 4217 code: shown with each, and an
     # amount a CRM or `POST /events` gives in another is left out or refused, never summed.
     currency: str | None = Field(None, alias="LEADROUTER_CURRENCY")
+    # Proxies in front (Caddy) whose X-Forwarded-For names the client (`bot.http.forwarded`);
+    # read as written (commas or spaces between), not as JSON as a list would be.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        (), alias="TRUSTED_PROXIES"
+    )
 
     @property
     def slack_enabled(self) -> bool:
@@ -511,6 +519,22 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> tuple[IPv4Network | IPv6Network, ...]:
+        if isinstance(value, str):
+            written = value.replace(",", " ").split()
+            if not written:
+                raise ValueError(
+                    "is empty; give the addresses or networks of the proxies in front, such "
+                    "as 172.18.0.0/16, or remove the line to trust none"
+                )
+        elif isinstance(value, list | tuple):
+            written = [str(entry).strip() for entry in value]
+        else:
+            raise ValueError("must be addresses or networks, such as 172.18.0.0/16")
+        return tuple(_network(entry) for entry in written)
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -559,6 +583,28 @@ def _sqlite_file(url: str) -> None:
             "give its path, such as sqlite:///leadrouter.db (three slashes: under the working "
             "directory) or sqlite:////data/leadrouter.db (four: from the root)"
         )
+
+
+def _network(text: str) -> IPv4Network | IPv6Network:
+    """An address or a network in CIDR notation, or a ValueError naming it: one with bits set
+    past its prefix (10.1.2.3/8) is refused rather than widened, being most likely a typo."""
+    shown = repr(text[:60])
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        pass
+    try:
+        widened = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{shown} is not an IP address or a network such as 172.18.0.0/16 "
+            "(a proxy's name is not read: give its address)"
+        ) from None
+    address = text.split("/", 1)[0]
+    raise ValueError(
+        f"{shown} has bits set past its prefix: write {widened} for the network, or {address} "
+        "for the one address"
+    )
 
 
 def _text(value: str | SecretStr) -> str:

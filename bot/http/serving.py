@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.logs import ACCESS_LOG_FORMAT
+from bot.http.common import APP_KEY
+from bot.http.forwarded import access_log
 
 log = logging.getLogger("bot.http")
 
@@ -99,7 +100,9 @@ async def run(http: web.Application, listener: Listener, *, started: Callable[[s
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(sig, received, stop))
     runner = web.AppRunner(
-        http, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_format=ACCESS_LOG_FORMAT
+        http,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log_class=access_log(http[APP_KEY].settings.trusted_proxies),
     )
     try:
         await runner.setup()

@@ -266,6 +266,32 @@ async def test_serve_with_log_format_json_gives_each_request_its_status_and_dura
     assert all(0 <= line["duration_s"] < 10 for line in access)
 
 
+@pytest.mark.parametrize(
+    ("trusted", "logged_as"),
+    [(None, "127.0.0.1"), ("127.0.0.1", "203.0.113.9"), ("10.0.0.0/8", "127.0.0.1")],
+    ids=["no proxy trusted", "the proxy trusted", "another proxy trusted"],
+)
+async def test_the_access_log_names_the_client_behind_a_trusted_proxy_only(
+    servers: Servers, tmp_path: Path, trusted: str | None, logged_as: str
+) -> None:
+    env = {"LOG_FORMAT": "json"} | ({"TRUSTED_PROXIES": trusted} if trusted else {})
+    server = servers.start(tmp_path / "leads.db", extra_env=env)
+    await wait_until_ready(server)
+    # The client wrote an address of its own; the proxy (this test, on 127.0.0.1) appended the
+    # client's as it saw it.
+    forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.9"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/nowhere", headers=forwarded) as response,
+    ):
+        assert response.status == 404
+    assert terminate(server) == 0, server.output()
+    lines = [json.loads(line) for line in server.output().splitlines()]
+    (access,) = [line for line in lines if line["logger"] == "aiohttp.access"]
+    assert access["message"].startswith(f'{logged_as} "GET /nowhere HTTP/1.1" 404 ')
+    assert (access["request"], access["status"]) == ("GET /nowhere HTTP/1.1", 404)
+
+
 async def test_serve_at_info_logs_the_migrations_it_runs_and_not_alembics_chatter(
     servers: Servers, tmp_path: Path
 ) -> None:

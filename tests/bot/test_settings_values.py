@@ -323,3 +323,41 @@ def test_a_currency_code_is_taken_in_capitals_whatever_case_it_is_written_in(
 
 def test_no_currency_is_set_unless_the_operator_names_one() -> None:
     assert load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET).currency is None
+
+
+# --- TRUSTED_PROXIES ---------------------------------------------------------------------------
+
+
+def test_trusted_proxies_are_read_from_the_environment_as_addresses_and_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", " 172.18.0.0/16, 10.0.0.7 fd00::/8")
+    proxies = load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET).trusted_proxies
+    assert [str(network) for network in proxies] == ["172.18.0.0/16", "10.0.0.7/32", "fd00::/8"]
+
+
+def test_no_proxy_is_trusted_unless_named() -> None:
+    assert load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET).trusted_proxies == ()
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        (
+            "10.0.0.0/33",
+            "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address or a network such as "
+            "172.18.0.0/16",
+        ),
+        ("caddy", "TRUSTED_PROXIES: 'caddy' is not an IP address or a network such as"),
+        (
+            "10.0.0.0/8, 10.1.2.3/8",
+            "TRUSTED_PROXIES: '10.1.2.3/8' has bits set past its prefix: write 10.0.0.0/8 for "
+            "the network, or 10.1.2.3 for the one address",
+        ),
+        ("  ", "TRUSTED_PROXIES: is empty;"),
+    ],
+)
+def test_a_trusted_proxy_that_is_no_address_or_network_stops_the_start_naming_it(
+    written: str, expected: str
+) -> None:
+    assert problem(TRUSTED_PROXIES=written).startswith(expected)
