@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot import env_file
 from routing.policy import Policy, PolicyError, parse_policy
 from routing.policy_bundle import bundle, candidate_files, is_bundle, split
 from routing.policy_problems import Problem
@@ -33,7 +34,9 @@ class _PolicySetting(BaseSettings):
 def default_policy_path() -> Path:
     """LEADROUTER_RULES (from the environment, else `.env`), else `routing.yml`: where a command
     looks without `--rules`."""
-    return Path(_PolicySetting().rules.strip() or "routing.yml")
+    with env_file.quiet():  # `bot.env_file.problems` says which lines were skipped, and why
+        rules = _PolicySetting().rules
+    return Path(rules.strip() or "routing.yml")
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:

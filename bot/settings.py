@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from bot import env_file
 from bot.logs import LOG_FORMATS, LogFormat
 from bot.retention import Retention
 from routing.money import currency_code
@@ -698,7 +699,8 @@ def unknown_settings(environ: Mapping[str, str], dotenv: Path = Path(".env")) ->
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and `.env`; SettingsError with every problem at once."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        with env_file.quiet():  # `env_file.problems` says which lines were skipped, and why
+            return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False):

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from bot import env_file
 from bot.files.accounts import read_accounts
 from bot.files.leads import (
     LeadFile,
@@ -130,6 +131,7 @@ def friendly(command: Callable[P, None]) -> Callable[P, None]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        _env_file_said.clear()  # a command of its own (the tests run many in one process)
         try:
             command(*args, **kwargs)
         except CliError as exc:
@@ -139,8 +141,26 @@ def friendly(command: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
+_env_file_said: set[Path] = set()
+
+
+def say_env_file_problems(*, logged: bool = False) -> None:
+    """Each line of .env the settings go without (`bot.env_file`), said once a command: printed
+    on stderr, or, with `logged`, logged (`serve`'s log may be JSON)."""
+    if env_file.DOTENV in _env_file_said:
+        return
+    _env_file_said.add(env_file.DOTENV)
+    for sentence in env_file.problems():
+        if logged:
+            log.warning("%s", sentence)
+        else:
+            err.print(Text(sentence, style="yellow"))
+
+
 def read_policy(path: Path | None, *, logged: bool = False, rules_option: bool = True) -> Policy:
     """The policy, its warnings printed (or, with `logged`, logged: `serve`'s log may be JSON)."""
+    if path is None:
+        say_env_file_problems(logged=logged)  # where LEADROUTER_RULES is looked for
     file = path or default_policy_path()
     try:
         policy = load_policy(file)

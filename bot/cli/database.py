@@ -31,6 +31,7 @@ from bot.cli.common import (
     out,
     read_policy,
     rep_ids,
+    say_env_file_problems,
 )
 from bot.files.accounts import read_accounts
 from bot.files.text import InputFileError, encoding_problem
@@ -54,7 +55,7 @@ def serve() -> None:
     from bot.http.serving import ListenError, listen
     from bot.settings import unknown_settings
 
-    settings = load_settings()
+    settings = load_settings(logged=True)
     if settings.webhook_secret is None:
         raise CliError(
             "LEADROUTER_WEBHOOK_SECRET is not set: POST /leads needs it to check that each lead "
@@ -62,6 +63,7 @@ def serve() -> None:
             "`openssl rand -hex 32`, and sign requests with it."
         )
     configure_logging(settings.log_level, settings.log_format)
+    say_env_file_problems(logged=True)
     for sentence in unknown_settings(os.environ):
         logging.getLogger("leadrouter").warning("%s", sentence)
     try:

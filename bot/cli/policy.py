@@ -28,6 +28,7 @@ from bot.cli.common import (
     out,
     parse_now,
     read_policy,
+    say_env_file_problems,
     valid_leads,
     where_policy,
 )
@@ -65,6 +66,8 @@ def check(
     read that leads lack, and how many reach the fallback queue for want of each."""
     if file is not None and rules is not None and file != rules:
         raise CliError(f"give the policy once: {file} or --rules {rules}, not both")
+    if file is None and rules is None:
+        say_env_file_problems()  # where LEADROUTER_RULES is looked for
     path = file or rules or default_policy_path()
     try:
         policy = load_policy(path)
