@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from bot.files.tables import BadRow, Layout, csv_records, layout_of, letters_of
 from bot.files.text import InputFileError, TextFile, open_text
+from bot.json_keys import KeyTwice
 from routing.leads import KNOWN_FIELDS, InvalidLead, parse_lead
 from routing.model import Lead
 
@@ -148,8 +149,11 @@ def _json_lines(text: TextFile) -> Iterator[tuple[int, Any]]:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            keys = KeyTwice()
             try:
-                yield number, json.loads(line)
+                value = json.loads(line, object_pairs_hook=keys)
+                twice = keys.problem()
+                yield number, value if twice is None else BadRow(number, twice)
             except json.JSONDecodeError as exc:
                 yield number, BadRow(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
             except (ValueError, RecursionError):
@@ -188,7 +192,12 @@ def _json_file(text: TextFile, start: str) -> LeadFile:
         end += 1
     elif _is_json(document):
         line = document.count("\n", 0, position) + 1
-        return LeadFile(text, "json", 1, items=((line, json.loads(document)),))
+        keys = KeyTwice()
+        value = json.loads(document, object_pairs_hook=keys)
+        twice = keys.problem()
+        return LeadFile(
+            text, "json", 1, items=((line, value if twice is None else BadRow(line, twice)),)
+        )
     else:
         return LeadFile(text, "json lines", text.lines)  # each line says what is wrong with it
     rest = _skip(document, end)
@@ -208,7 +217,8 @@ def _is_json(text: str) -> bool:
 def _json_array(path: Path, document: str, start: int) -> tuple[list[tuple[int, Any]], int]:
     """The values of the array at `start`, each with the line it starts on, and where the array
     ends. Read value by value so that a bad lead can be named by its line."""
-    decoder = json.JSONDecoder()
+    keys = KeyTwice()
+    decoder = json.JSONDecoder(object_pairs_hook=keys)
     position = _skip(document, start + 1)
     items: list[tuple[int, Any]] = []
     if document.startswith("]", position):
@@ -223,7 +233,8 @@ def _json_array(path: Path, document: str, start: int) -> tuple[list[tuple[int, 
             raise _not_json(path, document, exc.pos, exc.msg) from None
         except (ValueError, RecursionError):
             raise _not_json(path, document, position, "a number too long, or too deep") from None
-        items.append((line, value))
+        twice = keys.problem()
+        items.append((line, value if twice is None else BadRow(line, twice)))
         position = _skip(document, position)
         if document.startswith(",", position):
             position = _skip(document, position + 1)

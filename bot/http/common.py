@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from bot.bootstrap import App
+from bot.json_keys import KeyTwice
 from bot.metrics import Metrics
 
 MAX_BODY_BYTES = 1 << 20
@@ -30,13 +31,14 @@ def decode_json(body: bytes) -> Any:
     """The body as JSON that every part below can store and answer with, or BadBody."""
     if not body.strip():
         raise BadBody("the body is empty: send the JSON in the request's body")
+    keys = KeyTwice()
     try:
         data = json.loads(
             body,
             parse_constant=_no_constant,
             parse_int=_safe_int,
             parse_float=_finite_float,
-            object_pairs_hook=_no_key_twice,
+            object_pairs_hook=keys,
         )
     except RecursionError:
         raise BadBody(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
@@ -49,22 +51,9 @@ def decode_json(body: bytes) -> Any:
         ) from None
     except ValueError as exc:  # JSONDecodeError
         raise BadBody(f"the body is not valid JSON ({_first_line(exc)})") from None
+    if (twice := keys.problem()) is not None:
+        raise BadBody(f"the body has {twice}: send each key once")
     _check_values(data)
-    return data
-
-
-def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are all different: json.loads would keep the last of two values
-    silently, and which e-mail address a lead with two was meant to have is anyone's guess."""
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            shown = json.dumps(key[:80], ensure_ascii=False)
-            raise BadBody(
-                f"the body has the key {shown} twice in one object, so which value is meant "
-                "is not clear: send each key once"
-            )
-        data[key] = value
     return data
 
 

@@ -306,6 +306,40 @@ def test_a_broken_json_array_is_a_sentence_with_its_line_and_column(tmp_path: Pa
     assert f"{leads}: is not valid JSON: line 3 column" in stderr
 
 
+TWICE = '{"id": "E-9", "email": "a@bigco.com", "country": "US", "email": "b@other.com"}'
+TWICE_SAID = 'skipped: the key "email" twice in one object, so which value is meant is not clear'
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_a_lead_with_a_key_written_twice_is_skipped_naming_its_line_and_key(
+    tmp_path: Path, suffix: str
+) -> None:
+    leads = tmp_path / f"leads{suffix}"
+    records = [json.dumps(dict(zip(TABLE[0], row, strict=True))) for row in TABLE[1:]]
+    if suffix == ".json":
+        leads.write_text("[\n" + ",\n".join([records[0], TWICE, *records[1:]]) + "\n]\n")
+        line = 3
+    else:
+        leads.write_text("\n".join([records[0], TWICE, *records[1:]]) + "\n")
+        line = 2
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 0, stderr
+    assert reps(stdout) == EXPECTED_REPS  # E-9 is not routed with either address
+    assert f"{leads}:{line}: {TWICE_SAID}" in stderr
+
+
+def test_one_lead_written_over_several_lines_with_a_key_twice_is_skipped(tmp_path: Path) -> None:
+    leads = tmp_path / "lead.json"
+    leads.write_text(TWICE.replace(", ", ",\n  ") + "\n")
+
+    code, _, stderr = simulate(leads)
+
+    assert code == 1
+    assert f"{leads}:1: {TWICE_SAID}" in stderr
+
+
 def test_a_json_file_that_holds_no_leads_says_what_it_needs(tmp_path: Path) -> None:
     leads = tmp_path / "leads.json"
     leads.write_text('"just a string"\n')
