@@ -17,11 +17,12 @@ from bot.service.intake import intake, intake_from_crm
 from bot.service.kinds import OutboxKind
 from bot.service.offers import claim, reject
 from bot.service.unit_of_work import UnitOfWork
+from routing.leads import parse_lead
 from routing.policy import Policy
 from storage.db import Database
-from storage.models import OutboxRow
+from storage.models import LeadRow, OutboxRow
 from tests.service.conftest import Clock
-from tests.service.support import TRIO_POLICY, new_lead, write_policy
+from tests.service.support import TRIO_POLICY, count_rows, new_lead, write_policy
 
 
 def _policy(tmp_path: Path, write_on: str) -> Policy:
@@ -96,6 +97,20 @@ async def test_a_crm_record_already_routed_under_another_id_is_not_routed_again(
     assert (created, repeated) == (2, 1)
     again = await intake_from_crm(uow, [new_lead("hubspot:78", crm_system="hubspot", crm_id="78")])
     assert again == (0, 1)
+
+
+async def test_a_crm_record_without_an_email_read_again_after_an_edit_is_a_repeat(
+    db: Database, make_uow: Callable[[Database], UnitOfWork]
+) -> None:
+    # Another name under the same id is another lead for POST /leads (told_apart), but a CRM
+    # record is its crm_id, whatever was edited in it since it was first read.
+    uow = make_uow(db)
+    record = {"id": "hubspot:90", "crm_system": "hubspot", "crm_id": "90", "country": "US"}
+    first = parse_lead({**record, "first_name": "Ana", "company": "BigCo"})
+    edited = parse_lead({**record, "first_name": "Anastasia", "company": "BigCo Holding"})
+    assert await intake_from_crm(uow, [first]) == (1, 0)
+    assert await intake_from_crm(uow, [edited]) == (0, 1)
+    assert await count_rows(db, LeadRow) == 1
 
 
 async def test_each_announced_contact_is_queued_once_however_often_hubspot_sends_it(
