@@ -28,6 +28,23 @@ _EXPORT = re.compile(r"\s*export\s+")
 _NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)", re.DOTALL)
 
 
+class NotText(Exception):
+    """The file cannot be read as text at all; the message names the file, the byte and its
+    line."""
+
+
+@contextmanager
+def _as_text(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise NotText(
+            f"{path.absolute()}: is not {exc.encoding} text (byte 0x{exc.object[exc.start]:02x} "
+            f"on line {line}): save it as UTF-8"
+        ) from None
+
+
 class _Skipped(logging.Filter):
     """Holds back python-dotenv's warning about a line it skips, keeping the line's number."""
 
@@ -58,8 +75,8 @@ def _skipped() -> Iterator[_Skipped]:
 @contextmanager
 def quiet() -> Iterator[None]:
     """While settings are read: python-dotenv's warning about a line it skips is not written
-    (`problems` says it better)."""
-    with _skipped():
+    (`problems` says it better), and a file that is not text is NotText, not a traceback."""
+    with _skipped(), _as_text(DOTENV):
         yield
 
 
@@ -72,12 +89,13 @@ class _Anything(BaseSettings):
 def problems(path: Path = DOTENV) -> list[str]:
     """A sentence for each line of `path` python-dotenv cannot read, which the settings go
     without: "/srv/.env:3: SLACK_BOT_TOKEN is not read: its value opens a quote that is never
-    closed (...)". None for a file that reads whole, or is not there."""
+    closed (...)". None for a file that reads whole, or is not there; NotText for one that is
+    not text."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return []
-    with _skipped() as held:
+    with _skipped() as held, _as_text(path):
         DotEnvSettingsSource(_Anything, env_file=path)()
     lines = text.splitlines()
     where = path.absolute()

@@ -33,7 +33,7 @@ class _PolicySetting(BaseSettings):
 
 def default_policy_path() -> Path:
     """LEADROUTER_RULES (from the environment, else `.env`), else `routing.yml`: where a command
-    looks without `--rules`."""
+    looks without `--rules`. `bot.env_file.NotText` when `.env` is not text."""
     with env_file.quiet():  # `bot.env_file.problems` says which lines were skipped, and why
         rules = _PolicySetting().rules
     return Path(rules.strip() or "routing.yml")

@@ -701,6 +701,8 @@ def load_settings(**overrides: object) -> Settings:
     try:
         with env_file.quiet():  # `env_file.problems` says which lines were skipped, and why
             return Settings(**overrides)  # type: ignore[arg-type]
+    except env_file.NotText as exc:
+        raise SettingsError(str(exc)) from None
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False):

@@ -150,7 +150,11 @@ def say_env_file_problems(*, logged: bool = False) -> None:
     if env_file.DOTENV in _env_file_said:
         return
     _env_file_said.add(env_file.DOTENV)
-    for sentence in env_file.problems():
+    try:
+        found = env_file.problems()
+    except env_file.NotText as exc:
+        raise CliError(str(exc)) from None
+    for sentence in found:
         if logged:
             log.warning("%s", sentence)
         else:

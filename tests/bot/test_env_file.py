@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.env_file import problems
-from bot.settings import load_settings
+from bot.settings import SettingsError, load_settings
 from tests.bot.conftest import EXAMPLES
 from tests.bot.test_serve import Servers, terminate, wait_until_ready
 from tests.bot.webhook import SECRET
@@ -103,3 +103,21 @@ async def test_serve_logs_each_unread_line_as_a_warning_and_serves(
     warnings = [line["message"] for line in lines if line["level"] == "WARNING"]
     assert f"{tmp_path / '.env'}:1: SLACK_BOT_TOKEN is not read" in " ".join(warnings)
     assert TOKEN not in server.output()
+
+
+def test_a_dotenv_that_is_not_utf8_is_a_sentence_naming_the_byte_and_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_bytes("LOG_LEVEL=DEBUG\nNAME=Müller\n".encode("latin-1"))
+    monkeypatch.chdir(tmp_path)
+    said = f"{tmp_path / '.env'}: is not utf-8 text (byte 0xfc on line 2): save it as UTF-8"
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings(LEADROUTER_WEBHOOK_SECRET=SECRET)
+    assert str(raised.value) == said
+
+    for command in (["check"], ["db", "upgrade"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1
+        assert said in result.stderr
+        assert "Traceback" not in result.output
