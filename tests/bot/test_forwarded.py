@@ -3,9 +3,17 @@ TRUSTED_PROXIES, when X-Forwarded-For's right-most address not of a trusted prox
 
 from __future__ import annotations
 
+import logging
 from ipaddress import ip_network
 
-from bot.http.forwarded import client_address
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.dashboard.access import hide_sign_in_codes
+from bot.dashboard.slack_sign_in import CALLBACK_PATH
+from bot.http.forwarded import access_log, client_address
+from bot.logs import ACCESS_LOGGER
 
 PROXIES = (ip_network("10.0.0.0/8"), ip_network("fd00::/8"))
 
@@ -54,3 +62,32 @@ def test_ipv6_proxies_and_clients_and_ipv4_written_as_ipv6() -> None:
 
 def test_a_connection_without_an_address_is_kept_as_it_is() -> None:
     assert client_address(None, ["203.0.113.9"], PROXIES) is None
+
+
+# --- the access log's line ------------------------------------------------------------------
+
+
+async def test_the_access_line_is_written_whole_so_the_dashboards_filter_still_hides_codes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Slack's sign-in code comes back in the callback's query string; the dashboard's filter
+    # on the access logger rewrites the line, which it can only do to a line written whole.
+    hide_sign_in_codes(logging.getLogger(ACCESS_LOGGER))
+    http = web.Application()
+    http.router.add_get(CALLBACK_PATH, lambda _: web.Response(text="ok"))
+    server = TestServer(http)
+    await server.start_server(access_log_class=access_log(PROXIES[:1]))  # as `serve` runs it
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    async with TestClient(server) as client:
+        response = await client.get(
+            f"{CALLBACK_PATH}?code=T0001.secret-code&state=s3cret",
+            headers={"User-Agent": "probe/1", "X-Forwarded-For": "203.0.113.9"},
+        )
+        assert response.status == 200
+    (record,) = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    line = record.getMessage()
+    assert line.startswith(f'127.0.0.1 "GET {CALLBACK_PATH}?(hidden) HTTP/1.1" 200 ')
+    assert line.endswith('"probe/1"')
+    assert "secret" not in line and "s3cret" not in line
+    assert record.first_request_line == f"GET {CALLBACK_PATH}?(hidden) HTTP/1.1"  # type: ignore[attr-defined]
+    assert record.response_status == 200  # type: ignore[attr-defined]
