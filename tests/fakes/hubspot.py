@@ -9,7 +9,11 @@ and sorted on their properties, paged, refusing to page past HubSpot's 10,000-re
 and a company property's definition (`GET /crm/v3/properties/companies/{name}`), the contacts each
 of a batch of those is associated with (`POST
 /crm/v4/associations/{type}/contacts/batch/read`: 207 with an error for each one that has
-none). Errors carry HubSpot's error body (`status`, `message`, `correlationId`, `category`).
+none), and what a private app's token is (`POST /oauth/v2/private-apps/get/access-token-info`,
+the token in the body as `tokenKey`: its account `hub_id`, app and `scopes`; a 404 with
+`token_info=False`, as older accounts answer, and a 400 for a token that is no private app's,
+`private_app=False`). Errors carry HubSpot's error body (`status`, `message`, `correlationId`,
+`category`).
 
 Point the client at `url` (`bot.crm.hubspot.client(access_token=..., api_url=fake.url, ...)`).
 The fake runs on the test's event loop and the client is synchronous, so call the client from a
@@ -29,10 +33,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -69,6 +75,14 @@ SCOPES_NEEDED = (
     ("GET", "/crm/v3/properties/companies", "crm.objects.companies.read"),  # or others
     ("POST", "/crm/v4/associations/", "crm.objects.contacts.read"),
 )
+# What the token-info call says a token with every scope has (`scopes=None`).
+EVERY_SCOPE = (
+    *dict.fromkeys(scope for _, _, scope in SCOPES_NEEDED),
+    "sales-email-read",
+)
+TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"
+HUB_ID = 24681357
+APP_ID = 3141592
 
 Json = dict[str, Any]
 
@@ -180,9 +194,15 @@ class FakeHubSpot:
         rate_limit_every: int | None = None,
         retry_after_s: float = 1.0,
         scopes: set[str] | None = None,
+        hub_id: int = HUB_ID,
+        token_info: bool = True,
+        private_app: bool = True,
     ) -> None:
         self.token = token
         self.scopes = scopes  # the token's scopes; None: every scope a call needs
+        self.hub_id = hub_id  # the account (portal) the token belongs to
+        self.token_info = token_info  # False: no token-info call (404), as older accounts
+        self.private_app = private_app  # False: the token is an OAuth one, token-info says 400
         self.latency_s = latency_s
         self.rate_limit_every = rate_limit_every
         self.retry_after_s = retry_after_s
@@ -230,6 +250,8 @@ class FakeHubSpot:
         app.router.add_post(
             "/crm/v4/associations/{from_type}/{to_type}/batch/read", self._read_associations
         )
+        if self.token_info:
+            app.router.add_post(TOKEN_INFO_PATH, self._token_info)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0, backlog=256).start()
@@ -252,6 +274,24 @@ class FakeHubSpot:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    @classmethod
+    @contextmanager
+    def in_thread(cls, **options: Any) -> Iterator[FakeHubSpot]:
+        """A running fake (made with `options`) on its own event loop in a background thread,
+        for synchronous tests: a command that runs its own event loop (`asyncio.run`)."""
+        fake = cls(**options)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-hubspot", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(fake.start(), loop).result(timeout=10)
+            yield fake
+        finally:
+            asyncio.run_coroutine_threadsafe(fake.close(), loop).result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
 
     @property
     def url(self) -> str:
@@ -425,7 +465,11 @@ class FakeHubSpot:
             )
             response.headers.update(failure.headers)
             return response
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        # HubSpot's OAuth calls take the token in the request, not as a bearer.
+        authorised = request.path.startswith("/oauth/") or (
+            request.headers.get("Authorization") == f"Bearer {self.token}"
+        )
+        if not authorised:
             return _json(
                 401,
                 error_body(
@@ -452,6 +496,20 @@ class FakeHubSpot:
             if request.method == method and request.path.startswith(prefix):
                 return None if scope in self.scopes else scope
         return None
+
+    async def _token_info(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        key = body.get("tokenKey") if isinstance(body, dict) else None
+        if not self.private_app or key != self.token:
+            return _json(
+                400,
+                error_body(400, "The token given is not a private app's access token", "BAD_REQUEST"),
+            )
+        scopes = EVERY_SCOPE if self.scopes is None else self.scopes
+        return _json(
+            200,
+            {"userId": 9_000_000, "hubId": self.hub_id, "appId": APP_ID, "scopes": sorted(scopes)},
+        )
 
     async def _owners_page(self, request: web.Request) -> web.Response:
         try:
