@@ -247,7 +247,7 @@ def crm_links(settings: Settings, policy: Callable[[], Policy]) -> dict[str, Crm
             api_url=settings.hubspot_api_url,
             concurrency=settings.crm_concurrency,
         )
-        clients.append(hubspot.HubSpotCrm(client))
+        clients.append(hubspot.HubSpotCrm(client, portal_id=settings.hubspot_portal_id))
     links = {}
     for crm in clients:
         crm.configure(policy().crm)

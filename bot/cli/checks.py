@@ -45,7 +45,9 @@ def jobs(rules: RulesOption = None) -> None:
 @crm_app.command("check")
 @friendly
 def crm_check(rules: RulesOption = None) -> None:
-    """Check each configured CRM's credentials and which reps map to a CRM owner."""
+    """Check each configured CRM's credentials, what the policy asks of it (permissions,
+    scopes, write included where the CRM tells them, fields) and which reps map to a CRM
+    owner. Writes nothing. Exit 1 while there is a problem, each printed with its fix."""
     from bot.bootstrap import crm_links
     from bot.cli.environment import settings as load_settings
     from bot.crm.sync import CrmCheck, check
@@ -75,6 +77,10 @@ def crm_check(rules: RulesOption = None) -> None:
             out.print(f"{name}: cannot connect: {result.error}")
             continue
         out.print(f"{name}: {result.connected}")
+        for verified in result.verified:
+            out.print(Text(f"  verified: {verified}"))
+        for note in result.notes:
+            out.print(Text(f"  note: {note}"))
         for problem in result.problems:
             problems += 1
             out.print(Text(f"  problem: {problem}"))

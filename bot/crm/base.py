@@ -106,6 +106,17 @@ class OutcomePage:
     read_up_to: datetime | None  # the newest change this page covers (its cursor's next mark)
 
 
+@dataclass(frozen=True, slots=True)
+class SetupCheck:
+    """What a CRM will refuse of what leadrouter is set to do, found without writing: each
+    problem a sentence saying what to fix; what was seen to be in place; and notes (what could
+    not be checked, and why, or a setting worth giving). Each a sentence without a credential."""
+
+    problems: tuple[str, ...] = ()
+    verified: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 class CrmClient(Protocol):
     """One CRM, as the service layer, the jobs and the write-back use it, whichever CRM it is:
     nothing outside `bot.bootstrap` (which builds one) names an adapter. Every method is
@@ -130,10 +141,10 @@ class CrmClient(Protocol):
         """Check the credentials with one cheap call; a sentence naming who we are connected as."""
         ...
 
-    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
-        """What this CRM will refuse of what leadrouter is set to do, found with reads only:
+    def setup_check(self, *, reads_accounts: bool, reads_outcomes: bool) -> SetupCheck:
+        """What this CRM will refuse of what leadrouter is set to do, found without writing:
         a permission or scope the credentials lack, a field the policy names that is not
-        there. Each a sentence saying what to fix; none when all is in place."""
+        there; and what was verified. No problem when all is in place."""
         ...
 
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:

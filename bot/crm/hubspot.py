@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -32,9 +33,11 @@ from hubspot.crm.objects import ApiException as ObjectsError
 from hubspot.crm.objects import PublicObjectSearchRequest as ObjectsSearch
 from hubspot.crm.owners import ApiException as OwnersError
 from hubspot.crm.properties import ApiException as PropertiesError
+from hubspot.oauth import ApiException as OAuthError
 from urllib3.util.retry import Retry
 
 from bot.crm import hubspot_outcomes as outcomes
+from bot.crm import hubspot_scopes as scopes
 from bot.crm.base import (
     AccountPage,
     CrmAccount,
@@ -42,6 +45,7 @@ from bot.crm.base import (
     CrmTransient,
     LeadRecord,
     OutcomePage,
+    SetupCheck,
     is_hubspot_id,
 )
 from routing.geo import account_location
@@ -87,9 +91,11 @@ class HubSpotCrm:
         *,
         tier_property: str | None = None,
         search_interval_s: float = SEARCH_INTERVAL_S,
+        portal_id: str | None = None,
     ) -> None:
         self._client = client
         self.tier_property = tier_property
+        self.portal_id = portal_id  # HUBSPOT_PORTAL_ID: the account cards link into
         # Each `client.crm...._api` access builds a new ApiClient with a connection pool of its
         # own: taken once here, every call shares one pool instead of opening a connection.
         self._owners_api = client.crm.owners.owners_api
@@ -114,9 +120,52 @@ class HubSpotCrm:
         page = self._call(lambda: self._owners_api.get_page(limit=1, _request_timeout=TIMEOUT_S))
         return f"connected to HubSpot; the token reads owners ({len(page.results)} on a first page)"
 
-    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
-        # One cheap read for each scope in use: HubSpot names the scope a call lacks. Writing
-        # a contact's owner (crm.objects.contacts.write) cannot be tried without writing.
+    def setup_check(self, *, reads_accounts: bool, reads_outcomes: bool) -> SetupCheck:
+        # HubSpot says which scopes a private app's token has, write scope included, and
+        # whose account it is. Where it will not (an older account, an OAuth token), one cheap
+        # read for each read scope in use: HubSpot names the scope a refused call lacks.
+        uses = scopes.in_use(reads_accounts=reads_accounts, reads_outcomes=reads_outcomes)
+        info = self._token_info()
+        if isinstance(info, scopes.TokenInfo):
+            found = scopes.checked(info, uses, portal_id=self.portal_id)
+        else:
+            probed = self._probe_read_scopes(reads_accounts, reads_outcomes)
+            found = SetupCheck(problems=tuple(probed), notes=(scopes.not_told(info),))
+        if reads_accounts and self.tier_property and not found.problems:
+            missing = self._missing_tier_property(self.tier_property)
+            found = replace(found, problems=(*found.problems, *missing))
+        return found
+
+    def _token_info(self) -> scopes.TokenInfo | str:
+        """What HubSpot says of the token; else why it would not say. The token goes in the
+        request's body, as HubSpot asks, and in no message."""
+        # The client wraps no call for this, but its OAuth API client sends it on HUBSPOT_API_URL
+        # with the same retries, timeout and errors as every other call.
+        api = self._client.oauth.access_tokens_api.api_client
+        try:
+            answer = api.call_api(
+                scopes.TOKEN_INFO_PATH,
+                "POST",
+                header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                body={"tokenKey": self._client.access_token},
+                response_types_map={200: "object"},
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT_S,
+            )
+        except OAuthError as exc:
+            status = int(exc.status or 0)
+            why = (
+                ": an older account, or a token that is no private app's"
+                if status in (400, 404)
+                else ""
+            )
+            return f"its private-app token-info call answered {status}{why}"
+        except urllib3.exceptions.HTTPError as exc:
+            return f"its private-app token-info call failed ({type(exc).__name__})"
+        info = scopes.token_info(answer)
+        return info if info is not None else "its private-app token-info call answered no scopes"
+
+    def _probe_read_scopes(self, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
         probes: list[Callable[[], Any]] = [
             lambda: self._contacts_api.get_page(limit=1, _request_timeout=TIMEOUT_S)
         ]
@@ -140,8 +189,6 @@ class HubSpotCrm:
                 if "lacks the scope" not in str(exc):
                     raise
                 problems.append(str(exc))
-        if reads_accounts and self.tier_property and not problems:
-            problems.extend(self._missing_tier_property(self.tier_property))
         return problems
 
     def _missing_tier_property(self, name: str) -> list[str]:
@@ -355,11 +402,11 @@ def _translate(exc: Any) -> Exception:
     if status == 401:
         return CrmPermanent("HubSpot rejected HUBSPOT_ACCESS_TOKEN (expired or revoked?)")
     if status == 403:
-        scopes = _required_scopes(exc.body)
-        if scopes:
+        needed = _required_scopes(exc.body)
+        if needed:
             return CrmPermanent(
-                f"HubSpot refused it: HUBSPOT_ACCESS_TOKEN lacks the scope {' or '.join(scopes)}; "
-                "add it to the private app's scopes (its Auth tab)"
+                f"HubSpot refused it: HUBSPOT_ACCESS_TOKEN lacks the scope {' or '.join(needed)}; "
+                f"add it to the private app's scopes ({scopes.WHERE})"
             )
         return CrmPermanent(f"HubSpot refused it: the token lacks a scope ({detail})")
     return CrmPermanent(f"HubSpot answered {status}: {detail}")

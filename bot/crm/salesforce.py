@@ -41,6 +41,7 @@ from bot.crm.base import (
     CrmTransient,
     LeadRecord,
     OutcomePage,
+    SetupCheck,
 )
 from bot.crm.salesforce_outcomes import parse_time, soql_time
 from routing.geo import account_location
@@ -133,7 +134,10 @@ class SalesforceCrm:
         remaining = found.get("DailyApiRequests", {}).get("Remaining")
         return f"{where}, {remaining} API requests left today" if remaining is not None else where
 
-    def setup_problems(self, *, reads_accounts: bool, reads_outcomes: bool) -> list[str]:
+    def setup_check(self, *, reads_accounts: bool, reads_outcomes: bool) -> SetupCheck:
+        return SetupCheck(problems=tuple(self._setup_problems(reads_accounts=reads_accounts)))
+
+    def _setup_problems(self, *, reads_accounts: bool) -> list[str]:
         sf = self._client()
         problems: list[str] = []
         lead = self._described(sf, "Lead", problems)

@@ -174,6 +174,8 @@ class CrmCheck:
     error: str | None
     mapping: OwnerMap | None
     problems: tuple[str, ...] = ()  # what the CRM will refuse of what the policy asks
+    verified: tuple[str, ...] = ()  # what was seen to be in place (a token's scopes)
+    notes: tuple[str, ...] = ()  # what could not be checked, and why; a setting worth giving
 
 
 async def check(link: CrmLink) -> CrmCheck:
@@ -183,9 +185,9 @@ async def check(link: CrmLink) -> CrmCheck:
     wants = spec.salesforce if link.system == "salesforce" else spec.hubspot
     try:
         connected = await link.calls(link.crm.whoami)
-        problems = await link.calls(
+        setup = await link.calls(
             partial(
-                link.crm.setup_problems,
+                link.crm.setup_check,
                 reads_accounts=wants.sync_accounts_every is not None,
                 reads_outcomes=wants.poll_outcomes_every is not None,
             )
@@ -193,4 +195,6 @@ async def check(link: CrmLink) -> CrmCheck:
         mapping = await link.owners.mapping(fresh=True)
     except CrmError as exc:
         return CrmCheck(link.system, None, str(exc), None)
-    return CrmCheck(link.system, connected, None, mapping, tuple(problems))
+    return CrmCheck(
+        link.system, connected, None, mapping, setup.problems, setup.verified, setup.notes
+    )

@@ -80,7 +80,7 @@ def test_a_token_with_every_scope_in_use_passes_with_a_line_of_what_was_verified
 
     assert result.exit_code == 0, result.output
     output = flat(result)
-    (verified,) = [line for line in result.output.splitlines() if "verified:" in line]
+    verified = output.split("verified: ", 1)[1]
     for scope in EVERY_SCOPE:  # the policy reads outcomes; not companies, which it does not sync
         assert (scope in verified) == (scope != "crm.objects.companies.read"), scope
     assert f"HubSpot account {HUB_ID}" in output
@@ -161,7 +161,7 @@ async def test_the_check_says_what_it_verified_and_finds_no_problem_in_a_full_to
 
     assert result.problems == ()
     (verified,) = result.verified
-    assert "crm.objects.contacts.write (owner write-back" in verified
+    assert "crm.objects.contacts.write for owner write-back" in verified
     assert "crm.objects.deals.read" not in verified  # outcomes are not read: not asked for
     # No HUBSPOT_PORTAL_ID: nothing to compare; the account is said, for the setting.
     assert f"HubSpot account {HUB_ID}" in verified

@@ -99,7 +99,9 @@ async def test_crm_check_names_each_scope_the_token_lacks_for_what_the_policy_as
 ) -> None:
     policy = parse_policy(POLICY + "    poll_outcomes_every: 5m\n")
     granted = {"crm.objects.owners.read", "crm.objects.contacts.read"}
-    async with FakeHubSpot(scopes=granted) as fake:
+    # Where HubSpot will not say which scopes a token has, as here, each is read (the call
+    # that says is in tests/crm/test_hubspot_check.py).
+    async with FakeHubSpot(scopes=granted, token_info=False) as fake:
         fake.company_properties.add("tier")  # the policy's tier_property: defined
         settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
         link = crm_links(settings, lambda: policy)["hubspot"]
@@ -119,9 +121,15 @@ async def test_crm_check_names_each_scope_the_token_lacks_for_what_the_policy_as
     assert fake.calls("GET", "/crm/v3/objects/contacts")  # contacts read, the webhook's fetch
 
 
-async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize("told", [True, False], ids=["scopes told", "scopes read"])
+async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(
+    tmp_path: Path, told: bool
+) -> None:
     policy = parse_policy(POLICY.split("crm:")[0])  # no sync, no outcomes
-    async with FakeHubSpot(scopes={"crm.objects.owners.read", "crm.objects.contacts.read"}) as fake:
+    granted = {"crm.objects.owners.read", "crm.objects.contacts.read"}
+    if told:  # and then the write scope is checked too
+        granted.add("crm.objects.contacts.write")
+    async with FakeHubSpot(scopes=granted, token_info=told) as fake:
         settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
         link = crm_links(settings, lambda: policy)["hubspot"]
         try:
@@ -129,7 +137,7 @@ async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(tmp_path: Pat
         finally:
             link.calls.close()
     assert result.error is None and result.problems == ()
-    assert not fake.calls("POST")
+    assert not fake.calls("POST", "/crm")
 
 
 async def test_crm_check_says_when_the_tier_property_is_no_company_property_in_hubspot(

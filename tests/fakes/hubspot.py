@@ -503,7 +503,9 @@ class FakeHubSpot:
         if not self.private_app or key != self.token:
             return _json(
                 400,
-                error_body(400, "The token given is not a private app's access token", "BAD_REQUEST"),
+                error_body(
+                    400, "The token given is not a private app's access token", "BAD_REQUEST"
+                ),
             )
         scopes = EVERY_SCOPE if self.scopes is None else self.scopes
         return _json(
