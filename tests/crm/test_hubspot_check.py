@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from bot.bootstrap import crm_links
 from bot.cli import app as cli
+from bot.crm import hubspot_scopes as scopes
 from bot.crm.sync import check
 from bot.settings import Settings
 from routing.policy import parse_policy
@@ -167,3 +168,41 @@ async def test_the_check_says_what_it_verified_and_finds_no_problem_in_a_full_to
     assert f"HubSpot account {HUB_ID}" in verified
     (note,) = result.notes
     assert f"HUBSPOT_PORTAL_ID={HUB_ID}" in note
+
+
+def test_a_token_info_call_that_fails_for_a_while_is_a_note_and_the_check_reads_as_before(
+    tmp_path: Path,
+) -> None:
+    with FakeHubSpot.in_thread(scopes=READS) as fake:
+        with_owners(fake)
+        fake.fail_after(1, 503)  # the owners read that connects passes; the next is refused
+        result = crm_check(fake, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "answered 503" in flat(result)
+    assert [r.status for r in fake.calls("POST", TOKEN_INFO_PATH)] == [503]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [],
+        {"hubId": 62515},
+        {"scopes": ["crm.objects.contacts.read"]},
+        {"hubId": "acme", "scopes": ["crm.objects.contacts.read"]},
+        {"hubId": True, "scopes": ["crm.objects.contacts.read"]},
+        {"hubId": 62515, "scopes": "crm.objects.contacts.read"},
+        {"hubId": 62515, "scopes": [{"name": "crm.objects.contacts.read"}]},
+    ],
+)
+def test_an_answer_not_in_the_shape_hubspot_documents_is_not_taken_for_the_tokens_scopes(
+    answer: object,
+) -> None:
+    assert scopes.token_info(answer) is None
+
+
+def test_an_answer_in_hubspots_shape_gives_the_account_app_and_scopes() -> None:
+    info = scopes.token_info(
+        {"userId": 1, "hubId": 62515, "appId": 1553569, "scopes": ["crm.objects.owners.read"]}
+    )
+    assert info == scopes.TokenInfo("62515", "1553569", frozenset({"crm.objects.owners.read"}))
