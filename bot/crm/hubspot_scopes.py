@@ -102,9 +102,9 @@ def checked(info: TokenInfo, uses: list[tuple[str, str]], *, portal_id: str | No
 def not_told(why: str) -> str:
     """The note when HubSpot would not say which scopes the token has (`why`)."""
     return (
-        f"HubSpot did not say which scopes the token has ({why}), so the read scopes in use "
-        f"were checked by reading, and {WRITE}, which owner write-back needs, could not be checked without "
-        f"writing: make sure the private app has it ({WHERE})"
+        f"HubSpot did not say which scopes the token has ({why}), so it was checked by "
+        f"reading, as before, and {WRITE}, which owner write-back needs, could not be "
+        f"checked without writing: make sure the private app has it ({WHERE})"
     )
 
 
