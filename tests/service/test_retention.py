@@ -237,7 +237,14 @@ async def test_dashboard_sign_outs_are_deleted_once_their_session_has_expired_wh
     now = clock()
     await sign_out(uow, session_id="short", expires_at=now + timedelta(hours=1), now=now)
     await sign_out(uow, session_id="long", expires_at=now + timedelta(hours=12), now=now)
-    await sign_out_everywhere(uow, who="maria", now=now, expires_at=now + timedelta(hours=12))
+    await sign_out_everywhere(
+        uow,
+        who="maria",
+        session_id="asking",
+        issued_at=now - timedelta(hours=2),
+        now=now,
+        expires_at=now + timedelta(hours=12),
+    )
     clock.advance(hours=1, seconds=1)
     # Sessions issued before now: those signed out stay so until their rows go.
     issued = now - timedelta(minutes=1)
