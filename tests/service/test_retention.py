@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from routing.policy import Policy
 from storage import repository as repo
-from storage.db import Database, open_database
+from storage.db import Database
 from storage.models import (
     AuditEventRow,
     DashboardSignOutRow,
@@ -289,16 +288,6 @@ async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
 
     assert deleted[Housekeeping.REQUEST_KEYS] == 13
     assert await count_rows(db, ProcessedRequestRow) == 0
-
-
-@pytest.fixture
-async def replica_db(db: Database) -> AsyncIterator[Database]:
-    """A second process's view of `db`: its own engine, connections and (SQLite) write lock."""
-    other = open_database(db.engine.url.render_as_string(hide_password=False))
-    try:
-        yield other
-    finally:
-        await other.dispose()
 
 
 async def test_replicas_pruning_at_once_delete_each_row_once_and_count_it_once(
