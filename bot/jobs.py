@@ -63,10 +63,10 @@ OUTCOME_RATES = "outcome-rates"
 OUTCOME_RATES_EVERY = timedelta(minutes=10)
 WAITING_EVENTS = "waiting-events"
 WAITING_EVENTS_EVERY = timedelta(minutes=1)
-# How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
-# tick missed for longer than this is not worth sending late.
 # A digest tick run later than this after its time was missed while no replica ran.
 LATE_TICK = timedelta(minutes=5)
+# How far back to look for a cron's latest tick: a digest fires at most weekly in practice, and a
+# tick missed for longer than this is not worth sending late.
 _LOOKBACK = (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8))
 
 

@@ -116,6 +116,17 @@ def db(request: pytest.FixtureRequest) -> Database:
 
 
 @pytest.fixture
+async def replica_db(db: Database) -> AsyncIterator[Database]:
+    """A second replica's (another process's) view of `db`: its own engine, connections and
+    (SQLite) write lock."""
+    other = open_database(db.engine.url.render_as_string(hide_password=False))
+    try:
+        yield other
+    finally:
+        await other.dispose()
+
+
+@pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Servers]:
     """`leadrouter serve` processes started by a test, stopped when it ends."""
     started = Servers(tmp_path)

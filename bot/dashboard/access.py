@@ -278,9 +278,18 @@ class Access:
             assert self.cookies is not None
             now = datetime.fromtimestamp(self.cookies.clock(), UTC)
             visitor = self._visitor_of(session)
-            if everywhere and visitor is not None and not await self._signed_out(session, visitor):
-                until = now + timedelta(seconds=SESSION_S)
-                await sign_out_everywhere(self.uow, who=_who(visitor), now=now, expires_at=until)
+            if (
+                everywhere
+                and visitor is not None
+                and await sign_out_everywhere(
+                    self.uow,
+                    who=_who(visitor),
+                    session_id=session.id,
+                    issued_at=session.issued_at,
+                    now=now,
+                    expires_at=now + timedelta(seconds=SESSION_S),
+                )
+            ):
                 log.info("dashboard: %s signed out everywhere", _named(visitor))
             else:
                 await sign_out(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.service.errors import ServiceError
 from bot.service.kinds import CRM_WRITE_FAILED, SLA_MISSED, OutboxKind
@@ -239,10 +240,16 @@ async def queue_digest(
         raise ServiceError(f"no manager with id {manager_id} in the policy")
     job = f"digest:{manager_id}"
     now = uow.clock()
-    since = await uow.read(
-        lambda session: repo.previous_job_run(session=session, job=job, before=due_at)
-    )
-    if since is None and only_after_another:
+
+    def look(session: Session) -> tuple[bool, datetime | None]:
+        return (
+            repo.job_ran(session=session, job=job, due_at=due_at),
+            repo.previous_job_run(session=session, job=job, before=due_at),
+        )
+
+    # Taken already (a start's catch-up of a tick sent, another replica's): nothing to make.
+    ran, since = await uow.read(look)
+    if ran or (since is None and only_after_another):
         return False
     if first_of_week(since or due_at - FIRST_PERIOD, due_at, policy.managers[manager_id].tz):
         # The week's figures are the report's, whose stories the report job brings up to date

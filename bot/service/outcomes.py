@@ -183,7 +183,7 @@ def record(
     an amount in another currency than `currency` is left out, and noted."""
     touches = _first_touches(tx.session, (lead for lead, r in matched if _is_touch(r)))
     rows = []
-    left_out: list[tuple[int, dict[str, Any]]] = []
+    left_out: list[tuple[tuple[int, str, str, str], dict[str, Any]]] = []
     seen: set[tuple[int, str, str, str]] = set()
     for lead_id, report in matched:
         event = report.event
@@ -199,7 +199,7 @@ def record(
         if event.amount is not None and not Decimal(0) <= event.amount < MAX_AMOUNT:
             event = event._replace(amount=None)
         if event.amount is not None and not same_currency(event.currency, currency):
-            left_out.append((lead_id, _left_out(report, ours=currency)))
+            left_out.append((natural_key, _left_out(report, ours=currency)))
             event = event._replace(amount=None)
         rows.append(
             repo.lead_event_values(
@@ -212,9 +212,12 @@ def record(
             )
         )
     stored = repo.insert_lead_events(session=tx.session, rows=rows)
-    if left_out:
+    # Only of an event stored now: a repeat stores nothing, and what its first report stored
+    # stays (an amount kept before LEADROUTER_CURRENCY was set, or before the deal's changed).
+    notes = [(key[0], data) for key, data in left_out if key in stored]
+    if notes:
         for external_id, data in repo.note_amounts_left_out(
-            session=tx.session, notes=left_out, now=now
+            session=tx.session, notes=notes, now=now
         ):
             # The lead's id and the report's name in its source, never what the lead is.
             log.info(
@@ -228,7 +231,7 @@ def record(
                 data["ours"],
                 extra=about(external_id),
             )
-    return Recorded(stored=stored, repeated=len(matched) - stored)
+    return Recorded(stored=len(stored), repeated=len(matched) - len(stored))
 
 
 def _left_out(report: Reported, *, ours: str | None) -> dict[str, Any]:

@@ -29,15 +29,26 @@ async def sign_out(
 
 
 async def sign_out_everywhere(
-    uow: UnitOfWork, *, who: str, now: datetime, expires_at: datetime
-) -> None:
-    """End every session of `who` issued until `now`; `expires_at` is when the last of those
-    expires."""
+    uow: UnitOfWork,
+    *,
+    who: str,
+    session_id: str,
+    issued_at: datetime,
+    now: datetime,
+    expires_at: datetime,
+) -> bool:
+    """End every session of `who` issued until `now`, asked from their session `session_id`
+    (issued at `issued_at`); `expires_at` is when the last of those expires. False, ending
+    nothing, when that session was signed out already: a copy of a session already ended
+    cannot sign its holder out of the others."""
+    if await signed_out(uow, session_id=session_id, who=who, issued_at=issued_at):
+        return False
     key = _everywhere(who)
     await uow.write(
         lambda tx: repo.record_sign_out(session=tx.session, key=key, at=now, expires_at=expires_at),
         quick=True,
     )
+    return True
 
 
 async def signed_out(uow: UnitOfWork, *, session_id: str, who: str, issued_at: datetime) -> bool:

@@ -160,6 +160,7 @@ from storage.repository.routing_state import (
 )
 from storage.repository.runs import (
     crm_cursor,
+    job_ran,
     last_job_runs,
     move_crm_cursor,
     previous_job_run,
@@ -219,6 +220,7 @@ __all__ = [
     "insert_offers",
     "insert_outbox",
     "insert_rows",
+    "job_ran",
     "lane_free_at",
     "lapsed_contact_clocks",
     "last_job_runs",

@@ -68,16 +68,20 @@ def _insert_once(dialect: str) -> Insert:
     return (
         insert(LEAD_EVENTS)
         .on_conflict_do_nothing(index_elements=[LEAD_EVENTS.c[name] for name in _NATURAL_KEY])
-        .returning(LEAD_EVENTS.c.id)
+        .returning(*(LEAD_EVENTS.c[name] for name in _NATURAL_KEY))
     )
 
 
-def insert_lead_events(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Store the rows not stored already; how many were new (the rest were repeats)."""
+def insert_lead_events(
+    *, session: Session, rows: Sequence[Mapping[str, Any]]
+) -> set[tuple[int, str, str, str]]:
+    """Store the rows not stored already; the natural keys (lead id, kind, source, source key)
+    of those that were new (the rest were repeats)."""
     if not rows:
-        return 0
+        return set()
     statement = _insert_once(session.get_bind().dialect.name)
-    return sum(1 for _ in session.execute(statement, list(rows)))
+    stored = session.execute(statement, list(rows))
+    return {(lead_id, kind, source, key) for lead_id, kind, source, key in stored}
 
 
 def first_touch_at(*, session: Session, lead_id: int) -> datetime | None:

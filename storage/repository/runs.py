@@ -33,6 +33,16 @@ def take_job_run(
     return True
 
 
+def job_ran(*, session: Session, job: str, due_at: datetime) -> bool:
+    """Whether `job`'s tick at `due_at` was taken already, by any replica (`take_job_run`)."""
+    found = session.execute(
+        select(col(JobRunRow.due_at)).where(
+            col(JobRunRow.job) == job, col(JobRunRow.due_at) == due_at
+        )
+    )
+    return found.first() is not None
+
+
 def previous_job_run(*, session: Session, job: str, before: datetime) -> datetime | None:
     """The tick before `before` at which `job` ran, if any."""
     result = session.execute(

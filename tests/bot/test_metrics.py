@@ -325,6 +325,7 @@ async def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_and_healthz_st
 
     assert [bare.status, wrong.status, basic.status] == [401, 401, 401]
     assert all("LEADROUTER_METRICS_TOKEN" in answer["error"] for answer in answers)
+    assert "`Authorization: Bearer <token>`" in answers[0]["error"]
     assert bare.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
     assert right.status == 200 and "leadrouter_unmatched_leads" in scraped
     assert health.status == 200

@@ -8,7 +8,6 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -16,7 +15,7 @@ from pydantic import SecretStr
 
 from bot.dashboard.session import SESSION_COOKIE, CookieJar, session_key
 from routing.policy import Policy, parse_policy
-from storage.db import Database, open_database
+from storage.db import Database
 from tests.dashboard.conftest import MARIA, TOKEN, Dashboard, MakeDashboard, queue_leads
 from tests.fakes.slack_sign_in import FakeSlackSignIn, Person
 
@@ -35,16 +34,6 @@ TWO_MANAGERS = (
 @pytest.fixture
 def two_managers() -> Policy:
     return parse_policy(TWO_MANAGERS)
-
-
-@pytest.fixture
-async def replica_db(db: Database) -> AsyncIterator[Database]:
-    """A second replica's view of `db`: its own engine and connections."""
-    other = open_database(db.engine.url.render_as_string(hide_password=False))
-    try:
-        yield other
-    finally:
-        await other.dispose()
 
 
 def in_browser(dashboard: Dashboard, cookie: str | None) -> None:

@@ -18,6 +18,7 @@ from bot.service.errors import ServiceError
 from bot.service.kinds import OutboxKind
 from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy, parse_policy
+from storage import repository as repo
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.service.conftest import Clock
@@ -130,3 +131,30 @@ async def test_a_first_start_after_the_tick_sends_no_digest_out_of_the_blue(
     assert await tick.call(uow)
 
     assert [d["until"] for d in await digests(db)] == [(MONDAY_9AM + timedelta(days=1)).isoformat()]
+
+
+async def report_made_to(uow: UnitOfWork) -> datetime | None:
+    """How far the routing report's stories were last brought up to date."""
+    cursor = await uow.read(lambda session: repo.report_cursor(session=session))
+    return None if cursor is None else cursor.watermark
+
+
+async def test_a_start_after_the_weeks_first_digest_went_out_does_not_make_the_report_again(
+    db: Database, clock: Clock
+) -> None:
+    """Each start runs every digest job at once (to catch up a missed tick): for one already
+    sent, by this replica or another, there is nothing to bring the report up to date for.
+    (After an upgrade that remakes every story, each manager's would remake them all again.)"""
+    policy = parse_policy(BERLIN_DIGEST)
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+    tick = digest_job(policy)
+    clock.now = MONDAY_9AM - timedelta(days=3)
+    assert await tick.call(uow)  # Friday's
+    clock.now = MONDAY_9AM
+    assert await tick.call(uow)  # Monday's, the week's first: the report is made to 09:00
+    assert await report_made_to(uow) == MONDAY_9AM
+
+    clock.now = MONDAY_9AM + timedelta(minutes=30)  # a restart that morning
+    assert not await tick.call(uow)
+
+    assert await report_made_to(uow) == MONDAY_9AM

@@ -522,3 +522,29 @@ async def test_why_writes_amounts_with_the_currency_and_says_which_were_left_out
         what.startswith("Amount left out") and "GBP" in what and "USD" in what for what in told
     )
     assert not any("9,000" in what for what in told)
+
+
+async def test_an_amount_stored_before_the_currency_was_set_and_reported_again_is_not_said_left_out(
+    uow: UnitOfWork, db: Database, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Setting LEADROUTER_CURRENCY later leaves amounts stored before as they are (docs/crm.md):
+    a repeat of their report stores nothing, so nothing of it is left out, and neither the
+    log nor the lead's story may say so beside the amount it still shows."""
+    await intake_from_crm(uow, [new_lead("hubspot:504", crm_system="hubspot", crm_id="504")])
+    won = in_currency(OutcomeEvent(WON, at(30), Decimal("9000")), "GBP")
+    report = Reported("504", won, "hubspot", "deals/80", "deal")
+    await record_crm_events(uow, "hubspot", [report])  # no currency set yet: kept as it came
+
+    uow.currency = "USD"
+    with caplog.at_level("INFO", logger="bot.service"):
+        again = await record_crm_events(uow, "hubspot", [report])
+
+    assert again == Recorded(repeated=1)
+    (row,) = await rows_of(db, "hubspot:504")
+    assert row.amount == Decimal("9000")
+    assert await left_out_rows(db) == []
+    assert not [r for r in caplog.records if "left out" in r.getMessage()]
+    reader = Reader(db=db, policy=uow.policy, clock=clock, currency="USD")
+    story = await reader.story("hubspot:504", Viewer(rep=None, manager="mia"))
+    assert story is not None
+    assert not [event.what for event in story.events if event.what.startswith("Amount left out")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from bot.service.unit_of_work import UnitOfWork
 from routing.leads import parse_lead
 from routing.policy import Policy
 from storage import repository as repo
-from storage.db import Database, open_database
+from storage.db import Database
 from storage.models import (
     AuditEventRow,
     DashboardSignOutRow,
@@ -237,7 +236,14 @@ async def test_dashboard_sign_outs_are_deleted_once_their_session_has_expired_wh
     now = clock()
     await sign_out(uow, session_id="short", expires_at=now + timedelta(hours=1), now=now)
     await sign_out(uow, session_id="long", expires_at=now + timedelta(hours=12), now=now)
-    await sign_out_everywhere(uow, who="maria", now=now, expires_at=now + timedelta(hours=12))
+    await sign_out_everywhere(
+        uow,
+        who="maria",
+        session_id="asking",
+        issued_at=now - timedelta(hours=2),
+        now=now,
+        expires_at=now + timedelta(hours=12),
+    )
     clock.advance(hours=1, seconds=1)
     # Sessions issued before now: those signed out stay so until their rows go.
     issued = now - timedelta(minutes=1)
@@ -282,16 +288,6 @@ async def test_more_rows_than_one_batch_are_deleted_one_bounded_batch_at_a_time(
 
     assert deleted[Housekeeping.REQUEST_KEYS] == 13
     assert await count_rows(db, ProcessedRequestRow) == 0
-
-
-@pytest.fixture
-async def replica_db(db: Database) -> AsyncIterator[Database]:
-    """A second process's view of `db`: its own engine, connections and (SQLite) write lock."""
-    other = open_database(db.engine.url.render_as_string(hide_password=False))
-    try:
-        yield other
-    finally:
-        await other.dispose()
 
 
 async def test_replicas_pruning_at_once_delete_each_row_once_and_count_it_once(
