@@ -154,7 +154,7 @@ def declare_jobs(
         )
     )
     jobs.extend(_crm_jobs(policy, crm or {}))
-    if retention is not None and retention.prunes:
+    if retention is not None:  # expired dashboard sign-outs are always pruned
         jobs.append(
             Job(
                 RETENTION,

@@ -31,11 +31,6 @@ class Retention:
             Housekeeping.SIGN_OUTS: 0,
         }[what]
 
-    @property
-    def prunes(self) -> bool:
-        """Whether any table is pruned at all (always, now that expired sign-outs are)."""
-        return any(self.days(what) is not None for what in Housekeeping)
-
     def describe(self) -> str:
         """One line for `leadrouter jobs`."""
         return "delete " + ", ".join(
