@@ -69,3 +69,7 @@ class ButtonElement(ValidatorsFoundOnce, sdk.ButtonElement):
 
 class ConfirmObject(ValidatorsFoundOnce, sdk.ConfirmObject):
     pass
+
+
+class RichTextBlock(ValidatorsFoundOnce, sdk.RichTextBlock):
+    pass

@@ -54,9 +54,16 @@ def content(**overrides: Any) -> CardContent:
     return CardContent(**values)
 
 
-def texts(node: Any, kinds: tuple[str, ...] = ("mrkdwn", "plain_text")) -> Iterator[str]:
-    """Every string a reader could see: the `text` of each text object, however deeply nested."""
+def texts(
+    node: Any, kinds: tuple[str, ...] = ("mrkdwn", "plain_text", "rich_text")
+) -> Iterator[str]:
+    """Every string a reader could see: the `text` of each text object, however deeply nested,
+    and each rich text block written as the mrkdwn it stands for (`rich_as_mrkdwn`)."""
     if isinstance(node, dict):
+        if node.get("type") == "rich_text":
+            if "rich_text" in kinds:
+                yield rich_as_mrkdwn(node)
+            return
         if node.get("type") in kinds and isinstance(node.get("text"), str):
             yield node["text"]
         for value in node.values():
@@ -64,6 +71,72 @@ def texts(node: Any, kinds: tuple[str, ...] = ("mrkdwn", "plain_text")) -> Itera
     elif isinstance(node, list):
         for item in node:
             yield from texts(item, kinds)
+
+
+def rich_as_mrkdwn(block: dict[str, Any]) -> str:
+    """A rich text block as the mrkdwn that would say the same: its text escaped, its styles as
+    *bold*, _italic_ and `code`, its links, mentions and dates as Slack's tokens, preformatted
+    text in ```. So a test reads a line the same whichever way it is drawn."""
+    out = []
+    for part in block["elements"]:
+        inline = "".join(_inline(element) for element in part["elements"])
+        out.append(f"```{inline}```" if part["type"] == "rich_text_preformatted" else inline)
+    return "\n".join(out)
+
+
+def _inline(element: dict[str, Any]) -> str:
+    kind = element["type"]
+    if kind == "user":
+        return f"<@{element['user_id']}>"
+    if kind == "date":
+        return f"<!date^{element['timestamp']}^{element['format']}|{element['fallback']}>"
+    if kind == "emoji":
+        return f":{element['name']}:"
+    if kind == "link":
+        url = element["url"].replace("&", "&amp;")
+        return f"<{url}|{escape(element['text'])}>" if element.get("text") else f"<{url}>"
+    assert kind == "text", element
+    text, style = escape(element["text"]), element.get("style") or {}
+    for key, mark in (("code", "`"), ("italic", "_"), ("bold", "*")):
+        if style.get(key):
+            text = f"{mark}{text}{mark}"
+    return text
+
+
+def rich_text_of(block: dict[str, Any]) -> str:
+    """A block's text as mrkdwn if it is rich text; else nothing."""
+    return rich_as_mrkdwn(block) if block.get("type") == "rich_text" else ""
+
+
+def links(node: Any) -> list[tuple[str, str]]:
+    """Every rich text link in `node`: (its target, its text as shown)."""
+    if isinstance(node, dict):
+        own = [(node["url"], node.get("text", ""))] if node.get("type") == "link" else []
+        return own + [link for value in node.values() for link in links(value)]
+    if isinstance(node, list):
+        return [link for item in node for link in links(item)]
+    return []
+
+
+def literal_texts(node: Any) -> Iterator[str]:
+    """Every string Slack shows as written: plain_text objects and rich text's text elements
+    and links' text (where `*`, `_`, `~`, a backtick, `<` or `&` mean nothing)."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind in ("plain_text", "text", "link") and isinstance(node.get("text"), str):
+            yield node["text"]
+        for value in node.values():
+            yield from literal_texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from literal_texts(item)
+
+
+def rich_length(block: dict[str, Any]) -> int:
+    """The characters of text in a rich text block, as the lead's and our words were written."""
+    return sum(
+        len(element.get("text") or "") for part in block["elements"] for element in part["elements"]
+    )
 
 
 def mrkdwn(node: Any) -> Iterator[str]:
@@ -87,8 +160,10 @@ def assert_within_limits(blocks: list[dict[str, Any]], max_blocks: int) -> None:
     assert len(blocks) <= max_blocks
     for block in blocks:
         Block.parse(block).to_dict()  # type: ignore[union-attr]  # slack_sdk's own validators
-        for text in texts(block):
+        for text in texts(block, ("mrkdwn", "plain_text")):
             assert 1 <= len(text) <= 3000
+        if block["type"] == "rich_text":
+            assert 1 <= rich_length(block) <= 3000
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= 150
         for field in block.get("fields", []):

@@ -16,6 +16,7 @@ from bot.bootstrap import App
 from bot.service.intake import intake
 from routing.leads import parse_lead
 from tests.bot.test_slack_app import send
+from tests.bot.test_slack_blocks import links, literal_texts, mrkdwn
 from tests.bot.test_slack_surfaces import POLICY, routing
 from tests.fakes.slack import FakeSlack, action_body, event_body
 
@@ -31,7 +32,9 @@ HEADING = f"{FIRST} {LAST} · {COMPANY}"
 
 @pytest.fixture
 def slack_policy() -> str:
-    return POLICY.replace("  duo: {members: [ann, ben]", "  duo: {channel: CDUO, members: [ann, ben]")
+    return POLICY.replace(
+        "  duo: {members: [ann, ben]", "  duo: {channel: CDUO, members: [ann, ben]"
+    ).replace("assign: {queue: partners}", "assign: {queue: partners, channel: CTRIAGE}")
 
 
 def lead_fields(**more: Any) -> dict[str, Any]:
@@ -50,40 +53,12 @@ async def new_lead(app: App, lead_id: str, **fields: Any) -> str:
     return result.lead.status
 
 
-def mrkdwn_texts(node: Any) -> Iterator[str]:
-    """Every string Slack would read as mrkdwn: mrkdwn text objects, wherever they are."""
-    if isinstance(node, dict):
-        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
-            yield node["text"]
-        for value in node.values():
-            yield from mrkdwn_texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from mrkdwn_texts(item)
-
-
-def literal_texts(node: Any) -> Iterator[str]:
-    """Every string Slack shows as written: plain_text objects, and the `text` and `link`
-    elements of rich text."""
-    if isinstance(node, dict):
-        kind = node.get("type")
-        if kind in ("plain_text", "text", "link") and isinstance(node.get("text"), str):
-            yield node["text"]
-        if kind == "link" and isinstance(node.get("url"), str):
-            yield node["url"]
-        for value in node.values():
-            yield from literal_texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from literal_texts(item)
-
-
 def assert_literal(blocks: Any, *shown: str) -> None:
     """No word of the lead in any mrkdwn text; each of `shown` whole in a literal place."""
-    for text in mrkdwn_texts(blocks):
+    for text in mrkdwn(blocks):
         for word in WORDS:
             assert word not in text, f"{word!r} reaches Slack as mrkdwn: {text!r}"
-    literal = list(literal_texts(blocks))
+    literal = [*literal_texts(blocks), *(link for link, _ in links(blocks))]
     for string in shown:
         assert any(string in text for text in literal), f"{string!r} not shown literally"
 
@@ -115,7 +90,7 @@ async def test_the_card_its_team_copy_and_their_claimed_update_show_the_lead_as_
 
 
 async def test_a_lead_waiting_in_triage_is_posted_there_as_written(
-    app: App, slack: FakeSlack
+    app: App, http: TestClient, slack: FakeSlack
 ) -> None:
     assert await new_lead(app, "Q-*1*", source="partner") == "queued"
     (post,) = await slack.wait_for("chat.postMessage")
@@ -138,7 +113,8 @@ async def test_the_app_home_and_the_digest_show_the_lead_as_written(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
     await new_lead(app, "L-1")
-    await new_lead(app, "Q-*1*", source="partner")
+    # Another person of the same company: the same e-mail would be the same lead again.
+    assert await new_lead(app, "Q-*1*", source="partner", email="ana@vexmoor.example") == "queued"
     posts = await slack.wait_for("chat.postMessage", count=3)
     rep = next(c.params["channel"] for c in posts if c.params["channel"].startswith("U"))
 
