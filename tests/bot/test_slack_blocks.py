@@ -103,6 +103,11 @@ def _inline(element: dict[str, Any]) -> str:
     return text
 
 
+def rich_texts(node: Any) -> list[str]:
+    """Each rich text block in `node` as the mrkdwn it stands for."""
+    return list(texts(node, ("rich_text",)))
+
+
 def rich_text_of(block: dict[str, Any]) -> str:
     """A block's text as mrkdwn if it is rich text; else nothing."""
     return rich_as_mrkdwn(block) if block.get("type") == "rich_text" else ""

@@ -13,11 +13,14 @@ from aiohttp.test_utils import TestClient
 from bot.bootstrap import App
 from bot.card import CardContent, Contact
 from bot.service.intake import intake
+from bot.slack.blocks import mentioned
 from bot.slack.cards import CardView, offer_card, reminder, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
 from routing.leads import parse_lead
 from tests.bot.conftest import TUESDAY
 from tests.bot.test_slack_app import send
+from tests.bot.test_slack_blocks import literal_texts, rich_texts
+from tests.bot.test_slack_blocks import texts as texts_of
 from tests.fakes.slack import (
     FakeSlack,
     action_body,
@@ -97,7 +100,8 @@ def _form(payload: dict[str, Any]) -> str:
 
 
 def texts(node: Any) -> str:
-    return json.dumps(node, ensure_ascii=False)
+    """The blocks' JSON, then each rich text block as the mrkdwn it stands for."""
+    return "\n".join([json.dumps(node, ensure_ascii=False), *rich_texts(node)])
 
 
 async def test_a_lead_moved_to_a_queue_by_time_off_is_said_to_wait_in_that_queue(
@@ -266,12 +270,12 @@ def test_im_out_promises_a_rep_with_working_hours_their_next_working_day() -> No
 def test_a_long_title_is_cut_in_notifications_as_in_the_cards_header() -> None:
     title = "Jo · " + "International Consolidated Holdings " * 25  # 905 characters
     content = CardContent(title, Contact(), (), "Everyone", TUESDAY, 600)
-    view = CardView(lead_id="L-1", content=content, assignee="<@UANN>")
+    view = CardView(lead_id="L-1", content=content, assignee=mentioned("UANN"))
 
     for message in (offer_card(view), team_copy(view), reminder(view)):
-        header_or_line = message.blocks[0]["text"]["text"]
+        header_or_line = "".join(literal_texts(message.blocks[0]))
         assert len(message.text) <= 300, message.text
-        assert len(header_or_line) <= 300
+        assert "Jo · International" in header_or_line and len(header_or_line) <= 300
         assert "…" in message.text
 
 
@@ -383,7 +387,7 @@ async def test_a_settled_card_says_why_its_own_offer_closed_when_the_clock_did_n
     await routing(http, slack, second, "pto")
 
     updates = await slack.wait_for("chat.update", count=2)
-    status = updates[1].params["blocks"][1]["text"]["text"]
+    status = rich_texts(updates[1].params["blocks"][1])[0]
     assert updates[1].params["channel"] == f"D{second[1:]}"
     assert status == "Reassigned to the triage queue: out of office"
 
@@ -418,10 +422,11 @@ async def test_a_managers_app_home_lists_the_queued_leads_each_with_assign(
     (home,) = await slack.wait_for("views.publish")
 
     blocks = home.params["view"]["blocks"]
-    said = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    said = list(texts_of(blocks, ("mrkdwn", "rich_text")))
     first = said.index("*Unmatched queue:* 2 leads, oldest waiting 0s")
     assert said[first + 1].startswith("*P-1* · Initech · partner · waiting")
     assert said[first + 2].startswith("*P-2* · Globex &lt;!here&gt; · partner · waiting")
+    assert "Globex <!here>" in literal_texts(blocks)  # as written, in rich text
     pickers = [b["block_id"] for b in blocks if b["type"] == "actions"]
     assert pickers == ["assign:P-1", "assign:P-2"]
 
