@@ -108,6 +108,27 @@ def rich_texts(node: Any) -> list[str]:
     return list(texts(node, ("rich_text",)))
 
 
+def rich_words(node: Any) -> list[str]:
+    """Each rich text block in `node` as its words read, styles left out (links, mentions and
+    dates still as Slack's tokens)."""
+    if isinstance(node, dict):
+        if node.get("type") == "rich_text":
+            return [
+                "".join(
+                    _inline({k: v for k, v in element.items() if k != "style"})
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&")
+                    for element in part["elements"]
+                )
+                for part in node["elements"]
+            ]
+        return [words for value in node.values() for words in rich_words(value)]
+    if isinstance(node, list):
+        return [words for item in node for words in rich_words(item)]
+    return []
+
+
 def rich_text_of(block: dict[str, Any]) -> str:
     """A block's text as mrkdwn if it is rich text; else nothing."""
     return rich_as_mrkdwn(block) if block.get("type") == "rich_text" else ""
