@@ -101,6 +101,19 @@ def mentioned(user_id: str) -> Said:
     return Said((RichTextElementParts.User(user_id=user_id),), mention(user_id))
 
 
+def dated(when: datetime) -> Said:
+    """A Slack date, in each reader's own time zone."""
+    return Said((date_element(when),), slack_date(when))
+
+
+def one_line(said: Said) -> Message:
+    """A sentence of ours quoting what a lead wrote, as a message: rich text, its notification
+    text with mrkdwn off."""
+    return Message(
+        text=clip(said.text, MAX_TEXT), blocks=message_blocks([rich([said.rich])]), mrkdwn=False
+    )
+
+
 def say(words: Words, policy: Policy) -> Said:
     """A card's sentence both ways (`told` and `said`)."""
     return Said(tuple(told(words, policy)), said(words, policy))
@@ -200,7 +213,7 @@ def _within(elements: list[RichTextElement], budget: int) -> list[RichTextElemen
     kept: list[RichTextElement] = []
     for element in elements:
         text = element.text if isinstance(element, _Texts) else None
-        size = len(text or "") if isinstance(element, _Texts) else len(_shown_as(element))
+        size = _size(element)
         if size <= budget:
             kept.append(element)
             budget -= size
@@ -212,11 +225,14 @@ def _within(elements: list[RichTextElement], budget: int) -> list[RichTextElemen
     return kept
 
 
-def _shown_as(element: RichTextElement) -> str:
-    """What a mention or date stands for, roughly, in a block's length."""
+def _size(element: RichTextElement) -> int:
+    """An element's length in a block's text: a mention or a date counted as roughly what it
+    stands for."""
+    if isinstance(element, _Texts):
+        return len(element.text or "")
     if isinstance(element, RichTextElementParts.Date):
-        return element.fallback or ""
-    return "@someone"
+        return len(element.fallback or "")
+    return len("@someone")
 
 
 def preformatted(text: str, limit: int) -> RichTextBlock:
@@ -232,7 +248,7 @@ def rich_list_text(
     more": `list_section`'s limit, kept for rich text."""
 
     def size(line: Sequence[RichTextElement]) -> int:
-        return sum(len(getattr(element, "text", None) or "") + 1 for element in line)
+        return sum(_size(element) for element in line) + 1  # and its line's end
 
     room = MAX_TEXT - size(head)
     more = len(and_more(len(lines))) + 1

@@ -122,41 +122,44 @@ async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str | block
 
 
 async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
-    """A manager's unmatched queue, a rep's open leads: each lead as its card titles it, as many
-    as one section holds."""
+    """A manager's unmatched queue, a rep's open leads: each lead as its card titles it, as
+    written (rich text), as many as one block holds."""
     now = parts.clock()
     if viewer.manager is not None:
         size, oldest = await parts.reader.queued_leads()
         if size == 0:
             return "The unmatched queue is empty."
-        head = f"*Unmatched queue: {size} lead{'s' if size != 1 else ''}*"
+        head = f"Unmatched queue: {size} lead{'s' if size != 1 else ''}"
         if size > len(oldest):
             head += f" (the oldest {len(oldest)})"
         lines = []
         several = len({lead.queue for lead in oldest}) > 1  # as the digest: name them then
         for lead in oldest:
             waited = format_duration(int((now - lead.created_at).total_seconds()))
-            said = [blocks.clip(blocks.escape(lead.external_id), 300)]
-            facts = (lead.company, lead.source)
-            said += [blocks.clip(blocks.escape(fact), 150) for fact in facts if fact]
+            line = [blocks.literal("• "), blocks.literal(lead.external_id, 300)]
+            for fact in (lead.company, lead.source):
+                if fact:
+                    line += [blocks.literal(" · "), blocks.literal(fact, 150)]
             if several and lead.queue:
-                said.append(f"in {blocks.clip(blocks.escape(lead.queue), 150)}")
-            lines.append(f"• {' · '.join(said)} · waiting {waited}")
+                line += [blocks.literal(" · in "), blocks.literal(lead.queue, 150)]
+            line.append(blocks.literal(f" · waiting {waited}"))
+            lines.append(line)
         return _listed(head, lines)
     assert viewer.rep is not None
     offers = await parts.reader.open_offers(viewer.rep)
     if not offers:
         return "You have no open leads."
-    head = f"*Your open leads: {len(offers)}*"
     lines = []
     for offer, lead in offers:
-        line = f"• {lead_named(lead_title(lead.facts, lead.external_id), lead.external_id)}"
+        said = blocks.plainly("• ") + lead_named(
+            lead_title(lead.facts, lead.external_id), lead.external_id
+        )
         if offer.sla_due_at:
-            line += f" · claim by {blocks.slack_date(offer.sla_due_at)}"
-        lines.append(line)
-    return _listed(head, lines)
+            said += blocks.plainly(" · claim by ") + blocks.dated(offer.sla_due_at)
+        lines.append(list(said.rich))
+    return _listed(f"Your open leads: {len(offers)}", lines)
 
 
-def _listed(head: str, lines: list[str]) -> blocks.Message:
-    text = blocks.list_text(head, lines)
-    return blocks.Message(text=text, blocks=blocks.message_blocks([blocks.section(text)]))
+def _listed(head: str, lines: list[list[RichTextElement]]) -> blocks.Message:
+    block = blocks.rich_list_text([blocks.literal(head, bold=True)], lines)
+    return blocks.Message(text=head, blocks=blocks.message_blocks([block]))

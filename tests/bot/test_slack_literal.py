@@ -17,8 +17,8 @@ from bot.service.intake import intake
 from routing.leads import parse_lead
 from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import links, literal_texts, mrkdwn
-from tests.bot.test_slack_surfaces import POLICY, routing
-from tests.fakes.slack import FakeSlack, action_body, event_body
+from tests.bot.test_slack_surfaces import NOT_MY_TERRITORY, POLICY, routing
+from tests.fakes.slack import FakeSlack, action_body, event_body, view_submission_body
 
 # Each carries a word found nowhere else, so where the word goes the lead's string went.
 FIRST = "*Zorba*"
@@ -140,3 +140,27 @@ def _elements(node: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(node, list):
         for item in node:
             yield from _elements(item)
+
+
+async def test_the_reject_modal_the_reject_reply_and_routing_queue_name_the_lead_as_written(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await new_lead(app, "L-1")
+    posts = await slack.wait_for("chat.postMessage", count=2)
+    rep = next(c.params["channel"] for c in posts if c.params["channel"].startswith("U"))
+
+    queue = await routing(http, slack, rep, "queue")
+    assert_literal(queue["blocks"], HEADING)
+
+    assert await send(http, action_body("reject_lead", "L-1", rep, channel=f"D{rep[1:]}")) == 200
+    (modal,) = await slack.wait_for("views.open")
+    assert_literal(modal.params["view"]["blocks"], HEADING)
+
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, rep)
+    assert await send(http, body) == 200
+    await slack.wait_for("chat.postMessage", count=4)
+    (told,) = [
+        c.params for c in slack.calls_to("chat.postMessage") if "You rejected" in c.params["text"]
+    ]
+    assert_literal(told["blocks"], HEADING)
+    assert_text_unformatted(told)
