@@ -97,6 +97,15 @@ def plainly(text: str) -> Said:
     return Said((literal(text),) if text else (), escape(text))
 
 
+def strong(text: str, limit: int = MAX_TEXT) -> Said:
+    """Words in bold, shown as written (the notification's text leaves the bold out)."""
+    return Said((literal(text, limit, bold=True),), escape(cut(text, limit)))
+
+
+def emoji_said(name: str) -> Said:
+    return Said((emoji(name),), f":{name}:")
+
+
 def mentioned(user_id: str) -> Said:
     return Said((RichTextElementParts.User(user_id=user_id),), mention(user_id))
 

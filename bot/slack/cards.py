@@ -41,6 +41,7 @@ from bot.slack.blocks import (
     clip,
     date_element,
     emoji,
+    emoji_said,
     escape,
     link_element,
     literal,
@@ -51,6 +52,7 @@ from bot.slack.blocks import (
     rich,
     section,
     slack_date,
+    strong,
 )
 from bot.slack.ids import ActionId, BlockId
 from bot.slack.kit import (
@@ -132,13 +134,10 @@ def queued_post(
 ) -> Message:
     """A lead waiting in a queue with an Assign picker of `assignees`: posted to the queue's
     channel, or with `alert` to a manager when the SLA watchdog gave up on it."""
-    status = Said(
-        (literal("Waiting in the "), literal(queue, 150, bold=True), literal(" queue")), ""
-    )
+    status = plainly("Waiting in the ") + strong(queue, 150) + plainly(" queue")
     if alert:
         status = (
-            Said((emoji("rotating_light"), literal(" Nobody claimed this lead in time. ")), "")
-            + status
+            emoji_said("rotating_light") + plainly(" Nobody claimed this lead in time. ") + status
         )
     blocks = _card_blocks(view, queued_wording(alert=alert), status=status)
     if assignees:

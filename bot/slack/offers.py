@@ -96,10 +96,7 @@ def rejected_text(policy: Policy, title: str, move: Move) -> blocks.Message:
 def lead_named(title: str, lead_id: str) -> blocks.Said:
     """A lead in a sentence, as written: its card's title in bold, then its id (what `/routing
     why` takes) unless the title is made of the id already ("Lead L-2")."""
-    named = blocks.Said(
-        (blocks.literal(title, blocks.MAX_HEADER, bold=True),),
-        blocks.clip(blocks.escape(title), blocks.MAX_HEADER),
-    )
+    named = blocks.strong(title, blocks.MAX_HEADER)
     if title != f"Lead {lead_id}":
         named += blocks.plainly(f" ({blocks.cut(lead_id, 300)})")
     return named

@@ -59,22 +59,11 @@ def _block(block: Mapping[str, Any], tz: ZoneInfo, names: Mapping[str, str]) -> 
         return ["  ".join(_control(element) for element in block.get("elements", []))]
     if kind == "section":
         lines = [_text(block["text"], tz, names)] if block.get("text") else []
-        lines.extend(_fields(block.get("fields") or [], tz, names))
         accessory = block.get("accessory")
         if accessory:
             lines.append(_control(accessory))
         return lines
     return []
-
-
-def _fields(fields: list[Mapping[str, Any]], tz: ZoneInfo, names: Mapping[str, str]) -> list[str]:
-    """A section's fields as aligned "Label  value" lines (a field of "*Label*\\nvalue")."""
-    pairs = []
-    for field in fields:
-        label, _, value = _text(field, tz, names).partition("\n")
-        pairs.append((label, value.replace("\n", " ")))
-    width = max((len(label) for label, value in pairs if value), default=0)
-    return [f"{label.ljust(width)}  {value}" if value else label for label, value in pairs]
 
 
 def _rich(part: Mapping[str, Any], tz: ZoneInfo, names: Mapping[str, str]) -> str:

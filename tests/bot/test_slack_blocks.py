@@ -14,7 +14,20 @@ from slack_sdk.models.blocks import Block
 
 from bot.card import CardContent, Contact
 from bot.slack.assign import Assignee
-from bot.slack.blocks import clip, escape, mention, slack_date
+from bot.slack.blocks import (
+    MAX_TEXT,
+    clip,
+    date_element,
+    escape,
+    literal,
+    mention,
+    mentioned,
+    plainly,
+    rich,
+    rich_list_text,
+    slack_date,
+    strong,
+)
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 DUE = NOW + timedelta(minutes=5)
@@ -225,3 +238,53 @@ def test_clip_never_cuts_an_entity_or_a_token_in_half() -> None:
     assert clip("abcdef", 4) == "abc…"
     assert clip("ab &amp; cd", 6) == "ab …"
     assert clip("x " + slack_date(DUE), 20) == "x …"
+
+
+# --- rich text: what a lead wrote, shown as written ----------------------------------------------
+
+
+def test_literal_text_is_neither_escaped_nor_formatted_and_its_style_is_explicit() -> None:
+    block = rich([[literal("Company:", bold=True), literal(" *URGENT* <!here> & ~Acme~ `x`")]])
+    assert block.to_dict()["elements"][0]["elements"] == [
+        {"type": "text", "text": "Company:", "style": {"bold": True}},
+        {"type": "text", "text": " *URGENT* <!here> & ~Acme~ `x`"},
+    ]
+
+
+def test_said_words_are_rich_text_for_the_blocks_and_escaped_mrkdwn_for_the_notification() -> None:
+    said = plainly("Claimed by ") + mentioned("U01ANN") + plainly(" for *A* & <B>")
+    assert said.text == "Claimed by <@U01ANN> for *A* &amp; &lt;B&gt;"
+    assert rich_as_mrkdwn(rich([said.rich]).to_dict()) == (
+        "Claimed by <@U01ANN> for *A* &amp; &lt;B&gt;"
+    )
+    assert strong("*A*").text == "*A*"  # its own bold is the blocks', not the notification's
+
+
+def test_a_rich_date_is_the_slack_date_token_in_rich_text() -> None:
+    element = date_element(DUE).to_dict()
+    assert element == {
+        "type": "date",
+        "timestamp": 1794936000,
+        "format": "{date_short_pretty} at {time}",
+        "fallback": "2026-11-17 17:20 UTC",
+    }
+    with pytest.raises(ValueError, match="time zone"):
+        date_element(datetime(2026, 11, 17, 17, 20))
+
+
+def test_a_rich_text_block_is_cut_to_a_sections_length_ending_in_an_ellipsis() -> None:
+    block = rich([[literal("a" * 2000)], [literal("b" * 2000)], [literal("never shown")]])
+    text = "".join(element["text"] for element in block.to_dict()["elements"][0]["elements"])
+    assert len(text) == MAX_TEXT
+    assert text.startswith("a" * 2000 + "\n" + "b") and text.endswith("b…")
+    assert "never" not in text
+
+
+def test_a_long_rich_list_keeps_room_to_say_how_many_more() -> None:
+    lines = [[literal(f"lead {n} " + "x" * 200)] for n in range(40)]
+    block = rich_list_text([literal("Your open leads", bold=True)], lines).to_dict()
+    assert rich_length(block) <= MAX_TEXT
+    written = rich_as_mrkdwn(block).splitlines()
+    assert written[0] == "*Your open leads*"
+    shown = len(written) - 2
+    assert 10 <= shown < 40 and written[-1] == f"… and {40 - shown} more"
