@@ -218,18 +218,22 @@ _Texts = (RichTextElementParts.Text, RichTextElementParts.Link)
 
 
 def _within(elements: list[RichTextElement], budget: int) -> list[RichTextElement]:
-    """The leading `elements` whose text fits in `budget` characters, the last one cut."""
+    """The leading `elements` whose text fits in `budget` characters, the last one cut (a copy:
+    the same words may go in another block)."""
     kept: list[RichTextElement] = []
     for element in elements:
-        text = element.text if isinstance(element, _Texts) else None
         size = _size(element)
         if size <= budget:
             kept.append(element)
             budget -= size
             continue
-        if isinstance(element, _Texts) and text and budget > len(ELLIPSIS):
-            element.text = cut(text, budget)
-            kept.append(element)
+        if budget > len(ELLIPSIS):
+            if isinstance(element, RichTextElementParts.Text):
+                kept.append(
+                    RichTextElementParts.Text(text=cut(element.text, budget), style=element.style)
+                )
+            elif isinstance(element, RichTextElementParts.Link):
+                kept.append(link_element(element.url, element.text or element.url, budget))
         break
     return kept
 

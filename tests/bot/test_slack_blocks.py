@@ -278,6 +278,9 @@ def test_a_rich_text_block_is_cut_to_a_sections_length_ending_in_an_ellipsis() -
     assert len(text) == MAX_TEXT
     assert text.startswith("a" * 2000 + "\n" + "b") and text.endswith("b…")
     assert "never" not in text
+    shared = literal("s" * 2000)  # cut in one block, whole in another
+    rich([[literal("t" * 2000), shared]])
+    assert rich_length(rich([[shared]]).to_dict()) == 2000
 
 
 def test_a_long_rich_list_keeps_room_to_say_how_many_more() -> None:
