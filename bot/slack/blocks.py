@@ -20,12 +20,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    Block,
-    RichTextElementParts,
-    RichTextPreformattedElement,
-    RichTextSectionElement,
-)
+from slack_sdk.models.blocks import Block, RichTextElementParts
 from slack_sdk.models.blocks.block_elements import RichTextElement
 
 from bot.card import Button, Confirm, Person, Words
@@ -34,7 +29,14 @@ from bot.slack.kit import (
     ConfirmObject,
     MarkdownTextObject,
     PlainTextObject,
+    RichDate,
+    RichEmoji,
+    RichLink,
+    RichText,
     RichTextBlock,
+    RichTextPreformattedElement,
+    RichTextSectionElement,
+    RichUser,
     SectionBlock,
 )
 from routing.policy import Policy
@@ -107,7 +109,7 @@ def emoji_said(name: str) -> Said:
 
 
 def mentioned(user_id: str) -> Said:
-    return Said((RichTextElementParts.User(user_id=user_id),), mention(user_id))
+    return Said((RichUser(user_id=user_id),), mention(user_id))
 
 
 def dated(when: datetime) -> Said:
@@ -139,7 +141,7 @@ def who_element(policy: Policy, rep_id: str) -> RichTextElement:
     """A rep in rich text: a mention when the policy knows their Slack id, else their name."""
     slack_id = policy.slack_of(rep_id)
     if slack_id:
-        return RichTextElementParts.User(user_id=slack_id)
+        return RichUser(user_id=slack_id)
     return literal(policy.rep_name(rep_id), 150)
 
 
@@ -166,9 +168,7 @@ def date_element(when: datetime, style: str = "{date_short_pretty} at {time}") -
     """`slack_date` as a rich text element."""
     token = slack_date(when, style)  # checks the zone and the style
     fallback = token[token.index("|") + 1 : -1]
-    return RichTextElementParts.Date(
-        timestamp=int(when.timestamp()), format=style, fallback=fallback
-    )
+    return RichDate(timestamp=int(when.timestamp()), format=style, fallback=fallback)
 
 
 def literal(
@@ -186,16 +186,16 @@ def literal(
         styled = RichTextElementParts.TextStyle(
             bold=bold or None, italic=italic or None, code=code or None
         )
-    return RichTextElementParts.Text(text=cut(text, limit), style=styled)
+    return RichText(text=cut(text, limit), style=styled)
 
 
 def link_element(url: str, label: str, limit: int = MAX_TEXT) -> RichTextElement:
     """A link whose text is shown as written."""
-    return RichTextElementParts.Link(url=url, text=cut(label, limit))
+    return RichLink(url=url, text=cut(label, limit))
 
 
 def emoji(name: str) -> RichTextElement:
-    return RichTextElementParts.Emoji(name=name)
+    return RichEmoji(name=name)
 
 
 def rich(
@@ -207,7 +207,7 @@ def rich(
     elements: list[RichTextElement] = []
     for number, line in enumerate(lines):
         if number:
-            elements.append(RichTextElementParts.Text(text="\n"))
+            elements.append(RichText(text="\n"))
         elements.extend(line)
     return RichTextBlock(
         block_id=block_id, elements=[RichTextSectionElement(elements=_within(elements, MAX_TEXT))]
@@ -229,9 +229,7 @@ def _within(elements: list[RichTextElement], budget: int) -> list[RichTextElemen
             continue
         if budget > len(ELLIPSIS):
             if isinstance(element, RichTextElementParts.Text):
-                kept.append(
-                    RichTextElementParts.Text(text=cut(element.text, budget), style=element.style)
-                )
+                kept.append(RichText(text=cut(element.text, budget), style=element.style))
             elif isinstance(element, RichTextElementParts.Link):
                 kept.append(link_element(element.url, element.text or element.url, budget))
         break
