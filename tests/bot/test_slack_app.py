@@ -19,7 +19,7 @@ from storage.db import Database
 from storage.models import AuditEventRow, OfferRow, OutboxRow
 from tests.bot.conftest import SLACK_SIGNING_SECRET as SIGNING_SECRET
 from tests.bot.conftest import Clock
-from tests.bot.test_slack_blocks import rich_texts
+from tests.bot.test_slack_blocks import literal_texts, rich_texts
 from tests.fakes.slack import (
     FakeSlack,
     action_body,
@@ -223,6 +223,7 @@ async def test_a_refused_claim_escapes_the_lead_id_it_repeats(
     (told,) = await slack.wait_for("chat.postEphemeral")
     assert "<mailto:" not in told.params["text"]
     assert "&lt;mailto:ceo@victim.example|click me&gt;" in told.params["text"]
+    assert f"no lead with id {forged_id}" in literal_texts(told.params["blocks"])  # as written
 
 
 async def test_twenty_concurrent_claims_make_one_claim_and_one_update(
