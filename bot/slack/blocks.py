@@ -208,7 +208,8 @@ def rich(
     for number, line in enumerate(lines):
         if number:
             elements.append(RichText(text="\n"))
-        elements.extend(line)
+        # Slack refuses an empty text element (a lead without a reason, say): left out.
+        elements.extend(e for e in line if not isinstance(e, RichTextElementParts.Text) or e.text)
     return RichTextBlock(
         block_id=block_id, elements=[RichTextSectionElement(elements=_within(elements, MAX_TEXT))]
     )

@@ -260,6 +260,14 @@ def test_said_words_are_rich_text_for_the_blocks_and_escaped_mrkdwn_for_the_noti
     assert strong("*A*").text == "*A*"  # its own bold is the blocks', not the notification's
 
 
+def test_an_empty_text_is_left_out_of_rich_text_for_slack_refuses_it() -> None:
+    block = rich([[literal("Why:", bold=True), literal(" "), literal("")]]).to_dict()
+    assert block["elements"][0]["elements"] == [
+        {"type": "text", "text": "Why:", "style": {"bold": True}},
+        {"type": "text", "text": " "},
+    ]
+
+
 def test_a_rich_date_is_the_slack_date_token_in_rich_text() -> None:
     element = date_element(DUE).to_dict()
     assert element == {
