@@ -123,7 +123,8 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         whoever asked, as the sentence it carries; anything else is logged with an id."""
         try:
             if isinstance(error, ServiceError):
-                await answer(client, body, respond, blocks.escape(str(error)))
+                # As written: a refusal may quote a lead's id.
+                await answer(client, body, respond, blocks.one_line(blocks.plainly(str(error))))
                 if (body.get("view") or {}).get("type") == "home":
                     # Refused from an App Home that no longer holds: show it as it stands.
                     await publish_home(client, parts, body["user"]["id"])

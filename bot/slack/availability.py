@@ -59,7 +59,9 @@ def register_availability(app: AsyncApp, parts: SlackParts) -> None:
         await publish_home(client, parts, body["user"]["id"])
 
 
-async def go_out(parts: SlackParts, slack_user: str, until: datetime | None = None) -> str:
+async def go_out(
+    parts: SlackParts, slack_user: str, until: datetime | None = None
+) -> str | blocks.Message:
     """The rep is out until the start of their next working day (or until further notice when
     they keep no working hours); their unclaimed offers move on."""
     policy = parts.policy()
@@ -72,12 +74,18 @@ async def go_out(parts: SlackParts, slack_user: str, until: datetime | None = No
     moves = await set_out_of_office(
         parts.uow, viewer.rep, until=until, reason="marked out in Slack", by=viewer.rep
     )
-    when = f"until {blocks.slack_date(until)}" if until else "until further notice"
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
-    return f"You're out of office {when}. {moved(policy, moves, titles)}"
+    said = blocks.plainly("You're out of office ") + _until(until) + blocks.plainly(". ")
+    return blocks.one_line(said + moved(policy, moves, titles))
 
 
-async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
+def _until(when: datetime | None) -> blocks.Said:
+    if when is None:
+        return blocks.plainly("until further notice")
+    return blocks.plainly("until ") + blocks.dated(when)
+
+
+async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str | blocks.Message:
     """`/routing pto`: the caller (or, for a manager, the rep they mention) is out or back."""
     policy = parts.policy()
     target = viewer.rep
@@ -96,6 +104,7 @@ async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str:
     moves = await set_out_of_office(
         parts.uow, target, until=command.until, reason="set with /routing pto", by=viewer.id
     )
-    when = f"until {blocks.slack_date(command.until)}" if command.until else "until further notice"
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
-    return f"{name} out of office {when}. {moved(policy, moves, titles)}"
+    who = "You're" if target == viewer.rep else f"{policy.rep_name(target)} is"
+    said = blocks.plainly(f"{who} out of office ") + _until(command.until) + blocks.plainly(". ")
+    return blocks.one_line(said + moved(policy, moves, titles))

@@ -1,6 +1,7 @@
 """A lead's card as Block Kit: the rep's, its team channel's copy, a queue's post, the settled card
-and the reminder. What a card says is `bot.card`'s; this lays it out, in reading order, and makes
-every lead-supplied string safe on its way to Slack.
+and the reminder. What a card says is `bot.card`'s; this lays it out, in reading order, and puts
+every lead-supplied string where Slack shows it as written (rich text, plain text), never in
+mrkdwn, where `*`, `_`, `~` and backticks would format it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks.block_elements import RichTextElement
 
 from bot.card import (
     CLAIM,
@@ -32,22 +34,39 @@ from bot.slack.blocks import (
     MAX_HEADER,
     MAX_TEXT,
     Message,
+    Said,
     and_more,
     button,
     button_value,
     clip,
+    date_element,
+    emoji,
+    emoji_said,
     escape,
+    link_element,
+    literal,
     message_blocks,
     mrkdwn,
     plain,
+    plainly,
+    rich,
     section,
     slack_date,
+    strong,
 )
 from bot.slack.ids import ActionId, BlockId
-from bot.slack.kit import ActionsBlock, ButtonElement, ContextBlock, HeaderBlock, SectionBlock
+from bot.slack.kit import (
+    ActionsBlock,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    RichTextBlock,
+)
 
 MAX_LABEL = 300  # a contact link's text
-MAX_LINK = MAX_FIELD_TEXT - 20  # a contact link, with its label, in one field
+MAX_LINK = MAX_FIELD_TEXT - 20  # a contact link's target; a longer one is shown as text
 
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -60,9 +79,10 @@ class CardView:
     lead_id: str  # the lead's external id: every button's value
     content: CardContent
     crm_url: str | None = None
-    # Already-safe mrkdwn: how a reassigned lead came to its rep ("rejected by Ann · waiting 5m").
-    note: str | None = None
-    assignee: str | None = None  # already-safe mrkdwn naming the rep: a mention, or their name
+    note: str | None = (
+        None  # how a reassigned lead came to its rep ("rejected by Ann · waiting 5m")
+    )
+    assignee: Said | None = None  # the rep: a mention, or their name
     keeps_hours: bool = True  # the rep has working hours: I'm out lasts until the next one
 
 
@@ -87,25 +107,26 @@ def offer_card(view: CardView) -> Message:
         )
     )
     text = clip(f"New lead for you: {named(view)}", MAX_TEXT)
-    return Message(text=text, blocks=message_blocks(blocks))
+    return Message(text=text, blocks=message_blocks(blocks), mrkdwn=False)
 
 
 def team_copy(view: CardView) -> Message:
     """The offer as the team's channel sees it: whose lead it is, and no buttons."""
-    who = view.assignee or "a rep"
-    blocks = _card_blocks(view, FOR_THE_TEAM, status=f"New lead for {who}")
-    text = clip(f"New lead for {who}: {named(view)}", MAX_TEXT)
-    return Message(text=text, blocks=message_blocks(blocks))
+    who = view.assignee or plainly("a rep")
+    blocks = _card_blocks(view, FOR_THE_TEAM, status=plainly("New lead for ") + who)
+    text = clip(f"New lead for {who.text}: {named(view)}", MAX_TEXT)
+    return Message(text=text, blocks=message_blocks(blocks), mrkdwn=False)
 
 
 def settled_card(
-    view: CardView, status: str, *, team: bool = False, moved: bool = False
+    view: CardView, status: Said, *, team: bool = False, moved: bool = False
 ) -> Message:
     """The card (or with `team`, its copy in the team's channel) once nobody needs to act on it;
-    `status` is mrkdwn the caller made safe, saying what happened (`bot.card.Settlement`)."""
+    `status` says what happened (`bot.card.Settlement`). Its text is the status alone:
+    chat.update cannot turn mrkdwn off for it, so it names no lead, and an update notifies
+    nobody."""
     blocks = _card_blocks(view, settled_wording(team=team, moved=moved), status=status)
-    text = clip(f"{named(view)}: {status}", MAX_TEXT)
-    return Message(text=text, blocks=message_blocks(blocks))
+    return Message(text=clip(status.text, MAX_TEXT), blocks=message_blocks(blocks))
 
 
 def queued_post(
@@ -113,9 +134,11 @@ def queued_post(
 ) -> Message:
     """A lead waiting in a queue with an Assign picker of `assignees`: posted to the queue's
     channel, or with `alert` to a manager when the SLA watchdog gave up on it."""
-    status = f"Waiting in the *{escape(queue)}* queue"
+    status = plainly("Waiting in the ") + strong(queue, 150) + plainly(" queue")
     if alert:
-        status = f":rotating_light: Nobody claimed this lead in time. {status}"
+        status = (
+            emoji_said("rotating_light") + plainly(" Nobody claimed this lead in time. ") + status
+        )
     blocks = _card_blocks(view, queued_wording(alert=alert), status=status)
     if assignees:
         blocks.append(assign_control(view.lead_id, assignees))
@@ -123,37 +146,42 @@ def queued_post(
         blocks.append(ContextBlock(elements=[mrkdwn(NOBODY_TO_ASSIGN)]))
     title = named(view)
     text = clip(f"{title}: waiting in the {escape(queue)} queue", MAX_TEXT)
-    return Message(text=text, blocks=message_blocks(blocks))
+    return Message(text=text, blocks=message_blocks(blocks), mrkdwn=False)
 
 
 def reminder(view: CardView) -> Message:
     """Half the SLA has passed and the lead is still unclaimed: one line, in the card's thread."""
     due = view.content.sla_due_at
+    line = [
+        emoji("hourglass_flowing_sand"),
+        literal(" Still yours to claim, "),
+        literal(view.content.heading, MAX_HEADER, bold=True),
+    ]
+    if due is not None:
+        line += [literal(": claim it by "), date_element(due)]
     when = f": claim it by {slack_date(due)}" if due is not None else ""
-    text = clip(
-        f":hourglass_flowing_sand: Still yours to claim, *{named(view)}*{when}",
-        MAX_TEXT,
-    )
+    text = clip(f"Still yours to claim, {named(view)}{when}", MAX_TEXT)
     claim = claim_button(view.lead_id)
-    blocks = [section(text), ActionsBlock(block_id=BlockId.CARD_ACTIONS, elements=[claim])]
-    return Message(text=text, blocks=message_blocks(blocks))
+    blocks = [rich([line]), ActionsBlock(block_id=BlockId.CARD_ACTIONS, elements=[claim])]
+    return Message(text=text, blocks=message_blocks(blocks), mrkdwn=False)
 
 
 def named(view: CardView) -> str:
-    """The lead's title in a card's words (its notification, a reminder), as mrkdwn cut as the
-    card's header is: a notification shows a line, not a 1,000-character company."""
+    """The lead's title in a card's notification, cut as the card's header is (a notification
+    shows a line, not a 1,000-character company), `escape`d: it goes with mrkdwn off."""
     return clip(escape(view.content.heading), MAX_HEADER)
 
 
 # --- the parts every card shares -----------------------------------------------------------------
 
 
-def _card_blocks(view: CardView, wording: Wording, *, status: str | None) -> list[Block]:
-    """The blocks every card shares, in reading order, as `wording` words them for its reader."""
+def _card_blocks(view: CardView, wording: Wording, *, status: Said | None) -> list[Block]:
+    """The blocks every card shares, in reading order, as `wording` words them for its reader.
+    Whatever came from the lead is rich text or plain text: shown as written."""
     content = view.content
     blocks: list[Block] = [HeaderBlock(text=plain(content.heading, MAX_HEADER))]
-    if status is not None:
-        blocks.append(section(status))
+    if status is not None and status.rich:
+        blocks.append(rich([status.rich]))
     contact = _contact(content.contact, personal=wording.personal)
     if contact is not None:
         blocks.append(contact)
@@ -161,9 +189,10 @@ def _card_blocks(view: CardView, wording: Wording, *, status: str | None) -> lis
     if fields is not None:
         blocks.append(fields)
     if view.note and wording.reassigned:
-        blocks.append(section(f"{wording.reassigned}: {view.note}"))
+        blocks.append(rich([[literal(f"{wording.reassigned}: "), literal(view.note)]]))
     if wording.why is not None:
-        blocks.append(section(f"*{wording.why}:* {escape(content.reason)}"))
+        why = [literal(f"{wording.why}:", bold=True), literal(" "), literal(content.reason)]
+        blocks.append(rich([why]))
     line = deadline_line(content, wording.deadline) if wording.deadline else None
     if line is not None:
         words, due, within = line
@@ -172,52 +201,62 @@ def _card_blocks(view: CardView, wording: Wording, *, status: str | None) -> lis
     return blocks
 
 
-def _fields(fields: Sequence[tuple[str, str]]) -> SectionBlock | None:
+def _labelled(label: str, value: list[RichTextElement]) -> list[RichTextElement]:
+    return [literal(f"{label}:", 100, bold=True), literal(" "), *value]
+
+
+def _fields(fields: Sequence[tuple[str, str]]) -> RichTextBlock | None:
+    """The lead's facts, a line each: the label in bold, the value as the lead gave it."""
     if not fields:
         return None
     shown = fields if len(fields) <= MAX_FIELDS else fields[: MAX_FIELDS - 1]
-    texts = [
-        mrkdwn(f"*{clip(escape(label), 100)}*\n{escape(value)}", MAX_FIELD_TEXT)
+    # Each line its share of the block's text, so a long first value leaves the rest shown.
+    share = MAX_TEXT // (len(shown) + 1) - 4
+    lines = [
+        _labelled(label, [literal(value, max(share - min(len(label), 100), 20))])
         for label, value in shown
     ]
     if len(shown) < len(fields):
-        texts.append(mrkdwn(f"_{and_more(len(fields) - len(shown))}_", MAX_FIELD_TEXT))
-    return SectionBlock(fields=texts)
+        lines.append([literal(and_more(len(fields) - len(shown)), italic=True)])
+    return rich(lines)
 
 
-def _contact(contact: Contact, *, personal: bool) -> SectionBlock | None:
+def _contact(contact: Contact, *, personal: bool) -> RichTextBlock | None:
     """The lead's contact details as links a rep can click: with `personal`, the e-mail and phone
     too."""
-    shown: list[tuple[str, str]] = []
+    shown: list[list[RichTextElement]] = []
     if personal and contact.email:
-        shown.append(("E-mail", _mailto(contact.email)))
+        shown.append(_labelled("E-mail", [_mailto(contact.email)]))
     if personal and contact.phone:
-        shown.append(("Phone", _tel(contact.phone)))
+        shown.append(_labelled("Phone", [_tel(contact.phone)]))
     if contact.website:
-        shown.append(("Website", _website(contact.website)))
+        shown.append(_labelled("Website", [_website(contact.website)]))
     if not shown:
         return None
-    return SectionBlock(
-        block_id=BlockId.CARD_CONTACT,
-        fields=[mrkdwn(f"*{label}*\n{text}", MAX_FIELD_TEXT) for label, text in shown],
-    )
+    return rich(shown, block_id=BlockId.CARD_CONTACT)
 
 
 def _footer(view: CardView) -> ContextBlock:
-    """The lead's id (what `/routing why` takes) and its CRM record, when there is one."""
-    parts = [f"Lead {clip(escape(view.lead_id), 300)}"]
+    """The lead's id (what `/routing why` takes), as written, and its CRM record, when there is
+    one."""
+    elements: list[PlainTextObject | MarkdownTextObject] = [plain(f"Lead {view.lead_id}", 300)]
     if view.crm_url:
-        parts.append(_crm_link(view.crm_url))
-    return ContextBlock(elements=[mrkdwn(" · ".join(parts))])
+        elements.append(mrkdwn(f"· {_crm_link(view.crm_url)}"))
+    return ContextBlock(elements=elements)
 
 
 # --- links ---------------------------------------------------------------------------------------
 
 
 def _safe_url(url: str) -> str:
-    """An http(s) URL as a link target: "|" and ">" would end the link early; "&" is escaped as
-    Slack itself writes links."""
-    return url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    """An http(s) URL as a mrkdwn link target: "|" and ">" would end the link early; "&" is
+    escaped as Slack itself writes links."""
+    return _encoded(url).replace("&", "&amp;")
+
+
+def _encoded(url: str) -> str:
+    """`url` with "<", ">" and "|" percent-encoded: no URL holds them as they are."""
+    return url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
 
 
 def _crm_link(url: str) -> str:
@@ -234,43 +273,40 @@ def _crm_link(url: str) -> str:
     return link
 
 
-def _link(target: str | None, label: str) -> str:
-    """`label` (already escaped) as a link to `target`, or as text when there is no target or the
-    link would not fit a field."""
-    if target is None:
-        return label
-    link = f"<{target}|{label}>"
-    return link if len(link) <= MAX_LINK else label
+def _link(target: str | None, label: str) -> RichTextElement:
+    """`label` as a link to `target`, or as text when there is no target or it is too long."""
+    if target is None or len(target) > MAX_LINK:
+        return literal(label, MAX_LABEL)
+    return link_element(target, label, MAX_LABEL)
 
 
-def _mailto(email: str) -> str:
+def _mailto(email: str) -> RichTextElement:
     # Percent-encoded whole: nothing an address holds can end the link or start a token.
-    return _link(f"mailto:{quote(email, safe='@+.-_~')}", clip(escape(email), MAX_LABEL))
+    return _link(f"mailto:{quote(email, safe='@+.-_~')}", email)
 
 
-def _tel(phone: str) -> str:
-    label = clip(escape(phone), MAX_LABEL)
+def _tel(phone: str) -> RichTextElement:
     number = _EXTENSION.sub("", phone)
     digits = re.sub(r"\D", "", number)
     if not 3 <= len(digits) <= 20:
-        return label  # "ask reception": nothing to dial
+        return literal(phone, MAX_LABEL)  # "ask reception": nothing to dial
     plus = "+" if number.lstrip().startswith("+") else ""
-    return _link(f"tel:{plus}{digits}", label)
+    return _link(f"tel:{plus}{digits}", phone)
 
 
-def _website(website: str) -> str:
-    label = clip(escape(_SCHEME.sub("", website).rstrip("/")), MAX_LABEL)
+def _website(website: str) -> RichTextElement:
+    label = _SCHEME.sub("", website).rstrip("/")
     url = website if _SCHEME.match(website) else f"https://{website}"
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018  # raises for "javascript:alert(1)" read as host and port
     except ValueError:
-        return label
+        return literal(label, MAX_LABEL)
     host = parts.hostname or ""
     if (
         parts.scheme.lower() not in ("http", "https")
         or not _HOST.match(host)
         or _URL_FORBIDDEN.search(url)
     ):
-        return label
-    return _link(_safe_url(url), label)
+        return literal(label, MAX_LABEL)
+    return _link(_encoded(url), label)

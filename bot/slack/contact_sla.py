@@ -17,10 +17,14 @@ from bot.slack.blocks import (
     MAX_TEXT,
     Message,
     clip,
+    date_element,
+    emoji,
     escape,
+    literal,
     message_blocks,
     mrkdwn,
     plain,
+    rich,
     section,
     slack_date,
 )
@@ -30,13 +34,22 @@ from bot.slack.kit import ContextBlock, HeaderBlock
 
 def contact_reminder(view: CardView, due: datetime | None) -> Message:
     """Half the contact SLA has passed and the lead the rep claimed is not touched yet."""
+    line = [
+        emoji("telephone_receiver"),
+        literal(" Half your time to reach "),
+        literal(view.content.heading, MAX_HEADER, bold=True),
+        literal(" has gone: call, e-mail or meet them"),
+    ]
+    if due is not None:
+        line += [literal(" by "), date_element(due)]
+    line.append(literal(", and log it in the CRM"))
     by = f" by {slack_date(due)}" if due is not None else ""
     text = clip(
-        f":telephone_receiver: Half your time to reach *{named(view)}* has "
-        f"gone: call, e-mail or meet them{by}, and log it in the CRM",
+        f"Half your time to reach {named(view)} has gone: call, e-mail or meet them{by}, "
+        "and log it in the CRM",
         MAX_TEXT,
     )
-    return Message(text=text, blocks=message_blocks([section(text)]))
+    return Message(text=text, blocks=message_blocks([rich([line])]), mrkdwn=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,4 +91,4 @@ def contact_missed_alert(
         else:
             blocks.append(ContextBlock(elements=[mrkdwn(NOBODY_TO_ASSIGN)]))
     text = clip(f"{named(view)}: not contacted in time", MAX_TEXT)
-    return Message(text=text, blocks=message_blocks(blocks))
+    return Message(text=text, blocks=message_blocks(blocks), mrkdwn=False)

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.orm import Session
 
-from bot.card import sla_deadlines
+from bot.card import Person, sla_deadlines
 from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
@@ -31,7 +31,7 @@ from bot.service.digests import load_digest
 from bot.service.kinds import OutboxKind
 from bot.slack import posting
 from bot.slack.assign import assignees_of
-from bot.slack.blocks import Message, escape, said, who
+from bot.slack.blocks import Message, Said, said, say, who
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
 from bot.slack.digest import backlog_summary, digest_message, policy_refused_message
@@ -173,7 +173,12 @@ class CardDelivery(OutboxWorker):
             return
         if card.message_ts is None and await card_still_queued(self.db, offer_id):
             raise Retry("the card itself is not posted yet")
-        view, status = self._view(card), said(card.settled.words(), self.policy())
+        policy = self.policy()
+        # The rep's own words (a reject's reason) stay out of the text: chat.update cannot turn
+        # mrkdwn off for it. The blocks quote them as written.
+        quiet = said(replace(card.settled, reason=None).words(), policy)
+        view = self._view(card)
+        status = Said(say(card.settled.words(), policy).rich, quiet)
         moved = card.settled.moved
         for channel, ts, team in (
             (card.channel, card.message_ts, False),
@@ -361,8 +366,8 @@ class CardDelivery(OutboxWorker):
             lead_id=card.lead_id,
             content=card.content,
             crm_url=card.crm_url,
-            note=escape(card.note) if card.note else None,
-            assignee=who(policy, card.rep),
+            note=card.note,
+            assignee=say((Person(card.rep),), policy),
             keeps_hours=rep is None or rep.hours is not None,
         )
 

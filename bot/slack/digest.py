@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
     SectionBlock,
 )
+from slack_sdk.models.blocks.block_elements import RichTextElement
 
 from bot.crm_links import crm_name
 from bot.service.digests import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
@@ -40,10 +41,15 @@ from bot.slack.blocks import (
     MAX_TEXT,
     Message,
     clip,
+    cut,
     escape,
     list_section,
+    literal,
+    rich,
+    rich_list_text,
     slack_date,
 )
+from bot.slack.kit import RichTextBlock
 from bot.slack.week import week_blocks
 from routing.durations import format_duration
 
@@ -139,7 +145,7 @@ def _queue_blocks(digest: ManagerDigest, assignees: Sequence[Assignee]) -> list[
     blocks: list[Block] = [_section(head)]
     lines = queued_lines(digest.oldest, digest.seen_at)
     for lead, line in zip(digest.oldest, lines, strict=True):
-        blocks.append(_section(line))
+        blocks.append(rich([line]))
         blocks.extend(assign_picker(lead.lead_id, assignees))
     hidden = digest.queue_size - len(digest.oldest)
     if hidden > 0:
@@ -148,23 +154,24 @@ def _queue_blocks(digest: ManagerDigest, assignees: Sequence[Assignee]) -> list[
     return blocks
 
 
-def queued_lines(leads: Sequence[QueuedLead], now: datetime) -> list[str]:
-    """A line for each queued lead, as the digest and a manager's App Home list them: its id,
-    company, source, its queue when they wait in several, and how long it has waited."""
+def queued_lines(leads: Sequence[QueuedLead], now: datetime) -> list[list[RichTextElement]]:
+    """A line of rich text for each queued lead, as the digest and a manager's App Home list
+    them: its id, company, source (each as the lead wrote it), its queue when they wait in
+    several, and how long it has waited."""
     several = len({lead.queue for lead in leads}) > 1  # else the queue goes without saying
     return [_lead_line(lead, now, show_queue=several) for lead in leads]
 
 
-def _lead_line(lead: QueuedLead, now: datetime, *, show_queue: bool) -> str:
-    parts = [f"*{clip(escape(lead.lead_id), 300)}*"]
+def _lead_line(lead: QueuedLead, now: datetime, *, show_queue: bool) -> list[RichTextElement]:
+    line = [literal(lead.lead_id, 300, bold=True)]
     if lead.company:
-        parts.append(clip(escape(lead.company), 300))
+        line += [literal(" · "), literal(lead.company, 300)]
     if lead.source:
-        parts.append(clip(escape(lead.source), 150))
+        line += [literal(" · "), literal(lead.source, 150)]
     if show_queue and lead.queue:
-        parts.append(f"in {clip(escape(lead.queue), 150)}")
-    parts.append(f"waiting {_waited(now, lead)}")
-    return " · ".join(parts)
+        line += [literal(" · in "), literal(lead.queue, 150)]
+    line.append(literal(f" · waiting {_waited(now, lead)}"))
+    return line
 
 
 def _name(name: str) -> str:
@@ -208,20 +215,27 @@ def _away_section(away: Sequence[RepAway]) -> SectionBlock:
     return list_section("*Out of office*", [_away_line(rep) for rep in away])
 
 
-def _crm_section(digest: ManagerDigest) -> SectionBlock:
+def _crm_section(digest: ManagerDigest) -> RichTextBlock:
+    """The write-backs given up: each lead's id and the CRM's error as they were written."""
     lines = [
-        f"• `{clip(escape(f.lead_id), 100)}` ({_name(f.rep_name)}, "
-        f"{crm_name(f.system)}): {clip(escape(f.error), 200)}"
+        [
+            literal("• "),
+            literal(f.lead_id, 100, code=True),
+            literal(f" ({cut(f.rep_name, 150)}, {crm_name(f.system)}): "),
+            literal(f.error, 200),
+        ]
         for f in digest.crm_failures
     ]
     hidden = digest.crm_failures_total - len(digest.crm_failures)
     if hidden:
-        lines.append(f"{ELLIPSIS} and {hidden} more")
-    return list_section(
-        f"*CRM owner write-backs given up:* {digest.crm_failures_total} "
-        "(the record still names its old owner; `/routing why <lead>` tells the story)",
-        lines,
-    )
+        lines.append([literal(f"{ELLIPSIS} and {hidden} more")])
+    head = [
+        literal("CRM owner write-backs given up:", bold=True),
+        literal(f" {digest.crm_failures_total} (the record still names its old owner; "),
+        literal("/routing why <lead>", code=True),
+        literal(" tells the story)"),
+    ]
+    return rich_list_text(head, lines)
 
 
 def _summary(digest: ManagerDigest) -> str:

@@ -23,11 +23,14 @@ from bot.slack.blocks import (
     and_more,
     button,
     clip,
+    date_element,
     escape,
     how_many_fit,
     list_section,
+    literal,
     mrkdwn,
     plain,
+    rich,
     section,
     slack_date,
 )
@@ -73,7 +76,7 @@ def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, A
             team_groups = [[section("No teams in the policy.")]]
         manager_tail = [section(_queue_line(home))]
         for lead, line in zip(home.queued, queued_lines(home.queued, home.now), strict=True):
-            manager_tail += [section(line), *assign_picker(lead.lead_id, assignees)]
+            manager_tail += [rich([line]), *assign_picker(lead.lead_id, assignees)]
         if home.week is not None:
             manager_tail.append(list_section(week_line(home.week), team_lines(home.week)))
 
@@ -97,13 +100,16 @@ def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, A
 def _offer_blocks(index: int, offer: HomeOffer) -> list[Block]:
     """An open offer as its card titles and explains it, with the card's Claim and Reject."""
     content = offer.content
-    lines = [f"*{clip(escape(content.heading), 300)}*", clip(escape(content.reason), 2000)]
-    when = f"Offered {slack_date(offer.offered_at)}"
+    when = [literal("Offered "), date_element(offer.offered_at)]
     if content.sla_due_at is not None:
-        when += f" · {FOR_THE_REP.deadline} {slack_date(content.sla_due_at)}"
-    lines.append(when)
+        when += [literal(f" · {FOR_THE_REP.deadline} "), date_element(content.sla_due_at)]
+    lines = [
+        [literal(content.heading, 300, bold=True)],
+        [literal(content.reason, 2000)],
+        when,
+    ]
     return [
-        section("\n".join(lines)),
+        rich(lines),
         ActionsBlock(
             block_id=f"home_offer_{index}",
             elements=[claim_button(offer.lead_id), reject_button(offer.lead_id)],

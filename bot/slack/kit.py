@@ -1,5 +1,5 @@
-"""slack_sdk's Block Kit classes that a lead card is made of, checked by the same validators,
-found once per class.
+"""slack_sdk's Block Kit classes that a lead card is made of (its rich text too), checked by the
+same validators, found once per class.
 
 slack_sdk's `to_dict()` validates each object against its `@JsonValidator` methods, which it
 finds by walking `dir()` of the object and looking at every attribute, on every call: two thirds
@@ -68,4 +68,36 @@ class ButtonElement(ValidatorsFoundOnce, sdk.ButtonElement):
 
 
 class ConfirmObject(ValidatorsFoundOnce, sdk.ConfirmObject):
+    pass
+
+
+class RichTextBlock(ValidatorsFoundOnce, sdk.RichTextBlock):
+    pass
+
+
+class RichTextSectionElement(ValidatorsFoundOnce, sdk.RichTextSectionElement):
+    pass
+
+
+class RichTextPreformattedElement(ValidatorsFoundOnce, sdk.RichTextPreformattedElement):
+    pass
+
+
+class RichText(ValidatorsFoundOnce, sdk.RichTextElementParts.Text):
+    pass
+
+
+class RichLink(ValidatorsFoundOnce, sdk.RichTextElementParts.Link):
+    pass
+
+
+class RichUser(ValidatorsFoundOnce, sdk.RichTextElementParts.User):
+    pass
+
+
+class RichDate(ValidatorsFoundOnce, sdk.RichTextElementParts.Date):
+    pass
+
+
+class RichEmoji(ValidatorsFoundOnce, sdk.RichTextElementParts.Emoji):
     pass

@@ -8,7 +8,7 @@ from typing import Any
 from slack_sdk.models.blocks import InputBlock, Option, PlainTextInputElement, RadioButtonsElement
 from slack_sdk.models.views import View
 
-from bot.slack.blocks import MAX_HEADER, button_value, clip, escape, plain, section
+from bot.slack.blocks import MAX_HEADER, button_value, literal, plain, rich
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from routing.model import REJECT_REASONS
 
@@ -26,7 +26,7 @@ def reject_modal(lead_id: str, title: str) -> dict[str, Any]:
         submit=plain("Reject", 24),
         close=plain("Cancel", 24),
         blocks=[
-            section(f"*{clip(escape(title), MAX_HEADER) or 'New lead'}*"),
+            rich([[literal(title.strip() or "New lead", MAX_HEADER, bold=True)]]),
             InputBlock(
                 block_id=BlockId.REJECT_REASON,
                 label=plain("Why are you passing on this lead?", 2000),

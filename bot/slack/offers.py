@@ -73,50 +73,53 @@ def register_offers(app: AsyncApp, parts: SlackParts) -> None:
             return
         move = await reject(parts.uow, lead_id, by=viewer.rep, reason=reason)
         title = await parts.reader.lead_title(lead_id) or f"Lead {lead_id}"
-        await client.chat_postMessage(channel=user, text=rejected_text(parts.policy(), title, move))
+        told = rejected_text(parts.policy(), title, move)
+        await client.chat_postMessage(
+            channel=user, text=told.text, blocks=told.blocks, mrkdwn=told.mrkdwn
+        )
         await publish_home(client, parts, user)  # rejected from App Home: it shows the lead
 
 
-def rejected_text(policy: Policy, title: str, move: Move) -> str:
+def rejected_text(policy: Policy, title: str, move: Move) -> blocks.Message:
     """What a rep who rejected a lead is told: which lead it was, and where it went."""
     where = where_now(policy, move.to)
     if move.to.rep:
-        now = f"now with {where}"
+        now = blocks.plainly("now with ") + where
     elif move.to.status == LeadStatus.QUEUED.value:
-        now = f"waiting in {where}"
+        now = blocks.plainly("waiting in ") + where
     else:
-        now = f"now marked {where}"
-    return f"You rejected {lead_named(title, move.lead_id)}. It is {now}."
+        now = blocks.plainly("now marked ") + where
+    said = blocks.plainly("You rejected ") + lead_named(title, move.lead_id)
+    return blocks.one_line(said + blocks.plainly(". It is ") + now + blocks.plainly("."))
 
 
-def lead_named(title: str, lead_id: str) -> str:
-    """A lead in a sentence, as mrkdwn: its card's title in bold, then its id (what `/routing
+def lead_named(title: str, lead_id: str) -> blocks.Said:
+    """A lead in a sentence, as written: its card's title in bold, then its id (what `/routing
     why` takes) unless the title is made of the id already ("Lead L-2")."""
-    named = f"*{blocks.clip(blocks.escape(title), blocks.MAX_HEADER)}*"
+    named = blocks.strong(title, blocks.MAX_HEADER)
     if title != f"Lead {lead_id}":
-        named += f" ({blocks.clip(blocks.escape(lead_id), 300)})"
+        named += blocks.plainly(f" ({blocks.cut(lead_id, 300)})")
     return named
 
 
-def where_now(policy: Policy, lead: LeadView) -> str:
-    """Where a lead that moved went, as mrkdwn: its rep's name, or the queue it waits in."""
+def where_now(policy: Policy, lead: LeadView) -> blocks.Said:
+    """Where a lead that moved went: its rep's name, or the queue it waits in."""
     if lead.rep:
-        return blocks.escape(policy.rep_name(lead.rep))
+        return blocks.plainly(policy.rep_name(lead.rep))
     if lead.status == LeadStatus.QUEUED.value:
-        return f"the {blocks.escape(lead.queue or 'unmatched')} queue"
-    return blocks.escape(lead.status)  # routed again to no one: nurture, disqualified
+        return blocks.plainly(f"the {lead.queue or 'unmatched'} queue")
+    return blocks.plainly(lead.status)  # routed again to no one: nurture, disqualified
 
 
-def moved(policy: Policy, moves: list[Move], titles: Mapping[str, str]) -> str:
+def moved(policy: Policy, moves: list[Move], titles: Mapping[str, str]) -> blocks.Said:
     """Where a rep's leads went, in one sentence (ten named at most, by their cards' titles)."""
     if not moves:
-        return "No open leads had to move."
-    parts = [
-        f"{lead_named(titles.get(move.lead_id, f'Lead {move.lead_id}'), move.lead_id)} → "
-        f"{where_now(policy, move.to)}"
-        for move in moves[:10]
-    ]
+        return blocks.plainly("No open leads had to move.")
+    said = blocks.plainly(f"Moved {len(moves)} open lead{'s' if len(moves) != 1 else ''}: ")
+    for number, move in enumerate(moves[:10]):
+        title = titles.get(move.lead_id, f"Lead {move.lead_id}")
+        if number:
+            said += blocks.plainly("; ")
+        said += lead_named(title, move.lead_id) + blocks.plainly(" → ") + where_now(policy, move.to)
     more = f" and {len(moves) - 10} more" if len(moves) > 10 else ""
-    return (
-        f"Moved {len(moves)} open lead{'s' if len(moves) != 1 else ''}: {'; '.join(parts)}{more}."
-    )
+    return said + blocks.plainly(f"{more}.")

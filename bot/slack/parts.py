@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.reading import Reader
 from bot.service.unit_of_work import UnitOfWork
+from bot.slack.blocks import Message
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
 
@@ -38,26 +39,39 @@ def clicked_in(body: dict[str, Any]) -> str | None:
     return str(channel) if channel else None
 
 
-async def tell(client: AsyncWebClient, body: dict[str, Any], text: str) -> None:
+async def tell(client: AsyncWebClient, body: dict[str, Any], said: str | Message) -> None:
     """An ephemeral sentence to the person who clicked, where they clicked (a DM for App Home
-    and for a modal's submission, which have no conversation)."""
+    and for a modal's submission, which have no conversation). A Message (one naming a lead)
+    goes as its blocks; in a DM, its text with mrkdwn off."""
     user = body["user"]["id"]
     channel = clicked_in(body)
+    message = said if isinstance(said, Message) else Message(text=said, blocks=[])
+    shown: dict[str, Any] = {"blocks": message.blocks} if message.blocks else {}
     if channel:
-        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        await client.chat_postEphemeral(channel=channel, user=user, text=message.text, **shown)
     else:
-        await client.chat_postMessage(channel=user, text=text)
+        if not message.mrkdwn:
+            shown["mrkdwn"] = False
+        await client.chat_postMessage(channel=user, text=message.text, **shown)
 
 
 async def answer(
-    client: AsyncWebClient, body: dict[str, Any], respond: Respond | None, text: str
+    client: AsyncWebClient, body: dict[str, Any], respond: Respond | None, said: str | Message
 ) -> None:
     """A sentence only the person who asked sees: a slash command's in its response (leaving
     whatever it answers), a click's or a submission's as `tell` says it."""
     if body.get("command") and respond is not None:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
+        if isinstance(said, Message):
+            await respond(
+                text=said.text,
+                blocks=said.blocks,
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        else:
+            await respond(text=said, response_type="ephemeral", replace_original=False)
     else:
-        await tell(client, body, text)
+        await tell(client, body, said)
 
 
 def action_value(body: dict[str, Any]) -> str:

@@ -62,6 +62,7 @@ async def post(
             channel=channel,
             text=message.text,
             blocks=message.blocks,
+            mrkdwn=message.mrkdwn,
             unfurl_links=False,
             thread_ts=thread_ts,
             metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},

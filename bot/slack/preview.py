@@ -3,7 +3,7 @@
 It reads the very blocks that would be posted (`offer_card` and the rest), so a preview can never
 say something the card does not. Slack's own parts are drawn as Slack draws them: a link as its
 text, a mention as @name, a date in the reader's time zone, mrkdwn's *bold* and _italic_ as plain
-words, entities as the characters they stand for, buttons as [ Claim ].
+words, entities as the characters they stand for, rich text as written, buttons as [ Claim ].
 """
 
 from __future__ import annotations
@@ -52,12 +52,13 @@ def _block(block: Mapping[str, Any], tz: ZoneInfo, names: Mapping[str, str]) -> 
     if kind == "divider":
         return ["─" * 20]
     if kind == "context":
-        return ["  ".join(_text(element, tz, names) for element in block.get("elements", []))]
+        return [" ".join(_text(element, tz, names) for element in block.get("elements", []))]
+    if kind == "rich_text":
+        return "".join(_rich(part, tz, names) for part in block.get("elements", [])).split("\n")
     if kind == "actions":
         return ["  ".join(_control(element) for element in block.get("elements", []))]
     if kind == "section":
         lines = [_text(block["text"], tz, names)] if block.get("text") else []
-        lines.extend(_fields(block.get("fields") or [], tz, names))
         accessory = block.get("accessory")
         if accessory:
             lines.append(_control(accessory))
@@ -65,14 +66,23 @@ def _block(block: Mapping[str, Any], tz: ZoneInfo, names: Mapping[str, str]) -> 
     return []
 
 
-def _fields(fields: list[Mapping[str, Any]], tz: ZoneInfo, names: Mapping[str, str]) -> list[str]:
-    """A section's fields as aligned "Label  value" lines (a field of "*Label*\\nvalue")."""
-    pairs = []
-    for field in fields:
-        label, _, value = _text(field, tz, names).partition("\n")
-        pairs.append((label, value.replace("\n", " ")))
-    width = max((len(label) for label, value in pairs if value), default=0)
-    return [f"{label.ljust(width)}  {value}" if value else label for label, value in pairs]
+def _rich(part: Mapping[str, Any], tz: ZoneInfo, names: Mapping[str, str]) -> str:
+    """A rich text section (or preformatted text) as its reader sees it: text as written, a link
+    as its text, a mention as @name, a date in `tz`."""
+    out = []
+    for element in part.get("elements", []):
+        kind = element.get("type")
+        if kind == "text":
+            out.append(str(element.get("text", "")))
+        elif kind == "link":
+            out.append(str(element.get("text") or element.get("url", "")))
+        elif kind == "user":
+            out.append(f"@{names.get(element['user_id'], element['user_id'])}")
+        elif kind == "date":
+            out.append(_date(f"!date^{element['timestamp']}^{element['format']}|", tz))
+        elif kind == "emoji":
+            out.append(f":{element['name']}:")
+    return "".join(out)
 
 
 def _control(element: Mapping[str, Any]) -> str:

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks.block_elements import RichTextElement
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card import lead_title
@@ -19,6 +21,9 @@ from bot.slack.parts import NOT_IN_POLICY, SlackParts
 from bot.slack.policy_versions import versions_answer
 from routing.durations import format_duration
 from routing.policy import Policy
+
+MAX_STORY = 12_000  # characters of a decision's explanation; a long trace is far shorter
+MAX_EVENTS = 100  # of a lead's story, the first, then "… and N more"
 
 
 def register_routing_command(app: AsyncApp, parts: SlackParts) -> None:
@@ -71,7 +76,9 @@ def _viewer_tz(policy: Policy, viewer: Viewer) -> Any:
     return policy.timezone
 
 
-async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
+async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str | blocks.Message:
+    """A lead's story: the explanation as monospaced text, then what happened since. Rich text,
+    so whatever the lead wrote (its company, its id) is shown as written."""
     try:
         story = await parts.reader.story(reference, viewer)
     except NotVisible:
@@ -81,61 +88,78 @@ async def _why(parts: SlackParts, viewer: Viewer, reference: str) -> str:
             f"No lead of yours found for {blocks.escape(reference)} (try its id, e-mail or "
             "CRM id; a manager can look up any lead)."
         )
-    lines = [f"```{blocks.escape(story.explanation)}```"]
+    parts_: list[Block] = [blocks.preformatted(story.explanation, MAX_STORY)]
+    lines: list[list[RichTextElement]] = []
     decided_by = story.decided_by
     if decided_by is not None:
-        activated = ""
+        line = [
+            blocks.literal("Policy version ", italic=True),
+            blocks.literal(decided_by.version, 100, code=True),
+        ]
         if decided_by.activated_at is not None:
-            activated = f", activated {blocks.slack_date(decided_by.activated_at)}"
+            line += [blocks.literal(", activated ", italic=True)]
+            line.append(blocks.date_element(decided_by.activated_at))
             if decided_by.activated_by:
-                activated += f" by {blocks.escape(decided_by.activated_by)}"
-        lines.append(f"_Policy version `{decided_by.version}`{activated}_")
+                line.append(blocks.literal(f" by {decided_by.activated_by}", 300, italic=True))
+        lines.append(line)
     if story.events:
-        lines.append("*Since then*")
-        lines.extend(
-            f"• {blocks.slack_date(event.at)}: {blocks.escape(event.what)}"
-            for event in story.events
-        )
-    lines.extend(f"_{blocks.escape(note)}_" for note in story.notes)
-    return "\n".join(lines)
+        lines.append([blocks.literal("Since then", bold=True)])
+        shown = story.events[:MAX_EVENTS]
+        for event in shown:
+            what = blocks.literal(event.what, 1000)
+            lines.append(
+                [blocks.literal("• "), blocks.date_element(event.at), blocks.literal(": "), what]
+            )
+        if len(story.events) > len(shown):
+            lines.append([blocks.literal(blocks.and_more(len(story.events) - len(shown)))])
+    lines.extend([blocks.literal(note, 1000, italic=True)] for note in story.notes)
+    if lines:
+        parts_.append(blocks.rich(lines))
+    return blocks.Message(
+        text="How the lead was routed, and what happened since",
+        blocks=blocks.message_blocks(parts_),
+    )
 
 
 async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
-    """A manager's unmatched queue, a rep's open leads: each lead as its card titles it, as many
-    as one section holds."""
+    """A manager's unmatched queue, a rep's open leads: each lead as its card titles it, as
+    written (rich text), as many as one block holds."""
     now = parts.clock()
     if viewer.manager is not None:
         size, oldest = await parts.reader.queued_leads()
         if size == 0:
             return "The unmatched queue is empty."
-        head = f"*Unmatched queue: {size} lead{'s' if size != 1 else ''}*"
+        head = f"Unmatched queue: {size} lead{'s' if size != 1 else ''}"
         if size > len(oldest):
             head += f" (the oldest {len(oldest)})"
         lines = []
         several = len({lead.queue for lead in oldest}) > 1  # as the digest: name them then
         for lead in oldest:
             waited = format_duration(int((now - lead.created_at).total_seconds()))
-            said = [blocks.clip(blocks.escape(lead.external_id), 300)]
-            facts = (lead.company, lead.source)
-            said += [blocks.clip(blocks.escape(fact), 150) for fact in facts if fact]
+            line = [blocks.literal("• "), blocks.literal(lead.external_id, 300)]
+            for fact in (lead.company, lead.source):
+                if fact:
+                    line += [blocks.literal(" · "), blocks.literal(fact, 150)]
             if several and lead.queue:
-                said.append(f"in {blocks.clip(blocks.escape(lead.queue), 150)}")
-            lines.append(f"• {' · '.join(said)} · waiting {waited}")
+                line += [blocks.literal(" · in "), blocks.literal(lead.queue, 150)]
+            line.append(blocks.literal(f" · waiting {waited}"))
+            lines.append(line)
         return _listed(head, lines)
     assert viewer.rep is not None
     offers = await parts.reader.open_offers(viewer.rep)
     if not offers:
         return "You have no open leads."
-    head = f"*Your open leads: {len(offers)}*"
     lines = []
     for offer, lead in offers:
-        line = f"• {lead_named(lead_title(lead.facts, lead.external_id), lead.external_id)}"
+        said = blocks.plainly("• ") + lead_named(
+            lead_title(lead.facts, lead.external_id), lead.external_id
+        )
         if offer.sla_due_at:
-            line += f" · claim by {blocks.slack_date(offer.sla_due_at)}"
-        lines.append(line)
-    return _listed(head, lines)
+            said += blocks.plainly(" · claim by ") + blocks.dated(offer.sla_due_at)
+        lines.append(list(said.rich))
+    return _listed(f"Your open leads: {len(offers)}", lines)
 
 
-def _listed(head: str, lines: list[str]) -> blocks.Message:
-    text = blocks.list_text(head, lines)
-    return blocks.Message(text=text, blocks=blocks.message_blocks([blocks.section(text)]))
+def _listed(head: str, lines: list[list[RichTextElement]]) -> blocks.Message:
+    block = blocks.rich_list_text([blocks.literal(head, bold=True)], lines)
+    return blocks.Message(text=head, blocks=blocks.message_blocks([block]))

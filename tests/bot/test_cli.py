@@ -280,9 +280,9 @@ def test_the_demo_card_is_the_slack_card_with_the_leads_contact_details_and_id()
     assert lead["email"] and lead["phone"] and lead["website"]  # the demo shows a whole card
     for shown in (
         f"{lead['first_name']} {lead['last_name']} · {lead['company']}",  # the header
-        f"E-mail   {lead['email']}",
-        f"Phone    {lead['phone']}",
-        f"Website  {lead['website']}",
+        f"E-mail: {lead['email']}",
+        f"Phone: {lead['phone']}",
+        f"Website: {lead['website']}",
         f"Lead {lead_id}",
         "Why you: ",
         "[ Claim ]  [ Reject ]  [ I'm out ]",

@@ -24,6 +24,7 @@ from routing.report import EventKind, OutcomeEvent
 from tests.bot.conftest import Clock
 from tests.bot.test_metrics import samples
 from tests.bot.test_slack_app import send
+from tests.bot.test_slack_blocks import rich_texts
 from tests.bot.test_watchdog_slack import posted_offers
 from tests.fakes.slack import FakeSlack, action_body, command_body
 
@@ -49,7 +50,8 @@ def slack_policy() -> str:
 
 
 def texts(blocks: Any) -> str:
-    return json.dumps(blocks)
+    """The blocks' JSON, then each rich text block as the mrkdwn it stands for."""
+    return "\n".join([json.dumps(blocks), *rich_texts(blocks)])
 
 
 async def claimed_by_ann(app: App, http: TestClient, slack: FakeSlack) -> None:
@@ -74,8 +76,10 @@ async def test_at_half_the_contact_sla_the_rep_is_nudged_in_the_claimed_cards_th
     nudge = (await slack.wait_for("chat.postMessage", count=2))[1]
     assert nudge.params["channel"] == "DANN"
     assert nudge.params["thread_ts"] == offer.message_ts
-    assert "Half your time to reach *Jo · Acme Corp* has gone" in nudge.params["text"]
-    assert f"by {slack_date(due)}" in nudge.params["text"]
+    assert "Half your time to reach *Jo · Acme Corp* has gone" in texts(nudge.params["blocks"])
+    assert f"by {slack_date(due)}" in texts(nudge.params["blocks"])
+    assert "Half your time to reach Jo · Acme Corp has gone" in nudge.params["text"]
+    assert nudge.params["mrkdwn"] is False
 
 
 async def test_an_untouched_lead_moves_on_and_the_card_the_manager_and_the_next_rep_say_why(
@@ -163,7 +167,7 @@ async def test_routing_why_tells_of_a_missed_contact_sla(
     assert await send(http, why) == 200
 
     (answer,) = await slack.wait_for("response")
-    story = answer.params["text"]
+    story = texts(answer.params["blocks"])
     assert "Contact SLA missed (Ann Archer) · not contacted within 2h of the claim" in story
 
 

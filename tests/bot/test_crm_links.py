@@ -30,6 +30,7 @@ from routing.model import CrmSystem
 from routing.policy import parse_policy
 from storage.db import Database
 from tests.bot.conftest import Clock
+from tests.bot.test_slack_blocks import rich_texts
 from tests.bot.webhook import SECRET, as_body, signed
 from tests.fakes.slack import FakeSlack, action_body, slack_signed_headers
 
@@ -353,5 +354,5 @@ async def test_the_claimed_card_keeps_its_link(
     assert (await http.post("/slack/events", data=click, headers=headers)).status == 200
     (update,) = await slack.wait_for("chat.update")
     blocks = json.dumps(update.params["blocks"])
-    assert "Claimed by <@UANN>" in blocks
+    assert "Claimed by <@UANN>" in rich_texts(update.params["blocks"])
     assert "<https://app-eu1.hubspot.com/contacts/1234567/record/0-1/51|Open in CRM>" in blocks

@@ -23,6 +23,7 @@ from routing.policy import parse_policy
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.bot.conftest import SLACK_SIGNING_SECRET, Clock
+from tests.bot.test_slack_blocks import rich_texts
 from tests.fakes.slack import FakeSlack, command_body, slack_signed_headers
 
 POLICY = """\
@@ -96,6 +97,6 @@ async def test_routing_why_says_the_leads_crm_is_not_configured(
     headers = slack_signed_headers(body, SLACK_SIGNING_SECRET)
     assert (await http.post("/slack/events", data=body, headers=headers)).status == 200
     (answer,) = await slack.wait_for("response")
-    text = answer.params["text"]
+    text = "\n".join(rich_texts(answer.params["blocks"]))
     assert "Salesforce is not configured" in text
     assert "owner is not written back" in text

@@ -36,7 +36,15 @@ from routing.policy import Policy
 from storage import repository as repo
 from storage.db import Database
 from tests.bot.conftest import Clock
-from tests.bot.test_slack_blocks import ASSIGNEES, assert_safe, assert_within_limits, texts
+from tests.bot.test_slack_blocks import (
+    ASSIGNEES,
+    assert_safe,
+    assert_within_limits,
+    literal_texts,
+    mrkdwn,
+    rich_texts,
+    texts,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -389,7 +397,7 @@ def test_each_queued_lead_shows_company_source_and_age_with_its_own_assign_picke
     assert " in unmatched" not in text  # one queue: no need to name it on every line
     # each picker sits right under the line of the lead it assigns
     first = blocks.index(pickers[0])
-    assert blocks[first - 1]["text"]["text"].startswith("*L-0*")
+    assert rich_texts(blocks[first - 1])[0].startswith("*L-0*")
     assert message.text == "Routing digest: 12 leads in the queue, 0 SLA misses, 0 out of office"
 
 
@@ -474,6 +482,10 @@ def test_crm_write_backs_given_up_are_listed_escaped_with_the_rest_counted() -> 
     )
     assert lines[2] == "• `L-0` (Ann Archer, Salesforce): Salesforce has no such record"
     assert lines[-1].endswith("and 4 more")
+    # the lead's id and the CRM's words are rich text, shown as written and never parsed
+    assert "HubSpot answered 400: <b>&</b>" in literal_texts(message.blocks)
+    assert "<!channel>" in literal_texts(message.blocks)
+    assert not any("<b>" in t or "HubSpot answered" in t for t in mrkdwn(message.blocks))
     assert not digest(crm_failures_total=1).empty
     quiet = digest_message(digest(), manager_tz=NEW_YORK, assignees=ASSIGNEES)
     assert "CRM" not in all_text(quiet.blocks)
@@ -502,6 +514,9 @@ def test_every_lead_and_policy_string_is_escaped() -> None:
     assert "&lt;!here&gt;" in text and "in &lt;#C1&gt;" in text and "*&lt;@U1&gt;&amp;*" in text
     # the block id is not shown to anyone: it carries the lead id as it is
     assert [b["block_id"] for b in assign_blocks(message.blocks)] == ["assign:L-0", "assign:<@U1>&"]
+    # what a lead wrote is rich text, as written, in no mrkdwn at all
+    assert {HOSTILE, "<!here>", "<@U1>&"} <= set(literal_texts(message.blocks))
+    assert not any("<@U1>" in t or "&lt;@U1" in t for t in mrkdwn(message.blocks))
 
 
 def test_a_lead_id_too_long_for_a_block_id_is_listed_without_a_picker() -> None:
@@ -564,7 +579,8 @@ async def test_a_hostile_company_arriving_in_the_queue_reaches_the_digest_escape
 
     text = all_text(message.blocks)
     assert "*L-1* · &lt;!channel&gt; · webinar · waiting 1h 30m" in text
-    assert "<!channel>" not in text
+    assert "<!channel>" in literal_texts(message.blocks)  # shown as written: pings nobody
+    assert not any("channel" in t for t in mrkdwn(message.blocks))
     assert [b["block_id"] for b in assign_blocks(message.blocks)] == ["assign:L-1"]
     assert message.blocks[0]["text"]["text"] == "Routing digest since Mon 15:00 CET"
 

@@ -49,6 +49,7 @@ from routing.policy import parse_policy
 from routing.report.window import Window
 from storage.db import open_database
 from tests.bot.conftest import Clock
+from tests.bot.test_slack_blocks import rich_as_mrkdwn
 from tests.fakes.slack import Call, FakeSlack
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -553,7 +554,12 @@ def rate(count: int, of: int) -> str:
 
 
 def sections(blocks: list[dict[str, Any]]) -> list[str]:
-    return [block["text"]["text"] for block in blocks if block.get("type") in ("section", "header")]
+    """The text of each section, header and rich text block (this as the mrkdwn it stands for)."""
+    return [
+        rich_as_mrkdwn(block) if block["type"] == "rich_text" else block["text"]["text"]
+        for block in blocks
+        if block.get("type") in ("section", "header", "rich_text")
+    ]
 
 
 def expected_daily(

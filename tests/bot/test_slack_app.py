@@ -19,6 +19,7 @@ from storage.db import Database
 from storage.models import AuditEventRow, OfferRow, OutboxRow
 from tests.bot.conftest import SLACK_SIGNING_SECRET as SIGNING_SECRET
 from tests.bot.conftest import Clock
+from tests.bot.test_slack_blocks import literal_texts, rich_texts
 from tests.fakes.slack import (
     FakeSlack,
     action_body,
@@ -81,7 +82,8 @@ async def offers(db: Database) -> list[OfferRow]:
 
 
 def texts(blocks: Any) -> str:
-    return json.dumps(blocks)
+    """The blocks' JSON, then each rich text block as the mrkdwn it stands for."""
+    return "\n".join([json.dumps(blocks), *rich_texts(blocks)])
 
 
 def _mrkdwn(node: Any) -> list[str]:
@@ -221,6 +223,7 @@ async def test_a_refused_claim_escapes_the_lead_id_it_repeats(
     (told,) = await slack.wait_for("chat.postEphemeral")
     assert "<mailto:" not in told.params["text"]
     assert "&lt;mailto:ceo@victim.example|click me&gt;" in told.params["text"]
+    assert f"no lead with id {forged_id}" in literal_texts(told.params["blocks"])  # as written
 
 
 async def test_twenty_concurrent_claims_make_one_claim_and_one_update(
@@ -307,7 +310,8 @@ async def test_routing_why_explains_the_decision_and_its_story_to_the_rep(
     )
     assert await send(http, body) == 200
     (answer,) = await slack.wait_for("response")
-    assert "Everyone" in answer.params["text"] and "Routed to" in answer.params["text"]
+    story = texts(answer.params["blocks"])
+    assert "Everyone" in story and "Routed to" in story
     assert answer.params["response_type"] == "ephemeral"
 
 

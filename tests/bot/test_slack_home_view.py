@@ -19,6 +19,8 @@ from tests.bot.test_slack_blocks import (
     assert_within_limits,
     blocks_of_type,
     content,
+    literal_texts,
+    rich_texts,
     texts,
 )
 
@@ -74,9 +76,10 @@ def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
         assert [b["action_id"] for b in action["elements"]] == [ActionId.CLAIM, ActionId.REJECT]
         assert [b["value"] for b in action["elements"]] == [lead, lead]
         assert action["elements"][0]["style"] == "primary"
-    first = blocks[1]["text"]["text"]
+    (first,) = rich_texts(blocks[1])
     assert first.startswith("*A &lt;!channel&gt;*\nround robin in EMEA\n")
     assert f"Claim by {slack_date(DUE)}" in first
+    assert "A <!channel>" in literal_texts(blocks[1])  # as written, and never parsed
     assert any("You're available" in t for t in texts(blocks))
     (available,) = [b for b in blocks if b.get("accessory")]
     assert available["accessory"]["action_id"] == ActionId.HOME_AWAY

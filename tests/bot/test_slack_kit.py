@@ -19,6 +19,14 @@ KIT_CLASSES = [
     (kit.ActionsBlock, sdk.ActionsBlock),
     (kit.ButtonElement, sdk.ButtonElement),
     (kit.ConfirmObject, sdk.ConfirmObject),
+    (kit.RichTextBlock, sdk.RichTextBlock),
+    (kit.RichTextSectionElement, sdk.RichTextSectionElement),
+    (kit.RichTextPreformattedElement, sdk.RichTextPreformattedElement),
+    (kit.RichText, sdk.RichTextElementParts.Text),
+    (kit.RichLink, sdk.RichTextElementParts.Link),
+    (kit.RichUser, sdk.RichTextElementParts.User),
+    (kit.RichDate, sdk.RichTextElementParts.Date),
+    (kit.RichEmoji, sdk.RichTextElementParts.Emoji),
 ]
 
 
@@ -45,6 +53,18 @@ def _sample(cls: type) -> JsonObject:
         sdk.ActionsBlock: kit.ActionsBlock(elements=[kit.ButtonElement(text=text, value="v")]),
         sdk.ButtonElement: kit.ButtonElement(text=text, action_id="a", value="v"),
         sdk.ConfirmObject: kit.ConfirmObject(title=text, text=kit.MarkdownTextObject(text="x")),
+        sdk.RichTextBlock: kit.RichTextBlock(
+            elements=[kit.RichTextSectionElement(elements=[kit.RichText(text="x")])]
+        ),
+        sdk.RichTextSectionElement: kit.RichTextSectionElement(elements=[kit.RichText(text="x")]),
+        sdk.RichTextPreformattedElement: kit.RichTextPreformattedElement(
+            elements=[kit.RichText(text="x")]
+        ),
+        sdk.RichTextElementParts.Text: kit.RichText(text="x", style={"bold": True}),
+        sdk.RichTextElementParts.Link: kit.RichLink(url="mailto:a@b.example", text="a@b"),
+        sdk.RichTextElementParts.User: kit.RichUser(user_id="U1"),
+        sdk.RichTextElementParts.Date: kit.RichDate(timestamp=1, format="{time}", fallback="x"),
+        sdk.RichTextElementParts.Emoji: kit.RichEmoji(name="wave"),
     }
     return samples[cls]
 

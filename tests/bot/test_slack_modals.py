@@ -22,8 +22,10 @@ def test_the_reject_modal_carries_the_lead_and_the_named_ids() -> None:
     assert modal["title"]["text"] == "Reject lead"
     assert modal["submit"]["text"] == "Reject"
     assert modal["close"]["text"] == "Cancel"
-    section, reason, note = modal["blocks"]
-    assert section["text"]["text"] == "*Ada &amp; &lt;!channel&gt;*"
+    named, reason, note = modal["blocks"]
+    assert named["elements"][0]["elements"] == [
+        {"type": "text", "text": "Ada & <!channel>", "style": {"bold": True}}
+    ]  # as written, in bold
     assert reason["block_id"] == BlockId.REJECT_REASON
     assert reason["element"]["type"] == "radio_buttons"
     assert reason["element"]["action_id"] == ActionId.REJECT_REASON

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.card import CardContent, Contact
-from bot.slack.blocks import mention
+from bot.slack.blocks import mentioned, plainly
 from bot.slack.cards import CardView, offer_card, settled_card, team_copy
 from bot.slack.preview import as_text
 
@@ -34,13 +34,13 @@ def test_the_rep_card_reads_as_slack_draws_it() -> None:
         "Grace Ellis · Riverside <Health> & Co",
         "─" * len("Grace Ellis · Riverside <Health> & Co"),
         "",
-        "E-mail   dr.ellis@riversidehealth.org",
-        "Phone    +1 614 555 0125",
-        "Website  riversidehealth.org",
+        "E-mail: dr.ellis@riversidehealth.org",
+        "Phone: +1 614 555 0125",
+        "Website: riversidehealth.org",
         "",
-        "Title      Chief Medical Officer",
-        "Employees  650",
-        "Source     demo_request",
+        "Title: Chief Medical Officer",
+        "Employees: 650",
+        "Source: demo_request",
         "",
         "Why you: Healthcare specialist · round robin <in> team smb",
         "",
@@ -53,12 +53,13 @@ def test_the_rep_card_reads_as_slack_draws_it() -> None:
 
 
 def test_mentions_read_as_names_and_a_settled_card_has_no_buttons() -> None:
-    view = CardView("L-1", CARD, assignee=mention("U01BOB"))
+    view = CardView("L-1", CARD, assignee=mentioned("U01BOB"))
     names = {"U01BOB": "Bob Brown"}
     channel = as_text(team_copy(view), tz=NEW_YORK, names=names)
     assert "New lead for @Bob Brown" in channel
     assert "dr.ellis" not in channel and "[ " not in channel
-    claimed = as_text(settled_card(view, f"Claimed by {mention('U01BOB')}"), tz=NEW_YORK)
+    status = plainly("Claimed by ") + mentioned("U01BOB")
+    claimed = as_text(settled_card(view, status), tz=NEW_YORK)
     assert "Claimed by @U01BOB" in claimed and "[ Claim ]" not in claimed
 
 

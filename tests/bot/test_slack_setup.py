@@ -19,6 +19,7 @@ from storage.db import Database
 from storage.models import OutboxRow
 from tests.bot.conftest import SLACK_SIGNING_SECRET
 from tests.bot.test_outbox_handover import until
+from tests.bot.test_slack_blocks import rich_texts
 from tests.fakes.slack import (
     FakeSlack,
     command_body,
@@ -117,7 +118,7 @@ async def test_a_rep_known_by_email_alone_is_recognised_when_they_use_the_app(
     headers = slack_signed_headers(body, SLACK_SIGNING_SECRET)
     assert (await http.post("/slack/events", data=body, headers=headers)).status == 200
     (answer,) = await slack.wait_for("response")
-    assert "Bob's" in answer.params["text"]  # the rule that gave it to him
+    assert "Bob's" in "\n".join(rich_texts(answer.params["blocks"]))  # the rule that gave it
     assert "No lead of yours" not in answer.params["text"]
     held.release()
 

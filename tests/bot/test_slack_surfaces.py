@@ -13,11 +13,14 @@ from aiohttp.test_utils import TestClient
 from bot.bootstrap import App
 from bot.card import CardContent, Contact
 from bot.service.intake import intake
+from bot.slack.blocks import mentioned
 from bot.slack.cards import CardView, offer_card, reminder, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
 from routing.leads import parse_lead
 from tests.bot.conftest import TUESDAY
 from tests.bot.test_slack_app import send
+from tests.bot.test_slack_blocks import literal_texts, rich_length, rich_texts
+from tests.bot.test_slack_blocks import texts as texts_of
 from tests.fakes.slack import (
     FakeSlack,
     action_body,
@@ -97,7 +100,8 @@ def _form(payload: dict[str, Any]) -> str:
 
 
 def texts(node: Any) -> str:
-    return json.dumps(node, ensure_ascii=False)
+    """The blocks' JSON, then each rich text block as the mrkdwn it stands for."""
+    return "\n".join([json.dumps(node, ensure_ascii=False), *rich_texts(node)])
 
 
 async def test_a_lead_moved_to_a_queue_by_time_off_is_said_to_wait_in_that_queue(
@@ -123,7 +127,7 @@ async def test_the_reject_modal_names_the_lead_as_its_card_does(
     (modal,) = await slack.wait_for("views.open")
     view = modal.params["view"]
     assert card.params["blocks"][0]["text"]["text"] == "Jo · Acme Corp"
-    assert view["blocks"][0]["text"]["text"] == "*Jo · Acme Corp*"
+    assert rich_texts(view["blocks"][0]) == ["*Jo · Acme Corp*"]
     assert view["private_metadata"] == "L-1"
 
 
@@ -137,12 +141,16 @@ async def test_a_rep_who_rejects_is_told_which_lead_went_to_whom(
     assert await send(http, body) == 200
 
     told = next(
-        call.params["text"]
+        call.params
         for call in await slack.wait_for("chat.postMessage", count=3)
-        if call.params["channel"] == user and "blocks" not in call.params
+        if call.params["channel"] == user and "You rejected" in call.params["text"]
     )
     other = "Ben Baker" if user == "UANN" else "Ann Archer"
-    assert told == f"You rejected *Jo · Acme Corp* (L-1). It is now with {other}."
+    assert rich_texts(told["blocks"]) == [
+        f"You rejected *Jo · Acme Corp* (L-1). It is now with {other}."
+    ]
+    assert told["text"] == f"You rejected Jo · Acme Corp (L-1). It is now with {other}."
+    assert told["mrkdwn"] is False
 
 
 async def test_routing_queue_lists_a_reps_leads_as_their_cards_title_them(
@@ -154,7 +162,7 @@ async def test_routing_queue_lists_a_reps_leads_as_their_cards_title_them(
 
     answer = await routing(http, slack, "USOL", "queue")
 
-    lines = answer["text"].splitlines()
+    lines = rich_texts(answer["blocks"])[0].splitlines()
     assert lines[0] == "*Your open leads: 3*"
     assert lines[1].startswith("• *Jo · Acme Corp* (L-1)")
     assert lines[2].startswith("• *Lead L-2*")  # the card's title when it names nobody
@@ -175,12 +183,16 @@ async def test_routing_queue_stays_one_readable_answer_however_long_the_names(
     manager = await routing(http, slack, "UMIA", "queue")
 
     for said in (answer, manager):
-        text = said["text"] + texts(said.get("blocks") or [])
-        assert len(said["text"]) <= 3000
-        assert all(len(line) <= 400 for line in said["text"].splitlines())
-        assert "&amp;" in text and " & " not in said["text"]
-    assert "… and " in answer["text"] and answer["text"].startswith("*Your open leads: 20*")
-    assert manager["text"].startswith("*Unmatched queue: 20 leads* (the oldest 10)")
+        (block,) = said["blocks"]
+        assert rich_length(block) <= 3000
+        (text,) = rich_texts(block)
+        assert all(len(line) <= 400 for line in text.splitlines())
+        assert company[:100] in "".join(literal_texts(block))  # as written: "&" and all
+    (mine,) = rich_texts(answer["blocks"])
+    assert "… and " in mine and mine.startswith("*Your open leads: 20*")
+    assert rich_texts(manager["blocks"])[0].startswith(
+        "*Unmatched queue: 20 leads (the oldest 10)*"
+    )
 
 
 async def test_a_reject_from_the_app_home_takes_the_lead_off_the_home(
@@ -266,12 +278,12 @@ def test_im_out_promises_a_rep_with_working_hours_their_next_working_day() -> No
 def test_a_long_title_is_cut_in_notifications_as_in_the_cards_header() -> None:
     title = "Jo · " + "International Consolidated Holdings " * 25  # 905 characters
     content = CardContent(title, Contact(), (), "Everyone", TUESDAY, 600)
-    view = CardView(lead_id="L-1", content=content, assignee="<@UANN>")
+    view = CardView(lead_id="L-1", content=content, assignee=mentioned("UANN"))
 
     for message in (offer_card(view), team_copy(view), reminder(view)):
-        header_or_line = message.blocks[0]["text"]["text"]
+        header_or_line = "".join(literal_texts(message.blocks[0]))
         assert len(message.text) <= 300, message.text
-        assert len(header_or_line) <= 300
+        assert "Jo · International" in header_or_line and len(header_or_line) <= 300
         assert "…" in message.text
 
 
@@ -338,9 +350,9 @@ async def test_im_out_from_the_app_home_tells_the_rep_where_their_leads_went(
 
     await slack.wait_for("views.publish")
     told = [
-        call.params["text"]
+        rich_texts(call.params["blocks"])[0]
         for call in slack.calls_to("chat.postMessage")
-        if call.params["channel"] == user and "blocks" not in call.params
+        if call.params["channel"] == user and "out of office" in call.params["text"]
     ]
     other = "Ben Baker" if user == "UANN" else "Ann Archer"
     assert told == [
@@ -358,7 +370,7 @@ async def test_a_managers_queue_names_each_leads_queue_when_they_wait_in_several
 
     answer = await routing(http, slack, "UMIA", "queue")
 
-    lines = answer["text"].splitlines()
+    lines = rich_texts(answer["blocks"])[0].splitlines()
     assert lines[1].startswith("• T-1 · Acme Corp · solo · in triage · waiting")
     assert lines[2].startswith("• P-1 · Initech · partner · in partners · waiting")
 
@@ -383,7 +395,7 @@ async def test_a_settled_card_says_why_its_own_offer_closed_when_the_clock_did_n
     await routing(http, slack, second, "pto")
 
     updates = await slack.wait_for("chat.update", count=2)
-    status = updates[1].params["blocks"][1]["text"]["text"]
+    status = rich_texts(updates[1].params["blocks"][1])[0]
     assert updates[1].params["channel"] == f"D{second[1:]}"
     assert status == "Reassigned to the triage queue: out of office"
 
@@ -418,10 +430,11 @@ async def test_a_managers_app_home_lists_the_queued_leads_each_with_assign(
     (home,) = await slack.wait_for("views.publish")
 
     blocks = home.params["view"]["blocks"]
-    said = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    said = list(texts_of(blocks, ("mrkdwn", "rich_text")))
     first = said.index("*Unmatched queue:* 2 leads, oldest waiting 0s")
     assert said[first + 1].startswith("*P-1* · Initech · partner · waiting")
     assert said[first + 2].startswith("*P-2* · Globex &lt;!here&gt; · partner · waiting")
+    assert "Globex <!here>" in literal_texts(blocks)  # as written, in rich text
     pickers = [b["block_id"] for b in blocks if b["type"] == "actions"]
     assert pickers == ["assign:P-1", "assign:P-2"]
 
@@ -465,7 +478,7 @@ async def test_time_off_names_each_moved_lead_as_its_card_does(
 
     answer = await routing(http, slack, "USOL", "pto")
 
-    assert answer["text"] == (
+    assert rich_texts(answer["blocks"])[0] == (
         "You're out of office until further notice. Moved 2 open leads: "
         "*Jo · Acme Corp* (L-1) → the triage queue; *Lead L-2* → the triage queue."
     )

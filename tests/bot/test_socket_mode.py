@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from tests.bot.test_serve import Server, Servers, post, terminate, wait_until_ready
+from tests.bot.test_slack_blocks import rich_texts
 from tests.bot.webhook import free_port
 from tests.fakes.slack import FakeSlack, action_payload, command_payload
 
@@ -74,7 +75,7 @@ async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket
             assert (await slack.wait_for_ack(claim, timeout=SLOW)).payload is None
             (update,) = await slack.wait_for("chat.update", timeout=SLOW)
             assert (update.params["channel"], update.params["ts"]) == (channel, ts)
-            claimed = json.dumps(update.params["blocks"])
+            claimed = rich_texts(update.params["blocks"])
             assert "Claimed by <@UANN>" in claimed
             assert "claim_lead" not in claimed  # the buttons are gone
 
@@ -84,8 +85,9 @@ async def test_serve_in_socket_mode_takes_clicks_and_commands_over_the_websocket
             command = await slack.send_envelope("slash_commands", why)
             await slack.wait_for_ack(command, timeout=SLOW)
             (answer,) = await slack.wait_for("response", timeout=SLOW)
-            assert "Everyone" in answer.params["text"]  # the rule that matched
-            assert "Claimed (Ann Archer)" in answer.params["text"]
+            story = "\n".join(rich_texts(answer.params["blocks"]))
+            assert "Everyone" in story  # the rule that matched
+            assert "Claimed (Ann Archer)" in story
             assert answer.params["response_type"] == "ephemeral"
 
             # Slack's requests come only over the websocket: there is no HTTP door for them.

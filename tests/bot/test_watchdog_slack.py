@@ -23,6 +23,7 @@ from storage.db import Database
 from storage.models import LeadRow, OfferRow
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_app import send
+from tests.bot.test_slack_blocks import rich_texts
 from tests.fakes.slack import (
     FakeSlack,
     action_payload,
@@ -75,7 +76,8 @@ def assign_body(lead_id: str, chosen: str, by: str, *, response_url: str) -> str
 
 
 def texts(blocks: Any) -> str:
-    return json.dumps(blocks)
+    """The blocks' JSON, then each rich text block as the mrkdwn it stands for."""
+    return "\n".join([json.dumps(blocks), *rich_texts(blocks)])
 
 
 async def offers(db: Database) -> list[OfferRow]:
@@ -181,7 +183,7 @@ async def test_the_app_home_names_an_offer_as_its_card_does(
 
     card = (await slack.wait_for("chat.postMessage"))[0]
     assert card.params["blocks"][0]["text"]["text"] == "Jo · Acme Corp"
-    assert home.params["view"]["blocks"][1]["text"]["text"].startswith("*Jo · Acme Corp*\n")
+    assert rich_texts(home.params["view"]["blocks"][1])[0].startswith("*Jo · Acme Corp*\n")
 
 
 async def test_a_reject_reason_that_looks_like_a_placeholder_is_shown_as_written(
@@ -194,9 +196,12 @@ async def test_a_reject_reason_that_looks_like_a_placeholder_is_shown_as_written
     assert await send(http, view_submission_body("reject_lead_modal", "L-1", values, "UANN")) == 200
 
     update = (await slack.wait_for("chat.update"))[0]
-    assert update.params["blocks"][1]["text"]["text"] == (
+    assert rich_texts(update.params["blocks"][1]) == [
         "Rejected by <@UANN>: see {rep:ben} &amp; &lt;!here&gt; · now with <@UBEN>"
-    )
+    ]
+    said = update.params["blocks"][1]["elements"][0]["elements"]
+    assert {"type": "text", "text": ": see {rep:ben} & <!here>"} in said  # as written
+    assert update.params["text"] == "Rejected by <@UANN> · now with <@UBEN>"
 
 
 async def queued_lead(app: App, slack: FakeSlack, clock: Clock) -> None:
