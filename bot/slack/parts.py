@@ -61,17 +61,19 @@ async def answer(
     """A sentence only the person who asked sees: a slash command's in its response (leaving
     whatever it answers), a click's or a submission's as `tell` says it."""
     if body.get("command") and respond is not None:
-        if isinstance(said, Message):
-            await respond(
-                text=said.text,
-                blocks=said.blocks,
-                response_type="ephemeral",
-                replace_original=False,
-            )
-        else:
-            await respond(text=said, response_type="ephemeral", replace_original=False)
+        await respond_privately(respond, said)
     else:
         await tell(client, body, said)
+
+
+async def respond_privately(respond: Respond, said: str | Message) -> None:
+    """A slash command's answer, seen only by who typed it, leaving what it answers."""
+    if isinstance(said, Message):
+        await respond(
+            text=said.text, blocks=said.blocks, response_type="ephemeral", replace_original=False
+        )
+    else:
+        await respond(text=said, response_type="ephemeral", replace_original=False)
 
 
 def action_value(body: dict[str, Any]) -> str:

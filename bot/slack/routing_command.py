@@ -17,7 +17,7 @@ from bot.slack.availability import pto
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Versions, Why, parse_command
 from bot.slack.managers import digest_on_demand
 from bot.slack.offers import lead_named
-from bot.slack.parts import NOT_IN_POLICY, SlackParts
+from bot.slack.parts import NOT_IN_POLICY, SlackParts, respond_privately
 from bot.slack.policy_versions import versions_answer
 from routing.durations import format_duration
 from routing.policy import Policy
@@ -35,16 +35,7 @@ def register_routing_command(app: AsyncApp, parts: SlackParts) -> None:
         client: AsyncWebClient,
     ) -> None:
         await ack()
-        answer = await _answer(parts, command)
-        if isinstance(answer, blocks.Message):
-            await respond(
-                text=answer.text,
-                blocks=answer.blocks,
-                response_type="ephemeral",
-                replace_original=False,
-            )
-        else:
-            await respond(text=answer, response_type="ephemeral", replace_original=False)
+        await respond_privately(respond, await _answer(parts, command))
 
 
 async def _answer(parts: SlackParts, command: dict[str, Any]) -> str | blocks.Message:
