@@ -212,8 +212,11 @@ def test_the_summary_marks_a_rep_or_team_the_new_policy_removed_as_the_reason_fo
     filled(sqlite_url)
     example = Path(POLICY).read_text(encoding="utf-8")
     without_carol = tmp_path / "without-carol.yml"
+    # Bob keeps no office hours here, so he can take carol's leads whenever the import ran
+    # (at 03:00 UTC on a Saturday he would be off, and her leads queued instead).
     without_carol.write_text(
-        example.replace("members: [carol, bob]", "members: [bob]")
+        example.replace('    hours: "08:00-16:00"\n', "")
+        .replace("members: [carol, bob]", "members: [bob]")
         .replace("  - id: carol\n    name: Carol Chen\n", "  - id: zoe\n    name: Zoe Zhu\n")
         .replace("  emea:\n", "  europe:\n")
         .replace("assign: {team: emea}", "assign: {team: europe}"),
