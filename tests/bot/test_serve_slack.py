@@ -33,9 +33,10 @@ async def test_serve_posts_cards_to_slack_and_answers_slack_commands(
                 session, server, {"id": "L-1", "company": "Acme", "country": "US"}
             )
             assert status == 201
-            # Assigned (a card in the rep's DM) or queued (a post in the triage channel),
-            # depending on who is working right now: either way Slack hears of it.
+            # No rule of the example takes a lead with nothing but a company and a country, at
+            # any hour: it waits in the unmatched queue, posted to the triage channel.
             (posted,) = slack.wait_for_blocking("chat.postMessage", timeout=15)
+            assert posted.params["channel"] == "C01TRIAGE"
             assert "Acme" in posted.params["text"] + str(posted.params.get("blocks"))
 
             body = command_body("help", "U01ALICE", response_url=slack.response_url("h"))
