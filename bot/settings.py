@@ -229,10 +229,7 @@ class Settings(BaseSettings):
     @field_validator("crm_concurrency", mode="before")
     @classmethod
     def _crm_concurrency(cls, value: object) -> int:
-        text = str(value).strip() if isinstance(value, str | int) else ""
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 64):
-            raise ValueError("must be a whole number from 1 to 64, such as 16")
-        return int(text)
+        return _whole_number(value, 1, 64, example=16)
 
     @field_validator("database_url")
     @classmethod
@@ -258,10 +255,7 @@ class Settings(BaseSettings):
     @field_validator("port", mode="before")
     @classmethod
     def _port(cls, value: object) -> int:
-        text = str(value).strip() if isinstance(value, str | int) else ""
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
-            raise ValueError("must be a whole number from 1 to 65535, such as 3000")
-        return int(text)
+        return _whole_number(value, 1, 65535, example=3000)
 
     @field_validator("webhook_secret")
     @classmethod
@@ -694,6 +688,14 @@ def unknown_settings(environ: Mapping[str, str], dotenv: Path = Path(".env")) ->
                 f"{name}{where[name]} is not a setting leadrouter reads: did you mean {close[0]}?"
             )
     return found
+
+
+def _whole_number(value: object, low: int, high: int, *, example: int) -> int:
+    """`value` as a whole number from `low` to `high` (digits only: no sign, point or exponent)."""
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise ValueError(f"must be a whole number from {low} to {high}, such as {example}")
+    return int(text)
 
 
 def load_settings(**overrides: object) -> Settings:

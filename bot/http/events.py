@@ -160,7 +160,7 @@ def parse_event(
     at = _time(item.get("at"), now, refuse)
     amount = _amount(item.get("amount"), refuse)
     theirs = _currency(item.get("currency"), refuse)
-    if amount is not None and theirs is not None and not same_currency(theirs, currency):
+    if amount is not None and not same_currency(theirs, currency):
         refuse(
             "amount",
             f"is in {theirs}, and amounts here are in {currency} (LEADROUTER_CURRENCY): "
