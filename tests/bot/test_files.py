@@ -372,6 +372,37 @@ def test_a_value_longer_than_csv_allows_is_a_bad_row_and_the_rest_is_read(tmp_pa
     assert f"{leads}:3: skipped: cannot be read as CSV" in stderr
 
 
+def test_a_note_quoted_over_several_lines_is_one_value_and_the_next_rows_are_read(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        'id;company;notes\r\n1;Acme;"Called twice;\r\nwants ""pricing"""\r\n2;Initrode;\r\n',
+        encoding="utf-8-sig",
+    )
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 0, stderr
+    assert list(reps(stdout)) == ["1", "2"]
+
+
+def test_a_quote_never_closed_is_refused_naming_its_line_instead_of_eating_the_rows_after_it(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        'id,company,country\r\n1,Acme,US\r\n2,"Initrode,US\r\n3,Globex,US\r\n4,Hooli,US\r\n'
+    )
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.startswith(f"error: {leads}:3: a quote opens a value on this line")
+    assert "Traceback" not in stderr
+
+
 # import and accounts import
 
 
@@ -409,6 +440,35 @@ def test_import_of_excels_unicode_text_stores_the_names_as_written(tmp_path: Pat
 
     assert code == 0, stderr
     assert companies(database) == {row[0]: row[3] for row in TABLE[1:]}
+
+
+def test_import_of_a_file_with_a_quote_never_closed_changes_nothing(tmp_path: Path) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text('id,email,company\r\n1,a@acme.com,"Acme\r\n2,b@globex.com,Globex\r\n')
+
+    code, stdout, stderr = run_import(leads, database)
+
+    assert code == 1
+    assert f"{leads}:2: a quote opens a value" in stderr
+    assert stdout == ""
+    assert not database.exists()
+
+
+def test_accounts_import_of_a_file_with_a_quote_never_closed_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text('id,name,domain\r\nA1,"Acme,acme.com\r\nA2,Globex,globex.com\r\n')
+
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+
+    assert result.exit_code == 1
+    assert f"{accounts}:2: a quote opens a value" in result.stderr
+    assert not database.exists()
 
 
 def test_import_of_a_file_where_no_row_is_a_lead_exits_1(tmp_path: Path) -> None:
