@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -235,8 +236,16 @@ def account_index(
 
 
 def rep_ids(policy: Policy) -> dict[str, str]:
-    """Rep ids by the ways an accounts file may name an owner: id or e-mail, any case."""
-    rep_ids = {rep.id.lower(): rep.id for rep in policy.reps.values()}
+    """Rep ids by the ways an accounts file may name an owner: id, e-mail, or the name a CRM
+    export gives (Salesforce's "Account Owner" is "Alice Adams"), any case. A name two reps
+    share names neither; an id or e-mail wins over a name spelt the same."""
+    names = Counter(rep.name.strip().lower() for rep in policy.reps.values())
+    rep_ids = {
+        rep.name.strip().lower(): rep.id
+        for rep in policy.reps.values()
+        if names[rep.name.strip().lower()] == 1
+    }
+    rep_ids.update({rep.id.lower(): rep.id for rep in policy.reps.values()})
     rep_ids.update({rep.email.lower(): rep.id for rep in policy.reps.values() if rep.email})
     return rep_ids
 

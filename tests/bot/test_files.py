@@ -577,7 +577,7 @@ def test_accounts_import_stores_each_accounts_country_as_its_code_and_its_state(
     )
     assert result.stderr.splitlines() == [
         f"{accounts}:5: country 'Atlantis' not recognised; kept without a country",
-        f"{accounts}:6: owner 'zed' is not a rep id or e-mail in the policy; kept without an "
+        f"{accounts}:6: owner 'zed' is not a rep id, e-mail or name in the policy; kept without an "
         "owner; country 'Narnia' not recognised; kept without a country",
     ]
     with sqlite3.connect(database) as connection:
@@ -632,6 +632,57 @@ def test_an_accounts_id_name_and_domain_are_read_under_the_headers_crms_export(
         "https://www.acme.com/",
         "alice",
     )
+
+
+@pytest.mark.parametrize(
+    ("column", "owners"),
+    [
+        pytest.param("Account Owner", ("Bob Brown", "alice adams"), id="Salesforce: names"),
+        pytest.param("Company owner", ("Bob Brown", "Alice Adams"), id="HubSpot: names"),
+        pytest.param("Account Owner Email", ("bob@example.com", "alice@example.com"), id="e-mails"),
+    ],
+)
+def test_accounts_import_reads_the_owner_column_crms_export_by_the_reps_name_or_email(
+    tmp_path: Path, column: str, owners: tuple[str, str]
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text(
+        f"Account ID,Account Name,{column}\r\n"
+        f"001A,Initech,{owners[0]}\r\n001B,Globex,{owners[1]}\r\n001C,Hooli,Gavin Belson\r\n",
+        encoding="utf-8-sig",
+    )
+
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"{accounts}:4: owner 'Gavin Belson' is not a rep id, e-mail or name in the policy; "
+        "kept without an owner"
+    )
+    with sqlite3.connect(database) as connection:
+        owners_stored = dict(connection.execute("SELECT id, owner_rep FROM accounts"))
+    assert owners_stored == {"001A": "bob", "001B": "alice", "001C": None}
+
+
+def test_a_name_two_reps_share_is_no_owner_of_an_account(tmp_path: Path) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: sam1, name: Sam Lee, slack: U0SAM1}\n"
+        "  - {id: sam2, name: Sam Lee, slack: U0SAM2}\n"
+        "rules:\n  - {name: All, assign: {rep: sam1}}\n"
+    )
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("id,name,owner\r\nA1,Acme,Sam Lee\r\nA2,Initech,sam2\r\n")
+
+    result = runner.invoke(app, ["accounts", "audit", str(accounts), "--rules", str(policy)])
+
+    assert result.exit_code == 0, result.output
+    assert f"{accounts}:2: owner 'Sam Lee' is not a rep id, e-mail or name" in result.stderr
+    assert f"{accounts}:3:" not in result.stderr
 
 
 def test_an_accounts_file_without_an_id_or_a_name_says_those_two_are_what_it_needs(
