@@ -18,7 +18,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from routing.policy_schema import known_keys
+from routing.policy_schema import TARGET_FORMS, known_keys
 
 KeyPath = tuple[str | int, ...]
 
@@ -58,7 +58,8 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
         message = str(error["msg"])
         if kind == "extra_forbidden":
             key = str(path[-1])
-            known = known_keys(path[:-1])
+            form = _TARGET_FORMS.get(str(error["loc"][-2])) if len(error["loc"]) > 1 else None
+            known = list(form.model_fields) if form else known_keys(path[:-1])
             hint = difflib.get_close_matches(key, known, n=1)
             message = f"unknown key `{key}`" + (f" (did you mean `{hint[0]}`?)" if hint else "")
             if known:
@@ -77,6 +78,10 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
             if isinstance(value, str | int | float | bool):
                 message += f"; got {value!r}"
         yield Problem(path, message)
+
+
+# A rule's target by the tag its form has in a key path: its own keys, not every form's.
+_TARGET_FORMS = {form.__name__: form for form in TARGET_FORMS.values()}
 
 
 def _clean_loc(loc: tuple[int | str, ...]) -> KeyPath:

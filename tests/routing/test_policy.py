@@ -230,6 +230,46 @@ def test_a_key_with_nothing_after_its_colon_is_said_to_have_no_value() -> None:
     assert problems == ["routing.yml:10:3: fallback.queue: has no value: write one after the colon"]
 
 
+RULES_ONLY = "reps:\n  - id: alice\nteams:\n  core: {members: [alice]}\nrules:\n"
+
+
+def test_a_mistake_in_a_rules_target_is_one_sentence_about_the_form_it_is_written_in() -> None:
+    problems = problems_of(
+        RULES_ONLY
+        + "  - {name: A, when: {region: NA}, assign: {team: core, skil: x}}\n"
+        + "  - {name: B, when: {region: NA}, assign: {rep: alice, skill: x}}\n"
+        + "  - {name: C, when: {region: NA}, assign: {team: core}, "
+        + "fallback: {team: core, queue: q}}\n"
+        + "  - {name: D, when: {region: NA}, assign: {skill: x}}\n"
+    )
+    assert problems == [
+        "routing.yml:6:56: rules[0].assign.skil: unknown key `skil` (did you mean `skill`?); "
+        "expected one of team, skill",
+        "routing.yml:7:56: rules[1].assign.skill: unknown key `skill`; expected one of rep",
+        "routing.yml:8:57: rules[2].fallback: names `team` and `queue`: a target is one of "
+        "`{rep: ID}`, `{team: NAME}`, `{team: NAME, skill: SKILL}` or `{queue: NAME}`",
+        "routing.yml:9:35: rules[3].assign: needs `rep`, `team` or `queue` (it has `skill`): "
+        "write it as `{rep: ID}`, `{team: NAME}`, `{team: NAME, skill: SKILL}` or `{queue: NAME}`",
+    ]
+
+
+def test_account_owner_as_a_rules_fallback_says_why_it_cannot_be_one() -> None:
+    problems = problems_of(
+        RULES_ONLY + "  - {name: Owner, assign: account_owner, fallback: account_owner}\n"
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "routing.yml:6:42: rules[0].fallback: `account_owner` is not a fallback"
+    )
+
+
+def test_a_misspelt_target_word_names_the_words_there_are() -> None:
+    problems = problems_of(RULES_ONLY + "  - {name: Owner, assign: accountowner}\n")
+    assert problems == [
+        "routing.yml:6:19: rules[0].assign: must be 'account_owner' or 'queue'; got 'accountowner'"
+    ]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
