@@ -187,6 +187,8 @@ def test_simulate_table_shows_each_lead_and_the_distribution(tmp_path: Path) -> 
     assert result.exit_code == 0
     assert "6 leads routed" in result.stdout
     assert "team enterprise · weighted" in result.stdout
+    # A count the weights give each rep of the team's 6 leads (2:1), not a share.
+    assert "┃ rep         ┃ leads ┃ expected leads ┃" in result.stdout
     assert "│ Alice Adams │     4 │            4.0 │" in result.stdout
     assert "│ Bob Brown   │     2 │            2.0 │" in result.stdout
 
