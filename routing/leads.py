@@ -6,6 +6,7 @@ one is invalid in all, with the same sentences. Every problem in a lead is repor
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -206,7 +207,8 @@ def _employees(value: Any) -> Any:
 
 
 def _not_employees(value: Any) -> str:
-    shown = repr(value[:40]) if isinstance(value, str) else str(value)[:40]
+    # A JSON value as JSON writes it (`true`, not Python's `True`): leads come as JSON too.
+    shown = repr(value[:40]) if isinstance(value, str) else json.dumps(value, default=str)[:40]
     return (
         f"{shown} is not a number of employees: give a whole number such as 250, "
         "a range such as 51-200, or 1000+"
