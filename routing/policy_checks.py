@@ -79,6 +79,7 @@ class ReferenceChecker:
         self.check_qualify()
         self.check_rules(reps, team_specs)
         self.check_contact_sla()
+        self.check_bare_durations()
         self.check_card()
         self.check_experiments(team_specs)
         return self.problems
@@ -152,6 +153,38 @@ class ReferenceChecker:
             "there is no contact SLA to miss: set `sla.contact` (the time from claim to first "
             "touch, e.g. 4h), `sla.contact_by_source` or a rule's `contact_sla`",
         )
+
+    def check_bare_durations(self) -> None:
+        """A duration written as a bare number is read as seconds: `default: 15` is a 15-second
+        SLA, which reassigns every lead before its rep has seen the card. Said, not refused."""
+        found: list[tuple[KeyPath, Any]] = []
+        sla = self.tree.get("sla")
+        if isinstance(sla, Mapping):
+            for key in ("default", "check_every", "contact"):
+                found.append((("sla", key), sla.get(key)))
+            for key in ("by_source", "contact_by_source"):
+                sources = sla.get(key)
+                if isinstance(sources, Mapping):
+                    found.extend((("sla", key, str(k)), v) for k, v in sources.items())
+        for index, rule in self.items("rules"):
+            for key in ("sla", "contact_sla"):
+                found.append((("rules", index, key), rule.get(key)))
+        crm = self.tree.get("crm")
+        if isinstance(crm, Mapping):
+            for system, spec in crm.items():
+                if isinstance(spec, Mapping):
+                    found.extend(
+                        (("crm", str(system), str(key)), value)
+                        for key, value in spec.items()
+                        if str(key).endswith("_every")
+                    )
+        for path, value in found:
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                self.warn(
+                    path,
+                    f"`{value}` has no unit, so it is read as {value} seconds; write the unit "
+                    f"you mean, such as {value}s or {value}m",
+                )
 
     def check_card(self) -> None:
         card = self.tree.get("card")

@@ -270,6 +270,21 @@ def test_a_misspelt_target_word_names_the_words_there_are() -> None:
     ]
 
 
+def test_a_duration_without_a_unit_is_a_warning_that_it_is_read_as_seconds() -> None:
+    policy = parse_policy(
+        MINIMAL.replace("- id: alice", "- {id: alice, slack: U0ALICE}").replace(
+            "    assign: {team: core}", "    assign: {team: core}\n    sla: 30m"
+        )
+        + "sla: {default: 15, by_source: {webinar: 2h}}\n",
+        source="routing.yml",
+    )
+    assert policy.sla.default == 15
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:10:7: warning: sla.default: `15` has no unit, so it is read as 15 seconds; "
+        "write the unit you mean, such as 15s or 15m"
+    ]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
