@@ -80,6 +80,7 @@ class ReferenceChecker:
         self.check_rules(reps, team_specs)
         self.check_contact_sla()
         self.check_bare_durations()
+        self.check_threshold_scale()
         self.check_card()
         self.check_experiments(team_specs)
         return self.problems
@@ -185,6 +186,17 @@ class ReferenceChecker:
                     f"`{value}` has no unit, so it is read as {value} seconds; write the unit "
                     f"you mean, such as {value}s or {value}m",
                 )
+
+    def check_threshold_scale(self) -> None:
+        """`fuzzy_threshold` is 0-100; 0.9 written as a fraction matches nearly any name."""
+        accounts = self.tree.get("accounts")
+        value = accounts.get("fuzzy_threshold") if isinstance(accounts, Mapping) else None
+        if isinstance(value, float) and 0 < value <= 1:
+            self.warn(
+                ("accounts", "fuzzy_threshold"),
+                f"{value:g} is on a scale of 0 to 100, so nearly any company name would match an "
+                f"account; did you mean {value * 100:g}?",
+            )
 
     def check_card(self) -> None:
         card = self.tree.get("card")

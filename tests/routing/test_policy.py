@@ -285,6 +285,18 @@ def test_a_duration_without_a_unit_is_a_warning_that_it_is_read_as_seconds() -> 
     ]
 
 
+def test_a_name_match_threshold_written_as_a_fraction_is_a_warning() -> None:
+    policy = parse_policy(
+        MINIMAL.replace("- id: alice", "- {id: alice, slack: U0ALICE}")
+        + "accounts: {fuzzy_threshold: 0.9}\n",
+        source="routing.yml",
+    )
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:9:12: warning: accounts.fuzzy_threshold: 0.9 is on a scale of 0 to 100, "
+        "so nearly any company name would match an account; did you mean 90?"
+    ]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
