@@ -66,6 +66,10 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
                 message += f"; expected one of {', '.join(known)}"
         elif kind == "missing":
             message = f"`{path[-1]}` is required"
+        elif kind == "list_type" and type(error.get("input")) in (str, int, float):
+            # `skills: healthcare`, `members: alice`: one item where a list is wanted.
+            value = error["input"]
+            message = f"must be a list, even of one: [{value}]; got {value!r}"
         elif kind == "too_short" and path[-1] == "members":
             message = "a team needs at least one member"
         elif message.startswith("Value error, "):

@@ -297,6 +297,19 @@ def test_a_name_match_threshold_written_as_a_fraction_is_a_warning() -> None:
     ]
 
 
+def test_one_item_where_a_list_is_wanted_says_how_to_write_the_list() -> None:
+    problems = problems_of(
+        MINIMAL.replace("- id: alice", "- {id: alice, skills: healthcare}").replace(
+            "members: [alice]", "members: alice"
+        )
+    )
+    assert problems == [
+        "routing.yml:2:17: reps[0].skills: must be a list, even of one: [healthcare]; "
+        "got 'healthcare'",
+        "routing.yml:5:5: teams.core.members: must be a list, even of one: [alice]; got 'alice'",
+    ]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
