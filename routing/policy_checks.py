@@ -350,6 +350,23 @@ class ReferenceChecker:
                     continue  # the schema reports the missing `when`
                 catch_all = str(rule.get("name", index))
 
+    def check_has_rules(self) -> list[Problem]:
+        """A warning for a policy without rules, which loads and routes no lead to anyone (for a
+        policy that loads only: beside a fragment's errors it would be noise)."""
+        if self.items("rules"):
+            return []
+        fallback = self.tree.get("fallback")
+        queue = fallback.get("queue") if isinstance(fallback, Mapping) else None
+        return [
+            Problem(
+                ("rules",),
+                "there are no rules, so every lead that qualifies waits in the fallback queue "
+                f"`{queue if isinstance(queue, str) else 'unmatched'}`: write the rules that give "
+                "leads to reps and teams",
+                severity="warning",
+            )
+        ]
+
     def check_rules(self, reps: Mapping[str, int], teams: Mapping[str, Mapping[str, Any]]) -> None:
         names: dict[str, int] = {}
         catch_all: str | None = None

@@ -310,6 +310,17 @@ def test_one_item_where_a_list_is_wanted_says_how_to_write_the_list() -> None:
     ]
 
 
+def test_a_policy_without_rules_loads_with_a_warning_that_every_lead_waits_in_the_queue() -> None:
+    policy = parse_policy(
+        "reps:\n  - {id: alice, slack: U0ALICE}\nfallback: {queue: triage}\n",
+        source="routing.yml",
+    )
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:1:1: warning: rules: there are no rules, so every lead that qualifies waits "
+        "in the fallback queue `triage`: write the rules that give leads to reps and teams"
+    ]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
