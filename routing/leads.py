@@ -141,7 +141,14 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
 
     score = _number(data.get("score"))
     if score is _INVALID:
-        errors.append(FieldError("score", "must be a number"))
+        written = data.get("score")
+        if isinstance(written, str) and _DECIMAL_COMMA.fullmatch(written.strip()):
+            # A spreadsheet in French or German writes 85.5 as 85,5: say so, never guess.
+            point = written.strip().replace(",", ".")
+            message = f"must be a number: '{written.strip()}' has a decimal comma; write {point}"
+        else:
+            message = "must be a number"
+        errors.append(FieldError("score", message))
     else:
         values["score"] = score
 
@@ -162,6 +169,7 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
 
 
 _INVALID: Any = object()
+_DECIMAL_COMMA = re.compile(r"-?[0-9]+,[0-9]{1,2}")  # not 1,200: a thousands comma
 
 
 def _whole_number(value: Any) -> Any:

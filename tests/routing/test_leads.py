@@ -88,6 +88,13 @@ def test_a_json_value_refused_as_employees_is_shown_as_json_writes_it() -> None:
     )
 
 
+def test_a_score_with_a_decimal_comma_is_refused_saying_to_write_a_point() -> None:
+    assert errors_of({"id": "L", "score": "85,5"})["score"] == (
+        "must be a number: '85,5' has a decimal comma; write 85.5"
+    )
+    assert errors_of({"id": "L", "score": "1,200"})["score"] == "must be a number"
+
+
 def test_emails_are_lowercased_and_strings_trimmed() -> None:
     lead = parse_lead({"id": " L1 ", "email": " Ana@Example.COM ", "company": "  Acme "})
     assert (lead.id, lead.email, lead.company) == ("L1", "ana@example.com", "Acme")
