@@ -163,7 +163,7 @@ def accounts_import(
     encoding: EncodingOption = None,
 ) -> None:
     """Load accounts into the database for `serve` and `import` to match leads against. An
-    account whose id is already stored is replaced. `owner` is a rep's id or e-mail."""
+    account whose id is already stored is replaced. `owner` is a rep's id, e-mail or name."""
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
 
