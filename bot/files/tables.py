@@ -86,6 +86,11 @@ def layout_of(
     if not complete:
         found = ", ".join(column.strip() for column in raw if column.strip())
         said = f" (it names {found})" if found else " (it is empty)"
+        # A CRM export's "Lead ID" or "Record ID" is not taken for `id` unasked: say it could be.
+        named = [name(column) for column in raw]
+        ids = [c.strip() for c in raw if letters_of(c).endswith("id") and letters_of(c) != "id"]
+        if "id" in required and "id" not in named and ids:
+            said += f"; if `{ids[0]}` holds each row's own id, head that column `id`"
         raise InputFileError(f"{text.path}: {problem}{said}")
     columns = tuple(name(column) for column in raw)
     seen: dict[str, str] = {}

@@ -256,6 +256,22 @@ def test_a_header_without_an_id_names_the_columns_it_has(tmp_path: Path) -> None
     assert "(it names lead, mail)" in stderr
 
 
+def test_a_header_without_an_id_but_with_a_crm_id_column_says_it_could_be_headed_id(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("Record ID,Email,Company Name\r\n123,a@b.com,Acme\r\n", encoding="utf-8")
+
+    code, _, stderr = simulate(leads)
+
+    assert code == 1
+    assert stderr.strip() == (
+        f"error: {leads}: the first line must be a header naming the columns, with `id` (it "
+        "names Record ID, Email, Company Name); if `Record ID` holds each row's own id, head that "
+        "column `id`"
+    )
+
+
 def test_rows_are_counted_for_the_progress_bar_without_the_header(tmp_path: Path) -> None:
     csv_file, lines, array = tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.json"
     csv_file.write_text("sep=,\n" + table())
