@@ -74,6 +74,8 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
             message = "a team needs at least one member"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        elif kind == "target" and error.get("input", "") is None:
+            message = "has no value: write one after the colon"  # `assign:` and nothing after it
         elif message.startswith("Input should be") and error.get("input", "") is None:
             message = "has no value: write one after the colon"  # `queue:` and nothing after it
         elif message.startswith("Input should be"):

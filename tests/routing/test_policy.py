@@ -263,6 +263,11 @@ def test_account_owner_as_a_rules_fallback_says_why_it_cannot_be_one() -> None:
     )
 
 
+def test_a_target_with_nothing_after_its_colon_is_said_once_to_have_no_value() -> None:
+    problems = problems_of(RULES_ONLY + "  - name: Owner\n    assign:\n")
+    assert problems == ["routing.yml:7:5: rules[0].assign: has no value: write one after the colon"]
+
+
 def test_a_misspelt_target_word_names_the_words_there_are() -> None:
     problems = problems_of(RULES_ONLY + "  - {name: Owner, assign: accountowner}\n")
     assert problems == [
