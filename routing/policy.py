@@ -253,7 +253,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     try:
         spec = PolicySpec.model_validate(_plain(tree))
     except ValidationError as exc:
-        problems.extend(schema_problems(exc))
+        problems.extend(schema_problems(exc, tree))
     checker = ReferenceChecker(tree)
     problems.extend(checker.run())
     candidates: dict[int, Policy] = {}

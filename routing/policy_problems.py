@@ -50,10 +50,11 @@ def dotted(path: KeyPath) -> str:
     return text
 
 
-def schema_problems(exc: ValidationError) -> Iterator[Problem]:
-    """pydantic's validation errors as problems, in words an admin reads rather than a developer."""
+def schema_problems(exc: ValidationError, tree: Any = None) -> Iterator[Problem]:
+    """pydantic's validation errors as problems, in words an admin reads rather than a developer.
+    `tree` is the policy as read, to tell its keys from pydantic's tags in an error's location."""
     for error in exc.errors(include_url=False):
-        path = _clean_loc(error["loc"])
+        path = _clean_loc(error["loc"], tree)
         kind = error["type"]
         message = str(error["msg"])
         if kind == "extra_forbidden":
@@ -90,16 +91,29 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
 _TARGET_FORMS = {form.__name__: form for form in TARGET_FORMS.values()}
 
 
-def _clean_loc(loc: tuple[int | str, ...]) -> KeyPath:
-    """Drop pydantic's union-member tags ("RepTarget", "literal['queue']") from a location."""
+def _clean_loc(loc: tuple[int | str, ...], tree: Any = None) -> KeyPath:
+    """Drop pydantic's union-member tags ("RepTarget", "literal['queue']") from a location. A
+    part that is a key of the policy where it stands is kept whatever it looks like: a team
+    named `Enterprise`, a region `EMEA` or a source `strategic`."""
     cleaned: list[str | int] = []
+    node = tree
     for part in loc:
-        if isinstance(part, str) and (
+        if _holds(node, part):
+            node = node[part]
+        elif isinstance(part, str) and (
             part[:1].isupper() or part.startswith(("literal[", "str", "list[", "function-"))
         ):
             continue
+        else:
+            node = None  # a key the policy does not have (one `missing`): nothing under it
         cleaned.append(part)
     return tuple(cleaned)
+
+
+def _holds(node: Any, part: str | int) -> bool:
+    if isinstance(node, Mapping):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 class Locator:

@@ -326,6 +326,33 @@ def test_a_policy_without_rules_loads_with_a_warning_that_every_lead_waits_in_th
     ]
 
 
+def test_a_problem_under_a_name_with_a_capital_keeps_the_name_and_its_line() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+        regions: {EMEA: GB}
+        teams:
+          Enterprise: {members: [alice], distribution: rr}
+        sla: {by_source: {Webinar: 5x, strategic: 5y}}
+        rules:
+          - {name: All, assign: {team: Enterprise}}
+        """
+    )
+    assert [p.split(": ")[0] for p in problems] == [
+        "routing.yml:3:11",
+        "routing.yml:5:34",
+        "routing.yml:6:19",
+        "routing.yml:6:32",
+    ]
+    assert [p.split(": ")[1] for p in problems] == [
+        "regions.EMEA",
+        "teams.Enterprise.distribution",
+        "sla.by_source.Webinar",
+        "sla.by_source.strategic",
+    ]
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
