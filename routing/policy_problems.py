@@ -67,7 +67,11 @@ def schema_problems(exc: ValidationError, tree: Any = None) -> Iterator[Problem]
                 message += f"; expected one of {', '.join(known)}"
         elif kind == "missing":
             message = f"`{path[-1]}` is required"
-        elif kind == "list_type" and type(error.get("input")) in (str, int, float):
+        elif (
+            kind == "list_type"
+            and type(error.get("input")) in (str, int, float)
+            and not str(error["loc"][-1]).startswith("list[")  # one form of a union: `days`
+        ):
             # `skills: healthcare`, `members: alice`: one item where a list is wanted.
             value = error["input"]
             message = f"must be a list, even of one: [{value}]; got {value!r}"
