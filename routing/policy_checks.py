@@ -437,6 +437,15 @@ class ReferenceChecker:
                 elif key in known:
                     for operand, at in _whole_values(value, (*where, key)):
                         self.check_value(key, operand, at, known[key])
+                elif key == "country":
+                    for operand, at in _whole_values(value, (*where, key)):
+                        if isinstance(operand, str) and normalize_country(operand) is None:
+                            self.warn(
+                                at,
+                                f"`{operand}` is not a country leadrouter recognises (write a "
+                                "name or ISO code, such as Germany or DE): no lead's country is "
+                                "ever that",
+                            )
 
     def check_value(self, field: str, value: Any, path: KeyPath, known: list[str]) -> None:
         by_case = {k.casefold(): k for k in known}  # values compare whatever their case

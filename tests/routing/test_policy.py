@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 
 import pytest
 
 from routing.distribution import Distribution
+from routing.engine import route
+from routing.model import Lead
 from routing.policy import PolicyError, TargetKind, parse_policy
 from tests.routing.examples import example_policy
 
@@ -350,6 +353,28 @@ def test_a_problem_under_a_name_with_a_capital_keeps_the_name_and_its_line() -> 
         "teams.Enterprise.distribution",
         "sla.by_source.Webinar",
         "sla.by_source.strategic",
+    ]
+
+
+def test_a_country_in_a_condition_may_be_a_name_as_a_leads_country_may() -> None:
+    policy = parse_policy(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+        rules:
+          - {name: Home, when: {country: [United States, Deutschland, UK]}, assign: {rep: alice}}
+          - {name: Away, when: {country: {ne: Narnia}}, assign: queue}
+        """.replace("        ", ""),
+        source="routing.yml",
+    )
+    now = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+    for country in ("USA", "Germany", "GB"):
+        assert route(Lead(id="L", country=country), policy=policy, now=now).rule == "Home"
+    assert route(Lead(id="L", country="France"), policy=policy, now=now).rule == "Away"
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:5:35: warning: rules[1].when.country.ne: `Narnia` is not a country "
+        "leadrouter recognises (write a name or ISO code, such as Germany or DE): no lead's "
+        "country is ever that"
     ]
 
 
