@@ -26,6 +26,7 @@ from routing.conditions import (
     is_number,
     show,
 )
+from routing.geo import normalize_country
 
 OPERATORS = ("gte", "gt", "lte", "lt", "ne", "in", "not_in", "contains", "matches", "exists")
 COMBINATORS = ("all", "any", "not")
@@ -112,7 +113,7 @@ class _Compiler:
     def equals(self, field: str, value: Any, path: tuple[str | int, ...]) -> Condition:
         if not self.scalar(value, path):
             return CATCH_ALL
-        return conditions.equals(field, value)
+        return conditions.equals(field, _as_leads_have_it(field, value))
 
     def one_of(
         self, field: str, values: Sequence[Any], path: tuple[str | int, ...], *, negate: bool
@@ -121,7 +122,9 @@ class _Compiler:
             return self.fail(path, "an empty list matches nothing; list at least one value")
         if not all(self.scalar(v, (*path, i)) for i, v in enumerate(values)):
             return CATCH_ALL
-        return conditions.one_of(field, values, negate=negate)
+        return conditions.one_of(
+            field, [_as_leads_have_it(field, v) for v in values], negate=negate
+        )
 
     def operator(self, field: str, op: str, arg: Any, path: tuple[str | int, ...]) -> Condition:
         if op in ("gte", "gt", "lte", "lt"):
@@ -131,6 +134,7 @@ class _Compiler:
         if op == "ne":
             if not self.scalar(arg, path):
                 return CATCH_ALL
+            arg = _as_leads_have_it(field, arg)
             return conditions.negate(conditions.equals(field, arg), f"{field} is not {show(arg)}")
         if op in ("in", "not_in"):
             if not isinstance(arg, Sequence) or isinstance(arg, str):
@@ -156,6 +160,15 @@ class _Compiler:
             path,
             f"unknown operator `{op}`{_suggest(op, OPERATORS)}; use one of {', '.join(OPERATORS)}",
         )
+
+
+def _as_leads_have_it(field: str, value: Any) -> Any:
+    """A value as a lead's field holds it once normalised: a lead's country is its ISO code, so
+    `country: Germany` tests for DE (as `regions` lists countries by name or code). A country
+    no one recognises is left as written: `check` warns that the test never holds."""
+    if field == "country" and isinstance(value, str):
+        return normalize_country(value) or value
+    return value
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:

@@ -6,6 +6,7 @@ one is invalid in all, with the same sentences. Every problem in a lead is repor
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,7 +141,14 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
 
     score = _number(data.get("score"))
     if score is _INVALID:
-        errors.append(FieldError("score", "must be a number"))
+        written = data.get("score")
+        if isinstance(written, str) and _DECIMAL_COMMA.fullmatch(written.strip()):
+            # A spreadsheet in French or German writes 85.5 as 85,5: say so, never guess.
+            point = written.strip().replace(",", ".")
+            message = f"must be a number: '{written.strip()}' has a decimal comma; write {point}"
+        else:
+            message = "must be a number"
+        errors.append(FieldError("score", message))
     else:
         values["score"] = score
 
@@ -161,6 +169,7 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
 
 
 _INVALID: Any = object()
+_DECIMAL_COMMA = re.compile(r"-?[0-9]+,[0-9]{1,2}")  # not 1,200: a thousands comma
 
 
 def _whole_number(value: Any) -> Any:
@@ -206,7 +215,8 @@ def _employees(value: Any) -> Any:
 
 
 def _not_employees(value: Any) -> str:
-    shown = repr(value[:40]) if isinstance(value, str) else str(value)[:40]
+    # A JSON value as JSON writes it (`true`, not Python's `True`): leads come as JSON too.
+    shown = repr(value[:40]) if isinstance(value, str) else json.dumps(value, default=str)[:40]
     return (
         f"{shown} is not a number of employees: give a whole number such as 250, "
         "a range such as 51-200, or 1000+"

@@ -253,7 +253,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     try:
         spec = PolicySpec.model_validate(_plain(tree))
     except ValidationError as exc:
-        problems.extend(schema_problems(exc))
+        problems.extend(schema_problems(exc, tree))
     checker = ReferenceChecker(tree)
     problems.extend(checker.run())
     candidates: dict[int, Policy] = {}
@@ -265,6 +265,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise PolicyError(source, problems)
     # Only for a policy that loads: beside errors to fix they would be noise.
     problems.extend(locate(p) for p in checker.check_slack_reach())
+    problems.extend(locate(p) for p in checker.check_has_rules())
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     policy = _compile(spec, checker, warnings=tuple(problems), source=source)
     policy = replace(policy, experiments=_experiments(spec, checker, policy, candidates))

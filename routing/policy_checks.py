@@ -79,6 +79,8 @@ class ReferenceChecker:
         self.check_qualify()
         self.check_rules(reps, team_specs)
         self.check_contact_sla()
+        self.check_bare_durations()
+        self.check_threshold_scale()
         self.check_card()
         self.check_experiments(team_specs)
         return self.problems
@@ -152,6 +154,49 @@ class ReferenceChecker:
             "there is no contact SLA to miss: set `sla.contact` (the time from claim to first "
             "touch, e.g. 4h), `sla.contact_by_source` or a rule's `contact_sla`",
         )
+
+    def check_bare_durations(self) -> None:
+        """A duration written as a bare number is read as seconds: `default: 15` is a 15-second
+        SLA, which reassigns every lead before its rep has seen the card. Said, not refused."""
+        found: list[tuple[KeyPath, Any]] = []
+        sla = self.tree.get("sla")
+        if isinstance(sla, Mapping):
+            for key in ("default", "check_every", "contact"):
+                found.append((("sla", key), sla.get(key)))
+            for key in ("by_source", "contact_by_source"):
+                sources = sla.get(key)
+                if isinstance(sources, Mapping):
+                    found.extend((("sla", key, str(k)), v) for k, v in sources.items())
+        for index, rule in self.items("rules"):
+            for key in ("sla", "contact_sla"):
+                found.append((("rules", index, key), rule.get(key)))
+        crm = self.tree.get("crm")
+        if isinstance(crm, Mapping):
+            for system, spec in crm.items():
+                if isinstance(spec, Mapping):
+                    found.extend(
+                        (("crm", str(system), str(key)), value)
+                        for key, value in spec.items()
+                        if str(key).endswith("_every")
+                    )
+        for path, value in found:
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                self.warn(
+                    path,
+                    f"`{value}` has no unit, so it is read as {value} seconds; write the unit "
+                    f"you mean, such as {value}s or {value}m",
+                )
+
+    def check_threshold_scale(self) -> None:
+        """`fuzzy_threshold` is 0-100; 0.9 written as a fraction matches nearly any name."""
+        accounts = self.tree.get("accounts")
+        value = accounts.get("fuzzy_threshold") if isinstance(accounts, Mapping) else None
+        if isinstance(value, float) and 0 < value <= 1:
+            self.warn(
+                ("accounts", "fuzzy_threshold"),
+                f"{value:g} is on a scale of 0 to 100, so nearly any company name would match an "
+                f"account; did you mean {value * 100:g}?",
+            )
 
     def check_card(self) -> None:
         card = self.tree.get("card")
@@ -305,6 +350,23 @@ class ReferenceChecker:
                     continue  # the schema reports the missing `when`
                 catch_all = str(rule.get("name", index))
 
+    def check_has_rules(self) -> list[Problem]:
+        """A warning for a policy without rules, which loads and routes no lead to anyone (for a
+        policy that loads only: beside a fragment's errors it would be noise)."""
+        if self.items("rules"):
+            return []
+        fallback = self.tree.get("fallback")
+        queue = fallback.get("queue") if isinstance(fallback, Mapping) else None
+        return [
+            Problem(
+                ("rules",),
+                "there are no rules, so every lead that qualifies waits in the fallback queue "
+                f"`{queue if isinstance(queue, str) else 'unmatched'}`: write the rules that give "
+                "leads to reps and teams",
+                severity="warning",
+            )
+        ]
+
     def check_rules(self, reps: Mapping[str, int], teams: Mapping[str, Mapping[str, Any]]) -> None:
         names: dict[str, int] = {}
         catch_all: str | None = None
@@ -375,6 +437,15 @@ class ReferenceChecker:
                 elif key in known:
                     for operand, at in _whole_values(value, (*where, key)):
                         self.check_value(key, operand, at, known[key])
+                elif key == "country":
+                    for operand, at in _whole_values(value, (*where, key)):
+                        if isinstance(operand, str) and normalize_country(operand) is None:
+                            self.warn(
+                                at,
+                                f"`{operand}` is not a country leadrouter recognises (write a "
+                                "name or ISO code, such as Germany or DE): no lead's country is "
+                                "ever that",
+                            )
 
     def check_value(self, field: str, value: Any, path: KeyPath, known: list[str]) -> None:
         by_case = {k.casefold(): k for k in known}  # values compare whatever their case

@@ -18,7 +18,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from routing.policy_schema import known_keys
+from routing.policy_schema import TARGET_FORMS, known_keys
 
 KeyPath = tuple[str | int, ...]
 
@@ -50,25 +50,37 @@ def dotted(path: KeyPath) -> str:
     return text
 
 
-def schema_problems(exc: ValidationError) -> Iterator[Problem]:
-    """pydantic's validation errors as problems, in words an admin reads rather than a developer."""
+def schema_problems(exc: ValidationError, tree: Any = None) -> Iterator[Problem]:
+    """pydantic's validation errors as problems, in words an admin reads rather than a developer.
+    `tree` is the policy as read, to tell its keys from pydantic's tags in an error's location."""
     for error in exc.errors(include_url=False):
-        path = _clean_loc(error["loc"])
+        path = _clean_loc(error["loc"], tree)
         kind = error["type"]
         message = str(error["msg"])
         if kind == "extra_forbidden":
             key = str(path[-1])
-            known = known_keys(path[:-1])
+            form = _TARGET_FORMS.get(str(error["loc"][-2])) if len(error["loc"]) > 1 else None
+            known = list(form.model_fields) if form else known_keys(path[:-1])
             hint = difflib.get_close_matches(key, known, n=1)
             message = f"unknown key `{key}`" + (f" (did you mean `{hint[0]}`?)" if hint else "")
             if known:
                 message += f"; expected one of {', '.join(known)}"
         elif kind == "missing":
             message = f"`{path[-1]}` is required"
+        elif (
+            kind == "list_type"
+            and type(error.get("input")) in (str, int, float)
+            and not str(error["loc"][-1]).startswith("list[")  # one form of a union: `days`
+        ):
+            # `skills: healthcare`, `members: alice`: one item where a list is wanted.
+            value = error["input"]
+            message = f"must be a list, even of one: [{value}]; got {value!r}"
         elif kind == "too_short" and path[-1] == "members":
             message = "a team needs at least one member"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        elif kind == "target" and error.get("input", "") is None:
+            message = "has no value: write one after the colon"  # `assign:` and nothing after it
         elif message.startswith("Input should be") and error.get("input", "") is None:
             message = "has no value: write one after the colon"  # `queue:` and nothing after it
         elif message.startswith("Input should be"):
@@ -79,16 +91,33 @@ def schema_problems(exc: ValidationError) -> Iterator[Problem]:
         yield Problem(path, message)
 
 
-def _clean_loc(loc: tuple[int | str, ...]) -> KeyPath:
-    """Drop pydantic's union-member tags ("RepTarget", "literal['queue']") from a location."""
+# A rule's target by the tag its form has in a key path: its own keys, not every form's.
+_TARGET_FORMS = {form.__name__: form for form in TARGET_FORMS.values()}
+
+
+def _clean_loc(loc: tuple[int | str, ...], tree: Any = None) -> KeyPath:
+    """Drop pydantic's union-member tags ("RepTarget", "literal['queue']") from a location. A
+    part that is a key of the policy where it stands is kept whatever it looks like: a team
+    named `Enterprise`, a region `EMEA` or a source `strategic`."""
     cleaned: list[str | int] = []
+    node = tree
     for part in loc:
-        if isinstance(part, str) and (
+        if _holds(node, part):
+            node = node[part]
+        elif isinstance(part, str) and (
             part[:1].isupper() or part.startswith(("literal[", "str", "list[", "function-"))
         ):
             continue
+        else:
+            node = None  # a key the policy does not have (one `missing`): nothing under it
         cleaned.append(part)
     return tuple(cleaned)
+
+
+def _holds(node: Any, part: str | int) -> bool:
+    if isinstance(node, Mapping):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 class Locator:

@@ -12,7 +12,15 @@ import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
 
 from routing.calendar import CalendarError, parse_days, parse_hours, validate_holidays_country
 from routing.distribution import Distribution
@@ -260,8 +268,77 @@ class QueueTarget(_Strict):
     channel: str | None = None
 
 
-TargetSpec = Literal["account_owner", "queue"] | RepTarget | TeamTarget | QueueTarget
-FallbackTargetSpec = Literal["queue"] | RepTarget | TeamTarget | QueueTarget
+# The forms of a mapping target by the key that names it. A target is checked against the one
+# form it is written in, so `{team: sales, skil: x}` is one problem (`skil`), not one per form
+# it is not. The tags are the forms' class names: `policy_problems` leaves them out of key paths.
+TARGET_FORMS: dict[str, type[BaseModel]] = {
+    "rep": RepTarget,
+    "team": TeamTarget,
+    "queue": QueueTarget,
+}
+_TARGETS_WRITTEN = "`{rep: ID}`, `{team: NAME}`, `{team: NAME, skill: SKILL}` or `{queue: NAME}`"
+
+
+def _target_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "Word"
+    if isinstance(value, dict):
+        return next(
+            (form.__name__ for key, form in TARGET_FORMS.items() if key in value),
+            None,
+        )
+    return None
+
+
+def _one_target(value: Any) -> Any:
+    """A mapping target names exactly one of rep, team and queue."""
+    if isinstance(value, dict):
+        named = [f"`{key}`" for key in TARGET_FORMS if key in value]
+        if len(named) > 1:
+            raise ValueError(f"names {' and '.join(named)}: a target is one of {_TARGETS_WRITTEN}")
+        if not named:
+            keys = ", ".join(f"`{key}`" for key in value)
+            raise ValueError(
+                f"needs `rep`, `team` or `queue` (it has {keys or 'nothing'}): "
+                f"write it as {_TARGETS_WRITTEN}"
+            )
+    return value
+
+
+def _no_owner_fallback(value: Any) -> Any:
+    if value == "account_owner":
+        raise ValueError(
+            "`account_owner` is not a fallback (the fallback serves when the rule's own target "
+            f"has nobody to take the lead): write `queue`, or {_TARGETS_WRITTEN}"
+        )
+    return value
+
+
+_TARGET_NOT_WRITTEN = f"must be `account_owner`, `queue`, or a mapping: {_TARGETS_WRITTEN}"
+
+TargetSpec = Annotated[
+    Annotated[Literal["account_owner", "queue"], Tag("Word")]
+    | Annotated[RepTarget, Tag("RepTarget")]
+    | Annotated[TeamTarget, Tag("TeamTarget")]
+    | Annotated[QueueTarget, Tag("QueueTarget")],
+    Discriminator(
+        _target_form, custom_error_type="target", custom_error_message=_TARGET_NOT_WRITTEN
+    ),
+    BeforeValidator(_one_target),
+]
+FallbackTargetSpec = Annotated[
+    Annotated[Literal["queue"], Tag("Word")]
+    | Annotated[RepTarget, Tag("RepTarget")]
+    | Annotated[TeamTarget, Tag("TeamTarget")]
+    | Annotated[QueueTarget, Tag("QueueTarget")],
+    Discriminator(
+        _target_form,
+        custom_error_type="target",
+        custom_error_message=_TARGET_NOT_WRITTEN.replace("`account_owner`, ", ""),
+    ),
+    BeforeValidator(_one_target),
+    BeforeValidator(_no_owner_fallback),
+]
 
 
 class RuleSpec(_Strict):

@@ -50,8 +50,8 @@ def accounts_audit(
         typer.Option(
             "--rules",
             "--policy",
-            help="A policy file: owners are read as import reads them (rep ids or e-mails), and "
-            "its threshold is the default. Without one, owners are kept as written.",
+            help="A policy file: owners are read as import reads them (rep ids, e-mails or "
+            "names), and its threshold is the default. Without one, owners are kept as written.",
         ),
     ] = None,
     encoding: EncodingOption = None,

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from bot.files.text import InputFileError, encoding_problem
 from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
 from routing.accounts import AccountIndex
 from routing.conditions import CUSTOM_FIELD_PREFIX
+from routing.leads import told_apart
 from routing.model import Lead
 from routing.policy import Policy, PolicyError
 
@@ -235,8 +237,16 @@ def account_index(
 
 
 def rep_ids(policy: Policy) -> dict[str, str]:
-    """Rep ids by the ways an accounts file may name an owner: id or e-mail, any case."""
-    rep_ids = {rep.id.lower(): rep.id for rep in policy.reps.values()}
+    """Rep ids by the ways an accounts file may name an owner: id, e-mail, or the name a CRM
+    export gives (Salesforce's "Account Owner" is "Alice Adams"), any case. A name two reps
+    share names neither; an id or e-mail wins over a name spelt the same."""
+    names = Counter(rep.name.strip().lower() for rep in policy.reps.values())
+    rep_ids = {
+        rep.name.strip().lower(): rep.id
+        for rep in policy.reps.values()
+        if names[rep.name.strip().lower()] == 1
+    }
+    rep_ids.update({rep.id.lower(): rep.id for rep in policy.reps.values()})
     rep_ids.update({rep.email.lower(): rep.id for rep in policy.reps.values() if rep.email})
     return rep_ids
 
@@ -271,19 +281,27 @@ def lead_file(path: Path, encoding: str | None, policy: Policy | None = None) ->
 
 def valid_leads(file: LeadFile) -> Iterator[Lead]:
     """Valid leads in file order; bad rows reported on stderr with their line number. A file
-    with rows and not one lead among them is an error, once the rows are reported."""
+    with rows and not one lead among them is an error, once the rows are reported.
+
+    A row under an id an earlier row has is skipped, as `import` and `POST /leads` take it: the
+    same lead again is stored once, and another lead under that id is not routed. Routing either
+    again would count a lead twice in the distribution a dry run is read for."""
     path = file.path
     good = bad = 0
+    first: dict[str, tuple[int, Lead]] = {}
     try:
         rows: Iterable[LeadRow | BadRow] = read_leads(file)
         with progress(file.rows, "routing") as advance:
             for row in rows:
                 advance(1)
+                if isinstance(row, LeadRow) and (seen := first.get(row.lead.id)) is not None:
+                    row = BadRow(row.line, _id_again(row.lead, *seen))
                 if isinstance(row, BadRow):
                     bad += 1
                     err.print(Text(f"{path}:{row.line}: skipped: {row.message}", style="yellow"))
                 else:
                     good += 1
+                    first[row.lead.id] = (row.line, row.lead)
                     yield row.lead
     except InputFileError as exc:
         raise CliError(str(exc)) from None
@@ -292,6 +310,16 @@ def valid_leads(file: LeadFile) -> Iterator[Lead]:
 
 
 NO_LEAD = "{path}: no lead could be read: every row has a problem"
+
+
+def _id_again(lead: Lead, line: int, earlier: Lead) -> str:
+    clash = told_apart(earlier, lead)
+    if clash is None:
+        return f"the same lead as line {line} again: import stores it once"
+    return (
+        f"id: {lead.id!r} was already used on line {line} for a lead with {clash}, so this row "
+        "would not be routed; give each lead its own id"
+    )
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -36,6 +36,10 @@ from bot.cli.common import (
 from bot.files.accounts import read_accounts
 from bot.files.text import InputFileError, encoding_problem
 from bot.logs import configure_logging
+from routing.policy_version import short_version
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 INVALID_SHOWN = 20
 
@@ -113,6 +117,7 @@ def import_leads(
     policy = read_policy(settings.rules)
     leads = lead_file(file, encoding, policy)  # before migrating a database for nothing
     running.upgrade(settings.database_url)
+    _note_another_version_serving(settings)
     summary = asyncio.run(running.import_leads(settings, policy, leads))
     out.print(
         Text(
@@ -128,6 +133,26 @@ def import_leads(
         raise CliError(NO_LEAD.format(path=file))
 
 
+def _note_another_version_serving(settings: Settings) -> None:
+    """Say so when the servers serve another version than the file the import routes by: the
+    leads record the file's version, and a server would have routed them by its own."""
+    from bot.cli import versions_running
+
+    serving = asyncio.run(versions_running.serving_unless(settings, settings.rules))
+    if serving is None:
+        return
+    version = short_version(serving.version)
+    err.print(
+        Text(
+            f"note: {settings.rules} is not the policy serving: version {version} is (read from "
+            f"{serving.source}). These leads are routed by {settings.rules}; to route them as the "
+            f"servers would, `leadrouter policy show {version} > serving.yml` and import with "
+            "--rules serving.yml.",
+            style="yellow",
+        )
+    )
+
+
 @accounts_app.command("import")
 @friendly
 def accounts_import(
@@ -138,7 +163,7 @@ def accounts_import(
     encoding: EncodingOption = None,
 ) -> None:
     """Load accounts into the database for `serve` and `import` to match leads against. An
-    account whose id is already stored is replaced. `owner` is a rep's id or e-mail."""
+    account whose id is already stored is replaced. `owner` is a rep's id, e-mail or name."""
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
 

@@ -187,7 +187,8 @@ def _print_results(policy: Policy, decisions: list[Decision], *, explain_all: bo
         dist = Table(
             title=f"team {team} · {policy.teams[team].distribution.value.replace('_', ' ')}"
         )
-        for column in ("rep", "leads", "expected share"):
+        # `expected` is a count: the team's leads times the rep's share of its distribution.
+        for column in ("rep", "leads", "expected leads"):
             dist.add_column(column, justify="left" if column == "rep" else "right")
         for share in shares:
             dist.add_row(

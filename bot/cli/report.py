@@ -87,6 +87,7 @@ def report(
     window = _window(since, start, end)
     settings = load_settings(rules=rules)
     policy = read_policy(settings.rules)
+    running.existing(settings.database_url)
     running.upgrade(settings.database_url)
     result = asyncio.run(running.report(settings, policy, window, by=by))
     if as_json:

@@ -252,14 +252,21 @@ def _check_sqlite_folder(url: str) -> None:
         )
 
 
-def migrated(url: str) -> None:
-    """For a command that only reads: a CliError unless the database exists and is at the
-    code's revision. It is not migrated (that would write), nor, for SQLite, made."""
+def existing(url: str) -> None:
+    """A CliError for a SQLite database whose file is not there. For a command that reports on
+    the database: migrating would make an empty one, and a mistyped path would read as a
+    database without leads (and leave a stray file)."""
     parsed = make_url(check_url(url))
     path = parsed.database
     in_a_file = parsed.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
     if in_a_file and not Path(path or "").is_file():
         raise CliError(f"no database at {path}: set DATABASE_URL to the one serve uses")
+
+
+def migrated(url: str) -> None:
+    """For a command that only reads: a CliError unless the database exists and is at the
+    code's revision. It is not migrated (that would write), nor, for SQLite, made."""
+    existing(url)
     try:
         revision = migrate.current(url)
     except (SQLAlchemyError, OSError) as exc:

@@ -25,6 +25,8 @@ _ACCOUNT_ALIASES = (
             "id": ("Account ID",),
             "name": ("Account Name", "Company Name"),
             "domain": ("Website", "Company Domain Name"),
+            # Salesforce's and HubSpot's owner columns hold the owner's name (or e-mail).
+            "owner": ("Account Owner", "Account Owner Email", "Owner Email", "Company Owner"),
         }.items()
         for alias in aliases
     }
@@ -48,8 +50,8 @@ def _account_column(written: str) -> str:
 def read_accounts(
     path: Path, rep_ids: Mapping[str, str] | None, *, encoding: str | None = None
 ) -> tuple[list[Account], list[BadRow]]:
-    """Accounts from a CSV `id,name,domain,owner,tier,country,state`. `owner` may be a rep id or
-    a rep's e-mail; `rep_ids` maps both forms (lowercased) to the rep id. `country` and `state`
+    """Accounts from a CSV `id,name,domain,owner,tier,country,state`. `owner` may be a rep id,
+    e-mail or name; `rep_ids` maps each form (lowercased) to the rep id. `country` and `state`
     may be headed as a CRM exports them ("Billing Country", "State/Province")."""
     text = open_text(path, encoding)
     layout = layout_of(
@@ -82,7 +84,7 @@ def read_accounts(
             resolved = rep_ids.get(owner.lower())
             if resolved is None:
                 kept.append(
-                    f"owner '{owner}' is not a rep id or e-mail in the policy; "
+                    f"owner '{owner}' is not a rep id, e-mail or name in the policy; "
                     "kept without an owner"
                 )
             owner = resolved

@@ -86,6 +86,11 @@ def layout_of(
     if not complete:
         found = ", ".join(column.strip() for column in raw if column.strip())
         said = f" (it names {found})" if found else " (it is empty)"
+        # A CRM export's "Lead ID" or "Record ID" is not taken for `id` unasked: say it could be.
+        named = [name(column) for column in raw]
+        ids = [c.strip() for c in raw if letters_of(c).endswith("id") and letters_of(c) != "id"]
+        if "id" in required and "id" not in named and ids:
+            said += f"; if `{ids[0]}` holds each row's own id, head that column `id`"
         raise InputFileError(f"{text.path}: {problem}{said}")
     columns = tuple(name(column) for column in raw)
     seen: dict[str, str] = {}
@@ -96,7 +101,32 @@ def layout_of(
                 f"column {column}; keep one"
             )
         seen[column] = written
-    return Layout(delimiter, skip, columns)
+    layout = Layout(delimiter, skip, columns)
+    if (line := _unclosed_quote(text, layout)) is not None:
+        raise InputFileError(
+            f"{text.path}:{line}: a quote opens a value on this line that no quote closes, so "
+            "every line after it would be read as part of that one value; close the quote "
+            '(a quote inside a quoted value is written twice, "") or remove it'
+        )
+    return layout
+
+
+def _unclosed_quote(text: TextFile, layout: Layout) -> int | None:
+    """The line of a row whose quoted value runs on to the end of the file, None when there
+    is none. The csv module reads such a value as it finds it, so the rows after it would be
+    lost inside one lead's field without a word: the file is refused before any row is used."""
+    with text.reading() as handle:
+        for _ in range(layout.skip):
+            handle.readline()
+        reader = csv.reader(handle, delimiter=layout.delimiter, strict=True)
+        while True:
+            line = reader.line_num + layout.skip + 1
+            try:
+                if next(reader, None) is None:
+                    return None
+            except csv.Error as exc:  # a row `csv_records` reports, or the one meant here
+                if "unexpected end of data" in str(exc):
+                    return line
 
 
 def csv_records(text: TextFile, layout: Layout) -> Iterator[tuple[int, dict[str, str] | BadRow]]:

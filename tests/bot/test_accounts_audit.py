@@ -232,7 +232,7 @@ def test_with_a_policy_owners_are_its_reps_and_its_threshold_is_the_default(
     assert "A4 Lura AG bob 100.0 same name once legal suffix, case and punctuation are removed" in [
         " ".join(line.split()) for line in stdout.splitlines()
     ]
-    assert f"{accounts}:8: owner 'dan' is not a rep id or e-mail in the policy" in stderr
+    assert f"{accounts}:8: owner 'dan' is not a rep id, e-mail or name in the policy" in stderr
 
 
 def test_the_threshold_option_wins_over_the_policys(tmp_path: Path) -> None:

@@ -187,6 +187,8 @@ def test_simulate_table_shows_each_lead_and_the_distribution(tmp_path: Path) -> 
     assert result.exit_code == 0
     assert "6 leads routed" in result.stdout
     assert "team enterprise · weighted" in result.stdout
+    # A count the weights give each rep of the team's 6 leads (2:1), not a share.
+    assert "┃ rep         ┃ leads ┃ expected leads ┃" in result.stdout
     assert "│ Alice Adams │     4 │            4.0 │" in result.stdout
     assert "│ Bob Brown   │     2 │            2.0 │" in result.stdout
 
@@ -289,3 +291,24 @@ def test_the_demo_card_is_the_slack_card_with_the_leads_contact_details_and_id()
     ):
         assert shown in card, shown
     assert "New lead for" not in card  # the demo's own wording, which the card never had
+
+
+def test_simulate_routes_a_repeated_id_once_as_import_stores_it(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "id,email,country,employees\n"
+        "D-1,cto@bigco.com,US,5000\n"
+        "D-1,cto@bigco.com,US,5000\n"  # exported twice
+        "D-1,ceo@other.com,US,5000\n"  # another lead under the same id
+        "D-2,cfo@bigco.com,US,5000\n"
+    )
+    result = runner.invoke(
+        app, ["simulate", str(leads), "--rules", POLICY, "--now", "2026-11-17T17:15:00Z", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["D-1", "D-2"]
+    assert result.stderr.splitlines() == [
+        f"{leads}:3: skipped: the same lead as line 2 again: import stores it once",
+        f"{leads}:4: skipped: id: 'D-1' was already used on line 2 for a lead with another "
+        "e-mail address, so this row would not be routed; give each lead its own id",
+    ]

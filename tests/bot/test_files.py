@@ -256,6 +256,22 @@ def test_a_header_without_an_id_names_the_columns_it_has(tmp_path: Path) -> None
     assert "(it names lead, mail)" in stderr
 
 
+def test_a_header_without_an_id_but_with_a_crm_id_column_says_it_could_be_headed_id(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("Record ID,Email,Company Name\r\n123,a@b.com,Acme\r\n", encoding="utf-8")
+
+    code, _, stderr = simulate(leads)
+
+    assert code == 1
+    assert stderr.strip() == (
+        f"error: {leads}: the first line must be a header naming the columns, with `id` (it "
+        "names Record ID, Email, Company Name); if `Record ID` holds each row's own id, head that "
+        "column `id`"
+    )
+
+
 def test_rows_are_counted_for_the_progress_bar_without_the_header(tmp_path: Path) -> None:
     csv_file, lines, array = tmp_path / "a.csv", tmp_path / "b.jsonl", tmp_path / "c.json"
     csv_file.write_text("sep=,\n" + table())
@@ -372,6 +388,37 @@ def test_a_value_longer_than_csv_allows_is_a_bad_row_and_the_rest_is_read(tmp_pa
     assert f"{leads}:3: skipped: cannot be read as CSV" in stderr
 
 
+def test_a_note_quoted_over_several_lines_is_one_value_and_the_next_rows_are_read(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        'id;company;notes\r\n1;Acme;"Called twice;\r\nwants ""pricing"""\r\n2;Initrode;\r\n',
+        encoding="utf-8-sig",
+    )
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 0, stderr
+    assert list(reps(stdout)) == ["1", "2"]
+
+
+def test_a_quote_never_closed_is_refused_naming_its_line_instead_of_eating_the_rows_after_it(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        'id,company,country\r\n1,Acme,US\r\n2,"Initrode,US\r\n3,Globex,US\r\n4,Hooli,US\r\n'
+    )
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.startswith(f"error: {leads}:3: a quote opens a value on this line")
+    assert "Traceback" not in stderr
+
+
 # import and accounts import
 
 
@@ -409,6 +456,35 @@ def test_import_of_excels_unicode_text_stores_the_names_as_written(tmp_path: Pat
 
     assert code == 0, stderr
     assert companies(database) == {row[0]: row[3] for row in TABLE[1:]}
+
+
+def test_import_of_a_file_with_a_quote_never_closed_changes_nothing(tmp_path: Path) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text('id,email,company\r\n1,a@acme.com,"Acme\r\n2,b@globex.com,Globex\r\n')
+
+    code, stdout, stderr = run_import(leads, database)
+
+    assert code == 1
+    assert f"{leads}:2: a quote opens a value" in stderr
+    assert stdout == ""
+    assert not database.exists()
+
+
+def test_accounts_import_of_a_file_with_a_quote_never_closed_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text('id,name,domain\r\nA1,"Acme,acme.com\r\nA2,Globex,globex.com\r\n')
+
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+
+    assert result.exit_code == 1
+    assert f"{accounts}:2: a quote opens a value" in result.stderr
+    assert not database.exists()
 
 
 def test_import_of_a_file_where_no_row_is_a_lead_exits_1(tmp_path: Path) -> None:
@@ -517,7 +593,7 @@ def test_accounts_import_stores_each_accounts_country_as_its_code_and_its_state(
     )
     assert result.stderr.splitlines() == [
         f"{accounts}:5: country 'Atlantis' not recognised; kept without a country",
-        f"{accounts}:6: owner 'zed' is not a rep id or e-mail in the policy; kept without an "
+        f"{accounts}:6: owner 'zed' is not a rep id, e-mail or name in the policy; kept without an "
         "owner; country 'Narnia' not recognised; kept without a country",
     ]
     with sqlite3.connect(database) as connection:
@@ -572,6 +648,57 @@ def test_an_accounts_id_name_and_domain_are_read_under_the_headers_crms_export(
         "https://www.acme.com/",
         "alice",
     )
+
+
+@pytest.mark.parametrize(
+    ("column", "owners"),
+    [
+        pytest.param("Account Owner", ("Bob Brown", "alice adams"), id="Salesforce: names"),
+        pytest.param("Company owner", ("Bob Brown", "Alice Adams"), id="HubSpot: names"),
+        pytest.param("Account Owner Email", ("bob@example.com", "alice@example.com"), id="e-mails"),
+    ],
+)
+def test_accounts_import_reads_the_owner_column_crms_export_by_the_reps_name_or_email(
+    tmp_path: Path, column: str, owners: tuple[str, str]
+) -> None:
+    accounts, database = tmp_path / "accounts.csv", tmp_path / "leads.db"
+    accounts.write_text(
+        f"Account ID,Account Name,{column}\r\n"
+        f"001A,Initech,{owners[0]}\r\n001B,Globex,{owners[1]}\r\n001C,Hooli,Gavin Belson\r\n",
+        encoding="utf-8-sig",
+    )
+
+    result = runner.invoke(
+        app,
+        ["accounts", "import", str(accounts), "--rules", POLICY],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"{accounts}:4: owner 'Gavin Belson' is not a rep id, e-mail or name in the policy; "
+        "kept without an owner"
+    )
+    with sqlite3.connect(database) as connection:
+        owners_stored = dict(connection.execute("SELECT id, owner_rep FROM accounts"))
+    assert owners_stored == {"001A": "bob", "001B": "alice", "001C": None}
+
+
+def test_a_name_two_reps_share_is_no_owner_of_an_account(tmp_path: Path) -> None:
+    policy = tmp_path / "routing.yml"
+    policy.write_text(
+        "reps:\n  - {id: sam1, name: Sam Lee, slack: U0SAM1}\n"
+        "  - {id: sam2, name: Sam Lee, slack: U0SAM2}\n"
+        "rules:\n  - {name: All, assign: {rep: sam1}}\n"
+    )
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("id,name,owner\r\nA1,Acme,Sam Lee\r\nA2,Initech,sam2\r\n")
+
+    result = runner.invoke(app, ["accounts", "audit", str(accounts), "--rules", str(policy)])
+
+    assert result.exit_code == 0, result.output
+    assert f"{accounts}:2: owner 'Sam Lee' is not a rep id, e-mail or name" in result.stderr
+    assert f"{accounts}:3:" not in result.stderr
 
 
 def test_an_accounts_file_without_an_id_or_a_name_says_those_two_are_what_it_needs(

@@ -187,7 +187,7 @@ def test_accounts_import_counts_skipped_rows_apart_from_those_kept_with_a_proble
     assert result.stderr.splitlines() == [
         f"{accounts}:3: duplicate account id A1 (first at line 2): row skipped",
         f"{accounts}:4: an account needs an id and a name: row skipped",
-        f"{accounts}:5: owner 'nobody-we-know' is not a rep id or e-mail in the policy; kept "
+        f"{accounts}:5: owner 'nobody-we-know' is not a rep id, e-mail or name in the policy; kept "
         "without an owner",
     ]
     with sqlite3.connect(database) as connection:
@@ -234,7 +234,7 @@ def test_accounts_import_loads_accounts_that_later_leads_match(tmp_path: Path) -
     assert loaded.stdout.strip() == (
         f"{accounts}: created 3, replaced 0, skipped 0, kept with a problem 1"
     )
-    assert f"{accounts}:4: owner 'nobody-we-know' is not a rep id or e-mail" in loaded.stderr
+    assert f"{accounts}:4: owner 'nobody-we-know' is not a rep id, e-mail or name" in loaded.stderr
     again = runner.invoke(app, command, env=env)
     assert "created 0, replaced 3" in again.stdout
 

@@ -223,3 +223,25 @@ def test_the_version_an_import_decides_by_is_kept_to_show_and_not_activated(
     assert "never activated" in shown.stderr
     history = runner.invoke(app, ["policy", "history"], env=env)
     assert "No policy version has been activated yet" in history.stdout
+
+
+def test_an_import_by_another_file_than_the_active_version_says_which_version_serves(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    duo = policy_file(tmp_path, "duo.yml", DUO_POLICY)
+    activated = runner.invoke(app, ["policy", "activate", duo], env=env)
+    assert activated.exit_code == 0, activated.output
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,company\nL-1,Acme\n", encoding="utf-8")
+
+    by_the_file = runner.invoke(app, ["import", str(leads)], env=env)
+    by_the_active_one = runner.invoke(app, ["import", str(leads), "--rules", duo], env=env)
+
+    version = short_version(version_of(DUO_POLICY))
+    assert by_the_file.exit_code == 0, by_the_file.output
+    assert (
+        f"note: {env['LEADROUTER_RULES']} is not the policy serving: version {version} is (read "
+        f"from {duo})." in by_the_file.stderr
+    )
+    assert by_the_active_one.exit_code == 0, by_the_active_one.output
+    assert "not the policy serving" not in by_the_active_one.stderr

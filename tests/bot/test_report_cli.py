@@ -125,6 +125,21 @@ def test_an_empty_window_says_so_and_prints_no_group(database: str) -> None:
     assert sheet[1].splitlines() == [",".join(COLUMNS)]
 
 
+def test_a_sqlite_database_that_is_not_there_is_a_sentence_and_no_file_is_made(
+    tmp_path: Path,
+) -> None:
+    mistyped = tmp_path / "leadruoter.db"
+
+    code, stdout, stderr = run(f"sqlite:///{mistyped}", "report")
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.strip() == (
+        f"error: no database at {mistyped}: set DATABASE_URL to the one serve uses"
+    )
+    assert not mistyped.exists()
+
+
 @pytest.mark.parametrize(
     ("words", "says"),
     [

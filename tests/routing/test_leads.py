@@ -82,6 +82,19 @@ def test_an_employee_count_refused_shows_the_value_and_what_would_do() -> None:
     )
 
 
+def test_a_json_value_refused_as_employees_is_shown_as_json_writes_it() -> None:
+    assert errors_of({"id": "L", "employees": True})["employees"].startswith(
+        "true is not a number of employees"
+    )
+
+
+def test_a_score_with_a_decimal_comma_is_refused_saying_to_write_a_point() -> None:
+    assert errors_of({"id": "L", "score": "85,5"})["score"] == (
+        "must be a number: '85,5' has a decimal comma; write 85.5"
+    )
+    assert errors_of({"id": "L", "score": "1,200"})["score"] == "must be a number"
+
+
 def test_emails_are_lowercased_and_strings_trimmed() -> None:
     lead = parse_lead({"id": " L1 ", "email": " Ana@Example.COM ", "company": "  Acme "})
     assert (lead.id, lead.email, lead.company) == ("L1", "ana@example.com", "Acme")

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import UTC, datetime
 
 import pytest
 
 from routing.distribution import Distribution
+from routing.engine import route
+from routing.model import Lead
 from routing.policy import PolicyError, TargetKind, parse_policy
 from tests.routing.examples import example_policy
 
@@ -228,6 +231,151 @@ def test_a_quote_left_open_names_the_line_it_opened_on() -> None:
 def test_a_key_with_nothing_after_its_colon_is_said_to_have_no_value() -> None:
     problems = problems_of(MINIMAL + "fallback:\n  queue:\n")
     assert problems == ["routing.yml:10:3: fallback.queue: has no value: write one after the colon"]
+
+
+RULES_ONLY = "reps:\n  - id: alice\nteams:\n  core: {members: [alice]}\nrules:\n"
+
+
+def test_a_mistake_in_a_rules_target_is_one_sentence_about_the_form_it_is_written_in() -> None:
+    problems = problems_of(
+        RULES_ONLY
+        + "  - {name: A, when: {region: NA}, assign: {team: core, skil: x}}\n"
+        + "  - {name: B, when: {region: NA}, assign: {rep: alice, skill: x}}\n"
+        + "  - {name: C, when: {region: NA}, assign: {team: core}, "
+        + "fallback: {team: core, queue: q}}\n"
+        + "  - {name: D, when: {region: NA}, assign: {skill: x}}\n"
+    )
+    assert problems == [
+        "routing.yml:6:56: rules[0].assign.skil: unknown key `skil` (did you mean `skill`?); "
+        "expected one of team, skill",
+        "routing.yml:7:56: rules[1].assign.skill: unknown key `skill`; expected one of rep",
+        "routing.yml:8:57: rules[2].fallback: names `team` and `queue`: a target is one of "
+        "`{rep: ID}`, `{team: NAME}`, `{team: NAME, skill: SKILL}` or `{queue: NAME}`",
+        "routing.yml:9:35: rules[3].assign: needs `rep`, `team` or `queue` (it has `skill`): "
+        "write it as `{rep: ID}`, `{team: NAME}`, `{team: NAME, skill: SKILL}` or `{queue: NAME}`",
+    ]
+
+
+def test_account_owner_as_a_rules_fallback_says_why_it_cannot_be_one() -> None:
+    problems = problems_of(
+        RULES_ONLY + "  - {name: Owner, assign: account_owner, fallback: account_owner}\n"
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "routing.yml:6:42: rules[0].fallback: `account_owner` is not a fallback"
+    )
+
+
+def test_a_target_with_nothing_after_its_colon_is_said_once_to_have_no_value() -> None:
+    problems = problems_of(RULES_ONLY + "  - name: Owner\n    assign:\n")
+    assert problems == ["routing.yml:7:5: rules[0].assign: has no value: write one after the colon"]
+
+
+def test_a_misspelt_target_word_names_the_words_there_are() -> None:
+    problems = problems_of(RULES_ONLY + "  - {name: Owner, assign: accountowner}\n")
+    assert problems == [
+        "routing.yml:6:19: rules[0].assign: must be 'account_owner' or 'queue'; got 'accountowner'"
+    ]
+
+
+def test_a_duration_without_a_unit_is_a_warning_that_it_is_read_as_seconds() -> None:
+    policy = parse_policy(
+        MINIMAL.replace("- id: alice", "- {id: alice, slack: U0ALICE}").replace(
+            "    assign: {team: core}", "    assign: {team: core}\n    sla: 30m"
+        )
+        + "sla: {default: 15, by_source: {webinar: 2h}}\n",
+        source="routing.yml",
+    )
+    assert policy.sla.default == 15
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:10:7: warning: sla.default: `15` has no unit, so it is read as 15 seconds; "
+        "write the unit you mean, such as 15s or 15m"
+    ]
+
+
+def test_a_name_match_threshold_written_as_a_fraction_is_a_warning() -> None:
+    policy = parse_policy(
+        MINIMAL.replace("- id: alice", "- {id: alice, slack: U0ALICE}")
+        + "accounts: {fuzzy_threshold: 0.9}\n",
+        source="routing.yml",
+    )
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:9:12: warning: accounts.fuzzy_threshold: 0.9 is on a scale of 0 to 100, "
+        "so nearly any company name would match an account; did you mean 90?"
+    ]
+
+
+def test_one_item_where_a_list_is_wanted_says_how_to_write_the_list() -> None:
+    problems = problems_of(
+        MINIMAL.replace("- id: alice", "- {id: alice, skills: healthcare}").replace(
+            "members: [alice]", "members: alice"
+        )
+    )
+    assert problems == [
+        "routing.yml:2:17: reps[0].skills: must be a list, even of one: [healthcare]; "
+        "got 'healthcare'",
+        "routing.yml:5:5: teams.core.members: must be a list, even of one: [alice]; got 'alice'",
+    ]
+
+
+def test_a_policy_without_rules_loads_with_a_warning_that_every_lead_waits_in_the_queue() -> None:
+    policy = parse_policy(
+        "reps:\n  - {id: alice, slack: U0ALICE}\nfallback: {queue: triage}\n",
+        source="routing.yml",
+    )
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:1:1: warning: rules: there are no rules, so every lead that qualifies waits "
+        "in the fallback queue `triage`: write the rules that give leads to reps and teams"
+    ]
+
+
+def test_a_problem_under_a_name_with_a_capital_keeps_the_name_and_its_line() -> None:
+    problems = problems_of(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+        regions: {EMEA: GB}
+        teams:
+          Enterprise: {members: [alice], distribution: rr}
+        sla: {by_source: {Webinar: 5x, strategic: 5y}}
+        rules:
+          - {name: All, assign: {team: Enterprise}}
+        """
+    )
+    assert [p.split(": ")[0] for p in problems] == [
+        "routing.yml:3:11",
+        "routing.yml:5:34",
+        "routing.yml:6:19",
+        "routing.yml:6:32",
+    ]
+    assert [p.split(": ")[1] for p in problems] == [
+        "regions.EMEA",
+        "teams.Enterprise.distribution",
+        "sla.by_source.Webinar",
+        "sla.by_source.strategic",
+    ]
+
+
+def test_a_country_in_a_condition_may_be_a_name_as_a_leads_country_may() -> None:
+    policy = parse_policy(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+        rules:
+          - {name: Home, when: {country: [United States, Deutschland, UK]}, assign: {rep: alice}}
+          - {name: Away, when: {country: {ne: Narnia}}, assign: queue}
+        """.replace("        ", ""),
+        source="routing.yml",
+    )
+    now = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+    for country in ("USA", "Germany", "GB"):
+        assert route(Lead(id="L", country=country), policy=policy, now=now).rule == "Home"
+    assert route(Lead(id="L", country="France"), policy=policy, now=now).rule == "Away"
+    assert [w.format("routing.yml") for w in policy.warnings] == [
+        "routing.yml:5:35: warning: rules[1].when.country.ne: `Narnia` is not a country "
+        "leadrouter recognises (write a name or ISO code, such as Germany or DE): no lead's "
+        "country is ever that"
+    ]
 
 
 def test_conditions_are_checked_field_operator_and_value() -> None:
