@@ -11,7 +11,7 @@ from typing import TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli.common import CliError, first_line
-from bot.cli.running import upgrade
+from bot.cli.running import existing, upgrade
 from bot.policy_file import (
     PolicyFileMissing,
     holds_its_candidates,
@@ -45,11 +45,15 @@ T = TypeVar("T")
 
 
 async def history(settings: Settings, *, limit: int) -> list[PolicyActivated]:
-    return await _with_database(settings, lambda uow: policy_history(uow, limit=limit))
+    return await _with_database(
+        settings, lambda uow: policy_history(uow, limit=limit), reads_only=True
+    )
 
 
 async def show(settings: Settings, version: str) -> StoredPolicy:
-    return await _with_database(settings, lambda uow: find_policy_version(uow, version))
+    return await _with_database(
+        settings, lambda uow: find_policy_version(uow, version), reads_only=True
+    )
 
 
 async def activate(settings: Settings, file: Path, *, by: str) -> tuple[Activated, list[Leaving]]:
@@ -125,7 +129,13 @@ async def end_experiment(
     return ended
 
 
-async def _with_database(settings: Settings, use: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+async def _with_database(
+    settings: Settings, use: Callable[[UnitOfWork], Awaitable[T]], *, reads_only: bool = False
+) -> T:
+    """`use` on the database, migrated first. `reads_only`: a SQLite file that is not there is
+    an error, not a new empty database (a mistyped path would read as one without versions)."""
+    if reads_only:
+        existing(settings.database_url)
     upgrade(settings.database_url)
     db = open_database(settings.database_url)
     try:

@@ -312,3 +312,16 @@ def test_simulate_routes_a_repeated_id_once_as_import_stores_it(tmp_path: Path) 
         f"{leads}:4: skipped: id: 'D-1' was already used on line 2 for a lead with another "
         "e-mail address, so this row would not be routed; give each lead its own id",
     ]
+
+
+def test_python_dash_m_bot_cli_is_the_leadrouter_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("leadrouter ")

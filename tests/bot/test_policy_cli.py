@@ -145,11 +145,30 @@ def test_activate_of_a_stored_version_instead_of_a_file_says_how_to_serve_it_aga
     assert history.stdout.startswith(f"* {short_version(version_of(DUO_POLICY))} ")
 
 
+def test_history_and_show_on_a_database_that_is_not_there_say_so_and_make_none(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    for command in (["policy", "history"], ["policy", "show", "abcdef12"]):
+        result = runner.invoke(app, command, env=env)
+
+        assert result.exit_code == 1
+        assert f"no database at {tmp_path / 'leads.db'}" in result.stderr
+    assert not (tmp_path / "leads.db").exists()
+
+
+def test_history_on_a_database_without_versions_says_none_was_activated(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+
+    empty = runner.invoke(app, ["policy", "history"], env=env)
+
+    assert empty.exit_code == 0 and "No policy version has been activated yet" in empty.stdout
+
+
 def test_history_lists_activations_newest_first_with_the_active_one_starred(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    empty = runner.invoke(app, ["policy", "history"], env=env)
-    assert empty.exit_code == 0 and "No policy version has been activated yet" in empty.stdout
     duo = policy_file(tmp_path, "duo.yml", DUO_POLICY)
     runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"], "--by", "ann"], env=env)
     runner.invoke(app, ["policy", "activate", duo, "--by", "ben"], env=env)
