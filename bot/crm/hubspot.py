@@ -41,6 +41,7 @@ from bot.crm import hubspot_scopes as scopes
 from bot.crm.base import (
     AccountPage,
     CrmAccount,
+    CrmDailyLimit,
     CrmPermanent,
     CrmTransient,
     LeadRecord,
@@ -394,6 +395,13 @@ class HubSpotCrm:
 def _translate(exc: Any) -> Exception:
     status = int(exc.status or 0)
     detail = _message(exc.body)
+    if status == 429 and _policy(exc.body) == "DAILY":
+        return CrmDailyLimit(
+            "HubSpot's daily API call limit is reached (429, policy DAILY): it resets at "
+            "midnight in the HubSpot account's time zone, and every app connected to the "
+            "account spends it",
+            retry_after=_seconds(exc.headers or {}),
+        )
     if status == 429 or status >= 500:
         headers = exc.headers or {}
         return CrmTransient(f"HubSpot answered {status}", retry_after=_seconds(headers))
@@ -420,6 +428,16 @@ def _message(body: Any) -> str:
     if not isinstance(data, dict):
         return ""
     return " ".join(str(data.get(k, "")) for k in ("category", "message")).strip()[:300]
+
+
+def _policy(body: Any) -> str | None:
+    """The rate-limit policy a 429 names (SECONDLY, TEN_SECONDLY_ROLLING, DAILY...)."""
+    try:
+        data = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        return None
+    policy = data.get("policyName") if isinstance(data, dict) else None
+    return str(policy).upper() if policy else None
 
 
 def _required_scopes(body: Any) -> list[str]:

@@ -37,6 +37,7 @@ from bot.crm import salesforce_outcomes as outcomes
 from bot.crm.base import (
     AccountPage,
     CrmAccount,
+    CrmDailyLimit,
     CrmPermanent,
     CrmTransient,
     LeadRecord,
@@ -373,6 +374,16 @@ class SalesforceCrm:
             raise CrmPermanent("Salesforce has no such record (deleted or merged?)") from None
         except (SalesforceMalformedRequest, SalesforceRefusedRequest) as exc:
             code, message = _first_error(exc)
+            if code == "REQUEST_LIMIT_EXCEEDED" and "TotalRequests" in message:
+                # The org's API requests of the last 24 hours; other limits under this code
+                # (concurrent long requests) pass in seconds, as any transient error.
+                raise CrmDailyLimit(
+                    "Salesforce's API request limit of the last 24 hours is used up "
+                    f"(REQUEST_LIMIT_EXCEEDED: {message}): requests free up as the day's "
+                    "earlier ones age out; Setup, Company Information shows the org's limit, "
+                    "and every integration of the org spends it",
+                    retry_after=self._wait(),
+                ) from None
             if code in _TRANSIENT_CODES:
                 raise CrmTransient(f"Salesforce: {code}", retry_after=self._wait()) from None
             if code == "INVALID_FIELD":

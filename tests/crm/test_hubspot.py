@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bot.crm.base import AccountPage, CrmCalls, CrmPermanent, CrmTransient
+from bot.crm.base import (
+    DAILY_LIMIT_WAIT_S,
+    AccountPage,
+    CrmCalls,
+    CrmDailyLimit,
+    CrmPermanent,
+    CrmTransient,
+)
 from bot.crm.hubspot import HubSpotCrm, client
 from tests.fakes.hubspot import TOKEN, FakeHubSpot, millis
 
@@ -171,6 +178,36 @@ async def test_a_rate_limit_is_transient_and_carries_hubspots_retry_after(
     assert "429" in str(raised.value)
     # HubSpot let the next one through: it is answered.
     assert (await call(crm.lead, contact)).crm_id == contact
+
+
+def daily_limit() -> dict[str, Any]:
+    """HubSpot's answer once the account's calls for the day are spent."""
+    return {
+        "status": "error",
+        "message": "You have reached your daily limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": "5d8a0c5e-0000-4000-8000-000000000000",
+        "policyName": "DAILY",
+        "groupName": "daily-limit",
+    }
+
+
+async def test_the_daily_limit_is_told_apart_from_the_short_rate_limits_and_says_when_it_resets(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact = fake.add_contact(email="cto@bigco.example")
+    fake.fail_next(429, body=daily_limit())
+    fake.fail_next(429)  # HubSpot's secondly limit, without a Retry-After
+
+    with pytest.raises(CrmDailyLimit) as daily:
+        await call(crm.lead, contact)
+    with pytest.raises(CrmTransient) as secondly:
+        await call(crm.lead, contact)
+
+    assert "daily API call limit" in str(daily.value)
+    assert "midnight in the HubSpot account's time zone" in str(daily.value)
+    assert not isinstance(secondly.value, CrmDailyLimit)
+    assert str(secondly.value) == "HubSpot answered 429"
 
 
 @pytest.mark.parametrize(
@@ -453,6 +490,54 @@ async def test_one_rate_limit_answer_holds_back_every_caller_of_the_same_crm(
     assert all(isinstance(o, str) for o in outcomes if o not in limited)
     assert len(fake.retry_windows) == 3
     assert fake.retry_after_violations == 0
+
+
+async def test_past_a_daily_limit_no_call_is_sent_until_the_wait_is_over(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    calls = CrmCalls(concurrency=4)
+    fake.fail_next(429, body=daily_limit())
+    try:
+        with pytest.raises(CrmDailyLimit) as first:
+            await calls(crm.whoami)
+        started = time.monotonic()
+        refused = await asyncio.gather(
+            *(calls(crm.whoami) for _ in range(20)), return_exceptions=True
+        )
+    finally:
+        calls.close()
+
+    assert first.value.retry_after == DAILY_LIMIT_WAIT_S
+    assert [r.status for r in fake.requests] == [429]  # the 20 others were never sent
+    assert all(isinstance(r, CrmDailyLimit) for r in refused)
+    assert all(str(r) == str(first.value) for r in refused)
+    waits = [r.retry_after for r in refused if isinstance(r, CrmDailyLimit)]
+    assert all(w is not None and DAILY_LIMIT_WAIT_S - 60 < w <= DAILY_LIMIT_WAIT_S for w in waits)
+    assert time.monotonic() - started < 5  # refused at once, not held for half an hour
+
+
+async def test_after_a_daily_limit_one_call_finds_out_whether_it_reset_before_the_others_go(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    calls = CrmCalls(concurrency=4, daily_limit_wait_s=0.3)
+    fake.fail_next(429, body=daily_limit())
+    try:
+        with pytest.raises(CrmDailyLimit):
+            await calls(crm.whoami)
+        await asyncio.sleep(0.35)
+        fake.fail_next(429, body=daily_limit())  # not reset yet
+        still = await asyncio.gather(*(calls(crm.whoami) for _ in range(8)), return_exceptions=True)
+        statuses_still = [r.status for r in fake.requests]
+        await asyncio.sleep(0.35)
+        fake.latency_s = 0.05
+        reset = await asyncio.gather(*(calls(crm.whoami) for _ in range(8)), return_exceptions=True)
+    finally:
+        calls.close()
+
+    assert statuses_still == [429, 429]  # one call found out; the other seven were not sent
+    assert all(isinstance(r, CrmDailyLimit) for r in still)
+    assert all(isinstance(r, str) for r in reset)  # once one passed, all went
+    assert len(fake.requests) == 10
 
 
 async def test_no_more_calls_are_in_flight_than_the_concurrency_bound(

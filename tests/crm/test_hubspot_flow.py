@@ -220,3 +220,76 @@ async def test_two_write_backs_for_one_contact_land_in_the_order_they_were_queue
         owners[second],
     ]
     assert fake.contacts[contact].properties["hubspot_owner_id"] == owners[second]
+
+
+DAILY_LIMIT = {
+    "status": "error",
+    "message": "You have reached your daily limit.",
+    "errorType": "RATE_LIMIT",
+    "correlationId": "5d8a0c5e-0000-4000-8000-000000000000",
+    "policyName": "DAILY",
+    "groupName": "daily-limit",
+}
+
+
+async def _claimed_hubspot_leads(app: App, contacts: dict[str, str]) -> None:
+    from bot.service.intake import intake
+    from bot.service.offers import claim
+    from routing.leads import parse_lead
+
+    for external_id, contact in contacts.items():
+        lead = parse_lead({"id": external_id, "crm_system": "hubspot", "crm_id": contact})
+        rep = (await intake(app.uow, lead)).lead.rep
+        assert rep is not None
+        await claim(app.uow, external_id, by=rep)
+
+
+async def test_past_hubspots_daily_limit_write_backs_wait_half_an_hour_without_a_call_each(
+    app: App, hubspot: FakeHubSpot, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.metrics import Metrics
+    from bot.service.kinds import OutboxKind
+    from storage.models import LeadRow, OutboxRow
+
+    for rep in ("ann", "ben"):
+        hubspot.add_owner(f"{rep}@acme.example")
+    contacts = {f"L-{n}": hubspot.add_contact(email=f"buyer{n}@corp.example") for n in (1, 2, 3)}
+    await app.crm["hubspot"].owners.mapping()  # the owners known: only writes go out
+    await _claimed_hubspot_leads(app, contacts)
+    hubspot.fail_next(429, body=DAILY_LIMIT)
+
+    (worker,) = app.crm_workers
+    assert await worker.deliver_due() == 3
+
+    # One write met the limit; the two after it were not sent at all.
+    assert [r.status for r in hubspot.calls("PATCH")] == [429]
+    async with app.db.reading() as session:
+        items = (
+            (
+                await session.execute(
+                    select(OutboxRow).where(OutboxRow.kind == OutboxKind.HUBSPOT_OWNER)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        leads = (await session.execute(select(LeadRow))).scalars().all()
+    assert len(items) == 3
+    for item in items:
+        assert item.done_at is None and item.failed_at is None  # waiting, not given up
+        assert item.next_attempt_at >= NOW + timedelta(minutes=29)
+        assert "daily API call limit" in (item.last_error or "")
+    assert {lead.status for lead in leads} == {"claimed"}  # routing went on as ever
+
+    story = await app.reader.story("L-2", None)  # as the command line reads it
+    assert story is not None
+    (told,) = [e.what for e in story.events if e.what.startswith("Owner")]
+    assert told.startswith("Owner not yet set in HubSpot, trying again")
+    assert "midnight in the HubSpot account's time zone" in told
+
+    warned = [r.getMessage() for r in caplog.records if "daily API call limit" in r.getMessage()]
+    assert len(warned) == 1 and "no call goes to it for 30 minutes" in warned[0]
+    assert TOKEN not in caplog.text
+    text = (await Metrics().scrape(app)).decode()
+    assert 'leadrouter_crm_writebacks_failed_total{crm="hubspot"} 3.0' in text
+    assert 'leadrouter_crm_writebacks_given_up_total{crm="hubspot"} 0.0' in text

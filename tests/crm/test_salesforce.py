@@ -17,7 +17,7 @@ import pytest
 import requests
 import responses
 
-from bot.crm.base import CrmAccount, CrmPermanent, CrmTransient, LeadRecord
+from bot.crm.base import CrmAccount, CrmDailyLimit, CrmPermanent, CrmTransient, LeadRecord
 from bot.crm.salesforce import LEAD_FIELDS, SalesforceCrm, connector
 
 INSTANCE = "https://acme.my.salesforce.com"
@@ -251,14 +251,30 @@ def test_a_locked_row_is_a_transient_failure(http: responses.RequestsMock) -> No
     assert exc.retry_after is None
 
 
-def test_the_daily_request_limit_is_a_transient_failure(http: responses.RequestsMock) -> None:
+def test_the_daily_request_limit_is_a_daily_limit_that_says_where_to_see_it(
+    http: responses.RequestsMock,
+) -> None:
     exc = owner_write_fails(
         http,
         status=403,
         json=errors("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
     )
 
-    assert isinstance(exc, CrmTransient)
+    assert isinstance(exc, CrmDailyLimit)
+    assert "REQUEST_LIMIT_EXCEEDED" in str(exc) and "last 24 hours" in str(exc)
+    assert "Setup, Company Information" in str(exc)
+
+
+def test_a_limit_on_concurrent_long_requests_is_transient_but_no_daily_limit(
+    http: responses.RequestsMock,
+) -> None:
+    exc = owner_write_fails(
+        http,
+        status=403,
+        json=errors("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+    )
+
+    assert isinstance(exc, CrmTransient) and not isinstance(exc, CrmDailyLimit)
     assert "REQUEST_LIMIT_EXCEEDED" in str(exc)
 
 
