@@ -165,6 +165,12 @@ class CrmClient(Protocol):
         """The CRM owner (user) id for each email that has one, keyed by lowercased email."""
         ...
 
+    def owners_unknown(self, owner_ids: Sequence[str]) -> dict[str, str]:
+        """Which of these owner ids (the policy's, given outright) no write could set: each
+        with a phrase saying why ("is no user in this Salesforce", "is a deactivated HubSpot
+        owner"). Those that are active owners are left out."""
+        ...
+
     def set_owner(self, record_id: str, owner_id: str) -> None:
         """Make `owner_id` the owner of the lead or contact `record_id`; never creates one."""
         ...

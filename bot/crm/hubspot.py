@@ -211,6 +211,29 @@ class HubSpotCrm:
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = {email.strip().lower() for email in emails if email.strip()}
         found: dict[str, str] = {}
+        for owner in self._owners(archived=False):
+            email = (owner.email or "").lower()
+            if email in wanted:
+                found.setdefault(email, str(owner.id))
+        return found
+
+    def owners_unknown(self, owner_ids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(owner_ids))
+        unknown = {i: "is not a HubSpot owner id (digits)" for i in wanted if not is_hubspot_id(i)}
+        active = {str(owner.id) for owner in self._owners(archived=False)}
+        left = [i for i in wanted if i not in unknown and i not in active]
+        if left:  # HubSpot keeps a deactivated user's owner, archived
+            archived = {str(owner.id) for owner in self._owners(archived=True)}
+            for owner_id in left:
+                unknown[owner_id] = (
+                    "is a deactivated HubSpot owner"
+                    if owner_id in archived
+                    else "is no owner in this HubSpot account"
+                )
+        return unknown
+
+    def _owners(self, *, archived: bool) -> Iterator[Any]:
+        """Every owner, active or (`archived`) deactivated, across HubSpot's pages."""
         after: str | None = None
         while True:
             page = self._call(
@@ -218,16 +241,14 @@ class HubSpotCrm:
                     self._owners_api.get_page,
                     limit=PAGE,
                     after=after,
+                    archived=archived,
                     _request_timeout=TIMEOUT_S,
                 )
             )
-            for owner in page.results:
-                email = (owner.email or "").lower()
-                if email in wanted:
-                    found.setdefault(email, str(owner.id))
+            yield from page.results
             after = _next_after(page)
             if after is None:
-                return found
+                return
 
     def set_owner(self, record_id: str, owner_id: str) -> None:
         if not is_hubspot_id(record_id):

@@ -184,6 +184,29 @@ class SalesforceCrm:
                 found.setdefault(email, str(record["Id"]))
         return found
 
+    def owners_unknown(self, owner_ids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(owner_ids))
+        unknown = {
+            i: "is not a Salesforce user id (005..., 15 or 18 long)"
+            for i in wanted
+            if not is_record_id(i, USER_PREFIX)
+        }
+        ids = [i for i in wanted if i not in unknown]
+        active: dict[str, bool] = {}  # by the id's first 15 characters (the 18 add a checksum)
+        for start in range(0, len(ids), 200):
+            soql = format_soql(
+                "SELECT Id, IsActive FROM User WHERE Id IN {ids}", ids=ids[start : start + 200]
+            )
+            for record in self._query_all(soql):
+                active[str(record["Id"])[:15]] = bool(record.get("IsActive"))
+        for owner_id in ids:
+            state = active.get(owner_id[:15])
+            if state is None:
+                unknown[owner_id] = "is no user in this Salesforce"
+            elif not state:
+                unknown[owner_id] = "is an inactive Salesforce user"
+        return unknown
+
     def set_owner(self, record_id: str, owner_id: str) -> None:
         if not is_record_id(record_id, LEAD_PREFIX):
             raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")

@@ -140,6 +140,54 @@ async def test_crm_check_asks_for_no_scope_the_policy_does_not_use(
     assert not fake.calls("POST", "/crm")
 
 
+async def test_crm_check_says_which_owner_ids_the_policy_gives_hubspot_does_not_have(
+    tmp_path: Path,
+) -> None:
+    given = (
+        POLICY.split("teams:")[0]
+        .replace(
+            "{id: ann, name: Ann Archer, email: ann@acme.example}",
+            '{id: ann, name: Ann Archer, hubspot_owner_id: "301"}',
+        )
+        .replace(
+            "{id: ben, name: Ben Baker, email: ben@acme.example}",
+            '{id: ben, name: Ben Baker, hubspot_owner_id: "302"}',
+        )
+    )
+    policy = parse_policy(
+        given
+        + """  - {id: cat, name: Cat Cole, hubspot_owner_id: "303"}
+  - {id: dan, name: Dan Dorn, email: dan@acme.example}
+teams:
+  all: {members: [ann, ben, cat, dan]}
+rules:
+  - name: Everyone
+    assign: {team: all}
+"""
+    )
+    async with FakeHubSpot() as fake:
+        fake.add_owner("ann@acme.example", owner_id="301")
+        fake.add_owner("ben@acme.example", owner_id="302", archived=True)  # deactivated
+        fake.add_owner("dan@acme.example", owner_id="304")
+        settings = Settings(hubspot_access_token=SecretStr(TOKEN), hubspot_api_url=fake.url)
+        link = crm_links(settings, lambda: policy)["hubspot"]
+        try:
+            result = await check(link)
+        finally:
+            link.calls.close()
+
+    assert result.error is None and result.mapping is not None
+    assert result.mapping.owners == {"ann": "301", "ben": "302", "cat": "303", "dan": "304"}
+    assert result.problems == (
+        "rep ben's hubspot_owner_id 302 is a deactivated HubSpot owner: give an active user's "
+        "id, or remove it to find the rep by their email; their write-backs fail until then",
+        "rep cat's hubspot_owner_id 303 is no owner in this HubSpot account: give an active "
+        "user's id, or remove it to find the rep by their email; their write-backs fail until "
+        "then",
+    )
+    assert not fake.calls("PATCH")  # the check writes nothing
+
+
 async def test_crm_check_says_when_the_tier_property_is_no_company_property_in_hubspot(
     tmp_path: Path,
 ) -> None:

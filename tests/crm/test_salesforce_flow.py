@@ -39,6 +39,7 @@ DATA = f"{INSTANCE}/services/data/v59.0"
 QUERY = f"{DATA}/query/"
 TOKEN = "00Dxx!flow-token"
 ANN_USER, BEN_USER = "0055e00000AnnAAAAA", "0055e00000BenBBBBB"
+CAT_USER = "0055e00000CatCCCCC"
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 POLICY = """\
 reps:
@@ -90,11 +91,15 @@ def _soql(call: Any) -> str:
     return parse_qs(urlsplit(call.request.url).query).get("q", [""])[0]
 
 
-def _users() -> dict[str, Any]:
+def _users(*, cat_active: bool = True) -> dict[str, Any]:
+    """The org's users (each User query is answered with them all): Ann and Ben found by
+    email, Cat by the id the policy gives."""
+    users = [(ANN_USER, "ann@acme.example", True), (BEN_USER, "ben@acme.example", True)]
+    users.append((CAT_USER, None, cat_active))
     return _page(
         [
-            {"attributes": {"type": "User"}, "Id": ANN_USER, "Email": "ann@acme.example"},
-            {"attributes": {"type": "User"}, "Id": BEN_USER, "Email": "ben@acme.example"},
+            {"attributes": {"type": "User"}, "Id": user, "Email": email, "IsActive": active}
+            for user, email, active in users
         ]
     )
 
@@ -705,6 +710,33 @@ def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
     )
     assert "1 problem(s)" in result.output
     assert TOKEN not in result.output
+
+
+def test_crm_check_says_when_the_user_id_the_policy_gives_a_rep_is_inactive(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=True))
+    salesforce.get(QUERY, json=_users(cat_active=False), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert (
+        f"problem: rep cat's salesforce_user_id {CAT_USER} is an inactive Salesforce user: "
+        "give an active user's id, or remove it to find the rep by their email" in output
+    )
+    assert "1 problem(s) to fix" in output
+    (asked,) = [_soql(c) for c in salesforce.calls if "WHERE Id IN" in _soql(c)]
+    assert asked == f"SELECT Id, IsActive FROM User WHERE Id IN ('{CAT_USER}')"
 
 
 def _describe(**fields: bool) -> dict[str, Any]:
