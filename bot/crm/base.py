@@ -58,6 +58,11 @@ class CrmPermanent(CrmError):
     """Will not succeed by trying again: the record is gone, the owner invalid, no permission."""
 
 
+class CrmOwnerRefused(CrmPermanent):
+    """The CRM refused the owner id itself (no such user, or a deactivated one): what to fix
+    is the rep's owner in the policy or the user in the CRM, not the record."""
+
+
 class CrmNotConfigured(CrmError):
     """The settings name no credentials for this CRM."""
 

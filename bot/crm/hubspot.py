@@ -42,6 +42,7 @@ from bot.crm.base import (
     AccountPage,
     CrmAccount,
     CrmDailyLimit,
+    CrmOwnerRefused,
     CrmPermanent,
     CrmTransient,
     LeadRecord,
@@ -438,6 +439,9 @@ def _translate(exc: Any) -> Exception:
                 f"add it to the private app's scopes ({scopes.WHERE})"
             )
         return CrmPermanent(f"HubSpot refused it: the token lacks a scope ({detail})")
+    refused = _invalid_owner(exc.body) if status == 400 else None
+    if refused is not None:
+        return CrmOwnerRefused(f"HubSpot refused the owner: {refused}")
     return CrmPermanent(f"HubSpot answered {status}: {detail}")
 
 
@@ -449,6 +453,21 @@ def _message(body: Any) -> str:
     if not isinstance(data, dict):
         return ""
     return " ".join(str(data.get(k, "")) for k in ("category", "message")).strip()[:300]
+
+
+def _invalid_owner(body: Any) -> str | None:
+    """What a 400 says of `hubspot_owner_id`, if it refused that property: HubSpot lists each
+    refused property as JSON inside its message ("Property values were not valid: [...]")."""
+    try:
+        data = json.loads(body) if body else {}
+        message = str(data.get("message") or "") if isinstance(data, dict) else ""
+        listed = json.loads(message[message.index("[") :]) if "[" in message else []
+    except (TypeError, ValueError):
+        return None
+    for entry in listed if isinstance(listed, list) else []:
+        if isinstance(entry, dict) and entry.get("name") == "hubspot_owner_id":
+            return str(entry.get("message") or entry.get("error") or "not a valid owner")[:200]
+    return None
 
 
 def _policy(body: Any) -> str | None:

@@ -38,6 +38,7 @@ from bot.crm.base import (
     AccountPage,
     CrmAccount,
     CrmDailyLimit,
+    CrmOwnerRefused,
     CrmPermanent,
     CrmTransient,
     LeadRecord,
@@ -214,7 +215,10 @@ class SalesforceCrm:
             raise CrmPermanent(f"{owner_id!r} is not a Salesforce user id (005...)")
         sf = self._client()
         leads = cast(SFType, sf.Lead)
-        self._call(lambda: leads.update(record_id, {"OwnerId": owner_id}))
+        try:
+            self._call(lambda: leads.update(record_id, {"OwnerId": owner_id}))
+        except Refused as exc:
+            raise _owner_write_refused(exc) from None
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         fields = [
@@ -397,6 +401,7 @@ class SalesforceCrm:
             raise CrmPermanent("Salesforce has no such record (deleted or merged?)") from None
         except (SalesforceMalformedRequest, SalesforceRefusedRequest) as exc:
             code, message = _first_error(exc)
+            fields = _error_fields(exc)
             if code == "REQUEST_LIMIT_EXCEEDED" and "TotalRequests" in message:
                 # The org's API requests of the last 24 hours; other limits under this code
                 # (concurrent long requests) pass in seconds, as any transient error.
@@ -411,7 +416,9 @@ class SalesforceCrm:
                 raise CrmTransient(f"Salesforce: {code}", retry_after=self._wait()) from None
             if code == "INVALID_FIELD":
                 raise NoSuchField(f"Salesforce refused it: {code} {message}".strip()) from None
-            raise CrmPermanent(f"Salesforce refused it: {code} {message}".strip()) from None
+            raise Refused(
+                f"Salesforce refused it: {code} {message}".strip(), code=code, fields=fields
+            ) from None
         except SalesforceError as exc:
             if exc.status == 429 or exc.status >= 500:
                 raise CrmTransient(
@@ -430,6 +437,39 @@ class SalesforceCrm:
             return None
 
 
+class Refused(CrmPermanent):
+    """Salesforce refused a request: its error code, and the fields the error names."""
+
+    def __init__(self, message: str, *, code: str, fields: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fields = tuple(fields)
+
+
+# Codes an owner write gets for the owner id itself: no such user, or an inactive one.
+_OWNER_CODES = frozenset({"INVALID_CROSS_REFERENCE_KEY", "INACTIVE_OWNER_OR_USER"})
+_ACCESS_CODES = frozenset(
+    {"INSUFFICIENT_ACCESS_OR_READONLY", "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY"}
+)
+
+
+def _owner_write_refused(exc: Refused) -> CrmPermanent:
+    """An owner write's refusal, saying what to fix where Salesforce's code alone would not."""
+    if exc.code in _OWNER_CODES or (
+        exc.code == "FIELD_INTEGRITY_EXCEPTION" and "OwnerId" in exc.fields
+    ):
+        return CrmOwnerRefused(str(exc))
+    if exc.code in _ACCESS_CODES:
+        return CrmPermanent(
+            f"{exc}: the Salesforce user leadrouter logs in as may not change this lead's "
+            "owner; give it Edit on Leads and Transfer Leads (`leadrouter crm check` checks "
+            "them) and access to the lead (sharing rules), then `leadrouter crm retry`"
+        )
+    if exc.code == "ENTITY_IS_DELETED":
+        return CrmPermanent(f"Salesforce has no such record (deleted or merged?): {exc.code}")
+    return exc
+
+
 class NoSuchField(CrmPermanent):
     """A query named a field the org does not have (INVALID_FIELD): its message names it."""
 
@@ -446,6 +486,14 @@ def _refusal(exc: SalesforceAuthenticationFailed) -> str:
     # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's format
     # template there); earlier releases kept it in `message`.
     return f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
+
+
+def _error_fields(exc: SalesforceError) -> list[str]:
+    content: Any = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        fields = content[0].get("fields")
+        return [str(f) for f in fields] if isinstance(fields, list) else []
+    return []
 
 
 def _first_error(exc: SalesforceError) -> tuple[str, str]:

@@ -20,6 +20,7 @@ from bot.crm.base import (
     AccountPage,
     CrmCalls,
     CrmDailyLimit,
+    CrmOwnerRefused,
     CrmPermanent,
     CrmTransient,
 )
@@ -147,17 +148,15 @@ async def test_hubspot_is_not_polled_for_new_leads_its_webhook_announces_them(
     assert fake.requests == []
 
 
-async def test_an_owner_hubspot_does_not_know_is_refused_with_hubspots_own_message(
+async def test_an_owner_hubspot_does_not_know_is_an_owner_refused_in_hubspots_own_words(
     fake: FakeHubSpot, crm: HubSpotCrm
 ) -> None:
     contact = fake.add_contact(email="cto@bigco.example", hubspot_owner_id="77")
 
-    with pytest.raises(CrmPermanent) as raised:
+    with pytest.raises(CrmOwnerRefused) as raised:
         await call(crm.set_owner, contact, "999999")
 
-    message = str(raised.value)
-    assert "400" in message and "VALIDATION_ERROR" in message
-    assert "999999 is not a valid owner id" in message
+    assert str(raised.value) == "HubSpot refused the owner: 999999 is not a valid owner id"
     assert fake.patches == []
     assert fake.contacts[contact].properties["hubspot_owner_id"] == "77"
 

@@ -341,3 +341,57 @@ async def test_past_hubspots_daily_limit_write_backs_wait_half_an_hour_without_a
     text = (await Metrics().scrape(app)).decode()
     assert 'leadrouter_crm_writebacks_failed_total{crm="hubspot"} 3.0' in text
     assert 'leadrouter_crm_writebacks_given_up_total{crm="hubspot"} 0.0' in text
+
+
+async def test_an_owner_hubspot_refuses_is_given_up_with_the_rep_and_the_setting_to_fix(
+    tmp_path: Path, hubspot: FakeHubSpot
+) -> None:
+    from bot.service.kinds import OutboxKind
+    from storage.models import LeadRow, OutboxRow
+
+    policy = parse_policy(
+        POLICY.split("crm:")[0].replace(
+            "{id: ann, name: Ann Archer, email: ann@acme.example}",
+            '{id: ann, name: Ann Archer, hubspot_owner_id: "999"}',  # no such owner
+        )
+    )
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'owner.db'}",
+        hubspot_access_token=SecretStr(TOKEN),
+        hubspot_api_url=hubspot.url,
+    )
+    app = bootstrap(settings, policy=policy, clock=Clock(NOW))
+    await app.db.create_tables()
+    hubspot.add_owner("ben@acme.example")
+    contacts = {f"L-{n}": hubspot.add_contact(email=f"buyer{n}@corp.example") for n in (1, 2)}
+    try:
+        await _claimed_hubspot_leads(app, contacts)
+        (worker,) = app.crm_workers
+        assert await worker.deliver_due() == 2
+        async with app.db.reading() as session:
+            items = {
+                item.payload["rep"]: item
+                for item in (
+                    await session.execute(
+                        select(OutboxRow).where(OutboxRow.kind == OutboxKind.HUBSPOT_OWNER)
+                    )
+                ).scalars()
+            }
+            leads = (await session.execute(select(LeadRow))).scalars().all()
+        (lead_of_ann,) = [lead.external_id for lead in leads if lead.rep_id == "ann"]
+        story = await app.reader.story(lead_of_ann, None)
+    finally:
+        await app.close()
+
+    assert items["ben"].done_at is not None  # the other rep's write went through
+    refused = items["ann"]
+    assert refused.failed_at is not None and refused.attempts == 1  # given up at once
+    assert refused.last_error == (
+        "HubSpot refused the owner: 999 is not a valid owner id; it is rep ann's "
+        "hubspot_owner_id in the policy: give an active HubSpot owner's id (`leadrouter crm "
+        "check` checks them), then `leadrouter crm retry`"
+    )
+    assert {lead.status for lead in leads} == {"claimed"}  # routing went on as ever
+    assert story is not None
+    (told,) = [e.what for e in story.events if e.what.startswith("Owner")]
+    assert told.startswith("Owner NOT set in HubSpot, given up (Ann Archer) · HubSpot refused")

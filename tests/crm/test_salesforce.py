@@ -17,7 +17,14 @@ import pytest
 import requests
 import responses
 
-from bot.crm.base import CrmAccount, CrmDailyLimit, CrmPermanent, CrmTransient, LeadRecord
+from bot.crm.base import (
+    CrmAccount,
+    CrmDailyLimit,
+    CrmOwnerRefused,
+    CrmPermanent,
+    CrmTransient,
+    LeadRecord,
+)
 from bot.crm.salesforce import LEAD_FIELDS, SalesforceCrm, connector
 
 INSTANCE = "https://acme.my.salesforce.com"
@@ -234,9 +241,18 @@ def test_an_owner_salesforce_does_not_know_is_a_permanent_failure_naming_the_cod
         ),
     )
 
-    assert isinstance(exc, CrmPermanent)
+    assert isinstance(exc, CrmOwnerRefused)  # the write-back names the rep's setting to fix
     assert "INVALID_CROSS_REFERENCE_KEY" in str(exc)
     assert "id value of incorrect type" in str(exc)
+
+
+def test_a_lead_deleted_since_it_was_routed_is_no_such_record(
+    http: responses.RequestsMock,
+) -> None:
+    exc = owner_write_fails(http, status=400, json=errors("ENTITY_IS_DELETED", "entity is deleted"))
+
+    assert isinstance(exc, CrmPermanent) and not isinstance(exc, CrmOwnerRefused)
+    assert str(exc) == "Salesforce has no such record (deleted or merged?): ENTITY_IS_DELETED"
 
 
 def test_a_locked_row_is_a_transient_failure(http: responses.RequestsMock) -> None:

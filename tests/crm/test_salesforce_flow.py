@@ -650,6 +650,54 @@ async def test_a_rep_with_no_salesforce_user_is_a_failure_that_says_what_to_set(
     assert "ben@elsewhere.example" in (items[1].last_error or "")
 
 
+async def test_an_owner_or_permission_salesforce_refuses_is_given_up_saying_what_to_fix(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    from routing.leads import parse_lead
+
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    refusals = {  # by the rep the lead went to: ann and ben found by email, cat given outright
+        "ann": (400, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user"),
+        "ben": (403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"),
+        "cat": (400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"),
+    }
+    for n in (1, 2, 3):
+        lead_id = f"00Q5e00000Lead000{n}"
+        lead = {"id": f"L-{n}", "crm_system": "salesforce", "crm_id": lead_id}
+        rep = (await intake(app.uow, parse_lead(lead))).lead.rep
+        assert rep is not None
+        await claim(app.uow, f"L-{n}", by=rep)
+        status, code, message = refusals[rep]
+        salesforce.patch(
+            f"{DATA}/sobjects/Lead/{lead_id}",
+            status=status,
+            json=[{"errorCode": code, "message": message, "fields": ["OwnerId"]}],
+        )
+    (worker,) = app.crm_workers
+    assert await worker.deliver_due() == 3
+
+    items = {i.payload["rep"]: i for i in await _outbox(app, OutboxKind.SALESFORCE_OWNER)}
+    assert all(i.failed_at is not None and i.attempts == 1 for i in items.values())
+    assert items["ann"].last_error == (
+        "Salesforce refused it: INACTIVE_OWNER_OR_USER operation performed with inactive user; "
+        "it is the Salesforce user with rep ann's email: reactivate the user, or set "
+        "salesforce_user_id on the rep, then `leadrouter crm retry`"
+    )
+    assert items["ben"].last_error == (
+        "Salesforce refused it: INSUFFICIENT_ACCESS_OR_READONLY insufficient access rights on "
+        "object id: the Salesforce user leadrouter logs in as may not change this lead's owner; "
+        "give it Edit on Leads and Transfer Leads (`leadrouter crm check` checks them) and "
+        "access to the lead (sharing rules), then `leadrouter crm retry`"
+    )
+    assert items["cat"].last_error == (
+        "Salesforce refused it: INVALID_CROSS_REFERENCE_KEY invalid cross reference id; it is "
+        "rep cat's salesforce_user_id in the policy: give an active Salesforce owner's id "
+        "(`leadrouter crm check` checks them), then `leadrouter crm retry`"
+    )
+    leads = await _leads(app)
+    assert {lead.status for lead in leads.values()} == {"claimed"}  # routing went on as ever
+
+
 async def test_write_backs_survive_a_restart(
     tmp_path: Path, clock: Clock, salesforce: responses.RequestsMock
 ) -> None:
