@@ -61,6 +61,7 @@ class CrmWorker(OutboxWorker):
         crm_id = await record_to_own(self.uow, lead_id, rep_id)
         if crm_id is None:
             return  # gone, or moved on to another rep: that offer queued its own write
+        attempt.notes["record"] = crm_id
         owner_id = await self.link.owners.owner_of(rep_id)
         try:
             await self.link.calls(self.link.crm.set_owner, crm_id, owner_id)
@@ -79,6 +80,17 @@ class CrmWorker(OutboxWorker):
             where = f"the {crm} user with rep {rep_id}'s email: reactivate the user, or set "
             where += f"{setting} on the rep"
         return f"{exc}; it is {where}, then `leadrouter crm retry`"
+
+    def describe(self, attempt: Attempt) -> str:
+        """With the lead's CRM record and rep, which `/routing why <record id>` finds the lead
+        by: the item's number alone leads nowhere."""
+        item, record = attempt.item, attempt.notes.get("record")
+        if item.kind == OutboxKind.HUBSPOT_CONTACT:
+            return f"item {attempt.id} ({item.kind}: contact {item.payload['contact_id']})"
+        if record is None:
+            return f"item {attempt.id} ({item.kind}: rep {item.payload['rep']})"
+        crm = crm_name(self.link.system)
+        return f"item {attempt.id} ({item.kind}: {crm} record {record}, rep {item.payload['rep']})"
 
     def failure(self, exc: Exception) -> Retry | GiveUp | None:
         if isinstance(exc, CrmTransient):

@@ -344,7 +344,7 @@ async def test_past_hubspots_daily_limit_write_backs_wait_half_an_hour_without_a
 
 
 async def test_an_owner_hubspot_refuses_is_given_up_with_the_rep_and_the_setting_to_fix(
-    tmp_path: Path, hubspot: FakeHubSpot
+    tmp_path: Path, hubspot: FakeHubSpot, caplog: pytest.LogCaptureFixture
 ) -> None:
     from bot.service.kinds import OutboxKind
     from storage.models import LeadRow, OutboxRow
@@ -395,3 +395,8 @@ async def test_an_owner_hubspot_refuses_is_given_up_with_the_rep_and_the_setting
     assert story is not None
     (told,) = [e.what for e in story.events if e.what.startswith("Owner")]
     assert told.startswith("Owner NOT set in HubSpot, given up (Ann Archer) · HubSpot refused")
+    # The log line names the record, which `/routing why` finds the lead by.
+    (logged,) = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+    record = contacts[lead_of_ann]
+    assert f"(crm.set_owner.hubspot: HubSpot record {record}, rep ann) given up: HubSpot" in logged
+    assert TOKEN not in caplog.text
