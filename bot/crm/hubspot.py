@@ -430,7 +430,11 @@ def _translate(exc: Any) -> Exception:
     if status == 404:
         return CrmPermanent("HubSpot has no such record (deleted or merged?)")
     if status == 401:
-        return CrmPermanent("HubSpot rejected HUBSPOT_ACCESS_TOKEN (expired or revoked?)")
+        return CrmPermanent(
+            "HubSpot rejected HUBSPOT_ACCESS_TOKEN (rotated or revoked?): set the private app's "
+            f"current token ({scopes.APP} → Auth); `leadrouter crm retry` then queues again "
+            "what was given up"
+        )
     if status == 403:
         needed = _required_scopes(exc.body)
         if needed:

@@ -244,6 +244,7 @@ async def test_a_wrong_token_is_permanent_names_the_setting_and_never_shows_the_
 
     message = str(raised.value)
     assert "HUBSPOT_ACCESS_TOKEN" in message
+    assert "Private Apps → the app → Auth" in message and "leadrouter crm retry" in message
     assert wrong not in message and "revoked-token" not in message
     assert [r.status for r in fake.requests] == [401]
 
