@@ -787,6 +787,67 @@ def test_crm_check_says_when_the_user_id_the_policy_gives_a_rep_is_inactive(
     assert asked == f"SELECT Id, IsActive FROM User WHERE Id IN ('{CAT_USER}')"
 
 
+async def test_crm_check_counts_the_write_backs_given_up_and_failing_with_the_latest_error(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'check.db'}"
+    env = {
+        "DATABASE_URL": url,
+        "LEADROUTER_RULES": str(rules),
+        "SALESFORCE_INSTANCE_URL": INSTANCE,
+        "SALESFORCE_ACCESS_TOKEN": TOKEN,
+    }
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    settings = Settings(
+        DATABASE_URL=url,
+        LEADROUTER_RULES=rules,
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    app = bootstrap(settings, policy=load_policy(rules), clock=Clock(datetime.now(UTC)))
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000GoneAAAA", status=404, json=[{}])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000BusyAAAA", status=503, json=[{}])
+    try:
+        await _claimed_salesforce_lead(app, "L-gone", "00Q5e00000GoneAAAA")
+        await _claimed_salesforce_lead(app, "L-busy", "00Q5e00000BusyAAAA")
+        await app.crm_workers[0].deliver_due()
+    finally:
+        await app.close()
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=True))
+
+    # The command runs its own event loop: on a thread of its own here.
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "check"], env=env)
+    missing = tmp_path / "none.db"
+    no_database = {**env, "DATABASE_URL": f"sqlite+aiosqlite:///{missing}"}
+    unread = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "check"], env=no_database)
+
+    assert result.exit_code == 0, result.output  # what serve gave up is no problem of the setup
+    output = " ".join(result.output.split())
+    assert (
+        "given up: 1 owner write-back (the latest: Salesforce has no such record (deleted or "
+        "merged?)); once that is fixed, `leadrouter crm retry` queues it again" in output
+    )
+    assert "failing: 1 owner write-back, tried again (the latest: Salesforce answered 503)" in (
+        output
+    )
+    assert TOKEN not in result.output
+    assert unread.exit_code == 0, unread.output
+    assert "note: CRM items given up or failing are not counted: no database at" in " ".join(
+        unread.output.split()
+    )
+    assert not missing.exists()  # looked for, never made
+
+
 def _describe(**fields: bool) -> dict[str, Any]:
     """An object's describe as the Salesforce user sees it: each field, and if it may edit it."""
     return {
