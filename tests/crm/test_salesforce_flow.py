@@ -512,6 +512,27 @@ async def test_a_write_back_outlasts_a_salesforce_outage_of_hours_and_is_written
     ]
 
 
+async def test_past_the_orgs_daily_request_limit_write_backs_wait_without_spending_calls(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    limit = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+    for n in (1, 2, 3):
+        salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000Lead000{n}", status=403, json=limit)
+        await _claimed_salesforce_lead(app, f"L-{n}", f"00Q5e00000Lead000{n}")
+    (worker,) = app.crm_workers
+
+    assert await worker.deliver_due() == 3
+    clock.advance(minutes=6)  # past the longest backoff of an ordinary failure
+    assert await worker.deliver_due() == 0  # nothing due: they wait for the limit
+
+    assert len(_patches(salesforce)) == 1  # one write met the limit; the others were not sent
+    items = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert all(i.failed_at is None and i.attempts == 1 for i in items)  # waiting, not given up
+    assert all(i.next_attempt_at >= NOW + timedelta(minutes=29) for i in items)
+    assert all("last 24 hours is used up" in (i.last_error or "") for i in items)
+
+
 async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_digest(
     app: App, salesforce: responses.RequestsMock, clock: Clock
 ) -> None:
