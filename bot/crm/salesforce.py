@@ -17,12 +17,13 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import requests
-from simple_salesforce.api import Salesforce, SFType
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -88,7 +89,7 @@ class SalesforceCrm:
 
     def __init__(
         self,
-        connect: Callable[[requests.Session], Salesforce],
+        connect: Connector,
         *,
         tier_field: str | None = None,
         intake_queue: str | None = None,
@@ -208,15 +209,18 @@ class SalesforceCrm:
                 unknown[owner_id] = "is an inactive Salesforce user"
         return unknown
 
+    # Records are read and written through `Salesforce.restful`, not `SFType` (`sf.Lead`): on a
+    # session refused even after a new login, simple-salesforce 1.12's SFType logs in again and
+    # retries without end (it drops its retry count), where `restful` stops after three.
     def set_owner(self, record_id: str, owner_id: str) -> None:
         if not is_record_id(record_id, LEAD_PREFIX):
             raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")
         if not is_record_id(owner_id, USER_PREFIX):
             raise CrmPermanent(f"{owner_id!r} is not a Salesforce user id (005...)")
         sf = self._client()
-        leads = cast(SFType, sf.Lead)
+        path = f"sobjects/Lead/{record_id}"
         try:
-            self._call(lambda: leads.update(record_id, {"OwnerId": owner_id}))
+            self._call(lambda: sf.restful(path, method="PATCH", json={"OwnerId": owner_id}))
         except Refused as exc:
             raise _owner_write_refused(exc) from None
 
@@ -257,9 +261,9 @@ class SalesforceCrm:
     def lead(self, record_id: str) -> LeadRecord:
         if not is_record_id(record_id, LEAD_PREFIX):
             raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")
-        leads = cast(SFType, self._client().Lead)
-        fields = ",".join(_LEAD_COLUMNS)
-        return self._lead(self._call(lambda: leads.get(record_id, params={"fields": fields})))
+        sf, fields = self._client(), ",".join(_LEAD_COLUMNS)
+        path = f"sobjects/Lead/{record_id}"
+        return self._lead(self._call(lambda: sf.restful(path, params={"fields": fields})))
 
     def outcomes_since(self, stream: str, since: datetime) -> Iterator[OutcomePage]:
         for records in self._outcome_pages(stream, since):
@@ -305,7 +309,7 @@ class SalesforceCrm:
         """The object's describe as this user sees it; None, with the problem, when the user
         may not read that object at all (Salesforce answers as if it did not exist)."""
         try:
-            return self._call(lambda: cast(SFType, getattr(sf, sobject)).describe())
+            return self._call(lambda: sf.restful(f"sobjects/{sobject}/describe"))
         except CrmPermanent as exc:
             if "SALESFORCE_" in str(exc):  # the credentials: not a matter of this object
                 raise
@@ -390,8 +394,23 @@ class SalesforceCrm:
         try:
             return fn()
         except SalesforceAuthenticationFailed as exc:
-            raise CrmPermanent(f"Salesforce refused the login ({_refusal(exc)})") from None
+            given = self._connect.renewed_with
+            if given is None:
+                raise CrmPermanent(f"Salesforce refused the login ({_refusal(exc)})") from None
+            # simple-salesforce logs in again when a session expires: that login was refused.
+            token = " (a new password resets it too)" if "SECURITY_TOKEN" in given else ""
+            raise CrmPermanent(
+                f"Salesforce refused to log in again ({_refusal(exc)}): were {given} changed "
+                f"since leadrouter logged in{token}? Set the current ones and restart, then "
+                "`leadrouter crm retry`"
+            ) from None
         except SalesforceExpiredSession:
+            if self._connect.renewed_with is not None:
+                raise CrmPermanent(
+                    "Salesforce refused the session of a new login too (INVALID_SESSION_ID): "
+                    f"the user {self._connect.renewed_with} log in as may be frozen or its "
+                    "sessions revoked (Setup, Users)"
+                ) from None
             raise CrmPermanent(
                 "Salesforce says the session is invalid or expired; SALESFORCE_ACCESS_TOKEN cannot "
                 "be renewed by leadrouter: set a new one, or use a username/password or "
@@ -503,6 +522,19 @@ def _first_error(exc: SalesforceError) -> tuple[str, str]:
     return "", str(content)[:200] if content else ""
 
 
+@dataclass(frozen=True)
+class Connector:
+    """How to log in, from the settings; `renewed_with` names the settings of a login that
+    simple-salesforce makes again when a session expires (None for a bare access token, which
+    cannot be renewed)."""
+
+    log_in: Callable[[requests.Session], Salesforce]
+    renewed_with: str | None
+
+    def __call__(self, session: requests.Session) -> Salesforce:
+        return self.log_in(session)
+
+
 def connector(
     *,
     instance_url: str | None,
@@ -513,7 +545,7 @@ def connector(
     client_id: str | None,
     client_secret: str | None,
     domain: str | None,
-) -> Callable[[requests.Session], Salesforce]:
+) -> Connector:
     """How to log in, from whichever credentials the settings hold (checked there to be whole)."""
 
     def log_in(session: requests.Session) -> Salesforce:
@@ -548,4 +580,4 @@ def connector(
                 "sandbox, or its My Domain such as acme--uat.sandbox.my)"
             ) from None
 
-    return connect
+    return Connector(connect, None if access_token else given)

@@ -400,6 +400,48 @@ def test_a_password_login_posts_soap_once_and_then_uses_its_session(
         assert call.request.headers["Authorization"] == f"Bearer {SESSION_ID}"
 
 
+def test_a_password_changed_while_serving_is_told_when_the_login_is_renewed(
+    http: responses.RequestsMock,
+) -> None:
+    http.post(SOAP_LOGIN, body=LOGIN_OK, content_type="text/xml")
+    http.post(SOAP_LOGIN, body=LOGIN_FAULT, status=500, content_type="text/xml")
+    expired = errors("INVALID_SESSION_ID", "Session expired or invalid")
+    http.patch(f"{DATA}/sobjects/Lead/{LEAD_ID}", status=204)
+    http.patch(f"{DATA}/sobjects/Lead/{LEAD_ID}", status=401, json=expired)
+
+    crm = password_crm()
+    crm.set_owner(LEAD_ID, USER_ID)  # logged in; then the session expires
+    with pytest.raises(CrmPermanent) as raised:
+        crm.set_owner(LEAD_ID, USER_ID)  # simple-salesforce logs in again: refused
+
+    message = str(raised.value)
+    assert message.startswith("Salesforce refused to log in again (INVALID_LOGIN: Invalid")
+    assert "were SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN" in message
+    assert "restart, then `leadrouter crm retry`" in message
+    assert "SALESFORCE_ACCESS_TOKEN" not in message  # not what this login uses
+    assert PASSWORD not in message and SECURITY_TOKEN not in message
+    assert [c.request.method for c in http.calls] == ["POST", "PATCH", "PATCH", "POST"]
+
+
+def test_a_session_refused_after_a_new_login_does_not_ask_for_an_access_token(
+    http: responses.RequestsMock,
+) -> None:
+    http.post(SOAP_LOGIN, body=LOGIN_OK, content_type="text/xml")
+    expired = errors("INVALID_SESSION_ID", "Session expired or invalid")
+    http.patch(f"{DATA}/sobjects/Lead/{LEAD_ID}", status=401, json=expired)
+
+    with pytest.raises(CrmPermanent) as raised:
+        password_crm().set_owner(LEAD_ID, USER_ID)
+
+    message = str(raised.value)
+    assert "refused the session of a new login too (INVALID_SESSION_ID)" in message
+    assert "SALESFORCE_ACCESS_TOKEN" not in message
+    logins = [c for c in http.calls if c.request.method == "POST"]
+    # It logged in again before giving up, a few times, not without end (simple-salesforce's
+    # SFType would, until Python's recursion limit: hundreds of logins for one write).
+    assert 1 < len(logins) <= 5
+
+
 def test_a_refused_password_login_is_permanent_and_does_not_repeat_the_password(
     http: responses.RequestsMock,
 ) -> None:
