@@ -10,6 +10,7 @@ a fake on loopback. Ids from outside are checked to be HubSpot's numeric ids bef
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,6 +54,8 @@ from bot.crm.base import (
 from routing.geo import account_location
 from routing.policy import Rep
 from routing.policy_schema import CrmSpec
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
@@ -257,7 +260,18 @@ class HubSpotCrm:
         if not is_hubspot_id(owner_id):
             raise CrmPermanent(f"{owner_id!r} is not a HubSpot owner id (digits)")
         change = SimplePublicObjectInput(properties={"hubspot_owner_id": owner_id})
-        self._call(lambda: self._contacts_api.update(record_id, change, _request_timeout=TIMEOUT_S))
+        written = self._call(
+            lambda: self._contacts_api.update(record_id, change, _request_timeout=TIMEOUT_S)
+        )
+        # A merged contact's old id leads to the record the merge made, under a new id: the
+        # owner is set there, and that is the record to look at in HubSpot from now on.
+        merged_into = str(getattr(written, "id", "") or "")
+        if merged_into and merged_into != record_id:
+            log.info(
+                "HubSpot contact %s was merged into contact %s: the owner was set on it",
+                record_id,
+                merged_into,
+            )
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         properties = [

@@ -7,6 +7,7 @@ a thread (`asyncio.to_thread`, or `CrmCalls`' own pool)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -101,6 +102,22 @@ async def test_set_owner_patches_hubspot_owner_id_and_the_contact_changes(
     assert fake.contacts[contact].properties["hubspot_owner_id"] == owner
     (patch,) = fake.calls("PATCH")
     assert patch.path == f"/crm/v3/objects/contacts/{contact}" and patch.status == 200
+
+
+async def test_a_merged_contacts_old_id_sets_the_owner_on_the_merged_record_and_says_so(
+    fake: FakeHubSpot, crm: HubSpotCrm, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.crm.hubspot")
+    owner = fake.add_owner("ann@acme.example")
+    routed = fake.add_contact(email="cto@bigco.example", hubspot_owner_id="77")
+    duplicate = fake.add_contact(email="cto@bigco.example")
+    merged = fake.merge_contacts(duplicate, routed)  # HubSpot makes a new record of the two
+
+    await call(crm.set_owner, routed, owner)  # the id the lead was routed with
+
+    assert fake.contacts[merged].properties["hubspot_owner_id"] == owner
+    assert fake.patches == [(merged, {"hubspot_owner_id": owner})]
+    assert f"HubSpot contact {routed} was merged into contact {merged}" in caplog.text
 
 
 @pytest.mark.parametrize(
