@@ -1,5 +1,6 @@
 # Just over 400 lines on purpose: one adapter, Salesforce's, whose calls share one lazy login
-# and its id checks; the outcomes it reads are already apart (`bot.crm.salesforce_outcomes`).
+# and its id checks; the outcomes it reads (`bot.crm.salesforce_outcomes`) and what its
+# refusals mean (`bot.crm.salesforce_errors`) are already apart.
 """Salesforce through simple-salesforce: the owner on a Lead, new Leads, Accounts, Users, and
 what became of leads (the queries and their reading in `bot.crm.salesforce_outcomes`).
 
@@ -27,21 +28,16 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceMalformedRequest,
     SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
 )
 from simple_salesforce.format import format_soql
 
+from bot.crm import salesforce_errors as errors
 from bot.crm import salesforce_outcomes as outcomes
 from bot.crm.base import (
     AccountPage,
     CrmAccount,
-    CrmDailyLimit,
-    CrmOwnerRefused,
     CrmPermanent,
-    CrmTransient,
     LeadRecord,
     OutcomePage,
     SetupCheck,
@@ -59,8 +55,6 @@ TIMEOUT_S = 30.0
 # 005 User, 00G Group such as a lead queue).
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 LEAD_PREFIX, USER_PREFIX, QUEUE_PREFIX = "00Q", "005", "00G"
-# Error codes Salesforce sends for conditions that pass by themselves.
-_TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
 LEAD_FIELDS = {
     "Email": "email",
     "FirstName": "first_name",
@@ -126,7 +120,7 @@ class SalesforceCrm:
                 # Reading the limits takes View Setup and Configuration, which nothing else
                 # here needs: refused, the session still answered. No API access at all is
                 # refused too (API_DISABLED_FOR_ORG, API_CURRENTLY_DISABLED), and that stops.
-                if _first_error(exc)[0].startswith("API_"):
+                if errors.first_error(exc)[0].startswith("API_"):
                     raise
                 return None
 
@@ -221,8 +215,8 @@ class SalesforceCrm:
         path = f"sobjects/Lead/{record_id}"
         try:
             self._call(lambda: sf.restful(path, method="PATCH", json={"OwnerId": owner_id}))
-        except Refused as exc:
-            raise _owner_write_refused(exc) from None
+        except errors.Refused as exc:
+            raise errors.owner_write_refused(exc) from None
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         fields = [
@@ -292,7 +286,7 @@ class SalesforceCrm:
         sf = self._client()
         try:
             first = self._call(lambda: sf.query(query))
-        except NoSuchField as exc:
+        except errors.NoSuchField as exc:
             if f"'{outcomes.CURRENCY_FIELD}'" not in str(exc):
                 raise
             self.multi_currency = False
@@ -393,60 +387,10 @@ class SalesforceCrm:
         self._retry_after.value = None
         try:
             return fn()
-        except SalesforceAuthenticationFailed as exc:
-            given = self._connect.renewed_with
-            if given is None:
-                raise CrmPermanent(f"Salesforce refused the login ({_refusal(exc)})") from None
-            # simple-salesforce logs in again when a session expires: that login was refused.
-            token = " (a new password resets it too)" if "SECURITY_TOKEN" in given else ""
-            raise CrmPermanent(
-                f"Salesforce refused to log in again ({_refusal(exc)}): were {given} changed "
-                f"since leadrouter logged in{token}? Set the current ones and restart, then "
-                "`leadrouter crm retry`"
+        except (SalesforceError, requests.ConnectionError, requests.Timeout) as exc:
+            raise errors.translate(
+                exc, wait=self._wait(), renewed_with=self._connect.renewed_with
             ) from None
-        except SalesforceExpiredSession:
-            if self._connect.renewed_with is not None:
-                raise CrmPermanent(
-                    "Salesforce refused the session of a new login too (INVALID_SESSION_ID): "
-                    f"the user {self._connect.renewed_with} log in as may be frozen or its "
-                    "sessions revoked (Setup, Users)"
-                ) from None
-            raise CrmPermanent(
-                "Salesforce says the session is invalid or expired; SALESFORCE_ACCESS_TOKEN cannot "
-                "be renewed by leadrouter: set a new one, or use a username/password or "
-                "client-credentials login"
-            ) from None
-        except SalesforceResourceNotFound:
-            raise CrmPermanent("Salesforce has no such record (deleted or merged?)") from None
-        except (SalesforceMalformedRequest, SalesforceRefusedRequest) as exc:
-            code, message = _first_error(exc)
-            fields = _error_fields(exc)
-            if code == "REQUEST_LIMIT_EXCEEDED" and "TotalRequests" in message:
-                # The org's API requests of the last 24 hours; other limits under this code
-                # (concurrent long requests) pass in seconds, as any transient error.
-                raise CrmDailyLimit(
-                    "Salesforce's API request limit of the last 24 hours is used up "
-                    f"(REQUEST_LIMIT_EXCEEDED: {message}): requests free up as the day's "
-                    "earlier ones age out; Setup, Company Information shows the org's limit, "
-                    "and every integration of the org spends it",
-                    retry_after=self._wait(),
-                ) from None
-            if code in _TRANSIENT_CODES:
-                raise CrmTransient(f"Salesforce: {code}", retry_after=self._wait()) from None
-            if code == "INVALID_FIELD":
-                raise NoSuchField(f"Salesforce refused it: {code} {message}".strip()) from None
-            raise Refused(
-                f"Salesforce refused it: {code} {message}".strip(), code=code, fields=fields
-            ) from None
-        except SalesforceError as exc:
-            if exc.status == 429 or exc.status >= 500:
-                raise CrmTransient(
-                    f"Salesforce answered {exc.status}", retry_after=self._wait()
-                ) from None
-            code, message = _first_error(exc)
-            raise CrmPermanent(f"Salesforce answered {exc.status}: {code} {message}") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise CrmTransient(f"Salesforce could not be reached ({type(exc).__name__})") from None
 
     def _wait(self) -> float | None:
         value = getattr(self._retry_after, "value", None)
@@ -456,70 +400,12 @@ class SalesforceCrm:
             return None
 
 
-class Refused(CrmPermanent):
-    """Salesforce refused a request: its error code, and the fields the error names."""
-
-    def __init__(self, message: str, *, code: str, fields: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.fields = tuple(fields)
-
-
-# Codes an owner write gets for the owner id itself: no such user, or an inactive one.
-_OWNER_CODES = frozenset({"INVALID_CROSS_REFERENCE_KEY", "INACTIVE_OWNER_OR_USER"})
-_ACCESS_CODES = frozenset(
-    {"INSUFFICIENT_ACCESS_OR_READONLY", "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY"}
-)
-
-
-def _owner_write_refused(exc: Refused) -> CrmPermanent:
-    """An owner write's refusal, saying what to fix where Salesforce's code alone would not."""
-    if exc.code in _OWNER_CODES or (
-        exc.code == "FIELD_INTEGRITY_EXCEPTION" and "OwnerId" in exc.fields
-    ):
-        return CrmOwnerRefused(str(exc))
-    if exc.code in _ACCESS_CODES:
-        return CrmPermanent(
-            f"{exc}: the Salesforce user leadrouter logs in as may not change this lead's "
-            "owner; give it Edit on Leads and Transfer Leads (`leadrouter crm check` checks "
-            "them) and access to the lead (sharing rules), then `leadrouter crm retry`"
-        )
-    if exc.code == "ENTITY_IS_DELETED":
-        return CrmPermanent(f"Salesforce has no such record (deleted or merged?): {exc.code}")
-    return exc
-
-
-class NoSuchField(CrmPermanent):
-    """A query named a field the org does not have (INVALID_FIELD): its message names it."""
-
-
 def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
     def timed(*args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", TIMEOUT_S)
         return request(*args, **kwargs)
 
     return timed
-
-
-def _refusal(exc: SalesforceAuthenticationFailed) -> str:
-    # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's format
-    # template there); earlier releases kept it in `message`.
-    return f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
-
-
-def _error_fields(exc: SalesforceError) -> list[str]:
-    content: Any = exc.content
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        fields = content[0].get("fields")
-        return [str(f) for f in fields] if isinstance(fields, list) else []
-    return []
-
-
-def _first_error(exc: SalesforceError) -> tuple[str, str]:
-    content: Any = exc.content
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return str(content[0].get("errorCode", "")), str(content[0].get("message", ""))
-    return "", str(content)[:200] if content else ""
 
 
 @dataclass(frozen=True)
@@ -575,7 +461,7 @@ def connector(
         except SalesforceAuthenticationFailed as exc:
             # The usual causes, said where the admin reads the refusal.
             raise CrmPermanent(
-                f"Salesforce refused the login ({_refusal(exc)}): check {given}, and "
+                f"Salesforce refused the login ({errors.refusal(exc)}): check {given}, and "
                 f"SALESFORCE_DOMAIN ({domain or 'login'} now; SALESFORCE_DOMAIN=test for a "
                 "sandbox, or its My Domain such as acme--uat.sandbox.my)"
             ) from None
