@@ -304,6 +304,10 @@ class OutboxWorker:
     async def carry_out(self, attempt: Attempt) -> None:
         raise NotImplementedError
 
+    def describe(self, attempt: Attempt) -> str:
+        """The item as the log names it: enough for a person to find what it was for."""
+        return f"item {attempt.id} ({attempt.item.kind})"
+
     def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
         """What an error from `carry_out` means: Retry, Hold, GiveUp, or None for a bug (logged,
         and the item is tried again a lease's length later)."""
@@ -358,9 +362,7 @@ class OutboxWorker:
             else:
                 if isinstance(outcome, Retry):
                     error = f"gave up after {tries} attempts; the last: {error}"
-                log.warning(
-                    "outbox: item %s (%s) given up: %s", attempt.id, attempt.item.kind, error
-                )
+                log.warning("outbox: %s given up: %s", self.describe(attempt), error)
         finally:
             if lane is not None and "paced_at" in attempt.notes:
                 lane.free_at = max(lane.free_at, time.monotonic() + self.pace_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
@@ -14,11 +15,17 @@ from bot.cli.common import (
     RulesOption,
     app,
     crm_app,
+    first_line,
     friendly,
     out,
     read_policy,
     slack_app,
 )
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from routing.policy import Policy
+    from storage.repository import Unfinished
 
 
 @app.command()
@@ -54,7 +61,8 @@ def crm_check(rules: RulesOption = None) -> None:
     from bot.crm_links import crm_name
 
     policy = read_policy(rules)
-    links = crm_links(load_settings(rules=rules), lambda: policy)
+    settings = load_settings(rules=rules)
+    links = crm_links(settings, lambda: policy)
     if not links:
         raise CliError(
             "no CRM is configured: set SALESFORCE_ACCESS_TOKEN (with SALESFORCE_INSTANCE_URL), "
@@ -70,7 +78,9 @@ def crm_check(rules: RulesOption = None) -> None:
                 link.calls.close()
 
     problems = 0
-    for result in asyncio.run(run()):
+    checked = asyncio.run(run())
+    unfinished, unread = _unfinished_crm_items(settings, policy)
+    for result in checked:
         name = crm_name(result.system)
         if result.mapping is None:
             problems += 1
@@ -90,8 +100,70 @@ def crm_check(rules: RulesOption = None) -> None:
         for why in result.mapping.missing.values():
             problems += 1
             out.print(f"  missing: {why}")
+        for line in _unfinished_lines(result.system, unfinished):
+            out.print(Text(f"  {line}"))
+    if unread is not None:
+        out.print(Text(f"note: CRM items given up or failing are not counted: {unread}"))
     if problems:
         raise CliError(f"{problems} problem(s) to fix")
+
+
+def _unfinished_crm_items(
+    settings: Settings, policy: Policy
+) -> tuple[list[Unfinished], str | None]:
+    """The CRM items given up or failing in the database `serve` uses (read, never migrated
+    nor made); else why it could not be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.bootstrap import bootstrap
+    from bot.cli import running
+    from bot.service.crm import unfinished_crm_items
+
+    try:
+        running.migrated(settings.database_url)
+    except CliError as exc:
+        return [], str(exc)
+
+    async def read() -> list[Unfinished]:
+        application = bootstrap(settings, policy=policy)
+        try:
+            return await unfinished_crm_items(application.uow)
+        finally:
+            await application.close()
+
+    try:
+        return asyncio.run(read()), None
+    except (SQLAlchemyError, OSError) as exc:
+        return [], f"cannot read the database: {first_line(exc)}"
+
+
+def _unfinished_lines(system: str, unfinished: list[Unfinished]) -> list[str]:
+    """What `serve` has given up or keeps failing at with this CRM, with the newest error:
+    not a problem of the setup (a record deleted in the CRM stays given up), so not counted."""
+    from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
+
+    what: dict[str, tuple[str, str]] = {
+        OWNER_WRITE_KINDS[system]: ("owner write-back", "owner write-backs")
+    }
+    if system == "hubspot":
+        what[OutboxKind.HUBSPOT_CONTACT] = ("contact HubSpot announced", "contacts it announced")
+    lines: list[str] = []
+    for item in unfinished:
+        if item.kind not in what:
+            continue
+        one, many = what[item.kind]
+        if item.given_up:
+            lines.append(
+                f"given up: {item.given_up} {one if item.given_up == 1 else many} (the latest: "
+                f"{item.given_up_error}); once that is fixed, `leadrouter crm retry` queues "
+                f"{'it' if item.given_up == 1 else 'them'} again"
+            )
+        if item.retrying:
+            lines.append(
+                f"failing: {item.retrying} {one if item.retrying == 1 else many}, tried again "
+                f"(the latest: {item.retrying_error})"
+            )
+    return lines
 
 
 @slack_app.command("check")

@@ -9,6 +9,7 @@ the threads other work uses; and it holds every call back while the CRM has aske
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,13 @@ from routing.policy import Rep
 from routing.policy_schema import CrmSpec
 from routing.report import OutcomeEvent
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# How long no call goes to a CRM whose daily API limit is reached, before one call finds out
+# whether it has reset: two probes an hour, where each queued write trying every few minutes
+# would spend hundreds of refused calls an hour and be given up before the limit resets.
+DAILY_LIMIT_WAIT_S = 1800.0
 
 
 def is_hubspot_id(value: str) -> bool:
@@ -40,8 +47,20 @@ class CrmTransient(CrmError):
         self.retry_after = retry_after
 
 
+class CrmDailyLimit(CrmTransient):
+    """The CRM's API calls for the day are used up (HubSpot's DAILY policy, Salesforce's
+    requests of the last 24 hours): nothing passes for hours. `CrmCalls` then makes no call to
+    that CRM for `retry_after` (at least its `daily_limit_wait_s`), refusing each at once with
+    this message, and afterwards lets one call at a time find out whether the limit reset."""
+
+
 class CrmPermanent(CrmError):
     """Will not succeed by trying again: the record is gone, the owner invalid, no permission."""
+
+
+class CrmOwnerRefused(CrmPermanent):
+    """The CRM refused the owner id itself (no such user, or a deactivated one): what to fix
+    is the rep's owner in the policy or the user in the CRM, not the record."""
 
 
 class CrmNotConfigured(CrmError):
@@ -151,6 +170,12 @@ class CrmClient(Protocol):
         """The CRM owner (user) id for each email that has one, keyed by lowercased email."""
         ...
 
+    def owners_unknown(self, owner_ids: Sequence[str]) -> dict[str, str]:
+        """Which of these owner ids (the policy's, given outright) no write could set: each
+        with a phrase saying why ("is no user in this Salesforce", "is a deactivated HubSpot
+        owner"). Those that are active owners are left out."""
+        ...
+
     def set_owner(self, record_id: str, owner_id: str) -> None:
         """Make `owner_id` the owner of the lead or contact `record_id`; never creates one."""
         ...
@@ -178,30 +203,67 @@ class CrmClient(Protocol):
 @dataclass
 class CrmCalls:
     """Runs one CRM's synchronous calls off the event loop, at most `concurrency` at a time,
-    and none while a Retry-After the CRM sent is still running."""
+    and none while a Retry-After the CRM sent is still running. Past a daily limit, none for
+    `daily_limit_wait_s`: each call is refused at once (CrmDailyLimit), with no request sent."""
 
     concurrency: int = 16
+    daily_limit_wait_s: float = DAILY_LIMIT_WAIT_S
     _pool: ThreadPoolExecutor | None = None
     _paused_until: float = 0.0  # time.monotonic() before which no call starts
     _slots: asyncio.Semaphore | None = None
+    # The daily limit the last answer met, until a call passes: calls go one at a time then.
+    _limit: CrmDailyLimit | None = None
+    _probe: asyncio.Lock | None = None
     paused: int = field(default=0)  # how many times a Retry-After held the calls back
 
     async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="crm")
             self._slots = asyncio.Semaphore(self.concurrency)
-        assert self._slots is not None
+            self._probe = asyncio.Lock()
+        assert self._slots is not None and self._probe is not None
         async with self._slots:
             await self._while_paused()
-            try:
-                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-            except CrmTransient as exc:
-                if exc.retry_after:
-                    self.pause(exc.retry_after)
-                raise
+            if self._limit is None:
+                return await self._run(fn, *args)
+            # The wait after a daily limit is over: one call finds out whether it has reset,
+            # rather than every call queued meanwhile at once.
+            async with self._probe:
+                self._refuse_past_the_limit()
+                return await self._run(fn, *args)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except CrmDailyLimit as exc:
+            exc.retry_after = max(exc.retry_after or 0.0, self.daily_limit_wait_s)
+            if self._paused_until <= time.monotonic():  # said once per wait, not per call
+                log.warning(
+                    "%s; no call goes to it for %.0f minutes, then one tries again",
+                    exc,
+                    exc.retry_after / 60,
+                )
+            self._limit = exc
+            self.pause(exc.retry_after)
+            raise
+        except CrmTransient as exc:
+            if exc.retry_after:
+                self.pause(exc.retry_after)
+            raise
+        except CrmPermanent:
+            self._limit = None  # an answer about something else: the calls pass again
+            raise
+        self._limit = None
+        return result
+
+    def _refuse_past_the_limit(self) -> None:
+        wait = self._paused_until - time.monotonic()
+        if self._limit is not None and wait > 0:
+            raise CrmDailyLimit(str(self._limit), retry_after=wait)
 
     async def _while_paused(self) -> None:
         while True:  # a call that ends while we sleep may extend the pause
+            self._refuse_past_the_limit()
             wait = self._paused_until - time.monotonic()
             if wait <= 0:
                 return

@@ -1,5 +1,6 @@
 # Over 400 lines on purpose: one adapter, HubSpot's, whose calls share one client, its retries
-# and its id checks; the outcomes it reads are already apart (`bot.crm.hubspot_outcomes`).
+# and its id checks; the outcomes it reads (`bot.crm.hubspot_outcomes`) and what its refusals
+# mean (`bot.crm.hubspot_errors`) are already apart.
 """HubSpot through hubspot-api-client: the owner on a contact, new contacts, companies, owners,
 and what became of leads (which objects and properties, in `bot.crm.hubspot_outcomes`).
 
@@ -9,7 +10,7 @@ a fake on loopback. Ids from outside are checked to be HubSpot's numeric ids bef
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,7 @@ from hubspot.crm.properties import ApiException as PropertiesError
 from hubspot.oauth import ApiException as OAuthError
 from urllib3.util.retry import Retry
 
+from bot.crm import hubspot_errors as errors
 from bot.crm import hubspot_outcomes as outcomes
 from bot.crm import hubspot_scopes as scopes
 from bot.crm.base import (
@@ -51,6 +53,8 @@ from bot.crm.base import (
 from routing.geo import account_location
 from routing.policy import Rep
 from routing.policy_schema import CrmSpec
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
 PAGE = 100  # the most HubSpot returns per page
@@ -198,7 +202,7 @@ class HubSpotCrm:
             self._properties_api.get_by_name("companies", name, _request_timeout=TIMEOUT_S)
         except PropertiesError as exc:
             if int(exc.status or 0) != 404:
-                raise _translate(exc) from None
+                raise errors.translate(exc) from None
             return [
                 f"the policy's crm.hubspot.tier_property {name} is no company property in "
                 "HubSpot: give its internal name (Settings, Properties, the property's </> name)"
@@ -210,6 +214,29 @@ class HubSpotCrm:
     def owners_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         wanted = {email.strip().lower() for email in emails if email.strip()}
         found: dict[str, str] = {}
+        for owner in self._owners(archived=False):
+            email = (owner.email or "").lower()
+            if email in wanted:
+                found.setdefault(email, str(owner.id))
+        return found
+
+    def owners_unknown(self, owner_ids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(owner_ids))
+        unknown = {i: "is not a HubSpot owner id (digits)" for i in wanted if not is_hubspot_id(i)}
+        active = {str(owner.id) for owner in self._owners(archived=False)}
+        left = [i for i in wanted if i not in unknown and i not in active]
+        if left:  # HubSpot keeps a deactivated user's owner, archived
+            archived = {str(owner.id) for owner in self._owners(archived=True)}
+            for owner_id in left:
+                unknown[owner_id] = (
+                    "is a deactivated HubSpot owner"
+                    if owner_id in archived
+                    else "is no owner in this HubSpot account"
+                )
+        return unknown
+
+    def _owners(self, *, archived: bool) -> Iterator[Any]:
+        """Every owner, active or (`archived`) deactivated, across HubSpot's pages."""
         after: str | None = None
         while True:
             page = self._call(
@@ -217,16 +244,14 @@ class HubSpotCrm:
                     self._owners_api.get_page,
                     limit=PAGE,
                     after=after,
+                    archived=archived,
                     _request_timeout=TIMEOUT_S,
                 )
             )
-            for owner in page.results:
-                email = (owner.email or "").lower()
-                if email in wanted:
-                    found.setdefault(email, str(owner.id))
+            yield from page.results
             after = _next_after(page)
             if after is None:
-                return found
+                return
 
     def set_owner(self, record_id: str, owner_id: str) -> None:
         if not is_hubspot_id(record_id):
@@ -234,7 +259,18 @@ class HubSpotCrm:
         if not is_hubspot_id(owner_id):
             raise CrmPermanent(f"{owner_id!r} is not a HubSpot owner id (digits)")
         change = SimplePublicObjectInput(properties={"hubspot_owner_id": owner_id})
-        self._call(lambda: self._contacts_api.update(record_id, change, _request_timeout=TIMEOUT_S))
+        written = self._call(
+            lambda: self._contacts_api.update(record_id, change, _request_timeout=TIMEOUT_S)
+        )
+        # A merged contact's old id leads to the record the merge made, under a new id: the
+        # owner is set there, and that is the record to look at in HubSpot from now on.
+        merged_into = str(getattr(written, "id", "") or "")
+        if merged_into and merged_into != record_id:
+            log.info(
+                "HubSpot contact %s was merged into contact %s: the owner was set on it",
+                record_id,
+                merged_into,
+            )
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         properties = [
@@ -386,67 +422,9 @@ class HubSpotCrm:
         try:
             return fn()
         except _API_ERRORS as exc:
-            raise _translate(exc) from None
+            raise errors.translate(exc) from None
         except urllib3.exceptions.HTTPError as exc:
             raise CrmTransient(f"HubSpot could not be reached ({type(exc).__name__})") from None
-
-
-def _translate(exc: Any) -> Exception:
-    status = int(exc.status or 0)
-    detail = _message(exc.body)
-    if status == 429 or status >= 500:
-        headers = exc.headers or {}
-        return CrmTransient(f"HubSpot answered {status}", retry_after=_seconds(headers))
-    if status == 404:
-        return CrmPermanent("HubSpot has no such record (deleted or merged?)")
-    if status == 401:
-        return CrmPermanent("HubSpot rejected HUBSPOT_ACCESS_TOKEN (expired or revoked?)")
-    if status == 403:
-        needed = _required_scopes(exc.body)
-        if needed:
-            return CrmPermanent(
-                f"HubSpot refused it: HUBSPOT_ACCESS_TOKEN lacks the scope {' or '.join(needed)}; "
-                f"add it to the private app's scopes ({scopes.WHERE})"
-            )
-        return CrmPermanent(f"HubSpot refused it: the token lacks a scope ({detail})")
-    return CrmPermanent(f"HubSpot answered {status}: {detail}")
-
-
-def _message(body: Any) -> str:
-    try:
-        data = json.loads(body) if body else {}
-    except (TypeError, ValueError):
-        return str(body)[:200] if body else ""
-    if not isinstance(data, dict):
-        return ""
-    return " ".join(str(data.get(k, "")) for k in ("category", "message")).strip()[:300]
-
-
-def _required_scopes(body: Any) -> list[str]:
-    """The scopes a 403 says the call needs (HubSpot names them in each error's context)."""
-    try:
-        data = json.loads(body) if body else {}
-    except (TypeError, ValueError):
-        return []
-    errors = data.get("errors") if isinstance(data, dict) else None
-    found: list[str] = []
-    for error in errors if isinstance(errors, list) else []:
-        context = error.get("context") if isinstance(error, dict) else None
-        if not isinstance(context, dict):
-            continue
-        for key in ("requiredGranularScopes", "requiredScopes"):
-            values = context.get(key)
-            if isinstance(values, list):
-                found.extend(str(v) for v in values if str(v) not in found)
-    return found
-
-
-def _seconds(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _found(item: Any) -> outcomes.Found:

@@ -13,7 +13,8 @@ from typing import Any
 from bot.crm.base import SetupCheck
 
 TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"
-WHERE = "Settings → Integrations → Private Apps → the app → Scopes"
+APP = "Settings → Integrations → Private Apps → the app"
+WHERE = f"{APP} → Scopes"
 WRITE = "crm.objects.contacts.write"
 
 # (scope, what needs it), for everything leadrouter does with HubSpot whatever the policy says.

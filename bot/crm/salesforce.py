@@ -1,5 +1,6 @@
 # Just over 400 lines on purpose: one adapter, Salesforce's, whose calls share one lazy login
-# and its id checks; the outcomes it reads are already apart (`bot.crm.salesforce_outcomes`).
+# and its id checks; the outcomes it reads (`bot.crm.salesforce_outcomes`) and what its
+# refusals mean (`bot.crm.salesforce_errors`) are already apart.
 """Salesforce through simple-salesforce: the owner on a Lead, new Leads, Accounts, Users, and
 what became of leads (the queries and their reading in `bot.crm.salesforce_outcomes`).
 
@@ -17,28 +18,26 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import requests
-from simple_salesforce.api import Salesforce, SFType
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceMalformedRequest,
     SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
 )
 from simple_salesforce.format import format_soql
 
+from bot.crm import salesforce_errors as errors
 from bot.crm import salesforce_outcomes as outcomes
 from bot.crm.base import (
     AccountPage,
     CrmAccount,
     CrmPermanent,
-    CrmTransient,
     LeadRecord,
     OutcomePage,
     SetupCheck,
@@ -56,8 +55,6 @@ TIMEOUT_S = 30.0
 # 005 User, 00G Group such as a lead queue).
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 LEAD_PREFIX, USER_PREFIX, QUEUE_PREFIX = "00Q", "005", "00G"
-# Error codes Salesforce sends for conditions that pass by themselves.
-_TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
 LEAD_FIELDS = {
     "Email": "email",
     "FirstName": "first_name",
@@ -86,7 +83,7 @@ class SalesforceCrm:
 
     def __init__(
         self,
-        connect: Callable[[requests.Session], Salesforce],
+        connect: Connector,
         *,
         tier_field: str | None = None,
         intake_queue: str | None = None,
@@ -123,7 +120,7 @@ class SalesforceCrm:
                 # Reading the limits takes View Setup and Configuration, which nothing else
                 # here needs: refused, the session still answered. No API access at all is
                 # refused too (API_DISABLED_FOR_ORG, API_CURRENTLY_DISABLED), and that stops.
-                if _first_error(exc)[0].startswith("API_"):
+                if errors.first_error(exc)[0].startswith("API_"):
                     raise
                 return None
 
@@ -183,14 +180,43 @@ class SalesforceCrm:
                 found.setdefault(email, str(record["Id"]))
         return found
 
+    def owners_unknown(self, owner_ids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(owner_ids))
+        unknown = {
+            i: "is not a Salesforce user id (005..., 15 or 18 long)"
+            for i in wanted
+            if not is_record_id(i, USER_PREFIX)
+        }
+        ids = [i for i in wanted if i not in unknown]
+        active: dict[str, bool] = {}  # by the id's first 15 characters (the 18 add a checksum)
+        for start in range(0, len(ids), 200):
+            soql = format_soql(
+                "SELECT Id, IsActive FROM User WHERE Id IN {ids}", ids=ids[start : start + 200]
+            )
+            for record in self._query_all(soql):
+                active[str(record["Id"])[:15]] = bool(record.get("IsActive"))
+        for owner_id in ids:
+            state = active.get(owner_id[:15])
+            if state is None:
+                unknown[owner_id] = "is no user in this Salesforce"
+            elif not state:
+                unknown[owner_id] = "is an inactive Salesforce user"
+        return unknown
+
+    # Records are read and written through `Salesforce.restful`, not `SFType` (`sf.Lead`): on a
+    # session refused even after a new login, simple-salesforce 1.12's SFType logs in again and
+    # retries without end (it drops its retry count), where `restful` stops after three.
     def set_owner(self, record_id: str, owner_id: str) -> None:
         if not is_record_id(record_id, LEAD_PREFIX):
             raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")
         if not is_record_id(owner_id, USER_PREFIX):
             raise CrmPermanent(f"{owner_id!r} is not a Salesforce user id (005...)")
         sf = self._client()
-        leads = cast(SFType, sf.Lead)
-        self._call(lambda: leads.update(record_id, {"OwnerId": owner_id}))
+        path = f"sobjects/Lead/{record_id}"
+        try:
+            self._call(lambda: sf.restful(path, method="PATCH", json={"OwnerId": owner_id}))
+        except errors.Refused as exc:
+            raise errors.owner_write_refused(exc) from None
 
     def accounts_modified_since(self, since: datetime | None) -> Iterator[AccountPage]:
         fields = [
@@ -229,9 +255,9 @@ class SalesforceCrm:
     def lead(self, record_id: str) -> LeadRecord:
         if not is_record_id(record_id, LEAD_PREFIX):
             raise CrmPermanent(f"{record_id!r} is not a Salesforce lead id (00Q..., 15 or 18 long)")
-        leads = cast(SFType, self._client().Lead)
-        fields = ",".join(_LEAD_COLUMNS)
-        return self._lead(self._call(lambda: leads.get(record_id, params={"fields": fields})))
+        sf, fields = self._client(), ",".join(_LEAD_COLUMNS)
+        path = f"sobjects/Lead/{record_id}"
+        return self._lead(self._call(lambda: sf.restful(path, params={"fields": fields})))
 
     def outcomes_since(self, stream: str, since: datetime) -> Iterator[OutcomePage]:
         for records in self._outcome_pages(stream, since):
@@ -260,7 +286,7 @@ class SalesforceCrm:
         sf = self._client()
         try:
             first = self._call(lambda: sf.query(query))
-        except NoSuchField as exc:
+        except errors.NoSuchField as exc:
             if f"'{outcomes.CURRENCY_FIELD}'" not in str(exc):
                 raise
             self.multi_currency = False
@@ -277,7 +303,7 @@ class SalesforceCrm:
         """The object's describe as this user sees it; None, with the problem, when the user
         may not read that object at all (Salesforce answers as if it did not exist)."""
         try:
-            return self._call(lambda: cast(SFType, getattr(sf, sobject)).describe())
+            return self._call(lambda: sf.restful(f"sobjects/{sobject}/describe"))
         except CrmPermanent as exc:
             if "SALESFORCE_" in str(exc):  # the credentials: not a matter of this object
                 raise
@@ -361,32 +387,10 @@ class SalesforceCrm:
         self._retry_after.value = None
         try:
             return fn()
-        except SalesforceAuthenticationFailed as exc:
-            raise CrmPermanent(f"Salesforce refused the login ({_refusal(exc)})") from None
-        except SalesforceExpiredSession:
-            raise CrmPermanent(
-                "Salesforce says the session is invalid or expired; SALESFORCE_ACCESS_TOKEN cannot "
-                "be renewed by leadrouter: set a new one, or use a username/password or "
-                "client-credentials login"
+        except (SalesforceError, requests.ConnectionError, requests.Timeout) as exc:
+            raise errors.translate(
+                exc, wait=self._wait(), renewed_with=self._connect.renewed_with
             ) from None
-        except SalesforceResourceNotFound:
-            raise CrmPermanent("Salesforce has no such record (deleted or merged?)") from None
-        except (SalesforceMalformedRequest, SalesforceRefusedRequest) as exc:
-            code, message = _first_error(exc)
-            if code in _TRANSIENT_CODES:
-                raise CrmTransient(f"Salesforce: {code}", retry_after=self._wait()) from None
-            if code == "INVALID_FIELD":
-                raise NoSuchField(f"Salesforce refused it: {code} {message}".strip()) from None
-            raise CrmPermanent(f"Salesforce refused it: {code} {message}".strip()) from None
-        except SalesforceError as exc:
-            if exc.status == 429 or exc.status >= 500:
-                raise CrmTransient(
-                    f"Salesforce answered {exc.status}", retry_after=self._wait()
-                ) from None
-            code, message = _first_error(exc)
-            raise CrmPermanent(f"Salesforce answered {exc.status}: {code} {message}") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise CrmTransient(f"Salesforce could not be reached ({type(exc).__name__})") from None
 
     def _wait(self) -> float | None:
         value = getattr(self._retry_after, "value", None)
@@ -394,10 +398,6 @@ class SalesforceCrm:
             return max(0.0, float(value)) if value is not None else None
         except ValueError:
             return None
-
-
-class NoSuchField(CrmPermanent):
-    """A query named a field the org does not have (INVALID_FIELD): its message names it."""
 
 
 def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
@@ -408,17 +408,17 @@ def _with_timeout(request: Callable[..., requests.Response]) -> Callable[..., re
     return timed
 
 
-def _refusal(exc: SalesforceAuthenticationFailed) -> str:
-    # 1.12.10 keeps Salesforce's text in `auth_message` (`message` is the class's format
-    # template there); earlier releases kept it in `message`.
-    return f"{exc.code}: {getattr(exc, 'auth_message', exc.message)}"[:300]
+@dataclass(frozen=True)
+class Connector:
+    """How to log in, from the settings; `renewed_with` names the settings of a login that
+    simple-salesforce makes again when a session expires (None for a bare access token, which
+    cannot be renewed)."""
 
+    log_in: Callable[[requests.Session], Salesforce]
+    renewed_with: str | None
 
-def _first_error(exc: SalesforceError) -> tuple[str, str]:
-    content: Any = exc.content
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return str(content[0].get("errorCode", "")), str(content[0].get("message", ""))
-    return "", str(content)[:200] if content else ""
+    def __call__(self, session: requests.Session) -> Salesforce:
+        return self.log_in(session)
 
 
 def connector(
@@ -431,7 +431,7 @@ def connector(
     client_id: str | None,
     client_secret: str | None,
     domain: str | None,
-) -> Callable[[requests.Session], Salesforce]:
+) -> Connector:
     """How to log in, from whichever credentials the settings hold (checked there to be whole)."""
 
     def log_in(session: requests.Session) -> Salesforce:
@@ -461,9 +461,9 @@ def connector(
         except SalesforceAuthenticationFailed as exc:
             # The usual causes, said where the admin reads the refusal.
             raise CrmPermanent(
-                f"Salesforce refused the login ({_refusal(exc)}): check {given}, and "
+                f"Salesforce refused the login ({errors.refusal(exc)}): check {given}, and "
                 f"SALESFORCE_DOMAIN ({domain or 'login'} now; SALESFORCE_DOMAIN=test for a "
                 "sandbox, or its My Domain such as acme--uat.sandbox.my)"
             ) from None
 
-    return connect
+    return Connector(connect, None if access_token else given)

@@ -193,8 +193,24 @@ async def check(link: CrmLink) -> CrmCheck:
             )
         )
         mapping = await link.owners.mapping(fresh=True)
+        given = {rep: mapping.owners[rep] for rep in sorted(mapping.explicit)}
+        unknown = await link.calls(link.crm.owners_unknown, list(given.values())) if given else {}
     except CrmError as exc:
         return CrmCheck(link.system, None, str(exc), None)
+    # An owner id the policy gives outright is used as it is: one the CRM does not have (a
+    # typo, a user since deactivated) would fail each of that rep's write-backs.
+    refused = tuple(
+        f"rep {rep}'s {link.crm.owner_setting} {owner} {unknown[owner]}: give an active user's "
+        "id, or remove it to find the rep by their email; their write-backs fail until then"
+        for rep, owner in given.items()
+        if owner in unknown
+    )
     return CrmCheck(
-        link.system, connected, None, mapping, setup.problems, setup.verified, setup.notes
+        link.system,
+        connected,
+        None,
+        mapping,
+        (*setup.problems, *refused),
+        setup.verified,
+        setup.notes,
     )

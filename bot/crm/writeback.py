@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from bot.crm.base import CrmPermanent, CrmTransient
+from bot.crm.base import CrmOwnerRefused, CrmPermanent, CrmTransient
 from bot.crm.link import CrmLink
 from bot.crm.sync import take_hubspot_contact
+from bot.crm_links import crm_name
 from bot.outbox import Attempt, GiveUp, OutboxWorker, Retry
 from bot.service.crm import owner_write_ended, record_to_own
 from bot.service.kinds import OWNER_WRITE_KINDS, OutboxKind
@@ -60,9 +61,36 @@ class CrmWorker(OutboxWorker):
         crm_id = await record_to_own(self.uow, lead_id, rep_id)
         if crm_id is None:
             return  # gone, or moved on to another rep: that offer queued its own write
+        attempt.notes["record"] = crm_id
         owner_id = await self.link.owners.owner_of(rep_id)
-        await self.link.calls(self.link.crm.set_owner, crm_id, owner_id)
+        try:
+            await self.link.calls(self.link.crm.set_owner, crm_id, owner_id)
+        except CrmOwnerRefused as exc:
+            raise GiveUp(await self._owner_refused(rep_id, exc)) from None
         attempt.notes["owner"] = owner_id
+
+    async def _owner_refused(self, rep_id: str, exc: CrmOwnerRefused) -> str:
+        """The CRM's refusal of a rep's owner id, with where that id came from and the fix:
+        the CRM says only that the id is wrong, not which setting to change."""
+        crm, setting = crm_name(self.link.system), self.link.crm.owner_setting
+        if rep_id in (await self.link.owners.mapping()).explicit:
+            where = f"rep {rep_id}'s {setting} in the policy: give an active {crm} "
+            where += "owner's id (`leadrouter crm check` checks them)"
+        else:
+            where = f"the {crm} user with rep {rep_id}'s email: reactivate the user, or set "
+            where += f"{setting} on the rep"
+        return f"{exc}; it is {where}, then `leadrouter crm retry`"
+
+    def describe(self, attempt: Attempt) -> str:
+        """With the lead's CRM record and rep, which `/routing why <record id>` finds the lead
+        by: the item's number alone leads nowhere."""
+        item, record = attempt.item, attempt.notes.get("record")
+        if item.kind == OutboxKind.HUBSPOT_CONTACT:
+            return f"item {attempt.id} ({item.kind}: contact {item.payload['contact_id']})"
+        if record is None:
+            return f"item {attempt.id} ({item.kind}: rep {item.payload['rep']})"
+        crm = crm_name(self.link.system)
+        return f"item {attempt.id} ({item.kind}: {crm} record {record}, rep {item.payload['rep']})"
 
     def failure(self, exc: Exception) -> Retry | GiveUp | None:
         if isinstance(exc, CrmTransient):

@@ -89,6 +89,12 @@ async def retry_given_up(uow: UnitOfWork) -> int:
     return queued
 
 
+async def unfinished_crm_items(uow: UnitOfWork) -> list[repo.Unfinished]:
+    """The CRM items given up, and those failing and tried again, by kind (for `crm check`)."""
+    async with uow.reading() as session:
+        return await repo.unfinished_outbox(session=session, kinds=CRM_KINDS)
+
+
 async def crm_cursor(uow: UnitOfWork, name: str) -> datetime | None:
     """How far the sync called `name` has read: the newest time already committed here."""
     async with uow.reading() as session:

@@ -82,6 +82,7 @@ from storage.repository.offers import (
 from storage.repository.outbox import (
     UNSURE,
     Claimed,
+    Unfinished,
     claim_outbox,
     finish_outbox,
     insert_outbox,
@@ -94,6 +95,7 @@ from storage.repository.outbox import (
     queue_outbox_once,
     renew_outbox,
     requeue_given_up,
+    unfinished_outbox,
 )
 from storage.repository.outcomes import (
     AMOUNT_LEFT_OUT,
@@ -183,6 +185,7 @@ __all__ = [
     "RepStates",
     "StateChanged",
     "TeamStates",
+    "Unfinished",
     "WeekState",
     "active_policy_version",
     "add_audit",
@@ -287,6 +290,7 @@ __all__ = [
     "stories_between",
     "take_job_run",
     "unclaimed_offers_of_rep",
+    "unfinished_outbox",
     "unmatched_queue",
     "upsert_accounts",
     "waiting_events_of_arrived_leads",

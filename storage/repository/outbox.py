@@ -88,6 +88,52 @@ async def outbox_depth(*, session: AsyncSession) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Unfinished:
+    """Items of one kind not carried out: given up, and failed at least once and waiting to
+    be tried again; with the newest error of each."""
+
+    kind: str
+    given_up: int = 0
+    retrying: int = 0
+    given_up_error: str | None = None
+    retrying_error: str | None = None
+
+
+async def unfinished_outbox(*, session: AsyncSession, kinds: Sequence[str]) -> list[Unfinished]:
+    """For each of `kinds` with any, the items given up and those waiting after a failure."""
+    given_up = and_(col(OutboxRow.failed_at).is_not(None), col(OutboxRow.done_at).is_(None))
+    retrying = and_(
+        col(OutboxRow.failed_at).is_(None),
+        col(OutboxRow.done_at).is_(None),
+        col(OutboxRow.last_error).is_not(None),
+    )
+    counted = await session.execute(
+        select(
+            col(OutboxRow.kind),
+            func.sum(case((given_up, 1), else_=0)),
+            func.sum(case((retrying, 1), else_=0)),
+        )
+        .where(col(OutboxRow.kind).in_(kinds), or_(given_up, retrying))
+        .group_by(col(OutboxRow.kind))
+    )
+    found: list[Unfinished] = []
+    for kind, gave_up, waiting in counted.all():
+        newest: dict[str, str | None] = {}
+        for name, which in (("given_up", given_up), ("retrying", retrying)):
+            error = await session.execute(
+                select(col(OutboxRow.last_error))
+                .where(col(OutboxRow.kind) == kind, which)
+                .order_by(col(OutboxRow.id).desc())
+                .limit(1)
+            )
+            newest[name] = error.scalar_one_or_none()
+        found.append(
+            Unfinished(kind, int(gave_up), int(waiting), newest["given_up"], newest["retrying"])
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """An item taken for one attempt. `unsure`: an earlier attempt ended (or its process died)
     without knowing whether its call took effect, so this one must look before acting."""

@@ -7,6 +7,7 @@ a thread (`asyncio.to_thread`, or `CrmCalls`' own pool)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from bot.crm.base import AccountPage, CrmCalls, CrmPermanent, CrmTransient
+from bot.crm.base import (
+    DAILY_LIMIT_WAIT_S,
+    AccountPage,
+    CrmCalls,
+    CrmDailyLimit,
+    CrmOwnerRefused,
+    CrmPermanent,
+    CrmTransient,
+)
 from bot.crm.hubspot import HubSpotCrm, client
 from tests.fakes.hubspot import TOKEN, FakeHubSpot, millis
 
@@ -95,6 +104,22 @@ async def test_set_owner_patches_hubspot_owner_id_and_the_contact_changes(
     assert patch.path == f"/crm/v3/objects/contacts/{contact}" and patch.status == 200
 
 
+async def test_a_merged_contacts_old_id_sets_the_owner_on_the_merged_record_and_says_so(
+    fake: FakeHubSpot, crm: HubSpotCrm, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.crm.hubspot")
+    owner = fake.add_owner("ann@acme.example")
+    routed = fake.add_contact(email="cto@bigco.example", hubspot_owner_id="77")
+    duplicate = fake.add_contact(email="cto@bigco.example")
+    merged = fake.merge_contacts(duplicate, routed)  # HubSpot makes a new record of the two
+
+    await call(crm.set_owner, routed, owner)  # the id the lead was routed with
+
+    assert fake.contacts[merged].properties["hubspot_owner_id"] == owner
+    assert fake.patches == [(merged, {"hubspot_owner_id": owner})]
+    assert f"HubSpot contact {routed} was merged into contact {merged}" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("method", "args"),
     [
@@ -140,17 +165,15 @@ async def test_hubspot_is_not_polled_for_new_leads_its_webhook_announces_them(
     assert fake.requests == []
 
 
-async def test_an_owner_hubspot_does_not_know_is_refused_with_hubspots_own_message(
+async def test_an_owner_hubspot_does_not_know_is_an_owner_refused_in_hubspots_own_words(
     fake: FakeHubSpot, crm: HubSpotCrm
 ) -> None:
     contact = fake.add_contact(email="cto@bigco.example", hubspot_owner_id="77")
 
-    with pytest.raises(CrmPermanent) as raised:
+    with pytest.raises(CrmOwnerRefused) as raised:
         await call(crm.set_owner, contact, "999999")
 
-    message = str(raised.value)
-    assert "400" in message and "VALIDATION_ERROR" in message
-    assert "999999 is not a valid owner id" in message
+    assert str(raised.value) == "HubSpot refused the owner: 999999 is not a valid owner id"
     assert fake.patches == []
     assert fake.contacts[contact].properties["hubspot_owner_id"] == "77"
 
@@ -171,6 +194,36 @@ async def test_a_rate_limit_is_transient_and_carries_hubspots_retry_after(
     assert "429" in str(raised.value)
     # HubSpot let the next one through: it is answered.
     assert (await call(crm.lead, contact)).crm_id == contact
+
+
+def daily_limit() -> dict[str, Any]:
+    """HubSpot's answer once the account's calls for the day are spent."""
+    return {
+        "status": "error",
+        "message": "You have reached your daily limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": "5d8a0c5e-0000-4000-8000-000000000000",
+        "policyName": "DAILY",
+        "groupName": "daily-limit",
+    }
+
+
+async def test_the_daily_limit_is_told_apart_from_the_short_rate_limits_and_says_when_it_resets(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    contact = fake.add_contact(email="cto@bigco.example")
+    fake.fail_next(429, body=daily_limit())
+    fake.fail_next(429)  # HubSpot's secondly limit, without a Retry-After
+
+    with pytest.raises(CrmDailyLimit) as daily:
+        await call(crm.lead, contact)
+    with pytest.raises(CrmTransient) as secondly:
+        await call(crm.lead, contact)
+
+    assert "daily API call limit" in str(daily.value)
+    assert "midnight in the HubSpot account's time zone" in str(daily.value)
+    assert not isinstance(secondly.value, CrmDailyLimit)
+    assert str(secondly.value) == "HubSpot answered 429"
 
 
 @pytest.mark.parametrize(
@@ -208,6 +261,7 @@ async def test_a_wrong_token_is_permanent_names_the_setting_and_never_shows_the_
 
     message = str(raised.value)
     assert "HUBSPOT_ACCESS_TOKEN" in message
+    assert "Private Apps → the app → Auth" in message and "leadrouter crm retry" in message
     assert wrong not in message and "revoked-token" not in message
     assert [r.status for r in fake.requests] == [401]
 
@@ -453,6 +507,54 @@ async def test_one_rate_limit_answer_holds_back_every_caller_of_the_same_crm(
     assert all(isinstance(o, str) for o in outcomes if o not in limited)
     assert len(fake.retry_windows) == 3
     assert fake.retry_after_violations == 0
+
+
+async def test_past_a_daily_limit_no_call_is_sent_until_the_wait_is_over(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    calls = CrmCalls(concurrency=4)
+    fake.fail_next(429, body=daily_limit())
+    try:
+        with pytest.raises(CrmDailyLimit) as first:
+            await calls(crm.whoami)
+        started = time.monotonic()
+        refused = await asyncio.gather(
+            *(calls(crm.whoami) for _ in range(20)), return_exceptions=True
+        )
+    finally:
+        calls.close()
+
+    assert first.value.retry_after == DAILY_LIMIT_WAIT_S
+    assert [r.status for r in fake.requests] == [429]  # the 20 others were never sent
+    assert all(isinstance(r, CrmDailyLimit) for r in refused)
+    assert all(str(r) == str(first.value) for r in refused)
+    waits = [r.retry_after for r in refused if isinstance(r, CrmDailyLimit)]
+    assert all(w is not None and DAILY_LIMIT_WAIT_S - 60 < w <= DAILY_LIMIT_WAIT_S for w in waits)
+    assert time.monotonic() - started < 5  # refused at once, not held for half an hour
+
+
+async def test_after_a_daily_limit_one_call_finds_out_whether_it_reset_before_the_others_go(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    calls = CrmCalls(concurrency=4, daily_limit_wait_s=0.3)
+    fake.fail_next(429, body=daily_limit())
+    try:
+        with pytest.raises(CrmDailyLimit):
+            await calls(crm.whoami)
+        await asyncio.sleep(0.35)
+        fake.fail_next(429, body=daily_limit())  # not reset yet
+        still = await asyncio.gather(*(calls(crm.whoami) for _ in range(8)), return_exceptions=True)
+        statuses_still = [r.status for r in fake.requests]
+        await asyncio.sleep(0.35)
+        fake.latency_s = 0.05
+        reset = await asyncio.gather(*(calls(crm.whoami) for _ in range(8)), return_exceptions=True)
+    finally:
+        calls.close()
+
+    assert statuses_still == [429, 429]  # one call found out; the other seven were not sent
+    assert all(isinstance(r, CrmDailyLimit) for r in still)
+    assert all(isinstance(r, str) for r in reset)  # once one passed, all went
+    assert len(fake.requests) == 10
 
 
 async def test_no_more_calls_are_in_flight_than_the_concurrency_bound(

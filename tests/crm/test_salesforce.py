@@ -17,7 +17,14 @@ import pytest
 import requests
 import responses
 
-from bot.crm.base import CrmAccount, CrmPermanent, CrmTransient, LeadRecord
+from bot.crm.base import (
+    CrmAccount,
+    CrmDailyLimit,
+    CrmOwnerRefused,
+    CrmPermanent,
+    CrmTransient,
+    LeadRecord,
+)
 from bot.crm.salesforce import LEAD_FIELDS, SalesforceCrm, connector
 
 INSTANCE = "https://acme.my.salesforce.com"
@@ -234,9 +241,18 @@ def test_an_owner_salesforce_does_not_know_is_a_permanent_failure_naming_the_cod
         ),
     )
 
-    assert isinstance(exc, CrmPermanent)
+    assert isinstance(exc, CrmOwnerRefused)  # the write-back names the rep's setting to fix
     assert "INVALID_CROSS_REFERENCE_KEY" in str(exc)
     assert "id value of incorrect type" in str(exc)
+
+
+def test_a_lead_deleted_since_it_was_routed_is_no_such_record(
+    http: responses.RequestsMock,
+) -> None:
+    exc = owner_write_fails(http, status=400, json=errors("ENTITY_IS_DELETED", "entity is deleted"))
+
+    assert isinstance(exc, CrmPermanent) and not isinstance(exc, CrmOwnerRefused)
+    assert str(exc) == "Salesforce has no such record (deleted or merged?): ENTITY_IS_DELETED"
 
 
 def test_a_locked_row_is_a_transient_failure(http: responses.RequestsMock) -> None:
@@ -251,14 +267,30 @@ def test_a_locked_row_is_a_transient_failure(http: responses.RequestsMock) -> No
     assert exc.retry_after is None
 
 
-def test_the_daily_request_limit_is_a_transient_failure(http: responses.RequestsMock) -> None:
+def test_the_daily_request_limit_is_a_daily_limit_that_says_where_to_see_it(
+    http: responses.RequestsMock,
+) -> None:
     exc = owner_write_fails(
         http,
         status=403,
         json=errors("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
     )
 
-    assert isinstance(exc, CrmTransient)
+    assert isinstance(exc, CrmDailyLimit)
+    assert "REQUEST_LIMIT_EXCEEDED" in str(exc) and "last 24 hours" in str(exc)
+    assert "Setup, Company Information" in str(exc)
+
+
+def test_a_limit_on_concurrent_long_requests_is_transient_but_no_daily_limit(
+    http: responses.RequestsMock,
+) -> None:
+    exc = owner_write_fails(
+        http,
+        status=403,
+        json=errors("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+    )
+
+    assert isinstance(exc, CrmTransient) and not isinstance(exc, CrmDailyLimit)
     assert "REQUEST_LIMIT_EXCEEDED" in str(exc)
 
 
@@ -366,6 +398,48 @@ def test_a_password_login_posts_soap_once_and_then_uses_its_session(
     for call in (first, second):
         assert call.request.url.startswith(INSTANCE + "/")  # the serverUrl's host
         assert call.request.headers["Authorization"] == f"Bearer {SESSION_ID}"
+
+
+def test_a_password_changed_while_serving_is_told_when_the_login_is_renewed(
+    http: responses.RequestsMock,
+) -> None:
+    http.post(SOAP_LOGIN, body=LOGIN_OK, content_type="text/xml")
+    http.post(SOAP_LOGIN, body=LOGIN_FAULT, status=500, content_type="text/xml")
+    expired = errors("INVALID_SESSION_ID", "Session expired or invalid")
+    http.patch(f"{DATA}/sobjects/Lead/{LEAD_ID}", status=204)
+    http.patch(f"{DATA}/sobjects/Lead/{LEAD_ID}", status=401, json=expired)
+
+    crm = password_crm()
+    crm.set_owner(LEAD_ID, USER_ID)  # logged in; then the session expires
+    with pytest.raises(CrmPermanent) as raised:
+        crm.set_owner(LEAD_ID, USER_ID)  # simple-salesforce logs in again: refused
+
+    message = str(raised.value)
+    assert message.startswith("Salesforce refused to log in again (INVALID_LOGIN: Invalid")
+    assert "were SALESFORCE_USERNAME, SALESFORCE_PASSWORD and SALESFORCE_SECURITY_TOKEN" in message
+    assert "restart, then `leadrouter crm retry`" in message
+    assert "SALESFORCE_ACCESS_TOKEN" not in message  # not what this login uses
+    assert PASSWORD not in message and SECURITY_TOKEN not in message
+    assert [c.request.method for c in http.calls] == ["POST", "PATCH", "PATCH", "POST"]
+
+
+def test_a_session_refused_after_a_new_login_does_not_ask_for_an_access_token(
+    http: responses.RequestsMock,
+) -> None:
+    http.post(SOAP_LOGIN, body=LOGIN_OK, content_type="text/xml")
+    expired = errors("INVALID_SESSION_ID", "Session expired or invalid")
+    http.patch(f"{DATA}/sobjects/Lead/{LEAD_ID}", status=401, json=expired)
+
+    with pytest.raises(CrmPermanent) as raised:
+        password_crm().set_owner(LEAD_ID, USER_ID)
+
+    message = str(raised.value)
+    assert "refused the session of a new login too (INVALID_SESSION_ID)" in message
+    assert "SALESFORCE_ACCESS_TOKEN" not in message
+    logins = [c for c in http.calls if c.request.method == "POST"]
+    # It logged in again before giving up, a few times, not without end (simple-salesforce's
+    # SFType would, until Python's recursion limit: hundreds of logins for one write).
+    assert 1 < len(logins) <= 5
 
 
 def test_a_refused_password_login_is_permanent_and_does_not_repeat_the_password(

@@ -39,6 +39,7 @@ DATA = f"{INSTANCE}/services/data/v59.0"
 QUERY = f"{DATA}/query/"
 TOKEN = "00Dxx!flow-token"
 ANN_USER, BEN_USER = "0055e00000AnnAAAAA", "0055e00000BenBBBBB"
+CAT_USER = "0055e00000CatCCCCC"
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 POLICY = """\
 reps:
@@ -90,11 +91,15 @@ def _soql(call: Any) -> str:
     return parse_qs(urlsplit(call.request.url).query).get("q", [""])[0]
 
 
-def _users() -> dict[str, Any]:
+def _users(*, cat_active: bool = True) -> dict[str, Any]:
+    """The org's users (each User query is answered with them all): Ann and Ben found by
+    email, Cat by the id the policy gives."""
+    users = [(ANN_USER, "ann@acme.example", True), (BEN_USER, "ben@acme.example", True)]
+    users.append((CAT_USER, None, cat_active))
     return _page(
         [
-            {"attributes": {"type": "User"}, "Id": ANN_USER, "Email": "ann@acme.example"},
-            {"attributes": {"type": "User"}, "Id": BEN_USER, "Email": "ben@acme.example"},
+            {"attributes": {"type": "User"}, "Id": user, "Email": email, "IsActive": active}
+            for user, email, active in users
         ]
     )
 
@@ -507,6 +512,27 @@ async def test_a_write_back_outlasts_a_salesforce_outage_of_hours_and_is_written
     ]
 
 
+async def test_past_the_orgs_daily_request_limit_write_backs_wait_without_spending_calls(
+    app: App, salesforce: responses.RequestsMock, clock: Clock
+) -> None:
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    limit = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+    for n in (1, 2, 3):
+        salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000Lead000{n}", status=403, json=limit)
+        await _claimed_salesforce_lead(app, f"L-{n}", f"00Q5e00000Lead000{n}")
+    (worker,) = app.crm_workers
+
+    assert await worker.deliver_due() == 3
+    clock.advance(minutes=6)  # past the longest backoff of an ordinary failure
+    assert await worker.deliver_due() == 0  # nothing due: they wait for the limit
+
+    assert len(_patches(salesforce)) == 1  # one write met the limit; the others were not sent
+    items = await _outbox(app, OutboxKind.SALESFORCE_OWNER)
+    assert all(i.failed_at is None and i.attempts == 1 for i in items)  # waiting, not given up
+    assert all(i.next_attempt_at >= NOW + timedelta(minutes=29) for i in items)
+    assert all("last 24 hours is used up" in (i.last_error or "") for i in items)
+
+
 async def test_a_deleted_lead_is_given_up_at_once_and_shows_in_why_and_the_digest(
     app: App, salesforce: responses.RequestsMock, clock: Clock
 ) -> None:
@@ -645,6 +671,54 @@ async def test_a_rep_with_no_salesforce_user_is_a_failure_that_says_what_to_set(
     assert "ben@elsewhere.example" in (items[1].last_error or "")
 
 
+async def test_an_owner_or_permission_salesforce_refuses_is_given_up_saying_what_to_fix(
+    app: App, salesforce: responses.RequestsMock
+) -> None:
+    from routing.leads import parse_lead
+
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    refusals = {  # by the rep the lead went to: ann and ben found by email, cat given outright
+        "ann": (400, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user"),
+        "ben": (403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"),
+        "cat": (400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"),
+    }
+    for n in (1, 2, 3):
+        lead_id = f"00Q5e00000Lead000{n}"
+        lead = {"id": f"L-{n}", "crm_system": "salesforce", "crm_id": lead_id}
+        rep = (await intake(app.uow, parse_lead(lead))).lead.rep
+        assert rep is not None
+        await claim(app.uow, f"L-{n}", by=rep)
+        status, code, message = refusals[rep]
+        salesforce.patch(
+            f"{DATA}/sobjects/Lead/{lead_id}",
+            status=status,
+            json=[{"errorCode": code, "message": message, "fields": ["OwnerId"]}],
+        )
+    (worker,) = app.crm_workers
+    assert await worker.deliver_due() == 3
+
+    items = {i.payload["rep"]: i for i in await _outbox(app, OutboxKind.SALESFORCE_OWNER)}
+    assert all(i.failed_at is not None and i.attempts == 1 for i in items.values())
+    assert items["ann"].last_error == (
+        "Salesforce refused it: INACTIVE_OWNER_OR_USER operation performed with inactive user; "
+        "it is the Salesforce user with rep ann's email: reactivate the user, or set "
+        "salesforce_user_id on the rep, then `leadrouter crm retry`"
+    )
+    assert items["ben"].last_error == (
+        "Salesforce refused it: INSUFFICIENT_ACCESS_OR_READONLY insufficient access rights on "
+        "object id: the Salesforce user leadrouter logs in as may not change this lead's owner; "
+        "give it Edit on Leads and Transfer Leads (`leadrouter crm check` checks them) and "
+        "access to the lead (sharing rules), then `leadrouter crm retry`"
+    )
+    assert items["cat"].last_error == (
+        "Salesforce refused it: INVALID_CROSS_REFERENCE_KEY invalid cross reference id; it is "
+        "rep cat's salesforce_user_id in the policy: give an active Salesforce owner's id "
+        "(`leadrouter crm check` checks them), then `leadrouter crm retry`"
+    )
+    leads = await _leads(app)
+    assert {lead.status for lead in leads.values()} == {"claimed"}  # routing went on as ever
+
+
 async def test_write_backs_survive_a_restart(
     tmp_path: Path, clock: Clock, salesforce: responses.RequestsMock
 ) -> None:
@@ -705,6 +779,94 @@ def test_crm_check_lists_the_connection_each_reps_owner_and_who_is_missing(
     )
     assert "1 problem(s)" in result.output
     assert TOKEN not in result.output
+
+
+def test_crm_check_says_when_the_user_id_the_policy_gives_a_rep_is_inactive(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=True))
+    salesforce.get(QUERY, json=_users(cat_active=False), match=[_is_user_query])
+    env = {"SALESFORCE_INSTANCE_URL": INSTANCE, "SALESFORCE_ACCESS_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["crm", "check", "--rules", str(rules)], env=env)
+
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert (
+        f"problem: rep cat's salesforce_user_id {CAT_USER} is an inactive Salesforce user: "
+        "give an active user's id, or remove it to find the rep by their email" in output
+    )
+    assert "1 problem(s) to fix" in output
+    (asked,) = [_soql(c) for c in salesforce.calls if "WHERE Id IN" in _soql(c)]
+    assert asked == f"SELECT Id, IsActive FROM User WHERE Id IN ('{CAT_USER}')"
+
+
+async def test_crm_check_counts_the_write_backs_given_up_and_failing_with_the_latest_error(
+    tmp_path: Path, salesforce: responses.RequestsMock
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+
+    rules = tmp_path / "routing.yml"
+    rules.write_text(POLICY, encoding="utf-8")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'check.db'}"
+    env = {
+        "DATABASE_URL": url,
+        "LEADROUTER_RULES": str(rules),
+        "SALESFORCE_INSTANCE_URL": INSTANCE,
+        "SALESFORCE_ACCESS_TOKEN": TOKEN,
+    }
+    upgraded = CliRunner().invoke(cli, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    settings = Settings(
+        DATABASE_URL=url,
+        LEADROUTER_RULES=rules,
+        SALESFORCE_INSTANCE_URL=INSTANCE,
+        SALESFORCE_ACCESS_TOKEN=TOKEN,
+    )
+    app = bootstrap(settings, policy=load_policy(rules), clock=Clock(datetime.now(UTC)))
+    salesforce.get(QUERY, json=_users(), match=[_is_user_query])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000GoneAAAA", status=404, json=[{}])
+    salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000BusyAAAA", status=503, json=[{}])
+    try:
+        await _claimed_salesforce_lead(app, "L-gone", "00Q5e00000GoneAAAA")
+        await _claimed_salesforce_lead(app, "L-busy", "00Q5e00000BusyAAAA")
+        await app.crm_workers[0].deliver_due()
+    finally:
+        await app.close()
+    salesforce.get(f"{DATA}/limits", json={"DailyApiRequests": {"Remaining": 99000}})
+    salesforce.get(f"{DATA}/sobjects/Lead/describe", json=_describe(OwnerId=True))
+    salesforce.get(f"{DATA}/sobjects/Account/describe", json=_describe(Tier__c=True))
+
+    # The command runs its own event loop: on a thread of its own here.
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "check"], env=env)
+    missing = tmp_path / "none.db"
+    no_database = {**env, "DATABASE_URL": f"sqlite+aiosqlite:///{missing}"}
+    unread = await asyncio.to_thread(CliRunner().invoke, cli, ["crm", "check"], env=no_database)
+
+    assert result.exit_code == 0, result.output  # what serve gave up is no problem of the setup
+    output = " ".join(result.output.split())
+    assert (
+        "given up: 1 owner write-back (the latest: Salesforce has no such record (deleted or "
+        "merged?)); once that is fixed, `leadrouter crm retry` queues it again" in output
+    )
+    assert "failing: 1 owner write-back, tried again (the latest: Salesforce answered 503)" in (
+        output
+    )
+    assert TOKEN not in result.output
+    assert unread.exit_code == 0, unread.output
+    assert "note: CRM items given up or failing are not counted: no database at" in " ".join(
+        unread.output.split()
+    )
+    assert not missing.exists()  # looked for, never made
 
 
 def _describe(**fields: bool) -> dict[str, Any]:

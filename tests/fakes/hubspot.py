@@ -3,7 +3,8 @@
 It answers the calls leadrouter makes, in the paths and JSON shapes HubSpot uses (as the client's
 generated models read them): owners (`GET /crm/v3/owners/`, paged by `after`, filtered by
 `email`), a first page of contacts (`GET /crm/v3/objects/contacts`), one contact (`GET` and `PATCH
-/crm/v3/objects/contacts/{id}`), the search of
+/crm/v3/objects/contacts/{id}`; a merged contact's old id leads to the merged record, as
+HubSpot's do), the search of
 companies, calls, e-mails, meetings and deals (`POST /crm/v3/objects/{type}/search`, filtered
 and sorted on their properties, paged, refusing to page past HubSpot's 10,000-result window),
 and a company property's definition (`GET /crm/v3/properties/companies/{name}`), the contacts each
@@ -208,6 +209,7 @@ class FakeHubSpot:
         self.retry_after_s = retry_after_s
         self.owners: dict[str, Owner] = {}
         self.contacts: dict[str, CrmObject] = {}
+        self.merged_into: dict[str, str] = {}  # a merged contact's id -> the record it became
         self.companies: dict[str, CrmObject] = {}
         # The company properties the account defines: HubSpot's own, and any a company is given.
         self.company_properties: set[str] = {
@@ -328,6 +330,22 @@ class FakeHubSpot:
         }
         self.contacts[contact_id] = CrmObject(contact_id, values, now, now)
         return contact_id
+
+    def merge_contacts(self, primary: str, secondary: str) -> str:
+        """Merge two contacts as HubSpot does since 2023: into a new record with a new id, the
+        primary's values winning; both old ids then lead to it (a GET or PATCH by either
+        answers with the new record). Returns the new id."""
+        merged_id = str(next(self._ids))
+        now = datetime.now(UTC)
+        first, second = self.contacts.pop(primary), self.contacts.pop(secondary)
+        values = {**second.properties, **first.properties, "hs_object_id": merged_id}
+        values["hs_merged_object_ids"] = f"{primary};{secondary}"
+        self.contacts[merged_id] = CrmObject(merged_id, values, first.created_at, now)
+        for old_id, new_id in list(self.merged_into.items()):
+            if new_id in (primary, secondary):
+                self.merged_into[old_id] = merged_id
+        self.merged_into.update({primary: merged_id, secondary: merged_id})
+        return merged_id
 
     def add_company(
         self, *, modified_at: datetime, company_id: str | None = None, **properties: str | None
@@ -575,8 +593,11 @@ class FakeHubSpot:
         }
         return _json(200, definition)
 
+    def _contact(self, contact_id: str) -> CrmObject | None:
+        return self.contacts.get(self.merged_into.get(contact_id, contact_id))
+
     async def _get_contact(self, request: web.Request) -> web.Response:
-        contact = self.contacts.get(request.match_info["id"])
+        contact = self._contact(request.match_info["id"])
         if contact is None or contact.archived:
             return _not_found(request.match_info["id"])
         wanted = [
@@ -589,7 +610,7 @@ class FakeHubSpot:
 
     async def _patch_contact(self, request: web.Request) -> web.Response:
         contact_id = request.match_info["id"]
-        contact = self.contacts.get(contact_id)
+        contact = self._contact(contact_id)
         if contact is None or contact.archived:
             return _not_found(contact_id)
         try:
@@ -619,7 +640,7 @@ class FakeHubSpot:
                 ),
             )
         changes = {k: None if v is None else str(v) for k, v in properties.items()}
-        self.patches.append((contact_id, changes))
+        self.patches.append((contact.id, changes))
         now = datetime.now(UTC)
         contact.properties.update(changes)
         contact.properties["lastmodifieddate"] = iso(now)
