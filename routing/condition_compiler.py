@@ -26,7 +26,7 @@ from routing.conditions import (
     is_number,
     show,
 )
-from routing.geo import normalize_country
+from routing.geo import normalize_country, normalize_state
 
 OPERATORS = ("gte", "gt", "lte", "lt", "ne", "in", "not_in", "contains", "matches", "exists")
 COMBINATORS = ("all", "any", "not")
@@ -165,9 +165,12 @@ class _Compiler:
 def _as_leads_have_it(field: str, value: Any) -> Any:
     """A value as a lead's field holds it once normalised: a lead's country is its ISO code, so
     `country: Germany` tests for DE (as `regions` lists countries by name or code). A country
-    no one recognises is left as written: `check` warns that the test never holds."""
+    no one recognises is left as written: `check` warns that the test never holds. A US state or
+    a Canadian province is its postal code, whichever way either side writes it."""
     if field == "country" and isinstance(value, str):
         return normalize_country(value) or value
+    if field == "state" and isinstance(value, str):
+        return normalize_state(value)
     return value
 
 

@@ -140,6 +140,41 @@ def normalize_country(value: str | None) -> str | None:
     return _country_index().get(key) or _ALIASES.get(key)
 
 
+# The states, districts and territories of the US and the provinces and territories of Canada:
+# no name or code of one is a name or code of another, so a state needs no country to be read.
+# Elsewhere a "state" is compared as written.
+_STATE_COUNTRIES = ("US", "CA")
+_STATE_ALIAS_NAMES: Mapping[str, str] = {
+    "Washington DC": "DC",
+    "Washington, D.C.": "DC",
+    "US Virgin Islands": "VI",
+    "PEI": "PE",
+    "Newfoundland": "NL",
+}
+
+
+@cache
+def _state_index() -> Mapping[str, str]:
+    """Folded postal code or name -> postal code ("california" and "ca" -> "CA")."""
+    index = {_fold(name): code for name, code in _STATE_ALIAS_NAMES.items()}
+    for country in _STATE_COUNTRIES:
+        for subdivision in pycountry.subdivisions.get(country_code=country):
+            code = subdivision.code.split("-", 1)[1]
+            index[_fold(code)] = code
+            index[_fold(subdivision.name)] = code
+    return MappingProxyType(index)
+
+
+@lru_cache(maxsize=4096)
+def normalize_state(value: str | None) -> str | None:
+    """A US state's or a Canadian province's name or code as its postal code ("California",
+    "ca" -> "CA"), so that `state: California` and a lead's `CA` are the same state; any other
+    value as written."""
+    if not value:
+        return value
+    return _state_index().get(_fold(value), value)
+
+
 MAX_STATE_LENGTH = 255  # the accounts table's column: no state or province is named so long
 
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from routing.conditions import LEAD_FACTS
 from routing.domains import canonical_email, registrable_domain
 from routing.freemail import email_domain_type, is_disposable
-from routing.geo import default_region, normalize_country
+from routing.geo import default_region, normalize_country, normalize_state
 from routing.model import AccountMatch, Lead
 from routing.policy import Policy
 
@@ -172,7 +172,7 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
         "title": lead.title,
         "phone": lead.phone,
         "country": country,
-        "state": lead.state,
+        "state": normalize_state(lead.state),
         "employees": lead.employees,
         "industry": lead.industry,
         "source": lead.source,

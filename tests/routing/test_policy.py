@@ -378,6 +378,27 @@ def test_a_country_in_a_condition_may_be_a_name_as_a_leads_country_may() -> None
     ]
 
 
+def test_a_us_state_or_canadian_province_in_a_condition_matches_by_name_or_code() -> None:
+    policy = parse_policy(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+        rules:
+          - {name: West, when: {state: [California, OR, washington]}, assign: {rep: alice}}
+          - {name: Quebec, when: {state: {ne: Québec}}, assign: queue}
+          - {name: Other, when: {}, assign: {rep: alice}}
+        """.replace("        ", ""),
+        source="routing.yml",
+    )
+    now = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+    for state in ("CA", "california", "Oregon", " WA ", "Washington"):
+        assert route(Lead(id="L", state=state), policy=policy, now=now).rule == "West", state
+    assert route(Lead(id="L", state="Washington DC"), policy=policy, now=now).rule == "Quebec"
+    assert route(Lead(id="L", state="QC"), policy=policy, now=now).rule == "Other"
+    # Elsewhere a state is compared as written (casefolded).
+    assert route(Lead(id="L", state="Bayern"), policy=policy, now=now).rule == "Quebec"
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
