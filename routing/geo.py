@@ -157,8 +157,8 @@ _STATE_ALIAS_NAMES: Mapping[str, str] = {
 def _state_index() -> Mapping[str, str]:
     """Folded postal code or name -> postal code ("california" and "ca" -> "CA")."""
     index = {_fold(name): code for name, code in _STATE_ALIAS_NAMES.items()}
-    for country in _STATE_COUNTRIES:
-        for subdivision in pycountry.subdivisions.get(country_code=country):
+    for subdivision in pycountry.subdivisions:
+        if subdivision.country_code in _STATE_COUNTRIES:
             code = subdivision.code.split("-", 1)[1]
             index[_fold(code)] = code
             index[_fold(subdivision.name)] = code
