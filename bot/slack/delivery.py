@@ -73,9 +73,19 @@ class CardDelivery(OutboxWorker):
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
+    # Why Slack refuses the bot token, while it does (said once in the log, not per post).
+    token_refused: str | None = None
 
     def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
-        return posting.slack_failure(exc, timeout_s=self.call_timeout_s)
+        outcome = posting.slack_failure(exc, timeout_s=self.call_timeout_s)
+        if isinstance(outcome, posting.TokenRefused) and self.token_refused is None:
+            self.token_refused = str(outcome)
+            log.error(
+                "outbox: Slack refuses the bot token (%s); every card, alert and digest waits "
+                "in the outbox, its SLA not started, until the token is fixed",
+                outcome,
+            )
+        return outcome
 
     async def carry_out(self, attempt: Attempt) -> None:
         kind, payload = attempt.item.kind, attempt.item.payload
@@ -113,6 +123,9 @@ class CardDelivery(OutboxWorker):
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
         duplicate = attempt.notes.get("duplicate")
         delivered = attempt.notes.get("delivered")
+        if self.token_refused is not None and delivered is not None and error is None:
+            self.token_refused = None
+            log.warning("outbox: Slack takes the bot token again; what waited goes out now")
         if error is None and not isinstance(duplicate, PostedCard) and delivered is not None:
             lead_id, what = delivered
             if lead_id is None:

@@ -1,0 +1,170 @@
+"""What a sales team gets when Slack refuses a post for a reason that retrying will not cure,
+through the real delivery against the fake Slack: a bot token Slack no longer takes keeps every
+card waiting with its rep (no SLA, no lead moved); a rep Slack has deactivated loses the lead to
+the next rep, uncharged; a queue channel that is archived, gone or without the bot has its lead
+told to the managers in their DMs, not in that channel."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlalchemy import select
+
+from bot.bootstrap import App
+from bot.service.intake import intake
+from bot.service.kinds import CARD_UNDELIVERABLE, SLA_MISSED
+from bot.service.watchdog import sweep
+from routing.leads import parse_lead
+from storage.db import Database
+from storage.models import AuditEventRow, LeadRow, OfferRow, OutboxRow
+from tests.bot.conftest import Clock
+from tests.fakes.slack import FakeSlack
+
+POLICY = """\
+reps:
+  - {id: ann, name: Ann Archer, slack: UANN}
+  - {id: ben, name: Ben Baker, slack: UBEN}
+managers:
+  - {id: mia, name: Mia Moss, slack: UMIA}
+  - {id: max, name: Max Mold, slack: UMAX}
+teams:
+  duo: {members: [ann, ben], distribution: round_robin, manager: mia, channel: CTEAM}
+rules:
+  - name: Triage
+    when: {source: triage}
+    assign: {queue: triage, channel: CTRIAGE}
+  - name: Everyone
+    assign: {team: duo}
+fallback: {queue: unmatched, channel: CQUEUE}
+sla: {default: 10m, max_reassignments: 1}
+"""
+
+
+@pytest.fixture
+def slack_policy() -> str:
+    return POLICY
+
+
+async def lead(app: App, lead_id: str, source: str = "web") -> None:
+    await intake(app.uow, parse_lead({"id": lead_id, "company": "Acme", "source": source}))
+
+
+async def rounds(app: App, clock: Clock, count: int, *, minutes: float = 6) -> None:
+    """`count` rounds of delivery, the clock moved on after each (past any backoff)."""
+    assert app.delivery is not None
+    for _ in range(count):
+        await app.delivery.deliver_due()
+        clock.advance(minutes=minutes)
+
+
+async def offers(db: Database) -> list[OfferRow]:
+    async with db.reading() as session:
+        return list((await session.execute(select(OfferRow).order_by(OfferRow.id))).scalars())
+
+
+async def item(db: Database, key: str) -> OutboxRow:
+    async with db.reading() as session:
+        found = await session.execute(select(OutboxRow).where(OutboxRow.dedupe_key == key))
+        return found.scalar_one()
+
+
+async def story(db: Database) -> list[tuple[str, str | None]]:
+    async with db.reading() as session:
+        events = await session.execute(select(AuditEventRow).order_by(AuditEventRow.id))
+        return [(event.kind, event.reason) for event in events.scalars()]
+
+
+async def lead_status(db: Database, external_id: str) -> str:
+    async with db.reading() as session:
+        found = await session.execute(select(LeadRow).where(LeadRow.external_id == external_id))
+        return found.scalar_one().status
+
+
+# --- the bot token ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["token_revoked", "invalid_auth", "account_inactive"])
+async def test_a_token_slack_refuses_keeps_the_card_waiting_with_its_rep_until_it_is_fixed(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, code: str
+) -> None:
+    slack.token_error = code
+    await lead(app, "L-1")
+    await rounds(app, clock, 5)
+    assert (await sweep(app.uow)).expired == 0
+
+    (offer,) = await offers(sqlite_db)
+    assert (offer.rep_id, offer.status, offer.sla_due_at) == ("ann", "offered", None)
+    assert await lead_status(sqlite_db, "L-1") == "offered"
+    assert CARD_UNDELIVERABLE not in [kind for kind, _ in await story(sqlite_db)]
+    card = await item(sqlite_db, "offer-card:1")
+    assert card.failed_at is None and card.done_at is None  # waiting, not given up
+    assert code in (card.last_error or "") and "SLACK_BOT_TOKEN" in (card.last_error or "")
+    assert slack.calls_to("chat.postMessage") == []
+
+    slack.token_error = None  # a new token, say
+    await rounds(app, clock, 1)
+    (offer,) = await offers(sqlite_db)
+    assert offer.status == "offered" and offer.message_ts is not None
+    assert offer.sla_due_at is not None  # the SLA starts with the card Ann can see
+    posts = slack.calls_to("chat.postMessage")
+    assert sorted(post.params["channel"] for post in posts) == ["CTEAM", "UANN"]
+
+
+async def test_a_refused_token_is_said_once_in_the_log_and_once_when_it_works_again(
+    app: App, slack: FakeSlack, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.token_error = "token_revoked"
+    await lead(app, "L-1")
+    await lead(app, "L-2")
+    with caplog.at_level(logging.INFO, logger="bot.slack.delivery"):
+        await rounds(app, clock, 3)
+        slack.token_error = None
+        await rounds(app, clock, 1)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "bot token" in r.getMessage()]
+    assert [level for level, _ in said] == ["ERROR", "WARNING"]
+    assert "token_revoked" in said[0][1] and "waits in the outbox" in said[0][1]
+
+
+async def test_a_post_whose_answer_was_lost_is_still_looked_for_after_the_token_was_refused(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """The first post landed but its answer did not come; the next attempt met a revoked
+    token before it could look. Once the token works, the card is found, not posted again."""
+    assert app.delivery is not None
+    app.delivery.call_timeout_s = 0.3
+    slack.delay("chat.postMessage", 1.0)
+    await lead(app, "L-1")
+    await rounds(app, clock, 1)
+    slack.delay("chat.postMessage", 0)
+    slack.token_error = "token_revoked"
+    await rounds(app, clock, 2)
+    slack.token_error = None
+    await rounds(app, clock, 1)
+
+    to_ann = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == "UANN"]
+    assert len(to_ann) == 1
+    (offer,) = await offers(sqlite_db)
+    assert offer.message_ts is not None
+
+
+# --- a rep Slack no longer has ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["user_disabled", "user_not_found", "account_inactive"])
+async def test_a_rep_slack_has_deactivated_loses_the_lead_to_the_next_rep_uncharged(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, code: str
+) -> None:
+    # Slack refuses the post to Ann's DM, and only that: the token itself is fine.
+    slack.fail("chat.postMessage", status=200, error=code)
+    await lead(app, "L-1")
+    await rounds(app, clock, 2)
+
+    first, second = await offers(sqlite_db)
+    assert (first.rep_id, first.status) == ("ann", "reassigned")
+    assert (second.rep_id, second.status) == ("ben", "offered")
+    assert second.message_ts is not None
+    events = await story(sqlite_db)
+    (why,) = [reason for kind, reason in events if kind == CARD_UNDELIVERABLE]
+    assert f"{code}: Slack user UANN is deactivated or gone" in (why or "")
+    assert SLA_MISSED not in [kind for kind, _ in events]
