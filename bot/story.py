@@ -114,6 +114,7 @@ _EVENT_WORDS = {
     "sla_missed": "moved: not claimed in time",
     "contact_missed": "contact SLA missed",
     "rep_left_policy": "moved",
+    "queue_post_undeliverable": "not posted in the queue's channel",
     AMOUNT_LEFT_OUT: "amount left out",
 }
 

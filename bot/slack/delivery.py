@@ -60,6 +60,7 @@ CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it 
 
 
 Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
+QueuePostRefused = Callable[[int, str, str], Awaitable[object]]  # (lead id, post's key, why)
 
 
 @dataclass(kw_only=True)
@@ -72,6 +73,8 @@ class CardDelivery(OutboxWorker):
     call_timeout_s: float = CALL_TIMEOUT_S
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
+    # A queued lead's post its queue's channel will not take: its managers are told in DMs.
+    on_queue_post_refused: QueuePostRefused | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
     # Why Slack refuses the bot token, while it does (said once in the log, not per post).
     token_refused: str | None = None
@@ -139,6 +142,9 @@ class CardDelivery(OutboxWorker):
             await self._call(self.client.chat_delete, channel=duplicate.channel, ts=duplicate.ts)
         if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
             await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
+        if gave_up and attempt.item.kind == OutboxKind.QUEUE_POST and self.on_queue_post_refused:
+            lead_id = int(attempt.item.payload["lead_id"])
+            await self.on_queue_post_refused(lead_id, attempt.item.dedupe_key, error or "")
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
@@ -231,14 +237,18 @@ class CardDelivery(OutboxWorker):
         _delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
 
     async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
+        """The watchdog gave up on a lead (or its card or queue post could not go out, `why`):
+        its manager gets it in a DM, with Assign."""
         manager = str(payload["manager"])
         slack_id = await self._slack_id(manager)
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        message = queued_post(view, queued.queue, assignees_of(self.policy()), alert=True)
+        why = payload.get("why")
+        message = queued_post(
+            view, queued.queue, assignees_of(self.policy()), alert=True, why=why and str(why)
+        )
         await self._post(attempt, slack_id, message)
         _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
 

@@ -6,6 +6,7 @@ told to the managers in their DMs, not in that channel."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from bot.bootstrap import App
 from bot.service.intake import intake
 from bot.service.kinds import CARD_UNDELIVERABLE, SLA_MISSED
+from bot.service.offers import assign
 from bot.service.watchdog import sweep
 from routing.leads import parse_lead
 from storage.db import Database
@@ -168,3 +170,66 @@ async def test_a_rep_slack_has_deactivated_loses_the_lead_to_the_next_rep_unchar
     (why,) = [reason for kind, reason in events if kind == CARD_UNDELIVERABLE]
     assert f"{code}: Slack user UANN is deactivated or gone" in (why or "")
     assert SLA_MISSED not in [kind for kind, _ in events]
+
+
+# --- a queue's channel, and a lead no rep's card reached ---------------------------------------
+
+
+def said_to(slack: FakeSlack, user: str) -> list[str]:
+    """What each post to `user`'s DM says, its blocks' JSON included."""
+    return [
+        f"{post.params['text']} {json.dumps(post.params.get('blocks'))}"
+        for post in slack.calls_to("chat.postMessage")
+        if post.params["channel"] == user
+    ]
+
+
+@pytest.mark.parametrize("code", ["is_archived", "channel_not_found", "not_in_channel"])
+async def test_a_lead_its_queue_channel_refuses_goes_to_the_managers_dms_never_that_channel(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, code: str
+) -> None:
+    slack.channel_errors["CTRIAGE"] = code
+    await lead(app, "L-1", "triage")
+    await rounds(app, clock, 3)
+
+    assert (await item(sqlite_db, "queue-post:1:0")).failed_at is not None
+    to_triage = [c for c in [*slack.calls, *slack.refused] if c.params.get("channel") == "CTRIAGE"]
+    assert [(c.method, c.error) for c in to_triage] == [("chat.postMessage", code)]
+    # A queued lead of no team: every manager hears of it, with why, and can assign it.
+    for manager in ("UMIA", "UMAX"):
+        (alert,) = said_to(slack, manager)
+        assert "could not be posted in the triage queue's channel" in alert
+        assert code in alert and '"block_id": "assign:L-1"' in alert
+    events = await story(sqlite_db)
+    (why,) = [reason for kind, reason in events if kind == "queue_post_undeliverable"]
+    assert code in (why or "") and (why or "").endswith("told Max Mold, Mia Moss")
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+
+
+async def test_a_queue_post_refused_after_the_lead_was_assigned_alerts_nobody(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    slack.channel_errors["CTRIAGE"] = "is_archived"
+    await lead(app, "L-1", "triage")
+    await assign(app.uow, "L-1", rep_id="ann", by="mia")
+    await rounds(app, clock, 2)
+
+    assert said_to(slack, "UMIA") == [] and said_to(slack, "UMAX") == []
+    assert "queue_post_undeliverable" not in [kind for kind, _ in await story(sqlite_db)]
+
+
+async def test_a_lead_no_reps_card_could_reach_is_queued_and_its_team_manager_told(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    slack.channel_errors["UANN"] = "user_disabled"
+    slack.channel_errors["UBEN"] = "user_disabled"
+    await lead(app, "L-1")
+    await rounds(app, clock, 4)
+
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+    (alert,) = said_to(slack, "UMIA")  # duo's manager, and only she
+    assert "card could not be delivered to Ben Baker" in alert
+    assert '"block_id": "assign:L-1"' in alert
+    assert said_to(slack, "UMAX") == []
+    assert [c.params["channel"] for c in slack.calls_to("chat.postMessage")].count("CQUEUE") == 1
+    assert SLA_MISSED not in [kind for kind, _ in await story(sqlite_db)]
