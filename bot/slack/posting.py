@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.outbox import GiveUp, Hold, Retry
-from bot.slack.blocks import Message
+from bot.slack.blocks import Message, clip
 from bot.slack.check import REFUSED, REINSTALL, bot_token_fix
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,14 @@ CLOCK_SKEW_S = 300
 # Slack errors worth trying again; any other error code will not go away by itself.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
+)
+# Slack refusing a message for what it holds (a block it will not draw, a text too long): the
+# same words as text alone go instead, so a lead reaches someone all the same.
+CONTENT_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+MAX_TEXT_ALONE = 3_000  # the text of a message posted without its blocks
+TEXT_ALONE_NOTE = (
+    "\n(Slack would not show this message as drawn ({code}); leadrouter's App Home has it "
+    "in full, with its buttons.)"
 )
 # A post Slack refuses because the bot token is refused is tried again no sooner than this: it
 # waits for an admin (a new token, and a restart), and no destination is at fault.
@@ -63,19 +71,20 @@ async def post(
     thread_ts: str | None = None,
 ) -> tuple[str, str]:
     """chat.postMessage tagged with `key`. Returns (channel, ts) as Slack answered; GiveUp saying
-    what to fix when Slack refused it for where it was going."""
+    what to fix when Slack refused it for where it was going. A message Slack refuses for its
+    blocks goes again as text alone, saying so (Slack posted nothing the first time)."""
     try:
-        response = await call(
-            client.chat_postMessage,
-            timeout_s=timeout_s,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            mrkdwn=message.mrkdwn,
-            unfurl_links=False,
-            thread_ts=thread_ts,
-            metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
-        )
+        try:
+            response = await _post_message(client, channel, message, key, timeout_s, thread_ts)
+        except SlackApiError as exc:
+            code = _code(exc)
+            if code not in CONTENT_REFUSED or not message.blocks:
+                raise
+            log.warning("outbox: Slack refused %s as drawn (%s); posting it as text", key, code)
+            note = TEXT_ALONE_NOTE.format(code=code)
+            text = clip(message.text, MAX_TEXT_ALONE - len(note)) + note
+            alone = Message(text, [], mrkdwn=message.mrkdwn)
+            response = await _post_message(client, channel, alone, key, timeout_s, thread_ts)
     except SlackApiError as exc:
         fix = _fix_for(exc, channel)
         # account_inactive: Slack says it of a token whose bot or workspace is gone, and of
@@ -87,6 +96,27 @@ async def post(
             raise
         raise GiveUp(f"{failure_text(exc)}: {fix}") from exc
     return str(response["channel"]), str(response["ts"])
+
+
+async def _post_message(
+    client: AsyncWebClient,
+    channel: str,
+    message: Message,
+    key: str,
+    timeout_s: float,
+    thread_ts: str | None,
+) -> AsyncSlackResponse:
+    return await call(
+        client.chat_postMessage,
+        timeout_s=timeout_s,
+        channel=channel,
+        text=message.text,
+        blocks=message.blocks or None,
+        mrkdwn=message.mrkdwn,
+        unfurl_links=False,
+        thread_ts=thread_ts,
+        metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
+    )
 
 
 async def _token_taken(client: AsyncWebClient, *, timeout_s: float) -> bool:

@@ -233,3 +233,26 @@ async def test_a_lead_no_reps_card_could_reach_is_queued_and_its_team_manager_to
     assert said_to(slack, "UMAX") == []
     assert [c.params["channel"] for c in slack.calls_to("chat.postMessage")].count("CQUEUE") == 1
     assert SLA_MISSED not in [kind for kind, _ in await story(sqlite_db)]
+
+
+# --- a message Slack will not draw --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["invalid_blocks", "msg_too_long"])
+async def test_a_card_slack_will_not_draw_reaches_its_rep_as_text_and_the_lead_stays(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, code: str
+) -> None:
+    slack.blocks_refused = code
+    await lead(app, "L-1")
+    await rounds(app, clock, 2)
+
+    (offer,) = await offers(sqlite_db)
+    assert (offer.rep_id, offer.status) == ("ann", "offered")
+    assert offer.message_ts is not None and offer.sla_due_at is not None  # Ann saw it
+    (card,) = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == "UANN"]
+    assert card.params.get("blocks") is None
+    assert card.params["text"].startswith("New lead for you: Acme")
+    assert code in card.params["text"] and "App Home" in card.params["text"]
+    # Tagged as any post, so a lost answer is still found rather than posted again.
+    assert card.params["metadata"]["event_payload"]["key"] == "offer-card:1"
+    assert CARD_UNDELIVERABLE not in [kind for kind, _ in await story(sqlite_db)]

@@ -164,6 +164,9 @@ class FakeSlack:
         # The error every call with the bot token gets once the token is no longer one
         # (token_revoked, invalid_auth, account_inactive), auth.test included: None while it is.
         self.token_error: str | None = None
+        # The error chat.postMessage and chat.update answer a message with blocks (Slack will
+        # not draw them: invalid_blocks, msg_too_long); text alone is taken. None: all are.
+        self.blocks_refused: str | None = None
         # The bot token's scopes, as auth.test's X-OAuth-Scopes header lists them.
         self.scopes: list[str] = list(DEFAULT_SCOPES)
         # channel -> the error posting or reading there gets: not_in_channel for a channel the
@@ -621,6 +624,10 @@ class FakeSlack:
                 isinstance(channel, str) and channel in self.channel_errors
             ):
                 return _Answer(_error(self.channel_errors[channel]))
+            if method in ("chat.postMessage", "chat.update") and (
+                self.blocks_refused is not None and params.get("blocks")
+            ):
+                return _Answer(_error(self.blocks_refused))
             answer = _Answer(handler(params))
             if method == "auth.test":
                 answer.headers["X-OAuth-Scopes"] = ",".join(self.scopes)
