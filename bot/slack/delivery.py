@@ -158,6 +158,8 @@ class CardDelivery(OutboxWorker):
             if card.message_ts is not None:
                 return
             channel = card.rep_slack or await self._slack_id(card.rep)
+            if self.people is not None and await self.people.deactivated(channel):
+                raise GiveUp(posting.user_gone(channel))
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
         view = self._view(card)

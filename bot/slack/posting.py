@@ -91,7 +91,7 @@ async def post(
         # some posts to a deactivated user; only the token's own answer tells which.
         inactive = fix is None and _code(exc) == "account_inactive" and _person(channel)
         if inactive and await _token_taken(client, timeout_s=timeout_s):
-            fix = _user_gone(channel)
+            fix = user_gone(channel)
         if fix is None:
             raise
         raise GiveUp(f"{failure_text(exc)}: {fix}") from exc
@@ -205,7 +205,7 @@ def _fix_for(exc: SlackApiError, channel: str) -> str | None:
     code = _code(exc)
     person = _person(channel)
     if person and code in ("user_not_found", "user_disabled", "cannot_dm_bot"):
-        return _user_gone(channel)
+        return user_gone(channel)
     where = channel if channel.startswith("#") else f"the channel {channel}"
     if code == "not_in_channel":
         return f"invite the bot to {where} (/invite @leadrouter there)"
@@ -224,7 +224,8 @@ def _fix_for(exc: SlackApiError, channel: str) -> str | None:
     return None
 
 
-def _user_gone(user: str) -> str:
+def user_gone(user: str) -> str:
+    """What to do about a person whose Slack account is deactivated or gone."""
     return (
         f"Slack user {user} is deactivated or gone: give their current member id in the "
         "policy, or take them out of it (`leadrouter slack check` checks everyone's)"

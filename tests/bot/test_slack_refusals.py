@@ -172,6 +172,39 @@ async def test_a_rep_slack_has_deactivated_loses_the_lead_to_the_next_rep_unchar
     assert SLA_MISSED not in [kind for kind, _ in events]
 
 
+async def test_a_rep_deactivated_in_slack_gets_no_card_and_is_not_charged_for_one(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """Slack takes a post to a deactivated user's DM, and nobody reads it: the card would start
+    an SLA nobody could meet. users.info says the account is deactivated; asked once a while."""
+    slack.deactivated_users.add("UANN")
+    await lead(app, "L-1")
+    await rounds(app, clock, 2, minutes=1)
+    await lead(app, "L-2")
+    await rounds(app, clock, 2, minutes=1)
+
+    assert [c.params["channel"] for c in slack.calls_to("chat.postMessage")].count("UANN") == 0
+    assert [(o.rep_id, o.status) for o in await offers(sqlite_db)] == [
+        ("ann", "reassigned"),
+        ("ben", "offered"),
+        ("ann", "reassigned"),
+        ("ben", "offered"),
+    ]
+    reasons = [
+        reason or "" for kind, reason in await story(sqlite_db) if kind == CARD_UNDELIVERABLE
+    ]
+    assert len(reasons) == 2 and all("UANN is deactivated or gone" in r for r in reasons)
+    asked = [c for c in slack.calls_to("users.info") if c.params["user"] == "UANN"]
+    assert len(asked) == 1  # remembered for a while, not asked per card
+    clock.advance(minutes=11)
+    await sweep(app.uow)
+    async with sqlite_db.reading() as session:
+        misses = await session.execute(
+            select(AuditEventRow).where(AuditEventRow.kind == SLA_MISSED)
+        )
+        assert all((event.data or {}).get("rep") != "ann" for event in misses.scalars())
+
+
 # --- a queue's channel, and a lead no rep's card reached ---------------------------------------
 
 
