@@ -37,6 +37,8 @@ CONTACT_MISSED = "contact_missed"
 CARD_UNDELIVERABLE = "card_undeliverable"  # the rep's card could not be posted
 # A queued lead's post could not go to its queue's channel: its managers were told in DMs
 QUEUE_POST_UNDELIVERABLE = "queue_post_undeliverable"
+# A manager could not be told of a queued lead in Slack: the policy's other managers were
+MANAGER_NOT_TOLD = "manager_not_told"
 REP_LEFT_POLICY = "rep_left_policy"  # the policy activated has no such rep: their offer moved
 CRM_OWNER_SET = "crm_owner_set"  # the CRM record's owner is now the rep
 CRM_WRITE_FAILED = "crm_write_failed"  # the owner could not be written, and will not be

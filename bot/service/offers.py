@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from bot.service.contact_sla import start_clock
 from bot.service.errors import NotAllowed, ServiceError
-from bot.service.kinds import CARD_UNDELIVERABLE, QUEUE_POST_UNDELIVERABLE
-from bot.service.outbox_items import manager_alerts, owner_write, queue_post_alerts, settle_card
+from bot.service.kinds import CARD_UNDELIVERABLE
+from bot.service.outbox_items import manager_alerts, owner_write, settle_card
 from bot.service.steps import find, move, record, stored_view
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import ClaimResult, LeadView, Move, view_of, view_of_decision
@@ -158,38 +158,6 @@ async def card_undeliverable(uow: UnitOfWork, offer_id: int, why: str) -> Move |
         return moved
 
     return await uow.routing(work, f"offer {offer_id}")
-
-
-async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str, why: str) -> int:
-    """A queued lead's post could not go to its queue's channel (archived, gone, the bot not in
-    it): its managers get it in their DMs, never in that channel, and its story says so.
-    Returns how many were told; none when the lead left the queue meanwhile."""
-    policy = uow.policy()
-
-    def work(tx: Transaction) -> int:
-        row = repo.lead_by_id(session=tx.session, lead_id=lead_id)
-        if row is None or row.status != LeadStatus.QUEUED.value:
-            return 0
-        now = uow.clock()
-        offers = repo.offers_of_lead(session=tx.session, lead_id=lead_id)
-        team = offers[-1].team if offers else None
-        said = f"It could not be posted in the {row.queue or 'unmatched'} queue's channel ({why})"
-        alerts = queue_post_alerts(policy, lead_id, team, post_key, said, now)
-        managers = [policy.managers.get(alert["payload"]["manager"]) for alert in alerts]
-        told = [manager.name for manager in managers if manager is not None]
-        repo.add_audit(
-            session=tx.session,
-            lead_id=lead_id,
-            at=now,
-            kind=QUEUE_POST_UNDELIVERABLE,
-            actor=None,
-            reason=f"{why} · told {', '.join(told) or 'nobody: the policy has no manager'}",
-            data={"queue": row.queue},
-        )
-        tx.queue(alerts)
-        return len(alerts)
-
-    return await uow.write(work)
 
 
 async def assign(uow: UnitOfWork, external_id: str, *, rep_id: str, by: str) -> LeadView:

@@ -132,6 +132,25 @@ def queue_post_alerts(
     ]
 
 
+def alerts_instead(
+    policy: Policy, lead_id: int, refused: str, alert_key: str, why: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The alert of a queued lead to the manager `refused` (its key `alert_key`) could not go:
+    every other manager of the policy gets it instead, once; one of these that cannot go
+    either is not passed on again (`instead_of`)."""
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.MANAGER_ALERT,
+            dedupe_key=f"{alert_key}:instead:{manager}",
+            payload={"lead_id": lead_id, "manager": manager, "why": why, "instead_of": refused},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in sorted(policy.managers)
+        if manager != refused
+    ]
+
+
 def reminder(policy: Policy, offer_id: int, rep_id: str, now: datetime) -> dict[str, Any]:
     """Half the offer's SLA has passed: nudge its rep."""
     return repo.outbox_values(

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -63,6 +63,14 @@ Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
 QueuePostRefused = Callable[[int, str, str], Awaitable[object]]  # (lead id, post's key, why)
 
 
+class AlertRefused(Protocol):
+    """A manager's alert of a queued lead could not go: the other managers are told."""
+
+    def __call__(
+        self, *, lead_id: int, manager: str, alert_key: str, why: str, passed_on: bool
+    ) -> Awaitable[object]: ...
+
+
 @dataclass(kw_only=True)
 class CardDelivery(OutboxWorker):
     reader: Reader
@@ -75,6 +83,8 @@ class CardDelivery(OutboxWorker):
     on_undeliverable: Undeliverable | None = None
     # A queued lead's post its queue's channel will not take: its managers are told in DMs.
     on_queue_post_refused: QueuePostRefused | None = None
+    # A manager's alert of a queued lead their DM refused: the other managers are told.
+    on_alert_refused: AlertRefused | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
     # Why Slack refuses the bot token, while it does (said once in the log, not per post).
     token_refused: str | None = None
@@ -145,6 +155,15 @@ class CardDelivery(OutboxWorker):
         if gave_up and attempt.item.kind == OutboxKind.QUEUE_POST and self.on_queue_post_refused:
             lead_id = int(attempt.item.payload["lead_id"])
             await self.on_queue_post_refused(lead_id, attempt.item.dedupe_key, error or "")
+        if gave_up and attempt.item.kind == OutboxKind.MANAGER_ALERT and self.on_alert_refused:
+            payload = attempt.item.payload
+            await self.on_alert_refused(
+                lead_id=int(payload["lead_id"]),
+                manager=str(payload["manager"]),
+                alert_key=attempt.item.dedupe_key,
+                why=error or "",
+                passed_on="instead_of" in payload,
+            )
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
@@ -246,6 +265,8 @@ class CardDelivery(OutboxWorker):
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
+        if self.people is not None and await self.people.deactivated(slack_id):
+            raise GiveUp(posting.user_gone(slack_id))  # a DM nobody reads: others are told
         view = CardView(lead_id=queued.lead_id, content=queued.content)
         why = payload.get("why")
         message = queued_post(

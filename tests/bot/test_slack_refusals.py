@@ -289,3 +289,50 @@ async def test_a_card_slack_will_not_draw_reaches_its_rep_as_text_and_the_lead_s
     # Tagged as any post, so a lost answer is still found rather than posted again.
     assert card.params["metadata"]["event_payload"]["key"] == "offer-card:1"
     assert CARD_UNDELIVERABLE not in [kind for kind, _ in await story(sqlite_db)]
+
+
+# --- a manager Slack cannot reach --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refusal", ["deactivated", "user_not_found"])
+async def test_a_queued_lead_its_managers_dm_refuses_goes_to_the_other_managers(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, refusal: str
+) -> None:
+    if refusal == "deactivated":
+        slack.deactivated_users.add("UMIA")
+    else:
+        slack.channel_errors["UMIA"] = refusal
+    slack.channel_errors["UANN"] = "user_disabled"
+    slack.channel_errors["UBEN"] = "user_disabled"
+    await lead(app, "L-1")  # no rep can get it: queued, and duo's manager Mia is alerted
+    await rounds(app, clock, 5)
+
+    assert said_to(slack, "UMIA") == []
+    (alert,) = said_to(slack, "UMAX")
+    assert "Mia Moss could not be told of this lead in Slack" in alert
+    assert '"block_id": "assign:L-1"' in alert
+    (why,) = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
+    assert why.startswith("Mia Moss: ") and why.endswith("told Max Mold instead")
+
+
+async def test_an_alert_sent_instead_that_cannot_go_either_is_passed_on_no_further(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    slack.deactivated_users.update({"UMIA", "UMAX"})
+    await lead(app, "L-1", "triage")
+    slack.channel_errors["CTRIAGE"] = "is_archived"  # both managers are alerted, neither can be
+    await rounds(app, clock, 6)
+
+    async with sqlite_db.reading() as session:
+        alerts = (
+            await session.execute(select(OutboxRow).where(OutboxRow.kind == "slack.manager_alert"))
+        ).scalars()
+        keys = sorted(alert.dedupe_key for alert in alerts)
+    assert keys == [
+        "manager-alert:queue-post:1:0:max",
+        "manager-alert:queue-post:1:0:max:instead:mia",
+        "manager-alert:queue-post:1:0:mia",
+        "manager-alert:queue-post:1:0:mia:instead:max",
+    ]
+    told = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
+    assert len(told) == 4 and sum(r.endswith("nobody else told") for r in told) == 2
