@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -114,7 +115,7 @@ class SlackPeople:
         try:
             async with asyncio.timeout(ACTIVE_TIMEOUT_S):
                 response = await self.client.users_info(user=member_id)
-        except (SlackApiError, TimeoutError, OSError) as exc:
+        except (SlackApiError, TimeoutError, OSError, aiohttp.ClientError) as exc:
             log.info("slack: could not ask whether %s is active (%s)", member_id, exc)
             return False
         gone = bool((response.get("user") or {}).get("deleted"))
