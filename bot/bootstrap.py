@@ -72,8 +72,14 @@ class App:
 
     def slack_state(self) -> str:
         """How Slack stands, for /healthz and the metrics: off (no SLACK_BOT_TOKEN),
-        connecting, connected or unreachable (see `bot.slack.connection`)."""
-        return self.slack_link.state.value if self.slack_link is not None else "off"
+        connecting, connected or unreachable (see `bot.slack.connection`). Unreachable too while
+        the delivery finds the bot token refused: in Socket Mode the websocket may stay open on
+        the app-level token all the same, and nothing can be posted."""
+        if self.slack_link is None:
+            return "off"
+        if self.delivery is not None and self.delivery.token_refused is not None:
+            return "unreachable"
+        return self.slack_link.state.value
 
     def wake_workers(self) -> None:
         for worker in self.workers:

@@ -128,6 +128,19 @@ async def test_a_refused_token_is_said_once_in_the_log_and_once_when_it_works_ag
     assert "token_revoked" in said[0][1] and "waits in the outbox" in said[0][1]
 
 
+async def test_a_refused_token_makes_slack_unreachable_for_healthz_and_the_metrics(
+    app: App, slack: FakeSlack, clock: Clock
+) -> None:
+    before = app.slack_state()
+    slack.token_error = "token_revoked"
+    await lead(app, "L-1")
+    await rounds(app, clock, 1)
+    assert app.slack_state() == "unreachable"
+    slack.token_error = None
+    await rounds(app, clock, 1)
+    assert app.slack_state() == before != "unreachable"
+
+
 async def test_a_post_whose_answer_was_lost_is_still_looked_for_after_the_token_was_refused(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
