@@ -159,6 +159,11 @@ async def find_post(
                 return None
     except SlackApiError as exc:
         failure = slack_failure(exc, timeout_s=timeout_s)
+        # The DM of a deactivated user may not open (account_inactive, as for a dead token):
+        # if the token works, the post itself says what became of them.
+        inactive = _code(exc) == "account_inactive" and _person(channel)
+        if inactive and await _token_taken(client, timeout_s=timeout_s):
+            failure = GiveUp(user_gone(channel))
         if not isinstance(failure, GiveUp):
             raise
         log.warning(

@@ -185,6 +185,27 @@ async def test_a_rep_slack_has_deactivated_loses_the_lead_to_the_next_rep_unchar
     assert SLA_MISSED not in [kind for kind, _ in events]
 
 
+async def test_a_rep_whose_dm_will_not_open_for_an_unsure_card_still_loses_the_lead(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """The first post's answer was lost; by the next attempt Ann's account is gone, and Slack
+    answers account_inactive both to opening her DM (to look for the card) and to the post,
+    while the token itself works: the lead moves on rather than wait for a token fix."""
+    assert app.delivery is not None
+    app.delivery.call_timeout_s = 0.3
+    slack.fail("chat.postMessage", status=500)
+    await lead(app, "L-1")
+    await rounds(app, clock, 1)
+    slack.fail("conversations.open", status=200, error="account_inactive", times=5)
+    slack.channel_errors["UANN"] = "account_inactive"
+    await rounds(app, clock, 2)
+
+    first, second = await offers(sqlite_db)
+    assert (first.rep_id, first.status) == ("ann", "reassigned")
+    assert (second.rep_id, second.status) == ("ben", "offered")
+    assert app.slack_state() != "unreachable"
+
+
 async def test_a_rep_deactivated_in_slack_gets_no_card_and_is_not_charged_for_one(
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
