@@ -25,6 +25,7 @@ from bot.live_policy import LivePolicy
 from bot.outbox import OutboxWorker, Taker
 from bot.policy_file import load_policy
 from bot.reading import Reader
+from bot.service.escalations import manager_not_told, queue_post_undeliverable
 from bot.service.offers import card_undeliverable
 from bot.service.report import report_rows
 from bot.service.unit_of_work import UnitOfWork
@@ -71,8 +72,14 @@ class App:
 
     def slack_state(self) -> str:
         """How Slack stands, for /healthz and the metrics: off (no SLACK_BOT_TOKEN),
-        connecting, connected or unreachable (see `bot.slack.connection`)."""
-        return self.slack_link.state.value if self.slack_link is not None else "off"
+        connecting, connected or unreachable (see `bot.slack.connection`). Unreachable too while
+        the delivery finds the bot token refused: in Socket Mode the websocket may stay open on
+        the app-level token all the same, and nothing can be posted."""
+        if self.slack_link is None:
+            return "off"
+        if self.delivery is not None and self.delivery.token_refused is not None:
+            return "unreachable"
+        return self.slack_link.state.value
 
     def wake_workers(self) -> None:
         for worker in self.workers:
@@ -160,6 +167,8 @@ def bootstrap(
             policy=current,
             clock=now,
             on_undeliverable=_escalated(uow),
+            on_queue_post_refused=partial(queue_post_undeliverable, uow),
+            on_alert_refused=partial(manager_not_told, uow),
             people=people,
         )
         app_token = settings.slack_app_token

@@ -351,7 +351,9 @@ class OutboxWorker:
                     unsure=True,
                 )
             error = str(outcome)
-            unsure = isinstance(outcome, Retry) and outcome.unsure
+            # An earlier attempt's doubt stays until one succeeds: a refusal now does not say
+            # that its call did not take effect then.
+            unsure = isinstance(outcome, Retry) and (outcome.unsure or attempt.unsure)
             self.failed[attempt.item.kind] += 1
             tries = attempt.item.attempts
             if isinstance(outcome, Retry) and (

@@ -114,6 +114,8 @@ _EVENT_WORDS = {
     "sla_missed": "moved: not claimed in time",
     "contact_missed": "contact SLA missed",
     "rep_left_policy": "moved",
+    "queue_post_undeliverable": "not posted in the queue's channel",
+    "manager_not_told": "a manager could not be told in Slack",
     AMOUNT_LEFT_OUT: "amount left out",
 }
 

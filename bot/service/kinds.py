@@ -16,7 +16,8 @@ class OutboxKind(StrEnum):
     HUBSPOT_OWNER = "crm.set_owner.hubspot"
     HUBSPOT_CONTACT = "crm.take_contact.hubspot"  # a contact HubSpot announced: fetch and route
     REMINDER = "slack.reminder"  # half the SLA has passed: nudge the rep
-    MANAGER_ALERT = "slack.manager_alert"  # the watchdog gave up on a lead: tell its manager
+    # a lead went to a queue as nobody took it (or its queue's channel refused it): a manager
+    MANAGER_ALERT = "slack.manager_alert"
     CONTACT_REMINDER = "slack.contact_reminder"  # half the contact SLA has passed: nudge the rep
     CONTACT_MISSED = "slack.contact_missed"  # a claimed lead was not touched in time: a manager
     DIGEST = "slack.digest"  # a manager's scheduled digest
@@ -34,6 +35,10 @@ SLA_MISSED = "sla_missed"  # a rep let an offer's SLA lapse (data: rep, offer_id
 # touched_at when the first touch came late)
 CONTACT_MISSED = "contact_missed"
 CARD_UNDELIVERABLE = "card_undeliverable"  # the rep's card could not be posted
+# A queued lead's post could not go to its queue's channel: its managers were told in DMs
+QUEUE_POST_UNDELIVERABLE = "queue_post_undeliverable"
+# A manager could not be told of a queued lead in Slack: the policy's other managers were
+MANAGER_NOT_TOLD = "manager_not_told"
 REP_LEFT_POLICY = "rep_left_policy"  # the policy activated has no such rep: their offer moved
 CRM_OWNER_SET = "crm_owner_set"  # the CRM record's owner is now the rep
 CRM_WRITE_FAILED = "crm_write_failed"  # the owner could not be written, and will not be

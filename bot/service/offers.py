@@ -7,7 +7,7 @@ from __future__ import annotations
 from bot.service.contact_sla import start_clock
 from bot.service.errors import NotAllowed, ServiceError
 from bot.service.kinds import CARD_UNDELIVERABLE
-from bot.service.outbox_items import owner_write, settle_card
+from bot.service.outbox_items import manager_alerts, owner_write, settle_card
 from bot.service.steps import find, move, record, stored_view
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import ClaimResult, LeadView, Move, view_of, view_of_decision
@@ -132,13 +132,32 @@ async def reassign(
 
 async def card_undeliverable(uow: UnitOfWork, offer_id: int, why: str) -> Move | None:
     """The rep's card could not be delivered (Slack refused it for good): the lead moves on
-    to the next rep who can take it (or the queue), and the rep is not charged a miss."""
-    return await reassign(
-        uow,
-        offer_id,
-        reason=f"the card could not be delivered in Slack: {why}",
-        kind=CARD_UNDELIVERABLE,
-    )
+    to the next rep who can take it, and the rep is not charged a miss. A lead that goes to
+    the queue for it is told to its managers, as one the watchdog gives up on is."""
+    reason = f"the card could not be delivered in Slack: {why}"
+
+    def work(tx: Transaction) -> Move | None:
+        offer = repo.offer_by_id(session=tx.session, offer_id=offer_id)
+        if offer is None or offer.status != OfferStatus.OFFERED:
+            return None
+        row = repo.lead_by_id(session=tx.session, lead_id=offer.lead_id)
+        assert row is not None
+        moved = move(
+            uow,
+            tx,
+            row,
+            offer,
+            to_status=OfferStatus.REASSIGNED,
+            kind=CARD_UNDELIVERABLE,
+            actor=None,
+            reason=reason,
+        )
+        if row.status == LeadStatus.QUEUED.value:
+            why_queued = f"Its card could not be delivered to {uow.policy().rep_name(offer.rep_id)}"
+            tx.queue(manager_alerts(uow.policy(), offer, row, uow.clock(), why=why_queued))
+        return moved
+
+    return await uow.routing(work, f"offer {offer_id}")
 
 
 async def assign(uow: UnitOfWork, external_id: str, *, rep_id: str, by: str) -> LeadView:

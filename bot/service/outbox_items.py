@@ -98,18 +98,56 @@ def crm_lane(lead_id: int) -> str:
 
 
 def manager_alerts(
-    policy: Policy, offer: OfferRow, row: LeadRow, now: datetime
+    policy: Policy, offer: OfferRow, row: LeadRow, now: datetime, *, why: str | None = None
 ) -> list[dict[str, Any]]:
-    """Tell the managers of the offer's team that its lead went to the queue."""
+    """Tell the managers of the offer's team that its lead went to the queue; `why`, when it
+    was not for want of a claim (the watchdog's reason, said by default)."""
+    payload = {"lead_id": row.id, "offer_id": offer.id} | ({"why": why} if why else {})
     return [
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
             dedupe_key=f"manager-alert:{offer.id}:{manager}",
-            payload={"lead_id": row.id, "manager": manager, "offer_id": offer.id},
+            payload={**payload, "manager": manager},
             now=now,
             lane=policy.slack_of(manager),
         )
         for manager in managers_of(policy, offer.team)
+    ]
+
+
+def queue_post_alerts(
+    policy: Policy, lead_id: int, team: str | None, post_key: str, why: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The post of a queued lead (its outbox key `post_key`) could not go to the queue's
+    channel: its managers get the lead in their DMs instead, with why, once per post."""
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.MANAGER_ALERT,
+            dedupe_key=f"manager-alert:{post_key}:{manager}",
+            payload={"lead_id": lead_id, "manager": manager, "why": why},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in managers_of(policy, team)
+    ]
+
+
+def alerts_instead(
+    policy: Policy, lead_id: int, refused: str, alert_key: str, why: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The alert of a queued lead to the manager `refused` (its key `alert_key`) could not go:
+    every other manager of the policy gets it instead, once; one of these that cannot go
+    either is not passed on again (`instead_of`)."""
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.MANAGER_ALERT,
+            dedupe_key=f"{alert_key}:instead:{manager}",
+            payload={"lead_id": lead_id, "manager": manager, "why": why, "instead_of": refused},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in sorted(policy.managers)
+        if manager != refused
     ]
 
 

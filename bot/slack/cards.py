@@ -67,6 +67,7 @@ from bot.slack.kit import (
 
 MAX_LABEL = 300  # a contact link's text
 MAX_LINK = MAX_FIELD_TEXT - 20  # a contact link's target; a longer one is shown as text
+MAX_WHY = 1000  # why a manager is alerted of a queued lead (Slack's own refusal, quoted)
 
 _URL_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f]")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -130,15 +131,20 @@ def settled_card(
 
 
 def queued_post(
-    view: CardView, queue: str, assignees: Sequence[Assignee], *, alert: bool = False
+    view: CardView,
+    queue: str,
+    assignees: Sequence[Assignee],
+    *,
+    alert: bool = False,
+    why: str | None = None,
 ) -> Message:
     """A lead waiting in a queue with an Assign picker of `assignees`: posted to the queue's
-    channel, or with `alert` to a manager when the SLA watchdog gave up on it."""
+    channel, or with `alert` to a manager when the SLA watchdog gave up on it (or, `why`, for
+    another reason: its card or its queue post could not go out)."""
     status = plainly("Waiting in the ") + strong(queue, 150) + plainly(" queue")
     if alert:
-        status = (
-            emoji_said("rotating_light") + plainly(" Nobody claimed this lead in time. ") + status
-        )
+        said = f" {clip(why, MAX_WHY)}. " if why else " Nobody claimed this lead in time. "
+        status = emoji_said("rotating_light") + plainly(said) + status
     blocks = _card_blocks(view, queued_wording(alert=alert), status=status)
     if assignees:
         blocks.append(assign_control(view.lead_id, assignees))

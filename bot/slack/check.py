@@ -187,7 +187,11 @@ async def _known(
         return Finding(f"{person_id}: Slack answered {_code(exc)}", "run the check again")
     user = response.get("user") or {}
     if user.get("deleted"):
-        return Finding(f"{person_id}: {user.get('id')} is deactivated in Slack", _set_id())
+        return Finding(
+            f"{person_id}: {user.get('id')} is deactivated in Slack (no card or alert reaches "
+            "them: their leads go to others)",
+            f"take them out of the policy, or {_set_id()}",
+        )
     return Finding(found(user))
 
 
@@ -208,7 +212,8 @@ async def _channel(
         if code == "not_in_channel":
             return Finding(
                 f"{channel}: the bot is not in this channel ({used_for})",
-                "invite it: /invite @leadrouter in that channel",
+                "invite it: /invite @leadrouter in that channel (Slack takes the bot out of "
+                "a channel archived: unarchive it first, or name another channel)",
             )
         if code == "channel_not_found":
             return Finding(

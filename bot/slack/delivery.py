@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -60,6 +60,15 @@ CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it 
 
 
 Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
+QueuePostRefused = Callable[[int, str, str], Awaitable[object]]  # (lead id, post's key, why)
+
+
+class AlertRefused(Protocol):
+    """A manager's alert of a queued lead could not go: the other managers are told."""
+
+    def __call__(
+        self, *, lead_id: int, manager: str, alert_key: str, why: str, passed_on: bool
+    ) -> Awaitable[object]: ...
 
 
 @dataclass(kw_only=True)
@@ -72,10 +81,24 @@ class CardDelivery(OutboxWorker):
     call_timeout_s: float = CALL_TIMEOUT_S
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
+    # A queued lead's post its queue's channel will not take: its managers are told in DMs.
+    on_queue_post_refused: QueuePostRefused | None = None
+    # A manager's alert of a queued lead their DM refused: the other managers are told.
+    on_alert_refused: AlertRefused | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
+    # Why Slack refuses the bot token, while it does (said once in the log, not per post).
+    token_refused: str | None = None
 
     def failure(self, exc: Exception) -> Retry | Hold | GiveUp | None:
-        return posting.slack_failure(exc, timeout_s=self.call_timeout_s)
+        outcome = posting.slack_failure(exc, timeout_s=self.call_timeout_s)
+        if isinstance(outcome, posting.TokenRefused) and self.token_refused is None:
+            self.token_refused = str(outcome)
+            log.error(
+                "outbox: Slack refuses the bot token (%s); every card, alert and digest waits "
+                "in the outbox, its SLA not started, until the token is fixed",
+                outcome,
+            )
+        return outcome
 
     async def carry_out(self, attempt: Attempt) -> None:
         kind, payload = attempt.item.kind, attempt.item.payload
@@ -113,6 +136,9 @@ class CardDelivery(OutboxWorker):
     async def after_end(self, attempt: Attempt, *, error: str | None, gave_up: bool) -> None:
         duplicate = attempt.notes.get("duplicate")
         delivered = attempt.notes.get("delivered")
+        if self.token_refused is not None and delivered is not None and error is None:
+            self.token_refused = None
+            log.warning("outbox: Slack takes the bot token again; what waited goes out now")
         if error is None and not isinstance(duplicate, PostedCard) and delivered is not None:
             lead_id, what = delivered
             if lead_id is None:
@@ -126,6 +152,18 @@ class CardDelivery(OutboxWorker):
             await self._call(self.client.chat_delete, channel=duplicate.channel, ts=duplicate.ts)
         if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
             await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
+        if gave_up and attempt.item.kind == OutboxKind.QUEUE_POST and self.on_queue_post_refused:
+            lead_id = int(attempt.item.payload["lead_id"])
+            await self.on_queue_post_refused(lead_id, attempt.item.dedupe_key, error or "")
+        if gave_up and attempt.item.kind == OutboxKind.MANAGER_ALERT and self.on_alert_refused:
+            payload = attempt.item.payload
+            await self.on_alert_refused(
+                lead_id=int(payload["lead_id"]),
+                manager=str(payload["manager"]),
+                alert_key=attempt.item.dedupe_key,
+                why=error or "",
+                passed_on="instead_of" in payload,
+            )
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
@@ -139,6 +177,8 @@ class CardDelivery(OutboxWorker):
             if card.message_ts is not None:
                 return
             channel = card.rep_slack or await self._slack_id(card.rep)
+            if self.people is not None and await self.people.deactivated(channel):
+                raise GiveUp(posting.user_gone(channel))
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
         view = self._view(card)
@@ -218,14 +258,20 @@ class CardDelivery(OutboxWorker):
         _delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
 
     async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        """The watchdog gave up on a lead: its manager gets it in a DM, with Assign."""
+        """The watchdog gave up on a lead (or its card or queue post could not go out, `why`):
+        its manager gets it in a DM, with Assign."""
         manager = str(payload["manager"])
         slack_id = await self._slack_id(manager)
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
+        if self.people is not None and await self.people.deactivated(slack_id):
+            raise GiveUp(posting.user_gone(slack_id))  # a DM nobody reads: others are told
         view = CardView(lead_id=queued.lead_id, content=queued.content)
-        message = queued_post(view, queued.queue, assignees_of(self.policy()), alert=True)
+        why = payload.get("why")
+        message = queued_post(
+            view, queued.queue, assignees_of(self.policy()), alert=True, why=why and str(why)
+        )
         await self._post(attempt, slack_id, message)
         _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
 

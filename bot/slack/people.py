@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 NOT_FOUND_AGAIN_S = 600.0
 # A user's profile is read while Slack waits for the ack (3 s): no longer than this.
 WHO_IS_TIMEOUT_S = 2.0
+# Whether a rep's Slack account is deactivated is asked again after this long.
+ACTIVE_AGAIN_S = 600.0
+ACTIVE_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -36,6 +40,8 @@ class SlackPeople:
     _found: dict[str, str] = field(default_factory=dict)  # person id -> member id
     _missing: dict[str, float] = field(default_factory=dict)  # e-mail -> when Slack said none
     _strangers: dict[str, float] = field(default_factory=dict)  # member id -> when not ours
+    # member id -> (when Slack was asked, whether it said deactivated)
+    _deactivated: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _policy: Policy | None = None
     _made_from: Policy | None = None  # the policy `_policy` was made from
 
@@ -98,6 +104,23 @@ class SlackPeople:
             self._strangers[member_id] = time.monotonic()
             return
         self._learn(person_id, member_id)
+
+    async def deactivated(self, member_id: str) -> bool:
+        """Whether Slack has deactivated this user (a rep who left): Slack takes a post to
+        their DM all the same, and nobody reads it. Asked again every ten minutes; an answer
+        that does not come (or is refused) counts as active, so the card goes out."""
+        known = self._deactivated.get(member_id)
+        if known is not None and time.monotonic() - known[0] < ACTIVE_AGAIN_S:
+            return known[1]
+        try:
+            async with asyncio.timeout(ACTIVE_TIMEOUT_S):
+                response = await self.client.users_info(user=member_id)
+        except (SlackApiError, TimeoutError, OSError, aiohttp.ClientError) as exc:
+            log.info("slack: could not ask whether %s is active (%s)", member_id, exc)
+            return False
+        gone = bool((response.get("user") or {}).get("deleted"))
+        self._deactivated[member_id] = (time.monotonic(), gone)
+        return gone
 
     def _learn(self, person_id: str, member_id: str) -> None:
         if self._found.get(person_id) == member_id:

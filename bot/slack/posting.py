@@ -18,8 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.outbox import GiveUp, Hold, Retry
-from bot.slack.blocks import Message
-from bot.slack.check import REINSTALL
+from bot.slack.blocks import Message, clip
+from bot.slack.check import REFUSED, REINSTALL, bot_token_fix
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,23 @@ CLOCK_SKEW_S = 300
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
 )
+# Slack refusing a message for what it holds (a block it will not draw, a text too long): the
+# same words as text alone go instead, so a lead reaches someone all the same.
+CONTENT_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+MAX_TEXT_ALONE = 3_000  # the text of a message posted without its blocks
+TEXT_ALONE_NOTE = (
+    "\n(Slack would not show this message as drawn ({code}); leadrouter's App Home has it "
+    "in full, with its buttons.)"
+)
+# A post Slack refuses because the bot token is refused is tried again no sooner than this: it
+# waits for an admin (a new token, and a restart), and no destination is at fault.
+TOKEN_REFUSED_RETRY_S = 60.0
+
+
+class TokenRefused(Retry):
+    """Slack refused the bot token itself (revoked, the app uninstalled): every post waits,
+    where it is, until the token is fixed. Never given up: giving up would move leads from
+    rep to rep, and to the queue, for a fault that is nobody's but the installation's."""
 
 
 async def call(
@@ -54,25 +71,61 @@ async def post(
     thread_ts: str | None = None,
 ) -> tuple[str, str]:
     """chat.postMessage tagged with `key`. Returns (channel, ts) as Slack answered; GiveUp saying
-    what to fix when Slack refused it for where it was going."""
+    what to fix when Slack refused it for where it was going. A message Slack refuses for its
+    blocks goes again as text alone, saying so (Slack posted nothing the first time)."""
     try:
-        response = await call(
-            client.chat_postMessage,
-            timeout_s=timeout_s,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            mrkdwn=message.mrkdwn,
-            unfurl_links=False,
-            thread_ts=thread_ts,
-            metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
-        )
+        try:
+            response = await _post_message(client, channel, message, key, timeout_s, thread_ts)
+        except SlackApiError as exc:
+            code = _code(exc)
+            if code not in CONTENT_REFUSED or not message.blocks:
+                raise
+            log.warning("outbox: Slack refused %s as drawn (%s); posting it as text", key, code)
+            note = TEXT_ALONE_NOTE.format(code=code)
+            text = clip(message.text, MAX_TEXT_ALONE - len(note)) + note
+            alone = Message(text, [], mrkdwn=message.mrkdwn)
+            response = await _post_message(client, channel, alone, key, timeout_s, thread_ts)
     except SlackApiError as exc:
         fix = _fix_for(exc, channel)
+        # account_inactive: Slack says it of a token whose bot or workspace is gone, and of
+        # some posts to a deactivated user; only the token's own answer tells which.
+        inactive = fix is None and _code(exc) == "account_inactive" and _person(channel)
+        if inactive and await _token_taken(client, timeout_s=timeout_s):
+            fix = user_gone(channel)
         if fix is None:
             raise
         raise GiveUp(f"{failure_text(exc)}: {fix}") from exc
     return str(response["channel"]), str(response["ts"])
+
+
+async def _post_message(
+    client: AsyncWebClient,
+    channel: str,
+    message: Message,
+    key: str,
+    timeout_s: float,
+    thread_ts: str | None,
+) -> AsyncSlackResponse:
+    return await call(
+        client.chat_postMessage,
+        timeout_s=timeout_s,
+        channel=channel,
+        text=message.text,
+        blocks=message.blocks or None,
+        mrkdwn=message.mrkdwn,
+        unfurl_links=False,
+        thread_ts=thread_ts,
+        metadata={"event_type": POST_EVENT, "event_payload": {"key": key}},
+    )
+
+
+async def _token_taken(client: AsyncWebClient, *, timeout_s: float) -> bool:
+    """Whether Slack takes the bot token now (auth.test answers); False when it cannot tell."""
+    try:
+        await call(client.auth_test, timeout_s=timeout_s)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError):
+        return False
+    return True
 
 
 async def find_post(
@@ -106,6 +159,11 @@ async def find_post(
                 return None
     except SlackApiError as exc:
         failure = slack_failure(exc, timeout_s=timeout_s)
+        # The DM of a deactivated user may not open (account_inactive, as for a dead token):
+        # if the token works, the post itself says what became of them.
+        inactive = _code(exc) == "account_inactive" and _person(channel)
+        if inactive and await _token_taken(client, timeout_s=timeout_s):
+            failure = GiveUp(user_gone(channel))
         if not isinstance(failure, GiveUp):
             raise
         log.warning(
@@ -123,6 +181,11 @@ def slack_failure(exc: Exception, *, timeout_s: float) -> Retry | Hold | GiveUp 
         error = failure_text(exc)
         if status == 429:
             return Hold(error, after=_retry_after(response))
+        if code in REFUSED:
+            return TokenRefused(
+                f"{error}: {bot_token_fix(code)}; the post waits until then",
+                after=TOKEN_REFUSED_RETRY_S,
+            )
         if status >= 500 or code in _TRANSIENT_ERRORS:
             return Retry(error, unsure=True)  # Slack may have acted before it failed
         if code == "missing_scope" and response is not None and response.get("needed"):
@@ -144,8 +207,10 @@ def failure_text(exc: SlackApiError) -> str:
 
 def _fix_for(exc: SlackApiError, channel: str) -> str | None:
     """What an admin does about a post Slack refused for where it was going, if that is why."""
-    code = str(exc.response.get("error", "")) if exc.response is not None else ""
-    person = channel.startswith(("U", "W"))
+    code = _code(exc)
+    person = _person(channel)
+    if person and code in ("user_not_found", "user_disabled", "cannot_dm_bot"):
+        return user_gone(channel)
     where = channel if channel.startswith("#") else f"the channel {channel}"
     if code == "not_in_channel":
         return f"invite the bot to {where} (/invite @leadrouter there)"
@@ -162,6 +227,23 @@ def _fix_for(exc: SlackApiError, channel: str) -> str | None:
     if code == "is_archived":
         return f"{where} is archived: unarchive it or name another channel in the policy"
     return None
+
+
+def user_gone(user: str) -> str:
+    """What to do about a person whose Slack account is deactivated or gone."""
+    return (
+        f"Slack user {user} is deactivated or gone: give their current member id in the "
+        "policy, or take them out of it (`leadrouter slack check` checks everyone's)"
+    )
+
+
+def _person(channel: str) -> bool:
+    """Whether a post to `channel` goes to a person (their DM with the app)."""
+    return channel.startswith(("U", "W"))
+
+
+def _code(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "")) if exc.response is not None else ""
 
 
 def _retry_after(response: Any) -> float:

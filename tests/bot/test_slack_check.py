@@ -89,6 +89,20 @@ def test_every_problem_is_listed_with_its_fix_and_exit_1(slack: FakeSlack, tmp_p
     assert "CPARTNERS: the bot can post there" in out
 
 
+def test_a_rep_who_left_and_a_channel_archived_are_said_with_what_to_do(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack.deactivated_users.add("UANN")
+    # Archiving a channel takes the bot out of it: its history answers not_in_channel.
+    slack.channel_errors["CNORTH"] = "not_in_channel"
+    result = check(slack, tmp_path)
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert "ann: UANN is deactivated in Slack" in out
+    assert "fix: take them out of the policy, or set `slack:`" in out
+    assert "unarchive it first, or name another channel" in out
+
+
 def test_a_missing_scope_is_named_with_what_it_is_for(slack: FakeSlack, tmp_path: Path) -> None:
     slack.scopes.remove("users:read.email")
     result = check(slack, tmp_path)

@@ -88,8 +88,15 @@ async def test_a_channel_the_bot_was_not_invited_to_says_to_invite_it(
     assert queue_post.last_error is not None
     assert "if it is a private channel, invite the bot to it" in queue_post.last_error
     assert "invite the bot to the channel CSALES" in caplog.text
-    (dm,) = slack.calls_to("chat.postMessage")  # the rep's own card went out all the same
-    assert dm.params["channel"] == "UANN"
+    # The rep's own card went out all the same; the lead the queue's channel refused went to
+    # the manager's DM instead.
+
+    async def manager_told() -> bool:
+        return any(c.params["channel"] == "UMIA" for c in slack.calls_to("chat.postMessage"))
+
+    await until(manager_told)
+    posts = [call.params["channel"] for call in slack.calls_to("chat.postMessage")]
+    assert sorted(posts) == ["UANN", "UMIA"]
 
 
 # --- reps named by e-mail alone -------------------------------------------------------------

@@ -157,6 +157,16 @@ class FakeSlack:
         self.user_email: dict[str, str] = {}
         # Member ids no user of the workspace has (users.info answers user_not_found).
         self.unknown_users: set[str] = set()
+        # Member ids of users deactivated by an admin: users.info still finds them, marked
+        # `deleted`, and conversations.open refuses their DM (user_disabled); a post to the
+        # member id is taken all the same, as Slack takes it, into a DM nobody reads.
+        self.deactivated_users: set[str] = set()
+        # The error every call with the bot token gets once the token is no longer one
+        # (token_revoked, invalid_auth, account_inactive), auth.test included: None while it is.
+        self.token_error: str | None = None
+        # The error chat.postMessage and chat.update answer a message with blocks (Slack will
+        # not draw them: invalid_blocks, msg_too_long); text alone is taken. None: all are.
+        self.blocks_refused: str | None = None
         # The bot token's scopes, as auth.test's X-OAuth-Scopes header lists them.
         self.scopes: list[str] = list(DEFAULT_SCOPES)
         # channel -> the error posting or reading there gets: not_in_channel for a channel the
@@ -590,6 +600,8 @@ class FakeSlack:
             return _Answer(_error("not_authed"))
         if token.startswith("xapp-") != (method in _APP_TOKEN_METHODS):
             return _Answer(_error("not_allowed_token_type"))
+        if self.token_error is not None and not token.startswith("xapp-"):
+            return _Answer(_error(self.token_error))
         with self._lock:
             failure = self._take_failure(method)
             if failure is not None:
@@ -612,6 +624,10 @@ class FakeSlack:
                 isinstance(channel, str) and channel in self.channel_errors
             ):
                 return _Answer(_error(self.channel_errors[channel]))
+            if method in ("chat.postMessage", "chat.update") and (
+                self.blocks_refused is not None and params.get("blocks")
+            ):
+                return _Answer(_error(self.blocks_refused))
             answer = _Answer(handler(params))
             if method == "auth.test":
                 answer.headers["X-OAuth-Scopes"] = ",".join(self.scopes)
@@ -769,6 +785,12 @@ class FakeSlack:
         users = [user for user in str(params.get("users", "")).split(",") if user]
         if not users:
             return _error("users_list_not_supplied")
+        disabled = [user for user in users if user in self.deactivated_users]
+        if disabled:
+            return _error("user_disabled")
+        unknown = [user for user in users if user in self.unknown_users]
+        if unknown:
+            return _error("user_not_found")
         if len(users) == 1:
             channel = _dm_channel(users[0])
         else:
@@ -813,6 +835,7 @@ class FakeSlack:
                 "team_id": TEAM_ID,
                 "name": user.lower(),
                 "is_bot": False,
+                "deleted": user in self.deactivated_users,
                 "tz": tz,
                 "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
                 "profile": {"email": self.user_email.get(user, f"{user.lower()}@example.com")},
