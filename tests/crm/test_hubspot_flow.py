@@ -303,11 +303,13 @@ async def test_past_hubspots_daily_limit_write_backs_wait_half_an_hour_without_a
         hubspot.add_owner(f"{rep}@acme.example")
     contacts = {f"L-{n}": hubspot.add_contact(email=f"buyer{n}@corp.example") for n in (1, 2, 3)}
     await app.crm["hubspot"].owners.mapping()  # the owners known: only writes go out
-    await _claimed_hubspot_leads(app, contacts)
     hubspot.fail_next(429, body=DAILY_LIMIT)
-
     (worker,) = app.crm_workers
-    assert await worker.deliver_due() == 3
+    # One write meets the limit first (writes already under way then cannot be called back).
+    await _claimed_hubspot_leads(app, {"L-1": contacts["L-1"]})
+    assert await worker.deliver_due() == 1
+    await _claimed_hubspot_leads(app, {key: contacts[key] for key in ("L-2", "L-3")})
+    assert await worker.deliver_due() == 2
 
     # One write met the limit; the two after it were not sent at all.
     assert [r.status for r in hubspot.calls("PATCH")] == [429]

@@ -519,10 +519,14 @@ async def test_past_the_orgs_daily_request_limit_write_backs_wait_without_spendi
     limit = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
     for n in (1, 2, 3):
         salesforce.patch(f"{DATA}/sobjects/Lead/00Q5e00000Lead000{n}", status=403, json=limit)
-        await _claimed_salesforce_lead(app, f"L-{n}", f"00Q5e00000Lead000{n}")
     (worker,) = app.crm_workers
+    # One write meets the limit first (writes already under way then cannot be called back).
+    await _claimed_salesforce_lead(app, "L-1", "00Q5e00000Lead0001")
+    assert await worker.deliver_due() == 1
+    for n in (2, 3):
+        await _claimed_salesforce_lead(app, f"L-{n}", f"00Q5e00000Lead000{n}")
 
-    assert await worker.deliver_due() == 3
+    assert await worker.deliver_due() == 2  # refused at once, no request sent
     clock.advance(minutes=6)  # past the longest backoff of an ordinary failure
     assert await worker.deliver_due() == 0  # nothing due: they wait for the limit
 
