@@ -668,7 +668,8 @@ _DOTENV_NAME = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", re.
 def unknown_settings(environ: Mapping[str, str], dotenv: Path = Path(".env")) -> list[str]:
     """A sentence for each variable of the environment or `.env` that looks like one of the
     settings (a name of theirs close to it) and is not one: ignored, it would leave a setting
-    at its default without a word. Names only, never values."""
+    at its default without a word. Names only, never values. In the environment only names
+    with a prefix of ours are looked at (it holds everyone's variables); in `.env` all."""
     known = set(ENV_NAMES.values())
     read_elsewhere = {"LEADROUTER_PLAIN_PYTHON"}  # `routing`: no compiled modules
     where = dict.fromkeys(environ, "")
@@ -680,7 +681,8 @@ def unknown_settings(environ: Mapping[str, str], dotenv: Path = Path(".env")) ->
         where.setdefault(name, " (in .env)")
     found = []
     for name in sorted(where):
-        if name in known | read_elsewhere or not name.upper().startswith(_OUR_PREFIXES):
+        ours = name.upper().startswith(_OUR_PREFIXES) or where[name]
+        if name in known | read_elsewhere or not ours:
             continue
         close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
         if close:

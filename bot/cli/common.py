@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ from bot.files.leads import (
 from bot.files.tables import BadRow
 from bot.files.text import InputFileError, encoding_problem
 from bot.policy_file import PolicyFileMissing, default_policy_path, load_policy
+from bot.settings import unknown_settings
 from routing.accounts import AccountIndex
 from routing.conditions import CUSTOM_FIELD_PREFIX
 from routing.leads import told_apart
@@ -156,7 +158,7 @@ def say_env_file_problems(*, logged: bool = False) -> None:
         found = env_file.problems()
     except env_file.NotText as exc:
         raise CliError(str(exc)) from None
-    for sentence in found:
+    for sentence in [*found, *unknown_settings(os.environ, env_file.DOTENV)]:
         if logged:
             log.warning("%s", sentence)
         else:

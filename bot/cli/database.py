@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,8 +56,6 @@ def serve() -> None:
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
     from bot.http.serving import ListenError, listen
-    from bot.settings import unknown_settings
-
     settings = load_settings(logged=True)
     if settings.webhook_secret is None:
         raise CliError(
@@ -67,9 +64,7 @@ def serve() -> None:
             "`openssl rand -hex 32`, and sign requests with it."
         )
     configure_logging(settings.log_level, settings.log_format)
-    say_env_file_problems(logged=True)
-    for sentence in unknown_settings(os.environ):
-        logging.getLogger("leadrouter").warning("%s", sentence)
+    say_env_file_problems(logged=True)  # .env's unread lines and misspelt settings
     try:
         refused: CliError | None = None
         try:

@@ -92,6 +92,26 @@ def test_a_command_says_each_unread_line_once_on_stderr_and_runs(
     assert TOKEN not in result.output
 
 
+def test_a_command_says_a_misspelt_setting_in_dotenv_even_without_a_prefix_of_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "routing.yml").write_text((EXAMPLES / "routing.yml").read_text())
+    (tmp_path / ".env").write_text("DATABSE_URL=sqlite:///x.db\nPOSTGRES_PASSWORD=compose\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEADROUTER_RULES", raising=False)
+
+    result = runner.invoke(app, ["check"])
+
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stderr.split())
+    assert (
+        "DATABSE_URL (in .env) is not a setting leadrouter reads: did you mean DATABASE_URL?"
+        in said
+    )
+    assert "POSTGRES_PASSWORD" not in said  # another program's, and like none of ours
+    assert said.count("DATABSE_URL") == 1
+
+
 async def test_serve_logs_each_unread_line_as_a_warning_and_serves(
     servers: Servers, tmp_path: Path
 ) -> None:
