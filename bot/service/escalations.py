@@ -4,6 +4,8 @@ in their DMs instead (never to the channel that refused it), and its story says 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from bot.service.kinds import MANAGER_NOT_TOLD, QUEUE_POST_UNDELIVERABLE
 from bot.service.outbox_items import alerts_instead, queue_post_alerts
 from bot.service.unit_of_work import Transaction, UnitOfWork
@@ -35,11 +37,19 @@ async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str,
 
 
 async def manager_not_told(
-    uow: UnitOfWork, *, lead_id: int, manager: str, alert_key: str, why: str, passed_on: bool
+    uow: UnitOfWork,
+    *,
+    lead_id: int,
+    manager: str,
+    alert_key: str,
+    why: str,
+    passed_on: bool,
+    alerted: Collection[str] = (),
 ) -> int:
     """A manager's DM refused the alert of a queued lead (their account deactivated, say): the
-    policy's other managers get it instead, unless this alert was already one sent instead
-    (`passed_on`), which goes no further. Returns how many were told."""
+    policy's other managers get it instead, but those `alerted` of it at the same time (they
+    have it), and unless this alert was already one sent instead (`passed_on`), which goes no
+    further. Returns how many were told."""
     policy = uow.policy()
 
     def work(tx: Transaction) -> int:
@@ -50,7 +60,8 @@ async def manager_not_told(
         alerts = []
         if not passed_on:
             said = f"{name} could not be told of this lead in Slack ({why}), so you are"
-            alerts = alerts_instead(policy, lead_id, manager, alert_key, said, uow.clock())
+            now = uow.clock()
+            alerts = alerts_instead(policy, lead_id, manager, alert_key, said, now, alerted=alerted)
         others = [alert["payload"]["manager"] for alert in alerts]
         told = f"told {_names(policy, others)} instead" if others else "nobody else told"
         _audit(tx, uow, lead_id, MANAGER_NOT_TOLD, f"{name}: {why} · {told}", row.queue)

@@ -353,20 +353,35 @@ async def test_an_alert_sent_instead_that_cannot_go_either_is_passed_on_no_furth
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     slack.deactivated_users.update({"UMIA", "UMAX"})
-    await lead(app, "L-1", "triage")
-    slack.channel_errors["CTRIAGE"] = "is_archived"  # both managers are alerted, neither can be
-    await rounds(app, clock, 6)
+    slack.channel_errors["UANN"] = "user_disabled"
+    slack.channel_errors["UBEN"] = "user_disabled"
+    await lead(app, "L-1")  # no rep can get it: duo's manager Mia is alerted, then Max instead
+    await rounds(app, clock, 8)
 
     async with sqlite_db.reading() as session:
         alerts = (
             await session.execute(select(OutboxRow).where(OutboxRow.kind == "slack.manager_alert"))
         ).scalars()
         keys = sorted(alert.dedupe_key for alert in alerts)
-    assert keys == [
-        "manager-alert:queue-post:1:0:max",
-        "manager-alert:queue-post:1:0:max:instead:mia",
-        "manager-alert:queue-post:1:0:mia",
-        "manager-alert:queue-post:1:0:mia:instead:max",
-    ]
+    assert keys == ["manager-alert:2:mia", "manager-alert:2:mia:instead:max"]
     told = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
-    assert len(told) == 4 and sum(r.endswith("nobody else told") for r in told) == 2
+    assert [r.split(":")[0] for r in told] == ["Mia Moss", "Max Mold"]
+    assert told[0].endswith("told Max Mold instead") and told[1].endswith("nobody else told")
+    assert said_to(slack, "UMIA") == [] and said_to(slack, "UMAX") == []
+
+
+async def test_a_manager_alerted_with_one_who_is_deactivated_is_not_alerted_twice(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """A triage lead (no team) is told to every manager at once; Mia's DM refuses hers. Max
+    has it already: nobody is told "instead", and Max gets the lead once."""
+    slack.deactivated_users.add("UMIA")
+    slack.channel_errors["CTRIAGE"] = "is_archived"
+    await lead(app, "L-1", "triage")
+    await rounds(app, clock, 6)
+
+    assert said_to(slack, "UMIA") == []
+    (alert,) = said_to(slack, "UMAX")
+    assert "could not be posted in the triage queue's channel" in alert
+    (why,) = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
+    assert why.startswith("Mia Moss: ") and why.endswith("nobody else told")
