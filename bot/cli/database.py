@@ -56,6 +56,7 @@ def serve() -> None:
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
     from bot.http.serving import ListenError, listen
+
     settings = load_settings(logged=True)
     if settings.webhook_secret is None:
         raise CliError(
