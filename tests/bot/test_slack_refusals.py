@@ -239,6 +239,31 @@ async def test_a_rep_deactivated_in_slack_gets_no_card_and_is_not_charged_for_on
         assert all((event.data or {}).get("rep") != "ann" for event in misses.scalars())
 
 
+async def test_users_info_rate_limited_lets_cards_go_and_is_not_asked_again_per_card(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """users.info answering 429 says nothing of the rep: the card goes. The next card to the
+    same rep, a moment later, does not ask again (each ask is a wait before the card, and one
+    more call to a method Slack has just said to slow down on)."""
+    slack.fail("users.info", status=429, retry_after=1, times=50)
+    await lead(app, "L-1")  # Ann's (round robin)
+    await lead(app, "L-2")  # Ben's
+    await rounds(app, clock, 1, minutes=1)
+    asked = [c.params["user"] for c in slack.refused if c.method == "users.info"]
+    await lead(app, "L-3")  # Ann's again
+    await rounds(app, clock, 1, minutes=1)
+
+    assert {"UANN", "UBEN"} <= set(asked)
+    assert [c.params["user"] for c in slack.refused if c.method == "users.info"] == asked
+    to_ann = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == "UANN"]
+    assert len(to_ann) == 2
+    assert [(o.rep_id, o.status) for o in await offers(sqlite_db)] == [
+        ("ann", "offered"),
+        ("ben", "offered"),
+        ("ann", "offered"),
+    ]
+
+
 # --- a queue's channel, and a lead no rep's card reached ---------------------------------------
 
 
