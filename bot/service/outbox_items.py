@@ -108,13 +108,18 @@ def manager_alerts(
     return [
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
-            dedupe_key=f"manager-alert:{offer.id}:{manager}",
+            dedupe_key=manager_alert_key(offer.id, manager),
             payload=payload | ({"why": why} if why else {}) | {"manager": manager},
             now=now,
             lane=policy.slack_of(manager),
         )
         for manager in managers
     ]
+
+
+def manager_alert_key(offer_id: int | None, manager: str) -> str:
+    """The key of the alert to `manager` that the offer's lead went to the queue."""
+    return f"manager-alert:{offer_id}:{manager}"
 
 
 def queue_post_alerts(

@@ -410,3 +410,22 @@ async def test_a_manager_alerted_with_one_who_is_deactivated_is_not_alerted_twic
     assert "could not be posted in the triage queue's channel" in alert
     (why,) = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
     assert why.startswith("Mia Moss: ") and why.endswith("nobody else told")
+
+
+async def test_a_manager_alerted_of_a_queued_lead_is_not_alerted_again_when_its_queue_refuses_it(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """No rep's card could go: Mia, duo's manager, has the lead in her DM. The queue's channel
+    is archived too: she is not sent the same lead a second time, and the story says why."""
+    slack.channel_errors["UANN"] = "user_disabled"
+    slack.channel_errors["UBEN"] = "user_disabled"
+    slack.channel_errors["CQUEUE"] = "is_archived"
+    await lead(app, "L-1")
+    await rounds(app, clock, 6)
+
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+    (alert,) = said_to(slack, "UMIA")
+    assert "card could not be delivered to Ben Baker" in alert
+    assert said_to(slack, "UMAX") == []
+    (why,) = [r or "" for kind, r in await story(sqlite_db) if kind == "queue_post_undeliverable"]
+    assert "is_archived" in why and why.endswith("Mia Moss had it already")
