@@ -1,3 +1,6 @@
+# Just over 400 lines on purpose: one worker carries out every Slack kind of the outbox, and
+# each kind's few lines read best beside the others; what a post is and how Slack's refusals
+# read are `bot.slack.posting`'s, what a refusal leads to is the service layer's (escalations).
 """Carry the outbox's Slack items out: post cards, update them when settled, post queued leads.
 
 Every post goes to its lane (the rep's DM, a channel): one post a second per lane, lanes side by

@@ -1,3 +1,5 @@
+# Just over 400 lines on purpose: every refusal Slack gives for good, each through the real
+# delivery against the fake Slack, and the one set of helpers they share.
 """What a sales team gets when Slack refuses a post for a reason that retrying will not cure,
 through the real delivery against the fake Slack: a bot token Slack no longer takes keeps every
 card waiting with its rep (no SLA, no lead moved); a rep Slack has deactivated loses the lead to
