@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from routing.conditions import (
     is_number,
     show,
 )
-from routing.geo import normalize_country, normalize_state
+from routing.geo import normalize_country, normalize_state, state_codes_named
 
 OPERATORS = ("gte", "gt", "lte", "lt", "ne", "in", "not_in", "contains", "matches", "exists")
 COMBINATORS = ("all", "any", "not")
@@ -143,7 +143,10 @@ class _Compiler:
         if op == "contains":
             if not self.scalar(arg, path):
                 return CATCH_ALL
-            return conditions.contains(field, arg)
+            wanted = conditions.fold(str(arg))
+            return _or_a_state_named(
+                field, conditions.contains(field, arg), lambda name: wanted in name.casefold()
+            )
         if op == "matches":
             if not isinstance(arg, str):
                 return self.fail(path, "`matches` takes a regular expression as text")
@@ -151,7 +154,9 @@ class _Compiler:
                 pattern = re.compile(arg, re.IGNORECASE)
             except re.error as exc:
                 return self.fail(path, f"`{arg}` is not a valid regular expression: {exc}")
-            return conditions.matches(field, pattern)
+            return _or_a_state_named(
+                field, conditions.matches(field, pattern), lambda name: bool(pattern.search(name))
+            )
         if op == "exists":
             if not isinstance(arg, bool):
                 return self.fail(path, "`exists` takes true or false")
@@ -172,6 +177,16 @@ def _as_leads_have_it(field: str, value: Any) -> Any:
     if field == "state" and isinstance(value, str):
         return normalize_state(value)
     return value
+
+
+def _or_a_state_named(field: str, condition: Condition, test: Callable[[str], bool]) -> Condition:
+    """`contains` or `matches` on a state: a lead's US state or Canadian province is its postal
+    code, so the test holds too for the codes of those whose name passes it (`contains:
+    Carolina` for NC and SC), as it did when a lead's state was its name as written."""
+    codes = state_codes_named(test) if field == "state" else []
+    if not codes:
+        return condition
+    return conditions.any_of([condition, conditions.one_of(field, codes, negate=False)])
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:

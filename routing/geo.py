@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache, lru_cache
 from types import MappingProxyType
 
@@ -163,6 +163,23 @@ def _state_index() -> Mapping[str, str]:
             index[_fold(code)] = code
             index[_fold(subdivision.name)] = code
     return MappingProxyType(index)
+
+
+@cache
+def _state_names() -> tuple[tuple[str, str], ...]:
+    """(name, postal code) of each US state and Canadian province, as pycountry and people
+    write it ("North Carolina", "NC")."""
+    named = [(name, code) for name, code in _STATE_ALIAS_NAMES.items()]
+    for subdivision in pycountry.subdivisions:
+        if subdivision.country_code in _STATE_COUNTRIES:
+            named.append((subdivision.name, subdivision.code.split("-", 1)[1]))
+    return tuple(named)
+
+
+def state_codes_named(test: Callable[[str], bool]) -> list[str]:
+    """The postal codes of the US states and Canadian provinces a name of which passes `test`
+    (`contains` and `matches` read a state by its name too: a lead's is its postal code)."""
+    return sorted({code for name, code in _state_names() if test(name)})
 
 
 @lru_cache(maxsize=4096)

@@ -13,6 +13,7 @@ from collections.abc import Container, Iterable, Mapping
 from rapidfuzz.distance import OSA
 
 from routing.company_names import STOP_WORDS
+from routing.geo import normalize_state
 from routing.model import Account, Word
 
 # How a name is scored against a lead: as evidence, token by token, not as a string distance.
@@ -214,13 +215,19 @@ def location_evidence(
         words.append(Word(country, account.country, COUNTRY_WEIGHT, "same country"))
     if not state or not account.state:
         return COUNTRY_WEIGHT, 0.0
-    if state.casefold() != account.state.casefold():
+    # A lead's state is read as its postal code ("California" is CA); an account's is kept as
+    # its CRM or file wrote it: each is read the same way here, so neither form decides.
+    if _state_key(state) != _state_key(account.state):
         if words is not None:
             words.append(Word(state, account.state, STATE_WEIGHT, "other state"))
         return COUNTRY_WEIGHT, STATE_WEIGHT
     if words is not None:
         words.append(Word(state, account.state, STATE_WEIGHT, "same state"))
     return COUNTRY_WEIGHT + STATE_WEIGHT, 0.0
+
+
+def _state_key(state: str) -> str:
+    return (normalize_state(state) or state).casefold()
 
 
 def describe_evidence(words: Iterable[Word]) -> str:

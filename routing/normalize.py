@@ -139,7 +139,7 @@ def account_facts(lead: Lead) -> tuple[str | None, str | None, str | None, str |
     """What an account lookup asks of `lead` once normalised, whatever the policy: (registrable
     domain, company, country code, state), as `normalize` leaves them in its facts."""
     domain = _where_from(lead, None)[3]
-    return domain, lead.company, normalize_country(lead.country), lead.state
+    return domain, lead.company, normalize_country(lead.country), normalize_state(lead.state)
 
 
 def normalize(lead: Lead, policy: Policy) -> Facts:

@@ -213,6 +213,7 @@ class CrmCalls:
     _slots: asyncio.Semaphore | None = None
     # The daily limit the last answer met, until a call passes: calls go one at a time then.
     _limit: CrmDailyLimit | None = None
+    _limits_met: int = 0  # how many answers met a daily limit
     _probe: asyncio.Lock | None = None
     paused: int = field(default=0)  # how many times a Retry-After held the calls back
 
@@ -233,9 +234,11 @@ class CrmCalls:
                 return await self._run(fn, *args)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        limits_met = self._limits_met
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except CrmDailyLimit as exc:
+            self._limits_met += 1
             exc.retry_after = max(exc.retry_after or 0.0, self.daily_limit_wait_s)
             if self._paused_until <= time.monotonic():  # said once per wait, not per call
                 log.warning(
@@ -251,10 +254,16 @@ class CrmCalls:
                 self.pause(exc.retry_after)
             raise
         except CrmPermanent:
-            self._limit = None  # an answer about something else: the calls pass again
+            self._passed(limits_met)  # an answer about something else
             raise
-        self._limit = None
+        self._passed(limits_met)
         return result
+
+    def _passed(self, limits_met: int) -> None:
+        """A call passed the CRM's limits: the calls pass again, unless another call met a
+        daily limit while this one was under way (its answer was given before the limit)."""
+        if self._limits_met == limits_met:
+            self._limit = None
 
     def _refuse_past_the_limit(self) -> None:
         wait = self._paused_until - time.monotonic()

@@ -4,12 +4,14 @@ in their DMs instead (never to the channel that refused it), and its story says 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from bot.service.kinds import MANAGER_NOT_TOLD, QUEUE_POST_UNDELIVERABLE
-from bot.service.outbox_items import alerts_instead, queue_post_alerts
+from bot.service.outbox_items import alerts_instead, manager_alert_key, queue_post_alerts
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import LeadRow, LeadStatus
+from storage.models import LeadRow, LeadStatus, OfferRow
 
 
 async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str, why: str) -> int:
@@ -23,11 +25,19 @@ async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str,
         if row is None:
             return 0
         offers = repo.offers_of_lead(session=tx.session, lead_id=lead_id)
-        team = offers[-1].team if offers else None
+        last = offers[-1] if offers else None
         said = f"It could not be posted in the {row.queue or 'unmatched'} queue's channel ({why})"
-        alerts = queue_post_alerts(policy, lead_id, team, post_key, said, uow.clock())
-        told = _names(policy, [alert["payload"]["manager"] for alert in alerts])
-        _audit(tx, uow, lead_id, QUEUE_POST_UNDELIVERABLE, f"{why} · told {told}", row.queue)
+        alerts = queue_post_alerts(
+            policy, lead_id, last.team if last else None, post_key, said, uow.clock()
+        )
+        # A manager alerted as the lead went to the queue (the watchdog gave up on it, or no
+        # rep's card could go) has it in their DM already, with Assign: not a second time.
+        had = _alerted_already(tx, last, [alert["payload"]["manager"] for alert in alerts])
+        alerts = [alert for alert in alerts if alert["payload"]["manager"] not in had]
+        told = f"told {_names(policy, [alert['payload']['manager'] for alert in alerts])}"
+        if had:
+            told = (f"{told}; " if alerts else "") + f"{_names(policy, had)} had it already"
+        _audit(tx, uow, lead_id, QUEUE_POST_UNDELIVERABLE, f"{why} · {told}", row.queue)
         tx.queue(alerts)
         return len(alerts)
 
@@ -35,11 +45,19 @@ async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str,
 
 
 async def manager_not_told(
-    uow: UnitOfWork, *, lead_id: int, manager: str, alert_key: str, why: str, passed_on: bool
+    uow: UnitOfWork,
+    *,
+    lead_id: int,
+    manager: str,
+    alert_key: str,
+    why: str,
+    passed_on: bool,
+    alerted: Collection[str] = (),
 ) -> int:
     """A manager's DM refused the alert of a queued lead (their account deactivated, say): the
-    policy's other managers get it instead, unless this alert was already one sent instead
-    (`passed_on`), which goes no further. Returns how many were told."""
+    policy's other managers get it instead, but those `alerted` of it at the same time (they
+    have it), and unless this alert was already one sent instead (`passed_on`), which goes no
+    further. Returns how many were told."""
     policy = uow.policy()
 
     def work(tx: Transaction) -> int:
@@ -50,7 +68,8 @@ async def manager_not_told(
         alerts = []
         if not passed_on:
             said = f"{name} could not be told of this lead in Slack ({why}), so you are"
-            alerts = alerts_instead(policy, lead_id, manager, alert_key, said, uow.clock())
+            now = uow.clock()
+            alerts = alerts_instead(policy, lead_id, manager, alert_key, said, now, alerted=alerted)
         others = [alert["payload"]["manager"] for alert in alerts]
         told = f"told {_names(policy, others)} instead" if others else "nobody else told"
         _audit(tx, uow, lead_id, MANAGER_NOT_TOLD, f"{name}: {why} · {told}", row.queue)
@@ -58,6 +77,15 @@ async def manager_not_told(
         return len(alerts)
 
     return await uow.write(work)
+
+
+def _alerted_already(tx: Transaction, offer: OfferRow | None, managers: list[str]) -> list[str]:
+    """Which of `managers` were alerted that the offer's lead went to the queue."""
+    if offer is None:
+        return []
+    keys = {manager_alert_key(offer.id, manager): manager for manager in managers}
+    queued = repo.outbox_keys_queued(session=tx.session, keys=list(keys))
+    return [manager for key, manager in keys.items() if key in queued]
 
 
 def _still_queued(tx: Transaction, lead_id: int) -> LeadRow | None:

@@ -28,6 +28,9 @@ class OutboxKind(StrEnum):
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
 
 BACKLOG = "backlog"  # in a rep card's payload: queued where no card delivery ran
+# In a manager alert's payload: every manager the same alert went to at once. One whose DM
+# refuses it is replaced by the policy's other managers, never by these (they have it).
+ALERTED = "alerted"
 
 # Audit kinds (beside "routed", "rerouted", "claimed", "rejected", "assigned" and the like).
 SLA_MISSED = "sla_missed"  # a rep let an offer's SLA lapse (data: rep, offer_id)

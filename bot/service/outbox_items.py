@@ -3,10 +3,11 @@ carries it out), a key that queues it at most once, and its lane (where it goes,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from bot.service.kinds import BACKLOG, OWNER_WRITE_KINDS, OutboxKind
+from bot.service.kinds import ALERTED, BACKLOG, OWNER_WRITE_KINDS, OutboxKind
 from routing.decision import Decision
 from routing.policy import Policy
 from storage import repository as repo
@@ -102,17 +103,23 @@ def manager_alerts(
 ) -> list[dict[str, Any]]:
     """Tell the managers of the offer's team that its lead went to the queue; `why`, when it
     was not for want of a claim (the watchdog's reason, said by default)."""
-    payload = {"lead_id": row.id, "offer_id": offer.id} | ({"why": why} if why else {})
+    managers = managers_of(policy, offer.team)
+    payload = {"lead_id": row.id, "offer_id": offer.id, ALERTED: managers}
     return [
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
-            dedupe_key=f"manager-alert:{offer.id}:{manager}",
-            payload={**payload, "manager": manager},
+            dedupe_key=manager_alert_key(offer.id, manager),
+            payload=payload | ({"why": why} if why else {}) | {"manager": manager},
             now=now,
             lane=policy.slack_of(manager),
         )
-        for manager in managers_of(policy, offer.team)
+        for manager in managers
     ]
+
+
+def manager_alert_key(offer_id: int | None, manager: str) -> str:
+    """The key of the alert to `manager` that the offer's lead went to the queue."""
+    return f"manager-alert:{offer_id}:{manager}"
 
 
 def queue_post_alerts(
@@ -120,24 +127,33 @@ def queue_post_alerts(
 ) -> list[dict[str, Any]]:
     """The post of a queued lead (its outbox key `post_key`) could not go to the queue's
     channel: its managers get the lead in their DMs instead, with why, once per post."""
+    managers = managers_of(policy, team)
     return [
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
             dedupe_key=f"manager-alert:{post_key}:{manager}",
-            payload={"lead_id": lead_id, "manager": manager, "why": why},
+            payload={"lead_id": lead_id, "manager": manager, "why": why, ALERTED: managers},
             now=now,
             lane=policy.slack_of(manager),
         )
-        for manager in managers_of(policy, team)
+        for manager in managers
     ]
 
 
 def alerts_instead(
-    policy: Policy, lead_id: int, refused: str, alert_key: str, why: str, now: datetime
+    policy: Policy,
+    lead_id: int,
+    refused: str,
+    alert_key: str,
+    why: str,
+    now: datetime,
+    *,
+    alerted: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The alert of a queued lead to the manager `refused` (its key `alert_key`) could not go:
-    every other manager of the policy gets it instead, once; one of these that cannot go
-    either is not passed on again (`instead_of`)."""
+    every other manager of the policy gets it instead, once, but those `alerted` of the lead
+    with them (they have it already); one of these that cannot go either is not passed on
+    again (`instead_of`)."""
     return [
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
@@ -147,7 +163,7 @@ def alerts_instead(
             lane=policy.slack_of(manager),
         )
         for manager in sorted(policy.managers)
-        if manager != refused
+        if manager != refused and manager not in alerted
     ]
 
 

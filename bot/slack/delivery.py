@@ -1,3 +1,6 @@
+# Just over 400 lines on purpose: one worker carries out every Slack kind of the outbox, and
+# each kind's few lines read best beside the others; what a post is and how Slack's refusals
+# read are `bot.slack.posting`'s, what a refusal leads to is the service layer's (escalations).
 """Carry the outbox's Slack items out: post cards, update them when settled, post queued leads.
 
 Every post goes to its lane (the rep's DM, a channel): one post a second per lane, lanes side by
@@ -13,7 +16,7 @@ each posted at most once; the SLA of an offer runs from its DM card's post.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,7 +31,7 @@ from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service.cards import PostedCard, card_still_queued, record_posted
 from bot.service.digests import load_digest
-from bot.service.kinds import OutboxKind
+from bot.service.kinds import ALERTED, OutboxKind
 from bot.slack import posting
 from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, Said, said, say, who
@@ -67,7 +70,14 @@ class AlertRefused(Protocol):
     """A manager's alert of a queued lead could not go: the other managers are told."""
 
     def __call__(
-        self, *, lead_id: int, manager: str, alert_key: str, why: str, passed_on: bool
+        self,
+        *,
+        lead_id: int,
+        manager: str,
+        alert_key: str,
+        why: str,
+        passed_on: bool,
+        alerted: Sequence[str],
     ) -> Awaitable[object]: ...
 
 
@@ -163,6 +173,7 @@ class CardDelivery(OutboxWorker):
                 alert_key=attempt.item.dedupe_key,
                 why=error or "",
                 passed_on="instead_of" in payload,
+                alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
             )
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:

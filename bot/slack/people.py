@@ -31,6 +31,9 @@ WHO_IS_TIMEOUT_S = 2.0
 # Whether a rep's Slack account is deactivated is asked again after this long.
 ACTIVE_AGAIN_S = 600.0
 ACTIVE_TIMEOUT_S = 5.0
+# An ask that got no answer (rate limited, a timeout) is not made again for every card: each
+# is a wait before a card goes out, and one more call to Slack while it says to slow down.
+UNANSWERED_AGAIN_S = 60.0
 
 
 @dataclass
@@ -108,7 +111,8 @@ class SlackPeople:
     async def deactivated(self, member_id: str) -> bool:
         """Whether Slack has deactivated this user (a rep who left): Slack takes a post to
         their DM all the same, and nobody reads it. Asked again every ten minutes; an answer
-        that does not come (or is refused) counts as active, so the card goes out."""
+        that does not come (or is refused) counts as active, so the card goes out, and is
+        not asked for again for a minute."""
         known = self._deactivated.get(member_id)
         if known is not None and time.monotonic() - known[0] < ACTIVE_AGAIN_S:
             return known[1]
@@ -117,6 +121,8 @@ class SlackPeople:
                 response = await self.client.users_info(user=member_id)
         except (SlackApiError, TimeoutError, OSError, aiohttp.ClientError) as exc:
             log.info("slack: could not ask whether %s is active (%s)", member_id, exc)
+            asked = time.monotonic() - ACTIVE_AGAIN_S + UNANSWERED_AGAIN_S
+            self._deactivated[member_id] = (asked, False)
             return False
         gone = bool((response.get("user") or {}).get("deleted"))
         self._deactivated[member_id] = (time.monotonic(), gone)

@@ -350,19 +350,24 @@ async def outbox_pending(*, session: AsyncSession, dedupe_key: str) -> bool:
     return bool(result.scalar_one())
 
 
+def outbox_keys_queued(*, session: Session, keys: Sequence[str]) -> set[str]:
+    """Which of these dedupe keys an item was queued under (done, given up or not)."""
+    queued: set[str] = set()
+    for chunk in chunks(list(keys)):
+        found = session.execute(
+            select(col(OutboxRow.dedupe_key)).where(col(OutboxRow.dedupe_key).in_(chunk))
+        )
+        queued.update(key for (key,) in found.all())
+    return queued
+
+
 def queue_outbox_once(*, session: Session, rows: Sequence[Mapping[str, Any]]) -> int:
     """Queue items whose dedupe key is not queued yet (a webhook sent twice queues once).
     Returns how many were new; `AlreadyQueued` when another transaction queued one of them
     after this one looked."""
     if not rows:
         return 0
-    keys = [row["dedupe_key"] for row in rows]
-    queued: set[str] = set()
-    for chunk in chunks(keys):
-        found = session.execute(
-            select(col(OutboxRow.dedupe_key)).where(col(OutboxRow.dedupe_key).in_(chunk))
-        )
-        queued.update(key for (key,) in found.all())
+    queued = outbox_keys_queued(session=session, keys=[row["dedupe_key"] for row in rows])
     fresh = {row["dedupe_key"]: row for row in rows if row["dedupe_key"] not in queued}
     try:
         insert_rows(session=session, table=OutboxRow, rows=list(fresh.values()))

@@ -1,3 +1,5 @@
+# Just over 400 lines on purpose: every refusal Slack gives for good, each through the real
+# delivery against the fake Slack, and the one set of helpers they share.
 """What a sales team gets when Slack refuses a post for a reason that retrying will not cure,
 through the real delivery against the fake Slack: a bot token Slack no longer takes keeps every
 card waiting with its rep (no SLA, no lead moved); a rep Slack has deactivated loses the lead to
@@ -239,6 +241,31 @@ async def test_a_rep_deactivated_in_slack_gets_no_card_and_is_not_charged_for_on
         assert all((event.data or {}).get("rep") != "ann" for event in misses.scalars())
 
 
+async def test_users_info_rate_limited_lets_cards_go_and_is_not_asked_again_per_card(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """users.info answering 429 says nothing of the rep: the card goes. The next card to the
+    same rep, a moment later, does not ask again (each ask is a wait before the card, and one
+    more call to a method Slack has just said to slow down on)."""
+    slack.fail("users.info", status=429, retry_after=1, times=50)
+    await lead(app, "L-1")  # Ann's (round robin)
+    await lead(app, "L-2")  # Ben's
+    await rounds(app, clock, 1, minutes=1)
+    asked = [c.params["user"] for c in slack.refused if c.method == "users.info"]
+    await lead(app, "L-3")  # Ann's again
+    await rounds(app, clock, 1, minutes=1)
+
+    assert {"UANN", "UBEN"} <= set(asked)
+    assert [c.params["user"] for c in slack.refused if c.method == "users.info"] == asked
+    to_ann = [c for c in slack.calls_to("chat.postMessage") if c.params["channel"] == "UANN"]
+    assert len(to_ann) == 2
+    assert [(o.rep_id, o.status) for o in await offers(sqlite_db)] == [
+        ("ann", "offered"),
+        ("ben", "offered"),
+        ("ann", "offered"),
+    ]
+
+
 # --- a queue's channel, and a lead no rep's card reached ---------------------------------------
 
 
@@ -353,20 +380,54 @@ async def test_an_alert_sent_instead_that_cannot_go_either_is_passed_on_no_furth
     app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
     slack.deactivated_users.update({"UMIA", "UMAX"})
-    await lead(app, "L-1", "triage")
-    slack.channel_errors["CTRIAGE"] = "is_archived"  # both managers are alerted, neither can be
-    await rounds(app, clock, 6)
+    slack.channel_errors["UANN"] = "user_disabled"
+    slack.channel_errors["UBEN"] = "user_disabled"
+    await lead(app, "L-1")  # no rep can get it: duo's manager Mia is alerted, then Max instead
+    await rounds(app, clock, 8)
 
     async with sqlite_db.reading() as session:
         alerts = (
             await session.execute(select(OutboxRow).where(OutboxRow.kind == "slack.manager_alert"))
         ).scalars()
         keys = sorted(alert.dedupe_key for alert in alerts)
-    assert keys == [
-        "manager-alert:queue-post:1:0:max",
-        "manager-alert:queue-post:1:0:max:instead:mia",
-        "manager-alert:queue-post:1:0:mia",
-        "manager-alert:queue-post:1:0:mia:instead:max",
-    ]
+    assert keys == ["manager-alert:2:mia", "manager-alert:2:mia:instead:max"]
     told = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
-    assert len(told) == 4 and sum(r.endswith("nobody else told") for r in told) == 2
+    assert [r.split(":")[0] for r in told] == ["Mia Moss", "Max Mold"]
+    assert told[0].endswith("told Max Mold instead") and told[1].endswith("nobody else told")
+    assert said_to(slack, "UMIA") == [] and said_to(slack, "UMAX") == []
+
+
+async def test_a_manager_alerted_with_one_who_is_deactivated_is_not_alerted_twice(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """A triage lead (no team) is told to every manager at once; Mia's DM refuses hers. Max
+    has it already: nobody is told "instead", and Max gets the lead once."""
+    slack.deactivated_users.add("UMIA")
+    slack.channel_errors["CTRIAGE"] = "is_archived"
+    await lead(app, "L-1", "triage")
+    await rounds(app, clock, 6)
+
+    assert said_to(slack, "UMIA") == []
+    (alert,) = said_to(slack, "UMAX")
+    assert "could not be posted in the triage queue's channel" in alert
+    (why,) = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
+    assert why.startswith("Mia Moss: ") and why.endswith("nobody else told")
+
+
+async def test_a_manager_alerted_of_a_queued_lead_is_not_alerted_again_when_its_queue_refuses_it(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """No rep's card could go: Mia, duo's manager, has the lead in her DM. The queue's channel
+    is archived too: she is not sent the same lead a second time, and the story says why."""
+    slack.channel_errors["UANN"] = "user_disabled"
+    slack.channel_errors["UBEN"] = "user_disabled"
+    slack.channel_errors["CQUEUE"] = "is_archived"
+    await lead(app, "L-1")
+    await rounds(app, clock, 6)
+
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+    (alert,) = said_to(slack, "UMIA")
+    assert "card could not be delivered to Ben Baker" in alert
+    assert said_to(slack, "UMAX") == []
+    (why,) = [r or "" for kind, r in await story(sqlite_db) if kind == "queue_post_undeliverable"]
+    assert "is_archived" in why and why.endswith("Mia Moss had it already")

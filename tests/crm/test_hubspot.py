@@ -557,6 +557,33 @@ async def test_after_a_daily_limit_one_call_finds_out_whether_it_reset_before_th
     assert len(fake.requests) == 10
 
 
+async def test_a_call_answered_before_the_daily_limit_does_not_lift_it_for_the_calls_after(
+    fake: FakeHubSpot, crm: HubSpotCrm
+) -> None:
+    """Two calls under way: one meets the limit, the other's answer (given before the limit
+    was reached) arrives after. The calls that follow are still refused at once, not held in
+    their slots for the whole wait."""
+    calls = CrmCalls(concurrency=4, daily_limit_wait_s=30)
+    fake.delays.append(0.5)  # the first call answers late: 200, as it was in time
+    fake.fail_next(429, body=daily_limit())  # the second, at once: the limit
+    answered_late = asyncio.ensure_future(calls(crm.whoami))
+    try:
+        async with asyncio.timeout(5):
+            while not fake.requests:  # noqa: ASYNC110 (the fake records it; no event to wait on)
+                await asyncio.sleep(0.01)
+        with pytest.raises(CrmDailyLimit):
+            await calls(crm.whoami)
+        assert isinstance(await answered_late, str)
+        started = time.monotonic()
+        with pytest.raises(CrmDailyLimit):
+            await asyncio.wait_for(calls(crm.whoami), timeout=5)
+    finally:
+        calls.close()
+
+    assert time.monotonic() - started < 1  # refused at once, no request sent
+    assert len(fake.requests) == 2
+
+
 async def test_no_more_calls_are_in_flight_than_the_concurrency_bound(
     fake: FakeHubSpot, crm: HubSpotCrm
 ) -> None:

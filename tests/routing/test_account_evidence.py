@@ -169,3 +169,23 @@ def test_a_namesake_known_to_be_in_the_leads_country_wins_over_one_of_unknown_pl
     assert account_step(d).endswith(
         "score 100: lura (13.8), same country DE / DE (1.5); runner-up 'Lura LLP' 100"
     )
+
+
+@pytest.mark.parametrize(
+    ("lead_state", "account_state"),
+    [("California", "California"), ("CA", "California"), ("california", "CA")],
+)
+def test_a_us_state_written_as_a_name_or_a_code_on_either_side_is_the_same_state(
+    policy: Policy, lead_state: str, account_state: str
+) -> None:
+    """Accounts keep their state as written (a CRM's "California"); a lead's is read as its
+    postal code. Either way round, one state agrees, and the namesake elsewhere loses."""
+    accounts = [
+        Account("L-CA", "Lura Inc", owner="alice", country="US", state=account_state),
+        Account("L-TX", "Lura LLC", owner="bob", country="US", state="Texas"),
+    ]
+
+    d = decide(policy, accounts, company="Lura", country="US", state=lead_state)
+
+    assert d.account is not None and d.account.account.id == "L-CA"
+    assert "same state" in account_step(d) and "other state" not in account_step(d)

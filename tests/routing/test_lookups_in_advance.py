@@ -35,6 +35,7 @@ LEADS = [
     Lead("L-5", company="Nobody Known", email="a@gmail.com", website="https://gmail.com"),
     Lead("L-6", company="Initech", country="us", state="TX", email="z@initech.io"),
     Lead("L-7"),
+    Lead("L-8", company="Initech", country="US", state="Texas", email="y@initech.io"),
 ]
 
 

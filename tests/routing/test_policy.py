@@ -399,6 +399,30 @@ def test_a_us_state_or_canadian_province_in_a_condition_matches_by_name_or_code(
     assert route(Lead(id="L", state="Bayern"), policy=policy, now=now).rule == "Quebec"
 
 
+def test_contains_and_matches_on_a_state_still_hold_for_a_us_state_named_in_full() -> None:
+    """A lead's US state is read as its postal code: a rule written for the names it used to
+    see (`contains: Carolina`) holds for them still, and for their codes."""
+    policy = parse_policy(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+          - {id: bob, slack: U0BOB}
+        rules:
+          - {name: Carolinas, when: {state: {contains: Carolina}}, assign: {rep: alice}}
+          - {name: New, when: {state: {matches: "^new "}}, assign: {rep: bob}}
+          - {name: Other, when: {}, assign: queue}
+        """.replace("        ", ""),
+        source="routing.yml",
+    )
+    now = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+    for state in ("North Carolina", "south carolina", "NC", "Carolina del Norte"):
+        assert route(Lead(id="L", state=state), policy=policy, now=now).rule == "Carolinas", state
+    for state in ("New York", "NJ", "New Brunswick"):
+        assert route(Lead(id="L", state=state), policy=policy, now=now).rule == "New", state
+    for state in ("Texas", "CA", "Newfoundland"):  # Newfoundland is NL: not "new "
+        assert route(Lead(id="L", state=state), policy=policy, now=now).rule == "Other", state
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
