@@ -192,6 +192,13 @@ def normalize_state(value: str | None) -> str | None:
     return _state_index().get(_fold(value), value)
 
 
+def lead_state(state: str | None, country: str | None) -> str | None:
+    """A lead's state as conditions and account matching read it: by `normalize_state` when
+    its country (an alpha-2 code) is the US, Canada or not given; elsewhere as written, so an
+    Australian "WA" or a Mexican "BC" is not taken for Washington or British Columbia."""
+    return normalize_state(state) if country in (None, *_STATE_COUNTRIES) else state
+
+
 MAX_STATE_LENGTH = 255  # the accounts table's column: no state or province is named so long
 
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from routing.conditions import LEAD_FACTS
 from routing.domains import canonical_email, registrable_domain
 from routing.freemail import email_domain_type, is_disposable
-from routing.geo import default_region, normalize_country, normalize_state
+from routing.geo import default_region, lead_state, normalize_country
 from routing.model import AccountMatch, Lead
 from routing.policy import Policy
 
@@ -139,7 +139,8 @@ def account_facts(lead: Lead) -> tuple[str | None, str | None, str | None, str |
     """What an account lookup asks of `lead` once normalised, whatever the policy: (registrable
     domain, company, country code, state), as `normalize` leaves them in its facts."""
     domain = _where_from(lead, None)[3]
-    return domain, lead.company, normalize_country(lead.country), normalize_state(lead.state)
+    country = normalize_country(lead.country)
+    return domain, lead.company, country, lead_state(lead.state, country)
 
 
 def normalize(lead: Lead, policy: Policy) -> Facts:
@@ -172,7 +173,7 @@ def normalize(lead: Lead, policy: Policy) -> Facts:
         "title": lead.title,
         "phone": lead.phone,
         "country": country,
-        "state": normalize_state(lead.state),
+        "state": lead_state(lead.state, country),
         "employees": lead.employees,
         "industry": lead.industry,
         "source": lead.source,

@@ -395,8 +395,12 @@ def test_a_us_state_or_canadian_province_in_a_condition_matches_by_name_or_code(
         assert route(Lead(id="L", state=state), policy=policy, now=now).rule == "West", state
     assert route(Lead(id="L", state="Washington DC"), policy=policy, now=now).rule == "Quebec"
     assert route(Lead(id="L", state="QC"), policy=policy, now=now).rule == "Other"
-    # Elsewhere a state is compared as written (casefolded).
+    # Elsewhere a state is compared as written (casefolded), and a lead's state is read as a US
+    # state or Canadian province only when its country is the US, Canada or not given.
     assert route(Lead(id="L", state="Bayern"), policy=policy, now=now).rule == "Quebec"
+    assert route(Lead(id="L", country="US", state="Oregon"), policy=policy, now=now).rule == "West"
+    german = Lead(id="L", country="DE", state="Oregon")
+    assert route(german, policy=policy, now=now).rule == "Quebec"
 
 
 def test_contains_and_matches_on_a_state_still_hold_for_a_us_state_named_in_full() -> None:
