@@ -13,10 +13,12 @@ from routing.policy import Policy
 from storage import repository as repo
 from storage.models import LeadRow, OfferRow
 
+OFFER_CARD_KEY = "offer-card:"  # then the offer's id
+
 
 def offer_card_key(offer_id: int) -> str:
     """The outbox key of an offer's DM card: it is queued once, whatever retries."""
-    return f"offer-card:{offer_id}"
+    return f"{OFFER_CARD_KEY}{offer_id}"
 
 
 def card_items(

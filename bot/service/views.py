@@ -75,6 +75,8 @@ class SweepResult:
     reminded: int = 0  # reminders queued at half the SLA
     contact_missed: int = 0  # claimed leads found not touched (or touched late) by their deadline
     contact_reminded: int = 0  # reminders queued at half the contact SLA
+    # offers moved on because their card was given up, found by the sweep (`watchdog`)
+    undelivered: int = 0
 
     def __add__(self, other: SweepResult) -> SweepResult:
         return SweepResult(
@@ -84,6 +86,7 @@ class SweepResult:
             self.reminded + other.reminded,
             self.contact_missed + other.contact_missed,
             self.contact_reminded + other.contact_reminded,
+            self.undelivered + other.undelivered,
         )
 
 

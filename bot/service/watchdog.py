@@ -11,7 +11,14 @@ from typing import Any
 
 from bot.service.contact_sla import sweep_contacts
 from bot.service.kinds import BACKLOG, SLA_MISSED, OutboxKind
-from bot.service.outbox_items import manager_alerts, managers_of, reminder, settle_card
+from bot.service.offers import card_undeliverable
+from bot.service.outbox_items import (
+    OFFER_CARD_KEY,
+    manager_alerts,
+    managers_of,
+    reminder,
+    settle_card,
+)
 from bot.service.steps import record, reroute_after_miss
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import SweepResult
@@ -25,6 +32,7 @@ log = logging.getLogger("bot.service")
 
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 BACKLOG_RECENT = timedelta(minutes=5)  # see `summarise_backlog`
+CARD_GIVEN_UP_GRACE = timedelta(minutes=1)  # see `_move_on_from_cards_given_up`
 
 
 async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
@@ -40,7 +48,33 @@ async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
         if done.expired < batch:
             break
     total = total + await sweep_contacts(uow, batch)
+    total = total + SweepResult(undelivered=await _move_on_from_cards_given_up(uow, batch))
     return total + SweepResult(reminded=await _queue_reminders(uow, batch))
+
+
+async def _move_on_from_cards_given_up(uow: UnitOfWork, batch: int) -> int:
+    """Offers whose card was given up and that are still offered, moved on to the next rep.
+
+    Giving a card up moves its lead on at once (`card_undeliverable`), but in a transaction of
+    its own after the item's end: if that one failed (the database gone for a moment, a crash
+    in between), the lead would sit with a rep who never saw it, with no SLA to run out. Each
+    sweep looks for such offers, given up a while ago (`CARD_GIVEN_UP_GRACE`, to leave the
+    first try its turn), and moves them on the same way."""
+    async with uow.reading() as session:
+        stranded = await repo.offers_with_cards_given_up(
+            session=session,
+            card_key_prefix=OFFER_CARD_KEY,
+            given_up_before=uow.clock() - CARD_GIVEN_UP_GRACE,
+            limit=batch,
+        )
+    moved = 0
+    for offer_id, why in stranded:
+        if await card_undeliverable(uow, offer_id, why) is not None:
+            log.warning(
+                "offer %s: its card was given up and the lead had not moved on; moved", offer_id
+            )
+            moved += 1
+    return moved
 
 
 def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:

@@ -9,12 +9,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, func, insert, select, update
+from sqlalchemy import String, Update, and_, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from storage.models import OPEN_OFFER_STATUSES, OfferRow, OfferStatus
+from storage.models import OPEN_OFFER_STATUSES, OfferRow, OfferStatus, OutboxRow
 from storage.repository.common import OFFERS, id_chunks, skips_locked
 
 _INSERT_OFFERS = insert(OFFERS).returning(OFFERS.c.id, OFFERS.c.lead_id)
@@ -237,3 +237,28 @@ async def count_open_offers(*, session: AsyncSession) -> int:
         .where(col(OfferRow.status).in_(OPEN_OFFER_STATUSES))
     )
     return int(result.scalar_one())
+
+
+async def offers_with_cards_given_up(
+    *, session: AsyncSession, card_key_prefix: str, given_up_before: datetime, limit: int
+) -> list[tuple[int, str]]:
+    """Offers still offered, with no SLA started (no card of theirs was posted), whose card's
+    outbox item (key `card_key_prefix` + the offer's id) was given up before `given_up_before`:
+    (offer id, why it was given up), oldest give-up first."""
+    statement = (
+        select(col(OfferRow.id), col(OutboxRow.last_error))
+        .join(
+            OutboxRow,
+            col(OutboxRow.dedupe_key)
+            == literal(card_key_prefix, String) + cast(col(OfferRow.id), String),
+        )
+        .where(
+            col(OfferRow.status) == OfferStatus.OFFERED.value,
+            col(OfferRow.sla_due_at).is_(None),
+            col(OutboxRow.failed_at) <= given_up_before,
+        )
+        .order_by(col(OutboxRow.failed_at))
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).all()
+    return [(offer_id, error or "") for offer_id, error in rows if offer_id is not None]

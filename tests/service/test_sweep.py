@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from bot.policy_file import load_policy
@@ -320,3 +320,31 @@ async def test_only_managers_assign_and_only_leads_waiting_in_a_queue(
     with pytest.raises(NotAllowed, match="not in a queue"):
         await assign(uow, "L-1", rep_id="dot", by="mia")
     assert await lead_statuses(db) == Counter({"queued": 1, "offered": 1})
+
+
+async def test_a_lead_whose_card_was_given_up_and_did_not_move_on_is_moved_by_the_sweep(
+    db: Database, policy: Policy, clock: Clock
+) -> None:
+    # Cards posted: the SLA runs from the card's post, so an offer whose card never went out
+    # has none. Its card given up, but the move that follows lost (the database gone for a
+    # moment after the give-up was committed): the lead sits with ann, who never saw it.
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
+    await intake(uow, new_lead("L-0"))
+    async with db.sessions.begin() as session:
+        await session.execute(
+            update(OutboxRow)
+            .where(col(OutboxRow.kind) == OutboxKind.OFFER_CARD)
+            .values(failed_at=clock.now, last_error="Slack refused the post: channel_not_found")
+        )
+    assert await sweep(uow) == SweepResult()  # the first try's own move may still be on its way
+
+    clock.advance(minutes=1, seconds=1)
+    result = await sweep(uow)
+
+    assert result == SweepResult(undelivered=1)
+    offers = await offers_of(db, "L-0")
+    assert [(o.rep_id, o.status) for o in offers] == [("ann", "reassigned"), ("ben", "offered")]
+    assert await misses(db) == Counter()  # nobody is charged for a card they never saw
+    (moved,) = [e for e in await audit_of(db, "L-0") if e.kind == "card_undeliverable"]
+    assert "channel_not_found" in (moved.reason or "")
+    assert await sweep(uow) == SweepResult()  # once: ben's card is another item, not given up
