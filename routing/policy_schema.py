@@ -3,6 +3,9 @@
 Unknown keys, durations, time zones, working hours, holiday countries, cron expressions and the
 like are checked here, each with a sentence an admin can act on. What one value cannot say alone
 (references between sections, duplicates, `when:` conditions) is `routing.policy_checks`'s.
+
+It is one file past 400 lines because it is one schema: each model sits beside the validators
+of its own values, and split across files the sections would each need the others' types.
 """
 
 from __future__ import annotations
