@@ -397,6 +397,28 @@ def test_every_way_a_lead_is_taken_from_a_rep_has_words_on_the_page() -> None:
     assert set(TAKEN_WORDS) == set(TAKEN_KINDS)
 
 
+async def test_the_conversion_table_shows_the_lost_deals_a_win_rate_is_taken_over(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    # A win rate is won / (won + lost): the deals still open count in neither. With the lost
+    # deals beside the won ones, a manager can see why 1 won of 3 converted is a 50% win rate.
+    dashboard = await make_dashboard(figures=SampleFigures())
+
+    page = await (await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)).text()
+
+    conversion = page[page.index('<table id="conversion">') :]
+    headings = conversion[: conversion.index("</thead>")]
+    assert '<th scope="col">Won</th><th scope="col">Lost</th><th scope="col">Win rate</th>' in (
+        headings
+    )
+    first = conversion[
+        conversion.index("<tbody>") : conversion.index("</tr>", conversion.index("<tbody>"))
+    ]
+    cells = [cell.split("</td>")[0] for cell in first.split("<td>")[1:]]
+    # group, leads, converted, conversion, its interval, won, lost, win rate, its interval...
+    assert cells[2:8] == ["3", "10.0%", "3.5–25.6%", "1", "1", "50.0%"]
+
+
 # --- currencies --------------------------------------------------------------------------------
 
 
