@@ -231,3 +231,46 @@ async def test_past_a_month_each_chart_says_a_point_is_a_week(
     assert all(caption.endswith(", week by week") for caption in captions)
     legend = page.locator("#chart-claim-sla .u-legend .u-label").first
     assert await legend.inner_text() == "Week from"
+
+
+LONG_RULE = (
+    "Every inbound lead from anywhere in the world that is not a student or a free email address"
+)
+
+
+class LongNames:
+    """A rule named in a whole sentence, as policies name them, beside a short one."""
+
+    async def __call__(self, window: Window, by: str) -> Sequence[FigureRow]:
+        return [
+            row(LONG_RULE, leads=125, time_to_claim_p50_s=255.0, claim_sla_met=0.69),
+            row("EMEA", leads=40, time_to_claim_p50_s=120.0, claim_sla_met=0.9),
+        ]
+
+
+async def test_a_group_named_in_a_long_sentence_wraps_in_the_legends_and_tables_of_the_page(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=LongNames())
+
+    for viewport in (LAPTOP, PHONE):
+        context = await browser.new_context(viewport=viewport, extra_http_headers=BEARER)
+        page = await context.new_page()
+        complaints = problems(page)
+        await page.goto(f"{dashboard.url}/dashboard?since=7d&by=rule")
+        await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
+
+        assert await overflow(page) == 0, viewport  # no legend wider than the page
+        for legend in await page.locator("figure.chart .u-legend").all():
+            legend_box = await legend.bounding_box()
+            figure_box = await legend.locator("xpath=ancestor::figure[1]").bounding_box()
+            assert legend_box is not None and figure_box is not None
+            assert legend_box["x"] + legend_box["width"] <= figure_box["x"] + figure_box["width"]
+        if viewport is LAPTOP:  # every table's columns on the screen, the name wrapped
+            for table in await page.locator("main table").all():
+                box = await table.bounding_box()
+                assert box is not None and box["x"] + box["width"] <= LAPTOP["width"]
+        labels = page.locator("#chart-time-to-claim .u-legend .u-label")
+        assert LONG_RULE in await labels.all_inner_texts()  # wrapped, never cut short
+        assert complaints == []
+        await context.close()
