@@ -274,3 +274,95 @@ async def test_a_group_named_in_a_long_sentence_wraps_in_the_legends_and_tables_
         assert LONG_RULE in await labels.all_inner_texts()  # wrapped, never cut short
         assert complaints == []
         await context.close()
+
+
+REP_IDS = [
+    "alexandra.konstantinopoulou",
+    "bartholomew.featherstonehaugh",
+    "chidi",
+    "dmitri.vasilyevich.rachmaninoff",
+    "jean-baptiste.de.la.fontaine",
+    "lucia.fernandez.de.cordoba",
+] + [f"rep-{n:02}" for n in range(20)]
+
+
+class ManyReps:
+    """One team of 26 reps, some with long ids, each given its share."""
+
+    async def __call__(self, window: Window, by: str) -> Sequence[FigureRow]:
+        reps = [
+            {
+                "rep": rep,
+                "leads": 5,
+                "share": 1 / len(REP_IDS),
+                "expected_share": 1 / len(REP_IDS),
+                "expected": 5.0,
+                "deviation": 0.0,
+            }
+            for rep in REP_IDS
+        ]
+        team = {"team": "Inbound", "leads": 5 * len(REP_IDS), "max_deviation": 0.0, "reps": reps}
+        return [row("all", leads=5 * len(REP_IDS), fairness=[team])]
+
+
+async def bar_labels(page: Page, chart_id: str) -> dict[str, float | str]:
+    """How the chart's rep labels are set (across or upright), the room each bar has, in CSS
+    pixels, and how wide the widest label is, in the axis's font."""
+    found: dict[str, float | str] = await page.evaluate(
+        """(id) => {
+            const u = window.leadrouterCharts[id];
+            const figure = document.querySelector(`figure[data-chart="${id}"]`);
+            const measure = document.createElement("canvas").getContext("2d");
+            measure.font = getComputedStyle(figure).getPropertyValue("--axis-font").trim()
+                || "12px sans-serif";
+            const labels = u.data[0].map((x) => u.axes[0].values(u, [x], 0, 0, 0)[0]);
+            return {
+                set: figure.dataset.labels,
+                slot: u.bbox.width / devicePixelRatio / u.data[0].length,
+                widest: Math.max(...labels.map((label) => measure.measureText(label).width)),
+            };
+        }""",
+        chart_id,
+    )
+    return found
+
+
+async def test_a_team_of_many_reps_with_long_ids_has_its_labels_upright_not_run_together(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=ManyReps())
+
+    for viewport in (LAPTOP, PHONE):
+        context = await browser.new_context(viewport=viewport, extra_http_headers=BEARER)
+        page = await context.new_page()
+        complaints = problems(page)
+        await page.goto(f"{dashboard.url}/dashboard/fairness")
+        await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '1'")
+
+        labels = await bar_labels(page, "fairness-Inbound")
+        # Across, the widest would run into its neighbours: upright, each takes a line's height.
+        assert labels["set"] == "upright", viewport
+        assert float(labels["slot"]) >= 12, viewport  # a 12px line fits each bar's room
+        # On a phone the bars are wider than the screen: they scroll in their box, not the page.
+        plot = page.locator('figure[data-chart="fairness-Inbound"] .chart-plot')
+        assert await plot.evaluate("p => getComputedStyle(p).overflowX") == "auto"
+        # Every rep whole in the table under the chart.
+        reps = await page.locator("table tbody tr td:first-child").all_inner_texts()
+        assert reps == REP_IDS
+        assert await overflow(page) == 0
+        assert complaints == []
+        await context.close()
+
+
+async def test_a_team_of_two_reps_has_its_labels_across_under_their_bars(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+    await page.goto(f"{dashboard.url}/dashboard/fairness")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '1'")
+
+    labels = await bar_labels(page, "fairness-Sample team")
+
+    assert labels["set"] == "across"
+    assert float(labels["widest"]) <= float(labels["slot"])
