@@ -58,6 +58,29 @@ async def test_the_queue_page_shows_the_unmatched_queue_oldest_first_escaped(
     assert size == 2 and [lead.external_id for lead in oldest] == ["Q-1", "Q-2"]
 
 
+async def test_the_window_a_manager_chose_is_kept_through_the_queue_to_the_other_pages(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    await queue_leads(dashboard.app, {"id": "Q-1"})
+
+    overview = await (
+        await dashboard.client.get("/dashboard?since=30d&by=team", headers=BEARER)
+    ).text()
+    queue = await (
+        await dashboard.client.get("/dashboard/queue?since=30d&by=team", headers=BEARER)
+    ).text()
+    unreadable = await dashboard.client.get("/dashboard/queue?since=soon", headers=BEARER)
+
+    assert 'href="/dashboard/queue?since=30d&amp;by=team"' in overview
+    assert 'href="/dashboard?since=30d&amp;by=team"' in queue
+    assert 'href="/dashboard/fairness?since=30d&amp;by=team"' in queue
+    assert 'href="/dashboard/queue.csv"' in queue  # the queue itself is the queue now
+    # A window that cannot be read is no reason to refuse the queue: its links go without it.
+    assert unreadable.status == 200
+    assert 'href="/dashboard"' in await unreadable.text()
+
+
 async def test_an_empty_queue_says_so(make_dashboard: MakeDashboard) -> None:
     dashboard = await make_dashboard()
     page = await (await dashboard.client.get("/dashboard/queue", headers=BEARER)).text()
