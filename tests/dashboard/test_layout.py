@@ -366,3 +366,42 @@ async def test_a_team_of_two_reps_has_its_labels_across_under_their_bars(
 
     assert labels["set"] == "across"
     assert float(labels["widest"]) <= float(labels["slot"])
+
+
+async def test_on_a_phone_a_wide_table_scrolled_to_its_last_column_still_names_each_row(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    await queue_leads(dashboard.app, {"id": "Q-1", "company": "Kabushiki Widgets"})
+    context = await browser.new_context(viewport=PHONE, extra_http_headers=BEARER)
+    page = await context.new_page()
+
+    for path, table in (
+        ("/dashboard", "#overview"),
+        ("/dashboard", "#conversion"),
+        ("/dashboard/queue", "#queue"),
+    ):
+        await page.goto(f"{dashboard.url}{path}")
+        seen = await page.evaluate(
+            """(selector) => {
+                const table = document.querySelector(selector);
+                const box = table.parentElement;
+                box.scrollLeft = box.scrollWidth;  // to the last column, the pipeline, the wait
+                const cell = table.querySelector("tbody tr td");
+                window.scrollTo(0, window.scrollY + cell.getBoundingClientRect().top - 200);
+                const at = cell.getBoundingClientRect();
+                const x = at.left + at.width / 2;
+                const found = document.elementFromPoint(x, at.top + at.height / 2);
+                return {
+                    scrolled: box.scrollLeft > 0,
+                    left: at.left - box.getBoundingClientRect().left,
+                    shown: cell.contains(found),
+                    text: found ? found.textContent : null,
+                };
+            }""",
+            table,
+        )
+        assert seen["scrolled"], (path, table)  # wider than the phone: it did scroll
+        assert seen["left"] == 0, (path, table)  # the row's name stays at the box's left edge
+        assert seen["shown"], (path, table, seen["text"])  # over the figures scrolled under it
+    assert await overflow(page) == 0
