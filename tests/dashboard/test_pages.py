@@ -282,6 +282,9 @@ async def test_the_fairness_page_and_csv_show_each_rep_against_their_share(
     assert "Sample team: 40 leads, largest deviation 4.0 leads" in page
     assert '<th scope="col">Expected leads</th><th scope="col">Deviation (leads)</th>' in page
     assert "<td>sample-ann</td><td>24</td><td>60.0%</td><td>50.0%</td>" in page
+    # More (+) or fewer (-), as the page says and `leadrouter report` writes it.
+    assert "<td>20.0</td><td>+4.0</td></tr>" in page
+    assert "<td>20.0</td><td>-4.0</td></tr>" in page
     assert {by for _, by in figures.asked} == {"all"}
     rows = await get_csv(dashboard.client, "/dashboard/fairness.csv")
     assert [(r["team"], r["rep"], r["deviation"]) for r in rows] == [
