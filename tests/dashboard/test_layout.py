@@ -405,3 +405,48 @@ async def test_on_a_phone_a_wide_table_scrolled_to_its_last_column_still_names_e
         assert seen["left"] == 0, (path, table)  # the row's name stays at the box's left edge
         assert seen["shown"], (path, table, seen["text"])  # over the figures scrolled under it
     assert await overflow(page) == 0
+
+
+async def test_the_last_day_alone_is_charted_over_that_day_not_years(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    page = await (await browser.new_context(extra_http_headers=BEARER)).new_page()
+
+    await page.goto(f"{dashboard.url}/dashboard?since=1d")
+    await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
+
+    for chart_id in ("time-to-claim", "time-to-first-touch", "claim-sla", "contact-sla"):
+        point, low, high = await page.evaluate(
+            """(id) => {
+                const u = window.leadrouterCharts[id];
+                return [u.data[0][0], u.scales.x.min, u.scales.x.max];
+            }""",
+            chart_id,
+        )
+        # One point, the day's, in the middle of a day-wide axis (not 1,000 days of nothing).
+        assert (point - low, high - point) == (43200, 43200), chart_id
+
+
+async def test_in_tokyo_or_new_york_a_charts_days_are_the_utc_days_its_table_and_page_name(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    # The page gives its window in UTC and each chart's table of figures dates a point by its
+    # UTC day; the chart under the pointer names the same day wherever the browser is.
+    dashboard = await make_dashboard(figures=SampleFigures())
+
+    for zone in ("Asia/Tokyo", "America/Los_Angeles"):
+        context = await browser.new_context(timezone_id=zone, extra_http_headers=BEARER)
+        page = await context.new_page()
+        await page.goto(f"{dashboard.url}/dashboard?since=7d")
+        await page.wait_for_function("document.documentElement.dataset.chartsDrawn === '4'")
+
+        named = await page.evaluate(
+            """() => {
+                const u = window.leadrouterCharts["time-to-claim"];
+                return u.data[0].map((x) => u.series[0].value(u, x, 0, 0));
+            }"""
+        )
+        table = page.locator("#chart-time-to-claim details.chart-figures tbody th")
+        assert named == await table.all_text_contents(), zone
+        await context.close()

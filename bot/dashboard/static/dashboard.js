@@ -11,9 +11,12 @@
     return { label: unit === "%" ? "%" : "minutes", values: (u, ticks) => ticks.map((t) => t + (unit === "%" ? "%" : "")) };
   }
 
+  // From the periods themselves, not uPlot's min and max: for a single point (the last day
+  // alone) uPlot passes a max 1,000 days on, and the day's point sat at the edge of years.
   function timeRange(xs, min, max) {
+    if (xs.length === 0) return [min, max];
     const half = xs.length > 1 ? (xs[1] - xs[0]) / 2 : 43200;
-    return [min - half, max + half];
+    return [xs[0] - half, xs[xs.length - 1] + half];
   }
 
   function timeChart(spec, width) {
@@ -28,6 +31,9 @@
       opts: {
         width,
         height: HEIGHT,
+        // Days are UTC days, as the page's window and each chart's table of figures give them,
+        // wherever the browser is (uPlot would write them in the browser's time zone).
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
         // The legend names what the point under the pointer stands for: a day, or the week from.
         series: [{ label: spec.period === "week" ? "Week from" : "Day", value: "{YYYY}-{MM}-{DD}" }, ...series],
         axes: [{}, unitAxis(spec.unit)],
