@@ -38,6 +38,12 @@ class Chart:
     labels: list[str] = field(default_factory=list)  # for "bars": what each x stands for
     period: str = ""  # for "time": what each point stands for, "day" or "week"
 
+    @property
+    def empty(self) -> bool:
+        """Whether there is no point to draw: no group had the figure in the window (a contact
+        SLA the policy does not set, a first touch nobody told)."""
+        return all(value is None for series in self.series for value in series.values)
+
     def table(self) -> tuple[list[str], list[list[str]]] | None:
         """A line chart's figures as a table, a row per point (None for bars: the page they
         are on has their table): what a screen reader, or a browser without JavaScript, reads."""
@@ -63,6 +69,7 @@ class Chart:
             "period": self.period,
             "series": [{"label": s.label, "values": s.values} for s in self.series],
             "table": self.table(),
+            "empty": self.empty,
         }
 
 

@@ -165,6 +165,30 @@ async def test_as_serve_builds_it_the_overview_shows_the_report_of_the_database(
     assert page.count(f"<td>{claimed_in}</td>") == 4  # p50 and p90 of each group's one claim
 
 
+async def test_a_chart_with_no_figure_in_the_window_says_so_rather_than_stand_empty(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    # The example policy sets no contact SLA, and nobody's first touch was told: those two
+    # charts have nothing to draw, the claim charts have their points.
+    dashboard = await make_dashboard()
+    await a_morning_reported(dashboard.app, clock)
+
+    page = await (await dashboard.client.get("/dashboard?since=7d", headers=BEARER)).text()
+
+    empty = {
+        chart: '<p class="note chart-empty">'
+        in page[page.index(f'id="chart-{chart}"') :].split("</figure>")[0]
+        for chart in ("time-to-claim", "time-to-first-touch", "claim-sla", "contact-sla")
+    }
+    assert empty == {
+        "time-to-claim": False,
+        "time-to-first-touch": True,
+        "claim-sla": False,
+        "contact-sla": True,
+    }
+    assert page.count("No lead of this window has this figure.") == 2
+
+
 async def test_as_serve_builds_it_the_fairness_page_shows_each_teams_rotation(
     make_dashboard: MakeDashboard, clock: Clock
 ) -> None:
