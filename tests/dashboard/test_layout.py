@@ -245,6 +245,7 @@ class LongNames:
         return [
             row(LONG_RULE, leads=125, time_to_claim_p50_s=255.0, claim_sla_met=0.69),
             row("EMEA", leads=40, time_to_claim_p50_s=120.0, claim_sla_met=0.9),
+            row("content_download", leads=30, time_to_claim_p50_s=90.0, claim_sla_met=0.8),
         ]
 
 
@@ -272,6 +273,18 @@ async def test_a_group_named_in_a_long_sentence_wraps_in_the_legends_and_tables_
                 assert box is not None and box["x"] + box["width"] <= LAPTOP["width"]
         labels = page.locator("#chart-time-to-claim .u-legend .u-label")
         assert LONG_RULE in await labels.all_inner_texts()  # wrapped, never cut short
+        # A name of one word is never broken inside it ("content_downloa" / "d").
+        lines = await page.evaluate(
+            """() => [...document.querySelectorAll("main table tbody td:first-child")]
+                .filter((cell) => cell.textContent === "content_download")
+                .map((cell) => {
+                    const range = document.createRange();
+                    range.selectNodeContents(cell);
+                    const line = parseFloat(getComputedStyle(cell).lineHeight);
+                    return Math.round(range.getBoundingClientRect().height / line);
+                })"""
+        )
+        assert lines and set(lines) == {1}, viewport
         assert complaints == []
         await context.close()
 
