@@ -463,3 +463,27 @@ async def test_in_tokyo_or_new_york_a_charts_days_are_the_utc_days_its_table_and
         table = page.locator("#chart-time-to-claim details.chart-figures tbody th")
         assert named == await table.all_text_contents(), zone
         await context.close()
+
+
+async def test_on_a_phone_the_token_form_has_room_to_type_and_a_one_line_button(
+    browser: Browser, make_dashboard: MakeDashboard
+) -> None:
+    dashboard = await make_dashboard()
+    page = await (await browser.new_context(viewport=PHONE)).new_page()
+
+    await page.goto(f"{dashboard.url}/dashboard/sign-in")
+
+    button = await page.locator("form.token button").bounding_box()
+    field = await page.locator("#token").bounding_box()
+    line = await page.locator("form.token button").evaluate(
+        "b => parseFloat(getComputedStyle(b).lineHeight)"
+        " || parseFloat(getComputedStyle(b).fontSize) * 1.2"
+    )
+    assert button is not None and field is not None
+    assert button["height"] < 2 * line  # "Sign in" on one line, not "Sign" above "in"
+    assert field["width"] >= 200  # room to paste a 64-character token and see it went in
+    # 16px or more: a phone zooms into a smaller field when it is touched.
+    assert (
+        await page.locator("#token").evaluate("i => parseFloat(getComputedStyle(i).fontSize)") >= 16
+    )
+    assert await overflow(page) == 0
