@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.dashboard.figures import FigureRow, Window
-from bot.dashboard.render import NO_GROUP
+from bot.dashboard.render import NO_DATA, NO_GROUP
 
 # The busiest groups get a line each; more would be unreadable (the table has them all).
 MOST_LINES = 6
@@ -122,7 +122,7 @@ def _name(row: FigureRow) -> str:
 
 
 def _shown(value: float | None) -> str:
-    return "—" if value is None else f"{value:g}"
+    return NO_DATA if value is None else f"{value:g}"
 
 
 def _scaled(value: object, unit: str) -> float | None:

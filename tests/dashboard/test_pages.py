@@ -260,6 +260,10 @@ async def test_each_chart_has_its_figures_as_a_table_a_row_per_day_without_javas
     for day in days:  # the first period starts 7 days before now, the last yesterday
         assert page.count(f'<th scope="row">{day}</th>') == charts
     assert '<th scope="col">Day</th><th scope="col">Sample rule A (min)</th>' in page
+    # <C>'s leads were never touched: its first-touch column has the dash every table shows
+    # where there is no figure (never a 0, nor another dash than the tables beside it).
+    touch = page[page.index('id="chart-time-to-first-touch"') :].split("</figure>")[0]
+    assert touch.count("<td>–</td>") == 7 and "—" not in touch
 
 
 async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_names(
