@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.dashboard.figures import FigureRow, Window
-from bot.dashboard.render import NO_GROUP
+from bot.dashboard.render import NO_DATA, NO_GROUP
 
 # The busiest groups get a line each; more would be unreadable (the table has them all).
 MOST_LINES = 6
@@ -37,6 +37,12 @@ class Chart:
     series: list[Series]
     labels: list[str] = field(default_factory=list)  # for "bars": what each x stands for
     period: str = ""  # for "time": what each point stands for, "day" or "week"
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is no point to draw: no group had the figure in the window (a contact
+        SLA the policy does not set, a first touch nobody told)."""
+        return all(value is None for series in self.series for value in series.values)
 
     def table(self) -> tuple[list[str], list[list[str]]] | None:
         """A line chart's figures as a table, a row per point (None for bars: the page they
@@ -63,6 +69,7 @@ class Chart:
             "period": self.period,
             "series": [{"label": s.label, "values": s.values} for s in self.series],
             "table": self.table(),
+            "empty": self.empty,
         }
 
 
@@ -115,7 +122,7 @@ def _name(row: FigureRow) -> str:
 
 
 def _shown(value: float | None) -> str:
-    return "—" if value is None else f"{value:g}"
+    return NO_DATA if value is None else f"{value:g}"
 
 
 def _scaled(value: object, unit: str) -> float | None:

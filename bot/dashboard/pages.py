@@ -243,12 +243,15 @@ class Pages:
 
     async def queue(self, request: web.Request, visitor: Visitor) -> web.Response:
         size, oldest = await self.queued_leads(QUEUE_SHOWN)
+        # The queue is the queue now, whatever the window; the window the manager came with is
+        # kept in the links, for the other pages (one that cannot be read is dropped).
+        question, _ = self._question(request)
         return self.renderer.page(
             "queue.html",
             title="Unmatched queue",
             page="queue",
             visitor=visitor,
-            query={},
+            query=question.query if question else {},
             size=size,
             leads=self._queued(oldest, tz=visitor.tz),
         )

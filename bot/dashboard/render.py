@@ -118,6 +118,8 @@ def figure(value: object, kind: str) -> str:
         return f"{value * 100:.1f}%"
     if kind == "duration":
         return _duration(value)
+    if kind == "deviation":  # more (+) or fewer (-) leads than a share gives
+        return f"{value:+.1f}"
     if kind in ("per100", "amount"):
         return f"{value:,.2f}" if kind == "amount" else f"{value:.1f}"
     return f"{value:,}"

@@ -233,6 +233,22 @@ async def test_a_manager_signs_in_with_slack_and_sees_the_page_they_asked_for(
     assert user_info.error is None
 
 
+async def test_a_manager_signed_in_with_slack_reads_the_queue_in_their_own_time_zone(
+    make_dashboard: MakeDashboard, sign_in: FakeSlackSignIn
+) -> None:
+    # Maria names no time zone: the example policy's, New York's, is hers. The token's holder
+    # is nobody in particular and reads UTC (test_pages).
+    dashboard = await make_dashboard(token=None, sign_in=sign_in)
+    await queue_leads(dashboard.app, QUEUED)
+    sign_in.signed_in_as = MANAGER
+
+    response = await dashboard.client.get("/dashboard/sign-in/slack?next=%2Fdashboard%2Fqueue")
+
+    page = await response.text()
+    assert "2026-11-17 12:15 EST" in page  # 17:15 UTC, when the lead arrived
+    assert "17:15 UTC" not in page
+
+
 async def test_a_manager_the_policy_names_by_email_alone_is_let_in_once_slack_verified_it(
     make_dashboard: MakeDashboard, sign_in: FakeSlackSignIn
 ) -> None:

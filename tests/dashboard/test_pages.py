@@ -58,6 +58,29 @@ async def test_the_queue_page_shows_the_unmatched_queue_oldest_first_escaped(
     assert size == 2 and [lead.external_id for lead in oldest] == ["Q-1", "Q-2"]
 
 
+async def test_the_window_a_manager_chose_is_kept_through_the_queue_to_the_other_pages(
+    make_dashboard: MakeDashboard,
+) -> None:
+    dashboard = await make_dashboard(figures=SampleFigures())
+    await queue_leads(dashboard.app, {"id": "Q-1"})
+
+    overview = await (
+        await dashboard.client.get("/dashboard?since=30d&by=team", headers=BEARER)
+    ).text()
+    queue = await (
+        await dashboard.client.get("/dashboard/queue?since=30d&by=team", headers=BEARER)
+    ).text()
+    unreadable = await dashboard.client.get("/dashboard/queue?since=soon", headers=BEARER)
+
+    assert 'href="/dashboard/queue?since=30d&amp;by=team"' in overview
+    assert 'href="/dashboard?since=30d&amp;by=team"' in queue
+    assert 'href="/dashboard/fairness?since=30d&amp;by=team"' in queue
+    assert 'href="/dashboard/queue.csv"' in queue  # the queue itself is the queue now
+    # A window that cannot be read is no reason to refuse the queue: its links go without it.
+    assert unreadable.status == 200
+    assert 'href="/dashboard"' in await unreadable.text()
+
+
 async def test_an_empty_queue_says_so(make_dashboard: MakeDashboard) -> None:
     dashboard = await make_dashboard()
     page = await (await dashboard.client.get("/dashboard/queue", headers=BEARER)).text()
@@ -142,6 +165,30 @@ async def test_as_serve_builds_it_the_overview_shows_the_report_of_the_database(
     assert page.count(f"<td>{claimed_in}</td>") == 4  # p50 and p90 of each group's one claim
 
 
+async def test_a_chart_with_no_figure_in_the_window_says_so_rather_than_stand_empty(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    # The example policy sets no contact SLA, and nobody's first touch was told: those two
+    # charts have nothing to draw, the claim charts have their points.
+    dashboard = await make_dashboard()
+    await a_morning_reported(dashboard.app, clock)
+
+    page = await (await dashboard.client.get("/dashboard?since=7d", headers=BEARER)).text()
+
+    empty = {
+        chart: '<p class="note chart-empty">'
+        in page[page.index(f'id="chart-{chart}"') :].split("</figure>")[0]
+        for chart in ("time-to-claim", "time-to-first-touch", "claim-sla", "contact-sla")
+    }
+    assert empty == {
+        "time-to-claim": False,
+        "time-to-first-touch": True,
+        "claim-sla": False,
+        "contact-sla": True,
+    }
+    assert page.count("No lead of this window has this figure.") == 2
+
+
 async def test_as_serve_builds_it_the_fairness_page_shows_each_teams_rotation(
     make_dashboard: MakeDashboard, clock: Clock
 ) -> None:
@@ -213,6 +260,10 @@ async def test_each_chart_has_its_figures_as_a_table_a_row_per_day_without_javas
     for day in days:  # the first period starts 7 days before now, the last yesterday
         assert page.count(f'<th scope="row">{day}</th>') == charts
     assert '<th scope="col">Day</th><th scope="col">Sample rule A (min)</th>' in page
+    # <C>'s leads were never touched: its first-touch column has the dash every table shows
+    # where there is no figure (never a 0, nor another dash than the tables beside it).
+    touch = page[page.index('id="chart-time-to-first-touch"') :].split("</figure>")[0]
+    assert touch.count("<td>–</td>") == 7 and "—" not in touch
 
 
 async def test_the_overview_csv_holds_the_figures_as_numbers_under_the_reports_names(
@@ -259,6 +310,9 @@ async def test_the_fairness_page_and_csv_show_each_rep_against_their_share(
     assert "Sample team: 40 leads, largest deviation 4.0 leads" in page
     assert '<th scope="col">Expected leads</th><th scope="col">Deviation (leads)</th>' in page
     assert "<td>sample-ann</td><td>24</td><td>60.0%</td><td>50.0%</td>" in page
+    # More (+) or fewer (-), as the page says and `leadrouter report` writes it.
+    assert "<td>20.0</td><td>+4.0</td></tr>" in page
+    assert "<td>20.0</td><td>-4.0</td></tr>" in page
     assert {by for _, by in figures.asked} == {"all"}
     rows = await get_csv(dashboard.client, "/dashboard/fairness.csv")
     assert [(r["team"], r["rep"], r["deviation"]) for r in rows] == [
@@ -395,6 +449,28 @@ def test_every_way_a_lead_is_taken_from_a_rep_has_words_on_the_page() -> None:
     from storage.stories import TAKEN_KINDS
 
     assert set(TAKEN_WORDS) == set(TAKEN_KINDS)
+
+
+async def test_the_conversion_table_shows_the_lost_deals_a_win_rate_is_taken_over(
+    make_dashboard: MakeDashboard, clock: Clock
+) -> None:
+    # A win rate is won / (won + lost): the deals still open count in neither. With the lost
+    # deals beside the won ones, a manager can see why 1 won of 3 converted is a 50% win rate.
+    dashboard = await make_dashboard(figures=SampleFigures())
+
+    page = await (await dashboard.client.get("/dashboard?since=7d&by=rule", headers=BEARER)).text()
+
+    conversion = page[page.index('<table id="conversion">') :]
+    headings = conversion[: conversion.index("</thead>")]
+    assert '<th scope="col">Won</th><th scope="col">Lost</th><th scope="col">Win rate</th>' in (
+        headings
+    )
+    first = conversion[
+        conversion.index("<tbody>") : conversion.index("</tr>", conversion.index("<tbody>"))
+    ]
+    cells = [cell.split("</td>")[0] for cell in first.split("<td>")[1:]]
+    # group, leads, converted, conversion, its interval, won, lost, win rate, its interval...
+    assert cells[2:8] == ["3", "10.0%", "3.5–25.6%", "1", "1", "50.0%"]
 
 
 # --- currencies --------------------------------------------------------------------------------
