@@ -1,7 +1,8 @@
 """The dashboard's pages and CSV files, read as a client reads them: the unmatched queue as
 `/routing queue` has it, the overview and fairness pages as `serve` builds them (the routing
 report of the test's database) and with SAMPLE figures plugged in (the tests' own, `sample.py`),
-and, registered without a report, a page that says so instead of a figure."""
+and, registered without a report, a page that says so instead of a figure. Past 400 lines: each
+page's tests read the one app and SAMPLE fixture; a file per page would set them up again."""
 
 from __future__ import annotations
 
