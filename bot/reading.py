@@ -82,6 +82,16 @@ class QueuedCard:
     content: CardContent
 
 
+@dataclass(frozen=True, slots=True)
+class OfferNow:
+    """A lead's latest offer as it stands, for a button to check before it asks anything."""
+
+    lead_id: str  # the external id
+    title: str  # as its card titles it
+    status: str | None  # the offer's `OfferStatus` value; None: never offered (queued, new)
+    rep: str | None  # whose offer it is
+
+
 class NotVisible(Exception):
     """The lead exists but this viewer may not see it; the message says so in a sentence."""
 
@@ -212,6 +222,18 @@ class Reader:
         async with self.db.reading() as session:
             lead = await reads.lead_by_external_id(session=session, external_id=lead_id)
         return lead_title(lead.facts, lead.external_id) if lead is not None else None
+
+    async def offer_now(self, lead_id: str) -> OfferNow | None:
+        """The lead's title and its latest offer, by external id; None for an unknown lead."""
+        async with self.db.reading() as session:
+            lead = await reads.lead_by_external_id(session=session, external_id=lead_id)
+            if lead is None:
+                return None
+            offer = await reads.latest_offer_of_lead(session=session, lead_id=lead.id or 0)
+        title = lead_title(lead.facts, lead.external_id)
+        if offer is None:
+            return OfferNow(lead.external_id, title, None, None)
+        return OfferNow(lead.external_id, title, offer.status, offer.rep_id)
 
     async def lead_titles(self, lead_ids: Sequence[str]) -> dict[str, str]:
         """The titles of these leads (by external id) as their cards show them, in one read."""

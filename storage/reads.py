@@ -119,6 +119,14 @@ async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> Lea
     return result.scalar_one_or_none()
 
 
+async def latest_offer_of_lead(*, session: AsyncSession, lead_id: int) -> OfferRow | None:
+    """The lead's latest offer (the one its card's buttons act on), None before any."""
+    result = await session.execute(
+        select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id).desc())
+    )
+    return result.scalars().first()
+
+
 async def leads_by_external_ids(
     *, session: AsyncSession, external_ids: Sequence[str]
 ) -> list[LeadRow]:

@@ -131,6 +131,74 @@ async def test_the_reject_modal_names_the_lead_as_its_card_does(
     assert view["private_metadata"] == "L-1"
 
 
+def click_body(action_id: str, lead_id: str, user: str, n: int) -> str:
+    """`user` clicking `action_id` on the card of `lead_id` in their DM, for the `n`th time
+    (each click its own, so none is dropped as Slack's repeat of another)."""
+    payload = action_payload(action_id, lead_id, user, channel=f"D{user[1:]}", trigger_id=f"t{n}")
+    payload["actions"][0]["action_ts"] = f"1700000001.00010{n}"
+    return _form(payload)
+
+
+async def test_reject_on_a_card_claimed_meanwhile_asks_no_reason_and_says_it_stays_yours(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    assert await send(http, click_body("claim_lead", "L-1", user, 1)) == 200
+    await slack.wait_for("chat.update")
+
+    assert await send(http, click_body("reject_lead", "L-1", user, 2)) == 200
+
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert told.params["user"] == user
+    assert told.params["text"] == "You claimed Jo · Acme Corp (L-1): it stays yours."
+    assert rich_texts(told.params["blocks"]) == [
+        "You claimed *Jo · Acme Corp* (L-1): it stays yours."
+    ]
+    await asyncio.sleep(0.2)
+    assert slack.calls_to("views.open") == []  # no reason asked for a reject that cannot be
+
+
+async def test_reject_on_a_card_that_moved_on_asks_no_reason_and_says_it_is_not_yours(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200  # the lead goes to the other rep of the team
+
+    assert await send(http, click_body("reject_lead", "L-1", user, 1)) == 200
+
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert told.params["text"] == (
+        "Jo · Acme Corp (L-1) is no longer offered to you, so there is nothing to reject."
+    )
+    await asyncio.sleep(0.2)
+    assert slack.calls_to("views.open") == []
+
+
+async def test_reject_on_a_card_another_rep_claimed_names_who_holds_it(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200
+    other = "UBEN" if user == "UANN" else "UANN"
+    await slack.wait_for("chat.postMessage", count=3)  # "You rejected", the other rep's card
+    assert await send(http, click_body("claim_lead", "L-1", other, 1)) == 200
+    await slack.wait_for("chat.update", count=2)
+
+    assert await send(http, click_body("reject_lead", "L-1", user, 2)) == 200
+
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    holder = "Ben Baker" if other == "UBEN" else "Ann Archer"
+    assert told.params["text"] == (
+        f"Jo · Acme Corp (L-1) is no longer offered to you: {holder} holds it."
+    )
+    assert slack.calls_to("views.open") == []
+
+
 async def test_a_rep_who_rejects_is_told_which_lead_went_to_whom(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
