@@ -408,6 +408,17 @@ async def test_help_says_what_queue_answers_a_rep_and_a_manager(
     assert "your open leads" in line and "managers: the unmatched queue" in line
 
 
+async def test_help_says_digest_is_for_managers_as_a_rep_who_types_it_is_told(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    help_text = (await routing(http, slack, "UANN", "help"))["text"]
+    refused = (await routing(http, slack, "UANN", "digest"))["text"]
+
+    (line,) = [line for line in help_text.splitlines() if "`/routing digest`" in line]
+    assert "managers:" in line and "your summary" not in line
+    assert refused == "Digests are for managers named in the routing policy."
+
+
 async def test_im_out_from_the_app_home_tells_the_rep_where_their_leads_went(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
