@@ -26,6 +26,7 @@ from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import rich_texts
 from tests.fakes.slack import (
     FakeSlack,
+    action_body,
     action_payload,
     command_body,
     event_body,
@@ -231,6 +232,24 @@ async def test_after_the_last_miss_the_queue_and_the_manager_get_the_lead_with_a
     # The manager's alert says whom the lead was offered to, so they know whom to ask.
     for blocks in by_channel.values():
         assert "Not claimed after 2 offers (Ann Archer, Ben Baker)" in blocks
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+
+
+async def test_a_claim_on_an_old_card_of_a_queued_lead_says_where_it_waits_in_words(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+    await slack.wait_for("chat.postMessage", count=4)
+
+    # Ben's card, clicked before its update took the buttons off.
+    assert await send(http, action_body("claim_lead", "L-1", "UBEN", channel="DBEN")) == 200
+
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert (told.params["channel"], told.params["user"]) == ("DBEN", "UBEN")
+    assert told.params["text"] == (
+        "Lead L-1 is no longer offered to anyone: it waits in the unmatched queue, "
+        "for a manager to assign."
+    )
     assert await lead_status(sqlite_db, "L-1") == "queued"
 
 
