@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.card import (
@@ -266,7 +266,13 @@ class Reader:
             raise NotVisible(
                 f"lead {external_id} was never offered to you; ask your manager about it"
             )
-        return lead_story(rows, self.policy(), crms=self.crms, currency=self.currency)
+        left = None
+        if viewer is not None and viewer.manager is None and viewer.rep is not None:
+            rows, left = _as_far_as_theirs(rows, viewer.rep)
+        story = lead_story(rows, self.policy(), crms=self.crms, currency=self.currency)
+        if left is not None:
+            story = replace(story, notes=(*story.notes, LEFT_YOU))
+        return story
 
     # --- queue and App Home ----------------------------------------------------------------------
 
@@ -291,6 +297,24 @@ class Reader:
             return await load_home(
                 session, policy, rep_id=viewer.rep, manager_id=viewer.manager, now=self.clock()
             )
+
+
+LEFT_YOU = "What happened after this lead left you is for its new rep and your manager to see."
+
+
+def _as_far_as_theirs(rows: reads.StoryRows, rep: str) -> tuple[reads.StoryRows, datetime | None]:
+    """A rep's view of a lead that moved on from them: its story up to the moment it left them
+    (where it went, as they were told), not what its next rep did with it (a claim, a deal
+    won and its amount). With the moment it left them; None when they still hold it."""
+    mine = [offer for offer in rows.offers if offer.rep_id == rep]
+    if not mine or mine[-1] is rows.offers[-1] or mine[-1].closed_at is None:
+        return rows, None
+    left = mine[-1].closed_at
+    return replace(
+        rows,
+        audits=[audit for audit in rows.audits if audit.at <= left],
+        outcomes=[event for event in rows.outcomes if event.at <= left],
+    ), left
 
 
 def _offer_card(

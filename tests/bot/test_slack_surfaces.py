@@ -17,7 +17,7 @@ from bot.slack.blocks import mentioned
 from bot.slack.cards import CardView, offer_card, reminder, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
 from routing.leads import parse_lead
-from tests.bot.conftest import TUESDAY
+from tests.bot.conftest import TUESDAY, Clock
 from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import literal_texts, rich_length, rich_texts
 from tests.bot.test_slack_blocks import texts as texts_of
@@ -219,6 +219,32 @@ async def test_a_rep_who_rejects_is_told_which_lead_went_to_whom(
     ]
     assert told["text"] == f"You rejected Jo · Acme Corp (L-1). It is now with {other}."
     assert told["mrkdwn"] is False
+
+
+async def test_why_shows_a_rep_a_lead_that_left_them_only_until_it_left(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200
+    await slack.wait_for("chat.postMessage", count=3)  # "You rejected", the other rep's card
+    other = "UBEN" if user == "UANN" else "UANN"
+    other_name = "Ben Baker" if other == "UBEN" else "Ann Archer"
+    clock.advance(minutes=3)
+    assert await send(http, click_body("claim_lead", "L-1", other, 1)) == 200
+    await slack.wait_for("chat.update", count=2)
+
+    theirs = "\n".join(rich_texts((await routing(http, slack, user, "why L-1"))["blocks"]))
+    holders = "\n".join(rich_texts((await routing(http, slack, other, "why L-1"))["blocks"]))
+    managers = "\n".join(rich_texts((await routing(http, slack, "UMIA", "why L-1"))["blocks"]))
+
+    assert f"Routed again to {other_name}" in theirs  # where it went, as they were told
+    assert f"Claimed ({other_name})" not in theirs
+    assert "_What happened after this lead left you is for its new rep" in theirs
+    for full in (holders, managers):
+        assert f"Claimed ({other_name})" in full
+        assert "left you" not in full
 
 
 async def test_routing_queue_lists_a_reps_leads_as_their_cards_title_them(
