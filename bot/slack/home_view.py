@@ -150,7 +150,8 @@ def _rep_line(rep: RepLoad) -> str:
 
 
 def _team_section(team: TeamLoad) -> SectionBlock:
-    head = f"*{clip(escape(team.team), 150) or 'Unnamed team'}*"
+    # Labelled as the digest labels these figures: "3/5" alone leaves a manager guessing.
+    head = f"*{clip(escape(team.team), 150) or 'Unnamed team'}*: open leads against capacity"
     lines = [_rep_line(rep) for rep in team.reps] or ["_no reps_"]
     more = "\n" + and_more(len(lines))
     count = how_many_fit([len(line) + 1 for line in lines], MAX_TEXT - len(head), reserve=len(more))
