@@ -179,6 +179,7 @@ class Reader:
                 policy,
                 previous_status=previous.status,
                 previous_rep=previous.rep_id,
+                rep=offer.rep_id,
                 waited_seconds=(offer.offered_at - lead.created_at).total_seconds(),
             )
         return _offer_card(

@@ -272,6 +272,23 @@ async def test_a_manager_assigns_a_queued_lead_and_the_post_says_to_whom(
     assert (await offers(sqlite_db))[-1].rep_id == "dot"
 
 
+async def test_a_lead_assigned_back_to_the_rep_who_missed_it_does_not_say_it_came_from_them(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)  # Ben's offer was the last to lapse
+    await slack.wait_for("chat.postMessage", count=4)
+
+    body = assign_body("L-1", "ben", "UMIA", response_url=slack.response_url("assign"))
+    assert await send(http, body) == 200
+
+    card = (await slack.wait_for("chat.postMessage", count=5))[4]
+    assert card.params["channel"] == "UBEN"
+    said = texts(card.params["blocks"])
+    assert "Reassigned to you: offered again after it was not claimed in time · waiting 22m" in said
+    assert "by Ben Baker" not in said
+    assert "Assigned by Mia Moss" in said  # why: the manager's hand
+
+
 async def test_a_rep_cannot_assign_from_the_queue(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
