@@ -59,7 +59,7 @@ def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, A
         rep_head = [HeaderBlock(text=plain("Your leads", MAX_HEADER))]
         offer_groups = [_offer_blocks(i, offer) for i, offer in enumerate(home.offers)]
         if not offer_groups:
-            offer_groups = [[section("No open leads.")]]
+            offer_groups = [[section("No leads to claim.")]]
         rep_tail = [DividerBlock(), _availability(home)]
         if home.rep_week is not None:
             rep_tail.append(list_section("*Your share this week*", rep_week_lines(home.rep_week)))

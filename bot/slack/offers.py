@@ -148,8 +148,8 @@ def where_now(policy: Policy, lead: LeadView) -> blocks.Said:
 def moved(policy: Policy, moves: list[Move], titles: Mapping[str, str]) -> blocks.Said:
     """Where a rep's leads went, in one sentence (ten named at most, by their cards' titles)."""
     if not moves:
-        return blocks.plainly("No open leads had to move.")
-    said = blocks.plainly(f"Moved {len(moves)} open lead{'s' if len(moves) != 1 else ''}: ")
+        return blocks.plainly("No unclaimed leads had to move.")
+    said = blocks.plainly(f"Moved {len(moves)} unclaimed lead{'s' if len(moves) != 1 else ''}: ")
     for number, move in enumerate(moves[:10]):
         title = titles.get(move.lead_id, f"Lead {move.lead_id}")
         if number:

@@ -141,7 +141,7 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
     assert viewer.rep is not None
     offers = await parts.reader.open_offers(viewer.rep)
     if not offers:
-        return "You have no open leads."
+        return "You have no leads to claim."
     lines = []
     for offer, lead in offers:
         said = blocks.plainly("• ") + lead_named(
@@ -150,7 +150,7 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
         if offer.sla_due_at:
             said += blocks.plainly(" · claim by ") + blocks.dated(offer.sla_due_at)
         lines.append(list(said.rich))
-    return _listed(f"Your open leads: {len(offers)}", lines)
+    return _listed(f"Your leads to claim: {len(offers)}", lines)
 
 
 def _listed(head: str, lines: list[list[RichTextElement]]) -> blocks.Message:

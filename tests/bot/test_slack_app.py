@@ -297,7 +297,7 @@ async def test_im_out_moves_the_reps_open_leads_and_says_where(
     assert await send(http, action_body("mark_ooo", "L-1", user)) == 200
     (ephemeral,) = await slack.wait_for("chat.postEphemeral")
     assert "out of office" in ephemeral.params["text"]
-    assert "Moved 2 open leads" in ephemeral.params["text"]
+    assert "Moved 2 unclaimed leads" in ephemeral.params["text"]
     mine = [o for o in await offers(sqlite_db) if o.rep_id == rep]
     assert {o.status for o in mine} == {"reassigned"}
 
@@ -372,7 +372,7 @@ async def test_a_rep_a_manager_marks_out_or_back_is_told_in_a_dm_by_whom(
     ]
     assert len(told) == 1
     assert told[0]["text"].startswith("Mia Moss marked you out of office until <!date^")
-    assert "Moved 1 open lead: Jo · Acme Corp (L-1) → " in told[0]["text"]
+    assert "Moved 1 unclaimed lead: Jo · Acme Corp (L-1) → " in told[0]["text"]
     assert told[0]["mrkdwn"] is False
     assert "is out of office until" in answer.params["text"]  # the manager's answer, as before
 

@@ -90,7 +90,7 @@ def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
 
 def test_a_rep_without_offers_is_told_so() -> None:
     blocks = home_view(home())["blocks"]
-    assert "No open leads." in list(texts(blocks))
+    assert "No leads to claim." in list(texts(blocks))
     assert blocks_of_type(blocks, "actions") == []
 
 

@@ -257,7 +257,7 @@ async def test_routing_queue_lists_a_reps_leads_as_their_cards_title_them(
     answer = await routing(http, slack, "USOL", "queue")
 
     lines = rich_texts(answer["blocks"])[0].splitlines()
-    assert lines[0] == "*Your open leads: 3*"
+    assert lines[0] == "*Your leads to claim: 3*"
     assert lines[1].startswith("• *Jo · Acme Corp* (L-1)")
     assert lines[2].startswith("• *Lead L-2*")  # the card's title when it names nobody
     assert "(L-2)" not in lines[2]
@@ -283,7 +283,7 @@ async def test_routing_queue_stays_one_readable_answer_however_long_the_names(
         assert all(len(line) <= 400 for line in text.splitlines())
         assert company[:100] in "".join(literal_texts(block))  # as written: "&" and all
     (mine,) = rich_texts(answer["blocks"])
-    assert "… and " in mine and mine.startswith("*Your open leads: 20*")
+    assert "… and " in mine and mine.startswith("*Your leads to claim: 20*")
     assert rich_texts(manager["blocks"])[0].startswith(
         "*Unmatched queue: 20 leads (the oldest 10)*"
     )
@@ -306,7 +306,7 @@ async def test_a_reject_from_the_app_home_takes_the_lead_off_the_home(
     republished = (await slack.wait_for("views.publish", count=2))[1]
     assert republished.params["user_id"] == user
     assert '"value": "L-1"' not in texts(republished.params["view"])
-    assert "No open leads." in texts(republished.params["view"])
+    assert "No leads to claim." in texts(republished.params["view"])
 
 
 async def test_a_claim_from_the_app_home_that_comes_too_late_refreshes_the_home(
@@ -431,7 +431,7 @@ async def test_help_says_what_queue_answers_a_rep_and_a_manager(
     answer = await routing(http, slack, "UANN", "help")
 
     (line,) = [line for line in answer["text"].splitlines() if "`/routing queue`" in line]
-    assert "your open leads" in line and "managers: the unmatched queue" in line
+    assert "your leads to claim" in line and "managers: the unmatched queue" in line
 
 
 async def test_help_says_digest_is_for_managers_as_a_rep_who_types_it_is_told(
@@ -462,7 +462,7 @@ async def test_im_out_from_the_app_home_tells_the_rep_where_their_leads_went(
     other = "Ben Baker" if user == "UANN" else "Ann Archer"
     assert told == [
         "You're out of office until further notice. "
-        f"Moved 1 open lead: *Jo · Acme Corp* (L-1) → {other}."
+        f"Moved 1 unclaimed lead: *Jo · Acme Corp* (L-1) → {other}."
     ]
 
 
@@ -584,6 +584,6 @@ async def test_time_off_names_each_moved_lead_as_its_card_does(
     answer = await routing(http, slack, "USOL", "pto")
 
     assert rich_texts(answer["blocks"])[0] == (
-        "You're out of office until further notice. Moved 2 open leads: "
+        "You're out of office until further notice. Moved 2 unclaimed leads: "
         "*Jo · Acme Corp* (L-1) → the triage queue; *Lead L-2* → the triage queue."
     )
