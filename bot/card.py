@@ -328,16 +328,19 @@ def reassignment_note(
     previous_rep: str,
     waited_seconds: float,
     rep: str | None = None,
+    reason: str | None = None,
 ) -> str:
     """How a lead came to its rep (`rep`) from another, and how long it has waited since it
-    arrived: "rejected by Ann Archer · waiting 5m"; or, back with the rep it left, "offered again
-    after it was not claimed in time · waiting 11m"."""
+    arrived: "rejected by Ann Archer · waiting 5m", with the `reason` a rep who rejected it gave
+    (the reject modal asks what the next rep should know); or, back with the rep it left,
+    "offered again after it was not claimed in time · waiting 11m"."""
     waiting = f"waiting {format_duration(int(waited_seconds))}"
     if rep is not None and previous_rep == rep:
         after = _AGAIN_AFTER.get(previous_status, "moved")
         return f"offered again after it was {after} · {waiting}"
     how = _MOVED_WHY.get(previous_status, "moved from")
-    return f"{how} {policy.rep_name(previous_rep)} · {waiting}"
+    because = f": {reason}" if reason and previous_status == "rejected" else ""
+    return f"{how} {policy.rep_name(previous_rep)}{because} · {waiting}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,7 @@ class Reader:
                 previous_status=previous.status,
                 previous_rep=previous.rep_id,
                 rep=offer.rep_id,
+                reason=rows.previous_reason,
                 waited_seconds=(offer.offered_at - lead.created_at).total_seconds(),
             )
         return _offer_card(

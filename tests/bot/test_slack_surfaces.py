@@ -247,6 +247,30 @@ async def test_why_shows_a_rep_a_lead_that_left_them_only_until_it_left(
         assert "left you" not in full
 
 
+async def test_the_next_reps_card_says_what_the_rep_who_rejected_it_wrote_for_them(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    values = {
+        **NOT_MY_TERRITORY,
+        "reject_note": {
+            "reject_reason_note": {"type": "plain_text_input", "value": "Wants a *Spanish* speaker"}
+        },
+    }
+    body = view_submission_body("reject_lead_modal", "L-1", values, user)
+    assert await send(http, body) == 200
+
+    other = "UBEN" if user == "UANN" else "UANN"
+    name = "Ann Archer" if user == "UANN" else "Ben Baker"
+    posts = await slack.wait_for("chat.postMessage", count=3)
+    (card,) = [c.params for c in posts if c.params["channel"] == other]
+    said = "\n".join(literal_texts(card["blocks"]))
+    assert (
+        f"rejected by {name}: Not my territory: Wants a *Spanish* speaker · waiting 0s" in said
+    )  # as written: the rep's words are not formatting
+
+
 async def test_routing_queue_lists_a_reps_leads_as_their_cards_title_them(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
