@@ -103,9 +103,11 @@ def _offer_blocks(index: int, offer: HomeOffer) -> list[Block]:
     when = [literal("Offered "), date_element(offer.offered_at)]
     if content.sla_due_at is not None:
         when += [literal(f" · {FOR_THE_REP.deadline} "), date_element(content.sla_due_at)]
+    # Worded as the card words them: "Why you:", and the lead's id (what `/routing why` takes).
+    when.append(literal(f" · Lead {offer.lead_id}", 300))
     lines = [
         [literal(content.heading, 300, bold=True)],
-        [literal(content.reason, 2000)],
+        [literal(f"{FOR_THE_REP.why}:", bold=True), literal(" "), literal(content.reason, 2000)],
         when,
     ]
     return [

@@ -64,7 +64,7 @@ def home(**overrides: Any) -> HomeData:
     return HomeData(**values)
 
 
-def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
+def test_a_rep_sees_each_offer_worded_as_its_card_with_its_own_buttons() -> None:
     view = home_view(home(offers=(offer(1, "A <!channel>"), offer(2))))
     View(**view).to_dict()
     blocks = view["blocks"]
@@ -77,8 +77,8 @@ def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
         assert [b["value"] for b in action["elements"]] == [lead, lead]
         assert action["elements"][0]["style"] == "primary"
     (first,) = rich_texts(blocks[1])
-    assert first.startswith("*A &lt;!channel&gt;*\nround robin in EMEA\n")
-    assert f"Claim by {slack_date(DUE)}" in first
+    assert first.startswith("*A &lt;!channel&gt;*\n*Why you:* round robin in EMEA\n")
+    assert f"Claim by {slack_date(DUE)} · Lead L-1" in first  # as the card words them
     assert "A <!channel>" in literal_texts(blocks[1])  # as written, and never parsed
     assert any("You're available" in t for t in texts(blocks))
     (available,) = [b for b in blocks if b.get("accessory")]
