@@ -20,6 +20,8 @@ from bot.slack.parts import NOT_IN_POLICY, SlackParts, action_value, tell
 from routing.policy import Policy
 from storage.models import LeadStatus, OfferStatus
 
+ONLY_ITS_REP_REJECTS = "Only the rep a lead is offered to can reject it."
+
 
 def register_offers(app: AsyncApp, parts: SlackParts) -> None:
     @app.action(ActionId.CLAIM)
@@ -52,7 +54,7 @@ def register_offers(app: AsyncApp, parts: SlackParts) -> None:
         user, lead_id = body["user"]["id"], action_value(body)
         viewer = viewer_of(parts.policy(), user)
         if viewer.rep is None:
-            await tell(client, body, NOT_IN_POLICY)
+            await tell(client, body, ONLY_ITS_REP_REJECTS if viewer.known else NOT_IN_POLICY)
             return
         offer = await parts.reader.offer_now(lead_id)
         if offer is None:

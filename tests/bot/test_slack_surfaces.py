@@ -199,6 +199,19 @@ async def test_reject_on_a_card_another_rep_claimed_names_who_holds_it(
     assert slack.calls_to("views.open") == []
 
 
+async def test_a_manager_clicking_reject_is_told_only_its_rep_can_not_that_they_are_unknown(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+
+    assert await send(http, click_body("reject_lead", "L-1", "UMIA", 1)) == 200
+
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert told.params["text"] == "Only the rep a lead is offered to can reject it."
+    assert slack.calls_to("views.open") == []
+
+
 async def test_a_rep_who_rejects_is_told_which_lead_went_to_whom(
     app: App, http: TestClient, slack: FakeSlack
 ) -> None:
