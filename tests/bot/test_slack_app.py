@@ -1,5 +1,7 @@
 """The Slack app end to end: the real Bolt app behind the real aiohttp server, signed requests
-in, the real AsyncWebClient out to a fake Slack Web API on loopback."""
+in, the real AsyncWebClient out to a fake Slack Web API on loopback. Past 400 lines: other Slack
+test files take their policy, `send` and `carded_lead` from here, and each test is one path
+through the app from a signed request to what Slack was sent."""
 
 from __future__ import annotations
 

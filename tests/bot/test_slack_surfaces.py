@@ -1,5 +1,7 @@
 """The Slack surfaces as a rep and a manager read them: what the answers, modals and App Home
-say about a lead, through the real Bolt app against the fake Slack on loopback."""
+say about a lead, through the real Bolt app against the fake Slack on loopback. Past 400 lines:
+each test walks from one surface to another (a card to its reject, `/routing why`, App Home) on
+the one policy and helpers here; a file per surface would split those walks in two."""
 
 from __future__ import annotations
 
