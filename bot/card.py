@@ -310,13 +310,37 @@ _MOVED_WHY = {
 }
 
 
+# How a lead left the rep it came back to (a manager assigned it to them from the queue): the
+# card must not tell a rep the lead came to them from themselves ("not claimed in time by Ann
+# Archer", read by Ann), and the team's channel reads the same words.
+_AGAIN_AFTER = {
+    "rejected": "rejected",
+    "reassigned": "taken away",
+    "expired": "not claimed in time",
+    "uncontacted": "not contacted in time",
+}
+
+
 def reassignment_note(
-    policy: Policy, *, previous_status: str, previous_rep: str, waited_seconds: float
+    policy: Policy,
+    *,
+    previous_status: str,
+    previous_rep: str,
+    waited_seconds: float,
+    rep: str | None = None,
+    reason: str | None = None,
 ) -> str:
-    """How a lead came to its rep from another, and how long it has waited since it arrived:
-    "rejected by Ann Archer · waiting 5m"."""
+    """How a lead came to its rep (`rep`) from another, and how long it has waited since it
+    arrived: "rejected by Ann Archer · waiting 5m", with the `reason` a rep who rejected it gave
+    (the reject modal asks what the next rep should know); or, back with the rep it left,
+    "offered again after it was not claimed in time · waiting 11m"."""
+    waiting = f"waiting {format_duration(int(waited_seconds))}"
+    if rep is not None and previous_rep == rep:
+        after = _AGAIN_AFTER.get(previous_status, "moved")
+        return f"offered again after it was {after} · {waiting}"
     how = _MOVED_WHY.get(previous_status, "moved from")
-    return f"{how} {policy.rep_name(previous_rep)} · waiting {format_duration(int(waited_seconds))}"
+    because = f": {reason}" if reason and previous_status == "rejected" else ""
+    return f"{how} {policy.rep_name(previous_rep)}{because} · {waiting}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.card import (
@@ -80,6 +80,16 @@ class QueuedCard:
     lead_id: str  # the external id
     queue: str
     content: CardContent
+
+
+@dataclass(frozen=True, slots=True)
+class OfferNow:
+    """A lead's latest offer as it stands, for a button to check before it asks anything."""
+
+    lead_id: str  # the external id
+    title: str  # as its card titles it
+    status: str | None  # the offer's `OfferStatus` value; None: never offered (queued, new)
+    rep: str | None  # whose offer it is
 
 
 class NotVisible(Exception):
@@ -169,6 +179,8 @@ class Reader:
                 policy,
                 previous_status=previous.status,
                 previous_rep=previous.rep_id,
+                rep=offer.rep_id,
+                reason=rows.previous_reason,
                 waited_seconds=(offer.offered_at - lead.created_at).total_seconds(),
             )
         return _offer_card(
@@ -213,6 +225,18 @@ class Reader:
             lead = await reads.lead_by_external_id(session=session, external_id=lead_id)
         return lead_title(lead.facts, lead.external_id) if lead is not None else None
 
+    async def offer_now(self, lead_id: str) -> OfferNow | None:
+        """The lead's title and its latest offer, by external id; None for an unknown lead."""
+        async with self.db.reading() as session:
+            lead = await reads.lead_by_external_id(session=session, external_id=lead_id)
+            if lead is None:
+                return None
+            offer = await reads.latest_offer_of_lead(session=session, lead_id=lead.id or 0)
+        title = lead_title(lead.facts, lead.external_id)
+        if offer is None:
+            return OfferNow(lead.external_id, title, None, None)
+        return OfferNow(lead.external_id, title, offer.status, offer.rep_id)
+
     async def lead_titles(self, lead_ids: Sequence[str]) -> dict[str, str]:
         """The titles of these leads (by external id) as their cards show them, in one read."""
         async with self.db.reading() as session:
@@ -244,7 +268,13 @@ class Reader:
             raise NotVisible(
                 f"lead {external_id} was never offered to you; ask your manager about it"
             )
-        return lead_story(rows, self.policy(), crms=self.crms, currency=self.currency)
+        left = None
+        if viewer is not None and viewer.manager is None and viewer.rep is not None:
+            rows, left = _as_far_as_theirs(rows, viewer.rep)
+        story = lead_story(rows, self.policy(), crms=self.crms, currency=self.currency)
+        if left is not None:
+            story = replace(story, notes=(*story.notes, LEFT_YOU))
+        return story
 
     # --- queue and App Home ----------------------------------------------------------------------
 
@@ -269,6 +299,24 @@ class Reader:
             return await load_home(
                 session, policy, rep_id=viewer.rep, manager_id=viewer.manager, now=self.clock()
             )
+
+
+LEFT_YOU = "What happened after this lead left you is for its new rep and your manager to see."
+
+
+def _as_far_as_theirs(rows: reads.StoryRows, rep: str) -> tuple[reads.StoryRows, datetime | None]:
+    """A rep's view of a lead that moved on from them: its story up to the moment it left them
+    (where it went, as they were told), not what its next rep did with it (a claim, a deal
+    won and its amount). With the moment it left them; None when they still hold it."""
+    mine = [offer for offer in rows.offers if offer.rep_id == rep]
+    if not mine or mine[-1] is rows.offers[-1] or mine[-1].closed_at is None:
+        return rows, None
+    left = mine[-1].closed_at
+    return replace(
+        rows,
+        audits=[audit for audit in rows.audits if audit.at <= left],
+        outcomes=[event for event in rows.outcomes if event.at <= left],
+    ), left
 
 
 def _offer_card(

@@ -47,6 +47,8 @@ class CardRows:
     decision: DecisionRow | None  # the decision that made the offer
     previous: OfferRow | None  # the lead's offer before this one
     settled_by: AuditEventRow | None  # for a closed offer, the event that closed it
+    # For a lead a rep rejected before this offer, their reason (their words for the next rep).
+    previous_reason: str | None = None
 
 
 async def card_rows(*, session: AsyncSession, offer_id: int) -> CardRows | None:
@@ -56,27 +58,33 @@ async def card_rows(*, session: AsyncSession, offer_id: int) -> CardRows | None:
     offer, lead, decision, previous = found
     settled_by = None
     if offer.status != OfferStatus.OFFERED.value:
-        # The first settling event from the offer's close that is about its rep (each records
-        # it): on a clock that did not move between two transactions, an earlier offer's close
-        # is at the same instant, and would otherwise be taken for this one's.
-        events = await session.execute(
-            select(AuditEventRow)
-            .where(
-                col(AuditEventRow.lead_id) == lead.id,
-                col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
-                col(AuditEventRow.kind).in_(_SETTLING_KINDS),
-            )
-            .order_by(col(AuditEventRow.id))
+        settled_by = await _settling_event(session, lead, offer)
+    previous_reason = None
+    if previous is not None and previous.status == OfferStatus.REJECTED.value:
+        rejected = await _settling_event(session, lead, previous)
+        previous_reason = rejected.reason if rejected is not None else None
+    return CardRows(offer, lead, decision, previous, settled_by, previous_reason)
+
+
+async def _settling_event(
+    session: AsyncSession, lead: LeadRow, offer: OfferRow
+) -> AuditEventRow | None:
+    """The event that closed `offer`: the first settling event from its close that is about its
+    rep (each records it). On a clock that did not move between two transactions, an earlier
+    offer's close is at the same instant, and would otherwise be taken for this one's."""
+    events = await session.execute(
+        select(AuditEventRow)
+        .where(
+            col(AuditEventRow.lead_id) == lead.id,
+            col(AuditEventRow.at) >= (offer.closed_at or offer.offered_at),
+            col(AuditEventRow.kind).in_(_SETTLING_KINDS),
         )
-        settled_by = next(
-            (
-                e
-                for e in events.scalars()
-                if (e.data or {}).get("rep", offer.rep_id) == offer.rep_id
-            ),
-            None,
-        )
-    return CardRows(offer, lead, decision, previous, settled_by)
+        .order_by(col(AuditEventRow.id))
+    )
+    return next(
+        (e for e in events.scalars() if (e.data or {}).get("rep", offer.rep_id) == offer.rep_id),
+        None,
+    )
 
 
 def _card_rows() -> Select[OfferRow, LeadRow, DecisionRow, OfferRow]:
@@ -117,6 +125,14 @@ async def lead_by_id(*, session: AsyncSession, lead_id: int) -> LeadRow | None:
 async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> LeadRow | None:
     result = await session.execute(select(LeadRow).where(col(LeadRow.external_id) == external_id))
     return result.scalar_one_or_none()
+
+
+async def latest_offer_of_lead(*, session: AsyncSession, lead_id: int) -> OfferRow | None:
+    """The lead's latest offer (the one its card's buttons act on), None before any."""
+    result = await session.execute(
+        select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id).desc())
+    )
+    return result.scalars().first()
 
 
 async def leads_by_external_ids(

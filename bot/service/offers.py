@@ -14,7 +14,7 @@ from bot.service.views import ClaimResult, LeadView, Move, view_of, view_of_deci
 from routing.overrides import assigned_by_hand
 from storage import repository as repo
 from storage.decisions import Decided, lead_of, redecide
-from storage.models import LeadStatus, OfferStatus
+from storage.models import LeadRow, LeadStatus, OfferStatus
 
 
 async def claim(uow: UnitOfWork, external_id: str, *, by: str) -> ClaimResult:
@@ -26,11 +26,11 @@ async def claim(uow: UnitOfWork, external_id: str, *, by: str) -> ClaimResult:
         row = find(session, external_id)
         offer = repo.current_offer(session=session, lead_id=row.id or 0)
         if offer is None:
-            raise NotAllowed(f"lead {external_id} is not offered to anyone ({row.status})")
+            raise NotAllowed(f"Lead {external_id} is not offered to anyone: {_where(row)}.")
         if offer.status == OfferStatus.CLAIMED:
             return ClaimResult(False, offer.rep_id, stored_view(session, row, policy))
         if offer.status != OfferStatus.OFFERED:
-            raise NotAllowed(f"lead {external_id} is no longer offered ({row.status})")
+            raise NotAllowed(f"Lead {external_id} is no longer offered to anyone: {_where(row)}.")
         if by != offer.rep_id and by not in policy.managers:
             raise NotAllowed(
                 f"lead {external_id} is offered to {policy.rep_name(offer.rep_id)}, not to you"
@@ -72,6 +72,13 @@ async def claim(uow: UnitOfWork, external_id: str, *, by: str) -> ClaimResult:
         return ClaimResult(True, offer.rep_id, view_of(row, None))
 
     return await uow.write(work)
+
+
+def _where(row: LeadRow) -> str:
+    """Where a lead no rep is offered stands, for someone clicking an old card's Claim."""
+    if row.status == LeadStatus.QUEUED.value:
+        return f"it waits in the {row.queue or 'unmatched'} queue, for a manager to assign"
+    return f"it is marked {row.status}"
 
 
 async def reject(uow: UnitOfWork, external_id: str, *, by: str, reason: str) -> Move:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.reading import Viewer, viewer_of
@@ -18,6 +20,8 @@ from bot.slack.ids import ActionId
 from bot.slack.offers import moved
 from bot.slack.parts import NOT_IN_POLICY, SlackParts, clicked_in, tell
 from routing.working_time import next_working_start
+
+log = logging.getLogger(__name__)
 
 OUT_ONLY_FROM_YOUR_CARD = (
     "That button is on a card in a channel and would mark out whoever clicks it, so it does "
@@ -85,8 +89,12 @@ def _until(when: datetime | None) -> blocks.Said:
     return blocks.plainly("until ") + blocks.dated(when)
 
 
-async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str | blocks.Message:
-    """`/routing pto`: the caller (or, for a manager, the rep they mention) is out or back."""
+async def pto(
+    parts: SlackParts, viewer: Viewer, command: Pto, client: AsyncWebClient | None = None
+) -> str | blocks.Message:
+    """`/routing pto`: the caller (or, for a manager, the rep they mention) is out or back. A rep
+    a manager marks is told so in a DM (through `client`), by whom and where their leads went:
+    otherwise they would find their cards taken and no word why."""
     policy = parts.policy()
     target = viewer.rep
     if command.user is not None:
@@ -98,13 +106,36 @@ async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str | blocks.M
     if target is None:
         return "You are not a rep in the routing policy, so there is nothing to mark."
     name = "You're" if target == viewer.rep else f"{blocks.escape(policy.rep_name(target))} is"
+    told_to = command.user if target != viewer.rep else None  # their Slack id: told in a DM
+    setter = policy.managers[viewer.manager].name if viewer.manager else policy.rep_name(viewer.id)
     if command.back:
         await set_back(parts.uow, target, by=viewer.id)
+        if told_to is not None:
+            back = blocks.plainly(f"{setter} marked you available again.")
+            await _tell_rep(client, told_to, blocks.one_line(back))
         return f"{name} available again."
+    reason = f"set by {setter} with /routing pto" if told_to else "set with /routing pto"
     moves = await set_out_of_office(
-        parts.uow, target, until=command.until, reason="set with /routing pto", by=viewer.id
+        parts.uow, target, until=command.until, reason=reason, by=viewer.id
     )
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
     who = "You're" if target == viewer.rep else f"{policy.rep_name(target)} is"
-    said = blocks.plainly(f"{who} out of office ") + _until(command.until) + blocks.plainly(". ")
+    until = _until(command.until) + blocks.plainly(". ")
+    if told_to is not None:
+        told = blocks.plainly(f"{setter} marked you out of office ") + until
+        await _tell_rep(client, told_to, blocks.one_line(told + moved(policy, moves, titles)))
+    said = blocks.plainly(f"{who} out of office ") + until
     return blocks.one_line(said + moved(policy, moves, titles))
+
+
+async def _tell_rep(client: AsyncWebClient | None, slack_user: str, said: blocks.Message) -> None:
+    """A DM to a rep someone else marked out or back. Their absence is set whether or not
+    Slack takes the DM: a refusal is logged, and the manager's answer still comes."""
+    if client is None:
+        return
+    try:
+        await client.chat_postMessage(
+            channel=slack_user, text=said.text, blocks=said.blocks, mrkdwn=said.mrkdwn
+        )
+    except SlackApiError as error:
+        log.warning("slack: could not tell %s of their time off: %s", slack_user, error)

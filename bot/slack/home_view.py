@@ -59,7 +59,7 @@ def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, A
         rep_head = [HeaderBlock(text=plain("Your leads", MAX_HEADER))]
         offer_groups = [_offer_blocks(i, offer) for i, offer in enumerate(home.offers)]
         if not offer_groups:
-            offer_groups = [[section("No open leads.")]]
+            offer_groups = [[section("No leads to claim.")]]
         rep_tail = [DividerBlock(), _availability(home)]
         if home.rep_week is not None:
             rep_tail.append(list_section("*Your share this week*", rep_week_lines(home.rep_week)))
@@ -103,9 +103,11 @@ def _offer_blocks(index: int, offer: HomeOffer) -> list[Block]:
     when = [literal("Offered "), date_element(offer.offered_at)]
     if content.sla_due_at is not None:
         when += [literal(f" · {FOR_THE_REP.deadline} "), date_element(content.sla_due_at)]
+    # Worded as the card words them: "Why you:", and the lead's id (what `/routing why` takes).
+    when.append(literal(f" · Lead {offer.lead_id}", 300))
     lines = [
         [literal(content.heading, 300, bold=True)],
-        [literal(content.reason, 2000)],
+        [literal(f"{FOR_THE_REP.why}:", bold=True), literal(" "), literal(content.reason, 2000)],
         when,
     ]
     return [
@@ -150,7 +152,8 @@ def _rep_line(rep: RepLoad) -> str:
 
 
 def _team_section(team: TeamLoad) -> SectionBlock:
-    head = f"*{clip(escape(team.team), 150) or 'Unnamed team'}*"
+    # Labelled as the digest labels these figures: "3/5" alone leaves a manager guessing.
+    head = f"*{clip(escape(team.team), 150) or 'Unnamed team'}*: open leads against capacity"
     lines = [_rep_line(rep) for rep in team.reps] or ["_no reps_"]
     more = "\n" + and_more(len(lines))
     count = how_many_fit([len(line) + 1 for line in lines], MAX_TEXT - len(head), reserve=len(more))

@@ -35,10 +35,12 @@ def register_routing_command(app: AsyncApp, parts: SlackParts) -> None:
         client: AsyncWebClient,
     ) -> None:
         await ack()
-        await respond_privately(respond, await _answer(parts, command))
+        await respond_privately(respond, await _answer(parts, command, client))
 
 
-async def _answer(parts: SlackParts, command: dict[str, Any]) -> str | blocks.Message:
+async def _answer(
+    parts: SlackParts, command: dict[str, Any], client: AsyncWebClient | None = None
+) -> str | blocks.Message:
     policy = parts.policy()
     viewer = viewer_of(policy, command["user_id"])
     tz = _viewer_tz(policy, viewer)
@@ -48,7 +50,7 @@ async def _answer(parts: SlackParts, command: dict[str, Any]) -> str | blocks.Me
     if not viewer.known:
         return NOT_IN_POLICY
     if isinstance(parsed, Pto):
-        return await pto(parts, viewer, parsed)
+        return await pto(parts, viewer, parsed, client)
     if isinstance(parsed, Why):
         return await _why(parts, viewer, parsed.lead)
     if isinstance(parsed, Queue):
@@ -139,7 +141,7 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
     assert viewer.rep is not None
     offers = await parts.reader.open_offers(viewer.rep)
     if not offers:
-        return "You have no open leads."
+        return "You have no leads to claim."
     lines = []
     for offer, lead in offers:
         said = blocks.plainly("• ") + lead_named(
@@ -148,7 +150,7 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
         if offer.sla_due_at:
             said += blocks.plainly(" · claim by ") + blocks.dated(offer.sla_due_at)
         lines.append(list(said.rich))
-    return _listed(f"Your open leads: {len(offers)}", lines)
+    return _listed(f"Your leads to claim: {len(offers)}", lines)
 
 
 def _listed(head: str, lines: list[list[RichTextElement]]) -> blocks.Message:

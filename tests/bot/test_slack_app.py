@@ -1,5 +1,7 @@
 """The Slack app end to end: the real Bolt app behind the real aiohttp server, signed requests
-in, the real AsyncWebClient out to a fake Slack Web API on loopback."""
+in, the real AsyncWebClient out to a fake Slack Web API on loopback. Past 400 lines: other Slack
+test files take their policy, `send` and `carded_lead` from here, and each test is one path
+through the app from a signed request to what Slack was sent."""
 
 from __future__ import annotations
 
@@ -297,7 +299,7 @@ async def test_im_out_moves_the_reps_open_leads_and_says_where(
     assert await send(http, action_body("mark_ooo", "L-1", user)) == 200
     (ephemeral,) = await slack.wait_for("chat.postEphemeral")
     assert "out of office" in ephemeral.params["text"]
-    assert "Moved 2 open leads" in ephemeral.params["text"]
+    assert "Moved 2 unclaimed leads" in ephemeral.params["text"]
     mine = [o for o in await offers(sqlite_db) if o.rep_id == rep]
     assert {o.status for o in mine} == {"reassigned"}
 
@@ -353,6 +355,41 @@ async def test_routing_pto_for_a_manager_marks_a_rep_and_help_for_nonsense(
     await send(http, body)
     answers = await slack.wait_for("response", count=3)
     assert "/routing" in answers[2].params["text"] and "Traceback" not in answers[2].params["text"]
+
+
+async def test_a_rep_a_manager_marks_out_or_back_is_told_in_a_dm_by_whom(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database
+) -> None:
+    rep = await new_lead(app)  # the rep the lead went to, who has it unclaimed
+    user = f"U{rep.upper()}"
+    await slack.wait_for("chat.postMessage", count=2)
+    body = command_body(f"pto for 3d <@{user}|{rep}>", "UMIA", response_url=slack.response_url("p"))
+    assert await send(http, body) == 200
+    (answer,) = await slack.wait_for("response")
+
+    told = [
+        call.params
+        for call in await slack.wait_for("chat.postMessage", count=5)
+        if call.params["channel"] == user and "marked you" in call.params["text"]
+    ]
+    assert len(told) == 1
+    assert told[0]["text"].startswith("Mia Moss marked you out of office until <!date^")
+    assert "Moved 1 unclaimed lead: Jo · Acme Corp (L-1) → " in told[0]["text"]
+    assert told[0]["mrkdwn"] is False
+    assert "is out of office until" in answer.params["text"]  # the manager's answer, as before
+
+    opened = event_body({"type": "app_home_opened", "user": user, "tab": "home"})
+    assert await send(http, opened, json_body=True) == 200
+    (home,) = await slack.wait_for("views.publish")
+    assert "set by Mia Moss with /routing pto" in json.dumps(home.params["view"])
+
+    body = command_body(
+        f"pto off <@{user}|{rep}>", "UMIA", response_url=slack.response_url("b"), trigger_id="c2"
+    )
+    assert await send(http, body) == 200
+    await slack.wait_for("response", count=2)
+    back = [c.params for c in slack.calls_to("chat.postMessage") if c.params["channel"] == user]
+    assert back[-1]["text"] == "Mia Moss marked you available again."
 
 
 async def test_a_slack_retry_of_an_event_is_acted_on_once(

@@ -64,7 +64,7 @@ def home(**overrides: Any) -> HomeData:
     return HomeData(**values)
 
 
-def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
+def test_a_rep_sees_each_offer_worded_as_its_card_with_its_own_buttons() -> None:
     view = home_view(home(offers=(offer(1, "A <!channel>"), offer(2))))
     View(**view).to_dict()
     blocks = view["blocks"]
@@ -77,8 +77,8 @@ def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
         assert [b["value"] for b in action["elements"]] == [lead, lead]
         assert action["elements"][0]["style"] == "primary"
     (first,) = rich_texts(blocks[1])
-    assert first.startswith("*A &lt;!channel&gt;*\nround robin in EMEA\n")
-    assert f"Claim by {slack_date(DUE)}" in first
+    assert first.startswith("*A &lt;!channel&gt;*\n*Why you:* round robin in EMEA\n")
+    assert f"Claim by {slack_date(DUE)} · Lead L-1" in first  # as the card words them
     assert "A <!channel>" in literal_texts(blocks[1])  # as written, and never parsed
     assert any("You're available" in t for t in texts(blocks))
     (available,) = [b for b in blocks if b.get("accessory")]
@@ -90,7 +90,7 @@ def test_a_rep_sees_each_open_offer_with_its_own_buttons() -> None:
 
 def test_a_rep_without_offers_is_told_so() -> None:
     blocks = home_view(home())["blocks"]
-    assert "No open leads." in list(texts(blocks))
+    assert "No leads to claim." in list(texts(blocks))
     assert blocks_of_type(blocks, "actions") == []
 
 
@@ -110,7 +110,7 @@ def test_an_away_rep_without_an_end_date_is_out_until_further_notice() -> None:
     assert "You're out of office until further notice." in list(texts(blocks))
 
 
-def test_a_manager_sees_each_team_load_and_the_unmatched_queue() -> None:
+def test_a_manager_sees_each_team_load_labelled_and_the_unmatched_queue() -> None:
     back = NOW + timedelta(days=1)
     teams = (
         TeamLoad(
@@ -134,10 +134,10 @@ def test_a_manager_sees_each_team_load_and_the_unmatched_queue() -> None:
     assert "Your leads" not in all_text
     assert "Your teams" in all_text
     assert (
-        f"*EMEA*\n• Alice: 3/5\n• Bob &lt;!channel&gt;: 1 (no cap) · out until {slack_date(back)}"
-        in all_text
+        "*EMEA*: open leads against capacity\n• Alice: 3/5\n"
+        f"• Bob &lt;!channel&gt;: 1 (no cap) · out until {slack_date(back)}" in all_text
     )
-    assert "*NA*\n• Cy: 0/2 · out until further notice" in all_text
+    assert "*NA*: open leads against capacity\n• Cy: 0/2 · out until further notice" in all_text
     assert all_text[-1] == "*Unmatched queue:* 4 leads, oldest waiting 2h 5m"
 
 
@@ -150,7 +150,7 @@ def test_a_rep_who_also_manages_sees_both_parts() -> None:
     teams = (TeamLoad(team="EMEA", reps=()),)
     all_text = list(texts(home_view(home(is_manager=True, teams=teams, offers=(offer(1),)))))
     assert all_text.index("Your leads") < all_text.index("Your teams")
-    assert "*EMEA*\n_no reps_" in all_text
+    assert "*EMEA*: open leads against capacity\n_no reps_" in all_text
 
 
 def test_a_stranger_is_told_to_ask_revops_to_add_them() -> None:

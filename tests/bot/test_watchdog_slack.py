@@ -26,6 +26,7 @@ from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import rich_texts
 from tests.fakes.slack import (
     FakeSlack,
+    action_body,
     action_payload,
     command_body,
     event_body,
@@ -234,6 +235,24 @@ async def test_after_the_last_miss_the_queue_and_the_manager_get_the_lead_with_a
     assert await lead_status(sqlite_db, "L-1") == "queued"
 
 
+async def test_a_claim_on_an_old_card_of_a_queued_lead_says_where_it_waits_in_words(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)
+    await slack.wait_for("chat.postMessage", count=4)
+
+    # Ben's card, clicked before its update took the buttons off.
+    assert await send(http, action_body("claim_lead", "L-1", "UBEN", channel="DBEN")) == 200
+
+    (told,) = await slack.wait_for("chat.postEphemeral")
+    assert (told.params["channel"], told.params["user"]) == ("DBEN", "UBEN")
+    assert told.params["text"] == (
+        "Lead L-1 is no longer offered to anyone: it waits in the unmatched queue, "
+        "for a manager to assign."
+    )
+    assert await lead_status(sqlite_db, "L-1") == "queued"
+
+
 async def test_a_manager_assigns_a_queued_lead_and_the_post_says_to_whom(
     app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
 ) -> None:
@@ -251,6 +270,23 @@ async def test_a_manager_assigns_a_queued_lead_and_the_post_says_to_whom(
     assert card.params["channel"] == "UDOT" and "claim_lead" in texts(card.params["blocks"])
     assert await lead_status(sqlite_db, "L-1") == "offered"
     assert (await offers(sqlite_db))[-1].rep_id == "dot"
+
+
+async def test_a_lead_assigned_back_to_the_rep_who_missed_it_does_not_say_it_came_from_them(
+    app: App, http: TestClient, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    await queued_lead(app, slack, clock)  # Ben's offer was the last to lapse
+    await slack.wait_for("chat.postMessage", count=4)
+
+    body = assign_body("L-1", "ben", "UMIA", response_url=slack.response_url("assign"))
+    assert await send(http, body) == 200
+
+    card = (await slack.wait_for("chat.postMessage", count=5))[4]
+    assert card.params["channel"] == "UBEN"
+    said = texts(card.params["blocks"])
+    assert "Reassigned to you: offered again after it was not claimed in time · waiting 22m" in said
+    assert "by Ben Baker" not in said
+    assert "Assigned by Mia Moss" in said  # why: the manager's hand
 
 
 async def test_a_rep_cannot_assign_from_the_queue(
