@@ -307,7 +307,10 @@ LEFT_YOU = "What happened after this lead left you is for its new rep and your m
 def _as_far_as_theirs(rows: reads.StoryRows, rep: str) -> tuple[reads.StoryRows, datetime | None]:
     """A rep's view of a lead that moved on from them: its story up to the moment it left them
     (where it went, as they were told), not what its next rep did with it (a claim, a deal
-    won and its amount). With the moment it left them; None when they still hold it."""
+    won and its amount). An outcome is theirs to see if it was reported before the lead left
+    them: the date its source gives it is no guide (a CRM dates a deal by its close date, a
+    day, often hours before the next rep won it). With the moment it left them; None when they
+    still hold it."""
     mine = [offer for offer in rows.offers if offer.rep_id == rep]
     if not mine or mine[-1] is rows.offers[-1] or mine[-1].closed_at is None:
         return rows, None
@@ -315,7 +318,7 @@ def _as_far_as_theirs(rows: reads.StoryRows, rep: str) -> tuple[reads.StoryRows,
     return replace(
         rows,
         audits=[audit for audit in rows.audits if audit.at <= left],
-        outcomes=[event for event in rows.outcomes if event.at <= left],
+        outcomes=[event for event in rows.outcomes if event.recorded_at <= left],
     ), left
 
 

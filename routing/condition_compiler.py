@@ -26,7 +26,7 @@ from routing.conditions import (
     is_number,
     show,
 )
-from routing.geo import normalize_country, normalize_state, state_codes_named
+from routing.geo import STATE_COUNTRIES, normalize_country, normalize_state, state_codes_named
 
 OPERATORS = ("gte", "gt", "lte", "lt", "ne", "in", "not_in", "contains", "matches", "exists")
 COMBINATORS = ("all", "any", "not")
@@ -182,11 +182,20 @@ def _as_leads_have_it(field: str, value: Any) -> Any:
 def _or_a_state_named(field: str, condition: Condition, test: Callable[[str], bool]) -> Condition:
     """`contains` or `matches` on a state: a lead's US state or Canadian province is its postal
     code, so the test holds too for the codes of those whose name passes it (`contains:
-    Carolina` for NC and SC), as it did when a lead's state was its name as written."""
+    Carolina` for NC and SC), as it did when a lead's state was its name as written. Only
+    where a lead's state is read so (`lead_state`: its country the US, Canada or not given): a
+    Brazilian SC (Santa Catarina) is no Carolina."""
     codes = state_codes_named(test) if field == "state" else []
     if not codes:
         return condition
-    return conditions.any_of([condition, conditions.one_of(field, codes, negate=False)])
+    read_as_code = conditions.any_of(
+        [
+            conditions.exists("country", False),
+            conditions.one_of("country", STATE_COUNTRIES, negate=False),
+        ]
+    )
+    coded = conditions.all_of([conditions.one_of(field, codes, negate=False), read_as_code])
+    return conditions.any_of([condition, coded])
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:

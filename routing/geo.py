@@ -143,7 +143,7 @@ def normalize_country(value: str | None) -> str | None:
 # The states, districts and territories of the US and the provinces and territories of Canada:
 # no name or code of one is a name or code of another, so a state needs no country to be read.
 # Elsewhere a "state" is compared as written.
-_STATE_COUNTRIES = ("US", "CA")
+STATE_COUNTRIES = ("US", "CA")  # whose states a lead's state is read as (`lead_state`)
 _STATE_ALIAS_NAMES: Mapping[str, str] = {
     "Washington DC": "DC",
     "Washington, D.C.": "DC",
@@ -158,7 +158,7 @@ def _state_index() -> Mapping[str, str]:
     """Folded postal code or name -> postal code ("california" and "ca" -> "CA")."""
     index = {_fold(name): code for name, code in _STATE_ALIAS_NAMES.items()}
     for subdivision in pycountry.subdivisions:
-        if subdivision.country_code in _STATE_COUNTRIES:
+        if subdivision.country_code in STATE_COUNTRIES:
             code = subdivision.code.split("-", 1)[1]
             index[_fold(code)] = code
             index[_fold(subdivision.name)] = code
@@ -171,7 +171,7 @@ def _state_names() -> tuple[tuple[str, str], ...]:
     write it ("North Carolina", "NC")."""
     named = [(name, code) for name, code in _STATE_ALIAS_NAMES.items()]
     for subdivision in pycountry.subdivisions:
-        if subdivision.country_code in _STATE_COUNTRIES:
+        if subdivision.country_code in STATE_COUNTRIES:
             named.append((subdivision.name, subdivision.code.split("-", 1)[1]))
     return tuple(named)
 
@@ -196,7 +196,7 @@ def lead_state(state: str | None, country: str | None) -> str | None:
     """A lead's state as conditions and account matching read it: by `normalize_state` when
     its country (an alpha-2 code) is the US, Canada or not given; elsewhere as written, so an
     Australian "WA" or a Mexican "BC" is not taken for Washington or British Columbia."""
-    return normalize_state(state) if country in (None, *_STATE_COUNTRIES) else state
+    return normalize_state(state) if country in (None, *STATE_COUNTRIES) else state
 
 
 MAX_STATE_LENGTH = 255  # the accounts table's column: no state or province is named so long

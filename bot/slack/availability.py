@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -130,12 +131,13 @@ async def pto(
 
 async def _tell_rep(client: AsyncWebClient | None, slack_user: str, said: blocks.Message) -> None:
     """A DM to a rep someone else marked out or back. Their absence is set whether or not
-    Slack takes the DM: a refusal is logged, and the manager's answer still comes."""
+    Slack takes the DM: a refusal, or Slack not answering at all, is logged, and the manager's
+    answer still comes."""
     if client is None:
         return
     try:
         await client.chat_postMessage(
             channel=slack_user, text=said.text, blocks=said.blocks, mrkdwn=said.mrkdwn
         )
-    except SlackApiError as error:
+    except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
         log.warning("slack: could not tell %s of their time off: %s", slack_user, error)

@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 
 from bot.bootstrap import App
+from bot.reading import viewer_of
 from bot.service.intake import intake
+from bot.slack.availability import pto
+from bot.slack.blocks import Message
+from bot.slack.commands import Pto
+from bot.slack.parts import SlackParts
 from routing.leads import parse_lead
 from storage.db import Database
-from storage.models import AuditEventRow, OfferRow, OutboxRow
+from storage.models import AuditEventRow, OfferRow, OutboxRow, RepStateRow
 from tests.bot.conftest import SLACK_SIGNING_SECRET as SIGNING_SECRET
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_blocks import literal_texts, rich_texts
@@ -390,6 +397,30 @@ async def test_a_rep_a_manager_marks_out_or_back_is_told_in_a_dm_by_whom(
     await slack.wait_for("response", count=2)
     back = [c.params for c in slack.calls_to("chat.postMessage") if c.params["channel"] == user]
     assert back[-1]["text"] == "Mia Moss marked you available again."
+
+
+async def test_a_rep_a_manager_marks_out_is_marked_and_the_manager_answered_if_slack_is_down(
+    app: App, sqlite_db: Database
+) -> None:
+    # The DM to the rep goes to a port nothing listens on: the connection itself fails (no
+    # answer from Slack at all, as in a network outage), not a refusal Slack words.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
+    client = AsyncWebClient(token="xoxb-test-token", base_url=closed, timeout=5)
+    parts = SlackParts(
+        uow=app.uow, reader=app.reader, policy=lambda: app.policy, clock=app.uow.clock
+    )
+    manager = viewer_of(app.policy, "UMIA")
+
+    answer = await pto(parts, manager, Pto(until=None, user="UBEN"), client)
+
+    assert isinstance(answer, Message)
+    assert answer.text.startswith("Ben Baker is out of office until further notice.")
+    async with sqlite_db.sessions() as session:
+        state = await session.get(RepStateRow, "ben")
+    assert state is not None and state.away
+    assert state.away_reason == "set by Mia Moss with /routing pto"
 
 
 async def test_a_slack_retry_of_an_event_is_acted_on_once(

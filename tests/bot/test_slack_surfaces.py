@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,10 +16,12 @@ from aiohttp.test_utils import TestClient
 from bot.bootstrap import App
 from bot.card import CardContent, Contact
 from bot.service.intake import intake
+from bot.service.outcomes import Reported, record_posted_events
 from bot.slack.blocks import mentioned
 from bot.slack.cards import CardView, offer_card, reminder, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
 from routing.leads import parse_lead
+from routing.report import EventKind, OutcomeEvent
 from tests.bot.conftest import TUESDAY, Clock
 from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import literal_texts, rich_length, rich_texts
@@ -260,6 +263,33 @@ async def test_why_shows_a_rep_a_lead_that_left_them_only_until_it_left(
     for full in (holders, managers):
         assert f"Claimed ({other_name})" in full
         assert "left you" not in full
+
+
+async def test_why_hides_a_deal_the_next_rep_won_from_a_rep_though_the_crm_dates_it_earlier(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    user = await new_lead(app)
+    await slack.wait_for("chat.postMessage")
+    body = view_submission_body("reject_lead_modal", "L-1", NOT_MY_TERRITORY, user)
+    assert await send(http, body) == 200
+    await slack.wait_for("chat.postMessage", count=3)
+    other = "UBEN" if user == "UANN" else "UANN"
+    clock.advance(minutes=3)
+    assert await send(http, click_body("claim_lead", "L-1", other, 1)) == 200
+    await slack.wait_for("chat.update", count=2)
+    # The next rep wins it later that day; the CRM dates the deal by its close date, a day
+    # (midnight), before the moment the lead left the first rep.
+    clock.advance(hours=2)
+    midnight = clock.now.replace(hour=0, minute=0, second=0, microsecond=0)
+    won = OutcomeEvent(EventKind.WON, midnight, Decimal("48000"), currency="USD")
+    await record_posted_events(app.uow, [Reported("L-1", won, "crm", "deal-L-1")])
+
+    theirs = "\n".join(rich_texts((await routing(http, slack, user, "why L-1"))["blocks"]))
+    holders = "\n".join(rich_texts((await routing(http, slack, other, "why L-1"))["blocks"]))
+
+    assert "48,000" in holders  # the won deal is in the story of the rep who won it
+    assert "48,000" not in theirs and "Won" not in theirs
+    assert "_What happened after this lead left you is for its new rep" in theirs
 
 
 async def test_the_next_reps_card_says_what_the_rep_who_rejected_it_wrote_for_them(

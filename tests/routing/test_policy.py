@@ -427,6 +427,33 @@ def test_contains_and_matches_on_a_state_still_hold_for_a_us_state_named_in_full
         assert route(Lead(id="L", state=state), policy=policy, now=now).rule == "Other", state
 
 
+def test_contains_on_a_state_reads_a_region_code_of_another_country_as_written() -> None:
+    """`contains: Carolina` holds for NC and SC because a US lead's state is its postal code;
+    a Brazilian lead's SC (Santa Catarina) or a Mexican lead's NC is no Carolina, as a lead's
+    state is read as a US state or Canadian province only in the US, Canada or no country."""
+    policy = parse_policy(
+        """\
+        reps:
+          - {id: alice, slack: U0ALICE}
+        rules:
+          - {name: Carolinas, when: {state: {contains: Carolina}}, assign: {rep: alice}}
+          - {name: West, when: {state: {matches: "^british"}}, assign: {rep: alice}}
+          - {name: Other, when: {}, assign: queue}
+        """.replace("        ", ""),
+        source="routing.yml",
+    )
+    now = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
+    for state, country in (("SC", "BR"), ("NC", "Mexico"), ("BC", "MX")):
+        lead = Lead(id="L", state=state, country=country)
+        assert route(lead, policy=policy, now=now).rule == "Other", (state, country)
+    for state, country in (("SC", "US"), ("NC", None), ("South Carolina", "USA")):
+        lead = Lead(id="L", state=state, country=country)
+        assert route(lead, policy=policy, now=now).rule == "Carolinas", (state, country)
+    for state, country in (("BC", "CA"), ("BC", None), ("British Columbia", "Canada")):
+        lead = Lead(id="L", state=state, country=country)
+        assert route(lead, policy=policy, now=now).rule == "West", (state, country)
+
+
 def test_conditions_are_checked_field_operator_and_value() -> None:
     problems = problems_of(
         MINIMAL
