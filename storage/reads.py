@@ -130,7 +130,10 @@ async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> Lea
 async def latest_offer_of_lead(*, session: AsyncSession, lead_id: int) -> OfferRow | None:
     """The lead's latest offer (the one its card's buttons act on), None before any."""
     result = await session.execute(
-        select(OfferRow).where(col(OfferRow.lead_id) == lead_id).order_by(col(OfferRow.id).desc())
+        select(OfferRow)
+        .where(col(OfferRow.lead_id) == lead_id)
+        .order_by(col(OfferRow.id).desc())
+        .limit(1)
     )
     return result.scalars().first()
 

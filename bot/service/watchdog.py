@@ -69,11 +69,18 @@ async def _move_on_from_cards_given_up(uow: UnitOfWork, batch: int) -> int:
         )
     moved = 0
     for offer_id, why in stranded:
-        if await card_undeliverable(uow, offer_id, why) is not None:
-            log.warning(
-                "offer %s: its card was given up and the lead had not moved on; moved", offer_id
-            )
-            moved += 1
+        # One that fails (a transaction lost for good) is left for the next sweep; the others,
+        # and the rest of this sweep, go on.
+        try:
+            if await card_undeliverable(uow, offer_id, why) is None:
+                continue
+        except Exception:
+            log.exception("offer %s: its card was given up; moving the lead on failed", offer_id)
+            continue
+        log.warning(
+            "offer %s: its card was given up and the lead had not moved on; moved", offer_id
+        )
+        moved += 1
     return moved
 
 
