@@ -156,12 +156,10 @@ _STATE_ALIAS_NAMES: Mapping[str, str] = {
 @cache
 def _state_index() -> Mapping[str, str]:
     """Folded postal code or name -> postal code ("california" and "ca" -> "CA")."""
-    index = {_fold(name): code for name, code in _STATE_ALIAS_NAMES.items()}
-    for subdivision in pycountry.subdivisions:
-        if subdivision.country_code in STATE_COUNTRIES:
-            code = subdivision.code.split("-", 1)[1]
-            index[_fold(code)] = code
-            index[_fold(subdivision.name)] = code
+    index: dict[str, str] = {}
+    for name, code in _state_names():
+        index[_fold(name)] = code
+        index[_fold(code)] = code
     return MappingProxyType(index)
 
 

@@ -43,7 +43,7 @@ class SlackPeople:
     _found: dict[str, str] = field(default_factory=dict)  # person id -> member id
     _missing: dict[str, float] = field(default_factory=dict)  # e-mail -> when Slack said none
     _strangers: dict[str, float] = field(default_factory=dict)  # member id -> when not ours
-    # member id -> (when Slack was asked, whether it said deactivated)
+    # member id -> (when to ask Slack again, whether it said deactivated)
     _deactivated: dict[str, tuple[float, bool]] = field(default_factory=dict)
     _policy: Policy | None = None
     _made_from: Policy | None = None  # the policy `_policy` was made from
@@ -114,18 +114,17 @@ class SlackPeople:
         that does not come (or is refused) counts as active, so the card goes out, and is
         not asked for again for a minute."""
         known = self._deactivated.get(member_id)
-        if known is not None and time.monotonic() - known[0] < ACTIVE_AGAIN_S:
+        if known is not None and time.monotonic() < known[0]:
             return known[1]
         try:
             async with asyncio.timeout(ACTIVE_TIMEOUT_S):
                 response = await self.client.users_info(user=member_id)
         except (SlackApiError, TimeoutError, OSError, aiohttp.ClientError) as exc:
             log.info("slack: could not ask whether %s is active (%s)", member_id, exc)
-            asked = time.monotonic() - ACTIVE_AGAIN_S + UNANSWERED_AGAIN_S
-            self._deactivated[member_id] = (asked, False)
+            self._deactivated[member_id] = (time.monotonic() + UNANSWERED_AGAIN_S, False)
             return False
         gone = bool((response.get("user") or {}).get("deleted"))
-        self._deactivated[member_id] = (time.monotonic(), gone)
+        self._deactivated[member_id] = (time.monotonic() + ACTIVE_AGAIN_S, gone)
         return gone
 
     def _learn(self, person_id: str, member_id: str) -> None:
