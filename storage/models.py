@@ -407,8 +407,9 @@ class ProcessedRequestRow(SQLModel, table=True):
 class DashboardSignOutRow(SQLModel, table=True):
     """A dashboard session ended before it expired (`bot.service.sign_outs`): `session:<digest
     of its id>`. Kept until `expires_at`, when the session has expired anyway
-    (`storage.retention`). (Before revision 0020, `everywhere:<who>` rows ended every session of
-    someone issued by `at`: `DashboardSessionGenerationRow` does that now, with no clock.)"""
+    (`storage.retention`). Rows `everywhere:<who>` ended every session of someone issued by
+    `at` before revision 0020; `DashboardSessionGenerationRow` does that now, with no clock,
+    and those left go with retention."""
 
     __tablename__ = "dashboard_sign_outs"
 

@@ -358,8 +358,8 @@ async def test_signs_out_everywhere_become_generations_and_come_back_on_downgrad
     empty_database: str,
 ) -> None:
     """Rows as 0016 left them: Maria had signed out everywhere (a time), Ann's laptop had signed
-    out (one session). Maria's sessions from before then become generation 1, so her sessions
-    of generation 0 (every cookie signed before 0020) stay ended; Ann's sign-out stays. A
+    out (one session). Maria starts at generation 1, so her sessions of generation 0 (every
+    cookie signed before 0020) stay ended; both rows stay, for replicas not yet upgraded. A
     downgrade dates a sign-out everywhere of Maria's then, which ends all of her sessions."""
     url = empty_database
     await asyncio.to_thread(upgrade, url, "0016")
@@ -379,7 +379,7 @@ async def test_signs_out_everywhere_become_generations_and_come_back_on_downgrad
     undone = await _run(url, "SELECT key, at FROM dashboard_sign_outs ORDER BY key")
     await asyncio.to_thread(upgrade, url)
 
-    assert after == ({"manager:maria": 1}, ["session:0a1b"])
+    assert after == ({"manager:maria": 1}, ["everywhere:manager:maria", "session:0a1b"])
     assert [key for key, _ in undone] == ["everywhere:manager:maria", "session:0a1b"]
     # Dated at the downgrade (SQLite gives the text it stores): every session before it ends.
     assert str(undone[0][1]) > str(when + timedelta(hours=12))

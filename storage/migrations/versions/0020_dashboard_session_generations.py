@@ -4,11 +4,11 @@ Signing out everywhere recorded when it happened, by the clock of the replica as
 the sessions issued until then, by the clocks of the replicas that signed them in: with clocks a
 second apart, a session signed in just before could survive it, and one signed in just after be
 refused. Each person now has a session generation here, carried by the sessions they sign in
-and moved on by signing out everywhere. The `everywhere:<who>` rows of `dashboard_sign_outs`
-become generation 1: the sessions signed in before revision 0020 (of generation 0) of someone
-who had signed out everywhere sign in again once; everybody else's stay signed in. A downgrade
-turns each generation back into an `everywhere:<who>` row dated then, which ends every session
-of those people.
+and moved on by signing out everywhere. Whoever has an `everywhere:<who>` row in
+`dashboard_sign_outs` starts at generation 1: their sessions signed in before revision 0020 (of
+generation 0) sign in again once; everybody else's stay signed in. Those rows are left for
+replicas not yet upgraded to read, and go with retention once expired. A downgrade turns each
+generation into an `everywhere:<who>` row dated then, which ends every session of those people.
 
 Revision ID: 0020
 Revises: 0016
@@ -52,12 +52,11 @@ def upgrade() -> None:
     op.execute(
         _generations.insert().from_select(
             ["who", "generation"],
-            sa.select(
-                sa.func.substr(_sign_outs.c.key, len(_EVERYWHERE) + 1), sa.literal(1)
-            ).where(everywhere),
+            sa.select(sa.func.substr(_sign_outs.c.key, len(_EVERYWHERE) + 1), sa.literal(1)).where(
+                everywhere
+            ),
         )
     )
-    op.execute(_sign_outs.delete().where(everywhere))
 
 
 def downgrade() -> None:
@@ -65,11 +64,10 @@ def downgrade() -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     who = op.get_bind().execute(sa.select(_generations.c.who)).scalars().all()
     if who:
+        keys = [_EVERYWHERE + person for person in who]
+        op.execute(_sign_outs.delete().where(_sign_outs.c.key.in_(keys)))
         op.bulk_insert(
             _sign_outs,
-            [
-                {"key": _EVERYWHERE + person, "at": now, "expires_at": now + _SESSION}
-                for person in who
-            ],
+            [{"key": key, "at": now, "expires_at": now + _SESSION} for key in keys],
         )
     op.drop_table("dashboard_session_generations")
