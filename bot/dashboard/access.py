@@ -1,4 +1,4 @@
-# Just over 400 lines on purpose: every way in (token, Slack, session) and out (sign-out, sign out
+# Over 400 lines on purpose: every way in (token, Slack, session) and out (sign-out, sign out
 # everywhere) checks the same session and manager; apart, each half would re-derive the other.
 """Who may see the dashboard, and how they sign in.
 
