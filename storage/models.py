@@ -405,15 +405,30 @@ class ProcessedRequestRow(SQLModel, table=True):
 
 
 class DashboardSignOutRow(SQLModel, table=True):
-    """A dashboard session ended before it expired (`bot.service.sign_outs`): `session:<id>`
-    for one session, or `everywhere:<who>` for every session of someone issued by `at`. Kept
-    until `expires_at`, when the sessions it ends have expired anyway (`storage.retention`)."""
+    """A dashboard session ended before it expired (`bot.service.sign_outs`): `session:<digest
+    of its id>`. Kept until `expires_at`, when the session has expired anyway
+    (`storage.retention`). Rows `everywhere:<who>` ended every session of someone issued by
+    `at` before revision 0020; `DashboardSessionGenerationRow` does that now, with no clock,
+    and those left go with retention."""
 
     __tablename__ = "dashboard_sign_outs"
 
     key: str = Field(primary_key=True, max_length=255)
     at: datetime = _when()
     expires_at: datetime = _when(index=True)
+
+
+class DashboardSessionGenerationRow(SQLModel, table=True):
+    """Which of someone's dashboard sessions still let them in (`bot.service.sign_outs`): a
+    session carries the generation current when it was signed in, and lets in while it is still
+    the current one; signing out everywhere moves it on. `who` is `manager:<id>` or `token`; no
+    row is generation 0. One row per person who ever signed out everywhere, kept for good: no
+    clock can say when a generation is of no use, and these rows are as few as the managers."""
+
+    __tablename__ = "dashboard_session_generations"
+
+    who: str = Field(primary_key=True, max_length=255)
+    generation: int
 
 
 class LeadStoryRow(SQLModel, table=True):

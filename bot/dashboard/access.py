@@ -1,4 +1,4 @@
-# Just over 400 lines on purpose: every way in (token, Slack, session) and out (sign-out, sign out
+# Over 400 lines on purpose: every way in (token, Slack, session) and out (sign-out, sign out
 # everywhere) checks the same session and manager; apart, each half would re-derive the other.
 """Who may see the dashboard, and how they sign in.
 
@@ -10,7 +10,9 @@ session cookie signed here after
 The cookie is checked against the policy on every request: a manager taken out of it is out at
 once. Each session has an id, in its cookie: signing out records it (`bot.service.sign_outs`), and
 every request's session is looked up there, so a copy of the cookie is refused by every replica
-from then on. Signing out everywhere ends every session of that manager (or of the token).
+from then on. Signing out everywhere ends every session of that manager (or of the token): each
+session carries its holder's generation, read when it was signed in, and signing out everywhere
+moves that on, whatever each replica's clock says.
 
 Nobody else sees any data: a page redirects to the sign-in page (303), data (a CSV) answers 401,
 and so does a request with any other Authorization header. A refusal says what was wrong, never
@@ -27,7 +29,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -43,7 +45,12 @@ from bot.dashboard.session import (
     session_key,
 )
 from bot.dashboard.slack_sign_in import CALLBACK_PATH, SignInFailed, SlackSignIn
-from bot.service.sign_outs import sign_out, sign_out_everywhere, signed_out
+from bot.service.sign_outs import (
+    generation_to_sign_in,
+    sign_out,
+    sign_out_everywhere,
+    signed_out,
+)
 from bot.service.unit_of_work import UnitOfWork
 from bot.settings import Settings
 from routing.policy import Manager, Policy
@@ -82,7 +89,7 @@ class Session:
     """A session cookie signed here and not expired (whether it still lets in is `visitor`'s)."""
 
     id: str  # random (`_signed_in`); never logged, and stored only as a digest
-    issued_at: datetime
+    generation: int  # its holder's when it was signed in (`bot.service.sign_outs`)
     expires_at: datetime
     claims: Mapping[str, Any]  # how its holder signed in: `via`, and Slack's `user`, `email`
 
@@ -154,21 +161,21 @@ class Access:
 
     def session(self, request: web.Request) -> Session | None:
         """The request's session cookie, signed here and not expired; None for any other, and
-        for a cookie signed before sessions had an id (it could not be signed out)."""
+        for a cookie signed before sessions had an id (it could not be signed out). A cookie
+        signed before sessions had a generation (revision 0020) is of generation 0: it lets in
+        until its holder's first sign-out everywhere since."""
         claims = self.cookies.read(request, SESSION_COOKIE) if self.cookies else None
         if claims is None:
             return None
         session_id, issued_at = claims.get("sid"), claims.get("iat")
+        generation = claims.get("gen", 0)
         if not isinstance(session_id, str) or not 16 <= len(session_id) <= 64:
             return None
         if not isinstance(issued_at, int | float) or not 0 < issued_at < claims["exp"]:
             return None
-        return Session(
-            session_id,
-            datetime.fromtimestamp(issued_at, UTC),
-            datetime.fromtimestamp(claims["exp"], UTC),
-            claims,
-        )
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+            return None
+        return Session(session_id, generation, datetime.fromtimestamp(claims["exp"], UTC), claims)
 
     def _visitor_of(self, session: Session) -> Visitor | None:
         """Who the session signed in, if the sign-in they used is still set up and, for a
@@ -184,7 +191,7 @@ class Access:
 
     async def _signed_out(self, session: Session, visitor: Visitor) -> bool:
         return await signed_out(
-            self.uow, session_id=session.id, who=_who(visitor), issued_at=session.issued_at
+            self.uow, session_id=session.id, who=_who(visitor), generation=session.generation
         )
 
     def _is_token(self, given: str) -> bool:
@@ -211,7 +218,7 @@ class Access:
         if self.cookies is None or not isinstance(given, str) or not self._is_token(given.strip()):
             problem = "That is not the dashboard token."
             return self._sign_in_page(next_page=next_page, status=401, problem=problem)
-        return self._signed_in(request, {"via": "token"}, next_page)
+        return await self._signed_in(request, TOKEN_HOLDER, {"via": "token"}, next_page)
 
     async def start_slack_sign_in(self, request: web.Request) -> web.Response:
         if self.slack is None or self.cookies is None:
@@ -261,7 +268,12 @@ class Access:
             )
         log.info("dashboard: manager %s signed in with Slack", manager.id)
         session = {"via": "slack", "user": identity.user_id, "email": identity.email}
-        response = self._signed_in(request, {**session, "name": identity.name}, started["next"])
+        response = await self._signed_in(
+            request,
+            Visitor(identity.name, manager),
+            {**session, "name": identity.name},
+            started["next"],
+        )
         response.del_cookie(SIGN_IN_COOKIE, path=SLACK_SIGN_IN)
         return response
 
@@ -287,9 +299,7 @@ class Access:
                     self.uow,
                     who=_who(visitor),
                     session_id=session.id,
-                    issued_at=session.issued_at,
-                    now=now,
-                    expires_at=now + timedelta(seconds=SESSION_S),
+                    generation=session.generation,
                 )
             ):
                 log.info("dashboard: %s signed out everywhere", _named(visitor))
@@ -302,15 +312,25 @@ class Access:
         response.del_cookie(SESSION_COOKIE, path=HOME)
         return response
 
-    def _signed_in(
-        self, request: web.Request, session: dict[str, object], next_page: object
+    async def _signed_in(
+        self,
+        request: web.Request,
+        visitor: Visitor,
+        session: dict[str, object],
+        next_page: object,
     ) -> web.Response:
         assert self.cookies is not None
+        generation = await generation_to_sign_in(self.uow, who=_who(visitor))
         response = redirect(safe_next(next_page))
         self.cookies.write(
             response,
             SESSION_COOKIE,
-            {**session, "sid": secrets.token_urlsafe(16), "iat": self.cookies.clock()},
+            {
+                **session,
+                "sid": secrets.token_urlsafe(16),
+                "iat": self.cookies.clock(),
+                "gen": generation,
+            },
             lifetime_s=SESSION_S,
             path=HOME,
             secure=secure_for(request, self.public_url),

@@ -19,7 +19,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
     report         the routing report's stories, and how far they are up to date
     rollups        the report's days and weeks of arrivals, with their tallies
     policies       policy versions and which one is active
-    sign_outs      dashboard sessions ended before they expired
+    sign_outs      dashboard sessions ended before they expired; session generations
     common         the tables, chunked IN lists, bulk inserts, conflicts
 """
 
@@ -171,7 +171,12 @@ from storage.repository.runs import (
     remember_request,
     take_job_run,
 )
-from storage.repository.sign_outs import record_sign_out, sign_outs
+from storage.repository.sign_outs import (
+    next_generation,
+    record_sign_out,
+    session_generation,
+    sign_out_of,
+)
 
 __all__ = [
     "AMOUNT_LEFT_OUT",
@@ -243,6 +248,7 @@ __all__ = [
     "monday_of",
     "move_crm_cursor",
     "move_report_cursor",
+    "next_generation",
     "note_amounts_left_out",
     "offer_by_id",
     "offers_by_id",
@@ -283,9 +289,10 @@ __all__ = [
     "save_team_state",
     "save_team_states",
     "save_week_rollups",
+    "session_generation",
     "set_away",
     "set_lead_status",
-    "sign_outs",
+    "sign_out_of",
     "start_contact_clock",
     "stop_contact_clocks",
     "store_policy_version",

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import time
+from datetime import timedelta
 
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from bot.dashboard.session import SESSION_COOKIE, CookieJar, session_key
 from routing.policy import Policy, parse_policy
 from storage.db import Database
+from tests.bot.conftest import TUESDAY
 from tests.dashboard.conftest import MARIA, TOKEN, Dashboard, MakeDashboard, queue_leads
 from tests.fakes.slack_sign_in import FakeSlackSignIn, Person
 
@@ -121,6 +123,63 @@ async def test_a_session_signed_out_on_one_replica_is_refused_by_another_over_th
     assert await page_status(one, copy) == 303
     assert await page_status(one, kept) == 200
     assert await page_status(other, kept) == 200
+
+
+class WallClock:
+    """A replica's clock (unix seconds): the true time, which the test moves, plus its skew."""
+
+    def __init__(self, true_time: list[float], skew: timedelta) -> None:
+        self.true_time, self.skew = true_time, skew.total_seconds()
+
+    def __call__(self) -> float:
+        return self.true_time[0] + self.skew
+
+
+async def replicas_minutes_apart(
+    make_dashboard: MakeDashboard, db: Database, replica_db: Database
+) -> tuple[list[float], Dashboard, Dashboard]:
+    """Two replicas over one database, one's clock 5 minutes ahead, the other's 5 behind; and
+    the true time both follow."""
+    true_time = [TUESDAY.timestamp()]
+    ahead = await make_dashboard(db=db, wall_clock=WallClock(true_time, timedelta(minutes=5)))
+    behind = await make_dashboard(
+        db=replica_db, wall_clock=WallClock(true_time, -timedelta(minutes=5))
+    )
+    return true_time, ahead, behind
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+async def test_signing_out_everywhere_ends_a_session_signed_in_just_before_on_a_replica_ahead(
+    make_dashboard: MakeDashboard, db: Database, replica_db: Database
+) -> None:
+    true_time, ahead, behind = await replicas_minutes_apart(make_dashboard, db, replica_db)
+    asking = await signed_in_with_token(behind)
+    true_time[0] += 1
+    just_before = await signed_in_with_token(ahead)  # dated 5 minutes later than the sign-out
+    true_time[0] += 1
+
+    await sign_out(behind, asking, everywhere=True)
+
+    assert await page_status(behind, just_before) == 303
+    assert await page_status(ahead, just_before) == 303
+    assert await page_status(ahead, asking) == 303
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"], indirect=True)
+async def test_a_session_signed_in_just_after_signing_out_everywhere_on_a_replica_behind_lets_in(
+    make_dashboard: MakeDashboard, db: Database, replica_db: Database
+) -> None:
+    true_time, ahead, behind = await replicas_minutes_apart(make_dashboard, db, replica_db)
+    asking = await signed_in_with_token(ahead)
+    true_time[0] += 1
+    await sign_out(ahead, asking, everywhere=True)
+    true_time[0] += 1
+
+    just_after = await signed_in_with_token(behind)  # dated 5 minutes before the sign-out
+
+    assert await page_status(behind, just_after) == 200
+    assert await page_status(ahead, just_after) == 200
+    assert await page_status(behind, asking) == 303
 
 
 async def test_signing_out_ends_that_session_alone_not_the_managers_others_nor_anyone_elses(
@@ -233,6 +292,24 @@ async def test_a_session_cookie_from_before_sessions_had_an_id_is_refused(
     )
 
     assert await page_status(dashboard, response.cookies[SESSION_COOKIE].value) == 303
+
+
+async def test_a_cookie_from_before_generations_lets_in_until_its_holder_signs_out_everywhere(
+    make_dashboard: MakeDashboard,
+) -> None:
+    """Signed before revision 0020, with an id but no generation: generation 0, which is current
+    until the holder's first sign-out everywhere (0020 made earlier ones generation 1)."""
+    dashboard = await make_dashboard()
+    response = web.Response()
+    old = CookieJar(session_key(None, SecretStr(TOKEN)) or b"", time.time)
+    payload = {"via": "token", "sid": "o" * 22, "iat": time.time()}
+    old.write(response, SESSION_COOKIE, payload, lifetime_s=3600, path="/dashboard", secure=False)
+    before = response.cookies[SESSION_COOKIE].value
+    assert await page_status(dashboard, before) == 200
+
+    await sign_out(dashboard, await signed_in_with_token(dashboard), everywhere=True)
+
+    assert await page_status(dashboard, before) == 303
 
 
 async def test_no_session_id_or_cookie_value_reaches_the_log(

@@ -3,8 +3,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -18,7 +19,7 @@ from sqlmodel import SQLModel
 from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0016"  # the newest revision in storage/migrations/versions
+HEAD = "0020"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -351,3 +352,53 @@ async def test_owner_writes_still_to_do_are_put_in_their_leads_lane_and_taken_ou
     assert undone == before
     assert await asyncio.to_thread(current, url) == HEAD
     assert await asyncio.to_thread(differences, url) == []
+
+
+async def test_signs_out_everywhere_become_generations_and_come_back_on_downgrade(
+    empty_database: str,
+) -> None:
+    """Rows as 0016 left them: Maria had signed out everywhere (a time), Ann's laptop had signed
+    out (one session). Maria starts at generation 1, so her sessions of generation 0 (every
+    cookie signed before 0020) stay ended; both rows stay, for replicas not yet upgraded. A
+    downgrade dates a sign-out everywhere of Maria's then, which ends all of her sessions."""
+    url = empty_database
+    await asyncio.to_thread(upgrade, url, "0016")
+    when = datetime(2020, 1, 6, 9, 0)
+    await _run(
+        url,
+        "INSERT INTO dashboard_sign_outs (key, at, expires_at) VALUES (:key, :at, :expires)",
+        [
+            {"key": key, "at": when, "expires": when + timedelta(hours=12)}
+            for key in ("everywhere:manager:maria", "session:0a1b")
+        ],
+    )
+
+    await asyncio.to_thread(upgrade, url)
+    after = await _sign_out_rows(url)
+    await asyncio.to_thread(_downgrade, url, "0016")
+    undone = await _run(url, "SELECT key, at FROM dashboard_sign_outs ORDER BY key")
+    await asyncio.to_thread(upgrade, url)
+
+    assert after == ({"manager:maria": 1}, ["everywhere:manager:maria", "session:0a1b"])
+    assert [key for key, _ in undone] == ["everywhere:manager:maria", "session:0a1b"]
+    # Dated at the downgrade (SQLite gives the text it stores): every session before it ends.
+    assert str(undone[0][1]) > str(when + timedelta(hours=12))
+    assert await _sign_out_rows(url) == after
+    assert await asyncio.to_thread(current, url) == HEAD
+    assert await asyncio.to_thread(differences, url) == []
+
+
+async def _sign_out_rows(url: str) -> tuple[dict[str, int], list[str]]:
+    generations = await _run(url, "SELECT who, generation FROM dashboard_session_generations")
+    sign_outs = await _run(url, "SELECT key FROM dashboard_sign_outs ORDER BY key")
+    return {who: generation for who, generation in generations}, [key for (key,) in sign_outs]
+
+
+async def _run(url: str, sql: str, rows: list[dict[str, object]] | None = None) -> list[Any]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(sql), rows)
+            return list(result.all()) if result.returns_rows else []
+    finally:
+        await engine.dispose()
