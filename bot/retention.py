@@ -21,14 +21,16 @@ class Retention:
     audit: int | None
 
     def days(self, what: Housekeeping) -> int | None:
-        """Days past which `what`'s rows go. Dashboard sign-outs are no setting: they go as soon
-        as the sessions they end have expired (0 days after that)."""
+        """Days past which `what`'s rows go. Dashboard sign-outs are no setting: they go a day
+        after the sessions they end have expired. The day is for clocks: the pruning replica's
+        may run ahead of the one a signed-out copy of the cookie is shown to, and that copy
+        must not let in again for the minutes between."""
         return {
             Housekeeping.REQUEST_KEYS: self.request_keys,
             Housekeeping.OUTBOX: self.outbox,
             Housekeeping.JOB_RUNS: self.job_runs,
             Housekeeping.AUDIT: self.audit,
-            Housekeeping.SIGN_OUTS: 0,
+            Housekeeping.SIGN_OUTS: 1,
         }[what]
 
     def describe(self) -> str:
@@ -44,7 +46,7 @@ class Retention:
 
 
 # Tables whose rows go once what they describe has expired, as the log and `jobs` say it.
-ONCE_EXPIRED = {Housekeeping.SIGN_OUTS: "dashboard sign-outs once their session has expired"}
+ONCE_EXPIRED = {Housekeeping.SIGN_OUTS: "dashboard sign-outs a day after their session has expired"}
 
 
 # What an admin could not guess from the ages alone.

@@ -61,7 +61,7 @@ def test_retention_runs_daily_and_once_at_start() -> None:
     assert job.what == (
         "daily and at start: delete request keys after 7 days, finished outbox items after "
         "30 days, job runs after 30 days (each job's latest kept), audit rows: kept forever, "
-        "dashboard sign-outs once their session has expired"
+        "dashboard sign-outs a day after their session has expired"
     )
 
 
@@ -69,7 +69,7 @@ def test_with_every_table_kept_forever_retention_still_deletes_expired_sign_outs
     forever = Retention(request_keys=None, outbox=None, job_runs=None, audit=None)
     jobs = {job.name: job for job in declare_jobs(parse_policy(POLICY), None, forever)}
     assert jobs["retention"].what.endswith(
-        "audit rows: kept forever, dashboard sign-outs once their session has expired"
+        "audit rows: kept forever, dashboard sign-outs a day after their session has expired"
     )
 
 
