@@ -16,7 +16,7 @@ each posted at most once; the SLA of an offer runs from its DM card's post.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -37,7 +37,12 @@ from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, Said, said, say, who
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
-from bot.slack.digest import backlog_summary, digest_message, policy_refused_message
+from bot.slack.digest import (
+    backlog_summary,
+    digest_message,
+    policy_refused_message,
+    unreachable_note,
+)
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
 from routing.policy_version import short_version
@@ -53,6 +58,16 @@ SLACK_KINDS = (
     OutboxKind.REMINDER,
     OutboxKind.MANAGER_ALERT,
     OutboxKind.CONTACT_REMINDER,
+    OutboxKind.CONTACT_MISSED,
+    OutboxKind.DIGEST,
+    OutboxKind.BACKLOG,
+    OutboxKind.POLICY_REFUSED,
+    OutboxKind.MANAGER_UNREACHABLE,
+)
+# A manager's DM of these that cannot go for good is passed on (`ManagerUnreached`); a queued
+# lead's alert has its own (`AlertRefused`), and the note that one cannot be reached goes no
+# further.
+PASSED_ON = (
     OutboxKind.CONTACT_MISSED,
     OutboxKind.DIGEST,
     OutboxKind.BACKLOG,
@@ -81,6 +96,14 @@ class AlertRefused(Protocol):
     ) -> Awaitable[object]: ...
 
 
+class ManagerUnreached(Protocol):
+    """A manager's DM of another kind could not go for good: who else hears of it."""
+
+    def __call__(
+        self, *, kind: str, manager: str, key: str, why: str, payload: Mapping[str, Any]
+    ) -> Awaitable[object]: ...
+
+
 @dataclass(kw_only=True)
 class CardDelivery(OutboxWorker):
     reader: Reader
@@ -95,6 +118,8 @@ class CardDelivery(OutboxWorker):
     on_queue_post_refused: QueuePostRefused | None = None
     # A manager's alert of a queued lead their DM refused: the other managers are told.
     on_alert_refused: AlertRefused | None = None
+    # Any other DM to a manager that could not go (a missed contact SLA, a digest): see PASSED_ON.
+    on_manager_unreached: ManagerUnreached | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
     # Why Slack refuses the bot token, while it does (said once in the log, not per post).
     token_refused: str | None = None
@@ -132,6 +157,8 @@ class CardDelivery(OutboxWorker):
             await self._post_backlog(attempt, payload)
         elif kind == OutboxKind.POLICY_REFUSED:
             await self._tell_policy_refused(attempt, payload)
+        elif kind == OutboxKind.MANAGER_UNREACHABLE:
+            await self._tell_unreachable(attempt, payload)
 
     def finished(
         self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -175,6 +202,15 @@ class CardDelivery(OutboxWorker):
                 passed_on="instead_of" in payload,
                 alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
             )
+        if gave_up and attempt.item.kind in PASSED_ON and self.on_manager_unreached:
+            item = attempt.item
+            await self.on_manager_unreached(
+                kind=item.kind,
+                manager=str(item.payload["manager"]),
+                key=item.dedupe_key,
+                why=error or "",
+                payload=item.payload,
+            )
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
@@ -187,9 +223,7 @@ class CardDelivery(OutboxWorker):
         else:
             if card.message_ts is not None:
                 return
-            channel = card.rep_slack or await self._slack_id(card.rep)
-            if self.people is not None and await self.people.deactivated(channel):
-                raise GiveUp(posting.user_gone(channel))
+            channel = await self._active(card.rep_slack or await self._slack_id(card.rep))
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
         view = self._view(card)
@@ -276,8 +310,7 @@ class CardDelivery(OutboxWorker):
         queued = await self.reader.queued_card(int(payload["lead_id"]))
         if queued is None:
             return  # assigned meanwhile
-        if self.people is not None and await self.people.deactivated(slack_id):
-            raise GiveUp(posting.user_gone(slack_id))  # a DM nobody reads: others are told
+        await self._active(slack_id)  # a DM nobody reads: others are told
         view = CardView(lead_id=queued.lead_id, content=queued.content)
         why = payload.get("why")
         message = queued_post(
@@ -314,8 +347,10 @@ class CardDelivery(OutboxWorker):
             touched_at=datetime.fromisoformat(touched) if touched else None,
             holder=who(policy, settled.holder) if settled and settled.holder else None,
             queue=(settled.queue or "unmatched") if settled and not settled.holder else None,
+            instead=str(payload["why"]) if payload.get("why") else None,
         )
         view = CardView(lead_id=card.lead_id, content=card.content)
+        await self._active(slack_id)  # a DM nobody reads: the other managers are told
         await self._post(attempt, slack_id, contact_missed_alert(view, miss, assignees_of(policy)))
         _delivered(attempt, card.lead_id, f"manager {manager} told of a missed contact SLA")
 
@@ -325,7 +360,7 @@ class CardDelivery(OutboxWorker):
         manager = policy.managers.get(manager_id)
         if manager is None:
             raise GiveUp(f"manager {manager_id} is no longer in the policy")
-        slack_id = await self._slack_id(manager_id)
+        slack_id = await self._active(await self._slack_id(manager_id))
         async with self.db.reading() as session:
             digest = await load_digest(
                 session,
@@ -341,7 +376,7 @@ class CardDelivery(OutboxWorker):
 
     async def _post_backlog(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """Leads arrived while no Slack app ran: their manager hears of them once, in a DM."""
-        slack_id = await self._slack_id(str(payload["manager"]))
+        slack_id = await self._active(await self._slack_id(str(payload["manager"])))
         policy = self.policy()
         reps = {policy.rep_name(rep): int(count) for rep, count in payload["reps"].items()}
         since = datetime.fromisoformat(payload["since"])
@@ -351,7 +386,7 @@ class CardDelivery(OutboxWorker):
     async def _tell_policy_refused(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         """A policy file failed its checks: its problems, to a manager in a DM."""
         manager = str(payload["manager"])
-        slack_id = await self._slack_id(manager)
+        slack_id = await self._active(await self._slack_id(manager))
         message = policy_refused_message(
             str(payload["source"]),
             short_version(payload["version"]),
@@ -360,6 +395,25 @@ class CardDelivery(OutboxWorker):
         )
         await self._post(attempt, slack_id, message)
         _delivered(attempt, None, f"manager {manager} told of the policy refused")
+
+    async def _tell_unreachable(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """A manager Slack cannot reach, said to another once a day (a note that cannot go
+        either goes no further)."""
+        missing = self.policy().managers.get(str(payload["missing"]))
+        if missing is None:
+            return  # taken out of the policy meanwhile: what the note would ask is done
+        manager = str(payload["manager"])
+        slack_id = await self._active(await self._slack_id(manager))
+        note = unreachable_note(missing.name, str(payload["why"]), str(payload["missed"]))
+        await self._post(attempt, slack_id, note)
+        _delivered(attempt, None, f"manager {manager} told that {missing.id} cannot be reached")
+
+    async def _active(self, slack_id: str) -> str:
+        """`slack_id`, unless Slack has deactivated that user (it takes a post to their DM all
+        the same, and nobody reads it): GiveUp then, saying so."""
+        if self.people is not None and await self.people.deactivated(slack_id):
+            raise GiveUp(posting.user_gone(slack_id))
+        return slack_id
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for
