@@ -160,7 +160,7 @@ async def _contact_miss_not_told(
         else:
             outcome = "nobody else told"
         reason = f"{name}, of the missed contact SLA: {why} · {outcome}"
-        data = {"offer_id": offer_id, "rep": payload.get("rep")}
+        data = {"offer_id": offer_id}  # no "rep": the story would name them as not told
         _audit(tx, uow, int(payload["lead_id"]), MANAGER_NOT_TOLD, reason, data)
         tx.queue(alerts)
         return len(alerts)

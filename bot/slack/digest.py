@@ -129,11 +129,9 @@ def unreachable_note(name: str, why: str, missed: str) -> Message:
     the kind of what could not go): said once a day, so that someone fixes the policy."""
     what = _MISSED.get(missed, "A message to them could not go")
     text = clip(
-        f"*leadrouter cannot reach {escape(name)} in Slack* ({escape(clip(why, 600))}). "
-        f"{what}. Alerts meant for them come to the other managers instead, and they get no "
-        "digest, until the policy gives their current member id or takes them out "
-        "(`leadrouter slack check` lists everyone Slack cannot reach). You are told at most "
-        "once a day while this lasts.",
+        f"*leadrouter cannot reach {escape(name)} in Slack*: {escape(clip(why, 600))}. "
+        f"{what}. Until this is fixed, alerts meant for them come to the other managers "
+        "instead, and they get no digest. You are told at most once a day while it lasts.",
         MAX_TEXT,
     )
     return Message(text=text, blocks=[_section(text).to_dict()])

@@ -95,6 +95,12 @@ async def test_a_missed_contact_its_managers_dm_cannot_take_goes_to_the_other_ma
     (why,) = [reason or "" for kind, reason in await story(sqlite_db) if kind == "manager_not_told"]
     assert why.startswith("Mia Moss, of the missed contact SLA: ")
     assert "UMIA" in why and why.endswith("told Max Mold instead")
+    told = await app.reader.story("L-1", None)  # as /routing why tells it
+    assert told is not None
+    assert any(
+        event.what.startswith("A manager could not be told in Slack · Mia Moss, of the missed")
+        for event in told.events
+    )
 
 
 async def test_a_missed_contact_sent_instead_that_cannot_go_either_goes_no_further(
