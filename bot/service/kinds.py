@@ -23,6 +23,8 @@ class OutboxKind(StrEnum):
     DIGEST = "slack.digest"  # a manager's scheduled digest
     BACKLOG = "slack.backlog"  # leads arrived while no Slack app ran: one word to a manager
     POLICY_REFUSED = "slack.policy_refused"  # a policy file failed its checks: tell the managers
+    # a manager's digest (backlog word, policy refused) could not reach them: the others hear
+    MANAGER_UNREACHABLE = "slack.manager_unreachable"
 
 
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}
@@ -31,6 +33,9 @@ BACKLOG = "backlog"  # in a rep card's payload: queued where no card delivery ra
 # In a manager alert's payload: every manager the same alert went to at once. One whose DM
 # refuses it is replaced by the policy's other managers, never by these (they have it).
 ALERTED = "alerted"
+# In a manager alert's (or contact miss's) payload: the manager it was sent instead of. One of
+# these that cannot go either is passed on no further.
+INSTEAD_OF = "instead_of"
 
 # Audit kinds (beside "routed", "rerouted", "claimed", "rejected", "assigned" and the like).
 SLA_MISSED = "sla_missed"  # a rep let an offer's SLA lapse (data: rep, offer_id)

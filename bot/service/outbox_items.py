@@ -3,11 +3,11 @@ carries it out), a key that queues it at most once, and its lane (where it goes,
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.service.kinds import ALERTED, BACKLOG, OWNER_WRITE_KINDS, OutboxKind
+from bot.service.kinds import ALERTED, BACKLOG, INSTEAD_OF, OWNER_WRITE_KINDS, OutboxKind
 from routing.decision import Decision
 from routing.policy import Policy
 from storage import repository as repo
@@ -160,7 +160,7 @@ def alerts_instead(
         repo.outbox_values(
             kind=OutboxKind.MANAGER_ALERT,
             dedupe_key=f"{alert_key}:instead:{manager}",
-            payload={"lead_id": lead_id, "manager": manager, "why": why, "instead_of": refused},
+            payload={"lead_id": lead_id, "manager": manager, "why": why, INSTEAD_OF: refused},
             now=now,
             lane=policy.slack_of(manager),
         )
@@ -208,12 +208,68 @@ def contact_missed_alerts(
     return [
         repo.outbox_values(
             kind=OutboxKind.CONTACT_MISSED,
-            dedupe_key=f"contact-missed:{offer.id}:{manager}",
+            dedupe_key=contact_missed_key(offer.id, manager),
             payload={**payload, "manager": manager},
             now=now,
             lane=policy.slack_of(manager),
         )
         for manager in managers_of(policy, offer.team)
+    ]
+
+
+def contact_missed_key(offer_id: int | None, manager: str) -> str:
+    """The key of the alert to `manager` that the offer's rep missed its contact SLA."""
+    return f"contact-missed:{offer_id}:{manager}"
+
+
+def contact_missed_instead(
+    policy: Policy,
+    payload: Mapping[str, Any],
+    refused: str,
+    alert_key: str,
+    why: str,
+    now: datetime,
+    *,
+    told: Collection[str],
+) -> list[dict[str, Any]]:
+    """The alert of a missed contact SLA (its `payload`, its key `alert_key`) could not reach
+    the manager `refused`: every other manager of the policy gets it instead, with `why`, but
+    those `told` of it already; one of these that cannot go either is passed on no further."""
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.CONTACT_MISSED,
+            dedupe_key=f"{alert_key}:instead:{manager}",
+            payload={**payload, "manager": manager, "why": why, INSTEAD_OF: refused},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in sorted(policy.managers)
+        if manager != refused and manager not in told
+    ]
+
+
+def unreachable_key(missing: str, day: date, manager: str) -> str:
+    """The key of the note to `manager` that `missing` could not be reached on `day` (UTC)."""
+    return f"manager-unreachable:{missing}:{day.isoformat()}:{manager}"
+
+
+def unreachable_notes(
+    policy: Policy, missing: str, why: str, missed: str, now: datetime
+) -> list[dict[str, Any]]:
+    """A message to the manager `missing` could not reach them (`why`; `missed`: its outbox
+    kind): a note to each other manager of the policy, keyed by the day, so one a day each."""
+    day = now.astimezone(UTC).date()
+    payload = {"missing": missing, "why": why, "missed": missed}
+    return [
+        repo.outbox_values(
+            kind=OutboxKind.MANAGER_UNREACHABLE,
+            dedupe_key=unreachable_key(missing, day, manager),
+            payload={**payload, "manager": manager},
+            now=now,
+            lane=policy.slack_of(manager),
+        )
+        for manager in sorted(policy.managers)
+        if manager != missing
     ]
 
 

@@ -150,7 +150,7 @@ async def _person(client: AsyncWebClient, person: Rep | Manager, missing: list[s
             return Finding(f"{person.id}: {person.slack} (not checked: see the missing scope)")
         return await _known(
             client.users_info(user=person.slack),
-            person.id,
+            person,
             found=lambda user: f"{person.id}: {person.slack}",
             absent=Finding(f"{person.id}: no Slack user {person.slack}", _set_id()),
         )
@@ -163,7 +163,7 @@ async def _person(client: AsyncWebClient, person: Rep | Manager, missing: list[s
         return Finding(f"{person.id}: not looked up by e-mail (see the missing scope)")
     return await _known(
         client.users_lookupByEmail(email=person.email.strip()),
-        person.id,
+        person,
         found=lambda user: f"{person.id}: {user.get('id')} (found by e-mail)",
         absent=Finding(
             f"{person.id}: no Slack user has the e-mail {person.email}",
@@ -174,7 +174,7 @@ async def _person(client: AsyncWebClient, person: Rep | Manager, missing: list[s
 
 async def _known(
     call: Awaitable[AsyncSlackResponse],
-    person_id: str,
+    person: Rep | Manager,
     *,
     found: Callable[[dict[str, Any]], str],
     absent: Finding,
@@ -184,12 +184,16 @@ async def _known(
     except SlackApiError as exc:
         if _code(exc) in ("user_not_found", "users_not_found"):
             return absent
-        return Finding(f"{person_id}: Slack answered {_code(exc)}", "run the check again")
+        return Finding(f"{person.id}: Slack answered {_code(exc)}", "run the check again")
     user = response.get("user") or {}
     if user.get("deleted"):
+        meant = (
+            "no alert or digest reaches them: the other managers are told instead"
+            if isinstance(person, Manager)
+            else "no card reaches them: their leads go to others"
+        )
         return Finding(
-            f"{person_id}: {user.get('id')} is deactivated in Slack (no card or alert reaches "
-            "them: their leads go to others)",
+            f"{person.id}: {user.get('id')} is deactivated in Slack ({meant})",
             f"take them out of the policy, or {_set_id()}",
         )
     return Finding(found(user))

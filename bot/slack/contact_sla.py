@@ -28,7 +28,7 @@ from bot.slack.blocks import (
     section,
     slack_date,
 )
-from bot.slack.cards import CardView, named
+from bot.slack.cards import MAX_WHY, CardView, named
 from bot.slack.kit import ContextBlock, HeaderBlock
 
 
@@ -61,6 +61,8 @@ class ContactMiss:
     touched_at: datetime | None  # the first touch, after the deadline; None: none yet
     holder: str | None  # who holds the lead now, if it was moved to another rep
     queue: str | None  # the queue it waits in, if it was moved to one
+    # why this manager is told: the one it was meant for could not be (as Slack said it)
+    instead: str | None = None
 
 
 def contact_missed_alert(
@@ -83,6 +85,8 @@ def contact_missed_alert(
     else:
         where = f"It is still {miss.rep}'s."
     status = f"{what} {where}"
+    if miss.instead is not None:
+        status = f"{status}\n{escape(clip(miss.instead, MAX_WHY))}."
     blocks: list[Block] = [HeaderBlock(text=plain(view.content.heading, MAX_HEADER))]
     blocks.append(section(status))
     if miss.queue is not None and miss.holder is None:

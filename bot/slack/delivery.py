@@ -1,6 +1,3 @@
-# Just over 400 lines on purpose: one worker carries out every Slack kind of the outbox, and
-# each kind's few lines read best beside the others; what a post is and how Slack's refusals
-# read are `bot.slack.posting`'s, what a refusal leads to is the service layer's (escalations).
 """Carry the outbox's Slack items out: post cards, update them when settled, post queued leads.
 
 Every post goes to its lane (the rep's DM, a channel): one post a second per lane, lanes side by
@@ -10,16 +7,17 @@ Slack returns it, in the transaction that ends the attempt. An attempt that cann
 its post went out (a timeout, a 5xx, a process that died) leaves that said on the item, and the
 next attempt looks for the message in the channel's history before posting again (the posting
 itself is `bot.slack.posting`'s). The DM card and its copy in the team's channel are two items,
-each posted at most once; the SLA of an offer runs from its DM card's post.
+each posted at most once; the SLA of an offer runs from its DM card's post. What goes to
+managers, and who else hears of it when their DM cannot take it, is `bot.slack.manager_dms`'s.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -30,17 +28,15 @@ from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service.cards import PostedCard, card_still_queued, record_posted
-from bot.service.digests import load_digest
-from bot.service.kinds import ALERTED, OutboxKind
+from bot.service.kinds import OutboxKind
 from bot.slack import posting
 from bot.slack.assign import assignees_of
-from bot.slack.blocks import Message, Said, said, say, who
+from bot.slack.blocks import Message, Said, said, say
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
-from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
-from bot.slack.digest import backlog_summary, digest_message, policy_refused_message
+from bot.slack.contact_sla import contact_reminder
+from bot.slack.manager_dms import AlertRefused, ManagerDms, ManagerUnreached
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
-from routing.policy_version import short_version
 from storage.models import OfferStatus
 
 log = logging.getLogger(__name__)
@@ -57,6 +53,7 @@ SLACK_KINDS = (
     OutboxKind.DIGEST,
     OutboxKind.BACKLOG,
     OutboxKind.POLICY_REFUSED,
+    OutboxKind.MANAGER_UNREACHABLE,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
@@ -66,23 +63,8 @@ Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
 QueuePostRefused = Callable[[int, str, str], Awaitable[object]]  # (lead id, post's key, why)
 
 
-class AlertRefused(Protocol):
-    """A manager's alert of a queued lead could not go: the other managers are told."""
-
-    def __call__(
-        self,
-        *,
-        lead_id: int,
-        manager: str,
-        alert_key: str,
-        why: str,
-        passed_on: bool,
-        alerted: Sequence[str],
-    ) -> Awaitable[object]: ...
-
-
 @dataclass(kw_only=True)
-class CardDelivery(OutboxWorker):
+class CardDelivery(ManagerDms, OutboxWorker):
     reader: Reader
     client: AsyncWebClient
     policy: Callable[[], Policy]
@@ -95,6 +77,9 @@ class CardDelivery(OutboxWorker):
     on_queue_post_refused: QueuePostRefused | None = None
     # A manager's alert of a queued lead their DM refused: the other managers are told.
     on_alert_refused: AlertRefused | None = None
+    # Any other DM to a manager that could not go (a missed contact SLA, a digest): see
+    # `manager_dms.PASSED_ON`.
+    on_manager_unreached: ManagerUnreached | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
     # Why Slack refuses the bot token, while it does (said once in the log, not per post).
     token_refused: str | None = None
@@ -132,6 +117,8 @@ class CardDelivery(OutboxWorker):
             await self._post_backlog(attempt, payload)
         elif kind == OutboxKind.POLICY_REFUSED:
             await self._tell_policy_refused(attempt, payload)
+        elif kind == OutboxKind.MANAGER_UNREACHABLE:
+            await self._tell_unreachable(attempt, payload)
 
     def finished(
         self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -165,16 +152,8 @@ class CardDelivery(OutboxWorker):
         if gave_up and attempt.item.kind == OutboxKind.QUEUE_POST and self.on_queue_post_refused:
             lead_id = int(attempt.item.payload["lead_id"])
             await self.on_queue_post_refused(lead_id, attempt.item.dedupe_key, error or "")
-        if gave_up and attempt.item.kind == OutboxKind.MANAGER_ALERT and self.on_alert_refused:
-            payload = attempt.item.payload
-            await self.on_alert_refused(
-                lead_id=int(payload["lead_id"]),
-                manager=str(payload["manager"]),
-                alert_key=attempt.item.dedupe_key,
-                why=error or "",
-                passed_on="instead_of" in payload,
-                alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
-            )
+        if gave_up:
+            await self._pass_on(attempt, error or "")
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
@@ -187,9 +166,7 @@ class CardDelivery(OutboxWorker):
         else:
             if card.message_ts is not None:
                 return
-            channel = card.rep_slack or await self._slack_id(card.rep)
-            if self.people is not None and await self.people.deactivated(channel):
-                raise GiveUp(posting.user_gone(channel))
+            channel = await self._active(card.rep_slack or await self._slack_id(card.rep))
         now = self.clock()
         due, remind_at = self._deadlines(card, now)
         view = self._view(card)
@@ -208,9 +185,9 @@ class CardDelivery(OutboxWorker):
             remind_at=remind_at if starts_sla else None,
         )
         if to_team:
-            _delivered(attempt, card.lead_id, f"copy of the card posted in {posted_channel}")
+            posting.delivered(attempt, card.lead_id, f"copy of the card posted in {posted_channel}")
         else:
-            _delivered(attempt, card.lead_id, f"card posted to {card.rep}")
+            posting.delivered(attempt, card.lead_id, f"card posted to {card.rep}")
 
     def _deadlines(self, card: OfferCard, now: datetime) -> tuple[datetime | None, datetime | None]:
         """The SLA deadline (and reminder) of a card posted now, or the one already running."""
@@ -244,7 +221,7 @@ class CardDelivery(OutboxWorker):
                     text=message.text,
                     blocks=message.blocks,
                 )
-                _delivered(attempt, card.lead_id, f"card updated ({card.status})")
+                posting.delivered(attempt, card.lead_id, f"card updated ({card.status})")
 
     async def _post_queued(self, attempt: Attempt, payload: dict[str, Any]) -> None:
         channel = payload.get("channel")
@@ -256,7 +233,7 @@ class CardDelivery(OutboxWorker):
         view = CardView(lead_id=queued.lead_id, content=queued.content)
         assignees = assignees_of(self.policy())
         await self._post(attempt, str(channel), queued_post(view, queued.queue, assignees))
-        _delivered(attempt, queued.lead_id, f"posted in queue {queued.queue}'s channel")
+        posting.delivered(attempt, queued.lead_id, f"posted in queue {queued.queue}'s channel")
 
     async def _remind(self, attempt: Attempt, offer_id: int) -> None:
         """Half the SLA has gone: a nudge in the card's thread (or the DM, if it has none yet)."""
@@ -266,25 +243,7 @@ class CardDelivery(OutboxWorker):
         channel = card.channel or card.rep_slack or await self._slack_id(card.rep)
         message = reminder(self._view(card))
         await self._post(attempt, channel, message, thread_ts=card.message_ts)
-        _delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
-
-    async def _alert_manager(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        """The watchdog gave up on a lead (or its card or queue post could not go out, `why`):
-        its manager gets it in a DM, with Assign."""
-        manager = str(payload["manager"])
-        slack_id = await self._slack_id(manager)
-        queued = await self.reader.queued_card(int(payload["lead_id"]))
-        if queued is None:
-            return  # assigned meanwhile
-        if self.people is not None and await self.people.deactivated(slack_id):
-            raise GiveUp(posting.user_gone(slack_id))  # a DM nobody reads: others are told
-        view = CardView(lead_id=queued.lead_id, content=queued.content)
-        why = payload.get("why")
-        message = queued_post(
-            view, queued.queue, assignees_of(self.policy()), alert=True, why=why and str(why)
-        )
-        await self._post(attempt, slack_id, message)
-        _delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
+        posting.delivered(attempt, card.lead_id, f"reminder posted to {card.rep}")
 
     async def _remind_to_contact(self, attempt: Attempt, offer_id: int) -> None:
         """Half the contact SLA has gone untouched: a nudge in the thread of the claimed card."""
@@ -294,72 +253,14 @@ class CardDelivery(OutboxWorker):
         channel = card.channel or card.rep_slack or await self._slack_id(card.rep)
         message = contact_reminder(self._view(card), card.contact_due_at)
         await self._post(attempt, channel, message, thread_ts=card.message_ts)
-        _delivered(attempt, card.lead_id, f"contact reminder posted to {card.rep}")
+        posting.delivered(attempt, card.lead_id, f"contact reminder posted to {card.rep}")
 
-    async def _alert_contact_missed(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        """A claimed lead was not touched in time: a manager hears of it in a DM, with where
-        the lead is now (and Assign, if it waits in a queue)."""
-        manager = str(payload["manager"])
-        slack_id = await self._slack_id(manager)
-        card = await self.reader.offer_card(int(payload["offer_id"]))
-        if card is None:
-            return
-        policy = self.policy()
-        settled = card.settled if card.status == OfferStatus.UNCONTACTED.value else None
-        touched = payload.get("touched_at")
-        due = payload.get("due_at")
-        miss = ContactMiss(
-            rep=who(policy, card.rep),
-            due_at=datetime.fromisoformat(due) if due else None,
-            touched_at=datetime.fromisoformat(touched) if touched else None,
-            holder=who(policy, settled.holder) if settled and settled.holder else None,
-            queue=(settled.queue or "unmatched") if settled and not settled.holder else None,
-        )
-        view = CardView(lead_id=card.lead_id, content=card.content)
-        await self._post(attempt, slack_id, contact_missed_alert(view, miss, assignees_of(policy)))
-        _delivered(attempt, card.lead_id, f"manager {manager} told of a missed contact SLA")
-
-    async def _post_digest(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        manager_id = str(payload["manager"])
-        policy = self.policy()
-        manager = policy.managers.get(manager_id)
-        if manager is None:
-            raise GiveUp(f"manager {manager_id} is no longer in the policy")
-        slack_id = await self._slack_id(manager_id)
-        async with self.db.reading() as session:
-            digest = await load_digest(
-                session,
-                policy,
-                manager_id=manager_id,
-                since=datetime.fromisoformat(payload["since"]),
-                now=datetime.fromisoformat(payload["until"]),
-                read_at=self.clock(),
-            )
-        message = digest_message(digest, manager_tz=manager.tz, assignees=assignees_of(policy))
-        await self._post(attempt, slack_id, message)
-        _delivered(attempt, None, f"digest posted to manager {manager_id}")
-
-    async def _post_backlog(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        """Leads arrived while no Slack app ran: their manager hears of them once, in a DM."""
-        slack_id = await self._slack_id(str(payload["manager"]))
-        policy = self.policy()
-        reps = {policy.rep_name(rep): int(count) for rep, count in payload["reps"].items()}
-        since = datetime.fromisoformat(payload["since"])
-        await self._post(attempt, slack_id, backlog_summary(int(payload["leads"]), since, reps))
-        _delivered(attempt, None, f"backlog of {payload['leads']} told to {payload['manager']}")
-
-    async def _tell_policy_refused(self, attempt: Attempt, payload: dict[str, Any]) -> None:
-        """A policy file failed its checks: its problems, to a manager in a DM."""
-        manager = str(payload["manager"])
-        slack_id = await self._slack_id(manager)
-        message = policy_refused_message(
-            str(payload["source"]),
-            short_version(payload["version"]),
-            short_version(payload.get("serving")),
-            str(payload["problems"]),
-        )
-        await self._post(attempt, slack_id, message)
-        _delivered(attempt, None, f"manager {manager} told of the policy refused")
+    async def _active(self, slack_id: str) -> str:
+        """`slack_id`, unless Slack has deactivated that user (it takes a post to their DM all
+        the same, and nobody reads it): GiveUp then, saying so."""
+        if self.people is not None and await self.people.deactivated(slack_id):
+            raise GiveUp(posting.user_gone(slack_id))
+        return slack_id
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for
@@ -427,8 +328,3 @@ class CardDelivery(OutboxWorker):
             assignee=say((Person(card.rep),), policy),
             keeps_hours=rep is None or rep.hours is not None,
         )
-
-
-def _delivered(attempt: Attempt, lead_id: str | None, what: str) -> None:
-    """What the attempt did in Slack, for its one log line once its end is committed."""
-    attempt.notes["delivered"] = (lead_id, what)

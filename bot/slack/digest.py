@@ -1,5 +1,5 @@
-"""A manager's digest as a Slack message, the one word on a backlog that arrived offline, and the
-word on a policy file refused.
+"""A manager's digest as a Slack message, the one word on a backlog that arrived offline, the
+word on a policy file refused, and the note that a manager cannot be reached.
 
 The period in the header is written in the manager's own time zone, not as a Slack date: a header
 block is plain text, where Slack's `<!date^...>` tokens do not render, and the period starts at the
@@ -33,6 +33,7 @@ from slack_sdk.models.blocks.block_elements import RichTextElement
 
 from bot.crm_links import crm_name
 from bot.service.digests import ManagerDigest, QueuedLead, RepAway, RepLoad, RepMisses
+from bot.service.kinds import OutboxKind
 from bot.slack.assign import Assignee, assign_picker
 from bot.slack.blocks import (
     ELLIPSIS,
@@ -111,6 +112,29 @@ def policy_refused_message(source: str, refused: str, serving: str, problems: st
     listed = clip(problems, MAX_TEXT - 10 - len(head))
     text = f"{head}\n```{escape(listed)}```"
     return Message(text=clip(text, MAX_TEXT), blocks=[_section(text).to_dict()])
+
+
+# What a manager Slack cannot reach missed, by the outbox kind that could not go.
+_MISSED: dict[str, str] = {
+    OutboxKind.DIGEST: "Their digest was not sent",
+    OutboxKind.BACKLOG: (
+        "They were not told of the leads that arrived while leadrouter was not connected to Slack"
+    ),
+    OutboxKind.POLICY_REFUSED: "They were not told of a policy file refused (you were)",
+}
+
+
+def unreachable_note(name: str, why: str, missed: str) -> Message:
+    """Another manager cannot be reached in Slack (`why`, as the outbox gave it up; `missed`:
+    the kind of what could not go): said once a day, so that someone fixes the policy."""
+    what = _MISSED.get(missed, "A message to them could not go")
+    text = clip(
+        f"*leadrouter cannot reach {escape(name)} in Slack*: {escape(clip(why, 600))}. "
+        f"{what}. Until this is fixed, alerts meant for them come to the other managers "
+        "instead, and they get no digest. You are told at most once a day while it lasts.",
+        MAX_TEXT,
+    )
+    return Message(text=text, blocks=[_section(text).to_dict()])
 
 
 def period_start(since: datetime, now: datetime, tz: ZoneInfo) -> str:

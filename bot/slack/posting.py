@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.outbox import GiveUp, Hold, Retry
+from bot.outbox import Attempt, GiveUp, Hold, Retry
 from bot.slack.blocks import Message, clip
 from bot.slack.check import REFUSED, REINSTALL, bot_token_fix
 
@@ -196,6 +196,11 @@ def slack_failure(exc: Exception, *, timeout_s: float) -> Retry | Hold | GiveUp 
     if isinstance(exc, aiohttp.ClientError):
         return Retry(f"Slack could not be reached ({type(exc).__name__})", unsure=True)
     return None
+
+
+def delivered(attempt: Attempt, lead_id: str | None, what: str) -> None:
+    """What the attempt did in Slack, for its one log line once its end is committed."""
+    attempt.notes["delivered"] = (lead_id, what)
 
 
 def failure_text(exc: SlackApiError) -> str:

@@ -89,6 +89,20 @@ def test_every_problem_is_listed_with_its_fix_and_exit_1(slack: FakeSlack, tmp_p
     assert "CPARTNERS: the bot can post there" in out
 
 
+def test_a_manager_who_left_is_said_with_who_is_told_instead(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    slack.deactivated_users.add("UMIA")
+    result = check(slack, tmp_path)
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    assert (
+        "mia: UMIA is deactivated in Slack (no alert or digest reaches them: the other managers "
+        "are told instead)" in out
+    )
+    assert "fix: take them out of the policy, or set `slack:`" in out
+
+
 def test_a_rep_who_left_and_a_channel_archived_are_said_with_what_to_do(
     slack: FakeSlack, tmp_path: Path
 ) -> None:
