@@ -1,26 +1,96 @@
 """A queued lead Slack could not bring to anyone where it was meant to go: its queue's channel
 refused its post, or a manager's DM refused the alert. Either way the lead is told to managers
-in their DMs instead (never to the channel that refused it), and its story says who was told."""
+in their DMs instead (never to the channel that refused it), and its story says who was told.
+
+The outbox item is given up first, and the escalation follows in a transaction of its own: the
+delivery's, once the give-up is committed, or, should that one be lost (a crash in between, the
+database gone for a moment), the watchdog's sweep's (`escalate_given_up`). Each escalation marks
+its item escalated in the same transaction, by compare-and-set, so whichever comes second tells
+nobody."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
+from datetime import timedelta
 
-from bot.service.kinds import MANAGER_NOT_TOLD, QUEUE_POST_UNDELIVERABLE
+from bot.service.kinds import ALERTED, MANAGER_NOT_TOLD, QUEUE_POST_UNDELIVERABLE, OutboxKind
 from bot.service.outbox_items import alerts_instead, manager_alert_key, queue_post_alerts
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import LeadRow, LeadStatus, OfferRow
+from storage.models import LeadRow, LeadStatus, OfferRow, OutboxRow
+
+log = logging.getLogger("bot.service")
+
+ESCALATED_KINDS = (OutboxKind.QUEUE_POST, OutboxKind.MANAGER_ALERT)
+# How long after an item's give-up the sweep takes its escalation over: the delivery's own
+# comes a moment after the give-up; the sweep must not race it (it would only find it done).
+GIVEN_UP_GRACE = timedelta(minutes=1)
 
 
-async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str, why: str) -> int:
+async def escalate(uow: UnitOfWork, item: OutboxRow, why: str) -> int | None:
+    """What a given-up item of `ESCALATED_KINDS` calls for, done once: how many managers were
+    told; None when its escalation was done already (or its kind calls for none)."""
+    payload = item.payload
+    if item.kind == OutboxKind.QUEUE_POST:
+        return await queue_post_undeliverable(uow, int(payload["lead_id"]), item.dedupe_key, why)
+    if item.kind == OutboxKind.MANAGER_ALERT:
+        return await manager_not_told(
+            uow,
+            lead_id=int(payload["lead_id"]),
+            manager=str(payload["manager"]),
+            alert_key=item.dedupe_key,
+            why=why,
+            passed_on="instead_of" in payload,
+            alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
+        )
+    return None
+
+
+async def escalate_given_up(uow: UnitOfWork, *, batch: int) -> int:
+    """The sweep's safety net: items of `ESCALATED_KINDS` given up over `GIVEN_UP_GRACE` ago
+    whose escalation was lost, escalated now. Returns how many were. One that fails is logged
+    and left for the next sweep; the others go on."""
+    async with uow.reading() as session:
+        items = await repo.given_up_not_escalated(
+            session=session,
+            kinds=ESCALATED_KINDS,
+            given_up_before=uow.clock() - GIVEN_UP_GRACE,
+            limit=batch,
+        )
+    escalated = 0
+    for item in items:
+        try:
+            told = await escalate(uow, item, item.last_error or "")
+        except Exception:
+            log.exception(
+                "outbox: item %s (%s) was given up; escalating it failed", item.id, item.kind
+            )
+            continue
+        if told is None:
+            continue  # the delivery's own escalation got there first
+        log.warning(
+            "outbox: item %s (%s) was given up and its escalation lost; done (%d told)",
+            item.id,
+            item.kind,
+            told,
+        )
+        escalated += 1
+    return escalated
+
+
+async def queue_post_undeliverable(
+    uow: UnitOfWork, lead_id: int, post_key: str, why: str
+) -> int | None:
     """A queued lead's post could not go to its queue's channel (archived, gone, the bot not in
     it): its managers get it in their DMs. Returns how many were told; none when the lead left
-    the queue meanwhile."""
+    the queue meanwhile; None when the post's item (key `post_key`) was escalated already."""
     policy = uow.policy()
 
-    def work(tx: Transaction) -> int:
+    def work(tx: Transaction) -> int | None:
+        if not repo.mark_escalated(session=tx.session, dedupe_key=post_key, now=uow.clock()):
+            return None
         row = _still_queued(tx, lead_id)
         if row is None:
             return 0
@@ -53,14 +123,17 @@ async def manager_not_told(
     why: str,
     passed_on: bool,
     alerted: Collection[str] = (),
-) -> int:
+) -> int | None:
     """A manager's DM refused the alert of a queued lead (their account deactivated, say): the
     policy's other managers get it instead, but those `alerted` of it at the same time (they
     have it), and unless this alert was already one sent instead (`passed_on`), which goes no
-    further. Returns how many were told."""
+    further. Returns how many were told; None when the alert's item (key `alert_key`) was
+    escalated already."""
     policy = uow.policy()
 
-    def work(tx: Transaction) -> int:
+    def work(tx: Transaction) -> int | None:
+        if not repo.mark_escalated(session=tx.session, dedupe_key=alert_key, now=uow.clock()):
+            return None
         row = _still_queued(tx, lead_id)
         if row is None:
             return 0

@@ -16,10 +16,10 @@ each posted at most once; the SLA of an offer runs from its DM card's post.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -31,7 +31,8 @@ from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service.cards import PostedCard, card_still_queued, record_posted
 from bot.service.digests import load_digest
-from bot.service.kinds import ALERTED, OutboxKind
+from bot.service.escalations import ESCALATED_KINDS
+from bot.service.kinds import OutboxKind
 from bot.slack import posting
 from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, Said, said, say, who
@@ -41,7 +42,7 @@ from bot.slack.digest import backlog_summary, digest_message, policy_refused_mes
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
 from routing.policy_version import short_version
-from storage.models import OfferStatus
+from storage.models import OfferStatus, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +64,8 @@ CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it 
 
 
 Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
-QueuePostRefused = Callable[[int, str, str], Awaitable[object]]  # (lead id, post's key, why)
-
-
-class AlertRefused(Protocol):
-    """A manager's alert of a queued lead could not go: the other managers are told."""
-
-    def __call__(
-        self,
-        *,
-        lead_id: int,
-        manager: str,
-        alert_key: str,
-        why: str,
-        passed_on: bool,
-        alerted: Sequence[str],
-    ) -> Awaitable[object]: ...
+# A given-up item of `ESCALATED_KINDS` (a queue post, a manager's alert), and why.
+GivenUp = Callable[[OutboxRow, str], Awaitable[object]]
 
 
 @dataclass(kw_only=True)
@@ -91,10 +78,9 @@ class CardDelivery(OutboxWorker):
     call_timeout_s: float = CALL_TIMEOUT_S
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
-    # A queued lead's post its queue's channel will not take: its managers are told in DMs.
-    on_queue_post_refused: QueuePostRefused | None = None
-    # A manager's alert of a queued lead their DM refused: the other managers are told.
-    on_alert_refused: AlertRefused | None = None
+    # A queued lead's post its queue's channel will not take (its managers are told in DMs)
+    # or a manager's alert their DM refused (the other managers are told): `escalate`.
+    on_given_up: GivenUp | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
     # Why Slack refuses the bot token, while it does (said once in the log, not per post).
     token_refused: str | None = None
@@ -162,19 +148,9 @@ class CardDelivery(OutboxWorker):
             await self._call(self.client.chat_delete, channel=duplicate.channel, ts=duplicate.ts)
         if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
             await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
-        if gave_up and attempt.item.kind == OutboxKind.QUEUE_POST and self.on_queue_post_refused:
-            lead_id = int(attempt.item.payload["lead_id"])
-            await self.on_queue_post_refused(lead_id, attempt.item.dedupe_key, error or "")
-        if gave_up and attempt.item.kind == OutboxKind.MANAGER_ALERT and self.on_alert_refused:
-            payload = attempt.item.payload
-            await self.on_alert_refused(
-                lead_id=int(payload["lead_id"]),
-                manager=str(payload["manager"]),
-                alert_key=attempt.item.dedupe_key,
-                why=error or "",
-                passed_on="instead_of" in payload,
-                alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
-            )
+        # Lost with a crash before it, the escalation is the watchdog's sweep's to do instead.
+        if gave_up and attempt.item.kind in ESCALATED_KINDS and self.on_given_up:
+            await self.on_given_up(attempt.item, error or "")
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
