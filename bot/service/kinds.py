@@ -23,6 +23,7 @@ class OutboxKind(StrEnum):
     DIGEST = "slack.digest"  # a manager's scheduled digest
     BACKLOG = "slack.backlog"  # leads arrived while no Slack app ran: one word to a manager
     POLICY_REFUSED = "slack.policy_refused"  # a policy file failed its checks: tell the managers
+    ABSENCE_TOLD = "slack.absence_told"  # a rep someone else marked out or back: told in a DM
 
 
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}

@@ -33,8 +33,10 @@ from bot.service.cards import PostedCard, card_still_queued, record_posted
 from bot.service.digests import load_digest
 from bot.service.escalations import ESCALATED_KINDS
 from bot.service.kinds import OutboxKind
+from bot.service.views import Move
 from bot.slack import posting
 from bot.slack.assign import assignees_of
+from bot.slack.availability import absence_dm
 from bot.slack.blocks import Message, Said, said, say, who
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
 from bot.slack.contact_sla import ContactMiss, contact_missed_alert, contact_reminder
@@ -58,6 +60,7 @@ SLACK_KINDS = (
     OutboxKind.DIGEST,
     OutboxKind.BACKLOG,
     OutboxKind.POLICY_REFUSED,
+    OutboxKind.ABSENCE_TOLD,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
@@ -118,6 +121,8 @@ class CardDelivery(OutboxWorker):
             await self._post_backlog(attempt, payload)
         elif kind == OutboxKind.POLICY_REFUSED:
             await self._tell_policy_refused(attempt, payload)
+        elif kind == OutboxKind.ABSENCE_TOLD:
+            await self._tell_absence(attempt, payload)
 
     def finished(
         self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -336,6 +341,33 @@ class CardDelivery(OutboxWorker):
         )
         await self._post(attempt, slack_id, message)
         _delivered(attempt, None, f"manager {manager} told of the policy refused")
+
+    async def _tell_absence(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """Someone else marked a rep out of office or back: the rep hears of it in a DM, with
+        where their leads went, once those have moved."""
+        rep = str(payload["rep"])
+        slack_id = await self._slack_id(rep)
+        moves: list[Move] = []
+        if payload["away"]:
+            offers = [int(offer_id) for offer_id in payload["offers"]]
+            found = await self.reader.absence_moves(rep, offers)
+            if found is None:
+                raise Retry("the rep's leads are still being moved on", after=1.0)
+            moves = found
+        titles = await self.reader.lead_titles([move.lead_id for move in moves[:10]])
+        until = payload.get("until")
+        message = absence_dm(
+            self.policy(),
+            by=str(payload["by"]),
+            away=bool(payload["away"]),
+            until=datetime.fromisoformat(until) if until else None,
+            moves=moves,
+            titles=titles,
+        )
+        await self._post(attempt, slack_id, message)
+        _delivered(
+            attempt, None, f"{rep} told they were marked {'out' if payload['away'] else 'back'}"
+        )
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for

@@ -26,7 +26,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 from __future__ import annotations
 
 from storage.repository.accounts import all_accounts, upsert_accounts
-from storage.repository.audit import add_audit, audits_by_rep, lead_audits
+from storage.repository.audit import add_audit, add_audit_event, audits_by_rep, lead_audits
 from storage.repository.common import (
     AlreadyQueued,
     Conflict,
@@ -78,6 +78,7 @@ from storage.repository.offers import (
     overdue_offers,
     record_card_posted,
     reps_with_unclaimed_offers,
+    unclaimed_offer_ids_of_rep,
     unclaimed_offers_of_rep,
 )
 from storage.repository.outbox import (
@@ -193,6 +194,7 @@ __all__ = [
     "WeekState",
     "active_policy_version",
     "add_audit",
+    "add_audit_event",
     "all_accounts",
     "arrival_day",
     "audits_by_rep",
@@ -297,6 +299,7 @@ __all__ = [
     "stored_stories",
     "stories_between",
     "take_job_run",
+    "unclaimed_offer_ids_of_rep",
     "unclaimed_offers_of_rep",
     "unfinished_outbox",
     "unmatched_queue",
