@@ -25,11 +25,7 @@ from bot.live_policy import LivePolicy
 from bot.outbox import OutboxWorker, Taker
 from bot.policy_file import load_policy
 from bot.reading import Reader
-from bot.service.escalations import (
-    manager_not_told,
-    manager_unreached,
-    queue_post_undeliverable,
-)
+from bot.service.escalations import escalate
 from bot.service.offers import card_undeliverable
 from bot.service.report import report_rows
 from bot.service.unit_of_work import UnitOfWork
@@ -171,9 +167,7 @@ def bootstrap(
             policy=current,
             clock=now,
             on_undeliverable=_escalated(uow),
-            on_queue_post_refused=partial(queue_post_undeliverable, uow),
-            on_alert_refused=partial(manager_not_told, uow),
-            on_manager_unreached=partial(manager_unreached, uow),
+            on_given_up=partial(escalate, uow),
             people=people,
         )
         app_token = settings.slack_app_token

@@ -22,7 +22,7 @@ from bot.card import (
 )
 from bot.crm_links import CrmLinks, no_links
 from bot.home import HomeData, load_home
-from bot.service.views import NewOffer
+from bot.service.views import Move, NewOffer, view_of
 from bot.story import LeadStory, lead_story
 from routing.policy import Policy
 from storage import reads
@@ -236,6 +236,29 @@ class Reader:
         if offer is None:
             return OfferNow(lead.external_id, title, None, None)
         return OfferNow(lead.external_id, title, offer.status, offer.rep_id)
+
+    async def absence_moves(self, rep_id: str, offer_ids: Sequence[int]) -> list[Move] | None:
+        """Where the rep's unclaimed offers as they were marked out (`offer_ids`) went: one
+        move for each lead the absence moved on, in that order, to where it is now. None while
+        one is still offered to them (its move is under way)."""
+        async with self.db.reading() as session:
+            offers = await repo.offers_by_id(session=session, ids=offer_ids)
+            if any(
+                offer.status == OfferStatus.OFFERED.value and offer.rep_id == rep_id
+                for offer in offers.values()
+            ):
+                return None
+            moved = [
+                offers[offer_id]
+                for offer_id in offer_ids
+                if offer_id in offers and offers[offer_id].status == OfferStatus.REASSIGNED.value
+            ]
+            leads = await reads.leads_by_ids(session=session, ids=[o.lead_id for o in moved])
+        return [
+            Move(leads[offer.lead_id].external_id, rep_id, view_of(leads[offer.lead_id], None))
+            for offer in moved
+            if offer.lead_id in leads
+        ]
 
     async def lead_titles(self, lead_ids: Sequence[str]) -> dict[str, str]:
         """The titles of these leads (by external id) as their cards show them, in one read."""

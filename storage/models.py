@@ -287,6 +287,7 @@ class LeadEventRow(SQLModel, table=True):
 
 
 _PENDING = "done_at IS NULL AND failed_at IS NULL"  # an outbox item still to carry out
+_TO_ESCALATE = "failed_at IS NOT NULL AND escalated_at IS NULL"  # given up, not escalated yet
 
 
 class OutboxRow(SQLModel, table=True):
@@ -304,6 +305,14 @@ class OutboxRow(SQLModel, table=True):
             "id",
             sqlite_where=text(_PENDING),
             postgresql_where=text(_PENDING),
+        ),
+        # Items given up whose escalation is not done: what the sweep's safety net looks for.
+        Index(
+            "ix_outbox_to_escalate",
+            "kind",
+            "failed_at",
+            sqlite_where=text(_TO_ESCALATE),
+            postgresql_where=text(_TO_ESCALATE),
         ),
     )
 
@@ -326,6 +335,10 @@ class OutboxRow(SQLModel, table=True):
     failed_at: datetime | None = _when(nullable=True)
     last_error: str | None = None
     created_at: datetime = _when()
+    # A given-up item whose kind calls for more (a queued lead's post or a manager's alert
+    # refused: other managers are told instead): when that was done, by whichever of the
+    # delivery and the sweep got there first (`bot.service.escalations`); set once.
+    escalated_at: datetime | None = _when(nullable=True)
 
 
 class SlackLaneRow(SQLModel, table=True):

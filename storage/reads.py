@@ -26,6 +26,7 @@ from storage.models import (
     PolicyActivationRow,
     RepStateRow,
 )
+from storage.repository.common import id_chunks
 from storage.repository.outcomes import lead_events
 
 # The audit events that close an offer, one of which a settled card tells of.
@@ -120,6 +121,15 @@ _CARD_ROWS = _card_rows()
 
 async def lead_by_id(*, session: AsyncSession, lead_id: int) -> LeadRow | None:
     return await session.get(LeadRow, lead_id)
+
+
+async def leads_by_ids(*, session: AsyncSession, ids: Sequence[int]) -> dict[int, LeadRow]:
+    """These leads, by id (those that exist)."""
+    found: dict[int, LeadRow] = {}
+    for chunk in id_chunks(ids):
+        rows = await session.execute(select(LeadRow).where(col(LeadRow.id).in_(chunk)))
+        found.update((row.id or 0, row) for row in rows.scalars())
+    return found
 
 
 async def lead_by_external_id(*, session: AsyncSession, external_id: str) -> LeadRow | None:

@@ -1,4 +1,6 @@
-"""A rep's availability: out of office (their unclaimed offers move on) and back again."""
+"""A rep's availability: out of office (their unclaimed offers move on) and back again. A rep
+someone else marks is told so in a DM, queued with the change itself: by whom, until when, and
+where their leads went (read once they have moved: `bot.slack.delivery`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from bot.service.errors import ServiceError
 from bot.service.offers import reassign
+from bot.service.outbox_items import absence_told
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import Move
 from routing.scope import rep_scope
@@ -22,7 +25,8 @@ async def set_out_of_office(
     reason: str | None,
     by: str | None = None,
 ) -> list[Move]:
-    """Mark a rep away (until None: until further notice); re-route their unclaimed offers."""
+    """Mark a rep away (until None: until further notice); re-route their unclaimed offers.
+    `by` someone other than the rep: the rep is told in a DM."""
     policy = uow.policy()
     if rep_id not in policy.reps:
         raise ServiceError(f"no rep with id {rep_id} in the policy")
@@ -30,7 +34,7 @@ async def set_out_of_office(
     if until is not None and until <= now:
         raise ServiceError("the end of an absence must be in the future")
     data = {"rep": rep_id, "until": until.isoformat() if until else None}
-    await _record_away(
+    ids = await _record_away(
         uow,
         rep_id,
         away=True,
@@ -40,9 +44,6 @@ async def set_out_of_office(
         kind="out_of_office",
         data=data,
     )
-    async with uow.reading() as session:
-        offers = await repo.unclaimed_offers_of_rep(session=session, rep_id=rep_id)
-        ids = [offer.id for offer in offers if offer.id is not None]
     moves = []
     for offer_id in ids:
         moved = await reassign(
@@ -58,6 +59,7 @@ async def set_out_of_office(
 
 
 async def set_back(uow: UnitOfWork, rep_id: str, *, by: str | None = None) -> None:
+    """The rep is available again; `by` someone other than the rep: the rep is told in a DM."""
     await _record_away(
         uow,
         rep_id,
@@ -80,10 +82,11 @@ async def _record_away(
     actor: str,
     kind: str,
     data: dict[str, Any],
-) -> None:
+) -> list[int]:
+    """Record the change; the rep's unclaimed offers as it was made (away), to move on."""
     now = uow.clock()
 
-    def save(tx: Transaction) -> None:
+    def save(tx: Transaction) -> list[int]:
         # Holding the rep's scopes: a decision for any of their teams already under way
         # finishes first (so its offer is found and moved below) and none starts until
         # this commits (so none sees the rep as present).
@@ -101,7 +104,7 @@ async def _record_away(
             reason=reason,
             now=now,
         )
-        repo.add_audit(
+        change = repo.add_audit_event(
             session=tx.session,
             lead_id=None,
             at=now,
@@ -110,5 +113,18 @@ async def _record_away(
             reason=reason,
             data=data,
         )
+        offers = repo.unclaimed_offer_ids_of_rep(session=tx.session, rep_id=rep_id) if away else []
+        if actor != rep_id:  # someone else marked them: they hear of it from the outbox
+            told = absence_told(
+                uow.policy(),
+                rep_id,
+                by=actor,
+                until=until,
+                offers=offers if away else None,
+                change=change,
+                now=now,
+            )
+            tx.queue([told])
+        return offers
 
-    await uow.retrying(save)
+    return await uow.retrying(save)

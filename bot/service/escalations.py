@@ -3,15 +3,28 @@ refused, or a manager's DM that refused an alert. Either way the lead is told to
 their DMs instead (never to the channel that refused it), and its story says who was told. A
 manager Slack cannot reach is never a silent hole: what is personal to them (the digest) or
 went to every manager at once is not sent twice, but the others hear, once a day, that the
-manager cannot be reached."""
+manager cannot be reached.
+
+The outbox item is given up first, and the escalation follows in a transaction of its own: the
+delivery's, once the give-up is committed, or, should that one be lost (a crash in between, the
+database gone for a moment), the watchdog's sweep's (`escalate_given_up`). Each escalation marks
+its item escalated in the same transaction, by compare-and-set, so whichever comes second tells
+nobody."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
+from datetime import timedelta
 from typing import Any
 
-from bot.service.kinds import INSTEAD_OF, MANAGER_NOT_TOLD, QUEUE_POST_UNDELIVERABLE, OutboxKind
+from bot.service.kinds import (
+    ALERTED,
+    INSTEAD_OF,
+    MANAGER_NOT_TOLD,
+    QUEUE_POST_UNDELIVERABLE,
+    OutboxKind,
+)
 from bot.service.outbox_items import (
     alerts_instead,
     contact_missed_instead,
@@ -23,18 +36,96 @@ from bot.service.outbox_items import (
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
-from storage.models import LeadRow, LeadStatus, OfferRow
+from storage.models import LeadRow, LeadStatus, OfferRow, OutboxRow
 
 log = logging.getLogger(__name__)
 
+# A manager's DM of these that cannot go for good is passed on (`manager_unreached`); a queued
+# lead's post or alert has its own (`queue_post_undeliverable`, `manager_not_told`); the note
+# that a manager cannot be reached goes no further.
+PASSED_ON = (
+    OutboxKind.CONTACT_MISSED,
+    OutboxKind.DIGEST,
+    OutboxKind.BACKLOG,
+    OutboxKind.POLICY_REFUSED,
+)
+ESCALATED_KINDS = (OutboxKind.QUEUE_POST, OutboxKind.MANAGER_ALERT, *PASSED_ON)
+# How long after an item's give-up the sweep takes its escalation over: the delivery's own
+# comes a moment after the give-up; the sweep must not race it (it would only find it done).
+GIVEN_UP_GRACE = timedelta(minutes=1)
 
-async def queue_post_undeliverable(uow: UnitOfWork, lead_id: int, post_key: str, why: str) -> int:
+
+async def escalate(uow: UnitOfWork, item: OutboxRow, why: str) -> int | None:
+    """What a given-up item of `ESCALATED_KINDS` calls for, done once: how many managers were
+    told; None when its escalation was done already (or its kind calls for none)."""
+    payload = item.payload
+    if item.kind == OutboxKind.QUEUE_POST:
+        return await queue_post_undeliverable(uow, int(payload["lead_id"]), item.dedupe_key, why)
+    if item.kind == OutboxKind.MANAGER_ALERT:
+        return await manager_not_told(
+            uow,
+            lead_id=int(payload["lead_id"]),
+            manager=str(payload["manager"]),
+            alert_key=item.dedupe_key,
+            why=why,
+            passed_on=INSTEAD_OF in payload,
+            alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
+        )
+    if item.kind in PASSED_ON:
+        return await manager_unreached(
+            uow,
+            kind=item.kind,
+            manager=str(payload["manager"]),
+            key=item.dedupe_key,
+            why=why,
+            payload=payload,
+        )
+    return None
+
+
+async def escalate_given_up(uow: UnitOfWork, *, batch: int) -> int:
+    """The sweep's safety net: items of `ESCALATED_KINDS` given up over `GIVEN_UP_GRACE` ago
+    whose escalation was lost, escalated now. Returns how many were. One that fails is logged
+    and left for the next sweep; the others go on."""
+    async with uow.reading() as session:
+        items = await repo.given_up_not_escalated(
+            session=session,
+            kinds=ESCALATED_KINDS,
+            given_up_before=uow.clock() - GIVEN_UP_GRACE,
+            limit=batch,
+        )
+    escalated = 0
+    for item in items:
+        try:
+            told = await escalate(uow, item, item.last_error or "")
+        except Exception:
+            log.exception(
+                "outbox: item %s (%s) was given up; escalating it failed", item.id, item.kind
+            )
+            continue
+        if told is None:
+            continue  # the delivery's own escalation got there first
+        log.warning(
+            "outbox: item %s (%s) was given up and its escalation lost; done (%d told)",
+            item.id,
+            item.kind,
+            told,
+        )
+        escalated += 1
+    return escalated
+
+
+async def queue_post_undeliverable(
+    uow: UnitOfWork, lead_id: int, post_key: str, why: str
+) -> int | None:
     """A queued lead's post could not go to its queue's channel (archived, gone, the bot not in
     it): its managers get it in their DMs. Returns how many were told; none when the lead left
-    the queue meanwhile."""
+    the queue meanwhile; None when the post's item (key `post_key`) was escalated already."""
     policy = uow.policy()
 
-    def work(tx: Transaction) -> int:
+    def work(tx: Transaction) -> int | None:
+        if not repo.mark_escalated(session=tx.session, dedupe_key=post_key, now=uow.clock()):
+            return None
         row = _still_queued(tx, lead_id)
         if row is None:
             return 0
@@ -68,14 +159,17 @@ async def manager_not_told(
     why: str,
     passed_on: bool,
     alerted: Collection[str] = (),
-) -> int:
+) -> int | None:
     """A manager's DM refused the alert of a queued lead (their account deactivated, say): the
     policy's other managers get it instead, but those `alerted` of it at the same time (they
     have it), and unless this alert was already one sent instead (`passed_on`), which goes no
-    further. Returns how many were told."""
+    further. Returns how many were told; None when the alert's item (key `alert_key`) was
+    escalated already."""
     policy = uow.policy()
 
-    def work(tx: Transaction) -> int:
+    def work(tx: Transaction) -> int | None:
+        if not repo.mark_escalated(session=tx.session, dedupe_key=alert_key, now=uow.clock()):
+            return None
         row = _still_queued(tx, lead_id)
         if row is None:
             return 0
@@ -97,31 +191,44 @@ async def manager_not_told(
 
 async def manager_unreached(
     uow: UnitOfWork, *, kind: str, manager: str, key: str, why: str, payload: Mapping[str, Any]
-) -> int:
+) -> int | None:
     """A message of `kind` (its outbox key and payload) could not reach `manager` in Slack, for
     good (`why`: deactivated, an id Slack does not know). A missed contact SLA goes to the other
     managers instead, as a queued lead's alert does. A digest is the manager's own, the backlog
     word is about leads whose cards reach their reps anyway, and a refused policy went to every
     manager at once: none is sent to anyone else, but the others are told, once a day, that
-    the manager cannot be reached. Returns how many were told."""
+    the manager cannot be reached. Returns how many were told; None when the item (key `key`)
+    was escalated already."""
     if kind == OutboxKind.CONTACT_MISSED:
         return await _contact_miss_not_told(uow, manager, key, why, payload)
     policy = uow.policy()
-    if manager not in policy.managers:
-        return 0  # taken out of the policy meanwhile: nobody is missing
-    rows = unreachable_notes(policy, manager, why, kind, uow.clock())
-    if not rows:
+    # A manager taken out of the policy meanwhile is missing to nobody.
+    rows = (
+        unreachable_notes(policy, manager, why, kind, uow.clock())
+        if (manager in policy.managers)
+        else []
+    )
+
+    def work(tx: Transaction) -> int | None:
+        if not repo.mark_escalated(session=tx.session, dedupe_key=key, now=uow.clock()):
+            return None
+        return repo.queue_outbox_once(session=tx.session, rows=rows)
+
+    try:
+        queued = await uow.write(work)
+    except repo.AlreadyQueued:
+        # Another item's give-up queued the same note (one a day) just now: this item stays
+        # unmarked, and the sweep marks it later, finding the note queued.
+        return 0
+    if queued is None:
+        return None
+    if manager in policy.managers and not rows:
         log.warning(
             "manager %s cannot be reached in Slack (%s), and the policy has no other manager "
             "to tell",
             manager,
             why,
         )
-        return 0
-    try:
-        queued = await uow.write(lambda tx: repo.queue_outbox_once(session=tx.session, rows=rows))
-    except repo.AlreadyQueued:
-        return 0  # another replica's give-up queued them first
     if queued:
         log.warning(
             "manager %s cannot be reached in Slack (%s); the other managers are told (once a day)",
@@ -134,13 +241,15 @@ async def manager_unreached(
 
 async def _contact_miss_not_told(
     uow: UnitOfWork, manager: str, key: str, why: str, payload: Mapping[str, Any]
-) -> int:
+) -> int | None:
     """The alert of a missed contact SLA could not reach `manager`: the policy's other
     managers get it instead, but those told of it already; one sent instead goes no further."""
     policy = uow.policy()
     offer_id = int(payload["offer_id"])
 
-    def work(tx: Transaction) -> int:
+    def work(tx: Transaction) -> int | None:
+        if not repo.mark_escalated(session=tx.session, dedupe_key=key, now=uow.clock()):
+            return None
         name = _names(policy, [manager])
         alerts = []
         others = [m for m in sorted(policy.managers) if m != manager]

@@ -25,6 +25,7 @@ class OutboxKind(StrEnum):
     POLICY_REFUSED = "slack.policy_refused"  # a policy file failed its checks: tell the managers
     # a manager's digest (backlog word, policy refused) could not reach them: the others hear
     MANAGER_UNREACHABLE = "slack.manager_unreachable"
+    ABSENCE_TOLD = "slack.absence_told"  # a rep someone else marked out or back: told in a DM
 
 
 OWNER_WRITE_KINDS = {"salesforce": OutboxKind.SALESFORCE_OWNER, "hubspot": OutboxKind.HUBSPOT_OWNER}

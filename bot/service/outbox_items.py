@@ -3,7 +3,7 @@ carries it out), a key that queues it at most once, and its lane (where it goes,
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -290,6 +290,31 @@ def policy_refused(
         },
         now=now,
         lane=serving.slack_of(manager),
+    )
+
+
+def absence_told(
+    policy: Policy,
+    rep_id: str,
+    *,
+    by: str,
+    until: datetime | None,
+    offers: Sequence[int] | None,
+    change: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """Tell a rep in a DM that `by` marked them out of office (`offers`: their unclaimed ones
+    then, which move on; where they went is read as it goes) or back (`offers` None); once per
+    change (`change`: the id of the audit event that records it)."""
+    payload: dict[str, Any] = {"rep": rep_id, "by": by, "away": offers is not None}
+    if offers is not None:
+        payload |= {"until": until.isoformat() if until else None, "offers": list(offers)}
+    return repo.outbox_values(
+        kind=OutboxKind.ABSENCE_TOLD,
+        dedupe_key=f"absence-told:{change}",
+        payload=payload,
+        now=now,
+        lane=policy.slack_of(rep_id),
     )
 
 

@@ -77,6 +77,8 @@ class SweepResult:
     contact_reminded: int = 0  # reminders queued at half the contact SLA
     # offers moved on because their card was given up, found by the sweep (`watchdog`)
     undelivered: int = 0
+    # given-up queue posts and manager alerts whose escalation was lost, done by the sweep
+    escalated: int = 0
 
     def __add__(self, other: SweepResult) -> SweepResult:
         return SweepResult(
@@ -87,6 +89,7 @@ class SweepResult:
             self.contact_missed + other.contact_missed,
             self.contact_reminded + other.contact_reminded,
             self.undelivered + other.undelivered,
+            self.escalated + other.escalated,
         )
 
 

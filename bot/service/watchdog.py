@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.service.contact_sla import sweep_contacts
+from bot.service.escalations import escalate_given_up
 from bot.service.kinds import BACKLOG, SLA_MISSED, OutboxKind
 from bot.service.offers import card_undeliverable
 from bot.service.outbox_items import (
@@ -37,9 +38,11 @@ CARD_GIVEN_UP_GRACE = timedelta(minutes=1)  # see `_move_on_from_cards_given_up`
 
 async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
     """Reassign every offer past its deadline and still unclaimed, look at every claimed lead
-    whose contact SLA is due (`contact_sla`), then queue the reminders that are due. Batch by
-    batch, each its own transaction: a sweep cut short (a restart) leaves whole batches done
-    and the rest for the next sweep, never half a reassignment."""
+    whose contact SLA is due (`contact_sla`), do what was lost after a card, a queue post or a
+    manager's alert was given up (the lead moved on, managers told: `escalations`), then queue
+    the reminders that are due. Batch by batch, each its own transaction: a sweep cut short (a
+    restart) leaves whole batches done and the rest for the next sweep, never half a
+    reassignment."""
     total = SweepResult()
     while True:
         done = await uow.routing(lambda tx: _sweep_batch(uow, tx, batch), "the SLA sweep")
@@ -49,6 +52,7 @@ async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
             break
     total = total + await sweep_contacts(uow, batch)
     total = total + SweepResult(undelivered=await _move_on_from_cards_given_up(uow, batch))
+    total = total + SweepResult(escalated=await escalate_given_up(uow, batch=batch))
     return total + SweepResult(reminded=await _queue_reminders(uow, batch))
 
 

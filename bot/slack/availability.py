@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.reading import Viewer, viewer_of
 from bot.service.availability import set_back, set_out_of_office
+from bot.service.views import Move
 from bot.slack import blocks
 from bot.slack.commands import Pto
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId
 from bot.slack.offers import moved
 from bot.slack.parts import NOT_IN_POLICY, SlackParts, clicked_in, tell
+from routing.policy import Policy
 from routing.working_time import next_working_start
-
-log = logging.getLogger(__name__)
 
 OUT_ONLY_FROM_YOUR_CARD = (
     "That button is on a card in a channel and would mark out whoever clicks it, so it does "
@@ -90,12 +87,11 @@ def _until(when: datetime | None) -> blocks.Said:
     return blocks.plainly("until ") + blocks.dated(when)
 
 
-async def pto(
-    parts: SlackParts, viewer: Viewer, command: Pto, client: AsyncWebClient | None = None
-) -> str | blocks.Message:
+async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str | blocks.Message:
     """`/routing pto`: the caller (or, for a manager, the rep they mention) is out or back. A rep
-    a manager marks is told so in a DM (through `client`), by whom and where their leads went:
-    otherwise they would find their cards taken and no word why."""
+    someone else marks is told so in a DM, by whom and where their leads went (otherwise they
+    would find their cards taken and no word why): queued with the change, posted by the
+    outbox (`outbox_items.absence_told`), so the manager's answer never waits for Slack."""
     policy = parts.policy()
     target = viewer.rep
     if command.user is not None:
@@ -107,37 +103,33 @@ async def pto(
     if target is None:
         return "You are not a rep in the routing policy, so there is nothing to mark."
     name = "You're" if target == viewer.rep else f"{blocks.escape(policy.rep_name(target))} is"
-    told_to = command.user if target != viewer.rep else None  # their Slack id: told in a DM
-    setter = policy.managers[viewer.manager].name if viewer.manager else policy.rep_name(viewer.id)
     if command.back:
         await set_back(parts.uow, target, by=viewer.id)
-        if told_to is not None:
-            back = blocks.plainly(f"{setter} marked you available again.")
-            await _tell_rep(client, told_to, blocks.one_line(back))
         return f"{name} available again."
-    reason = f"set by {setter} with /routing pto" if told_to else "set with /routing pto"
+    setter = policy.managers[viewer.manager].name if viewer.manager else policy.rep_name(viewer.id)
+    marked = target != viewer.rep
+    reason = f"set by {setter} with /routing pto" if marked else "set with /routing pto"
     moves = await set_out_of_office(
         parts.uow, target, until=command.until, reason=reason, by=viewer.id
     )
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
     who = "You're" if target == viewer.rep else f"{policy.rep_name(target)} is"
-    until = _until(command.until) + blocks.plainly(". ")
-    if told_to is not None:
-        told = blocks.plainly(f"{setter} marked you out of office ") + until
-        await _tell_rep(client, told_to, blocks.one_line(told + moved(policy, moves, titles)))
-    said = blocks.plainly(f"{who} out of office ") + until
+    said = blocks.plainly(f"{who} out of office ") + _until(command.until) + blocks.plainly(". ")
     return blocks.one_line(said + moved(policy, moves, titles))
 
 
-async def _tell_rep(client: AsyncWebClient | None, slack_user: str, said: blocks.Message) -> None:
-    """A DM to a rep someone else marked out or back. Their absence is set whether or not
-    Slack takes the DM: a refusal, or Slack not answering at all, is logged, and the manager's
-    answer still comes."""
-    if client is None:
-        return
-    try:
-        await client.chat_postMessage(
-            channel=slack_user, text=said.text, blocks=said.blocks, mrkdwn=said.mrkdwn
-        )
-    except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
-        log.warning("slack: could not tell %s of their time off: %s", slack_user, error)
+def absence_dm(
+    policy: Policy,
+    *,
+    by: str,
+    away: bool,
+    until: datetime | None,
+    moves: list[Move],
+    titles: Mapping[str, str],
+) -> blocks.Message:
+    """The DM to a rep `by` marked out of office (`moves`: where their leads went) or back."""
+    setter = policy.managers[by].name if by in policy.managers else policy.rep_name(by)
+    if not away:
+        return blocks.one_line(blocks.plainly(f"{setter} marked you available again."))
+    told = blocks.plainly(f"{setter} marked you out of office ") + _until(until)
+    return blocks.one_line(told + blocks.plainly(". ") + moved(policy, moves, titles))

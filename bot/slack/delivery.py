@@ -28,16 +28,19 @@ from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
 from bot.service.cards import PostedCard, card_still_queued, record_posted
+from bot.service.escalations import ESCALATED_KINDS
 from bot.service.kinds import OutboxKind
+from bot.service.views import Move
 from bot.slack import posting
 from bot.slack.assign import assignees_of
+from bot.slack.availability import absence_dm
 from bot.slack.blocks import Message, Said, said, say
 from bot.slack.cards import CardView, offer_card, queued_post, reminder, settled_card, team_copy
 from bot.slack.contact_sla import contact_reminder
-from bot.slack.manager_dms import AlertRefused, ManagerDms, ManagerUnreached
+from bot.slack.manager_dms import ManagerDms
 from bot.slack.people import SlackPeople
 from routing.policy import Policy
-from storage.models import OfferStatus
+from storage.models import OfferStatus, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +57,15 @@ SLACK_KINDS = (
     OutboxKind.BACKLOG,
     OutboxKind.POLICY_REFUSED,
     OutboxKind.MANAGER_UNREACHABLE,
+    OutboxKind.ABSENCE_TOLD,
 )
 POST_INTERVAL_S = 1.0  # Slack: about one message per second per channel
 CALL_TIMEOUT_S = 10.0  # one Web API call, well within the outbox lease that it renews
 
 
 Undeliverable = Callable[[int, str], Awaitable[None]]  # (offer id, why)
-QueuePostRefused = Callable[[int, str, str], Awaitable[object]]  # (lead id, post's key, why)
+# A given-up item of `ESCALATED_KINDS` (a queue post, a manager's DM), and why.
+GivenUp = Callable[[OutboxRow, str], Awaitable[object]]
 
 
 @dataclass(kw_only=True)
@@ -73,13 +78,9 @@ class CardDelivery(ManagerDms, OutboxWorker):
     call_timeout_s: float = CALL_TIMEOUT_S
     # A DM card Slack will not take (no slack id, channel_not_found): the lead moves on.
     on_undeliverable: Undeliverable | None = None
-    # A queued lead's post its queue's channel will not take: its managers are told in DMs.
-    on_queue_post_refused: QueuePostRefused | None = None
-    # A manager's alert of a queued lead their DM refused: the other managers are told.
-    on_alert_refused: AlertRefused | None = None
-    # Any other DM to a manager that could not go (a missed contact SLA, a digest): see
-    # `manager_dms.PASSED_ON`.
-    on_manager_unreached: ManagerUnreached | None = None
+    # A queued lead's post its queue's channel will not take (its managers are told in DMs)
+    # or a manager's DM that refused an alert or digest (the others hear of it): `escalate`.
+    on_given_up: GivenUp | None = None
     people: SlackPeople | None = None  # finds people the policy names by e-mail alone
     # Why Slack refuses the bot token, while it does (said once in the log, not per post).
     token_refused: str | None = None
@@ -119,6 +120,8 @@ class CardDelivery(ManagerDms, OutboxWorker):
             await self._tell_policy_refused(attempt, payload)
         elif kind == OutboxKind.MANAGER_UNREACHABLE:
             await self._tell_unreachable(attempt, payload)
+        elif kind == OutboxKind.ABSENCE_TOLD:
+            await self._tell_absence(attempt, payload)
 
     def finished(
         self, session: Session, attempt: Attempt, *, error: str | None, gave_up: bool
@@ -149,11 +152,9 @@ class CardDelivery(ManagerDms, OutboxWorker):
             await self._call(self.client.chat_delete, channel=duplicate.channel, ts=duplicate.ts)
         if gave_up and attempt.item.kind == OutboxKind.OFFER_CARD and self.on_undeliverable:
             await self.on_undeliverable(int(attempt.item.payload["offer_id"]), error or "")
-        if gave_up and attempt.item.kind == OutboxKind.QUEUE_POST and self.on_queue_post_refused:
-            lead_id = int(attempt.item.payload["lead_id"])
-            await self.on_queue_post_refused(lead_id, attempt.item.dedupe_key, error or "")
-        if gave_up:
-            await self._pass_on(attempt, error or "")
+        # Lost with a crash before it, the escalation is the watchdog's sweep's to do instead.
+        if gave_up and attempt.item.kind in ESCALATED_KINDS and self.on_given_up:
+            await self.on_given_up(attempt.item, error or "")
 
     async def _post_card(self, attempt: Attempt, offer_id: int, to_team: bool) -> None:
         card = await self.reader.new_offer_card(offer_id)
@@ -261,6 +262,32 @@ class CardDelivery(ManagerDms, OutboxWorker):
         if self.people is not None and await self.people.deactivated(slack_id):
             raise GiveUp(posting.user_gone(slack_id))
         return slack_id
+
+    async def _tell_absence(self, attempt: Attempt, payload: dict[str, Any]) -> None:
+        """Someone else marked a rep out of office or back: the rep hears of it in a DM, with
+        where their leads went, once those have moved."""
+        rep = str(payload["rep"])
+        slack_id = await self._slack_id(rep)
+        moves: list[Move] = []
+        if payload["away"]:
+            offers = [int(offer_id) for offer_id in payload["offers"]]
+            found = await self.reader.absence_moves(rep, offers)
+            if found is None:
+                raise Retry("the rep's leads are still being moved on", after=1.0)
+            moves = found
+        titles = await self.reader.lead_titles([move.lead_id for move in moves[:10]])
+        until = payload.get("until")
+        message = absence_dm(
+            self.policy(),
+            by=str(payload["by"]),
+            away=bool(payload["away"]),
+            until=datetime.fromisoformat(until) if until else None,
+            moves=moves,
+            titles=titles,
+        )
+        await self._post(attempt, slack_id, message)
+        marked = "out" if payload["away"] else "back"
+        posting.delivered(attempt, None, f"{rep} told they were marked {marked}")
 
     async def _slack_id(self, person_id: str) -> str:
         """The member id to reach a rep or manager at: the policy's, else the one Slack has for

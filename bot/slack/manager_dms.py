@@ -6,19 +6,19 @@ becomes of them when Slack has deactivated the manager (asked with `users.info` 
 Slack takes a post to a deactivated user's DM all the same, and nobody reads it) or refuses
 their DM for good. What happens next is the service layer's (`bot.service.escalations`): a
 lead's alert goes to the other managers instead; the rest to nobody else, but the others hear
-once a day that the manager cannot be reached. `CardDelivery` carries these out with the rest.
+once a day that the manager cannot be reached (`escalate`, called by `CardDelivery` once the
+item is given up, or by the watchdog's sweep should that call be lost).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.outbox import Attempt, GiveUp
 from bot.reading import Reader
 from bot.service.digests import load_digest
-from bot.service.kinds import ALERTED, INSTEAD_OF, OutboxKind
 from bot.slack.assign import assignees_of
 from bot.slack.blocks import Message, who
 from bot.slack.cards import CardView, queued_post
@@ -34,39 +34,6 @@ from routing.policy import Policy
 from routing.policy_version import short_version
 from storage.db import Database
 from storage.models import OfferStatus
-
-# A manager's DM of these that cannot go for good is passed on (`ManagerUnreached`); a queued
-# lead's alert has its own (`AlertRefused`), and the note that one cannot be reached goes no
-# further.
-PASSED_ON = (
-    OutboxKind.CONTACT_MISSED,
-    OutboxKind.DIGEST,
-    OutboxKind.BACKLOG,
-    OutboxKind.POLICY_REFUSED,
-)
-
-
-class AlertRefused(Protocol):
-    """A manager's alert of a queued lead could not go: the other managers are told."""
-
-    def __call__(
-        self,
-        *,
-        lead_id: int,
-        manager: str,
-        alert_key: str,
-        why: str,
-        passed_on: bool,
-        alerted: Sequence[str],
-    ) -> Awaitable[object]: ...
-
-
-class ManagerUnreached(Protocol):
-    """A manager's DM of another kind could not go for good: who else hears of it."""
-
-    def __call__(
-        self, *, kind: str, manager: str, key: str, why: str, payload: Mapping[str, Any]
-    ) -> Awaitable[object]: ...
 
 
 class Delivery(Protocol):
@@ -84,12 +51,6 @@ class Delivery(Protocol):
     @property
     def policy(self) -> Callable[[], Policy]: ...
 
-    @property
-    def on_alert_refused(self) -> AlertRefused | None: ...
-
-    @property
-    def on_manager_unreached(self) -> ManagerUnreached | None: ...
-
     async def _active(self, slack_id: str) -> str: ...
 
     async def _slack_id(self, person_id: str) -> str: ...
@@ -101,29 +62,6 @@ class Delivery(Protocol):
 
 class ManagerDms:
     """The managers' DMs of `CardDelivery`, which it inherits them from."""
-
-    async def _pass_on(self: Delivery, attempt: Attempt, error: str) -> None:
-        """A manager's DM given up: who else hears of it (a note that one cannot be reached,
-        given up in turn, goes no further)."""
-        item = attempt.item
-        payload = item.payload
-        if item.kind == OutboxKind.MANAGER_ALERT and self.on_alert_refused:
-            await self.on_alert_refused(
-                lead_id=int(payload["lead_id"]),
-                manager=str(payload["manager"]),
-                alert_key=item.dedupe_key,
-                why=error,
-                passed_on=INSTEAD_OF in payload,
-                alerted=[str(manager) for manager in payload.get(ALERTED) or ()],
-            )
-        if item.kind in PASSED_ON and self.on_manager_unreached:
-            await self.on_manager_unreached(
-                kind=item.kind,
-                manager=str(payload["manager"]),
-                key=item.dedupe_key,
-                why=error,
-                payload=payload,
-            )
 
     async def _alert_manager(self: Delivery, attempt: Attempt, payload: dict[str, Any]) -> None:
         """The watchdog gave up on a lead (or its card or queue post could not go out, `why`):

@@ -8,7 +8,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.blocks.block_elements import RichTextElement
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.card import lead_title
 from bot.reading import NotVisible, Viewer, viewer_of
@@ -32,15 +31,12 @@ def register_routing_command(app: AsyncApp, parts: SlackParts) -> None:
         ack: Callable[..., Awaitable[None]],
         command: dict[str, Any],
         respond: Callable[..., Awaitable[Any]],
-        client: AsyncWebClient,
     ) -> None:
         await ack()
-        await respond_privately(respond, await _answer(parts, command, client))
+        await respond_privately(respond, await _answer(parts, command))
 
 
-async def _answer(
-    parts: SlackParts, command: dict[str, Any], client: AsyncWebClient | None = None
-) -> str | blocks.Message:
+async def _answer(parts: SlackParts, command: dict[str, Any]) -> str | blocks.Message:
     policy = parts.policy()
     viewer = viewer_of(policy, command["user_id"])
     tz = _viewer_tz(policy, viewer)
@@ -50,7 +46,7 @@ async def _answer(
     if not viewer.known:
         return NOT_IN_POLICY
     if isinstance(parsed, Pto):
-        return await pto(parts, viewer, parsed, client)
+        return await pto(parts, viewer, parsed)
     if isinstance(parsed, Why):
         return await _why(parts, viewer, parsed.lead)
     if isinstance(parsed, Queue):

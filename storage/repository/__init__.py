@@ -26,7 +26,7 @@ A write's functions take a synchronous `Session`: a write is one synchronous uni
 from __future__ import annotations
 
 from storage.repository.accounts import all_accounts, upsert_accounts
-from storage.repository.audit import add_audit, audits_by_rep, lead_audits
+from storage.repository.audit import add_audit, add_audit_event, audits_by_rep, lead_audits
 from storage.repository.common import (
     AlreadyQueued,
     Conflict,
@@ -78,6 +78,7 @@ from storage.repository.offers import (
     overdue_offers,
     record_card_posted,
     reps_with_unclaimed_offers,
+    unclaimed_offer_ids_of_rep,
     unclaimed_offers_of_rep,
 )
 from storage.repository.outbox import (
@@ -86,8 +87,10 @@ from storage.repository.outbox import (
     Unfinished,
     claim_outbox,
     finish_outbox,
+    given_up_not_escalated,
     insert_outbox,
     lane_free_at,
+    mark_escalated,
     outbox_depth,
     outbox_items_since,
     outbox_keys_queued,
@@ -196,6 +199,7 @@ __all__ = [
     "WeekState",
     "active_policy_version",
     "add_audit",
+    "add_audit_event",
     "all_accounts",
     "arrival_day",
     "audits_by_rep",
@@ -224,6 +228,7 @@ __all__ = [
     "finish_outbox",
     "first_touch_at",
     "first_touches",
+    "given_up_not_escalated",
     "hold_events",
     "insert_lead_events",
     "insert_leads",
@@ -245,6 +250,7 @@ __all__ = [
     "leads_changed_since",
     "load_rep_states",
     "load_team_states",
+    "mark_escalated",
     "monday_of",
     "move_crm_cursor",
     "move_report_cursor",
@@ -300,6 +306,7 @@ __all__ = [
     "stored_stories",
     "stories_between",
     "take_job_run",
+    "unclaimed_offer_ids_of_rep",
     "unclaimed_offers_of_rep",
     "unfinished_outbox",
     "unmatched_queue",

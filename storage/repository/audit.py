@@ -38,6 +38,26 @@ def add_audit(
     )
 
 
+def add_audit_event(
+    *,
+    session: Session,
+    lead_id: int | None,
+    at: datetime,
+    kind: str,
+    actor: str | None = None,
+    reason: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """`add_audit`, written at once: the new event's id (what names the change it records)."""
+    row = AuditEventRow(
+        lead_id=lead_id, at=at, kind=kind, actor=actor, reason=reason, data=dict(data or {})
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
 # Bulk inserts go through Core against the table, not the ORM: the rows are plain dicts with
 # every column given, nobody needs ORM objects back, and the ORM's bulk path costs more Python
 # per statement than the statement costs SQLite. (It would also leave out each row's None

@@ -50,6 +50,16 @@ async def unclaimed_offers_of_rep(*, session: AsyncSession, rep_id: str) -> Sequ
     return result.scalars().all()
 
 
+def unclaimed_offer_ids_of_rep(*, session: Session, rep_id: str) -> list[int]:
+    """The ids of the rep's offers not claimed yet, oldest first."""
+    result = session.execute(
+        select(col(OfferRow.id))
+        .where(col(OfferRow.rep_id) == rep_id, col(OfferRow.status) == OfferStatus.OFFERED.value)
+        .order_by(col(OfferRow.id))
+    )
+    return [offer_id for (offer_id,) in result.all() if offer_id is not None]
+
+
 async def reps_with_unclaimed_offers(*, session: AsyncSession) -> set[str]:
     """Every rep holding an offer not claimed yet."""
     result = await session.execute(

@@ -374,3 +374,39 @@ def queue_outbox_once(*, session: Session, rows: Sequence[Mapping[str, Any]]) ->
     except IntegrityError as exc:
         raise AlreadyQueued(str(exc.orig)) from exc
     return len(fresh)
+
+
+async def given_up_not_escalated(
+    *, session: AsyncSession, kinds: Sequence[str], given_up_before: datetime, limit: int
+) -> Sequence[OutboxRow]:
+    """Items of these kinds given up before `given_up_before` whose escalation is not done
+    (`mark_escalated`), oldest give-up first; through `ix_outbox_to_escalate`."""
+    result = await session.execute(
+        select(OutboxRow)
+        .where(
+            col(OutboxRow.kind).in_(kinds),
+            col(OutboxRow.failed_at).is_not(None),
+            col(OutboxRow.escalated_at).is_(None),
+            col(OutboxRow.failed_at) <= given_up_before,
+        )
+        .order_by(col(OutboxRow.failed_at), col(OutboxRow.id))
+        .limit(limit)
+    )
+    return result.scalars().all()
+
+
+def mark_escalated(*, session: Session, dedupe_key: str, now: datetime) -> bool:
+    """Mark the given-up item queued under `dedupe_key` escalated, if nothing had: True for
+    the one transaction that does (compare-and-set), which then escalates it; False when it
+    was done already (or the item is not given up)."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            col(OutboxRow.dedupe_key) == dedupe_key,
+            col(OutboxRow.failed_at).is_not(None),
+            col(OutboxRow.escalated_at).is_(None),
+        )
+        .values(escalated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

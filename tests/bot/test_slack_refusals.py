@@ -431,3 +431,30 @@ async def test_a_manager_alerted_of_a_queued_lead_is_not_alerted_again_when_its_
     assert said_to(slack, "UMAX") == []
     (why,) = [r or "" for kind, r in await story(sqlite_db) if kind == "queue_post_undeliverable"]
     assert "is_archived" in why and why.endswith("Mia Moss had it already")
+
+
+async def test_a_lead_its_queue_refused_is_still_told_to_managers_once_after_a_crash(
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock
+) -> None:
+    """The post's give-up was committed and the process died before the managers were told:
+    the watchdog's sweep tells them, once, however often it runs."""
+    assert app.delivery is not None
+    escalate = app.delivery.on_given_up
+    app.delivery.on_given_up = None  # what ran after the give-up died with the process
+    slack.channel_errors["CTRIAGE"] = "is_archived"
+    await lead(app, "L-1", "triage")
+    await rounds(app, clock, 2)
+    assert (await item(sqlite_db, "queue-post:1:0")).failed_at is not None
+    assert said_to(slack, "UMIA") == [] and said_to(slack, "UMAX") == []
+
+    app.delivery.on_given_up = escalate  # a new process
+    for _ in range(3):
+        assert (await sweep(app.uow)).expired == 0
+        await rounds(app, clock, 2)
+
+    for manager in ("UMIA", "UMAX"):
+        (alert,) = said_to(slack, manager)
+        assert "could not be posted in the triage queue's channel" in alert
+        assert "is_archived" in alert and '"block_id": "assign:L-1"' in alert
+    events = [kind for kind, _ in await story(sqlite_db)]
+    assert events.count("queue_post_undeliverable") == 1

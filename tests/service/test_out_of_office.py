@@ -5,14 +5,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
 from bot.policy_file import load_policy
 from bot.service.availability import set_back, set_out_of_office
 from bot.service.intake import intake
+from bot.service.kinds import OutboxKind
 from bot.service.offers import claim
 from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
+from storage.models import OutboxRow
 from tests.service.conftest import Clock
 from tests.service.support import (
     TRIO_POLICY,
@@ -79,3 +83,30 @@ async def test_a_rep_away_until_further_notice_gets_nothing_until_set_back(
     after = {(await intake(uow, new_lead(f"L-{n}"))).lead.rep for n in range(4, 8)}
     assert during == {"ann", "cat"}
     assert "ben" in after
+
+
+async def test_a_rep_someone_else_marks_is_told_once_by_the_outbox_with_the_offers_that_move(
+    db: Database, make_uow: Callable[[Database], UnitOfWork], clock: Clock
+) -> None:
+    uow = make_uow(db)
+    for n in range(4):
+        await intake(uow, new_lead(f"L-{n}"))  # ann holds L-0 and L-3
+    ann = [o.id for n in (0, 3) for o in await offers_of(db, f"L-{n}") if o.rep_id == "ann"]
+
+    await set_out_of_office(uow, "ann", until=None, reason="offsite", by="mia")
+    await set_back(uow, "ann", by="mia")
+    await set_out_of_office(uow, "ben", until=None, reason="offsite", by="ben")  # himself
+    await set_back(uow, "ben")
+
+    async with db.reading() as session:
+        found = await session.execute(
+            select(OutboxRow)
+            .where(col(OutboxRow.kind) == OutboxKind.ABSENCE_TOLD)
+            .order_by(col(OutboxRow.id))
+        )
+        told = list(found.scalars())
+    assert [item.payload for item in told] == [
+        {"rep": "ann", "by": "mia", "away": True, "until": None, "offers": ann},
+        {"rep": "ann", "by": "mia", "away": False},
+    ]
+    assert len({item.dedupe_key for item in told}) == 2  # one per change

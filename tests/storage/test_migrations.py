@@ -402,3 +402,46 @@ async def _run(url: str, sql: str, rows: list[dict[str, object]] | None = None) 
             return list(result.all()) if result.returns_rows else []
     finally:
         await engine.dispose()
+
+
+async def test_queue_posts_and_alerts_given_up_before_escalations_were_marked_are_not_told_again(
+    empty_database: str,
+) -> None:
+    """Rows as 0016 left them: a queue post and a manager's alert given up (their managers
+    told as they ended, or not, which nothing recorded). They are marked escalated as of their
+    give-up, so the sweep does not tell anyone of them again; an item still to do, or of
+    another kind, is not."""
+    url = empty_database
+    await asyncio.to_thread(upgrade, url, "0016")
+    when = datetime(2026, 12, 7, 17, 0)
+    rows = [
+        ("slack.queue_post", "queue-post:1:0", when),
+        ("slack.manager_alert", "manager-alert:2:mia", when),
+        ("slack.digest", "digest:mia:5", when),
+        ("slack.queue_post", "queue-post:3:0", None),
+        ("slack.offer_card", "offer-card:4", when),
+    ]
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO outbox (kind, dedupe_key, payload, attempts, next_attempt_at,"
+                    " failed_at, created_at) VALUES (:kind, :key, '{}', 1, :when, :failed, :when)"
+                ),
+                [{"kind": k, "key": key, "failed": f, "when": when} for k, key, f in rows],
+            )
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as connection:
+            found = await connection.execute(text("SELECT dedupe_key, escalated_at FROM outbox"))
+            escalated = {key: at is not None for key, at in found.all()}
+    finally:
+        await engine.dispose()
+
+    assert escalated == {
+        "queue-post:1:0": True,
+        "manager-alert:2:mia": True,
+        "digest:mia:5": True,
+        "queue-post:3:0": False,
+        "offer-card:4": False,
+    }

@@ -11,7 +11,7 @@ replicas not yet upgraded to read, and go with retention once expired. A downgra
 generation into an `everywhere:<who>` row dated then, which ends every session of those people.
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0017
 Created: 2026-12-07 22:40:00
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
