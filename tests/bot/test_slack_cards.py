@@ -251,7 +251,9 @@ def test_a_long_reason_long_title_and_twenty_fields_stay_within_slack_limits() -
         fields=tuple((f"Field {i}", "<v>" * 1000) for i in range(20)),
         reason="because & " * 1000,
     )
-    view = CardView(lead_id="L-1", content=huge, crm_url=CRM, note=CameFrom("n" * 5000, "waiting 1m", "m" * 500))
+    view = CardView(
+        lead_id="L-1", content=huge, crm_url=CRM, note=CameFrom("n" * 5000, "waiting 1m", "m" * 500)
+    )
     for message in (offer_card(view), settled_card(view, plainly("s" * 4000))):
         assert_within_limits(message.blocks, max_blocks=50)
         for text in mrkdwn(message.blocks):
