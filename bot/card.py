@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: this is the one home of what a card says (STYLE.md, "one home per
+# concept"); split, its content, who reads which part and how a lead came would drift apart again.
 """What a lead's card says, whoever draws it: the one home of a card's content.
 
 A card tells a rep, in one glance, who the lead is and how to reach them (`CardContent`: the
