@@ -25,7 +25,7 @@ from typing import Any
 from routing.conditions import CUSTOM_FIELD_PREFIX
 from routing.decision import Decision
 from routing.durations import format_duration
-from routing.model import REJECT_REASONS
+from routing.model import reject_parts
 from routing.policy import Policy
 from routing.working_time import sla_deadline
 
@@ -363,18 +363,6 @@ class CameFrom:
         """As `wording`'s reader reads it: with the rejecting rep's note only if theirs."""
         note = f": {self.rep_note}" if self.rep_note and wording.rep_note else ""
         return f"{self.how}{note} · {self.waiting}"
-
-
-def reject_parts(reason: str | None) -> tuple[str | None, str | None]:
-    """A reject's reason as the modal writes it ("Not my territory: wants Spanish"), back as the
-    rep's choice in the form and their note; either None when they gave none."""
-    text = (reason or "").strip()
-    for choice in REJECT_REASONS:
-        if text == choice:
-            return choice, None
-        if text.startswith(f"{choice}: "):
-            return choice, text.removeprefix(f"{choice}: ").strip() or None
-    return None, text or None
 
 
 def reassignment_note(

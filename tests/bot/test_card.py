@@ -15,13 +15,12 @@ from bot.card import (
     Settlement,
     card_content_of,
     reassignment_note,
-    reject_parts,
     why_moved,
 )
 from routing.accounts import AccountIndex
 from routing.engine import route
 from routing.leads import parse_lead
-from routing.model import Account
+from routing.model import Account, reject_parts
 from routing.policy import Policy, parse_policy
 from storage.models import MoveReason, OfferStatus
 
