@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: this is the one home of what a card says (STYLE.md, "one home per
+# concept"); split, its content, who reads which part and how a lead came would drift apart again.
 """What a lead's card says, whoever draws it: the one home of a card's content.
 
 A card tells a rep, in one glance, who the lead is and how to reach them (`CardContent`: the
@@ -5,7 +7,8 @@ facts the policy's `card.fields` chooses, worded here), why it came to them, by 
 and what its buttons do. Who reads which parts is decided here too (`Wording`: the rep, their
 team's channel, a queue's channel, a manager), and so are the sentences a card ends in once
 nobody needs to act on it (`Settlement`) or that say how a reassigned lead came to its rep
-(`reassignment_note`).
+(`reassignment_note`: not "taken from Ben" for a rep who went out of office, and the words a rep
+who rejected the lead wrote for the next one on that rep's card alone).
 
 Plain data and plain words, no Slack: `bot.slack.cards` lays them out as Block Kit (escaping
 whatever came from a lead), the App Home lists offers by the same title, reason and deadline,
@@ -22,6 +25,7 @@ from typing import Any
 from routing.conditions import CUSTOM_FIELD_PREFIX
 from routing.decision import Decision
 from routing.durations import format_duration
+from routing.model import reject_parts
 from routing.policy import Policy
 from routing.working_time import sla_deadline
 
@@ -196,6 +200,9 @@ class Wording:
     deadline: str | None  # the words before the SLA deadline: "Claim by"
     reassigned: str | None  # before how a reassigned lead came: "Reassigned to you"
     personal: bool  # the lead's e-mail and phone are on it
+    # The note a rep who rejected the lead wrote ("Anything the next rep or RevOps should
+    # know?") is on it: the reject form promises it to the next rep, not to their team.
+    rep_note: bool = False
 
 
 # The lead's e-mail and phone go to the rep it is offered to from the start, and stay on their card
@@ -204,10 +211,11 @@ class Wording:
 # lead has moved on from (the card they keep loses them), so that one person calls the lead. A
 # manager alerted in a DM gets them, to act for the team.
 FOR_THE_REP = Wording(
-    why="Why you", deadline="Claim by", reassigned="Reassigned to you", personal=True
+    why="Why you", deadline="Claim by", reassigned="Reassigned to you", personal=True, rep_note=True
 )
 # The team's channel sees whose lead it is and no buttons: every button acts on whoever clicks it,
-# and in a channel that is seldom the rep the lead is for.
+# and in a channel that is seldom the rep the lead is for. Nor the note of a rep who rejected it:
+# the whole team reads the channel; the choice they made in the form (Not my territory) it sees.
 FOR_THE_TEAM = Wording(
     why="Why", deadline="To be claimed by", reassigned="Reassigned", personal=False
 )
@@ -303,10 +311,19 @@ Words = tuple[str | Person, ...]  # a sentence whose people the renderer names i
 # How a lead left the rep before, by the status their offer closed with (`OfferStatus` values:
 # not imported, so that `leadrouter demo` and `simulate` start without the database's models).
 _MOVED_WHY = {
-    "rejected": "rejected by",
-    "reassigned": "taken from",
-    "expired": "not claimed in time by",
-    "uncontacted": "not contacted in time by",
+    "rejected": "rejected by {rep}",
+    "reassigned": "taken from {rep}",  # an offer moved before its reason was kept
+    "expired": "not claimed in time by {rep}",
+    "uncontacted": "not contacted in time by {rep}",
+}
+# Why a reassigned offer was taken from its rep (`storage.models.MoveReason` values), none of it
+# the rep's doing: said as what happened, not as something done to them. The team's channel
+# reads the same words, so they say no more than that (not the error Slack gave, say).
+_MOVED_BECAUSE = {
+    "out_of_office": "{rep} is out of office",
+    "card_undeliverable": "the card could not reach {rep} in Slack",
+    "left_policy": "moved from {rep} by a change of the routing policy",
+    "by_manager": "moved from {rep} by a manager",
 }
 
 
@@ -314,11 +331,38 @@ _MOVED_WHY = {
 # card must not tell a rep the lead came to them from themselves ("not claimed in time by Ann
 # Archer", read by Ann), and the team's channel reads the same words.
 _AGAIN_AFTER = {
-    "rejected": "rejected",
-    "reassigned": "taken away",
-    "expired": "not claimed in time",
-    "uncontacted": "not contacted in time",
+    "rejected": "it was rejected",
+    "reassigned": "it was taken away",
+    "expired": "it was not claimed in time",
+    "uncontacted": "it was not contacted in time",
 }
+_AGAIN_BECAUSE = {
+    "out_of_office": "an absence",
+    "card_undeliverable": "its card could not be delivered",
+    "left_policy": "a change of the routing policy",
+    "by_manager": "a manager moved it",
+}
+
+
+def why_moved(code: str | None, rep_name: str) -> str | None:
+    """Why a reassigned offer left `rep_name`, as every surface says it ("Ann Archer is out of
+    office"); None for an offer moved before its reason was kept, or one of a newer release."""
+    words = _MOVED_BECAUSE.get(code or "")
+    return words.format(rep=rep_name) if words is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CameFrom:
+    """How a reassigned lead came to its rep, as its card says it (`reassignment_note`)."""
+
+    how: str  # "Ben Baker is out of office", "rejected by Ann Archer: Not my territory"
+    waiting: str  # "waiting 5m": since the lead arrived
+    rep_note: str | None = None  # what the rep who rejected it wrote for the next rep
+
+    def words(self, wording: Wording) -> str:
+        """As `wording`'s reader reads it: with the rejecting rep's note only if theirs."""
+        note = f": {self.rep_note}" if self.rep_note and wording.rep_note else ""
+        return f"{self.how}{note} · {self.waiting}"
 
 
 def reassignment_note(
@@ -329,18 +373,25 @@ def reassignment_note(
     waited_seconds: float,
     rep: str | None = None,
     reason: str | None = None,
-) -> str:
+    moved_because: str | None = None,
+) -> CameFrom:
     """How a lead came to its rep (`rep`) from another, and how long it has waited since it
     arrived: "rejected by Ann Archer · waiting 5m", with the `reason` a rep who rejected it gave
-    (the reject modal asks what the next rep should know); or, back with the rep it left,
-    "offered again after it was not claimed in time · waiting 11m"."""
+    (the reject modal asks what the next rep should know), or why a reassigned one moved
+    (`moved_because`: "Ben Baker is out of office"); or, back with the rep it left, "offered
+    again after it was not claimed in time · waiting 11m"."""
     waiting = f"waiting {format_duration(int(waited_seconds))}"
+    because = moved_because if previous_status == "reassigned" else None
     if rep is not None and previous_rep == rep:
-        after = _AGAIN_AFTER.get(previous_status, "moved")
-        return f"offered again after it was {after} · {waiting}"
-    how = _MOVED_WHY.get(previous_status, "moved from")
-    because = f": {reason}" if reason and previous_status == "rejected" else ""
-    return f"{how} {policy.rep_name(previous_rep)}{because} · {waiting}"
+        after = _AGAIN_BECAUSE.get(because or "") or _AGAIN_AFTER.get(previous_status, "it moved")
+        return CameFrom(f"offered again after {after}", waiting)
+    name = policy.rep_name(previous_rep)
+    how = _MOVED_WHY.get(previous_status, "moved from {rep}")
+    said = why_moved(because, name) or how.format(rep=name)
+    if previous_status != "rejected":
+        return CameFrom(said, waiting)
+    choice, note = reject_parts(reason)
+    return CameFrom(f"{said}: {choice}" if choice else said, waiting, note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,13 +409,18 @@ class Settlement:
         """The lead went on to someone (or somewhere) else."""
         return self.status != "claimed"
 
-    def words(self) -> Words:
+    def words(self, *, rep_note: bool = True) -> Words:
+        """What the card says; without `rep_note` (the team's channel: `Wording.rep_note`), a
+        rejecting rep's note is left out, their choice in the form kept."""
         if not self.moved:
             return ("Claimed by ", Person(self.rep))
         now_with: Words = (
             (Person(self.holder),) if self.holder else (f"the {self.queue or 'unmatched'} queue",)
         )
-        because: Words = (f": {self.reason}",) if self.reason else ()
+        reason = self.reason
+        if self.status == "rejected" and not rep_note:
+            reason = reject_parts(reason)[0]
+        because: Words = (f": {reason}",) if reason else ()
         if self.status == "rejected":
             return ("Rejected by ", Person(self.rep), *because, " · now with ", *now_with)
         return ("Reassigned to ", *now_with, *because)

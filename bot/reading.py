@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.card import (
+    CameFrom,
     CardContent,
     Settlement,
     card_content_of,
@@ -64,7 +65,7 @@ class OfferCard:
     content: CardContent
     # for a reassignment: how it came to this rep and how long the lead has waited
     # ("rejected by Ann Archer · waiting 5m")
-    note: str | None
+    note: CameFrom | None
     channel: str | None  # where the card was posted (the rep's DM), once it was
     message_ts: str | None
     team_message_ts: str | None
@@ -181,6 +182,7 @@ class Reader:
                 previous_rep=previous.rep_id,
                 rep=offer.rep_id,
                 reason=rows.previous_reason,
+                moved_because=previous.moved_because,
                 waited_seconds=(offer.offered_at - lead.created_at).total_seconds(),
             )
         return _offer_card(
@@ -294,7 +296,10 @@ class Reader:
         left = None
         if viewer is not None and viewer.manager is None and viewer.rep is not None:
             rows, left = _as_far_as_theirs(rows, viewer.rep)
-        story = lead_story(rows, self.policy(), crms=self.crms, currency=self.currency)
+        detail = viewer is None or viewer.manager is not None
+        story = lead_story(
+            rows, self.policy(), crms=self.crms, currency=self.currency, detail=detail
+        )
         if left is not None:
             story = replace(story, notes=(*story.notes, LEFT_YOU))
         return story
@@ -355,7 +360,7 @@ def _offer_card(
     content: CardContent,
     crm_url: str | None,
     status: str = OfferStatus.OFFERED.value,
-    note: str | None = None,
+    note: CameFrom | None = None,
     channel: str | None = None,
     message_ts: str | None = None,
     team_message_ts: str | None = None,

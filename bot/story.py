@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.card import why_moved
 from bot.crm_links import crm_name
 from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, CRM_WRITE_RETRYING
 from routing.decision import Decision
@@ -22,7 +23,7 @@ from routing.policy import Policy
 from routing.policy_version import short_version
 from routing.report import EventKind, outcomes_of
 from storage.decisions import steps_of
-from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow
+from storage.models import AuditEventRow, DecisionRow, LeadEventRow, LeadRow, MoveReason, OfferRow
 from storage.reads import StoryRows
 from storage.repository import AMOUNT_LEFT_OUT, outcome_event
 
@@ -52,14 +53,25 @@ class LeadStory:
 
 
 def lead_story(
-    rows: StoryRows, policy: Policy, *, crms: Collection[str], currency: str | None = None
+    rows: StoryRows,
+    policy: Policy,
+    *,
+    crms: Collection[str],
+    currency: str | None = None,
+    detail: bool = True,
 ) -> LeadStory:
     """The story of the lead in `rows`; `crms` are the CRMs owners are written back to here,
-    `currency` what its amounts are in (`LEADROUTER_CURRENCY`; None: not named)."""
+    `currency` what its amounts are in (`LEADROUTER_CURRENCY`; None: not named). Without
+    `detail` (a rep's view), a lead taken from a rep says why in the card's words alone, not
+    what RevOps fixes it by (the error Slack gave for a card, the policy version)."""
     lead, first = rows.lead, rows.first_decision
     explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
     version = first.policy_version if first else None
-    told = [_story_event(policy, audit, version) for audit in rows.audits]
+    because = _moves(rows.offers)
+    told = [
+        _story_event(policy, audit, version, because=because, detail=detail)
+        for audit in rows.audits
+    ]
     told.extend(_outcome_events(rows.outcomes, currency))
     events = tuple(sorted(told, key=lambda event: event.at))  # stable: audits keep their order
     decided_by = None
@@ -120,10 +132,41 @@ _EVENT_WORDS = {
 }
 
 
-def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> StoryEvent:
+# The audit kinds of a lead taken from its rep (`offers.reassign`, `offers.card_undeliverable`),
+# each recorded at the moment its offer closed.
+_MOVE_KINDS = ("reassigned", "rep_out_of_office", "card_undeliverable", "rep_left_policy")
+
+
+def _moves(offers: Sequence[OfferRow]) -> dict[tuple[str, datetime], str]:
+    """Why each reassigned offer that kept it was taken from its rep: by (rep, moment it closed),
+    the audit event of its move."""
+    return {
+        (offer.rep_id, offer.closed_at): offer.moved_because
+        for offer in offers
+        if offer.moved_because and offer.closed_at is not None
+    }
+
+
+def _story_event(
+    policy: Policy,
+    audit: AuditEventRow,
+    version: str | None,
+    *,
+    because: dict[tuple[str, datetime], str] | None = None,
+    detail: bool = True,
+) -> StoryEvent:
     """What the audit event says; a decision made by another policy version than the lead's
-    first names it."""
+    first names it. A lead taken from a rep says why as its next card does (`because`: the
+    offers' reasons, `_moves`)."""
     data = audit.data or {}
+    rep = data.get("rep")
+    code = (because or {}).get((rep, audit.at)) if audit.kind in _MOVE_KINDS and rep else None
+    moved = why_moved(code, policy.rep_name(rep)) if code else None
+    if moved is not None:
+        said = f"Moved on: {moved}"
+        if detail and audit.reason and code != MoveReason.OUT_OF_OFFICE.value:
+            said += f" · {audit.reason}"  # the absence's own reason never reaches the audit
+        return StoryEvent(audit.at, said)
     words = _EVENT_WORDS.get(audit.kind, audit.kind.replace("_", " "))
     crm = crm_name(data.get("system"))
     if audit.kind == CRM_OWNER_SET:
@@ -133,7 +176,6 @@ def _story_event(policy: Policy, audit: AuditEventRow, version: str | None) -> S
     elif audit.kind == CRM_WRITE_RETRYING:
         words = f"owner not yet set in {crm}, trying again"
     parts = [words[0].upper() + words[1:]]
-    rep = data.get("rep")
     if audit.kind in ("routed", "rerouted"):
         outcome = data.get("outcome")
         if outcome == Outcome.ASSIGNED.value:

@@ -31,6 +31,19 @@ REJECT_REASONS = (
 )
 
 
+def reject_parts(reason: str | None) -> tuple[str | None, str | None]:
+    """A reject's reason as the modal stores it ("Not my territory: wants Spanish"), back as the
+    rep's choice of `REJECT_REASONS` and their note, either None when they gave none. The note
+    is for the next rep and the lead's story; the choice is what is counted and shown widely."""
+    text = (reason or "").strip()
+    for choice in REJECT_REASONS:
+        if text == choice:
+            return choice, None
+        if text.startswith(f"{choice}: "):
+            return choice, text.removeprefix(f"{choice}: ").strip() or None
+    return None, text or None
+
+
 class CrmSystem(StrEnum):
     SALESFORCE = "salesforce"
     HUBSPOT = "hubspot"

@@ -103,6 +103,17 @@ class OfferStatus(StrEnum):
 OPEN_OFFER_STATUSES = (OfferStatus.OFFERED.value, OfferStatus.CLAIMED.value)
 
 
+class MoveReason(StrEnum):
+    """Why an offer closed `reassigned` was taken from its rep (`OfferRow.moved_because`): none
+    of them the rep's doing, so no card words it as if it were (`bot.card`)."""
+
+    OUT_OF_OFFICE = "out_of_office"  # they went out (I'm out, `/routing pto`, or a manager said)
+    # Slack would not take their card: their account deactivated, their DM refused, ...
+    CARD_UNDELIVERABLE = "card_undeliverable"
+    LEFT_POLICY = "left_policy"  # the policy activated has no such rep
+    BY_MANAGER = "by_manager"  # a manager moved it (`offers.reassign`'s "reassigned" audit kind)
+
+
 class LeadRow(SQLModel, table=True):
     __tablename__ = "leads"
 
@@ -218,6 +229,9 @@ class OfferRow(SQLModel, table=True):
     contact_due_at: datetime | None = _when(nullable=True)
     contact_check_at: datetime | None = _when(nullable=True)
     contact_remind_at: datetime | None = _when(nullable=True)
+    # Why a `reassigned` offer was taken from its rep, a `MoveReason` value; None for the other
+    # statuses, and for offers moved before it was kept (migration 0018).
+    moved_because: str | None = Field(default=None, max_length=32)
 
 
 class DecisionRow(SQLModel, table=True):
@@ -421,7 +435,7 @@ class DashboardSignOutRow(SQLModel, table=True):
     """A dashboard session ended before it expired (`bot.service.sign_outs`): `session:<digest
     of its id>`. Kept until `expires_at`, when the session has expired anyway
     (`storage.retention`). Rows `everywhere:<who>` ended every session of someone issued by
-    `at` before revision 0020; `DashboardSessionGenerationRow` does that now, with no clock,
+    `at` before revision 0019; `DashboardSessionGenerationRow` does that now, with no clock,
     and those left go with retention."""
 
     __tablename__ = "dashboard_sign_outs"

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from routing.decision import Decision, Step
 from routing.experiments import arm_label
-from routing.model import REJECT_REASONS, Outcome
+from routing.model import Outcome, reject_parts
 from routing.policy_version import short_version
 from routing.report import EventKind, LeadStory, OutcomeEvent, outcomes_of
 from routing.report.story import field_gaps, is_unmatched
@@ -341,11 +341,7 @@ def _text(value: Any) -> str | None:
 def reject_choice(reason: str | None) -> str:
     """The choice a reject's stored reason starts with ("Not my territory: ..."), else Other:
     a rep who only wrote a note chose none of the list."""
-    text = (reason or "").strip()
-    for choice in REJECT_REASONS:
-        if text == choice or text.startswith(f"{choice}: "):
-            return choice
-    return OTHER_REASON
+    return reject_parts(reason)[0] or OTHER_REASON
 
 
 # --- a story as a row and back ------------------------------------------------------------------

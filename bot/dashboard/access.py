@@ -162,7 +162,7 @@ class Access:
     def session(self, request: web.Request) -> Session | None:
         """The request's session cookie, signed here and not expired; None for any other, and
         for a cookie signed before sessions had an id (it could not be signed out). A cookie
-        signed before sessions had a generation (revision 0020) is of generation 0: it lets in
+        signed before sessions had a generation (revision 0019) is of generation 0: it lets in
         until its holder's first sign-out everywhere since."""
         claims = self.cookies.read(request, SESSION_COOKIE) if self.cookies else None
         if claims is None:

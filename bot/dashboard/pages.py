@@ -107,12 +107,13 @@ MISROUTE_SIGNALS = (
 )
 MISROUTES_CSV = ("group", "signal", "reason", "per_100")
 # Why a lead was taken from a rep, as the report names it (`storage.stories.TAKEN_KINDS`), in the
-# page's words; a rep's reject reason is shown as they chose it.
+# page's words, as the next rep's card says it (`bot.card`); a rep's reject reason is shown as they
+# chose it (their note never: it is for the next rep and the lead's story).
 TAKEN_WORDS = {
     "sla_missed": "Claim SLA missed",
     "rep_out_of_office": "Rep out of office",
-    "reassigned": "Reassigned by a manager",
-    "card_undeliverable": "Card could not be delivered",
+    "reassigned": "Moved by a manager",
+    "card_undeliverable": "Card could not reach the rep in Slack",
 }
 FAIRNESS_CSV = ("team", "rep", "leads", "share", "expected_share", "expected", "deviation")
 QUEUE_CSV_COLUMNS = ("lead", "company", "source", "queue", "reason", "arrived_at", "waiting_s")

@@ -14,7 +14,7 @@ from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import Move
 from routing.scope import rep_scope
 from storage import repository as repo
-from storage.models import OfferStatus
+from storage.models import MoveReason, OfferStatus
 
 
 async def set_out_of_office(
@@ -49,6 +49,7 @@ async def set_out_of_office(
         moved = await reassign(
             uow,
             offer_id,
+            because=MoveReason.OUT_OF_OFFICE,
             reason="out of office",
             kind="rep_out_of_office",
             expected_status=OfferStatus.OFFERED,

@@ -14,7 +14,7 @@ from bot.service.views import ClaimResult, LeadView, Move, view_of, view_of_deci
 from routing.overrides import assigned_by_hand
 from storage import repository as repo
 from storage.decisions import Decided, lead_of, redecide
-from storage.models import LeadRow, LeadStatus, OfferStatus
+from storage.models import LeadRow, LeadStatus, MoveReason, OfferStatus
 
 
 async def claim(uow: UnitOfWork, external_id: str, *, by: str) -> ClaimResult:
@@ -107,11 +107,13 @@ async def reassign(
     uow: UnitOfWork,
     offer_id: int,
     *,
+    because: MoveReason,
     reason: str,
     kind: str = "reassigned",
     expected_status: OfferStatus = OfferStatus.OFFERED,
 ) -> Move | None:
-    """Take an unclaimed offer away from its rep and route the lead again.
+    """Take an unclaimed offer away from its rep, `because` (kept on the offer: what the next
+    rep's card says of it), and route the lead again.
 
     Returns None when the offer was no longer open (claimed or moved meanwhile): the one
     caller that changes an offer's status is the one that moves it.
@@ -132,6 +134,7 @@ async def reassign(
             kind=kind,
             actor=None,
             reason=reason,
+            because=because,
         )
 
     return await uow.routing(work, f"offer {offer_id}")
@@ -158,6 +161,7 @@ async def card_undeliverable(uow: UnitOfWork, offer_id: int, why: str) -> Move |
             kind=CARD_UNDELIVERABLE,
             actor=None,
             reason=reason,
+            because=MoveReason.CARD_UNDELIVERABLE,
         )
         if row.status == LeadStatus.QUEUED.value:
             why_queued = f"Its card could not be delivered to {uow.policy().rep_name(offer.rep_id)}"

@@ -25,7 +25,7 @@ from bot.service.views import Move
 from routing.policy import Policy, PolicyError, parse_policy
 from routing.policy_version import short_version, version_of
 from storage import repository as repo
-from storage.models import OfferStatus, PolicyActivationRow, PolicyVersionRow
+from storage.models import MoveReason, OfferStatus, PolicyActivationRow, PolicyVersionRow
 
 log = logging.getLogger("bot.service")
 
@@ -267,6 +267,7 @@ async def move_from_departed(
         moved = await reassign(
             uow,
             offer_id,
+            because=MoveReason.LEFT_POLICY,
             reason=f"{name} left the routing policy (version {short_version(policy.version)})",
             kind=REP_LEFT_POLICY,
             expected_status=OfferStatus.OFFERED,

@@ -11,7 +11,7 @@ session) has a session generation in the database, 0 until they first sign out e
 session carries the generation read when it was signed in, and lets in only while that is still
 the current one. Signing out everywhere moves it on, so it ends exactly the sessions signed in
 before it, in the database's order, whichever replica signed them in and however its clock is
-set. A session cookie from before generations (revision 0020) is of generation 0.
+set. A session cookie from before generations (revision 0019) is of generation 0.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from routing.policy import Policy
 from routing.working_time import sla_deadline
 from storage import repository as repo
 from storage.decisions import Decided, Saved, lead_of, redecide, save_decisions
-from storage.models import LeadRow, OfferRow, OfferStatus
+from storage.models import LeadRow, MoveReason, OfferRow, OfferStatus
 
 
 def find(session: Session, external_id: str, *, lock: bool = False) -> LeadRow:
@@ -166,9 +166,10 @@ def move(
     kind: str,
     actor: str | None,
     reason: str,
+    because: MoveReason | None = None,
 ) -> Move:
-    """Close the lead's open `offer` (rejected, reassigned) and route the lead again, without
-    every rep who already had it."""
+    """Close the lead's open `offer` (rejected, reassigned: `because`) and route the lead again,
+    without every rep who already had it."""
     now = uow.clock()
     changed = repo.change_offer_status(
         session=tx.session,
@@ -176,6 +177,7 @@ def move(
         from_status=OfferStatus.OFFERED.value,
         to_status=to_status.value,
         now=now,
+        moved_because=because.value if because is not None else None,
     )
     if not changed:
         raise repo.Conflict(f"offer {offer.id} changed meanwhile")

@@ -19,6 +19,7 @@ from bot.card import (
     FOR_THE_REP,
     FOR_THE_TEAM,
     REJECT,
+    CameFrom,
     CardContent,
     Contact,
     Wording,
@@ -80,9 +81,7 @@ class CardView:
     lead_id: str  # the lead's external id: every button's value
     content: CardContent
     crm_url: str | None = None
-    note: str | None = (
-        None  # how a reassigned lead came to its rep ("rejected by Ann · waiting 5m")
-    )
+    note: CameFrom | None = None  # how a reassigned lead came to its rep
     assignee: Said | None = None  # the rep: a mention, or their name
     keeps_hours: bool = True  # the rep has working hours: I'm out lasts until the next one
 
@@ -195,7 +194,8 @@ def _card_blocks(view: CardView, wording: Wording, *, status: Said | None) -> li
     if fields is not None:
         blocks.append(fields)
     if view.note and wording.reassigned:
-        blocks.append(rich([[literal(f"{wording.reassigned}: "), literal(view.note)]]))
+        came = view.note.words(wording)
+        blocks.append(rich([[literal(f"{wording.reassigned}: "), literal(came)]]))
     if wording.why is not None:
         why = [literal(f"{wording.why}:", bold=True), literal(" "), literal(content.reason)]
         blocks.append(rich([why]))

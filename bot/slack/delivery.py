@@ -207,13 +207,15 @@ class CardDelivery(ManagerDms, OutboxWorker):
         # mrkdwn off for it. The blocks quote them as written.
         quiet = said(replace(card.settled, reason=None).words(), policy)
         view = self._view(card)
-        status = Said(say(card.settled.words(), policy).rich, quiet)
         moved = card.settled.moved
         for channel, ts, team in (
             (card.channel, card.message_ts, False),
             (card.team_channel, card.team_message_ts, True),
         ):
             if channel and ts:
+                # The team's channel: without the note of a rep who rejected it (`bot.card`).
+                words = card.settled.words(rep_note=not team)
+                status = Said(say(words, policy).rich, quiet)
                 message = settled_card(view, status, team=team, moved=moved)
                 await self._call(
                     self.client.chat_update,

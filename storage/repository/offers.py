@@ -164,14 +164,26 @@ def clear_reminders(*, session: Session, offer_ids: Sequence[int]) -> list[tuple
 
 
 def change_offer_status(
-    *, session: Session, offer_id: int, from_status: str, to_status: str, now: datetime
+    *,
+    session: Session,
+    offer_id: int,
+    from_status: str,
+    to_status: str,
+    now: datetime,
+    moved_because: str | None = None,
 ) -> bool:
-    """Compare-and-set an offer's status; True for the one caller that made the change."""
+    """Compare-and-set an offer's status; True for the one caller that made the change.
+    `moved_because`: why a reassigned offer was taken from its rep (`MoveReason`)."""
     closing = to_status not in OPEN_OFFER_STATUSES
+    values: dict[str, Any] = {"status": to_status}
+    if closing:
+        values["closed_at"] = now
+    if moved_because is not None:
+        values["moved_because"] = moved_because
     result = session.execute(
         update(OfferRow)
         .where(and_(col(OfferRow.id) == offer_id, col(OfferRow.status) == from_status))
-        .values(status=to_status, **({"closed_at": now} if closing else {}))
+        .values(**values)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 

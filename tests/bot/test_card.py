@@ -7,13 +7,22 @@ import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.card import Contact, Person, Settlement, card_content_of
+from bot.card import (
+    FOR_THE_REP,
+    FOR_THE_TEAM,
+    Contact,
+    Person,
+    Settlement,
+    card_content_of,
+    reassignment_note,
+    why_moved,
+)
 from routing.accounts import AccountIndex
 from routing.engine import route
 from routing.leads import parse_lead
-from routing.model import Account
+from routing.model import Account, reject_parts
 from routing.policy import Policy, parse_policy
-from storage.models import OfferStatus
+from storage.models import MoveReason, OfferStatus
 
 NOW = datetime(2026, 11, 17, 17, 15, tzinfo=UTC)
 POLICY = """\
@@ -113,3 +122,41 @@ def test_the_offer_statuses_a_card_words_are_those_offers_are_stored_with() -> N
     assert Settlement("claimed", rep="ann", holder="ann", queue=None, reason=None).moved is False
     expired = Settlement("expired", rep="ann", holder=None, queue="emea", reason=None)
     assert expired.moved and expired.words() == ("Reassigned to ", "the emea queue")
+
+
+def test_every_reason_an_offer_is_moved_for_has_words_that_blame_nobody() -> None:
+    policy = parse_policy(POLICY)
+    for because in MoveReason:
+        said = why_moved(because.value, "Ann Archer")
+        assert said is not None and "Ann Archer" in said and "taken" not in said
+        # Back with the rep it left: never that it came from them, nor that it was taken.
+        back = reassignment_note(
+            policy,
+            previous_status="reassigned",
+            previous_rep="ann",
+            rep="ann",
+            waited_seconds=60,
+            moved_because=because.value,
+        ).words(FOR_THE_REP)
+        assert back.startswith("offered again after ") and "Ann" not in back, back
+        assert "taken" not in back
+    assert why_moved(None, "Ann Archer") is None  # moved before reasons were kept
+    assert why_moved("a reason of a newer release", "Ann Archer") is None
+
+
+def test_a_reject_reason_splits_into_the_choice_and_the_note_only_the_next_rep_reads() -> None:
+    assert reject_parts("Not my territory: wants Spanish") == ("Not my territory", "wants Spanish")
+    assert reject_parts("Not my territory") == ("Not my territory", None)
+    assert reject_parts("their CFO: my cousin") == (None, "their CFO: my cousin")
+    assert reject_parts(None) == (None, None)
+    came = reassignment_note(
+        parse_policy(POLICY),
+        previous_status="rejected",
+        previous_rep="ann",
+        waited_seconds=300,
+        reason="Other: their CFO is my cousin",
+    )
+    assert came.words(FOR_THE_REP) == (
+        "rejected by Ann Archer: Other: their CFO is my cousin · waiting 5m"
+    )
+    assert came.words(FOR_THE_TEAM) == "rejected by Ann Archer: Other · waiting 5m"

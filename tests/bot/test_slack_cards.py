@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.card import Contact
+from bot.card import CameFrom, Contact
 from bot.slack.blocks import mentioned, plainly, slack_date
 from bot.slack.cards import CardView, offer_card, queued_post, settled_card, team_copy
 from bot.slack.ids import ActionId, BlockId
@@ -169,10 +169,10 @@ def test_reject_and_im_out_ask_for_confirmation_and_claim_does_not() -> None:
 
 
 def test_the_note_sits_above_the_reason() -> None:
-    note = "taken from Bob Brown, who is out of office"
+    note = CameFrom("Bob Brown is out of office", "waiting 5m")
     blocks = offer_card(CardView(lead_id="L-42", content=content(), note=note)).blocks
     all_text = list(texts(blocks))
-    shown = f"Reassigned to you: {note}"
+    shown = "Reassigned to you: Bob Brown is out of office · waiting 5m"
     assert all_text.index(shown) < next(i for i, t in enumerate(all_text) if t.startswith("*Why"))
 
 
@@ -251,7 +251,9 @@ def test_a_long_reason_long_title_and_twenty_fields_stay_within_slack_limits() -
         fields=tuple((f"Field {i}", "<v>" * 1000) for i in range(20)),
         reason="because & " * 1000,
     )
-    view = CardView(lead_id="L-1", content=huge, crm_url=CRM, note="n" * 5000)
+    view = CardView(
+        lead_id="L-1", content=huge, crm_url=CRM, note=CameFrom("n" * 5000, "waiting 1m", "m" * 500)
+    )
     for message in (offer_card(view), settled_card(view, plainly("s" * 4000))):
         assert_within_limits(message.blocks, max_blocks=50)
         for text in mrkdwn(message.blocks):
@@ -286,7 +288,7 @@ def test_a_reassigned_leads_team_copy_says_who_it_went_to_not_to_you() -> None:
         lead_id="L-42",
         content=content(),
         assignee=mentioned("U01BEN"),
-        note="rejected by Ann Archer · waiting 11m",
+        note=CameFrom("rejected by Ann Archer", "waiting 11m"),
     )
     team = list(texts(team_copy(view).blocks))
     assert "New lead for <@U01BEN>" in team  # named once, not again in the note
@@ -316,7 +318,7 @@ def test_a_card_whose_lead_moved_on_says_what_happened_instead_of_why_you() -> N
         lead_id="L-42",
         content=content(),
         crm_url=CRM,
-        note="rejected by Bob · waiting 3m",
+        note=CameFrom("rejected by Bob", "waiting 3m"),
         assignee=mentioned("U01ALICE"),
     )
     status = plainly("Reassigned to ") + mentioned("U01BEN") + plainly(": not claimed within 5m")

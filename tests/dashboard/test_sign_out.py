@@ -297,8 +297,8 @@ async def test_a_session_cookie_from_before_sessions_had_an_id_is_refused(
 async def test_a_cookie_from_before_generations_lets_in_until_its_holder_signs_out_everywhere(
     make_dashboard: MakeDashboard,
 ) -> None:
-    """Signed before revision 0020, with an id but no generation: generation 0, which is current
-    until the holder's first sign-out everywhere (0020 made earlier ones generation 1)."""
+    """Signed before revision 0019, with an id but no generation: generation 0, which is current
+    until the holder's first sign-out everywhere (0019 made earlier ones generation 1)."""
     dashboard = await make_dashboard()
     response = web.Response()
     old = CookieJar(session_key(None, SecretStr(TOKEN)) or b"", time.time)

@@ -15,6 +15,7 @@ from bot.service.offers import claim, reassign, reject
 from bot.service.unit_of_work import UnitOfWork
 from routing.policy import Policy
 from storage.db import Database
+from storage.models import MoveReason
 from tests.service.support import (
     TRIO_POLICY,
     leads_out_of_step_with_their_offers,
@@ -67,7 +68,7 @@ async def test_open_counts_equal_open_offers_after_a_concurrent_mix_of_every_use
         assert offer.id is not None
         claiming = claim(uow, external_id, by=offer.rep_id)
         rejecting = reject(uow, external_id, by=offer.rep_id, reason="not mine")
-        reassigning = reassign(uow, offer.id, reason="rebalancing")
+        reassigning = reassign(uow, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
         manager_claiming = claim(uow, external_id, by="mia")
         pairs: list[list[Coroutine[Any, Any, Any]]] = [
             [claiming],

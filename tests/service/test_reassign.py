@@ -13,6 +13,7 @@ from bot.service.unit_of_work import UnitOfWork
 from bot.service.views import Move
 from routing.policy import Policy
 from storage.db import Database
+from storage.models import MoveReason
 from tests.service.support import (
     TRIO_POLICY,
     audit_of,
@@ -41,7 +42,9 @@ async def test_reassigning_an_offered_lead_moves_it_to_another_rep(
     uow = make_uow(db)
     await intake(uow, new_lead("L-0"))
 
-    move = await reassign(uow, await offer_id(db, "L-0"), reason="rebalancing")
+    move = await reassign(
+        uow, await offer_id(db, "L-0"), because=MoveReason.BY_MANAGER, reason="rebalancing"
+    )
 
     assert move is not None
     assert move.from_rep == "ann" and move.to.rep in {"ben", "cat"}
@@ -60,7 +63,12 @@ async def test_reassigning_a_claimed_lead_changes_nothing(
     await intake(uow, new_lead("L-0"))
     await claim(uow, "L-0", by="ann")
 
-    assert await reassign(uow, await offer_id(db, "L-0"), reason="rebalancing") is None
+    assert (
+        await reassign(
+            uow, await offer_id(db, "L-0"), because=MoveReason.BY_MANAGER, reason="rebalancing"
+        )
+        is None
+    )
 
     assert [(o.rep_id, o.status) for o in await offers_of(db, "L-0")] == [("ann", "claimed")]
     assert await stored_open_counts(db) == {"ann": 1}
@@ -76,7 +84,12 @@ async def test_reassigning_the_same_offer_twice_at_once_moves_it_once(
 
     for external_id in ids:  # one lead at a time: the race is between the two moves of one offer
         offer = await offer_id(db, external_id)
-        pair = await asyncio.gather(*(reassign(uow, offer, reason="rebalancing") for _ in "ab"))
+        pair = await asyncio.gather(
+            *(
+                reassign(uow, offer, because=MoveReason.BY_MANAGER, reason="rebalancing")
+                for _ in "ab"
+            )
+        )
 
         assert sorted(isinstance(r, Move) for r in pair) == [False, True], pair
         statuses = [o.status for o in await offers_of(db, external_id)]

@@ -639,6 +639,12 @@ async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_on
     # Made at 0014 and taken back to 0012 by hand below (0013's downgrade would drop the
     # report this test is about); every revision after 0014 then runs on the upgrade.
     upgrade(url, "0014")
+    raw = sqlite3.connect(path)  # the column 0018 adds, which this release's offers are read with
+    try:
+        with raw:
+            raw.execute("ALTER TABLE offers ADD COLUMN moved_because VARCHAR(32)")
+    finally:
+        raw.close()
     db = open_database(url)
     uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
     await intake(uow, new_lead("L-1", industry="Software"))
@@ -668,6 +674,7 @@ async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_on
         with raw:
             raw.execute("ALTER TABLE lead_stories DROP COLUMN current_rep")
             raw.execute("ALTER TABLE policy_activations DROP COLUMN source")  # 0014's
+            raw.execute("ALTER TABLE offers DROP COLUMN moved_because")  # 0018's
             raw.execute("UPDATE alembic_version SET version_num = '0012'")
     finally:
         raw.close()

@@ -27,6 +27,7 @@ from bot.service.unit_of_work import UnitOfWork
 from bot.service.watchdog import sweep
 from storage.db import Database, open_database
 from storage.locks import WAITED_S, ScopeBusy, lock_key, scope_locks
+from storage.models import MoveReason
 from tests.service.conftest import Clock
 from tests.service.support import (
     TRIO_POLICY,
@@ -273,7 +274,9 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
         [offer] = await offers_of(postgres_db, "L-1")
         assert offer.rep_id == "ann" and offer.id is not None
         async with scope_held_elsewhere(postgres_url, low):
-            moving = asyncio.create_task(reassign(uow, offer.id, reason="rebalancing"))
+            moving = asyncio.create_task(
+                reassign(uow, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
+            )
             await until_waited_on(postgres_db)  # lost once, then waits for it
             assert not moving.done()
         move = await asyncio.wait_for(moving, WAIT_S)
@@ -432,7 +435,9 @@ async def test_a_rep_marked_away_while_a_decision_waits_gets_no_lead_from_it(
         assert offer.rep_id == "ben" and offer.id is not None
         async with started() as tasks:
             async with row_locked(postgres_db, "offers", "id = :id", id=offer.id):
-                tasks += start(reassign(moving, offer.id, reason="rebalancing"))
+                tasks += start(
+                    reassign(moving, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
+                )
                 await until_waiting_on_locks(postgres_db, 1)  # the clock read, the row awaited
                 clock.advance(minutes=1)
                 away = await set_out_of_office(marking, "ann", until=None, reason="x")
@@ -509,7 +514,11 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
                 if choice < 0.35:
                     await guarded(reject(replica, offer.lead, by=offer.rep, reason="no"))
                 elif choice < 0.6:
-                    await guarded(reassign(replica, offer.id, reason="rebalancing"))
+                    await guarded(
+                        reassign(
+                            replica, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing"
+                        )
+                    )
                 else:
                     await guarded(claim(replica, offer.lead, by=offer.rep))
             await asyncio.sleep(rng.random() * 0.01)

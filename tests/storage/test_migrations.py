@@ -19,7 +19,7 @@ from sqlmodel import SQLModel
 from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0020"  # the newest revision in storage/migrations/versions
+HEAD = "0019"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
@@ -359,7 +359,7 @@ async def test_signs_out_everywhere_become_generations_and_come_back_on_downgrad
 ) -> None:
     """Rows as 0016 left them: Maria had signed out everywhere (a time), Ann's laptop had signed
     out (one session). Maria starts at generation 1, so her sessions of generation 0 (every
-    cookie signed before 0020) stay ended; both rows stay, for replicas not yet upgraded. A
+    cookie signed before 0019) stay ended; both rows stay, for replicas not yet upgraded. A
     downgrade dates a sign-out everywhere of Maria's then, which ends all of her sessions."""
     url = empty_database
     await asyncio.to_thread(upgrade, url, "0016")

@@ -5,13 +5,13 @@ the sessions issued until then, by the clocks of the replicas that signed them i
 second apart, a session signed in just before could survive it, and one signed in just after be
 refused. Each person now has a session generation here, carried by the sessions they sign in
 and moved on by signing out everywhere. Whoever has an `everywhere:<who>` row in
-`dashboard_sign_outs` starts at generation 1: their sessions signed in before revision 0020 (of
+`dashboard_sign_outs` starts at generation 1: their sessions signed in before revision 0019 (of
 generation 0) sign in again once; everybody else's stay signed in. Those rows are left for
 replicas not yet upgraded to read, and go with retention once expired. A downgrade turns each
 generation into an `everywhere:<who>` row dated then, which ends every session of those people.
 
-Revision ID: 0020
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Created: 2026-12-07 22:40:00
 """
 
@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
