@@ -124,8 +124,11 @@ def simulate(
     ] = False,
     encoding: EncodingOption = None,
 ) -> None:
-    """Dry-run the policy over a file of leads. Writes nothing anywhere."""
-    policy = read_policy(rules)
+    """Dry-run the policy over a file of leads. Writes nothing anywhere. Without a policy file,
+    the version active in the database (DATABASE_URL) is the policy."""
+    from bot.cli.which_policy import policy_or_active
+
+    policy = policy_or_active(rules)
     moment = parse_now(now, policy)
     away = _out_of_office(ooo or [], policy)
     file = lead_file(leads, encoding, policy)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from bot.cli.common import CliError, RulesOption, app, friendly, out, read_policy
+from bot.cli.common import CliError, RulesOption, app, friendly, out
 
 
 @app.command()
@@ -26,9 +26,10 @@ def why(
     leads in a file would go where they go, use `simulate --explain`."""
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
 
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     running.migrated(settings.database_url)
     story = asyncio.run(running.lead_story(settings, policy, lead))
     if story is None:

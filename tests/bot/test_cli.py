@@ -325,3 +325,39 @@ def test_python_dash_m_bot_cli_is_the_leadrouter_command() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("leadrouter ")
+
+
+def test_simulate_without_a_policy_file_routes_by_the_version_active_in_the_database(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"}
+    activated = runner.invoke(app, ["policy", "activate", POLICY], env=env)
+    assert activated.exit_code == 0, activated.output
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(
+        app,
+        ["simulate", str(EXAMPLES / "demo-leads.csv"), "--json"],
+        env={**env, "LEADROUTER_RULES": str(gone)},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"note: no policy file at {gone}: using version ")
+    assert len(result.stdout.splitlines()) == 50
+
+
+def test_simulate_without_a_policy_file_nor_a_database_is_one_sentence(tmp_path: Path) -> None:
+    database = tmp_path / "leads.db"
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(
+        app,
+        ["simulate", str(EXAMPLES / "demo-leads.csv")],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LEADROUTER_RULES": str(gone)},
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: {gone}: no such policy file, and no policy version is active in the database"
+    )
+    assert not database.exists()  # looked for, not made
