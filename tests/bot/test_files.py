@@ -1,5 +1,7 @@
 """Files people actually have: what Excel, a CRM export or a hand-written JSON file look like,
-through `simulate`, `import` and `accounts import` as a user runs them."""
+through `simulate`, `import` and `accounts import` as a user runs them. One file over 400 lines:
+its tests share the table of leads and the commands' helpers; files with no rows at all are in
+test_empty_files.py."""
 
 from __future__ import annotations
 
@@ -304,6 +306,19 @@ def test_a_pretty_printed_batch_like_post_leads_takes_routes_its_leads(tmp_path:
     leads = tmp_path / "batch.json"
     records = [dict(zip(TABLE[0], row, strict=True)) for row in TABLE[1:]]
     leads.write_text(json.dumps({"leads": records}, indent=2), encoding="utf-8")
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 0, stderr
+    assert reps(stdout) == EXPECTED_REPS
+
+
+def test_a_batch_on_one_line_as_curl_posts_it_routes_its_leads_not_one_lead_named_leads(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "batch.json"
+    records = [dict(zip(TABLE[0], row, strict=True)) for row in TABLE[1:]]
+    leads.write_text(json.dumps({"leads": records}) + "\n", encoding="utf-8")
 
     code, stdout, stderr = simulate(leads)
 
