@@ -72,7 +72,10 @@ def check(
     try:
         policy = load_policy(path)
     except PolicyFileMissing as exc:
-        err.print(Text(f"{exc.report()}. {where_policy(rules_option=False)}"))
+        from bot.cli.which_policy import write_back  # the database's modules: only now
+
+        advice = write_back(path) or where_policy(rules_option=False)
+        err.print(Text(f"{exc.report()}. {advice}"))
         raise typer.Exit(1) from None
     except PolicyError as exc:
         err.print(Text(exc.report()))

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from bot.cli.common import CliError, err, put_policy, read_policy, where_policy
+from bot.cli.common import (
+    CliError,
+    err,
+    put_policy,
+    read_policy,
+    say_env_file_problems,
+    where_policy,
+)
+from bot.policy_file import default_policy_path
 from routing.policy import Policy
 from routing.policy_version import short_version
 
@@ -26,22 +34,19 @@ def policy_or_active(rules: Path | None, settings: Settings | None = None) -> Po
     """The policy file (`rules`, else LEADROUTER_RULES, else routing.yml); when there is no file
     there and `rules` is None, the version active in the database (DATABASE_URL from `settings`,
     else read from the environment). A CliError saying both are missing when neither is there."""
-    from bot.policy_file import default_policy_path
-
     path = rules if rules is not None else (settings.rules if settings else None)
-    try:
-        return read_policy(path)
-    except CliError:
-        file = path or default_policy_path()
-        if rules is not None or file.exists():
-            raise  # a file named with --rules, or one there that fails its checks
-        policy = _active(settings)
-        if policy is None:
-            advice = put_policy(file, True) if file != Path("routing.yml") else where_policy(True)
-            raise CliError(
-                f"{file}: no such policy file, and no policy version is active in the database "
-                f"(DATABASE_URL) to use instead. {advice}"
-            ) from None
+    if path is None:
+        say_env_file_problems()  # where LEADROUTER_RULES is looked for
+    file = path or default_policy_path()
+    if rules is not None or file.exists():
+        return read_policy(path)  # a file named with --rules is the one wanted, there or not
+    policy = _active(settings)
+    if policy is None:
+        advice = put_policy(file, True) if file != Path("routing.yml") else where_policy(True)
+        raise CliError(
+            f"{file}: no such policy file, and no policy version is active in the database "
+            f"(DATABASE_URL) to use instead. {advice}"
+        )
     err.print(
         Text(
             f"note: no policy file at {file}: using version {short_version(policy.version)}, "
@@ -50,6 +55,20 @@ def policy_or_active(rules: Path | None, settings: Settings | None = None) -> Po
         )
     )
     return policy  # its warnings were said when it was activated
+
+
+def write_back(file: Path) -> str | None:
+    """For a policy file that is not there, when the database holds an active version: what to
+    do instead of starting from the example, which would have an admin replace the policy the
+    servers serve (None when there is no such version)."""
+    policy = _active(None)
+    if policy is None:
+        return None
+    version = short_version(policy.version)
+    return (
+        f"The database's active version is {version}: `leadrouter policy show {version} > "
+        f"{file}` writes it back there (or point LEADROUTER_RULES at your policy file)"
+    )
 
 
 def _active(settings: Settings | None) -> Policy | None:

@@ -361,3 +361,23 @@ def test_simulate_without_a_policy_file_nor_a_database_is_one_sentence(tmp_path:
         f"error: {gone}: no such policy file, and no policy version is active in the database"
     )
     assert not database.exists()  # looked for, not made
+
+
+def test_check_of_a_missing_file_while_the_database_holds_a_version_says_to_write_it_back(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"}
+    activated = runner.invoke(app, ["policy", "activate", POLICY], env=env)
+    assert activated.exit_code == 0, activated.output
+    version = activated.stdout.split("version ", 1)[1].split()[0]
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(app, ["check"], env={**env, "LEADROUTER_RULES": str(gone)})
+
+    assert result.exit_code == 1
+    # Not "start from the example": copied there, it would replace the policy being served.
+    assert result.stderr.strip() == (
+        f"{gone}: no such policy file. The database's active version is {version}: "
+        f"`leadrouter policy show {version} > {gone}` writes it back there (or point "
+        "LEADROUTER_RULES at your policy file)"
+    )
