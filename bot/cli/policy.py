@@ -127,8 +127,10 @@ def simulate(
     ] = False,
     encoding: EncodingOption = None,
 ) -> None:
-    """Dry-run the policy over a file of leads. Writes nothing anywhere. Without a policy file,
-    the version active in the database (DATABASE_URL) is the policy."""
+    """Dry-run the policy over a file of leads. Writes nothing anywhere.
+
+    Without a policy file (and without --rules), the version active in the database
+    (DATABASE_URL) is the policy."""
     from bot.cli.which_policy import policy_or_active
 
     policy = policy_or_active(rules)
