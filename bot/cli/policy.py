@@ -170,7 +170,8 @@ def decision_json(decision: Decision) -> dict[str, object]:
 
 
 def _print_results(policy: Policy, decisions: list[Decision], *, explain_all: bool) -> None:
-    table = Table(title=f"{len(decisions)} leads routed", box=box.SIMPLE_HEAD, expand=True)
+    leads = f"{len(decisions)} lead{'s' * (len(decisions) != 1)}"
+    table = Table(title=f"{leads} routed", box=box.SIMPLE_HEAD, expand=True)
     for column in ("lead", "rep", "team"):
         table.add_column(column, no_wrap=True)
     # At least as wide as the longest word of a rule's name (up to a point), so that a name

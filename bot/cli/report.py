@@ -303,7 +303,8 @@ def print_file_health(
     fields = fields_read(policy)
     stories = [story_of_decision(d, created_at=now, fields=fields) for d in decisions]
     total = build_report(stories, by="all", now=now + _AFTER, fields=fields).total
-    out.print(Text(f"{file}: {total.leads} leads routed in memory as the policy routes them now"))
+    leads = f"{total.leads} lead{'s' * (total.leads != 1)}"
+    out.print(Text(f"{file}: {leads} routed in memory as the policy routes them now"))
     _print_health(total)
     queue = policy.fallback.name or "unmatched"
     out.print(

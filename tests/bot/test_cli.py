@@ -381,3 +381,15 @@ def test_check_of_a_missing_file_while_the_database_holds_a_version_says_to_writ
         f"`leadrouter policy show {version} > {gone}` writes it back there (or point "
         "LEADROUTER_RULES at your policy file)"
     )
+
+
+def test_simulate_and_check_leads_count_one_lead_in_the_singular(tmp_path: Path) -> None:
+    leads = tmp_path / "one.csv"
+    leads.write_text("id,email,company\nS-1,s@initech.com,Initech\n")
+
+    simulated = runner.invoke(app, ["simulate", str(leads), "--rules", POLICY])
+    checked = runner.invoke(app, ["check", POLICY, "--leads", str(leads)])
+
+    assert simulated.exit_code == checked.exit_code == 0, simulated.output + checked.output
+    assert "1 lead routed" in simulated.stdout
+    assert f"{leads}: 1 lead routed in memory" in checked.stdout
