@@ -11,6 +11,7 @@ import typer
 from rich.text import Text
 
 from bot.cli.common import CliError, RulesOption, app, friendly, out
+from routing.policy_version import UNVERSIONED
 
 
 @app.command()
@@ -42,6 +43,12 @@ def why(
             how = f", activated {_moment(decided_by.activated_at)}"
             if decided_by.activated_by:
                 how += f" by {decided_by.activated_by}"
+        elif decided_by.version != UNVERSIONED:
+            # Not in `policy history`, which lists activations: say where its text is.
+            how = (
+                ", never activated (as `import` keeps the version of the file it routes by): "
+                f"`leadrouter policy show {decided_by.version}` prints it"
+            )
         out.print(Text(f"Policy version {decided_by.version}{how}"))
     if story.events:
         out.print("Since then:")

@@ -193,3 +193,21 @@ def test_why_with_rules_naming_a_missing_file_says_so_even_with_an_active_versio
 
     assert code == 1
     assert stderr.startswith(f"error: {gone}: no such policy file.")
+
+
+def test_why_of_a_lead_routed_by_a_version_never_activated_says_where_its_text_is(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)  # `import` keeps its file's version without activating it
+
+    code, stdout, stderr = run(database, "why", "W-1")
+
+    assert code == 0, stderr
+    (line,) = [line for line in stdout.splitlines() if line.startswith("Policy version ")]
+    version = line.split()[2].rstrip(",")
+    assert line == (
+        f"Policy version {version}, never activated (as `import` keeps the version of the file "
+        f"it routes by): `leadrouter policy show {version}` prints it"
+    )
+    shown = run(database, "policy", "show", version)
+    assert shown[0] == 0 and shown[1] == Path(POLICY).read_text(encoding="utf-8")
