@@ -1,10 +1,11 @@
 """The policy of a command that reads or writes the database's leads (`why`, `report`, `replay`,
-`import`, `accounts import`, `crm retry`) or dry-runs a file (`simulate`): the policy file, else,
-when none is where the command looks and none was named with `--rules`, the version active in the
-database (`leadrouter policy history` marks it), said in one line on stderr.
+`import`, `accounts import`, `crm retry`, `experiment list`) or dry-runs a file (`simulate`): the
+policy file, else, when none is where the command looks and none was named with `--rules`, the
+version active in the database (`leadrouter policy history` marks it), said in one line on stderr.
 
 The commands that check what `serve` starts on (`check`, `crm check`, `slack check`, `jobs`) read
-the file alone, as `serve` does: it is the file they are asked about.
+the file alone, as `serve` does: it is the file they are asked about. When it is missing and the
+database holds an active version, they say how to write it back (`write_back`).
 """
 
 from __future__ import annotations
