@@ -23,6 +23,7 @@ from bot.cli.common import (
     say_env_file_problems,
     where_policy,
 )
+from bot.env_file import NotText
 from bot.policy_file import default_policy_path
 from routing.policy import Policy
 from routing.policy_version import short_version
@@ -59,9 +60,16 @@ def policy_or_active(rules: Path | None, settings: Settings | None = None) -> Po
 
 
 def write_back(file: Path) -> str | None:
-    """For a policy file that is not there, when the database holds an active version: what to
-    do instead of starting from the example, which would have an admin replace the policy the
-    servers serve (None when there is no such version)."""
+    """For the policy file a command looks for (LEADROUTER_RULES, else routing.yml) when it is
+    not there and the database holds an active version: what to do instead of starting from the
+    example, which would have an admin replace the policy the servers serve. None otherwise: a
+    file named for another purpose (`replay --rules NEW.yml`) is not where the version belongs."""
+    try:
+        looked_for = default_policy_path()
+    except NotText:  # .env cannot be read: said where the settings are read
+        return None
+    if Path(file) != looked_for:
+        return None
     policy = _active(None)
     if policy is None:
         return None
