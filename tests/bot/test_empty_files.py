@@ -114,3 +114,16 @@ def test_import_of_a_json_file_without_a_lead_exits_1_and_makes_no_database(
     assert stdout == ""
     assert stderr.startswith(f"error: {leads}: holds no lead")
     assert not database.exists()
+
+
+def test_check_leads_and_accounts_audit_of_a_header_alone_are_sentences(tmp_path: Path) -> None:
+    leads, accounts = tmp_path / "leads.csv", tmp_path / "accounts.csv"
+    leads.write_text("id,email,company\n,,\n")
+    accounts.write_text("id,name,domain,owner\n,,,\n")
+
+    checked = runner.invoke(app, ["check", POLICY, "--leads", str(leads)])
+    audited = runner.invoke(app, ["accounts", "audit", str(accounts)])
+
+    assert checked.exit_code == audited.exit_code == 1
+    assert checked.stderr.startswith(f"error: {leads}: has a header but no rows")
+    assert audited.stderr.startswith(f"error: {accounts}: has a header but no rows")
