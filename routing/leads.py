@@ -170,6 +170,13 @@ def parse_lead(data: Mapping[str, Any]) -> Lead:
 
 _INVALID: Any = object()
 _DECIMAL_COMMA = re.compile(r"-?[0-9]+,[0-9]{1,2}")  # not 1,200: a thousands comma
+# Thousands grouped by a space, as Excel saves a number shown so in France and much of Europe
+# ("1 500", with a no-break or narrow no-break space): only before a group of exactly three.
+_SPACE_GROUP = re.compile(r"(?<=[0-9])[ \u00a0\u202f\u2009](?=[0-9]{3}(?![0-9]))")
+
+
+def _ungrouped(text: str) -> str:
+    return _SPACE_GROUP.sub("", text.strip()).replace(",", "")
 
 
 def _whole_number(value: Any) -> Any:
@@ -182,7 +189,7 @@ def _whole_number(value: Any) -> Any:
     if isinstance(value, float):
         return int(value) if value.is_integer() and value >= 0 else _INVALID
     if isinstance(value, str):
-        text = value.strip().replace(",", "").replace("_", "")
+        text = _ungrouped(value).replace("_", "")
         # isascii: str.isdigit() also accepts "²" and other digits int() refuses.
         if text.isascii() and text.isdigit() and len(text) <= 12:
             return int(text)
@@ -205,7 +212,7 @@ def _employees(value: Any) -> Any:
     number = _whole_number(value)
     if number is not _INVALID or not isinstance(value, str):
         return number
-    band = _EMPLOYEE_BAND.fullmatch(value.strip().replace(",", ""))
+    band = _EMPLOYEE_BAND.fullmatch(_ungrouped(value))
     if band is None:
         return _INVALID
     least = int(band[1])

@@ -175,7 +175,12 @@ def read_policy(path: Path | None, *, logged: bool = False, rules_option: bool =
     except PolicyFileMissing as exc:
         # A file named (LEADROUTER_RULES, --rules) rather than looked for where one usually is.
         named = Path(file) != Path("routing.yml")
-        advice = put_policy(file, rules_option) if named else where_policy(rules_option)
+        from bot.cli.which_policy import write_back  # the database's modules: only now
+
+        # `serve` (logged) says where to put or mount the file: it serves from the file.
+        advice = None if logged else write_back(Path(file))
+        if advice is None:
+            advice = put_policy(file, rules_option) if named else where_policy(rules_option)
         raise CliError(f"{exc.report()}. {advice}") from None
     except PolicyError as exc:
         raise CliError(f"the policy has problems:\n{exc.report()}") from None

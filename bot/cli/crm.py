@@ -19,12 +19,12 @@ def crm_retry(rules: RulesOption = None) -> None:
 
     from bot.bootstrap import bootstrap
     from bot.cli import running
-    from bot.cli.common import read_policy
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
     from bot.service.crm import retry_given_up
 
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     running.migrated(settings.database_url)
 
     async def run() -> int:

@@ -108,12 +108,14 @@ def import_leads(
     a lead whose id is already stored is counted as repeated and left as it is."""
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
 
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     leads = lead_file(file, encoding, policy)  # before migrating a database for nothing
     running.upgrade(settings.database_url)
-    _note_another_version_serving(settings)
+    if settings.rules.exists():  # else it is the active version, said already
+        _note_another_version_serving(settings)
     summary = asyncio.run(running.import_leads(settings, policy, leads))
     out.print(
         Text(
@@ -162,9 +164,10 @@ def accounts_import(
     account whose id is already stored is replaced. `owner` is a rep's id, e-mail or name."""
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
 
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     if encoding is not None and (problem := encoding_problem(encoding)):
         raise CliError(problem)
     try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from bot.cli.common import CliError, RulesOption, err, experiment_app, friendly, out, read_policy
+from bot.cli.common import CliError, RulesOption, err, experiment_app, friendly, out
 from bot.cli.versions import _user
 from bot.policy_file import load_policy
 from routing.experiments import ARMS, CANDIDATE, CONTROL, arm_label
@@ -46,18 +46,22 @@ def list_experiments(
 ) -> None:
     """The policy's experiments, each with what its candidate tries and its arms' figures:
     leads, claim SLA and conversion (95% intervals), and whether the difference is meaningful
-    yet. Reads DATABASE_URL and LEADROUTER_RULES, as `report` does."""
+    yet. Reads DATABASE_URL and LEADROUTER_RULES (without a file, the active version), as
+    `report` does."""
     from bot.cli import running, versions_running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
     from routing.report.arms import compare_arms
 
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     try:
         window = window_of(since=since, start=None, end=None, now=datetime.now(UTC), options="--")
     except BadWindow as exc:
         raise CliError(str(exc)) from None
-    serving = asyncio.run(versions_running.serving_unless(settings, settings.rules))
+    serving = None  # without the file, the serving version is the policy, said already
+    if settings.rules.exists():
+        serving = asyncio.run(versions_running.serving_unless(settings, settings.rules))
     if serving is not None:
         version = short_version(serving.version)
         err.print(
@@ -74,7 +78,8 @@ def list_experiments(
     # An experiment promoted or stopped goes on being shown while its leads are in the window.
     ended = sorted(set(comparisons) - {experiment.name for experiment in policy.experiments})
     if not policy.experiments and not ended:
-        out.print(Text(f"{settings.rules} has no experiments."))
+        named = settings.rules if settings.rules.exists() else "The active version"
+        out.print(Text(f"{named} has no experiments."))
         return
     for experiment in policy.experiments:
         leads = "the leads its when: matches" if experiment.when is not None else "leads"

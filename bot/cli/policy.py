@@ -72,7 +72,10 @@ def check(
     try:
         policy = load_policy(path)
     except PolicyFileMissing as exc:
-        err.print(Text(f"{exc.report()}. {where_policy(rules_option=False)}"))
+        from bot.cli.which_policy import write_back  # the database's modules: only now
+
+        advice = write_back(path) or where_policy(rules_option=False)
+        err.print(Text(f"{exc.report()}. {advice}"))
         raise typer.Exit(1) from None
     except PolicyError as exc:
         err.print(Text(exc.report()))
@@ -124,8 +127,13 @@ def simulate(
     ] = False,
     encoding: EncodingOption = None,
 ) -> None:
-    """Dry-run the policy over a file of leads. Writes nothing anywhere."""
-    policy = read_policy(rules)
+    """Dry-run the policy over a file of leads. Writes nothing anywhere.
+
+    Without a policy file (and without --rules), the version active in the database
+    (DATABASE_URL) is the policy."""
+    from bot.cli.which_policy import policy_or_active
+
+    policy = policy_or_active(rules)
     moment = parse_now(now, policy)
     away = _out_of_office(ooo or [], policy)
     file = lead_file(leads, encoding, policy)
@@ -162,7 +170,8 @@ def decision_json(decision: Decision) -> dict[str, object]:
 
 
 def _print_results(policy: Policy, decisions: list[Decision], *, explain_all: bool) -> None:
-    table = Table(title=f"{len(decisions)} leads routed", box=box.SIMPLE_HEAD, expand=True)
+    leads = f"{len(decisions)} lead{'s' * (len(decisions) != 1)}"
+    table = Table(title=f"{leads} routed", box=box.SIMPLE_HEAD, expand=True)
     for column in ("lead", "rep", "team"):
         table.add_column(column, no_wrap=True)
     # At least as wide as the longest word of a rule's name (up to a point), so that a name

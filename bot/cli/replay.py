@@ -20,7 +20,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from bot.cli.common import CliError, RulesOption, app, err, friendly, out, read_policy
+from bot.cli.common import CliError, RulesOption, app, err, friendly, out
 from bot.files.tables import spreadsheet_row
 from routing.durations import format_duration
 from routing.model import Outcome
@@ -72,12 +72,13 @@ def replay(
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
 
     if as_csv and as_json:
         raise CliError("--csv and --json are two ways to print the replay: choose one")
     window = _window(since, start, end)
-    policy = read_policy(rules)
-    settings = load_settings()
+    settings = load_settings(rules=rules)
+    policy = policy_or_active(rules, settings)
     running.migrated(settings.database_url)
     each: Callable[[Replayed], None] | None = None
     if as_json:
@@ -93,7 +94,9 @@ def replay(
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(1) from None
     if each is None:
-        print_summary(summary, window, str(rules or settings.rules), policy)
+        file = rules or settings.rules
+        under = str(file) if file.exists() else "the version active in the database"
+        print_summary(summary, window, under, policy)
     else:
         err.print(Text(_headline(summary, window)))
 

@@ -19,7 +19,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from bot.cli.common import CliError, RulesOption, app, friendly, out, read_policy
+from bot.cli.common import CliError, RulesOption, app, friendly, out
 from bot.files.tables import spreadsheet_row
 from routing.decision import Decision
 from routing.durations import format_duration
@@ -79,6 +79,7 @@ def report(
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
 
     if as_csv and as_json:
         raise CliError("--csv and --json are two ways to print the report: choose one")
@@ -86,7 +87,7 @@ def report(
         raise CliError(f"--by is one of {', '.join(ASKED_GROUPINGS)}, not {by!r}")
     window = _window(since, start, end)
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     running.existing(settings.database_url)
     running.upgrade(settings.database_url)
     result = asyncio.run(running.report(settings, policy, window, by=by))
@@ -302,7 +303,8 @@ def print_file_health(
     fields = fields_read(policy)
     stories = [story_of_decision(d, created_at=now, fields=fields) for d in decisions]
     total = build_report(stories, by="all", now=now + _AFTER, fields=fields).total
-    out.print(Text(f"{file}: {total.leads} leads routed in memory as the policy routes them now"))
+    leads = f"{total.leads} lead{'s' * (total.leads != 1)}"
+    out.print(Text(f"{file}: {leads} routed in memory as the policy routes them now"))
     _print_health(total)
     queue = policy.fallback.name or "unmatched"
     out.print(

@@ -280,9 +280,13 @@ def migrated(url: str) -> None:
         )
 
 
-def active_policy_instead(settings: Settings, refused: CliError) -> Policy:
-    """The version active in the database, to serve while the policy file fails its checks
-    (`refused`, its problems); `refused` itself when there is none this release can serve."""
+def active_policy(settings: Settings) -> Policy | None:
+    """The version active in the database, compiled; None when there is no database (it is not
+    made), none was activated, it cannot be read, or this release cannot use it."""
+    try:
+        existing(settings.database_url)
+    except CliError:
+        return None
 
     async def active() -> Policy | None:
         db = open_database(settings.database_url)
@@ -291,12 +295,18 @@ def active_policy_instead(settings: Settings, refused: CliError) -> Policy:
             version = await active_version(uow)
             return await stored_policy_of(uow, version) if version is not None else None
         except (PolicyError, UnknownVersion, SQLAlchemyError, OSError):
-            return None  # the file's problems are what to say
+            return None
         finally:
             await db.dispose()
 
-    policy = asyncio.run(active())
-    if policy is None:
+    return asyncio.run(active())
+
+
+def active_policy_instead(settings: Settings, refused: CliError) -> Policy:
+    """The version active in the database, to serve while the policy file fails its checks
+    (`refused`, its problems); `refused` itself when there is none this release can serve."""
+    policy = active_policy(settings)
+    if policy is None:  # the file's problems are what to say
         raise refused
     # The watch's first look refuses the file with its problems, and tells the managers.
     log.warning(

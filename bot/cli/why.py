@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from bot.cli.common import CliError, RulesOption, app, friendly, out, read_policy
+from bot.cli.common import CliError, RulesOption, app, friendly, out
+from routing.policy_version import UNVERSIONED
 
 
 @app.command()
@@ -26,9 +27,10 @@ def why(
     leads in a file would go where they go, use `simulate --explain`."""
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
+    from bot.cli.which_policy import policy_or_active
 
     settings = load_settings(rules=rules)
-    policy = read_policy(settings.rules)
+    policy = policy_or_active(rules, settings)
     running.migrated(settings.database_url)
     story = asyncio.run(running.lead_story(settings, policy, lead))
     if story is None:
@@ -41,6 +43,12 @@ def why(
             how = f", activated {_moment(decided_by.activated_at)}"
             if decided_by.activated_by:
                 how += f" by {decided_by.activated_by}"
+        elif decided_by.version != UNVERSIONED:
+            # Not in `policy history`, which lists activations: say where its text is.
+            how = (
+                ", never activated (as `import` keeps the version of the file it routes by): "
+                f"`leadrouter policy show {decided_by.version}` prints it"
+            )
         out.print(Text(f"Policy version {decided_by.version}{how}"))
     if story.events:
         out.print("Since then:")

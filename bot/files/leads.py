@@ -80,6 +80,8 @@ def open_leads(path: Path, *, encoding: str | None = None) -> LeadFile:
     if start in ("[", "{"):
         return _json_file(text, start)
     if suffix in (".jsonl", ".ndjson"):
+        if not start:
+            raise InputFileError(f"{path}: holds no lead: it is empty; {_JSON_NEEDED}")
         return LeadFile(text, "json lines", text.lines)  # each line says what is wrong with it
     if suffix == ".json":
         what = "empty" if not start else "not a file of leads"
@@ -177,7 +179,8 @@ def _json_file(text: TextFile, start: str) -> LeadFile:
     if start == "{":
         with text.reading() as handle:
             first = next((line for line in handle if line.strip()), "")
-        if _is_json(first):
+        # A batch as `POST /leads` takes it is one document, even on one line (as curl sends it).
+        if _is_json(first) and not _BATCH.match(first):
             return LeadFile(text, "json lines", text.lines)
     with text.reading() as handle:
         document = handle.read()
@@ -203,6 +206,8 @@ def _json_file(text: TextFile, start: str) -> LeadFile:
     rest = _skip(document, end)
     if rest != len(document):
         raise _not_json(text.path, document, rest, "more follows the end of the leads")
+    if not items:
+        raise InputFileError(f"{text.path}: holds no lead: its array of leads is empty")
     return LeadFile(text, "json", len(items), items=tuple(items))
 
 

@@ -102,19 +102,28 @@ def layout_of(
             )
         seen[column] = written
     layout = Layout(delimiter, skip, columns)
-    if (line := _unclosed_quote(text, layout)) is not None:
+    unclosed, rows = _scan(text, layout)
+    if unclosed is not None:
         raise InputFileError(
-            f"{text.path}:{line}: a quote opens a value on this line that no quote closes, so "
-            "every line after it would be read as part of that one value; close the quote "
+            f"{text.path}:{unclosed}: a quote opens a value on this line that no quote closes, "
+            "so every line after it would be read as part of that one value; close the quote "
             '(a quote inside a quoted value is written twice, "") or remove it'
+        )
+    if not rows:
+        # "created 0" and exit 0 would read as done: most often the wrong sheet or an empty view.
+        raise InputFileError(
+            f"{text.path}: has a header but no rows (blank lines and rows of empty cells, as "
+            "Excel leaves them, are not rows): was it exported from an empty view or sheet?"
         )
     return layout
 
 
-def _unclosed_quote(text: TextFile, layout: Layout) -> int | None:
-    """The line of a row whose quoted value runs on to the end of the file, None when there
-    is none. The csv module reads such a value as it finds it, so the rows after it would be
-    lost inside one lead's field without a word: the file is refused before any row is used."""
+def _scan(text: TextFile, layout: Layout) -> tuple[int | None, bool]:
+    """The line of a row whose quoted value runs on to the end of the file (None when there is
+    none), and whether any row under the header has a value. The csv module reads such a value
+    as it finds it, so the rows after it would be lost inside one lead's field without a word:
+    the file is refused before any row is used."""
+    rows = False
     with text.reading() as handle:
         for _ in range(layout.skip):
             handle.readline()
@@ -122,11 +131,20 @@ def _unclosed_quote(text: TextFile, layout: Layout) -> int | None:
         while True:
             line = reader.line_num + layout.skip + 1
             try:
-                if next(reader, None) is None:
-                    return None
+                row = next(reader, None)
             except csv.Error as exc:  # a row `csv_records` reports, or the one meant here
                 if "unexpected end of data" in str(exc):
-                    return line
+                    return line, rows
+                rows = rows or line > layout.skip + 1  # a bad row `csv_records` reports
+                continue
+            if row is None:
+                return None, rows
+            rows = rows or (line > layout.skip + 1 and not _blank(row))  # under the header
+
+
+def _blank(row: list[str]) -> bool:
+    """A row of empty cells (Excel's `;;;` under a sheet's last row), or cells of spaces alone."""
+    return not any(value.strip() for value in row)
 
 
 def csv_records(text: TextFile, layout: Layout) -> Iterator[tuple[int, dict[str, str] | BadRow]]:
@@ -146,7 +164,7 @@ def csv_records(text: TextFile, layout: Layout) -> Iterator[tuple[int, dict[str,
             except csv.Error as exc:
                 yield line, BadRow(line, f"cannot be read as CSV ({exc})")
                 continue
-            if not any(row):
+            if _blank(row):
                 continue
             if any(value.strip() for value in row[width:]):
                 yield line, BadRow(line, "more values than there are columns")

@@ -325,3 +325,71 @@ def test_python_dash_m_bot_cli_is_the_leadrouter_command() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("leadrouter ")
+
+
+def test_simulate_without_a_policy_file_routes_by_the_version_active_in_the_database(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"}
+    activated = runner.invoke(app, ["policy", "activate", POLICY], env=env)
+    assert activated.exit_code == 0, activated.output
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(
+        app,
+        ["simulate", str(EXAMPLES / "demo-leads.csv"), "--json"],
+        env={**env, "LEADROUTER_RULES": str(gone)},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"note: no policy file at {gone}: using version ")
+    assert len(result.stdout.splitlines()) == 50
+
+
+def test_simulate_without_a_policy_file_nor_a_database_is_one_sentence(tmp_path: Path) -> None:
+    database = tmp_path / "leads.db"
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(
+        app,
+        ["simulate", str(EXAMPLES / "demo-leads.csv")],
+        env={"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "LEADROUTER_RULES": str(gone)},
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"error: {gone}: no such policy file, and no policy version is active in the database"
+    )
+    assert not database.exists()  # looked for, not made
+
+
+def test_check_of_a_missing_file_while_the_database_holds_a_version_says_to_write_it_back(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"}
+    activated = runner.invoke(app, ["policy", "activate", POLICY], env=env)
+    assert activated.exit_code == 0, activated.output
+    version = activated.stdout.split("version ", 1)[1].split()[0]
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(app, ["check"], env={**env, "LEADROUTER_RULES": str(gone)})
+
+    assert result.exit_code == 1
+    # Not "start from the example": copied there, it would replace the policy being served.
+    assert result.stderr.strip() == (
+        f"{gone}: no such policy file. The database's active version is {version}: "
+        f"`leadrouter policy show {version} > {gone}` writes it back there (or point "
+        "LEADROUTER_RULES at your policy file)"
+    )
+
+
+def test_simulate_and_check_leads_count_one_lead_in_the_singular(tmp_path: Path) -> None:
+    leads = tmp_path / "one.csv"
+    leads.write_text("id,email,company\nS-1,s@initech.com,Initech\n")
+
+    simulated = runner.invoke(app, ["simulate", str(leads), "--rules", POLICY])
+    checked = runner.invoke(app, ["check", POLICY, "--leads", str(leads)])
+
+    assert simulated.exit_code == checked.exit_code == 0, simulated.output + checked.output
+    assert "1 lead routed" in simulated.stdout
+    assert f"{leads}: 1 lead routed in memory" in checked.stdout

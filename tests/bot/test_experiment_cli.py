@@ -347,3 +347,19 @@ def test_promote_without_leads_in_the_window_says_there_were_none(env: dict[str,
     assert "note: experiment loads had 0 leads in the control and 0 in the candidate" in " ".join(
         result.stderr.split()
     )
+
+
+def test_list_without_the_policy_file_lists_the_active_versions_experiments(
+    env: dict[str, str],
+) -> None:
+    activated = runner.invoke(app, ["policy", "activate", env["LEADROUTER_RULES"]], env=env)
+    assert activated.exit_code == 0, activated.output
+    Path(env["LEADROUTER_RULES"]).unlink()
+
+    result = runner.invoke(app, ["experiment", "list"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        "loads: team trio by least_loaded on 50% of leads, by account"
+    )
+    assert result.stderr.startswith(f"note: no policy file at {env['LEADROUTER_RULES']}: using")

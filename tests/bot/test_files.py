@@ -1,5 +1,7 @@
 """Files people actually have: what Excel, a CRM export or a hand-written JSON file look like,
-through `simulate`, `import` and `accounts import` as a user runs them."""
+through `simulate`, `import` and `accounts import` as a user runs them. One file over 400 lines:
+its tests share the table of leads and the commands' helpers; files with no rows at all are in
+test_empty_files.py."""
 
 from __future__ import annotations
 
@@ -304,6 +306,19 @@ def test_a_pretty_printed_batch_like_post_leads_takes_routes_its_leads(tmp_path:
     leads = tmp_path / "batch.json"
     records = [dict(zip(TABLE[0], row, strict=True)) for row in TABLE[1:]]
     leads.write_text(json.dumps({"leads": records}, indent=2), encoding="utf-8")
+
+    code, stdout, stderr = simulate(leads)
+
+    assert code == 0, stderr
+    assert reps(stdout) == EXPECTED_REPS
+
+
+def test_a_batch_on_one_line_as_curl_posts_it_routes_its_leads_not_one_lead_named_leads(
+    tmp_path: Path,
+) -> None:
+    leads = tmp_path / "batch.json"
+    records = [dict(zip(TABLE[0], row, strict=True)) for row in TABLE[1:]]
+    leads.write_text(json.dumps({"leads": records}) + "\n", encoding="utf-8")
 
     code, stdout, stderr = simulate(leads)
 
@@ -754,3 +769,29 @@ def test_a_column_spelt_as_the_policy_reads_it_is_not_warned_of(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rep"] == "ann"
     assert result.stderr == ""
+
+
+def test_import_reads_a_french_excel_export_as_it_is_every_row_a_lead(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" in France: a byte-order mark, semicolons, CRLF, the columns a CRM
+    export heads, two empty columns at the end, numbers grouped by a no-break space, and the
+    rows of empty cells Excel leaves under a sheet whose last rows were cleared."""
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    rows = [
+        ["id", "First Name", "Email", "Company Name", "Country", "No. of Employees", "", ""],
+        ["F-1", "Zoë", "zoe@boutique.fr", "Boutique «Café»", "France", "12", "", ""],
+        ["F-2", "Luc", "luc@grandgroupe.fr", "Grand Groupe", "FR", "12\u00a0500", "", ""],
+        *[[""] * 8] * 2,
+    ]
+    leads.write_bytes(("\ufeff" + "".join(";".join(row) + "\r\n" for row in rows)).encode())
+
+    code, stdout, stderr = run_import(leads, database)
+
+    assert code == 0, stderr
+    assert stdout.strip() == f"{leads}: created 2, repeated 0, invalid 0"
+    with sqlite3.connect(database) as connection:
+        facts = dict(connection.execute("SELECT external_id, facts FROM leads"))
+    assert {lead: json.loads(held)["employees"] for lead, held in facts.items()} == {
+        "F-1": 12,
+        "F-2": 12500,
+    }
+    assert json.loads(facts["F-1"])["company"] == "Boutique «Café»"

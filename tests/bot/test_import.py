@@ -256,3 +256,20 @@ def test_imported_leads_wait_for_their_cards_before_their_sla_starts(tmp_path: P
     assert offers
     # No Slack app posted their cards: nobody can be charged an SLA for them yet.
     assert all(due is None and remind is None and seconds for due, remind, seconds in offers)
+
+
+def test_import_without_a_policy_file_routes_by_the_active_version_and_says_so(
+    tmp_path: Path,
+) -> None:
+    leads, database = tmp_path / "leads.csv", tmp_path / "leads.db"
+    leads.write_text(LEADS_CSV)
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    activated = runner.invoke(app, ["policy", "activate", POLICY], env=env)
+    assert activated.exit_code == 0, activated.output
+    gone = tmp_path / "routing.yml"
+
+    result = runner.invoke(app, ["import", str(leads)], env={**env, "LEADROUTER_RULES": str(gone)})
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{leads}: created 4, repeated 1, invalid 2")
+    assert result.stderr.startswith(f"note: no policy file at {gone}: using version ")

@@ -438,3 +438,18 @@ def test_a_window_or_output_that_cannot_be_read_is_a_sentence(
     assert result.exit_code == 1
     assert message in result.stderr
     assert not database.exists()
+
+
+def test_replay_of_a_missing_new_policy_does_not_offer_to_write_the_active_version_there(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "leads.db"
+    url = f"sqlite:///{database}"
+    assert cli(url, "policy", "activate", POLICY).exit_code == 0
+    new = tmp_path / "new.yml"
+
+    result = cli(url, "replay", "--rules", str(new))
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {new}: no such policy file. Put your policy file")
+    assert "policy show" not in result.stderr

@@ -374,3 +374,39 @@ def test_without_a_currency_set_amounts_are_plain_numbers(tmp_path: Path) -> Non
     opportunities = stdout[stdout.index("Opportunities") :]
     assert "pipeline " in opportunities and "(USD)" not in opportunities
     assert "12,000.50" in opportunities
+
+
+def test_report_without_a_policy_file_uses_the_active_version_and_keeps_stdout_csv(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    for words in (("import", LEADS), ("policy", "activate", POLICY)):
+        code, _, stderr = run(url, *words)
+        assert code == 0, stderr
+    gone = tmp_path / "routing.yml"
+
+    code, stdout, stderr = run(url, "report", "--csv", env={"LEADROUTER_RULES": str(gone)})
+
+    assert code == 0, stderr
+    version = short_version(version_of(Path(POLICY).read_text(encoding="utf-8")))
+    assert stderr.splitlines() == [
+        f"note: no policy file at {gone}: using version {version}, the one active in the "
+        f"database (activated from {POLICY})"
+    ]
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    assert sum(int(row["leads"]) for row in rows) == 50
+
+
+def test_report_without_a_policy_file_nor_an_active_version_is_a_sentence(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    code, _, stderr = run(url, "import", LEADS)
+    assert code == 0, stderr
+    gone = tmp_path / "routing.yml"
+
+    code, stdout, stderr = run(url, "report", env={"LEADROUTER_RULES": str(gone)})
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.startswith(f"error: {gone}: no such policy file, and no policy version is active")

@@ -139,3 +139,75 @@ def test_why_writes_a_won_amount_with_the_currency_set_and_tells_one_left_out(
     assert "Won · 48,000.00 USD (crm)" in in_ours
     assert "Amount left out · the won amount was in GBP, and amounts here are in USD" in in_theirs
     assert "9,000" not in in_theirs
+
+
+def activated(database: Path) -> str:
+    """The example policy activated, as `serve` or an admin would; its short version."""
+    code, stdout, stderr = run(database, "policy", "activate", POLICY)
+    assert code == 0, stderr
+    return stdout.split("version ", 1)[1].split()[0]
+
+
+def test_why_without_a_policy_file_uses_the_version_active_in_the_database_and_says_so(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+    version = activated(database)
+    gone = tmp_path / "routing.yml"  # LEADROUTER_RULES names a file that is not there
+
+    code, stdout, stderr = run(database, "why", "W-1", env={"LEADROUTER_RULES": str(gone)})
+
+    assert code == 0, stderr
+    assert stdout.startswith("Lead W-1: ana@initech.com, Initech")
+    assert stderr.splitlines() == [
+        f"note: no policy file at {gone}: using version {version}, the one active in the "
+        f"database (activated from {POLICY})"
+    ]
+
+
+def test_why_without_a_policy_file_nor_an_active_version_is_one_sentence_and_exit_1(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)  # `import` keeps its version but activates none
+    gone = tmp_path / "routing.yml"
+
+    code, stdout, stderr = run(database, "why", "W-1", env={"LEADROUTER_RULES": str(gone)})
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.startswith(
+        f"error: {gone}: no such policy file, and no policy version is active in the database "
+        "(DATABASE_URL) to use instead. "
+    )
+    assert "Traceback" not in stderr
+
+
+def test_why_with_rules_naming_a_missing_file_says_so_even_with_an_active_version(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+    activated(database)
+    gone = tmp_path / "mistyped.yml"
+
+    code, _, stderr = run(database, "why", "W-1", "--rules", str(gone))
+
+    assert code == 1
+    assert stderr.startswith(f"error: {gone}: no such policy file.")
+
+
+def test_why_of_a_lead_routed_by_a_version_never_activated_says_where_its_text_is(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)  # `import` keeps its file's version without activating it
+
+    code, stdout, stderr = run(database, "why", "W-1")
+
+    assert code == 0, stderr
+    (line,) = [line for line in stdout.splitlines() if line.startswith("Policy version ")]
+    version = line.split()[2].rstrip(",")
+    assert line == (
+        f"Policy version {version}, never activated (as `import` keeps the version of the file "
+        f"it routes by): `leadrouter policy show {version}` prints it"
+    )
+    shown = run(database, "policy", "show", version)
+    assert shown[0] == 0 and shown[1] == Path(POLICY).read_text(encoding="utf-8")

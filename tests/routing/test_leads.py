@@ -70,7 +70,26 @@ def test_a_company_size_band_or_estimate_is_read_as_the_least_it_says(
     assert parse_lead({"id": "L", "employees": raw}).employees == parsed
 
 
-@pytest.mark.parametrize("raw", ["12.5", 12.5, "ten", True, -1, [1], "500-200", "3-", "-3"])
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("1 500", 1500),  # French Excel's "CSV UTF-8" of a number shown with its thousands
+        ("1\u00a0500", 1500),  # a no-break space (older Excel)
+        ("12\u202f000", 12000),  # a narrow no-break space (newer Excel)
+        ("1 000 000", 1000000),
+        ("1 001 – 5 000", 1001),
+        ("10 001+", 10001),
+    ],
+)
+def test_an_employee_count_grouped_by_spaces_as_excel_saves_it_in_france_is_read(
+    raw: str, parsed: int
+) -> None:
+    assert parse_lead({"id": "L", "employees": raw}).employees == parsed
+
+
+@pytest.mark.parametrize(
+    "raw", ["12.5", 12.5, "ten", True, -1, [1], "500-200", "3-", "-3", "1 50", "12 5000"]
+)
 def test_employee_counts_reject_anything_else(raw: Any) -> None:
     assert "is not a number of employees" in errors_of({"id": "L", "employees": raw})["employees"]
 
