@@ -87,7 +87,7 @@ def report(
         raise CliError(f"--by is one of {', '.join(ASKED_GROUPINGS)}, not {by!r}")
     window = _window(since, start, end)
     settings = load_settings(rules=rules)
-    policy = policy_or_active(rules, settings)
+    policy = policy_or_active(rules, settings, reads_only=True)
     running.existing(settings.database_url)
     running.upgrade(settings.database_url)
     result = asyncio.run(running.report(settings, policy, window, by=by))
