@@ -349,9 +349,10 @@ class OutboxRow(SQLModel, table=True):
     failed_at: datetime | None = _when(nullable=True)
     last_error: str | None = None
     created_at: datetime = _when()
-    # A given-up item whose kind calls for more (a queued lead's post or a manager's alert
-    # refused: other managers are told instead): when that was done, by whichever of the
-    # delivery and the sweep got there first (`bot.service.escalations`); set once.
+    # A given-up item whose kind calls for more (a queued lead's post or a manager's DM
+    # refused: other managers are told instead, or that the manager cannot be reached): when
+    # that was done, by whichever of the delivery and the sweep got there first
+    # (`bot.service.escalations`); set once.
     escalated_at: datetime | None = _when(nullable=True)
 
 

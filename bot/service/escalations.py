@@ -139,6 +139,8 @@ async def queue_post_undeliverable(
         # rep's card could go) has it in their DM already, with Assign: not a second time.
         had = _alerted_already(tx, last, [alert["payload"]["manager"] for alert in alerts])
         alerts = [alert for alert in alerts if alert["payload"]["manager"] not in had]
+        if _told_already(tx, alerts):
+            return None
         told = f"told {_names(policy, [alert['payload']['manager'] for alert in alerts])}"
         if had:
             told = (f"{told}; " if alerts else "") + f"{_names(policy, had)} had it already"
@@ -179,6 +181,8 @@ async def manager_not_told(
             said = f"{name} could not be told of this lead in Slack ({why}), so you are"
             now = uow.clock()
             alerts = alerts_instead(policy, lead_id, manager, alert_key, said, now, alerted=alerted)
+        if _told_already(tx, alerts):
+            return None
         others = [alert["payload"]["manager"] for alert in alerts]
         told = f"told {_names(policy, others)} instead" if others else "nobody else told"
         reason = f"{name}: {why} · {told}"
@@ -284,6 +288,14 @@ def _alerted_already(tx: Transaction, offer: OfferRow | None, managers: list[str
     keys = {manager_alert_key(offer.id, manager): manager for manager in managers}
     queued = repo.outbox_keys_queued(session=tx.session, keys=list(keys))
     return [manager for key, manager in keys.items() if key in queued]
+
+
+def _told_already(tx: Transaction, alerts: list[dict[str, Any]]) -> bool:
+    """Whether an item's alerts instead were queued already: by a replica of a release before
+    revision 0017 (an upgrade under way), which told them as the item ended and marked nothing.
+    This release queues them only in the transaction that marks the item, so never twice."""
+    keys = [alert["dedupe_key"] for alert in alerts]
+    return bool(keys and repo.outbox_keys_queued(session=tx.session, keys=keys))
 
 
 def _still_queued(tx: Transaction, lead_id: int) -> LeadRow | None:

@@ -77,7 +77,7 @@ class SweepResult:
     contact_reminded: int = 0  # reminders queued at half the contact SLA
     # offers moved on because their card was given up, found by the sweep (`watchdog`)
     undelivered: int = 0
-    # given-up queue posts and manager alerts whose escalation was lost, done by the sweep
+    # given-up queue posts and managers' DMs whose escalation was lost, done by the sweep
     escalated: int = 0
 
     def __add__(self, other: SweepResult) -> SweepResult:
