@@ -149,12 +149,14 @@ def close_offers(
 
 
 def due_reminders(*, session: Session, now: datetime, limit: int) -> Sequence[int]:
-    """Ids of open offers whose reminder is due (locked as `overdue_offers` locks its rows)."""
+    """Ids of open offers whose reminder is due (locked as `overdue_offers` locks its rows);
+    not those whose rep's absence is to move them on (nobody out is reminded)."""
     statement = (
         select(col(OfferRow.id))
         .where(
             col(OfferRow.status) == OfferStatus.OFFERED.value,
             col(OfferRow.remind_at) <= now,
+            ~exists().where(_held_as_marked_out(now)),
         )
         .order_by(col(OfferRow.remind_at))
         .limit(limit)

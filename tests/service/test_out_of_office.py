@@ -276,3 +276,22 @@ async def test_two_replicas_sweeping_at_once_move_each_offer_of_a_rep_marked_out
     assert await leads_out_of_step_with_their_offers(db) == {}
     counts = await stored_open_counts(db)
     assert "ann" not in counts and counts == await open_offers_by_rep(db)
+
+
+async def test_a_rep_marked_out_whose_leads_did_not_move_is_not_reminded_of_them(
+    db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    policy = load_policy(
+        write_policy(tmp_path, f"{TRIO_POLICY}sla: {{default: 10m, remind_at_half: true}}\n")
+    )
+    uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock)
+    for n in range(3):
+        await intake(uow, new_lead(f"L-{n}"))  # one each for ann, ben and cat
+    clock.advance(minutes=4, seconds=50)
+    await marked_out_and_the_moves_lost(uow, "ann", until=None)
+    clock.advance(seconds=20)  # half the SLA gone; the absence's own moves still have time
+
+    assert await sweep(uow) == SweepResult(reminded=2)  # ben and cat, not ann
+
+    clock.advance(minutes=1)
+    assert await sweep(uow) == SweepResult(out_of_office=1)
