@@ -12,7 +12,7 @@ from typing import Any
 from bot.service.contact_sla import sweep_contacts
 from bot.service.escalations import escalate_given_up
 from bot.service.kinds import BACKLOG, SLA_MISSED, OutboxKind
-from bot.service.offers import card_undeliverable
+from bot.service.offers import card_undeliverable, reassign
 from bot.service.outbox_items import (
     OFFER_CARD_KEY,
     manager_alerts,
@@ -27,23 +27,25 @@ from routing.durations import format_duration
 from routing.model import Outcome
 from storage import repository as repo
 from storage.decisions import Decided, lead_of, redecide
-from storage.models import AuditEventRow, OfferStatus
+from storage.models import AuditEventRow, MoveReason, OfferStatus
 
 log = logging.getLogger("bot.service")
 
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 BACKLOG_RECENT = timedelta(minutes=5)  # see `summarise_backlog`
 CARD_GIVEN_UP_GRACE = timedelta(minutes=1)  # see `_move_on_from_cards_given_up`
+ABSENCE_GRACE = timedelta(minutes=1)  # see `_move_on_from_absent_reps`
 
 
 async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
-    """Reassign every offer past its deadline and still unclaimed, look at every claimed lead
-    whose contact SLA is due (`contact_sla`), do what was lost after a card, a queue post or a
-    manager's alert was given up (the lead moved on, managers told: `escalations`), then queue
-    the reminders that are due. Batch by batch, each its own transaction: a sweep cut short (a
-    restart) leaves whole batches done and the rest for the next sweep, never half a
-    reassignment."""
-    total = SweepResult()
+    """Move on the offers of reps out of office whose moves were lost, reassign every offer
+    past its deadline and still unclaimed (but those: their rep is not charged a miss), look at
+    every claimed lead whose contact SLA is due (`contact_sla`), do what was lost after a card,
+    a queue post or a manager's alert was given up (the lead moved on, managers told:
+    `escalations`), then queue the reminders that are due. Batch by batch, each its own
+    transaction: a sweep cut short (a restart) leaves whole batches done and the rest for the
+    next sweep, never half a reassignment."""
+    total = SweepResult(out_of_office=await _move_on_from_absent_reps(uow, batch))
     while True:
         done = await uow.routing(lambda tx: _sweep_batch(uow, tx, batch), "the SLA sweep")
         total = total + done
@@ -83,6 +85,46 @@ async def _move_on_from_cards_given_up(uow: UnitOfWork, batch: int) -> int:
             continue
         log.warning(
             "offer %s: its card was given up and the lead had not moved on; moved", offer_id
+        )
+        moved += 1
+    return moved
+
+
+async def _move_on_from_absent_reps(uow: UnitOfWork, batch: int) -> int:
+    """Offers still offered to a rep out of office, that they held as they were marked out,
+    moved on as their absence moves them (`availability.set_out_of_office`).
+
+    The absence is recorded in one transaction and each offer moved in one of its own after
+    it: if those were lost (a crash in between, the database gone for a moment), the leads
+    would sit with a rep who is out, seen by nobody, until their SLA charged the rep a miss
+    (`overdue_offers` passes such offers over). Each sweep looks for offers of absences
+    recorded a while ago (`ABSENCE_GRACE`, to leave the absence's own moves their turn) and
+    moves them the same way; a rep back meanwhile keeps theirs. Of two replicas sweeping at
+    once, the one whose move changes the offer's status moves it; the other finds it moved."""
+    now = uow.clock()
+    async with uow.reading() as session:
+        stranded = await repo.offers_of_absent_reps(
+            session=session, marked_before=now - ABSENCE_GRACE, now=now, limit=batch
+        )
+    moved = 0
+    for offer_id in stranded:
+        # One that fails (a transaction lost for good) is left for the next sweep; the others,
+        # and the rest of this sweep, go on.
+        try:
+            done = await reassign(
+                uow,
+                offer_id,
+                because=MoveReason.OUT_OF_OFFICE,
+                reason="out of office",
+                kind="rep_out_of_office",
+            )
+        except Exception:
+            log.exception("offer %s: its rep is out of office; moving the lead on failed", offer_id)
+            continue
+        if done is None:
+            continue  # claimed, or moved by someone else, meanwhile
+        log.warning(
+            "offer %s: its rep is out of office and the lead had not moved on; moved", offer_id
         )
         moved += 1
     return moved

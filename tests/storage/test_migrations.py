@@ -24,7 +24,7 @@ from sqlmodel import SQLModel
 from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0019"  # the newest revision in storage/migrations/versions
+HEAD = "0020"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
