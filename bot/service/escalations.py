@@ -222,8 +222,9 @@ async def manager_unreached(
         queued = await uow.write(work)
     except repo.AlreadyQueued:
         # Another item's give-up queued the same note (one a day) just now: this item stays
-        # unmarked, and the sweep marks it later, finding the note queued.
-        return 0
+        # unmarked, and the sweep marks it later, finding the note queued. Nobody was told
+        # here, and the sweep does not count it as escalated until then.
+        return None
     if queued is None:
         return None
     if manager in policy.managers and not rows:
