@@ -33,6 +33,7 @@ from bot.service.outbox_items import (
     queue_post_alerts,
     unreachable_notes,
 )
+from bot.service.safety_nets import finish_each
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
@@ -94,25 +95,17 @@ async def escalate_given_up(uow: UnitOfWork, *, batch: int) -> int:
             given_up_before=uow.clock() - GIVEN_UP_GRACE,
             limit=batch,
         )
-    escalated = 0
-    for item in items:
-        try:
-            told = await escalate(uow, item, item.last_error or "")
-        except Exception:
-            log.exception(
-                "outbox: item %s (%s) was given up; escalating it failed", item.id, item.kind
-            )
-            continue
-        if told is None:
-            continue  # the delivery's own escalation got there first
-        log.warning(
-            "outbox: item %s (%s) was given up and its escalation lost; done (%d told)",
-            item.id,
-            item.kind,
-            told,
-        )
-        escalated += 1
-    return escalated
+    return await finish_each(
+        items,
+        lambda item: escalate(uow, item, item.last_error or ""),
+        failed=lambda item: (
+            f"outbox: item {item.id} ({item.kind}) was given up; escalating it failed"
+        ),
+        finished=lambda item, told: (
+            f"outbox: item {item.id} ({item.kind}) was given up and its escalation lost; "
+            f"done ({told} told)"
+        ),
+    )
 
 
 async def queue_post_undeliverable(

@@ -20,6 +20,7 @@ from bot.service.outbox_items import (
     reminder,
     settle_card,
 )
+from bot.service.safety_nets import finish_each
 from bot.service.steps import record, reroute_after_miss
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import SweepResult
@@ -73,21 +74,14 @@ async def _move_on_from_cards_given_up(uow: UnitOfWork, batch: int) -> int:
             given_up_before=uow.clock() - CARD_GIVEN_UP_GRACE,
             limit=batch,
         )
-    moved = 0
-    for offer_id, why in stranded:
-        # One that fails (a transaction lost for good) is left for the next sweep; the others,
-        # and the rest of this sweep, go on.
-        try:
-            if await card_undeliverable(uow, offer_id, why) is None:
-                continue
-        except Exception:
-            log.exception("offer %s: its card was given up; moving the lead on failed", offer_id)
-            continue
-        log.warning(
-            "offer %s: its card was given up and the lead had not moved on; moved", offer_id
-        )
-        moved += 1
-    return moved
+    return await finish_each(
+        stranded,
+        lambda offer: card_undeliverable(uow, offer[0], offer[1]),
+        failed=lambda offer: f"offer {offer[0]}: its card was given up; moving the lead on failed",
+        finished=lambda offer, _: (
+            f"offer {offer[0]}: its card was given up and the lead had not moved on; moved"
+        ),
+    )
 
 
 async def _move_on_from_absent_reps(uow: UnitOfWork, batch: int) -> int:
@@ -106,28 +100,22 @@ async def _move_on_from_absent_reps(uow: UnitOfWork, batch: int) -> int:
         stranded = await repo.offers_of_absent_reps(
             session=session, marked_before=now - ABSENCE_GRACE, now=now, limit=batch
         )
-    moved = 0
-    for offer_id in stranded:
-        # One that fails (a transaction lost for good) is left for the next sweep; the others,
-        # and the rest of this sweep, go on.
-        try:
-            done = await reassign(
-                uow,
-                offer_id,
-                because=MoveReason.OUT_OF_OFFICE,
-                reason="out of office",
-                kind="rep_out_of_office",
-            )
-        except Exception:
-            log.exception("offer %s: its rep is out of office; moving the lead on failed", offer_id)
-            continue
-        if done is None:
-            continue  # claimed, or moved by someone else, meanwhile
-        log.warning(
-            "offer %s: its rep is out of office and the lead had not moved on; moved", offer_id
-        )
-        moved += 1
-    return moved
+    return await finish_each(
+        stranded,
+        lambda offer_id: reassign(
+            uow,
+            offer_id,
+            because=MoveReason.OUT_OF_OFFICE,
+            reason="out of office",
+            kind="rep_out_of_office",
+        ),
+        failed=lambda offer_id: (
+            f"offer {offer_id}: its rep is out of office; moving the lead on failed"
+        ),
+        finished=lambda offer_id, _: (
+            f"offer {offer_id}: its rep is out of office and the lead had not moved on; moved"
+        ),
+    )
 
 
 def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:
