@@ -324,13 +324,18 @@ async def offers_of_absent_reps(
     out, before `marked_before`: the ids of those whose move on was lost, oldest first.
 
     Led by the few reps away (`rep_state`), each one's open offers found by
-    `ix_offers_rep_status`, never a scan of every offer ever made."""
+    `ix_offers_rep_status`, never a scan of every offer ever made. The reps are an `IN` list,
+    not a join: as a join, SQLite (with no statistics to go by) put the offers first, and read
+    every open offer on each sweep (5 ms at 10,000 open offers, with nobody away)."""
+    away = select(col(RepStateRow.rep_id)).where(
+        col(RepStateRow.away), col(RepStateRow.away_at) <= marked_before
+    )
     statement = (
         select(col(OfferRow.id))
-        .join(RepStateRow, _held_as_marked_out(now))
         .where(
             col(OfferRow.status) == OfferStatus.OFFERED.value,
-            col(RepStateRow.away_at) <= marked_before,
+            col(OfferRow.rep_id).in_(away),
+            exists().where(_held_as_marked_out(now)),
         )
         .order_by(col(OfferRow.id))
         .limit(limit)
