@@ -1,3 +1,5 @@
+# Just over 400 lines on purpose: `Reader` is the read side's one door (cards, `/routing why`,
+# the queue, App Home, where an absence moved a rep's leads); split, each would re-read the rows.
 """The service layer's read side: what Slack shows (cards, `/routing why`, the queue, App Home).
 
 Plain data out, no Slack formatting: `bot/slack` renders it. Each function reads in one session

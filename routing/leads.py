@@ -175,8 +175,19 @@ _DECIMAL_COMMA = re.compile(r"-?[0-9]+,[0-9]{1,2}")  # not 1,200: a thousands co
 _SPACE_GROUP = re.compile(r"(?<=[0-9])[ \u00a0\u202f\u2009](?=[0-9]{3}(?![0-9]))")
 
 
+# A decimal comma at the end ("1 500,00": Excel's Number format in French shows two decimals).
+# Zeros alone make a whole number; any other digit a fraction, refused: never 150050, nor 15.
+_DECIMAL_ZEROS = re.compile(r"(?<=[0-9]),0{1,2}$")
+_DECIMAL_DIGITS = re.compile(r",[0-9]{1,2}$")  # not ",200": a thousands comma
+
+
 def _ungrouped(text: str) -> str:
-    return _SPACE_GROUP.sub("", text.strip()).replace(",", "")
+    """`text` without its thousands separators ("1 500", "1,500") nor decimal zeros ("1 500,00");
+    a decimal comma with other digits stays, for the caller to refuse."""
+    ungrouped = _DECIMAL_ZEROS.sub("", _SPACE_GROUP.sub("", text.strip()))
+    if _DECIMAL_DIGITS.search(ungrouped):
+        return ungrouped
+    return ungrouped.replace(",", "")
 
 
 def _whole_number(value: Any) -> Any:

@@ -175,6 +175,9 @@ class RepStateRow(SQLModel, table=True):
     away_since: datetime | None = _when(nullable=True)
     away_until: datetime | None = _when(nullable=True)
     away_reason: str | None = Field(default=None, max_length=1000)
+    # When the absence was recorded (None while not away): the offers the rep held then are
+    # the ones it moves on, and the watchdog's sweep moves any whose move was lost.
+    away_at: datetime | None = _when(nullable=True)
     updated_at: datetime = _when()
 
 
@@ -194,6 +197,8 @@ class OfferRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_offers_status_due", "status", "sla_due_at"),
         Index("ix_offers_status_remind", "status", "remind_at"),
+        # A rep's open offers among all they were ever made: those to move when they go out.
+        Index("ix_offers_rep_status", "rep_id", "status"),
         Index("ix_offers_contact_check", "contact_check_at"),
         Index("ix_offers_contact_remind", "contact_remind_at"),
         # The report finds the leads whose card went out since it last looked (`lead_stories`).
@@ -202,7 +207,7 @@ class OfferRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="leads.id", index=True)
-    rep_id: str = Field(max_length=64, index=True)
+    rep_id: str = Field(max_length=64)
     team: str | None = Field(default=None, max_length=64)
     status: str = Field(max_length=16)
     offered_at: datetime = _when()
@@ -349,9 +354,10 @@ class OutboxRow(SQLModel, table=True):
     failed_at: datetime | None = _when(nullable=True)
     last_error: str | None = None
     created_at: datetime = _when()
-    # A given-up item whose kind calls for more (a queued lead's post or a manager's alert
-    # refused: other managers are told instead): when that was done, by whichever of the
-    # delivery and the sweep got there first (`bot.service.escalations`); set once.
+    # A given-up item whose kind calls for more (a queued lead's post or a manager's DM
+    # refused: other managers are told instead, or that the manager cannot be reached): when
+    # that was done, by whichever of the delivery and the sweep got there first
+    # (`bot.service.escalations`); set once.
     escalated_at: datetime | None = _when(nullable=True)
 
 

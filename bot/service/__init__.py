@@ -16,6 +16,7 @@ CLI, the CRM sync and write-back) calls these and nothing below them.
     offers         claim, reject, assign from the queue, reassign, a card Slack refused
     availability   out of office, back
     watchdog       the SLA sweep, reminders, the backlog summary at start
+    safety_nets    the sweep finishing, one by one, what a lost transaction left half done
     escalations    a queued lead its queue's channel or a manager's DM refused: told to
                    managers in their DMs instead
     contact_sla    the contact SLA, from claim to first touch: started on the claim, looked at

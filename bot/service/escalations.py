@@ -33,6 +33,7 @@ from bot.service.outbox_items import (
     queue_post_alerts,
     unreachable_notes,
 )
+from bot.service.safety_nets import finish_each
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
@@ -94,25 +95,17 @@ async def escalate_given_up(uow: UnitOfWork, *, batch: int) -> int:
             given_up_before=uow.clock() - GIVEN_UP_GRACE,
             limit=batch,
         )
-    escalated = 0
-    for item in items:
-        try:
-            told = await escalate(uow, item, item.last_error or "")
-        except Exception:
-            log.exception(
-                "outbox: item %s (%s) was given up; escalating it failed", item.id, item.kind
-            )
-            continue
-        if told is None:
-            continue  # the delivery's own escalation got there first
-        log.warning(
-            "outbox: item %s (%s) was given up and its escalation lost; done (%d told)",
-            item.id,
-            item.kind,
-            told,
-        )
-        escalated += 1
-    return escalated
+    return await finish_each(
+        items,
+        lambda item: escalate(uow, item, item.last_error or ""),
+        failed=lambda item: (
+            f"outbox: item {item.id} ({item.kind}) was given up; escalating it failed"
+        ),
+        finished=lambda item, told: (
+            f"outbox: item {item.id} ({item.kind}) was given up and its escalation lost; "
+            f"done ({told} told)"
+        ),
+    )
 
 
 async def queue_post_undeliverable(
@@ -139,6 +132,8 @@ async def queue_post_undeliverable(
         # rep's card could go) has it in their DM already, with Assign: not a second time.
         had = _alerted_already(tx, last, [alert["payload"]["manager"] for alert in alerts])
         alerts = [alert for alert in alerts if alert["payload"]["manager"] not in had]
+        if _told_already(tx, alerts):
+            return None
         told = f"told {_names(policy, [alert['payload']['manager'] for alert in alerts])}"
         if had:
             told = (f"{told}; " if alerts else "") + f"{_names(policy, had)} had it already"
@@ -179,6 +174,8 @@ async def manager_not_told(
             said = f"{name} could not be told of this lead in Slack ({why}), so you are"
             now = uow.clock()
             alerts = alerts_instead(policy, lead_id, manager, alert_key, said, now, alerted=alerted)
+        if _told_already(tx, alerts):
+            return None
         others = [alert["payload"]["manager"] for alert in alerts]
         told = f"told {_names(policy, others)} instead" if others else "nobody else told"
         reason = f"{name}: {why} · {told}"
@@ -218,8 +215,9 @@ async def manager_unreached(
         queued = await uow.write(work)
     except repo.AlreadyQueued:
         # Another item's give-up queued the same note (one a day) just now: this item stays
-        # unmarked, and the sweep marks it later, finding the note queued.
-        return 0
+        # unmarked, and the sweep marks it later, finding the note queued. Nobody was told
+        # here, and the sweep does not count it as escalated until then.
+        return None
     if queued is None:
         return None
     if manager in policy.managers and not rows:
@@ -284,6 +282,14 @@ def _alerted_already(tx: Transaction, offer: OfferRow | None, managers: list[str
     keys = {manager_alert_key(offer.id, manager): manager for manager in managers}
     queued = repo.outbox_keys_queued(session=tx.session, keys=list(keys))
     return [manager for key, manager in keys.items() if key in queued]
+
+
+def _told_already(tx: Transaction, alerts: list[dict[str, Any]]) -> bool:
+    """Whether an item's alerts instead were queued already: by a replica of a release before
+    revision 0017 (an upgrade under way), which told them as the item ended and marked nothing.
+    This release queues them only in the transaction that marks the item, so never twice."""
+    keys = [alert["dedupe_key"] for alert in alerts]
+    return bool(keys and repo.outbox_keys_queued(session=tx.session, keys=keys))
 
 
 def _still_queued(tx: Transaction, lead_id: int) -> LeadRow | None:

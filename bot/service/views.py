@@ -77,8 +77,10 @@ class SweepResult:
     contact_reminded: int = 0  # reminders queued at half the contact SLA
     # offers moved on because their card was given up, found by the sweep (`watchdog`)
     undelivered: int = 0
-    # given-up queue posts and manager alerts whose escalation was lost, done by the sweep
+    # given-up queue posts and managers' DMs whose escalation was lost, done by the sweep
     escalated: int = 0
+    # offers moved on from a rep out of office, whose absence's own moves were lost
+    out_of_office: int = 0
 
     def __add__(self, other: SweepResult) -> SweepResult:
         return SweepResult(
@@ -90,6 +92,7 @@ class SweepResult:
             self.contact_reminded + other.contact_reminded,
             self.undelivered + other.undelivered,
             self.escalated + other.escalated,
+            self.out_of_office + other.out_of_office,
         )
 
 

@@ -128,10 +128,12 @@ def unreachable_note(name: str, why: str, missed: str) -> Message:
     """Another manager cannot be reached in Slack (`why`, as the outbox gave it up; `missed`:
     the kind of what could not go): said once a day, so that someone fixes the policy."""
     what = _MISSED.get(missed, "A message to them could not go")
+    # A missed digest has said so already; any other message says their digests stop too.
+    no_digest = "" if missed == OutboxKind.DIGEST else ", and they get no digest"
     text = clip(
         f"*leadrouter cannot reach {escape(name)} in Slack*: {escape(clip(why, 600))}. "
         f"{what}. Until this is fixed, alerts meant for them come to the other managers "
-        "instead, and they get no digest. You are told at most once a day while it lasts.",
+        f"instead{no_digest}. You are told at most once a day while it lasts.",
         MAX_TEXT,
     )
     return Message(text=text, blocks=[_section(text).to_dict()])

@@ -9,12 +9,26 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import String, Update, and_, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Update,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from storage.models import OPEN_OFFER_STATUSES, OfferRow, OfferStatus, OutboxRow
+from storage.models import OPEN_OFFER_STATUSES, OfferRow, OfferStatus, OutboxRow, RepStateRow
 from storage.repository.common import OFFERS, id_chunks, skips_locked
 
 _INSERT_OFFERS = insert(OFFERS).returning(OFFERS.c.id, OFFERS.c.lead_id)
@@ -91,7 +105,9 @@ def offers_of_leads(*, session: Session, lead_ids: Iterable[int]) -> dict[int, l
 
 
 def overdue_offers(*, session: Session, now: datetime, limit: int) -> Sequence[OfferRow]:
-    """Unclaimed offers past their deadline, most overdue first.
+    """Unclaimed offers past their deadline, most overdue first; not those of a rep out of
+    office that they held as they were marked out (their absence moves them on, no miss
+    charged: `offers_of_absent_reps`).
 
     On PostgreSQL the rows are locked for this transaction and rows another sweeper holds are
     passed over, so two replicas sweeping at once split the work instead of colliding on it."""
@@ -100,6 +116,7 @@ def overdue_offers(*, session: Session, now: datetime, limit: int) -> Sequence[O
         .where(
             col(OfferRow.status) == OfferStatus.OFFERED.value,
             col(OfferRow.sla_due_at) <= now,
+            ~exists().where(_held_as_marked_out(now)),
         )
         .order_by(col(OfferRow.sla_due_at), col(OfferRow.id))
         .limit(limit)
@@ -132,12 +149,14 @@ def close_offers(
 
 
 def due_reminders(*, session: Session, now: datetime, limit: int) -> Sequence[int]:
-    """Ids of open offers whose reminder is due (locked as `overdue_offers` locks its rows)."""
+    """Ids of open offers whose reminder is due (locked as `overdue_offers` locks its rows);
+    not those whose rep's absence is to move them on (nobody out is reminded)."""
     statement = (
         select(col(OfferRow.id))
         .where(
             col(OfferRow.status) == OfferStatus.OFFERED.value,
             col(OfferRow.remind_at) <= now,
+            ~exists().where(_held_as_marked_out(now)),
         )
         .order_by(col(OfferRow.remind_at))
         .limit(limit)
@@ -284,3 +303,42 @@ async def offers_with_cards_given_up(
     )
     rows = (await session.execute(statement)).all()
     return [(offer_id, error or "") for offer_id, error in rows if offer_id is not None]
+
+
+def _held_as_marked_out(now: datetime) -> ColumnElement[bool]:
+    """The offer's rep is out of office at `now`, and the offer was theirs as they were marked
+    out: one their absence is to move on. (A lead a manager offers them while they are out, by
+    hand, is offered after that, and stays.)"""
+    return and_(
+        col(RepStateRow.rep_id) == col(OfferRow.rep_id),
+        col(RepStateRow.away),
+        col(OfferRow.offered_at) <= col(RepStateRow.away_at),
+        or_(col(RepStateRow.away_until).is_(None), col(RepStateRow.away_until) > now),
+    )
+
+
+async def offers_of_absent_reps(
+    *, session: AsyncSession, marked_before: datetime, now: datetime, limit: int
+) -> list[int]:
+    """Offers still offered to a rep out of office at `now`, who held them as they were marked
+    out, before `marked_before`: the ids of those whose move on was lost, oldest first.
+
+    Led by the few reps away (`rep_state`), each one's open offers found by
+    `ix_offers_rep_status`, never a scan of every offer ever made. The reps are an `IN` list,
+    not a join: as a join, SQLite (with no statistics to go by) put the offers first, and read
+    every open offer on each sweep (5 ms at 10,000 open offers, with nobody away)."""
+    away = select(col(RepStateRow.rep_id)).where(
+        col(RepStateRow.away), col(RepStateRow.away_at) <= marked_before
+    )
+    statement = (
+        select(col(OfferRow.id))
+        .where(
+            col(OfferRow.status) == OfferStatus.OFFERED.value,
+            col(OfferRow.rep_id).in_(away),
+            exists().where(_held_as_marked_out(now)),
+        )
+        .order_by(col(OfferRow.id))
+        .limit(limit)
+    )
+    rows = (await session.execute(statement)).scalars().all()
+    return [offer_id for offer_id in rows if offer_id is not None]

@@ -1,3 +1,5 @@
+# Over 400 lines on purpose: every statement on the outbox table (queue, claim, lease, end, lanes,
+# the give-up's escalation mark) in one module, as each other table has its own.
 """The outbox: items queued once by key, claimed under a lease, renewed, ended by their holder; and
 the lanes that pace them or keep them in order (see `bot.outbox`).
 """

@@ -352,21 +352,19 @@ def set_away(
     reason: str | None,
     now: datetime,
 ) -> None:
+    """Record the rep away (or back) as of `now`, which is kept as when the absence was
+    recorded (`away_at`: what the sweep's `offers_of_absent_reps` reads)."""
+    values: dict[str, Any] = {
+        "away": away,
+        "away_since": since,
+        "away_until": until,
+        "away_reason": reason,
+        "away_at": now if away else None,
+        "updated_at": now,
+    }
     result = session.execute(
-        update(RepStateRow)
-        .where(col(RepStateRow.rep_id) == rep_id)
-        .values(away=away, away_since=since, away_until=until, away_reason=reason, updated_at=now)
+        update(RepStateRow).where(col(RepStateRow.rep_id) == rep_id).values(**values)
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(
-            RepStateRow(
-                rep_id=rep_id,
-                open_count=0,
-                away=away,
-                away_since=since,
-                away_until=until,
-                away_reason=reason,
-                updated_at=now,
-            )
-        )
+        session.add(RepStateRow(rep_id=rep_id, open_count=0, **values))
         session.flush()

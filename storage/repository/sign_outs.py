@@ -24,7 +24,7 @@ def _record_sign_out(dialect: str) -> Insert:
     insert = (sqlite_insert if dialect == "sqlite" else pg_insert)(sign_outs).values(
         key=bindparam("b_key"), at=bindparam("b_at"), expires_at=bindparam("b_expires_at")
     )
-    # Signed out again: the later expiry is kept.
+    # Signed out again: the later sign-out's times are kept.
     return insert.on_conflict_do_update(
         index_elements=[sign_outs.c.key],
         set_={"at": insert.excluded.at, "expires_at": insert.excluded.expires_at},

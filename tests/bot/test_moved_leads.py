@@ -17,6 +17,8 @@ from bot.service.availability import set_out_of_office
 from bot.service.intake import intake
 from bot.service.offers import card_undeliverable, reassign, reject
 from bot.service.policies import move_from_departed
+from bot.service.views import SweepResult
+from bot.service.watchdog import sweep
 from routing.leads import parse_lead
 from routing.policy import parse_policy
 from storage.db import Database
@@ -223,6 +225,39 @@ async def test_a_note_written_without_a_choice_stays_off_the_teams_channel_too(
     _, copy = posted(slack, "CTEAM")
     assert "Reassigned: rejected by Ann Archer · waiting 1m" in copy
     assert all("cousin" not in said for said in (copy, *updated(slack, "CTEAM")))
+
+
+class Crash(Exception):
+    pass
+
+
+async def test_a_lead_left_with_a_rep_marked_out_by_a_lost_move_is_moved_on_by_the_sweep(
+    app: App, slack: FakeSlack, clock: Clock
+) -> None:
+    await first_lead_with_ann(app, slack, clock)
+    wake = app.uow.on_outbox
+
+    def crash_after_commit() -> None:
+        raise Crash  # the process dies once the absence is committed, before the lead moved
+
+    app.uow.on_outbox = crash_after_commit
+    with pytest.raises(Crash):
+        await set_out_of_office(app.uow, "ann", until=None, reason="set by Mia Moss", by="mia")
+    app.uow.on_outbox = wake
+    await deliver(app, clock)
+    assert posted(slack, "UBEN") == []  # Ann's DM waits for her lead to move: it has not
+
+    clock.advance(minutes=1)
+    assert await sweep(app.uow) == SweepResult(out_of_office=1)
+    await deliver(app, clock)
+
+    (card,) = posted(slack, "UBEN")
+    assert "Reassigned to you: Ann Archer is out of office · waiting 3m" in card
+    _, copy = posted(slack, "CTEAM")
+    assert "Reassigned: Ann Archer is out of office · waiting 3m" in copy
+    (told,) = [m for m in posted(slack, "UANN") if "marked you" in m]
+    assert "Acme" in told  # where her lead went, now that it has moved
+    assert not any(event.startswith("Missed") for event in await events(app, MANAGER))
 
 
 # --- the card of the rep the lead left ----------------------------------------------------------

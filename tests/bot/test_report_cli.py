@@ -1,5 +1,6 @@
 """`leadrouter report` and `leadrouter check --leads`, run in-process through typer's runner
-against a database of their own."""
+against a database of their own. Past 400 lines: the tests share that module-scoped database,
+filled once, and `run`."""
 
 from __future__ import annotations
 

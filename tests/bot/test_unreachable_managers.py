@@ -134,6 +134,7 @@ async def test_a_digest_is_not_posted_to_a_manager_slack_cannot_reach_and_the_ot
 
     (note,) = said_to(slack, "UMAX")
     assert UNREACHABLE in note and "Their digest was not sent" in note
+    assert "they get no digest" not in note  # said once already
     assert "leadrouter slack check" in note
     assert "Routing digest" not in note and "All clear" not in note  # not Mia's digest itself
 

@@ -79,6 +79,8 @@ def test_a_company_size_band_or_estimate_is_read_as_the_least_it_says(
         ("1 000 000", 1000000),
         ("1 001 – 5 000", 1001),
         ("10 001+", 10001),
+        ("1 500,00", 1500),  # Excel's Number format shows two decimals: none but zeros
+        ("250,0", 250),
     ],
 )
 def test_an_employee_count_grouped_by_spaces_as_excel_saves_it_in_france_is_read(
@@ -88,7 +90,23 @@ def test_an_employee_count_grouped_by_spaces_as_excel_saves_it_in_france_is_read
 
 
 @pytest.mark.parametrize(
-    "raw", ["12.5", 12.5, "ten", True, -1, [1], "500-200", "3-", "-3", "1 50", "12 5000"]
+    "raw",
+    # "1 500,50" and "1,5" have a decimal comma: a fraction of a person, never 150050 nor 15.
+    [
+        "12.5",
+        12.5,
+        "ten",
+        True,
+        -1,
+        [1],
+        "500-200",
+        "3-",
+        "-3",
+        "1 50",
+        "12 5000",
+        "1 500,50",
+        "1,5",
+    ],
 )
 def test_employee_counts_reject_anything_else(raw: Any) -> None:
     assert "is not a number of employees" in errors_of({"id": "L", "employees": raw})["employees"]

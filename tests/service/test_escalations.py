@@ -237,3 +237,46 @@ async def test_a_digest_given_up_whose_escalation_was_lost_is_noted_to_the_other
     assert len(await items(db, OutboxKind.MANAGER_UNREACHABLE)) == 1
     clock.advance(minutes=5)
     assert await sweep(uow) == SweepResult()
+
+
+async def unmark(db: Database, kind: str) -> None:
+    """What a replica of a release before 0017 leaves: the item given up and its managers told
+    as it ended, and no mark that they were (that release knew of none)."""
+    async with db.sessions.begin() as session:
+        await session.execute(
+            update(OutboxRow).where(col(OutboxRow.kind) == kind).values(escalated_at=None)
+        )
+
+
+@pytest.mark.parametrize("kind", [OutboxKind.QUEUE_POST, OutboxKind.MANAGER_ALERT])
+async def test_an_item_a_replica_not_yet_upgraded_escalated_is_marked_by_the_sweep_not_told_again(
+    db: Database, uow: UnitOfWork, clock: Clock, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    """During an upgrade past 0017, a replica still on the release before gives up a queue post
+    (or a manager's alert) and tells the managers itself, marking nothing. The upgraded
+    replicas' sweep finds the item unmarked: it finds its alerts queued and marks it done,
+    telling nobody twice, writing the lead's story once, and failing on no sweep."""
+    if kind == OutboxKind.QUEUE_POST:
+        await intake(uow, new_lead("L-1", source="triage"))
+    else:
+        await intake(uow, new_lead("L-1"))
+        clock.advance(minutes=10, seconds=1)
+        assert (await sweep(uow)).queued == 1  # queued, duo's manager alerted
+    await give_up(db, kind, clock)
+    (item,) = [item for item in await items(db, kind) if item.failed_at is not None]
+    assert await escalate(uow, item, REFUSED) == (2 if kind == OutboxKind.QUEUE_POST else 1)
+    await unmark(db, kind)
+    alerts = await alerts_to(db)
+    said = QUEUE_POST_UNDELIVERABLE if kind == OutboxKind.QUEUE_POST else MANAGER_NOT_TOLD
+
+    clock.advance(minutes=1, seconds=1)
+    with caplog.at_level(logging.ERROR, logger="bot.service"):
+        assert await sweep(uow) == SweepResult()
+        clock.advance(minutes=1)
+        assert await sweep(uow) == SweepResult()
+
+    assert [r for r in caplog.records if "escalating it failed" in r.getMessage()] == []
+    assert await alerts_to(db) == alerts
+    assert len(await story(db, said)) == 1
+    (item,) = [item for item in await items(db, kind) if item.failed_at is not None]
+    assert item.escalated_at is not None

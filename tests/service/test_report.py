@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlmodel import col
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlmodel import SQLModel, col
 
 from bot.policy_file import load_policy
 from bot.service.intake import intake
@@ -639,12 +640,9 @@ async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_on
     # Made at 0014 and taken back to 0012 by hand below (0013's downgrade would drop the
     # report this test is about); every revision after 0014 then runs on the upgrade.
     upgrade(url, "0014")
-    raw = sqlite3.connect(path)  # the column 0018 adds, which this release's offers are read with
-    try:
-        with raw:
-            raw.execute("ALTER TABLE offers ADD COLUMN moved_because VARCHAR(32)")
-    finally:
-        raw.close()
+    # The columns revisions after 0014 add, which this release reads and writes: taken out
+    # again below, with 0014's own.
+    added = _add_columns_of_this_release(path)
     db = open_database(url)
     uow = UnitOfWork(db=db, policy=lambda: policy, clock=clock, cards=True)
     await intake(uow, new_lead("L-1", industry="Software"))
@@ -674,7 +672,8 @@ async def test_a_database_an_older_version_reported_on_is_reported_by_arrival_on
         with raw:
             raw.execute("ALTER TABLE lead_stories DROP COLUMN current_rep")
             raw.execute("ALTER TABLE policy_activations DROP COLUMN source")  # 0014's
-            raw.execute("ALTER TABLE offers DROP COLUMN moved_because")  # 0018's
+            for table, column in added:
+                raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
             raw.execute("UPDATE alembic_version SET version_num = '0012'")
     finally:
         raw.close()
@@ -721,3 +720,24 @@ async def test_a_won_deal_in_another_currency_counts_as_won_and_as_left_out_not_
     assert (fresh.amounts_left_out, fresh.currency) == (1, "USD")
     assert (rolled["won"], rolled["won_amount"], rolled["amounts_left_out"]) == (2, 1000.0, 1)
     assert rolled["currency"] == "USD"
+
+
+def _add_columns_of_this_release(path: Path) -> list[tuple[str, str]]:
+    """Add to the SQLite file at `path` every column this release's models have and its tables
+    lack, as nullable columns of their SQLite type; which were added, by table."""
+    raw = sqlite3.connect(path)
+    added = []
+    try:
+        with raw:
+            for table in SQLModel.metadata.sorted_tables:
+                present = {row[1] for row in raw.execute(f"PRAGMA table_info({table.name})")}
+                if not present:
+                    continue  # a table of a later revision: this test reads none of them
+                for column in table.columns:
+                    if column.name not in present:
+                        kind = column.type.compile(dialect=sqlite_dialect.dialect())
+                        raw.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                        added.append((table.name, column.name))
+    finally:
+        raw.close()
+    return added

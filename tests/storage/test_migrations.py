@@ -1,3 +1,8 @@
+"""Migrations as an upgrade runs them: from an empty database and from rows each revision
+found, on SQLite and PostgreSQL, up to head and back down. Past 400 lines: the tests share the
+upgrade and downgrade helpers and the rows of the revisions before.
+"""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +24,7 @@ from sqlmodel import SQLModel
 from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0019"  # the newest revision in storage/migrations/versions
+HEAD = "0020"  # the newest revision in storage/migrations/versions
 
 
 def differences(url: str) -> list[object]:
