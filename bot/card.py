@@ -326,6 +326,21 @@ _MOVED_BECAUSE = {
     "by_manager": "moved from {rep} by a manager",
 }
 
+# How the card of the rep a reassigned offer was taken from ends, after "Moved to {holder}", by
+# why it moved (`_MOVED_BECAUSE`'s keys): (to the rep in their DM, in the team's channel, where
+# None stands for the rep). Slack's error and the policy's version stay in `/routing why`.
+_SETTLED_BECAUSE: dict[str, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
+    "out_of_office": ((" while you are out of office",), (" while ", None, " is out of office")),
+    "card_undeliverable": (
+        (": the card could not reach you in Slack",),
+        (": the card could not reach ", None, " in Slack"),
+    ),
+    "left_policy": (
+        (" after a change of the routing policy",),
+        (" after a change of the routing policy",),
+    ),
+    "by_manager": ((" by a manager",), (" by a manager",)),
+}
 
 # How a lead left the rep it came back to (a manager assigned it to them from the queue): the
 # card must not tell a rep the lead came to them from themselves ("not claimed in time by Ann
@@ -403,22 +418,31 @@ class Settlement:
     holder: str | None  # the rep who holds the lead now; None while it waits in `queue`
     queue: str | None
     reason: str | None  # the rep's words when they rejected it, or why it was moved
+    # Why a reassigned offer was taken from the rep (a `storage.models.MoveReason` value): the
+    # card words it for them rather than quote the audit ("left the routing policy (version …)").
+    moved_because: str | None = None
 
     @property
     def moved(self) -> bool:
         """The lead went on to someone (or somewhere) else."""
         return self.status != "claimed"
 
-    def words(self, *, rep_note: bool = True) -> Words:
-        """What the card says; without `rep_note` (the team's channel: `Wording.rep_note`), a
-        rejecting rep's note is left out, their choice in the form kept."""
+    def words(self, *, team: bool = False) -> Words:
+        """What the card says: to the rep in their DM, or (`team`) in the team's channel, where
+        a rejecting rep's note is left out (`Wording.rep_note`), their choice in the form kept."""
         if not self.moved:
             return ("Claimed by ", Person(self.rep))
         now_with: Words = (
             (Person(self.holder),) if self.holder else (f"the {self.queue or 'unmatched'} queue",)
         )
+        if self.status == "reassigned":
+            endings = _SETTLED_BECAUSE.get(self.moved_because or "")
+            if endings is not None:
+                ending = endings[1] if team else endings[0]
+                said = tuple(Person(self.rep) if part is None else part for part in ending)
+                return ("Moved to ", *now_with, *said)
         reason = self.reason
-        if self.status == "rejected" and not rep_note:
+        if self.status == "rejected" and team:
             reason = reject_parts(reason)[0]
         because: Words = (f": {reason}",) if reason else ()
         if self.status == "rejected":

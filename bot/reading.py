@@ -401,4 +401,5 @@ def _settlement(rows: reads.CardRows) -> Settlement:
         holder=lead.rep_id,
         queue=lead.queue,
         reason=audit.reason if audit is not None and audit.reason else None,
+        moved_because=offer.moved_because,
     )

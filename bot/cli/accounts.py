@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +18,9 @@ from bot.cli.common import (
     read_policy,
     rep_ids,
 )
-from bot.files.accounts import ACCOUNT_COLUMNS, read_accounts
-from bot.files.tables import spreadsheet_row
+from bot.cli.csv_out import check_out_file, csv_sheet
+from bot.files.accounts import read_accounts
+from bot.files.columns import ACCOUNT_COLUMNS
 from bot.files.text import InputFileError, encoding_problem
 from routing.audit import AUDIT_COLUMNS, DuplicateGroup, audit_rows, near_duplicates
 
@@ -43,7 +43,11 @@ def accounts_audit(
     ] = None,
     out_file: Annotated[
         Path | None,
-        typer.Option("--out", help="Write every group to this CSV, one row per account."),
+        typer.Option(
+            "--out",
+            help="Write every group to this CSV, one row per account, in UTF-8 with the "
+            "byte-order mark Excel needs to show accents.",
+        ),
     ] = None,
     rules: Annotated[
         Path | None,
@@ -62,7 +66,7 @@ def accounts_audit(
     A group is every account linked to another that way. Hand the CSV of `--out` to whoever
     cleans the CRM. Reads the file as `accounts import` does and writes nothing else."""
     if out_file is not None:
-        _refuse_to_overwrite(out_file, {"accounts": file, "policy": rules})
+        check_out_file(out_file, {"accounts": file, "policy": rules})
     policy = None if rules is None else read_policy(rules)
     if threshold is None:
         threshold = DEFAULT_AUDIT_THRESHOLD if policy is None else policy.fuzzy_threshold
@@ -86,35 +90,12 @@ def accounts_audit(
         out.print(Text(f"{out_file}: {sum(len(g.members) for g in groups)} rows written"))
 
 
-def _refuse_to_overwrite(out_file: Path, inputs: dict[str, Path | None]) -> None:
-    """A CliError when `--out` names one of the files the audit reads: writing the audit there
-    would replace the accounts export (or the policy) it was made from."""
-    for what, path in inputs.items():
-        if path is not None and _same_file(out_file, path):
-            raise CliError(
-                f"--out {out_file} is the {what} file itself: the audit would replace it; "
-                "name another file, such as duplicates.csv"
-            )
-
-
-def _same_file(one: Path, other: Path) -> bool:
-    try:
-        return one.samefile(other)
-    except OSError:  # either is not there (yet): compare where they would be
-        return one.resolve() == other.resolve()
-
-
 def _write_audit(path: Path, groups: list[DuplicateGroup]) -> None:
-    """The audit as CSV, in UTF-8 with a byte-order mark so that Excel shows accents as they
-    are."""
-    try:
-        with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.DictWriter(handle, AUDIT_COLUMNS)
-            writer.writeheader()
-            for row in audit_rows(groups):  # names as a CRM holds them: never run as formulas
-                writer.writerow(dict(zip(row, spreadsheet_row(row.values()), strict=True)))
-    except OSError as exc:
-        raise CliError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    """The audit as the CSV Excel opens (`csv_sheet`): names as a CRM holds them, never run as
+    formulas."""
+    with csv_sheet(path, AUDIT_COLUMNS) as sheet:
+        for row in audit_rows(groups):
+            sheet.write([row[column] for column in AUDIT_COLUMNS])
 
 
 def _print_audit(

@@ -105,6 +105,10 @@ class CliError(Exception):
     """A problem the user can fix; printed as a sentence, exit code 1."""
 
 
+class PolicyProblems(CliError):
+    """The policy file is there but fails its checks; the sentence lists every problem."""
+
+
 def _print_version(wanted: bool) -> None:
     if wanted:
         try:
@@ -183,7 +187,7 @@ def read_policy(path: Path | None, *, logged: bool = False, rules_option: bool =
             advice = put_policy(file, rules_option) if named else where_policy(rules_option)
         raise CliError(f"{exc.report()}. {advice}") from None
     except PolicyError as exc:
-        raise CliError(f"the policy has problems:\n{exc.report()}") from None
+        raise PolicyProblems(f"the policy has problems:\n{exc.report()}") from None
     for warning in policy.warnings:
         if logged:
             log.warning("%s", warning.format(str(file)))

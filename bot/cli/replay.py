@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import json
 import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.common import CliError, RulesOption, app, err, friendly, out
-from bot.files.tables import spreadsheet_row
+from bot.cli.csv_out import OUT_HELP, CsvSheet, check_out_file, csv_sheet
 from routing.durations import format_duration
 from routing.model import Outcome
 from routing.policy import Policy
@@ -57,7 +57,10 @@ def replay(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per lead per line.")
     ] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per lead.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="CSV on stdout, one row per lead, for programs.")
+    ] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
 ) -> None:
     """Route the stored leads of a window again under a policy (`--rules`, such as a change
     you are about to make), in the order they arrived, and say what would have changed: how
@@ -69,6 +72,9 @@ def replay(
     it arrived, on the state the policy's own decisions would have left (loads, rotations,
     sticky accounts), with the absences recorded then; what reps did with their leads is not
     replayed.
+
+    For Excel, `--out replay.csv` rather than `--csv > replay.csv`: stdout is plain UTF-8 for
+    programs, and Excel garbles its accents.
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
@@ -76,23 +82,31 @@ def replay(
 
     if as_csv and as_json:
         raise CliError("--csv and --json are two ways to print the replay: choose one")
+    if out_file is not None and as_json:
+        raise CliError("--out writes the replay as CSV: leave out --json (or --out)")
     window = _window(since, start, end)
     settings = load_settings(rules=rules)
+    if out_file is not None:
+        check_out_file(out_file, {"policy": rules or settings.rules})
     policy = policy_or_active(rules, settings)
     running.migrated(settings.database_url)
     each: Callable[[Replayed], None] | None = None
-    if as_json:
-        each = _json_printer()
-    elif as_csv:
-        each = _csv_printer()
-    try:
-        summary = asyncio.run(running.replay(settings, policy, window, each))
-    except BrokenPipeError:
-        # Whoever read the lines stopped (`| head`): they had what they wanted. Python's own
-        # flush at exit would fail again on the closed pipe and print a traceback.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(1) from None
+    with contextlib.ExitStack() as stack:
+        if as_json:
+            each = _json_printer()
+        elif as_csv or out_file is not None:
+            sheet = stack.enter_context(csv_sheet(out_file, COLUMNS))
+            each = _row_writer(sheet)
+        try:
+            summary = asyncio.run(running.replay(settings, policy, window, each))
+        except BrokenPipeError:
+            # Whoever read the lines stopped (`| head`): they had what they wanted. Python's
+            # own flush at exit would fail again on the closed pipe and print a traceback.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
+    if out_file is not None:
+        out.print(Text(f"{out_file}: {sheet.rows} rows written"))
     if each is None:
         file = rules or settings.rules
         under = str(file) if file.exists() else "the version active in the database"
@@ -178,14 +192,11 @@ def _json_printer() -> Callable[[Replayed], None]:
     return print_line
 
 
-def _csv_printer() -> Callable[[Replayed], None]:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(COLUMNS)
+def _row_writer(sheet: CsvSheet) -> Callable[[Replayed], None]:
+    def write_row(replayed: Replayed) -> None:
+        sheet.write(replayed_row(replayed))  # a lead's id, as it came: never a formula
 
-    def print_row(replayed: Replayed) -> None:
-        writer.writerow(spreadsheet_row(replayed_row(replayed)))  # a lead's id, as it came
-
-    return print_row
+    return write_row
 
 
 # --- the summary --------------------------------------------------------------------------------

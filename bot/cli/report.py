@@ -6,8 +6,6 @@ it, and prints.
 from __future__ import annotations
 
 import asyncio
-import csv
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.common import CliError, RulesOption, app, friendly, out
-from bot.files.tables import spreadsheet_row
+from bot.cli.csv_out import OUT_HELP, check_out_file, csv_sheet
 from routing.decision import Decision
 from routing.durations import format_duration
 from routing.experiments import CANDIDATE, CONTROL
@@ -61,10 +59,13 @@ def report(
         str,
         typer.Option(help=f"Group the leads by {', '.join(ASKED_GROUPINGS)}."),
     ] = "rule",
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per group.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="CSV on stdout, one row per group, for programs.")
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per group per line.")
     ] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help=OUT_HELP)] = None,
     rules: RulesOption = None,
 ) -> None:
     """The routing report of the leads that arrived in a window, one line per group: volume,
@@ -76,6 +77,9 @@ def report(
     Reads DATABASE_URL (and LEADROUTER_RULES), as `serve` does, and brings the report up to date
     first. A policy version is named by its first 12 digits, as `policy history` shows it;
     leads decided before versions were kept are "unversioned".
+
+    For Excel, `--out report.csv` rather than `--csv > report.csv`: stdout is plain UTF-8 for
+    programs, and Excel garbles its accents.
     """
     from bot.cli import running
     from bot.cli.environment import settings as load_settings
@@ -83,23 +87,28 @@ def report(
 
     if as_csv and as_json:
         raise CliError("--csv and --json are two ways to print the report: choose one")
+    if out_file is not None and as_json:
+        raise CliError("--out writes the report as CSV: leave out --json (or --out)")
     if by not in ASKED_GROUPINGS:
         raise CliError(f"--by is one of {', '.join(ASKED_GROUPINGS)}, not {by!r}")
     window = _window(since, start, end)
     settings = load_settings(rules=rules)
-    policy = policy_or_active(rules, settings)
+    if out_file is not None:
+        check_out_file(out_file, {"policy": rules or settings.rules})
+    policy = policy_or_active(rules, settings, reads_only=True)
     running.existing(settings.database_url)
     running.upgrade(settings.database_url)
     result = asyncio.run(running.report(settings, policy, window, by=by))
     if as_json:
         for group in result.groups:
             out.print(json_line(group), soft_wrap=True, markup=False, highlight=False)
-    elif as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for group in result.groups:  # a group is named by a lead's text (its source, say)
-            row = csv_row(group)
-            writer.writerow(dict(zip(row, spreadsheet_row(row.values()), strict=True)))
+    elif as_csv or out_file is not None:
+        with csv_sheet(out_file, COLUMNS) as sheet:
+            for group in result.groups:  # a group is named by a lead's text (its source, say)
+                row = csv_row(group)
+                sheet.write([row.get(column, "") for column in COLUMNS])
+        if out_file is not None:
+            out.print(Text(f"{out_file}: {sheet.rows} rows written"))
     else:
         print_report(result)
 

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from bot.cli.common import (
     CliError,
+    PolicyProblems,
     err,
     put_policy,
     read_policy,
@@ -32,16 +33,32 @@ if TYPE_CHECKING:
     from bot.settings import Settings
 
 
-def policy_or_active(rules: Path | None, settings: Settings | None = None) -> Policy:
+def policy_or_active(
+    rules: Path | None, settings: Settings | None = None, *, reads_only: bool = False
+) -> Policy:
     """The policy file (`rules`, else LEADROUTER_RULES, else routing.yml); when there is no file
     there and `rules` is None, the version active in the database (DATABASE_URL from `settings`,
-    else read from the environment). A CliError saying both are missing when neither is there."""
+    else read from the environment). A CliError saying both are missing when neither is there.
+
+    `reads_only`: the command changes nothing by the policy, nor is it about the file (`why`,
+    `report`), so a file that is there but fails its checks (an admin halfway through an edit)
+    is passed over for the active version too, with a note; the others refuse it with its
+    problems."""
     path = rules if rules is not None else (settings.rules if settings else None)
     if path is None:
         say_env_file_problems()  # where LEADROUTER_RULES is looked for
     file = path or default_policy_path()
-    if rules is not None or file.exists():
+    if rules is not None:
         return read_policy(path)  # a file named with --rules is the one wanted, there or not
+    if file.exists():
+        try:
+            return read_policy(path)
+        except PolicyProblems as problems:
+            instead = _active(settings) if reads_only else None
+            if instead is None:  # its problems are what to say
+                raise problems from None
+            _say_instead(instead, f"{file} has problems (`leadrouter check` shows them)")
+            return instead
     policy = _active(settings)
     if policy is None:
         advice = put_policy(file, True) if file != Path("routing.yml") else where_policy(True)
@@ -49,14 +66,19 @@ def policy_or_active(rules: Path | None, settings: Settings | None = None) -> Po
             f"{file}: no such policy file, and no policy version is active in the database "
             f"(DATABASE_URL) to use instead. {advice}"
         )
+    _say_instead(policy, f"no policy file at {file}")
+    return policy  # its warnings were said when it was activated
+
+
+def _say_instead(policy: Policy, why: str) -> None:
+    """The one line on stderr that says the active version stands in for the file, and why."""
     err.print(
         Text(
-            f"note: no policy file at {file}: using version {short_version(policy.version)}, "
-            f"the one active in the database (activated from {policy.source})",
+            f"note: {why}: using version {short_version(policy.version)}, the one active in the "
+            f"database (activated from {policy.source})",
             style="yellow",
         )
     )
-    return policy  # its warnings were said when it was activated
 
 
 def write_back(file: Path) -> str | None:

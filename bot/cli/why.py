@@ -30,7 +30,7 @@ def why(
     from bot.cli.which_policy import policy_or_active
 
     settings = load_settings(rules=rules)
-    policy = policy_or_active(rules, settings)
+    policy = policy_or_active(rules, settings, reads_only=True)
     running.migrated(settings.database_url)
     story = asyncio.run(running.lead_story(settings, policy, lead))
     if story is None:

@@ -6,45 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from bot.files.tables import BadRow, csv_records, layout_of, letters_of
+from bot.files.columns import ACCOUNT_COLUMNS, account_column, leads_header
+from bot.files.tables import BadRow, csv_records, layout_of
 from bot.files.text import open_text
 from routing.geo import MAX_STATE_LENGTH, account_location
 from routing.model import Account
-
-ACCOUNT_COLUMNS = ("id", "name", "domain", "owner", "tier", "country", "state")
-
-# The columns by their letters alone, under their own names and those CRM exports give them:
-# Salesforce's "Account ID", "Account Name" and "Website"; an account's location also after
-# "Billing" (Salesforce's "Billing Country" and "BillingState", HubSpot's "Country/Region" and
-# "State/Region"; "Region" alone is left out: it is as often a sales region).
-_ACCOUNT_ALIASES = (
-    {letters_of(column): column for column in ACCOUNT_COLUMNS}
-    | {
-        letters_of(alias): column
-        for column, aliases in {
-            "id": ("Account ID",),
-            "name": ("Account Name", "Company Name"),
-            "domain": ("Website", "Company Domain Name"),
-            # Salesforce's and HubSpot's owner columns hold the owner's name (or e-mail).
-            "owner": ("Account Owner", "Account Owner Email", "Owner Email", "Company Owner"),
-        }.items()
-        for alias in aliases
-    }
-    | {
-        letters_of(f"{prefix}{alias}"): column
-        for column, aliases in {
-            "country": ("Country", "Country/Region", "Country Code"),
-            "state": ("State", "State/Province", "State/Region", "Province", "State Code"),
-        }.items()
-        for alias in aliases
-        for prefix in ("", "Billing ")
-    }
-)
-
-
-def _account_column(written: str) -> str:
-    name = written.strip().lower()
-    return _ACCOUNT_ALIASES.get(letters_of(name), name)
 
 
 def read_accounts(
@@ -57,9 +23,16 @@ def read_accounts(
     layout = layout_of(
         text,
         required=("id", "name"),
-        name=_account_column,
+        name=account_column,
         problem="needs a header naming the columns id and name, and optionally "
         + ", ".join(ACCOUNT_COLUMNS[2:]),
+        other_kind=lambda header: (
+            "is a file of leads (it names a person's e-mail or name), not of accounts: route "
+            f"it with `leadrouter import {path}` (or try it first with `leadrouter simulate "
+            f"{path}`)"
+            if leads_header(header)
+            else None
+        ),
     )
     accounts: list[Account] = []
     bad: list[BadRow] = []

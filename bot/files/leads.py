@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.files.columns import accounts_header, lead_column
 from bot.files.tables import BadRow, Layout, csv_records, layout_of, letters_of
 from bot.files.text import InputFileError, TextFile, open_text
 from bot.json_keys import KeyTwice
@@ -23,35 +24,6 @@ from routing.model import Lead
 class LeadRow:
     line: int
     lead: Lead
-
-
-# Lead fields by the letters of the names people and CRM exports head them with: the field's own
-# name in any case, spacing or punctuation ("First Name", "E-Mail"), and the headers of
-# Salesforce's and HubSpot's lead exports ("No. of Employees", "Company Name", "Country/Region").
-_LEAD_COLUMNS = {letters_of(field): field for field in KNOWN_FIELDS} | {
-    letters_of(alias): field
-    for field, aliases in {
-        "email": ("Email Address",),
-        "company": ("Company Name", "Organization", "Organisation"),
-        "title": ("Job Title",),
-        "phone": ("Phone Number",),
-        "source": ("Lead Source",),
-        "employees": ("No. of Employees", "Number of Employees", "Employee Count"),
-        "country": ("Country/Region", "Country Code"),
-        "state": ("State/Province", "State/Region", "Province"),
-        "website": ("Website URL", "Web Site"),
-        "domain": ("Company Domain", "Company Domain Name"),
-        "last_name": ("Surname",),
-    }.items()
-    for alias in aliases
-}
-
-
-def _lead_column(written: str) -> str:
-    """A lead field's name however the header writes it ("E-Mail" is email, "First Name"
-    first_name); any other column keeps its name, as a custom field."""
-    stripped = written.strip()
-    return _LEAD_COLUMNS.get(letters_of(stripped), stripped)
 
 
 Form = Literal["csv", "json lines", "json"]
@@ -89,8 +61,9 @@ def open_leads(path: Path, *, encoding: str | None = None) -> LeadFile:
     layout = layout_of(
         text,
         required=("id",),
-        name=_lead_column,
+        name=lead_column,
         problem="the first line must be a header naming the columns, with `id`",
+        other_kind=lambda header: _accounts_instead(path) if accounts_header(header) else None,
     )
     return LeadFile(text, "csv", max(text.lines - 1 - layout.skip, 0), layout)
 
@@ -111,6 +84,13 @@ def custom_columns_spelt_otherwise(file: LeadFile, read: Iterable[str]) -> list[
         if field is not None and field != name:
             found.append((column, field))
     return found
+
+
+def _accounts_instead(path: Path) -> str:
+    return (
+        "is a file of accounts (it names an account's name or owner, and no person's e-mail "
+        f"or name), not of leads: load it with `leadrouter accounts import {path}`"
+    )
 
 
 _JSON_NEEDED = "give a JSON array of lead objects, or JSON Lines (one lead object per line)"

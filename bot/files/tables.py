@@ -64,10 +64,17 @@ class Layout:
 
 
 def layout_of(
-    text: TextFile, *, required: Sequence[str], name: Callable[[str], str], problem: str
+    text: TextFile,
+    *,
+    required: Sequence[str],
+    name: Callable[[str], str],
+    problem: str,
+    other_kind: Callable[[Sequence[str]], str | None] = lambda header: None,
 ) -> Layout:
     """How the CSV is laid out. The delimiter is the one whose header names the required
-    columns, and the most of them; `problem` begins the sentence when no header does."""
+    columns, and the most of them; `problem` begins the sentence when no header does.
+    `other_kind` says what to do instead when the header is a file of another kind's (None
+    when it is not): it is refused with that sentence before its columns are checked."""
     with text.reading() as handle:
         first = handle.readline()
         skip, forced = 0, None
@@ -83,6 +90,8 @@ def layout_of(
             best = (score, delimiter, raw)
     assert best is not None
     (complete, _), delimiter, raw = best
+    if (instead := other_kind(raw)) is not None:
+        raise InputFileError(f"{text.path}: {instead}")
     if not complete:
         found = ", ".join(column.strip() for column in raw if column.strip())
         said = f" (it names {found})" if found else " (it is empty)"

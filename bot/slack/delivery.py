@@ -203,9 +203,6 @@ class CardDelivery(ManagerDms, OutboxWorker):
         if card.message_ts is None and await card_still_queued(self.db, offer_id):
             raise Retry("the card itself is not posted yet")
         policy = self.policy()
-        # The rep's own words (a reject's reason) stay out of the text: chat.update cannot turn
-        # mrkdwn off for it. The blocks quote them as written.
-        quiet = said(replace(card.settled, reason=None).words(), policy)
         view = self._view(card)
         moved = card.settled.moved
         for channel, ts, team in (
@@ -214,7 +211,10 @@ class CardDelivery(ManagerDms, OutboxWorker):
         ):
             if channel and ts:
                 # The team's channel: without the note of a rep who rejected it (`bot.card`).
-                words = card.settled.words(rep_note=not team)
+                words = card.settled.words(team=team)
+                # The rep's own words (a reject's reason) stay out of the text: chat.update
+                # cannot turn mrkdwn off for it. The blocks quote them as written.
+                quiet = said(replace(card.settled, reason=None).words(team=team), policy)
                 status = Said(say(words, policy).rich, quiet)
                 message = settled_card(view, status, team=team, moved=moved)
                 await self._call(

@@ -169,7 +169,9 @@ def test_an_out_file_that_cannot_be_written_is_a_sentence(tmp_path: Path) -> Non
     code, stdout, stderr = audit(str(accounts), "--out", str(report))
 
     assert code == 1
-    assert stderr.strip() == f"error: {report}: cannot be written (No such file or directory)"
+    assert stderr.strip() == (
+        f"error: --out {report}: there is no folder {report.parent} to write it in"
+    )
     assert stdout == ""
 
 

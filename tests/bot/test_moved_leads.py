@@ -15,7 +15,7 @@ from bot.bootstrap import App
 from bot.reading import Viewer
 from bot.service.availability import set_out_of_office
 from bot.service.intake import intake
-from bot.service.offers import reassign, reject
+from bot.service.offers import card_undeliverable, reassign, reject
 from bot.service.policies import move_from_departed
 from bot.service.views import SweepResult
 from bot.service.watchdog import sweep
@@ -258,3 +258,68 @@ async def test_a_lead_left_with_a_rep_marked_out_by_a_lost_move_is_moved_on_by_t
     (told,) = [m for m in posted(slack, "UANN") if "marked you" in m]
     assert "Acme" in told  # where her lead went, now that it has moved
     assert not any(event.startswith("Missed") for event in await events(app, MANAGER))
+
+
+# --- the card of the rep the lead left ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("move", "to_ann", "to_team"),
+    [
+        (
+            ann_goes_out,
+            "Moved to <@UBEN> while you are out of office",
+            "Moved to <@UBEN> while <@UANN> is out of office",
+        ),
+        (
+            mia_marks_ann_out,
+            "Moved to <@UBEN> while you are out of office",
+            "Moved to <@UBEN> while <@UANN> is out of office",
+        ),
+        (
+            ann_leaves_the_policy,
+            "Moved to <@UBEN> after a change of the routing policy",
+            "Moved to <@UBEN> after a change of the routing policy",
+        ),
+        (
+            a_manager_moves_it,
+            "Moved to <@UBEN> by a manager",
+            "Moved to <@UBEN> by a manager",
+        ),
+    ],
+)
+async def test_the_card_of_the_rep_a_lead_left_says_why_it_moved_in_their_words(
+    app: App, slack: FakeSlack, clock: Clock, move: Move, to_ann: str, to_team: str
+) -> None:
+    offer_id = await first_lead_with_ann(app, slack, clock)
+
+    await move(app, slack, offer_id)
+    await deliver(app, clock)
+
+    (anns,) = updated(slack, "DANN")
+    (teams,) = updated(slack, "CTEAM")
+    assert to_ann in anns
+    assert to_team in teams
+    # The message's text (notifications, old clients) reads as the blocks do, to each reader.
+    texts = {call.params["channel"]: call.params["text"] for call in slack.calls_to("chat.update")}
+    assert (texts["DANN"], texts["CTEAM"]) == (to_ann, to_team)
+    for said in (anns, teams):
+        # Not the audit's words: no "Reassigned to @ben: out of office", no policy version.
+        assert "Reassigned" not in said and "version" not in said and "rebalancing" not in said
+        assert "dentist" not in said and "Mia" not in said
+
+
+async def test_the_card_slack_would_not_take_says_so_once_settled_without_slacks_error(
+    app: App, slack: FakeSlack, clock: Clock
+) -> None:
+    await first_lead_with_ann(app, slack, clock)
+    (offer,) = await offers(app.uow.db)
+    assert offer.id is not None
+    await card_undeliverable(app.uow, offer.id, "UANN is deactivated or gone")
+    await deliver(app, clock)
+
+    (anns,) = updated(slack, "DANN")
+    (teams,) = updated(slack, "CTEAM")
+    assert "Moved to <@UBEN>: the card could not reach you in Slack" in anns
+    assert "Moved to <@UBEN>: the card could not reach <@UANN> in Slack" in teams
+    assert all("deactivated" not in said for said in (anns, teams))

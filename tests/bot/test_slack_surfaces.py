@@ -571,7 +571,7 @@ async def test_a_settled_card_says_why_its_own_offer_closed_when_the_clock_did_n
     updates = await slack.wait_for("chat.update", count=2)
     status = rich_texts(updates[1].params["blocks"][1])[0]
     assert updates[1].params["channel"] == f"D{second[1:]}"
-    assert status == "Reassigned to the triage queue: out of office"
+    assert status == "Moved to the triage queue while you are out of office"
 
 
 def home_select_body(lead_id: str, chosen: str, user: str) -> str:

@@ -17,6 +17,7 @@ from bot.service.unit_of_work import UnitOfWork
 from routing.report import EventKind, OutcomeEvent
 from storage.db import open_database
 from tests.bot.conftest import EXAMPLES
+from tests.bot.webhook import row_counts
 
 runner = CliRunner()
 POLICY = str(EXAMPLES / "routing.yml")
@@ -211,3 +212,89 @@ def test_why_of_a_lead_routed_by_a_version_never_activated_says_where_its_text_i
     )
     shown = run(database, "policy", "show", version)
     assert shown[0] == 0 and shown[1] == Path(POLICY).read_text(encoding="utf-8")
+
+
+def mid_edit(tmp_path: Path) -> Path:
+    """The example policy as an admin leaves it halfway through an edit: failing its checks."""
+    policy = tmp_path / "routing.yml"
+    policy.write_text(Path(POLICY).read_text(encoding="utf-8") + "\nfallback: {queue: x}\n")
+    return policy
+
+
+def test_why_while_the_policy_file_fails_its_checks_answers_by_the_active_version_and_says_so(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+    version = activated(database)
+    editing = mid_edit(tmp_path)
+
+    code, stdout, stderr = run(database, "why", "W-1", env={"LEADROUTER_RULES": str(editing)})
+
+    assert code == 0, stderr
+    assert stdout.startswith("Lead W-1: ana@initech.com, Initech")
+    assert stderr.splitlines() == [
+        f"note: {editing} has problems (`leadrouter check` shows them): using version "
+        f"{version}, the one active in the database (activated from {POLICY})"
+    ]
+
+
+def test_report_while_the_policy_file_fails_its_checks_reads_by_the_active_version(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+    activated(database)
+    editing = mid_edit(tmp_path)
+
+    code, stdout, stderr = run(database, "report", "--csv", env={"LEADROUTER_RULES": str(editing)})
+
+    assert code == 0, stderr
+    assert stdout.startswith("by,group,")
+    assert stderr.startswith(f"note: {editing} has problems (`leadrouter check` shows them)")
+
+
+def test_why_while_the_policy_file_fails_and_no_version_is_active_lists_its_problems(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)  # `import` keeps its version but activates none
+    editing = mid_edit(tmp_path)
+
+    code, stdout, stderr = run(database, "why", "W-1", env={"LEADROUTER_RULES": str(editing)})
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.startswith("error: the policy has problems:")
+    assert "duplicate key `fallback`" in stderr
+
+
+def test_why_with_rules_naming_a_file_that_fails_its_checks_refuses_it(tmp_path: Path) -> None:
+    database = stored(tmp_path)
+    activated(database)
+
+    code, _, stderr = run(database, "why", "W-1", "--rules", str(mid_edit(tmp_path)))
+
+    assert code == 1
+    assert stderr.startswith("error: the policy has problems:")
+
+
+def test_the_commands_that_change_things_refuse_a_policy_file_that_fails_its_checks(
+    tmp_path: Path,
+) -> None:
+    database = stored(tmp_path)
+    activated(database)
+    editing = mid_edit(tmp_path)
+    (tmp_path / "more.csv").write_text(LEADS.replace("W-", "M-"))
+    before = row_counts(database)
+
+    for words in (
+        ("import", str(tmp_path / "more.csv")),
+        ("accounts", "import", str(tmp_path / "accounts.csv")),
+        ("simulate", str(tmp_path / "more.csv")),
+        ("replay",),
+        ("policy", "activate", str(editing)),
+    ):
+        code, _, stderr = run(database, *words, env={"LEADROUTER_RULES": str(editing)})
+        assert code == 1, words
+        assert "duplicate key `fallback`" in stderr, words
+        assert "using version" not in stderr, words
+
+    assert row_counts(database) == before
