@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -208,6 +209,18 @@ def failure_text(exc: SlackApiError) -> str:
     code = str(response.get("error", "")) if response is not None else ""
     status = response.status_code if response is not None else 0
     return f"Slack answered {status} {code}".strip()
+
+
+# How `failure_text` starts a reason that our own words about the refusal follow (`_fix_for`).
+_ANSWERED_THEN_WORDS = re.compile(r"Slack answered \d{3} [a-z_]+: ")
+
+
+def in_words(why: str) -> str:
+    """A give-up's reason as a manager reads it in Slack: Slack's status and error code left
+    out where our own words follow them (what became of the person or channel, and what to
+    do), as they do for every refusal `_fix_for` knows. The outbox's log line and the lead's
+    audit (`/routing why` for a manager) keep the code, for whoever looks it up."""
+    return _ANSWERED_THEN_WORDS.sub("", why)
 
 
 def _fix_for(exc: SlackApiError, channel: str) -> str | None:

@@ -1,0 +1,77 @@
+"""A sales day read from each seat, through the real app against the fake Slack: what a rep
+reads of a lead's story (`/routing why`, signed, its recorded blocks) holds nothing that is
+RevOps' to fix, and what a manager reads of a colleague Slack cannot reach says Slack's
+refusal in words, with what to do, not as Slack's status and error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.bootstrap import App
+from bot.service.digests import queue_digest
+from tests.bot.conftest import Clock
+from tests.bot.test_slack_app import send
+from tests.bot.test_slack_blocks import rich_words
+from tests.bot.test_slack_refusals import said_to
+from tests.bot.test_unreachable_managers import POLICY, contact_missed_by_ann
+from tests.fakes.slack import FakeSlack, command_body
+
+
+@pytest.fixture
+def slack_policy() -> str:
+    return POLICY
+
+
+async def why(http: TestClient, slack: FakeSlack, user: str, lead: str = "L-1") -> str:
+    """`/routing why` typed by `user`: the words of the answer's blocks, as Slack shows them."""
+    before = len(slack.calls_to("response"))
+    key = f"why-{user}"
+    body = command_body(f"why {lead}", user, response_url=slack.response_url(key), trigger_id=key)
+    assert await send(http, body) == 200
+    answer = (await slack.wait_for("response", count=before + 1))[-1]
+    blocks: Any = answer.params["blocks"]
+    return "\n".join(rich_words(blocks))
+
+
+async def test_a_rep_asking_why_reads_their_lead_not_a_managers_slack_trouble_nor_its_version(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    slack.deactivated_users.add("UMIA")
+    await contact_missed_by_ann(app, clock)  # Mia could not be told; Max was, instead
+
+    ann = await why(http, slack, "UANN")
+    assert "Claimed (Ann Archer)" in ann and "Contact SLA missed (Ann Archer)" in ann
+    for revops in ("could not be told", "UMIA", "Mia Moss", "slack check", "Policy version"):
+        assert revops not in ann, revops
+    # A manager reads all of it: who could not be told, what to fix, the version.
+    max_ = await why(http, slack, "UMAX")
+    assert "A manager could not be told in Slack · Mia Moss" in max_
+    assert "leadrouter slack check" in max_ and "Policy version" in max_
+
+
+@pytest.mark.parametrize("code", ["user_not_found", "user_disabled"])
+async def test_managers_read_why_a_colleague_cannot_be_reached_in_words_with_the_fix(
+    app: App, slack: FakeSlack, clock: Clock, code: str
+) -> None:
+    slack.channel_errors["UMIA"] = code  # Slack refuses Mia's DM for good
+    await contact_missed_by_ann(app, clock)
+    assert await queue_digest(app.uow, "mia", due_at=clock.now, runner="here")
+    await clock_rounds(app, clock)
+
+    alert, note = said_to(slack, "UMAX")
+    assert "Mia Moss could not be told of this in Slack" in alert
+    assert "leadrouter cannot reach Mia Moss in Slack" in note
+    for said in (alert, note):
+        assert "Slack answered" not in said and code not in said and " 200 " not in said
+        assert "Slack user UMIA is deactivated or gone" in said
+        assert "give their current member id in the policy" in said  # what to do, kept
+
+
+async def clock_rounds(app: App, clock: Clock) -> None:
+    assert app.delivery is not None
+    for _ in range(4):
+        await app.delivery.deliver_due()
+        clock.advance(minutes=6)
