@@ -323,7 +323,6 @@ _MOVED_BECAUSE = {
     "out_of_office": "{rep} is out of office",
     "card_undeliverable": "the card could not reach {rep} in Slack",
     "left_policy": "moved from {rep} by a change of the routing policy",
-    "by_manager": "moved from {rep} by a manager",
 }
 
 
@@ -340,7 +339,6 @@ _AGAIN_BECAUSE = {
     "out_of_office": "an absence",
     "card_undeliverable": "its card could not be delivered",
     "left_policy": "a change of the routing policy",
-    "by_manager": "a manager moved it",
 }
 
 
