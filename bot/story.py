@@ -194,16 +194,27 @@ def _story_event(
             parts.append(f"to {policy.rep_name(rep)}")
         elif outcome:
             parts.append(f"→ {outcome}")
+    elif audit.kind == "assigned" and rep:
+        parts.append(f"to {policy.rep_name(rep)}")
     elif rep:
         parts.append(f"({policy.rep_name(rep)})")
-    if audit.actor and audit.actor != rep:
-        parts.append(f"by {policy.rep_name(audit.actor)}")
+    # A lead routed again after a rep rejected it was not sent on by that rep: their reject is
+    # its own event. A manager who assigned it is named, by name as the cards name them.
+    rejected_by = audit.kind == "rerouted" and audit.actor in policy.reps
+    if audit.actor and audit.actor != rep and not rejected_by:
+        parts.append(f"by {_person(policy, audit.actor)}")
     decided_by = data.get("policy_version")
     if detail and audit.kind in ("routed", "rerouted") and decided_by and decided_by != version:
         parts.append(f"(policy version {short_version(decided_by)})")
-    if audit.reason:
+    if audit.reason and audit.kind != "assigned":  # an assign's reason: "to <rep>", said
         parts.append(f"· {audit.reason}")
     return StoryEvent(audit.at, " ".join(parts))
+
+
+def _person(policy: Policy, person: str) -> str:
+    """A rep's or a manager's name; the id of someone the policy no longer names."""
+    manager = policy.managers.get(person)
+    return manager.name if manager is not None else policy.rep_name(person)
 
 
 # An opportunity exists once any of these is reported (`outcomes_of`).

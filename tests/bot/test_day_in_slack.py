@@ -12,6 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from bot.bootstrap import App
 from bot.service.digests import queue_digest
+from bot.service.intake import intake
+from bot.service.offers import assign, reject
+from routing.leads import parse_lead
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import rich_words
@@ -28,7 +31,7 @@ def slack_policy() -> str:
 async def why(http: TestClient, slack: FakeSlack, user: str, lead: str = "L-1") -> str:
     """`/routing why` typed by `user`: the words of the answer's blocks, as Slack shows them."""
     before = len(slack.calls_to("response"))
-    key = f"why-{user}"
+    key = f"why-{user}-{before}"
     body = command_body(f"why {lead}", user, response_url=slack.response_url(key), trigger_id=key)
     assert await send(http, body) == 200
     answer = (await slack.wait_for("response", count=before + 1))[-1]
@@ -75,3 +78,24 @@ async def clock_rounds(app: App, clock: Clock) -> None:
     for _ in range(4):
         await app.delivery.deliver_due()
         clock.advance(minutes=6)
+
+
+async def test_the_story_names_who_moved_a_lead_by_name_and_not_a_rep_who_only_rejected_it(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    await intake(app.uow, parse_lead({"id": "L-1", "company": "Acme", "source": "web"}))
+    clock.advance(minutes=2)
+    await reject(app.uow, "L-1", by="ann", reason="Not my territory")  # on to Ben
+    clock.advance(minutes=2)
+    await reject(app.uow, "L-1", by="ben", reason="Not a fit")  # nobody left: the queue
+    clock.advance(minutes=2)
+    await assign(app.uow, "L-1", rep_id="ann", by="mia")  # Mia gives it back to Ann
+
+    ben = await why(http, slack, "UBEN")
+    assert "Rejected (Ann Archer) · Not my territory" in ben
+    assert "Routed again to Ben Baker · " in ben  # not "by Ann Archer": she handed nothing on
+    assert "by Ben Baker" not in ben and "Mia" not in ben  # after it left him: not his
+    max_ = await why(http, slack, "UMAX")
+    assert "Assigned to Ann Archer by Mia Moss" in max_
+    assert "Routed again to Ann Archer by Mia Moss" in max_
+    assert " by mia" not in max_  # a manager by name, as the cards name them
