@@ -234,8 +234,8 @@ def _fix_for(exc: SlackApiError, channel: str) -> str | None:
         return f"invite the bot to {where} (/invite @leadrouter there)"
     if code == "channel_not_found" and person:
         return (
-            f"no Slack user {channel}: check their `slack:` member id in the policy "
-            "(`leadrouter slack check` checks everyone's)"
+            f"no Slack user {channel}: check their `slack:` member id in the policy; "
+            "`leadrouter slack check` checks everyone's"
         )
     if code == "channel_not_found":
         return (
@@ -251,7 +251,7 @@ def user_gone(user: str) -> str:
     """What to do about a person whose Slack account is deactivated or gone."""
     return (
         f"Slack user {user} is deactivated or gone: give their current member id in the "
-        "policy, or take them out of it (`leadrouter slack check` checks everyone's)"
+        "policy, or take them out of it; `leadrouter slack check` checks everyone's"
     )
 
 

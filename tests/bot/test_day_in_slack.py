@@ -71,6 +71,7 @@ async def test_managers_read_why_a_colleague_cannot_be_reached_in_words_with_the
         assert "Slack answered" not in said and code not in said and " 200 " not in said
         assert "Slack user UMIA is deactivated or gone" in said
         assert "give their current member id in the policy" in said  # what to do, kept
+        assert "))" not in said  # no aside within an aside
 
 
 async def clock_rounds(app: App, clock: Clock) -> None:
