@@ -5,6 +5,7 @@ refusal in words, with what to do, not as Slack's status and error code."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import rich_words
 from tests.bot.test_slack_refusals import said_to
 from tests.bot.test_unreachable_managers import POLICY, contact_missed_by_ann
-from tests.fakes.slack import FakeSlack, command_body
+from tests.fakes.slack import FakeSlack, command_body, event_body
 
 
 @pytest.fixture
@@ -100,3 +101,16 @@ async def test_the_story_names_who_moved_a_lead_by_name_and_not_a_rep_who_only_r
     assert "Assigned to Ann Archer by Mia Moss" in max_
     assert "Routed again to Ann Archer by Mia Moss" in max_
     assert " by mia" not in max_  # a manager by name, as the cards name them
+
+
+async def test_a_manager_of_no_team_reads_so_in_app_home_not_that_the_policy_has_none(
+    app: App, http: TestClient, slack: FakeSlack
+) -> None:
+    # Max manages no team (duo is Mia's), yet gets duo's alerts while Mia cannot be reached.
+    body = event_body({"type": "app_home_opened", "user": "UMAX", "tab": "home"})
+    assert await send(http, body, json_body=True) == 200
+    (published,) = await slack.wait_for("views.publish")
+
+    home = json.dumps(published.params["view"])
+    assert "No teams in the policy" not in home
+    assert "You manage no team in the policy" in home
