@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.home import is_away
 from bot.outbox import Attempt, GiveUp
 from bot.reading import Reader
 from bot.service.digests import load_digest
@@ -96,6 +97,8 @@ class ManagerDms:
             return
         policy = self.policy()
         settled = card.settled if card.status == OfferStatus.UNCONTACTED.value else None
+        state = (await self.reader.rep_states()).get(card.rep)
+        away = settled is None and is_away(state, self.clock())
         touched = payload.get("touched_at")
         due = payload.get("due_at")
         miss = ContactMiss(
@@ -105,6 +108,8 @@ class ManagerDms:
             holder=who(policy, settled.holder) if settled and settled.holder else None,
             queue=(settled.queue or "unmatched") if settled and not settled.holder else None,
             instead=in_words(str(payload["why"])) if payload.get("why") else None,
+            away=away,
+            away_until=state.away_until if away and state is not None else None,
         )
         view = CardView(lead_id=card.lead_id, content=card.content)
         await self._active(slack_id)  # a DM nobody reads: the other managers are told

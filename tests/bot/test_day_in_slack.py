@@ -12,9 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.bootstrap import App
+from bot.service.availability import set_out_of_office
 from bot.service.digests import queue_digest
 from bot.service.intake import intake
-from bot.service.offers import assign, reject
+from bot.service.offers import assign, claim, reject
+from bot.service.watchdog import sweep
 from routing.leads import parse_lead
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_app import send
@@ -114,3 +116,20 @@ async def test_a_manager_of_no_team_reads_so_in_app_home_not_that_the_policy_has
     home = json.dumps(published.params["view"])
     assert "No teams in the policy" not in home
     assert "You manage no team in the policy" in home
+
+
+async def test_a_missed_contact_of_a_rep_marked_out_tells_the_manager_they_are_out(
+    app: App, slack: FakeSlack, clock: Clock
+) -> None:
+    await intake(app.uow, parse_lead({"id": "L-1", "company": "Acme", "source": "web"}))
+    await clock_rounds(app, clock)
+    await claim(app.uow, "L-1", by="ann")
+    # Mia marks Ann out: the lead Ann claimed stays hers, and its contact SLA runs on.
+    await set_out_of_office(app.uow, "ann", until=None, reason="flu", by="mia")
+    clock.advance(hours=2, minutes=1)
+    await sweep(app.uow)
+    await clock_rounds(app, clock)
+
+    (alert,) = [said for said in said_to(slack, "UMIA") if "did not contact them" in said]
+    assert "It is still <@UANN>'s, who is out of office until further notice." in alert
+    assert "flu" not in alert  # the absence's own reason is not the alert's to tell
