@@ -323,7 +323,6 @@ _MOVED_BECAUSE = {
     "out_of_office": "{rep} is out of office",
     "card_undeliverable": "the card could not reach {rep} in Slack",
     "left_policy": "moved from {rep} by a change of the routing policy",
-    "by_manager": "moved from {rep} by a manager",
 }
 
 # How the card of the rep a reassigned offer was taken from ends, after "Moved to {holder}", by
@@ -339,7 +338,6 @@ _SETTLED_BECAUSE: dict[str, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
         (" after a change of the routing policy",),
         (" after a change of the routing policy",),
     ),
-    "by_manager": ((" by a manager",), (" by a manager",)),
 }
 
 # How a lead left the rep it came back to (a manager assigned it to them from the queue): the
@@ -355,7 +353,6 @@ _AGAIN_BECAUSE = {
     "out_of_office": "an absence",
     "card_undeliverable": "its card could not be delivered",
     "left_policy": "a change of the routing policy",
-    "by_manager": "a manager moved it",
 }
 
 

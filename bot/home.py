@@ -94,7 +94,7 @@ async def load_home(
             for offer, lead in await reads.open_offers_of_rep(session=session, rep_id=rep_id)
         )
     mine = states.get(rep_id) if rep_id else None
-    away = _is_away(mine, now)
+    away = is_away(mine, now)
     teams: tuple[TeamLoad, ...] = ()
     size, oldest_at = 0, None
     queued: tuple[QueuedLead, ...] = ()
@@ -146,12 +146,13 @@ def _load(policy: Policy, rep_id: str, state: RepStateRow | None, now: datetime)
         name=policy.rep_name(rep_id),
         open=state.open_count if state is not None else 0,
         capacity=policy.reps[rep_id].capacity,
-        away=_is_away(state, now),
+        away=is_away(state, now),
         away_until=state.away_until if state is not None else None,
     )
 
 
-def _is_away(state: RepStateRow | None, now: datetime) -> bool:
+def is_away(state: RepStateRow | None, now: datetime) -> bool:
+    """Whether the rep of `state` is out of office at `now` (an absence past its end is over)."""
     if state is None or not state.away:
         return False
     return state.away_until is None or state.away_until > now

@@ -14,7 +14,13 @@ from datetime import datetime
 
 from bot.card import why_moved
 from bot.crm_links import crm_name
-from bot.service.kinds import CRM_OWNER_SET, CRM_WRITE_FAILED, CRM_WRITE_RETRYING
+from bot.service.kinds import (
+    CRM_OWNER_SET,
+    CRM_WRITE_FAILED,
+    CRM_WRITE_RETRYING,
+    MANAGER_NOT_TOLD,
+    QUEUE_POST_UNDELIVERABLE,
+)
 from routing.decision import Decision
 from routing.explain import explain
 from routing.model import Outcome
@@ -63,7 +69,8 @@ def lead_story(
     """The story of the lead in `rows`; `crms` are the CRMs owners are written back to here,
     `currency` what its amounts are in (`LEADROUTER_CURRENCY`; None: not named). Without
     `detail` (a rep's view), a lead taken from a rep says why in the card's words alone, not
-    what RevOps fixes it by (the error Slack gave for a card, the policy version)."""
+    what RevOps fixes it by (the error Slack gave for a card, the policy version), and what
+    only managers and RevOps act on (`_FOR_MANAGERS`) is left out."""
     lead, first = rows.lead, rows.first_decision
     explanation = explain(_decision_of(lead, first), policy) if first else lead.reason
     version = first.policy_version if first else None
@@ -71,11 +78,12 @@ def lead_story(
     told = [
         _story_event(policy, audit, version, because=because, detail=detail)
         for audit in rows.audits
+        if detail or audit.kind not in _FOR_MANAGERS
     ]
     told.extend(_outcome_events(rows.outcomes, currency))
     events = tuple(sorted(told, key=lambda event: event.at))  # stable: audits keep their order
     decided_by = None
-    if first is not None:
+    if first is not None and detail:
         activation = rows.activation
         decided_by = DecidedBy(
             short_version(version),
@@ -132,6 +140,10 @@ _EVENT_WORDS = {
 }
 
 
+# What Slack could not bring to a manager or a queue's channel: the managers' to know and
+# RevOps' to fix (a member id, an archived channel), nothing a rep does anything about.
+_FOR_MANAGERS = (MANAGER_NOT_TOLD, QUEUE_POST_UNDELIVERABLE)
+
 # The audit kinds of a lead taken from its rep (`offers.reassign`, `offers.card_undeliverable`),
 # each recorded at the moment its offer closed.
 _MOVE_KINDS = ("reassigned", "rep_out_of_office", "card_undeliverable", "rep_left_policy")
@@ -182,16 +194,27 @@ def _story_event(
             parts.append(f"to {policy.rep_name(rep)}")
         elif outcome:
             parts.append(f"→ {outcome}")
+    elif audit.kind == "assigned" and rep:
+        parts.append(f"to {policy.rep_name(rep)}")
     elif rep:
         parts.append(f"({policy.rep_name(rep)})")
-    if audit.actor and audit.actor != rep:
-        parts.append(f"by {policy.rep_name(audit.actor)}")
+    # A lead routed again after a rep rejected it was not sent on by that rep: their reject is
+    # its own event. A manager who assigned it is named, by name as the cards name them.
+    rejected_by = audit.kind == "rerouted" and audit.actor in policy.reps
+    if audit.actor and audit.actor != rep and not rejected_by:
+        parts.append(f"by {_person(policy, audit.actor)}")
     decided_by = data.get("policy_version")
-    if audit.kind in ("routed", "rerouted") and decided_by and decided_by != version:
+    if detail and audit.kind in ("routed", "rerouted") and decided_by and decided_by != version:
         parts.append(f"(policy version {short_version(decided_by)})")
-    if audit.reason:
+    if audit.reason and audit.kind != "assigned":  # an assign's reason: "to <rep>", said
         parts.append(f"· {audit.reason}")
     return StoryEvent(audit.at, " ".join(parts))
+
+
+def _person(policy: Policy, person: str) -> str:
+    """A rep's or a manager's name; the id of someone the policy no longer names."""
+    manager = policy.managers.get(person)
+    return manager.name if manager is not None else policy.rep_name(person)
 
 
 # An opportunity exists once any of these is reported (`outcomes_of`).

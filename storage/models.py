@@ -105,13 +105,13 @@ OPEN_OFFER_STATUSES = (OfferStatus.OFFERED.value, OfferStatus.CLAIMED.value)
 
 class MoveReason(StrEnum):
     """Why an offer closed `reassigned` was taken from its rep (`OfferRow.moved_because`): none
-    of them the rep's doing, so no card words it as if it were (`bot.card`)."""
+    of them the rep's doing, so no card words it as if it were (`bot.card`). A manager takes a
+    lead from a rep only by marking the rep out (`OUT_OF_OFFICE`); Assign offers a queued one."""
 
     OUT_OF_OFFICE = "out_of_office"  # they went out (I'm out, `/routing pto`, or a manager said)
     # Slack would not take their card: their account deactivated, their DM refused, ...
     CARD_UNDELIVERABLE = "card_undeliverable"
     LEFT_POLICY = "left_policy"  # the policy activated has no such rep
-    BY_MANAGER = "by_manager"  # a manager moved it (`offers.reassign`'s "reassigned" audit kind)
 
 
 class LeadRow(SQLModel, table=True):

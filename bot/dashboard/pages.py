@@ -112,7 +112,7 @@ MISROUTES_CSV = ("group", "signal", "reason", "per_100")
 TAKEN_WORDS = {
     "sla_missed": "Claim SLA missed",
     "rep_out_of_office": "Rep out of office",
-    "reassigned": "Moved by a manager",
+    "reassigned": "Moved on from the rep",  # `offers.reassign`'s default kind: no cause kept
     "card_undeliverable": "Card could not reach the rep in Slack",
 }
 FAIRNESS_CSV = ("team", "rep", "leads", "share", "expected_share", "expected", "deviation")

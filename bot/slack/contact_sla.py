@@ -61,6 +61,10 @@ class ContactMiss:
     touched_at: datetime | None  # the first touch, after the deadline; None: none yet
     holder: str | None  # who holds the lead now, if it was moved to another rep
     queue: str | None  # the queue it waits in, if it was moved to one
+    # The rep still holding it is out of office (a manager marked them, say): until when; a
+    # manager reading "it is still theirs" would otherwise not know nobody is working it.
+    away: bool = False
+    away_until: datetime | None = None
     # why this manager is told: the one it was meant for could not be (as Slack said it)
     instead: str | None = None
 
@@ -82,6 +86,9 @@ def contact_missed_alert(
         where = f"It is now offered to {miss.holder}."
     elif miss.queue is not None:
         where = f"It waits in the *{escape(miss.queue)}* queue."
+    elif miss.away:
+        until = slack_date(miss.away_until) if miss.away_until else "further notice"
+        where = f"It is still {miss.rep}'s, who is out of office until {until}."
     else:
         where = f"It is still {miss.rep}'s."
     status = f"{what} {where}"

@@ -73,7 +73,7 @@ def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, A
             manager_head.insert(0, DividerBlock())
         team_groups = [[_team_section(team)] for team in home.teams]
         if not team_groups:
-            team_groups = [[section("No teams in the policy.")]]
+            team_groups = [[section("You manage no team in the policy.")]]
         manager_tail = [section(_queue_line(home))]
         for lead, line in zip(home.queued, queued_lines(home.queued, home.now), strict=True):
             manager_tail += [rich([line]), *assign_picker(lead.lead_id, assignees)]

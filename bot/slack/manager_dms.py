@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.home import is_away
 from bot.outbox import Attempt, GiveUp
 from bot.reading import Reader
 from bot.service.digests import load_digest
@@ -29,7 +30,7 @@ from bot.slack.digest import (
     policy_refused_message,
     unreachable_note,
 )
-from bot.slack.posting import delivered
+from bot.slack.posting import delivered, in_words
 from routing.policy import Policy
 from routing.policy_version import short_version
 from storage.db import Database
@@ -75,7 +76,11 @@ class ManagerDms:
         view = CardView(lead_id=queued.lead_id, content=queued.content)
         why = payload.get("why")
         message = queued_post(
-            view, queued.queue, assignees_of(self.policy()), alert=True, why=why and str(why)
+            view,
+            queued.queue,
+            assignees_of(self.policy()),
+            alert=True,
+            why=in_words(str(why)) if why else None,
         )
         await self._post(attempt, slack_id, message)
         delivered(attempt, queued.lead_id, f"manager {manager} alerted (queue {queued.queue})")
@@ -92,6 +97,8 @@ class ManagerDms:
             return
         policy = self.policy()
         settled = card.settled if card.status == OfferStatus.UNCONTACTED.value else None
+        state = (await self.reader.rep_states()).get(card.rep)
+        away = settled is None and is_away(state, self.clock())
         touched = payload.get("touched_at")
         due = payload.get("due_at")
         miss = ContactMiss(
@@ -100,7 +107,9 @@ class ManagerDms:
             touched_at=datetime.fromisoformat(touched) if touched else None,
             holder=who(policy, settled.holder) if settled and settled.holder else None,
             queue=(settled.queue or "unmatched") if settled and not settled.holder else None,
-            instead=str(payload["why"]) if payload.get("why") else None,
+            instead=in_words(str(payload["why"])) if payload.get("why") else None,
+            away=away,
+            away_until=state.away_until if away and state is not None else None,
         )
         view = CardView(lead_id=card.lead_id, content=card.content)
         await self._active(slack_id)  # a DM nobody reads: the other managers are told
@@ -159,6 +168,7 @@ class ManagerDms:
             return  # taken out of the policy meanwhile: what the note would ask is done
         manager = str(payload["manager"])
         slack_id = await self._active(await self._slack_id(manager))
-        note = unreachable_note(missing.name, str(payload["why"]), str(payload["missed"]))
+        why = in_words(str(payload["why"]))
+        note = unreachable_note(missing.name, why, str(payload["missed"]))
         await self._post(attempt, slack_id, note)
         delivered(attempt, None, f"manager {manager} told that {missing.id} cannot be reached")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -210,6 +211,18 @@ def failure_text(exc: SlackApiError) -> str:
     return f"Slack answered {status} {code}".strip()
 
 
+# How `failure_text` starts a reason that our own words about the refusal follow (`_fix_for`).
+_ANSWERED_THEN_WORDS = re.compile(r"Slack answered \d{3} [a-z_]+: ")
+
+
+def in_words(why: str) -> str:
+    """A give-up's reason as a manager reads it in Slack: Slack's status and error code left
+    out where our own words follow them (what became of the person or channel, and what to
+    do), as they do for every refusal `_fix_for` knows. The outbox's log line and the lead's
+    audit (`/routing why` for a manager) keep the code, for whoever looks it up."""
+    return _ANSWERED_THEN_WORDS.sub("", why)
+
+
 def _fix_for(exc: SlackApiError, channel: str) -> str | None:
     """What an admin does about a post Slack refused for where it was going, if that is why."""
     code = _code(exc)
@@ -221,8 +234,8 @@ def _fix_for(exc: SlackApiError, channel: str) -> str | None:
         return f"invite the bot to {where} (/invite @leadrouter there)"
     if code == "channel_not_found" and person:
         return (
-            f"no Slack user {channel}: check their `slack:` member id in the policy "
-            "(`leadrouter slack check` checks everyone's)"
+            f"no Slack user {channel}: check their `slack:` member id in the policy; "
+            "`leadrouter slack check` checks everyone's"
         )
     if code == "channel_not_found":
         return (
@@ -238,7 +251,7 @@ def user_gone(user: str) -> str:
     """What to do about a person whose Slack account is deactivated or gone."""
     return (
         f"Slack user {user} is deactivated or gone: give their current member id in the "
-        "policy, or take them out of it (`leadrouter slack check` checks everyone's)"
+        "policy, or take them out of it; `leadrouter slack check` checks everyone's"
     )
 
 

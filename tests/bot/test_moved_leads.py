@@ -15,14 +15,14 @@ from bot.bootstrap import App
 from bot.reading import Viewer
 from bot.service.availability import set_out_of_office
 from bot.service.intake import intake
-from bot.service.offers import card_undeliverable, reassign, reject
+from bot.service.offers import card_undeliverable, reject
 from bot.service.policies import move_from_departed
 from bot.service.views import SweepResult
 from bot.service.watchdog import sweep
 from routing.leads import parse_lead
 from routing.policy import parse_policy
 from storage.db import Database
-from storage.models import MoveReason, OfferRow
+from storage.models import OfferRow
 from tests.bot.conftest import Clock
 from tests.bot.test_slack_blocks import rich_words
 from tests.fakes.slack import FakeSlack
@@ -113,17 +113,12 @@ async def ann_leaves_the_policy(app: App, slack: FakeSlack, offer_id: int) -> No
     await move_from_departed(app.uow, parse_policy(WITHOUT_ANN), before=parse_policy(POLICY))
 
 
-async def a_manager_moves_it(app: App, slack: FakeSlack, offer_id: int) -> None:
-    await reassign(app.uow, offer_id, because=MoveReason.BY_MANAGER, reason="rebalancing")
-
-
 @pytest.mark.parametrize(
     ("move", "words"),
     [
         (ann_goes_out, "Ann Archer is out of office"),
         (mia_marks_ann_out, "Ann Archer is out of office"),
         (ann_leaves_the_policy, "moved from Ann Archer by a change of the routing policy"),
-        (a_manager_moves_it, "moved from Ann Archer by a manager"),
     ],
 )
 async def test_the_next_rep_the_team_and_why_read_why_a_lead_left_its_rep(
@@ -280,11 +275,6 @@ async def test_a_lead_left_with_a_rep_marked_out_by_a_lost_move_is_moved_on_by_t
             ann_leaves_the_policy,
             "Moved to <@UBEN> after a change of the routing policy",
             "Moved to <@UBEN> after a change of the routing policy",
-        ),
-        (
-            a_manager_moves_it,
-            "Moved to <@UBEN> by a manager",
-            "Moved to <@UBEN> by a manager",
         ),
     ],
 )

@@ -278,9 +278,16 @@ def said_to(slack: FakeSlack, user: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("code", ["is_archived", "channel_not_found", "not_in_channel"])
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("is_archived", "the channel CTRIAGE is archived: unarchive it"),
+        ("channel_not_found", "the bot cannot see the channel CTRIAGE"),
+        ("not_in_channel", "invite the bot to the channel CTRIAGE"),
+    ],
+)
 async def test_a_lead_its_queue_channel_refuses_goes_to_the_managers_dms_never_that_channel(
-    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, code: str
+    app: App, slack: FakeSlack, sqlite_db: Database, clock: Clock, code: str, words: str
 ) -> None:
     slack.channel_errors["CTRIAGE"] = code
     await lead(app, "L-1", "triage")
@@ -293,7 +300,8 @@ async def test_a_lead_its_queue_channel_refuses_goes_to_the_managers_dms_never_t
     for manager in ("UMIA", "UMAX"):
         (alert,) = said_to(slack, manager)
         assert "could not be posted in the triage queue's channel" in alert
-        assert code in alert and '"block_id": "assign:L-1"' in alert
+        assert words in alert and '"block_id": "assign:L-1"' in alert
+        assert code not in alert and "Slack answered" not in alert  # in words, not Slack's code
     events = await story(sqlite_db)
     (why,) = [reason for kind, reason in events if kind == "queue_post_undeliverable"]
     assert code in (why or "") and (why or "").endswith("told Max Mold, Mia Moss")
@@ -455,6 +463,6 @@ async def test_a_lead_its_queue_refused_is_still_told_to_managers_once_after_a_c
     for manager in ("UMIA", "UMAX"):
         (alert,) = said_to(slack, manager)
         assert "could not be posted in the triage queue's channel" in alert
-        assert "is_archived" in alert and '"block_id": "assign:L-1"' in alert
+        assert "CTRIAGE is archived" in alert and '"block_id": "assign:L-1"' in alert
     events = [kind for kind, _ in await story(sqlite_db)]
     assert events.count("queue_post_undeliverable") == 1

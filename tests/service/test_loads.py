@@ -68,7 +68,7 @@ async def test_open_counts_equal_open_offers_after_a_concurrent_mix_of_every_use
         assert offer.id is not None
         claiming = claim(uow, external_id, by=offer.rep_id)
         rejecting = reject(uow, external_id, by=offer.rep_id, reason="not mine")
-        reassigning = reassign(uow, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
+        reassigning = reassign(uow, offer.id, because=MoveReason.OUT_OF_OFFICE, reason="away")
         manager_claiming = claim(uow, external_id, by="mia")
         pairs: list[list[Coroutine[Any, Any, Any]]] = [
             [claiming],

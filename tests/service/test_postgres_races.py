@@ -125,9 +125,7 @@ async def test_a_claim_that_loses_to_a_reassignment_does_not_name_the_rep_who_lo
 
     async with started() as tasks:
         async with row_locked(db, "offers", "id = :id", id=offer.id):
-            tasks += start(
-                reassign(uow, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
-            )
+            tasks += start(reassign(uow, offer.id, because=MoveReason.OUT_OF_OFFICE, reason="away"))
             await until_waiting_on_locks(db, 1)
             tasks += start(claim(uow, "L-1", by="mia"))
             await until_waiting_on_locks(db, 2)  # the claim queued behind the reassignment

@@ -43,7 +43,7 @@ async def test_reassigning_an_offered_lead_moves_it_to_another_rep(
     await intake(uow, new_lead("L-0"))
 
     move = await reassign(
-        uow, await offer_id(db, "L-0"), because=MoveReason.BY_MANAGER, reason="rebalancing"
+        uow, await offer_id(db, "L-0"), because=MoveReason.OUT_OF_OFFICE, reason="away"
     )
 
     assert move is not None
@@ -65,7 +65,7 @@ async def test_reassigning_a_claimed_lead_changes_nothing(
 
     assert (
         await reassign(
-            uow, await offer_id(db, "L-0"), because=MoveReason.BY_MANAGER, reason="rebalancing"
+            uow, await offer_id(db, "L-0"), because=MoveReason.OUT_OF_OFFICE, reason="away"
         )
         is None
     )
@@ -85,10 +85,7 @@ async def test_reassigning_the_same_offer_twice_at_once_moves_it_once(
     for external_id in ids:  # one lead at a time: the race is between the two moves of one offer
         offer = await offer_id(db, external_id)
         pair = await asyncio.gather(
-            *(
-                reassign(uow, offer, because=MoveReason.BY_MANAGER, reason="rebalancing")
-                for _ in "ab"
-            )
+            *(reassign(uow, offer, because=MoveReason.OUT_OF_OFFICE, reason="away") for _ in "ab")
         )
 
         assert sorted(isinstance(r, Move) for r in pair) == [False, True], pair

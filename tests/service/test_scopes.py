@@ -275,7 +275,7 @@ async def test_a_reassignment_that_finds_its_new_team_busy_starts_again_and_wait
         assert offer.rep_id == "ann" and offer.id is not None
         async with scope_held_elsewhere(postgres_url, low):
             moving = asyncio.create_task(
-                reassign(uow, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
+                reassign(uow, offer.id, because=MoveReason.OUT_OF_OFFICE, reason="away")
             )
             await until_waited_on(postgres_db)  # lost once, then waits for it
             assert not moving.done()
@@ -436,7 +436,7 @@ async def test_a_rep_marked_away_while_a_decision_waits_gets_no_lead_from_it(
         async with started() as tasks:
             async with row_locked(postgres_db, "offers", "id = :id", id=offer.id):
                 tasks += start(
-                    reassign(moving, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing")
+                    reassign(moving, offer.id, because=MoveReason.OUT_OF_OFFICE, reason="away")
                 )
                 await until_waiting_on_locks(postgres_db, 1)  # the clock read, the row awaited
                 clock.advance(minutes=1)
@@ -516,7 +516,10 @@ async def test_replicas_intaking_moving_claiming_sweeping_and_going_away_at_once
                 elif choice < 0.6:
                     await guarded(
                         reassign(
-                            replica, offer.id, because=MoveReason.BY_MANAGER, reason="rebalancing"
+                            replica,
+                            offer.id,
+                            because=MoveReason.OUT_OF_OFFICE,
+                            reason="rebalancing",
                         )
                     )
                 else:
