@@ -7,7 +7,7 @@ manager cannot be reached.
 
 The outbox item is given up first, and the escalation follows in a transaction of its own: the
 delivery's, once the give-up is committed, or, should that one be lost (a crash in between, the
-database gone for a moment), the watchdog's sweep's (`escalate_given_up`). Each escalation marks
+database gone for a moment), the watchdog's sweep's (`safety_nets`). Each escalation marks
 its item escalated in the same transaction, by compare-and-set, so whichever comes second tells
 nobody."""
 
@@ -33,7 +33,6 @@ from bot.service.outbox_items import (
     queue_post_alerts,
     unreachable_notes,
 )
-from bot.service.safety_nets import finish_each
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from routing.policy import Policy
 from storage import repository as repo
@@ -82,30 +81,6 @@ async def escalate(uow: UnitOfWork, item: OutboxRow, why: str) -> int | None:
             payload=payload,
         )
     return None
-
-
-async def escalate_given_up(uow: UnitOfWork, *, batch: int) -> int:
-    """The sweep's safety net: items of `ESCALATED_KINDS` given up over `GIVEN_UP_GRACE` ago
-    whose escalation was lost, escalated now. Returns how many were. One that fails is logged
-    and left for the next sweep; the others go on."""
-    async with uow.reading() as session:
-        items = await repo.given_up_not_escalated(
-            session=session,
-            kinds=ESCALATED_KINDS,
-            given_up_before=uow.clock() - GIVEN_UP_GRACE,
-            limit=batch,
-        )
-    return await finish_each(
-        items,
-        lambda item: escalate(uow, item, item.last_error or ""),
-        failed=lambda item: (
-            f"outbox: item {item.id} ({item.kind}) was given up; escalating it failed"
-        ),
-        finished=lambda item, told: (
-            f"outbox: item {item.id} ({item.kind}) was given up and its escalation lost; "
-            f"done ({told} told)"
-        ),
-    )
 
 
 async def queue_post_undeliverable(

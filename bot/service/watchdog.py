@@ -10,17 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from bot.service.contact_sla import sweep_contacts
-from bot.service.escalations import escalate_given_up
 from bot.service.kinds import BACKLOG, SLA_MISSED, OutboxKind
-from bot.service.offers import card_undeliverable, reassign
 from bot.service.outbox_items import (
-    OFFER_CARD_KEY,
     manager_alerts,
     managers_of,
     reminder,
     settle_card,
 )
-from bot.service.safety_nets import finish_each
+from bot.service.safety_nets import finish_what_was_lost
 from bot.service.steps import record, reroute_after_miss
 from bot.service.unit_of_work import Transaction, UnitOfWork
 from bot.service.views import SweepResult
@@ -28,25 +25,23 @@ from routing.durations import format_duration
 from routing.model import Outcome
 from storage import repository as repo
 from storage.decisions import Decided, lead_of, redecide
-from storage.models import AuditEventRow, MoveReason, OfferStatus
+from storage.models import AuditEventRow, OfferStatus
 
 log = logging.getLogger("bot.service")
 
 SWEEP_BATCH = 500  # overdue offers reassigned per transaction
 BACKLOG_RECENT = timedelta(minutes=5)  # see `summarise_backlog`
-CARD_GIVEN_UP_GRACE = timedelta(minutes=1)  # see `_move_on_from_cards_given_up`
-ABSENCE_GRACE = timedelta(minutes=1)  # see `_move_on_from_absent_reps`
 
 
 async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
-    """Move on the offers of reps out of office whose moves were lost, reassign every offer
-    past its deadline and still unclaimed (but those: their rep is not charged a miss), look at
-    every claimed lead whose contact SLA is due (`contact_sla`), do what was lost after a card,
-    a queue post or a manager's alert was given up (the lead moved on, managers told:
-    `escalations`), then queue the reminders that are due. Batch by batch, each its own
+    """Finish what a lost transaction left half done (`safety_nets`: the leads of a rep marked
+    out, of a card given up, the managers to tell after a post given up), reassign every offer
+    past its deadline and still unclaimed (but those of a rep out: they are not charged a
+    miss), look at every claimed lead whose contact SLA is due (`contact_sla`), then queue the
+    reminders that are due. Batch by batch, each its own
     transaction: a sweep cut short (a restart) leaves whole batches done and the rest for the
     next sweep, never half a reassignment."""
-    total = SweepResult(out_of_office=await _move_on_from_absent_reps(uow, batch))
+    total = await finish_what_was_lost(uow, batch)
     while True:
         done = await uow.routing(lambda tx: _sweep_batch(uow, tx, batch), "the SLA sweep")
         total = total + done
@@ -54,68 +49,7 @@ async def sweep(uow: UnitOfWork, *, batch: int = SWEEP_BATCH) -> SweepResult:
         if done.expired < batch:
             break
     total = total + await sweep_contacts(uow, batch)
-    total = total + SweepResult(undelivered=await _move_on_from_cards_given_up(uow, batch))
-    total = total + SweepResult(escalated=await escalate_given_up(uow, batch=batch))
     return total + SweepResult(reminded=await _queue_reminders(uow, batch))
-
-
-async def _move_on_from_cards_given_up(uow: UnitOfWork, batch: int) -> int:
-    """Offers whose card was given up and that are still offered, moved on to the next rep.
-
-    Giving a card up moves its lead on at once (`card_undeliverable`), but in a transaction of
-    its own after the item's end: if that one failed (the database gone for a moment, a crash
-    in between), the lead would sit with a rep who never saw it, with no SLA to run out. Each
-    sweep looks for such offers, given up a while ago (`CARD_GIVEN_UP_GRACE`, to leave the
-    first try its turn), and moves them on the same way."""
-    async with uow.reading() as session:
-        stranded = await repo.offers_with_cards_given_up(
-            session=session,
-            card_key_prefix=OFFER_CARD_KEY,
-            given_up_before=uow.clock() - CARD_GIVEN_UP_GRACE,
-            limit=batch,
-        )
-    return await finish_each(
-        stranded,
-        lambda offer: card_undeliverable(uow, offer[0], offer[1]),
-        failed=lambda offer: f"offer {offer[0]}: its card was given up; moving the lead on failed",
-        finished=lambda offer, _: (
-            f"offer {offer[0]}: its card was given up and the lead had not moved on; moved"
-        ),
-    )
-
-
-async def _move_on_from_absent_reps(uow: UnitOfWork, batch: int) -> int:
-    """Offers still offered to a rep out of office, that they held as they were marked out,
-    moved on as their absence moves them (`availability.set_out_of_office`).
-
-    The absence is recorded in one transaction and each offer moved in one of its own after
-    it: if those were lost (a crash in between, the database gone for a moment), the leads
-    would sit with a rep who is out, seen by nobody, until their SLA charged the rep a miss
-    (`overdue_offers` passes such offers over). Each sweep looks for offers of absences
-    recorded a while ago (`ABSENCE_GRACE`, to leave the absence's own moves their turn) and
-    moves them the same way; a rep back meanwhile keeps theirs. Of two replicas sweeping at
-    once, the one whose move changes the offer's status moves it; the other finds it moved."""
-    now = uow.clock()
-    async with uow.reading() as session:
-        stranded = await repo.offers_of_absent_reps(
-            session=session, marked_before=now - ABSENCE_GRACE, now=now, limit=batch
-        )
-    return await finish_each(
-        stranded,
-        lambda offer_id: reassign(
-            uow,
-            offer_id,
-            because=MoveReason.OUT_OF_OFFICE,
-            reason="out of office",
-            kind="rep_out_of_office",
-        ),
-        failed=lambda offer_id: (
-            f"offer {offer_id}: its rep is out of office; moving the lead on failed"
-        ),
-        finished=lambda offer_id, _: (
-            f"offer {offer_id}: its rep is out of office and the lead had not moved on; moved"
-        ),
-    )
 
 
 def _sweep_batch(uow: UnitOfWork, tx: Transaction, batch: int) -> SweepResult:

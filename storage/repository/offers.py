@@ -280,8 +280,8 @@ async def count_open_offers(*, session: AsyncSession) -> int:
     return int(result.scalar_one())
 
 
-async def offers_with_cards_given_up(
-    *, session: AsyncSession, card_key_prefix: str, given_up_before: datetime, limit: int
+def offers_with_cards_given_up(
+    *, session: Session, card_key_prefix: str, given_up_before: datetime, limit: int
 ) -> list[tuple[int, str]]:
     """Offers still offered, with no SLA started (no card of theirs was posted), whose card's
     outbox item (key `card_key_prefix` + the offer's id) was given up before `given_up_before`:
@@ -301,7 +301,7 @@ async def offers_with_cards_given_up(
         .order_by(col(OutboxRow.failed_at))
         .limit(limit)
     )
-    rows = (await session.execute(statement)).all()
+    rows = session.execute(statement).all()
     return [(offer_id, error or "") for offer_id, error in rows if offer_id is not None]
 
 
@@ -317,8 +317,8 @@ def _held_as_marked_out(now: datetime) -> ColumnElement[bool]:
     )
 
 
-async def offers_of_absent_reps(
-    *, session: AsyncSession, marked_before: datetime, now: datetime, limit: int
+def offers_of_absent_reps(
+    *, session: Session, marked_before: datetime, now: datetime, limit: int
 ) -> list[int]:
     """Offers still offered to a rep out of office at `now`, who held them as they were marked
     out, before `marked_before`: the ids of those whose move on was lost, oldest first.
@@ -340,5 +340,5 @@ async def offers_of_absent_reps(
         .order_by(col(OfferRow.id))
         .limit(limit)
     )
-    rows = (await session.execute(statement)).scalars().all()
+    rows = session.execute(statement).scalars().all()
     return [offer_id for offer_id in rows if offer_id is not None]

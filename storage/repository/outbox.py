@@ -378,12 +378,12 @@ def queue_outbox_once(*, session: Session, rows: Sequence[Mapping[str, Any]]) ->
     return len(fresh)
 
 
-async def given_up_not_escalated(
-    *, session: AsyncSession, kinds: Sequence[str], given_up_before: datetime, limit: int
+def given_up_not_escalated(
+    *, session: Session, kinds: Sequence[str], given_up_before: datetime, limit: int
 ) -> Sequence[OutboxRow]:
     """Items of these kinds given up before `given_up_before` whose escalation is not done
     (`mark_escalated`), oldest give-up first; through `ix_outbox_to_escalate`."""
-    result = await session.execute(
+    result = session.execute(
         select(OutboxRow)
         .where(
             col(OutboxRow.kind).in_(kinds),

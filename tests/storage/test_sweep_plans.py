@@ -36,10 +36,12 @@ async def test_offers_of_absent_reps_are_found_through_the_reps_away_not_every_o
 
     for engine in db.sync_engines:
         event.listen(engine, "before_cursor_execute", seen)
-    async with db.reading() as session:
-        found = await repo.offers_of_absent_reps(
+    found = await db.run(
+        lambda session: repo.offers_of_absent_reps(
             session=session, marked_before=NOW - timedelta(minutes=1), now=NOW, limit=500
-        )
+        ),
+        quick=True,
+    )
 
     assert found == []
     ((sql, params),) = sent
