@@ -45,13 +45,13 @@ class CsvSheet:
     def __init__(self, handle: TextIO, columns: Sequence[str], *, file: Path | None) -> None:
         self._file = file
         self._writer = csv.writer(handle, lineterminator="\n" if file is None else "\r\n")
-        self.rows = 0
+        self.rows = 0  # under the header
         self.accented = False  # a letter beyond ASCII was written
         self._write(list(columns))
-        self.rows = 0
 
     def write(self, values: Sequence[str]) -> None:
         self._write(spreadsheet_row(values))
+        self.rows += 1
 
     def _write(self, cells: list[str]) -> None:
         self.accented = self.accented or not all(cell.isascii() for cell in cells)
@@ -61,7 +61,6 @@ class CsvSheet:
             if self._file is None:
                 raise  # stdout's reader went away (`| head`): the command says what it does
             raise CliError(f"{self._file}: cannot be written ({exc.strerror or exc})") from None
-        self.rows += 1
 
 
 @contextmanager
