@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,6 +41,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a connection waits for another's loc
 # connection whose COMMIT took it there: never the event loop's). Once all of it is copied the
 # next write starts it over, and the file is cut back to this size.
 WAL_LIMIT_BYTES = 4 * 1024 * 1024
+# A PostgreSQL connection back from the pool is pinged first only if it sat unused this long.
+PING_AFTER_IDLE_S = 1.0
 
 # PostgreSQL's "deadlock detected" and "could not serialize access": the server rolled the
 # transaction back and running it again is safe.
@@ -58,6 +61,12 @@ def _transient_errors() -> Iterator[None]:
         if _sqlstate(exc) in _RETRYABLE_SQLSTATES:
             raise TransientDatabaseError(str(exc.orig)) from exc
         raise
+
+
+def lost_connection(error: BaseException) -> bool:
+    """Whether `error` is the database's connection lost under a statement (the server
+    restarted or cut off): the pool connects afresh next time, so the caller may try again."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -334,7 +343,9 @@ def _busy(error: OperationalError) -> bool:
     return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
-def open_database(url: str, *, pool_size: int = 10) -> Database:
+def open_database(
+    url: str, *, pool_size: int = 10, ping_after_idle_s: float = PING_AFTER_IDLE_S
+) -> Database:
     """hide_parameters: database errors and logs never carry a lead's personal data."""
     url = check_url(url)
     if url.startswith("sqlite"):
@@ -351,14 +362,40 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         hide_parameters=True,
         # A process that stalls in a transaction (frozen, or cut off mid-way) would hold its
         # rows and its teams' scopes (`storage.locks`) for as long as its connection lived:
         # PostgreSQL ends such a session after a minute and everyone else goes on.
         connect_args={"server_settings": {"idle_in_transaction_session_timeout": "60000"}},
     )
+    _ping_after_idle(engine.sync_engine, ping_after_idle_s)
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+
+def _ping_after_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection before use only when it sat unused for `idle_s` or more.
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout, and on asyncpg a ping is three round
+    trips (BEGIN, an empty query, ROLLBACK): under load that was more than a sixth of a routing
+    transaction's. A connection used a moment ago is alive unless the server went down and came
+    back within that moment; one that sat longer may have been cut by a restart, a failover or
+    a firewall, and is pinged, and replaced if the ping fails (a `DisconnectionError` from a
+    checkout makes the pool connect afresh). A fresh connection is not pinged."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The message only: the error may name the server, never a secret, but say no more.
+            raise DisconnectionError("a pooled connection did not answer its ping") from exc
 
 
 def _sqlite_pragmas(

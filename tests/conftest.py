@@ -86,6 +86,23 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
+def restartable_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, for a test that restarts it (the session's
+    server must never be); skipped and failed as `postgres_server` is."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"PostgreSQL is not installed here ({', '.join(missing)} not on PATH)")
+    try:
+        server = start_postgres()
+    except PostgresDidNotStart as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 async def postgres_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database of this test's own (no tables yet)."""
     name = await postgres_server.create_database()

@@ -91,6 +91,15 @@ class PostgresServer:
         finally:
             await connection.close(timeout=10)
 
+    def restart(self) -> None:
+        """Stop the server (every connection cut, as a crash or a failover cuts them; but
+        cleanly, so what was committed is kept: these servers commit without waiting for the
+        disk) and start it again on the same port and data."""
+        _stop(self._as_user, self.data, mode="fast")
+        log = self.directory / "server.log"
+        if not _pg_ctl_start(self._as_user, self.data, log, self.directory, self.port):
+            raise PostgresDidNotStart(f"PostgreSQL did not start again; its log:\n{_read(log)}")
+
     def stop(self) -> None:
         if not self._running:
             return
@@ -171,7 +180,7 @@ def _pg_ctl_start(as_user: list[str], data: Path, log: Path, sockets: Path, port
     return started.returncode == 0
 
 
-def _stop(as_user: list[str], data: Path) -> None:
+def _stop(as_user: list[str], data: Path, *, mode: str = "immediate") -> None:
     _run(
         [
             *as_user,
@@ -180,7 +189,7 @@ def _stop(as_user: list[str], data: Path) -> None:
             "-D",
             str(data),
             "-m",
-            "immediate",
+            mode,
             "-w",
             "-t",
             str(STOP_TIMEOUT_S),

@@ -34,6 +34,7 @@ from bot.http.leads import post_leads
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.service.watchdog import summarise_backlog
 from routing.policy import Policy
+from storage.db import lost_connection
 
 log = logging.getLogger(__name__)
 
@@ -254,18 +255,25 @@ def _bears(request: web.Request, token: str) -> bool:
 
 @web.middleware
 async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error answers JSON: aiohttp's own (404, 405) too, and an unknown exception becomes a
-    500 with an id that finds its traceback in the log. 4xx and 5xx are counted."""
+    """Every error answers JSON: aiohttp's own (404, 405) too, a lost database connection a 503,
+    and an unknown exception a 500 with an id that finds its traceback in the log. 4xx and 5xx
+    are counted."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         response = error(exc.status, exc.reason)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        error_id = secrets.token_hex(6)
-        log.exception("internal error %s on %s %s", error_id, request.method, request.path)
-        response = web.json_response({"error": "internal error", "id": error_id}, status=500)
+    except Exception as exc:
+        if lost_connection(exc):
+            # No fault of ours to trace: the database went away under a transaction (rolled
+            # back), and the next request gets a fresh connection.
+            log.warning("%s %s: the database connection was lost", request.method, request.path)
+            response = error(503, "the database connection was lost; send it again")
+        else:
+            error_id = secrets.token_hex(6)
+            log.exception("internal error %s on %s %s", error_id, request.method, request.path)
+            response = web.json_response({"error": "internal error", "id": error_id}, status=500)
     if response.status >= 400:
         request.app[METRICS_KEY].http_error(response.status)
     return response

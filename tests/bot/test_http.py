@@ -122,7 +122,7 @@ async def test_a_retry_without_an_email_is_a_retry_whatever_its_key_order_spacin
     _, first = await post(client, ANA, clock)
     again = (
         b'{ "employees" : 5000, "phone": "+1 (555) 0100", "company": "  bigco ",\n'
-        b'  "last_name": "M\u00fcller", "first_name": "ANA", "country": "US", "id": "N-1" }'
+        rb'  "last_name": "M\u00fcller", "first_name": "ANA", "country": "US", "id": "N-1" }'
     )
     assert await post(client, again, clock) == (200, first)
     # A field that does not say who the lead is (a score, a campaign) may change on a retry.
@@ -681,3 +681,40 @@ def test_every_app_has_metrics_of_its_own() -> None:
     first.lead("offered")
     assert b'leadrouter_leads_total{outcome="offered"} 1.0' in first.render()
     assert b'leadrouter_leads_total{outcome="offered"} 0.0' in second.render()
+
+
+async def test_a_lost_database_connection_is_routed_again_or_answered_503_never_500(
+    restartable_postgres: PostgresServer,
+    tmp_path: Path,
+    make_client: MakeClient,
+    policy: Policy,
+    clock: Clock,
+) -> None:
+    """PostgreSQL down and back within the pool's ping window (`storage.db`), so the next
+    transaction on the kept connection fails. A lead's group is routed again lead by lead, on
+    a fresh connection, and answered 201 once; another request is answered 503 with what to do
+    (not a 500 with a traceback id), and works when sent again."""
+    name = await restartable_postgres.create_database()
+    db = open_database(restartable_postgres.url(name), pool_size=1, ping_after_idle_s=3600)
+    try:
+        await db.create_tables()
+        app = bootstrap(settings_for(tmp_path / "unused.db"), db=db, policy=policy, clock=clock)
+        client = await make_client(app=app)
+        assert (await post(client, lead("L-1"), clock))[0] == 201
+        restartable_postgres.restart()
+        assert (await post(client, lead("L-2"), clock))[0] == 201
+        restartable_postgres.restart()
+        touch = {"lead": "L-1", "kind": "first_touch", "at": clock.now.isoformat()}
+        body = as_body(touch)
+        answer = await client.post("/events", data=body, headers=signed(body, at=clock.timestamp()))
+        assert (answer.status, await answer.json()) == (
+            503,
+            {"error": "the database connection was lost; send it again"},
+        )
+        answer = await client.post("/events", data=body, headers=signed(body, at=clock.timestamp()))
+        assert (answer.status, await answer.json()) == (200, {"accepted": 1})
+        async with db.reading() as session:
+            stored = (await session.execute(select(LeadRow.external_id))).scalars().all()
+        assert sorted(stored) == ["L-1", "L-2"]
+    finally:
+        await db.dispose()
