@@ -1,6 +1,7 @@
 """What a person's App Home shows: a rep's open offers (titled and explained as their cards are),
-availability and share of their teams' leads this week; a manager's teams' load, the unmatched
-queue and this week's figures (`bot.service.weekly`).
+the leads they claimed and have yet to contact, availability and share of their teams' leads
+this week; a manager's teams' load, the unmatched queue and this week's figures
+(`bot.service.weekly`).
 
 Plain data out, no Slack formatting: `bot.slack.home_view` renders it.
 """
@@ -12,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.card import CardContent, card_content_of
+from bot.card import CardContent, card_content_of, lead_title
 from bot.service.digests import QueuedLead
 from bot.service.weekly import ManagerWeek, RepWeek, manager_week, rep_week
 from routing.policy import Policy
@@ -28,6 +29,15 @@ class HomeOffer:
     lead_id: str
     content: CardContent  # as the lead's card says it, with the deadline its SLA runs to
     offered_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLead:
+    """A lead the rep claimed and has yet to touch, with the contact SLA's deadline."""
+
+    lead_id: str
+    title: str  # as its card titles it
+    due_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,7 @@ class HomeData:
     week: ManagerWeek | None = None  # managers only
     keeps_hours: bool = True  # a rep with working hours is out until the next one (I'm out)
     queued: tuple[QueuedLead, ...] = ()  # managers only: the oldest of the queue, to assign
+    to_contact: tuple[ContactLead, ...] = ()  # reps only: claimed, no first touch yet
 
 
 async def load_home(
@@ -93,6 +104,7 @@ async def load_home(
             )
             for offer, lead in await reads.open_offers_of_rep(session=session, rep_id=rep_id)
         )
+    to_contact = await leads_to_contact(session, rep_id) if rep_id is not None else ()
     mine = states.get(rep_id) if rep_id else None
     away = is_away(mine, now)
     teams: tuple[TeamLoad, ...] = ()
@@ -138,6 +150,17 @@ async def load_home(
         week=week,
         keeps_hours=rep_id is None or policy.reps[rep_id].hours is not None,
         queued=queued,
+        to_contact=to_contact,
+    )
+
+
+async def leads_to_contact(session: AsyncSession, rep_id: str) -> tuple[ContactLead, ...]:
+    """The leads `rep_id` claimed and has yet to touch while their contact SLA runs."""
+    return tuple(
+        ContactLead(
+            lead.external_id, lead_title(lead.facts, lead.external_id), offer.contact_due_at
+        )
+        for offer, lead in await reads.claimed_to_contact(session=session, rep_id=rep_id)
     )
 
 

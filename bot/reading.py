@@ -24,7 +24,7 @@ from bot.card import (
     reassignment_note,
 )
 from bot.crm_links import CrmLinks, no_links
-from bot.home import HomeData, load_home
+from bot.home import ContactLead, HomeData, leads_to_contact, load_home
 from bot.service.views import Move, NewOffer, view_of
 from bot.story import LeadStory, lead_story
 from routing.policy import Policy
@@ -311,6 +311,10 @@ class Reader:
     async def open_offers(self, rep_id: str) -> Sequence[tuple[OfferRow, LeadRow]]:
         async with self.db.reading() as session:
             return await reads.open_offers_of_rep(session=session, rep_id=rep_id)
+
+    async def to_contact(self, rep_id: str) -> tuple[ContactLead, ...]:
+        async with self.db.reading() as session:
+            return await leads_to_contact(session, rep_id)
 
     async def queued_leads(self, limit: int = 10) -> tuple[int, Sequence[LeadRow]]:
         """How many leads wait in the unmatched queue, and the oldest `limit` of them."""

@@ -1,5 +1,5 @@
 """The read side's queries: a card's rows, a lead's story (its outcome events too), a rep's open
-offers, the reps' states.
+offers and claimed leads still to contact, the reps' states.
 
 Each runs in the caller's `AsyncSession` (`Database.reading`, on the read engine, so it never
 waits behind a routing transaction) and returns rows; `bot.reading`, `bot.story` and `bot.home`
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from routing.report import EventKind
 from storage.models import (
     AuditEventRow,
     DecisionRow,
@@ -245,6 +246,35 @@ async def open_offers_of_rep(
             col(OfferRow.status) == OfferStatus.OFFERED.value,
         )
         .order_by(col(OfferRow.id))
+    )
+    return [(offer, lead) for offer, lead in result.all()]
+
+
+async def claimed_to_contact(
+    *, session: AsyncSession, rep_id: str
+) -> list[tuple[OfferRow, LeadRow]]:
+    """The leads the rep claimed whose contact SLA still runs and which have had no first touch
+    yet, the one due first first, each with its lead. A lead touched early stays out; one whose
+    deadline passed stays in until the watchdog has looked (then it was missed, and moved or
+    told to the managers)."""
+    touched = (
+        select(col(LeadEventRow.id))
+        .where(
+            col(LeadEventRow.lead_id) == col(OfferRow.lead_id),
+            col(LeadEventRow.kind) == EventKind.FIRST_TOUCH.value,
+        )
+        .exists()
+    )
+    result = await session.execute(
+        select(OfferRow, LeadRow)
+        .join(LeadRow, col(LeadRow.id) == col(OfferRow.lead_id))
+        .where(
+            col(OfferRow.rep_id) == rep_id,
+            col(OfferRow.status) == OfferStatus.CLAIMED.value,
+            col(OfferRow.contact_check_at).is_not(None),
+            ~touched,
+        )
+        .order_by(col(OfferRow.contact_due_at), col(OfferRow.id))
     )
     return [(offer, lead) for offer, lead in result.all()]
 

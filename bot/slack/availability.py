@@ -78,7 +78,21 @@ async def go_out(
     )
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
     said = blocks.plainly("You're out of office ") + _until(until) + blocks.plainly(". ")
-    return blocks.one_line(said + moved(policy, moves, titles))
+    kept = claimed_stay(len(await parts.reader.to_contact(viewer.rep)), name=None)
+    return blocks.one_line(said + moved(policy, moves, titles) + kept)
+
+
+def claimed_stay(count: int, *, name: str | None) -> blocks.Said:
+    """What becomes of the leads a rep going out has claimed and not yet contacted: they stay
+    the rep's (nobody can move a claimed lead), so the rep, or the manager who marked them out,
+    knows to see to them. `name`: the rep's, said to someone else; None to the rep."""
+    if count == 0:
+        return blocks.plainly("")
+    leads = "The lead" if count == 1 else f"The {count} leads"
+    stay = "stays" if count == 1 else "stay"
+    if name is None:
+        return blocks.plainly(f" {leads} you claimed and have yet to contact {stay} yours.")
+    return blocks.plainly(f" {leads} {name} claimed and has yet to contact {stay} theirs.")
 
 
 def _until(when: datetime | None) -> blocks.Said:
@@ -115,7 +129,9 @@ async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str | blocks.M
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
     who = "You're" if target == viewer.rep else f"{policy.rep_name(target)} is"
     said = blocks.plainly(f"{who} out of office ") + _until(command.until) + blocks.plainly(". ")
-    return blocks.one_line(said + moved(policy, moves, titles))
+    to_contact = len(await parts.reader.to_contact(target))
+    kept = claimed_stay(to_contact, name=policy.rep_name(target) if marked else None)
+    return blocks.one_line(said + moved(policy, moves, titles) + kept)
 
 
 def absence_dm(
@@ -126,10 +142,13 @@ def absence_dm(
     until: datetime | None,
     moves: list[Move],
     titles: Mapping[str, str],
+    to_contact: int = 0,
 ) -> blocks.Message:
-    """The DM to a rep `by` marked out of office (`moves`: where their leads went) or back."""
+    """The DM to a rep `by` marked out of office (`moves`: where their leads went;
+    `to_contact`: how many they claimed and have yet to contact, which stay theirs) or back."""
     setter = policy.managers[by].name if by in policy.managers else policy.rep_name(by)
     if not away:
         return blocks.one_line(blocks.plainly(f"{setter} marked you available again."))
     told = blocks.plainly(f"{setter} marked you out of office ") + _until(until)
-    return blocks.one_line(told + blocks.plainly(". ") + moved(policy, moves, titles))
+    kept = claimed_stay(to_contact, name=None)
+    return blocks.one_line(told + blocks.plainly(". ") + moved(policy, moves, titles) + kept)

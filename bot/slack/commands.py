@@ -77,7 +77,7 @@ USAGE = """\
 • `/routing pto off` — you are back
 • `/routing pto until friday @bob` — managers: set or end someone else's time off
 • `/routing why L-1042` — why a lead went where it did, by external id, email or CRM id
-• `/routing queue` — your leads to claim (managers: the unmatched queue)
+• `/routing queue` — your leads to claim, then those to contact (managers: the unmatched queue)
 • `/routing digest` — managers: your teams' digest now (queue, SLA misses, who is out)
 • `/routing policy` — managers: the policy versions, the active one first
 • `/routing policy activate 3f2a9c1b` — managers: serve a stored version again (a rollback)

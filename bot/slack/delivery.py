@@ -271,12 +271,14 @@ class CardDelivery(ManagerDms, OutboxWorker):
         rep = str(payload["rep"])
         slack_id = await self._slack_id(rep)
         moves: list[Move] = []
+        to_contact = 0
         if payload["away"]:
             offers = [int(offer_id) for offer_id in payload["offers"]]
             found = await self.reader.absence_moves(rep, offers)
             if found is None:
                 raise Retry("the rep's leads are still being moved on", after=1.0)
             moves = found
+            to_contact = len(await self.reader.to_contact(rep))
         titles = await self.reader.lead_titles([move.lead_id for move in moves[:10]])
         until = payload.get("until")
         message = absence_dm(
@@ -286,6 +288,7 @@ class CardDelivery(ManagerDms, OutboxWorker):
             until=datetime.fromisoformat(until) if until else None,
             moves=moves,
             titles=titles,
+            to_contact=to_contact,
         )
         await self._post(attempt, slack_id, message)
         marked = "out" if payload["away"] else "back"

@@ -1,4 +1,5 @@
-"""The App Home as Block Kit: a rep's open leads, availability and share of their teams' leads
+"""The App Home as Block Kit: a rep's open leads, those claimed and still to contact,
+availability and share of their teams' leads
 this week; a manager's team load, queue and this week's figures.
 
 Whatever the numbers, it stays within Slack's 100 blocks: offers and teams share what is left
@@ -31,6 +32,7 @@ from bot.slack.blocks import (
     mrkdwn,
     plain,
     rich,
+    rich_list_text,
     section,
     slack_date,
 )
@@ -38,6 +40,7 @@ from bot.slack.cards import claim_button, reject_button
 from bot.slack.digest import queued_lines
 from bot.slack.ids import ActionId
 from bot.slack.kit import ActionsBlock, ContextBlock, HeaderBlock, SectionBlock
+from bot.slack.lead_lines import to_contact_head, to_contact_lines
 from bot.slack.week import rep_week_lines, team_lines, week_line
 from routing.durations import format_duration
 
@@ -61,6 +64,9 @@ def home_view(home: HomeData, assignees: Sequence[Assignee] = ()) -> dict[str, A
         if not offer_groups:
             offer_groups = [[section("No leads to claim.")]]
         rep_tail = [DividerBlock(), _availability(home)]
+        if home.to_contact:
+            head = [literal(to_contact_head(len(home.to_contact)), bold=True)]
+            rep_tail.insert(0, rich_list_text(head, to_contact_lines(home.to_contact, home.now)))
         if home.rep_week is not None:
             rep_tail.append(list_section("*Your share this week*", rep_week_lines(home.rep_week)))
 

@@ -15,6 +15,7 @@ from bot.service.views import LeadView, Move
 from bot.slack import blocks
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.lead_lines import lead_named
 from bot.slack.modals import reject_modal, reject_reason
 from bot.slack.parts import NOT_IN_POLICY, SlackParts, action_value, tell
 from routing.policy import Policy
@@ -127,15 +128,6 @@ def rejected_text(policy: Policy, title: str, move: Move) -> blocks.Message:
         now = blocks.plainly("now marked ") + where
     said = blocks.plainly("You rejected ") + lead_named(title, move.lead_id)
     return blocks.one_line(said + blocks.plainly(". It is ") + now + blocks.plainly("."))
-
-
-def lead_named(title: str, lead_id: str) -> blocks.Said:
-    """A lead in a sentence, as written: its card's title in bold, then its id (what `/routing
-    why` takes) unless the title is made of the id already ("Lead L-2")."""
-    named = blocks.strong(title, blocks.MAX_HEADER)
-    if title != f"Lead {lead_id}":
-        named += blocks.plainly(f" ({blocks.cut(lead_id, 300)})")
-    return named
 
 
 def where_now(policy: Policy, lead: LeadView) -> blocks.Said:

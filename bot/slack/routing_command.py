@@ -14,8 +14,8 @@ from bot.reading import NotVisible, Viewer, viewer_of
 from bot.slack import blocks
 from bot.slack.availability import pto
 from bot.slack.commands import USAGE, Digest, Help, Pto, Queue, Versions, Why, parse_command
+from bot.slack.lead_lines import lead_named, to_contact_head, to_contact_lines
 from bot.slack.managers import digest_on_demand
-from bot.slack.offers import lead_named
 from bot.slack.parts import NOT_IN_POLICY, SlackParts, respond_privately
 from bot.slack.policy_versions import versions_answer
 from routing.durations import format_duration
@@ -133,22 +133,32 @@ async def _queue(parts: SlackParts, viewer: Viewer) -> str | blocks.Message:
                 line += [blocks.literal(" · in "), blocks.literal(lead.queue, 150)]
             line.append(blocks.literal(f" · waiting {waited}"))
             lines.append(line)
-        return _listed(head, lines)
+        return _listed((head, lines))
     assert viewer.rep is not None
     offers = await parts.reader.open_offers(viewer.rep)
-    if not offers:
-        return "You have no leads to claim."
-    lines = []
-    for offer, lead in offers:
-        said = blocks.plainly("• ") + lead_named(
-            lead_title(lead.facts, lead.external_id), lead.external_id
-        )
-        if offer.sla_due_at:
-            said += blocks.plainly(" · claim by ") + blocks.dated(offer.sla_due_at)
-        lines.append(list(said.rich))
-    return _listed(f"Your leads to claim: {len(offers)}", lines)
+    to_contact = await parts.reader.to_contact(viewer.rep)
+    if not offers and not to_contact:
+        return "You have no leads to claim or to contact."
+    lists: list[tuple[str, list[list[RichTextElement]]]] = []
+    if offers:
+        lines = []
+        for offer, lead in offers:
+            said = blocks.plainly("• ") + lead_named(
+                lead_title(lead.facts, lead.external_id), lead.external_id
+            )
+            if offer.sla_due_at:
+                said += blocks.plainly(" · claim by ") + blocks.dated(offer.sla_due_at)
+            lines.append(list(said.rich))
+        lists.append((f"Your leads to claim: {len(offers)}", lines))
+    if to_contact:
+        lists.append((to_contact_head(len(to_contact)), to_contact_lines(to_contact, now)))
+    return _listed(*lists)
 
 
-def _listed(head: str, lines: list[list[RichTextElement]]) -> blocks.Message:
-    block = blocks.rich_list_text([blocks.literal(head, bold=True)], lines)
-    return blocks.Message(text=head, blocks=blocks.message_blocks([block]))
+def _listed(*lists: tuple[str, list[list[RichTextElement]]]) -> blocks.Message:
+    """Lists under their heads, a block each; the notification's text is the heads."""
+    shown = [
+        blocks.rich_list_text([blocks.literal(head, bold=True)], lines) for head, lines in lists
+    ]
+    text = ". ".join(head for head, _ in lists)
+    return blocks.Message(text=text, blocks=blocks.message_blocks(shown))

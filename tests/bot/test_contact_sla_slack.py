@@ -26,7 +26,7 @@ from tests.bot.test_metrics import samples
 from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import rich_texts
 from tests.bot.test_watchdog_slack import posted_offers
-from tests.fakes.slack import FakeSlack, action_body, command_body
+from tests.fakes.slack import FakeSlack, action_body, command_body, event_body
 
 POLICY = """\
 reps:
@@ -196,3 +196,111 @@ def test_check_reports_a_bad_contact_sla_with_its_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}:13:3: sla.contact: 'a while' is not a duration" in result.stderr
+
+
+async def home_of(http: TestClient, slack: FakeSlack, user: str) -> str:
+    """`user` opens the App Home: the view published, as text."""
+    before = len(slack.calls_to("views.publish"))
+    event = {"type": "app_home_opened", "user": user, "tab": "home"}
+    body = event_body(event, event_id=f"Ev{user}{before}")  # each its own delivery
+    assert await send(http, body, json_body=True) == 200
+    published = (await slack.wait_for("views.publish", count=before + 1))[before]
+    return texts(published.params["view"]["blocks"])
+
+
+async def routing_queue(http: TestClient, slack: FakeSlack, user: str) -> dict[str, Any]:
+    before = len(slack.calls_to("response"))
+    tag = f"{user}-{before}"  # each its own command
+    body = command_body("queue", user, response_url=slack.response_url(tag), trigger_id=tag)
+    assert await send(http, body) == 200
+    return (await slack.wait_for("response", count=before + 1))[before].params
+
+
+async def test_a_claimed_lead_is_listed_to_contact_with_its_deadline_until_it_is_touched(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    await claimed_by_ann(app, http, slack)
+    due = clock.now + timedelta(hours=2)
+
+    home = await home_of(http, slack, "UANN")
+    assert "To contact: 1 claimed lead with no first touch yet" in home
+    assert f"*Jo · Acme Corp* (L-1) · contact by {slack_date(due)}" in home
+    assert "To contact" not in await home_of(http, slack, "UBEN")
+    answer = await routing_queue(http, slack, "UANN")
+    assert answer["text"] == "To contact: 1 claimed lead with no first touch yet"
+    assert f"*Jo · Acme Corp* (L-1) · contact by {slack_date(due)}" in texts(answer["blocks"])
+
+    touch = Reported(
+        lead="L-1",
+        event=OutcomeEvent(EventKind.FIRST_TOUCH, clock.now),
+        source="dialer",
+        source_key="call-1",
+    )
+    await record_posted_events(app.uow, [touch])
+
+    assert "To contact" not in await home_of(http, slack, "UANN")
+    answer = await routing_queue(http, slack, "UANN")
+    assert answer["text"] == "You have no leads to claim or to contact."
+
+
+async def test_a_lead_past_its_contact_deadline_says_since_when_until_the_watchdog_looks(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    await claimed_by_ann(app, http, slack)
+    due = clock.now + timedelta(hours=2)
+    clock.advance(hours=2, minutes=1)
+
+    assert f"(L-1) · was due {slack_date(due)}" in await home_of(http, slack, "UANN")
+    await sweep(app.uow)  # missed: the lead moves on to Ben
+    assert "To contact" not in await home_of(http, slack, "UANN")
+
+
+async def test_going_out_says_the_claimed_leads_still_to_contact_stay_the_reps(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    """Nobody can move a claimed lead, so the rep who goes out (and the manager who marks
+    them) are told that those still to contact stay theirs."""
+    await claimed_by_ann(app, http, slack)
+    answer = await routing_pto(http, slack, "UANN", "pto for 2d")
+    assert answer["text"].endswith(
+        "No unclaimed leads had to move. The lead you claimed and have yet to contact stays yours."
+    )
+    answer = await routing_pto(http, slack, "UANN", "pto off")
+    assert "claimed" not in answer["text"]
+
+    answer = await routing_pto(http, slack, "UMIA", "pto for 2d <@UANN|ann>")
+    assert answer["text"].endswith(
+        "The lead Ann Archer claimed and has yet to contact stays theirs."
+    )
+    assert app.delivery is not None
+    await app.delivery.deliver_due()
+    (dm,) = [
+        call.params["text"]
+        for call in await slack.wait_for("chat.postMessage", count=2)
+        if call.params["channel"] == "UANN" and "marked you" in call.params["text"]
+    ]
+    assert dm.startswith("Mia Moss marked you out of office until <!date^")
+    assert dm.endswith("The lead you claimed and have yet to contact stays yours.")
+
+
+async def test_going_out_with_every_claimed_lead_touched_says_nothing_of_them(
+    app: App, http: TestClient, slack: FakeSlack, clock: Clock
+) -> None:
+    await claimed_by_ann(app, http, slack)
+    touch = Reported(
+        lead="L-1",
+        event=OutcomeEvent(EventKind.FIRST_TOUCH, clock.now),
+        source="dialer",
+        source_key="call-1",
+    )
+    await record_posted_events(app.uow, [touch])
+    answer = await routing_pto(http, slack, "UANN", "pto for 2d")
+    assert answer["text"].endswith("No unclaimed leads had to move.")
+
+
+async def routing_pto(http: TestClient, slack: FakeSlack, user: str, text: str) -> dict[str, Any]:
+    before = len(slack.calls_to("response"))
+    tag = f"{user}-pto-{before}"
+    body = command_body(text, user, response_url=slack.response_url(tag), trigger_id=tag)
+    assert await send(http, body) == 200
+    return (await slack.wait_for("response", count=before + 1))[before].params

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from bot.home import leads_to_contact
 from bot.policy_file import load_policy
 from bot.service.intake import intake, intake_many
 from bot.service.kinds import OutboxKind
@@ -34,6 +35,7 @@ from tests.service.support import (
     new_lead,
     offers_of,
     stored_open_counts,
+    team_policy,
     write_policy,
 )
 
@@ -464,3 +466,26 @@ async def test_two_sweepers_on_one_postgres_act_on_each_lapsed_contact_sla_once(
     finally:
         for db in databases:
             await db.dispose()
+
+
+async def test_a_reps_leads_to_contact_are_their_claimed_untouched_ones_due_first_first(
+    db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    """What App Home and `/routing queue` list (`bot.home.leads_to_contact`), on each database:
+    claimed, the contact clock running, no first touch; the one due first first."""
+    policy = policy_with(tmp_path, "contact: 2h", text=team_policy(1))
+    uow = uow_with(db, clock, policy)
+    for external_id in ("A", "B", "C"):
+        await claimed(uow, db, external_id)
+        clock.advance(minutes=5)
+    await intake(uow, new_lead("D"))  # offered, not claimed
+    await touched(uow, "B", clock.now)
+
+    async with db.reading() as session:
+        listed = await leads_to_contact(session, "rep0")
+        nobody = await leads_to_contact(session, "someone-else")
+    assert [lead.lead_id for lead in listed] == ["A", "C"]
+    due_a, due_c = (lead.due_at for lead in listed)
+    assert due_a is not None and due_c is not None
+    assert due_c - due_a == timedelta(minutes=10)
+    assert nobody == ()
