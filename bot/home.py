@@ -72,7 +72,7 @@ class HomeData:
     week: ManagerWeek | None = None  # managers only
     keeps_hours: bool = True  # a rep with working hours is out until the next one (I'm out)
     queued: tuple[QueuedLead, ...] = ()  # managers only: the oldest of the queue, to assign
-    to_contact: tuple[ContactLead, ...] = ()  # reps only: claimed, no first touch yet
+    to_contact: tuple[ContactLead, ...] = ()  # reps only: claimed, a contact SLA, no touch yet
 
 
 async def load_home(
@@ -155,7 +155,7 @@ async def load_home(
 
 
 async def leads_to_contact(session: AsyncSession, rep_id: str) -> tuple[ContactLead, ...]:
-    """The leads `rep_id` claimed and has yet to touch while their contact SLA runs."""
+    """The leads `rep_id` claimed, with a contact SLA, and has yet to touch."""
     return tuple(
         ContactLead(
             lead.external_id, lead_title(lead.facts, lead.external_id), offer.contact_due_at

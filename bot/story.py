@@ -206,12 +206,7 @@ def _story_event(
     decided_by = data.get("policy_version")
     if detail and audit.kind in ("routed", "rerouted") and decided_by and decided_by != version:
         parts.append(f"(policy version {short_version(decided_by)})")
-    if audit.kind in (CRM_WRITE_FAILED, CRM_WRITE_RETRYING) and not detail:
-        # What the CRM answered, and how RevOps fixes it, is theirs (`leadrouter why`, the
-        # digest); a rep can only see to the record by hand.
-        if audit.kind == CRM_WRITE_FAILED:
-            parts.append(f"· set the owner in {crm} by hand if you need it there now")
-    elif audit.reason and audit.kind != "assigned":  # an assign's reason: "to <rep>", said
+    if audit.reason and audit.kind != "assigned":  # an assign's reason: "to <rep>", said
         parts.append(f"· {audit.reason}")
     return StoryEvent(audit.at, " ".join(parts))
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -63,10 +63,39 @@ def _transient_errors() -> Iterator[None]:
         raise
 
 
-def lost_connection(error: BaseException) -> bool:
-    """Whether `error` is the database's connection lost under a statement (the server
-    restarted or cut off): the pool connects afresh next time, so the caller may try again."""
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+class DatabaseUnavailable(ConnectionError):
+    """The database cannot be reached just now: down, starting or stopping, out of connection
+    slots, or the connection lost under a statement (rolled back). Nothing was wrong with what
+    was asked; asked again in a moment it may well work. A `ConnectionError`, so that whatever
+    handles a connection that fails (the CLI's commands) handles this one too."""
+
+
+# PostgreSQL shutting down or starting up, or out of connection slots.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _unavailable(error: BaseException) -> bool:
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or _sqlstate(error) in _UNAVAILABLE_SQLSTATES
+    # Refused: no server there to connect to (the driver's connect raises it as it is). Not
+    # any ConnectionError: work in a transaction may talk to a pipe (a replay's second
+    # process), whose breaking says nothing about the database.
+    if isinstance(error, ConnectionRefusedError):
+        return True
+    return getattr(error, "sqlstate", None) in _UNAVAILABLE_SQLSTATES  # the driver's own, raw
+
+
+@contextmanager
+def _unavailable_as_such() -> Iterator[None]:
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:
+        if _unavailable(exc):
+            reached = f"the database cannot be reached ({type(exc).__name__})"
+            raise DatabaseUnavailable(reached) from exc
+        raise
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -165,7 +194,7 @@ class Database:
         rows: a lead, a card) on the event loop's thread, with no hand-over at all, unless
         another process holds SQLite's write lock. Elsewhere (PostgreSQL, a SQLite database in
         memory) through `AsyncSession.run_sync`, each statement awaited in turn."""
-        with _transient_errors():
+        with _unavailable_as_such(), _transient_errors():
             if self.writer is not None:
                 assert self.write_lock is not None
                 return await self.writer.run(self.write_lock, work, quick=quick)
@@ -179,8 +208,9 @@ class Database:
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for reads. On SQLite its transactions BEGIN DEFERRED, so that reads (health
         checks, `why`) run beside a writer under WAL instead of queueing for the write lock."""
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
-            yield session
+        with _unavailable_as_such():
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                yield session
 
     async def ping(self) -> bool:
         try:
@@ -379,8 +409,9 @@ def _ping_after_idle(engine: Engine, idle_s: float) -> None:
     trips (BEGIN, an empty query, ROLLBACK): under load that was more than a sixth of a routing
     transaction's. A connection used a moment ago is alive unless the server went down and came
     back within that moment; one that sat longer may have been cut by a restart, a failover or
-    a firewall, and is pinged, and replaced if the ping fails (a `DisconnectionError` from a
-    checkout makes the pool connect afresh). A fresh connection is not pinged."""
+    a firewall, and is pinged, and if the ping fails the pool connects afresh (an
+    `InvalidatePoolError` from a checkout: every kept connection is replaced). A fresh
+    connection is not pinged."""
 
     @event.listens_for(engine, "checkin")
     def _idle_from(_dbapi_connection: Any, record: Any) -> None:
@@ -394,8 +425,9 @@ def _ping_after_idle(engine: Engine, idle_s: float) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            # The message only: the error may name the server, never a secret, but say no more.
-            raise DisconnectionError("a pooled connection did not answer its ping") from exc
+            # What cut this one (a restart, a failover) cut every other kept connection too: the
+            # whole pool is replaced, not each connection after a failed ping of its own.
+            raise InvalidatePoolError("a pooled connection did not answer its ping") from exc
 
 
 def _sqlite_pragmas(

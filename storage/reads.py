@@ -253,10 +253,9 @@ async def open_offers_of_rep(
 async def claimed_to_contact(
     *, session: AsyncSession, rep_id: str
 ) -> list[tuple[OfferRow, LeadRow]]:
-    """The leads the rep claimed whose contact SLA still runs and which have had no first touch
-    yet, the one due first first, each with its lead. A lead touched early stays out; one whose
-    deadline passed stays in until the watchdog has looked (then it was missed, and moved or
-    told to the managers)."""
+    """The leads the rep claimed, with a contact SLA, and had no first touch for yet, the one
+    due first first, each with its lead. One whose deadline passed stays listed while it stays
+    the rep's (the policy does not move it on, or the watchdog has yet to look)."""
     touched = (
         select(col(LeadEventRow.id))
         .where(
@@ -271,7 +270,7 @@ async def claimed_to_contact(
         .where(
             col(OfferRow.rep_id) == rep_id,
             col(OfferRow.status) == OfferStatus.CLAIMED.value,
-            col(OfferRow.contact_check_at).is_not(None),
+            col(OfferRow.contact_due_at).is_not(None),
             ~touched,
         )
         .order_by(col(OfferRow.contact_due_at), col(OfferRow.id))

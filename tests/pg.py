@@ -95,7 +95,14 @@ class PostgresServer:
         """Stop the server (every connection cut, as a crash or a failover cuts them; but
         cleanly, so what was committed is kept: these servers commit without waiting for the
         disk) and start it again on the same port and data."""
+        self.halt()
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server as `restart` does, and leave it stopped until `resume`."""
         _stop(self._as_user, self.data, mode="fast")
+
+    def resume(self) -> None:
         log = self.directory / "server.log"
         if not _pg_ctl_start(self._as_user, self.data, log, self.directory, self.port):
             raise PostgresDidNotStart(f"PostgreSQL did not start again; its log:\n{_read(log)}")

@@ -34,7 +34,7 @@ from bot.http.leads import post_leads
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.service.watchdog import summarise_backlog
 from routing.policy import Policy
-from storage.db import lost_connection
+from storage.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -253,9 +253,12 @@ def _bears(request: web.Request, token: str) -> bool:
 # --- errors ------------------------------------------------------------------------------------
 
 
+RETRY_AFTER_DATABASE_S = 5  # what a 503 for a database out of reach asks the caller to wait
+
+
 @web.middleware
 async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error answers JSON: aiohttp's own (404, 405) too, a lost database connection a 503,
+    """Every error answers JSON: aiohttp's own (404, 405) too, a database out of reach a 503,
     and an unknown exception a 500 with an id that finds its traceback in the log. 4xx and 5xx
     are counted."""
     try:
@@ -265,11 +268,15 @@ async def _errors_middleware(request: web.Request, handler: Handler) -> web.Stre
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
     except Exception as exc:
-        if lost_connection(exc):
-            # No fault of ours to trace: the database went away under a transaction (rolled
-            # back), and the next request gets a fresh connection.
-            log.warning("%s %s: the database connection was lost", request.method, request.path)
-            response = error(503, "the database connection was lost; send it again")
+        if isinstance(exc, DatabaseUnavailable):
+            # No fault of ours or the caller's to trace: nothing was written (what was under way
+            # was rolled back), and asked again in a moment it may well be.
+            log.warning("%s %s: %s", request.method, request.path, exc)
+            response = error(
+                503,
+                "the database cannot be reached just now; send it again shortly",
+                headers={"Retry-After": str(RETRY_AFTER_DATABASE_S)},
+            )
         else:
             error_id = secrets.token_hex(6)
             log.exception("internal error %s on %s %s", error_id, request.method, request.path)

@@ -40,8 +40,13 @@ from bot.slack.offers import register_offers
 from bot.slack.parts import Respond, SlackParts, answer
 from bot.slack.people import SlackPeople
 from bot.slack.routing_command import register_routing_command
+from storage.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = (
+    "leadrouter cannot reach its database just now, so nothing was done; try again in a minute."
+)
 
 ACK_POLL_S = 0.01  # how often Bolt's asyncio runner looks for a listener's ack
 
@@ -118,9 +123,11 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         client: AsyncWebClient,
         respond: Respond | None,
         response: BoltResponse | None,
-    ) -> None:
+    ) -> BoltResponse | None:
         """Every listener's and middleware's exception: a refusal (`ServiceError`) is said to
-        whoever asked, as the sentence it carries; anything else is logged with an id."""
+        whoever asked, as the sentence it carries, and so is a database out of reach (to try
+        again shortly; acknowledged, if it was not yet, since they were told); anything else
+        is logged with an id."""
         try:
             if isinstance(error, ServiceError):
                 # As written: a refusal may quote a lead's id.
@@ -128,6 +135,13 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
                 if (body.get("view") or {}).get("type") == "home":
                     # Refused from an App Home that no longer holds: show it as it stands.
                     await publish_home(client, parts, body["user"]["id"])
+            elif isinstance(error, DatabaseUnavailable):
+                # Nothing was done (what was under way rolled back): the same click or command
+                # in a minute works, and the person should know to send it, not wait for it.
+                log.warning("slack: %s; the person who asked is told to try again", error)
+                await answer(client, body, respond, DATABASE_UNAVAILABLE)
+                if response is not None:  # it failed before its acknowledgement (a middleware)
+                    return BoltResponse(status=200, body="")
             else:
                 incident = uuid.uuid4().hex[:8]
                 log.error(
@@ -136,6 +150,7 @@ def register(app: AsyncApp, parts: SlackParts) -> None:
         finally:
             if response is None:
                 await _after_the_acknowledgement()
+        return None
 
 
 async def _after_the_acknowledgement() -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.home import ContactLead
 from bot.reading import Viewer, viewer_of
 from bot.service.availability import set_back, set_out_of_office
 from bot.service.views import Move
@@ -78,21 +79,33 @@ async def go_out(
     )
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
     said = blocks.plainly("You're out of office ") + _until(until) + blocks.plainly(". ")
-    kept = claimed_stay(len(await parts.reader.to_contact(viewer.rep)), name=None)
+    to_contact = await parts.reader.to_contact(viewer.rep)
+    kept = claimed_stay(to_contact, policy, parts.clock(), name=None)
     return blocks.one_line(said + moved(policy, moves, titles) + kept)
 
 
-def claimed_stay(count: int, *, name: str | None) -> blocks.Said:
-    """What becomes of the leads a rep going out has claimed and not yet contacted: they stay
-    the rep's (nobody can move a claimed lead), so the rep, or the manager who marked them out,
-    knows to see to them. `name`: the rep's, said to someone else; None to the rep."""
-    if count == 0:
+def claimed_stay(
+    leads: Sequence[ContactLead], policy: Policy, now: datetime, *, name: str | None
+) -> blocks.Said:
+    """What becomes of the leads a rep going out claimed and has yet to contact: they stay the
+    rep's (nobody can move a claimed lead), until their contact deadlines where the policy moves
+    an untouched one on then; so the rep, or the manager who marked them out, knows to see to
+    them, and by when. `name`: the rep's, said to someone else; None to the rep."""
+    if not leads:
         return blocks.plainly("")
-    leads = "The lead" if count == 1 else f"The {count} leads"
-    stay = "stays" if count == 1 else "stay"
-    if name is None:
-        return blocks.plainly(f" {leads} you claimed and have yet to contact {stay} yours.")
-    return blocks.plainly(f" {leads} {name} claimed and has yet to contact {stay} theirs.")
+    one = len(leads) == 1
+    head = "The lead" if one else f"The {len(leads)} leads"
+    claimed = "you claimed and have" if name is None else f"{name} claimed and has"
+    owner = "yours" if name is None else "theirs"
+    said = blocks.plainly(f" {head} {claimed} yet to contact {'stays' if one else 'stay'} {owner}")
+    if policy.sla.reassign_on_contact_miss:
+        deadlines = "its contact deadline" if one else "their contact deadlines"
+        said += blocks.plainly(f" until {deadlines}, then {'moves' if one else 'move'} on")
+    first = min((lead.due_at for lead in leads if lead.due_at is not None), default=None)
+    if first is not None:
+        was = "was" if first <= now else "is"
+        said += blocks.plainly(f"; {'it' if one else 'the first'} {was} due ") + blocks.dated(first)
+    return said + blocks.plainly(".")
 
 
 def _until(when: datetime | None) -> blocks.Said:
@@ -129,8 +142,9 @@ async def pto(parts: SlackParts, viewer: Viewer, command: Pto) -> str | blocks.M
     titles = await parts.reader.lead_titles([move.lead_id for move in moves[:10]])
     who = "You're" if target == viewer.rep else f"{policy.rep_name(target)} is"
     said = blocks.plainly(f"{who} out of office ") + _until(command.until) + blocks.plainly(". ")
-    to_contact = len(await parts.reader.to_contact(target))
-    kept = claimed_stay(to_contact, name=policy.rep_name(target) if marked else None)
+    to_contact = await parts.reader.to_contact(target)
+    named = policy.rep_name(target) if marked else None
+    kept = claimed_stay(to_contact, policy, parts.clock(), name=named)
     return blocks.one_line(said + moved(policy, moves, titles) + kept)
 
 
@@ -142,13 +156,15 @@ def absence_dm(
     until: datetime | None,
     moves: list[Move],
     titles: Mapping[str, str],
-    to_contact: int = 0,
+    now: datetime,
+    to_contact: Sequence[ContactLead] = (),
 ) -> blocks.Message:
     """The DM to a rep `by` marked out of office (`moves`: where their leads went;
-    `to_contact`: how many they claimed and have yet to contact, which stay theirs) or back."""
+    `to_contact`: the leads they claimed and have yet to contact, which stay theirs, as of
+    `now`) or back."""
     setter = policy.managers[by].name if by in policy.managers else policy.rep_name(by)
     if not away:
         return blocks.one_line(blocks.plainly(f"{setter} marked you available again."))
     told = blocks.plainly(f"{setter} marked you out of office ") + _until(until)
-    kept = claimed_stay(to_contact, name=None)
+    kept = claimed_stay(to_contact, policy, now, name=None)
     return blocks.one_line(told + blocks.plainly(". ") + moved(policy, moves, titles) + kept)

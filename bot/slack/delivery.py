@@ -14,7 +14,7 @@ managers, and who else hears of it when their DM cannot take it, is `bot.slack.m
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.orm import Session
 
 from bot.card import Person, sla_deadlines
+from bot.home import ContactLead
 from bot.logs import about
 from bot.outbox import Attempt, GiveUp, Hold, OutboxWorker, Retry
 from bot.reading import OfferCard, Reader
@@ -271,14 +272,14 @@ class CardDelivery(ManagerDms, OutboxWorker):
         rep = str(payload["rep"])
         slack_id = await self._slack_id(rep)
         moves: list[Move] = []
-        to_contact = 0
+        to_contact: Sequence[ContactLead] = ()
         if payload["away"]:
             offers = [int(offer_id) for offer_id in payload["offers"]]
             found = await self.reader.absence_moves(rep, offers)
             if found is None:
                 raise Retry("the rep's leads are still being moved on", after=1.0)
             moves = found
-            to_contact = len(await self.reader.to_contact(rep))
+            to_contact = await self.reader.to_contact(rep)
         titles = await self.reader.lead_titles([move.lead_id for move in moves[:10]])
         until = payload.get("until")
         message = absence_dm(
@@ -289,6 +290,7 @@ class CardDelivery(ManagerDms, OutboxWorker):
             moves=moves,
             titles=titles,
             to_contact=to_contact,
+            now=self.clock(),
         )
         await self._post(attempt, slack_id, message)
         marked = "out" if payload["away"] else "back"

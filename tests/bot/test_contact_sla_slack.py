@@ -261,16 +261,19 @@ async def test_going_out_says_the_claimed_leads_still_to_contact_stay_the_reps(
     """Nobody can move a claimed lead, so the rep who goes out (and the manager who marks
     them) are told that those still to contact stay theirs."""
     await claimed_by_ann(app, http, slack)
+    due = slack_date(clock.now + timedelta(hours=2))
     answer = await routing_pto(http, slack, "UANN", "pto for 2d")
     assert answer["text"].endswith(
-        "No unclaimed leads had to move. The lead you claimed and have yet to contact stays yours."
+        "No unclaimed leads had to move. The lead you claimed and have yet to contact stays "
+        f"yours until its contact deadline, then moves on; it is due {due}."
     )
     answer = await routing_pto(http, slack, "UANN", "pto off")
     assert "claimed" not in answer["text"]
 
     answer = await routing_pto(http, slack, "UMIA", "pto for 2d <@UANN|ann>")
     assert answer["text"].endswith(
-        "The lead Ann Archer claimed and has yet to contact stays theirs."
+        "The lead Ann Archer claimed and has yet to contact stays theirs until its contact "
+        f"deadline, then moves on; it is due {due}."
     )
     assert app.delivery is not None
     await app.delivery.deliver_due()
@@ -280,7 +283,10 @@ async def test_going_out_says_the_claimed_leads_still_to_contact_stay_the_reps(
         if call.params["channel"] == "UANN" and "marked you" in call.params["text"]
     ]
     assert dm.startswith("Mia Moss marked you out of office until <!date^")
-    assert dm.endswith("The lead you claimed and have yet to contact stays yours.")
+    assert dm.endswith(
+        "The lead you claimed and have yet to contact stays yours until its contact deadline, "
+        f"then moves on; it is due {due}."
+    )
 
 
 async def test_going_out_with_every_claimed_lead_touched_says_nothing_of_them(

@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from bot.bootstrap import App, bootstrap, crm_links
 from bot.crm.sync import check, sync_accounts
-from bot.reading import Viewer
 from bot.settings import Settings
 from routing.policy import parse_policy
 from storage.models import AccountRow
@@ -384,7 +383,6 @@ async def test_an_owner_hubspot_refuses_is_given_up_with_the_rep_and_the_setting
             leads = (await session.execute(select(LeadRow))).scalars().all()
         (lead_of_ann,) = [lead.external_id for lead in leads if lead.rep_id == "ann"]
         story = await app.reader.story(lead_of_ann, None)
-        for_ann = await app.reader.story(lead_of_ann, Viewer(rep="ann", manager=None))
     finally:
         await app.close()
 
@@ -400,13 +398,6 @@ async def test_an_owner_hubspot_refuses_is_given_up_with_the_rep_and_the_setting
     assert story is not None
     (told,) = [e.what for e in story.events if e.what.startswith("Owner")]
     assert told.startswith("Owner NOT set in HubSpot, given up (Ann Archer) · HubSpot refused")
-    # Ann reads what she can do, not HubSpot's answer and the policy setting RevOps fixes.
-    assert for_ann is not None
-    (told_ann,) = [e.what for e in for_ann.events if e.what.startswith("Owner")]
-    assert told_ann == (
-        "Owner NOT set in HubSpot, given up (Ann Archer) · set the owner in HubSpot by hand if "
-        "you need it there now"
-    )
     # The log line names the record, which `/routing why` finds the lead by.
     (logged,) = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
     record = contacts[lead_of_ann]

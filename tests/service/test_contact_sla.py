@@ -489,3 +489,13 @@ async def test_a_reps_leads_to_contact_are_their_claimed_untouched_ones_due_firs
     assert due_a is not None and due_c is not None
     assert due_c - due_a == timedelta(minutes=10)
     assert nobody == ()
+
+
+async def test_a_claimed_lead_with_no_contact_sla_is_not_listed_to_contact(
+    db: Database, tmp_path: Path, clock: Clock
+) -> None:
+    policy = load_policy(write_policy(tmp_path, team_policy(1), name="no-contact.yml"))
+    uow = uow_with(db, clock, policy)
+    await claimed(uow, db, "A")
+    async with db.reading() as session:
+        assert await leads_to_contact(session, "rep0") == ()

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from storage.db import Database, open_database
+from storage.db import Database, DatabaseUnavailable, open_database
 from tests.pg import PostgresServer
 
 IDLE_S = 0.3
@@ -74,15 +74,41 @@ async def test_within_the_window_a_cut_connection_fails_once_then_the_pool_renew
     restartable_postgres: PostgresServer,
 ) -> None:
     """What is given up for no ping per transaction: the server down and back within the
-    window, the next transaction fails (and is answered as an error), the one after works."""
+    window, the next transaction fails (as the database out of reach), the one after works."""
     name = await restartable_postgres.create_database()
     db = open_database(restartable_postgres.url(name), pool_size=1, ping_after_idle_s=3600)
     try:
         before = await db.run(backend_pid)
         restartable_postgres.restart()
-        with pytest.raises(DBAPIError) as failed:
+        with pytest.raises(DatabaseUnavailable) as failed:
             await db.run(backend_pid)
-        assert failed.value.connection_invalidated
+        cause = failed.value.__cause__
+        assert isinstance(cause, DBAPIError) and cause.connection_invalidated
         assert await db.run(backend_pid) != before
+    finally:
+        await db.dispose()
+
+
+async def test_one_failed_ping_replaces_every_kept_connection_without_pinging_each(
+    restartable_postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart cuts every connection: after the first failed ping the pool connects afresh
+    for all, so the second kept connection is not pinged (and found dead) on its own."""
+    name = await restartable_postgres.create_database()
+    db = open_database(restartable_postgres.url(name), pool_size=2, ping_after_idle_s=IDLE_S)
+    try:
+        pings = counting_pings(db, monkeypatch)
+        async with db.reading() as one, db.reading() as two:  # two connections kept in the pool
+            await one.execute(text("SELECT 1"))
+            await two.execute(text("SELECT 1"))
+        restartable_postgres.restart()
+        await asyncio.sleep(IDLE_S + 0.1)
+        first = await db.run(backend_pid)
+        async with db.reading() as one, db.reading() as two:
+            pids = {first}
+            for session in (one, two):
+                pids.add(int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+        assert len(pids) == 2  # both fresh connections, one of them used for `first` too
+        assert pings == [1]
     finally:
         await db.dispose()
