@@ -6,6 +6,7 @@ upgrade and downgrade helpers and the rows of the revisions before.
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import sqlite3
 from datetime import datetime, timedelta
@@ -24,7 +25,8 @@ from sqlmodel import SQLModel
 from storage.migrate import MIGRATIONS, current, upgrade
 from tests.pg import PostgresServer
 
-HEAD = "0020"  # the newest revision in storage/migrations/versions
+HEAD = "0021"  # the newest revision in storage/migrations/versions
+BEFORE_NEWEST_SCHEMA = "0019"  # 0020 changed the schema last (0021 fills in data)
 
 
 def differences(url: str) -> list[object]:
@@ -57,7 +59,8 @@ def test_the_newest_revision_goes_down_and_up_again(tmp_path: Path) -> None:
 
     _downgrade(url, "-1")
     assert current(url) not in (None, HEAD)
-    assert differences(url) != []  # the newest revision's tables are gone again
+    _downgrade(url, BEFORE_NEWEST_SCHEMA)
+    assert differences(url) != []  # the newest schema change is undone
     upgrade(url)
 
     assert current(url) == HEAD
@@ -450,3 +453,61 @@ async def test_queue_posts_and_alerts_given_up_before_escalations_were_marked_ar
         "queue-post:3:0": False,
         "offer-card:4": False,
     }
+
+
+async def test_reps_already_out_before_absences_kept_their_time_get_it_from_the_audit(
+    empty_database: str,
+) -> None:
+    """Rows as 0020 left them: reps out with no `away_at`. Ann's is her latest out-of-office
+    event (not Ben's, not the earlier one); Cat, with none, gets when her state last changed;
+    Dot's is kept; Eve, not out, gets none."""
+    url = empty_database
+    await asyncio.to_thread(upgrade, url, "0020")
+    t = [datetime(2026, 12, 1, 9, 0) + timedelta(hours=n) for n in range(6)]
+    states = [
+        ("ann", True, None, t[5]),
+        ("cat", True, None, t[4]),
+        ("dot", True, t[0], t[5]),
+        ("eve", False, None, t[5]),
+    ]
+    events = [(t[1], "ann"), (t[2], "ben"), (t[3], "ann")]
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO rep_state (rep_id, open_count, away, away_at, updated_at)"
+                    " VALUES (:rep, 0, :away, :away_at, :updated)"
+                ),
+                [{"rep": r, "away": a, "away_at": at, "updated": u} for r, a, at, u in states],
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO audit_events (lead_id, at, kind, actor, data)"
+                    " VALUES (NULL, :at, 'out_of_office', :rep, :data)"
+                ),
+                [{"at": at, "rep": rep, "data": json.dumps({"rep": rep})} for at, rep in events],
+            )
+            await connection.execute(  # not an absence, whatever rep it names
+                text(
+                    "INSERT INTO audit_events (lead_id, at, kind, data) VALUES"
+                    " (NULL, :at, 'back', :data)"
+                ),
+                {"at": t[4], "data": json.dumps({"rep": "ann"})},
+            )
+        await asyncio.to_thread(upgrade, url)
+        async with engine.connect() as connection:
+            found = await connection.execute(text("SELECT rep_id, away_at FROM rep_state"))
+            away_at = {rep: _naive(at) for rep, at in found.all()}
+    finally:
+        await engine.dispose()
+
+    assert away_at == {"ann": t[3], "cat": t[4], "dot": t[0], "eve": None}
+
+
+def _naive(value: Any) -> datetime | None:
+    """A time as read back raw: a datetime (PostgreSQL) or its text (SQLite), without zone."""
+    if value is None:
+        return None
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when.replace(tzinfo=None)
