@@ -17,8 +17,9 @@ from bot.service.watchdog import sweep
 from bot.slack.blocks import slack_date
 from routing.leads import parse_lead
 from tests.bot.conftest import Clock
-from tests.bot.test_contact_sla_slack import claimed_by_ann, home_of, routing_pto, routing_queue
+from tests.bot.test_contact_sla_slack import claimed_by_ann, home_of
 from tests.bot.test_slack_app import send
+from tests.bot.test_slack_surfaces import routing
 from tests.bot.test_watchdog_slack import posted_offers
 from tests.fakes.slack import FakeSlack, action_payload
 
@@ -51,7 +52,7 @@ async def test_a_missed_lead_the_policy_keeps_with_the_rep_stays_listed_as_due_s
     await sweep(app.uow)  # the watchdog looks: missed, the managers told, the lead stays Ann's
 
     assert f"(L-1) · was due {slack_date(due)}" in await home_of(http, slack, "UANN")
-    answer = await routing_pto(http, slack, "UANN", "pto for 2d")
+    answer = await routing(http, slack, "UANN", "pto for 2d")
     assert answer["text"].endswith(
         f"The lead you claimed and have yet to contact stays yours; it was due {slack_date(due)}."
     )
@@ -73,11 +74,11 @@ async def test_leads_to_contact_come_due_first_first_and_going_out_names_the_fir
     await slack.wait_for("chat.update", count=2)
     first_due = clock.now + timedelta(minutes=30)  # claimed now
 
-    answer = await routing_queue(http, slack, "UANN")
+    answer = await routing(http, slack, "UANN", "queue")
     assert answer["text"] == "To contact: 2 claimed leads with no first touch yet"
     home = await home_of(http, slack, "UANN")
     assert home.index("(L-2)") < home.index("(L-1)")
-    answer = await routing_pto(http, slack, "UANN", "pto for 2d")
+    answer = await routing(http, slack, "UANN", "pto for 2d")
     assert answer["text"].endswith(
         "The 2 leads you claimed and have yet to contact stay yours; the first is due "
         f"{slack_date(first_due)}."

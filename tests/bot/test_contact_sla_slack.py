@@ -25,6 +25,7 @@ from tests.bot.conftest import Clock
 from tests.bot.test_metrics import samples
 from tests.bot.test_slack_app import send
 from tests.bot.test_slack_blocks import rich_texts
+from tests.bot.test_slack_surfaces import routing
 from tests.bot.test_watchdog_slack import posted_offers
 from tests.fakes.slack import FakeSlack, action_body, command_body, event_body
 
@@ -198,6 +199,17 @@ def test_check_reports_a_bad_contact_sla_with_its_line(tmp_path: Path) -> None:
     assert f"{bad}:13:3: sla.contact: 'a while' is not a duration" in result.stderr
 
 
+async def touched_now(app: App, clock: Clock) -> None:
+    """L-1's first touch, now, reported to `POST /events` by a dialer."""
+    touch = Reported(
+        lead="L-1",
+        event=OutcomeEvent(EventKind.FIRST_TOUCH, clock.now),
+        source="dialer",
+        source_key="call-1",
+    )
+    await record_posted_events(app.uow, [touch])
+
+
 async def home_of(http: TestClient, slack: FakeSlack, user: str) -> str:
     """`user` opens the App Home: the view published, as text."""
     before = len(slack.calls_to("views.publish"))
@@ -206,14 +218,6 @@ async def home_of(http: TestClient, slack: FakeSlack, user: str) -> str:
     assert await send(http, body, json_body=True) == 200
     published = (await slack.wait_for("views.publish", count=before + 1))[before]
     return texts(published.params["view"]["blocks"])
-
-
-async def routing_queue(http: TestClient, slack: FakeSlack, user: str) -> dict[str, Any]:
-    before = len(slack.calls_to("response"))
-    tag = f"{user}-{before}"  # each its own command
-    body = command_body("queue", user, response_url=slack.response_url(tag), trigger_id=tag)
-    assert await send(http, body) == 200
-    return (await slack.wait_for("response", count=before + 1))[before].params
 
 
 async def test_a_claimed_lead_is_listed_to_contact_with_its_deadline_until_it_is_touched(
@@ -226,20 +230,14 @@ async def test_a_claimed_lead_is_listed_to_contact_with_its_deadline_until_it_is
     assert "To contact: 1 claimed lead with no first touch yet" in home
     assert f"*Jo · Acme Corp* (L-1) · contact by {slack_date(due)}" in home
     assert "To contact" not in await home_of(http, slack, "UBEN")
-    answer = await routing_queue(http, slack, "UANN")
+    answer = await routing(http, slack, "UANN", "queue")
     assert answer["text"] == "To contact: 1 claimed lead with no first touch yet"
     assert f"*Jo · Acme Corp* (L-1) · contact by {slack_date(due)}" in texts(answer["blocks"])
 
-    touch = Reported(
-        lead="L-1",
-        event=OutcomeEvent(EventKind.FIRST_TOUCH, clock.now),
-        source="dialer",
-        source_key="call-1",
-    )
-    await record_posted_events(app.uow, [touch])
+    await touched_now(app, clock)
 
     assert "To contact" not in await home_of(http, slack, "UANN")
-    answer = await routing_queue(http, slack, "UANN")
+    answer = await routing(http, slack, "UANN", "queue")
     assert answer["text"] == "You have no leads to claim or to contact."
 
 
@@ -262,15 +260,15 @@ async def test_going_out_says_the_claimed_leads_still_to_contact_stay_the_reps(
     them) are told that those still to contact stay theirs."""
     await claimed_by_ann(app, http, slack)
     due = slack_date(clock.now + timedelta(hours=2))
-    answer = await routing_pto(http, slack, "UANN", "pto for 2d")
+    answer = await routing(http, slack, "UANN", "pto for 2d")
     assert answer["text"].endswith(
         "No unclaimed leads had to move. The lead you claimed and have yet to contact stays "
         f"yours until its contact deadline, then moves on; it is due {due}."
     )
-    answer = await routing_pto(http, slack, "UANN", "pto off")
+    answer = await routing(http, slack, "UANN", "pto off")
     assert "claimed" not in answer["text"]
 
-    answer = await routing_pto(http, slack, "UMIA", "pto for 2d <@UANN|ann>")
+    answer = await routing(http, slack, "UMIA", "pto for 2d <@UANN|ann>")
     assert answer["text"].endswith(
         "The lead Ann Archer claimed and has yet to contact stays theirs until its contact "
         f"deadline, then moves on; it is due {due}."
@@ -293,20 +291,6 @@ async def test_going_out_with_every_claimed_lead_touched_says_nothing_of_them(
     app: App, http: TestClient, slack: FakeSlack, clock: Clock
 ) -> None:
     await claimed_by_ann(app, http, slack)
-    touch = Reported(
-        lead="L-1",
-        event=OutcomeEvent(EventKind.FIRST_TOUCH, clock.now),
-        source="dialer",
-        source_key="call-1",
-    )
-    await record_posted_events(app.uow, [touch])
-    answer = await routing_pto(http, slack, "UANN", "pto for 2d")
+    await touched_now(app, clock)
+    answer = await routing(http, slack, "UANN", "pto for 2d")
     assert answer["text"].endswith("No unclaimed leads had to move.")
-
-
-async def routing_pto(http: TestClient, slack: FakeSlack, user: str, text: str) -> dict[str, Any]:
-    before = len(slack.calls_to("response"))
-    tag = f"{user}-pto-{before}"
-    body = command_body(text, user, response_url=slack.response_url(tag), trigger_id=tag)
-    assert await send(http, body) == 200
-    return (await slack.wait_for("response", count=before + 1))[before].params
