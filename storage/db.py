@@ -8,6 +8,10 @@ SQLite (the embedded default) is one writer at a time: every write transaction s
 busy timeout makes other processes wait rather than fail. PostgreSQL runs transactions
 concurrently; the service layer keeps rotation and capacity right there with compare-and-set
 updates (see `storage.repository`).
+
+One module past 400 lines, on purpose: everything here is how a transaction meets its
+database (the engines and their pools, the two ways a write runs, and the errors that say a
+database is busy or out of reach), and each part is read with the others.
 """
 
 from __future__ import annotations
