@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -683,6 +684,30 @@ def test_every_app_has_metrics_of_its_own() -> None:
     assert b'leadrouter_leads_total{outcome="offered"} 0.0' in second.render()
 
 
+@asynccontextmanager
+async def own_database(
+    server: PostgresServer, *, ping_after_idle_s: float
+) -> AsyncIterator[Database]:
+    """A new database on `server`, its tables made, one kept connection pinged after
+    `ping_after_idle_s` idle; disposed of at the end."""
+    db = open_database(
+        server.url(await server.create_database()), pool_size=1, ping_after_idle_s=ping_after_idle_s
+    )
+    try:
+        await db.create_tables()
+        yield db
+    finally:
+        await db.dispose()
+
+
+async def stored_ids(db: Database) -> list[str]:
+    async with db.reading() as session:
+        return sorted((await session.execute(select(LeadRow.external_id))).scalars().all())
+
+
+UNREACHABLE = {"error": "the database cannot be reached just now; send it again shortly"}
+
+
 async def test_a_lost_database_connection_is_routed_again_or_answered_503_never_500(
     restartable_postgres: PostgresServer,
     tmp_path: Path,
@@ -694,10 +719,7 @@ async def test_a_lost_database_connection_is_routed_again_or_answered_503_never_
     transaction on the kept connection fails. A lead's group is routed again lead by lead, on
     a fresh connection, and answered 201 once; another request is answered 503 with what to do
     (not a 500 with a traceback id), and works when sent again."""
-    name = await restartable_postgres.create_database()
-    db = open_database(restartable_postgres.url(name), pool_size=1, ping_after_idle_s=3600)
-    try:
-        await db.create_tables()
+    async with own_database(restartable_postgres, ping_after_idle_s=3600) as db:
         app = bootstrap(settings_for(tmp_path / "unused.db"), db=db, policy=policy, clock=clock)
         client = await make_client(app=app)
         assert (await post(client, lead("L-1"), clock))[0] == 201
@@ -711,14 +733,7 @@ async def test_a_lost_database_connection_is_routed_again_or_answered_503_never_
         assert answer.headers["Retry-After"] == "5"
         answer = await client.post("/events", data=body, headers=signed(body, at=clock.timestamp()))
         assert (answer.status, await answer.json()) == (200, {"accepted": 1})
-        async with db.reading() as session:
-            stored = (await session.execute(select(LeadRow.external_id))).scalars().all()
-        assert sorted(stored) == ["L-1", "L-2"]
-    finally:
-        await db.dispose()
-
-
-UNREACHABLE = {"error": "the database cannot be reached just now; send it again shortly"}
+        assert await stored_ids(db) == ["L-1", "L-2"]
 
 
 async def test_while_the_database_is_down_a_lead_is_answered_503_and_routed_once_it_is_back(
@@ -731,10 +746,7 @@ async def test_while_the_database_is_down_a_lead_is_answered_503_and_routed_once
     """Down past the pool's ping window: the ping fails and connecting again is refused. The
     sender is told to try again shortly (not a 500 with a traceback id), and nothing is kept
     half-written."""
-    name = await restartable_postgres.create_database()
-    db = open_database(restartable_postgres.url(name), pool_size=1, ping_after_idle_s=0.1)
-    try:
-        await db.create_tables()
+    async with own_database(restartable_postgres, ping_after_idle_s=0.1) as db:
         app = bootstrap(settings_for(tmp_path / "unused.db"), db=db, policy=policy, clock=clock)
         client = await make_client(app=app)
         assert (await post(client, lead("L-1"), clock))[0] == 201
@@ -750,8 +762,4 @@ async def test_while_the_database_is_down_a_lead_is_answered_503_and_routed_once
         finally:
             restartable_postgres.resume()
         assert (await post(client, lead("L-2"), clock))[0] == 201
-        async with db.reading() as session:
-            stored = (await session.execute(select(LeadRow.external_id))).scalars().all()
-        assert sorted(stored) == ["L-1", "L-2"]
-    finally:
-        await db.dispose()
+        assert await stored_ids(db) == ["L-1", "L-2"]
